@@ -1,0 +1,44 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "secmail",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "secmail", targets: ["secmail"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // The system OpenSSL 3 (Debian: libssl-dev), found through pkg-config.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // Keys, AEAD, signatures, KDF, randomness and key files over the OpenSSL EVP API.
+        .target(name: "SecmailCrypto", dependencies: ["COpenSSL"]),
+        // Pure Swift: identity bundles, envelopes and their canonical binary encoding.
+        .target(name: "SecmailFormat", dependencies: ["SecmailCrypto"]),
+        // The user's side: keystore and (later) the relay client.
+        .target(name: "SecmailClient", dependencies: ["SecmailCrypto", "SecmailFormat"]),
+        .executableTarget(
+            name: "secmail",
+            dependencies: [
+                "SecmailClient", "SecmailFormat", "SecmailCrypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Release-mode throughput and memory benchmark; see scripts/bench-envelope.sh.
+        .executableTarget(name: "secmail-bench", dependencies: ["SecmailFormat", "SecmailCrypto"]),
+        .testTarget(name: "SecmailCryptoTests", dependencies: ["SecmailCrypto"]),
+        .testTarget(
+            name: "SecmailFormatTests",
+            dependencies: ["SecmailFormat", "SecmailCrypto"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(name: "SecmailCLITests", dependencies: ["secmail", "SecmailFormat", "SecmailCrypto"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

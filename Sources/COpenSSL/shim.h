@@ -1,0 +1,181 @@
+// C shims for the parts of OpenSSL 3 that Swift cannot call directly: function-like macros,
+// variadic functions and OSSL_PARAM arrays whose key strings must live in stable storage.
+// Every function returns 1 on success and 0 (or NULL) on failure, leaving the reason on
+// OpenSSL's per-thread error queue for the Swift side to drain.
+#ifndef SECMAIL_COPENSSL_SHIM_H
+#define SECMAIL_COPENSSL_SHIM_H
+
+#include <openssl/bio.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+/// Pops the oldest error on this thread's queue into `buffer`; returns its code, 0 when empty.
+static inline unsigned long secmail_err_pop(char *buffer, size_t length) {
+    unsigned long code = ERR_get_error();
+    if (code != 0 && buffer != NULL && length > 0) {
+        ERR_error_string_n(code, buffer, length);
+    }
+    return code;
+}
+
+/// The reason part of an OpenSSL error code ("bad decrypt"), or NULL.
+static inline const char *secmail_err_reason(unsigned long code) {
+    return ERR_reason_error_string(code);
+}
+
+static inline int secmail_err_is_bad_decrypt(unsigned long code) {
+    return ERR_GET_REASON(code) == EVP_R_BAD_DECRYPT;
+}
+
+static inline void secmail_free(void *pointer) {
+    OPENSSL_free(pointer);
+}
+
+/// Length and start of a memory BIO's contents (BIO_get_mem_data is a macro).
+static inline long secmail_bio_contents(BIO *bio, const unsigned char **data) {
+    char *start = NULL;
+    long length = BIO_get_mem_data(bio, &start);
+    *data = (const unsigned char *)start;
+    return length;
+}
+
+// MARK: AES-GCM controls (EVP_CIPHER_CTX_ctrl takes macro constants)
+
+static inline int secmail_gcm_set_iv_length(EVP_CIPHER_CTX *ctx, int length) {
+    return EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, length, NULL);
+}
+
+static inline int secmail_gcm_get_tag(EVP_CIPHER_CTX *ctx, unsigned char *tag, int length) {
+    return EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, length, tag);
+}
+
+static inline int secmail_gcm_set_tag(EVP_CIPHER_CTX *ctx, const unsigned char *tag, int length) {
+    return EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, length, (void *)tag);
+}
+
+// MARK: RSA
+
+/// A fresh RSA key of `bits` bits with e = 65537 (EVP_RSA_gen is a variadic macro).
+static inline EVP_PKEY *secmail_rsa_generate(unsigned int bits) {
+    EVP_PKEY *key = NULL;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    if (ctx == NULL) return NULL;
+    if (EVP_PKEY_keygen_init(ctx) == 1 && EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)bits) == 1) {
+        if (EVP_PKEY_generate(ctx, &key) != 1) key = NULL;
+    }
+    EVP_PKEY_CTX_free(ctx);
+    return key;
+}
+
+// MARK: HKDF (RFC 5869) through EVP_KDF; the OSSL_PARAM names are string literals here.
+
+static inline int secmail_hkdf_sha256(const unsigned char *ikm, size_t ikm_length,
+                                      const unsigned char *salt, size_t salt_length,
+                                      const unsigned char *info, size_t info_length,
+                                      unsigned char *out, size_t out_length) {
+    int ok = 0;
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    if (kdf == NULL) return 0;
+    EVP_KDF_CTX *ctx = EVP_KDF_CTX_new(kdf);
+    EVP_KDF_free(kdf);
+    if (ctx == NULL) return 0;
+    // OpenSSL rejects a zero-length key parameter; RFC 5869 allows an empty IKM, so pass
+    // a pointer to a harmless byte with length 0 only where the provider accepts it.
+    static const unsigned char empty = 0;
+    OSSL_PARAM params[5];
+    int n = 0;
+    params[n++] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
+                                                    (void *)(ikm_length ? ikm : &empty), ikm_length);
+    params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
+                                                    (void *)(salt_length ? salt : &empty), salt_length);
+    params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+                                                    (void *)(info_length ? info : &empty), info_length);
+    params[n] = OSSL_PARAM_construct_end();
+    ok = EVP_KDF_derive(ctx, out, out_length, params) == 1;
+    EVP_KDF_CTX_free(ctx);
+    return ok;
+}
+
+// MARK: Encrypted PKCS#8 (PBES2 with scrypt and AES-256-CBC), as `openssl pkcs8 -topk8 -scrypt`.
+
+/// Writes `key` as an encrypted PKCS#8 PEM into the memory BIO `out`.
+static inline int secmail_write_pkcs8_scrypt_pem(BIO *out, EVP_PKEY *key,
+                                                 const char *passphrase, int passphrase_length,
+                                                 uint64_t n, uint64_t r, uint64_t p) {
+    int ok = 0;
+    X509_ALGOR *pbe = PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), NULL, 0, NULL, n, r, p);
+    if (pbe == NULL) return 0;
+    PKCS8_PRIV_KEY_INFO *info = EVP_PKEY2PKCS8(key);
+    if (info == NULL) {
+        X509_ALGOR_free(pbe);
+        return 0;
+    }
+    // PKCS8_set0_pbe takes ownership of `pbe` on success only.
+    X509_SIG *sealed = PKCS8_set0_pbe(passphrase, passphrase_length, info, pbe);
+    if (sealed == NULL) {
+        X509_ALGOR_free(pbe);
+    } else {
+        ok = PEM_write_bio_PKCS8(out, sealed) == 1;
+        X509_SIG_free(sealed);
+    }
+    PKCS8_PRIV_KEY_INFO_free(info);
+    return ok;
+}
+
+/// Reads an encrypted PKCS#8 PEM ("ENCRYPTED PRIVATE KEY") and decrypts it with `passphrase`.
+/// Unencrypted keys are refused: a key file at rest must always be encrypted.
+static inline EVP_PKEY *secmail_read_pkcs8_encrypted_pem(BIO *in, const char *passphrase,
+                                                         int passphrase_length) {
+    X509_SIG *sealed = PEM_read_bio_PKCS8(in, NULL, NULL, NULL);
+    if (sealed == NULL) return NULL;
+    PKCS8_PRIV_KEY_INFO *info = PKCS8_decrypt(sealed, passphrase, passphrase_length);
+    X509_SIG_free(sealed);
+    if (info == NULL) return NULL;
+    EVP_PKEY *key = EVP_PKCS82PKEY(info);
+    PKCS8_PRIV_KEY_INFO_free(info);
+    return key;
+}
+
+/// Parses an unencrypted DER PKCS#8 PrivateKeyInfo (test vectors and fixtures).
+static inline EVP_PKEY *secmail_read_pkcs8_der(const unsigned char *der, long length) {
+    const unsigned char *cursor = der;
+    PKCS8_PRIV_KEY_INFO *info = d2i_PKCS8_PRIV_KEY_INFO(NULL, &cursor, length);
+    if (info == NULL) return NULL;
+    EVP_PKEY *key = NULL;
+    if (cursor == der + length) key = EVP_PKCS82PKEY(info);
+    PKCS8_PRIV_KEY_INFO_free(info);
+    return key;
+}
+
+/// Encodes an unencrypted PKCS#8 DER; the caller frees *der with secmail_free.
+static inline int secmail_write_pkcs8_der(EVP_PKEY *key, unsigned char **der) {
+    PKCS8_PRIV_KEY_INFO *info = EVP_PKEY2PKCS8(key);
+    if (info == NULL) return -1;
+    *der = NULL;
+    int length = i2d_PKCS8_PRIV_KEY_INFO(info, der);
+    PKCS8_PRIV_KEY_INFO_free(info);
+    return length;
+}
+
+/// Parses a DER SubjectPublicKeyInfo, rejecting trailing bytes.
+static inline EVP_PKEY *secmail_read_spki_der(const unsigned char *der, long length) {
+    const unsigned char *cursor = der;
+    EVP_PKEY *key = d2i_PUBKEY(NULL, &cursor, length);
+    if (key != NULL && cursor != der + length) {
+        EVP_PKEY_free(key);
+        return NULL;
+    }
+    return key;
+}
+
+#endif

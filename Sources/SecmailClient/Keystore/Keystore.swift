@@ -1,0 +1,128 @@
+import Foundation
+import SecmailCrypto
+import SecmailFormat
+
+/// The user's own identity on disk: every key version's public bundle and its two private
+/// keys, encrypted with the passphrase (PKCS#8, PBES2/scrypt) in 0600 files.
+///
+///     identity/current                 the current key version, e.g. "1"
+///     identity/v1/bundle.smid          the public bundle (canonical binary)
+///     identity/v1/signing-key.pem      encrypted PKCS#8
+///     identity/v1/encryption-key.pem   encrypted PKCS#8
+public struct Keystore: Sendable {
+    public let home: SecmailHome
+
+    public init(home: SecmailHome) {
+        self.home = home
+    }
+
+    var identityDirectory: URL { home.url.appendingPathComponent("identity", isDirectory: true) }
+
+    /// Whether an identity exists in this home.
+    public var hasIdentity: Bool {
+        FileManager.default.fileExists(atPath: identityDirectory.appendingPathComponent("current").path)
+    }
+
+    /// Creates a new identity (key version 1). Fails if one exists; never overwrites keys.
+    /// The identity directory appears only once every file is written (rename of a staging
+    /// directory), so an interrupted run leaves no half identity behind.
+    public func createIdentity(
+        name: IdentityName,
+        passphrase: Passphrase,
+        now: Int64 = Int64(Date().timeIntervalSince1970)
+    ) throws -> IdentityBundle {
+        guard !FileManager.default.fileExists(atPath: identityDirectory.path) else {
+            throw ClientError(.identityExists, "\(home.url.path) already holds an identity; secmail never overwrites keys (use another SECMAIL_HOME for a second identity)")
+        }
+        try home.ensureExists()
+        let signingKey = try RSAPrivateKey.generate(bitCount: 3072)
+        let encryptionKey = try RSAPrivateKey.generate(bitCount: 3072)
+        let bundle = try IdentityBundle.create(
+            name: name, keyVersion: 1, createdAt: now,
+            signingKey: signingKey, encryptionKey: encryptionKey.publicKey)
+
+        let staging = home.url.appendingPathComponent("identity.partial-\(UUID().uuidString)", isDirectory: true)
+        defer { try? FileManager.default.removeItem(at: staging) }
+        try writeVersion(bundle: bundle, signingKey: signingKey, encryptionKey: encryptionKey,
+                         passphrase: passphrase, into: staging)
+        try FileSystem.createFile(staging.appendingPathComponent("current"), bytes: Array("1\n".utf8), permissions: 0o600)
+        do {
+            try FileManager.default.moveItem(at: staging, to: identityDirectory)
+        } catch {
+            throw ClientError(.io, "cannot install the identity in \(identityDirectory.path): \(error.localizedDescription)")
+        }
+        return bundle
+    }
+
+    /// The current key version's public bundle (no passphrase needed).
+    public func currentBundle() throws -> IdentityBundle {
+        try bundle(version: currentVersion())
+    }
+
+    /// Every key version's bundle, oldest first.
+    public func allBundles() throws -> [IdentityBundle] {
+        try (1...currentVersion()).map { try bundle(version: $0) }
+    }
+
+    /// The current bundle and its private signing key, for sealing.
+    public func unlockSender(passphrase: Passphrase) throws -> SenderIdentity {
+        let version = try currentVersion()
+        let signingKey = try RSAPrivateKey(
+            encryptedPEM: privateKeyPEM(version: version, role: "signing"), passphrase: passphrase)
+        return try SenderIdentity(bundle: bundle(version: version), signingKey: signingKey)
+    }
+
+    /// The private encryption keys of every version, newest first, for opening mail.
+    public func unlockRecipientKeys(passphrase: Passphrase) throws -> [RecipientKey] {
+        try (1...currentVersion()).reversed().map { version in
+            let key = try RSAPrivateKey(
+                encryptedPEM: privateKeyPEM(version: version, role: "encryption"), passphrase: passphrase)
+            return RecipientKey(fingerprint: try bundle(version: version).fingerprint, encryptionKey: key)
+        }
+    }
+
+    // MARK: Files
+
+    private func versionDirectory(_ version: UInt32, in root: URL? = nil) -> URL {
+        (root ?? identityDirectory).appendingPathComponent("v\(version)", isDirectory: true)
+    }
+
+    func currentVersion() throws -> UInt32 {
+        guard hasIdentity else {
+            throw ClientError(.noIdentity, "no identity in \(home.url.path); create one with: secmail init NAME")
+        }
+        let text = String(decoding: try FileSystem.read(identityDirectory.appendingPathComponent("current")), as: UTF8.self)
+        guard let version = UInt32(text.trimmingCharacters(in: .whitespacesAndNewlines)), version >= 1 else {
+            throw ClientError(.corruptState, "\(identityDirectory.path)/current does not hold a key version")
+        }
+        return version
+    }
+
+    private func bundle(version: UInt32) throws -> IdentityBundle {
+        let url = versionDirectory(version).appendingPathComponent("bundle.smid")
+        do {
+            return try IdentityBundle(encoded: FileSystem.read(url))
+        } catch let error as FormatError {
+            throw ClientError(.corruptState, "\(url.path) is damaged: \(error.reason)")
+        }
+    }
+
+    private func privateKeyPEM(version: UInt32, role: String) throws -> String {
+        let url = versionDirectory(version).appendingPathComponent("\(role)-key.pem")
+        try FileSystem.checkPrivate(url)
+        return String(decoding: try FileSystem.read(url), as: UTF8.self)
+    }
+
+    private func writeVersion(
+        bundle: IdentityBundle, signingKey: RSAPrivateKey, encryptionKey: RSAPrivateKey,
+        passphrase: Passphrase, into root: URL
+    ) throws {
+        let directory = versionDirectory(bundle.keyVersion, in: root)
+        try FileSystem.createPrivateDirectory(directory)
+        try FileSystem.createFile(directory.appendingPathComponent("bundle.smid"), bytes: bundle.encoded, permissions: 0o600)
+        try FileSystem.createFile(directory.appendingPathComponent("signing-key.pem"),
+                                  bytes: Array(signingKey.encryptedPEM(passphrase: passphrase).utf8), permissions: 0o600)
+        try FileSystem.createFile(directory.appendingPathComponent("encryption-key.pem"),
+                                  bytes: Array(encryptionKey.encryptedPEM(passphrase: passphrase).utf8), permissions: 0o600)
+    }
+}

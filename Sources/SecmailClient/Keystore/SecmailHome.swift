@@ -1,0 +1,66 @@
+import Foundation
+
+/// The client's state directory: `$SECMAIL_HOME`, or `~/.secmail` when unset.
+public struct SecmailHome: Sendable {
+    public let url: URL
+
+    public init(url: URL) {
+        self.url = url
+    }
+
+    /// The home named by `SECMAIL_HOME`, else `~/.secmail`.
+    public static func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) -> SecmailHome {
+        if let path = environment["SECMAIL_HOME"], !path.isEmpty {
+            return SecmailHome(url: URL(fileURLWithPath: path, isDirectory: true))
+        }
+        return SecmailHome(url: FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".secmail", isDirectory: true))
+    }
+
+    /// Creates the home (mode 0700) if it does not exist.
+    func ensureExists() throws {
+        try FileSystem.createPrivateDirectory(url)
+    }
+}
+
+/// File operations with the permissions secmail promises: directories 0700, secrets 0600,
+/// and whole-file replacement through a temporary file and rename.
+enum FileSystem {
+    static func createPrivateDirectory(_ url: URL) throws {
+        do {
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw ClientError(.io, "cannot create directory \(url.path): \(error.localizedDescription)")
+        }
+    }
+
+    /// Writes `bytes` to a new file with `permissions`, failing if it exists.
+    static func createFile(_ url: URL, bytes: [UInt8], permissions: Int) throws {
+        guard !FileManager.default.fileExists(atPath: url.path) else {
+            throw ClientError(.io, "\(url.path) exists already")
+        }
+        guard FileManager.default.createFile(atPath: url.path, contents: Data(bytes),
+                                             attributes: [.posixPermissions: permissions]) else {
+            throw ClientError(.io, "cannot write \(url.path)")
+        }
+    }
+
+    static func read(_ url: URL) throws -> [UInt8] {
+        do {
+            return Array(try Data(contentsOf: url))
+        } catch {
+            throw ClientError(.io, "cannot read \(url.path): \(error.localizedDescription)")
+        }
+    }
+
+    /// Refuses a secret file that group or others may read, as ssh does.
+    static func checkPrivate(_ url: URL) throws {
+        let attributes = try? FileManager.default.attributesOfItem(atPath: url.path)
+        guard let mode = (attributes?[.posixPermissions] as? NSNumber)?.intValue else {
+            throw ClientError(.io, "cannot read the permissions of \(url.path)")
+        }
+        guard mode & 0o077 == 0 else {
+            throw ClientError(.insecurePermissions, "\(url.path) has permissions \(String(mode, radix: 8)); a private key file must be 600 (run: chmod 600 '\(url.path)')")
+        }
+    }
+}

@@ -1,0 +1,139 @@
+internal import COpenSSL
+
+/// An Ed25519 public key (RFC 8032), used for the transparency log's checkpoint signatures.
+public struct Ed25519PublicKey: Sendable {
+    let key: EVPKey
+
+    /// Length of a raw public key.
+    public static let rawByteCount = 32
+
+    init(key: EVPKey) throws {
+        guard key.isType("ED25519") else {
+            throw CryptoError(.unsupportedKey, "the key is not an Ed25519 key")
+        }
+        self.key = key
+    }
+
+    /// The 32-byte encoding of RFC 8032.
+    public init(rawRepresentation raw: [UInt8]) throws {
+        guard raw.count == Self.rawByteCount else {
+            throw CryptoError(.malformedInput, "an Ed25519 public key is 32 bytes, not \(raw.count)")
+        }
+        OpenSSLErrorQueue.clear()
+        guard let pointer = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nil, raw, raw.count) else {
+            throw OpenSSLErrorQueue.error(.malformedInput, "not a valid Ed25519 public key")
+        }
+        _ = OpenSSLErrorQueue.drain()
+        try self.init(key: EVPKey(taking: pointer))
+    }
+
+    /// Parses DER SubjectPublicKeyInfo.
+    public init(derRepresentation der: [UInt8]) throws {
+        try self.init(key: EVPKey.publicKey(der: der))
+    }
+
+    /// Parses a PEM "PUBLIC KEY" block.
+    public init(pemRepresentation pem: String) throws {
+        try self.init(key: EVPKey.publicKey(pem: pem))
+    }
+
+    /// The 32-byte encoding.
+    public var rawRepresentation: [UInt8] {
+        get throws {
+            var length = Self.rawByteCount
+            var raw = [UInt8](repeating: 0, count: length)
+            try OpenSSLErrorQueue.check(.internalFailure, "could not export the Ed25519 public key") {
+                EVP_PKEY_get_raw_public_key(key.pointer, &raw, &length) == 1 && length == Self.rawByteCount
+            }
+            return raw
+        }
+    }
+
+    /// DER SubjectPublicKeyInfo.
+    public var derRepresentation: [UInt8] {
+        get throws { try key.publicDER() }
+    }
+
+    /// PEM "PUBLIC KEY".
+    public var pemRepresentation: String {
+        get throws { try key.publicPEM() }
+    }
+
+    /// Whether `signature` is a valid Ed25519 signature over `message`.
+    public func isValidSignature(_ signature: [UInt8], for message: some ContiguousByteStorage) -> Bool {
+        guard signature.count == 64 else { return false }
+        OpenSSLErrorQueue.clear()
+        defer { _ = OpenSSLErrorQueue.drain() }
+        guard let context = EVP_MD_CTX_new() else { return false }
+        defer { EVP_MD_CTX_free(context) }
+        guard EVP_DigestVerifyInit_ex(context, nil, nil, nil, nil, key.pointer, nil) == 1 else { return false }
+        return message.withUnsafeBytes { bytes in
+            EVP_DigestVerify(context, signature, signature.count,
+                             bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count) == 1
+        }
+    }
+}
+
+/// An Ed25519 private key.
+public struct Ed25519PrivateKey: Sendable {
+    let key: EVPKey
+
+    init(key: EVPKey) throws {
+        guard key.isType("ED25519") else {
+            throw CryptoError(.unsupportedKey, "the key is not an Ed25519 key")
+        }
+        self.key = key
+    }
+
+    /// A new random key.
+    public static func generate() throws -> Ed25519PrivateKey {
+        OpenSSLErrorQueue.clear()
+        var pointer: OpaquePointer?
+        guard let context = EVP_PKEY_CTX_new_from_name(nil, "ED25519", nil) else {
+            throw OpenSSLErrorQueue.error(.internalFailure, "Ed25519 is not available")
+        }
+        defer { EVP_PKEY_CTX_free(context) }
+        guard EVP_PKEY_keygen_init(context) == 1, EVP_PKEY_generate(context, &pointer) == 1, let pointer else {
+            throw OpenSSLErrorQueue.error(.internalFailure, "Ed25519 key generation failed")
+        }
+        _ = OpenSSLErrorQueue.drain()
+        return try Ed25519PrivateKey(key: EVPKey(taking: pointer))
+    }
+
+    /// Decrypts an encrypted PKCS#8 PEM.
+    public init(encryptedPEM pem: String, passphrase: Passphrase) throws {
+        try self.init(key: EVPKey.privateKey(encryptedPEM: pem, passphrase: passphrase))
+    }
+
+    /// Encrypted PKCS#8 PEM: PBES2 with scrypt and AES-256-CBC.
+    public func encryptedPEM(passphrase: Passphrase) throws -> String {
+        try key.encryptedPEM(passphrase: passphrase)
+    }
+
+    /// The public half.
+    public var publicKey: Ed25519PublicKey {
+        get throws { try Ed25519PublicKey(derRepresentation: key.publicDER()) }
+    }
+
+    /// An Ed25519 signature (64 bytes) over `message`.
+    public func signature(for message: some ContiguousByteStorage) throws -> [UInt8] {
+        OpenSSLErrorQueue.clear()
+        guard let context = EVP_MD_CTX_new() else {
+            throw OpenSSLErrorQueue.error(.internalFailure, "could not allocate a digest context")
+        }
+        defer { EVP_MD_CTX_free(context) }
+        guard EVP_DigestSignInit_ex(context, nil, nil, nil, nil, key.pointer, nil) == 1 else {
+            throw OpenSSLErrorQueue.error(.internalFailure, "could not start an Ed25519 signature")
+        }
+        var signature = [UInt8](repeating: 0, count: 64)
+        var length = 64
+        let ok = message.withUnsafeBytes { bytes in
+            EVP_DigestSign(context, &signature, &length, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count) == 1
+        }
+        guard ok, length == 64 else {
+            throw OpenSSLErrorQueue.error(.internalFailure, "Ed25519 signing failed")
+        }
+        _ = OpenSSLErrorQueue.drain()
+        return signature
+    }
+}

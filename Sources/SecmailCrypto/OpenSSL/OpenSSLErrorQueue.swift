@@ -1,0 +1,37 @@
+internal import COpenSSL
+
+/// Access to OpenSSL's per-thread error queue. Callers clear it before a call and drain it
+/// right after, with no suspension point between, because the queue belongs to the thread.
+enum OpenSSLErrorQueue {
+    static func clear() {
+        ERR_clear_error()
+    }
+
+    /// Empties the queue and returns its entries joined, oldest first, and whether any entry
+    /// was a "bad decrypt" (the signature of a wrong passphrase on an encrypted key).
+    static func drain() -> (message: String?, sawBadDecrypt: Bool) {
+        var messages: [String] = []
+        var sawBadDecrypt = false
+        var buffer = [CChar](repeating: 0, count: 256)
+        while true {
+            let code = secmail_err_pop(&buffer, buffer.count)
+            if code == 0 { break }
+            if secmail_err_is_bad_decrypt(code) != 0 { sawBadDecrypt = true }
+            let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            messages.append(text)
+        }
+        return (messages.isEmpty ? nil : messages.joined(separator: "; "), sawBadDecrypt)
+    }
+
+    /// A `CryptoError` carrying whatever OpenSSL queued, draining the queue.
+    static func error(_ code: CryptoError.Code, _ reason: String) -> CryptoError {
+        CryptoError(code, reason, openSSLMessage: drain().message)
+    }
+
+    /// Runs `body` with a clean queue; a return value of `false` becomes a thrown error.
+    static func check(_ code: CryptoError.Code, _ reason: String, _ body: () -> Bool) throws {
+        clear()
+        guard body() else { throw error(code, reason) }
+        _ = drain()
+    }
+}

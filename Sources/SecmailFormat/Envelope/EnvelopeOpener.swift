@@ -1,0 +1,187 @@
+import SecmailCrypto
+
+/// A private encryption key together with the fingerprint of the bundle that published it.
+/// A reader passes every key version it holds, so mail to an older version stays readable.
+public struct RecipientKey: Sendable {
+    public let fingerprint: Fingerprint
+    public let encryptionKey: RSAPrivateKey
+
+    public init(fingerprint: Fingerprint, encryptionKey: RSAPrivateKey) {
+        self.fingerprint = fingerprint
+        self.encryptionKey = encryptionKey
+    }
+}
+
+/// Receives decrypted attachments during the second pass of opening.
+public protocol ContentSink: AnyObject {
+    func beginAttachment(_ info: AttachmentInfo, index: Int) throws
+    func write(_ bytes: ArraySlice<UInt8>) throws
+    func endAttachment() throws
+}
+
+/// The decrypted message: its text and what its attachments were.
+public struct OpenedMessage: Sendable {
+    public let header: EnvelopeHeader
+    public let text: String
+    public let attachments: [AttachmentInfo]
+}
+
+/// Keeps decrypted attachments in memory (tests and small messages).
+public final class MemoryContentSink: ContentSink {
+    public private(set) var attachments: [(info: AttachmentInfo, bytes: [UInt8])] = []
+    public init() {}
+    public func beginAttachment(_ info: AttachmentInfo, index: Int) throws { attachments.append((info, [])) }
+    public func write(_ bytes: ArraySlice<UInt8>) throws { attachments[attachments.count - 1].bytes.append(contentsOf: bytes) }
+    public func endAttachment() throws {}
+}
+
+/// An envelope whose sender signature, size and key commitment have all been checked (pass one).
+/// Only such a value can decrypt, so no unauthenticated byte ever reaches a `ContentSink`.
+public struct VerifiedEnvelope {
+    public let header: EnvelopeHeader
+    public let sender: IdentityBundle
+    /// The recipient fingerprint whose key opened it.
+    public let openedAs: Fingerprint
+    let keys: PayloadKeys
+    let source: EnvelopeSource
+    let payloadOffset: UInt64
+
+    /// Pass two: decrypts the payload chunk by chunk, handing attachments to `sink` and
+    /// returning the text. Each chunk is authenticated again by AES-GCM as it is decrypted.
+    public func decrypt(into sink: ContentSink, progress: EnvelopeSealer.Progress? = nil) throws -> OpenedMessage {
+        let cursor = PlaintextCursor(cipher: keys.cipher, source: source, header: header, payloadOffset: payloadOffset)
+        let textLength = try Self.integer(cursor.take(4))
+        guard textLength <= UInt64(MessageContent.maximumTextLength) else {
+            throw FormatError(.invalidField, "the message text is longer than \(MessageContent.maximumTextLength >> 20) MiB")
+        }
+        var textBytes = try cursor.take(Int(textLength))
+        defer { SymmetricKey.wipe(&textBytes) }
+        guard let text = String(validating: textBytes, as: UTF8.self) else {
+            throw FormatError(.invalidField, "the message text is not valid UTF-8")
+        }
+        let count = Int(try Self.integer(cursor.take(2)))
+        guard count <= MessageContent.maximumAttachments else {
+            throw FormatError(.invalidField, "the message has \(count) attachments, over the limit of \(MessageContent.maximumAttachments)")
+        }
+        var infos: [AttachmentInfo] = []
+        for index in 0..<count {
+            let nameLength = Int(try Self.integer(cursor.take(2)))
+            guard let name = String(validating: try cursor.take(nameLength), as: UTF8.self) else {
+                throw FormatError(.invalidField, "attachment \(index + 1)'s name is not UTF-8")
+            }
+            let typeLength = Int(try Self.integer(cursor.take(1)))
+            guard let mediaType = String(validating: try cursor.take(typeLength), as: UTF8.self) else {
+                throw FormatError(.invalidField, "attachment \(index + 1)'s media type is not UTF-8")
+            }
+            let rawEncoding = try cursor.take(1)[0]
+            guard let encoding = AttachmentEncoding(rawValue: rawEncoding) else {
+                throw FormatError(.unsupportedVersion, "attachment \(index + 1) uses encoding \(rawEncoding), unknown to this secmail")
+            }
+            let length = try Self.integer(cursor.take(8))
+            guard length <= header.payloadLength - cursor.plaintextBytesConsumed else {
+                throw FormatError(.invalidField, "attachment \(index + 1) claims more bytes than the payload holds")
+            }
+            let info = try AttachmentInfo(name: name, mediaType: mediaType, encoding: encoding, length: length)
+            try sink.beginAttachment(info, index: index)
+            try cursor.forward(length) { piece in
+                try sink.write(piece)
+                progress?(cursor.plaintextBytesConsumed, header.payloadLength)
+            }
+            try sink.endAttachment()
+            infos.append(info)
+        }
+        try cursor.expectEnd()
+        return OpenedMessage(header: header, text: text, attachments: infos)
+    }
+
+    private static func integer(_ bytes: [UInt8]) -> UInt64 {
+        bytes.reduce(0) { $0 << 8 | UInt64($1) }
+    }
+}
+
+/// Opens envelopes in two passes. Pass one (`verify`) parses the header, checks the exact size,
+/// the sender, that the reader is a recipient, the sender's RSA-PSS signature over the header
+/// and the ciphertext hash, and the key commitment, without decrypting anything. Pass two
+/// (`VerifiedEnvelope.decrypt`) then decrypts.
+public enum EnvelopeOpener {
+    static let hashBlockSize = 1 << 20
+
+    /// Parses just the header, for showing who an envelope claims to be from.
+    public static func readHeader(_ source: EnvelopeSource) throws -> EnvelopeHeader {
+        try parseHeader(source).header
+    }
+
+    /// Pass one. `sender` is the bundle the reader trusts for the claimed sender; `keys` are
+    /// the reader's private keys (every version).
+    public static func verify(
+        _ source: EnvelopeSource,
+        sender: IdentityBundle,
+        keys: [RecipientKey],
+        progress: EnvelopeSealer.Progress? = nil
+    ) throws -> VerifiedEnvelope {
+        let (header, payloadOffset) = try parseHeader(source)
+
+        let ciphertextLength = header.ciphertextLength
+        let trailerOffset = payloadOffset + ciphertextLength
+        let lengthField = try source.read(at: trailerOffset, count: 2)
+        guard lengthField.count == 2 else {
+            throw FormatError(.truncated, "the envelope is truncated: it should hold \(ciphertextLength) payload bytes and a signature, but has \(source.byteCount) bytes in all")
+        }
+        let signatureLength = UInt64(lengthField[0]) << 8 | UInt64(lengthField[1])
+        let expectedSize = trailerOffset + 2 + signatureLength
+        guard source.byteCount >= expectedSize else {
+            throw FormatError(.truncated, "the envelope is truncated: \(source.byteCount) of \(expectedSize) bytes")
+        }
+        guard source.byteCount == expectedSize else {
+            throw FormatError(.trailingBytes, "the envelope has \(source.byteCount - expectedSize) unexpected bytes after its signature")
+        }
+
+        guard header.senderFingerprint == sender.fingerprint, header.senderName == sender.name else {
+            throw FormatError(.senderMismatch, "the envelope says it is from \(header.senderName) with key \(header.senderFingerprint.grouped), not from the given bundle (\(sender.name), \(sender.fingerprint.grouped))")
+        }
+        let mine = keys.compactMap { key in
+            header.recipients.first { $0.fingerprint == key.fingerprint }.map { (key, $0) }
+        }
+        guard let (key, entry) = mine.first else {
+            throw FormatError(.notARecipient, "this message was not encrypted to your key; it lists \(header.recipients.count) other recipient key(s)")
+        }
+
+        let hasher = try SHA256()
+        var offset = payloadOffset
+        while offset < trailerOffset {
+            let count = Int(min(UInt64(hashBlockSize), trailerOffset - offset))
+            let block = try source.read(at: offset, count: count)
+            guard block.count == count else {
+                throw FormatError(.truncated, "the envelope ended while its payload was being read")
+            }
+            hasher.update(block)
+            offset += UInt64(count)
+            progress?(offset - payloadOffset, ciphertextLength)
+        }
+        let signature = try source.read(at: trailerOffset + 2, count: Int(signatureLength))
+        let signed = EnvelopeSealer.signatureContext + header.encoded + hasher.finalize()
+        guard sender.signingKey.isValidSignature(signature, for: signed) else {
+            throw FormatError(.authenticationFailed, "the signature does not verify: the envelope was changed after \(sender.name) signed it, or \(sender.name) did not sign it")
+        }
+
+        let contentKey: SymmetricKey
+        do {
+            contentKey = try key.encryptionKey.unwrap(entry.wrappedKey)
+        } catch {
+            throw FormatError(.authenticationFailed, "the content key wrapped for you could not be decrypted with your key")
+        }
+        let keys = try PayloadKeys(contentKey: contentKey, messageID: header.messageID)
+        guard constantTimeEqual(keys.commitment, header.keyCommitment) else {
+            throw FormatError(.authenticationFailed, "the content key wrapped for you does not match the envelope's key commitment")
+        }
+        return VerifiedEnvelope(header: header, sender: sender, openedAs: key.fingerprint, keys: keys,
+                                source: source, payloadOffset: payloadOffset)
+    }
+
+    private static func parseHeader(_ source: EnvelopeSource) throws -> (header: EnvelopeHeader, payloadOffset: UInt64) {
+        let prefix = try source.read(at: 0, count: EnvelopeHeader.maximumEncodedLength)
+        var reader = ByteReader(prefix, subject: "envelope header")
+        let header = try EnvelopeHeader(reading: &reader)
+        return (header, UInt64(reader.offset))
+    }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import SecmailCrypto
+
+/// The sender's side of sealing: the published bundle and the matching private signing key.
+public struct SenderIdentity: Sendable {
+    public let bundle: IdentityBundle
+    public let signingKey: RSAPrivateKey
+
+    /// Pairs a bundle with its signing key; fails if the key is not the bundle's.
+    public init(bundle: IdentityBundle, signingKey: RSAPrivateKey) throws {
+        guard try signingKey.publicKey.derRepresentation == bundle.signingKey.derRepresentation else {
+            throw FormatError(.invalidField, "the signing key does not belong to \(bundle.name)'s bundle")
+        }
+        self.bundle = bundle
+        self.signingKey = signingKey
+    }
+}
+
+/// What sealing produced.
+public struct SealedEnvelope: Sendable {
+    public let header: EnvelopeHeader
+    /// Total bytes written to the sink.
+    public let byteCount: UInt64
+}
+
+/// Seals a message for one or more recipients: a fresh content key wrapped for each of them,
+/// the payload encrypted in 64 KiB chunks, and the whole signed by the sender. Streams: memory
+/// use does not grow with attachment size.
+public struct EnvelopeSealer: Sendable {
+    /// Reports plaintext bytes sealed so far out of the total.
+    public typealias Progress = (_ done: UInt64, _ total: UInt64) -> Void
+
+    let random: RandomSource
+    let clock: @Sendable () -> Int64
+
+    static let signatureContext: [UInt8] = Array("secmail envelope v1 signature".utf8) + [0]
+    static let readBlockSize = 1 << 20
+
+    /// A sealer with the system CSPRNG and clock. Tests inject both to build golden vectors.
+    public init(
+        random: RandomSource = SystemRandom(),
+        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
+    ) {
+        self.random = random
+        self.clock = clock
+    }
+
+    /// Seals `text` and `attachments` from `sender` to `recipients` into `sink`.
+    public func seal(
+        text: String,
+        attachments: [OutgoingAttachment] = [],
+        from sender: SenderIdentity,
+        to recipients: [IdentityBundle],
+        into sink: ByteSink,
+        progress: Progress? = nil
+    ) throws -> SealedEnvelope {
+        let textBytes = Array(text.utf8)
+        guard textBytes.count <= MessageContent.maximumTextLength else {
+            throw FormatError(.tooLarge, "the message text is over \(MessageContent.maximumTextLength >> 20) MiB; attach it as a file instead")
+        }
+        guard attachments.count <= MessageContent.maximumAttachments else {
+            throw FormatError(.tooLarge, "at most \(MessageContent.maximumAttachments) attachments fit in one message")
+        }
+        var unique: [IdentityBundle] = []
+        for bundle in recipients where !unique.contains(where: { $0.fingerprint == bundle.fingerprint }) {
+            unique.append(bundle)
+        }
+        guard !unique.isEmpty else {
+            throw FormatError(.invalidField, "a message needs at least one recipient")
+        }
+
+        let infos = attachments.map(\.info)
+        let payloadLength = MessageContent.plaintextLength(textByteCount: textBytes.count, attachments: infos)
+        let messageID = try MessageID(bytes: random.bytes(count: MessageID.byteCount))
+        let contentKey = try SymmetricKey.random(count: 32, using: random)
+        let keys = try PayloadKeys(contentKey: contentKey, messageID: messageID)
+        let wrapped = try unique.map { bundle in
+            EnvelopeHeader.Recipient(fingerprint: bundle.fingerprint, wrappedKey: try bundle.encryptionKey.wrap(contentKey))
+        }
+        let header = try EnvelopeHeader(
+            messageID: messageID, time: clock(), senderName: sender.bundle.name,
+            senderFingerprint: sender.bundle.fingerprint, payloadLength: payloadLength,
+            keyCommitment: keys.commitment, recipients: wrapped)
+        try sink.write(header.encoded)
+
+        let writer = try ChunkWriter(cipher: keys.cipher, totalLength: payloadLength,
+                                     chunkSize: Int(header.chunkSize), sink: sink)
+        var textField = ByteWriter()
+        textField.append(UInt32(textBytes.count))
+        try writer.append(textField.bytes)
+        try writer.append(textBytes)
+        var countField = ByteWriter()
+        countField.append(UInt16(attachments.count))
+        try writer.append(countField.bytes)
+        for attachment in attachments {
+            try writer.append(MessageContent.encodeHeader(of: attachment.info))
+            try stream(attachment, into: writer) { progress?(writer.plaintextBytesAppended, payloadLength) }
+        }
+        let ciphertextHash = try writer.finish()
+        progress?(payloadLength, payloadLength)
+
+        let signature = try sender.signingKey.signature(for: Self.signatureContext + header.encoded + ciphertextHash)
+        var trailer = ByteWriter()
+        trailer.append(u16Prefixed: signature)
+        try sink.write(trailer.bytes)
+        return SealedEnvelope(
+            header: header,
+            byteCount: UInt64(header.encoded.count) + writer.ciphertextBytesWritten + UInt64(trailer.bytes.count))
+    }
+
+    private func stream(_ attachment: OutgoingAttachment, into writer: ChunkWriter, onBlock: () -> Void) throws {
+        switch attachment.source {
+        case .bytes(let bytes):
+            try writer.append(bytes)
+        case .file(let url):
+            let handle: FileHandle
+            do {
+                handle = try FileHandle(forReadingFrom: url)
+            } catch {
+                throw FormatError(.io, "cannot read attachment \(url.path): \(error.localizedDescription)")
+            }
+            defer { try? handle.close() }
+            var remaining = attachment.info.length
+            while remaining > 0 {
+                let data: Data
+                do {
+                    data = try handle.read(upToCount: Int(min(remaining, UInt64(Self.readBlockSize)))) ?? Data()
+                } catch {
+                    throw FormatError(.io, "reading attachment \(url.path) failed: \(error.localizedDescription)")
+                }
+                guard !data.isEmpty else {
+                    throw FormatError(.io, "attachment \(url.path) shrank while it was being sealed")
+                }
+                try writer.append(data)
+                remaining -= UInt64(data.count)
+                onBlock()
+            }
+            let extra = try? handle.read(upToCount: 1)
+            guard extra?.isEmpty ?? true else {
+                throw FormatError(.io, "attachment \(url.path) grew while it was being sealed")
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+
+/// How an attachment's bytes are stored inside the payload.
+public enum AttachmentEncoding: UInt8, Sendable {
+    /// The bytes as they are.
+    case identity = 0
+}
+
+/// An attachment as the payload describes it.
+public struct AttachmentInfo: Sendable, Equatable {
+    /// A bare file name: no directory parts, no control characters.
+    public let name: String
+    /// A media type such as "image/png".
+    public let mediaType: String
+    public let encoding: AttachmentEncoding
+    /// Length in bytes as stored.
+    public let length: UInt64
+
+    public init(name: String, mediaType: String, encoding: AttachmentEncoding = .identity, length: UInt64) throws {
+        try MessageContent.validate(fileName: name)
+        try MessageContent.validate(mediaType: mediaType)
+        self.name = name
+        self.mediaType = mediaType
+        self.encoding = encoding
+        self.length = length
+    }
+}
+
+/// An attachment to seal: its description and where its bytes come from.
+public struct OutgoingAttachment: Sendable {
+    public enum Source: Sendable {
+        case file(URL)
+        case bytes([UInt8])
+    }
+
+    public let info: AttachmentInfo
+    public let source: Source
+
+    /// An attachment read from `url`, named after the file unless `name` is given; the media
+    /// type is detected from the first bytes unless given.
+    public init(file url: URL, name: String? = nil, mediaType: String? = nil) throws {
+        let attributes: [FileAttributeKey: Any]
+        do {
+            attributes = try FileManager.default.attributesOfItem(atPath: url.path)
+        } catch {
+            throw FormatError(.io, "cannot read attachment \(url.path): \(error.localizedDescription)")
+        }
+        guard (attributes[.type] as? FileAttributeType) == .typeRegular,
+              let size = (attributes[.size] as? NSNumber)?.uint64Value else {
+            throw FormatError(.io, "attachment \(url.path) is not a regular file")
+        }
+        let prefix: [UInt8]
+        do {
+            let handle = try FileHandle(forReadingFrom: url)
+            defer { try? handle.close() }
+            prefix = Array(try handle.read(upToCount: 16) ?? Data())
+        } catch {
+            throw FormatError(.io, "cannot read attachment \(url.path): \(error.localizedDescription)")
+        }
+        info = try AttachmentInfo(
+            name: name ?? url.lastPathComponent,
+            mediaType: mediaType ?? MediaType.detect(prefix: prefix),
+            length: size)
+        source = .file(url)
+    }
+
+    /// An attachment held in memory.
+    public init(name: String, mediaType: String? = nil, bytes: [UInt8]) throws {
+        info = try AttachmentInfo(name: name, mediaType: mediaType ?? MediaType.detect(prefix: Array(bytes.prefix(16))),
+                                  length: UInt64(bytes.count))
+        source = .bytes(bytes)
+    }
+}
+
+/// Media types recognised by their magic bytes (never by file extension).
+public enum MediaType {
+    public static func detect(prefix: [UInt8]) -> String {
+        if prefix.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return "image/png" }
+        if prefix.starts(with: [0xFF, 0xD8, 0xFF]) { return "image/jpeg" }
+        if prefix.starts(with: Array("GIF8".utf8)) { return "image/gif" }
+        if prefix.starts(with: Array("%PDF-".utf8)) { return "application/pdf" }
+        return "application/octet-stream"
+    }
+}
+
+/// The plaintext payload layout (docs/PROTOCOL.md, "Payload plaintext"):
+/// u32 text length, UTF-8 text, u16 attachment count, then per attachment a header
+/// (u16-prefixed name, u8-prefixed media type, u8 encoding, u64 length) and its bytes.
+enum MessageContent {
+    static let maximumTextLength = 16 << 20
+    static let maximumAttachments = 1000
+    static let maximumNameLength = 255
+    static let maximumMediaTypeLength = 127
+
+    static func validate(fileName name: String) throws {
+        let bytes = Array(name.utf8)
+        guard (1...maximumNameLength).contains(bytes.count) else {
+            throw FormatError(.invalidField, "an attachment name must be 1 to \(maximumNameLength) bytes")
+        }
+        guard name != ".", name != "..", !name.unicodeScalars.contains(where: { $0 == "/" || $0 == "\\" || $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw FormatError(.invalidField, "the attachment name \"\(name)\" contains a path separator or control character")
+        }
+    }
+
+    static func validate(mediaType: String) throws {
+        let bytes = Array(mediaType.utf8)
+        guard (1...maximumMediaTypeLength).contains(bytes.count),
+              bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }), bytes.contains(UInt8(ascii: "/")) else {
+            throw FormatError(.invalidField, "\"\(mediaType)\" is not a media type")
+        }
+    }
+
+    static func encodeHeader(of info: AttachmentInfo) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.append(u16Prefixed: Array(info.name.utf8))
+        writer.append(u8Prefixed: Array(info.mediaType.utf8))
+        writer.append(info.encoding.rawValue)
+        writer.append(info.length)
+        return writer.bytes
+    }
+
+    /// Total plaintext length of a message.
+    static func plaintextLength(textByteCount: Int, attachments: [AttachmentInfo]) -> UInt64 {
+        var total = UInt64(4 + textByteCount + 2)
+        for info in attachments {
+            total += UInt64(encodeHeader(of: info).count) + info.length
+        }
+        return total
+    }
+}

@@ -1,0 +1,59 @@
+import SecmailCrypto
+
+/// SHA-256 of an identity bundle's canonical encoding: what names a key version everywhere.
+public struct Fingerprint: Sendable, Hashable, CustomStringConvertible {
+    /// The 32 digest bytes.
+    public let bytes: [UInt8]
+
+    public static let byteCount = 32
+
+    /// Wraps 32 bytes.
+    public init(bytes: [UInt8]) throws {
+        guard bytes.count == Self.byteCount else {
+            throw FormatError(.invalidField, "a fingerprint is \(Self.byteCount) bytes, not \(bytes.count)")
+        }
+        self.bytes = bytes
+    }
+
+    /// The fingerprint of `encoding`.
+    init(of encoding: [UInt8]) {
+        bytes = SHA256.hash(encoding)
+    }
+
+    /// Lower-case hex, 64 characters.
+    public var hex: String {
+        bytes.map { byte in
+            let digits = Array("0123456789abcdef")
+            return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]])
+        }.joined()
+    }
+
+    /// Hex in groups of four, for reading aloud and comparing by eye.
+    public var grouped: String {
+        var groups: [String] = []
+        let characters = Array(hex)
+        for start in stride(from: 0, to: characters.count, by: 4) {
+            groups.append(String(characters[start..<start + 4]))
+        }
+        return groups.joined(separator: " ")
+    }
+
+    /// Parses 64 hex digits; spaces and colons are ignored, so a grouped form pastes back.
+    public init(hex text: String) throws {
+        let digits = text.lowercased().filter { $0 != " " && $0 != ":" }
+        guard digits.count == 64 else {
+            throw FormatError(.invalidField, "a fingerprint is 64 hex digits, got \(digits.count)")
+        }
+        var bytes: [UInt8] = []
+        var iterator = digits.makeIterator()
+        while let high = iterator.next(), let low = iterator.next() {
+            guard let h = high.hexDigitValue, let l = low.hexDigitValue else {
+                throw FormatError(.invalidField, "a fingerprint has only hex digits 0-9 and a-f")
+            }
+            bytes.append(UInt8(h << 4 | l))
+        }
+        try self.init(bytes: bytes)
+    }
+
+    public var description: String { grouped }
+}

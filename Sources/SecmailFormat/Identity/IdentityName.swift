@@ -1,0 +1,32 @@
+/// A user name in the directory: 1 to 64 characters from a-z, 0-9, '.', '_' and '-', starting
+/// with a letter or digit. Input is lower-cased first, so "Alice" and "alice" are one name;
+/// the narrow alphabet rules out look-alike (homoglyph) names.
+public struct IdentityName: Sendable, Hashable, CustomStringConvertible {
+    /// The normalised name.
+    public let value: String
+
+    /// Longest name in bytes.
+    public static let maximumLength = 64
+
+    /// Normalises and validates `text`.
+    public init(_ text: String) throws {
+        let lowered = String(text.lowercased())
+        let scalars = Array(lowered.unicodeScalars)
+        guard !scalars.isEmpty, scalars.count <= Self.maximumLength else {
+            throw FormatError(.invalidField, "a name must be 1 to \(Self.maximumLength) characters long")
+        }
+        for scalar in scalars {
+            let allowed = ("a"..."z").contains(scalar) || ("0"..."9").contains(scalar)
+                || scalar == "." || scalar == "_" || scalar == "-"
+            guard allowed else {
+                throw FormatError(.invalidField, "the name \"\(text)\" contains '\(scalar)'; use only a-z, 0-9, '.', '_' and '-'")
+            }
+        }
+        guard let first = scalars.first, ("a"..."z").contains(first) || ("0"..."9").contains(first) else {
+            throw FormatError(.invalidField, "a name must start with a letter or a digit")
+        }
+        value = lowered
+    }
+
+    public var description: String { value }
+}

@@ -1,0 +1,117 @@
+import ArgumentParser
+import Foundation
+import SecmailClient
+import SecmailCrypto
+import SecmailFormat
+
+/// Exit statuses, documented in `secmail --help` and README.md.
+enum ExitStatus: Int32 {
+    case failure = 1
+    case verificationFailed = 2
+    case wrongKey = 3
+    case wrongPassphrase = 4
+    case unsupported = 5
+}
+
+/// An error the CLI reports itself.
+struct CLIFailure: Error, CustomStringConvertible {
+    let status: ExitStatus
+    let description: String
+
+    init(_ status: ExitStatus, _ description: String) {
+        self.status = status
+        self.description = description
+    }
+}
+
+/// Runs a command body, turning any error into one line on stderr and a meaningful exit code.
+func reportingFailures(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let exit as ExitCode {
+        throw exit
+    } catch {
+        let (status, message) = classify(error)
+        Terminal.error(message)
+        throw ExitCode(status.rawValue)
+    }
+}
+
+func classify(_ error: Error) -> (ExitStatus, String) {
+    switch error {
+    case let failure as CLIFailure:
+        return (failure.status, failure.description)
+    case let error as FormatError:
+        switch error.code {
+        case .authenticationFailed, .truncated, .trailingBytes, .badMagic, .invalidField, .tooLarge:
+            return (.verificationFailed, error.reason)
+        case .notARecipient, .senderMismatch:
+            return (.wrongKey, error.reason)
+        case .unsupportedVersion, .unsupportedSuite:
+            return (.unsupported, error.reason)
+        case .io:
+            return (.failure, error.reason)
+        }
+    case let error as CryptoError:
+        if error.code == .wrongPassphrase {
+            return (.wrongPassphrase, "wrong passphrase: the private keys could not be decrypted")
+        }
+        return (.failure, error.description)
+    case let error as ClientError:
+        return (.failure, error.reason)
+    default:
+        return (.failure, String(describing: error))
+    }
+}
+
+/// Output conventions: results on stdout, everything for people on stderr.
+enum Terminal {
+    static func info(_ message: String) {
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
+
+    static func error(_ message: String) {
+        FileHandle.standardError.write(Data(("secmail: error: " + message + "\n").utf8))
+    }
+
+    static func output(_ text: String) {
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+
+    /// A progress line on stderr for transfers of 8 MiB and more, redrawn at most 10 times a second.
+    final class ProgressLine {
+        private let label: String
+        private var lastDraw = Date.distantPast
+        private var isVisible = false
+        static let threshold: UInt64 = 8 << 20
+
+        init(_ label: String) {
+            self.label = label
+        }
+
+        func update(_ done: UInt64, _ total: UInt64) {
+            guard total >= Self.threshold else { return }
+            let now = Date()
+            guard done == total || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
+            lastDraw = now
+            let percent = Int(Double(done) / Double(max(total, 1)) * 100)
+            let line = String(format: "\r%@ %3d%%  %.1f / %.1f MiB", label, percent,
+                              Double(done) / 1_048_576, Double(total) / 1_048_576)
+            FileHandle.standardError.write(Data(line.utf8))
+            isVisible = true
+        }
+
+        func finish() {
+            if isVisible { FileHandle.standardError.write(Data("\n".utf8)) }
+            isVisible = false
+        }
+    }
+}
+
+/// Formats a byte count for people.
+func formatBytes(_ count: UInt64) -> String {
+    if count < 1024 { return "\(count) B" }
+    if count < 1 << 20 { return String(format: "%.1f KiB", Double(count) / 1024) }
+    if count < 1 << 30 { return String(format: "%.1f MiB", Double(count) / 1_048_576) }
+    return String(format: "%.2f GiB", Double(count) / 1_073_741_824)
+}

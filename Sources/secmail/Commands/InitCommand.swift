@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import SecmailClient
+import SecmailCrypto
+import SecmailFormat
+
+struct InitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Create your identity: RSA-3072 signing and encryption keys, encrypted with a passphrase.")
+
+    @Argument(help: "Your name: 1-64 characters from a-z, 0-9, '.', '_', '-'.")
+    var name: String
+
+    @OptionGroup var homeOptions: HomeOptions
+    @OptionGroup var passphraseOptions: PassphraseOptions
+
+    static let minimumPassphraseLength = 8
+
+    func run() async throws {
+        try await reportingFailures {
+            let identityName = try IdentityName(name)
+            let keystore = Keystore(home: homeOptions.secmailHome)
+            guard !keystore.hasIdentity else {
+                throw CLIFailure(.failure, "\(keystore.home.url.path) already holds an identity (\(try keystore.currentBundle().name)); keys are never overwritten")
+            }
+            let passphrase = try passphraseOptions.passphrase(prompt: "New passphrase for \(identityName): ", confirm: true)
+            guard passphrase.characterCount >= Self.minimumPassphraseLength else {
+                throw CLIFailure(.failure, "the passphrase must have at least \(Self.minimumPassphraseLength) characters")
+            }
+            Terminal.info("Generating two RSA-3072 keys for \(identityName)...")
+            let bundle = try keystore.createIdentity(name: identityName, passphrase: passphrase)
+            Terminal.info("Created identity \(bundle.name) (key version \(bundle.keyVersion)) in \(keystore.home.url.path)")
+            Terminal.info("Fingerprint: \(bundle.fingerprint.grouped)")
+            Terminal.info("Share your public identity with: secmail export -o \(bundle.name).id")
+            Terminal.output(bundle.fingerprint.hex + "\n")
+        }
+    }
+}
+
+struct ExportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write your public identity bundle in armored text form.")
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("Write to this file instead of standard output.", valueName: "file"))
+    var output: String?
+
+    @OptionGroup var homeOptions: HomeOptions
+
+    func run() async throws {
+        try await reportingFailures {
+            let bundle = try Keystore(home: homeOptions.secmailHome).currentBundle()
+            guard let output else {
+                Terminal.output(bundle.armored)
+                return
+            }
+            let url = URL(fileURLWithPath: output)
+            do {
+                try Data(bundle.armored.utf8).write(to: url, options: .atomic)
+            } catch {
+                throw CLIFailure(.failure, "cannot write \(output): \(error.localizedDescription)")
+            }
+            Terminal.info("Wrote \(bundle.name)'s identity (fingerprint \(bundle.fingerprint.grouped)) to \(output)")
+        }
+    }
+}

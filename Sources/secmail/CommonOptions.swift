@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+import SecmailClient
+import SecmailCrypto
+
+/// Where the client's state lives.
+struct HomeOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("State directory (default: $SECMAIL_HOME, else ~/.secmail).", valueName: "dir"))
+    var home: String?
+
+    var secmailHome: SecmailHome {
+        if let home { return SecmailHome(url: URL(fileURLWithPath: home, isDirectory: true)) }
+        return SecmailHome.resolve()
+    }
+}
+
+/// How the passphrase is obtained.
+struct PassphraseOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Read the passphrase from the first line of this file.", valueName: "file"))
+    var passphraseFile: String?
+
+    /// The passphrase from --passphrase-file, $SECMAIL_PASSPHRASE, or the terminal.
+    func passphrase(prompt: String, confirm: Bool = false) throws -> Passphrase {
+        if let passphraseFile {
+            let data: Data
+            do {
+                data = try Data(contentsOf: URL(fileURLWithPath: passphraseFile))
+            } catch {
+                throw CLIFailure(.failure, "cannot read the passphrase file \(passphraseFile): \(error.localizedDescription)")
+            }
+            let firstLine = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).first ?? ""
+            return try Passphrase(String(firstLine).trimmingCharacters(in: CharacterSet(charactersIn: "\r")))
+        }
+        if let fromEnvironment = ProcessInfo.processInfo.environment["SECMAIL_PASSPHRASE"] {
+            return try Passphrase(fromEnvironment)
+        }
+        return try Passphrase.prompt(prompt, confirm: confirm)
+    }
+}

@@ -1,0 +1,21 @@
+import ArgumentParser
+
+@main
+struct SecmailCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "secmail",
+        abstract: "End-to-end encrypted, signed mail.",
+        discussion: """
+            Identities live in $SECMAIL_HOME (default ~/.secmail). Passphrases come from \
+            --passphrase-file, else $SECMAIL_PASSPHRASE, else a prompt on the terminal.
+
+            Exit codes: 0 success; 1 error (input, file or system); 2 verification failed \
+            (changed, truncated, forged or malformed data); 3 wrong key (not a recipient, or \
+            signed by someone other than the given sender); 4 wrong passphrase; 5 unsupported \
+            format version or suite; 64 usage error.
+            """,
+        subcommands: [
+            InitCommand.self, ExportCommand.self, SealCommand.self, OpenCommand.self, DemoCommand.self,
+        ]
+    )
+}
