@@ -33,10 +33,11 @@ let package = Package(
         // Release-mode throughput and memory benchmark; see scripts/bench-envelope.sh.
         .executableTarget(name: "secmail-bench", dependencies: ["SecmailFormat", "SecmailCrypto"]),
         .testTarget(name: "SecmailCryptoTests", dependencies: ["SecmailCrypto"]),
+        // Fixtures are read from the source tree (Tests/SecmailFormatTests/Fixtures).
         .testTarget(
             name: "SecmailFormatTests",
             dependencies: ["SecmailFormat", "SecmailCrypto"],
-            resources: [.copy("Fixtures")]
+            exclude: ["Fixtures"]
         ),
         .testTarget(name: "SecmailCLITests", dependencies: ["secmail", "SecmailFormat", "SecmailCrypto"]),
     ],

@@ -1,6 +1,8 @@
 internal import COpenSSL
 
-/// AES-GCM (NIST SP 800-38D) with 128-, 192- or 256-bit keys, any non-empty nonce and a 16-byte tag.
+/// AES-GCM (NIST SP 800-38D) with 128-, 192- or 256-bit keys, a nonce of 1 to 128 bytes and a
+/// 16-byte tag. (OpenSSL's GCM keeps at most 128 IV bytes; longer nonces are refused with
+/// `.invalidParameter` rather than processed differently. secmail itself uses 12-byte nonces.)
 ///
 /// One instance keeps the expanded key, so sealing many chunks under one key only resets the
 /// nonce. An instance is not safe to use from two threads at once.
@@ -12,6 +14,9 @@ public final class AESGCM: @unchecked Sendable {
 
     /// Length of the authentication tag in bytes.
     public static let tagByteCount = 16
+
+    /// Longest nonce accepted (OpenSSL's GCM_IV_MAX_SIZE).
+    public static let maximumNonceByteCount = 128
 
     /// A cipher for `key` (16, 24 or 32 bytes).
     public init(key: SymmetricKey) throws {
@@ -149,6 +154,9 @@ public final class AESGCM: @unchecked Sendable {
             // An empty IV makes GCM's security collapse (SP 800-38D requires len(IV) >= 1).
             guard nonceBytes.count > 0 else {
                 throw CryptoError(.invalidParameter, "AES-GCM needs a nonce of at least one byte")
+            }
+            guard nonceBytes.count <= Self.maximumNonceByteCount else {
+                throw CryptoError(.invalidParameter, "AES-GCM nonces longer than \(Self.maximumNonceByteCount) bytes are not supported")
             }
             let iv = nonceBytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
             let ok = secmail_gcm_set_iv_length(context, Int32(nonceBytes.count)) == 1

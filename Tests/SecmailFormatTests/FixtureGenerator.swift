@@ -1,0 +1,53 @@
+import Foundation
+@testable import SecmailFormat
+import SecmailCrypto
+import Testing
+
+/// Writes the committed fixtures. Runs only with SECMAIL_WRITE_FIXTURES=1; the normal test run
+/// reads what is committed. Regenerating changes every golden byte: do it only on a format change.
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["SECMAIL_WRITE_FIXTURES"] == "1"))
+struct FixtureGenerator {
+    @Test func writeThrowawayIdentitiesAndGoldenEnvelope() throws {
+        try FileManager.default.createDirectory(at: Fixtures.keyDirectory, withIntermediateDirectories: true)
+        for name in Fixtures.names {
+            let signing = try RSAPrivateKey.generate(bitCount: 3072)
+            let encryption = try RSAPrivateKey.generate(bitCount: 3072)
+            let bundle = try IdentityBundle.create(name: IdentityName(name), createdAt: Fixtures.createdAt,
+                                                   signingKey: signing, encryptionKey: encryption.publicKey)
+            try Data(signing.encryptedPEM(passphrase: Fixtures.passphrase).utf8)
+                .write(to: Fixtures.keyDirectory.appendingPathComponent("\(name)-signing.key.pem"))
+            try Data(encryption.encryptedPEM(passphrase: Fixtures.passphrase).utf8)
+                .write(to: Fixtures.keyDirectory.appendingPathComponent("\(name)-encryption.key.pem"))
+            try Data(bundle.armored.utf8).write(to: Fixtures.directory.appendingPathComponent("\(name).id"))
+        }
+    }
+}
+
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["SECMAIL_WRITE_FIXTURES"] == "2"))
+struct GoldenGenerator {
+    @Test func writeGoldenEnvelope() throws {
+        let envelope = try Fixtures.sealGolden()
+        try Data(envelope).write(to: Fixtures.directory.appendingPathComponent("golden-envelope-v1.smsg"))
+        let (message, attachments) = try open(envelope)
+        let header = message.header
+        let payloadStart = header.encoded.count
+        let payload = Array(envelope[payloadStart..<payloadStart + Int(header.ciphertextLength)])
+        let expected: [String: Any] = [
+            "messageId": header.messageID.hex,
+            "time": header.time,
+            "sender": header.senderName.value,
+            "senderFingerprint": header.senderFingerprint.hex,
+            "recipientFingerprints": header.recipients.map(\.fingerprint.hex),
+            "payloadLength": header.payloadLength,
+            "chunkCount": header.chunkCount,
+            "keyCommitment": hexString(header.keyCommitment),
+            "contentKey": hexString(Array(16..<48).map { UInt8($0) }),
+            "payloadCiphertextSHA256": hexString(SHA256.hash(payload)),
+            "text": message.text,
+            "attachments": attachments.map { ["name": $0.info.name, "mediaType": $0.info.mediaType,
+                                              "length": $0.info.length, "sha256": hexString(SHA256.hash($0.bytes))] },
+        ]
+        let json = try JSONSerialization.data(withJSONObject: expected, options: [.prettyPrinted, .sortedKeys])
+        try json.write(to: Fixtures.directory.appendingPathComponent("golden-envelope-v1.json"))
+    }
+}

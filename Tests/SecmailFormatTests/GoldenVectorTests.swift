@@ -1,0 +1,75 @@
+import Foundation
+@testable import SecmailFormat
+import SecmailCrypto
+import Testing
+
+/// The committed golden envelope (alice to bob and carol, fixed randomness and time) pins the
+/// byte format. RSA-OAEP and RSA-PSS are randomised by design, so the wrapped keys and the
+/// signature differ on every seal; everything else must match byte for byte.
+@Suite struct GoldenVectorTests {
+    let golden = Array(try! Data(contentsOf: Fixtures.directory.appendingPathComponent("golden-envelope-v1.smsg")))
+    let expected = try! JSONSerialization.jsonObject(
+        with: Data(contentsOf: Fixtures.directory.appendingPathComponent("golden-envelope-v1.json"))) as! [String: Any]
+
+    @Test func goldenEnvelopeOpensToTheExpectedContent() throws {
+        for reader in [Fixtures.bob, Fixtures.carol] {
+            let (message, attachments) = try open(golden, as: reader)
+            #expect(message.text == expected["text"] as? String)
+            #expect(message.header.messageID.hex == expected["messageId"] as? String)
+            #expect(message.header.time == expected["time"] as? Int64)
+            #expect(message.header.payloadLength == expected["payloadLength"] as? UInt64)
+            let expectedAttachments = try #require(expected["attachments"] as? [[String: Any]])
+            #expect(attachments.count == expectedAttachments.count)
+            for (got, want) in zip(attachments, expectedAttachments) {
+                #expect(got.info.name == want["name"] as? String)
+                #expect(got.info.mediaType == want["mediaType"] as? String)
+                #expect(hexString(SHA256.hash(got.bytes)) == want["sha256"] as? String)
+            }
+        }
+    }
+
+    @Test func goldenHeaderReencodesIdentically() throws {
+        let header = try EnvelopeOpener.readHeader(MemoryEnvelopeSource(golden))
+        #expect(try EnvelopeHeader(encoded: header.encoded).encoded == Array(golden.prefix(header.encoded.count)))
+        #expect(header.recipients.map(\.fingerprint.hex) == expected["recipientFingerprints"] as? [String])
+        #expect(hexString(header.keyCommitment) == expected["keyCommitment"] as? String)
+    }
+
+    @Test func resealingWithTheSameRandomnessReproducesEveryDeterministicByte() throws {
+        let fresh = try Fixtures.sealGolden()
+        let goldenHeader = try EnvelopeOpener.readHeader(MemoryEnvelopeSource(golden))
+        let freshHeader = try EnvelopeOpener.readHeader(MemoryEnvelopeSource(fresh))
+        #expect(freshHeader.messageID == goldenHeader.messageID)
+        #expect(freshHeader.time == goldenHeader.time)
+        #expect(freshHeader.keyCommitment == goldenHeader.keyCommitment)
+        #expect(freshHeader.payloadLength == goldenHeader.payloadLength)
+        #expect(freshHeader.recipients.map(\.fingerprint) == goldenHeader.recipients.map(\.fingerprint))
+        // The header without its wrapped keys is identical.
+        func withoutWrappedKeys(_ h: EnvelopeHeader) -> [UInt8] { Array(h.encoded.prefix(h.encoded.count - h.recipients.reduce(0) { $0 + 34 + $1.wrappedKey.count })) }
+        #expect(withoutWrappedKeys(freshHeader) == withoutWrappedKeys(goldenHeader))
+        // The payload ciphertext is identical byte for byte.
+        let length = Int(goldenHeader.ciphertextLength)
+        let goldenPayload = Array(golden[goldenHeader.encoded.count..<goldenHeader.encoded.count + length])
+        let freshPayload = Array(fresh[freshHeader.encoded.count..<freshHeader.encoded.count + length])
+        #expect(freshPayload == goldenPayload)
+        #expect(hexString(SHA256.hash(goldenPayload)) == expected["payloadCiphertextSHA256"] as? String)
+    }
+
+    @Test func keyCommitmentMatchesOpensslHKDF() throws {
+        // An independent implementation of the key schedule: `openssl kdf HKDF`.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["openssl", "kdf", "-keylen", "32", "-kdfopt", "digest:SHA256",
+                             "-kdfopt", "hexkey:\(expected["contentKey"] as? String ?? "")",
+                             "-kdfopt", "hexsalt:\(expected["messageId"] as? String ?? "")",
+                             "-kdfopt", "info:secmail v1 key commitment", "HKDF"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let opensslHex = output.lowercased().filter { $0.isHexDigit }
+        #expect(opensslHex == expected["keyCommitment"] as? String)
+    }
+}
