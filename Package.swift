@@ -31,7 +31,7 @@ let package = Package(
             ]
         ),
         // Release-mode throughput and memory benchmark; see scripts/bench-envelope.sh.
-        .executableTarget(name: "secmail-bench", dependencies: ["SecmailFormat", "SecmailCrypto"]),
+        .executableTarget(name: "secmail-bench", dependencies: ["SecmailClient", "SecmailFormat", "SecmailCrypto"]),
         .testTarget(name: "SecmailCryptoTests", dependencies: ["SecmailCrypto"]),
         // Fixtures are read from the source tree (Tests/SecmailFormatTests/Fixtures).
         .testTarget(

@@ -9,7 +9,7 @@ public final class AttachmentDirectory: ContentSink {
     public let outputDirectory: URL
     private let staging: URL
     private var staged: [(info: AttachmentInfo, url: URL)] = []
-    private var current: FileHandle?
+    private var current: BackgroundWriter?
     private var isFinished = false
 
     public init(outputDirectory: URL) throws {
@@ -25,30 +25,17 @@ public final class AttachmentDirectory: ContentSink {
 
     public func beginAttachment(_ info: AttachmentInfo, index: Int) throws {
         let url = staging.appendingPathComponent(String(index))
-        try FileSystem.createFile(url, bytes: [], permissions: 0o600)
-        do {
-            current = try FileHandle(forWritingTo: url)
-        } catch {
-            throw ClientError(.io, "cannot write \(url.path): \(error.localizedDescription)")
-        }
+        current = BackgroundWriter(file: try PositionalFile(creatingAtPath: url.path, permissions: 0o600))
         staged.append((info, url))
     }
 
     public func write(_ bytes: ArraySlice<UInt8>) throws {
-        do {
-            try current?.write(contentsOf: bytes)
-        } catch {
-            throw ClientError(.io, "writing an attachment failed: \(error.localizedDescription)")
-        }
+        try current?.write(bytes)
     }
 
     public func endAttachment() throws {
-        do {
-            try current?.synchronize()
-            try current?.close()
-        } catch {
-            throw ClientError(.io, "finishing an attachment failed: \(error.localizedDescription)")
-        }
+        // Durable before it is moved into place (and, later, before the relay copy is deleted).
+        try current?.synchronize()
         current = nil
     }
 
@@ -71,7 +58,6 @@ public final class AttachmentDirectory: ContentSink {
 
     /// Deletes everything staged.
     public func abort() {
-        try? current?.close()
         current = nil
         try? FileManager.default.removeItem(at: staging)
         isFinished = true

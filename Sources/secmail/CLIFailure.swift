@@ -37,6 +37,16 @@ func reportingFailures(_ body: () async throws -> Void) async throws {
     }
 }
 
+/// Runs `body`, reporting any format error it throws as an input error (exit 1): for checks
+/// of what the user typed or named, as opposed to data received from someone else.
+func userInput<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as FormatError {
+        throw CLIFailure(.failure, error.reason)
+    }
+}
+
 func classify(_ error: Error) -> (ExitStatus, String) {
     switch error {
     case let failure as CLIFailure:

@@ -5,9 +5,10 @@ internal import COpenSSL
 /// `.invalidParameter` rather than processed differently. secmail itself uses 12-byte nonces.)
 ///
 /// One instance keeps the expanded key, so sealing many chunks under one key only resets the
-/// nonce. An instance is not safe to use from two threads at once.
+/// nonce; the `into:` variants write into a buffer the caller reuses, so a stream of chunks
+/// allocates nothing. An instance is not safe to use from two threads at once.
 public final class AESGCM: @unchecked Sendable {
-    // @unchecked: the cipher context is mutated by every call; the type is Sendable only so
+    // @unchecked: the cipher contexts are mutated by every call; the type is Sendable only so
     // that an owner can move it between tasks, never to share it.
     private let encryptContext: OpaquePointer
     private let decryptContext: OpaquePointer
@@ -59,38 +60,44 @@ public final class AESGCM: @unchecked Sendable {
         nonce: some ContiguousByteStorage,
         authenticating aad: some ContiguousByteStorage = [UInt8]()
     ) throws -> [UInt8] {
+        let count = plaintext.withUnsafeBytes { $0.count }
+        var output = [UInt8](repeating: 0, count: count + Self.tagByteCount)
+        _ = try seal(plaintext, nonce: nonce, authenticating: aad, into: &output)
+        return output
+    }
+
+    /// Encrypts `plaintext` into the start of `output` (which must hold plaintext + 16 bytes)
+    /// as ciphertext then tag; returns the number of bytes written.
+    public func seal(
+        _ plaintext: some ContiguousByteStorage,
+        nonce: some ContiguousByteStorage,
+        authenticating aad: some ContiguousByteStorage = [UInt8](),
+        into output: inout [UInt8]
+    ) throws -> Int {
         let context = encryptContext
         return try plaintext.withUnsafeBytes { input in
-            var output = [UInt8](repeating: 0, count: input.count + Self.tagByteCount)
+            let total = input.count + Self.tagByteCount
+            precondition(output.count >= total, "AES-GCM output buffer too small")
             try output.withUnsafeMutableBytes { out in
                 guard let outBase = out.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
                 OpenSSLErrorQueue.clear()
-                try Self.setNonce(nonce, on: context, encrypting: true)
+                try Self.start(context, nonce: nonce, aad: aad, encrypting: true)
                 var written: Int32 = 0
-                try aad.withUnsafeBytes { aadBytes in
-                    if aadBytes.count > 0 {
-                        guard EVP_EncryptUpdate(context, nil, &written,
-                                                aadBytes.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                                                Int32(aadBytes.count)) == 1 else {
-                            throw OpenSSLErrorQueue.error(.internalFailure, "AES-GCM rejected the associated data")
-                        }
-                    }
-                }
-                var total = 0
+                var produced = 0
                 if input.count > 0 {
                     guard EVP_EncryptUpdate(context, outBase, &written,
                                             input.baseAddress?.assumingMemoryBound(to: UInt8.self),
                                             Int32(input.count)) == 1 else {
                         throw OpenSSLErrorQueue.error(.internalFailure, "AES-GCM encryption failed")
                     }
-                    total = Int(written)
+                    produced = Int(written)
                 }
-                guard EVP_EncryptFinal_ex(context, outBase + total, &written) == 1,
+                guard EVP_EncryptFinal_ex(context, outBase + produced, &written) == 1,
                       secmail_gcm_get_tag(context, outBase + input.count, Int32(Self.tagByteCount)) == 1 else {
                     throw OpenSSLErrorQueue.error(.internalFailure, "AES-GCM could not finish")
                 }
             }
-            return output
+            return total
         }
     }
 
@@ -101,62 +108,72 @@ public final class AESGCM: @unchecked Sendable {
         nonce: some ContiguousByteStorage,
         authenticating aad: some ContiguousByteStorage = [UInt8]()
     ) throws -> [UInt8] {
+        let count = sealed.withUnsafeBytes { $0.count }
+        var output = [UInt8](repeating: 0, count: max(count - Self.tagByteCount, 0))
+        let produced = try open(sealed, nonce: nonce, authenticating: aad, into: &output)
+        precondition(produced == output.count)
+        return output
+    }
+
+    /// Authenticates and decrypts `sealed` (ciphertext then tag) into the start of `output`,
+    /// which must hold the ciphertext length; returns the plaintext length. On failure the
+    /// output bytes are wiped and `.authenticationFailed` is thrown.
+    public func open(
+        _ sealed: some ContiguousByteStorage,
+        nonce: some ContiguousByteStorage,
+        authenticating aad: some ContiguousByteStorage = [UInt8](),
+        into output: inout [UInt8]
+    ) throws -> Int {
         let context = decryptContext
         return try sealed.withUnsafeBytes { input in
-            guard input.count >= Self.tagByteCount else {
+            guard input.count >= Self.tagByteCount, let inBase = input.baseAddress?.assumingMemoryBound(to: UInt8.self) else {
                 throw CryptoError(.authenticationFailed, "AES-GCM input is shorter than its tag")
             }
             let bodyCount = input.count - Self.tagByteCount
-            guard let inBase = input.baseAddress?.assumingMemoryBound(to: UInt8.self) else {
-                throw CryptoError(.malformedInput, "AES-GCM input has no storage")
-            }
-            var output = [UInt8](repeating: 0, count: max(bodyCount, 1))
+            precondition(output.count >= bodyCount, "AES-GCM output buffer too small")
             let authentic = try output.withUnsafeMutableBytes { out -> Bool in
-                guard let outBase = out.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return false }
+                // A zero-length body still needs a valid pointer for EVP_DecryptFinal_ex.
+                var spare: UInt8 = 0
+                let outBase = out.baseAddress?.assumingMemoryBound(to: UInt8.self)
                 OpenSSLErrorQueue.clear()
-                try Self.setNonce(nonce, on: context, encrypting: false)
+                try Self.start(context, nonce: nonce, aad: aad, encrypting: false)
                 var written: Int32 = 0
-                try aad.withUnsafeBytes { aadBytes in
-                    if aadBytes.count > 0 {
-                        guard EVP_DecryptUpdate(context, nil, &written,
-                                                aadBytes.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                                                Int32(aadBytes.count)) == 1 else {
-                            throw OpenSSLErrorQueue.error(.internalFailure, "AES-GCM rejected the associated data")
-                        }
-                    }
-                }
-                var total = 0
-                if bodyCount > 0 {
+                var produced = 0
+                if bodyCount > 0, let outBase {
                     guard EVP_DecryptUpdate(context, outBase, &written, inBase, Int32(bodyCount)) == 1 else {
                         throw OpenSSLErrorQueue.error(.internalFailure, "AES-GCM decryption failed")
                     }
-                    total = Int(written)
+                    produced = Int(written)
                 }
                 guard secmail_gcm_set_tag(context, inBase + bodyCount, Int32(Self.tagByteCount)) == 1 else {
                     throw OpenSSLErrorQueue.error(.internalFailure, "AES-GCM could not take the tag")
                 }
                 // EVP_DecryptFinal_ex compares the tag in constant time.
-                let verified = EVP_DecryptFinal_ex(context, outBase + total, &written) == 1
+                let verified = withUnsafeMutablePointer(to: &spare) { sparePointer in
+                    EVP_DecryptFinal_ex(context, outBase.map { $0 + produced } ?? sparePointer, &written) == 1
+                }
                 _ = OpenSSLErrorQueue.drain()
+                if !verified, let base = out.baseAddress { OPENSSL_cleanse(base, bodyCount) }
                 return verified
             }
             guard authentic else {
-                SymmetricKey.wipe(&output)
                 throw CryptoError(.authenticationFailed, "AES-GCM authentication failed: the data was changed or the key is wrong")
             }
-            if bodyCount == 0 { output.removeAll() }
-            return output
+            return bodyCount
         }
     }
 
-    private static func setNonce(_ nonce: some ContiguousByteStorage, on context: OpaquePointer, encrypting: Bool) throws {
+    /// Sets the nonce (and feeds the AAD) for the next message on `context`.
+    private static func start(
+        _ context: OpaquePointer, nonce: some ContiguousByteStorage, aad: some ContiguousByteStorage, encrypting: Bool
+    ) throws {
         try nonce.withUnsafeBytes { nonceBytes in
             // An empty IV makes GCM's security collapse (SP 800-38D requires len(IV) >= 1).
             guard nonceBytes.count > 0 else {
                 throw CryptoError(.invalidParameter, "AES-GCM needs a nonce of at least one byte")
             }
-            guard nonceBytes.count <= Self.maximumNonceByteCount else {
-                throw CryptoError(.invalidParameter, "AES-GCM nonces longer than \(Self.maximumNonceByteCount) bytes are not supported")
+            guard nonceBytes.count <= maximumNonceByteCount else {
+                throw CryptoError(.invalidParameter, "AES-GCM nonces longer than \(maximumNonceByteCount) bytes are not supported")
             }
             let iv = nonceBytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
             let ok = secmail_gcm_set_iv_length(context, Int32(nonceBytes.count)) == 1
@@ -165,6 +182,16 @@ public final class AESGCM: @unchecked Sendable {
                     : EVP_DecryptInit_ex(context, nil, nil, nil, iv) == 1)
             guard ok else {
                 throw OpenSSLErrorQueue.error(.invalidParameter, "AES-GCM rejected a \(nonceBytes.count)-byte nonce")
+            }
+        }
+        try aad.withUnsafeBytes { aadBytes in
+            guard aadBytes.count > 0 else { return }
+            var written: Int32 = 0
+            let fed = encrypting
+                ? EVP_EncryptUpdate(context, nil, &written, aadBytes.baseAddress?.assumingMemoryBound(to: UInt8.self), Int32(aadBytes.count))
+                : EVP_DecryptUpdate(context, nil, &written, aadBytes.baseAddress?.assumingMemoryBound(to: UInt8.self), Int32(aadBytes.count))
+            guard fed == 1 else {
+                throw OpenSSLErrorQueue.error(.internalFailure, "AES-GCM rejected the associated data")
             }
         }
     }

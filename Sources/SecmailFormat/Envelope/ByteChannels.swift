@@ -4,13 +4,34 @@ import Foundation
 public protocol EnvelopeSource {
     /// Total length in bytes.
     var byteCount: UInt64 { get }
-    /// Up to `count` bytes starting at `offset`; fewer only at the end of the input.
-    func read(at offset: UInt64, count: Int) throws -> [UInt8]
+    /// Reads into `buffer[range]` starting at `offset`; fewer bytes only at the end of the input.
+    /// Returns how many bytes were read.
+    func read(at offset: UInt64, into buffer: inout [UInt8], range: Range<Int>) throws -> Int
+}
+
+extension EnvelopeSource {
+    /// Up to `count` bytes starting at `offset`, as a new array (for small reads).
+    func read(at offset: UInt64, count: Int) throws -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: count)
+        let got = try read(at: offset, into: &buffer, range: 0..<count)
+        buffer.removeSubrange(got...)
+        return buffer
+    }
 }
 
 /// Sequential output for a sealed envelope.
 public protocol ByteSink {
-    func write(_ bytes: [UInt8]) throws
+    func write(_ bytes: ArraySlice<UInt8>) throws
+    /// Called once after the last write: everything must be written (not necessarily synced).
+    func finish() throws
+}
+
+extension ByteSink {
+    func write(_ bytes: [UInt8]) throws {
+        try write(bytes[...])
+    }
+
+    public func finish() throws {}
 }
 
 /// An envelope held in memory.
@@ -18,10 +39,11 @@ public struct MemoryEnvelopeSource: EnvelopeSource {
     public let bytes: [UInt8]
     public init(_ bytes: [UInt8]) { self.bytes = bytes }
     public var byteCount: UInt64 { UInt64(bytes.count) }
-    public func read(at offset: UInt64, count: Int) throws -> [UInt8] {
+    public func read(at offset: UInt64, into buffer: inout [UInt8], range: Range<Int>) throws -> Int {
         let start = Int(min(offset, byteCount))
-        let end = min(start + count, bytes.count)
-        return Array(bytes[start..<end])
+        let count = min(range.count, bytes.count - start)
+        buffer.replaceSubrange(range.lowerBound..<range.lowerBound + count, with: bytes[start..<start + count])
+        return count
     }
 }
 
@@ -29,52 +51,30 @@ public struct MemoryEnvelopeSource: EnvelopeSource {
 public final class MemorySink: ByteSink {
     public private(set) var bytes: [UInt8] = []
     public init() {}
-    public func write(_ bytes: [UInt8]) throws { self.bytes.append(contentsOf: bytes) }
+    public func write(_ bytes: ArraySlice<UInt8>) throws { self.bytes.append(contentsOf: bytes) }
 }
 
 /// Reads an envelope file with positional reads.
 public final class FileEnvelopeSource: EnvelopeSource {
-    private let handle: FileHandle
+    private let file: PositionalFile
     public let byteCount: UInt64
 
     public init(url: URL) throws {
-        do {
-            handle = try FileHandle(forReadingFrom: url)
-            byteCount = try handle.seekToEnd()
-        } catch {
-            throw FormatError(.io, "cannot read \(url.path): \(error.localizedDescription)")
-        }
+        file = try PositionalFile(readingAtPath: url.path)
+        byteCount = try file.size()
     }
 
-    deinit {
-        try? handle.close()
-    }
-
-    public func read(at offset: UInt64, count: Int) throws -> [UInt8] {
-        do {
-            try handle.seek(toOffset: offset)
-            var result: [UInt8] = []
-            result.reserveCapacity(count)
-            // read(upToCount:) may return less than asked before the end of a file on some systems.
-            while result.count < count, let data = try handle.read(upToCount: count - result.count), !data.isEmpty {
-                result.append(contentsOf: data)
-            }
-            return result
-        } catch {
-            throw FormatError(.io, "reading the envelope failed: \(error.localizedDescription)")
-        }
+    public func read(at offset: UInt64, into buffer: inout [UInt8], range: Range<Int>) throws -> Int {
+        try file.read(at: offset, into: &buffer, range: range)
     }
 }
 
-/// Writes to an open file handle.
+/// Writes to a file created for the purpose, behind a `BackgroundWriter`.
 public final class FileSink: ByteSink {
-    private let handle: FileHandle
-    public init(handle: FileHandle) { self.handle = handle }
-    public func write(_ bytes: [UInt8]) throws {
-        do {
-            try handle.write(contentsOf: bytes)
-        } catch {
-            throw FormatError(.io, "writing failed: \(error.localizedDescription)")
-        }
-    }
+    public let writer: BackgroundWriter
+    public init(file: PositionalFile) { writer = BackgroundWriter(file: file) }
+    public func write(_ bytes: ArraySlice<UInt8>) throws { try writer.write(bytes) }
+    public func finish() throws { try writer.finish() }
+    /// Waits for every write, then fsyncs.
+    public func synchronize() throws { try writer.synchronize() }
 }

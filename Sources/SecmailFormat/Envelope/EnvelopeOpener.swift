@@ -147,14 +147,14 @@ public enum EnvelopeOpener {
         }
 
         let hasher = try SHA256()
+        var block = [UInt8](repeating: 0, count: Int(min(UInt64(hashBlockSize), max(ciphertextLength, 1))))
         var offset = payloadOffset
         while offset < trailerOffset {
-            let count = Int(min(UInt64(hashBlockSize), trailerOffset - offset))
-            let block = try source.read(at: offset, count: count)
-            guard block.count == count else {
+            let count = Int(min(UInt64(block.count), trailerOffset - offset))
+            guard try source.read(at: offset, into: &block, range: 0..<count) == count else {
                 throw FormatError(.truncated, "the envelope ended while its payload was being read")
             }
-            hasher.update(block)
+            hasher.update(block[0..<count])
             offset += UInt64(count)
             progress?(offset - payloadOffset, ciphertextLength)
         }

@@ -34,7 +34,6 @@ public struct EnvelopeSealer: Sendable {
     let clock: @Sendable () -> Int64
 
     static let signatureContext: [UInt8] = Array("secmail envelope v1 signature".utf8) + [0]
-    static let readBlockSize = 1 << 20
 
     /// A sealer with the system CSPRNG and clock. Tests inject both to build golden vectors.
     public init(
@@ -103,6 +102,7 @@ public struct EnvelopeSealer: Sendable {
         var trailer = ByteWriter()
         trailer.append(u16Prefixed: signature)
         try sink.write(trailer.bytes)
+        try sink.finish()
         return SealedEnvelope(
             header: header,
             byteCount: UInt64(header.encoded.count) + writer.ciphertextBytesWritten + UInt64(trailer.bytes.count))
@@ -113,31 +113,13 @@ public struct EnvelopeSealer: Sendable {
         case .bytes(let bytes):
             try writer.append(bytes)
         case .file(let url):
-            let handle: FileHandle
-            do {
-                handle = try FileHandle(forReadingFrom: url)
-            } catch {
-                throw FormatError(.io, "cannot read attachment \(url.path): \(error.localizedDescription)")
+            let file = try PositionalFile(readingAtPath: url.path)
+            guard try file.size() == attachment.info.length else {
+                throw FormatError(.io, "attachment \(url.path) changed size before it was sealed")
             }
-            defer { try? handle.close() }
-            var remaining = attachment.info.length
-            while remaining > 0 {
-                let data: Data
-                do {
-                    data = try handle.read(upToCount: Int(min(remaining, UInt64(Self.readBlockSize)))) ?? Data()
-                } catch {
-                    throw FormatError(.io, "reading attachment \(url.path) failed: \(error.localizedDescription)")
-                }
-                guard !data.isEmpty else {
-                    throw FormatError(.io, "attachment \(url.path) shrank while it was being sealed")
-                }
-                try writer.append(data)
-                remaining -= UInt64(data.count)
-                onBlock()
-            }
-            let extra = try? handle.read(upToCount: 1)
-            guard extra?.isEmpty ?? true else {
-                throw FormatError(.io, "attachment \(url.path) grew while it was being sealed")
+            try writer.append(from: file, count: attachment.info.length, onProgress: onBlock)
+            guard try file.size() == attachment.info.length else {
+                throw FormatError(.io, "attachment \(url.path) changed size while it was being sealed")
             }
         }
     }

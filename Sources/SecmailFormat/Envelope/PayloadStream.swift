@@ -1,14 +1,15 @@
 import SecmailCrypto
 
 /// Cuts plaintext into 64 KiB chunks, seals each (STREAM nonces), writes the ciphertext and
-/// hashes it for the signature. Holds at most one chunk in memory.
+/// hashes it for the signature. Works in two fixed buffers: nothing is allocated per chunk.
 final class ChunkWriter {
     private let cipher: AESGCM
     private let sink: ByteSink
     private let hasher: SHA256
     private let totalLength: UInt64
-    private let chunkSize: Int
-    private var buffer: [UInt8] = []
+    private var plaintext: [UInt8]
+    private var filled = 0
+    private var sealed: [UInt8]
     private var appended: UInt64 = 0
     private var chunkIndex: UInt64 = 0
     private(set) var ciphertextBytesWritten: UInt64 = 0
@@ -16,28 +17,43 @@ final class ChunkWriter {
     init(cipher: AESGCM, totalLength: UInt64, chunkSize: Int, sink: ByteSink) throws {
         self.cipher = cipher
         self.totalLength = totalLength
-        self.chunkSize = chunkSize
         self.sink = sink
         self.hasher = try SHA256()
-        buffer.reserveCapacity(chunkSize)
+        plaintext = [UInt8](repeating: 0, count: chunkSize)
+        sealed = [UInt8](repeating: 0, count: chunkSize + AESGCM.tagByteCount)
+    }
+
+    deinit {
+        SymmetricKey.wipe(&plaintext)
     }
 
     var plaintextBytesAppended: UInt64 { appended }
 
-    func append(_ bytes: some Collection<UInt8>) throws {
+    /// Appends bytes held in memory (fields, text, in-memory attachments).
+    func append(_ bytes: [UInt8]) throws {
         var rest = bytes[...]
-        guard appended + UInt64(rest.count) <= totalLength else {
-            throw FormatError(.invalidField, "the content grew while it was being sealed (a file changed?)")
-        }
+        try checkGrowth(by: rest.count)
         while !rest.isEmpty {
-            let take = min(chunkSize - buffer.count, rest.count)
-            buffer.append(contentsOf: rest.prefix(take))
+            let take = min(plaintext.count - filled, rest.count)
+            plaintext.replaceSubrange(filled..<filled + take, with: rest.prefix(take))
             rest = rest.dropFirst(take)
-            appended += UInt64(take)
-            // A full chunk is final only if nothing follows; that is decided in finish().
-            if buffer.count == chunkSize, appended < totalLength {
-                try emit(isFinal: false)
+            try advance(by: take)
+        }
+    }
+
+    /// Appends `count` bytes read straight from `file` into the chunk buffer.
+    func append(from file: PositionalFile, count: UInt64, onProgress: () -> Void) throws {
+        try checkGrowth(by: Int(count))
+        var offset: UInt64 = 0
+        while offset < count {
+            let want = Int(min(UInt64(plaintext.count - filled), count - offset))
+            let got = try file.read(at: offset, into: &plaintext, range: filled..<filled + want)
+            guard got == want else {
+                throw FormatError(.io, "attachment \(file.path) shrank while it was being sealed")
             }
+            offset += UInt64(got)
+            try advance(by: got)
+            onProgress()
         }
     }
 
@@ -50,25 +66,43 @@ final class ChunkWriter {
         return hasher.finalize()
     }
 
+    private func checkGrowth(by count: Int) throws {
+        guard appended + UInt64(count) <= totalLength else {
+            throw FormatError(.invalidField, "the content grew while it was being sealed (a file changed?)")
+        }
+    }
+
+    private func advance(by count: Int) throws {
+        filled += count
+        appended += UInt64(count)
+        // A full chunk is final only if nothing follows; that is decided in finish().
+        if filled == plaintext.count, appended < totalLength {
+            try emit(isFinal: false)
+        }
+    }
+
     private func emit(isFinal: Bool) throws {
-        let sealed = try cipher.seal(buffer, nonce: PayloadKeys.nonce(chunk: chunkIndex, isFinal: isFinal))
-        hasher.update(sealed)
-        try sink.write(sealed)
-        ciphertextBytesWritten += UInt64(sealed.count)
+        let count = try cipher.seal(plaintext[0..<filled], nonce: PayloadKeys.nonce(chunk: chunkIndex, isFinal: isFinal),
+                                    into: &sealed)
+        hasher.update(sealed[0..<count])
+        try sink.write(sealed[0..<count])
+        ciphertextBytesWritten += UInt64(count)
         chunkIndex += 1
-        SymmetricKey.wipe(&buffer)
-        buffer.removeAll(keepingCapacity: true)
+        filled = 0
     }
 }
 
-/// Decrypts the chunks of a verified envelope in order and hands out plaintext on demand.
+/// Decrypts the chunks of a verified envelope in order and hands out plaintext on demand,
+/// reusing one ciphertext and one plaintext buffer.
 final class PlaintextCursor {
     private let cipher: AESGCM
     private let source: EnvelopeSource
     private let header: EnvelopeHeader
     private let payloadOffset: UInt64
     private var nextChunk: UInt64 = 0
-    private var current: [UInt8] = []
+    private var sealed: [UInt8]
+    private var current: [UInt8]
+    private var currentCount = 0
     private var position = 0
     private(set) var plaintextBytesConsumed: UInt64 = 0
 
@@ -77,6 +111,12 @@ final class PlaintextCursor {
         self.source = source
         self.header = header
         self.payloadOffset = payloadOffset
+        sealed = [UInt8](repeating: 0, count: Int(header.chunkSize) + AESGCM.tagByteCount)
+        current = [UInt8](repeating: 0, count: Int(header.chunkSize))
+    }
+
+    deinit {
+        SymmetricKey.wipe(&current)
     }
 
     /// Exactly `count` bytes (for small fields).
@@ -91,8 +131,8 @@ final class PlaintextCursor {
     func forward(_ count: UInt64, to body: (ArraySlice<UInt8>) throws -> Void) throws {
         var remaining = count
         while remaining > 0 {
-            if position == current.count { try loadNextChunk() }
-            let take = Int(min(UInt64(current.count - position), remaining))
+            if position == currentCount { try loadNextChunk() }
+            let take = Int(min(UInt64(currentCount - position), remaining))
             try body(current[position..<position + take])
             position += take
             remaining -= UInt64(take)
@@ -102,7 +142,7 @@ final class PlaintextCursor {
 
     /// Fails unless every plaintext byte has been consumed.
     func expectEnd() throws {
-        guard position == current.count, nextChunk == header.chunkCount else {
+        guard position == currentCount, nextChunk == header.chunkCount else {
             throw FormatError(.invalidField, "the payload has bytes after the last attachment")
         }
     }
@@ -112,19 +152,18 @@ final class PlaintextCursor {
             throw FormatError(.truncated, "the payload ended before the message structure did")
         }
         let chunkSize = UInt64(header.chunkSize)
-        let plainStart = nextChunk * chunkSize
-        let plainCount = min(chunkSize, header.payloadLength - plainStart)
-        let sealedSize = UInt64(header.chunkSize) + UInt64(AESGCM.tagByteCount)
-        let offset = payloadOffset + nextChunk * sealedSize
-        let sealed = try source.read(at: offset, count: Int(plainCount) + AESGCM.tagByteCount)
-        guard sealed.count == Int(plainCount) + AESGCM.tagByteCount else {
+        let plainCount = Int(min(chunkSize, header.payloadLength - nextChunk * chunkSize))
+        let sealedCount = plainCount + AESGCM.tagByteCount
+        let offset = payloadOffset + nextChunk * (chunkSize + UInt64(AESGCM.tagByteCount))
+        guard try source.read(at: offset, into: &sealed, range: 0..<sealedCount) == sealedCount else {
             throw FormatError(.truncated, "the envelope ended inside chunk \(nextChunk)")
         }
         let isFinal = nextChunk == header.chunkCount - 1
-        SymmetricKey.wipe(&current)
         do {
-            current = try cipher.open(sealed, nonce: PayloadKeys.nonce(chunk: nextChunk, isFinal: isFinal))
+            currentCount = try cipher.open(sealed[0..<sealedCount], nonce: PayloadKeys.nonce(chunk: nextChunk, isFinal: isFinal),
+                                           into: &current)
         } catch {
+            currentCount = 0
             throw FormatError(.authenticationFailed, "chunk \(nextChunk) of the payload failed authentication: the envelope was changed")
         }
         position = 0

@@ -35,7 +35,7 @@ struct SealCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let recipients = try to.map(loadBundle)
-            let attachments = try attach.map { try OutgoingAttachment(file: URL(fileURLWithPath: $0)) }
+            let attachments = try attach.map { path in try userInput { try OutgoingAttachment(file: URL(fileURLWithPath: path)) } }
             let outputURL = URL(fileURLWithPath: output)
             guard !FileManager.default.fileExists(atPath: outputURL.path) else {
                 throw CLIFailure(.failure, "\(output) exists already; choose another output file")
@@ -92,18 +92,12 @@ enum AtomicFile {
     static func write<R>(to url: URL, _ body: (ByteSink) throws -> R) throws -> R {
         let temporary = url.deletingLastPathComponent()
             .appendingPathComponent(".\(url.lastPathComponent).partial-\(UUID().uuidString)")
-        guard FileManager.default.createFile(atPath: temporary.path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
-            throw CLIFailure(.failure, "cannot create \(temporary.path)")
-        }
+        let file = try PositionalFile(creatingAtPath: temporary.path, permissions: 0o600)
         var moved = false
         defer { if !moved { try? FileManager.default.removeItem(at: temporary) } }
-        let handle = try FileHandle(forWritingTo: temporary)
-        let result: R
-        do {
-            defer { try? handle.close() }
-            result = try body(FileSink(handle: handle))
-            try handle.synchronize()
-        }
+        let sink = FileSink(file: file)
+        let result = try body(sink)
+        try sink.synchronize()
         do {
             try FileManager.default.moveItem(at: temporary, to: url)
         } catch {

@@ -1,0 +1,57 @@
+import Dispatch
+import Foundation
+
+/// Writes to a `PositionalFile` on a background queue so that encryption and hashing on the
+/// caller's thread overlap with the kernel's copy into the page cache (the largest single cost
+/// of sealing to a new file). At most `depth` chunks are in flight, so memory stays bounded and a
+/// slow disk applies backpressure. The first write error is reported by the next `write` or by
+/// `finish()`.
+public final class BackgroundWriter: @unchecked Sendable {
+    // @unchecked: `failure` is guarded by `lock`; `file` is only written from the serial queue.
+    public let file: PositionalFile
+    private let queue = DispatchQueue(label: "secmail.background-writer")
+    private let slots: DispatchSemaphore
+    private let lock = NSLock()
+    private var failure: Error?
+
+    public init(file: PositionalFile, depth: Int = 8) {
+        self.file = file
+        slots = DispatchSemaphore(value: depth)
+    }
+
+    /// Queues a copy of `bytes` for writing.
+    public func write(_ bytes: ArraySlice<UInt8>) throws {
+        try rethrowFailure()
+        let copy = Array(bytes)
+        slots.wait()
+        queue.async { [self] in
+            defer { slots.signal() }
+            guard currentFailure() == nil else { return }
+            do {
+                try file.write(copy[...])
+            } catch {
+                lock.withLock { failure = error }
+            }
+        }
+    }
+
+    /// Waits until everything queued is written; throws the first write error.
+    public func finish() throws {
+        queue.sync {}
+        try rethrowFailure()
+    }
+
+    /// `finish()`, then fsync.
+    public func synchronize() throws {
+        try finish()
+        try file.synchronize()
+    }
+
+    private func currentFailure() -> Error? {
+        lock.withLock { failure }
+    }
+
+    private func rethrowFailure() throws {
+        if let failure = currentFailure() { throw failure }
+    }
+}

@@ -1,0 +1,83 @@
+import Glibc
+
+/// A file read with `pread` and written with `write` into and from buffers the caller reuses.
+///
+/// This is the format layer's only system-call boundary. It exists for speed: Foundation's
+/// FileHandle returns a freshly allocated Data per read, and on the chunk path that allocation
+/// (page faults on every large buffer) cost more than the cryptography itself.
+public final class PositionalFile: @unchecked Sendable {
+    // @unchecked: the descriptor is fixed for the object's life; pread carries its own offset,
+    // and writers are used by one owner at a time.
+    private let descriptor: Int32
+    public let path: String
+
+    /// Opens an existing file for reading.
+    public init(readingAtPath path: String) throws {
+        self.path = path
+        descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw Self.error("cannot open \(path)") }
+    }
+
+    /// Creates a new file (failing if it exists) with `permissions`, for writing.
+    public init(creatingAtPath path: String, permissions: UInt32 = 0o600) throws {
+        self.path = path
+        descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(permissions))
+        guard descriptor >= 0 else { throw Self.error("cannot create \(path)") }
+    }
+
+    deinit {
+        close(descriptor)
+    }
+
+    /// Current size in bytes.
+    public func size() throws -> UInt64 {
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw Self.error("cannot stat \(path)") }
+        return UInt64(info.st_size)
+    }
+
+    /// Reads into `buffer[range]` from `offset`, stopping early only at end of file.
+    /// Returns the number of bytes read.
+    public func read(at offset: UInt64, into buffer: inout [UInt8], range: Range<Int>) throws -> Int {
+        precondition(range.lowerBound >= 0 && range.upperBound <= buffer.count, "read range outside the buffer")
+        var done = 0
+        while done < range.count {
+            let count = buffer.withUnsafeMutableBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return 0 }
+                return pread(descriptor, base + range.lowerBound + done, range.count - done, off_t(offset) + off_t(done))
+            }
+            if count == 0 { break }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw Self.error("reading \(path) failed")
+            }
+            done += count
+        }
+        return done
+    }
+
+    /// Writes every byte of `bytes` at the current end of what was written.
+    public func write(_ bytes: ArraySlice<UInt8>) throws {
+        var done = 0
+        while done < bytes.count {
+            let count = bytes.withUnsafeBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return 0 }
+                return Glibc.write(descriptor, base + done, raw.count - done)
+            }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw Self.error("writing \(path) failed")
+            }
+            done += count
+        }
+    }
+
+    /// Flushes written data to stable storage.
+    public func synchronize() throws {
+        guard fsync(descriptor) == 0 else { throw Self.error("fsync of \(path) failed") }
+    }
+
+    private static func error(_ what: String) -> FormatError {
+        FormatError(.io, "\(what): \(String(cString: strerror(errno)))")
+    }
+}

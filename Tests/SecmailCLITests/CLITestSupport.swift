@@ -1,0 +1,114 @@
+import Foundation
+import Testing
+
+/// Runs the real `secmail` executable built by `swift build`/`swift test`.
+enum SecmailBinary {
+    static let url: URL = {
+        if let path = ProcessInfo.processInfo.environment["SECMAIL_BIN"] {
+            return URL(fileURLWithPath: path)
+        }
+        // The test runner lives in the same products directory as the executable.
+        let runner = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var directory = runner.deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = directory.appendingPathComponent("secmail")
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: candidate.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                return candidate
+            }
+            directory = directory.deletingLastPathComponent()
+        }
+        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return packageRoot.appendingPathComponent(".build/debug/secmail")
+    }()
+}
+
+struct CLIResult {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+}
+
+/// One user of the CLI: their own SECMAIL_HOME and passphrase.
+struct CLIUser {
+    let name: String
+    let home: URL
+    let passphrase: String
+
+    @discardableResult
+    func run(_ arguments: [String], passphrase override: String? = nil, in directory: URL? = nil) throws -> CLIResult {
+        try runSecmail(arguments, environment: ["SECMAIL_HOME": home.path, "SECMAIL_PASSPHRASE": override ?? passphrase],
+                       in: directory)
+    }
+}
+
+func runSecmail(_ arguments: [String], environment: [String: String], in directory: URL? = nil) throws -> CLIResult {
+    let process = Process()
+    process.executableURL = SecmailBinary.url
+    process.arguments = arguments
+    var env = ProcessInfo.processInfo.environment
+    env["SECMAIL_PASSPHRASE"] = nil
+    for (key, value) in environment { env[key] = value }
+    process.environment = env
+    if let directory { process.currentDirectoryURL = directory }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let group = DispatchGroup()
+    nonisolated(unsafe) var stdoutData = Data()
+    nonisolated(unsafe) var stderrData = Data()
+    group.enter()
+    DispatchQueue.global().async { stdoutData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    group.enter()
+    DispatchQueue.global().async { stderrData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    group.wait()
+    process.waitUntilExit()
+    return CLIResult(status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self),
+                     stderr: String(decoding: stderrData, as: UTF8.self))
+}
+
+/// alice, bob and carol, created once per test process through `secmail init`, with their
+/// exported identities in `workspace`.
+enum Users {
+    static let workspace: URL = {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("secmail-cli-\(UUID().uuidString)", isDirectory: true)
+        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }()
+
+    static func make(_ name: String) -> CLIUser {
+        let user = CLIUser(name: name, home: workspace.appendingPathComponent("\(name)-home", isDirectory: true),
+                           passphrase: "\(name) has a long passphrase")
+        let created = try! user.run(["init", name])
+        precondition(created.status == 0, "secmail init \(name) failed: \(created.stderr)")
+        let exported = try! user.run(["export", "-o", workspace.appendingPathComponent("\(name).id").path])
+        precondition(exported.status == 0, "secmail export failed: \(exported.stderr)")
+        return user
+    }
+
+    static func bundle(_ name: String) -> URL {
+        _ = all
+        return workspace.appendingPathComponent("\(name).id")
+    }
+
+    private static let all: [String: CLIUser] = Dictionary(uniqueKeysWithValues: ["alice", "bob", "carol"].map { ($0, make($0)) })
+    static var alice: CLIUser { all["alice"]! }
+    static var bob: CLIUser { all["bob"]! }
+    static var carol: CLIUser { all["carol"]! }
+}
+
+func temporaryDirectory(_ label: String) throws -> URL {
+    let url = Users.workspace.appendingPathComponent("\(label)-\(UUID().uuidString)", isDirectory: true)
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+func contents(of directory: URL) -> [String] {
+    ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).sorted()
+}
+
+func permissions(_ url: URL) -> Int {
+    ((try? FileManager.default.attributesOfItem(atPath: url.path))?[.posixPermissions] as? NSNumber)?.intValue ?? -1
+}

@@ -1,0 +1,200 @@
+import Foundation
+import Testing
+
+@Suite struct InitAndExportTests {
+    @Test func initStoresPassphraseEncryptedKeysWithPrivatePermissions() throws {
+        let alice = Users.alice
+        let version = alice.home.appendingPathComponent("identity/v1")
+        #expect(permissions(alice.home) == 0o700)
+        for file in ["signing-key.pem", "encryption-key.pem"] {
+            let url = version.appendingPathComponent(file)
+            #expect(permissions(url) == 0o600, "\(file)")
+            let pem = try String(contentsOf: url, encoding: .utf8)
+            #expect(pem.hasPrefix("-----BEGIN ENCRYPTED PRIVATE KEY-----"))
+            #expect(!pem.contains(alice.passphrase))
+        }
+        // openssl opens the stored key with the passphrase, and not without it.
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        check.arguments = ["openssl", "pkey", "-in", version.appendingPathComponent("signing-key.pem").path,
+                           "-passin", "pass:\(alice.passphrase)", "-noout"]
+        try check.run()
+        check.waitUntilExit()
+        #expect(check.terminationStatus == 0)
+    }
+
+    @Test func initNeverOverwritesAnIdentity() throws {
+        let alice = Users.alice
+        let key = alice.home.appendingPathComponent("identity/v1/signing-key.pem")
+        let before = try Data(contentsOf: key)
+        let again = try alice.run(["init", "alice"])
+        #expect(again.status == 1)
+        #expect(again.stderr.contains("already holds an identity"))
+        #expect(try Data(contentsOf: key) == before)
+    }
+
+    @Test func initRejectsBadNamesAndWeakPassphrases() throws {
+        let home = try temporaryDirectory("init")
+        let badName = try runSecmail(["init", "Bad Name!"], environment: ["SECMAIL_HOME": home.path, "SECMAIL_PASSPHRASE": "long enough passphrase"])
+        #expect(badName.status == 1)
+        #expect(badName.stderr.contains("use only a-z"))
+        let weak = try runSecmail(["init", "dave"], environment: ["SECMAIL_HOME": home.path, "SECMAIL_PASSPHRASE": "short"])
+        #expect(weak.status == 1)
+        #expect(weak.stderr.contains("at least 8 characters"))
+        #expect(!FileManager.default.fileExists(atPath: home.appendingPathComponent("identity").path))
+    }
+
+    @Test func noPassphraseAndNoTerminalFailsClearly() throws {
+        let home = try temporaryDirectory("notty")
+        let result = try runSecmail(["init", "erin"], environment: ["SECMAIL_HOME": home.path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("SECMAIL_PASSPHRASE"))
+    }
+
+    @Test func exportWithoutIdentityExplainsWhatToDo() throws {
+        let home = try temporaryDirectory("empty")
+        let result = try runSecmail(["export"], environment: ["SECMAIL_HOME": home.path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("secmail init"))
+    }
+
+    @Test func exportPrintsTheArmoredBundle() throws {
+        let result = try Users.alice.run(["export"])
+        #expect(result.status == 0)
+        #expect(result.stdout.hasPrefix("-----BEGIN SECMAIL IDENTITY-----"))
+        #expect(result.stdout == (try String(contentsOf: Users.bundle("alice"), encoding: .utf8)))
+    }
+}
+
+@Suite struct SealAndOpenTests {
+    /// alice seals a message with two attachments to bob and carol.
+    func sealSample(into directory: URL) throws -> (envelope: URL, attachments: [URL]) {
+        let note = directory.appendingPathComponent("note.txt")
+        try Data("see attached\n".utf8).write(to: note)
+        let blob = directory.appendingPathComponent("data.bin")
+        try Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }).write(to: blob)
+        let envelope = directory.appendingPathComponent("msg.smsg")
+        let sealed = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "--to", Users.bundle("carol").path,
+                                          "-m", "Hello from alice", "--attach", note.path, "--attach", blob.path,
+                                          "-o", envelope.path])
+        #expect(sealed.status == 0, "\(sealed.stderr)")
+        #expect(sealed.stdout.trimmingCharacters(in: .whitespacesAndNewlines).count == 32)
+        return (envelope, [note, blob])
+    }
+
+    @Test func sealThenOpenDeliversTextAndIdenticalAttachments() throws {
+        let directory = try temporaryDirectory("roundtrip")
+        let (envelope, attachments) = try sealSample(into: directory)
+        for reader in [Users.bob, Users.carol] {
+            let out = directory.appendingPathComponent("\(reader.name)-out")
+            let opened = try reader.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--out", out.path])
+            #expect(opened.status == 0, "\(opened.stderr)")
+            #expect(opened.stdout == "Hello from alice\n")
+            #expect(opened.stderr.contains("signed by alice"))
+            #expect(contents(of: out) == ["data.bin", "note.txt"])
+            for original in attachments {
+                #expect(try Data(contentsOf: out.appendingPathComponent(original.lastPathComponent)) == Data(contentsOf: original))
+            }
+        }
+    }
+
+    @Test func openJSONNamesSenderTextAndFiles() throws {
+        let directory = try temporaryDirectory("json")
+        let (envelope, _) = try sealSample(into: directory)
+        let out = directory.appendingPathComponent("out")
+        let opened = try Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--out", out.path, "--json"])
+        #expect(opened.status == 0, "\(opened.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(opened.stdout.utf8)) as? [String: Any])
+        #expect(json["from"] as? String == "alice")
+        #expect(json["text"] as? String == "Hello from alice")
+        #expect((json["files"] as? [String])?.count == 2)
+        #expect((json["id"] as? String)?.count == 32)
+    }
+
+    @Test func openingTwiceNeverOverwritesSavedFiles() throws {
+        let directory = try temporaryDirectory("twice")
+        let (envelope, _) = try sealSample(into: directory)
+        let out = directory.appendingPathComponent("out")
+        for _ in 0..<2 {
+            #expect(try Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--out", out.path]).status == 0)
+        }
+        #expect(contents(of: out) == ["data (2).bin", "data.bin", "note (2).txt", "note.txt"])
+    }
+
+    /// Each refusal: the exit code, a message, and nothing at all in the output directory.
+    func expectRefusal(_ envelope: URL, by reader: CLIUser = Users.bob, from sender: String = "alice",
+                       passphrase: String? = nil, status: Int32, message: String) throws {
+        let out = envelope.deletingLastPathComponent().appendingPathComponent("out-\(UUID().uuidString)")
+        let result = try reader.run(["open", envelope.path, "--from", Users.bundle(sender).path, "--out", out.path], passphrase: passphrase)
+        #expect(result.status == status, "\(result.stderr)")
+        #expect(result.stderr.contains(message), "\(result.stderr)")
+        #expect(result.stdout.isEmpty)
+        #expect(contents(of: out).isEmpty, "files were written: \(contents(of: out))")
+    }
+
+    func variant(of envelope: URL, _ name: String, _ change: (inout Data) -> Void) throws -> URL {
+        var data = try Data(contentsOf: envelope)
+        change(&data)
+        let url = envelope.deletingLastPathComponent().appendingPathComponent(name)
+        try data.write(to: url)
+        return url
+    }
+
+    @Test func openRefusesEveryKindOfBadInputAndWritesNothing() throws {
+        let directory = try temporaryDirectory("refusals")
+        let (envelope, _) = try sealSample(into: directory)
+        try expectRefusal(variant(of: envelope, "changed-payload") { $0[$0.count / 2] ^= 1 }, status: 2, message: "signature does not verify")
+        try expectRefusal(variant(of: envelope, "changed-signature") { $0[$0.count - 1] ^= 1 }, status: 2, message: "signature does not verify")
+        try expectRefusal(variant(of: envelope, "changed-header") { $0[20] ^= 1 }, status: 2, message: "signature does not verify")
+        try expectRefusal(variant(of: envelope, "truncated") { $0.removeLast(1000) }, status: 2, message: "truncated")
+        try expectRefusal(variant(of: envelope, "trailing") { $0.append(contentsOf: [0, 1, 2]) }, status: 2, message: "after its signature")
+        try expectRefusal(variant(of: envelope, "version") { $0[4] = 9 }, status: 5, message: "format version 9")
+        try expectRefusal(variant(of: envelope, "garbage") { $0 = Data("hello".utf8) }, status: 2, message: "not a secmail envelope")
+        try expectRefusal(envelope, by: Users.alice, status: 3, message: "not encrypted to your key")
+        try expectRefusal(envelope, from: "carol", status: 3, message: "not from the given bundle")
+        try expectRefusal(envelope, passphrase: "not bob's passphrase", status: 4, message: "wrong passphrase")
+    }
+
+    @Test func sealRefusesBadInputAndLeavesNoOutput() throws {
+        let directory = try temporaryDirectory("sealbad")
+        let output = directory.appendingPathComponent("out.smsg")
+        let missing = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "--attach", "/nonexistent.png", "-o", output.path])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("/nonexistent.png"))
+        let badBundle = directory.appendingPathComponent("bad.id")
+        try Data("-----BEGIN SECMAIL IDENTITY-----\nAAAA\n-----END SECMAIL IDENTITY-----\n".utf8).write(to: badBundle)
+        let invalid = try Users.alice.run(["seal", "--to", badBundle.path, "-m", "x", "-o", output.path])
+        #expect(invalid.status == 2)
+        #expect(invalid.stderr.contains("not a valid identity"))
+        let wrongPassphrase = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "-m", "x", "-o", output.path], passphrase: "nope nope")
+        #expect(wrongPassphrase.status == 4)
+        #expect(contents(of: directory) == ["bad.id"])
+
+        try Data("keep me".utf8).write(to: output)
+        let exists = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "-m", "x", "-o", output.path])
+        #expect(exists.status == 1)
+        #expect(try String(contentsOf: output, encoding: .utf8) == "keep me")
+        let usage = try Users.alice.run(["seal", "-m", "x", "-o", directory.appendingPathComponent("u.smsg").path])
+        #expect(usage.status == 64)
+    }
+
+    @Test func aKeyFileReadableByOthersIsRefused() throws {
+        let directory = try temporaryDirectory("perms")
+        let (envelope, _) = try sealSample(into: directory)
+        let key = Users.carol.home.appendingPathComponent("identity/v1/encryption-key.pem")
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: key.path)
+        defer { try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: key.path) }
+        try expectRefusal(envelope, by: Users.carol, status: 1, message: "chmod 600")
+    }
+}
+
+@Suite struct DemoTests {
+    @Test func demoRunsEndToEnd() throws {
+        let result = try runSecmail(["demo"], environment: [:])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("identical to the original"))
+        #expect(result.stdout.contains("refused: the signature does not verify"))
+        #expect(result.stdout.contains("refused: this message was not encrypted to your key"))
+        #expect(result.stdout.contains("Demo complete"))
+    }
+}
