@@ -72,4 +72,59 @@ import Testing
         let opensslHex = output.lowercased().filter { $0.isHexDigit }
         #expect(opensslHex == expected["keyCommitment"] as? String)
     }
+
+    /// Whether python3 with the `cryptography` package is here for the reference reader.
+    static let referenceReaderAvailable: Bool = {
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        probe.arguments = ["python3", "-c", "import cryptography"]
+        probe.standardError = FileHandle.nullDevice
+        guard (try? probe.run()) != nil else { return false }
+        probe.waitUntilExit()
+        if probe.terminationStatus != 0 {
+            print("python3 with the cryptography package is absent: skipping the reference-reader test")
+        }
+        return probe.terminationStatus == 0
+    }()
+
+    func runReferenceReader(_ envelope: URL) throws -> (status: Int32, output: String) {
+        let root = Fixtures.directory.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", root.appendingPathComponent("scripts/reference_open.py").path, envelope.path,
+                             Fixtures.directory.appendingPathComponent("alice.id").path,
+                             Fixtures.directory.appendingPathComponent("carol.id").path,
+                             Fixtures.keyDirectory.appendingPathComponent("carol-encryption.key.pem").path,
+                             "throwaway test passphrase"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+
+    /// scripts/reference_open.py implements docs/PROTOCOL.md independently (Python's
+    /// `cryptography`, none of our code): it must open the golden envelope to the same content
+    /// and refuse a changed one.
+    @Test(.enabled(if: GoldenVectorTests.referenceReaderAvailable, "python3 with the cryptography package is absent"))
+    func independentReaderFromTheSpecificationAgrees() throws {
+        let (status, output) = try runReferenceReader(Fixtures.directory.appendingPathComponent("golden-envelope-v1.smsg"))
+        #expect(status == 0)
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+        #expect(result["text"] as? String == expected["text"] as? String)
+        #expect(result["keyCommitment"] as? String == expected["keyCommitment"] as? String)
+        #expect(result["messageId"] as? String == expected["messageId"] as? String)
+        let theirs = (result["attachments"] as? [[String: Any]])?.map { $0["sha256"] as? String }
+        let ours = (expected["attachments"] as? [[String: Any]])?.map { $0["sha256"] as? String }
+        #expect(theirs != nil && theirs == ours)
+
+        var changed = golden
+        changed[changed.count - 100] ^= 1
+        let tampered = FileManager.default.temporaryDirectory.appendingPathComponent("tampered-\(UUID().uuidString).smsg")
+        try Data(changed).write(to: tampered)
+        defer { try? FileManager.default.removeItem(at: tampered) }
+        #expect(try runReferenceReader(tampered).status == 2)
+    }
 }
