@@ -32,10 +32,6 @@ static inline const char *secmail_err_reason(unsigned long code) {
     return ERR_reason_error_string(code);
 }
 
-static inline int secmail_err_is_bad_decrypt(unsigned long code) {
-    return ERR_GET_REASON(code) == EVP_R_BAD_DECRYPT;
-}
-
 static inline void secmail_free(void *pointer) {
     OPENSSL_free(pointer);
 }
@@ -134,15 +130,26 @@ static inline int secmail_write_pkcs8_scrypt_pem(BIO *out, EVP_PKEY *key,
 
 /// Reads an encrypted PKCS#8 PEM ("ENCRYPTED PRIVATE KEY") and decrypts it with `passphrase`.
 /// Unencrypted keys are refused: a key file at rest must always be encrypted.
+/// On failure `*failed_stage` says where: 1 = not an encrypted PKCS#8 PEM, 2 = decryption or
+/// decoding of the decrypted key failed (a wrong passphrase: with CBC padding, about 1 wrong
+/// passphrase in 256 decrypts to valid padding and fails only at the ASN.1 stage), 3 = the
+/// decrypted structure is not a usable key.
 static inline EVP_PKEY *secmail_read_pkcs8_encrypted_pem(BIO *in, const char *passphrase,
-                                                         int passphrase_length) {
+                                                         int passphrase_length, int *failed_stage) {
     X509_SIG *sealed = PEM_read_bio_PKCS8(in, NULL, NULL, NULL);
-    if (sealed == NULL) return NULL;
+    if (sealed == NULL) {
+        *failed_stage = 1;
+        return NULL;
+    }
     PKCS8_PRIV_KEY_INFO *info = PKCS8_decrypt(sealed, passphrase, passphrase_length);
     X509_SIG_free(sealed);
-    if (info == NULL) return NULL;
+    if (info == NULL) {
+        *failed_stage = 2;
+        return NULL;
+    }
     EVP_PKEY *key = EVP_PKCS82PKEY(info);
     PKCS8_PRIV_KEY_INFO_free(info);
+    if (key == NULL) *failed_stage = 3;
     return key;
 }
 

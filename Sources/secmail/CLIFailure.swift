@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glibc
 import SecmailClient
 import SecmailCrypto
 import SecmailFormat
@@ -88,7 +89,11 @@ enum Terminal {
         FileHandle.standardOutput.write(Data(text.utf8))
     }
 
-    /// A progress line on stderr for transfers of 8 MiB and more, redrawn at most 10 times a second.
+    /// Whether stderr is a terminal (progress lines are for people, not logs).
+    static let stderrIsTerminal = isatty(STDERR_FILENO) == 1
+
+    /// A progress line on stderr for transfers of 8 MiB and more, redrawn at most 10 times a
+    /// second, and only when stderr is a terminal.
     final class ProgressLine {
         private let label: String
         private var lastDraw = Date.distantPast
@@ -100,7 +105,7 @@ enum Terminal {
         }
 
         func update(_ done: UInt64, _ total: UInt64) {
-            guard total >= Self.threshold else { return }
+            guard total >= Self.threshold, Terminal.stderrIsTerminal else { return }
             let now = Date()
             guard done == total || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
             lastDraw = now

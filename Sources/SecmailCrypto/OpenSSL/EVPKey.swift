@@ -56,17 +56,22 @@ final class EVPKey: @unchecked Sendable {
             throw CryptoError(.malformedInput, "not an encrypted PKCS#8 private key (expected -----BEGIN ENCRYPTED PRIVATE KEY-----); unencrypted key files are refused")
         }
         return try withMemoryBIO(contents: Array(pem.utf8)) { bio in
+            var failedStage: Int32 = 0
             let key = passphrase.bytes.withUnsafeBufferPointer { pass in
                 pass.withMemoryRebound(to: CChar.self) { chars in
-                    secmail_read_pkcs8_encrypted_pem(bio, chars.baseAddress, Int32(chars.count))
+                    secmail_read_pkcs8_encrypted_pem(bio, chars.baseAddress, Int32(chars.count), &failedStage)
                 }
             }
             guard let key else {
-                let (message, sawBadDecrypt) = OpenSSLErrorQueue.drain()
-                if sawBadDecrypt {
-                    throw CryptoError(.wrongPassphrase, "wrong passphrase for the private key", openSSLMessage: message)
+                let message = OpenSSLErrorQueue.drain().message
+                switch failedStage {
+                case 2:
+                    throw CryptoError(.wrongPassphrase, "wrong passphrase for the private key (or the key file is damaged)", openSSLMessage: message)
+                case 3:
+                    throw CryptoError(.unsupportedKey, "the decrypted private key is not a usable key", openSSLMessage: message)
+                default:
+                    throw CryptoError(.malformedInput, "the encrypted private key file could not be parsed", openSSLMessage: message)
                 }
-                throw CryptoError(.malformedInput, "the encrypted private key could not be read", openSSLMessage: message)
             }
             return EVPKey(taking: key)
         }

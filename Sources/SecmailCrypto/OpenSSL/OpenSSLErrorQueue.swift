@@ -7,20 +7,17 @@ enum OpenSSLErrorQueue {
         ERR_clear_error()
     }
 
-    /// Empties the queue and returns its entries joined, oldest first, and whether any entry
-    /// was a "bad decrypt" (the signature of a wrong passphrase on an encrypted key).
-    static func drain() -> (message: String?, sawBadDecrypt: Bool) {
+    /// Empties the queue and returns its entries joined, oldest first.
+    static func drain() -> (message: String?, entryCount: Int) {
         var messages: [String] = []
-        var sawBadDecrypt = false
         var buffer = [CChar](repeating: 0, count: 256)
         while true {
             let code = secmail_err_pop(&buffer, buffer.count)
             if code == 0 { break }
-            if secmail_err_is_bad_decrypt(code) != 0 { sawBadDecrypt = true }
             let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             messages.append(text)
         }
-        return (messages.isEmpty ? nil : messages.joined(separator: "; "), sawBadDecrypt)
+        return (messages.isEmpty ? nil : messages.joined(separator: "; "), messages.count)
     }
 
     /// A `CryptoError` carrying whatever OpenSSL queued, draining the queue.

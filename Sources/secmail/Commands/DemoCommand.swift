@@ -7,7 +7,7 @@ import SecmailFormat
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Show secmail end to end in a temporary directory: two identities, a sealed message with attachments, verification, and tampering caught.")
+        abstract: "Show secmail end to end in a temporary directory: three identities, a message with attachments, verification, and tampering refused.")
 
     @Flag(name: .long, help: "Keep the temporary directory instead of deleting it.")
     var keep = false

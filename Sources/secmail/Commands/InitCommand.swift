@@ -33,7 +33,6 @@ struct InitCommand: AsyncParsableCommand {
             Terminal.info("Created identity \(bundle.name) (key version \(bundle.keyVersion)) in \(keystore.home.url.path)")
             Terminal.info("Fingerprint: \(bundle.fingerprint.grouped)")
             Terminal.info("Share your public identity with: secmail export -o \(bundle.name).id")
-            Terminal.output(bundle.fingerprint.hex + "\n")
         }
     }
 }
