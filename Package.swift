@@ -32,14 +32,16 @@ let package = Package(
         ),
         // Release-mode throughput and memory benchmark; see scripts/bench-envelope.sh.
         .executableTarget(name: "secmail-bench", dependencies: ["SecmailClient", "SecmailFormat", "SecmailCrypto"]),
-        .testTarget(name: "SecmailCryptoTests", dependencies: ["SecmailCrypto"]),
+        // Helpers shared by the test targets (hex, running openssl/python3/secmail).
+        .target(name: "SecmailTestSupport", path: "Tests/SecmailTestSupport"),
+        .testTarget(name: "SecmailCryptoTests", dependencies: ["SecmailCrypto", "SecmailTestSupport"]),
         // Fixtures are read from the source tree (Tests/SecmailFormatTests/Fixtures).
         .testTarget(
             name: "SecmailFormatTests",
-            dependencies: ["SecmailFormat", "SecmailCrypto"],
+            dependencies: ["SecmailFormat", "SecmailCrypto", "SecmailTestSupport"],
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "SecmailCLITests", dependencies: ["secmail", "SecmailFormat", "SecmailCrypto"]),
+        .testTarget(name: "SecmailCLITests", dependencies: ["secmail", "SecmailTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -53,7 +53,7 @@ let (bob, bobKey) = try identity("bob")
 
 // The attachment, written in 1 MiB blocks so the benchmark itself never holds it.
 let attachmentURL = directory.appendingPathComponent("attachment.bin")
-FileManager.default.createFile(atPath: attachmentURL.path, contents: nil)
+_ = FileManager.default.createFile(atPath: attachmentURL.path, contents: nil)
 let writer = try FileHandle(forWritingTo: attachmentURL)
 let block = try SystemRandom().bytes(count: 1 << 20)
 for _ in 0..<sizeMiB { try writer.write(contentsOf: block) }

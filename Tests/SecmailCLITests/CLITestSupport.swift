@@ -1,4 +1,5 @@
 import Foundation
+import SecmailTestSupport
 import Testing
 
 /// Runs the real `secmail` executable built by `swift build`/`swift test`.
@@ -23,12 +24,6 @@ enum SecmailBinary {
     }()
 }
 
-struct CLIResult {
-    let status: Int32
-    let stdout: String
-    let stderr: String
-}
-
 /// One user of the CLI: their own SECMAIL_HOME and passphrase.
 struct CLIUser {
     let name: String
@@ -42,31 +37,18 @@ struct CLIUser {
     }
 }
 
+/// Runs the secmail binary with a clean passphrase environment plus `environment`.
 func runSecmail(_ arguments: [String], environment: [String: String], in directory: URL? = nil) throws -> CLIResult {
-    let process = Process()
-    process.executableURL = SecmailBinary.url
-    process.arguments = arguments
-    var env = ProcessInfo.processInfo.environment
-    env["SECMAIL_PASSPHRASE"] = nil
-    for (key, value) in environment { env[key] = value }
-    process.environment = env
-    if let directory { process.currentDirectoryURL = directory }
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    let group = DispatchGroup()
-    nonisolated(unsafe) var stdoutData = Data()
-    nonisolated(unsafe) var stderrData = Data()
-    group.enter()
-    DispatchQueue.global().async { stdoutData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    group.enter()
-    DispatchQueue.global().async { stderrData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    group.wait()
-    process.waitUntilExit()
-    return CLIResult(status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self),
-                     stderr: String(decoding: stderrData, as: UTF8.self))
+    var overrides: [String: String?] = ["SECMAIL_PASSPHRASE": nil]
+    for (key, value) in environment { overrides[key] = value }
+    let result = try runProcess(SecmailBinary.url, arguments, environment: overrides, directory: directory)
+    return CLIResult(status: result.status, stdout: result.text, stderr: result.stderr)
+}
+
+struct CLIResult {
+    let status: Int32
+    let stdout: String
+    let stderr: String
 }
 
 /// alice, bob and carol, created once per test process through `secmail init`, with their

@@ -1,4 +1,5 @@
 import Foundation
+import SecmailTestSupport
 import Testing
 
 @Suite struct InitAndExportTests {
@@ -13,14 +14,10 @@ import Testing
             #expect(pem.hasPrefix("-----BEGIN ENCRYPTED PRIVATE KEY-----"))
             #expect(!pem.contains(alice.passphrase))
         }
-        // openssl opens the stored key with the passphrase, and not without it.
-        let check = Process()
-        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        check.arguments = ["openssl", "pkey", "-in", version.appendingPathComponent("signing-key.pem").path,
-                           "-passin", "pass:\(alice.passphrase)", "-noout"]
-        try check.run()
-        check.waitUntilExit()
-        #expect(check.terminationStatus == 0)
+        // openssl opens the stored key with the passphrase, and not with another.
+        let key = version.appendingPathComponent("signing-key.pem").path
+        #expect(try run("openssl", ["pkey", "-in", key, "-passin", "pass:\(alice.passphrase)", "-noout"]).status == 0)
+        #expect(try run("openssl", ["pkey", "-in", key, "-passin", "pass:not it", "-noout"]).status != 0)
     }
 
     @Test func initNeverOverwritesAnIdentity() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import SecmailCrypto
+import SecmailTestSupport
 import Testing
 
 /// Our keys, ciphertexts and signatures against the `openssl` command line, both directions.

@@ -1,5 +1,6 @@
 import Foundation
 import SecmailCrypto
+import SecmailTestSupport
 import Testing
 
 @Suite struct SHA256Tests {

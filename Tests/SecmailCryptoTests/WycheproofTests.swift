@@ -1,5 +1,6 @@
 import Foundation
 import SecmailCrypto
+import SecmailTestSupport
 import Testing
 
 /// Loads Project Wycheproof vector files from ../shared/testvectors/wycheproof (or

@@ -1,19 +1,7 @@
 import Foundation
 @testable import SecmailFormat
 import SecmailCrypto
-
-func hexBytes(_ hex: String) -> [UInt8] {
-    var bytes: [UInt8] = []
-    var iterator = hex.makeIterator()
-    while let high = iterator.next(), let low = iterator.next() {
-        bytes.append(UInt8(high.hexDigitValue! << 4 | low.hexDigitValue!))
-    }
-    return bytes
-}
-
-func hexString(_ bytes: [UInt8]) -> String {
-    bytes.map { String(format: "%02x", $0) }.joined()
-}
+@_exported import SecmailTestSupport
 
 /// Deterministic "randomness" for golden vectors: 0x00, 0x01, 0x02, ... across calls.
 final class CountingRandom: RandomSource, @unchecked Sendable {

@@ -57,52 +57,33 @@ import Testing
 
     @Test func keyCommitmentMatchesOpensslHKDF() throws {
         // An independent implementation of the key schedule: `openssl kdf HKDF`.
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["openssl", "kdf", "-keylen", "32", "-kdfopt", "digest:SHA256",
-                             "-kdfopt", "hexkey:\(expected["contentKey"] as? String ?? "")",
-                             "-kdfopt", "hexsalt:\(expected["messageId"] as? String ?? "")",
-                             "-kdfopt", "info:secmail v1 key commitment", "HKDF"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
+        let result = try run("openssl", ["kdf", "-keylen", "32", "-kdfopt", "digest:SHA256",
+                                         "-kdfopt", "hexkey:\(expected["contentKey"] as? String ?? "")",
+                                         "-kdfopt", "hexsalt:\(expected["messageId"] as? String ?? "")",
+                                         "-kdfopt", "info:secmail v1 key commitment", "HKDF"])
+        let output = result.text
+        #expect(result.status == 0)
         let opensslHex = output.lowercased().filter { $0.isHexDigit }
         #expect(opensslHex == expected["keyCommitment"] as? String)
     }
 
     /// Whether python3 with the `cryptography` package is here for the reference reader.
     static let referenceReaderAvailable: Bool = {
-        let probe = Process()
-        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        probe.arguments = ["python3", "-c", "import cryptography"]
-        probe.standardError = FileHandle.nullDevice
-        guard (try? probe.run()) != nil else { return false }
-        probe.waitUntilExit()
-        if probe.terminationStatus != 0 {
+        let available = (try? run("python3", ["-c", "import cryptography"]))?.status == 0
+        if !available {
             print("python3 with the cryptography package is absent: skipping the reference-reader test")
         }
-        return probe.terminationStatus == 0
+        return available
     }()
 
     func runReferenceReader(_ envelope: URL) throws -> (status: Int32, output: String) {
         let root = Fixtures.directory.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", root.appendingPathComponent("scripts/reference_open.py").path, envelope.path,
-                             Fixtures.directory.appendingPathComponent("alice.id").path,
-                             Fixtures.directory.appendingPathComponent("carol.id").path,
-                             Fixtures.keyDirectory.appendingPathComponent("carol-encryption.key.pem").path,
-                             "throwaway test passphrase"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
+        let result = try run("python3", [root.appendingPathComponent("scripts/reference_open.py").path, envelope.path,
+                                         Fixtures.directory.appendingPathComponent("alice.id").path,
+                                         Fixtures.directory.appendingPathComponent("carol.id").path,
+                                         Fixtures.keyDirectory.appendingPathComponent("carol-encryption.key.pem").path,
+                                         "throwaway test passphrase"])
+        return (result.status, result.text)
     }
 
     /// scripts/reference_open.py implements docs/PROTOCOL.md independently (Python's

@@ -61,16 +61,7 @@ public struct Ed25519PublicKey: Sendable {
 
     /// Whether `signature` is a valid Ed25519 signature over `message`.
     public func isValidSignature(_ signature: [UInt8], for message: some ContiguousByteStorage) -> Bool {
-        guard signature.count == 64 else { return false }
-        OpenSSLErrorQueue.clear()
-        defer { _ = OpenSSLErrorQueue.drain() }
-        guard let context = EVP_MD_CTX_new() else { return false }
-        defer { EVP_MD_CTX_free(context) }
-        guard EVP_DigestVerifyInit_ex(context, nil, nil, nil, nil, key.pointer, nil) == 1 else { return false }
-        return message.withUnsafeBytes { bytes in
-            EVP_DigestVerify(context, signature, signature.count,
-                             bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count) == 1
-        }
+        signature.count == 64 && key.isValidSignature(signature, for: message, digest: nil, configure: { _ in true })
     }
 }
 
@@ -117,23 +108,6 @@ public struct Ed25519PrivateKey: Sendable {
 
     /// An Ed25519 signature (64 bytes) over `message`.
     public func signature(for message: some ContiguousByteStorage) throws -> [UInt8] {
-        OpenSSLErrorQueue.clear()
-        guard let context = EVP_MD_CTX_new() else {
-            throw OpenSSLErrorQueue.error(.internalFailure, "could not allocate a digest context")
-        }
-        defer { EVP_MD_CTX_free(context) }
-        guard EVP_DigestSignInit_ex(context, nil, nil, nil, nil, key.pointer, nil) == 1 else {
-            throw OpenSSLErrorQueue.error(.internalFailure, "could not start an Ed25519 signature")
-        }
-        var signature = [UInt8](repeating: 0, count: 64)
-        var length = 64
-        let ok = message.withUnsafeBytes { bytes in
-            EVP_DigestSign(context, &signature, &length, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count) == 1
-        }
-        guard ok, length == 64 else {
-            throw OpenSSLErrorQueue.error(.internalFailure, "Ed25519 signing failed")
-        }
-        _ = OpenSSLErrorQueue.drain()
-        return signature
+        try key.sign(message, digest: nil, configure: { _ in true })
     }
 }

@@ -52,7 +52,7 @@ public struct RSAPublicKey: Sendable {
 
     /// Whether `signature` is a valid RSA-PSS signature over `message`.
     public func isValidSignature(_ signature: [UInt8], for message: some ContiguousByteStorage) -> Bool {
-        (try? RSAOperation.verify(key, signature: signature, message: message)) ?? false
+        RSAOperation.verify(key, signature: signature, message: message)
     }
 }
 
@@ -180,50 +180,17 @@ enum RSAOperation {
     }
 
     static func sign(_ key: EVPKey, message: some ContiguousByteStorage) throws -> [UInt8] {
-        try withPSSContext(key, signing: true) { mdContext in
-            try message.withUnsafeBytes { bytes in
-                var length = 0
-                guard EVP_DigestSign(mdContext, nil, &length, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count) == 1 else {
-                    throw OpenSSLErrorQueue.error(.internalFailure, "RSA-PSS could not size the signature")
-                }
-                var signature = [UInt8](repeating: 0, count: length)
-                guard EVP_DigestSign(mdContext, &signature, &length, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count) == 1 else {
-                    throw OpenSSLErrorQueue.error(.internalFailure, "RSA-PSS signing failed")
-                }
-                signature.removeSubrange(length...)
-                return signature
-            }
-        }
+        try key.sign(message, digest: "SHA256", configure: configurePSS)
     }
 
-    static func verify(_ key: EVPKey, signature: [UInt8], message: some ContiguousByteStorage) throws -> Bool {
-        try withPSSContext(key, signing: false) { mdContext in
-            message.withUnsafeBytes { bytes in
-                EVP_DigestVerify(mdContext, signature, signature.count,
-                                 bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count) == 1
-            }
-        }
+    static func verify(_ key: EVPKey, signature: [UInt8], message: some ContiguousByteStorage) -> Bool {
+        key.isValidSignature(signature, for: message, digest: "SHA256", configure: configurePSS)
     }
 
-    private static func withPSSContext<R>(_ key: EVPKey, signing: Bool, _ body: (OpaquePointer) throws -> R) throws -> R {
-        OpenSSLErrorQueue.clear()
-        guard let mdContext = EVP_MD_CTX_new() else {
-            throw OpenSSLErrorQueue.error(.internalFailure, "could not allocate a digest context")
-        }
-        defer { EVP_MD_CTX_free(mdContext) }
-        var pkeyContext: OpaquePointer?
-        let initialised = signing
-            ? EVP_DigestSignInit_ex(mdContext, &pkeyContext, "SHA256", nil, nil, key.pointer, nil)
-            : EVP_DigestVerifyInit_ex(mdContext, &pkeyContext, "SHA256", nil, nil, key.pointer, nil)
-        guard initialised == 1, let pkeyContext,
-              EVP_PKEY_CTX_set_rsa_padding(pkeyContext, RSA_PKCS1_PSS_PADDING) == 1,
-              EVP_PKEY_CTX_set_rsa_mgf1_md(pkeyContext, EVP_sha256()) == 1,
-              // An exact salt length of 32: verification rejects any other salt length.
-              EVP_PKEY_CTX_set_rsa_pss_saltlen(pkeyContext, 32) == 1 else {
-            throw OpenSSLErrorQueue.error(.internalFailure, "could not configure RSA-PSS")
-        }
-        let result = try body(mdContext)
-        _ = OpenSSLErrorQueue.drain()
-        return result
+    /// PSS with MGF1-SHA-256 and an exact 32-byte salt: verification rejects any other salt length.
+    private static func configurePSS(_ context: OpaquePointer) -> Bool {
+        EVP_PKEY_CTX_set_rsa_padding(context, RSA_PKCS1_PSS_PADDING) == 1
+            && EVP_PKEY_CTX_set_rsa_mgf1_md(context, EVP_sha256()) == 1
+            && EVP_PKEY_CTX_set_rsa_pss_saltlen(context, 32) == 1
     }
 }

@@ -141,10 +141,7 @@ public struct MessageID: Sendable, Hashable, CustomStringConvertible {
         self.bytes = bytes
     }
 
-    public var hex: String {
-        let digits = Array("0123456789abcdef")
-        return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0f)]] })
-    }
+    public var hex: String { hexEncoded(bytes) }
 
     public var description: String { hex }
 }

@@ -21,12 +21,7 @@ public struct Fingerprint: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Lower-case hex, 64 characters.
-    public var hex: String {
-        bytes.map { byte in
-            let digits = Array("0123456789abcdef")
-            return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]])
-        }.joined()
-    }
+    public var hex: String { hexEncoded(bytes) }
 
     /// Hex in groups of four, for reading aloud and comparing by eye.
     public var grouped: String {
@@ -56,4 +51,10 @@ public struct Fingerprint: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { grouped }
+}
+
+/// Lower-case hexadecimal of `bytes`.
+func hexEncoded(_ bytes: [UInt8]) -> String {
+    let digits = Array("0123456789abcdef")
+    return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0f)]] })
 }

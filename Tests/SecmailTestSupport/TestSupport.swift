@@ -1,0 +1,69 @@
+import Foundation
+
+/// Hex decoding for test vectors and fixtures.
+public func hexBytes(_ hex: String) -> [UInt8] {
+    var bytes: [UInt8] = []
+    var iterator = hex.makeIterator()
+    while let high = iterator.next(), let low = iterator.next() {
+        guard let h = high.hexDigitValue, let l = low.hexDigitValue else { preconditionFailure("not hex: \(hex)") }
+        bytes.append(UInt8(h << 4 | l))
+    }
+    return bytes
+}
+
+public func hexString(_ bytes: [UInt8]) -> String {
+    bytes.map { String(format: "%02x", $0) }.joined()
+}
+
+/// What an external process did.
+public struct ProcessResult: Sendable {
+    public let status: Int32
+    public let stdout: Data
+    public let stderr: String
+    public var text: String { String(decoding: stdout, as: UTF8.self) }
+}
+
+/// Runs `executable` with `arguments`; `environment` entries override (nil removes) the test
+/// process's own. Both output pipes are drained concurrently so a chatty child cannot block.
+public func runProcess(
+    _ executable: URL, _ arguments: [String], environment: [String: String?] = [:],
+    directory: URL? = nil, input: Data? = nil
+) throws -> ProcessResult {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    var env = ProcessInfo.processInfo.environment
+    for (key, value) in environment { env[key] = value }
+    process.environment = env
+    if let directory { process.currentDirectoryURL = directory }
+    let out = Pipe(), err = Pipe(), inPipe = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = inPipe
+    try process.run()
+    if let input { inPipe.fileHandleForWriting.write(input) }
+    try inPipe.fileHandleForWriting.close()
+    let group = DispatchGroup()
+    nonisolated(unsafe) var stdoutData = Data()
+    nonisolated(unsafe) var stderrData = Data()
+    group.enter()
+    DispatchQueue.global().async { stdoutData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    group.enter()
+    DispatchQueue.global().async { stderrData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    group.wait()
+    process.waitUntilExit()
+    return ProcessResult(status: process.terminationStatus, stdout: stdoutData, stderr: String(decoding: stderrData, as: UTF8.self))
+}
+
+/// Runs a command found on PATH (openssl, python3).
+@discardableResult
+public func run(_ command: String, _ arguments: [String], input: Data? = nil) throws -> ProcessResult {
+    try runProcess(URL(fileURLWithPath: "/usr/bin/env"), [command] + arguments, input: input)
+}
+
+/// A fresh temporary directory; the caller removes it.
+public func makeTemporaryDirectory(_ label: String = "secmail-test") throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)", isDirectory: true)
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
