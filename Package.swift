@@ -9,6 +9,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // The system OpenSSL 3 (Debian: libssl-dev), found through pkg-config.
@@ -19,6 +20,11 @@ let package = Package(
         ),
         // Keys, AEAD, signatures, KDF, randomness and key files over the OpenSSL EVP API.
         .target(name: "SecmailCrypto", dependencies: ["COpenSSL"]),
+        // TLS 1.3 on the system OpenSSL as a SwiftNIO channel handler, client and server.
+        .target(
+            name: "SecmailTLS",
+            dependencies: ["COpenSSL", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         // Pure Swift: identity bundles, envelopes and their canonical binary encoding.
         .target(name: "SecmailFormat", dependencies: ["SecmailCrypto"]),
         // The user's side: keystore and (later) the relay client.
@@ -35,6 +41,15 @@ let package = Package(
         // Helpers shared by the test targets (hex, running openssl/python3/secmail).
         .target(name: "SecmailTestSupport", path: "Tests/SecmailTestSupport"),
         .testTarget(name: "SecmailCryptoTests", dependencies: ["SecmailCrypto", "SecmailTestSupport"]),
+        .testTarget(
+            name: "SecmailTLSTests",
+            dependencies: [
+                "SecmailTLS", "SecmailTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
         // Fixtures are read from the source tree (Tests/SecmailFormatTests/Fixtures).
         .testTarget(
             name: "SecmailFormatTests",

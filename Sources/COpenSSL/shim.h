@@ -16,7 +16,11 @@
 #include <openssl/pkcs12.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <stdlib.h>
+#include <string.h>
 
 /// Pops the oldest error on this thread's queue into `buffer`; returns its code, 0 when empty.
 static inline unsigned long secmail_err_pop(char *buffer, size_t length) {
@@ -183,6 +187,107 @@ static inline EVP_PKEY *secmail_read_spki_der(const unsigned char *der, long len
         return NULL;
     }
     return key;
+}
+
+// MARK: TLS (SSL_CTX / SSL over memory BIOs)
+
+/// Per-SSL_CTX data for the C callbacks: the pinned server key (client side) and the ALPN
+/// protocols the server accepts, in wire format. Owned by the Swift TLSContext.
+typedef struct {
+    int has_pin;
+    unsigned char pin[32];
+    unsigned char *alpn;
+    unsigned int alpn_length;
+} secmail_tls_context_data;
+
+static inline secmail_tls_context_data *secmail_tls_context_data_new(void) {
+    return (secmail_tls_context_data *)calloc(1, sizeof(secmail_tls_context_data));
+}
+
+static inline void secmail_tls_context_data_free(secmail_tls_context_data *data) {
+    if (data == NULL) return;
+    free(data->alpn);
+    free(data);
+}
+
+static inline int secmail_ssl_ctx_set_min_version(SSL_CTX *ctx, int version) {
+    return (int)SSL_CTX_set_min_proto_version(ctx, version);
+}
+
+static inline long secmail_ssl_ctx_set_mode(SSL_CTX *ctx, long mode) {
+    return SSL_CTX_set_mode(ctx, mode);
+}
+
+static inline int secmail_ssl_set_sni(SSL *ssl, const char *name) {
+    return (int)SSL_set_tlsext_host_name(ssl, name);
+}
+
+static inline size_t secmail_bio_pending(BIO *bio) {
+    return BIO_ctrl_pending(bio);
+}
+
+/// SHA-256 of the DER SubjectPublicKeyInfo of `cert` into out[32].
+static inline int secmail_x509_spki_sha256(X509 *cert, unsigned char *out) {
+    unsigned char *der = NULL;
+    int length = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+    if (length <= 0) return 0;
+    unsigned int digest_length = 0;
+    int ok = EVP_Digest(der, (size_t)length, out, &digest_length, EVP_sha256(), NULL) == 1 && digest_length == 32;
+    OPENSSL_free(der);
+    return ok;
+}
+
+/// Verification by pin: the chain is not judged against any CA; the leaf's SPKI SHA-256 must
+/// equal the pin (SSH-like trust on first use, decided by the caller).
+static int secmail_verify_pin_callback(int preverify_ok, X509_STORE_CTX *store) {
+    (void)preverify_ok;
+    if (X509_STORE_CTX_get_error_depth(store) != 0) return 1;
+    SSL *ssl = (SSL *)X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    if (ssl == NULL) return 0;
+    secmail_tls_context_data *data = (secmail_tls_context_data *)SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    X509 *leaf = X509_STORE_CTX_get_current_cert(store);
+    unsigned char digest[32];
+    if (data == NULL || !data->has_pin || leaf == NULL || !secmail_x509_spki_sha256(leaf, digest)) return 0;
+    if (CRYPTO_memcmp(digest, data->pin, 32) != 0) {
+        X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
+        return 0;
+    }
+    X509_STORE_CTX_set_error(store, X509_V_OK);
+    return 1;
+}
+
+static inline void secmail_ssl_ctx_use_pin(SSL_CTX *ctx, secmail_tls_context_data *data, const unsigned char *pin) {
+    memcpy(data->pin, pin, 32);
+    data->has_pin = 1;
+    SSL_CTX_set_app_data(ctx, data);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, secmail_verify_pin_callback);
+}
+
+static int secmail_alpn_select_callback(SSL *ssl, const unsigned char **out, unsigned char *out_length,
+                                        const unsigned char *in, unsigned int in_length, void *arg) {
+    (void)ssl;
+    secmail_tls_context_data *data = (secmail_tls_context_data *)arg;
+    unsigned char *selected = NULL;
+    unsigned char selected_length = 0;
+    if (data == NULL || data->alpn == NULL) return SSL_TLSEXT_ERR_NOACK;
+    if (SSL_select_next_proto(&selected, &selected_length, data->alpn, data->alpn_length, in, in_length)
+        != OPENSSL_NPN_NEGOTIATED) {
+        return SSL_TLSEXT_ERR_ALERT_FATAL;  // RFC 7301: no_application_protocol
+    }
+    *out = selected;
+    *out_length = selected_length;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/// Server side: accept one of `wire` (ALPN wire format), preferring the server's order.
+static inline int secmail_ssl_ctx_set_alpn_server(SSL_CTX *ctx, secmail_tls_context_data *data,
+                                                  const unsigned char *wire, unsigned int length) {
+    data->alpn = (unsigned char *)malloc(length);
+    if (data->alpn == NULL) return 0;
+    memcpy(data->alpn, wire, length);
+    data->alpn_length = length;
+    SSL_CTX_set_alpn_select_cb(ctx, secmail_alpn_select_callback, data);
+    return 1;
 }
 
 #endif

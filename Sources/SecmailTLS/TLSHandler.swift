@@ -1,0 +1,340 @@
+import NIOCore
+
+/// Events the handler sends up the pipeline.
+public enum TLSEvent: Sendable, Equatable {
+    /// The handshake finished; application data can flow.
+    case handshakeCompleted(negotiatedProtocol: String?, version: String)
+    /// Both sides sent close_notify.
+    case shutdownCompleted
+}
+
+/// Drives an OpenSSL TLS connection (client or server) inside a NIO pipeline: ciphertext below,
+/// plaintext above.
+///
+/// Writes issued before the handshake completes are held in order; `flush` is honoured as given;
+/// each write's promise completes when the ciphertext that carries its last byte is written. All
+/// output OpenSSL produces while reading (session tickets, KeyUpdate replies, alerts) is flushed.
+/// With autoRead off, the handler issues the reads the handshake and shutdown need, and keeps
+/// reading while a user read has produced no plaintext yet. `close` sends close_notify and waits a
+/// bounded time for the peer's. An EOF without close_notify on an established connection is
+/// reported as `TLSError.uncleanShutdown`. Backpressure: ciphertext goes to the channel as soon as
+/// it is flushed, so the channel's writability reflects it; nothing is buffered here after a flush.
+public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = ByteBuffer
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        /// Not yet active.
+        case idle
+        case handshaking
+        case active
+        /// close_notify sent; waiting for the peer's (or the timeout).
+        case closing
+        case closed
+    }
+
+    private struct PendingWrite {
+        var data: ByteBuffer
+        var promise: EventLoopPromise<Void>?
+    }
+
+    private let session: TLSSession
+    private let configuration: TLSConfiguration
+    private var state = State.idle
+    private var pendingWrites = CircularBuffer<PendingWrite>()
+    /// How many of `pendingWrites` (from the front) a flush has covered.
+    private var flushedWriteCount = 0
+    private var handshakeTimer: Scheduled<Void>?
+    private var shutdownTimer: Scheduled<Void>?
+    private var closePromise: EventLoopPromise<Void>?
+    private var receivedCloseNotify = false
+    private var userReadPending = false
+    private var deliveredPlaintext = false
+    /// Set once the handler has asked the channel to close; nothing is sent after it.
+    private var closeRequested = false
+
+    /// Plaintext per SSL_write, so a large write turns into ciphertext a piece at a time.
+    static let writeSlice = 64 * 1024
+
+    /// A handler for one connection. Clients name the server they expect (DNS name or IP
+    /// address); it is checked against the certificate unless the trust is a pinned key.
+    public init(context: TLSContext, serverHostname: String? = nil) throws {
+        session = try TLSSession(context: context, serverHostname: serverHostname)
+        configuration = context.configuration
+    }
+
+    // MARK: Lifecycle
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { start(context: context) }
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        start(context: context)
+        context.fireChannelActive()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        let previous = state
+        state = .closed
+        cancelTimers()
+        switch previous {
+        case .handshaking:
+            context.fireErrorCaught(TLSError(.handshakeFailed, "the connection closed during the TLS handshake"))
+        case .active:
+            context.fireErrorCaught(TLSError(.uncleanShutdown, "the connection closed without a TLS close_notify: data may have been truncated"))
+        case .idle, .closing, .closed:
+            break
+        }
+        failPendingWrites(TLSError(.closed, "the connection closed before the write was sent"))
+        closePromise?.succeed()
+        closePromise = nil
+        context.fireChannelInactive()
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        guard case .idle = state else { return }
+        state = .handshaking
+        let timeout = configuration.handshakeTimeout
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        handshakeTimer = context.eventLoop.scheduleTask(in: timeout) {
+            let (handler, context) = bound.value
+            guard case .handshaking = handler.state else { return }
+            handler.fail(context: context, TLSError(.handshakeTimeout, "the TLS handshake did not finish within \(timeout.nanoseconds / 1_000_000) ms"))
+        }
+        advanceHandshake(context: context)
+        // The handshake needs reads even when the user turned autoRead off.
+        context.read()
+    }
+
+    // MARK: Inbound
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        switch state {
+        case .idle, .closed:
+            return
+        case .handshaking:
+            session.receive(buffer)
+            advanceHandshake(context: context)
+            if case .active = state { readPlaintext(context: context) }
+        case .active, .closing:
+            session.receive(buffer)
+            readPlaintext(context: context)
+        }
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        if deliveredPlaintext {
+            deliveredPlaintext = false
+            userReadPending = false
+            context.fireChannelReadComplete()
+        }
+        switch state {
+        case .handshaking, .closing:
+            context.read()
+        case .active where userReadPending:
+            // The ciphertext read so far held no application data (a ticket, a partial
+            // record): the user's read is not satisfied yet.
+            context.read()
+        default:
+            break
+        }
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        userReadPending = true
+        context.read()
+    }
+
+    private func advanceHandshake(context: ChannelHandlerContext) {
+        switch session.handshake() {
+        case .inProgress:
+            flushOutput(context: context)
+        case .complete:
+            handshakeTimer?.cancel()
+            handshakeTimer = nil
+            state = .active
+            flushOutput(context: context)
+            context.fireUserInboundEventTriggered(
+                TLSEvent.handshakeCompleted(negotiatedProtocol: session.negotiatedProtocol, version: session.protocolVersion))
+            writeFlushedPending(context: context)
+        case .failed(let error):
+            // The alert OpenSSL queued goes out before the connection closes.
+            flushOutput(context: context)
+            fail(context: context, error)
+        }
+    }
+
+    private func readPlaintext(context: ChannelHandlerContext) {
+        readLoop: while true {
+            var buffer = context.channel.allocator.buffer(capacity: TLSSession.maximumRecordPlaintext)
+            switch session.read(into: &buffer) {
+            case .data:
+                deliveredPlaintext = true
+                context.fireChannelRead(wrapInboundOut(buffer))
+                // A read handler may have closed the channel.
+                if case .closed = state { return }
+            case .wantRead:
+                break readLoop
+            case .closeNotify:
+                receivedCloseNotify = true
+                peerClosed(context: context)
+                return
+            case .failed(let error):
+                flushOutput(context: context)
+                fail(context: context, error)
+                return
+            }
+        }
+        // Reading can produce output: KeyUpdate replies, alerts.
+        flushOutput(context: context)
+    }
+
+    /// The peer sent close_notify: answer with ours and close.
+    private func peerClosed(context: ChannelHandlerContext) {
+        session.shutdown()
+        flushOutput(context: context)
+        if deliveredPlaintext {
+            deliveredPlaintext = false
+            context.fireChannelReadComplete()
+        }
+        context.fireUserInboundEventTriggered(TLSEvent.shutdownCompleted)
+        closeNow(context: context)
+    }
+
+    // MARK: Outbound
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch state {
+        case .closing, .closed:
+            promise?.fail(TLSError(.closed, "the TLS connection is closing; the write was not sent"))
+        case .idle, .handshaking, .active:
+            pendingWrites.append(PendingWrite(data: unwrapOutboundIn(data), promise: promise))
+        }
+    }
+
+    public func flush(context: ChannelHandlerContext) {
+        flushedWriteCount = pendingWrites.count
+        if case .active = state { writeFlushedPending(context: context) }
+    }
+
+    private func writeFlushedPending(context: ChannelHandlerContext) {
+        guard flushedWriteCount > 0 else { return }
+        while flushedWriteCount > 0, let write = pendingWrites.popFirst() {
+            flushedWriteCount -= 1
+            var data = write.data
+            do {
+                repeat {
+                    let slice = data.readSlice(length: min(Self.writeSlice, data.readableBytes)) ?? data
+                    try session.write(slice.readableBytesView)
+                    let isLast = data.readableBytes == 0
+                    if let output = session.takeOutput(allocator: context.channel.allocator) {
+                        context.write(wrapOutboundOut(output), promise: isLast ? write.promise : nil)
+                    } else if isLast {
+                        write.promise?.succeed()
+                    }
+                } while data.readableBytes > 0
+            } catch {
+                write.promise?.fail(error)
+                fail(context: context, error as? TLSError ?? TLSError(.protocolError, "\(error)"))
+                return
+            }
+        }
+        context.flush()
+    }
+
+    public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        guard mode == .all else {
+            // Half-closure is not offered over TLS here: close_notify ends both directions.
+            promise?.fail(ChannelError.operationUnsupported)
+            return
+        }
+        switch state {
+        case .idle, .handshaking:
+            chainClosePromise(promise, context: context)
+            closeNow(context: context)
+        case .active:
+            chainClosePromise(promise, context: context)
+            state = .closing
+            writeFlushedPending(context: context)
+            failPendingWrites(TLSError(.closed, "the connection was closed before this write was flushed"))
+            if session.shutdown() || receivedCloseNotify {
+                flushOutput(context: context)
+                closeNow(context: context)
+                return
+            }
+            flushOutput(context: context)
+            let timeout = configuration.shutdownTimeout
+            let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+            shutdownTimer = context.eventLoop.scheduleTask(in: timeout) {
+                // No close_notify from the peer in time: close the connection anyway.
+                bound.value.handler.closeNow(context: bound.value.context)
+            }
+            context.read()
+        case .closing:
+            chainClosePromise(promise, context: context)
+        case .closed:
+            context.close(mode: mode, promise: promise)
+        }
+    }
+
+    /// Sends a TLS 1.3 KeyUpdate that also asks the peer to update its keys.
+    public func requestKeyUpdate(context: ChannelHandlerContext) throws {
+        guard case .active = state else { throw TLSError(.protocolError, "KeyUpdate needs an established connection") }
+        try session.requestKeyUpdate()
+        flushOutput(context: context)
+    }
+
+    // MARK: Helpers
+
+    private func flushOutput(context: ChannelHandlerContext) {
+        guard let output = session.takeOutput(allocator: context.channel.allocator) else { return }
+        context.writeAndFlush(wrapOutboundOut(output), promise: nil)
+    }
+
+    private func chainClosePromise(_ promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
+        guard let promise else { return }
+        if let existing = closePromise {
+            existing.futureResult.cascade(to: promise)
+        } else {
+            closePromise = promise
+        }
+    }
+
+    private func fail(context: ChannelHandlerContext, _ error: TLSError) {
+        guard !closeRequested else { return }
+        context.fireErrorCaught(error)
+        closeNow(context: context)
+    }
+
+    private func closeNow(context: ChannelHandlerContext) {
+        guard !closeRequested else { return }
+        closeRequested = true
+        state = .closed
+        cancelTimers()
+        failPendingWrites(TLSError(.closed, "the connection closed before the write was sent"))
+        let promise = closePromise
+        closePromise = nil
+        context.close(mode: .all, promise: promise)
+    }
+
+    private func cancelTimers() {
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
+        shutdownTimer?.cancel()
+        shutdownTimer = nil
+    }
+
+    private func failPendingWrites(_ error: TLSError) {
+        while let write = pendingWrites.popFirst() {
+            write.promise?.fail(error)
+        }
+        flushedWriteCount = 0
+    }
+}
+
+@available(*, unavailable)
+extension TLSHandler: Sendable {}

@@ -1,0 +1,229 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import SecmailTLS
+
+/// The committed development certificates in certs/.
+enum Certs {
+    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("certs", isDirectory: true)
+
+    static func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+    static func server(_ certificate: String = "relay.pem", key: String = "throwaway-relay.key.pem",
+                       alpn: [String] = [], minimum: TLSConfiguration.MinimumVersion = .tls13) throws -> TLSContext {
+        var configuration = TLSConfiguration.server(certificateChainFile: path(certificate), privateKeyFile: path(key))
+        configuration.applicationProtocols = alpn
+        configuration.minimumVersion = minimum
+        return try TLSContext(configuration: configuration)
+    }
+
+    static func client(trust: TLSConfiguration.Trust = .certificateAuthorities(file: path("dev-ca.pem")),
+                       alpn: [String] = [], handshakeTimeout: TimeAmount = .seconds(10)) throws -> TLSContext {
+        var configuration = TLSConfiguration.client(trust: trust)
+        configuration.applicationProtocols = alpn
+        configuration.handshakeTimeout = handshakeTimeout
+        return try TLSContext(configuration: configuration)
+    }
+
+    static var relayPin: [UInt8] {
+        let hex = (try? String(contentsOfFile: path("relay.spki-sha256"), encoding: .utf8)) ?? ""
+        var bytes: [UInt8] = []
+        var iterator = hex.trimmingCharacters(in: .whitespacesAndNewlines).makeIterator()
+        while let high = iterator.next(), let low = iterator.next(), let h = high.hexDigitValue, let l = low.hexDigitValue {
+            bytes.append(UInt8(h << 4 | l))
+        }
+        return bytes
+    }
+}
+
+let eventLoopGroup = MultiThreadedEventLoopGroup.singleton
+
+/// What a test server saw: open connections, errors, TLS events.
+final class ServerRecord: @unchecked Sendable {
+    // @unchecked: every field is guarded by `lock`.
+    private let lock = NSLock()
+    private var _open = 0
+    private var _accepted = 0
+    private var _errors: [Error] = []
+    private var _events: [TLSEvent] = []
+
+    var open: Int { lock.withLock { _open } }
+    var accepted: Int { lock.withLock { _accepted } }
+    var errors: [Error] { lock.withLock { _errors } }
+    var tlsErrors: [TLSError] { errors.compactMap { $0 as? TLSError } }
+    var events: [TLSEvent] { lock.withLock { _events } }
+
+    func opened() { lock.withLock { _open += 1; _accepted += 1 } }
+    func closed() { lock.withLock { _open -= 1 } }
+    func record(_ error: Error) { lock.withLock { _errors.append(error) } }
+    func record(_ event: TLSEvent) { lock.withLock { _events.append(event) } }
+
+    /// Waits (up to `seconds`) until `condition` holds.
+    func wait(seconds: Double = 10, until condition: (ServerRecord) -> Bool) async -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition(self) { return true }
+            try? await Task.sleep(nanoseconds: 10_000_000)
+        }
+        return condition(self)
+    }
+}
+
+/// Counts connections and records errors and TLS events; sits above the TLS handler.
+final class RecordingHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    let record: ServerRecord
+    init(_ record: ServerRecord) { self.record = record }
+    func channelActive(context: ChannelHandlerContext) { record.opened(); context.fireChannelActive() }
+    func channelInactive(context: ChannelHandlerContext) { record.closed(); context.fireChannelInactive() }
+    func errorCaught(context: ChannelHandlerContext, error: Error) { record.record(error); context.fireErrorCaught(error) }
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSEvent { record.record(event) }
+        context.fireUserInboundEventTriggered(event)
+    }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { context.fireChannelRead(data) }
+}
+
+/// Writes back whatever it reads.
+final class EchoHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { context.write(data, promise: nil) }
+    func channelReadComplete(context: ChannelHandlerContext) { context.flush() }
+    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
+}
+
+/// Answers any request with a fixed HTTP/1.1 response, then closes (for curl).
+final class HTTPHelloHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let body = "hello from secmail TLS\n"
+        let response = "HTTP/1.1 200 OK\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)"
+        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: response))).whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+}
+
+/// A TLS server on 127.0.0.1 with a free port.
+struct TestServer {
+    let channel: Channel
+    let record: ServerRecord
+    var port: Int { channel.localAddress?.port ?? 0 }
+
+    static func start(
+        context: TLSContext, autoRead: Bool = true, application: @escaping @Sendable () -> ChannelHandler = { EchoHandler() }
+    ) async throws -> TestServer {
+        let record = ServerRecord()
+        let channel = try await ServerBootstrap(group: eventLoopGroup)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.autoRead, value: autoRead)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(TLSHandler(context: context))
+                    try channel.pipeline.syncOperations.addHandler(RecordingHandler(record))
+                    try channel.pipeline.syncOperations.addHandler(application())
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return TestServer(channel: channel, record: record)
+    }
+
+    func stop() async {
+        try? await channel.close()
+    }
+}
+
+/// Collects what a client receives and completes when `expected` bytes arrived or on error.
+final class CollectingHandler: ChannelInboundHandler, @unchecked Sendable {
+    // @unchecked: touched only on the channel's event loop.
+    typealias InboundIn = ByteBuffer
+    let expected: Int
+    let done: EventLoopPromise<[UInt8]>
+    let handshake: EventLoopPromise<TLSEvent>
+    private var received: [UInt8] = []
+    private var manualRead: Bool
+
+    init(expected: Int, eventLoop: EventLoop, manualRead: Bool = false) {
+        self.expected = expected
+        done = eventLoop.makePromise()
+        handshake = eventLoop.makePromise()
+        self.manualRead = manualRead
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if manualRead { context.read() }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        received.append(contentsOf: unwrapInboundIn(data).readableBytesView)
+        if received.count >= expected { done.succeed(received) }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if manualRead, received.count < expected { context.read() }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSEvent, case .handshakeCompleted = event { handshake.succeed(event) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        handshake.fail(error)
+        done.fail(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let closed = TLSError(.closed, "closed after \(received.count) of \(expected) bytes")
+        handshake.fail(closed)
+        done.fail(closed)
+    }
+}
+
+/// Connects with TLS, sends `payload`, and returns the first `payload.count` bytes received.
+func tlsEcho(
+    port: Int, payload: [UInt8], context: TLSContext, host: String? = "localhost", autoRead: Bool = true,
+    timeout: TimeAmount = .seconds(30)
+) async throws -> [UInt8] {
+    let collector = CollectingHandler(expected: payload.count, eventLoop: eventLoopGroup.any(), manualRead: !autoRead)
+    let channel = try await ClientBootstrap(group: eventLoopGroup)
+        .channelOption(.autoRead, value: autoRead)
+        .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(TLSHandler(context: context, serverHostname: host))
+                try channel.pipeline.syncOperations.addHandler(collector)
+            }
+        }
+        .connect(host: "127.0.0.1", port: port).get()
+    let timer = channel.eventLoop.scheduleTask(in: timeout) {
+        collector.done.fail(TLSError(.handshakeTimeout, "test timed out"))
+    }
+    defer { timer.cancel() }
+    // Written at once: the handler holds it until the handshake completes.
+    try await channel.writeAndFlush(channel.allocator.buffer(bytes: payload))
+    do {
+        let received = try await collector.done.futureResult.get()
+        try? await channel.close()
+        return Array(received.prefix(payload.count))
+    } catch {
+        try? await channel.close()
+        throw error
+    }
+}
+
+/// Opens a plain TCP connection, sends `bytes`, and waits for the server to close it.
+func rawExchange(port: Int, bytes: [UInt8], closeAfterSending: Bool = false) async throws {
+    let channel = try await ClientBootstrap(group: eventLoopGroup).connect(host: "127.0.0.1", port: port).get()
+    try await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes))
+    if closeAfterSending { try? await channel.close() }
+    let closed = channel.eventLoop.makePromise(of: Void.self)
+    channel.closeFuture.cascade(to: closed)
+    let timer = channel.eventLoop.scheduleTask(in: .seconds(15)) { closed.fail(TLSError(.handshakeTimeout, "server did not close")) }
+    defer { timer.cancel() }
+    try await closed.futureResult.get()
+}
