@@ -143,13 +143,15 @@ final class CollectingHandler: ChannelInboundHandler, @unchecked Sendable {
     // @unchecked: touched only on the channel's event loop.
     typealias InboundIn = ByteBuffer
     let expected: Int
+    let isComplete: ([UInt8]) -> Bool
     let done: EventLoopPromise<[UInt8]>
     let handshake: EventLoopPromise<TLSEvent>
     private var received: [UInt8] = []
     private var manualRead: Bool
 
-    init(expected: Int, eventLoop: EventLoop, manualRead: Bool = false) {
+    init(expected: Int, eventLoop: EventLoop, manualRead: Bool = false, until isComplete: (([UInt8]) -> Bool)? = nil) {
         self.expected = expected
+        self.isComplete = isComplete ?? { $0.count >= expected }
         done = eventLoop.makePromise()
         handshake = eventLoop.makePromise()
         self.manualRead = manualRead
@@ -162,11 +164,11 @@ final class CollectingHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         received.append(contentsOf: unwrapInboundIn(data).readableBytesView)
-        if received.count >= expected { done.succeed(received) }
+        if isComplete(received) { done.succeed(received) }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if manualRead, received.count < expected { context.read() }
+        if manualRead, !isComplete(received) { context.read() }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -188,9 +190,10 @@ final class CollectingHandler: ChannelInboundHandler, @unchecked Sendable {
 /// Connects with TLS, sends `payload`, and returns the first `payload.count` bytes received.
 func tlsEcho(
     port: Int, payload: [UInt8], context: TLSContext, host: String? = "localhost", autoRead: Bool = true,
-    timeout: TimeAmount = .seconds(30)
+    timeout: TimeAmount = .seconds(30), until isComplete: (([UInt8]) -> Bool)? = nil
 ) async throws -> [UInt8] {
-    let collector = CollectingHandler(expected: payload.count, eventLoop: eventLoopGroup.any(), manualRead: !autoRead)
+    let collector = CollectingHandler(expected: payload.count, eventLoop: eventLoopGroup.any(), manualRead: !autoRead,
+                                      until: isComplete)
     let channel = try await ClientBootstrap(group: eventLoopGroup)
         .channelOption(.autoRead, value: autoRead)
         .channelInitializer { channel in
@@ -204,12 +207,14 @@ func tlsEcho(
         collector.done.fail(TLSError(.handshakeTimeout, "test timed out"))
     }
     defer { timer.cancel() }
-    // Written at once: the handler holds it until the handshake completes.
-    try await channel.writeAndFlush(channel.allocator.buffer(bytes: payload))
+    // Written at once: the handler holds it until the handshake completes. The write's own
+    // promise is not awaited: if the handshake fails it fails with `.closed`, while the
+    // collector reports the error that caused it.
+    channel.writeAndFlush(channel.allocator.buffer(bytes: payload), promise: nil)
     do {
         let received = try await collector.done.futureResult.get()
         try? await channel.close()
-        return Array(received.prefix(payload.count))
+        return isComplete == nil ? Array(received.prefix(payload.count)) : received
     } catch {
         try? await channel.close()
         throw error
