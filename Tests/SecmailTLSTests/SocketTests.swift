@@ -64,17 +64,25 @@ import Testing
     @Test func serverSurvivesPlaintextTruncatedAndRandomClients() async throws {
         let server = try await TestServer.start(context: Certs.server())
         defer { Task { await server.stop() } }
-        // A plaintext HTTP client.
+        // A plaintext HTTP client, and random bytes that are not a TLS record (first byte 0x00).
         try await rawExchange(port: server.port, bytes: Array("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8))
-        // Random bytes.
-        try await rawExchange(port: server.port, bytes: randomBytes(4096))
+        try await rawExchange(port: server.port, bytes: [0x00] + randomBytes(4095))
         // A truncated handshake: the first bytes of a real ClientHello, then the client hangs up.
         let pair = try InMemoryPair()
         let hello = Array(try pair.drainOutbound(pair.client).readableBytesView)
         try await rawExchange(port: server.port, bytes: Array(hello.prefix(60)), closeAfterSending: true)
         #expect(await server.record.wait { $0.tlsErrors.count >= 3 })
-        #expect(server.record.tlsErrors.allSatisfy { $0.code == .handshakeFailed })
+        #expect(server.record.tlsErrors.map(\.code) == [.handshakeFailed, .handshakeFailed, .handshakeFailed],
+                "\(server.record.errors)")
         try await expectServerHealthy(server)
+
+        // A record header promising 16 KiB that never comes: the handshake timeout ends it.
+        let impatient = try await TestServer.start(context: Certs.server(handshakeTimeout: .seconds(2)))
+        defer { Task { await impatient.stop() } }
+        try await rawExchange(port: impatient.port, bytes: [0x16, 0x03, 0x01, 0x40, 0x00] + randomBytes(100))
+        #expect(await impatient.record.wait { !$0.tlsErrors.isEmpty })
+        #expect(impatient.record.tlsErrors.map(\.code) == [.handshakeTimeout], "\(impatient.record.tlsErrors)")
+        #expect(await impatient.record.wait { $0.open == 0 })
     }
 
     @Test func autoReadOffOnBothSidesStillHandshakesAndEchoes() async throws {

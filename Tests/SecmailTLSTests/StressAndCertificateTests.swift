@@ -5,7 +5,7 @@ import Testing
 
 @Suite struct StressTests {
     @Test func sixtyFourConnectionsEachEchoFourMiBByteForByte() async throws {
-        let server = try await TestServer.start(context: Certs.server())
+        let server = try await TestServer.start(context: Certs.server(), group: stressEventLoopGroup)
         defer { Task { await server.stop() } }
         let client = try Certs.client()
         let results = try await withThrowingTaskGroup(of: Bool.self) { group in
@@ -21,7 +21,8 @@ import Testing
                     for block in stride(from: 0, to: payload.count, by: 4096) {
                         withUnsafeBytes(of: (UInt32(index), UInt32(block / 4096))) { payload.replaceSubrange(block..<block + 8, with: $0) }
                     }
-                    let echoed = try await tlsEcho(port: server.port, payload: payload, context: client, timeout: .seconds(120))
+                    let echoed = try await tlsEcho(port: server.port, payload: payload, context: client, timeout: .seconds(120),
+                                                   group: stressEventLoopGroup)
                     return echoed == payload
                 }
             }

@@ -11,10 +11,12 @@ enum Certs {
     static func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
     static func server(_ certificate: String = "relay.pem", key: String = "throwaway-relay.key.pem",
-                       alpn: [String] = [], minimum: TLSConfiguration.MinimumVersion = .tls13) throws -> TLSContext {
+                       alpn: [String] = [], minimum: TLSConfiguration.MinimumVersion = .tls13,
+                       handshakeTimeout: TimeAmount = .seconds(10)) throws -> TLSContext {
         var configuration = TLSConfiguration.server(certificateChainFile: path(certificate), privateKeyFile: path(key))
         configuration.applicationProtocols = alpn
         configuration.minimumVersion = minimum
+        configuration.handshakeTimeout = handshakeTimeout
         return try TLSContext(configuration: configuration)
     }
 
@@ -38,6 +40,8 @@ enum Certs {
 }
 
 let eventLoopGroup = MultiThreadedEventLoopGroup.singleton
+/// The stress test's own threads, so that its load cannot starve other tests' event loops.
+let stressEventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 2)
 
 /// What a test server saw: open connections, errors, TLS events.
 final class ServerRecord: @unchecked Sendable {
@@ -115,10 +119,11 @@ struct TestServer {
     var port: Int { channel.localAddress?.port ?? 0 }
 
     static func start(
-        context: TLSContext, autoRead: Bool = true, application: @escaping @Sendable () -> ChannelHandler = { EchoHandler() }
+        context: TLSContext, autoRead: Bool = true, group: EventLoopGroup = eventLoopGroup,
+        application: @escaping @Sendable () -> ChannelHandler = { EchoHandler() }
     ) async throws -> TestServer {
         let record = ServerRecord()
-        let channel = try await ServerBootstrap(group: eventLoopGroup)
+        let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.autoRead, value: autoRead)
@@ -190,11 +195,11 @@ final class CollectingHandler: ChannelInboundHandler, @unchecked Sendable {
 /// Connects with TLS, sends `payload`, and returns the first `payload.count` bytes received.
 func tlsEcho(
     port: Int, payload: [UInt8], context: TLSContext, host: String? = "localhost", autoRead: Bool = true,
-    timeout: TimeAmount = .seconds(30), until isComplete: (([UInt8]) -> Bool)? = nil
+    timeout: TimeAmount = .seconds(30), group: EventLoopGroup = eventLoopGroup, until isComplete: (([UInt8]) -> Bool)? = nil
 ) async throws -> [UInt8] {
-    let collector = CollectingHandler(expected: payload.count, eventLoop: eventLoopGroup.any(), manualRead: !autoRead,
-                                      until: isComplete)
-    let channel = try await ClientBootstrap(group: eventLoopGroup)
+    let loop = group.next()
+    let collector = CollectingHandler(expected: payload.count, eventLoop: loop, manualRead: !autoRead, until: isComplete)
+    let channel = try await ClientBootstrap(group: loop)
         .channelOption(.autoRead, value: autoRead)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
@@ -222,13 +227,41 @@ func tlsEcho(
 }
 
 /// Opens a plain TCP connection, sends `bytes`, and waits for the server to close it.
+/// The bytes are written from `channelActive`, on the event loop, so that the exchange does not
+/// depend on how soon the awaiting task is scheduled (the test pool may be busy for seconds).
 func rawExchange(port: Int, bytes: [UInt8], closeAfterSending: Bool = false) async throws {
-    let channel = try await ClientBootstrap(group: eventLoopGroup).connect(host: "127.0.0.1", port: port).get()
-    try await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes))
-    if closeAfterSending { try? await channel.close() }
+    let channel = try await ClientBootstrap(group: eventLoopGroup)
+        .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(RawSender(bytes: bytes, closeAfterSending: closeAfterSending))
+            }
+        }
+        .connect(host: "127.0.0.1", port: port).get()
     let closed = channel.eventLoop.makePromise(of: Void.self)
     channel.closeFuture.cascade(to: closed)
-    let timer = channel.eventLoop.scheduleTask(in: .seconds(15)) { closed.fail(TLSError(.handshakeTimeout, "server did not close")) }
+    let timer = channel.eventLoop.scheduleTask(in: .seconds(30)) { closed.fail(TLSError(.handshakeTimeout, "server did not close")) }
     defer { timer.cancel() }
     try await closed.futureResult.get()
+}
+
+/// Sends fixed bytes as soon as the connection is up; ignores what comes back.
+final class RawSender: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let bytes: [UInt8]
+    let closeAfterSending: Bool
+    init(bytes: [UInt8], closeAfterSending: Bool) {
+        self.bytes = bytes
+        self.closeAfterSending = closeAfterSending
+    }
+    func channelActive(context: ChannelHandlerContext) {
+        // The server may refuse and reset the connection while this is still being written.
+        let written = context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: bytes)))
+        if closeAfterSending {
+            written.whenComplete { _ in context.close(promise: nil) }
+        }
+        context.fireChannelActive()
+    }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
 }
