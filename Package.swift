@@ -38,6 +38,11 @@ let package = Package(
         ),
         // Release-mode throughput and memory benchmark; see scripts/bench-envelope.sh.
         .executableTarget(name: "secmail-bench", dependencies: ["SecmailClient", "SecmailFormat", "SecmailCrypto"]),
+        // Release-mode TLS throughput and handshake benchmark; see scripts/bench-tls.sh.
+        .executableTarget(
+            name: "secmail-tls-bench",
+            dependencies: ["SecmailTLS", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
+        ),
         // Helpers shared by the test targets (hex, running openssl/python3/secmail).
         .target(name: "SecmailTestSupport", path: "Tests/SecmailTestSupport"),
         .testTarget(name: "SecmailCryptoTests", dependencies: ["SecmailCrypto", "SecmailTestSupport"]),

@@ -226,6 +226,111 @@ static inline size_t secmail_bio_pending(BIO *bio) {
     return BIO_ctrl_pending(bio);
 }
 
+// MARK: Inbound BIO reading straight from the caller's buffers (no copy into a memory BIO)
+
+/// Up to two byte ranges OpenSSL reads from in order: the unconsumed tail of an earlier network
+/// read, then the new one. The pointers are valid only while the Swift side holds the buffers.
+typedef struct {
+    const unsigned char *segment[2];
+    size_t length[2];
+    size_t offset[2];
+} secmail_input;
+
+static int secmail_input_bio_read(BIO *bio, char *out, int size) {
+    secmail_input *input = (secmail_input *)BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    if (input == NULL || out == NULL || size <= 0) return 0;
+    size_t copied = 0;
+    for (int i = 0; i < 2 && copied < (size_t)size; i++) {
+        size_t available = input->length[i] - input->offset[i];
+        size_t wanted = (size_t)size - copied;
+        size_t take = available < wanted ? available : wanted;
+        if (take > 0) {
+            memcpy(out + copied, input->segment[i] + input->offset[i], take);
+            input->offset[i] += take;
+            copied += take;
+        }
+    }
+    if (copied == 0) {
+        BIO_set_retry_read(bio);
+        return -1;
+    }
+    return (int)copied;
+}
+
+static int secmail_input_bio_write(BIO *bio, const char *in, int size) {
+    (void)bio; (void)in; (void)size;
+    return -1;
+}
+
+static long secmail_input_bio_ctrl(BIO *bio, int command, long number, void *pointer) {
+    (void)number; (void)pointer;
+    secmail_input *input = (secmail_input *)BIO_get_data(bio);
+    switch (command) {
+    case BIO_CTRL_PENDING:
+        return input == NULL ? 0 : (long)((input->length[0] - input->offset[0]) + (input->length[1] - input->offset[1]));
+    case BIO_CTRL_FLUSH:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int secmail_input_bio_create(BIO *bio) {
+    secmail_input *input = (secmail_input *)calloc(1, sizeof(secmail_input));
+    if (input == NULL) return 0;
+    BIO_set_data(bio, input);
+    BIO_set_init(bio, 1);
+    return 1;
+}
+
+static int secmail_input_bio_destroy(BIO *bio) {
+    free(BIO_get_data(bio));
+    BIO_set_data(bio, NULL);
+    return 1;
+}
+
+static BIO_METHOD *secmail_input_bio_method_value = NULL;
+static CRYPTO_ONCE secmail_input_bio_method_once = CRYPTO_ONCE_STATIC_INIT;
+
+static void secmail_input_bio_method_init(void) {
+    BIO_METHOD *method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "secmail input");
+    if (method == NULL) return;
+    BIO_meth_set_read(method, secmail_input_bio_read);
+    BIO_meth_set_write(method, secmail_input_bio_write);
+    BIO_meth_set_ctrl(method, secmail_input_bio_ctrl);
+    BIO_meth_set_create(method, secmail_input_bio_create);
+    BIO_meth_set_destroy(method, secmail_input_bio_destroy);
+    secmail_input_bio_method_value = method;
+}
+
+/// A new input BIO (freed by SSL_free once given to SSL_set_bio).
+static inline BIO *secmail_input_bio_new(void) {
+    if (!CRYPTO_THREAD_run_once(&secmail_input_bio_method_once, secmail_input_bio_method_init)) return NULL;
+    if (secmail_input_bio_method_value == NULL) return NULL;
+    return BIO_new(secmail_input_bio_method_value);
+}
+
+/// Points the BIO at the segments (either may be empty).
+static inline void secmail_input_bio_set(BIO *bio, const unsigned char *first, size_t first_length,
+                                         const unsigned char *second, size_t second_length) {
+    secmail_input *input = (secmail_input *)BIO_get_data(bio);
+    input->segment[0] = first;
+    input->length[0] = first_length;
+    input->offset[0] = 0;
+    input->segment[1] = second;
+    input->length[1] = second_length;
+    input->offset[1] = 0;
+}
+
+/// How many bytes of each segment OpenSSL consumed; then forgets the pointers.
+static inline void secmail_input_bio_take(BIO *bio, size_t *first_consumed, size_t *second_consumed) {
+    secmail_input *input = (secmail_input *)BIO_get_data(bio);
+    *first_consumed = input->offset[0];
+    *second_consumed = input->offset[1];
+    memset(input, 0, sizeof(*input));
+}
+
 /// SHA-256 of the DER SubjectPublicKeyInfo of `cert` into out[32].
 static inline int secmail_x509_spki_sha256(X509 *cert, unsigned char *out) {
     unsigned char *der = NULL;

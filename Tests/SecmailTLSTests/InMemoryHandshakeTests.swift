@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOEmbedded
 import SecmailTLS
@@ -71,7 +72,7 @@ final class InMemoryPair {
 
     @Test func writesBeforeTheHandshakeAreHeldInOrderAndOnlyFlushedOnesAreSent() throws {
         let pair = try InMemoryPair()
-        var completed: [String] = []
+        let completed = OrderRecorder()
         for word in ["one", "two"] {
             pair.client.write(ByteBuffer(string: word)).whenSuccess { completed.append(word) }
         }
@@ -79,7 +80,7 @@ final class InMemoryPair {
         let three = pair.client.write(ByteBuffer(string: "three"))
         try pair.interact()
         #expect(try pair.readAll(pair.server) == "onetwo")
-        #expect(completed == ["one", "two"])
+        #expect(completed.values == ["one", "two"])
         pair.client.flush()
         try pair.interact()
         try three.wait()
@@ -127,6 +128,19 @@ final class InMemoryPair {
         #expect(pair.serverRecord.events.contains(.shutdownCompleted))
         #expect(pair.serverRecord.errors.isEmpty)
         #expect(pair.clientRecord.errors.isEmpty)
+    }
+
+    @Test func closeWaitsForThePeersCloseNotifyOnlyForABoundedTime() throws {
+        let pair = try InMemoryPair()
+        try pair.interact()
+        let closed = pair.client.close()
+        // The server never answers (its close_notify is never delivered).
+        _ = try pair.drainOutbound(pair.client)
+        pair.client.embeddedEventLoop.advanceTime(by: .seconds(2))
+        #expect(pair.client.isActive)
+        pair.client.embeddedEventLoop.advanceTime(by: .seconds(2))
+        #expect(!pair.client.isActive)
+        try closed.wait()
     }
 
     @Test func writesAfterCloseFail() throws {
@@ -182,4 +196,13 @@ final class InMemoryPair {
         #expect(try pair.readAll(pair.server) == "after update")
         #expect(try pair.readAll(pair.client) == "reply")
     }
+}
+
+/// Records strings in the order they arrive, from any thread.
+final class OrderRecorder: @unchecked Sendable {
+    // @unchecked: `stored` is guarded by `lock`.
+    private let lock = NSLock()
+    private var stored: [String] = []
+    var values: [String] { lock.withLock { stored } }
+    func append(_ value: String) { lock.withLock { stored.append(value) } }
 }

@@ -88,8 +88,12 @@ final class ExternalProcess: @unchecked Sendable {
     }
 
     @Test func ourClientTalksToOpensslServer() async throws {
+        // -servername_fatal: s_server refuses a client whose SNI is not "localhost", so this
+        // also proves our client sends SNI.
         let server = try ExternalProcess(["openssl", "s_server", "-accept", "127.0.0.1:0", "-tls1_3", "-rev", "-naccept", "1",
-                                          "-cert", Certs.path("relay.pem"), "-key", Certs.path("throwaway-relay.key.pem")])
+                                          "-cert", Certs.path("relay.pem"), "-key", Certs.path("throwaway-relay.key.pem"),
+                                          "-servername", "localhost", "-servername_fatal",
+                                          "-cert2", Certs.path("relay.pem"), "-key2", Certs.path("throwaway-relay.key.pem")])
         #expect(await server.waitForOutput(containing: "ACCEPT"))
         let port = try #require(server.output.split(whereSeparator: \.isNewline).first { $0.hasPrefix("ACCEPT") }
             .flatMap { $0.split(separator: ":").last }.flatMap { Int($0) })
@@ -99,6 +103,19 @@ final class ExternalProcess: @unchecked Sendable {
         }
         #expect(String(decoding: reply, as: UTF8.self).contains("liamces olleh"))
         _ = await server.finish(seconds: 5)
+    }
+
+    @Test func aServerConfiguredForTLS12AcceptsATLS12Client() async throws {
+        let server = try await TestServer.start(context: Certs.server(minimum: .tls12))
+        defer { Task { await server.stop() } }
+        let client = try ExternalProcess(["openssl", "s_client", "-connect", "127.0.0.1:\(server.port)", "-tls1_2",
+                                          "-CAfile", Certs.path("dev-ca.pem"), "-verify_return_error", "-servername", "localhost"])
+        client.send("over TLS 1.2\n")
+        #expect(await client.waitForOutput(containing: "over TLS 1.2"))
+        client.closeInput()
+        _ = await client.finish()
+        #expect(client.output.contains("Protocol  : TLSv1.2") || client.output.contains("TLSv1.2"), "\(client.output)")
+        #expect(client.output.contains("Verify return code: 0 (ok)"))
     }
 
     @Test func curlFetchesOverOurServer() async throws {

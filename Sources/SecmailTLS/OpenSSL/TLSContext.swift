@@ -23,8 +23,6 @@ public final class TLSContext: @unchecked Sendable {
         guard secmail_ssl_ctx_set_min_version(pointer, minimum) == 1 else {
             throw OpenSSLErrors.error(.invalidConfiguration, "could not set the minimum TLS version")
         }
-        // Writes hand OpenSSL one buffer and need it to take all of it; memory BIOs never refuse.
-        _ = secmail_ssl_ctx_set_mode(pointer, Int(SSL_MODE_RELEASE_BUFFERS))
 
         if let chain = configuration.certificateChainFile {
             guard SSL_CTX_use_certificate_chain_file(pointer, chain) == 1 else {

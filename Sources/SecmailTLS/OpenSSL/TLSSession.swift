@@ -21,8 +21,12 @@ final class TLSSession {
     }
 
     private let ssl: OpaquePointer
-    /// Ciphertext from the network, read by OpenSSL.
+    /// Ciphertext from the network: a BIO that reads straight from the buffers `withInput`
+    /// lends it, so received bytes are copied once (into OpenSSL's record buffer), not three
+    /// times as through a memory BIO.
     private let inbound: OpaquePointer
+    /// Received bytes OpenSSL has not consumed yet (the start of an incomplete record).
+    private var unconsumed: ByteBuffer?
     /// Ciphertext produced by OpenSSL, for the network.
     private let outbound: OpaquePointer
     private let isClient: Bool
@@ -38,9 +42,9 @@ final class TLSSession {
         guard let ssl = SSL_new(context.pointer) else {
             throw OpenSSLErrors.error(.invalidConfiguration, "could not create a TLS connection")
         }
-        guard let inbound = BIO_new(BIO_s_mem()), let outbound = BIO_new(BIO_s_mem()) else {
+        guard let inbound = secmail_input_bio_new(), let outbound = BIO_new(BIO_s_mem()) else {
             SSL_free(ssl)
-            throw OpenSSLErrors.error(.invalidConfiguration, "could not create memory BIOs")
+            throw OpenSSLErrors.error(.invalidConfiguration, "could not create the connection's BIOs")
         }
         // SSL_set_bio takes ownership of both BIOs.
         SSL_set_bio(ssl, inbound, outbound)
@@ -81,14 +85,36 @@ final class TLSSession {
         SSL_free(ssl)
     }
 
-    /// Hands ciphertext from the network to OpenSSL.
-    func receive(_ buffer: ByteBuffer) {
-        buffer.withUnsafeReadableBytes { bytes in
-            guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-            // A memory BIO grows as needed; a write only fails on allocation failure.
-            let written = BIO_write(inbound, base, Int32(bytes.count))
-            precondition(written == Int32(bytes.count), "memory BIO refused a write")
+    /// Makes `received` (after any bytes left over from before) readable by OpenSSL while
+    /// `body` runs handshake and read steps; keeps what OpenSSL did not consume for next time.
+    func withInput<R>(_ received: ByteBuffer, _ body: () -> R) -> R {
+        let earlier = unconsumed ?? ByteBuffer()
+        unconsumed = nil
+        return earlier.withUnsafeReadableBytes { first in
+            received.withUnsafeReadableBytes { second in
+                secmail_input_bio_set(inbound, first.baseAddress?.assumingMemoryBound(to: UInt8.self), first.count,
+                                      second.baseAddress?.assumingMemoryBound(to: UInt8.self), second.count)
+                let result = body()
+                var firstConsumed = 0, secondConsumed = 0
+                secmail_input_bio_take(inbound, &firstConsumed, &secondConsumed)
+                unconsumed = Self.leftover(earlier, firstConsumed, received, secondConsumed)
+                return result
+            }
         }
+    }
+
+    /// The bytes not yet consumed, without copying in the common case (all of `earlier` used).
+    private static func leftover(_ earlier: ByteBuffer, _ firstConsumed: Int, _ received: ByteBuffer, _ secondConsumed: Int) -> ByteBuffer? {
+        let earlierLeft = earlier.readableBytes - firstConsumed
+        let receivedLeft = received.readableBytes - secondConsumed
+        if earlierLeft == 0 {
+            return receivedLeft == 0 ? nil : received.getSlice(at: received.readerIndex + secondConsumed, length: receivedLeft)
+        }
+        // OpenSSL stopped inside the older bytes, so it read none of the new ones.
+        var joined = earlier.getSlice(at: earlier.readerIndex + firstConsumed, length: earlierLeft) ?? ByteBuffer()
+        var rest = received
+        joined.writeBuffer(&rest)
+        return joined
     }
 
     func handshake() -> HandshakeResult {
