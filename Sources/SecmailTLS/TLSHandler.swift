@@ -25,16 +25,6 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     public typealias OutboundIn = ByteBuffer
     public typealias OutboundOut = ByteBuffer
 
-    private enum State {
-        /// Not yet active.
-        case idle
-        case handshaking
-        case active
-        /// close_notify sent; waiting for the peer's (or the timeout).
-        case closing
-        case closed
-    }
-
     private struct PendingWrite {
         var data: ByteBuffer
         var promise: EventLoopPromise<Void>?
@@ -42,18 +32,15 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let session: TLSSession
     private let configuration: TLSConfiguration
-    private var state = State.idle
+    private var state = TLSConnectionState()
     private var pendingWrites = CircularBuffer<PendingWrite>()
     /// How many of `pendingWrites` (from the front) a flush has covered.
     private var flushedWriteCount = 0
     private var handshakeTimer: Scheduled<Void>?
     private var shutdownTimer: Scheduled<Void>?
     private var closePromise: EventLoopPromise<Void>?
-    private var receivedCloseNotify = false
     private var userReadPending = false
     private var deliveredPlaintext = false
-    /// Set once the handler has asked the channel to close; nothing is sent after it.
-    private var closeRequested = false
 
     /// Plaintext per SSL_write: three full records. Their ciphertext (48 KiB plus record
     /// overhead) fits a 64 KiB buffer; a 64 KiB slice would need a 128 KiB buffer, which glibc
@@ -79,15 +66,14 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
-        let previous = state
-        state = .closed
+        let report = state.channelInactive()
         cancelTimers()
-        switch previous {
-        case .handshaking:
+        switch report {
+        case .handshakeInterrupted:
             context.fireErrorCaught(TLSError(.handshakeFailed, "the connection closed during the TLS handshake"))
-        case .active:
+        case .uncleanShutdown:
             context.fireErrorCaught(TLSError(.uncleanShutdown, "the connection closed without a TLS close_notify: data may have been truncated"))
-        case .idle, .closing, .closed:
+        case .none:
             break
         }
         failPendingWrites(TLSError(.closed, "the connection closed before the write was sent"))
@@ -97,13 +83,12 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func start(context: ChannelHandlerContext) {
-        guard case .idle = state else { return }
-        state = .handshaking
+        guard state.start() else { return }
         let timeout = configuration.handshakeTimeout
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         handshakeTimer = context.eventLoop.scheduleTask(in: timeout) {
             let (handler, context) = bound.value
-            guard case .handshaking = handler.state else { return }
+            guard handler.state.phase == .handshaking else { return }
             handler.fail(context: context, TLSError(.handshakeTimeout, "the TLS handshake did not finish within \(timeout.nanoseconds / 1_000_000) ms"))
         }
         advanceHandshake(context: context)
@@ -114,18 +99,10 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Inbound
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let buffer = unwrapInboundIn(data)
-        switch state {
-        case .idle, .closed:
-            return
-        case .handshaking, .active, .closing:
-            session.withInput(buffer) {
-                if case .handshaking = state { advanceHandshake(context: context) }
-                switch state {
-                case .active, .closing: readPlaintext(context: context)
-                case .idle, .handshaking, .closed: break
-                }
-            }
+        guard state.inputStep != .ignore else { return }
+        session.withInput(unwrapInboundIn(data)) {
+            if state.inputStep == .continueHandshake { advanceHandshake(context: context) }
+            if state.inputStep == .readApplicationData { readPlaintext(context: context) }
         }
     }
 
@@ -135,16 +112,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             userReadPending = false
             context.fireChannelReadComplete()
         }
-        switch state {
-        case .handshaking, .closing:
-            context.read()
-        case .active where userReadPending:
-            // The ciphertext read so far held no application data (a ticket, a partial
-            // record): the user's read is not satisfied yet.
-            context.read()
-        default:
-            break
-        }
+        // During an established connection, a read that brought no application data (a
+        // ticket, a partial record) has not satisfied the user's read yet.
+        if state.needsRead(userReadPending: userReadPending) { context.read() }
     }
 
     public func read(context: ChannelHandlerContext) {
@@ -159,7 +129,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .complete:
             handshakeTimer?.cancel()
             handshakeTimer = nil
-            state = .active
+            state.handshakeCompleted()
             flushOutput(context: context)
             context.fireUserInboundEventTriggered(
                 TLSEvent.handshakeCompleted(negotiatedProtocol: session.negotiatedProtocol, version: session.protocolVersion))
@@ -179,11 +149,11 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 deliveredPlaintext = true
                 context.fireChannelRead(wrapInboundOut(buffer))
                 // A read handler may have closed the channel.
-                if case .closed = state { return }
+                if state.phase == .closed { return }
             case .wantRead:
                 break readLoop
             case .closeNotify:
-                receivedCloseNotify = true
+                state.receivedCloseNotify()
                 peerClosed(context: context)
                 return
             case .failed(let error):
@@ -211,17 +181,16 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Outbound
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch state {
-        case .closing, .closed:
+        guard state.acceptsWrites else {
             promise?.fail(TLSError(.closed, "the TLS connection is closing; the write was not sent"))
-        case .idle, .handshaking, .active:
-            pendingWrites.append(PendingWrite(data: unwrapOutboundIn(data), promise: promise))
+            return
         }
+        pendingWrites.append(PendingWrite(data: unwrapOutboundIn(data), promise: promise))
     }
 
     public func flush(context: ChannelHandlerContext) {
         flushedWriteCount = pendingWrites.count
-        if case .active = state { writeFlushedPending(context: context) }
+        if state.isEstablished { writeFlushedPending(context: context) }
     }
 
     private func writeFlushedPending(context: ChannelHandlerContext) {
@@ -255,16 +224,15 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             promise?.fail(ChannelError.operationUnsupported)
             return
         }
-        switch state {
-        case .idle, .handshaking:
+        switch state.requestClose() {
+        case .closeChannel:
             chainClosePromise(promise, context: context)
             closeNow(context: context)
-        case .active:
+        case .sendCloseNotify:
             chainClosePromise(promise, context: context)
-            state = .closing
             writeFlushedPending(context: context)
             failPendingWrites(TLSError(.closed, "the connection was closed before this write was flushed"))
-            if session.shutdown() || receivedCloseNotify {
+            if session.shutdown() || state.peerSentCloseNotify {
                 flushOutput(context: context)
                 closeNow(context: context)
                 return
@@ -277,16 +245,16 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 bound.value.handler.closeNow(context: bound.value.context)
             }
             context.read()
-        case .closing:
+        case .joinPendingClose:
             chainClosePromise(promise, context: context)
-        case .closed:
+        case .alreadyClosed:
             context.close(mode: mode, promise: promise)
         }
     }
 
     /// Sends a TLS 1.3 KeyUpdate that also asks the peer to update its keys.
     public func requestKeyUpdate(context: ChannelHandlerContext) throws {
-        guard case .active = state else { throw TLSError(.protocolError, "KeyUpdate needs an established connection") }
+        guard state.isEstablished else { throw TLSError(.protocolError, "KeyUpdate needs an established connection") }
         try session.requestKeyUpdate()
         flushOutput(context: context)
     }
@@ -308,15 +276,13 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func fail(context: ChannelHandlerContext, _ error: TLSError) {
-        guard !closeRequested else { return }
+        guard state.reportsErrors else { return }
         context.fireErrorCaught(error)
         closeNow(context: context)
     }
 
     private func closeNow(context: ChannelHandlerContext) {
-        guard !closeRequested else { return }
-        closeRequested = true
-        state = .closed
+        guard state.issueClose() else { return }
         cancelTimers()
         failPendingWrites(TLSError(.closed, "the connection closed before the write was sent"))
         let promise = closePromise
