@@ -96,6 +96,19 @@ public struct Ed25519PrivateKey: Sendable {
         try self.init(key: EVPKey.privateKey(encryptedPEM: pem, passphrase: passphrase))
     }
 
+    /// The key whose 32-byte seed (RFC 8032 "private key") is `seed`.
+    public init(seed: [UInt8]) throws {
+        guard seed.count == 32 else {
+            throw CryptoError(.malformedInput, "an Ed25519 seed is 32 bytes, not \(seed.count)")
+        }
+        OpenSSLErrorQueue.clear()
+        guard let pointer = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nil, seed, seed.count) else {
+            throw OpenSSLErrorQueue.error(.malformedInput, "not a valid Ed25519 seed")
+        }
+        _ = OpenSSLErrorQueue.drain()
+        try self.init(key: EVPKey(taking: pointer))
+    }
+
     /// Encrypted PKCS#8 PEM: PBES2 with scrypt and AES-256-CBC.
     public func encryptedPEM(passphrase: Passphrase) throws -> String {
         try key.encryptedPEM(passphrase: passphrase)
