@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // The system OpenSSL 3 (Debian: libssl-dev), found through pkg-config.
@@ -27,6 +28,20 @@ let package = Package(
         ),
         // Pure Swift: identity bundles, envelopes and their canonical binary encoding.
         .target(name: "SecmailFormat", dependencies: ["SecmailCrypto"]),
+        // The relay's schema history: SQL files embedded in the binary (top-level migrations/).
+        .target(
+            name: "SecmailMigrations",
+            path: "migrations",
+            resources: [.embedInCode("V001__directory.sql")]
+        ),
+        // The relay: storage now; directory, log and mailboxes over HTTP next.
+        .target(
+            name: "SecmailRelay",
+            dependencies: [
+                "SecmailFormat", "SecmailCrypto", "SecmailMigrations",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         // The user's side: keystore and (later) the relay client.
         .target(name: "SecmailClient", dependencies: ["SecmailCrypto", "SecmailFormat"]),
         .executableTarget(
@@ -62,6 +77,13 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "SecmailCLITests", dependencies: ["secmail", "SecmailTestSupport"]),
+        .testTarget(
+            name: "SecmailRelayTests",
+            dependencies: [
+                "SecmailRelay", "SecmailMigrations", "SecmailFormat", "SecmailCrypto", "SecmailTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

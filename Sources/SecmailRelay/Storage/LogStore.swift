@@ -1,0 +1,87 @@
+import Foundation
+import GRDB
+import SecmailFormat
+
+/// The transparency log in the relay database: leaves in order, and the hash of every complete
+/// subtree (`log_nodes`), so roots and proofs for any size are read, never recomputed from all
+/// leaves. Appends happen inside the caller's write transaction, so a registration and its log
+/// leaf commit together or not at all.
+public struct LogStore: Sendable {
+    let database: RelayDatabase
+
+    public init(database: RelayDatabase) {
+        self.database = database
+    }
+
+    /// Appends `leafData` in the transaction `db`; returns its index.
+    public static func append(_ leafData: [UInt8], time: Int64, in db: Database) throws -> UInt64 {
+        let size = try currentSize(db)
+        let computation = MerkleComputation(source: DatabaseNodes(db: db), size: size)
+        for node in try computation.nodesCompleted(byAppending: MerkleHash.leaf(leafData)) {
+            try db.execute(sql: "INSERT INTO log_nodes (level, node_index, hash) VALUES (?, ?, ?)",
+                           arguments: [node.level, Int64(node.index), Data(node.hash)])
+        }
+        try db.execute(sql: "INSERT INTO log_leaves (leaf_index, leaf_data, added_at) VALUES (?, ?, ?)",
+                       arguments: [Int64(size), Data(leafData), time])
+        return size
+    }
+
+    /// Appends one leaf in its own transaction.
+    @discardableResult
+    public func append(_ leafData: [UInt8], time: Int64 = Int64(Date().timeIntervalSince1970)) throws -> UInt64 {
+        try database.write { db in try Self.append(leafData, time: time, in: db) }
+    }
+
+    /// Number of leaves.
+    public func size() throws -> UInt64 {
+        try database.read { db in try Self.currentSize(db) }
+    }
+
+    /// The data of leaf `index`.
+    public func leaf(at index: UInt64) throws -> [UInt8] {
+        try database.read { db in
+            guard let data = try Data.fetchOne(db, sql: "SELECT leaf_data FROM log_leaves WHERE leaf_index = ?", arguments: [Int64(index)]) else {
+                throw RelayError(.notFound, "the log has no leaf \(index)")
+            }
+            return Array(data)
+        }
+    }
+
+    /// The root of the first `size` leaves (the current size when nil).
+    public func root(size: UInt64? = nil) throws -> [UInt8] {
+        try withComputation { try $0.root(size: size) }
+    }
+
+    public func inclusionProof(index: UInt64, size: UInt64) throws -> [[UInt8]] {
+        try withComputation { try $0.inclusionProof(index: index, size: size) }
+    }
+
+    public func consistencyProof(from oldSize: UInt64, to newSize: UInt64) throws -> [[UInt8]] {
+        try withComputation { try $0.consistencyProof(from: oldSize, to: newSize) }
+    }
+
+    private func withComputation<T>(_ body: (MerkleComputation<DatabaseNodes>) throws -> T) throws -> T {
+        try database.read { db in
+            try body(MerkleComputation(source: DatabaseNodes(db: db), size: Self.currentSize(db)))
+        }
+    }
+
+    /// Leaves are numbered 0 ..< size without gaps, so the size is the largest index plus one:
+    /// a single b-tree lookup, where COUNT(*) would scan every row.
+    static func currentSize(_ db: Database) throws -> UInt64 {
+        UInt64(try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM log_leaves") ?? 0)
+    }
+}
+
+/// Merkle nodes read from `log_nodes` within one transaction.
+struct DatabaseNodes: MerkleNodeSource {
+    let db: Database
+
+    func node(level: Int, index: UInt64) throws -> [UInt8] {
+        guard let hash = try Data.fetchOne(db, sql: "SELECT hash FROM log_nodes WHERE level = ? AND node_index = ?",
+                                           arguments: [level, Int64(index)]) else {
+            throw RelayError(.storage, "the log is missing its node at level \(level), index \(index): the database is damaged")
+        }
+        return Array(hash)
+    }
+}

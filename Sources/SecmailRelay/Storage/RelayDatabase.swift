@@ -1,0 +1,89 @@
+import Foundation
+import GRDB
+import SecmailCrypto
+import SecmailMigrations
+
+/// The relay's SQLite database (system libsqlite3 through GRDB): WAL mode, synchronous=FULL so
+/// that a commit is on disk before the relay acknowledges anything, migrated on open.
+public final class RelayDatabase: Sendable {
+    let pool: DatabasePool
+    public let path: String
+
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            // In WAL mode NORMAL may lose the last commits on power loss; FULL syncs each one.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+        } catch let error as DatabaseError {
+            throw RelayError(.storage, "cannot open the database \(path)", sqliteMessage: error.message)
+        }
+        self.path = path
+        try SchemaMigrator.migrate(pool, migrations: SchemaMigrations.all)
+    }
+
+    /// Runs `body` in a write transaction; SQLite errors become `RelayError`s.
+    public func write<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try pool.write(body)
+        } catch let error as DatabaseError {
+            throw RelayError(.storage, "a database write failed", sqliteMessage: error.message)
+        }
+    }
+
+    /// Runs `body` on a consistent snapshot.
+    public func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try pool.read(body)
+        } catch let error as DatabaseError {
+            throw RelayError(.storage, "a database read failed", sqliteMessage: error.message)
+        }
+    }
+}
+
+/// Applies `SchemaMigrations` in order, once each, recording each one's checksum; refuses a
+/// database whose recorded history is not a prefix of this build's (an edited migration, or a
+/// database written by a newer relay).
+enum SchemaMigrator {
+    static func migrate(_ writer: DatabaseWriter, migrations: [SchemaMigrations.Migration]) throws {
+        do {
+            try writer.write { db in
+                try db.execute(sql: """
+                    CREATE TABLE IF NOT EXISTS schema_migrations (
+                        name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT
+                    """)
+                let applied = try Row.fetchAll(db, sql: "SELECT name, sha256 FROM schema_migrations ORDER BY name")
+                for (position, row) in applied.enumerated() {
+                    let name: String = row["name"], sha256: String = row["sha256"]
+                    guard position < migrations.count, migrations[position].name == name else {
+                        throw RelayError(.schemaMismatch, "the database has migration \(name), which this relay does not know: it was written by a newer or different relay")
+                    }
+                    guard migrations[position].sha256 == sha256 else {
+                        throw RelayError(.schemaMismatch, "migration \(name) in the database differs from the one in this relay (checksum \(sha256.prefix(12))… vs \(migrations[position].sha256.prefix(12))…); shipped migrations must never change")
+                    }
+                }
+                for migration in migrations.dropFirst(applied.count) {
+                    let actual = hexEncoded(SHA256.hash(Array(migration.sql.utf8)))
+                    guard actual == migration.sha256 else {
+                        throw RelayError(.schemaMismatch, "migration \(migration.name) does not match its recorded checksum; shipped migrations must never change")
+                    }
+                    try db.execute(sql: migration.sql)
+                    try db.execute(sql: "INSERT INTO schema_migrations (name, sha256, applied_at) VALUES (?, ?, ?)",
+                                   arguments: [migration.name, migration.sha256, Int64(Date().timeIntervalSince1970)])
+                }
+            }
+        } catch let error as DatabaseError {
+            throw RelayError(.storage, "migrating the database failed", sqliteMessage: error.message)
+        }
+    }
+}
+
+func hexEncoded(_ bytes: [UInt8]) -> String {
+    let digits = Array("0123456789abcdef")
+    return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0f)]] })
+}

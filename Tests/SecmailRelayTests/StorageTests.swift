@@ -1,0 +1,119 @@
+import Foundation
+import GRDB
+import SecmailCrypto
+import SecmailFormat
+import SecmailMigrations
+@testable import SecmailRelay
+import SecmailTestSupport
+import Testing
+
+@Suite struct MigrationTests {
+    static let migrationsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("migrations", isDirectory: true)
+
+    /// Shipped migrations never change: every file still has the checksum recorded when it
+    /// shipped, the binary embeds exactly that file, and no SQL file is missing from the list.
+    @Test func everyMigrationFileMatchesItsShippedChecksumAndIsEmbedded() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.migrationsDirectory.path)
+            .filter { $0.hasSuffix(".sql") }.sorted()
+        #expect(files == SchemaMigrations.all.map { $0.name + ".sql" })
+        for migration in SchemaMigrations.all {
+            let bytes = Array(try Data(contentsOf: Self.migrationsDirectory.appendingPathComponent(migration.name + ".sql")))
+            #expect(hexString(SHA256.hash(bytes)) == migration.sha256, "\(migration.name) was edited after shipping")
+            #expect(Array(migration.sql.utf8) == bytes)
+        }
+        #expect(SchemaMigrations.all.map(\.name) == SchemaMigrations.all.map(\.name).sorted())
+    }
+
+    @Test func databaseUsesWALWithFullSyncAndMigratesOnce() throws {
+        let directory = try makeTemporaryDirectory("relay-db")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("relay.sqlite").path
+        for _ in 0..<2 {
+            let database = try RelayDatabase(path: path)
+            let (journal, synchronous, applied, hasNodes) = try database.read { db in
+                (try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA synchronous"),
+                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM schema_migrations"), try db.tableExists("log_nodes"))
+            }
+            #expect(journal == "wal")
+            #expect(synchronous == 2)  // FULL
+            #expect(applied == SchemaMigrations.all.count)
+            #expect(hasNodes)
+        }
+    }
+
+    @Test func anEditedOrUnknownMigrationHistoryIsRefused() throws {
+        let directory = try makeTemporaryDirectory("relay-db")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("relay.sqlite").path
+        let database = try RelayDatabase(path: path)
+        try database.write { db in try db.execute(sql: "UPDATE schema_migrations SET sha256 = 'edited'") }
+        let edited = #expect(throws: RelayError.self) { try RelayDatabase(path: path) }
+        #expect(edited?.code == .schemaMismatch)
+        #expect(edited?.reason.contains("must never change") == true)
+
+        try database.write { db in
+            try db.execute(sql: "UPDATE schema_migrations SET sha256 = ?", arguments: [SchemaMigrations.all[0].sha256])
+            try db.execute(sql: "INSERT INTO schema_migrations VALUES ('V999__future', 'x', 0)")
+        }
+        let newer = #expect(throws: RelayError.self) { try RelayDatabase(path: path) }
+        #expect(newer?.reason.contains("newer or different relay") == true)
+    }
+}
+
+@Suite struct LogStoreTests {
+    @Test func storedLogMatchesTheInMemoryTreeAndSurvivesARestart() throws {
+        let directory = try makeTemporaryDirectory("relay-log")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("relay.sqlite").path
+        let leaves = (0..<100).map { Array("leaf \($0)".utf8) }
+        var memory = MerkleTree()
+        do {
+            let log = LogStore(database: try RelayDatabase(path: path))
+            for (index, leaf) in leaves.prefix(70).enumerated() {
+                #expect(try log.append(leaf) == UInt64(index))
+                memory.append(leafHash: MerkleHash.leaf(leaf))
+            }
+            #expect(try log.root() == memory.root())
+        }
+        // Reopened: the same tree, and appends continue from it.
+        let log = LogStore(database: try RelayDatabase(path: path))
+        #expect(try log.size() == 70)
+        #expect(try log.root() == memory.root())
+        for leaf in leaves.dropFirst(70) {
+            try log.append(leaf)
+            memory.append(leafHash: MerkleHash.leaf(leaf))
+        }
+        #expect(try log.leaf(at: 42) == leaves[42])
+        for size in stride(from: 1, through: 100, by: 7).map(UInt64.init) {
+            let root = try log.root(size: size)
+            #expect(root == (try memory.root(size: size)))
+            for index in stride(from: 0, to: size, by: 5) {
+                let proof = try log.inclusionProof(index: index, size: size)
+                #expect(proof == (try memory.inclusionProof(index: index, size: size)))
+                #expect(MerkleProof.verifyInclusion(leafHash: MerkleHash.leaf(leaves[Int(index)]), index: index, size: size, proof: proof, root: root))
+            }
+            let consistency = try log.consistencyProof(from: size, to: 100)
+            #expect(MerkleProof.verifyConsistency(oldSize: size, newSize: 100, oldRoot: root, newRoot: try log.root(), proof: consistency))
+        }
+        #expect(throws: RelayError.self) { try log.leaf(at: 100) }
+        #expect(throws: FormatError.self) { try log.inclusionProof(index: 100, size: 100) }
+    }
+
+    @Test func aFailedTransactionAppendsNothing() throws {
+        let directory = try makeTemporaryDirectory("relay-log")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let database = try RelayDatabase(path: directory.appendingPathComponent("relay.sqlite").path)
+        let log = LogStore(database: database)
+        try log.append(Array("first".utf8))
+        struct Abort: Error {}
+        #expect(throws: Abort.self) {
+            try database.write { db in
+                _ = try LogStore.append(Array("second".utf8), time: 0, in: db)
+                throw Abort()
+            }
+        }
+        #expect(try log.size() == 1)
+        #expect(try log.root() == MerkleTree(leafHashes: [MerkleHash.leaf(Array("first".utf8))]).root())
+    }
+}

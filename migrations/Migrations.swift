@@ -1,0 +1,21 @@
+/// The relay's database schema history, embedded in the binary (SwiftPM `.embedInCode`).
+///
+/// Append only: a shipped migration is never edited. Each entry carries the SHA-256 of its SQL as
+/// shipped; a test fails if a file no longer matches, and the relay refuses a database whose
+/// applied migrations differ from these.
+public enum SchemaMigrations {
+    public struct Migration: Sendable {
+        /// File name without extension, e.g. "V001__directory"; migrations apply in this order.
+        public let name: String
+        public let sql: String
+        /// Lower-case hex SHA-256 of the SQL file as shipped.
+        public let sha256: String
+    }
+
+    public static let all: [Migration] = [
+        Migration(
+            name: "V001__directory",
+            sql: String(decoding: PackageResources.V001__directory_sql, as: UTF8.self),
+            sha256: "2358b46207c9351e1068bae55ecfa2df494e52cc8a774f5ff92b67aec2f152cf"),
+    ]
+}
