@@ -7,6 +7,12 @@ public struct RelayError: Error, Sendable, Equatable, CustomStringConvertible {
         case schemaMismatch
         /// A request names something that does not exist (a leaf, a name, a size).
         case notFound
+        /// The name is registered already (first come, first served).
+        case nameTaken
+        /// The request is malformed or not allowed as made (wrong key version, bad continuity).
+        case invalidRequest
+        /// This relay requires a valid, unused invite code to register.
+        case inviteRequired
     }
 
     public var code: Code

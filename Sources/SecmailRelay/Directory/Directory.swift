@@ -1,0 +1,157 @@
+import Foundation
+import GRDB
+import SecmailCrypto
+import SecmailFormat
+
+/// The key directory: every key version of every name, each one also a leaf of the
+/// transparency log, written in the same transaction.
+public struct Directory: Sendable {
+    let database: RelayDatabase
+    let clock: @Sendable () -> Int64
+    /// When true, registration needs an invite code from `createInvite()`.
+    public let requiresInvite: Bool
+
+    public init(database: RelayDatabase, requiresInvite: Bool = false,
+                clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) {
+        self.database = database
+        self.requiresInvite = requiresInvite
+        self.clock = clock
+    }
+
+    /// A key version with where it sits in the log, and the proof that it is there.
+    public struct Entry: Sendable {
+        public let bundle: IdentityBundle
+        public let logIndex: UInt64
+        /// The log size the proof is for.
+        public let treeSize: UInt64
+        public let rootHash: [UInt8]
+        public let inclusionProof: [[UInt8]]
+    }
+
+    /// Registers key version 1 of a new name (first come, first served). Returns its log index.
+    @discardableResult
+    public func register(_ bundle: IdentityBundle, inviteCode: String? = nil) throws -> UInt64 {
+        guard bundle.keyVersion == 1, bundle.continuity == nil else {
+            throw RelayError(.invalidRequest, "a registration carries key version 1 without continuity; use rotation for later versions")
+        }
+        let now = clock()
+        let entry = try DirectoryEntry(kind: .registration, time: now, bundle: bundle)
+        return try database.write { db in
+            guard try Self.latest(name: bundle.name.value, db) == nil else {
+                throw RelayError(.nameTaken, "the name \(bundle.name) is already registered on this relay")
+            }
+            if requiresInvite {
+                guard let inviteCode, let codeHash = Self.inviteHash(inviteCode) else {
+                    throw RelayError(.inviteRequired, "this relay requires an invite code to register")
+                }
+                try db.execute(sql: "UPDATE invites SET used_by = ? WHERE code_hash = ? AND used_by IS NULL",
+                               arguments: [bundle.name.value, Data(codeHash)])
+                guard db.changesCount == 1 else {
+                    throw RelayError(.inviteRequired, "the invite code is unknown or already used")
+                }
+            }
+            return try Self.insert(entry, in: db)
+        }
+    }
+
+    /// Records a new key version of an existing name: it must carry a continuity signature by
+    /// the current version's signing key and increase the key version by exactly one.
+    @discardableResult
+    public func rotate(to bundle: IdentityBundle) throws -> UInt64 {
+        let now = clock()
+        return try database.write { db in
+            guard let current = try Self.latest(name: bundle.name.value, db) else {
+                throw RelayError(.notFound, "the name \(bundle.name) is not registered on this relay")
+            }
+            guard bundle.keyVersion == current.keyVersion + 1 else {
+                throw RelayError(.invalidRequest, "the next key version of \(bundle.name) is \(current.keyVersion + 1), not \(bundle.keyVersion)")
+            }
+            do {
+                try bundle.verifyContinuity(from: current)
+            } catch let error as FormatError {
+                throw RelayError(.invalidRequest, "rotation refused: \(error.reason)")
+            }
+            return try Self.insert(DirectoryEntry(kind: .rotation, time: now, bundle: bundle), in: db)
+        }
+    }
+
+    /// The current key version of `name`, with an inclusion proof in the current log.
+    public func lookup(_ name: IdentityName) throws -> Entry {
+        try database.read { db in
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT bundle, log_index FROM identities WHERE name = ? ORDER BY key_version DESC LIMIT 1
+                """, arguments: [name.value]) else {
+                throw RelayError(.notFound, "no one is registered as \(name) on this relay")
+            }
+            let bundle = try IdentityBundle(encoded: Array(row["bundle"] as Data))
+            let index = UInt64(row["log_index"] as Int64)
+            let size = try LogStore.currentSize(db)
+            let computation = MerkleComputation(source: DatabaseNodes(db: db), size: size)
+            return Entry(bundle: bundle, logIndex: index, treeSize: size, rootHash: try computation.root(),
+                         inclusionProof: try computation.inclusionProof(index: index, size: size))
+        }
+    }
+
+    /// Every key version of `name`, oldest first.
+    public func history(_ name: IdentityName) throws -> [IdentityBundle] {
+        try database.read { db in
+            try Data.fetchAll(db, sql: "SELECT bundle FROM identities WHERE name = ? ORDER BY key_version", arguments: [name.value])
+                .map { try IdentityBundle(encoded: Array($0)) }
+        }
+    }
+
+    /// Creates a single-use invite code; only its SHA-256 is stored.
+    public func createInvite() throws -> String {
+        let code = hexEncoded(try SystemRandom().bytes(count: 16))
+        guard let codeHash = Self.inviteHash(code) else { preconditionFailure("a fresh invite code is well formed") }
+        try database.write { db in
+            try db.execute(sql: "INSERT INTO invites (code_hash, created_at) VALUES (?, ?)", arguments: [Data(codeHash), clock()])
+        }
+        return code
+    }
+
+    // MARK: Rows
+
+    private static func insert(_ entry: DirectoryEntry, in db: Database) throws -> UInt64 {
+        let index = try LogStore.append(entry.encoded, time: entry.time, in: db)
+        try db.execute(sql: """
+            INSERT INTO identities (name, key_version, bundle, fingerprint, log_index, created_at) VALUES (?, ?, ?, ?, ?, ?)
+            """, arguments: [entry.bundle.name.value, Int64(entry.bundle.keyVersion), Data(entry.bundle.encoded),
+                             Data(entry.bundle.fingerprint.bytes), Int64(index), entry.time])
+        return index
+    }
+
+    private static func latest(name: String, _ db: Database) throws -> IdentityBundle? {
+        try Data.fetchOne(db, sql: "SELECT bundle FROM identities WHERE name = ? ORDER BY key_version DESC LIMIT 1", arguments: [name])
+            .map { try IdentityBundle(encoded: Array($0)) }
+    }
+
+    private static func inviteHash(_ code: String) -> [UInt8]? {
+        let trimmed = code.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        guard trimmed.count == 32, trimmed.allSatisfy(\.isHexDigit) else { return nil }
+        return SHA256.hash(Array(trimmed.utf8))
+    }
+}
+
+/// Signs checkpoints of the log with the relay's Ed25519 log key (C2SP signed-note format).
+public struct CheckpointSigner: Sendable {
+    /// The log's origin line and note key name, e.g. "localhost:8443/secmail".
+    public let origin: String
+    let key: Ed25519PrivateKey
+
+    public init(origin: String, key: Ed25519PrivateKey) {
+        self.origin = origin
+        self.key = key
+    }
+
+    /// The verifier that clients pin on first contact.
+    public var verifier: NoteVerifier {
+        get throws { try NoteVerifier(name: origin, publicKey: key.publicKey) }
+    }
+
+    /// A signed checkpoint for a log of `size` leaves with `rootHash`.
+    public func sign(size: UInt64, rootHash: [UInt8]) throws -> String {
+        let checkpoint = try Checkpoint(origin: origin, size: size, rootHash: rootHash)
+        return try SignedNote.sign(checkpoint.text, name: origin, key: key)
+    }
+}
