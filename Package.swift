@@ -11,6 +11,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // The system OpenSSL 3 (Debian: libssl-dev), found through pkg-config.
@@ -38,8 +39,10 @@ let package = Package(
         .target(
             name: "SecmailRelay",
             dependencies: [
-                "SecmailFormat", "SecmailCrypto", "SecmailMigrations",
+                "SecmailFormat", "SecmailCrypto", "SecmailMigrations", "SecmailTLS",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
             ]
         ),
         // The user's side: keystore and (later) the relay client.
@@ -80,8 +83,9 @@ let package = Package(
         .testTarget(
             name: "SecmailRelayTests",
             dependencies: [
-                "SecmailRelay", "SecmailMigrations", "SecmailFormat", "SecmailCrypto", "SecmailTestSupport",
+                "SecmailRelay", "SecmailMigrations", "SecmailFormat", "SecmailCrypto", "SecmailTLS", "SecmailTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
     ],

@@ -1,0 +1,37 @@
+import Hummingbird
+import Logging
+import NIOCore
+import SecmailTLS
+
+/// Everything the relay serves, and where.
+public struct RelayServices: Sendable {
+    public let directory: Directory
+    public let log: LogStore
+    public let signer: CheckpointSigner
+
+    public init(directory: Directory, log: LogStore, signer: CheckpointSigner) {
+        self.directory = directory
+        self.log = log
+        self.signer = signer
+    }
+}
+
+/// Builds the relay's HTTP/1.1 application behind secmail's TLS, listening on `host:port`
+/// (port 0 picks a free one; `onRunning` is told the port).
+public func buildRelayApplication(
+    services: RelayServices, tls: TLSContext, host: String, port: Int, logger: Logger = Logger(label: "secmail-relay"),
+    onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) -> some ApplicationProtocol {
+    let router = Router()
+    let v1 = router.group("v1")
+    v1.get("health") { _, _ in "ok\n" }
+    DirectoryController(directory: services.directory, log: services.log, signer: services.signer)
+        .addRoutes(to: v1.group("directory"))
+    LogController(log: services.log, signer: services.signer).addRoutes(to: v1.group("log"))
+    return Application(
+        router: router,
+        server: .secmailTLS(context: tls),
+        configuration: .init(address: .hostname(host, port: port), serverName: "secmail-relay"),
+        onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
+        logger: logger)
+}
