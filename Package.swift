@@ -50,7 +50,7 @@ let package = Package(
         .executableTarget(
             name: "secmail",
             dependencies: [
-                "SecmailClient", "SecmailFormat", "SecmailCrypto",
+                "SecmailClient", "SecmailFormat", "SecmailCrypto", "SecmailRelay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -331,6 +331,69 @@ static inline void secmail_input_bio_take(BIO *bio, size_t *first_consumed, size
     memset(input, 0, sizeof(*input));
 }
 
+// MARK: Development certificates (a CA and a server certificate for a relay's first start)
+
+/// A fresh ECDSA P-256 key (EVP_EC_gen is a variadic macro).
+static inline EVP_PKEY *secmail_ec_p256_generate(void) {
+    return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+}
+
+static inline int secmail_x509_add_extension(X509 *cert, X509 *issuer, int nid, const char *value) {
+    X509V3_CTX context;
+    X509V3_set_ctx_nodb(&context);
+    X509V3_set_ctx(&context, issuer != NULL ? issuer : cert, cert, NULL, NULL, 0);
+    X509_EXTENSION *extension = X509V3_EXT_conf_nid(NULL, &context, nid, value);
+    if (extension == NULL) return 0;
+    int ok = X509_add_ext(cert, extension, -1) == 1;
+    X509_EXTENSION_free(extension);
+    return ok;
+}
+
+/// Issues a certificate for `subject_key` named `common_name`, valid from now for `days` days,
+/// signed by `issuer_key` (self-signed when `issuer` is NULL). A CA certificate when `is_ca`;
+/// otherwise a TLS server certificate for the subjectAltName list `san` ("DNS:x,IP:y").
+static inline X509 *secmail_x509_issue(EVP_PKEY *subject_key, const char *common_name, EVP_PKEY *issuer_key,
+                                       X509 *issuer, int is_ca, const char *san, long days, long serial) {
+    X509 *cert = X509_new();
+    if (cert == NULL) return NULL;
+    int ok = X509_set_version(cert, 2) == 1
+        && ASN1_INTEGER_set(X509_get_serialNumber(cert), serial) == 1
+        && X509_gmtime_adj(X509_getm_notBefore(cert), -60) != NULL
+        && X509_gmtime_adj(X509_getm_notAfter(cert), days * 24 * 3600) != NULL
+        && X509_set_pubkey(cert, subject_key) == 1;
+    X509_NAME *name = X509_get_subject_name(cert);
+    ok = ok && X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"secmail development", -1, -1, 0) == 1
+        && X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)common_name, -1, -1, 0) == 1
+        && X509_set_issuer_name(cert, issuer != NULL ? X509_get_subject_name(issuer) : name) == 1;
+    if (ok && is_ca) {
+        ok = secmail_x509_add_extension(cert, issuer, NID_basic_constraints, "critical,CA:TRUE")
+            && secmail_x509_add_extension(cert, issuer, NID_key_usage, "critical,keyCertSign,cRLSign")
+            && secmail_x509_add_extension(cert, issuer, NID_subject_key_identifier, "hash");
+    } else if (ok) {
+        ok = secmail_x509_add_extension(cert, issuer, NID_basic_constraints, "critical,CA:FALSE")
+            && secmail_x509_add_extension(cert, issuer, NID_key_usage, "critical,digitalSignature")
+            && secmail_x509_add_extension(cert, issuer, NID_ext_key_usage, "serverAuth")
+            && (san == NULL || secmail_x509_add_extension(cert, issuer, NID_subject_alt_name, san))
+            && secmail_x509_add_extension(cert, issuer, NID_authority_key_identifier, "keyid");
+    }
+    ok = ok && X509_sign(cert, issuer_key, EVP_sha256()) > 0;
+    if (!ok) {
+        X509_free(cert);
+        return NULL;
+    }
+    return cert;
+}
+
+/// PEM of a certificate into a memory BIO.
+static inline int secmail_write_x509_pem(BIO *out, X509 *cert) {
+    return PEM_write_bio_X509(out, cert);
+}
+
+/// Unencrypted PKCS#8 PEM of a private key into a memory BIO (a relay's TLS key, 0600 on disk).
+static inline int secmail_write_private_key_pem(BIO *out, EVP_PKEY *key) {
+    return PEM_write_bio_PrivateKey(out, key, NULL, NULL, 0, NULL, NULL);
+}
+
 /// SHA-256 of the DER SubjectPublicKeyInfo of `cert` into out[32].
 static inline int secmail_x509_spki_sha256(X509 *cert, unsigned char *out) {
     unsigned char *der = NULL;

@@ -119,6 +119,18 @@ public struct Ed25519PrivateKey: Sendable {
         get throws { try Ed25519PublicKey(derRepresentation: key.publicDER()) }
     }
 
+    /// The 32-byte seed: secret, for a key file the caller protects (0600).
+    public var seed: [UInt8] {
+        get throws {
+            var length = 32
+            var seed = [UInt8](repeating: 0, count: 32)
+            try OpenSSLErrorQueue.check(.internalFailure, "could not export the Ed25519 seed") {
+                EVP_PKEY_get_raw_private_key(key.pointer, &seed, &length) == 1 && length == 32
+            }
+            return seed
+        }
+    }
+
     /// An Ed25519 signature (64 bytes) over `message`.
     public func signature(for message: some ContiguousByteStorage) throws -> [UInt8] {
         try key.sign(message, digest: nil, configure: { _ in true })

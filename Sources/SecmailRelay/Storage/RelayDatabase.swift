@@ -24,6 +24,8 @@ public final class RelayDatabase: Sendable {
             throw RelayError(.storage, "cannot open the database \(path)", sqliteMessage: error.message)
         }
         self.path = path
+        // Only the relay reads its database (SQLite gives the -wal and -shm files the same mode).
+        try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
         try SchemaMigrator.migrate(pool, migrations: SchemaMigrations.all)
     }
 

@@ -1,0 +1,106 @@
+import Foundation
+import Hummingbird
+import Logging
+import SecmailCrypto
+import SecmailFormat
+import SecmailTLS
+
+/// How to run a relay.
+public struct RelayConfiguration: Sendable {
+    public var dataDirectory: URL
+    public var host: String
+    public var port: Int
+    /// The relay's certificate chain and key; development certificates are generated when nil.
+    public var certificateFile: URL?
+    public var privateKeyFile: URL?
+    public var requiresInvite: Bool
+    /// The log's origin (checkpoint first line and note key name).
+    public var origin: String
+
+    public init(dataDirectory: URL, host: String = "127.0.0.1", port: Int = 8443, certificateFile: URL? = nil,
+                privateKeyFile: URL? = nil, requiresInvite: Bool = false, origin: String? = nil) {
+        self.dataDirectory = dataDirectory
+        self.host = host
+        self.port = port
+        self.certificateFile = certificateFile
+        self.privateKeyFile = privateKeyFile
+        self.requiresInvite = requiresInvite
+        self.origin = origin ?? "\(host == "::1" ? "localhost" : host)/secmail"
+    }
+}
+
+/// A relay ready to serve: what clients need to know, and the services behind it.
+public struct PreparedRelay: Sendable {
+    public let configuration: RelayConfiguration
+    public let services: RelayServices
+    public let tls: TLSContext
+    /// The CA file clients trust (development certificates only).
+    public let certificateAuthorityFile: URL?
+    /// SHA-256 of the relay certificate's public key, for pinning clients.
+    public let publicKeyPin: [UInt8]
+    /// The log key in verifier-key form (`name+hash+base64`), for clients to pin.
+    public let logVerifierKey: String
+
+    /// Creates on first start (and reuses afterwards) the data directory (0700), the database,
+    /// the Ed25519 log key (`log-key.ed25519`, 0600) and, without a configured certificate,
+    /// development TLS certificates under `tls/`.
+    public static func prepare(_ configuration: RelayConfiguration) throws -> PreparedRelay {
+        let data = configuration.dataDirectory
+        do {
+            try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw RelayError(.storage, "cannot create the data directory \(data.path): \(error.localizedDescription)")
+        }
+        let database = try RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)
+        let logKey = try loadOrCreateLogKey(at: data.appendingPathComponent("log-key.ed25519"))
+        let signer = CheckpointSigner(origin: configuration.origin, key: logKey)
+
+        let chain: URL, key: URL, ca: URL?
+        if let certificate = configuration.certificateFile, let privateKey = configuration.privateKeyFile {
+            (chain, key, ca) = (certificate, privateKey, nil)
+        } else if configuration.certificateFile != nil || configuration.privateKeyFile != nil {
+            throw RelayError(.invalidRequest, "give both --cert and --key, or neither for development certificates")
+        } else {
+            let tlsDirectory = data.appendingPathComponent("tls", isDirectory: true)
+            var files = DevelopmentCertificates.files(in: tlsDirectory)
+            if !FileManager.default.fileExists(atPath: files.certificateChain.path) {
+                files = try DevelopmentCertificates.generate(in: tlsDirectory)
+            }
+            (chain, key, ca) = (files.certificateChain, files.privateKey, files.certificateAuthority)
+        }
+        let tls = try TLSContext(configuration: .server(certificateChainFile: chain.path, privateKeyFile: key.path))
+        return PreparedRelay(
+            configuration: configuration,
+            services: RelayServices(directory: Directory(database: database, requiresInvite: configuration.requiresInvite),
+                                    log: LogStore(database: database), signer: signer),
+            tls: tls, certificateAuthorityFile: ca,
+            publicKeyPin: try DevelopmentCertificates.publicKeyPin(certificateFile: chain),
+            logVerifierKey: try signer.verifier.verifierKey)
+    }
+
+    /// Serves until SIGINT or SIGTERM (graceful shutdown: open requests finish).
+    public func run(logger: Logger = Logger(label: "secmail-relay"), onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let app = buildRelayApplication(services: services, tls: tls, host: configuration.host, port: configuration.port,
+                                        logger: logger, onRunning: onRunning)
+        try await app.runService()
+    }
+
+    private static func loadOrCreateLogKey(at url: URL) throws -> Ed25519PrivateKey {
+        if FileManager.default.fileExists(atPath: url.path) {
+            let attributes = try? FileManager.default.attributesOfItem(atPath: url.path)
+            let mode = (attributes?[.posixPermissions] as? NSNumber)?.intValue ?? 0o777
+            guard mode & 0o077 == 0 else {
+                throw RelayError(.storage, "\(url.path) is readable by others (mode \(String(mode, radix: 8))); run: chmod 600 '\(url.path)'")
+            }
+            guard let seed = FileManager.default.contents(atPath: url.path), seed.count == 32 else {
+                throw RelayError(.storage, "\(url.path) is not a 32-byte Ed25519 seed; the log key is damaged")
+            }
+            return try Ed25519PrivateKey(seed: Array(seed))
+        }
+        let key = try Ed25519PrivateKey.generate()
+        guard FileManager.default.createFile(atPath: url.path, contents: Data(try key.seed), attributes: [.posixPermissions: 0o600]) else {
+            throw RelayError(.storage, "cannot write the log key \(url.path)")
+        }
+        return key
+    }
+}

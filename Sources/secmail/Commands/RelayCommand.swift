@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import SecmailRelay
+
+struct RelayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay",
+        abstract: "Run a relay: the key directory and its transparency log over TLS 1.3.",
+        subcommands: [RelayServeCommand.self, RelayInviteCommand.self],
+        defaultSubcommand: RelayServeCommand.self)
+}
+
+/// Options shared by the relay subcommands.
+struct RelayDataOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The relay's data directory (created on first start).", valueName: "dir"))
+    var data: String
+
+    var dataDirectory: URL { URL(fileURLWithPath: data, isDirectory: true) }
+}
+
+struct RelayServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve (the default). Stops gracefully on SIGINT or SIGTERM.",
+        discussion: """
+            On first start the data directory gets the SQLite database, the Ed25519 log key and, \
+            unless --cert and --key are given, development TLS certificates for localhost, \
+            127.0.0.1 and ::1. The relay prints what clients need: its URL, the CA file or key pin, \
+            and the log key.
+            """)
+
+    @OptionGroup var dataOptions: RelayDataOptions
+
+    @Option(name: .long, help: ArgumentHelp("Address and port to listen on (port 0 picks a free one).", valueName: "host:port"))
+    var listen: String = "127.0.0.1:8443"
+
+    @Option(name: .long, help: ArgumentHelp("PEM certificate chain (with --key).", valueName: "file"))
+    var cert: String?
+
+    @Option(name: .long, help: ArgumentHelp("PEM private key for --cert.", valueName: "file"))
+    var key: String?
+
+    @Flag(name: .long, help: "Require an invite code (secmail relay invite) to register.")
+    var requireInvite = false
+
+    func validate() throws {
+        _ = try parseListen()
+    }
+
+    func parseListen() throws -> (host: String, port: Int) {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("--listen takes host:port, e.g. 127.0.0.1:8443 or [::1]:8443")
+        }
+        var host = String(listen[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw ValidationError("--listen needs a host, e.g. 127.0.0.1:8443") }
+        return (host, port)
+    }
+
+    func run() async throws {
+        try await reportingFailures {
+            let (host, port) = try parseListen()
+            let relay = try PreparedRelay.prepare(RelayConfiguration(
+                dataDirectory: dataOptions.dataDirectory, host: host, port: port,
+                certificateFile: cert.map { URL(fileURLWithPath: $0) }, privateKeyFile: key.map { URL(fileURLWithPath: $0) },
+                requiresInvite: requireInvite))
+            try await relay.run { boundPort in
+                let urlHost = host.contains(":") ? "[\(host)]" : host
+                var lines = ["secmail relay listening on https://\(urlHost):\(boundPort)",
+                             "  data directory: \(dataOptions.dataDirectory.path)"]
+                if let ca = relay.certificateAuthorityFile {
+                    lines.append("  CA file:        \(ca.path)  (development certificate)")
+                }
+                lines.append("  TLS key pin:    sha256/\(relay.publicKeyPin.map { String(format: "%02x", $0) }.joined())")
+                lines.append("  log key:        \(relay.logVerifierKey)")
+                lines.append("  invites:        \(requireInvite ? "required (secmail relay invite --data \(dataOptions.data))" : "not required")")
+                Terminal.output(lines.joined(separator: "\n") + "\n")
+            }
+            Terminal.info("secmail relay stopped")
+        }
+    }
+}
+
+struct RelayInviteCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "invite",
+        abstract: "Create a single-use invite code for registering on this relay.")
+
+    @OptionGroup var dataOptions: RelayDataOptions
+
+    func run() async throws {
+        try await reportingFailures {
+            let relay = try PreparedRelay.prepare(RelayConfiguration(dataDirectory: dataOptions.dataDirectory))
+            Terminal.output(try relay.services.directory.createInvite() + "\n")
+        }
+    }
+}

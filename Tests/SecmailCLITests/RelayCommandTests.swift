@@ -1,0 +1,79 @@
+import Foundation
+import SecmailTestSupport
+import Testing
+
+/// `secmail relay` as a real process: first start, what it prints, serving, graceful stop, restart.
+@Suite struct RelayCommandTests {
+    /// Starts `secmail relay` and waits for its startup lines.
+    func startRelay(data: URL) async throws -> (process: Process, output: OutputCollector, port: Int) {
+        let process = Process()
+        process.executableURL = SecmailBinary.url
+        process.arguments = ["relay", "--data", data.path, "--listen", "127.0.0.1:0"]
+        let collector = OutputCollector()
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        pipe.fileHandleForReading.readabilityHandler = { handle in collector.append(handle.availableData) }
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, !collector.text.contains("invites:") {
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        let line = try #require(collector.text.split(separator: "\n").first { $0.hasPrefix("secmail relay listening on https://127.0.0.1:") })
+        let port = try #require(Int(line.split(separator: ":").last ?? ""))
+        return (process, collector, port)
+    }
+
+    func stop(_ process: Process) async -> Int32 {
+        process.terminate()  // SIGTERM
+        let deadline = Date().addingTimeInterval(15)
+        while process.isRunning, Date() < deadline { try? await Task.sleep(nanoseconds: 50_000_000) }
+        if process.isRunning { process.interrupt() }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    @Test func relayCreatesItsDataServesAndStopsGracefully() async throws {
+        let data = try temporaryDirectory("relay-data").appendingPathComponent("relay", isDirectory: true)
+        let first = try await startRelay(data: data)
+        #expect(first.output.text.contains("CA file:"))
+        let logKeyLine = first.output.text.split(separator: "\n").first { $0.contains("log key:") }.map(String.init) ?? ""
+        #expect(logKeyLine.contains("/secmail+"))
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        let health = try await runAsync("curl", ["--silent", "--max-time", "60", "--cacert", ca, "https://localhost:\(first.port)/v1/health"])
+        #expect(health.text == "ok\n", "\(health.stderr)")
+        #expect(await stop(first.process) == 0)
+        #expect(first.output.text.contains("secmail relay stopped"))
+        #expect(permissions(data) == 0o700)
+        #expect(permissions(data.appendingPathComponent("log-key.ed25519")) == 0o600)
+        #expect(permissions(data.appendingPathComponent("relay.sqlite")) == 0o600)
+        #expect(permissions(data.appendingPathComponent("tls/relay.key.pem")) == 0o600)
+
+        // A restart keeps the same log key and certificate.
+        let second = try await startRelay(data: data)
+        #expect(second.output.text.contains(logKeyLine))
+        let again = try await runAsync("curl", ["--silent", "--max-time", "60", "--cacert", ca, "https://localhost:\(second.port)/v1/health"])
+        #expect(again.text == "ok\n")
+        #expect(await stop(second.process) == 0)
+    }
+
+    @Test func badRelayOptionsAreRefused() throws {
+        let data = try temporaryDirectory("relay-bad")
+        #expect(try runSecmail(["relay", "--data", data.path, "--listen", "nonsense"], environment: [:]).status == 64)
+        let halfTLS = try runSecmail(["relay", "--data", data.path, "--listen", "127.0.0.1:0", "--cert", "/nonexistent.pem"], environment: [:])
+        #expect(halfTLS.status == 1)
+        #expect(halfTLS.stderr.contains("--cert and --key"))
+        let invite = try runSecmail(["relay", "invite", "--data", data.path], environment: [:])
+        #expect(invite.status == 0)
+        #expect(invite.stdout.trimmingCharacters(in: .whitespacesAndNewlines).count == 32)
+    }
+}
+
+/// Collects a child's output from the readability handler's thread.
+final class OutputCollector: @unchecked Sendable {
+    // @unchecked: `data` is guarded by `lock`.
+    private let lock = NSLock()
+    private var data = Data()
+    func append(_ chunk: Data) { lock.withLock { data.append(chunk) } }
+    var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
+}
