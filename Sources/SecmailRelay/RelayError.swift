@@ -13,6 +13,10 @@ public struct RelayError: Error, Sendable, Equatable, CustomStringConvertible {
         case invalidRequest
         /// This relay requires a valid, unused invite code to register.
         case inviteRequired
+        /// The caller proved nothing (no valid token).
+        case unauthorized
+        /// The caller's proof was refused (bad signature, used or expired challenge).
+        case forbidden
     }
 
     public var code: Code

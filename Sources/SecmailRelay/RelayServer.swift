@@ -72,7 +72,8 @@ public struct PreparedRelay: Sendable {
         return PreparedRelay(
             configuration: configuration,
             services: RelayServices(directory: Directory(database: database, requiresInvite: configuration.requiresInvite),
-                                    log: LogStore(database: database), signer: signer),
+                                    log: LogStore(database: database), signer: signer,
+                                    authenticator: Authenticator(database: database, origin: configuration.origin)),
             tls: tls, certificateAuthorityFile: ca,
             publicKeyPin: try DevelopmentCertificates.publicKeyPin(certificateFile: chain),
             logVerifierKey: try signer.verifier.verifierKey)

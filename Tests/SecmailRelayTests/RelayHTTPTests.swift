@@ -22,7 +22,8 @@ final class RunningRelay: @unchecked Sendable {
         let database = try RelayDatabase(path: folder.appendingPathComponent("relay.sqlite").path)
         let log = LogStore(database: database)
         services = RelayServices(directory: Directory(database: database, requiresInvite: requiresInvite), log: log,
-                                 signer: CheckpointSigner(origin: "localhost/secmail", key: try Ed25519PrivateKey.generate()))
+                                 signer: CheckpointSigner(origin: "localhost/secmail", key: try Ed25519PrivateKey.generate()),
+                                 authenticator: Authenticator(database: database, origin: "localhost/secmail"))
         let tls = try TLSContext(configuration: .server(
             certificateChainFile: Self.certs.appendingPathComponent("relay.pem").path,
             privateKeyFile: Self.certs.appendingPathComponent("throwaway-relay.key.pem").path))

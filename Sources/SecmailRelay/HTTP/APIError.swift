@@ -26,7 +26,8 @@ struct APIError: HTTPResponseError {
             case .notFound: .notFound
             case .nameTaken: .conflict
             case .invalidRequest: .badRequest
-            case .inviteRequired: .forbidden
+            case .inviteRequired, .forbidden: .forbidden
+            case .unauthorized: .unauthorized
             case .storage, .schemaMismatch: .internalServerError
             }
             // Storage details stay in the relay's log, not in responses.

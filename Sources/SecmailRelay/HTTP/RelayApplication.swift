@@ -8,11 +8,13 @@ public struct RelayServices: Sendable {
     public let directory: Directory
     public let log: LogStore
     public let signer: CheckpointSigner
+    public let authenticator: Authenticator
 
-    public init(directory: Directory, log: LogStore, signer: CheckpointSigner) {
+    public init(directory: Directory, log: LogStore, signer: CheckpointSigner, authenticator: Authenticator) {
         self.directory = directory
         self.log = log
         self.signer = signer
+        self.authenticator = authenticator
     }
 }
 
@@ -28,6 +30,7 @@ public func buildRelayApplication(
     DirectoryController(directory: services.directory, log: services.log, signer: services.signer)
         .addRoutes(to: v1.group("directory"))
     LogController(log: services.log, signer: services.signer).addRoutes(to: v1.group("log"))
+    AuthController(authenticator: services.authenticator).addRoutes(to: v1.group("auth"))
     return Application(
         router: router,
         server: .secmailTLS(context: tls),

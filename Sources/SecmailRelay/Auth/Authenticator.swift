@@ -1,0 +1,81 @@
+import Foundation
+import GRDB
+import SecmailCrypto
+import SecmailFormat
+
+/// Challenge-response authentication (P8): a single-use nonce, signed by the name's current
+/// signing key, is exchanged for a short-lived bearer token. Only SHA-256 of a token is stored.
+public struct Authenticator: Sendable {
+    let database: RelayDatabase
+    let origin: String
+    let clock: @Sendable () -> Int64
+    public static let challengeLifetime: Int64 = 60
+    public static let tokenLifetime: Int64 = 15 * 60
+
+    public init(database: RelayDatabase, origin: String,
+                clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) {
+        self.database = database
+        self.origin = origin
+        self.clock = clock
+    }
+
+    /// A fresh nonce for `name` (which must be registered), valid for a minute, usable once.
+    public func challenge(for name: IdentityName) throws -> [UInt8] {
+        let nonce = try SystemRandom().bytes(count: 32)
+        let now = clock()
+        try database.write { db in
+            guard try Int.fetchOne(db, sql: "SELECT 1 FROM identities WHERE name = ? LIMIT 1", arguments: [name.value]) != nil else {
+                throw RelayError(.notFound, "no one is registered as \(name) on this relay")
+            }
+            try db.execute(sql: "DELETE FROM challenges WHERE expires_at < ?", arguments: [now])
+            try db.execute(sql: "INSERT INTO challenges (nonce, name, expires_at) VALUES (?, ?, ?)",
+                           arguments: [Data(nonce), name.value, now + Self.challengeLifetime])
+        }
+        return nonce
+    }
+
+    /// Checks `signature` over the challenge for `nonce` with `name`'s current signing key and
+    /// returns a bearer token. The nonce is consumed whether or not the signature verifies.
+    public func redeem(name: IdentityName, nonce: [UInt8], signature: [UInt8]) throws -> (token: String, expiresIn: Int64) {
+        let now = clock()
+        let token = hexEncoded(try SystemRandom().bytes(count: 32))
+        let outcome: Result<Void, RelayError> = try database.write { db in
+            let stored = try Row.fetchOne(db, sql: "SELECT name, expires_at FROM challenges WHERE nonce = ?", arguments: [Data(nonce)])
+            try db.execute(sql: "DELETE FROM challenges WHERE nonce = ?", arguments: [Data(nonce)])
+            guard let stored, stored["name"] as String == name.value else {
+                return .failure(RelayError(.forbidden, "unknown or already used challenge"))
+            }
+            guard (stored["expires_at"] as Int64) >= now else {
+                return .failure(RelayError(.forbidden, "the challenge expired; ask for a new one"))
+            }
+            guard let bundleData = try Data.fetchOne(db, sql: "SELECT bundle FROM identities WHERE name = ? ORDER BY key_version DESC LIMIT 1",
+                                                     arguments: [name.value]) else {
+                return .failure(RelayError(.notFound, "no one is registered as \(name) on this relay"))
+            }
+            let bundle = try IdentityBundle(encoded: Array(bundleData))
+            guard bundle.signingKey.isValidSignature(signature, for: AuthChallenge.signedMessage(origin: origin, name: name, nonce: nonce)) else {
+                return .failure(RelayError(.forbidden, "the signature does not verify with \(name)'s current signing key"))
+            }
+            try db.execute(sql: "DELETE FROM sessions WHERE expires_at < ?", arguments: [now])
+            try db.execute(sql: "INSERT INTO sessions (token_hash, name, expires_at) VALUES (?, ?, ?)",
+                           arguments: [Data(SHA256.hash(Array(token.utf8))), name.value, now + Self.tokenLifetime])
+            return .success(())
+        }
+        // The consumed nonce is committed even when the redemption fails.
+        try outcome.get()
+        return (token, Self.tokenLifetime)
+    }
+
+    /// The name a valid, unexpired token belongs to.
+    public func authenticate(token: String) throws -> IdentityName {
+        let now = clock()
+        return try database.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT name, expires_at FROM sessions WHERE token_hash = ?",
+                                             arguments: [Data(SHA256.hash(Array(token.utf8)))]),
+                  (row["expires_at"] as Int64) >= now else {
+                throw RelayError(.unauthorized, "missing, unknown or expired token; authenticate again")
+            }
+            return try IdentityName(row["name"] as String)
+        }
+    }
+}

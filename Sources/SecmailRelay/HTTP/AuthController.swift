@@ -1,0 +1,46 @@
+import Foundation
+import Hummingbird
+import SecmailFormat
+
+/// `/v1/auth`: challenge-response authentication giving a short-lived bearer token.
+struct AuthController: Sendable {
+    let authenticator: Authenticator
+    static let bodyLimit = 8 * 1024
+
+    struct ChallengeRequest: Decodable { let name: String }
+    struct ChallengeResponse: ResponseEncodable { let nonce: String; let expiresIn: Int64 }
+    struct TokenRequest: Decodable { let name: String; let nonce: String; let signature: String }
+    struct TokenResponse: ResponseEncodable { let token: String; let expiresIn: Int64 }
+    struct WhoAmIResponse: ResponseEncodable { let name: String }
+
+    func addRoutes(to group: RouterGroup<BasicRequestContext>) {
+        group.post("challenge") { request, _ in
+            try await api {
+                let body = try await decodeBody(ChallengeRequest.self, from: request, limit: Self.bodyLimit)
+                let nonce = try authenticator.challenge(for: IdentityName(body.name))
+                return ChallengeResponse(nonce: Data(nonce).base64EncodedString(), expiresIn: Authenticator.challengeLifetime)
+            }
+        }
+        group.post("token") { request, _ in
+            try await api {
+                let body = try await decodeBody(TokenRequest.self, from: request, limit: Self.bodyLimit)
+                guard let nonce = Data(base64Encoded: body.nonce), let signature = Data(base64Encoded: body.signature) else {
+                    throw APIError(status: .badRequest, code: "malformedRequest", reason: "nonce and signature are base64")
+                }
+                let issued = try authenticator.redeem(name: IdentityName(body.name), nonce: Array(nonce), signature: Array(signature))
+                return TokenResponse(token: issued.token, expiresIn: issued.expiresIn)
+            }
+        }
+        group.get("whoami") { request, _ in
+            try await api { WhoAmIResponse(name: try authenticatedName(request, authenticator).value) }
+        }
+    }
+}
+
+/// The name behind the request's `Authorization: Bearer <token>` header.
+func authenticatedName(_ request: Request, _ authenticator: Authenticator) throws -> IdentityName {
+    guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+        throw RelayError(.unauthorized, "this route needs Authorization: Bearer <token> (POST /v1/auth/challenge, then /v1/auth/token)")
+    }
+    return try authenticator.authenticate(token: String(header.dropFirst("Bearer ".count)))
+}

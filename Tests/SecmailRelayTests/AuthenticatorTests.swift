@@ -1,0 +1,93 @@
+import Foundation
+import SecmailCrypto
+import SecmailFormat
+@testable import SecmailRelay
+import SecmailTestSupport
+import Testing
+
+/// A clock tests can move.
+final class TestClock: @unchecked Sendable {
+    // @unchecked: `now` is guarded by `lock`.
+    private let lock = NSLock()
+    private var value: Int64 = 1_800_000_000
+    var now: Int64 { lock.withLock { value } }
+    func advance(_ seconds: Int64) { lock.withLock { value += seconds } }
+}
+
+@Suite struct AuthenticatorTests {
+    let origin = "localhost/secmail"
+
+    func setUp() throws -> (Authenticator, TestClock, URL) {
+        let folder = try makeTemporaryDirectory("relay-auth")
+        let database = try RelayDatabase(path: folder.appendingPathComponent("relay.sqlite").path)
+        let clock = TestClock()
+        let directory = Directory(database: database, clock: { clock.now })
+        try directory.register(ThrowawayIdentities.bundle("alice"))
+        try directory.register(ThrowawayIdentities.bundle("bob"))
+        return (Authenticator(database: database, origin: origin, clock: { clock.now }), clock, folder)
+    }
+
+    func sign(_ nonce: [UInt8], as signer: String, for name: String, origin: String? = nil) throws -> [UInt8] {
+        try ThrowawayIdentities.signingKey(signer).signature(
+            for: AuthChallenge.signedMessage(origin: origin ?? self.origin, name: IdentityName(name), nonce: nonce))
+    }
+
+    @Test func aSignedChallengeGivesATokenForThatNameOnly() throws {
+        let (auth, _, folder) = try setUp()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let alice = try IdentityName("alice")
+        let nonce = try auth.challenge(for: alice)
+        let token = try auth.redeem(name: alice, nonce: nonce, signature: sign(nonce, as: "alice", for: "alice")).token
+        #expect(try auth.authenticate(token: token) == alice)
+        #expect((#expect(throws: RelayError.self) { try auth.authenticate(token: token + "0") })?.code == .unauthorized)
+    }
+
+    @Test func forgedReplayedExpiredAndCrossNameProofsAreRefused() throws {
+        let (auth, clock, folder) = try setUp()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let alice = try IdentityName("alice"), bob = try IdentityName("bob")
+
+        // Bob's key cannot answer alice's challenge.
+        let first = try auth.challenge(for: alice)
+        #expect((#expect(throws: RelayError.self) { try auth.redeem(name: alice, nonce: first, signature: sign(first, as: "bob", for: "alice")) })?.code == .forbidden)
+        // The nonce was consumed by that attempt: even alice cannot reuse it.
+        #expect((#expect(throws: RelayError.self) { try auth.redeem(name: alice, nonce: first, signature: sign(first, as: "alice", for: "alice")) })?.code == .forbidden)
+        // A challenge issued for bob cannot be redeemed as alice, even with alice's signature.
+        let bobs = try auth.challenge(for: bob)
+        #expect(throws: RelayError.self) { try auth.redeem(name: alice, nonce: bobs, signature: sign(bobs, as: "alice", for: "alice")) }
+        // A signature made for another relay does not verify here.
+        let other = try auth.challenge(for: alice)
+        #expect(throws: RelayError.self) { try auth.redeem(name: alice, nonce: other, signature: sign(other, as: "alice", for: "alice", origin: "evil/secmail")) }
+        // An expired challenge, and an expired token.
+        let late = try auth.challenge(for: alice)
+        clock.advance(Authenticator.challengeLifetime + 1)
+        #expect(throws: RelayError.self) { try auth.redeem(name: alice, nonce: late, signature: sign(late, as: "alice", for: "alice")) }
+        let fresh = try auth.challenge(for: alice)
+        let token = try auth.redeem(name: alice, nonce: fresh, signature: sign(fresh, as: "alice", for: "alice")).token
+        clock.advance(Authenticator.tokenLifetime + 1)
+        #expect((#expect(throws: RelayError.self) { try auth.authenticate(token: token) })?.code == .unauthorized)
+        // No challenge for an unknown name.
+        #expect((#expect(throws: RelayError.self) { try auth.challenge(for: IdentityName("nobody")) })?.code == .notFound)
+    }
+}
+
+extension RelayHTTPTests {
+    @Test func challengeResponseOverHTTPGivesABearerToken() async throws {
+        let relay = try await RunningRelay()
+        defer { Task { await relay.stop() } }
+        #expect(try await relay.curl("/v1/directory/register", method: "POST", json: registration(ThrowawayIdentities.bundle("alice"))).status == 201)
+        let challenge = try json(try await relay.curl("/v1/auth/challenge", method: "POST", json: "{\"name\":\"alice\"}").body)
+        let nonce = Array(try #require(Data(base64Encoded: challenge["nonce"] as? String ?? "")))
+        let signature = try ThrowawayIdentities.signingKey("alice").signature(
+            for: AuthChallenge.signedMessage(origin: "localhost/secmail", name: IdentityName("alice"), nonce: nonce))
+        let body = "{\"name\":\"alice\",\"nonce\":\"\(Data(nonce).base64EncodedString())\",\"signature\":\"\(Data(signature).base64EncodedString())\"}"
+        let issued = try await relay.curl("/v1/auth/token", method: "POST", json: body)
+        #expect(issued.status == 200, "\(issued.body)")
+        let token = try json(issued.body)["token"] as? String ?? ""
+        let whoami = try await runAsync("curl", ["--silent", "--max-time", "60", "--cacert", RunningRelay.certs.appendingPathComponent("dev-ca.pem").path,
+                                                 "-H", "Authorization: Bearer \(token)", "https://localhost:\(relay.port)/v1/auth/whoami"])
+        #expect(try json(whoami.text)["name"] as? String == "alice")
+        #expect(try await relay.curl("/v1/auth/whoami").status == 401)
+        #expect(try await relay.curl("/v1/auth/token", method: "POST", json: body).status == 403)  // the nonce is spent
+    }
+}
