@@ -54,7 +54,7 @@ public struct Fingerprint: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Lower-case hexadecimal of `bytes`.
-func hexEncoded(_ bytes: [UInt8]) -> String {
+public func hexEncoded(_ bytes: [UInt8]) -> String {
     let digits = Array("0123456789abcdef")
     return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0f)]] })
 }

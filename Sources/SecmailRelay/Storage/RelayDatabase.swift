@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import SecmailCrypto
+import SecmailFormat
 import SecmailMigrations
 
 /// The relay's SQLite database (system libsqlite3 through GRDB): WAL mode, synchronous=FULL so
@@ -83,9 +84,4 @@ enum SchemaMigrator {
             throw RelayError(.storage, "migrating the database failed", sqliteMessage: error.message)
         }
     }
-}
-
-func hexEncoded(_ bytes: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef")
-    return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0f)]] })
 }
