@@ -46,7 +46,15 @@ let package = Package(
             ]
         ),
         // The user's side: keystore and (later) the relay client.
-        .target(name: "SecmailClient", dependencies: ["SecmailCrypto", "SecmailFormat"]),
+        .target(
+            name: "SecmailClient",
+            dependencies: [
+                "SecmailCrypto", "SecmailFormat", "SecmailTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "secmail",
             dependencies: [
@@ -63,6 +71,15 @@ let package = Package(
         ),
         // Helpers shared by the test targets (hex, running openssl/python3/secmail).
         .target(name: "SecmailTestSupport", path: "Tests/SecmailTestSupport"),
+        // A relay in the test process, and the committed throw-away identities, for relay and client tests.
+        .target(
+            name: "SecmailRelayTestSupport",
+            dependencies: [
+                "SecmailRelay", "SecmailTLS", "SecmailCrypto", "SecmailFormat", "SecmailTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            path: "Tests/SecmailRelayTestSupport"
+        ),
         .testTarget(name: "SecmailCryptoTests", dependencies: ["SecmailCrypto", "SecmailTestSupport"]),
         .testTarget(
             name: "SecmailTLSTests",
@@ -81,9 +98,17 @@ let package = Package(
         ),
         .testTarget(name: "SecmailCLITests", dependencies: ["secmail", "SecmailTestSupport"]),
         .testTarget(
+            name: "SecmailClientTests",
+            dependencies: [
+                "SecmailClient", "SecmailRelay", "SecmailFormat", "SecmailCrypto", "SecmailTLS", "SecmailTestSupport",
+                "SecmailRelayTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .testTarget(
             name: "SecmailRelayTests",
             dependencies: [
                 "SecmailRelay", "SecmailMigrations", "SecmailFormat", "SecmailCrypto", "SecmailTLS", "SecmailTestSupport",
+                "SecmailRelayTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]

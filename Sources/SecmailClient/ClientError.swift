@@ -13,6 +13,11 @@ public struct ClientError: Error, Sendable, Equatable, CustomStringConvertible {
         case corruptState
         /// Input given by the user is not acceptable.
         case invalidInput
+        /// The relay's answer failed verification: a forged proof, an unpinned key, a rolled-back
+        /// or forked log. Never accepted, never retried silently.
+        case verificationFailed
+        /// The relay refused the request (the HTTP status and its reason are in the message).
+        case relayRefused
     }
 
     public var code: Code

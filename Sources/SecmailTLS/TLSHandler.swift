@@ -40,6 +40,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var shutdownTimer: Scheduled<Void>?
     private var closePromise: EventLoopPromise<Void>?
     private var userReadPending = false
+    /// SHA-256 of the peer's public key (SubjectPublicKeyInfo), set when the handshake completes:
+    /// what a client records to pin the server on first contact.
+    public private(set) var peerPublicKeyPin: [UInt8]?
     private var deliveredPlaintext = false
 
     /// Plaintext per SSL_write: three full records. Their ciphertext (48 KiB plus record
@@ -130,6 +133,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             handshakeTimer?.cancel()
             handshakeTimer = nil
             state.handshakeCompleted()
+            peerPublicKeyPin = session.peerPublicKeyPin
             flushOutput(context: context)
             context.fireUserInboundEventTriggered(
                 TLSEvent.handshakeCompleted(negotiatedProtocol: session.negotiatedProtocol, version: session.protocolVersion))

@@ -3,6 +3,7 @@ import SecmailCrypto
 import SecmailFormat
 @testable import SecmailRelay
 import SecmailTestSupport
+import SecmailRelayTestSupport
 import Testing
 
 /// A clock tests can move.

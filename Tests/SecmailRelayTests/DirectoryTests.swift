@@ -4,28 +4,8 @@ import SecmailCrypto
 import SecmailFormat
 @testable import SecmailRelay
 import SecmailTestSupport
+import SecmailRelayTestSupport
 import Testing
-
-/// The committed throw-away identities of the format tests (keys encrypted, passphrase below).
-enum ThrowawayIdentities {
-    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("SecmailFormatTests/Fixtures", isDirectory: true)
-    static let passphrase = try! Passphrase("throwaway test passphrase")
-
-    static func bundle(_ name: String) throws -> IdentityBundle {
-        try IdentityBundle(armoredOrBinary: Array(Data(contentsOf: directory.appendingPathComponent("\(name).id"))))
-    }
-
-    static func signingKey(_ name: String) throws -> RSAPrivateKey {
-        try RSAPrivateKey(encryptedPEM: String(contentsOf: directory.appendingPathComponent("throwaway-test-keys/\(name)-signing.key.pem"), encoding: .utf8),
-                          passphrase: passphrase)
-    }
-
-    static func encryptionKey(_ name: String) throws -> RSAPrivateKey {
-        try RSAPrivateKey(encryptedPEM: String(contentsOf: directory.appendingPathComponent("throwaway-test-keys/\(name)-encryption.key.pem"), encoding: .utf8),
-                          passphrase: passphrase)
-    }
-}
 
 @Suite struct DirectoryTests {
     func makeDirectory(requiresInvite: Bool = false) throws -> (Directory, LogStore, URL) {

@@ -5,56 +5,8 @@ import SecmailFormat
 @testable import SecmailRelay
 import SecmailTLS
 import SecmailTestSupport
+import SecmailRelayTestSupport
 import Testing
-
-/// A relay application on 127.0.0.1 behind secmail's TLS, with a temporary database.
-final class RunningRelay: @unchecked Sendable {
-    // @unchecked: `port` is written once by the server's start callback, read after `started`.
-    let folder: URL
-    let services: RelayServices
-    let task: Task<Void, Error>
-    private(set) var port = 0
-    static let certs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("certs", isDirectory: true)
-
-    init(requiresInvite: Bool = false) async throws {
-        folder = try makeTemporaryDirectory("relay-http")
-        let database = try RelayDatabase(path: folder.appendingPathComponent("relay.sqlite").path)
-        let log = LogStore(database: database)
-        services = RelayServices(directory: Directory(database: database, requiresInvite: requiresInvite), log: log,
-                                 signer: CheckpointSigner(origin: "localhost/secmail", key: try Ed25519PrivateKey.generate()),
-                                 authenticator: Authenticator(database: database, origin: "localhost/secmail"))
-        let tls = try TLSContext(configuration: .server(
-            certificateChainFile: Self.certs.appendingPathComponent("relay.pem").path,
-            privateKeyFile: Self.certs.appendingPathComponent("throwaway-relay.key.pem").path))
-        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = buildRelayApplication(services: services, tls: tls, host: "127.0.0.1", port: 0) { port in
-            continuation.yield(port)
-        }
-        task = Task { try await app.runService(gracefulShutdownSignals: []) }
-        for await port in stream {
-            self.port = port
-            break
-        }
-    }
-
-    func stop() async {
-        task.cancel()
-        _ = await task.result
-        try? FileManager.default.removeItem(at: folder)
-    }
-
-    /// curl against the relay, trusting the development CA. Returns (HTTP status, body).
-    func curl(_ path: String, method: String = "GET", json: String? = nil) async throws -> (status: Int, body: String) {
-        var arguments = ["--silent", "--show-error", "--max-time", "60", "--cacert", Self.certs.appendingPathComponent("dev-ca.pem").path,
-                         "--write-out", "\n%{http_code}", "-X", method]
-        if let json { arguments += ["-H", "content-type: application/json", "--data-binary", "@-"] }
-        let result = try await runAsync("curl", arguments + ["https://localhost:\(port)\(path)"], input: json.map { Data($0.utf8) })
-        let text = result.text
-        guard let split = text.lastIndex(of: "\n") else { return (0, result.stderr) }
-        return (Int(text[text.index(after: split)...]) ?? 0, String(text[..<split]))
-    }
-}
 
 @Suite struct RelayHTTPTests {
     func json(_ text: String) throws -> [String: Any] {

@@ -21,6 +21,9 @@ public struct Directory: Sendable {
     /// A key version with where it sits in the log, and the proof that it is there.
     public struct Entry: Sendable {
         public let bundle: IdentityBundle
+        /// The log leaf (a `DirectoryEntry`) that records this version; its hash is what the
+        /// inclusion proof proves.
+        public let leafData: [UInt8]
         public let logIndex: UInt64
         /// The log size the proof is for.
         public let treeSize: UInt64
@@ -87,7 +90,10 @@ public struct Directory: Sendable {
             let index = UInt64(row["log_index"] as Int64)
             let size = try LogStore.currentSize(db)
             let computation = MerkleComputation(source: DatabaseNodes(db: db), size: size)
-            return Entry(bundle: bundle, logIndex: index, treeSize: size, rootHash: try computation.root(),
+            guard let leaf = try Data.fetchOne(db, sql: "SELECT leaf_data FROM log_leaves WHERE leaf_index = ?", arguments: [Int64(index)]) else {
+                throw RelayError(.storage, "the log has no leaf \(index) for \(name): the database is damaged")
+            }
+            return Entry(bundle: bundle, leafData: Array(leaf), logIndex: index, treeSize: size, rootHash: try computation.root(),
                          inclusionProof: try computation.inclusionProof(index: index, size: size))
         }
     }

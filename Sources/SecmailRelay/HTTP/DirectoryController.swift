@@ -27,6 +27,8 @@ struct DirectoryController: Sendable {
         let keyVersion: UInt32
         let fingerprint: String
         let bundle: String
+        /// Base64 of the log leaf (a DirectoryEntry) recording this version.
+        let leaf: String
         let logIndex: UInt64
         let treeSize: UInt64
         let inclusionProof: [String]
@@ -63,7 +65,8 @@ struct DirectoryController: Sendable {
         let entry = try directory.lookup(IdentityName(rawName))
         return EntryResponse(
             name: entry.bundle.name.value, keyVersion: entry.bundle.keyVersion, fingerprint: entry.bundle.fingerprint.hex,
-            bundle: Data(entry.bundle.encoded).base64EncodedString(), logIndex: entry.logIndex, treeSize: entry.treeSize,
+            bundle: Data(entry.bundle.encoded).base64EncodedString(), leaf: Data(entry.leafData).base64EncodedString(),
+            logIndex: entry.logIndex, treeSize: entry.treeSize,
             inclusionProof: entry.inclusionProof.map { Data($0).base64EncodedString() },
             checkpoint: try signer.sign(size: entry.treeSize, rootHash: entry.rootHash))
     }

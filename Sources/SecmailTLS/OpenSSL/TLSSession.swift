@@ -205,6 +205,13 @@ final class TLSSession {
         return String(decoding: UnsafeBufferPointer(start: data, count: Int(length)), as: UTF8.self)
     }
 
+    /// SHA-256 of the peer certificate's SubjectPublicKeyInfo (what a client pins), once known.
+    var peerPublicKeyPin: [UInt8]? {
+        guard let certificate = SSL_get0_peer_certificate(ssl) else { return nil }
+        var digest = [UInt8](repeating: 0, count: 32)
+        return secmail_x509_spki_sha256(certificate, &digest) == 1 ? digest : nil
+    }
+
     /// "TLSv1.3" or "TLSv1.2".
     var protocolVersion: String {
         String(cString: SSL_get_version(ssl))

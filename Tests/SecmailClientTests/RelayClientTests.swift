@@ -1,0 +1,121 @@
+import Foundation
+import GRDB
+import SecmailClient
+import SecmailCrypto
+import SecmailFormat
+@testable import SecmailRelay
+import SecmailRelayTestSupport
+import SecmailTLS
+import SecmailTestSupport
+import Testing
+
+@Suite struct RelayClientTests {
+    static let caTrust = TLSConfiguration.Trust.certificateAuthorities(file: RunningRelay.certs.appendingPathComponent("dev-ca.pem").path)
+
+    func connect(_ relay: RunningRelay, trust: TLSConfiguration.Trust = caTrust) throws -> RelayConnection {
+        try RelayConnection(url: URL(string: "https://localhost:\(relay.port)")!, trust: trust)
+    }
+
+    func register(_ name: String, on connection: RelayConnection) async throws -> RelayConnection.Response {
+        let body = try JSONSerialization.data(withJSONObject: ["bundle": Data(ThrowawayIdentities.bundle(name).encoded).base64EncodedString()])
+        return try await connection.send(.POST, "/v1/directory/register", json: body)
+    }
+
+    @Test func registrationAndAVerifiedLookupOverTLS() async throws {
+        let relay = try await RunningRelay()
+        defer { Task { await relay.stop() } }
+        let connection = try connect(relay)
+        let created = try await register("alice", on: connection)
+        #expect(created.status == 201)
+        let pin = try String(contentsOf: RunningRelay.certs.appendingPathComponent("relay.spki-sha256"), encoding: .utf8)
+        #expect(hexString(created.relayKeyPin ?? []) == pin.trimmingCharacters(in: .whitespacesAndNewlines))
+
+        let answer = try await connection.send(.GET, "/v1/directory/alice")
+        #expect(answer.status == 200)
+        let lookup = try DirectoryVerification.verifyLookup(answer.body, name: IdentityName("alice"), logVerifier: relay.services.signer.verifier)
+        #expect(lookup.bundle == (try ThrowawayIdentities.bundle("alice")))
+        #expect(lookup.checkpoint.size == 1)
+    }
+
+    @Test func aRelayWhoseKeyIsNotThePinnedOneIsRefused() async throws {
+        let relay = try await RunningRelay()
+        defer { Task { await relay.stop() } }
+        let wrong = try connect(relay, trust: .pinnedPublicKey(sha256: [UInt8](repeating: 7, count: 32)))
+        let error = await #expect(throws: ClientError.self) { try await wrong.send(.GET, "/v1/health") }
+        #expect(error?.reason.contains("pinned") == true)
+    }
+
+    @Test func aKeySwappedInTheRelayDatabaseIsDetected() async throws {
+        let relay = try await RunningRelay()
+        defer { Task { await relay.stop() } }
+        let connection = try connect(relay)
+        _ = try await register("alice", on: connection)
+        // The relay's database is edited to serve mallory's keys (carol's) under the name alice.
+        let mallory = try IdentityBundle.create(name: IdentityName("alice"), createdAt: 0,
+                                                signingKey: ThrowawayIdentities.signingKey("carol"),
+                                                encryptionKey: ThrowawayIdentities.encryptionKey("carol").publicKey)
+        try relay.services.directory.database.write { db in
+            try db.execute(sql: "UPDATE identities SET bundle = ?, fingerprint = ? WHERE name = 'alice'",
+                           arguments: [Data(mallory.encoded), Data(mallory.fingerprint.bytes)])
+        }
+        let answer = try await connection.send(.GET, "/v1/directory/alice")
+        let error = #expect(throws: ClientError.self) {
+            try DirectoryVerification.verifyLookup(answer.body, name: IdentityName("alice"), logVerifier: relay.services.signer.verifier)
+        }
+        #expect(error?.code == .verificationFailed)
+        #expect(error?.reason.contains("different key") == true)
+    }
+
+    @Test func aForgedProofOrAnUnpinnedLogKeyIsRefused() async throws {
+        let relay = try await RunningRelay()
+        defer { Task { await relay.stop() } }
+        let connection = try connect(relay)
+        _ = try await register("alice", on: connection)
+        _ = try await register("bob", on: connection)
+        let answer = try await connection.send(.GET, "/v1/directory/alice")
+        var json = try #require(try JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any])
+        var proof = try #require(json["inclusionProof"] as? [String])
+        var node = Array(try #require(Data(base64Encoded: proof[0])))
+        node[0] ^= 1
+        proof[0] = Data(node).base64EncodedString()
+        json["inclusionProof"] = proof
+        let forged = Array(try JSONSerialization.data(withJSONObject: json))
+        let forgedError = #expect(throws: ClientError.self) {
+            try DirectoryVerification.verifyLookup(forged, name: IdentityName("alice"), logVerifier: relay.services.signer.verifier)
+        }
+        #expect(forgedError?.reason.contains("inclusion proof") == true)
+
+        let stranger = try NoteVerifier(name: relay.services.signer.origin, publicKey: Ed25519PrivateKey.generate().publicKey)
+        #expect(throws: ClientError.self) {
+            try DirectoryVerification.verifyLookup(answer.body, name: IdentityName("alice"), logVerifier: stranger)
+        }
+        #expect(throws: ClientError.self) {
+            try DirectoryVerification.verifyLookup(answer.body, name: IdentityName("bob"), logVerifier: relay.services.signer.verifier)
+        }
+    }
+
+    @Test func aRolledBackOrForkedLogIsRefused() async throws {
+        let relay = try await RunningRelay()
+        defer { Task { await relay.stop() } }
+        let connection = try connect(relay)
+        let verifier = try relay.services.signer.verifier
+        _ = try await register("alice", on: connection)
+        let first = try DirectoryVerification.verifyLookup(try await connection.send(.GET, "/v1/directory/alice").body,
+                                                           name: IdentityName("alice"), logVerifier: verifier).checkpoint
+        _ = try await register("bob", on: connection)
+        let second = try DirectoryVerification.verifyLookup(try await connection.send(.GET, "/v1/directory/bob").body,
+                                                            name: IdentityName("bob"), logVerifier: verifier).checkpoint
+        let consistency = try await connection.send(.GET, "/v1/log/consistency?from=1&to=2")
+        let proof = try ((try JSONSerialization.jsonObject(with: Data(consistency.body)) as? [String: Any])?["proof"] as? [String] ?? [])
+            .map { Array(try #require(Data(base64Encoded: $0))) }
+        try DirectoryVerification.verifyExtension(of: first, to: second, proof: proof)
+
+        let rollback = #expect(throws: ClientError.self) { try DirectoryVerification.verifyExtension(of: second, to: first, proof: []) }
+        #expect(rollback?.reason.contains("rolled back") == true)
+        var otherRoot = first.rootHash
+        otherRoot[0] ^= 1
+        let forkedEarlier = try Checkpoint(origin: first.origin, size: first.size, rootHash: otherRoot)
+        let fork = #expect(throws: ClientError.self) { try DirectoryVerification.verifyExtension(of: forkedEarlier, to: second, proof: proof) }
+        #expect(fork?.reason.contains("forked") == true)
+    }
+}
