@@ -96,7 +96,10 @@ let package = Package(
             dependencies: ["SecmailFormat", "SecmailCrypto", "SecmailTestSupport"],
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "SecmailCLITests", dependencies: ["secmail", "SecmailTestSupport"]),
+        .testTarget(
+            name: "SecmailCLITests",
+            dependencies: ["secmail", "SecmailTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .testTarget(
             name: "SecmailClientTests",
             dependencies: [

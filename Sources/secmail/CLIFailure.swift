@@ -69,7 +69,7 @@ func classify(_ error: Error) -> (ExitStatus, String) {
         }
         return (.failure, error.description)
     case let error as ClientError:
-        return (.failure, error.reason)
+        return (error.code == .verificationFailed ? .verificationFailed : .failure, error.reason)
     default:
         return (.failure, String(describing: error))
     }

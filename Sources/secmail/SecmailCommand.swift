@@ -15,7 +15,8 @@ struct SecmailCommand: AsyncParsableCommand {
             format version or suite; 64 usage error.
             """,
         subcommands: [
-            InitCommand.self, ExportCommand.self, SealCommand.self, OpenCommand.self, RelayCommand.self, DemoCommand.self,
+            InitCommand.self, ExportCommand.self, SealCommand.self, OpenCommand.self,
+            RegisterCommand.self, LookupCommand.self, RelayCommand.self, DemoCommand.self,
         ]
     )
 }

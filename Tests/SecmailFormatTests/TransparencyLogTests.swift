@@ -136,6 +136,20 @@ enum ReferenceMerkle {
         #expect(try SignedNote.open(vector["note"]!, verifier: verifier) == vector["text"]!)
     }
 
+    /// Base64 key material often contains '+', the verifier key's field separator.
+    @Test func verifierKeysWhoseKeyMaterialContainsPlusParse() throws {
+        let plusKey = vector["plusKey"]!
+        let verifier = try NoteVerifier(verifierKey: plusKey)
+        #expect(verifier.name == "TEST")
+        #expect(hexString(verifier.keyID) == "7997405c")
+        #expect(try verifier.verifierKey == plusKey)
+        // And for our own keys, whatever their bytes.
+        for _ in 0..<40 {
+            let generated = try NoteVerifier(name: "log.example/secmail", publicKey: Ed25519PrivateKey.generate().publicKey)
+            #expect(try NoteVerifier(verifierKey: generated.verifierKey).keyID == generated.keyID)
+        }
+    }
+
     @Test func changedOrForeignNotesAreRefused() throws {
         let verifier = try NoteVerifier(verifierKey: vector["verifierKey"]!)
         let note = vector["note"]!

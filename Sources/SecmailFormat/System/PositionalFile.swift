@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 
 /// A file read with `pread` and written with `write` into and from buffers the caller reuses.
@@ -79,5 +80,17 @@ public final class PositionalFile: @unchecked Sendable {
 
     private static func error(_ what: String) -> FormatError {
         FormatError(.io, "\(what): \(String(cString: strerror(errno)))")
+    }
+}
+
+/// Atomic file replacement.
+public enum AtomicRename {
+    /// Moves `source` over `target` in one step (rename(2)): readers see the old file or the new
+    /// one, never a missing or partial one. (Foundation's replaceItemAt on Linux can fail after
+    /// removing the target.)
+    public static func replace(_ target: URL, with source: URL) throws {
+        guard rename(source.path, target.path) == 0 else {
+            throw FormatError(.io, "cannot move \(source.path) to \(target.path): \(String(cString: strerror(errno)))")
+        }
     }
 }

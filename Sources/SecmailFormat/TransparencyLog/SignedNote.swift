@@ -89,7 +89,8 @@ public struct NoteVerifier: Sendable {
 
     /// Parses the verifier-key text form, checking that the key ID matches the key.
     public init(verifierKey: String) throws {
-        let parts = verifierKey.split(separator: "+", omittingEmptySubsequences: false)
+        // Names contain no '+', but base64 key material often does: split at the first two only.
+        let parts = verifierKey.split(separator: "+", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3, parts[1].count == 8, let idValue = UInt32(parts[1], radix: 16),
               let material = Data(base64Encoded: String(parts[2])), material.count == 33,
               material.first == SignedNote.ed25519Type else {

@@ -102,6 +102,9 @@ struct LogController: Sendable {
     }
 
     func addRoutes(to group: RouterGroup<BasicRequestContext>) {
+        group.get("key") { _, _ in
+            try await api { try signer.verifier.verifierKey + "\n" }
+        }
         group.get("checkpoint") { _, _ in
             try await api { try signer.sign(size: log.size(), rootHash: log.root()) }
         }

@@ -24,16 +24,22 @@ struct InitCommand: AsyncParsableCommand {
             guard !keystore.hasIdentity else {
                 throw CLIFailure(.failure, "\(keystore.home.url.path) already holds an identity (\(try keystore.currentBundle().name)); keys are never overwritten")
             }
-            let passphrase = try passphraseOptions.passphrase(prompt: "New passphrase for \(identityName): ", confirm: true)
-            guard passphrase.characterCount >= Self.minimumPassphraseLength else {
-                throw CLIFailure(.failure, "the passphrase must have at least \(Self.minimumPassphraseLength) characters")
-            }
-            Terminal.info("Generating two RSA-3072 keys for \(identityName)...")
-            let bundle = try keystore.createIdentity(name: identityName, passphrase: passphrase)
-            Terminal.info("Created identity \(bundle.name) (key version \(bundle.keyVersion)) in \(keystore.home.url.path)")
-            Terminal.info("Fingerprint: \(bundle.fingerprint.grouped)")
+            let bundle = try Self.createIdentity(identityName, in: keystore, passphraseOptions: passphraseOptions)
             Terminal.info("Share your public identity with: secmail export -o \(bundle.name).id")
         }
+    }
+
+    /// Asks for a new passphrase (twice on a terminal), enforces its length, creates the identity.
+    static func createIdentity(_ name: IdentityName, in keystore: Keystore, passphraseOptions: PassphraseOptions) throws -> IdentityBundle {
+        let passphrase = try passphraseOptions.passphrase(prompt: "New passphrase for \(name): ", confirm: true)
+        guard passphrase.characterCount >= minimumPassphraseLength else {
+            throw CLIFailure(.failure, "the passphrase must have at least \(minimumPassphraseLength) characters")
+        }
+        Terminal.info("Generating two RSA-3072 keys for \(name)...")
+        let bundle = try keystore.createIdentity(name: name, passphrase: passphrase)
+        Terminal.info("Created identity \(bundle.name) (key version \(bundle.keyVersion)) in \(keystore.home.url.path)")
+        Terminal.info("Fingerprint: \(bundle.fingerprint.grouped)")
+        return bundle
     }
 }
 

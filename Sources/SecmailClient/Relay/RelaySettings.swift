@@ -1,0 +1,68 @@
+import Foundation
+import SecmailFormat
+import SecmailTLS
+
+/// What a client remembers about its relay ($SECMAIL_HOME/relay.json, 0600): where it is, the
+/// pins taken on first contact, and the last checkpoint it accepted (every later one must extend it).
+public struct RelaySettings: Codable, Sendable {
+    public var url: String
+    /// A CA file the user gave; without it the relay key pin alone is trusted.
+    public var caFile: String?
+    /// Hex SHA-256 of the relay's TLS public key, pinned at registration.
+    public var relayKeyPin: String
+    /// The log's verifier key, pinned at registration.
+    public var logVerifierKey: String
+    /// The last accepted signed checkpoint.
+    public var checkpoint: String?
+
+    static func url(in home: SecmailHome) -> URL { home.url.appendingPathComponent("relay.json") }
+
+    public static func load(from home: SecmailHome) throws -> RelaySettings {
+        let url = url(in: home)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw ClientError(.noIdentity, "no relay configured in \(home.url.path); run: secmail register NAME --relay https://HOST:PORT --ca CA.pem")
+        }
+        do {
+            return try JSONDecoder().decode(RelaySettings.self, from: Data(contentsOf: url))
+        } catch {
+            throw ClientError(.corruptState, "\(url.path) is damaged: \(error.localizedDescription)")
+        }
+    }
+
+    public func save(to home: SecmailHome) throws {
+        try home.ensureExists()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(self)
+        let target = Self.url(in: home)
+        let temporary = home.url.appendingPathComponent(".relay.json.\(UUID().uuidString)")
+        guard FileManager.default.createFile(atPath: temporary.path, contents: data, attributes: [.posixPermissions: 0o600]) else {
+            throw ClientError(.io, "cannot write \(temporary.path)")
+        }
+        // A rename replaces the old file atomically: a crash leaves the old or the new settings.
+        do {
+            try AtomicRename.replace(target, with: temporary)
+        } catch {
+            try? FileManager.default.removeItem(at: temporary)
+            throw ClientError(.io, "cannot replace \(target.path): \(error)")
+        }
+    }
+
+    /// TLS trust for this relay: always the pinned key (so a CA cannot swap in another relay).
+    public var trust: TLSConfiguration.Trust {
+        get throws {
+            guard let pin = try? Fingerprint(hex: relayKeyPin) else {
+                throw ClientError(.corruptState, "the relay key pin in relay.json is damaged")
+            }
+            return .pinnedPublicKey(sha256: pin.bytes)
+        }
+    }
+
+    public var logVerifier: NoteVerifier {
+        get throws {
+            do { return try NoteVerifier(verifierKey: logVerifierKey) } catch {
+                throw ClientError(.corruptState, "the pinned log key in relay.json is damaged")
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import GRDB
+import SecmailTestSupport
+import Testing
+
+/// `secmail register` and `secmail lookup` against a real `secmail relay` process, and the
+/// attacks a lying relay could try: each is refused with exit 2 and a clear message.
+@Suite struct DirectoryCommandTests {
+    let commands = RelayCommandTests()
+
+    func user(_ name: String, in folder: URL) -> CLIUser {
+        CLIUser(name: name, home: folder.appendingPathComponent("\(name)-home"), passphrase: "\(name) long passphrase")
+    }
+
+    /// Points a user's relay settings at another port (the relay restarted on a new one).
+    func retarget(_ user: CLIUser, port: Int) throws {
+        let url = user.home.appendingPathComponent("relay.json")
+        var settings = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        settings["url"] = "https://localhost:\(port)"
+        try JSONSerialization.data(withJSONObject: settings).write(to: url)
+    }
+
+    @Test func registerLookupAndEveryLieOfTheRelayIsCaught() async throws {
+        let folder = try temporaryDirectory("directory-cli")
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        var relay = try await commands.startRelay(data: data)
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        let alice = user("alice", in: folder), bob = user("bob", in: folder), carol = user("carol", in: folder)
+        for person in [alice, bob] {
+            let result = try person.run(["register", person.name, "--relay", "https://localhost:\(relay.port)", "--ca", ca])
+            #expect(result.status == 0, "\(result.stderr)")
+        }
+        #expect(permissions(alice.home.appendingPathComponent("relay.json")) == 0o600)
+
+        let first = try alice.run(["lookup", "bob", "--json"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any])
+        #expect(json["pinned"] as? String == "new")
+        #expect(try alice.run(["lookup", "bob", "--json"]).stdout.contains("\"unchanged\""))
+        let unknown = try alice.run(["lookup", "nobody"])
+        #expect(unknown.status == 1)
+        #expect(unknown.stderr.contains("no one is registered as nobody"))
+        // Mallory tries to take the name alice with her own keys.
+        let mallory = user("mallory", in: folder)
+        let taken = try mallory.run(["register", "alice", "--relay", "https://localhost:\(relay.port)", "--ca", ca])
+        #expect(taken.status == 1)
+        #expect(taken.stderr.contains("registered on this relay with other keys"), "\(taken.stderr)")
+
+        // 1. The relay's database is edited to serve other keys for bob.
+        let database = try DatabaseQueue(path: data.appendingPathComponent("relay.sqlite").path)
+        let (bobBundle, aliceBundle) = try await database.read { db in
+            (try Data.fetchOne(db, sql: "SELECT bundle FROM identities WHERE name = 'bob'"),
+             try Data.fetchOne(db, sql: "SELECT bundle FROM identities WHERE name = 'alice'"))
+        }
+        try await database.write { db in
+            try db.execute(sql: "UPDATE identities SET bundle = ? WHERE name = 'bob'", arguments: [aliceBundle])
+        }
+        let swapped = try alice.run(["lookup", "bob"])
+        #expect(swapped.status == 2, "\(swapped.stderr)")
+        #expect(swapped.stderr.contains("the relay answered with alice's key") || swapped.stderr.contains("different key"))
+        try await database.write { db in
+            try db.execute(sql: "UPDATE identities SET bundle = ? WHERE name = 'bob'", arguments: [bobBundle])
+        }
+        #expect(try alice.run(["lookup", "bob"]).status == 0)
+
+        // 2. The log is rolled back: the relay restarts on a copy made before carol registered.
+        #expect(await commands.stop(relay.process) == 0)
+        // In WAL mode committed pages may still be in relay.sqlite-wal: copy the database's files together.
+        let snapshot = folder.appendingPathComponent("snapshot", isDirectory: true)
+        try FileManager.default.createDirectory(at: snapshot, withIntermediateDirectories: true)
+        let databaseFiles = ["relay.sqlite", "relay.sqlite-wal", "relay.sqlite-shm"]
+        for file in databaseFiles where FileManager.default.fileExists(atPath: data.appendingPathComponent(file).path) {
+            try FileManager.default.copyItem(at: data.appendingPathComponent(file), to: snapshot.appendingPathComponent(file))
+        }
+        relay = try await commands.startRelay(data: data)
+        #expect(try carol.run(["register", "carol", "--relay", "https://localhost:\(relay.port)", "--ca", ca]).status == 0)
+        try retarget(alice, port: relay.port)
+        #expect(try alice.run(["lookup", "carol"]).status == 0)  // alice now holds the 3-entry checkpoint
+        #expect(await commands.stop(relay.process) == 0)
+        for file in databaseFiles {
+            try? FileManager.default.removeItem(at: data.appendingPathComponent(file))
+            if FileManager.default.fileExists(atPath: snapshot.appendingPathComponent(file).path) {
+                try FileManager.default.moveItem(at: snapshot.appendingPathComponent(file), to: data.appendingPathComponent(file))
+            }
+        }
+        relay = try await commands.startRelay(data: data)
+        try retarget(alice, port: relay.port)
+        let rolledBack = try alice.run(["lookup", "bob"])
+        #expect(rolledBack.status == 2, "\(rolledBack.stderr)")
+        #expect(rolledBack.stderr.contains("rolled back"))
+        #expect(await commands.stop(relay.process) == 0)
+
+        // 3. Another relay (other TLS key) at the pinned address is refused at the TLS handshake.
+        let impostor = try await commands.startRelay(data: folder.appendingPathComponent("impostor", isDirectory: true))
+        try retarget(alice, port: impostor.port)
+        let wrongRelay = try alice.run(["lookup", "bob"])
+        #expect(wrongRelay.status != 0)
+        #expect(wrongRelay.stderr.contains("pinned"), "\(wrongRelay.stderr)")
+        #expect(await commands.stop(impostor.process) == 0)
+    }
+}
