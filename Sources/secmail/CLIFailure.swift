@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import Glibc
 import SecmailClient
 import SecmailCrypto
 import SecmailFormat
@@ -90,7 +89,7 @@ enum Terminal {
     }
 
     /// Whether stderr is a terminal (progress lines are for people, not logs).
-    static let stderrIsTerminal = isatty(STDERR_FILENO) == 1
+    static let stderrIsTerminal = StandardStreams.isStandardErrorTerminal
 
     /// A progress line on stderr for transfers of 8 MiB and more, redrawn at most 10 times a
     /// second, and only when stderr is a terminal.

@@ -94,3 +94,9 @@ public enum AtomicRename {
         }
     }
 }
+
+/// Facts about the process's standard streams.
+public enum StandardStreams {
+    /// Whether standard error is a terminal (progress lines are for people, not logs).
+    public static var isStandardErrorTerminal: Bool { isatty(STDERR_FILENO) == 1 }
+}
