@@ -10,17 +10,6 @@ public struct VerifiedLookup: Sendable {
     public let checkpointNote: String
 }
 
-/// What a relay returns for `GET /v1/directory/{name}` (docs/API.md).
-struct LookupResponse: Decodable {
-    let name: String
-    let bundle: String
-    let leaf: String
-    let logIndex: UInt64
-    let treeSize: UInt64
-    let inclusionProof: [String]
-    let checkpoint: String
-}
-
 /// The client's checks of what a relay says about keys (P5, P6). Pure: no I/O.
 public enum DirectoryVerification {
     /// Verifies a lookup answer for `name`:
@@ -28,9 +17,9 @@ public enum DirectoryVerification {
     /// the pinned log key; the log leaf records exactly this bundle; the inclusion proof leads
     /// from that leaf to the checkpoint's root.
     public static func verifyLookup(_ body: [UInt8], name: IdentityName, logVerifier: NoteVerifier) throws -> VerifiedLookup {
-        let response: LookupResponse
+        let response: DirectoryLookupMessage
         do {
-            response = try JSONDecoder().decode(LookupResponse.self, from: Data(body))
+            response = try JSONDecoder().decode(DirectoryLookupMessage.self, from: Data(body))
         } catch {
             throw ClientError(.verificationFailed, "the relay's lookup answer is not the expected JSON")
         }

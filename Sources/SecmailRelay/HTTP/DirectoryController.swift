@@ -22,20 +22,6 @@ struct DirectoryController: Sendable {
         let logIndex: UInt64
     }
 
-    struct EntryResponse: ResponseEncodable {
-        let name: String
-        let keyVersion: UInt32
-        let fingerprint: String
-        let bundle: String
-        /// Base64 of the log leaf (a DirectoryEntry) recording this version.
-        let leaf: String
-        let logIndex: UInt64
-        let treeSize: UInt64
-        let inclusionProof: [String]
-        /// The signed checkpoint (C2SP signed note) for `treeSize`.
-        let checkpoint: String
-    }
-
     struct HistoryResponse: ResponseEncodable {
         let name: String
         let bundles: [String]
@@ -61,9 +47,9 @@ struct DirectoryController: Sendable {
         return Self.registered(bundle, try directory.rotate(to: bundle))
     }
 
-    func lookup(_ rawName: String) throws -> EntryResponse {
+    func lookup(_ rawName: String) throws -> DirectoryLookupMessage {
         let entry = try directory.lookup(IdentityName(rawName))
-        return EntryResponse(
+        return DirectoryLookupMessage(
             name: entry.bundle.name.value, keyVersion: entry.bundle.keyVersion, fingerprint: entry.bundle.fingerprint.hex,
             bundle: Data(entry.bundle.encoded).base64EncodedString(), leaf: Data(entry.leafData).base64EncodedString(),
             logIndex: entry.logIndex, treeSize: entry.treeSize,
@@ -120,3 +106,5 @@ struct LogController: Sendable {
         }
     }
 }
+
+extension DirectoryLookupMessage: ResponseEncodable {}
