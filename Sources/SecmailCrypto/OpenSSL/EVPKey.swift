@@ -63,7 +63,7 @@ final class EVPKey: @unchecked Sendable {
                 }
             }
             guard let key else {
-                let message = OpenSSLErrorQueue.drain().message
+                let message = OpenSSLErrorQueue.drain()
                 switch failedStage {
                 case 2:
                     throw CryptoError(.wrongPassphrase, "wrong passphrase for the private key (or the key file is damaged)", openSSLMessage: message)

@@ -8,7 +8,7 @@ enum OpenSSLErrorQueue {
     }
 
     /// Empties the queue and returns its entries joined, oldest first.
-    static func drain() -> (message: String?, entryCount: Int) {
+    static func drain() -> String? {
         var messages: [String] = []
         var buffer = [CChar](repeating: 0, count: 256)
         while true {
@@ -17,12 +17,12 @@ enum OpenSSLErrorQueue {
             let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             messages.append(text)
         }
-        return (messages.isEmpty ? nil : messages.joined(separator: "; "), messages.count)
+        return messages.isEmpty ? nil : messages.joined(separator: "; ")
     }
 
     /// A `CryptoError` carrying whatever OpenSSL queued, draining the queue.
     static func error(_ code: CryptoError.Code, _ reason: String) -> CryptoError {
-        CryptoError(code, reason, openSSLMessage: drain().message)
+        CryptoError(code, reason, openSSLMessage: drain())
     }
 
     /// Runs `body` with a clean queue; a return value of `false` becomes a thrown error.

@@ -34,7 +34,7 @@ public struct Passphrase: Sendable {
         OpenSSLErrorQueue.clear()
         let status = EVP_read_pw_string_min(&buffer, 1, Int32(maximumByteCount), prompt, confirm ? 1 : 0)
         guard status == 0 else {
-            let message = OpenSSLErrorQueue.drain().message
+            let message = OpenSSLErrorQueue.drain()
             if status == -1 {
                 throw CryptoError(.passphraseUnavailable, "could not read a passphrase from the terminal; set SECMAIL_PASSPHRASE or use --passphrase-file", openSSLMessage: message)
             }
