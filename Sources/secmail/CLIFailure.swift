@@ -91,26 +91,35 @@ enum Terminal {
     /// Whether stderr is a terminal (progress lines are for people, not logs).
     static let stderrIsTerminal = StandardStreams.isStandardErrorTerminal
 
-    /// A progress line on stderr for transfers of 8 MiB and more, redrawn at most 10 times a
-    /// second, and only when stderr is a terminal.
+    /// A progress line on stderr for long work (transfers of 8 MiB and more, log walks of 5,000
+    /// entries and more), redrawn at most 10 times a second, and only when stderr is a terminal.
     final class ProgressLine {
+        enum Unit {
+            case bytes, entries
+
+            var threshold: UInt64 { self == .bytes ? 8 << 20 : 5000 }
+        }
+
         private let label: String
+        private let unit: Unit
         private var lastDraw = Date.distantPast
         private var isVisible = false
-        static let threshold: UInt64 = 8 << 20
 
-        init(_ label: String) {
+        init(_ label: String, unit: Unit = .bytes) {
             self.label = label
+            self.unit = unit
         }
 
         func update(_ done: UInt64, _ total: UInt64) {
-            guard total >= Self.threshold, Terminal.stderrIsTerminal else { return }
+            guard total >= unit.threshold, Terminal.stderrIsTerminal else { return }
             let now = Date()
             guard done == total || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
             lastDraw = now
             let percent = Int(Double(done) / Double(max(total, 1)) * 100)
-            let line = String(format: "\r%@ %3d%%  %.1f / %.1f MiB", label, percent,
-                              Double(done) / 1_048_576, Double(total) / 1_048_576)
+            let line = switch unit {
+            case .bytes: String(format: "\r%@ %3d%%  %.1f / %.1f MiB", label, percent, Double(done) / 1_048_576, Double(total) / 1_048_576)
+            case .entries: "\r\(label) \(String(format: "%3d", percent))%  \(done) / \(total) entries"
+            }
             FileHandle.standardError.write(Data(line.utf8))
             isVisible = true
         }

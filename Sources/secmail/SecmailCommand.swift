@@ -16,7 +16,8 @@ struct SecmailCommand: AsyncParsableCommand {
             """,
         subcommands: [
             InitCommand.self, ExportCommand.self, SealCommand.self, OpenCommand.self,
-            RegisterCommand.self, LookupCommand.self, RelayCommand.self, DemoCommand.self,
+            RegisterCommand.self, LookupCommand.self, TrustCommand.self, ContactsCommand.self, RotateCommand.self, AuditCommand.self,
+            RelayCommand.self, DemoCommand.self,
         ]
     )
 }

@@ -99,6 +99,25 @@ enum ReferenceMerkle {
         }
     }
 
+    /// The audit's frontier must compute the same root as the RFC's MTH after every append, and
+    /// survive being stored and reloaded at any size.
+    @Test func theFrontierFollowsEveryTreeUpTo200LeavesWithLogarithmicState() throws {
+        let leaves = (0..<200).map { MerkleHash.leaf(Array("leaf \($0)".utf8)) }
+        var frontier = MerkleFrontier()
+        #expect(frontier.root == MerkleHash.emptyRoot)
+        for (index, leaf) in leaves.enumerated() {
+            frontier.append(leafHash: leaf)
+            let size = index + 1
+            #expect(frontier.size == UInt64(size))
+            #expect(frontier.hashes.count == size.nonzeroBitCount)
+            #expect(frontier.root == ReferenceMerkle.mth(leaves[..<size]), "size \(size)")
+            let reloaded = try MerkleFrontier(size: frontier.size, hashes: frontier.hashes)
+            #expect(reloaded == frontier)
+        }
+        #expect(throws: FormatError.self) { try MerkleFrontier(size: 3, hashes: [[UInt8](repeating: 0, count: 32)]) }
+        #expect(throws: FormatError.self) { try MerkleFrontier(size: 1, hashes: [[0]]) }
+    }
+
     @Test func proofsOutsideTheTreeAreRefused() throws {
         let tree = MerkleTree(leafHashes: (0..<5).map { MerkleHash.leaf([UInt8($0)]) })
         #expect(throws: FormatError.self) { try tree.inclusionProof(index: 5, size: 5) }

@@ -65,10 +65,12 @@ public final class RunningRelay: @unchecked Sendable {
     }
 
     /// curl against the relay, trusting the development CA. Returns (HTTP status, body).
-    public func curl(_ path: String, method: String = "GET", json: String? = nil) async throws -> (status: Int, body: String) {
+    public func curl(_ path: String, method: String = "GET", json: String? = nil,
+                     headers: [String] = []) async throws -> (status: Int, body: String) {
         var arguments = ["--silent", "--show-error", "--max-time", "60", "--cacert", Self.certs.appendingPathComponent("dev-ca.pem").path,
                          "--write-out", "\n%{http_code}", "-X", method]
-        if let json { arguments += ["-H", "content-type: application/json", "--data-binary", "@-"] }
+        for header in headers { arguments += ["-H", header] }
+        if json != nil { arguments += ["-H", "content-type: application/json", "--data-binary", "@-"] }
         let result = try await runAsync("curl", arguments + ["https://localhost:\(port)\(path)"], input: json.map { Data($0.utf8) })
         let text = result.text
         guard let split = text.lastIndex(of: "\n") else { return (0, result.stderr) }

@@ -68,7 +68,19 @@ import Testing
             rotatingFrom: (alice, ThrowawayIdentities.signingKey("alice")))
         #expect(try directory.rotate(to: rotated) == 1)
         #expect(try directory.lookup(alice.name).bundle == rotated)
-        #expect(try directory.history(alice.name) == [alice, rotated])
+        let history = try directory.history(alice.name)
+        #expect(history.map(\.bundle) == [alice, rotated])
+        #expect(history.map(\.logIndex) == [0, 1])
+        for entry in history {
+            #expect(MerkleProof.verifyInclusion(leafHash: MerkleHash.leaf(entry.leafData), index: entry.logIndex, size: 2,
+                                                proof: entry.inclusionProof, root: try log.root()))
+        }
+        // History as of an earlier log size: only what was logged by then, proven in that tree.
+        let earlier = try directory.history(alice.name, treeSize: 1)
+        #expect(earlier.map(\.bundle) == [alice])
+        #expect(earlier[0].rootHash == (try log.root(size: 1)))
+        #expect((#expect(throws: RelayError.self) { try directory.history(alice.name, treeSize: 3) })?.code == .invalidRequest)
+        #expect((#expect(throws: RelayError.self) { try directory.history(alice.name, treeSize: 0) })?.code == .notFound)
         #expect(try DirectoryEntry(encoded: log.leaf(at: 1)).kind == .rotation)
         // A version-2 bundle is no registration, and an unknown name cannot rotate.
         #expect((#expect(throws: RelayError.self) { try directory.register(rotated) })?.code == .invalidRequest)

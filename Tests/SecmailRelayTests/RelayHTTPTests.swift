@@ -50,7 +50,14 @@ import Testing
                                             proof: proof, root: checkpoint.rootHash))
 
         let history = try await relay.curl("/v1/directory/alice/history")
-        #expect((try json(history.body)["bundles"] as? [String])?.count == 1)
+        #expect((try json(history.body)["versions"] as? [[String: Any]])?.first?["logIndex"] as? Int == 0)
+        #expect(try await relay.curl("/v1/directory/alice/history?treeSize=9").status == 400)
+        #expect(try await relay.curl("/v1/directory/alice/history?treeSize=x").status == 400)
+        let entries = try json(try await relay.curl("/v1/log/entries?start=1&end=5").body)
+        #expect(entries["start"] as? Int == 1)
+        #expect((entries["leaves"] as? [String])?.compactMap { Data(base64Encoded: $0) } == [Data(try relay.services.log.leaf(at: 1))])
+        #expect(try await relay.curl("/v1/log/entries?start=2&end=1").status == 400)
+        #expect(try await relay.curl("/v1/log/entries?start=18446744073709551615&end=18446744073709551615").status == 200)
         let consistency = try await relay.curl("/v1/log/consistency?from=1&to=2")
         #expect(consistency.status == 200)
         let checkpointNote = try await relay.curl("/v1/log/checkpoint")
@@ -74,6 +81,56 @@ import Testing
         #expect(try await relay.curl("/v1/directory/register", method: "POST", json: huge).status == 413)
         #expect(try await relay.curl("/v1/log/consistency?from=2&to=1").status == 400)
         #expect(try relay.services.log.size() == 1)
+    }
+
+    /// A bearer token for `name`, obtained as a client does: challenge, signature, token.
+    func token(_ relay: RunningRelay, _ name: String, key: RSAPrivateKey) async throws -> String {
+        let challenge = try json(try await relay.curl("/v1/auth/challenge", method: "POST", json: "{\"name\":\"\(name)\"}").body)
+        let nonce = Array(try #require(Data(base64Encoded: challenge["nonce"] as? String ?? "")))
+        let signature = try key.signature(for: AuthChallenge.signedMessage(origin: "localhost/secmail", name: IdentityName(name), nonce: nonce))
+        let body = String(decoding: try JSONSerialization.data(withJSONObject: [
+            "name": name, "nonce": Data(nonce).base64EncodedString(), "signature": Data(signature).base64EncodedString()]), as: UTF8.self)
+        return try #require(try json(try await relay.curl("/v1/auth/token", method: "POST", json: body).body)["token"] as? String)
+    }
+
+    /// P8: only the owner rotates. No token, another user's token, or a bundle not continuity-signed
+    /// by the current key is refused, and the log does not grow.
+    @Test func rotationNeedsTheOwnersTokenAndContinuity() async throws {
+        let relay = try await RunningRelay()
+        defer { Task { await relay.stop() } }
+        let alice = try ThrowawayIdentities.bundle("alice"), bob = try ThrowawayIdentities.bundle("bob")
+        for bundle in [alice, bob] {
+            #expect(try await relay.curl("/v1/directory/register", method: "POST", json: registration(bundle)).status == 201)
+        }
+        let newSigning = try RSAPrivateKey.generate(bitCount: 3072), newEncryption = try RSAPrivateKey.generate(bitCount: 3072)
+        let bobV2 = try IdentityBundle.create(name: bob.name, keyVersion: 2, createdAt: 1, signingKey: newSigning,
+                                              encryptionKey: newEncryption.publicKey,
+                                              rotatingFrom: (bob, try ThrowawayIdentities.signingKey("bob")))
+        // Signed by carol's key, not bob's: a rotation anyone could forge without the continuity check.
+        let forgedV2 = try IdentityBundle.create(name: bob.name, keyVersion: 2, createdAt: 1, signingKey: newSigning,
+                                                 encryptionKey: newEncryption.publicKey,
+                                                 rotatingFrom: (bob, try ThrowawayIdentities.signingKey("carol")))
+        let aliceToken = try await token(relay, "alice", key: try ThrowawayIdentities.signingKey("alice"))
+        let bobToken = try await token(relay, "bob", key: try ThrowawayIdentities.signingKey("bob"))
+
+        func rotate(_ bundle: IdentityBundle, token: String?) async throws -> (status: Int, body: String) {
+            try await relay.curl("/v1/directory/rotate", method: "POST", json: registration(bundle), headers: token.map { ["Authorization: Bearer \($0)"] } ?? [])
+        }
+        let anonymous = try await rotate(bobV2, token: nil)
+        #expect(anonymous.status == 401)
+        let wrongOwner = try await rotate(bobV2, token: aliceToken)
+        #expect(wrongOwner.status == 403)
+        #expect(try json(wrongOwner.body)["reason"] as? String == "this token belongs to alice; it cannot rotate the keys of bob")
+        let forged = try await rotate(forgedV2, token: bobToken)
+        #expect(forged.status == 400)
+        #expect((try json(forged.body)["reason"] as? String)?.contains("does not verify with version 1's key") == true)
+        #expect(try relay.services.log.size() == 2)
+
+        let rotated = try await rotate(bobV2, token: bobToken)
+        #expect(rotated.status == 200, "\(rotated.body)")
+        #expect(try json(rotated.body)["keyVersion"] as? Int == 2)
+        #expect(try relay.services.directory.lookup(bob.name).bundle == bobV2)
+        #expect(try relay.services.log.size() == 3)
     }
 
     @Test func invitesGateRegistration() async throws {

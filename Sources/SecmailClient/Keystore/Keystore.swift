@@ -9,6 +9,10 @@ import SecmailFormat
 ///     identity/v1/bundle.smid          the public bundle (canonical binary)
 ///     identity/v1/signing-key.pem      encrypted PKCS#8
 ///     identity/v1/encryption-key.pem   encrypted PKCS#8
+///
+/// A rotation writes `v(N+1)` completely (and durably) before the relay hears of it, and moves
+/// `current` to it only once the relay has logged it; until then `v(N+1)` is a pending rotation
+/// that the next `rotate` resumes. No private key is ever deleted, so old mail stays readable.
 public struct Keystore: Sendable {
     public let home: SecmailHome
 
@@ -54,14 +58,70 @@ public struct Keystore: Sendable {
         return bundle
     }
 
+    /// Prepares the next key version: new signing and encryption keys, a bundle carrying the
+    /// current signing key's continuity signature, written under `v(N+1)` (not yet current).
+    /// Resumes instead when a pending rotation exists, so an interrupted rotation never leaves
+    /// two different next versions.
+    /// `current` is the unlocked current version (`unlockSender`); `passphrase` encrypts the new keys.
+    public func prepareRotation(from current: SenderIdentity, passphrase: Passphrase,
+                                now: Int64 = Int64(Date().timeIntervalSince1970)) throws -> IdentityBundle {
+        if let pending = try pendingRotation() { return pending }
+        guard try current.bundle == currentBundle() else {
+            throw ClientError(.invalidInput, "a rotation starts from the current key version \(try currentVersion())")
+        }
+        let signingKey = try RSAPrivateKey.generate(bitCount: 3072)
+        let encryptionKey = try RSAPrivateKey.generate(bitCount: 3072)
+        let bundle = try IdentityBundle.create(
+            name: current.bundle.name, keyVersion: current.bundle.keyVersion + 1, createdAt: now,
+            signingKey: signingKey, encryptionKey: encryptionKey.publicKey,
+            rotatingFrom: (current.bundle, current.signingKey))
+        let staging = identityDirectory.appendingPathComponent("v\(bundle.keyVersion).partial-\(UUID().uuidString)", isDirectory: true)
+        defer { try? FileManager.default.removeItem(at: staging) }
+        try writeVersion(bundle: bundle, signingKey: signingKey, encryptionKey: encryptionKey, passphrase: passphrase, into: staging)
+        do {
+            try FileManager.default.moveItem(at: versionDirectory(bundle.keyVersion, in: staging), to: versionDirectory(bundle.keyVersion))
+            try FileSystem.synchronizeDirectory(identityDirectory)
+        } catch let error as ClientError {
+            throw error
+        } catch {
+            throw ClientError(.io, "cannot install key version \(bundle.keyVersion) in \(identityDirectory.path): \(error.localizedDescription)")
+        }
+        return bundle
+    }
+
+    /// The next key version if it was prepared but not yet made current.
+    public func pendingRotation() throws -> IdentityBundle? {
+        let next = try currentVersion() + 1
+        guard FileManager.default.fileExists(atPath: versionDirectory(next).appendingPathComponent("bundle.smid").path) else { return nil }
+        return try bundle(version: next)
+    }
+
+    /// Makes the pending version current (after the relay logged it).
+    public func commitRotation(_ bundle: IdentityBundle) throws {
+        guard try pendingRotation() == bundle else {
+            throw ClientError(.corruptState, "key version \(bundle.keyVersion) is not the pending rotation in \(identityDirectory.path)")
+        }
+        try FileSystem.replaceFile(identityDirectory.appendingPathComponent("current"), bytes: Array("\(bundle.keyVersion)\n".utf8), permissions: 0o600)
+    }
+
+    /// Removes a pending version the relay refused (it never became current or public).
+    public func discardPendingRotation() throws {
+        guard let pending = try pendingRotation() else { return }
+        do {
+            try FileManager.default.removeItem(at: versionDirectory(pending.keyVersion))
+        } catch {
+            throw ClientError(.io, "cannot remove the refused key version in \(versionDirectory(pending.keyVersion).path): \(error.localizedDescription)")
+        }
+    }
+
     /// The current key version's public bundle (no passphrase needed).
     public func currentBundle() throws -> IdentityBundle {
         try bundle(version: currentVersion())
     }
 
-    /// Every key version's bundle, oldest first.
+    /// Every key version's bundle, oldest first, with a pending rotation last.
     public func allBundles() throws -> [IdentityBundle] {
-        try (1...currentVersion()).map { try bundle(version: $0) }
+        try (1...currentVersion()).map { try bundle(version: $0) } + [pendingRotation()].compactMap { $0 }
     }
 
     /// The current bundle and its private signing key, for sealing.
@@ -73,8 +133,11 @@ public struct Keystore: Sendable {
     }
 
     /// The private encryption keys of every version, newest first, for opening mail.
+    /// A pending rotation's keys are included: the relay may have published that version before
+    /// this client recorded it as current.
     public func unlockRecipientKeys(passphrase: Passphrase) throws -> [RecipientKey] {
-        try (1...currentVersion()).reversed().map { version in
+        let newest = try currentVersion() + (pendingRotation() == nil ? 0 : 1)
+        return try (1...newest).reversed().map { version in
             let key = try RSAPrivateKey(
                 encryptedPEM: privateKeyPEM(version: version, role: "encryption"), passphrase: passphrase)
             return RecipientKey(fingerprint: try bundle(version: version).fingerprint, encryptionKey: key)
@@ -119,10 +182,11 @@ public struct Keystore: Sendable {
     ) throws {
         let directory = versionDirectory(bundle.keyVersion, in: root)
         try FileSystem.createPrivateDirectory(directory)
-        try FileSystem.createFile(directory.appendingPathComponent("bundle.smid"), bytes: bundle.encoded, permissions: 0o600)
-        try FileSystem.createFile(directory.appendingPathComponent("signing-key.pem"),
-                                  bytes: Array(signingKey.encryptedPEM(passphrase: passphrase).utf8), permissions: 0o600)
-        try FileSystem.createFile(directory.appendingPathComponent("encryption-key.pem"),
-                                  bytes: Array(encryptionKey.encryptedPEM(passphrase: passphrase).utf8), permissions: 0o600)
+        try FileSystem.createDurableFile(directory.appendingPathComponent("bundle.smid"), bytes: bundle.encoded, permissions: 0o600)
+        try FileSystem.createDurableFile(directory.appendingPathComponent("signing-key.pem"),
+                                         bytes: Array(signingKey.encryptedPEM(passphrase: passphrase).utf8), permissions: 0o600)
+        try FileSystem.createDurableFile(directory.appendingPathComponent("encryption-key.pem"),
+                                         bytes: Array(encryptionKey.encryptedPEM(passphrase: passphrase).utf8), permissions: 0o600)
+        try FileSystem.synchronizeDirectory(directory)
     }
 }

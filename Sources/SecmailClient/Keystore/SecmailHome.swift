@@ -1,4 +1,5 @@
 import Foundation
+import SecmailFormat
 
 /// The client's state directory: `$SECMAIL_HOME`, or `~/.secmail` when unset.
 public struct SecmailHome: Sendable {
@@ -42,6 +43,41 @@ enum FileSystem {
         guard FileManager.default.createFile(atPath: url.path, contents: Data(bytes),
                                              attributes: [.posixPermissions: permissions]) else {
             throw ClientError(.io, "cannot write \(url.path)")
+        }
+    }
+
+    /// Like `createFile`, then flushed to stable storage: for keys that must survive a crash
+    /// once something outside this machine (the relay) may depend on them.
+    static func createDurableFile(_ url: URL, bytes: [UInt8], permissions: Int) throws {
+        do {
+            let file = try PositionalFile(creatingAtPath: url.path, permissions: UInt32(permissions))
+            try file.write(bytes[...])
+            try file.synchronize()
+        } catch let error as FormatError {
+            throw ClientError(.io, error.reason)
+        }
+    }
+
+    /// Flushes a directory's entries (new and renamed files) to stable storage.
+    static func synchronizeDirectory(_ url: URL) throws {
+        do {
+            try PositionalFile(readingAtPath: url.path).synchronize()
+        } catch let error as FormatError {
+            throw ClientError(.io, error.reason)
+        }
+    }
+
+    /// Replaces `url` with `bytes` in one step (temporary file, fsync, rename(2)).
+    static func replaceFile(_ url: URL, bytes: [UInt8], permissions: Int) throws {
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString)")
+        do {
+            try createDurableFile(temporary, bytes: bytes, permissions: permissions)
+            try AtomicRename.replace(url, with: temporary)
+            try synchronizeDirectory(url.deletingLastPathComponent())
+        } catch {
+            try? FileManager.default.removeItem(at: temporary)
+            if let error = error as? FormatError { throw ClientError(.io, error.reason) }
+            throw error
         }
     }
 

@@ -45,6 +45,65 @@ public enum DirectoryVerification {
         return VerifiedLookup(bundle: bundle, logIndex: response.logIndex, checkpoint: checkpoint, checkpointNote: response.checkpoint)
     }
 
+    /// Verifies a history answer for `name` against `checkpoint` (the one a lookup just proved the
+    /// current version under): the same signed tree; versions 1, 2, … in order, each a valid
+    /// bundle of `name` whose log leaf records exactly it and is proven in that tree; version 1
+    /// a registration and every later one continuity-signed by the one before. Returns the chain.
+    public static func verifyHistory(_ body: [UInt8], name: IdentityName, logVerifier: NoteVerifier,
+                                     checkpoint: Checkpoint) throws -> [IdentityBundle] {
+        let response: DirectoryHistoryMessage
+        do {
+            response = try JSONDecoder().decode(DirectoryHistoryMessage.self, from: Data(body))
+        } catch {
+            throw ClientError(.verificationFailed, "the relay's history answer is not the expected JSON")
+        }
+        let signed = try verified("history checkpoint") { try Checkpoint(text: SignedNote.open(response.checkpoint, verifier: logVerifier)) }
+        guard signed.origin == checkpoint.origin, signed.size == checkpoint.size, signed.rootHash == checkpoint.rootHash,
+              response.treeSize == checkpoint.size else {
+            throw ClientError(.verificationFailed, "the relay proved \(name)'s history in another tree than the lookup: the log was forked")
+        }
+        var chain: [IdentityBundle] = []
+        for version in response.versions {
+            let bundle = try verified("bundle in the history") { try IdentityBundle(encoded: decode(version.bundle)) }
+            guard bundle.name == name, bundle.keyVersion == UInt32(chain.count + 1) else {
+                throw ClientError(.verificationFailed, "the relay's history for \(name) holds \(bundle.name) version \(bundle.keyVersion) where version \(chain.count + 1) belongs")
+            }
+            let leafData = try decode(version.leaf)
+            let entry = try verified("log entry in the history") { try DirectoryEntry(encoded: leafData) }
+            guard entry.bundle == bundle else {
+                throw ClientError(.verificationFailed, "the relay's log entry for \(name) version \(bundle.keyVersion) records a different key than its history")
+            }
+            guard MerkleProof.verifyInclusion(leafHash: MerkleHash.leaf(leafData), index: version.logIndex, size: checkpoint.size,
+                                              proof: try version.inclusionProof.map(decode), root: checkpoint.rootHash) else {
+                throw ClientError(.verificationFailed, "\(name)'s key version \(bundle.keyVersion) is not (provably) in the log: its inclusion proof fails")
+            }
+            if let previous = chain.last {
+                try verified("rotation of \(name) to version \(bundle.keyVersion)") { try bundle.verifyContinuity(from: previous) }
+            } else if bundle.continuity != nil {
+                throw ClientError(.verificationFailed, "\(name)'s first key version claims to continue an earlier one")
+            }
+            chain.append(bundle)
+        }
+        guard !chain.isEmpty else {
+            throw ClientError(.verificationFailed, "the relay's history for \(name) is empty")
+        }
+        return chain
+    }
+
+    /// Accepts a contact's key change from `pinned` to `current` only if the verified `history`
+    /// holds exactly the pinned bundle and ends with the current one, so an unbroken chain of
+    /// continuity signatures, each logged, leads from the key this client trusted to the new one.
+    public static func verifyRotation(from pinned: IdentityBundle, to current: IdentityBundle, history: [IdentityBundle]) throws {
+        let pinnedIndex = Int(pinned.keyVersion) - 1
+        guard history.indices.contains(pinnedIndex), history[pinnedIndex] == pinned else {
+            throw ClientError(.verificationFailed, ContactPins.keyChanged(pinned: pinned, served: current).reason
+                + " (the relay's logged history of \(current.name) does not contain the pinned key, so no continuity signature leads from it)")
+        }
+        guard history.last == current else {
+            throw ClientError(.verificationFailed, "the relay's history of \(current.name) does not end with the key it serves")
+        }
+    }
+
     /// Checks that `new` extends `stored` (the last checkpoint this client accepted).
     /// Refuses a smaller log (rollback) and a log whose history differs (fork).
     public static func verifyExtension(of stored: Checkpoint, to new: Checkpoint, proof: [[UInt8]]) throws {

@@ -98,11 +98,30 @@ public struct Directory: Sendable {
         }
     }
 
-    /// Every key version of `name`, oldest first.
-    public func history(_ name: IdentityName) throws -> [IdentityBundle] {
+    /// Every key version of `name` logged within the first `treeSize` leaves (the whole log when
+    /// nil), oldest first, each with its inclusion proof in the tree of that size.
+    public func history(_ name: IdentityName, treeSize: UInt64? = nil) throws -> [Entry] {
         try database.read { db in
-            try Data.fetchAll(db, sql: "SELECT bundle FROM identities WHERE name = ? ORDER BY key_version", arguments: [name.value])
-                .map { try IdentityBundle(encoded: Array($0)) }
+            let currentSize = try LogStore.currentSize(db)
+            let size = treeSize ?? currentSize
+            guard size <= currentSize else {
+                throw RelayError(.invalidRequest, "the log has \(currentSize) entries, not \(size)")
+            }
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT i.bundle, i.log_index, l.leaf_data FROM identities i JOIN log_leaves l ON l.leaf_index = i.log_index
+                WHERE i.name = ? AND i.log_index < ? ORDER BY i.key_version
+                """, arguments: [name.value, Int64(size)])
+            guard !rows.isEmpty else {
+                throw RelayError(.notFound, "no one is registered as \(name) on this relay")
+            }
+            let computation = MerkleComputation(source: DatabaseNodes(db: db), size: currentSize)
+            let root = try computation.root(size: size)
+            return try rows.map { row in
+                let index = UInt64(row["log_index"] as Int64)
+                return Entry(bundle: try IdentityBundle(encoded: Array(row["bundle"] as Data)), leafData: Array(row["leaf_data"] as Data),
+                             logIndex: index, treeSize: size, rootHash: root,
+                             inclusionProof: try computation.inclusionProof(index: index, size: size))
+            }
         }
     }
 

@@ -5,8 +5,8 @@ import SecmailFormat
 /// `/v1/directory`: register, look up, rotate and list key versions. See docs/API.md.
 struct DirectoryController: Sendable {
     let directory: Directory
-    let log: LogStore
     let signer: CheckpointSigner
+    let authenticator: Authenticator
     static let bodyLimit = 64 * 1024
 
     struct BundleRequest: Decodable {
@@ -22,16 +22,21 @@ struct DirectoryController: Sendable {
         let logIndex: UInt64
     }
 
-    struct HistoryResponse: ResponseEncodable {
-        let name: String
-        let bundles: [String]
-    }
-
     func addRoutes(to group: RouterGroup<BasicRequestContext>) {
         group.post("register") { request, _ in try await api { try await register(request) } }
         group.post("rotate") { request, _ in try await api { try await rotate(request) } }
         group.get(":name") { _, context in try await api { try lookup(context.parameters.require("name")) } }
-        group.get(":name/history") { _, context in try await api { try history(context.parameters.require("name")) } }
+        group.get(":name/history") { request, context in
+            try await api {
+                let treeSize = try request.uri.queryParameters["treeSize"].map { raw in
+                    guard let size = UInt64(String(raw)) else {
+                        throw APIError(status: .badRequest, code: "malformedRequest", reason: "treeSize is a decimal log size")
+                    }
+                    return size
+                }
+                return try history(context.parameters.require("name"), treeSize: treeSize)
+            }
+        }
     }
 
     func register(_ request: Request) async throws -> EditedResponse<RegisteredResponse> {
@@ -41,9 +46,15 @@ struct DirectoryController: Sendable {
         return EditedResponse(status: .created, response: Self.registered(bundle, index))
     }
 
+    /// Only the owner may rotate (P8): the bearer token must be the name's, proved with its
+    /// current key; the continuity signature then proves the new keys come from that owner too.
     func rotate(_ request: Request) async throws -> RegisteredResponse {
+        let owner = try authenticatedName(request, authenticator)
         let body = try await decodeBody(BundleRequest.self, from: request, limit: Self.bodyLimit)
         let bundle = try Self.bundle(from: body.bundle)
+        guard bundle.name == owner else {
+            throw RelayError(.forbidden, "this token belongs to \(owner); it cannot rotate the keys of \(bundle.name)")
+        }
         return Self.registered(bundle, try directory.rotate(to: bundle))
     }
 
@@ -57,11 +68,20 @@ struct DirectoryController: Sendable {
             checkpoint: try signer.sign(size: entry.treeSize, rootHash: entry.rootHash))
     }
 
-    func history(_ rawName: String) throws -> HistoryResponse {
+    /// Every version, proven against one checkpoint (of `treeSize` leaves, or the current log).
+    func history(_ rawName: String, treeSize: UInt64?) throws -> DirectoryHistoryMessage {
         let name = try IdentityName(rawName)
-        let bundles = try directory.history(name)
-        guard !bundles.isEmpty else { throw RelayError(.notFound, "no one is registered as \(name) on this relay") }
-        return HistoryResponse(name: name.value, bundles: bundles.map { Data($0.encoded).base64EncodedString() })
+        let entries = try directory.history(name, treeSize: treeSize)
+        let versions = entries.map { entry in
+            DirectoryHistoryMessage.Version(
+                keyVersion: entry.bundle.keyVersion, fingerprint: entry.bundle.fingerprint.hex,
+                bundle: Data(entry.bundle.encoded).base64EncodedString(), leaf: Data(entry.leafData).base64EncodedString(),
+                logIndex: entry.logIndex, inclusionProof: entry.inclusionProof.map { Data($0).base64EncodedString() })
+        }
+        // `history` found at least one version, and all share one tree.
+        let tree = entries[0]
+        return DirectoryHistoryMessage(name: name.value, treeSize: tree.treeSize,
+                                       checkpoint: try signer.sign(size: tree.treeSize, rootHash: tree.rootHash), versions: versions)
     }
 
     static func bundle(from base64: String) throws -> IdentityBundle {
@@ -94,6 +114,18 @@ struct LogController: Sendable {
         group.get("checkpoint") { _, _ in
             try await api { try signer.sign(size: log.size(), rootHash: log.root()) }
         }
+        group.get("entries") { request, _ in
+            try await api {
+                guard let start = request.uri.queryParameters["start"].flatMap({ UInt64(String($0)) }),
+                      let end = request.uri.queryParameters["end"].flatMap({ UInt64(String($0)) }), start <= end else {
+                    throw APIError(status: .badRequest, code: "malformedRequest", reason: "give ?start=S&end=E as decimal leaf indices, S <= E")
+                }
+                // end - start cannot overflow; start + pageLimit is only formed when it is below end.
+                let pageEnd = end - start > LogEntriesMessage.pageLimit ? start + LogEntriesMessage.pageLimit : end
+                let leaves = try log.leaves(start: start, end: pageEnd)
+                return LogEntriesMessage(start: start, leaves: leaves.map { Data($0).base64EncodedString() })
+            }
+        }
         group.get("consistency") { request, _ in
             try await api {
                 guard let from = request.uri.queryParameters["from"].flatMap({ UInt64(String($0)) }),
@@ -108,3 +140,5 @@ struct LogController: Sendable {
 }
 
 extension DirectoryLookupMessage: ResponseEncodable {}
+extension DirectoryHistoryMessage: ResponseEncodable {}
+extension LogEntriesMessage: ResponseEncodable {}

@@ -27,7 +27,7 @@ public func buildRelayApplication(
     let router = Router()
     let v1 = router.group("v1")
     v1.get("health") { _, _ in "ok\n" }
-    DirectoryController(directory: services.directory, log: services.log, signer: services.signer)
+    DirectoryController(directory: services.directory, signer: services.signer, authenticator: services.authenticator)
         .addRoutes(to: v1.group("directory"))
     LogController(log: services.log, signer: services.signer).addRoutes(to: v1.group("log"))
     AuthController(authenticator: services.authenticator).addRoutes(to: v1.group("auth"))

@@ -47,6 +47,14 @@ public struct LogStore: Sendable {
         }
     }
 
+    /// The data of leaves `start ..< end` (clipped to the log's size), in order.
+    public func leaves(start: UInt64, end: UInt64) throws -> [[UInt8]] {
+        try database.read { db in
+            try Data.fetchAll(db, sql: "SELECT leaf_data FROM log_leaves WHERE leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index",
+                              arguments: [Int64(clamping: start), Int64(clamping: end)]).map { Array($0) }
+        }
+    }
+
     /// The root of the first `size` leaves (the current size when nil).
     public func root(size: UInt64? = nil) throws -> [UInt8] {
         try withComputation { try $0.root(size: size) }

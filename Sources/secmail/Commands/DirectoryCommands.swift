@@ -75,16 +75,161 @@ struct LookupCommand: AsyncParsableCommand {
             let contact = try await DirectoryClient(home: homeOptions.secmailHome).lookup(identityName)
             let bundle = contact.bundle
             if json {
-                try Terminal.output(jsonText([
-                    "name": bundle.name.value, "fingerprint": bundle.fingerprint.hex, "keyVersion": bundle.keyVersion,
-                    "pinned": contact.isNewPin ? "new" : "unchanged",
-                ]))
+                let pin = switch contact.pin {
+                case .new: "new"
+                case .unchanged: "unchanged"
+                case .rotated: "rotated"
+                }
+                var fields: [String: Any] = [
+                    "name": bundle.name.value, "fingerprint": bundle.fingerprint.hex, "keyVersion": bundle.keyVersion, "pinned": pin,
+                ]
+                if case .rotated(let from) = contact.pin { fields["rotatedFrom"] = from }
+                try Terminal.output(jsonText(fields))
             } else {
                 Terminal.output("\(bundle.name)  key version \(bundle.keyVersion)\n\(bundle.fingerprint.grouped)\n")
-                Terminal.info(contact.isNewPin
-                    ? "Pinned \(bundle.name)'s key on first use; compare the fingerprint above with \(bundle.name) aloud."
-                    : "Matches the key pinned earlier.")
+                switch contact.pin {
+                case .new:
+                    Terminal.info("Pinned \(bundle.name)'s key on first use; compare the fingerprint above with \(bundle.name) aloud.")
+                case .unchanged:
+                    Terminal.info("Matches the key pinned earlier.")
+                case .rotated(let from):
+                    Terminal.info("\(bundle.name) rotated keys from version \(from) to \(bundle.keyVersion): the new key is signed by the pinned one and logged. Pin updated.")
+                }
             }
         }
+    }
+}
+
+struct TrustCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trust",
+        abstract: "Pin a contact's current key after comparing its fingerprint out of band.",
+        discussion: """
+            The explicit override after `lookup` stopped on a changed key. The key the relay serves             must still pass every log check and have exactly the fingerprint you give (64 hex             digits; spaces and colons are ignored).
+            """)
+
+    @Argument(help: "The contact's name.")
+    var name: String
+
+    @Option(name: .long, help: ArgumentHelp("The fingerprint you compared with the contact.", valueName: "hex"))
+    var fingerprint: String
+
+    @OptionGroup var homeOptions: HomeOptions
+
+    func run() async throws {
+        try await reportingFailures {
+            let identityName = try userInput { try IdentityName(name) }
+            let expected = try userInput { try Fingerprint(hex: fingerprint) }
+            let result = try await DirectoryClient(home: homeOptions.secmailHome).trust(identityName, fingerprint: expected)
+            if let replaced = result.replaced, replaced != result.bundle {
+                Terminal.info("Replaced the pin of \(identityName) (version \(replaced.keyVersion), \(replaced.fingerprint.grouped)).")
+            }
+            Terminal.info("Pinned \(identityName) key version \(result.bundle.keyVersion): \(result.bundle.fingerprint.grouped)")
+        }
+    }
+}
+
+struct ContactsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "contacts",
+        abstract: "List the contacts whose keys you have pinned.")
+
+    @Flag(name: .long, help: "Print the list as JSON on standard output.")
+    var json = false
+
+    @OptionGroup var homeOptions: HomeOptions
+
+    func run() async throws {
+        try await reportingFailures {
+            let contacts = try ContactPins(home: homeOptions.secmailHome).all()
+            if json {
+                try Terminal.output(jsonText(contacts.map {
+                    ["name": $0.name.value, "keyVersion": $0.keyVersion, "fingerprint": $0.fingerprint.hex] as [String: Any]
+                }))
+            } else if contacts.isEmpty {
+                Terminal.info("No pinned contacts yet; pin one with: secmail lookup NAME")
+            } else {
+                for contact in contacts {
+                    Terminal.output("\(contact.name)  key version \(contact.keyVersion)  \(contact.fingerprint.grouped)\n")
+                }
+            }
+        }
+    }
+}
+
+struct RotateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rotate",
+        abstract: "Replace your keys with new ones, signed by the current ones and logged by the relay.",
+        discussion: """
+            Contacts accept the new keys because the current signing key signs them (continuity)             and the relay's log records them. Earlier private keys stay in your keystore, so             earlier mail stays readable. An interrupted rotation is resumed by running it again.
+            """)
+
+    @OptionGroup var homeOptions: HomeOptions
+    @OptionGroup var passphraseOptions: PassphraseOptions
+
+    func run() async throws {
+        try await reportingFailures {
+            let home = homeOptions.secmailHome
+            let keystore = Keystore(home: home)
+            let before = try keystore.currentBundle()
+            let passphrase = try passphraseOptions.passphrase(prompt: "Passphrase for \(before.name): ")
+            Terminal.info("Generating new RSA-3072 signing and encryption keys…")
+            let rotated = try await DirectoryClient(home: home).rotate(keystore, passphrase: passphrase)
+            Terminal.info("Rotated \(rotated.name) from key version \(before.keyVersion) to \(rotated.keyVersion); the relay logged it.")
+            Terminal.info("New fingerprint: \(rotated.fingerprint.grouped)")
+        }
+    }
+}
+
+struct AuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Check the relay's log for key entries under your name that you did not make.",
+        discussion: """
+            Reads the log entries added since the last audit, checks that they produce the root of             the relay's signed checkpoint, and compares every entry for your name with your             keystore. Exits 2, naming each entry, if one was not made by you.
+            """)
+
+    @Flag(name: .long, help: "Print the result as JSON on standard output.")
+    var json = false
+
+    @OptionGroup var homeOptions: HomeOptions
+
+    func run() async throws {
+        try await reportingFailures {
+            let progress = Terminal.ProgressLine("auditing", unit: .entries)
+            let report = try await DirectoryClient(home: homeOptions.secmailHome).audit(
+                Keystore(home: homeOptions.secmailHome), progress: progress.update)
+            progress.finish()
+            let foreign = report.foreignEntries
+            if json {
+                try Terminal.output(jsonText([
+                    "treeSize": report.treeSize, "entriesRead": report.entriesRead,
+                    "ownEntries": report.ownEntries.map(Self.describeJSON),
+                    "foreignEntries": foreign.map(Self.describeJSON),
+                ]))
+            } else {
+                Terminal.info("Audited \(report.entriesRead) new log entries (log size \(report.treeSize)).")
+                for entry in report.ownEntries where entry.isMine {
+                    Terminal.info("  ok  \(Self.describe(entry))")
+                }
+            }
+            guard foreign.isEmpty else {
+                throw CLIFailure(.verificationFailed, (["\(foreign.count) log \(foreign.count == 1 ? "entry" : "entries") for your name \(foreign.count == 1 ? "was" : "were") NOT made by you (keys not in your keystore):"]
+                    + foreign.map { "  \(Self.describe($0))" }
+                    + ["Your name may be hijacked on this relay: tell your contacts to compare fingerprints with you in person."]).joined(separator: "\n"))
+            }
+        }
+    }
+
+    static func describe(_ audited: DirectoryClient.AuditedEntry) -> String {
+        let entry = audited.entry
+        let time = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(entry.time)))
+        return "log entry #\(audited.logIndex): \(entry.kind == .registration ? "registration" : "rotation") of \(entry.bundle.name), key version \(entry.bundle.keyVersion), fingerprint \(entry.bundle.fingerprint.grouped), logged \(time)"
+    }
+
+    static func describeJSON(_ audited: DirectoryClient.AuditedEntry) -> [String: Any] {
+        ["logIndex": audited.logIndex, "kind": audited.entry.kind == .registration ? "registration" : "rotation",
+         "keyVersion": audited.entry.bundle.keyVersion, "fingerprint": audited.entry.bundle.fingerprint.hex, "time": audited.entry.time]
     }
 }

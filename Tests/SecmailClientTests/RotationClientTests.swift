@@ -1,0 +1,72 @@
+import Foundation
+import SecmailClient
+import SecmailCrypto
+import SecmailFormat
+import SecmailRelay
+import SecmailRelayTestSupport
+import SecmailTestSupport
+import Testing
+
+/// Rotation through the client library against an in-process relay over TLS: the cases a user
+/// cannot easily produce at the command line (an interrupted rotation, a refused one).
+@Suite struct RotationClientTests {
+    let passphrase = try! Passphrase("rotation test passphrase")
+
+    /// A keystore registered on `relay`.
+    func registeredHome(_ name: String, on relay: RunningRelay) async throws -> Keystore {
+        let home = SecmailHome(url: try makeTemporaryDirectory("rotation-\(name)"))
+        let keystore = Keystore(home: home)
+        let bundle = try keystore.createIdentity(name: IdentityName(name), passphrase: passphrase)
+        _ = try await DirectoryClient(home: home).register(
+            bundle, relay: URL(string: "https://localhost:\(relay.port)")!,
+            caFile: RunningRelay.certs.appendingPathComponent("dev-ca.pem").path, invite: nil)
+        return keystore
+    }
+
+    @Test func anInterruptedRotationIsResumedWithTheSameKeys() async throws {
+        let relay = try await RunningRelay()
+        defer { Task { await relay.stop() } }
+        let keystore = try await registeredHome("alice", on: relay)
+        let v1 = try keystore.currentBundle()
+        // The process dies after writing version 2, before the relay hears of it.
+        let pending = try keystore.prepareRotation(from: keystore.unlockSender(passphrase: passphrase), passphrase: passphrase)
+        #expect(try keystore.currentBundle() == v1)
+        #expect(try keystore.allBundles() == [v1, pending])
+        // Its keys already open mail, in case the relay published it.
+        #expect(try keystore.unlockRecipientKeys(passphrase: passphrase).map(\.fingerprint) == [pending.fingerprint, v1.fingerprint])
+
+        let rotated = try await DirectoryClient(home: keystore.home).rotate(keystore, passphrase: passphrase)
+        #expect(rotated == pending)
+        #expect(try keystore.currentBundle() == pending)
+        #expect(try keystore.pendingRotation() == nil)
+        #expect(try relay.services.directory.lookup(IdentityName("alice")).bundle == pending)
+        // The owner's own pin follows, and the audit recognises both versions as the owner's.
+        #expect(try ContactPins(home: keystore.home).pinned(IdentityName("alice")) == pending)
+        let report = try await DirectoryClient(home: keystore.home).audit(keystore)
+        #expect(report.ownEntries.map(\.logIndex) == [0, 1])
+        #expect(report.foreignEntries.isEmpty)
+    }
+
+    @Test func aRefusedRotationLeavesTheKeystoreAsItWas() async throws {
+        let relay = try await RunningRelay()
+        defer { Task { await relay.stop() } }
+        let keystore = try await registeredHome("bob", on: relay)
+        let v1 = try keystore.currentBundle()
+        // Version 2 reaches the relay from elsewhere (say, a restored backup of this home), so
+        // this home's current key no longer authenticates.
+        let elsewhere = try IdentityBundle.create(
+            name: v1.name, keyVersion: 2, createdAt: 0, signingKey: ThrowawayIdentities.signingKey("carol"),
+            encryptionKey: ThrowawayIdentities.encryptionKey("carol").publicKey,
+            rotatingFrom: (v1, keystore.unlockSender(passphrase: passphrase).signingKey))
+        try relay.services.directory.rotate(to: elsewhere)
+
+        let refused = await #expect(throws: ClientError.self) {
+            try await DirectoryClient(home: keystore.home).rotate(keystore, passphrase: passphrase)
+        }
+        #expect(refused?.code == .relayRefused)
+        #expect(refused?.reason.contains("current signing key") == true, "\(refused?.reason ?? "")")
+        #expect(try keystore.currentBundle() == v1)
+        #expect(try keystore.pendingRotation() == nil)
+        #expect(try keystore.allBundles() == [v1])
+    }
+}
