@@ -69,6 +69,14 @@ let package = Package(
             name: "secmail-tls-bench",
             dependencies: ["SecmailTLS", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
+        // Release-mode directory benchmark (registrations, verified lookups, a 100,000-leaf log); see scripts/bench-directory.sh.
+        .executableTarget(
+            name: "secmail-directory-bench",
+            dependencies: [
+                "SecmailClient", "SecmailRelay", "SecmailFormat", "SecmailCrypto", "SecmailTLS",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // Helpers shared by the test targets (hex, running openssl/python3/secmail).
         .target(name: "SecmailTestSupport", path: "Tests/SecmailTestSupport"),
         // A relay in the test process, and the committed throw-away identities, for relay and client tests.
@@ -98,7 +106,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SecmailCLITests",
-            dependencies: ["secmail", "SecmailTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "secmail", "SecmailTestSupport", "SecmailRelayTestSupport", "SecmailRelay", "SecmailFormat", "SecmailCrypto",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
         .testTarget(
             name: "SecmailClientTests",

@@ -1,5 +1,9 @@
 import Foundation
 import GRDB
+import SecmailCrypto
+import SecmailFormat
+import SecmailRelay
+import SecmailRelayTestSupport
 import SecmailTestSupport
 import Testing
 
@@ -97,5 +101,78 @@ import Testing
         #expect(wrongRelay.status != 0)
         #expect(wrongRelay.stderr.contains("pinned"), "\(wrongRelay.stderr)")
         #expect(await commands.stop(impostor.process) == 0)
+    }
+
+    /// Rotation as users do it, and a relay that forges a rotation: contacts stop at it, the
+    /// owner's audit names it, and only `trust` with the compared fingerprint gets past it.
+    @Test func rotationIsFollowedByContactsAndAForgedRotationIsCaught() async throws {
+        let folder = try temporaryDirectory("rotation-cli")
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        let relay = try await commands.startRelay(data: data)
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        let alice = user("alice", in: folder), bob = user("bob", in: folder)
+        for person in [alice, bob] {
+            let result = try person.run(["register", person.name, "--relay", "https://localhost:\(relay.port)", "--ca", ca])
+            #expect(result.status == 0, "\(result.stderr)")
+        }
+        let file = { (name: String) in folder.appendingPathComponent(name).path }
+        #expect(try alice.run(["export", "-o", file("alice-v1.id")]).status == 0)
+        #expect(try bob.run(["export", "-o", file("bob.id")]).status == 0)
+        #expect(try bob.run(["seal", "--to", file("alice-v1.id"), "-m", "sealed before the rotation", "-o", file("early.sm")]).status == 0)
+        #expect(try bob.run(["lookup", "alice"]).status == 0)
+
+        let rotated = try alice.run(["rotate"])
+        #expect(rotated.status == 0, "\(rotated.stderr)")
+        #expect(rotated.stderr.contains("from key version 1 to 2"))
+        #expect(contents(of: alice.home.appendingPathComponent("identity")) == ["current", "v1", "v2"])
+        // The version-1 private key stayed: mail sealed to it still opens.
+        let opened = try alice.run(["open", file("early.sm"), "--from", file("bob.id"), "--out", file("early-out")])
+        #expect(opened.status == 0, "\(opened.stderr)")
+        #expect(opened.stdout.contains("sealed before the rotation"))
+
+        let followed = try bob.run(["lookup", "alice", "--json"])
+        #expect(followed.status == 0, "\(followed.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(followed.stdout.utf8)) as? [String: Any])
+        #expect(json["pinned"] as? String == "rotated")
+        #expect(json["rotatedFrom"] as? Int == 1)
+        #expect(json["keyVersion"] as? Int == 2)
+        let audited = try alice.run(["audit"])
+        #expect(audited.status == 0, "\(audited.stderr)")
+        #expect(audited.stderr.contains("ok  log entry #0: registration of alice, key version 1"))
+        #expect(audited.stderr.contains("ok  log entry #2: rotation of alice, key version 2"))
+        #expect(try alice.run(["audit"]).stderr.contains("Audited 0 new log entries (log size 3)"))
+
+        // The relay (or whoever holds its database) logs a version 3 of alice with keys of its own.
+        let database = try RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)
+        let v2 = try Directory(database: database).lookup(IdentityName("alice")).bundle
+        let mallory = try ThrowawayIdentities.signingKey("carol")
+        let forged = try IdentityBundle.create(name: v2.name, keyVersion: 3, createdAt: 0, signingKey: mallory,
+                                               encryptionKey: ThrowawayIdentities.encryptionKey("carol").publicKey,
+                                               rotatingFrom: (v2, mallory))
+        try database.write { db in
+            let entry = try DirectoryEntry(kind: .rotation, time: 0, bundle: forged)
+            let index = try LogStore.append(entry.encoded, time: 0, in: db)
+            try db.execute(sql: "INSERT INTO identities (name, key_version, bundle, fingerprint, log_index, created_at) VALUES ('alice', 3, ?, ?, ?, 0)",
+                           arguments: [Data(forged.encoded), Data(forged.fingerprint.bytes), Int64(index)])
+        }
+        let stopped = try bob.run(["lookup", "alice"])
+        #expect(stopped.status == 2)
+        #expect(stopped.stderr.contains("continuity signature of alice version 3 does not verify"), "\(stopped.stderr)")
+        for _ in 0..<2 {  // reported again until dealt with
+            let caught = try alice.run(["audit"])
+            #expect(caught.status == 2)
+            #expect(caught.stderr.contains("NOT made by you"), "\(caught.stderr)")
+            #expect(caught.stderr.contains("log entry #3: rotation of alice, key version 3, fingerprint \(forged.fingerprint.grouped)"))
+        }
+
+        let mismatch = try bob.run(["trust", "alice", "--fingerprint", v2.fingerprint.hex])
+        #expect(mismatch.status == 2)
+        #expect(mismatch.stderr.contains("not the fingerprint you gave"))
+        let trusted = try bob.run(["trust", "alice", "--fingerprint", forged.fingerprint.grouped])
+        #expect(trusted.status == 0, "\(trusted.stderr)")
+        #expect(try bob.run(["lookup", "alice", "--json"]).stdout.contains("\"unchanged\""))
+        let contacts = try bob.run(["contacts"])
+        #expect(contacts.stdout.contains("alice  key version 3  \(forged.fingerprint.grouped)"))
+        #expect(await commands.stop(relay.process) == 0)
     }
 }

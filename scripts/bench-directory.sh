@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Key directory benchmark (issue 4), release build, everything on 127.0.0.1:
+#   1. a relay database is filled with LEAVES real log leaves; proof generation time at that size
+#      and the database size are measured;
+#   2. `secmail relay` serves that database; REGISTRATIONS new identities register over HTTPS;
+#   3. CLIENTS concurrent clients look up random names for SECONDS, verifying every answer
+#      (self-signature, log entry, inclusion proof, signed checkpoint) as `secmail lookup` does.
+# Client and relay share this machine's cores; every request is a new TLS 1.3 connection, as the
+# CLI makes it.
+#
+# Usage: scripts/bench-directory.sh [LEAVES] [REGISTRATIONS] [CLIENTS] [SECONDS]
+#        (defaults 100000 1000 32 10)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+leaves=${1:-100000} registrations=${2:-1000} clients=${3:-32} seconds=${4:-10}
+
+swift build -c release --product secmail 2>/dev/null >/dev/null
+swift build -c release --product secmail-directory-bench 2>/dev/null >/dev/null
+bin=$(swift build -c release --show-bin-path)
+work=$(mktemp -d)
+relay_pid=
+cleanup() { [ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+mkdir -m 700 "$work/relay"
+
+"$bin/secmail-directory-bench" build-log "$work/relay/relay.sqlite" "$leaves"
+# The last connection to close checkpoints the WAL into relay.sqlite.
+bytes=$(du -cb "$work"/relay/relay.sqlite* | tail -1 | cut -f1)
+echo "log_storage leaves=$leaves database_bytes=$bytes bytes_per_leaf=$((bytes / leaves))"
+
+"$bin/secmail" relay --data "$work/relay" --listen 127.0.0.1:0 > "$work/relay.log" 2>&1 &
+relay_pid=$!
+for _ in $(seq 100); do grep -q "listening on https://" "$work/relay.log" && break; sleep 0.1; done
+port=$(grep -oE "listening on https://127.0.0.1:[0-9]+" "$work/relay.log" | grep -oE "[0-9]+$")
+[ -n "$port" ] || { cat "$work/relay.log"; exit 1; }
+
+"$bin/secmail-directory-bench" load "https://localhost:$port" "$work/relay/tls/dev-ca.pem" "$registrations" "$clients" "$seconds"
+kill -INT "$relay_pid"; wait "$relay_pid" || true; relay_pid=
+bytes=$(du -cb "$work"/relay/relay.sqlite* | tail -1 | cut -f1)
+echo "database_after_load bytes=$bytes leaves=$((leaves + registrations))"
