@@ -27,6 +27,14 @@ let package = Package(
             name: "SecmailTLS",
             dependencies: ["COpenSSL", .product(name: "NIOCore", package: "swift-nio")]
         ),
+        // libpng, libjpeg-turbo and zlib (Debian: libpng-dev, libjpeg62-turbo-dev, zlib1g-dev) behind
+        // status codes: all setjmp/longjmp error handling stays in C.
+        .target(
+            name: "CImageCodecs",
+            linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("z")]
+        ),
+        // Lossless image normalisation: decoding, an optimising PNG encoder, JPEG metadata stripping.
+        .target(name: "SecmailImages", dependencies: ["CImageCodecs"]),
         // Pure Swift: identity bundles, envelopes and their canonical binary encoding.
         .target(name: "SecmailFormat", dependencies: ["SecmailCrypto"]),
         // The relay's schema history: SQL files embedded in the binary (top-level migrations/).
@@ -49,7 +57,7 @@ let package = Package(
         .target(
             name: "SecmailClient",
             dependencies: [
-                "SecmailCrypto", "SecmailFormat", "SecmailTLS",
+                "SecmailCrypto", "SecmailFormat", "SecmailTLS", "SecmailImages",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -58,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "secmail",
             dependencies: [
-                "SecmailClient", "SecmailFormat", "SecmailCrypto", "SecmailRelay",
+                "SecmailClient", "SecmailFormat", "SecmailCrypto", "SecmailRelay", "SecmailImages",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -104,6 +112,7 @@ let package = Package(
             dependencies: ["SecmailFormat", "SecmailCrypto", "SecmailTestSupport"],
             exclude: ["Fixtures"]
         ),
+        .testTarget(name: "SecmailImagesTests", dependencies: ["SecmailImages", "SecmailTestSupport"]),
         .testTarget(
             name: "SecmailCLITests",
             dependencies: [

@@ -1,16 +1,23 @@
 import Foundation
 import SecmailFormat
+import SecmailImages
 
 /// Writes decrypted attachments into a hidden staging directory inside the output directory
 /// and moves them into place only on `commit()`, so an interrupted or failed open leaves
 /// nothing in the output directory. Existing files are never overwritten: a clash gets a
 /// " (2)" style suffix. Files are created 0600.
+///
+/// Images reach the reader as PNG (DESIGN section 6): an attachment that travelled as a JPEG is
+/// decoded and saved as NAME.png with the very same pixels. Should that fail, the JPEG is saved
+/// as it came, with a note, so nothing received is lost.
 public final class AttachmentDirectory: ContentSink {
     public let outputDirectory: URL
     private let staging: URL
     private var staged: [(info: AttachmentInfo, url: URL)] = []
     private var current: BackgroundWriter?
     private var isFinished = false
+    /// What `commit()` did beyond moving files (conversions, or why one was not made).
+    public private(set) var notes: [String] = []
 
     public init(outputDirectory: URL) throws {
         self.outputDirectory = outputDirectory
@@ -43,9 +50,10 @@ public final class AttachmentDirectory: ContentSink {
     public func commit() throws -> [URL] {
         var placed: [URL] = []
         for (info, url) in staged {
-            let target = Self.freeName(for: info.name, in: outputDirectory)
+            let (name, source) = convertedImage(info: info, staged: url)
+            let target = Self.freeName(for: name, in: outputDirectory)
             do {
-                try FileManager.default.moveItem(at: url, to: target)
+                try FileManager.default.moveItem(at: source, to: target)
             } catch {
                 throw ClientError(.io, "cannot save \(target.path): \(error.localizedDescription)")
             }
@@ -54,6 +62,27 @@ public final class AttachmentDirectory: ContentSink {
         try? FileManager.default.removeItem(at: staging)
         isFinished = true
         return placed
+    }
+
+    /// For a JPEG image: a staged PNG with the same pixels and the name to save it under.
+    private func convertedImage(info: AttachmentInfo, staged url: URL) -> (String, URL) {
+        guard let prefix = try? FileHandle(forReadingFrom: url).read(upToCount: 3), ImageFormat.detect(prefix) == .jpeg else {
+            return (info.name, url)
+        }
+        do {
+            let png = try ImagePipeline().readerPNG(Array(try Data(contentsOf: url)))
+            let converted = url.appendingPathExtension("png")
+            let file = try PositionalFile(creatingAtPath: converted.path, permissions: 0o600)
+            try file.write(png[...])
+            try file.synchronize()
+            let ext = (info.name as NSString).pathExtension
+            let stem = ext.isEmpty ? info.name : String(info.name.dropLast(ext.count + 1))
+            notes.append("\(info.name) arrived as JPEG; saved as PNG with the same pixels")
+            return (stem + ".png", converted)
+        } catch {
+            notes.append("\(info.name) could not be converted to PNG (\(error)); saved as received")
+            return (info.name, url)
+        }
     }
 
     /// Deletes everything staged.

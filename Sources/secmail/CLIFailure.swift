@@ -3,6 +3,7 @@ import Foundation
 import SecmailClient
 import SecmailCrypto
 import SecmailFormat
+import SecmailImages
 
 /// Exit statuses, documented in `secmail --help` and README.md.
 enum ExitStatus: Int32 {
@@ -67,6 +68,12 @@ func classify(_ error: Error) -> (ExitStatus, String) {
             return (.wrongPassphrase, "wrong passphrase: the private keys could not be decrypted")
         }
         return (.failure, error.description)
+    case let error as ImageError:
+        switch error.code {
+        case .unsupported: return (.unsupported, error.reason)
+        case .pixelMismatch: return (.verificationFailed, error.reason)
+        default: return (.failure, error.reason)
+        }
     case let error as ClientError:
         return (error.code == .verificationFailed ? .verificationFailed : .failure, error.reason)
     default:

@@ -17,7 +17,7 @@ struct SecmailCommand: AsyncParsableCommand {
         subcommands: [
             InitCommand.self, ExportCommand.self, SealCommand.self, OpenCommand.self,
             RegisterCommand.self, LookupCommand.self, TrustCommand.self, ContactsCommand.self, RotateCommand.self, AuditCommand.self,
-            RelayCommand.self, DemoCommand.self,
+            ImageCommand.self, RelayCommand.self, DemoCommand.self,
         ]
     )
 }

@@ -66,6 +66,7 @@ struct OpenCommand: AsyncParsableCommand {
                 for (info, url) in zip(message.attachments, saved) {
                     Terminal.info("Saved \(info.name) (\(info.mediaType), \(formatBytes(info.length))) to \(url.path)")
                 }
+                for note in directory.notes { Terminal.info(note) }
             }
         }
     }

@@ -3,6 +3,7 @@ import Foundation
 import SecmailClient
 import SecmailCrypto
 import SecmailFormat
+import SecmailImages
 
 struct SealCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,6 +23,9 @@ struct SealCommand: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: ArgumentHelp("Where to write the envelope (must not exist).", valueName: "file"))
     var output: String
 
+    @Flag(name: .long, help: "Send images as optimised PNG even when the metadata-stripped JPEG is smaller.")
+    var alwaysPNG = false
+
     @Flag(name: .long, help: "Print the result as JSON on standard output.")
     var json = false
 
@@ -35,7 +39,8 @@ struct SealCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let recipients = try to.map(loadBundle)
-            let attachments = try attach.map { path in try userInput { try OutgoingAttachment(file: URL(fileURLWithPath: path)) } }
+            let prepared = try attach.map { path in try WireAttachments.prepare(path: path, alwaysPNG: alwaysPNG) }
+            let attachments = prepared.map(\.attachment)
             let outputURL = URL(fileURLWithPath: output)
             guard !FileManager.default.fileExists(atPath: outputURL.path) else {
                 throw CLIFailure(.failure, "\(output) exists already; choose another output file")
@@ -56,13 +61,55 @@ struct SealCommand: AsyncParsableCommand {
                 let result: [String: Any] = [
                     "id": sealed.header.messageID.hex, "file": output, "bytes": sealed.byteCount,
                     "recipients": recipients.map { ["name": $0.name.value, "fingerprint": $0.fingerprint.hex] },
+                    "images": prepared.compactMap(\.imageReport),
                 ]
                 try Terminal.output(jsonText(result))
             } else {
+                for line in prepared.compactMap(\.imageSummary) { Terminal.info(line) }
                 Terminal.info("Sealed message \(sealed.header.messageID) for \(recipientNames): \(formatBytes(sealed.byteCount)) written to \(output)")
                 Terminal.output(sealed.header.messageID.hex + "\n")
             }
         }
+    }
+}
+
+/// Attachments as they go on the wire: images in their smaller lossless form (DESIGN section 6),
+/// every other file as it is.
+enum WireAttachments {
+    struct Prepared {
+        let attachment: OutgoingAttachment
+        let imageSummary: String?
+        let imageReport: [String: Any]?
+    }
+
+    static func prepare(path: String, alwaysPNG: Bool) throws -> Prepared {
+        let url = URL(fileURLWithPath: path)
+        let plain = try userInput { try OutgoingAttachment(file: url) }
+        guard let prefix = try? FileHandle(forReadingFrom: url).read(upToCount: 8), ImageFormat.detect(prefix) != nil else {
+            return Prepared(attachment: plain, imageSummary: nil, imageReport: nil)
+        }
+        let bytes: [UInt8]
+        do { bytes = Array(try Data(contentsOf: url)) } catch {
+            throw CLIFailure(.failure, "cannot read attachment \(path): \(error.localizedDescription)")
+        }
+        let wire: WireImage
+        do {
+            wire = try ImagePipeline().wireForm(of: bytes, alwaysPNG: alwaysPNG)
+        } catch let error as ImageError {
+            throw CLIFailure(.failure, "\(path) looks like an image but cannot be used: \(error.reason)")
+        }
+        let name = url.lastPathComponent
+        let ext = (name as NSString).pathExtension
+        let stem = ext.isEmpty ? name : String(name.dropLast(ext.count + 1))
+        let wireName = stem + (wire.format == .png ? ".png" : ".jpg")
+        let attachment = try userInput { try OutgoingAttachment(name: wireName, mediaType: wire.format.mediaType, bytes: wire.bytes) }
+        var sizes = "optimised PNG \(formatBytes(UInt64(wire.pngSize)))"
+        if let jpeg = wire.jpegSize { sizes += ", metadata-stripped JPEG \(formatBytes(UInt64(jpeg)))" }
+        let summary = "\(name) (\(wire.width)x\(wire.height), \(formatBytes(UInt64(wire.originalSize)))): \(sizes); sending the \(wire.format == .png ? "PNG" : "JPEG") (the reader gets a PNG)"
+        var report: [String: Any] = ["file": path, "width": wire.width, "height": wire.height, "originalBytes": wire.originalSize,
+                                     "pngBytes": wire.pngSize, "sent": wire.format.rawValue, "sentBytes": wire.bytes.count]
+        if let jpeg = wire.jpegSize { report["jpegBytes"] = jpeg }
+        return Prepared(attachment: attachment, imageSummary: summary, imageReport: report)
     }
 }
 

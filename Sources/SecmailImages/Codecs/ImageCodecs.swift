@@ -1,0 +1,87 @@
+import CImageCodecs
+
+/// The C boundary of the image pipeline: libpng, libjpeg-turbo and zlib through CImageCodecs.
+/// The only file of this module that imports a C module or touches unsafe pointers.
+enum ImageCodecs {
+    /// Decodes a PNG or JPEG file into canonical RGBA.
+    static func decode(_ bytes: [UInt8], format: ImageFormat, limits: ImageLimits) throws -> RGBAImage {
+        var cLimits = smimg_limits(max_width: UInt32(clamping: limits.maxWidth), max_height: UInt32(clamping: limits.maxHeight),
+                                   max_pixels: UInt64(clamping: limits.maxPixels))
+        var image = smimg_image()
+        var message = [CChar](repeating: 0, count: 256)
+        let status = bytes.withUnsafeBufferPointer { input in
+            message.withUnsafeMutableBufferPointer { text in
+                switch format {
+                case .png: smimg_png_decode(input.baseAddress, input.count, &cLimits, &image, text.baseAddress, text.count)
+                case .jpeg: smimg_jpeg_decode(input.baseAddress, input.count, &cLimits, &image, text.baseAddress, text.count)
+                }
+            }
+        }
+        defer { smimg_image_free(&image) }
+        let reason = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let kind = format == .png ? "PNG" : "JPEG"
+        switch Int(status) {
+        case Int(SMIMG_OK): break
+        case Int(SMIMG_TOO_LARGE): throw ImageError(.tooLarge, "the \(kind) image is too large: \(reason)")
+        case Int(SMIMG_UNSUPPORTED): throw ImageError(.unsupported, reason)
+        case Int(SMIMG_NO_MEMORY): throw ImageError(.outOfMemory, "not enough memory to decode the \(kind) image")
+        default: throw ImageError(.corrupt, "the \(kind) image is damaged: \(reason)")
+        }
+        let samples = Array(UnsafeBufferPointer(start: image.pixels, count: image.pixels_size))
+        var rendering = RenderingInfo()
+        if let profile = image.icc_profile, image.icc_profile_size > 0 {
+            rendering.iccProfile = Array(UnsafeBufferPointer(start: profile, count: image.icc_profile_size))
+        }
+        if image.srgb_intent >= 0 { rendering.srgbIntent = UInt8(clamping: image.srgb_intent) }
+        if image.gamma > 0 { rendering.gamma = image.gamma }
+        if image.has_chrm != 0 {
+            let c = image.chrm
+            rendering.chromaticities = [c.0, c.1, c.2, c.3, c.4, c.5, c.6, c.7]
+        }
+        var orientation: UInt16?
+        if let exif = image.exif, image.exif_size > 0 {
+            orientation = ExifOrientation.read(Array(UnsafeBufferPointer(start: exif, count: image.exif_size)))
+        }
+        let description = format == .png
+            ? "PNG \(PNGColorType(rawValue: UInt8(image.source_color_type))?.name ?? "?") \(image.source_bit_depth)-bit\(image.source_interlaced != 0 ? " interlaced" : "")"
+            : "JPEG \(image.source_color_type == 1 ? "greyscale" : "colour")\(image.source_interlaced != 0 ? " progressive" : " baseline")"
+        return RGBAImage(width: Int(image.width), height: Int(image.height), bitDepth: Int(image.bit_depth), samples: samples,
+                         rendering: rendering, orientation: orientation, sourceDescription: description)
+    }
+
+    /// PNG-filters raw scanlines (filter 0-4 for every row, 5 for the per-row heuristic).
+    static func filter(_ raw: [UInt8], height: Int, rowBytes: Int, bytesPerPixel: Int, filter: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: height * (rowBytes + 1))
+        raw.withUnsafeBufferPointer { input in
+            out.withUnsafeMutableBufferPointer { output in
+                smimg_png_filter(input.baseAddress, height, rowBytes, bytesPerPixel, Int32(filter), output.baseAddress)
+            }
+        }
+        return out
+    }
+
+    /// The zlib stream of `data`, or nil when it does not fit in `limit` bytes.
+    static func deflate(_ data: [UInt8], level: Int, memoryLevel: Int, strategy: Int, limit: Int) throws -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: max(limit, 0))
+        var size = 0
+        let status = data.withUnsafeBufferPointer { input in
+            out.withUnsafeMutableBufferPointer { output in
+                smimg_deflate(input.baseAddress, input.count, Int32(level), Int32(memoryLevel), Int32(strategy),
+                              output.baseAddress, output.count, &size)
+            }
+        }
+        switch Int(status) {
+        case Int(SMIMG_OK):
+            out.removeSubrange(size...)
+            return out
+        case Int(SMIMG_EXCEEDED):
+            return nil
+        default:
+            throw ImageError(.outOfMemory, "zlib could not compress the image data")
+        }
+    }
+
+    static func crc32(_ bytes: ArraySlice<UInt8>, continuing crc: UInt32 = 0) -> UInt32 {
+        bytes.withUnsafeBufferPointer { smimg_crc32(crc, $0.baseAddress, $0.count) }
+    }
+}

@@ -1,0 +1,92 @@
+/// Writes a PNG file chunk by chunk: signature, IHDR, the rendering chunks, PLTE/tRNS, IDAT, IEND.
+/// Nothing else: no text, time, EXIF (beyond orientation) or other ancillary chunk.
+struct PNGChunkWriter {
+    private(set) var bytes: [UInt8] = ImageFormat.pngSignature
+
+    mutating func chunk(_ type: String, _ data: [UInt8]) {
+        precondition(data.count < Int(Int32.max), "a PNG chunk holds less than 2^31 bytes")
+        append32(UInt32(data.count))
+        let start = bytes.count
+        bytes += Array(type.utf8)
+        bytes += data
+        append32(ImageCodecs.crc32(bytes[start...]))
+    }
+
+    private mutating func append32(_ value: UInt32) {
+        bytes += [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)]
+    }
+
+    static func be32(_ value: UInt32) -> [UInt8] {
+        [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)]
+    }
+
+    /// A whole PNG: `layout` for `image`'s size, `idat` the zlib stream of the filtered scanlines.
+    static func file(width: Int, height: Int, layout: PNGLayout, idat: [UInt8], rendering: RenderingInfo,
+                     orientation: UInt16?) throws -> [UInt8] {
+        var writer = PNGChunkWriter()
+        writer.chunk("IHDR", be32(UInt32(width)) + be32(UInt32(height))
+                     + [UInt8(layout.bitDepth), layout.colorType.rawValue, 0, 0, 0])
+        // Rendering chunks come before PLTE and IDAT. An ICC profile supersedes sRGB.
+        if let gamma = rendering.gamma { writer.chunk("gAMA", be32(gamma)) }
+        if let chromaticities = rendering.chromaticities, chromaticities.count == 8 {
+            writer.chunk("cHRM", chromaticities.flatMap(be32))
+        }
+        if let profile = rendering.iccProfile {
+            guard let compressed = try ImageCodecs.deflate(profile, level: 9, memoryLevel: 9, strategy: 0, limit: profile.count + 1024) else {
+                throw ImageError(.outOfMemory, "cannot compress the ICC profile")
+            }
+            writer.chunk("iCCP", Array("ICC profile".utf8) + [0, 0] + compressed)
+        } else if let intent = rendering.srgbIntent {
+            writer.chunk("sRGB", [intent])
+        }
+        if let orientation, orientation != 1 {
+            writer.chunk("eXIf", ExifOrientation.block(orientation))
+        }
+        if layout.colorType == .palette {
+            writer.chunk("PLTE", layout.palette.flatMap { [UInt8($0 >> 24), UInt8($0 >> 16 & 0xFF), UInt8($0 >> 8 & 0xFF)] })
+            let alphas = layout.palette.map { UInt8($0 & 0xFF) }
+            if let lastTranslucent = alphas.lastIndex(where: { $0 != 0xFF }) {
+                writer.chunk("tRNS", Array(alphas[...lastTranslucent]))
+            }
+        }
+        writer.chunk("IDAT", idat)
+        writer.chunk("IEND", [])
+        return writer.bytes
+    }
+}
+
+/// Walks the chunks of a PNG file (structure only; libpng checks everything else).
+struct PNGChunkReader {
+    struct Chunk {
+        let type: String
+        /// The whole chunk: length, type, data, CRC.
+        let range: Range<Int>
+    }
+
+    static func chunks(of bytes: [UInt8]) -> [Chunk]? {
+        guard bytes.starts(with: ImageFormat.pngSignature) else { return nil }
+        var chunks: [Chunk] = []
+        var offset = 8
+        while offset + 12 <= bytes.count {
+            let length = Int(bytes[offset]) << 24 | Int(bytes[offset + 1]) << 16 | Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
+            guard length <= bytes.count - offset - 12 else { return nil }
+            let type = String(decoding: bytes[offset + 4..<offset + 8], as: UTF8.self)
+            chunks.append(Chunk(type: type, range: offset..<offset + 12 + length))
+            offset += 12 + length
+            if type == "IEND" { return chunks }
+        }
+        return nil
+    }
+
+    /// The file with only the chunks that decide the pixels and their rendering: the original
+    /// compressed data kept byte for byte, every other ancillary chunk dropped.
+    static func stripped(_ bytes: [UInt8]) -> [UInt8]? {
+        guard let chunks = chunks(of: bytes) else { return nil }
+        let kept: Set<String> = ["IHDR", "PLTE", "tRNS", "IDAT", "IEND", "gAMA", "cHRM", "sRGB", "iCCP"]
+        var out = ImageFormat.pngSignature
+        for chunk in chunks where kept.contains(chunk.type) {
+            out += bytes[chunk.range]
+        }
+        return out
+    }
+}

@@ -1,0 +1,221 @@
+import Foundation
+@testable import SecmailImages
+import SecmailTestSupport
+import Testing
+
+@Suite struct PNGPipelineTests {
+    /// Every PNG colour type and bit depth, plain and interlaced, with and without tRNS.
+    static var generatedSet: [(String, TestPNG)] {
+        var set: [(String, TestPNG)] = []
+        let kinds: [(UInt8, [Int])] = [(0, [1, 2, 4, 8, 16]), (2, [8, 16]), (3, [1, 2, 4, 8]), (4, [8, 16]), (6, [8, 16])]
+        for (colorType, depths) in kinds {
+            for depth in depths {
+                for interlaced in [false, true] {
+                    let maximum = (1 << depth) - 1
+                    var png = TestPNG(width: 13, height: 11, colorType: colorType, bitDepth: depth, interlaced: interlaced) { x, y, c in
+                        colorType == 3 ? (x + 2 * y) % (maximum + 1) : (x * 37 + y * 101 + c * 59) % (maximum + 1)
+                    }
+                    if colorType == 3 {
+                        png.palette = (0...maximum).map { (UInt8($0 * 255 / maximum), UInt8(255 - $0 * 255 / maximum), UInt8($0 * 7 & 0xFF)) }
+                    }
+                    set.append(("type \(colorType) \(depth)-bit\(interlaced ? " Adam7" : "")", png))
+                    if colorType == 0 || colorType == 2 || colorType == 3 {
+                        var keyed = png
+                        keyed.transparency = colorType == 3 ? [0, 128] : colorType == 0 ? [png.sample(0, 0, 0)] : (0..<3).map { png.sample(0, 0, $0) }
+                        set.append(("type \(colorType) \(depth)-bit\(interlaced ? " Adam7" : "") tRNS", keyed))
+                    }
+                }
+            }
+        }
+        return set
+    }
+
+    @Test func everyColourTypeDepthAndInterlaceDecodesAndOptimisesToTheSamePixels() throws {
+        let pngfixFolder = try makeTemporaryDirectory("pngfix")
+        for (label, png) in Self.generatedSet {
+            let pipeline = ImagePipeline(effort: .normal)
+            let (format, decoded) = try pipeline.decode(png.encoded)
+            #expect(format == .png)
+            #expect(decoded.hasSamePixels(as: png.expected), "decoding \(label)")
+            let optimized = try pipeline.optimizedPNG(png.encoded).png
+            let again = try pipeline.decode(optimized.bytes).image
+            #expect(again.hasSamePixels(as: png.expected), "optimising \(label) (\(optimized.method))")
+            #expect(optimized.bytes.count < png.encoded.count, "\(label): \(optimized.bytes.count) vs \(png.encoded.count)")
+            // libpng's own checker finds nothing wrong with the output.
+            let file = pngfixFolder.appendingPathComponent("out.png")
+            try Data(optimized.bytes).write(to: file)
+            let check = try run("pngfix", [file.path])
+            #expect(check.status == 0, "pngfix on \(label): \(check.text) \(check.stderr)")
+        }
+    }
+
+    @Test func coloursAndDepthsAreReducedOnlyWhenNoPixelChanges() throws {
+        let pipeline = ImagePipeline()
+        func optimized(_ png: TestPNG) throws -> [UInt8] {
+            let bytes = try pipeline.optimizedPNG(png.encoded).png.bytes
+            #expect(try pipeline.decode(bytes).image.hasSamePixels(as: png.expected))
+            return bytes
+        }
+        // 16-bit samples that are all v·257 fit in 8 bits; opaque RGBA loses its alpha.
+        let exact16 = TestPNG(width: 40, height: 30, colorType: 6, bitDepth: 16) { x, y, c in c == 3 ? 65535 : ((x * 3 + y * 5 + c * 40) % 256) * 257 }
+        #expect(ihdr(try optimized(exact16)) == (2, 8))
+        // One sample off by one must stay 16-bit.
+        let inexact16 = TestPNG(width: 40, height: 30, colorType: 2, bitDepth: 16) { x, y, c in
+            x == 7 && y == 3 && c == 1 ? 1000 : ((x * 3 + y * 5 + c * 40) % 256) * 257
+        }
+        #expect(ihdr(try optimized(inexact16)).bitDepth == 16)
+        // Grey stored as RGB becomes grey; grey values that are multiples of 85 need only 2 bits.
+        let greyRGB = TestPNG(width: 64, height: 64, colorType: 2, bitDepth: 8) { x, y, _ in ((x / 8 + y / 8) % 4) * 85 }
+        #expect(ihdr(try optimized(greyRGB)) == (0, 2))
+        // Two colours: a 1-bit palette. A translucent pixel keeps its alpha through tRNS.
+        let twoColours = TestPNG(width: 50, height: 50, colorType: 6, bitDepth: 8) { x, y, c in
+            (x + y) % 2 == 0 ? [200, 10, 10, 255][c] : [0, 0, 255, 100][c]
+        }
+        let palette = try optimized(twoColours)
+        #expect(ihdr(palette) == (3, 1))
+        #expect(chunkTypes(palette).contains("tRNS"))
+        // Many colours stay truecolour.
+        let many = TestPNG(width: 64, height: 64, colorType: 2, bitDepth: 8) { x, y, c in (x * 4 + y * 64 * c + y) % 256 }
+        #expect(ihdr(try optimized(many)) == (2, 8))
+    }
+
+    @Test func metadataIsDroppedAndRenderingInformationKept() throws {
+        var png = TestPNG(width: 30, height: 20, colorType: 2, bitDepth: 8) { x, y, c in (x * 8 + y * 3 + c) % 256 }
+        let exif = ExifOrientation.block(6)
+        png.extraChunks = [
+            ("tEXt", Array("Author\0Someone Private".utf8)), ("tIME", [0x07, 0xE9, 1, 2, 3, 4, 5]),
+            ("gAMA", be32(45455)), ("sRGB", [0]), ("pHYs", be32(2835) + be32(2835) + [1]),
+            ("eXIf", exif + Array("GPS 51.5N 0.1W".utf8)),
+        ]
+        let out = try ImagePipeline().optimizedPNG(png.encoded).png.bytes
+        let types = chunkTypes(out)
+        #expect(!types.contains("tEXt") && !types.contains("tIME") && !types.contains("pHYs"))
+        #expect(types.contains("gAMA") && types.contains("sRGB"))
+        #expect(!String(decoding: out, as: UTF8.self).contains("Someone Private"))
+        #expect(!String(decoding: out, as: UTF8.self).contains("GPS"))
+        // The orientation survives in a minimal eXIf of its own.
+        #expect(types.contains("eXIf"))
+        #expect(try ImagePipeline().decode(out).image.orientation == 6)
+    }
+
+    @Test func bombsTruncationAndCorruptionGetClearErrors() throws {
+        let pipeline = ImagePipeline()
+        // IHDR claiming 100000 x 100000 (and 9000 x 9000 = 81 megapixels), with a tiny body.
+        for (width, height) in [(100_000, 100_000), (9000, 9000)] {
+            let ihdr = Array("IHDR".utf8) + be32(width) + be32(height) + [1, 0, 0, 0, 0]
+            var header: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + be32(13) + ihdr + be32(Int(crc32(ihdr)))
+            let idat = Array("IDAT".utf8) + zlibStored([0, 0, 0, 0])
+            header += be32(idat.count - 4) + idat + be32(Int(crc32(idat)))
+            header += be32(0) + Array("IEND".utf8) + be32(Int(crc32(Array("IEND".utf8))))
+            let error = #expect(throws: ImageError.self) { try pipeline.decode(header) }
+            #expect(error?.code == .tooLarge, "\(width)x\(height): \(String(describing: error))")
+        }
+        let good = TestPNG(width: 64, height: 64, colorType: 2, bitDepth: 8) { x, y, c in (x + y + c) % 256 }.encoded
+        let truncated = Array(good.prefix(good.count / 2))
+        #expect((#expect(throws: ImageError.self) { try pipeline.decode(truncated) })?.code == .corrupt)
+        var flipped = good
+        flipped[good.count / 2] ^= 0x40  // inside IDAT: the CRC no longer matches
+        #expect((#expect(throws: ImageError.self) { try pipeline.decode(flipped) })?.code == .corrupt)
+        #expect((#expect(throws: ImageError.self) { try pipeline.decode(Array("GIF89a....".utf8)) })?.code == .unknownFormat)
+    }
+
+    @Test func theFrontierOfEffortsKeepsPixelsAndOrdersSizes() throws {
+        let png = TestPNG(width: 96, height: 64, colorType: 2, bitDepth: 8) { x, y, c in ((x * x + y * 3) / 7 + c * 30) % 256 }
+        var sizes: [Int] = []
+        for effort in PNGEffort.allCases {
+            let result = try ImagePipeline(effort: effort).optimizedPNG(png.encoded).png
+            #expect(try ImagePipeline().decode(result.bytes).image.hasSamePixels(as: png.expected))
+            sizes.append(result.bytes.count)
+        }
+        #expect(sizes[1] <= sizes[0] && sizes[2] <= sizes[1], "\(sizes)")
+    }
+}
+
+@Suite struct JPEGPipelineTests {
+    /// A JPEG made by libjpeg-turbo's cjpeg (a peer no one here wrote) from a generated picture.
+    func jpeg(grey: Bool = false, progressive: Bool = false, width: Int = 120, height: Int = 80) throws -> [UInt8] {
+        let ppm = try temporaryFile(testPPM(width: width, height: height, grey: grey), suffix: grey ? ".pgm" : ".ppm")
+        return try tool("cjpeg", ["-quality", "90"] + (progressive ? ["-progressive"] : []) + [ppm.path])
+    }
+
+    /// djpeg's pixels as canonical RGBA, to compare with ours.
+    func djpegPixels(_ jpeg: [UInt8]) throws -> [UInt8] {
+        let file = try temporaryFile(jpeg, suffix: ".jpg")
+        let pnm = try tool("djpeg", ["-dct", "int", "-pnm", file.path])
+        // Header "P5|P6\nW H\n255\n", then samples.
+        var newlines = 0, offset = 0
+        while newlines < 3 { if pnm[offset] == 0x0A { newlines += 1 }; offset += 1 }
+        let grey = pnm[1] == UInt8(ascii: "5")
+        let body = pnm[offset...]
+        return grey ? body.flatMap { [$0, $0, $0, 255] } : stride(from: body.startIndex, to: body.endIndex, by: 3).flatMap {
+            [body[$0], body[$0 + 1], body[$0 + 2], 255]
+        }
+    }
+
+    @Test func baselineProgressiveAndGreyJPEGsDecodeLikeDjpegAndBecomeExactPNGs() throws {
+        for (grey, progressive) in [(false, false), (false, true), (true, false), (true, true)] {
+            let input = try jpeg(grey: grey, progressive: progressive)
+            let pipeline = ImagePipeline()
+            let decoded = try pipeline.decode(input).image
+            #expect(decoded.samples == (try djpegPixels(input)), "grey \(grey) progressive \(progressive)")
+            let png = try pipeline.optimizedPNG(input).png.bytes
+            #expect(try pipeline.decode(png).image.hasSamePixels(as: decoded))
+            if grey { #expect(ihdr(png).colorType == 0) }
+        }
+    }
+
+    @Test func theWireCarriesTheStrippedJPEGWhenSmallerWithTheSamePixels() throws {
+        let original = try jpeg(width: 320, height: 240)
+        // Add what a camera writes: EXIF with orientation and a private description, a comment.
+        let description = Array("secret location 51.5N".utf8)
+        var tiff: [UInt8] = [0x4D, 0x4D, 0x00, 0x2A, 0, 0, 0, 8, 0, 2]
+        tiff += [0x01, 0x0E, 0, 2] + be32(description.count) + be32(8 + 2 + 24 + 4)   // ImageDescription
+        tiff += [0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0]                            // Orientation 6
+        tiff += be32(0) + description
+        let app1 = Array("Exif".utf8) + [0, 0] + tiff
+        let comment = Array("taken at home".utf8)
+        let camera = [0xFF, 0xD8, 0xFF, 0xE1, UInt8((app1.count + 2) >> 8), UInt8((app1.count + 2) & 0xFF)] + app1
+            + [0xFF, 0xFE, 0, UInt8(comment.count + 2)] + comment + original.dropFirst(2) + Array("trailing vendor data".utf8)
+
+        let pipeline = ImagePipeline()
+        let wire = try pipeline.wireForm(of: camera)
+        #expect(wire.format == .jpeg)
+        #expect(wire.pngSize > wire.bytes.count)
+        #expect(wire.jpegSize == wire.bytes.count)
+        let text = String(decoding: wire.bytes, as: UTF8.self)
+        #expect(!text.contains("secret location") && !text.contains("taken at home") && !text.contains("trailing vendor"))
+        // An independent decoder sees the same pixels in both, and the orientation is still there.
+        #expect(try djpegPixels(wire.bytes) == (try djpegPixels(camera)))
+        #expect(try pipeline.decode(wire.bytes).image.orientation == 6)
+        // The reader gets a PNG with those pixels.
+        let png = try pipeline.readerPNG(wire.bytes)
+        #expect(ImageFormat.detect(png) == .png)
+        #expect(try pipeline.decode(png).image.samples == (try djpegPixels(camera)))
+
+        let forced = try pipeline.wireForm(of: camera, alwaysPNG: true)
+        #expect(forced.format == .png)
+        #expect(try pipeline.decode(forced.bytes).image.samples == (try djpegPixels(camera)))
+    }
+
+    @Test func truncatedCorruptOversizedAndCMYKJPEGsGetClearErrors() throws {
+        let pipeline = ImagePipeline()
+        let good = try jpeg()
+        let truncated = Array(good.prefix(good.count * 2 / 3))
+        let error = #expect(throws: ImageError.self) { try pipeline.decode(truncated) }
+        #expect(error?.code == .corrupt, "\(String(describing: error))")
+        // The frame header claims 60000 x 60000.
+        var huge = good
+        let sof = try #require((0..<huge.count - 1).first { huge[$0] == 0xFF && huge[$0 + 1] == 0xC0 })
+        huge[sof + 5] = 0xEA; huge[sof + 6] = 0x60; huge[sof + 7] = 0xEA; huge[sof + 8] = 0x60
+        #expect((#expect(throws: ImageError.self) { try pipeline.decode(huge) })?.code == .tooLarge)
+        // A four-component (CMYK) frame with Adobe's marker.
+        var cmyk: [UInt8] = [0xFF, 0xD8, 0xFF, 0xEE, 0, 14] + Array("Adobe".utf8) + [0, 100, 0, 0, 0, 0, 0]
+        cmyk += [0xFF, 0xDB, 0, 67, 0] + [UInt8](repeating: 1, count: 64)
+        cmyk += [0xFF, 0xC0, 0, 20, 8, 0, 8, 0, 8, 4] + (1...4).flatMap { [UInt8($0), 0x11, 0] }
+        cmyk += [0xFF, 0xC4, 0, 20, 0x00] + [1] + [UInt8](repeating: 0, count: 15) + [0]
+        cmyk += [0xFF, 0xDA, 0, 14, 4] + (1...4).flatMap { [UInt8($0), 0x00] } + [0, 63, 0] + [0x00, 0xFF, 0xD9]
+        let refused = #expect(throws: ImageError.self) { try pipeline.decode(cmyk) }
+        #expect(refused?.code == .unsupported, "\(String(describing: refused))")
+        #expect(refused?.reason.contains("CMYK") == true)
+    }
+}
