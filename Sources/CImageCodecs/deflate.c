@@ -60,33 +60,43 @@ void smimg_png_filter(const uint8_t *raw, size_t height, size_t row_bytes, size_
 }
 
 int smimg_deflate(const uint8_t *data, size_t size, int level, int mem_level, int strategy,
-                  uint8_t *out, size_t capacity, size_t *out_size) {
+                  uint8_t *out, size_t capacity, int project, size_t *out_size) {
     z_stream stream;
     memset(&stream, 0, sizeof stream);
     if (deflateInit2(&stream, level, Z_DEFLATED, 15, mem_level, strategy) != Z_OK) return SMIMG_ERROR;
     stream.next_out = out;
-    stream.avail_out = 0;
-    size_t remaining_out = capacity;
-    size_t remaining_in = size;
-    stream.next_in = (Bytef *)data;
+    stream.avail_out = capacity > (1u << 30) ? (1u << 30) : (uInt)capacity;
+    size_t given_out = stream.avail_out;
+    size_t consumed = 0;
+    // Input goes in in slices, so a losing trial can be stopped between them.
+    const size_t slice = 256 * 1024;
     int result = Z_OK;
-    // zlib counts in 32-bit units: feed input and output in slices.
     while (result != Z_STREAM_END) {
-        if (stream.avail_in == 0 && remaining_in > 0) {
-            uInt slice = remaining_in > (1u << 30) ? (1u << 30) : (uInt)remaining_in;
-            stream.avail_in = slice;
-            remaining_in -= slice;
+        if (stream.avail_in == 0 && consumed < size) {
+            size_t count = size - consumed < slice ? size - consumed : slice;
+            stream.next_in = (Bytef *)data + consumed;
+            stream.avail_in = (uInt)count;
+            consumed += count;
+            // Projection: with a third of the input read, output growing at this rate would end
+            // more than 8% above the capacity (the best so far): stop now.
+            if (project && consumed > slice && consumed * 3 >= size && consumed < size) {
+                double projected = (double)stream.total_out * (double)size / (double)stream.total_in;
+                if (projected > (double)capacity * 1.08) {
+                    deflateEnd(&stream);
+                    return SMIMG_EXCEEDED;
+                }
+            }
         }
         if (stream.avail_out == 0) {
-            if (remaining_out == 0) {
+            if (given_out >= capacity) {
                 deflateEnd(&stream);
                 return SMIMG_EXCEEDED;
             }
-            uInt slice = remaining_out > (1u << 30) ? (1u << 30) : (uInt)remaining_out;
-            stream.avail_out = slice;
-            remaining_out -= slice;
+            size_t more = capacity - given_out > (1u << 30) ? (1u << 30) : capacity - given_out;
+            stream.avail_out = (uInt)more;
+            given_out += more;
         }
-        result = deflate(&stream, remaining_in == 0 ? Z_FINISH : Z_NO_FLUSH);
+        result = deflate(&stream, consumed == size && stream.avail_in == 0 ? Z_FINISH : Z_NO_FLUSH);
         if (result != Z_OK && result != Z_STREAM_END && result != Z_BUF_ERROR) {
             deflateEnd(&stream);
             return SMIMG_ERROR;

@@ -58,9 +58,10 @@ void smimg_png_filter(const uint8_t *raw, size_t height, size_t row_bytes, size_
                       int filter, uint8_t *out);
 
 // zlib stream of `data` with the given parameters into `out`. SMIMG_EXCEEDED when the stream
-// does not fit in `capacity` bytes (the caller's best size so far, so losing trials stop early).
+// does not fit in `capacity` bytes (the caller's best size so far, so losing trials stop early),
+// or, with `project`, when a third of the way in it is on course to end 8% above it.
 int smimg_deflate(const uint8_t *data, size_t size, int level, int mem_level, int strategy,
-                  uint8_t *out, size_t capacity, size_t *out_size);
+                  uint8_t *out, size_t capacity, int project, size_t *out_size);
 
 uint32_t smimg_crc32(uint32_t crc, const uint8_t *data, size_t size);
 

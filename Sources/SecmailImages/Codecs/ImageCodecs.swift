@@ -60,14 +60,16 @@ enum ImageCodecs {
         return out
     }
 
-    /// The zlib stream of `data`, or nil when it does not fit in `limit` bytes.
-    static func deflate(_ data: [UInt8], level: Int, memoryLevel: Int, strategy: Int, limit: Int) throws -> [UInt8]? {
+    /// The zlib stream of `data`, or nil when it does not fit in `limit` bytes (or, when
+    /// `projecting`, is on course not to, a third of the way in).
+    static func deflate(_ data: [UInt8], level: Int, memoryLevel: Int, strategy: Int, limit: Int,
+                        projecting: Bool = false) throws -> [UInt8]? {
         var out = [UInt8](repeating: 0, count: max(limit, 0))
         var size = 0
         let status = data.withUnsafeBufferPointer { input in
             out.withUnsafeMutableBufferPointer { output in
                 smimg_deflate(input.baseAddress, input.count, Int32(level), Int32(memoryLevel), Int32(strategy),
-                              output.baseAddress, output.count, &size)
+                              output.baseAddress, output.count, projecting ? 1 : 0, &size)
             }
         }
         switch Int(status) {
