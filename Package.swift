@@ -116,7 +116,7 @@ let package = Package(
         .testTarget(
             name: "SecmailCLITests",
             dependencies: [
-                "secmail", "SecmailTestSupport", "SecmailRelayTestSupport", "SecmailRelay", "SecmailFormat", "SecmailCrypto",
+                "secmail", "SecmailTestSupport", "SecmailRelayTestSupport", "SecmailRelay", "SecmailFormat", "SecmailCrypto", "SecmailImages",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

@@ -2,77 +2,7 @@ import Foundation
 @testable import SecmailImages
 import SecmailTestSupport
 
-/// A PNG writer written from the specification for the tests alone (stored deflate blocks, its
-/// own CRC-32 and Adler-32, Adam7), independent of the code under test, plus the canonical RGBA
-/// the specification says each test image decodes to.
-struct TestPNG {
-    var width: Int
-    var height: Int
-    var colorType: UInt8
-    var bitDepth: Int
-    var interlaced = false
-    /// Sample values (0 ..< 2^bitDepth) per pixel and channel; for palette images the index.
-    var sample: (_ x: Int, _ y: Int, _ channel: Int) -> Int
-    /// RGB palette entries, for colour type 3.
-    var palette: [(UInt8, UInt8, UInt8)] = []
-    /// tRNS: alphas for palette entries, or one grey / RGB key.
-    var transparency: [Int]?
-    /// Extra chunks (type, data) written before IDAT.
-    var extraChunks: [(String, [UInt8])] = []
-
-    var channels: Int { [0: 1, 2: 3, 3: 1, 4: 2, 6: 4][Int(colorType)]! }
-
-    /// The file.
-    var encoded: [UInt8] {
-        var out: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
-        func chunk(_ type: String, _ data: [UInt8]) {
-            out += be32(data.count)
-            let body = Array(type.utf8) + data
-            out += body + be32(Int(crc32(body)))
-        }
-        chunk("IHDR", be32(width) + be32(height) + [UInt8(bitDepth), colorType, 0, 0, interlaced ? 1 : 0])
-        for (type, data) in extraChunks { chunk(type, data) }
-        if colorType == 3 { chunk("PLTE", palette.flatMap { [$0.0, $0.1, $0.2] }) }
-        if let transparency {
-            chunk("tRNS", colorType == 3 ? transparency.map { UInt8($0) } : transparency.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] })
-        }
-        chunk("IDAT", zlibStored(scanlines))
-        chunk("IEND", [])
-        return out
-    }
-
-    /// Unfiltered scanlines (filter byte 0), in Adam7 pass order when interlaced.
-    var scanlines: [UInt8] {
-        var out: [UInt8] = []
-        let passes: [(Int, Int, Int, Int)] = interlaced
-            ? [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
-            : [(0, 0, 1, 1)]
-        for (x0, y0, dx, dy) in passes {
-            let xs = Array(stride(from: x0, to: width, by: dx)), ys = Array(stride(from: y0, to: height, by: dy))
-            guard !xs.isEmpty else { continue }
-            for y in ys {
-                out.append(0)
-                var bits: [Int] = []
-                for x in xs {
-                    for channel in 0..<channels { bits.append(sample(x, y, channel)) }
-                }
-                out += pack(bits)
-            }
-        }
-        return out
-    }
-
-    private func pack(_ values: [Int]) -> [UInt8] {
-        if bitDepth == 16 { return values.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] } }
-        if bitDepth == 8 { return values.map { UInt8($0) } }
-        var bytes = [UInt8](repeating: 0, count: (values.count * bitDepth + 7) / 8)
-        for (index, value) in values.enumerated() {
-            let bit = index * bitDepth
-            bytes[bit / 8] |= UInt8(value << (8 - bitDepth - bit % 8))
-        }
-        return bytes
-    }
-
+extension TestPNG {
     /// What a decoder must produce, by the specification: RGBA at 8 bits (16 for 16-bit
     /// sources), grey and low depths scaled by bit replication, tRNS as alpha.
     var expected: RGBAImage {
@@ -109,68 +39,6 @@ struct TestPNG {
         }
         return RGBAImage(width: width, height: height, bitDepth: wide ? 16 : 8, samples: samples)
     }
-}
-
-func be32(_ value: Int) -> [UInt8] { [UInt8(value >> 24 & 0xFF), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)] }
-
-func crc32(_ bytes: [UInt8]) -> UInt32 {
-    var crc: UInt32 = 0xFFFF_FFFF
-    for byte in bytes {
-        crc ^= UInt32(byte)
-        for _ in 0..<8 { crc = crc & 1 == 1 ? 0xEDB8_8320 ^ (crc >> 1) : crc >> 1 }
-    }
-    return ~crc
-}
-
-/// A zlib stream of stored (uncompressed) blocks.
-func zlibStored(_ data: [UInt8]) -> [UInt8] {
-    var out: [UInt8] = [0x78, 0x01]
-    var offset = 0
-    repeat {
-        let count = min(65535, data.count - offset)
-        let final: UInt8 = offset + count == data.count ? 1 : 0
-        out += [final, UInt8(count & 0xFF), UInt8(count >> 8), UInt8(~count & 0xFF), UInt8((~count >> 8) & 0xFF)]
-        out += data[offset..<offset + count]
-        offset += count
-    } while offset < data.count
-    var a: UInt32 = 1, b: UInt32 = 0
-    for byte in data {
-        a = (a + UInt32(byte)) % 65521
-        b = (b + a) % 65521
-    }
-    return out + be32(Int(b << 16 | a))
-}
-
-/// The chunk types of a PNG file, in order.
-func chunkTypes(_ png: [UInt8]) -> [String] {
-    var types: [String] = []
-    var offset = 8
-    while offset + 12 <= png.count {
-        let length = Int(png[offset]) << 24 | Int(png[offset + 1]) << 16 | Int(png[offset + 2]) << 8 | Int(png[offset + 3])
-        types.append(String(decoding: png[offset + 4..<offset + 8], as: UTF8.self))
-        offset += 12 + length
-    }
-    return types
-}
-
-/// IHDR's colour type and bit depth.
-func ihdr(_ png: [UInt8]) -> (colorType: UInt8, bitDepth: UInt8) { (png[25], png[24]) }
-
-/// A deterministic test photo: smooth gradients with texture, as a binary PPM.
-func testPPM(width: Int, height: Int, grey: Bool = false) -> [UInt8] {
-    var out = Array("\(grey ? "P5" : "P6")\n\(width) \(height)\n255\n".utf8)
-    var state: UInt32 = 12345
-    for y in 0..<height {
-        for x in 0..<width {
-            state = state &* 1_103_515_245 &+ 12345
-            let noise = Int(state >> 28)
-            let r = (x * 255 / max(width - 1, 1) + noise) & 0xFF
-            let g = (y * 255 / max(height - 1, 1) + noise) & 0xFF
-            let b = ((x + y) * 2 + noise) & 0xFF
-            out += grey ? [UInt8(r)] : [UInt8(r), UInt8(g), UInt8(b)]
-        }
-    }
-    return out
 }
 
 /// Runs a command-line tool on `input` (a file) and returns its standard output bytes.

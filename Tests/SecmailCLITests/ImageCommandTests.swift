@@ -1,0 +1,97 @@
+import Foundation
+import SecmailImages
+import SecmailTestSupport
+import Testing
+
+/// `secmail image optimize`, and images through `seal` and `open` as users type them.
+@Suite struct ImageCommandTests {
+    /// A JPEG from libjpeg-turbo's cjpeg, with a camera-style comment added.
+    func cameraJPEG(in folder: URL, width: Int = 240, height: Int = 160) throws -> URL {
+        let ppm = folder.appendingPathComponent("picture.ppm")
+        try Data(testPPM(width: width, height: height)).write(to: ppm)
+        let made = try run("cjpeg", ["-quality", "92", ppm.path])
+        #expect(made.status == 0, "\(made.stderr)")
+        let comment = Array("holiday at 51.5N 0.1W".utf8)
+        let jpeg = [UInt8](made.stdout.prefix(2)) + [0xFF, 0xFE, 0, UInt8(comment.count + 2)] + comment + made.stdout.dropFirst(2)
+        let url = folder.appendingPathComponent("holiday.jpg")
+        try Data(jpeg).write(to: url)
+        return url
+    }
+
+    func pixels(_ url: URL) throws -> RGBAImage {
+        try ImagePipeline().decode(Array(try Data(contentsOf: url))).image
+    }
+
+    @Test func optimizeWritesAnExactSmallerPNGAndRefusesBadInput() throws {
+        let folder = try temporaryDirectory("image-cli")
+        var png = TestPNG(width: 120, height: 90, colorType: 6, bitDepth: 8) { x, y, c in c == 3 ? 255 : ((x / 10 + y / 10) * 40 + c * 20) % 256 }
+        png.extraChunks = [("tEXt", Array("Comment\0private".utf8))]
+        let input = folder.appendingPathComponent("in.png"), output = folder.appendingPathComponent("out.png")
+        try Data(png.encoded).write(to: input)
+
+        let result = try Users.alice.run(["image", "optimize", input.path, "-o", output.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("pixels verified identical"))
+        #expect(result.stderr.contains("120x90"))
+        let outputBytes = Array(try Data(contentsOf: output))
+        #expect(outputBytes.count < png.encoded.count)
+        #expect(!chunkTypes(outputBytes).contains("tEXt"))
+        #expect(try pixels(output).hasSamePixels(as: pixels(input)))
+
+        let fast = try Users.alice.run(["image", "optimize", input.path, "-o", folder.appendingPathComponent("fast.png").path, "--level", "1", "--json"])
+        #expect(fast.status == 0)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(fast.stdout.utf8)) as? [String: Any])
+        #expect(json["inputBytes"] as? Int == png.encoded.count)
+        #expect((json["outputBytes"] as? Int ?? .max) < png.encoded.count)
+
+        // The output exists: refused, and left as it was.
+        let again = try Users.alice.run(["image", "optimize", input.path, "-o", output.path])
+        #expect(again.status == 1)
+        #expect(again.stderr.contains("exists already"))
+        #expect(Array(try Data(contentsOf: output)) == outputBytes)
+        let garbage = folder.appendingPathComponent("notes.png")
+        try Data("not an image at all".utf8).write(to: garbage)
+        let refused = try Users.alice.run(["image", "optimize", garbage.path, "-o", folder.appendingPathComponent("x.png").path])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("not a PNG or JPEG"))
+        let truncated = folder.appendingPathComponent("truncated.png")
+        try Data(png.encoded.prefix(png.encoded.count / 2)).write(to: truncated)
+        let damaged = try Users.alice.run(["image", "optimize", truncated.path, "-o", folder.appendingPathComponent("y.png").path])
+        #expect(damaged.status == 1)
+        #expect(damaged.stderr.contains("damaged"))
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("y.png").path))
+        #expect(try Users.alice.run(["image", "optimize", input.path, "-o", folder.appendingPathComponent("z.png").path, "--level", "7"]).status == 64)
+    }
+
+    @Test func sealedImagesTravelInTheSmallerFormAndArriveAsExactPNGs() throws {
+        let folder = try temporaryDirectory("image-seal")
+        let photo = try cameraJPEG(in: folder)
+        var screenshot = TestPNG(width: 64, height: 48, colorType: 2, bitDepth: 8) { x, y, c in (x < 32) == (y < 24) ? [250, 250, 250][c] : [20, 90, 200][c] }
+        screenshot.extraChunks = [("tIME", [0x07, 0xE9, 1, 2, 3, 4, 5])]
+        let shot = folder.appendingPathComponent("screen.png")
+        try Data(screenshot.encoded).write(to: shot)
+
+        for alwaysPNG in [false, true] {
+            let envelope = folder.appendingPathComponent("images-\(alwaysPNG).sm")
+            let sealed = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "-m", "pictures", "--attach", photo.path,
+                                              "--attach", shot.path, "-o", envelope.path] + (alwaysPNG ? ["--always-png"] : []))
+            #expect(sealed.status == 0, "\(sealed.stderr)")
+            // The sender is told both sizes and which form travels.
+            #expect(sealed.stderr.contains("holiday.jpg (240x160"))
+            #expect(sealed.stderr.contains("metadata-stripped JPEG"))
+            #expect(sealed.stderr.contains(alwaysPNG ? "sending the PNG" : "sending the JPEG"))
+            #expect(sealed.stderr.contains("screen.png (64x48"))
+
+            let out = folder.appendingPathComponent("out-\(alwaysPNG)", isDirectory: true)
+            let opened = try Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--out", out.path])
+            #expect(opened.status == 0, "\(opened.stderr)")
+            #expect(contents(of: out) == ["holiday.png", "screen.png"])
+            #expect(try pixels(out.appendingPathComponent("holiday.png")).hasSamePixels(as: pixels(photo)))
+            #expect(try pixels(out.appendingPathComponent("screen.png")).hasSamePixels(as: pixels(shot)))
+            let received = Array(try Data(contentsOf: out.appendingPathComponent("holiday.png")))
+            #expect(ImageFormat.detect(received) == .png)
+            #expect(!String(decoding: received, as: UTF8.self).contains("holiday at"))
+            #expect(!chunkTypes(Array(try Data(contentsOf: out.appendingPathComponent("screen.png")))).contains("tIME"))
+        }
+    }
+}
