@@ -29,7 +29,9 @@ def timed(command):
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.monotonic() - start
 
-tools = [f"secmail -{level}" for level in levels] + ["optipng -o2", "optipng -o5", "Pillow"]
+# BENCH_SKIP="optipng -o5,Pillow" leaves tools out (for quick reruns).
+skipped = {t.strip() for t in os.environ.get("BENCH_SKIP", "").split(",") if t.strip()}
+tools = [t for t in [f"secmail -{level}" for level in levels] + ["optipng -o2", "optipng -o5", "Pillow"] if t not in skipped]
 totals = {tool: [0, 0.0] for tool in tools}
 input_total = 0
 mismatches = []

@@ -2,7 +2,8 @@ import Foundation
 
 /// How much work the optimiser spends. Figures from scripts/bench-images.sh are in README.md.
 public enum PNGEffort: Int, Sendable, CaseIterable {
-    /// One trial: the heuristic filter (none for palettes) and zlib level 9.
+    /// Two quick trials with the heuristic filter (none for palettes): zlib level 6, and
+    /// Huffman-only coding.
     case fast = 1
     /// Every filter with a quick zlib level 6 pass and with Huffman-only coding; then, when
     /// LZ77 came close, the two best filters at level 9 (default and "filtered" strategies),
@@ -96,7 +97,8 @@ public struct PNGOptimizer: Sendable {
         switch effort {
         case .fast:
             let filter = usedLayouts[0].colorType == .palette || usedLayouts[0].bitDepth < 8 ? 0 : 5
-            _ = try run([Trial(layout: 0, filter: filter, strategy: 0, memoryLevel: 8)])
+            _ = try run([Trial(layout: 0, filter: filter, level: 6, strategy: 0, memoryLevel: 8),
+                         Trial(layout: 0, filter: filter, strategy: 2, memoryLevel: 8)], ranking: true)
         case .normal:
             // zlib level 9 costs 10 to 15 times level 6 on filtered image data, and ranks filters
             // the same way nearly always: rank with 6, compress the front-runners with 9.
@@ -119,6 +121,8 @@ public struct PNGOptimizer: Sendable {
                              Trial(layout: second.layout, filter: second.filter, strategy: 0, memoryLevel: 8)])
             }
         case .thorough:
+            // Everything `normal` tries (level 6 included), so thorough is never larger.
+            _ = try run(usedLayouts.indices.flatMap { layout in (0...5).map { Trial(layout: layout, filter: $0, level: 6, strategy: 0, memoryLevel: 8) } })
             _ = try run(usedLayouts.indices.flatMap { layout in
                 (0...5).flatMap { filter in
                     (0...3).flatMap { strategy in [8, 9].map { Trial(layout: layout, filter: filter, strategy: strategy, memoryLevel: $0) } }
