@@ -41,7 +41,7 @@ let package = Package(
         .target(
             name: "SecmailMigrations",
             path: "migrations",
-            resources: [.embedInCode("V001__directory.sql")]
+            resources: [.embedInCode("V001__directory.sql"), .embedInCode("V002__mailboxes.sql")]
         ),
         // The relay: storage now; directory, log and mailboxes over HTTP next.
         .target(

@@ -17,5 +17,9 @@ public enum SchemaMigrations {
             name: "V001__directory",
             sql: String(decoding: PackageResources.V001__directory_sql, as: UTF8.self),
             sha256: "2358b46207c9351e1068bae55ecfa2df494e52cc8a774f5ff92b67aec2f152cf"),
+        Migration(
+            name: "V002__mailboxes",
+            sql: String(decoding: PackageResources.V002__mailboxes_sql, as: UTF8.self),
+            sha256: "86d89b837aa4c857add4ec509f2f85eac3d9a5f1198f571da42c79797cb1564d"),
     ]
 }

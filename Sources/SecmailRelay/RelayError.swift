@@ -15,8 +15,13 @@ public struct RelayError: Error, Sendable, Equatable, CustomStringConvertible {
         case inviteRequired
         /// The caller proved nothing (no valid token).
         case unauthorized
-        /// The caller's proof was refused (bad signature, used or expired challenge).
+        /// The caller's proof was refused (bad signature, used or expired challenge), or the
+        /// caller may not do this (another user's mailbox).
         case forbidden
+        /// The request repeats something accepted once only (a message id per recipient).
+        case conflict
+        /// A limit on stored data (a mailbox quota, the envelope size) would be exceeded.
+        case quotaExceeded
     }
 
     public var code: Code

@@ -73,7 +73,8 @@ public struct PreparedRelay: Sendable {
             configuration: configuration,
             services: RelayServices(directory: Directory(database: database, requiresInvite: configuration.requiresInvite),
                                     log: LogStore(database: database), signer: signer,
-                                    authenticator: Authenticator(database: database, origin: configuration.origin)),
+                                    authenticator: Authenticator(database: database, origin: configuration.origin),
+                                    mailboxes: try MailboxStore(database: database, directory: data.appendingPathComponent("envelopes", isDirectory: true))),
             tls: tls, certificateAuthorityFile: ca,
             publicKeyPin: try DevelopmentCertificates.publicKeyPin(certificateFile: chain),
             logVerifierKey: try signer.verifier.verifierKey)

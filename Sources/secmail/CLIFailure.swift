@@ -100,7 +100,8 @@ enum Terminal {
 
     /// A progress line on stderr for long work (transfers of 8 MiB and more, log walks of 5,000
     /// entries and more), redrawn at most 10 times a second, and only when stderr is a terminal.
-    final class ProgressLine {
+    final class ProgressLine: @unchecked Sendable {
+        // @unchecked: one operation reports at a time (sealing, then uploading), never concurrently.
         enum Unit {
             case bytes, entries
 

@@ -37,13 +37,15 @@ public final class RunningRelay: @unchecked Sendable {
     public static let certs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("certs", isDirectory: true)
 
-    public init(requiresInvite: Bool = false) async throws {
+    public init(requiresInvite: Bool = false, maximumEnvelopeSize: Int = 256 << 20) async throws {
         folder = try makeTemporaryDirectory("relay-http")
         let database = try RelayDatabase(path: folder.appendingPathComponent("relay.sqlite").path)
         let log = LogStore(database: database)
         services = RelayServices(directory: Directory(database: database, requiresInvite: requiresInvite), log: log,
                                  signer: CheckpointSigner(origin: "localhost/secmail", key: try Ed25519PrivateKey.generate()),
-                                 authenticator: Authenticator(database: database, origin: "localhost/secmail"))
+                                 authenticator: Authenticator(database: database, origin: "localhost/secmail"),
+                                 mailboxes: try MailboxStore(database: database, directory: folder.appendingPathComponent("envelopes", isDirectory: true),
+                                                             maximumEnvelopeSize: maximumEnvelopeSize))
         let tls = try TLSContext(configuration: .server(
             certificateChainFile: Self.certs.appendingPathComponent("relay.pem").path,
             privateKeyFile: Self.certs.appendingPathComponent("throwaway-relay.key.pem").path))
@@ -66,10 +68,12 @@ public final class RunningRelay: @unchecked Sendable {
 
     /// curl against the relay, trusting the development CA. Returns (HTTP status, body).
     public func curl(_ path: String, method: String = "GET", json: String? = nil,
-                     headers: [String] = []) async throws -> (status: Int, body: String) {
+                     headers: [String] = [], file: URL? = nil, output: URL? = nil) async throws -> (status: Int, body: String) {
         var arguments = ["--silent", "--show-error", "--max-time", "60", "--cacert", Self.certs.appendingPathComponent("dev-ca.pem").path,
                          "--write-out", "\n%{http_code}", "-X", method]
         for header in headers { arguments += ["-H", header] }
+        if let file { arguments += ["-H", "content-type: application/octet-stream", "--data-binary", "@\(file.path)"] }
+        if let output { arguments += ["-o", output.path] }
         if json != nil { arguments += ["-H", "content-type: application/json", "--data-binary", "@-"] }
         let result = try await runAsync("curl", arguments + ["https://localhost:\(port)\(path)"], input: json.map { Data($0.utf8) })
         let text = result.text

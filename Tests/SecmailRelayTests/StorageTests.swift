@@ -53,7 +53,9 @@ import Testing
         #expect(edited?.reason.contains("must never change") == true)
 
         try database.write { db in
-            try db.execute(sql: "UPDATE schema_migrations SET sha256 = ?", arguments: [SchemaMigrations.all[0].sha256])
+            for migration in SchemaMigrations.all {
+                try db.execute(sql: "UPDATE schema_migrations SET sha256 = ? WHERE name = ?", arguments: [migration.sha256, migration.name])
+            }
             try db.execute(sql: "INSERT INTO schema_migrations VALUES ('V999__future', 'x', 0)")
         }
         let newer = #expect(throws: RelayError.self) { try RelayDatabase(path: path) }

@@ -11,7 +11,7 @@ public protocol EnvelopeSource {
 
 extension EnvelopeSource {
     /// Up to `count` bytes starting at `offset`, as a new array (for small reads).
-    func read(at offset: UInt64, count: Int) throws -> [UInt8] {
+    public func read(at offset: UInt64, count: Int) throws -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: count)
         let got = try read(at: offset, into: &buffer, range: 0..<count)
         buffer.removeSubrange(got...)

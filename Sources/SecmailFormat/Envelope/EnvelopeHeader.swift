@@ -141,6 +141,15 @@ public struct MessageID: Sendable, Hashable, CustomStringConvertible {
         self.bytes = bytes
     }
 
+    /// Parses the 32 hex digits `hex` prints.
+    public init(hex text: String) throws {
+        let digits = Array(text.lowercased())
+        guard digits.count == 2 * Self.byteCount, digits.allSatisfy(\.isHexDigit) else {
+            throw FormatError(.invalidField, "a message id is \(2 * Self.byteCount) hex digits")
+        }
+        try self.init(bytes: stride(from: 0, to: digits.count, by: 2).map { UInt8(digits[$0].hexDigitValue! << 4 | digits[$0 + 1].hexDigitValue!) })
+    }
+
     public var hex: String { hexEncoded(bytes) }
 
     public var description: String { hex }

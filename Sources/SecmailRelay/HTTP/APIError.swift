@@ -24,7 +24,8 @@ struct APIError: HTTPResponseError {
         case let error as RelayError:
             let status: HTTPResponse.Status = switch error.code {
             case .notFound: .notFound
-            case .nameTaken: .conflict
+            case .nameTaken, .conflict: .conflict
+            case .quotaExceeded: .contentTooLarge
             case .invalidRequest: .badRequest
             case .inviteRequired, .forbidden: .forbidden
             case .unauthorized: .unauthorized

@@ -9,12 +9,14 @@ public struct RelayServices: Sendable {
     public let log: LogStore
     public let signer: CheckpointSigner
     public let authenticator: Authenticator
+    public let mailboxes: MailboxStore
 
-    public init(directory: Directory, log: LogStore, signer: CheckpointSigner, authenticator: Authenticator) {
+    public init(directory: Directory, log: LogStore, signer: CheckpointSigner, authenticator: Authenticator, mailboxes: MailboxStore) {
         self.directory = directory
         self.log = log
         self.signer = signer
         self.authenticator = authenticator
+        self.mailboxes = mailboxes
     }
 }
 
@@ -31,6 +33,9 @@ public func buildRelayApplication(
         .addRoutes(to: v1.group("directory"))
     LogController(log: services.log, signer: services.signer).addRoutes(to: v1.group("log"))
     AuthController(authenticator: services.authenticator).addRoutes(to: v1.group("auth"))
+    let mail = MailboxController(mailboxes: services.mailboxes, authenticator: services.authenticator)
+    mail.addDepositRoute(to: v1.group("messages"))
+    mail.addMailboxRoutes(to: v1.group("mailbox"))
     return Application(
         router: router,
         server: .secmailTLS(context: tls),

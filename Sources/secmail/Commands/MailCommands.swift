@@ -1,0 +1,153 @@
+import ArgumentParser
+import Foundation
+import SecmailClient
+import SecmailCrypto
+import SecmailFormat
+
+struct SendCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "send",
+        abstract: "Send a signed, encrypted message through your relay to registered users.",
+        discussion: """
+            Every recipient's key is looked up and verified as `secmail lookup` does (log, pins, \
+            rotations); one envelope is sealed to all of them and deposited. Images travel in their \
+            smaller lossless form (see `secmail image optimize`). Prints the message id.
+            """)
+
+    @Argument(help: "Recipient names.")
+    var names: [String]
+
+    @Option(name: [.customShort("m"), .long], help: "The message text.")
+    var message: String?
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A file to attach; repeat for several.", valueName: "file"))
+    var attach: [String] = []
+
+    @Flag(name: .long, help: "Send images as optimised PNG even when the metadata-stripped JPEG is smaller.")
+    var alwaysPNG = false
+
+    @Flag(name: .long, help: "Print the result as JSON on standard output.")
+    var json = false
+
+    @OptionGroup var homeOptions: HomeOptions
+    @OptionGroup var passphraseOptions: PassphraseOptions
+
+    func validate() throws {
+        guard !names.isEmpty else { throw ValidationError("name at least one recipient") }
+    }
+
+    func run() async throws {
+        try await reportingFailures {
+            let recipients = try names.map { name in try userInput { try IdentityName(name) } }
+            let prepared = try attach.map { path in try WireAttachments.prepare(path: path, alwaysPNG: alwaysPNG) }
+            let keystore = Keystore(home: homeOptions.secmailHome)
+            let sender = try keystore.unlockSender(
+                passphrase: passphraseOptions.passphrase(prompt: "Passphrase for \(try keystore.currentBundle().name): "))
+            let sealing = Terminal.ProgressLine("sealing"), uploading = Terminal.ProgressLine("sending")
+            let sent = try await MailClient(home: keystore.home).send(
+                to: recipients, text: message ?? "", attachments: prepared.map(\.attachment), sender: sender,
+                sealProgress: sealing.update, uploadProgress: { done, total in uploading.update(done, total) })
+            sealing.finish()
+            uploading.finish()
+            if json {
+                try Terminal.output(jsonText([
+                    "id": sent.messageID.hex, "bytes": sent.size, "images": prepared.compactMap(\.imageReport),
+                    "recipients": sent.recipients.map { ["name": $0.name.value, "fingerprint": $0.fingerprint.hex, "keyVersion": $0.keyVersion] },
+                ]))
+            } else {
+                for line in prepared.compactMap(\.imageSummary) { Terminal.info(line) }
+                for bundle in sent.recipients {
+                    Terminal.info("To \(bundle.name) (key version \(bundle.keyVersion), \(bundle.fingerprint.grouped))")
+                }
+                Terminal.info("Sent message \(sent.messageID): \(formatBytes(sent.size))")
+                Terminal.output(sent.messageID.hex + "\n")
+            }
+        }
+    }
+}
+
+struct InboxCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inbox",
+        abstract: "List the messages waiting for you on your relay.")
+
+    @Flag(name: .long, help: "Print a JSON array of {id, from, time, size} on standard output.")
+    var json = false
+
+    @OptionGroup var homeOptions: HomeOptions
+    @OptionGroup var passphraseOptions: PassphraseOptions
+
+    func run() async throws {
+        try await reportingFailures {
+            let keystore = Keystore(home: homeOptions.secmailHome)
+            let identity = try keystore.unlockSender(
+                passphrase: passphraseOptions.passphrase(prompt: "Passphrase for \(try keystore.currentBundle().name): "))
+            let messages = try await MailClient(home: keystore.home).inbox(identity)
+            if json {
+                try Terminal.output(jsonText(messages.map { ["id": $0.id, "from": $0.from, "time": $0.time, "size": $0.size] as [String: Any] }))
+            } else if messages.isEmpty {
+                Terminal.info("No messages.")
+            } else {
+                let formatter = ISO8601DateFormatter()
+                for message in messages {
+                    Terminal.output("\(message.id)  \(message.from)  \(formatter.string(from: Date(timeIntervalSince1970: TimeInterval(message.time))))  \(formatBytes(UInt64(message.size)))\n")
+                }
+            }
+        }
+    }
+}
+
+struct ReadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "read",
+        abstract: "Fetch, verify and decrypt a message; save its attachments; then remove it from the relay.",
+        discussion: """
+            The sender's signature is checked with the sender's key as verified in the log before \
+            anything is decrypted; attachments appear only once everything verified (images as PNG). \
+            The envelope is kept in $SECMAIL_HOME/received, and only then deleted on the relay. A \
+            message id read before is refused.
+            """)
+
+    @Argument(help: "The message id (from `secmail inbox`).")
+    var id: String
+
+    @Option(name: .long, help: ArgumentHelp("Directory for the attachments (created if missing).", valueName: "dir"))
+    var out: String = "."
+
+    @Flag(name: .long, help: "Print the result as JSON on standard output.")
+    var json = false
+
+    @OptionGroup var homeOptions: HomeOptions
+    @OptionGroup var passphraseOptions: PassphraseOptions
+
+    func run() async throws {
+        try await reportingFailures {
+            let messageID = try userInput { try MessageID(hex: id) }
+            let keystore = Keystore(home: homeOptions.secmailHome)
+            let passphrase = try passphraseOptions.passphrase(prompt: "Passphrase for \(try keystore.currentBundle().name): ")
+            let identity = try keystore.unlockSender(passphrase: passphrase)
+            let keys = try keystore.unlockRecipientKeys(passphrase: passphrase)
+            let progress = Terminal.ProgressLine("verifying and decrypting")
+            let read = try await MailClient(home: keystore.home).read(
+                messageID, identity: identity, keys: keys, into: URL(fileURLWithPath: out, isDirectory: true), progress: progress.update)
+            progress.finish()
+            let header = read.message.header
+            if json {
+                try Terminal.output(jsonText([
+                    "id": header.messageID.hex, "from": header.senderName.value, "fingerprint": header.senderFingerprint.hex,
+                    "keyVersion": read.sender.keyVersion, "time": header.time, "text": read.message.text,
+                    "files": read.savedFiles.map(\.path),
+                ]))
+            } else {
+                let time = Date(timeIntervalSince1970: TimeInterval(header.time))
+                Terminal.info("Verified: signed by \(header.senderName) (key version \(read.sender.keyVersion), \(header.senderFingerprint.grouped)) at \(time)")
+                let text = read.message.text
+                Terminal.output(text.hasSuffix("\n") || text.isEmpty ? text : text + "\n")
+                for (info, url) in zip(read.message.attachments, read.savedFiles) {
+                    Terminal.info("Saved \(info.name) (\(formatBytes(info.length))) to \(url.path)")
+                }
+                for note in read.notes { Terminal.info(note) }
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import SecmailImages
+import SecmailTestSupport
+import Testing
+
+/// `secmail send`, `inbox` and `read` against a real relay process, two users in two homes.
+@Suite struct MailCommandTests {
+    let commands = RelayCommandTests()
+
+    func user(_ name: String, in folder: URL) -> CLIUser {
+        CLIUser(name: name, home: folder.appendingPathComponent("\(name)-home"), passphrase: "\(name) long passphrase")
+    }
+
+    func inbox(_ person: CLIUser) throws -> [[String: Any]] {
+        let listed = try person.run(["inbox", "--json"])
+        #expect(listed.status == 0, "\(listed.stderr)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]])
+    }
+
+    @Test func sendInboxReadWithAnImageAcrossARotationAndTamperingIsCaught() async throws {
+        let folder = try temporaryDirectory("mail-cli")
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        let relay = try await commands.startRelay(data: data)
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        let alice = user("alice", in: folder), bob = user("bob", in: folder)
+        for person in [alice, bob] {
+            #expect(try person.run(["register", person.name, "--relay", "https://localhost:\(relay.port)", "--ca", ca]).status == 0)
+        }
+        let ppm = folder.appendingPathComponent("photo.ppm")
+        try Data(testPPM(width: 200, height: 150)).write(to: ppm)
+        let photo = folder.appendingPathComponent("photo.jpg")
+        #expect(try run("cjpeg", ["-quality", "90", "-outfile", photo.path, ppm.path]).status == 0)
+
+        // 1. Alice sends bob a message with a photo; bob lists and reads it.
+        let sent = try alice.run(["send", "bob", "-m", "Hello Bob", "--attach", photo.path])
+        #expect(sent.status == 0, "\(sent.stderr)")
+        let id = sent.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(id.count == 32)
+        #expect(sent.stderr.contains("sending the JPEG"))
+        let listed = try inbox(bob)
+        #expect(listed.count == 1)
+        #expect(listed.first?["id"] as? String == id)
+        #expect(listed.first?["from"] as? String == "alice")
+        #expect((listed.first?["size"] as? Int ?? 0) > 0 && listed.first?["time"] is Int)
+
+        let out = folder.appendingPathComponent("bob-out", isDirectory: true)
+        let read = try bob.run(["read", id, "--out", out.path, "--json"])
+        #expect(read.status == 0, "\(read.stderr)")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(read.stdout.utf8)) as? [String: Any])
+        #expect(result["from"] as? String == "alice")
+        #expect(result["text"] as? String == "Hello Bob")
+        #expect((result["files"] as? [String])?.map { URL(fileURLWithPath: $0).lastPathComponent } == ["photo.png"])
+        let received = try ImagePipeline().decode(Array(try Data(contentsOf: out.appendingPathComponent("photo.png")))).image
+        #expect(received.hasSamePixels(as: try ImagePipeline().decode(Array(try Data(contentsOf: photo))).image))
+        // Read, stored locally, gone from the relay; reading it again is refused.
+        #expect(try inbox(bob).isEmpty)
+        #expect(FileManager.default.fileExists(atPath: bob.home.appendingPathComponent("received/\(id).sm").path))
+        let again = try bob.run(["read", id, "--out", out.path])
+        #expect(again.status == 2)
+        #expect(again.stderr.contains("read before"))
+
+        // 2. Sent before alice rotates, read after: verified with her logged earlier key.
+        let early = try alice.run(["send", "bob", "-m", "signed with version 1"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try alice.run(["rotate"]).status == 0)
+        let late = try alice.run(["send", "bob", "-m", "signed with version 2"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        for (messageID, text, version) in [(early, "signed with version 1", 1), (late, "signed with version 2", 2)] {
+            let opened = try bob.run(["read", messageID, "--out", out.path, "--json"])
+            #expect(opened.status == 0, "\(opened.stderr)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(opened.stdout.utf8)) as? [String: Any])
+            #expect(json["text"] as? String == text)
+            #expect(json["keyVersion"] as? Int == version)
+        }
+
+        // 3. One byte of a stored envelope changed on the relay: refused, nothing written, and
+        //    the message stays on the relay.
+        let tampered = try alice.run(["send", "bob", "-m", "do not change me", "--attach", photo.path]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let envelopes = data.appendingPathComponent("envelopes", isDirectory: true)
+        let files = try FileManager.default.contentsOfDirectory(atPath: envelopes.path).filter { !$0.hasPrefix(".") }
+        #expect(files.count == 1)
+        let stored = envelopes.appendingPathComponent(try #require(files.first))
+        var bytes = Array(try Data(contentsOf: stored))
+        bytes[bytes.count / 2] ^= 0x01
+        try Data(bytes).write(to: stored)
+        let tamperedOut = folder.appendingPathComponent("tampered-out", isDirectory: true)
+        let refused = try bob.run(["read", tampered, "--out", tamperedOut.path])
+        #expect(refused.status == 2, "\(refused.stderr)")
+        #expect(contents(of: tamperedOut).isEmpty)
+        #expect(try inbox(bob).map { $0["id"] as? String } == [tampered])
+        #expect(!FileManager.default.fileExists(atPath: bob.home.appendingPathComponent("received/\(tampered).sm").path))
+
+        // 4. Unknown recipients are refused before anything is sent.
+        let unknown = try alice.run(["send", "nobody", "-m", "hi"])
+        #expect(unknown.status == 1)
+        #expect(unknown.stderr.contains("no one is registered as nobody"))
+        #expect(await commands.stop(relay.process) == 0)
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import SecmailCrypto
+import SecmailFormat
+@testable import SecmailRelay
+import SecmailRelayTestSupport
+import SecmailTestSupport
+import Testing
+
+/// Mailboxes over real TLS with curl: deposit, list, fetch, delete, and what is refused.
+@Suite struct MailboxHTTPTests {
+    func json(_ text: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    }
+
+    func token(_ relay: RunningRelay, _ name: String) async throws -> String {
+        let key = try ThrowawayIdentities.signingKey(name)
+        let challenge = try json(try await relay.curl("/v1/auth/challenge", method: "POST", json: "{\"name\":\"\(name)\"}").body)
+        let nonce = Array(try #require(Data(base64Encoded: challenge["nonce"] as? String ?? "")))
+        let signature = try key.signature(for: AuthChallenge.signedMessage(origin: "localhost/secmail", name: IdentityName(name), nonce: nonce))
+        let body = String(decoding: try JSONSerialization.data(withJSONObject: [
+            "name": name, "nonce": Data(nonce).base64EncodedString(), "signature": Data(signature).base64EncodedString()]), as: UTF8.self)
+        return try #require(try json(try await relay.curl("/v1/auth/token", method: "POST", json: body).body)["token"] as? String)
+    }
+
+    /// An envelope from `sender` to `recipients` (throw-away identities), written to a file.
+    func envelope(from sender: String, to recipients: [String], in folder: URL) throws -> (url: URL, id: MessageID, bytes: [UInt8]) {
+        let sink = MemorySink()
+        let sealed = try EnvelopeSealer().seal(
+            text: "hello from \(sender)", from: SenderIdentity(bundle: ThrowawayIdentities.bundle(sender), signingKey: ThrowawayIdentities.signingKey(sender)),
+            to: recipients.map { try ThrowawayIdentities.bundle($0) }, into: sink)
+        let url = folder.appendingPathComponent("\(sealed.header.messageID.hex).sm")
+        try Data(sink.bytes).write(to: url)
+        return (url, sealed.header.messageID, sink.bytes)
+    }
+
+    @Test func depositListFetchDeleteAndEveryRefusal() async throws {
+        let relay = try await RunningRelay(maximumEnvelopeSize: 64 * 1024)
+        defer { Task { await relay.stop() } }
+        let folder = try makeTemporaryDirectory("mailbox-http")
+        for name in ["alice", "bob", "carol"] {
+            try relay.services.directory.register(try ThrowawayIdentities.bundle(name))
+        }
+        let alice = try await token(relay, "alice"), bob = try await token(relay, "bob"), carol = try await token(relay, "carol")
+        let message = try envelope(from: "alice", to: ["bob"], in: folder)
+        func deposit(_ file: URL, to names: [String], token: String?) async throws -> (status: Int, body: String) {
+            try await relay.curl("/v1/messages?" + names.map { "to=\($0)" }.joined(separator: "&"), method: "POST",
+                                 headers: token.map { ["Authorization: Bearer \($0)"] } ?? [], file: file)
+        }
+
+        #expect(try await deposit(message.url, to: ["bob"], token: nil).status == 401)
+        let unknown = try await deposit(message.url, to: ["nobody"], token: alice)
+        #expect(unknown.status == 404)
+        // Bob cannot deposit what alice signed (the envelope names its sender).
+        #expect(try await deposit(message.url, to: ["bob"], token: bob).status == 403)
+        // Not encrypted to carol: refused for her.
+        let notForCarol = try await deposit(message.url, to: ["carol"], token: alice)
+        #expect(notForCarol.status == 400)
+        #expect(try json(notForCarol.body)["reason"] as? String == "the envelope is not encrypted to any key of carol")
+        // Truncated: refused, nothing stored.
+        let truncated = folder.appendingPathComponent("truncated.sm")
+        try Data(message.bytes.dropLast(10)).write(to: truncated)
+        #expect(try await deposit(truncated, to: ["bob"], token: alice).status == 400)
+        // Oversized (this relay takes 64 KiB).
+        let big = folder.appendingPathComponent("big.sm")
+        try Data(repeating: 7, count: 100 * 1024).write(to: big)
+        #expect(try await deposit(big, to: ["bob"], token: alice).status == 413)
+
+        let stored = try await deposit(message.url, to: ["bob"], token: alice)
+        #expect(stored.status == 201, "\(stored.body)")
+        #expect(try json(stored.body)["messageId"] as? String == message.id.hex)
+        // The same message again: a message id is accepted once per recipient.
+        #expect(try await deposit(message.url, to: ["bob"], token: alice).status == 409)
+
+        let listing = try json(try await relay.curl("/v1/mailbox", headers: ["Authorization: Bearer \(bob)"]).body)
+        let messages = try #require(listing["messages"] as? [[String: Any]])
+        #expect(messages.count == 1)
+        #expect(messages.first?["id"] as? String == message.id.hex)
+        #expect(messages.first?["from"] as? String == "alice")
+        #expect(messages.first?["size"] as? Int == message.bytes.count)
+        #expect((try json(try await relay.curl("/v1/mailbox", headers: ["Authorization: Bearer \(carol)"]).body)["messages"] as? [Any])?.isEmpty == true)
+
+        let fetched = folder.appendingPathComponent("fetched.sm")
+        let fetch = try await relay.curl("/v1/mailbox/\(message.id.hex)", headers: ["Authorization: Bearer \(bob)"], output: fetched)
+        #expect(fetch.status == 200)
+        #expect(Array(try Data(contentsOf: fetched)) == message.bytes)
+        // Carol's token does not reach bob's mailbox.
+        #expect(try await relay.curl("/v1/mailbox/\(message.id.hex)", headers: ["Authorization: Bearer \(carol)"]).status == 404)
+        #expect(try await relay.curl("/v1/mailbox/\(message.id.hex)", method: "DELETE", headers: ["Authorization: Bearer \(carol)"]).status == 404)
+        #expect(try await relay.curl("/v1/mailbox/nothex", headers: ["Authorization: Bearer \(bob)"]).status == 400)
+
+        #expect(try await relay.curl("/v1/mailbox/\(message.id.hex)", method: "DELETE", headers: ["Authorization: Bearer \(bob)"]).status == 204)
+        #expect((try json(try await relay.curl("/v1/mailbox", headers: ["Authorization: Bearer \(bob)"]).body)["messages"] as? [Any])?.isEmpty == true)
+        // Deleted, and still not accepted again (P4); its file is gone.
+        #expect(try await deposit(message.url, to: ["bob"], token: alice).status == 409)
+        let files = try FileManager.default.contentsOfDirectory(atPath: relay.services.mailboxes.directory.path)
+        #expect(files.isEmpty, "\(files)")
+    }
+}
