@@ -69,7 +69,25 @@ public final class RunningRelay: @unchecked Sendable {
     /// curl against the relay, trusting the development CA. Returns (HTTP status, body).
     public func curl(_ path: String, method: String = "GET", json: String? = nil,
                      headers: [String] = [], file: URL? = nil, output: URL? = nil) async throws -> (status: Int, body: String) {
-        var arguments = ["--silent", "--show-error", "--max-time", "60", "--cacert", Self.certs.appendingPathComponent("dev-ca.pem").path,
+        try await RelayCurl(port: port, caFile: Self.certs.appendingPathComponent("dev-ca.pem"))
+            .call(path, method: method, json: json, headers: headers, file: file, output: output)
+    }
+}
+
+/// curl against a relay on 127.0.0.1 (in this process or not) that `caFile` certifies.
+public struct RelayCurl: Sendable {
+    public let port: Int
+    public let caFile: URL
+
+    public init(port: Int, caFile: URL) {
+        self.port = port
+        self.caFile = caFile
+    }
+
+    /// Returns (HTTP status, body); status 0 when no answer came (the relay died, say).
+    public func call(_ path: String, method: String = "GET", json: String? = nil,
+                     headers: [String] = [], file: URL? = nil, output: URL? = nil) async throws -> (status: Int, body: String) {
+        var arguments = ["--silent", "--show-error", "--max-time", "60", "--cacert", caFile.path,
                          "--write-out", "\n%{http_code}", "-X", method]
         for header in headers { arguments += ["-H", header] }
         if let file { arguments += ["-H", "content-type: application/octet-stream", "--data-binary", "@\(file.path)"] }
@@ -80,5 +98,49 @@ public final class RunningRelay: @unchecked Sendable {
         guard let split = text.lastIndex(of: "\n") else { return (0, result.stderr) }
         return (Int(text[text.index(after: split)...]) ?? 0, String(text[..<split]))
     }
+
+    /// Registers a throw-away identity and returns a bearer token for it (challenge, signature,
+    /// token), as a client does. `origin` is the relay's log origin.
+    public func registerAndAuthenticate(_ name: String, origin: String) async throws -> String {
+        let bundle = try ThrowawayIdentities.bundle(name)
+        let registration = String(decoding: try JSONSerialization.data(withJSONObject: ["bundle": Data(bundle.encoded).base64EncodedString()]), as: UTF8.self)
+        let registered = try await call("/v1/directory/register", method: "POST", json: registration)
+        guard registered.status == 201 || registered.status == 409 else { throw TestFailure("register \(name): \(registered)") }
+        let challenge = try await call("/v1/auth/challenge", method: "POST", json: "{\"name\":\"\(name)\"}")
+        guard let object = try JSONSerialization.jsonObject(with: Data(challenge.body.utf8)) as? [String: Any],
+              let nonce = (object["nonce"] as? String).flatMap({ Data(base64Encoded: $0) }) else { throw TestFailure("challenge: \(challenge)") }
+        let signature = try ThrowawayIdentities.signingKey(name).signature(
+            for: AuthChallenge.signedMessage(origin: origin, name: IdentityName(name), nonce: Array(nonce)))
+        let body = String(decoding: try JSONSerialization.data(withJSONObject: [
+            "name": name, "nonce": nonce.base64EncodedString(), "signature": Data(signature).base64EncodedString()]), as: UTF8.self)
+        let token = try await call("/v1/auth/token", method: "POST", json: body)
+        guard let tokenObject = try JSONSerialization.jsonObject(with: Data(token.body.utf8)) as? [String: Any],
+              let value = tokenObject["token"] as? String else { throw TestFailure("token: \(token)") }
+        return value
+    }
+
+    /// A sealed envelope from one throw-away identity to others, with `extra` random bytes attached.
+    public static func envelope(from sender: String, to recipients: [String], extra: Int = 0) throws -> (id: MessageID, bytes: [UInt8]) {
+        let sink = MemorySink()
+        let attachments = extra > 0 ? [try OutgoingAttachment(name: "data.bin", bytes: SystemRandom().bytes(count: extra))] : []
+        let sealed = try EnvelopeSealer().seal(
+            text: "from \(sender)", attachments: attachments,
+            from: try Self.sender(sender), to: recipients.map { try ThrowawayIdentities.bundle($0) }, into: sink)
+        return (sealed.header.messageID, sink.bytes)
+    }
+
+    static func sender(_ name: String) throws -> SenderIdentity {
+        guard let identity = senders[name] else { throw TestFailure("no throw-away identity \(name)") }
+        return identity
+    }
+
+    /// The throw-away identities unlocked once (scrypt makes unlocking slow on purpose).
+    static let senders: [String: SenderIdentity] = Dictionary(uniqueKeysWithValues: ["alice", "bob", "carol"].map { name in
+        (name, try! SenderIdentity(bundle: ThrowawayIdentities.bundle(name), signingKey: ThrowawayIdentities.signingKey(name)))
+    })
 }
 
+public struct TestFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

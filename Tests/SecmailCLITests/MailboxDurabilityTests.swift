@@ -1,0 +1,131 @@
+import Foundation
+import SecmailFormat
+import SecmailRelayTestSupport
+import SecmailTestSupport
+import Testing
+
+/// The relay process under load and under SIGKILL: every acknowledged message is delivered
+/// exactly once and intact; nothing partial is ever listed.
+@Suite(.serialized) struct MailboxDurabilityTests {
+    let commands = RelayCommandTests()
+    static let users = ["alice", "bob", "carol"]
+
+    func listing(_ curl: RelayCurl, token: String) async throws -> [String] {
+        let answer = try await curl.call("/v1/mailbox", headers: ["Authorization: Bearer \(token)"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any])
+        return (object["messages"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+    }
+
+    /// 20 concurrent clients each deposit 20 messages to random users.
+    @Test func concurrentSendersDeliverEveryMessageExactlyOnce() async throws {
+        let folder = try temporaryDirectory("mail-concurrency")
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        let relay = try await commands.startRelay(data: data)
+        let curl = RelayCurl(port: relay.port, caFile: data.appendingPathComponent("tls/dev-ca.pem"))
+        var tokens: [String: String] = [:]
+        for name in Self.users { tokens[name] = try await curl.registerAndAuthenticate(name, origin: "127.0.0.1/secmail") }
+        let frozenTokens = tokens
+
+        // 400 envelopes: a random sender to one or two random other users.
+        var plan: [(sender: String, recipients: [String], id: MessageID, file: URL)] = []
+        for index in 0..<400 {
+            let sender = Self.users.randomElement()!
+            let others = Self.users.filter { $0 != sender }.shuffled()
+            let recipients = Array(others.prefix(Int.random(in: 1...2)))
+            let envelope = try RelayCurl.envelope(from: sender, to: recipients)
+            let file = folder.appendingPathComponent("\(index).sm")
+            try Data(envelope.bytes).write(to: file)
+            plan.append((sender, recipients, envelope.id, file))
+        }
+        let frozenPlan = plan
+        let statuses = try await withThrowingTaskGroup(of: [Int].self) { group in
+            for client in 0..<20 {
+                group.addTask {
+                    var statuses: [Int] = []
+                    for item in frozenPlan[(client * 20)..<(client * 20 + 20)] {
+                        let query = item.recipients.map { "to=\($0)" }.joined(separator: "&")
+                        statuses.append(try await curl.call("/v1/messages?\(query)", method: "POST",
+                                                            headers: ["Authorization: Bearer \(frozenTokens[item.sender]!)"], file: item.file).status)
+                    }
+                    return statuses
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(statuses.count == 400)
+        #expect(statuses.allSatisfy { $0 == 201 }, "\(Dictionary(grouping: statuses, by: { $0 }).mapValues(\.count))")
+        for name in Self.users {
+            let expected = plan.filter { $0.recipients.contains(name) }.map(\.id.hex).sorted()
+            let listed = try await listing(curl, token: tokens[name]!)
+            #expect(listed.sorted() == expected, "\(name): \(listed.count) listed, \(expected.count) sent")
+            #expect(Set(listed).count == listed.count)
+        }
+        #expect(await commands.stop(relay.process) == 0)
+    }
+
+    /// SIGKILL in the middle of many deposits; after a restart every acknowledged message is
+    /// there byte for byte, nothing partial is listed, and no stray file is left.
+    @Test func aKilledRelayKeepsEveryAcknowledgedMessageAndListsNothingPartial() async throws {
+        let folder = try temporaryDirectory("mail-crash")
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        var relay = try await commands.startRelay(data: data)
+        var curl = RelayCurl(port: relay.port, caFile: data.appendingPathComponent("tls/dev-ca.pem"))
+        let alice = try await curl.registerAndAuthenticate("alice", origin: "127.0.0.1/secmail")
+        let bob = try await curl.registerAndAuthenticate("bob", origin: "127.0.0.1/secmail")
+
+        // 60 envelopes of about 300 KiB, so that a kill lands in the middle of some.
+        var envelopes: [(id: MessageID, bytes: [UInt8], file: URL)] = []
+        for index in 0..<60 {
+            let envelope = try RelayCurl.envelope(from: "alice", to: ["bob"], extra: 300 * 1024)
+            let file = folder.appendingPathComponent("\(index).sm")
+            try Data(envelope.bytes).write(to: file)
+            envelopes.append((envelope.id, envelope.bytes, file))
+        }
+        let acknowledged = Acknowledged()
+        let (firstCurl, frozen) = (curl, envelopes)
+        let senders = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for lane in 0..<6 {
+                    group.addTask {
+                        for item in frozen[(lane * 10)..<(lane * 10 + 10)] {
+                            let answer = try await firstCurl.call("/v1/messages?to=bob", method: "POST",
+                                                             headers: ["Authorization: Bearer \(alice)"], file: item.file)
+                            if answer.status == 201 { await acknowledged.add(item.id.hex) }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        // Kill once a third is acknowledged (or after 20 s), mid-stream.
+        let deadline = Date().addingTimeInterval(20)
+        while await acknowledged.count < 20, Date() < deadline { try await Task.sleep(nanoseconds: 20_000_000) }
+        kill(relay.process.processIdentifier, SIGKILL)
+        relay.process.waitUntilExit()
+        _ = await senders.result
+        let acked = await acknowledged.ids
+        #expect(acked.count >= 20 && acked.count < 60, "\(acked.count) acknowledged before the kill")
+
+        relay = try await commands.startRelay(data: data)
+        curl = RelayCurl(port: relay.port, caFile: data.appendingPathComponent("tls/dev-ca.pem"))
+        let listed = try await listing(curl, token: bob)
+        // Every acknowledged message is there; anything else listed committed fully before the kill.
+        #expect(acked.isSubset(of: Set(listed)), "missing: \(acked.subtracting(listed))")
+        for id in listed {
+            let item = try #require(envelopes.first { $0.id.hex == id })
+            let fetched = folder.appendingPathComponent("fetched-\(id).sm")
+            let answer = try await curl.call("/v1/mailbox/\(id)", headers: ["Authorization: Bearer \(bob)"], output: fetched)
+            #expect(answer.status == 200)
+            #expect(Array(try Data(contentsOf: fetched)) == item.bytes, "message \(id) is not intact")
+        }
+        let stray = try FileManager.default.contentsOfDirectory(atPath: data.appendingPathComponent("envelopes").path)
+        #expect(stray.count == listed.count, "\(stray.count) files for \(listed.count) messages")
+        #expect(await commands.stop(relay.process) == 0)
+    }
+}
+
+actor Acknowledged {
+    private(set) var ids: Set<String> = []
+    var count: Int { ids.count }
+    func add(_ id: String) { ids.insert(id) }
+}
