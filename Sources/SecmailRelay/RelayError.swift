@@ -22,6 +22,8 @@ public struct RelayError: Error, Sendable, Equatable, CustomStringConvertible {
         case conflict
         /// A limit on stored data (a mailbox quota, the envelope size) would be exceeded.
         case quotaExceeded
+        /// Too many requests from one address or identity.
+        case rateLimited
     }
 
     public var code: Code

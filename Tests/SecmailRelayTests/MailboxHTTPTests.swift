@@ -95,4 +95,25 @@ import Testing
         let files = try FileManager.default.contentsOfDirectory(atPath: relay.services.mailboxes.directory.path)
         #expect(files.isEmpty, "\(files)")
     }
+
+    @Test func requestRatesAreLimitedPerAddressAndPerIdentity() async throws {
+        let byAddress = try await RunningRelay(limits: RelayLimits(perAddress: .init(perSecond: 0.001, burst: 3)))
+        defer { Task { await byAddress.stop() } }
+        var statuses: [Int] = []
+        for _ in 0..<6 { statuses.append(try await byAddress.curl("/v1/health").status) }
+        #expect(statuses.prefix(3).allSatisfy { $0 == 200 }, "\(statuses)")
+        #expect(statuses.suffix(2).allSatisfy { $0 == 429 }, "\(statuses)")
+        let refused = try await byAddress.curl("/v1/health")
+        #expect(try json(refused.body)["error"] as? String == "rateLimited")
+
+        let byIdentity = try await RunningRelay(perIdentity: .init(perSecond: 0.001, burst: 2))
+        defer { Task { await byIdentity.stop() } }
+        try byIdentity.services.directory.register(try ThrowawayIdentities.bundle("bob"))
+        let bob = try await token(byIdentity, "bob")
+        var listings: [Int] = []
+        for _ in 0..<4 { listings.append(try await byIdentity.curl("/v1/mailbox", headers: ["Authorization: Bearer \(bob)"]).status) }
+        #expect(listings == [200, 200, 429, 429], "\(listings)")
+        // Unauthenticated routes from the same address are not affected by bob's limit.
+        #expect(try await byIdentity.curl("/v1/health").status == 200)
+    }
 }

@@ -12,11 +12,15 @@ public struct Authenticator: Sendable {
     public static let challengeLifetime: Int64 = 60
     public static let tokenLifetime: Int64 = 15 * 60
 
-    public init(database: RelayDatabase, origin: String,
+    /// Authenticated requests per identity.
+    let identityLimiter: RateLimiter
+
+    public init(database: RelayDatabase, origin: String, perIdentity: RateLimiter.Limit = .init(perSecond: 50, burst: 100),
                 clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) {
         self.database = database
         self.origin = origin
         self.clock = clock
+        identityLimiter = RateLimiter(perIdentity)
     }
 
     /// A fresh nonce for `name` (which must be registered), valid for a minute, usable once.

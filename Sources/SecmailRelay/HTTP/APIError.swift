@@ -26,6 +26,7 @@ struct APIError: HTTPResponseError {
             case .notFound: .notFound
             case .nameTaken, .conflict: .conflict
             case .quotaExceeded: .contentTooLarge
+            case .rateLimited: .tooManyRequests
             case .invalidRequest: .badRequest
             case .inviteRequired, .forbidden: .forbidden
             case .unauthorized: .unauthorized

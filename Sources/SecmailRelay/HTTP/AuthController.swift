@@ -13,7 +13,7 @@ struct AuthController: Sendable {
     struct TokenResponse: ResponseEncodable { let token: String; let expiresIn: Int64 }
     struct WhoAmIResponse: ResponseEncodable { let name: String }
 
-    func addRoutes(to group: RouterGroup<BasicRequestContext>) {
+    func addRoutes(to group: RouterGroup<RelayRequestContext>) {
         group.post("challenge") { request, _ in
             try await api {
                 let body = try await decodeBody(ChallengeRequest.self, from: request, limit: Self.bodyLimit)
@@ -42,5 +42,7 @@ func authenticatedName(_ request: Request, _ authenticator: Authenticator) throw
     guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
         throw RelayError(.unauthorized, "this route needs Authorization: Bearer <token> (POST /v1/auth/challenge, then /v1/auth/token)")
     }
-    return try authenticator.authenticate(token: String(header.dropFirst("Bearer ".count)))
+    let name = try authenticator.authenticate(token: String(header.dropFirst("Bearer ".count)))
+    try authenticator.identityLimiter.take(name.value, what: name.value)
+    return name
 }

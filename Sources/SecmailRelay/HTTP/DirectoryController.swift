@@ -22,7 +22,7 @@ struct DirectoryController: Sendable {
         let logIndex: UInt64
     }
 
-    func addRoutes(to group: RouterGroup<BasicRequestContext>) {
+    func addRoutes(to group: RouterGroup<RelayRequestContext>) {
         group.post("register") { request, _ in try await api { try await register(request) } }
         group.post("rotate") { request, _ in try await api { try await rotate(request) } }
         group.get(":name") { _, context in try await api { try lookup(context.parameters.require("name")) } }
@@ -107,7 +107,7 @@ struct LogController: Sendable {
         let proof: [String]
     }
 
-    func addRoutes(to group: RouterGroup<BasicRequestContext>) {
+    func addRoutes(to group: RouterGroup<RelayRequestContext>) {
         group.get("key") { _, _ in
             try await api { try signer.verifier.verifierKey + "\n" }
         }

@@ -27,11 +27,11 @@ struct MailboxController: Sendable {
         let messages: [Message]
     }
 
-    func addDepositRoute(to group: RouterGroup<BasicRequestContext>) {
+    func addDepositRoute(to group: RouterGroup<RelayRequestContext>) {
         group.post { request, _ in try await api { try await deposit(request) } }
     }
 
-    func addMailboxRoutes(to group: RouterGroup<BasicRequestContext>) {
+    func addMailboxRoutes(to group: RouterGroup<RelayRequestContext>) {
         group.get { request, _ in
             try await api {
                 let owner = try authenticatedName(request, authenticator)

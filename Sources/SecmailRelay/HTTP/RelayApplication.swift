@@ -1,4 +1,5 @@
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import SecmailTLS
@@ -10,13 +11,30 @@ public struct RelayServices: Sendable {
     public let signer: CheckpointSigner
     public let authenticator: Authenticator
     public let mailboxes: MailboxStore
+    public let limits: RelayLimits
 
-    public init(directory: Directory, log: LogStore, signer: CheckpointSigner, authenticator: Authenticator, mailboxes: MailboxStore) {
+    public init(directory: Directory, log: LogStore, signer: CheckpointSigner, authenticator: Authenticator, mailboxes: MailboxStore,
+                limits: RelayLimits = RelayLimits()) {
         self.directory = directory
         self.log = log
         self.signer = signer
         self.authenticator = authenticator
         self.mailboxes = mailboxes
+        self.limits = limits
+    }
+}
+
+/// Request and connection limits (envelope size and mailbox quota live in `MailboxStore`, the
+/// per-identity request rate in `Authenticator`).
+public struct RelayLimits: Sendable {
+    /// Requests per client address.
+    public var perAddress: RateLimiter.Limit
+    /// Open connections; beyond it new ones wait in the listen backlog.
+    public var maximumConnections: Int
+
+    public init(perAddress: RateLimiter.Limit = .init(perSecond: 200, burst: 400), maximumConnections: Int = 512) {
+        self.perAddress = perAddress
+        self.maximumConnections = maximumConnections
     }
 }
 
@@ -26,7 +44,8 @@ public func buildRelayApplication(
     services: RelayServices, tls: TLSContext, host: String, port: Int, logger: Logger = Logger(label: "secmail-relay"),
     onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    let router = Router()
+    let router = Router(context: RelayRequestContext.self)
+    router.add(middleware: AddressRateLimitMiddleware(limiter: RateLimiter(services.limits.perAddress)))
     let v1 = router.group("v1")
     v1.get("health") { _, _ in "ok\n" }
     DirectoryController(directory: services.directory, signer: services.signer, authenticator: services.authenticator)
@@ -39,7 +58,8 @@ public func buildRelayApplication(
     return Application(
         router: router,
         server: .secmailTLS(context: tls),
-        configuration: .init(address: .hostname(host, port: port), serverName: "secmail-relay"),
+        configuration: .init(address: .hostname(host, port: port), serverName: "secmail-relay",
+                             availableConnectionsDelegate: MaximumAvailableConnections(services.limits.maximumConnections)),
         onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
         logger: logger)
 }

@@ -1,0 +1,79 @@
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// Token buckets by key (a client address, an identity): `burst` requests at once, refilled at
+/// `perSecond`. Over the limit a request gets `429 rateLimited` with nothing done.
+public final class RateLimiter: @unchecked Sendable {
+    // @unchecked: every access holds `lock`.
+    public struct Limit: Sendable {
+        public var perSecond: Double
+        public var burst: Double
+
+        public init(perSecond: Double, burst: Double) {
+            self.perSecond = perSecond
+            self.burst = burst
+        }
+    }
+
+    private struct Bucket {
+        var tokens: Double
+        var updated: Double
+    }
+
+    private let limit: Limit
+    private let lock = NSLock()
+    private var buckets: [String: Bucket] = [:]
+    private let clock: @Sendable () -> Double
+
+    public init(_ limit: Limit, clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
+        self.limit = limit
+        self.clock = clock
+    }
+
+    /// Takes one token for `key`, or throws `rateLimited`.
+    func take(_ key: String, what: String) throws {
+        let now = clock()
+        let allowed: Bool = lock.withLock {
+            var bucket = buckets[key] ?? Bucket(tokens: limit.burst, updated: now)
+            bucket.tokens = min(limit.burst, bucket.tokens + (now - bucket.updated) * limit.perSecond)
+            bucket.updated = now
+            let allowed = bucket.tokens >= 1
+            if allowed { bucket.tokens -= 1 }
+            buckets[key] = bucket
+            // Full buckets carry no information: drop them so the table stays small.
+            if buckets.count > 10_000 { buckets = buckets.filter { $0.value.tokens < limit.burst - 1 } }
+            return allowed
+        }
+        guard allowed else {
+            throw RelayError(.rateLimited, "too many requests from \(what); at most \(Int(limit.perSecond)) a second (bursts of \(Int(limit.burst))), try again shortly")
+        }
+    }
+}
+
+/// The relay's request context: Hummingbird's core storage plus the client's address.
+public struct RelayRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+}
+
+/// Limits requests per client address, before any route runs.
+struct AddressRateLimitMiddleware: RouterMiddleware {
+    typealias Context = RelayRequestContext
+    let limiter: RateLimiter
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let address = context.remoteAddress?.ipAddress ?? "unknown"
+        do {
+            try limiter.take(address, what: "this address")
+        } catch {
+            throw APIError.from(error)
+        }
+        return try await next(request, context)
+    }
+}
