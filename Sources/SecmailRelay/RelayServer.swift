@@ -16,6 +16,13 @@ public struct RelayConfiguration: Sendable {
     public var requiresInvite: Bool
     /// The log's origin (checkpoint first line and note key name).
     public var origin: String
+    /// Largest envelope and mailbox quota, in bytes.
+    public var maximumEnvelopeSize = 256 << 20
+    public var mailboxQuota = 1 << 30
+    /// Requests per second (bursts twice that) per client address and per identity.
+    public var requestsPerSecondPerAddress: Double = 200
+    public var requestsPerSecondPerIdentity: Double = 50
+    public var maximumConnections = 512
 
     public init(dataDirectory: URL, host: String = "127.0.0.1", port: Int = 8443, certificateFile: URL? = nil,
                 privateKeyFile: URL? = nil, requiresInvite: Bool = false, origin: String? = nil) {
@@ -73,8 +80,15 @@ public struct PreparedRelay: Sendable {
             configuration: configuration,
             services: RelayServices(directory: Directory(database: database, requiresInvite: configuration.requiresInvite),
                                     log: LogStore(database: database), signer: signer,
-                                    authenticator: Authenticator(database: database, origin: configuration.origin),
-                                    mailboxes: try MailboxStore(database: database, directory: data.appendingPathComponent("envelopes", isDirectory: true))),
+                                    authenticator: Authenticator(database: database, origin: configuration.origin,
+                                                                 perIdentity: .init(perSecond: configuration.requestsPerSecondPerIdentity,
+                                                                                    burst: 2 * configuration.requestsPerSecondPerIdentity)),
+                                    mailboxes: try MailboxStore(database: database, directory: data.appendingPathComponent("envelopes", isDirectory: true),
+                                                                maximumEnvelopeSize: configuration.maximumEnvelopeSize,
+                                                                mailboxQuota: configuration.mailboxQuota),
+                                    limits: RelayLimits(perAddress: .init(perSecond: configuration.requestsPerSecondPerAddress,
+                                                                          burst: 2 * configuration.requestsPerSecondPerAddress),
+                                                        maximumConnections: configuration.maximumConnections)),
             tls: tls, certificateAuthorityFile: ca,
             publicKeyPin: try DevelopmentCertificates.publicKeyPin(certificateFile: chain),
             logVerifierKey: try signer.verifier.verifierKey)

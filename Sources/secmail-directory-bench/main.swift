@@ -8,6 +8,11 @@
 //       Against a running `secmail relay`: registers REGISTRATIONS new identities over HTTPS
 //       (8 at a time), then runs CLIENTS concurrent clients for SECONDS, each looking up random
 //       registered names and verifying every answer as `secmail lookup` does.
+//   secmail-directory-bench mail URL CA SENDERS SECONDS BIG_MIB RELAY_PID
+//       Against a running `secmail relay`: SENDERS registered users deposit pre-sealed 1 KiB
+//       messages to each other for SECONDS (messages per second, latency), then one envelope
+//       with a BIG_MIB attachment is deposited and fetched three times (MB/s); the relay's peak
+//       RSS (VmHWM of RELAY_PID) is read after each phase.
 //
 // Output: one `key=value ...` line per measurement.
 import Foundation
@@ -201,6 +206,161 @@ func load(url: URL, caFile: String, registrations: Int, clients: Int, seconds: D
     if let first = await lookups.firstFailure { fail("lookup failed: \(first)") }
 }
 
+/// The relay's peak resident set so far, in MiB (Linux /proc).
+func peakRSS(pid: Int32) -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kib = Double(line.split(separator: " ").dropFirst().first ?? "") else { return -1 }
+    return kib / 1024
+}
+
+/// A registered benchmark user with a bearer token.
+struct MailUser: Sendable {
+    let identity: SenderIdentity
+    let token: String
+}
+
+func registerMailUsers(count: Int, connection: RelayConnection, origin: String) async throws -> [MailUser] {
+    let pairs = try (0..<2).map { _ in (try RSAPrivateKey.generate(bitCount: 3072), try RSAPrivateKey.generate(bitCount: 3072)) }
+    let prefix = "mail\(UInt32.random(in: 0...UInt32.max))"
+    var users: [MailUser] = []
+    for index in 0..<count {
+        let (signing, encryption) = pairs[index % 2]
+        let bundle = try IdentityBundle.create(name: IdentityName("\(prefix)-\(index)"), createdAt: Int64(Date().timeIntervalSince1970),
+                                               signingKey: signing, encryptionKey: encryption.publicKey)
+        let identity = try SenderIdentity(bundle: bundle, signingKey: signing)
+        let registration = try JSONSerialization.data(withJSONObject: ["bundle": Data(bundle.encoded).base64EncodedString()])
+        guard try await connection.send(.POST, "/v1/directory/register", json: registration).status == 201 else { fail("registration failed") }
+        let challenge = try await connection.send(.POST, "/v1/auth/challenge", json: try JSONSerialization.data(withJSONObject: ["name": bundle.name.value]))
+        guard let object = try JSONSerialization.jsonObject(with: Data(challenge.body)) as? [String: Any],
+              let nonce = (object["nonce"] as? String).flatMap({ Data(base64Encoded: $0) }) else { fail("challenge failed") }
+        let signature = try signing.signature(for: AuthChallenge.signedMessage(origin: origin, name: bundle.name, nonce: Array(nonce)))
+        let answer = try await connection.send(.POST, "/v1/auth/token", json: try JSONSerialization.data(withJSONObject: [
+            "name": bundle.name.value, "nonce": nonce.base64EncodedString(), "signature": Data(signature).base64EncodedString()]))
+        guard let tokenObject = try JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any],
+              let token = tokenObject["token"] as? String else { fail("token failed") }
+        users.append(MailUser(identity: identity, token: token))
+    }
+    return users
+}
+
+final class EnvelopePool: @unchecked Sendable {
+    // @unchecked: every access holds `lock`.
+    private let lock = NSLock()
+    private var items: [(sender: Int, recipient: Int, bytes: Data)]
+    private var next = 0
+
+    init(_ items: [(sender: Int, recipient: Int, bytes: Data)]) { self.items = items }
+
+    func take() -> (sender: Int, recipient: Int, bytes: Data)? {
+        lock.withLock {
+            guard next < items.count else { return nil }
+            defer { next += 1 }
+            return items[next]
+        }
+    }
+}
+
+func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: Int, relayPID: Int32) async throws {
+    let connection = try RelayConnection(url: url, trust: .certificateAuthorities(file: caFile))
+    let key = String(decoding: try await connection.send(.GET, "/v1/log/key").body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    let origin = try NoteVerifier(verifierKey: key).name
+    let users = try await registerMailUsers(count: senders, connection: connection, origin: origin)
+    print(String(format: "relay_peak_rss_mib after_setup=%.1f", peakRSS(pid: relayPID)))
+
+    // Pre-sealed 1 KiB messages (sealing is the client's work, not the relay's).
+    let count = min(6000, senders * 200)
+    let sealed = EnvelopeSlots(count: count)
+    DispatchQueue.concurrentPerform(iterations: count) { index in
+        let sender = index % users.count, recipient = (index + 1 + index / users.count) % users.count
+        let to = recipient == sender ? (sender + 1) % users.count : recipient
+        let sink = MemorySink()
+        let text = String(repeating: "x", count: 1024)
+        if (try? EnvelopeSealer().seal(text: text, from: users[sender].identity, to: [users[to].identity.bundle], into: sink)) != nil {
+            sealed.set(index, (sender, to, Data(sink.bytes)))
+        }
+    }
+    let pool = EnvelopePool(sealed.all())
+    let tally = Tally()
+    let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int(seconds * 1000)))
+    let start = ContinuousClock.now
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for _ in 0..<senders {
+            group.addTask {
+                while ContinuousClock.now < deadline, let item = pool.take() {
+                    let recipient = users[item.recipient].identity.bundle.name.value
+                    let t = ContinuousClock.now
+                    do {
+                        let answer = try await connection.send(.POST, "/v1/messages?to=\(recipient)", body: .binary(item.bytes),
+                                                               bearer: users[item.sender].token)
+                        guard answer.status == 201 else { throw ClientError(.relayRefused, "deposit answered \(answer.status): \(String(decoding: answer.body, as: UTF8.self))") }
+                        await tally.record(elapsed(since: t))
+                    } catch {
+                        await tally.fail(error)
+                    }
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+    let duration = elapsed(since: start)
+    let latencies = await tally.latencies.sorted()
+    print(String(format: "messages_1kib senders=%d count=%d failures=%d seconds=%.2f per_second=%.1f latency_ms_p50=%.1f latency_ms_p99=%.1f relay_peak_rss_mib=%.1f",
+                 senders, latencies.count, await tally.failures, duration, Double(latencies.count) / duration,
+                 percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, peakRSS(pid: relayPID)))
+    if let first = await tally.firstFailure { fail("deposit failed: \(first)") }
+
+    // One large envelope to three users, deposited for each and fetched back.
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("secmail-bench-\(UUID().uuidString)", isDirectory: true)
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let attachment = folder.appendingPathComponent("big.bin")
+    try Data(try SystemRandom().bytes(count: bigMiB << 20)).write(to: attachment)
+    let envelopeURL = folder.appendingPathComponent("big.sm")
+    let targets = Array(users[1...3])
+    let file = try PositionalFile(creatingAtPath: envelopeURL.path)
+    let sink = FileSink(file: file)
+    _ = try EnvelopeSealer().seal(text: "big", attachments: [OutgoingAttachment(file: attachment)], from: users[0].identity,
+                                  to: targets.map(\.identity.bundle), into: sink)
+    try sink.synchronize()
+    let size = Double(try file.size())
+    var uploads: [Double] = [], downloads: [Double] = []
+    for target in targets {
+        let name = target.identity.bundle.name.value
+        var t = ContinuousClock.now
+        let deposited = try await connection.send(.POST, "/v1/messages?to=\(name)", body: .file(envelopeURL), bearer: users[0].token)
+        guard deposited.status == 201 else { fail("big deposit answered \(deposited.status)") }
+        uploads.append(size / elapsed(since: t) / 1e6)
+        let listing = try await connection.send(.GET, "/v1/mailbox", bearer: target.token)
+        guard let object = try JSONSerialization.jsonObject(with: Data(listing.body)) as? [String: Any],
+              let id = (object["messages"] as? [[String: Any]])?.first(where: { ($0["size"] as? Int) == Int(size) })?["id"] as? String else {
+            fail("the big message is not listed")
+        }
+        let fetched = folder.appendingPathComponent("fetched-\(name).sm")
+        t = ContinuousClock.now
+        let answer = try await connection.send(.GET, "/v1/mailbox/\(id)", body: nil, bearer: target.token, saveBodyTo: fetched, timeout: .seconds(600))
+        guard answer.status == 200 else { fail("big fetch answered \(answer.status)") }
+        downloads.append(size / elapsed(since: t) / 1e6)
+        try? FileManager.default.removeItem(at: fetched)
+    }
+    print(String(format: "envelope_%dmib upload_mbps=%@ download_mbps=%@ relay_peak_rss_mib=%.1f", bigMiB,
+                 uploads.map { String(format: "%.0f", $0) }.joined(separator: ","),
+                 downloads.map { String(format: "%.0f", $0) }.joined(separator: ","), peakRSS(pid: relayPID)))
+}
+
+/// Sealed envelopes made in parallel, each into its own slot.
+final class EnvelopeSlots: @unchecked Sendable {
+    // @unchecked: every access holds `lock`.
+    private let lock = NSLock()
+    private var slots: [(sender: Int, recipient: Int, bytes: Data)?]
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, _ value: (sender: Int, recipient: Int, bytes: Data)) { lock.withLock { slots[index] = value } }
+
+    func all() -> [(sender: Int, recipient: Int, bytes: Data)] { lock.withLock { slots.compactMap { $0 } } }
+}
+
 let arguments = CommandLine.arguments
 do {
     switch arguments.dropFirst().first {
@@ -213,8 +373,14 @@ do {
             fail("usage: load URL CA REGISTRATIONS CLIENTS SECONDS")
         }
         try await load(url: url, caFile: arguments[3], registrations: registrations, clients: clients, seconds: seconds)
+    case "mail" where arguments.count == 8:
+        guard let url = URL(string: arguments[2]), let senders = Int(arguments[4]), let seconds = Double(arguments[5]),
+              let big = Int(arguments[6]), let pid = Int32(arguments[7]), senders >= 4, seconds > 0, big > 0 else {
+            fail("usage: mail URL CA SENDERS SECONDS BIG_MIB RELAY_PID (SENDERS at least 4)")
+        }
+        try await mailLoad(url: url, caFile: arguments[3], senders: senders, seconds: seconds, bigMiB: big, relayPID: pid)
     default:
-        fail("usage: secmail-directory-bench build-log DB LEAVES | load URL CA REGISTRATIONS CLIENTS SECONDS")
+        fail("usage: secmail-directory-bench build-log DB LEAVES | load URL CA REGISTRATIONS CLIENTS SECONDS | mail URL CA SENDERS SECONDS BIG_MIB RELAY_PID")
     }
 } catch {
     fail("\(error)")

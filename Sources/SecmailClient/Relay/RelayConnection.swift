@@ -43,6 +43,8 @@ public struct RelayConnection: Sendable {
         case json(Data)
         /// A file, streamed in 256 KiB pieces (an envelope).
         case file(URL)
+        /// Bytes in memory, sent as application/octet-stream.
+        case binary(Data)
     }
 
     /// Sends a request. With `saveBodyTo`, a 200 response's body is written to that new file
@@ -94,6 +96,9 @@ public struct RelayConnection: Sendable {
             }
             headers.add(name: "Content-Type", value: "application/octet-stream")
             headers.add(name: "Content-Length", value: String(uploadSize))
+        case .binary(let data):
+            headers.add(name: "Content-Type", value: "application/octet-stream")
+            headers.add(name: "Content-Length", value: String(data.count))
         case nil:
             break
         }
@@ -107,8 +112,11 @@ public struct RelayConnection: Sendable {
         defer { timer.cancel() }
         do {
             try await channel.writeAndFlush(HTTPClientRequestPart.head(head)).get()
-            if case .json(let json) = body {
-                try await channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: json)))).get()
+            switch body {
+            case .json(let data), .binary(let data):
+                try await channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: data)))).get()
+            default:
+                break
             }
             if let uploadFile {
                 // One piece in flight at a time: the socket's pace is the upload's pace.

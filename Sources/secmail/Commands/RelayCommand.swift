@@ -43,8 +43,26 @@ struct RelayServeCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Require an invite code (secmail relay invite) to register.")
     var requireInvite = false
 
+    @Option(name: .long, help: ArgumentHelp("Largest envelope accepted, in MiB.", valueName: "mib"))
+    var maxEnvelopeMib = 256
+
+    @Option(name: .long, help: ArgumentHelp("Most a mailbox may hold, in MiB.", valueName: "mib"))
+    var mailboxQuotaMib = 1024
+
+    @Option(name: .long, help: ArgumentHelp("Requests per second per client address (bursts of twice that).", valueName: "n"))
+    var ratePerAddress = 200.0
+
+    @Option(name: .long, help: ArgumentHelp("Authenticated requests per second per identity (bursts of twice that).", valueName: "n"))
+    var ratePerIdentity = 50.0
+
+    @Option(name: .long, help: ArgumentHelp("Open connections at most; more wait to be accepted.", valueName: "n"))
+    var maxConnections = 512
+
     func validate() throws {
         _ = try parseListen()
+        guard maxEnvelopeMib > 0, mailboxQuotaMib > 0, ratePerAddress > 0, ratePerIdentity > 0, maxConnections > 0 else {
+            throw ValidationError("limits are positive numbers")
+        }
     }
 
     func parseListen() throws -> (host: String, port: Int) {
@@ -60,10 +78,16 @@ struct RelayServeCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let (host, port) = try parseListen()
-            let relay = try PreparedRelay.prepare(RelayConfiguration(
+            var configuration = RelayConfiguration(
                 dataDirectory: dataOptions.dataDirectory, host: host, port: port,
                 certificateFile: cert.map { URL(fileURLWithPath: $0) }, privateKeyFile: key.map { URL(fileURLWithPath: $0) },
-                requiresInvite: requireInvite))
+                requiresInvite: requireInvite)
+            configuration.maximumEnvelopeSize = maxEnvelopeMib << 20
+            configuration.mailboxQuota = mailboxQuotaMib << 20
+            configuration.requestsPerSecondPerAddress = ratePerAddress
+            configuration.requestsPerSecondPerIdentity = ratePerIdentity
+            configuration.maximumConnections = maxConnections
+            let relay = try PreparedRelay.prepare(configuration)
             try await relay.run { boundPort in
                 let urlHost = host.contains(":") ? "[\(host)]" : host
                 var lines = ["secmail relay listening on https://\(urlHost):\(boundPort)",
