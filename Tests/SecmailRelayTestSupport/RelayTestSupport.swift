@@ -37,7 +37,8 @@ public final class RunningRelay: @unchecked Sendable {
     public static let certs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("certs", isDirectory: true)
 
-    public init(requiresInvite: Bool = false, maximumEnvelopeSize: Int = 256 << 20, limits: RelayLimits = RelayLimits(),
+    public init(requiresInvite: Bool = false, maximumEnvelopeSize: Int = 256 << 20, mailboxQuota: Int = 1 << 30,
+                limits: RelayLimits = RelayLimits(),
                 perIdentity: RateLimiter.Limit = .init(perSecond: 50, burst: 100)) async throws {
         folder = try makeTemporaryDirectory("relay-http")
         let database = try RelayDatabase(path: folder.appendingPathComponent("relay.sqlite").path)
@@ -46,7 +47,7 @@ public final class RunningRelay: @unchecked Sendable {
                                  signer: CheckpointSigner(origin: "localhost/secmail", key: try Ed25519PrivateKey.generate()),
                                  authenticator: Authenticator(database: database, origin: "localhost/secmail", perIdentity: perIdentity),
                                  mailboxes: try MailboxStore(database: database, directory: folder.appendingPathComponent("envelopes", isDirectory: true),
-                                                             maximumEnvelopeSize: maximumEnvelopeSize),
+                                                             maximumEnvelopeSize: maximumEnvelopeSize, mailboxQuota: mailboxQuota),
                                  limits: limits)
         let tls = try TLSContext(configuration: .server(
             certificateChainFile: Self.certs.appendingPathComponent("relay.pem").path,

@@ -96,6 +96,24 @@ import Testing
         #expect(files.isEmpty, "\(files)")
     }
 
+    @Test func aFullMailboxRefusesMoreAndStoresNothing() async throws {
+        let relay = try await RunningRelay(mailboxQuota: 10 * 1024)
+        defer { Task { await relay.stop() } }
+        let folder = try makeTemporaryDirectory("mailbox-quota")
+        for name in ["alice", "bob"] { try relay.services.directory.register(try ThrowawayIdentities.bundle(name)) }
+        let alice = try await token(relay, "alice")
+        var statuses: [Int] = []
+        for index in 0..<3 {
+            let (id, bytes) = try RelayCurl.envelope(from: "alice", to: ["bob"], extra: 4000)
+            let file = folder.appendingPathComponent("\(index)-\(id.hex).sm")
+            try Data(bytes).write(to: file)
+            statuses.append(try await relay.curl("/v1/messages?to=bob", method: "POST", headers: ["Authorization: Bearer \(alice)"], file: file).status)
+        }
+        #expect(statuses == [201, 201, 413], "\(statuses)")
+        #expect(try relay.services.mailboxes.list(IdentityName("bob")).count == 2)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: relay.services.mailboxes.directory.path).count == 2)
+    }
+
     @Test func requestRatesAreLimitedPerAddressAndPerIdentity() async throws {
         let byAddress = try await RunningRelay(limits: RelayLimits(perAddress: .init(perSecond: 0.001, burst: 3)))
         defer { Task { await byAddress.stop() } }
