@@ -37,3 +37,20 @@ struct PassphraseOptions: ParsableArguments {
         return try Passphrase.prompt(prompt, confirm: confirm)
     }
 }
+
+/// What a message holds, for `seal` and `send`.
+struct ComposeOptions: ParsableArguments {
+    @Option(name: [.customShort("m"), .long], help: "The message text.")
+    var message: String?
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A file to attach; repeat for several.", valueName: "file"))
+    var attach: [String] = []
+
+    @Flag(name: .long, help: "Send images as optimised PNG even when the metadata-stripped JPEG is smaller.")
+    var alwaysPNG = false
+
+    /// The attachments as they go on the wire (images in their smaller lossless form).
+    func preparedAttachments() throws -> [WireAttachments.Prepared] {
+        try attach.map { path in try WireAttachments.prepare(path: path, alwaysPNG: alwaysPNG) }
+    }
+}

@@ -69,6 +69,11 @@ public final class RunningRelay: @unchecked Sendable {
         try? FileManager.default.removeItem(at: folder)
     }
 
+    /// A bearer token for a registered throw-away identity.
+    public func token(_ name: String) async throws -> String {
+        try await RelayCurl(port: port, caFile: Self.certs.appendingPathComponent("dev-ca.pem")).authenticate(name, origin: "localhost/secmail")
+    }
+
     /// curl against the relay, trusting the development CA. Returns (HTTP status, body).
     public func curl(_ path: String, method: String = "GET", json: String? = nil,
                      headers: [String] = [], file: URL? = nil, output: URL? = nil) async throws -> (status: Int, body: String) {
@@ -102,13 +107,18 @@ public struct RelayCurl: Sendable {
         return (Int(text[text.index(after: split)...]) ?? 0, String(text[..<split]))
     }
 
-    /// Registers a throw-away identity and returns a bearer token for it (challenge, signature,
-    /// token), as a client does. `origin` is the relay's log origin.
+    /// Registers a throw-away identity (if it is not yet) and returns a bearer token for it.
     public func registerAndAuthenticate(_ name: String, origin: String) async throws -> String {
         let bundle = try ThrowawayIdentities.bundle(name)
         let registration = String(decoding: try JSONSerialization.data(withJSONObject: ["bundle": Data(bundle.encoded).base64EncodedString()]), as: UTF8.self)
         let registered = try await call("/v1/directory/register", method: "POST", json: registration)
         guard registered.status == 201 || registered.status == 409 else { throw TestFailure("register \(name): \(registered)") }
+        return try await authenticate(name, origin: origin)
+    }
+
+    /// A bearer token for a registered throw-away identity, obtained as a client does: challenge,
+    /// signature, token. `origin` is the relay's log origin.
+    public func authenticate(_ name: String, origin: String) async throws -> String {
         let challenge = try await call("/v1/auth/challenge", method: "POST", json: "{\"name\":\"\(name)\"}")
         guard let object = try JSONSerialization.jsonObject(with: Data(challenge.body.utf8)) as? [String: Any],
               let nonce = (object["nonce"] as? String).flatMap({ Data(base64Encoded: $0) }) else { throw TestFailure("challenge: \(challenge)") }

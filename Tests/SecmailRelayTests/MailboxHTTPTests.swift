@@ -12,16 +12,6 @@ import Testing
         try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
     }
 
-    func token(_ relay: RunningRelay, _ name: String) async throws -> String {
-        let key = try ThrowawayIdentities.signingKey(name)
-        let challenge = try json(try await relay.curl("/v1/auth/challenge", method: "POST", json: "{\"name\":\"\(name)\"}").body)
-        let nonce = Array(try #require(Data(base64Encoded: challenge["nonce"] as? String ?? "")))
-        let signature = try key.signature(for: AuthChallenge.signedMessage(origin: "localhost/secmail", name: IdentityName(name), nonce: nonce))
-        let body = String(decoding: try JSONSerialization.data(withJSONObject: [
-            "name": name, "nonce": Data(nonce).base64EncodedString(), "signature": Data(signature).base64EncodedString()]), as: UTF8.self)
-        return try #require(try json(try await relay.curl("/v1/auth/token", method: "POST", json: body).body)["token"] as? String)
-    }
-
     /// An envelope from `sender` to `recipients` (throw-away identities), written to a file.
     func envelope(from sender: String, to recipients: [String], in folder: URL) throws -> (url: URL, id: MessageID, bytes: [UInt8]) {
         let sink = MemorySink()
@@ -40,7 +30,7 @@ import Testing
         for name in ["alice", "bob", "carol"] {
             try relay.services.directory.register(try ThrowawayIdentities.bundle(name))
         }
-        let alice = try await token(relay, "alice"), bob = try await token(relay, "bob"), carol = try await token(relay, "carol")
+        let alice = try await relay.token("alice"), bob = try await relay.token("bob"), carol = try await relay.token("carol")
         let message = try envelope(from: "alice", to: ["bob"], in: folder)
         func deposit(_ file: URL, to names: [String], token: String?) async throws -> (status: Int, body: String) {
             try await relay.curl("/v1/messages?" + names.map { "to=\($0)" }.joined(separator: "&"), method: "POST",
@@ -101,7 +91,7 @@ import Testing
         defer { Task { await relay.stop() } }
         let folder = try makeTemporaryDirectory("mailbox-quota")
         for name in ["alice", "bob"] { try relay.services.directory.register(try ThrowawayIdentities.bundle(name)) }
-        let alice = try await token(relay, "alice")
+        let alice = try await relay.token("alice")
         var statuses: [Int] = []
         for index in 0..<3 {
             let (id, bytes) = try RelayCurl.envelope(from: "alice", to: ["bob"], extra: 4000)
@@ -127,7 +117,7 @@ import Testing
         let byIdentity = try await RunningRelay(perIdentity: .init(perSecond: 0.001, burst: 2))
         defer { Task { await byIdentity.stop() } }
         try byIdentity.services.directory.register(try ThrowawayIdentities.bundle("bob"))
-        let bob = try await token(byIdentity, "bob")
+        let bob = try await byIdentity.token("bob")
         var listings: [Int] = []
         for _ in 0..<4 { listings.append(try await byIdentity.curl("/v1/mailbox", headers: ["Authorization: Bearer \(bob)"]).status) }
         #expect(listings == [200, 200, 429, 429], "\(listings)")

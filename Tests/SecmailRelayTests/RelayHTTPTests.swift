@@ -83,16 +83,6 @@ import Testing
         #expect(try relay.services.log.size() == 1)
     }
 
-    /// A bearer token for `name`, obtained as a client does: challenge, signature, token.
-    func token(_ relay: RunningRelay, _ name: String, key: RSAPrivateKey) async throws -> String {
-        let challenge = try json(try await relay.curl("/v1/auth/challenge", method: "POST", json: "{\"name\":\"\(name)\"}").body)
-        let nonce = Array(try #require(Data(base64Encoded: challenge["nonce"] as? String ?? "")))
-        let signature = try key.signature(for: AuthChallenge.signedMessage(origin: "localhost/secmail", name: IdentityName(name), nonce: nonce))
-        let body = String(decoding: try JSONSerialization.data(withJSONObject: [
-            "name": name, "nonce": Data(nonce).base64EncodedString(), "signature": Data(signature).base64EncodedString()]), as: UTF8.self)
-        return try #require(try json(try await relay.curl("/v1/auth/token", method: "POST", json: body).body)["token"] as? String)
-    }
-
     /// P8: only the owner rotates. No token, another user's token, or a bundle not continuity-signed
     /// by the current key is refused, and the log does not grow.
     @Test func rotationNeedsTheOwnersTokenAndContinuity() async throws {
@@ -110,8 +100,8 @@ import Testing
         let forgedV2 = try IdentityBundle.create(name: bob.name, keyVersion: 2, createdAt: 1, signingKey: newSigning,
                                                  encryptionKey: newEncryption.publicKey,
                                                  rotatingFrom: (bob, try ThrowawayIdentities.signingKey("carol")))
-        let aliceToken = try await token(relay, "alice", key: try ThrowawayIdentities.signingKey("alice"))
-        let bobToken = try await token(relay, "bob", key: try ThrowawayIdentities.signingKey("bob"))
+        let aliceToken = try await relay.token("alice")
+        let bobToken = try await relay.token("bob")
 
         func rotate(_ bundle: IdentityBundle, token: String?) async throws -> (status: Int, body: String) {
             try await relay.curl("/v1/directory/rotate", method: "POST", json: registration(bundle), headers: token.map { ["Authorization: Bearer \($0)"] } ?? [])

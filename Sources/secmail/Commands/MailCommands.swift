@@ -17,14 +17,7 @@ struct SendCommand: AsyncParsableCommand {
     @Argument(help: "Recipient names.")
     var names: [String]
 
-    @Option(name: [.customShort("m"), .long], help: "The message text.")
-    var message: String?
-
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A file to attach; repeat for several.", valueName: "file"))
-    var attach: [String] = []
-
-    @Flag(name: .long, help: "Send images as optimised PNG even when the metadata-stripped JPEG is smaller.")
-    var alwaysPNG = false
+    @OptionGroup var compose: ComposeOptions
 
     @Flag(name: .long, help: "Print the result as JSON on standard output.")
     var json = false
@@ -39,13 +32,13 @@ struct SendCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let recipients = try names.map { name in try userInput { try IdentityName(name) } }
-            let prepared = try attach.map { path in try WireAttachments.prepare(path: path, alwaysPNG: alwaysPNG) }
+            let prepared = try compose.preparedAttachments()
             let keystore = Keystore(home: homeOptions.secmailHome)
             let sender = try keystore.unlockSender(
                 passphrase: passphraseOptions.passphrase(prompt: "Passphrase for \(try keystore.currentBundle().name): "))
             let sealing = Terminal.ProgressLine("sealing"), uploading = Terminal.ProgressLine("sending")
             let sent = try await MailClient(home: keystore.home).send(
-                to: recipients, text: message ?? "", attachments: prepared.map(\.attachment), sender: sender,
+                to: recipients, text: compose.message ?? "", attachments: prepared.map(\.attachment), sender: sender,
                 sealProgress: sealing.update, uploadProgress: { done, total in uploading.update(done, total) })
             sealing.finish()
             uploading.finish()

@@ -14,17 +14,10 @@ struct SealCommand: AsyncParsableCommand {
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A recipient's identity file; repeat for several.", valueName: "bundle"))
     var to: [String] = []
 
-    @Option(name: [.customShort("m"), .long], help: "The message text.")
-    var message: String?
-
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A file to attach; repeat for several.", valueName: "file"))
-    var attach: [String] = []
+    @OptionGroup var compose: ComposeOptions
 
     @Option(name: .shortAndLong, help: ArgumentHelp("Where to write the envelope (must not exist).", valueName: "file"))
     var output: String
-
-    @Flag(name: .long, help: "Send images as optimised PNG even when the metadata-stripped JPEG is smaller.")
-    var alwaysPNG = false
 
     @Flag(name: .long, help: "Print the result as JSON on standard output.")
     var json = false
@@ -39,7 +32,7 @@ struct SealCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let recipients = try to.map(loadBundle)
-            let prepared = try attach.map { path in try WireAttachments.prepare(path: path, alwaysPNG: alwaysPNG) }
+            let prepared = try compose.preparedAttachments()
             let attachments = prepared.map(\.attachment)
             let outputURL = URL(fileURLWithPath: output)
             guard !FileManager.default.fileExists(atPath: outputURL.path) else {
@@ -52,7 +45,7 @@ struct SealCommand: AsyncParsableCommand {
             let progress = Terminal.ProgressLine("sealing")
             let sealed = try AtomicFile.write(to: outputURL) { sink in
                 try EnvelopeSealer().seal(
-                    text: message ?? "", attachments: attachments, from: sender, to: recipients,
+                    text: compose.message ?? "", attachments: attachments, from: sender, to: recipients,
                     into: sink, progress: progress.update)
             }
             progress.finish()
