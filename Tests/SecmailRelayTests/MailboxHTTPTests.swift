@@ -104,6 +104,28 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: relay.services.mailboxes.directory.path).count == 2)
     }
 
+    /// A client that connects and then says nothing is cut off after the idle timeout.
+    @Test func anIdleConnectionIsClosed() async throws {
+        let relay = try await RunningRelay(limits: RelayLimits(idleTimeout: .seconds(1)))
+        defer { Task { await relay.stop() } }
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        client.arguments = ["openssl", "s_client", "-connect", "127.0.0.1:\(relay.port)", "-quiet", "-ign_eof",
+                            "-CAfile", RunningRelay.certs.appendingPathComponent("dev-ca.pem").path]
+        let silence = Pipe()  // never written: the client sends no request
+        client.standardInput = silence
+        client.standardOutput = FileHandle.nullDevice
+        client.standardError = FileHandle.nullDevice
+        let started = Date()
+        try client.run()
+        while client.isRunning, Date().timeIntervalSince(started) < 20 { try await Task.sleep(nanoseconds: 50_000_000) }
+        let closedAfter = Date().timeIntervalSince(started)
+        if client.isRunning { client.terminate() }
+        #expect(closedAfter < 15, "the relay kept an idle connection open for \(closedAfter) s")
+        #expect(closedAfter >= 0.9)
+        try? silence.fileHandleForWriting.close()
+    }
+
     @Test func requestRatesAreLimitedPerAddressAndPerIdentity() async throws {
         let byAddress = try await RunningRelay(limits: RelayLimits(perAddress: .init(perSecond: 0.001, burst: 3)))
         defer { Task { await byAddress.stop() } }

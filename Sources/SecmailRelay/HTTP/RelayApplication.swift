@@ -31,10 +31,15 @@ public struct RelayLimits: Sendable {
     public var perAddress: RateLimiter.Limit
     /// Open connections; beyond it new ones wait in the listen backlog.
     public var maximumConnections: Int
+    /// A connection with no request in flight for this long is closed (TLS handshakes have their
+    /// own 10 s limit in SecmailTLS).
+    public var idleTimeout: TimeAmount
 
-    public init(perAddress: RateLimiter.Limit = .init(perSecond: 200, burst: 400), maximumConnections: Int = 512) {
+    public init(perAddress: RateLimiter.Limit = .init(perSecond: 200, burst: 400), maximumConnections: Int = 512,
+                idleTimeout: TimeAmount = .seconds(60)) {
         self.perAddress = perAddress
         self.maximumConnections = maximumConnections
+        self.idleTimeout = idleTimeout
     }
 }
 
@@ -57,7 +62,7 @@ public func buildRelayApplication(
     mail.addMailboxRoutes(to: v1.group("mailbox"))
     return Application(
         router: router,
-        server: .secmailTLS(context: tls),
+        server: .secmailTLS(context: tls, idleTimeout: services.limits.idleTimeout),
         configuration: .init(address: .hostname(host, port: port), serverName: "secmail-relay",
                              availableConnectionsDelegate: MaximumAvailableConnections(services.limits.maximumConnections)),
         onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
