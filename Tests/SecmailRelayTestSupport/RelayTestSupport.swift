@@ -119,11 +119,13 @@ public struct RelayCurl: Sendable {
     /// A bearer token for a registered throw-away identity, obtained as a client does: challenge,
     /// signature, token. `origin` is the relay's log origin.
     public func authenticate(_ name: String, origin: String) async throws -> String {
+        // Unlocked beforehand (scrypt is slow on purpose), so the one-minute challenge does not
+        // expire on a busy machine while the key is being decrypted.
+        let key = try Self.sender(name).signingKey
         let challenge = try await call("/v1/auth/challenge", method: "POST", json: "{\"name\":\"\(name)\"}")
         guard let object = try JSONSerialization.jsonObject(with: Data(challenge.body.utf8)) as? [String: Any],
               let nonce = (object["nonce"] as? String).flatMap({ Data(base64Encoded: $0) }) else { throw TestFailure("challenge: \(challenge)") }
-        let signature = try ThrowawayIdentities.signingKey(name).signature(
-            for: AuthChallenge.signedMessage(origin: origin, name: IdentityName(name), nonce: Array(nonce)))
+        let signature = try key.signature(for: AuthChallenge.signedMessage(origin: origin, name: IdentityName(name), nonce: Array(nonce)))
         let body = String(decoding: try JSONSerialization.data(withJSONObject: [
             "name": name, "nonce": nonce.base64EncodedString(), "signature": Data(signature).base64EncodedString()]), as: UTF8.self)
         let token = try await call("/v1/auth/token", method: "POST", json: body)
