@@ -116,11 +116,16 @@ import Testing
         client.standardInput = silence
         client.standardOutput = FileHandle.nullDevice
         client.standardError = FileHandle.nullDevice
+        // The exit time is taken when the process ends (on Foundation's thread), not when this
+        // task next runs: on a busy machine the test's own wake-ups can lag by seconds.
+        let exited = ExitTime()
+        client.terminationHandler = { _ in exited.mark() }
         let started = Date()
         try client.run()
         while client.isRunning, Date().timeIntervalSince(started) < 20 { try await Task.sleep(nanoseconds: 50_000_000) }
-        let closedAfter = Date().timeIntervalSince(started)
         if client.isRunning { client.terminate() }
+        client.waitUntilExit()
+        let closedAfter = (exited.time ?? Date()).timeIntervalSince(started)
         #expect(closedAfter < 15, "the relay kept an idle connection open for \(closedAfter) s")
         #expect(closedAfter >= 0.9)
         try? silence.fileHandleForWriting.close()
@@ -146,4 +151,15 @@ import Testing
         // Unauthenticated routes from the same address are not affected by bob's limit.
         #expect(try await byIdentity.curl("/v1/health").status == 200)
     }
+}
+
+/// When a process ended, recorded by its termination handler.
+final class ExitTime: @unchecked Sendable {
+    // @unchecked: every access holds `lock`.
+    private let lock = NSLock()
+    private var stored: Date?
+
+    var time: Date? { lock.withLock { stored } }
+
+    func mark() { lock.withLock { if stored == nil { stored = Date() } } }
 }
