@@ -75,8 +75,7 @@ public final class AttachmentDirectory: ContentSink {
             let file = try PositionalFile(creatingAtPath: converted.path, permissions: 0o600)
             try file.write(png[...])
             try file.synchronize()
-            let ext = (info.name as NSString).pathExtension
-            let stem = ext.isEmpty ? info.name : String(info.name.dropLast(ext.count + 1))
+            let stem = Self.splitExtension(info.name).stem
             notes.append("\(info.name) arrived as JPEG; saved as PNG with the same pixels")
             return (stem + ".png", converted)
         } catch {
@@ -92,12 +91,17 @@ public final class AttachmentDirectory: ContentSink {
         isFinished = true
     }
 
+    /// "photo.jpg" → ("photo", "jpg"); "notes" → ("notes", "").
+    public static func splitExtension(_ name: String) -> (stem: String, ext: String) {
+        let ext = (name as NSString).pathExtension
+        return (ext.isEmpty ? name : String(name.dropLast(ext.count + 1)), ext)
+    }
+
     /// `name`, or "stem (N).ext" with the smallest N that is free.
     static func freeName(for name: String, in directory: URL) -> URL {
         let candidate = directory.appendingPathComponent(name)
         guard FileManager.default.fileExists(atPath: candidate.path) else { return candidate }
-        let ext = (name as NSString).pathExtension
-        let stem = ext.isEmpty ? name : String(name.dropLast(ext.count + 1))
+        let (stem, ext) = splitExtension(name)
         var counter = 2
         while true {
             let next = directory.appendingPathComponent(ext.isEmpty ? "\(stem) (\(counter))" : "\(stem) (\(counter)).\(ext)")

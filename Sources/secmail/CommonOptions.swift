@@ -36,6 +36,11 @@ struct PassphraseOptions: ParsableArguments {
         }
         return try Passphrase.prompt(prompt, confirm: confirm)
     }
+
+    /// The passphrase of `keystore`'s identity (prompting with its name).
+    func passphrase(for keystore: Keystore) throws -> Passphrase {
+        try passphrase(prompt: "Passphrase for \(try keystore.currentBundle().name): ")
+    }
 }
 
 /// What a message holds, for `seal` and `send`.

@@ -167,7 +167,7 @@ public struct DirectoryClient: Sendable {
         guard let name = own.first?.name else { throw ClientError(.noIdentity, "no identity in \(home.url.path)") }
         let ownFingerprints = Set(own.map(\.fingerprint))
         let checkpoint = try await session.verifiedCurrentCheckpoint()
-        var state = try AuditState.load(from: home, verifier: session.verifier)
+        var state = try AuditState.load(from: home)
         guard state.frontier.size <= checkpoint.size else {
             throw ClientError(.verificationFailed, "the relay's log has \(checkpoint.size) entries but \(state.frontier.size) were audited before: it was rolled back")
         }

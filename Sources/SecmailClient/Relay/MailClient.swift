@@ -120,12 +120,13 @@ public struct MailClient: Sendable {
             throw error
         }
         let saved = try directory.commit()
+        // The download was fsynced when it arrived (RelayConnection); the rename must be durable too.
         do {
-            try PositionalFile(readingAtPath: download.path).synchronize()
             try AtomicRename.replace(stored, with: download)
         } catch let error as FormatError {
             throw ClientError(.io, error.reason)
         }
+        try FileSystem.synchronizeDirectory(receivedDirectory)
         // Stored and verified locally: now the relay's copy may go (P9).
         _ = try DirectoryClient.expect(204, await session.connection.send(.DELETE, "/v1/mailbox/\(id.hex)", bearer: token))
         return Read(message: message, sender: sender, savedFiles: saved, notes: directory.notes)

@@ -121,7 +121,7 @@ struct AuditState {
 
     static func url(in home: SecmailHome) -> URL { home.url.appendingPathComponent("audit.json") }
 
-    static func load(from home: SecmailHome, verifier: NoteVerifier) throws -> AuditState {
+    static func load(from home: SecmailHome) throws -> AuditState {
         let url = url(in: home)
         guard FileManager.default.fileExists(atPath: url.path) else { return AuditState(frontier: MerkleFrontier()) }
         do {

@@ -5,15 +5,11 @@ struct PNGChunkWriter {
 
     mutating func chunk(_ type: String, _ data: [UInt8]) {
         precondition(data.count < Int(Int32.max), "a PNG chunk holds less than 2^31 bytes")
-        append32(UInt32(data.count))
+        bytes += Self.be32(UInt32(data.count))
         let start = bytes.count
         bytes += Array(type.utf8)
         bytes += data
-        append32(ImageCodecs.crc32(bytes[start...]))
-    }
-
-    private mutating func append32(_ value: UInt32) {
-        bytes += [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)]
+        bytes += Self.be32(ImageCodecs.crc32(bytes[start...]))
     }
 
     static func be32(_ value: UInt32) -> [UInt8] {

@@ -173,7 +173,7 @@ struct RotateCommand: AsyncParsableCommand {
             let home = homeOptions.secmailHome
             let keystore = Keystore(home: home)
             let before = try keystore.currentBundle()
-            let passphrase = try passphraseOptions.passphrase(prompt: "Passphrase for \(before.name): ")
+            let passphrase = try passphraseOptions.passphrase(for: keystore)
             Terminal.info("Generating new RSA-3072 signing and encryption keys…")
             let rotated = try await DirectoryClient(home: home).rotate(keystore, passphrase: passphrase)
             Terminal.info("Rotated \(rotated.name) from key version \(before.keyVersion) to \(rotated.keyVersion); the relay logged it.")

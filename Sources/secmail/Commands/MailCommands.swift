@@ -35,7 +35,7 @@ struct SendCommand: AsyncParsableCommand {
             let prepared = try compose.preparedAttachments()
             let keystore = Keystore(home: homeOptions.secmailHome)
             let sender = try keystore.unlockSender(
-                passphrase: passphraseOptions.passphrase(prompt: "Passphrase for \(try keystore.currentBundle().name): "))
+                passphrase: passphraseOptions.passphrase(for: keystore))
             let sealing = Terminal.ProgressLine("sealing"), uploading = Terminal.ProgressLine("sending")
             let sent = try await MailClient(home: keystore.home).send(
                 to: recipients, text: compose.message ?? "", attachments: prepared.map(\.attachment), sender: sender,
@@ -74,7 +74,7 @@ struct InboxCommand: AsyncParsableCommand {
         try await reportingFailures {
             let keystore = Keystore(home: homeOptions.secmailHome)
             let identity = try keystore.unlockSender(
-                passphrase: passphraseOptions.passphrase(prompt: "Passphrase for \(try keystore.currentBundle().name): "))
+                passphrase: passphraseOptions.passphrase(for: keystore))
             let messages = try await MailClient(home: keystore.home).inbox(identity)
             if json {
                 try Terminal.output(jsonText(messages.map { ["id": $0.id, "from": $0.from, "time": $0.time, "size": $0.size] as [String: Any] }))
@@ -117,7 +117,7 @@ struct ReadCommand: AsyncParsableCommand {
         try await reportingFailures {
             let messageID = try userInput { try MessageID(hex: id) }
             let keystore = Keystore(home: homeOptions.secmailHome)
-            let passphrase = try passphraseOptions.passphrase(prompt: "Passphrase for \(try keystore.currentBundle().name): ")
+            let passphrase = try passphraseOptions.passphrase(for: keystore)
             let identity = try keystore.unlockSender(passphrase: passphrase)
             let keys = try keystore.unlockRecipientKeys(passphrase: passphrase)
             let progress = Terminal.ProgressLine("verifying and decrypting")

@@ -35,7 +35,7 @@ struct OpenCommand: AsyncParsableCommand {
             let source = try FileEnvelopeSource(url: URL(fileURLWithPath: input))
             let keystore = Keystore(home: homeOptions.secmailHome)
             let keys = try keystore.unlockRecipientKeys(
-                passphrase: passphraseOptions.passphrase(prompt: "Passphrase for \(try keystore.currentBundle().name): "))
+                passphrase: passphraseOptions.passphrase(for: keystore))
 
             let verifying = Terminal.ProgressLine("verifying")
             let verified = try EnvelopeOpener.verify(source, sender: sender, keys: keys, progress: verifying.update)

@@ -40,7 +40,7 @@ struct SealCommand: AsyncParsableCommand {
             }
             let keystore = Keystore(home: homeOptions.secmailHome)
             let sender = try keystore.unlockSender(
-                passphrase: passphraseOptions.passphrase(prompt: "Passphrase for \(try keystore.currentBundle().name): "))
+                passphrase: passphraseOptions.passphrase(for: keystore))
 
             let progress = Terminal.ProgressLine("sealing")
             let sealed = try AtomicFile.write(to: outputURL) { sink in
@@ -92,9 +92,7 @@ enum WireAttachments {
             throw CLIFailure(.failure, "\(path) looks like an image but cannot be used: \(error.reason)")
         }
         let name = url.lastPathComponent
-        let ext = (name as NSString).pathExtension
-        let stem = ext.isEmpty ? name : String(name.dropLast(ext.count + 1))
-        let wireName = stem + (wire.format == .png ? ".png" : ".jpg")
+        let wireName = AttachmentDirectory.splitExtension(name).stem + (wire.format == .png ? ".png" : ".jpg")
         let attachment = try userInput { try OutgoingAttachment(name: wireName, mediaType: wire.format.mediaType, bytes: wire.bytes) }
         var sizes = "optimised PNG \(formatBytes(UInt64(wire.pngSize)))"
         if let jpeg = wire.jpegSize { sizes += ", metadata-stripped JPEG \(formatBytes(UInt64(jpeg)))" }
