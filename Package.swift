@@ -113,12 +113,14 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "SecmailImagesTests", dependencies: ["SecmailImages", "SecmailTestSupport"]),
+        // Fixtures are read from the source tree (Tests/SecmailCLITests/Fixtures).
         .testTarget(
             name: "SecmailCLITests",
             dependencies: [
                 "secmail", "SecmailTestSupport", "SecmailRelayTestSupport", "SecmailRelay", "SecmailFormat", "SecmailCrypto", "SecmailImages",
                 .product(name: "GRDB", package: "GRDB.swift"),
-            ]
+            ],
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "SecmailClientTests",

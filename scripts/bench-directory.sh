@@ -8,7 +8,10 @@
 # Client and relay share this machine's cores; every request is a new TLS 1.3 connection, as the
 # CLI makes it.
 #
-# Usage: scripts/bench-directory.sh [LEAVES] [REGISTRATIONS] [CLIENTS] [SECONDS]
+# With BASELINE_BIN=/path/to/an/older/secmail, steps 2 and 3 run first against a relay of that
+# binary on a copy of the same database (before/after figures from one run).
+#
+# Usage: [BASELINE_BIN=…] scripts/bench-directory.sh [LEAVES] [REGISTRATIONS] [CLIENTS] [SECONDS]
 #        (defaults 100000 1000 32 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,13 +31,24 @@ mkdir -m 700 "$work/relay"
 bytes=$(du -cb "$work"/relay/relay.sqlite* | tail -1 | cut -f1)
 echo "log_storage leaves=$leaves database_bytes=$bytes bytes_per_leaf=$((bytes / leaves))"
 
-"$bin/secmail" relay --data "$work/relay" --listen 127.0.0.1:0 > "$work/relay.log" 2>&1 &
-relay_pid=$!
-for _ in $(seq 100); do grep -q "listening on https://" "$work/relay.log" && break; sleep 0.1; done
-port=$(grep -oE "listening on https://127.0.0.1:[0-9]+" "$work/relay.log" | grep -oE "[0-9]+$")
-[ -n "$port" ] || { cat "$work/relay.log"; exit 1; }
+# load_relay LABEL SECMAIL_BINARY: serve a copy of the filled database with that binary, then
+# register and look up against it.
+load_relay() {
+  local label=$1 relay_bin=$2 data="$work/$1"
+  cp -a "$work/relay" "$data"
+  "$relay_bin" relay --data "$data" --listen 127.0.0.1:0 > "$work/$label.log" 2>&1 &
+  relay_pid=$!
+  for _ in $(seq 100); do grep -q "listening on https://" "$work/$label.log" && break; sleep 0.1; done
+  local port
+  port=$(grep -oE "listening on https://127.0.0.1:[0-9]+" "$work/$label.log" | grep -oE "[0-9]+$")
+  [ -n "$port" ] || { cat "$work/$label.log"; exit 1; }
+  "$bin/secmail-directory-bench" load "https://localhost:$port" "$data/tls/dev-ca.pem" "$registrations" "$clients" "$seconds" \
+    | sed "s/^/$label /"
+  kill -INT "$relay_pid"; wait "$relay_pid" || true; relay_pid=
+  bytes=$(du -cb "$data"/relay.sqlite* | tail -1 | cut -f1)
+  echo "$label database_after_load bytes=$bytes leaves=$((leaves + registrations))"
+  rm -rf "$data"
+}
 
-"$bin/secmail-directory-bench" load "https://localhost:$port" "$work/relay/tls/dev-ca.pem" "$registrations" "$clients" "$seconds"
-kill -INT "$relay_pid"; wait "$relay_pid" || true; relay_pid=
-bytes=$(du -cb "$work"/relay/relay.sqlite* | tail -1 | cut -f1)
-echo "database_after_load bytes=$bytes leaves=$((leaves + registrations))"
+if [ -n "${BASELINE_BIN:-}" ]; then load_relay baseline "$BASELINE_BIN"; fi
+load_relay current "$bin/secmail"

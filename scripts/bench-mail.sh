@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Mail benchmark (issue 6), release build, on 127.0.0.1: SENDERS concurrent senders deposit
-# pre-sealed 1 KiB messages for SECONDS (messages/s, p50/p99 latency); then one envelope with a
-# BIG_MIB attachment is deposited and fetched three times (MB/s, against the TLS bulk figure of
-# scripts/bench-tls.sh as the limit); the relay's peak RSS after each phase. Every request is a
-# new TLS 1.3 connection, as the CLI makes it; the relay's rate limits are raised for the run.
+# Mail benchmark, release build, on 127.0.0.1: SENDERS concurrent senders deposit pre-sealed 1 KiB
+# messages for SECONDS (messages/s, p50/p99 latency; the pool of sealed messages is resized and the
+# run repeated if the relay empties it early, so any rate is measured over the whole time); then
+# 400 more deposits with strace attached to the relay, reporting the syncs per deposit it observed
+# (skipped where strace is missing); then one envelope with a BIG_MIB attachment is deposited and
+# fetched three times (MB/s, against the TLS bulk figure of scripts/bench-tls.sh as the limit); the
+# relay's peak RSS after each phase. Every request is a new TLS 1.3 connection, as the CLI makes
+# it; the relay's rate limits are raised for the run.
 #
-# Usage: scripts/bench-mail.sh [SENDERS] [SECONDS] [BIG_MIB]   (defaults 32 10 64)
+# With BASELINE_BIN=/path/to/an/older/secmail the same measurements run first against a relay of
+# that binary (before/after figures from one run); every line is prefixed by the relay measured.
+#
+# Usage: [BASELINE_BIN=…] scripts/bench-mail.sh [SENDERS] [SECONDS] [BIG_MIB]   (defaults 32 10 64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 senders=${1:-32} seconds=${2:-10} big=${3:-64}
@@ -18,11 +24,21 @@ relay_pid=
 cleanup() { [ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-"$bin/secmail" relay --data "$work/relay" --listen 127.0.0.1:0 --rate-per-address 1000000 --rate-per-identity 1000000 \
-  > "$work/relay.log" 2>&1 &
-relay_pid=$!
-for _ in $(seq 100); do grep -q "listening on https://" "$work/relay.log" && break; sleep 0.1; done
-port=$(grep -oE "listening on https://127.0.0.1:[0-9]+" "$work/relay.log" | grep -oE "[0-9]+$")
-[ -n "$port" ] || { cat "$work/relay.log"; exit 1; }
+# run_mail LABEL SECMAIL_BINARY
+run_mail() {
+  local label=$1 relay_bin=$2 data="$work/$1"
+  "$relay_bin" relay --data "$data" --listen 127.0.0.1:0 --rate-per-address 1000000 --rate-per-identity 1000000 \
+    > "$work/$label.log" 2>&1 &
+  relay_pid=$!
+  for _ in $(seq 100); do grep -q "listening on https://" "$work/$label.log" && break; sleep 0.1; done
+  local port
+  port=$(grep -oE "listening on https://127.0.0.1:[0-9]+" "$work/$label.log" | grep -oE "[0-9]+$")
+  [ -n "$port" ] || { cat "$work/$label.log"; exit 1; }
+  "$bin/secmail-directory-bench" mail "https://localhost:$port" "$data/tls/dev-ca.pem" "$senders" "$seconds" "$big" "$relay_pid" \
+    | sed "s/^/$label /"
+  kill -INT "$relay_pid"; wait "$relay_pid" || true; relay_pid=
+  rm -rf "$data"
+}
 
-"$bin/secmail-directory-bench" mail "https://localhost:$port" "$work/relay/tls/dev-ca.pem" "$senders" "$seconds" "$big" "$relay_pid"
+if [ -n "${BASELINE_BIN:-}" ]; then run_mail baseline "$BASELINE_BIN"; fi
+run_mail current "$bin/secmail"

@@ -97,6 +97,7 @@ public struct PreparedRelay: Sendable {
     /// Serves until SIGINT or SIGTERM (graceful shutdown: open requests finish).
     /// `quiet` keeps the server's own log to errors (for the embedded relay of `secmail demo`).
     public func run(quiet: Bool = false, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        try services.mailboxes.removeOrphans()
         var logger = Logger(label: "secmail-relay")
         if quiet { logger.logLevel = .critical }
         let app = buildRelayApplication(services: services, tls: tls, host: configuration.host, port: configuration.port,

@@ -10,9 +10,10 @@
 //       registered names and verifying every answer as `secmail lookup` does.
 //   secmail-directory-bench mail URL CA SENDERS SECONDS BIG_MIB RELAY_PID
 //       Against a running `secmail relay`: SENDERS registered users deposit pre-sealed 1 KiB
-//       messages to each other for SECONDS (messages per second, latency), then one envelope
-//       with a BIG_MIB attachment is deposited and fetched three times (MB/s); the relay's peak
-//       RSS (VmHWM of RELAY_PID) is read after each phase.
+//       messages to each other for SECONDS (messages per second, latency; a pool of sealed
+//       messages that runs dry early is resized and the run repeated), then 400 more under strace
+//       (syncs per deposit), then one envelope with a BIG_MIB attachment is deposited and fetched
+//       three times (MB/s); the relay's peak RSS (VmHWM of RELAY_PID) is read after each phase.
 //
 // Output: one `key=value ...` line per measurement.
 import Foundation
@@ -268,47 +269,29 @@ func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: I
     let users = try await registerMailUsers(count: senders, connection: connection, origin: origin)
     print(String(format: "relay_peak_rss_mib after_setup=%.1f", peakRSS(pid: relayPID)))
 
-    // Pre-sealed 1 KiB messages (sealing is the client's work, not the relay's).
-    let count = min(6000, senders * 200)
-    let sealed = EnvelopeSlots(count: count)
-    DispatchQueue.concurrentPerform(iterations: count) { index in
-        let sender = index % users.count, recipient = (index + 1 + index / users.count) % users.count
-        let to = recipient == sender ? (sender + 1) % users.count : recipient
-        let sink = MemorySink()
-        let text = String(repeating: "x", count: 1024)
-        if (try? EnvelopeSealer().seal(text: text, from: users[sender].identity, to: [users[to].identity.bundle], into: sink)) != nil {
-            sealed.set(index, (sender, to, Data(sink.bytes)))
+    // Pre-sealed 1 KiB messages (sealing is the client's work, not the relay's). A pool that runs
+    // dry before the deadline would cut the measurement short, so such a run is repeated with a
+    // pool sized from the rate it saw; only a run that lasted its whole time is reported.
+    var poolSize = senders * 200
+    for round in 1...4 {
+        let pool = EnvelopePool(sealMessages(count: poolSize, users: users))
+        let run = try await timedDeposits(pool: pool, users: users, senders: senders, seconds: seconds, connection: connection)
+        let latencies = run.latencies.sorted()
+        if run.ranDry, round < 4 {
+            let rate = Double(latencies.count) / run.seconds
+            print(String(format: "messages_1kib_pool_ran_dry round=%d pool=%d seconds=%.2f per_second=%.1f (sealing a larger pool)",
+                         round, poolSize, run.seconds, rate))
+            poolSize = Int(rate * seconds * 1.5) + senders
+            continue
         }
+        print(String(format: "messages_1kib senders=%d count=%d failures=%d seconds=%.2f per_second=%.1f latency_ms_p50=%.1f latency_ms_p99=%.1f pool=%d ran_dry=%@ relay_peak_rss_mib=%.1f",
+                     senders, latencies.count, run.failures, run.seconds, Double(latencies.count) / run.seconds,
+                     percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, poolSize, run.ranDry ? "yes" : "no",
+                     peakRSS(pid: relayPID)))
+        if let first = run.firstFailure { fail("deposit failed: \(first)") }
+        break
     }
-    let pool = EnvelopePool(sealed.all())
-    let tally = Tally()
-    let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int(seconds * 1000)))
-    let start = ContinuousClock.now
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        for _ in 0..<senders {
-            group.addTask {
-                while ContinuousClock.now < deadline, let item = pool.take() {
-                    let recipient = users[item.recipient].identity.bundle.name.value
-                    let t = ContinuousClock.now
-                    do {
-                        let answer = try await connection.send(.POST, "/v1/messages?to=\(recipient)", body: .binary(item.bytes),
-                                                               bearer: users[item.sender].token)
-                        guard answer.status == 201 else { throw ClientError(.relayRefused, "deposit answered \(answer.status): \(String(decoding: answer.body, as: UTF8.self))") }
-                        await tally.record(elapsed(since: t))
-                    } catch {
-                        await tally.fail(error)
-                    }
-                }
-            }
-        }
-        try await group.waitForAll()
-    }
-    let duration = elapsed(since: start)
-    let latencies = await tally.latencies.sorted()
-    print(String(format: "messages_1kib senders=%d count=%d failures=%d seconds=%.2f per_second=%.1f latency_ms_p50=%.1f latency_ms_p99=%.1f relay_peak_rss_mib=%.1f",
-                 senders, latencies.count, await tally.failures, duration, Double(latencies.count) / duration,
-                 percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, peakRSS(pid: relayPID)))
-    if let first = await tally.firstFailure { fail("deposit failed: \(first)") }
+    try await reportSyncsPerDeposit(users: users, senders: senders, connection: connection, relayPID: relayPID)
 
     // One large envelope to three users, deposited for each and fetched back.
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("secmail-bench-\(UUID().uuidString)", isDirectory: true)
@@ -346,6 +329,101 @@ func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: I
     print(String(format: "envelope_%dmib upload_mbps=%@ download_mbps=%@ relay_peak_rss_mib=%.1f", bigMiB,
                  uploads.map { String(format: "%.0f", $0) }.joined(separator: ","),
                  downloads.map { String(format: "%.0f", $0) }.joined(separator: ","), peakRSS(pid: relayPID)))
+}
+
+/// `count` 1 KiB messages between the users, sealed on every core.
+func sealMessages(count: Int, users: [MailUser]) -> [(sender: Int, recipient: Int, bytes: Data)] {
+    let sealed = EnvelopeSlots(count: count)
+    DispatchQueue.concurrentPerform(iterations: count) { index in
+        let sender = index % users.count, recipient = (index + 1 + index / users.count) % users.count
+        let to = recipient == sender ? (sender + 1) % users.count : recipient
+        let sink = MemorySink()
+        let text = String(repeating: "x", count: 1024)
+        if (try? EnvelopeSealer().seal(text: text, from: users[sender].identity, to: [users[to].identity.bundle], into: sink)) != nil {
+            sealed.set(index, (sender, to, Data(sink.bytes)))
+        }
+    }
+    return sealed.all()
+}
+
+/// What one timed deposit run measured.
+struct DepositRun {
+    let latencies: [Double]
+    let failures: Int
+    let firstFailure: String?
+    let seconds: Double
+    /// The pool was empty before the deadline: the run measured less than its whole time.
+    let ranDry: Bool
+}
+
+/// `senders` concurrent senders deposit messages from `pool` until `seconds` pass or it is empty.
+func timedDeposits(pool: EnvelopePool, users: [MailUser], senders: Int, seconds: Double, connection: RelayConnection) async throws -> DepositRun {
+    let tally = Tally()
+    let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int(seconds * 1000)))
+    let start = ContinuousClock.now
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for _ in 0..<senders {
+            group.addTask {
+                while ContinuousClock.now < deadline, let item = pool.take() {
+                    let t = ContinuousClock.now
+                    do {
+                        try await deposit(item, users: users, connection: connection)
+                        await tally.record(elapsed(since: t))
+                    } catch {
+                        await tally.fail(error)
+                    }
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+    let duration = elapsed(since: start)
+    return DepositRun(latencies: await tally.latencies, failures: await tally.failures, firstFailure: await tally.firstFailure,
+                      seconds: duration, ranDry: ContinuousClock.now < deadline)
+}
+
+func deposit(_ item: (sender: Int, recipient: Int, bytes: Data), users: [MailUser], connection: RelayConnection) async throws {
+    let recipient = users[item.recipient].identity.bundle.name.value
+    let answer = try await connection.send(.POST, "/v1/messages?to=\(recipient)", body: .binary(item.bytes), bearer: users[item.sender].token)
+    guard answer.status == 201 else {
+        throw ClientError(.relayRefused, "deposit answered \(answer.status): \(String(decoding: answer.body, as: UTF8.self))")
+    }
+}
+
+/// Attaches strace to the relay while `senders` senders deposit 400 more messages, and reports
+/// the syncs (fsync, fdatasync) it observed per deposit, by file: the WAL, envelope files and the
+/// envelopes directory. Skipped, with a line saying so, where strace is not installed.
+func reportSyncsPerDeposit(users: [MailUser], senders: Int, connection: RelayConnection, relayPID: Int32) async throws {
+    let count = 400
+    let pool = EnvelopePool(sealMessages(count: count, users: users))
+    let traceFile = FileManager.default.temporaryDirectory.appendingPathComponent("secmail-bench-\(UUID().uuidString).strace")
+    defer { try? FileManager.default.removeItem(at: traceFile) }
+    let strace = Process()
+    strace.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    strace.arguments = ["strace", "-f", "-qq", "-y", "-p", String(relayPID), "-e", "trace=fsync,fdatasync", "-o", traceFile.path]
+    strace.standardError = FileHandle.nullDevice
+    do { try strace.run() } catch {
+        print("syncs_per_deposit skipped=strace_not_runnable")
+        return
+    }
+    try await Task.sleep(for: .seconds(1))  // strace attaches to every thread of the relay
+    guard strace.isRunning else {
+        print("syncs_per_deposit skipped=strace_not_installed_or_not_permitted")
+        return
+    }
+    let run = try await timedDeposits(pool: pool, users: users, senders: senders, seconds: 120, connection: connection)
+    strace.interrupt()  // detaches; the relay runs on
+    strace.waitUntilExit()
+    if let first = run.firstFailure { fail("deposit failed while traced: \(first)") }
+    let lines = (try? String(contentsOf: traceFile, encoding: .utf8))?.split(separator: "\n") ?? []
+    let syncs = lines.filter { $0.contains("fsync(") || $0.contains("fdatasync(") }
+    let wal = syncs.filter { $0.contains("-wal>") }.count
+    let files = syncs.filter { $0.contains("/envelopes/") }.count
+    let directory = syncs.filter { $0.contains("/envelopes>") }.count
+    let deposits = Double(run.latencies.count)
+    print(String(format: "syncs_per_deposit deposits=%d senders=%d total=%.2f wal=%.2f envelope_files=%.2f envelope_directory=%.2f other=%.2f",
+                 run.latencies.count, senders, Double(syncs.count) / deposits, Double(wal) / deposits, Double(files) / deposits,
+                 Double(directory) / deposits, Double(syncs.count - wal - files - directory) / deposits))
 }
 
 /// Sealed envelopes made in parallel, each into its own slot.

@@ -4,11 +4,18 @@ import Testing
 
 /// `secmail relay` as a real process: first start, what it prints, serving, graceful stop, restart.
 @Suite struct RelayCommandTests {
-    /// Starts `secmail relay` and waits for its startup lines.
-    func startRelay(data: URL) async throws -> (process: Process, output: OutputCollector, port: Int) {
+    /// Starts `secmail relay` (through `launcher`, e.g. strace and its options, when given) and
+    /// waits for its startup lines.
+    func startRelay(data: URL, launcher: [String] = []) async throws -> (process: Process, output: OutputCollector, port: Int) {
         let process = Process()
-        process.executableURL = SecmailBinary.url
-        process.arguments = ["relay", "--data", data.path, "--listen", "127.0.0.1:0"]
+        let relayArguments = ["relay", "--data", data.path, "--listen", "127.0.0.1:0"]
+        if launcher.isEmpty {
+            process.executableURL = SecmailBinary.url
+            process.arguments = relayArguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = launcher + [SecmailBinary.url.path] + relayArguments
+        }
         let collector = OutputCollector()
         let pipe = Pipe()
         process.standardOutput = pipe
@@ -16,10 +23,11 @@ import Testing
         pipe.fileHandleForReading.readabilityHandler = { handle in collector.append(handle.availableData) }
         try process.run()
         let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline, !collector.text.contains("invites:") {
+        while Date() < deadline, !collector.text.contains("invites:"), process.isRunning {
             try await Task.sleep(nanoseconds: 50_000_000)
         }
-        let line = try #require(collector.text.split(separator: "\n").first { $0.hasPrefix("secmail relay listening on https://127.0.0.1:") })
+        let line = try #require(collector.text.split(separator: "\n").first { $0.hasPrefix("secmail relay listening on https://127.0.0.1:") },
+                                "\(collector.text)")
         let port = try #require(Int(line.split(separator: ":").last ?? ""))
         return (process, collector, port)
     }
@@ -55,6 +63,23 @@ import Testing
         let again = try await runAsync("curl", ["--silent", "--max-time", "60", "--cacert", ca, "https://localhost:\(second.port)/v1/health"])
         #expect(again.text == "ok\n")
         #expect(await stop(second.process) == 0)
+    }
+
+    /// A file in envelopes/ without a committed row may be a deposit between its rename and its
+    /// commit on the running relay: `invite` must leave it; only a relay starting to serve (no
+    /// other can be serving then) removes it.
+    @Test func onlyAServingRelayRemovesUncommittedEnvelopeFiles() async throws {
+        let data = try temporaryDirectory("relay-orphans").appendingPathComponent("relay", isDirectory: true)
+        #expect(try runSecmail(["relay", "invite", "--data", data.path], environment: [:]).status == 0)
+        let inFlight = data.appendingPathComponent("envelopes/0123456789abcdef0123456789abcdef")
+        try Data("a deposit not yet committed".utf8).write(to: inFlight)
+        let invite = try runSecmail(["relay", "invite", "--data", data.path], environment: [:])
+        #expect(invite.status == 0, "\(invite.stderr)")
+        #expect(FileManager.default.fileExists(atPath: inFlight.path), "invite removed a deposit in flight")
+
+        let relay = try await startRelay(data: data)
+        #expect(!FileManager.default.fileExists(atPath: inFlight.path), "the serving relay kept an orphan")
+        #expect(await stop(relay.process) == 0)
     }
 
     @Test func badRelayOptionsAreRefused() throws {

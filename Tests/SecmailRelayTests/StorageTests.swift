@@ -31,12 +31,16 @@ import Testing
         let path = directory.appendingPathComponent("relay.sqlite").path
         for _ in 0..<2 {
             let database = try RelayDatabase(path: path)
-            let (journal, synchronous, applied, hasNodes) = try database.read { db in
+            let (journal, readerSynchronous, applied, hasNodes) = try database.read { db in
                 (try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA synchronous"),
                  try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM schema_migrations"), try db.tableExists("log_nodes"))
             }
+            // The writer is the connection whose commits are acknowledged; GRDB's WAL set-up
+            // leaves it at NORMAL (1) unless RelayDatabase sets it back.
+            let writerSynchronous = try database.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
             #expect(journal == "wal")
-            #expect(synchronous == 2)  // FULL
+            #expect(writerSynchronous == 2)  // FULL
+            #expect(readerSynchronous == 2)
             #expect(applied == SchemaMigrations.all.count)
             #expect(hasNodes)
         }

@@ -6,7 +6,8 @@ import SecmailFormat
 /// Mailboxes (P4, P8, P9): envelopes stored once as files in `envelopes/` beside the database,
 /// delivery rows putting them in recipients' mailboxes. A deposit is written and fsynced, moved
 /// into place, and only then committed in one transaction with its deliveries; until that commit
-/// nothing of it is listed, and files no committed row names are removed at start-up.
+/// nothing of it is listed, and files no committed row names are removed when a relay starts
+/// serving (`removeOrphans`), never by administrative commands that open the store beside it.
 public struct MailboxStore: Sendable {
     let database: RelayDatabase
     public let directory: URL
@@ -28,7 +29,6 @@ public struct MailboxStore: Sendable {
         } catch {
             throw RelayError(.storage, "cannot create \(directory.path): \(error.localizedDescription)")
         }
-        try removeOrphans()
     }
 
     /// One message in a mailbox listing.
@@ -166,8 +166,10 @@ public struct MailboxStore: Sendable {
         }
     }
 
-    /// Removes files no committed envelope row names (deposits interrupted by a crash).
-    private func removeOrphans() throws {
+    /// Removes files no committed envelope row names (deposits interrupted by a crash). Only the
+    /// relay about to serve may call this: while another process deposits, a file between its
+    /// rename and its commit looks exactly like an orphan.
+    public func removeOrphans() throws {
         let known = Set(try database.read { db in try String.fetchAll(db, sql: "SELECT envelope_id FROM envelopes") })
         let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
         for file in files where !known.contains(file) {

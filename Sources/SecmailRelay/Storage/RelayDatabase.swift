@@ -4,11 +4,16 @@ import SecmailCrypto
 import SecmailFormat
 import SecmailMigrations
 
-/// The relay's SQLite database (system libsqlite3 through GRDB): WAL mode, synchronous=FULL so
-/// that a commit is on disk before the relay acknowledges anything, migrated on open.
+/// The relay's SQLite database (system libsqlite3 through GRDB): WAL mode, synchronous=FULL on
+/// every connection so that a commit is on disk before the relay acknowledges anything, migrated
+/// on open.
 public final class RelayDatabase: Sendable {
     let pool: DatabasePool
     public let path: String
+
+    /// `PRAGMA synchronous` value FULL: in WAL mode the WAL is synced at every commit (NORMAL
+    /// syncs it only at checkpoints, so the last commits may be lost on power failure).
+    static let fullSynchronous = 2
 
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     public init(path: String) throws {
@@ -16,18 +21,40 @@ public final class RelayDatabase: Sendable {
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(5)
         configuration.prepareDatabase { db in
-            // In WAL mode NORMAL may lose the last commits on power loss; FULL syncs each one.
-            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try Self.setFullSynchronous(db)
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
+            // DatabasePool switches its writer to WAL *after* prepareDatabase, and that step sets
+            // synchronous=NORMAL on the writer (GRDB 7, Database.setUpWALMode). Only the writer
+            // commits, so it is set back here, and both kinds of connection are checked.
+            try pool.writeWithoutTransaction(Self.setFullSynchronous)
         } catch let error as DatabaseError {
             throw RelayError(.storage, "cannot open the database \(path)", sqliteMessage: error.message)
         }
         self.path = path
+        try assertFullSynchronous()
         // Only the relay reads its database (SQLite gives the -wal and -shm files the same mode).
         try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
         try SchemaMigrator.migrate(pool, migrations: SchemaMigrations.all)
+    }
+
+    /// Sets synchronous=FULL on one connection and checks that SQLite took it.
+    private static func setFullSynchronous(_ db: Database) throws {
+        try db.execute(sql: "PRAGMA synchronous = FULL")
+        let value = try Int.fetchOne(db, sql: "PRAGMA synchronous")
+        guard value == fullSynchronous else {
+            throw RelayError(.storage, "SQLite kept synchronous=\(value ?? -1) after PRAGMA synchronous = FULL")
+        }
+    }
+
+    /// Refuses to run with a connection that could acknowledge a commit before it is on disk.
+    private func assertFullSynchronous() throws {
+        let writer = try write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
+        let reader = try read { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
+        guard writer == Self.fullSynchronous, reader == Self.fullSynchronous else {
+            throw RelayError(.storage, "the database \(path) runs with synchronous=\(writer ?? -1) on its writer and \(reader ?? -1) on its readers, not FULL (2): commits could be acknowledged before they are on disk")
+        }
     }
 
     /// Runs `body` in a write transaction; SQLite errors become `RelayError`s.

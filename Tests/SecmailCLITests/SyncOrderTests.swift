@@ -1,0 +1,195 @@
+import Foundation
+import SecmailRelayTestSupport
+import SecmailTestSupport
+import Testing
+
+/// The relay process under strace: an acknowledgement (the answer's first byte on the socket)
+/// comes only after everything it acknowledges is on disk, and each write path pays the syncs
+/// docs/DURABILITY.md promises, in that order.
+@Suite(.serialized) struct SyncOrderTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures", isDirectory: true)
+
+    @Test func registrationAndDepositAreSyncedBeforeTheyAreAcknowledged() async throws {
+        let folder = try temporaryDirectory("sync-order")
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        let trace = folder.appendingPathComponent("relay.strace")
+        let relay = try await TracedRelay.start(data: data, trace: trace)
+        let caFile = data.appendingPathComponent("tls/dev-ca.pem")
+        let curl = RelayCurl(port: relay.port, caFile: caFile)
+
+        // One registration, sent on a quiet connection so the trace can tell its work apart.
+        let bundle = try ThrowawayIdentities.bundle("alice")
+        let registrationBody = folder.appendingPathComponent("register.json")
+        try JSONSerialization.data(withJSONObject: ["bundle": Data(bundle.encoded).base64EncodedString()]).write(to: registrationBody)
+        let registration = try await pausedRequest(port: relay.port, caFile: caFile, method: "POST", path: "/v1/directory/register",
+                                                   body: registrationBody, headers: ["Content-Type: application/json"])
+        #expect(registration.status == 201, "\(registration.body)")
+
+        // One deposit from alice to bob.
+        _ = try await curl.registerAndAuthenticate("bob", origin: "127.0.0.1/secmail")
+        let alice = try await curl.authenticate("alice", origin: "127.0.0.1/secmail")
+        let envelope = try RelayCurl.envelope(from: "alice", to: ["bob"])
+        let envelopeFile = folder.appendingPathComponent("message.sm")
+        try Data(envelope.bytes).write(to: envelopeFile)
+        let deposit = try await pausedRequest(port: relay.port, caFile: caFile, method: "POST", path: "/v1/messages?to=bob",
+                                              body: envelopeFile, headers: ["Authorization: Bearer \(alice)",
+                                                                            "Content-Type: application/octet-stream"])
+        #expect(deposit.status == 201, "\(deposit.body)")
+        #expect(await relay.stop() == 0)
+
+        let events = try SyscallTrace(contentsOf: trace).events
+        let wal = data.appendingPathComponent("relay.sqlite-wal").path
+        let envelopes = data.appendingPathComponent("envelopes").path
+
+        // Registration: the log leaf and identity row commit, the WAL is synced, then the 201.
+        let registered = try #require(SyscallTrace.untilAcknowledged(events, after: registration.sentAt), "no answer in the trace")
+        #expect(registered.map(\.description) == ["sync \(wal)"])
+
+        // Deposit: envelope file synced, renamed into place, its directory synced, the rows'
+        // commit synced, and only then the 201.
+        let deposited = try #require(SyscallTrace.untilAcknowledged(events, after: deposit.sentAt), "no answer in the trace")
+        let syncs = deposited.filter(\.isSync)
+        #expect(syncs.count == 3, "\(deposited.map(\.description))")
+        let expected = ["sync \(envelopes)/.incoming-", "rename \(envelopes)/.incoming-", "sync \(envelopes)", "sync \(wal)"]
+        #expect(deposited.count == expected.count, "\(deposited.map(\.description))")
+        for (event, prefix) in zip(deposited, expected) {
+            #expect(event.description.hasPrefix(prefix), "\(deposited.map(\.description))")
+        }
+        if deposited.count == expected.count {
+            #expect(deposited[2].description == "sync \(envelopes)")
+            #expect(deposited[1].target?.hasPrefix(envelopes + "/") == true && deposited[1].target?.contains(".incoming-") == false)
+        }
+    }
+
+    /// Runs Fixtures/paused_request.py: the TLS handshake, half a second of quiet, then the request.
+    func pausedRequest(port: Int, caFile: URL, method: String, path: String, body: URL,
+                       headers: [String]) async throws -> (sentAt: Double, status: Int, body: String) {
+        let result = try await runAsync("python3", [Self.fixtures.appendingPathComponent("paused_request.py").path,
+                                                    String(port), caFile.path, method, path, body.path] + headers)
+        let lines = result.text.split(separator: "\n", maxSplits: 2, omittingEmptySubsequences: false)
+        guard result.status == 0, lines.count >= 2, let sentAt = Double(lines[0]), let status = Int(lines[1]) else {
+            throw TestFailure("paused_request.py: \(result.text) \(result.stderr)")
+        }
+        return (sentAt, status, lines.count > 2 ? String(lines[2]) : "")
+    }
+}
+
+/// `secmail relay` running under `strace -f`, tracing the system calls that make data durable
+/// (fsync, fdatasync, rename) and those that answer clients (writes to TCP sockets).
+struct TracedRelay {
+    let strace: Process
+    let port: Int
+
+    static func start(data: URL, trace: URL) async throws -> TracedRelay {
+        guard (try? run("strace", ["-V"]))?.status == 0 else {
+            throw TestFailure("strace is needed to trace the relay's syncs (Debian package strace; .ci/run installs it)")
+        }
+        let launcher = ["strace", "-f", "--seccomp-bpf", "-qq", "-ttt", "-yy", "-o", trace.path,
+                        "-e", "trace=fsync,fdatasync,rename,renameat,renameat2,write,writev,sendmsg,sendto", "--"]
+        let started = try await RelayCommandTests().startRelay(data: data, launcher: launcher)
+        return TracedRelay(strace: started.process, port: started.port)
+    }
+
+    /// SIGTERM to the relay (strace's child); strace exits with it once the trace is written.
+    func stop() async -> Int32 {
+        let pid = strace.processIdentifier
+        let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+        for child in children.split(separator: " ").compactMap({ Int32($0) }) { kill(child, SIGTERM) }
+        let deadline = Date().addingTimeInterval(20)
+        while strace.isRunning, Date() < deadline { try? await Task.sleep(nanoseconds: 50_000_000) }
+        if strace.isRunning { strace.interrupt() }
+        strace.waitUntilExit()
+        return strace.terminationStatus
+    }
+}
+
+/// An strace -f -ttt -yy log reduced to durability events and socket answers, in the order the
+/// calls completed (a sync) or began (an answer), as strace saw them.
+struct SyscallTrace {
+    struct Event: CustomStringConvertible {
+        enum Kind { case sync, rename, answer }
+        let kind: Kind
+        let time: Double
+        /// The synced file, the renamed file's old path, or the socket.
+        let path: String
+        /// A rename's new path.
+        let target: String?
+
+        var isSync: Bool { kind == .sync }
+        var description: String {
+            switch kind {
+            case .sync: "sync \(path)"
+            case .rename: "rename \(path) -> \(target ?? "")"
+            case .answer: "answer \(path)"
+            }
+        }
+    }
+
+    let events: [Event]
+
+    init(contentsOf url: URL) throws {
+        var pending: [Substring: (time: Double, call: Substring)] = [:]
+        var events: [Event] = []
+        for line in try String(contentsOf: url, encoding: .utf8).split(separator: "\n") {
+            let fields = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)
+            guard fields.count == 3, let time = Double(fields[1]) else { continue }
+            let (thread, rest) = (fields[0], fields[2])
+            if rest.hasSuffix("<unfinished ...>") {
+                pending[thread] = (time, rest)
+                // A write to a socket has begun: that is when the answer starts leaving.
+                if let answer = Self.answer(rest, time: time) { events.append(answer) }
+                continue
+            }
+            if rest.hasPrefix("<... ") {
+                if let begun = pending.removeValue(forKey: thread), Self.succeeded(rest), let event = Self.durability(begun.call, time: time) {
+                    events.append(event)
+                }
+                continue
+            }
+            if let answer = Self.answer(rest, time: time) {
+                events.append(answer)
+            } else if Self.succeeded(rest), let event = Self.durability(rest, time: time) {
+                events.append(event)
+            }
+        }
+        self.events = events
+    }
+
+    /// The durability events after `start` up to the first answer on a socket; nil if no answer.
+    static func untilAcknowledged(_ events: [Event], after start: Double) -> [Event]? {
+        var window: [Event] = []
+        for event in events where event.time >= start {
+            if event.kind == .answer { return window }
+            window.append(event)
+        }
+        return nil
+    }
+
+    private static func succeeded(_ call: Substring) -> Bool {
+        call.range(of: ") = 0", options: .backwards) != nil
+    }
+
+    private static func answer(_ call: Substring, time: Double) -> Event? {
+        guard call.hasPrefix("write(") || call.hasPrefix("writev(") || call.hasPrefix("sendmsg(") || call.hasPrefix("sendto("),
+              let path = firstDescriptorPath(call), path.hasPrefix("TCP") else { return nil }
+        return Event(kind: .answer, time: time, path: path, target: nil)
+    }
+
+    private static func durability(_ call: Substring, time: Double) -> Event? {
+        if call.hasPrefix("fsync(") || call.hasPrefix("fdatasync(") {
+            return firstDescriptorPath(call).map { Event(kind: .sync, time: time, path: $0, target: nil) }
+        }
+        if call.hasPrefix("rename(") || call.hasPrefix("renameat(") || call.hasPrefix("renameat2(") {
+            let quoted = call.split(separator: "\"", omittingEmptySubsequences: false)
+            guard quoted.count >= 5 else { return nil }
+            return Event(kind: .rename, time: time, path: String(quoted[1]), target: String(quoted[3]))
+        }
+        return nil
+    }
+
+    /// `fsync(7</a/b>)` → `/a/b`; `write(21<TCP:[…]>, …` → `TCP:[…]`.
+    private static func firstDescriptorPath(_ call: Substring) -> String? {
+        guard let open = call.firstIndex(of: "<"), let close = call[open...].firstIndex(of: ">") else { return nil }
+        return String(call[call.index(after: open)..<close])
+    }
+}
