@@ -37,6 +37,9 @@ let package = Package(
         .target(name: "SecmailImages", dependencies: ["CImageCodecs"]),
         // Pure Swift: identity bundles, envelopes and their canonical binary encoding.
         .target(name: "SecmailFormat", dependencies: ["SecmailCrypto"]),
+        // The relay's HTTP API as types: every request and response body, the error body and the
+        // routes, shared by the relay and the client (docs/API.md describes exactly these).
+        .target(name: "SecmailAPI"),
         // The relay's schema history: SQL files embedded in the binary (top-level migrations/).
         .target(
             name: "SecmailMigrations",
@@ -47,7 +50,7 @@ let package = Package(
         .target(
             name: "SecmailRelay",
             dependencies: [
-                "SecmailFormat", "SecmailCrypto", "SecmailMigrations", "SecmailTLS",
+                "SecmailAPI", "SecmailFormat", "SecmailCrypto", "SecmailMigrations", "SecmailTLS",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -57,7 +60,7 @@ let package = Package(
         .target(
             name: "SecmailClient",
             dependencies: [
-                "SecmailCrypto", "SecmailFormat", "SecmailTLS", "SecmailImages",
+                "SecmailAPI", "SecmailCrypto", "SecmailFormat", "SecmailTLS", "SecmailImages",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -97,6 +100,7 @@ let package = Package(
             path: "Tests/SecmailRelayTestSupport"
         ),
         .testTarget(name: "SecmailCryptoTests", dependencies: ["SecmailCrypto", "SecmailTestSupport"]),
+        .testTarget(name: "SecmailAPITests", dependencies: ["SecmailAPI"]),
         .testTarget(
             name: "SecmailTLSTests",
             dependencies: [
@@ -125,7 +129,7 @@ let package = Package(
         .testTarget(
             name: "SecmailClientTests",
             dependencies: [
-                "SecmailClient", "SecmailRelay", "SecmailFormat", "SecmailCrypto", "SecmailTLS", "SecmailTestSupport",
+                "SecmailAPI", "SecmailClient", "SecmailRelay", "SecmailFormat", "SecmailCrypto", "SecmailTLS", "SecmailTestSupport",
                 "SecmailRelayTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

@@ -16,8 +16,25 @@ public struct ClientError: Error, Sendable, Equatable, CustomStringConvertible {
         /// The relay's answer failed verification: a forged proof, an unpinned key, a rolled-back
         /// or forked log. Never accepted, never retried silently.
         case verificationFailed
-        /// The relay refused the request (the HTTP status and its reason are in the message).
+        /// The relay refused the request for a reason with no code of its own below (its reason is
+        /// in the message).
         case relayRefused
+        /// The relay could not be reached, or the connection broke before the answer was complete.
+        case relayUnreachable
+        /// The relay presented another TLS key than the one pinned at registration.
+        case pinMismatch
+        /// The relay's log does not extend what this client saw before (rolled back or forked).
+        case logInconsistent
+        /// A name is not registered on the relay.
+        case notRegistered
+        /// The name is registered already.
+        case nameTaken
+        /// A relay limit: envelope size, mailbox quota, number of recipients.
+        case limitExceeded
+        /// The relay asks to slow down.
+        case rateLimited
+        /// The relay answered something that is not its API (malformed JSON, a wrong status).
+        case malformedAnswer
     }
 
     public var code: Code
@@ -29,4 +46,10 @@ public struct ClientError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { reason }
+
+    /// Whether the failure means that data did not verify (a forged proof, a swapped key, a forked
+    /// log), as opposed to something that may work when tried again.
+    public var isVerificationFailure: Bool {
+        [.verificationFailed, .pinMismatch, .logInconsistent].contains(code)
+    }
 }

@@ -1,30 +1,10 @@
+import SecmailAPI
+
 /// The one error type of `SecmailRelay`.
 public struct RelayError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Code: String, Sendable {
-        /// The database cannot be opened or used.
-        case storage
-        /// The database's schema history does not match this build's migrations.
-        case schemaMismatch
-        /// A request names something that does not exist (a leaf, a name, a size).
-        case notFound
-        /// The name is registered already (first come, first served).
-        case nameTaken
-        /// The request is malformed or not allowed as made (wrong key version, bad continuity).
-        case invalidRequest
-        /// This relay requires a valid, unused invite code to register.
-        case inviteRequired
-        /// The caller proved nothing (no valid token).
-        case unauthorized
-        /// The caller's proof was refused (bad signature, used or expired challenge), or the
-        /// caller may not do this (another user's mailbox).
-        case forbidden
-        /// The request repeats something accepted once only (a message id per recipient).
-        case conflict
-        /// A limit on stored data (a mailbox quota, the envelope size) would be exceeded.
-        case quotaExceeded
-        /// Too many requests from one address or identity.
-        case rateLimited
-    }
+    /// The relay's errors are the API's error codes (SecmailAPI), so a refusal reaches the client
+    /// with the code it was raised with.
+    public typealias Code = ErrorCode
 
     public var code: Code
     public var reason: String

@@ -75,7 +75,7 @@ func classify(_ error: Error) -> (ExitStatus, String) {
         default: return (.failure, error.reason)
         }
     case let error as ClientError:
-        return (error.code == .verificationFailed ? .verificationFailed : .failure, error.reason)
+        return (error.isVerificationFailure ? .verificationFailed : .failure, error.reason)
     default:
         return (.failure, String(describing: error))
     }
@@ -88,7 +88,9 @@ enum Terminal {
     }
 
     static func error(_ message: String) {
-        FileHandle.standardError.write(Data(("secmail: error: " + message + "\n").utf8))
+        // A progress line may be half drawn: the error starts on a cleared line.
+        let clear = stderrIsTerminal ? "\r\u{1B}[K" : ""
+        FileHandle.standardError.write(Data((clear + "secmail: error: " + message + "\n").utf8))
     }
 
     static func output(_ text: String) {
@@ -136,6 +138,20 @@ enum Terminal {
             if isVisible { FileHandle.standardError.write(Data("\n".utf8)) }
             isVisible = false
         }
+    }
+}
+
+/// Runs `body` with one `RelayClient` for the relay pinned in `home` (or `client`, when given),
+/// closing its connection afterwards whatever happens.
+func withRelay<T>(_ home: SecmailHome, client: RelayClient? = nil, _ body: (RelayClient) async throws -> T) async throws -> T {
+    let relay = try client ?? RelayClient(home: home)
+    do {
+        let result = try await body(relay)
+        await relay.close()
+        return result
+    } catch {
+        await relay.close()
+        throw error
     }
 }
 

@@ -54,8 +54,19 @@ struct ComposeOptions: ParsableArguments {
     @Flag(name: .long, help: "Send images as optimised PNG even when the metadata-stripped JPEG is smaller.")
     var alwaysPNG = false
 
+    /// The attachment files, checked cheaply (no image work yet).
+    func checkedAttachments() throws -> [WireAttachments.Checked] {
+        try attach.map(WireAttachments.check)
+    }
+
     /// The attachments as they go on the wire (images in their smaller lossless form).
-    func preparedAttachments() throws -> [WireAttachments.Prepared] {
-        try attach.map { path in try WireAttachments.prepare(path: path, alwaysPNG: alwaysPNG) }
+    func preparedAttachments(_ checked: [WireAttachments.Checked]) throws -> [WireAttachments.Prepared] {
+        try checked.map { try WireAttachments.prepare($0, alwaysPNG: alwaysPNG) }
+    }
+
+    /// Bytes the envelope will hold at least: the text and every attachment that is not an image
+    /// (images may shrink on the wire).
+    func knownSize(_ checked: [WireAttachments.Checked]) -> UInt64 {
+        UInt64((message ?? "").utf8.count) + checked.filter { !$0.isImage }.reduce(0) { $0 + $1.plain.info.length }
     }
 }

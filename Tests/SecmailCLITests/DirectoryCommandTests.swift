@@ -48,7 +48,9 @@ import Testing
         let mallory = user("mallory", in: folder)
         let taken = try mallory.run(["register", "alice", "--relay", "https://localhost:\(relay.port)", "--ca", ca])
         #expect(taken.status == 1)
-        #expect(taken.stderr.contains("registered on this relay with other keys"), "\(taken.stderr)")
+        #expect(taken.stderr.contains("the name alice is already registered on the relay at localhost:\(relay.port)"), "\(taken.stderr)")
+        // Said before any key was made: the home holds no identity to get stuck with.
+        #expect(!FileManager.default.fileExists(atPath: mallory.home.appendingPathComponent("identity").path))
 
         // 1. The relay's database is edited to serve other keys for bob.
         let database = try DatabaseQueue(path: data.appendingPathComponent("relay.sqlite").path)

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SecmailAPI
 import SecmailClient
 import SecmailCrypto
 import SecmailFormat
@@ -12,25 +13,29 @@ import Testing
 @Suite struct RelayClientTests {
     static let caTrust = TLSConfiguration.Trust.certificateAuthorities(file: RunningRelay.certs.appendingPathComponent("dev-ca.pem").path)
 
-    func connect(_ relay: RunningRelay, trust: TLSConfiguration.Trust = caTrust) throws -> RelayConnection {
-        try RelayConnection(url: URL(string: "https://localhost:\(relay.port)")!, trust: trust)
+    func connect(_ relay: RunningRelay, trust: TLSConfiguration.Trust = caTrust) async throws -> RelayHTTPConnection {
+        try await RelayHTTPConnection.open(host: "localhost", port: relay.port, tls: TLSContext(configuration: .client(trust: trust)))
     }
 
-    func register(_ name: String, on connection: RelayConnection) async throws -> RelayConnection.Response {
-        let body = try JSONSerialization.data(withJSONObject: ["bundle": Data(ThrowawayIdentities.bundle(name).encoded).base64EncodedString()])
-        return try await connection.send(.POST, "/v1/directory/register", json: body)
+    func register(_ name: String, on connection: RelayHTTPConnection) async throws -> RelayResponse {
+        try await connection.send(RelayRequest(.POST, Endpoint.register.path(),
+                                               json: BundleRequest(bundle: Data(ThrowawayIdentities.bundle(name).encoded).base64EncodedString())))
+    }
+
+    func lookup(_ name: String, on connection: RelayHTTPConnection) async throws -> RelayResponse {
+        try await connection.send(RelayRequest(.GET, Endpoint.lookup.path(name)))
     }
 
     @Test func registrationAndAVerifiedLookupOverTLS() async throws {
         let relay = try await RunningRelay()
         defer { Task { await relay.stop() } }
-        let connection = try connect(relay)
+        let connection = try await connect(relay)
         let created = try await register("alice", on: connection)
         #expect(created.status == 201)
         let pin = try String(contentsOf: RunningRelay.certs.appendingPathComponent("relay.spki-sha256"), encoding: .utf8)
         #expect(hexString(created.relayKeyPin ?? []) == pin.trimmingCharacters(in: .whitespacesAndNewlines))
 
-        let answer = try await connection.send(.GET, "/v1/directory/alice")
+        let answer = try await lookup("alice", on: connection)
         #expect(answer.status == 200)
         let lookup = try DirectoryVerification.verifyLookup(answer.body, name: IdentityName("alice"), logVerifier: relay.services.signer.verifier)
         #expect(lookup.bundle == (try ThrowawayIdentities.bundle("alice")))
@@ -40,15 +45,24 @@ import Testing
     @Test func aRelayWhoseKeyIsNotThePinnedOneIsRefused() async throws {
         let relay = try await RunningRelay()
         defer { Task { await relay.stop() } }
-        let wrong = try connect(relay, trust: .pinnedPublicKey(sha256: [UInt8](repeating: 7, count: 32)))
-        let error = await #expect(throws: ClientError.self) { try await wrong.send(.GET, "/v1/health") }
+        let wrongPin = [UInt8](repeating: 7, count: 32)
+        let handshake = await #expect(throws: TLSError.self) { try await connect(relay, trust: .pinnedPublicKey(sha256: wrongPin)) }
+        #expect(handshake?.code == .certificateVerificationFailed)
+
+        // Through a client's pinned settings, the same is one sentence with its own code.
+        let home = SecmailHome(url: try makeTemporaryDirectory("wrong-pin"))
+        try RelaySettings(url: "https://localhost:\(relay.port)", caFile: nil, relayKeyPin: hexString(wrongPin),
+                          logVerifierKey: try relay.services.signer.verifier.verifierKey, checkpoint: nil).save(to: home)
+        let client = try RelayClient(home: home)
+        let error = await #expect(throws: ClientError.self) { try await client.info() }
+        #expect(error?.code == .pinMismatch)
         #expect(error?.reason.contains("pinned") == true)
     }
 
     @Test func aKeySwappedInTheRelayDatabaseIsDetected() async throws {
         let relay = try await RunningRelay()
         defer { Task { await relay.stop() } }
-        let connection = try connect(relay)
+        let connection = try await connect(relay)
         _ = try await register("alice", on: connection)
         // The relay's database is edited to serve mallory's keys (carol's) under the name alice.
         let mallory = try IdentityBundle.create(name: IdentityName("alice"), createdAt: 0,
@@ -58,7 +72,7 @@ import Testing
             try db.execute(sql: "UPDATE identities SET bundle = ?, fingerprint = ? WHERE name = 'alice'",
                            arguments: [Data(mallory.encoded), Data(mallory.fingerprint.bytes)])
         }
-        let answer = try await connection.send(.GET, "/v1/directory/alice")
+        let answer = try await lookup("alice", on: connection)
         let error = #expect(throws: ClientError.self) {
             try DirectoryVerification.verifyLookup(answer.body, name: IdentityName("alice"), logVerifier: relay.services.signer.verifier)
         }
@@ -69,10 +83,10 @@ import Testing
     @Test func aForgedProofOrAnUnpinnedLogKeyIsRefused() async throws {
         let relay = try await RunningRelay()
         defer { Task { await relay.stop() } }
-        let connection = try connect(relay)
+        let connection = try await connect(relay)
         _ = try await register("alice", on: connection)
         _ = try await register("bob", on: connection)
-        let answer = try await connection.send(.GET, "/v1/directory/alice")
+        let answer = try await lookup("alice", on: connection)
         var json = try #require(try JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any])
         var proof = try #require(json["inclusionProof"] as? [String])
         var node = Array(try #require(Data(base64Encoded: proof[0])))
@@ -97,15 +111,15 @@ import Testing
     @Test func aRolledBackOrForkedLogIsRefused() async throws {
         let relay = try await RunningRelay()
         defer { Task { await relay.stop() } }
-        let connection = try connect(relay)
+        let connection = try await connect(relay)
         let verifier = try relay.services.signer.verifier
         _ = try await register("alice", on: connection)
-        let first = try DirectoryVerification.verifyLookup(try await connection.send(.GET, "/v1/directory/alice").body,
+        let first = try DirectoryVerification.verifyLookup(try await lookup("alice", on: connection).body,
                                                            name: IdentityName("alice"), logVerifier: verifier).checkpoint
         _ = try await register("bob", on: connection)
-        let second = try DirectoryVerification.verifyLookup(try await connection.send(.GET, "/v1/directory/bob").body,
+        let second = try DirectoryVerification.verifyLookup(try await lookup("bob", on: connection).body,
                                                             name: IdentityName("bob"), logVerifier: verifier).checkpoint
-        let consistency = try await connection.send(.GET, "/v1/log/consistency?from=1&to=2")
+        let consistency = try await connection.send(RelayRequest(.GET, Endpoint.consistency.path(query: [("from", "1"), ("to", "2")])))
         let proof = try ((try JSONSerialization.jsonObject(with: Data(consistency.body)) as? [String: Any])?["proof"] as? [String] ?? [])
             .map { Array(try #require(Data(base64Encoded: $0))) }
         try DirectoryVerification.verifyExtension(of: first, to: second, proof: proof)

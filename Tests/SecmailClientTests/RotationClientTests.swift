@@ -17,9 +17,10 @@ import Testing
         let home = SecmailHome(url: try makeTemporaryDirectory("rotation-\(name)"))
         let keystore = Keystore(home: home)
         let bundle = try keystore.createIdentity(name: IdentityName(name), passphrase: passphrase)
-        _ = try await DirectoryClient(home: home).register(
-            bundle, relay: URL(string: "https://localhost:\(relay.port)")!,
-            caFile: RunningRelay.certs.appendingPathComponent("dev-ca.pem").path, invite: nil)
+        let caFile = RunningRelay.certs.appendingPathComponent("dev-ca.pem").path
+        let client = try RelayClient(home: home, firstContact: URL(string: "https://localhost:\(relay.port)")!, caFile: caFile)
+        _ = try await DirectoryClient(relay: client).register(bundle, caFile: caFile, invite: nil)
+        await client.close()
         return keystore
     }
 
@@ -35,14 +36,14 @@ import Testing
         // Its keys already open mail, in case the relay published it.
         #expect(try keystore.unlockRecipientKeys(passphrase: passphrase).map(\.fingerprint) == [pending.fingerprint, v1.fingerprint])
 
-        let rotated = try await DirectoryClient(home: keystore.home).rotate(keystore, passphrase: passphrase)
+        let rotated = try await DirectoryClient(relay: RelayClient(home: keystore.home)).rotate(keystore, passphrase: passphrase)
         #expect(rotated == pending)
         #expect(try keystore.currentBundle() == pending)
         #expect(try keystore.pendingRotation() == nil)
         #expect(try relay.services.directory.lookup(IdentityName("alice")).bundle == pending)
         // The owner's own pin follows, and the audit recognises both versions as the owner's.
         #expect(try ContactPins(home: keystore.home).pinned(IdentityName("alice")) == pending)
-        let report = try await DirectoryClient(home: keystore.home).audit(keystore)
+        let report = try await DirectoryClient(relay: RelayClient(home: keystore.home)).audit(keystore)
         #expect(report.ownEntries.map(\.logIndex) == [0, 1])
         #expect(report.foreignEntries.isEmpty)
     }
@@ -61,9 +62,9 @@ import Testing
         try relay.services.directory.rotate(to: elsewhere)
 
         let refused = await #expect(throws: ClientError.self) {
-            try await DirectoryClient(home: keystore.home).rotate(keystore, passphrase: passphrase)
+            try await DirectoryClient(relay: RelayClient(home: keystore.home)).rotate(keystore, passphrase: passphrase)
         }
-        #expect(refused?.code == .relayRefused)
+        #expect(refused?.code == .relayRefused, "\(refused?.code.rawValue ?? "")")
         #expect(refused?.reason.contains("current signing key") == true, "\(refused?.reason ?? "")")
         #expect(try keystore.currentBundle() == v1)
         #expect(try keystore.pendingRotation() == nil)

@@ -1,16 +1,17 @@
 import Foundation
-import NIOHTTP1
+import SecmailAPI
 import SecmailCrypto
 import SecmailFormat
-import SecmailTLS
 
-/// The client's directory operations: registration (first contact and pinning) and verified
-/// lookups (inclusion, log consistency, contact pins). Nothing is saved unless every check passed.
-public struct DirectoryClient: Sendable {
-    public let home: SecmailHome
+/// The client's directory operations over one `RelayClient`: registration (first contact and
+/// pinning), verified lookups (inclusion, log consistency, contact pins), trust, rotation and
+/// audit. Nothing is saved unless every check passed.
+public struct DirectoryClient {
+    public let relay: RelayClient
+    public var home: SecmailHome { relay.home }
 
-    public init(home: SecmailHome) {
-        self.home = home
+    public init(relay: RelayClient) {
+        self.relay = relay
     }
 
     /// The result of a lookup that passed every check.
@@ -26,45 +27,61 @@ public struct DirectoryClient: Sendable {
         }
         public let bundle: IdentityBundle
         public let pin: PinChange
+        /// The verified lookup it came from (its checkpoint is the tree a history must match).
+        public let lookup: VerifiedLookup
     }
 
-    /// Registers `bundle` on the relay at `url` (verified with the CA in `caFile`), then pins the
-    /// relay's TLS key and the log key, and stores the first checkpoint.
-    public func register(_ bundle: IdentityBundle, relay url: URL, caFile: String, invite: String?) async throws -> RelaySettings {
-        let connection = try RelayConnection(url: url, trust: .certificateAuthorities(file: caFile))
-        let keyResponse = try Self.expect(200, await connection.send(.GET, "/v1/log/key"))
-        let verifierKey = String(decoding: keyResponse.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    /// Registers `bundle` on the relay `relay` was opened for (first contact, trusted through
+    /// `caFile`), then pins the relay's TLS key and the log key, and stores the first checkpoint.
+    public func register(_ bundle: IdentityBundle, caFile: String, invite: String?) async throws -> RelaySettings {
+        let keyAnswer = try await relay.expect(200, RelayRequest(.GET, Endpoint.logKey.path()))
+        let verifierKey = String(decoding: keyAnswer.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         let verifier: NoteVerifier
         do { verifier = try NoteVerifier(verifierKey: verifierKey) } catch {
-            throw ClientError(.verificationFailed, "the relay's log key is not a valid verifier key")
+            throw ClientError(.malformedAnswer, "the relay's log key is not a valid verifier key")
         }
-        var body: [String: String] = ["bundle": Data(bundle.encoded).base64EncodedString()]
-        if let invite { body["invite"] = invite }
-        let registered = try await connection.send(.POST, "/v1/directory/register", json: try JSONSerialization.data(withJSONObject: body))
-        // Registering again with the same keys is fine: the lookup below proves they are ours.
-        if registered.status != 201, registered.status != 409 { _ = try Self.expect(201, registered) }
-        let answer = try Self.expect(200, await connection.send(.GET, "/v1/directory/\(bundle.name.value)"))
+        let request = try RelayRequest(.POST, Endpoint.register.path(),
+                                       json: BundleRequest(bundle: Data(bundle.encoded).base64EncodedString(), invite: invite))
+        do {
+            try await relay.expect(201, request)
+        } catch let error as ClientError where error.code == .nameTaken {
+            // Registering again with the same keys is fine: the lookup below proves they are ours.
+        }
+        let answer = try await relay.expect(200, RelayRequest(.GET, Endpoint.lookup.path(bundle.name.value)))
         let lookup = try DirectoryVerification.verifyLookup(answer.body, name: bundle.name, logVerifier: verifier)
         guard lookup.bundle == bundle else {
-            throw ClientError(.relayRefused, "the name \(bundle.name) is registered on this relay with other keys (fingerprint \(lookup.bundle.fingerprint.grouped))")
+            throw ClientError(.nameTaken, "the name \(bundle.name) is registered on this relay with other keys (fingerprint \(lookup.bundle.fingerprint.grouped))")
         }
         guard let pin = answer.relayKeyPin else {
             throw ClientError(.verificationFailed, "the relay's TLS key could not be read for pinning")
         }
-        let settings = RelaySettings(url: url.absoluteString, caFile: caFile, relayKeyPin: hexEncoded(pin),
-                                     logVerifierKey: verifierKey, checkpoint: lookup.checkpointNote)
-        try settings.save(to: home)
+        relay.pinFirstContact(logVerifierKey: verifierKey, relayKeyPin: pin, checkpointNote: lookup.checkpointNote, caFile: caFile)
+        try relay.saveLogView()
         try ContactPins(home: home).pin(bundle)
+        guard let settings = relay.settings else { preconditionFailure("pinFirstContact sets the settings") }
         return settings
     }
 
-    /// Looks `name` up on the pinned relay and verifies the answer: the pinned TLS key, the pinned
-    /// log key, the inclusion proof, the consistency of the new checkpoint with the stored one,
-    /// and the contact pin. A changed key is accepted only as a logged rotation whose continuity
-    /// signatures lead from the pinned version; anything else is a hard stop (P5).
+    /// Looks `name` up on the pinned relay, verifies the answer (`verifiedContact`) and saves the
+    /// advanced log view.
     public func lookup(_ name: IdentityName) async throws -> Contact {
-        var session = try RelaySession(home: home)
-        let lookup = try await session.verifiedLookup(name)
+        let contact = try await verifiedContact(name)
+        try relay.saveLogView()
+        return contact
+    }
+
+    /// Looks `name` up and verifies the answer: the pinned TLS key, the pinned log key, the
+    /// inclusion proof, the consistency of the new checkpoint with the stored one, and the contact
+    /// pin. A changed key is accepted only as a logged rotation whose continuity signatures lead
+    /// from the pinned version; anything else is a hard stop (P5). The pin is saved; the log view
+    /// is the caller's to save. An unknown name is reported with the pinned contacts it resembles.
+    public func verifiedContact(_ name: IdentityName) async throws -> Contact {
+        let lookup: VerifiedLookup
+        do {
+            lookup = try await relay.verifiedLookup(name)
+        } catch let error as ClientError where error.code == .notRegistered {
+            throw ClientError(.notRegistered, "no one is registered as \(name) on the relay at \(relay.address)" + suggestion(for: name))
+        }
         let pins = ContactPins(home: home)
         let change: Contact.PinChange
         if let pinned = try pins.pinned(name) {
@@ -72,7 +89,7 @@ public struct DirectoryClient: Sendable {
                 change = .unchanged
             } else {
                 guard lookup.bundle.keyVersion > pinned.keyVersion else { throw ContactPins.keyChanged(pinned: pinned, served: lookup.bundle) }
-                let history = try await session.verifiedHistory(name, at: lookup)
+                let history = try await relay.verifiedHistory(name, at: lookup)
                 try DirectoryVerification.verifyRotation(from: pinned, to: lookup.bundle, history: history)
                 try pins.pin(lookup.bundle)
                 change = .rotated(fromVersion: pinned.keyVersion)
@@ -81,16 +98,22 @@ public struct DirectoryClient: Sendable {
             try pins.pin(lookup.bundle)
             change = .new
         }
-        try session.save()
-        return Contact(bundle: lookup.bundle, pin: change)
+        return Contact(bundle: lookup.bundle, pin: change, lookup: lookup)
+    }
+
+    /// "; did you mean bob?" when a pinned contact's name is one or two edits from `name`.
+    private func suggestion(for name: IdentityName) -> String {
+        let pinned = ((try? ContactPins(home: home).all()) ?? []).map(\.name.value)
+        let close = pinned.filter { $0 != name.value && editDistance($0, name.value) <= 2 }
+        guard !close.isEmpty else { return "" }
+        return "; did you mean \(close.sorted().joined(separator: " or "))?"
     }
 
     /// The explicit override of a hard stop: pins the key the relay serves for `name` if, and
     /// only if, it has the fingerprint the user compared out of band, and it passes every log
     /// check. Returns the earlier pin, if any.
     public func trust(_ name: IdentityName, fingerprint: Fingerprint) async throws -> (bundle: IdentityBundle, replaced: IdentityBundle?) {
-        var session = try RelaySession(home: home)
-        let lookup = try await session.verifiedLookup(name)
+        let lookup = try await relay.verifiedLookup(name)
         guard lookup.bundle.fingerprint == fingerprint else {
             throw ClientError(.verificationFailed, """
                 the relay serves \(name)'s key \(lookup.bundle.fingerprint.grouped), not the fingerprint you gave \
@@ -100,7 +123,7 @@ public struct DirectoryClient: Sendable {
         let pins = ContactPins(home: home)
         let earlier = try pins.pinned(name)
         try pins.pin(lookup.bundle)
-        try session.save()
+        try relay.saveLogView()
         return (lookup.bundle, earlier)
     }
 
@@ -108,23 +131,22 @@ public struct DirectoryClient: Sendable {
     /// proves ownership with the current key (P8), has the relay log it, verifies the logged
     /// result, and only then makes it current. A refused rotation leaves the keystore as it was.
     public func rotate(_ keystore: Keystore, passphrase: Passphrase) async throws -> IdentityBundle {
-        var session = try RelaySession(home: home)
         let current = try keystore.unlockSender(passphrase: passphrase)
         let next = try keystore.prepareRotation(from: current, passphrase: passphrase)
         // A definite refusal by the relay; a network failure instead keeps the pending version,
         // since the relay may have logged it without this client hearing the answer.
         var refusal: ClientError?
         do {
-            let token = try await session.authenticate(current)
-            let body = try JSONSerialization.data(withJSONObject: ["bundle": Data(next.encoded).base64EncodedString()])
-            _ = try Self.expect(200, await session.connection.send(.POST, "/v1/directory/rotate", json: body, bearer: token))
-        } catch let error as ClientError where error.code == .relayRefused {
+            let token = try await relay.token(for: current)
+            try await relay.expect(200, try RelayRequest(.POST, Endpoint.rotate.path(),
+                                                         json: BundleRequest(bundle: Data(next.encoded).base64EncodedString()), bearer: token))
+        } catch let error as ClientError where error.code == .relayUnreachable {
+            throw ClientError(.relayUnreachable, "\(error.reason); key version \(next.keyVersion) is prepared but not confirmed: run secmail rotate again to finish")
+        } catch let error as ClientError where !error.isVerificationFailure {
             refusal = error
-        } catch let error as ClientError where error.code == .io {
-            throw ClientError(.io, "\(error.reason); key version \(next.keyVersion) is prepared but not confirmed: run secmail rotate again to finish")
         }
         // Whatever the answer, the log decides: an earlier attempt may have been logged already.
-        let logged = try await session.verifiedLookup(next.name)
+        let logged = try await relay.verifiedLookup(next.name)
         guard logged.bundle == next else {
             if let refusal {
                 try keystore.discardPendingRotation()
@@ -134,7 +156,7 @@ public struct DirectoryClient: Sendable {
         }
         try keystore.commitRotation(next)
         try ContactPins(home: home).pin(next)
-        try session.save()
+        try relay.saveLogView()
         return next
     }
 
@@ -162,11 +184,10 @@ public struct DirectoryClient: Sendable {
     /// The audit position advances only when nothing foreign was found, so a finding is reported
     /// again by every later audit until it is dealt with.
     public func audit(_ keystore: Keystore, progress: (UInt64, UInt64) -> Void = { _, _ in }) async throws -> AuditReport {
-        var session = try RelaySession(home: home)
         let own = try keystore.allBundles()
         guard let name = own.first?.name else { throw ClientError(.noIdentity, "no identity in \(home.url.path)") }
         let ownFingerprints = Set(own.map(\.fingerprint))
-        let checkpoint = try await session.verifiedCurrentCheckpoint()
+        let checkpoint = try await relay.verifiedCurrentCheckpoint()
         var state = try AuditState.load(from: home)
         guard state.frontier.size <= checkpoint.size else {
             throw ClientError(.verificationFailed, "the relay's log has \(checkpoint.size) entries but \(state.frontier.size) were audited before: it was rolled back")
@@ -175,13 +196,9 @@ public struct DirectoryClient: Sendable {
         var found: [AuditedEntry] = []
         while state.frontier.size < checkpoint.size {
             let start = state.frontier.size
-            let response = try await session.connection.send(.GET, "/v1/log/entries?start=\(start)&end=\(checkpoint.size)")
-            let page: LogEntriesMessage
-            do {
-                page = try JSONDecoder().decode(LogEntriesMessage.self, from: Data(try Self.expect(200, response).body))
-            } catch let error as ClientError { throw error } catch {
-                throw ClientError(.verificationFailed, "the relay's log entries are not the expected JSON")
-            }
+            let page = try await relay.call(RelayRequest(.GET, Endpoint.entries.path(query: [
+                (Endpoint.Query.start, String(start)), (Endpoint.Query.end, String(checkpoint.size)),
+            ])), as: LogEntriesResponse.self)
             guard page.start == start, !page.leaves.isEmpty, page.leaves.count <= checkpoint.size - start else {
                 throw ClientError(.verificationFailed, "the relay answered entries from \(page.start) (\(page.leaves.count)) when asked for \(start) ..< \(checkpoint.size)")
             }
@@ -205,65 +222,22 @@ public struct DirectoryClient: Sendable {
         let report = AuditReport(treeSize: checkpoint.size, entriesRead: checkpoint.size - first, ownEntries: found)
         if report.foreignEntries.isEmpty {
             try state.save(to: home)
-            try session.save()
+            try relay.saveLogView()
         }
         return report
     }
-
-    /// The response if it has `status`; otherwise the relay's own reason as an error.
-    static func expect(_ status: Int, _ response: RelayConnection.Response) throws -> RelayConnection.Response {
-        guard response.status != status else { return response }
-        struct Refusal: Decodable { let error: String; let reason: String }
-        let reason = (try? JSONDecoder().decode(Refusal.self, from: Data(response.body)))?.reason
-            ?? String(decoding: response.body.prefix(200), as: UTF8.self)
-        throw ClientError(.relayRefused, "the relay answered \(response.status): \(reason)")
-    }
 }
 
-/// Contact keys pinned on first use ($SECMAIL_HOME/contacts/NAME.id, the armored bundle).
-public struct ContactPins: Sendable {
-    public let home: SecmailHome
-
-    public init(home: SecmailHome) {
-        self.home = home
-    }
-
-    var directory: URL { home.url.appendingPathComponent("contacts", isDirectory: true) }
-
-    public func pinned(_ name: IdentityName) throws -> IdentityBundle? {
-        let url = directory.appendingPathComponent("\(name.value).id")
-        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        do {
-            return try IdentityBundle(armoredOrBinary: FileSystem.read(url))
-        } catch let error as FormatError {
-            throw ClientError(.corruptState, "the pinned key \(url.path) is damaged: \(error.reason)")
+/// The number of single-character insertions, deletions and substitutions between two strings.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    var previous = Array(0...b.count)
+    for (i, x) in a.enumerated() {
+        var current = [i + 1]
+        for (j, y) in b.enumerated() {
+            current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
         }
+        previous = current
     }
-
-    /// Every pinned contact, by name.
-    public func all() throws -> [IdentityBundle] {
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        return try files.filter { $0.hasSuffix(".id") }.sorted().compactMap { file in
-            // Files whose names are not identity names are not pins (e.g. an editor's backup).
-            guard let name = try? IdentityName(String(file.dropLast(3))), name.value == String(file.dropLast(3)) else { return nil }
-            return try pinned(name)
-        }
-    }
-
-    /// Pins `bundle` for its name, replacing any earlier pin.
-    public func pin(_ bundle: IdentityBundle) throws {
-        try FileSystem.createPrivateDirectory(directory)
-        let url = directory.appendingPathComponent("\(bundle.name.value).id")
-        try FileSystem.replaceFile(url, bytes: Array(bundle.armored.utf8), permissions: 0o600)
-    }
-
-    /// The hard stop when a contact's key changed without a verifiable rotation (P5).
-    static func keyChanged(pinned: IdentityBundle, served: IdentityBundle) -> ClientError {
-        ClientError(.verificationFailed, """
-            the key of \(served.name) CHANGED: pinned \(pinned.fingerprint.grouped) (version \(pinned.keyVersion)), \
-            the relay now serves \(served.fingerprint.grouped) (version \(served.keyVersion)). \
-            Do not send anything until you have compared the new fingerprint with \(served.name) in person; \
-            then accept it with: secmail trust \(served.name) --fingerprint \(served.fingerprint.hex)
-            """)
-    }
+    return previous[b.count]
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SecmailAPI
 import SecmailFormat
 
 /// A directory lookup that passed every check.
@@ -17,9 +18,9 @@ public enum DirectoryVerification {
     /// the pinned log key; the log leaf records exactly this bundle; the inclusion proof leads
     /// from that leaf to the checkpoint's root.
     public static func verifyLookup(_ body: [UInt8], name: IdentityName, logVerifier: NoteVerifier) throws -> VerifiedLookup {
-        let response: DirectoryLookupMessage
+        let response: LookupResponse
         do {
-            response = try JSONDecoder().decode(DirectoryLookupMessage.self, from: Data(body))
+            response = try JSONDecoder().decode(LookupResponse.self, from: Data(body))
         } catch {
             throw ClientError(.verificationFailed, "the relay's lookup answer is not the expected JSON")
         }
@@ -51,9 +52,9 @@ public enum DirectoryVerification {
     /// a registration and every later one continuity-signed by the one before. Returns the chain.
     public static func verifyHistory(_ body: [UInt8], name: IdentityName, logVerifier: NoteVerifier,
                                      checkpoint: Checkpoint) throws -> [IdentityBundle] {
-        let response: DirectoryHistoryMessage
+        let response: HistoryResponse
         do {
-            response = try JSONDecoder().decode(DirectoryHistoryMessage.self, from: Data(body))
+            response = try JSONDecoder().decode(HistoryResponse.self, from: Data(body))
         } catch {
             throw ClientError(.verificationFailed, "the relay's history answer is not the expected JSON")
         }
@@ -108,14 +109,14 @@ public enum DirectoryVerification {
     /// Refuses a smaller log (rollback) and a log whose history differs (fork).
     public static func verifyExtension(of stored: Checkpoint, to new: Checkpoint, proof: [[UInt8]]) throws {
         guard stored.origin == new.origin else {
-            throw ClientError(.verificationFailed, "the relay's log changed its origin from \(stored.origin) to \(new.origin)")
+            throw ClientError(.logInconsistent, "the relay's log changed its origin from \(stored.origin) to \(new.origin)")
         }
         guard new.size >= stored.size else {
-            throw ClientError(.verificationFailed, "the relay's log went back from \(stored.size) to \(new.size) entries: it was rolled back")
+            throw ClientError(.logInconsistent, "the relay's log went back from \(stored.size) to \(new.size) entries: it was rolled back")
         }
         guard MerkleProof.verifyConsistency(oldSize: stored.size, newSize: new.size, oldRoot: stored.rootHash,
                                             newRoot: new.rootHash, proof: proof) else {
-            throw ClientError(.verificationFailed, "the relay's log of \(new.size) entries does not extend the one of \(stored.size) entries this client saw before: the log was forked or rewritten")
+            throw ClientError(.logInconsistent, "the relay's log of \(new.size) entries does not extend the one of \(stored.size) entries this client saw before: the log was forked or rewritten")
         }
     }
 

@@ -1,18 +1,20 @@
 import Foundation
+import SecmailAPI
 import SecmailCrypto
 import SecmailFormat
 
-/// Mail through the relay: `send` (verified recipients, one multi-recipient envelope, deposit),
-/// `inbox`, and `read` (fetch, verify with the verified sender key, decrypt, keep a local copy,
-/// and only then delete it on the relay).
+/// Mail through one `RelayClient`: `send` (verified recipients, one multi-recipient envelope,
+/// deposit), `inbox`, and `read` (fetch, verify with the verified sender key, decrypt, keep a
+/// local copy, and only then delete it on the relay).
 ///
 ///     $SECMAIL_HOME/sent/ID.sm        what this user sent, as sealed
 ///     $SECMAIL_HOME/received/ID.sm    every message read (also the record of ids seen, P4)
-public struct MailClient: Sendable {
-    public let home: SecmailHome
+public struct MailClient {
+    public let relay: RelayClient
+    public var home: SecmailHome { relay.home }
 
-    public init(home: SecmailHome) {
-        self.home = home
+    public init(relay: RelayClient) {
+        self.relay = relay
     }
 
     var sentDirectory: URL { home.url.appendingPathComponent("sent", isDirectory: true) }
@@ -24,15 +26,35 @@ public struct MailClient: Sendable {
         public let recipients: [IdentityBundle]
     }
 
-    /// Looks up and verifies every recipient (as `lookup` does: log, pins, rotations), seals one
-    /// envelope to all of them, and deposits it.
-    public func send(to names: [IdentityName], text: String, attachments: [OutgoingAttachment], sender: SenderIdentity,
+    /// The cheap checks before a message is composed: the relay answers and takes this many
+    /// recipients, and every recipient is registered, with a key verified as `lookup` verifies it
+    /// (log, pins, rotations). The advanced log view is saved.
+    public func verifiedRecipients(_ names: [IdentityName]) async throws -> [DirectoryClient.Contact] {
+        let limits = try await relay.info().limits
+        guard names.count <= limits.maximumRecipients else {
+            throw ClientError(.limitExceeded, "the relay at \(relay.address) takes at most \(limits.maximumRecipients) recipients per message, not \(names.count)")
+        }
+        let directory = DirectoryClient(relay: relay)
+        var contacts: [DirectoryClient.Contact] = []
+        for name in names { contacts.append(try await directory.verifiedContact(name)) }
+        try relay.saveLogView()
+        return contacts
+    }
+
+    /// Refuses, before anything is sealed, a message whose known part alone (`bytes`: its text and
+    /// the attachments that are not images) is over the relay's envelope limit.
+    public func checkSize(atLeast bytes: UInt64) async throws {
+        let limit = try await relay.info().limits.maximumEnvelopeSize
+        guard bytes <= UInt64(limit) else {
+            throw ClientError(.limitExceeded, "the message is at least \(bytes) bytes; the relay at \(relay.address) accepts envelopes of at most \(limit) bytes")
+        }
+    }
+
+    /// Seals one envelope to every recipient (verified by `verifiedRecipients`), checks its size
+    /// against the relay's limit before sending a byte, signs in and deposits it.
+    public func send(to recipients: [IdentityBundle], text: String, attachments: [OutgoingAttachment], sender: SenderIdentity,
                      sealProgress: EnvelopeSealer.Progress? = nil,
                      uploadProgress: (@Sendable (UInt64, UInt64) -> Void)? = nil) async throws -> Sent {
-        var recipients: [IdentityBundle] = []
-        for name in names {
-            recipients.append(try await DirectoryClient(home: home).lookup(name).bundle)
-        }
         try FileSystem.createPrivateDirectory(sentDirectory)
         let staging = sentDirectory.appendingPathComponent(".sending-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: staging) }
@@ -45,33 +67,24 @@ public struct MailClient: Sendable {
         } catch let error as FormatError where error.code == .io {
             throw ClientError(.io, error.reason)
         }
-        let session = try RelaySession(home: home)
-        let token = try await session.authenticate(sender)
-        let query = names.map { "to=\($0.value)" }.joined(separator: "&")
-        _ = try DirectoryClient.expect(201, await session.connection.send(
-            .POST, "/v1/messages?\(query)", body: .file(staging), bearer: token, progress: uploadProgress))
+        let limit = try await relay.info().limits.maximumEnvelopeSize
+        guard sealed.byteCount <= UInt64(limit) else {
+            throw ClientError(.limitExceeded, "the sealed message is \(sealed.byteCount) bytes; the relay at \(relay.address) accepts envelopes of at most \(limit) bytes, so nothing was sent")
+        }
+        let token = try await relay.token(for: sender)
+        var request = RelayRequest(.POST, Endpoint.deposit.path(query: recipients.map { (Endpoint.Query.recipient, $0.name.value) }),
+                                   body: .file(staging), bearer: token)
+        request.uploadProgress = uploadProgress
+        try await relay.expect(201, request)
         // The relay holds it now; keep the sealed copy as the record of what was sent.
         try? AtomicRename.replace(sentDirectory.appendingPathComponent("\(sealed.header.messageID.hex).sm"), with: staging)
         return Sent(messageID: sealed.header.messageID, size: sealed.byteCount, recipients: recipients)
     }
 
-    public struct Listing: Sendable, Decodable {
-        public let id: String
-        public let from: String
-        public let time: Int64
-        public let size: Int
-    }
-
     /// The messages waiting in this user's mailbox.
-    public func inbox(_ identity: SenderIdentity) async throws -> [Listing] {
-        let session = try RelaySession(home: home)
-        let token = try await session.authenticate(identity)
-        let answer = try DirectoryClient.expect(200, await session.connection.send(.GET, "/v1/mailbox", bearer: token))
-        struct Messages: Decodable { let messages: [Listing] }
-        guard let decoded = try? JSONDecoder().decode(Messages.self, from: Data(answer.body)) else {
-            throw ClientError(.verificationFailed, "the relay's mailbox listing is not the expected JSON")
-        }
-        return decoded.messages
+    public func inbox(_ identity: SenderIdentity) async throws -> [MailboxListResponse.Message] {
+        let token = try await relay.token(for: identity)
+        return try await relay.call(RelayRequest(.GET, Endpoint.mailbox.path(), bearer: token), as: MailboxListResponse.self).messages
     }
 
     public struct Read: Sendable {
@@ -86,18 +99,21 @@ public struct MailClient: Sendable {
     /// under received/, and only then deletes it from the relay. A message id already read is
     /// refused (P4); nothing is written unless everything verified.
     public func read(_ id: MessageID, identity: SenderIdentity, keys: [RecipientKey], into outputDirectory: URL,
-                     progress: EnvelopeSealer.Progress? = nil) async throws -> Read {
+                     progress: EnvelopeSealer.Progress? = nil,
+                     downloadProgress: (@Sendable (UInt64, UInt64) -> Void)? = nil) async throws -> Read {
         try FileSystem.createPrivateDirectory(receivedDirectory)
         let stored = receivedDirectory.appendingPathComponent("\(id.hex).sm")
         guard !FileManager.default.fileExists(atPath: stored.path) else {
             throw ClientError(.verificationFailed, "message \(id) was read before (\(stored.path)); a replayed message is refused")
         }
-        let session = try RelaySession(home: home)
-        let token = try await session.authenticate(identity)
+        let token = try await relay.token(for: identity)
         let download = receivedDirectory.appendingPathComponent(".fetching-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: download) }
-        _ = try DirectoryClient.expect(200, await session.connection.send(
-            .GET, "/v1/mailbox/\(id.hex)", body: nil, bearer: token, saveBodyTo: download, timeout: .seconds(600)))
+        var fetch = RelayRequest(.GET, Endpoint.fetchMessage.path(id.hex), bearer: token)
+        fetch.saveBodyTo = download
+        fetch.timeout = .seconds(600)
+        fetch.downloadProgress = downloadProgress
+        try await relay.expect(200, fetch, notFound: .relayRefused)
         let source: FileEnvelopeSource
         let header: EnvelopeHeader
         do {
@@ -120,7 +136,7 @@ public struct MailClient: Sendable {
             throw error
         }
         let saved = try directory.commit()
-        // The download was fsynced when it arrived (RelayConnection); the rename must be durable too.
+        // The download was fsynced when it arrived (RelayHTTPConnection); the rename must be durable too.
         do {
             try AtomicRename.replace(stored, with: download)
         } catch let error as FormatError {
@@ -128,7 +144,7 @@ public struct MailClient: Sendable {
         }
         try FileSystem.synchronizeDirectory(receivedDirectory)
         // Stored and verified locally: now the relay's copy may go (P9).
-        _ = try DirectoryClient.expect(204, await session.connection.send(.DELETE, "/v1/mailbox/\(id.hex)", bearer: token))
+        try await relay.expect(204, RelayRequest(.DELETE, Endpoint.deleteMessage.path(id.hex), bearer: token), notFound: .relayRefused)
         return Read(message: message, sender: sender, savedFiles: saved, notes: directory.notes)
     }
 
@@ -136,12 +152,10 @@ public struct MailClient: Sendable {
     /// like `lookup`, pins included) or, for mail signed before a rotation, the logged earlier
     /// version with that fingerprint.
     private func senderBundle(for header: EnvelopeHeader) async throws -> IdentityBundle {
-        let current = try await DirectoryClient(home: home).lookup(header.senderName).bundle
-        if current.fingerprint == header.senderFingerprint { return current }
-        var session = try RelaySession(home: home)
-        let lookup = try await session.verifiedLookup(header.senderName)
-        try session.save()
-        let history = try await session.verifiedHistory(header.senderName, at: lookup)
+        let contact = try await DirectoryClient(relay: relay).verifiedContact(header.senderName)
+        try relay.saveLogView()
+        if contact.bundle.fingerprint == header.senderFingerprint { return contact.bundle }
+        let history = try await relay.verifiedHistory(header.senderName, at: contact.lookup)
         guard let version = history.first(where: { $0.fingerprint == header.senderFingerprint }) else {
             throw ClientError(.verificationFailed, "the message claims to be signed by \(header.senderName) with key \(header.senderFingerprint.grouped), which the log does not list for \(header.senderName)")
         }

@@ -15,6 +15,14 @@ public struct RelaySettings: Codable, Sendable {
     /// The last accepted signed checkpoint.
     public var checkpoint: String?
 
+    public init(url: String, caFile: String?, relayKeyPin: String, logVerifierKey: String, checkpoint: String?) {
+        self.url = url
+        self.caFile = caFile
+        self.relayKeyPin = relayKeyPin
+        self.logVerifierKey = logVerifierKey
+        self.checkpoint = checkpoint
+    }
+
     static func url(in home: SecmailHome) -> URL { home.url.appendingPathComponent("relay.json") }
 
     public static func load(from home: SecmailHome) throws -> RelaySettings {

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import SecmailAPI
 import SecmailFormat
 
 /// `/v1/auth`: challenge-response authentication giving a short-lived bearer token.
@@ -7,33 +8,21 @@ struct AuthController: Sendable {
     let authenticator: Authenticator
     static let bodyLimit = 8 * 1024
 
-    struct ChallengeRequest: Decodable { let name: String }
-    struct ChallengeResponse: ResponseEncodable { let nonce: String; let expiresIn: Int64 }
-    struct TokenRequest: Decodable { let name: String; let nonce: String; let signature: String }
-    struct TokenResponse: ResponseEncodable { let token: String; let expiresIn: Int64 }
-    struct WhoAmIResponse: ResponseEncodable { let name: String }
-
-    func addRoutes(to group: RouterGroup<RelayRequestContext>) {
-        group.post("challenge") { request, _ in
-            try await api {
-                let body = try await decodeBody(ChallengeRequest.self, from: request, limit: Self.bodyLimit)
-                let nonce = try authenticator.challenge(for: IdentityName(body.name))
-                return ChallengeResponse(nonce: Data(nonce).base64EncodedString(), expiresIn: Authenticator.challengeLifetime)
+    func addRoutes(to router: Router<RelayRequestContext>) {
+        router.on(.challenge) { request, _ in
+            let body = try await decodeBody(ChallengeRequest.self, from: request, limit: Self.bodyLimit)
+            let nonce = try authenticator.challenge(for: IdentityName(body.name))
+            return ChallengeResponse(nonce: Data(nonce).base64EncodedString(), expiresIn: Authenticator.challengeLifetime)
+        }
+        router.on(.token) { request, _ in
+            let body = try await decodeBody(TokenRequest.self, from: request, limit: Self.bodyLimit)
+            guard let nonce = Data(base64Encoded: body.nonce), let signature = Data(base64Encoded: body.signature) else {
+                throw APIError(status: .badRequest, code: .malformedRequest, reason: "nonce and signature are base64")
             }
+            let issued = try authenticator.redeem(name: IdentityName(body.name), nonce: Array(nonce), signature: Array(signature))
+            return TokenResponse(token: issued.token, expiresIn: issued.expiresIn)
         }
-        group.post("token") { request, _ in
-            try await api {
-                let body = try await decodeBody(TokenRequest.self, from: request, limit: Self.bodyLimit)
-                guard let nonce = Data(base64Encoded: body.nonce), let signature = Data(base64Encoded: body.signature) else {
-                    throw APIError(status: .badRequest, code: "malformedRequest", reason: "nonce and signature are base64")
-                }
-                let issued = try authenticator.redeem(name: IdentityName(body.name), nonce: Array(nonce), signature: Array(signature))
-                return TokenResponse(token: issued.token, expiresIn: issued.expiresIn)
-            }
-        }
-        group.get("whoami") { request, _ in
-            try await api { WhoAmIResponse(name: try authenticatedName(request, authenticator).value) }
-        }
+        router.on(.whoami) { request, _ in WhoAmIResponse(name: try authenticatedName(request, authenticator).value) }
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import SecmailAPI
 import SecmailFormat
 
 /// `/v1/directory`: register, look up, rotate and list key versions. See docs/API.md.
@@ -9,33 +10,18 @@ struct DirectoryController: Sendable {
     let authenticator: Authenticator
     static let bodyLimit = 64 * 1024
 
-    struct BundleRequest: Decodable {
-        /// Base64 of the canonical identity bundle.
-        let bundle: String
-        let invite: String?
-    }
-
-    struct RegisteredResponse: ResponseEncodable {
-        let name: String
-        let keyVersion: UInt32
-        let fingerprint: String
-        let logIndex: UInt64
-    }
-
-    func addRoutes(to group: RouterGroup<RelayRequestContext>) {
-        group.post("register") { request, _ in try await api { try await register(request) } }
-        group.post("rotate") { request, _ in try await api { try await rotate(request) } }
-        group.get(":name") { _, context in try await api { try lookup(context.parameters.require("name")) } }
-        group.get(":name/history") { request, context in
-            try await api {
-                let treeSize = try request.uri.queryParameters["treeSize"].map { raw in
-                    guard let size = UInt64(String(raw)) else {
-                        throw APIError(status: .badRequest, code: "malformedRequest", reason: "treeSize is a decimal log size")
-                    }
-                    return size
+    func addRoutes(to router: Router<RelayRequestContext>) {
+        router.on(.register) { request, _ in try await register(request) }
+        router.on(.rotate) { request, _ in try await rotate(request) }
+        router.on(.lookup) { _, context in try lookup(context.parameters.require("name")) }
+        router.on(.history) { request, context in
+            let treeSize = try request.uri.queryParameters[Endpoint.Query.treeSize[...]].map { raw in
+                guard let size = UInt64(String(raw)) else {
+                    throw APIError(status: .badRequest, code: .malformedRequest, reason: "treeSize is a decimal log size")
                 }
-                return try history(context.parameters.require("name"), treeSize: treeSize)
+                return size
             }
+            return try history(context.parameters.require("name"), treeSize: treeSize)
         }
     }
 
@@ -58,9 +44,9 @@ struct DirectoryController: Sendable {
         return Self.registered(bundle, try directory.rotate(to: bundle))
     }
 
-    func lookup(_ rawName: String) throws -> DirectoryLookupMessage {
+    func lookup(_ rawName: String) throws -> LookupResponse {
         let entry = try directory.lookup(IdentityName(rawName))
-        return DirectoryLookupMessage(
+        return LookupResponse(
             name: entry.bundle.name.value, keyVersion: entry.bundle.keyVersion, fingerprint: entry.bundle.fingerprint.hex,
             bundle: Data(entry.bundle.encoded).base64EncodedString(), leaf: Data(entry.leafData).base64EncodedString(),
             logIndex: entry.logIndex, treeSize: entry.treeSize,
@@ -69,24 +55,24 @@ struct DirectoryController: Sendable {
     }
 
     /// Every version, proven against one checkpoint (of `treeSize` leaves, or the current log).
-    func history(_ rawName: String, treeSize: UInt64?) throws -> DirectoryHistoryMessage {
+    func history(_ rawName: String, treeSize: UInt64?) throws -> HistoryResponse {
         let name = try IdentityName(rawName)
         let entries = try directory.history(name, treeSize: treeSize)
         let versions = entries.map { entry in
-            DirectoryHistoryMessage.Version(
+            HistoryResponse.Version(
                 keyVersion: entry.bundle.keyVersion, fingerprint: entry.bundle.fingerprint.hex,
                 bundle: Data(entry.bundle.encoded).base64EncodedString(), leaf: Data(entry.leafData).base64EncodedString(),
                 logIndex: entry.logIndex, inclusionProof: entry.inclusionProof.map { Data($0).base64EncodedString() })
         }
         // `history` found at least one version, and all share one tree.
         let tree = entries[0]
-        return DirectoryHistoryMessage(name: name.value, treeSize: tree.treeSize,
+        return HistoryResponse(name: name.value, treeSize: tree.treeSize,
                                        checkpoint: try signer.sign(size: tree.treeSize, rootHash: tree.rootHash), versions: versions)
     }
 
     static func bundle(from base64: String) throws -> IdentityBundle {
         guard let data = Data(base64Encoded: base64) else {
-            throw APIError(status: .badRequest, code: "malformedRequest", reason: "the bundle is not base64")
+            throw APIError(status: .badRequest, code: .malformedRequest, reason: "the bundle is not base64")
         }
         return try IdentityBundle(encoded: Array(data))
     }
@@ -101,44 +87,26 @@ struct LogController: Sendable {
     let log: LogStore
     let signer: CheckpointSigner
 
-    struct ConsistencyResponse: ResponseEncodable {
-        let from: UInt64
-        let to: UInt64
-        let proof: [String]
-    }
-
-    func addRoutes(to group: RouterGroup<RelayRequestContext>) {
-        group.get("key") { _, _ in
-            try await api { try signer.verifier.verifierKey + "\n" }
-        }
-        group.get("checkpoint") { _, _ in
-            try await api { try signer.sign(size: log.size(), rootHash: log.root()) }
-        }
-        group.get("entries") { request, _ in
-            try await api {
-                guard let start = request.uri.queryParameters["start"].flatMap({ UInt64(String($0)) }),
-                      let end = request.uri.queryParameters["end"].flatMap({ UInt64(String($0)) }), start <= end else {
-                    throw APIError(status: .badRequest, code: "malformedRequest", reason: "give ?start=S&end=E as decimal leaf indices, S <= E")
-                }
-                // end - start cannot overflow; start + pageLimit is only formed when it is below end.
-                let pageEnd = end - start > LogEntriesMessage.pageLimit ? start + LogEntriesMessage.pageLimit : end
-                let leaves = try log.leaves(start: start, end: pageEnd)
-                return LogEntriesMessage(start: start, leaves: leaves.map { Data($0).base64EncodedString() })
+    func addRoutes(to router: Router<RelayRequestContext>) {
+        router.on(.logKey) { _, _ in try signer.verifier.verifierKey + "\n" }
+        router.on(.checkpoint) { _, _ in try signer.sign(size: log.size(), rootHash: log.root()) }
+        router.on(.entries) { request, _ in
+            guard let start = request.uri.queryParameters[Endpoint.Query.start[...]].flatMap({ UInt64(String($0)) }),
+                  let end = request.uri.queryParameters[Endpoint.Query.end[...]].flatMap({ UInt64(String($0)) }), start <= end else {
+                throw APIError(status: .badRequest, code: .malformedRequest, reason: "give ?start=S&end=E as decimal leaf indices, S <= E")
             }
+            // end - start cannot overflow; start + pageLimit is only formed when it is below end.
+            let pageEnd = end - start > LogEntriesResponse.pageLimit ? start + LogEntriesResponse.pageLimit : end
+            let leaves = try log.leaves(start: start, end: pageEnd)
+            return LogEntriesResponse(start: start, leaves: leaves.map { Data($0).base64EncodedString() })
         }
-        group.get("consistency") { request, _ in
-            try await api {
-                guard let from = request.uri.queryParameters["from"].flatMap({ UInt64(String($0)) }),
-                      let to = request.uri.queryParameters["to"].flatMap({ UInt64(String($0)) }) else {
-                    throw APIError(status: .badRequest, code: "malformedRequest", reason: "give ?from=M&to=N as decimal tree sizes")
-                }
-                let proof = try log.consistencyProof(from: from, to: to)
-                return ConsistencyResponse(from: from, to: to, proof: proof.map { Data($0).base64EncodedString() })
+        router.on(.consistency) { request, _ in
+            guard let from = request.uri.queryParameters[Endpoint.Query.from[...]].flatMap({ UInt64(String($0)) }),
+                  let to = request.uri.queryParameters[Endpoint.Query.to[...]].flatMap({ UInt64(String($0)) }) else {
+                throw APIError(status: .badRequest, code: .malformedRequest, reason: "give ?from=M&to=N as decimal tree sizes")
             }
+            let proof = try log.consistencyProof(from: from, to: to)
+            return ConsistencyResponse(from: from, to: to, proof: proof.map { Data($0).base64EncodedString() })
         }
     }
 }
-
-extension DirectoryLookupMessage: ResponseEncodable {}
-extension DirectoryHistoryMessage: ResponseEncodable {}
-extension LogEntriesMessage: ResponseEncodable {}

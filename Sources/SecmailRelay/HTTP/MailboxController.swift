@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import SecmailAPI
 import SecmailCrypto
 import SecmailFormat
 
@@ -11,74 +12,49 @@ struct MailboxController: Sendable {
     let authenticator: Authenticator
     static let maximumRecipients = 64
 
-    struct Deposited: ResponseEncodable {
-        let messageId: String
-        let size: Int
-        let recipients: [String]
-    }
-
-    struct ListingResponse: ResponseEncodable {
-        struct Message: Encodable {
-            let id: String
-            let from: String
-            let time: Int64
-            let size: Int
+    func addRoutes(to router: Router<RelayRequestContext>) {
+        router.on(.deposit) { request, _ in try await deposit(request) }
+        router.on(.mailbox) { request, _ in
+            let owner = try authenticatedName(request, authenticator)
+            return MailboxListResponse(messages: try mailboxes.list(owner).map {
+                .init(id: $0.messageID.hex, from: $0.sender, time: $0.receivedAt, size: $0.size)
+            })
         }
-        let messages: [Message]
-    }
-
-    func addDepositRoute(to group: RouterGroup<RelayRequestContext>) {
-        group.post { request, _ in try await api { try await deposit(request) } }
-    }
-
-    func addMailboxRoutes(to group: RouterGroup<RelayRequestContext>) {
-        group.get { request, _ in
-            try await api {
-                let owner = try authenticatedName(request, authenticator)
-                return ListingResponse(messages: try mailboxes.list(owner).map {
-                    .init(id: $0.messageID.hex, from: $0.sender, time: $0.receivedAt, size: $0.size)
-                })
-            }
-        }
-        group.get(":id") { request, context in
-            try await api {
-                let owner = try authenticatedName(request, authenticator)
-                let (url, size) = try mailboxes.envelopeFile(owner, try Self.messageID(context.parameters.require("id")))
-                let file = try PositionalFile(readingAtPath: url.path)
-                // Streamed in 256 KiB pieces: a large envelope never sits whole in memory.
-                let body = ResponseBody(contentLength: size) { writer in
-                    var buffer = [UInt8](repeating: 0, count: 256 * 1024)
-                    var offset: UInt64 = 0
-                    while offset < UInt64(size) {
-                        let count = try file.read(at: offset, into: &buffer, range: 0..<buffer.count)
-                        guard count > 0 else { break }
-                        try await writer.write(ByteBuffer(bytes: buffer[0..<count]))
-                        offset += UInt64(count)
-                    }
-                    try await writer.finish(nil)
+        router.on(.fetchMessage) { request, context in
+            let owner = try authenticatedName(request, authenticator)
+            let (url, size) = try mailboxes.envelopeFile(owner, try Self.messageID(context.parameters.require("id")))
+            let file = try PositionalFile(readingAtPath: url.path)
+            // Streamed in 256 KiB pieces: a large envelope never sits whole in memory.
+            let body = ResponseBody(contentLength: size) { writer in
+                var buffer = [UInt8](repeating: 0, count: 256 * 1024)
+                var offset: UInt64 = 0
+                while offset < UInt64(size) {
+                    let count = try file.read(at: offset, into: &buffer, range: 0..<buffer.count)
+                    guard count > 0 else { break }
+                    try await writer.write(ByteBuffer(bytes: buffer[0..<count]))
+                    offset += UInt64(count)
                 }
-                return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: body)
+                try await writer.finish(nil)
             }
+            return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: body)
         }
-        group.delete(":id") { request, context in
-            try await api {
-                let owner = try authenticatedName(request, authenticator)
-                try mailboxes.delete(owner, try Self.messageID(context.parameters.require("id")))
-                return Response(status: .noContent)
-            }
+        router.on(.deleteMessage) { request, context in
+            let owner = try authenticatedName(request, authenticator)
+            try mailboxes.delete(owner, try Self.messageID(context.parameters.require("id")))
+            return Response(status: .noContent)
         }
     }
 
     /// Streams the body to a file (bounded), then hands it to the store, which checks it all.
-    func deposit(_ request: Request) async throws -> EditedResponse<Deposited> {
+    func deposit(_ request: Request) async throws -> EditedResponse<DepositResponse> {
         let depositor = try authenticatedName(request, authenticator)
         var names: [IdentityName] = []
-        for raw in request.uri.queryParameters.getAll("to") {
+        for raw in request.uri.queryParameters.getAll(Endpoint.Query.recipient) {
             let name = try IdentityName(String(raw))
             if !names.contains(name) { names.append(name) }
         }
         guard (1...Self.maximumRecipients).contains(names.count) else {
-            throw APIError(status: .badRequest, code: "malformedRequest", reason: "name 1 to \(Self.maximumRecipients) recipients as ?to=NAME&to=NAME")
+            throw APIError(status: .badRequest, code: .malformedRequest, reason: "name 1 to \(Self.maximumRecipients) recipients as ?to=NAME&to=NAME")
         }
         // Unknown recipients are refused before a byte of the body is read.
         try mailboxes.checkRecipients(names)
@@ -105,12 +81,12 @@ struct MailboxController: Sendable {
             throw error
         }
         let id = try mailboxes.deposit(file: url, sha256: hasher.finalize(), recipients: names, depositor: depositor)
-        return EditedResponse(status: .created, response: Deposited(messageId: id.hex, size: total, recipients: names.map(\.value)))
+        return EditedResponse(status: .created, response: DepositResponse(messageId: id.hex, size: total, recipients: names.map(\.value)))
     }
 
     static func messageID(_ hex: String) throws -> MessageID {
         do { return try MessageID(hex: hex) } catch let error as FormatError {
-            throw APIError(status: .badRequest, code: "malformedRequest", reason: error.reason)
+            throw APIError(status: .badRequest, code: .malformedRequest, reason: error.reason)
         }
     }
 }

@@ -21,7 +21,7 @@ public final class RateLimiter: @unchecked Sendable {
         var updated: Double
     }
 
-    private let limit: Limit
+    public let limit: Limit
     private let lock = NSLock()
     private var buckets: [String: Bucket] = [:]
     private let clock: @Sendable () -> Double

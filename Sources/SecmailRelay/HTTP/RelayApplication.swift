@@ -2,6 +2,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import SecmailAPI
 import SecmailTLS
 
 /// Everything the relay serves, and where.
@@ -21,6 +22,18 @@ public struct RelayServices: Sendable {
         self.authenticator = authenticator
         self.mailboxes = mailboxes
         self.limits = limits
+    }
+}
+
+extension RelayServices {
+    /// What `GET /v1/relay` announces.
+    var info: RelayInfo {
+        RelayInfo(version: RelayInfo.currentVersion, origin: signer.origin, limits: .init(
+            maximumEnvelopeSize: mailboxes.maximumEnvelopeSize, mailboxQuota: mailboxes.mailboxQuota,
+            maximumRecipients: MailboxController.maximumRecipients,
+            requestsPerSecondPerAddress: limits.perAddress.perSecond,
+            requestsPerSecondPerIdentity: authenticator.identityLimiter.limit.perSecond,
+            idleTimeoutSeconds: Int(limits.idleTimeout.nanoseconds / 1_000_000_000)))
     }
 }
 
@@ -50,16 +63,16 @@ public func buildRelayApplication(
     onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let router = Router(context: RelayRequestContext.self)
+    router.add(middleware: JSONErrorMiddleware())
     router.add(middleware: AddressRateLimitMiddleware(limiter: RateLimiter(services.limits.perAddress)))
-    let v1 = router.group("v1")
-    v1.get("health") { _, _ in "ok\n" }
+    router.on(.health) { _, _ in "ok\n" }
+    let info = services.info
+    router.on(.relayInfo) { _, _ in info }
     DirectoryController(directory: services.directory, signer: services.signer, authenticator: services.authenticator)
-        .addRoutes(to: v1.group("directory"))
-    LogController(log: services.log, signer: services.signer).addRoutes(to: v1.group("log"))
-    AuthController(authenticator: services.authenticator).addRoutes(to: v1.group("auth"))
-    let mail = MailboxController(mailboxes: services.mailboxes, authenticator: services.authenticator)
-    mail.addDepositRoute(to: v1.group("messages"))
-    mail.addMailboxRoutes(to: v1.group("mailbox"))
+        .addRoutes(to: router)
+    LogController(log: services.log, signer: services.signer).addRoutes(to: router)
+    AuthController(authenticator: services.authenticator).addRoutes(to: router)
+    MailboxController(mailboxes: services.mailboxes, authenticator: services.authenticator).addRoutes(to: router)
     return Application(
         router: router,
         server: .secmailTLS(context: tls, idleTimeout: services.limits.idleTimeout),

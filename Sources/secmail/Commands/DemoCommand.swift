@@ -60,7 +60,9 @@ private struct DemoRun {
             let keystore = Keystore(home: SecmailHome(url: root.appendingPathComponent(name, isDirectory: true)))
             let started = Date()
             let bundle = try keystore.createIdentity(name: IdentityName(name), passphrase: passphrase)
-            _ = try await DirectoryClient(home: keystore.home).register(bundle, relay: url, caFile: ca.path, invite: nil)
+            _ = try await withRelay(keystore.home, client: RelayClient(home: keystore.home, firstContact: url, caFile: ca.path)) {
+                try await DirectoryClient(relay: $0).register(bundle, caFile: ca.path, invite: nil)
+            }
             stores[name] = keystore
             line("\(name.padding(toLength: 6, withPad: " ", startingAt: 0)) \(short(bundle.fingerprint))  (\(String(format: "%.1f", Date().timeIntervalSince(started))) s)")
         }
@@ -68,27 +70,28 @@ private struct DemoRun {
         let aliceName = try IdentityName("alice"), bobName = try IdentityName("bob")
 
         step(3, "bob looks alice up: her key is proven in the log and pinned on first use")
-        let found = try await DirectoryClient(home: bob.home).lookup(aliceName)
+        let found = try await withRelay(bob.home) { try await DirectoryClient(relay: $0).lookup(aliceName) }
         line("alice, key version \(found.bundle.keyVersion): \(found.bundle.fingerprint.grouped)")
 
         step(4, "alice sends bob a message with an image (optimised losslessly before encryption)")
         let picture = root.appendingPathComponent("sunset.png")
         try Data(try DemoImage.png()).write(to: picture)
-        let prepared4 = try WireAttachments.prepare(path: picture.path, alwaysPNG: false)
+        let prepared4 = try WireAttachments.prepare(WireAttachments.check(path: picture.path), alwaysPNG: false)
         if let summary = prepared4.imageSummary { line(summary) }
-        let first = try await MailClient(home: alice.home).send(
-            to: [bobName], text: "Hi Bob, the sunset from last night. — Alice", attachments: [prepared4.attachment],
-            sender: alice.unlockSender(passphrase: passphrase))
+        let first = try await send(from: alice, to: bobName, text: "Hi Bob, the sunset from last night. — Alice",
+                                   attachments: [prepared4.attachment])
         line("message \(first.messageID): \(formatBytes(first.size)) deposited for bob")
 
         step(5, "bob lists his inbox and reads the message: signature verified, then decrypted")
         let bobIdentity = try bob.unlockSender(passphrase: passphrase)
         let bobKeys = try bob.unlockRecipientKeys(passphrase: passphrase)
-        for message in try await MailClient(home: bob.home).inbox(bobIdentity) {
+        for message in try await withRelay(bob.home, { try await MailClient(relay: $0).inbox(bobIdentity) }) {
             line("\(message.id)  from \(message.from)  \(formatBytes(UInt64(message.size)))")
         }
         let received = root.appendingPathComponent("bob-received", isDirectory: true)
-        let read = try await MailClient(home: bob.home).read(first.messageID, identity: bobIdentity, keys: bobKeys, into: received)
+        let read = try await withRelay(bob.home) {
+            try await MailClient(relay: $0).read(first.messageID, identity: bobIdentity, keys: bobKeys, into: received)
+        }
         line("signed by \(read.sender.name) (\(short(read.sender.fingerprint))): \(read.message.text)")
         for url in read.savedFiles {
             let same = try ImagePipeline().decode(Array(try Data(contentsOf: url))).image
@@ -98,27 +101,29 @@ private struct DemoRun {
         }
 
         step(6, "alice rotates her keys: the new ones are signed by the old ones and logged")
-        let rotated = try await DirectoryClient(home: alice.home).rotate(alice, passphrase: passphrase)
+        let rotated = try await withRelay(alice.home) { try await DirectoryClient(relay: $0).rotate(alice, passphrase: passphrase) }
         line("alice, key version \(rotated.keyVersion): \(rotated.fingerprint.grouped)")
 
         step(7, "alice sends again; bob's client follows the rotation (continuity checked in the log)")
-        let second = try await MailClient(home: alice.home).send(
-            to: [bobName], text: "New keys, same alice.", attachments: [], sender: alice.unlockSender(passphrase: passphrase))
-        let secondRead = try await MailClient(home: bob.home).read(second.messageID, identity: bobIdentity, keys: bobKeys, into: received)
+        let second = try await send(from: alice, to: bobName, text: "New keys, same alice.")
+        let secondRead = try await withRelay(bob.home) {
+            try await MailClient(relay: $0).read(second.messageID, identity: bobIdentity, keys: bobKeys, into: received)
+        }
         line("verified with alice's key version \(secondRead.sender.keyVersion): \(secondRead.message.text)")
-        let audit = try await DirectoryClient(home: alice.home).audit(alice)
+        let audit = try await withRelay(alice.home) { try await DirectoryClient(relay: $0).audit(alice) }
         line("alice's audit: \(audit.ownEntries.count) log entries for her name, \(audit.foreignEntries.count) not made by her")
 
         step(8, "the relay changes one byte of a stored message: bob refuses it and nothing is written")
-        let third = try await MailClient(home: alice.home).send(
-            to: [bobName], text: "This one will be tampered with.", attachments: [], sender: alice.unlockSender(passphrase: passphrase))
+        let third = try await send(from: alice, to: bobName, text: "This one will be tampered with.")
         let stored = try prepared.services.mailboxes.envelopeFile(bobName, third.messageID).url
         var bytes = try Data(contentsOf: stored)
         bytes[bytes.count / 2] ^= 0x01
         try bytes.write(to: stored)
         do {
-            _ = try await MailClient(home: bob.home).read(third.messageID, identity: bobIdentity, keys: bobKeys,
-                                                          into: root.appendingPathComponent("tampered", isDirectory: true))
+            _ = try await withRelay(bob.home) {
+                try await MailClient(relay: $0).read(third.messageID, identity: bobIdentity, keys: bobKeys,
+                                                     into: root.appendingPathComponent("tampered", isDirectory: true))
+            }
             throw CLIFailure(.failure, "demo: a tampered message was accepted")
         } catch let error as CLIFailure {
             throw error
@@ -126,6 +131,19 @@ private struct DemoRun {
             line("refused: \(classify(error).1)")
         }
         Terminal.output("\nDemo complete: keys verified in the log, mail confidential, signed, intact, images lossless.\n")
+    }
+}
+
+extension DemoRun {
+    /// `secmail send` as the demo does it: recipients verified, then sealed and deposited.
+    func send(from keystore: Keystore, to name: IdentityName, text: String,
+              attachments: [OutgoingAttachment] = []) async throws -> MailClient.Sent {
+        let sender = try keystore.unlockSender(passphrase: passphrase)
+        return try await withRelay(keystore.home) { relay in
+            let mail = MailClient(relay: relay)
+            let recipients = try await mail.verifiedRecipients([name]).map(\.bundle)
+            return try await mail.send(to: recipients, text: text, attachments: attachments, sender: sender)
+        }
     }
 }
 

@@ -34,16 +34,20 @@ struct RegisterCommand: AsyncParsableCommand {
                 throw CLIFailure(.failure, "--relay takes https://HOST:PORT, not \(relay)")
             }
             let keystore = Keystore(home: homeOptions.secmailHome)
-            let bundle: IdentityBundle
-            if keystore.hasIdentity {
-                bundle = try keystore.currentBundle()
-                guard bundle.name == identityName else {
-                    throw CLIFailure(.failure, "this home's identity is \(bundle.name), not \(identityName); use another SECMAIL_HOME for a second identity")
+            let relay = try RelayClient(home: keystore.home, firstContact: url, caFile: ca)
+            let (settings, bundle) = try await withRelay(keystore.home, client: relay) { relay in
+                // The relay answers, and the name is free (or already ours), before any key is made.
+                _ = try await relay.info()
+                let existing = keystore.hasIdentity ? try keystore.currentBundle() : nil
+                if let existing, existing.name != identityName {
+                    throw CLIFailure(.failure, "this home's identity is \(existing.name), not \(identityName); use another SECMAIL_HOME for a second identity")
                 }
-            } else {
-                bundle = try InitCommand.createIdentity(identityName, in: keystore, passphraseOptions: passphraseOptions)
+                if existing == nil, try await relay.isRegistered(identityName) {
+                    throw ClientError(.nameTaken, "the name \(identityName) is already registered on the relay at \(relay.address); choose another name")
+                }
+                let bundle = try existing ?? InitCommand.createIdentity(identityName, in: keystore, passphraseOptions: passphraseOptions)
+                return (try await DirectoryClient(relay: relay).register(bundle, caFile: ca, invite: invite), bundle)
             }
-            let settings = try await DirectoryClient(home: keystore.home).register(bundle, relay: url, caFile: ca, invite: invite)
             Terminal.info("Registered \(bundle.name) on \(settings.url)")
             Terminal.info("Your fingerprint: \(bundle.fingerprint.grouped)")
             Terminal.info("Pinned relay TLS key sha256/\(settings.relayKeyPin) and log key \(settings.logVerifierKey)")
@@ -72,7 +76,7 @@ struct LookupCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let identityName = try userInput { try IdentityName(name) }
-            let contact = try await DirectoryClient(home: homeOptions.secmailHome).lookup(identityName)
+            let contact = try await withRelay(homeOptions.secmailHome) { try await DirectoryClient(relay: $0).lookup(identityName) }
             let bundle = contact.bundle
             if json {
                 let pin = switch contact.pin {
@@ -87,13 +91,10 @@ struct LookupCommand: AsyncParsableCommand {
                 try Terminal.output(jsonText(fields))
             } else {
                 Terminal.output("\(bundle.name)  key version \(bundle.keyVersion)\n\(bundle.fingerprint.grouped)\n")
-                switch contact.pin {
-                case .new:
-                    Terminal.info("Pinned \(bundle.name)'s key on first use; compare the fingerprint above with \(bundle.name) aloud.")
-                case .unchanged:
+                if contact.pin == .unchanged {
                     Terminal.info("Matches the key pinned earlier.")
-                case .rotated(let from):
-                    Terminal.info("\(bundle.name) rotated keys from version \(from) to \(bundle.keyVersion): the new key is signed by the pinned one and logged. Pin updated.")
+                } else {
+                    Terminal.pinNote(contact)
                 }
             }
         }
@@ -120,7 +121,9 @@ struct TrustCommand: AsyncParsableCommand {
         try await reportingFailures {
             let identityName = try userInput { try IdentityName(name) }
             let expected = try userInput { try Fingerprint(hex: fingerprint) }
-            let result = try await DirectoryClient(home: homeOptions.secmailHome).trust(identityName, fingerprint: expected)
+            let result = try await withRelay(homeOptions.secmailHome) {
+                try await DirectoryClient(relay: $0).trust(identityName, fingerprint: expected)
+            }
             if let replaced = result.replaced, replaced != result.bundle {
                 Terminal.info("Replaced the pin of \(identityName) (version \(replaced.keyVersion), \(replaced.fingerprint.grouped)).")
             }
@@ -173,9 +176,12 @@ struct RotateCommand: AsyncParsableCommand {
             let home = homeOptions.secmailHome
             let keystore = Keystore(home: home)
             let before = try keystore.currentBundle()
-            let passphrase = try passphraseOptions.passphrase(for: keystore)
-            Terminal.info("Generating new RSA-3072 signing and encryption keys…")
-            let rotated = try await DirectoryClient(home: home).rotate(keystore, passphrase: passphrase)
+            let rotated = try await withRelay(home) { relay in
+                _ = try await relay.info()
+                let passphrase = try passphraseOptions.passphrase(for: keystore)
+                Terminal.info("Generating new RSA-3072 signing and encryption keys…")
+                return try await DirectoryClient(relay: relay).rotate(keystore, passphrase: passphrase)
+            }
             Terminal.info("Rotated \(rotated.name) from key version \(before.keyVersion) to \(rotated.keyVersion); the relay logged it.")
             Terminal.info("New fingerprint: \(rotated.fingerprint.grouped)")
         }
@@ -198,8 +204,9 @@ struct AuditCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let progress = Terminal.ProgressLine("auditing", unit: .entries)
-            let report = try await DirectoryClient(home: homeOptions.secmailHome).audit(
-                Keystore(home: homeOptions.secmailHome), progress: progress.update)
+            let report = try await withRelay(homeOptions.secmailHome) {
+                try await DirectoryClient(relay: $0).audit(Keystore(home: homeOptions.secmailHome), progress: progress.update)
+            }
             progress.finish()
             let foreign = report.foreignEntries
             if json {
@@ -231,5 +238,20 @@ struct AuditCommand: AsyncParsableCommand {
     static func describeJSON(_ audited: DirectoryClient.AuditedEntry) -> [String: Any] {
         ["logIndex": audited.logIndex, "kind": audited.entry.kind == .registration ? "registration" : "rotation",
          "keyVersion": audited.entry.bundle.keyVersion, "fingerprint": audited.entry.bundle.fingerprint.hex, "time": audited.entry.time]
+    }
+}
+
+extension Terminal {
+    /// Says so when a lookup pinned a new contact or followed a contact's rotation.
+    static func pinNote(_ contact: DirectoryClient.Contact) {
+        let bundle = contact.bundle
+        switch contact.pin {
+        case .new:
+            info("Pinned \(bundle.name)'s key on first use (\(bundle.fingerprint.grouped)); compare the fingerprint with \(bundle.name) aloud.")
+        case .unchanged:
+            break
+        case .rotated(let from):
+            info("\(bundle.name) rotated keys from version \(from) to \(bundle.keyVersion): the new key is signed by the pinned one and logged. Pin updated.")
+        }
     }
 }

@@ -31,17 +31,31 @@ struct SendCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingFailures {
-            let recipients = try names.map { name in try userInput { try IdentityName(name) } }
-            let prepared = try compose.preparedAttachments()
+            // Cheap checks first: names, files, identity, relay, recipients, size; then the
+            // passphrase; then image work and sealing.
+            var recipients: [IdentityName] = []
+            for name in names {
+                let parsed = try userInput { try IdentityName(name) }
+                if !recipients.contains(parsed) { recipients.append(parsed) }
+            }
+            let checked = try compose.checkedAttachments()
             let keystore = Keystore(home: homeOptions.secmailHome)
-            let sender = try keystore.unlockSender(
-                passphrase: passphraseOptions.passphrase(for: keystore))
-            let sealing = Terminal.ProgressLine("sealing"), uploading = Terminal.ProgressLine("sending")
-            let sent = try await MailClient(home: keystore.home).send(
-                to: recipients, text: compose.message ?? "", attachments: prepared.map(\.attachment), sender: sender,
-                sealProgress: sealing.update, uploadProgress: { done, total in uploading.update(done, total) })
-            sealing.finish()
-            uploading.finish()
+            _ = try keystore.currentBundle()
+            let (sent, prepared, contacts) = try await withRelay(keystore.home) { relay in
+                let mail = MailClient(relay: relay)
+                let contacts = try await mail.verifiedRecipients(recipients)
+                try await mail.checkSize(atLeast: compose.knownSize(checked))
+                let sender = try keystore.unlockSender(passphrase: passphraseOptions.passphrase(for: keystore))
+                let prepared = try compose.preparedAttachments(checked)
+                let sealing = Terminal.ProgressLine("sealing"), uploading = Terminal.ProgressLine("sending")
+                let sent = try await mail.send(
+                    to: contacts.map(\.bundle), text: compose.message ?? "", attachments: prepared.map(\.attachment), sender: sender,
+                    sealProgress: sealing.update, uploadProgress: { done, total in uploading.update(done, total) })
+                sealing.finish()
+                uploading.finish()
+                return (sent, prepared, contacts)
+            }
+            for contact in contacts { Terminal.pinNote(contact) }
             if json {
                 try Terminal.output(jsonText([
                     "id": sent.messageID.hex, "bytes": sent.size, "images": prepared.compactMap(\.imageReport),
@@ -73,9 +87,12 @@ struct InboxCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let keystore = Keystore(home: homeOptions.secmailHome)
-            let identity = try keystore.unlockSender(
-                passphrase: passphraseOptions.passphrase(for: keystore))
-            let messages = try await MailClient(home: keystore.home).inbox(identity)
+            _ = try keystore.currentBundle()
+            let messages = try await withRelay(keystore.home) { relay in
+                _ = try await relay.info()
+                let identity = try keystore.unlockSender(passphrase: passphraseOptions.passphrase(for: keystore))
+                return try await MailClient(relay: relay).inbox(identity)
+            }
             if json {
                 try Terminal.output(jsonText(messages.map { ["id": $0.id, "from": $0.from, "time": $0.time, "size": $0.size] as [String: Any] }))
             } else if messages.isEmpty {
@@ -117,13 +134,20 @@ struct ReadCommand: AsyncParsableCommand {
         try await reportingFailures {
             let messageID = try userInput { try MessageID(hex: id) }
             let keystore = Keystore(home: homeOptions.secmailHome)
-            let passphrase = try passphraseOptions.passphrase(for: keystore)
-            let identity = try keystore.unlockSender(passphrase: passphrase)
-            let keys = try keystore.unlockRecipientKeys(passphrase: passphrase)
-            let progress = Terminal.ProgressLine("verifying and decrypting")
-            let read = try await MailClient(home: keystore.home).read(
-                messageID, identity: identity, keys: keys, into: URL(fileURLWithPath: out, isDirectory: true), progress: progress.update)
-            progress.finish()
+            _ = try keystore.currentBundle()
+            let read = try await withRelay(keystore.home) { relay in
+                _ = try await relay.info()
+                let passphrase = try passphraseOptions.passphrase(for: keystore)
+                let identity = try keystore.unlockSender(passphrase: passphrase)
+                let keys = try keystore.unlockRecipientKeys(passphrase: passphrase)
+                let downloading = Terminal.ProgressLine("downloading"), progress = Terminal.ProgressLine("verifying and decrypting")
+                let read = try await MailClient(relay: relay).read(
+                    messageID, identity: identity, keys: keys, into: URL(fileURLWithPath: out, isDirectory: true),
+                    progress: progress.update, downloadProgress: { done, total in downloading.update(done, total) })
+                downloading.finish()
+                progress.finish()
+                return read
+            }
             let header = read.message.header
             if json {
                 try Terminal.output(jsonText([

@@ -32,15 +32,17 @@ struct SealCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let recipients = try to.map(loadBundle)
-            let prepared = try compose.preparedAttachments()
-            let attachments = prepared.map(\.attachment)
+            let checked = try compose.checkedAttachments()
             let outputURL = URL(fileURLWithPath: output)
             guard !FileManager.default.fileExists(atPath: outputURL.path) else {
                 throw CLIFailure(.failure, "\(output) exists already; choose another output file")
             }
             let keystore = Keystore(home: homeOptions.secmailHome)
+            // The passphrase before the image work, so nobody types into seconds of silence.
             let sender = try keystore.unlockSender(
                 passphrase: passphraseOptions.passphrase(for: keystore))
+            let prepared = try compose.preparedAttachments(checked)
+            let attachments = prepared.map(\.attachment)
 
             let progress = Terminal.ProgressLine("sealing")
             let sealed = try AtomicFile.write(to: outputURL) { sink in
@@ -75,12 +77,26 @@ enum WireAttachments {
         let imageReport: [String: Any]?
     }
 
-    static func prepare(path: String, alwaysPNG: Bool) throws -> Prepared {
+    /// An attachment file checked cheaply (it exists, its size, whether it is an image), before
+    /// any image work.
+    struct Checked {
+        let path: String
+        let plain: OutgoingAttachment
+        let isImage: Bool
+    }
+
+    static func check(path: String) throws -> Checked {
         let url = URL(fileURLWithPath: path)
         let plain = try userInput { try OutgoingAttachment(file: url) }
-        guard let prefix = try? FileHandle(forReadingFrom: url).read(upToCount: 8), ImageFormat.detect(prefix) != nil else {
-            return Prepared(attachment: plain, imageSummary: nil, imageReport: nil)
-        }
+        let prefix = try? FileHandle(forReadingFrom: url).read(upToCount: 8)
+        return Checked(path: path, plain: plain, isImage: prefix.map { ImageFormat.detect($0) != nil } ?? false)
+    }
+
+    /// The attachment as it goes on the wire: an image in its smaller lossless form, anything
+    /// else as it is.
+    static func prepare(_ checked: Checked, alwaysPNG: Bool) throws -> Prepared {
+        guard checked.isImage else { return Prepared(attachment: checked.plain, imageSummary: nil, imageReport: nil) }
+        let path = checked.path, url = URL(fileURLWithPath: path)
         let bytes: [UInt8]
         do { bytes = Array(try Data(contentsOf: url)) } catch {
             throw CLIFailure(.failure, "cannot read attachment \(path): \(error.localizedDescription)")

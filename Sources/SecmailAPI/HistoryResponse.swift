@@ -1,7 +1,7 @@
-/// The JSON a relay returns for `GET /v1/directory/{name}/history` (docs/API.md): every key
+/// `GET /v1/directory/{name}/history`: every key
 /// version of a name, each with the log leaf that records it and its inclusion proof, all against
 /// one signed checkpoint, so a client can verify a whole rotation chain.
-public struct DirectoryHistoryMessage: Codable, Sendable {
+public struct HistoryResponse: Codable, Sendable {
     public struct Version: Codable, Sendable {
         public let keyVersion: UInt32
         public let fingerprint: String
@@ -35,19 +35,5 @@ public struct DirectoryHistoryMessage: Codable, Sendable {
         self.treeSize = treeSize
         self.checkpoint = checkpoint
         self.versions = versions
-    }
-}
-
-/// The JSON a relay returns for `GET /v1/log/entries?start=S&end=E`: the leaves S ..< S + count.
-public struct LogEntriesMessage: Codable, Sendable {
-    public let start: UInt64
-    /// Base64 of each leaf's data, in log order.
-    public let leaves: [String]
-    /// Most leaves one request returns.
-    public static let pageLimit: UInt64 = 1000
-
-    public init(start: UInt64, leaves: [String]) {
-        self.start = start
-        self.leaves = leaves
     }
 }

@@ -1,0 +1,39 @@
+/// `POST /v1/messages` answered `201`: the deposited message.
+public struct DepositResponse: Codable, Sendable {
+    /// 32 hex digits.
+    public let messageId: String
+    public let size: Int
+    public let recipients: [String]
+
+    public init(messageId: String, size: Int, recipients: [String]) {
+        self.messageId = messageId
+        self.size = size
+        self.recipients = recipients
+    }
+}
+
+/// `GET /v1/mailbox`: the owner's messages, oldest first.
+public struct MailboxListResponse: Codable, Sendable {
+    public struct Message: Codable, Sendable, Equatable {
+        /// The message id, 32 hex digits.
+        public let id: String
+        /// The sender the envelope names (the reader verifies the signature).
+        public let from: String
+        /// When the relay received it, in seconds since the epoch.
+        public let time: Int64
+        public let size: Int
+
+        public init(id: String, from: String, time: Int64, size: Int) {
+            self.id = id
+            self.from = from
+            self.time = time
+            self.size = size
+        }
+    }
+
+    public let messages: [Message]
+
+    public init(messages: [Message]) {
+        self.messages = messages
+    }
+}

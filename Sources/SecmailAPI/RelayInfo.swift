@@ -1,0 +1,42 @@
+/// `GET /v1/relay`: what the relay is and what it accepts, so that a client can check a message
+/// against the limits before the passphrase, image work or an upload.
+public struct RelayInfo: Codable, Sendable, Equatable {
+    /// The relay software's version.
+    public let version: String
+    /// The transparency log's origin (first line of its checkpoints, name of its key).
+    public let origin: String
+    public let limits: Limits
+
+    public struct Limits: Codable, Sendable, Equatable {
+        /// Largest envelope a deposit may carry, in bytes.
+        public let maximumEnvelopeSize: Int
+        /// Most bytes one mailbox holds.
+        public let mailboxQuota: Int
+        /// Most recipients one deposit may name.
+        public let maximumRecipients: Int
+        /// Requests per second per client address, and per identity once authenticated.
+        public let requestsPerSecondPerAddress: Double
+        public let requestsPerSecondPerIdentity: Double
+        /// Seconds an idle connection stays open.
+        public let idleTimeoutSeconds: Int
+
+        public init(maximumEnvelopeSize: Int, mailboxQuota: Int, maximumRecipients: Int, requestsPerSecondPerAddress: Double,
+                    requestsPerSecondPerIdentity: Double, idleTimeoutSeconds: Int) {
+            self.maximumEnvelopeSize = maximumEnvelopeSize
+            self.mailboxQuota = mailboxQuota
+            self.maximumRecipients = maximumRecipients
+            self.requestsPerSecondPerAddress = requestsPerSecondPerAddress
+            self.requestsPerSecondPerIdentity = requestsPerSecondPerIdentity
+            self.idleTimeoutSeconds = idleTimeoutSeconds
+        }
+    }
+
+    public init(version: String, origin: String, limits: Limits) {
+        self.version = version
+        self.origin = origin
+        self.limits = limits
+    }
+
+    /// This build's version, announced by the relay and shown by the client.
+    public static let currentVersion = "0.4.0"
+}

@@ -1,0 +1,88 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import SecmailAPI
+import SecmailTLS
+
+extension ClientError {
+    /// One sentence for a person, naming the relay and what to do, for a transport failure
+    /// (never a NIO type name or a raw status line).
+    static func transport(_ error: Error, relay: String, trustIsPinned: Bool) -> ClientError {
+        switch error {
+        case let error as ClientError:
+            return error
+        case RelayTransportError.cannotConnect(let cause):
+            return ClientError(.relayUnreachable, "cannot reach the relay at \(relay) (\(connectFailure(cause))): is it running, and is the address right?")
+        case RelayTransportError.closedBeforeAnswer, ChannelError.ioOnClosedChannel, ChannelError.alreadyClosed, ChannelError.eof:
+            return closedBeforeAnswer(relay)
+        case RelayTransportError.closedDuringAnswer:
+            return ClientError(.relayUnreachable, "the relay at \(relay) closed the connection in the middle of its answer: try again")
+        case RelayTransportError.timedOut(let seconds):
+            return ClientError(.relayUnreachable, "the relay at \(relay) did not answer within \(seconds) s: try again later")
+        case RelayTransportError.answerTooLarge(let limit):
+            return ClientError(.malformedAnswer, "the relay at \(relay) sent an answer larger than \(limit >> 20) MiB; it was refused")
+        case RelayTransportError.cannotSave(let reason):
+            return ClientError(.io, "cannot save what the relay at \(relay) sent: \(reason)")
+        case let error as TLSError:
+            return tls(error, relay: relay, trustIsPinned: trustIsPinned)
+        case let error as IOError where [ECONNRESET, EPIPE].contains(error.errnoCode):
+            return ClientError(.relayUnreachable, "the relay at \(relay) reset the connection: try again")
+        case let error as IOError:
+            return ClientError(.relayUnreachable, "the connection to the relay at \(relay) failed (\(String(cString: strerror(error.errnoCode)).lowercased())): try again")
+        default:
+            return ClientError(.relayUnreachable, "the connection to the relay at \(relay) failed: try again")
+        }
+    }
+
+    private static func closedBeforeAnswer(_ relay: String) -> ClientError {
+        ClientError(.relayUnreachable, "the relay at \(relay) closed the connection before answering: try again; if it keeps happening, the relay may be stopping or overloaded")
+    }
+
+    private static func tls(_ error: TLSError, relay: String, trustIsPinned: Bool) -> ClientError {
+        switch error.code {
+        case .certificateVerificationFailed where trustIsPinned:
+            return ClientError(.pinMismatch, "the relay at \(relay) presents another TLS key than the one pinned when you registered: it may be an impostor (or a reinstalled relay); nothing was sent")
+        case .certificateVerificationFailed:
+            return ClientError(.verificationFailed, "the relay's certificate at \(relay) does not verify: \(error.reason)")
+        case .uncleanShutdown, .closed:
+            return closedBeforeAnswer(relay)
+        case .handshakeTimeout:
+            return ClientError(.relayUnreachable, "the relay at \(relay) did not complete the TLS handshake in time: is it a secmail relay, and is it overloaded?")
+        case .handshakeFailed, .protocolError, .invalidConfiguration:
+            return ClientError(.relayUnreachable, "TLS with the relay at \(relay) failed (\(error.reason)): is it a secmail relay speaking TLS 1.3?")
+        }
+    }
+
+    /// Why a connection could not be made, in a few words (`connection refused`).
+    private static func connectFailure(_ error: Error) -> String {
+        switch error {
+        case let error as NIOConnectionError:
+            if let failure = error.connectionErrors.first {
+                return connectFailure(failure.error)
+            }
+            return "its name does not resolve"
+        case ChannelError.connectTimeout:
+            return "no answer within 10 s"
+        case let error as IOError:
+            return String(cString: strerror(error.errnoCode)).lowercased()
+        default:
+            return "the connection failed"
+        }
+    }
+
+    /// The relay's refusal (`ErrorResponse`) as a client error with a code tests can match;
+    /// `notFound` is what a `404` means for the route asked (a name, a message).
+    static func refusal(_ response: RelayResponse, relay: String, notFound: Code) -> ClientError {
+        guard let body = try? JSONDecoder().decode(ErrorResponse.self, from: Data(response.body)) else {
+            return ClientError(.malformedAnswer, "the relay at \(relay) answered status \(response.status) without an explanation")
+        }
+        let code: Code = switch body.code {
+        case .notFound: notFound
+        case .nameTaken: .nameTaken
+        case .quotaExceeded, .tooLarge: .limitExceeded
+        case .rateLimited: .rateLimited
+        default: .relayRefused
+        }
+        return ClientError(code, "the relay refused: \(body.reason)")
+    }
+}

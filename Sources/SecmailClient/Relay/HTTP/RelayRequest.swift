@@ -1,0 +1,54 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// One HTTP request to a relay.
+public struct RelayRequest: Sendable {
+    /// What a request carries.
+    public enum Body: Sendable {
+        case json(Data)
+        /// Bytes in memory, sent as application/octet-stream.
+        case binary(Data)
+        /// A file, streamed in 256 KiB pieces as application/octet-stream (an envelope).
+        case file(URL)
+    }
+
+    public var method: HTTPMethod
+    public var path: String
+    public var body: Body?
+    public var bearer: String?
+    /// Where a `200` answer's body goes instead of memory: a new file (0600), fsynced when done,
+    /// without the in-memory size limit.
+    public var saveBodyTo: URL?
+    /// How long the whole exchange may take; uploads get a minute plus a second per MiB more.
+    public var timeout: TimeAmount = .seconds(30)
+    /// Bytes sent so far and in all, during a file upload.
+    public var uploadProgress: (@Sendable (UInt64, UInt64) -> Void)?
+    /// Bytes received so far and the announced length, during a download to a file.
+    public var downloadProgress: (@Sendable (UInt64, UInt64) -> Void)?
+
+    public init(_ method: HTTPMethod, _ path: String, body: Body? = nil, bearer: String? = nil) {
+        self.method = method
+        self.path = path
+        self.body = body
+        self.bearer = bearer
+    }
+
+    /// A request whose body is `value` as JSON.
+    public init(_ method: HTTPMethod, _ path: String, json value: some Encodable, bearer: String? = nil) throws {
+        self.init(method, path, body: .json(try JSONEncoder().encode(value)), bearer: bearer)
+    }
+
+    /// Whether sending it twice does what sending it once does, so that a connection the relay
+    /// closed while it was idle may be replaced and the request sent again.
+    var isIdempotent: Bool { method == .GET || method == .HEAD || method == .DELETE }
+}
+
+/// A relay's answer.
+public struct RelayResponse: Sendable {
+    public let status: Int
+    /// The body, unless it went to `RelayRequest.saveBodyTo`.
+    public let body: [UInt8]
+    /// SHA-256 of the relay certificate's public key, as seen in this connection's handshake.
+    public let relayKeyPin: [UInt8]?
+}

@@ -1,0 +1,166 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SecmailAPI
+import SecmailCrypto
+import SecmailFormat
+import SecmailTLS
+
+/// One command's conversation with a relay: one TLS context, one HTTP/1.1 connection kept alive
+/// for the whole command (replaced once, transparently, when the relay closed it while idle), one
+/// sign-in token obtained when a route first needs it, and the client's view of the log.
+///
+/// Every checkpoint the relay shows is checked against the pinned log key and must extend the
+/// last one stored (P6); it replaces the stored one in memory, and reaches relay.json only through
+/// `saveLogView()`, once the command's other checks passed.
+public final class RelayClient {
+    public let home: SecmailHome
+    public let url: URL
+    /// `host:port`, as errors name the relay.
+    public let address: String
+    let host: String
+    let port: Int
+    private let trust: TLSConfiguration.Trust
+    private let tls: TLSContext
+    private var connection: RelayHTTPConnection?
+    private var tokens: [IdentityName: String] = [:]
+    private var cachedInfo: RelayInfo?
+    /// relay.json: the pins and the last accepted checkpoint (nil before registration).
+    var settings: RelaySettings?
+
+    /// The relay pinned in `home` (relay.json), trusted by its pinned TLS key only.
+    public convenience init(home: SecmailHome) throws {
+        let settings = try RelaySettings.load(from: home)
+        guard let url = URL(string: settings.url) else { throw ClientError(.corruptState, "the relay URL in relay.json is damaged") }
+        try self.init(home: home, url: url, trust: settings.trust, settings: settings)
+    }
+
+    /// A relay contacted for the first time (registration), trusted through a CA file.
+    public convenience init(home: SecmailHome, firstContact url: URL, caFile: String) throws {
+        try self.init(home: home, url: url, trust: .certificateAuthorities(file: caFile), settings: nil)
+    }
+
+    private init(home: SecmailHome, url: URL, trust: TLSConfiguration.Trust, settings: RelaySettings?) throws {
+        guard url.scheme == "https", let host = url.host, !host.isEmpty else {
+            throw ClientError(.invalidInput, "a relay URL looks like https://host:port, not \(url.absoluteString)")
+        }
+        self.home = home
+        self.url = url
+        self.host = host
+        port = url.port ?? 443
+        address = "\(host.contains(":") ? "[\(host)]" : host):\(port)"
+        self.trust = trust
+        self.settings = settings
+        do {
+            tls = try TLSContext(configuration: .client(trust: trust))
+        } catch let error as TLSError {
+            throw ClientError(.invalidInput, "cannot use the relay's TLS settings: \(error.reason)")
+        }
+    }
+
+    /// Closes the connection (TLS close_notify).
+    public func close() async {
+        await connection?.close()
+        connection = nil
+    }
+
+    // MARK: Requests
+
+    /// Sends `request` on the kept-alive connection, opening it first if needed. A connection the
+    /// relay closed while idle is replaced once; the request is then sent again only if that
+    /// cannot do anything twice (idempotent, or never written). Transport failures become one
+    /// sentence (`ClientError.transport`).
+    public func send(_ request: RelayRequest) async throws -> RelayResponse {
+        do {
+            let (current, isFresh) = try await openConnection()
+            do {
+                return try await current.send(request)
+            } catch let error where !isFresh && request.isIdempotent && Self.isClosedBeforeAnswer(error) {
+                connection = nil
+                return try await openConnection().connection.send(request)
+            }
+        } catch {
+            connection = nil
+            throw ClientError.transport(error, relay: address, trustIsPinned: isPinned)
+        }
+    }
+
+    /// Sends `request` and decodes the answer, which must have `status`; any other status is the
+    /// relay's refusal (`ClientError.refusal`).
+    public func call<Answer: Decodable>(_ request: RelayRequest, expecting status: Int = 200, as type: Answer.Type,
+                                        notFound: ClientError.Code = .notRegistered) async throws -> Answer {
+        let response = try await expect(status, request, notFound: notFound)
+        do {
+            return try JSONDecoder().decode(Answer.self, from: Data(response.body))
+        } catch {
+            throw ClientError(.malformedAnswer, "the relay at \(address) answered \(request.method) \(Self.route(request.path)) with something other than its API's \(Answer.self)")
+        }
+    }
+
+    /// Sends `request`; the answer must have `status`.
+    @discardableResult
+    public func expect(_ status: Int, _ request: RelayRequest, notFound: ClientError.Code = .notRegistered) async throws -> RelayResponse {
+        let response = try await send(request)
+        guard response.status == status else { throw ClientError.refusal(response, relay: address, notFound: notFound) }
+        return response
+    }
+
+    /// What the relay is and accepts (`GET /v1/relay`), asked once per command. It is the first
+    /// request of most commands: it proves the relay is there before any expensive work.
+    public func info() async throws -> RelayInfo {
+        if let cachedInfo { return cachedInfo }
+        let info = try await call(RelayRequest(.GET, Endpoint.relayInfo.path()), as: RelayInfo.self)
+        cachedInfo = info
+        return info
+    }
+
+    /// A bearer token for `identity`'s name, signed in once per command (P8): the relay's nonce
+    /// signed with the current signing key.
+    public func token(for identity: SenderIdentity) async throws -> String {
+        let name = identity.bundle.name
+        if let token = tokens[name] { return token }
+        let challenge = try await call(try RelayRequest(.POST, Endpoint.challenge.path(), json: ChallengeRequest(name: name.value)),
+                                       as: ChallengeResponse.self)
+        let answer = try await call(try RelayRequest(.POST, Endpoint.token.path(),
+                                                     json: SignIn.answer(challenge, as: identity, origin: try logVerifier().name)),
+                                    as: TokenResponse.self)
+        tokens[name] = answer.token
+        return answer.token
+    }
+
+    /// Whether `name` is registered, as the relay says (unverified: a hint that spares making
+    /// keys for a name that is taken; registration itself is what counts).
+    public func isRegistered(_ name: IdentityName) async throws -> Bool {
+        let response = try await send(RelayRequest(.GET, Endpoint.lookup.path(name.value)))
+        switch response.status {
+        case 200: return true
+        case 404: return false
+        default: throw ClientError.refusal(response, relay: address, notFound: .notRegistered)
+        }
+    }
+
+    private var isPinned: Bool {
+        if case .pinnedPublicKey = trust { return true }
+        return false
+    }
+
+    private func openConnection() async throws -> (connection: RelayHTTPConnection, isFresh: Bool) {
+        if let connection, await connection.isReusable { return (connection, false) }
+        let opened = try await RelayHTTPConnection.open(host: host, port: port, tls: tls)
+        connection = opened
+        return (opened, true)
+    }
+
+    private static func isClosedBeforeAnswer(_ error: Error) -> Bool {
+        switch error {
+        case RelayTransportError.closedBeforeAnswer, ChannelError.ioOnClosedChannel, ChannelError.alreadyClosed: true
+        case let error as TLSError: error.code == .uncleanShutdown || error.code == .closed
+        default: false
+        }
+    }
+
+    /// The route of a path, without its query (errors name routes, not whole URLs).
+    private static func route(_ path: String) -> String {
+        String(path.prefix { $0 != "?" })
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import NIOCore
+import SecmailAPI
+import SecmailClient
+import SecmailTLS
+
+/// How a benchmark client talks to the relay.
+enum ConnectionMode: String, CaseIterable {
+    /// A new TLS connection for every request, as every command made them before `RelayClient`.
+    case newConnection = "new_connection"
+    /// One connection per client, kept alive, as `RelayClient` keeps one per command.
+    case keptAlive = "kept_alive"
+}
+
+/// One concurrent benchmark client: its requests go one at a time, over a connection per
+/// request or one kept alive, as `mode` says.
+final class Lane {
+    let relay: RelayAddress
+    let mode: ConnectionMode
+    private var connection: RelayHTTPConnection?
+
+    init(_ relay: RelayAddress, mode: ConnectionMode) {
+        self.relay = relay
+        self.mode = mode
+    }
+
+    func send(_ request: RelayRequest) async throws -> RelayResponse {
+        switch mode {
+        case .newConnection:
+            let fresh = try await relay.open()
+            do {
+                let response = try await fresh.send(request)
+                await fresh.close()
+                return response
+            } catch {
+                await fresh.close()
+                throw error
+            }
+        case .keptAlive:
+            if let connection, await connection.isReusable { return try await connection.send(request) }
+            let fresh = try await relay.open()
+            connection = fresh
+            return try await fresh.send(request)
+        }
+    }
+
+    /// Sends `request`; anything but `status` is a failure.
+    func expect(_ status: Int, _ request: RelayRequest) async throws -> RelayResponse {
+        let response = try await send(request)
+        guard response.status == status else {
+            throw BenchFailure("\(request.method) \(request.path) answered \(response.status): \(String(decoding: response.body.prefix(300), as: UTF8.self))")
+        }
+        return response
+    }
+
+    func close() async {
+        await connection?.close()
+        connection = nil
+    }
+}
+
+/// Where the relay is and how to trust it.
+struct RelayAddress: Sendable {
+    let host: String
+    let port: Int
+    let tls: TLSContext
+
+    init(url: URL, caFile: String) throws {
+        guard let host = url.host, let port = url.port else { throw BenchFailure("a relay URL looks like https://host:port") }
+        self.host = host
+        self.port = port
+        tls = try TLSContext(configuration: .client(trust: .certificateAuthorities(file: caFile)))
+    }
+
+    func open() async throws -> RelayHTTPConnection {
+        try await RelayHTTPConnection.open(host: host, port: port, tls: tls)
+    }
+}
+
+struct BenchFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,240 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import SecmailAPI
+import SecmailClient
+import SecmailCrypto
+import SecmailFormat
+import SecmailRelay
+import SecmailTLS
+
+/// A registered benchmark user with a bearer token.
+struct MailUser: Sendable {
+    let identity: SenderIdentity
+    let token: String
+}
+
+/// Registers `count` users (sharing two key pairs: RSA key generation is slow) and signs each in.
+func registerMailUsers(count: Int, lane: Lane, origin: String) async throws -> [MailUser] {
+    let pairs = try (0..<2).map { _ in (try RSAPrivateKey.generate(bitCount: 3072), try RSAPrivateKey.generate(bitCount: 3072)) }
+    let prefix = "mail\(UInt32.random(in: 0...UInt32.max))"
+    var users: [MailUser] = []
+    for index in 0..<count {
+        let (signing, encryption) = pairs[index % 2]
+        let bundle = try IdentityBundle.create(name: IdentityName("\(prefix)-\(index)"), createdAt: Int64(Date().timeIntervalSince1970),
+                                               signingKey: signing, encryptionKey: encryption.publicKey)
+        let identity = try SenderIdentity(bundle: bundle, signingKey: signing)
+        _ = try await lane.expect(201, RelayRequest(.POST, Endpoint.register.path(),
+                                                    json: BundleRequest(bundle: Data(bundle.encoded).base64EncodedString())))
+        let challenge = try JSONDecoder().decode(ChallengeResponse.self, from: Data(try await lane.expect(
+            200, RelayRequest(.POST, Endpoint.challenge.path(), json: ChallengeRequest(name: bundle.name.value))).body))
+        let token = try JSONDecoder().decode(TokenResponse.self, from: Data(try await lane.expect(
+            200, RelayRequest(.POST, Endpoint.token.path(), json: SignIn.answer(challenge, as: identity, origin: origin))).body))
+        users.append(MailUser(identity: identity, token: token.token))
+    }
+    return users
+}
+
+final class EnvelopePool: @unchecked Sendable {
+    // @unchecked: every access holds `lock`.
+    private let lock = NSLock()
+    private var items: [(sender: Int, recipient: Int, bytes: Data)]
+    private var next = 0
+
+    init(_ items: [(sender: Int, recipient: Int, bytes: Data)]) { self.items = items }
+
+    func take() -> (sender: Int, recipient: Int, bytes: Data)? {
+        lock.withLock {
+            guard next < items.count else { return nil }
+            defer { next += 1 }
+            return items[next]
+        }
+    }
+}
+
+func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: Int, relayPID: Int32) async throws {
+    let relay = try RelayAddress(url: url, caFile: caFile)
+    let setup = Lane(relay, mode: .keptAlive)
+    let key = String(decoding: try await setup.expect(200, RelayRequest(.GET, Endpoint.logKey.path())).body, as: UTF8.self)
+    let origin = try NoteVerifier(verifierKey: key.trimmingCharacters(in: .whitespacesAndNewlines)).name
+    let users = try await registerMailUsers(count: senders, lane: setup, origin: origin)
+    print(String(format: "relay_peak_rss_mib after_setup=%.1f", peakRSS(pid: relayPID)))
+
+    for mode in ConnectionMode.allCases {
+        try await timedMessages(relay: relay, mode: mode, users: users, senders: senders, seconds: seconds, relayPID: relayPID)
+    }
+    try await reportSyncsPerDeposit(relay: relay, users: users, senders: senders, relayPID: relayPID)
+
+    // One large envelope to three users, deposited for each and fetched back.
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("secmail-bench-\(UUID().uuidString)", isDirectory: true)
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let attachment = folder.appendingPathComponent("big.bin")
+    try Data(try SystemRandom().bytes(count: bigMiB << 20)).write(to: attachment)
+    let envelopeURL = folder.appendingPathComponent("big.sm")
+    let targets = Array(users[1...3])
+    let file = try PositionalFile(creatingAtPath: envelopeURL.path)
+    let sink = FileSink(file: file)
+    _ = try EnvelopeSealer().seal(text: "big", attachments: [OutgoingAttachment(file: attachment)], from: users[0].identity,
+                                  to: targets.map(\.identity.bundle), into: sink)
+    try sink.synchronize()
+    let size = Double(try file.size())
+    var uploads: [Double] = [], downloads: [Double] = []
+    for target in targets {
+        let name = target.identity.bundle.name.value
+        var t = ContinuousClock.now
+        _ = try await setup.expect(201, RelayRequest(.POST, Endpoint.deposit.path(query: [(Endpoint.Query.recipient, name)]),
+                                                     body: .file(envelopeURL), bearer: users[0].token))
+        uploads.append(size / elapsed(since: t) / 1e6)
+        let listing = try JSONDecoder().decode(MailboxListResponse.self, from: Data(
+            try await setup.expect(200, RelayRequest(.GET, Endpoint.mailbox.path(), bearer: target.token)).body))
+        guard let id = listing.messages.first(where: { $0.size == Int(size) })?.id else { fail("the big message is not listed") }
+        let fetched = folder.appendingPathComponent("fetched-\(name).sm")
+        t = ContinuousClock.now
+        var fetch = RelayRequest(.GET, Endpoint.fetchMessage.path(id), bearer: target.token)
+        fetch.saveBodyTo = fetched
+        fetch.timeout = .seconds(600)
+        _ = try await setup.expect(200, fetch)
+        downloads.append(size / elapsed(since: t) / 1e6)
+        try? FileManager.default.removeItem(at: fetched)
+    }
+    print(String(format: "envelope_%dmib upload_mbps=%@ download_mbps=%@ relay_peak_rss_mib=%.1f", bigMiB,
+                 uploads.map { String(format: "%.0f", $0) }.joined(separator: ","),
+                 downloads.map { String(format: "%.0f", $0) }.joined(separator: ","), peakRSS(pid: relayPID)))
+}
+
+/// `senders` concurrent senders deposit pre-sealed 1 KiB messages for `seconds` (sealing is the
+/// client's work, not the relay's). A pool that runs dry before the deadline would cut the
+/// measurement short, so such a run is repeated with a pool sized from the rate it saw; only a
+/// run that lasted its whole time is reported.
+func timedMessages(relay: RelayAddress, mode: ConnectionMode, users: [MailUser], senders: Int, seconds: Double,
+                   relayPID: Int32) async throws {
+    var poolSize = senders * 200
+    for round in 1...4 {
+        let pool = EnvelopePool(sealMessages(count: poolSize, users: users))
+        let run = try await timedDeposits(pool: pool, users: users, senders: senders, seconds: seconds, relay: relay, mode: mode)
+        let latencies = run.latencies.sorted()
+        if run.ranDry, round < 4 {
+            let rate = Double(latencies.count) / run.seconds
+            print(String(format: "messages_1kib_pool_ran_dry mode=%@ round=%d pool=%d seconds=%.2f per_second=%.1f (sealing a larger pool)",
+                         mode.rawValue, round, poolSize, run.seconds, rate))
+            poolSize = Int(rate * seconds * 1.5) + senders
+            continue
+        }
+        print(String(format: "messages_1kib mode=%@ senders=%d count=%d failures=%d seconds=%.2f per_second=%.1f latency_ms_p50=%.1f latency_ms_p99=%.1f pool=%d ran_dry=%@ relay_peak_rss_mib=%.1f",
+                     mode.rawValue, senders, latencies.count, run.failures, run.seconds, Double(latencies.count) / run.seconds,
+                     percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, poolSize, run.ranDry ? "yes" : "no",
+                     peakRSS(pid: relayPID)))
+        if let first = run.firstFailure { fail("deposit failed: \(first)") }
+        return
+    }
+}
+
+/// `count` 1 KiB messages between the users, sealed on every core.
+func sealMessages(count: Int, users: [MailUser]) -> [(sender: Int, recipient: Int, bytes: Data)] {
+    let sealed = EnvelopeSlots(count: count)
+    DispatchQueue.concurrentPerform(iterations: count) { index in
+        let sender = index % users.count, recipient = (index + 1 + index / users.count) % users.count
+        let to = recipient == sender ? (sender + 1) % users.count : recipient
+        let sink = MemorySink()
+        let text = String(repeating: "x", count: 1024)
+        if (try? EnvelopeSealer().seal(text: text, from: users[sender].identity, to: [users[to].identity.bundle], into: sink)) != nil {
+            sealed.set(index, (sender, to, Data(sink.bytes)))
+        }
+    }
+    return sealed.all()
+}
+
+/// What one timed deposit run measured.
+struct DepositRun {
+    let latencies: [Double]
+    let failures: Int
+    let firstFailure: String?
+    let seconds: Double
+    /// The pool was empty before the deadline: the run measured less than its whole time.
+    let ranDry: Bool
+}
+
+/// `senders` concurrent senders deposit messages from `pool` until `seconds` pass or it is empty.
+func timedDeposits(pool: EnvelopePool, users: [MailUser], senders: Int, seconds: Double, relay: RelayAddress,
+                   mode: ConnectionMode) async throws -> DepositRun {
+    let tally = Tally()
+    let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int(seconds * 1000)))
+    let start = ContinuousClock.now
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for _ in 0..<senders {
+            group.addTask {
+                let lane = Lane(relay, mode: mode)
+                while ContinuousClock.now < deadline, let item = pool.take() {
+                    let t = ContinuousClock.now
+                    do {
+                        try await deposit(item, users: users, lane: lane)
+                        await tally.record(elapsed(since: t))
+                    } catch {
+                        await tally.fail(error)
+                    }
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+    let duration = elapsed(since: start)
+    return DepositRun(latencies: await tally.latencies, failures: await tally.failures, firstFailure: await tally.firstFailure,
+                      seconds: duration, ranDry: ContinuousClock.now < deadline)
+}
+
+func deposit(_ item: (sender: Int, recipient: Int, bytes: Data), users: [MailUser], lane: Lane) async throws {
+    let recipient = users[item.recipient].identity.bundle.name.value
+    _ = try await lane.expect(201, RelayRequest(.POST, Endpoint.deposit.path(query: [(Endpoint.Query.recipient, recipient)]),
+                                                body: .binary(item.bytes), bearer: users[item.sender].token))
+}
+
+/// Attaches strace to the relay while `senders` senders deposit 400 more messages, and reports
+/// the syncs (fsync, fdatasync) it observed per deposit, by file: the WAL, envelope files and the
+/// envelopes directory. Skipped, with a line saying so, where strace is not installed.
+func reportSyncsPerDeposit(relay: RelayAddress, users: [MailUser], senders: Int, relayPID: Int32) async throws {
+    let count = 400
+    let pool = EnvelopePool(sealMessages(count: count, users: users))
+    let traceFile = FileManager.default.temporaryDirectory.appendingPathComponent("secmail-bench-\(UUID().uuidString).strace")
+    defer { try? FileManager.default.removeItem(at: traceFile) }
+    let strace = Process()
+    strace.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    strace.arguments = ["strace", "-f", "-qq", "-y", "-p", String(relayPID), "-e", "trace=fsync,fdatasync", "-o", traceFile.path]
+    strace.standardError = FileHandle.nullDevice
+    do { try strace.run() } catch {
+        print("syncs_per_deposit skipped=strace_not_runnable")
+        return
+    }
+    try await Task.sleep(for: .seconds(1))  // strace attaches to every thread of the relay
+    guard strace.isRunning else {
+        print("syncs_per_deposit skipped=strace_not_installed_or_not_permitted")
+        return
+    }
+    let run = try await timedDeposits(pool: pool, users: users, senders: senders, seconds: 120, relay: relay, mode: .keptAlive)
+    strace.interrupt()  // detaches; the relay runs on
+    strace.waitUntilExit()
+    if let first = run.firstFailure { fail("deposit failed while traced: \(first)") }
+    let lines = (try? String(contentsOf: traceFile, encoding: .utf8))?.split(separator: "\n") ?? []
+    let syncs = lines.filter { $0.contains("fsync(") || $0.contains("fdatasync(") }
+    let wal = syncs.filter { $0.contains("-wal>") }.count
+    let files = syncs.filter { $0.contains("/envelopes/") }.count
+    let directory = syncs.filter { $0.contains("/envelopes>") }.count
+    let deposits = Double(run.latencies.count)
+    print(String(format: "syncs_per_deposit deposits=%d senders=%d total=%.2f wal=%.2f envelope_files=%.2f envelope_directory=%.2f other=%.2f",
+                 run.latencies.count, senders, Double(syncs.count) / deposits, Double(wal) / deposits, Double(files) / deposits,
+                 Double(directory) / deposits, Double(syncs.count - wal - files - directory) / deposits))
+}
+
+/// Sealed envelopes made in parallel, each into its own slot.
+final class EnvelopeSlots: @unchecked Sendable {
+    // @unchecked: every access holds `lock`.
+    private let lock = NSLock()
+    private var slots: [(sender: Int, recipient: Int, bytes: Data)?]
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, _ value: (sender: Int, recipient: Int, bytes: Data)) { lock.withLock { slots[index] = value } }
+
+    func all() -> [(sender: Int, recipient: Int, bytes: Data)] { lock.withLock { slots.compactMap { $0 } } }
+}
+

@@ -1,0 +1,81 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import SecmailAPI
+import SecmailClient
+import SecmailCrypto
+import SecmailFormat
+import SecmailRelay
+import SecmailTLS
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("secmail-directory-bench: \(message)\n".utf8))
+    exit(1)
+}
+
+func elapsed(since start: ContinuousClock.Instant) -> Double {
+    let duration = ContinuousClock.now - start
+    return Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+}
+
+/// Counts finished operations and their latencies across tasks.
+actor Tally {
+    var latencies: [Double] = []
+    var failures = 0
+    var firstFailure: String?
+
+    func record(_ seconds: Double) { latencies.append(seconds) }
+
+    func fail(_ error: Error) {
+        failures += 1
+        if firstFailure == nil { firstFailure = String(describing: error) }
+    }
+}
+
+/// The relay's peak resident set so far, in MiB (Linux /proc).
+func peakRSS(pid: Int32) -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kib = Double(line.split(separator: " ").dropFirst().first ?? "") else { return -1 }
+    return kib / 1024
+}
+
+/// Real bundles for `count` names. RSA-3072 signing is the cost (about 2 ms a bundle), so a few
+/// key pairs are shared among the names; the relay checks each bundle's self-signature, not
+/// that keys are unique.
+func makeBundles(count: Int, prefix: String) throws -> [IdentityBundle] {
+    let pairs = try (0..<4).map { _ in (try RSAPrivateKey.generate(bitCount: 3072), try RSAPrivateKey.generate(bitCount: 3072)) }
+    let results = BundleSlots(count: count)
+    DispatchQueue.concurrentPerform(iterations: count) { index in
+        let (signing, encryption) = pairs[index % pairs.count]
+        results.set(index, try? IdentityBundle.create(
+            name: IdentityName("\(prefix)-\(index)"), createdAt: Int64(Date().timeIntervalSince1970),
+            signingKey: signing, encryptionKey: encryption.publicKey))
+    }
+    return try results.all()
+}
+
+/// Bundles created in parallel, each into its own slot.
+final class BundleSlots: @unchecked Sendable {
+    // @unchecked: every access holds `lock`.
+    private let lock = NSLock()
+    private var slots: [IdentityBundle?]
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, _ bundle: IdentityBundle?) { lock.withLock { slots[index] = bundle } }
+
+    func all() throws -> [IdentityBundle] {
+        try lock.withLock {
+            try slots.map { bundle in
+                guard let bundle else { throw FormatError(.invalidField, "a benchmark bundle could not be created") }
+                return bundle
+            }
+        }
+    }
+}
+
