@@ -136,7 +136,7 @@ let package = Package(
         .testTarget(
             name: "SecmailRelayTests",
             dependencies: [
-                "SecmailRelay", "SecmailMigrations", "SecmailFormat", "SecmailCrypto", "SecmailTLS", "SecmailTestSupport",
+                "SecmailAPI", "SecmailRelay", "SecmailMigrations", "SecmailFormat", "SecmailCrypto", "SecmailTLS", "SecmailTestSupport",
                 "SecmailRelayTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),

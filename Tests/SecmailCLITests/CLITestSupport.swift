@@ -30,6 +30,20 @@ struct CLIUser {
     let home: URL
     let passphrase: String
 
+    /// A user whose home (not yet created) is `NAME-home` in `folder`.
+    static func fresh(_ name: String, in folder: URL) -> CLIUser {
+        CLIUser(name: name, home: folder.appendingPathComponent("\(name)-home"), passphrase: "\(name) long passphrase")
+    }
+
+    /// Points the user's relay settings at another port (the relay restarted on a new one, or a
+    /// test puts something else there).
+    func retarget(port: Int) throws {
+        let url = home.appendingPathComponent("relay.json")
+        var settings = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        settings["url"] = "https://localhost:\(port)"
+        try JSONSerialization.data(withJSONObject: settings).write(to: url)
+    }
+
     @discardableResult
     func run(_ arguments: [String], passphrase override: String? = nil, in directory: URL? = nil) throws -> CLIResult {
         try runSecmail(arguments, environment: ["SECMAIL_HOME": home.path, "SECMAIL_PASSPHRASE": override ?? passphrase],

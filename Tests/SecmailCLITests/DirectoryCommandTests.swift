@@ -12,24 +12,12 @@ import Testing
 @Suite struct DirectoryCommandTests {
     let commands = RelayCommandTests()
 
-    func user(_ name: String, in folder: URL) -> CLIUser {
-        CLIUser(name: name, home: folder.appendingPathComponent("\(name)-home"), passphrase: "\(name) long passphrase")
-    }
-
-    /// Points a user's relay settings at another port (the relay restarted on a new one).
-    func retarget(_ user: CLIUser, port: Int) throws {
-        let url = user.home.appendingPathComponent("relay.json")
-        var settings = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
-        settings["url"] = "https://localhost:\(port)"
-        try JSONSerialization.data(withJSONObject: settings).write(to: url)
-    }
-
     @Test func registerLookupAndEveryLieOfTheRelayIsCaught() async throws {
         let folder = try temporaryDirectory("directory-cli")
         let data = folder.appendingPathComponent("relay", isDirectory: true)
         var relay = try await commands.startRelay(data: data)
         let ca = data.appendingPathComponent("tls/dev-ca.pem").path
-        let alice = user("alice", in: folder), bob = user("bob", in: folder), carol = user("carol", in: folder)
+        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder), carol = CLIUser.fresh("carol", in: folder)
         for person in [alice, bob] {
             let result = try person.run(["register", person.name, "--relay", "https://localhost:\(relay.port)", "--ca", ca])
             #expect(result.status == 0, "\(result.stderr)")
@@ -45,7 +33,7 @@ import Testing
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("no one is registered as nobody"))
         // Mallory tries to take the name alice with her own keys.
-        let mallory = user("mallory", in: folder)
+        let mallory = CLIUser.fresh("mallory", in: folder)
         let taken = try mallory.run(["register", "alice", "--relay", "https://localhost:\(relay.port)", "--ca", ca])
         #expect(taken.status == 1)
         #expect(taken.stderr.contains("the name alice is already registered on the relay at localhost:\(relay.port)"), "\(taken.stderr)")
@@ -80,7 +68,7 @@ import Testing
         }
         relay = try await commands.startRelay(data: data)
         #expect(try carol.run(["register", "carol", "--relay", "https://localhost:\(relay.port)", "--ca", ca]).status == 0)
-        try retarget(alice, port: relay.port)
+        try alice.retarget(port: relay.port)
         #expect(try alice.run(["lookup", "carol"]).status == 0)  // alice now holds the 3-entry checkpoint
         #expect(await commands.stop(relay.process) == 0)
         for file in databaseFiles {
@@ -90,7 +78,7 @@ import Testing
             }
         }
         relay = try await commands.startRelay(data: data)
-        try retarget(alice, port: relay.port)
+        try alice.retarget(port: relay.port)
         let rolledBack = try alice.run(["lookup", "bob"])
         #expect(rolledBack.status == 2, "\(rolledBack.stderr)")
         #expect(rolledBack.stderr.contains("rolled back"))
@@ -98,7 +86,7 @@ import Testing
 
         // 3. Another relay (other TLS key) at the pinned address is refused at the TLS handshake.
         let impostor = try await commands.startRelay(data: folder.appendingPathComponent("impostor", isDirectory: true))
-        try retarget(alice, port: impostor.port)
+        try alice.retarget(port: impostor.port)
         let wrongRelay = try alice.run(["lookup", "bob"])
         #expect(wrongRelay.status != 0)
         #expect(wrongRelay.stderr.contains("pinned"), "\(wrongRelay.stderr)")
@@ -112,7 +100,7 @@ import Testing
         let data = folder.appendingPathComponent("relay", isDirectory: true)
         let relay = try await commands.startRelay(data: data)
         let ca = data.appendingPathComponent("tls/dev-ca.pem").path
-        let alice = user("alice", in: folder), bob = user("bob", in: folder)
+        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
         for person in [alice, bob] {
             let result = try person.run(["register", person.name, "--relay", "https://localhost:\(relay.port)", "--ca", ca])
             #expect(result.status == 0, "\(result.stderr)")

@@ -7,10 +7,6 @@ import Testing
 @Suite struct MailCommandTests {
     let commands = RelayCommandTests()
 
-    func user(_ name: String, in folder: URL) -> CLIUser {
-        CLIUser(name: name, home: folder.appendingPathComponent("\(name)-home"), passphrase: "\(name) long passphrase")
-    }
-
     func inbox(_ person: CLIUser) throws -> [[String: Any]] {
         let listed = try person.run(["inbox", "--json"])
         #expect(listed.status == 0, "\(listed.stderr)")
@@ -22,7 +18,7 @@ import Testing
         let data = folder.appendingPathComponent("relay", isDirectory: true)
         let relay = try await commands.startRelay(data: data)
         let ca = data.appendingPathComponent("tls/dev-ca.pem").path
-        let alice = user("alice", in: folder), bob = user("bob", in: folder)
+        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
         for person in [alice, bob] {
             #expect(try person.run(["register", person.name, "--relay", "https://localhost:\(relay.port)", "--ca", ca]).status == 0)
         }

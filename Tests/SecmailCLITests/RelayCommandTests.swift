@@ -4,11 +4,11 @@ import Testing
 
 /// `secmail relay` as a real process: first start, what it prints, serving, graceful stop, restart.
 @Suite struct RelayCommandTests {
-    /// Starts `secmail relay` (through `launcher`, e.g. strace and its options, when given) and
-    /// waits for its startup lines.
-    func startRelay(data: URL, launcher: [String] = []) async throws -> (process: Process, output: OutputCollector, port: Int) {
+    /// Starts `secmail relay` (through `launcher`, e.g. strace and its options, when given; with
+    /// extra relay `options`) and waits for its startup lines.
+    func startRelay(data: URL, launcher: [String] = [], options: [String] = []) async throws -> (process: Process, output: OutputCollector, port: Int) {
         let process = Process()
-        let relayArguments = ["relay", "--data", data.path, "--listen", "127.0.0.1:0"]
+        let relayArguments = ["relay", "--data", data.path, "--listen", "127.0.0.1:0"] + options
         if launcher.isEmpty {
             process.executableURL = SecmailBinary.url
             process.arguments = relayArguments

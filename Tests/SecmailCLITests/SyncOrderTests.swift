@@ -13,7 +13,8 @@ import Testing
         let folder = try temporaryDirectory("sync-order")
         let data = folder.appendingPathComponent("relay", isDirectory: true)
         let trace = folder.appendingPathComponent("relay.strace")
-        let relay = try await TracedRelay.start(data: data, trace: trace)
+        let relay = try await TracedRelay.start(data: data, trace: trace,
+                                                syscalls: "fsync,fdatasync,rename,renameat,renameat2,write,writev,sendmsg,sendto")
         let caFile = data.appendingPathComponent("tls/dev-ca.pem")
         let curl = RelayCurl(port: relay.port, caFile: caFile)
 
@@ -74,18 +75,17 @@ import Testing
     }
 }
 
-/// `secmail relay` running under `strace -f`, tracing the system calls that make data durable
-/// (fsync, fdatasync, rename) and those that answer clients (writes to TCP sockets).
+/// `secmail relay` running under `strace -f -ttt -yy`, tracing `syscalls` (e.g. those that make
+/// data durable and those that answer clients) into `trace`.
 struct TracedRelay {
     let strace: Process
     let port: Int
 
-    static func start(data: URL, trace: URL) async throws -> TracedRelay {
+    static func start(data: URL, trace: URL, syscalls: String) async throws -> TracedRelay {
         guard (try? run("strace", ["-V"]))?.status == 0 else {
             throw TestFailure("strace is needed to trace the relay's syncs (Debian package strace; .ci/run installs it)")
         }
-        let launcher = ["strace", "-f", "--seccomp-bpf", "-qq", "-ttt", "-yy", "-o", trace.path,
-                        "-e", "trace=fsync,fdatasync,rename,renameat,renameat2,write,writev,sendmsg,sendto", "--"]
+        let launcher = ["strace", "-f", "--seccomp-bpf", "-qq", "-ttt", "-yy", "-o", trace.path, "-e", "trace=\(syscalls)", "--"]
         let started = try await RelayCommandTests().startRelay(data: data, launcher: launcher)
         return TracedRelay(strace: started.process, port: started.port)
     }

@@ -24,6 +24,25 @@ import Testing
         return keystore
     }
 
+    /// One connection serves a command's requests; when the relay closed it while idle, the next
+    /// request opens another, once, without the caller noticing.
+    @Test func aConnectionTheRelayClosedWhileIdleIsReplacedTransparently() async throws {
+        let relay = try await RunningRelay(limits: RelayLimits(idleTimeout: .seconds(1)))
+        defer { Task { await relay.stop() } }
+        let keystore = try await registeredHome("alice", on: relay)
+        let client = try RelayClient(home: keystore.home)
+        let directory = DirectoryClient(relay: client)
+        _ = try await client.info()
+        _ = try await directory.lookup(IdentityName("alice"))
+        _ = try await directory.lookup(IdentityName("alice"))
+        #expect(client.connectionsOpened == 1)
+        try await Task.sleep(for: .milliseconds(2500))
+        let contact = try await directory.lookup(IdentityName("alice"))
+        #expect(contact.pin == .unchanged)
+        #expect(client.connectionsOpened == 2)
+        await client.close()
+    }
+
     @Test func anInterruptedRotationIsResumedWithTheSameKeys() async throws {
         let relay = try await RunningRelay()
         defer { Task { await relay.stop() } }

@@ -23,6 +23,8 @@ public final class RelayClient {
     private let trust: TLSConfiguration.Trust
     private let tls: TLSContext
     private var connection: RelayHTTPConnection?
+    /// TLS connections this client has opened: one per command, unless the relay closed one.
+    public private(set) var connectionsOpened = 0
     private var tokens: [IdentityName: String] = [:]
     private var cachedInfo: RelayInfo?
     /// relay.json: the pins and the last accepted checkpoint (nil before registration).
@@ -148,6 +150,7 @@ public final class RelayClient {
         if let connection, await connection.isReusable { return (connection, false) }
         let opened = try await RelayHTTPConnection.open(host: host, port: port, tls: tls)
         connection = opened
+        connectionsOpened += 1
         return (opened, true)
     }
 

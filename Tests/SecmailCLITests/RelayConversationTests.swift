@@ -1,0 +1,165 @@
+import Foundation
+import SecmailRelayTestSupport
+import SecmailTestSupport
+import Testing
+
+/// Every relay command as a user runs it: one TLS connection per command, and when the relay is
+/// down, resets connections or stops in the middle of an answer, one clean sentence and exit 1
+/// (never a NIO type name, a raw status line or a crash).
+@Suite(.serialized) struct RelayConversationTests {
+    let commands = RelayCommandTests()
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures", isDirectory: true)
+
+    /// Every relay command, run by alice (registered, with bob as a contact) in `folder`.
+    func everyCommand(alice: CLIUser, carol: CLIUser, port: Int, ca: String, messageID: String,
+                      bobFingerprint: String) -> [(name: String, run: () throws -> CLIResult)] {
+        [
+            ("register", { try carol.run(["register", "carol", "--relay", "https://localhost:\(port)", "--ca", ca]) }),
+            ("lookup", { try alice.run(["lookup", "bob"]) }),
+            ("send", { try alice.run(["send", "bob", "-m", "hello"]) }),
+            ("inbox", { try alice.run(["inbox"]) }),
+            ("read", { try alice.run(["read", messageID, "--out", alice.home.appendingPathComponent("out").path]) }),
+            ("trust", { try alice.run(["trust", "bob", "--fingerprint", bobFingerprint]) }),
+            ("audit", { try alice.run(["audit"]) }),
+            ("rotate", { try alice.run(["rotate"]) }),
+        ]
+    }
+
+    @Test func everyCommandOpensExactlyOneConnection() async throws {
+        let folder = try temporaryDirectory("one-connection")
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        let trace = folder.appendingPathComponent("accepts.strace")
+        let relay = try await TracedRelay.start(data: data, trace: trace, syscalls: "accept,accept4")
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
+        let carol = CLIUser.fresh("carol", in: folder)
+        for person in [alice, bob] {
+            let registered = try person.run(["register", person.name, "--relay", "https://localhost:\(relay.port)", "--ca", ca])
+            #expect(registered.status == 0, "\(registered.stderr)")
+        }
+        let sent = try bob.run(["send", "alice", "-m", "for alice"])
+        let messageID = sent.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let lookup = try alice.run(["lookup", "bob", "--json"])
+        let fingerprint = try #require(try JSONSerialization.jsonObject(with: Data(lookup.stdout.utf8)) as? [String: Any])["fingerprint"] as? String
+
+        var windows: [(name: String, start: Double, end: Double)] = []
+        for command in everyCommand(alice: alice, carol: carol, port: relay.port, ca: ca, messageID: messageID,
+                                    bobFingerprint: fingerprint ?? "") {
+            let start = Date().timeIntervalSince1970
+            let result = try command.run()
+            #expect(result.status == 0, "\(command.name): \(result.stderr)")
+            windows.append((command.name, start, Date().timeIntervalSince1970))
+        }
+        #expect(await relay.stop() == 0)
+
+        let accepted = try acceptTimes(in: trace)
+        for window in windows {
+            let count = accepted.filter { $0 >= window.start && $0 <= window.end }.count
+            #expect(count == 1, "\(window.name) opened \(count) connections")
+        }
+    }
+
+    @Test func aRelayThatIsDownResetsOrStopsMidAnswerGetsOneCleanSentence() async throws {
+        let folder = try temporaryDirectory("relay-failures")
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        let relay = try await commands.startRelay(data: data)
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
+        for person in [alice, bob] {
+            #expect(try person.run(["register", person.name, "--relay", "https://localhost:\(relay.port)", "--ca", ca]).status == 0)
+        }
+        #expect(try alice.run(["lookup", "bob"]).status == 0)
+        let messageID = String(repeating: "ab", count: 16)
+        let fingerprint = String(repeating: "0", count: 64)
+
+        // A relay that stops in the middle of its first answer: the handshake (about 1.4 KB from
+        // the relay) goes through, the answer is cut.
+        let cutter = try FaultyRelay(["cut", String(relay.port), "1600"])
+        let resetter = try FaultyRelay(["reset"])
+        for (scenario, port) in [("cut mid-answer", cutter.port), ("reset", resetter.port), ("closed port", relay.port)] {
+            if scenario == "closed port" { #expect(await commands.stop(relay.process) == 0) }
+            try alice.retarget(port: port)
+            let carol = CLIUser.fresh("carol-\(port)", in: folder)
+            for command in everyCommand(alice: alice, carol: carol, port: port, ca: ca, messageID: messageID, bobFingerprint: fingerprint) {
+                let started = Date()
+                let result = try command.run()
+                let seconds = Date().timeIntervalSince(started)
+                let context = "\(scenario), \(command.name) (\(String(format: "%.1f", seconds)) s): \(result.status) \(result.stderr)"
+                #expect(result.status == 1, "\(context)")
+                // Fast failure: no waiting for a timeout when the relay already said no.
+                #expect(seconds < 10, "\(context)")
+                let lines = result.stderr.split(separator: "\n")
+                #expect(lines.count == 1 && lines[0].hasPrefix("secmail: error: "), "\(context)")
+                #expect(result.stderr.contains("localhost:\(port)"), "\(context)")
+                for leak in ["NIO", "Channel", "IOError", "errno", "Fatal error", "promise", "HTTP/1.1", "TLSError"] {
+                    #expect(!result.stderr.contains(leak), "\(context)")
+                }
+                if scenario == "closed port" { #expect(result.stderr.contains("connection refused"), "\(context)") }
+            }
+        }
+        cutter.stop()
+        resetter.stop()
+    }
+
+    /// Mistakes a relay can tell cheaply are reported before the passphrase is asked for (none is
+    /// given here: asking would fail differently) and before anything is sealed or sent.
+    @Test func cheapChecksComeBeforeThePassphrase() async throws {
+        let folder = try temporaryDirectory("cheap-checks")
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        let relay = try await commands.startRelay(data: data, options: ["--max-envelope-mib", "1"])
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
+        for person in [alice, bob] {
+            #expect(try person.run(["register", person.name, "--relay", "https://localhost:\(relay.port)", "--ca", ca]).status == 0)
+        }
+        #expect(try alice.run(["lookup", "bob"]).status == 0)
+        let noPassphrase = ["SECMAIL_HOME": alice.home.path]
+
+        let typo = try runSecmail(["send", "bobb", "-m", "hi"], environment: noPassphrase)
+        #expect(typo.status == 1)
+        #expect(typo.stderr.contains("no one is registered as bobb on the relay at localhost:\(relay.port); did you mean bob?"), "\(typo.stderr)")
+
+        let big = folder.appendingPathComponent("big.bin")
+        try Data(repeating: 7, count: 2 << 20).write(to: big)
+        let tooBig = try runSecmail(["send", "bob", "-m", "hi", "--attach", big.path], environment: noPassphrase)
+        #expect(tooBig.status == 1)
+        #expect(tooBig.stderr.contains("accepts envelopes of at most 1048576 bytes"), "\(tooBig.stderr)")
+        #expect(contents(of: alice.home.appendingPathComponent("sent")).isEmpty)
+        #expect(await commands.stop(relay.process) == 0)
+    }
+
+    /// The times of successful accept(2) calls in an strace -ttt log.
+    func acceptTimes(in trace: URL) throws -> [Double] {
+        try String(contentsOf: trace, encoding: .utf8).split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)
+            guard fields.count == 3, let time = Double(fields[1]), fields[2].contains("accept"),
+                  let result = fields[2].range(of: ") = ", options: .backwards) else { return nil }
+            return fields[2][result.upperBound...].first?.isNumber == true ? time : nil
+        }
+    }
+}
+
+/// Fixtures/faulty_relay.py running in the background.
+final class FaultyRelay: @unchecked Sendable {
+    // @unchecked: set once in init, read afterwards.
+    let process = Process()
+    let port: Int
+
+    init(_ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", RelayConversationTests.fixtures.appendingPathComponent("faulty_relay.py").path] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        var line = Data()
+        while let byte = try pipe.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line += byte }
+        guard let port = Int(String(decoding: line, as: UTF8.self)) else { throw TestFailure("faulty_relay.py did not start") }
+        self.port = port
+    }
+
+    /// SIGKILL: the test process's children may inherit SIGTERM blocked.
+    func stop() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}
