@@ -121,7 +121,8 @@ let package = Package(
         .testTarget(
             name: "SecmailCLITests",
             dependencies: [
-                "secmail", "SecmailTestSupport", "SecmailRelayTestSupport", "SecmailRelay", "SecmailFormat", "SecmailCrypto", "SecmailImages",
+                "secmail", "SecmailTestSupport", "SecmailRelayTestSupport", "SecmailRelay", "SecmailClient", "SecmailFormat", "SecmailCrypto",
+                "SecmailImages",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             exclude: ["Fixtures"]

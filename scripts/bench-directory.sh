@@ -9,7 +9,8 @@
 # CLI makes it.
 #
 # With BASELINE_BIN=/path/to/an/older/secmail, steps 2 and 3 run first against a relay of that
-# binary on a copy of the same database (before/after figures from one run).
+# binary on a copy of the same database (before/after figures from one run). RELAY_BIN=… measures
+# that binary's relay as "current" instead of this tree's.
 #
 # Usage: [BASELINE_BIN=…] scripts/bench-directory.sh [LEAVES] [REGISTRATIONS] [CLIENTS] [SECONDS]
 #        (defaults 100000 1000 32 10)
@@ -51,4 +52,4 @@ load_relay() {
 }
 
 if [ -n "${BASELINE_BIN:-}" ]; then load_relay baseline "$BASELINE_BIN"; fi
-load_relay current "$bin/secmail"
+load_relay current "${RELAY_BIN:-$bin/secmail}"

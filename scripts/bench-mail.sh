@@ -10,6 +10,7 @@
 #
 # With BASELINE_BIN=/path/to/an/older/secmail the same measurements run first against a relay of
 # that binary (before/after figures from one run); every line is prefixed by the relay measured.
+# RELAY_BIN=/path/to/secmail measures that binary's relay as "current" instead of this tree's.
 #
 # Usage: [BASELINE_BIN=…] scripts/bench-mail.sh [SENDERS] [SECONDS] [BIG_MIB]   (defaults 32 10 64)
 set -euo pipefail
@@ -41,4 +42,4 @@ run_mail() {
 }
 
 if [ -n "${BASELINE_BIN:-}" ]; then run_mail baseline "$BASELINE_BIN"; fi
-run_mail current "$bin/secmail"
+run_mail current "${RELAY_BIN:-$bin/secmail}"

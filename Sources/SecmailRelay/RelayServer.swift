@@ -23,6 +23,8 @@ public struct RelayConfiguration: Sendable {
     public var requestsPerSecondPerAddress: Double = 200
     public var requestsPerSecondPerIdentity: Double = 50
     public var maximumConnections = 512
+    /// Seconds a connection with no request in flight stays open.
+    public var idleTimeoutSeconds = 60
 
     public init(dataDirectory: URL, host: String = "127.0.0.1", port: Int = 8443, certificateFile: URL? = nil,
                 privateKeyFile: URL? = nil, requiresInvite: Bool = false, origin: String? = nil) {
@@ -76,10 +78,11 @@ public struct PreparedRelay: Sendable {
             (chain, key, ca) = (files.certificateChain, files.privateKey, files.certificateAuthority)
         }
         let tls = try TLSContext(configuration: .server(certificateChainFile: chain.path, privateKeyFile: key.path))
+        let nodeCache = LogNodeCache()
         return PreparedRelay(
             configuration: configuration,
-            services: RelayServices(directory: Directory(database: database, requiresInvite: configuration.requiresInvite),
-                                    log: LogStore(database: database), signer: signer,
+            services: RelayServices(directory: Directory(database: database, requiresInvite: configuration.requiresInvite, nodeCache: nodeCache),
+                                    log: LogStore(database: database, nodeCache: nodeCache), signer: signer,
                                     authenticator: Authenticator(database: database, origin: configuration.origin,
                                                                  perIdentity: .init(perSecond: configuration.requestsPerSecondPerIdentity,
                                                                                     burst: 2 * configuration.requestsPerSecondPerIdentity)),
@@ -88,7 +91,8 @@ public struct PreparedRelay: Sendable {
                                                                 mailboxQuota: configuration.mailboxQuota),
                                     limits: RelayLimits(perAddress: .init(perSecond: configuration.requestsPerSecondPerAddress,
                                                                           burst: 2 * configuration.requestsPerSecondPerAddress),
-                                                        maximumConnections: configuration.maximumConnections)),
+                                                        maximumConnections: configuration.maximumConnections,
+                                                        idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
             tls: tls, certificateAuthorityFile: ca,
             publicKeyPin: try DevelopmentCertificates.publicKeyPin(certificateFile: chain),
             logVerifierKey: try signer.verifier.verifierKey)

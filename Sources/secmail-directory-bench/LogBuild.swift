@@ -8,20 +8,20 @@ import SecmailFormat
 import SecmailRelay
 import SecmailTLS
 
-func buildLog(databasePath: String, leaves: Int) throws {
+func buildLog(databasePath: String, leaves: Int) async throws {
     let database = try RelayDatabase(path: databasePath)
     let log = LogStore(database: database)
     // Real leaves: DirectoryEntry encodings of real bundles (64 distinct ones, each logged at
     // many times), so leaf sizes and hashing are those of real registrations.
     let bundles = try makeBundles(count: 64, prefix: "log-bench")
     let start = ContinuousClock.now
-    var appended = try log.size()
+    var appended = try await log.size()
     let target = appended + UInt64(leaves)
     while appended < target {
-        let batch = min(1000, target - appended)
-        try database.write { db in
+        let batch = min(1000, target - appended), first = appended
+        try await database.write { db in
             for offset in 0..<batch {
-                let index = appended + offset
+                let index = first + offset
                 let entry = try DirectoryEntry(kind: .registration, time: Int64(index), bundle: bundles[Int(index % 64)])
                 _ = try LogStore.append(entry.encoded, time: Int64(index), in: db)
             }
@@ -29,7 +29,7 @@ func buildLog(databasePath: String, leaves: Int) throws {
         appended += batch
     }
     let buildSeconds = elapsed(since: start)
-    let size = try log.size()
+    let size = try await log.size()
     print(String(format: "log_build leaves=%d seconds=%.2f appends_per_second=%.0f", leaves, buildSeconds, Double(leaves) / buildSeconds))
 
     var generator = SystemRandomNumberGenerator()
@@ -38,18 +38,18 @@ func buildLog(databasePath: String, leaves: Int) throws {
     for _ in 0..<samples {
         let index = UInt64.random(in: 0..<size, using: &generator)
         let t = ContinuousClock.now
-        _ = try log.inclusionProof(index: index, size: size)
+        _ = try await log.inclusionProof(index: index, size: size)
         inclusion.append(elapsed(since: t) * 1e6)
     }
     var consistency: [Double] = []
     for _ in 0..<samples {
         let old = UInt64.random(in: 1...size, using: &generator)
         let t = ContinuousClock.now
-        _ = try log.consistencyProof(from: old, to: size)
+        _ = try await log.consistencyProof(from: old, to: size)
         consistency.append(elapsed(since: t) * 1e6)
     }
     let rootStart = ContinuousClock.now
-    for _ in 0..<samples { _ = try log.root() }
+    for _ in 0..<samples { _ = try await log.root() }
     let rootMicros = elapsed(since: rootStart) * 1e6 / Double(samples)
     inclusion.sort()
     consistency.sort()

@@ -23,7 +23,7 @@ do {
     switch arguments.dropFirst().first {
     case "build-log" where arguments.count == 4:
         guard let leaves = Int(arguments[3]), leaves > 0 else { fail("LEAVES is a positive number") }
-        try buildLog(databasePath: arguments[2], leaves: leaves)
+        try await buildLog(databasePath: arguments[2], leaves: leaves)
     case "load" where arguments.count == 7:
         guard let url = URL(string: arguments[2]), let registrations = Int(arguments[4]), let clients = Int(arguments[5]),
               let seconds = Double(arguments[6]), registrations > 0, clients > 0, seconds > 0 else {

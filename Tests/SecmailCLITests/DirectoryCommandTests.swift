@@ -134,12 +134,12 @@ import Testing
 
         // The relay (or whoever holds its database) logs a version 3 of alice with keys of its own.
         let database = try RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)
-        let v2 = try Directory(database: database).lookup(IdentityName("alice")).bundle
+        let v2 = try await Directory(database: database).lookup(IdentityName("alice")).bundle
         let mallory = try ThrowawayIdentities.signingKey("carol")
         let forged = try IdentityBundle.create(name: v2.name, keyVersion: 3, createdAt: 0, signingKey: mallory,
                                                encryptionKey: ThrowawayIdentities.encryptionKey("carol").publicKey,
                                                rotatingFrom: (v2, mallory))
-        try database.write { db in
+        try await database.write { db in
             let entry = try DirectoryEntry(kind: .rotation, time: 0, bundle: forged)
             let index = try LogStore.append(entry.encoded, time: 0, in: db)
             try db.execute(sql: "INSERT INTO identities (name, key_version, bundle, fingerprint, log_index, created_at) VALUES ('alice', 3, ?, ?, ?, 0)",

@@ -1,4 +1,6 @@
 import Foundation
+import SecmailClient
+import SecmailFormat
 import SecmailRelayTestSupport
 import SecmailTestSupport
 import Testing
@@ -99,6 +101,39 @@ import Testing
         }
         cutter.stop()
         resetter.stop()
+    }
+
+    /// One connection serves a command's requests; when the relay closed it while idle, the next
+    /// request opens another, without the caller noticing; and once the relay's idle time (from
+    /// `GET /v1/relay`) is mostly spent, the client does not wait to be cut off. The relay is a
+    /// process of its own: an in-process relay shares this process's busy thread pool and can
+    /// stall long enough, under a full parallel run, to time out requests in flight.
+    @Test func anIdleConnectionIsReplacedTransparently() async throws {
+        let folder = try temporaryDirectory("idle-connection")
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        let relay = try await commands.startRelay(data: data, options: ["--idle-timeout", "2"])
+        let alice = CLIUser.fresh("alice", in: folder)
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        #expect(try alice.run(["register", "alice", "--relay", "https://localhost:\(relay.port)", "--ca", ca]).status == 0)
+        let name = try IdentityName("alice")
+
+        // Closed by the relay: noticed when the next request is due.
+        let client = try RelayClient(home: SecmailHome(url: alice.home))
+        let directory = DirectoryClient(relay: client)
+        _ = try await directory.lookup(name)
+        _ = try await directory.lookup(name)
+        #expect(client.connectionsOpened == 1)
+        try await Task.sleep(for: .milliseconds(4000))
+        #expect(try await directory.lookup(name).pin == .unchanged)
+        #expect(client.connectionsOpened == 2)
+
+        // Idle for more than half of the announced two seconds: replaced before the relay cuts it.
+        #expect(try await client.info().limits.idleTimeoutSeconds == 2)
+        try await Task.sleep(for: .milliseconds(1200))
+        #expect(try await directory.lookup(name).pin == .unchanged)
+        #expect(client.connectionsOpened == 3)
+        await client.close()
+        #expect(await commands.stop(relay.process) == 0)
     }
 
     /// Mistakes a relay can tell cheaply are reported before the passphrase is asked for (none is

@@ -68,7 +68,7 @@ import Testing
         let mallory = try IdentityBundle.create(name: IdentityName("alice"), createdAt: 0,
                                                 signingKey: ThrowawayIdentities.signingKey("carol"),
                                                 encryptionKey: ThrowawayIdentities.encryptionKey("carol").publicKey)
-        try relay.services.directory.database.write { db in
+        try await relay.services.directory.database.write { db in
             try db.execute(sql: "UPDATE identities SET bundle = ?, fingerprint = ? WHERE name = 'alice'",
                            arguments: [Data(mallory.encoded), Data(mallory.fingerprint.bytes)])
         }

@@ -24,25 +24,6 @@ import Testing
         return keystore
     }
 
-    /// One connection serves a command's requests; when the relay closed it while idle, the next
-    /// request opens another, once, without the caller noticing.
-    @Test func aConnectionTheRelayClosedWhileIdleIsReplacedTransparently() async throws {
-        let relay = try await RunningRelay(limits: RelayLimits(idleTimeout: .seconds(1)))
-        defer { Task { await relay.stop() } }
-        let keystore = try await registeredHome("alice", on: relay)
-        let client = try RelayClient(home: keystore.home)
-        let directory = DirectoryClient(relay: client)
-        _ = try await client.info()
-        _ = try await directory.lookup(IdentityName("alice"))
-        _ = try await directory.lookup(IdentityName("alice"))
-        #expect(client.connectionsOpened == 1)
-        try await Task.sleep(for: .milliseconds(2500))
-        let contact = try await directory.lookup(IdentityName("alice"))
-        #expect(contact.pin == .unchanged)
-        #expect(client.connectionsOpened == 2)
-        await client.close()
-    }
-
     @Test func anInterruptedRotationIsResumedWithTheSameKeys() async throws {
         let relay = try await RunningRelay()
         defer { Task { await relay.stop() } }
@@ -59,7 +40,7 @@ import Testing
         #expect(rotated == pending)
         #expect(try keystore.currentBundle() == pending)
         #expect(try keystore.pendingRotation() == nil)
-        #expect(try relay.services.directory.lookup(IdentityName("alice")).bundle == pending)
+        #expect(try await relay.services.directory.lookup(IdentityName("alice")).bundle == pending)
         // The owner's own pin follows, and the audit recognises both versions as the owner's.
         #expect(try ContactPins(home: keystore.home).pinned(IdentityName("alice")) == pending)
         let report = try await DirectoryClient(relay: RelayClient(home: keystore.home)).audit(keystore)
@@ -78,7 +59,7 @@ import Testing
             name: v1.name, keyVersion: 2, createdAt: 0, signingKey: ThrowawayIdentities.signingKey("carol"),
             encryptionKey: ThrowawayIdentities.encryptionKey("carol").publicKey,
             rotatingFrom: (v1, keystore.unlockSender(passphrase: passphrase).signingKey))
-        try relay.services.directory.rotate(to: elsewhere)
+        try await relay.services.directory.rotate(to: elsewhere)
 
         let refused = await #expect(throws: ClientError.self) {
             try await DirectoryClient(relay: RelayClient(home: keystore.home)).rotate(keystore, passphrase: passphrase)

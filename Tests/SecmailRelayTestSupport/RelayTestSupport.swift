@@ -42,8 +42,9 @@ public final class RunningRelay: @unchecked Sendable {
                 perIdentity: RateLimiter.Limit = .init(perSecond: 50, burst: 100)) async throws {
         folder = try makeTemporaryDirectory("relay-http")
         let database = try RelayDatabase(path: folder.appendingPathComponent("relay.sqlite").path)
-        let log = LogStore(database: database)
-        services = RelayServices(directory: Directory(database: database, requiresInvite: requiresInvite), log: log,
+        let nodeCache = LogNodeCache()
+        let log = LogStore(database: database, nodeCache: nodeCache)
+        services = RelayServices(directory: Directory(database: database, requiresInvite: requiresInvite, nodeCache: nodeCache), log: log,
                                  signer: CheckpointSigner(origin: "localhost/secmail", key: try Ed25519PrivateKey.generate()),
                                  authenticator: Authenticator(database: database, origin: "localhost/secmail", perIdentity: perIdentity),
                                  mailboxes: try MailboxStore(database: database, directory: folder.appendingPathComponent("envelopes", isDirectory: true),

@@ -18,13 +18,13 @@ final class TestClock: @unchecked Sendable {
 @Suite struct AuthenticatorTests {
     let origin = "localhost/secmail"
 
-    func setUp() throws -> (Authenticator, TestClock, URL) {
+    func setUp() async throws -> (Authenticator, TestClock, URL) {
         let folder = try makeTemporaryDirectory("relay-auth")
         let database = try RelayDatabase(path: folder.appendingPathComponent("relay.sqlite").path)
         let clock = TestClock()
         let directory = Directory(database: database, clock: { clock.now })
-        try directory.register(ThrowawayIdentities.bundle("alice"))
-        try directory.register(ThrowawayIdentities.bundle("bob"))
+        try await directory.register(ThrowawayIdentities.bundle("alice"))
+        try await directory.register(ThrowawayIdentities.bundle("bob"))
         return (Authenticator(database: database, origin: origin, clock: { clock.now }), clock, folder)
     }
 
@@ -33,42 +33,42 @@ final class TestClock: @unchecked Sendable {
             for: AuthChallenge.signedMessage(origin: origin ?? self.origin, name: IdentityName(name), nonce: nonce))
     }
 
-    @Test func aSignedChallengeGivesATokenForThatNameOnly() throws {
-        let (auth, _, folder) = try setUp()
+    @Test func aSignedChallengeGivesATokenForThatNameOnly() async throws {
+        let (auth, _, folder) = try await setUp()
         defer { try? FileManager.default.removeItem(at: folder) }
         let alice = try IdentityName("alice")
-        let nonce = try auth.challenge(for: alice)
-        let token = try auth.redeem(name: alice, nonce: nonce, signature: sign(nonce, as: "alice", for: "alice")).token
-        #expect(try auth.authenticate(token: token) == alice)
-        #expect((#expect(throws: RelayError.self) { try auth.authenticate(token: token + "0") })?.code == .unauthorized)
+        let nonce = try await auth.challenge(for: alice)
+        let token = try await auth.redeem(name: alice, nonce: nonce, signature: sign(nonce, as: "alice", for: "alice")).token
+        #expect(try await auth.authenticate(token: token) == alice)
+        #expect(await relayErrorCode { try await auth.authenticate(token: token + "0") } == .unauthorized)
     }
 
-    @Test func forgedReplayedExpiredAndCrossNameProofsAreRefused() throws {
-        let (auth, clock, folder) = try setUp()
+    @Test func forgedReplayedExpiredAndCrossNameProofsAreRefused() async throws {
+        let (auth, clock, folder) = try await setUp()
         defer { try? FileManager.default.removeItem(at: folder) }
         let alice = try IdentityName("alice"), bob = try IdentityName("bob")
 
         // Bob's key cannot answer alice's challenge.
-        let first = try auth.challenge(for: alice)
-        #expect((#expect(throws: RelayError.self) { try auth.redeem(name: alice, nonce: first, signature: sign(first, as: "bob", for: "alice")) })?.code == .forbidden)
+        let first = try await auth.challenge(for: alice)
+        #expect(await relayErrorCode { try await auth.redeem(name: alice, nonce: first, signature: sign(first, as: "bob", for: "alice")) } == .forbidden)
         // The nonce was consumed by that attempt: even alice cannot reuse it.
-        #expect((#expect(throws: RelayError.self) { try auth.redeem(name: alice, nonce: first, signature: sign(first, as: "alice", for: "alice")) })?.code == .forbidden)
+        #expect(await relayErrorCode { try await auth.redeem(name: alice, nonce: first, signature: sign(first, as: "alice", for: "alice")) } == .forbidden)
         // A challenge issued for bob cannot be redeemed as alice, even with alice's signature.
-        let bobs = try auth.challenge(for: bob)
-        #expect(throws: RelayError.self) { try auth.redeem(name: alice, nonce: bobs, signature: sign(bobs, as: "alice", for: "alice")) }
+        let bobs = try await auth.challenge(for: bob)
+        await #expect(throws: RelayError.self) { try await auth.redeem(name: alice, nonce: bobs, signature: sign(bobs, as: "alice", for: "alice")) }
         // A signature made for another relay does not verify here.
-        let other = try auth.challenge(for: alice)
-        #expect(throws: RelayError.self) { try auth.redeem(name: alice, nonce: other, signature: sign(other, as: "alice", for: "alice", origin: "evil/secmail")) }
+        let other = try await auth.challenge(for: alice)
+        await #expect(throws: RelayError.self) { try await auth.redeem(name: alice, nonce: other, signature: sign(other, as: "alice", for: "alice", origin: "evil/secmail")) }
         // An expired challenge, and an expired token.
-        let late = try auth.challenge(for: alice)
+        let late = try await auth.challenge(for: alice)
         clock.advance(Authenticator.challengeLifetime + 1)
-        #expect(throws: RelayError.self) { try auth.redeem(name: alice, nonce: late, signature: sign(late, as: "alice", for: "alice")) }
-        let fresh = try auth.challenge(for: alice)
-        let token = try auth.redeem(name: alice, nonce: fresh, signature: sign(fresh, as: "alice", for: "alice")).token
+        await #expect(throws: RelayError.self) { try await auth.redeem(name: alice, nonce: late, signature: sign(late, as: "alice", for: "alice")) }
+        let fresh = try await auth.challenge(for: alice)
+        let token = try await auth.redeem(name: alice, nonce: fresh, signature: sign(fresh, as: "alice", for: "alice")).token
         clock.advance(Authenticator.tokenLifetime + 1)
-        #expect((#expect(throws: RelayError.self) { try auth.authenticate(token: token) })?.code == .unauthorized)
+        #expect(await relayErrorCode { try await auth.authenticate(token: token) } == .unauthorized)
         // No challenge for an unknown name.
-        #expect((#expect(throws: RelayError.self) { try auth.challenge(for: IdentityName("nobody")) })?.code == .notFound)
+        #expect(await relayErrorCode { try await auth.challenge(for: IdentityName("nobody")) } == .notFound)
     }
 }
 

@@ -28,7 +28,7 @@ import Testing
         defer { Task { await relay.stop() } }
         let folder = try makeTemporaryDirectory("mailbox-http")
         for name in ["alice", "bob", "carol"] {
-            try relay.services.directory.register(try ThrowawayIdentities.bundle(name))
+            try await relay.services.directory.register(try ThrowawayIdentities.bundle(name))
         }
         let alice = try await relay.token("alice"), bob = try await relay.token("bob"), carol = try await relay.token("carol")
         let message = try envelope(from: "alice", to: ["bob"], in: folder)
@@ -90,7 +90,7 @@ import Testing
         let relay = try await RunningRelay(mailboxQuota: 10 * 1024)
         defer { Task { await relay.stop() } }
         let folder = try makeTemporaryDirectory("mailbox-quota")
-        for name in ["alice", "bob"] { try relay.services.directory.register(try ThrowawayIdentities.bundle(name)) }
+        for name in ["alice", "bob"] { try await relay.services.directory.register(try ThrowawayIdentities.bundle(name)) }
         let alice = try await relay.token("alice")
         var statuses: [Int] = []
         for index in 0..<3 {
@@ -100,7 +100,7 @@ import Testing
             statuses.append(try await relay.curl("/v1/messages?to=bob", method: "POST", headers: ["Authorization: Bearer \(alice)"], file: file).status)
         }
         #expect(statuses == [201, 201, 413], "\(statuses)")
-        #expect(try relay.services.mailboxes.list(IdentityName("bob")).count == 2)
+        #expect(try await relay.services.mailboxes.list(IdentityName("bob")).count == 2)
         #expect(try FileManager.default.contentsOfDirectory(atPath: relay.services.mailboxes.directory.path).count == 2)
     }
 
@@ -143,7 +143,7 @@ import Testing
 
         let byIdentity = try await RunningRelay(perIdentity: .init(perSecond: 0.001, burst: 2))
         defer { Task { await byIdentity.stop() } }
-        try byIdentity.services.directory.register(try ThrowawayIdentities.bundle("bob"))
+        try await byIdentity.services.directory.register(try ThrowawayIdentities.bundle("bob"))
         let bob = try await byIdentity.token("bob")
         var listings: [Int] = []
         for _ in 0..<4 { listings.append(try await byIdentity.curl("/v1/mailbox", headers: ["Authorization: Bearer \(bob)"]).status) }

@@ -13,7 +13,7 @@ import Testing
 
     /// Shipped migrations never change: every file still has the checksum recorded when it
     /// shipped, the binary embeds exactly that file, and no SQL file is missing from the list.
-    @Test func everyMigrationFileMatchesItsShippedChecksumAndIsEmbedded() throws {
+    @Test func everyMigrationFileMatchesItsShippedChecksumAndIsEmbedded() async throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.migrationsDirectory.path)
             .filter { $0.hasSuffix(".sql") }.sorted()
         #expect(files == SchemaMigrations.all.map { $0.name + ".sql" })
@@ -25,19 +25,19 @@ import Testing
         #expect(SchemaMigrations.all.map(\.name) == SchemaMigrations.all.map(\.name).sorted())
     }
 
-    @Test func databaseUsesWALWithFullSyncAndMigratesOnce() throws {
+    @Test func databaseUsesWALWithFullSyncAndMigratesOnce() async throws {
         let directory = try makeTemporaryDirectory("relay-db")
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("relay.sqlite").path
         for _ in 0..<2 {
             let database = try RelayDatabase(path: path)
-            let (journal, readerSynchronous, applied, hasNodes) = try database.read { db in
+            let (journal, readerSynchronous, applied, hasNodes) = try await database.read { db in
                 (try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA synchronous"),
                  try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM schema_migrations"), try db.tableExists("log_nodes"))
             }
             // The writer is the connection whose commits are acknowledged; GRDB's WAL set-up
             // leaves it at NORMAL (1) unless RelayDatabase sets it back.
-            let writerSynchronous = try database.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
+            let writerSynchronous = try await database.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
             #expect(journal == "wal")
             #expect(writerSynchronous == 2)  // FULL
             #expect(readerSynchronous == 2)
@@ -46,17 +46,17 @@ import Testing
         }
     }
 
-    @Test func anEditedOrUnknownMigrationHistoryIsRefused() throws {
+    @Test func anEditedOrUnknownMigrationHistoryIsRefused() async throws {
         let directory = try makeTemporaryDirectory("relay-db")
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("relay.sqlite").path
         let database = try RelayDatabase(path: path)
-        try database.write { db in try db.execute(sql: "UPDATE schema_migrations SET sha256 = 'edited'") }
+        try await database.write { db in try db.execute(sql: "UPDATE schema_migrations SET sha256 = 'edited'") }
         let edited = #expect(throws: RelayError.self) { try RelayDatabase(path: path) }
         #expect(edited?.code == .schemaMismatch)
         #expect(edited?.reason.contains("must never change") == true)
 
-        try database.write { db in
+        try await database.write { db in
             for migration in SchemaMigrations.all {
                 try db.execute(sql: "UPDATE schema_migrations SET sha256 = ? WHERE name = ?", arguments: [migration.sha256, migration.name])
             }
@@ -68,7 +68,7 @@ import Testing
 }
 
 @Suite struct LogStoreTests {
-    @Test func storedLogMatchesTheInMemoryTreeAndSurvivesARestart() throws {
+    @Test func storedLogMatchesTheInMemoryTreeAndSurvivesARestart() async throws {
         let directory = try makeTemporaryDirectory("relay-log")
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("relay.sqlite").path
@@ -77,49 +77,49 @@ import Testing
         do {
             let log = LogStore(database: try RelayDatabase(path: path))
             for (index, leaf) in leaves.prefix(70).enumerated() {
-                #expect(try log.append(leaf) == UInt64(index))
+                #expect(try await log.append(leaf) == UInt64(index))
                 memory.append(leafHash: MerkleHash.leaf(leaf))
             }
-            #expect(try log.root() == memory.root())
+            #expect(try await log.root() == memory.root())
         }
         // Reopened: the same tree, and appends continue from it.
         let log = LogStore(database: try RelayDatabase(path: path))
-        #expect(try log.size() == 70)
-        #expect(try log.root() == memory.root())
+        #expect(try await log.size() == 70)
+        #expect(try await log.root() == memory.root())
         for leaf in leaves.dropFirst(70) {
-            try log.append(leaf)
+            try await log.append(leaf)
             memory.append(leafHash: MerkleHash.leaf(leaf))
         }
-        #expect(try log.leaf(at: 42) == leaves[42])
+        #expect(try await log.leaf(at: 42) == leaves[42])
         for size in stride(from: 1, through: 100, by: 7).map(UInt64.init) {
-            let root = try log.root(size: size)
+            let root = try await log.root(size: size)
             #expect(root == (try memory.root(size: size)))
             for index in stride(from: 0, to: size, by: 5) {
-                let proof = try log.inclusionProof(index: index, size: size)
+                let proof = try await log.inclusionProof(index: index, size: size)
                 #expect(proof == (try memory.inclusionProof(index: index, size: size)))
                 #expect(MerkleProof.verifyInclusion(leafHash: MerkleHash.leaf(leaves[Int(index)]), index: index, size: size, proof: proof, root: root))
             }
-            let consistency = try log.consistencyProof(from: size, to: 100)
-            #expect(MerkleProof.verifyConsistency(oldSize: size, newSize: 100, oldRoot: root, newRoot: try log.root(), proof: consistency))
+            let consistency = try await log.consistencyProof(from: size, to: 100)
+            #expect(MerkleProof.verifyConsistency(oldSize: size, newSize: 100, oldRoot: root, newRoot: try await log.root(), proof: consistency))
         }
-        #expect(throws: RelayError.self) { try log.leaf(at: 100) }
-        #expect(throws: FormatError.self) { try log.inclusionProof(index: 100, size: 100) }
+        await #expect(throws: RelayError.self) { try await log.leaf(at: 100) }
+        await #expect(throws: FormatError.self) { try await log.inclusionProof(index: 100, size: 100) }
     }
 
-    @Test func aFailedTransactionAppendsNothing() throws {
+    @Test func aFailedTransactionAppendsNothing() async throws {
         let directory = try makeTemporaryDirectory("relay-log")
         defer { try? FileManager.default.removeItem(at: directory) }
         let database = try RelayDatabase(path: directory.appendingPathComponent("relay.sqlite").path)
         let log = LogStore(database: database)
-        try log.append(Array("first".utf8))
+        try await log.append(Array("first".utf8))
         struct Abort: Error {}
-        #expect(throws: Abort.self) {
-            try database.write { db in
+        await #expect(throws: Abort.self) {
+            try await database.write { db in
                 _ = try LogStore.append(Array("second".utf8), time: 0, in: db)
                 throw Abort()
             }
         }
-        #expect(try log.size() == 1)
-        #expect(try log.root() == MerkleTree(leafHashes: [MerkleHash.leaf(Array("first".utf8))]).root())
+        #expect(try await log.size() == 1)
+        #expect(try await log.root() == MerkleTree(leafHashes: [MerkleHash.leaf(Array("first".utf8))]).root())
     }
 }

@@ -34,6 +34,7 @@ public struct DirectoryClient {
     /// Registers `bundle` on the relay `relay` was opened for (first contact, trusted through
     /// `caFile`), then pins the relay's TLS key and the log key, and stores the first checkpoint.
     public func register(_ bundle: IdentityBundle, caFile: String, invite: String?) async throws -> RelaySettings {
+        _ = try await relay.info()
         let keyAnswer = try await relay.expect(200, RelayRequest(.GET, Endpoint.logKey.path()))
         let verifierKey = String(decoding: keyAnswer.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         let verifier: NoteVerifier

@@ -147,11 +147,20 @@ public final class RelayClient {
     }
 
     private func openConnection() async throws -> (connection: RelayHTTPConnection, isFresh: Bool) {
-        if let connection, await connection.isReusable { return (connection, false) }
+        if let connection, await connection.isReusable, !isAboutToTimeOut(connection) { return (connection, false) }
         let opened = try await RelayHTTPConnection.open(host: host, port: port, tls: tls)
         connection = opened
         connectionsOpened += 1
         return (opened, true)
+    }
+
+    /// Whether `connection` has been idle for most of the idle time the relay announced: the
+    /// relay may be closing it as a request goes out, and a request that is not idempotent could
+    /// not be sent again, so a new connection is the safer choice.
+    private func isAboutToTimeOut(_ connection: RelayHTTPConnection) -> Bool {
+        guard let seconds = cachedInfo?.limits.idleTimeoutSeconds else { return false }
+        let idleLimit = Duration.seconds(seconds)
+        return ContinuousClock.now - connection.idleSince > max(idleLimit / 2, idleLimit - .seconds(2))
     }
 
     private static func isClosedBeforeAnswer(_ error: Error) -> Bool {

@@ -24,10 +24,10 @@ public struct Authenticator: Sendable {
     }
 
     /// A fresh nonce for `name` (which must be registered), valid for a minute, usable once.
-    public func challenge(for name: IdentityName) throws -> [UInt8] {
+    public func challenge(for name: IdentityName) async throws -> [UInt8] {
         let nonce = try SystemRandom().bytes(count: 32)
         let now = clock()
-        try database.write { db in
+        try await database.write { db in
             guard try Int.fetchOne(db, sql: "SELECT 1 FROM identities WHERE name = ? LIMIT 1", arguments: [name.value]) != nil else {
                 throw RelayError(.notFound, "no one is registered as \(name) on this relay")
             }
@@ -39,43 +39,46 @@ public struct Authenticator: Sendable {
     }
 
     /// Checks `signature` over the challenge for `nonce` with `name`'s current signing key and
-    /// returns a bearer token. The nonce is consumed whether or not the signature verifies.
-    public func redeem(name: IdentityName, nonce: [UInt8], signature: [UInt8]) throws -> (token: String, expiresIn: Int64) {
+    /// returns a bearer token. The nonce is consumed (committed) whether or not the signature
+    /// verifies; the RSA check runs between two short transactions, never inside one.
+    public func redeem(name: IdentityName, nonce: [UInt8], signature: [UInt8]) async throws -> (token: String, expiresIn: Int64) {
         let now = clock()
-        let token = hexEncoded(try SystemRandom().bytes(count: 32))
-        let outcome: Result<Void, RelayError> = try database.write { db in
+        let consumed: (name: String, expiresAt: Int64, bundle: Data?)? = try await database.write { db in
             let stored = try Row.fetchOne(db, sql: "SELECT name, expires_at FROM challenges WHERE nonce = ?", arguments: [Data(nonce)])
             try db.execute(sql: "DELETE FROM challenges WHERE nonce = ?", arguments: [Data(nonce)])
-            guard let stored, stored["name"] as String == name.value else {
-                return .failure(RelayError(.forbidden, "unknown or already used challenge"))
-            }
-            guard (stored["expires_at"] as Int64) >= now else {
-                return .failure(RelayError(.forbidden, "the challenge expired; ask for a new one"))
-            }
-            guard let bundleData = try Data.fetchOne(db, sql: "SELECT bundle FROM identities WHERE name = ? ORDER BY key_version DESC LIMIT 1",
-                                                     arguments: [name.value]) else {
-                return .failure(RelayError(.notFound, "no one is registered as \(name) on this relay"))
-            }
-            let bundle = try IdentityBundle(encoded: Array(bundleData))
-            guard bundle.signingKey.isValidSignature(signature, for: AuthChallenge.signedMessage(origin: origin, name: name, nonce: nonce)) else {
-                return .failure(RelayError(.forbidden, "the signature does not verify with \(name)'s current signing key"))
-            }
+            guard let stored else { return nil }
+            let bundle = try Data.fetchOne(db, sql: "SELECT bundle FROM identities WHERE name = ? ORDER BY key_version DESC LIMIT 1",
+                                           arguments: [stored["name"] as String])
+            return (stored["name"], stored["expires_at"], bundle)
+        }
+        guard let consumed, consumed.name == name.value else {
+            throw RelayError(.forbidden, "unknown or already used challenge")
+        }
+        guard consumed.expiresAt >= now else {
+            throw RelayError(.forbidden, "the challenge expired; ask for a new one")
+        }
+        guard let bundleData = consumed.bundle else {
+            throw RelayError(.notFound, "no one is registered as \(name) on this relay")
+        }
+        let bundle = try IdentityBundle(encoded: Array(bundleData))
+        guard bundle.signingKey.isValidSignature(signature, for: AuthChallenge.signedMessage(origin: origin, name: name, nonce: nonce)) else {
+            throw RelayError(.forbidden, "the signature does not verify with \(name)'s current signing key")
+        }
+        let token = hexEncoded(try SystemRandom().bytes(count: 32))
+        try await database.write { db in
             try db.execute(sql: "DELETE FROM sessions WHERE expires_at < ?", arguments: [now])
             try db.execute(sql: "INSERT INTO sessions (token_hash, name, expires_at) VALUES (?, ?, ?)",
                            arguments: [Data(SHA256.hash(Array(token.utf8))), name.value, now + Self.tokenLifetime])
-            return .success(())
         }
-        // The consumed nonce is committed even when the redemption fails.
-        try outcome.get()
         return (token, Self.tokenLifetime)
     }
 
     /// The name a valid, unexpired token belongs to.
-    public func authenticate(token: String) throws -> IdentityName {
+    public func authenticate(token: String) async throws -> IdentityName {
         let now = clock()
-        return try database.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT name, expires_at FROM sessions WHERE token_hash = ?",
-                                             arguments: [Data(SHA256.hash(Array(token.utf8)))]),
+        let tokenHash = Data(SHA256.hash(Array(token.utf8)))
+        return try await database.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT name, expires_at FROM sessions WHERE token_hash = ?", arguments: [tokenHash]),
                   (row["expires_at"] as Int64) >= now else {
                 throw RelayError(.unauthorized, "missing, unknown or expired token; authenticate again")
             }

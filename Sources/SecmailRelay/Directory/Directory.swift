@@ -8,13 +8,16 @@ import SecmailFormat
 public struct Directory: Sendable {
     let database: RelayDatabase
     let clock: @Sendable () -> Int64
+    /// Committed log nodes that proofs read again and again.
+    let nodeCache: LogNodeCache
     /// When true, registration needs an invite code from `createInvite()`.
     public let requiresInvite: Bool
 
-    public init(database: RelayDatabase, requiresInvite: Bool = false,
+    public init(database: RelayDatabase, requiresInvite: Bool = false, nodeCache: LogNodeCache = LogNodeCache(),
                 clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) {
         self.database = database
         self.requiresInvite = requiresInvite
+        self.nodeCache = nodeCache
         self.clock = clock
     }
 
@@ -33,13 +36,14 @@ public struct Directory: Sendable {
 
     /// Registers key version 1 of a new name (first come, first served). Returns its log index.
     @discardableResult
-    public func register(_ bundle: IdentityBundle, inviteCode: String? = nil) throws -> UInt64 {
+    public func register(_ bundle: IdentityBundle, inviteCode: String? = nil) async throws -> UInt64 {
         guard bundle.keyVersion == 1, bundle.continuity == nil else {
             throw RelayError(.invalidRequest, "a registration carries key version 1 without continuity; use rotation for later versions")
         }
         let now = clock()
         let entry = try DirectoryEntry(kind: .registration, time: now, bundle: bundle)
-        return try database.write { db in
+        let requiresInvite = requiresInvite
+        return try await database.write { db in
             guard try Self.latest(name: bundle.name.value, db) == nil else {
                 throw RelayError(.nameTaken, "the name \(bundle.name) is already registered on this relay")
             }
@@ -58,29 +62,37 @@ public struct Directory: Sendable {
     }
 
     /// Records a new key version of an existing name: it must carry a continuity signature by
-    /// the current version's signing key and increase the key version by exactly one.
+    /// the current version's signing key and increase the key version by exactly one. The
+    /// signature is checked outside the write transaction, which then only confirms that the
+    /// current version is still the one checked.
     @discardableResult
-    public func rotate(to bundle: IdentityBundle) throws -> UInt64 {
+    public func rotate(to bundle: IdentityBundle) async throws -> UInt64 {
         let now = clock()
-        return try database.write { db in
-            guard let current = try Self.latest(name: bundle.name.value, db) else {
-                throw RelayError(.notFound, "the name \(bundle.name) is not registered on this relay")
+        let name = bundle.name
+        guard let current = try await database.read({ db in try Self.latest(name: name.value, db) }) else {
+            throw RelayError(.notFound, "the name \(name) is not registered on this relay")
+        }
+        guard bundle.keyVersion == current.keyVersion + 1 else {
+            throw RelayError(.invalidRequest, "the next key version of \(name) is \(current.keyVersion + 1), not \(bundle.keyVersion)")
+        }
+        do {
+            try bundle.verifyContinuity(from: current)
+        } catch let error as FormatError {
+            throw RelayError(.invalidRequest, "rotation refused: \(error.reason)")
+        }
+        let entry = try DirectoryEntry(kind: .rotation, time: now, bundle: bundle)
+        return try await database.write { db in
+            guard try Self.latest(name: name.value, db) == current else {
+                throw RelayError(.conflict, "the keys of \(name) changed while this rotation was checked; look them up and try again")
             }
-            guard bundle.keyVersion == current.keyVersion + 1 else {
-                throw RelayError(.invalidRequest, "the next key version of \(bundle.name) is \(current.keyVersion + 1), not \(bundle.keyVersion)")
-            }
-            do {
-                try bundle.verifyContinuity(from: current)
-            } catch let error as FormatError {
-                throw RelayError(.invalidRequest, "rotation refused: \(error.reason)")
-            }
-            return try Self.insert(DirectoryEntry(kind: .rotation, time: now, bundle: bundle), in: db)
+            return try Self.insert(entry, in: db)
         }
     }
 
     /// The current key version of `name`, with an inclusion proof in the current log.
-    public func lookup(_ name: IdentityName) throws -> Entry {
-        try database.read { db in
+    public func lookup(_ name: IdentityName) async throws -> Entry {
+        let cache = nodeCache
+        return try await database.read { db in
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT bundle, log_index FROM identities WHERE name = ? ORDER BY key_version DESC LIMIT 1
                 """, arguments: [name.value]) else {
@@ -89,7 +101,7 @@ public struct Directory: Sendable {
             let bundle = try IdentityBundle(encoded: Array(row["bundle"] as Data))
             let index = UInt64(row["log_index"] as Int64)
             let size = try LogStore.currentSize(db)
-            let computation = MerkleComputation(source: DatabaseNodes(db: db), size: size)
+            let computation = MerkleComputation(source: DatabaseNodes(db: db, cache: cache), size: size)
             guard let leaf = try Data.fetchOne(db, sql: "SELECT leaf_data FROM log_leaves WHERE leaf_index = ?", arguments: [Int64(index)]) else {
                 throw RelayError(.storage, "the log has no leaf \(index) for \(name): the database is damaged")
             }
@@ -100,8 +112,9 @@ public struct Directory: Sendable {
 
     /// Every key version of `name` logged within the first `treeSize` leaves (the whole log when
     /// nil), oldest first, each with its inclusion proof in the tree of that size.
-    public func history(_ name: IdentityName, treeSize: UInt64? = nil) throws -> [Entry] {
-        try database.read { db in
+    public func history(_ name: IdentityName, treeSize: UInt64? = nil) async throws -> [Entry] {
+        let cache = nodeCache
+        return try await database.read { db in
             let currentSize = try LogStore.currentSize(db)
             let size = treeSize ?? currentSize
             guard size <= currentSize else {
@@ -114,7 +127,7 @@ public struct Directory: Sendable {
             guard !rows.isEmpty else {
                 throw RelayError(.notFound, "no one is registered as \(name) on this relay")
             }
-            let computation = MerkleComputation(source: DatabaseNodes(db: db), size: currentSize)
+            let computation = MerkleComputation(source: DatabaseNodes(db: db, cache: cache), size: currentSize)
             let root = try computation.root(size: size)
             return try rows.map { row in
                 let index = UInt64(row["log_index"] as Int64)
@@ -158,11 +171,14 @@ public struct Directory: Sendable {
     }
 }
 
-/// Signs checkpoints of the log with the relay's Ed25519 log key (C2SP signed-note format).
+/// Signs checkpoints of the log with the relay's Ed25519 log key (C2SP signed-note format), once
+/// per tree: the signed note of the latest tree is kept and served again (Ed25519 signatures are
+/// deterministic, so this changes no byte).
 public struct CheckpointSigner: Sendable {
     /// The log's origin line and note key name, e.g. "localhost:8443/secmail".
     public let origin: String
     let key: Ed25519PrivateKey
+    private let latest = SignedCheckpointCache()
 
     public init(origin: String, key: Ed25519PrivateKey) {
         self.origin = origin
@@ -176,7 +192,30 @@ public struct CheckpointSigner: Sendable {
 
     /// A signed checkpoint for a log of `size` leaves with `rootHash`.
     public func sign(size: UInt64, rootHash: [UInt8]) throws -> String {
+        if let note = latest.note(size: size, rootHash: rootHash) { return note }
         let checkpoint = try Checkpoint(origin: origin, size: size, rootHash: rootHash)
-        return try SignedNote.sign(checkpoint.text, name: origin, key: key)
+        let note = try SignedNote.sign(checkpoint.text, name: origin, key: key)
+        latest.keep(note, size: size, rootHash: rootHash)
+        return note
+    }
+}
+
+/// The signed note of the largest tree signed so far.
+final class SignedCheckpointCache: @unchecked Sendable {
+    // @unchecked: every access holds `lock`.
+    private let lock = NSLock()
+    private var entry: (size: UInt64, rootHash: [UInt8], note: String)?
+
+    func note(size: UInt64, rootHash: [UInt8]) -> String? {
+        lock.withLock {
+            guard let entry, entry.size == size, entry.rootHash == rootHash else { return nil }
+            return entry.note
+        }
+    }
+
+    func keep(_ note: String, size: UInt64, rootHash: [UInt8]) {
+        lock.withLock {
+            if entry.map({ $0.size <= size }) ?? true { entry = (size, rootHash, note) }
+        }
     }
 }

@@ -13,7 +13,7 @@ struct DirectoryController: Sendable {
     func addRoutes(to router: Router<RelayRequestContext>) {
         router.on(.register) { request, _ in try await register(request) }
         router.on(.rotate) { request, _ in try await rotate(request) }
-        router.on(.lookup) { _, context in try lookup(context.parameters.require("name")) }
+        router.on(.lookup) { _, context in try await lookup(context.parameters.require("name")) }
         router.on(.history) { request, context in
             let treeSize = try request.uri.queryParameters[Endpoint.Query.treeSize[...]].map { raw in
                 guard let size = UInt64(String(raw)) else {
@@ -21,31 +21,31 @@ struct DirectoryController: Sendable {
                 }
                 return size
             }
-            return try history(context.parameters.require("name"), treeSize: treeSize)
+            return try await history(context.parameters.require("name"), treeSize: treeSize)
         }
     }
 
     func register(_ request: Request) async throws -> EditedResponse<RegisteredResponse> {
         let body = try await decodeBody(BundleRequest.self, from: request, limit: Self.bodyLimit)
         let bundle = try Self.bundle(from: body.bundle)
-        let index = try directory.register(bundle, inviteCode: body.invite)
+        let index = try await directory.register(bundle, inviteCode: body.invite)
         return EditedResponse(status: .created, response: Self.registered(bundle, index))
     }
 
     /// Only the owner may rotate (P8): the bearer token must be the name's, proved with its
     /// current key; the continuity signature then proves the new keys come from that owner too.
     func rotate(_ request: Request) async throws -> RegisteredResponse {
-        let owner = try authenticatedName(request, authenticator)
+        let owner = try await authenticatedName(request, authenticator)
         let body = try await decodeBody(BundleRequest.self, from: request, limit: Self.bodyLimit)
         let bundle = try Self.bundle(from: body.bundle)
         guard bundle.name == owner else {
             throw RelayError(.forbidden, "this token belongs to \(owner); it cannot rotate the keys of \(bundle.name)")
         }
-        return Self.registered(bundle, try directory.rotate(to: bundle))
+        return Self.registered(bundle, try await directory.rotate(to: bundle))
     }
 
-    func lookup(_ rawName: String) throws -> LookupResponse {
-        let entry = try directory.lookup(IdentityName(rawName))
+    func lookup(_ rawName: String) async throws -> LookupResponse {
+        let entry = try await directory.lookup(IdentityName(rawName))
         return LookupResponse(
             name: entry.bundle.name.value, keyVersion: entry.bundle.keyVersion, fingerprint: entry.bundle.fingerprint.hex,
             bundle: Data(entry.bundle.encoded).base64EncodedString(), leaf: Data(entry.leafData).base64EncodedString(),
@@ -55,9 +55,9 @@ struct DirectoryController: Sendable {
     }
 
     /// Every version, proven against one checkpoint (of `treeSize` leaves, or the current log).
-    func history(_ rawName: String, treeSize: UInt64?) throws -> HistoryResponse {
+    func history(_ rawName: String, treeSize: UInt64?) async throws -> HistoryResponse {
         let name = try IdentityName(rawName)
-        let entries = try directory.history(name, treeSize: treeSize)
+        let entries = try await directory.history(name, treeSize: treeSize)
         let versions = entries.map { entry in
             HistoryResponse.Version(
                 keyVersion: entry.bundle.keyVersion, fingerprint: entry.bundle.fingerprint.hex,
@@ -89,7 +89,10 @@ struct LogController: Sendable {
 
     func addRoutes(to router: Router<RelayRequestContext>) {
         router.on(.logKey) { _, _ in try signer.verifier.verifierKey + "\n" }
-        router.on(.checkpoint) { _, _ in try signer.sign(size: log.size(), rootHash: log.root()) }
+        router.on(.checkpoint) { _, _ in
+            let head = try await log.head()
+            return try signer.sign(size: head.size, rootHash: head.rootHash)
+        }
         router.on(.entries) { request, _ in
             guard let start = request.uri.queryParameters[Endpoint.Query.start[...]].flatMap({ UInt64(String($0)) }),
                   let end = request.uri.queryParameters[Endpoint.Query.end[...]].flatMap({ UInt64(String($0)) }), start <= end else {
@@ -97,7 +100,7 @@ struct LogController: Sendable {
             }
             // end - start cannot overflow; start + pageLimit is only formed when it is below end.
             let pageEnd = end - start > LogEntriesResponse.pageLimit ? start + LogEntriesResponse.pageLimit : end
-            let leaves = try log.leaves(start: start, end: pageEnd)
+            let leaves = try await log.leaves(start: start, end: pageEnd)
             return LogEntriesResponse(start: start, leaves: leaves.map { Data($0).base64EncodedString() })
         }
         router.on(.consistency) { request, _ in
@@ -105,7 +108,7 @@ struct LogController: Sendable {
                   let to = request.uri.queryParameters[Endpoint.Query.to[...]].flatMap({ UInt64(String($0)) }) else {
                 throw APIError(status: .badRequest, code: .malformedRequest, reason: "give ?from=M&to=N as decimal tree sizes")
             }
-            let proof = try log.consistencyProof(from: from, to: to)
+            let proof = try await log.consistencyProof(from: from, to: to)
             return ConsistencyResponse(from: from, to: to, proof: proof.map { Data($0).base64EncodedString() })
         }
     }

@@ -15,14 +15,14 @@ struct MailboxController: Sendable {
     func addRoutes(to router: Router<RelayRequestContext>) {
         router.on(.deposit) { request, _ in try await deposit(request) }
         router.on(.mailbox) { request, _ in
-            let owner = try authenticatedName(request, authenticator)
-            return MailboxListResponse(messages: try mailboxes.list(owner).map {
+            let owner = try await authenticatedName(request, authenticator)
+            return MailboxListResponse(messages: try await mailboxes.list(owner).map {
                 .init(id: $0.messageID.hex, from: $0.sender, time: $0.receivedAt, size: $0.size)
             })
         }
         router.on(.fetchMessage) { request, context in
-            let owner = try authenticatedName(request, authenticator)
-            let (url, size) = try mailboxes.envelopeFile(owner, try Self.messageID(context.parameters.require("id")))
+            let owner = try await authenticatedName(request, authenticator)
+            let (url, size) = try await mailboxes.envelopeFile(owner, try Self.messageID(context.parameters.require("id")))
             let file = try PositionalFile(readingAtPath: url.path)
             // Streamed in 256 KiB pieces: a large envelope never sits whole in memory.
             let body = ResponseBody(contentLength: size) { writer in
@@ -39,15 +39,15 @@ struct MailboxController: Sendable {
             return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: body)
         }
         router.on(.deleteMessage) { request, context in
-            let owner = try authenticatedName(request, authenticator)
-            try mailboxes.delete(owner, try Self.messageID(context.parameters.require("id")))
+            let owner = try await authenticatedName(request, authenticator)
+            try await mailboxes.delete(owner, try Self.messageID(context.parameters.require("id")))
             return Response(status: .noContent)
         }
     }
 
     /// Streams the body to a file (bounded), then hands it to the store, which checks it all.
     func deposit(_ request: Request) async throws -> EditedResponse<DepositResponse> {
-        let depositor = try authenticatedName(request, authenticator)
+        let depositor = try await authenticatedName(request, authenticator)
         var names: [IdentityName] = []
         for raw in request.uri.queryParameters.getAll(Endpoint.Query.recipient) {
             let name = try IdentityName(String(raw))
@@ -57,7 +57,7 @@ struct MailboxController: Sendable {
             throw APIError(status: .badRequest, code: .malformedRequest, reason: "name 1 to \(Self.maximumRecipients) recipients as ?to=NAME&to=NAME")
         }
         // Unknown recipients are refused before a byte of the body is read.
-        try mailboxes.checkRecipients(names)
+        try await mailboxes.checkRecipients(names)
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > mailboxes.maximumEnvelopeSize {
             throw RelayError(.quotaExceeded, "the envelope is \(length) bytes; this relay accepts at most \(mailboxes.maximumEnvelopeSize)")
         }
@@ -80,7 +80,7 @@ struct MailboxController: Sendable {
             try? FileManager.default.removeItem(at: url)
             throw error
         }
-        let id = try mailboxes.deposit(file: url, sha256: hasher.finalize(), recipients: names, depositor: depositor)
+        let id = try await mailboxes.deposit(file: url, sha256: hasher.finalize(), recipients: names, depositor: depositor)
         return EditedResponse(status: .created, response: DepositResponse(messageId: id.hex, size: total, recipients: names.map(\.value)))
     }
 

@@ -5,9 +5,11 @@ import SecmailFormat
 
 /// Mailboxes (P4, P8, P9): envelopes stored once as files in `envelopes/` beside the database,
 /// delivery rows putting them in recipients' mailboxes. A deposit is written and fsynced, moved
-/// into place, and only then committed in one transaction with its deliveries; until that commit
-/// nothing of it is listed, and files no committed row names are removed when a relay starts
-/// serving (`removeOrphans`), never by administrative commands that open the store beside it.
+/// into place, its directory fsynced, and only then committed in one transaction with its
+/// deliveries; until that commit nothing of it is listed, and files no committed row names are
+/// removed when a relay starts serving (`removeOrphans`), never by administrative commands that
+/// open the store beside it. Deposits that arrive together share the directory sync and the
+/// commit (`DepositGroupCommit`).
 public struct MailboxStore: Sendable {
     let database: RelayDatabase
     public let directory: URL
@@ -16,6 +18,7 @@ public struct MailboxStore: Sendable {
     /// Most bytes one mailbox may hold.
     public let mailboxQuota: Int
     let clock: @Sendable () -> Int64
+    private let group: DepositGroupCommit
 
     public init(database: RelayDatabase, directory: URL, maximumEnvelopeSize: Int = 256 << 20, mailboxQuota: Int = 1 << 30,
                 clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) throws {
@@ -24,6 +27,7 @@ public struct MailboxStore: Sendable {
         self.maximumEnvelopeSize = maximumEnvelopeSize
         self.mailboxQuota = mailboxQuota
         self.clock = clock
+        group = DepositGroupCommit(database: database, directory: directory, mailboxQuota: mailboxQuota)
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
@@ -42,11 +46,12 @@ public struct MailboxStore: Sendable {
     }
 
     /// Checks that every recipient is registered, before any body is read.
-    public func checkRecipients(_ names: [IdentityName]) throws {
-        try database.read { db in
-            for name in names where try Int.fetchOne(db, sql: "SELECT 1 FROM identities WHERE name = ? LIMIT 1", arguments: [name.value]) == nil {
-                throw RelayError(.notFound, "no one is registered as \(name) on this relay")
-            }
+    public func checkRecipients(_ names: [IdentityName]) async throws {
+        let values = names.map(\.value)
+        if let unknown = try await database.read({ db in
+            try values.first { try Int.fetchOne(db, sql: "SELECT 1 FROM identities WHERE name = ? LIMIT 1", arguments: [$0]) == nil }
+        }) {
+            throw RelayError(.notFound, "no one is registered as \(unknown) on this relay")
         }
     }
 
@@ -58,66 +63,34 @@ public struct MailboxStore: Sendable {
     /// Stores the envelope in `file` (complete and fsynced) for `recipients`, deposited by
     /// `depositor`. Checks: a well-formed envelope of exactly its declared size, sent in the
     /// depositor's name, encrypted to a key of every recipient, a message id not accepted for
-    /// any of them before, and room in every mailbox. Returns the message id.
-    public func deposit(file: URL, sha256: [UInt8], recipients: [IdentityName], depositor: IdentityName) throws -> MessageID {
-        var keepFile = false
-        defer { if !keepFile { try? FileManager.default.removeItem(at: file) } }
-        let source = try FileEnvelopeSource(url: file)
-        let size = Int(source.byteCount)
-        let header = try EnvelopeOpener.readHeader(source)
-        try Self.checkSize(header: header, source: source)
-        guard header.senderName == depositor else {
-            throw RelayError(.forbidden, "the envelope is signed in the name of \(header.senderName), but the token belongs to \(depositor)")
+    /// any of them before, and room in every mailbox. Returns the message id once the deposit is
+    /// durable.
+    public func deposit(file: URL, sha256: [UInt8], recipients: [IdentityName], depositor: IdentityName) async throws -> MessageID {
+        let header: EnvelopeHeader
+        let size: Int
+        do {
+            let source = try FileEnvelopeSource(url: file)
+            size = Int(source.byteCount)
+            header = try EnvelopeOpener.readHeader(source)
+            try Self.checkSize(header: header, source: source)
+            guard header.senderName == depositor else {
+                throw RelayError(.forbidden, "the envelope is signed in the name of \(header.senderName), but the token belongs to \(depositor)")
+            }
+        } catch {
+            try? FileManager.default.removeItem(at: file)
+            throw error
         }
-        let envelopeID = hexEncoded(try SystemRandom().bytes(count: 16))
-        let target = directory.appendingPathComponent(envelopeID)
-        return try database.write { db in
-            let listed = Set(header.recipients.map(\.fingerprint))
-            for name in recipients {
-                let fingerprints = try Data.fetchAll(db, sql: "SELECT fingerprint FROM identities WHERE name = ?", arguments: [name.value])
-                guard fingerprints.contains(where: { (try? Fingerprint(bytes: Array($0))).map(listed.contains) == true }) else {
-                    throw RelayError(.invalidRequest, "the envelope is not encrypted to any key of \(name)")
-                }
-                if try Int.fetchOne(db, sql: "SELECT 1 FROM accepted_messages WHERE recipient = ? AND message_id = ?",
-                                    arguments: [name.value, Data(header.messageID.bytes)]) != nil {
-                    throw RelayError(.conflict, "message \(header.messageID) was already delivered to \(name); a message id is accepted once")
-                }
-                let used = try Int.fetchOne(db, sql: """
-                    SELECT COALESCE(SUM(e.size), 0) FROM deliveries d JOIN envelopes e ON e.envelope_id = d.envelope_id WHERE d.recipient = ?
-                    """, arguments: [name.value]) ?? 0
-                guard used + size <= mailboxQuota else {
-                    throw RelayError(.quotaExceeded, "the mailbox of \(name) is full (\(used) of \(mailboxQuota) bytes used)")
-                }
-            }
-            try db.execute(sql: "INSERT INTO envelopes (envelope_id, message_id, sender, size, sha256, received_at) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [envelopeID, Data(header.messageID.bytes), header.senderName.value, size, Data(sha256), clock()])
-            for name in recipients {
-                try db.execute(sql: "INSERT INTO deliveries (recipient, message_id, envelope_id) VALUES (?, ?, ?)",
-                               arguments: [name.value, Data(header.messageID.bytes), envelopeID])
-                try db.execute(sql: "INSERT INTO accepted_messages (recipient, message_id) VALUES (?, ?)",
-                               arguments: [name.value, Data(header.messageID.bytes)])
-            }
-            // The file is in place (and its directory entry durable) before the rows commit; a
-            // crash in between leaves an orphan file that start-up removes, never a listed gap.
-            do {
-                try AtomicRename.replace(target, with: file)
-            } catch {
-                throw RelayError(.storage, "cannot move the envelope into place: \(error)")
-            }
-            keepFile = true
-            do {
-                try PositionalFile(readingAtPath: directory.path).synchronize()
-            } catch {
-                try? FileManager.default.removeItem(at: target)
-                throw RelayError(.storage, "cannot flush \(directory.path)")
-            }
-            return header.messageID
-        }
+        let pending = PendingDeposit(incoming: file, envelopeID: hexEncoded(try SystemRandom().bytes(count: 16)),
+                                     messageID: header.messageID, sender: header.senderName.value,
+                                     fingerprints: Set(header.recipients.map(\.fingerprint)),
+                                     recipients: recipients.map(\.value), size: size, sha256: sha256, receivedAt: clock())
+        try await group.commit(pending)
+        return header.messageID
     }
 
     /// The messages in `owner`'s mailbox, oldest first.
-    public func list(_ owner: IdentityName) throws -> [Listing] {
-        try database.read { db in
+    public func list(_ owner: IdentityName) async throws -> [Listing] {
+        try await database.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT d.message_id, e.sender, e.size, e.received_at FROM deliveries d JOIN envelopes e ON e.envelope_id = d.envelope_id
                 WHERE d.recipient = ? ORDER BY e.received_at, e.envelope_id
@@ -129,8 +102,9 @@ public struct MailboxStore: Sendable {
     }
 
     /// The stored file of message `id` in `owner`'s mailbox, and its size.
-    public func envelopeFile(_ owner: IdentityName, _ id: MessageID) throws -> (url: URL, size: Int) {
-        try database.read { db in
+    public func envelopeFile(_ owner: IdentityName, _ id: MessageID) async throws -> (url: URL, size: Int) {
+        let directory = directory
+        return try await database.read { db in
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT e.envelope_id, e.size FROM deliveries d JOIN envelopes e ON e.envelope_id = d.envelope_id
                 WHERE d.recipient = ? AND d.message_id = ?
@@ -142,8 +116,8 @@ public struct MailboxStore: Sendable {
     }
 
     /// Removes message `id` from `owner`'s mailbox; the envelope file goes with its last delivery.
-    public func delete(_ owner: IdentityName, _ id: MessageID) throws {
-        let orphaned: String? = try database.write { db in
+    public func delete(_ owner: IdentityName, _ id: MessageID) async throws {
+        let orphaned: String? = try await database.write { db in
             guard let envelopeID = try String.fetchOne(db, sql: "SELECT envelope_id FROM deliveries WHERE recipient = ? AND message_id = ?",
                                                        arguments: [owner.value, Data(id.bytes)]) else {
                 throw RelayError(.notFound, "no message \(id) in the mailbox of \(owner)")

@@ -8,9 +8,12 @@ import SecmailFormat
 /// leaf commit together or not at all.
 public struct LogStore: Sendable {
     let database: RelayDatabase
+    /// Committed nodes that proofs read again and again (shared with `Directory`).
+    public let nodeCache: LogNodeCache
 
-    public init(database: RelayDatabase) {
+    public init(database: RelayDatabase, nodeCache: LogNodeCache = LogNodeCache()) {
         self.database = database
+        self.nodeCache = nodeCache
     }
 
     /// Appends `leafData` in the transaction `db`; returns its index.
@@ -28,18 +31,18 @@ public struct LogStore: Sendable {
 
     /// Appends one leaf in its own transaction.
     @discardableResult
-    public func append(_ leafData: [UInt8], time: Int64 = Int64(Date().timeIntervalSince1970)) throws -> UInt64 {
-        try database.write { db in try Self.append(leafData, time: time, in: db) }
+    public func append(_ leafData: [UInt8], time: Int64 = Int64(Date().timeIntervalSince1970)) async throws -> UInt64 {
+        try await database.write { db in try Self.append(leafData, time: time, in: db) }
     }
 
     /// Number of leaves.
-    public func size() throws -> UInt64 {
-        try database.read { db in try Self.currentSize(db) }
+    public func size() async throws -> UInt64 {
+        try await database.read { db in try Self.currentSize(db) }
     }
 
     /// The data of leaf `index`.
-    public func leaf(at index: UInt64) throws -> [UInt8] {
-        try database.read { db in
+    public func leaf(at index: UInt64) async throws -> [UInt8] {
+        try await database.read { db in
             guard let data = try Data.fetchOne(db, sql: "SELECT leaf_data FROM log_leaves WHERE leaf_index = ?", arguments: [Int64(index)]) else {
                 throw RelayError(.notFound, "the log has no leaf \(index)")
             }
@@ -48,29 +51,35 @@ public struct LogStore: Sendable {
     }
 
     /// The data of leaves `start ..< end` (clipped to the log's size), in order.
-    public func leaves(start: UInt64, end: UInt64) throws -> [[UInt8]] {
-        try database.read { db in
+    public func leaves(start: UInt64, end: UInt64) async throws -> [[UInt8]] {
+        try await database.read { db in
             try Data.fetchAll(db, sql: "SELECT leaf_data FROM log_leaves WHERE leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index",
                               arguments: [Int64(clamping: start), Int64(clamping: end)]).map { Array($0) }
         }
     }
 
+    /// The current size and root, read together.
+    public func head() async throws -> (size: UInt64, rootHash: [UInt8]) {
+        try await withComputation { ($0.size, try $0.root()) }
+    }
+
     /// The root of the first `size` leaves (the current size when nil).
-    public func root(size: UInt64? = nil) throws -> [UInt8] {
-        try withComputation { try $0.root(size: size) }
+    public func root(size: UInt64? = nil) async throws -> [UInt8] {
+        try await withComputation { try $0.root(size: size) }
     }
 
-    public func inclusionProof(index: UInt64, size: UInt64) throws -> [[UInt8]] {
-        try withComputation { try $0.inclusionProof(index: index, size: size) }
+    public func inclusionProof(index: UInt64, size: UInt64) async throws -> [[UInt8]] {
+        try await withComputation { try $0.inclusionProof(index: index, size: size) }
     }
 
-    public func consistencyProof(from oldSize: UInt64, to newSize: UInt64) throws -> [[UInt8]] {
-        try withComputation { try $0.consistencyProof(from: oldSize, to: newSize) }
+    public func consistencyProof(from oldSize: UInt64, to newSize: UInt64) async throws -> [[UInt8]] {
+        try await withComputation { try $0.consistencyProof(from: oldSize, to: newSize) }
     }
 
-    private func withComputation<T>(_ body: (MerkleComputation<DatabaseNodes>) throws -> T) throws -> T {
-        try database.read { db in
-            try body(MerkleComputation(source: DatabaseNodes(db: db), size: Self.currentSize(db)))
+    private func withComputation<T: Sendable>(_ body: @escaping @Sendable (MerkleComputation<DatabaseNodes>) throws -> T) async throws -> T {
+        let cache = nodeCache
+        return try await database.read { db in
+            try body(MerkleComputation(source: DatabaseNodes(db: db, cache: cache), size: Self.currentSize(db)))
         }
     }
 
@@ -81,15 +90,50 @@ public struct LogStore: Sendable {
     }
 }
 
-/// Merkle nodes read from `log_nodes` within one transaction.
+/// Merkle nodes read from `log_nodes` within one transaction; through `cache` when the
+/// transaction only reads committed data (a write transaction may roll back what it read).
 struct DatabaseNodes: MerkleNodeSource {
     let db: Database
+    var cache: LogNodeCache?
 
     func node(level: Int, index: UInt64) throws -> [UInt8] {
+        if let hash = cache?.node(level: level, index: index) { return hash }
         guard let hash = try Data.fetchOne(db, sql: "SELECT hash FROM log_nodes WHERE level = ? AND node_index = ?",
                                            arguments: [level, Int64(index)]) else {
             throw RelayError(.storage, "the log is missing its node at level \(level), index \(index): the database is damaged")
         }
+        cache?.keep(Array(hash), level: level, index: index)
         return Array(hash)
+    }
+}
+
+/// Committed log nodes in memory. A node, once committed, never changes (it hashes a complete
+/// subtree of an append-only log), so a cached node is never stale. Bounded: when full it starts
+/// again empty, and the hot nodes (the upper levels every proof reads) come back first.
+public final class LogNodeCache: @unchecked Sendable {
+    // @unchecked: every access holds `lock`.
+    private struct Key: Hashable {
+        let level: Int
+        let index: UInt64
+    }
+
+    private let lock = NSLock()
+    private var nodes: [Key: [UInt8]] = [:]
+    private let capacity: Int
+
+    /// At most `capacity` nodes (about 100 bytes each).
+    public init(capacity: Int = 200_000) {
+        self.capacity = capacity
+    }
+
+    func node(level: Int, index: UInt64) -> [UInt8]? {
+        lock.withLock { nodes[Key(level: level, index: index)] }
+    }
+
+    func keep(_ hash: [UInt8], level: Int, index: UInt64) {
+        lock.withLock {
+            if nodes.count >= capacity { nodes.removeAll(keepingCapacity: true) }
+            nodes[Key(level: level, index: index)] = hash
+        }
     }
 }

@@ -57,7 +57,27 @@ public final class RelayDatabase: Sendable {
         }
     }
 
-    /// Runs `body` in a write transaction; SQLite errors become `RelayError`s.
+    /// Runs `body` in a write transaction on GRDB's writer queue, suspending (never blocking) the
+    /// calling task; SQLite errors become `RelayError`s. What request handlers use.
+    public func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.write(body)
+        } catch let error as DatabaseError {
+            throw RelayError(.storage, "a database write failed", sqliteMessage: error.message)
+        }
+    }
+
+    /// Runs `body` on a consistent snapshot on a reader queue, suspending the calling task.
+    public func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.read(body)
+        } catch let error as DatabaseError {
+            throw RelayError(.storage, "a database read failed", sqliteMessage: error.message)
+        }
+    }
+
+    /// Runs `body` in a write transaction, blocking the calling thread: for start-up,
+    /// administrative commands and tools, never for request handlers.
     public func write<T>(_ body: (Database) throws -> T) throws -> T {
         do {
             return try pool.write(body)
@@ -66,7 +86,7 @@ public final class RelayDatabase: Sendable {
         }
     }
 
-    /// Runs `body` on a consistent snapshot.
+    /// Runs `body` on a consistent snapshot, blocking the calling thread (see the blocking `write`).
     public func read<T>(_ body: (Database) throws -> T) throws -> T {
         do {
             return try pool.read(body)

@@ -115,7 +115,7 @@ private struct DemoRun {
 
         step(8, "the relay changes one byte of a stored message: bob refuses it and nothing is written")
         let third = try await send(from: alice, to: bobName, text: "This one will be tampered with.")
-        let stored = try prepared.services.mailboxes.envelopeFile(bobName, third.messageID).url
+        let stored = try await prepared.services.mailboxes.envelopeFile(bobName, third.messageID).url
         var bytes = try Data(contentsOf: stored)
         bytes[bytes.count / 2] ^= 0x01
         try bytes.write(to: stored)

@@ -58,9 +58,12 @@ struct RelayServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Open connections at most; more wait to be accepted.", valueName: "n"))
     var maxConnections = 512
 
+    @Option(name: .long, help: ArgumentHelp("Seconds an idle connection stays open.", valueName: "seconds"))
+    var idleTimeout = 60
+
     func validate() throws {
         _ = try parseListen()
-        guard maxEnvelopeMib > 0, mailboxQuotaMib > 0, ratePerAddress > 0, ratePerIdentity > 0, maxConnections > 0 else {
+        guard maxEnvelopeMib > 0, mailboxQuotaMib > 0, ratePerAddress > 0, ratePerIdentity > 0, maxConnections > 0, idleTimeout > 0 else {
             throw ValidationError("limits are positive numbers")
         }
     }
@@ -87,6 +90,7 @@ struct RelayServeCommand: AsyncParsableCommand {
             configuration.requestsPerSecondPerAddress = ratePerAddress
             configuration.requestsPerSecondPerIdentity = ratePerIdentity
             configuration.maximumConnections = maxConnections
+            configuration.idleTimeoutSeconds = idleTimeout
             let relay = try PreparedRelay.prepare(configuration)
             try await relay.run { boundPort in
                 let urlHost = host.contains(":") ? "[\(host)]" : host

@@ -12,6 +12,8 @@ public final class RelayHTTPConnection {
     public let port: Int
     private let channel: Channel
     private let reader: ResponseReader
+    /// When the last answer ended (or the connection opened).
+    public private(set) var idleSince = ContinuousClock.now
 
     /// Opens a connection and completes the TLS handshake (so a wrong relay key fails here).
     public static func open(host: String, port: Int, tls: TLSContext,
@@ -99,6 +101,7 @@ public final class RelayHTTPConnection {
             channel.close(promise: nil)
         }
         let response = try await answer.get()
+        idleSince = .now
         if !wroteEverything { channel.close(promise: nil) }
         if let download, response.status == 200 {
             do {

@@ -1,0 +1,136 @@
+import Foundation
+import GRDB
+import SecmailFormat
+
+/// A deposit whose envelope file is complete and fsynced, waiting to be committed.
+struct PendingDeposit: Sendable {
+    /// The fsynced file, renamed to `envelopeID` in the envelopes directory when committed.
+    let incoming: URL
+    let envelopeID: String
+    let messageID: MessageID
+    let sender: String
+    /// The recipient key fingerprints the envelope's header lists.
+    let fingerprints: Set<Fingerprint>
+    let recipients: [String]
+    let size: Int
+    let sha256: [UInt8]
+    let receivedAt: Int64
+}
+
+/// Group commit for deposits: deposits that arrive while a commit is under way wait for it to end
+/// and then share the next one, so a burst of N deposits pays one directory sync and one WAL
+/// commit instead of N of each, and an idle relay commits a lone deposit at once. Each deposit
+/// is checked in its own savepoint: one refused deposit (a replayed id, a full mailbox) does not
+/// hold back the others. Every deposit is answered only after its file is renamed into place,
+/// the directory is synced and the transaction naming it has committed (docs/DURABILITY.md).
+actor DepositGroupCommit {
+    private let database: RelayDatabase
+    private let directory: URL
+    private let mailboxQuota: Int
+    private var waiting: [(deposit: PendingDeposit, continuation: CheckedContinuation<Void, Error>)] = []
+    private var isCommitting = false
+
+    init(database: RelayDatabase, directory: URL, mailboxQuota: Int) {
+        self.database = database
+        self.directory = directory
+        self.mailboxQuota = mailboxQuota
+    }
+
+    /// Commits `deposit` with whatever else is waiting; returns once it is durable, or throws
+    /// why it was refused (its file is then gone).
+    func commit(_ deposit: PendingDeposit) async throws {
+        try await withCheckedThrowingContinuation { continuation in
+            waiting.append((deposit, continuation))
+            if !isCommitting {
+                isCommitting = true
+                Task { await drain() }
+            }
+        }
+    }
+
+    private func drain() async {
+        while !waiting.isEmpty {
+            let batch = waiting
+            waiting = []
+            let outcomes = await Self.commitGroup(batch.map(\.deposit), database: database, directory: directory, quota: mailboxQuota)
+            for (waiter, outcome) in zip(batch, outcomes) {
+                if let outcome { waiter.continuation.resume(throwing: outcome) } else { waiter.continuation.resume() }
+            }
+        }
+        isCommitting = false
+    }
+
+    /// One transaction for `deposits`: rename each file into place, sync the directory once, then
+    /// check and insert each deposit in a savepoint. Returns each deposit's refusal, or nil.
+    private static func commitGroup(_ deposits: [PendingDeposit], database: RelayDatabase, directory: URL,
+                                    quota: Int) async -> [RelayError?] {
+        let targets = deposits.map { directory.appendingPathComponent($0.envelopeID) }
+        let outcomes: [RelayError?]
+        do {
+            // The renames and the directory sync run on the writer's queue, inside the transaction,
+            // so the blocking file system calls never hold a request task's thread.
+            outcomes = try await database.write { db in
+                var outcomes: [RelayError?] = deposits.indices.map { index in
+                    do {
+                        try AtomicRename.replace(targets[index], with: deposits[index].incoming)
+                        return nil
+                    } catch {
+                        return RelayError(.storage, "cannot move the envelope into place: \(error)")
+                    }
+                }
+                do {
+                    try PositionalFile(readingAtPath: directory.path).synchronize()
+                } catch {
+                    throw RelayError(.storage, "cannot flush \(directory.path): \(error)")
+                }
+                for index in deposits.indices where outcomes[index] == nil {
+                    do {
+                        try db.inSavepoint {
+                            try insert(deposits[index], quota: quota, in: db)
+                            return .commit
+                        }
+                    } catch let refusal as RelayError {
+                        outcomes[index] = refusal
+                    }
+                }
+                return outcomes
+            }
+        } catch {
+            let failure = (error as? RelayError) ?? RelayError(.storage, "the deposit could not be committed: \(error)")
+            outcomes = Array(repeating: failure, count: deposits.count)
+        }
+        for index in deposits.indices where outcomes[index] != nil {
+            try? FileManager.default.removeItem(at: targets[index])
+            try? FileManager.default.removeItem(at: deposits[index].incoming)
+        }
+        return outcomes
+    }
+
+    /// Checks one deposit against the mailboxes and inserts its rows.
+    private static func insert(_ deposit: PendingDeposit, quota: Int, in db: Database) throws {
+        let messageID = Data(deposit.messageID.bytes)
+        for name in deposit.recipients {
+            let fingerprints = try Data.fetchAll(db, sql: "SELECT fingerprint FROM identities WHERE name = ?", arguments: [name])
+            guard fingerprints.contains(where: { (try? Fingerprint(bytes: Array($0))).map(deposit.fingerprints.contains) == true }) else {
+                throw RelayError(.invalidRequest, "the envelope is not encrypted to any key of \(name)")
+            }
+            if try Int.fetchOne(db, sql: "SELECT 1 FROM accepted_messages WHERE recipient = ? AND message_id = ?",
+                                arguments: [name, messageID]) != nil {
+                throw RelayError(.conflict, "message \(deposit.messageID) was already delivered to \(name); a message id is accepted once")
+            }
+            let used = try Int.fetchOne(db, sql: """
+                SELECT COALESCE(SUM(e.size), 0) FROM deliveries d JOIN envelopes e ON e.envelope_id = d.envelope_id WHERE d.recipient = ?
+                """, arguments: [name]) ?? 0
+            guard used + deposit.size <= quota else {
+                throw RelayError(.quotaExceeded, "the mailbox of \(name) is full (\(used) of \(quota) bytes used)")
+            }
+        }
+        try db.execute(sql: "INSERT INTO envelopes (envelope_id, message_id, sender, size, sha256, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                       arguments: [deposit.envelopeID, messageID, deposit.sender, deposit.size, Data(deposit.sha256), deposit.receivedAt])
+        for name in deposit.recipients {
+            try db.execute(sql: "INSERT INTO deliveries (recipient, message_id, envelope_id) VALUES (?, ?, ?)",
+                           arguments: [name, messageID, deposit.envelopeID])
+            try db.execute(sql: "INSERT INTO accepted_messages (recipient, message_id) VALUES (?, ?)", arguments: [name, messageID])
+        }
+    }
+}
