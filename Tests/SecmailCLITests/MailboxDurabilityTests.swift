@@ -1,5 +1,8 @@
 import Foundation
+import SecmailAPI
+import SecmailClient
 import SecmailFormat
+import SecmailTLS
 import SecmailRelayTestSupport
 import SecmailTestSupport
 import Testing
@@ -117,6 +120,63 @@ import Testing
             let answer = try await curl.call("/v1/mailbox/\(id)", headers: ["Authorization: Bearer \(bob)"], output: fetched)
             #expect(answer.status == 200)
             #expect(Array(try Data(contentsOf: fetched)) == item.bytes, "message \(id) is not intact")
+        }
+        let stray = try FileManager.default.contentsOfDirectory(atPath: data.appendingPathComponent("envelopes").path)
+        #expect(stray.count == listed.count, "\(stray.count) files for \(listed.count) messages")
+        #expect(await commands.stop(relay.process) == 0)
+    }
+}
+
+extension MailboxDurabilityTests {
+    /// Group commit under SIGKILL: 16 kept-alive connections deposit small messages as fast as
+    /// the relay takes them, so deposits share commits; the relay is killed mid-burst. Every
+    /// acknowledged message is listed and intact after a restart, nothing else is listed that
+    /// was not sent, and no stray file remains.
+    @Test func aKilledRelayDuringABurstOfGroupCommitsKeepsEveryAcknowledgedMessage() async throws {
+        let folder = try temporaryDirectory("group-commit-crash")
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        var relay = try await commands.startRelay(data: data, options: ["--rate-per-address", "100000", "--rate-per-identity", "100000"])
+        let caFile = data.appendingPathComponent("tls/dev-ca.pem")
+        var curl = RelayCurl(port: relay.port, caFile: caFile)
+        let alice = try await curl.registerAndAuthenticate("alice", origin: "127.0.0.1/secmail")
+        let bob = try await curl.registerAndAuthenticate("bob", origin: "127.0.0.1/secmail")
+
+        let envelopes = try (0..<320).map { _ in try RelayCurl.envelope(from: "alice", to: ["bob"]) }
+        let acknowledged = Acknowledged()
+        let tls = try TLSContext(configuration: .client(trust: .certificateAuthorities(file: caFile.path)))
+        let port = relay.port
+        let senders = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for lane in 0..<16 {
+                    group.addTask {
+                        guard let connection = try? await RelayHTTPConnection.open(host: "localhost", port: port, tls: tls) else { return }
+                        for envelope in envelopes[(lane * 20)..<(lane * 20 + 20)] {
+                            let request = RelayRequest(.POST, Endpoint.deposit.path(query: [("to", "bob")]), body: .binary(Data(envelope.bytes)),
+                                                       bearer: alice)
+                            guard let answer = try? await connection.send(request) else { return }
+                            if answer.status == 201 { await acknowledged.add(envelope.id.hex) }
+                        }
+                    }
+                }
+            }
+        }
+        let deadline = Date().addingTimeInterval(30)
+        while await acknowledged.count < 80, Date() < deadline { try await Task.sleep(nanoseconds: 5_000_000) }
+        kill(relay.process.processIdentifier, SIGKILL)
+        relay.process.waitUntilExit()
+        _ = await senders.result
+        let acked = await acknowledged.ids
+        #expect(acked.count >= 80 && acked.count < 320, "\(acked.count) acknowledged before the kill")
+
+        relay = try await commands.startRelay(data: data)
+        curl = RelayCurl(port: relay.port, caFile: caFile)
+        let listed = try await listing(curl, token: bob)
+        #expect(acked.isSubset(of: Set(listed)), "missing: \(acked.subtracting(listed))")
+        for id in listed {
+            let envelope = try #require(envelopes.first { $0.id.hex == id })
+            let fetched = folder.appendingPathComponent("fetched-\(id).sm")
+            #expect(try await curl.call("/v1/mailbox/\(id)", headers: ["Authorization: Bearer \(bob)"], output: fetched).status == 200)
+            #expect(Array(try Data(contentsOf: fetched)) == envelope.bytes, "message \(id) is not intact")
         }
         let stray = try FileManager.default.contentsOfDirectory(atPath: data.appendingPathComponent("envelopes").path)
         #expect(stray.count == listed.count, "\(stray.count) files for \(listed.count) messages")

@@ -23,6 +23,49 @@ import Testing
         return (url, sealed.header.messageID, sink.bytes)
     }
 
+    /// Deposits that arrive while a commit is under way share the next one; a refused one (a
+    /// replayed id) does not hold back the others in its group, and leaves no file.
+    @Test func depositsThatArriveTogetherShareOneCommit() async throws {
+        let folder = try makeTemporaryDirectory("group-commit")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let database = try RelayDatabase(path: folder.appendingPathComponent("relay.sqlite").path)
+        let directory = Directory(database: database)
+        for name in ["alice", "bob"] { try await directory.register(try ThrowawayIdentities.bundle(name)) }
+        let envelopes = folder.appendingPathComponent("envelopes", isDirectory: true)
+        let store = try MailboxStore(database: database, directory: envelopes)
+        let messages = try (0..<4).map { _ in try envelope(from: "alice", to: ["bob"], in: folder) }
+        func deposit(_ message: (url: URL, id: MessageID, bytes: [UInt8])) async throws -> MessageID {
+            let incoming = store.incomingFile()
+            try Data(message.bytes).write(to: incoming)
+            return try await store.deposit(file: incoming, sha256: SHA256.hash(message.bytes), recipients: [IdentityName("bob")],
+                                           depositor: IdentityName("alice"))
+        }
+
+        // The first deposit's commit waits for a writer held elsewhere; four more arrive
+        // meanwhile, one of them a replay of the first. Each step waits for the one before, so
+        // a busy machine changes only how long this takes.
+        let held = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        let holder = Task { try await database.write { _ in held.signal(); release.wait() } }
+        await Task.detached { held.wait() }.value
+        let first = Task { try await deposit(messages[0]) }
+        while await store.commitGroups().recentSizes != [1] { try await Task.sleep(for: .milliseconds(10)) }
+        let others = [messages[1], messages[2], messages[0], messages[3]].map { message in Task { try await deposit(message) } }
+        while await store.commitGroups().waiting < 4 { try await Task.sleep(for: .milliseconds(10)) }
+        release.signal()
+        try await holder.value
+        #expect(try await first.value == messages[0].id)
+        #expect(try await others[0].value == messages[1].id)
+        #expect(try await others[1].value == messages[2].id)
+        #expect(await relayErrorCode { _ = try await others[2].value } == .conflict)
+        #expect(try await others[3].value == messages[3].id)
+
+        #expect(await store.commitGroups().recentSizes == [1, 4])
+        #expect(try await store.list(IdentityName("bob")).map(\.messageID) .sorted { $0.hex < $1.hex }
+                == [messages[0].id, messages[1].id, messages[2].id, messages[3].id].sorted { $0.hex < $1.hex })
+        // Four envelope files, nothing left of the refused replay.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: envelopes.path).count == 4)
+    }
+
     @Test func depositListFetchDeleteAndEveryRefusal() async throws {
         let relay = try await RunningRelay(maximumEnvelopeSize: 64 * 1024)
         defer { Task { await relay.stop() } }

@@ -29,6 +29,10 @@ actor DepositGroupCommit {
     private let mailboxQuota: Int
     private var waiting: [(deposit: PendingDeposit, continuation: CheckedContinuation<Void, Error>)] = []
     private var isCommitting = false
+    /// How many deposits each recent commit carried (the last 1,000), for tests and diagnostics.
+    private(set) var recentGroupSizes: [Int] = []
+    /// Deposits waiting for the commit under way to end.
+    var waitingCount: Int { waiting.count }
 
     init(database: RelayDatabase, directory: URL, mailboxQuota: Int) {
         self.database = database
@@ -52,6 +56,8 @@ actor DepositGroupCommit {
         while !waiting.isEmpty {
             let batch = waiting
             waiting = []
+            recentGroupSizes.append(batch.count)
+            if recentGroupSizes.count > 1000 { recentGroupSizes.removeFirst(recentGroupSizes.count - 1000) }
             let outcomes = await Self.commitGroup(batch.map(\.deposit), database: database, directory: directory, quota: mailboxQuota)
             for (waiter, outcome) in zip(batch, outcomes) {
                 if let outcome { waiter.continuation.resume(throwing: outcome) } else { waiter.continuation.resume() }

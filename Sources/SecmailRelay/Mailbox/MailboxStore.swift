@@ -88,6 +88,11 @@ public struct MailboxStore: Sendable {
         return header.messageID
     }
 
+    /// How many deposits each recent commit carried, and how many wait for the next one.
+    public func commitGroups() async -> (recentSizes: [Int], waiting: Int) {
+        (await group.recentGroupSizes, await group.waitingCount)
+    }
+
     /// The messages in `owner`'s mailbox, oldest first.
     public func list(_ owner: IdentityName) async throws -> [Listing] {
         try await database.read { db in
