@@ -43,6 +43,23 @@ final class TestClock: @unchecked Sendable {
         #expect(await relayErrorCode { try await auth.authenticate(token: token + "0") } == .unauthorized)
     }
 
+    /// The signature is checked outside any transaction, so two valid answers to one nonce may
+    /// be checked at once: only one of them gets a token.
+    @Test func oneNonceAnsweredTwiceAtOnceGivesOneToken() async throws {
+        let (auth, _, folder) = try await setUp()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let alice = try IdentityName("alice")
+        let nonce = try await auth.challenge(for: alice)
+        let signature = try sign(nonce, as: "alice", for: "alice")
+        let attempts = (0..<4).map { _ in Task { try await auth.redeem(name: alice, nonce: nonce, signature: signature).token } }
+        var tokens: [String] = [], refusals: [RelayError.Code] = []
+        for attempt in attempts {
+            do { tokens.append(try await attempt.value) } catch let error as RelayError { refusals.append(error.code) }
+        }
+        #expect(tokens.count == 1)
+        #expect(refusals == [.forbidden, .forbidden, .forbidden])
+    }
+
     @Test func forgedReplayedExpiredAndCrossNameProofsAreRefused() async throws {
         let (auth, clock, folder) = try await setUp()
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -39,38 +39,51 @@ public struct Authenticator: Sendable {
     }
 
     /// Checks `signature` over the challenge for `nonce` with `name`'s current signing key and
-    /// returns a bearer token. The nonce is consumed (committed) whether or not the signature
-    /// verifies; the RSA check runs between two short transactions, never inside one.
+    /// returns a bearer token. The nonce is consumed whether or not the signature verifies. The
+    /// RSA check runs outside any transaction; a valid answer then costs one commit, which
+    /// consumes the nonce (only if no concurrent answer did) and stores the token's hash.
     public func redeem(name: IdentityName, nonce: [UInt8], signature: [UInt8]) async throws -> (token: String, expiresIn: Int64) {
         let now = clock()
-        let consumed: (name: String, expiresAt: Int64, bundle: Data?)? = try await database.write { db in
-            let stored = try Row.fetchOne(db, sql: "SELECT name, expires_at FROM challenges WHERE nonce = ?", arguments: [Data(nonce)])
-            try db.execute(sql: "DELETE FROM challenges WHERE nonce = ?", arguments: [Data(nonce)])
-            guard let stored else { return nil }
+        let stored: (name: String, expiresAt: Int64, bundle: Data?)? = try await database.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT name, expires_at FROM challenges WHERE nonce = ?", arguments: [Data(nonce)]) else {
+                return nil
+            }
             let bundle = try Data.fetchOne(db, sql: "SELECT bundle FROM identities WHERE name = ? ORDER BY key_version DESC LIMIT 1",
-                                           arguments: [stored["name"] as String])
-            return (stored["name"], stored["expires_at"], bundle)
+                                           arguments: [row["name"] as String])
+            return (row["name"], row["expires_at"], bundle)
         }
-        guard let consumed, consumed.name == name.value else {
-            throw RelayError(.forbidden, "unknown or already used challenge")
-        }
-        guard consumed.expiresAt >= now else {
-            throw RelayError(.forbidden, "the challenge expired; ask for a new one")
-        }
-        guard let bundleData = consumed.bundle else {
-            throw RelayError(.notFound, "no one is registered as \(name) on this relay")
-        }
-        let bundle = try IdentityBundle(encoded: Array(bundleData))
-        guard bundle.signingKey.isValidSignature(signature, for: AuthChallenge.signedMessage(origin: origin, name: name, nonce: nonce)) else {
-            throw RelayError(.forbidden, "the signature does not verify with \(name)'s current signing key")
+        do {
+            guard let stored, stored.name == name.value else {
+                throw RelayError(.forbidden, "unknown or already used challenge")
+            }
+            guard stored.expiresAt >= now else {
+                throw RelayError(.forbidden, "the challenge expired; ask for a new one")
+            }
+            guard let bundleData = stored.bundle else {
+                throw RelayError(.notFound, "no one is registered as \(name) on this relay")
+            }
+            let bundle = try IdentityBundle(encoded: Array(bundleData))
+            guard bundle.signingKey.isValidSignature(signature, for: AuthChallenge.signedMessage(origin: origin, name: name, nonce: nonce)) else {
+                throw RelayError(.forbidden, "the signature does not verify with \(name)'s current signing key")
+            }
+        } catch {
+            if stored != nil { try await consume(nonce) }
+            throw error
         }
         let token = hexEncoded(try SystemRandom().bytes(count: 32))
         try await database.write { db in
+            try db.execute(sql: "DELETE FROM challenges WHERE nonce = ?", arguments: [Data(nonce)])
+            guard db.changesCount == 1 else { throw RelayError(.forbidden, "unknown or already used challenge") }
             try db.execute(sql: "DELETE FROM sessions WHERE expires_at < ?", arguments: [now])
             try db.execute(sql: "INSERT INTO sessions (token_hash, name, expires_at) VALUES (?, ?, ?)",
                            arguments: [Data(SHA256.hash(Array(token.utf8))), name.value, now + Self.tokenLifetime])
         }
         return (token, Self.tokenLifetime)
+    }
+
+    /// Removes a challenge after a failed answer: a nonce is good for one attempt.
+    private func consume(_ nonce: [UInt8]) async throws {
+        try await database.write { db in try db.execute(sql: "DELETE FROM challenges WHERE nonce = ?", arguments: [Data(nonce)]) }
     }
 
     /// The name a valid, unexpired token belongs to.
