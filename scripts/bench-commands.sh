@@ -2,8 +2,9 @@
 # Wall time of `secmail send` (one recipient, 1 KiB of text) and `secmail read`, median of RUNS,
 # release build, against a relay of the same binary on 127.0.0.1; and the TLS connections each
 # command opened (accept(2) calls of the relay, counted under strace where it is installed).
-# With BASELINE_BIN=/path/to/an/older/secmail the same runs first with that binary, as client and
-# relay, so before/after come from one run. Every line is prefixed by the binary measured.
+# With BASELINE_BIN=/path/to/an/older/secmail that binary is measured too, as client and relay,
+# its runs interleaved with this tree's (the machine's drift then affects both alike). Every line
+# is prefixed by the binary measured.
 #
 # Usage: [BASELINE_BIN=…] scripts/bench-commands.sh [RUNS]   (default 20)
 set -euo pipefail
@@ -12,71 +13,70 @@ runs=${1:-20}
 swift build -c release --product secmail 2>/dev/null >/dev/null
 bin=$(swift build -c release --show-bin-path)
 work=$(mktemp -d)
-relay_pid=
-cleanup() { [ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+declare -A secmail relay_pid
+labels=()
+if [ -n "${BASELINE_BIN:-}" ]; then labels+=(baseline); secmail[baseline]=$BASELINE_BIN; fi
+labels+=(current); secmail[current]=${RELAY_BIN:-$bin/secmail}
+traced=false
+command -v strace >/dev/null && traced=true
+
+# Stops a relay (strace's child when traced: strace itself would only detach).
+stop_relay() {
+  local pid=$1 children
+  children=$(cat "/proc/$pid/task/$pid/children" 2>/dev/null || true)
+  if $traced && [ -n "$children" ]; then kill -INT $children; else kill -INT "$pid"; fi
+  wait "$pid" || true
+}
+cleanup() { for label in "${!relay_pid[@]}"; do stop_relay "${relay_pid[$label]}" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-text=$(head -c 1024 /dev/zero | tr '\0' 'x')
-tracer=()
-command -v strace >/dev/null && tracer=(strace -f --seccomp-bpf -qq -ttt -e trace=accept,accept4 -o "$work/accepts")
 
 now() { date +%s.%N; }
-# median_ms FILE: the median of the seconds in FILE, in milliseconds.
+elapsed() { awk -v a="$(now)" -v b="$1" 'BEGIN { print a - b }'; }
 median_ms() { sort -g "$1" | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.0f", m * 1000 }'; }
-# accepts_between START END: successful accepts the relay logged in that window.
+# accepts_between TRACE START END: successful accepts the relay logged in that window.
 accepts_between() {
-  [ -f "$work/accepts" ] || { echo "n/a"; return; }
-  awk -v s="$1" -v e="$2" '$2 >= s && $2 <= e && $0 ~ /accept/ && $0 ~ /\) = [0-9]/ { n++ } END { print n + 0 }' "$work/accepts"
+  [ -f "$1" ] || { echo "n/a"; return; }
+  awk -v s="$2" -v e="$3" '$2 >= s && $2 <= e && $0 ~ /accept/ && $0 ~ /\) = [0-9]/ { n++ } END { print n + 0 }' "$1"
 }
 
-# Stops the relay (strace's child when traced: strace itself would only detach).
-stop_relay() {
-  local children
-  children=$(cat "/proc/$relay_pid/task/$relay_pid/children" 2>/dev/null || true)
-  if [ ${#tracer[@]} -gt 0 ] && [ -n "$children" ]; then kill -INT $children; else kill -INT "$relay_pid"; fi
-  wait "$relay_pid" || true
-  relay_pid=
-}
-
-# run_commands LABEL SECMAIL_BINARY
-run_commands() {
-  local label=$1 secmail=$2 data="$work/$1-relay"
-  rm -f "$work/accepts"
-  "${tracer[@]}" "$secmail" relay --data "$data" --listen 127.0.0.1:0 > "$work/$label.log" 2>&1 &
-  relay_pid=$!
+export SECMAIL_PASSPHRASE="benchmark passphrase"
+text=$(head -c 1024 /dev/zero | tr '\0' 'x')
+for label in "${labels[@]}"; do
+  tracer=()
+  $traced && tracer=(strace -f --seccomp-bpf -qq -ttt -e trace=accept,accept4 -o "$work/$label.accepts")
+  "${tracer[@]}" "${secmail[$label]}" relay --data "$work/$label-relay" --listen 127.0.0.1:0 > "$work/$label.log" 2>&1 &
+  relay_pid[$label]=$!
   for _ in $(seq 200); do grep -q "listening on https://" "$work/$label.log" && break; sleep 0.1; done
-  local port
   port=$(grep -oE "listening on https://127.0.0.1:[0-9]+" "$work/$label.log" | grep -oE "[0-9]+$")
-  export SECMAIL_PASSPHRASE="benchmark passphrase"
   for name in alice bob; do
-    SECMAIL_HOME="$work/$label-$name" "$secmail" register "$name" --relay "https://localhost:$port" --ca "$data/tls/dev-ca.pem" 2>/dev/null
+    SECMAIL_HOME="$work/$label-$name" "${secmail[$label]}" register "$name" --relay "https://localhost:$port" \
+      --ca "$work/$label-relay/tls/dev-ca.pem" 2>/dev/null
   done
   # One message first, so both contacts are pinned before the timed runs.
-  SECMAIL_HOME="$work/$label-alice" "$secmail" send bob -m "$text" > /dev/null 2>&1
-  : > "$work/send.times"; : > "$work/read.times"; : > "$work/ids"; : > "$work/send.accepts"; : > "$work/read.accepts"
-  for _ in $(seq "$runs"); do
-    local start end
-    start=$(now)
-    SECMAIL_HOME="$work/$label-alice" "$secmail" send bob -m "$text" >> "$work/ids" 2>/dev/null
-    end=$(now)
-    awk -v a="$end" -v b="$start" 'BEGIN { print a - b }' >> "$work/send.times"
-    echo "$start $end" >> "$work/send.windows"
-  done
-  head -n "$runs" "$work/ids" > "$work/ids.timed"
-  while read -r id; do
-    local start end
-    start=$(now)
-    SECMAIL_HOME="$work/$label-bob" "$secmail" read "$id" --out "$work/$label-out" > /dev/null 2>&1
-    end=$(now)
-    awk -v a="$end" -v b="$start" 'BEGIN { print a - b }' >> "$work/read.times"
-    echo "$start $end" >> "$work/read.windows"
-  done < "$work/ids.timed"
-  stop_relay
-  local send_conns read_conns
-  send_conns=$(head -1 "$work/send.windows" | { read -r s e; accepts_between "$s" "$e"; })
-  read_conns=$(head -1 "$work/read.windows" | { read -r s e; accepts_between "$s" "$e"; })
-  echo "$label commands runs=$runs send_ms_median=$(median_ms "$work/send.times") read_ms_median=$(median_ms "$work/read.times") send_connections=$send_conns read_connections=$read_conns"
-  rm -f "$work/send.windows" "$work/read.windows"
-}
+  SECMAIL_HOME="$work/$label-alice" "${secmail[$label]}" send bob -m "$text" > /dev/null 2>&1
+done
 
-if [ -n "${BASELINE_BIN:-}" ]; then run_commands baseline "$BASELINE_BIN"; fi
-run_commands current "${RELAY_BIN:-$bin/secmail}"
+for _ in $(seq "$runs"); do
+  for label in "${labels[@]}"; do
+    start=$(now)
+    SECMAIL_HOME="$work/$label-alice" "${secmail[$label]}" send bob -m "$text" >> "$work/$label.ids" 2>/dev/null
+    elapsed "$start" >> "$work/$label.send"
+    [ -f "$work/$label.send.window" ] || echo "$start $(now)" > "$work/$label.send.window"
+  done
+done
+for index in $(seq "$runs"); do
+  for label in "${labels[@]}"; do
+    id=$(sed -n "${index}p" "$work/$label.ids")
+    start=$(now)
+    SECMAIL_HOME="$work/$label-bob" "${secmail[$label]}" read "$id" --out "$work/$label-out" > /dev/null 2>&1
+    elapsed "$start" >> "$work/$label.read"
+    [ -f "$work/$label.read.window" ] || echo "$start $(now)" > "$work/$label.read.window"
+  done
+done
+for label in "${labels[@]}"; do
+  stop_relay "${relay_pid[$label]}"
+  unset "relay_pid[$label]"
+  read -r s e < "$work/$label.send.window"; send_connections=$(accepts_between "$work/$label.accepts" "$s" "$e")
+  read -r s e < "$work/$label.read.window"; read_connections=$(accepts_between "$work/$label.accepts" "$s" "$e")
+  echo "$label commands runs=$runs send_ms_median=$(median_ms "$work/$label.send") read_ms_median=$(median_ms "$work/$label.read") send_connections=$send_connections read_connections=$read_connections"
+done
