@@ -4,9 +4,9 @@
 #      and the database size are measured;
 #   2. `secmail relay` serves that database; REGISTRATIONS new identities register over HTTPS;
 #   3. CLIENTS concurrent clients look up random names for SECONDS, verifying every answer
-#      (self-signature, log entry, inclusion proof, signed checkpoint) as `secmail lookup` does.
-# Client and relay share this machine's cores; every request is a new TLS 1.3 connection, as the
-# CLI makes it.
+#      (self-signature, log entry, inclusion proof, signed checkpoint) as `secmail lookup` does,
+#      once with a new TLS 1.3 connection per lookup and once with a kept-alive connection each.
+# Client and relay share this machine's cores; the relay's rate limits are raised for the run.
 #
 # With BASELINE_BIN=/path/to/an/older/secmail, steps 2 and 3 run first against a relay of that
 # binary on a copy of the same database (before/after figures from one run). RELAY_BIN=… measures
@@ -37,14 +37,15 @@ echo "log_storage leaves=$leaves database_bytes=$bytes bytes_per_leaf=$((bytes /
 load_relay() {
   local label=$1 relay_bin=$2 data="$work/$1"
   cp -a "$work/relay" "$data"
-  "$relay_bin" relay --data "$data" --listen 127.0.0.1:0 > "$work/$label.log" 2>&1 &
+  "$relay_bin" relay --data "$data" --listen 127.0.0.1:0 --rate-per-address 1000000 --rate-per-identity 1000000 \
+    > "$work/$label.log" 2>&1 &
   relay_pid=$!
   for _ in $(seq 100); do grep -q "listening on https://" "$work/$label.log" && break; sleep 0.1; done
   local port
   port=$(grep -oE "listening on https://127.0.0.1:[0-9]+" "$work/$label.log" | grep -oE "[0-9]+$")
   [ -n "$port" ] || { cat "$work/$label.log"; exit 1; }
   "$bin/secmail-directory-bench" load "https://localhost:$port" "$data/tls/dev-ca.pem" "$registrations" "$clients" "$seconds" \
-    | sed "s/^/$label /"
+    | sed -u "s/^/$label /"
   kill -INT "$relay_pid"; wait "$relay_pid" || true; relay_pid=
   bytes=$(du -cb "$data"/relay.sqlite* | tail -1 | cut -f1)
   echo "$label database_after_load bytes=$bytes leaves=$((leaves + registrations))"

@@ -36,7 +36,7 @@ run_mail() {
   port=$(grep -oE "listening on https://127.0.0.1:[0-9]+" "$work/$label.log" | grep -oE "[0-9]+$")
   [ -n "$port" ] || { cat "$work/$label.log"; exit 1; }
   "$bin/secmail-directory-bench" mail "https://localhost:$port" "$data/tls/dev-ca.pem" "$senders" "$seconds" "$big" "$relay_pid" \
-    | sed "s/^/$label /"
+    | sed -u "s/^/$label /"
   kill -INT "$relay_pid"; wait "$relay_pid" || true; relay_pid=
   rm -rf "$data"
 }

@@ -198,8 +198,11 @@ func reportSyncsPerDeposit(relay: RelayAddress, users: [MailUser], senders: Int,
     let traceFile = FileManager.default.temporaryDirectory.appendingPathComponent("secmail-bench-\(UUID().uuidString).strace")
     defer { try? FileManager.default.removeItem(at: traceFile) }
     let strace = Process()
+    // Started with an empty signal mask: children of this process inherit the runtime's blocked
+    // signals, and strace must see the SIGINT that detaches it.
     strace.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    strace.arguments = ["strace", "-f", "-qq", "-y", "-p", String(relayPID), "-e", "trace=fsync,fdatasync", "-o", traceFile.path]
+    strace.arguments = ["python3", "-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, set()); os.execvp(sys.argv[1], sys.argv[1:])",
+                        "strace", "-f", "-qq", "-y", "-p", String(relayPID), "-e", "trace=fsync,fdatasync", "-o", traceFile.path]
     strace.standardError = FileHandle.nullDevice
     do { try strace.run() } catch {
         print("syncs_per_deposit skipped=strace_not_runnable")
