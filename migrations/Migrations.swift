@@ -21,5 +21,9 @@ public enum SchemaMigrations {
             name: "V002__mailboxes",
             sql: String(decoding: PackageResources.V002__mailboxes_sql, as: UTF8.self),
             sha256: "86d89b837aa4c857add4ec509f2f85eac3d9a5f1198f571da42c79797cb1564d"),
+        Migration(
+            name: "V003__mailbox_usage",
+            sql: String(decoding: PackageResources.V003__mailbox_usage_sql, as: UTF8.self),
+            sha256: "f84cbc378dc0b17e92c1724cedf5baa0490881694c1e91044bb3abf9ed6e2f34"),
     ]
 }

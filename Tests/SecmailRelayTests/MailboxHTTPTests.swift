@@ -143,8 +143,20 @@ import Testing
             statuses.append(try await relay.curl("/v1/messages?to=bob", method: "POST", headers: ["Authorization: Bearer \(alice)"], file: file).status)
         }
         #expect(statuses == [201, 201, 413], "\(statuses)")
-        #expect(try await relay.services.mailboxes.list(IdentityName("bob")).count == 2)
+        let listed = try await relay.services.mailboxes.list(IdentityName("bob"))
+        #expect(listed.count == 2)
         #expect(try FileManager.default.contentsOfDirectory(atPath: relay.services.mailboxes.directory.path).count == 2)
+
+        // Deleting a message frees its bytes: the mailbox takes one more again, and only one.
+        try await relay.services.mailboxes.delete(IdentityName("bob"), listed[0].messageID)
+        var after: [Int] = []
+        for index in 3..<5 {
+            let (id, bytes) = try RelayCurl.envelope(from: "alice", to: ["bob"], extra: 4000)
+            let file = folder.appendingPathComponent("\(index)-\(id.hex).sm")
+            try Data(bytes).write(to: file)
+            after.append(try await relay.curl("/v1/messages?to=bob", method: "POST", headers: ["Authorization: Bearer \(alice)"], file: file).status)
+        }
+        #expect(after == [201, 413], "\(after)")
     }
 
     /// A client that connects and then says nothing is cut off after the idle timeout.

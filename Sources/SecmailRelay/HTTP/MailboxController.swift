@@ -64,7 +64,7 @@ struct MailboxController: Sendable {
                 guard incoming.size + buffer.readableBytes <= mailboxes.maximumEnvelopeSize else {
                     throw RelayError(.quotaExceeded, "the envelope is larger than the \(mailboxes.maximumEnvelopeSize) bytes this relay accepts")
                 }
-                try await incoming.append(Array(buffer.readableBytesView))
+                try await incoming.append(buffer.readableBytesView)
             }
             sha256 = try await incoming.finish()
         } catch {

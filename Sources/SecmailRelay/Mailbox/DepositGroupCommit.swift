@@ -124,9 +124,7 @@ actor DepositGroupCommit {
                                 arguments: [name, messageID]) != nil {
                 throw RelayError(.conflict, "message \(deposit.messageID) was already delivered to \(name); a message id is accepted once")
             }
-            let used = try Int.fetchOne(db, sql: """
-                SELECT COALESCE(SUM(e.size), 0) FROM deliveries d JOIN envelopes e ON e.envelope_id = d.envelope_id WHERE d.recipient = ?
-                """, arguments: [name]) ?? 0
+            let used = try Int.fetchOne(db, sql: "SELECT bytes FROM mailbox_usage WHERE recipient = ?", arguments: [name]) ?? 0
             guard used + deposit.size <= quota else {
                 throw RelayError(.quotaExceeded, "the mailbox of \(name) is full (\(used) of \(quota) bytes used)")
             }
@@ -137,6 +135,10 @@ actor DepositGroupCommit {
             try db.execute(sql: "INSERT INTO deliveries (recipient, message_id, envelope_id) VALUES (?, ?, ?)",
                            arguments: [name, messageID, deposit.envelopeID])
             try db.execute(sql: "INSERT INTO accepted_messages (recipient, message_id) VALUES (?, ?)", arguments: [name, messageID])
+            try db.execute(sql: """
+                INSERT INTO mailbox_usage (recipient, bytes) VALUES (?, ?)
+                ON CONFLICT (recipient) DO UPDATE SET bytes = bytes + excluded.bytes
+                """, arguments: [name, deposit.size])
         }
     }
 }

@@ -128,6 +128,9 @@ public struct MailboxStore: Sendable {
                 throw RelayError(.notFound, "no message \(id) in the mailbox of \(owner)")
             }
             try db.execute(sql: "DELETE FROM deliveries WHERE recipient = ? AND message_id = ?", arguments: [owner.value, Data(id.bytes)])
+            try db.execute(sql: """
+                UPDATE mailbox_usage SET bytes = bytes - (SELECT size FROM envelopes WHERE envelope_id = ?) WHERE recipient = ?
+                """, arguments: [envelopeID, owner.value])
             guard try Int.fetchOne(db, sql: "SELECT 1 FROM deliveries WHERE envelope_id = ? LIMIT 1", arguments: [envelopeID]) == nil else { return nil }
             try db.execute(sql: "DELETE FROM envelopes WHERE envelope_id = ?", arguments: [envelopeID])
             return envelopeID
