@@ -9,8 +9,9 @@
 # Client and relay share this machine's cores; the relay's rate limits are raised for the run.
 #
 # With BASELINE_BIN=/path/to/an/older/secmail, steps 2 and 3 run first against a relay of that
-# binary on a copy of the same database (before/after figures from one run). RELAY_BIN=… measures
-# that binary's relay as "current" instead of this tree's.
+# binary on a copy of the same database (before/after figures from one run); it must know every
+# migration of this tree (a relay refuses a database written by a newer schema). RELAY_BIN=…
+# measures that binary's relay as "current" instead of this tree's.
 #
 # Usage: [BASELINE_BIN=…] scripts/bench-directory.sh [LEAVES] [REGISTRATIONS] [CLIENTS] [SECONDS]
 #        (defaults 100000 1000 32 10)
