@@ -35,6 +35,14 @@ struct CLIUser {
         CLIUser(name: name, home: folder.appendingPathComponent("\(name)-home"), passphrase: "\(name) long passphrase")
     }
 
+    /// Registers this user (creating the identity) on the relay at `port`, expecting success.
+    @discardableResult
+    func register(port: Int, ca: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> CLIResult {
+        let result = try run(["register", name, "--relay", "https://localhost:\(port)", "--ca", ca])
+        #expect(result.status == 0, "\(result.stderr)", sourceLocation: sourceLocation)
+        return result
+    }
+
     /// Points the user's relay settings at another port (the relay restarted on a new one, or a
     /// test puts something else there).
     func retarget(port: Int) throws {

@@ -18,10 +18,7 @@ import Testing
         var relay = try await commands.startRelay(data: data)
         let ca = data.appendingPathComponent("tls/dev-ca.pem").path
         let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder), carol = CLIUser.fresh("carol", in: folder)
-        for person in [alice, bob] {
-            let result = try person.run(["register", person.name, "--relay", "https://localhost:\(relay.port)", "--ca", ca])
-            #expect(result.status == 0, "\(result.stderr)")
-        }
+        for person in [alice, bob] { try person.register(port: relay.port, ca: ca) }
         #expect(permissions(alice.home.appendingPathComponent("relay.json")) == 0o600)
 
         let first = try alice.run(["lookup", "bob", "--json"])
@@ -101,10 +98,7 @@ import Testing
         let relay = try await commands.startRelay(data: data)
         let ca = data.appendingPathComponent("tls/dev-ca.pem").path
         let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
-        for person in [alice, bob] {
-            let result = try person.run(["register", person.name, "--relay", "https://localhost:\(relay.port)", "--ca", ca])
-            #expect(result.status == 0, "\(result.stderr)")
-        }
+        for person in [alice, bob] { try person.register(port: relay.port, ca: ca) }
         let file = { (name: String) in folder.appendingPathComponent(name).path }
         #expect(try alice.run(["export", "-o", file("alice-v1.id")]).status == 0)
         #expect(try bob.run(["export", "-o", file("bob.id")]).status == 0)

@@ -19,9 +19,7 @@ import Testing
         let relay = try await commands.startRelay(data: data)
         let ca = data.appendingPathComponent("tls/dev-ca.pem").path
         let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
-        for person in [alice, bob] {
-            #expect(try person.run(["register", person.name, "--relay", "https://localhost:\(relay.port)", "--ca", ca]).status == 0)
-        }
+        for person in [alice, bob] { try person.register(port: relay.port, ca: ca) }
         let ppm = folder.appendingPathComponent("photo.ppm")
         try Data(testPPM(width: 200, height: 150)).write(to: ppm)
         let photo = folder.appendingPathComponent("photo.jpg")

@@ -71,8 +71,8 @@ import Testing
     @Test func aKilledRelayKeepsEveryAcknowledgedMessageAndListsNothingPartial() async throws {
         let folder = try temporaryDirectory("mail-crash")
         let data = folder.appendingPathComponent("relay", isDirectory: true)
-        var relay = try await commands.startRelay(data: data)
-        var curl = RelayCurl(port: relay.port, caFile: data.appendingPathComponent("tls/dev-ca.pem"))
+        let relay = try await commands.startRelay(data: data)
+        let curl = RelayCurl(port: relay.port, caFile: data.appendingPathComponent("tls/dev-ca.pem"))
         let alice = try await curl.registerAndAuthenticate("alice", origin: "127.0.0.1/secmail")
         let bob = try await curl.registerAndAuthenticate("bob", origin: "127.0.0.1/secmail")
 
@@ -109,21 +109,8 @@ import Testing
         let acked = await acknowledged.ids
         #expect(acked.count >= 20 && acked.count < 60, "\(acked.count) acknowledged before the kill")
 
-        relay = try await commands.startRelay(data: data)
-        curl = RelayCurl(port: relay.port, caFile: data.appendingPathComponent("tls/dev-ca.pem"))
-        let listed = try await listing(curl, token: bob)
-        // Every acknowledged message is there; anything else listed committed fully before the kill.
-        #expect(acked.isSubset(of: Set(listed)), "missing: \(acked.subtracting(listed))")
-        for id in listed {
-            let item = try #require(envelopes.first { $0.id.hex == id })
-            let fetched = folder.appendingPathComponent("fetched-\(id).sm")
-            let answer = try await curl.call("/v1/mailbox/\(id)", headers: ["Authorization: Bearer \(bob)"], output: fetched)
-            #expect(answer.status == 200)
-            #expect(Array(try Data(contentsOf: fetched)) == item.bytes, "message \(id) is not intact")
-        }
-        let stray = try FileManager.default.contentsOfDirectory(atPath: data.appendingPathComponent("envelopes").path)
-        #expect(stray.count == listed.count, "\(stray.count) files for \(listed.count) messages")
-        #expect(await commands.stop(relay.process) == 0)
+        try await expectIntactAfterRestart(data: data, folder: folder, bob: bob, acknowledged: acked,
+                                           sent: envelopes.map { ($0.id, $0.bytes) })
     }
 }
 
@@ -135,9 +122,9 @@ extension MailboxDurabilityTests {
     @Test func aKilledRelayDuringABurstOfGroupCommitsKeepsEveryAcknowledgedMessage() async throws {
         let folder = try temporaryDirectory("group-commit-crash")
         let data = folder.appendingPathComponent("relay", isDirectory: true)
-        var relay = try await commands.startRelay(data: data, options: ["--rate-per-address", "100000", "--rate-per-identity", "100000"])
+        let relay = try await commands.startRelay(data: data, options: ["--rate-per-address", "100000", "--rate-per-identity", "100000"])
         let caFile = data.appendingPathComponent("tls/dev-ca.pem")
-        var curl = RelayCurl(port: relay.port, caFile: caFile)
+        let curl = RelayCurl(port: relay.port, caFile: caFile)
         let alice = try await curl.registerAndAuthenticate("alice", origin: "127.0.0.1/secmail")
         let bob = try await curl.registerAndAuthenticate("bob", origin: "127.0.0.1/secmail")
 
@@ -168,15 +155,26 @@ extension MailboxDurabilityTests {
         let acked = await acknowledged.ids
         #expect(acked.count >= 80 && acked.count < 320, "\(acked.count) acknowledged before the kill")
 
-        relay = try await commands.startRelay(data: data)
-        curl = RelayCurl(port: relay.port, caFile: caFile)
+        try await expectIntactAfterRestart(data: data, folder: folder, bob: bob, acknowledged: acked,
+                                           sent: envelopes.map { ($0.id, $0.bytes) })
+    }
+}
+
+extension MailboxDurabilityTests {
+    /// After a SIGKILL: a restarted relay on `data` lists every acknowledged message, each listed
+    /// message is one that was sent and comes back byte for byte, and no stray file is left.
+    func expectIntactAfterRestart(data: URL, folder: URL, bob: String, acknowledged: Set<String>,
+                                  sent: [(id: MessageID, bytes: [UInt8])]) async throws {
+        let relay = try await commands.startRelay(data: data)
+        let curl = RelayCurl(port: relay.port, caFile: data.appendingPathComponent("tls/dev-ca.pem"))
         let listed = try await listing(curl, token: bob)
-        #expect(acked.isSubset(of: Set(listed)), "missing: \(acked.subtracting(listed))")
+        // Every acknowledged message is there; anything else listed committed fully before the kill.
+        #expect(acknowledged.isSubset(of: Set(listed)), "missing: \(acknowledged.subtracting(listed))")
         for id in listed {
-            let envelope = try #require(envelopes.first { $0.id.hex == id })
+            let item = try #require(sent.first { $0.id.hex == id })
             let fetched = folder.appendingPathComponent("fetched-\(id).sm")
             #expect(try await curl.call("/v1/mailbox/\(id)", headers: ["Authorization: Bearer \(bob)"], output: fetched).status == 200)
-            #expect(Array(try Data(contentsOf: fetched)) == envelope.bytes, "message \(id) is not intact")
+            #expect(Array(try Data(contentsOf: fetched)) == item.bytes, "message \(id) is not intact")
         }
         let stray = try FileManager.default.contentsOfDirectory(atPath: data.appendingPathComponent("envelopes").path)
         #expect(stray.count == listed.count, "\(stray.count) files for \(listed.count) messages")
