@@ -44,7 +44,8 @@ let package = Package(
         .target(
             name: "SecmailMigrations",
             path: "migrations",
-            resources: [.embedInCode("V001__directory.sql"), .embedInCode("V002__mailboxes.sql"), .embedInCode("V003__mailbox_usage.sql")]
+            resources: [.embedInCode("V001__directory.sql"), .embedInCode("V002__mailboxes.sql"), .embedInCode("V003__mailbox_usage.sql"),
+                        .embedInCode("V004__inline_envelopes.sql")]
         ),
         // The relay: storage now; directory, log and mailboxes over HTTP next.
         .target(

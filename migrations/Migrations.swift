@@ -25,5 +25,9 @@ public enum SchemaMigrations {
             name: "V003__mailbox_usage",
             sql: String(decoding: PackageResources.V003__mailbox_usage_sql, as: UTF8.self),
             sha256: "f84cbc378dc0b17e92c1724cedf5baa0490881694c1e91044bb3abf9ed6e2f34"),
+        Migration(
+            name: "V004__inline_envelopes",
+            sql: String(decoding: PackageResources.V004__inline_envelopes_sql, as: UTF8.self),
+            sha256: "c98751df74a20e22bd0af7d917a6626c43cda10aee16b08eefa517a27fb5119c"),
     ]
 }

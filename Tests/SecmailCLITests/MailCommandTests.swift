@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import SecmailImages
 import SecmailTestSupport
 import Testing
@@ -69,13 +70,15 @@ import Testing
         //    the message stays on the relay.
         let tampered = try alice.run(["send", "bob", "-m", "do not change me", "--attach", photo.path]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        let envelopes = data.appendingPathComponent("envelopes", isDirectory: true)
-        let files = try FileManager.default.contentsOfDirectory(atPath: envelopes.path).filter { !$0.hasPrefix(".") }
-        #expect(files.count == 1)
-        let stored = envelopes.appendingPathComponent(try #require(files.first))
-        var bytes = Array(try Data(contentsOf: stored))
-        bytes[bytes.count / 2] ^= 0x01
-        try Data(bytes).write(to: stored)
+        // A small envelope lives in the relay's database, where the change is made.
+        #expect(contents(of: data.appendingPathComponent("envelopes", isDirectory: true)).isEmpty)
+        let database = try DatabaseQueue(path: data.appendingPathComponent("relay.sqlite").path)
+        try await database.write { db in
+            var bytes = Array(try #require(try Data.fetchOne(db, sql: "SELECT inline_data FROM envelopes WHERE message_id = ?",
+                                                             arguments: [Data(hexBytes(tampered))])))
+            bytes[bytes.count / 2] ^= 0x01
+            try db.execute(sql: "UPDATE envelopes SET inline_data = ? WHERE message_id = ?", arguments: [Data(bytes), Data(hexBytes(tampered))])
+        }
         let tamperedOut = folder.appendingPathComponent("tampered-out", isDirectory: true)
         let refused = try bob.run(["read", tampered, "--out", tamperedOut.path])
         #expect(refused.status == 2, "\(refused.stderr)")

@@ -1,4 +1,5 @@
 import Foundation
+import SecmailRelay
 import SecmailRelayTestSupport
 import SecmailTestSupport
 import Testing
@@ -26,16 +27,21 @@ import Testing
                                                    body: registrationBody, headers: ["Content-Type: application/json"])
         #expect(registration.status == 201, "\(registration.body)")
 
-        // One deposit from alice to bob.
+        // Two deposits from alice to bob: a small one (kept in the database) and one over the
+        // inline limit (kept as a file).
         _ = try await curl.registerAndAuthenticate("bob", origin: "127.0.0.1/secmail")
         let alice = try await curl.authenticate("alice", origin: "127.0.0.1/secmail")
-        let envelope = try RelayCurl.envelope(from: "alice", to: ["bob"])
-        let envelopeFile = folder.appendingPathComponent("message.sm")
-        try Data(envelope.bytes).write(to: envelopeFile)
-        let deposit = try await pausedRequest(port: relay.port, caFile: caFile, method: "POST", path: "/v1/messages?to=bob",
-                                              body: envelopeFile, headers: ["Authorization: Bearer \(alice)",
-                                                                            "Content-Type: application/octet-stream"])
-        #expect(deposit.status == 201, "\(deposit.body)")
+        var deposits: [(sentAt: Double, status: Int, body: String)] = []
+        for extra in [0, MailboxStore.inlineLimit + 1024] {
+            let envelope = try RelayCurl.envelope(from: "alice", to: ["bob"], extra: extra)
+            let envelopeFile = folder.appendingPathComponent("message-\(extra).sm")
+            try Data(envelope.bytes).write(to: envelopeFile)
+            let deposit = try await pausedRequest(port: relay.port, caFile: caFile, method: "POST", path: "/v1/messages?to=bob",
+                                                  body: envelopeFile, headers: ["Authorization: Bearer \(alice)",
+                                                                                "Content-Type: application/octet-stream"])
+            #expect(deposit.status == 201, "\(deposit.body)")
+            deposits.append(deposit)
+        }
         #expect(await relay.stop() == 0)
 
         let events = try SyscallTrace(contentsOf: trace).events
@@ -46,9 +52,13 @@ import Testing
         let registered = try #require(SyscallTrace.untilAcknowledged(events, after: registration.sentAt), "no answer in the trace")
         #expect(registered.map(\.description) == ["sync \(wal)"])
 
-        // Deposit: envelope file synced, renamed into place, its directory synced, the rows'
-        // commit synced, and only then the 201.
-        let deposited = try #require(SyscallTrace.untilAcknowledged(events, after: deposit.sentAt), "no answer in the trace")
+        // Small deposit: its bytes and rows commit together: one WAL sync, then the 201.
+        let small = try #require(SyscallTrace.untilAcknowledged(events, after: deposits[0].sentAt), "no answer in the trace")
+        #expect(small.map(\.description) == ["sync \(wal)"])
+
+        // Large deposit: envelope file synced, renamed into place, its directory synced, the
+        // rows' commit synced, and only then the 201.
+        let deposited = try #require(SyscallTrace.untilAcknowledged(events, after: deposits[1].sentAt), "no answer in the trace")
         let syncs = deposited.filter(\.isSync)
         #expect(syncs.count == 3, "\(deposited.map(\.description))")
         let expected = ["sync \(envelopes)/.incoming-", "rename \(envelopes)/.incoming-", "sync \(envelopes)", "sync \(wal)"]

@@ -23,14 +23,18 @@ struct MailboxController: Sendable {
         router.on(.fetchMessage) { request, context in
             let owner = try await authenticatedName(request, authenticator)
             let id = try Self.messageID(context.parameters.require("id"))
-            let (url, _) = try await mailboxes.envelopeFile(owner, id)
-            // Streamed in 256 KiB pieces read on NIO's thread pool straight into the buffers
-            // that go out: no copy, no blocked request task, never the whole envelope in memory.
             let body: ResponseBody
-            do {
-                body = try await FileIO().loadFile(path: url.path, context: context, chunkLength: 256 * 1024)
-            } catch {
-                throw RelayError(.notFound, "message \(id) was deleted while it was being fetched")
+            switch try await mailboxes.storedEnvelope(owner, id) {
+            case .inline(let bytes):
+                body = ResponseBody(byteBuffer: ByteBuffer(bytes: bytes))
+            case .file(let url, _):
+                // Streamed in 256 KiB pieces read on NIO's thread pool straight into the buffers
+                // that go out: no copy, no blocked request task, never the whole envelope in memory.
+                do {
+                    body = try await FileIO().loadFile(path: url.path, context: context, chunkLength: 256 * 1024)
+                } catch {
+                    throw RelayError(.notFound, "message \(id) was deleted while it was being fetched")
+                }
             }
             return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: body)
         }
@@ -41,7 +45,8 @@ struct MailboxController: Sendable {
         }
     }
 
-    /// Streams the body to a file (bounded), then hands it to the store, which checks it all.
+    /// Takes a small body into memory or streams a larger one to a file (bounded), then hands it
+    /// to the store, which checks it all.
     func deposit(_ request: Request) async throws -> EditedResponse<DepositResponse> {
         let depositor = try await authenticatedName(request, authenticator)
         var names: [IdentityName] = []
@@ -54,13 +59,34 @@ struct MailboxController: Sendable {
         }
         // Unknown recipients are refused before a byte of the body is read.
         try await mailboxes.checkRecipients(names)
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > mailboxes.maximumEnvelopeSize {
-            throw RelayError(.quotaExceeded, "the envelope is \(length) bytes; this relay accepts at most \(mailboxes.maximumEnvelopeSize)")
+        let declared = request.headers[.contentLength].flatMap { Int($0) }
+        if let declared, declared > mailboxes.maximumEnvelopeSize {
+            throw RelayError(.quotaExceeded, "the envelope is \(declared) bytes; this relay accepts at most \(mailboxes.maximumEnvelopeSize)")
         }
+        let id: MessageID, total: Int
+        if let declared, declared <= MailboxStore.inlineLimit {
+            // A small envelope is kept in memory and stored in its database row.
+            let bytes: [UInt8]
+            do {
+                bytes = Array(try await request.body.collect(upTo: MailboxStore.inlineLimit).readableBytesView)
+            } catch {
+                throw RelayError(.invalidRequest, "the body is longer than its Content-Length of \(declared) bytes")
+            }
+            id = try await mailboxes.deposit(bytes: bytes, sha256: SHA256.hash(bytes), recipients: names, depositor: depositor)
+            total = bytes.count
+        } else {
+            (id, total) = try await depositFile(request.body, recipients: names, depositor: depositor)
+        }
+        return EditedResponse(status: .created, response: DepositResponse(messageId: id.hex, size: total, recipients: names.map(\.value)))
+    }
+
+    /// Streams a larger envelope to a file written behind the request (IncomingEnvelopeFile),
+    /// bounded by the relay's limit, then deposits it. Returns its id and size.
+    func depositFile(_ body: RequestBody, recipients: [IdentityName], depositor: IdentityName) async throws -> (MessageID, Int) {
         let incoming = try IncomingEnvelopeFile(url: mailboxes.incomingFile())
         let sha256: [UInt8]
         do {
-            for try await buffer in request.body {
+            for try await buffer in body {
                 guard incoming.size + buffer.readableBytes <= mailboxes.maximumEnvelopeSize else {
                     throw RelayError(.quotaExceeded, "the envelope is larger than the \(mailboxes.maximumEnvelopeSize) bytes this relay accepts")
                 }
@@ -71,9 +97,8 @@ struct MailboxController: Sendable {
             try? FileManager.default.removeItem(at: incoming.url)
             throw error
         }
-        let total = incoming.size
-        let id = try await mailboxes.deposit(file: incoming.url, sha256: sha256, recipients: names, depositor: depositor)
-        return EditedResponse(status: .created, response: DepositResponse(messageId: id.hex, size: total, recipients: names.map(\.value)))
+        let id = try await mailboxes.deposit(file: incoming.url, sha256: sha256, recipients: recipients, depositor: depositor)
+        return (id, incoming.size)
     }
 
     static func messageID(_ hex: String) throws -> MessageID {

@@ -2,10 +2,18 @@ import Foundation
 import GRDB
 import SecmailFormat
 
-/// A deposit whose envelope file is complete and fsynced, waiting to be committed.
+/// A deposit whose envelope is complete (a small one in memory, a larger one in an fsynced
+/// file), waiting to be committed.
 struct PendingDeposit: Sendable {
-    /// The fsynced file, renamed to `envelopeID` in the envelopes directory when committed.
-    let incoming: URL
+    /// Where the envelope's bytes are until the commit.
+    enum Envelope: Sendable {
+        /// Stored in the `envelopes` row itself.
+        case inline([UInt8])
+        /// An fsynced file, renamed to `envelopeID` in the envelopes directory when committed.
+        case file(URL)
+    }
+
+    let envelope: Envelope
     let envelopeID: String
     let messageID: MessageID
     let sender: String
@@ -21,8 +29,9 @@ struct PendingDeposit: Sendable {
 /// and then share the next one, so a burst of N deposits pays one directory sync and one WAL
 /// commit instead of N of each, and an idle relay commits a lone deposit at once. Each deposit
 /// is checked in its own savepoint: one refused deposit (a replayed id, a full mailbox) does not
-/// hold back the others. Every deposit is answered only after its file is renamed into place,
-/// the directory is synced and the transaction naming it has committed (docs/DURABILITY.md).
+/// hold back the others. Every deposit is answered only after the transaction naming it (and,
+/// for a small envelope, holding its bytes) has committed, and a file-backed one only after its
+/// file is renamed into place and the directory is synced (docs/DURABILITY.md).
 actor DepositGroupCommit {
     private let database: RelayDatabase
     private let directory: URL
@@ -66,8 +75,9 @@ actor DepositGroupCommit {
         isCommitting = false
     }
 
-    /// One transaction for `deposits`: rename each file into place, sync the directory once, then
-    /// check and insert each deposit in a savepoint. Returns each deposit's refusal, or nil.
+    /// One transaction for `deposits`: rename each file into place, sync the directory once (when
+    /// there are files), then check and insert each deposit in a savepoint. Returns each
+    /// deposit's refusal, or nil.
     private static func commitGroup(_ deposits: [PendingDeposit], database: RelayDatabase, directory: URL,
                                     quota: Int) async -> [RelayError?] {
         let targets = deposits.map { directory.appendingPathComponent($0.envelopeID) }
@@ -77,17 +87,20 @@ actor DepositGroupCommit {
             // so the blocking file system calls never hold a request task's thread.
             outcomes = try await database.write { db in
                 var outcomes: [RelayError?] = deposits.indices.map { index in
+                    guard case .file(let incoming) = deposits[index].envelope else { return nil }
                     do {
-                        try AtomicRename.replace(targets[index], with: deposits[index].incoming)
+                        try AtomicRename.replace(targets[index], with: incoming)
                         return nil
                     } catch {
                         return RelayError(.storage, "cannot move the envelope into place: \(error)")
                     }
                 }
-                do {
-                    try PositionalFile(readingAtPath: directory.path).synchronize()
-                } catch {
-                    throw RelayError(.storage, "cannot flush \(directory.path): \(error)")
+                if deposits.contains(where: { if case .file = $0.envelope { true } else { false } }) {
+                    do {
+                        try PositionalFile(readingAtPath: directory.path).synchronize()
+                    } catch {
+                        throw RelayError(.storage, "cannot flush \(directory.path): \(error)")
+                    }
                 }
                 for index in deposits.indices where outcomes[index] == nil {
                     do {
@@ -106,8 +119,9 @@ actor DepositGroupCommit {
             outcomes = Array(repeating: failure, count: deposits.count)
         }
         for index in deposits.indices where outcomes[index] != nil {
+            guard case .file(let incoming) = deposits[index].envelope else { continue }
             try? FileManager.default.removeItem(at: targets[index])
-            try? FileManager.default.removeItem(at: deposits[index].incoming)
+            try? FileManager.default.removeItem(at: incoming)
         }
         return outcomes
     }
@@ -129,8 +143,10 @@ actor DepositGroupCommit {
                 throw RelayError(.quotaExceeded, "the mailbox of \(name) is full (\(used) of \(quota) bytes used)")
             }
         }
-        try db.execute(sql: "INSERT INTO envelopes (envelope_id, message_id, sender, size, sha256, received_at) VALUES (?, ?, ?, ?, ?, ?)",
-                       arguments: [deposit.envelopeID, messageID, deposit.sender, deposit.size, Data(deposit.sha256), deposit.receivedAt])
+        let inline: Data? = if case .inline(let bytes) = deposit.envelope { Data(bytes) } else { nil }
+        try db.execute(sql: """
+            INSERT INTO envelopes (envelope_id, message_id, sender, size, sha256, received_at, inline_data) VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [deposit.envelopeID, messageID, deposit.sender, deposit.size, Data(deposit.sha256), deposit.receivedAt, inline])
         for name in deposit.recipients {
             try db.execute(sql: "INSERT INTO deliveries (recipient, message_id, envelope_id) VALUES (?, ?, ?)",
                            arguments: [name, messageID, deposit.envelopeID])

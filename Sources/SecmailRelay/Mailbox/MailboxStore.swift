@@ -3,10 +3,11 @@ import GRDB
 import SecmailCrypto
 import SecmailFormat
 
-/// Mailboxes (P4, P8, P9): envelopes stored once as files in `envelopes/` beside the database,
-/// delivery rows putting them in recipients' mailboxes. A deposit is written and fsynced, moved
-/// into place, its directory fsynced, and only then committed in one transaction with its
-/// deliveries; until that commit nothing of it is listed, and files no committed row names are
+/// Mailboxes (P4, P8, P9): each envelope stored once — a small one (up to `inlineLimit`) in its
+/// database row, a larger one as a file in `envelopes/` beside the database — with delivery rows
+/// putting it in recipients' mailboxes. A file is written and fsynced, moved into place, its
+/// directory fsynced, and only then committed in one transaction with its deliveries; until that
+/// commit nothing of it is listed, and files no committed row names are
 /// removed when a relay starts serving (`removeOrphans`), never by administrative commands that
 /// open the store beside it. Deposits that arrive together share the directory sync and the
 /// commit (`DepositGroupCommit`).
@@ -15,6 +16,8 @@ public struct MailboxStore: Sendable {
     public let directory: URL
     /// Largest envelope accepted.
     public let maximumEnvelopeSize: Int
+    /// Largest envelope kept in the database instead of a file of its own.
+    public static let inlineLimit = 64 * 1024
     /// Most bytes one mailbox may hold.
     public let mailboxQuota: Int
     let clock: @Sendable () -> Int64
@@ -61,29 +64,46 @@ public struct MailboxStore: Sendable {
     }
 
     /// Stores the envelope in `file` (complete and fsynced) for `recipients`, deposited by
-    /// `depositor`. Checks: a well-formed envelope of exactly its declared size, sent in the
-    /// depositor's name, encrypted to a key of every recipient, a message id not accepted for
-    /// any of them before, and room in every mailbox. Returns the message id once the deposit is
-    /// durable.
+    /// `depositor` (see `deposit(_:sha256:recipients:depositor:)`).
     public func deposit(file: URL, sha256: [UInt8], recipients: [IdentityName], depositor: IdentityName) async throws -> MessageID {
-        let header: EnvelopeHeader
-        let size: Int
+        let source: FileEnvelopeSource
         do {
-            let source = try FileEnvelopeSource(url: file)
-            size = Int(source.byteCount)
+            source = try FileEnvelopeSource(url: file)
+        } catch {
+            try? FileManager.default.removeItem(at: file)
+            throw error
+        }
+        return try await deposit(.file(file), source: source, sha256: sha256, recipients: recipients, depositor: depositor)
+    }
+
+    /// Stores a small envelope (at most `inlineLimit` bytes) held in memory, in its database row.
+    public func deposit(bytes: [UInt8], sha256: [UInt8], recipients: [IdentityName], depositor: IdentityName) async throws -> MessageID {
+        precondition(bytes.count <= Self.inlineLimit, "an envelope of \(bytes.count) bytes goes to a file")
+        return try await deposit(.inline(bytes), source: MemoryEnvelopeSource(bytes), sha256: sha256, recipients: recipients,
+                                 depositor: depositor)
+    }
+
+    /// Checks: a well-formed envelope of exactly its declared size, sent in the depositor's name,
+    /// encrypted to a key of every recipient, a message id not accepted for any of them before,
+    /// and room in every mailbox. Returns the message id once the deposit is durable.
+    private func deposit(_ envelope: PendingDeposit.Envelope, source: EnvelopeSource, sha256: [UInt8], recipients: [IdentityName],
+                         depositor: IdentityName) async throws -> MessageID {
+        let header: EnvelopeHeader
+        do {
             header = try EnvelopeOpener.readHeader(source)
             try Self.checkSize(header: header, source: source)
             guard header.senderName == depositor else {
                 throw RelayError(.forbidden, "the envelope is signed in the name of \(header.senderName), but the token belongs to \(depositor)")
             }
         } catch {
-            try? FileManager.default.removeItem(at: file)
+            if case .file(let url) = envelope { try? FileManager.default.removeItem(at: url) }
             throw error
         }
-        let pending = PendingDeposit(incoming: file, envelopeID: hexEncoded(try SystemRandom().bytes(count: 16)),
+        let pending = PendingDeposit(envelope: envelope, envelopeID: hexEncoded(try SystemRandom().bytes(count: 16)),
                                      messageID: header.messageID, sender: header.senderName.value,
                                      fingerprints: Set(header.recipients.map(\.fingerprint)),
-                                     recipients: recipients.map(\.value), size: size, sha256: sha256, receivedAt: clock())
+                                     recipients: recipients.map(\.value), size: Int(source.byteCount), sha256: sha256,
+                                     receivedAt: clock())
         try await group.commit(pending)
         return header.messageID
     }
@@ -106,17 +126,24 @@ public struct MailboxStore: Sendable {
         }
     }
 
-    /// The stored file of message `id` in `owner`'s mailbox, and its size.
-    public func envelopeFile(_ owner: IdentityName, _ id: MessageID) async throws -> (url: URL, size: Int) {
+    /// Where a stored envelope's bytes are.
+    public enum StoredEnvelope: Sendable {
+        case inline([UInt8])
+        case file(URL, size: Int)
+    }
+
+    /// The stored envelope of message `id` in `owner`'s mailbox.
+    public func storedEnvelope(_ owner: IdentityName, _ id: MessageID) async throws -> StoredEnvelope {
         let directory = directory
         return try await database.read { db in
             guard let row = try Row.fetchOne(db, sql: """
-                SELECT e.envelope_id, e.size FROM deliveries d JOIN envelopes e ON e.envelope_id = d.envelope_id
+                SELECT e.envelope_id, e.size, e.inline_data FROM deliveries d JOIN envelopes e ON e.envelope_id = d.envelope_id
                 WHERE d.recipient = ? AND d.message_id = ?
                 """, arguments: [owner.value, Data(id.bytes)]) else {
                 throw RelayError(.notFound, "no message \(id) in the mailbox of \(owner)")
             }
-            return (directory.appendingPathComponent(row["envelope_id"] as String), row["size"])
+            if let inline = row["inline_data"] as Data? { return .inline(Array(inline)) }
+            return .file(directory.appendingPathComponent(row["envelope_id"] as String), size: row["size"])
         }
     }
 
@@ -140,7 +167,7 @@ public struct MailboxStore: Sendable {
 
     /// The envelope's declared layout must account for every byte: header, ciphertext, a
     /// length-prefixed signature, nothing more.
-    static func checkSize(header: EnvelopeHeader, source: FileEnvelopeSource) throws {
+    static func checkSize(header: EnvelopeHeader, source: EnvelopeSource) throws {
         let trailer = UInt64(header.encoded.count) + header.ciphertextLength
         let field = try source.read(at: trailer, count: 2)
         guard field.count == 2, source.byteCount == trailer + 2 + (UInt64(field[0]) << 8 | UInt64(field[1])) else {

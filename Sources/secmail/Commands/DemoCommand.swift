@@ -114,8 +114,12 @@ private struct DemoRun {
         line("alice's audit: \(audit.ownEntries.count) log entries for her name, \(audit.foreignEntries.count) not made by her")
 
         step(8, "the relay changes one byte of a stored message: bob refuses it and nothing is written")
-        let third = try await send(from: alice, to: bobName, text: "This one will be tampered with.")
-        let stored = try await prepared.services.mailboxes.envelopeFile(bobName, third.messageID).url
+        // With the picture it is larger than 64 KiB, so the relay keeps it as a file (smaller
+        // envelopes live in its database) that the demo can edit as a dishonest relay would.
+        let third = try await send(from: alice, to: bobName, text: "This one will be tampered with.", attachments: [prepared4.attachment])
+        guard case .file(let stored, _) = try await prepared.services.mailboxes.storedEnvelope(bobName, third.messageID) else {
+            throw CLIFailure(.failure, "demo: the relay stored the message in its database, not as a file")
+        }
         var bytes = try Data(contentsOf: stored)
         bytes[bytes.count / 2] ^= 0x01
         try bytes.write(to: stored)
