@@ -102,13 +102,7 @@ import Testing
             }
         }
         // Kill once a third is acknowledged (or after 20 s), mid-stream.
-        let deadline = Date().addingTimeInterval(20)
-        while await acknowledged.count < 20, Date() < deadline { try await Task.sleep(nanoseconds: 20_000_000) }
-        kill(relay.process.processIdentifier, SIGKILL)
-        relay.process.waitUntilExit()
-        _ = await senders.result
-        let acked = await acknowledged.ids
-        #expect(acked.count >= 20 && acked.count < 60, "\(acked.count) acknowledged before the kill")
+        let acked = try await kill(relay.process, onceAcknowledged: 20, of: 60, by: acknowledged, within: 20) { _ = await senders.result }
 
         try await expectIntactAfterRestart(data: data, folder: folder, bob: bob, acknowledged: acked,
                                            sent: envelopes.map { ($0.id, $0.bytes) })
@@ -148,13 +142,7 @@ extension MailboxDurabilityTests {
                 }
             }
         }
-        let deadline = Date().addingTimeInterval(30)
-        while await acknowledged.count < 80, Date() < deadline { try await Task.sleep(nanoseconds: 5_000_000) }
-        kill(relay.process.processIdentifier, SIGKILL)
-        relay.process.waitUntilExit()
-        _ = await senders.result
-        let acked = await acknowledged.ids
-        #expect(acked.count >= 80 && acked.count < 320, "\(acked.count) acknowledged before the kill")
+        let acked = try await kill(relay.process, onceAcknowledged: 80, of: 320, by: acknowledged, within: 30) { _ = await senders.result }
 
         try await expectIntactAfterRestart(data: data, folder: folder, bob: bob, acknowledged: acked,
                                            sent: envelopes.map { ($0.id, $0.bytes) })
@@ -162,6 +150,21 @@ extension MailboxDurabilityTests {
 }
 
 extension MailboxDurabilityTests {
+    /// SIGKILLs `relay` once `count` of the `total` deposits under way are acknowledged (or after
+    /// `seconds`), lets the senders finish, and returns every id acknowledged before the relay
+    /// died; some must be, not all.
+    func kill(_ relay: Process, onceAcknowledged count: Int, of total: Int, by acknowledged: Acknowledged,
+              within seconds: TimeInterval, senders: () async -> Void) async throws -> Set<String> {
+        let deadline = Date().addingTimeInterval(seconds)
+        while await acknowledged.count < count, Date() < deadline { try await Task.sleep(nanoseconds: 5_000_000) }
+        Foundation.kill(relay.processIdentifier, SIGKILL)
+        relay.waitUntilExit()
+        await senders()
+        let acked = await acknowledged.ids
+        #expect(acked.count >= count && acked.count < total, "\(acked.count) acknowledged before the kill")
+        return acked
+    }
+
     /// After a SIGKILL: a restarted relay on `data` lists every acknowledged message, each listed
     /// message is one that was sent and comes back byte for byte, and no stray file is left.
     func expectIntactAfterRestart(data: URL, folder: URL, bob: String, acknowledged: Set<String>,
