@@ -9,11 +9,12 @@
 # Usage: [BASELINE_BIN=…] scripts/bench-commands.sh [RUNS]   (default 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/relay-lib.sh
 runs=${1:-20}
 swift build -c release --product secmail 2>/dev/null >/dev/null
 bin=$(swift build -c release --show-bin-path)
 work=$(mktemp -d)
-declare -A secmail relay_pid
+declare -A secmail relay_pids
 labels=()
 if [ -n "${BASELINE_BIN:-}" ]; then labels+=(baseline); secmail[baseline]=$BASELINE_BIN; fi
 labels+=(current); secmail[current]=${RELAY_BIN:-$bin/secmail}
@@ -27,7 +28,7 @@ stop_relay() {
   if $traced && [ -n "$children" ]; then kill -INT $children; else kill -INT "$pid"; fi
   wait "$pid" || true
 }
-cleanup() { for label in "${!relay_pid[@]}"; do stop_relay "${relay_pid[$label]}" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() { for label in "${!relay_pids[@]}"; do stop_relay "${relay_pids[$label]}" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
 now() { date +%s.%N; }
@@ -44,12 +45,10 @@ text=$(head -c 1024 /dev/zero | tr '\0' 'x')
 for label in "${labels[@]}"; do
   tracer=()
   $traced && tracer=(strace -f --seccomp-bpf -qq -ttt -e trace=accept,accept4 -o "$work/$label.accepts")
-  "${tracer[@]}" "${secmail[$label]}" relay --data "$work/$label-relay" --listen 127.0.0.1:0 > "$work/$label.log" 2>&1 &
-  relay_pid[$label]=$!
-  for _ in $(seq 200); do grep -q "listening on https://" "$work/$label.log" && break; sleep 0.1; done
-  port=$(grep -oE "listening on https://127.0.0.1:[0-9]+" "$work/$label.log" | grep -oE "[0-9]+$")
+  start_relay "$work/$label.log" "${tracer[@]}" "${secmail[$label]}" relay --data "$work/$label-relay" --listen 127.0.0.1:0
+  relay_pids[$label]=$relay_pid
   for name in alice bob; do
-    SECMAIL_HOME="$work/$label-$name" "${secmail[$label]}" register "$name" --relay "https://localhost:$port" \
+    SECMAIL_HOME="$work/$label-$name" "${secmail[$label]}" register "$name" --relay "https://localhost:$relay_port" \
       --ca "$work/$label-relay/tls/dev-ca.pem" 2>/dev/null
   done
   # One message first, so both contacts are pinned before the timed runs.
@@ -74,8 +73,8 @@ for index in $(seq "$runs"); do
   done
 done
 for label in "${labels[@]}"; do
-  stop_relay "${relay_pid[$label]}"
-  unset "relay_pid[$label]"
+  stop_relay "${relay_pids[$label]}"
+  unset "relay_pids[$label]"
   read -r s e < "$work/$label.send.window"; send_connections=$(accepts_between "$work/$label.accepts" "$s" "$e")
   read -r s e < "$work/$label.read.window"; read_connections=$(accepts_between "$work/$label.accepts" "$s" "$e")
   echo "$label commands runs=$runs send_ms_median=$(median_ms "$work/$label.send") read_ms_median=$(median_ms "$work/$label.read") send_connections=$send_connections read_connections=$read_connections"

@@ -17,6 +17,7 @@
 #        (defaults 100000 1000 32 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/relay-lib.sh
 leaves=${1:-100000} registrations=${2:-1000} clients=${3:-32} seconds=${4:-10}
 
 swift build -c release --product secmail 2>/dev/null >/dev/null
@@ -38,14 +39,8 @@ echo "log_storage leaves=$leaves database_bytes=$bytes bytes_per_leaf=$((bytes /
 load_relay() {
   local label=$1 relay_bin=$2 data="$work/$1"
   cp -a "$work/relay" "$data"
-  "$relay_bin" relay --data "$data" --listen 127.0.0.1:0 --rate-per-address 1000000 --rate-per-identity 1000000 \
-    > "$work/$label.log" 2>&1 &
-  relay_pid=$!
-  for _ in $(seq 100); do grep -q "listening on https://" "$work/$label.log" && break; sleep 0.1; done
-  local port
-  port=$(grep -oE "listening on https://127.0.0.1:[0-9]+" "$work/$label.log" | grep -oE "[0-9]+$")
-  [ -n "$port" ] || { cat "$work/$label.log"; exit 1; }
-  "$bin/secmail-directory-bench" load "https://localhost:$port" "$data/tls/dev-ca.pem" "$registrations" "$clients" "$seconds" \
+  start_relay "$work/$label.log" "$relay_bin" relay --data "$data" --listen 127.0.0.1:0 --rate-per-address 1000000 --rate-per-identity 1000000
+  "$bin/secmail-directory-bench" load "https://localhost:$relay_port" "$data/tls/dev-ca.pem" "$registrations" "$clients" "$seconds" \
     | sed -u "s/^/$label /"
   kill -INT "$relay_pid"; wait "$relay_pid" || true; relay_pid=
   bytes=$(du -cb "$data"/relay.sqlite* | tail -1 | cut -f1)

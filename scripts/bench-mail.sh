@@ -15,6 +15,7 @@
 # Usage: [BASELINE_BIN=…] scripts/bench-mail.sh [SENDERS] [SECONDS] [BIG_MIB]   (defaults 32 10 64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/relay-lib.sh
 senders=${1:-32} seconds=${2:-10} big=${3:-64}
 
 swift build -c release --product secmail 2>/dev/null >/dev/null
@@ -28,14 +29,8 @@ trap cleanup EXIT
 # run_mail LABEL SECMAIL_BINARY
 run_mail() {
   local label=$1 relay_bin=$2 data="$work/$1"
-  "$relay_bin" relay --data "$data" --listen 127.0.0.1:0 --rate-per-address 1000000 --rate-per-identity 1000000 \
-    > "$work/$label.log" 2>&1 &
-  relay_pid=$!
-  for _ in $(seq 100); do grep -q "listening on https://" "$work/$label.log" && break; sleep 0.1; done
-  local port
-  port=$(grep -oE "listening on https://127.0.0.1:[0-9]+" "$work/$label.log" | grep -oE "[0-9]+$")
-  [ -n "$port" ] || { cat "$work/$label.log"; exit 1; }
-  "$bin/secmail-directory-bench" mail "https://localhost:$port" "$data/tls/dev-ca.pem" "$senders" "$seconds" "$big" "$relay_pid" \
+  start_relay "$work/$label.log" "$relay_bin" relay --data "$data" --listen 127.0.0.1:0 --rate-per-address 1000000 --rate-per-identity 1000000
+  "$bin/secmail-directory-bench" mail "https://localhost:$relay_port" "$data/tls/dev-ca.pem" "$senders" "$seconds" "$big" "$relay_pid" \
     | sed -u "s/^/$label /"
   kill -INT "$relay_pid"; wait "$relay_pid" || true; relay_pid=
   rm -rf "$data"

@@ -53,33 +53,16 @@ func load(url: URL, caFile: String, registrations: Int, clients: Int, seconds: D
 /// `clients` concurrent clients look up random names for `seconds`, verifying every answer.
 func timedLookups(relay: RelayAddress, mode: ConnectionMode, names: [IdentityName], verifier: NoteVerifier,
                   clients: Int, seconds: Double) async throws {
-    let lookups = Tally()
-    let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int(seconds * 1000)))
-    let start = ContinuousClock.now
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        for _ in 0..<clients {
-            group.addTask {
-                let lane = Lane(relay, mode: mode)
-                while ContinuousClock.now < deadline, let name = names.randomElement() {
-                    let t = ContinuousClock.now
-                    do {
-                        let answer = try await lane.expect(200, RelayRequest(.GET, Endpoint.lookup.path(name.value)))
-                        let verified = try DirectoryVerification.verifyLookup(answer.body, name: name, logVerifier: verifier)
-                        guard verified.bundle.name == name else { throw BenchFailure("wrong bundle for \(name)") }
-                        await lookups.record(elapsed(since: t))
-                    } catch {
-                        await lookups.fail(error)
-                    }
-                }
-                await lane.close()
-            }
-        }
-        try await group.waitForAll()
+    let run = try await runLanes(relay: relay, mode: mode, clients: clients, seconds: seconds) { lane in
+        guard let name = names.randomElement() else { return false }
+        let answer = try await lane.expect(200, RelayRequest(.GET, Endpoint.lookup.path(name.value)))
+        let verified = try DirectoryVerification.verifyLookup(answer.body, name: name, logVerifier: verifier)
+        guard verified.bundle.name == name else { throw BenchFailure("wrong bundle for \(name)") }
+        return true
     }
-    let duration = elapsed(since: start)
-    let latencies = await lookups.latencies.sorted()
+    let latencies = run.latencies.sorted()
     print(String(format: "lookups mode=%@ clients=%d count=%d failures=%d seconds=%.2f per_second=%.1f latency_ms_p50=%.1f latency_ms_p99=%.1f",
-                 mode.rawValue, clients, latencies.count, await lookups.failures, duration, Double(latencies.count) / duration,
+                 mode.rawValue, clients, latencies.count, run.failures, run.seconds, Double(latencies.count) / run.seconds,
                  percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000))
-    if let first = await lookups.firstFailure { fail("lookup failed: \(first)") }
+    if let first = run.firstFailure { fail("lookup failed: \(first)") }
 }

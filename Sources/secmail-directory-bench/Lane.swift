@@ -59,6 +59,45 @@ final class Lane {
     }
 }
 
+/// What one timed load run measured.
+struct LoadRun {
+    let latencies: [Double]
+    let failures: Int
+    let firstFailure: String?
+    let seconds: Double
+    /// The work ran out before the deadline: the run measured less than its whole time.
+    let ranDry: Bool
+}
+
+/// `clients` concurrent lanes each run `operation` back to back until `seconds` pass or it
+/// returns false (nothing left to do); every operation's latency, or its failure, is recorded.
+func runLanes(relay: RelayAddress, mode: ConnectionMode, clients: Int, seconds: Double,
+              operation: @escaping @Sendable (Lane) async throws -> Bool) async throws -> LoadRun {
+    let tally = Tally()
+    let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int(seconds * 1000)))
+    let start = ContinuousClock.now
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for _ in 0..<clients {
+            group.addTask {
+                let lane = Lane(relay, mode: mode)
+                while ContinuousClock.now < deadline {
+                    let t = ContinuousClock.now
+                    do {
+                        guard try await operation(lane) else { break }
+                        await tally.record(elapsed(since: t))
+                    } catch {
+                        await tally.fail(error)
+                    }
+                }
+                await lane.close()
+            }
+        }
+        try await group.waitForAll()
+    }
+    return LoadRun(latencies: await tally.latencies, failures: await tally.failures, firstFailure: await tally.firstFailure,
+                   seconds: elapsed(since: start), ranDry: ContinuousClock.now < deadline)
+}
+
 /// Where the relay is and how to trust it.
 struct RelayAddress: Sendable {
     let host: String

@@ -145,42 +145,14 @@ func sealMessages(count: Int, users: [MailUser]) -> [(sender: Int, recipient: In
     return sealed.all()
 }
 
-/// What one timed deposit run measured.
-struct DepositRun {
-    let latencies: [Double]
-    let failures: Int
-    let firstFailure: String?
-    let seconds: Double
-    /// The pool was empty before the deadline: the run measured less than its whole time.
-    let ranDry: Bool
-}
-
 /// `senders` concurrent senders deposit messages from `pool` until `seconds` pass or it is empty.
 func timedDeposits(pool: EnvelopePool, users: [MailUser], senders: Int, seconds: Double, relay: RelayAddress,
-                   mode: ConnectionMode) async throws -> DepositRun {
-    let tally = Tally()
-    let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int(seconds * 1000)))
-    let start = ContinuousClock.now
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        for _ in 0..<senders {
-            group.addTask {
-                let lane = Lane(relay, mode: mode)
-                while ContinuousClock.now < deadline, let item = pool.take() {
-                    let t = ContinuousClock.now
-                    do {
-                        try await deposit(item, users: users, lane: lane)
-                        await tally.record(elapsed(since: t))
-                    } catch {
-                        await tally.fail(error)
-                    }
-                }
-            }
-        }
-        try await group.waitForAll()
+                   mode: ConnectionMode) async throws -> LoadRun {
+    try await runLanes(relay: relay, mode: mode, clients: senders, seconds: seconds) { lane in
+        guard let item = pool.take() else { return false }
+        try await deposit(item, users: users, lane: lane)
+        return true
     }
-    let duration = elapsed(since: start)
-    return DepositRun(latencies: await tally.latencies, failures: await tally.failures, firstFailure: await tally.firstFailure,
-                      seconds: duration, ranDry: ContinuousClock.now < deadline)
 }
 
 func deposit(_ item: (sender: Int, recipient: Int, bytes: Data), users: [MailUser], lane: Lane) async throws {

@@ -1,0 +1,14 @@
+# Shared by the relay benchmarks (sourced, not run).
+
+# start_relay LOG COMMAND...: runs COMMAND (a `secmail relay` invocation, possibly behind a tracer)
+# in the background with its output in LOG, and waits for its listening line. Sets relay_pid and
+# relay_port; prints the log and exits if the relay does not come up.
+start_relay() {
+  local log=$1
+  shift
+  "$@" > "$log" 2>&1 &
+  relay_pid=$!
+  for _ in $(seq 200); do grep -q "listening on https://" "$log" && break; sleep 0.1; done
+  relay_port=$(grep -oE "listening on https://127.0.0.1:[0-9]+" "$log" | grep -oE "[0-9]+$" || true)
+  [ -n "$relay_port" ] || { cat "$log" >&2; exit 1; }
+}
