@@ -135,13 +135,19 @@ import Testing
         let folder = try makeTemporaryDirectory("mailbox-quota")
         for name in ["alice", "bob"] { try await relay.services.directory.register(try ThrowawayIdentities.bundle(name)) }
         let alice = try await relay.token("alice")
-        var statuses: [Int] = []
-        for index in 0..<3 {
-            let (id, bytes) = try RelayCurl.envelope(from: "alice", to: ["bob"], extra: 4000)
-            let file = folder.appendingPathComponent("\(index)-\(id.hex).sm")
-            try Data(bytes).write(to: file)
-            statuses.append(try await relay.curl("/v1/messages?to=bob", method: "POST", headers: ["Authorization: Bearer \(alice)"], file: file).status)
+        /// Deposits `count` messages of about 4 KiB from alice to bob; returns their statuses.
+        func deposit(_ count: Int) async throws -> [Int] {
+            var statuses: [Int] = []
+            for _ in 0..<count {
+                let (id, bytes) = try RelayCurl.envelope(from: "alice", to: ["bob"], extra: 4000)
+                let file = folder.appendingPathComponent("\(id.hex).sm")
+                try Data(bytes).write(to: file)
+                statuses.append(try await relay.curl("/v1/messages?to=bob", method: "POST", headers: ["Authorization: Bearer \(alice)"],
+                                                     file: file).status)
+            }
+            return statuses
         }
+        let statuses = try await deposit(3)
         #expect(statuses == [201, 201, 413], "\(statuses)")
         let listed = try await relay.services.mailboxes.list(IdentityName("bob"))
         #expect(listed.count == 2)
@@ -150,13 +156,7 @@ import Testing
 
         // Deleting a message frees its bytes: the mailbox takes one more again, and only one.
         try await relay.services.mailboxes.delete(IdentityName("bob"), listed[0].messageID)
-        var after: [Int] = []
-        for index in 3..<5 {
-            let (id, bytes) = try RelayCurl.envelope(from: "alice", to: ["bob"], extra: 4000)
-            let file = folder.appendingPathComponent("\(index)-\(id.hex).sm")
-            try Data(bytes).write(to: file)
-            after.append(try await relay.curl("/v1/messages?to=bob", method: "POST", headers: ["Authorization: Bearer \(alice)"], file: file).status)
-        }
+        let after = try await deposit(2)
         #expect(after == [201, 413], "\(after)")
     }
 
