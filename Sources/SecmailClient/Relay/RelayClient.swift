@@ -77,7 +77,7 @@ public final class RelayClient {
             let (current, isFresh) = try await openConnection()
             do {
                 return try await current.send(request)
-            } catch let error where !isFresh && request.isIdempotent && Self.isClosedBeforeAnswer(error) {
+            } catch let error where !isFresh && request.isIdempotent && RelayTransportError.meansClosedBeforeAnswer(error) {
                 connection = nil
                 return try await openConnection().connection.send(request)
             }
@@ -161,14 +161,6 @@ public final class RelayClient {
         guard let seconds = cachedInfo?.limits.idleTimeoutSeconds else { return false }
         let idleLimit = Duration.seconds(seconds)
         return ContinuousClock.now - connection.idleSince > max(idleLimit / 2, idleLimit - .seconds(2))
-    }
-
-    private static func isClosedBeforeAnswer(_ error: Error) -> Bool {
-        switch error {
-        case RelayTransportError.closedBeforeAnswer, ChannelError.ioOnClosedChannel, ChannelError.alreadyClosed: true
-        case let error as TLSError: error.code == .uncleanShutdown || error.code == .closed
-        default: false
-        }
     }
 
     /// The route of a path, without its query (errors name routes, not whole URLs).

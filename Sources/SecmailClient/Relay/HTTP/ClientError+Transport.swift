@@ -13,7 +13,7 @@ extension ClientError {
             return error
         case RelayTransportError.cannotConnect(let cause):
             return ClientError(.relayUnreachable, "cannot reach the relay at \(relay) (\(connectFailure(cause))): is it running, and is the address right?")
-        case RelayTransportError.closedBeforeAnswer, ChannelError.ioOnClosedChannel, ChannelError.alreadyClosed, ChannelError.eof:
+        case _ where RelayTransportError.meansClosedBeforeAnswer(error):
             return closedBeforeAnswer(relay)
         case RelayTransportError.closedDuringAnswer:
             return ClientError(.relayUnreachable, "the relay at \(relay) closed the connection in the middle of its answer: try again")
@@ -84,5 +84,18 @@ extension ClientError {
         default: .relayRefused
         }
         return ClientError(code, "the relay refused: \(body.reason)")
+    }
+}
+
+extension RelayTransportError {
+    /// Whether `error` means the relay closed the connection before any of its answer arrived
+    /// (however the layers below report it): the one failure after which an idempotent request
+    /// may be sent again on a new connection, and the one reported as "closed before answering".
+    static func meansClosedBeforeAnswer(_ error: Error) -> Bool {
+        switch error {
+        case RelayTransportError.closedBeforeAnswer, ChannelError.ioOnClosedChannel, ChannelError.alreadyClosed, ChannelError.eof: true
+        case let error as TLSError: error.code == .uncleanShutdown || error.code == .closed
+        default: false
+        }
     }
 }
