@@ -45,7 +45,8 @@ let package = Package(
             name: "SecmailMigrations",
             path: "migrations",
             resources: [.embedInCode("V001__directory.sql"), .embedInCode("V002__mailboxes.sql"), .embedInCode("V003__mailbox_usage.sql"),
-                        .embedInCode("V004__inline_envelopes.sql")]
+                        .embedInCode("V004__inline_envelopes.sql"),
+                        .embedInCode("V005__name_map.sql")]
         ),
         // The relay: storage now; directory, log and mailboxes over HTTP next.
         .target(
@@ -96,7 +97,7 @@ let package = Package(
             name: "SecmailRelayTestSupport",
             dependencies: [
                 "SecmailRelay", "SecmailTLS", "SecmailCrypto", "SecmailFormat", "SecmailTestSupport",
-                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Tests/SecmailRelayTestSupport"
         ),
@@ -123,7 +124,7 @@ let package = Package(
             name: "SecmailCLITests",
             dependencies: [
                 "secmail", "SecmailTestSupport", "SecmailRelayTestSupport", "SecmailRelay", "SecmailClient", "SecmailFormat", "SecmailCrypto",
-                "SecmailImages",
+                "SecmailImages", "SecmailTLS", "SecmailAPI",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             exclude: ["Fixtures"]

@@ -29,5 +29,9 @@ public enum SchemaMigrations {
             name: "V004__inline_envelopes",
             sql: String(decoding: PackageResources.V004__inline_envelopes_sql, as: UTF8.self),
             sha256: "c98751df74a20e22bd0af7d917a6626c43cda10aee16b08eefa517a27fb5119c"),
+        Migration(
+            name: "V005__name_map",
+            sql: String(decoding: PackageResources.V005__name_map_sql, as: UTF8.self),
+            sha256: "05d1b1aa90f27d95d83d62676925f9904b92c40db76c4aa8059c719f94121e40"),
     ]
 }

@@ -74,8 +74,11 @@ def main():
     my_key = serialization.load_pem_private_key(open(key_path, "rb").read(), password=passphrase.encode())
 
     r = Reader(data)
-    if r.take(4) != b"SMEV" or r.u8() != 1 or r.u16() != 1:
-        fail("not an envelope v1 suite 1")
+    if r.take(4) != b"SMEV":
+        fail("not an envelope")
+    version = r.u8()
+    if version not in (1, 2) or r.u16() != 1:
+        fail("not an envelope v1 or v2, suite 1")
     message_id = r.take(16)
     time = r.i64()
     name = r.bytes8().decode()
@@ -87,6 +90,10 @@ def main():
     for _ in range(r.u16()):
         fp = r.take(32)
         recipients[fp] = r.bytes16()
+    if version == 2:
+        checkpoint = r.bytes16()  # the sender's latest verified checkpoint (may be empty)
+        if len(checkpoint) > 4096:
+            fail("sender checkpoint too long")
     header = data[:r.pos]
     if chunk_size != 65536:
         fail("bad chunk size")

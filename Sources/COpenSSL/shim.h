@@ -405,6 +405,27 @@ static inline int secmail_x509_spki_sha256(X509 *cert, unsigned char *out) {
     return ok;
 }
 
+/// The `index`-th DNS name (from 0) among the certificate's subject alternative names,
+/// NUL-terminated in `buffer`; 0 when there is no such name (or it does not fit).
+static inline int secmail_x509_dns_name(X509 *cert, int index, char *buffer, size_t length) {
+    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    if (names == NULL) return 0;
+    int found = 0, seen = 0;
+    for (int i = 0; i < sk_GENERAL_NAME_num(names) && !found; i++) {
+        const GENERAL_NAME *name = sk_GENERAL_NAME_value(names, i);
+        if (name->type != GEN_DNS || seen++ != index) continue;
+        int n = ASN1_STRING_length(name->d.dNSName);
+        if (n > 0 && (size_t)n < length) {
+            memcpy(buffer, ASN1_STRING_get0_data(name->d.dNSName), (size_t)n);
+            buffer[n] = 0;
+            found = 1;
+        }
+        break;
+    }
+    GENERAL_NAMES_free(names);
+    return found;
+}
+
 /// Verification by pin: the chain is not judged against any CA; the leaf's SPKI SHA-256 must
 /// equal the pin (SSH-like trust on first use, decided by the caller).
 static int secmail_verify_pin_callback(int preverify_ok, X509_STORE_CTX *store) {

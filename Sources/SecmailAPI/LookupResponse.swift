@@ -1,5 +1,6 @@
-/// `GET /v1/directory/{name}`: the current key version of a name, its log leaf, and the proof
-/// that the leaf is in the log under a signed checkpoint.
+/// `GET /v1/directory/{name}`: the current key version of a name, its log leaf, the proof that
+/// the leaf is in the log under a signed checkpoint, and the name map proof that it is the
+/// current version.
 public struct LookupResponse: Codable, Sendable {
     public let name: String
     public let keyVersion: UInt32
@@ -14,9 +15,11 @@ public struct LookupResponse: Codable, Sendable {
     public let inclusionProof: [String]
     /// The signed checkpoint (C2SP signed note) for `treeSize`.
     public let checkpoint: String
+    /// The map proof that this is the name's latest version in the tree of `treeSize` leaves.
+    public let map: NameMapEvidence
 
     public init(name: String, keyVersion: UInt32, fingerprint: String, bundle: String, leaf: String,
-                logIndex: UInt64, treeSize: UInt64, inclusionProof: [String], checkpoint: String) {
+                logIndex: UInt64, treeSize: UInt64, inclusionProof: [String], checkpoint: String, map: NameMapEvidence) {
         self.name = name
         self.keyVersion = keyVersion
         self.fingerprint = fingerprint
@@ -26,6 +29,45 @@ public struct LookupResponse: Codable, Sendable {
         self.treeSize = treeSize
         self.inclusionProof = inclusionProof
         self.checkpoint = checkpoint
+        self.map = map
+    }
+}
+
+/// What the name map of a signed tree holds for one name: the tree's last leaf, which commits the
+/// map root (docs/PROTOCOL.md, "Name map"), its inclusion proof, and the map path for the name.
+public struct NameMapEvidence: Codable, Sendable {
+    /// Base64 of leaf `treeSize - 1`; absent for the empty log (whose map is empty).
+    public let headLeaf: String?
+    /// Base64 node hashes proving `headLeaf` is leaf `treeSize - 1` of the tree.
+    public let headInclusionProof: [String]
+    /// Base64 of the binary name map proof (docs/PROTOCOL.md, "Name map proof").
+    public let mapProof: String
+
+    public init(headLeaf: String?, headInclusionProof: [String], mapProof: String) {
+        self.headLeaf = headLeaf
+        self.headInclusionProof = headInclusionProof
+        self.mapProof = mapProof
+    }
+}
+
+/// The `404` of `GET /v1/directory/{name}` for a name no one registered: an `ErrorResponse`
+/// (`notFound`) that also carries the map proof of the name's absence under a signed checkpoint.
+public struct NotRegisteredResponse: Codable, Sendable {
+    public let error: String
+    public let reason: String
+    public let name: String
+    public let treeSize: UInt64
+    /// The signed checkpoint (C2SP signed note) for `treeSize`.
+    public let checkpoint: String
+    public let map: NameMapEvidence
+
+    public init(reason: String, name: String, treeSize: UInt64, checkpoint: String, map: NameMapEvidence) {
+        error = ErrorCode.notFound.rawValue
+        self.reason = reason
+        self.name = name
+        self.treeSize = treeSize
+        self.checkpoint = checkpoint
+        self.map = map
     }
 }
 

@@ -14,8 +14,9 @@ public struct RelayConfiguration: Sendable {
     public var certificateFile: URL?
     public var privateKeyFile: URL?
     public var requiresInvite: Bool
-    /// The log's origin (checkpoint first line and note key name).
-    public var origin: String
+    /// The log's origin (checkpoint first line and note key name) asked for with `--origin`. It is
+    /// chosen once, at the first start, and kept in the data directory (`RelayOrigin`).
+    public var origin: String?
     /// Largest envelope and mailbox quota, in bytes.
     public var maximumEnvelopeSize = 256 << 20
     public var mailboxQuota = 1 << 30
@@ -25,6 +26,8 @@ public struct RelayConfiguration: Sendable {
     public var maximumConnections = 512
     /// Seconds a connection with no request in flight stays open.
     public var idleTimeoutSeconds = 60
+    /// The signed times a deposited envelope may carry.
+    public var envelopeTimeWindow = EnvelopeTimeWindow.standard
 
     public init(dataDirectory: URL, host: String = "127.0.0.1", port: Int = 8443, certificateFile: URL? = nil,
                 privateKeyFile: URL? = nil, requiresInvite: Bool = false, origin: String? = nil) {
@@ -34,13 +37,15 @@ public struct RelayConfiguration: Sendable {
         self.certificateFile = certificateFile
         self.privateKeyFile = privateKeyFile
         self.requiresInvite = requiresInvite
-        self.origin = origin ?? "\(host == "::1" ? "localhost" : host)/secmail"
+        self.origin = origin
     }
 }
 
 /// A relay ready to serve: what clients need to know, and the services behind it.
 public struct PreparedRelay: Sendable {
     public let configuration: RelayConfiguration
+    /// The log's origin, as persisted in the data directory.
+    public let origin: String
     public let services: RelayServices
     public let tls: TLSContext
     /// The CA file clients trust (development certificates only).
@@ -51,8 +56,8 @@ public struct PreparedRelay: Sendable {
     public let logVerifierKey: String
 
     /// Creates on first start (and reuses afterwards) the data directory (0700), the database,
-    /// the Ed25519 log key (`log-key.ed25519`, 0600) and, without a configured certificate,
-    /// development TLS certificates under `tls/`.
+    /// the Ed25519 log key (`log-key.ed25519`, 0600), the log origin (`origin`) and, without a
+    /// configured certificate, development TLS certificates under `tls/`.
     public static func prepare(_ configuration: RelayConfiguration) throws -> PreparedRelay {
         let data = configuration.dataDirectory
         do {
@@ -62,7 +67,6 @@ public struct PreparedRelay: Sendable {
         }
         let database = try RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)
         let logKey = try loadOrCreateLogKey(at: data.appendingPathComponent("log-key.ed25519"))
-        let signer = CheckpointSigner(origin: configuration.origin, key: logKey)
 
         let chain: URL, key: URL, ca: URL?
         if let certificate = configuration.certificateFile, let privateKey = configuration.privateKeyFile {
@@ -78,23 +82,31 @@ public struct PreparedRelay: Sendable {
             (chain, key, ca) = (files.certificateChain, files.privateKey, files.certificateAuthority)
         }
         let tls = try TLSContext(configuration: .server(certificateChainFile: chain.path, privateKeyFile: key.path))
+        let publicKeyPin = try DevelopmentCertificates.publicKeyPin(certificateFile: chain)
+        let listenHost = configuration.host == "::1" ? "localhost" : configuration.host
+        let origin = try RelayOrigin.resolve(in: data, requested: configuration.origin, database: database,
+                                             legacyOrigin: "\(listenHost)/secmail") {
+            "\(((try? DevelopmentCertificates.dnsNames(certificateFile: chain))?.first) ?? listenHost)/secmail"
+        }
+        let signer = CheckpointSigner(origin: origin, key: logKey)
         let nodeCache = LogNodeCache()
         return PreparedRelay(
-            configuration: configuration,
+            configuration: configuration, origin: origin,
             services: RelayServices(directory: Directory(database: database, requiresInvite: configuration.requiresInvite, nodeCache: nodeCache),
                                     log: LogStore(database: database, nodeCache: nodeCache), signer: signer,
-                                    authenticator: Authenticator(database: database, origin: configuration.origin,
+                                    authenticator: Authenticator(database: database, origin: origin, relayKeyPin: publicKeyPin,
                                                                  perIdentity: .init(perSecond: configuration.requestsPerSecondPerIdentity,
                                                                                     burst: 2 * configuration.requestsPerSecondPerIdentity)),
                                     mailboxes: try MailboxStore(database: database, directory: data.appendingPathComponent("envelopes", isDirectory: true),
                                                                 maximumEnvelopeSize: configuration.maximumEnvelopeSize,
-                                                                mailboxQuota: configuration.mailboxQuota),
+                                                                mailboxQuota: configuration.mailboxQuota,
+                                                                timeWindow: configuration.envelopeTimeWindow),
                                     limits: RelayLimits(perAddress: .init(perSecond: configuration.requestsPerSecondPerAddress,
                                                                           burst: 2 * configuration.requestsPerSecondPerAddress),
                                                         maximumConnections: configuration.maximumConnections,
                                                         idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
             tls: tls, certificateAuthorityFile: ca,
-            publicKeyPin: try DevelopmentCertificates.publicKeyPin(certificateFile: chain),
+            publicKeyPin: publicKeyPin,
             logVerifierKey: try signer.verifier.verifierKey)
     }
 
@@ -102,6 +114,7 @@ public struct PreparedRelay: Sendable {
     /// `quiet` keeps the server's own log to errors (for the embedded relay of `secmail demo`).
     public func run(quiet: Bool = false, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         try services.mailboxes.removeOrphans()
+        try services.directory.commitMapIfMissing()
         var logger = Logger(label: "secmail-relay")
         if quiet { logger.logLevel = .critical }
         let app = buildRelayApplication(services: services, tls: tls, host: configuration.host, port: configuration.port,

@@ -43,6 +43,8 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// SHA-256 of the peer's public key (SubjectPublicKeyInfo), set when the handshake completes:
     /// what a client records to pin the server on first contact.
     public private(set) var peerPublicKeyPin: [UInt8]?
+    /// The DNS names the peer's certificate is issued for, set with `peerPublicKeyPin`.
+    public private(set) var peerDNSNames: [String] = []
     private var deliveredPlaintext = false
 
     /// Plaintext per SSL_write: three full records. Their ciphertext (48 KiB plus record
@@ -134,6 +136,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             handshakeTimer = nil
             state.handshakeCompleted()
             peerPublicKeyPin = session.peerPublicKeyPin
+            peerDNSNames = session.peerDNSNames
             flushOutput(context: context)
             context.fireUserInboundEventTriggered(
                 TLSEvent.handshakeCompleted(negotiatedProtocol: session.negotiatedProtocol, version: session.protocolVersion))

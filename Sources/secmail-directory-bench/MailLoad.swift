@@ -15,7 +15,7 @@ struct MailUser: Sendable {
 }
 
 /// Registers `count` users (sharing two key pairs: RSA key generation is slow) and signs each in.
-func registerMailUsers(count: Int, lane: Lane, origin: String) async throws -> [MailUser] {
+func registerMailUsers(count: Int, lane: Lane, origin: String, relayKeyPin: [UInt8]) async throws -> [MailUser] {
     let pairs = try (0..<2).map { _ in (try RSAPrivateKey.generate(bitCount: 3072), try RSAPrivateKey.generate(bitCount: 3072)) }
     let prefix = "mail\(UInt32.random(in: 0...UInt32.max))"
     var users: [MailUser] = []
@@ -29,7 +29,7 @@ func registerMailUsers(count: Int, lane: Lane, origin: String) async throws -> [
         let challenge = try JSONDecoder().decode(ChallengeResponse.self, from: Data(try await lane.expect(
             200, RelayRequest(.POST, Endpoint.challenge.path(), json: ChallengeRequest(name: bundle.name.value))).body))
         let token = try JSONDecoder().decode(TokenResponse.self, from: Data(try await lane.expect(
-            200, RelayRequest(.POST, Endpoint.token.path(), json: SignIn.answer(challenge, as: identity, origin: origin))).body))
+            200, RelayRequest(.POST, Endpoint.token.path(), json: SignIn.answer(challenge, as: identity, origin: origin, relayKeyPin: relayKeyPin))).body))
         users.append(MailUser(identity: identity, token: token.token))
     }
     return users
@@ -55,9 +55,10 @@ final class EnvelopePool: @unchecked Sendable {
 func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: Int, relayPID: Int32) async throws {
     let relay = try RelayAddress(url: url, caFile: caFile)
     let setup = Lane(relay, mode: .keptAlive)
-    let key = String(decoding: try await setup.expect(200, RelayRequest(.GET, Endpoint.logKey.path())).body, as: UTF8.self)
-    let origin = try NoteVerifier(verifierKey: key.trimmingCharacters(in: .whitespacesAndNewlines)).name
-    let users = try await registerMailUsers(count: senders, lane: setup, origin: origin)
+    let keyAnswer = try await setup.expect(200, RelayRequest(.GET, Endpoint.logKey.path()))
+    let origin = try NoteVerifier(verifierKey: String(decoding: keyAnswer.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)).name
+    guard let pin = keyAnswer.relayKeyPin else { throw BenchFailure("the relay's TLS key could not be read") }
+    let users = try await registerMailUsers(count: senders, lane: setup, origin: origin, relayKeyPin: pin)
     print(String(format: "relay_peak_rss_mib after_setup=%.1f", peakRSS(pid: relayPID)))
 
     for mode in ConnectionMode.allCases {

@@ -128,17 +128,12 @@ import Testing
 
         // The relay (or whoever holds its database) logs a version 3 of alice with keys of its own.
         let database = try RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)
-        let v2 = try await Directory(database: database).lookup(IdentityName("alice")).bundle
+        let v2 = try #require(try await Directory(database: database).lookup(IdentityName("alice")).entry).bundle
         let mallory = try ThrowawayIdentities.signingKey("carol")
         let forged = try IdentityBundle.create(name: v2.name, keyVersion: 3, createdAt: 0, signingKey: mallory,
                                                encryptionKey: ThrowawayIdentities.encryptionKey("carol").publicKey,
                                                rotatingFrom: (v2, mallory))
-        try await database.write { db in
-            let entry = try DirectoryEntry(kind: .rotation, time: 0, bundle: forged)
-            let index = try LogStore.append(entry.encoded, time: 0, in: db)
-            try db.execute(sql: "INSERT INTO identities (name, key_version, bundle, fingerprint, log_index, created_at) VALUES ('alice', 3, ?, ?, ?, 0)",
-                           arguments: [Data(forged.encoded), Data(forged.fingerprint.bytes), Int64(index)])
-        }
+        try await RelayDatabaseForgery(database).log(.rotation, forged)
         let stopped = try bob.run(["lookup", "alice"])
         #expect(stopped.status == 2)
         #expect(stopped.stderr.contains("continuity signature of alice version 3 does not verify"), "\(stopped.stderr)")

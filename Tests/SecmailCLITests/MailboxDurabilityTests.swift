@@ -27,7 +27,7 @@ import Testing
         let relay = try await commands.startRelay(data: data)
         let curl = RelayCurl(port: relay.port, caFile: data.appendingPathComponent("tls/dev-ca.pem"))
         var tokens: [String: String] = [:]
-        for name in Self.users { tokens[name] = try await curl.registerAndAuthenticate(name, origin: "127.0.0.1/secmail") }
+        for name in Self.users { tokens[name] = try await curl.registerAndAuthenticate(name) }
         let frozenTokens = tokens
 
         // 400 envelopes: a random sender to one or two random other users.
@@ -74,8 +74,8 @@ import Testing
         let data = folder.appendingPathComponent("relay", isDirectory: true)
         let relay = try await commands.startRelay(data: data)
         let curl = RelayCurl(port: relay.port, caFile: data.appendingPathComponent("tls/dev-ca.pem"))
-        let alice = try await curl.registerAndAuthenticate("alice", origin: "127.0.0.1/secmail")
-        let bob = try await curl.registerAndAuthenticate("bob", origin: "127.0.0.1/secmail")
+        let alice = try await curl.registerAndAuthenticate("alice")
+        let bob = try await curl.registerAndAuthenticate("bob")
 
         // 60 envelopes of about 300 KiB, so that a kill lands in the middle of some.
         var envelopes: [(id: MessageID, bytes: [UInt8], file: URL)] = []
@@ -120,8 +120,8 @@ extension MailboxDurabilityTests {
         let relay = try await commands.startRelay(data: data, options: ["--rate-per-address", "100000", "--rate-per-identity", "100000"])
         let caFile = data.appendingPathComponent("tls/dev-ca.pem")
         let curl = RelayCurl(port: relay.port, caFile: caFile)
-        let alice = try await curl.registerAndAuthenticate("alice", origin: "127.0.0.1/secmail")
-        let bob = try await curl.registerAndAuthenticate("bob", origin: "127.0.0.1/secmail")
+        let alice = try await curl.registerAndAuthenticate("alice")
+        let bob = try await curl.registerAndAuthenticate("bob")
 
         let envelopes = try (0..<320).map { _ in try RelayCurl.envelope(from: "alice", to: ["bob"]) }
         let acknowledged = Acknowledged()

@@ -26,7 +26,7 @@ import Testing
         while Date() < deadline, !collector.text.contains("invites:"), process.isRunning {
             try await Task.sleep(nanoseconds: 50_000_000)
         }
-        let line = try #require(collector.text.split(separator: "\n").first { $0.hasPrefix("secmail relay listening on https://127.0.0.1:") },
+        let line = try #require(collector.text.split(separator: "\n").first { $0.hasPrefix("secmail relay listening on https://") },
                                 "\(collector.text)")
         let port = try #require(Int(line.split(separator: ":").last ?? ""))
         return (process, collector, port)

@@ -29,8 +29,8 @@ import Testing
 
         // Two deposits from alice to bob: a small one (kept in the database) and one over the
         // inline limit (kept as a file).
-        _ = try await curl.registerAndAuthenticate("bob", origin: "127.0.0.1/secmail")
-        let alice = try await curl.authenticate("alice", origin: "127.0.0.1/secmail")
+        _ = try await curl.registerAndAuthenticate("bob")
+        let alice = try await curl.authenticate("alice")
         var deposits: [(sentAt: Double, status: Int, body: String)] = []
         for extra in [0, MailboxStore.inlineLimit + 1024] {
             let envelope = try RelayCurl.envelope(from: "alice", to: ["bob"], extra: extra)

@@ -40,7 +40,7 @@ import Testing
         #expect(rotated == pending)
         #expect(try keystore.currentBundle() == pending)
         #expect(try keystore.pendingRotation() == nil)
-        #expect(try await relay.services.directory.lookup(IdentityName("alice")).bundle == pending)
+        #expect(try await relay.services.directory.lookup(IdentityName("alice")).entry?.bundle == pending)
         // The owner's own pin follows, and the audit recognises both versions as the owner's.
         #expect(try ContactPins(home: keystore.home).pinned(IdentityName("alice")) == pending)
         let report = try await DirectoryClient(relay: RelayClient(home: keystore.home)).audit(keystore)

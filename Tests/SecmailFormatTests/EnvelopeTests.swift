@@ -101,7 +101,7 @@ import Testing
 
     @Test func unknownVersionAndSuiteAreRefused() {
         var version = Self.envelope
-        version[4] = 2
+        version[4] = 3
         #expect(expectRefusal(version)?.code == .unsupportedVersion)
         var suite = Self.envelope
         suite[6] = 2
@@ -124,7 +124,7 @@ import Testing
         let forgedHeader = try EnvelopeHeader(
             messageID: header.messageID, time: header.time, senderName: Fixtures.alice.bundle.name,
             senderFingerprint: Fixtures.alice.bundle.fingerprint, payloadLength: header.payloadLength,
-            keyCommitment: header.keyCommitment, recipients: header.recipients)
+            keyCommitment: header.keyCommitment, recipients: header.recipients, senderCheckpoint: header.senderCheckpoint)
         let payload = bytes[header.encoded.count..<(header.encoded.count + Int(header.ciphertextLength))]
         let signature = try Fixtures.carol.signingKey.signature(for: EnvelopeSealer.signatureContext + forgedHeader.encoded + SHA256.hash(payload))
         bytes = forgedHeader.encoded + payload + [UInt8(signature.count >> 8), UInt8(signature.count & 0xff)] + signature
@@ -160,7 +160,8 @@ import Testing
             senderFingerprint: header.senderFingerprint, payloadLength: header.payloadLength,
             keyCommitment: header.keyCommitment,
             recipients: [.init(fingerprint: Fixtures.carol.bundle.fingerprint,
-                               wrappedKey: try Fixtures.carol.bundle.encryptionKey.wrap(Self.contentKey))])
+                               wrappedKey: try Fixtures.carol.bundle.encryptionKey.wrap(Self.contentKey))],
+            senderCheckpoint: header.senderCheckpoint)
         let error = #expect(throws: FormatError.self) { try open(forwarded.encoded + payload + trailer, as: Fixtures.carol) }
         #expect(error?.code == .authenticationFailed)
     }
@@ -179,7 +180,7 @@ import Testing
         let rewritten = try EnvelopeHeader(
             messageID: header.messageID, time: header.time, senderName: header.senderName,
             senderFingerprint: header.senderFingerprint, payloadLength: header.payloadLength,
-            keyCommitment: header.keyCommitment, recipients: recipients)
+            keyCommitment: header.keyCommitment, recipients: recipients, senderCheckpoint: header.senderCheckpoint)
         let envelope = try assemble(rewritten, payload)
         #expect(try open(envelope, as: Fixtures.bob).0.text == "same for all?")
         let error = #expect(throws: FormatError.self) { try open(envelope, as: Fixtures.carol) }
@@ -208,7 +209,7 @@ import Testing
         let shorter = try EnvelopeHeader(
             messageID: header.messageID, time: header.time, senderName: header.senderName,
             senderFingerprint: header.senderFingerprint, payloadLength: 2 * 65_536,
-            keyCommitment: header.keyCommitment, recipients: header.recipients)
+            keyCommitment: header.keyCommitment, recipients: header.recipients, senderCheckpoint: header.senderCheckpoint)
         let error = #expect(throws: FormatError.self) { try open(assemble(shorter, Array(payload.prefix(2 * (65_536 + 16))))) }
         #expect(error?.code == .authenticationFailed)
         #expect(error?.reason.contains("chunk 1") == true)

@@ -25,9 +25,15 @@ struct FixtureGenerator {
 
 @Suite(.enabled(if: ProcessInfo.processInfo.environment["SECMAIL_WRITE_FIXTURES"] == "2"))
 struct GoldenGenerator {
+    /// Writes docs/test-vectors/golden-envelope-v2.smsg and .json; the sender checkpoint is the
+    /// signed checkpoint of docs/test-vectors/directory.json (written first, by the client tests'
+    /// generator).
     @Test func writeGoldenEnvelope() throws {
-        let envelope = try Fixtures.sealGolden()
-        try Data(envelope).write(to: Fixtures.directory.appendingPathComponent("golden-envelope-v1.smsg"))
+        let directory = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: Fixtures.publishedVectors.appendingPathComponent("directory.json"))) as! [String: Any]
+        let checkpoint = directory["checkpoint"] as! String
+        let envelope = try Fixtures.sealGolden(senderCheckpoint: checkpoint)
+        try Data(envelope).write(to: Fixtures.publishedVectors.appendingPathComponent("golden-envelope-v2.smsg"))
         let (message, attachments) = try open(envelope)
         let header = message.header
         let payloadStart = header.encoded.count
@@ -44,10 +50,11 @@ struct GoldenGenerator {
             "contentKey": hexString(Array(16..<48).map { UInt8($0) }),
             "payloadCiphertextSHA256": hexString(SHA256.hash(payload)),
             "text": message.text,
+            "senderCheckpoint": checkpoint,
             "attachments": attachments.map { ["name": $0.info.name, "mediaType": $0.info.mediaType,
                                               "length": $0.info.length, "sha256": hexString(SHA256.hash($0.bytes))] },
         ]
         let json = try JSONSerialization.data(withJSONObject: expected, options: [.prettyPrinted, .sortedKeys])
-        try json.write(to: Fixtures.directory.appendingPathComponent("golden-envelope-v1.json"))
+        try json.write(to: Fixtures.publishedVectors.appendingPathComponent("golden-envelope-v2.json"))
     }
 }

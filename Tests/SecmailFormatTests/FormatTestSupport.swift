@@ -18,6 +18,9 @@ final class CountingRandom: RandomSource, @unchecked Sendable {
 /// Fixtures/throwaway-test-keys, encrypted with `passphrase`. Never use them for anything real.
 enum Fixtures {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures", isDirectory: true)
+    /// docs/test-vectors: the vectors published for other implementations.
+    static let publishedVectors = directory.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("docs/test-vectors", isDirectory: true)
     static let keyDirectory = directory.appendingPathComponent("throwaway-test-keys", isDirectory: true)
     static let passphrase = try! Passphrase("throwaway test passphrase")
     static let names = ["alice", "bob", "carol"]
@@ -46,7 +49,7 @@ enum Fixtures {
     static let carol = try! load("carol")
 
     /// The golden message's content.
-    static let goldenText = "Golden vector: envelope v1, suite 1.\nHälsningar — 🐝"
+    static let goldenText = "Golden vector: envelope v2, suite 1.\nHälsningar — 🐝"
     static func goldenAttachments() throws -> [OutgoingAttachment] {
         [
             try OutgoingAttachment(name: "hello.txt", mediaType: "text/plain", bytes: Array("hello, bob and carol\n".utf8)),
@@ -56,11 +59,12 @@ enum Fixtures {
     }
     static let goldenTime: Int64 = 1_800_000_123
 
-    static func sealGolden() throws -> [UInt8] {
+    /// The golden envelope, sealed again with the same randomness, time and sender checkpoint.
+    static func sealGolden(senderCheckpoint: String) throws -> [UInt8] {
         let sink = MemorySink()
         _ = try EnvelopeSealer(random: CountingRandom(), clock: { goldenTime }).seal(
             text: goldenText, attachments: goldenAttachments(), from: alice.sender,
-            to: [bob.bundle, carol.bundle], into: sink)
+            to: [bob.bundle, carol.bundle], senderCheckpoint: senderCheckpoint, into: sink)
         return sink.bytes
     }
 }

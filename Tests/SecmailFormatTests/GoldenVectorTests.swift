@@ -3,21 +3,40 @@ import Foundation
 import SecmailCrypto
 import Testing
 
-/// The committed golden envelope (alice to bob and carol, fixed randomness and time) pins the
+/// A committed golden envelope and its expected fields.
+struct Golden: Sendable, CustomTestStringConvertible {
+    let file: URL
+    let bytes: [UInt8]
+    let expected: [String: any Sendable]
+
+    init(_ file: URL) {
+        self.file = file
+        bytes = Array(try! Data(contentsOf: file))
+        let json = file.deletingPathExtension().appendingPathExtension("json")
+        expected = (try! JSONSerialization.jsonObject(with: Data(contentsOf: json)) as! [String: Any]).mapValues { $0 as! any Sendable }
+    }
+
+    /// Version 1 (Tests fixtures): still read. Version 2 (docs/test-vectors, published): what is sealed now.
+    static let v1 = Golden(Fixtures.directory.appendingPathComponent("golden-envelope-v1.smsg"))
+    static let v2 = Golden(Fixtures.publishedVectors.appendingPathComponent("golden-envelope-v2.smsg"))
+    static let all = [v1, v2]
+
+    var testDescription: String { file.lastPathComponent }
+}
+
+/// The committed golden envelopes (alice to bob and carol, fixed randomness and time) pin the
 /// byte format. RSA-OAEP and RSA-PSS are randomised by design, so the wrapped keys and the
 /// signature differ on every seal; everything else must match byte for byte.
 @Suite struct GoldenVectorTests {
-    let golden = Array(try! Data(contentsOf: Fixtures.directory.appendingPathComponent("golden-envelope-v1.smsg")))
-    let expected = try! JSONSerialization.jsonObject(
-        with: Data(contentsOf: Fixtures.directory.appendingPathComponent("golden-envelope-v1.json"))) as! [String: Any]
-
-    @Test func goldenEnvelopeOpensToTheExpectedContent() throws {
+    @Test(arguments: Golden.all) func goldenEnvelopeOpensToTheExpectedContent(_ golden: Golden) throws {
+        let expected = golden.expected
         for reader in [Fixtures.bob, Fixtures.carol] {
-            let (message, attachments) = try open(golden, as: reader)
+            let (message, attachments) = try open(golden.bytes, as: reader)
             #expect(message.text == expected["text"] as? String)
             #expect(message.header.messageID.hex == expected["messageId"] as? String)
             #expect(message.header.time == expected["time"] as? Int64)
             #expect(message.header.payloadLength == expected["payloadLength"] as? UInt64)
+            #expect(message.header.senderCheckpoint == expected["senderCheckpoint"] as? String)
             let expectedAttachments = try #require(expected["attachments"] as? [[String: Any]])
             #expect(attachments.count == expectedAttachments.count)
             for (got, want) in zip(attachments, expectedAttachments) {
@@ -28,34 +47,42 @@ import Testing
         }
     }
 
-    @Test func goldenHeaderReencodesIdentically() throws {
-        let header = try EnvelopeOpener.readHeader(MemoryEnvelopeSource(golden))
-        #expect(try EnvelopeHeader(encoded: header.encoded).encoded == Array(golden.prefix(header.encoded.count)))
-        #expect(header.recipients.map(\.fingerprint.hex) == expected["recipientFingerprints"] as? [String])
-        #expect(hexString(header.keyCommitment) == expected["keyCommitment"] as? String)
+    @Test(arguments: Golden.all) func goldenHeaderReencodesIdentically(_ golden: Golden) throws {
+        let header = try EnvelopeOpener.readHeader(MemoryEnvelopeSource(golden.bytes))
+        #expect(try EnvelopeHeader(encoded: header.encoded).encoded == Array(golden.bytes.prefix(header.encoded.count)))
+        #expect(header.recipients.map(\.fingerprint.hex) == golden.expected["recipientFingerprints"] as? [String])
+        #expect(hexString(header.keyCommitment) == golden.expected["keyCommitment"] as? String)
     }
 
     @Test func resealingWithTheSameRandomnessReproducesEveryDeterministicByte() throws {
-        let fresh = try Fixtures.sealGolden()
-        let goldenHeader = try EnvelopeOpener.readHeader(MemoryEnvelopeSource(golden))
+        let golden = Golden.v2
+        let fresh = try Fixtures.sealGolden(senderCheckpoint: try #require(golden.expected["senderCheckpoint"] as? String))
+        let goldenHeader = try EnvelopeOpener.readHeader(MemoryEnvelopeSource(golden.bytes))
         let freshHeader = try EnvelopeOpener.readHeader(MemoryEnvelopeSource(fresh))
         #expect(freshHeader.messageID == goldenHeader.messageID)
         #expect(freshHeader.time == goldenHeader.time)
         #expect(freshHeader.keyCommitment == goldenHeader.keyCommitment)
         #expect(freshHeader.payloadLength == goldenHeader.payloadLength)
         #expect(freshHeader.recipients.map(\.fingerprint) == goldenHeader.recipients.map(\.fingerprint))
-        // The header without its wrapped keys is identical.
-        func withoutWrappedKeys(_ h: EnvelopeHeader) -> [UInt8] { Array(h.encoded.prefix(h.encoded.count - h.recipients.reduce(0) { $0 + 34 + $1.wrappedKey.count })) }
+        // The header is identical but for its wrapped keys.
+        func withoutWrappedKeys(_ h: EnvelopeHeader) -> [UInt8] {
+            var reader = ByteWriter()
+            reader.append(raw: h.encoded.prefix(4 + 1 + 2 + 16 + 8 + 1 + h.senderName.value.utf8.count + 32 + 4 + 8 + 32))
+            for recipient in h.recipients { reader.append(raw: recipient.fingerprint.bytes) }
+            reader.append(raw: Array((h.senderCheckpoint ?? "").utf8))
+            return reader.bytes
+        }
         #expect(withoutWrappedKeys(freshHeader) == withoutWrappedKeys(goldenHeader))
         // The payload ciphertext is identical byte for byte.
         let length = Int(goldenHeader.ciphertextLength)
-        let goldenPayload = Array(golden[goldenHeader.encoded.count..<goldenHeader.encoded.count + length])
+        let goldenPayload = Array(golden.bytes[goldenHeader.encoded.count..<goldenHeader.encoded.count + length])
         let freshPayload = Array(fresh[freshHeader.encoded.count..<freshHeader.encoded.count + length])
         #expect(freshPayload == goldenPayload)
-        #expect(hexString(SHA256.hash(goldenPayload)) == expected["payloadCiphertextSHA256"] as? String)
+        #expect(hexString(SHA256.hash(goldenPayload)) == golden.expected["payloadCiphertextSHA256"] as? String)
     }
 
     @Test func keyCommitmentMatchesOpensslHKDF() throws {
+        let expected = Golden.v2.expected
         // An independent implementation of the key schedule: `openssl kdf HKDF`.
         let result = try run("openssl", ["kdf", "-keylen", "32", "-kdfopt", "digest:SHA256",
                                          "-kdfopt", "hexkey:\(expected["contentKey"] as? String ?? "")",
@@ -89,9 +116,10 @@ import Testing
     /// scripts/reference_open.py implements docs/PROTOCOL.md independently (Python's
     /// `cryptography`, none of our code): it must open the golden envelope to the same content
     /// and refuse a changed one.
-    @Test(.enabled(if: GoldenVectorTests.referenceReaderAvailable, "python3 with the cryptography package is absent"))
-    func independentReaderFromTheSpecificationAgrees() throws {
-        let (status, output) = try runReferenceReader(Fixtures.directory.appendingPathComponent("golden-envelope-v1.smsg"))
+    @Test(.enabled(if: GoldenVectorTests.referenceReaderAvailable, "python3 with the cryptography package is absent"), arguments: Golden.all)
+    func independentReaderFromTheSpecificationAgrees(_ golden: Golden) throws {
+        let expected = golden.expected
+        let (status, output) = try runReferenceReader(golden.file)
         #expect(status == 0)
         let result = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
         #expect(result["text"] as? String == expected["text"] as? String)
@@ -101,7 +129,7 @@ import Testing
         let ours = (expected["attachments"] as? [[String: Any]])?.map { $0["sha256"] as? String }
         #expect(theirs != nil && theirs == ours)
 
-        var changed = golden
+        var changed = golden.bytes
         changed[changed.count - 100] ^= 1
         let tampered = FileManager.default.temporaryDirectory.appendingPathComponent("tampered-\(UUID().uuidString).smsg")
         try Data(changed).write(to: tampered)

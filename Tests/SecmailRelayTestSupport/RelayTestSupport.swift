@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Hummingbird
 import SecmailCrypto
 import SecmailFormat
@@ -46,7 +47,9 @@ public final class RunningRelay: @unchecked Sendable {
         let log = LogStore(database: database, nodeCache: nodeCache)
         services = RelayServices(directory: Directory(database: database, requiresInvite: requiresInvite, nodeCache: nodeCache), log: log,
                                  signer: CheckpointSigner(origin: "localhost/secmail", key: try Ed25519PrivateKey.generate()),
-                                 authenticator: Authenticator(database: database, origin: "localhost/secmail", perIdentity: perIdentity),
+                                 authenticator: Authenticator(database: database, origin: "localhost/secmail",
+                                                              relayKeyPin: try DevelopmentCertificates.publicKeyPin(certificateFile: Self.certs.appendingPathComponent("relay.pem")),
+                                                              perIdentity: perIdentity),
                                  mailboxes: try MailboxStore(database: database, directory: folder.appendingPathComponent("envelopes", isDirectory: true),
                                                              maximumEnvelopeSize: maximumEnvelopeSize, mailboxQuota: mailboxQuota),
                                  limits: limits)
@@ -72,7 +75,7 @@ public final class RunningRelay: @unchecked Sendable {
 
     /// A bearer token for a registered throw-away identity.
     public func token(_ name: String) async throws -> String {
-        try await RelayCurl(port: port, caFile: Self.certs.appendingPathComponent("dev-ca.pem")).authenticate(name, origin: "localhost/secmail")
+        try await RelayCurl(port: port, caFile: Self.certs.appendingPathComponent("dev-ca.pem")).authenticate(name)
     }
 
     /// curl against the relay, trusting the development CA. Returns (HTTP status, body).
@@ -109,24 +112,30 @@ public struct RelayCurl: Sendable {
     }
 
     /// Registers a throw-away identity (if it is not yet) and returns a bearer token for it.
-    public func registerAndAuthenticate(_ name: String, origin: String) async throws -> String {
+    public func registerAndAuthenticate(_ name: String) async throws -> String {
         let bundle = try ThrowawayIdentities.bundle(name)
         let registration = String(decoding: try JSONSerialization.data(withJSONObject: ["bundle": Data(bundle.encoded).base64EncodedString()]), as: UTF8.self)
         let registered = try await call("/v1/directory/register", method: "POST", json: registration)
         guard registered.status == 201 || registered.status == 409 else { throw TestFailure("register \(name): \(registered)") }
-        return try await authenticate(name, origin: origin)
+        return try await authenticate(name)
     }
 
     /// A bearer token for a registered throw-away identity, obtained as a client does: challenge,
-    /// signature, token. `origin` is the relay's log origin.
-    public func authenticate(_ name: String, origin: String) async throws -> String {
+    /// signature over the relay's origin (from `GET /v1/relay`) and TLS key (`relay.pem` beside
+    /// the CA file, as in certs/ and a relay's tls/), token.
+    public func authenticate(_ name: String) async throws -> String {
+        let info = try await call("/v1/relay")
+        guard let origin = (try JSONSerialization.jsonObject(with: Data(info.body.utf8)) as? [String: Any])?["origin"] as? String else {
+            throw TestFailure("relay info: \(info)")
+        }
+        let pin = try DevelopmentCertificates.publicKeyPin(certificateFile: caFile.deletingLastPathComponent().appendingPathComponent("relay.pem"))
         // Unlocked beforehand (scrypt is slow on purpose), so the one-minute challenge does not
         // expire on a busy machine while the key is being decrypted.
         let key = try Self.sender(name).signingKey
         let challenge = try await call("/v1/auth/challenge", method: "POST", json: "{\"name\":\"\(name)\"}")
         guard let object = try JSONSerialization.jsonObject(with: Data(challenge.body.utf8)) as? [String: Any],
               let nonce = (object["nonce"] as? String).flatMap({ Data(base64Encoded: $0) }) else { throw TestFailure("challenge: \(challenge)") }
-        let signature = try key.signature(for: AuthChallenge.signedMessage(origin: origin, name: IdentityName(name), nonce: Array(nonce)))
+        let signature = try key.signature(for: AuthChallenge.signedMessage(origin: origin, relayKeyPin: pin, name: IdentityName(name), nonce: Array(nonce)))
         let body = String(decoding: try JSONSerialization.data(withJSONObject: [
             "name": name, "nonce": nonce.base64EncodedString(), "signature": Data(signature).base64EncodedString()]), as: UTF8.self)
         let token = try await call("/v1/auth/token", method: "POST", json: body)
@@ -159,4 +168,49 @@ public struct RelayCurl: Sendable {
 public struct TestFailure: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// What a relay that lies could do to its own database, for tests of the clients' checks. Each
+/// method writes in one transaction, bypassing every check of `Directory`.
+public struct RelayDatabaseForgery {
+    public let database: RelayDatabase
+
+    public init(_ database: RelayDatabase) {
+        self.database = database
+    }
+
+    /// Logs `bundle` as a consistent relay would (map updated, leaf committing the new root, row
+    /// added), without checking continuity or versions.
+    public func log(_ kind: DirectoryEntry.Kind, _ bundle: IdentityBundle, time: Int64 = 0) async throws {
+        try await database.write { db in
+            let index = try LogStore.currentSize(db)
+            var map = NameMap(store: DatabaseMapNodes(db: db))
+            let value = NameMapValue(keyVersion: bundle.keyVersion, logIndex: index, fingerprint: bundle.fingerprint)
+            let root = try map.set(NameMapKey.of(bundle.name), valueHash: value.hash)
+            let entry = try DirectoryEntry(kind: kind, time: time, bundle: bundle, mapRoot: root)
+            _ = try LogStore.append(entry.encoded, time: time, in: db)
+            try db.execute(sql: "INSERT INTO identities (name, key_version, bundle, fingerprint, log_index, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [bundle.name.value, Int64(bundle.keyVersion), Data(bundle.encoded), Data(bundle.fingerprint.bytes), Int64(index), time])
+        }
+    }
+
+    /// Hides every key version of `name` above `keepVersion` from lookups (the rows go; the log
+    /// and the map keep them): the relay then serves a superseded version, or "not found" when
+    /// `keepVersion` is 0.
+    public func hideVersions(of name: String, above keepVersion: UInt32) async throws {
+        try await database.write { db in
+            try db.execute(sql: "DELETE FROM identities WHERE name = ? AND key_version > ?", arguments: [name, Int64(keepVersion)])
+        }
+    }
+
+    /// Rewrites the name map so that it holds `bundle`, logged at `logIndex`, as `name`'s current
+    /// version, without any log entry saying so: the next leaf then commits a root that does not
+    /// follow from the log.
+    public func rewriteMap(_ bundle: IdentityBundle, loggedAt logIndex: UInt64) async throws {
+        try await database.write { db in
+            var map = NameMap(store: DatabaseMapNodes(db: db))
+            let value = NameMapValue(keyVersion: bundle.keyVersion, logIndex: logIndex, fingerprint: bundle.fingerprint)
+            try map.set(NameMapKey.of(bundle.name), valueHash: value.hash)
+        }
+    }
 }

@@ -2,6 +2,7 @@ import Foundation
 import SecmailCrypto
 import SecmailFormat
 @testable import SecmailRelay
+import SecmailTLS
 import SecmailTestSupport
 import SecmailRelayTestSupport
 import Testing
@@ -17,6 +18,8 @@ final class TestClock: @unchecked Sendable {
 
 @Suite struct AuthenticatorTests {
     let origin = "localhost/secmail"
+    /// The SHA-256 of the TLS key of the relay under test (any 32 bytes: no TLS here).
+    let relayKeyPin = [UInt8](repeating: 0x5A, count: 32)
 
     func setUp() async throws -> (Authenticator, TestClock, URL) {
         let folder = try makeTemporaryDirectory("relay-auth")
@@ -25,12 +28,13 @@ final class TestClock: @unchecked Sendable {
         let directory = Directory(database: database, clock: { clock.now })
         try await directory.register(ThrowawayIdentities.bundle("alice"))
         try await directory.register(ThrowawayIdentities.bundle("bob"))
-        return (Authenticator(database: database, origin: origin, clock: { clock.now }), clock, folder)
+        return (Authenticator(database: database, origin: origin, relayKeyPin: relayKeyPin, clock: { clock.now }), clock, folder)
     }
 
-    func sign(_ nonce: [UInt8], as signer: String, for name: String, origin: String? = nil) throws -> [UInt8] {
+    func sign(_ nonce: [UInt8], as signer: String, for name: String, origin: String? = nil, relayKeyPin: [UInt8]? = nil) throws -> [UInt8] {
         try ThrowawayIdentities.signingKey(signer).signature(
-            for: AuthChallenge.signedMessage(origin: origin ?? self.origin, name: IdentityName(name), nonce: nonce))
+            for: AuthChallenge.signedMessage(origin: origin ?? self.origin, relayKeyPin: relayKeyPin ?? self.relayKeyPin,
+                                             name: IdentityName(name), nonce: nonce))
     }
 
     @Test func aSignedChallengeGivesATokenForThatNameOnly() async throws {
@@ -97,7 +101,9 @@ extension RelayHTTPTests {
         let challenge = try json(try await relay.curl("/v1/auth/challenge", method: "POST", json: "{\"name\":\"alice\"}").body)
         let nonce = Array(try #require(Data(base64Encoded: challenge["nonce"] as? String ?? "")))
         let signature = try ThrowawayIdentities.signingKey("alice").signature(
-            for: AuthChallenge.signedMessage(origin: "localhost/secmail", name: IdentityName("alice"), nonce: nonce))
+            for: AuthChallenge.signedMessage(origin: "localhost/secmail",
+                                             relayKeyPin: DevelopmentCertificates.publicKeyPin(certificateFile: RunningRelay.certs.appendingPathComponent("relay.pem")),
+                                             name: IdentityName("alice"), nonce: nonce))
         let body = "{\"name\":\"alice\",\"nonce\":\"\(Data(nonce).base64EncodedString())\",\"signature\":\"\(Data(signature).base64EncodedString())\"}"
         let issued = try await relay.curl("/v1/auth/token", method: "POST", json: body)
         #expect(issued.status == 200, "\(issued.body)")

@@ -20,14 +20,76 @@ import Testing
         let alice = try ThrowawayIdentities.bundle("alice"), bob = try ThrowawayIdentities.bundle("bob")
         #expect(try await directory.register(alice) == 0)
         #expect(try await directory.register(bob) == 1)
-        let entry = try await directory.lookup(IdentityName("Alice"))
+        let entry = try #require(try await directory.lookup(IdentityName("alice")).entry)
         #expect(entry.bundle == alice)
         #expect(entry.treeSize == 2)
         #expect(MerkleProof.verifyInclusion(leafHash: MerkleHash.leaf(try await log.leaf(at: entry.logIndex)), index: entry.logIndex,
                                             size: entry.treeSize, proof: entry.inclusionProof, root: entry.rootHash))
         let logged = try DirectoryEntry(encoded: await log.leaf(at: 0))
         #expect(logged.kind == .registration && logged.bundle == alice && logged.time == 1_800_000_000)
-        await #expect(throws: RelayError.self) { try await directory.lookup(IdentityName("carol")) }
+        #expect(try await directory.lookup(IdentityName("carol")).entry == nil)
+    }
+
+    /// Every registration and rotation moves the log and the map together: the leaf commits the
+    /// map root, and replaying the log gives the same map; a lookup proves the current version
+    /// and a miss proves absence.
+    @Test func theLogCommitsTheNameMapAndLookupsProveIt() async throws {
+        let (directory, log, folder) = try makeDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let alice = try ThrowawayIdentities.bundle("alice")
+        try await directory.register(alice)
+        try await directory.register(ThrowawayIdentities.bundle("bob"))
+        let rotated = try IdentityBundle.create(
+            name: alice.name, keyVersion: 2, createdAt: 1, signingKey: ThrowawayIdentities.signingKey("carol"),
+            encryptionKey: ThrowawayIdentities.encryptionKey("carol").publicKey, rotatingFrom: (alice, ThrowawayIdentities.signingKey("alice")))
+        try await directory.rotate(to: rotated)
+        var replay = NameMapReplay()
+        for leaf in try await log.leaves(start: 0, end: 3) { try replay.apply(leaf) }
+
+        let found = try await directory.lookup(alice.name)
+        let evidence = found.evidence
+        let head = try LogLeaf(encoded: try #require(evidence.headLeaf))
+        #expect(head.mapRoot == (try replay.root()))
+        #expect(MerkleProof.verifyInclusion(leafHash: MerkleHash.leaf(try #require(evidence.headLeaf)), index: 2, size: 3,
+                                            proof: evidence.headInclusionProof, root: evidence.rootHash))
+        let current = NameMapValue(keyVersion: 2, logIndex: 2, fingerprint: rotated.fingerprint)
+        #expect(evidence.mapProof.terminal == .found(valueHash: current.hash))
+        #expect(evidence.mapProof.root(for: NameMapKey.of(alice.name)) == head.mapRoot)
+
+        let missing = try await directory.lookup(IdentityName("carol"))
+        #expect(missing.entry == nil)
+        #expect(missing.evidence.mapProof.provesAbsence)
+        #expect(missing.evidence.mapProof.root(for: NameMapKey.of(try IdentityName("carol"))) == head.mapRoot)
+    }
+
+    /// A log written before the name map (version 1 leaves) gets one map head at start-up,
+    /// committing the map of its names; nothing else changes.
+    @Test func aLogWithoutAMapGetsOneMapHeadLeaf() async throws {
+        let (directory, log, folder) = try makeDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let bundles = try ["alice", "bob"].map(ThrowawayIdentities.bundle)
+        try await directory.database.write { db in
+            for bundle in bundles {
+                let leaf = try DirectoryEntry(kind: .registration, time: 7, bundle: bundle, mapRoot: nil)
+                let index = try LogStore.append(leaf.encoded, time: 7, in: db)
+                try db.execute(sql: "INSERT INTO identities (name, key_version, bundle, fingerprint, log_index, created_at) VALUES (?, 1, ?, ?, ?, 7)",
+                               arguments: [bundle.name.value, Data(bundle.encoded), Data(bundle.fingerprint.bytes), Int64(index)])
+            }
+        }
+        #expect(try directory.commitMapIfMissing())
+        #expect(try !directory.commitMapIfMissing())
+        #expect(try await log.size() == 3)
+        var replay = NameMapReplay()
+        for leaf in try await log.leaves(start: 0, end: 3) { try replay.apply(leaf) }
+        let head = try LogLeaf(encoded: try await log.leaf(at: 2))
+        guard case .mapHead(let mapHead) = head else { Issue.record("leaf 2 is \(head)"); return }
+        #expect(mapHead.mapRoot == (try replay.root()))
+        let bob = try await directory.lookup(IdentityName("bob"))
+        #expect(bob.entry?.bundle == bundles[1])
+        #expect(bob.evidence.mapProof.root(for: NameMapKey.of(try IdentityName("bob"))) == mapHead.mapRoot)
+        // The next registration is a version 2 leaf, continuing the same map.
+        try await directory.register(ThrowawayIdentities.bundle("carol"))
+        try replay.apply(try await log.leaf(at: 3))
     }
 
     @Test func aTakenNameCannotBeRegisteredAgainAndNothingIsLogged() async throws {
@@ -41,7 +103,7 @@ import Testing
         let error = await #expect(throws: RelayError.self) { try await directory.register(mallory) }
         #expect(error?.code == .nameTaken)
         #expect(try await log.size() == 1)
-        #expect(try await directory.lookup(IdentityName("alice")).bundle == ThrowawayIdentities.bundle("alice"))
+        #expect(try await directory.lookup(IdentityName("alice")).entry?.bundle == ThrowawayIdentities.bundle("alice"))
     }
 
     @Test func rotationNeedsTheContinuitySignatureOfTheCurrentKey() async throws {
@@ -67,7 +129,7 @@ import Testing
             name: alice.name, keyVersion: 2, createdAt: 1, signingKey: newSigning, encryptionKey: newEncryption.publicKey,
             rotatingFrom: (alice, ThrowawayIdentities.signingKey("alice")))
         #expect(try await directory.rotate(to: rotated) == 1)
-        #expect(try await directory.lookup(alice.name).bundle == rotated)
+        #expect(try await directory.lookup(alice.name).entry?.bundle == rotated)
         let history = try await directory.history(alice.name)
         #expect(history.map(\.bundle) == [alice, rotated])
         #expect(history.map(\.logIndex) == [0, 1])

@@ -32,15 +32,10 @@ public struct DirectoryClient {
     }
 
     /// Registers `bundle` on the relay `relay` was opened for (first contact, trusted through
-    /// `caFile`), then pins the relay's TLS key and the log key, and stores the first checkpoint.
+    /// `caFile`): pins the relay (`pinRelay`), registers, and proves with a verified lookup that
+    /// the log now holds exactly these keys as the name's current ones.
     public func register(_ bundle: IdentityBundle, caFile: String, invite: String?) async throws -> RelaySettings {
-        _ = try await relay.info()
-        let keyAnswer = try await relay.expect(200, RelayRequest(.GET, Endpoint.logKey.path()))
-        let verifierKey = String(decoding: keyAnswer.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        let verifier: NoteVerifier
-        do { verifier = try NoteVerifier(verifierKey: verifierKey) } catch {
-            throw ClientError(.malformedAnswer, "the relay's log key is not a valid verifier key")
-        }
+        try await pinRelay(caFile: caFile)
         let request = try RelayRequest(.POST, Endpoint.register.path(),
                                        json: BundleRequest(bundle: Data(bundle.encoded).base64EncodedString(), invite: invite))
         do {
@@ -48,19 +43,53 @@ public struct DirectoryClient {
         } catch let error as ClientError where error.code == .nameTaken {
             // Registering again with the same keys is fine: the lookup below proves they are ours.
         }
-        let answer = try await relay.expect(200, RelayRequest(.GET, Endpoint.lookup.path(bundle.name.value)))
-        let lookup = try DirectoryVerification.verifyLookup(answer.body, name: bundle.name, logVerifier: verifier)
+        let lookup = try await relay.verifiedLookup(bundle.name)
         guard lookup.bundle == bundle else {
             throw ClientError(.nameTaken, "the name \(bundle.name) is registered on this relay with other keys (fingerprint \(lookup.bundle.fingerprint.grouped))")
         }
-        guard let pin = answer.relayKeyPin else {
-            throw ClientError(.verificationFailed, "the relay's TLS key could not be read for pinning")
-        }
-        relay.pinFirstContact(logVerifierKey: verifierKey, relayKeyPin: pin, checkpointNote: lookup.checkpointNote, caFile: caFile)
         try relay.saveLogView()
         try ContactPins(home: home).pin(bundle)
-        guard let settings = relay.settings else { preconditionFailure("pinFirstContact sets the settings") }
+        guard let settings = relay.settings else { preconditionFailure("pinRelay sets the settings") }
         return settings
+    }
+
+    /// First contact (in memory until `saveLogView`): the relay's TLS key as seen on this
+    /// connection, its log key, whose origin must name this relay (`checkOrigin`), and its
+    /// current signed checkpoint, which every later one must extend.
+    public func pinRelay(caFile: String) async throws {
+        let info = try await relay.info()
+        let keyAnswer = try await relay.expect(200, RelayRequest(.GET, Endpoint.logKey.path()))
+        let verifierKey = String(decoding: keyAnswer.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let verifier: NoteVerifier
+        do { verifier = try NoteVerifier(verifierKey: verifierKey) } catch {
+            throw ClientError(.malformedAnswer, "the relay's log key is not a valid verifier key")
+        }
+        try Self.checkOrigin(verifier.name, announced: info.origin, relayHost: relay.url.host ?? "", certificateNames: keyAnswer.relayDNSNames)
+        guard let pin = keyAnswer.relayKeyPin else {
+            throw ClientError(.verificationFailed, "the relay's TLS key could not be read for pinning")
+        }
+        let note = String(decoding: try await relay.expect(200, RelayRequest(.GET, Endpoint.checkpoint.path())).body, as: UTF8.self)
+        do {
+            let checkpoint = try Checkpoint(text: SignedNote.open(note, verifier: verifier))
+            guard checkpoint.origin == verifier.name else { throw FormatError(.invalidField, "it names the log \(checkpoint.origin)") }
+        } catch let error as FormatError {
+            throw ClientError(.verificationFailed, "the relay's checkpoint failed verification: \(error.reason)")
+        }
+        relay.pinFirstContact(logVerifierKey: verifierKey, relayKeyPin: pin, checkpointNote: note, caFile: caFile)
+    }
+
+    /// The log key's origin must be the one the relay announces and must name this relay: its host
+    /// part (before the first '/') is the host in the relay's URL or a DNS name its certificate
+    /// is issued for. So a client never pins, for relay A, a log that calls itself another relay.
+    static func checkOrigin(_ origin: String, announced: String, relayHost: String, certificateNames: [String]) throws {
+        guard origin == announced else {
+            throw ClientError(.verificationFailed, "the relay announces the log origin \(announced) but its log key is named \(origin)")
+        }
+        let host = String(origin.prefix { $0 != "/" }).lowercased()
+        let relayHost = relayHost.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
+        guard host == relayHost || certificateNames.contains(where: { $0.lowercased() == host }) else {
+            throw ClientError(.verificationFailed, "the relay's log origin \(origin) does not name this relay (\(relayHost), certificate for \(certificateNames.joined(separator: ", "))): refusing to pin it")
+        }
     }
 
     /// Looks `name` up on the pinned relay, verifies the answer (`verifiedContact`) and saves the
@@ -171,6 +200,8 @@ public struct DirectoryClient {
         public let ownEntries: [AuditedEntry]
         /// Those among them whose key is not in the keystore: made by someone else.
         public var foreignEntries: [AuditedEntry] { ownEntries.filter { !$0.isMine } }
+        /// The key version the name map holds as the owner's current one.
+        public let currentInMap: NameMapValue?
     }
 
     public struct AuditedEntry: Sendable {
@@ -179,53 +210,59 @@ public struct DirectoryClient {
         public let isMine: Bool
     }
 
-    /// Owner monitoring (P6): reads every log entry appended since the last audit, checks that
-    /// they produce exactly the root of the relay's signed checkpoint (which must extend the one
-    /// stored), and lists the entries for the owner's name whose keys the keystore does not hold.
-    /// The audit position advances only when nothing foreign was found, so a finding is reported
-    /// again by every later audit until it is dealt with.
+    /// Owner monitoring (P6): replays every log entry appended since the last audit (the
+    /// frontier must produce the root of the relay's signed checkpoint, which must extend the one
+    /// stored; the name map is recomputed and every map root a leaf commits checked), lists the
+    /// entries for the owner's name whose keys the keystore does not hold, and checks that the
+    /// map holds the owner's latest key as current. The audit position advances only when nothing
+    /// was found, so a finding is reported again by every later audit until it is dealt with.
     public func audit(_ keystore: Keystore, progress: (UInt64, UInt64) -> Void = { _, _ in }) async throws -> AuditReport {
         let own = try keystore.allBundles()
-        guard let name = own.first?.name else { throw ClientError(.noIdentity, "no identity in \(home.url.path)") }
+        guard let name = own.first?.name, let latest = own.max(by: { $0.keyVersion < $1.keyVersion }) else {
+            throw ClientError(.noIdentity, "no identity in \(home.url.path)")
+        }
         let ownFingerprints = Set(own.map(\.fingerprint))
         let checkpoint = try await relay.verifiedCurrentCheckpoint()
-        var state = try AuditState.load(from: home)
-        guard state.frontier.size <= checkpoint.size else {
-            throw ClientError(.verificationFailed, "the relay's log has \(checkpoint.size) entries but \(state.frontier.size) were audited before: it was rolled back")
-        }
+        var state = try LogReplayState.load(.audit, from: home)
         let first = state.frontier.size
         var found: [AuditedEntry] = []
-        while state.frontier.size < checkpoint.size {
-            let start = state.frontier.size
-            let page = try await relay.call(RelayRequest(.GET, Endpoint.entries.path(query: [
-                (Endpoint.Query.start, String(start)), (Endpoint.Query.end, String(checkpoint.size)),
-            ])), as: LogEntriesResponse.self)
-            guard page.start == start, !page.leaves.isEmpty, page.leaves.count <= checkpoint.size - start else {
-                throw ClientError(.verificationFailed, "the relay answered entries from \(page.start) (\(page.leaves.count)) when asked for \(start) ..< \(checkpoint.size)")
-            }
-            for leaf in page.leaves {
-                let leafData = try DirectoryVerification.decode(leaf)
-                let index = state.frontier.size
-                state.frontier.append(leafHash: MerkleHash.leaf(leafData))
-                let entry: DirectoryEntry
-                do { entry = try DirectoryEntry(encoded: leafData) } catch let error as FormatError {
-                    throw ClientError(.verificationFailed, "log entry #\(index) is not a valid directory entry: \(error.reason)")
-                }
-                if entry.bundle.name == name {
-                    found.append(AuditedEntry(logIndex: index, entry: entry, isMine: ownFingerprints.contains(entry.bundle.fingerprint)))
-                }
-            }
-            progress(state.frontier.size - first, checkpoint.size - first)
+        try await relay.replayLog(&state, to: checkpoint, progress: progress) { index, leaf in
+            guard let entry = leaf.entry, entry.bundle.name == name else { return }
+            found.append(AuditedEntry(logIndex: index, entry: entry, isMine: ownFingerprints.contains(entry.bundle.fingerprint)))
         }
-        guard state.frontier.root == checkpoint.rootHash else {
-            throw ClientError(.verificationFailed, "the relay's log entries do not produce the root of its signed checkpoint of \(checkpoint.size) entries: the log was altered")
+        let current = state.replay.values[NameMapKey.of(name)]
+        let report = AuditReport(treeSize: checkpoint.size, entriesRead: checkpoint.size - first, ownEntries: found, currentInMap: current)
+        if let current, report.foreignEntries.isEmpty, current.fingerprint != latest.fingerprint {
+            throw ClientError(.verificationFailed, "the log's name map holds \(name) key version \(current.keyVersion) (\(current.fingerprint.grouped)) as current, but your keystore's latest is version \(latest.keyVersion) (\(latest.fingerprint.grouped)): contacts are sent to a key that is not your latest (run secmail rotate to finish a pending rotation)")
         }
-        let report = AuditReport(treeSize: checkpoint.size, entriesRead: checkpoint.size - first, ownEntries: found)
         if report.foreignEntries.isEmpty {
-            try state.save(to: home)
+            try state.save(.audit, to: home)
             try relay.saveLogView()
         }
         return report
+    }
+
+    /// What `monitor` checked.
+    public struct MonitorReport: Sendable {
+        public let treeSize: UInt64
+        public let entriesRead: UInt64
+        public let names: Int
+        public let mapRoot: [UInt8]
+    }
+
+    /// Monitoring by anyone (no identity needed): replays the log from where the last run stopped
+    /// to the relay's current signed checkpoint, recomputes the name map and checks every entry
+    /// and every map root the log commits (`RelayClient.replayLog`). The position advances only
+    /// after a clean run.
+    public func monitor(progress: (UInt64, UInt64) -> Void = { _, _ in }) async throws -> MonitorReport {
+        let checkpoint = try await relay.verifiedCurrentCheckpoint()
+        var state = try LogReplayState.load(.monitor, from: home)
+        let first = state.frontier.size
+        try await relay.replayLog(&state, to: checkpoint, progress: progress) { _, _ in }
+        try state.save(.monitor, to: home)
+        try relay.saveLogView()
+        return MonitorReport(treeSize: checkpoint.size, entriesRead: checkpoint.size - first, names: state.replay.values.count,
+                             mapRoot: try state.replay.root())
     }
 }
 

@@ -11,12 +11,20 @@ public struct VerifiedLookup: Sendable {
     public let checkpointNote: String
 }
 
+/// One key version of a name as the log records it.
+public struct LoggedKeyVersion: Sendable {
+    public let bundle: IdentityBundle
+    /// When the relay logged it (the log entry's time), seconds since 1970.
+    public let loggedAt: Int64
+}
+
 /// The client's checks of what a relay says about keys (P5, P6). Pure: no I/O.
 public enum DirectoryVerification {
     /// Verifies a lookup answer for `name`:
     /// the bundle parses and its self-signature holds; it is `name`'s; the checkpoint is signed by
     /// the pinned log key; the log leaf records exactly this bundle; the inclusion proof leads
-    /// from that leaf to the checkpoint's root.
+    /// from that leaf to the checkpoint's root; and the name map that the tree commits holds
+    /// exactly this version as `name`'s current one (`verifyMap`).
     public static func verifyLookup(_ body: [UInt8], name: IdentityName, logVerifier: NoteVerifier) throws -> VerifiedLookup {
         let response: LookupResponse
         do {
@@ -28,11 +36,7 @@ public enum DirectoryVerification {
         guard bundle.name == name else {
             throw ClientError(.verificationFailed, "asked for \(name), the relay answered with \(bundle.name)'s key")
         }
-        let checkpointText = try verified("checkpoint") { try SignedNote.open(response.checkpoint, verifier: logVerifier) }
-        let checkpoint = try verified("checkpoint") { try Checkpoint(text: checkpointText) }
-        guard checkpoint.origin == logVerifier.name, checkpoint.size == response.treeSize else {
-            throw ClientError(.verificationFailed, "the checkpoint is for another log or another size than the proof")
-        }
+        let checkpoint = try signedCheckpoint(response.checkpoint, size: response.treeSize, logVerifier: logVerifier)
         let leafData = try decode(response.leaf)
         let entry = try verified("log entry") { try DirectoryEntry(encoded: leafData) }
         guard entry.bundle == bundle else {
@@ -43,7 +47,81 @@ public enum DirectoryVerification {
                                           proof: proof, root: checkpoint.rootHash) else {
             throw ClientError(.verificationFailed, "the inclusion proof for \(name)'s key does not lead to the signed log root: the key is not (provably) in the log")
         }
+        try verifyMap(response.map, name: name, checkpoint: checkpoint,
+                      holds: NameMapValue(keyVersion: bundle.keyVersion, logIndex: response.logIndex, fingerprint: bundle.fingerprint))
         return VerifiedLookup(bundle: bundle, logIndex: response.logIndex, checkpoint: checkpoint, checkpointNote: response.checkpoint)
+    }
+
+    /// Verifies a `404` for `name`: the checkpoint is signed by the pinned log key, and the name
+    /// map it commits holds nothing for `name`. Returns the checkpoint (it advances the view).
+    public static func verifyAbsence(_ body: [UInt8], name: IdentityName, logVerifier: NoteVerifier) throws -> (checkpoint: Checkpoint, note: String) {
+        let response: NotRegisteredResponse
+        do {
+            response = try JSONDecoder().decode(NotRegisteredResponse.self, from: Data(body))
+        } catch {
+            throw ClientError(.verificationFailed, "the relay says \(name) is not registered but sends no proof of it: it may be hiding a registered name")
+        }
+        guard response.name == name.value else {
+            throw ClientError(.verificationFailed, "asked for \(name), the relay proved the absence of \(response.name)")
+        }
+        let checkpoint = try signedCheckpoint(response.checkpoint, size: response.treeSize, logVerifier: logVerifier)
+        try verifyMap(response.map, name: name, checkpoint: checkpoint, holds: nil)
+        return (checkpoint, response.checkpoint)
+    }
+
+    /// Checks what the name map of the signed tree `checkpoint` holds for `name`: `value`, or
+    /// nothing when nil. The map root is the one the tree's last leaf commits (the leaf must be
+    /// proven as leaf size − 1 of that tree); the empty log's map is the empty map.
+    public static func verifyMap(_ evidence: NameMapEvidence, name: IdentityName, checkpoint: Checkpoint, holds value: NameMapValue?) throws {
+        let mapRoot: [UInt8]
+        if checkpoint.size == 0 {
+            guard evidence.headLeaf == nil else {
+                throw ClientError(.verificationFailed, "the relay's map proof names a last log entry of an empty log")
+            }
+            mapRoot = NameMapKey.emptyRoot
+        } else {
+            guard let encodedHead = evidence.headLeaf else {
+                throw ClientError(.verificationFailed, "the relay's map proof lacks the log entry that commits the map")
+            }
+            let headLeaf = try decode(encodedHead)
+            guard MerkleProof.verifyInclusion(leafHash: MerkleHash.leaf(headLeaf), index: checkpoint.size - 1, size: checkpoint.size,
+                                              proof: try evidence.headInclusionProof.map(decode), root: checkpoint.rootHash) else {
+                throw ClientError(.verificationFailed, "the log entry that should commit the name map is not the last entry of the signed log")
+            }
+            let leaf = try verified("last log entry") { try LogLeaf(encoded: headLeaf) }
+            guard let root = leaf.mapRoot else {
+                throw ClientError(.verificationFailed, "the relay's log commits no name map, so it cannot prove which key of \(name) is current (is the relay older than this client?)")
+            }
+            mapRoot = root
+        }
+        let proof: NameMapProof
+        do {
+            proof = try NameMapProof(encoded: decode(evidence.mapProof), foundValueHash: value?.hash)
+        } catch let error as FormatError {
+            throw ClientError(.verificationFailed, value == nil
+                ? "the relay says \(name) is not registered, but its own name map proof says otherwise: the relay may be hiding a registered name"
+                : "the relay's name map proof for \(name) is malformed: \(error.reason)")
+        }
+        let key = NameMapKey.of(name)
+        if let value {
+            guard !proof.provesAbsence, proof.root(for: key) == mapRoot else {
+                throw ClientError(.verificationFailed, "the relay served \(name)'s key version \(value.keyVersion), but the signed name map does not hold it as \(name)'s current key: the relay may be hiding a newer key (a rotation)")
+            }
+        } else {
+            guard proof.provesAbsence, proof.root(for: key) == mapRoot else {
+                throw ClientError(.verificationFailed, "the relay says \(name) is not registered, but its signed name map does not prove it: the relay may be hiding a registered name")
+            }
+        }
+    }
+
+    /// Opens a checkpoint note with the pinned log key; it must be this log's and of `size` leaves.
+    static func signedCheckpoint(_ note: String, size: UInt64, logVerifier: NoteVerifier) throws -> Checkpoint {
+        let text = try verified("checkpoint") { try SignedNote.open(note, verifier: logVerifier) }
+        let checkpoint = try verified("checkpoint") { try Checkpoint(text: text) }
+        guard checkpoint.origin == logVerifier.name, checkpoint.size == size else {
+            throw ClientError(.verificationFailed, "the checkpoint is for another log or another size than the proof")
+        }
+        return checkpoint
     }
 
     /// Verifies a history answer for `name` against `checkpoint` (the one a lookup just proved the
@@ -51,7 +129,7 @@ public enum DirectoryVerification {
     /// bundle of `name` whose log leaf records exactly it and is proven in that tree; version 1
     /// a registration and every later one continuity-signed by the one before. Returns the chain.
     public static func verifyHistory(_ body: [UInt8], name: IdentityName, logVerifier: NoteVerifier,
-                                     checkpoint: Checkpoint) throws -> [IdentityBundle] {
+                                     checkpoint: Checkpoint) throws -> [LoggedKeyVersion] {
         let response: HistoryResponse
         do {
             response = try JSONDecoder().decode(HistoryResponse.self, from: Data(body))
@@ -63,7 +141,7 @@ public enum DirectoryVerification {
               response.treeSize == checkpoint.size else {
             throw ClientError(.verificationFailed, "the relay proved \(name)'s history in another tree than the lookup: the log was forked")
         }
-        var chain: [IdentityBundle] = []
+        var chain: [LoggedKeyVersion] = []
         for version in response.versions {
             let bundle = try verified("bundle in the history") { try IdentityBundle(encoded: decode(version.bundle)) }
             guard bundle.name == name, bundle.keyVersion == UInt32(chain.count + 1) else {
@@ -79,11 +157,11 @@ public enum DirectoryVerification {
                 throw ClientError(.verificationFailed, "\(name)'s key version \(bundle.keyVersion) is not (provably) in the log: its inclusion proof fails")
             }
             if let previous = chain.last {
-                try verified("rotation of \(name) to version \(bundle.keyVersion)") { try bundle.verifyContinuity(from: previous) }
+                try verified("rotation of \(name) to version \(bundle.keyVersion)") { try bundle.verifyContinuity(from: previous.bundle) }
             } else if bundle.continuity != nil {
                 throw ClientError(.verificationFailed, "\(name)'s first key version claims to continue an earlier one")
             }
-            chain.append(bundle)
+            chain.append(LoggedKeyVersion(bundle: bundle, loggedAt: entry.time))
         }
         guard !chain.isEmpty else {
             throw ClientError(.verificationFailed, "the relay's history for \(name) is empty")
@@ -94,7 +172,8 @@ public enum DirectoryVerification {
     /// Accepts a contact's key change from `pinned` to `current` only if the verified `history`
     /// holds exactly the pinned bundle and ends with the current one, so an unbroken chain of
     /// continuity signatures, each logged, leads from the key this client trusted to the new one.
-    public static func verifyRotation(from pinned: IdentityBundle, to current: IdentityBundle, history: [IdentityBundle]) throws {
+    public static func verifyRotation(from pinned: IdentityBundle, to current: IdentityBundle, history: [LoggedKeyVersion]) throws {
+        let history = history.map(\.bundle)
         let pinnedIndex = Int(pinned.keyVersion) - 1
         guard history.indices.contains(pinnedIndex), history[pinnedIndex] == pinned else {
             throw ClientError(.verificationFailed, ContactPins.keyChanged(pinned: pinned, served: current).reason

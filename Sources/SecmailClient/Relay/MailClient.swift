@@ -12,6 +12,9 @@ import SecmailFormat
 public struct MailClient {
     public let relay: RelayClient
     public var home: SecmailHome { relay.home }
+    /// How far ahead a message may be dated (and after its key was replaced), and from what age
+    /// it is flagged.
+    public var timeWindow = EnvelopeTimeWindow.standard
 
     public init(relay: RelayClient) {
         self.relay = relay
@@ -62,7 +65,10 @@ public struct MailClient {
         do {
             let file = try PositionalFile(creatingAtPath: staging.path, permissions: 0o600)
             let sink = FileSink(file: file)
-            sealed = try EnvelopeSealer().seal(text: text, attachments: attachments, from: sender, to: recipients, into: sink, progress: sealProgress)
+            // The latest checkpoint this client verified (the recipients' lookups advanced it):
+            // readers compare it with theirs to detect a split view.
+            sealed = try EnvelopeSealer().seal(text: text, attachments: attachments, from: sender, to: recipients,
+                                               senderCheckpoint: relay.settings?.checkpoint, into: sink, progress: sealProgress)
             try sink.synchronize()
         } catch let error as FormatError where error.code == .io {
             throw ClientError(.io, error.reason)
@@ -97,7 +103,9 @@ public struct MailClient {
     /// Fetches message `id`, verifies it with the sender's verified key (the key version that
     /// signed it, proven in the log), decrypts it into `outputDirectory`, stores the envelope
     /// under received/, and only then deletes it from the relay. A message id already read is
-    /// refused (P4); nothing is written unless everything verified.
+    /// refused (P4), so is one dated more than the allowed skew ahead of this clock, and the
+    /// checkpoint the sender signed with it must be consistent with this client's view of the
+    /// log (split-view detection); nothing is written unless everything verified.
     public func read(_ id: MessageID, identity: SenderIdentity, keys: [RecipientKey], into outputDirectory: URL,
                      progress: EnvelopeSealer.Progress? = nil,
                      downloadProgress: (@Sendable (UInt64, UInt64) -> Void)? = nil) async throws -> Read {
@@ -127,6 +135,12 @@ public struct MailClient {
         }
         let sender = try await senderBundle(for: header)
         let verified = try EnvelopeOpener.verify(source, sender: sender, keys: keys, progress: progress)
+        let now = Int64(Date().timeIntervalSince1970)
+        guard header.time <= now + timeWindow.futureSkew else {
+            throw ClientError(.verificationFailed, "message \(id) is dated \(EnvelopeTimeWindow.describe(header.time - now)) in the future (at most \(EnvelopeTimeWindow.describe(timeWindow.futureSkew)) is allowed): refused")
+        }
+        try await relay.compareView(withSenderCheckpoint: header.senderCheckpoint, sender: header.senderName, messageID: id)
+        try relay.saveLogView()
         let directory = try AttachmentDirectory(outputDirectory: outputDirectory)
         let message: OpenedMessage
         do {
@@ -145,19 +159,34 @@ public struct MailClient {
         try FileSystem.synchronizeDirectory(receivedDirectory)
         // Stored and verified locally: now the relay's copy may go (P9).
         try await relay.expect(204, RelayRequest(.DELETE, Endpoint.deleteMessage.path(id.hex), bearer: token), notFound: .relayRefused)
-        return Read(message: message, sender: sender, savedFiles: saved, notes: directory.notes)
+        var notes = directory.notes
+        if header.time < now - timeWindow.maximumAge {
+            notes.append("this message was signed \(EnvelopeTimeWindow.describe(now - header.time)) ago")
+        }
+        return Read(message: message, sender: sender, savedFiles: saved, notes: notes)
     }
 
     /// The sender's bundle for the key version that signed `header`: the current one (verified
     /// like `lookup`, pins included) or, for mail signed before a rotation, the logged earlier
-    /// version with that fingerprint.
+    /// version with that fingerprint, provided the message is not dated after that version was
+    /// replaced (beyond the allowed skew): a retired key, perhaps stolen, signs nothing new.
     private func senderBundle(for header: EnvelopeHeader) async throws -> IdentityBundle {
         let contact = try await DirectoryClient(relay: relay).verifiedContact(header.senderName)
         try relay.saveLogView()
         if contact.bundle.fingerprint == header.senderFingerprint { return contact.bundle }
         let history = try await relay.verifiedHistory(header.senderName, at: contact.lookup)
-        guard let version = history.first(where: { $0.fingerprint == header.senderFingerprint }) else {
+        guard let index = history.firstIndex(where: { $0.bundle.fingerprint == header.senderFingerprint }) else {
             throw ClientError(.verificationFailed, "the message claims to be signed by \(header.senderName) with key \(header.senderFingerprint.grouped), which the log does not list for \(header.senderName)")
+        }
+        let version = history[index].bundle
+        if index + 1 < history.count {
+            let replacedAt = history[index + 1].loggedAt
+            guard header.time <= replacedAt + timeWindow.futureSkew else {
+                throw ClientError(.verificationFailed, "message \(header.messageID) is signed with \(header.senderName)'s key version "
+                    + "\(version.keyVersion), which was replaced by version \(history[index + 1].bundle.keyVersion) "
+                    + "\(EnvelopeTimeWindow.describe(header.time - replacedAt)) before the message's date: a retired key signs nothing new "
+                    + "(it may have been stolen). Refused")
+            }
         }
         return version
     }

@@ -24,12 +24,22 @@ extension RelayClient {
     }
 
     /// The current key version of `name`, verified (DirectoryVerification.verifyLookup) under a
-    /// checkpoint that extends the stored one.
+    /// checkpoint that extends the stored one. A `404` must prove that `name` is not registered
+    /// (DirectoryVerification.verifyAbsence); it is then `ClientError.notRegistered`.
     func verifiedLookup(_ name: IdentityName) async throws -> VerifiedLookup {
-        let answer = try await expect(200, RelayRequest(.GET, Endpoint.lookup.path(name.value)))
-        let lookup = try DirectoryVerification.verifyLookup(answer.body, name: name, logVerifier: try logVerifier())
-        try await advance(to: lookup.checkpoint, note: lookup.checkpointNote)
-        return lookup
+        let answer = try await send(RelayRequest(.GET, Endpoint.lookup.path(name.value)))
+        switch answer.status {
+        case 200:
+            let lookup = try DirectoryVerification.verifyLookup(answer.body, name: name, logVerifier: try logVerifier())
+            try await advance(to: lookup.checkpoint, note: lookup.checkpointNote)
+            return lookup
+        case 404:
+            let absence = try DirectoryVerification.verifyAbsence(answer.body, name: name, logVerifier: try logVerifier())
+            try await advance(to: absence.checkpoint, note: absence.note)
+            throw ClientError(.notRegistered, "no one is registered as \(name) on the relay at \(address)")
+        default:
+            throw ClientError.refusal(answer, relay: address, notFound: .notRegistered)
+        }
     }
 
     /// The relay's current signed checkpoint, verified and extending the stored one.
@@ -52,7 +62,7 @@ extension RelayClient {
 
     /// Every key version of `name`, proven in the same tree as `lookup` and forming one
     /// continuity chain (DirectoryVerification.verifyHistory).
-    func verifiedHistory(_ name: IdentityName, at lookup: VerifiedLookup) async throws -> [IdentityBundle] {
+    func verifiedHistory(_ name: IdentityName, at lookup: VerifiedLookup) async throws -> [LoggedKeyVersion] {
         let answer = try await expect(200, RelayRequest(
             .GET, Endpoint.history.path(name.value, query: [(Endpoint.Query.treeSize, String(lookup.checkpoint.size))])))
         return try DirectoryVerification.verifyHistory(answer.body, name: name, logVerifier: try logVerifier(), checkpoint: lookup.checkpoint)
@@ -60,26 +70,80 @@ extension RelayClient {
 
     /// Checks that `checkpoint` extends the stored one (a consistency proof from the relay when
     /// it grew) and makes it the stored one.
-    private func advance(to checkpoint: Checkpoint, note: String) async throws {
-        let verifier = try logVerifier()
-        if let storedNote = settings?.checkpoint {
-            let stored: Checkpoint
-            do {
-                stored = try Checkpoint(text: SignedNote.open(storedNote, verifier: verifier))
-            } catch {
-                throw ClientError(.corruptState, "the checkpoint stored in relay.json does not verify with the pinned log key")
-            }
-            if stored.size > 0 {
-                var proof: [[UInt8]] = []
-                if checkpoint.size > stored.size {
-                    let answer = try await call(RelayRequest(.GET, Endpoint.consistency.path(query: [
-                        (Endpoint.Query.from, String(stored.size)), (Endpoint.Query.to, String(checkpoint.size)),
-                    ])), as: ConsistencyResponse.self)
-                    proof = try answer.proof.map(DirectoryVerification.decode)
-                }
-                try DirectoryVerification.verifyExtension(of: stored, to: checkpoint, proof: proof)
-            }
+    func advance(to checkpoint: Checkpoint, note: String) async throws {
+        if let stored = try storedCheckpoint(), stored.size > 0 {
+            let proof = checkpoint.size > stored.size ? try await consistencyProof(from: stored.size, to: checkpoint.size) : []
+            try DirectoryVerification.verifyExtension(of: stored, to: checkpoint, proof: proof)
         }
         settings?.checkpoint = note
+    }
+
+    /// Split-view detection (DESIGN 3): `note` is the checkpoint a message's sender had verified
+    /// when sealing, signed with the message. If it is a checkpoint of this relay's log, it must be
+    /// consistent with this client's own: a consistency proof from the smaller tree to the larger
+    /// (asked of the relay, which cannot make one between two forks). A newer one advances this
+    /// client's view. Inconsistent checkpoints are a fork: both are kept under evidence/ and the
+    /// error says where. A checkpoint of another log (another origin) is not comparable and is
+    /// ignored.
+    func compareView(withSenderCheckpoint note: String?, sender: IdentityName, messageID: MessageID) async throws {
+        guard let note, let verifier = try? logVerifier() else { return }
+        guard note.hasPrefix(verifier.name + "\n") else { return }
+        let theirs: Checkpoint
+        do {
+            theirs = try Checkpoint(text: SignedNote.open(note, verifier: verifier))
+        } catch {
+            let path = try keepForkEvidence(note, sender: sender, messageID: messageID, finding: "the sender's checkpoint names this log but is not signed by the pinned log key")
+            throw ClientError(.logInconsistent, "the checkpoint \(sender) signed with message \(messageID) names this relay's log but is not signed by the log key you pinned: someone shows \(sender) a different log. Both views are kept as evidence in \(path)")
+        }
+        guard let ours = try storedCheckpoint(), ours.size > 0 else {
+            settings?.checkpoint = note
+            return
+        }
+        let (older, newer) = theirs.size <= ours.size ? (theirs, ours) : (ours, theirs)
+        let proof = newer.size > older.size ? try await consistencyProof(from: older.size, to: newer.size) : []
+        guard older.size == 0 || MerkleProof.verifyConsistency(oldSize: older.size, newSize: newer.size, oldRoot: older.rootHash,
+                                                               newRoot: newer.rootHash, proof: proof) else {
+            let path = try keepForkEvidence(note, sender: sender, messageID: messageID,
+                                            finding: "the sender's checkpoint (\(theirs.size) entries) and this client's (\(ours.size) entries) are not consistent")
+            throw ClientError(.logInconsistent, "the relay's log that \(sender) saw (\(theirs.size) entries) and the one you saw (\(ours.size) entries) are not consistent: the relay shows different users different logs (a split view). Do not trust keys from it; both signed checkpoints are kept as evidence in \(path)")
+        }
+        if theirs.size > ours.size { settings?.checkpoint = note }
+    }
+
+    /// The checkpoint stored in relay.json, verified with the pinned log key.
+    private func storedCheckpoint() throws -> Checkpoint? {
+        guard let storedNote = settings?.checkpoint else { return nil }
+        do {
+            return try Checkpoint(text: SignedNote.open(storedNote, verifier: try logVerifier()))
+        } catch {
+            throw ClientError(.corruptState, "the checkpoint stored in relay.json does not verify with the pinned log key")
+        }
+    }
+
+    private func consistencyProof(from oldSize: UInt64, to newSize: UInt64) async throws -> [[UInt8]] {
+        let answer = try await call(RelayRequest(.GET, Endpoint.consistency.path(query: [
+            (Endpoint.Query.from, String(oldSize)), (Endpoint.Query.to, String(newSize)),
+        ])), as: ConsistencyResponse.self)
+        return try answer.proof.map(DirectoryVerification.decode)
+    }
+
+    /// Writes both checkpoints of a fork to $SECMAIL_HOME/evidence/ and returns the file's path.
+    private func keepForkEvidence(_ theirs: String, sender: IdentityName, messageID: MessageID, finding: String) throws -> String {
+        let directory = home.url.appendingPathComponent("evidence", isDirectory: true)
+        try FileSystem.createPrivateDirectory(directory)
+        let file = directory.appendingPathComponent("fork-\(Int64(Date().timeIntervalSince1970))-\(messageID.hex.prefix(8)).txt")
+        let text = """
+            secmail split-view evidence
+            finding: \(finding)
+            relay: \(url.absoluteString)
+            message: \(messageID) from \(sender)
+
+            checkpoint signed by \(sender) with the message:
+            \(theirs)
+            checkpoint this client had accepted:
+            \(settings?.checkpoint ?? "(none)")
+            """
+        try FileSystem.createDurableFile(file, bytes: Array(text.utf8), permissions: 0o600)
+        return file.path
     }
 }

@@ -28,7 +28,7 @@ public final class RelayClient {
     private var tokens: [IdentityName: String] = [:]
     private var cachedInfo: RelayInfo?
     /// relay.json: the pins and the last accepted checkpoint (nil before registration).
-    var settings: RelaySettings?
+    public internal(set) var settings: RelaySettings?
 
     /// The relay pinned in `home` (relay.json), trusted by its pinned TLS key only.
     public convenience init(home: SecmailHome) throws {
@@ -123,8 +123,11 @@ public final class RelayClient {
         if let token = tokens[name] { return token }
         let challenge = try await call(try RelayRequest(.POST, Endpoint.challenge.path(), json: ChallengeRequest(name: name.value)),
                                        as: ChallengeResponse.self)
+        guard let pin = try settings.map({ try Fingerprint(hex: $0.relayKeyPin).bytes }) else {
+            throw ClientError(.noIdentity, "no relay is pinned in \(home.url.path) yet")
+        }
         let answer = try await call(try RelayRequest(.POST, Endpoint.token.path(),
-                                                     json: SignIn.answer(challenge, as: identity, origin: try logVerifier().name)),
+                                                     json: SignIn.answer(challenge, as: identity, origin: try logVerifier().name, relayKeyPin: pin)),
                                     as: TokenResponse.self)
         tokens[name] = answer.token
         return answer.token

@@ -6,13 +6,14 @@ import SecmailFormat
 /// The client's half of challenge-response sign-in (P8, docs/API.md "Authentication").
 public enum SignIn {
     /// The token request that answers `challenge`: its nonce signed with `identity`'s signing key
-    /// under the relay's log `origin` (AuthChallenge.signedMessage).
-    public static func answer(_ challenge: ChallengeResponse, as identity: SenderIdentity, origin: String) throws -> TokenRequest {
+    /// for the relay of log `origin` whose TLS key has the SHA-256 `relayKeyPin`
+    /// (AuthChallenge.signedMessage).
+    public static func answer(_ challenge: ChallengeResponse, as identity: SenderIdentity, origin: String, relayKeyPin: [UInt8]) throws -> TokenRequest {
         guard let nonce = Data(base64Encoded: challenge.nonce) else {
             throw ClientError(.malformedAnswer, "the relay's sign-in challenge is not base64")
         }
         let name = identity.bundle.name
-        let signature = try identity.signingKey.signature(for: AuthChallenge.signedMessage(origin: origin, name: name, nonce: Array(nonce)))
+        let signature = try identity.signingKey.signature(for: AuthChallenge.signedMessage(origin: origin, relayKeyPin: relayKeyPin, name: name, nonce: Array(nonce)))
         return TokenRequest(name: name.value, nonce: challenge.nonce, signature: Data(signature).base64EncodedString())
     }
 }

@@ -60,14 +60,22 @@ struct ByteReader {
 
     /// Magic bytes, then a version byte that must equal `version`.
     mutating func expectHeader(magic: [UInt8], version: UInt8, kind: String) throws {
+        try expectHeader(magic: magic, versions: version...version, kind: kind)
+    }
+
+    /// Magic bytes, then a version byte within `versions`; returns it.
+    @discardableResult
+    mutating func expectHeader(magic: [UInt8], versions: ClosedRange<UInt8>, kind: String) throws -> UInt8 {
         guard remaining >= magic.count, Array(bytes[offset..<offset + magic.count]) == magic else {
             throw FormatError(.badMagic, "this is not a secmail \(kind) (wrong magic bytes)")
         }
         offset += magic.count
         let found = try readUInt8()
-        guard found == version else {
-            throw FormatError(.unsupportedVersion, "unsupported \(kind) format version \(found); this secmail reads version \(version) (upgrade secmail if the sender is newer)")
+        guard versions.contains(found) else {
+            let readable = versions.count == 1 ? "version \(versions.lowerBound)" : "versions \(versions.lowerBound) to \(versions.upperBound)"
+            throw FormatError(.unsupportedVersion, "unsupported \(kind) format version \(found); this secmail reads \(readable) (upgrade secmail if the sender is newer)")
         }
+        return found
     }
 
     /// The bytes between `start` and the current offset.

@@ -26,11 +26,18 @@ public struct EnvelopeHeader: Sendable, Equatable {
     /// can be handed different plaintexts under one signature).
     public let keyCommitment: [UInt8]
     public let recipients: [Recipient]
+    /// The latest log checkpoint (signed note) the sender's client had verified when sealing,
+    /// signed with the rest of the header: readers compare it with their own view of the log to
+    /// detect a relay showing different users different logs. Nil when the sender had none
+    /// (sealed offline) or in a version 1 envelope.
+    public let senderCheckpoint: String?
     /// The canonical encoding: what the signature covers.
     public let encoded: [UInt8]
 
     static let magic: [UInt8] = Array("SMEV".utf8)
-    static let formatVersion: UInt8 = 1
+    static let formatVersion: UInt8 = 2
+    /// Longest sender checkpoint (a signed note with a few signatures).
+    public static let maximumCheckpointLength = 4096
     /// Chunk size of version 1.
     public static let chunkSize: UInt32 = 65536
     public static let maximumRecipients = 256
@@ -39,11 +46,11 @@ public struct EnvelopeHeader: Sendable, Equatable {
     public static let maximumPayloadLength: UInt64 = 1 << 40
     /// Upper bound on an encoded header, used to read it from a file's start in one go.
     static let maximumEncodedLength = 64 + 1 + IdentityName.maximumLength + 32 + 4 + 8 + 32 + 2
-        + maximumRecipients * (Fingerprint.byteCount + 2 + maximumWrappedKeyLength)
+        + maximumRecipients * (Fingerprint.byteCount + 2 + maximumWrappedKeyLength) + 2 + maximumCheckpointLength
 
     init(
         messageID: MessageID, time: Int64, senderName: IdentityName, senderFingerprint: Fingerprint,
-        payloadLength: UInt64, keyCommitment: [UInt8], recipients: [Recipient]
+        payloadLength: UInt64, keyCommitment: [UInt8], recipients: [Recipient], senderCheckpoint: String?
     ) throws {
         guard (1...Self.maximumRecipients).contains(recipients.count) else {
             throw FormatError(.invalidField, "an envelope has 1 to \(Self.maximumRecipients) recipients, not \(recipients.count)")
@@ -67,6 +74,11 @@ public struct EnvelopeHeader: Sendable, Equatable {
             writer.append(raw: recipient.fingerprint.bytes)
             writer.append(u16Prefixed: recipient.wrappedKey)
         }
+        let checkpoint = Array((senderCheckpoint ?? "").utf8)
+        guard checkpoint.count <= Self.maximumCheckpointLength else {
+            throw FormatError(.tooLarge, "the sender checkpoint is over \(Self.maximumCheckpointLength) bytes")
+        }
+        writer.append(u16Prefixed: checkpoint)
         try self.init(encoded: writer.bytes)
     }
 
@@ -80,7 +92,7 @@ public struct EnvelopeHeader: Sendable, Equatable {
     /// Parses a header from the start of `reader`, leaving it at the first payload byte.
     init(reading reader: inout ByteReader) throws {
         let start = reader.offset
-        try reader.expectHeader(magic: Self.magic, version: Self.formatVersion, kind: "envelope")
+        let version = try reader.expectHeader(magic: Self.magic, versions: 1...Self.formatVersion, kind: "envelope")
         suite = try Suite(validating: reader.readUInt16(), in: "envelope")
         messageID = try MessageID(bytes: reader.read(count: MessageID.byteCount))
         time = try reader.readInt64()
@@ -115,6 +127,15 @@ public struct EnvelopeHeader: Sendable, Equatable {
             recipients.append(Recipient(fingerprint: fingerprint, wrappedKey: wrapped))
         }
         self.recipients = recipients
+        if version >= 2 {
+            let checkpoint = try reader.readU16Prefixed("sender checkpoint", allowed: 0...Self.maximumCheckpointLength)
+            guard let text = String(validating: checkpoint, as: UTF8.self) else {
+                throw FormatError(.invalidField, "the envelope's sender checkpoint is not UTF-8")
+            }
+            senderCheckpoint = text.isEmpty ? nil : text
+        } else {
+            senderCheckpoint = nil
+        }
         encoded = Array(reader.slice(from: start))
     }
 

@@ -44,12 +44,14 @@ public struct EnvelopeSealer: Sendable {
         self.clock = clock
     }
 
-    /// Seals `text` and `attachments` from `sender` to `recipients` into `sink`.
+    /// Seals `text` and `attachments` from `sender` to `recipients` into `sink`, with the
+    /// sender's latest verified log checkpoint (`senderCheckpoint`, a signed note) when it has one.
     public func seal(
         text: String,
         attachments: [OutgoingAttachment] = [],
         from sender: SenderIdentity,
         to recipients: [IdentityBundle],
+        senderCheckpoint: String? = nil,
         into sink: ByteSink,
         progress: Progress? = nil
     ) throws -> SealedEnvelope {
@@ -79,7 +81,7 @@ public struct EnvelopeSealer: Sendable {
         let header = try EnvelopeHeader(
             messageID: messageID, time: clock(), senderName: sender.bundle.name,
             senderFingerprint: sender.bundle.fingerprint, payloadLength: payloadLength,
-            keyCommitment: keys.commitment, recipients: wrapped)
+            keyCommitment: keys.commitment, recipients: wrapped, senderCheckpoint: senderCheckpoint)
         try sink.write(header.encoded)
 
         let writer = try ChunkWriter(cipher: keys.cipher, totalLength: payloadLength,

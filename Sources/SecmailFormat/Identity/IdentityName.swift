@@ -28,5 +28,14 @@ public struct IdentityName: Sendable, Hashable, CustomStringConvertible {
         value = lowered
     }
 
+    /// Validates `text`, which must already be normalised (lower-case): what a protocol field or
+    /// URL carries, where "Alice" is an error rather than alice.
+    public init(normalised text: String) throws {
+        try self.init(text)
+        guard value == text else {
+            throw FormatError(.invalidField, "\"\(text)\" is not a normalised name; names are lower-case: \(value)")
+        }
+    }
+
     public var description: String { value }
 }

@@ -8,6 +8,8 @@ import SecmailFormat
 public struct Authenticator: Sendable {
     let database: RelayDatabase
     let origin: String
+    /// SHA-256 of the relay's TLS public key, which a client's signature must cover.
+    let relayKeyPin: [UInt8]
     let clock: @Sendable () -> Int64
     public static let challengeLifetime: Int64 = 60
     public static let tokenLifetime: Int64 = 15 * 60
@@ -15,10 +17,11 @@ public struct Authenticator: Sendable {
     /// Authenticated requests per identity.
     let identityLimiter: RateLimiter
 
-    public init(database: RelayDatabase, origin: String, perIdentity: RateLimiter.Limit = .init(perSecond: 50, burst: 100),
+    public init(database: RelayDatabase, origin: String, relayKeyPin: [UInt8], perIdentity: RateLimiter.Limit = .init(perSecond: 50, burst: 100),
                 clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) {
         self.database = database
         self.origin = origin
+        self.relayKeyPin = relayKeyPin
         self.clock = clock
         identityLimiter = RateLimiter(perIdentity)
     }
@@ -41,7 +44,8 @@ public struct Authenticator: Sendable {
     /// Checks `signature` over the challenge for `nonce` with `name`'s current signing key and
     /// returns a bearer token. The nonce is consumed whether or not the signature verifies. The
     /// RSA check runs outside any transaction; a valid answer then costs one commit, which
-    /// consumes the nonce (only if no concurrent answer did) and stores the token's hash.
+    /// consumes the nonce (only if no concurrent answer did), confirms that the key checked is
+    /// still the current one (a rotation in between ends the sign-in) and stores the token's hash.
     public func redeem(name: IdentityName, nonce: [UInt8], signature: [UInt8]) async throws -> (token: String, expiresIn: Int64) {
         let now = clock()
         let stored: (name: String, expiresAt: Int64, bundle: Data?)? = try await database.read { db in
@@ -63,17 +67,24 @@ public struct Authenticator: Sendable {
                 throw RelayError(.notFound, "no one is registered as \(name) on this relay")
             }
             let bundle = try IdentityBundle(encoded: Array(bundleData))
-            guard bundle.signingKey.isValidSignature(signature, for: AuthChallenge.signedMessage(origin: origin, name: name, nonce: nonce)) else {
+            let message = AuthChallenge.signedMessage(origin: origin, relayKeyPin: relayKeyPin, name: name, nonce: nonce)
+            guard bundle.signingKey.isValidSignature(signature, for: message) else {
                 throw RelayError(.forbidden, "the signature does not verify with \(name)'s current signing key")
             }
         } catch {
             if stored != nil { try await consume(nonce) }
             throw error
         }
+        let verifiedBundle = stored?.bundle
         let token = hexEncoded(try SystemRandom().bytes(count: 32))
         try await database.write { db in
             try db.execute(sql: "DELETE FROM challenges WHERE nonce = ?", arguments: [Data(nonce)])
             guard db.changesCount == 1 else { throw RelayError(.forbidden, "unknown or already used challenge") }
+            let current = try Data.fetchOne(db, sql: "SELECT bundle FROM identities WHERE name = ? ORDER BY key_version DESC LIMIT 1",
+                                            arguments: [name.value])
+            guard current == verifiedBundle else {
+                throw RelayError(.forbidden, "the keys of \(name) were rotated during sign-in; sign in with the current key")
+            }
             try db.execute(sql: "DELETE FROM sessions WHERE expires_at < ?", arguments: [now])
             try db.execute(sql: "INSERT INTO sessions (token_hash, name, expires_at) VALUES (?, ?, ?)",
                            arguments: [Data(SHA256.hash(Array(token.utf8))), name.value, now + Self.tokenLifetime])

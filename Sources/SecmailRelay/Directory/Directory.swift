@@ -34,6 +34,36 @@ public struct Directory: Sendable {
         public let inclusionProof: [[UInt8]]
     }
 
+    /// What the name map of the tree of `treeSize` leaves holds for one name, with the proof: the
+    /// tree's last leaf (which commits the map root) and its inclusion proof, then the map path.
+    public struct MapEvidence: Sendable {
+        public let treeSize: UInt64
+        public let rootHash: [UInt8]
+        /// Leaf `treeSize - 1` (nil for the empty log, whose map is empty).
+        public let headLeaf: [UInt8]?
+        public let headInclusionProof: [[UInt8]]
+        public let mapProof: NameMapProof
+    }
+
+    /// A lookup's answer: the current version and the map proof that it is the current one, or the
+    /// map proof that the name is not registered.
+    public enum Lookup: Sendable {
+        case found(Entry, MapEvidence)
+        case absent(MapEvidence)
+
+        /// The current version, when the name is registered.
+        public var entry: Entry? {
+            if case .found(let entry, _) = self { return entry }
+            return nil
+        }
+
+        public var evidence: MapEvidence {
+            switch self {
+            case .found(_, let evidence), .absent(let evidence): evidence
+            }
+        }
+    }
+
     /// Registers key version 1 of a new name (first come, first served). Returns its log index.
     @discardableResult
     public func register(_ bundle: IdentityBundle, inviteCode: String? = nil) async throws -> UInt64 {
@@ -41,7 +71,6 @@ public struct Directory: Sendable {
             throw RelayError(.invalidRequest, "a registration carries key version 1 without continuity; use rotation for later versions")
         }
         let now = clock()
-        let entry = try DirectoryEntry(kind: .registration, time: now, bundle: bundle)
         let requiresInvite = requiresInvite
         return try await database.write { db in
             guard try Self.latest(name: bundle.name.value, db) == nil else {
@@ -57,7 +86,7 @@ public struct Directory: Sendable {
                     throw RelayError(.inviteRequired, "the invite code is unknown or already used")
                 }
             }
-            return try Self.insert(entry, in: db)
+            return try Self.insert(.registration, bundle, time: now, in: db)
         }
     }
 
@@ -80,34 +109,52 @@ public struct Directory: Sendable {
         } catch let error as FormatError {
             throw RelayError(.invalidRequest, "rotation refused: \(error.reason)")
         }
-        let entry = try DirectoryEntry(kind: .rotation, time: now, bundle: bundle)
         return try await database.write { db in
             guard try Self.latest(name: name.value, db) == current else {
                 throw RelayError(.conflict, "the keys of \(name) changed while this rotation was checked; look them up and try again")
             }
-            return try Self.insert(entry, in: db)
+            // Tokens signed in with the replaced key end with it (P8).
+            try db.execute(sql: "DELETE FROM sessions WHERE name = ?", arguments: [name.value])
+            return try Self.insert(.rotation, bundle, time: now, in: db)
         }
     }
 
-    /// The current key version of `name`, with an inclusion proof in the current log.
-    public func lookup(_ name: IdentityName) async throws -> Entry {
+    /// The current key version of `name` with its inclusion proof and the map proof that it is
+    /// the current one, or the map proof that `name` is not registered; all in the current log,
+    /// read in one transaction.
+    public func lookup(_ name: IdentityName) async throws -> Lookup {
         let cache = nodeCache
         return try await database.read { db in
+            let size = try LogStore.currentSize(db)
+            let computation = MerkleComputation(source: DatabaseNodes(db: db, cache: cache), size: size)
+            let root = try computation.root()
+            var headLeaf: [UInt8]?
+            var headProof: [[UInt8]] = []
+            if size > 0 {
+                headLeaf = try Self.leafData(at: size - 1, db)
+                headProof = try computation.inclusionProof(index: size - 1, size: size)
+            }
+            let map = NameMap(store: DatabaseMapNodes(db: db))
+            let evidence = MapEvidence(treeSize: size, rootHash: root, headLeaf: headLeaf, headInclusionProof: headProof,
+                                       mapProof: try map.proof(for: NameMapKey.of(name)))
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT bundle, log_index FROM identities WHERE name = ? ORDER BY key_version DESC LIMIT 1
                 """, arguments: [name.value]) else {
-                throw RelayError(.notFound, "no one is registered as \(name) on this relay")
+                return .absent(evidence)
             }
             let bundle = try IdentityBundle(encoded: Array(row["bundle"] as Data))
             let index = UInt64(row["log_index"] as Int64)
-            let size = try LogStore.currentSize(db)
-            let computation = MerkleComputation(source: DatabaseNodes(db: db, cache: cache), size: size)
-            guard let leaf = try Data.fetchOne(db, sql: "SELECT leaf_data FROM log_leaves WHERE leaf_index = ?", arguments: [Int64(index)]) else {
-                throw RelayError(.storage, "the log has no leaf \(index) for \(name): the database is damaged")
-            }
-            return Entry(bundle: bundle, leafData: Array(leaf), logIndex: index, treeSize: size, rootHash: try computation.root(),
-                         inclusionProof: try computation.inclusionProof(index: index, size: size))
+            let entry = Entry(bundle: bundle, leafData: try Self.leafData(at: index, db), logIndex: index, treeSize: size, rootHash: root,
+                              inclusionProof: try computation.inclusionProof(index: index, size: size))
+            return .found(entry, evidence)
         }
+    }
+
+    private static func leafData(at index: UInt64, _ db: Database) throws -> [UInt8] {
+        guard let leaf = try Data.fetchOne(db, sql: "SELECT leaf_data FROM log_leaves WHERE leaf_index = ?", arguments: [Int64(index)]) else {
+            throw RelayError(.storage, "the log has no leaf \(index): the database is damaged")
+        }
+        return Array(leaf)
     }
 
     /// Every key version of `name` logged within the first `treeSize` leaves (the whole log when
@@ -150,13 +197,52 @@ public struct Directory: Sendable {
 
     // MARK: Rows
 
-    private static func insert(_ entry: DirectoryEntry, in db: Database) throws -> UInt64 {
-        let index = try LogStore.append(entry.encoded, time: entry.time, in: db)
+    /// Sets the name map to `bundle`, then appends the log leaf recording it with the map's new
+    /// root, and its row: one transaction, so the log, the map and the directory move together.
+    private static func insert(_ kind: DirectoryEntry.Kind, _ bundle: IdentityBundle, time: Int64, in db: Database) throws -> UInt64 {
+        let index = try LogStore.currentSize(db)
+        var map = NameMap(store: DatabaseMapNodes(db: db))
+        let value = NameMapValue(keyVersion: bundle.keyVersion, logIndex: index, fingerprint: bundle.fingerprint)
+        let entry = try DirectoryEntry(kind: kind, time: time, bundle: bundle, mapRoot: try map.set(NameMapKey.of(bundle.name), valueHash: value.hash))
+        guard try LogStore.append(entry.encoded, time: entry.time, in: db) == index else {
+            preconditionFailure("the log grew inside this write transaction")
+        }
         try db.execute(sql: """
             INSERT INTO identities (name, key_version, bundle, fingerprint, log_index, created_at) VALUES (?, ?, ?, ?, ?, ?)
-            """, arguments: [entry.bundle.name.value, Int64(entry.bundle.keyVersion), Data(entry.bundle.encoded),
-                             Data(entry.bundle.fingerprint.bytes), Int64(index), entry.time])
+            """, arguments: [bundle.name.value, Int64(bundle.keyVersion), Data(bundle.encoded),
+                             Data(bundle.fingerprint.bytes), Int64(index), entry.time])
         return index
+    }
+
+    /// A log written before the name map (its last leaf commits no map root) gets the map of its
+    /// names and one `MapHead` leaf committing it, so lookups can prove it. Runs at start-up;
+    /// returns true when it wrote one.
+    @discardableResult
+    public func commitMapIfMissing() throws -> Bool {
+        let now = clock()
+        return try database.write { db in
+            let size = try LogStore.currentSize(db)
+            guard size > 0 else { return false }
+            let last: LogLeaf
+            do { last = try LogLeaf(encoded: Self.leafData(at: size - 1, db)) } catch let error as FormatError {
+                throw RelayError(.storage, "the log's last leaf does not parse (\(error.reason)): the database is damaged")
+            }
+            guard last.mapRoot == nil else { return false }
+            try db.execute(sql: "DELETE FROM map_nodes")
+            var map = NameMap(store: DatabaseMapNodes(db: db))
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT name, key_version, fingerprint, log_index FROM identities i
+                WHERE key_version = (SELECT MAX(key_version) FROM identities WHERE name = i.name)
+                """)
+            for row in rows {
+                let value = NameMapValue(keyVersion: UInt32(row["key_version"] as Int64), logIndex: UInt64(row["log_index"] as Int64),
+                                         fingerprint: try Fingerprint(bytes: Array(row["fingerprint"] as Data)))
+                try map.set(NameMapKey.of(try IdentityName(row["name"] as String)), valueHash: value.hash)
+            }
+            let head = try MapHead(time: now, mapRoot: try map.root())
+            _ = try LogStore.append(head.encoded, time: now, in: db)
+            return true
+        }
     }
 
     private static func latest(name: String, _ db: Database) throws -> IdentityBundle? {

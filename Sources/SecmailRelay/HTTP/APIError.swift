@@ -24,7 +24,8 @@ struct APIError: HTTPResponseError {
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
         let body = try JSONEncoder().encode(ErrorResponse(error: code, reason: reason))
-        return Response(status: status, headers: [.contentType: "application/json"],
+        // With its length, an error answer keeps the connection open for the next request.
+        return Response(status: status, headers: [.contentType: "application/json", .contentLength: String(body.count)],
                         body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 

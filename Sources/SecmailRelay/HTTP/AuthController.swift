@@ -11,7 +11,7 @@ struct AuthController: Sendable {
     func addRoutes(to router: Router<RelayRequestContext>) {
         router.on(.challenge) { request, _ in
             let body = try await decodeBody(ChallengeRequest.self, from: request, limit: Self.bodyLimit)
-            let nonce = try await authenticator.challenge(for: IdentityName(body.name))
+            let nonce = try await authenticator.challenge(for: IdentityName(normalised: body.name))
             return ChallengeResponse(nonce: Data(nonce).base64EncodedString(), expiresIn: Authenticator.challengeLifetime)
         }
         router.on(.token) { request, _ in
@@ -19,7 +19,7 @@ struct AuthController: Sendable {
             guard let nonce = Data(base64Encoded: body.nonce), let signature = Data(base64Encoded: body.signature) else {
                 throw APIError(status: .badRequest, code: .malformedRequest, reason: "nonce and signature are base64")
             }
-            let issued = try await authenticator.redeem(name: IdentityName(body.name), nonce: Array(nonce), signature: Array(signature))
+            let issued = try await authenticator.redeem(name: IdentityName(normalised: body.name), nonce: Array(nonce), signature: Array(signature))
             return TokenResponse(token: issued.token, expiresIn: issued.expiresIn)
         }
         router.on(.whoami) { request, _ in WhoAmIResponse(name: try await authenticatedName(request, authenticator).value) }

@@ -1,5 +1,7 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
+import NIOCore
 import SecmailAPI
 import SecmailFormat
 
@@ -44,19 +46,39 @@ struct DirectoryController: Sendable {
         return Self.registered(bundle, try await directory.rotate(to: bundle))
     }
 
-    func lookup(_ rawName: String) async throws -> LookupResponse {
-        let entry = try await directory.lookup(IdentityName(rawName))
-        return LookupResponse(
-            name: entry.bundle.name.value, keyVersion: entry.bundle.keyVersion, fingerprint: entry.bundle.fingerprint.hex,
-            bundle: Data(entry.bundle.encoded).base64EncodedString(), leaf: Data(entry.leafData).base64EncodedString(),
-            logIndex: entry.logIndex, treeSize: entry.treeSize,
-            inclusionProof: entry.inclusionProof.map { Data($0).base64EncodedString() },
-            checkpoint: try signer.sign(size: entry.treeSize, rootHash: entry.rootHash))
+    /// The current version with its map proof, or `404` with the map proof of absence.
+    func lookup(_ rawName: String) async throws -> Response {
+        let name = try IdentityName(normalised: rawName)
+        switch try await directory.lookup(name) {
+        case .found(let entry, let evidence):
+            return try Self.json(.ok, LookupResponse(
+                name: entry.bundle.name.value, keyVersion: entry.bundle.keyVersion, fingerprint: entry.bundle.fingerprint.hex,
+                bundle: Data(entry.bundle.encoded).base64EncodedString(), leaf: Data(entry.leafData).base64EncodedString(),
+                logIndex: entry.logIndex, treeSize: entry.treeSize,
+                inclusionProof: entry.inclusionProof.map { Data($0).base64EncodedString() },
+                checkpoint: try signer.sign(size: evidence.treeSize, rootHash: evidence.rootHash), map: Self.evidence(evidence)))
+        case .absent(let evidence):
+            return try Self.json(.notFound, NotRegisteredResponse(
+                reason: "no one is registered as \(name) on this relay", name: name.value, treeSize: evidence.treeSize,
+                checkpoint: try signer.sign(size: evidence.treeSize, rootHash: evidence.rootHash), map: Self.evidence(evidence)))
+        }
+    }
+
+    static func evidence(_ evidence: Directory.MapEvidence) -> NameMapEvidence {
+        NameMapEvidence(headLeaf: evidence.headLeaf.map { Data($0).base64EncodedString() },
+                        headInclusionProof: evidence.headInclusionProof.map { Data($0).base64EncodedString() },
+                        mapProof: Data(evidence.mapProof.encoded).base64EncodedString())
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ body: some Encodable) throws -> Response {
+        let bytes = try JSONEncoder().encode(body)
+        return Response(status: status, headers: [.contentType: "application/json", .contentLength: String(bytes.count)],
+                        body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     /// Every version, proven against one checkpoint (of `treeSize` leaves, or the current log).
     func history(_ rawName: String, treeSize: UInt64?) async throws -> HistoryResponse {
-        let name = try IdentityName(rawName)
+        let name = try IdentityName(normalised: rawName)
         let entries = try await directory.history(name, treeSize: treeSize)
         let versions = entries.map { entry in
             HistoryResponse.Version(

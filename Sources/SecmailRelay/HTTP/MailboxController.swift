@@ -51,7 +51,7 @@ struct MailboxController: Sendable {
         let depositor = try await authenticatedName(request, authenticator)
         var names: [IdentityName] = []
         for raw in request.uri.queryParameters.getAll(Endpoint.Query.recipient) {
-            let name = try IdentityName(String(raw))
+            let name = try IdentityName(normalised: String(raw))
             if !names.contains(name) { names.append(name) }
         }
         guard (1...Self.maximumRecipients).contains(names.count) else {

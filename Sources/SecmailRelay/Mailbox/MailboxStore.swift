@@ -20,15 +20,18 @@ public struct MailboxStore: Sendable {
     public static let inlineLimit = 64 * 1024
     /// Most bytes one mailbox may hold.
     public let mailboxQuota: Int
+    /// The signed times a deposit may carry.
+    public let timeWindow: EnvelopeTimeWindow
     let clock: @Sendable () -> Int64
     private let group: DepositGroupCommit
 
     public init(database: RelayDatabase, directory: URL, maximumEnvelopeSize: Int = 256 << 20, mailboxQuota: Int = 1 << 30,
-                clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) throws {
+                timeWindow: EnvelopeTimeWindow = .standard, clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) throws {
         self.database = database
         self.directory = directory
         self.maximumEnvelopeSize = maximumEnvelopeSize
         self.mailboxQuota = mailboxQuota
+        self.timeWindow = timeWindow
         self.clock = clock
         group = DepositGroupCommit(database: database, directory: directory, mailboxQuota: mailboxQuota)
         do {
@@ -84,7 +87,7 @@ public struct MailboxStore: Sendable {
     }
 
     /// Checks: a well-formed envelope of exactly its declared size, sent in the depositor's name,
-    /// encrypted to a key of every recipient, a message id not accepted for any of them before,
+    /// signed at a time within the window, encrypted to a key of every recipient, a message id not accepted for any of them before,
     /// and room in every mailbox. Returns the message id once the deposit is durable.
     private func deposit(_ envelope: PendingDeposit.Envelope, source: EnvelopeSource, sha256: [UInt8], recipients: [IdentityName],
                          depositor: IdentityName) async throws -> MessageID {
@@ -94,6 +97,9 @@ public struct MailboxStore: Sendable {
             try Self.checkSize(header: header, source: source)
             guard header.senderName == depositor else {
                 throw RelayError(.forbidden, "the envelope is signed in the name of \(header.senderName), but the token belongs to \(depositor)")
+            }
+            if let refusal = timeWindow.refusal(signedAt: header.time, now: clock()) {
+                throw RelayError(.invalidRequest, refusal)
             }
         } catch {
             if case .file(let url) = envelope { try? FileManager.default.removeItem(at: url) }

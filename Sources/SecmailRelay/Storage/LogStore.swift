@@ -85,7 +85,7 @@ public struct LogStore: Sendable {
 
     /// Leaves are numbered 0 ..< size without gaps, so the size is the largest index plus one:
     /// a single b-tree lookup, where COUNT(*) would scan every row.
-    static func currentSize(_ db: Database) throws -> UInt64 {
+    public static func currentSize(_ db: Database) throws -> UInt64 {
         UInt64(try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM log_leaves") ?? 0)
     }
 }

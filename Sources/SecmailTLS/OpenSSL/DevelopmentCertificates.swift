@@ -52,6 +52,31 @@ public enum DevelopmentCertificates {
     /// SHA-256 of the SubjectPublicKeyInfo of the first certificate in a PEM file: the value a
     /// client pins with `TLSConfiguration.Trust.pinnedPublicKey`.
     public static func publicKeyPin(certificateFile: URL) throws -> [UInt8] {
+        try withFirstCertificate(in: certificateFile) { cert in
+            var digest = [UInt8](repeating: 0, count: 32)
+            guard secmail_x509_spki_sha256(cert, &digest) == 1 else {
+                throw OpenSSLErrors.error(.invalidConfiguration, "could not hash the certificate's public key")
+            }
+            return digest
+        }
+    }
+
+    /// The DNS names the first certificate in a PEM file is issued for (subject alternative names).
+    public static func dnsNames(certificateFile: URL) throws -> [String] {
+        try withFirstCertificate(in: certificateFile) { dnsNames(of: $0) }
+    }
+
+    /// The DNS subject alternative names of `certificate`, in order.
+    static func dnsNames(of certificate: OpaquePointer) -> [String] {
+        var names: [String] = []
+        var buffer = [CChar](repeating: 0, count: 256)
+        while secmail_x509_dns_name(certificate, Int32(names.count), &buffer, buffer.count) == 1 {
+            names.append(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        return names
+    }
+
+    private static func withFirstCertificate<T>(in certificateFile: URL, _ body: (OpaquePointer) throws -> T) throws -> T {
         OpenSSLErrors.clear()
         guard let bio = BIO_new_file(certificateFile.path, "r") else {
             throw OpenSSLErrors.error(.invalidConfiguration, "cannot read \(certificateFile.path)")
@@ -61,12 +86,9 @@ public enum DevelopmentCertificates {
             throw OpenSSLErrors.error(.invalidConfiguration, "\(certificateFile.path) holds no PEM certificate")
         }
         defer { X509_free(cert) }
-        var digest = [UInt8](repeating: 0, count: 32)
-        guard secmail_x509_spki_sha256(cert, &digest) == 1 else {
-            throw OpenSSLErrors.error(.invalidConfiguration, "could not hash the certificate's public key")
-        }
+        let result = try body(cert)
         _ = OpenSSLErrors.drain()
-        return digest
+        return result
     }
 
     private static func pem(_ write: (OpaquePointer) -> Int32) throws -> [UInt8] {

@@ -212,6 +212,12 @@ final class TLSSession {
         return secmail_x509_spki_sha256(certificate, &digest) == 1 ? digest : nil
     }
 
+    /// The DNS names the peer's certificate is issued for.
+    var peerDNSNames: [String] {
+        guard let certificate = SSL_get0_peer_certificate(ssl) else { return [] }
+        return DevelopmentCertificates.dnsNames(of: certificate)
+    }
+
     /// "TLSv1.3" or "TLSv1.2".
     var protocolVersion: String {
         String(cString: SSL_get_version(ssl))

@@ -193,7 +193,10 @@ struct AuditCommand: AsyncParsableCommand {
         commandName: "audit",
         abstract: "Check the relay's log for key entries under your name that you did not make.",
         discussion: """
-            Reads the log entries added since the last audit, checks that they produce the root of             the relay's signed checkpoint, and compares every entry for your name with your             keystore. Exits 2, naming each entry, if one was not made by you.
+            Replays the log entries added since the last audit: they must produce the root of the \
+            relay's signed checkpoint, and the name map they imply must be the one every entry \
+            commits. Every entry for your name is compared with your keystore, and the map must hold \
+            your latest key as current. Exits 2, naming each entry, if one was not made by you.
             """)
 
     @Flag(name: .long, help: "Print the result as JSON on standard output.")
@@ -216,7 +219,7 @@ struct AuditCommand: AsyncParsableCommand {
                     "foreignEntries": foreign.map(Self.describeJSON),
                 ]))
             } else {
-                Terminal.info("Audited \(report.entriesRead) new log entries (log size \(report.treeSize)).")
+                Terminal.info("Audited \(report.entriesRead) new log entries (log size \(report.treeSize)); every name map root follows from the log.")
                 for entry in report.ownEntries where entry.isMine {
                     Terminal.info("  ok  \(Self.describe(entry))")
                 }
@@ -238,6 +241,60 @@ struct AuditCommand: AsyncParsableCommand {
     static func describeJSON(_ audited: DirectoryClient.AuditedEntry) -> [String: Any] {
         ["logIndex": audited.logIndex, "kind": audited.entry.kind == .registration ? "registration" : "rotation",
          "keyVersion": audited.entry.bundle.keyVersion, "fingerprint": audited.entry.bundle.fingerprint.hex, "time": audited.entry.time]
+    }
+}
+
+struct MonitorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "monitor",
+        abstract: "Check the relay's whole log and name map; anyone can, no identity needed.",
+        discussion: """
+            Replays the log from where the last run stopped ($SECMAIL_HOME/monitor.state) to the \
+            relay's signed checkpoint: every registration must be of a new name, every rotation must \
+            continue the version before it, every name map root an entry commits must be the one the \
+            log implies, and the entries must produce the checkpoint's root. Exits 2 naming the first \
+            entry that does not follow. Without a pinned relay, give --relay and --ca for the first run.
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("The relay to monitor on first use, e.g. https://localhost:8443.", valueName: "url"))
+    var relay: String?
+
+    @Option(name: .long, help: ArgumentHelp("CA certificate file for the first contact with --relay.", valueName: "file"))
+    var ca: String?
+
+    @Flag(name: .long, help: "Print the result as JSON on standard output.")
+    var json = false
+
+    @OptionGroup var homeOptions: HomeOptions
+
+    func run() async throws {
+        try await reportingFailures {
+            let home = homeOptions.secmailHome
+            let client: RelayClient
+            if let relay {
+                guard let url = URL(string: relay), url.scheme == "https", url.host != nil, let ca else {
+                    throw CLIFailure(.failure, "--relay takes https://HOST:PORT and needs --ca CA.pem")
+                }
+                if let pinned = try? RelaySettings.load(from: home), pinned.url != url.absoluteString {
+                    throw CLIFailure(.failure, "\(home.url.path) already monitors or uses \(pinned.url); use another SECMAIL_HOME for \(relay)")
+                }
+                client = (try? RelaySettings.load(from: home)) != nil ? try RelayClient(home: home) : try RelayClient(home: home, firstContact: url, caFile: ca)
+            } else {
+                client = try RelayClient(home: home)
+            }
+            let progress = Terminal.ProgressLine("monitoring", unit: .entries)
+            let report = try await withRelay(home, client: client) { relay in
+                if relay.settings == nil, let ca { try await DirectoryClient(relay: relay).pinRelay(caFile: ca) }
+                return try await DirectoryClient(relay: relay).monitor(progress: progress.update)
+            }
+            progress.finish()
+            if json {
+                try Terminal.output(jsonText(["treeSize": report.treeSize, "entriesRead": report.entriesRead, "names": report.names,
+                                              "mapRoot": hexEncoded(report.mapRoot)]))
+            } else {
+                Terminal.info("Checked \(report.entriesRead) new log entries (log size \(report.treeSize), \(report.names) names): every entry and name map root follows from the log.")
+            }
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SecmailFormat
 import SecmailRelay
 
 struct RelayCommand: AsyncParsableCommand {
@@ -61,9 +62,21 @@ struct RelayServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Seconds an idle connection stays open.", valueName: "seconds"))
     var idleTimeout = 60
 
+    @Option(name: .long, help: ArgumentHelp("""
+        The log's origin, chosen once at the first start and kept in the data directory (default:         the certificate's first DNS name, else the listen host, followed by /secmail).
+        """, valueName: "name"))
+    var origin: String?
+
+    @Option(name: .long, help: ArgumentHelp("Refuse envelopes signed more than this many seconds ahead of the relay's clock.", valueName: "seconds"))
+    var maxClockSkew: Int64 = EnvelopeTimeWindow.standard.futureSkew
+
+    @Option(name: .long, help: ArgumentHelp("Refuse envelopes signed more than this many seconds ago.", valueName: "seconds"))
+    var maxEnvelopeAge: Int64 = EnvelopeTimeWindow.standard.maximumAge
+
     func validate() throws {
         _ = try parseListen()
-        guard maxEnvelopeMib > 0, mailboxQuotaMib > 0, ratePerAddress > 0, ratePerIdentity > 0, maxConnections > 0, idleTimeout > 0 else {
+        guard maxEnvelopeMib > 0, mailboxQuotaMib > 0, ratePerAddress > 0, ratePerIdentity > 0, maxConnections > 0, idleTimeout > 0,
+              maxClockSkew > 0, maxEnvelopeAge > 0 else {
             throw ValidationError("limits are positive numbers")
         }
     }
@@ -84,7 +97,8 @@ struct RelayServeCommand: AsyncParsableCommand {
             var configuration = RelayConfiguration(
                 dataDirectory: dataOptions.dataDirectory, host: host, port: port,
                 certificateFile: cert.map { URL(fileURLWithPath: $0) }, privateKeyFile: key.map { URL(fileURLWithPath: $0) },
-                requiresInvite: requireInvite)
+                requiresInvite: requireInvite, origin: origin)
+            configuration.envelopeTimeWindow = EnvelopeTimeWindow(futureSkew: maxClockSkew, maximumAge: maxEnvelopeAge)
             configuration.maximumEnvelopeSize = maxEnvelopeMib << 20
             configuration.mailboxQuota = mailboxQuotaMib << 20
             configuration.requestsPerSecondPerAddress = ratePerAddress
@@ -100,6 +114,7 @@ struct RelayServeCommand: AsyncParsableCommand {
                     lines.append("  CA file:        \(ca.path)  (development certificate)")
                 }
                 lines.append("  TLS key pin:    sha256/\(relay.publicKeyPin.map { String(format: "%02x", $0) }.joined())")
+                lines.append("  log origin:     \(relay.origin)")
                 lines.append("  log key:        \(relay.logVerifierKey)")
                 lines.append("  invites:        \(requireInvite ? "required (secmail relay invite --data \(dataOptions.data))" : "not required")")
                 Terminal.output(lines.joined(separator: "\n") + "\n")

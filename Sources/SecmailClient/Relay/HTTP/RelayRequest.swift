@@ -51,4 +51,6 @@ public struct RelayResponse: Sendable {
     public let body: [UInt8]
     /// SHA-256 of the relay certificate's public key, as seen in this connection's handshake.
     public let relayKeyPin: [UInt8]?
+    /// The DNS names the relay's certificate is issued for (from the same handshake).
+    public var relayDNSNames: [String] = []
 }

@@ -87,7 +87,8 @@ final class ResponseReader: ChannelInboundHandler, @unchecked Sendable {
                 isReusable = false
                 context.close(promise: nil)
             }
-            current.promise.succeed(RelayResponse(status: current.status, body: current.body, relayKeyPin: tlsHandler.peerPublicKeyPin))
+            current.promise.succeed(RelayResponse(status: current.status, body: current.body, relayKeyPin: tlsHandler.peerPublicKeyPin,
+                                                         relayDNSNames: tlsHandler.peerDNSNames))
         }
     }
 
