@@ -13,6 +13,12 @@ import Testing
 /// Issue 11 as an attacker who controls the relay would try it, against real `secmail relay`
 /// processes over TLS on 127.0.0.1: stale keys, hidden names, lying maps, split views, sign-in
 /// replay across relays, and envelope times.
+/// docs/test-vectors/directory.json.
+enum DirectoryVectorsFile {
+    static let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("docs/test-vectors/directory.json")
+}
+
 @Suite struct TransparencyTests {
     let commands = RelayCommandTests()
 
@@ -224,6 +230,49 @@ import Testing
         let refused = try runSecmail(["relay", "--data", data.path, "--listen", "127.0.0.1:0", "--origin", "other.example/secmail"], environment: [:])
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("cannot become \"other.example/secmail\""), "\(refused.stderr)")
+    }
+
+    static let python3WithCryptography: Bool = {
+        let available = (try? run("python3", ["-c", "import cryptography"]))?.status == 0
+        if !available { print("python3 with the cryptography package is absent: skipping the reference-lookup test") }
+        return available
+    }()
+
+    /// scripts/reference_lookup.py is a lookup written from docs/PROTOCOL.md and docs/API.md alone
+    /// (Python): it must verify a live relay's answers, found and not found, and the published
+    /// vectors, and refuse a relay that hides a rotation.
+    @Test(.enabled(if: TransparencyTests.python3WithCryptography, "python3 with the cryptography package is absent"))
+    func aClientWrittenFromTheDocsVerifiesTheRelaysAnswers() async throws {
+        let script = RelayConversationTests.fixtures.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scripts/reference_lookup.py").path
+        let vectors = try run("python3", [script, "vectors", DirectoryVectorsFile.url.path])
+        #expect(vectors.status == 0, "\(vectors.stderr)")
+        #expect(vectors.text.split(separator: "\n").count == 6)
+
+        let folder = try temporaryDirectory("transparency-reference")
+        var relay = try await start(folder.appendingPathComponent("relay", isDirectory: true))
+        let carol = CLIUser.fresh("carol", in: folder)
+        try carol.register(port: relay.port, ca: relay.ca)
+        #expect(try carol.run(["rotate"]).status == 0)
+        func lookup(_ name: String) throws -> (status: Int32, json: [String: Any]?, stderr: String) {
+            let settings = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: carol.home.appendingPathComponent("relay.json"))) as? [String: Any])
+            let result = try run("python3", [script, "live", "https://localhost:\(relay.port)", relay.ca,
+                                                    try #require(settings["logVerifierKey"] as? String), name])
+            return (result.status, try? JSONSerialization.jsonObject(with: Data(result.text.utf8)) as? [String: Any], result.stderr)
+        }
+        let found = try lookup("carol")
+        #expect(found.status == 0, "\(found.stderr)")
+        #expect(found.json?["found"] as? Bool == true && found.json?["keyVersion"] as? Int == 2)
+        let absent = try lookup("nobody")
+        #expect(absent.status == 0, "\(absent.stderr)")
+        #expect(absent.json?["found"] as? Bool == false)
+
+        let forgery = RelayDatabaseForgery(try relay.database)
+        try await restart(&relay, users: [carol]) { try await forgery.hideVersions(of: "carol", above: 1) }
+        let stale = try lookup("carol")
+        #expect(stale.status == 2)
+        #expect(stale.stderr.contains("does not hold this version of carol as current"), "\(stale.stderr)")
+        #expect(await commands.stop(relay.process) == 0)
     }
 
     /// Envelopes crafted by alice's own keys with a chosen signing time, deposited through her
