@@ -88,6 +88,7 @@ let package = Package(
             dependencies: [
                 "SecmailClient", "SecmailRelay", "SecmailFormat", "SecmailCrypto", "SecmailTLS",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         // Helpers shared by the test targets (hex, running openssl/python3/secmail).

@@ -38,5 +38,5 @@ public struct RelayInfo: Codable, Sendable, Equatable {
     }
 
     /// This build's version, announced by the relay and shown by the client.
-    public static let currentVersion = "0.4.0"
+    public static let currentVersion = "0.5.0"
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import NIOCore
 import NIOPosix
 import SecmailAPI
@@ -76,6 +77,12 @@ func buildLog(databasePath: String, leaves: Int) async throws {
 func measureMapProofs(database: RelayDatabase, names: UInt64) async throws {
     var generator = SystemRandomNumberGenerator()
     let root = try await database.read { db in try NameMap(store: DatabaseMapNodes(db: db)).root() }
+    let stored = try database.read { db in
+        try Row.fetchOne(db, sql: "SELECT COUNT(*) AS nodes, SUM(length(prefix) + length(node) + 2) AS bytes FROM map_nodes")
+    }
+    let nodes: Int = stored?["nodes"] ?? 0, nodeBytes: Int = stored?["bytes"] ?? 0
+    print(String(format: "map_storage names=%llu interior_nodes=%d nodes_per_name=%.2f node_payload_bytes_per_name=%.0f",
+                 names, nodes, Double(nodes) / Double(max(names, 1)), Double(nodeBytes) / Double(max(names, 1))))
     var generation: [Double] = [], verification: [Double] = [], sizes: [Double] = []
     for sample in 0..<2000 {
         let name = sample % 2 == 0 ? "bench-\(UInt64.random(in: 0..<names, using: &generator))" : "absent-\(sample)"

@@ -88,8 +88,7 @@ public enum DirectoryVerification {
                                               proof: try evidence.headInclusionProof.map(decode), root: checkpoint.rootHash) else {
                 throw ClientError(.verificationFailed, "the log entry that should commit the name map is not the last entry of the signed log")
             }
-            let leaf = try verified("last log entry") { try LogLeaf(encoded: headLeaf) }
-            guard let root = leaf.mapRoot else {
+            guard let root = try verified("last log entry", { try LogLeaf.committedMapRoot(of: headLeaf) }) else {
                 throw ClientError(.verificationFailed, "the relay's log commits no name map, so it cannot prove which key of \(name) is current (is the relay older than this client?)")
             }
             mapRoot = root

@@ -112,6 +112,21 @@ public enum LogLeaf: Sendable, Equatable {
         }
     }
 
+    /// The map root that leaf data `encoded` commits, read from its structure alone (magic,
+    /// version, lengths) without validating the bundle inside: what a lookup needs of the log's
+    /// last leaf, whose bundle is not the one being trusted (monitors validate every leaf). Nil
+    /// for a version 1 entry; throws for anything that is not a leaf.
+    public static func committedMapRoot(of encoded: [UInt8]) throws -> [UInt8]? {
+        var reader = ByteReader(encoded, subject: "log leaf")
+        if encoded.starts(with: MapHead.magic) { return try MapHead(encoded: encoded).mapRoot }
+        let version = try reader.expectHeader(magic: DirectoryEntry.magic, versions: 1...DirectoryEntry.formatVersion, kind: "directory log entry")
+        _ = try reader.read(count: 1 + 8)
+        _ = try reader.readU16Prefixed("bundle", allowed: 1...8192)
+        let root = version >= 2 ? try reader.read(count: 32) : nil
+        try reader.expectEnd()
+        return root
+    }
+
     /// The map root the leaf commits (nil for a version 1 entry).
     public var mapRoot: [UInt8]? {
         switch self {

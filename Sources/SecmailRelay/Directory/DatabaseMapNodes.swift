@@ -10,9 +10,11 @@ public struct DatabaseMapNodes: NameMapNodeStore {
         self.db = db
     }
 
+    // Cached statements: a map update or proof runs these once per level (about 20 times), and
+    // preparing them anew each time cost more than the rest of the work.
     public func node(depth: Int, prefix: [UInt8]) throws -> NameMapNode? {
-        guard let data = try Data.fetchOne(db, sql: "SELECT node FROM map_nodes WHERE depth = ? AND prefix = ?",
-                                           arguments: [depth, Data(prefix)]) else { return nil }
+        let statement = try db.cachedStatement(sql: "SELECT node FROM map_nodes WHERE depth = ? AND prefix = ?")
+        guard let data = try Data.fetchOne(statement, arguments: [depth, Data(prefix)]) else { return nil }
         do {
             return try NameMapNode(encoded: Array(data))
         } catch {
@@ -21,9 +23,9 @@ public struct DatabaseMapNodes: NameMapNodeStore {
     }
 
     public func setNode(_ node: NameMapNode, depth: Int, prefix: [UInt8]) throws {
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO map_nodes (depth, prefix, node) VALUES (?, ?, ?)
             ON CONFLICT (depth, prefix) DO UPDATE SET node = excluded.node
-            """, arguments: [depth, Data(prefix), Data(node.encoded)])
+            """).execute(arguments: [depth, Data(prefix), Data(node.encoded)])
     }
 }

@@ -10,6 +10,8 @@ public struct Directory: Sendable {
     let clock: @Sendable () -> Int64
     /// Committed log nodes that proofs read again and again.
     let nodeCache: LogNodeCache
+    /// The latest tree's root, last leaf and its inclusion proof, which every lookup carries.
+    private let heads = TreeHeadCache()
     /// When true, registration needs an invite code from `createInvite()`.
     public let requiresInvite: Bool
 
@@ -124,18 +126,19 @@ public struct Directory: Sendable {
     /// read in one transaction.
     public func lookup(_ name: IdentityName) async throws -> Lookup {
         let cache = nodeCache
+        let heads = heads
         return try await database.read { db in
             let size = try LogStore.currentSize(db)
             let computation = MerkleComputation(source: DatabaseNodes(db: db, cache: cache), size: size)
-            let root = try computation.root()
-            var headLeaf: [UInt8]?
-            var headProof: [[UInt8]] = []
-            if size > 0 {
-                headLeaf = try Self.leafData(at: size - 1, db)
-                headProof = try computation.inclusionProof(index: size - 1, size: size)
+            let head = try heads.head(size: size) {
+                // The log is append-only, so a size names one tree: computed once per size.
+                let headLeaf = size > 0 ? try Self.leafData(at: size - 1, db) : nil
+                let headProof = size > 0 ? try computation.inclusionProof(index: size - 1, size: size) : []
+                return TreeHead(size: size, root: try computation.root(), leaf: headLeaf, inclusionProof: headProof)
             }
+            let root = head.root
             let map = NameMap(store: DatabaseMapNodes(db: db))
-            let evidence = MapEvidence(treeSize: size, rootHash: root, headLeaf: headLeaf, headInclusionProof: headProof,
+            let evidence = MapEvidence(treeSize: size, rootHash: root, headLeaf: head.leaf, headInclusionProof: head.inclusionProof,
                                        mapProof: try map.proof(for: NameMapKey.of(name)))
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT bundle, log_index FROM identities WHERE name = ? ORDER BY key_version DESC LIMIT 1
@@ -303,5 +306,28 @@ final class SignedCheckpointCache: @unchecked Sendable {
         lock.withLock {
             if entry.map({ $0.size <= size }) ?? true { entry = (size, rootHash, note) }
         }
+    }
+}
+
+/// A tree's root with its last leaf and that leaf's inclusion proof.
+struct TreeHead: Sendable {
+    let size: UInt64
+    let root: [UInt8]
+    let leaf: [UInt8]?
+    let inclusionProof: [[UInt8]]
+}
+
+/// The head of the largest tree computed so far. Only what a read transaction computed from
+/// committed data is kept, and a size names exactly one tree of an append-only log.
+final class TreeHeadCache: @unchecked Sendable {
+    // @unchecked: every access holds `lock`.
+    private let lock = NSLock()
+    private var latest: TreeHead?
+
+    func head(size: UInt64, compute: () throws -> TreeHead) throws -> TreeHead {
+        if let cached = lock.withLock({ latest }), cached.size == size { return cached }
+        let head = try compute()
+        lock.withLock { if (latest?.size ?? 0) <= size { latest = head } }
+        return head
     }
 }

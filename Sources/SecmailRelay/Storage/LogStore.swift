@@ -21,11 +21,11 @@ public struct LogStore: Sendable {
         let size = try currentSize(db)
         let computation = MerkleComputation(source: DatabaseNodes(db: db), size: size)
         for node in try computation.nodesCompleted(byAppending: MerkleHash.leaf(leafData)) {
-            try db.execute(sql: "INSERT INTO log_nodes (level, node_index, hash) VALUES (?, ?, ?)",
-                           arguments: [node.level, Int64(node.index), Data(node.hash)])
+            try db.cachedStatement(sql: "INSERT INTO log_nodes (level, node_index, hash) VALUES (?, ?, ?)")
+                .execute(arguments: [node.level, Int64(node.index), Data(node.hash)])
         }
-        try db.execute(sql: "INSERT INTO log_leaves (leaf_index, leaf_data, added_at) VALUES (?, ?, ?)",
-                       arguments: [Int64(size), Data(leafData), time])
+        try db.cachedStatement(sql: "INSERT INTO log_leaves (leaf_index, leaf_data, added_at) VALUES (?, ?, ?)")
+            .execute(arguments: [Int64(size), Data(leafData), time])
         return size
     }
 
@@ -98,7 +98,8 @@ struct DatabaseNodes: MerkleNodeSource {
 
     func node(level: Int, index: UInt64) throws -> [UInt8] {
         if let hash = cache?.node(level: level, index: index) { return hash }
-        guard let hash = try Data.fetchOne(db, sql: "SELECT hash FROM log_nodes WHERE level = ? AND node_index = ?",
+        // A cached statement: a proof reads one node per level.
+        guard let hash = try Data.fetchOne(db.cachedStatement(sql: "SELECT hash FROM log_nodes WHERE level = ? AND node_index = ?"),
                                            arguments: [level, Int64(index)]) else {
             throw RelayError(.storage, "the log is missing its node at level \(level), index \(index): the database is damaged")
         }

@@ -69,7 +69,7 @@ private struct DemoRun {
         guard let alice = stores["alice"], let bob = stores["bob"] else { return }
         let aliceName = try IdentityName("alice"), bobName = try IdentityName("bob")
 
-        step(3, "bob looks alice up: her key is proven in the log and pinned on first use")
+        step(3, "bob looks alice up: her key is proven in the log, proven current by the log's name map, and pinned on first use")
         let found = try await withRelay(bob.home) { try await DirectoryClient(relay: $0).lookup(aliceName) }
         line("alice, key version \(found.bundle.keyVersion): \(found.bundle.fingerprint.grouped)")
 
@@ -111,7 +111,9 @@ private struct DemoRun {
         }
         line("verified with alice's key version \(secondRead.sender.keyVersion): \(secondRead.message.text)")
         let audit = try await withRelay(alice.home) { try await DirectoryClient(relay: $0).audit(alice) }
-        line("alice's audit: \(audit.ownEntries.count) log entries for her name, \(audit.foreignEntries.count) not made by her")
+        line("alice's audit: \(audit.ownEntries.count) log entries for her name, \(audit.foreignEntries.count) not made by her; the name map holds her version \(audit.currentInMap?.keyVersion ?? 0)")
+        let monitored = try await withRelay(bob.home) { try await DirectoryClient(relay: $0).monitor() }
+        line("bob monitors the whole log: \(monitored.treeSize) entries, \(monitored.names) names, every name map root follows from the log")
 
         step(8, "the relay changes one byte of a stored message: bob refuses it and nothing is written")
         // With the picture it is larger than 64 KiB, so the relay keeps it as a file (smaller
