@@ -37,7 +37,8 @@ def b64(text):
 
 def open_note(note, verifier_key):
     """C2SP signed note: the text, a blank line, signature lines; returns the text."""
-    name, key_id_hex, key_b64 = verifier_key.split("+")
+    # The base64 part may itself contain '+': split at the first two only.
+    name, key_id_hex, key_b64 = verifier_key.split("+", 2)
     key = b64(key_b64)
     if key[0] != 1:
         raise Refused("the log key is not an Ed25519 verifier key")
@@ -157,7 +158,7 @@ def parse_bundle(bundle):
 
 
 def verify(name, status, answer, verifier_key):
-    origin = verifier_key.split("+")[0]
+    origin = verifier_key.split("+", 1)[0]
     size, root = parse_checkpoint(open_note(answer["checkpoint"], verifier_key), origin)
     if size != answer["treeSize"]:
         raise Refused("the checkpoint is for another tree size than the answer")

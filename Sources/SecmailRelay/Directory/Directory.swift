@@ -12,6 +12,8 @@ public struct Directory: Sendable {
     let nodeCache: LogNodeCache
     /// The latest tree's root, last leaf and its inclusion proof, which every lookup carries.
     private let heads = TreeHeadCache()
+    /// Name map nodes of the latest tree, which every lookup's map proof reads.
+    private let mapNodes = MapNodeCache()
     /// When true, registration needs an invite code from `createInvite()`.
     public let requiresInvite: Bool
 
@@ -126,7 +128,7 @@ public struct Directory: Sendable {
     /// read in one transaction.
     public func lookup(_ name: IdentityName) async throws -> Lookup {
         let cache = nodeCache
-        let heads = heads
+        let heads = heads, mapNodes = mapNodes
         return try await database.read { db in
             let size = try LogStore.currentSize(db)
             let computation = MerkleComputation(source: DatabaseNodes(db: db, cache: cache), size: size)
@@ -137,7 +139,7 @@ public struct Directory: Sendable {
                 return TreeHead(size: size, root: try computation.root(), leaf: headLeaf, inclusionProof: headProof)
             }
             let root = head.root
-            let map = NameMap(store: DatabaseMapNodes(db: db))
+            let map = NameMap(store: DatabaseMapNodes(db: db, cache: mapNodes, treeSize: size))
             let evidence = MapEvidence(treeSize: size, rootHash: root, headLeaf: head.leaf, headInclusionProof: head.inclusionProof,
                                        mapProof: try map.proof(for: NameMapKey.of(name)))
             guard let row = try Row.fetchOne(db, sql: """
