@@ -17,17 +17,21 @@ public struct RelayInfo: Codable, Sendable, Equatable {
         /// Requests per second per client address, and per identity once authenticated.
         public let requestsPerSecondPerAddress: Double
         public let requestsPerSecondPerIdentity: Double
-        /// Seconds an idle connection stays open.
+        /// Seconds an idle connection stays open once it carried an authenticated request.
         public let idleTimeoutSeconds: Int
+        /// Seconds an idle connection stays open before that (shorter: unauthenticated
+        /// connections are cheap to open and the first thing an attacker holds).
+        public let idleTimeoutBeforeSignInSeconds: Int
 
         public init(maximumEnvelopeSize: Int, mailboxQuota: Int, maximumRecipients: Int, requestsPerSecondPerAddress: Double,
-                    requestsPerSecondPerIdentity: Double, idleTimeoutSeconds: Int) {
+                    requestsPerSecondPerIdentity: Double, idleTimeoutSeconds: Int, idleTimeoutBeforeSignInSeconds: Int) {
             self.maximumEnvelopeSize = maximumEnvelopeSize
             self.mailboxQuota = mailboxQuota
             self.maximumRecipients = maximumRecipients
             self.requestsPerSecondPerAddress = requestsPerSecondPerAddress
             self.requestsPerSecondPerIdentity = requestsPerSecondPerIdentity
             self.idleTimeoutSeconds = idleTimeoutSeconds
+            self.idleTimeoutBeforeSignInSeconds = idleTimeoutBeforeSignInSeconds
         }
     }
 

@@ -24,8 +24,11 @@ public struct RelayConfiguration: Sendable {
     public var requestsPerSecondPerAddress: Double = 200
     public var requestsPerSecondPerIdentity: Double = 50
     public var maximumConnections = 512
-    /// Seconds a connection with no request in flight stays open.
-    public var idleTimeoutSeconds = 60
+    /// Open connections per address group (`addressGrouping`).
+    public var maximumConnectionsPerAddress = 32
+    public var addressGrouping = AddressGrouping()
+    /// Header, body, write and idle deadlines of every connection.
+    public var deadlines = ConnectionDeadlines()
     /// The signed times a deposited envelope may carry.
     public var envelopeTimeWindow = EnvelopeTimeWindow.standard
 
@@ -104,7 +107,8 @@ public struct PreparedRelay: Sendable {
                                     limits: RelayLimits(perAddress: .init(perSecond: configuration.requestsPerSecondPerAddress,
                                                                           burst: 2 * configuration.requestsPerSecondPerAddress),
                                                         maximumConnections: configuration.maximumConnections,
-                                                        idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
+                                                        maximumConnectionsPerAddress: configuration.maximumConnectionsPerAddress,
+                                                        grouping: configuration.addressGrouping, deadlines: configuration.deadlines)),
             tls: tls, certificateAuthorityFile: ca,
             publicKeyPin: publicKeyPin,
             logVerifierKey: try signer.verifier.verifierKey)

@@ -111,6 +111,18 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// The peer's FIN. A TLS stream ends with close_notify; input that ends without one was
+    /// abandoned or truncated (a client that just closed its socket), so the connection closes at
+    /// once instead of holding its slot until an idle timeout. After close_notify the FIN is the
+    /// ordinary end and passes on.
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed, !state.peerSentCloseNotify {
+            closeNow(context: context)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     public func channelReadComplete(context: ChannelHandlerContext) {
         if deliveredPlaintext {
             deliveredPlaintext = false

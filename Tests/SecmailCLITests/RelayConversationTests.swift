@@ -106,7 +106,7 @@ import Testing
     @Test func anIdleConnectionIsReplacedTransparently() async throws {
         let folder = try temporaryDirectory("idle-connection")
         let data = folder.appendingPathComponent("relay", isDirectory: true)
-        let relay = try await commands.startRelay(data: data, options: ["--idle-timeout", "2"])
+        let relay = try await commands.startRelay(data: data, options: ["--idle-timeout", "4", "--idle-timeout-before-sign-in", "4"])
         let alice = CLIUser.fresh("alice", in: folder)
         let ca = data.appendingPathComponent("tls/dev-ca.pem").path
         try alice.register(port: relay.port, ca: ca)
@@ -118,13 +118,14 @@ import Testing
         _ = try await directory.lookup(name)
         _ = try await directory.lookup(name)
         #expect(client.connectionsOpened == 1)
-        try await Task.sleep(for: .milliseconds(4000))
+        try await Task.sleep(for: .milliseconds(7000))
         #expect(try await directory.lookup(name).pin == .unchanged)
         #expect(client.connectionsOpened == 2)
 
-        // Idle for more than half of the announced two seconds: replaced before the relay cuts it.
-        #expect(try await client.info().limits.idleTimeoutSeconds == 2)
-        try await Task.sleep(for: .milliseconds(1200))
+        // Idle for more than half of the announced four seconds (before sign-in): replaced before
+        // the relay cuts it.
+        #expect(try await client.info().limits.idleTimeoutBeforeSignInSeconds == 4)
+        try await Task.sleep(for: .milliseconds(2500))
         #expect(try await directory.lookup(name).pin == .unchanged)
         #expect(client.connectionsOpened == 3)
         await client.close()

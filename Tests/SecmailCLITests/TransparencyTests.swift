@@ -26,13 +26,17 @@ enum DirectoryVectorsFile {
         let data: URL
         var process: Process
         var port: Int
+        var output: OutputCollector
         var ca: String { data.appendingPathComponent("tls/dev-ca.pem").path }
         var database: RelayDatabase { get throws { try RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path) } }
     }
 
+    /// A relay process. Some of these tests drive it from this process's client library, whose
+    /// tasks can stall for many seconds while other tests block this process's threads on child
+    /// processes, so connections get the long idle time before sign-in too.
     func start(_ data: URL, options: [String] = []) async throws -> Relay {
-        let started = try await commands.startRelay(data: data, options: options)
-        return Relay(data: data, process: started.process, port: started.port)
+        let started = try await commands.startRelay(data: data, options: ["--idle-timeout-before-sign-in", "60"] + options)
+        return Relay(data: data, process: started.process, port: started.port, output: started.output)
     }
 
     /// Stops `relay`, lets `change` edit its data directory, and starts it again (on a new port;

@@ -162,7 +162,7 @@ import Testing
 
     /// A client that connects and then says nothing is cut off after the idle timeout.
     @Test func anIdleConnectionIsClosed() async throws {
-        let relay = try await RunningRelay(limits: RelayLimits(idleTimeout: .seconds(1)))
+        let relay = try await RunningRelay(limits: RelayLimits(deadlines: ConnectionDeadlines(idleBeforeSignIn: .seconds(1), idle: .seconds(1))))
         defer { Task { await relay.stop() } }
         let client = Process()
         client.executableURL = URL(fileURLWithPath: "/usr/bin/env")

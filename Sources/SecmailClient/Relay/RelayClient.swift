@@ -157,11 +157,13 @@ public final class RelayClient {
         return (opened, true)
     }
 
-    /// Whether `connection` has been idle for most of the idle time the relay announced: the
-    /// relay may be closing it as a request goes out, and a request that is not idempotent could
-    /// not be sent again, so a new connection is the safer choice.
+    /// Whether `connection` has been idle for most of the idle time the relay announced (the
+    /// shorter one until this client signed in): the relay may be closing it as a request goes
+    /// out, and a request that is not idempotent could not be sent again, so a new connection is
+    /// the safer choice.
     private func isAboutToTimeOut(_ connection: RelayHTTPConnection) -> Bool {
-        guard let seconds = cachedInfo?.limits.idleTimeoutSeconds else { return false }
+        guard let limits = cachedInfo?.limits else { return false }
+        let seconds = tokens.isEmpty ? limits.idleTimeoutBeforeSignInSeconds : limits.idleTimeoutSeconds
         let idleLimit = Duration.seconds(seconds)
         return ContinuousClock.now - connection.idleSince > max(idleLimit / 2, idleLimit - .seconds(2))
     }

@@ -62,13 +62,15 @@ public struct RelayRequestContext: RequestContext {
     }
 }
 
-/// Limits requests per client address, before any route runs.
+/// Limits requests per client address group (one IPv4 address, one IPv6 /64 by default), before
+/// any route runs.
 struct AddressRateLimitMiddleware: RouterMiddleware {
     typealias Context = RelayRequestContext
     let limiter: RateLimiter
+    let grouping: AddressGrouping
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let address = context.remoteAddress?.ipAddress ?? "unknown"
+        let address = grouping.group(of: context.remoteAddress)
         do {
             try limiter.take(address, what: "this address")
         } catch {

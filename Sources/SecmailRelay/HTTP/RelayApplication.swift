@@ -33,26 +33,34 @@ extension RelayServices {
             maximumRecipients: MailboxController.maximumRecipients,
             requestsPerSecondPerAddress: limits.perAddress.perSecond,
             requestsPerSecondPerIdentity: authenticator.identityLimiter.limit.perSecond,
-            idleTimeoutSeconds: Int(limits.idleTimeout.nanoseconds / 1_000_000_000)))
+            idleTimeoutSeconds: Int(limits.deadlines.idle.seconds),
+            idleTimeoutBeforeSignInSeconds: Int(limits.deadlines.idleBeforeSignIn.seconds)))
     }
 }
 
 /// Request and connection limits (envelope size and mailbox quota live in `MailboxStore`, the
 /// per-identity request rate in `Authenticator`).
 public struct RelayLimits: Sendable {
-    /// Requests per client address.
+    /// Requests per client address group (`grouping`).
     public var perAddress: RateLimiter.Limit
     /// Open connections; beyond it new ones wait in the listen backlog.
     public var maximumConnections: Int
-    /// A connection with no request in flight for this long is closed (TLS handshakes have their
-    /// own 10 s limit in SecmailTLS).
-    public var idleTimeout: TimeAmount
+    /// Open connections per address group; more are closed at once.
+    public var maximumConnectionsPerAddress: Int
+    /// Which addresses count as one client.
+    public var grouping: AddressGrouping
+    /// Header, body, write and idle deadlines of every connection (TLS handshakes have their own
+    /// 10 s limit in SecmailTLS).
+    public var deadlines: ConnectionDeadlines
 
     public init(perAddress: RateLimiter.Limit = .init(perSecond: 200, burst: 400), maximumConnections: Int = 512,
-                idleTimeout: TimeAmount = .seconds(60)) {
+                maximumConnectionsPerAddress: Int = 32, grouping: AddressGrouping = AddressGrouping(),
+                deadlines: ConnectionDeadlines = ConnectionDeadlines()) {
         self.perAddress = perAddress
         self.maximumConnections = maximumConnections
-        self.idleTimeout = idleTimeout
+        self.maximumConnectionsPerAddress = maximumConnectionsPerAddress
+        self.grouping = grouping
+        self.deadlines = deadlines
     }
 }
 
@@ -64,7 +72,7 @@ public func buildRelayApplication(
 ) -> some ApplicationProtocol {
     let router = Router(context: RelayRequestContext.self)
     router.add(middleware: JSONErrorMiddleware())
-    router.add(middleware: AddressRateLimitMiddleware(limiter: RateLimiter(services.limits.perAddress)))
+    router.add(middleware: AddressRateLimitMiddleware(limiter: RateLimiter(services.limits.perAddress), grouping: services.limits.grouping))
     router.on(.health) { _, _ in "ok\n" }
     let info = services.info
     router.on(.relayInfo) { _, _ in info }
@@ -75,7 +83,8 @@ public func buildRelayApplication(
     MailboxController(mailboxes: services.mailboxes, authenticator: services.authenticator).addRoutes(to: router)
     return Application(
         router: router,
-        server: .secmailTLS(context: tls, idleTimeout: services.limits.idleTimeout),
+        server: .secmailTLS(context: tls, deadlines: services.limits.deadlines,
+                            connections: ConnectionLimiter(perGroup: services.limits.maximumConnectionsPerAddress, grouping: services.limits.grouping)),
         configuration: .init(address: .hostname(host, port: port), serverName: "secmail-relay",
                              availableConnectionsDelegate: MaximumAvailableConnections(services.limits.maximumConnections)),
         onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },

@@ -59,8 +59,29 @@ struct RelayServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Open connections at most; more wait to be accepted.", valueName: "n"))
     var maxConnections = 512
 
-    @Option(name: .long, help: ArgumentHelp("Seconds an idle connection stays open.", valueName: "seconds"))
+    @Option(name: .long, help: ArgumentHelp("Open connections per client address (one IPv4 address, one IPv6 /64) at most; more are closed at once.", valueName: "n"))
+    var maxConnectionsPerAddress = 32
+
+    @Option(name: .long, help: ArgumentHelp("IPv4 addresses sharing this many leading bits count as one client.", valueName: "bits"))
+    var ipv4Prefix = 32
+
+    @Option(name: .long, help: ArgumentHelp("IPv6 addresses sharing this many leading bits count as one client.", valueName: "bits"))
+    var ipv6Prefix = 64
+
+    @Option(name: .long, help: ArgumentHelp("Seconds an idle connection stays open once it carried an authenticated request.", valueName: "seconds"))
     var idleTimeout = 60
+
+    @Option(name: .long, help: ArgumentHelp("Seconds an idle connection stays open before that.", valueName: "seconds"))
+    var idleTimeoutBeforeSignIn = 15
+
+    @Option(name: .long, help: ArgumentHelp("Seconds from a request's first byte to its complete head.", valueName: "seconds"))
+    var headerTimeout = 10
+
+    @Option(name: .long, help: ArgumentHelp("Bytes a second a request body must average (after 10 s).", valueName: "bytes"))
+    var minBodyRate = 1024
+
+    @Option(name: .long, help: ArgumentHelp("Seconds an answer may wait for the client to read it.", valueName: "seconds"))
+    var writeTimeout = 30
 
     @Option(name: .long, help: ArgumentHelp("""
         The log's origin, chosen once at the first start and kept in the data directory (default:         the certificate's first DNS name, else the listen host, followed by /secmail).
@@ -76,8 +97,12 @@ struct RelayServeCommand: AsyncParsableCommand {
     func validate() throws {
         _ = try parseListen()
         guard maxEnvelopeMib > 0, mailboxQuotaMib > 0, ratePerAddress > 0, ratePerIdentity > 0, maxConnections > 0, idleTimeout > 0,
-              maxClockSkew > 0, maxEnvelopeAge > 0 else {
+              maxClockSkew > 0, maxEnvelopeAge > 0, maxConnectionsPerAddress > 0, idleTimeoutBeforeSignIn > 0, headerTimeout > 0,
+              minBodyRate >= 0, writeTimeout > 0 else {
             throw ValidationError("limits are positive numbers")
+        }
+        guard (8...32).contains(ipv4Prefix), (16...128).contains(ipv6Prefix) else {
+            throw ValidationError("--ipv4-prefix is 8 to 32 bits, --ipv6-prefix 16 to 128")
         }
     }
 
@@ -104,7 +129,11 @@ struct RelayServeCommand: AsyncParsableCommand {
             configuration.requestsPerSecondPerAddress = ratePerAddress
             configuration.requestsPerSecondPerIdentity = ratePerIdentity
             configuration.maximumConnections = maxConnections
-            configuration.idleTimeoutSeconds = idleTimeout
+            configuration.maximumConnectionsPerAddress = maxConnectionsPerAddress
+            configuration.addressGrouping = AddressGrouping(ipv4PrefixBits: ipv4Prefix, ipv6PrefixBits: ipv6Prefix)
+            configuration.deadlines = ConnectionDeadlines(
+                header: .seconds(Int64(headerTimeout)), minimumBodyRate: minBodyRate, write: .seconds(Int64(writeTimeout)),
+                idleBeforeSignIn: .seconds(Int64(idleTimeoutBeforeSignIn)), idle: .seconds(Int64(idleTimeout)))
             let relay = try PreparedRelay.prepare(configuration)
             try await relay.run { boundPort in
                 let urlHost = host.contains(":") ? "[\(host)]" : host

@@ -1,0 +1,122 @@
+import Foundation
+import GRDB
+import SecmailFormat
+import SecmailRelay
+import SecmailRelayTestSupport
+import SecmailTestSupport
+import Testing
+
+/// Issue 12, connections: a real `secmail relay` process over TLS on 127.0.0.1, clients that
+/// misbehave on purpose (Fixtures/slow_client.py), and an honest client served meanwhile.
+@Suite struct ConnectionAbuseTests {
+    let commands = RelayCommandTests()
+    static let client = RelayConversationTests.fixtures.appendingPathComponent("slow_client.py").path
+
+    /// What slow_client.py reports (each mode fills some of these).
+    struct Report: Decodable, Sendable {
+        var seconds: Double?
+        var bytes: Int?
+        var eof: Bool?
+        var open: Int?
+        var refused: Int?
+    }
+
+    /// Runs slow_client.py and returns its report.
+    func slowClient(_ arguments: [String]) async throws -> Report {
+        let result = try await runAsync("python3", [Self.client] + arguments)
+        do {
+            return try JSONDecoder().decode(Report.self, from: Data(result.text.utf8))
+        } catch {
+            throw TestFailure("slow_client.py \(arguments): \(result.text) \(result.stderr)")
+        }
+    }
+
+    /// How long an honest request takes right now, in seconds (nil: it failed).
+    func honestRequest(_ curl: RelayCurl) async throws -> Double? {
+        let started = Date()
+        let answer = try await curl.call("/v1/health")
+        return answer.status == 200 ? Date().timeIntervalSince(started) : nil
+    }
+
+    @Test func bareFinsAndTrickledRequestsAreCutOffOnTimeWhileOthersAreServed() async throws {
+        let data = try temporaryDirectory("abuse-deadlines").appendingPathComponent("relay", isDirectory: true)
+        // Room for only a few connections: held slots would lock everyone out.
+        let relay = try await commands.startRelay(data: data, options: ["--header-timeout", "3", "--max-connections", "6"])
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        let curl = RelayCurl(port: relay.port, caFile: URL(fileURLWithPath: ca))
+        let port = String(relay.port)
+
+        async let bareFins = withThrowingTaskGroup(of: Report.self) { group in
+            for _ in 0..<4 { group.addTask { try await slowClient(["bare-fin", port, ca]) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        async let head = slowClient(["trickle-head", port, ca])
+        async let body = slowClient(["trickle-body", port, ca])
+        // Meanwhile an honest client is served, again and again.
+        var honest: [Double?] = []
+        for _ in 0..<8 {
+            try await Task.sleep(for: .seconds(1))
+            honest.append(try await honestRequest(curl))
+        }
+        for closed in try await bareFins {
+            let seconds = try #require(closed.seconds, "\(closed)")
+            #expect(seconds < 2, "a FIN without close_notify held its connection for \(seconds) s")
+        }
+        let headSeconds = try #require(try await head.seconds)
+        #expect(headSeconds >= 2.5 && headSeconds < 7, "a trickled head was cut after \(headSeconds) s (deadline 3 s)")
+        let bodySeconds = try #require(try await body.seconds)
+        #expect(bodySeconds >= 9 && bodySeconds < 16, "a body at 1 byte/s was cut after \(bodySeconds) s (1 KiB/s after 10 s)")
+        // Every honest request is served (slots freed in time; the bound is loose for a busy machine).
+        #expect(honest.allSatisfy { $0 != nil && $0! < 10 }, "honest requests: \(honest)")
+        #expect(await commands.stop(relay.process) == 0)
+    }
+
+    @Test func answersNobodyReadsAreCutOffAfterTheWriteTimeout() async throws {
+        let data = try temporaryDirectory("abuse-unread").appendingPathComponent("relay", isDirectory: true)
+        // A log of 300 leaves, so that each GET /v1/log/entries answer is about 600 KB.
+        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let database = try RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)
+        let leaf = try DirectoryEntry(kind: .registration, time: 0, bundle: ThrowawayIdentities.bundle("alice"), mapRoot: NameMapKey.emptyRoot)
+        try await database.write { db in for _ in 0..<300 { _ = try LogStore.append(leaf.encoded, time: 0, in: db) } }
+        let relay = try await commands.startRelay(data: data, options: ["--write-timeout", "2"])
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        let started = Date()
+        let result = try await slowClient(["unread-pipeline", String(relay.port), ca, "-", "40", "8"])
+        #expect(result.eof == true, "\(result)")
+        let received = try #require(result.bytes)
+        #expect(received < 40 * 500_000 / 2, "the relay kept writing \(received) bytes nobody read")
+        #expect(Date().timeIntervalSince(started) < 30)
+        #expect(try await honestRequest(RelayCurl(port: relay.port, caFile: URL(fileURLWithPath: ca))) != nil)
+        #expect(await commands.stop(relay.process) == 0)
+    }
+
+    @Test func connectionsAreCappedPerAddressGroup() async throws {
+        let folder = try temporaryDirectory("abuse-cap")
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        var relay = try await commands.startRelay(data: data, options: ["--max-connections-per-address", "3"])
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+
+        // 127.0.0.1 holds three connections; a fourth and fifth are refused at once.
+        var port = String(relay.port)
+        let firstPort = port
+        async let held = slowClient(["hold", firstPort, ca, "127.0.0.1", "5", "6"])
+        try await Task.sleep(for: .seconds(3))
+        // 127.0.0.2 is another client (each IPv4 address is its own group by default).
+        let neighbour = try await slowClient(["hold", port, ca, "127.0.0.2", "2"])
+        let holder = try await held
+        #expect(holder.open == 3 && holder.refused == 2, "\(holder)")
+        #expect(neighbour.open == 2, "\(neighbour)")
+        #expect(await commands.stop(relay.process) == 0)
+
+        // Configured to group a /24, 127.0.0.2 shares 127.0.0.1's three slots.
+        relay = try await commands.startRelay(data: data, options: ["--max-connections-per-address", "3", "--ipv4-prefix", "24"])
+        port = String(relay.port)
+        let sharedPort = port
+        async let full = slowClient(["hold", sharedPort, ca, "127.0.0.1", "3", "6"])
+        try await Task.sleep(for: .seconds(3))
+        let shared = try await slowClient(["hold", sharedPort, ca, "127.0.0.2", "1"])
+        #expect(try await full.open == 3)
+        #expect(shared.refused == 1, "\(shared)")
+        #expect(await commands.stop(relay.process) == 0)
+    }
+}

@@ -1,0 +1,73 @@
+import NIOCore
+@testable import SecmailRelay
+import Testing
+
+/// The connection guard's decisions on their own, at chosen instants (the relay-process tests in
+/// ConnectionAbuseTests check the same deadlines end to end).
+@Suite struct ConnectionGuardTests {
+    let deadlines = ConnectionDeadlines(header: .seconds(10), minimumBodyRate: 1000, bodyGrace: .seconds(10), write: .seconds(30),
+                                        idleBeforeSignIn: .seconds(15), idle: .seconds(60))
+
+    func guarded(_ change: (ConnectionActivity) -> Void) -> ConnectionGuard {
+        let guarding = ConnectionGuard(deadlines: deadlines)
+        guarding.activity.established = true
+        change(guarding.activity)
+        return guarding
+    }
+
+    @Test func eachDeadlineIsMissedOnlyAfterItsTime() {
+        let start = NIODeadline.now()
+        let head = guarded { $0.headStartedAt = start; $0.idleSince = start }
+        #expect(head.missedDeadline(at: start + .seconds(9)) == nil)
+        #expect(head.missedDeadline(at: start + .seconds(11))?.contains("request head") == true)
+        // A head pipelined behind a request in progress is held back by the relay, not late.
+        let pipelined = guarded { $0.headStartedAt = start; $0.requestsInFlight = 1 }
+        #expect(pipelined.missedDeadline(at: start + .seconds(11)) == nil)
+
+        // The body deadline counts the time the relay waited with a read outstanding.
+        let body = guarded { $0.bodyStartedAt = start; $0.requestsInFlight = 1; $0.bodyBytes = 12_000; $0.readPendingSince = start }
+        #expect(body.missedDeadline(at: start + .seconds(9)) == nil)  // within the grace time
+        #expect(body.missedDeadline(at: start + .seconds(11)) == nil)  // 12,000 bytes in 11 s: fast enough
+        #expect(body.missedDeadline(at: start + .seconds(13))?.contains("slower than 1000 bytes") == true)
+        // A body the relay itself held back (no read asked for) is not the client's slowness.
+        let heldBack = guarded { $0.bodyStartedAt = start; $0.requestsInFlight = 1; $0.bodyBytes = 10; $0.bodyWaited = .seconds(2) }
+        #expect(heldBack.missedDeadline(at: start + .seconds(100)) == nil)
+
+        let unread = guarded { $0.unwritableSince = start; $0.requestsInFlight = 1 }
+        #expect(unread.missedDeadline(at: start + .seconds(29)) == nil)
+        #expect(unread.missedDeadline(at: start + .seconds(31))?.contains("did not read") == true)
+
+        let idle = guarded { $0.idleSince = start }
+        #expect(idle.missedDeadline(at: start + .seconds(14)) == nil)
+        #expect(idle.missedDeadline(at: start + .seconds(16))?.contains("idle for 15") == true)
+        let signedIn = guarded { $0.idleSince = start; $0.signedIn = true }
+        #expect(signedIn.missedDeadline(at: start + .seconds(59)) == nil)
+        #expect(signedIn.missedDeadline(at: start + .seconds(61))?.contains("idle for 60") == true)
+        // A request in progress is not idle.
+        let busy = guarded { $0.idleSince = start; $0.requestsInFlight = 1 }
+        #expect(busy.missedDeadline(at: start + .seconds(100)) == nil)
+        // Nor is a connection still in its TLS handshake (which has its own timeout).
+        let handshaking = guarded { $0.idleSince = start; $0.established = false }
+        #expect(handshaking.missedDeadline(at: start + .seconds(100)) == nil)
+    }
+
+    @Test func addressesAreGroupedByPrefix() throws {
+        let byAddress = AddressGrouping()
+        let v4a = try SocketAddress(ipAddress: "127.0.0.2", port: 1), v4b = try SocketAddress(ipAddress: "127.0.0.3", port: 2)
+        #expect(byAddress.group(of: v4a) == "127.0.0.2/32")
+        #expect(byAddress.group(of: v4a) != byAddress.group(of: v4b))
+        #expect(AddressGrouping(ipv4PrefixBits: 24).group(of: v4a) == AddressGrouping(ipv4PrefixBits: 24).group(of: v4b))
+        let v6a = try SocketAddress(ipAddress: "2001:db8:1:2::1", port: 1), v6b = try SocketAddress(ipAddress: "2001:db8:1:2:ffff::9", port: 1)
+        let v6other = try SocketAddress(ipAddress: "2001:db8:1:3::1", port: 1)
+        #expect(byAddress.group(of: v6a) == "2001:db8:1:2:0:0:0:0/64")
+        #expect(byAddress.group(of: v6a) == byAddress.group(of: v6b))
+        #expect(byAddress.group(of: v6a) != byAddress.group(of: v6other))
+
+        let limiter = ConnectionLimiter(perGroup: 2, grouping: byAddress)
+        let first = limiter.acquire(v4a), second = limiter.acquire(v4a)
+        #expect(first != nil && second != nil && limiter.acquire(v4a) == nil)
+        #expect(limiter.acquire(v4b) != nil)
+        limiter.release(try #require(first))
+        #expect(limiter.acquire(v4a) != nil)
+    }
+}
