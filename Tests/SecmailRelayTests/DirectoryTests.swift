@@ -92,6 +92,34 @@ import Testing
         try replay.apply(try await log.leaf(at: 3))
     }
 
+    /// Concurrent registrations share group commits, each in its own savepoint: all are logged
+    /// once, one taken name among them is refused alone, and the log and map still agree.
+    @Test func concurrentRegistrationsShareCommitsAndKeepTheLogAndMapInStep() async throws {
+        let (directory, log, folder) = try makeDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let signing = try ThrowawayIdentities.signingKey("alice"), encryption = try ThrowawayIdentities.encryptionKey("alice").publicKey
+        let bundles = try (0..<24).map { index in
+            try IdentityBundle.create(name: IdentityName("user\(index)"), createdAt: 1, signingKey: signing, encryptionKey: encryption)
+        }
+        let duplicate = try IdentityBundle.create(name: IdentityName("user3"), createdAt: 2, signingKey: signing, encryptionKey: encryption)
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for bundle in bundles + [duplicate] {
+                group.addTask { (try? await directory.register(bundle)) != nil }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 }.count == 24)
+        #expect(try await log.size() == 24)
+        let groups = await directory.recentCommitGroupSizes()
+        #expect(groups.reduce(0, +) == 25)
+        #expect(groups.contains { $0 > 1 }, "no two registrations shared a commit: \(groups)")
+        var replay = NameMapReplay()
+        for leaf in try await log.leaves(start: 0, end: 24) { try replay.apply(leaf) }
+        #expect(replay.values.count == 24)
+        let head = try await directory.lookup(IdentityName("user23")).evidence
+        #expect(try LogLeaf(encoded: try #require(head.headLeaf)).mapRoot == (try replay.root()))
+    }
+
     @Test func aTakenNameCannotBeRegisteredAgainAndNothingIsLogged() async throws {
         let (directory, log, folder) = try makeDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }

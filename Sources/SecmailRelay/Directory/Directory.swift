@@ -4,7 +4,8 @@ import SecmailCrypto
 import SecmailFormat
 
 /// The key directory: every key version of every name, each one also a leaf of the
-/// transparency log, written in the same transaction.
+/// transparency log and an update of the name map, written in the same transaction. Concurrent
+/// registrations and rotations share group commits (`GroupCommit`), one savepoint each.
 public struct Directory: Sendable {
     let database: RelayDatabase
     let clock: @Sendable () -> Int64
@@ -16,11 +17,21 @@ public struct Directory: Sendable {
     private let mapNodes = MapNodeCache()
     /// When true, registration needs an invite code from `createInvite()`.
     public let requiresInvite: Bool
+    /// Registrations and rotations waiting for, or in, a group commit.
+    private let writes: GroupCommit<Write, UInt64>
+
+    /// One registration or rotation, checked outside the transaction as far as it can be.
+    enum Write: Sendable {
+        case register(IdentityBundle, inviteCode: String?, time: Int64)
+        /// `replacing` is the version the continuity signature was verified against.
+        case rotate(IdentityBundle, replacing: IdentityBundle, time: Int64)
+    }
 
     public init(database: RelayDatabase, requiresInvite: Bool = false, nodeCache: LogNodeCache = LogNodeCache(),
                 clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) {
         self.database = database
         self.requiresInvite = requiresInvite
+        writes = GroupCommit { batch in await Self.commit(batch, database: database, requiresInvite: requiresInvite) }
         self.nodeCache = nodeCache
         self.clock = clock
     }
@@ -68,30 +79,18 @@ public struct Directory: Sendable {
         }
     }
 
+    /// How many writes each recent group commit carried (tests and diagnostics).
+    public func recentCommitGroupSizes() async -> [Int] {
+        await writes.recentGroupSizes
+    }
+
     /// Registers key version 1 of a new name (first come, first served). Returns its log index.
     @discardableResult
     public func register(_ bundle: IdentityBundle, inviteCode: String? = nil) async throws -> UInt64 {
         guard bundle.keyVersion == 1, bundle.continuity == nil else {
             throw RelayError(.invalidRequest, "a registration carries key version 1 without continuity; use rotation for later versions")
         }
-        let now = clock()
-        let requiresInvite = requiresInvite
-        return try await database.write { db in
-            guard try Self.latest(name: bundle.name.value, db) == nil else {
-                throw RelayError(.nameTaken, "the name \(bundle.name) is already registered on this relay")
-            }
-            if requiresInvite {
-                guard let inviteCode, let codeHash = Self.inviteHash(inviteCode) else {
-                    throw RelayError(.inviteRequired, "this relay requires an invite code to register")
-                }
-                try db.execute(sql: "UPDATE invites SET used_by = ? WHERE code_hash = ? AND used_by IS NULL",
-                               arguments: [bundle.name.value, Data(codeHash)])
-                guard db.changesCount == 1 else {
-                    throw RelayError(.inviteRequired, "the invite code is unknown or already used")
-                }
-            }
-            return try Self.insert(.registration, bundle, time: now, in: db)
-        }
+        return try await writes.submit(.register(bundle, inviteCode: inviteCode, time: clock()))
     }
 
     /// Records a new key version of an existing name: it must carry a continuity signature by
@@ -113,13 +112,55 @@ public struct Directory: Sendable {
         } catch let error as FormatError {
             throw RelayError(.invalidRequest, "rotation refused: \(error.reason)")
         }
-        return try await database.write { db in
-            guard try Self.latest(name: name.value, db) == current else {
-                throw RelayError(.conflict, "the keys of \(name) changed while this rotation was checked; look them up and try again")
+        return try await writes.submit(.rotate(bundle, replacing: current, time: now))
+    }
+
+    /// One transaction for `batch`, each write in its own savepoint: a registration only of a
+    /// free name (and, where required, with an unused invite), a rotation only if the version it
+    /// replaces is still the current one. Returns each write's log index or refusal.
+    private static func commit(_ batch: [Write], database: RelayDatabase, requiresInvite: Bool) async -> [Result<UInt64, Error>] {
+        do {
+            return try await database.write { db in
+                batch.map { write in
+                    Result {
+                        var index: UInt64 = 0
+                        try db.inSavepoint {
+                            index = try apply(write, requiresInvite: requiresInvite, in: db)
+                            return .commit
+                        }
+                        return index
+                    }
+                }
+            }
+        } catch {
+            return Array(repeating: .failure(error), count: batch.count)
+        }
+    }
+
+    private static func apply(_ write: Write, requiresInvite: Bool, in db: Database) throws -> UInt64 {
+        switch write {
+        case .register(let bundle, let inviteCode, let time):
+            guard try latest(name: bundle.name.value, db) == nil else {
+                throw RelayError(.nameTaken, "the name \(bundle.name) is already registered on this relay")
+            }
+            if requiresInvite {
+                guard let inviteCode, let codeHash = inviteHash(inviteCode) else {
+                    throw RelayError(.inviteRequired, "this relay requires an invite code to register")
+                }
+                try db.execute(sql: "UPDATE invites SET used_by = ? WHERE code_hash = ? AND used_by IS NULL",
+                               arguments: [bundle.name.value, Data(codeHash)])
+                guard db.changesCount == 1 else {
+                    throw RelayError(.inviteRequired, "the invite code is unknown or already used")
+                }
+            }
+            return try insert(.registration, bundle, time: time, in: db)
+        case .rotate(let bundle, let current, let time):
+            guard try latest(name: bundle.name.value, db) == current else {
+                throw RelayError(.conflict, "the keys of \(bundle.name) changed while this rotation was checked; look them up and try again")
             }
             // Tokens signed in with the replaced key end with it (P8).
-            try db.execute(sql: "DELETE FROM sessions WHERE name = ?", arguments: [name.value])
-            return try Self.insert(.rotation, bundle, time: now, in: db)
+            try db.execute(sql: "DELETE FROM sessions WHERE name = ?", arguments: [bundle.name.value])
+            return try insert(.rotation, bundle, time: time, in: db)
         }
     }
 

@@ -10,7 +10,7 @@ import SecmailFormat
 /// commit nothing of it is listed, and files no committed row names are
 /// removed when a relay starts serving (`removeOrphans`), never by administrative commands that
 /// open the store beside it. Deposits that arrive together share the directory sync and the
-/// commit (`DepositGroupCommit`).
+/// commit (`GroupCommit`, `DepositCommit`).
 public struct MailboxStore: Sendable {
     let database: RelayDatabase
     public let directory: URL
@@ -23,7 +23,7 @@ public struct MailboxStore: Sendable {
     /// The signed times a deposit may carry.
     public let timeWindow: EnvelopeTimeWindow
     let clock: @Sendable () -> Int64
-    private let group: DepositGroupCommit
+    private let group: GroupCommit<PendingDeposit, Void>
 
     public init(database: RelayDatabase, directory: URL, maximumEnvelopeSize: Int = 256 << 20, mailboxQuota: Int = 1 << 30,
                 timeWindow: EnvelopeTimeWindow = .standard, clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) throws {
@@ -33,7 +33,9 @@ public struct MailboxStore: Sendable {
         self.mailboxQuota = mailboxQuota
         self.timeWindow = timeWindow
         self.clock = clock
-        group = DepositGroupCommit(database: database, directory: directory, mailboxQuota: mailboxQuota)
+        group = GroupCommit { deposits in
+            await DepositCommit.commitGroup(deposits, database: database, directory: directory, quota: mailboxQuota)
+        }
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
@@ -110,7 +112,7 @@ public struct MailboxStore: Sendable {
                                      fingerprints: Set(header.recipients.map(\.fingerprint)),
                                      recipients: recipients.map(\.value), size: Int(source.byteCount), sha256: sha256,
                                      receivedAt: clock())
-        try await group.commit(pending)
+        try await group.submit(pending)
         return header.messageID
     }
 

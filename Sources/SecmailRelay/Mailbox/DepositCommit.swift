@@ -25,61 +25,17 @@ struct PendingDeposit: Sendable {
     let receivedAt: Int64
 }
 
-/// Group commit for deposits: deposits that arrive while a commit is under way wait for it to end
-/// and then share the next one, so a burst of N deposits pays one directory sync and one WAL
-/// commit instead of N of each, and an idle relay commits a lone deposit at once. Each deposit
-/// is checked in its own savepoint: one refused deposit (a replayed id, a full mailbox) does not
-/// hold back the others. Every deposit is answered only after the transaction naming it (and,
+/// How a group of deposits commits (`GroupCommit` batches them): the files renamed into place
+/// and their directory synced once, then each deposit checked and inserted in its own savepoint,
+/// all in one transaction. Every deposit is answered only after the transaction naming it (and,
 /// for a small envelope, holding its bytes) has committed, and a file-backed one only after its
 /// file is renamed into place and the directory is synced (docs/DURABILITY.md).
-actor DepositGroupCommit {
-    private let database: RelayDatabase
-    private let directory: URL
-    private let mailboxQuota: Int
-    private var waiting: [(deposit: PendingDeposit, continuation: CheckedContinuation<Void, Error>)] = []
-    private var isCommitting = false
-    /// How many deposits each recent commit carried (the last 1,000), for tests and diagnostics.
-    private(set) var recentGroupSizes: [Int] = []
-    /// Deposits waiting for the commit under way to end.
-    var waitingCount: Int { waiting.count }
-
-    init(database: RelayDatabase, directory: URL, mailboxQuota: Int) {
-        self.database = database
-        self.directory = directory
-        self.mailboxQuota = mailboxQuota
-    }
-
-    /// Commits `deposit` with whatever else is waiting; returns once it is durable, or throws
-    /// why it was refused (its file is then gone).
-    func commit(_ deposit: PendingDeposit) async throws {
-        try await withCheckedThrowingContinuation { continuation in
-            waiting.append((deposit, continuation))
-            if !isCommitting {
-                isCommitting = true
-                Task { await drain() }
-            }
-        }
-    }
-
-    private func drain() async {
-        while !waiting.isEmpty {
-            let batch = waiting
-            waiting = []
-            recentGroupSizes.append(batch.count)
-            if recentGroupSizes.count > 1000 { recentGroupSizes.removeFirst(recentGroupSizes.count - 1000) }
-            let outcomes = await Self.commitGroup(batch.map(\.deposit), database: database, directory: directory, quota: mailboxQuota)
-            for (waiter, outcome) in zip(batch, outcomes) {
-                if let outcome { waiter.continuation.resume(throwing: outcome) } else { waiter.continuation.resume() }
-            }
-        }
-        isCommitting = false
-    }
-
+enum DepositCommit {
     /// One transaction for `deposits`: rename each file into place, sync the directory once (when
     /// there are files), then check and insert each deposit in a savepoint. Returns each
-    /// deposit's refusal, or nil.
-    private static func commitGroup(_ deposits: [PendingDeposit], database: RelayDatabase, directory: URL,
-                                    quota: Int) async -> [RelayError?] {
+    /// deposit's outcome (a refused one's file is gone).
+    static func commitGroup(_ deposits: [PendingDeposit], database: RelayDatabase, directory: URL,
+                            quota: Int) async -> [Result<Void, Error>] {
         let targets = deposits.map { directory.appendingPathComponent($0.envelopeID) }
         let outcomes: [RelayError?]
         do {
@@ -123,7 +79,7 @@ actor DepositGroupCommit {
             try? FileManager.default.removeItem(at: targets[index])
             try? FileManager.default.removeItem(at: incoming)
         }
-        return outcomes
+        return outcomes.map { refusal in refusal.map { .failure($0) } ?? .success(()) }
     }
 
     /// Checks one deposit against the mailboxes and inserts its rows.
