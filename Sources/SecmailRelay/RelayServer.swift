@@ -20,6 +20,10 @@ public struct RelayConfiguration: Sendable {
     /// Largest envelope and mailbox quota, in bytes.
     public var maximumEnvelopeSize = 256 << 20
     public var mailboxQuota = 1 << 30
+    /// The share of a mailbox one sender's messages may take (never less than one envelope).
+    public var senderShare = 0.25
+    /// Deposits under way at once per depositor.
+    public var uploadsPerIdentity = 4
     /// Requests per second (bursts twice that) per client address and per identity.
     public var requestsPerSecondPerAddress: Double = 200
     public var requestsPerSecondPerIdentity: Double = 50
@@ -102,13 +106,15 @@ public struct PreparedRelay: Sendable {
                                                                                     burst: 2 * configuration.requestsPerSecondPerIdentity)),
                                     mailboxes: try MailboxStore(database: database, directory: data.appendingPathComponent("envelopes", isDirectory: true),
                                                                 maximumEnvelopeSize: configuration.maximumEnvelopeSize,
-                                                                mailboxQuota: configuration.mailboxQuota,
+                                                                mailboxQuota: configuration.mailboxQuota, senderShare: configuration.senderShare,
                                                                 timeWindow: configuration.envelopeTimeWindow),
                                     limits: RelayLimits(perAddress: .init(perSecond: configuration.requestsPerSecondPerAddress,
                                                                           burst: 2 * configuration.requestsPerSecondPerAddress),
                                                         maximumConnections: configuration.maximumConnections,
                                                         maximumConnectionsPerAddress: configuration.maximumConnectionsPerAddress,
-                                                        grouping: configuration.addressGrouping, deadlines: configuration.deadlines)),
+                                                        grouping: configuration.addressGrouping, deadlines: configuration.deadlines,
+                                                        uploads: UploadBudget(perIdentity: configuration.uploadsPerIdentity,
+                                                                              totalBytes: max(1 << 30, 2 * configuration.maximumEnvelopeSize)))),
             tls: tls, certificateAuthorityFile: ca,
             publicKeyPin: publicKeyPin,
             logVerifierKey: try signer.verifier.verifierKey)

@@ -120,22 +120,7 @@ public enum EnvelopeOpener {
         progress: EnvelopeSealer.Progress? = nil
     ) throws -> VerifiedEnvelope {
         let (header, payloadOffset) = try parseHeader(source)
-
-        let ciphertextLength = header.ciphertextLength
-        let trailerOffset = payloadOffset + ciphertextLength
-        let lengthField = try source.read(at: trailerOffset, count: 2)
-        guard lengthField.count == 2 else {
-            throw FormatError(.truncated, "the envelope is truncated: it should hold \(ciphertextLength) payload bytes and a signature, but has \(source.byteCount) bytes in all")
-        }
-        let signatureLength = UInt64(lengthField[0]) << 8 | UInt64(lengthField[1])
-        let expectedSize = trailerOffset + 2 + signatureLength
-        guard source.byteCount >= expectedSize else {
-            throw FormatError(.truncated, "the envelope is truncated: \(source.byteCount) of \(expectedSize) bytes")
-        }
-        guard source.byteCount == expectedSize else {
-            throw FormatError(.trailingBytes, "the envelope has \(source.byteCount - expectedSize) unexpected bytes after its signature")
-        }
-
+        try checkLayout(header, payloadOffset: payloadOffset, source: source)
         guard header.senderFingerprint == sender.fingerprint, header.senderName == sender.name else {
             throw FormatError(.senderMismatch, "the envelope says it is from \(header.senderName) with key \(header.senderFingerprint.grouped), not from the given bundle (\(sender.name), \(sender.fingerprint.grouped))")
         }
@@ -145,24 +130,7 @@ public enum EnvelopeOpener {
         guard let (key, entry) = mine.first else {
             throw FormatError(.notARecipient, "this message was not encrypted to your key; it lists \(header.recipients.count) other recipient key(s)")
         }
-
-        let hasher = try SHA256()
-        var block = [UInt8](repeating: 0, count: Int(min(UInt64(hashBlockSize), max(ciphertextLength, 1))))
-        var offset = payloadOffset
-        while offset < trailerOffset {
-            let count = Int(min(UInt64(block.count), trailerOffset - offset))
-            guard try source.read(at: offset, into: &block, range: 0..<count) == count else {
-                throw FormatError(.truncated, "the envelope ended while its payload was being read")
-            }
-            hasher.update(block[0..<count])
-            offset += UInt64(count)
-            progress?(offset - payloadOffset, ciphertextLength)
-        }
-        let signature = try source.read(at: trailerOffset + 2, count: Int(signatureLength))
-        let signed = EnvelopeSealer.signatureContext + header.encoded + hasher.finalize()
-        guard sender.signingKey.isValidSignature(signature, for: signed) else {
-            throw FormatError(.authenticationFailed, "the signature does not verify: the envelope was changed after \(sender.name) signed it, or \(sender.name) did not sign it")
-        }
+        try checkSignature(header, payloadOffset: payloadOffset, source: source, sender: sender, progress: progress)
 
         let contentKey: SymmetricKey
         do {
@@ -176,6 +144,63 @@ public enum EnvelopeOpener {
         }
         return VerifiedEnvelope(header: header, sender: sender, openedAs: key.fingerprint, keys: keys,
                                 source: source, payloadOffset: payloadOffset)
+    }
+
+    /// The sender's signature alone, without decrypting anything (what a relay checks at deposit,
+    /// where it holds no recipient key): the header parses, the size is exactly header, payload
+    /// and signature, the header names `sender`, and the signature over the header and the
+    /// ciphertext's hash verifies with its key. Returns the header.
+    @discardableResult
+    public static func verifySignature(_ source: EnvelopeSource, sender: IdentityBundle) throws -> EnvelopeHeader {
+        let (header, payloadOffset) = try parseHeader(source)
+        try checkLayout(header, payloadOffset: payloadOffset, source: source)
+        guard header.senderFingerprint == sender.fingerprint, header.senderName == sender.name else {
+            throw FormatError(.senderMismatch, "the envelope says it is from \(header.senderName) with key \(header.senderFingerprint.grouped), not \(sender.name)'s key \(sender.fingerprint.grouped)")
+        }
+        try checkSignature(header, payloadOffset: payloadOffset, source: source, sender: sender, progress: nil)
+        return header
+    }
+
+    /// The file must hold exactly the header, the payload and a length-prefixed signature.
+    private static func checkLayout(_ header: EnvelopeHeader, payloadOffset: UInt64, source: EnvelopeSource) throws {
+        let ciphertextLength = header.ciphertextLength
+        let trailerOffset = payloadOffset + ciphertextLength
+        let lengthField = try source.read(at: trailerOffset, count: 2)
+        guard lengthField.count == 2 else {
+            throw FormatError(.truncated, "the envelope is truncated: it should hold \(ciphertextLength) payload bytes and a signature, but has \(source.byteCount) bytes in all")
+        }
+        let expectedSize = trailerOffset + 2 + (UInt64(lengthField[0]) << 8 | UInt64(lengthField[1]))
+        guard source.byteCount >= expectedSize else {
+            throw FormatError(.truncated, "the envelope is truncated: \(source.byteCount) of \(expectedSize) bytes")
+        }
+        guard source.byteCount == expectedSize else {
+            throw FormatError(.trailingBytes, "the envelope has \(source.byteCount - expectedSize) unexpected bytes after its signature")
+        }
+    }
+
+    /// Hashes the payload ciphertext and checks the signature with `sender`'s signing key.
+    private static func checkSignature(_ header: EnvelopeHeader, payloadOffset: UInt64, source: EnvelopeSource, sender: IdentityBundle,
+                                       progress: EnvelopeSealer.Progress?) throws {
+        let ciphertextLength = header.ciphertextLength
+        let trailerOffset = payloadOffset + ciphertextLength
+        let hasher = try SHA256()
+        var block = [UInt8](repeating: 0, count: Int(min(UInt64(hashBlockSize), max(ciphertextLength, 1))))
+        var offset = payloadOffset
+        while offset < trailerOffset {
+            let count = Int(min(UInt64(block.count), trailerOffset - offset))
+            guard try source.read(at: offset, into: &block, range: 0..<count) == count else {
+                throw FormatError(.truncated, "the envelope ended while its payload was being read")
+            }
+            hasher.update(block[0..<count])
+            offset += UInt64(count)
+            progress?(offset - payloadOffset, ciphertextLength)
+        }
+        let lengthField = try source.read(at: trailerOffset, count: 2)
+        let signature = try source.read(at: trailerOffset + 2, count: Int(UInt64(lengthField[0]) << 8 | UInt64(lengthField[1])))
+        let signed = EnvelopeSealer.signatureContext + header.encoded + hasher.finalize()
+        guard sender.signingKey.isValidSignature(signature, for: signed) else {
+            throw FormatError(.authenticationFailed, "the signature does not verify: the envelope was changed after \(sender.name) signed it, or \(sender.name) did not sign it")
+        }
     }
 
     private static func parseHeader(_ source: EnvelopeSource) throws -> (header: EnvelopeHeader, payloadOffset: UInt64) {

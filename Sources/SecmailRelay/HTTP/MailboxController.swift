@@ -10,6 +10,7 @@ import SecmailFormat
 struct MailboxController: Sendable {
     let mailboxes: MailboxStore
     let authenticator: Authenticator
+    let uploads: UploadBudget
     static let maximumRecipients = 64
 
     func addRoutes(to router: Router<RelayRequestContext>) {
@@ -57,14 +58,21 @@ struct MailboxController: Sendable {
         guard (1...Self.maximumRecipients).contains(names.count) else {
             throw APIError(status: .badRequest, code: .malformedRequest, reason: "name 1 to \(Self.maximumRecipients) recipients as ?to=NAME&to=NAME")
         }
-        // Unknown recipients are refused before a byte of the body is read.
+        // Everything that can be refused is refused before a byte of the body is read: unknown
+        // recipients, a missing or oversized length, a mailbox without room (or without room for
+        // this sender), too many uploads at once.
         try await mailboxes.checkRecipients(names)
-        let declared = request.headers[.contentLength].flatMap { Int($0) }
-        if let declared, declared > mailboxes.maximumEnvelopeSize {
+        guard let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > 0 else {
+            throw APIError(status: .lengthRequired, code: .malformedRequest, reason: "a deposit needs a Content-Length (the envelope's size)")
+        }
+        if declared > mailboxes.maximumEnvelopeSize {
             throw RelayError(.quotaExceeded, "the envelope is \(declared) bytes; this relay accepts at most \(mailboxes.maximumEnvelopeSize)")
         }
+        try await mailboxes.checkRoom(for: declared, in: names, from: depositor)
+        try uploads.reserve(declared, for: depositor.value)
+        defer { uploads.release(declared, for: depositor.value) }
         let id: MessageID, total: Int
-        if let declared, declared <= MailboxStore.inlineLimit {
+        if declared <= MailboxStore.inlineLimit {
             // A small envelope is kept in memory and stored in its database row.
             let bytes: [UInt8]
             do {
@@ -75,20 +83,20 @@ struct MailboxController: Sendable {
             id = try await mailboxes.deposit(bytes: bytes, sha256: SHA256.hash(bytes), recipients: names, depositor: depositor)
             total = bytes.count
         } else {
-            (id, total) = try await depositFile(request.body, recipients: names, depositor: depositor)
+            (id, total) = try await depositFile(request.body, declared: declared, recipients: names, depositor: depositor)
         }
         return EditedResponse(status: .created, response: DepositResponse(messageId: id.hex, size: total, recipients: names.map(\.value)))
     }
 
     /// Streams a larger envelope to a file written behind the request (IncomingEnvelopeFile),
-    /// bounded by the relay's limit, then deposits it. Returns its id and size.
-    func depositFile(_ body: RequestBody, recipients: [IdentityName], depositor: IdentityName) async throws -> (MessageID, Int) {
+    /// bounded by its declared length, then deposits it. Returns its id and size.
+    func depositFile(_ body: RequestBody, declared: Int, recipients: [IdentityName], depositor: IdentityName) async throws -> (MessageID, Int) {
         let incoming = try IncomingEnvelopeFile(url: mailboxes.incomingFile())
         let sha256: [UInt8]
         do {
             for try await buffer in body {
-                guard incoming.size + buffer.readableBytes <= mailboxes.maximumEnvelopeSize else {
-                    throw RelayError(.quotaExceeded, "the envelope is larger than the \(mailboxes.maximumEnvelopeSize) bytes this relay accepts")
+                guard incoming.size + buffer.readableBytes <= declared else {
+                    throw RelayError(.invalidRequest, "the body is longer than its Content-Length of \(declared) bytes")
                 }
                 try await incoming.append(buffer.readableBytesView)
             }

@@ -52,15 +52,18 @@ public struct RelayLimits: Sendable {
     /// Header, body, write and idle deadlines of every connection (TLS handshakes have their own
     /// 10 s limit in SecmailTLS).
     public var deadlines: ConnectionDeadlines
+    /// Deposits under way at once, per depositor and in bytes.
+    public var uploads: UploadBudget
 
     public init(perAddress: RateLimiter.Limit = .init(perSecond: 200, burst: 400), maximumConnections: Int = 512,
                 maximumConnectionsPerAddress: Int = 32, grouping: AddressGrouping = AddressGrouping(),
-                deadlines: ConnectionDeadlines = ConnectionDeadlines()) {
+                deadlines: ConnectionDeadlines = ConnectionDeadlines(), uploads: UploadBudget = UploadBudget()) {
         self.perAddress = perAddress
         self.maximumConnections = maximumConnections
         self.maximumConnectionsPerAddress = maximumConnectionsPerAddress
         self.grouping = grouping
         self.deadlines = deadlines
+        self.uploads = uploads
     }
 }
 
@@ -80,7 +83,7 @@ public func buildRelayApplication(
         .addRoutes(to: router)
     LogController(log: services.log, signer: services.signer).addRoutes(to: router)
     AuthController(authenticator: services.authenticator).addRoutes(to: router)
-    MailboxController(mailboxes: services.mailboxes, authenticator: services.authenticator).addRoutes(to: router)
+    MailboxController(mailboxes: services.mailboxes, authenticator: services.authenticator, uploads: services.limits.uploads).addRoutes(to: router)
     return Application(
         router: router,
         server: .secmailTLS(context: tls, deadlines: services.limits.deadlines,

@@ -35,7 +35,7 @@ enum DepositCommit {
     /// there are files), then check and insert each deposit in a savepoint. Returns each
     /// deposit's outcome (a refused one's file is gone).
     static func commitGroup(_ deposits: [PendingDeposit], database: RelayDatabase, directory: URL,
-                            quota: Int) async -> [Result<Void, Error>] {
+                            quota: Int, senderShare: Int) async -> [Result<Void, Error>] {
         let targets = deposits.map { directory.appendingPathComponent($0.envelopeID) }
         let outcomes: [RelayError?]
         do {
@@ -61,7 +61,7 @@ enum DepositCommit {
                 for index in deposits.indices where outcomes[index] == nil {
                     do {
                         try db.inSavepoint {
-                            try insert(deposits[index], quota: quota, in: db)
+                            try insert(deposits[index], quota: quota, senderShare: senderShare, in: db)
                             return .commit
                         }
                     } catch let refusal as RelayError {
@@ -82,8 +82,16 @@ enum DepositCommit {
         return outcomes.map { refusal in refusal.map { .failure($0) } ?? .success(()) }
     }
 
-    /// Checks one deposit against the mailboxes and inserts its rows.
-    private static func insert(_ deposit: PendingDeposit, quota: Int, in db: Database) throws {
+    /// Bytes of `sender`'s messages in `recipient`'s mailbox.
+    static func bytes(from sender: String, in recipient: String, _ db: Database) throws -> Int {
+        try Int.fetchOne(db, sql: """
+            SELECT COALESCE(SUM(e.size), 0) FROM deliveries d JOIN envelopes e ON e.envelope_id = d.envelope_id
+            WHERE d.recipient = ? AND e.sender = ?
+            """, arguments: [recipient, sender]) ?? 0
+    }
+
+    /// Checks one deposit against the mailboxes (room, and the sender's share) and inserts its rows.
+    private static func insert(_ deposit: PendingDeposit, quota: Int, senderShare: Int, in db: Database) throws {
         let messageID = Data(deposit.messageID.bytes)
         for name in deposit.recipients {
             let fingerprints = try Data.fetchAll(db, sql: "SELECT fingerprint FROM identities WHERE name = ?", arguments: [name])
@@ -97,6 +105,10 @@ enum DepositCommit {
             let used = try Int.fetchOne(db, sql: "SELECT bytes FROM mailbox_usage WHERE recipient = ?", arguments: [name]) ?? 0
             guard used + deposit.size <= quota else {
                 throw RelayError(.quotaExceeded, "the mailbox of \(name) is full (\(used) of \(quota) bytes used)")
+            }
+            let fromSender = try bytes(from: deposit.sender, in: name, db)
+            guard fromSender + deposit.size <= senderShare else {
+                throw RelayError(.quotaExceeded, "\(deposit.sender) already holds \(fromSender) bytes in the mailbox of \(name); one sender may hold at most \(senderShare)")
             }
         }
         let inline: Data? = if case .inline(let bytes) = deposit.envelope { Data(bytes) } else { nil }

@@ -20,21 +20,26 @@ public struct MailboxStore: Sendable {
     public static let inlineLimit = 64 * 1024
     /// Most bytes one mailbox may hold.
     public let mailboxQuota: Int
+    /// Most bytes one sender's messages may take of one mailbox (a share of the quota), so that
+    /// no one sender can fill a mailbox and lock everyone else out.
+    public let senderShare: Int
     /// The signed times a deposit may carry.
     public let timeWindow: EnvelopeTimeWindow
     let clock: @Sendable () -> Int64
     private let group: GroupCommit<PendingDeposit, Void>
 
     public init(database: RelayDatabase, directory: URL, maximumEnvelopeSize: Int = 256 << 20, mailboxQuota: Int = 1 << 30,
-                timeWindow: EnvelopeTimeWindow = .standard, clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) throws {
+                senderShare: Double = 0.25, timeWindow: EnvelopeTimeWindow = .standard, clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) throws {
         self.database = database
         self.directory = directory
         self.maximumEnvelopeSize = maximumEnvelopeSize
         self.mailboxQuota = mailboxQuota
+        let senderShare = max(Int(Double(mailboxQuota) * senderShare), min(maximumEnvelopeSize, mailboxQuota))
+        self.senderShare = senderShare
         self.timeWindow = timeWindow
         self.clock = clock
         group = GroupCommit { deposits in
-            await DepositCommit.commitGroup(deposits, database: database, directory: directory, quota: mailboxQuota)
+            await DepositCommit.commitGroup(deposits, database: database, directory: directory, quota: mailboxQuota, senderShare: senderShare)
         }
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -95,13 +100,23 @@ public struct MailboxStore: Sendable {
                          depositor: IdentityName) async throws -> MessageID {
         let header: EnvelopeHeader
         do {
-            header = try EnvelopeOpener.readHeader(source)
-            try Self.checkSize(header: header, source: source)
+            header = try Self.parseHeader(source)
             guard header.senderName == depositor else {
                 throw RelayError(.forbidden, "the envelope is signed in the name of \(header.senderName), but the token belongs to \(depositor)")
             }
             if let refusal = timeWindow.refusal(signedAt: header.time, now: clock()) {
                 throw RelayError(.invalidRequest, refusal)
+            }
+            // Junk is refused here, not left for the recipient: the envelope must be signed by a
+            // key version the log records for the depositor (issue 12, mailbox floods).
+            let signer = try await loggedBundle(of: depositor, fingerprint: header.senderFingerprint)
+            let handOver = HandOver(source: source)
+            try await Self.offloaded {
+                do {
+                    try EnvelopeOpener.verifySignature(handOver.source, sender: signer)
+                } catch let error as FormatError {
+                    throw RelayError(.invalidRequest, "refused: \(error.reason)")
+                }
             }
         } catch {
             if case .file(let url) = envelope { try? FileManager.default.removeItem(at: url) }
@@ -173,13 +188,52 @@ public struct MailboxStore: Sendable {
         if let orphaned { try? FileManager.default.removeItem(at: directory.appendingPathComponent(orphaned)) }
     }
 
-    /// The envelope's declared layout must account for every byte: header, ciphertext, a
-    /// length-prefixed signature, nothing more.
-    static func checkSize(header: EnvelopeHeader, source: EnvelopeSource) throws {
-        let trailer = UInt64(header.encoded.count) + header.ciphertextLength
-        let field = try source.read(at: trailer, count: 2)
-        guard field.count == 2, source.byteCount == trailer + 2 + (UInt64(field[0]) << 8 | UInt64(field[1])) else {
-            throw RelayError(.invalidRequest, "the envelope is truncated or has trailing bytes (\(source.byteCount) bytes)")
+    private static func parseHeader(_ source: EnvelopeSource) throws -> EnvelopeHeader {
+        do {
+            return try EnvelopeOpener.readHeader(source)
+        } catch let error as FormatError {
+            throw RelayError(.invalidRequest, "the envelope's header does not parse: \(error.reason)")
+        }
+    }
+
+    /// The key version of `name` with `fingerprint`, as logged.
+    private func loggedBundle(of name: IdentityName, fingerprint: Fingerprint) async throws -> IdentityBundle {
+        guard let data = try await database.read({ db in
+            try Data.fetchOne(db, sql: "SELECT bundle FROM identities WHERE name = ? AND fingerprint = ?",
+                              arguments: [name.value, Data(fingerprint.bytes)])
+        }) else {
+            throw RelayError(.invalidRequest, "the envelope is signed with key \(fingerprint.grouped), which is not a logged key of \(name)")
+        }
+        return try IdentityBundle(encoded: Array(data))
+    }
+
+    /// An envelope source handed to `offloaded` work: used there alone while the request waits.
+    private struct HandOver: @unchecked Sendable {
+        let source: EnvelopeSource
+    }
+
+    /// Runs `work` (reading and hashing a whole envelope) off the request tasks' threads.
+    private static func offloaded(_ work: @escaping @Sendable () throws -> Void) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
+        }
+    }
+
+    /// Refuses, before a byte of the body is read, a deposit of `size` bytes that would not fit
+    /// every recipient's mailbox, or `depositor`'s share of it.
+    public func checkRoom(for size: Int, in recipients: [IdentityName], from depositor: IdentityName) async throws {
+        let quota = mailboxQuota, share = senderShare
+        try await database.read { db in
+            for name in recipients {
+                let used = try Int.fetchOne(db, sql: "SELECT bytes FROM mailbox_usage WHERE recipient = ?", arguments: [name.value]) ?? 0
+                guard used + size <= quota else {
+                    throw RelayError(.quotaExceeded, "the mailbox of \(name) is full (\(used) of \(quota) bytes used)")
+                }
+                let fromSender = try DepositCommit.bytes(from: depositor.value, in: name.value, db)
+                guard fromSender + size <= share else {
+                    throw RelayError(.quotaExceeded, "\(depositor) already holds \(fromSender) bytes in the mailbox of \(name); one sender may hold at most \(share)")
+                }
+            }
         }
     }
 

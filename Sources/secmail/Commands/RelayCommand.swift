@@ -50,6 +50,12 @@ struct RelayServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Most a mailbox may hold, in MiB.", valueName: "mib"))
     var mailboxQuotaMib = 1024
 
+    @Option(name: .long, help: ArgumentHelp("Percent of a mailbox one sender's messages may take (at least one envelope).", valueName: "percent"))
+    var senderShare = 25
+
+    @Option(name: .long, help: ArgumentHelp("Deposits one identity may have under way at once.", valueName: "n"))
+    var uploadsPerIdentity = 4
+
     @Option(name: .long, help: ArgumentHelp("Requests per second per client address (bursts of twice that).", valueName: "n"))
     var ratePerAddress = 200.0
 
@@ -98,7 +104,7 @@ struct RelayServeCommand: AsyncParsableCommand {
         _ = try parseListen()
         guard maxEnvelopeMib > 0, mailboxQuotaMib > 0, ratePerAddress > 0, ratePerIdentity > 0, maxConnections > 0, idleTimeout > 0,
               maxClockSkew > 0, maxEnvelopeAge > 0, maxConnectionsPerAddress > 0, idleTimeoutBeforeSignIn > 0, headerTimeout > 0,
-              minBodyRate >= 0, writeTimeout > 0 else {
+              minBodyRate >= 0, writeTimeout > 0, (1...100).contains(senderShare), uploadsPerIdentity > 0 else {
             throw ValidationError("limits are positive numbers")
         }
         guard (8...32).contains(ipv4Prefix), (16...128).contains(ipv6Prefix) else {
@@ -126,6 +132,8 @@ struct RelayServeCommand: AsyncParsableCommand {
             configuration.envelopeTimeWindow = EnvelopeTimeWindow(futureSkew: maxClockSkew, maximumAge: maxEnvelopeAge)
             configuration.maximumEnvelopeSize = maxEnvelopeMib << 20
             configuration.mailboxQuota = mailboxQuotaMib << 20
+            configuration.senderShare = Double(senderShare) / 100
+            configuration.uploadsPerIdentity = uploadsPerIdentity
             configuration.requestsPerSecondPerAddress = ratePerAddress
             configuration.requestsPerSecondPerIdentity = ratePerIdentity
             configuration.maximumConnections = maxConnections

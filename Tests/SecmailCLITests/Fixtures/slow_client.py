@@ -9,6 +9,10 @@ Modes (each prints one JSON object and exits 0):
   trickle-body     a request head, then its 1,000-byte body one byte a second: seconds until closed
   unread-pipeline  COUNT pipelined requests for large answers, none read for a while: bytes received before EOF
   hold             COUNT connections from SOURCE_ADDRESS, idle: how many the relay closed at once
+
+    slow_client.py post-head PORT CA_FILE PATH TOKEN LENGTH SEND HOLD
+  a POST whose head declares LENGTH bytes ("none": chunked, no length), then SEND body bytes;
+  the answer's status if one comes within 5 s (else null), then the connection is held HOLD s
 """
 import json
 import socket
@@ -59,6 +63,26 @@ def seconds_until_closed(connection, start, send_more=None, limit=120):
 
 def main():
     mode, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    if mode == "post-head":
+        path, token, length, send, hold = sys.argv[4], sys.argv[5], sys.argv[6], int(sys.argv[7]), float(sys.argv[8])
+        connection = connect(port, ca)
+        framing = b"Transfer-Encoding: chunked\r\n" if length == "none" else b"Content-Length: %d\r\n" % int(length)
+        connection.sendall(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " + token.encode()
+                           + b"\r\nContent-Type: application/octet-stream\r\n" + framing + b"\r\n")
+        if send:
+            connection.sendall(b"\0" * send if length != "none" else b"%x\r\n" % send + b"\0" * send + b"\r\n")
+        connection.settimeout(5)
+        status = None
+        try:
+            answer = connection.recv(65536)
+            if answer.startswith(b"HTTP/1.1 "):
+                status = int(answer[9:12])
+        except (socket.timeout, ssl.SSLError, ConnectionError, OSError):
+            pass
+        print(json.dumps({"status": status}))
+        sys.stdout.flush()
+        time.sleep(hold)
+        return
     source = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] != "-" else None
     count = int(sys.argv[5]) if len(sys.argv) > 5 else 1
     request = b"GET /v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n"

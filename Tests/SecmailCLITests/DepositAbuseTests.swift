@@ -1,0 +1,94 @@
+import Foundation
+import SecmailCrypto
+import SecmailFormat
+import SecmailRelay
+import SecmailRelayTestSupport
+import SecmailTestSupport
+import Testing
+
+/// Issue 12, deposits: a real `secmail relay` process over TLS on 127.0.0.1; the throw-away
+/// identities alice, bob and carol deposit through curl and Fixtures/slow_client.py.
+@Suite struct DepositAbuseTests {
+    let commands = RelayCommandTests()
+
+    struct Setup {
+        let relay: (process: Process, output: OutputCollector, port: Int)
+        let curl: RelayCurl
+        let ca: String
+        var tokens: [String: String] = [:]
+    }
+
+    func setUp(_ label: String, options: [String]) async throws -> Setup {
+        let data = try temporaryDirectory(label).appendingPathComponent("relay", isDirectory: true)
+        let relay = try await commands.startRelay(data: data, options: options)
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        var setup = Setup(relay: relay, curl: RelayCurl(port: relay.port, caFile: URL(fileURLWithPath: ca)), ca: ca)
+        for name in ["alice", "bob", "carol"] { setup.tokens[name] = try await setup.curl.registerAndAuthenticate(name) }
+        return setup
+    }
+
+    /// Deposits `bytes` from `sender` to bob; returns the status and body.
+    func deposit(_ bytes: [UInt8], from sender: String, _ setup: Setup) async throws -> (status: Int, body: String) {
+        let file = try temporaryDirectory("deposit").appendingPathComponent("envelope.smsg")
+        try Data(bytes).write(to: file)
+        return try await setup.curl.call("/v1/messages?to=bob", method: "POST", headers: ["Authorization: Bearer \(setup.tokens[sender] ?? "")"], file: file)
+    }
+
+    func slowClient(_ arguments: [String]) async throws -> Int? {
+        let result = try await runAsync("python3", [ConnectionAbuseTests.client] + arguments)
+        guard let object = try? JSONSerialization.jsonObject(with: Data(result.text.utf8)) as? [String: Any] else {
+            throw TestFailure("slow_client.py \(arguments): \(result.text) \(result.stderr)")
+        }
+        return object["status"] as? Int
+    }
+
+    @Test func junkIsRefusedAtDeposit() async throws {
+        let setup = try await setUp("deposit-junk", options: [])
+        let genuine = try RelayCurl.envelope(from: "alice", to: ["bob"])
+        var changed = genuine.bytes
+        changed[changed.count - 300] ^= 1
+        let forged = try await deposit(changed, from: "alice", setup)
+        #expect(forged.status == 400 && forged.body.contains("the signature does not verify"), "\(forged)")
+
+        // An envelope in alice's name sealed with keys the log does not record for her.
+        let stranger = try IdentityBundle.create(name: IdentityName("alice"), createdAt: 1, signingKey: ThrowawayIdentities.signingKey("carol"),
+                                                 encryptionKey: ThrowawayIdentities.encryptionKey("carol").publicKey)
+        let sink = MemorySink()
+        _ = try EnvelopeSealer().seal(text: "not really alice", from: SenderIdentity(bundle: stranger, signingKey: ThrowawayIdentities.signingKey("carol")),
+                                      to: [ThrowawayIdentities.bundle("bob")], into: sink)
+        let unlogged = try await deposit(sink.bytes, from: "alice", setup)
+        #expect(unlogged.status == 400 && unlogged.body.contains("not a logged key of alice"), "\(unlogged)")
+        #expect(try await deposit(genuine.bytes, from: "alice", setup).status == 201)
+        #expect(await commands.stop(setup.relay.process) == 0)
+    }
+
+    @Test func sizeAndRoomAreCheckedBeforeTheBodyAndUploadsAreCapped() async throws {
+        let setup = try await setUp("deposit-room", options: ["--mailbox-quota-mib", "1", "--uploads-per-identity", "1"])
+        let port = String(setup.relay.port), ca = setup.ca
+        let alice = setup.tokens["alice"] ?? ""
+        // No length: 411 at once. Too big for bob's mailbox: 413 at once, with no body sent.
+        #expect(try await slowClient(["post-head", port, ca, "/v1/messages?to=bob", alice, "none", "0", "0"]) == 411)
+        #expect(try await slowClient(["post-head", port, ca, "/v1/messages?to=bob", alice, "2000000", "0", "0"]) == 413)
+
+        // One upload under way for alice (half of 200 KB sent, then held): her next is refused,
+        // carol's goes through.
+        async let held = slowClient(["post-head", port, ca, "/v1/messages?to=bob", alice, "200000", "100000", "8"])
+        try await Task.sleep(for: .seconds(3))
+        let second = try await deposit(try RelayCurl.envelope(from: "alice", to: ["bob"]).bytes, from: "alice", setup)
+        #expect(second.status == 429 && second.body.contains("deposits under way"), "\(second)")
+        #expect(try await deposit(try RelayCurl.envelope(from: "carol", to: ["bob"]).bytes, from: "carol", setup).status == 201)
+        _ = try await held
+        #expect(await commands.stop(setup.relay.process) == 0)
+    }
+
+    @Test func oneSenderCannotFillAMailbox() async throws {
+        let setup = try await setUp("deposit-share", options: ["--max-envelope-mib", "1", "--mailbox-quota-mib", "4", "--sender-share", "25"])
+        var statuses: [Int] = []
+        for _ in 0..<4 { statuses.append(try await deposit(try RelayCurl.envelope(from: "alice", to: ["bob"], extra: 300_000).bytes, from: "alice", setup).status) }
+        #expect(statuses == [201, 201, 201, 413], "\(statuses)")
+        let refused = try await deposit(try RelayCurl.envelope(from: "alice", to: ["bob"], extra: 300_000).bytes, from: "alice", setup)
+        #expect(refused.body.contains("one sender may hold at most"), "\(refused)")
+        #expect(try await deposit(try RelayCurl.envelope(from: "carol", to: ["bob"], extra: 300_000).bytes, from: "carol", setup).status == 201)
+        #expect(await commands.stop(setup.relay.process) == 0)
+    }
+}
