@@ -67,11 +67,14 @@ public struct PreparedRelay: Sendable {
     /// configured certificate, development TLS certificates under `tls/`.
     public static func prepare(_ configuration: RelayConfiguration) throws -> PreparedRelay {
         let data = configuration.dataDirectory
+        // Everything the relay writes (database, WAL, keys, envelopes) is its user's alone.
+        ExclusiveFileLock.restrictNewFilesToOwner()
         do {
             try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
             throw RelayError(.storage, "cannot create the data directory \(data.path): \(error.localizedDescription)")
         }
+        try restrictToOwner(data)
         let database = try RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)
         let logKey = try loadOrCreateLogKey(at: data.appendingPathComponent("log-key.ed25519"))
 
@@ -122,7 +125,14 @@ public struct PreparedRelay: Sendable {
 
     /// Serves until SIGINT or SIGTERM (graceful shutdown: open requests finish).
     /// `quiet` keeps the server's own log to errors (for the embedded relay of `secmail demo`).
+    /// Only one relay serves a data directory: it holds `relay.lock` while it runs.
     public func run(quiet: Bool = false, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let lockFile = configuration.dataDirectory.appendingPathComponent("relay.lock").path
+        let (lock, holder) = try ExclusiveFileLock.acquire(lockFile)
+        guard let lock else {
+            throw RelayError(.storage, "another relay\(holder.map { " (process \($0))" } ?? "") is serving \(configuration.dataDirectory.path); stop it first, or give another --data")
+        }
+        defer { withExtendedLifetime(lock) {} }
         try services.mailboxes.removeOrphans()
         try services.directory.commitMapIfMissing()
         var logger = Logger(label: "secmail-relay")
@@ -130,6 +140,19 @@ public struct PreparedRelay: Sendable {
         let app = buildRelayApplication(services: services, tls: tls, host: configuration.host, port: configuration.port,
                                         logger: logger, onRunning: onRunning)
         try await app.runService()
+    }
+
+    /// A data directory others can read or enter exposes identities, envelope metadata and token
+    /// hashes: it is made the owner's alone, and the relay says so.
+    private static func restrictToOwner(_ directory: URL) throws {
+        let mode = ((try? FileManager.default.attributesOfItem(atPath: directory.path))?[.posixPermissions] as? NSNumber)?.intValue ?? 0o700
+        guard mode & 0o077 != 0 else { return }
+        do {
+            try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: directory.path)
+        } catch {
+            throw RelayError(.storage, "\(directory.path) is readable by others (mode \(String(mode, radix: 8))) and cannot be made private: \(error.localizedDescription)")
+        }
+        FileHandle.standardError.write(Data("secmail relay: \(directory.path) was open to others (mode \(String(mode, radix: 8))); it is now 700\n".utf8))
     }
 
     private static func loadOrCreateLogKey(at url: URL) throws -> Ed25519PrivateKey {

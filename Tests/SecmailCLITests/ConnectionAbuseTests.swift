@@ -66,8 +66,11 @@ import Testing
         #expect(headSeconds >= 2.5 && headSeconds < 7, "a trickled head was cut after \(headSeconds) s (deadline 3 s)")
         let bodySeconds = try #require(try await body.seconds)
         #expect(bodySeconds >= 9 && bodySeconds < 16, "a body at 1 byte/s was cut after \(bodySeconds) s (1 KiB/s after 10 s)")
-        // Every honest request is served (slots freed in time; the bound is loose for a busy machine).
-        #expect(honest.allSatisfy { $0 != nil && $0! < 10 }, "honest requests: \(honest)")
+        // Every honest request is served, typically at once (a bound on each one's time would
+        // measure this machine's load during a parallel test run; the abuse benchmark times them).
+        #expect(honest.allSatisfy { $0 != nil }, "honest requests: \(honest)")
+        let median = honest.compactMap { $0 }.sorted()[honest.count / 2]
+        #expect(median < 5, "honest requests: \(honest)")
         #expect(await commands.stop(relay.process) == 0)
     }
 

@@ -1,0 +1,43 @@
+import Foundation
+import Glibc
+
+/// An exclusive advisory lock (flock) on a file, held while this object lives and released by
+/// the kernel when the process ends, however it ends: what makes one relay the only one serving a
+/// data directory. The file holds the holder's process id, for the message of the next one.
+public final class ExclusiveFileLock: @unchecked Sendable {
+    // @unchecked: the descriptor is fixed for the object's life and only closed in deinit.
+    private let descriptor: Int32
+
+    /// Takes the lock on `path` (creating the file, 0600), or returns nil and the process id
+    /// written by the process that holds it (nil if unknown).
+    public static func acquire(_ path: String) throws -> (lock: ExclusiveFileLock?, holder: Int32?) {
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, mode_t(0o600))
+        guard descriptor >= 0 else {
+            throw FormatError(.io, "cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            var buffer = [UInt8](repeating: 0, count: 32)
+            let count = pread(descriptor, &buffer, buffer.count, 0)
+            close(descriptor)
+            let text = String(decoding: buffer.prefix(max(0, count)), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            return (nil, Int32(text))
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        _ = ftruncate(descriptor, 0)
+        _ = pwrite(descriptor, pid, pid.count, 0)
+        return (ExclusiveFileLock(descriptor: descriptor), nil)
+    }
+
+    private init(descriptor: Int32) {
+        self.descriptor = descriptor
+    }
+
+    deinit {
+        close(descriptor)
+    }
+
+    /// From now on, files and directories this process creates are private to its user (umask 077).
+    public static func restrictNewFilesToOwner() {
+        umask(0o077)
+    }
+}
