@@ -15,6 +15,8 @@ let package = Package(
         // Already a dependency of Hummingbird; named here for the HTTP part types the relay's
         // connection guard handles (NIOHTTPTypes).
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.34.1"),
+        // Already a dependency of Hummingbird; named for the relay's log and its --log-level.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // The system OpenSSL 3 (Debian: libssl-dev), found through pkg-config.
@@ -60,6 +62,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The user's side: keystore and (later) the relay client.
@@ -77,6 +80,7 @@ let package = Package(
             dependencies: [
                 "SecmailClient", "SecmailFormat", "SecmailCrypto", "SecmailRelay", "SecmailImages",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Release-mode throughput and memory benchmark; see scripts/bench-envelope.sh.
@@ -103,6 +107,7 @@ let package = Package(
             dependencies: [
                 "SecmailRelay", "SecmailTLS", "SecmailCrypto", "SecmailFormat", "SecmailTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/SecmailRelayTestSupport"
         ),

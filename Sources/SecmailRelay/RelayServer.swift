@@ -123,10 +123,11 @@ public struct PreparedRelay: Sendable {
             logVerifierKey: try signer.verifier.verifierKey)
     }
 
-    /// Serves until SIGINT or SIGTERM (graceful shutdown: open requests finish).
-    /// `quiet` keeps the server's own log to errors (for the embedded relay of `secmail demo`).
+    /// Serves until SIGINT or SIGTERM (graceful shutdown: open requests finish), logging at
+    /// `logLevel` (one line per request at `info`). `quiet` keeps the log to critical errors (for
+    /// the embedded relay of `secmail demo`).
     /// Only one relay serves a data directory: it holds `relay.lock` while it runs.
-    public func run(quiet: Bool = false, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    public func run(quiet: Bool = false, logLevel: Logger.Level = .info, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let lockFile = configuration.dataDirectory.appendingPathComponent("relay.lock").path
         let (lock, holder) = try ExclusiveFileLock.acquire(lockFile)
         guard let lock else {
@@ -136,7 +137,7 @@ public struct PreparedRelay: Sendable {
         try services.mailboxes.removeOrphans()
         try services.directory.commitMapIfMissing()
         var logger = Logger(label: "secmail-relay")
-        if quiet { logger.logLevel = .critical }
+        logger.logLevel = quiet ? .critical : logLevel
         let app = buildRelayApplication(services: services, tls: tls, host: configuration.host, port: configuration.port,
                                         logger: logger, onRunning: onRunning)
         try await app.runService()

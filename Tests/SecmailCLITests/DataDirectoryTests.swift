@@ -1,4 +1,5 @@
 import Foundation
+import SecmailRelayTestSupport
 import SecmailTestSupport
 import Testing
 
@@ -29,5 +30,26 @@ import Testing
         // Once it stopped, the directory can be served again.
         let again = try await commands.startRelay(data: data)
         #expect(await commands.stop(again.process) == 0)
+    }
+
+    /// One log line per request, with what an operator needs and never a token.
+    @Test func requestsAreLoggedWithoutSecrets() async throws {
+        let data = try temporaryDirectory("request-log").appendingPathComponent("relay", isDirectory: true)
+        let relay = try await commands.startRelay(data: data)
+        let curl = RelayCurl(port: relay.port, caFile: data.appendingPathComponent("tls/dev-ca.pem"))
+        let token = try await curl.registerAndAuthenticate("alice")
+        #expect(try await curl.call("/v1/auth/whoami", headers: ["Authorization: Bearer \(token)"]).status == 200)
+        #expect(try await curl.call("/v1/no/such/route").status == 404)
+        try await Task.sleep(for: .milliseconds(300))
+        let lines = relay.output.text.split(separator: "\n")
+        let whoami = try #require(lines.first { $0.contains("path=/v1/auth/whoami") }, "\(relay.output.text)")
+        #expect(whoami.contains("status=200") && whoami.contains("method=GET") && whoami.contains("address=127.0.0.1/32") && whoami.contains("ms="))
+        #expect(lines.contains { $0.contains("path=/v1/no/such/route") && $0.contains("status=404") })
+        #expect(lines.contains { $0.contains("path=/v1/directory/register") && $0.contains("status=201") && $0.contains("in=") })
+        #expect(!relay.output.text.contains(token))
+        #expect(await commands.stop(relay.process) == 0)
+
+        let quiet = try runSecmail(["relay", "--data", data.path, "--listen", "127.0.0.1:0", "--log-level", "loud"], environment: [:])
+        #expect(quiet.status == 64 && quiet.stderr.contains("--log-level is one of"), "\(quiet.stderr)")
     }
 }

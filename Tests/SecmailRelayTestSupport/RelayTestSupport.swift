@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Hummingbird
+import Logging
 import SecmailCrypto
 import SecmailFormat
 import SecmailRelay
@@ -57,7 +58,10 @@ public final class RunningRelay: @unchecked Sendable {
             certificateChainFile: Self.certs.appendingPathComponent("relay.pem").path,
             privateKeyFile: Self.certs.appendingPathComponent("throwaway-relay.key.pem").path))
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = buildRelayApplication(services: services, tls: tls, host: "127.0.0.1", port: 0) { port in
+        // Warnings only: a line per request would bury the test output.
+        var logger = Logger(label: "secmail-relay")
+        logger.logLevel = .warning
+        let app = buildRelayApplication(services: services, tls: tls, host: "127.0.0.1", port: 0, logger: logger) { port in
             continuation.yield(port)
         }
         task = Task { try await app.runService(gracefulShutdownSignals: []) }

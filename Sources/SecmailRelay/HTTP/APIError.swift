@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 import SecmailAPI
 import SecmailFormat
@@ -11,15 +12,18 @@ struct APIError: HTTPResponseError {
     /// An `ErrorCode`, or a format error's code.
     let code: String
     let reason: String
+    /// For a `500`: what actually failed (SQLite's message, say), for the relay's log only.
+    let internalDetail: String?
 
-    init(status: HTTPResponse.Status, code: ErrorCode, reason: String) {
-        self.init(status: status, code: code.rawValue, reason: reason)
+    init(status: HTTPResponse.Status, code: ErrorCode, reason: String, internalDetail: String? = nil) {
+        self.init(status: status, code: code.rawValue, reason: reason, internalDetail: internalDetail)
     }
 
-    init(status: HTTPResponse.Status, code: String, reason: String) {
+    init(status: HTTPResponse.Status, code: String, reason: String, internalDetail: String? = nil) {
         self.status = status
         self.code = code
         self.reason = reason
+        self.internalDetail = internalDetail
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
@@ -46,8 +50,10 @@ struct APIError: HTTPResponseError {
             case .storage, .schemaMismatch, .internalError: .internalServerError
             }
             // Storage details stay in the relay's log, not in responses.
-            let reason = status == .internalServerError ? "the relay could not complete the request" : error.reason
-            return APIError(status: status, code: error.code, reason: reason)
+            guard status != .internalServerError else {
+                return APIError(status: status, code: error.code, reason: "the relay could not complete the request", internalDetail: error.reason)
+            }
+            return APIError(status: status, code: error.code, reason: error.reason)
         case let error as FormatError:
             return APIError(status: .badRequest, code: error.code.rawValue, reason: error.reason)
         case let error as HTTPError where error.status == .notFound:
@@ -55,7 +61,8 @@ struct APIError: HTTPResponseError {
         case let error as HTTPError:
             return APIError(status: error.status, code: .http, reason: error.body ?? "\(error.status)")
         default:
-            return APIError(status: .internalServerError, code: .internalError, reason: "the relay could not complete the request")
+            return APIError(status: .internalServerError, code: .internalError, reason: "the relay could not complete the request",
+                            internalDetail: String(describing: error))
         }
     }
 }
@@ -81,6 +88,45 @@ func decodeBody<T: Decodable>(_ type: T.Type, from request: Request, limit: Int)
         return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
     } catch {
         throw APIError(status: .badRequest, code: .malformedRequest, reason: "the request body is not the expected JSON")
+    }
+}
+
+/// One log line per request at `info`: the client's address group, the method, the path
+/// without its query (which names recipients), the status, the time taken and the bytes declared
+/// in and sent out where known; never a header value, a token or any content. A `500` is logged
+/// at `error` with what failed, which its answer does not say.
+struct RequestLogMiddleware: RouterMiddleware {
+    typealias Context = RelayRequestContext
+    let grouping: AddressGrouping
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = ContinuousClock.now
+        do {
+            let response = try await next(request, context)
+            log(request, context, status: response.status.code, bytesOut: response.body.contentLength, since: started, failure: nil)
+            return response
+        } catch {
+            let answer = APIError.from(error)
+            log(request, context, status: answer.status.code, bytesOut: nil, since: started, failure: answer.internalDetail)
+            throw answer
+        }
+    }
+
+    private func log(_ request: Request, _ context: Context, status: Int, bytesOut: Int?, since started: ContinuousClock.Instant,
+                     failure: String?) {
+        let elapsed = ContinuousClock.now - started
+        var metadata: Logger.Metadata = [
+            "address": .string(grouping.group(of: context.remoteAddress)), "method": .string(request.method.rawValue),
+            "path": .string(request.uri.path), "status": .stringConvertible(status),
+            "ms": .string(String(format: "%.1f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)),
+        ]
+        if let declared = request.headers[.contentLength] { metadata["in"] = .string(declared) }
+        if let bytesOut { metadata["out"] = .stringConvertible(bytesOut) }
+        if let failure {
+            context.logger.error("request failed: \(failure)", metadata: metadata)
+        } else {
+            context.logger.info("request", metadata: metadata)
+        }
     }
 }
 

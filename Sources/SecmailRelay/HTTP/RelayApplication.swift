@@ -74,6 +74,7 @@ public func buildRelayApplication(
     onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let router = Router(context: RelayRequestContext.self)
+    router.add(middleware: RequestLogMiddleware(grouping: services.limits.grouping))
     router.add(middleware: JSONErrorMiddleware())
     router.add(middleware: AddressRateLimitMiddleware(limiter: RateLimiter(services.limits.perAddress), grouping: services.limits.grouping))
     router.on(.health) { _, _ in "ok\n" }

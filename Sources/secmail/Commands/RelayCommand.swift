@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import SecmailFormat
 import SecmailRelay
 
@@ -94,6 +95,9 @@ struct RelayServeCommand: AsyncParsableCommand {
         """, valueName: "name"))
     var origin: String?
 
+    @Option(name: .long, help: ArgumentHelp("trace, debug, info (one line per request), notice, warning, error or critical.", valueName: "level"))
+    var logLevel = "info"
+
     @Option(name: .long, help: ArgumentHelp("Refuse envelopes signed more than this many seconds ahead of the relay's clock.", valueName: "seconds"))
     var maxClockSkew: Int64 = EnvelopeTimeWindow.standard.futureSkew
 
@@ -106,6 +110,9 @@ struct RelayServeCommand: AsyncParsableCommand {
               maxClockSkew > 0, maxEnvelopeAge > 0, maxConnectionsPerAddress > 0, idleTimeoutBeforeSignIn > 0, headerTimeout > 0,
               minBodyRate >= 0, writeTimeout > 0, (1...100).contains(senderShare), uploadsPerIdentity > 0 else {
             throw ValidationError("limits are positive numbers")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level is one of trace, debug, info, notice, warning, error, critical")
         }
         guard (8...32).contains(ipv4Prefix), (16...128).contains(ipv6Prefix) else {
             throw ValidationError("--ipv4-prefix is 8 to 32 bits, --ipv6-prefix 16 to 128")
@@ -143,7 +150,7 @@ struct RelayServeCommand: AsyncParsableCommand {
                 header: .seconds(Int64(headerTimeout)), minimumBodyRate: minBodyRate, write: .seconds(Int64(writeTimeout)),
                 idleBeforeSignIn: .seconds(Int64(idleTimeoutBeforeSignIn)), idle: .seconds(Int64(idleTimeout)))
             let relay = try PreparedRelay.prepare(configuration)
-            try await relay.run { boundPort in
+            try await relay.run(logLevel: Logger.Level(rawValue: logLevel) ?? .info) { boundPort in
                 let urlHost = host.contains(":") ? "[\(host)]" : host
                 var lines = ["secmail relay listening on https://\(urlHost):\(boundPort)",
                              "  data directory: \(dataOptions.dataDirectory.path)"]
