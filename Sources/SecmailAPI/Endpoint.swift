@@ -52,6 +52,8 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         public static let from = "from", to = "to"
         /// `entries`: the first leaf index and the end (exclusive).
         public static let start = "start", end = "end"
+        /// `mailbox`: the cursor a page answered with, and the most messages to list.
+        public static let after = "after", limit = "limit"
     }
 
     /// The request path with `parameters` filling the template's `:name` segments in order, and

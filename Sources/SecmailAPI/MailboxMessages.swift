@@ -12,7 +12,8 @@ public struct DepositResponse: Codable, Sendable {
     }
 }
 
-/// `GET /v1/mailbox`: the owner's messages, oldest first.
+/// `GET /v1/mailbox[?after=CURSOR&limit=N]`: one page of the owner's messages, oldest first;
+/// `next` is the cursor of the page after it (absent on the last page).
 public struct MailboxListResponse: Codable, Sendable {
     public struct Message: Codable, Sendable, Equatable {
         /// The message id, 32 hex digits.
@@ -32,8 +33,14 @@ public struct MailboxListResponse: Codable, Sendable {
     }
 
     public let messages: [Message]
+    /// Pass as `after` for the next page; nil when this page is the last.
+    public let next: String?
 
-    public init(messages: [Message]) {
+    /// Most messages one page holds (and the default).
+    public static let pageLimit = 1000
+
+    public init(messages: [Message], next: String?) {
         self.messages = messages
+        self.next = next
     }
 }

@@ -16,7 +16,7 @@ struct SecmailCommand: AsyncParsableCommand {
             """,
         subcommands: [
             InitCommand.self, ExportCommand.self, SealCommand.self, OpenCommand.self,
-            RegisterCommand.self, LookupCommand.self, SendCommand.self, InboxCommand.self, ReadCommand.self, TrustCommand.self, ContactsCommand.self, RotateCommand.self, AuditCommand.self, MonitorCommand.self,
+            RegisterCommand.self, LookupCommand.self, SendCommand.self, InboxCommand.self, ReadCommand.self, DeleteCommand.self, TrustCommand.self, ContactsCommand.self, RotateCommand.self, AuditCommand.self, MonitorCommand.self,
             ImageCommand.self, RelayCommand.self, DemoCommand.self,
         ]
     )

@@ -60,7 +60,7 @@ import Testing
         #expect(try await others[3].value == messages[3].id)
 
         #expect(await store.commitGroups().recentSizes == [1, 4])
-        #expect(try await store.list(IdentityName("bob")).map(\.messageID) .sorted { $0.hex < $1.hex }
+        #expect(try await store.list(IdentityName("bob")).messages.map(\.messageID) .sorted { $0.hex < $1.hex }
                 == [messages[0].id, messages[1].id, messages[2].id, messages[3].id].sorted { $0.hex < $1.hex })
         // Four envelope files, nothing left of the refused replay.
         #expect(try FileManager.default.contentsOfDirectory(atPath: envelopes.path).count == 4)
@@ -149,7 +149,7 @@ import Testing
         }
         let statuses = try await deposit(3)
         #expect(statuses == [201, 201, 413], "\(statuses)")
-        let listed = try await relay.services.mailboxes.list(IdentityName("bob"))
+        let listed = try await relay.services.mailboxes.list(IdentityName("bob")).messages
         #expect(listed.count == 2)
         // Small envelopes live in the database: no file at all, none left by the refused one.
         #expect(try FileManager.default.contentsOfDirectory(atPath: relay.services.mailboxes.directory.path).isEmpty)

@@ -87,10 +87,28 @@ public struct MailClient {
         return Sent(messageID: sealed.header.messageID, size: sealed.byteCount, recipients: recipients)
     }
 
-    /// The messages waiting in this user's mailbox.
+    /// The messages waiting in this user's mailbox, every page of them.
     public func inbox(_ identity: SenderIdentity) async throws -> [MailboxListResponse.Message] {
         let token = try await relay.token(for: identity)
-        return try await relay.call(RelayRequest(.GET, Endpoint.mailbox.path(), bearer: token), as: MailboxListResponse.self).messages
+        var messages: [MailboxListResponse.Message] = []
+        var cursor: String?
+        repeat {
+            let query = cursor.map { [(Endpoint.Query.after, $0)] } ?? []
+            let page = try await relay.call(RelayRequest(.GET, Endpoint.mailbox.path(query: query), bearer: token), as: MailboxListResponse.self)
+            guard page.next != cursor || page.next == nil else {
+                throw ClientError(.malformedAnswer, "the relay at \(relay.address) answered the same mailbox page twice")
+            }
+            messages += page.messages
+            cursor = page.next
+        } while cursor != nil
+        return messages
+    }
+
+    /// Deletes message `id` from this user's mailbox on the relay (the owner's explicit choice:
+    /// unlike `read`, nothing is kept).
+    public func delete(_ id: MessageID, identity: SenderIdentity) async throws {
+        let token = try await relay.token(for: identity)
+        try await relay.expect(204, RelayRequest(.DELETE, Endpoint.deleteMessage.path(id.hex), bearer: token), notFound: .relayRefused)
     }
 
     public struct Read: Sendable {

@@ -17,9 +17,18 @@ struct MailboxController: Sendable {
         router.on(.deposit) { request, _ in try await deposit(request) }
         router.on(.mailbox) { request, _ in
             let owner = try await authenticatedName(request, authenticator)
-            return MailboxListResponse(messages: try await mailboxes.list(owner).map {
+            let query = request.uri.queryParameters
+            var limit = MailboxListResponse.pageLimit
+            if let raw = query[Endpoint.Query.limit[...]] {
+                guard let asked = Int(String(raw)), (1...MailboxListResponse.pageLimit).contains(asked) else {
+                    throw APIError(status: .badRequest, code: .malformedRequest, reason: "limit is 1 to \(MailboxListResponse.pageLimit)")
+                }
+                limit = asked
+            }
+            let page = try await mailboxes.list(owner, after: query[Endpoint.Query.after[...]].map(String.init), limit: limit)
+            return MailboxListResponse(messages: page.messages.map {
                 .init(id: $0.messageID.hex, from: $0.sender, time: $0.receivedAt, size: $0.size)
-            })
+            }, next: page.next)
         }
         router.on(.fetchMessage) { request, context in
             let owner = try await authenticatedName(request, authenticator)

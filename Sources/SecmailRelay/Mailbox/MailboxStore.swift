@@ -136,17 +136,33 @@ public struct MailboxStore: Sendable {
         (await group.recentGroupSizes, await group.waitingCount)
     }
 
-    /// The messages in `owner`'s mailbox, oldest first.
-    public func list(_ owner: IdentityName) async throws -> [Listing] {
-        try await database.read { db in
+    /// Up to `limit` messages of `owner`'s mailbox, oldest first, after the one `cursor` names
+    /// (from the start when nil), and the cursor of the last one listed when more may follow.
+    /// A cursor is "<received time>.<envelope id>": the listing's order, stable as messages are
+    /// added and deleted.
+    public func list(_ owner: IdentityName, after cursor: String? = nil, limit: Int = 1000) async throws -> (messages: [Listing], next: String?) {
+        var position: (time: Int64, envelope: String) = (Int64.min, "")
+        if let cursor {
+            let parts = cursor.split(separator: ".", maxSplits: 1)
+            guard parts.count == 2, let time = Int64(parts[0]), parts[1].count == 32, parts[1].allSatisfy(\.isHexDigit) else {
+                throw RelayError(.invalidRequest, "not a mailbox cursor: \(cursor)")
+            }
+            position = (time, String(parts[1]))
+        }
+        let rows = try await database.read { [position] db in
             try Row.fetchAll(db, sql: """
-                SELECT d.message_id, e.sender, e.size, e.received_at FROM deliveries d JOIN envelopes e ON e.envelope_id = d.envelope_id
-                WHERE d.recipient = ? ORDER BY e.received_at, e.envelope_id
-                """, arguments: [owner.value]).map { row in
-                Listing(messageID: try MessageID(bytes: Array(row["message_id"] as Data)), sender: row["sender"],
-                        size: row["size"], receivedAt: row["received_at"])
+                SELECT d.message_id, e.sender, e.size, e.received_at, e.envelope_id FROM deliveries d
+                JOIN envelopes e ON e.envelope_id = d.envelope_id
+                WHERE d.recipient = ? AND (e.received_at, e.envelope_id) > (?, ?)
+                ORDER BY e.received_at, e.envelope_id LIMIT ?
+                """, arguments: [owner.value, position.time, position.envelope, limit + 1]).map { row in
+                (Listing(messageID: try MessageID(bytes: Array(row["message_id"] as Data)), sender: row["sender"],
+                         size: row["size"], receivedAt: row["received_at"]), row["envelope_id"] as String)
             }
         }
+        let page = rows.prefix(limit)
+        let next = rows.count > limit ? page.last.map { "\($0.0.receivedAt).\($0.1)" } : nil
+        return (page.map(\.0), next)
     }
 
     /// Where a stored envelope's bytes are.

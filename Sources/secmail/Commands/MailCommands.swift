@@ -107,6 +107,40 @@ struct InboxCommand: AsyncParsableCommand {
     }
 }
 
+struct DeleteCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "delete",
+        abstract: "Delete messages from your mailbox on the relay without reading them.",
+        discussion: "For junk and for messages you do not want: nothing is fetched or kept. Ids come from `secmail inbox`.")
+
+    @Argument(help: "The message ids to delete.")
+    var ids: [String]
+
+    @OptionGroup var homeOptions: HomeOptions
+    @OptionGroup var passphraseOptions: PassphraseOptions
+
+    func validate() throws {
+        guard !ids.isEmpty else { throw ValidationError("name at least one message id") }
+    }
+
+    func run() async throws {
+        try await reportingFailures {
+            let messageIDs = try userInput { try ids.map { try MessageID(hex: $0) } }
+            let keystore = Keystore(home: homeOptions.secmailHome)
+            _ = try keystore.currentBundle()
+            try await withRelay(keystore.home) { relay in
+                _ = try await relay.info()
+                let identity = try keystore.unlockSender(passphrase: passphraseOptions.passphrase(for: keystore))
+                let mail = MailClient(relay: relay)
+                for id in messageIDs {
+                    try await mail.delete(id, identity: identity)
+                    Terminal.info("Deleted \(id).")
+                }
+            }
+        }
+    }
+}
+
 struct ReadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "read",
