@@ -33,5 +33,9 @@ public enum SchemaMigrations {
             name: "V005__name_map",
             sql: String(decoding: PackageResources.V005__name_map_sql, as: UTF8.self),
             sha256: "05d1b1aa90f27d95d83d62676925f9904b92c40db76c4aa8059c719f94121e40"),
+        Migration(
+            name: "V006__name_skeletons",
+            sql: String(decoding: PackageResources.V006__name_skeletons_sql, as: UTF8.self),
+            sha256: "d7a91406544918e4aa80fe81906743d21060b23dfa88ef828dfce6ff2b0ade16"),
     ]
 }

@@ -12,3 +12,12 @@ start_relay() {
   relay_port=$(grep -oE "listening on https://127.0.0.1:[0-9]+" "$log" | grep -oE "[0-9]+$" || true)
   [ -n "$relay_port" ] || { cat "$log" >&2; exit 1; }
 }
+
+# registration_limits_off SECMAIL: the flags that lift the relay's registration limits (the
+# benchmarks register thousands of names from one address), if that binary has them (an older
+# baseline has none).
+registration_limits_off() {
+  if "$1" relay serve --help 2>/dev/null | grep -q -- --registrations-per-hour-per-address; then
+    echo "--registrations-per-hour-per-address 100000000 --registrations-per-hour 100000000"
+  fi
+}

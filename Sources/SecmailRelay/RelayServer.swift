@@ -24,6 +24,9 @@ public struct RelayConfiguration: Sendable {
     public var senderShare = 0.25
     /// Deposits under way at once per depositor.
     public var uploadsPerIdentity = 4
+    /// Registrations per hour per address group, and in all (invited ones are not counted).
+    public var registrationsPerHourPerAddress: Double = 10
+    public var registrationsPerHour: Double = 1000
     /// Requests per second (bursts twice that) per client address and per identity.
     public var requestsPerSecondPerAddress: Double = 200
     public var requestsPerSecondPerIdentity: Double = 50
@@ -117,7 +120,10 @@ public struct PreparedRelay: Sendable {
                                                         maximumConnectionsPerAddress: configuration.maximumConnectionsPerAddress,
                                                         grouping: configuration.addressGrouping, deadlines: configuration.deadlines,
                                                         uploads: UploadBudget(perIdentity: configuration.uploadsPerIdentity,
-                                                                              totalBytes: max(1 << 30, 2 * configuration.maximumEnvelopeSize)))),
+                                                                              totalBytes: max(1 << 30, 2 * configuration.maximumEnvelopeSize)),
+                                                        registrations: RegistrationLimits(perAddressPerHour: configuration.registrationsPerHourPerAddress,
+                                                                                          totalPerHour: configuration.registrationsPerHour,
+                                                                                          grouping: configuration.addressGrouping))),
             tls: tls, certificateAuthorityFile: ca,
             publicKeyPin: publicKeyPin,
             logVerifierKey: try signer.verifier.verifierKey)
@@ -136,6 +142,7 @@ public struct PreparedRelay: Sendable {
         defer { withExtendedLifetime(lock) {} }
         try services.mailboxes.removeOrphans()
         try services.directory.commitMapIfMissing()
+        try services.directory.recordMissingSkeletons()
         var logger = Logger(label: "secmail-relay")
         logger.logLevel = quiet ? .critical : logLevel
         let app = buildRelayApplication(services: services, tls: tls, host: configuration.host, port: configuration.port,

@@ -153,3 +153,27 @@ import Testing
         #expect(throws: FormatError.self) { try replay.apply(try MapHead(time: 2, mapRoot: NameMapKey.emptyRoot).encoded) }
     }
 }
+
+/// Look-alike names and reserved names (issue 12, registration spam).
+@Suite struct NameSkeletonTests {
+    func skeleton(_ name: String) throws -> String { try IdentityName(name).skeleton }
+
+    @Test func lookAlikesShareASkeletonAndOthersDoNot() throws {
+        for (a, b) in [("alice", "a1ice"), ("alice", "alice."), ("alice", "allce"), ("mallory", "rnallory"), ("wendy", "vvendy"),
+                       ("bob", "b0b"), ("bob-x", "bob__x"), ("bob.x", "bob-x"), ("alice", "alice--")] {
+            #expect(try skeleton(a) == skeleton(b), "\(a) and \(b)")
+        }
+        for (a, b) in [("alice", "alicia"), ("alice", "a.lice"), ("bob", "bobby"), ("carol", "karol")] {
+            #expect(try skeleton(a) != skeleton(b), "\(a) and \(b)")
+        }
+    }
+
+    @Test func reservedNamesAndTheirLookAlikesAreReserved() throws {
+        for name in ["postmaster", "root", "r00t", "admin.", "abuse", "mailer-daemon", "secmail"] {
+            #expect(try IdentityName(name).isReserved, "\(name)")
+        }
+        for name in ["alice", "roots", "administrators2"] {
+            #expect(try !IdentityName(name).isReserved, "\(name)")
+        }
+    }
+}

@@ -38,4 +38,35 @@ public struct IdentityName: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { value }
+
+    /// The name with look-alike spellings folded together (in the spirit of Unicode TR39's
+    /// skeletons, for this narrow alphabet): "rn" reads as "m" and "vv" as "w"; 0 as o; 1 and i
+    /// as l; '.', '_' and '-' as one mark, doubled marks as one, trailing marks dropped. Two
+    /// names with one skeleton are too easily mistaken for each other to both be registered.
+    public var skeleton: String {
+        var folded = value.replacingOccurrences(of: "rn", with: "m").replacingOccurrences(of: "vv", with: "w")
+        folded = String(folded.map { character -> Character in
+            switch character {
+            case "0": "o"
+            case "1", "i": "l"
+            case "_", "-": "."
+            default: character
+            }
+        })
+        while folded.contains("..") { folded = folded.replacingOccurrences(of: "..", with: ".") }
+        while folded.hasSuffix(".") { folded.removeLast() }
+        return folded
+    }
+
+    /// Names no one may register: the addresses people expect to reach an operator, and ones
+    /// that would pass for the relay itself.
+    public static let reserved: Set<String> = [
+        "postmaster", "hostmaster", "webmaster", "abuse", "root", "admin", "administrator", "security", "support",
+        "noreply", "no-reply", "mailer-daemon", "secmail", "relay", "system", "operator",
+    ]
+
+    /// True when this name is, or looks like, a reserved one.
+    public var isReserved: Bool {
+        Self.reserved.contains { (try? IdentityName($0))?.skeleton == skeleton }
+    }
 }

@@ -90,6 +90,9 @@ public struct Directory: Sendable {
         guard bundle.keyVersion == 1, bundle.continuity == nil else {
             throw RelayError(.invalidRequest, "a registration carries key version 1 without continuity; use rotation for later versions")
         }
+        guard !bundle.name.isReserved else {
+            throw RelayError(.invalidRequest, "the name \(bundle.name) is reserved (or looks like a reserved name); choose another")
+        }
         return try await writes.submit(.register(bundle, inviteCode: inviteCode, time: clock()))
     }
 
@@ -143,6 +146,10 @@ public struct Directory: Sendable {
             guard try latest(name: bundle.name.value, db) == nil else {
                 throw RelayError(.nameTaken, "the name \(bundle.name) is already registered on this relay")
             }
+            if let similar = try String.fetchOne(db, sql: "SELECT name FROM name_skeletons WHERE skeleton = ?", arguments: [bundle.name.skeleton]) {
+                throw RelayError(.nameTaken, "the name \(bundle.name) looks too much like \(similar), which is registered on this relay; choose another")
+            }
+            try db.execute(sql: "INSERT INTO name_skeletons (skeleton, name) VALUES (?, ?)", arguments: [bundle.name.skeleton, bundle.name.value])
             if requiresInvite {
                 guard let inviteCode, let codeHash = inviteHash(inviteCode) else {
                     throw RelayError(.inviteRequired, "this relay requires an invite code to register")
@@ -258,6 +265,20 @@ public struct Directory: Sendable {
             """, arguments: [bundle.name.value, Int64(bundle.keyVersion), Data(bundle.encoded),
                              Data(bundle.fingerprint.bytes), Int64(index), entry.time])
         return index
+    }
+
+    /// Names registered before look-alikes were refused get their skeletons (once; the first of
+    /// two existing look-alikes keeps the skeleton). Runs at start-up.
+    public func recordMissingSkeletons() throws {
+        try database.write { db in
+            let names = try String.fetchAll(db, sql: """
+                SELECT DISTINCT name FROM identities WHERE name NOT IN (SELECT name FROM name_skeletons) ORDER BY log_index
+                """)
+            for name in names {
+                try db.execute(sql: "INSERT OR IGNORE INTO name_skeletons (skeleton, name) VALUES (?, ?)",
+                               arguments: [try IdentityName(name).skeleton, name])
+            }
+        }
     }
 
     /// A log written before the name map (its last leaf commits no map root) gets the map of its

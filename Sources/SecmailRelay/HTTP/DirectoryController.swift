@@ -10,10 +10,11 @@ struct DirectoryController: Sendable {
     let directory: Directory
     let signer: CheckpointSigner
     let authenticator: Authenticator
+    let registrations: RegistrationLimits
     static let bodyLimit = 64 * 1024
 
     func addRoutes(to router: Router<RelayRequestContext>) {
-        router.on(.register) { request, _ in try await register(request) }
+        router.on(.register) { request, context in try await register(request, from: context.remoteAddress) }
         router.on(.rotate) { request, _ in try await rotate(request) }
         router.on(.lookup) { _, context in try await lookup(context.parameters.require("name")) }
         router.on(.history) { request, context in
@@ -27,9 +28,11 @@ struct DirectoryController: Sendable {
         }
     }
 
-    func register(_ request: Request) async throws -> EditedResponse<RegisteredResponse> {
+    func register(_ request: Request, from address: SocketAddress?) async throws -> EditedResponse<RegisteredResponse> {
         let body = try await decodeBody(BundleRequest.self, from: request, limit: Self.bodyLimit)
         let bundle = try Self.bundle(from: body.bundle)
+        // An invite was given by the operator: it is not held to the limits meant for strangers.
+        if !(directory.requiresInvite && body.invite != nil) { try registrations.take(for: address) }
         let index = try await directory.register(bundle, inviteCode: body.invite)
         return EditedResponse(status: .created, response: Self.registered(bundle, index))
     }
@@ -133,5 +136,25 @@ struct LogController: Sendable {
             let proof = try await log.consistencyProof(from: from, to: to)
             return ConsistencyResponse(from: from, to: to, proof: proof.map { Data($0).base64EncodedString() })
         }
+    }
+}
+
+/// How many registrations the relay takes per client address group and in all, per hour: every
+/// name is a permanent log entry every auditor reads, so spam costs everyone.
+public struct RegistrationLimits: Sendable {
+    let perAddress: RateLimiter
+    let total: RateLimiter
+    let grouping: AddressGrouping
+
+    public init(perAddressPerHour: Double = 10, totalPerHour: Double = 1000, grouping: AddressGrouping = AddressGrouping()) {
+        perAddress = RateLimiter(.init(perSecond: perAddressPerHour / 3600, burst: perAddressPerHour))
+        total = RateLimiter(.init(perSecond: totalPerHour / 3600, burst: totalPerHour))
+        self.grouping = grouping
+    }
+
+    func take(for address: SocketAddress?) throws {
+        let group = grouping.group(of: address)
+        try perAddress.take(group, what: group, refusal: "\(group) registered \(Int(perAddress.limit.burst)) names within the hour already; try again later or ask the operator for an invite")
+        try total.take("all", what: "all", refusal: "this relay takes at most \(Int(total.limit.burst)) registrations an hour and has reached it; try again later")
     }
 }

@@ -31,8 +31,8 @@ public final class RateLimiter: @unchecked Sendable {
         self.clock = clock
     }
 
-    /// Takes one token for `key`, or throws `rateLimited`.
-    func take(_ key: String, what: String) throws {
+    /// Takes one token for `key`, or throws `rateLimited` (with `refusal` as its reason, when given).
+    func take(_ key: String, what: String, refusal: String? = nil) throws {
         let now = clock()
         let allowed: Bool = lock.withLock {
             var bucket = buckets[key] ?? Bucket(tokens: limit.burst, updated: now)
@@ -46,6 +46,7 @@ public final class RateLimiter: @unchecked Sendable {
             return allowed
         }
         guard allowed else {
+            if let refusal { throw RelayError(.rateLimited, refusal) }
             throw RelayError(.rateLimited, "too many requests from \(what); at most \(Int(limit.perSecond)) a second (bursts of \(Int(limit.burst))), try again shortly")
         }
     }

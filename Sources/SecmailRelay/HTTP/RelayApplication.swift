@@ -54,16 +54,20 @@ public struct RelayLimits: Sendable {
     public var deadlines: ConnectionDeadlines
     /// Deposits under way at once, per depositor and in bytes.
     public var uploads: UploadBudget
+    /// Registrations per address group and in all, per hour.
+    public var registrations: RegistrationLimits
 
     public init(perAddress: RateLimiter.Limit = .init(perSecond: 200, burst: 400), maximumConnections: Int = 512,
                 maximumConnectionsPerAddress: Int = 32, grouping: AddressGrouping = AddressGrouping(),
-                deadlines: ConnectionDeadlines = ConnectionDeadlines(), uploads: UploadBudget = UploadBudget()) {
+                deadlines: ConnectionDeadlines = ConnectionDeadlines(), uploads: UploadBudget = UploadBudget(),
+                registrations: RegistrationLimits = RegistrationLimits()) {
         self.perAddress = perAddress
         self.maximumConnections = maximumConnections
         self.maximumConnectionsPerAddress = maximumConnectionsPerAddress
         self.grouping = grouping
         self.deadlines = deadlines
         self.uploads = uploads
+        self.registrations = registrations
     }
 }
 
@@ -80,8 +84,8 @@ public func buildRelayApplication(
     router.on(.health) { _, _ in "ok\n" }
     let info = services.info
     router.on(.relayInfo) { _, _ in info }
-    DirectoryController(directory: services.directory, signer: services.signer, authenticator: services.authenticator)
-        .addRoutes(to: router)
+    DirectoryController(directory: services.directory, signer: services.signer, authenticator: services.authenticator,
+                        registrations: services.limits.registrations).addRoutes(to: router)
     LogController(log: services.log, signer: services.signer).addRoutes(to: router)
     AuthController(authenticator: services.authenticator).addRoutes(to: router)
     MailboxController(mailboxes: services.mailboxes, authenticator: services.authenticator, uploads: services.limits.uploads).addRoutes(to: router)

@@ -57,6 +57,12 @@ struct RelayServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Deposits one identity may have under way at once.", valueName: "n"))
     var uploadsPerIdentity = 4
 
+    @Option(name: .long, help: ArgumentHelp("Registrations an hour from one client address (invited ones not counted).", valueName: "n"))
+    var registrationsPerHourPerAddress = 10
+
+    @Option(name: .long, help: ArgumentHelp("Registrations an hour in all (invited ones not counted).", valueName: "n"))
+    var registrationsPerHour = 1000
+
     @Option(name: .long, help: ArgumentHelp("Requests per second per client address (bursts of twice that).", valueName: "n"))
     var ratePerAddress = 200.0
 
@@ -108,7 +114,8 @@ struct RelayServeCommand: AsyncParsableCommand {
         _ = try parseListen()
         guard maxEnvelopeMib > 0, mailboxQuotaMib > 0, ratePerAddress > 0, ratePerIdentity > 0, maxConnections > 0, idleTimeout > 0,
               maxClockSkew > 0, maxEnvelopeAge > 0, maxConnectionsPerAddress > 0, idleTimeoutBeforeSignIn > 0, headerTimeout > 0,
-              minBodyRate >= 0, writeTimeout > 0, (1...100).contains(senderShare), uploadsPerIdentity > 0 else {
+              minBodyRate >= 0, writeTimeout > 0, (1...100).contains(senderShare), uploadsPerIdentity > 0,
+              registrationsPerHourPerAddress > 0, registrationsPerHour > 0 else {
             throw ValidationError("limits are positive numbers")
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -141,6 +148,8 @@ struct RelayServeCommand: AsyncParsableCommand {
             configuration.mailboxQuota = mailboxQuotaMib << 20
             configuration.senderShare = Double(senderShare) / 100
             configuration.uploadsPerIdentity = uploadsPerIdentity
+            configuration.registrationsPerHourPerAddress = Double(registrationsPerHourPerAddress)
+            configuration.registrationsPerHour = Double(registrationsPerHour)
             configuration.requestsPerSecondPerAddress = ratePerAddress
             configuration.requestsPerSecondPerIdentity = ratePerIdentity
             configuration.maximumConnections = maxConnections
