@@ -71,3 +71,22 @@ import Testing
         #expect(limiter.acquire(v4a) != nil)
     }
 }
+
+/// The rate limiter forgets idle clients once its table is large, at most once a second.
+@Suite struct RateLimiterTests {
+    final class Clock: @unchecked Sendable {
+        var now: Double = 1000
+    }
+
+    @Test func idleKeysAreForgottenAndActiveOnesKept() throws {
+        let clock = Clock()
+        let limiter = RateLimiter(.init(perSecond: 1, burst: 2), clock: { clock.now })
+        for index in 0..<10_001 { try limiter.take("client\(index)", what: "x") }
+        #expect(limiter.keyCount == 10_001)  // every bucket was just used: nothing to forget yet
+        clock.now += 5  // every bucket has refilled
+        try limiter.take("busy", what: "x")
+        try limiter.take("busy", what: "x")
+        #expect(limiter.keyCount == 1, "only the bucket in use stays")
+        #expect(throws: RelayError.self) { try limiter.take("busy", what: "x") }
+    }
+}

@@ -24,12 +24,16 @@ public final class RateLimiter: @unchecked Sendable {
     public let limit: Limit
     private let lock = NSLock()
     private var buckets: [String: Bucket] = [:]
+    private var lastPruned: Double = 0
     private let clock: @Sendable () -> Double
 
     public init(_ limit: Limit, clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
         self.limit = limit
         self.clock = clock
     }
+
+    /// Buckets held (tests).
+    var keyCount: Int { lock.withLock { buckets.count } }
 
     /// Takes one token for `key`, or throws `rateLimited` (with `refusal` as its reason, when given).
     func take(_ key: String, what: String, refusal: String? = nil) throws {
@@ -41,8 +45,14 @@ public final class RateLimiter: @unchecked Sendable {
             let allowed = bucket.tokens >= 1
             if allowed { bucket.tokens -= 1 }
             buckets[key] = bucket
-            // Full buckets carry no information: drop them so the table stays small.
-            if buckets.count > 10_000 { buckets = buckets.filter { $0.value.tokens < limit.burst - 1 } }
+            // A bucket that has refilled to full carries no information: once the table is large,
+            // drop those (at most once a second, so a flood of keys does not make every request
+            // scan the table). Refilling is computed from the time, so every idle key goes.
+            if buckets.count > 10_000, now - lastPruned >= 1 {
+                lastPruned = now
+                let limit = limit
+                buckets = buckets.filter { min(limit.burst, $0.value.tokens + (now - $0.value.updated) * limit.perSecond) < limit.burst }
+            }
             return allowed
         }
         guard allowed else {
