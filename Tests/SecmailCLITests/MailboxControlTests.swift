@@ -59,4 +59,48 @@ import Testing
         #expect(times == times.sorted())
         #expect(await commands.stop(relay.process) == 0)
     }
+
+    /// Junk that reached a mailbox before the relay verified deposits (here: written into its
+    /// database, and one genuine message altered there) is deleted without being decrypted;
+    /// genuine mail stays.
+    @Test func purgeUnverifiableDeletesJunkAndKeepsGenuineMail() async throws {
+        let folder = try temporaryDirectory("mailbox-purge")
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        var relay = try await commands.startRelay(data: data)
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
+        try alice.register(port: relay.port, ca: ca)
+        try bob.register(port: relay.port, ca: ca)
+        var ids: [String] = []
+        for text in ["keep me", "alter me"] {
+            let sent = try alice.run(["send", "bob", "-m", text, "--json"])
+            ids.append(try #require((try JSONSerialization.jsonObject(with: Data(sent.stdout.utf8)) as? [String: Any])?["id"] as? String))
+        }
+        #expect(await commands.stop(relay.process) == 0)
+        let database = try RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)
+        try await database.write { [ids] db in
+            let altered = try #require(try String.fetchOne(db, sql: """
+                SELECT envelope_id FROM deliveries WHERE recipient = 'bob' AND hex(message_id) = upper(?)
+                """, arguments: [ids[1]]))
+            var bytes = try #require(try Data.fetchOne(db, sql: "SELECT inline_data FROM envelopes WHERE envelope_id = ?", arguments: [altered]))
+            bytes[bytes.count - 400] ^= 1
+            try db.execute(sql: "UPDATE envelopes SET inline_data = ? WHERE envelope_id = ?", arguments: [bytes, altered])
+            try db.execute(sql: """
+                INSERT INTO envelopes (envelope_id, message_id, sender, size, sha256, received_at, inline_data)
+                VALUES ('0123456789abcdef0123456789abcdef', X'00112233445566778899AABBCCDDEEFF', 'alice', 5, ?, 1, X'6A756E6B21')
+                """, arguments: [Data(repeating: 0, count: 32)])
+            try db.execute(sql: "INSERT INTO deliveries (recipient, message_id, envelope_id) VALUES ('bob', X'00112233445566778899AABBCCDDEEFF', '0123456789abcdef0123456789abcdef')")
+            try db.execute(sql: "UPDATE mailbox_usage SET bytes = bytes + 5 WHERE recipient = 'bob'")
+        }
+        relay = try await commands.startRelay(data: data)
+        try bob.retarget(port: relay.port)
+        let purged = try bob.run(["inbox", "--purge-unverifiable", "--json"])
+        #expect(purged.status == 0, "\(purged.stderr)")
+        #expect(purged.stderr.contains("Deleted 2 unverifiable messages; 1 verified."), "\(purged.stderr)")
+        let left = try #require(try JSONSerialization.jsonObject(with: Data(purged.stdout.utf8)) as? [[String: Any]])
+        #expect(left.compactMap { $0["id"] as? String } == [ids[0]])
+        let read = try bob.run(["read", ids[0]], in: folder)
+        #expect(read.status == 0 && read.stdout.contains("keep me"), "\(read.stderr) \(read.stdout)")
+        #expect(await commands.stop(relay.process) == 0)
+    }
 }

@@ -111,6 +111,58 @@ public struct MailClient {
         try await relay.expect(204, RelayRequest(.DELETE, Endpoint.deleteMessage.path(id.hex), bearer: token), notFound: .relayRefused)
     }
 
+    /// What `purgeUnverifiable` did.
+    public struct Purge: Sendable {
+        /// Deleted: not an envelope, signed by no key the log records for the named sender, or
+        /// from a name no one registered.
+        public let deleted: [MessageID]
+        /// Kept: they verify.
+        public let kept: Int
+        /// Kept, but not verified now, and why (a changed contact key is the user's to decide).
+        public let undecided: [(id: String, reason: String)]
+    }
+
+    /// Deletes, without decrypting anything, every message in this user's mailbox that cannot be
+    /// what it claims: one that does not parse, is signed by no key the log records for its named
+    /// sender, or names a sender no one registered. A message whose sender's key fails this
+    /// client's own checks (a changed pin) is kept and reported. Transport failures stop it.
+    public func purgeUnverifiable(_ identity: SenderIdentity) async throws -> Purge {
+        let token = try await relay.token(for: identity)
+        try FileSystem.createPrivateDirectory(receivedDirectory)
+        var deleted: [MessageID] = [], kept = 0, undecided: [(String, String)] = []
+        for message in try await inbox(identity) {
+            guard let id = try? MessageID(hex: message.id) else {
+                undecided.append((message.id, "the relay lists it under a malformed id"))
+                continue
+            }
+            let file = receivedDirectory.appendingPathComponent(".checking-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: file) }
+            var fetch = RelayRequest(.GET, Endpoint.fetchMessage.path(id.hex), bearer: token)
+            fetch.saveBodyTo = file
+            fetch.timeout = .seconds(600)
+            try await relay.expect(200, fetch, notFound: .relayRefused)
+            do {
+                let source = try FileEnvelopeSource(url: file)
+                let header = try EnvelopeOpener.readHeader(source)
+                guard header.messageID == id else { throw FormatError(.invalidField, "it carries another message id") }
+                try EnvelopeOpener.verifySignature(source, sender: try await senderBundle(for: header))
+                kept += 1
+                continue
+            } catch is FormatError {
+                // Not an envelope, or not signed by the key the log records: junk.
+            } catch let error as ClientError where error.code == .notRegistered {
+                // Claims a sender no one registered: junk.
+            } catch let error as ClientError where error.isVerificationFailure {
+                undecided.append((message.id, error.reason))
+                continue
+            }
+            try await relay.expect(204, RelayRequest(.DELETE, Endpoint.deleteMessage.path(id.hex), bearer: token), notFound: .relayRefused)
+            deleted.append(id)
+        }
+        try relay.saveLogView()
+        return Purge(deleted: deleted, kept: kept, undecided: undecided)
+    }
+
     public struct Read: Sendable {
         public let message: OpenedMessage
         public let sender: IdentityBundle

@@ -81,6 +81,12 @@ struct InboxCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print a JSON array of {id, from, time, size} on standard output.")
     var json = false
 
+    @Flag(name: .long, help: """
+        First delete every message that cannot be what it claims (not an envelope, not signed by a \
+        key the log records for its sender, or from an unregistered name), without decrypting anything.
+        """)
+    var purgeUnverifiable = false
+
     @OptionGroup var homeOptions: HomeOptions
     @OptionGroup var passphraseOptions: PassphraseOptions
 
@@ -91,7 +97,13 @@ struct InboxCommand: AsyncParsableCommand {
             let messages = try await withRelay(keystore.home) { relay in
                 _ = try await relay.info()
                 let identity = try keystore.unlockSender(passphrase: passphraseOptions.passphrase(for: keystore))
-                return try await MailClient(relay: relay).inbox(identity)
+                let mail = MailClient(relay: relay)
+                if purgeUnverifiable {
+                    let purge = try await mail.purgeUnverifiable(identity)
+                    Terminal.info("Deleted \(purge.deleted.count) unverifiable \(purge.deleted.count == 1 ? "message" : "messages"); \(purge.kept) verified.")
+                    for (id, reason) in purge.undecided { Terminal.info("Kept \(id), not verified: \(reason)") }
+                }
+                return try await mail.inbox(identity)
             }
             if json {
                 try Terminal.output(jsonText(messages.map { ["id": $0.id, "from": $0.from, "time": $0.time, "size": $0.size] as [String: Any] }))
