@@ -10,19 +10,26 @@ import Testing
 @Suite struct MailboxControlTests {
     let commands = RelayCommandTests()
 
-    @Test func inboxPagesThroughTenThousandMessagesAndDeleteRemovesWithoutReading() async throws {
-        let folder = try temporaryDirectory("mailbox-control")
+    /// A relay process in `folder` with alice and bob registered, and alice's `texts` sent to bob;
+    /// returns the relay, bob, and the messages' ids.
+    func mailbox(_ label: String, texts: [String]) async throws -> (folder: URL, data: URL, relay: (process: Process, output: OutputCollector, port: Int),
+                                                                    bob: CLIUser, ids: [String]) {
+        let folder = try temporaryDirectory(label)
         let data = folder.appendingPathComponent("relay", isDirectory: true)
-        var relay = try await commands.startRelay(data: data)
+        let relay = try await commands.startRelay(data: data)
         let ca = data.appendingPathComponent("tls/dev-ca.pem").path
         let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
         try alice.register(port: relay.port, ca: ca)
         try bob.register(port: relay.port, ca: ca)
-        let first = try alice.run(["send", "bob", "-m", "one", "--json"]), second = try alice.run(["send", "bob", "-m", "two", "--json"])
-        func id(_ result: CLIResult) throws -> String {
-            try #require((try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])?["id"] as? String, "\(result.stderr)")
+        let ids = try texts.map { text in
+            let sent = try alice.run(["send", "bob", "-m", text, "--json"])
+            return try #require((try JSONSerialization.jsonObject(with: Data(sent.stdout.utf8)) as? [String: Any])?["id"] as? String, "\(sent.stderr)")
         }
-        let ids = [try id(first), try id(second)]
+        return (folder, data, relay, bob, ids)
+    }
+
+    @Test func inboxPagesThroughTenThousandMessagesAndDeleteRemovesWithoutReading() async throws {
+        var (_, data, relay, bob, ids) = try await mailbox("mailbox-control", texts: ["one", "two"])
 
         // Delete without reading: both go, nothing is kept locally.
         let deleted = try bob.run(["delete"] + ids)
@@ -64,18 +71,7 @@ import Testing
     /// database, and one genuine message altered there) is deleted without being decrypted;
     /// genuine mail stays.
     @Test func purgeUnverifiableDeletesJunkAndKeepsGenuineMail() async throws {
-        let folder = try temporaryDirectory("mailbox-purge")
-        let data = folder.appendingPathComponent("relay", isDirectory: true)
-        var relay = try await commands.startRelay(data: data)
-        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
-        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
-        try alice.register(port: relay.port, ca: ca)
-        try bob.register(port: relay.port, ca: ca)
-        var ids: [String] = []
-        for text in ["keep me", "alter me"] {
-            let sent = try alice.run(["send", "bob", "-m", text, "--json"])
-            ids.append(try #require((try JSONSerialization.jsonObject(with: Data(sent.stdout.utf8)) as? [String: Any])?["id"] as? String))
-        }
+        var (folder, data, relay, bob, ids) = try await mailbox("mailbox-purge", texts: ["keep me", "alter me"])
         #expect(await commands.stop(relay.process) == 0)
         let database = try RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)
         try await database.write { [ids] db in
