@@ -82,12 +82,21 @@ enum DepositCommit {
         return outcomes.map { refusal in refusal.map { .failure($0) } ?? .success(()) }
     }
 
-    /// Bytes of `sender`'s messages in `recipient`'s mailbox.
-    static func bytes(from sender: String, in recipient: String, _ db: Database) throws -> Int {
-        try Int.fetchOne(db, sql: """
+    /// Refuses `size` more bytes from `sender` in `recipient`'s mailbox when it would not fit the
+    /// quota or the sender's share of it. Checked before a deposit's body is read, and again in
+    /// the transaction that stores it.
+    static func checkRoom(for size: Int, in recipient: String, from sender: String, quota: Int, senderShare: Int, _ db: Database) throws {
+        let used = try Int.fetchOne(db, sql: "SELECT bytes FROM mailbox_usage WHERE recipient = ?", arguments: [recipient]) ?? 0
+        guard used + size <= quota else {
+            throw RelayError(.quotaExceeded, "the mailbox of \(recipient) is full (\(used) of \(quota) bytes used)")
+        }
+        let fromSender = try Int.fetchOne(db, sql: """
             SELECT COALESCE(SUM(e.size), 0) FROM deliveries d JOIN envelopes e ON e.envelope_id = d.envelope_id
             WHERE d.recipient = ? AND e.sender = ?
             """, arguments: [recipient, sender]) ?? 0
+        guard fromSender + size <= senderShare else {
+            throw RelayError(.quotaExceeded, "\(sender) already holds \(fromSender) bytes in the mailbox of \(recipient); one sender may hold at most \(senderShare)")
+        }
     }
 
     /// Checks one deposit against the mailboxes (room, and the sender's share) and inserts its rows.
@@ -102,14 +111,7 @@ enum DepositCommit {
                                 arguments: [name, messageID]) != nil {
                 throw RelayError(.conflict, "message \(deposit.messageID) was already delivered to \(name); a message id is accepted once")
             }
-            let used = try Int.fetchOne(db, sql: "SELECT bytes FROM mailbox_usage WHERE recipient = ?", arguments: [name]) ?? 0
-            guard used + deposit.size <= quota else {
-                throw RelayError(.quotaExceeded, "the mailbox of \(name) is full (\(used) of \(quota) bytes used)")
-            }
-            let fromSender = try bytes(from: deposit.sender, in: name, db)
-            guard fromSender + deposit.size <= senderShare else {
-                throw RelayError(.quotaExceeded, "\(deposit.sender) already holds \(fromSender) bytes in the mailbox of \(name); one sender may hold at most \(senderShare)")
-            }
+            try checkRoom(for: deposit.size, in: name, from: deposit.sender, quota: quota, senderShare: senderShare, db)
         }
         let inline: Data? = if case .inline(let bytes) = deposit.envelope { Data(bytes) } else { nil }
         try db.execute(sql: """

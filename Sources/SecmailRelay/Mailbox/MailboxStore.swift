@@ -241,14 +241,7 @@ public struct MailboxStore: Sendable {
         let quota = mailboxQuota, share = senderShare
         try await database.read { db in
             for name in recipients {
-                let used = try Int.fetchOne(db, sql: "SELECT bytes FROM mailbox_usage WHERE recipient = ?", arguments: [name.value]) ?? 0
-                guard used + size <= quota else {
-                    throw RelayError(.quotaExceeded, "the mailbox of \(name) is full (\(used) of \(quota) bytes used)")
-                }
-                let fromSender = try DepositCommit.bytes(from: depositor.value, in: name.value, db)
-                guard fromSender + size <= share else {
-                    throw RelayError(.quotaExceeded, "\(depositor) already holds \(fromSender) bytes in the mailbox of \(name); one sender may hold at most \(share)")
-                }
+                try DepositCommit.checkRoom(for: size, in: name.value, from: depositor.value, quota: quota, senderShare: share, db)
             }
         }
     }
