@@ -120,10 +120,7 @@ public enum EnvelopeOpener {
         progress: EnvelopeSealer.Progress? = nil
     ) throws -> VerifiedEnvelope {
         let (header, payloadOffset) = try parseHeader(source)
-        try checkLayout(header, payloadOffset: payloadOffset, source: source)
-        guard header.senderFingerprint == sender.fingerprint, header.senderName == sender.name else {
-            throw FormatError(.senderMismatch, "the envelope says it is from \(header.senderName) with key \(header.senderFingerprint.grouped), not from the given bundle (\(sender.name), \(sender.fingerprint.grouped))")
-        }
+        try checkLayout(header, payloadOffset: payloadOffset, source: source, sender: sender)
         let mine = keys.compactMap { key in
             header.recipients.first { $0.fingerprint == key.fingerprint }.map { (key, $0) }
         }
@@ -153,16 +150,14 @@ public enum EnvelopeOpener {
     @discardableResult
     public static func verifySignature(_ source: EnvelopeSource, sender: IdentityBundle) throws -> EnvelopeHeader {
         let (header, payloadOffset) = try parseHeader(source)
-        try checkLayout(header, payloadOffset: payloadOffset, source: source)
-        guard header.senderFingerprint == sender.fingerprint, header.senderName == sender.name else {
-            throw FormatError(.senderMismatch, "the envelope says it is from \(header.senderName) with key \(header.senderFingerprint.grouped), not \(sender.name)'s key \(sender.fingerprint.grouped)")
-        }
+        try checkLayout(header, payloadOffset: payloadOffset, source: source, sender: sender)
         try checkSignature(header, payloadOffset: payloadOffset, source: source, sender: sender, progress: nil)
         return header
     }
 
-    /// The file must hold exactly the header, the payload and a length-prefixed signature.
-    private static func checkLayout(_ header: EnvelopeHeader, payloadOffset: UInt64, source: EnvelopeSource) throws {
+    /// The file must hold exactly the header, the payload and a length-prefixed signature, and
+    /// the header must name `sender` (its name and key fingerprint).
+    private static func checkLayout(_ header: EnvelopeHeader, payloadOffset: UInt64, source: EnvelopeSource, sender: IdentityBundle) throws {
         let ciphertextLength = header.ciphertextLength
         let trailerOffset = payloadOffset + ciphertextLength
         let lengthField = try source.read(at: trailerOffset, count: 2)
@@ -175,6 +170,9 @@ public enum EnvelopeOpener {
         }
         guard source.byteCount == expectedSize else {
             throw FormatError(.trailingBytes, "the envelope has \(source.byteCount - expectedSize) unexpected bytes after its signature")
+        }
+        guard header.senderFingerprint == sender.fingerprint, header.senderName == sender.name else {
+            throw FormatError(.senderMismatch, "the envelope says it is from \(header.senderName) with key \(header.senderFingerprint.grouped), not from the given bundle (\(sender.name), \(sender.fingerprint.grouped))")
         }
     }
 

@@ -267,13 +267,15 @@ public struct Directory: Sendable {
         return index
     }
 
-    /// Names registered before look-alikes were refused get their skeletons (once; the first of
-    /// two existing look-alikes keeps the skeleton). Runs at start-up.
+    /// Names registered before look-alikes were refused get their skeletons, once: the first
+    /// start after V006 finds the table empty (every later registration records its own; the
+    /// first of two existing look-alikes keeps the skeleton). Runs at start-up, where anything
+    /// more than two index probes would cost every start a scan of the directory.
     public func recordMissingSkeletons() throws {
         try database.write { db in
-            let names = try String.fetchAll(db, sql: """
-                SELECT DISTINCT name FROM identities WHERE name NOT IN (SELECT name FROM name_skeletons) ORDER BY log_index
-                """)
+            guard try !Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM name_skeletons)")!,
+                  try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM identities)")! else { return }
+            let names = try String.fetchAll(db, sql: "SELECT name FROM identities WHERE key_version = 1 ORDER BY log_index")
             for name in names {
                 try db.execute(sql: "INSERT OR IGNORE INTO name_skeletons (skeleton, name) VALUES (?, ?)",
                                arguments: [try IdentityName(name).skeleton, name])

@@ -27,10 +27,7 @@ struct APIError: HTTPResponseError {
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        let body = try JSONEncoder().encode(ErrorResponse(error: code, reason: reason))
-        // With its length, an error answer keeps the connection open for the next request.
-        return Response(status: status, headers: [.contentType: "application/json", .contentLength: String(body.count)],
-                        body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        try jsonResponse(status, ErrorResponse(error: code, reason: reason))
     }
 
     /// Maps the relay's and the format's errors to HTTP.

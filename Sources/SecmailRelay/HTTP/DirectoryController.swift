@@ -54,14 +54,14 @@ struct DirectoryController: Sendable {
         let name = try IdentityName(normalised: rawName)
         switch try await directory.lookup(name) {
         case .found(let entry, let evidence):
-            return try Self.json(.ok, LookupResponse(
+            return try jsonResponse(.ok, LookupResponse(
                 name: entry.bundle.name.value, keyVersion: entry.bundle.keyVersion, fingerprint: entry.bundle.fingerprint.hex,
                 bundle: Data(entry.bundle.encoded).base64EncodedString(), leaf: Data(entry.leafData).base64EncodedString(),
                 logIndex: entry.logIndex, treeSize: entry.treeSize,
                 inclusionProof: entry.inclusionProof.map { Data($0).base64EncodedString() },
                 checkpoint: try signer.sign(size: evidence.treeSize, rootHash: evidence.rootHash), map: Self.evidence(evidence)))
         case .absent(let evidence):
-            return try Self.json(.notFound, NotRegisteredResponse(
+            return try jsonResponse(.notFound, NotRegisteredResponse(
                 reason: "no one is registered as \(name) on this relay", name: name.value, treeSize: evidence.treeSize,
                 checkpoint: try signer.sign(size: evidence.treeSize, rootHash: evidence.rootHash), map: Self.evidence(evidence)))
         }
@@ -71,12 +71,6 @@ struct DirectoryController: Sendable {
         NameMapEvidence(headLeaf: evidence.headLeaf.map { Data($0).base64EncodedString() },
                         headInclusionProof: evidence.headInclusionProof.map { Data($0).base64EncodedString() },
                         mapProof: Data(evidence.mapProof.encoded).base64EncodedString())
-    }
-
-    static func json(_ status: HTTPResponse.Status, _ body: some Encodable) throws -> Response {
-        let bytes = try JSONEncoder().encode(body)
-        return Response(status: status, headers: [.contentType: "application/json", .contentLength: String(bytes.count)],
-                        body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     /// Every version, proven against one checkpoint (of `treeSize` leaves, or the current log).
