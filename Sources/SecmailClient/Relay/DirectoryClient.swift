@@ -69,12 +69,7 @@ public struct DirectoryClient {
             throw ClientError(.verificationFailed, "the relay's TLS key could not be read for pinning")
         }
         let note = String(decoding: try await relay.expect(200, RelayRequest(.GET, Endpoint.checkpoint.path())).body, as: UTF8.self)
-        do {
-            let checkpoint = try Checkpoint(text: SignedNote.open(note, verifier: verifier))
-            guard checkpoint.origin == verifier.name else { throw FormatError(.invalidField, "it names the log \(checkpoint.origin)") }
-        } catch let error as FormatError {
-            throw ClientError(.verificationFailed, "the relay's checkpoint failed verification: \(error.reason)")
-        }
+        _ = try DirectoryVerification.signedCheckpoint(note, logVerifier: verifier)
         relay.pinFirstContact(logVerifierKey: verifierKey, relayKeyPin: pin, checkpointNote: note, caFile: caFile)
     }
 

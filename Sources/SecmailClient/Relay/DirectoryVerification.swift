@@ -113,12 +113,16 @@ public enum DirectoryVerification {
         }
     }
 
-    /// Opens a checkpoint note with the pinned log key; it must be this log's and of `size` leaves.
-    static func signedCheckpoint(_ note: String, size: UInt64, logVerifier: NoteVerifier) throws -> Checkpoint {
+    /// Opens a checkpoint note with the pinned log key; it must be this log's and, when `size` is
+    /// given, of that many leaves (the size a proof came with).
+    static func signedCheckpoint(_ note: String, size: UInt64? = nil, logVerifier: NoteVerifier) throws -> Checkpoint {
         let text = try verified("checkpoint") { try SignedNote.open(note, verifier: logVerifier) }
         let checkpoint = try verified("checkpoint") { try Checkpoint(text: text) }
-        guard checkpoint.origin == logVerifier.name, checkpoint.size == size else {
-            throw ClientError(.verificationFailed, "the checkpoint is for another log or another size than the proof")
+        guard checkpoint.origin == logVerifier.name else {
+            throw ClientError(.verificationFailed, "the relay's checkpoint is for the log \(checkpoint.origin), not \(logVerifier.name)")
+        }
+        guard size.map({ checkpoint.size == $0 }) ?? true else {
+            throw ClientError(.verificationFailed, "the checkpoint is for another size than the proof")
         }
         return checkpoint
     }
@@ -135,9 +139,8 @@ public enum DirectoryVerification {
         } catch {
             throw ClientError(.verificationFailed, "the relay's history answer is not the expected JSON")
         }
-        let signed = try verified("history checkpoint") { try Checkpoint(text: SignedNote.open(response.checkpoint, verifier: logVerifier)) }
-        guard signed.origin == checkpoint.origin, signed.size == checkpoint.size, signed.rootHash == checkpoint.rootHash,
-              response.treeSize == checkpoint.size else {
+        let signed = try signedCheckpoint(response.checkpoint, size: response.treeSize, logVerifier: logVerifier)
+        guard signed.size == checkpoint.size, signed.rootHash == checkpoint.rootHash else {
             throw ClientError(.verificationFailed, "the relay proved \(name)'s history in another tree than the lookup: the log was forked")
         }
         var chain: [LoggedKeyVersion] = []

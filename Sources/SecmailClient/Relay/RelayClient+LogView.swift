@@ -47,15 +47,7 @@ extension RelayClient {
         let verifier = try logVerifier()
         let answer = try await expect(200, RelayRequest(.GET, Endpoint.checkpoint.path()))
         let note = String(decoding: answer.body, as: UTF8.self)
-        let checkpoint: Checkpoint
-        do {
-            checkpoint = try Checkpoint(text: SignedNote.open(note, verifier: verifier))
-        } catch let error as FormatError {
-            throw ClientError(.verificationFailed, "the relay's checkpoint failed verification: \(error.reason)")
-        }
-        guard checkpoint.origin == verifier.name else {
-            throw ClientError(.verificationFailed, "the relay's checkpoint is for the log \(checkpoint.origin), not \(verifier.name)")
-        }
+        let checkpoint = try DirectoryVerification.signedCheckpoint(note, logVerifier: verifier)
         try await advance(to: checkpoint, note: note)
         return checkpoint
     }
