@@ -51,7 +51,8 @@ let package = Package(
             path: "migrations",
             resources: [.embedInCode("V001__directory.sql"), .embedInCode("V002__mailboxes.sql"), .embedInCode("V003__mailbox_usage.sql"),
                         .embedInCode("V004__inline_envelopes.sql"),
-                        .embedInCode("V005__name_map.sql"), .embedInCode("V006__name_skeletons.sql")]
+                        .embedInCode("V005__name_map.sql"), .embedInCode("V006__name_skeletons.sql"),
+                        .embedInCode("V007__key_owners.sql")]
         ),
         // The relay: storage now; directory, log and mailboxes over HTTP next.
         .target(

@@ -37,5 +37,9 @@ public enum SchemaMigrations {
             name: "V006__name_skeletons",
             sql: String(decoding: PackageResources.V006__name_skeletons_sql, as: UTF8.self),
             sha256: "d7a91406544918e4aa80fe81906743d21060b23dfa88ef828dfce6ff2b0ade16"),
+        Migration(
+            name: "V007__key_owners",
+            sql: String(decoding: PackageResources.V007__key_owners_sql, as: UTF8.self),
+            sha256: "1b41954b6a30cf3b3460b5af47c1f435e985aaa418ce854b817f54dd1249da76"),
     ]
 }

@@ -14,10 +14,15 @@ start_relay() {
 }
 
 # registration_limits_off SECMAIL: the flags that lift the relay's registration limits (the
-# benchmarks register thousands of names from one address), if that binary has them (an older
-# baseline has none).
+# benchmarks register thousands of names from one address, with a few key pairs shared among
+# them), if that binary has them (an older baseline has none).
 registration_limits_off() {
-  if "$1" relay serve --help 2>/dev/null | grep -q -- --registrations-per-hour-per-address; then
-    echo "--registrations-per-hour-per-address 100000000 --registrations-per-hour 100000000"
+  local help
+  help=$("$1" relay serve --help 2>/dev/null)
+  if grep -q -- --registrations-per-hour-per-address <<<"$help"; then
+    echo -n "--registrations-per-hour-per-address 100000000 --registrations-per-hour 100000000 "
+  fi
+  if grep -q -- --allow-shared-keys <<<"$help"; then
+    echo -n "--allow-shared-keys"
   fi
 }

@@ -14,6 +14,8 @@ public struct RelayConfiguration: Sendable {
     public var certificateFile: URL?
     public var privateKeyFile: URL?
     public var requiresInvite: Bool
+    /// Accept a key that another name uses (load tests only; see `Directory.sharesKeys`).
+    public var sharesKeys = false
     /// The log's origin (checkpoint first line and note key name) asked for with `--origin`. It is
     /// chosen once, at the first start, and kept in the data directory (`RelayOrigin`).
     public var origin: String?
@@ -105,7 +107,7 @@ public struct PreparedRelay: Sendable {
         let nodeCache = LogNodeCache()
         return PreparedRelay(
             configuration: configuration, origin: origin,
-            services: RelayServices(directory: Directory(database: database, requiresInvite: configuration.requiresInvite, nodeCache: nodeCache),
+            services: RelayServices(directory: Directory(database: database, requiresInvite: configuration.requiresInvite, sharesKeys: configuration.sharesKeys, nodeCache: nodeCache),
                                     log: LogStore(database: database, nodeCache: nodeCache), signer: signer,
                                     authenticator: Authenticator(database: database, origin: origin, relayKeyPin: publicKeyPin,
                                                                  perIdentity: .init(perSecond: configuration.requestsPerSecondPerIdentity,
@@ -142,7 +144,7 @@ public struct PreparedRelay: Sendable {
         defer { withExtendedLifetime(lock) {} }
         try services.mailboxes.removeOrphans()
         try services.directory.commitMapIfMissing()
-        try services.directory.recordMissingSkeletons()
+        try services.directory.backfillRegistrationIndexes()
         var logger = Logger(label: "secmail-relay")
         logger.logLevel = quiet ? .critical : logLevel
         let app = buildRelayApplication(services: services, tls: tls, host: configuration.host, port: configuration.port,

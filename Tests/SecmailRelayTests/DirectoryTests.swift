@@ -8,10 +8,11 @@ import SecmailRelayTestSupport
 import Testing
 
 @Suite struct DirectoryTests {
-    func makeDirectory(requiresInvite: Bool = false) throws -> (Directory, LogStore, URL) {
+    func makeDirectory(requiresInvite: Bool = false, sharesKeys: Bool = false) throws -> (Directory, LogStore, URL) {
         let folder = try makeTemporaryDirectory("relay-directory")
         let database = try RelayDatabase(path: folder.appendingPathComponent("relay.sqlite").path)
-        return (Directory(database: database, requiresInvite: requiresInvite, clock: { 1_800_000_000 }), LogStore(database: database), folder)
+        return (Directory(database: database, requiresInvite: requiresInvite, sharesKeys: sharesKeys, clock: { 1_800_000_000 }),
+                LogStore(database: database), folder)
     }
 
     @Test func registrationIsLoggedAndLookupProvesIt() async throws {
@@ -95,7 +96,8 @@ import Testing
     /// Concurrent registrations share group commits, each in its own savepoint: all are logged
     /// once, one taken name among them is refused alone, and the log and map still agree.
     @Test func concurrentRegistrationsShareCommitsAndKeepTheLogAndMapInStep() async throws {
-        let (directory, log, folder) = try makeDirectory()
+        // Many names need many keys; shared keys are allowed here as in the load tests.
+        let (directory, log, folder) = try makeDirectory(sharesKeys: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let signing = try ThrowawayIdentities.signingKey("alice"), encryption = try ThrowawayIdentities.encryptionKey("alice").publicKey
         let bundles = try (0..<24).map { index in
@@ -132,6 +134,43 @@ import Testing
         #expect(error?.code == .nameTaken)
         #expect(try await log.size() == 1)
         #expect(try await directory.lookup(IdentityName("alice")).entry?.bundle == ThrowawayIdentities.bundle("alice"))
+    }
+
+    /// A key belongs to the first name that logged it: another name may not register or rotate
+    /// to it (either key of the pair), while a name may keep one of its own keys in a rotation.
+    /// A relay whose names predate the rule learns their keys at start-up.
+    @Test func aKeyBelongsToOneName() async throws {
+        let (directory, log, folder) = try makeDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let alice = try ThrowawayIdentities.bundle("alice"), bob = try ThrowawayIdentities.bundle("bob")
+        try await directory.register(alice)
+        try await directory.register(bob)
+        let aliceSigning = try ThrowawayIdentities.signingKey("alice")
+        let malloryWithAlicesKeys = try IdentityBundle.create(name: IdentityName("mallory"), createdAt: 1, signingKey: aliceSigning,
+                                                              encryptionKey: ThrowawayIdentities.encryptionKey("alice").publicKey)
+        let error = await #expect(throws: RelayError.self) { try await directory.register(malloryWithAlicesKeys) }
+        #expect(error?.code == .conflict && error?.reason.contains("already belongs to alice") == true, "\(String(describing: error))")
+        // Only the encryption key shared (carol's signing key is nobody's yet).
+        let halfShared = try IdentityBundle.create(name: IdentityName("mallory"), createdAt: 1, signingKey: ThrowawayIdentities.signingKey("carol"),
+                                                   encryptionKey: ThrowawayIdentities.encryptionKey("bob").publicKey)
+        #expect(await relayErrorCode { try await directory.register(halfShared) } == .conflict)
+        // Alice may not rotate to bob's signing key; she may keep her own with a new encryption key.
+        let toBobs = try IdentityBundle.create(name: alice.name, keyVersion: 2, createdAt: 1, signingKey: ThrowawayIdentities.signingKey("bob"),
+                                               encryptionKey: ThrowawayIdentities.encryptionKey("carol").publicKey, rotatingFrom: (alice, aliceSigning))
+        #expect(await relayErrorCode { try await directory.rotate(to: toBobs) } == .conflict)
+        #expect(try await log.size() == 2)
+        let keepsHers = try IdentityBundle.create(name: alice.name, keyVersion: 2, createdAt: 1, signingKey: aliceSigning,
+                                                  encryptionKey: ThrowawayIdentities.encryptionKey("carol").publicKey, rotatingFrom: (alice, aliceSigning))
+        #expect(try await directory.rotate(to: keepsHers) == 2)
+        // Carol's encryption key is alice's now: carol's own bundle is refused.
+        #expect(await relayErrorCode { try await directory.register(ThrowawayIdentities.bundle("carol")) } == .conflict)
+
+        // A database from before V007: the owners are rebuilt from the logged bundles at start-up.
+        try await directory.database.write { db in try db.execute(sql: "DELETE FROM key_owners") }
+        try directory.backfillRegistrationIndexes()
+        #expect(await relayErrorCode { try await directory.register(malloryWithAlicesKeys) } == .conflict)
+        #expect(await relayErrorCode { try await directory.register(halfShared) } == .conflict)
+        #expect(try await log.size() == 3)
     }
 
     @Test func rotationNeedsTheContinuitySignatureOfTheCurrentKey() async throws {

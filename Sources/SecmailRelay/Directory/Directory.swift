@@ -17,6 +17,9 @@ public struct Directory: Sendable {
     private let mapNodes = MapNodeCache()
     /// When true, registration needs an invite code from `createInvite()`.
     public let requiresInvite: Bool
+    /// When true, a key another name uses is accepted (load tests register thousands of names
+    /// with a few key pairs: RSA-3072 key generation takes half a second). Off in service.
+    public let sharesKeys: Bool
     /// Registrations and rotations waiting for, or in, a group commit.
     private let writes: GroupCommit<Write, UInt64>
 
@@ -27,11 +30,13 @@ public struct Directory: Sendable {
         case rotate(IdentityBundle, replacing: IdentityBundle, time: Int64)
     }
 
-    public init(database: RelayDatabase, requiresInvite: Bool = false, nodeCache: LogNodeCache = LogNodeCache(),
+    public init(database: RelayDatabase, requiresInvite: Bool = false, sharesKeys: Bool = false, nodeCache: LogNodeCache = LogNodeCache(),
                 clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) {
         self.database = database
         self.requiresInvite = requiresInvite
-        writes = GroupCommit { batch in await Self.commit(batch, database: database, requiresInvite: requiresInvite) }
+        self.sharesKeys = sharesKeys
+        let rules = WriteRules(requiresInvite: requiresInvite, sharesKeys: sharesKeys)
+        writes = GroupCommit { batch in await Self.commit(batch, database: database, rules: rules) }
         self.nodeCache = nodeCache
         self.clock = clock
     }
@@ -118,17 +123,24 @@ public struct Directory: Sendable {
         return try await writes.submit(.rotate(bundle, replacing: current, time: now))
     }
 
+    /// What a write must satisfy beyond its own content.
+    struct WriteRules: Sendable {
+        let requiresInvite: Bool
+        let sharesKeys: Bool
+    }
+
     /// One transaction for `batch`, each write in its own savepoint: a registration only of a
-    /// free name (and, where required, with an unused invite), a rotation only if the version it
-    /// replaces is still the current one. Returns each write's log index or refusal.
-    private static func commit(_ batch: [Write], database: RelayDatabase, requiresInvite: Bool) async -> [Result<UInt64, Error>] {
+    /// free name that looks like no registered one (and, where required, with an unused invite),
+    /// a rotation only if the version it replaces is still the current one; either only with
+    /// keys no other name uses. Returns each write's log index or refusal.
+    private static func commit(_ batch: [Write], database: RelayDatabase, rules: WriteRules) async -> [Result<UInt64, Error>] {
         do {
             return try await database.write { db in
                 batch.map { write in
                     Result {
                         var index: UInt64 = 0
                         try db.inSavepoint {
-                            index = try apply(write, requiresInvite: requiresInvite, in: db)
+                            index = try apply(write, rules: rules, in: db)
                             return .commit
                         }
                         return index
@@ -140,7 +152,7 @@ public struct Directory: Sendable {
         }
     }
 
-    private static func apply(_ write: Write, requiresInvite: Bool, in db: Database) throws -> UInt64 {
+    private static func apply(_ write: Write, rules: WriteRules, in db: Database) throws -> UInt64 {
         switch write {
         case .register(let bundle, let inviteCode, let time):
             guard try latest(name: bundle.name.value, db) == nil else {
@@ -150,7 +162,8 @@ public struct Directory: Sendable {
                 throw RelayError(.nameTaken, "the name \(bundle.name) looks too much like \(similar), which is registered on this relay; choose another")
             }
             try db.execute(sql: "INSERT INTO name_skeletons (skeleton, name) VALUES (?, ?)", arguments: [bundle.name.skeleton, bundle.name.value])
-            if requiresInvite {
+            try claimKeys(of: bundle, sharesKeys: rules.sharesKeys, in: db)
+            if rules.requiresInvite {
                 guard let inviteCode, let codeHash = inviteHash(inviteCode) else {
                     throw RelayError(.inviteRequired, "this relay requires an invite code to register")
                 }
@@ -165,9 +178,27 @@ public struct Directory: Sendable {
             guard try latest(name: bundle.name.value, db) == current else {
                 throw RelayError(.conflict, "the keys of \(bundle.name) changed while this rotation was checked; look them up and try again")
             }
+            try claimKeys(of: bundle, sharesKeys: rules.sharesKeys, in: db)
             // Tokens signed in with the replaced key end with it (P8).
             try db.execute(sql: "DELETE FROM sessions WHERE name = ?", arguments: [bundle.name.value])
             return try insert(.rotation, bundle, time: time, in: db)
+        }
+    }
+
+    /// Binds `bundle`'s signing and encryption keys to its name. A key that another name uses is
+    /// refused: one key pair behind many names makes registration spam free after the first key
+    /// generation, and lets one holder speak as several people; a name may keep its own key
+    /// across versions.
+    private static func claimKeys(of bundle: IdentityBundle, sharesKeys: Bool, in db: Database) throws {
+        for key in [bundle.signingKey, bundle.encryptionKey] {
+            let keyHash = Data(SHA256.hash(try key.derRepresentation))
+            if let owner = try String.fetchOne(db, sql: "SELECT name FROM key_owners WHERE key_hash = ?", arguments: [keyHash]) {
+                guard owner == bundle.name.value || sharesKeys else {
+                    throw RelayError(.conflict, "a key of this bundle already belongs to \(owner) on this relay; every name needs keys of its own")
+                }
+                continue
+            }
+            try db.execute(sql: "INSERT INTO key_owners (key_hash, name) VALUES (?, ?)", arguments: [keyHash, bundle.name.value])
         }
     }
 
@@ -267,18 +298,30 @@ public struct Directory: Sendable {
         return index
     }
 
-    /// Names registered before look-alikes were refused get their skeletons, once: the first
-    /// start after V006 finds the table empty (every later registration records its own; the
-    /// first of two existing look-alikes keeps the skeleton). Runs at start-up, where anything
-    /// more than two index probes would cost every start a scan of the directory.
-    public func recordMissingSkeletons() throws {
+    /// Names registered before look-alikes (V006) or shared keys (V007) were refused get their
+    /// skeletons and key owners, once: the first start after each migration finds its table empty
+    /// (every later write records its own; the first of two existing look-alikes keeps the
+    /// skeleton, the first name logged with a key keeps the key). Runs at start-up, where anything
+    /// more than a few index probes would cost every start a scan of the directory.
+    public func backfillRegistrationIndexes() throws {
         try database.write { db in
-            guard try !Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM name_skeletons)")!,
-                  try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM identities)")! else { return }
-            let names = try String.fetchAll(db, sql: "SELECT name FROM identities WHERE key_version = 1 ORDER BY log_index")
-            for name in names {
-                try db.execute(sql: "INSERT OR IGNORE INTO name_skeletons (skeleton, name) VALUES (?, ?)",
-                               arguments: [try IdentityName(name).skeleton, name])
+            guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM identities)")! else { return }
+            if try !Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM name_skeletons)")! {
+                let names = try String.fetchAll(db, sql: "SELECT name FROM identities WHERE key_version = 1 ORDER BY log_index")
+                for name in names {
+                    try db.execute(sql: "INSERT OR IGNORE INTO name_skeletons (skeleton, name) VALUES (?, ?)",
+                                   arguments: [try IdentityName(name).skeleton, name])
+                }
+            }
+            if try !Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM key_owners)")! {
+                let rows = try Row.fetchCursor(db, sql: "SELECT bundle FROM identities ORDER BY log_index")
+                while let row = try rows.next() {
+                    let bundle = try IdentityBundle(encoded: Array(row["bundle"] as Data))
+                    for key in [bundle.signingKey, bundle.encryptionKey] {
+                        try db.execute(sql: "INSERT OR IGNORE INTO key_owners (key_hash, name) VALUES (?, ?)",
+                                       arguments: [Data(SHA256.hash(try key.derRepresentation)), bundle.name.value])
+                    }
+                }
             }
         }
     }

@@ -45,6 +45,9 @@ struct RelayServeCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Require an invite code (secmail relay invite) to register.")
     var requireInvite = false
 
+    @Flag(name: .long, help: "Let several names register the same keys (load tests only: one key pair then speaks for many names).")
+    var allowSharedKeys = false
+
     @Option(name: .long, help: ArgumentHelp("Largest envelope accepted, in MiB.", valueName: "mib"))
     var maxEnvelopeMib = 256
 
@@ -143,6 +146,7 @@ struct RelayServeCommand: AsyncParsableCommand {
                 dataDirectory: dataOptions.dataDirectory, host: host, port: port,
                 certificateFile: cert.map { URL(fileURLWithPath: $0) }, privateKeyFile: key.map { URL(fileURLWithPath: $0) },
                 requiresInvite: requireInvite, origin: origin)
+            configuration.sharesKeys = allowSharedKeys
             configuration.envelopeTimeWindow = EnvelopeTimeWindow(futureSkew: maxClockSkew, maximumAge: maxEnvelopeAge)
             configuration.maximumEnvelopeSize = maxEnvelopeMib << 20
             configuration.mailboxQuota = mailboxQuotaMib << 20
