@@ -100,6 +100,9 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        // libFuzzer harnesses for every parser of network and file bytes (scripts/fuzz.sh builds
+        // them with -sanitize=fuzzer,address; a plain build replays files through them).
+        .executableTarget(name: "secmail-fuzz", dependencies: ["SecmailAPI", "SecmailCrypto", "SecmailFormat", "SecmailImages"]),
         // Helpers shared by the test targets (hex, running openssl/python3/secmail).
         .target(name: "SecmailTestSupport", path: "Tests/SecmailTestSupport"),
         // A relay in the test process, and the committed throw-away identities, for relay and client tests.

@@ -142,6 +142,17 @@ import Testing
         #expect(resumed.size == 2)
         #expect(try resumed.root() == replay.root())
         #expect(resumed.values == replay.values)
+
+        // A damaged state file is refused before anything is sized by it. The first was found by
+        // the fuzzer (scripts/fuzz.sh, target directory): its count asked for a 137 GB table.
+        let fuzzed = Array(Data(base64Encoded: "gbY32PzSxtpjWeaWMROhFw3nleS3JbhNHgtM/Z7FjOkAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAABgLWO0WEDRY0sh0bik2b4JJ/ySJyKJVN7DrQ8y1MIeAdKAA==")!)
+        #expect((#expect(throws: FormatError.self) { try NameMapReplay(encodedState: fuzzed) })?.reason.contains("says it holds") == true)
+        var state = replay.encodedState
+        #expect(throws: FormatError.self) { try NameMapReplay(encodedState: Array(state.dropLast())) }
+        // The same name twice (count 3, the first entry repeated).
+        state[11] = 3
+        state += state[12..<(12 + 76)]
+        #expect((#expect(throws: FormatError.self) { try NameMapReplay(encodedState: state) })?.reason.contains("twice") == true)
     }
 
     @Test func aMapHeadCommitsTheMapOfAnOlderLog() throws {

@@ -50,48 +50,81 @@ public struct VerifiedEnvelope {
     /// returning the text. Each chunk is authenticated again by AES-GCM as it is decrypted.
     public func decrypt(into sink: ContentSink, progress: EnvelopeSealer.Progress? = nil) throws -> OpenedMessage {
         let cursor = PlaintextCursor(cipher: keys.cipher, source: source, header: header, payloadOffset: payloadOffset)
-        let textLength = try Self.integer(cursor.take(4))
+        let (text, attachments) = try MessageContentDecoder.decode(cursor, payloadLength: header.payloadLength, into: sink, progress: progress)
+        return OpenedMessage(header: header, text: text, attachments: attachments)
+    }
+}
+
+/// The plaintext of a payload, handed out in order: what the message structure is read from.
+/// The signature proves who wrote it, not that it is well formed: every field is checked here.
+package protocol PlaintextReader: AnyObject {
+    /// Plaintext bytes handed out so far.
+    var plaintextBytesConsumed: UInt64 { get }
+    /// Passes the next `count` bytes to `body`, a piece at a time; fails if the payload ends first.
+    func forward(_ count: UInt64, to body: (ArraySlice<UInt8>) throws -> Void) throws
+    /// Fails unless every plaintext byte has been handed out.
+    func expectEnd() throws
+}
+
+extension PlaintextReader {
+    /// Exactly `count` bytes (for small fields).
+    func take(_ count: Int) throws -> [UInt8] {
+        var result: [UInt8] = []
+        result.reserveCapacity(count)
+        try forward(UInt64(count)) { result.append(contentsOf: $0) }
+        return result
+    }
+}
+
+/// Reads the message structure (text, then attachments with their names, media types, encodings
+/// and lengths) from a payload's plaintext, streaming attachment bytes to a sink.
+package enum MessageContentDecoder {
+    /// The text and the attachments' descriptions; `payloadLength` is the header's, which no
+    /// attachment may claim more than.
+    package static func decode(_ reader: some PlaintextReader, payloadLength: UInt64, into sink: ContentSink,
+                               progress: EnvelopeSealer.Progress? = nil) throws -> (text: String, attachments: [AttachmentInfo]) {
+        let textLength = try integer(reader.take(4))
         guard textLength <= UInt64(MessageContent.maximumTextLength) else {
             throw FormatError(.invalidField, "the message text is longer than \(MessageContent.maximumTextLength >> 20) MiB")
         }
-        var textBytes = try cursor.take(Int(textLength))
+        var textBytes = try reader.take(Int(textLength))
         defer { SymmetricKey.wipe(&textBytes) }
         guard let text = String(validating: textBytes, as: UTF8.self) else {
             throw FormatError(.invalidField, "the message text is not valid UTF-8")
         }
-        let count = Int(try Self.integer(cursor.take(2)))
+        let count = Int(try integer(reader.take(2)))
         guard count <= MessageContent.maximumAttachments else {
             throw FormatError(.invalidField, "the message has \(count) attachments, over the limit of \(MessageContent.maximumAttachments)")
         }
         var infos: [AttachmentInfo] = []
         for index in 0..<count {
-            let nameLength = Int(try Self.integer(cursor.take(2)))
-            guard let name = String(validating: try cursor.take(nameLength), as: UTF8.self) else {
+            let nameLength = Int(try integer(reader.take(2)))
+            guard let name = String(validating: try reader.take(nameLength), as: UTF8.self) else {
                 throw FormatError(.invalidField, "attachment \(index + 1)'s name is not UTF-8")
             }
-            let typeLength = Int(try Self.integer(cursor.take(1)))
-            guard let mediaType = String(validating: try cursor.take(typeLength), as: UTF8.self) else {
+            let typeLength = Int(try integer(reader.take(1)))
+            guard let mediaType = String(validating: try reader.take(typeLength), as: UTF8.self) else {
                 throw FormatError(.invalidField, "attachment \(index + 1)'s media type is not UTF-8")
             }
-            let rawEncoding = try cursor.take(1)[0]
+            let rawEncoding = try reader.take(1)[0]
             guard let encoding = AttachmentEncoding(rawValue: rawEncoding) else {
                 throw FormatError(.unsupportedVersion, "attachment \(index + 1) uses encoding \(rawEncoding), unknown to this secmail")
             }
-            let length = try Self.integer(cursor.take(8))
-            guard length <= header.payloadLength - cursor.plaintextBytesConsumed else {
+            let length = try integer(reader.take(8))
+            guard length <= payloadLength - reader.plaintextBytesConsumed else {
                 throw FormatError(.invalidField, "attachment \(index + 1) claims more bytes than the payload holds")
             }
             let info = try AttachmentInfo(name: name, mediaType: mediaType, encoding: encoding, length: length)
             try sink.beginAttachment(info, index: index)
-            try cursor.forward(length) { piece in
+            try reader.forward(length) { piece in
                 try sink.write(piece)
-                progress?(cursor.plaintextBytesConsumed, header.payloadLength)
+                progress?(reader.plaintextBytesConsumed, payloadLength)
             }
             try sink.endAttachment()
             infos.append(info)
         }
-        try cursor.expectEnd()
-        return OpenedMessage(header: header, text: text, attachments: infos)
+        try reader.expectEnd()
+        return (text, infos)
     }
 
     private static func integer(_ bytes: [UInt8]) -> UInt64 {

@@ -94,7 +94,7 @@ final class ChunkWriter {
 
 /// Decrypts the chunks of a verified envelope in order and hands out plaintext on demand,
 /// reusing one ciphertext and one plaintext buffer.
-final class PlaintextCursor {
+final class PlaintextCursor: PlaintextReader {
     private let cipher: AESGCM
     private let source: EnvelopeSource
     private let header: EnvelopeHeader
@@ -117,14 +117,6 @@ final class PlaintextCursor {
 
     deinit {
         SymmetricKey.wipe(&current)
-    }
-
-    /// Exactly `count` bytes (for small fields).
-    func take(_ count: Int) throws -> [UInt8] {
-        var result: [UInt8] = []
-        result.reserveCapacity(count)
-        try forward(UInt64(count)) { result.append(contentsOf: $0) }
-        return result
     }
 
     /// Passes the next `count` bytes to `body`, a chunk-sized piece at a time.

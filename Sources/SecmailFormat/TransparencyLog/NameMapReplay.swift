@@ -97,13 +97,22 @@ public struct NameMapReplay {
         var reader = ByteReader(encodedState, subject: "map replay state")
         let size = try reader.readUInt64()
         let count = Int(try reader.readUInt32())
+        // The count comes from a file: it must match the bytes that follow before anything is
+        // sized by it (a fuzzed state asked for 137 GB here).
+        let entryLength = 32 + 4 + 8 + 32
+        guard reader.remaining == count * entryLength else {
+            throw FormatError(.truncated, "the map replay state says it holds \(count) names but has \(reader.remaining) bytes for them, not \(count * entryLength)")
+        }
         var values: [[UInt8]: NameMapValue] = [:]
         values.reserveCapacity(count)
         for _ in 0..<count {
             let key = try reader.read(count: 32)
             let version = try reader.readUInt32()
             let index = try reader.readUInt64()
-            values[key] = NameMapValue(keyVersion: version, logIndex: index, fingerprint: try Fingerprint(bytes: reader.read(count: 32)))
+            guard values.updateValue(NameMapValue(keyVersion: version, logIndex: index, fingerprint: try Fingerprint(bytes: reader.read(count: 32))),
+                                     forKey: key) == nil else {
+                throw FormatError(.invalidField, "the map replay state holds the name key \(hexEncoded(key).prefix(16))… twice")
+            }
         }
         try reader.expectEnd()
         try self.init(size: size, values: values)
