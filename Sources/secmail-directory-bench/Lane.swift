@@ -69,9 +69,10 @@ struct LoadRun {
     let ranDry: Bool
 }
 
-/// `clients` concurrent lanes each run `operation` back to back until `seconds` pass or it
-/// returns false (nothing left to do); every operation's latency, or its failure, is recorded.
-func runLanes(relay: RelayAddress, mode: ConnectionMode, clients: Int, seconds: Double,
+/// `clients` concurrent lanes each run `operation` back to back (or `pause` apart) until `seconds`
+/// pass or it returns false (nothing left to do); every operation's latency, or its failure, is
+/// recorded.
+func runLanes(relay: RelayAddress, mode: ConnectionMode, clients: Int, seconds: Double, pause: Duration = .zero,
               operation: @escaping @Sendable (Lane) async throws -> Bool) async throws -> LoadRun {
     let tally = Tally()
     let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int(seconds * 1000)))
@@ -88,6 +89,7 @@ func runLanes(relay: RelayAddress, mode: ConnectionMode, clients: Int, seconds: 
                     } catch {
                         await tally.fail(error)
                     }
+                    if pause > .zero { try? await Task.sleep(for: pause) }
                 }
                 await lane.close()
             }

@@ -14,6 +14,10 @@
 //       messages that runs dry early is resized and the run repeated), then 400 more under strace
 //       (syncs per deposit), then one envelope with a BIG_MIB attachment is deposited and fetched
 //       three times (MB/s); the relay's peak RSS (VmHWM of RELAY_PID) is read after each phase.
+//   secmail-directory-bench abuse URL CA FOLDER CLIENTS SECONDS
+//       The honest side of scripts/bench-abuse.sh (AbuseLoad.swift): registers CLIENTS users and
+//       an attacker account, writes the attacker's token and spam registrations to FOLDER, then,
+//       after each line read from standard input, runs the honest clients for SECONDS.
 //
 // Output: one `key=value ...` line per measurement.
 import Foundation
@@ -36,8 +40,13 @@ do {
             fail("usage: mail URL CA SENDERS SECONDS BIG_MIB RELAY_PID (SENDERS at least 4)")
         }
         try await mailLoad(url: url, caFile: arguments[3], senders: senders, seconds: seconds, bigMiB: big, relayPID: pid)
+    case "abuse" where arguments.count == 7:
+        guard let url = URL(string: arguments[2]), let clients = Int(arguments[5]), let seconds = Double(arguments[6]), clients >= 2, seconds > 0 else {
+            fail("usage: abuse URL CA FOLDER CLIENTS SECONDS (CLIENTS at least 2)")
+        }
+        try await abuseLoad(url: url, caFile: arguments[3], folder: URL(fileURLWithPath: arguments[4], isDirectory: true), clients: clients, seconds: seconds)
     default:
-        fail("usage: secmail-directory-bench build-log DB LEAVES | load URL CA REGISTRATIONS CLIENTS SECONDS | mail URL CA SENDERS SECONDS BIG_MIB RELAY_PID")
+        fail("usage: secmail-directory-bench build-log DB LEAVES | load URL CA REGISTRATIONS CLIENTS SECONDS | mail URL CA SENDERS SECONDS BIG_MIB RELAY_PID | abuse URL CA FOLDER CLIENTS SECONDS")
     }
 } catch {
     fail("\(error)")
