@@ -79,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "secmail",
             dependencies: [
-                "SecmailClient", "SecmailFormat", "SecmailCrypto", "SecmailRelay", "SecmailImages",
+                "SecmailAPI", "SecmailClient", "SecmailFormat", "SecmailCrypto", "SecmailRelay", "SecmailImages",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -10,10 +10,15 @@ https://localhost:PORT (trusting CA):
 - tries the 1,000 registrations in FOLDER/registrations.jsonl (one key pair under new names)
   from 127.0.0.23..127.0.0.42, four at a time.
 
+With MIX "held-out" (an attack the relay's defences were not tuned on): every slow connection
+first completes one real request (GET /v1/health, answer read) so that it looks productive, then
+trickles the next head; and the junk deposits come from 20 addresses (127.0.0.60..79) instead of
+one, each under the per-address connection rate.
+
 Prints one summary line: connections opened and cut, answers by status for deposits and
 registrations.
 
-usage: abuse_attacker.py PORT CA FOLDER SECONDS [SLOW]
+usage: abuse_attacker.py PORT CA FOLDER SECONDS [SLOW] [MIX]
 """
 import asyncio
 import collections
@@ -24,6 +29,7 @@ import time
 
 port, ca, folder, seconds = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
 slow_count = int(sys.argv[5]) if len(sys.argv) > 5 else 600
+held_out = len(sys.argv) > 6 and sys.argv[6] == "held-out"
 context = ssl.create_default_context(cafile=ca)
 deadline = time.monotonic() + seconds
 stats = collections.Counter()
@@ -49,6 +55,11 @@ async def slow_connection(index):
         stats["slow_connections_opened"] += 1
         opened = time.monotonic()
         try:
+            if held_out:
+                writer.write(b"GET /v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                await writer.drain()
+                await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                stats["slow_requests_completed_first"] += 1
             if trickle_body:
                 writer.write(b"POST /v1/directory/register HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                              b"Content-Length: 100000\r\n\r\n")
@@ -84,10 +95,13 @@ async def request(source, method, path, body, headers=()):
         writer.close()
 
 
-async def junk_deposits(token, victim):
+async def junk_deposits(token, victim, worker):
+    sent = 0
     while time.monotonic() < deadline:
+        source = "127.0.0.%d" % (60 + (worker * 5 + sent) % 20) if held_out else "127.0.0.22"
+        sent += 1
         try:
-            status = await request("127.0.0.22", "POST", "/v1/messages?to=" + victim, os.urandom(2048),
+            status = await request(source, "POST", "/v1/messages?to=" + victim, os.urandom(2048),
                                    [("Authorization", "Bearer " + token), ("Content-Type", "application/octet-stream")])
         except Exception as error:
             status = type(error).__name__
@@ -111,12 +125,12 @@ async def main():
     victim = open(os.path.join(folder, "victim")).read().strip()
     bodies = [line.encode() for line in open(os.path.join(folder, "registrations.jsonl")).read().splitlines() if line]
     tasks = [asyncio.ensure_future(slow_connection(index)) for index in range(slow_count)]
-    tasks += [asyncio.ensure_future(junk_deposits(token, victim)) for _ in range(4)]
+    tasks += [asyncio.ensure_future(junk_deposits(token, victim, worker)) for worker in range(4)]
     tasks += [asyncio.ensure_future(registrations(bodies, start)) for start in range(4)]
     await asyncio.gather(*tasks, return_exceptions=True)
     cut = stats["slow_connections_cut"]
-    print("attacker slow_connections=%d opened=%d cut=%d mean_seconds_held=%.1f failed_connects=%d deposits=%s registrations=%s" % (
-        slow_count, stats["slow_connections_opened"], cut, stats["slow_seconds_held"] / cut if cut else 0,
+    print("attacker mix=%s slow_connections=%d opened=%d cut=%d mean_seconds_held=%.1f failed_connects=%d deposits=%s registrations=%s" % (
+        "held-out" if held_out else "tuned", slow_count, stats["slow_connections_opened"], cut, stats["slow_seconds_held"] / cut if cut else 0,
         stats["refused_or_failed_connects"], dict(deposit_statuses), dict(registration_statuses)))
 
 

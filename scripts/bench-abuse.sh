@@ -10,7 +10,9 @@
 # The users are registered on a relay started for that (registration limits lifted, shared keys
 # allowed); the relay measured is then started on the same data with every limit at its default.
 #
-# Usage: scripts/bench-abuse.sh [SECONDS] [CLIENTS] [SLOW_CONNECTIONS]   (defaults 30 16 600)
+# MIX=held-out runs the attack variant the defences were not tuned on (see abuse_attacker.py).
+#
+# Usage: [MIX=held-out] scripts/bench-abuse.sh [SECONDS] [CLIENTS] [SLOW_CONNECTIONS]   (defaults 30 16 600)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/relay-lib.sh
@@ -34,7 +36,7 @@ ca="$data/tls/dev-ca.pem"
 peak_rss() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 # The setup relay: any port; the measured relay reuses it.
-start_relay "$work/setup.log" "$bin/secmail" relay --data "$data" --listen 127.0.0.1:0 $(registration_limits_off "$bin/secmail")
+start_relay "$work/setup.log" "$bin/secmail" relay --data "$data" --listen 127.0.0.1:0 $(load_test_flags "$bin/secmail")
 port=$relay_port
 mkfifo "$work/go"
 "$bin/secmail-directory-bench" abuse "https://localhost:$port" "$ca" "$work/attacker" "$clients" "$seconds" < "$work/go" > "$work/bench.out" 2>&1 &
@@ -51,7 +53,7 @@ echo "relay phase=unloaded peak_rss_mib=$(peak_rss "$relay_pid")"
 kill -INT "$relay_pid"; wait "$relay_pid" || true
 start_relay "$work/attacked.log" "$bin/secmail" relay --data "$data" --listen "127.0.0.1:$port" --log-level warning
 
-python3 scripts/abuse_attacker.py "$port" "$ca" "$work/attacker" "$((seconds + 10))" "$slow" > "$work/attacker.out" 2>&1 &
+python3 scripts/abuse_attacker.py "$port" "$ca" "$work/attacker" "$((seconds + 10))" "$slow" "${MIX:-tuned}" > "$work/attacker.out" 2>&1 &
 attacker_pid=$!
 sleep 8   # the slow connections are open and the floods under way before the honest clients start
 echo "relay phase=attack_started open_connections=$(ls /proc/$relay_pid/fd | wc -l) (file descriptors)"

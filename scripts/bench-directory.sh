@@ -40,7 +40,7 @@ bench_tree() {
   local bytes
   bytes=$(du -cb "$data"/relay.sqlite* | tail -1 | cut -f1)
   echo "$label log_storage leaves=$leaves database_bytes=$bytes bytes_per_leaf=$((bytes / leaves))"
-  start_relay "$work/$label.log" "$tree_bin/secmail" relay --data "$data" --listen 127.0.0.1:0 --rate-per-address 1000000 --rate-per-identity 1000000 $(registration_limits_off "$tree_bin/secmail")
+  start_relay "$work/$label.log" "$tree_bin/secmail" relay --data "$data" --listen 127.0.0.1:0 --rate-per-address 1000000 --rate-per-identity 1000000 $(load_test_flags "$tree_bin/secmail")
   "$tree_bin/secmail-directory-bench" load "https://localhost:$relay_port" "$data/tls/dev-ca.pem" "$registrations" "$clients" "$seconds" \
     | sed -u "s/^/$label /"
   echo "$label relay_peak_rss_mib=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$relay_pid/status")"

@@ -29,7 +29,7 @@ trap cleanup EXIT
 # run_mail LABEL SECMAIL_BINARY
 run_mail() {
   local label=$1 relay_bin=$2 data="$work/$1"
-  start_relay "$work/$label.log" "$relay_bin" relay --data "$data" --listen 127.0.0.1:0 --rate-per-address 1000000 --rate-per-identity 1000000 $(registration_limits_off "$relay_bin")
+  start_relay "$work/$label.log" "$relay_bin" relay --data "$data" --listen 127.0.0.1:0 --rate-per-address 1000000 --rate-per-identity 1000000 $(load_test_flags "$relay_bin")
   "$bin/secmail-directory-bench" mail "https://localhost:$relay_port" "$data/tls/dev-ca.pem" "$senders" "$seconds" "$big" "$relay_pid" \
     | sed -u "s/^/$label /"
   kill -INT "$relay_pid"; wait "$relay_pid" || true; relay_pid=

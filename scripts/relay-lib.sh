@@ -13,16 +13,20 @@ start_relay() {
   [ -n "$relay_port" ] || { cat "$log" >&2; exit 1; }
 }
 
-# registration_limits_off SECMAIL: the flags that lift the relay's registration limits (the
-# benchmarks register thousands of names from one address, with a few key pairs shared among
-# them), if that binary has them (an older baseline has none).
-registration_limits_off() {
+# load_test_flags SECMAIL: the flags that lift the relay's limits on registrations and on new
+# connections per address (the benchmarks register thousands of names, with a few key pairs
+# shared among them, and open hundreds of connections a second from one address), where that
+# binary has them (an older baseline may not).
+load_test_flags() {
   local help
   help=$("$1" relay serve --help 2>/dev/null)
   if grep -q -- --registrations-per-hour-per-address <<<"$help"; then
     echo -n "--registrations-per-hour-per-address 100000000 --registrations-per-hour 100000000 "
   fi
   if grep -q -- --allow-shared-keys <<<"$help"; then
-    echo -n "--allow-shared-keys"
+    echo -n "--allow-shared-keys "
+  fi
+  if grep -q -- --connection-rate-per-address <<<"$help"; then
+    echo -n "--connection-rate-per-address 1000000"
   fi
 }

@@ -2,27 +2,38 @@ import Foundation
 import SecmailFormat
 import SecmailImages
 
-/// Writes decrypted attachments into a hidden staging directory inside the output directory
-/// and moves them into place only on `commit()`, so an interrupted or failed open leaves
-/// nothing in the output directory. Existing files are never overwritten: a clash gets a
-/// " (2)" style suffix. Files are created 0600.
+/// Writes decrypted attachments into a hidden staging folder inside the output directory and
+/// moves them into place only on `commit()`: all of a message's files appear, or none (a move
+/// that fails takes back the ones before it). An interrupted open leaves nothing in the output
+/// directory (the staging folder is a registered temporary; a crashed run's is swept by the next
+/// one). Existing files are never overwritten: a clash gets a " (2)" style suffix. Names are made
+/// safe to create where people read mail (`SavedFileName`). Files are created 0600.
 ///
 /// Images reach the reader as PNG (DESIGN section 6): an attachment that travelled as a JPEG is
-/// decoded and saved as NAME.png with the very same pixels. Should that fail, the JPEG is saved
-/// as it came, with a note, so nothing received is lost.
+/// decoded and saved as NAME.png with the very same pixels, within a budget of pixels; past it, or
+/// should the conversion fail, the JPEG is saved as it came, with a note, so nothing received is
+/// lost. `keepJPEG` keeps every JPEG as it travelled.
 public final class AttachmentDirectory: ContentSink {
     public let outputDirectory: URL
     private let staging: URL
+    private let keepJPEG: Bool
     private var staged: [(info: AttachmentInfo, url: URL)] = []
     private var current: BackgroundWriter?
     private var isFinished = false
     /// What `commit()` did beyond moving files (conversions, or why one was not made).
     public private(set) var notes: [String] = []
+    /// The largest JPEG converted to PNG, and the most pixels converted for one message
+    /// (decoding takes 4 to 8 bytes a pixel, and a second or so per 3 megapixels).
+    public static let conversionPixelBudget = 24_000_000
+    public static let messagePixelBudget = 100_000_000
+    private var pixelsConverted = 0
 
-    public init(outputDirectory: URL) throws {
+    public init(outputDirectory: URL, keepJPEG: Bool = false) throws {
         self.outputDirectory = outputDirectory
+        self.keepJPEG = keepJPEG
         try FileSystem.createPrivateDirectory(outputDirectory)
-        staging = outputDirectory.appendingPathComponent(".secmail-staging-\(UUID().uuidString)", isDirectory: true)
+        TemporaryFiles.sweep(outputDirectory, prefixes: ["secmail-staging"])
+        staging = TemporaryFiles.path(in: outputDirectory, prefix: "secmail-staging", isDirectory: true)
         try FileSystem.createPrivateDirectory(staging)
     }
 
@@ -46,67 +57,144 @@ public final class AttachmentDirectory: ContentSink {
         current = nil
     }
 
-    /// Moves every staged attachment to its final name and returns the final paths.
+    /// Moves every staged attachment to its final name and returns the final paths; on failure
+    /// none stays in the output directory.
     public func commit() throws -> [URL] {
         var placed: [URL] = []
+        defer {
+            TemporaryFiles.remove(staging)
+            isFinished = true
+        }
         for (info, url) in staged {
             let (name, source) = convertedImage(info: info, staged: url)
             let target = Self.freeName(for: name, in: outputDirectory)
             do {
                 try FileManager.default.moveItem(at: source, to: target)
             } catch {
-                throw ClientError(.io, "cannot save \(target.path): \(error.localizedDescription)")
+                for file in placed { try? FileManager.default.removeItem(at: file) }
+                throw ClientError(.io, "cannot save \(target.path): \(error.localizedDescription); no attachment of this message was saved")
             }
             placed.append(target)
         }
-        try? FileManager.default.removeItem(at: staging)
-        isFinished = true
         return placed
     }
 
     /// For a JPEG image: a staged PNG with the same pixels and the name to save it under.
     private func convertedImage(info: AttachmentInfo, staged url: URL) -> (String, URL) {
-        guard let prefix = try? FileHandle(forReadingFrom: url).read(upToCount: 3), ImageFormat.detect(prefix) == .jpeg else {
+        guard !keepJPEG, let prefix = try? FileHandle(forReadingFrom: url).read(upToCount: 3), ImageFormat.detect(prefix) == .jpeg else {
+            return (info.name, url)
+        }
+        let budget = min(Self.conversionPixelBudget, Self.messagePixelBudget - pixelsConverted)
+        guard budget > 0 else {
+            notes.append("\(info.name) was not converted to PNG: this message's images passed \(Self.messagePixelBudget / 1_000_000) megapixels; saved as the JPEG it travelled as")
             return (info.name, url)
         }
         do {
-            let png = try ImagePipeline().readerPNG(Array(try Data(contentsOf: url)))
+            let png = try ImagePipeline(limits: ImageLimits(maxPixels: budget)).readerPNG(Array(try Data(contentsOf: url)))
+            // IHDR: width and height, big-endian, at bytes 16 and 20.
+            pixelsConverted += png[16..<20].reduce(0) { $0 << 8 | Int($1) } * png[20..<24].reduce(0) { $0 << 8 | Int($1) }
             let converted = url.appendingPathExtension("png")
             let file = try PositionalFile(creatingAtPath: converted.path, permissions: 0o600)
             try file.write(png[...])
             try file.synchronize()
-            let stem = Self.splitExtension(info.name).stem
             notes.append("\(info.name) arrived as JPEG; saved as PNG with the same pixels")
-            return (stem + ".png", converted)
+            return (SavedFileName.split(info.name).stem + ".png", converted)
+        } catch let error as ImageError where error.code == .tooLarge {
+            notes.append(budget < Self.conversionPixelBudget
+                ? "\(info.name) was not converted to PNG: this message's images passed \(Self.messagePixelBudget / 1_000_000) megapixels; saved as the JPEG it travelled as"
+                : "\(info.name) is larger than \(Self.conversionPixelBudget / 1_000_000) megapixels; saved as the JPEG it travelled as")
+            return (info.name, url)
         } catch {
             notes.append("\(info.name) could not be converted to PNG (\(error)); saved as received")
             return (info.name, url)
         }
     }
 
+    /// A verified message, decrypted, with what became of its attachments.
+    public struct Decrypted: Sendable {
+        public let message: OpenedMessage
+        public let saved: [URL]
+        /// Why no attachment was saved, when none could be; the text is good all the same.
+        public let saveFailure: ClientError?
+        public let notes: [String]
+    }
+
+    /// Decrypts `verified` into a staging folder in `output` and moves its attachments into place.
+    /// A failure to save leaves no attachment behind and is returned, not thrown: the message
+    /// verified, and its text must reach the reader.
+    public static func decrypt(_ verified: VerifiedEnvelope, into output: URL, keepJPEG: Bool = false,
+                               progress: EnvelopeSealer.Progress? = nil) throws -> Decrypted {
+        let directory: AttachmentDirectory
+        do {
+            directory = try AttachmentDirectory(outputDirectory: output, keepJPEG: keepJPEG)
+        } catch let error as ClientError {
+            // Nowhere to stage: the text still comes out of a decryption that keeps nothing.
+            let message = try verified.decrypt(into: DiscardingContentSink(), progress: progress)
+            return Decrypted(message: message, saved: [], saveFailure: message.attachments.isEmpty ? nil : error, notes: [])
+        }
+        let message: OpenedMessage
+        do {
+            message = try verified.decrypt(into: directory, progress: progress)
+        } catch {
+            directory.abort()
+            throw error
+        }
+        do {
+            return Decrypted(message: message, saved: try directory.commit(), saveFailure: nil, notes: directory.notes)
+        } catch let error as ClientError {
+            return Decrypted(message: message, saved: [], saveFailure: error, notes: directory.notes)
+        }
+    }
+
     /// Deletes everything staged.
     public func abort() {
         current = nil
-        try? FileManager.default.removeItem(at: staging)
+        TemporaryFiles.remove(staging)
         isFinished = true
     }
 
-    /// "photo.jpg" → ("photo", "jpg"); "notes" → ("notes", "").
-    public static func splitExtension(_ name: String) -> (stem: String, ext: String) {
-        let ext = (name as NSString).pathExtension
-        return (ext.isEmpty ? name : String(name.dropLast(ext.count + 1)), ext)
+    /// The safe form of `name` in `directory`, with " (N)" before the extension for the smallest
+    /// N that is free when the name is taken.
+    static func freeName(for name: String, in directory: URL) -> URL {
+        let (stem, ext) = SavedFileName.split(SavedFileName.safe(name))
+        var counter: Int? = nil
+        while true {
+            let candidate = directory.appendingPathComponent(SavedFileName.compose(stem: stem, counter: counter, ext: ext))
+            if !FileManager.default.fileExists(atPath: candidate.path) { return candidate }
+            counter = (counter ?? 1) + 1
+        }
+    }
+}
+
+/// Names for received files. A sender chooses attachment names; the format already refuses path
+/// separators and control and format characters. Here they are also made harmless where people
+/// read mail: leading dots and dashes become "_" (no hidden files such as ~/.bash_login, no names
+/// that read as options), trailing dots and spaces go, and the stem is shortened (on a character
+/// boundary) so that stem, " (N)" and extension fit in 255 bytes.
+public enum SavedFileName {
+    public static let maximumBytes = 255
+
+    public static func safe(_ name: String) -> String {
+        var result = Substring(name)
+        while let last = result.last, last == "." || last == " " { result = result.dropLast() }
+        let leading = result.prefix(while: { $0 == "." || $0 == "-" })
+        let safe = String(repeating: "_", count: leading.count) + result.dropFirst(leading.count)
+        return safe.isEmpty ? "attachment" : safe
     }
 
-    /// `name`, or "stem (N).ext" with the smallest N that is free.
-    static func freeName(for name: String, in directory: URL) -> URL {
-        let candidate = directory.appendingPathComponent(name)
-        guard FileManager.default.fileExists(atPath: candidate.path) else { return candidate }
-        let (stem, ext) = splitExtension(name)
-        var counter = 2
-        while true {
-            let next = directory.appendingPathComponent(ext.isEmpty ? "\(stem) (\(counter))" : "\(stem) (\(counter)).\(ext)")
-            if !FileManager.default.fileExists(atPath: next.path) { return next }
-            counter += 1
-        }
+    /// "photo.jpg" → ("photo", "jpg"); "notes" → ("notes", ""); an extension longer than 32
+    /// bytes is part of the stem.
+    public static func split(_ name: String) -> (stem: String, ext: String) {
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return (name, "") }
+        let ext = name[name.index(after: dot)...]
+        guard !ext.isEmpty, ext.utf8.count <= 32 else { return (name, "") }
+        return (String(name[..<dot]), String(ext))
+    }
+
+    public static func compose(stem: String, counter: Int?, ext: String) -> String {
+        let tail = (counter.map { " (\($0))" } ?? "") + (ext.isEmpty ? "" : "." + ext)
+        var shortened = Substring(stem)
+        while shortened.utf8.count + tail.utf8.count > maximumBytes { shortened = shortened.dropLast() }
+        return (shortened.isEmpty ? "attachment" : String(shortened)) + tail
     }
 }

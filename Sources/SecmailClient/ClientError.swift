@@ -27,6 +27,8 @@ public struct ClientError: Error, Sendable, Equatable, CustomStringConvertible {
         case logInconsistent
         /// A name is not registered on the relay.
         case notRegistered
+        /// A message the mailbox does not hold.
+        case noSuchMessage
         /// The name is registered already.
         case nameTaken
         /// A relay limit: envelope size, mailbox quota, number of recipients.

@@ -35,6 +35,8 @@ public struct RelayConfiguration: Sendable {
     public var maximumConnections = 512
     /// Open connections per address group (`addressGrouping`).
     public var maximumConnectionsPerAddress = 32
+    /// New connections per second per address group (bursts of twice that).
+    public var connectionsPerSecondPerAddress: Double = 20
     public var addressGrouping = AddressGrouping()
     /// Header, body, write and idle deadlines of every connection.
     public var deadlines = ConnectionDeadlines()
@@ -120,6 +122,8 @@ public struct PreparedRelay: Sendable {
                                                                           burst: 2 * configuration.requestsPerSecondPerAddress),
                                                         maximumConnections: configuration.maximumConnections,
                                                         maximumConnectionsPerAddress: configuration.maximumConnectionsPerAddress,
+                                                        connectionsPerSecondPerAddress: .init(perSecond: configuration.connectionsPerSecondPerAddress,
+                                                                                              burst: 2 * configuration.connectionsPerSecondPerAddress),
                                                         grouping: configuration.addressGrouping, deadlines: configuration.deadlines,
                                                         uploads: UploadBudget(perIdentity: configuration.uploadsPerIdentity,
                                                                               totalBytes: max(1 << 30, 2 * configuration.maximumEnvelopeSize)),

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import SecmailAPI
 import SecmailClient
 import SecmailCrypto
@@ -10,8 +11,8 @@ import SecmailFormat
 /// the relay with its default limits, and starts the attacker before the second phase). In each
 /// phase `clients` honest clients alternate a lookup of another honest user and a 1 KiB deposit
 /// to one, each over a new TLS connection as a command makes it, 100 ms apart, for `seconds`.
-/// (They share 127.0.0.1, whose request rate the relay limits to 200 a second by default; people
-/// come from many addresses, so the pause keeps the honest side as a whole under that.)
+/// Each connects from an address of its own (127.0.1.1, 127.0.1.2, …), as people do; the attacker
+/// uses 127.0.0.2 to 127.0.0.42.
 func abuseLoad(url: URL, caFile: String, folder: URL, clients: Int, seconds: Double) async throws {
     let relay = try RelayAddress(url: url, caFile: caFile)
     let setup = Lane(relay, mode: .keptAlive)
@@ -41,7 +42,9 @@ func abuseLoad(url: URL, caFile: String, folder: URL, clients: Int, seconds: Dou
         fflush(nil)
         guard readLine() != nil else { throw BenchFailure("standard input closed before the \(phase) phase") }
         let counter = Counter()
-        let run = try await runLanes(relay: relay, mode: .newConnection, clients: honest.count, seconds: seconds, pause: .milliseconds(100)) { lane in
+        let sources = try (1...honest.count).map { try SocketAddress(ipAddress: "127.0.1.\($0)", port: 0) }
+        let run = try await runLanes(relay: relay, mode: .newConnection, clients: honest.count, seconds: seconds, pause: .milliseconds(100),
+                                     sources: sources) { lane in
             let turn = counter.next()
             if turn % 2 == 0 {
                 let name = honest[turn / 2 % honest.count].identity.bundle.name.value

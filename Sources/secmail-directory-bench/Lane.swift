@@ -17,17 +17,20 @@ enum ConnectionMode: String, CaseIterable {
 final class Lane {
     let relay: RelayAddress
     let mode: ConnectionMode
+    /// The address this client connects from (nil: the system's choice).
+    let source: SocketAddress?
     private var connection: RelayHTTPConnection?
 
-    init(_ relay: RelayAddress, mode: ConnectionMode) {
+    init(_ relay: RelayAddress, mode: ConnectionMode, source: SocketAddress? = nil) {
         self.relay = relay
         self.mode = mode
+        self.source = source
     }
 
     func send(_ request: RelayRequest) async throws -> RelayResponse {
         switch mode {
         case .newConnection:
-            let fresh = try await relay.open()
+            let fresh = try await relay.open(from: source)
             do {
                 let response = try await fresh.send(request)
                 await fresh.close()
@@ -38,7 +41,7 @@ final class Lane {
             }
         case .keptAlive:
             if let connection, await connection.isReusable { return try await connection.send(request) }
-            let fresh = try await relay.open()
+            let fresh = try await relay.open(from: source)
             connection = fresh
             return try await fresh.send(request)
         }
@@ -73,14 +76,14 @@ struct LoadRun {
 /// pass or it returns false (nothing left to do); every operation's latency, or its failure, is
 /// recorded.
 func runLanes(relay: RelayAddress, mode: ConnectionMode, clients: Int, seconds: Double, pause: Duration = .zero,
-              operation: @escaping @Sendable (Lane) async throws -> Bool) async throws -> LoadRun {
+              sources: [SocketAddress] = [], operation: @escaping @Sendable (Lane) async throws -> Bool) async throws -> LoadRun {
     let tally = Tally()
     let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int(seconds * 1000)))
     let start = ContinuousClock.now
     try await withThrowingTaskGroup(of: Void.self) { group in
-        for _ in 0..<clients {
+        for client in 0..<clients {
             group.addTask {
-                let lane = Lane(relay, mode: mode)
+                let lane = Lane(relay, mode: mode, source: sources.isEmpty ? nil : sources[client % sources.count])
                 while ContinuousClock.now < deadline {
                     let t = ContinuousClock.now
                     do {
@@ -113,8 +116,8 @@ struct RelayAddress: Sendable {
         tls = try TLSContext(configuration: .client(trust: .certificateAuthorities(file: caFile)))
     }
 
-    func open() async throws -> RelayHTTPConnection {
-        try await RelayHTTPConnection.open(host: host, port: port, tls: tls)
+    func open(from source: SocketAddress? = nil) async throws -> RelayHTTPConnection {
+        try await RelayHTTPConnection.open(host: host, port: port, tls: tls, localAddress: source)
     }
 }
 

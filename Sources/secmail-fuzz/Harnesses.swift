@@ -168,13 +168,6 @@ final class PlaintextBytes: PlaintextReader {
     }
 }
 
-/// Takes attachments and keeps nothing.
-final class DiscardingContentSink: ContentSink {
-    func beginAttachment(_ info: AttachmentInfo, index: Int) throws {}
-    func write(_ bytes: ArraySlice<UInt8>) throws {}
-    func endAttachment() throws {}
-}
-
 /// The committed throw-away identities (Tests/SecmailFormatTests/Fixtures, or the folder named by
 /// SECMAIL_FUZZ_FIXTURES): alice sent the golden envelopes to bob, so seeds made from them reach
 /// the signature check. Without the folder, fresh keys: every signature check then fails.

@@ -12,6 +12,8 @@ enum ExitStatus: Int32 {
     case wrongKey = 3
     case wrongPassphrase = 4
     case unsupported = 5
+    /// Stopped by Ctrl-C (SIGINT), or by the end of input at a prompt.
+    case interrupted = 130
 }
 
 /// An error the CLI reports itself.
@@ -81,16 +83,18 @@ func classify(_ error: Error) -> (ExitStatus, String) {
     }
 }
 
-/// Output conventions: results on stdout, everything for people on stderr.
+/// Output conventions: results on stdout, everything for people on stderr. Lines for people go
+/// through `TerminalText`: they may quote what a sender or a relay chose.
 enum Terminal {
     static func info(_ message: String) {
-        FileHandle.standardError.write(Data((message + "\n").utf8))
+        FileHandle.standardError.write(Data((TerminalText.neutralised(message, keepingLineBreaks: true) + "\n").utf8))
     }
 
+    /// One line: an error may carry a relay's reason, which must not start lines of its own.
     static func error(_ message: String) {
         // A progress line may be half drawn: the error starts on a cleared line.
         let clear = stderrIsTerminal ? "\r\u{1B}[K" : ""
-        FileHandle.standardError.write(Data((clear + "secmail: error: " + message + "\n").utf8))
+        FileHandle.standardError.write(Data((clear + "secmail: error: " + TerminalText.neutralised(message) + "\n").utf8))
     }
 
     static func output(_ text: String) {
@@ -130,7 +134,8 @@ enum Terminal {
             case .bytes: String(format: "\r%@ %3d%%  %.1f / %.1f MiB", label, percent, Double(done) / 1_048_576, Double(total) / 1_048_576)
             case .entries: "\r\(label) \(String(format: "%3d", percent))%  \(done) / \(total) entries"
             }
-            FileHandle.standardError.write(Data(line.utf8))
+            // Erase what a longer earlier line left to the right of this one.
+            FileHandle.standardError.write(Data((line + "\u{1B}[K").utf8))
             isVisible = true
         }
 

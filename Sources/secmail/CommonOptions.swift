@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SecmailClient
 import SecmailCrypto
+import SecmailFormat
 
 /// Where the client's state lives.
 struct HomeOptions: ParsableArguments {
@@ -14,38 +15,108 @@ struct HomeOptions: ParsableArguments {
     }
 }
 
-/// How the passphrase is obtained.
+/// How the passphrase is obtained: --passphrase-file, else $SECMAIL_PASSPHRASE, else the terminal.
+/// At the terminal a person gets three tries, a sentence for what was wrong (empty, too short, the
+/// two entries differ, wrong), and Ctrl-C ends the command at once (exit 130, echo restored).
 struct PassphraseOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Read the passphrase from the first line of this file.", valueName: "file"))
+    @Option(name: .long, help: ArgumentHelp("Read the passphrase from the first line of this file (readable by you alone).", valueName: "file"))
     var passphraseFile: String?
 
-    /// The passphrase from --passphrase-file, $SECMAIL_PASSPHRASE, or the terminal.
-    func passphrase(prompt: String, confirm: Bool = false) throws -> Passphrase {
+    static let tries = 3
+
+    /// The passphrase given without a prompt (file or environment), if any.
+    func givenPassphrase() throws -> Passphrase? {
         if let passphraseFile {
+            let url = URL(fileURLWithPath: passphraseFile)
+            let mode = ((try? FileManager.default.attributesOfItem(atPath: url.path))?[.posixPermissions] as? NSNumber)?.intValue ?? 0
+            if mode & 0o077 != 0 {
+                throw CLIFailure(.failure, "the passphrase file \(passphraseFile) can be read by other users (mode \(String(mode & 0o777, radix: 8))); run `chmod 600 \(passphraseFile)` first")
+            }
             let data: Data
             do {
-                data = try Data(contentsOf: URL(fileURLWithPath: passphraseFile))
+                data = try Data(contentsOf: url)
             } catch {
                 throw CLIFailure(.failure, "cannot read the passphrase file \(passphraseFile): \(error.localizedDescription)")
             }
-            let firstLine = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).first ?? ""
-            return try Passphrase(String(firstLine).trimmingCharacters(in: CharacterSet(charactersIn: "\r")))
+            // The first line, without its line end (LF or CRLF).
+            var firstLine = Array(data.prefix { $0 != UInt8(ascii: "\n") })
+            if firstLine.last == UInt8(ascii: "\r") { firstLine.removeLast() }
+            guard let text = String(validating: firstLine, as: UTF8.self), !text.isEmpty else {
+                throw CLIFailure(.failure, "the first line of the passphrase file \(passphraseFile) is empty or not UTF-8 text")
+            }
+            return try Passphrase(text)
         }
         if let fromEnvironment = ProcessInfo.processInfo.environment["SECMAIL_PASSPHRASE"] {
             return try Passphrase(fromEnvironment)
         }
-        return try Passphrase.prompt(prompt, confirm: confirm)
+        return nil
     }
 
-    /// The passphrase of `keystore`'s identity (prompting with its name).
-    func passphrase(for keystore: Keystore) throws -> Passphrase {
-        try passphrase(prompt: "Passphrase for \(try keystore.currentBundle().name): ")
+    /// A new passphrase: given, or typed twice at the terminal, at least `minimumLength` characters.
+    func newPassphrase(for name: String, minimumLength: Int) throws -> Passphrase {
+        if let given = try givenPassphrase() {
+            guard given.characterCount >= minimumLength else {
+                throw CLIFailure(.failure, "the passphrase must have at least \(minimumLength) characters")
+            }
+            return given
+        }
+        for _ in 1...Self.tries {
+            guard let first = try typed("New passphrase for \(name): ") else { continue }
+            guard first.characterCount >= minimumLength else {
+                Terminal.info("That passphrase is too short: use at least \(minimumLength) characters (a few words are easy to remember).")
+                continue
+            }
+            guard let second = try typed("Repeat the passphrase: ") else { continue }
+            guard first.bytesEqual(second) else {
+                Terminal.info("The two entries differ; again.")
+                continue
+            }
+            return first
+        }
+        throw CLIFailure(.failure, "no passphrase was chosen after \(Self.tries) tries")
+    }
+
+    /// Runs `body` with the passphrase of `keystore`'s identity; at the terminal, a wrong one is
+    /// asked for again, up to three tries in all.
+    func unlock<T>(_ keystore: Keystore, _ body: (Passphrase) throws -> T) throws -> T {
+        if let given = try givenPassphrase() { return try body(given) }
+        let name = try keystore.currentBundle().name
+        for attempt in 1...Self.tries {
+            guard let passphrase = try typed("Passphrase for \(name): ") else { continue }
+            do {
+                return try body(passphrase)
+            } catch let error as CryptoError where error.code == .wrongPassphrase && attempt < Self.tries {
+                Terminal.info("Wrong passphrase; try again.")
+            }
+        }
+        throw CryptoError(.wrongPassphrase, "no correct passphrase after \(Self.tries) tries")
+    }
+
+    /// One entry at the terminal; nil (after saying why) when it is empty or not text.
+    private func typed(_ prompt: String) throws -> Passphrase? {
+        let bytes: [UInt8]?
+        do {
+            bytes = try TerminalInput.readSecret(prompt: prompt, maximumByteCount: Passphrase.maximumByteCount)
+        } catch let error as FormatError {
+            throw CLIFailure(.failure, "\(error.reason); give --passphrase-file or set SECMAIL_PASSPHRASE")
+        }
+        guard var bytes else { throw CLIFailure(.interrupted, "no passphrase entered (end of input)") }
+        defer { for index in bytes.indices { bytes[index] = 0 } }
+        guard !bytes.isEmpty else {
+            Terminal.info("The passphrase is empty; type it (Ctrl-C to stop).")
+            return nil
+        }
+        guard bytes.count <= Passphrase.maximumByteCount, let text = String(validating: bytes, as: UTF8.self) else {
+            Terminal.info("That is not a passphrase (over \(Passphrase.maximumByteCount) bytes, or not UTF-8 text); again.")
+            return nil
+        }
+        return try Passphrase(text)
     }
 }
 
 /// What a message holds, for `seal` and `send`.
 struct ComposeOptions: ParsableArguments {
-    @Option(name: [.customShort("m"), .long], help: "The message text.")
+    @Option(name: [.customShort("m"), .long], help: "The message text (default: standard input, when it is not a terminal).")
     var message: String?
 
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A file to attach; repeat for several.", valueName: "file"))
@@ -64,9 +135,22 @@ struct ComposeOptions: ParsableArguments {
         try checked.map { try WireAttachments.prepare($0, alwaysPNG: alwaysPNG) }
     }
 
+    /// The text: -m, else standard input when something is piped in (`echo hi | secmail send
+    /// bob`), else none.
+    func text() throws -> String {
+        if let message { return message }
+        guard isatty(STDIN_FILENO) == 0 else { return "" }
+        let bytes = FileHandle.standardInput.readDataToEndOfFile()
+        guard bytes.count <= 16 << 20 else { throw CLIFailure(.failure, "the message text on standard input is over 16 MiB") }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw CLIFailure(.failure, "the message text on standard input is not UTF-8")
+        }
+        return text
+    }
+
     /// Bytes the envelope will hold at least: the text and every attachment that is not an image
     /// (images may shrink on the wire).
-    func knownSize(_ checked: [WireAttachments.Checked]) -> UInt64 {
-        UInt64((message ?? "").utf8.count) + checked.filter { !$0.isImage }.reduce(0) { $0 + $1.plain.info.length }
+    static func knownSize(text: String, _ checked: [WireAttachments.Checked]) -> UInt64 {
+        UInt64(text.utf8.count) + checked.filter { !$0.isImage }.reduce(0) { $0 + $1.plain.info.length }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import SecmailAPI
 
 @main
 struct SecmailCommand: AsyncParsableCommand {
@@ -7,17 +8,35 @@ struct SecmailCommand: AsyncParsableCommand {
         abstract: "End-to-end encrypted, signed mail.",
         discussion: """
             Identities live in $SECMAIL_HOME (default ~/.secmail). Passphrases come from \
-            --passphrase-file, else $SECMAIL_PASSPHRASE, else a prompt on the terminal.
+            --passphrase-file, else $SECMAIL_PASSPHRASE, else a prompt on the terminal (three \
+            tries; Ctrl-C stops at once).
 
             Exit codes: 0 success; 1 error (input, file or system); 2 verification failed \
             (changed, truncated, forged or malformed data); 3 wrong key (not a recipient, or \
             signed by someone other than the given sender); 4 wrong passphrase; 5 unsupported \
-            format version or suite; 64 usage error.
+            format version or suite; 64 usage error; 130 interrupted (Ctrl-C).
             """,
+        version: RelayInfo.currentVersion,
         subcommands: [
-            InitCommand.self, ExportCommand.self, SealCommand.self, OpenCommand.self,
+            InitCommand.self, WhoAmICommand.self, ExportCommand.self, SealCommand.self, OpenCommand.self,
             RegisterCommand.self, LookupCommand.self, SendCommand.self, InboxCommand.self, ReadCommand.self, DeleteCommand.self, TrustCommand.self, ContactsCommand.self, RotateCommand.self, AuditCommand.self, MonitorCommand.self,
             ImageCommand.self, RelayCommand.self, DemoCommand.self,
         ]
     )
+
+    /// Parses and runs the command; client commands get `Interruption`'s handling of Ctrl-C (the
+    /// relay shuts down gracefully on its own).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if !(command is RelayServeCommand) { Interruption.install() }
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

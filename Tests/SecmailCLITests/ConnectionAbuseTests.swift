@@ -122,4 +122,38 @@ import Testing
         #expect(shared.refused == 1, "\(shared)")
         #expect(await commands.stop(relay.process) == 0)
     }
+
+    /// An address opening connections faster than the rate is refused before the handshake; a
+    /// full relay closes a connection that made no progress for a newcomer, at once, instead of
+    /// keeping the newcomer waiting behind idle ones.
+    @Test func fastOpenersAreRefusedAndAFullRelayMakesRoomForNewcomers() async throws {
+        let data = try temporaryDirectory("abuse-full").appendingPathComponent("relay", isDirectory: true)
+        let relay = try await commands.startRelay(data: data, options: [
+            "--connection-rate-per-address", "1", "--max-connections", "6", "--max-connections-per-address", "4",
+            "--idle-timeout-before-sign-in", "120", "--header-timeout", "120"])
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        let port = String(relay.port)
+
+        // Ten at once from 127.0.0.5: the burst (twice the rate) gets in, the rest are refused.
+        let fast = try await slowClient(["hold", port, ca, "127.0.0.5", "10"])
+        #expect(fast.open == 2 && fast.refused == 8, "\(fast)")
+        try await Task.sleep(for: .seconds(2))
+
+        // Six idle connections from three addresses fill the relay for two minutes…
+        async let first = slowClient(["hold", port, ca, "127.0.0.6", "2", "20"])
+        async let second = slowClient(["hold", port, ca, "127.0.0.7", "2", "20"])
+        async let third = slowClient(["hold", port, ca, "127.0.0.8", "2", "20"])
+        try await Task.sleep(for: .seconds(3))
+        // …yet a newcomer is served at once, three times: each takes the slot of an idle one.
+        let curl = RelayCurl(port: relay.port, caFile: URL(fileURLWithPath: ca))
+        for _ in 0..<3 {
+            try await Task.sleep(for: .seconds(1))  // within 127.0.0.1's own opening rate
+            let seconds = try await honestRequest(curl)
+            #expect(seconds != nil && seconds! < 3, "\(String(describing: seconds))")
+        }
+        #expect(try await first.open == 2)
+        #expect(try await second.open == 2)
+        #expect(try await third.open == 2)
+        #expect(await commands.stop(relay.process) == 0)
+    }
 }

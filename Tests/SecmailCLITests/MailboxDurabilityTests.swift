@@ -13,6 +13,9 @@ import Testing
 @Suite(.serialized) struct MailboxDurabilityTests {
     let commands = RelayCommandTests()
     static let users = ["alice", "bob", "carol"]
+    /// These tests make hundreds of curl requests, each a new connection from 127.0.0.1: faster
+    /// than a relay lets one address open connections by default.
+    static let manyConnections = ["--connection-rate-per-address", "10000"]
 
     func listing(_ curl: RelayCurl, token: String) async throws -> [String] {
         let answer = try await curl.call("/v1/mailbox", headers: ["Authorization: Bearer \(token)"])
@@ -24,7 +27,7 @@ import Testing
     @Test func concurrentSendersDeliverEveryMessageExactlyOnce() async throws {
         let folder = try temporaryDirectory("mail-concurrency")
         let data = folder.appendingPathComponent("relay", isDirectory: true)
-        let relay = try await commands.startRelay(data: data)
+        let relay = try await commands.startRelay(data: data, options: Self.manyConnections)
         let curl = RelayCurl(port: relay.port, caFile: data.appendingPathComponent("tls/dev-ca.pem"))
         var tokens: [String: String] = [:]
         for name in Self.users { tokens[name] = try await curl.registerAndAuthenticate(name) }
@@ -72,7 +75,7 @@ import Testing
     @Test func aKilledRelayKeepsEveryAcknowledgedMessageAndListsNothingPartial() async throws {
         let folder = try temporaryDirectory("mail-crash")
         let data = folder.appendingPathComponent("relay", isDirectory: true)
-        let relay = try await commands.startRelay(data: data)
+        let relay = try await commands.startRelay(data: data, options: Self.manyConnections)
         let curl = RelayCurl(port: relay.port, caFile: data.appendingPathComponent("tls/dev-ca.pem"))
         let alice = try await curl.registerAndAuthenticate("alice")
         let bob = try await curl.registerAndAuthenticate("bob")
@@ -117,7 +120,7 @@ extension MailboxDurabilityTests {
     @Test func aKilledRelayDuringABurstOfGroupCommitsKeepsEveryAcknowledgedMessage() async throws {
         let folder = try temporaryDirectory("group-commit-crash")
         let data = folder.appendingPathComponent("relay", isDirectory: true)
-        let relay = try await commands.startRelay(data: data, options: ["--rate-per-address", "100000", "--rate-per-identity", "100000"])
+        let relay = try await commands.startRelay(data: data, options: ["--rate-per-address", "100000", "--rate-per-identity", "100000"] + Self.manyConnections)
         let caFile = data.appendingPathComponent("tls/dev-ca.pem")
         let curl = RelayCurl(port: relay.port, caFile: caFile)
         let alice = try await curl.registerAndAuthenticate("alice")
@@ -169,7 +172,7 @@ extension MailboxDurabilityTests {
     /// message is one that was sent and comes back byte for byte, and no stray file is left.
     func expectIntactAfterRestart(data: URL, folder: URL, bob: String, acknowledged: Set<String>,
                                   sent: [(id: MessageID, bytes: [UInt8])]) async throws {
-        let relay = try await commands.startRelay(data: data)
+        let relay = try await commands.startRelay(data: data, options: Self.manyConnections)
         let curl = RelayCurl(port: relay.port, caFile: data.appendingPathComponent("tls/dev-ca.pem"))
         let listed = try await listing(curl, token: bob)
         // Every acknowledged message is there; anything else listed committed fully before the kill.

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 @testable import SecmailRelay
 import Testing
@@ -64,11 +65,46 @@ import Testing
         #expect(byAddress.group(of: v6a) != byAddress.group(of: v6other))
 
         let limiter = ConnectionLimiter(perGroup: 2, grouping: byAddress)
-        let first = limiter.acquire(v4a), second = limiter.acquire(v4a)
-        #expect(first != nil && second != nil && limiter.acquire(v4a) == nil)
-        #expect(limiter.acquire(v4b) != nil)
+        let first = limiter.acquire(v4a) {}, second = limiter.acquire(v4a) {}
+        #expect(first != nil && second != nil && limiter.acquire(v4a) {} == nil)
+        #expect(limiter.acquire(v4b) {} != nil)
         limiter.release(try #require(first))
-        #expect(limiter.acquire(v4a) != nil)
+        #expect(limiter.acquire(v4a) {} != nil)
+    }
+
+    final class Closed: @unchecked Sendable {
+        private let lock = NSLock()
+        private var names: [String] = []
+        func close(_ name: String) -> @Sendable () -> Void { { self.lock.withLock { self.names.append(name) } } }
+        var all: [String] { lock.withLock { names } }
+    }
+
+    /// A full relay closes the connection that went longest without finishing an answer, once it
+    /// had a second to show progress, and never one serving an authenticated request.
+    @Test func aFullRelayMakesRoomByClosingTheLeastProductiveConnection() throws {
+        let limiter = ConnectionLimiter(perGroup: 10, capacity: 3, minimumAge: .seconds(1), grouping: AddressGrouping())
+        let closed = Closed()
+        let start = NIODeadline.now()
+        func at(_ milliseconds: Int64) -> NIODeadline { start + .milliseconds(milliseconds) }
+        let address = try SocketAddress(ipAddress: "127.0.0.2", port: 1)
+        let slow = try #require(limiter.acquire(address, now: at(0), close: closed.close("slow")))
+        let uploading = try #require(limiter.acquire(address, now: at(0), close: closed.close("uploading")))
+        let busy = try #require(limiter.acquire(address, now: at(100), close: closed.close("busy")))
+        limiter.noteAuthenticatedRequest(uploading)
+        // Everyone is new: the newcomer is turned away, nobody is closed.
+        #expect(limiter.acquire(address, now: at(500), close: closed.close("early")) == nil)
+        #expect(closed.all.isEmpty)
+        // busy finished an answer at 1.5 s; at 2 s the slow one (no answer since 0 s) makes room.
+        limiter.noteProgress(busy, now: at(1500))
+        let newcomer = try #require(limiter.acquire(address, now: at(2000), close: closed.close("newcomer")))
+        #expect(closed.all == ["slow"])
+        #expect(limiter.openConnections == 3 && limiter.evictions == 1)
+        limiter.release(slow)  // its channel closes later: counted once
+        #expect(limiter.openConnections == 3)
+        // Next in line at 3 s: busy (progress at 1.5 s) before the newcomer (2 s); the upload stays.
+        _ = try #require(limiter.acquire(address, now: at(3000), close: closed.close("another")))
+        #expect(closed.all == ["slow", "busy"])
+        _ = newcomer
     }
 }
 

@@ -9,6 +9,8 @@ import SecmailFormat
 ///
 ///     $SECMAIL_HOME/sent/ID.sm        what this user sent, as sealed
 ///     $SECMAIL_HOME/received/ID.sm    every message read (also the record of ids seen, P4)
+///     $SECMAIL_HOME/received/ID.sender  the sender's bundle that verified it, to read it again
+///     $SECMAIL_HOME/mail/ID/          its attachments, unless the reader chose another folder
 public struct MailClient {
     public let relay: RelayClient
     public var home: SecmailHome { relay.home }
@@ -59,8 +61,9 @@ public struct MailClient {
                      sealProgress: EnvelopeSealer.Progress? = nil,
                      uploadProgress: (@Sendable (UInt64, UInt64) -> Void)? = nil) async throws -> Sent {
         try FileSystem.createPrivateDirectory(sentDirectory)
-        let staging = sentDirectory.appendingPathComponent(".sending-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: staging) }
+        TemporaryFiles.sweep(sentDirectory, prefixes: ["sending"])
+        let staging = TemporaryFiles.path(in: sentDirectory, prefix: "sending")
+        defer { TemporaryFiles.remove(staging) }
         let sealed: SealedEnvelope
         do {
             let file = try PositionalFile(creatingAtPath: staging.path, permissions: 0o600)
@@ -135,8 +138,8 @@ public struct MailClient {
                 undecided.append((message.id, "the relay lists it under a malformed id"))
                 continue
             }
-            let file = receivedDirectory.appendingPathComponent(".checking-\(UUID().uuidString)")
-            defer { try? FileManager.default.removeItem(at: file) }
+            let file = TemporaryFiles.path(in: receivedDirectory, prefix: "checking")
+            defer { TemporaryFiles.remove(file) }
             var fetch = RelayRequest(.GET, Endpoint.fetchMessage.path(id.hex), bearer: token)
             fetch.saveBodyTo = file
             fetch.timeout = .seconds(600)
@@ -168,29 +171,47 @@ public struct MailClient {
         public let sender: IdentityBundle
         public let savedFiles: [URL]
         public let notes: [String]
+        /// The message was read before: this is its kept copy, opened with the sender key that
+        /// verified it then; the relay was not asked for it.
+        public let readBefore: Bool
+        /// Why the attachments could not be saved (none was); the text is good all the same.
+        public let saveFailure: ClientError?
     }
 
-    /// Fetches message `id`, verifies it with the sender's verified key (the key version that
-    /// signed it, proven in the log), decrypts it into `outputDirectory`, stores the envelope
-    /// under received/, and only then deletes it from the relay. A message id already read is
-    /// refused (P4), so is one dated more than the allowed skew ahead of this clock, and the
-    /// checkpoint the sender signed with it must be consistent with this client's view of the
-    /// log (split-view detection); nothing is written unless everything verified.
-    public func read(_ id: MessageID, identity: SenderIdentity, keys: [RecipientKey], into outputDirectory: URL,
-                     progress: EnvelopeSealer.Progress? = nil,
+    /// The folder a message's attachments go to unless the reader names one.
+    public func defaultOutputDirectory(for id: MessageID) -> URL {
+        home.url.appendingPathComponent("mail", isDirectory: true).appendingPathComponent(id.hex, isDirectory: true)
+    }
+
+    /// Fetches message `id` (no more bytes than the mailbox lists for it), verifies it with the
+    /// sender's verified key (the key version that signed it, proven in the log), decrypts it into
+    /// `outputDirectory` (default `defaultOutputDirectory(for:)`), keeps the envelope and the
+    /// sender's bundle under received/, and only then deletes it from the relay. The relay's copy
+    /// of a message already read is never fetched again (P4): its kept copy is opened instead, with
+    /// the sender key that verified it. A message dated more than the allowed skew ahead of this
+    /// clock is refused, and the checkpoint the sender signed with it must be consistent with this
+    /// client's view of the log (split-view detection); nothing is written unless everything
+    /// verified. Attachments that cannot be saved do not lose the message: it is kept, its text
+    /// returned, and `saveFailure` says why (it can be read again into another folder).
+    public func read(_ id: MessageID, identity: SenderIdentity, keys: [RecipientKey], into outputDirectory: URL? = nil,
+                     keepJPEG: Bool = false, progress: EnvelopeSealer.Progress? = nil,
                      downloadProgress: (@Sendable (UInt64, UInt64) -> Void)? = nil) async throws -> Read {
         try FileSystem.createPrivateDirectory(receivedDirectory)
+        TemporaryFiles.sweep(receivedDirectory, prefixes: ["fetching", "checking"])
+        let output = outputDirectory ?? defaultOutputDirectory(for: id)
         let stored = receivedDirectory.appendingPathComponent("\(id.hex).sm")
-        guard !FileManager.default.fileExists(atPath: stored.path) else {
-            throw ClientError(.verificationFailed, "message \(id) was read before (\(stored.path)); a replayed message is refused")
+        if FileManager.default.fileExists(atPath: stored.path) {
+            return try readKeptCopy(id, keys: keys, into: output, keepJPEG: keepJPEG, progress: progress)
         }
         let token = try await relay.token(for: identity)
-        let download = receivedDirectory.appendingPathComponent(".fetching-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: download) }
+        let listedSize = try await listedSize(of: id, token: token)
+        let download = TemporaryFiles.path(in: receivedDirectory, prefix: "fetching")
+        defer { TemporaryFiles.remove(download) }
         var fetch = RelayRequest(.GET, Endpoint.fetchMessage.path(id.hex), bearer: token)
         fetch.saveBodyTo = download
         fetch.timeout = .seconds(600)
         fetch.downloadProgress = downloadProgress
+        fetch.maximumDownloadSize = listedSize
         try await relay.expect(200, fetch, notFound: .relayRefused)
         let source: FileEnvelopeSource
         let header: EnvelopeHeader
@@ -211,29 +232,69 @@ public struct MailClient {
         }
         try await relay.compareView(withSenderCheckpoint: header.senderCheckpoint, sender: header.senderName, messageID: id)
         try relay.saveLogView()
-        let directory = try AttachmentDirectory(outputDirectory: outputDirectory)
-        let message: OpenedMessage
+        let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: keepJPEG, progress: progress)
+        // The sender key first, then the envelope (whose presence marks the message read): the
+        // download was fsynced when it arrived (RelayHTTPConnection); the renames must be durable too.
         do {
-            message = try verified.decrypt(into: directory, progress: progress)
-        } catch {
-            directory.abort()
-            throw error
-        }
-        let saved = try directory.commit()
-        // The download was fsynced when it arrived (RelayHTTPConnection); the rename must be durable too.
-        do {
+            let senderDraft = TemporaryFiles.path(in: receivedDirectory, prefix: "fetching")
+            try FileSystem.createDurableFile(senderDraft, bytes: sender.encoded, permissions: 0o600)
+            try AtomicRename.replace(senderFile(id), with: senderDraft)
+            TemporaryFiles.release(senderDraft)
             try AtomicRename.replace(stored, with: download)
         } catch let error as FormatError {
             throw ClientError(.io, error.reason)
         }
+        TemporaryFiles.release(download)
         try FileSystem.synchronizeDirectory(receivedDirectory)
         // Stored and verified locally: now the relay's copy may go (P9).
         try await relay.expect(204, RelayRequest(.DELETE, Endpoint.deleteMessage.path(id.hex), bearer: token), notFound: .relayRefused)
-        var notes = directory.notes
+        var notes = opened.notes
         if header.time < now - timeWindow.maximumAge {
             notes.append("this message was signed \(EnvelopeTimeWindow.describe(now - header.time)) ago")
         }
-        return Read(message: message, sender: sender, savedFiles: saved, notes: notes)
+        return Read(message: opened.message, sender: sender, savedFiles: opened.saved, notes: notes, readBefore: false,
+                    saveFailure: opened.saveFailure)
+    }
+
+    private func senderFile(_ id: MessageID) -> URL {
+        receivedDirectory.appendingPathComponent("\(id.hex).sender")
+    }
+
+    /// A message read before, from its kept copy and the sender bundle that verified it then:
+    /// the same checks of signature, recipient and key commitment, no relay involved.
+    private func readKeptCopy(_ id: MessageID, keys: [RecipientKey], into output: URL, keepJPEG: Bool,
+                              progress: EnvelopeSealer.Progress?) throws -> Read {
+        let stored = receivedDirectory.appendingPathComponent("\(id.hex).sm")
+        guard let senderBytes = try? Data(contentsOf: senderFile(id)) else {
+            throw ClientError(.io, "message \(id) was read before, by a secmail that kept no record of the sender's key; open \(stored.path) with `secmail open --from` and the sender's identity file")
+        }
+        let sender: IdentityBundle
+        let verified: VerifiedEnvelope
+        do {
+            sender = try IdentityBundle(encoded: Array(senderBytes))
+            verified = try EnvelopeOpener.verify(try FileEnvelopeSource(url: stored), sender: sender, keys: keys, progress: progress)
+        } catch let error as FormatError {
+            throw ClientError(.verificationFailed, "the kept copy of message \(id) (\(stored.path)) no longer verifies: \(error.reason)")
+        }
+        let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: keepJPEG, progress: progress)
+        return Read(message: opened.message, sender: sender, savedFiles: opened.saved,
+                    notes: ["read before: this is the copy kept in \(stored.path)"] + opened.notes, readBefore: true,
+                    saveFailure: opened.saveFailure)
+    }
+
+    /// The size the mailbox lists for `id` (pages through the listing until it is found).
+    private func listedSize(of id: MessageID, token: String) async throws -> UInt64 {
+        var cursor: String?
+        repeat {
+            let query = cursor.map { [(Endpoint.Query.after, $0)] } ?? []
+            let page = try await relay.call(RelayRequest(.GET, Endpoint.mailbox.path(query: query), bearer: token), as: MailboxListResponse.self)
+            if let entry = page.messages.first(where: { $0.id == id.hex }) { return UInt64(max(entry.size, 0)) }
+            guard page.next != cursor || page.next == nil else {
+                throw ClientError(.malformedAnswer, "the relay at \(relay.address) answered the same mailbox page twice")
+            }
+            cursor = page.next
+        } while cursor != nil
+        throw ClientError(.noSuchMessage, "there is no message \(id) in your mailbox on \(relay.address) (see `secmail inbox`)")
     }
 
     /// The sender's bundle for the key version that signed `header`: the current one (verified

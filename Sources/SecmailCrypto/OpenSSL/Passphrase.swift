@@ -1,4 +1,3 @@
-internal import COpenSSL
 
 /// A passphrase that protects private keys at rest. Kept as UTF-8 bytes so that it can be wiped.
 public struct Passphrase: Sendable {
@@ -26,21 +25,8 @@ public struct Passphrase: Sendable {
         self.bytes = bytes
     }
 
-    /// Asks on the controlling terminal with echo off (OpenSSL's UI layer, as `openssl pkey` does).
-    /// With `confirm`, asks twice and fails if the two answers differ.
-    public static func prompt(_ prompt: String, confirm: Bool) throws -> Passphrase {
-        var buffer = [CChar](repeating: 0, count: maximumByteCount + 1)
-        defer { buffer.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) } }
-        OpenSSLErrorQueue.clear()
-        let status = EVP_read_pw_string_min(&buffer, 1, Int32(maximumByteCount), prompt, confirm ? 1 : 0)
-        guard status == 0 else {
-            let message = OpenSSLErrorQueue.drain()
-            if status == -1 {
-                throw CryptoError(.passphraseUnavailable, "could not read a passphrase from the terminal; set SECMAIL_PASSPHRASE or use --passphrase-file", openSSLMessage: message)
-            }
-            throw CryptoError(.invalidParameter, confirm ? "the passphrases did not match or were empty" : "no passphrase was entered", openSSLMessage: message)
-        }
-        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return try Passphrase(text)
+    /// Whether two passphrases are the same bytes (a new one typed twice).
+    public func bytesEqual(_ other: Passphrase) -> Bool {
+        bytes == other.bytes
     }
 }

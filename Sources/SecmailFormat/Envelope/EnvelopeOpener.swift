@@ -35,6 +35,14 @@ public final class MemoryContentSink: ContentSink {
     public func endAttachment() throws {}
 }
 
+/// Takes attachments and keeps nothing (the text of a message whose files cannot be saved).
+public final class DiscardingContentSink: ContentSink {
+    public init() {}
+    public func beginAttachment(_ info: AttachmentInfo, index: Int) throws {}
+    public func write(_ bytes: ArraySlice<UInt8>) throws {}
+    public func endAttachment() throws {}
+}
+
 /// An envelope whose sender signature, size and key commitment have all been checked (pass one).
 /// Only such a value can decrypt, so no unauthenticated byte ever reaches a `ContentSink`.
 public struct VerifiedEnvelope {

@@ -97,8 +97,21 @@ enum MessageContent {
         guard (1...maximumNameLength).contains(bytes.count) else {
             throw FormatError(.invalidField, "an attachment name must be 1 to \(maximumNameLength) bytes")
         }
-        guard name != ".", name != "..", !name.unicodeScalars.contains(where: { $0 == "/" || $0 == "\\" || $0.value < 0x20 || $0.value == 0x7F }) else {
-            throw FormatError(.invalidField, "the attachment name \"\(name)\" contains a path separator or control character")
+        guard name != ".", name != ".." else {
+            throw FormatError(.invalidField, "an attachment may not be named . or ..")
+        }
+        guard !name.unicodeScalars.contains(where: { $0 == "/" || $0 == "\\" || isControlOrFormat($0) }) else {
+            throw FormatError(.invalidField, "an attachment name contains a path separator, or a control or format character (such as a bidi override)")
+        }
+    }
+
+    /// Unicode Cc (C0, DEL, C1) and Cf (bidi overrides and isolates, zero-width characters, …),
+    /// and line and paragraph separators: a name holding one can hide its real extension
+    /// ("invoice\u{202E}gnp.exe") or rewrite the terminal it is shown on.
+    static func isControlOrFormat(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .control, .format, .lineSeparator, .paragraphSeparator: true
+        default: false
         }
     }
 

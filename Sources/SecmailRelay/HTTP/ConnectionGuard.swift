@@ -38,10 +38,15 @@ final class ConnectionActivity {
     /// Where a connection closed for a missed deadline is reported.
     let logger: Logger
     let remoteAddress: String
+    /// Where the connection's progress is told, for the relay's choice of whom to close when full.
+    let connections: ConnectionLimiter?
+    let ticket: ConnectionLimiter.Ticket?
 
-    init(logger: Logger, remoteAddress: String) {
+    init(logger: Logger, remoteAddress: String, connections: ConnectionLimiter? = nil, ticket: ConnectionLimiter.Ticket? = nil) {
         self.logger = logger
         self.remoteAddress = remoteAddress
+        self.connections = connections
+        self.ticket = ticket
     }
 
     /// When the first byte of a request whose head has not been decoded yet arrived.
@@ -149,6 +154,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             activity.bodyWaited = .zero
             activity.requestsInFlight += 1
             activity.pendingAuthorizedRequest = request.headerFields[.authorization] != nil
+            if activity.pendingAuthorizedRequest, let ticket = activity.ticket { activity.connections?.noteAuthenticatedRequest(ticket) }
         case .body(let buffer):
             activity.bodyBytes += buffer.readableBytes
         case .end:
@@ -168,11 +174,14 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         switch unwrapOutboundIn(data) {
         case .head(let response):
             if activity.pendingAuthorizedRequest, response.status.code < 400 { activity.signedIn = true }
+            // A refused credential protects nothing: the connection may be closed for room again.
+            if response.status.code == 401, let ticket = activity.ticket { activity.connections?.noteProgress(ticket) }
         case .body:
             break
         case .end:
             activity.requestsInFlight = max(0, activity.requestsInFlight - 1)
             activity.idleSince = .now()
+            if let ticket = activity.ticket { activity.connections?.noteProgress(ticket) }
         }
         context.write(data, promise: promise)
     }

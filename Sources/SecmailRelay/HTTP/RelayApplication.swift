@@ -47,6 +47,8 @@ public struct RelayLimits: Sendable {
     public var maximumConnections: Int
     /// Open connections per address group; more are closed at once.
     public var maximumConnectionsPerAddress: Int
+    /// New connections per second per address group; faster ones are closed before the handshake.
+    public var connectionsPerSecondPerAddress: RateLimiter.Limit
     /// Which addresses count as one client.
     public var grouping: AddressGrouping
     /// Header, body, write and idle deadlines of every connection (TLS handshakes have their own
@@ -58,12 +60,14 @@ public struct RelayLimits: Sendable {
     public var registrations: RegistrationLimits
 
     public init(perAddress: RateLimiter.Limit = .init(perSecond: 200, burst: 400), maximumConnections: Int = 512,
-                maximumConnectionsPerAddress: Int = 32, grouping: AddressGrouping = AddressGrouping(),
+                maximumConnectionsPerAddress: Int = 32, connectionsPerSecondPerAddress: RateLimiter.Limit = .init(perSecond: 20, burst: 40),
+                grouping: AddressGrouping = AddressGrouping(),
                 deadlines: ConnectionDeadlines = ConnectionDeadlines(), uploads: UploadBudget = UploadBudget(),
                 registrations: RegistrationLimits = RegistrationLimits()) {
         self.perAddress = perAddress
         self.maximumConnections = maximumConnections
         self.maximumConnectionsPerAddress = maximumConnectionsPerAddress
+        self.connectionsPerSecondPerAddress = connectionsPerSecondPerAddress
         self.grouping = grouping
         self.deadlines = deadlines
         self.uploads = uploads
@@ -92,9 +96,14 @@ public func buildRelayApplication(
     return Application(
         router: router,
         server: .secmailTLS(context: tls, deadlines: services.limits.deadlines,
-                            connections: ConnectionLimiter(perGroup: services.limits.maximumConnectionsPerAddress, grouping: services.limits.grouping)),
+                            connections: ConnectionLimiter(perGroup: services.limits.maximumConnectionsPerAddress,
+                                                           capacity: services.limits.maximumConnections,
+                                                           openingsPerGroup: services.limits.connectionsPerSecondPerAddress,
+                                                           grouping: services.limits.grouping)),
+        // Accepting goes on a little past the cap, so that a newcomer can take the slot of a
+        // connection that makes no progress (ConnectionLimiter); past this, the kernel queues.
         configuration: .init(address: .hostname(host, port: port), serverName: "secmail-relay",
-                             availableConnectionsDelegate: MaximumAvailableConnections(services.limits.maximumConnections)),
+                             availableConnectionsDelegate: MaximumAvailableConnections(services.limits.maximumConnections + 64)),
         onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
         logger: logger)
 }

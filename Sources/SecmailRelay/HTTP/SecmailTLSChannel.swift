@@ -15,19 +15,25 @@ struct SecmailTLSChannel<BaseChannel: ServerChildChannel>: ServerChildChannel {
     let connections: ConnectionLimiter
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        guard let group = connections.acquire(channel.remoteAddress) else {
+        let admission = connections.acquireOrRefuse(channel.remoteAddress, close: { channel.close(promise: nil) })
+        guard let ticket = admission.ticket else {
             // Refused before the TLS handshake: an over-cap client costs no crypto.
-            logger.notice("refused a connection: \(connections.perGroup) already open from its address",
-                          metadata: ["address": .string(connections.grouping.group(of: channel.remoteAddress))])
+            let group = connections.grouping.group(of: channel.remoteAddress)
+            let why = switch admission.refusal {
+            case .groupFull: "\(connections.perGroup) already open from its address"
+            case .tooFast: "its address opens connections faster than \(Int(connections.openings?.limit.perSecond ?? 0)) a second"
+            default: "all \(connections.capacity) are busy"
+            }
+            logger.notice("refused a connection: \(why)", metadata: ["address": .string(group)])
             channel.close(promise: nil)
-            return channel.eventLoop.makeFailedFuture(ConnectionCapReached(group: connections.grouping.group(of: channel.remoteAddress),
-                                                                           cap: connections.perGroup))
+            return channel.eventLoop.makeFailedFuture(ConnectionRefused(group: group, reason: why))
         }
         let connections = connections
-        channel.closeFuture.whenComplete { _ in connections.release(group) }
+        channel.closeFuture.whenComplete { _ in connections.release(ticket) }
         return channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(TLSHandler(context: context))
-            let activity = ConnectionActivity(logger: logger, remoteAddress: channel.remoteAddress?.ipAddress ?? "unknown")
+            let activity = ConnectionActivity(logger: logger, remoteAddress: channel.remoteAddress?.ipAddress ?? "unknown",
+                                              connections: connections, ticket: ticket)
             try channel.pipeline.syncOperations.addHandler(RequestByteObserver(activity: activity))
         }.flatMap {
             baseChannel.setup(channel: channel, logger: logger)

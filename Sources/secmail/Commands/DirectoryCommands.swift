@@ -106,7 +106,7 @@ struct TrustCommand: AsyncParsableCommand {
         commandName: "trust",
         abstract: "Pin a contact's current key after comparing its fingerprint out of band.",
         discussion: """
-            The explicit override after `lookup` stopped on a changed key. The key the relay serves             must still pass every log check and have exactly the fingerprint you give (64 hex             digits; spaces and colons are ignored).
+            The explicit override after `lookup` stopped on a changed key. The key the relay serves must still pass every log check and have exactly the fingerprint you give (64 hex digits; spaces and colons are ignored).
             """)
 
     @Argument(help: "The contact's name.")
@@ -165,7 +165,7 @@ struct RotateCommand: AsyncParsableCommand {
         commandName: "rotate",
         abstract: "Replace your keys with new ones, signed by the current ones and logged by the relay.",
         discussion: """
-            Contacts accept the new keys because the current signing key signs them (continuity)             and the relay's log records them. Earlier private keys stay in your keystore, so             earlier mail stays readable. An interrupted rotation is resumed by running it again.
+            Contacts accept the new keys because the current signing key signs them (continuity) and the relay's log records them. Earlier private keys stay in your keystore, so earlier mail stays readable. An interrupted rotation is resumed by running it again.
             """)
 
     @OptionGroup var homeOptions: HomeOptions
@@ -178,7 +178,10 @@ struct RotateCommand: AsyncParsableCommand {
             let before = try keystore.currentBundle()
             let rotated = try await withRelay(home) { relay in
                 _ = try await relay.info()
-                let passphrase = try passphraseOptions.passphrase(for: keystore)
+                let passphrase = try passphraseOptions.unlock(keystore) { passphrase in
+                    _ = try keystore.unlockSender(passphrase: passphrase)
+                    return passphrase
+                }
                 Terminal.info("Generating new RSA-3072 signing and encryption keys…")
                 return try await DirectoryClient(relay: relay).rotate(keystore, passphrase: passphrase)
             }
@@ -234,7 +237,7 @@ struct AuditCommand: AsyncParsableCommand {
 
     static func describe(_ audited: DirectoryClient.AuditedEntry) -> String {
         let entry = audited.entry
-        let time = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(entry.time)))
+        let time = HumanTime.describe(entry.time)
         return "log entry #\(audited.logIndex): \(entry.kind == .registration ? "registration" : "rotation") of \(entry.bundle.name), key version \(entry.bundle.keyVersion), fingerprint \(entry.bundle.fingerprint.grouped), logged \(time)"
     }
 

@@ -31,10 +31,7 @@ struct InitCommand: AsyncParsableCommand {
 
     /// Asks for a new passphrase (twice on a terminal), enforces its length, creates the identity.
     static func createIdentity(_ name: IdentityName, in keystore: Keystore, passphraseOptions: PassphraseOptions) throws -> IdentityBundle {
-        let passphrase = try passphraseOptions.passphrase(prompt: "New passphrase for \(name): ", confirm: true)
-        guard passphrase.characterCount >= minimumPassphraseLength else {
-            throw CLIFailure(.failure, "the passphrase must have at least \(minimumPassphraseLength) characters")
-        }
+        let passphrase = try passphraseOptions.newPassphrase(for: name.value, minimumLength: minimumPassphraseLength)
         Terminal.info("Generating two RSA-3072 keys for \(name)...")
         let bundle = try keystore.createIdentity(name: name, passphrase: passphrase)
         Terminal.info("Created identity \(bundle.name) (key version \(bundle.keyVersion)) in \(keystore.home.url.path)")

@@ -39,17 +39,18 @@ struct SendCommand: AsyncParsableCommand {
                 if !recipients.contains(parsed) { recipients.append(parsed) }
             }
             let checked = try compose.checkedAttachments()
+            let text = try compose.text()
             let keystore = Keystore(home: homeOptions.secmailHome)
             _ = try keystore.currentBundle()
             let (sent, prepared, contacts) = try await withRelay(keystore.home) { relay in
                 let mail = MailClient(relay: relay)
                 let contacts = try await mail.verifiedRecipients(recipients)
-                try await mail.checkSize(atLeast: compose.knownSize(checked))
-                let sender = try keystore.unlockSender(passphrase: passphraseOptions.passphrase(for: keystore))
+                try await mail.checkSize(atLeast: ComposeOptions.knownSize(text: text, checked))
+                let sender = try passphraseOptions.unlock(keystore) { try keystore.unlockSender(passphrase: $0) }
                 let prepared = try compose.preparedAttachments(checked)
                 let sealing = Terminal.ProgressLine("sealing"), uploading = Terminal.ProgressLine("sending")
                 let sent = try await mail.send(
-                    to: contacts.map(\.bundle), text: compose.message ?? "", attachments: prepared.map(\.attachment), sender: sender,
+                    to: contacts.map(\.bundle), text: text, attachments: prepared.map(\.attachment), sender: sender,
                     sealProgress: sealing.update, uploadProgress: { done, total in uploading.update(done, total) })
                 sealing.finish()
                 uploading.finish()
@@ -96,7 +97,7 @@ struct InboxCommand: AsyncParsableCommand {
             _ = try keystore.currentBundle()
             let messages = try await withRelay(keystore.home) { relay in
                 _ = try await relay.info()
-                let identity = try keystore.unlockSender(passphrase: passphraseOptions.passphrase(for: keystore))
+                let identity = try passphraseOptions.unlock(keystore) { try keystore.unlockSender(passphrase: $0) }
                 let mail = MailClient(relay: relay)
                 if purgeUnverifiable {
                     let purge = try await mail.purgeUnverifiable(identity)
@@ -110,9 +111,9 @@ struct InboxCommand: AsyncParsableCommand {
             } else if messages.isEmpty {
                 Terminal.info("No messages.")
             } else {
-                let formatter = ISO8601DateFormatter()
                 for message in messages {
-                    Terminal.output("\(message.id)  \(message.from)  \(formatter.string(from: Date(timeIntervalSince1970: TimeInterval(message.time))))  \(formatBytes(UInt64(message.size)))\n")
+                    // The id and sender are the relay's words: shown neutralised.
+                    Terminal.output(TerminalText.neutralised("\(message.id)  \(message.from)  \(HumanTime.describe(Int64(message.time)))  \(formatBytes(UInt64(message.size)))") + "\n")
                 }
             }
         }
@@ -142,7 +143,7 @@ struct DeleteCommand: AsyncParsableCommand {
             _ = try keystore.currentBundle()
             try await withRelay(keystore.home) { relay in
                 _ = try await relay.info()
-                let identity = try keystore.unlockSender(passphrase: passphraseOptions.passphrase(for: keystore))
+                let identity = try passphraseOptions.unlock(keystore) { try keystore.unlockSender(passphrase: $0) }
                 let mail = MailClient(relay: relay)
                 for id in messageIDs {
                     try await mail.delete(id, identity: identity)
@@ -159,19 +160,27 @@ struct ReadCommand: AsyncParsableCommand {
         abstract: "Fetch, verify and decrypt a message; save its attachments; then remove it from the relay.",
         discussion: """
             The sender's signature is checked with the sender's key as verified in the log before \
-            anything is decrypted; attachments appear only once everything verified (images as PNG). \
-            The envelope is kept in $SECMAIL_HOME/received, and only then deleted on the relay. A \
-            message id read before is refused.
+            anything is decrypted; attachments appear only once everything verified, all together \
+            or none, in $SECMAIL_HOME/mail/ID unless --out names a folder (images as PNG). The \
+            envelope is kept in $SECMAIL_HOME/received, and only then deleted on the relay. A \
+            message read before is opened again from that copy, with the sender key that verified \
+            it then; the relay is not asked for it again.
             """)
 
     @Argument(help: "The message id (from `secmail inbox`).")
     var id: String
 
-    @Option(name: .long, help: ArgumentHelp("Directory for the attachments (created if missing).", valueName: "dir"))
-    var out: String = "."
+    @Option(name: .long, help: ArgumentHelp("Folder for the attachments (created if missing; default $SECMAIL_HOME/mail/ID).", valueName: "dir"))
+    var out: String?
+
+    @Flag(name: .long, help: "Keep JPEG images as they travelled instead of converting them to PNG.")
+    var asSent = false
 
     @Flag(name: .long, help: "Print the result as JSON on standard output.")
     var json = false
+
+    @Flag(name: .long, help: "Print the message text exactly as sent (for scripts; control characters included).")
+    var raw = false
 
     @OptionGroup var homeOptions: HomeOptions
     @OptionGroup var passphraseOptions: PassphraseOptions
@@ -183,33 +192,29 @@ struct ReadCommand: AsyncParsableCommand {
             _ = try keystore.currentBundle()
             let read = try await withRelay(keystore.home) { relay in
                 _ = try await relay.info()
-                let passphrase = try passphraseOptions.passphrase(for: keystore)
-                let identity = try keystore.unlockSender(passphrase: passphrase)
-                let keys = try keystore.unlockRecipientKeys(passphrase: passphrase)
+                let (identity, keys) = try passphraseOptions.unlock(keystore) { passphrase in
+                    (try keystore.unlockSender(passphrase: passphrase), try keystore.unlockRecipientKeys(passphrase: passphrase))
+                }
                 let downloading = Terminal.ProgressLine("downloading"), progress = Terminal.ProgressLine("verifying and decrypting")
                 let read = try await MailClient(relay: relay).read(
-                    messageID, identity: identity, keys: keys, into: URL(fileURLWithPath: out, isDirectory: true),
+                    messageID, identity: identity, keys: keys, into: out.map { URL(fileURLWithPath: $0, isDirectory: true) }, keepJPEG: asSent,
                     progress: progress.update, downloadProgress: { done, total in downloading.update(done, total) })
                 downloading.finish()
                 progress.finish()
                 return read
             }
-            let header = read.message.header
+            let shown = ShownMessage(header: read.message.header, keyVersion: read.sender.keyVersion, text: read.message.text,
+                                     saved: Array(zip(read.message.attachments, read.savedFiles)), notes: read.notes)
             if json {
-                try Terminal.output(jsonText([
-                    "id": header.messageID.hex, "from": header.senderName.value, "fingerprint": header.senderFingerprint.hex,
-                    "keyVersion": read.sender.keyVersion, "time": header.time, "text": read.message.text,
-                    "files": read.savedFiles.map(\.path),
-                ]))
+                var result = shown.json
+                result["readBefore"] = read.readBefore
+                if let failure = read.saveFailure { result["saveError"] = failure.reason }
+                try Terminal.output(jsonText(result))
             } else {
-                let time = Date(timeIntervalSince1970: TimeInterval(header.time))
-                Terminal.info("Verified: signed by \(header.senderName) (key version \(read.sender.keyVersion), \(header.senderFingerprint.grouped)) at \(time)")
-                let text = read.message.text
-                Terminal.output(text.hasSuffix("\n") || text.isEmpty ? text : text + "\n")
-                for (info, url) in zip(read.message.attachments, read.savedFiles) {
-                    Terminal.info("Saved \(info.name) (\(formatBytes(info.length))) to \(url.path)")
-                }
-                for note in read.notes { Terminal.info(note) }
+                shown.show(raw: raw)
+            }
+            if let failure = read.saveFailure {
+                throw CLIFailure(.failure, "\(failure.reason). The message is kept: `secmail read \(messageID.hex) --out DIR` saves them elsewhere")
             }
         }
     }

@@ -20,11 +20,17 @@ struct OpenCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The sender's identity file.", valueName: "bundle"))
     var from: String
 
-    @Option(name: .long, help: ArgumentHelp("Directory for the attachments (created if missing).", valueName: "dir"))
-    var out: String = "."
+    @Option(name: .long, help: ArgumentHelp("Folder for the attachments (created if missing; default $SECMAIL_HOME/mail/ID).", valueName: "dir"))
+    var out: String?
+
+    @Flag(name: .long, help: "Keep JPEG images as they travelled instead of converting them to PNG.")
+    var asSent = false
 
     @Flag(name: .long, help: "Print the result as JSON on standard output.")
     var json = false
+
+    @Flag(name: .long, help: "Print the message text exactly as sent (for scripts; control characters included).")
+    var raw = false
 
     @OptionGroup var homeOptions: HomeOptions
     @OptionGroup var passphraseOptions: PassphraseOptions
@@ -34,39 +40,25 @@ struct OpenCommand: AsyncParsableCommand {
             let sender = try loadBundle(from)
             let source = try FileEnvelopeSource(url: URL(fileURLWithPath: input))
             let keystore = Keystore(home: homeOptions.secmailHome)
-            let keys = try keystore.unlockRecipientKeys(
-                passphrase: passphraseOptions.passphrase(for: keystore))
+            let keys = try passphraseOptions.unlock(keystore) { try keystore.unlockRecipientKeys(passphrase: $0) }
 
             let verifying = Terminal.ProgressLine("verifying")
             let verified = try EnvelopeOpener.verify(source, sender: sender, keys: keys, progress: verifying.update)
             verifying.finish()
-            let directory = try AttachmentDirectory(outputDirectory: URL(fileURLWithPath: out, isDirectory: true))
+            let output = out.map { URL(fileURLWithPath: $0, isDirectory: true) }
+                ?? keystore.home.url.appendingPathComponent("mail/\(verified.header.messageID.hex)", isDirectory: true)
             let decrypting = Terminal.ProgressLine("decrypting")
-            let message: OpenedMessage
-            do {
-                message = try verified.decrypt(into: directory, progress: decrypting.update)
-            } catch {
-                directory.abort()
-                throw error
-            }
+            let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: asSent, progress: decrypting.update)
             decrypting.finish()
-            let saved = try directory.commit()
-            let header = message.header
+            let shown = ShownMessage(header: opened.message.header, keyVersion: nil, text: opened.message.text,
+                                     saved: Array(zip(opened.message.attachments, opened.saved)), notes: opened.notes)
             if json {
-                let result: [String: Any] = [
-                    "id": header.messageID.hex, "from": header.senderName.value,
-                    "fingerprint": header.senderFingerprint.hex, "time": header.time,
-                    "text": message.text, "files": saved.map(\.path),
-                ]
-                try Terminal.output(jsonText(result))
+                try Terminal.output(jsonText(shown.json))
             } else {
-                let time = Date(timeIntervalSince1970: TimeInterval(header.time))
-                Terminal.info("Verified: signed by \(header.senderName) (\(header.senderFingerprint.grouped)) at \(time)")
-                Terminal.output(message.text.hasSuffix("\n") || message.text.isEmpty ? message.text : message.text + "\n")
-                for (info, url) in zip(message.attachments, saved) {
-                    Terminal.info("Saved \(info.name) (\(info.mediaType), \(formatBytes(info.length))) to \(url.path)")
-                }
-                for note in directory.notes { Terminal.info(note) }
+                shown.show(raw: raw)
+            }
+            if let failure = opened.saveFailure {
+                throw CLIFailure(.failure, "\(failure.reason); give --out another folder to save them")
             }
         }
     }

@@ -78,6 +78,9 @@ struct RelayServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Open connections per client address (one IPv4 address, one IPv6 /64) at most; more are closed at once.", valueName: "n"))
     var maxConnectionsPerAddress = 32
 
+    @Option(name: .long, help: ArgumentHelp("New connections per second per client address (bursts of twice that); faster ones are closed before the TLS handshake.", valueName: "n"))
+    var connectionRatePerAddress = 20.0
+
     @Option(name: .long, help: ArgumentHelp("IPv4 addresses sharing this many leading bits count as one client.", valueName: "bits"))
     var ipv4Prefix = 32
 
@@ -100,7 +103,7 @@ struct RelayServeCommand: AsyncParsableCommand {
     var writeTimeout = 30
 
     @Option(name: .long, help: ArgumentHelp("""
-        The log's origin, chosen once at the first start and kept in the data directory (default:         the certificate's first DNS name, else the listen host, followed by /secmail).
+        The log's origin, chosen once at the first start and kept in the data directory (default: the certificate's first DNS name, else the listen host, followed by /secmail).
         """, valueName: "name"))
     var origin: String?
 
@@ -116,7 +119,7 @@ struct RelayServeCommand: AsyncParsableCommand {
     func validate() throws {
         _ = try parseListen()
         guard maxEnvelopeMib > 0, mailboxQuotaMib > 0, ratePerAddress > 0, ratePerIdentity > 0, maxConnections > 0, idleTimeout > 0,
-              maxClockSkew > 0, maxEnvelopeAge > 0, maxConnectionsPerAddress > 0, idleTimeoutBeforeSignIn > 0, headerTimeout > 0,
+              maxClockSkew > 0, maxEnvelopeAge > 0, maxConnectionsPerAddress > 0, connectionRatePerAddress > 0, idleTimeoutBeforeSignIn > 0, headerTimeout > 0,
               minBodyRate >= 0, writeTimeout > 0, (1...100).contains(senderShare), uploadsPerIdentity > 0,
               registrationsPerHourPerAddress > 0, registrationsPerHour > 0 else {
             throw ValidationError("limits are positive numbers")
@@ -158,6 +161,7 @@ struct RelayServeCommand: AsyncParsableCommand {
             configuration.requestsPerSecondPerIdentity = ratePerIdentity
             configuration.maximumConnections = maxConnections
             configuration.maximumConnectionsPerAddress = maxConnectionsPerAddress
+            configuration.connectionsPerSecondPerAddress = connectionRatePerAddress
             configuration.addressGrouping = AddressGrouping(ipv4PrefixBits: ipv4Prefix, ipv6PrefixBits: ipv6Prefix)
             configuration.deadlines = ConnectionDeadlines(
                 header: .seconds(Int64(headerTimeout)), minimumBodyRate: minBodyRate, write: .seconds(Int64(writeTimeout)),

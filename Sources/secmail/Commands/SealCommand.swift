@@ -33,21 +33,21 @@ struct SealCommand: AsyncParsableCommand {
         try await reportingFailures {
             let recipients = try to.map(loadBundle)
             let checked = try compose.checkedAttachments()
+            let text = try compose.text()
             let outputURL = URL(fileURLWithPath: output)
             guard !FileManager.default.fileExists(atPath: outputURL.path) else {
                 throw CLIFailure(.failure, "\(output) exists already; choose another output file")
             }
             let keystore = Keystore(home: homeOptions.secmailHome)
             // The passphrase before the image work, so nobody types into seconds of silence.
-            let sender = try keystore.unlockSender(
-                passphrase: passphraseOptions.passphrase(for: keystore))
+            let sender = try passphraseOptions.unlock(keystore) { try keystore.unlockSender(passphrase: $0) }
             let prepared = try compose.preparedAttachments(checked)
             let attachments = prepared.map(\.attachment)
 
             let progress = Terminal.ProgressLine("sealing")
             let sealed = try AtomicFile.write(to: outputURL) { sink in
                 try EnvelopeSealer().seal(
-                    text: compose.message ?? "", attachments: attachments, from: sender, to: recipients,
+                    text: text, attachments: attachments, from: sender, to: recipients,
                     into: sink, progress: progress.update)
             }
             progress.finish()
@@ -108,7 +108,7 @@ enum WireAttachments {
             throw CLIFailure(.failure, "\(path) looks like an image but cannot be used: \(error.reason)")
         }
         let name = url.lastPathComponent
-        let wireName = AttachmentDirectory.splitExtension(name).stem + (wire.format == .png ? ".png" : ".jpg")
+        let wireName = SavedFileName.split(name).stem + (wire.format == .png ? ".png" : ".jpg")
         let attachment = try userInput { try OutgoingAttachment(name: wireName, mediaType: wire.format.mediaType, bytes: wire.bytes) }
         var sizes = "optimised PNG \(formatBytes(UInt64(wire.pngSize)))"
         if let jpeg = wire.jpegSize { sizes += ", metadata-stripped JPEG \(formatBytes(UInt64(jpeg)))" }
@@ -144,11 +144,12 @@ func jsonText(_ object: Any) throws -> String {
 /// failed or interrupted write never leaves a partial file under the final name.
 enum AtomicFile {
     static func write<R>(to url: URL, _ body: (ByteSink) throws -> R) throws -> R {
-        let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).partial-\(UUID().uuidString)")
+        // A registered temporary: removed on failure, on Ctrl-C, or (after a crash) by a later run.
+        TemporaryFiles.sweep(url.deletingLastPathComponent(), prefixes: ["secmail-partial"])
+        let temporary = TemporaryFiles.path(in: url.deletingLastPathComponent(), prefix: "secmail-partial")
         let file = try PositionalFile(creatingAtPath: temporary.path, permissions: 0o600)
         var moved = false
-        defer { if !moved { try? FileManager.default.removeItem(at: temporary) } }
+        defer { if moved { TemporaryFiles.release(temporary) } else { TemporaryFiles.remove(temporary) } }
         let sink = FileSink(file: file)
         let result = try body(sink)
         try sink.synchronize()

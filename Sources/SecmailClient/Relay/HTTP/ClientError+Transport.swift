@@ -21,6 +21,8 @@ extension ClientError {
             return ClientError(.relayUnreachable, "the relay at \(relay) did not answer within \(seconds) s: try again later")
         case RelayTransportError.answerTooLarge(let limit):
             return ClientError(.malformedAnswer, "the relay at \(relay) sent an answer larger than \(limit >> 20) MiB; it was refused")
+        case RelayTransportError.downloadTooLarge(let announced, let limit):
+            return ClientError(.malformedAnswer, "the relay at \(relay) sent \(announced) bytes or more for a message it listed at \(limit) bytes; the download was stopped")
         case RelayTransportError.cannotSave(let reason):
             return ClientError(.io, "cannot save what the relay at \(relay) sent: \(reason)")
         case let error as TLSError:

@@ -16,13 +16,14 @@ public final class RelayHTTPConnection {
     public private(set) var idleSince = ContinuousClock.now
 
     /// Opens a connection and completes the TLS handshake (so a wrong relay key fails here).
-    public static func open(host: String, port: Int, tls: TLSContext,
+    /// `localAddress` binds the connection's own end (load tests: clients as from several hosts).
+    public static func open(host: String, port: Int, tls: TLSContext, localAddress: SocketAddress? = nil,
                             group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> RelayHTTPConnection {
         let loop = group.next()
         // The reader comes out of the channel's initializer through this promise: a handshake
         // that fails at once may tear the pipeline down before anyone could look the reader up.
         let installed = loop.makePromise(of: ResponseReader.self)
-        let bootstrap = ClientBootstrap(group: loop)
+        var bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -34,6 +35,7 @@ public final class RelayHTTPConnection {
                     installed.succeed(reader)
                 }
             }
+        if let localAddress { bootstrap = bootstrap.bind(to: localAddress) }
         let channel: Channel
         do {
             channel = try await bootstrap.connect(host: host, port: port).get()
@@ -79,7 +81,8 @@ public final class RelayHTTPConnection {
         }
         let loop = channel.eventLoop
         let answer = try await loop.submit { [reader] in
-            reader.begin(eventLoop: loop, download: download, downloadProgress: request.downloadProgress)
+            reader.begin(eventLoop: loop, download: download, downloadProgress: request.downloadProgress,
+                         downloadLimit: request.maximumDownloadSize)
         }.get()
         // A minute plus a second per MiB for uploads; as asked otherwise.
         let timeout = upload.size > (1 << 20) ? max(request.timeout, .seconds(60 + Int64(upload.size >> 20))) : request.timeout

@@ -26,6 +26,9 @@ public struct RelayRequest: Sendable {
     public var uploadProgress: (@Sendable (UInt64, UInt64) -> Void)?
     /// Bytes received so far and the announced length, during a download to a file.
     public var downloadProgress: (@Sendable (UInt64, UInt64) -> Void)?
+    /// The most a download to a file may bring (a message's listed size): a longer answer, or
+    /// one announced longer, is cut off and refused.
+    public var maximumDownloadSize: UInt64?
 
     public init(_ method: HTTPMethod, _ path: String, body: Body? = nil, bearer: String? = nil) {
         self.method = method

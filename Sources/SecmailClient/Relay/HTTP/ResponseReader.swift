@@ -17,6 +17,7 @@ final class ResponseReader: ChannelInboundHandler, @unchecked Sendable {
         let promise: EventLoopPromise<RelayResponse>
         let download: BackgroundWriter?
         let downloadProgress: (@Sendable (UInt64, UInt64) -> Void)?
+        let downloadLimit: UInt64?
         var status = 0
         var announcedLength: UInt64 = 0
         var received: UInt64 = 0
@@ -39,13 +40,13 @@ final class ResponseReader: ChannelInboundHandler, @unchecked Sendable {
 
     /// Starts waiting for the answer to the request about to be written.
     func begin(eventLoop: EventLoop, download: BackgroundWriter?,
-               downloadProgress: (@Sendable (UInt64, UInt64) -> Void)?) -> EventLoopFuture<RelayResponse> {
+               downloadProgress: (@Sendable (UInt64, UInt64) -> Void)?, downloadLimit: UInt64?) -> EventLoopFuture<RelayResponse> {
         eventLoop.preconditionInEventLoop()
         guard isReusable, exchange == nil else {
             return eventLoop.makeFailedFuture(RelayTransportError.closedBeforeAnswer)
         }
         let promise = eventLoop.makePromise(of: RelayResponse.self)
-        exchange = Exchange(promise: promise, download: download, downloadProgress: downloadProgress)
+        exchange = Exchange(promise: promise, download: download, downloadProgress: downloadProgress, downloadLimit: downloadLimit)
         return promise.futureResult
     }
 
@@ -62,10 +63,18 @@ final class ResponseReader: ChannelInboundHandler, @unchecked Sendable {
             current.keepAlive = head.isKeepAlive
             current.hasHead = true
             current.announcedLength = head.headers.first(name: "Content-Length").flatMap { UInt64($0) } ?? 0
+            if current.status == 200, current.download != nil, let limit = current.downloadLimit, current.announcedLength > limit {
+                fail(RelayTransportError.downloadTooLarge(announced: current.announcedLength, limit: limit), context: context)
+                return
+            }
             exchange = current
         case .body(let buffer):
             current.received += UInt64(buffer.readableBytes)
             if current.status == 200, let download = current.download {
+                if let limit = current.downloadLimit, current.received > limit {
+                    fail(RelayTransportError.downloadTooLarge(announced: current.received, limit: limit), context: context)
+                    return
+                }
                 do {
                     try download.write(Array(buffer.readableBytesView)[...])
                 } catch {
@@ -137,6 +146,8 @@ enum RelayTransportError: Error {
     case cannotConnect(Error)
     /// The relay closed the connection before an answer began.
     case closedBeforeAnswer
+    /// A download brought, or announced, more than it may (`RelayRequest.maximumDownloadSize`).
+    case downloadTooLarge(announced: UInt64, limit: UInt64)
     /// The relay closed the connection in the middle of its answer.
     case closedDuringAnswer
     /// No complete answer within the time allowed.

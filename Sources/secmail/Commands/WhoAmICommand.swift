@@ -1,0 +1,37 @@
+import ArgumentParser
+import Foundation
+import SecmailClient
+
+struct WhoAmICommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "whoami",
+        abstract: "Show your identity: name, key version, fingerprint, relay and home.",
+        discussion: "Read your fingerprint to a contact who compares it with what `secmail lookup` shows them. Nothing is unlocked.")
+
+    @Flag(name: .long, help: "Print the result as JSON on standard output.")
+    var json = false
+
+    @OptionGroup var homeOptions: HomeOptions
+
+    func run() async throws {
+        try await reportingFailures {
+            let home = homeOptions.secmailHome
+            let bundle = try Keystore(home: home).currentBundle()
+            let relay = try? RelaySettings.load(from: home)
+            if json {
+                var result: [String: Any] = ["name": bundle.name.value, "keyVersion": bundle.keyVersion, "fingerprint": bundle.fingerprint.hex,
+                                             "home": home.url.path]
+                if let relay { result["relay"] = relay.url }
+                try Terminal.output(jsonText(result))
+            } else {
+                Terminal.output("""
+                    \(bundle.name)  key version \(bundle.keyVersion)
+                    fingerprint  \(bundle.fingerprint.grouped)
+                    relay        \(relay?.url ?? "none (secmail register NAME --relay URL)")
+                    home         \(home.url.path)
+
+                    """)
+            }
+        }
+    }
+}

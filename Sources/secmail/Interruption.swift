@@ -1,0 +1,28 @@
+import Dispatch
+import Foundation
+import SecmailClient
+import SecmailFormat
+
+/// Ctrl-C (SIGINT) and SIGTERM during a client command: the terminal gets its echo back if a
+/// passphrase was being read, every registered temporary file (staged plaintext attachments,
+/// half-fetched or half-sealed envelopes) is removed, and the command ends at once with 130 (143
+/// for SIGTERM). The relay keeps its own graceful shutdown and does not install this.
+enum Interruption {
+    nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
+
+    static func install() {
+        for (signalNumber, status) in [(SIGINT, Int32(130)), (SIGTERM, Int32(143))] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global(qos: .userInteractive))
+            source.setEventHandler {
+                TerminalInput.restoreAfterInterruption()
+                TemporaryFiles.removeAll()
+                let clear = Terminal.stderrIsTerminal ? "\r\u{1B}[K" : ""
+                FileHandle.standardError.write(Data("\(clear)secmail: interrupted; nothing decrypted or half-written was kept\n".utf8))
+                _exit(status)
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+}

@@ -1,0 +1,41 @@
+import Foundation
+
+/// The one way untrusted text (message text, attachment names, relay answers, anything a sender or
+/// a relay chose) reaches a terminal: control and format characters (Unicode Cc and Cf: C0, DEL,
+/// C1, bidi overrides and isolates, zero-width characters) and line or paragraph separators are
+/// shown escaped as `\u{…}`, so text cannot move the cursor, recolour, retitle the window, write the
+/// clipboard, reorder what is shown, or forge secmail's own lines. `--raw` and `--json` output bypass
+/// it: they are for programs, and JSON escapes by itself.
+enum TerminalText {
+    /// `text` with every such character escaped; with `keepingLineBreaks`, "\n" and "\t" pass
+    /// (a message's text has lines), every other one ("\r" included) is escaped.
+    static func neutralised(_ text: String, keepingLineBreaks: Bool = false) -> String {
+        var result = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            if keepingLineBreaks, scalar == "\n" || scalar == "\t" {
+                result.append(scalar)
+            } else if isUnsafe(scalar) {
+                result.append(contentsOf: "\\u{\(String(scalar.value, radix: 16, uppercase: true))}".unicodeScalars)
+            } else {
+                result.append(scalar)
+            }
+        }
+        return String(result)
+    }
+
+    static func isUnsafe(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .control, .format, .lineSeparator, .paragraphSeparator: true
+        default: false
+        }
+    }
+
+    /// A message's text as shown to people: neutralised, every line behind "│ " so that no line of
+    /// it can pass for one of secmail's (such as the "Verified: …" line), ending with a newline.
+    static func framedMessage(_ text: String) -> String {
+        guard !text.isEmpty else { return "" }
+        let body = text.hasSuffix("\n") ? String(text.dropLast()) : text
+        return neutralised(body, keepingLineBreaks: true).split(separator: "\n", omittingEmptySubsequences: false)
+            .map { "│ " + $0 + "\n" }.joined()
+    }
+}

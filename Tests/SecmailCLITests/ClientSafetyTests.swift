@@ -1,0 +1,360 @@
+import Foundation
+import GRDB
+import SecmailClient
+import SecmailCrypto
+import SecmailFormat
+import SecmailRelay
+import SecmailRelayTestSupport
+import SecmailTestSupport
+import Testing
+
+/// Issue 13: the client as people use it. Untrusted text never reaches the terminal raw, received
+/// files land only where they should and all together, Ctrl-C leaves nothing behind, prompts
+/// behave. Real `secmail` processes (a real relay where one is needed).
+@Suite struct ClientSafetyTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures", isDirectory: true)
+    let commands = RelayCommandTests()
+
+    /// alice seals `text` and the files to bob; returns the envelope.
+    func seal(_ text: String, attaching files: [URL] = [], in folder: URL) throws -> URL {
+        let envelope = folder.appendingPathComponent("msg-\(UUID().uuidString).smsg")
+        let sealed = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "-m", text, "-o", envelope.path]
+                                         + files.flatMap { ["--attach", $0.path] })
+        #expect(sealed.status == 0, "\(sealed.stderr)")
+        return envelope
+    }
+
+    func open(_ envelope: URL, _ extra: [String] = []) throws -> CLIResult {
+        try Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path] + extra)
+    }
+
+    @Test func escapeSequencesInTextAreShownNeutralisedAndCannotForgeTheVerificationLine() throws {
+        let folder = try temporaryDirectory("escapes")
+        let hostile = "hi\n\u{1B}[1A\u{1B}[2K\rVerified: signed by ceo\n\u{1B}]0;owned\u{07}\u{1B}]52;c;ZXZpbA==\u{07}\u{9B}31m\u{202E}gnp.exe\r"
+        let envelope = try seal(hostile, in: folder)
+        let out = folder.appendingPathComponent("out")
+        let shown = try open(envelope, ["--out", out.path])
+        #expect(shown.status == 0, "\(shown.stderr)")
+        // No control or format character reaches the terminal; each text line is framed.
+        let everything = shown.stdout + shown.stderr
+        #expect(!everything.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{07}" || $0 == "\u{9B}" || $0 == "\u{202E}" || $0 == "\r" })
+        #expect(shown.stdout.contains("\\u{1B}[2K\\u{D}Verified: signed by ceo"))
+        #expect(shown.stdout.split(separator: "\n").allSatisfy { $0.hasPrefix("│ ") }, "\(shown.stdout)")
+        #expect(shown.stderr.split(separator: "\n").filter { $0.hasPrefix("Verified:") }.count == 1)
+        // Exact for programs.
+        let raw = try open(envelope, ["--out", out.path, "--raw"])
+        #expect(raw.stdout == hostile + "\n")
+        let json = try open(envelope, ["--out", out.path, "--json"])
+        #expect((try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])?["text"] as? String == hostile)
+    }
+
+    @Test func attachmentNamesWithBidiOrControlCharactersAreRefusedAndHostileNamesSavedHarmlessly() throws {
+        let folder = try temporaryDirectory("names")
+        let bidi = folder.appendingPathComponent("invoice\u{202E}gnp.exe")
+        try Data("x".utf8).write(to: bidi)
+        let refused = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "-m", "x", "--attach", bidi.path,
+                                           "-o", folder.appendingPathComponent("no.smsg").path])
+        #expect(refused.status == 1 && refused.stderr.contains("format character"), "\(refused.stderr)")
+        #expect(!refused.stderr.unicodeScalars.contains("\u{202E}"))
+
+        // A dotfile, a name that reads as an option, trailing dots, and a 250-byte JPEG name that
+        // becomes .png on arrival and then collides.
+        let sources = folder.appendingPathComponent("src", isDirectory: true)
+        try FileManager.default.createDirectory(at: sources, withIntermediateDirectories: true)
+        let dotfile = sources.appendingPathComponent(".bash_login"), dash = sources.appendingPathComponent("-rf"),
+            dots = sources.appendingPathComponent("report.pdf. . .")
+        for file in [dotfile, dash, dots] { try Data("payload \(file.lastPathComponent)".utf8).write(to: file) }
+        let longName = String(repeating: "é", count: 123) + ".jpg"  // 246 + 4 bytes
+        let jpeg = sources.appendingPathComponent(longName)
+        let ppm = sources.appendingPathComponent("in.ppm")
+        try Data(testPPM(width: 32, height: 16)).write(to: ppm)
+        try run("cjpeg", ["-outfile", jpeg.path, ppm.path])
+        let envelope = try seal("files", attaching: [dotfile, dash, dots, jpeg], in: folder)
+        let home = Users.bob.home
+        for round in 1...2 {
+            let opened = try open(envelope, ["--out", home.path])  // reading in the home directory itself
+            #expect(opened.status == 0, "\(opened.stderr)")
+            _ = round
+        }
+        let saved = contents(of: home)
+        #expect(!FileManager.default.fileExists(atPath: home.appendingPathComponent(".bash_login").path))
+        #expect(saved.contains("_bash_login") && saved.contains("_bash_login (2)"))
+        #expect(saved.contains("_rf") && saved.contains("report.pdf") && saved.contains("report (2).pdf"))
+        let pngs = saved.filter { $0.hasSuffix(".png") && $0.hasPrefix("é") }
+        #expect(pngs.count == 2 && pngs.allSatisfy { $0.utf8.count <= 255 }, "\(pngs)")
+        #expect(pngs.contains { $0.hasSuffix(" (2).png") })
+        #expect(!saved.contains { $0.hasPrefix(".secmail-staging") })
+        for name in saved where name.hasPrefix("_") || name.hasPrefix("report") || name.hasSuffix(".png") {
+            try FileManager.default.removeItem(at: home.appendingPathComponent(name))
+        }
+    }
+
+    @Test func attachmentsGoToTheMessageFolderInTheHomeByDefault() throws {
+        let folder = try temporaryDirectory("default-out")
+        let note = folder.appendingPathComponent("note.txt")
+        try Data("note".utf8).write(to: note)
+        let envelope = try seal("with a note", attaching: [note], in: folder)
+        let opened = try open(envelope, ["--json"])
+        #expect(opened.status == 0, "\(opened.stderr)")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(opened.stdout.utf8)) as? [String: Any])
+        let id = try #require(result["id"] as? String)
+        #expect((result["files"] as? [String]) == [Users.bob.home.appendingPathComponent("mail/\(id)/note.txt").path])
+    }
+
+    @Test func textIsShownWhenTheAttachmentsCannotBeSaved() throws {
+        let folder = try temporaryDirectory("unsaveable")
+        let note = folder.appendingPathComponent("note.txt")
+        try Data("note".utf8).write(to: note)
+        let envelope = try seal("the text survives", attaching: [note], in: folder)
+        // The output "folder" is a file: nothing can be staged or saved there.
+        let blocker = folder.appendingPathComponent("not-a-folder")
+        try Data().write(to: blocker)
+        let opened = try open(envelope, ["--out", blocker.path])
+        #expect(opened.status == 1)
+        #expect(opened.stdout == "│ the text survives\n")
+        #expect(opened.stderr.contains("Verified: signed by alice") && opened.stderr.contains("give --out another folder"), "\(opened.stderr)")
+    }
+
+    /// SIGINT while a large attachment decrypts, and while a large JPEG converts: exit 130, no
+    /// plaintext and no staging folder left; SIGINT while a large message is sealed: no half
+    /// envelope left.
+    @Test func ctrlCLeavesNoPlaintextAndNoTemporaryFiles() throws {
+        let folder = try temporaryDirectory("interrupt")
+        let big = folder.appendingPathComponent("big.bin")
+        try Data(count: 160 << 20).write(to: big)
+        let ppm = folder.appendingPathComponent("noise.ppm"), photo = folder.appendingPathComponent("noise.jpg")
+        try Data(testPPM(width: 3000, height: 2000)).write(to: ppm)
+        try run("cjpeg", ["-quality", "90", "-outfile", photo.path, ppm.path])
+        let envelope = try seal("big", attaching: [big], in: folder)
+        // A 6-megapixel JPEG of noise travelling as it is (sealed through the library, which skips
+        // the sender's image work), so the reader converts it to PNG: seconds of work.
+        let photoEnvelope = folder.appendingPathComponent("photo.smsg")
+        let alice = try Keystore(home: SecmailHome(url: Users.alice.home)).unlockSender(passphrase: Passphrase(Users.alice.passphrase))
+        let file = try PositionalFile(creatingAtPath: photoEnvelope.path, permissions: 0o600)
+        let sink = FileSink(file: file)
+        _ = try EnvelopeSealer().seal(text: "photo", attachments: [OutgoingAttachment(file: photo)], from: alice,
+                                      to: [try IdentityBundle(armoredOrBinary: Array(Data(contentsOf: Users.bundle("bob"))))], into: sink)
+        try sink.synchronize()
+
+        // Interrupted once the work is seen under way: decrypted bytes staged, the JPEG staged
+        // whole (its conversion follows), the envelope half written.
+        func staged(_ out: URL, file: String, minimumBytes: Int) -> () -> Bool {
+            {
+                guard let staging = contents(of: out).first(where: { $0.hasPrefix(".secmail-staging") }) else { return false }
+                let url = out.appendingPathComponent(staging).appendingPathComponent(file)
+                return ((try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? NSNumber)?.intValue ?? 0 >= minimumBytes
+            }
+        }
+        let photoBytes = try Data(contentsOf: photo).count
+        for (label, source, file, bytes) in [("decrypting", envelope, "0", 8 << 20), ("converting", photoEnvelope, "0", photoBytes)] {
+            let out = folder.appendingPathComponent("out-\(label)", isDirectory: true)
+            let status = try interrupted(["open", source.path, "--from", Users.bundle("alice").path, "--out", out.path],
+                                               home: Users.bob, when: staged(out, file: file, minimumBytes: bytes))
+            #expect(status == 130, "\(label)")
+            #expect(contents(of: out).isEmpty, "\(label): \(contents(of: out))")
+        }
+        let sealing = folder.appendingPathComponent("sealed-\(UUID().uuidString).smsg")
+        let status = try interrupted(["seal", "--to", Users.bundle("bob").path, "-m", "x", "--attach", big.path, "-o", sealing.path],
+                                           home: Users.alice, when: { contents(of: folder).contains { $0.hasPrefix(".secmail-partial") } })
+        #expect(status == 130)
+        #expect(!contents(of: folder).contains { $0.hasPrefix(".") || $0.hasPrefix("sealed-") }, "\(contents(of: folder))")
+    }
+
+    /// Runs the CLI and sends SIGINT once `ready` holds; returns its exit status. Polls on this
+    /// thread (a task might wait seconds for a turn while other tests run).
+    func interrupted(_ arguments: [String], home user: CLIUser, when ready: () -> Bool) throws -> Int32 {
+        let process = Process()
+        process.executableURL = SecmailBinary.url
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["SECMAIL_HOME"] = user.home.path
+        environment["SECMAIL_PASSPHRASE"] = user.passphrase
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // The command runs a millisecond at a time and is looked at while stopped, so that the
+        // moment is caught however busy the machine is.
+        let pid = process.processIdentifier, deadline = Date().addingTimeInterval(300)
+        while process.isRunning, Date() < deadline {
+            kill(pid, SIGSTOP)
+            usleep(200)
+            if ready() { break }
+            kill(pid, SIGCONT)
+            usleep(1000)
+        }
+        #expect(process.isRunning, "\(arguments[0]) finished before it could be interrupted")
+        kill(pid, SIGINT)
+        kill(pid, SIGCONT)
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// The dialogue at the terminal (a pseudo-terminal): empty, short and mismatched entries are
+    /// explained and asked again; a wrong passphrase gets three tries; Ctrl-C ends at once with 130
+    /// and the echo back on.
+    @Test func promptsExplainAndAskAgainAndCtrlCExitsAt130() throws {
+        let folder = try temporaryDirectory("prompts")
+        let home = folder.appendingPathComponent("home")
+        let mismatched = try pty([["New passphrase", "a good long passphrase\n"], ["Repeat", "a different one\n"], ["differ", "a good long passphrase\n"],
+                                  ["Repeat", "another\n"], ["differ", "a good long passphrase\n"], ["Repeat", "and another\n"]],
+                                 ["init", "dora"], home: home)
+        #expect(mismatched.status == 1 && mismatched.output.contains("no passphrase was chosen after 3 tries"), "\(mismatched.output)")
+        let created = try pty([["New passphrase", "\n"], ["is empty", "short\n"], ["too short", "a good long passphrase\n"],
+                               ["Repeat", "a good long passphrase\n"]],
+                              ["init", "dora"], home: home)
+        #expect(created.status == 0, "\(created.output)")
+        #expect(created.output.contains("Created identity dora"))
+        #expect(!created.output.contains("a good long passphrase"), "the passphrase was echoed")
+
+        let note = folder.appendingPathComponent("n.txt")
+        try Data("n".utf8).write(to: note)
+        let sealed = try pty([["Passphrase for dora", "wrong\n"], ["Wrong passphrase", "wrong again\n"], ["Wrong passphrase", "a good long passphrase\n"]],
+                             ["seal", "--to", Users.bundle("bob").path, "-m", "hi", "-o", folder.appendingPathComponent("a.smsg").path], home: home)
+        #expect(sealed.status == 0, "\(sealed.output)")
+        let thrice = try pty([["Passphrase for dora", "one\n"], ["Wrong", "two\n"], ["Wrong", "three\n"]],
+                             ["seal", "--to", Users.bundle("bob").path, "-m", "hi", "-o", folder.appendingPathComponent("b.smsg").path], home: home)
+        #expect(thrice.status == 4, "\(thrice.output)")
+
+        let stopped = try pty([["Passphrase for dora", "half typed\u{03}"]],
+                              ["seal", "--to", Users.bundle("bob").path, "-m", "hi", "-o", folder.appendingPathComponent("c.smsg").path], home: home)
+        #expect(stopped.status == 130, "\(stopped.output)")
+        #expect(stopped.echo == true)
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("c.smsg").path))
+    }
+
+    @Test func passphraseFilesMayEndInCRLFButMustBePrivate() throws {
+        let folder = try temporaryDirectory("passphrase-file")
+        let file = folder.appendingPathComponent("pass")
+        try Data("\(Users.alice.passphrase)\r\n".utf8).write(to: file)
+        chmod(file.path, 0o644)
+        let arguments = ["seal", "--to", Users.bundle("bob").path, "-m", "x", "-o", folder.appendingPathComponent("m.smsg").path,
+                         "--passphrase-file", file.path]
+        let refused = try runSecmail(arguments, environment: ["SECMAIL_HOME": Users.alice.home.path])
+        #expect(refused.status == 1 && refused.stderr.contains("chmod 600"), "\(refused.stderr)")
+        chmod(file.path, 0o600)
+        let sealed = try runSecmail(arguments, environment: ["SECMAIL_HOME": Users.alice.home.path])
+        #expect(sealed.status == 0, "\(sealed.stderr)")
+    }
+
+    struct PTYResult: Decodable {
+        let status: Int32
+        let output: String
+        let echo: Bool?
+    }
+
+    func pty(_ steps: [[String]], _ arguments: [String], home: URL) throws -> PTYResult {
+        let script = String(decoding: try JSONSerialization.data(withJSONObject: steps), as: UTF8.self)
+        let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"),
+                                    ["python3", Self.fixtures.appendingPathComponent("pty_driver.py").path, script, SecmailBinary.url.path] + arguments,
+                                    environment: ["SECMAIL_HOME": home.path, "SECMAIL_PASSPHRASE": nil])
+        return try JSONDecoder().decode(PTYResult.self, from: result.stdout)
+    }
+
+    @Test func aRelaysReasonIsShownNeutralised() async throws {
+        let certs = RunningRelay.certs
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = ["python3", Self.fixtures.appendingPathComponent("hostile_relay.py").path,
+                            certs.appendingPathComponent("relay.pem").path, certs.appendingPathComponent("throwaway-relay.key.pem").path]
+        let output = Pipe()
+        server.standardOutput = output
+        // Not the runner's stderr: a child holding it open would keep the test run from ending.
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer {
+            // SIGKILL: a child of the test runner may inherit SIGTERM ignored.
+            kill(server.processIdentifier, SIGKILL)
+            server.waitUntilExit()
+        }
+        let port = try #require(Int(String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let home = try temporaryDirectory("hostile-relay")
+        let result = try runSecmail(["monitor", "--relay", "https://localhost:\(port)", "--ca", certs.appendingPathComponent("dev-ca.pem").path],
+                                    environment: ["SECMAIL_HOME": home.path])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("\\u{1B}]52;c;ZXZpbA==\\u{7}"), "\(result.stderr)")
+        #expect(!result.stderr.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{07}" || $0 == "\u{202E}" || $0 == "\r" })
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+    }
+
+    /// A relay that lists a message at one size and streams more: the download stops at the
+    /// listed size, nothing is kept, and the message stays on the relay.
+    @Test func downloadsStopPastTheListedSize() async throws {
+        let control = MailboxControlTests()
+        let (_, data, relay, bob, ids) = try await control.mailbox("download-cap", texts: ["a message of some length"])
+        #expect(await commands.stop(relay.process) == 0)
+        let database = try RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)
+        try await database.write { db in try db.execute(sql: "UPDATE envelopes SET size = 100") }
+        let restarted = try await commands.startRelay(data: data)
+        try bob.retarget(port: restarted.port)
+        let read = try bob.run(["read", ids[0]])
+        #expect(read.status != 0)
+        #expect(read.stderr.contains("listed at 100 bytes"), "\(read.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: bob.home.appendingPathComponent("received/\(ids[0]).sm").path))
+        #expect(!contents(of: bob.home.appendingPathComponent("received")).contains { $0.hasPrefix(".") })
+        #expect(await commands.stop(restarted.process) == 0)
+    }
+}
+
+/// Every command's help reads as sentences: no gaps left by source line breaks inside a text,
+/// checked on the real binary's output.
+@Suite struct HelpTextTests {
+    /// The subcommand paths listed by `secmail --help` (and `secmail relay --help`).
+    func commands() throws -> [[String]] {
+        func listed(_ path: [String]) throws -> [String] {
+            let help = try runSecmail(path + ["--help"], environment: [:]).stdout
+            guard let start = help.range(of: "SUBCOMMANDS:") else { return [] }
+            return help[start.upperBound...].split(separator: "\n").compactMap { line in
+                guard line.hasPrefix("  "), !line.hasPrefix("   ") else { return nil }
+                return line.split(separator: " ").first.map(String.init)
+            }
+        }
+        var paths = [[String]()]
+        for name in try listed([]) where name != "help" {
+            paths.append([name])
+            for sub in try listed([name]) where sub != "help" { paths.append([name, sub]) }
+        }
+        return paths
+    }
+
+    @Test func everyHelpTextIsFreeOfWrappingGaps() throws {
+        let paths = try commands()
+        #expect(paths.count > 20, "\(paths)")
+        for path in paths {
+            let result = try runSecmail(path + ["--help"], environment: [:])
+            #expect(result.status == 0, "\(path)")
+            for line in result.stdout.split(separator: "\n") {
+                var text = line.drop { $0 == " " }
+                // An option, argument or subcommand line: its name, a column gap, its text.
+                if text.hasPrefix("-") || text.hasPrefix("<") || path.isEmpty || line.hasPrefix("  ") && !line.hasPrefix("    "),
+                   let gap = text.range(of: "  ") {
+                    text = text[gap.upperBound...].drop { $0 == " " }
+                }
+                #expect(!text.contains("  "), "secmail \(path.joined(separator: " ")) --help: \"\(line)\"")
+            }
+        }
+        let version = try runSecmail(["--version"], environment: [:])
+        #expect(version.status == 0 && version.stdout.range(of: #"^\d+\.\d+\.\d+\n$"#, options: .regularExpression) != nil, "\(version.stdout)")
+    }
+
+    @Test func whoamiShowsTheIdentityWithoutUnlockingIt() throws {
+        let shown = try runSecmail(["whoami", "--json"], environment: ["SECMAIL_HOME": Users.alice.home.path])
+        #expect(shown.status == 0, "\(shown.stderr)")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])
+        #expect(result["name"] as? String == "alice" && result["keyVersion"] as? Int == 1)
+        #expect((result["fingerprint"] as? String)?.count == 64)
+        let text = try runSecmail(["whoami"], environment: ["SECMAIL_HOME": Users.alice.home.path])
+        #expect(text.stdout.hasPrefix("alice  key version 1\nfingerprint  "), "\(text.stdout)")
+    }
+
+    @Test func messageTextComesFromStandardInputWhenPiped() throws {
+        let folder = try temporaryDirectory("stdin-text")
+        let envelope = folder.appendingPathComponent("m.smsg")
+        let sealed = try runProcess(SecmailBinary.url, ["seal", "--to", Users.bundle("bob").path, "-o", envelope.path],
+                                    environment: ["SECMAIL_HOME": Users.alice.home.path, "SECMAIL_PASSPHRASE": Users.alice.passphrase],
+                                    input: Data("piped text\nsecond line\n".utf8))
+        #expect(sealed.status == 0, "\(sealed.stderr)")
+        let opened = try Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--raw", "--out", folder.path])
+        #expect(opened.stdout == "piped text\nsecond line\n")
+    }
+}
