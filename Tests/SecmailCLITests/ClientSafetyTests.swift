@@ -277,6 +277,25 @@ import Testing
         #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
     }
 
+    /// A registered home says so; registering on another relay needs --switch-relay and says what
+    /// happens to the mail left on the first.
+    @Test func registeringAgainSaysSoAndSwitchingRelaysIsExplicit() async throws {
+        let folder = try temporaryDirectory("register-again")
+        let first = try await commands.startRelay(data: folder.appendingPathComponent("one", isDirectory: true))
+        let second = try await commands.startRelay(data: folder.appendingPathComponent("two", isDirectory: true))
+        let caOne = folder.appendingPathComponent("one/tls/dev-ca.pem").path, caTwo = folder.appendingPathComponent("two/tls/dev-ca.pem").path
+        let erin = CLIUser.fresh("erin", in: folder)
+        try erin.register(port: first.port, ca: caOne)
+        let again = try erin.run(["register", "erin", "--relay", "https://localhost:\(first.port)", "--ca", caOne])
+        #expect(again.status == 0 && again.stderr.contains("already registered"), "\(again.stderr)")
+        let elsewhere = try erin.run(["register", "erin", "--relay", "https://localhost:\(second.port)", "--ca", caTwo])
+        #expect(elsewhere.status == 1 && elsewhere.stderr.contains("--switch-relay") && elsewhere.stderr.contains("can no longer be read"), "\(elsewhere.stderr)")
+        let switched = try erin.run(["register", "erin", "--relay", "https://localhost:\(second.port)", "--ca", caTwo, "--switch-relay"])
+        #expect(switched.status == 0, "\(switched.stderr)")
+        #expect(await commands.stop(first.process) == 0)
+        #expect(await commands.stop(second.process) == 0)
+    }
+
     /// A relay that lists a message at one size and streams more: the download stops at the
     /// listed size, nothing is kept, and the message stays on the relay.
     @Test func downloadsStopPastTheListedSize() async throws {

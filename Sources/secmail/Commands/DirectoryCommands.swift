@@ -24,6 +24,9 @@ struct RegisterCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Invite code, if the relay requires one.", valueName: "code"))
     var invite: String?
 
+    @Flag(name: .long, help: "Register on another relay than the one this home uses (its pins are replaced; mail waiting there is left behind).")
+    var switchRelay = false
+
     @OptionGroup var homeOptions: HomeOptions
     @OptionGroup var passphraseOptions: PassphraseOptions
 
@@ -34,6 +37,19 @@ struct RegisterCommand: AsyncParsableCommand {
                 throw CLIFailure(.failure, "--relay takes https://HOST:PORT, not \(relay)")
             }
             let keystore = Keystore(home: homeOptions.secmailHome)
+            if keystore.hasIdentity, let pinned = try? RelaySettings.load(from: keystore.home) {
+                let bundle = try keystore.currentBundle()
+                if pinned.url == url.absoluteString || pinned.url == relay {
+                    Terminal.info("\(bundle.name) is already registered on \(pinned.url) (key version \(bundle.keyVersion), \(bundle.fingerprint.grouped)); nothing to do.")
+                    return
+                }
+                guard switchRelay else {
+                    throw CLIFailure(.failure, "this home is registered on \(pinned.url); registering on \(relay) replaces its pins, and mail waiting on \(pinned.url) can no longer be read from this home (read it first with `secmail inbox` and `secmail read`). Add --switch-relay to go ahead")
+                }
+            }
+            if keystore.hasIdentity, try keystore.currentBundle().keyVersion > 1 {
+                throw CLIFailure(.failure, "this identity is at key version \(try keystore.currentBundle().keyVersion); a relay registers version 1 only, so it cannot be registered anew: use another SECMAIL_HOME for a new identity")
+            }
             let relay = try RelayClient(home: keystore.home, firstContact: url, caFile: ca)
             let (settings, bundle) = try await withRelay(keystore.home, client: relay) { relay in
                 // The relay answers, and the name is free (or already ours), before any key is made.
