@@ -1,4 +1,5 @@
 import Foundation
+import SecmailFormat
 
 /// The one way untrusted text (message text, attachment names, relay answers, anything a sender or
 /// a relay chose) reaches a terminal: control and format characters (Unicode Cc and Cf: C0, DEL,
@@ -14,20 +15,13 @@ enum TerminalText {
         for scalar in text.unicodeScalars {
             if keepingLineBreaks, scalar == "\n" || scalar == "\t" {
                 result.append(scalar)
-            } else if isUnsafe(scalar) {
+            } else if MessageContent.isControlOrFormat(scalar) {
                 result.append(contentsOf: "\\u{\(String(scalar.value, radix: 16, uppercase: true))}".unicodeScalars)
             } else {
                 result.append(scalar)
             }
         }
         return String(result)
-    }
-
-    static func isUnsafe(_ scalar: Unicode.Scalar) -> Bool {
-        switch scalar.properties.generalCategory {
-        case .control, .format, .lineSeparator, .paragraphSeparator: true
-        default: false
-        }
     }
 
     /// A message's text as shown to people: neutralised, every line behind "│ " so that no line of

@@ -94,6 +94,15 @@ public struct MailClient {
     public func inbox(_ identity: SenderIdentity) async throws -> [MailboxListResponse.Message] {
         let token = try await relay.token(for: identity)
         var messages: [MailboxListResponse.Message] = []
+        try await forEachMailboxPage(token: token) { page in
+            messages += page
+            return true
+        }
+        return messages
+    }
+
+    /// Hands the mailbox's pages to `body`, oldest first, until it returns false or the last page.
+    private func forEachMailboxPage(token: String, _ body: ([MailboxListResponse.Message]) throws -> Bool) async throws {
         var cursor: String?
         repeat {
             let query = cursor.map { [(Endpoint.Query.after, $0)] } ?? []
@@ -101,10 +110,9 @@ public struct MailClient {
             guard page.next != cursor || page.next == nil else {
                 throw ClientError(.malformedAnswer, "the relay at \(relay.address) answered the same mailbox page twice")
             }
-            messages += page.messages
+            guard try body(page.messages) else { return }
             cursor = page.next
         } while cursor != nil
-        return messages
     }
 
     /// Deletes message `id` from this user's mailbox on the relay (the owner's explicit choice:
@@ -284,16 +292,12 @@ public struct MailClient {
 
     /// The size the mailbox lists for `id` (pages through the listing until it is found).
     private func listedSize(of id: MessageID, token: String) async throws -> UInt64 {
-        var cursor: String?
-        repeat {
-            let query = cursor.map { [(Endpoint.Query.after, $0)] } ?? []
-            let page = try await relay.call(RelayRequest(.GET, Endpoint.mailbox.path(query: query), bearer: token), as: MailboxListResponse.self)
-            if let entry = page.messages.first(where: { $0.id == id.hex }) { return UInt64(max(entry.size, 0)) }
-            guard page.next != cursor || page.next == nil else {
-                throw ClientError(.malformedAnswer, "the relay at \(relay.address) answered the same mailbox page twice")
-            }
-            cursor = page.next
-        } while cursor != nil
+        var size: UInt64?
+        try await forEachMailboxPage(token: token) { page in
+            size = page.first(where: { $0.id == id.hex }).map { UInt64(max($0.size, 0)) }
+            return size == nil
+        }
+        if let size { return size }
         throw ClientError(.noSuchMessage, "there is no message \(id) in your mailbox on \(relay.address) (see `secmail inbox`)")
     }
 

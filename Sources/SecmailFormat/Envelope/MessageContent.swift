@@ -86,7 +86,7 @@ public enum MediaType {
 /// The plaintext payload layout (docs/PROTOCOL.md, "Payload plaintext"):
 /// u32 text length, UTF-8 text, u16 attachment count, then per attachment a header
 /// (u16-prefixed name, u8-prefixed media type, u8 encoding, u64 length) and its bytes.
-enum MessageContent {
+public enum MessageContent {
     static let maximumTextLength = 16 << 20
     static let maximumAttachments = 1000
     static let maximumNameLength = 255
@@ -108,7 +108,7 @@ enum MessageContent {
     /// Unicode Cc (C0, DEL, C1) and Cf (bidi overrides and isolates, zero-width characters, …),
     /// and line and paragraph separators: a name holding one can hide its real extension
     /// ("invoice\u{202E}gnp.exe") or rewrite the terminal it is shown on.
-    static func isControlOrFormat(_ scalar: Unicode.Scalar) -> Bool {
+    public static func isControlOrFormat(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.properties.generalCategory {
         case .control, .format, .lineSeparator, .paragraphSeparator: true
         default: false

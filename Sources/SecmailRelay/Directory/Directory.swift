@@ -190,8 +190,7 @@ public struct Directory: Sendable {
     /// generation, and lets one holder speak as several people; a name may keep its own key
     /// across versions.
     private static func claimKeys(of bundle: IdentityBundle, sharesKeys: Bool, in db: Database) throws {
-        for key in [bundle.signingKey, bundle.encryptionKey] {
-            let keyHash = Data(SHA256.hash(try key.derRepresentation))
+        for keyHash in try keyOwnerHashes(of: bundle) {
             if let owner = try String.fetchOne(db, sql: "SELECT name FROM key_owners WHERE key_hash = ?", arguments: [keyHash]) {
                 guard owner == bundle.name.value || sharesKeys else {
                     throw RelayError(.conflict, "a key of this bundle already belongs to \(owner) on this relay; every name needs keys of its own")
@@ -200,6 +199,11 @@ public struct Directory: Sendable {
             }
             try db.execute(sql: "INSERT INTO key_owners (key_hash, name) VALUES (?, ?)", arguments: [keyHash, bundle.name.value])
         }
+    }
+
+    /// What `key_owners` records each of `bundle`'s keys under: SHA-256 of its SubjectPublicKeyInfo.
+    private static func keyOwnerHashes(of bundle: IdentityBundle) throws -> [Data] {
+        try [bundle.signingKey, bundle.encryptionKey].map { Data(SHA256.hash(try $0.derRepresentation)) }
     }
 
     /// The current key version of `name` with its inclusion proof and the map proof that it is
@@ -317,9 +321,9 @@ public struct Directory: Sendable {
                 let rows = try Row.fetchCursor(db, sql: "SELECT bundle FROM identities ORDER BY log_index")
                 while let row = try rows.next() {
                     let bundle = try IdentityBundle(encoded: Array(row["bundle"] as Data))
-                    for key in [bundle.signingKey, bundle.encryptionKey] {
+                    for keyHash in try Self.keyOwnerHashes(of: bundle) {
                         try db.execute(sql: "INSERT OR IGNORE INTO key_owners (key_hash, name) VALUES (?, ?)",
-                                       arguments: [Data(SHA256.hash(try key.derRepresentation)), bundle.name.value])
+                                       arguments: [keyHash, bundle.name.value])
                     }
                 }
             }
