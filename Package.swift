@@ -40,8 +40,10 @@ let package = Package(
         ),
         // Lossless image normalisation: decoding, an optimising PNG encoder, JPEG metadata stripping.
         .target(name: "SecmailImages", dependencies: ["CImageCodecs"]),
-        // Pure Swift: identity bundles, envelopes and their canonical binary encoding.
-        .target(name: "SecmailFormat", dependencies: ["SecmailCrypto"]),
+        // Linux calls the Glibc module leaves out (SO_PEERCRED, accept4, O_PATH, prctl), for the key agent.
+        .target(name: "CSystemCalls"),
+        // Identity bundles, envelopes and their canonical binary encoding; the system calls they need.
+        .target(name: "SecmailFormat", dependencies: ["SecmailCrypto", "CSystemCalls"]),
         // The relay's HTTP API as types: every request and response body, the error body and the
         // routes, shared by the relay and the client (docs/API.md describes exactly these).
         .target(name: "SecmailAPI"),

@@ -81,6 +81,15 @@ for name, answer in directory["lookups"].items():
 for name, answer in directory["absent"].items():
     put("json", "absent-" + name.replace(".", "_"), json.dumps(answer))
 put("json", "challenge", json.dumps({"name": "alice"}))
+# The key agent's requests and answers (docs/AGENT.md).
+fingerprint = bytes(range(32))
+put("agent", "status", b"\x01")
+put("agent", "load", b"\x02\x00\x0bpassphrase!")
+put("agent", "sign", b"\x03" + fingerprint + b"\x00\x00\x00\x1esecmail envelope v1 signature\x00")
+put("agent", "unwrap", b"\x04" + fingerprint + b"\x00\x03abc")
+put("agent", "lock", b"\x05")
+put("agent", "answer-status", b"\x81\x05alice\x00\x01\x01" + fingerprint + b"\x00\x00\x03\x84\x00\x00\x10\x00")
+put("agent", "answer-failure", b"\x80\x01\x00\x10wrong passphrase")
 put("json", "error", json.dumps({"error": "notFound", "reason": "no such message"}))
 put("json", "mailbox", json.dumps({"messages": [{"id": "00" * 16, "from": "alice", "size": 1234, "receivedAt": 1800000000}], "next": None}))
 

@@ -37,6 +37,8 @@ public struct ClientError: Error, Sendable, Equatable, CustomStringConvertible {
         case rateLimited
         /// The relay answered something that is not its API (malformed JSON, a wrong status).
         case malformedAnswer
+        /// The key agent failed or stopped in the middle of a command.
+        case agentFailed
     }
 
     public var code: Code

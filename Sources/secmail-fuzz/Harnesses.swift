@@ -24,6 +24,8 @@ enum FuzzTarget: String, CaseIterable {
     case png
     /// The JPEG decoder (libjpeg-turbo), EXIF orientation and the metadata stripper.
     case jpeg
+    /// The key agent's frames, requests and answers (a process of the same user may send anything).
+    case agent
 
     func run(_ bytes: [UInt8]) {
         switch self {
@@ -35,6 +37,7 @@ enum FuzzTarget: String, CaseIterable {
         case .json: Self.json(bytes)
         case .png: Self.image(bytes, only: .png)
         case .jpeg: Self.image(bytes, only: .jpeg)
+        case .agent: Self.agent(bytes)
         }
     }
 
@@ -46,6 +49,17 @@ enum FuzzTarget: String, CaseIterable {
         _ = try? EnvelopeOpener.verifySignature(source, sender: fixtures.sender)
         if let verified = try? EnvelopeOpener.verify(source, sender: fixtures.sender, keys: fixtures.recipientKeys) {
             _ = try? verified.decrypt(into: MemoryContentSink())
+        }
+    }
+
+    private static func agent(_ bytes: [UInt8]) {
+        _ = try? AgentFrame.length(fromPrefix: Array(bytes.prefix(4)))
+        if let request = try? AgentRequest(encoded: bytes) {
+            precondition((try? AgentRequest(encoded: request.encoded)) == request, "an agent request does not parse again from its encoding")
+            _ = AgentSigningPolicy.allows(bytes)
+        }
+        if let answer = try? AgentResponse(encoded: bytes) {
+            precondition((try? AgentResponse(encoded: answer.encoded)) == answer, "an agent answer does not parse again from its encoding")
         }
     }
 

@@ -7,7 +7,8 @@ struct SecmailCommand: AsyncParsableCommand {
         commandName: "secmail",
         abstract: "End-to-end encrypted, signed mail.",
         discussion: """
-            Identities live in $SECMAIL_HOME (default ~/.secmail). Passphrases come from \
+            Identities live in $SECMAIL_HOME (default ~/.secmail). Private keys come from the key \
+            agent when `secmail unlock` gave it them; otherwise the passphrase comes from \
             --passphrase-file, else $SECMAIL_PASSPHRASE, else a prompt on the terminal (three \
             tries; Ctrl-C stops at once).
 
@@ -18,18 +19,18 @@ struct SecmailCommand: AsyncParsableCommand {
             """,
         version: RelayInfo.currentVersion,
         subcommands: [
-            InitCommand.self, WhoAmICommand.self, ExportCommand.self, SealCommand.self, OpenCommand.self,
+            InitCommand.self, WhoAmICommand.self, UnlockCommand.self, LockCommand.self, AgentCommand.self, ExportCommand.self, SealCommand.self, OpenCommand.self,
             RegisterCommand.self, LookupCommand.self, SendCommand.self, InboxCommand.self, ReadCommand.self, DeleteCommand.self, TrustCommand.self, ContactsCommand.self, RotateCommand.self, AuditCommand.self, MonitorCommand.self,
             ImageCommand.self, RelayCommand.self, DemoCommand.self,
         ]
     )
 
     /// Parses and runs the command; client commands get `Interruption`'s handling of Ctrl-C (the
-    /// relay shuts down gracefully on its own).
+    /// relay and the key agent shut down gracefully on their own).
     static func main() async {
         do {
             var command = try parseAsRoot()
-            if !(command is RelayServeCommand) { Interruption.install() }
+            if !(command is RelayServeCommand || command is AgentCommand) { Interruption.install() }
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

@@ -58,7 +58,7 @@ import Testing
         let elsewhere = try IdentityBundle.create(
             name: v1.name, keyVersion: 2, createdAt: 0, signingKey: ThrowawayIdentities.signingKey("carol"),
             encryptionKey: ThrowawayIdentities.encryptionKey("carol").publicKey,
-            rotatingFrom: (v1, keystore.unlockSender(passphrase: passphrase).signingKey))
+            rotatingFrom: (v1, keystore.unlockSender(passphrase: passphrase).signer))
         try await relay.services.directory.rotate(to: elsewhere)
 
         let refused = await #expect(throws: ClientError.self) {

@@ -135,11 +135,11 @@ public struct RelayCurl: Sendable {
         let pin = try DevelopmentCertificates.publicKeyPin(certificateFile: caFile.deletingLastPathComponent().appendingPathComponent("relay.pem"))
         // Unlocked beforehand (scrypt is slow on purpose), so the one-minute challenge does not
         // expire on a busy machine while the key is being decrypted.
-        let key = try Self.sender(name).signingKey
+        let signer = try Self.sender(name).signer
         let challenge = try await call("/v1/auth/challenge", method: "POST", json: "{\"name\":\"\(name)\"}")
         guard let object = try JSONSerialization.jsonObject(with: Data(challenge.body.utf8)) as? [String: Any],
               let nonce = (object["nonce"] as? String).flatMap({ Data(base64Encoded: $0) }) else { throw TestFailure("challenge: \(challenge)") }
-        let signature = try key.signature(for: AuthChallenge.signedMessage(origin: origin, relayKeyPin: pin, name: IdentityName(name), nonce: Array(nonce)))
+        let signature = try signer.sign(AuthChallenge.signedMessage(origin: origin, relayKeyPin: pin, name: IdentityName(name), nonce: Array(nonce)))
         let body = String(decoding: try JSONSerialization.data(withJSONObject: [
             "name": name, "nonce": nonce.base64EncodedString(), "signature": Data(signature).base64EncodedString()]), as: UTF8.self)
         let token = try await call("/v1/auth/token", method: "POST", json: body)

@@ -74,7 +74,7 @@ public struct Keystore: Sendable {
         let bundle = try IdentityBundle.create(
             name: current.bundle.name, keyVersion: current.bundle.keyVersion + 1, createdAt: now,
             signingKey: signingKey, encryptionKey: encryptionKey.publicKey,
-            rotatingFrom: (current.bundle, current.signingKey))
+            rotatingFrom: (current.bundle, current.signer))
         let staging = identityDirectory.appendingPathComponent("v\(bundle.keyVersion).partial-\(UUID().uuidString)", isDirectory: true)
         defer { try? FileManager.default.removeItem(at: staging) }
         try writeVersion(bundle: bundle, signingKey: signingKey, encryptionKey: encryptionKey, passphrase: passphrase, into: staging)
@@ -136,12 +136,21 @@ public struct Keystore: Sendable {
     /// A pending rotation's keys are included: the relay may have published that version before
     /// this client recorded it as current.
     public func unlockRecipientKeys(passphrase: Passphrase) throws -> [RecipientKey] {
-        let newest = try currentVersion() + (pendingRotation() == nil ? 0 : 1)
-        return try (1...newest).reversed().map { version in
+        try recipientVersions().map { version in
             let key = try RSAPrivateKey(
                 encryptedPEM: privateKeyPEM(version: version, role: "encryption"), passphrase: passphrase)
             return RecipientKey(fingerprint: try bundle(version: version).fingerprint, encryptionKey: key)
         }
+    }
+
+    /// The bundle fingerprints of the keys `unlockRecipientKeys` unlocks, in the same order.
+    public func recipientFingerprints() throws -> [Fingerprint] {
+        try recipientVersions().map { try bundle(version: $0).fingerprint }
+    }
+
+    private func recipientVersions() throws -> [UInt32] {
+        let newest = try currentVersion() + (pendingRotation() == nil ? 0 : 1)
+        return (1...newest).reversed()
     }
 
     // MARK: Files

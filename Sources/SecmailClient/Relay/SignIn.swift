@@ -13,7 +13,7 @@ public enum SignIn {
             throw ClientError(.malformedAnswer, "the relay's sign-in challenge is not base64")
         }
         let name = identity.bundle.name
-        let signature = try identity.signingKey.signature(for: AuthChallenge.signedMessage(origin: origin, relayKeyPin: relayKeyPin, name: name, nonce: Array(nonce)))
+        let signature = try identity.signer.sign(AuthChallenge.signedMessage(origin: origin, relayKeyPin: relayKeyPin, name: name, nonce: Array(nonce)))
         return TokenRequest(name: name.value, nonce: challenge.nonce, signature: Data(signature).base64EncodedString())
     }
 }

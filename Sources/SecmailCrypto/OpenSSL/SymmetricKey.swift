@@ -41,6 +41,12 @@ public final class SymmetricKey: @unchecked Sendable {
         try body(UnsafeRawBufferPointer(rebasing: storage[0..<countStorage]))
     }
 
+    /// A copy of the key bytes, for the key agent to hand a content key to its client over the
+    /// agent's socket; the caller wipes the copy (`wipe`) once it is sent.
+    public func bytesForTransfer() -> [UInt8] {
+        withBytes { Array($0) }
+    }
+
     /// Overwrites a byte array that held secret material.
     public static func wipe(_ bytes: inout [UInt8]) {
         bytes.withUnsafeMutableBytes { buffer in

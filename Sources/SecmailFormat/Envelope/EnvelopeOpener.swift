@@ -1,14 +1,19 @@
 import SecmailCrypto
 
-/// A private encryption key together with the fingerprint of the bundle that published it.
-/// A reader passes every key version it holds, so mail to an older version stays readable.
+/// A private encryption key (in this process or in the key agent) together with the fingerprint
+/// of the bundle that published it. A reader passes every key version it holds, so mail to an
+/// older version stays readable.
 public struct RecipientKey: Sendable {
     public let fingerprint: Fingerprint
-    public let encryptionKey: RSAPrivateKey
+    public let unwrapper: any KeyUnwrapper
+
+    public init(fingerprint: Fingerprint, unwrapper: any KeyUnwrapper) {
+        self.fingerprint = fingerprint
+        self.unwrapper = unwrapper
+    }
 
     public init(fingerprint: Fingerprint, encryptionKey: RSAPrivateKey) {
-        self.fingerprint = fingerprint
-        self.encryptionKey = encryptionKey
+        self.init(fingerprint: fingerprint, unwrapper: encryptionKey)
     }
 }
 
@@ -172,7 +177,7 @@ public enum EnvelopeOpener {
 
         let contentKey: SymmetricKey
         do {
-            contentKey = try key.encryptionKey.unwrap(entry.wrappedKey)
+            contentKey = try key.unwrapper.unwrapContentKey(entry.wrappedKey)
         } catch {
             throw FormatError(.authenticationFailed, "the content key wrapped for you could not be decrypted with your key")
         }

@@ -1,18 +1,23 @@
 import Foundation
 import SecmailCrypto
 
-/// The sender's side of sealing: the published bundle and the matching private signing key.
+/// The sender's side of sealing: the published bundle and its signing key (in this process or
+/// in the key agent).
 public struct SenderIdentity: Sendable {
     public let bundle: IdentityBundle
-    public let signingKey: RSAPrivateKey
+    public let signer: any MessageSigner
 
     /// Pairs a bundle with its signing key; fails if the key is not the bundle's.
-    public init(bundle: IdentityBundle, signingKey: RSAPrivateKey) throws {
-        guard try signingKey.publicKey.derRepresentation == bundle.signingKey.derRepresentation else {
+    public init(bundle: IdentityBundle, signer: any MessageSigner) throws {
+        guard try signer.signs(for: bundle) else {
             throw FormatError(.invalidField, "the signing key does not belong to \(bundle.name)'s bundle")
         }
         self.bundle = bundle
-        self.signingKey = signingKey
+        self.signer = signer
+    }
+
+    public init(bundle: IdentityBundle, signingKey: RSAPrivateKey) throws {
+        try self.init(bundle: bundle, signer: signingKey)
     }
 }
 
@@ -100,7 +105,7 @@ public struct EnvelopeSealer: Sendable {
         let ciphertextHash = try writer.finish()
         progress?(payloadLength, payloadLength)
 
-        let signature = try sender.signingKey.signature(for: Self.signatureContext + header.encoded + ciphertextHash)
+        let signature = try sender.signer.sign(Self.signatureContext + header.encoded + ciphertextHash)
         var trailer = ByteWriter()
         trailer.append(u16Prefixed: signature)
         try sink.write(trailer.bytes)

@@ -53,7 +53,7 @@ public struct IdentityBundle: Sendable, Hashable {
         createdAt: Int64,
         signingKey: RSAPrivateKey,
         encryptionKey: RSAPublicKey,
-        rotatingFrom previous: (bundle: IdentityBundle, signingKey: RSAPrivateKey)? = nil
+        rotatingFrom previous: (bundle: IdentityBundle, signer: any MessageSigner)? = nil
     ) throws -> IdentityBundle {
         let signingPublic = try signingKey.publicKey
         let core = try coreEncoding(
@@ -65,8 +65,7 @@ public struct IdentityBundle: Sendable, Hashable {
             guard previous.bundle.name == name, keyVersion > previous.bundle.keyVersion else {
                 throw FormatError(.invalidField, "a rotated bundle keeps the name and increases the key version")
             }
-            let signature = try previous.signingKey.signature(
-                for: continuityContext + core + previous.bundle.fingerprint.bytes)
+            let signature = try previous.signer.sign(continuityContext + core + previous.bundle.fingerprint.bytes)
             writer.append(UInt8(1))
             writer.append(raw: previous.bundle.fingerprint.bytes)
             writer.append(u16Prefixed: signature)

@@ -199,7 +199,14 @@ struct RotateCommand: AsyncParsableCommand {
                     return passphrase
                 }
                 Terminal.info("Generating new RSA-3072 signing and encryption keys…")
-                return try await DirectoryClient(relay: relay).rotate(keystore, passphrase: passphrase)
+                let rotated = try await DirectoryClient(relay: relay).rotate(keystore, passphrase: passphrase)
+                // A running agent gets the new keys at once, so the next command does not fall back to prompting.
+                let agent = AgentClient(home: home)
+                if try agent.status()?.name != nil {
+                    _ = try agent.load(passphrase)
+                    Terminal.info("The key agent now holds the new keys too.")
+                }
+                return rotated
             }
             Terminal.info("Rotated \(rotated.name) from key version \(before.keyVersion) to \(rotated.keyVersion); the relay logged it.")
             Terminal.info("New fingerprint: \(rotated.fingerprint.grouped)")

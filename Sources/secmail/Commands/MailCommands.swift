@@ -46,7 +46,7 @@ struct SendCommand: AsyncParsableCommand {
                 let mail = MailClient(relay: relay)
                 let contacts = try await mail.verifiedRecipients(recipients)
                 try await mail.checkSize(atLeast: ComposeOptions.knownSize(text: text, checked))
-                let sender = try passphraseOptions.unlock(keystore) { try keystore.unlockSender(passphrase: $0) }
+                let sender = try passphraseOptions.sender(keystore)
                 let prepared = try compose.preparedAttachments(checked)
                 let sealing = Terminal.ProgressLine("sealing"), uploading = Terminal.ProgressLine("sending")
                 let sent = try await mail.send(
@@ -97,7 +97,7 @@ struct InboxCommand: AsyncParsableCommand {
             _ = try keystore.currentBundle()
             let messages = try await withRelay(keystore.home) { relay in
                 _ = try await relay.info()
-                let identity = try passphraseOptions.unlock(keystore) { try keystore.unlockSender(passphrase: $0) }
+                let identity = try passphraseOptions.sender(keystore)
                 let mail = MailClient(relay: relay)
                 if purgeUnverifiable {
                     let purge = try await mail.purgeUnverifiable(identity)
@@ -143,7 +143,7 @@ struct DeleteCommand: AsyncParsableCommand {
             _ = try keystore.currentBundle()
             try await withRelay(keystore.home) { relay in
                 _ = try await relay.info()
-                let identity = try passphraseOptions.unlock(keystore) { try keystore.unlockSender(passphrase: $0) }
+                let identity = try passphraseOptions.sender(keystore)
                 let mail = MailClient(relay: relay)
                 for id in messageIDs {
                     try await mail.delete(id, identity: identity)
@@ -192,9 +192,7 @@ struct ReadCommand: AsyncParsableCommand {
             _ = try keystore.currentBundle()
             let read = try await withRelay(keystore.home) { relay in
                 _ = try await relay.info()
-                let (identity, keys) = try passphraseOptions.unlock(keystore) { passphrase in
-                    (try keystore.unlockSender(passphrase: passphrase), try keystore.unlockRecipientKeys(passphrase: passphrase))
-                }
+                let (identity, keys) = try passphraseOptions.senderAndRecipientKeys(keystore)
                 let downloading = Terminal.ProgressLine("downloading"), progress = Terminal.ProgressLine("verifying and decrypting")
                 let read = try await MailClient(relay: relay).read(
                     messageID, identity: identity, keys: keys, into: out.map { URL(fileURLWithPath: $0, isDirectory: true) }, keepJPEG: asSent,

@@ -40,7 +40,7 @@ struct OpenCommand: AsyncParsableCommand {
             let sender = try loadBundle(from)
             let source = try FileEnvelopeSource(url: URL(fileURLWithPath: input))
             let keystore = Keystore(home: homeOptions.secmailHome)
-            let keys = try passphraseOptions.unlock(keystore) { try keystore.unlockRecipientKeys(passphrase: $0) }
+            let keys = try passphraseOptions.recipientKeys(keystore)
 
             let verifying = Terminal.ProgressLine("verifying")
             let verified = try EnvelopeOpener.verify(source, sender: sender, keys: keys, progress: verifying.update)

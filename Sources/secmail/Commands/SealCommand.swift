@@ -40,7 +40,7 @@ struct SealCommand: AsyncParsableCommand {
             }
             let keystore = Keystore(home: homeOptions.secmailHome)
             // The passphrase before the image work, so nobody types into seconds of silence.
-            let sender = try passphraseOptions.unlock(keystore) { try keystore.unlockSender(passphrase: $0) }
+            let sender = try passphraseOptions.sender(keystore)
             let prepared = try compose.preparedAttachments(checked)
             let attachments = prepared.map(\.attachment)
 

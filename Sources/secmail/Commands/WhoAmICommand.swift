@@ -18,9 +18,11 @@ struct WhoAmICommand: AsyncParsableCommand {
             let home = homeOptions.secmailHome
             let bundle = try Keystore(home: home).currentBundle()
             let relay = try? RelaySettings.load(from: home)
+            let agent = (try? AgentClient(home: home).status()).flatMap { $0 }
+            let agentHoldsKeys = agent?.holds(.signing, for: bundle.fingerprint) ?? false
             if json {
                 var result: [String: Any] = ["name": bundle.name.value, "keyVersion": bundle.keyVersion, "fingerprint": bundle.fingerprint.hex,
-                                             "home": home.url.path]
+                                             "home": home.url.path, "agentUnlocked": agentHoldsKeys]
                 if let relay { result["relay"] = relay.url }
                 try Terminal.output(jsonText(result))
             } else {
@@ -29,6 +31,7 @@ struct WhoAmICommand: AsyncParsableCommand {
                     fingerprint  \(bundle.fingerprint.grouped)
                     relay        \(relay?.url ?? "none (secmail register NAME --relay URL)")
                     home         \(home.url.path)
+                    key agent    \(agent.map { agentHoldsKeys ? "unlocked (process \($0.processID), \(IdleTimeout.minutes($0.secondsLeft)) left)" : "running without the current keys (secmail unlock)" } ?? "not running (secmail unlock starts it)")
 
                     """)
             }

@@ -1,0 +1,29 @@
+// Linux calls that Swift's Glibc module leaves out (they need _GNU_SOURCE or headers it does not
+// import), for the key agent's socket and process hardening. Each returns 0 on success and -1
+// with errno set on failure, like the calls it wraps.
+#ifndef SECMAIL_CSYSTEMCALLS_H
+#define SECMAIL_CSYSTEMCALLS_H
+
+#include <sys/types.h>
+
+/// The user id of the process at the other end of a connected Unix socket (SO_PEERCRED).
+int secmail_peer_uid(int descriptor, uid_t *uid);
+
+/// accept4 with SOCK_CLOEXEC.
+int secmail_accept_cloexec(int descriptor);
+
+/// pipe2 with O_CLOEXEC | O_NONBLOCK.
+int secmail_pipe_cloexec_nonblocking(int ends[2]);
+
+/// open(path, O_PATH | O_DIRECTORY | O_CLOEXEC): a handle on a directory for /proc/self/fd paths.
+int secmail_open_directory_path(const char *path);
+
+/// No core dumps (RLIMIT_CORE 0) and not dumpable (PR_SET_DUMPABLE 0: no ptrace or
+/// /proc/PID/mem by other processes of the same user).
+int secmail_forbid_core_dumps(void);
+
+/// Makes a spawned child close every descriptor from 3 up (posix_spawn_file_actions_addclosefrom_np,
+/// glibc 2.34+), so that a detached child keeps no pipe of its parent's parent open.
+int secmail_spawn_close_inherited(void *file_actions);
+
+#endif

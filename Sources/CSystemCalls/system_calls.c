@@ -1,0 +1,39 @@
+#define _GNU_SOURCE
+#include "CSystemCalls.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int secmail_peer_uid(int descriptor, uid_t *uid) {
+    struct ucred credentials;
+    socklen_t length = sizeof credentials;
+    if (getsockopt(descriptor, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
+    *uid = credentials.uid;
+    return 0;
+}
+
+int secmail_accept_cloexec(int descriptor) {
+    return accept4(descriptor, NULL, NULL, SOCK_CLOEXEC);
+}
+
+int secmail_pipe_cloexec_nonblocking(int ends[2]) {
+    return pipe2(ends, O_CLOEXEC | O_NONBLOCK);
+}
+
+int secmail_open_directory_path(const char *path) {
+    return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+int secmail_forbid_core_dumps(void) {
+    struct rlimit none = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &none) != 0) return -1;
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+int secmail_spawn_close_inherited(void *file_actions) {
+    return posix_spawn_file_actions_addclosefrom_np((posix_spawn_file_actions_t *)file_actions, 3);
+}
