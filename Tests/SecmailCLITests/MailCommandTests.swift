@@ -14,6 +14,62 @@ import Testing
         return try #require(try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]])
     }
 
+    func contacts(_ person: CLIUser) throws -> [String: [String: Any]] {
+        let listed = try person.run(["contacts", "--json"])
+        #expect(listed.status == 0, "\(listed.stderr)")
+        let entries = try #require(try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]])
+        return Dictionary(uniqueKeysWithValues: entries.map { ($0["name"] as? String ?? "", $0) })
+    }
+
+    @Test func readSaysWhenItPinsOrFollowsARotationContactsShowTrustAndPruneKeepsTombstones() async throws {
+        let folder = try temporaryDirectory("pins-prune")
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        let relay = try await commands.startRelay(data: data)
+        defer { relay.process.terminate() }
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
+        for person in [alice, bob] { try person.register(port: relay.port, ca: ca) }
+
+        let first = try alice.run(["send", "bob", "-m", "one"])
+        #expect(first.status == 0 && first.stderr.contains("Pinned bob's key on first use"), "\(first.stderr)")
+        let firstID = first.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let readFirst = try bob.run(["read", firstID])
+        #expect(readFirst.status == 0 && readFirst.stderr.contains("Pinned alice's key on first use"), "\(readFirst.stderr)")
+        #expect(try contacts(bob)["alice"]?["trust"] as? String == "firstUse")
+        #expect(try contacts(bob)["bob"]?["trust"] as? String == "compared")  // one's own key
+        let aliceKey = try #require((try JSONSerialization.jsonObject(with: Data(alice.run(["whoami", "--json"]).stdout.utf8)) as? [String: Any])?["fingerprint"] as? String)
+        #expect(try bob.run(["trust", "alice", "--fingerprint", aliceKey]).status == 0)
+        #expect(try contacts(bob)["alice"]?["trust"] as? String == "compared")
+        #expect(try bob.run(["contacts"]).stdout.contains("alice  key version 1"))
+
+        #expect(try alice.run(["rotate"]).status == 0)
+        let second = try alice.run(["send", "bob", "-m", "two"])
+        let secondID = second.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let readSecond = try bob.run(["read", secondID])
+        #expect(readSecond.status == 0 && readSecond.stderr.contains("alice rotated keys from version 1 to 2"), "\(readSecond.stderr)")
+        let followed = try #require(try contacts(bob)["alice"])
+        #expect(followed["trust"] as? String == "comparedBeforeRotation" && followed["comparedKeyVersion"] as? Int == 1)
+
+        // prune: the first message was stored two days ago, the second just now.
+        let received = bob.home.appendingPathComponent("received")
+        let old = Date().addingTimeInterval(-2 * 86_400)
+        try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: received.appendingPathComponent("\(firstID).sm").path)
+        let dry = try bob.run(["prune", "--older-than", "1d", "--dry-run", "--json"])
+        let counted = try #require(try JSONSerialization.jsonObject(with: Data(dry.stdout.utf8)) as? [String: Any])
+        #expect(counted["received"] as? Int == 1 && counted["sent"] as? Int == 0)
+        #expect(FileManager.default.fileExists(atPath: received.appendingPathComponent("\(firstID).sm").path))
+        let pruned = try bob.run(["prune", "--older-than", "1d"])
+        #expect(pruned.status == 0 && pruned.stderr.contains("Removed the kept copies of 0 sent and 1 read message"), "\(pruned.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: received.appendingPathComponent("\(firstID).sm").path))
+        #expect(!FileManager.default.fileExists(atPath: received.appendingPathComponent("\(firstID).sender").path))
+        #expect(FileManager.default.fileExists(atPath: received.appendingPathComponent("\(firstID).pruned").path))
+        let gone = try bob.run(["read", firstID])
+        #expect(gone.status == 1 && gone.stderr.contains("pruned") && gone.stderr.contains("replay"), "\(gone.stderr)")
+        // The newer one is still there to read again.
+        let again = try bob.run(["read", secondID])
+        #expect(again.status == 0 && again.stderr.contains("read before"), "\(again.stderr)")
+    }
+
     @Test func sendInboxReadWithAnImageAcrossARotationAndTamperingIsCaught() async throws {
         let folder = try temporaryDirectory("mail-cli")
         let data = folder.appendingPathComponent("relay", isDirectory: true)

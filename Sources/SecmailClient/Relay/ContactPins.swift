@@ -1,7 +1,8 @@
 import Foundation
 import SecmailFormat
 
-/// Contact keys pinned on first use ($SECMAIL_HOME/contacts/NAME.id, the armored bundle).
+/// Contact keys pinned on first use ($SECMAIL_HOME/contacts/NAME.id, the armored bundle), and
+/// the fingerprint the user compared, if any (NAME.compared: hex and key version).
 public struct ContactPins: Sendable {
     public let home: SecmailHome
 
@@ -31,11 +32,52 @@ public struct ContactPins: Sendable {
         }
     }
 
-    /// Pins `bundle` for its name, replacing any earlier pin.
-    public func pin(_ bundle: IdentityBundle) throws {
+    /// Why a key is pinned.
+    public enum PinReason: Sendable {
+        /// Taken from the relay the first time the name was used (trust on first use).
+        case firstUse
+        /// A logged rotation whose continuity signature leads from the pinned key.
+        case rotation
+        /// The user compared the fingerprint out of band (`trust`), or it is the user's own key.
+        case compared
+    }
+
+    /// How far a pinned key is trusted, for `contacts`.
+    public enum Trust: Sendable, Equatable {
+        case firstUse
+        case compared
+        /// Compared at `version`; the pin has since followed signed, logged rotations.
+        case comparedBeforeRotation(version: UInt32)
+    }
+
+    /// Pins `bundle` for its name, replacing any earlier pin, and records whether its fingerprint
+    /// was compared: a first-use pin forgets any earlier comparison, a rotation keeps it (the new
+    /// key is signed by the compared one), a comparison records this key.
+    public func pin(_ bundle: IdentityBundle, reason: PinReason) throws {
         try FileSystem.createPrivateDirectory(directory)
         let url = directory.appendingPathComponent("\(bundle.name.value).id")
         try FileSystem.replaceFile(url, bytes: Array(bundle.armored.utf8), permissions: 0o600)
+        switch reason {
+        case .firstUse:
+            try? FileManager.default.removeItem(at: comparisonFile(bundle.name))
+        case .rotation:
+            break
+        case .compared:
+            try FileSystem.replaceFile(comparisonFile(bundle.name), bytes: Array("\(bundle.fingerprint.hex) \(bundle.keyVersion)\n".utf8), permissions: 0o600)
+        }
+    }
+
+    /// Whether the pinned `bundle`'s fingerprint, or one it rotated from, was compared.
+    public func trust(of bundle: IdentityBundle) -> Trust {
+        guard let data = try? FileSystem.read(comparisonFile(bundle.name)) else { return .firstUse }
+        let fields = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isWhitespace)
+        guard fields.count == 2, let version = UInt32(fields[1]) else { return .firstUse }
+        if fields[0] == bundle.fingerprint.hex { return .compared }
+        return version < bundle.keyVersion ? .comparedBeforeRotation(version: version) : .firstUse
+    }
+
+    private func comparisonFile(_ name: IdentityName) -> URL {
+        directory.appendingPathComponent("\(name.value).compared")
     }
 
     /// The hard stop when a contact's key changed without a verifiable rotation (P5).

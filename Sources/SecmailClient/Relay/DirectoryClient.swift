@@ -48,7 +48,7 @@ public struct DirectoryClient {
             throw ClientError(.nameTaken, "the name \(bundle.name) is registered on this relay with other keys (fingerprint \(lookup.bundle.fingerprint.grouped))")
         }
         try relay.saveLogView()
-        try ContactPins(home: home).pin(bundle)
+        try ContactPins(home: home).pin(bundle, reason: .compared)
         guard let settings = relay.settings else { preconditionFailure("pinRelay sets the settings") }
         return settings
     }
@@ -116,11 +116,11 @@ public struct DirectoryClient {
                 guard lookup.bundle.keyVersion > pinned.keyVersion else { throw ContactPins.keyChanged(pinned: pinned, served: lookup.bundle) }
                 let history = try await relay.verifiedHistory(name, at: lookup)
                 try DirectoryVerification.verifyRotation(from: pinned, to: lookup.bundle, history: history)
-                try pins.pin(lookup.bundle)
+                try pins.pin(lookup.bundle, reason: .rotation)
                 change = .rotated(fromVersion: pinned.keyVersion)
             }
         } else {
-            try pins.pin(lookup.bundle)
+            try pins.pin(lookup.bundle, reason: .firstUse)
             change = .new
         }
         return Contact(bundle: lookup.bundle, pin: change, lookup: lookup)
@@ -147,7 +147,7 @@ public struct DirectoryClient {
         }
         let pins = ContactPins(home: home)
         let earlier = try pins.pinned(name)
-        try pins.pin(lookup.bundle)
+        try pins.pin(lookup.bundle, reason: .compared)
         try relay.saveLogView()
         return (lookup.bundle, earlier)
     }
@@ -180,7 +180,7 @@ public struct DirectoryClient {
             throw ClientError(.verificationFailed, "the relay accepted key version \(next.keyVersion) of \(next.name) but serves version \(logged.bundle.keyVersion) (\(logged.bundle.fingerprint.grouped))")
         }
         try keystore.commitRotation(next)
-        try ContactPins(home: home).pin(next)
+        try ContactPins(home: home).pin(next, reason: .rotation)
         try relay.saveLogView()
         return next
     }

@@ -22,8 +22,8 @@ public struct MailClient {
         self.relay = relay
     }
 
-    var sentDirectory: URL { home.url.appendingPathComponent("sent", isDirectory: true) }
-    var receivedDirectory: URL { home.url.appendingPathComponent("received", isDirectory: true) }
+    var sentDirectory: URL { KeptMail(home: home).sentDirectory }
+    var receivedDirectory: URL { KeptMail(home: home).receivedDirectory }
 
     public struct Sent: Sendable {
         public let messageID: MessageID
@@ -156,7 +156,7 @@ public struct MailClient {
                 let source = try FileEnvelopeSource(url: file)
                 let header = try EnvelopeOpener.readHeader(source)
                 guard header.messageID == id else { throw FormatError(.invalidField, "it carries another message id") }
-                try EnvelopeOpener.verifySignature(source, sender: try await senderBundle(for: header))
+                try EnvelopeOpener.verifySignature(source, sender: try await senderBundle(for: header).0)
                 kept += 1
                 continue
             } catch is FormatError {
@@ -184,6 +184,9 @@ public struct MailClient {
         public let readBefore: Bool
         /// Why the attachments could not be saved (none was); the text is good all the same.
         public let saveFailure: ClientError?
+        /// The sender as this read verified them: whether their key was pinned now for the first
+        /// time or followed through a rotation. Nil for a kept copy (nothing was looked up).
+        public let senderContact: DirectoryClient.Contact?
     }
 
     /// The folder a message's attachments go to unless the reader names one.
@@ -211,6 +214,9 @@ public struct MailClient {
         if FileManager.default.fileExists(atPath: stored.path) {
             return try readKeptCopy(id, keys: keys, into: output, keepJPEG: keepJPEG, progress: progress)
         }
+        if KeptMail(home: home).wasPruned(id) {
+            throw ClientError(.noSuchMessage, "message \(id) was read before and its kept copy pruned (`secmail prune`); it is not fetched from the relay again (a replay is refused)")
+        }
         let token = try await relay.token(for: identity)
         let listedSize = try await listedSize(of: id, token: token)
         let download = TemporaryFiles.path(in: receivedDirectory, prefix: "fetching")
@@ -232,7 +238,7 @@ public struct MailClient {
         guard header.messageID == id else {
             throw ClientError(.verificationFailed, "the relay served message \(header.messageID) when asked for \(id)")
         }
-        let sender = try await senderBundle(for: header)
+        let (sender, senderContact) = try await senderBundle(for: header)
         let verified = try EnvelopeOpener.verify(source, sender: sender, keys: keys, progress: progress)
         let now = Int64(Date().timeIntervalSince1970)
         guard header.time <= now + timeWindow.futureSkew else {
@@ -261,7 +267,7 @@ public struct MailClient {
             notes.append("this message was signed \(EnvelopeTimeWindow.describe(now - header.time)) ago")
         }
         return Read(message: opened.message, sender: sender, savedFiles: opened.saved, notes: notes, readBefore: false,
-                    saveFailure: opened.saveFailure)
+                    saveFailure: opened.saveFailure, senderContact: senderContact)
     }
 
     private func senderFile(_ id: MessageID) -> URL {
@@ -287,7 +293,7 @@ public struct MailClient {
         let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: keepJPEG, progress: progress)
         return Read(message: opened.message, sender: sender, savedFiles: opened.saved,
                     notes: ["read before: this is the copy kept in \(stored.path)"] + opened.notes, readBefore: true,
-                    saveFailure: opened.saveFailure)
+                    saveFailure: opened.saveFailure, senderContact: nil)
     }
 
     /// The size the mailbox lists for `id` (pages through the listing until it is found).
@@ -305,10 +311,10 @@ public struct MailClient {
     /// like `lookup`, pins included) or, for mail signed before a rotation, the logged earlier
     /// version with that fingerprint, provided the message is not dated after that version was
     /// replaced (beyond the allowed skew): a retired key, perhaps stolen, signs nothing new.
-    private func senderBundle(for header: EnvelopeHeader) async throws -> IdentityBundle {
+    private func senderBundle(for header: EnvelopeHeader) async throws -> (IdentityBundle, DirectoryClient.Contact) {
         let contact = try await DirectoryClient(relay: relay).verifiedContact(header.senderName)
         try relay.saveLogView()
-        if contact.bundle.fingerprint == header.senderFingerprint { return contact.bundle }
+        if contact.bundle.fingerprint == header.senderFingerprint { return (contact.bundle, contact) }
         let history = try await relay.verifiedHistory(header.senderName, at: contact.lookup)
         guard let index = history.firstIndex(where: { $0.bundle.fingerprint == header.senderFingerprint }) else {
             throw ClientError(.verificationFailed, "the message claims to be signed by \(header.senderName) with key \(header.senderFingerprint.grouped), which the log does not list for \(header.senderName)")
@@ -323,6 +329,6 @@ public struct MailClient {
                     + "(it may have been stolen). Refused")
             }
         }
-        return version
+        return (version, contact)
     }
 }

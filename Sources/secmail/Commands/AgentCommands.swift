@@ -13,10 +13,8 @@ struct IdleTimeout: ExpressibleByArgument {
     private init(seconds: Int) { self.seconds = seconds }
 
     init?(argument: String) {
-        let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600]
-        let (digits, unit) = argument.last.flatMap { units[$0] }.map { (argument.dropLast(), $0) } ?? (Substring(argument), 60)
-        guard let count = Int(digits), count > 0, count <= 7 * 24 * 3600 / unit else { return nil }
-        seconds = count * unit
+        guard let seconds = DurationArgument.seconds(argument, plainUnit: "m", maximum: 7 * 86_400) else { return nil }
+        self.seconds = seconds
     }
 
     var defaultValueDescription: String { "15m" }

@@ -122,7 +122,7 @@ struct TrustCommand: AsyncParsableCommand {
         commandName: "trust",
         abstract: "Pin a contact's current key after comparing its fingerprint out of band.",
         discussion: """
-            The explicit override after `lookup` stopped on a changed key. The key the relay serves must still pass every log check and have exactly the fingerprint you give (64 hex digits; spaces and colons are ignored).
+            Records that you compared the fingerprint (`contacts` shows it), and is the explicit override after `lookup` stopped on a changed key. The key the relay serves must still pass every log check and have exactly the fingerprint you give (64 hex digits; spaces and colons are ignored).
             """)
 
     @Argument(help: "The contact's name.")
@@ -151,7 +151,7 @@ struct TrustCommand: AsyncParsableCommand {
 struct ContactsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "contacts",
-        abstract: "List the contacts whose keys you have pinned.")
+        abstract: "List the contacts whose keys you have pinned, and whether you compared each fingerprint.")
 
     @Flag(name: .long, help: "Print the list as JSON on standard output.")
     var json = false
@@ -160,16 +160,30 @@ struct ContactsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingFailures {
-            let contacts = try ContactPins(home: homeOptions.secmailHome).all()
+            let pins = ContactPins(home: homeOptions.secmailHome)
+            let contacts = try pins.all()
             if json {
-                try Terminal.output(jsonText(contacts.map {
-                    ["name": $0.name.value, "keyVersion": $0.keyVersion, "fingerprint": $0.fingerprint.hex] as [String: Any]
+                try Terminal.output(jsonText(contacts.map { contact in
+                    var entry: [String: Any] = ["name": contact.name.value, "keyVersion": contact.keyVersion, "fingerprint": contact.fingerprint.hex]
+                    switch pins.trust(of: contact) {
+                    case .firstUse: entry["trust"] = "firstUse"
+                    case .compared: entry["trust"] = "compared"
+                    case .comparedBeforeRotation(let version):
+                        entry["trust"] = "comparedBeforeRotation"
+                        entry["comparedKeyVersion"] = version
+                    }
+                    return entry
                 }))
             } else if contacts.isEmpty {
                 Terminal.info("No pinned contacts yet; pin one with: secmail lookup NAME")
             } else {
                 for contact in contacts {
-                    Terminal.output("\(contact.name)  key version \(contact.keyVersion)  \(contact.fingerprint.grouped)\n")
+                    let trust = switch pins.trust(of: contact) {
+                    case .firstUse: "first use, not compared (compare, then: secmail trust \(contact.name) --fingerprint HEX)"
+                    case .compared: "compared"
+                    case .comparedBeforeRotation(let version): "compared at key version \(version), then signed rotations"
+                    }
+                    Terminal.output("\(contact.name)  key version \(contact.keyVersion)  \(contact.fingerprint.grouped)  \(trust)\n")
                 }
             }
         }

@@ -201,6 +201,7 @@ struct ReadCommand: AsyncParsableCommand {
                 progress.finish()
                 return read
             }
+            if let contact = read.senderContact { Terminal.pinNote(contact) }
             let shown = ShownMessage(header: read.message.header, keyVersion: read.sender.keyVersion, text: read.message.text,
                                      saved: Array(zip(read.message.attachments, read.savedFiles)), notes: read.notes)
             if json {
@@ -213,6 +214,52 @@ struct ReadCommand: AsyncParsableCommand {
             }
             if let failure = read.saveFailure {
                 throw CLIFailure(.failure, "\(failure.reason). The message is kept: `secmail read \(messageID.hex) --out DIR` saves them elsewhere")
+            }
+        }
+    }
+}
+
+struct PruneCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prune",
+        abstract: "Remove the kept copies of mail sent and read more than a given time ago.",
+        discussion: """
+            Kept copies (sent/ and received/ in the home) let `secmail read ID` show a message again. \
+            A pruned message read before cannot be read again, and the relay's copy is still refused \
+            (a tombstone keeps its id). Saved attachments (mail/ID/ or where --out put them) are \
+            yours and not touched.
+            """)
+
+    /// An age as typed: 30d, 12h, 4w; a plain number is in days.
+    struct Age: ExpressibleByArgument {
+        let seconds: Int
+        init?(argument: String) {
+            guard let seconds = DurationArgument.seconds(argument, plainUnit: "d", maximum: 100 * 365 * 86_400) else { return nil }
+            self.seconds = seconds
+        }
+    }
+
+    @Option(name: .long, help: ArgumentHelp("Prune what was stored longer ago than this (30d, 12h, 4w; plain days).", valueName: "age"))
+    var olderThan: Age
+
+    @Flag(name: .long, help: "Only say what would be removed.")
+    var dryRun = false
+
+    @Flag(name: .long, help: "Print the result as JSON on standard output.")
+    var json = false
+
+    @OptionGroup var homeOptions: HomeOptions
+
+    func run() async throws {
+        try await reportingFailures {
+            let keystore = Keystore(home: homeOptions.secmailHome)
+            _ = try keystore.currentBundle()
+            let pruned = try KeptMail(home: keystore.home).prune(olderThan: TimeInterval(olderThan.seconds), dryRun: dryRun)
+            if json {
+                try Terminal.output(jsonText(["sent": pruned.sent, "received": pruned.received, "bytes": pruned.bytes, "dryRun": dryRun]))
+            } else {
+                let verb = dryRun ? "Would remove" : "Removed"
+                Terminal.info("\(verb) the kept copies of \(pruned.sent) sent and \(pruned.received) read message(s), \(formatBytes(pruned.bytes)).")
             }
         }
     }
