@@ -57,6 +57,7 @@ public final class KeyAgent {
         log("serving \(listener.path), stopping after \(Int(idleTimeout)) s without use")
         defer {
             held = nil
+            listener.close()
             log("stopped; keys forgotten")
         }
         while true {

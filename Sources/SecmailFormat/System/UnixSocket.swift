@@ -124,12 +124,12 @@ public final class UnixSocketListener: @unchecked Sendable {
         umask(previousMask)
         guard bound == 0, chmod(path, 0o600) == 0, listen(descriptor, 16) == 0 else {
             let failure = UnixSocketAddress.failure("cannot listen on \(path)")
-            close(descriptor)
+            Glibc.close(descriptor)
             throw failure
         }
         var pipeEnds: [Int32] = [0, 0]
         guard secmail_pipe_cloexec_nonblocking(&pipeEnds) == 0 else {
-            close(descriptor)
+            Glibc.close(descriptor)
             throw UnixSocketAddress.failure("cannot create a pipe")
         }
         self.descriptor = descriptor
@@ -137,11 +137,22 @@ public final class UnixSocketListener: @unchecked Sendable {
         self.path = path
     }
 
+    private var isClosed = false
+
     deinit {
-        close(descriptor)
-        close(wakePipe.read)
-        close(wakePipe.write)
+        close()
+    }
+
+    /// Stops listening and removes the socket file; the second call does nothing. Called by the
+    /// owner when it is done rather than left to deinit, which a signal handler still holding
+    /// the listener could delay past the end of the process.
+    public func close() {
+        guard !isClosed else { return }
+        isClosed = true
         unlink(path)
+        Glibc.close(descriptor)
+        Glibc.close(wakePipe.read)
+        Glibc.close(wakePipe.write)
     }
 
     /// Waits up to `seconds` for a client; `.woken` once `wake()` was called (from a signal

@@ -52,7 +52,7 @@ struct AgentCommand: AsyncParsableCommand {
                 for signalNumber in [SIGINT, SIGTERM, SIGHUP] {
                     signal(signalNumber, SIG_IGN)
                     let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-                    source.setEventHandler { listener.wake() }
+                    source.setEventHandler { [weak listener] in listener?.wake() }
                     source.resume()
                     signalSources.append(source)
                 }
