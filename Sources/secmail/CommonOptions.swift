@@ -30,40 +30,45 @@ struct PassphraseOptions: ParsableArguments {
     /// The current identity for signing: the key agent's when it holds the current key version,
     /// else unlocked here with the passphrase.
     func sender(_ keystore: Keystore) throws -> SenderIdentity {
-        if let (agent, status) = try agentStatus(keystore), let sender = try agent.sender(from: keystore, status: status) {
-            return sender
+        if let (agent, status) = try agentStatus(keystore) {
+            if let sender = try agent.sender(from: keystore, status: status) { return sender }
+            noteStaleAgent()
         }
         return try unlock(keystore) { try keystore.unlockSender(passphrase: $0) }
     }
 
     /// Every key version's encryption key, for opening mail: the agent's, else unlocked here.
     func recipientKeys(_ keystore: Keystore) throws -> [RecipientKey] {
-        if let (agent, status) = try agentStatus(keystore), let keys = try agent.recipientKeys(from: keystore, status: status) {
-            return keys
+        if let (agent, status) = try agentStatus(keystore) {
+            if let keys = try agent.recipientKeys(from: keystore, status: status) { return keys }
+            noteStaleAgent()
         }
         return try unlock(keystore) { try keystore.unlockRecipientKeys(passphrase: $0) }
     }
 
     /// Both, with at most one passphrase prompt.
     func senderAndRecipientKeys(_ keystore: Keystore) throws -> (SenderIdentity, [RecipientKey]) {
-        if let (agent, status) = try agentStatus(keystore),
-           let sender = try agent.sender(from: keystore, status: status),
-           let keys = try agent.recipientKeys(from: keystore, status: status) {
-            return (sender, keys)
+        if let (agent, status) = try agentStatus(keystore) {
+            if let sender = try agent.sender(from: keystore, status: status),
+               let keys = try agent.recipientKeys(from: keystore, status: status) {
+                return (sender, keys)
+            }
+            noteStaleAgent()
         }
         return try unlock(keystore) { (try keystore.unlockSender(passphrase: $0), try keystore.unlockRecipientKeys(passphrase: $0)) }
     }
 
-    /// The running agent of this home and what it holds, unless --no-agent; says so when it holds
-    /// keys older than the keystore's (unlocked before a rotation).
+    /// The running agent of this home and what it holds, unless --no-agent.
     private func agentStatus(_ keystore: Keystore) throws -> (AgentClient, AgentStatus)? {
         guard !noAgent else { return nil }
         let agent = AgentClient(home: keystore.home)
         guard let status = try agent.status(), status.name != nil else { return nil }
-        if try !status.holds(.signing, for: keystore.currentBundle().fingerprint) {
-            Terminal.info("The key agent holds keys from before your last rotation; run `secmail unlock` to give it the current ones.")
-        }
         return (agent, status)
+    }
+
+    /// An unlocked agent without the keys a command needs holds keys from before a rotation.
+    private func noteStaleAgent() {
+        Terminal.info("The key agent holds keys from before your last rotation; run `secmail unlock` to give it the current ones.")
     }
 
     /// The passphrase given without a prompt (file or environment), if any.

@@ -28,7 +28,7 @@ public struct AgentClient: Sendable {
     /// Throws `CryptoError(.wrongPassphrase)` for a wrong one.
     public func load(_ passphrase: Passphrase) throws -> AgentStatus {
         var bytes = passphrase.withUTF8Bytes { $0 }
-        defer { UnixSocketStream.wipe(&bytes) }
+        defer { SecretBytes.wipe(&bytes) }
         switch try exchange(.load(passphrase: bytes)) {
         case .status(let status)?:
             return status
@@ -81,7 +81,7 @@ public struct AgentClient: Sendable {
     fileprivate func unwrap(_ wrappedKey: [UInt8], fingerprint: Fingerprint) throws -> SymmetricKey {
         switch try exchange(.unwrap(fingerprint: fingerprint, wrappedKey: wrappedKey)) {
         case .contentKey(var bytes)?:
-            defer { UnixSocketStream.wipe(&bytes) }
+            defer { SecretBytes.wipe(&bytes) }
             return SymmetricKey(bytes: bytes)
         case .failure(.failed, let reason)?:
             throw CryptoError(.authenticationFailed, reason)
@@ -95,7 +95,7 @@ public struct AgentClient: Sendable {
         do {
             guard let stream = try UnixSocketStream.connect(toPath: socketPath, timeoutSeconds: Self.answerTimeoutSeconds) else { return nil }
             var frame = AgentFrame.encode(request.encoded)
-            defer { UnixSocketStream.wipe(&frame) }
+            defer { SecretBytes.wipe(&frame) }
             try stream.write(frame)
             guard let prefix = try stream.read(exactly: 4) else { return nil }
             guard let body = try stream.read(exactly: AgentFrame.length(fromPrefix: prefix)) else {

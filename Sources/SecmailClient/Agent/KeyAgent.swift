@@ -90,7 +90,7 @@ public final class KeyAgent {
             }
             guard let prefix = try client.read(exactly: 4) else { return .goOn }
             guard var body = try client.read(exactly: AgentFrame.length(fromPrefix: prefix)) else { return .goOn }
-            defer { UnixSocketStream.wipe(&body) }
+            defer { SecretBytes.wipe(&body) }
             let request: AgentRequest
             do {
                 request = try AgentRequest(encoded: body)
@@ -101,7 +101,7 @@ public final class KeyAgent {
             // Use of the keys keeps the agent alive; asking what it holds does not.
             if request != .status { lastUse = Date() }
             var frame = AgentFrame.encode(answer(request).encoded)
-            defer { UnixSocketStream.wipe(&frame) }
+            defer { SecretBytes.wipe(&frame) }
             try client.write(frame)
             if request == .lock {
                 log("locked by a client")
@@ -119,7 +119,7 @@ public final class KeyAgent {
         case .status:
             return .status(status)
         case .load(var passphraseBytes):
-            defer { UnixSocketStream.wipe(&passphraseBytes) }
+            defer { SecretBytes.wipe(&passphraseBytes) }
             do {
                 held = try load(Passphrase(utf8Bytes: passphraseBytes))
                 log("holding the keys of \(held!.name) (\(held!.unwrappers.count) key version(s))")

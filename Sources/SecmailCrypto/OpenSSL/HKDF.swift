@@ -42,7 +42,7 @@ public enum HKDF {
         var bytes = try key.withBytes { ikm in
             try deriveBytes(inputKeyMaterial: RawBytes(ikm), salt: salt, info: info, count: count)
         }
-        defer { SymmetricKey.wipe(&bytes) }
+        defer { SecretBytes.wipe(&bytes) }
         return SymmetricKey(bytes: bytes)
     }
 

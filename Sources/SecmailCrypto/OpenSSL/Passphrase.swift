@@ -7,7 +7,7 @@ public struct Passphrase: Sendable {
         // @unchecked: written in init, read afterwards, wiped in deinit when nobody can read it.
         var bytes: [UInt8]
         init(_ bytes: [UInt8]) { self.bytes = bytes }
-        deinit { SymmetricKey.wipe(&bytes) }
+        deinit { SecretBytes.wipe(&bytes) }
     }
 
     private let storage: Storage

@@ -110,7 +110,7 @@ public struct RSAPrivateKey: Sendable {
     /// Unwraps a symmetric key of `expectedByteCount` bytes wrapped with RSA-OAEP.
     public func unwrap(_ wrapped: [UInt8], expectedByteCount: Int = 32) throws -> SymmetricKey {
         var bytes = try decrypt(wrapped)
-        defer { SymmetricKey.wipe(&bytes) }
+        defer { SecretBytes.wipe(&bytes) }
         guard bytes.count == expectedByteCount else {
             throw CryptoError(.authenticationFailed, "the wrapped key has the wrong length")
         }
@@ -164,7 +164,7 @@ enum RSAOperation {
                 ? EVP_PKEY_encrypt(context, &output, &length, inBase, inputBytes.count)
                 : EVP_PKEY_decrypt(context, &output, &length, inBase, inputBytes.count)
             guard done == 1 else {
-                SymmetricKey.wipe(&output)
+                SecretBytes.wipe(&output)
                 if kind == .decrypt {
                     // One message for every decryption failure, so that no padding oracle
                     // is exposed through error text.

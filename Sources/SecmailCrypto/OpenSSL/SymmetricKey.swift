@@ -27,7 +27,7 @@ public final class SymmetricKey: @unchecked Sendable {
     /// A fresh key of `count` bytes from `random`.
     public static func random(count: Int = 32, using random: RandomSource = SystemRandom()) throws -> SymmetricKey {
         var bytes = try random.bytes(count: count)
-        defer { wipe(&bytes) }
+        defer { SecretBytes.wipe(&bytes) }
         return SymmetricKey(bytes: bytes)
     }
 
@@ -42,15 +42,8 @@ public final class SymmetricKey: @unchecked Sendable {
     }
 
     /// A copy of the key bytes, for the key agent to hand a content key to its client over the
-    /// agent's socket; the caller wipes the copy (`wipe`) once it is sent.
+    /// agent's socket; the caller wipes the copy (`SecretBytes.wipe`) once it is sent.
     public func bytesForTransfer() -> [UInt8] {
         withBytes { Array($0) }
-    }
-
-    /// Overwrites a byte array that held secret material.
-    public static func wipe(_ bytes: inout [UInt8]) {
-        bytes.withUnsafeMutableBytes { buffer in
-            if let base = buffer.baseAddress { OPENSSL_cleanse(base, buffer.count) }
-        }
     }
 }

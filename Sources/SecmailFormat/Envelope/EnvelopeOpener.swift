@@ -101,7 +101,7 @@ package enum MessageContentDecoder {
             throw FormatError(.invalidField, "the message text is longer than \(MessageContent.maximumTextLength >> 20) MiB")
         }
         var textBytes = try reader.take(Int(textLength))
-        defer { SymmetricKey.wipe(&textBytes) }
+        defer { SecretBytes.wipe(&textBytes) }
         guard let text = String(validating: textBytes, as: UTF8.self) else {
             throw FormatError(.invalidField, "the message text is not valid UTF-8")
         }

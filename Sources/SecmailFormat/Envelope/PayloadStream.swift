@@ -24,7 +24,7 @@ final class ChunkWriter {
     }
 
     deinit {
-        SymmetricKey.wipe(&plaintext)
+        SecretBytes.wipe(&plaintext)
     }
 
     var plaintextBytesAppended: UInt64 { appended }
@@ -116,7 +116,7 @@ final class PlaintextCursor: PlaintextReader {
     }
 
     deinit {
-        SymmetricKey.wipe(&current)
+        SecretBytes.wipe(&current)
     }
 
     /// Passes the next `count` bytes to `body`, a chunk-sized piece at a time.

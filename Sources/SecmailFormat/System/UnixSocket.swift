@@ -81,13 +81,6 @@ public final class UnixSocketStream: @unchecked Sendable {
         }
         return bytes
     }
-
-    /// Overwrites `bytes` (a read buffer that held a secret, e.g. a passphrase).
-    public static func wipe(_ bytes: inout [UInt8]) {
-        bytes.withUnsafeMutableBytes { buffer in
-            if let base = buffer.baseAddress { explicit_bzero(base, buffer.count) }
-        }
-    }
 }
 
 /// A listening Unix stream socket whose file is readable and writable by its owner alone (0600),
