@@ -32,11 +32,13 @@ let package = Package(
             name: "SecmailTLS",
             dependencies: ["COpenSSL", .product(name: "NIOCore", package: "swift-nio")]
         ),
-        // libpng, libjpeg-turbo and zlib (Debian: libpng-dev, libjpeg62-turbo-dev, zlib1g-dev) behind
-        // status codes: all setjmp/longjmp error handling stays in C.
+        // libpng, libjpeg-turbo, libdeflate and zopfli (Debian: libpng-dev, libjpeg62-turbo-dev,
+        // libdeflate-dev, libzopfli-dev; zlib1g-dev for libpng) behind status codes: all
+        // setjmp/longjmp error handling stays in C.
         .target(
             name: "CImageCodecs",
-            linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("z")]
+            linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("deflate"), .linkedLibrary("zopfli"),
+                             .linkedLibrary("m")]
         ),
         // Lossless image normalisation: decoding, an optimising PNG encoder, JPEG metadata stripping.
         .target(name: "SecmailImages", dependencies: ["CImageCodecs"]),

@@ -49,6 +49,45 @@ import Testing
         }
     }
 
+    @Test func everyFilterAndDeflaterOnEveryLayoutGivesBackThePixels() throws {
+        for (label, png) in Self.generatedSet {
+            let image = try ImagePipeline().decode(png.encoded).image
+            for layout in PNGLayout.candidates(for: image) {
+                let raw = layout.pack(image)
+                for filter in PNGFilter.allCases {
+                    let data = try ImageCodecs.filter(raw, height: image.height, rowBytes: layout.rowBytes(width: image.width),
+                                                      bytesPerPixel: layout.filterBytesPerPixel, filter: filter)
+                    let streams = [try #require(try ImageCodecs.deflate(data, level: 1, limit: data.count + 1024)),
+                                   try #require(try ImageCodecs.deflate(data, level: 12, limit: data.count + 1024)),
+                                   try ImageCodecs.zopfli(data, iterations: 2)]
+                    for idat in streams {
+                        let file = try PNGChunkWriter.file(width: image.width, height: image.height, layout: layout, idat: idat,
+                                                           rendering: image.rendering, orientation: nil)
+                        #expect(try ImagePipeline().decode(file).image.hasSamePixels(as: image), "\(label), \(layout), \(filter.name)")
+                    }
+                }
+            }
+            for effort in PNGEffort.allCases {
+                let optimized = try PNGOptimizer(effort: effort).optimize(image)
+                #expect(try ImagePipeline().decode(optimized.bytes).image.hasSamePixels(as: image), "\(label) at \(effort)")
+            }
+        }
+    }
+
+    @Test func compressedStreamsComeBackOnlyAtTheirDeclaredSize() throws {
+        let text = Array(String(repeating: "secmail compresses what compresses ", count: 300).utf8)
+        let stream = try #require(try ImageCodecs.deflate(text, level: 9, format: .raw, limit: text.count))
+        #expect(try ImageCodecs.inflate(stream, format: .raw, expectedSize: text.count) == text)
+        // A bomb stops at the declared size; a short stream, trailing bytes and damage are refused.
+        #expect((#expect(throws: ImageError.self) { try ImageCodecs.inflate(stream, format: .raw, expectedSize: text.count - 1) })?.code == .corrupt)
+        #expect((#expect(throws: ImageError.self) { try ImageCodecs.inflate(stream, format: .raw, expectedSize: text.count + 1) })?.code == .corrupt)
+        #expect((#expect(throws: ImageError.self) { try ImageCodecs.inflate(stream + [0], format: .raw, expectedSize: text.count) })?.code == .corrupt)
+        var damaged = stream
+        damaged[damaged.count / 2] ^= 0x55
+        #expect(throws: ImageError.self) { try ImageCodecs.inflate(damaged, format: .raw, expectedSize: text.count) }
+        #expect(throws: ImageError.self) { try ImageCodecs.inflate(Array(stream.prefix(stream.count / 2)), format: .raw, expectedSize: text.count) }
+    }
+
     @Test func coloursAndDepthsAreReducedOnlyWhenNoPixelChanges() throws {
         let pipeline = ImagePipeline()
         func optimized(_ png: TestPNG) throws -> [UInt8] {

@@ -1,4 +1,4 @@
-// secmail's only contact with libpng, libjpeg-turbo and zlib. Every function returns a status
+// secmail's only contact with libpng, libjpeg-turbo, libdeflate and zopfli. Every function returns a status
 // code; libpng's and libjpeg's setjmp/longjmp error handling never leaves this target.
 #ifndef SECMAIL_IMAGE_CODECS_H
 #define SECMAIL_IMAGE_CODECS_H
@@ -12,7 +12,7 @@ enum {
     SMIMG_TOO_LARGE = 2,      // beyond the limits (width, height, pixels)
     SMIMG_UNSUPPORTED = 3,    // valid but not supported (e.g. CMYK JPEG)
     SMIMG_NO_MEMORY = 4,
-    SMIMG_EXCEEDED = 5,       // smimg_deflate: the output would not fit the given capacity
+    SMIMG_EXCEEDED = 5,       // smimg_deflate/inflate: the output would not fit the given capacity
 };
 
 typedef struct {
@@ -50,18 +50,37 @@ int smimg_jpeg_decode(const uint8_t *data, size_t size, const smimg_limits *limi
                       smimg_image *out, char *message, size_t message_size);
 void smimg_image_free(smimg_image *image);
 
+enum {
+    SMIMG_FILTER_MINSUM = 5,   // per row, the filter with the smallest sum of absolute values (libpng's)
+    SMIMG_FILTER_ENTROPY = 6,  // per row, the filter whose bytes have the lowest Shannon entropy
+    SMIMG_FILTER_BIGRAMS = 7,  // per row, the filter with the fewest distinct pairs of neighbouring bytes
+};
+
 // PNG filtering of `height` rows of `row_bytes` raw bytes each (`bpp` bytes per complete pixel,
 // at least 1) into `out` (height * (row_bytes + 1) bytes). filter 0-4 applies that filter to
-// every row; 5 picks per row the filter with the smallest sum of absolute values (libpng's
-// heuristic).
-void smimg_png_filter(const uint8_t *raw, size_t height, size_t row_bytes, size_t bpp,
-                      int filter, uint8_t *out);
+// every row; SMIMG_FILTER_* picks one per row by that heuristic.
+int smimg_png_filter(const uint8_t *raw, size_t height, size_t row_bytes, size_t bpp,
+                     int filter, uint8_t *out);
 
-// zlib stream of `data` with the given parameters into `out`. SMIMG_EXCEEDED when the stream
-// does not fit in `capacity` bytes (the caller's best size so far, so losing trials stop early),
-// or, with `project`, when a third of the way in it is on course to end 8% above it.
-int smimg_deflate(const uint8_t *data, size_t size, int level, int mem_level, int strategy,
-                  uint8_t *out, size_t capacity, int project, size_t *out_size);
+enum {
+    SMIMG_ZLIB = 0,         // zlib container (PNG IDAT, iCCP)
+    SMIMG_RAW_DEFLATE = 1,  // bare DEFLATE (compressed attachments)
+};
+
+// libdeflate at `level` (1-12) into `out`. SMIMG_EXCEEDED when the stream does not fit in
+// `capacity` bytes (the caller's best size so far, so losing trials are dropped).
+int smimg_deflate(const uint8_t *data, size_t size, int level, int format, uint8_t *out, size_t capacity,
+                  size_t *out_size);
+
+// zopfli's zlib stream of `data` (`iterations` passes of its optimal parser), in `*out`, which
+// the caller frees with smimg_free. Slow: the thorough level's final stream only.
+int smimg_zopfli(const uint8_t *data, size_t size, int iterations, uint8_t **out, size_t *out_size);
+void smimg_free(void *pointer);
+
+// Decompresses a zlib or raw DEFLATE stream that must give exactly `expected_size` bytes into
+// `out` (that many bytes): SMIMG_EXCEEDED when it would give more (a decompression bomb stops
+// at the bound), SMIMG_ERROR when it is damaged, shorter, or has bytes after its end.
+int smimg_inflate(const uint8_t *data, size_t size, int format, uint8_t *out, size_t expected_size);
 
 uint32_t smimg_crc32(uint32_t crc, const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
 import CImageCodecs
 
-/// The C boundary of the image pipeline: libpng, libjpeg-turbo and zlib through CImageCodecs.
+/// The C boundary of the image pipeline: libpng, libjpeg-turbo, libdeflate and zopfli through CImageCodecs.
 /// The only file of this module that imports a C module or touches unsafe pointers.
 enum ImageCodecs {
     /// Decodes a PNG or JPEG file into canonical RGBA.
@@ -49,27 +49,32 @@ enum ImageCodecs {
                          rendering: rendering, orientation: orientation, sourceDescription: description)
     }
 
-    /// PNG-filters raw scanlines (filter 0-4 for every row, 5 for the per-row heuristic).
-    static func filter(_ raw: [UInt8], height: Int, rowBytes: Int, bytesPerPixel: Int, filter: Int) -> [UInt8] {
+    /// PNG-filters raw scanlines: filter 0-4 for every row, or a per-row heuristic (`PNGFilter`).
+    static func filter(_ raw: [UInt8], height: Int, rowBytes: Int, bytesPerPixel: Int, filter: PNGFilter) throws -> [UInt8] {
         var out = [UInt8](repeating: 0, count: height * (rowBytes + 1))
-        raw.withUnsafeBufferPointer { input in
+        let status = raw.withUnsafeBufferPointer { input in
             out.withUnsafeMutableBufferPointer { output in
-                smimg_png_filter(input.baseAddress, height, rowBytes, bytesPerPixel, Int32(filter), output.baseAddress)
+                smimg_png_filter(input.baseAddress, height, rowBytes, bytesPerPixel, Int32(filter.rawValue), output.baseAddress)
             }
         }
+        guard status == SMIMG_OK else { throw ImageError(.outOfMemory, "not enough memory to filter the image") }
         return out
     }
 
-    /// The zlib stream of `data`, or nil when it does not fit in `limit` bytes (or, when
-    /// `projecting`, is on course not to, a third of the way in).
-    static func deflate(_ data: [UInt8], level: Int, memoryLevel: Int, strategy: Int, limit: Int,
-                        projecting: Bool = false) throws -> [UInt8]? {
+    /// The DEFLATE stream kinds: zlib (PNG) or bare (attachments).
+    enum StreamFormat {
+        case zlib, raw
+
+        var code: Int32 { self == .zlib ? Int32(SMIMG_ZLIB) : Int32(SMIMG_RAW_DEFLATE) }
+    }
+
+    /// libdeflate's stream of `data` at `level` (1-12), or nil when it does not fit in `limit` bytes.
+    static func deflate(_ data: [UInt8], level: Int, format: StreamFormat = .zlib, limit: Int) throws -> [UInt8]? {
         var out = [UInt8](repeating: 0, count: max(limit, 0))
         var size = 0
         let status = data.withUnsafeBufferPointer { input in
             out.withUnsafeMutableBufferPointer { output in
-                smimg_deflate(input.baseAddress, input.count, Int32(level), Int32(memoryLevel), Int32(strategy),
-                              output.baseAddress, output.count, projecting ? 1 : 0, &size)
+                smimg_deflate(input.baseAddress, input.count, Int32(level), format.code, output.baseAddress, output.count, &size)
             }
         }
         switch Int(status) {
@@ -79,7 +84,33 @@ enum ImageCodecs {
         case Int(SMIMG_EXCEEDED):
             return nil
         default:
-            throw ImageError(.outOfMemory, "zlib could not compress the image data")
+            throw ImageError(.outOfMemory, "not enough memory to compress")
+        }
+    }
+
+    /// zopfli's zlib stream of `data`, `iterations` passes of its optimal parser.
+    static func zopfli(_ data: [UInt8], iterations: Int) throws -> [UInt8] {
+        var result: UnsafeMutablePointer<UInt8>?
+        var size = 0
+        let status = data.withUnsafeBufferPointer { smimg_zopfli($0.baseAddress, $0.count, Int32(iterations), &result, &size) }
+        guard status == SMIMG_OK, let result else { throw ImageError(.outOfMemory, "not enough memory to compress") }
+        defer { smimg_free(result) }
+        return Array(UnsafeBufferPointer(start: result, count: size))
+    }
+
+    /// Decompresses a stream that must give exactly `expectedSize` bytes: nothing past that bound
+    /// is ever produced (decompression bombs stop there), and a stream that ends early, goes on,
+    /// or is damaged is refused.
+    static func inflate(_ data: [UInt8], format: StreamFormat, expectedSize: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: expectedSize)
+        let status = data.withUnsafeBufferPointer { input in
+            out.withUnsafeMutableBufferPointer { smimg_inflate(input.baseAddress, input.count, format.code, $0.baseAddress, expectedSize) }
+        }
+        switch Int(status) {
+        case Int(SMIMG_OK): return out
+        case Int(SMIMG_EXCEEDED): throw ImageError(.corrupt, "the compressed data decompresses to more than the \(expectedSize) bytes it declares")
+        case Int(SMIMG_NO_MEMORY): throw ImageError(.outOfMemory, "not enough memory to decompress")
+        default: throw ImageError(.corrupt, "the compressed data is damaged, or decompresses to fewer than the \(expectedSize) bytes it declares")
         }
     }
 

@@ -28,7 +28,7 @@ struct PNGChunkWriter {
             writer.chunk("cHRM", chromaticities.flatMap(be32))
         }
         if let profile = rendering.iccProfile {
-            guard let compressed = try ImageCodecs.deflate(profile, level: 9, memoryLevel: 9, strategy: 0, limit: profile.count + 1024) else {
+            guard let compressed = try ImageCodecs.deflate(profile, level: 12, limit: profile.count + 1024) else {
                 throw ImageError(.outOfMemory, "cannot compress the ICC profile")
             }
             writer.chunk("iCCP", Array("ICC profile".utf8) + [0, 0] + compressed)

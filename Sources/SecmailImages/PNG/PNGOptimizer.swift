@@ -2,31 +2,56 @@ import Foundation
 
 /// How much work the optimiser spends. Figures from scripts/bench-images.sh are in README.md.
 public enum PNGEffort: Int, Sendable, CaseIterable {
-    /// Two quick trials with the heuristic filter (none for palettes): zlib level 6, and
-    /// Huffman-only coding.
+    /// One trial: the entropy heuristic's filters (none for palettes and packed grey) at
+    /// libdeflate level 7.
     case fast = 1
-    /// Every filter with a quick zlib level 6 pass and with Huffman-only coding; then, when
-    /// LZ77 came close, the two best filters at level 9 (default and "filtered" strategies),
-    /// each stopped once it is on course to lose. The default.
+    /// The filters and heuristics ranked at a quick libdeflate level, then the best (and a
+    /// close runner-up) at level 11. The default.
     case normal = 2
-    /// Both layouts (palette and direct) when both exist, every filter with every zlib strategy
-    /// at level 9 and both memory levels.
+    /// Both layouts (palette and direct) when both exist, every filter at libdeflate level 12,
+    /// then zopfli's optimal parser over the two best.
     case thorough = 3
+}
+
+/// The filter choices of the encoder: one of PNG's five filters for every row, or a heuristic
+/// that picks one per row (PNG specification, section 12.8).
+enum PNGFilter: Int, Sendable, CaseIterable {
+    case none = 0, sub, up, average, paeth
+    /// The smallest sum of absolute values (libpng's heuristic).
+    case minSum = 5
+    /// The lowest Shannon entropy of the row's bytes.
+    case entropy = 6
+    /// The fewest distinct pairs of neighbouring bytes (LZ77 finds more repeats).
+    case bigrams = 7
+
+    var name: String {
+        switch self {
+        case .none: "none"
+        case .sub: "sub"
+        case .up: "up"
+        case .average: "average"
+        case .paeth: "paeth"
+        case .minSum: "min-sum"
+        case .entropy: "entropy"
+        case .bigrams: "bigrams"
+        }
+    }
 }
 
 /// The result of optimising one image.
 public struct OptimizedPNG: Sendable {
     public let bytes: [UInt8]
-    /// e.g. "palette 4-bit (12 colours), filter paeth, zlib 9/9 default", or "original data, metadata removed".
+    /// e.g. "palette 4-bit (12 colours), filter paeth, libdeflate 11", or "original data, metadata removed".
     public let method: String
-    /// Encodings tried, and how many were cut short because they grew past the best so far.
+    /// Encodings tried, and how many were dropped because they grew past the best so far.
     public let trials: Int
     public let abandoned: Int
 }
 
 /// The optimising PNG encoder: exact colour-type and bit-depth reduction, a search over filter
-/// strategies and zlib settings that keeps the smallest stream, every ancillary chunk except
-/// rendering information dropped, and a final decode that must give the very same pixels.
+/// strategies and deflaters (libdeflate, zopfli) that keeps the smallest stream, every ancillary
+/// chunk except rendering information dropped, and a final decode that must give the very same
+/// pixels.
 public struct PNGOptimizer: Sendable {
     public let effort: PNGEffort
 
@@ -34,15 +59,23 @@ public struct PNGOptimizer: Sendable {
         self.effort = effort
     }
 
-    static let filterNames = ["none", "sub", "up", "average", "paeth", "adaptive"]
-    static let strategyNames = ["default", "filtered", "huffman", "rle"]
+    /// How a trial's filtered data becomes a zlib stream.
+    enum Deflater: Sendable, CustomStringConvertible {
+        case libdeflate(level: Int)
+        case zopfli(iterations: Int)
+
+        var description: String {
+            switch self {
+            case .libdeflate(let level): "libdeflate \(level)"
+            case .zopfli(let iterations): "zopfli \(iterations)"
+            }
+        }
+    }
 
     struct Trial: Sendable {
         let layout: Int
-        let filter: Int
-        var level = 9
-        let strategy: Int
-        let memoryLevel: Int
+        let filter: PNGFilter
+        let deflater: Deflater
     }
 
     /// The smallest exact PNG for `image`. With `original` (the PNG file the image was decoded
@@ -68,24 +101,28 @@ public struct PNGOptimizer: Sendable {
             DispatchQueue.concurrentPerform(iterations: trials.count) { index in
                 let trial = trials[index]
                 let layout = usedLayouts[trial.layout]
-                // Filtering costs little beside deflate; redoing it keeps memory at a few copies of the image.
-                let data = ImageCodecs.filter(raws[trial.layout], height: image.height, rowBytes: layout.rowBytes(width: image.width),
-                                              bytesPerPixel: layout.filterBytesPerPixel, filter: trial.filter)
                 do {
-                    // Only a stream smaller than the best file so far (less the chunk overhead) can win.
-                    let bound = data.count + data.count / 100 + 1024
-                    let limit = ranking ? bound : search.bestSize.map { max(0, $0 - 64) } ?? bound
-                    // Projected early stops only where a best exists and effort is not thorough.
-                    let projecting = !ranking && effort != .thorough && search.bestSize != nil
-                    guard let idat = try ImageCodecs.deflate(data, level: trial.level, memoryLevel: trial.memoryLevel,
-                                                             strategy: trial.strategy, limit: limit, projecting: projecting) else {
-                        search.abandon()
-                        return
+                    // Filtering costs little beside deflate; redoing it keeps memory at a few copies of the image.
+                    let data = try ImageCodecs.filter(raws[trial.layout], height: image.height, rowBytes: layout.rowBytes(width: image.width),
+                                                      bytesPerPixel: layout.filterBytesPerPixel, filter: trial.filter)
+                    let idat: [UInt8]
+                    switch trial.deflater {
+                    case .libdeflate(let level):
+                        // Only a stream smaller than the best file so far (less the chunk overhead) can win.
+                        let bound = data.count + data.count / 100 + 1024
+                        let limit = ranking ? bound : search.bestSize.map { max(0, $0 - 64) } ?? bound
+                        guard let stream = try ImageCodecs.deflate(data, level: level, limit: limit) else {
+                            search.abandon()
+                            return
+                        }
+                        idat = stream
+                    case .zopfli(let iterations):
+                        idat = try ImageCodecs.zopfli(data, iterations: iterations)
                     }
                     sizes.set(index, idat.count)
                     let file = try PNGChunkWriter.file(width: image.width, height: image.height, layout: layout, idat: idat,
                                                        rendering: image.rendering, orientation: image.orientation)
-                    search.offer(bytes: file, trial: trial, method: "\(layout), filter \(Self.filterNames[trial.filter]), zlib \(trial.level)/\(trial.memoryLevel) \(Self.strategyNames[trial.strategy])")
+                    search.offer(bytes: file, trial: trial, method: "\(layout), filter \(trial.filter.name), \(trial.deflater)")
                 } catch {
                     failure.set(error)
                 }
@@ -94,40 +131,40 @@ public struct PNGOptimizer: Sendable {
             return sizes.values
         }
 
+        /// The trials of every filter on every used layout, with one deflater.
+        func everyFilter(_ deflater: Deflater) -> [Trial] {
+            usedLayouts.indices.flatMap { layout in PNGFilter.allCases.map { Trial(layout: layout, filter: $0, deflater: deflater) } }
+        }
+
+        /// The two trials whose streams were smallest.
+        func frontRunners(_ trials: [Trial], _ sizes: [Int?]) -> [Trial] {
+            Array(trials.indices.sorted { (sizes[$0] ?? .max) < (sizes[$1] ?? .max) }.prefix(2).map { trials[$0] })
+        }
+
         switch effort {
         case .fast:
-            let filter = usedLayouts[0].colorType == .palette || usedLayouts[0].bitDepth < 8 ? 0 : 5
-            _ = try run([Trial(layout: 0, filter: filter, level: 6, strategy: 0, memoryLevel: 8),
-                         Trial(layout: 0, filter: filter, strategy: 2, memoryLevel: 8)], ranking: true)
+            let direct = usedLayouts[0].colorType != .palette && usedLayouts[0].bitDepth >= 8
+            _ = try run([Trial(layout: 0, filter: direct ? .entropy : .none, deflater: .libdeflate(level: 7))], ranking: true)
         case .normal:
-            // zlib level 9 costs 10 to 15 times level 6 on filtered image data, and ranks filters
-            // the same way nearly always: rank with 6, compress the front-runners with 9.
+            // A quick level ranks the filters the way level 11 does nearly always, at a tenth
+            // of the cost: rank with it, compress the two front-runners with level 11.
+            // A quick level ranks the filters nearly the way level 11 does, at a tenth of the
+            // cost. The filters that never won on the tuning corpus (sub, average, paeth) sit
+            // out; the runner-up is compressed too, on the other core, only when its quick
+            // stream came within 3% of the best (further apart it did not win, and a graphic's
+            // level-11 pass can take far longer than the leader's).
             let quickTrials = usedLayouts.indices.flatMap { layout in
-                (0...5).map { Trial(layout: layout, filter: $0, level: 6, strategy: 0, memoryLevel: 8) }
+                [PNGFilter.none, .up, .minSum, .entropy, .bigrams].map { Trial(layout: layout, filter: $0, deflater: .libdeflate(level: 3)) }
             }
             let quick = try run(quickTrials, ranking: true)
-            let ranked = quickTrials.indices.sorted { (quick[$0] ?? .max) < (quick[$1] ?? .max) }.map { quickTrials[$0] }
-            let (first, second) = (ranked[0], ranked[1])
-            // Huffman-only (every filter) and RLE take a tenth of the time and often win on
-            // photographs, where LZ77 finds little to match.
-            try _ = run(usedLayouts.indices.flatMap { layout in (0...5).map { Trial(layout: layout, filter: $0, strategy: 2, memoryLevel: 8) } }
-                        + [Trial(layout: first.layout, filter: first.filter, strategy: 3, memoryLevel: 8)])
-            // Level 9 gains a few per cent over level 6 at ten times the cost: spend it only
-            // where LZ77 at level 6 came within 5% of the best, and stop what is on course to lose.
-            let quickBest = quick.compactMap { $0 }.min() ?? .max
-            if let best = search.bestSize, quickBest <= best + best / 20 {
-                try _ = run([Trial(layout: first.layout, filter: first.filter, strategy: 0, memoryLevel: 8),
-                             Trial(layout: first.layout, filter: first.filter, strategy: 1, memoryLevel: 8),
-                             Trial(layout: second.layout, filter: second.filter, strategy: 0, memoryLevel: 8)])
-            }
+            let ranked = quickTrials.indices.sorted { (quick[$0] ?? .max) < (quick[$1] ?? .max) }
+            let leader = quick[ranked[0]] ?? .max
+            let finalists = ranked.prefix(2).filter { ($0 == ranked[0] || (quick[$0] ?? .max) <= leader + leader / 33) }
+            _ = try run(finalists.map { Trial(layout: quickTrials[$0].layout, filter: quickTrials[$0].filter, deflater: .libdeflate(level: 11)) })
         case .thorough:
-            // Everything `normal` tries (level 6 included), so thorough is never larger.
-            _ = try run(usedLayouts.indices.flatMap { layout in (0...5).map { Trial(layout: layout, filter: $0, level: 6, strategy: 0, memoryLevel: 8) } })
-            _ = try run(usedLayouts.indices.flatMap { layout in
-                (0...5).flatMap { filter in
-                    (0...3).flatMap { strategy in [8, 9].map { Trial(layout: layout, filter: filter, strategy: strategy, memoryLevel: $0) } }
-                }
-            })
+            let trials = everyFilter(.libdeflate(level: 12))
+            let sizes = try run(trials, ranking: true)
+            _ = try run(frontRunners(trials, sizes).map { Trial(layout: $0.layout, filter: $0.filter, deflater: .zopfli(iterations: 15)) })
         }
         guard let best = search.best else {
             throw ImageError(.outOfMemory, "no PNG encoding of the image could be made")
@@ -157,7 +194,6 @@ private final class SearchState: @unchecked Sendable {
 
     var best: Candidate? { lock.withLock { candidate } }
     var bestSize: Int? { lock.withLock { candidate?.bytes.count } }
-    var bestTrial: PNGOptimizer.Trial? { lock.withLock { candidate?.trial } }
     var trials: Int { lock.withLock { trialCount } }
     var abandoned: Int { lock.withLock { abandonedCount } }
 
