@@ -41,5 +41,9 @@ public enum SchemaMigrations {
             name: "V007__key_owners",
             sql: String(decoding: PackageResources.V007__key_owners_sql, as: UTF8.self),
             sha256: "1b41954b6a30cf3b3460b5af47c1f435e985aaa418ce854b817f54dd1249da76"),
+        Migration(
+            name: "V008__reader_features",
+            sql: String(decoding: PackageResources.V008__reader_features_sql, as: UTF8.self),
+            sha256: "bea0f0b125c34d0936af546993d80de99dd9bcf073fde3f712a6809042781370"),
     ]
 }

@@ -81,6 +81,11 @@ for name, answer in directory["lookups"].items():
 for name, answer in directory["absent"].items():
     put("json", "absent-" + name.replace(".", "_"), json.dumps(answer))
 put("json", "challenge", json.dumps({"name": "alice"}))
+# Compressed attachments (docs/PROTOCOL.md, encoding 1): u64 length, then a raw DEFLATE stream.
+for label, data in [("text", b"the quarterly figures, once more, with feeling\n" * 40), ("empty", b""), ("bytes", bytes(range(256)) * 4)]:
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    put("inflate", label, struct.pack(">Q", len(data)) + packer.compress(data) + packer.flush())
+
 # The key agent's requests and answers (docs/AGENT.md).
 fingerprint = bytes(range(32))
 put("agent", "status", b"\x01")

@@ -25,6 +25,8 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
     public static let challenge = Endpoint("POST", "/v1/auth/challenge")
     public static let token = Endpoint("POST", "/v1/auth/token")
     public static let whoami = Endpoint("GET", "/v1/auth/whoami")
+    /// What the signed-in user's client can read (`ReaderFeaturesBody`).
+    public static let readerFeatures = Endpoint("PUT", "/v1/features")
 
     public static let deposit = Endpoint("POST", "/v1/messages")
     public static let mailbox = Endpoint("GET", "/v1/mailbox")
@@ -38,7 +40,7 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
 
     /// Every route the relay serves.
     public static let all: [Endpoint] = [
-        health, relayInfo, register, rotate, lookup, history, challenge, token, whoami,
+        health, relayInfo, register, rotate, lookup, history, challenge, token, whoami, readerFeatures,
         deposit, mailbox, fetchMessage, deleteMessage, logKey, checkpoint, consistency, entries,
     ]
 

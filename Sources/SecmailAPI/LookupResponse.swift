@@ -17,9 +17,13 @@ public struct LookupResponse: Codable, Sendable {
     public let checkpoint: String
     /// The map proof that this is the name's latest version in the tree of `treeSize` leaves.
     public let map: NameMapEvidence
+    /// What the name's client declared it can read (`PUT /v1/features`): absent when it never
+    /// declared (an older client). A hint from the relay, outside the log's proofs.
+    public let readerFeatures: [String]?
 
     public init(name: String, keyVersion: UInt32, fingerprint: String, bundle: String, leaf: String,
-                logIndex: UInt64, treeSize: UInt64, inclusionProof: [String], checkpoint: String, map: NameMapEvidence) {
+                logIndex: UInt64, treeSize: UInt64, inclusionProof: [String], checkpoint: String, map: NameMapEvidence,
+                readerFeatures: [String]? = nil) {
         self.name = name
         self.keyVersion = keyVersion
         self.fingerprint = fingerprint
@@ -30,7 +34,23 @@ public struct LookupResponse: Codable, Sendable {
         self.inclusionProof = inclusionProof
         self.checkpoint = checkpoint
         self.map = map
+        self.readerFeatures = readerFeatures
     }
+}
+
+/// `PUT /v1/features` (signed in): what the caller's client can read beyond the base format
+/// (docs/PROTOCOL.md, "Reader features"), replacing what it declared before. The answer repeats
+/// the stored list.
+public struct ReaderFeaturesBody: Codable, Sendable, Equatable {
+    /// At most 16 names of 1 to 32 characters `a-z 0-9 -`; unknown names are kept (newer clients).
+    public let features: [String]
+
+    public init(features: [String]) {
+        self.features = features
+    }
+
+    public static let maximumCount = 16
+    public static let maximumLength = 32
 }
 
 /// What the name map of a signed tree holds for one name: the tree's last leaf, which commits the

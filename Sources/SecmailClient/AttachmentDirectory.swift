@@ -12,7 +12,8 @@ import SecmailImages
 /// Images reach the reader as PNG (DESIGN section 6): an attachment that travelled as a JPEG is
 /// decoded and saved as NAME.png with the very same pixels, within a budget of pixels; past it, or
 /// should the conversion fail, the JPEG is saved as it came, with a note, so nothing received is
-/// lost. `keepJPEG` keeps every JPEG as it travelled.
+/// lost. `keepJPEG` keeps every JPEG as it travelled. A compressed attachment (encoding 1) is
+/// inflated to the file its sender attached; one that does not inflate exactly is refused.
 public final class AttachmentDirectory: ContentSink {
     public let outputDirectory: URL
     private let staging: URL
@@ -66,7 +67,14 @@ public final class AttachmentDirectory: ContentSink {
             isFinished = true
         }
         for (info, url) in staged {
-            let (name, source) = convertedImage(info: info, staged: url)
+            let file: URL
+            do {
+                file = try inflated(info: info, staged: url)
+            } catch let error as ClientError {
+                for file in placed { try? FileManager.default.removeItem(at: file) }
+                throw error
+            }
+            let (name, source) = convertedImage(info: info, staged: file)
             let target = Self.freeName(for: name, in: outputDirectory)
             do {
                 try FileManager.default.moveItem(at: source, to: target)
@@ -77,6 +85,22 @@ public final class AttachmentDirectory: ContentSink {
             placed.append(target)
         }
         return placed
+    }
+
+    /// The staged file as its sender had it: a compressed attachment (encoding 1) inflated,
+    /// bounded by the length it declares; anything else as it came.
+    private func inflated(info: AttachmentInfo, staged url: URL) throws -> URL {
+        guard info.encoding == .deflate else { return url }
+        do {
+            let file = try AttachmentCompression.decompress(Array(try Data(contentsOf: url)))
+            let inflated = url.appendingPathExtension("inflated")
+            let output = try PositionalFile(creatingAtPath: inflated.path, permissions: 0o600)
+            try output.write(file[...])
+            try output.synchronize()
+            return inflated
+        } catch let error as ImageError {
+            throw ClientError(.verificationFailed, "\(info.name) cannot be inflated: \(error.reason); no attachment of this message was saved")
+        }
     }
 
     /// For a JPEG image: a staged PNG with the same pixels and the name to save it under.

@@ -26,6 +26,8 @@ enum FuzzTarget: String, CaseIterable {
     case jpeg
     /// The key agent's frames, requests and answers (a process of the same user may send anything).
     case agent
+    /// Compressed attachments (encoding 1): the declared length and the DEFLATE stream.
+    case inflate
 
     func run(_ bytes: [UInt8]) {
         switch self {
@@ -38,6 +40,7 @@ enum FuzzTarget: String, CaseIterable {
         case .png: Self.image(bytes, only: .png)
         case .jpeg: Self.image(bytes, only: .jpeg)
         case .agent: Self.agent(bytes)
+        case .inflate: Self.inflate(bytes)
         }
     }
 
@@ -50,6 +53,12 @@ enum FuzzTarget: String, CaseIterable {
         if let verified = try? EnvelopeOpener.verify(source, sender: fixtures.sender, keys: fixtures.recipientKeys) {
             _ = try? verified.decrypt(into: MemoryContentSink())
         }
+    }
+
+    private static func inflate(_ bytes: [UInt8]) {
+        guard let file = try? AttachmentCompression.decompress(bytes) else { return }
+        let declared = bytes.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        precondition(UInt64(file.count) == declared, "an attachment inflated to other than its declared length")
     }
 
     private static func agent(_ bytes: [UInt8]) {
@@ -129,6 +138,7 @@ enum FuzzTarget: String, CaseIterable {
         attempt(TokenRequest.self)
         attempt(TokenResponse.self)
         attempt(WhoAmIResponse.self)
+        attempt(ReaderFeaturesBody.self)
         attempt(ErrorResponse.self)
         attempt(HistoryResponse.self)
         attempt(LogEntriesResponse.self)

@@ -22,7 +22,9 @@ struct ShownMessage {
             Terminal.output(TerminalText.framedMessage(text))
         }
         for (info, url) in saved {
-            Terminal.info("Saved \(info.name) (\(info.mediaType), \(formatBytes(info.length))) to \(url.path)")
+            // The file as saved: a compressed attachment inflated, a JPEG converted to PNG.
+            let size = ((try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? NSNumber)?.uint64Value ?? info.length
+            Terminal.info("Saved \(info.name) (\(info.mediaType), \(formatBytes(size))) to \(url.path)")
         }
         for note in notes { Terminal.info(note) }
     }

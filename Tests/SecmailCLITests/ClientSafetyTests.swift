@@ -3,6 +3,7 @@ import GRDB
 import SecmailClient
 import SecmailCrypto
 import SecmailFormat
+import SecmailImages
 import SecmailRelay
 import SecmailRelayTestSupport
 import SecmailTestSupport
@@ -113,6 +114,49 @@ import Testing
         #expect(opened.status == 1)
         #expect(opened.stdout == "│ the text survives\n")
         #expect(opened.stderr.contains("Verified: signed by alice") && opened.stderr.contains("give --out another folder"), "\(opened.stderr)")
+    }
+
+    /// A compressed attachment (encoding 1) from a validly signed sender that does not inflate
+    /// exactly — a bomb declaring more than its stream can hold, one past the 64 MiB bound, a
+    /// damaged stream — saves nothing of the message; its text is shown. A good one arrives exact.
+    @Test func compressedAttachmentsInflateExactlyOrNothingIsSaved() throws {
+        let folder = try temporaryDirectory("inflate")
+        let alice = try Keystore(home: SecmailHome(url: Users.alice.home)).unlockSender(passphrase: Passphrase(Users.alice.passphrase))
+        let bob = try IdentityBundle(armoredOrBinary: Array(Data(contentsOf: Users.bundle("bob"))))
+        func sealed(_ stored: [UInt8]) throws -> URL {
+            let envelope = folder.appendingPathComponent("msg-\(UUID().uuidString).smsg")
+            let file = try PositionalFile(creatingAtPath: envelope.path, permissions: 0o600)
+            let sink = FileSink(file: file)
+            _ = try EnvelopeSealer().seal(
+                text: "compressed",
+                attachments: [try OutgoingAttachment(name: "plain.txt", bytes: Array("as it is".utf8)),
+                              try OutgoingAttachment(name: "packed.txt", mediaType: "text/plain", encoding: .deflate, bytes: stored)],
+                from: alice, to: [bob], into: sink)
+            try sink.synchronize()
+            return envelope
+        }
+        let original = Array(String(repeating: "all work and no play ", count: 5000).utf8)
+        let good = try #require(try AttachmentCompression.compress(original))
+        func length(_ value: UInt64) -> [UInt8] { withUnsafeBytes(of: value.bigEndian) { Array($0) } }
+        let stream = Array(good.dropFirst(8))
+        let out = folder.appendingPathComponent("good", isDirectory: true)
+        let opened = try open(try sealed(good), ["--out", out.path])
+        #expect(opened.status == 0, "\(opened.stderr)")
+        #expect(try Array(Data(contentsOf: out.appendingPathComponent("packed.txt"))) == original)
+
+        var damaged = stream
+        damaged[damaged.count / 2] ^= 0x5A
+        for (label, stored) in [("bomb", length(UInt64(stream.count) * 2000) + stream), ("over 64 MiB", length(65 << 20) + Array(repeating: 0, count: 100_000)),
+                                ("damaged", length(UInt64(original.count)) + damaged), ("short", length(UInt64(original.count) + 1) + stream),
+                                ("trailing bytes", good + [0])] {
+            let target = folder.appendingPathComponent(label, isDirectory: true)
+            let refused = try open(try sealed(stored), ["--out", target.path])
+            #expect(refused.status == 1, "\(label): \(refused.stderr)")
+            #expect(refused.stdout == "│ compressed\n", "\(label)")
+            #expect(refused.stderr.contains("packed.txt cannot be inflated"), "\(label): \(refused.stderr)")
+            let left = (try? FileManager.default.contentsOfDirectory(atPath: target.path)) ?? []
+            #expect(left.isEmpty, "\(label): \(left)")
+        }
     }
 
     /// SIGINT while a large attachment decrypts, and while a large JPEG converts: exit 130, no

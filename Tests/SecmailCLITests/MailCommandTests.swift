@@ -70,6 +70,56 @@ import Testing
         #expect(again.status == 0 && again.stderr.contains("read before"), "\(again.stderr)")
     }
 
+    @Test func filesTravelCompressedOnlyToReadersThatDeclaredItAndArriveExact() async throws {
+        let folder = try temporaryDirectory("compressed-files")
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        let relay = try await commands.startRelay(data: data)
+        defer { relay.process.terminate() }
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        // carol stands for a client from before compression: she never declares reader features.
+        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder), carol = CLIUser.fresh("carol", in: folder)
+        for person in [alice, bob, carol] { try person.register(port: relay.port, ca: ca) }
+        #expect(try inbox(bob).isEmpty)  // bob's client declares what it reads on inbox and read
+        #expect(FileManager.default.fileExists(atPath: bob.home.appendingPathComponent("reader-features").path))
+
+        let notes = folder.appendingPathComponent("notes.txt")
+        let text = (0..<4000).map { "line \($0): the quarterly figures, once more, with feeling\n" }.joined()
+        try Data(text.utf8).write(to: notes)
+        let noise = folder.appendingPathComponent("noise.bin")
+        try Data((0..<200_000).map { _ in UInt8.random(in: 0...255) }).write(to: noise)
+
+        func sent(_ result: CLIResult) throws -> (id: String, compressed: [[String: Any]]) {
+            #expect(result.status == 0, "\(result.stderr)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            return (try #require(json["id"] as? String), try #require(json["compressed"] as? [[String: Any]]))
+        }
+        let toBob = try sent(alice.run(["send", "bob", "-m", "notes", "--attach", notes.path, "--attach", noise.path, "--json"]))
+        #expect(toBob.compressed.count == 1)  // the noise would not shrink by 5%: it goes as it is
+        let report = try #require(toBob.compressed.first)
+        #expect(report["originalBytes"] as? Int == text.utf8.count)
+        #expect((report["sentBytes"] as? Int ?? .max) < text.utf8.count / 5, "\(report)")
+        let out = folder.appendingPathComponent("bob-out", isDirectory: true)
+        let read = try bob.run(["read", toBob.id, "--out", out.path])
+        #expect(read.status == 0, "\(read.stderr)")
+        #expect(try Data(contentsOf: out.appendingPathComponent("notes.txt")) == Data(text.utf8))
+        #expect(try Data(contentsOf: out.appendingPathComponent("noise.bin")) == Data(contentsOf: noise))
+        // The size shown is the file's as saved, not the compressed one that travelled.
+        #expect(read.stderr.contains("Saved notes.txt (application/octet-stream, \(formatSize(text.utf8.count)))"), "\(read.stderr)")
+
+        // One envelope for bob and carol: carol did not declare, so nothing is compressed.
+        let toBoth = try sent(alice.run(["send", "bob", "carol", "-m", "notes", "--attach", notes.path, "--json"]))
+        #expect(toBoth.compressed.isEmpty)
+        let carolOut = folder.appendingPathComponent("carol-out", isDirectory: true)
+        let carolRead = try carol.run(["read", toBoth.id, "--out", carolOut.path])
+        #expect(carolRead.status == 0, "\(carolRead.stderr)")
+        #expect(try Data(contentsOf: carolOut.appendingPathComponent("notes.txt")) == Data(text.utf8))
+    }
+
+    /// As the CLI prints sizes (formatBytes), for matching its lines.
+    func formatSize(_ bytes: Int) -> String {
+        String(format: "%.1f KiB", Double(bytes) / 1024)
+    }
+
     @Test func sendInboxReadWithAnImageAcrossARotationAndTamperingIsCaught() async throws {
         let folder = try temporaryDirectory("mail-cli")
         let data = folder.appendingPathComponent("relay", isDirectory: true)

@@ -88,6 +88,30 @@ import Testing
         #expect(throws: ImageError.self) { try ImageCodecs.inflate(Array(stream.prefix(stream.count / 2)), format: .raw, expectedSize: text.count) }
     }
 
+    @Test func attachmentsAreCompressedOnlyWhenItSavesFivePerCentAndInflateOnlyToTheirLength() throws {
+        let text = Array((0..<3000).map { "row \($0 % 17), column \($0 % 5)\n" }.joined().utf8)
+        let stored = try #require(try AttachmentCompression.compress(text))
+        #expect(stored.count < text.count / 4)
+        #expect(try AttachmentCompression.decompress(stored) == text)
+        // Random bytes do not shrink; nor does a large file whose middle does not (judged by a sample).
+        var generator = SystemRandomNumberGenerator()
+        let noise = (0..<100_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        #expect(try AttachmentCompression.compress(noise) == nil)
+        // Over 1 MiB the middle 256 KiB decide: compressible text around noise is sent as it is
+        // (the sample said no), text alone is compressed.
+        let bulk = Array(repeating: text, count: 24).flatMap { $0 }
+        #expect(bulk.count > 1 << 20)
+        #expect(try AttachmentCompression.compress(bulk + noise + noise + noise + bulk) == nil)
+        #expect(try AttachmentCompression.compress(bulk + bulk).map { try AttachmentCompression.decompress($0) } == bulk + bulk)
+        #expect(try AttachmentCompression.compress(Array(repeating: 7, count: 10)) == nil)  // too small to bother
+        // The declared length bounds everything: beyond 64 MiB, beyond what the stream can hold.
+        func length(_ value: UInt64) -> [UInt8] { withUnsafeBytes(of: value.bigEndian) { Array($0) } }
+        let stream = Array(stored.dropFirst(8))
+        #expect((#expect(throws: ImageError.self) { try AttachmentCompression.decompress(length(65 << 20) + stream) })?.code == .tooLarge)
+        #expect((#expect(throws: ImageError.self) { try AttachmentCompression.decompress(length(UInt64(stream.count) * 1033) + stream) })?.code == .corrupt)
+        #expect((#expect(throws: ImageError.self) { try AttachmentCompression.decompress(Array(stored.prefix(5))) })?.code == .corrupt)
+    }
+
     @Test func coloursAndDepthsAreReducedOnlyWhenNoPixelChanges() throws {
         let pipeline = ImagePipeline()
         func optimized(_ png: TestPNG) throws -> [UInt8] {

@@ -128,6 +128,36 @@ import Testing
         #expect(try await relay.services.log.size() == 3)
     }
 
+    @Test func readerFeaturesAreDeclaredByTheOwnerAndShownInLookups() async throws {
+        let relay = try await RunningRelay()
+        defer { Task { await relay.stop() } }
+        #expect(try await relay.curl("/v1/directory/register", method: "POST", json: registration(try ThrowawayIdentities.bundle("alice"))).status == 201)
+        let token = try await relay.token("alice")
+        let before = try await relay.curl("/v1/directory/alice")
+        #expect(before.status == 200)
+        let beforeFeatures = try json(before.body)["readerFeatures"]
+        #expect(beforeFeatures == nil)  // never declared: an older client
+        let anonymous = try await relay.curl("/v1/features", method: "PUT", json: #"{"features":["deflate"]}"#)
+        #expect(anonymous.status == 401)
+        for bad in [#"{"features":["Deflate"]}"#, #"{"features":["deflate","deflate"]}"#, #"{"features":[""]}"#,
+                    #"{"features":"deflate"}"#, #"{"features":["deflate""#, #"{"features":["a,b"]}"#,
+                    "{\"features\":[\"\(String(repeating: "x", count: 33))\"]}",
+                    "{\"features\":[" + (0..<17).map { "\"f\($0)\"" }.joined(separator: ",") + "]}"] {
+            let refused = try await relay.curl("/v1/features", method: "PUT", json: bad, headers: ["Authorization: Bearer \(token)"])
+            #expect(refused.status == 400, "\(bad): \(refused.status) \(refused.body)")
+        }
+        let declared = try await relay.curl("/v1/features", method: "PUT", json: #"{"features":["deflate","some-future-thing"]}"#,
+                                            headers: ["Authorization: Bearer \(token)"])
+        #expect(declared.status == 200, "\(declared.body)")
+        let shown = try await relay.curl("/v1/directory/alice")
+        #expect(try json(shown.body)["readerFeatures"] as? [String] == ["deflate", "some-future-thing"])
+        // A new declaration replaces the old one; an empty list says "nothing beyond the base format".
+        let emptied = try await relay.curl("/v1/features", method: "PUT", json: #"{"features":[]}"#, headers: ["Authorization: Bearer \(token)"])
+        #expect(emptied.status == 200)
+        let shownEmpty = try await relay.curl("/v1/directory/alice")
+        #expect(try json(shownEmpty.body)["readerFeatures"] as? [String] == [])
+    }
+
     @Test func invitesGateRegistration() async throws {
         let relay = try await RunningRelay(requiresInvite: true)
         defer { Task { await relay.stop() } }

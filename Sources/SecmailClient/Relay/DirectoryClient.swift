@@ -29,6 +29,9 @@ public struct DirectoryClient {
         public let pin: PinChange
         /// The verified lookup it came from (its checkpoint is the tree a history must match).
         public let lookup: VerifiedLookup
+
+        /// What the contact's client reads beyond the base format.
+        public var readerFeatures: Set<ReaderFeature> { lookup.readerFeatures }
     }
 
     /// Registers `bundle` on the relay `relay` was opened for (first contact, trusted through

@@ -9,6 +9,10 @@ public struct VerifiedLookup: Sendable {
     /// The checkpoint the inclusion was proven against (store it: the next contact must extend it).
     public let checkpoint: Checkpoint
     public let checkpointNote: String
+    /// What the name's client declared it reads, as the relay reports it (not covered by the
+    /// proofs: a relay that lies can only make a message larger, or unreadable, which it can
+    /// do anyway by not delivering it). Names this client does not know are left out.
+    public let readerFeatures: Set<ReaderFeature>
 }
 
 /// One key version of a name as the log records it.
@@ -49,7 +53,8 @@ public enum DirectoryVerification {
         }
         try verifyMap(response.map, name: name, checkpoint: checkpoint,
                       holds: NameMapValue(keyVersion: bundle.keyVersion, logIndex: response.logIndex, fingerprint: bundle.fingerprint))
-        return VerifiedLookup(bundle: bundle, logIndex: response.logIndex, checkpoint: checkpoint, checkpointNote: response.checkpoint)
+        return VerifiedLookup(bundle: bundle, logIndex: response.logIndex, checkpoint: checkpoint, checkpointNote: response.checkpoint,
+                              readerFeatures: Set((response.readerFeatures ?? []).compactMap(ReaderFeature.init(rawValue:))))
     }
 
     /// Verifies a `404` for `name`: the checkpoint is signed by the pinned log key, and the name

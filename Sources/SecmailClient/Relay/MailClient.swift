@@ -93,12 +93,31 @@ public struct MailClient {
     /// The messages waiting in this user's mailbox, every page of them.
     public func inbox(_ identity: SenderIdentity) async throws -> [MailboxListResponse.Message] {
         let token = try await relay.token(for: identity)
+        try await declareReaderFeatures(token: token)
         var messages: [MailboxListResponse.Message] = []
         try await forEachMailboxPage(token: token) { page in
             messages += page
             return true
         }
         return messages
+    }
+
+    /// Tells the relay what this client reads beyond the base format (`ReaderFeature`), so that
+    /// senders use it for this user: once per relay and feature list, remembered in
+    /// `$SECMAIL_HOME/reader-features`, on the reading commands (a reader that upgraded declares
+    /// at its next `inbox` or `read`).
+    func declareReaderFeatures(token: String) async throws {
+        let record = home.url.appendingPathComponent("reader-features")
+        let features = ReaderFeature.supported.map(\.rawValue)
+        let declared = Array("\(relay.address)\n\(features.joined(separator: ","))\n".utf8)
+        if (try? FileSystem.read(record)) == declared { return }
+        let response = try await relay.send(try RelayRequest(.PUT, Endpoint.readerFeatures.path(), json: ReaderFeaturesBody(features: features),
+                                                             bearer: token))
+        switch response.status {
+        case 200: try FileSystem.replaceFile(record, bytes: declared, permissions: 0o600)
+        case 404: return  // a relay from before the route: senders then use the base format only
+        default: throw ClientError.refusal(response, relay: relay.address, notFound: .notRegistered)
+        }
     }
 
     /// Hands the mailbox's pages to `body`, oldest first, until it returns false or the last page.
@@ -218,6 +237,7 @@ public struct MailClient {
             throw ClientError(.noSuchMessage, "message \(id) was read before and its kept copy pruned (`secmail prune`); it is not fetched from the relay again (a replay is refused)")
         }
         let token = try await relay.token(for: identity)
+        try await declareReaderFeatures(token: token)
         let listedSize = try await listedSize(of: id, token: token)
         let download = TemporaryFiles.path(in: receivedDirectory, prefix: "fetching")
         defer { TemporaryFiles.remove(download) }

@@ -4,6 +4,20 @@ import Foundation
 public enum AttachmentEncoding: UInt8, Sendable {
     /// The bytes as they are.
     case identity = 0
+    /// `u64` length of the file ‖ a raw DEFLATE stream (RFC 1951) that gives exactly that many
+    /// bytes. Sent only to readers that declared `ReaderFeature.deflate`.
+    case deflate = 1
+}
+
+/// What a reader's client can open beyond the base format, declared to its relay and shown in
+/// lookups (docs/PROTOCOL.md, "Reader features"), so that senders use it for that reader only:
+/// older readers never see an encoding they cannot open.
+public enum ReaderFeature: String, Sendable, CaseIterable {
+    /// Attachments in encoding 1 (DEFLATE).
+    case deflate
+
+    /// Everything this client reads, in the order it declares them.
+    public static let supported: [ReaderFeature] = allCases
 }
 
 /// An attachment as the payload describes it.
@@ -64,10 +78,11 @@ public struct OutgoingAttachment: Sendable {
         source = .file(url)
     }
 
-    /// An attachment held in memory.
-    public init(name: String, mediaType: String? = nil, bytes: [UInt8]) throws {
+    /// An attachment held in memory, stored in `encoding` (`bytes` already so encoded; the media
+    /// type is then that of the file the encoding gives back).
+    public init(name: String, mediaType: String? = nil, encoding: AttachmentEncoding = .identity, bytes: [UInt8]) throws {
         info = try AttachmentInfo(name: name, mediaType: mediaType ?? MediaType.detect(prefix: Array(bytes.prefix(16))),
-                                  length: UInt64(bytes.count))
+                                  encoding: encoding, length: UInt64(bytes.count))
         source = .bytes(bytes)
     }
 }

@@ -68,18 +68,19 @@ public struct Directory: Sendable {
     /// A lookup's answer: the current version and the map proof that it is the current one, or the
     /// map proof that the name is not registered.
     public enum Lookup: Sendable {
-        case found(Entry, MapEvidence)
+        /// `readerFeatures`: what the name's client declared it reads, nil when it never did.
+        case found(Entry, MapEvidence, readerFeatures: [String]?)
         case absent(MapEvidence)
 
         /// The current version, when the name is registered.
         public var entry: Entry? {
-            if case .found(let entry, _) = self { return entry }
+            if case .found(let entry, _, _) = self { return entry }
             return nil
         }
 
         public var evidence: MapEvidence {
             switch self {
-            case .found(_, let evidence), .absent(let evidence): evidence
+            case .found(_, let evidence, _), .absent(let evidence): evidence
             }
         }
     }
@@ -234,7 +235,19 @@ public struct Directory: Sendable {
             let index = UInt64(row["log_index"] as Int64)
             let entry = Entry(bundle: bundle, leafData: try Self.leafData(at: index, db), logIndex: index, treeSize: size, rootHash: root,
                               inclusionProof: try computation.inclusionProof(index: index, size: size))
-            return .found(entry, evidence)
+            let features = try String.fetchOne(db, sql: "SELECT features FROM reader_features WHERE name = ?", arguments: [name.value])
+            return .found(entry, evidence, readerFeatures: features.map { $0.split(separator: ",").map(String.init) })
+        }
+    }
+
+    /// Replaces what `name`'s client declared it reads (names already checked by the caller).
+    public func setReaderFeatures(_ features: [String], for name: IdentityName) async throws {
+        let time = clock()
+        try await database.write { db in
+            try db.execute(sql: """
+                INSERT INTO reader_features (name, features, updated_at) VALUES (?, ?, ?)
+                ON CONFLICT (name) DO UPDATE SET features = excluded.features, updated_at = excluded.updated_at
+                """, arguments: [name.value, features.joined(separator: ","), time])
         }
     }
 

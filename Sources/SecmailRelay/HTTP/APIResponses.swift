@@ -21,5 +21,6 @@ extension ConsistencyResponse: ResponseEncodable {}
 extension ChallengeResponse: ResponseEncodable {}
 extension TokenResponse: ResponseEncodable {}
 extension WhoAmIResponse: ResponseEncodable {}
+extension ReaderFeaturesBody: ResponseEncodable {}
 extension DepositResponse: ResponseEncodable {}
 extension MailboxListResponse: ResponseEncodable {}

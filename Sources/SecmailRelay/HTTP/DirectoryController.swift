@@ -17,6 +17,7 @@ struct DirectoryController: Sendable {
         router.on(.register) { request, context in try await register(request, from: context.remoteAddress) }
         router.on(.rotate) { request, _ in try await rotate(request) }
         router.on(.lookup) { _, context in try await lookup(context.parameters.require("name")) }
+        router.on(.readerFeatures) { request, _ in try await setReaderFeatures(request) }
         router.on(.history) { request, context in
             let treeSize = try request.uri.queryParameters[Endpoint.Query.treeSize[...]].map { raw in
                 guard let size = UInt64(String(raw)) else {
@@ -49,17 +50,37 @@ struct DirectoryController: Sendable {
         return Self.registered(bundle, try await directory.rotate(to: bundle))
     }
 
+    /// Stores what the signed-in user's client reads; lookups of the name show it from then on.
+    func setReaderFeatures(_ request: Request) async throws -> ReaderFeaturesBody {
+        let owner = try await authenticatedName(request, authenticator)
+        let body = try await decodeBody(ReaderFeaturesBody.self, from: request, limit: 4096)
+        let wellFormed = body.features.allSatisfy { feature in
+            (1...ReaderFeaturesBody.maximumLength).contains(feature.utf8.count)
+                && feature.utf8.allSatisfy { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "-") }
+        }
+        guard body.features.count <= ReaderFeaturesBody.maximumCount, wellFormed, Set(body.features).count == body.features.count else {
+            throw APIError(status: .badRequest, code: .malformedRequest,
+                           reason: "features are at most \(ReaderFeaturesBody.maximumCount) distinct names of 1 to \(ReaderFeaturesBody.maximumLength) characters a-z, 0-9 and -")
+        }
+        guard try await directory.lookup(owner).entry != nil else {
+            throw RelayError(.notFound, "\(owner) is not registered on this relay")
+        }
+        try await directory.setReaderFeatures(body.features, for: owner)
+        return body
+    }
+
     /// The current version with its map proof, or `404` with the map proof of absence.
     func lookup(_ rawName: String) async throws -> Response {
         let name = try IdentityName(normalised: rawName)
         switch try await directory.lookup(name) {
-        case .found(let entry, let evidence):
+        case .found(let entry, let evidence, let readerFeatures):
             return try jsonResponse(.ok, LookupResponse(
                 name: entry.bundle.name.value, keyVersion: entry.bundle.keyVersion, fingerprint: entry.bundle.fingerprint.hex,
                 bundle: Data(entry.bundle.encoded).base64EncodedString(), leaf: Data(entry.leafData).base64EncodedString(),
                 logIndex: entry.logIndex, treeSize: entry.treeSize,
                 inclusionProof: entry.inclusionProof.map { Data($0).base64EncodedString() },
-                checkpoint: try signer.sign(size: evidence.treeSize, rootHash: evidence.rootHash), map: Self.evidence(evidence)))
+                checkpoint: try signer.sign(size: evidence.treeSize, rootHash: evidence.rootHash), map: Self.evidence(evidence),
+                readerFeatures: readerFeatures))
         case .absent(let evidence):
             return try jsonResponse(.notFound, NotRegisteredResponse(
                 reason: "no one is registered as \(name) on this relay", name: name.value, treeSize: evidence.treeSize,

@@ -47,7 +47,9 @@ struct SendCommand: AsyncParsableCommand {
                 let contacts = try await mail.verifiedRecipients(recipients)
                 try await mail.checkSize(atLeast: ComposeOptions.knownSize(text: text, checked))
                 let sender = try passphraseOptions.sender(keystore)
-                let prepared = try compose.preparedAttachments(checked)
+                // Files that are not images go compressed when every recipient's client reads that.
+                let compress = contacts.allSatisfy { $0.readerFeatures.contains(.deflate) }
+                let prepared = try compose.preparedAttachments(checked, compress: compress)
                 let sealing = Terminal.ProgressLine("sealing"), uploading = Terminal.ProgressLine("sending")
                 let sent = try await mail.send(
                     to: contacts.map(\.bundle), text: text, attachments: prepared.map(\.attachment), sender: sender,
@@ -60,10 +62,11 @@ struct SendCommand: AsyncParsableCommand {
             if json {
                 try Terminal.output(jsonText([
                     "id": sent.messageID.hex, "bytes": sent.size, "images": prepared.compactMap(\.imageReport),
+                    "compressed": prepared.compactMap(\.compressionReport),
                     "recipients": sent.recipients.map { ["name": $0.name.value, "fingerprint": $0.fingerprint.hex, "keyVersion": $0.keyVersion] },
                 ]))
             } else {
-                for line in prepared.compactMap(\.imageSummary) { Terminal.info(line) }
+                for line in prepared.compactMap(\.summary) { Terminal.info(line) }
                 for bundle in sent.recipients {
                     Terminal.info("To \(bundle.name) (key version \(bundle.keyVersion), \(bundle.fingerprint.grouped))")
                 }

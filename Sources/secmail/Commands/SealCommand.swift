@@ -41,7 +41,8 @@ struct SealCommand: AsyncParsableCommand {
             let keystore = Keystore(home: homeOptions.secmailHome)
             // The passphrase before the image work, so nobody types into seconds of silence.
             let sender = try passphraseOptions.sender(keystore)
-            let prepared = try compose.preparedAttachments(checked)
+            // Compressed attachments only through a relay, to readers that declared them.
+            let prepared = try compose.preparedAttachments(checked, compress: false)
             let attachments = prepared.map(\.attachment)
 
             let progress = Terminal.ProgressLine("sealing")
@@ -60,7 +61,7 @@ struct SealCommand: AsyncParsableCommand {
                 ]
                 try Terminal.output(jsonText(result))
             } else {
-                for line in prepared.compactMap(\.imageSummary) { Terminal.info(line) }
+                for line in prepared.compactMap(\.summary) { Terminal.info(line) }
                 Terminal.info("Sealed message \(sealed.header.messageID) for \(recipientNames): \(formatBytes(sealed.byteCount)) written to \(output)")
                 Terminal.output(sealed.header.messageID.hex + "\n")
             }
@@ -73,8 +74,10 @@ struct SealCommand: AsyncParsableCommand {
 enum WireAttachments {
     struct Prepared {
         let attachment: OutgoingAttachment
-        let imageSummary: String?
+        /// A line for people about what became of the file (image form, compression).
+        let summary: String?
         let imageReport: [String: Any]?
+        let compressionReport: [String: Any]?
     }
 
     /// An attachment file checked cheaply (it exists, its size, whether it is an image), before
@@ -92,10 +95,16 @@ enum WireAttachments {
         return Checked(path: path, plain: plain, isImage: prefix.map { ImageFormat.detect($0) != nil } ?? false)
     }
 
-    /// The attachment as it goes on the wire: an image in its smaller lossless form, anything
-    /// else as it is.
-    static func prepare(_ checked: Checked, alwaysPNG: Bool) throws -> Prepared {
-        guard checked.isImage else { return Prepared(attachment: checked.plain, imageSummary: nil, imageReport: nil) }
+    /// The attachment as it goes on the wire: an image in its smaller lossless form; anything
+    /// else compressed when `compress` (every recipient reads encoding 1) and that saves 5%, or
+    /// as it is.
+    static func prepare(_ checked: Checked, alwaysPNG: Bool, compress: Bool) throws -> Prepared {
+        guard checked.isImage else {
+            guard compress, checked.plain.info.length <= UInt64(AttachmentCompression.maximumFileSize) else {
+                return Prepared(attachment: checked.plain, summary: nil, imageReport: nil, compressionReport: nil)
+            }
+            return try compressed(checked)
+        }
         let path = checked.path, url = URL(fileURLWithPath: path)
         let bytes: [UInt8]
         do { bytes = Array(try Data(contentsOf: url)) } catch {
@@ -116,7 +125,25 @@ enum WireAttachments {
         var report: [String: Any] = ["file": path, "width": wire.width, "height": wire.height, "originalBytes": wire.originalSize,
                                      "pngBytes": wire.pngSize, "sent": wire.format.rawValue, "sentBytes": wire.bytes.count]
         if let jpeg = wire.jpegSize { report["jpegBytes"] = jpeg }
-        return Prepared(attachment: attachment, imageSummary: summary, imageReport: report)
+        return Prepared(attachment: attachment, summary: summary, imageReport: report, compressionReport: nil)
+    }
+}
+
+extension WireAttachments {
+    /// A file that is not an image, compressed (encoding 1) when that saves at least 5%.
+    static func compressed(_ checked: Checked) throws -> Prepared {
+        let bytes: [UInt8]
+        do { bytes = Array(try Data(contentsOf: URL(fileURLWithPath: checked.path))) } catch {
+            throw CLIFailure(.failure, "cannot read attachment \(checked.path): \(error.localizedDescription)")
+        }
+        guard let stored = try AttachmentCompression.compress(bytes) else {
+            return Prepared(attachment: checked.plain, summary: nil, imageReport: nil, compressionReport: nil)
+        }
+        let info = checked.plain.info
+        let attachment = try userInput { try OutgoingAttachment(name: info.name, mediaType: info.mediaType, encoding: .deflate, bytes: stored) }
+        return Prepared(attachment: attachment,
+                        summary: "\(info.name) (\(formatBytes(UInt64(bytes.count)))): compressed to \(formatBytes(UInt64(stored.count)))",
+                        imageReport: nil, compressionReport: ["file": checked.path, "originalBytes": bytes.count, "sentBytes": stored.count])
     }
 }
 
