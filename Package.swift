@@ -32,13 +32,13 @@ let package = Package(
             name: "SecmailTLS",
             dependencies: ["COpenSSL", .product(name: "NIOCore", package: "swift-nio")]
         ),
-        // libpng, libjpeg-turbo, libdeflate and zopfli (Debian: libpng-dev, libjpeg62-turbo-dev,
-        // libdeflate-dev, libzopfli-dev; zlib1g-dev for libpng) behind status codes: all
-        // setjmp/longjmp error handling stays in C.
+        // libpng, libjpeg-turbo, libdeflate, zopfli and libjxl (Debian: libpng-dev,
+        // libjpeg62-turbo-dev, libdeflate-dev, libzopfli-dev, libjxl-dev; zlib1g-dev for libpng)
+        // behind status codes: all setjmp/longjmp error handling stays in C.
         .target(
             name: "CImageCodecs",
             linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("deflate"), .linkedLibrary("zopfli"),
-                             .linkedLibrary("m")]
+                             .linkedLibrary("jxl"), .linkedLibrary("jxl_threads"), .linkedLibrary("m")]
         ),
         // Lossless image normalisation: decoding, an optimising PNG encoder, JPEG metadata stripping.
         .target(name: "SecmailImages", dependencies: ["CImageCodecs"]),

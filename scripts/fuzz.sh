@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-all_targets=(envelope content bundle note directory json png jpeg agent inflate)
+all_targets=(envelope content bundle note directory json png jpeg agent inflate jxl)
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 
 scratch=.build-fuzz

@@ -134,3 +134,20 @@ with tempfile.TemporaryDirectory() as work:
             tiff = b"MM\x00\x2a\x00\x00\x00\x08" + struct.pack(">H", 1) + struct.pack(">HHII", 0x0112, 3, 1, 6 << 16) + b"\x00\x00\x00\x00"
             exif = b"Exif\x00\x00" + tiff
             put("jpeg", "exif-orientation", data[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + data[2:])
+            # JPEG XL, by libjxl's cjxl when it is installed (Debian: libjxl-tools): the JPEG
+            # recompressed, and pixels coded losslessly; else a bare codestream signature.
+            jpg = os.path.join(work, "in.jpg")
+            with open(jpg, "wb") as f:
+                f.write(data)
+            made = False
+            for label, source, options in (("from-jpeg", jpg, []), ("lossless", ppm, ["-d", "0"])):
+                coded = os.path.join(work, label + ".jxl")
+                try:
+                    subprocess.run(["cjxl", source, coded, "-e", "3"] + options, check=True, capture_output=True)
+                except (OSError, subprocess.CalledProcessError):
+                    continue
+                with open(coded, "rb") as f:
+                    put("jxl", label, f.read())
+                made = True
+            if not made:
+                put("jxl", "signature", b"\xff\x0a\xf8\x1f\x00\x00")

@@ -9,10 +9,12 @@ import SecmailImages
 /// one). Existing files are never overwritten: a clash gets a " (2)" style suffix. Names are made
 /// safe to create where people read mail (`SavedFileName`). Files are created 0600.
 ///
-/// Images reach the reader as PNG (DESIGN section 6): an attachment that travelled as a JPEG is
-/// decoded and saved as NAME.png with the very same pixels, within a budget of pixels; past it, or
-/// should the conversion fail, the JPEG is saved as it came, with a note, so nothing received is
-/// lost. `keepJPEG` keeps every JPEG as it travelled. A compressed attachment (encoding 1) is
+/// Images reach the reader as PNG (DESIGN section 6): an attachment that travelled as a JPEG or
+/// JPEG XL is decoded and saved as NAME.png with the very same pixels (a JPEG XL made from a JPEG
+/// gives that JPEG back first, so the pixels are libjpeg-turbo's, as the sender's were), within a
+/// budget of pixels; past it, or should the conversion fail, the file is saved as it came, with a
+/// note, so nothing received is lost. `keepJPEG` keeps every JPEG as it travelled, and saves a
+/// JPEG XL made from a JPEG as that JPEG, bit for bit. A compressed attachment (encoding 1) is
 /// inflated to the file its sender attached; one that does not inflate exactly is refused.
 public final class AttachmentDirectory: ContentSink {
     public let outputDirectory: URL
@@ -103,35 +105,52 @@ public final class AttachmentDirectory: ContentSink {
         }
     }
 
-    /// For a JPEG image: a staged PNG with the same pixels and the name to save it under.
+    /// For a JPEG or JPEG XL image: a staged PNG with the same pixels (or, with `keepJPEG`, the
+    /// JPEG a JPEG XL was made from, bit for bit) and the name to save it under.
     private func convertedImage(info: AttachmentInfo, staged url: URL) -> (String, URL) {
-        guard !keepJPEG, let prefix = try? FileHandle(forReadingFrom: url).read(upToCount: 3), ImageFormat.detect(prefix) == .jpeg else {
+        guard let prefix = try? FileHandle(forReadingFrom: url).read(upToCount: ImageFormat.signatureLength),
+              let format = ImageFormat.detect(prefix), format != .png, !(keepJPEG && format == .jpeg) else {
             return (info.name, url)
         }
+        let kind = format == .jxl ? "JPEG XL" : "JPEG"
+        let stem = SavedFileName.split(info.name).stem
         let budget = min(Self.conversionPixelBudget, Self.messagePixelBudget - pixelsConverted)
         guard budget > 0 else {
-            notes.append("\(info.name) was not converted to PNG: this message's images passed \(Self.messagePixelBudget / 1_000_000) megapixels; saved as the JPEG it travelled as")
+            notes.append("\(info.name) was not converted to PNG: this message's images passed \(Self.messagePixelBudget / 1_000_000) megapixels; saved as the \(kind) it travelled as")
             return (info.name, url)
         }
         do {
-            let png = try ImagePipeline(limits: ImageLimits(maxPixels: budget)).readerPNG(Array(try Data(contentsOf: url)))
+            let bytes = Array(try Data(contentsOf: url))
+            let pipeline = ImagePipeline(limits: ImageLimits(maxPixels: budget))
+            if keepJPEG, format == .jxl, let jpeg = try pipeline.jpegAsSent(bytes) {
+                let restored = try staged(jpeg, next: url, extension: "jpg")
+                notes.append("\(info.name) arrived as JPEG XL; saved as the JPEG it was made from, bit for bit")
+                return (stem + ".jpg", restored)
+            }
+            let png = try pipeline.readerPNG(bytes)
             // IHDR: width and height, big-endian, at bytes 16 and 20.
             pixelsConverted += png[16..<20].reduce(0) { $0 << 8 | Int($1) } * png[20..<24].reduce(0) { $0 << 8 | Int($1) }
-            let converted = url.appendingPathExtension("png")
-            let file = try PositionalFile(creatingAtPath: converted.path, permissions: 0o600)
-            try file.write(png[...])
-            try file.synchronize()
-            notes.append("\(info.name) arrived as JPEG; saved as PNG with the same pixels")
-            return (SavedFileName.split(info.name).stem + ".png", converted)
+            let converted = try staged(png, next: url, extension: "png")
+            notes.append("\(info.name) arrived as \(kind); saved as PNG with the same pixels")
+            return (stem + ".png", converted)
         } catch let error as ImageError where error.code == .tooLarge {
             notes.append(budget < Self.conversionPixelBudget
-                ? "\(info.name) was not converted to PNG: this message's images passed \(Self.messagePixelBudget / 1_000_000) megapixels; saved as the JPEG it travelled as"
-                : "\(info.name) is larger than \(Self.conversionPixelBudget / 1_000_000) megapixels; saved as the JPEG it travelled as")
+                ? "\(info.name) was not converted to PNG: this message's images passed \(Self.messagePixelBudget / 1_000_000) megapixels; saved as the \(kind) it travelled as"
+                : "\(info.name) is larger than \(Self.conversionPixelBudget / 1_000_000) megapixels; saved as the \(kind) it travelled as")
             return (info.name, url)
         } catch {
             notes.append("\(info.name) could not be converted to PNG (\(error)); saved as received")
             return (info.name, url)
         }
+    }
+
+    /// Writes `bytes` durably beside the staged file `url`, with `extension`.
+    private func staged(_ bytes: [UInt8], next url: URL, extension: String) throws -> URL {
+        let target = url.appendingPathExtension(`extension`)
+        let file = try PositionalFile(creatingAtPath: target.path, permissions: 0o600)
+        try file.write(bytes[...])
+        try file.synchronize()
+        return target
     }
 
     /// A verified message, decrypted, with what became of its attachments.

@@ -2,17 +2,39 @@
 public enum ImageFormat: String, Sendable {
     case png
     case jpeg
+    /// JPEG XL, bare codestream or ISO BMFF container.
+    case jxl
 
     static let pngSignature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+    static let jxlContainerSignature: [UInt8] = [0, 0, 0, 0x0C, 0x4A, 0x58, 0x4C, 0x20, 0x0D, 0x0A, 0x87, 0x0A]
 
-    /// The format of `bytes`, or nil when it is neither PNG nor JPEG.
+    /// The format of `bytes`, or nil when it is none of these.
     public static func detect(_ bytes: some Collection<UInt8>) -> ImageFormat? {
         if bytes.starts(with: pngSignature) { return .png }
         if bytes.starts(with: [0xFF, 0xD8, 0xFF]) { return .jpeg }
+        if bytes.starts(with: [0xFF, 0x0A]) || bytes.starts(with: jxlContainerSignature) { return .jxl }
         return nil
     }
 
-    public var mediaType: String { self == .png ? "image/png" : "image/jpeg" }
+    /// The most bytes `detect` looks at.
+    public static let signatureLength = 12
+
+    public var mediaType: String {
+        switch self {
+        case .png: "image/png"
+        case .jpeg: "image/jpeg"
+        case .jxl: "image/jxl"
+        }
+    }
+
+    /// The file name extension for this format.
+    public var fileExtension: String {
+        switch self {
+        case .png: ".png"
+        case .jpeg: ".jpg"
+        case .jxl: ".jxl"
+        }
+    }
 }
 
 /// Bounds on what a decoder accepts, so a small file cannot demand gigabytes (a decompression bomb).

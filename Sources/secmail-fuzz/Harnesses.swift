@@ -28,6 +28,8 @@ enum FuzzTarget: String, CaseIterable {
     case agent
     /// Compressed attachments (encoding 1): the declared length and the DEFLATE stream.
     case inflate
+    /// The JPEG XL decoder (libjxl): pixels, and the JPEG a recompressed stream gives back.
+    case jxl
 
     func run(_ bytes: [UInt8]) {
         switch self {
@@ -41,6 +43,7 @@ enum FuzzTarget: String, CaseIterable {
         case .jpeg: Self.image(bytes, only: .jpeg)
         case .agent: Self.agent(bytes)
         case .inflate: Self.inflate(bytes)
+        case .jxl: Self.image(bytes, only: .jxl)
         }
     }
 
@@ -157,6 +160,7 @@ enum FuzzTarget: String, CaseIterable {
         guard ImageFormat.detect(bytes) == format else { return }
         // Limits small enough that a valid header cannot ask the harness for gigabytes.
         let pipeline = ImagePipeline(limits: ImageLimits(maxWidth: 4096, maxHeight: 4096, maxPixels: 1 << 22))
+        if format == .jxl { _ = try? pipeline.jpegAsSent(bytes) }
         guard let (_, image) = try? pipeline.decode(bytes) else { return }
         precondition(image.samples.count == image.width * image.height * 4 * (image.bitDepth / 8), "a decoded image's samples do not fill it")
         if format == .jpeg { _ = try? pipeline.strippedJPEG(bytes, decoded: image) }

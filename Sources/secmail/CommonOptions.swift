@@ -177,10 +177,10 @@ struct ComposeOptions: ParsableArguments {
         try attach.map(WireAttachments.check)
     }
 
-    /// The attachments as they go on the wire (images in their smaller lossless form, other files
-    /// compressed when `compress`).
-    func preparedAttachments(_ checked: [WireAttachments.Checked], compress: Bool) throws -> [WireAttachments.Prepared] {
-        try checked.map { try WireAttachments.prepare($0, alwaysPNG: alwaysPNG, compress: compress) }
+    /// The attachments as they go on the wire (images in their smallest lossless form, other
+    /// files compressed), using what every recipient reads (`readable`).
+    func preparedAttachments(_ checked: [WireAttachments.Checked], readable: Set<ReaderFeature>) throws -> [WireAttachments.Prepared] {
+        try checked.map { try WireAttachments.prepare($0, alwaysPNG: alwaysPNG, readable: readable) }
     }
 
     /// The text: -m, else standard input when something is piped in (`echo hi | secmail send

@@ -70,7 +70,7 @@ import Testing
         #expect(again.status == 0 && again.stderr.contains("read before"), "\(again.stderr)")
     }
 
-    @Test func filesTravelCompressedOnlyToReadersThatDeclaredItAndArriveExact() async throws {
+    @Test func filesTravelCompressedAndPhotosAsJPEGXLOnlyToReadersThatDeclaredItAndArriveExact() async throws {
         let folder = try temporaryDirectory("compressed-files")
         let data = folder.appendingPathComponent("relay", isDirectory: true)
         let relay = try await commands.startRelay(data: data)
@@ -106,13 +106,39 @@ import Testing
         // The size shown is the file's as saved, not the compressed one that travelled.
         #expect(read.stderr.contains("Saved notes.txt (application/octet-stream, \(formatSize(text.utf8.count)))"), "\(read.stderr)")
 
-        // One envelope for bob and carol: carol did not declare, so nothing is compressed.
-        let toBoth = try sent(alice.run(["send", "bob", "carol", "-m", "notes", "--attach", notes.path, "--json"]))
+        // A photo travels as JPEG XL to bob: he gets a PNG of the JPEG's pixels, and with
+        // --as-sent the stripped JPEG bit for bit.
+        let ppm = folder.appendingPathComponent("photo.ppm"), photo = folder.appendingPathComponent("photo.jpg")
+        try Data(testPPM(width: 400, height: 300)).write(to: ppm)
+        try run("cjpeg", ["-quality", "88", "-outfile", photo.path, ppm.path])
+        let photoBytes = Array(try Data(contentsOf: photo))
+        let pipeline = ImagePipeline()
+        let decoded = try pipeline.decode(photoBytes).image
+        let stripped = try #require(try pipeline.strippedJPEG(photoBytes, decoded: decoded))
+        let photoSend = try alice.run(["send", "bob", "-m", "photo", "--attach", photo.path, "--json"])
+        let photoJSON = try #require(try JSONSerialization.jsonObject(with: Data(photoSend.stdout.utf8)) as? [String: Any])
+        let image = try #require((photoJSON["images"] as? [[String: Any]])?.first)
+        #expect(image["sent"] as? String == "jxl" && (image["jxlBytes"] as? Int ?? .max) < stripped.count, "\(image)")
+        let photoID = try #require(photoJSON["id"] as? String)
+        let asPNG = folder.appendingPathComponent("bob-photo", isDirectory: true)
+        let readPhoto = try bob.run(["read", photoID, "--out", asPNG.path])
+        #expect(readPhoto.status == 0 && readPhoto.stderr.contains("photo.jxl arrived as JPEG XL; saved as PNG"), "\(readPhoto.stderr)")
+        let png = Array(try Data(contentsOf: asPNG.appendingPathComponent("photo.png")))
+        #expect(try pipeline.decode(png).image.hasSamePixels(as: decoded))
+        let asSent = folder.appendingPathComponent("bob-photo-as-sent", isDirectory: true)
+        let readAgain = try bob.run(["read", photoID, "--as-sent", "--out", asSent.path])
+        #expect(readAgain.status == 0, "\(readAgain.stderr)")
+        #expect(Array(try Data(contentsOf: asSent.appendingPathComponent("photo.jpg"))) == stripped)
+
+        // One envelope for bob and carol: carol did not declare, so nothing is compressed and the
+        // photo travels as the stripped JPEG.
+        let toBoth = try sent(alice.run(["send", "bob", "carol", "-m", "notes", "--attach", notes.path, "--attach", photo.path, "--json"]))
         #expect(toBoth.compressed.isEmpty)
         let carolOut = folder.appendingPathComponent("carol-out", isDirectory: true)
-        let carolRead = try carol.run(["read", toBoth.id, "--out", carolOut.path])
+        let carolRead = try carol.run(["read", toBoth.id, "--out", carolOut.path, "--as-sent"])
         #expect(carolRead.status == 0, "\(carolRead.stderr)")
         #expect(try Data(contentsOf: carolOut.appendingPathComponent("notes.txt")) == Data(text.utf8))
+        #expect(Array(try Data(contentsOf: carolOut.appendingPathComponent("photo.jpg"))) == stripped)
     }
 
     /// As the CLI prints sizes (formatBytes), for matching its lines.

@@ -260,6 +260,51 @@ import Testing
         #expect(try pipeline.decode(forced.bytes).image.samples == (try djpegPixels(camera)))
     }
 
+    @Test func jpegXLCarriesAJPEGBitForBitAndPixelsExactlyWhenEveryReaderTakesIt() throws {
+        let pipeline = ImagePipeline()
+        for (grey, progressive) in [(false, false), (false, true), (true, false)] {
+            let input = try jpeg(grey: grey, progressive: progressive, width: 320, height: 240)
+            let stripped = try #require(try pipeline.strippedJPEG(input, decoded: pipeline.decode(input).image))
+            #expect(try pipeline.wireForm(of: input).format != .jxl)  // not unless every reader takes it
+            let wire = try pipeline.wireForm(of: input, allowJXL: true)
+            #expect(wire.format == .jxl, "grey \(grey) progressive \(progressive): \(wire.jxlSize ?? 0) vs \(wire.jpegSize ?? 0)")
+            #expect((wire.jxlSize ?? .max) < stripped.count)
+            // --as-sent: the stripped JPEG, bit for bit; the PNG: libjpeg-turbo's pixels, as djpeg's.
+            #expect(try pipeline.jpegAsSent(wire.bytes) == stripped)
+            #expect(try pipeline.decode(pipeline.readerPNG(wire.bytes)).image.samples == (try djpegPixels(input)))
+        }
+        // Pixels: every colour type and depth, coded losslessly, decode to exactly themselves.
+        for (label, png) in PNGPipelineTests.generatedSet {
+            let image = try pipeline.decode(png.encoded).image
+            let jxl = try #require(pipeline.losslessJXL(image), "\(label)")
+            #expect(try ImageCodecs.decode(jxl, format: .jxl, limits: .standard).hasSamePixels(as: image), "\(label)")
+            #expect(try pipeline.jpegAsSent(jxl) == nil, "\(label): no JPEG to give back")
+            #expect(try pipeline.decode(pipeline.readerPNG(jxl)).image.hasSamePixels(as: image), "\(label)")
+        }
+        // Rendering information a PNG carries and this coding would drop keeps the PNG.
+        var profiled = try pipeline.decode(PNGPipelineTests.generatedSet[0].1.encoded).image
+        profiled.rendering.gamma = 45455
+        #expect(pipeline.losslessJXL(profiled) == nil)
+    }
+
+    @Test func damagedTruncatedAndOversizedJPEGXLGetClearErrors() throws {
+        let pipeline = ImagePipeline()
+        let image = try pipeline.decode(PNGPipelineTests.generatedSet[10].1.encoded).image
+        let good = try #require(pipeline.losslessJXL(image))
+        let source = try jpeg()
+        let stripped = try #require(try pipeline.strippedJPEG(source, decoded: pipeline.decode(source).image))
+        let fromJPEG = try #require(pipeline.recompressedJXL(stripped))
+        for (label, bad) in [("truncated", Array(good.prefix(good.count / 2))), ("truncated JPEG XL of a JPEG", Array(fromJPEG.prefix(fromJPEG.count / 2))),
+                             ("only a signature", [0xFF, 0x0A]), ("damaged", good.enumerated().map { $0.offset > 8 && $0.offset % 7 == 0 ? $0.element ^ 0xA5 : $0.element })] {
+            let error = #expect(throws: ImageError.self, "\(label)") { _ = try pipeline.decode(bad) }
+            #expect(error?.code == .corrupt || error?.code == .unsupported, "\(label): \(String(describing: error))")
+            #expect(throws: ImageError.self, "\(label)") { _ = try pipeline.readerPNG(bad) }
+        }
+        // Past the pixel limit: refused before the pixels are decoded.
+        let small = ImagePipeline(limits: ImageLimits(maxPixels: image.pixelCount - 1))
+        #expect((#expect(throws: ImageError.self) { _ = try small.decode(good) })?.code == .tooLarge)
+    }
+
     @Test func truncatedCorruptOversizedAndCMYKJPEGsGetClearErrors() throws {
         let pipeline = ImagePipeline()
         let good = try jpeg()

@@ -1,4 +1,4 @@
-// secmail's only contact with libpng, libjpeg-turbo, libdeflate and zopfli. Every function returns a status
+// secmail's only contact with libpng, libjpeg-turbo, libdeflate, zopfli and libjxl. Every function returns a status
 // code; libpng's and libjpeg's setjmp/longjmp error handling never leaves this target.
 #ifndef SECMAIL_IMAGE_CODECS_H
 #define SECMAIL_IMAGE_CODECS_H
@@ -81,6 +81,30 @@ void smimg_free(void *pointer);
 // `out` (that many bytes): SMIMG_EXCEEDED when it would give more (a decompression bomb stops
 // at the bound), SMIMG_ERROR when it is damaged, shorter, or has bytes after its end.
 int smimg_inflate(const uint8_t *data, size_t size, int format, uint8_t *out, size_t expected_size);
+
+// JPEG XL (libjxl): memory and threads bounded by the caller.
+typedef struct {
+    size_t memory_bytes;   // libjxl's allocations past this fail (and the call with them)
+    size_t threads;
+} smimg_jxl_bounds;
+
+// Lossless recompression of a JPEG file: the result decodes to the same pixels and reconstructs
+// the JPEG bit for bit. SMIMG_UNSUPPORTED for a JPEG libjxl cannot take as it is. `*out` is freed
+// with smimg_free.
+int smimg_jxl_from_jpeg(const uint8_t *jpeg, size_t size, const smimg_jxl_bounds *bounds, int effort,
+                        uint8_t **out, size_t *out_size);
+
+// Lossless (modular) coding of pixels: `channels` 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA, samples
+// of `bit_depth` 8 or 16 bits (16 big-endian), rows without padding, sRGB.
+int smimg_jxl_encode_pixels(const uint8_t *pixels, uint32_t width, uint32_t height, uint32_t bit_depth, uint32_t channels,
+                            const smimg_jxl_bounds *bounds, int effort, uint8_t **out, size_t *out_size);
+
+// Decodes a JPEG XL stream within `limits`: with `reconstruct_jpeg`, the JPEG it was made from
+// (`*jpeg`, freed with smimg_free; SMIMG_UNSUPPORTED when it was not made from one), else its
+// pixels as RGBA 8 or 16 bits in `image` (free with smimg_image_free).
+int smimg_jxl_decode(const uint8_t *data, size_t size, const smimg_limits *limits, const smimg_jxl_bounds *bounds,
+                     int reconstruct_jpeg, smimg_image *image, uint8_t **jpeg, size_t *jpeg_size,
+                     char *message, size_t message_size);
 
 uint32_t smimg_crc32(uint32_t crc, const uint8_t *data, size_t size);
 

@@ -15,6 +15,8 @@ public enum AttachmentEncoding: UInt8, Sendable {
 public enum ReaderFeature: String, Sendable, CaseIterable {
     /// Attachments in encoding 1 (DEFLATE).
     case deflate
+    /// Images as JPEG XL (image/jxl): a JPEG recompressed losslessly, or pixels coded losslessly.
+    case jxl
 
     /// Everything this client reads, in the order it declares them.
     public static let supported: [ReaderFeature] = allCases

@@ -1,6 +1,7 @@
 import CImageCodecs
+import Foundation
 
-/// The C boundary of the image pipeline: libpng, libjpeg-turbo, libdeflate and zopfli through CImageCodecs.
+/// The C boundary of the image pipeline: libpng, libjpeg-turbo, libdeflate, zopfli and libjxl through CImageCodecs.
 /// The only file of this module that imports a C module or touches unsafe pointers.
 enum ImageCodecs {
     /// Decodes a PNG or JPEG file into canonical RGBA.
@@ -9,17 +10,22 @@ enum ImageCodecs {
                                    max_pixels: UInt64(clamping: limits.maxPixels))
         var image = smimg_image()
         var message = [CChar](repeating: 0, count: 256)
+        var bounds = jxlBounds
+        var unusedJPEG: UnsafeMutablePointer<UInt8>?
+        var unusedJPEGSize = 0
         let status = bytes.withUnsafeBufferPointer { input in
             message.withUnsafeMutableBufferPointer { text in
                 switch format {
                 case .png: smimg_png_decode(input.baseAddress, input.count, &cLimits, &image, text.baseAddress, text.count)
                 case .jpeg: smimg_jpeg_decode(input.baseAddress, input.count, &cLimits, &image, text.baseAddress, text.count)
+                case .jxl: smimg_jxl_decode(input.baseAddress, input.count, &cLimits, &bounds, 0, &image, &unusedJPEG, &unusedJPEGSize,
+                                            text.baseAddress, text.count)
                 }
             }
         }
         defer { smimg_image_free(&image) }
         let reason = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let kind = format == .png ? "PNG" : "JPEG"
+        let kind = format.rawValue.uppercased()
         switch Int(status) {
         case Int(SMIMG_OK): break
         case Int(SMIMG_TOO_LARGE): throw ImageError(.tooLarge, "the \(kind) image is too large: \(reason)")
@@ -42,9 +48,11 @@ enum ImageCodecs {
         if let exif = image.exif, image.exif_size > 0 {
             orientation = ExifOrientation.read(Array(UnsafeBufferPointer(start: exif, count: image.exif_size)))
         }
-        let description = format == .png
-            ? "PNG \(PNGColorType(rawValue: UInt8(image.source_color_type))?.name ?? "?") \(image.source_bit_depth)-bit\(image.source_interlaced != 0 ? " interlaced" : "")"
-            : "JPEG \(image.source_color_type == 1 ? "greyscale" : "colour")\(image.source_interlaced != 0 ? " progressive" : " baseline")"
+        let description = switch format {
+        case .png: "PNG \(PNGColorType(rawValue: UInt8(image.source_color_type))?.name ?? "?") \(image.source_bit_depth)-bit\(image.source_interlaced != 0 ? " interlaced" : "")"
+        case .jpeg: "JPEG \(image.source_color_type == 1 ? "greyscale" : "colour")\(image.source_interlaced != 0 ? " progressive" : " baseline")"
+        case .jxl: "JPEG XL \(image.source_color_type == 1 ? "grey" : "colour") \(image.source_bit_depth)-bit"
+        }
         return RGBAImage(width: Int(image.width), height: Int(image.height), bitDepth: Int(image.bit_depth), samples: samples,
                          rendering: rendering, orientation: orientation, sourceDescription: description)
     }
@@ -111,6 +119,70 @@ enum ImageCodecs {
         case Int(SMIMG_EXCEEDED): throw ImageError(.corrupt, "the compressed data decompresses to more than the \(expectedSize) bytes it declares")
         case Int(SMIMG_NO_MEMORY): throw ImageError(.outOfMemory, "not enough memory to decompress")
         default: throw ImageError(.corrupt, "the compressed data is damaged, or decompresses to fewer than the \(expectedSize) bytes it declares")
+        }
+    }
+
+    /// libjxl's memory and threads: 1 GiB at most (encoding 4 megapixels at effort 7 takes about
+    /// 400 MB), on the machine's cores up to four.
+    static var jxlBounds: smimg_jxl_bounds {
+        smimg_jxl_bounds(memory_bytes: 1 << 30, threads: min(4, max(1, ProcessInfo.processInfo.activeProcessorCount)))
+    }
+
+    /// Takes a malloc'd buffer from C, or throws for its status.
+    private static func taken(_ status: Int32, _ pointer: UnsafeMutablePointer<UInt8>?, _ count: Int, doing what: String) throws -> [UInt8] {
+        defer { smimg_free(pointer) }
+        switch Int(status) {
+        case Int(SMIMG_OK):
+            guard let pointer else { throw ImageError(.outOfMemory, "\(what) gave nothing") }
+            return Array(UnsafeBufferPointer(start: pointer, count: count))
+        case Int(SMIMG_UNSUPPORTED): throw ImageError(.unsupported, "\(what) is not possible for this image")
+        case Int(SMIMG_NO_MEMORY), Int(SMIMG_TOO_LARGE): throw ImageError(.outOfMemory, "\(what) needs more memory than allowed")
+        default: throw ImageError(.corrupt, "\(what) failed")
+        }
+    }
+
+    /// The JPEG XL recompression of a JPEG file: same pixels, and the JPEG comes back bit for bit.
+    static func jxl(fromJPEG jpeg: [UInt8], effort: Int) throws -> [UInt8] {
+        var bounds = jxlBounds
+        var out: UnsafeMutablePointer<UInt8>?
+        var size = 0
+        let status = jpeg.withUnsafeBufferPointer { smimg_jxl_from_jpeg($0.baseAddress, $0.count, &bounds, Int32(effort), &out, &size) }
+        return try taken(status, out, size, doing: "JPEG XL recompression")
+    }
+
+    /// Lossless JPEG XL of `samples` (`channels` interleaved samples a pixel, 8 or 16 bits).
+    static func jxl(samples: [UInt8], width: Int, height: Int, bitDepth: Int, channels: Int, effort: Int) throws -> [UInt8] {
+        var bounds = jxlBounds
+        var out: UnsafeMutablePointer<UInt8>?
+        var size = 0
+        let status = samples.withUnsafeBufferPointer {
+            smimg_jxl_encode_pixels($0.baseAddress, UInt32(width), UInt32(height), UInt32(bitDepth), UInt32(channels), &bounds, Int32(effort), &out, &size)
+        }
+        return try taken(status, out, size, doing: "JPEG XL coding")
+    }
+
+    /// The JPEG a JPEG XL stream was recompressed from, bit for bit.
+    static func jpeg(reconstructedFrom jxl: [UInt8], limits: ImageLimits) throws -> [UInt8] {
+        var cLimits = smimg_limits(max_width: UInt32(clamping: limits.maxWidth), max_height: UInt32(clamping: limits.maxHeight),
+                                   max_pixels: UInt64(clamping: limits.maxPixels))
+        var bounds = jxlBounds
+        var image = smimg_image()
+        defer { smimg_image_free(&image) }
+        var jpeg: UnsafeMutablePointer<UInt8>?
+        var size = 0
+        var message = [CChar](repeating: 0, count: 256)
+        let status = jxl.withUnsafeBufferPointer { input in
+            message.withUnsafeMutableBufferPointer { text in
+                smimg_jxl_decode(input.baseAddress, input.count, &cLimits, &bounds, 1, &image, &jpeg, &size, text.baseAddress, text.count)
+            }
+        }
+        let reason = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        switch Int(status) {
+        case Int(SMIMG_OK): return try taken(status, jpeg, size, doing: "JPEG reconstruction")
+        case Int(SMIMG_UNSUPPORTED): throw ImageError(.unsupported, "the JPEG XL image cannot give back a JPEG: \(reason)")
+        case Int(SMIMG_TOO_LARGE): throw ImageError(.tooLarge, "the JPEG XL image is too large: \(reason)")
+        case Int(SMIMG_NO_MEMORY): throw ImageError(.outOfMemory, "not enough memory to decode the JPEG XL image")
+        default: throw ImageError(.corrupt, "the JPEG XL image is damaged: \(reason)")
         }
     }
 

@@ -76,7 +76,7 @@ private struct DemoRun {
         step(4, "alice sends bob a message with an image (optimised losslessly before encryption)")
         let picture = root.appendingPathComponent("sunset.png")
         try Data(try DemoImage.png()).write(to: picture)
-        let prepared4 = try WireAttachments.prepare(WireAttachments.check(path: picture.path), alwaysPNG: false, compress: false)
+        let prepared4 = try WireAttachments.prepare(WireAttachments.check(path: picture.path), alwaysPNG: false, readable: [])
         if let summary = prepared4.summary { line(summary) }
         let first = try await send(from: alice, to: bobName, text: "Hi Bob, the sunset from last night. — Alice",
                                    attachments: [prepared4.attachment])

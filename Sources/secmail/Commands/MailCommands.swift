@@ -47,9 +47,9 @@ struct SendCommand: AsyncParsableCommand {
                 let contacts = try await mail.verifiedRecipients(recipients)
                 try await mail.checkSize(atLeast: ComposeOptions.knownSize(text: text, checked))
                 let sender = try passphraseOptions.sender(keystore)
-                // Files that are not images go compressed when every recipient's client reads that.
-                let compress = contacts.allSatisfy { $0.readerFeatures.contains(.deflate) }
-                let prepared = try compose.preparedAttachments(checked, compress: compress)
+                // Compressed files and JPEG XL images only when every recipient's client reads them.
+                let readable = contacts.map(\.readerFeatures).reduce(Set(ReaderFeature.allCases)) { $0.intersection($1) }
+                let prepared = try compose.preparedAttachments(checked, readable: readable)
                 let sealing = Terminal.ProgressLine("sealing"), uploading = Terminal.ProgressLine("sending")
                 let sent = try await mail.send(
                     to: contacts.map(\.bundle), text: text, attachments: prepared.map(\.attachment), sender: sender,

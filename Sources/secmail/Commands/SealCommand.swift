@@ -41,8 +41,8 @@ struct SealCommand: AsyncParsableCommand {
             let keystore = Keystore(home: homeOptions.secmailHome)
             // The passphrase before the image work, so nobody types into seconds of silence.
             let sender = try passphraseOptions.sender(keystore)
-            // Compressed attachments only through a relay, to readers that declared them.
-            let prepared = try compose.preparedAttachments(checked, compress: false)
+            // Compressed files and JPEG XL only through a relay, to readers that declared them.
+            let prepared = try compose.preparedAttachments(checked, readable: [])
             let attachments = prepared.map(\.attachment)
 
             let progress = Terminal.ProgressLine("sealing")
@@ -95,12 +95,13 @@ enum WireAttachments {
         return Checked(path: path, plain: plain, isImage: prefix.map { ImageFormat.detect($0) != nil } ?? false)
     }
 
-    /// The attachment as it goes on the wire: an image in its smaller lossless form; anything
-    /// else compressed when `compress` (every recipient reads encoding 1) and that saves 5%, or
-    /// as it is.
-    static func prepare(_ checked: Checked, alwaysPNG: Bool, compress: Bool) throws -> Prepared {
+    /// The attachment as it goes on the wire: an image in its smallest lossless form (JPEG XL
+    /// among them when every recipient reads it); anything else compressed when every recipient
+    /// reads encoding 1 and that saves 5%, or as it is. `readable`: the reader features every
+    /// recipient declared.
+    static func prepare(_ checked: Checked, alwaysPNG: Bool, readable: Set<ReaderFeature>) throws -> Prepared {
         guard checked.isImage else {
-            guard compress, checked.plain.info.length <= UInt64(AttachmentCompression.maximumFileSize) else {
+            guard readable.contains(.deflate), checked.plain.info.length <= UInt64(AttachmentCompression.maximumFileSize) else {
                 return Prepared(attachment: checked.plain, summary: nil, imageReport: nil, compressionReport: nil)
             }
             return try compressed(checked)
@@ -112,19 +113,26 @@ enum WireAttachments {
         }
         let wire: WireImage
         do {
-            wire = try ImagePipeline().wireForm(of: bytes, alwaysPNG: alwaysPNG)
+            wire = try ImagePipeline().wireForm(of: bytes, alwaysPNG: alwaysPNG, allowJXL: readable.contains(.jxl))
         } catch let error as ImageError {
             throw CLIFailure(.failure, "\(path) looks like an image but cannot be used: \(error.reason)")
         }
         let name = url.lastPathComponent
-        let wireName = SavedFileName.split(name).stem + (wire.format == .png ? ".png" : ".jpg")
+        let wireName = SavedFileName.split(name).stem + wire.format.fileExtension
         let attachment = try userInput { try OutgoingAttachment(name: wireName, mediaType: wire.format.mediaType, bytes: wire.bytes) }
         var sizes = "optimised PNG \(formatBytes(UInt64(wire.pngSize)))"
         if let jpeg = wire.jpegSize { sizes += ", metadata-stripped JPEG \(formatBytes(UInt64(jpeg)))" }
-        let summary = "\(name) (\(wire.width)x\(wire.height), \(formatBytes(UInt64(wire.originalSize)))): \(sizes); sending the \(wire.format == .png ? "PNG" : "JPEG") (the reader gets a PNG)"
+        if let jxl = wire.jxlSize { sizes += ", JPEG XL \(formatBytes(UInt64(jxl)))" }
+        let sent = switch wire.format {
+        case .png: "PNG"
+        case .jpeg: "JPEG"
+        case .jxl: "JPEG XL"
+        }
+        let summary = "\(name) (\(wire.width)x\(wire.height), \(formatBytes(UInt64(wire.originalSize)))): \(sizes); sending the \(sent) (the reader gets a PNG)"
         var report: [String: Any] = ["file": path, "width": wire.width, "height": wire.height, "originalBytes": wire.originalSize,
                                      "pngBytes": wire.pngSize, "sent": wire.format.rawValue, "sentBytes": wire.bytes.count]
         if let jpeg = wire.jpegSize { report["jpegBytes"] = jpeg }
+        if let jxl = wire.jxlSize { report["jxlBytes"] = jxl }
         return Prepared(attachment: attachment, summary: summary, imageReport: report, compressionReport: nil)
     }
 }

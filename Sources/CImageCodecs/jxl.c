@@ -1,0 +1,257 @@
+#include <jxl/decode.h>
+#include <jxl/encode.h>
+#include <jxl/thread_parallel_runner.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "CImageCodecs.h"
+
+// libjxl's memory goes through this counter: past the budget an allocation fails, and libjxl
+// reports an error instead of taking the machine's memory.
+typedef struct {
+    size_t used;
+    size_t budget;
+} memory_budget;
+
+typedef struct {
+    size_t size;
+    max_align_t alignment[];
+} allocation;
+
+static void *budget_alloc(void *opaque, size_t size) {
+    memory_budget *budget = opaque;
+    if (size > budget->budget - budget->used) return NULL;
+    allocation *block = malloc(sizeof(allocation) + size);
+    if (!block) return NULL;
+    block->size = size;
+    budget->used += size;
+    return block->alignment;
+}
+
+static void budget_free(void *opaque, void *address) {
+    if (!address) return;
+    memory_budget *budget = opaque;
+    allocation *block = (allocation *)((char *)address - offsetof(allocation, alignment));
+    budget->used -= block->size;
+    free(block);
+}
+
+static void message_set(char *message, size_t size, const char *text) {
+    if (message && size) snprintf(message, size, "%s", text);
+}
+
+// Collects the encoder's output into one malloc'd buffer.
+static int encode_output(JxlEncoder *encoder, uint8_t **out, size_t *out_size) {
+    size_t capacity = 1 << 16, used = 0;
+    uint8_t *buffer = malloc(capacity);
+    if (!buffer) return SMIMG_NO_MEMORY;
+    for (;;) {
+        uint8_t *next = buffer + used;
+        size_t available = capacity - used;
+        JxlEncoderStatus status = JxlEncoderProcessOutput(encoder, &next, &available);
+        used = (size_t)(next - buffer);
+        if (status == JXL_ENC_SUCCESS) break;
+        if (status != JXL_ENC_NEED_MORE_OUTPUT) {
+            free(buffer);
+            return SMIMG_ERROR;
+        }
+        uint8_t *grown = realloc(buffer, capacity * 2);
+        if (!grown) {
+            free(buffer);
+            return SMIMG_NO_MEMORY;
+        }
+        buffer = grown;
+        capacity *= 2;
+    }
+    *out = buffer;
+    *out_size = used;
+    return SMIMG_OK;
+}
+
+typedef struct {
+    memory_budget budget;
+    JxlMemoryManager manager;
+    void *runner;
+    JxlEncoder *encoder;
+    JxlEncoderFrameSettings *settings;
+} encoding;
+
+static int encoding_begin(encoding *e, const smimg_jxl_bounds *bounds, int effort) {
+    memset(e, 0, sizeof *e);
+    e->budget.budget = bounds->memory_bytes;
+    e->manager = (JxlMemoryManager){.opaque = &e->budget, .alloc = budget_alloc, .free = budget_free};
+    e->encoder = JxlEncoderCreate(&e->manager);
+    e->runner = JxlThreadParallelRunnerCreate(NULL, bounds->threads);
+    if (!e->encoder || !e->runner) return SMIMG_NO_MEMORY;
+    if (JxlEncoderSetParallelRunner(e->encoder, JxlThreadParallelRunner, e->runner) != JXL_ENC_SUCCESS) return SMIMG_ERROR;
+    e->settings = JxlEncoderFrameSettingsCreate(e->encoder, NULL);
+    if (!e->settings) return SMIMG_NO_MEMORY;
+    if (JxlEncoderFrameSettingsSetOption(e->settings, JXL_ENC_FRAME_SETTING_EFFORT, effort) != JXL_ENC_SUCCESS) return SMIMG_ERROR;
+    return SMIMG_OK;
+}
+
+static void encoding_end(encoding *e) {
+    if (e->encoder) JxlEncoderDestroy(e->encoder);
+    if (e->runner) JxlThreadParallelRunnerDestroy(e->runner);
+}
+
+int smimg_jxl_from_jpeg(const uint8_t *jpeg, size_t size, const smimg_jxl_bounds *bounds, int effort,
+                        uint8_t **out, size_t *out_size) {
+    encoding e;
+    int status = encoding_begin(&e, bounds, effort);
+    if (status == SMIMG_OK && JxlEncoderStoreJPEGMetadata(e.encoder, JXL_TRUE) != JXL_ENC_SUCCESS) status = SMIMG_ERROR;
+    if (status == SMIMG_OK && JxlEncoderAddJPEGFrame(e.settings, jpeg, size) != JXL_ENC_SUCCESS) status = SMIMG_UNSUPPORTED;
+    if (status == SMIMG_OK) {
+        JxlEncoderCloseInput(e.encoder);
+        status = encode_output(e.encoder, out, out_size);
+    }
+    encoding_end(&e);
+    return status;
+}
+
+int smimg_jxl_encode_pixels(const uint8_t *pixels, uint32_t width, uint32_t height, uint32_t bit_depth, uint32_t channels,
+                            const smimg_jxl_bounds *bounds, int effort, uint8_t **out, size_t *out_size) {
+    encoding e;
+    int status = encoding_begin(&e, bounds, effort);
+    if (status == SMIMG_OK) {
+        JxlBasicInfo info;
+        JxlEncoderInitBasicInfo(&info);
+        info.xsize = width;
+        info.ysize = height;
+        info.bits_per_sample = bit_depth;
+        info.num_color_channels = channels <= 2 ? 1 : 3;
+        info.num_extra_channels = channels == 2 || channels == 4 ? 1 : 0;
+        info.alpha_bits = info.num_extra_channels ? bit_depth : 0;
+        info.uses_original_profile = JXL_TRUE;
+        JxlColorEncoding colour;
+        JxlColorEncodingSetToSRGB(&colour, channels <= 2);
+        if (JxlEncoderSetBasicInfo(e.encoder, &info) != JXL_ENC_SUCCESS
+            || JxlEncoderSetColorEncoding(e.encoder, &colour) != JXL_ENC_SUCCESS
+            || JxlEncoderSetFrameLossless(e.settings, JXL_TRUE) != JXL_ENC_SUCCESS) status = SMIMG_ERROR;
+    }
+    if (status == SMIMG_OK) {
+        JxlPixelFormat format = {channels, bit_depth == 16 ? JXL_TYPE_UINT16 : JXL_TYPE_UINT8, JXL_BIG_ENDIAN, 0};
+        size_t size = (size_t)width * height * channels * (bit_depth / 8);
+        if (JxlEncoderAddImageFrame(e.settings, &format, pixels, size) != JXL_ENC_SUCCESS) status = SMIMG_NO_MEMORY;
+    }
+    if (status == SMIMG_OK) {
+        JxlEncoderCloseInput(e.encoder);
+        status = encode_output(e.encoder, out, out_size);
+    }
+    encoding_end(&e);
+    return status;
+}
+
+int smimg_jxl_decode(const uint8_t *data, size_t size, const smimg_limits *limits, const smimg_jxl_bounds *bounds,
+                     int reconstruct_jpeg, smimg_image *image, uint8_t **jpeg, size_t *jpeg_size,
+                     char *message, size_t message_size) {
+    memset(image, 0, sizeof *image);
+    image->srgb_intent = -1;
+    *jpeg = NULL;
+    *jpeg_size = 0;
+    memory_budget budget = {.used = 0, .budget = bounds->memory_bytes};
+    JxlMemoryManager manager = {.opaque = &budget, .alloc = budget_alloc, .free = budget_free};
+    JxlDecoder *decoder = JxlDecoderCreate(&manager);
+    void *runner = JxlThreadParallelRunnerCreate(NULL, bounds->threads);
+    int status = SMIMG_OK;
+    size_t jpeg_capacity = 0;
+    int jpeg_done = 0;
+    if (!decoder || !runner) status = SMIMG_NO_MEMORY;
+    int events = JXL_DEC_BASIC_INFO | (reconstruct_jpeg ? JXL_DEC_JPEG_RECONSTRUCTION : 0) | JXL_DEC_FULL_IMAGE;
+    if (status == SMIMG_OK && (JxlDecoderSetParallelRunner(decoder, JxlThreadParallelRunner, runner) != JXL_DEC_SUCCESS
+                               || JxlDecoderSubscribeEvents(decoder, events) != JXL_DEC_SUCCESS
+                               || JxlDecoderSetKeepOrientation(decoder, JXL_TRUE) != JXL_DEC_SUCCESS
+                               || JxlDecoderSetInput(decoder, data, size) != JXL_DEC_SUCCESS)) status = SMIMG_ERROR;
+    if (status == SMIMG_OK) JxlDecoderCloseInput(decoder);
+    JxlPixelFormat format = {4, JXL_TYPE_UINT8, JXL_BIG_ENDIAN, 0};
+    while (status == SMIMG_OK) {
+        JxlDecoderStatus event = JxlDecoderProcessInput(decoder);
+        if (event == JXL_DEC_SUCCESS) break;
+        switch (event) {
+        case JXL_DEC_BASIC_INFO: {
+            JxlBasicInfo info;
+            if (JxlDecoderGetBasicInfo(decoder, &info) != JXL_DEC_SUCCESS) { status = SMIMG_ERROR; break; }
+            if (info.xsize > limits->max_width || info.ysize > limits->max_height
+                || (uint64_t)info.xsize * info.ysize > limits->max_pixels) {
+                message_set(message, message_size, "its size is over the limits");
+                status = SMIMG_TOO_LARGE;
+                break;
+            }
+            if (info.have_animation || info.num_extra_channels > 1 || info.bits_per_sample > 16 || info.exponent_bits_per_sample) {
+                message_set(message, message_size, "animated, floating-point, over 16 bits or with extra channels beyond alpha");
+                status = SMIMG_UNSUPPORTED;
+                break;
+            }
+            image->width = info.xsize;
+            image->height = info.ysize;
+            image->bit_depth = info.bits_per_sample > 8 ? 16 : 8;
+            image->source_color_type = info.num_color_channels;
+            image->source_bit_depth = info.bits_per_sample;
+            format.data_type = image->bit_depth == 16 ? JXL_TYPE_UINT16 : JXL_TYPE_UINT8;
+            break;
+        }
+        case JXL_DEC_JPEG_RECONSTRUCTION:
+            jpeg_capacity = size * 2 + 4096;
+            *jpeg = malloc(jpeg_capacity);
+            if (!*jpeg || JxlDecoderSetJPEGBuffer(decoder, *jpeg, jpeg_capacity) != JXL_DEC_SUCCESS) status = SMIMG_NO_MEMORY;
+            break;
+        case JXL_DEC_JPEG_NEED_MORE_OUTPUT: {
+            // The buffer (which ends at jpeg_capacity) is full: keep what is written, give more.
+            size_t written = jpeg_capacity - JxlDecoderReleaseJPEGBuffer(decoder);
+            uint8_t *grown = jpeg_capacity <= bounds->memory_bytes / 2 ? realloc(*jpeg, jpeg_capacity * 2) : NULL;
+            if (!grown) { status = SMIMG_TOO_LARGE; break; }
+            *jpeg = grown;
+            jpeg_capacity *= 2;
+            if (JxlDecoderSetJPEGBuffer(decoder, *jpeg + written, jpeg_capacity - written) != JXL_DEC_SUCCESS) status = SMIMG_ERROR;
+            break;
+        }
+        case JXL_DEC_NEED_IMAGE_OUT_BUFFER: {
+            if (reconstruct_jpeg) {
+                // Asked for pixels instead: the stream was not made from a JPEG.
+                message_set(message, message_size, "it holds no JPEG to reconstruct");
+                status = SMIMG_UNSUPPORTED;
+                break;
+            }
+            size_t needed = 0;
+            if (JxlDecoderImageOutBufferSize(decoder, &format, &needed) != JXL_DEC_SUCCESS) { status = SMIMG_ERROR; break; }
+            image->pixels = malloc(needed);
+            if (!image->pixels) { status = SMIMG_NO_MEMORY; break; }
+            image->pixels_size = needed;
+            if (JxlDecoderSetImageOutBuffer(decoder, &format, image->pixels, needed) != JXL_DEC_SUCCESS) status = SMIMG_ERROR;
+            break;
+        }
+        case JXL_DEC_FULL_IMAGE:
+            if (*jpeg) {
+                *jpeg_size = jpeg_capacity - JxlDecoderReleaseJPEGBuffer(decoder);
+                jpeg_done = 1;
+            }
+            break;
+        case JXL_DEC_NEED_MORE_INPUT:
+            message_set(message, message_size, "the stream is truncated");
+            status = SMIMG_ERROR;
+            break;
+        default:
+            message_set(message, message_size, budget.used >= budget.budget ? "decoding it needs more memory than allowed" : "the stream is damaged");
+            status = budget.used >= budget.budget ? SMIMG_TOO_LARGE : SMIMG_ERROR;
+            break;
+        }
+    }
+    if (status == SMIMG_OK && reconstruct_jpeg && !jpeg_done) {
+        message_set(message, message_size, "it holds no JPEG to reconstruct");
+        status = SMIMG_UNSUPPORTED;
+    }
+    if (status == SMIMG_OK && !reconstruct_jpeg && !image->pixels) {
+        message_set(message, message_size, "the stream holds no image");
+        status = SMIMG_ERROR;
+    }
+    if (decoder) JxlDecoderDestroy(decoder);
+    if (runner) JxlThreadParallelRunnerDestroy(runner);
+    if (status != SMIMG_OK) {
+        free(image->pixels);
+        image->pixels = NULL;
+        free(*jpeg);
+        *jpeg = NULL;
+        *jpeg_size = 0;
+    }
+    return status;
+}
