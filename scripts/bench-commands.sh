@@ -6,7 +6,10 @@
 # its runs interleaved with this tree's (the machine's drift then affects both alike). Every line
 # is prefixed by the binary measured.
 #
-# Usage: [BASELINE_BIN=…] scripts/bench-commands.sh [RUNS]   (default 20)
+# With ATTACH=FILE every timed message also carries that file (an image travels in its wire form:
+# `send` does the image work, `read` the conversion to PNG).
+#
+# Usage: [BASELINE_BIN=…] [ATTACH=FILE] scripts/bench-commands.sh [RUNS]   (default 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/relay-lib.sh
@@ -42,6 +45,8 @@ accepts_between() {
 
 export SECMAIL_PASSPHRASE="benchmark passphrase"
 text=$(head -c 1024 /dev/zero | tr '\0' 'x')
+attach=()
+[ -z "${ATTACH:-}" ] || attach=(--attach "$ATTACH")
 for label in "${labels[@]}"; do
   tracer=()
   $traced && tracer=(strace -f --seccomp-bpf -qq -ttt -e trace=accept,accept4 -o "$work/$label.accepts")
@@ -51,14 +56,16 @@ for label in "${labels[@]}"; do
     SECMAIL_HOME="$work/$label-$name" "${secmail[$label]}" register "$name" --relay "https://localhost:$relay_port" \
       --ca "$work/$label-relay/tls/dev-ca.pem" 2>/dev/null
   done
-  # One message first, so both contacts are pinned before the timed runs.
+  # One message first, so both contacts are pinned before the timed runs; bob's inbox declares
+  # what his client reads (reader features), as a reader's first command does.
   SECMAIL_HOME="$work/$label-alice" "${secmail[$label]}" send bob -m "$text" > /dev/null 2>&1
+  SECMAIL_HOME="$work/$label-bob" "${secmail[$label]}" inbox > /dev/null 2>&1
 done
 
 for _ in $(seq "$runs"); do
   for label in "${labels[@]}"; do
     start=$(now)
-    SECMAIL_HOME="$work/$label-alice" "${secmail[$label]}" send bob -m "$text" >> "$work/$label.ids" 2>/dev/null
+    SECMAIL_HOME="$work/$label-alice" "${secmail[$label]}" send bob -m "$text" "${attach[@]}" >> "$work/$label.ids" 2>/dev/null
     elapsed "$start" >> "$work/$label.send"
     [ -f "$work/$label.send.window" ] || echo "$start $(now)" > "$work/$label.send.window"
   done
@@ -67,7 +74,7 @@ for index in $(seq "$runs"); do
   for label in "${labels[@]}"; do
     id=$(sed -n "${index}p" "$work/$label.ids")
     start=$(now)
-    SECMAIL_HOME="$work/$label-bob" "${secmail[$label]}" read "$id" --out "$work/$label-out" > /dev/null 2>&1
+    SECMAIL_HOME="$work/$label-bob" "${secmail[$label]}" read "$id" --out "$work/$label-out/$index" > /dev/null 2>&1
     elapsed "$start" >> "$work/$label.read"
     [ -f "$work/$label.read.window" ] || echo "$start $(now)" > "$work/$label.read.window"
   done

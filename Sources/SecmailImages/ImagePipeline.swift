@@ -62,14 +62,19 @@ public struct ImagePipeline: Sendable {
             return WireImage(png: png.bytes, jpeg: nil, jxl: allowJXL ? losslessJXL(image) : nil, sendPNGOnly: false,
                              originalSize: bytes.count, image: image)
         }
-        // A photo's PNG is several times its JPEG: a fast PNG decides, unless it comes close.
-        let fast = try PNGOptimizer(effort: .fast).optimize(image)
-        var png = fast
-        if effort != .fast, fast.bytes.count < jpeg.count + jpeg.count / 4 {
+        // A photo's PNG is several times its JPEG: an estimate from a sample of rows decides
+        // whether a PNG is made at all, then a fast PNG whether the search is worth it.
+        let jxl = allowJXL ? recompressedJXL(jpeg) : nil
+        let best = min(jpeg.count, jxl?.count ?? .max)
+        let estimate = try PNGOptimizer.estimatedSize(of: image)
+        guard estimate < best + best / 4 else {
+            return WireImage(png: nil, pngEstimate: estimate, jpeg: jpeg, jxl: jxl, sendPNGOnly: false, originalSize: bytes.count, image: image)
+        }
+        var png = try PNGOptimizer(effort: .fast).optimize(image)
+        if effort != .fast, png.bytes.count < best + best / 4 {
             png = try PNGOptimizer(effort: effort).optimize(image)
         }
-        return WireImage(png: png.bytes, jpeg: jpeg, jxl: allowJXL ? recompressedJXL(jpeg) : nil, sendPNGOnly: false,
-                         originalSize: bytes.count, image: image)
+        return WireImage(png: png.bytes, jpeg: jpeg, jxl: jxl, sendPNGOnly: false, originalSize: bytes.count, image: image)
     }
 
     /// The JPEG XL recompression of a (stripped) JPEG, kept only when it gives the JPEG back bit
@@ -159,16 +164,17 @@ public struct WireImage: Sendable {
     public let format: ImageFormat
     public let bytes: [UInt8]
     public let originalSize: Int
-    /// The optimised PNG's size (always computed; it is what the reader gets).
-    public let pngSize: Int
+    /// The optimised PNG's size, or nil when an estimate (`pngEstimate`) showed it could not win.
+    public let pngSize: Int?
+    public let pngEstimate: Int?
     /// The stripped JPEG's size, for JPEG input.
     public let jpegSize: Int?
     /// The JPEG XL's size, when JPEG XL was allowed and could be made.
     public let jxlSize: Int?
     let image: RGBAImage
 
-    init(png: [UInt8], jpeg: [UInt8]?, jxl: [UInt8]?, sendPNGOnly: Bool, originalSize: Int, image: RGBAImage) {
-        var candidates: [(ImageFormat, [UInt8])] = [(.png, png)]
+    init(png: [UInt8]?, pngEstimate: Int? = nil, jpeg: [UInt8]?, jxl: [UInt8]?, sendPNGOnly: Bool, originalSize: Int, image: RGBAImage) {
+        var candidates: [(ImageFormat, [UInt8])] = png.map { [(.png, $0)] } ?? []
         if !sendPNGOnly {
             if let jpeg { candidates.append((.jpeg, jpeg)) }
             if let jxl { candidates.append((.jxl, jxl)) }
@@ -178,7 +184,8 @@ public struct WireImage: Sendable {
         format = smallest.0
         bytes = smallest.1
         self.originalSize = originalSize
-        pngSize = png.count
+        pngSize = png?.count
+        self.pngEstimate = pngEstimate
         jpegSize = jpeg?.count
         jxlSize = jxl?.count
         self.image = image

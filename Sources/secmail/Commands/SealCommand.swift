@@ -120,7 +120,8 @@ enum WireAttachments {
         let name = url.lastPathComponent
         let wireName = SavedFileName.split(name).stem + wire.format.fileExtension
         let attachment = try userInput { try OutgoingAttachment(name: wireName, mediaType: wire.format.mediaType, bytes: wire.bytes) }
-        var sizes = "optimised PNG \(formatBytes(UInt64(wire.pngSize)))"
+        var sizes = wire.pngSize.map { "optimised PNG \(formatBytes(UInt64($0)))" }
+            ?? "PNG not made (estimated \(formatBytes(UInt64(wire.pngEstimate ?? 0))))"
         if let jpeg = wire.jpegSize { sizes += ", metadata-stripped JPEG \(formatBytes(UInt64(jpeg)))" }
         if let jxl = wire.jxlSize { sizes += ", JPEG XL \(formatBytes(UInt64(jxl)))" }
         let sent = switch wire.format {
@@ -130,7 +131,9 @@ enum WireAttachments {
         }
         let summary = "\(name) (\(wire.width)x\(wire.height), \(formatBytes(UInt64(wire.originalSize)))): \(sizes); sending the \(sent) (the reader gets a PNG)"
         var report: [String: Any] = ["file": path, "width": wire.width, "height": wire.height, "originalBytes": wire.originalSize,
-                                     "pngBytes": wire.pngSize, "sent": wire.format.rawValue, "sentBytes": wire.bytes.count]
+                                     "sent": wire.format.rawValue, "sentBytes": wire.bytes.count]
+        if let png = wire.pngSize { report["pngBytes"] = png }
+        if let estimate = wire.pngEstimate { report["pngEstimatedBytes"] = estimate }
         if let jpeg = wire.jpegSize { report["jpegBytes"] = jpeg }
         if let jxl = wire.jxlSize { report["jxlBytes"] = jxl }
         return Prepared(attachment: attachment, summary: summary, imageReport: report, compressionReport: nil)
