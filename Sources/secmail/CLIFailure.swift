@@ -144,6 +144,41 @@ enum Terminal {
             isVisible = false
         }
     }
+
+    /// For work that reports no progress of its own (image work): on a terminal, after one
+    /// second "label… 3 s", counted up each half second, and erased when `finish` is called.
+    final class StatusLine: @unchecked Sendable {
+        // @unchecked: `isVisible` is touched on `queue` only.
+        private let queue = DispatchQueue(label: "secmail.status-line")
+        private let timer: DispatchSourceTimer?
+        private var isVisible = false
+
+        init(_ label: String) {
+            guard Terminal.stderrIsTerminal else {
+                timer = nil
+                return
+            }
+            let start = Date()
+            let timer = DispatchSource.makeTimerSource(queue: queue)
+            self.timer = timer
+            timer.schedule(deadline: .now() + 1, repeating: 0.5)
+            timer.setEventHandler { [unowned self] in
+                let seconds = Int(Date().timeIntervalSince(start))
+                FileHandle.standardError.write(Data("\r\(label)… \(seconds) s\u{1B}[K".utf8))
+                isVisible = true
+            }
+            timer.resume()
+        }
+
+        func finish() {
+            guard let timer else { return }
+            timer.cancel()
+            queue.sync {
+                if isVisible { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+                isVisible = false
+            }
+        }
+    }
 }
 
 /// Runs `body` with one `RelayClient` for the relay pinned in `home` (or `client`, when given),

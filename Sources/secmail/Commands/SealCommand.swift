@@ -112,6 +112,8 @@ enum WireAttachments {
             throw CLIFailure(.failure, "cannot read attachment \(path): \(error.localizedDescription)")
         }
         let wire: WireImage
+        let status = Terminal.StatusLine("preparing \(TerminalText.neutralised(url.lastPathComponent))")
+        defer { status.finish() }
         do {
             wire = try ImagePipeline().wireForm(of: bytes, alwaysPNG: alwaysPNG, allowJXL: readable.contains(.jxl))
         } catch let error as ImageError {
