@@ -39,8 +39,15 @@ public final class RunningRelay: @unchecked Sendable {
     public static let certs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("certs", isDirectory: true)
 
+    /// Deadlines for tests that are not about deadlines: this relay's request handlers share the
+    /// test process's two cooperative threads with every other test running, and a test that
+    /// blocks one (waiting for a child process, say) must not make the relay close a connection
+    /// the client under test is using.
+    public static let patientDeadlines = ConnectionDeadlines(header: .seconds(120), bodyGrace: .seconds(120), write: .seconds(120),
+                                                            idleBeforeSignIn: .seconds(300), idle: .seconds(300))
+
     public init(requiresInvite: Bool = false, maximumEnvelopeSize: Int = 256 << 20, mailboxQuota: Int = 1 << 30,
-                limits: RelayLimits = RelayLimits(),
+                limits: RelayLimits = RelayLimits(deadlines: RunningRelay.patientDeadlines),
                 perIdentity: RateLimiter.Limit = .init(perSecond: 50, burst: 100)) async throws {
         folder = try makeTemporaryDirectory("relay-http")
         let database = try RelayDatabase(path: folder.appendingPathComponent("relay.sqlite").path)
