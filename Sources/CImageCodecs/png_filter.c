@@ -1,3 +1,4 @@
+#include <libdeflate.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,7 +83,46 @@ static double distinct_bigrams(const uint8_t *filtered, size_t n, uint32_t *seen
     return distinct;
 }
 
+// Brute force: each row takes the filter whose bytes, deflated after the rows chosen before it
+// (up to four, the window a deflater would match in), give the shortest stream.
+enum { BRUTE_CONTEXT_ROWS = 4 };
+
+static int filter_brute(const uint8_t *raw, size_t height, size_t row_bytes, size_t bpp, uint8_t *out) {
+    size_t line = row_bytes + 1;
+    size_t window = (BRUTE_CONTEXT_ROWS + 1) * line;
+    size_t capacity = libdeflate_deflate_compress_bound(NULL, window);
+    struct libdeflate_compressor *compressor = libdeflate_alloc_compressor(4);
+    uint8_t *trial = malloc(window), *scratch = malloc(capacity), *candidate = malloc(line);
+    if (!compressor || !trial || !scratch || !candidate) {
+        libdeflate_free_compressor(compressor);
+        free(trial); free(scratch); free(candidate);
+        return SMIMG_NO_MEMORY;
+    }
+    for (size_t y = 0; y < height; y++) {
+        const uint8_t *row = raw + y * row_bytes;
+        const uint8_t *previous = y > 0 ? row - row_bytes : NULL;
+        size_t context = y < BRUTE_CONTEXT_ROWS ? y : BRUTE_CONTEXT_ROWS;
+        memcpy(trial, out + (y - context) * line, context * line);
+        size_t best = SIZE_MAX;
+        int best_filter = 0;
+        for (int candidate_filter = 0; candidate_filter <= 4; candidate_filter++) {
+            filter_row(row, previous, row_bytes, bpp, candidate_filter, candidate);
+            memcpy(trial + context * line, candidate, line);
+            size_t size = libdeflate_deflate_compress(compressor, trial, (context + 1) * line, scratch, capacity);
+            if (size && size < best) {
+                best = size;
+                best_filter = candidate_filter;
+            }
+        }
+        filter_row(row, previous, row_bytes, bpp, best_filter, out + y * line);
+    }
+    libdeflate_free_compressor(compressor);
+    free(trial); free(scratch); free(candidate);
+    return SMIMG_OK;
+}
+
 int smimg_png_filter(const uint8_t *raw, size_t height, size_t row_bytes, size_t bpp, int filter, uint8_t *out) {
+    if (filter == SMIMG_FILTER_BRUTE) return filter_brute(raw, height, row_bytes, bpp, out);
     uint32_t *seen = NULL;
     uint32_t generation = 0;
     if (filter == SMIMG_FILTER_BIGRAMS) {

@@ -54,6 +54,7 @@ enum {
     SMIMG_FILTER_MINSUM = 5,   // per row, the filter with the smallest sum of absolute values (libpng's)
     SMIMG_FILTER_ENTROPY = 6,  // per row, the filter whose bytes have the lowest Shannon entropy
     SMIMG_FILTER_BIGRAMS = 7,  // per row, the filter with the fewest distinct pairs of neighbouring bytes
+    SMIMG_FILTER_BRUTE = 8,    // per row, the filter that deflates shortest after the rows before it
 };
 
 // PNG filtering of `height` rows of `row_bytes` raw bytes each (`bpp` bytes per complete pixel,
