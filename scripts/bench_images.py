@@ -6,7 +6,8 @@ DIR holds the images, or the parts tune/ and heldout/ (scripts/image-corpus.sh),
 the encoder's heuristics were tuned on tune/ only. For every PNG and JPEG: output bytes and wall
 seconds of each tool, per image and per part. oxipng runs in this process through pyoxipng (its
 library, on every core; no process start counted), `-o2` and, with BENCH_ZOPFLI=1, `-o max
---zopfli`; optipng -o2 as a process. oxipng and optipng read PNG only, so a JPEG is first
+--zopfli`; optipng -o2 as a process. BENCH_SKIP="tool,tool" leaves tools out; BENCH_MAX_PIXELS=N
+keeps only images of at most N pixels. oxipng and optipng read PNG only, so a JPEG is first
 converted to a plain PNG (Pillow, compress_level=1; not timed). Every output is decoded by Pillow
 and compared with the input's pixels: a tool whose pixels differ is flagged.
 """
@@ -48,12 +49,17 @@ if os.environ.get("BENCH_ZOPFLI"):
     tools.append("oxipng max zopfli")
 tools.append("optipng -o2")
 skipped = {t.strip() for t in os.environ.get("BENCH_SKIP", "").split(",") if t.strip()}
+# BENCH_MAX_PIXELS=360000 keeps the images of at most that many pixels (oxipng's zopfli needs
+# minutes for one of 2 megapixels).
+max_pixels = int(os.environ.get("BENCH_MAX_PIXELS", "0"))
 tools = [t for t in tools if t not in skipped]
 mismatches = []
 print(f"{'image':44} {'input':>10} " + " ".join(f"{t:>21}" for t in tools))
 for part in parts:
     directory = os.path.join(folder, part)
     files = sorted(f for f in os.listdir(directory) if f.lower().endswith((".png", ".jpg", ".jpeg")))
+    if max_pixels:
+        files = [f for f in files if (lambda size: size[0] * size[1])(Image.open(os.path.join(directory, f)).size) <= max_pixels]
     totals = {tool: [0, 0.0] for tool in tools}
     input_total = 0
     for name in files:
