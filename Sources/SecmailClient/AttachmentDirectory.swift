@@ -68,25 +68,27 @@ public final class AttachmentDirectory: ContentSink {
             TemporaryFiles.remove(staging)
             isFinished = true
         }
-        for (info, url) in staged {
-            let file: URL
-            do {
-                file = try inflated(info: info, staged: url)
-            } catch let error as ClientError {
-                for file in placed { try? FileManager.default.removeItem(at: file) }
-                throw error
+        do {
+            for (info, url) in staged {
+                let (name, source) = convertedImage(info: info, staged: try inflated(info: info, staged: url))
+                placed.append(try place(source, as: name))
             }
-            let (name, source) = convertedImage(info: info, staged: file)
-            let target = Self.freeName(for: name, in: outputDirectory)
-            do {
-                try FileManager.default.moveItem(at: source, to: target)
-            } catch {
-                for file in placed { try? FileManager.default.removeItem(at: file) }
-                throw ClientError(.io, "cannot save \(target.path): \(error.localizedDescription); no attachment of this message was saved")
-            }
-            placed.append(target)
+        } catch {
+            for file in placed { try? FileManager.default.removeItem(at: file) }
+            throw error
         }
         return placed
+    }
+
+    /// Moves a staged file into the output directory under `name` (or a free variant of it).
+    private func place(_ source: URL, as name: String) throws -> URL {
+        let target = Self.freeName(for: name, in: outputDirectory)
+        do {
+            try FileManager.default.moveItem(at: source, to: target)
+        } catch {
+            throw ClientError(.io, "cannot save \(target.path): \(error.localizedDescription); no attachment of this message was saved")
+        }
+        return target
     }
 
     /// The staged file as its sender had it: a compressed attachment (encoding 1) inflated,
@@ -102,6 +104,8 @@ public final class AttachmentDirectory: ContentSink {
             return inflated
         } catch let error as ImageError {
             throw ClientError(.verificationFailed, "\(info.name) cannot be inflated: \(error.reason); no attachment of this message was saved")
+        } catch {
+            throw ClientError(.io, "cannot save \(info.name): \(error); no attachment of this message was saved")
         }
     }
 
@@ -112,7 +116,7 @@ public final class AttachmentDirectory: ContentSink {
               let format = ImageFormat.detect(prefix), format != .png, !(keepJPEG && format == .jpeg) else {
             return (info.name, url)
         }
-        let kind = format == .jxl ? "JPEG XL" : "JPEG"
+        let kind = format.displayName
         let stem = SavedFileName.split(info.name).stem
         let budget = min(Self.conversionPixelBudget, Self.messagePixelBudget - pixelsConverted)
         guard budget > 0 else {
@@ -125,14 +129,14 @@ public final class AttachmentDirectory: ContentSink {
             if keepJPEG, format == .jxl, let jpeg = try pipeline.jpegAsSent(bytes) {
                 let restored = try staged(jpeg, next: url, extension: "jpg")
                 notes.append("\(info.name) arrived as JPEG XL; saved as the JPEG it was made from, bit for bit")
-                return (stem + ".jpg", restored)
+                return (stem + ImageFormat.jpeg.fileExtension, restored)
             }
             let png = try pipeline.readerPNG(bytes)
             // IHDR: width and height, big-endian, at bytes 16 and 20.
             pixelsConverted += png[16..<20].reduce(0) { $0 << 8 | Int($1) } * png[20..<24].reduce(0) { $0 << 8 | Int($1) }
             let converted = try staged(png, next: url, extension: "png")
             notes.append("\(info.name) arrived as \(kind); saved as PNG with the same pixels")
-            return (stem + ".png", converted)
+            return (stem + ImageFormat.png.fileExtension, converted)
         } catch let error as ImageError where error.code == .tooLarge {
             notes.append(budget < Self.conversionPixelBudget
                 ? "\(info.name) was not converted to PNG: this message's images passed \(Self.messagePixelBudget / 1_000_000) megapixels; saved as the \(kind) it travelled as"

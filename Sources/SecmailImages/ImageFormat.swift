@@ -27,6 +27,15 @@ public enum ImageFormat: String, Sendable {
         }
     }
 
+    /// The format's name for people ("PNG", "JPEG", "JPEG XL").
+    public var displayName: String {
+        switch self {
+        case .png: "PNG"
+        case .jpeg: "JPEG"
+        case .jxl: "JPEG XL"
+        }
+    }
+
     /// The file name extension for this format.
     public var fileExtension: String {
         switch self {

@@ -25,7 +25,7 @@ enum ImageCodecs {
         }
         defer { smimg_image_free(&image) }
         let reason = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let kind = format.rawValue.uppercased()
+        let kind = format.displayName
         switch Int(status) {
         case Int(SMIMG_OK): break
         case Int(SMIMG_TOO_LARGE): throw ImageError(.tooLarge, "the \(kind) image is too large: \(reason)")

@@ -126,12 +126,7 @@ enum WireAttachments {
             ?? "PNG not made (estimated \(formatBytes(UInt64(wire.pngEstimate ?? 0))))"
         if let jpeg = wire.jpegSize { sizes += ", metadata-stripped JPEG \(formatBytes(UInt64(jpeg)))" }
         if let jxl = wire.jxlSize { sizes += ", JPEG XL \(formatBytes(UInt64(jxl)))" }
-        let sent = switch wire.format {
-        case .png: "PNG"
-        case .jpeg: "JPEG"
-        case .jxl: "JPEG XL"
-        }
-        let summary = "\(name) (\(wire.width)x\(wire.height), \(formatBytes(UInt64(wire.originalSize)))): \(sizes); sending the \(sent) (the reader gets a PNG)"
+        let summary = "\(name) (\(wire.width)x\(wire.height), \(formatBytes(UInt64(wire.originalSize)))): \(sizes); sending the \(wire.format.displayName) (the reader gets a PNG)"
         var report: [String: Any] = ["file": path, "width": wire.width, "height": wire.height, "originalBytes": wire.originalSize,
                                      "sent": wire.format.rawValue, "sentBytes": wire.bytes.count]
         if let png = wire.pngSize { report["pngBytes"] = png }
