@@ -56,3 +56,7 @@ int smimg_inflate(const uint8_t *data, size_t size, int format, uint8_t *out, si
 uint32_t smimg_crc32(uint32_t crc, const uint8_t *data, size_t size) {
     return libdeflate_crc32(crc, data, size);
 }
+
+uint32_t smimg_adler32(uint32_t adler, const uint8_t *data, size_t size) {
+    return libdeflate_adler32(adler, data, size);
+}

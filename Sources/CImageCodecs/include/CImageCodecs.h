@@ -108,5 +108,6 @@ int smimg_jxl_decode(const uint8_t *data, size_t size, const smimg_limits *limit
                      char *message, size_t message_size);
 
 uint32_t smimg_crc32(uint32_t crc, const uint8_t *data, size_t size);
+uint32_t smimg_adler32(uint32_t adler, const uint8_t *data, size_t size);
 
 #endif

@@ -44,6 +44,14 @@ enum ImageCodecs {
             let c = image.chrm
             rendering.chromaticities = [c.0, c.1, c.2, c.3, c.4, c.5, c.6, c.7]
         }
+        if format == .png {
+            // libpng fills in gAMA, cHRM and sRGB from an sRGB chunk or a profile it recognises;
+            // the image carries what the file says, so an optimised file adds no chunk.
+            let present = PNGChunkReader.typesBeforeImageData(of: bytes)
+            if !present.contains("gAMA") { rendering.gamma = nil }
+            if !present.contains("cHRM") { rendering.chromaticities = nil }
+            if !present.contains("sRGB") { rendering.srgbIntent = nil }
+        }
         var orientation: UInt16?
         if let exif = image.exif, image.exif_size > 0 {
             orientation = ExifOrientation.read(Array(UnsafeBufferPointer(start: exif, count: image.exif_size)))
@@ -188,5 +196,9 @@ enum ImageCodecs {
 
     static func crc32(_ bytes: ArraySlice<UInt8>, continuing crc: UInt32 = 0) -> UInt32 {
         bytes.withUnsafeBufferPointer { smimg_crc32(crc, $0.baseAddress, $0.count) }
+    }
+
+    static func adler32(_ bytes: [UInt8]) -> UInt32 {
+        bytes.withUnsafeBufferPointer { smimg_adler32(1, $0.baseAddress, $0.count) }
     }
 }

@@ -28,10 +28,17 @@ struct PNGChunkWriter {
             writer.chunk("cHRM", chromaticities.flatMap(be32))
         }
         if let profile = rendering.iccProfile {
-            guard let compressed = try ImageCodecs.deflate(profile, level: 12, limit: profile.count + 1024) else {
-                throw ImageError(.outOfMemory, "cannot compress the ICC profile")
+            let name = Array("ICC profile".utf8) + [0, 0]
+            func compressed(level: Int) throws -> [UInt8] {
+                guard let stream = try ImageCodecs.deflate(profile, level: level, limit: profile.count + 1024) else {
+                    throw ImageError(.outOfMemory, "cannot compress the ICC profile")
+                }
+                return stream
             }
-            writer.chunk("iCCP", Array("ICC profile".utf8) + [0, 0] + compressed)
+            // libpng (1.6.39) refuses an iCCP chunk shorter than the 81 bytes it reads for the
+            // name plus a minimal stream: a tiny profile that compresses well is stored.
+            let smallest = try compressed(level: 12)
+            writer.chunk("iCCP", name + (name.count + smallest.count >= 96 ? smallest : try compressed(level: 0)))
         } else if let intent = rendering.srgbIntent {
             writer.chunk("sRGB", [intent])
         }
@@ -44,6 +51,9 @@ struct PNGChunkWriter {
             if let lastTranslucent = alphas.lastIndex(where: { $0 != 0xFF }) {
                 writer.chunk("tRNS", Array(alphas[...lastTranslucent]))
             }
+        }
+        if let key = layout.colourKey {
+            writer.chunk("tRNS", key.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] })
         }
         writer.chunk("IDAT", idat)
         writer.chunk("IEND", [])
@@ -72,6 +82,11 @@ struct PNGChunkReader {
             if type == "IEND" { return chunks }
         }
         return nil
+    }
+
+    /// The types of the chunks before the first IDAT, where the rendering chunks must be.
+    static func typesBeforeImageData(of bytes: [UInt8]) -> Set<String> {
+        Set((chunks(of: bytes) ?? []).prefix { $0.type != "IDAT" }.map(\.type))
     }
 
     /// The file with only the chunks that decide the pixels and their rendering: the original

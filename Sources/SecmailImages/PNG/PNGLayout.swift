@@ -27,14 +27,19 @@ public enum PNGColorType: UInt8, Sendable {
 }
 
 /// One way to store an image's pixels in a PNG without changing any of them: a colour type,
-/// a bit depth, and for palette images the palette (RGBA entries, translucent ones first so
-/// tRNS stays short).
+/// a bit depth, for palette images the palette (RGBA entries), and for grey and RGB images the
+/// colour key: the one colour a tRNS chunk makes fully transparent (PNG specification, 11.3.2.1).
 struct PNGLayout: Sendable, CustomStringConvertible {
     let colorType: PNGColorType
     let bitDepth: Int
     let palette: [UInt32]
+    /// Grey, or red, green, blue, in this layout's bit depth.
+    var colourKey: [UInt16]? = nil
 
-    var description: String { "\(colorType.name) \(bitDepth)-bit" + (colorType == .palette ? " (\(palette.count) colours)" : "") }
+    var description: String {
+        "\(colorType.name) \(bitDepth)-bit" + (colorType == .palette ? " (\(palette.count) colours)" : "")
+            + (colourKey == nil ? "" : " + colour key")
+    }
 
     var bitsPerPixel: Int { colorType.channels * bitDepth }
     /// The filter's "bpp": bytes per complete pixel, at least one.
@@ -51,6 +56,10 @@ struct PNGLayout: Sendable, CustomStringConvertible {
         var colours: [UInt32: Int]?
         /// The smallest grey bit depth (1, 2, 4, 8) that holds every grey value exactly.
         var greyDepth: Int
+        /// Red, green, blue of every pixel that is not opaque, when all of them are fully
+        /// transparent with that one colour and no opaque pixel has it: then a colour key says
+        /// exactly what the alpha channel says. Samples as the image stores them (8 or 16 bits).
+        var transparentColour: [UInt16]?
     }
 
     static func statistics(of image: RGBAImage) -> Statistics {
@@ -66,14 +75,32 @@ struct PNGLayout: Sendable, CustomStringConvertible {
         let pixelBytes = 4 * step
         // One pass over the high bytes (or the only bytes) of every sample.
         var colours: [UInt32: Int]? = fitsEightBits ? [:] : nil
+        /// The full sample of channel `channel` of the pixel at `base`.
+        func sample(_ base: Int, _ channel: Int) -> UInt16 {
+            step == 2 ? UInt16(samples[base + 2 * channel]) << 8 | UInt16(samples[base + 2 * channel + 1]) : UInt16(samples[base + channel])
+        }
+        var transparentColour: [UInt16]?
+        var keyable = true
         for base in stride(from: 0, to: samples.count, by: pixelBytes) {
             let r = samples[base], g = samples[base + step], b = samples[base + 2 * step], a = samples[base + 3 * step]
+            let opaque: Bool
             if step == 2 {
-                if isOpaque, a != 0xFF || samples[base + 7] != 0xFF { isOpaque = false }
+                opaque = a == 0xFF && samples[base + 7] == 0xFF
                 if isGrey, r != g || r != b || samples[base + 1] != samples[base + 3] || samples[base + 1] != samples[base + 5] { isGrey = false }
             } else {
-                if a != 0xFF { isOpaque = false }
+                opaque = a == 0xFF
                 if isGrey, r != g || r != b { isGrey = false }
+            }
+            if !opaque {
+                isOpaque = false
+                if keyable {
+                    let colour = [sample(base, 0), sample(base, 1), sample(base, 2)]
+                    if sample(base, 3) != 0 || (transparentColour != nil && transparentColour != colour) {
+                        keyable = false
+                    } else {
+                        transparentColour = colour
+                    }
+                }
             }
             if colours != nil {
                 let key = UInt32(r) << 24 | UInt32(g) << 16 | UInt32(b) << 8 | UInt32(a)
@@ -93,23 +120,41 @@ struct PNGLayout: Sendable, CustomStringConvertible {
                 }
             }
         }
-        return Statistics(fitsEightBits: fitsEightBits, isOpaque: isOpaque, isGrey: isGrey, colours: colours, greyDepth: greyDepth)
+        if keyable, let key = transparentColour {
+            // A colour key makes every pixel of that colour transparent, opaque ones too.
+            let opaqueAlpha = UInt16.max >> (16 - image.bitDepth)
+            for base in stride(from: 0, to: samples.count, by: pixelBytes)
+            where sample(base, 3) == opaqueAlpha && sample(base, 0) == key[0] && sample(base, 1) == key[1] && sample(base, 2) == key[2] {
+                keyable = false
+                break
+            }
+        }
+        return Statistics(fitsEightBits: fitsEightBits, isOpaque: isOpaque, isGrey: isGrey, colours: colours, greyDepth: greyDepth,
+                          transparentColour: keyable ? transparentColour : nil)
     }
 
     /// The exact layouts worth trying, most promising first: the reduced direct layout, and a
-    /// palette when there are at most 256 colours.
-    static func candidates(for image: RGBAImage) -> [PNGLayout] {
+    /// palette when there are at most 256 colours — of those the embedded `profile` permits.
+    static func candidates(for image: RGBAImage, profile: ICCProfile? = nil) -> [PNGLayout] {
         let stats = statistics(of: image)
         let depth = image.bitDepth == 16 && !stats.fitsEightBits ? 16 : 8
         let direct: PNGLayout
-        switch (stats.isGrey, stats.isOpaque) {
-        case (true, true): direct = PNGLayout(colorType: .grey, bitDepth: depth == 8 ? stats.greyDepth : 16, palette: [])
-        case (true, false): direct = PNGLayout(colorType: .greyAlpha, bitDepth: depth, palette: [])
-        case (false, true): direct = PNGLayout(colorType: .rgb, bitDepth: depth, palette: [])
-        case (false, false): direct = PNGLayout(colorType: .rgba, bitDepth: depth, palette: [])
+        // An RGB profile keeps grey pixels in an RGB layout.
+        let isGrey = stats.isGrey && profile?.permits(.grey) ?? true
+        let greyDepth = depth == 8 ? stats.greyDepth : 16
+        switch (isGrey, stats.isOpaque, stats.transparentColour) {
+        case (true, true, _): direct = PNGLayout(colorType: .grey, bitDepth: greyDepth, palette: [])
+        case (true, false, let key?): direct = PNGLayout(colorType: .grey, bitDepth: greyDepth, palette: [],
+                                                         colourKey: [keySample(key[0], imageDepth: image.bitDepth, layoutDepth: greyDepth)])
+        case (true, false, nil): direct = PNGLayout(colorType: .greyAlpha, bitDepth: depth, palette: [])
+        case (false, true, _): direct = PNGLayout(colorType: .rgb, bitDepth: depth, palette: [])
+        case (false, false, let key?): direct = PNGLayout(colorType: .rgb, bitDepth: depth, palette: [],
+                                                          colourKey: key.map { keySample($0, imageDepth: image.bitDepth, layoutDepth: depth) })
+        case (false, false, nil): direct = PNGLayout(colorType: .rgba, bitDepth: depth, palette: [])
         }
         // Grey below 8 bits is as small as a palette would be.
-        guard let colours = stats.colours, !(direct.colorType == .grey && direct.bitDepth < 8) else { return [direct] }
+        guard let colours = stats.colours, !(direct.colorType == .grey && direct.bitDepth < 8),
+              profile?.permits(.palette) ?? true else { return [direct] }
         // Translucent entries first (tRNS then only covers them), each group in colour order:
         // neighbouring indices then hold similar colours, which the filters need (ordering by
         // frequency instead made a test image 30% larger).
@@ -122,6 +167,13 @@ struct PNGLayout: Sendable, CustomStringConvertible {
         // A grey image is as small direct (no PLTE); otherwise a palette is a quarter or less of
         // the data. The most promising first; `thorough` tries both.
         return direct.colorType == .grey ? [direct, palette] : [palette, direct]
+    }
+
+    /// A sample of the image (8 or 16 bits) as a layout of `layoutDepth` bits stores it; exact,
+    /// since the layout was chosen to hold every sample.
+    private static func keySample(_ value: UInt16, imageDepth: Int, layoutDepth: Int) -> UInt16 {
+        let eightBit = imageDepth == 16 && layoutDepth <= 8 ? value >> 8 : value
+        return layoutDepth < 8 ? eightBit / UInt16(255 / ((1 << layoutDepth) - 1)) : eightBit
     }
 
     /// The raw (unfiltered) scanlines of `image` in this layout.

@@ -84,7 +84,8 @@ public struct PNGOptimizer: Sendable {
     /// The smallest exact PNG for `image`. With `original` (the PNG file the image was decoded
     /// from), its own compressed data, stripped of metadata, is a candidate too.
     public func optimize(_ image: RGBAImage, original: [UInt8]? = nil) throws -> OptimizedPNG {
-        let layouts = PNGLayout.candidates(for: image)
+        let rendering = image.rendering.forOptimizedPNG
+        let layouts = PNGLayout.candidates(for: image, profile: rendering.iccProfile.map(ICCProfile.init))
         // Small images try both layouts at every effort above fast: it costs little, and there
         // the palette's PLTE/tRNS overhead can outweigh its smaller data.
         let bothLayouts = effort == .thorough || (effort == .normal && image.pixelCount <= 256 * 256)
@@ -124,7 +125,7 @@ public struct PNGOptimizer: Sendable {
                     }
                     sizes.set(index, idat.count)
                     let file = try PNGChunkWriter.file(width: image.width, height: image.height, layout: layout, idat: idat,
-                                                       rendering: image.rendering, orientation: image.orientation)
+                                                       rendering: rendering, orientation: image.orientation)
                     search.offer(bytes: file, trial: trial, method: "\(layout), filter \(trial.filter.name), \(trial.deflater)")
                 } catch {
                     failure.set(error)
@@ -151,8 +152,6 @@ public struct PNGOptimizer: Sendable {
             // less time (a 4-megapixel photo: 0.24 s instead of 0.78 s).
             _ = try run([Trial(layout: 0, filter: direct ? .up : .none, deflater: .libdeflate(level: 4))], ranking: true)
         case .normal:
-            // A quick level ranks the filters the way level 11 does nearly always, at a tenth
-            // of the cost: rank with it, compress the two front-runners with level 11.
             // A quick level ranks the filters nearly the way level 11 does, at a tenth of the
             // cost. The filters that never won on the tuning corpus (sub, average, paeth) sit
             // out; the runner-up is compressed too, on the other core, only when its quick
