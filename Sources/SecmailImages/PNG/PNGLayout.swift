@@ -157,7 +157,11 @@ struct PNGLayout: Sendable, CustomStringConvertible {
               profile?.permits(.palette) ?? true else { return [direct] }
         // Translucent entries first (tRNS then only covers them), each group in colour order:
         // neighbouring indices then hold similar colours, which the filters need (ordering by
-        // frequency instead made a test image 30% larger).
+        // frequency instead made a test image 30% larger). Two other orders were measured on the
+        // tuning corpus's palette images and dropped: by luma, and a greedy chain of the colours
+        // that touch most often (after Memon and Zeng) — 30 bytes less in 351 KB at level 2,
+        // nothing at level 3, for 28% more time. With filter none, which wins most palette
+        // images, deflate does not see the order at all.
         let ordered = colours.keys.sorted { lhs, rhs in
             let (lhsOpaque, rhsOpaque) = (lhs & 0xFF == 0xFF, rhs & 0xFF == 0xFF)
             return lhsOpaque != rhsOpaque ? !lhsOpaque : lhs < rhs
