@@ -10,8 +10,14 @@ library, on every core; no process start counted), `-o2` and, with BENCH_ZOPFLI=
 keeps only images of at most N pixels. oxipng and optipng read PNG only, so a JPEG is first
 converted to a plain PNG (Pillow, compress_level=1; not timed). Every output is decoded by Pillow
 and compared with the input's pixels: a tool whose pixels differ is flagged.
+
+Then the wire: `secmail image wire` gives what `send` puts on the wire for each image, for readers
+of PNG and JPEG only ("wire png/jpeg", the policy before JPEG XL) and for readers of everything
+this client reads ("wire +jxl"): bytes sent and the sender's image work in seconds (in-process,
+no process start), and per part the reader's conversion time (the wire form to the PNG it saves;
+the command checks that PNG's pixels).
 """
-import os, subprocess, sys, tempfile, time
+import json, os, subprocess, sys, tempfile, time
 from PIL import Image
 import oxipng
 
@@ -48,6 +54,7 @@ tools = [f"secmail -{level}" for level in levels] + ["oxipng -o2"]
 if os.environ.get("BENCH_ZOPFLI"):
     tools.append("oxipng max zopfli")
 tools.append("optipng -o2")
+tools += ["wire png/jpeg", "wire +jxl"]
 skipped = {t.strip() for t in os.environ.get("BENCH_SKIP", "").split(",") if t.strip()}
 # BENCH_MAX_PIXELS=360000 keeps the images of at most that many pixels (oxipng's zopfli needs
 # minutes for one of 2 megapixels).
@@ -61,6 +68,7 @@ for part in parts:
     if max_pixels:
         files = [f for f in files if (lambda size: size[0] * size[1])(Image.open(os.path.join(directory, f)).size) <= max_pixels]
     totals = {tool: [0, 0.0] for tool in tools}
+    reader_seconds = {tool: 0.0 for tool in tools if tool.startswith("wire")}
     input_total = 0
     for name in files:
         source = os.path.join(directory, name)
@@ -73,6 +81,17 @@ for part in parts:
                 im.save(png_input, compress_level=1)
         row = []
         for tool in tools:
+            if tool.startswith("wire"):
+                features = "none" if tool == "wire png/jpeg" else "jxl,jxl-rendering"
+                result = subprocess.run([binary, "image", "wire", source, "--features", features, "--json"],
+                                        check=True, capture_output=True, text=True)
+                report = json.loads(result.stdout)
+                size, seconds = report["sentBytes"], report["seconds"]
+                reader_seconds[tool] += report["readerSeconds"]
+                totals[tool][0] += size
+                totals[tool][1] += seconds
+                row.append(f"{size:>11,} {seconds:>7.2f}s")
+                continue
             out = os.path.join(work, f"{name}.{tool.replace(' ', '')}.png")
             if tool.startswith("secmail"):
                 seconds = timed([binary, "image", "optimize", source, "-o", out, "--level", tool[-1]])
@@ -96,6 +115,8 @@ for part in parts:
         base = totals["oxipng -o2"]
         print(f"{'  vs oxipng -o2 (bytes, time)':44} {'':>10} " + " ".join(
             f"{totals[t][0] / base[0]:>11.3f}x {totals[t][1] / base[1]:>6.2f}x" for t in tools))
+    for tool, seconds in reader_seconds.items():
+        print(f"  {tool}: the reader's conversion to PNG took {seconds:.2f} s in total")
     print()
 for mismatch in mismatches:
     print("PIXELS DIFFER:", mismatch)

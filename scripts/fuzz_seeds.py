@@ -19,6 +19,19 @@ vectors = os.path.join(root, "docs/test-vectors")
 out = sys.argv[1]
 
 
+def with_rendering_box(stream):
+    """A JPEG XL file with secmail's rendering box (docs/PROTOCOL.md) after the codestream: sRGB
+    intent 0, gAMA 45455, orientation 6, stored uncompressed (a decoder takes both forms)."""
+    def box(kind, body):
+        return struct.pack(">I", 8 + len(body)) + kind + body
+    signature = b"\x00\x00\x00\x0cJXL \x0d\x0a\x87\x0a"
+    if not stream.startswith(signature):
+        stream = signature + box(b"ftyp", b"jxl \x00\x00\x00\x00jxl ") + box(b"jxlc", stream)
+    content = bytes([1]) + bytes([1]) + struct.pack(">I", 1) + bytes([0]) + bytes([2]) + struct.pack(">I", 4) \
+        + struct.pack(">I", 45455) + bytes([5]) + struct.pack(">I", 2) + struct.pack(">H", 6)
+    return stream + box(b"smrd", content)
+
+
 def put(target, name, data):
     folder = os.path.join(out, target)
     os.makedirs(folder, exist_ok=True)
@@ -147,7 +160,10 @@ with tempfile.TemporaryDirectory() as work:
                 except (OSError, subprocess.CalledProcessError):
                     continue
                 with open(coded, "rb") as f:
-                    put("jxl", label, f.read())
+                    stream = f.read()
+                put("jxl", label, stream)
+                if label == "lossless":
+                    put("jxl", "rendering-box", with_rendering_box(stream))
                 made = True
             if not made:
                 put("jxl", "signature", b"\xff\x0a\xf8\x1f\x00\x00")

@@ -110,7 +110,8 @@ int smimg_jxl_from_jpeg(const uint8_t *jpeg, size_t size, const smimg_jxl_bounds
 }
 
 int smimg_jxl_encode_pixels(const uint8_t *pixels, uint32_t width, uint32_t height, uint32_t bit_depth, uint32_t channels,
-                            const smimg_jxl_bounds *bounds, int effort, uint8_t **out, size_t *out_size) {
+                            const uint8_t *box, size_t box_size, const smimg_jxl_bounds *bounds, int effort,
+                            uint8_t **out, size_t *out_size) {
     encoding e;
     int status = encoding_begin(&e, bounds, effort);
     if (status == SMIMG_OK) {
@@ -134,6 +135,10 @@ int smimg_jxl_encode_pixels(const uint8_t *pixels, uint32_t width, uint32_t heig
         size_t size = (size_t)width * height * channels * (bit_depth / 8);
         if (JxlEncoderAddImageFrame(e.settings, &format, pixels, size) != JXL_ENC_SUCCESS) status = SMIMG_NO_MEMORY;
     }
+    if (status == SMIMG_OK && box_size > 0) {
+        if (JxlEncoderUseBoxes(e.encoder) != JXL_ENC_SUCCESS
+            || JxlEncoderAddBox(e.encoder, SMIMG_JXL_RENDERING_BOX, box, box_size, JXL_TRUE) != JXL_ENC_SUCCESS) status = SMIMG_ERROR;
+    }
     if (status == SMIMG_OK) {
         JxlEncoderCloseInput(e.encoder);
         status = encode_output(e.encoder, out, out_size);
@@ -156,18 +161,59 @@ int smimg_jxl_decode(const uint8_t *data, size_t size, const smimg_limits *limit
     int status = SMIMG_OK;
     size_t jpeg_capacity = 0;
     int jpeg_done = 0;
+    // The rendering box being read (its buffer handed to libjxl), and its buffer's size.
+    int box_open = 0;
+    size_t box_capacity = 0;
     if (!decoder || !runner) status = SMIMG_NO_MEMORY;
-    int events = JXL_DEC_BASIC_INFO | (reconstruct_jpeg ? JXL_DEC_JPEG_RECONSTRUCTION : 0) | JXL_DEC_FULL_IMAGE;
+    int events = JXL_DEC_BASIC_INFO | JXL_DEC_FULL_IMAGE | (reconstruct_jpeg ? JXL_DEC_JPEG_RECONSTRUCTION : JXL_DEC_BOX);
     if (status == SMIMG_OK && (JxlDecoderSetParallelRunner(decoder, JxlThreadParallelRunner, runner) != JXL_DEC_SUCCESS
                                || JxlDecoderSubscribeEvents(decoder, events) != JXL_DEC_SUCCESS
+                               || (!reconstruct_jpeg && JxlDecoderSetDecompressBoxes(decoder, JXL_TRUE) != JXL_DEC_SUCCESS)
                                || JxlDecoderSetKeepOrientation(decoder, JXL_TRUE) != JXL_DEC_SUCCESS
                                || JxlDecoderSetInput(decoder, data, size) != JXL_DEC_SUCCESS)) status = SMIMG_ERROR;
     if (status == SMIMG_OK) JxlDecoderCloseInput(decoder);
     JxlPixelFormat format = {4, JXL_TYPE_UINT8, JXL_BIG_ENDIAN, 0};
     while (status == SMIMG_OK) {
         JxlDecoderStatus event = JxlDecoderProcessInput(decoder);
+        if (box_open && event != JXL_DEC_BOX_NEED_MORE_OUTPUT) {
+            // The box ended: what libjxl did not fill of the buffer is not part of it.
+            image->rendering_box_size = box_capacity - JxlDecoderReleaseBoxBuffer(decoder);
+            box_open = 0;
+        }
         if (event == JXL_DEC_SUCCESS) break;
         switch (event) {
+        case JXL_DEC_BOX: {
+            JxlBoxType type;
+            if (JxlDecoderGetBoxType(decoder, type, JXL_TRUE) != JXL_DEC_SUCCESS) { status = SMIMG_ERROR; break; }
+            if (memcmp(type, SMIMG_JXL_RENDERING_BOX, 4) != 0) break;
+            if (image->rendering_box) {
+                message_set(message, message_size, "it has two rendering boxes");
+                status = SMIMG_ERROR;
+                break;
+            }
+            box_capacity = 4096;
+            image->rendering_box = malloc(box_capacity);
+            if (!image->rendering_box || JxlDecoderSetBoxBuffer(decoder, image->rendering_box, box_capacity) != JXL_DEC_SUCCESS) {
+                status = SMIMG_NO_MEMORY;
+                break;
+            }
+            box_open = 1;
+            break;
+        }
+        case JXL_DEC_BOX_NEED_MORE_OUTPUT: {
+            size_t written = box_capacity - JxlDecoderReleaseBoxBuffer(decoder);
+            uint8_t *grown = box_capacity < SMIMG_JXL_RENDERING_BOX_LIMIT ? realloc(image->rendering_box, box_capacity * 2) : NULL;
+            if (!grown) {
+                message_set(message, message_size, "its rendering box is over the limit");
+                status = SMIMG_TOO_LARGE;
+                box_open = 0;
+                break;
+            }
+            image->rendering_box = grown;
+            box_capacity *= 2;
+            if (JxlDecoderSetBoxBuffer(decoder, image->rendering_box + written, box_capacity - written) != JXL_DEC_SUCCESS) status = SMIMG_ERROR;
+            break;
+        }
         case JXL_DEC_BASIC_INFO: {
             JxlBasicInfo info;
             if (JxlDecoderGetBasicInfo(decoder, &info) != JXL_DEC_SUCCESS) { status = SMIMG_ERROR; break; }
@@ -249,6 +295,9 @@ int smimg_jxl_decode(const uint8_t *data, size_t size, const smimg_limits *limit
     if (status != SMIMG_OK) {
         free(image->pixels);
         image->pixels = NULL;
+        free(image->rendering_box);
+        image->rendering_box = NULL;
+        image->rendering_box_size = 0;
         free(*jpeg);
         *jpeg = NULL;
         *jpeg_size = 0;

@@ -39,6 +39,7 @@ void smimg_image_free(smimg_image *image) {
     free(image->pixels);
     free(image->icc_profile);
     free(image->exif);
+    free(image->rendering_box);
     memset(image, 0, sizeof *image);
 }
 

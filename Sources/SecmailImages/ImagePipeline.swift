@@ -44,13 +44,16 @@ public struct ImagePipeline: Sendable {
     /// What travels for an image attachment: the smallest lossless form — the optimised PNG,
     /// for a JPEG the metadata-stripped JPEG, and with `allowJXL` (every recipient reads it)
     /// JPEG XL: the JPEG recompressed (the reader gets the stripped JPEG back bit for bit), or the
-    /// pixels coded losslessly — unless `alwaysPNG`. Every form is checked before it may win: the
-    /// JPEG decodes to the same pixels, the JPEG XL gives back the JPEG or the pixels exactly.
-    public func wireForm(of bytes: [UInt8], alwaysPNG: Bool = false, allowJXL: Bool = false) throws -> WireImage {
+    /// pixels coded losslessly — unless `alwaysPNG`. Pixels with rendering information (colour
+    /// profile, sRGB intent, gamma, chromaticities, orientation) go as JPEG XL only with
+    /// `allowJXLRendering` (every recipient reads the rendering box). Every form is checked before
+    /// it may win: the JPEG decodes to the same pixels, the JPEG XL gives back the JPEG, or the
+    /// pixels and rendering information, exactly.
+    public func wireForm(of bytes: [UInt8], alwaysPNG: Bool = false, allowJXL: Bool = false, allowJXLRendering: Bool = false) throws -> WireImage {
         let (format, image) = try decode(bytes)
         if format != .jpeg || alwaysPNG {
             let original = format == .png ? bytes : nil
-            let jxl = allowJXL && !alwaysPNG ? losslessJXL(image) : nil
+            let jxl = allowJXL && !alwaysPNG ? losslessJXL(image, withRendering: allowJXLRendering) : nil
             // Lossless JPEG XL beat the level-2 PNG by 21% on the tuning corpus: with one in hand,
             // a fast PNG decides, and the PNG search runs only when that came within 10%.
             var png = try PNGOptimizer(effort: jxl == nil ? effort : .fast).optimize(image, original: original)
@@ -70,7 +73,7 @@ public struct ImagePipeline: Sendable {
         guard let jpeg = checked else {
             // The JPEG XL came from a JPEG whose pixels differ: it goes with it.
             let png = try PNGOptimizer(effort: effort).optimize(image)
-            return WireImage(png: png.bytes, jpeg: nil, jxl: allowJXL ? losslessJXL(image) : nil, sendPNGOnly: false,
+            return WireImage(png: png.bytes, jpeg: nil, jxl: allowJXL ? losslessJXL(image, withRendering: allowJXLRendering) : nil, sendPNGOnly: false,
                              originalSize: bytes.count, image: image)
         }
         // A photo's PNG is several times its JPEG: the estimate from a sample of rows decides
@@ -95,15 +98,20 @@ public struct ImagePipeline: Sendable {
         return jxl
     }
 
-    /// Lossless JPEG XL of the pixels, kept only when it decodes to exactly them; nil for images
-    /// whose rendering information (ICC profile, gamma, chromaticities, sRGB intent, EXIF
-    /// orientation) the PNG carries and this coding would not.
-    func losslessJXL(_ image: RGBAImage) -> [UInt8]? {
-        guard image.rendering == RenderingInfo(), image.orientation ?? 1 == 1 else { return nil }
+    /// Lossless JPEG XL of the pixels, their rendering information (ICC profile, gamma,
+    /// chromaticities, sRGB intent, EXIF orientation, as an optimised PNG would carry it) in the
+    /// rendering box, kept only when it decodes to exactly both; nil for an image that has
+    /// rendering information unless `withRendering` (every reader takes the box).
+    func losslessJXL(_ image: RGBAImage, withRendering: Bool) -> [UInt8]? {
+        let rendering = image.rendering.forOptimizedPNG
+        let orientation = image.orientation ?? 1
+        let box = JXLRenderingBox.encode(rendering, orientation: orientation)
+        guard box == nil || withRendering else { return nil }
         let packed = JXLSamples(image)
-        guard let jxl = try? ImageCodecs.jxl(samples: packed.samples, width: image.width, height: image.height,
-                                             bitDepth: packed.bitDepth, channels: packed.channels, effort: Self.jxlPixelEffort),
-              let decoded = try? ImageCodecs.decode(jxl, format: .jxl, limits: limits), decoded.hasSamePixels(as: image) else { return nil }
+        guard let jxl = try? ImageCodecs.jxl(samples: packed.samples, width: image.width, height: image.height, bitDepth: packed.bitDepth,
+                                             channels: packed.channels, renderingBox: box, effort: Self.jxlPixelEffort),
+              let decoded = try? ImageCodecs.decode(jxl, format: .jxl, limits: limits), decoded.hasSamePixels(as: image),
+              decoded.rendering == rendering, decoded.orientation ?? 1 == orientation else { return nil }
         return jxl
     }
 

@@ -130,6 +130,24 @@ import Testing
         #expect(readAgain.status == 0, "\(readAgain.stderr)")
         #expect(Array(try Data(contentsOf: asSent.appendingPathComponent("photo.jpg"))) == stripped)
 
+        // A graphic with an sRGB chunk travels as JPEG XL as well (bob reads the rendering box),
+        // and the PNG he gets says sRGB too.
+        var graphic = TestPNG(width: 240, height: 160, colorType: 2, bitDepth: 8) { x, y, c in ((x * x / 40 + y * 3) / 5 + c * 70) % 256 }
+        graphic.extraChunks = [("sRGB", [0])]
+        let graphicFile = folder.appendingPathComponent("graphic.png")
+        try Data(graphic.encoded).write(to: graphicFile)
+        let graphicSend = try alice.run(["send", "bob", "-m", "graphic", "--attach", graphicFile.path, "--json"])
+        let graphicJSON = try #require(try JSONSerialization.jsonObject(with: Data(graphicSend.stdout.utf8)) as? [String: Any])
+        let graphicImage = try #require((graphicJSON["images"] as? [[String: Any]])?.first)
+        #expect(graphicImage["sent"] as? String == "jxl", "\(graphicImage)")
+        let graphicOut = folder.appendingPathComponent("bob-graphic", isDirectory: true)
+        let readGraphic = try bob.run(["read", try #require(graphicJSON["id"] as? String), "--out", graphicOut.path])
+        #expect(readGraphic.status == 0, "\(readGraphic.stderr)")
+        let graphicPNG = Array(try Data(contentsOf: graphicOut.appendingPathComponent("graphic.png")))
+        let graphicDecoded = try pipeline.decode(graphicPNG).image
+        #expect(graphicDecoded.hasSamePixels(as: try pipeline.decode(graphic.encoded).image))
+        #expect(graphicDecoded.rendering == RenderingInfo(srgbIntent: 0) && chunkTypes(graphicPNG).contains("sRGB"))
+
         // One envelope for bob and carol: carol did not declare, so nothing is compressed and the
         // photo travels as the stripped JPEG.
         let toBoth = try sent(alice.run(["send", "bob", "carol", "-m", "notes", "--attach", notes.path, "--attach", photo.path, "--json"]))

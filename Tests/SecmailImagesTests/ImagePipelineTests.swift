@@ -277,21 +277,76 @@ import Testing
         // Pixels: every colour type and depth, coded losslessly, decode to exactly themselves.
         for (label, png) in PNGPipelineTests.generatedSet {
             let image = try pipeline.decode(png.encoded).image
-            let jxl = try #require(pipeline.losslessJXL(image), "\(label)")
+            let jxl = try #require(pipeline.losslessJXL(image, withRendering: false), "\(label)")
             #expect(try ImageCodecs.decode(jxl, format: .jxl, limits: .standard).hasSamePixels(as: image), "\(label)")
             #expect(try pipeline.jpegAsSent(jxl) == nil, "\(label): no JPEG to give back")
             #expect(try pipeline.decode(pipeline.readerPNG(jxl)).image.hasSamePixels(as: image), "\(label)")
         }
-        // Rendering information a PNG carries and this coding would drop keeps the PNG.
+        // Rendering information goes only to readers of the rendering box.
         var profiled = try pipeline.decode(PNGPipelineTests.generatedSet[0].1.encoded).image
         profiled.rendering.gamma = 45455
-        #expect(pipeline.losslessJXL(profiled) == nil)
+        #expect(pipeline.losslessJXL(profiled, withRendering: false) == nil)
+        #expect(pipeline.losslessJXL(profiled, withRendering: true) != nil)
+    }
+
+    @Test func jpegXLCarriesRenderingInformationAndOrientationToTheReadersPNG() throws {
+        let pipeline = ImagePipeline()
+        let base = try pipeline.decode(TestPNG(width: 120, height: 90, colorType: 2, bitDepth: 8) { x, y, c in (x * 2 + y * 3 + c * 50) % 256 }.encoded).image
+        let chromaticities: [UInt32] = [31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000]
+        let cases: [(String, RenderingInfo, UInt16?)] = [
+            ("sRGB, gamma, chromaticities, rotated", RenderingInfo(srgbIntent: 1, gamma: 45455, chromaticities: chromaticities), 6),
+            ("ICC profile", RenderingInfo(iccProfile: PNGProfileTests.minimalProfile(colourSpace: "RGB ")), nil),
+            ("orientation only", RenderingInfo(), 8),
+        ]
+        for (label, rendering, orientation) in cases {
+            var image = base
+            image.rendering = rendering
+            image.orientation = orientation
+            let jxl = try #require(pipeline.losslessJXL(image, withRendering: true), "\(label)")
+            let decoded = try pipeline.decode(jxl).image
+            #expect(decoded.hasSamePixels(as: image) && decoded.rendering == rendering && decoded.orientation == orientation, "\(label)")
+            let png = try pipeline.readerPNG(jxl)
+            let reread = try pipeline.decode(png).image
+            #expect(reread.hasSamePixels(as: image) && reread.rendering == rendering && reread.orientation == orientation, "\(label)")
+        }
+        // The wire: a PNG with an sRGB chunk goes as JPEG XL only to readers of the box.
+        var tagged = TestPNG(width: 200, height: 150, colorType: 2, bitDepth: 8) { x, y, c in ((x / 10 + y / 10) * 37 + c * 80) % 256 }
+        tagged.extraChunks = [("sRGB", [0])]
+        #expect(try pipeline.wireForm(of: tagged.encoded, allowJXL: true).jxlSize == nil)
+        let wire = try pipeline.wireForm(of: tagged.encoded, allowJXL: true, allowJXLRendering: true)
+        #expect(wire.jxlSize != nil)
+    }
+
+    @Test func aMalformedRenderingBoxMakesTheJPEGXLDamaged() throws {
+        let pipeline = ImagePipeline()
+        let image = try pipeline.decode(PNGPipelineTests.generatedSet[10].1.encoded).image
+        let packed = JXLSamples(image)
+        func jxl(box: [UInt8]) throws -> [UInt8] {
+            try ImageCodecs.jxl(samples: packed.samples, width: image.width, height: image.height, bitDepth: packed.bitDepth,
+                                channels: packed.channels, renderingBox: box, effort: 3)
+        }
+        func entry(_ tag: UInt8, _ value: [UInt8]) -> [UInt8] { [tag] + be32(value.count) + value }
+        let malformed: [(String, [UInt8])] = [
+            ("version 2", [2] + entry(1, [0])), ("nothing after the version", [1]), ("unknown tag", [1] + entry(9, [0])),
+            ("out of order", [1] + entry(2, be32(45455)) + entry(1, [0])), ("repeated", [1] + entry(1, [0]) + entry(1, [1])),
+            ("intent 4", [1] + entry(1, [4])), ("gamma 0", [1] + entry(2, be32(0))), ("short chromaticities", [1] + entry(3, be32(1))),
+            ("tiny ICC profile", [1] + entry(4, [1, 2, 3])), ("orientation 9", [1] + entry(5, [0, 9])),
+            ("length past the end", [1, 1, 0, 0, 0, 5, 0]), ("cut short", [1, 1, 0, 0]),
+        ]
+        for (label, box) in malformed {
+            #expect(throws: ImageError.self, "\(label)") { _ = try JXLRenderingBox.decode(box) }
+            let error = #expect(throws: ImageError.self, "\(label)") { _ = try pipeline.decode(try jxl(box: box)) }
+            #expect(error?.code == .corrupt, "\(label): \(String(describing: error))")
+        }
+        // A box that decompresses past the limit (4 MiB of zeros, a few bytes compressed) stops there.
+        let bomb = [1] + entry(4, [UInt8](repeating: 0, count: JXLRenderingBox.limit + 1))
+        #expect((#expect(throws: ImageError.self) { _ = try pipeline.decode(try jxl(box: bomb)) })?.code == .tooLarge)
     }
 
     @Test func damagedTruncatedAndOversizedJPEGXLGetClearErrors() throws {
         let pipeline = ImagePipeline()
         let image = try pipeline.decode(PNGPipelineTests.generatedSet[10].1.encoded).image
-        let good = try #require(pipeline.losslessJXL(image))
+        let good = try #require(pipeline.losslessJXL(image, withRendering: false))
         let source = try jpeg()
         let stripped = try #require(try pipeline.strippedJPEG(source, decoded: pipeline.decode(source).image))
         let fromJPEG = try #require(pipeline.recompressedJXL(stripped))

@@ -42,6 +42,8 @@ typedef struct {
     uint32_t chrm[8];             // white x,y, red x,y, green x,y, blue x,y (* 100000)
     uint8_t *exif;                // raw EXIF (TIFF) bytes or NULL, for the orientation tag
     size_t exif_size;
+    uint8_t *rendering_box;       // JPEG XL: the content of its SMIMG_JXL_RENDERING_BOX, or NULL
+    size_t rendering_box_size;
 } smimg_image;
 
 int smimg_png_decode(const uint8_t *data, size_t size, const smimg_limits *limits,
@@ -95,14 +97,22 @@ typedef struct {
 int smimg_jxl_from_jpeg(const uint8_t *jpeg, size_t size, const smimg_jxl_bounds *bounds, int effort,
                         uint8_t **out, size_t *out_size);
 
+// The box type of secmail's rendering information in a JPEG XL file (docs/PROTOCOL.md), and the
+// most a decoder takes of it (decompressed).
+#define SMIMG_JXL_RENDERING_BOX "smrd"
+#define SMIMG_JXL_RENDERING_BOX_LIMIT (4u << 20)
+
 // Lossless (modular) coding of pixels: `channels` 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA, samples
-// of `bit_depth` 8 or 16 bits (16 big-endian), rows without padding, sRGB.
+// of `bit_depth` 8 or 16 bits (16 big-endian), rows without padding, sRGB. With `box_size` > 0,
+// `box` goes in a Brotli-compressed SMIMG_JXL_RENDERING_BOX.
 int smimg_jxl_encode_pixels(const uint8_t *pixels, uint32_t width, uint32_t height, uint32_t bit_depth, uint32_t channels,
-                            const smimg_jxl_bounds *bounds, int effort, uint8_t **out, size_t *out_size);
+                            const uint8_t *box, size_t box_size, const smimg_jxl_bounds *bounds, int effort,
+                            uint8_t **out, size_t *out_size);
 
 // Decodes a JPEG XL stream within `limits`: with `reconstruct_jpeg`, the JPEG it was made from
 // (`*jpeg`, freed with smimg_free; SMIMG_UNSUPPORTED when it was not made from one), else its
-// pixels as RGBA 8 or 16 bits in `image` (free with smimg_image_free).
+// pixels as RGBA 8 or 16 bits in `image` (free with smimg_image_free), with the content of its
+// rendering box if it has one (two are an error, as is one over the limit).
 int smimg_jxl_decode(const uint8_t *data, size_t size, const smimg_limits *limits, const smimg_jxl_bounds *bounds,
                      int reconstruct_jpeg, smimg_image *image, uint8_t **jpeg, size_t *jpeg_size,
                      char *message, size_t message_size);

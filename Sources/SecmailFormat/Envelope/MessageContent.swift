@@ -17,6 +17,9 @@ public enum ReaderFeature: String, Sendable, CaseIterable {
     case deflate
     /// Images as JPEG XL (image/jxl): a JPEG recompressed losslessly, or pixels coded losslessly.
     case jxl
+    /// JPEG XL pixel images with a rendering box (colour profile, sRGB intent, gamma,
+    /// chromaticities, orientation) that the reader's PNG carries on (docs/PROTOCOL.md).
+    case jxlRendering = "jxl-rendering"
 
     /// Everything this client reads, in the order it declares them.
     public static let supported: [ReaderFeature] = allCases

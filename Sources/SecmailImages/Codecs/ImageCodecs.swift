@@ -56,6 +56,9 @@ enum ImageCodecs {
         if let exif = image.exif, image.exif_size > 0 {
             orientation = ExifOrientation.read(Array(UnsafeBufferPointer(start: exif, count: image.exif_size)))
         }
+        if let box = image.rendering_box {
+            (rendering, orientation) = try JXLRenderingBox.decode(Array(UnsafeBufferPointer(start: box, count: image.rendering_box_size)))
+        }
         let description = switch format {
         case .png: "PNG \(PNGColorType(rawValue: UInt8(image.source_color_type))?.name ?? "?") \(image.source_bit_depth)-bit\(image.source_interlaced != 0 ? " interlaced" : "")"
         case .jpeg: "JPEG \(image.source_color_type == 1 ? "greyscale" : "colour")\(image.source_interlaced != 0 ? " progressive" : " baseline")"
@@ -158,13 +161,18 @@ enum ImageCodecs {
         return try taken(status, out, size, doing: "JPEG XL recompression")
     }
 
-    /// Lossless JPEG XL of `samples` (`channels` interleaved samples a pixel, 8 or 16 bits).
-    static func jxl(samples: [UInt8], width: Int, height: Int, bitDepth: Int, channels: Int, effort: Int) throws -> [UInt8] {
+    /// Lossless JPEG XL of `samples` (`channels` interleaved samples a pixel, 8 or 16 bits), with
+    /// `renderingBox` (JXLRenderingBox) when there is one.
+    static func jxl(samples: [UInt8], width: Int, height: Int, bitDepth: Int, channels: Int, renderingBox: [UInt8]?, effort: Int) throws -> [UInt8] {
         var bounds = jxlBounds
         var out: UnsafeMutablePointer<UInt8>?
         var size = 0
-        let status = samples.withUnsafeBufferPointer {
-            smimg_jxl_encode_pixels($0.baseAddress, UInt32(width), UInt32(height), UInt32(bitDepth), UInt32(channels), &bounds, Int32(effort), &out, &size)
+        let box = renderingBox ?? []
+        let status = samples.withUnsafeBufferPointer { pixels in
+            box.withUnsafeBufferPointer {
+                smimg_jxl_encode_pixels(pixels.baseAddress, UInt32(width), UInt32(height), UInt32(bitDepth), UInt32(channels),
+                                        $0.baseAddress, $0.count, &bounds, Int32(effort), &out, &size)
+            }
         }
         return try taken(status, out, size, doing: "JPEG XL coding")
     }

@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
+import SecmailFormat
 import SecmailImages
 
 struct ImageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image",
         abstract: "Lossless image tools.",
-        subcommands: [ImageOptimizeCommand.self])
+        subcommands: [ImageOptimizeCommand.self, ImageWireCommand.self])
 }
 
 struct ImageOptimizeCommand: AsyncParsableCommand {
@@ -45,17 +46,9 @@ struct ImageOptimizeCommand: AsyncParsableCommand {
             guard !FileManager.default.fileExists(atPath: outputURL.path) else {
                 throw CLIFailure(.failure, "\(output) exists already; choose another output file")
             }
-            let bytes: [UInt8]
-            do {
-                bytes = Array(try Data(contentsOf: URL(fileURLWithPath: input)))
-            } catch {
-                throw CLIFailure(.failure, "cannot read \(input): \(error.localizedDescription)")
-            }
-            let start = ContinuousClock.now
+            let bytes = try readImage(input)
             let pipeline = ImagePipeline(effort: PNGEffort(rawValue: level) ?? .normal)
-            let result = try pipeline.optimizedPNG(bytes)
-            let duration = ContinuousClock.now - start
-            let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+            let (result, seconds) = try timed { try pipeline.optimizedPNG(bytes) }
             try AtomicFile.write(to: outputURL) { sink in try sink.write(result.png.bytes[...]) }
             let change = Double(result.png.bytes.count) / Double(max(bytes.count, 1)) * 100
             if json {
@@ -71,4 +64,89 @@ struct ImageOptimizeCommand: AsyncParsableCommand {
             }
         }
     }
+}
+
+struct ImageWireCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wire",
+        abstract: "Show what `send` puts on the wire for an image, and what the reader then gets.",
+        discussion: """
+            Makes the forms `send` compares (the optimised PNG, for a JPEG the stripped JPEG, and \
+            JPEG XL when the readers take it), says which travels, then converts that to the PNG a \
+            reader saves and checks its pixels against the image's. --features names what the readers \
+            declared (default: everything this client reads; "none" for a client that reads only PNG \
+            and JPEG).
+            """)
+
+    @Argument(help: ArgumentHelp("The PNG or JPEG image.", valueName: "in"))
+    var input: String
+
+    @Option(name: .long, help: ArgumentHelp("Reader features, comma-separated, or none.", valueName: "list"))
+    var features: String = ReaderFeature.supported.map(\.rawValue).joined(separator: ",")
+
+    @Option(name: .long, help: ArgumentHelp("PNG effort: 1 fast, 2 normal, 3 thorough.", valueName: "n"))
+    var level: Int = PNGEffort.normal.rawValue
+
+    @Flag(name: .long, help: "Print the result as JSON on standard output.")
+    var json = false
+
+    func validate() throws {
+        guard PNGEffort(rawValue: level) != nil else { throw ValidationError("--level is 1, 2 or 3") }
+        _ = try readerFeatures()
+    }
+
+    func readerFeatures() throws -> Set<ReaderFeature> {
+        guard features != "none" else { return [] }
+        return Set(try features.split(separator: ",").map { name in
+            guard let feature = ReaderFeature(rawValue: String(name)) else {
+                throw ValidationError("unknown reader feature \(name); this client knows \(ReaderFeature.supported.map(\.rawValue).joined(separator: ", "))")
+            }
+            return feature
+        })
+    }
+
+    func run() async throws {
+        try await reportingFailures {
+            let bytes = try readImage(input)
+            let readable = try readerFeatures()
+            let pipeline = ImagePipeline(effort: PNGEffort(rawValue: level) ?? .normal)
+            let (wire, seconds) = try timed {
+                try pipeline.wireForm(of: bytes, allowJXL: readable.contains(.jxl), allowJXLRendering: readable.contains(.jxlRendering))
+            }
+            let (png, readerSeconds) = try timed { try pipeline.readerPNG(wire.bytes) }
+            guard try pipeline.decode(png).image.hasSamePixels(as: try pipeline.decode(bytes).image) else {
+                throw CLIFailure(.failure, "the reader's PNG of \(input) does not have the image's pixels")
+            }
+            if json {
+                var report = wire.report
+                report["input"] = input
+                report["seconds"] = (seconds * 1000).rounded() / 1000
+                report["readerPNGBytes"] = png.count
+                report["readerSeconds"] = (readerSeconds * 1000).rounded() / 1000
+                try Terminal.output(jsonText(report))
+            } else {
+                Terminal.info("\(input): \(wire.width)x\(wire.height), \(formatBytes(UInt64(wire.originalSize)))")
+                Terminal.info("  \(wire.sizes)")
+                Terminal.info("  sends the \(wire.format.displayName), \(formatBytes(UInt64(wire.bytes.count))), made in \(String(format: "%.2f", seconds)) s")
+                Terminal.info("  the reader's PNG: \(formatBytes(UInt64(png.count))) in \(String(format: "%.2f", readerSeconds)) s; pixels verified identical")
+            }
+        }
+    }
+}
+
+/// The bytes of the image file at `path`, or a failure that names it.
+private func readImage(_ path: String) throws -> [UInt8] {
+    do {
+        return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+    } catch {
+        throw CLIFailure(.failure, "cannot read \(path): \(error.localizedDescription)")
+    }
+}
+
+/// The result of `body` and the seconds it took.
+private func timed<T>(_ body: () throws -> T) rethrows -> (T, Double) {
+    let start = ContinuousClock.now
+    let result = try body()
+    let duration = ContinuousClock.now - start
+    return (result, Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
 }

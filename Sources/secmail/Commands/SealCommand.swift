@@ -115,25 +115,38 @@ enum WireAttachments {
         let status = Terminal.StatusLine("preparing \(TerminalText.neutralised(url.lastPathComponent))")
         defer { status.finish() }
         do {
-            wire = try ImagePipeline().wireForm(of: bytes, alwaysPNG: alwaysPNG, allowJXL: readable.contains(.jxl))
+            wire = try ImagePipeline().wireForm(of: bytes, alwaysPNG: alwaysPNG, allowJXL: readable.contains(.jxl),
+                                                allowJXLRendering: readable.contains(.jxlRendering))
         } catch let error as ImageError {
             throw CLIFailure(.failure, "\(path) looks like an image but cannot be used: \(error.reason)")
         }
         let name = url.lastPathComponent
         let wireName = SavedFileName.split(name).stem + wire.format.fileExtension
         let attachment = try userInput { try OutgoingAttachment(name: wireName, mediaType: wire.format.mediaType, bytes: wire.bytes) }
-        var sizes = wire.pngSize.map { "optimised PNG \(formatBytes(UInt64($0)))" }
-            ?? "PNG not made (estimated \(formatBytes(UInt64(wire.pngEstimate ?? 0))))"
-        if let jpeg = wire.jpegSize { sizes += ", metadata-stripped JPEG \(formatBytes(UInt64(jpeg)))" }
-        if let jxl = wire.jxlSize { sizes += ", JPEG XL \(formatBytes(UInt64(jxl)))" }
-        let summary = "\(name) (\(wire.width)x\(wire.height), \(formatBytes(UInt64(wire.originalSize)))): \(sizes); sending the \(wire.format.displayName) (the reader gets a PNG)"
-        var report: [String: Any] = ["file": path, "width": wire.width, "height": wire.height, "originalBytes": wire.originalSize,
-                                     "sent": wire.format.rawValue, "sentBytes": wire.bytes.count]
-        if let png = wire.pngSize { report["pngBytes"] = png }
-        if let estimate = wire.pngEstimate { report["pngEstimatedBytes"] = estimate }
-        if let jpeg = wire.jpegSize { report["jpegBytes"] = jpeg }
-        if let jxl = wire.jxlSize { report["jxlBytes"] = jxl }
+        let summary = "\(name) (\(wire.width)x\(wire.height), \(formatBytes(UInt64(wire.originalSize)))): \(wire.sizes); sending the \(wire.format.displayName) (the reader gets a PNG)"
+        var report = wire.report
+        report["file"] = path
         return Prepared(attachment: attachment, summary: summary, imageReport: report, compressionReport: nil)
+    }
+}
+
+extension WireImage {
+    /// Every form's size, for people: "optimised PNG 1.2 MiB, metadata-stripped JPEG 300.1 KiB".
+    var sizes: String {
+        var sizes = pngSize.map { "optimised PNG \(formatBytes(UInt64($0)))" } ?? "PNG not made (estimated \(formatBytes(UInt64(pngEstimate ?? 0))))"
+        if let jpeg = jpegSize { sizes += ", metadata-stripped JPEG \(formatBytes(UInt64(jpeg)))" }
+        if let jxl = jxlSize { sizes += ", JPEG XL \(formatBytes(UInt64(jxl)))" }
+        return sizes
+    }
+
+    /// Every form's size and the one sent, for `--json`.
+    var report: [String: Any] {
+        var report: [String: Any] = ["width": width, "height": height, "originalBytes": originalSize, "sent": format.rawValue, "sentBytes": bytes.count]
+        if let png = pngSize { report["pngBytes"] = png }
+        if let estimate = pngEstimate { report["pngEstimatedBytes"] = estimate }
+        if let jpeg = jpegSize { report["jpegBytes"] = jpeg }
+        if let jxl = jxlSize { report["jxlBytes"] = jxl }
+        return report
     }
 }
 
