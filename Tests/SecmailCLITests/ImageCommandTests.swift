@@ -63,6 +63,32 @@ import Testing
         #expect(try Users.alice.run(["image", "optimize", input.path, "-o", folder.appendingPathComponent("z.png").path, "--level", "7"]).status == 64)
     }
 
+    @Test func wireShowsTheFormSendWouldUseForTheReadersFeatures() throws {
+        let folder = try temporaryDirectory("image-wire")
+        var graphic = TestPNG(width: 240, height: 160, colorType: 2, bitDepth: 8) { x, y, c in ((x * x / 40 + y * 3) / 5 + c * 70) % 256 }
+        graphic.extraChunks = [("sRGB", [0])]
+        let input = folder.appendingPathComponent("graphic.png")
+        try Data(graphic.encoded).write(to: input)
+        func report(_ arguments: [String]) throws -> [String: Any] {
+            let result = try Users.alice.run(["image", "wire", input.path, "--json"] + arguments)
+            #expect(result.status == 0, "\(result.stderr)")
+            return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        }
+        // Everything this client reads: JPEG XL with the sRGB intent in its box.
+        let all = try report([])
+        #expect(all["sent"] as? String == "jxl" && all["jxlBytes"] as? Int == all["sentBytes"] as? Int, "\(all)")
+        #expect((all["sentBytes"] as? Int ?? .max) < (all["pngBytes"] as? Int ?? 0))
+        // A reader of JPEG XL without the rendering box, and one of PNG and JPEG only: the PNG.
+        for features in ["jxl", "none"] {
+            let limited = try report(["--features", features])
+            #expect(limited["sent"] as? String == "png" && limited["jxlBytes"] == nil, "\(features): \(limited)")
+        }
+        let text = try Users.alice.run(["image", "wire", input.path])
+        #expect(text.status == 0 && text.stderr.contains("sends the JPEG XL") && text.stderr.contains("pixels verified identical"), "\(text.stderr)")
+        let unknown = try Users.alice.run(["image", "wire", input.path, "--features", "jxl,webp"])
+        #expect(unknown.status == 64 && unknown.stderr.contains("unknown reader feature webp"), "\(unknown.stderr)")
+    }
+
     @Test func sealedImagesTravelInTheSmallerFormAndArriveAsExactPNGs() throws {
         let folder = try temporaryDirectory("image-seal")
         let photo = try cameraJPEG(in: folder)
