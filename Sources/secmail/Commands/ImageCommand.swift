@@ -21,7 +21,7 @@ struct ImageOptimizeCommand: AsyncParsableCommand {
             The result is decoded again and compared pixel for pixel with the input before it is written.
 
             Levels: 1 one quick trial (fastest); 2 the filters ranked quickly, the best at libdeflate \
-            level 11 (default); 3 every filter, brute force too, at level 12, then zopfli over the two best (slowest).
+            level 11, or 12 for small or poorly compressible images (default); 3 every filter, brute force too, at level 12, then zopfli over the two best (slowest).
             """)
 
     @Argument(help: ArgumentHelp("The PNG or JPEG image.", valueName: "in"))
