@@ -37,8 +37,9 @@ let package = Package(
         // behind status codes: all setjmp/longjmp error handling stays in C.
         .target(
             name: "CImageCodecs",
+            // libjxl is not linked: CImageCodecs loads it when JPEG XL is first used (jxl.c).
             linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("deflate"), .linkedLibrary("zopfli"),
-                             .linkedLibrary("jxl"), .linkedLibrary("jxl_threads"), .linkedLibrary("m")]
+                             .linkedLibrary("m")]
         ),
         // Lossless image normalisation: decoding, an optimising PNG encoder, JPEG metadata stripping.
         .target(name: "SecmailImages", dependencies: ["CImageCodecs"]),

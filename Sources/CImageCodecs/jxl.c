@@ -1,10 +1,89 @@
+#include <dlfcn.h>
 #include <jxl/decode.h>
+#include <jxl/version.h>
+#include <pthread.h>
 #include <jxl/encode.h>
 #include <jxl/thread_parallel_runner.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "CImageCodecs.h"
+
+// libjxl is loaded on first use rather than linked: loading it and what it needs (libhwy, whose
+// initialiser times the clock, brotli, lcms2) took 4.9 ms of every secmail process's start,
+// JPEG XL or not. The pointers have the types of the declarations in libjxl's headers.
+#define SMIMG_JXL_FUNCTIONS(X) \
+    X(JxlColorEncodingSetToSRGB) \
+    X(JxlDecoderCloseInput) \
+    X(JxlDecoderCreate) \
+    X(JxlDecoderDestroy) \
+    X(JxlDecoderGetBasicInfo) \
+    X(JxlDecoderGetBoxType) \
+    X(JxlDecoderImageOutBufferSize) \
+    X(JxlDecoderProcessInput) \
+    X(JxlDecoderReleaseBoxBuffer) \
+    X(JxlDecoderReleaseJPEGBuffer) \
+    X(JxlDecoderSetBoxBuffer) \
+    X(JxlDecoderSetDecompressBoxes) \
+    X(JxlDecoderSetImageOutBuffer) \
+    X(JxlDecoderSetInput) \
+    X(JxlDecoderSetJPEGBuffer) \
+    X(JxlDecoderSetKeepOrientation) \
+    X(JxlDecoderSetParallelRunner) \
+    X(JxlDecoderSubscribeEvents) \
+    X(JxlEncoderAddBox) \
+    X(JxlEncoderAddImageFrame) \
+    X(JxlEncoderAddJPEGFrame) \
+    X(JxlEncoderCloseInput) \
+    X(JxlEncoderCreate) \
+    X(JxlEncoderDestroy) \
+    X(JxlEncoderFrameSettingsCreate) \
+    X(JxlEncoderFrameSettingsSetOption) \
+    X(JxlEncoderInitBasicInfo) \
+    X(JxlEncoderProcessOutput) \
+    X(JxlEncoderSetBasicInfo) \
+    X(JxlEncoderSetColorEncoding) \
+    X(JxlEncoderSetFrameLossless) \
+    X(JxlEncoderSetParallelRunner) \
+    X(JxlEncoderStoreJPEGMetadata) \
+    X(JxlEncoderUseBoxes) \
+    X(JxlThreadParallelRunnerCreate) \
+    X(JxlThreadParallelRunnerDestroy) \
+    X(JxlThreadParallelRunner)
+
+static struct {
+#define SMIMG_JXL_POINTER(name) __typeof__(&name) name;
+    SMIMG_JXL_FUNCTIONS(SMIMG_JXL_POINTER)
+#undef SMIMG_JXL_POINTER
+} api;
+
+#define SMIMG_TEXT(x) #x
+#define SMIMG_VERSION_TEXT(major, minor) SMIMG_TEXT(major) "." SMIMG_TEXT(minor)
+// The shared objects of the libjxl the headers belong to (Debian: libjxl0.7).
+#define SMIMG_JXL_SUFFIX ".so." SMIMG_VERSION_TEXT(JPEGXL_MAJOR_VERSION, JPEGXL_MINOR_VERSION)
+
+static pthread_once_t api_once = PTHREAD_ONCE_INIT;
+static int api_loaded;
+
+static void api_load(void) {
+    void *codec = dlopen("libjxl" SMIMG_JXL_SUFFIX, RTLD_NOW | RTLD_LOCAL);
+    void *threads = dlopen("libjxl_threads" SMIMG_JXL_SUFFIX, RTLD_NOW | RTLD_LOCAL);
+    if (!codec || !threads) return;
+    // POSIX's way to store dlsym's answer in a function pointer.
+#define SMIMG_JXL_RESOLVE(name) \
+    *(void **)&api.name = dlsym(codec, #name); \
+    if (!api.name) *(void **)&api.name = dlsym(threads, #name); \
+    if (!api.name) return;
+    SMIMG_JXL_FUNCTIONS(SMIMG_JXL_RESOLVE)
+#undef SMIMG_JXL_RESOLVE
+    api_loaded = 1;
+}
+
+// Whether libjxl is there to use (loaded once, by the first caller).
+static int api_ready(void) {
+    pthread_once(&api_once, api_load);
+    return api_loaded;
+}
 
 // libjxl's memory goes through this counter: past the budget an allocation fails, and libjxl
 // reports an error instead of taking the machine's memory.
@@ -48,7 +127,7 @@ static int encode_output(JxlEncoder *encoder, uint8_t **out, size_t *out_size) {
     for (;;) {
         uint8_t *next = buffer + used;
         size_t available = capacity - used;
-        JxlEncoderStatus status = JxlEncoderProcessOutput(encoder, &next, &available);
+        JxlEncoderStatus status = api.JxlEncoderProcessOutput(encoder, &next, &available);
         used = (size_t)(next - buffer);
         if (status == JXL_ENC_SUCCESS) break;
         if (status != JXL_ENC_NEED_MORE_OUTPUT) {
@@ -80,29 +159,30 @@ static int encoding_begin(encoding *e, const smimg_jxl_bounds *bounds, int effor
     memset(e, 0, sizeof *e);
     e->budget.budget = bounds->memory_bytes;
     e->manager = (JxlMemoryManager){.opaque = &e->budget, .alloc = budget_alloc, .free = budget_free};
-    e->encoder = JxlEncoderCreate(&e->manager);
-    e->runner = JxlThreadParallelRunnerCreate(NULL, bounds->threads);
+    e->encoder = api.JxlEncoderCreate(&e->manager);
+    e->runner = api.JxlThreadParallelRunnerCreate(NULL, bounds->threads);
     if (!e->encoder || !e->runner) return SMIMG_NO_MEMORY;
-    if (JxlEncoderSetParallelRunner(e->encoder, JxlThreadParallelRunner, e->runner) != JXL_ENC_SUCCESS) return SMIMG_ERROR;
-    e->settings = JxlEncoderFrameSettingsCreate(e->encoder, NULL);
+    if (api.JxlEncoderSetParallelRunner(e->encoder, api.JxlThreadParallelRunner, e->runner) != JXL_ENC_SUCCESS) return SMIMG_ERROR;
+    e->settings = api.JxlEncoderFrameSettingsCreate(e->encoder, NULL);
     if (!e->settings) return SMIMG_NO_MEMORY;
-    if (JxlEncoderFrameSettingsSetOption(e->settings, JXL_ENC_FRAME_SETTING_EFFORT, effort) != JXL_ENC_SUCCESS) return SMIMG_ERROR;
+    if (api.JxlEncoderFrameSettingsSetOption(e->settings, JXL_ENC_FRAME_SETTING_EFFORT, effort) != JXL_ENC_SUCCESS) return SMIMG_ERROR;
     return SMIMG_OK;
 }
 
 static void encoding_end(encoding *e) {
-    if (e->encoder) JxlEncoderDestroy(e->encoder);
-    if (e->runner) JxlThreadParallelRunnerDestroy(e->runner);
+    if (e->encoder) api.JxlEncoderDestroy(e->encoder);
+    if (e->runner) api.JxlThreadParallelRunnerDestroy(e->runner);
 }
 
 int smimg_jxl_from_jpeg(const uint8_t *jpeg, size_t size, const smimg_jxl_bounds *bounds, int effort,
                         uint8_t **out, size_t *out_size) {
+    if (!api_ready()) return SMIMG_UNSUPPORTED;
     encoding e;
     int status = encoding_begin(&e, bounds, effort);
-    if (status == SMIMG_OK && JxlEncoderStoreJPEGMetadata(e.encoder, JXL_TRUE) != JXL_ENC_SUCCESS) status = SMIMG_ERROR;
-    if (status == SMIMG_OK && JxlEncoderAddJPEGFrame(e.settings, jpeg, size) != JXL_ENC_SUCCESS) status = SMIMG_UNSUPPORTED;
+    if (status == SMIMG_OK && api.JxlEncoderStoreJPEGMetadata(e.encoder, JXL_TRUE) != JXL_ENC_SUCCESS) status = SMIMG_ERROR;
+    if (status == SMIMG_OK && api.JxlEncoderAddJPEGFrame(e.settings, jpeg, size) != JXL_ENC_SUCCESS) status = SMIMG_UNSUPPORTED;
     if (status == SMIMG_OK) {
-        JxlEncoderCloseInput(e.encoder);
+        api.JxlEncoderCloseInput(e.encoder);
         status = encode_output(e.encoder, out, out_size);
     }
     encoding_end(&e);
@@ -112,11 +192,12 @@ int smimg_jxl_from_jpeg(const uint8_t *jpeg, size_t size, const smimg_jxl_bounds
 int smimg_jxl_encode_pixels(const uint8_t *pixels, uint32_t width, uint32_t height, uint32_t bit_depth, uint32_t channels,
                             const uint8_t *box, size_t box_size, const smimg_jxl_bounds *bounds, int effort,
                             uint8_t **out, size_t *out_size) {
+    if (!api_ready()) return SMIMG_UNSUPPORTED;
     encoding e;
     int status = encoding_begin(&e, bounds, effort);
     if (status == SMIMG_OK) {
         JxlBasicInfo info;
-        JxlEncoderInitBasicInfo(&info);
+        api.JxlEncoderInitBasicInfo(&info);
         info.xsize = width;
         info.ysize = height;
         info.bits_per_sample = bit_depth;
@@ -125,22 +206,22 @@ int smimg_jxl_encode_pixels(const uint8_t *pixels, uint32_t width, uint32_t heig
         info.alpha_bits = info.num_extra_channels ? bit_depth : 0;
         info.uses_original_profile = JXL_TRUE;
         JxlColorEncoding colour;
-        JxlColorEncodingSetToSRGB(&colour, channels <= 2);
-        if (JxlEncoderSetBasicInfo(e.encoder, &info) != JXL_ENC_SUCCESS
-            || JxlEncoderSetColorEncoding(e.encoder, &colour) != JXL_ENC_SUCCESS
-            || JxlEncoderSetFrameLossless(e.settings, JXL_TRUE) != JXL_ENC_SUCCESS) status = SMIMG_ERROR;
+        api.JxlColorEncodingSetToSRGB(&colour, channels <= 2);
+        if (api.JxlEncoderSetBasicInfo(e.encoder, &info) != JXL_ENC_SUCCESS
+            || api.JxlEncoderSetColorEncoding(e.encoder, &colour) != JXL_ENC_SUCCESS
+            || api.JxlEncoderSetFrameLossless(e.settings, JXL_TRUE) != JXL_ENC_SUCCESS) status = SMIMG_ERROR;
     }
     if (status == SMIMG_OK) {
         JxlPixelFormat format = {channels, bit_depth == 16 ? JXL_TYPE_UINT16 : JXL_TYPE_UINT8, JXL_BIG_ENDIAN, 0};
         size_t size = (size_t)width * height * channels * (bit_depth / 8);
-        if (JxlEncoderAddImageFrame(e.settings, &format, pixels, size) != JXL_ENC_SUCCESS) status = SMIMG_NO_MEMORY;
+        if (api.JxlEncoderAddImageFrame(e.settings, &format, pixels, size) != JXL_ENC_SUCCESS) status = SMIMG_NO_MEMORY;
     }
     if (status == SMIMG_OK && box_size > 0) {
-        if (JxlEncoderUseBoxes(e.encoder) != JXL_ENC_SUCCESS
-            || JxlEncoderAddBox(e.encoder, SMIMG_JXL_RENDERING_BOX, box, box_size, JXL_TRUE) != JXL_ENC_SUCCESS) status = SMIMG_ERROR;
+        if (api.JxlEncoderUseBoxes(e.encoder) != JXL_ENC_SUCCESS
+            || api.JxlEncoderAddBox(e.encoder, SMIMG_JXL_RENDERING_BOX, box, box_size, JXL_TRUE) != JXL_ENC_SUCCESS) status = SMIMG_ERROR;
     }
     if (status == SMIMG_OK) {
-        JxlEncoderCloseInput(e.encoder);
+        api.JxlEncoderCloseInput(e.encoder);
         status = encode_output(e.encoder, out, out_size);
     }
     encoding_end(&e);
@@ -154,10 +235,14 @@ int smimg_jxl_decode(const uint8_t *data, size_t size, const smimg_limits *limit
     image->srgb_intent = -1;
     *jpeg = NULL;
     *jpeg_size = 0;
+    if (!api_ready()) {
+        message_set(message, message_size, "libjxl (libjxl" SMIMG_JXL_SUFFIX ") cannot be loaded");
+        return SMIMG_UNSUPPORTED;
+    }
     memory_budget budget = {.used = 0, .budget = bounds->memory_bytes};
     JxlMemoryManager manager = {.opaque = &budget, .alloc = budget_alloc, .free = budget_free};
-    JxlDecoder *decoder = JxlDecoderCreate(&manager);
-    void *runner = JxlThreadParallelRunnerCreate(NULL, bounds->threads);
+    JxlDecoder *decoder = api.JxlDecoderCreate(&manager);
+    void *runner = api.JxlThreadParallelRunnerCreate(NULL, bounds->threads);
     int status = SMIMG_OK;
     size_t jpeg_capacity = 0;
     int jpeg_done = 0;
@@ -166,25 +251,25 @@ int smimg_jxl_decode(const uint8_t *data, size_t size, const smimg_limits *limit
     size_t box_capacity = 0;
     if (!decoder || !runner) status = SMIMG_NO_MEMORY;
     int events = JXL_DEC_BASIC_INFO | JXL_DEC_FULL_IMAGE | (reconstruct_jpeg ? JXL_DEC_JPEG_RECONSTRUCTION : JXL_DEC_BOX);
-    if (status == SMIMG_OK && (JxlDecoderSetParallelRunner(decoder, JxlThreadParallelRunner, runner) != JXL_DEC_SUCCESS
-                               || JxlDecoderSubscribeEvents(decoder, events) != JXL_DEC_SUCCESS
-                               || (!reconstruct_jpeg && JxlDecoderSetDecompressBoxes(decoder, JXL_TRUE) != JXL_DEC_SUCCESS)
-                               || JxlDecoderSetKeepOrientation(decoder, JXL_TRUE) != JXL_DEC_SUCCESS
-                               || JxlDecoderSetInput(decoder, data, size) != JXL_DEC_SUCCESS)) status = SMIMG_ERROR;
-    if (status == SMIMG_OK) JxlDecoderCloseInput(decoder);
+    if (status == SMIMG_OK && (api.JxlDecoderSetParallelRunner(decoder, api.JxlThreadParallelRunner, runner) != JXL_DEC_SUCCESS
+                               || api.JxlDecoderSubscribeEvents(decoder, events) != JXL_DEC_SUCCESS
+                               || (!reconstruct_jpeg && api.JxlDecoderSetDecompressBoxes(decoder, JXL_TRUE) != JXL_DEC_SUCCESS)
+                               || api.JxlDecoderSetKeepOrientation(decoder, JXL_TRUE) != JXL_DEC_SUCCESS
+                               || api.JxlDecoderSetInput(decoder, data, size) != JXL_DEC_SUCCESS)) status = SMIMG_ERROR;
+    if (status == SMIMG_OK) api.JxlDecoderCloseInput(decoder);
     JxlPixelFormat format = {4, JXL_TYPE_UINT8, JXL_BIG_ENDIAN, 0};
     while (status == SMIMG_OK) {
-        JxlDecoderStatus event = JxlDecoderProcessInput(decoder);
+        JxlDecoderStatus event = api.JxlDecoderProcessInput(decoder);
         if (box_open && event != JXL_DEC_BOX_NEED_MORE_OUTPUT) {
             // The box ended: what libjxl did not fill of the buffer is not part of it.
-            image->rendering_box_size = box_capacity - JxlDecoderReleaseBoxBuffer(decoder);
+            image->rendering_box_size = box_capacity - api.JxlDecoderReleaseBoxBuffer(decoder);
             box_open = 0;
         }
         if (event == JXL_DEC_SUCCESS) break;
         switch (event) {
         case JXL_DEC_BOX: {
             JxlBoxType type;
-            if (JxlDecoderGetBoxType(decoder, type, JXL_TRUE) != JXL_DEC_SUCCESS) { status = SMIMG_ERROR; break; }
+            if (api.JxlDecoderGetBoxType(decoder, type, JXL_TRUE) != JXL_DEC_SUCCESS) { status = SMIMG_ERROR; break; }
             if (memcmp(type, SMIMG_JXL_RENDERING_BOX, 4) != 0) break;
             if (image->rendering_box) {
                 message_set(message, message_size, "it has two rendering boxes");
@@ -193,7 +278,7 @@ int smimg_jxl_decode(const uint8_t *data, size_t size, const smimg_limits *limit
             }
             box_capacity = 4096;
             image->rendering_box = malloc(box_capacity);
-            if (!image->rendering_box || JxlDecoderSetBoxBuffer(decoder, image->rendering_box, box_capacity) != JXL_DEC_SUCCESS) {
+            if (!image->rendering_box || api.JxlDecoderSetBoxBuffer(decoder, image->rendering_box, box_capacity) != JXL_DEC_SUCCESS) {
                 status = SMIMG_NO_MEMORY;
                 break;
             }
@@ -201,7 +286,7 @@ int smimg_jxl_decode(const uint8_t *data, size_t size, const smimg_limits *limit
             break;
         }
         case JXL_DEC_BOX_NEED_MORE_OUTPUT: {
-            size_t written = box_capacity - JxlDecoderReleaseBoxBuffer(decoder);
+            size_t written = box_capacity - api.JxlDecoderReleaseBoxBuffer(decoder);
             uint8_t *grown = box_capacity < SMIMG_JXL_RENDERING_BOX_LIMIT ? realloc(image->rendering_box, box_capacity * 2) : NULL;
             if (!grown) {
                 message_set(message, message_size, "its rendering box is over the limit");
@@ -211,12 +296,12 @@ int smimg_jxl_decode(const uint8_t *data, size_t size, const smimg_limits *limit
             }
             image->rendering_box = grown;
             box_capacity *= 2;
-            if (JxlDecoderSetBoxBuffer(decoder, image->rendering_box + written, box_capacity - written) != JXL_DEC_SUCCESS) status = SMIMG_ERROR;
+            if (api.JxlDecoderSetBoxBuffer(decoder, image->rendering_box + written, box_capacity - written) != JXL_DEC_SUCCESS) status = SMIMG_ERROR;
             break;
         }
         case JXL_DEC_BASIC_INFO: {
             JxlBasicInfo info;
-            if (JxlDecoderGetBasicInfo(decoder, &info) != JXL_DEC_SUCCESS) { status = SMIMG_ERROR; break; }
+            if (api.JxlDecoderGetBasicInfo(decoder, &info) != JXL_DEC_SUCCESS) { status = SMIMG_ERROR; break; }
             if (info.xsize > limits->max_width || info.ysize > limits->max_height
                 || (uint64_t)info.xsize * info.ysize > limits->max_pixels) {
                 message_set(message, message_size, "its size is over the limits");
@@ -239,16 +324,16 @@ int smimg_jxl_decode(const uint8_t *data, size_t size, const smimg_limits *limit
         case JXL_DEC_JPEG_RECONSTRUCTION:
             jpeg_capacity = size * 2 + 4096;
             *jpeg = malloc(jpeg_capacity);
-            if (!*jpeg || JxlDecoderSetJPEGBuffer(decoder, *jpeg, jpeg_capacity) != JXL_DEC_SUCCESS) status = SMIMG_NO_MEMORY;
+            if (!*jpeg || api.JxlDecoderSetJPEGBuffer(decoder, *jpeg, jpeg_capacity) != JXL_DEC_SUCCESS) status = SMIMG_NO_MEMORY;
             break;
         case JXL_DEC_JPEG_NEED_MORE_OUTPUT: {
             // The buffer (which ends at jpeg_capacity) is full: keep what is written, give more.
-            size_t written = jpeg_capacity - JxlDecoderReleaseJPEGBuffer(decoder);
+            size_t written = jpeg_capacity - api.JxlDecoderReleaseJPEGBuffer(decoder);
             uint8_t *grown = jpeg_capacity <= bounds->memory_bytes / 2 ? realloc(*jpeg, jpeg_capacity * 2) : NULL;
             if (!grown) { status = SMIMG_TOO_LARGE; break; }
             *jpeg = grown;
             jpeg_capacity *= 2;
-            if (JxlDecoderSetJPEGBuffer(decoder, *jpeg + written, jpeg_capacity - written) != JXL_DEC_SUCCESS) status = SMIMG_ERROR;
+            if (api.JxlDecoderSetJPEGBuffer(decoder, *jpeg + written, jpeg_capacity - written) != JXL_DEC_SUCCESS) status = SMIMG_ERROR;
             break;
         }
         case JXL_DEC_NEED_IMAGE_OUT_BUFFER: {
@@ -259,16 +344,16 @@ int smimg_jxl_decode(const uint8_t *data, size_t size, const smimg_limits *limit
                 break;
             }
             size_t needed = 0;
-            if (JxlDecoderImageOutBufferSize(decoder, &format, &needed) != JXL_DEC_SUCCESS) { status = SMIMG_ERROR; break; }
+            if (api.JxlDecoderImageOutBufferSize(decoder, &format, &needed) != JXL_DEC_SUCCESS) { status = SMIMG_ERROR; break; }
             image->pixels = malloc(needed);
             if (!image->pixels) { status = SMIMG_NO_MEMORY; break; }
             image->pixels_size = needed;
-            if (JxlDecoderSetImageOutBuffer(decoder, &format, image->pixels, needed) != JXL_DEC_SUCCESS) status = SMIMG_ERROR;
+            if (api.JxlDecoderSetImageOutBuffer(decoder, &format, image->pixels, needed) != JXL_DEC_SUCCESS) status = SMIMG_ERROR;
             break;
         }
         case JXL_DEC_FULL_IMAGE:
             if (*jpeg) {
-                *jpeg_size = jpeg_capacity - JxlDecoderReleaseJPEGBuffer(decoder);
+                *jpeg_size = jpeg_capacity - api.JxlDecoderReleaseJPEGBuffer(decoder);
                 jpeg_done = 1;
             }
             break;
@@ -290,8 +375,8 @@ int smimg_jxl_decode(const uint8_t *data, size_t size, const smimg_limits *limit
         message_set(message, message_size, "the stream holds no image");
         status = SMIMG_ERROR;
     }
-    if (decoder) JxlDecoderDestroy(decoder);
-    if (runner) JxlThreadParallelRunnerDestroy(runner);
+    if (decoder) api.JxlDecoderDestroy(decoder);
+    if (runner) api.JxlThreadParallelRunnerDestroy(runner);
     if (status != SMIMG_OK) {
         free(image->pixels);
         image->pixels = NULL;
