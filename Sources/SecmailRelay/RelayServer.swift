@@ -61,11 +61,12 @@ public struct PreparedRelay: Sendable {
     /// The log's origin, as persisted in the data directory.
     public let origin: String
     public let services: RelayServices
-    public let tls: TLSContext
+    /// The certificate served, reloaded on SIGHUP when `run` is asked to.
+    public let certificate: ServingCertificate
     /// The CA file clients trust (development certificates only).
     public let certificateAuthorityFile: URL?
     /// SHA-256 of the relay certificate's public key, for pinning clients.
-    public let publicKeyPin: [UInt8]
+    public var publicKeyPin: [UInt8] { certificate.publicKeyPin }
     /// The log key in verifier-key form (`name+hash+base64`), for clients to pin.
     public let logVerifierKey: String
 
@@ -98,8 +99,8 @@ public struct PreparedRelay: Sendable {
             }
             (chain, key, ca) = (files.certificateChain, files.privateKey, files.certificateAuthority)
         }
-        let tls = try TLSContext(configuration: .server(certificateChainFile: chain.path, privateKeyFile: key.path))
-        let publicKeyPin = try DevelopmentCertificates.publicKeyPin(certificateFile: chain)
+        let certificate = try ServingCertificate(chainFile: chain, keyFile: key)
+        let publicKeyPin = certificate.publicKeyPin
         let listenHost = configuration.host == "::1" ? "localhost" : configuration.host
         let origin = try RelayOrigin.resolve(in: data, requested: configuration.origin, database: database,
                                              legacyOrigin: "\(listenHost)/secmail") {
@@ -130,16 +131,17 @@ public struct PreparedRelay: Sendable {
                                                         registrations: RegistrationLimits(perAddressPerHour: configuration.registrationsPerHourPerAddress,
                                                                                           totalPerHour: configuration.registrationsPerHour,
                                                                                           grouping: configuration.addressGrouping))),
-            tls: tls, certificateAuthorityFile: ca,
-            publicKeyPin: publicKeyPin,
+            certificate: certificate, certificateAuthorityFile: ca,
             logVerifierKey: try signer.verifier.verifierKey)
     }
 
     /// Serves until SIGINT or SIGTERM (graceful shutdown: open requests finish), logging at
     /// `logLevel` (one line per request at `info`). `quiet` keeps the log to critical errors (for
-    /// the embedded relay of `secmail demo`).
+    /// the embedded relay of `secmail demo`). With `reloadsOnHangup`, SIGHUP reads the
+    /// certificate and key files again (`ServingCertificate.reload`) and logs the outcome.
     /// Only one relay serves a data directory: it holds `relay.lock` while it runs.
-    public func run(quiet: Bool = false, logLevel: Logger.Level = .info, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    public func run(quiet: Bool = false, logLevel: Logger.Level = .info, reloadsOnHangup: Bool = false,
+                    onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let lockFile = configuration.dataDirectory.appendingPathComponent("relay.lock").path
         let (lock, holder) = try ExclusiveFileLock.acquire(lockFile)
         guard let lock else {
@@ -151,9 +153,27 @@ public struct PreparedRelay: Sendable {
         try services.directory.backfillRegistrationIndexes()
         var logger = Logger(label: "secmail-relay")
         logger.logLevel = quiet ? .critical : logLevel
-        let app = buildRelayApplication(services: services, tls: tls, host: configuration.host, port: configuration.port,
+        let hangups = reloadsOnHangup ? Self.reloadOnHangup(certificate, logger: logger) : nil
+        defer { hangups?.cancel() }
+        let app = buildRelayApplication(services: services, certificate: certificate, host: configuration.host, port: configuration.port,
                                         logger: logger, onRunning: onRunning)
         try await app.runService()
+    }
+
+    /// Reloads `certificate` at every SIGHUP until the returned source is cancelled.
+    private static func reloadOnHangup(_ certificate: ServingCertificate, logger: Logger) -> DispatchSourceSignal {
+        signal(SIGHUP, SIG_IGN)  // the default action would end the process
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        source.setEventHandler {
+            do {
+                try certificate.reload()
+                logger.notice("SIGHUP: new connections get the certificate now in \(certificate.chainFile.path)")
+            } catch {
+                logger.error("SIGHUP: kept the certificate in use: \(error)")
+            }
+        }
+        source.resume()
+        return source
     }
 
     /// A data directory others can read or enter exposes identities, envelope metadata and token

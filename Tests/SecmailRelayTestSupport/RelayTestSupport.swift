@@ -61,14 +61,13 @@ public final class RunningRelay: @unchecked Sendable {
                                  mailboxes: try MailboxStore(database: database, directory: folder.appendingPathComponent("envelopes", isDirectory: true),
                                                              maximumEnvelopeSize: maximumEnvelopeSize, mailboxQuota: mailboxQuota),
                                  limits: limits)
-        let tls = try TLSContext(configuration: .server(
-            certificateChainFile: Self.certs.appendingPathComponent("relay.pem").path,
-            privateKeyFile: Self.certs.appendingPathComponent("throwaway-relay.key.pem").path))
+        let certificate = try ServingCertificate(chainFile: Self.certs.appendingPathComponent("relay.pem"),
+                                                 keyFile: Self.certs.appendingPathComponent("throwaway-relay.key.pem"))
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
         // Warnings only: a line per request would bury the test output.
         var logger = Logger(label: "secmail-relay")
         logger.logLevel = .warning
-        let app = buildRelayApplication(services: services, tls: tls, host: "127.0.0.1", port: 0, logger: logger) { port in
+        let app = buildRelayApplication(services: services, certificate: certificate, host: "127.0.0.1", port: 0, logger: logger) { port in
             continuation.yield(port)
         }
         task = Task { try await app.runService(gracefulShutdownSignals: []) }

@@ -78,7 +78,7 @@ public struct RelayLimits: Sendable {
 /// Builds the relay's HTTP/1.1 application behind secmail's TLS, listening on `host:port`
 /// (port 0 picks a free one; `onRunning` is told the port).
 public func buildRelayApplication(
-    services: RelayServices, tls: TLSContext, host: String, port: Int, logger: Logger = Logger(label: "secmail-relay"),
+    services: RelayServices, certificate: ServingCertificate, host: String, port: Int, logger: Logger = Logger(label: "secmail-relay"),
     onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let router = Router(context: RelayRequestContext.self)
@@ -95,7 +95,7 @@ public func buildRelayApplication(
     MailboxController(mailboxes: services.mailboxes, authenticator: services.authenticator, uploads: services.limits.uploads).addRoutes(to: router)
     return Application(
         router: router,
-        server: .secmailTLS(context: tls, deadlines: services.limits.deadlines,
+        server: .secmailTLS(certificate: certificate, deadlines: services.limits.deadlines,
                             connections: ConnectionLimiter(perGroup: services.limits.maximumConnectionsPerAddress,
                                                            capacity: services.limits.maximumConnections,
                                                            openingsPerGroup: services.limits.connectionsPerSecondPerAddress,

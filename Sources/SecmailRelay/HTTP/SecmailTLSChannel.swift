@@ -11,7 +11,7 @@ struct SecmailTLSChannel<BaseChannel: ServerChildChannel>: ServerChildChannel {
     typealias Value = BaseChannel.Value
 
     let baseChannel: BaseChannel
-    let context: TLSContext
+    let certificate: ServingCertificate
     let connections: ConnectionLimiter
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
@@ -31,7 +31,7 @@ struct SecmailTLSChannel<BaseChannel: ServerChildChannel>: ServerChildChannel {
         let connections = connections
         channel.closeFuture.whenComplete { _ in connections.release(ticket) }
         return channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(TLSHandler(context: context))
+            try channel.pipeline.syncOperations.addHandler(TLSHandler(context: certificate.current))
             let activity = ConnectionActivity(logger: logger, remoteAddress: channel.remoteAddress?.ipAddress ?? "unknown",
                                               connections: connections, ticket: ticket)
             try channel.pipeline.syncOperations.addHandler(RequestByteObserver(activity: activity))
@@ -52,12 +52,12 @@ extension SecmailTLSChannel: HTTPChannelHandler where BaseChannel: HTTPChannelHa
 extension HTTPServerBuilder {
     /// HTTP/1.1 over secmail's OpenSSL TLS, each connection held to `deadlines` (`ConnectionGuard`)
     /// and to `connections`' per-address cap.
-    static func secmailTLS(context: TLSContext, deadlines: ConnectionDeadlines, connections: ConnectionLimiter) -> HTTPServerBuilder {
+    static func secmailTLS(certificate: ServingCertificate, deadlines: ConnectionDeadlines, connections: ConnectionLimiter) -> HTTPServerBuilder {
         .init { responder in
             SecmailTLSChannel(baseChannel: HTTP1Channel(responder: responder,
                                                         configuration: .init(additionalChannelHandlers: [ConnectionGuard(deadlines: deadlines)],
                                                                              idleTimeout: deadlines.idle)),
-                              context: context, connections: connections)
+                              certificate: certificate, connections: connections)
         }
     }
 }

@@ -23,7 +23,7 @@ struct RelayDataOptions: ParsableArguments {
 struct RelayServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve (the default). Stops gracefully on SIGINT or SIGTERM.",
+        abstract: "Serve (the default). Stops gracefully on SIGINT or SIGTERM; SIGHUP reloads --cert and --key.",
         discussion: """
             On first start the data directory gets the SQLite database, the Ed25519 log key and, \
             unless --cert and --key are given, development TLS certificates for localhost, \
@@ -167,7 +167,7 @@ struct RelayServeCommand: AsyncParsableCommand {
                 header: .seconds(Int64(headerTimeout)), minimumBodyRate: minBodyRate, write: .seconds(Int64(writeTimeout)),
                 idleBeforeSignIn: .seconds(Int64(idleTimeoutBeforeSignIn)), idle: .seconds(Int64(idleTimeout)))
             let relay = try PreparedRelay.prepare(configuration)
-            try await relay.run(logLevel: Logger.Level(rawValue: logLevel) ?? .info) { boundPort in
+            try await relay.run(logLevel: Logger.Level(rawValue: logLevel) ?? .info, reloadsOnHangup: true) { boundPort in
                 let urlHost = host.contains(":") ? "[\(host)]" : host
                 var lines = ["secmail relay listening on https://\(urlHost):\(boundPort)",
                              "  data directory: \(dataOptions.dataDirectory.path)"]

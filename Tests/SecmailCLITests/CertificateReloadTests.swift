@@ -1,0 +1,97 @@
+import Foundation
+import SecmailAPI
+import SecmailClient
+import SecmailTLS
+import SecmailTestSupport
+import Testing
+
+/// `secmail relay` re-reads --cert and --key on SIGHUP: renewed certificates reach new
+/// connections, open ones carry on, and a certificate for another key is refused.
+@Suite struct CertificateReloadTests {
+    /// A throw-away CA and certificates for localhost made by openssl (a peer we did not write):
+    /// two for one key (serials 1 and 2, a renewal) and one for another key (serial 3).
+    struct Certificates {
+        let folder: URL
+        var ca: URL { folder.appendingPathComponent("throwaway-ca.pem") }
+        var key: URL { folder.appendingPathComponent("throwaway-relay.key") }
+        var otherKey: URL { folder.appendingPathComponent("throwaway-other.key") }
+        func certificate(_ serial: Int) -> URL { folder.appendingPathComponent("serial-\(serial).pem") }
+
+        init(in folder: URL) throws {
+            self.folder = folder
+            func openssl(_ arguments: [String]) throws {
+                let result = try run("openssl", arguments)
+                #expect(result.status == 0, "openssl \(arguments.joined(separator: " ")): \(result.stderr)")
+            }
+            let extensions = folder.appendingPathComponent("san.cnf")
+            try Data("subjectAltName=DNS:localhost\n".utf8).write(to: extensions)
+            try openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                         folder.appendingPathComponent("throwaway-ca.key").path, "-out", folder.appendingPathComponent("throwaway-ca.pem").path,
+                         "-subj", "/CN=secmail test CA", "-days", "2"])
+            for (serial, keyFile) in [(1, key), (2, key), (3, otherKey)] {
+                let request = folder.appendingPathComponent("request-\(serial).csr")
+                let keyOptions = FileManager.default.fileExists(atPath: keyFile.path)
+                    ? ["-key", keyFile.path] : ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", keyFile.path]
+                try openssl(["req", "-new"] + keyOptions + ["-out", request.path, "-subj", "/CN=localhost"])
+                try openssl(["x509", "-req", "-in", request.path, "-CA", folder.appendingPathComponent("throwaway-ca.pem").path,
+                             "-CAkey", folder.appendingPathComponent("throwaway-ca.key").path, "-set_serial", "\(serial)", "-days", "2",
+                             "-extfile", extensions.path, "-out", certificate(serial).path])
+            }
+        }
+    }
+
+    /// The serial number of the certificate a new TLS connection to `port` is given (openssl s_client).
+    func servedSerial(port: Int) async throws -> String {
+        let handshake = try await runAsync("openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-servername", "localhost"], input: Data())
+        let certificate = try await runAsync("openssl", ["x509", "-noout", "-serial"], input: Data(handshake.text.utf8))
+        return certificate.text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test func aHangupServesTheRenewedCertificateKeepsOpenConnectionsAndRefusesAnotherKey() async throws {
+        let folder = try temporaryDirectory("certificate-reload")
+        let certificates = try Certificates(in: folder)
+        let live = folder.appendingPathComponent("live.pem"), liveKey = folder.appendingPathComponent("live.key")
+        try FileManager.default.copyItem(at: certificates.certificate(1), to: live)
+        try FileManager.default.copyItem(at: certificates.key, to: liveKey)
+        let relay = try await RelayCommandTests().startRelay(data: folder.appendingPathComponent("relay", isDirectory: true),
+                                                             options: ["--cert", live.path, "--key", liveKey.path])
+        defer { relay.process.terminate() }
+        #expect(try await servedSerial(port: relay.port) == "serial=01")
+
+        // A connection opened before the renewal, kept alive across it.
+        let tls = try TLSContext(configuration: .client(trust: .certificateAuthorities(file: certificates.ca.path)))
+        let connection = try await RelayHTTPConnection.open(host: "localhost", port: relay.port, tls: tls)
+        #expect(try await connection.send(RelayRequest(.GET, Endpoint.health.path())).status == 200)
+
+        try Data(contentsOf: certificates.certificate(2)).write(to: live)
+        kill(relay.process.processIdentifier, SIGHUP)
+        let deadline = Date().addingTimeInterval(10)
+        var serial = ""
+        while Date() < deadline {
+            serial = try await servedSerial(port: relay.port)
+            if serial == "serial=02" { break }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        #expect(serial == "serial=02", "\(relay.output.text)")
+        #expect(try await connection.send(RelayRequest(.GET, Endpoint.health.path())).status == 200)
+        #expect(relay.output.text.contains("SIGHUP: new connections get the certificate now in \(live.path)"))
+
+        // A certificate whose key is not the key file's, then another key with its certificate:
+        // both refused, the renewed certificate stays, the relay serves on.
+        func hangUpAndWait(for message: String) async throws {
+            kill(relay.process.processIdentifier, SIGHUP)
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline, !relay.output.text.contains(message) { try await Task.sleep(nanoseconds: 100_000_000) }
+            #expect(relay.output.text.contains(message), "\(relay.output.text)")
+        }
+        try Data(contentsOf: certificates.certificate(3)).write(to: live)
+        try await hangUpAndWait(for: "kept the certificate in use: cannot load the private key")
+        try Data(contentsOf: certificates.otherKey).write(to: liveKey)
+        try await hangUpAndWait(for: "for another public key; clients pinned the one in use")
+        #expect(try await servedSerial(port: relay.port) == "serial=02")
+        #expect(relay.process.isRunning)
+        #expect(try await connection.send(RelayRequest(.GET, Endpoint.health.path())).status == 200)
+        await connection.close()
+        #expect(await RelayCommandTests().stop(relay.process) == 0)
+    }
+}
