@@ -1,0 +1,130 @@
+import Foundation
+import GRDB
+import SecmailFormat
+
+/// An online backup of a relay's data directory: a directory that `secmail relay --data` serves
+/// as it is, taken while the relay may be serving (docs/DEPLOY.md).
+public enum RelayBackup {
+    /// What a backup holds.
+    public struct Summary: Sendable {
+        public let identities: Int
+        public let logLeaves: Int
+        public let messages: Int
+        /// Envelopes stored as files (larger ones), copied beside the database.
+        public let envelopeFiles: Int
+        public let envelopeBytes: Int64
+        /// Messages the snapshot held whose envelope was deleted before its file was copied: the
+        /// backup does not hold them either (they were deleted by their recipient meanwhile).
+        public let deletedDuringBackup: Int
+    }
+
+    /// Backs `data` up into `destination`, which must not exist: the database as one consistent
+    /// snapshot (SQLite's online backup, which the serving relay's commits do not disturb), then
+    /// the envelope files that snapshot names, the log key, the origin and the development TLS
+    /// files, each written and synced; the copy is checked with `PRAGMA integrity_check`.
+    /// Secrets are in it (the log key, the TLS key): it is made its owner's alone.
+    public static func make(from data: URL, to destination: URL) async throws -> Summary {
+        let fileManager = FileManager.default
+        let sourceDatabase = data.appendingPathComponent("relay.sqlite")
+        guard fileManager.fileExists(atPath: sourceDatabase.path) else {
+            throw RelayError(.storage, "\(data.path) holds no relay database (relay.sqlite)")
+        }
+        guard !fileManager.fileExists(atPath: destination.path) else {
+            throw RelayError(.storage, "\(destination.path) exists already; a backup goes into a new directory")
+        }
+        ExclusiveFileLock.restrictNewFilesToOwner()
+        let envelopes = destination.appendingPathComponent("envelopes", isDirectory: true)
+        do {
+            try fileManager.createDirectory(at: envelopes, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try fileManager.setAttributes([.posixPermissions: 0o700], ofItemAtPath: destination.path)
+        } catch {
+            throw RelayError(.storage, "cannot create \(destination.path): \(error.localizedDescription)")
+        }
+        let backupDatabase = destination.appendingPathComponent("relay.sqlite")
+        do {
+            var configuration = Configuration()
+            configuration.readonly = true
+            configuration.busyMode = .timeout(5)
+            let source = try DatabasePool(path: sourceDatabase.path, configuration: configuration)
+            let copy = try DatabaseQueue(path: backupDatabase.path)
+            try source.backup(to: copy)
+            try copy.close()
+            try source.close()
+        } catch let error as DatabaseError {
+            throw RelayError(.storage, "the database backup failed", sqliteMessage: error.message)
+        }
+        for name in ["log-key.ed25519", "origin"] where fileManager.fileExists(atPath: data.appendingPathComponent(name).path) {
+            try copySynced(data.appendingPathComponent(name), to: destination.appendingPathComponent(name))
+        }
+        let tls = data.appendingPathComponent("tls", isDirectory: true)
+        if let files = try? fileManager.contentsOfDirectory(atPath: tls.path) {
+            let target = destination.appendingPathComponent("tls", isDirectory: true)
+            try fileManager.createDirectory(at: target, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            for file in files { try copySynced(tls.appendingPathComponent(file), to: target.appendingPathComponent(file)) }
+        }
+
+        let database = try RelayDatabase(path: backupDatabase.path)
+        let fileBacked = try await database.read { db in
+            try Row.fetchAll(db, sql: "SELECT envelope_id, size FROM envelopes WHERE inline_data IS NULL").map { ($0["envelope_id"] as String, $0["size"] as Int64) }
+        }
+        var vanished: [String] = []
+        var bytes: Int64 = 0
+        for (envelopeID, size) in fileBacked {
+            let original = data.appendingPathComponent("envelopes", isDirectory: true).appendingPathComponent(envelopeID)
+            guard fileManager.fileExists(atPath: original.path) else {
+                vanished.append(envelopeID)
+                continue
+            }
+            try copySynced(original, to: envelopes.appendingPathComponent(envelopeID))
+            bytes += size
+        }
+        // A file gone since the snapshot belonged to messages deleted since: they go from the
+        // backup the way the relay deletes them.
+        let mailboxes = try MailboxStore(database: database, directory: envelopes)
+        var deleted = 0
+        for envelopeID in vanished {
+            let deliveries = try await database.read { db in
+                try Row.fetchAll(db, sql: "SELECT recipient, message_id FROM deliveries WHERE envelope_id = ?", arguments: [envelopeID])
+                    .map { ($0["recipient"] as String, Array($0["message_id"] as Data)) }
+            }
+            for (recipient, messageID) in deliveries {
+                try await mailboxes.delete(try IdentityName(recipient), try MessageID(bytes: messageID))
+                deleted += 1
+            }
+        }
+        let counts = try await database.read { db -> (identities: Int, leaves: Int, messages: Int) in
+            let check = try String.fetchAll(db, sql: "PRAGMA integrity_check")
+            guard check == ["ok"] else {
+                throw RelayError(.storage, "the backup's database fails its integrity check: \(check.prefix(3).joined(separator: "; "))")
+            }
+            return (try Int.fetchOne(db, sql: "SELECT count(DISTINCT name) FROM identities") ?? 0,
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM log_leaves") ?? 0,
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM deliveries") ?? 0)
+        }
+        for directory in [envelopes, destination.appendingPathComponent("tls", isDirectory: true), destination]
+        where FileManager.default.fileExists(atPath: directory.path) {
+            try synchronize(directory)
+        }
+        return Summary(identities: counts.identities, logLeaves: counts.leaves, messages: counts.messages,
+                       envelopeFiles: fileBacked.count - vanished.count, envelopeBytes: bytes, deletedDuringBackup: deleted)
+    }
+
+    /// Copies `source` to `target` and syncs it to disk before returning.
+    private static func copySynced(_ source: URL, to target: URL) throws {
+        do {
+            try FileManager.default.copyItem(at: source, to: target)
+        } catch {
+            throw RelayError(.storage, "cannot copy \(source.path) to \(target.path): \(error.localizedDescription)")
+        }
+        try synchronize(target)
+    }
+
+    /// Syncs a file, or a directory's entries, to disk.
+    private static func synchronize(_ url: URL) throws {
+        do {
+            try PositionalFile(readingAtPath: url.path).synchronize()
+        } catch let error as FormatError {
+            throw RelayError(.storage, error.reason)
+        }
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import SecmailTestSupport
+import Testing
+
+/// `secmail relay backup` of a serving relay, and a relay serving the backup.
+@Suite struct RelayBackupTests {
+    @Test func aBackupTakenWhileServingServesTheSameLogKeysAndMail() async throws {
+        let folder = try temporaryDirectory("relay-backup")
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        let relays = RelayCommandTests()
+        let relay = try await relays.startRelay(data: data)
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
+        for person in [alice, bob] { try person.register(port: relay.port, ca: ca) }
+
+        func send(_ arguments: [String]) throws -> String {
+            let result = try alice.run(["send", "bob", "--json"] + arguments)
+            #expect(result.status == 0, "\(result.stderr)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            return try #require(json["id"] as? String)
+        }
+        // A small envelope (stored in the database) and two large ones (stored as files).
+        let noise = { (name: String) throws -> URL in
+            let url = folder.appendingPathComponent(name)
+            try Data((0..<150_000).map { _ in UInt8.random(in: 0...255) }).write(to: url)
+            return url
+        }
+        let photo = try noise("large.bin"), gone = try noise("gone.bin")
+        _ = try send(["-m", "a short note"])
+        let largeID = try send(["-m", "a large one", "--attach", photo.path])
+        let goneID = try send(["-m", "deleted while the backup runs", "--attach", gone.path])
+        // The last one's file disappears before the backup copies it, as when its recipient
+        // deletes it after the snapshot: the backup must not list a message it cannot hold.
+        let envelopes = data.appendingPathComponent("envelopes", isDirectory: true)
+        let files = try FileManager.default.contentsOfDirectory(at: envelopes, includingPropertiesForKeys: [.contentModificationDateKey])
+        #expect(files.count == 2)
+        let newest = try #require(files.max { lhs, rhs in
+            let date = { (url: URL) in (try? url.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate) ?? .distantPast }
+            return date(lhs) < date(rhs)
+        })
+        try FileManager.default.removeItem(at: newest)
+
+        let backup = folder.appendingPathComponent("backup", isDirectory: true)
+        let made = try runSecmail(["relay", "backup", "--data", data.path, "--to", backup.path], environment: [:])
+        #expect(made.status == 0, "\(made.stderr)")
+        #expect(made.stderr.contains("2 identities") && made.stderr.contains("2 messages (1 envelope files"), "\(made.stderr)")
+        #expect(made.stderr.contains("1 messages deleted by their recipients during the backup are not in it"), "\(made.stderr)")
+        #expect(permissions(backup) == 0o700 && permissions(backup.appendingPathComponent("log-key.ed25519")) == 0o600)
+        let again = try runSecmail(["relay", "backup", "--data", data.path, "--to", backup.path], environment: [:])
+        #expect(again.status == 1 && again.stderr.contains("exists already"), "\(again.stderr)")
+
+        let lines = { (output: String, label: String) in output.split(separator: "\n").first { $0.contains(label) }.map(String.init) ?? "" }
+        let logKey = lines(relay.output.text, "log key:"), pin = lines(relay.output.text, "TLS key pin:")
+        #expect(await relays.stop(relay.process) == 0)
+
+        // Served from the backup: the same log key and TLS key, and the mail.
+        let restored = try await relays.startRelay(data: backup)
+        defer { restored.process.terminate() }
+        #expect(lines(restored.output.text, "log key:") == logKey && lines(restored.output.text, "TLS key pin:") == pin)
+        try bob.retarget(port: restored.port)
+        let inbox = try bob.run(["inbox", "--json"])
+        #expect(inbox.status == 0 && inbox.stdout.contains(largeID) && !inbox.stdout.contains(goneID), "\(inbox.stderr)")
+        let out = folder.appendingPathComponent("bob-out", isDirectory: true)
+        let read = try bob.run(["read", largeID, "--out", out.path])
+        #expect(read.status == 0, "\(read.stderr)")
+        #expect(try Data(contentsOf: out.appendingPathComponent("large.bin")) == Data(contentsOf: photo))
+        #expect(await relays.stop(restored.process) == 0)
+    }
+}
