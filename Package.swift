@@ -57,7 +57,8 @@ let package = Package(
             resources: [.embedInCode("V001__directory.sql"), .embedInCode("V002__mailboxes.sql"), .embedInCode("V003__mailbox_usage.sql"),
                         .embedInCode("V004__inline_envelopes.sql"),
                         .embedInCode("V005__name_map.sql"), .embedInCode("V006__name_skeletons.sql"),
-                        .embedInCode("V007__key_owners.sql"), .embedInCode("V008__reader_features.sql")]
+                        .embedInCode("V007__key_owners.sql"), .embedInCode("V008__reader_features.sql"),
+                        .embedInCode("V009__sender_usage.sql")]
         ),
         // The relay: storage now; directory, log and mailboxes over HTTP next.
         .target(

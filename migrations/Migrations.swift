@@ -45,5 +45,9 @@ public enum SchemaMigrations {
             name: "V008__reader_features",
             sql: String(decoding: PackageResources.V008__reader_features_sql, as: UTF8.self),
             sha256: "bea0f0b125c34d0936af546993d80de99dd9bcf073fde3f712a6809042781370"),
+        Migration(
+            name: "V009__sender_usage",
+            sql: String(decoding: PackageResources.V009__sender_usage_sql, as: UTF8.self),
+            sha256: "d43534392107dc3365aaf1a6725cc2714829cffc6e3fef3473fcb4a670286efa"),
     ]
 }

@@ -15,7 +15,8 @@ start_relay() {
 
 # load_test_flags SECMAIL: the flags that lift the relay's limits on registrations and on new
 # connections per address (the benchmarks register thousands of names, with a few key pairs
-# shared among them, and open hundreds of connections a second from one address), where that
+# shared among them, and open hundreds of connections a second, and keep hundreds open, from one
+# address), where that
 # binary has them (an older baseline may not).
 load_test_flags() {
   local help
@@ -27,6 +28,9 @@ load_test_flags() {
     echo -n "--allow-shared-keys "
   fi
   if grep -q -- --connection-rate-per-address <<<"$help"; then
-    echo -n "--connection-rate-per-address 1000000"
+    echo -n "--connection-rate-per-address 1000000 "
+  fi
+  if grep -q -- --max-connections-per-address <<<"$help"; then
+    echo -n "--max-connections-per-address 100000"
   fi
 }

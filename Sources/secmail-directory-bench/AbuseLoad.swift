@@ -36,9 +36,9 @@ func abuseLoad(url: URL, caFile: String, folder: URL, clients: Int, seconds: Dou
 
     // Enough sealed messages for both phases (about 100 deposits a second at most on 2 cores).
     let pool = EnvelopePool(sealMessages(count: Int(seconds * 400), users: honest))
-    print("abuse_setup users=\(honest.count) attacker=\(attacker.identity.bundle.name.value)")
+    report("abuse_setup users=\(honest.count) attacker=\(attacker.identity.bundle.name.value)")
     for phase in ["unloaded", "under_attack"] {
-        print("ready \(phase)")
+        report("ready \(phase)")
         fflush(nil)
         guard readLine() != nil else { throw BenchFailure("standard input closed before the \(phase) phase") }
         let counter = Counter()
@@ -58,11 +58,11 @@ func abuseLoad(url: URL, caFile: String, folder: URL, clients: Int, seconds: Dou
         }
         let latencies = run.latencies.sorted()
         let total = latencies.count + run.failures
-        print(String(format: "honest phase=%@ clients=%d operations=%d failures=%d success_percent=%.2f per_second=%.1f latency_ms_p50=%.1f latency_ms_p99=%.1f latency_ms_max=%.1f ran_dry=%@",
+        report(String(format: "honest phase=%@ clients=%d operations=%d failures=%d success_percent=%.2f per_second=%.1f latency_ms_p50=%.1f latency_ms_p99=%.1f latency_ms_max=%.1f ran_dry=%@",
                      phase, honest.count, total, run.failures, total > 0 ? 100 * Double(latencies.count) / Double(total) : 0,
                      Double(latencies.count) / run.seconds, percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000,
                      (latencies.last ?? 0) * 1000, run.ranDry ? "yes" : "no"))
-        if let first = run.firstFailure { print("honest_first_failure phase=\(phase) \(first)") }
+        if let first = run.firstFailure { report("honest_first_failure phase=\(phase) \(first)") }
         fflush(nil)
     }
 }

@@ -38,7 +38,7 @@ func load(url: URL, caFile: String, registrations: Int, clients: Int, seconds: D
     }
     let registrationSeconds = elapsed(since: registrationStart)
     let registrationLatencies = await registered.latencies.sorted()
-    print(String(format: "registrations count=%d failures=%d seconds=%.2f per_second=%.1f latency_ms_p50=%.1f latency_ms_p99=%.1f",
+    report(String(format: "registrations count=%d failures=%d seconds=%.2f per_second=%.1f latency_ms_p50=%.1f latency_ms_p99=%.1f",
                  registrationLatencies.count, await registered.failures, registrationSeconds,
                  Double(registrationLatencies.count) / registrationSeconds,
                  percentile(registrationLatencies, 0.5) * 1000, percentile(registrationLatencies, 0.99) * 1000))
@@ -61,7 +61,7 @@ func timedLookups(relay: RelayAddress, mode: ConnectionMode, names: [IdentityNam
         return true
     }
     let latencies = run.latencies.sorted()
-    print(String(format: "lookups mode=%@ clients=%d count=%d failures=%d seconds=%.2f per_second=%.1f latency_ms_p50=%.1f latency_ms_p99=%.1f",
+    report(String(format: "lookups mode=%@ clients=%d count=%d failures=%d seconds=%.2f per_second=%.1f latency_ms_p50=%.1f latency_ms_p99=%.1f",
                  mode.rawValue, clients, latencies.count, run.failures, run.seconds, Double(latencies.count) / run.seconds,
                  percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000))
     if let first = run.firstFailure { fail("lookup failed: \(first)") }

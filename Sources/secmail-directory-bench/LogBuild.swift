@@ -42,7 +42,7 @@ func buildLog(databasePath: String, leaves: Int) async throws {
     }
     let buildSeconds = elapsed(since: start)
     let size = try await log.size()
-    print(String(format: "log_build leaves=%d seconds=%.2f appends_per_second=%.0f map_update_us=%.1f",
+    report(String(format: "log_build leaves=%d seconds=%.2f appends_per_second=%.0f map_update_us=%.1f",
                  leaves, buildSeconds, Double(leaves) / buildSeconds, mapSeconds / Double(leaves) * 1e6))
     try await measureMapProofs(database: database, names: size)
 
@@ -67,7 +67,7 @@ func buildLog(databasePath: String, leaves: Int) async throws {
     let rootMicros = elapsed(since: rootStart) * 1e6 / Double(samples)
     inclusion.sort()
     consistency.sort()
-    print(String(format: "log_proofs size=%llu inclusion_us_p50=%.0f inclusion_us_p99=%.0f consistency_us_p50=%.0f consistency_us_p99=%.0f root_us=%.0f",
+    report(String(format: "log_proofs size=%llu inclusion_us_p50=%.0f inclusion_us_p99=%.0f consistency_us_p50=%.0f consistency_us_p99=%.0f root_us=%.0f",
                  size, percentile(inclusion, 0.5), percentile(inclusion, 0.99), percentile(consistency, 0.5), percentile(consistency, 0.99), rootMicros))
 }
 
@@ -81,7 +81,7 @@ func measureMapProofs(database: RelayDatabase, names: UInt64) async throws {
         try Row.fetchOne(db, sql: "SELECT COUNT(*) AS nodes, SUM(length(prefix) + length(node) + 2) AS bytes FROM map_nodes")
     }
     let nodes: Int = stored?["nodes"] ?? 0, nodeBytes: Int = stored?["bytes"] ?? 0
-    print(String(format: "map_storage names=%llu interior_nodes=%d nodes_per_name=%.2f node_payload_bytes_per_name=%.0f",
+    report(String(format: "map_storage names=%llu interior_nodes=%d nodes_per_name=%.2f node_payload_bytes_per_name=%.0f",
                  names, nodes, Double(nodes) / Double(max(names, 1)), Double(nodeBytes) / Double(max(names, 1))))
     var generation: [Double] = [], verification: [Double] = [], sizes: [Double] = []
     for sample in 0..<2000 {
@@ -102,7 +102,7 @@ func measureMapProofs(database: RelayDatabase, names: UInt64) async throws {
     generation.sort()
     verification.sort()
     sizes.sort()
-    print(String(format: "map_proofs names=%llu proof_bytes_p50=%.0f proof_bytes_p99=%.0f proof_bytes_max=%.0f generate_us_p50=%.0f generate_us_p99=%.0f verify_us_p50=%.0f verify_us_p99=%.0f",
+    report(String(format: "map_proofs names=%llu proof_bytes_p50=%.0f proof_bytes_p99=%.0f proof_bytes_max=%.0f generate_us_p50=%.0f generate_us_p99=%.0f verify_us_p50=%.0f verify_us_p99=%.0f",
                  names, percentile(sizes, 0.5), percentile(sizes, 0.99), sizes.last ?? 0, percentile(generation, 0.5), percentile(generation, 0.99),
                  percentile(verification, 0.5), percentile(verification, 0.99)))
 }

@@ -59,7 +59,7 @@ func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: I
     let origin = try NoteVerifier(verifierKey: String(decoding: keyAnswer.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)).name
     guard let pin = keyAnswer.relayKeyPin else { throw BenchFailure("the relay's TLS key could not be read") }
     let users = try await registerMailUsers(count: senders, lane: setup, origin: origin, relayKeyPin: pin)
-    print(String(format: "relay_peak_rss_mib after_setup=%.1f", peakRSS(pid: relayPID)))
+    report(String(format: "relay_peak_rss_mib after_setup=%.1f", peakRSS(pid: relayPID)))
 
     for mode in ConnectionMode.allCases {
         try await timedMessages(relay: relay, mode: mode, users: users, senders: senders, seconds: seconds, relayPID: relayPID)
@@ -99,7 +99,7 @@ func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: I
         downloads.append(size / elapsed(since: t) / 1e6)
         try? FileManager.default.removeItem(at: fetched)
     }
-    print(String(format: "envelope_%dmib upload_mbps=%@ download_mbps=%@ relay_peak_rss_mib=%.1f", bigMiB,
+    report(String(format: "envelope_%dmib upload_mbps=%@ download_mbps=%@ relay_peak_rss_mib=%.1f", bigMiB,
                  uploads.map { String(format: "%.0f", $0) }.joined(separator: ","),
                  downloads.map { String(format: "%.0f", $0) }.joined(separator: ","), peakRSS(pid: relayPID)))
 }
@@ -117,12 +117,12 @@ func timedMessages(relay: RelayAddress, mode: ConnectionMode, users: [MailUser],
         let latencies = run.latencies.sorted()
         if run.ranDry, round < 4 {
             let rate = Double(latencies.count) / run.seconds
-            print(String(format: "messages_1kib_pool_ran_dry mode=%@ round=%d pool=%d seconds=%.2f per_second=%.1f (sealing a larger pool)",
+            report(String(format: "messages_1kib_pool_ran_dry mode=%@ round=%d pool=%d seconds=%.2f per_second=%.1f (sealing a larger pool)",
                          mode.rawValue, round, poolSize, run.seconds, rate))
             poolSize = Int(rate * seconds * 1.5) + senders
             continue
         }
-        print(String(format: "messages_1kib mode=%@ senders=%d count=%d failures=%d seconds=%.2f per_second=%.1f latency_ms_p50=%.1f latency_ms_p99=%.1f pool=%d ran_dry=%@ relay_peak_rss_mib=%.1f",
+        report(String(format: "messages_1kib mode=%@ senders=%d count=%d failures=%d seconds=%.2f per_second=%.1f latency_ms_p50=%.1f latency_ms_p99=%.1f pool=%d ran_dry=%@ relay_peak_rss_mib=%.1f",
                      mode.rawValue, senders, latencies.count, run.failures, run.seconds, Double(latencies.count) / run.seconds,
                      percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, poolSize, run.ranDry ? "yes" : "no",
                      peakRSS(pid: relayPID)))
@@ -178,12 +178,12 @@ func reportSyncsPerDeposit(relay: RelayAddress, users: [MailUser], senders: Int,
                         "strace", "-f", "-qq", "-y", "-p", String(relayPID), "-e", "trace=fsync,fdatasync", "-o", traceFile.path]
     strace.standardError = FileHandle.nullDevice
     do { try strace.run() } catch {
-        print("syncs_per_deposit skipped=strace_not_runnable")
+        report("syncs_per_deposit skipped=strace_not_runnable")
         return
     }
     try await Task.sleep(for: .seconds(1))  // strace attaches to every thread of the relay
     guard strace.isRunning else {
-        print("syncs_per_deposit skipped=strace_not_installed_or_not_permitted")
+        report("syncs_per_deposit skipped=strace_not_installed_or_not_permitted")
         return
     }
     let run = try await timedDeposits(pool: pool, users: users, senders: senders, seconds: 120, relay: relay, mode: .keptAlive)
@@ -196,7 +196,7 @@ func reportSyncsPerDeposit(relay: RelayAddress, users: [MailUser], senders: Int,
     let files = syncs.filter { $0.contains("/envelopes/") }.count
     let directory = syncs.filter { $0.contains("/envelopes>") }.count
     let deposits = Double(run.latencies.count)
-    print(String(format: "syncs_per_deposit deposits=%d senders=%d total=%.2f wal=%.2f envelope_files=%.2f envelope_directory=%.2f other=%.2f",
+    report(String(format: "syncs_per_deposit deposits=%d senders=%d total=%.2f wal=%.2f envelope_files=%.2f envelope_directory=%.2f other=%.2f",
                  run.latencies.count, senders, Double(syncs.count) / deposits, Double(wal) / deposits, Double(files) / deposits,
                  Double(directory) / deposits, Double(syncs.count - wal - files - directory) / deposits))
 }

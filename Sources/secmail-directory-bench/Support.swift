@@ -8,6 +8,12 @@ import SecmailFormat
 import SecmailRelay
 import SecmailTLS
 
+/// Writes one measurement line to standard output at once (print's buffer would hold it back
+/// when the output is a pipe, and the scripts show each line as it is made).
+func report(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("secmail-directory-bench: \(message)\n".utf8))
     exit(1)

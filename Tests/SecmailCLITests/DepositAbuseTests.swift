@@ -1,4 +1,5 @@
 import Foundation
+import SecmailAPI
 import SecmailCrypto
 import SecmailFormat
 import SecmailRelay
@@ -89,6 +90,15 @@ import Testing
         let refused = try await deposit(try RelayCurl.envelope(from: "alice", to: ["bob"], extra: 300_000).bytes, from: "alice", setup)
         #expect(refused.body.contains("one sender may hold at most"), "\(refused)")
         #expect(try await deposit(try RelayCurl.envelope(from: "carol", to: ["bob"], extra: 300_000).bytes, from: "carol", setup).status == 201)
+        // Bob deletes one of alice's messages: her share has room for one again, and only one.
+        let bearer = ["Authorization: Bearer \(setup.tokens["bob"] ?? "")"]
+        let listed = try await setup.curl.call(Endpoint.mailbox.path(), headers: bearer)
+        let mailbox = try #require(try JSONSerialization.jsonObject(with: Data(listed.body.utf8)) as? [String: Any])
+        let fromAlice = try #require((mailbox["messages"] as? [[String: Any]])?.first { $0["from"] as? String == "alice" }?["id"] as? String)
+        #expect(try await setup.curl.call(Endpoint.deleteMessage.path(fromAlice), method: "DELETE", headers: bearer).status == 204)
+        statuses = []
+        for _ in 0..<2 { statuses.append(try await deposit(try RelayCurl.envelope(from: "alice", to: ["bob"], extra: 300_000).bytes, from: "alice", setup).status) }
+        #expect(statuses == [201, 413], "\(statuses)")
         #expect(await commands.stop(setup.relay.process) == 0)
     }
 }

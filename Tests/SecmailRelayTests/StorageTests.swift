@@ -65,6 +65,34 @@ import Testing
         let newer = #expect(throws: RelayError.self) { try RelayDatabase(path: path) }
         #expect(newer?.reason.contains("newer or different relay") == true)
     }
+
+    /// V009 fills the per-sender usage of existing mailboxes from their deliveries.
+    @Test func senderUsageIsBackfilledFromTheMailboxesOnUpgrade() async throws {
+        let directory = try makeTemporaryDirectory("relay-db")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("relay.sqlite").path
+        let before = try DatabaseQueue(path: path)
+        let upToV008 = Array(SchemaMigrations.all.prefix { $0.name != "V009__sender_usage" })
+        try SchemaMigrator.migrate(before, migrations: upToV008)
+        try await before.write { db in
+            for (index, (sender, size, recipients)) in [("alice", 100, ["bob", "carol"]), ("alice", 50, ["bob"]), ("dora", 7, ["bob"])].enumerated() {
+                let envelopeID = "envelope-\(index)", messageID = Data(repeating: UInt8(index), count: 16)
+                try db.execute(sql: "INSERT INTO envelopes (envelope_id, message_id, sender, size, sha256, received_at) VALUES (?, ?, ?, ?, ?, 0)",
+                               arguments: [envelopeID, messageID, sender, size, Data(repeating: 0, count: 32)])
+                for recipient in recipients {
+                    try db.execute(sql: "INSERT INTO deliveries (recipient, message_id, envelope_id) VALUES (?, ?, ?)",
+                                   arguments: [recipient, messageID, envelopeID])
+                }
+            }
+        }
+        try before.close()
+        let upgraded = try RelayDatabase(path: path)
+        let usage = try await upgraded.read { db in
+            try Row.fetchAll(db, sql: "SELECT recipient, sender, bytes FROM sender_usage ORDER BY recipient, sender")
+                .map { "\($0["recipient"] as String) \($0["sender"] as String) \($0["bytes"] as Int)" }
+        }
+        #expect(usage == ["bob alice 150", "bob dora 7", "carol alice 100"])
+    }
 }
 
 @Suite struct LogStoreTests {

@@ -90,10 +90,8 @@ enum DepositCommit {
         guard used + size <= quota else {
             throw RelayError(.quotaExceeded, "the mailbox of \(recipient) is full (\(used) of \(quota) bytes used)")
         }
-        let fromSender = try Int.fetchOne(db, sql: """
-            SELECT COALESCE(SUM(e.size), 0) FROM deliveries d JOIN envelopes e ON e.envelope_id = d.envelope_id
-            WHERE d.recipient = ? AND e.sender = ?
-            """, arguments: [recipient, sender]) ?? 0
+        let fromSender = try Int.fetchOne(db, sql: "SELECT bytes FROM sender_usage WHERE recipient = ? AND sender = ?",
+                                          arguments: [recipient, sender]) ?? 0
         guard fromSender + size <= senderShare else {
             throw RelayError(.quotaExceeded, "\(sender) already holds \(fromSender) bytes in the mailbox of \(recipient); one sender may hold at most \(senderShare)")
         }
@@ -125,6 +123,10 @@ enum DepositCommit {
                 INSERT INTO mailbox_usage (recipient, bytes) VALUES (?, ?)
                 ON CONFLICT (recipient) DO UPDATE SET bytes = bytes + excluded.bytes
                 """, arguments: [name, deposit.size])
+            try db.execute(sql: """
+                INSERT INTO sender_usage (recipient, sender, bytes) VALUES (?, ?, ?)
+                ON CONFLICT (recipient, sender) DO UPDATE SET bytes = bytes + excluded.bytes
+                """, arguments: [name, deposit.sender, deposit.size])
         }
     }
 }

@@ -197,6 +197,10 @@ public struct MailboxStore: Sendable {
             try db.execute(sql: """
                 UPDATE mailbox_usage SET bytes = bytes - (SELECT size FROM envelopes WHERE envelope_id = ?) WHERE recipient = ?
                 """, arguments: [envelopeID, owner.value])
+            try db.execute(sql: """
+                UPDATE sender_usage SET bytes = bytes - (SELECT size FROM envelopes WHERE envelope_id = ?)
+                WHERE recipient = ? AND sender = (SELECT sender FROM envelopes WHERE envelope_id = ?)
+                """, arguments: [envelopeID, owner.value, envelopeID])
             guard try Int.fetchOne(db, sql: "SELECT 1 FROM deliveries WHERE envelope_id = ? LIMIT 1", arguments: [envelopeID]) == nil else { return nil }
             try db.execute(sql: "DELETE FROM envelopes WHERE envelope_id = ?", arguments: [envelopeID])
             return envelopeID
