@@ -54,7 +54,9 @@ import Testing
         try FileManager.default.copyItem(at: certificates.certificate(1), to: live)
         try FileManager.default.copyItem(at: certificates.key, to: liveKey)
         let relay = try await RelayCommandTests().startRelay(data: folder.appendingPathComponent("relay", isDirectory: true),
-                                                             options: ["--cert", live.path, "--key", liveKey.path])
+                                                             options: ["--cert", live.path, "--key", liveKey.path,
+                                                                       // not about idle deadlines: a loaded run must not close the kept connection
+                                                                       "--idle-timeout-before-sign-in", "600", "--idle-timeout", "600"])
         defer { relay.process.terminate() }
         #expect(try await servedSerial(port: relay.port) == "serial=01")
 

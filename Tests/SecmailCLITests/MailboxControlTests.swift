@@ -87,6 +87,7 @@ import Testing
                 """, arguments: [Data(repeating: 0, count: 32)])
             try db.execute(sql: "INSERT INTO deliveries (recipient, message_id, envelope_id) VALUES ('bob', X'00112233445566778899AABBCCDDEEFF', '0123456789abcdef0123456789abcdef')")
             try db.execute(sql: "UPDATE mailbox_usage SET bytes = bytes + 5 WHERE recipient = 'bob'")
+            try db.execute(sql: "UPDATE sender_usage SET bytes = bytes + 5 WHERE recipient = 'bob' AND sender = 'alice'")
         }
         relay = try await commands.startRelay(data: data)
         try bob.retarget(port: relay.port)
