@@ -14,7 +14,7 @@ struct RelayCommand: AsyncParsableCommand {
 
 /// Options shared by the relay subcommands.
 struct RelayDataOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The relay's data directory (created on first start).", valueName: "dir"))
+    @Option(name: .long, help: ArgumentHelp("The relay's data directory.", valueName: "dir"))
     var data: String
 
     var dataDirectory: URL { URL(fileURLWithPath: data, isDirectory: true) }
