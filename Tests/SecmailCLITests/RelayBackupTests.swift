@@ -48,6 +48,11 @@ import Testing
         #expect(permissions(backup) == 0o700 && permissions(backup.appendingPathComponent("log-key.ed25519")) == 0o600)
         let again = try runSecmail(["relay", "backup", "--data", data.path, "--to", backup.path], environment: [:])
         #expect(again.status == 1 && again.stderr.contains("exists already"), "\(again.stderr)")
+        // The backup was made beside its name and renamed when whole: nothing else is left there.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.contains("incomplete") }.isEmpty)
+        let notARelay = try runSecmail(["relay", "backup", "--data", folder.path, "--to", folder.appendingPathComponent("nothing").path], environment: [:])
+        #expect(notARelay.status == 1 && notARelay.stderr.contains("holds no relay database"), "\(notARelay.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("nothing").path))
 
         let lines = { (output: String, label: String) in output.split(separator: "\n").first { $0.contains(label) }.map(String.init) ?? "" }
         let logKey = lines(relay.output.text, "log key:"), pin = lines(relay.output.text, "TLS key pin:")

@@ -22,17 +22,39 @@ public enum RelayBackup {
     /// snapshot (SQLite's online backup, which the serving relay's commits do not disturb), then
     /// the envelope files that snapshot names, the log key, the origin and the development TLS
     /// files, each written and synced; the copy is checked with `PRAGMA integrity_check`.
-    /// Secrets are in it (the log key, the TLS key): it is made its owner's alone.
+    /// Secrets are in it (the log key, the TLS key): it is made its owner's alone. The backup is
+    /// made in a hidden directory beside `destination` and renamed to it only once complete, so
+    /// a directory by that name is always a whole backup; a failed one leaves nothing.
     public static func make(from data: URL, to destination: URL) async throws -> Summary {
         let fileManager = FileManager.default
-        let sourceDatabase = data.appendingPathComponent("relay.sqlite")
-        guard fileManager.fileExists(atPath: sourceDatabase.path) else {
+        guard fileManager.fileExists(atPath: data.appendingPathComponent("relay.sqlite").path) else {
             throw RelayError(.storage, "\(data.path) holds no relay database (relay.sqlite)")
         }
         guard !fileManager.fileExists(atPath: destination.path) else {
             throw RelayError(.storage, "\(destination.path) exists already; a backup goes into a new directory")
         }
         ExclusiveFileLock.restrictNewFilesToOwner()
+        let parent = destination.deletingLastPathComponent()
+        let working = parent.appendingPathComponent(".\(destination.lastPathComponent).incomplete-\(UUID().uuidString)", isDirectory: true)
+        do {
+            let summary = try await fill(working, from: data)
+            do {
+                try fileManager.moveItem(at: working, to: destination)
+            } catch {
+                throw RelayError(.storage, "cannot rename the finished backup to \(destination.path): \(error.localizedDescription)")
+            }
+            try synchronize(parent)
+            return summary
+        } catch {
+            try? fileManager.removeItem(at: working)
+            throw error
+        }
+    }
+
+    /// Writes a whole backup of `data` into the new directory `destination`.
+    private static func fill(_ destination: URL, from data: URL) async throws -> Summary {
+        let fileManager = FileManager.default
+        let sourceDatabase = data.appendingPathComponent("relay.sqlite")
         let envelopes = destination.appendingPathComponent("envelopes", isDirectory: true)
         do {
             try fileManager.createDirectory(at: envelopes, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
