@@ -50,6 +50,15 @@ import Testing
         changed[changed.count - 300] ^= 1
         let forged = try await deposit(changed, from: "alice", setup)
         #expect(forged.status == 400 && forged.body.contains("the signature does not verify"), "\(forged)")
+        // The same for an envelope large enough to be streamed to a file, whose payload hash is
+        // taken as it arrives: a changed byte in the middle of its payload is refused, the
+        // genuine one accepted.
+        let large = try RelayCurl.envelope(from: "alice", to: ["bob"], extra: 300_000)
+        var changedLarge = large.bytes
+        changedLarge[changedLarge.count / 2] ^= 1
+        let forgedLarge = try await deposit(changedLarge, from: "alice", setup)
+        #expect(forgedLarge.status == 400 && forgedLarge.body.contains("the signature does not verify"), "\(forgedLarge)")
+        #expect(try await deposit(large.bytes, from: "alice", setup).status == 201)
 
         // An envelope in alice's name sealed with keys the log does not record for her.
         let stranger = try IdentityBundle.create(name: IdentityName("alice"), createdAt: 1, signingKey: ThrowawayIdentities.signingKey("carol"),

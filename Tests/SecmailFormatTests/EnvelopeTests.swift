@@ -224,3 +224,48 @@ import Testing
         #expect(PayloadKeys.nonce(chunk: 0x0102, isFinal: true) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 1])
     }
 }
+
+@Suite struct EnvelopePayloadDigesterTests {
+    /// The digest of `envelope` fed in pieces of `piece` bytes.
+    func streamedDigest(_ envelope: [UInt8], piece: Int) throws -> EnvelopePayloadDigester.Digest? {
+        let digester = try EnvelopePayloadDigester()
+        for start in stride(from: 0, to: envelope.count, by: piece) {
+            digester.update(Array(envelope[start..<min(envelope.count, start + piece)]))
+        }
+        return digester.finalize()
+    }
+
+    @Test func aStreamedDigestVerifiesTheSignatureWithoutAnotherRead() throws {
+        let large = try seal(text: "streamed", attachments: [try OutgoingAttachment(name: "x.bin", bytes: (0..<200_000).map { UInt8($0 % 251) })])
+        let small = try seal(text: "tiny")
+        for envelope in [large, small] {
+            let reference = try #require(try streamedDigest(envelope, piece: envelope.count))
+            for piece in [1, 7, 100, 4096, 65_536] {
+                #expect(try streamedDigest(envelope, piece: piece) == reference, "pieces of \(piece)")
+            }
+            #expect(try EnvelopeOpener.verifySignature(MemoryEnvelopeSource(envelope), sender: Fixtures.alice.bundle, payloadDigest: reference)
+                .senderName.value == "alice")
+            // A digest of other bytes fails the signature; one of another part of the envelope is
+            // not used (the payload is hashed from the envelope instead).
+            let wrong = EnvelopePayloadDigester.Digest(payloadOffset: reference.payloadOffset, payloadLength: reference.payloadLength,
+                                                       sha256: SHA256.hash([1, 2, 3]))
+            #expect((#expect(throws: FormatError.self) {
+                try EnvelopeOpener.verifySignature(MemoryEnvelopeSource(envelope), sender: Fixtures.alice.bundle, payloadDigest: wrong)
+            })?.code == .authenticationFailed)
+            let elsewhere = EnvelopePayloadDigester.Digest(payloadOffset: 0, payloadLength: reference.payloadLength, sha256: wrong.sha256)
+            #expect(throws: Never.self) {
+                try EnvelopeOpener.verifySignature(MemoryEnvelopeSource(envelope), sender: Fixtures.alice.bundle, payloadDigest: elsewhere)
+            }
+        }
+        // A changed payload byte streams to a digest that fails; a header that does not parse, or a
+        // payload cut short, gives no digest at all.
+        var changed = large
+        changed[changed.count - 600] ^= 1
+        let changedDigest = try #require(try streamedDigest(changed, piece: 4096))
+        #expect(throws: FormatError.self) {
+            try EnvelopeOpener.verifySignature(MemoryEnvelopeSource(changed), sender: Fixtures.alice.bundle, payloadDigest: changedDigest)
+        }
+        #expect(try streamedDigest(Array(repeating: 0x42, count: 5000), piece: 100) == nil)
+        #expect(try streamedDigest(Array(large.prefix(large.count / 2)), piece: 4096) == nil)
+    }
+}

@@ -173,7 +173,7 @@ public enum EnvelopeOpener {
         guard let (key, entry) = mine.first else {
             throw FormatError(.notARecipient, "this message was not encrypted to your key; it lists \(header.recipients.count) other recipient key(s)")
         }
-        try checkSignature(header, payloadOffset: payloadOffset, source: source, sender: sender, progress: progress)
+        try checkSignature(header, payloadOffset: payloadOffset, source: source, sender: sender, payloadDigest: nil, progress: progress)
 
         let contentKey: SymmetricKey
         do {
@@ -192,12 +192,16 @@ public enum EnvelopeOpener {
     /// The sender's signature alone, without decrypting anything (what a relay checks at deposit,
     /// where it holds no recipient key): the header parses, the size is exactly header, payload
     /// and signature, the header names `sender`, and the signature over the header and the
-    /// ciphertext's hash verifies with its key. Returns the header.
+    /// ciphertext's hash verifies with its key. Returns the header. With `payloadDigest` (made
+    /// by an `EnvelopePayloadDigester` from the very bytes `source` holds, as they arrived) the
+    /// ciphertext is not read again; a digest of another part of the envelope is not used.
     @discardableResult
-    public static func verifySignature(_ source: EnvelopeSource, sender: IdentityBundle) throws -> EnvelopeHeader {
+    public static func verifySignature(_ source: EnvelopeSource, sender: IdentityBundle,
+                                       payloadDigest: EnvelopePayloadDigester.Digest? = nil) throws -> EnvelopeHeader {
         let (header, payloadOffset) = try parseHeader(source)
         try checkLayout(header, payloadOffset: payloadOffset, source: source, sender: sender)
-        try checkSignature(header, payloadOffset: payloadOffset, source: source, sender: sender, progress: nil)
+        let digest = payloadDigest.flatMap { $0.payloadOffset == payloadOffset && $0.payloadLength == header.ciphertextLength ? $0.sha256 : nil }
+        try checkSignature(header, payloadOffset: payloadOffset, source: source, sender: sender, payloadDigest: digest, progress: nil)
         return header
     }
 
@@ -222,9 +226,23 @@ public enum EnvelopeOpener {
         }
     }
 
-    /// Hashes the payload ciphertext and checks the signature with `sender`'s signing key.
+    /// Checks the signature with `sender`'s signing key over the header and the payload
+    /// ciphertext's hash (`payloadDigest`, or hashed here from `source`).
     private static func checkSignature(_ header: EnvelopeHeader, payloadOffset: UInt64, source: EnvelopeSource, sender: IdentityBundle,
-                                       progress: EnvelopeSealer.Progress?) throws {
+                                       payloadDigest: [UInt8]?, progress: EnvelopeSealer.Progress?) throws {
+        let trailerOffset = payloadOffset + header.ciphertextLength
+        let digest = try payloadDigest ?? hashPayload(header, payloadOffset: payloadOffset, source: source, progress: progress)
+        let lengthField = try source.read(at: trailerOffset, count: 2)
+        let signature = try source.read(at: trailerOffset + 2, count: Int(UInt64(lengthField[0]) << 8 | UInt64(lengthField[1])))
+        let signed = EnvelopeSealer.signatureContext + header.encoded + digest
+        guard sender.signingKey.isValidSignature(signature, for: signed) else {
+            throw FormatError(.authenticationFailed, "the signature does not verify: the envelope was changed after \(sender.name) signed it, or \(sender.name) did not sign it")
+        }
+    }
+
+    /// SHA-256 of the payload ciphertext, read from `source` in blocks.
+    private static func hashPayload(_ header: EnvelopeHeader, payloadOffset: UInt64, source: EnvelopeSource,
+                                    progress: EnvelopeSealer.Progress?) throws -> [UInt8] {
         let ciphertextLength = header.ciphertextLength
         let trailerOffset = payloadOffset + ciphertextLength
         let hasher = try SHA256()
@@ -239,12 +257,7 @@ public enum EnvelopeOpener {
             offset += UInt64(count)
             progress?(offset - payloadOffset, ciphertextLength)
         }
-        let lengthField = try source.read(at: trailerOffset, count: 2)
-        let signature = try source.read(at: trailerOffset + 2, count: Int(UInt64(lengthField[0]) << 8 | UInt64(lengthField[1])))
-        let signed = EnvelopeSealer.signatureContext + header.encoded + hasher.finalize()
-        guard sender.signingKey.isValidSignature(signature, for: signed) else {
-            throw FormatError(.authenticationFailed, "the signature does not verify: the envelope was changed after \(sender.name) signed it, or \(sender.name) did not sign it")
-        }
+        return hasher.finalize()
     }
 
     private static func parseHeader(_ source: EnvelopeSource) throws -> (header: EnvelopeHeader, payloadOffset: UInt64) {

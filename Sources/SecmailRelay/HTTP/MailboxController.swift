@@ -101,7 +101,7 @@ struct MailboxController: Sendable {
     /// bounded by its declared length, then deposits it. Returns its id and size.
     func depositFile(_ body: RequestBody, declared: Int, recipients: [IdentityName], depositor: IdentityName) async throws -> (MessageID, Int) {
         let incoming = try IncomingEnvelopeFile(url: mailboxes.incomingFile())
-        let sha256: [UInt8]
+        let hashes: IncomingEnvelopeFile.Hashes
         do {
             for try await buffer in body {
                 guard incoming.size + buffer.readableBytes <= declared else {
@@ -109,12 +109,13 @@ struct MailboxController: Sendable {
                 }
                 try await incoming.append(buffer.readableBytesView)
             }
-            sha256 = try await incoming.finish()
+            hashes = try await incoming.finish()
         } catch {
             try? FileManager.default.removeItem(at: incoming.url)
             throw error
         }
-        let id = try await mailboxes.deposit(file: incoming.url, sha256: sha256, recipients: recipients, depositor: depositor)
+        let id = try await mailboxes.deposit(file: incoming.url, sha256: hashes.sha256, payloadDigest: hashes.payload, recipients: recipients,
+                                             depositor: depositor)
         return (id, incoming.size)
     }
 

@@ -74,8 +74,10 @@ public struct MailboxStore: Sendable {
     }
 
     /// Stores the envelope in `file` (complete and fsynced) for `recipients`, deposited by
-    /// `depositor` (see `deposit(_:sha256:recipients:depositor:)`).
-    public func deposit(file: URL, sha256: [UInt8], recipients: [IdentityName], depositor: IdentityName) async throws -> MessageID {
+    /// `depositor` (see `deposit(_:sha256:recipients:depositor:)`). `payloadDigest`, taken as the
+    /// file was written, spares the signature check a second read of it.
+    public func deposit(file: URL, sha256: [UInt8], payloadDigest: EnvelopePayloadDigester.Digest? = nil, recipients: [IdentityName],
+                        depositor: IdentityName) async throws -> MessageID {
         let source: FileEnvelopeSource
         do {
             source = try FileEnvelopeSource(url: file)
@@ -83,20 +85,22 @@ public struct MailboxStore: Sendable {
             try? FileManager.default.removeItem(at: file)
             throw error
         }
-        return try await deposit(.file(file), source: source, sha256: sha256, recipients: recipients, depositor: depositor)
+        return try await deposit(.file(file), source: source, sha256: sha256, payloadDigest: payloadDigest, recipients: recipients,
+                                 depositor: depositor)
     }
 
     /// Stores a small envelope (at most `inlineLimit` bytes) held in memory, in its database row.
     public func deposit(bytes: [UInt8], sha256: [UInt8], recipients: [IdentityName], depositor: IdentityName) async throws -> MessageID {
         precondition(bytes.count <= Self.inlineLimit, "an envelope of \(bytes.count) bytes goes to a file")
-        return try await deposit(.inline(bytes), source: MemoryEnvelopeSource(bytes), sha256: sha256, recipients: recipients,
-                                 depositor: depositor)
+        return try await deposit(.inline(bytes), source: MemoryEnvelopeSource(bytes), sha256: sha256, payloadDigest: nil,
+                                 recipients: recipients, depositor: depositor)
     }
 
     /// Checks: a well-formed envelope of exactly its declared size, sent in the depositor's name,
     /// signed at a time within the window, encrypted to a key of every recipient, a message id not accepted for any of them before,
     /// and room in every mailbox. Returns the message id once the deposit is durable.
-    private func deposit(_ envelope: PendingDeposit.Envelope, source: EnvelopeSource, sha256: [UInt8], recipients: [IdentityName],
+    private func deposit(_ envelope: PendingDeposit.Envelope, source: EnvelopeSource, sha256: [UInt8],
+                         payloadDigest: EnvelopePayloadDigester.Digest?, recipients: [IdentityName],
                          depositor: IdentityName) async throws -> MessageID {
         let header: EnvelopeHeader
         do {
@@ -113,7 +117,7 @@ public struct MailboxStore: Sendable {
             let handOver = HandOver(source: source)
             try await Self.offloaded {
                 do {
-                    try EnvelopeOpener.verifySignature(handOver.source, sender: signer)
+                    try EnvelopeOpener.verifySignature(handOver.source, sender: signer, payloadDigest: payloadDigest)
                 } catch let error as FormatError {
                     throw RelayError(.invalidRequest, "refused: \(error.reason)")
                 }
