@@ -219,10 +219,14 @@ struct RelayBackupCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let summary = try await RelayBackup.make(from: dataOptions.dataDirectory, to: URL(fileURLWithPath: to, isDirectory: true))
-            var lines = ["Backed up \(dataOptions.data) to \(to): \(summary.identities) identities, \(summary.logLeaves) log entries, "
-                + "\(summary.messages) messages (\(summary.envelopeFiles) envelope files, \(formatBytes(UInt64(summary.envelopeBytes))))"]
+            func counted(_ count: Int, _ one: String, _ many: String) -> String { "\(count) \(count == 1 ? one : many)" }
+            var lines = ["Backed up \(dataOptions.data) to \(to): \(counted(summary.identities, "identity", "identities")), "
+                + "\(counted(summary.logLeaves, "log entry", "log entries")), \(counted(summary.messages, "message", "messages")) "
+                + "(\(counted(summary.envelopeFiles, "envelope file", "envelope files")), \(formatBytes(UInt64(summary.envelopeBytes))))"]
             if summary.deletedDuringBackup > 0 {
-                lines.append("\(summary.deletedDuringBackup) messages deleted by their recipients during the backup are not in it")
+                let one = summary.deletedDuringBackup == 1
+                lines.append("\(counted(summary.deletedDuringBackup, "message", "messages")) deleted by \(one ? "its recipient" : "their recipients") "
+                    + "during the backup \(one ? "is" : "are") not in it")
             }
             Terminal.info(lines.joined(separator: "\n"))
         }
