@@ -49,7 +49,8 @@ public struct ImagePipeline: Sendable {
     /// `allowJXLRendering` (every recipient reads the rendering box). Every form is checked before
     /// it may win: the JPEG decodes to the same pixels, the JPEG XL gives back the JPEG, or the
     /// pixels and rendering information, exactly.
-    public func wireForm(of bytes: [UInt8], alwaysPNG: Bool = false, allowJXL: Bool = false, allowJXLRendering: Bool = false) throws -> WireImage {
+    public func wireForm(of bytes: [UInt8], alwaysPNG: Bool = false, allowJXL: Bool = false,
+                         allowJXLRendering: Bool = false) throws -> WireImage {
         let (format, image) = try decode(bytes)
         if format != .jpeg || alwaysPNG {
             let original = format == .png ? bytes : nil
@@ -64,21 +65,21 @@ public struct ImagePipeline: Sendable {
             return WireImage(png: png.bytes, jpeg: jpeg, jxl: jxl, sendPNGOnly: alwaysPNG, originalSize: bytes.count, image: image)
         }
         // The stripped JPEG's check and the PNG estimate need the pixels, the JPEG XL only the
-        // stripped JPEG: they run side by side (a 4-megapixel photo: about 0.24 s instead of 0.27 s; libjxl already uses both cores).
+        // stripped JPEG: they run side by side (a 4-megapixel photo: about 0.24 s instead of
+        // 0.27 s; libjxl already uses both cores).
         let stripped = JPEGStripper.strip(bytes, orientation: image.orientation)
         let pipeline = self
-        let (recompressed, (checked, estimate)) = try concurrently({ allowJXL ? stripped.flatMap(pipeline.recompressedJXL) : nil }, {
+        let (jxl, (checked, estimate)) = try concurrently({ allowJXL ? stripped.flatMap(pipeline.recompressedJXL) : nil }, {
             (try stripped.flatMap { try pipeline.verifiedJPEG($0, decoded: image) }, try PNGOptimizer.estimatedSize(of: image))
         })
         guard let jpeg = checked else {
             // The JPEG XL came from a JPEG whose pixels differ: it goes with it.
             let png = try PNGOptimizer(effort: effort).optimize(image)
-            return WireImage(png: png.bytes, jpeg: nil, jxl: allowJXL ? losslessJXL(image, withRendering: allowJXLRendering) : nil, sendPNGOnly: false,
-                             originalSize: bytes.count, image: image)
+            let pixels = allowJXL ? losslessJXL(image, withRendering: allowJXLRendering) : nil
+            return WireImage(png: png.bytes, jpeg: nil, jxl: pixels, sendPNGOnly: false, originalSize: bytes.count, image: image)
         }
         // A photo's PNG is several times its JPEG: the estimate from a sample of rows decides
         // whether a PNG is made at all, then a fast PNG whether the search is worth it.
-        let jxl = recompressed
         let best = min(jpeg.count, jxl?.count ?? .max)
         guard estimate < best + best / 4 else {
             return WireImage(png: nil, pngEstimate: estimate, jpeg: jpeg, jxl: jxl, sendPNGOnly: false, originalSize: bytes.count, image: image)
