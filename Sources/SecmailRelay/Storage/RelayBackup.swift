@@ -87,7 +87,8 @@ public enum RelayBackup {
 
         let database = try RelayDatabase(path: backupDatabase.path)
         let fileBacked = try await database.read { db in
-            try Row.fetchAll(db, sql: "SELECT envelope_id, size FROM envelopes WHERE inline_data IS NULL").map { ($0["envelope_id"] as String, $0["size"] as Int64) }
+            try Row.fetchAll(db, sql: "SELECT envelope_id, size FROM envelopes WHERE inline_data IS NULL")
+                .map { ($0["envelope_id"] as String, $0["size"] as Int64) }
         }
         var vanished: [String] = []
         var bytes: Int64 = 0
