@@ -16,10 +16,15 @@ import SecmailImages
 /// note, so nothing received is lost. `keepJPEG` keeps every JPEG as it travelled, and saves a
 /// JPEG XL made from a JPEG as that JPEG, bit for bit. A compressed attachment (encoding 1) is
 /// inflated to the file its sender attached; one that does not inflate exactly is refused.
+/// Told that the image attachment `name` starts converting to PNG; the closure it returns is
+/// called when that is done (a command shows a status line while a long conversion runs).
+public typealias ImageConversionObserver = @Sendable (_ name: String) -> @Sendable () -> Void
+
 public final class AttachmentDirectory: ContentSink {
     public let outputDirectory: URL
     private let staging: URL
     private let keepJPEG: Bool
+    private let converting: ImageConversionObserver?
     private var staged: [(info: AttachmentInfo, url: URL)] = []
     private var current: BackgroundWriter?
     private var isFinished = false
@@ -31,9 +36,10 @@ public final class AttachmentDirectory: ContentSink {
     public static let messagePixelBudget = 100_000_000
     private var pixelsConverted = 0
 
-    public init(outputDirectory: URL, keepJPEG: Bool = false) throws {
+    public init(outputDirectory: URL, keepJPEG: Bool = false, converting: ImageConversionObserver? = nil) throws {
         self.outputDirectory = outputDirectory
         self.keepJPEG = keepJPEG
+        self.converting = converting
         try FileSystem.createPrivateDirectory(outputDirectory)
         TemporaryFiles.sweep(outputDirectory, prefixes: ["secmail-staging"])
         staging = TemporaryFiles.path(in: outputDirectory, prefix: "secmail-staging", isDirectory: true)
@@ -123,6 +129,8 @@ public final class AttachmentDirectory: ContentSink {
             notes.append("\(info.name) was not converted to PNG: this message's images passed \(Self.messagePixelBudget / 1_000_000) megapixels; saved as the \(kind) it travelled as")
             return (info.name, url)
         }
+        let finished = converting?(info.name)
+        defer { finished?() }
         do {
             let bytes = Array(try Data(contentsOf: url))
             let pipeline = ImagePipeline(limits: ImageLimits(maxPixels: budget))
@@ -170,10 +178,10 @@ public final class AttachmentDirectory: ContentSink {
     /// A failure to save leaves no attachment behind and is returned, not thrown: the message
     /// verified, and its text must reach the reader.
     public static func decrypt(_ verified: VerifiedEnvelope, into output: URL, keepJPEG: Bool = false,
-                               progress: EnvelopeSealer.Progress? = nil) throws -> Decrypted {
+                               progress: EnvelopeSealer.Progress? = nil, converting: ImageConversionObserver? = nil) throws -> Decrypted {
         let directory: AttachmentDirectory
         do {
-            directory = try AttachmentDirectory(outputDirectory: output, keepJPEG: keepJPEG)
+            directory = try AttachmentDirectory(outputDirectory: output, keepJPEG: keepJPEG, converting: converting)
         } catch let error as ClientError {
             // Nowhere to stage: the text still comes out of a decryption that keeps nothing.
             let message = try verified.decrypt(into: DiscardingContentSink(), progress: progress)

@@ -179,6 +179,12 @@ enum Terminal {
             }
         }
     }
+
+    /// "converting NAME to PNG… N s" while a received image converts for longer than a second.
+    static let imageConversionStatus: ImageConversionObserver = { name in
+        let line = StatusLine("converting \(TerminalText.neutralised(name)) to PNG")
+        return { line.finish() }
+    }
 }
 
 /// Runs `body` with one `RelayClient` for the relay pinned in `home` (or `client`, when given),

@@ -225,13 +225,14 @@ public struct MailClient {
     /// returned, and `saveFailure` says why (it can be read again into another folder).
     public func read(_ id: MessageID, identity: SenderIdentity, keys: [RecipientKey], into outputDirectory: URL? = nil,
                      keepJPEG: Bool = false, progress: EnvelopeSealer.Progress? = nil,
-                     downloadProgress: (@Sendable (UInt64, UInt64) -> Void)? = nil) async throws -> Read {
+                     downloadProgress: (@Sendable (UInt64, UInt64) -> Void)? = nil,
+                     converting: ImageConversionObserver? = nil) async throws -> Read {
         try FileSystem.createPrivateDirectory(receivedDirectory)
         TemporaryFiles.sweep(receivedDirectory, prefixes: ["fetching", "checking"])
         let output = outputDirectory ?? defaultOutputDirectory(for: id)
         let stored = receivedDirectory.appendingPathComponent("\(id.hex).sm")
         if FileManager.default.fileExists(atPath: stored.path) {
-            return try readKeptCopy(id, keys: keys, into: output, keepJPEG: keepJPEG, progress: progress)
+            return try readKeptCopy(id, keys: keys, into: output, keepJPEG: keepJPEG, progress: progress, converting: converting)
         }
         if KeptMail(home: home).wasPruned(id) {
             throw ClientError(.noSuchMessage, "message \(id) was read before and its kept copy pruned (`secmail prune`); it is not fetched from the relay again (a replay is refused)")
@@ -266,7 +267,7 @@ public struct MailClient {
         }
         try await relay.compareView(withSenderCheckpoint: header.senderCheckpoint, sender: header.senderName, messageID: id)
         try relay.saveLogView()
-        let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: keepJPEG, progress: progress)
+        let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: keepJPEG, progress: progress, converting: converting)
         // The sender key first, then the envelope (whose presence marks the message read): the
         // download was fsynced when it arrived (RelayHTTPConnection); the renames must be durable too.
         do {
@@ -297,7 +298,7 @@ public struct MailClient {
     /// A message read before, from its kept copy and the sender bundle that verified it then:
     /// the same checks of signature, recipient and key commitment, no relay involved.
     private func readKeptCopy(_ id: MessageID, keys: [RecipientKey], into output: URL, keepJPEG: Bool,
-                              progress: EnvelopeSealer.Progress?) throws -> Read {
+                              progress: EnvelopeSealer.Progress?, converting: ImageConversionObserver?) throws -> Read {
         let stored = receivedDirectory.appendingPathComponent("\(id.hex).sm")
         guard let senderBytes = try? Data(contentsOf: senderFile(id)) else {
             throw ClientError(.io, "message \(id) was read before, by a secmail that kept no record of the sender's key; open \(stored.path) with `secmail open --from` and the sender's identity file")
@@ -310,7 +311,7 @@ public struct MailClient {
         } catch let error as FormatError {
             throw ClientError(.verificationFailed, "the kept copy of message \(id) (\(stored.path)) no longer verifies: \(error.reason)")
         }
-        let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: keepJPEG, progress: progress)
+        let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: keepJPEG, progress: progress, converting: converting)
         return Read(message: opened.message, sender: sender, savedFiles: opened.saved,
                     notes: ["read before: this is the copy kept in \(stored.path)"] + opened.notes, readBefore: true,
                     saveFailure: opened.saveFailure, senderContact: nil)

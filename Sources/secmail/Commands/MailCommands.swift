@@ -199,7 +199,8 @@ struct ReadCommand: AsyncParsableCommand {
                 let downloading = Terminal.ProgressLine("downloading"), progress = Terminal.ProgressLine("verifying and decrypting")
                 let read = try await MailClient(relay: relay).read(
                     messageID, identity: identity, keys: keys, into: out.map { URL(fileURLWithPath: $0, isDirectory: true) }, keepJPEG: asSent,
-                    progress: progress.update, downloadProgress: { done, total in downloading.update(done, total) })
+                    progress: progress.update, downloadProgress: { done, total in downloading.update(done, total) },
+                    converting: Terminal.imageConversionStatus)
                 downloading.finish()
                 progress.finish()
                 return read

@@ -48,7 +48,8 @@ struct OpenCommand: AsyncParsableCommand {
             let output = out.map { URL(fileURLWithPath: $0, isDirectory: true) }
                 ?? keystore.home.url.appendingPathComponent("mail/\(verified.header.messageID.hex)", isDirectory: true)
             let decrypting = Terminal.ProgressLine("decrypting")
-            let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: asSent, progress: decrypting.update)
+            let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: asSent, progress: decrypting.update,
+                                                         converting: Terminal.imageConversionStatus)
             decrypting.finish()
             let shown = ShownMessage(header: opened.message.header, keyVersion: nil, text: opened.message.text,
                                      saved: Array(zip(opened.message.attachments, opened.saved)), notes: opened.notes)
