@@ -2,6 +2,10 @@ import Foundation
 import SecmailFormat
 import SecmailImages
 
+/// Told that the image attachment `name` starts converting to PNG; the closure it returns is
+/// called when that is done (a command shows a status line while a long conversion runs).
+public typealias ImageConversionObserver = @Sendable (_ name: String) -> @Sendable () -> Void
+
 /// Writes decrypted attachments into a hidden staging folder inside the output directory and
 /// moves them into place only on `commit()`: all of a message's files appear, or none (a move
 /// that fails takes back the ones before it). An interrupted open leaves nothing in the output
@@ -16,10 +20,6 @@ import SecmailImages
 /// note, so nothing received is lost. `keepJPEG` keeps every JPEG as it travelled, and saves a
 /// JPEG XL made from a JPEG as that JPEG, bit for bit. A compressed attachment (encoding 1) is
 /// inflated to the file its sender attached; one that does not inflate exactly is refused.
-/// Told that the image attachment `name` starts converting to PNG; the closure it returns is
-/// called when that is done (a command shows a status line while a long conversion runs).
-public typealias ImageConversionObserver = @Sendable (_ name: String) -> @Sendable () -> Void
-
 public final class AttachmentDirectory: ContentSink {
     public let outputDirectory: URL
     private let staging: URL
@@ -102,12 +102,7 @@ public final class AttachmentDirectory: ContentSink {
     private func inflated(info: AttachmentInfo, staged url: URL) throws -> URL {
         guard info.encoding == .deflate else { return url }
         do {
-            let file = try AttachmentCompression.decompress(Array(try Data(contentsOf: url)))
-            let inflated = url.appendingPathExtension("inflated")
-            let output = try PositionalFile(creatingAtPath: inflated.path, permissions: 0o600)
-            try output.write(file[...])
-            try output.synchronize()
-            return inflated
+            return try staged(try AttachmentCompression.decompress(Array(try Data(contentsOf: url))), next: url, extension: "inflated")
         } catch let error as ImageError {
             throw ClientError(.verificationFailed, "\(info.name) cannot be inflated: \(error.reason); no attachment of this message was saved")
         } catch {

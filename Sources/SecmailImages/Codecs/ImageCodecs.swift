@@ -6,8 +6,7 @@ import Foundation
 enum ImageCodecs {
     /// Decodes a PNG or JPEG file into canonical RGBA.
     static func decode(_ bytes: [UInt8], format: ImageFormat, limits: ImageLimits) throws -> RGBAImage {
-        var cLimits = smimg_limits(max_width: UInt32(clamping: limits.maxWidth), max_height: UInt32(clamping: limits.maxHeight),
-                                   max_pixels: UInt64(clamping: limits.maxPixels))
+        var cLimits = smimgLimits(limits)
         var image = smimg_image()
         var message = [CChar](repeating: 0, count: 256)
         var bounds = jxlBounds
@@ -24,7 +23,7 @@ enum ImageCodecs {
             }
         }
         defer { smimg_image_free(&image) }
-        let reason = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let reason = text(of: message)
         let kind = format.displayName
         switch Int(status) {
         case Int(SMIMG_OK): break
@@ -179,8 +178,7 @@ enum ImageCodecs {
 
     /// The JPEG a JPEG XL stream was recompressed from, bit for bit.
     static func jpeg(reconstructedFrom jxl: [UInt8], limits: ImageLimits) throws -> [UInt8] {
-        var cLimits = smimg_limits(max_width: UInt32(clamping: limits.maxWidth), max_height: UInt32(clamping: limits.maxHeight),
-                                   max_pixels: UInt64(clamping: limits.maxPixels))
+        var cLimits = smimgLimits(limits)
         var bounds = jxlBounds
         var image = smimg_image()
         defer { smimg_image_free(&image) }
@@ -192,7 +190,7 @@ enum ImageCodecs {
                 smimg_jxl_decode(input.baseAddress, input.count, &cLimits, &bounds, 1, &image, &jpeg, &size, text.baseAddress, text.count)
             }
         }
-        let reason = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let reason = text(of: message)
         switch Int(status) {
         case Int(SMIMG_OK): return try taken(status, jpeg, size, doing: "JPEG reconstruction")
         case Int(SMIMG_UNSUPPORTED): throw ImageError(.unsupported, "the JPEG XL image cannot give back a JPEG: \(reason)")
@@ -200,6 +198,17 @@ enum ImageCodecs {
         case Int(SMIMG_NO_MEMORY): throw ImageError(.outOfMemory, "not enough memory to decode the JPEG XL image")
         default: throw ImageError(.corrupt, "the JPEG XL image is damaged: \(reason)")
         }
+    }
+
+    /// The C form of `limits`.
+    private static func smimgLimits(_ limits: ImageLimits) -> smimg_limits {
+        smimg_limits(max_width: UInt32(clamping: limits.maxWidth), max_height: UInt32(clamping: limits.maxHeight),
+                     max_pixels: UInt64(clamping: limits.maxPixels))
+    }
+
+    /// The message a C call wrote into `buffer` (NUL-terminated).
+    private static func text(of buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     static func crc32(_ bytes: ArraySlice<UInt8>, continuing crc: UInt32 = 0) -> UInt32 {
