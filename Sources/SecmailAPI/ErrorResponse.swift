@@ -39,6 +39,8 @@ public enum ErrorCode: String, Sendable, CaseIterable, Equatable {
     case unauthorized
     /// The caller's proof was refused, or the caller may not do this (another user's mailbox).
     case forbidden
+    /// The sign-in challenge outlived its minute (a client that slept, say): ask for a new one.
+    case challengeExpired
     /// The request repeats something accepted once only (a message id per recipient).
     case conflict
     /// A mailbox quota or the envelope size limit.

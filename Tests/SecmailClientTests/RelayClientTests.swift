@@ -59,6 +59,36 @@ import Testing
         #expect(error?.reason.contains("pinned") == true)
     }
 
+    /// A client whose challenge expired before its answer reached the relay (a laptop that slept
+    /// mid sign-in, a starved process) asks for one new challenge; a second expiry is an error
+    /// that says what is odd.
+    @Test func anExpiredChallengeIsReplacedOnce() async throws {
+        for expiries in [1, 2] {
+            let clock = LateAnswerClock(lateAnswers: expiries)
+            let relay = try await RunningRelay(authenticationClock: { clock.read() })
+            defer { Task { await relay.stop() } }
+            #expect(try await register("alice", on: try await connect(relay)).status == 201)
+            let home = SecmailHome(url: try makeTemporaryDirectory("expired-challenge"))
+            let pin = try String(contentsOf: RunningRelay.certs.appendingPathComponent("relay.spki-sha256"), encoding: .utf8)
+            try RelaySettings(url: "https://localhost:\(relay.port)", caFile: RunningRelay.certs.appendingPathComponent("dev-ca.pem").path,
+                              relayKeyPin: pin.trimmingCharacters(in: .whitespacesAndNewlines),
+                              logVerifierKey: try relay.services.signer.verifier.verifierKey, checkpoint: nil).save(to: home)
+            let client = try RelayClient(home: home)
+            let alice = try SenderIdentity(bundle: ThrowawayIdentities.bundle("alice"), signingKey: ThrowawayIdentities.signingKey("alice"))
+            if expiries == 1 {
+                let token = try await client.token(for: alice)
+                #expect(clock.readings == 4, "two challenges issued and two answers checked")
+                let whoami = try await client.call(RelayRequest(.GET, Endpoint.whoami.path(), bearer: token), as: WhoAmIResponse.self)
+                #expect(whoami.name == "alice")
+            } else {
+                let error = await #expect(throws: ClientError.self) { try await client.token(for: alice) }
+                #expect(error?.reason.contains("two sign-in challenges for alice expire") == true, "\(String(describing: error))")
+                #expect(clock.readings == 4, "two challenges issued and two answers checked")
+            }
+            await client.close()
+        }
+    }
+
     @Test func aKeySwappedInTheRelayDatabaseIsDetected() async throws {
         let relay = try await RunningRelay()
         defer { Task { await relay.stop() } }
@@ -131,5 +161,29 @@ import Testing
         let forkedEarlier = try Checkpoint(origin: first.origin, size: first.size, rootHash: otherRoot)
         let fork = #expect(throws: ClientError.self) { try DirectoryVerification.verifyExtension(of: forkedEarlier, to: second, proof: proof) }
         #expect(fork?.reason.contains("forked") == true)
+    }
+}
+
+/// A relay clock on which each of the first `lateAnswers` sign-in answers arrives a second after
+/// its challenge expired. The authenticator reads the clock once per challenge (even readings)
+/// and once per answer (odd ones).
+final class LateAnswerClock: @unchecked Sendable {
+    // @unchecked: `count` is guarded by `lock`.
+    private let lock = NSLock()
+    private var count = 0
+    let lateAnswers: Int
+
+    init(lateAnswers: Int) {
+        self.lateAnswers = lateAnswers
+    }
+
+    var readings: Int { lock.withLock { count } }
+
+    func read() -> Int64 {
+        lock.withLock {
+            let answersSoFar = (count + 1) / 2
+            count += 1
+            return 1_800_000_000 + Int64(min(answersSoFar, lateAnswers)) * (Authenticator.challengeLifetime + 1)
+        }
     }
 }

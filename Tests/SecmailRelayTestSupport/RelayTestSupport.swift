@@ -48,7 +48,8 @@ public final class RunningRelay: @unchecked Sendable {
 
     public init(requiresInvite: Bool = false, maximumEnvelopeSize: Int = 256 << 20, mailboxQuota: Int = 1 << 30,
                 limits: RelayLimits = RelayLimits(deadlines: RunningRelay.patientDeadlines),
-                perIdentity: RateLimiter.Limit = .init(perSecond: 50, burst: 100)) async throws {
+                perIdentity: RateLimiter.Limit = .init(perSecond: 50, burst: 100),
+                authenticationClock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) async throws {
         folder = try makeTemporaryDirectory("relay-http")
         let database = try RelayDatabase(path: folder.appendingPathComponent("relay.sqlite").path)
         let nodeCache = LogNodeCache()
@@ -57,7 +58,7 @@ public final class RunningRelay: @unchecked Sendable {
                                  signer: CheckpointSigner(origin: "localhost/secmail", key: try Ed25519PrivateKey.generate()),
                                  authenticator: Authenticator(database: database, origin: "localhost/secmail",
                                                               relayKeyPin: try DevelopmentCertificates.publicKeyPin(certificateFile: Self.certs.appendingPathComponent("relay.pem")),
-                                                              perIdentity: perIdentity),
+                                                              perIdentity: perIdentity, clock: authenticationClock),
                                  mailboxes: try MailboxStore(database: database, directory: folder.appendingPathComponent("envelopes", isDirectory: true),
                                                              maximumEnvelopeSize: maximumEnvelopeSize, mailboxQuota: mailboxQuota),
                                  limits: limits)

@@ -83,7 +83,7 @@ final class TestClock: @unchecked Sendable {
         // An expired challenge, and an expired token.
         let late = try await auth.challenge(for: alice)
         clock.advance(Authenticator.challengeLifetime + 1)
-        await #expect(throws: RelayError.self) { try await auth.redeem(name: alice, nonce: late, signature: sign(late, as: "alice", for: "alice")) }
+        #expect(await relayErrorCode { try await auth.redeem(name: alice, nonce: late, signature: sign(late, as: "alice", for: "alice")) } == .challengeExpired)
         let fresh = try await auth.challenge(for: alice)
         let token = try await auth.redeem(name: alice, nonce: fresh, signature: sign(fresh, as: "alice", for: "alice")).token
         clock.advance(Authenticator.tokenLifetime + 1)

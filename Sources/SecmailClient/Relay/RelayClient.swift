@@ -91,7 +91,10 @@ public final class RelayClient {
     /// relay's refusal (`ClientError.refusal`).
     public func call<Answer: Decodable>(_ request: RelayRequest, expecting status: Int = 200, as type: Answer.Type,
                                         notFound: ClientError.Code = .notRegistered) async throws -> Answer {
-        let response = try await expect(status, request, notFound: notFound)
+        try decode(Answer.self, from: try await expect(status, request, notFound: notFound), to: request)
+    }
+
+    private func decode<Answer: Decodable>(_ type: Answer.Type, from response: RelayResponse, to request: RelayRequest) throws -> Answer {
         do {
             return try JSONDecoder().decode(Answer.self, from: Data(response.body))
         } catch {
@@ -117,20 +120,31 @@ public final class RelayClient {
     }
 
     /// A bearer token for `identity`'s name, signed in once per command (P8): the relay's nonce
-    /// signed with the current signing key.
+    /// signed with the current signing key. A challenge that expired before its answer arrived
+    /// (the machine slept, say) is replaced by a new one, once.
     public func token(for identity: SenderIdentity) async throws -> String {
         let name = identity.bundle.name
         if let token = tokens[name] { return token }
-        let challenge = try await call(try RelayRequest(.POST, Endpoint.challenge.path(), json: ChallengeRequest(name: name.value)),
-                                       as: ChallengeResponse.self)
         guard let pin = try settings.map({ try Fingerprint(hex: $0.relayKeyPin).bytes }) else {
             throw ClientError(.noIdentity, "no relay is pinned in \(home.url.path) yet")
         }
-        let answer = try await call(try RelayRequest(.POST, Endpoint.token.path(),
-                                                     json: SignIn.answer(challenge, as: identity, origin: try logVerifier().name, relayKeyPin: pin)),
-                                    as: TokenResponse.self)
-        tokens[name] = answer.token
-        return answer.token
+        let origin = try logVerifier().name
+        for attempt in 1...2 {
+            let challenge = try await call(try RelayRequest(.POST, Endpoint.challenge.path(), json: ChallengeRequest(name: name.value)),
+                                           as: ChallengeResponse.self)
+            let request = try RelayRequest(.POST, Endpoint.token.path(),
+                                           json: SignIn.answer(challenge, as: identity, origin: origin, relayKeyPin: pin))
+            let response = try await send(request)
+            if response.status != 200, (try? JSONDecoder().decode(ErrorResponse.self, from: Data(response.body)))?.code == .challengeExpired {
+                if attempt == 1 { continue }
+                break
+            }
+            guard response.status == 200 else { throw ClientError.refusal(response, relay: address, notFound: .notRegistered) }
+            let answer = try decode(TokenResponse.self, from: response, to: request)
+            tokens[name] = answer.token
+            return answer.token
+        }
+        throw ClientError(.relayRefused, "the relay at \(address) let two sign-in challenges for \(name) expire before they were answered; is this machine's clock or the relay's jumping?")
     }
 
     /// Whether `name` is registered, as the relay says (unverified: a hint that spares making

@@ -61,7 +61,7 @@ public struct Authenticator: Sendable {
                 throw RelayError(.forbidden, "unknown or already used challenge")
             }
             guard stored.expiresAt >= now else {
-                throw RelayError(.forbidden, "the challenge expired; ask for a new one")
+                throw RelayError(.challengeExpired, "the challenge expired; ask for a new one")
             }
             guard let bundleData = stored.bundle else {
                 throw RelayError(.notFound, "no one is registered as \(name) on this relay")
