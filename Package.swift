@@ -17,6 +17,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.34.1"),
         // Already a dependency of Hummingbird; named for the relay's log and its --log-level.
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // The relay's second storage engine, for several relays sharing one database (issue 15):
+        // the ecosystem's PostgreSQL driver, on SwiftNIO like the relay, without libpq.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // The system OpenSSL 3 (Debian: libssl-dev), found through pkg-config.
@@ -50,15 +53,16 @@ let package = Package(
         // The relay's HTTP API as types: every request and response body, the error body and the
         // routes, shared by the relay and the client (docs/API.md describes exactly these).
         .target(name: "SecmailAPI"),
-        // The relay's schema history: SQL files embedded in the binary (top-level migrations/).
+        // The relay's schema histories, one folder per engine: SQL files embedded in the binary (top-level migrations/).
         .target(
             name: "SecmailMigrations",
             path: "migrations",
-            resources: [.embedInCode("V001__directory.sql"), .embedInCode("V002__mailboxes.sql"), .embedInCode("V003__mailbox_usage.sql"),
-                        .embedInCode("V004__inline_envelopes.sql"),
-                        .embedInCode("V005__name_map.sql"), .embedInCode("V006__name_skeletons.sql"),
-                        .embedInCode("V007__key_owners.sql"), .embedInCode("V008__reader_features.sql"),
-                        .embedInCode("V009__sender_usage.sql")]
+            resources: [.embedInCode("sqlite/V001__directory.sql"), .embedInCode("sqlite/V002__mailboxes.sql"),
+                        .embedInCode("sqlite/V003__mailbox_usage.sql"), .embedInCode("sqlite/V004__inline_envelopes.sql"),
+                        .embedInCode("sqlite/V005__name_map.sql"), .embedInCode("sqlite/V006__name_skeletons.sql"),
+                        .embedInCode("sqlite/V007__key_owners.sql"), .embedInCode("sqlite/V008__reader_features.sql"),
+                        .embedInCode("sqlite/V009__sender_usage.sql"),
+                        .embedInCode("postgres/V001__relay.sql")]
         ),
         // The relay: storage now; directory, log and mailboxes over HTTP next.
         .target(
@@ -66,6 +70,7 @@ let package = Package(
             dependencies: [
                 "SecmailAPI", "SecmailFormat", "SecmailCrypto", "SecmailMigrations", "SecmailTLS",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
@@ -103,7 +108,6 @@ let package = Package(
             dependencies: [
                 "SecmailClient", "SecmailRelay", "SecmailFormat", "SecmailCrypto", "SecmailTLS",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         // libFuzzer harnesses for every parser of network and file bytes (scripts/fuzz.sh builds
@@ -116,7 +120,7 @@ let package = Package(
             name: "SecmailRelayTestSupport",
             dependencies: [
                 "SecmailRelay", "SecmailTLS", "SecmailCrypto", "SecmailFormat", "SecmailTestSupport",
-                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/SecmailRelayTestSupport"
@@ -145,7 +149,6 @@ let package = Package(
             dependencies: [
                 "secmail", "SecmailTestSupport", "SecmailRelayTestSupport", "SecmailRelay", "SecmailClient", "SecmailFormat", "SecmailCrypto",
                 "SecmailImages", "SecmailTLS", "SecmailAPI",
-                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             exclude: ["Fixtures"]
         ),
@@ -153,7 +156,7 @@ let package = Package(
             name: "SecmailClientTests",
             dependencies: [
                 "SecmailAPI", "SecmailClient", "SecmailRelay", "SecmailFormat", "SecmailCrypto", "SecmailTLS", "SecmailTestSupport",
-                "SecmailRelayTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                "SecmailRelayTestSupport",
             ]
         ),
         .testTarget(

@@ -12,7 +12,8 @@ public enum SchemaMigrations {
         public let sha256: String
     }
 
-    public static let all: [Migration] = [
+    /// The SQLite history (migrations/sqlite), from the first relay on.
+    public static let sqlite: [Migration] = [
         Migration(
             name: "V001__directory",
             sql: String(decoding: PackageResources.V001__directory_sql, as: UTF8.self),
@@ -49,5 +50,13 @@ public enum SchemaMigrations {
             name: "V009__sender_usage",
             sql: String(decoding: PackageResources.V009__sender_usage_sql, as: UTF8.self),
             sha256: "d43534392107dc3365aaf1a6725cc2714829cffc6e3fef3473fcb4a670286efa"),
+    ]
+
+    /// The PostgreSQL history (migrations/postgres): begins with SQLite's schema as of V009.
+    public static let postgres: [Migration] = [
+        Migration(
+            name: "V001__relay",
+            sql: String(decoding: PackageResources.V001__relay_sql, as: UTF8.self),
+            sha256: "073d0ac1ff8ed9e70800933dcab97aaa550efd34971ad1d139ed844c72cd4de4"),
     ]
 }

@@ -8,17 +8,17 @@ public struct RelayError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var code: Code
     public var reason: String
-    /// SQLite's own message, where it gave one.
-    public var sqliteMessage: String?
+    /// The database's own message (SQLite's, PostgreSQL's), where it gave one.
+    public var databaseMessage: String?
 
-    public init(_ code: Code, _ reason: String, sqliteMessage: String? = nil) {
+    public init(_ code: Code, _ reason: String, databaseMessage: String? = nil) {
         self.code = code
         self.reason = reason
-        self.sqliteMessage = sqliteMessage
+        self.databaseMessage = databaseMessage
     }
 
     public var description: String {
-        guard let sqliteMessage, !sqliteMessage.isEmpty else { return reason }
-        return "\(reason) (SQLite: \(sqliteMessage))"
+        guard let databaseMessage, !databaseMessage.isEmpty else { return reason }
+        return "\(reason) (database: \(databaseMessage))"
     }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import NIOCore
 import NIOPosix
 import SecmailAPI
@@ -77,10 +76,10 @@ func buildLog(databasePath: String, leaves: Int) async throws {
 func measureMapProofs(database: RelayDatabase, names: UInt64) async throws {
     var generator = SystemRandomNumberGenerator()
     let root = try await database.read { db in try NameMap(store: DatabaseMapNodes(db: db)).root() }
-    let stored = try database.read { db in
-        try Row.fetchOne(db, sql: "SELECT COUNT(*) AS nodes, SUM(length(prefix) + length(node) + 2) AS bytes FROM map_nodes")
+    let stored = try await database.read { db in
+        try db.fetchRow("SELECT COUNT(*) AS nodes, SUM(length(prefix) + length(node) + 2) AS bytes FROM map_nodes")
     }
-    let nodes: Int = stored?["nodes"] ?? 0, nodeBytes: Int = stored?["bytes"] ?? 0
+    let nodes: Int = try stored?.get("nodes") ?? 0, nodeBytes: Int = try stored?.get("bytes") ?? 0
     report(String(format: "map_storage names=%llu interior_nodes=%d nodes_per_name=%.2f node_payload_bytes_per_name=%.0f",
                  names, nodes, Double(nodes) / Double(max(names, 1)), Double(nodeBytes) / Double(max(names, 1))))
     var generation: [Double] = [], verification: [Double] = [], sizes: [Double] = []

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import SecmailClient
 import SecmailCrypto
 import SecmailFormat
@@ -347,7 +346,7 @@ import Testing
         let (_, data, relay, bob, ids) = try await control.mailbox("download-cap", texts: ["a message of some length"])
         #expect(await commands.stop(relay.process) == 0)
         let database = try RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)
-        try await database.write { db in try db.execute(sql: "UPDATE envelopes SET size = 100") }
+        try await database.write { db in try db.execute("UPDATE envelopes SET size = 100") }
         let restarted = try await commands.startRelay(data: data)
         try bob.retarget(port: restarted.port)
         let read = try bob.run(["read", ids[0]])

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import SecmailFormat
 import SecmailRelay
 import SecmailRelayTestSupport

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import SecmailCrypto
 import SecmailFormat
 import SecmailRelay
@@ -38,19 +37,19 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: mallory.home.appendingPathComponent("identity").path))
 
         // 1. The relay's database is edited to serve other keys for bob.
-        let database = try DatabaseQueue(path: data.appendingPathComponent("relay.sqlite").path)
+        let database = try RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)
         let (bobBundle, aliceBundle) = try await database.read { db in
-            (try Data.fetchOne(db, sql: "SELECT bundle FROM identities WHERE name = 'bob'"),
-             try Data.fetchOne(db, sql: "SELECT bundle FROM identities WHERE name = 'alice'"))
+            (try db.fetchOne(Data.self, "SELECT bundle FROM identities WHERE name = 'bob'"),
+             try db.fetchOne(Data.self, "SELECT bundle FROM identities WHERE name = 'alice'"))
         }
         try await database.write { db in
-            try db.execute(sql: "UPDATE identities SET bundle = ? WHERE name = 'bob'", arguments: [aliceBundle])
+            try db.execute("UPDATE identities SET bundle = ? WHERE name = 'bob'", [aliceBundle])
         }
         let swapped = try alice.run(["lookup", "bob"])
         #expect(swapped.status == 2, "\(swapped.stderr)")
         #expect(swapped.stderr.contains("the relay answered with alice's key") || swapped.stderr.contains("different key"))
         try await database.write { db in
-            try db.execute(sql: "UPDATE identities SET bundle = ? WHERE name = 'bob'", arguments: [bobBundle])
+            try db.execute("UPDATE identities SET bundle = ? WHERE name = 'bob'", [bobBundle])
         }
         #expect(try alice.run(["lookup", "bob"]).status == 0)
 

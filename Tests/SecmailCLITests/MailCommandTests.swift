@@ -1,5 +1,5 @@
 import Foundation
-import GRDB
+import SecmailRelay
 import SecmailImages
 import SecmailTestSupport
 import Testing
@@ -225,12 +225,11 @@ import Testing
             .trimmingCharacters(in: .whitespacesAndNewlines)
         // A small envelope lives in the relay's database, where the change is made.
         #expect(contents(of: data.appendingPathComponent("envelopes", isDirectory: true)).isEmpty)
-        let database = try DatabaseQueue(path: data.appendingPathComponent("relay.sqlite").path)
+        let database = try RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)
         try await database.write { db in
-            var bytes = Array(try #require(try Data.fetchOne(db, sql: "SELECT inline_data FROM envelopes WHERE message_id = ?",
-                                                             arguments: [Data(hexBytes(tampered))])))
+            var bytes = Array(try #require(try db.fetchOne(Data.self, "SELECT inline_data FROM envelopes WHERE message_id = ?", [Data(hexBytes(tampered))])))
             bytes[bytes.count / 2] ^= 0x01
-            try db.execute(sql: "UPDATE envelopes SET inline_data = ? WHERE message_id = ?", arguments: [Data(bytes), Data(hexBytes(tampered))])
+            try db.execute("UPDATE envelopes SET inline_data = ? WHERE message_id = ?", [Data(bytes), Data(hexBytes(tampered))])
         }
         let tamperedOut = folder.appendingPathComponent("tampered-out", isDirectory: true)
         let refused = try bob.run(["read", tampered, "--out", tamperedOut.path])

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import SecmailFormat
 import SecmailRelay
 import SecmailTestSupport
@@ -49,10 +48,10 @@ import Testing
             for index in 0..<10_000 {
                 let envelopeID = String(format: "%032x", index)
                 let messageID = Data((0..<16).map { UInt8(truncatingIfNeeded: index >> (8 * ($0 % 4))) ^ UInt8($0) })
-                try db.execute(sql: """
+                try db.execute("""
                     INSERT INTO envelopes (envelope_id, message_id, sender, size, sha256, received_at, inline_data) VALUES (?, ?, 'alice', 3, ?, ?, ?)
-                    """, arguments: [envelopeID, messageID, Data(repeating: 0, count: 32), 1_800_000_000 + index / 7, Data([1, 2, 3])])
-                try db.execute(sql: "INSERT INTO deliveries (recipient, message_id, envelope_id) VALUES ('bob', ?, ?)", arguments: [messageID, envelopeID])
+                    """, [envelopeID, messageID, Data(repeating: 0, count: 32), 1_800_000_000 + index / 7, Data([1, 2, 3])])
+                try db.execute("INSERT INTO deliveries (recipient, message_id, envelope_id) VALUES ('bob', ?, ?)", [messageID, envelopeID])
             }
         }
         relay = try await commands.startRelay(data: data)
@@ -75,19 +74,19 @@ import Testing
         #expect(await commands.stop(relay.process) == 0)
         let database = try RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)
         try await database.write { [ids] db in
-            let altered = try #require(try String.fetchOne(db, sql: """
+            let altered = try #require(try db.fetchOne(String.self, """
                 SELECT envelope_id FROM deliveries WHERE recipient = 'bob' AND hex(message_id) = upper(?)
-                """, arguments: [ids[1]]))
-            var bytes = try #require(try Data.fetchOne(db, sql: "SELECT inline_data FROM envelopes WHERE envelope_id = ?", arguments: [altered]))
+                """, [ids[1]]))
+            var bytes = try #require(try db.fetchOne(Data.self, "SELECT inline_data FROM envelopes WHERE envelope_id = ?", [altered]))
             bytes[bytes.count - 400] ^= 1
-            try db.execute(sql: "UPDATE envelopes SET inline_data = ? WHERE envelope_id = ?", arguments: [bytes, altered])
-            try db.execute(sql: """
+            try db.execute("UPDATE envelopes SET inline_data = ? WHERE envelope_id = ?", [bytes, altered])
+            try db.execute("""
                 INSERT INTO envelopes (envelope_id, message_id, sender, size, sha256, received_at, inline_data)
                 VALUES ('0123456789abcdef0123456789abcdef', X'00112233445566778899AABBCCDDEEFF', 'alice', 5, ?, 1, X'6A756E6B21')
-                """, arguments: [Data(repeating: 0, count: 32)])
-            try db.execute(sql: "INSERT INTO deliveries (recipient, message_id, envelope_id) VALUES ('bob', X'00112233445566778899AABBCCDDEEFF', '0123456789abcdef0123456789abcdef')")
-            try db.execute(sql: "UPDATE mailbox_usage SET bytes = bytes + 5 WHERE recipient = 'bob'")
-            try db.execute(sql: "UPDATE sender_usage SET bytes = bytes + 5 WHERE recipient = 'bob' AND sender = 'alice'")
+                """, [Data(repeating: 0, count: 32)])
+            try db.execute("INSERT INTO deliveries (recipient, message_id, envelope_id) VALUES ('bob', X'00112233445566778899AABBCCDDEEFF', '0123456789abcdef0123456789abcdef')")
+            try db.execute("UPDATE mailbox_usage SET bytes = bytes + 5 WHERE recipient = 'bob'")
+            try db.execute("UPDATE sender_usage SET bytes = bytes + 5 WHERE recipient = 'bob' AND sender = 'alice'")
         }
         relay = try await commands.startRelay(data: data)
         try bob.retarget(port: relay.port)

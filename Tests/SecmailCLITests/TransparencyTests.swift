@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import SecmailAPI
 import SecmailClient
 import SecmailCrypto
@@ -141,11 +140,11 @@ enum DirectoryVectorsFile {
         let id = try #require((try JSONSerialization.jsonObject(with: Data(sent.stdout.utf8)) as? [String: Any])?["id"] as? String)
         // The relay routes the envelope (as deposited, signed by alice) into bob's fork.
         try await relayB.database.write { db in
-            try db.execute(sql: "ATTACH DATABASE ? AS fork", arguments: [dataA.appendingPathComponent("relay.sqlite").path])
+            try db.execute("ATTACH DATABASE ? AS fork", [dataA.appendingPathComponent("relay.sqlite").path])
             for table in ["envelopes", "deliveries", "accepted_messages"] {
-                try db.execute(sql: "INSERT OR IGNORE INTO main.\(table) SELECT * FROM fork.\(table)")
+                try db.execute("INSERT OR IGNORE INTO main.\(table) SELECT * FROM fork.\(table)")
             }
-            try db.execute(sql: "INSERT OR REPLACE INTO main.mailbox_usage SELECT * FROM fork.mailbox_usage")
+            try db.execute("INSERT OR REPLACE INTO main.mailbox_usage SELECT * FROM fork.mailbox_usage")
         }
         let read = try bob.run(["read", id], in: folder)
         #expect(read.status == 2)

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import SecmailAPI
 import SecmailClient
 import SecmailCrypto
@@ -99,8 +98,7 @@ import Testing
                                                 signingKey: ThrowawayIdentities.signingKey("carol"),
                                                 encryptionKey: ThrowawayIdentities.encryptionKey("carol").publicKey)
         try await relay.services.directory.database.write { db in
-            try db.execute(sql: "UPDATE identities SET bundle = ?, fingerprint = ? WHERE name = 'alice'",
-                           arguments: [Data(mallory.encoded), Data(mallory.fingerprint.bytes)])
+            try db.execute("UPDATE identities SET bundle = ?, fingerprint = ? WHERE name = 'alice'", [Data(mallory.encoded), Data(mallory.fingerprint.bytes)])
         }
         let answer = try await lookup("alice", on: connection)
         let error = #expect(throws: ClientError.self) {

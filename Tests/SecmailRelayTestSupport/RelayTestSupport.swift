@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Hummingbird
 import Logging
 import SecmailCrypto
@@ -200,8 +199,7 @@ public struct RelayDatabaseForgery {
             let root = try map.set(NameMapKey.of(bundle.name), valueHash: value.hash)
             let entry = try DirectoryEntry(kind: kind, time: time, bundle: bundle, mapRoot: root)
             _ = try LogStore.append(entry.encoded, time: time, in: db)
-            try db.execute(sql: "INSERT INTO identities (name, key_version, bundle, fingerprint, log_index, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [bundle.name.value, Int64(bundle.keyVersion), Data(bundle.encoded), Data(bundle.fingerprint.bytes), Int64(index), time])
+            try db.execute("INSERT INTO identities (name, key_version, bundle, fingerprint, log_index, created_at) VALUES (?, ?, ?, ?, ?, ?)", [bundle.name.value, Int64(bundle.keyVersion), Data(bundle.encoded), Data(bundle.fingerprint.bytes), Int64(index), time])
         }
     }
 
@@ -210,7 +208,7 @@ public struct RelayDatabaseForgery {
     /// `keepVersion` is 0.
     public func hideVersions(of name: String, above keepVersion: UInt32) async throws {
         try await database.write { db in
-            try db.execute(sql: "DELETE FROM identities WHERE name = ? AND key_version > ?", arguments: [name, Int64(keepVersion)])
+            try db.execute("DELETE FROM identities WHERE name = ? AND key_version > ?", [name, Int64(keepVersion)])
         }
     }
 

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import SecmailCrypto
 import SecmailFormat
 @testable import SecmailRelay
@@ -73,8 +72,7 @@ import Testing
             for bundle in bundles {
                 let leaf = try DirectoryEntry(kind: .registration, time: 7, bundle: bundle, mapRoot: nil)
                 let index = try LogStore.append(leaf.encoded, time: 7, in: db)
-                try db.execute(sql: "INSERT INTO identities (name, key_version, bundle, fingerprint, log_index, created_at) VALUES (?, 1, ?, ?, ?, 7)",
-                               arguments: [bundle.name.value, Data(bundle.encoded), Data(bundle.fingerprint.bytes), Int64(index)])
+                try db.execute("INSERT INTO identities (name, key_version, bundle, fingerprint, log_index, created_at) VALUES (?, 1, ?, ?, ?, 7)", [bundle.name.value, Data(bundle.encoded), Data(bundle.fingerprint.bytes), Int64(index)])
             }
         }
         #expect(try directory.commitMapIfMissing())
@@ -166,7 +164,7 @@ import Testing
         #expect(await relayErrorCode { try await directory.register(ThrowawayIdentities.bundle("carol")) } == .conflict)
 
         // A database from before V007: the owners are rebuilt from the logged bundles at start-up.
-        try await directory.database.write { db in try db.execute(sql: "DELETE FROM key_owners") }
+        try await directory.database.write { db in try db.execute("DELETE FROM key_owners") }
         try directory.backfillRegistrationIndexes()
         #expect(await relayErrorCode { try await directory.register(malloryWithAlicesKeys) } == .conflict)
         #expect(await relayErrorCode { try await directory.register(halfShared) } == .conflict)

@@ -11,18 +11,22 @@ import Testing
     static let migrationsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("migrations", isDirectory: true)
 
-    /// Shipped migrations never change: every file still has the checksum recorded when it
-    /// shipped, the binary embeds exactly that file, and no SQL file is missing from the list.
-    @Test func everyMigrationFileMatchesItsShippedChecksumAndIsEmbedded() async throws {
-        let files = try FileManager.default.contentsOfDirectory(atPath: Self.migrationsDirectory.path)
-            .filter { $0.hasSuffix(".sql") }.sorted()
-        #expect(files == SchemaMigrations.all.map { $0.name + ".sql" })
-        for migration in SchemaMigrations.all {
-            let bytes = Array(try Data(contentsOf: Self.migrationsDirectory.appendingPathComponent(migration.name + ".sql")))
+    /// Shipped migrations never change: every file of each engine's folder still has the
+    /// checksum recorded when it shipped, the binary embeds exactly that file, and no SQL file is
+    /// missing from the list.
+    @Test(arguments: [("sqlite", SchemaMigrations.sqlite), ("postgres", SchemaMigrations.postgres)])
+    func everyMigrationFileMatchesItsShippedChecksumAndIsEmbedded(engine: String, history: [SchemaMigrations.Migration]) async throws {
+        let folder = Self.migrationsDirectory.appendingPathComponent(engine, isDirectory: true)
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".sql") }.sorted()
+        #expect(files == history.map { $0.name + ".sql" })
+        for migration in history {
+            let bytes = Array(try Data(contentsOf: folder.appendingPathComponent(migration.name + ".sql")))
             #expect(hexString(SHA256.hash(bytes)) == migration.sha256, "\(migration.name) was edited after shipping")
             #expect(Array(migration.sql.utf8) == bytes)
         }
-        #expect(SchemaMigrations.all.map(\.name) == SchemaMigrations.all.map(\.name).sorted())
+        #expect(history.map(\.name) == history.map(\.name).sorted())
+        let stray = try FileManager.default.contentsOfDirectory(atPath: Self.migrationsDirectory.path).filter { $0.hasSuffix(".sql") }
+        #expect(stray.isEmpty, "SQL files belong in migrations/sqlite or migrations/postgres: \(stray)")
     }
 
     @Test func databaseUsesWALWithFullSyncAndMigratesOnce() async throws {
@@ -32,16 +36,17 @@ import Testing
         for _ in 0..<2 {
             let database = try RelayDatabase(path: path)
             let (journal, readerSynchronous, applied, hasNodes) = try await database.read { db in
-                (try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA synchronous"),
-                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM schema_migrations"), try db.tableExists("log_nodes"))
+                (try db.fetchOne(String.self, "PRAGMA journal_mode"), try db.fetchOne(Int.self, "PRAGMA synchronous"),
+                 try db.fetchOne(Int.self, "SELECT COUNT(*) FROM schema_migrations"),
+                 try db.fetchOne(Bool.self, "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'log_nodes')") == true)
             }
             // The writer is the connection whose commits are acknowledged; GRDB's WAL set-up
             // leaves it at NORMAL (1) unless RelayDatabase sets it back.
-            let writerSynchronous = try await database.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
+            let writerSynchronous = try await database.write { db in try db.fetchOne(Int.self, "PRAGMA synchronous") }
             #expect(journal == "wal")
             #expect(writerSynchronous == 2)  // FULL
             #expect(readerSynchronous == 2)
-            #expect(applied == SchemaMigrations.all.count)
+            #expect(applied == SchemaMigrations.sqlite.count)
             #expect(hasNodes)
         }
     }
@@ -51,16 +56,16 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("relay.sqlite").path
         let database = try RelayDatabase(path: path)
-        try await database.write { db in try db.execute(sql: "UPDATE schema_migrations SET sha256 = 'edited'") }
+        try await database.write { db in try db.execute("UPDATE schema_migrations SET sha256 = 'edited'") }
         let edited = #expect(throws: RelayError.self) { try RelayDatabase(path: path) }
         #expect(edited?.code == .schemaMismatch)
         #expect(edited?.reason.contains("must never change") == true)
 
         try await database.write { db in
-            for migration in SchemaMigrations.all {
-                try db.execute(sql: "UPDATE schema_migrations SET sha256 = ? WHERE name = ?", arguments: [migration.sha256, migration.name])
+            for migration in SchemaMigrations.sqlite {
+                try db.execute("UPDATE schema_migrations SET sha256 = ? WHERE name = ?", [migration.sha256, migration.name])
             }
-            try db.execute(sql: "INSERT INTO schema_migrations VALUES ('V999__future', 'x', 0)")
+            try db.execute("INSERT INTO schema_migrations VALUES ('V999__future', 'x', 0)")
         }
         let newer = #expect(throws: RelayError.self) { try RelayDatabase(path: path) }
         #expect(newer?.reason.contains("newer or different relay") == true)
@@ -72,24 +77,23 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("relay.sqlite").path
         let before = try DatabaseQueue(path: path)
-        let upToV008 = Array(SchemaMigrations.all.prefix { $0.name != "V009__sender_usage" })
-        try SchemaMigrator.migrate(before, migrations: upToV008)
+        let upToV008 = Array(SchemaMigrations.sqlite.prefix { $0.name != "V009__sender_usage" })
         try await before.write { db in
+            let transaction = SQLiteTransaction(db: db)
+            try SchemaMigrator.migrate(transaction, migrations: upToV008, historyTable: SQLiteEngine.historyTable)
             for (index, (sender, size, recipients)) in [("alice", 100, ["bob", "carol"]), ("alice", 50, ["bob"]), ("dora", 7, ["bob"])].enumerated() {
                 let envelopeID = "envelope-\(index)", messageID = Data(repeating: UInt8(index), count: 16)
-                try db.execute(sql: "INSERT INTO envelopes (envelope_id, message_id, sender, size, sha256, received_at) VALUES (?, ?, ?, ?, ?, 0)",
-                               arguments: [envelopeID, messageID, sender, size, Data(repeating: 0, count: 32)])
+                try transaction.execute("INSERT INTO envelopes (envelope_id, message_id, sender, size, sha256, received_at) VALUES (?, ?, ?, ?, ?, 0)", [envelopeID, messageID, sender, size, Data(repeating: 0, count: 32)])
                 for recipient in recipients {
-                    try db.execute(sql: "INSERT INTO deliveries (recipient, message_id, envelope_id) VALUES (?, ?, ?)",
-                                   arguments: [recipient, messageID, envelopeID])
+                    try transaction.execute("INSERT INTO deliveries (recipient, message_id, envelope_id) VALUES (?, ?, ?)", [recipient, messageID, envelopeID])
                 }
             }
         }
         try before.close()
         let upgraded = try RelayDatabase(path: path)
         let usage = try await upgraded.read { db in
-            try Row.fetchAll(db, sql: "SELECT recipient, sender, bytes FROM sender_usage ORDER BY recipient, sender")
-                .map { "\($0["recipient"] as String) \($0["sender"] as String) \($0["bytes"] as Int)" }
+            try db.fetchRows("SELECT recipient, sender, bytes FROM sender_usage ORDER BY recipient, sender")
+                .map { "\(try $0.get("recipient") as String) \(try $0.get("sender") as String) \(try $0.get("bytes") as Int)" }
         }
         #expect(usage == ["bob alice 150", "bob dora 7", "carol alice 100"])
     }

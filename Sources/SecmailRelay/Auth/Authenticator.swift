@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import SecmailCrypto
 import SecmailFormat
 
@@ -31,12 +30,11 @@ public struct Authenticator: Sendable {
         let nonce = try SystemRandom().bytes(count: 32)
         let now = clock()
         try await database.write { db in
-            guard try Int.fetchOne(db, sql: "SELECT 1 FROM identities WHERE name = ? LIMIT 1", arguments: [name.value]) != nil else {
+            guard try db.fetchOne(Int.self, "SELECT 1 FROM identities WHERE name = ? LIMIT 1", [name.value]) != nil else {
                 throw RelayError(.notFound, "no one is registered as \(name) on this relay")
             }
-            try db.execute(sql: "DELETE FROM challenges WHERE expires_at < ?", arguments: [now])
-            try db.execute(sql: "INSERT INTO challenges (nonce, name, expires_at) VALUES (?, ?, ?)",
-                           arguments: [Data(nonce), name.value, now + Self.challengeLifetime])
+            try db.execute("DELETE FROM challenges WHERE expires_at < ?", [now])
+            try db.execute("INSERT INTO challenges (nonce, name, expires_at) VALUES (?, ?, ?)", [Data(nonce), name.value, now + Self.challengeLifetime])
         }
         return nonce
     }
@@ -49,12 +47,11 @@ public struct Authenticator: Sendable {
     public func redeem(name: IdentityName, nonce: [UInt8], signature: [UInt8]) async throws -> (token: String, expiresIn: Int64) {
         let now = clock()
         let stored: (name: String, expiresAt: Int64, bundle: Data?)? = try await database.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT name, expires_at FROM challenges WHERE nonce = ?", arguments: [Data(nonce)]) else {
+            guard let row = try db.fetchRow("SELECT name, expires_at FROM challenges WHERE nonce = ?", [Data(nonce)]) else {
                 return nil
             }
-            let bundle = try Data.fetchOne(db, sql: "SELECT bundle FROM identities WHERE name = ? ORDER BY key_version DESC LIMIT 1",
-                                           arguments: [row["name"] as String])
-            return (row["name"], row["expires_at"], bundle)
+            let bundle = try db.fetchOne(Data.self, "SELECT bundle FROM identities WHERE name = ? ORDER BY key_version DESC LIMIT 1", [(try row.get("name") as String)])
+            return (try row.get("name"), try row.get("expires_at"), bundle)
         }
         do {
             guard let stored, stored.name == name.value else {
@@ -78,23 +75,20 @@ public struct Authenticator: Sendable {
         let verifiedBundle = stored?.bundle
         let token = hexEncoded(try SystemRandom().bytes(count: 32))
         try await database.write { db in
-            try db.execute(sql: "DELETE FROM challenges WHERE nonce = ?", arguments: [Data(nonce)])
-            guard db.changesCount == 1 else { throw RelayError(.forbidden, "unknown or already used challenge") }
-            let current = try Data.fetchOne(db, sql: "SELECT bundle FROM identities WHERE name = ? ORDER BY key_version DESC LIMIT 1",
-                                            arguments: [name.value])
+            guard try db.execute("DELETE FROM challenges WHERE nonce = ?", [Data(nonce)]) == 1 else { throw RelayError(.forbidden, "unknown or already used challenge") }
+            let current = try db.fetchOne(Data.self, "SELECT bundle FROM identities WHERE name = ? ORDER BY key_version DESC LIMIT 1", [name.value])
             guard current == verifiedBundle else {
                 throw RelayError(.forbidden, "the keys of \(name) were rotated during sign-in; sign in with the current key")
             }
-            try db.execute(sql: "DELETE FROM sessions WHERE expires_at < ?", arguments: [now])
-            try db.execute(sql: "INSERT INTO sessions (token_hash, name, expires_at) VALUES (?, ?, ?)",
-                           arguments: [Data(SHA256.hash(Array(token.utf8))), name.value, now + Self.tokenLifetime])
+            try db.execute("DELETE FROM sessions WHERE expires_at < ?", [now])
+            try db.execute("INSERT INTO sessions (token_hash, name, expires_at) VALUES (?, ?, ?)", [Data(SHA256.hash(Array(token.utf8))), name.value, now + Self.tokenLifetime])
         }
         return (token, Self.tokenLifetime)
     }
 
     /// Removes a challenge after a failed answer: a nonce is good for one attempt.
     private func consume(_ nonce: [UInt8]) async throws {
-        try await database.write { db in try db.execute(sql: "DELETE FROM challenges WHERE nonce = ?", arguments: [Data(nonce)]) }
+        try await database.write { db in try db.execute("DELETE FROM challenges WHERE nonce = ?", [Data(nonce)]) }
     }
 
     /// The name a valid, unexpired token belongs to.
@@ -102,11 +96,11 @@ public struct Authenticator: Sendable {
         let now = clock()
         let tokenHash = Data(SHA256.hash(Array(token.utf8)))
         return try await database.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT name, expires_at FROM sessions WHERE token_hash = ?", arguments: [tokenHash]),
-                  (row["expires_at"] as Int64) >= now else {
+            guard let row = try db.fetchRow("SELECT name, expires_at FROM sessions WHERE token_hash = ?", [tokenHash]),
+                  (try row.get("expires_at") as Int64) >= now else {
                 throw RelayError(.unauthorized, "missing, unknown or expired token; authenticate again")
             }
-            return try IdentityName(row["name"] as String)
+            return try IdentityName(try row.get("name") as String)
         }
     }
 }

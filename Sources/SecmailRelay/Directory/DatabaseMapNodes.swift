@@ -1,28 +1,26 @@
 import Foundation
-import GRDB
 import SecmailFormat
 
 /// The name map's interior nodes in `map_nodes`, read and written within one transaction; read
 /// through `cache` when the transaction only reads committed data of a log of `treeSize` leaves.
 public struct DatabaseMapNodes: NameMapNodeStore {
-    let db: Database
+    let db: any StorageTransaction
     var cache: (nodes: MapNodeCache, treeSize: UInt64)?
 
-    public init(db: Database) {
+    public init(db: any StorageTransaction) {
         self.db = db
     }
 
-    init(db: Database, cache: MapNodeCache, treeSize: UInt64) {
+    init(db: any StorageTransaction, cache: MapNodeCache, treeSize: UInt64) {
         self.db = db
         self.cache = (cache, treeSize)
     }
 
-    // Cached statements: a map update or proof runs these once per level (about 20 times), and
-    // preparing them anew each time cost more than the rest of the work.
     public func node(depth: Int, prefix: [UInt8]) throws -> NameMapNode? {
         if let cache, let node = cache.nodes.node(depth: depth, prefix: prefix, treeSize: cache.treeSize) { return node }
-        let statement = try db.cachedStatement(sql: "SELECT node FROM map_nodes WHERE depth = ? AND prefix = ?")
-        guard let data = try Data.fetchOne(statement, arguments: [depth, Data(prefix)]) else { return nil }
+        guard let data = try db.fetchOne(Data.self, "SELECT node FROM map_nodes WHERE depth = ? AND prefix = ?", [depth, Data(prefix)]) else {
+            return nil
+        }
         let node: NameMapNode
         do {
             node = try NameMapNode(encoded: Array(data))
@@ -34,10 +32,10 @@ public struct DatabaseMapNodes: NameMapNodeStore {
     }
 
     public func setNode(_ node: NameMapNode, depth: Int, prefix: [UInt8]) throws {
-        try db.cachedStatement(sql: """
+        try db.execute("""
             INSERT INTO map_nodes (depth, prefix, node) VALUES (?, ?, ?)
             ON CONFLICT (depth, prefix) DO UPDATE SET node = excluded.node
-            """).execute(arguments: [depth, Data(prefix), Data(node.encoded)])
+            """, [depth, Data(prefix), Data(node.encoded)])
     }
 }
 

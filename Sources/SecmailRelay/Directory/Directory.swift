@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import SecmailCrypto
 import SecmailFormat
 
@@ -142,7 +141,6 @@ public struct Directory: Sendable {
                         var index: UInt64 = 0
                         try db.inSavepoint {
                             index = try apply(write, rules: rules, in: db)
-                            return .commit
                         }
                         return index
                     }
@@ -153,24 +151,24 @@ public struct Directory: Sendable {
         }
     }
 
-    private static func apply(_ write: Write, rules: WriteRules, in db: Database) throws -> UInt64 {
+    private static func apply(_ write: Write, rules: WriteRules, in db: any StorageTransaction) throws -> UInt64 {
         switch write {
         case .register(let bundle, let inviteCode, let time):
             guard try latest(name: bundle.name.value, db) == nil else {
                 throw RelayError(.nameTaken, "the name \(bundle.name) is already registered on this relay")
             }
-            if let similar = try String.fetchOne(db, sql: "SELECT name FROM name_skeletons WHERE skeleton = ?", arguments: [bundle.name.skeleton]) {
+            if let similar = try db.fetchOne(String.self, "SELECT name FROM name_skeletons WHERE skeleton = ?", [bundle.name.skeleton]) {
                 throw RelayError(.nameTaken, "the name \(bundle.name) looks too much like \(similar), which is registered on this relay; choose another")
             }
-            try db.execute(sql: "INSERT INTO name_skeletons (skeleton, name) VALUES (?, ?)", arguments: [bundle.name.skeleton, bundle.name.value])
+            try db.execute("INSERT INTO name_skeletons (skeleton, name) VALUES (?, ?)", [bundle.name.skeleton, bundle.name.value])
             try claimKeys(of: bundle, sharesKeys: rules.sharesKeys, in: db)
             if rules.requiresInvite {
                 guard let inviteCode, let codeHash = inviteHash(inviteCode) else {
                     throw RelayError(.inviteRequired, "this relay requires an invite code to register")
                 }
-                try db.execute(sql: "UPDATE invites SET used_by = ? WHERE code_hash = ? AND used_by IS NULL",
-                               arguments: [bundle.name.value, Data(codeHash)])
-                guard db.changesCount == 1 else {
+                let claimed = try db.execute("UPDATE invites SET used_by = ? WHERE code_hash = ? AND used_by IS NULL",
+                                             [bundle.name.value, Data(codeHash)])
+                guard claimed == 1 else {
                     throw RelayError(.inviteRequired, "the invite code is unknown or already used")
                 }
             }
@@ -181,7 +179,7 @@ public struct Directory: Sendable {
             }
             try claimKeys(of: bundle, sharesKeys: rules.sharesKeys, in: db)
             // Tokens signed in with the replaced key end with it (P8).
-            try db.execute(sql: "DELETE FROM sessions WHERE name = ?", arguments: [bundle.name.value])
+            try db.execute("DELETE FROM sessions WHERE name = ?", [bundle.name.value])
             return try insert(.rotation, bundle, time: time, in: db)
         }
     }
@@ -190,15 +188,15 @@ public struct Directory: Sendable {
     /// refused: one key pair behind many names makes registration spam free after the first key
     /// generation, and lets one holder speak as several people; a name may keep its own key
     /// across versions.
-    private static func claimKeys(of bundle: IdentityBundle, sharesKeys: Bool, in db: Database) throws {
+    private static func claimKeys(of bundle: IdentityBundle, sharesKeys: Bool, in db: any StorageTransaction) throws {
         for keyHash in try keyOwnerHashes(of: bundle) {
-            if let owner = try String.fetchOne(db, sql: "SELECT name FROM key_owners WHERE key_hash = ?", arguments: [keyHash]) {
+            if let owner = try db.fetchOne(String.self, "SELECT name FROM key_owners WHERE key_hash = ?", [keyHash]) {
                 guard owner == bundle.name.value || sharesKeys else {
                     throw RelayError(.conflict, "a key of this bundle already belongs to \(owner) on this relay; every name needs keys of its own")
                 }
                 continue
             }
-            try db.execute(sql: "INSERT INTO key_owners (key_hash, name) VALUES (?, ?)", arguments: [keyHash, bundle.name.value])
+            try db.execute("INSERT INTO key_owners (key_hash, name) VALUES (?, ?)", [keyHash, bundle.name.value])
         }
     }
 
@@ -226,16 +224,16 @@ public struct Directory: Sendable {
             let map = NameMap(store: DatabaseMapNodes(db: db, cache: mapNodes, treeSize: size))
             let evidence = MapEvidence(treeSize: size, rootHash: root, headLeaf: head.leaf, headInclusionProof: head.inclusionProof,
                                        mapProof: try map.proof(for: NameMapKey.of(name)))
-            guard let row = try Row.fetchOne(db, sql: """
+            guard let row = try db.fetchRow("""
                 SELECT bundle, log_index FROM identities WHERE name = ? ORDER BY key_version DESC LIMIT 1
-                """, arguments: [name.value]) else {
+                """, [name.value]) else {
                 return .absent(evidence)
             }
-            let bundle = try IdentityBundle(encoded: Array(row["bundle"] as Data))
-            let index = UInt64(row["log_index"] as Int64)
+            let bundle = try IdentityBundle(encoded: Array(try row.get("bundle") as Data))
+            let index = UInt64(try row.get("log_index") as Int64)
             let entry = Entry(bundle: bundle, leafData: try Self.leafData(at: index, db), logIndex: index, treeSize: size, rootHash: root,
                               inclusionProof: try computation.inclusionProof(index: index, size: size))
-            let features = try String.fetchOne(db, sql: "SELECT features FROM reader_features WHERE name = ?", arguments: [name.value])
+            let features = try db.fetchOne(String.self, "SELECT features FROM reader_features WHERE name = ?", [name.value])
             return .found(entry, evidence, readerFeatures: features.map { $0.split(separator: ",").map(String.init) })
         }
     }
@@ -244,15 +242,15 @@ public struct Directory: Sendable {
     public func setReaderFeatures(_ features: [String], for name: IdentityName) async throws {
         let time = clock()
         try await database.write { db in
-            try db.execute(sql: """
+            try db.execute("""
                 INSERT INTO reader_features (name, features, updated_at) VALUES (?, ?, ?)
                 ON CONFLICT (name) DO UPDATE SET features = excluded.features, updated_at = excluded.updated_at
-                """, arguments: [name.value, features.joined(separator: ","), time])
+                """, [name.value, features.joined(separator: ","), time])
         }
     }
 
-    private static func leafData(at index: UInt64, _ db: Database) throws -> [UInt8] {
-        guard let leaf = try Data.fetchOne(db, sql: "SELECT leaf_data FROM log_leaves WHERE leaf_index = ?", arguments: [Int64(index)]) else {
+    private static func leafData(at index: UInt64, _ db: any StorageTransaction) throws -> [UInt8] {
+        guard let leaf = try db.fetchOne(Data.self, "SELECT leaf_data FROM log_leaves WHERE leaf_index = ?", [Int64(index)]) else {
             throw RelayError(.storage, "the log has no leaf \(index): the database is damaged")
         }
         return Array(leaf)
@@ -268,18 +266,18 @@ public struct Directory: Sendable {
             guard size <= currentSize else {
                 throw RelayError(.invalidRequest, "the log has \(currentSize) entries, not \(size)")
             }
-            let rows = try Row.fetchAll(db, sql: """
+            let rows = try db.fetchRows("""
                 SELECT i.bundle, i.log_index, l.leaf_data FROM identities i JOIN log_leaves l ON l.leaf_index = i.log_index
                 WHERE i.name = ? AND i.log_index < ? ORDER BY i.key_version
-                """, arguments: [name.value, Int64(size)])
+                """, [name.value, Int64(size)])
             guard !rows.isEmpty else {
                 throw RelayError(.notFound, "no one is registered as \(name) on this relay")
             }
             let computation = MerkleComputation(source: DatabaseNodes(db: db, cache: cache), size: currentSize)
             let root = try computation.root(size: size)
             return try rows.map { row in
-                let index = UInt64(row["log_index"] as Int64)
-                return Entry(bundle: try IdentityBundle(encoded: Array(row["bundle"] as Data)), leafData: Array(row["leaf_data"] as Data),
+                let index = UInt64(try row.get("log_index") as Int64)
+                return Entry(bundle: try IdentityBundle(encoded: Array(try row.get("bundle") as Data)), leafData: Array(try row.get("leaf_data") as Data),
                              logIndex: index, treeSize: size, rootHash: root,
                              inclusionProof: try computation.inclusionProof(index: index, size: size))
             }
@@ -291,7 +289,7 @@ public struct Directory: Sendable {
         let code = hexEncoded(try SystemRandom().bytes(count: 16))
         guard let codeHash = Self.inviteHash(code) else { preconditionFailure("a fresh invite code is well formed") }
         try database.write { db in
-            try db.execute(sql: "INSERT INTO invites (code_hash, created_at) VALUES (?, ?)", arguments: [Data(codeHash), clock()])
+            try db.execute("INSERT INTO invites (code_hash, created_at) VALUES (?, ?)", [Data(codeHash), clock()])
         }
         return code
     }
@@ -300,7 +298,7 @@ public struct Directory: Sendable {
 
     /// Sets the name map to `bundle`, then appends the log leaf recording it with the map's new
     /// root, and its row: one transaction, so the log, the map and the directory move together.
-    private static func insert(_ kind: DirectoryEntry.Kind, _ bundle: IdentityBundle, time: Int64, in db: Database) throws -> UInt64 {
+    private static func insert(_ kind: DirectoryEntry.Kind, _ bundle: IdentityBundle, time: Int64, in db: any StorageTransaction) throws -> UInt64 {
         let index = try LogStore.currentSize(db)
         var map = NameMap(store: DatabaseMapNodes(db: db))
         let value = NameMapValue(keyVersion: bundle.keyVersion, logIndex: index, fingerprint: bundle.fingerprint)
@@ -308,9 +306,9 @@ public struct Directory: Sendable {
         guard try LogStore.append(entry.encoded, time: entry.time, in: db) == index else {
             preconditionFailure("the log grew inside this write transaction")
         }
-        try db.execute(sql: """
+        try db.execute("""
             INSERT INTO identities (name, key_version, bundle, fingerprint, log_index, created_at) VALUES (?, ?, ?, ?, ?, ?)
-            """, arguments: [bundle.name.value, Int64(bundle.keyVersion), Data(bundle.encoded),
+            """, [bundle.name.value, Int64(bundle.keyVersion), Data(bundle.encoded),
                              Data(bundle.fingerprint.bytes), Int64(index), entry.time])
         return index
     }
@@ -322,21 +320,18 @@ public struct Directory: Sendable {
     /// more than a few index probes would cost every start a scan of the directory.
     public func backfillRegistrationIndexes() throws {
         try database.write { db in
-            guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM identities)")! else { return }
-            if try !Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM name_skeletons)")! {
-                let names = try String.fetchAll(db, sql: "SELECT name FROM identities WHERE key_version = 1 ORDER BY log_index")
+            guard try db.fetchOne(Bool.self, "SELECT EXISTS (SELECT 1 FROM identities)")! else { return }
+            if try !db.fetchOne(Bool.self, "SELECT EXISTS (SELECT 1 FROM name_skeletons)")! {
+                let names = try db.fetchAll(String.self, "SELECT name FROM identities WHERE key_version = 1 ORDER BY log_index")
                 for name in names {
-                    try db.execute(sql: "INSERT OR IGNORE INTO name_skeletons (skeleton, name) VALUES (?, ?)",
-                                   arguments: [try IdentityName(name).skeleton, name])
+                    try db.execute("INSERT INTO name_skeletons (skeleton, name) VALUES (?, ?) ON CONFLICT DO NOTHING", [try IdentityName(name).skeleton, name])
                 }
             }
-            if try !Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM key_owners)")! {
-                let rows = try Row.fetchCursor(db, sql: "SELECT bundle FROM identities ORDER BY log_index")
-                while let row = try rows.next() {
-                    let bundle = try IdentityBundle(encoded: Array(row["bundle"] as Data))
+            if try !db.fetchOne(Bool.self, "SELECT EXISTS (SELECT 1 FROM key_owners)")! {
+                for data in try db.fetchAll(Data.self, "SELECT bundle FROM identities ORDER BY log_index") {
+                    let bundle = try IdentityBundle(encoded: Array(data))
                     for keyHash in try Self.keyOwnerHashes(of: bundle) {
-                        try db.execute(sql: "INSERT OR IGNORE INTO key_owners (key_hash, name) VALUES (?, ?)",
-                                       arguments: [keyHash, bundle.name.value])
+                        try db.execute("INSERT INTO key_owners (key_hash, name) VALUES (?, ?) ON CONFLICT DO NOTHING", [keyHash, bundle.name.value])
                     }
                 }
             }
@@ -357,16 +352,16 @@ public struct Directory: Sendable {
                 throw RelayError(.storage, "the log's last leaf does not parse (\(error.reason)): the database is damaged")
             }
             guard last.mapRoot == nil else { return false }
-            try db.execute(sql: "DELETE FROM map_nodes")
+            try db.execute("DELETE FROM map_nodes")
             var map = NameMap(store: DatabaseMapNodes(db: db))
-            let rows = try Row.fetchAll(db, sql: """
+            let rows = try db.fetchRows("""
                 SELECT name, key_version, fingerprint, log_index FROM identities i
                 WHERE key_version = (SELECT MAX(key_version) FROM identities WHERE name = i.name)
                 """)
             for row in rows {
-                let value = NameMapValue(keyVersion: UInt32(row["key_version"] as Int64), logIndex: UInt64(row["log_index"] as Int64),
-                                         fingerprint: try Fingerprint(bytes: Array(row["fingerprint"] as Data)))
-                try map.set(NameMapKey.of(try IdentityName(row["name"] as String)), valueHash: value.hash)
+                let value = NameMapValue(keyVersion: UInt32(try row.get("key_version") as Int64), logIndex: UInt64(try row.get("log_index") as Int64),
+                                         fingerprint: try Fingerprint(bytes: Array(try row.get("fingerprint") as Data)))
+                try map.set(NameMapKey.of(try IdentityName(try row.get("name") as String)), valueHash: value.hash)
             }
             let head = try MapHead(time: now, mapRoot: try map.root())
             _ = try LogStore.append(head.encoded, time: now, in: db)
@@ -374,8 +369,8 @@ public struct Directory: Sendable {
         }
     }
 
-    private static func latest(name: String, _ db: Database) throws -> IdentityBundle? {
-        try Data.fetchOne(db, sql: "SELECT bundle FROM identities WHERE name = ? ORDER BY key_version DESC LIMIT 1", arguments: [name])
+    private static func latest(name: String, _ db: any StorageTransaction) throws -> IdentityBundle? {
+        try db.fetchOne(Data.self, "SELECT bundle FROM identities WHERE name = ? ORDER BY key_version DESC LIMIT 1", [name])
             .map { try IdentityBundle(encoded: Array($0)) }
     }
 

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// The log's origin: the name in every checkpoint and the log key's name, which clients pin. It is
 /// chosen once, at the first start, and kept in the data directory's `origin` file, so restarting

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import SecmailFormat
 
 /// A deposit whose envelope is complete (a small one in memory, a larger one in an fsynced
@@ -62,7 +61,6 @@ enum DepositCommit {
                     do {
                         try db.inSavepoint {
                             try insert(deposits[index], quota: quota, senderShare: senderShare, in: db)
-                            return .commit
                         }
                     } catch let refusal as RelayError {
                         outcomes[index] = refusal
@@ -85,48 +83,45 @@ enum DepositCommit {
     /// Refuses `size` more bytes from `sender` in `recipient`'s mailbox when it would not fit the
     /// quota or the sender's share of it. Checked before a deposit's body is read, and again in
     /// the transaction that stores it.
-    static func checkRoom(for size: Int, in recipient: String, from sender: String, quota: Int, senderShare: Int, _ db: Database) throws {
-        let used = try Int.fetchOne(db, sql: "SELECT bytes FROM mailbox_usage WHERE recipient = ?", arguments: [recipient]) ?? 0
+    static func checkRoom(for size: Int, in recipient: String, from sender: String, quota: Int, senderShare: Int, _ db: any StorageTransaction) throws {
+        let used = try db.fetchOne(Int.self, "SELECT bytes FROM mailbox_usage WHERE recipient = ?", [recipient]) ?? 0
         guard used + size <= quota else {
             throw RelayError(.quotaExceeded, "the mailbox of \(recipient) is full (\(used) of \(quota) bytes used)")
         }
-        let fromSender = try Int.fetchOne(db, sql: "SELECT bytes FROM sender_usage WHERE recipient = ? AND sender = ?",
-                                          arguments: [recipient, sender]) ?? 0
+        let fromSender = try db.fetchOne(Int.self, "SELECT bytes FROM sender_usage WHERE recipient = ? AND sender = ?", [recipient, sender]) ?? 0
         guard fromSender + size <= senderShare else {
             throw RelayError(.quotaExceeded, "\(sender) already holds \(fromSender) bytes in the mailbox of \(recipient); one sender may hold at most \(senderShare)")
         }
     }
 
     /// Checks one deposit against the mailboxes (room, and the sender's share) and inserts its rows.
-    private static func insert(_ deposit: PendingDeposit, quota: Int, senderShare: Int, in db: Database) throws {
+    private static func insert(_ deposit: PendingDeposit, quota: Int, senderShare: Int, in db: any StorageTransaction) throws {
         let messageID = Data(deposit.messageID.bytes)
         for name in deposit.recipients {
-            let fingerprints = try Data.fetchAll(db, sql: "SELECT fingerprint FROM identities WHERE name = ?", arguments: [name])
+            let fingerprints = try db.fetchAll(Data.self, "SELECT fingerprint FROM identities WHERE name = ?", [name])
             guard fingerprints.contains(where: { (try? Fingerprint(bytes: Array($0))).map(deposit.fingerprints.contains) == true }) else {
                 throw RelayError(.invalidRequest, "the envelope is not encrypted to any key of \(name)")
             }
-            if try Int.fetchOne(db, sql: "SELECT 1 FROM accepted_messages WHERE recipient = ? AND message_id = ?",
-                                arguments: [name, messageID]) != nil {
+            if try db.fetchOne(Int.self, "SELECT 1 FROM accepted_messages WHERE recipient = ? AND message_id = ?", [name, messageID]) != nil {
                 throw RelayError(.conflict, "message \(deposit.messageID) was already delivered to \(name); a message id is accepted once")
             }
             try checkRoom(for: deposit.size, in: name, from: deposit.sender, quota: quota, senderShare: senderShare, db)
         }
         let inline: Data? = if case .inline(let bytes) = deposit.envelope { Data(bytes) } else { nil }
-        try db.execute(sql: """
+        try db.execute("""
             INSERT INTO envelopes (envelope_id, message_id, sender, size, sha256, received_at, inline_data) VALUES (?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [deposit.envelopeID, messageID, deposit.sender, deposit.size, Data(deposit.sha256), deposit.receivedAt, inline])
+            """, [deposit.envelopeID, messageID, deposit.sender, deposit.size, Data(deposit.sha256), deposit.receivedAt, inline])
         for name in deposit.recipients {
-            try db.execute(sql: "INSERT INTO deliveries (recipient, message_id, envelope_id) VALUES (?, ?, ?)",
-                           arguments: [name, messageID, deposit.envelopeID])
-            try db.execute(sql: "INSERT INTO accepted_messages (recipient, message_id) VALUES (?, ?)", arguments: [name, messageID])
-            try db.execute(sql: """
+            try db.execute("INSERT INTO deliveries (recipient, message_id, envelope_id) VALUES (?, ?, ?)", [name, messageID, deposit.envelopeID])
+            try db.execute("INSERT INTO accepted_messages (recipient, message_id) VALUES (?, ?)", [name, messageID])
+            try db.execute("""
                 INSERT INTO mailbox_usage (recipient, bytes) VALUES (?, ?)
                 ON CONFLICT (recipient) DO UPDATE SET bytes = bytes + excluded.bytes
-                """, arguments: [name, deposit.size])
-            try db.execute(sql: """
+                """, [name, deposit.size])
+            try db.execute("""
                 INSERT INTO sender_usage (recipient, sender, bytes) VALUES (?, ?, ?)
                 ON CONFLICT (recipient, sender) DO UPDATE SET bytes = bytes + excluded.bytes
-                """, arguments: [name, deposit.sender, deposit.size])
+                """, [name, deposit.sender, deposit.size])
         }
     }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import SecmailCrypto
 import SecmailFormat
 
@@ -62,7 +61,7 @@ public struct MailboxStore: Sendable {
     public func checkRecipients(_ names: [IdentityName]) async throws {
         let values = names.map(\.value)
         if let unknown = try await database.read({ db in
-            try values.first { try Int.fetchOne(db, sql: "SELECT 1 FROM identities WHERE name = ? LIMIT 1", arguments: [$0]) == nil }
+            try values.first { try db.fetchOne(Int.self, "SELECT 1 FROM identities WHERE name = ? LIMIT 1", [$0]) == nil }
         }) {
             throw RelayError(.notFound, "no one is registered as \(unknown) on this relay")
         }
@@ -154,14 +153,14 @@ public struct MailboxStore: Sendable {
             position = (time, String(parts[1]))
         }
         let rows = try await database.read { [position] db in
-            try Row.fetchAll(db, sql: """
+            try db.fetchRows("""
                 SELECT d.message_id, e.sender, e.size, e.received_at, e.envelope_id FROM deliveries d
                 JOIN envelopes e ON e.envelope_id = d.envelope_id
                 WHERE d.recipient = ? AND (e.received_at, e.envelope_id) > (?, ?)
                 ORDER BY e.received_at, e.envelope_id LIMIT ?
-                """, arguments: [owner.value, position.time, position.envelope, limit + 1]).map { row in
-                (Listing(messageID: try MessageID(bytes: Array(row["message_id"] as Data)), sender: row["sender"],
-                         size: row["size"], receivedAt: row["received_at"]), row["envelope_id"] as String)
+                """, [owner.value, position.time, position.envelope, limit + 1]).map { row in
+                (Listing(messageID: try MessageID(bytes: Array(try row.get("message_id") as Data)), sender: try row.get("sender"),
+                         size: try row.get("size"), receivedAt: try row.get("received_at")), try row.get("envelope_id") as String)
             }
         }
         let page = rows.prefix(limit)
@@ -179,34 +178,33 @@ public struct MailboxStore: Sendable {
     public func storedEnvelope(_ owner: IdentityName, _ id: MessageID) async throws -> StoredEnvelope {
         let directory = directory
         return try await database.read { db in
-            guard let row = try Row.fetchOne(db, sql: """
+            guard let row = try db.fetchRow("""
                 SELECT e.envelope_id, e.size, e.inline_data FROM deliveries d JOIN envelopes e ON e.envelope_id = d.envelope_id
                 WHERE d.recipient = ? AND d.message_id = ?
-                """, arguments: [owner.value, Data(id.bytes)]) else {
+                """, [owner.value, Data(id.bytes)]) else {
                 throw RelayError(.notFound, "no message \(id) in the mailbox of \(owner)")
             }
-            if let inline = row["inline_data"] as Data? { return .inline(Array(inline)) }
-            return .file(directory.appendingPathComponent(row["envelope_id"] as String), size: row["size"])
+            if let inline = try row.get("inline_data") as Data? { return .inline(Array(inline)) }
+            return .file(directory.appendingPathComponent(try row.get("envelope_id") as String), size: try row.get("size"))
         }
     }
 
     /// Removes message `id` from `owner`'s mailbox; the envelope file goes with its last delivery.
     public func delete(_ owner: IdentityName, _ id: MessageID) async throws {
         let orphaned: String? = try await database.write { db in
-            guard let envelopeID = try String.fetchOne(db, sql: "SELECT envelope_id FROM deliveries WHERE recipient = ? AND message_id = ?",
-                                                       arguments: [owner.value, Data(id.bytes)]) else {
+            guard let envelopeID = try db.fetchOne(String.self, "SELECT envelope_id FROM deliveries WHERE recipient = ? AND message_id = ?", [owner.value, Data(id.bytes)]) else {
                 throw RelayError(.notFound, "no message \(id) in the mailbox of \(owner)")
             }
-            try db.execute(sql: "DELETE FROM deliveries WHERE recipient = ? AND message_id = ?", arguments: [owner.value, Data(id.bytes)])
-            try db.execute(sql: """
+            try db.execute("DELETE FROM deliveries WHERE recipient = ? AND message_id = ?", [owner.value, Data(id.bytes)])
+            try db.execute("""
                 UPDATE mailbox_usage SET bytes = bytes - (SELECT size FROM envelopes WHERE envelope_id = ?) WHERE recipient = ?
-                """, arguments: [envelopeID, owner.value])
-            try db.execute(sql: """
+                """, [envelopeID, owner.value])
+            try db.execute("""
                 UPDATE sender_usage SET bytes = bytes - (SELECT size FROM envelopes WHERE envelope_id = ?)
                 WHERE recipient = ? AND sender = (SELECT sender FROM envelopes WHERE envelope_id = ?)
-                """, arguments: [envelopeID, owner.value, envelopeID])
-            guard try Int.fetchOne(db, sql: "SELECT 1 FROM deliveries WHERE envelope_id = ? LIMIT 1", arguments: [envelopeID]) == nil else { return nil }
-            try db.execute(sql: "DELETE FROM envelopes WHERE envelope_id = ?", arguments: [envelopeID])
+                """, [envelopeID, owner.value, envelopeID])
+            guard try db.fetchOne(Int.self, "SELECT 1 FROM deliveries WHERE envelope_id = ? LIMIT 1", [envelopeID]) == nil else { return nil }
+            try db.execute("DELETE FROM envelopes WHERE envelope_id = ?", [envelopeID])
             return envelopeID
         }
         if let orphaned { try? FileManager.default.removeItem(at: directory.appendingPathComponent(orphaned)) }
@@ -223,8 +221,7 @@ public struct MailboxStore: Sendable {
     /// The key version of `name` with `fingerprint`, as logged.
     private func loggedBundle(of name: IdentityName, fingerprint: Fingerprint) async throws -> IdentityBundle {
         guard let data = try await database.read({ db in
-            try Data.fetchOne(db, sql: "SELECT bundle FROM identities WHERE name = ? AND fingerprint = ?",
-                              arguments: [name.value, Data(fingerprint.bytes)])
+            try db.fetchOne(Data.self, "SELECT bundle FROM identities WHERE name = ? AND fingerprint = ?", [name.value, Data(fingerprint.bytes)])
         }) else {
             throw RelayError(.invalidRequest, "the envelope is signed with key \(fingerprint.grouped), which is not a logged key of \(name)")
         }
@@ -258,7 +255,7 @@ public struct MailboxStore: Sendable {
     /// relay about to serve may call this: while another process deposits, a file between its
     /// rename and its commit looks exactly like an orphan.
     public func removeOrphans() throws {
-        let known = Set(try database.read { db in try String.fetchAll(db, sql: "SELECT envelope_id FROM envelopes") })
+        let known = Set(try database.read { db in try db.fetchAll(String.self, "SELECT envelope_id FROM envelopes") })
         let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
         for file in files where !known.contains(file) {
             try? FileManager.default.removeItem(at: directory.appendingPathComponent(file))

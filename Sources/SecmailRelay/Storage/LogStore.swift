@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import SecmailFormat
 
 /// The transparency log in the relay database: leaves in order, and the hash of every complete
@@ -17,15 +16,13 @@ public struct LogStore: Sendable {
     }
 
     /// Appends `leafData` in the transaction `db`; returns its index.
-    public static func append(_ leafData: [UInt8], time: Int64, in db: Database) throws -> UInt64 {
+    public static func append(_ leafData: [UInt8], time: Int64, in db: any StorageTransaction) throws -> UInt64 {
         let size = try currentSize(db)
         let computation = MerkleComputation(source: DatabaseNodes(db: db), size: size)
         for node in try computation.nodesCompleted(byAppending: MerkleHash.leaf(leafData)) {
-            try db.cachedStatement(sql: "INSERT INTO log_nodes (level, node_index, hash) VALUES (?, ?, ?)")
-                .execute(arguments: [node.level, Int64(node.index), Data(node.hash)])
+            try db.execute("INSERT INTO log_nodes (level, node_index, hash) VALUES (?, ?, ?)", [node.level, Int64(node.index), Data(node.hash)])
         }
-        try db.cachedStatement(sql: "INSERT INTO log_leaves (leaf_index, leaf_data, added_at) VALUES (?, ?, ?)")
-            .execute(arguments: [Int64(size), Data(leafData), time])
+        try db.execute("INSERT INTO log_leaves (leaf_index, leaf_data, added_at) VALUES (?, ?, ?)", [Int64(size), Data(leafData), time])
         return size
     }
 
@@ -43,7 +40,7 @@ public struct LogStore: Sendable {
     /// The data of leaf `index`.
     public func leaf(at index: UInt64) async throws -> [UInt8] {
         try await database.read { db in
-            guard let data = try Data.fetchOne(db, sql: "SELECT leaf_data FROM log_leaves WHERE leaf_index = ?", arguments: [Int64(index)]) else {
+            guard let data = try db.fetchOne(Data.self, "SELECT leaf_data FROM log_leaves WHERE leaf_index = ?", [Int64(index)]) else {
                 throw RelayError(.notFound, "the log has no leaf \(index)")
             }
             return Array(data)
@@ -53,8 +50,7 @@ public struct LogStore: Sendable {
     /// The data of leaves `start ..< end` (clipped to the log's size), in order.
     public func leaves(start: UInt64, end: UInt64) async throws -> [[UInt8]] {
         try await database.read { db in
-            try Data.fetchAll(db, sql: "SELECT leaf_data FROM log_leaves WHERE leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index",
-                              arguments: [Int64(clamping: start), Int64(clamping: end)]).map { Array($0) }
+            try db.fetchAll(Data.self, "SELECT leaf_data FROM log_leaves WHERE leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index", [Int64(clamping: start), Int64(clamping: end)]).map { Array($0) }
         }
     }
 
@@ -85,22 +81,20 @@ public struct LogStore: Sendable {
 
     /// Leaves are numbered 0 ..< size without gaps, so the size is the largest index plus one:
     /// a single b-tree lookup, where COUNT(*) would scan every row.
-    public static func currentSize(_ db: Database) throws -> UInt64 {
-        UInt64(try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM log_leaves") ?? 0)
+    public static func currentSize(_ db: any StorageTransaction) throws -> UInt64 {
+        UInt64(try db.fetchOne(Int64.self, "SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM log_leaves") ?? 0)
     }
 }
 
 /// Merkle nodes read from `log_nodes` within one transaction; through `cache` when the
 /// transaction only reads committed data (a write transaction may roll back what it read).
 struct DatabaseNodes: MerkleNodeSource {
-    let db: Database
+    let db: any StorageTransaction
     var cache: LogNodeCache?
 
     func node(level: Int, index: UInt64) throws -> [UInt8] {
         if let hash = cache?.node(level: level, index: index) { return hash }
-        // A cached statement: a proof reads one node per level.
-        guard let hash = try Data.fetchOne(db.cachedStatement(sql: "SELECT hash FROM log_nodes WHERE level = ? AND node_index = ?"),
-                                           arguments: [level, Int64(index)]) else {
+        guard let hash = try db.fetchOne(Data.self, "SELECT hash FROM log_nodes WHERE level = ? AND node_index = ?", [level, Int64(index)]) else {
             throw RelayError(.storage, "the log is missing its node at level \(level), index \(index): the database is damaged")
         }
         cache?.keep(Array(hash), level: level, index: index)

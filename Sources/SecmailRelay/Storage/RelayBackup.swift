@@ -73,7 +73,7 @@ public enum RelayBackup {
             try copy.close()
             try source.close()
         } catch let error as DatabaseError {
-            throw RelayError(.storage, "the database backup failed", sqliteMessage: error.message)
+            throw RelayError(.storage, "the database backup failed", databaseMessage: error.message)
         }
         for name in ["log-key.ed25519", "origin"] where fileManager.fileExists(atPath: data.appendingPathComponent(name).path) {
             try copySynced(data.appendingPathComponent(name), to: destination.appendingPathComponent(name))
@@ -87,8 +87,8 @@ public enum RelayBackup {
 
         let database = try RelayDatabase(path: backupDatabase.path)
         let fileBacked = try await database.read { db in
-            try Row.fetchAll(db, sql: "SELECT envelope_id, size FROM envelopes WHERE inline_data IS NULL")
-                .map { ($0["envelope_id"] as String, $0["size"] as Int64) }
+            try db.fetchRows("SELECT envelope_id, size FROM envelopes WHERE inline_data IS NULL")
+                .map { (try $0.get("envelope_id") as String, try $0.get("size") as Int64) }
         }
         var vanished: [String] = []
         var bytes: Int64 = 0
@@ -107,8 +107,8 @@ public enum RelayBackup {
         var deleted = 0
         for envelopeID in vanished {
             let deliveries = try await database.read { db in
-                try Row.fetchAll(db, sql: "SELECT recipient, message_id FROM deliveries WHERE envelope_id = ?", arguments: [envelopeID])
-                    .map { ($0["recipient"] as String, Array($0["message_id"] as Data)) }
+                try db.fetchRows("SELECT recipient, message_id FROM deliveries WHERE envelope_id = ?", [envelopeID])
+                    .map { (try $0.get("recipient") as String, Array(try $0.get("message_id") as Data)) }
             }
             for (recipient, messageID) in deliveries {
                 try await mailboxes.delete(try IdentityName(recipient), try MessageID(bytes: messageID))
@@ -116,13 +116,13 @@ public enum RelayBackup {
             }
         }
         let counts = try await database.read { db -> (identities: Int, leaves: Int, messages: Int) in
-            let check = try String.fetchAll(db, sql: "PRAGMA integrity_check")
+            let check = try db.fetchAll(String.self, "PRAGMA integrity_check")
             guard check == ["ok"] else {
                 throw RelayError(.storage, "the backup's database fails its integrity check: \(check.prefix(3).joined(separator: "; "))")
             }
-            return (try Int.fetchOne(db, sql: "SELECT count(DISTINCT name) FROM identities") ?? 0,
-                    try Int.fetchOne(db, sql: "SELECT count(*) FROM log_leaves") ?? 0,
-                    try Int.fetchOne(db, sql: "SELECT count(*) FROM deliveries") ?? 0)
+            return (try db.fetchOne(Int.self, "SELECT count(DISTINCT name) FROM identities") ?? 0,
+                    try db.fetchOne(Int.self, "SELECT count(*) FROM log_leaves") ?? 0,
+                    try db.fetchOne(Int.self, "SELECT count(*) FROM deliveries") ?? 0)
         }
         for directory in [envelopes, destination.appendingPathComponent("tls", isDirectory: true), destination]
         where FileManager.default.fileExists(atPath: directory.path) {

@@ -1,0 +1,111 @@
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// One PostgreSQL transaction as a `StorageTransaction`, on a thread of `PostgresEngine` that
+/// waits for each answer. Portable statements' `?` placeholders become `$1`, `$2`, …; integers
+/// bind as int8, text as text, blobs as bytea.
+struct PostgresTransaction: StorageTransaction {
+    let connection: PostgresConnection
+    private static let logger: Logger = {
+        var logger = Logger(label: "secmail-relay.postgres")
+        logger.logLevel = .error
+        return logger
+    }()
+
+    func execute(_ sql: String, _ arguments: [any StorageArgument]) throws -> Int {
+        try connection.query(Self.query(sql, arguments), logger: Self.logger).wait().metadata.rows ?? 0
+    }
+
+    func fetchRows(_ sql: String, _ arguments: [any StorageArgument]) throws -> [StorageRow] {
+        let result = try connection.query(Self.query(sql, arguments), logger: Self.logger).wait()
+        return try result.rows.map { row in
+            var columns: [String] = [], values: [StorageValue] = []
+            columns.reserveCapacity(row.count)
+            values.reserveCapacity(row.count)
+            for cell in row {
+                columns.append(cell.columnName)
+                values.append(try Self.value(of: cell))
+            }
+            return StorageRow(columns: columns, values: values)
+        }
+    }
+
+    func executeScript(_ sql: String) throws {
+        _ = try connection.simpleQuery(sql).wait()
+    }
+
+    func inSavepoint(_ body: () throws -> Void) throws {
+        try executeScript("SAVEPOINT item")
+        do {
+            try body()
+            try executeScript("RELEASE SAVEPOINT item")
+        } catch {
+            // A failed statement aborts the transaction until the savepoint is rolled back.
+            try executeScript("ROLLBACK TO SAVEPOINT item; RELEASE SAVEPOINT item")
+            throw error
+        }
+    }
+
+    private static func query(_ sql: String, _ arguments: [any StorageArgument]) throws -> PostgresQuery {
+        var bindings = PostgresBindings(capacity: arguments.count)
+        for argument in arguments {
+            switch argument.storageValue {
+            case .null: bindings.appendNull()
+            case .integer(let integer): bindings.append(integer)
+            case .text(let text): bindings.append(text)
+            case .blob(let data): bindings.append(ByteBuffer(bytes: data))
+            }
+        }
+        return PostgresQuery(unsafeSQL: PlaceholderNumbering.numbered(sql), binds: bindings)
+    }
+
+    private static func value(of cell: PostgresCell) throws -> StorageValue {
+        guard cell.bytes != nil else { return .null }
+        switch cell.dataType {
+        case .int8, .int4, .int2: return .integer(try cell.decode(Int64.self))
+        case .bool: return .integer(try cell.decode(Bool.self) ? 1 : 0)
+        case .bytea: return .blob(Data(try cell.decode([UInt8].self)))
+        case .text, .varchar, .name, .bpchar: return .text(try cell.decode(String.self))
+        default:
+            throw RelayError(.storage, "PostgreSQL answered column \(cell.columnName) with type \(cell.dataType), which the relay does not read")
+        }
+    }
+
+    /// PostgreSQL's own words for `error`, or what failed on the way to it.
+    static func message(of error: PSQLError, address: PostgresAddress) -> String {
+        if let info = error.serverInfo {
+            let state = info[.sqlState].map { " (\($0))" } ?? ""
+            return (info[.message] ?? "an error") + state
+        }
+        return "the connection to \(address) failed (\(error.code))"
+    }
+}
+
+/// `?` → `$1`, `$2`, … outside quoted text, once per distinct statement.
+enum PlaceholderNumbering {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var numberedStatements: [String: String] = [:]
+
+    static func numbered(_ sql: String) -> String {
+        if let known = lock.withLock({ numberedStatements[sql] }) { return known }
+        var result = "", count = 0, quote: Character?
+        for character in sql {
+            if let open = quote {
+                if character == open { quote = nil }
+                result.append(character)
+            } else if character == "'" || character == "\"" {
+                quote = character
+                result.append(character)
+            } else if character == "?" {
+                count += 1
+                result += "$\(count)"
+            } else {
+                result.append(character)
+            }
+        }
+        lock.withLock { numberedStatements[sql] = result }
+        return result
+    }
+}
