@@ -57,6 +57,6 @@ public enum SchemaMigrations {
         Migration(
             name: "V001__relay",
             sql: String(decoding: PackageResources.V001__relay_sql, as: UTF8.self),
-            sha256: "073d0ac1ff8ed9e70800933dcab97aaa550efd34971ad1d139ed844c72cd4de4"),
+            sha256: "7d8b9824677007a109e02ed4426c1cf7afdf2fa79535cd70eb5e46658e70a75b"),
     ]
 }

@@ -7,7 +7,11 @@ import SecmailTLS
 
 /// How to run a relay.
 public struct RelayConfiguration: Sendable {
+    /// The log key, the origin file, development certificates and staged uploads; with SQLite
+    /// (no `database`), the database and large envelopes too.
     public var dataDirectory: URL
+    /// A PostgreSQL database shared with other relays instead of SQLite in the data directory.
+    public var database: PostgresAddress?
     public var host: String
     public var port: Int
     /// The relay's certificate chain and key; development certificates are generated when nil.
@@ -69,6 +73,8 @@ public struct PreparedRelay: Sendable {
     public var publicKeyPin: [UInt8] { certificate.publicKeyPin }
     /// The log key in verifier-key form (`name+hash+base64`), for clients to pin.
     public let logVerifierKey: String
+    /// The SQLite file, or the PostgreSQL database (without its password).
+    public var databaseLocation: String { services.directory.database.location }
 
     /// Creates on first start (and reuses afterwards) the data directory (0700), the database,
     /// the Ed25519 log key (`log-key.ed25519`, 0600), the log origin (`origin`) and, without a
@@ -83,7 +89,8 @@ public struct PreparedRelay: Sendable {
             throw RelayError(.storage, "cannot create the data directory \(data.path): \(error.localizedDescription)")
         }
         try restrictToOwner(data)
-        let database = try RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)
+        let database = try configuration.database.map { try RelayDatabase(postgres: $0) }
+            ?? RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)
         let logKey = try loadOrCreateLogKey(at: data.appendingPathComponent("log-key.ed25519"))
 
         let chain: URL, key: URL, ca: URL?
@@ -107,6 +114,7 @@ public struct PreparedRelay: Sendable {
             "\(((try? DevelopmentCertificates.dnsNames(certificateFile: chain))?.first) ?? listenHost)/secmail"
         }
         let signer = CheckpointSigner(origin: origin, key: logKey)
+        if database.kind == .postgres { try checkSharedLogSigner(signer, in: database) }
         let nodeCache = LogNodeCache()
         return PreparedRelay(
             configuration: configuration, origin: origin,
@@ -174,6 +182,26 @@ public struct PreparedRelay: Sendable {
         }
         source.resume()
         return source
+    }
+
+    /// Relays sharing a database sign one log: the first to serve it records its origin and log
+    /// key there, and a relay with another one is refused before it signs anything.
+    private static func checkSharedLogSigner(_ signer: CheckpointSigner, in database: RelayDatabase) throws {
+        let verifierKey = try signer.verifier.verifierKey
+        try database.write { db in
+            guard let row = try db.fetchRow("SELECT origin, verifier_key FROM log_signer") else {
+                try db.execute("INSERT INTO log_signer (origin, verifier_key) VALUES (?, ?)", [signer.origin, verifierKey])
+                return
+            }
+            let origin: String = try row.get("origin"), recorded: String = try row.get("verifier_key")
+            guard origin == signer.origin, recorded == verifierKey else {
+                throw RelayError(.invalidRequest, """
+                    the log in \(database.location) is signed as "\(origin)" with log key \(recorded); this relay has "\(signer.origin)" \
+                    and \(verifierKey). Relays sharing a database share the log key and origin: copy log-key.ed25519 and origin \
+                    from the first relay's data directory into this one's (docs/DEPLOY.md)
+                    """)
+            }
+        }
     }
 
     /// A data directory others can read or enter exposes identities, envelope metadata and token

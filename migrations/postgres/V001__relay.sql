@@ -3,6 +3,14 @@
 -- strings BYTEA. Large envelopes live here too, in chunks (no shared file system is needed).
 -- Shipped migrations are never edited.
 
+-- The log's origin and key, as the first relay to serve this database signed with them: every
+-- relay sharing the database must sign with the same ones (one row).
+CREATE TABLE log_signer (
+    singleton    BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton),
+    origin       TEXT    NOT NULL,
+    verifier_key TEXT    NOT NULL
+);
+
 -- The key directory: every key version of every name, each also a log leaf.
 CREATE TABLE identities (
     name        TEXT   NOT NULL,

@@ -48,7 +48,7 @@ struct APIError: HTTPResponseError {
             }
             // Storage details stay in the relay's log, not in responses.
             guard status != .internalServerError else {
-                return APIError(status: status, code: error.code, reason: "the relay could not complete the request", internalDetail: error.reason)
+                return APIError(status: status, code: error.code, reason: "the relay could not complete the request", internalDetail: error.description)
             }
             return APIError(status: status, code: error.code, reason: error.reason)
         case let error as FormatError:

@@ -45,6 +45,14 @@ struct MailboxController: Sendable {
                 } catch {
                     throw RelayError(.notFound, "message \(id) was deleted while it was being fetched")
                 }
+            case .chunks(let envelopeID, let size, let count):
+                // One chunk (1 MiB) per read transaction, written out before the next is read.
+                body = ResponseBody(contentLength: size) { writer in
+                    for index in 0..<count {
+                        try await writer.write(ByteBuffer(bytes: try await mailboxes.chunk(index, of: envelopeID)))
+                    }
+                    try await writer.finish(nil)
+                }
             }
             return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: body)
         }

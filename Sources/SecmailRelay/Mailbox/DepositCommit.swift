@@ -8,7 +8,8 @@ struct PendingDeposit: Sendable {
     enum Envelope: Sendable {
         /// Stored in the `envelopes` row itself.
         case inline([UInt8])
-        /// An fsynced file, renamed to `envelopeID` in the envelopes directory when committed.
+        /// A staged, fsynced file: renamed to `envelopeID` in the envelopes directory when
+        /// committed (SQLite), or copied into the database's chunks (PostgreSQL).
         case file(URL)
     }
 
@@ -24,43 +25,33 @@ struct PendingDeposit: Sendable {
     let receivedAt: Int64
 }
 
-/// How a group of deposits commits (`GroupCommit` batches them): the files renamed into place
-/// and their directory synced once, then each deposit checked and inserted in its own savepoint,
-/// all in one transaction. Every deposit is answered only after the transaction naming it (and,
-/// for a small envelope, holding its bytes) has committed, and a file-backed one only after its
-/// file is renamed into place and the directory is synced (docs/DURABILITY.md).
+/// How a group of deposits commits (`GroupCommit` batches them), all in one transaction, each
+/// deposit checked and inserted in its own savepoint. Where the database is SQLite, large
+/// envelopes' files are first renamed into place and their directory synced once; on
+/// PostgreSQL their bytes are copied into the database within the transaction. Every deposit
+/// is answered only after the transaction naming it (and holding its bytes, or after its file
+/// is in place and the directory synced) has committed (docs/DURABILITY.md).
 enum DepositCommit {
-    /// One transaction for `deposits`: rename each file into place, sync the directory once (when
-    /// there are files), then check and insert each deposit in a savepoint. Returns each
-    /// deposit's outcome (a refused one's file is gone).
+    /// One transaction for `deposits`. Returns each deposit's outcome; a staged file is gone
+    /// afterwards unless it became a committed envelope's file.
     static func commitGroup(_ deposits: [PendingDeposit], database: RelayDatabase, directory: URL,
                             quota: Int, senderShare: Int) async -> [Result<Void, Error>] {
+        let keepsFiles = database.kind == .sqlite
         let targets = deposits.map { directory.appendingPathComponent($0.envelopeID) }
         let outcomes: [RelayError?]
         do {
-            // The renames and the directory sync run on the writer's queue, inside the transaction,
-            // so the blocking file system calls never hold a request task's thread.
+            // Renames, the directory sync and chunk copies run on the engine's threads, inside
+            // the transaction, so blocking file system calls never hold a request task's thread.
             outcomes = try await database.write { db in
-                var outcomes: [RelayError?] = deposits.indices.map { index in
-                    guard case .file(let incoming) = deposits[index].envelope else { return nil }
-                    do {
-                        try AtomicRename.replace(targets[index], with: incoming)
-                        return nil
-                    } catch {
-                        return RelayError(.storage, "cannot move the envelope into place: \(error)")
-                    }
-                }
-                if deposits.contains(where: { if case .file = $0.envelope { true } else { false } }) {
-                    do {
-                        try PositionalFile(readingAtPath: directory.path).synchronize()
-                    } catch {
-                        throw RelayError(.storage, "cannot flush \(directory.path): \(error)")
-                    }
-                }
+                var outcomes = keepsFiles ? try placeFiles(deposits, at: targets, in: directory)
+                                          : Array(repeating: nil, count: deposits.count)
                 for index in deposits.indices where outcomes[index] == nil {
                     do {
                         try db.inSavepoint {
                             try insert(deposits[index], quota: quota, senderShare: senderShare, in: db)
+                            if !keepsFiles, case .file(let staged) = deposits[index].envelope {
+                                try EnvelopeChunks.store(staged, as: deposits[index].envelopeID, in: db)
+                            }
                         }
                     } catch let refusal as RelayError {
                         outcomes[index] = refusal
@@ -72,12 +63,34 @@ enum DepositCommit {
             let failure = (error as? RelayError) ?? RelayError(.storage, "the deposit could not be committed: \(error)")
             outcomes = Array(repeating: failure, count: deposits.count)
         }
-        for index in deposits.indices where outcomes[index] != nil {
-            guard case .file(let incoming) = deposits[index].envelope else { continue }
-            try? FileManager.default.removeItem(at: targets[index])
-            try? FileManager.default.removeItem(at: incoming)
+        for index in deposits.indices where outcomes[index] != nil || !keepsFiles {
+            guard case .file(let staged) = deposits[index].envelope else { continue }
+            if outcomes[index] != nil { try? FileManager.default.removeItem(at: targets[index]) }
+            try? FileManager.default.removeItem(at: staged)
         }
         return outcomes.map { refusal in refusal.map { .failure($0) } ?? .success(()) }
+    }
+
+    /// Renames each file-backed deposit's staged file to its envelope id and syncs `directory`
+    /// once; returns a refusal for each file that could not be moved.
+    private static func placeFiles(_ deposits: [PendingDeposit], at targets: [URL], in directory: URL) throws -> [RelayError?] {
+        let outcomes: [RelayError?] = deposits.indices.map { index in
+            guard case .file(let staged) = deposits[index].envelope else { return nil }
+            do {
+                try AtomicRename.replace(targets[index], with: staged)
+                return nil
+            } catch {
+                return RelayError(.storage, "cannot move the envelope into place: \(error)")
+            }
+        }
+        if deposits.contains(where: { if case .file = $0.envelope { true } else { false } }) {
+            do {
+                try PositionalFile(readingAtPath: directory.path).synchronize()
+            } catch {
+                throw RelayError(.storage, "cannot flush \(directory.path): \(error)")
+            }
+        }
+        return outcomes
     }
 
     /// Refuses `size` more bytes from `sender` in `recipient`'s mailbox when it would not fit the
@@ -116,11 +129,11 @@ enum DepositCommit {
             try db.execute("INSERT INTO accepted_messages (recipient, message_id) VALUES (?, ?)", [name, messageID])
             try db.execute("""
                 INSERT INTO mailbox_usage (recipient, bytes) VALUES (?, ?)
-                ON CONFLICT (recipient) DO UPDATE SET bytes = bytes + excluded.bytes
+                ON CONFLICT (recipient) DO UPDATE SET bytes = mailbox_usage.bytes + excluded.bytes
                 """, [name, deposit.size])
             try db.execute("""
                 INSERT INTO sender_usage (recipient, sender, bytes) VALUES (?, ?, ?)
-                ON CONFLICT (recipient, sender) DO UPDATE SET bytes = bytes + excluded.bytes
+                ON CONFLICT (recipient, sender) DO UPDATE SET bytes = sender_usage.bytes + excluded.bytes
                 """, [name, deposit.sender, deposit.size])
         }
     }

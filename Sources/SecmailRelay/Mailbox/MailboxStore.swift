@@ -3,10 +3,11 @@ import SecmailCrypto
 import SecmailFormat
 
 /// Mailboxes (P4, P8, P9): each envelope stored once — a small one (up to `inlineLimit`) in its
-/// database row, a larger one as a file in `envelopes/` beside the database — with delivery rows
-/// putting it in recipients' mailboxes. A file is written and fsynced, moved into place, its
-/// directory fsynced, and only then committed in one transaction with its deliveries; until that
-/// commit nothing of it is listed, and files no committed row names are
+/// database row, a larger one as a file in `envelopes/` beside an SQLite database, or in 1 MiB
+/// chunks in a PostgreSQL one (`EnvelopeChunks`) — with delivery rows putting it in recipients'
+/// mailboxes. A large envelope is staged in a file of `directory`, fsynced, and then moved into
+/// place (its directory fsynced) or copied into the database, in one transaction with its
+/// deliveries; until that commit nothing of it is listed, and files no committed row names are
 /// removed when a relay starts serving (`removeOrphans`), never by administrative commands that
 /// open the store beside it. Deposits that arrive together share the directory sync and the
 /// commit (`GroupCommit`, `DepositCommit`).
@@ -172,11 +173,13 @@ public struct MailboxStore: Sendable {
     public enum StoredEnvelope: Sendable {
         case inline([UInt8])
         case file(URL, size: Int)
+        /// In the database, `count` chunks read one at a time with `chunk(_:of:)`.
+        case chunks(envelopeID: String, size: Int, count: Int)
     }
 
     /// The stored envelope of message `id` in `owner`'s mailbox.
     public func storedEnvelope(_ owner: IdentityName, _ id: MessageID) async throws -> StoredEnvelope {
-        let directory = directory
+        let directory = directory, keepsFiles = keepsFiles
         return try await database.read { db in
             guard let row = try db.fetchRow("""
                 SELECT e.envelope_id, e.size, e.inline_data FROM deliveries d JOIN envelopes e ON e.envelope_id = d.envelope_id
@@ -185,9 +188,22 @@ public struct MailboxStore: Sendable {
                 throw RelayError(.notFound, "no message \(id) in the mailbox of \(owner)")
             }
             if let inline = try row.get("inline_data") as Data? { return .inline(Array(inline)) }
-            return .file(directory.appendingPathComponent(try row.get("envelope_id") as String), size: try row.get("size"))
+            let envelopeID: String = try row.get("envelope_id"), size: Int = try row.get("size")
+            guard keepsFiles else { return .chunks(envelopeID: envelopeID, size: size, count: EnvelopeChunks.count(forEnvelopeOf: size)) }
+            return .file(directory.appendingPathComponent(envelopeID), size: size)
         }
     }
+
+    /// Chunk `index` of a stored envelope in the database; not found once the message is deleted.
+    public func chunk(_ index: Int, of envelopeID: String) async throws -> [UInt8] {
+        guard let chunk = try await database.read({ db in try EnvelopeChunks.chunk(index, of: envelopeID, in: db) }) else {
+            throw RelayError(.notFound, "the message was deleted while it was being fetched")
+        }
+        return chunk
+    }
+
+    /// Whether large envelopes are files in `directory` (SQLite) rather than database chunks.
+    private var keepsFiles: Bool { database.kind == .sqlite }
 
     /// Removes message `id` from `owner`'s mailbox; the envelope file goes with its last delivery.
     public func delete(_ owner: IdentityName, _ id: MessageID) async throws {
@@ -251,11 +267,12 @@ public struct MailboxStore: Sendable {
         }
     }
 
-    /// Removes files no committed envelope row names (deposits interrupted by a crash). Only the
-    /// relay about to serve may call this: while another process deposits, a file between its
-    /// rename and its commit looks exactly like an orphan.
+    /// Removes files no committed envelope row names (deposits interrupted by a crash; with
+    /// PostgreSQL, every file: they are this relay's staged uploads). Only the relay about to
+    /// serve may call this: while another process deposits, a file between its rename and its
+    /// commit looks exactly like an orphan.
     public func removeOrphans() throws {
-        let known = Set(try database.read { db in try db.fetchAll(String.self, "SELECT envelope_id FROM envelopes") })
+        let known = keepsFiles ? Set(try database.read { db in try db.fetchAll(String.self, "SELECT envelope_id FROM envelopes") }) : []
         let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
         for file in files where !known.contains(file) {
             try? FileManager.default.removeItem(at: directory.appendingPathComponent(file))

@@ -88,12 +88,11 @@ final class PostgresEngine: StorageEngine {
                 try? transaction.executeScript("ROLLBACK")
                 throw error
             }
-        } catch let error as PSQLError {
-            if error.serverInfo == nil { slots.discard(slot) }
+        } catch let error as RelayError {
+            throw error
+        } catch {
+            if !PostgresTransaction.leavesConnectionUsable(error) { slots.discard(slot) }
             throw RelayError(.storage, "a database \(kind) failed", databaseMessage: PostgresTransaction.message(of: error, address: address))
-        } catch let error as ChannelError {
-            slots.discard(slot)
-            throw RelayError(.storage, "a database \(kind) failed", databaseMessage: "the connection to \(address) failed: \(error)")
         }
     }
 }
@@ -144,10 +143,8 @@ final class ConnectionSlots: @unchecked Sendable {
         do {
             connection = try PostgresConnection.connect(on: PostgresConnection.defaultEventLoopGroup.any(), configuration: configuration,
                                                         id: slot, logger: logger).wait()
-        } catch let error as PSQLError {
-            throw RelayError(.storage, "cannot reach the PostgreSQL database \(address)", databaseMessage: PostgresTransaction.message(of: error, address: address))
         } catch {
-            throw RelayError(.storage, "cannot reach the PostgreSQL database \(address)", databaseMessage: "\(error)")
+            throw RelayError(.storage, "cannot reach the PostgreSQL database \(address)", databaseMessage: PostgresTransaction.message(of: error, address: address))
         }
         lock.withLock { connections[slot] = connection }
         return connection
@@ -159,7 +156,12 @@ final class ConnectionSlots: @unchecked Sendable {
             defer { connections[slot] = nil }
             return connections[slot]
         }
-        _ = old?.close() as EventLoopFuture<Void>?
+        try? old?.close().wait()
+    }
+
+    // PostgresNIO requires every connection to be closed before it is released.
+    deinit {
+        closeAll()
     }
 
     func closeAll() {

@@ -33,7 +33,7 @@ struct PostgresTransaction: StorageTransaction {
     }
 
     func executeScript(_ sql: String) throws {
-        _ = try connection.simpleQuery(sql).wait()
+        for statement in ScriptStatements.split(sql) { try execute(statement, []) }
     }
 
     func inSavepoint(_ body: () throws -> Void) throws {
@@ -66,7 +66,7 @@ struct PostgresTransaction: StorageTransaction {
         switch cell.dataType {
         case .int8, .int4, .int2: return .integer(try cell.decode(Int64.self))
         case .bool: return .integer(try cell.decode(Bool.self) ? 1 : 0)
-        case .bytea: return .blob(Data(try cell.decode([UInt8].self)))
+        case .bytea: return .blob(Data(try cell.decode(ByteBuffer.self).readableBytesView))
         case .text, .varchar, .name, .bpchar: return .text(try cell.decode(String.self))
         default:
             throw RelayError(.storage, "PostgreSQL answered column \(cell.columnName) with type \(cell.dataType), which the relay does not read")
@@ -74,12 +74,23 @@ struct PostgresTransaction: StorageTransaction {
     }
 
     /// PostgreSQL's own words for `error`, or what failed on the way to it.
-    static func message(of error: PSQLError, address: PostgresAddress) -> String {
+    static func message(of error: any Error, address: PostgresAddress) -> String {
+        if let error = error as? PostgresDecodingError {
+            return "a column of type \(error.postgresType) could not be read as \(error.targetType)"
+        }
+        guard let error = error as? PSQLError else { return "the connection to \(address) failed: \(error)" }
         if let info = error.serverInfo {
             let state = info[.sqlState].map { " (\($0))" } ?? ""
             return (info[.message] ?? "an error") + state
         }
-        return "the connection to \(address) failed (\(error.code))"
+        let underlying = error.underlying.map { ": \($0)" } ?? ""
+        return "the connection to \(address) failed (\(error.code)\(underlying))"
+    }
+
+    /// Whether the connection is still usable after `error`: the server refused a statement, or
+    /// an answer did not decode.
+    static func leavesConnectionUsable(_ error: any Error) -> Bool {
+        error is PostgresDecodingError || (error as? PSQLError)?.serverInfo != nil
     }
 }
 
@@ -107,5 +118,37 @@ enum PlaceholderNumbering {
         }
         lock.withLock { numberedStatements[sql] = result }
         return result
+    }
+}
+
+/// The statements of a script (a migration, `BEGIN; SELECT …`): PostgreSQL's extended protocol
+/// takes one statement at a time. Splits at semicolons outside quotes and `--` comments; the
+/// scripts are ours, with no function bodies.
+enum ScriptStatements {
+    static func split(_ script: String) -> [String] {
+        var statements: [String] = [], current = "", quote: Character?, inComment = false
+        for character in script {
+            if inComment {
+                if character == "\n" { inComment = false; current.append(" ") }
+                continue
+            }
+            if let open = quote {
+                if character == open { quote = nil }
+                current.append(character)
+            } else if character == "-", current.hasSuffix("-") {
+                current.removeLast()
+                inComment = true
+            } else if character == "'" || character == "\"" {
+                quote = character
+                current.append(character)
+            } else if character == ";" {
+                statements.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        statements.append(current)
+        return statements.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
     }
 }

@@ -8,19 +8,30 @@ import SecmailMigrations
 /// acknowledged only once it is durable.
 public final class RelayDatabase: Sendable {
     let engine: any StorageEngine
+    /// Which engine this is.
+    public let kind: Kind
     /// The SQLite file's path, or the PostgreSQL server and database (never a password).
     public let location: String
 
     /// Opens (creating if needed) the SQLite database at `path` and applies pending migrations.
     public init(path: String) throws {
         engine = try SQLiteEngine(path: path)
+        kind = .sqlite
         location = path
     }
 
     /// Connects to the PostgreSQL database `address` names and applies pending migrations.
     public init(postgres address: PostgresAddress) throws {
         engine = try PostgresEngine(address: address)
+        kind = .postgres
         location = address.description
+    }
+
+    public enum Kind: String, Sendable {
+        /// One file in the data directory, one relay process; large envelopes are files beside it.
+        case sqlite
+        /// A server shared by any number of relay processes; every envelope's bytes are in it.
+        case postgres
     }
 
     /// The SQLite engine, for what only it can do (the online backup).

@@ -17,7 +17,37 @@ struct RelayDataOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The relay's data directory.", valueName: "dir"))
     var data: String
 
+    @Option(name: .long, help: ArgumentHelp("""
+        A PostgreSQL database to share with other relays (postgres://USER@HOST:PORT/DATABASE, or ?host=/run/postgresql for \
+        the Unix socket; the password from the URL or PGPASSWORD) instead of SQLite in the data directory.
+        """, valueName: "url"))
+    var database: String?
+
     var dataDirectory: URL { URL(fileURLWithPath: data, isDirectory: true) }
+
+    func validate() throws {
+        _ = try postgresAddress()
+    }
+
+    /// The PostgreSQL database `--database` names, nil for SQLite in the data directory.
+    func postgresAddress() throws -> PostgresAddress? {
+        guard let database else { return nil }
+        do {
+            guard let address = try PostgresAddress(database) else {
+                throw ValidationError("--database takes a postgres:// URL; without it the relay keeps SQLite in --data")
+            }
+            return address
+        } catch let error as RelayError {
+            throw ValidationError(error.reason)
+        }
+    }
+
+    /// The configuration for the data directory and database these options name.
+    func configuration() throws -> RelayConfiguration {
+        var configuration = RelayConfiguration(dataDirectory: dataDirectory)
+        configuration.database = try postgresAddress()
+        return configuration
+    }
 }
 
 struct RelayServeCommand: AsyncParsableCommand {
@@ -145,10 +175,13 @@ struct RelayServeCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let (host, port) = try parseListen()
-            var configuration = RelayConfiguration(
-                dataDirectory: dataOptions.dataDirectory, host: host, port: port,
-                certificateFile: cert.map { URL(fileURLWithPath: $0) }, privateKeyFile: key.map { URL(fileURLWithPath: $0) },
-                requiresInvite: requireInvite, origin: origin)
+            var configuration = try dataOptions.configuration()
+            configuration.host = host
+            configuration.port = port
+            configuration.certificateFile = cert.map { URL(fileURLWithPath: $0) }
+            configuration.privateKeyFile = key.map { URL(fileURLWithPath: $0) }
+            configuration.requiresInvite = requireInvite
+            configuration.origin = origin
             configuration.sharesKeys = allowSharedKeys
             configuration.envelopeTimeWindow = EnvelopeTimeWindow(futureSkew: maxClockSkew, maximumAge: maxEnvelopeAge)
             configuration.maximumEnvelopeSize = maxEnvelopeMib << 20
@@ -170,7 +203,8 @@ struct RelayServeCommand: AsyncParsableCommand {
             try await relay.run(logLevel: Logger.Level(rawValue: logLevel) ?? .info, reloadsOnHangup: true) { boundPort in
                 let urlHost = host.contains(":") ? "[\(host)]" : host
                 var lines = ["secmail relay listening on https://\(urlHost):\(boundPort)",
-                             "  data directory: \(dataOptions.dataDirectory.path)"]
+                             "  data directory: \(dataOptions.dataDirectory.path)",
+                             "  database:       \(relay.databaseLocation)"]
                 if let ca = relay.certificateAuthorityFile {
                     lines.append("  CA file:        \(ca.path)  (development certificate)")
                 }
@@ -194,7 +228,7 @@ struct RelayInviteCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingFailures {
-            let relay = try PreparedRelay.prepare(RelayConfiguration(dataDirectory: dataOptions.dataDirectory))
+            let relay = try PreparedRelay.prepare(try dataOptions.configuration())
             Terminal.output(try relay.services.directory.createInvite() + "\n")
         }
     }
@@ -208,13 +242,20 @@ struct RelayBackupCommand: AsyncParsableCommand {
             Writes into a new directory one consistent snapshot of the database (SQLite's online \
             backup), the envelope files it names, the log key, the origin and the development TLS \
             files, each synced to disk, and checks the copy's integrity. The backup holds the relay's \
-            secrets and is made its owner's alone. To restore, serve it: secmail relay --data DIR.
+            secrets and is made its owner's alone. To restore, serve it: secmail relay --data DIR. \
+            A relay on PostgreSQL is backed up with pg_dump instead (docs/DEPLOY.md).
             """)
 
     @OptionGroup var dataOptions: RelayDataOptions
 
     @Option(name: .long, help: ArgumentHelp("The backup directory to create (must not exist).", valueName: "dir"))
     var to: String
+
+    func validate() throws {
+        guard dataOptions.database == nil else {
+            throw ValidationError("relay backup copies an SQLite data directory; back up a PostgreSQL database with pg_dump (docs/DEPLOY.md)")
+        }
+    }
 
     func run() async throws {
         try await reportingFailures {
