@@ -25,8 +25,8 @@ import Testing
         try await connection.send(RelayRequest(.GET, Endpoint.lookup.path(name)))
     }
 
-    @Test func registrationAndAVerifiedLookupOverTLS() async throws {
-        let relay = try await RunningRelay()
+    @Test(arguments: EngineUnderTest.available) func registrationAndAVerifiedLookupOverTLS(engine: EngineUnderTest) async throws {
+        let relay = try await RunningRelay(engine: engine)
         defer { Task { await relay.stop() } }
         let connection = try await connect(relay)
         let created = try await register("alice", on: connection)
@@ -41,8 +41,8 @@ import Testing
         #expect(lookup.checkpoint.size == 1)
     }
 
-    @Test func aRelayWhoseKeyIsNotThePinnedOneIsRefused() async throws {
-        let relay = try await RunningRelay()
+    @Test(arguments: EngineUnderTest.available) func aRelayWhoseKeyIsNotThePinnedOneIsRefused(engine: EngineUnderTest) async throws {
+        let relay = try await RunningRelay(engine: engine)
         defer { Task { await relay.stop() } }
         let wrongPin = [UInt8](repeating: 7, count: 32)
         let handshake = await #expect(throws: TLSError.self) { try await connect(relay, trust: .pinnedPublicKey(sha256: wrongPin)) }
@@ -61,10 +61,10 @@ import Testing
     /// A client whose challenge expired before its answer reached the relay (a laptop that slept
     /// mid sign-in, a starved process) asks for one new challenge; a second expiry is an error
     /// that says what is odd.
-    @Test func anExpiredChallengeIsReplacedOnce() async throws {
+    @Test(arguments: EngineUnderTest.available) func anExpiredChallengeIsReplacedOnce(engine: EngineUnderTest) async throws {
         for expiries in [1, 2] {
             let clock = LateAnswerClock(lateAnswers: expiries)
-            let relay = try await RunningRelay(authenticationClock: { clock.read() })
+            let relay = try await RunningRelay(engine: engine, authenticationClock: { clock.read() })
             defer { Task { await relay.stop() } }
             #expect(try await register("alice", on: try await connect(relay)).status == 201)
             let home = SecmailHome(url: try makeTemporaryDirectory("expired-challenge"))
@@ -88,8 +88,8 @@ import Testing
         }
     }
 
-    @Test func aKeySwappedInTheRelayDatabaseIsDetected() async throws {
-        let relay = try await RunningRelay()
+    @Test(arguments: EngineUnderTest.available) func aKeySwappedInTheRelayDatabaseIsDetected(engine: EngineUnderTest) async throws {
+        let relay = try await RunningRelay(engine: engine)
         defer { Task { await relay.stop() } }
         let connection = try await connect(relay)
         _ = try await register("alice", on: connection)
@@ -108,8 +108,8 @@ import Testing
         #expect(error?.reason.contains("different key") == true)
     }
 
-    @Test func aForgedProofOrAnUnpinnedLogKeyIsRefused() async throws {
-        let relay = try await RunningRelay()
+    @Test(arguments: EngineUnderTest.available) func aForgedProofOrAnUnpinnedLogKeyIsRefused(engine: EngineUnderTest) async throws {
+        let relay = try await RunningRelay(engine: engine)
         defer { Task { await relay.stop() } }
         let connection = try await connect(relay)
         _ = try await register("alice", on: connection)
@@ -136,8 +136,8 @@ import Testing
         }
     }
 
-    @Test func aRolledBackOrForkedLogIsRefused() async throws {
-        let relay = try await RunningRelay()
+    @Test(arguments: EngineUnderTest.available) func aRolledBackOrForkedLogIsRefused(engine: EngineUnderTest) async throws {
+        let relay = try await RunningRelay(engine: engine)
         defer { Task { await relay.stop() } }
         let connection = try await connect(relay)
         let verifier = try relay.services.signer.verifier

@@ -24,8 +24,8 @@ import Testing
         return keystore
     }
 
-    @Test func anInterruptedRotationIsResumedWithTheSameKeys() async throws {
-        let relay = try await RunningRelay()
+    @Test(arguments: EngineUnderTest.available) func anInterruptedRotationIsResumedWithTheSameKeys(engine: EngineUnderTest) async throws {
+        let relay = try await RunningRelay(engine: engine)
         defer { Task { await relay.stop() } }
         let keystore = try await registeredHome("alice", on: relay)
         let v1 = try keystore.currentBundle()
@@ -48,8 +48,8 @@ import Testing
         #expect(report.foreignEntries.isEmpty)
     }
 
-    @Test func aRefusedRotationLeavesTheKeystoreAsItWas() async throws {
-        let relay = try await RunningRelay()
+    @Test(arguments: EngineUnderTest.available) func aRefusedRotationLeavesTheKeystoreAsItWas(engine: EngineUnderTest) async throws {
+        let relay = try await RunningRelay(engine: engine)
         defer { Task { await relay.stop() } }
         let keystore = try await registeredHome("bob", on: relay)
         let v1 = try keystore.currentBundle()

@@ -45,12 +45,12 @@ public final class RunningRelay: @unchecked Sendable {
     public static let patientDeadlines = ConnectionDeadlines(header: .seconds(120), bodyGrace: .seconds(120), write: .seconds(120),
                                                             idleBeforeSignIn: .seconds(300), idle: .seconds(300))
 
-    public init(requiresInvite: Bool = false, maximumEnvelopeSize: Int = 256 << 20, mailboxQuota: Int = 1 << 30,
+    public init(engine: EngineUnderTest = .sqlite, requiresInvite: Bool = false, maximumEnvelopeSize: Int = 256 << 20, mailboxQuota: Int = 1 << 30,
                 limits: RelayLimits = RelayLimits(deadlines: RunningRelay.patientDeadlines),
                 perIdentity: RateLimiter.Limit = .init(perSecond: 50, burst: 100),
                 authenticationClock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) async throws {
         folder = try makeTemporaryDirectory("relay-http")
-        let database = try RelayDatabase(path: folder.appendingPathComponent("relay.sqlite").path)
+        let database = try engine.database(in: folder)
         let nodeCache = LogNodeCache()
         let log = LogStore(database: database, nodeCache: nodeCache)
         services = RelayServices(directory: Directory(database: database, requiresInvite: requiresInvite, nodeCache: nodeCache), log: log,
@@ -80,6 +80,7 @@ public final class RunningRelay: @unchecked Sendable {
     public func stop() async {
         task.cancel()
         _ = await task.result
+        services.directory.database.close()
         try? FileManager.default.removeItem(at: folder)
     }
 
@@ -220,6 +221,65 @@ public struct RelayDatabaseForgery {
             var map = NameMap(store: DatabaseMapNodes(db: db))
             let value = NameMapValue(keyVersion: bundle.keyVersion, logIndex: logIndex, fingerprint: bundle.fingerprint)
             try map.set(NameMapKey.of(bundle.name), valueHash: value.hash)
+        }
+    }
+}
+
+/// The throw-away PostgreSQL cluster of scripts/test.sh (`SECMAIL_TEST_POSTGRES`: its socket
+/// directory; trust authentication as user postgres). Each test gets a database of its own.
+public enum TestPostgres {
+    public static let socketDirectory = ProcessInfo.processInfo.environment["SECMAIL_TEST_POSTGRES"]
+
+    /// Whether the relay suites also run on PostgreSQL: always under CI (where a missing cluster
+    /// must fail, not skip), elsewhere when scripts/test.sh started one.
+    public static let isAvailable: Bool = {
+        if socketDirectory != nil { return true }
+        if ProcessInfo.processInfo.environment["CI"] != nil { return true }
+        print("SECMAIL_TEST_POSTGRES is not set (scripts/test.sh sets it): the relay suites run on SQLite only")
+        return false
+    }()
+
+    /// A new, empty database.
+    public static func freshDatabase(_ label: String) throws -> PostgresAddress {
+        guard let socketDirectory else {
+            throw TestFailure("SECMAIL_TEST_POSTGRES is not set: run the tests through scripts/test.sh")
+        }
+        let name = "\(label.lowercased().filter { $0.isLetter || $0.isNumber })_\(UUID().uuidString.prefix(8).lowercased())"
+        let created = try run("psql", ["-X", "-q", "-h", socketDirectory, "-U", "postgres", "-d", "postgres", "-c", "CREATE DATABASE \(name)"])
+        guard created.status == 0 else { throw TestFailure("cannot create a test database: \(created.stderr)") }
+        return PostgresAddress(endpoint: .unixSocket(path: "\(socketDirectory)/.s.PGSQL.5432"), user: "postgres", password: nil, database: name)
+    }
+
+    /// `--database` for a relay process.
+    public static func url(of address: PostgresAddress) -> String {
+        address.description
+    }
+}
+
+/// The storage engines the relay suites run on.
+public enum EngineUnderTest: String, Sendable, CaseIterable, CustomStringConvertible {
+    case sqlite
+    case postgres
+
+    /// SQLite always; PostgreSQL where `TestPostgres` has a cluster.
+    public static let available: [EngineUnderTest] = TestPostgres.isAvailable ? [.sqlite, .postgres] : [.sqlite]
+
+    public var description: String { rawValue }
+
+    /// A new, empty relay database on this engine (SQLite's file in `folder`).
+    public func database(in folder: URL) throws -> RelayDatabase {
+        try opener(in: folder)()
+    }
+
+    /// Opens one new relay database on this engine, again each time it is called (a restart).
+    public func opener(in folder: URL) throws -> @Sendable () throws -> RelayDatabase {
+        switch self {
+        case .sqlite:
+            let path = folder.appendingPathComponent("relay.sqlite").path
+            return { try RelayDatabase(path: path) }
+        case .postgres:
+            let address = try TestPostgres.freshDatabase(String(folder.lastPathComponent.prefix(20)))
+            return { try RelayDatabase(postgres: address) }
         }
     }
 }

@@ -42,8 +42,8 @@ import Testing
         #expect(undocumented.isEmpty, "undocumented codes: \(undocumented)")
     }
 
-    @Test func everyRouteExistsAndAnswersErrorsWithTheDocumentedBody() async throws {
-        let relay = try await RunningRelay()
+    @Test(arguments: EngineUnderTest.available) func everyRouteExistsAndAnswersErrorsWithTheDocumentedBody(engine: EngineUnderTest) async throws {
+        let relay = try await RunningRelay(engine: engine)
         defer { Task { await relay.stop() } }
         let codes = try Self.documentedErrorCodes()
         for endpoint in Endpoint.all {

@@ -21,9 +21,9 @@ final class TestClock: @unchecked Sendable {
     /// The SHA-256 of the TLS key of the relay under test (any 32 bytes: no TLS here).
     let relayKeyPin = [UInt8](repeating: 0x5A, count: 32)
 
-    func setUp() async throws -> (Authenticator, TestClock, URL) {
+    func setUp(_ engine: EngineUnderTest) async throws -> (Authenticator, TestClock, URL) {
         let folder = try makeTemporaryDirectory("relay-auth")
-        let database = try RelayDatabase(path: folder.appendingPathComponent("relay.sqlite").path)
+        let database = try engine.database(in: folder)
         let clock = TestClock()
         let directory = Directory(database: database, clock: { clock.now })
         try await directory.register(ThrowawayIdentities.bundle("alice"))
@@ -37,8 +37,8 @@ final class TestClock: @unchecked Sendable {
                                              name: IdentityName(name), nonce: nonce))
     }
 
-    @Test func aSignedChallengeGivesATokenForThatNameOnly() async throws {
-        let (auth, _, folder) = try await setUp()
+    @Test(arguments: EngineUnderTest.available) func aSignedChallengeGivesATokenForThatNameOnly(engine: EngineUnderTest) async throws {
+        let (auth, _, folder) = try await setUp(engine)
         defer { try? FileManager.default.removeItem(at: folder) }
         let alice = try IdentityName("alice")
         let nonce = try await auth.challenge(for: alice)
@@ -49,8 +49,8 @@ final class TestClock: @unchecked Sendable {
 
     /// The signature is checked outside any transaction, so two valid answers to one nonce may
     /// be checked at once: only one of them gets a token.
-    @Test func oneNonceAnsweredTwiceAtOnceGivesOneToken() async throws {
-        let (auth, _, folder) = try await setUp()
+    @Test(arguments: EngineUnderTest.available) func oneNonceAnsweredTwiceAtOnceGivesOneToken(engine: EngineUnderTest) async throws {
+        let (auth, _, folder) = try await setUp(engine)
         defer { try? FileManager.default.removeItem(at: folder) }
         let alice = try IdentityName("alice")
         let nonce = try await auth.challenge(for: alice)
@@ -64,8 +64,8 @@ final class TestClock: @unchecked Sendable {
         #expect(refusals == [.forbidden, .forbidden, .forbidden])
     }
 
-    @Test func forgedReplayedExpiredAndCrossNameProofsAreRefused() async throws {
-        let (auth, clock, folder) = try await setUp()
+    @Test(arguments: EngineUnderTest.available) func forgedReplayedExpiredAndCrossNameProofsAreRefused(engine: EngineUnderTest) async throws {
+        let (auth, clock, folder) = try await setUp(engine)
         defer { try? FileManager.default.removeItem(at: folder) }
         let alice = try IdentityName("alice"), bob = try IdentityName("bob")
 
@@ -94,8 +94,8 @@ final class TestClock: @unchecked Sendable {
 }
 
 extension RelayHTTPTests {
-    @Test func challengeResponseOverHTTPGivesABearerToken() async throws {
-        let relay = try await RunningRelay()
+    @Test(arguments: EngineUnderTest.available) func challengeResponseOverHTTPGivesABearerToken(engine: EngineUnderTest) async throws {
+        let relay = try await RunningRelay(engine: engine)
         defer { Task { await relay.stop() } }
         #expect(try await relay.curl("/v1/directory/register", method: "POST", json: registration(ThrowawayIdentities.bundle("alice"))).status == 201)
         let challenge = try json(try await relay.curl("/v1/auth/challenge", method: "POST", json: "{\"name\":\"alice\"}").body)

@@ -7,15 +7,15 @@ import SecmailRelayTestSupport
 import Testing
 
 @Suite struct DirectoryTests {
-    func makeDirectory(requiresInvite: Bool = false, sharesKeys: Bool = false) throws -> (Directory, LogStore, URL) {
+    func makeDirectory(_ engine: EngineUnderTest, requiresInvite: Bool = false, sharesKeys: Bool = false) throws -> (Directory, LogStore, URL) {
         let folder = try makeTemporaryDirectory("relay-directory")
-        let database = try RelayDatabase(path: folder.appendingPathComponent("relay.sqlite").path)
+        let database = try engine.database(in: folder)
         return (Directory(database: database, requiresInvite: requiresInvite, sharesKeys: sharesKeys, clock: { 1_800_000_000 }),
                 LogStore(database: database), folder)
     }
 
-    @Test func registrationIsLoggedAndLookupProvesIt() async throws {
-        let (directory, log, folder) = try makeDirectory()
+    @Test(arguments: EngineUnderTest.available) func registrationIsLoggedAndLookupProvesIt(engine: EngineUnderTest) async throws {
+        let (directory, log, folder) = try makeDirectory(engine)
         defer { try? FileManager.default.removeItem(at: folder) }
         let alice = try ThrowawayIdentities.bundle("alice"), bob = try ThrowawayIdentities.bundle("bob")
         #expect(try await directory.register(alice) == 0)
@@ -33,8 +33,8 @@ import Testing
     /// Every registration and rotation moves the log and the map together: the leaf commits the
     /// map root, and replaying the log gives the same map; a lookup proves the current version
     /// and a miss proves absence.
-    @Test func theLogCommitsTheNameMapAndLookupsProveIt() async throws {
-        let (directory, log, folder) = try makeDirectory()
+    @Test(arguments: EngineUnderTest.available) func theLogCommitsTheNameMapAndLookupsProveIt(engine: EngineUnderTest) async throws {
+        let (directory, log, folder) = try makeDirectory(engine)
         defer { try? FileManager.default.removeItem(at: folder) }
         let alice = try ThrowawayIdentities.bundle("alice")
         try await directory.register(alice)
@@ -64,8 +64,8 @@ import Testing
 
     /// A log written before the name map (version 1 leaves) gets one map head at start-up,
     /// committing the map of its names; nothing else changes.
-    @Test func aLogWithoutAMapGetsOneMapHeadLeaf() async throws {
-        let (directory, log, folder) = try makeDirectory()
+    @Test(arguments: EngineUnderTest.available) func aLogWithoutAMapGetsOneMapHeadLeaf(engine: EngineUnderTest) async throws {
+        let (directory, log, folder) = try makeDirectory(engine)
         defer { try? FileManager.default.removeItem(at: folder) }
         let bundles = try ["alice", "bob"].map(ThrowawayIdentities.bundle)
         try await directory.database.write { db in
@@ -93,9 +93,9 @@ import Testing
 
     /// Concurrent registrations share group commits, each in its own savepoint: all are logged
     /// once, one taken name among them is refused alone, and the log and map still agree.
-    @Test func concurrentRegistrationsShareCommitsAndKeepTheLogAndMapInStep() async throws {
+    @Test(arguments: EngineUnderTest.available) func concurrentRegistrationsShareCommitsAndKeepTheLogAndMapInStep(engine: EngineUnderTest) async throws {
         // Many names need many keys; shared keys are allowed here as in the load tests.
-        let (directory, log, folder) = try makeDirectory(sharesKeys: true)
+        let (directory, log, folder) = try makeDirectory(engine, sharesKeys: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let signing = try ThrowawayIdentities.signingKey("alice"), encryption = try ThrowawayIdentities.encryptionKey("alice").publicKey
         let bundles = try (0..<24).map { index in
@@ -120,8 +120,8 @@ import Testing
         #expect(try LogLeaf(encoded: try #require(head.headLeaf)).mapRoot == (try replay.root()))
     }
 
-    @Test func aTakenNameCannotBeRegisteredAgainAndNothingIsLogged() async throws {
-        let (directory, log, folder) = try makeDirectory()
+    @Test(arguments: EngineUnderTest.available) func aTakenNameCannotBeRegisteredAgainAndNothingIsLogged(engine: EngineUnderTest) async throws {
+        let (directory, log, folder) = try makeDirectory(engine)
         defer { try? FileManager.default.removeItem(at: folder) }
         try await directory.register(ThrowawayIdentities.bundle("alice"))
         // Mallory's own keys under the name alice.
@@ -137,8 +137,8 @@ import Testing
     /// A key belongs to the first name that logged it: another name may not register or rotate
     /// to it (either key of the pair), while a name may keep one of its own keys in a rotation.
     /// A relay whose names predate the rule learns their keys at start-up.
-    @Test func aKeyBelongsToOneName() async throws {
-        let (directory, log, folder) = try makeDirectory()
+    @Test(arguments: EngineUnderTest.available) func aKeyBelongsToOneName(engine: EngineUnderTest) async throws {
+        let (directory, log, folder) = try makeDirectory(engine)
         defer { try? FileManager.default.removeItem(at: folder) }
         let alice = try ThrowawayIdentities.bundle("alice"), bob = try ThrowawayIdentities.bundle("bob")
         try await directory.register(alice)
@@ -171,8 +171,8 @@ import Testing
         #expect(try await log.size() == 3)
     }
 
-    @Test func rotationNeedsTheContinuitySignatureOfTheCurrentKey() async throws {
-        let (directory, log, folder) = try makeDirectory()
+    @Test(arguments: EngineUnderTest.available) func rotationNeedsTheContinuitySignatureOfTheCurrentKey(engine: EngineUnderTest) async throws {
+        let (directory, log, folder) = try makeDirectory(engine)
         defer { try? FileManager.default.removeItem(at: folder) }
         let alice = try ThrowawayIdentities.bundle("alice")
         try await directory.register(alice)
@@ -217,8 +217,8 @@ import Testing
         #expect(await relayErrorCode { try await directory.rotate(to: bobRotated) } == .notFound)
     }
 
-    @Test func invitesAreRequiredWhenConfiguredAndUsableOnce() async throws {
-        let (directory, log, folder) = try makeDirectory(requiresInvite: true)
+    @Test(arguments: EngineUnderTest.available) func invitesAreRequiredWhenConfiguredAndUsableOnce(engine: EngineUnderTest) async throws {
+        let (directory, log, folder) = try makeDirectory(engine, requiresInvite: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let alice = try ThrowawayIdentities.bundle("alice"), bob = try ThrowawayIdentities.bundle("bob")
         #expect(await relayErrorCode { try await directory.register(alice) } == .inviteRequired)
@@ -229,8 +229,8 @@ import Testing
         #expect(try await log.size() == 1)
     }
 
-    @Test func checkpointsAreSignedNotesClientsCanVerify() async throws {
-        let (directory, log, folder) = try makeDirectory()
+    @Test(arguments: EngineUnderTest.available) func checkpointsAreSignedNotesClientsCanVerify(engine: EngineUnderTest) async throws {
+        let (directory, log, folder) = try makeDirectory(engine)
         defer { try? FileManager.default.removeItem(at: folder) }
         try await directory.register(ThrowawayIdentities.bundle("alice"))
         let signer = CheckpointSigner(origin: "localhost/secmail", key: try Ed25519PrivateKey.generate())

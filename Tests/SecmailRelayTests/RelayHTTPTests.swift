@@ -19,8 +19,8 @@ import Testing
         return String(decoding: try! JSONSerialization.data(withJSONObject: body), as: UTF8.self)
     }
 
-    @Test func registerLookupAndVerifyOverTLS() async throws {
-        let relay = try await RunningRelay()
+    @Test(arguments: EngineUnderTest.available) func registerLookupAndVerifyOverTLS(engine: EngineUnderTest) async throws {
+        let relay = try await RunningRelay(engine: engine)
         defer { Task { await relay.stop() } }
         let health = try await relay.curl("/v1/health")
         #expect(health == (200, "ok\n"))
@@ -69,8 +69,8 @@ import Testing
         #expect(try Checkpoint(text: SignedNote.open(checkpointNote.body, verifier: verifier)).size == 2)
     }
 
-    @Test func refusalsHaveClearStatusesAndStoreNothing() async throws {
-        let relay = try await RunningRelay()
+    @Test(arguments: EngineUnderTest.available) func refusalsHaveClearStatusesAndStoreNothing(engine: EngineUnderTest) async throws {
+        let relay = try await RunningRelay(engine: engine)
         defer { Task { await relay.stop() } }
         let alice = try ThrowawayIdentities.bundle("alice")
         #expect(try await relay.curl("/v1/directory/register", method: "POST", json: registration(alice)).status == 201)
@@ -90,8 +90,8 @@ import Testing
 
     /// P8: only the owner rotates. No token, another user's token, or a bundle not continuity-signed
     /// by the current key is refused, and the log does not grow.
-    @Test func rotationNeedsTheOwnersTokenAndContinuity() async throws {
-        let relay = try await RunningRelay()
+    @Test(arguments: EngineUnderTest.available) func rotationNeedsTheOwnersTokenAndContinuity(engine: EngineUnderTest) async throws {
+        let relay = try await RunningRelay(engine: engine)
         defer { Task { await relay.stop() } }
         let alice = try ThrowawayIdentities.bundle("alice"), bob = try ThrowawayIdentities.bundle("bob")
         for bundle in [alice, bob] {
@@ -128,8 +128,8 @@ import Testing
         #expect(try await relay.services.log.size() == 3)
     }
 
-    @Test func readerFeaturesAreDeclaredByTheOwnerAndShownInLookups() async throws {
-        let relay = try await RunningRelay()
+    @Test(arguments: EngineUnderTest.available) func readerFeaturesAreDeclaredByTheOwnerAndShownInLookups(engine: EngineUnderTest) async throws {
+        let relay = try await RunningRelay(engine: engine)
         defer { Task { await relay.stop() } }
         #expect(try await relay.curl("/v1/directory/register", method: "POST", json: registration(try ThrowawayIdentities.bundle("alice"))).status == 201)
         let token = try await relay.token("alice")
@@ -158,8 +158,8 @@ import Testing
         #expect(try json(shownEmpty.body)["readerFeatures"] as? [String] == [])
     }
 
-    @Test func invitesGateRegistration() async throws {
-        let relay = try await RunningRelay(requiresInvite: true)
+    @Test(arguments: EngineUnderTest.available) func invitesGateRegistration(engine: EngineUnderTest) async throws {
+        let relay = try await RunningRelay(engine: engine, requiresInvite: true)
         defer { Task { await relay.stop() } }
         let alice = try ThrowawayIdentities.bundle("alice")
         #expect(try await relay.curl("/v1/directory/register", method: "POST", json: registration(alice)).status == 403)

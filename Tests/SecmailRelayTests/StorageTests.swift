@@ -4,6 +4,7 @@ import SecmailCrypto
 import SecmailFormat
 import SecmailMigrations
 @testable import SecmailRelay
+import SecmailRelayTestSupport
 import SecmailTestSupport
 import Testing
 
@@ -100,14 +101,17 @@ import Testing
 }
 
 @Suite struct LogStoreTests {
-    @Test func storedLogMatchesTheInMemoryTreeAndSurvivesARestart() async throws {
+    @Test(arguments: EngineUnderTest.available)
+    func storedLogMatchesTheInMemoryTreeAndSurvivesARestart(engine: EngineUnderTest) async throws {
         let directory = try makeTemporaryDirectory("relay-log")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let path = directory.appendingPathComponent("relay.sqlite").path
+        let open = try engine.opener(in: directory)
         let leaves = (0..<100).map { Array("leaf \($0)".utf8) }
         var memory = MerkleTree()
         do {
-            let log = LogStore(database: try RelayDatabase(path: path))
+            let database = try open()
+            defer { database.close() }
+            let log = LogStore(database: database)
             for (index, leaf) in leaves.prefix(70).enumerated() {
                 #expect(try await log.append(leaf) == UInt64(index))
                 memory.append(leafHash: MerkleHash.leaf(leaf))
@@ -115,7 +119,7 @@ import Testing
             #expect(try await log.root() == memory.root())
         }
         // Reopened: the same tree, and appends continue from it.
-        let log = LogStore(database: try RelayDatabase(path: path))
+        let log = LogStore(database: try open())
         #expect(try await log.size() == 70)
         #expect(try await log.root() == memory.root())
         for leaf in leaves.dropFirst(70) {
@@ -138,10 +142,11 @@ import Testing
         await #expect(throws: FormatError.self) { try await log.inclusionProof(index: 100, size: 100) }
     }
 
-    @Test func aFailedTransactionAppendsNothing() async throws {
+    @Test(arguments: EngineUnderTest.available)
+    func aFailedTransactionAppendsNothing(engine: EngineUnderTest) async throws {
         let directory = try makeTemporaryDirectory("relay-log")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let database = try RelayDatabase(path: directory.appendingPathComponent("relay.sqlite").path)
+        let database = try engine.database(in: directory)
         let log = LogStore(database: database)
         try await log.append(Array("first".utf8))
         struct Abort: Error {}

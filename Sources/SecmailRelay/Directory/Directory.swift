@@ -6,7 +6,8 @@ import SecmailFormat
 /// transparency log and an update of the name map, written in the same transaction. Concurrent
 /// registrations and rotations share group commits (`GroupCommit`), one savepoint each.
 public struct Directory: Sendable {
-    let database: RelayDatabase
+    /// The relay's database, which the log, sign-in and the mailboxes share.
+    public let database: RelayDatabase
     let clock: @Sendable () -> Int64
     /// Committed log nodes that proofs read again and again.
     let nodeCache: LogNodeCache

@@ -88,9 +88,7 @@ final class PostgresEngine: StorageEngine {
                 try? transaction.executeScript("ROLLBACK")
                 throw error
             }
-        } catch let error as RelayError {
-            throw error
-        } catch {
+        } catch where PostgresTransaction.isDatabaseError(error) {
             if !PostgresTransaction.leavesConnectionUsable(error) { slots.discard(slot) }
             throw RelayError(.storage, "a database \(kind) failed", databaseMessage: PostgresTransaction.message(of: error, address: address))
         }

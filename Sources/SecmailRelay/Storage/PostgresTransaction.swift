@@ -87,6 +87,12 @@ struct PostgresTransaction: StorageTransaction {
         return "the connection to \(address) failed (\(error.code)\(underlying))"
     }
 
+    /// Whether `error` came from PostgreSQL or the connection to it (not from the transaction's
+    /// own checks, which go on to the caller as they are).
+    static func isDatabaseError(_ error: any Error) -> Bool {
+        error is PSQLError || error is PostgresError || error is PostgresDecodingError || error is ChannelError || error is IOError
+    }
+
     /// Whether the connection is still usable after `error`: the server refused a statement, or
     /// an answer did not decode.
     static func leavesConnectionUsable(_ error: any Error) -> Bool {

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# A throw-away PostgreSQL cluster for the tests: Debian's server (package postgresql), trust
+# authentication, no TCP (a Unix socket in the cluster's own directory), fsync on.
+#   scripts/test-postgres.sh start DIR   creates and starts a cluster in DIR (new or empty);
+#                                        prints the socket directory to export as SECMAIL_TEST_POSTGRES
+#   scripts/test-postgres.sh stop DIR    stops it and removes DIR
+# As root the server runs as the postgres user (PostgreSQL refuses to run as root).
+set -euo pipefail
+command=${1:?usage: test-postgres.sh start|stop DIR}
+dir=${2:?usage: test-postgres.sh start|stop DIR}
+bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[ -x "$bin/initdb" ] || { echo "test-postgres.sh: PostgreSQL's server is not installed (apt-get install postgresql)" >&2; exit 1; }
+
+as_server_user() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+case "$command" in
+  start)
+    mkdir -p "$dir"
+    [ "$(id -u)" = 0 ] && chown postgres "$dir"
+    as_server_user "$bin/initdb" -D "$dir/data" --auth=trust -U postgres -E UTF8 >"$dir/initdb.log" 2>&1
+    as_server_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+      -o "-c listen_addresses='' -c unix_socket_directories='$dir' -c fsync=on -c max_connections=300" start >/dev/null
+    echo "$dir"
+    ;;
+  stop)
+    if [ -d "$dir/data" ]; then as_server_user "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true; fi
+    rm -rf "$dir"
+    ;;
+  *) echo "usage: test-postgres.sh start|stop DIR" >&2; exit 64 ;;
+esac
