@@ -4,10 +4,13 @@
 #   scripts/test-postgres.sh start DIR   creates and starts a cluster in DIR (new or empty);
 #                                        prints the socket directory to export as SECMAIL_TEST_POSTGRES
 #   scripts/test-postgres.sh stop DIR    stops it and removes DIR
+#   scripts/test-postgres.sh halt DIR    stops the server, keeping the cluster (a test of outages)
+#   scripts/test-postgres.sh resume DIR  starts a halted cluster again
 # As root the server runs as the postgres user (PostgreSQL refuses to run as root).
 set -euo pipefail
-command=${1:?usage: test-postgres.sh start|stop DIR}
-dir=${2:?usage: test-postgres.sh start|stop DIR}
+usage="usage: test-postgres.sh start|stop|halt|resume DIR"
+command=${1:?$usage}
+dir=${2:?$usage}
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -x "$bin/initdb" ] || { echo "test-postgres.sh: PostgreSQL's server is not installed (apt-get install postgresql)" >&2; exit 1; }
 
@@ -15,18 +18,24 @@ as_server_user() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+start_server() {
+  as_server_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+    -o "-c listen_addresses='' -c unix_socket_directories='$dir' -c fsync=on -c max_connections=300" start >/dev/null
+}
+
 case "$command" in
   start)
     mkdir -p "$dir"
-    [ "$(id -u)" = 0 ] && chown postgres "$dir"
+    if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; fi
     as_server_user "$bin/initdb" -D "$dir/data" --auth=trust -U postgres -E UTF8 >"$dir/initdb.log" 2>&1
-    as_server_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-      -o "-c listen_addresses='' -c unix_socket_directories='$dir' -c fsync=on -c max_connections=300" start >/dev/null
+    start_server
     echo "$dir"
     ;;
+  halt) as_server_user "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null ;;
+  resume) start_server ;;
   stop)
     if [ -d "$dir/data" ]; then as_server_user "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true; fi
     rm -rf "$dir"
     ;;
-  *) echo "usage: test-postgres.sh start|stop DIR" >&2; exit 64 ;;
+  *) echo "$usage" >&2; exit 64 ;;
 esac

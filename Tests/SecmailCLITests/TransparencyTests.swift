@@ -31,10 +31,11 @@ enum DirectoryVectorsFile {
     }
 
     /// A relay process. Some of these tests drive it from this process's client library, whose
-    /// tasks can stall for many seconds while other tests block this process's threads on child
-    /// processes, so connections get the long idle time before sign-in too.
+    /// tasks can stall for more than a minute while other tests block this process's threads on
+    /// child processes (seen in a full run with the PostgreSQL suites), so connections stay open
+    /// for ten minutes idle.
     func start(_ data: URL, options: [String] = []) async throws -> Relay {
-        let started = try await commands.startRelay(data: data, options: ["--idle-timeout-before-sign-in", "60"] + options)
+        let started = try await commands.startRelay(data: data, options: ["--idle-timeout-before-sign-in", "600", "--idle-timeout", "600"] + options)
         return Relay(data: data, process: started.process, port: started.port, output: started.output)
     }
 
