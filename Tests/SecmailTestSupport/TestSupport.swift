@@ -104,33 +104,3 @@ public func runAsync(_ command: String, _ arguments: [String], input: Data? = ni
         }
     }
 }
-
-/// Runs `arguments` (the first found on PATH) with no input or output and returns its exit
-/// status, waiting with waitpid on a thread of its own. For commands that start daemons
-/// (`pg_ctl start`), whose exit Foundation's `Process` was seen to miss (the child left a
-/// zombie, the test waited for ever).
-public func runDetached(_ arguments: [String]) async throws -> Int32 {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread {
-            let argv = arguments.map { strdup($0) } + [nil]
-            defer { argv.forEach { free($0) } }
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            defer { posix_spawn_file_actions_destroy(&actions) }
-            for (descriptor, flags) in [(Int32(0), O_RDONLY), (1, O_WRONLY), (2, O_WRONLY)] {
-                posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", flags, 0)
-            }
-            var pid: pid_t = 0
-            guard let program = argv[0] else { preconditionFailure("runDetached needs a command") }
-            let spawned = posix_spawnp(&pid, program, &actions, nil, argv, environ)
-            guard spawned == 0 else {
-                continuation.resume(throwing: POSIXError(POSIXErrorCode(rawValue: spawned) ?? .ENOENT))
-                return
-            }
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) == -1, errno == EINTR {}
-            // WIFEXITED / WEXITSTATUS, which Swift does not import.
-            continuation.resume(returning: status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F))
-        }
-    }
-}
