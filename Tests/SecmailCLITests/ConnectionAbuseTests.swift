@@ -87,7 +87,8 @@ import Testing
         #expect(result.eof == true, "\(result)")
         let received = try #require(result.bytes)
         #expect(received < 40 * 500_000 / 2, "the relay kept writing \(received) bytes nobody read")
-        #expect(Date().timeIntervalSince(started) < 30)
+        // Cut off before the client's own 40 s (34 s were seen on a loaded 2-core CI run).
+        #expect(Date().timeIntervalSince(started) < 40)
         #expect(try await honestRequest(RelayCurl(port: relay.port, caFile: URL(fileURLWithPath: ca))) != nil)
         #expect(await commands.stop(relay.process) == 0)
     }
@@ -148,7 +149,8 @@ import Testing
         for _ in 0..<3 {
             try await Task.sleep(for: .seconds(1))  // within 127.0.0.1's own opening rate
             let seconds = try await honestRequest(curl)
-            #expect(seconds != nil && seconds! < 3, "\(String(describing: seconds))")
+            // Served, not left waiting for a slot (a loaded CI run took over 3 s for the request itself).
+            #expect(seconds != nil && seconds! < 10, "\(String(describing: seconds))")
         }
         #expect(try await first.open == 2)
         #expect(try await second.open == 2)
