@@ -4,9 +4,11 @@
 #   scripts/test-postgres.sh start DIR   creates and starts a cluster in DIR (new or empty);
 #                                        prints the socket directory to export as SECMAIL_TEST_POSTGRES
 #   scripts/test-postgres.sh stop DIR    stops it and removes DIR
+#   scripts/test-postgres.sh halt DIR    stops the server, keeping the cluster (a test of outages)
+#   scripts/test-postgres.sh resume DIR  starts a halted cluster again
 # As root the server runs as the postgres user (PostgreSQL refuses to run as root).
 set -euo pipefail
-usage="usage: test-postgres.sh start|stop DIR"
+usage="usage: test-postgres.sh start|stop|halt|resume DIR"
 command=${1:?$usage}
 dir=${2:?$usage}
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -37,6 +39,8 @@ case "$command" in
     start_server
     echo "$dir"
     ;;
+  halt) as_server_user "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null ;;
+  resume) start_server ;;
   stop)
     if [ -d "$dir/data" ]; then as_server_user "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true; fi
     rm -rf "$dir"

@@ -65,8 +65,6 @@ struct SharedDatabaseTests {
     @Test func twoRelaysKeepOneLinearLogUnderConcurrentRegistrationsAndRotations() async throws {
         let folder = try temporaryDirectory("shared-log")
         let relays = try await startPair(in: folder, database: TestPostgres.url(of: try TestPostgres.freshDatabase("sharedlog")), options: Self.loadOptions)
-        // A failed expectation that throws must not leave relays running.
-        defer { for relay in relays where relay.process.isRunning { relay.process.terminate() } }
         let tls = try TLSContext(configuration: .client(trust: .certificateAuthorities(file: Self.caFile.path)))
         let pin = try Fingerprint(hex: String(contentsOf: Self.certs.appendingPathComponent("relay.spki-sha256"), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)).bytes
@@ -211,7 +209,6 @@ struct SharedDatabaseTests {
     @Test func mailDepositedThroughOneRelayIsReadThroughTheOther() async throws {
         let folder = try temporaryDirectory("shared-mail")
         let relays = try await startPair(in: folder, database: TestPostgres.url(of: try TestPostgres.freshDatabase("sharedmail")))
-        defer { for relay in relays where relay.process.isRunning { relay.process.terminate() } }
         let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
         try alice.register(port: relays[0].port, ca: Self.caFile.path)
         try bob.register(port: relays[1].port, ca: Self.caFile.path)
@@ -230,6 +227,82 @@ struct SharedDatabaseTests {
         #expect(inbox.status == 0 && (inbox.stdout + inbox.stderr).contains("No messages"), "\(inbox.stdout)\(inbox.stderr)")
         for relay in relays { #expect(await commands.stop(relay.process) == 0) }
     }
+
+    /// The database stops under a stream of deposits and lookups and starts again: while it is
+    /// down every request gets a clean `500 storage` answer (no hang, no crash), every deposit
+    /// acknowledged before or after is listed, and the relay serves again without a restart.
+    @Test func aDatabaseOutageFailsRequestsCleanlyAndTheRelayRecovers() async throws {
+        try await withClusterOfItsOwn { cluster in try await outageUnderLoad(cluster: cluster) }
+    }
+
+    /// Runs `body` with a PostgreSQL cluster of its own (the outage test stops its server; the
+    /// other tests share theirs), removed afterwards whether `body` threw or not.
+    private func withClusterOfItsOwn(_ body: (_ socketDirectory: URL) async throws -> Void) async throws {
+        // Outside the tests' private workspace: the server runs as the postgres user.
+        let cluster = FileManager.default.temporaryDirectory.appendingPathComponent("secmail-outage-\(UUID().uuidString)", isDirectory: true)
+        try #require(try await runDetached(["bash", Self.clusterScript, "start", cluster.path]) == 0)
+        do {
+            try await body(cluster)
+        } catch {
+            _ = try? await runDetached(["bash", Self.clusterScript, "stop", cluster.path])
+            throw error
+        }
+        #expect(try await runDetached(["bash", Self.clusterScript, "stop", cluster.path]) == 0)
+    }
+
+    private static let clusterScript = certs.deletingLastPathComponent().appendingPathComponent("scripts/test-postgres.sh").path
+
+    private func outageUnderLoad(cluster: URL) async throws {
+        let folder = try temporaryDirectory("shared-outage")
+        let script = Self.clusterScript
+        #expect(try await runAsync("psql", ["-X", "-q", "-h", cluster.path, "-U", "postgres", "-d", "postgres", "-c", "CREATE DATABASE outage"]).status == 0)
+        let url = "postgres://postgres@/outage?host=\(cluster.path)"
+        let relay = try await commands.startRelay(data: folder.appendingPathComponent("relay"), options: ["--database", url] + Self.sharedCertificate
+                                                  + ["--rate-per-address", "100000", "--rate-per-identity", "100000", "--connection-rate-per-address", "100000"])
+        defer { if relay.process.isRunning { relay.process.terminate() } }
+        let curl = RelayCurl(port: relay.port, caFile: Self.caFile)
+        let alice = try await curl.registerAndAuthenticate("alice")
+        let bob = try await curl.registerAndAuthenticate("bob")
+
+        let acknowledged = Acknowledged()
+        let statuses = StatusLog()
+        let load = Task {
+            for _ in 0..<400 {
+                let envelope = try RelayCurl.envelope(from: "alice", to: ["bob"])
+                let file = folder.appendingPathComponent("\(envelope.id.hex).sm")
+                try Data(envelope.bytes).write(to: file)
+                let answer = try await curl.call("/v1/messages?to=bob", method: "POST", headers: ["Authorization: Bearer \(alice)"], file: file)
+                await statuses.add(answer.status, answer.body)
+                if answer.status == 201 { await acknowledged.add(envelope.id.hex) }
+                let lookup = try await curl.call("/v1/directory/bob")
+                await statuses.add(lookup.status, lookup.body)
+                if await statuses.sawRecovery { break }
+            }
+        }
+        let deadline = Date().addingTimeInterval(60)
+        while await acknowledged.count < 5, Date() < deadline { try await Task.sleep(nanoseconds: 20_000_000) }
+        let early = await statuses.all.prefix(3)
+        try #require(await acknowledged.count >= 5, "\(early)")
+        #expect(try await runDetached(["bash", script, "halt", cluster.path]) == 0)
+        await statuses.markOutage()
+        let down = try await curl.call("/v1/directory/bob")
+        #expect(down.status == 500 && down.body.contains("\"storage\""), "\(down)")
+        try await Task.sleep(nanoseconds: 1_000_000_000)
+        #expect(try await runDetached(["bash", script, "resume", cluster.path]) == 0)
+        await statuses.markResumed()
+        _ = await load.result
+
+        let seen = await statuses.all
+        let succeeded: Set = [200, 201]
+        #expect(seen.allSatisfy { succeeded.contains($0.status) || ($0.status == 500 && $0.body.contains("\"storage\"")) },
+                "\(seen.filter { !succeeded.contains($0.status) }.prefix(3))")
+        #expect(seen.contains { $0.status == 500 }, "no request met the outage")
+        #expect(await statuses.sawRecovery, "no deposit succeeded after the database came back")
+        #expect(try await curl.call("/v1/directory/bob").status == 200)
+        let listed = try await MailboxDurabilityTests().listing(curl, token: bob)
+        #expect(await acknowledged.ids.isSubset(of: Set(listed)))
+        #expect(await commands.stop(relay.process) == 0)
+    }
 }
 
 /// Checkpoints sampled during a load, with the port of the relay that signed each.
@@ -239,4 +312,19 @@ actor CheckpointSampler {
     func add(_ note: String, from port: Int) {
         notes.append((note, port))
     }
+}
+
+/// Deposit statuses through an outage: whether one succeeded after the database came back.
+actor StatusLog {
+    private(set) var all: [(status: Int, body: String)] = []
+    private var phase = 0
+    private(set) var sawRecovery = false
+
+    func add(_ status: Int, _ body: String) {
+        all.append((status, body))
+        if phase == 2, status == 201 { sawRecovery = true }
+    }
+
+    func markOutage() { phase = 1 }
+    func markResumed() { phase = 2 }
 }

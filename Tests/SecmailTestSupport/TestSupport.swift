@@ -104,3 +104,52 @@ public func runAsync(_ command: String, _ arguments: [String], input: Data? = ni
         }
     }
 }
+
+/// Runs `arguments` (the first found on PATH) with no input or output and returns its exit
+/// status, waiting with waitpid on a thread of its own. For commands that start daemons
+/// (`pg_ctl start`), whose exit Foundation's `Process` was seen to miss (the child left a
+/// zombie, the test waited for ever). A command still running after `timeLimit` seconds is
+/// killed with its process group and answers 124, as timeout(1) does: a test never waits for ever.
+public func runDetached(_ arguments: [String], timeLimit: TimeInterval = 120) async throws -> Int32 {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            let argv = arguments.map { strdup($0) } + [nil]
+            defer { argv.forEach { free($0) } }
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            for (descriptor, flags) in [(Int32(0), O_RDONLY), (1, O_WRONLY), (2, O_WRONLY)] {
+                posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", flags, 0)
+            }
+            var attributes = posix_spawnattr_t()
+            posix_spawnattr_init(&attributes)
+            defer { posix_spawnattr_destroy(&attributes) }
+            // A group of its own, so that a command over its time is killed with its children.
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+            posix_spawnattr_setpgroup(&attributes, 0)
+            var pid: pid_t = 0
+            guard let program = argv[0] else { preconditionFailure("runDetached needs a command") }
+            let spawned = posix_spawnp(&pid, program, &actions, &attributes, argv, environ)
+            guard spawned == 0 else {
+                continuation.resume(throwing: POSIXError(POSIXErrorCode(rawValue: spawned) ?? .ENOENT))
+                return
+            }
+            let deadline = Date().addingTimeInterval(timeLimit)
+            var status: Int32 = 0
+            while true {
+                let waited = waitpid(pid, &status, WNOHANG)
+                if waited == pid { break }
+                if waited == -1, errno != EINTR { break }
+                if Date() > deadline {
+                    kill(-pid, SIGKILL)
+                    while waitpid(pid, &status, 0) == -1, errno == EINTR {}
+                    continuation.resume(returning: 124)
+                    return
+                }
+                usleep(20_000)
+            }
+            // WIFEXITED / WEXITSTATUS, which Swift does not import.
+            continuation.resume(returning: status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F))
+        }
+    }
+}

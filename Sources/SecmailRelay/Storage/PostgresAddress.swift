@@ -1,4 +1,5 @@
 import Foundation
+import PostgresNIO
 
 /// Where a PostgreSQL database is, from `--database postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`
 /// (libpq's URL form; `postgresql://` too). `?host=/run/postgresql` reaches the server through its
@@ -21,6 +22,17 @@ public struct PostgresAddress: Sendable, Equatable, CustomStringConvertible {
         self.user = user
         self.password = password
         self.database = database
+    }
+
+    /// PostgresNIO's settings for a connection to this address (TCP without TLS: a database
+    /// beyond the host's own network belongs behind a tunnel or on its Unix socket).
+    var connectionConfiguration: PostgresConnection.Configuration {
+        switch endpoint {
+        case .tcp(let host, let port):
+            .init(host: host, port: port, username: user, password: password, database: database, tls: .disable)
+        case .unixSocket(let path):
+            .init(unixSocketPath: path, username: user, password: password, database: database)
+        }
     }
 
     /// Parses `text`; nil when it is not a postgres:// or postgresql:// URL (an SQLite path, say).

@@ -100,15 +100,10 @@ final class PostgresEngine: StorageEngine {
 final class ConnectionSlots: @unchecked Sendable {
     // @unchecked: `connections` and `free` are guarded by `lock`; `available` counts `free`.
     private let lock = NSLock()
-    private var connections: [PostgresConnection?]
+    private var connections: [GuardedConnection?]
     private var free: [Int]
     private let available: DispatchSemaphore
     private let address: PostgresAddress
-    private let logger: Logger = {
-        var logger = Logger(label: "secmail-relay.postgres")
-        logger.logLevel = .error
-        return logger
-    }()
 
     init(address: PostgresAddress, count: Int) {
         self.address = address
@@ -129,18 +124,13 @@ final class ConnectionSlots: @unchecked Sendable {
     }
 
     /// The open connection of `slot`, connecting it when it has none or its last one closed.
-    func connection(in slot: Int) throws -> PostgresConnection {
+    func connection(in slot: Int) throws -> GuardedConnection {
         if let connection = lock.withLock({ connections[slot] }), !connection.isClosed { return connection }
-        let configuration: PostgresConnection.Configuration = switch address.endpoint {
-        case .tcp(let host, let port):
-            .init(host: host, port: port, username: address.user, password: address.password, database: address.database, tls: .disable)
-        case .unixSocket(let path):
-            .init(unixSocketPath: path, username: address.user, password: address.password, database: address.database)
-        }
-        let connection: PostgresConnection
+        let connection: GuardedConnection
         do {
-            connection = try PostgresConnection.connect(on: PostgresConnection.defaultEventLoopGroup.any(), configuration: configuration,
-                                                        id: slot, logger: logger).wait()
+            connection = GuardedConnection(try PostgresConnection.connect(
+                on: PostgresConnection.defaultEventLoopGroup.any(), configuration: address.connectionConfiguration,
+                id: slot, logger: PostgresTransaction.logger).wait())
         } catch {
             throw RelayError(.storage, "cannot reach the PostgreSQL database \(address)", databaseMessage: PostgresTransaction.message(of: error, address: address))
         }
@@ -150,11 +140,11 @@ final class ConnectionSlots: @unchecked Sendable {
 
     /// Forgets `slot`'s connection after a failure; the next use opens a new one.
     func discard(_ slot: Int) {
-        let old = lock.withLock { () -> PostgresConnection? in
+        let old = lock.withLock { () -> GuardedConnection? in
             defer { connections[slot] = nil }
             return connections[slot]
         }
-        try? old?.close().wait()
+        old?.close()
     }
 
     // PostgresNIO requires every connection to be closed before it is released.
@@ -163,10 +153,10 @@ final class ConnectionSlots: @unchecked Sendable {
     }
 
     func closeAll() {
-        let all = lock.withLock { () -> [PostgresConnection] in
+        let all = lock.withLock { () -> [GuardedConnection] in
             defer { connections = connections.map { _ in nil } }
             return connections.compactMap { $0 }
         }
-        for connection in all { try? connection.close().wait() }
+        for connection in all { connection.close() }
     }
 }

@@ -7,19 +7,20 @@ import PostgresNIO
 /// waits for each answer. Portable statements' `?` placeholders become `$1`, `$2`, …; integers
 /// bind as int8, text as text, blobs as bytea.
 struct PostgresTransaction: StorageTransaction {
-    let connection: PostgresConnection
-    private static let logger: Logger = {
+    let connection: GuardedConnection
+    /// PostgresNIO's log, errors only (the relay reports storage failures itself).
+    static let logger: Logger = {
         var logger = Logger(label: "secmail-relay.postgres")
         logger.logLevel = .error
         return logger
     }()
 
     func execute(_ sql: String, _ arguments: [any StorageArgument]) throws -> Int {
-        try connection.query(Self.query(sql, arguments), logger: Self.logger).wait().metadata.rows ?? 0
+        try connection.answer(to: Self.query(sql, arguments), logger: Self.logger).metadata.rows ?? 0
     }
 
     func fetchRows(_ sql: String, _ arguments: [any StorageArgument]) throws -> [StorageRow] {
-        let result = try connection.query(Self.query(sql, arguments), logger: Self.logger).wait()
+        let result = try connection.answer(to: Self.query(sql, arguments), logger: Self.logger)
         return try result.rows.map { row in
             var columns: [String] = [], values: [StorageValue] = []
             columns.reserveCapacity(row.count)
@@ -33,7 +34,7 @@ struct PostgresTransaction: StorageTransaction {
     }
 
     func executeScript(_ sql: String) throws {
-        for statement in ScriptStatements.split(sql) { try execute(statement, []) }
+        for statement in ScriptStatements.split(sql) { _ = try execute(statement, []) }
     }
 
     func inSavepoint(_ body: () throws -> Void) throws {
@@ -58,7 +59,7 @@ struct PostgresTransaction: StorageTransaction {
             case .blob(let data): bindings.append(ByteBuffer(bytes: data))
             }
         }
-        return PostgresQuery(unsafeSQL: PlaceholderNumbering.numbered(sql), binds: bindings)
+        return PostgresQuery(unsafeSQL: PlaceholderNumbering.shared.numbered(sql), binds: bindings)
     }
 
     private static func value(of cell: PostgresCell) throws -> StorageValue {
@@ -78,6 +79,7 @@ struct PostgresTransaction: StorageTransaction {
         if let error = error as? PostgresDecodingError {
             return "a column of type \(error.postgresType) could not be read as \(error.targetType)"
         }
+        if let error = error as? ConnectionFailure { return "\(address): \(error)" }
         guard let error = error as? PSQLError else { return "the connection to \(address) failed: \(error)" }
         if let info = error.serverInfo {
             let state = info[.sqlState].map { " (\($0))" } ?? ""
@@ -91,6 +93,7 @@ struct PostgresTransaction: StorageTransaction {
     /// own checks, which go on to the caller as they are).
     static func isDatabaseError(_ error: any Error) -> Bool {
         error is PSQLError || error is PostgresError || error is PostgresDecodingError || error is ChannelError || error is IOError
+            || error is ConnectionFailure
     }
 
     /// Whether the connection is still usable after `error`: the server refused a statement, or
@@ -101,11 +104,13 @@ struct PostgresTransaction: StorageTransaction {
 }
 
 /// `?` → `$1`, `$2`, … outside quoted text, once per distinct statement.
-enum PlaceholderNumbering {
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var numberedStatements: [String: String] = [:]
+final class PlaceholderNumbering: @unchecked Sendable {
+    // @unchecked: `numberedStatements` is guarded by `lock`.
+    static let shared = PlaceholderNumbering()
+    private let lock = NSLock()
+    private var numberedStatements: [String: String] = [:]
 
-    static func numbered(_ sql: String) -> String {
+    func numbered(_ sql: String) -> String {
         if let known = lock.withLock({ numberedStatements[sql] }) { return known }
         var result = "", count = 0, quote: Character?
         for character in sql {

@@ -74,7 +74,7 @@ final class SQLiteEngine: StorageEngine {
         do {
             return try pool.write { db in try body(SQLiteTransaction(db: db)) }
         } catch let error as DatabaseError {
-            throw RelayError(.storage, "a database write failed", databaseMessage: error.message)
+            throw Self.storageError("write", error)
         }
     }
 
@@ -82,7 +82,7 @@ final class SQLiteEngine: StorageEngine {
         do {
             return try pool.read { db in try body(SQLiteTransaction(db: db)) }
         } catch let error as DatabaseError {
-            throw RelayError(.storage, "a database read failed", databaseMessage: error.message)
+            throw Self.storageError("read", error)
         }
     }
 
@@ -90,8 +90,12 @@ final class SQLiteEngine: StorageEngine {
         do {
             return try await work()
         } catch let error as DatabaseError {
-            throw RelayError(.storage, "a database \(kind) failed", databaseMessage: error.message)
+            throw storageError(kind, error)
         }
+    }
+
+    private static func storageError(_ kind: String, _ error: DatabaseError) -> RelayError {
+        RelayError(.storage, "a database \(kind) failed", databaseMessage: error.message)
     }
 }
 

@@ -1,0 +1,116 @@
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+@testable import SecmailRelay
+import SecmailRelayTestSupport
+import SecmailTestSupport
+import Testing
+
+/// Every statement the PostgreSQL engine sends ends, with an answer or an error, whatever the
+/// server or the connection does: a relay whose transactions waited for ever would stop answering
+/// once its eight connections were stuck.
+@Suite(.enabled(if: TestPostgres.isAvailable, "no PostgreSQL cluster (scripts/test.sh starts one)"))
+struct PostgresConnectionTests {
+    private static let logger = Logger(label: "secmail-tests.postgres")
+
+    private func connect(_ address: PostgresAddress, timeLimit: TimeAmount) throws -> GuardedConnection {
+        GuardedConnection(try PostgresConnection.connect(on: PostgresConnection.defaultEventLoopGroup.any(),
+                                                         configuration: address.connectionConfiguration,
+                                                         id: 1, logger: Self.logger).wait(), timeLimit: timeLimit)
+    }
+
+    /// Runs `sql` as the cluster's superuser, from outside the relay.
+    private func psql(_ address: PostgresAddress, _ sql: String) throws -> String {
+        let directory = try #require(TestPostgres.socketDirectory)
+        let result = try run("psql", ["-X", "-q", "-A", "-t", "-h", directory, "-U", "postgres", "-d", address.database, "-c", sql])
+        try #require(result.status == 0, "\(result.stderr)")
+        return result.text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test func aStatementPastTheTimeLimitFailsWithoutWaitingForTheAnswer() throws {
+        let connection = try connect(try TestPostgres.freshDatabase("silent"), timeLimit: .seconds(1))
+        defer { connection.close() }
+        // The answer would come after 20 s; the time limit ends the wait after one.
+        #expect {
+            _ = try connection.answer(to: "SELECT pg_sleep(20)", logger: Self.logger)
+        } throws: { error in
+            guard case .silent = error as? ConnectionFailure else { return false }
+            return true
+        }
+    }
+
+    @Test func aStatementOnAClosedConnectionFails() throws {
+        let connection = try connect(try TestPostgres.freshDatabase("closed"), timeLimit: .seconds(60))
+        connection.close()
+        #expect {
+            _ = try connection.answer(to: "SELECT 1", logger: Self.logger)
+        } throws: { error in
+            guard case .closed = error as? ConnectionFailure else { return false }
+            return true
+        }
+    }
+
+    /// The server ends the connection while a statement waits for its answer (what a restart
+    /// does): the statement fails because the connection closed, not at the time limit.
+    @Test func aStatementWhoseConnectionTheServerEndsFails() async throws {
+        let address = try TestPostgres.freshDatabase("ended")
+        let connection = try connect(address, timeLimit: .seconds(60))
+        defer { connection.close() }
+        let backend = try connection.answer(to: "SELECT pg_backend_pid()", logger: Self.logger).rows.first?.decode(Int32.self)
+        let pid = try #require(backend)
+        // On a thread of its own: the statement blocks its thread until it ends.
+        let waiting = Task { try await onThreadOfItsOwn { try connection.answer(to: "SELECT pg_sleep(120)", logger: Self.logger) } }
+        let deadline = Date().addingTimeInterval(60)
+        while try psql(address, "SELECT count(*) FROM pg_stat_activity WHERE pid = \(pid) AND query LIKE '%pg_sleep(120)%'") != "1", Date() < deadline {
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        #expect(try psql(address, "SELECT pg_terminate_backend(\(pid))") == "t")
+        do {
+            _ = try await waiting.value
+            Issue.record("the statement was answered although its connection ended")
+        } catch {
+            if case .silent = error as? ConnectionFailure { Issue.record("the statement waited for the time limit: \(error)") }
+        }
+    }
+
+    /// The server ends every connection of an idle engine (a restart between requests): each
+    /// transaction afterwards ends, at most one per connection fails with a storage error, and
+    /// the engine works again without being reopened.
+    @Test func theEngineReplacesConnectionsTheServerEnded() async throws {
+        let address = try TestPostgres.freshDatabase("replaced")
+        let database = try RelayDatabase(postgres: address)
+        defer { database.close() }
+        // Open several connections: concurrent reads each take a slot of their own.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask { _ = try await database.read { db in try db.fetchOne(Int64.self, "SELECT 1 FROM pg_sleep(0.2)") } }
+            }
+            try await group.waitForAll()
+        }
+        let ended = try psql(address, """
+            SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM (SELECT pid FROM pg_stat_activity
+            WHERE datname = current_database() AND pid <> pg_backend_pid() OFFSET 0) AS others
+            """)
+        #expect((Int(ended) ?? 0) >= 2, "the engine had \(ended) connections")
+        var failures = 0
+        for _ in 0..<24 {
+            do {
+                _ = try await database.read { db in try db.fetchOne(Int64.self, "SELECT 1") }
+            } catch let error as RelayError {
+                #expect(error.code == .storage, "\(error)")
+                failures += 1
+            }
+        }
+        #expect(failures <= 8)
+        let answer = try await database.write { db in try db.fetchOne(Int64.self, "SELECT 41 + 1") }
+        #expect(answer == 42)
+    }
+}
+
+/// `work` on a new thread, awaited without holding one of the test process's cooperative threads.
+private func onThreadOfItsOwn<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
+    }
+}
