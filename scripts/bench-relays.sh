@@ -4,8 +4,8 @@
 # database behind HAProxy in TCP mode. For each: REGISTRATIONS registrations (8 clients), then
 # verified lookups with CLIENTS clients for SECONDS per connection mode, then 1 KiB deposits with
 # CLIENTS senders for SECONDS (secmail-directory-bench load and mail: rates, p50/p99, the relay's
-# RSS); after each configuration the CPU seconds each process used (relays, PostgreSQL, HAProxy),
-# which divided by the requests made gives the per-request cost that scaling projects from.
+# RSS); for each phase the CPU milliseconds per request that the relays, PostgreSQL and HAProxy
+# spent (sampled from /proc every 0.2 s), the per-request cost that scaling projects from.
 # Needs Debian's postgresql and haproxy.
 #
 # Usage: scripts/bench-relays.sh [REGISTRATIONS] [CLIENTS] [SECONDS]   (defaults 2000 32 6)
@@ -33,29 +33,77 @@ certs=(--cert certs/relay.pem --key certs/throwaway-relay.key.pem)
 ca=certs/dev-ca.pem
 flags="--rate-per-address 1000000 --rate-per-identity 1000000 $(load_test_flags "$bin/secmail")"
 
-# cpu_seconds PID...: user+system CPU seconds of the processes and their children so far.
+# cpu_seconds PID...: user+system CPU seconds of the processes so far, with their children that
+# have ended (a PostgreSQL backend's CPU is its own while it runs, its postmaster's after).
 cpu_seconds() {
   local total=0 pid ticks
   for pid in "$@"; do
     ticks=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$pid/stat" 2>/dev/null || echo 0)
     total=$((total + ticks))
   done
-  awk -v t="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", t / hz }'
+  awk -v t="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
 }
 
-postgres_pids() { pgrep -f "postgres.*$cluster" | tr '\n' ' '; }
+# The postmaster of the benchmark's cluster and its children (backends, writers) right now.
+postgres_pids() {
+  local postmaster
+  postmaster=$(head -1 "$cluster/data/postmaster.pid")
+  echo "$postmaster $(pgrep -P "$postmaster" | tr '\n' ' ')"
+}
 
-# measure LABEL PORT RELAY_PID...: the load against PORT; CPU of the relays and PostgreSQL.
+# sample_cpu RELAY_PIDS EXTRA_PIDS: every 0.2 s, "time relays postgres extra" in CPU seconds.
+sample_cpu() {
+  while :; do
+    echo "$(date +%s.%N) $(cpu_seconds $1) $(cpu_seconds $(postgres_pids)) $(cpu_seconds $2)"
+    sleep 0.2
+  done
+}
+
+# stamp: each line of standard input with the time it came.
+stamp() { while IFS= read -r line; do echo "$(date +%s.%N) $line"; done; }
+
+# measure LABEL PORT "RELAY_PIDS" ["EXTRA_PIDS"]: the load against PORT, then for each measured
+# phase (a line with count=) the CPU milliseconds per request of the relays, PostgreSQL and the
+# extra processes (HAProxy) while it ran: a phase starts when the line before it was printed.
 measure() {
-  local label=$1 port=$2
-  shift 2
-  local before_pg
-  before_pg=$(cpu_seconds $(postgres_pids))
-  "$bin/secmail-directory-bench" load "https://localhost:$port" "$ca" "$registrations" "$clients" "$seconds" | sed -u "s/^/$label /"
-  "$bin/secmail-directory-bench" mail "https://localhost:$port" "$ca" "$clients" "$seconds" 16 "$1" | grep -v "^syncs\|strace" | sed -u "s/^/$label /"
-  local rss=""
-  for pid in "$@"; do rss+=" $(awk '/VmHWM/ {print $2}' "/proc/$pid/status")kB"; done
-  echo "$label cpu relays=$(cpu_seconds "$@")s postgres=$(awk -v a="$(cpu_seconds $(postgres_pids))" -v b="$before_pg" 'BEGIN { printf "%.1f", a - b }')s relay_peak_rss=$rss"
+  local label=$1 port=$2 relays=$3 extra=${4:-}
+  sample_cpu "$relays" "$extra" > "$work/$label.cpu" &
+  local sampler=$!
+  echo "$(date +%s.%N) start" > "$work/$label.lines"
+  "$bin/secmail-directory-bench" load "https://localhost:$port" "$ca" "$registrations" "$clients" "$seconds" | stamp >> "$work/$label.lines"
+  "$bin/secmail-directory-bench" mail "https://localhost:$port" "$ca" "$clients" "$seconds" 16 "${relays%% *}" \
+    | grep --line-buffered -v "^syncs\|strace" | stamp >> "$work/$label.lines"
+  sleep 0.3
+  kill "$sampler"; wait "$sampler" 2>/dev/null || true
+  cut -d' ' -f2- "$work/$label.lines" | tail -n +2 | sed "s/^/$label /"
+  local rss="" pid
+  for pid in $relays; do rss+=" $(awk '/VmHWM/ {print $2}' "/proc/$pid/status")kB"; done
+  echo "$label relay_peak_rss=$rss"
+  python3 - "$label" "$work/$label.lines" "$work/$label.cpu" <<'PER_REQUEST'
+import bisect, re, sys
+label, lines_file, cpu_file = sys.argv[1:]
+samples = [tuple(map(float, l.split())) for l in open(cpu_file) if len(l.split()) == 4]
+times = [s[0] for s in samples]
+def cpu_at(t):  # the last sample at or before t
+    return samples[max(0, bisect.bisect_right(times, t) - 1)]
+previous = None
+for line in open(lines_file):
+    stamp, _, text = line.strip().partition(" ")
+    t = float(stamp)
+    count = re.search(r"\bcount=(\d+)", text)
+    if previous is not None and count and int(count.group(1)) > 0:
+        n = int(count.group(1))
+        before, after = cpu_at(previous), cpu_at(t)
+        name = " ".join(w for w in text.split()[:2] if "=" not in w or w.startswith("mode="))
+        parts = [f"relays={(after[1] - before[1]) * 1000 / n:.2f}", f"postgres={(after[2] - before[2]) * 1000 / n:.2f}"]
+        if after[3] > 0:
+            parts.append(f"haproxy={(after[3] - before[3]) * 1000 / n:.2f}")
+        print(f"{label} cpu_ms_per_request {name} " + " ".join(parts))
+    previous = t
+total = samples[-1]
+print(f"{label} cpu_seconds relays={total[1] - samples[0][1]:.1f} postgres={total[2] - samples[0][2]:.1f}"
+      + (f" haproxy={total[3] - samples[0][3]:.1f}" if total[3] > 0 else ""))
+PER_REQUEST
 }
 
 # 1. SQLite, one relay.
@@ -102,5 +150,4 @@ CONFIG
 haproxy -f "$work/haproxy.cfg" -db > "$work/haproxy.log" 2>&1 &
 haproxy_pid=$!; pids+=("$haproxy_pid")
 sleep 1
-measure two-relays-haproxy "$front" "$relay_a" "$relay_b"
-echo "two-relays-haproxy cpu haproxy=$(cpu_seconds "$haproxy_pid")s"
+measure two-relays-haproxy "$front" "$relay_a $relay_b" "$haproxy_pid"

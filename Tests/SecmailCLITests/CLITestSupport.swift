@@ -37,8 +37,8 @@ struct CLIUser {
 
     /// Registers this user (creating the identity) on the relay at `port`, expecting success.
     @discardableResult
-    func register(port: Int, ca: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> CLIResult {
-        let result = try run(["register", name, "--relay", "https://localhost:\(port)", "--ca", ca])
+    func register(port: Int, ca: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> CLIResult {
+        let result = try await run(["register", name, "--relay", "https://localhost:\(port)", "--ca", ca])
         #expect(result.status == 0, "\(result.stderr)", sourceLocation: sourceLocation)
         return result
     }
@@ -54,8 +54,17 @@ struct CLIUser {
 
     @discardableResult
     func run(_ arguments: [String], passphrase override: String? = nil, in directory: URL? = nil) throws -> CLIResult {
-        try runSecmail(arguments, environment: ["SECMAIL_HOME": home.path, "SECMAIL_PASSPHRASE": override ?? passphrase],
-                       in: directory)
+        try runSecmail(arguments, environment: environment(passphrase: override), in: directory)
+    }
+
+    /// `run` for async tests, waiting on a thread of its own (see the async `runProcess`).
+    @discardableResult
+    func run(_ arguments: [String], passphrase override: String? = nil, in directory: URL? = nil) async throws -> CLIResult {
+        try await runSecmail(arguments, environment: environment(passphrase: override), in: directory)
+    }
+
+    private func environment(passphrase override: String?) -> [String: String] {
+        ["SECMAIL_HOME": home.path, "SECMAIL_PASSPHRASE": override ?? passphrase]
     }
 }
 
@@ -65,6 +74,11 @@ func runSecmail(_ arguments: [String], environment: [String: String], in directo
     for (key, value) in environment { overrides[key] = value }
     let result = try runProcess(SecmailBinary.url, arguments, environment: overrides, directory: directory)
     return CLIResult(status: result.status, stdout: result.text, stderr: result.stderr)
+}
+
+/// `runSecmail` for async tests, waiting on a thread of its own (see the async `runProcess`).
+func runSecmail(_ arguments: [String], environment: [String: String], in directory: URL? = nil) async throws -> CLIResult {
+    try await onThreadOfItsOwn { try runSecmail(arguments, environment: environment, in: directory) }
 }
 
 struct CLIResult {

@@ -65,13 +65,13 @@ import Testing
 
 @Suite struct SealAndOpenTests {
     /// alice seals a message with two attachments to bob and carol.
-    func sealSample(into directory: URL) throws -> (envelope: URL, attachments: [URL]) {
+    func sealSample(into directory: URL) async throws -> (envelope: URL, attachments: [URL]) {
         let note = directory.appendingPathComponent("note.txt")
         try Data("see attached\n".utf8).write(to: note)
         let blob = directory.appendingPathComponent("data.bin")
         try Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }).write(to: blob)
         let envelope = directory.appendingPathComponent("msg.smsg")
-        let sealed = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "--to", Users.bundle("carol").path,
+        let sealed = try await Users.alice.run(["seal", "--to", Users.bundle("bob").path, "--to", Users.bundle("carol").path,
                                           "-m", "Hello from alice", "--attach", note.path, "--attach", blob.path,
                                           "-o", envelope.path])
         #expect(sealed.status == 0, "\(sealed.stderr)")
@@ -79,12 +79,12 @@ import Testing
         return (envelope, [note, blob])
     }
 
-    @Test func sealThenOpenDeliversTextAndIdenticalAttachments() throws {
+    @Test func sealThenOpenDeliversTextAndIdenticalAttachments() async throws {
         let directory = try temporaryDirectory("roundtrip")
-        let (envelope, attachments) = try sealSample(into: directory)
+        let (envelope, attachments) = try await sealSample(into: directory)
         for reader in [Users.bob, Users.carol] {
             let out = directory.appendingPathComponent("\(reader.name)-out")
-            let opened = try reader.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--out", out.path])
+            let opened = try await reader.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--out", out.path])
             #expect(opened.status == 0, "\(opened.stderr)")
             // The text is framed for people; --raw gives it exactly.
             #expect(opened.stdout == "│ Hello from alice\n")
@@ -96,11 +96,11 @@ import Testing
         }
     }
 
-    @Test func openJSONNamesSenderTextAndFiles() throws {
+    @Test func openJSONNamesSenderTextAndFiles() async throws {
         let directory = try temporaryDirectory("json")
-        let (envelope, _) = try sealSample(into: directory)
+        let (envelope, _) = try await sealSample(into: directory)
         let out = directory.appendingPathComponent("out")
-        let opened = try Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--out", out.path, "--json"])
+        let opened = try await Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--out", out.path, "--json"])
         #expect(opened.status == 0, "\(opened.stderr)")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(opened.stdout.utf8)) as? [String: Any])
         #expect(json["from"] as? String == "alice")
@@ -109,21 +109,21 @@ import Testing
         #expect((json["id"] as? String)?.count == 32)
     }
 
-    @Test func openingTwiceNeverOverwritesSavedFiles() throws {
+    @Test func openingTwiceNeverOverwritesSavedFiles() async throws {
         let directory = try temporaryDirectory("twice")
-        let (envelope, _) = try sealSample(into: directory)
+        let (envelope, _) = try await sealSample(into: directory)
         let out = directory.appendingPathComponent("out")
         for _ in 0..<2 {
-            #expect(try Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--out", out.path]).status == 0)
+            await #expect(try Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--out", out.path]).status == 0)
         }
         #expect(contents(of: out) == ["data (2).bin", "data.bin", "note (2).txt", "note.txt"])
     }
 
     /// Each refusal: the exit code, a message, and nothing at all in the output directory.
     func expectRefusal(_ envelope: URL, by reader: CLIUser = Users.bob, from sender: String = "alice",
-                       passphrase: String? = nil, status: Int32, message: String) throws {
+                       passphrase: String? = nil, status: Int32, message: String) async throws {
         let out = envelope.deletingLastPathComponent().appendingPathComponent("out-\(UUID().uuidString)")
-        let result = try reader.run(["open", envelope.path, "--from", Users.bundle(sender).path, "--out", out.path], passphrase: passphrase)
+        let result = try await reader.run(["open", envelope.path, "--from", Users.bundle(sender).path, "--out", out.path], passphrase: passphrase)
         #expect(result.status == status, "\(result.stderr)")
         #expect(result.stderr.contains(message), "\(result.stderr)")
         #expect(result.stdout.isEmpty)
@@ -138,19 +138,19 @@ import Testing
         return url
     }
 
-    @Test func openRefusesEveryKindOfBadInputAndWritesNothing() throws {
+    @Test func openRefusesEveryKindOfBadInputAndWritesNothing() async throws {
         let directory = try temporaryDirectory("refusals")
-        let (envelope, _) = try sealSample(into: directory)
-        try expectRefusal(variant(of: envelope, "changed-payload") { $0[$0.count / 2] ^= 1 }, status: 2, message: "signature does not verify")
-        try expectRefusal(variant(of: envelope, "changed-signature") { $0[$0.count - 1] ^= 1 }, status: 2, message: "signature does not verify")
-        try expectRefusal(variant(of: envelope, "changed-header") { $0[20] ^= 1 }, status: 2, message: "signature does not verify")
-        try expectRefusal(variant(of: envelope, "truncated") { $0.removeLast(1000) }, status: 2, message: "truncated")
-        try expectRefusal(variant(of: envelope, "trailing") { $0.append(contentsOf: [0, 1, 2]) }, status: 2, message: "after its signature")
-        try expectRefusal(variant(of: envelope, "version") { $0[4] = 9 }, status: 5, message: "format version 9")
-        try expectRefusal(variant(of: envelope, "garbage") { $0 = Data("hello".utf8) }, status: 2, message: "not a secmail envelope")
-        try expectRefusal(envelope, by: Users.alice, status: 3, message: "not encrypted to your key")
-        try expectRefusal(envelope, from: "carol", status: 3, message: "not from the given bundle")
-        try expectRefusal(envelope, passphrase: "not bob's passphrase", status: 4, message: "wrong passphrase")
+        let (envelope, _) = try await sealSample(into: directory)
+        try await expectRefusal(variant(of: envelope, "changed-payload") { $0[$0.count / 2] ^= 1 }, status: 2, message: "signature does not verify")
+        try await expectRefusal(variant(of: envelope, "changed-signature") { $0[$0.count - 1] ^= 1 }, status: 2, message: "signature does not verify")
+        try await expectRefusal(variant(of: envelope, "changed-header") { $0[20] ^= 1 }, status: 2, message: "signature does not verify")
+        try await expectRefusal(variant(of: envelope, "truncated") { $0.removeLast(1000) }, status: 2, message: "truncated")
+        try await expectRefusal(variant(of: envelope, "trailing") { $0.append(contentsOf: [0, 1, 2]) }, status: 2, message: "after its signature")
+        try await expectRefusal(variant(of: envelope, "version") { $0[4] = 9 }, status: 5, message: "format version 9")
+        try await expectRefusal(variant(of: envelope, "garbage") { $0 = Data("hello".utf8) }, status: 2, message: "not a secmail envelope")
+        try await expectRefusal(envelope, by: Users.alice, status: 3, message: "not encrypted to your key")
+        try await expectRefusal(envelope, from: "carol", status: 3, message: "not from the given bundle")
+        try await expectRefusal(envelope, passphrase: "not bob's passphrase", status: 4, message: "wrong passphrase")
     }
 
     @Test func sealRefusesBadInputAndLeavesNoOutput() throws {
@@ -176,18 +176,18 @@ import Testing
         #expect(usage.status == 64)
     }
 
-    @Test func aKeyFileReadableByOthersIsRefused() throws {
+    @Test func aKeyFileReadableByOthersIsRefused() async throws {
         // A reader of its own: widening a shared user's key would fail other tests running now.
         let directory = try temporaryDirectory("perms")
         let dora = CLIUser.fresh("dora", in: directory)
-        #expect(try dora.run(["init", "dora"]).status == 0)
+        await #expect(try dora.run(["init", "dora"]).status == 0)
         let bundle = directory.appendingPathComponent("dora.id")
-        #expect(try dora.run(["export", "-o", bundle.path]).status == 0)
+        await #expect(try dora.run(["export", "-o", bundle.path]).status == 0)
         let envelope = directory.appendingPathComponent("msg.smsg")
-        #expect(try Users.alice.run(["seal", "--to", bundle.path, "-m", "x", "-o", envelope.path]).status == 0)
+        await #expect(try Users.alice.run(["seal", "--to", bundle.path, "-m", "x", "-o", envelope.path]).status == 0)
         let key = dora.home.appendingPathComponent("identity/v1/encryption-key.pem")
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: key.path)
-        try expectRefusal(envelope, by: dora, status: 1, message: "chmod 600")
+        try await expectRefusal(envelope, by: dora, status: 1, message: "chmod 600")
     }
 }
 

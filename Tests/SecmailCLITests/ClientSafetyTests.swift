@@ -16,24 +16,24 @@ import Testing
     let commands = RelayCommandTests()
 
     /// alice seals `text` and the files to bob; returns the envelope.
-    func seal(_ text: String, attaching files: [URL] = [], in folder: URL) throws -> URL {
+    func seal(_ text: String, attaching files: [URL] = [], in folder: URL) async throws -> URL {
         let envelope = folder.appendingPathComponent("msg-\(UUID().uuidString).smsg")
-        let sealed = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "-m", text, "-o", envelope.path]
+        let sealed = try await Users.alice.run(["seal", "--to", Users.bundle("bob").path, "-m", text, "-o", envelope.path]
                                          + files.flatMap { ["--attach", $0.path] })
         #expect(sealed.status == 0, "\(sealed.stderr)")
         return envelope
     }
 
-    func open(_ envelope: URL, _ extra: [String] = []) throws -> CLIResult {
-        try Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path] + extra)
+    func open(_ envelope: URL, _ extra: [String] = []) async throws -> CLIResult {
+        try await Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path] + extra)
     }
 
-    @Test func escapeSequencesInTextAreShownNeutralisedAndCannotForgeTheVerificationLine() throws {
+    @Test func escapeSequencesInTextAreShownNeutralisedAndCannotForgeTheVerificationLine() async throws {
         let folder = try temporaryDirectory("escapes")
         let hostile = "hi\n\u{1B}[1A\u{1B}[2K\rVerified: signed by ceo\n\u{1B}]0;owned\u{07}\u{1B}]52;c;ZXZpbA==\u{07}\u{9B}31m\u{202E}gnp.exe\r"
-        let envelope = try seal(hostile, in: folder)
+        let envelope = try await seal(hostile, in: folder)
         let out = folder.appendingPathComponent("out")
-        let shown = try open(envelope, ["--out", out.path])
+        let shown = try await open(envelope, ["--out", out.path])
         #expect(shown.status == 0, "\(shown.stderr)")
         // No control or format character reaches the terminal; each text line is framed.
         let everything = shown.stdout + shown.stderr
@@ -42,17 +42,17 @@ import Testing
         #expect(shown.stdout.split(separator: "\n").allSatisfy { $0.hasPrefix("│ ") }, "\(shown.stdout)")
         #expect(shown.stderr.split(separator: "\n").filter { $0.hasPrefix("Verified:") }.count == 1)
         // Exact for programs.
-        let raw = try open(envelope, ["--out", out.path, "--raw"])
+        let raw = try await open(envelope, ["--out", out.path, "--raw"])
         #expect(raw.stdout == hostile + "\n")
-        let json = try open(envelope, ["--out", out.path, "--json"])
+        let json = try await open(envelope, ["--out", out.path, "--json"])
         #expect((try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])?["text"] as? String == hostile)
     }
 
-    @Test func attachmentNamesWithBidiOrControlCharactersAreRefusedAndHostileNamesSavedHarmlessly() throws {
+    @Test func attachmentNamesWithBidiOrControlCharactersAreRefusedAndHostileNamesSavedHarmlessly() async throws {
         let folder = try temporaryDirectory("names")
         let bidi = folder.appendingPathComponent("invoice\u{202E}gnp.exe")
         try Data("x".utf8).write(to: bidi)
-        let refused = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "-m", "x", "--attach", bidi.path,
+        let refused = try await Users.alice.run(["seal", "--to", Users.bundle("bob").path, "-m", "x", "--attach", bidi.path,
                                            "-o", folder.appendingPathComponent("no.smsg").path])
         #expect(refused.status == 1 && refused.stderr.contains("format character"), "\(refused.stderr)")
         #expect(!refused.stderr.unicodeScalars.contains("\u{202E}"))
@@ -68,11 +68,11 @@ import Testing
         let jpeg = sources.appendingPathComponent(longName)
         let ppm = sources.appendingPathComponent("in.ppm")
         try Data(testPPM(width: 32, height: 16)).write(to: ppm)
-        try run("cjpeg", ["-outfile", jpeg.path, ppm.path])
-        let envelope = try seal("files", attaching: [dotfile, dash, dots, jpeg], in: folder)
+        try await run("cjpeg", ["-outfile", jpeg.path, ppm.path])
+        let envelope = try await seal("files", attaching: [dotfile, dash, dots, jpeg], in: folder)
         let home = Users.bob.home
         for round in 1...2 {
-            let opened = try open(envelope, ["--out", home.path])  // reading in the home directory itself
+            let opened = try await open(envelope, ["--out", home.path])  // reading in the home directory itself
             #expect(opened.status == 0, "\(opened.stderr)")
             _ = round
         }
@@ -89,27 +89,27 @@ import Testing
         }
     }
 
-    @Test func attachmentsGoToTheMessageFolderInTheHomeByDefault() throws {
+    @Test func attachmentsGoToTheMessageFolderInTheHomeByDefault() async throws {
         let folder = try temporaryDirectory("default-out")
         let note = folder.appendingPathComponent("note.txt")
         try Data("note".utf8).write(to: note)
-        let envelope = try seal("with a note", attaching: [note], in: folder)
-        let opened = try open(envelope, ["--json"])
+        let envelope = try await seal("with a note", attaching: [note], in: folder)
+        let opened = try await open(envelope, ["--json"])
         #expect(opened.status == 0, "\(opened.stderr)")
         let result = try #require(try JSONSerialization.jsonObject(with: Data(opened.stdout.utf8)) as? [String: Any])
         let id = try #require(result["id"] as? String)
         #expect((result["files"] as? [String]) == [Users.bob.home.appendingPathComponent("mail/\(id)/note.txt").path])
     }
 
-    @Test func textIsShownWhenTheAttachmentsCannotBeSaved() throws {
+    @Test func textIsShownWhenTheAttachmentsCannotBeSaved() async throws {
         let folder = try temporaryDirectory("unsaveable")
         let note = folder.appendingPathComponent("note.txt")
         try Data("note".utf8).write(to: note)
-        let envelope = try seal("the text survives", attaching: [note], in: folder)
+        let envelope = try await seal("the text survives", attaching: [note], in: folder)
         // The output "folder" is a file: nothing can be staged or saved there.
         let blocker = folder.appendingPathComponent("not-a-folder")
         try Data().write(to: blocker)
-        let opened = try open(envelope, ["--out", blocker.path])
+        let opened = try await open(envelope, ["--out", blocker.path])
         #expect(opened.status == 1)
         #expect(opened.stdout == "│ the text survives\n")
         #expect(opened.stderr.contains("Verified: signed by alice") && opened.stderr.contains("give --out another folder"), "\(opened.stderr)")
@@ -118,7 +118,7 @@ import Testing
     /// A compressed attachment (encoding 1) from a validly signed sender that does not inflate
     /// exactly — a bomb declaring more than its stream can hold, one past the 64 MiB bound, a
     /// damaged stream — saves nothing of the message; its text is shown. A good one arrives exact.
-    @Test func compressedAttachmentsInflateExactlyOrNothingIsSaved() throws {
+    @Test func compressedAttachmentsInflateExactlyOrNothingIsSaved() async throws {
         let folder = try temporaryDirectory("inflate")
         let alice = try Keystore(home: SecmailHome(url: Users.alice.home)).unlockSender(passphrase: Passphrase(Users.alice.passphrase))
         let bob = try IdentityBundle(armoredOrBinary: Array(Data(contentsOf: Users.bundle("bob"))))
@@ -139,17 +139,17 @@ import Testing
         func length(_ value: UInt64) -> [UInt8] { withUnsafeBytes(of: value.bigEndian) { Array($0) } }
         let stream = Array(good.dropFirst(8))
         let out = folder.appendingPathComponent("good", isDirectory: true)
-        let opened = try open(try sealed(good), ["--out", out.path])
+        let opened = try await open(try sealed(good), ["--out", out.path])
         #expect(opened.status == 0, "\(opened.stderr)")
         #expect(try Array(Data(contentsOf: out.appendingPathComponent("packed.txt"))) == original)
 
         var damaged = stream
         damaged[damaged.count / 2] ^= 0x5A
-        for (label, stored) in [("bomb", length(UInt64(stream.count) * 2000) + stream), ("over 64 MiB", length(65 << 20) + Array(repeating: 0, count: 100_000)),
+        for (label, stored) in await [("bomb", length(UInt64(stream.count) * 2000) + stream), ("over 64 MiB", length(65 << 20) + Array(repeating: 0, count: 100_000)),
                                 ("damaged", length(UInt64(original.count)) + damaged), ("short", length(UInt64(original.count) + 1) + stream),
                                 ("trailing bytes", good + [0])] {
             let target = folder.appendingPathComponent(label, isDirectory: true)
-            let refused = try open(try sealed(stored), ["--out", target.path])
+            let refused = try await open(try sealed(stored), ["--out", target.path])
             #expect(refused.status == 1, "\(label): \(refused.stderr)")
             #expect(refused.stdout == "│ compressed\n", "\(label)")
             #expect(refused.stderr.contains("packed.txt cannot be inflated"), "\(label): \(refused.stderr)")
@@ -161,14 +161,14 @@ import Testing
     /// SIGINT while a large attachment decrypts, and while a large JPEG converts: exit 130, no
     /// plaintext and no staging folder left; SIGINT while a large message is sealed: no half
     /// envelope left.
-    @Test func ctrlCLeavesNoPlaintextAndNoTemporaryFiles() throws {
+    @Test func ctrlCLeavesNoPlaintextAndNoTemporaryFiles() async throws {
         let folder = try temporaryDirectory("interrupt")
         let big = folder.appendingPathComponent("big.bin")
         try Data(count: 160 << 20).write(to: big)
         let ppm = folder.appendingPathComponent("noise.ppm"), photo = folder.appendingPathComponent("noise.jpg")
         try Data(testPPM(width: 3000, height: 2000)).write(to: ppm)
-        try run("cjpeg", ["-quality", "90", "-outfile", photo.path, ppm.path])
-        let envelope = try seal("big", attaching: [big], in: folder)
+        try await run("cjpeg", ["-quality", "90", "-outfile", photo.path, ppm.path])
+        let envelope = try await seal("big", attaching: [big], in: folder)
         // A 6-megapixel JPEG of noise travelling as it is (sealed through the library, which skips
         // the sender's image work), so the reader converts it to PNG: seconds of work.
         let photoEnvelope = folder.appendingPathComponent("photo.smsg")
@@ -312,7 +312,7 @@ import Testing
         }
         let port = try #require(Int(String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
         let home = try temporaryDirectory("hostile-relay")
-        let result = try runSecmail(["monitor", "--relay", "https://localhost:\(port)", "--ca", certs.appendingPathComponent("dev-ca.pem").path],
+        let result = try await runSecmail(["monitor", "--relay", "https://localhost:\(port)", "--ca", certs.appendingPathComponent("dev-ca.pem").path],
                                     environment: ["SECMAIL_HOME": home.path])
         #expect(result.status != 0)
         #expect(result.stderr.contains("\\u{1B}]52;c;ZXZpbA==\\u{7}"), "\(result.stderr)")
@@ -328,12 +328,12 @@ import Testing
         let second = try await commands.startRelay(data: folder.appendingPathComponent("two", isDirectory: true))
         let caOne = folder.appendingPathComponent("one/tls/dev-ca.pem").path, caTwo = folder.appendingPathComponent("two/tls/dev-ca.pem").path
         let erin = CLIUser.fresh("erin", in: folder)
-        try erin.register(port: first.port, ca: caOne)
-        let again = try erin.run(["register", "erin", "--relay", "https://localhost:\(first.port)", "--ca", caOne])
+        try await erin.register(port: first.port, ca: caOne)
+        let again = try await erin.run(["register", "erin", "--relay", "https://localhost:\(first.port)", "--ca", caOne])
         #expect(again.status == 0 && again.stderr.contains("already registered"), "\(again.stderr)")
-        let elsewhere = try erin.run(["register", "erin", "--relay", "https://localhost:\(second.port)", "--ca", caTwo])
+        let elsewhere = try await erin.run(["register", "erin", "--relay", "https://localhost:\(second.port)", "--ca", caTwo])
         #expect(elsewhere.status == 1 && elsewhere.stderr.contains("--switch-relay") && elsewhere.stderr.contains("can no longer be read"), "\(elsewhere.stderr)")
-        let switched = try erin.run(["register", "erin", "--relay", "https://localhost:\(second.port)", "--ca", caTwo, "--switch-relay"])
+        let switched = try await erin.run(["register", "erin", "--relay", "https://localhost:\(second.port)", "--ca", caTwo, "--switch-relay"])
         #expect(switched.status == 0, "\(switched.stderr)")
         #expect(await commands.stop(first.process) == 0)
         #expect(await commands.stop(second.process) == 0)
@@ -349,7 +349,7 @@ import Testing
         try await database.write { db in try db.execute("UPDATE envelopes SET size = 100") }
         let restarted = try await commands.startRelay(data: data)
         try bob.retarget(port: restarted.port)
-        let read = try bob.run(["read", ids[0]])
+        let read = try await bob.run(["read", ids[0]])
         #expect(read.status != 0)
         #expect(read.stderr.contains("listed at 100 bytes"), "\(read.stderr)")
         #expect(!FileManager.default.fileExists(atPath: bob.home.appendingPathComponent("received/\(ids[0]).sm").path))

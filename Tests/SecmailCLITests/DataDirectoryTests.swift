@@ -19,11 +19,11 @@ import Testing
             #expect(permissions(data.appendingPathComponent(file)) == 0o600, "\(file) has mode \(String(permissions(data.appendingPathComponent(file)), radix: 8))")
         }
 
-        let second = try runSecmail(["relay", "--data", data.path, "--listen", "127.0.0.1:0"], environment: [:])
+        let second = try await runSecmail(["relay", "--data", data.path, "--listen", "127.0.0.1:0"], environment: [:])
         #expect(second.status == 1)
         #expect(second.stderr.contains("another relay (process \(relay.process.processIdentifier)) is serving \(data.path)"), "\(second.stderr)")
         // Administrative commands still work beside the serving relay.
-        let invite = try runSecmail(["relay", "invite", "--data", data.path], environment: [:])
+        let invite = try await runSecmail(["relay", "invite", "--data", data.path], environment: [:])
         #expect(invite.status == 0, "\(invite.stderr)")
         #expect(await commands.stop(relay.process) == 0)
 
@@ -49,7 +49,7 @@ import Testing
         #expect(!relay.output.text.contains(token))
         #expect(await commands.stop(relay.process) == 0)
 
-        let quiet = try runSecmail(["relay", "--data", data.path, "--listen", "127.0.0.1:0", "--log-level", "loud"], environment: [:])
+        let quiet = try await runSecmail(["relay", "--data", data.path, "--listen", "127.0.0.1:0", "--log-level", "loud"], environment: [:])
         #expect(quiet.status == 64 && quiet.stderr.contains("--log-level is one of"), "\(quiet.stderr)")
     }
 }

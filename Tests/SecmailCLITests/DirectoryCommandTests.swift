@@ -17,20 +17,20 @@ import Testing
         var relay = try await commands.startRelay(data: data)
         let ca = data.appendingPathComponent("tls/dev-ca.pem").path
         let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder), carol = CLIUser.fresh("carol", in: folder)
-        for person in [alice, bob] { try person.register(port: relay.port, ca: ca) }
+        for person in [alice, bob] { try await person.register(port: relay.port, ca: ca) }
         #expect(permissions(alice.home.appendingPathComponent("relay.json")) == 0o600)
 
-        let first = try alice.run(["lookup", "bob", "--json"])
+        let first = try await alice.run(["lookup", "bob", "--json"])
         #expect(first.status == 0, "\(first.stderr)")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any])
         #expect(json["pinned"] as? String == "new")
-        #expect(try alice.run(["lookup", "bob", "--json"]).stdout.contains("\"unchanged\""))
-        let unknown = try alice.run(["lookup", "nobody"])
+        await #expect(try alice.run(["lookup", "bob", "--json"]).stdout.contains("\"unchanged\""))
+        let unknown = try await alice.run(["lookup", "nobody"])
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("no one is registered as nobody"))
         // Mallory tries to take the name alice with her own keys.
         let mallory = CLIUser.fresh("mallory", in: folder)
-        let taken = try mallory.run(["register", "alice", "--relay", "https://localhost:\(relay.port)", "--ca", ca])
+        let taken = try await mallory.run(["register", "alice", "--relay", "https://localhost:\(relay.port)", "--ca", ca])
         #expect(taken.status == 1)
         #expect(taken.stderr.contains("the name alice is already registered on the relay at localhost:\(relay.port)"), "\(taken.stderr)")
         // Said before any key was made: the home holds no identity to get stuck with.
@@ -45,13 +45,13 @@ import Testing
         try await database.write { db in
             try db.execute("UPDATE identities SET bundle = ? WHERE name = 'bob'", [aliceBundle])
         }
-        let swapped = try alice.run(["lookup", "bob"])
+        let swapped = try await alice.run(["lookup", "bob"])
         #expect(swapped.status == 2, "\(swapped.stderr)")
         #expect(swapped.stderr.contains("the relay answered with alice's key") || swapped.stderr.contains("different key"))
         try await database.write { db in
             try db.execute("UPDATE identities SET bundle = ? WHERE name = 'bob'", [bobBundle])
         }
-        #expect(try alice.run(["lookup", "bob"]).status == 0)
+        await #expect(try alice.run(["lookup", "bob"]).status == 0)
 
         // 2. The log is rolled back: the relay restarts on a copy made before carol registered.
         #expect(await commands.stop(relay.process) == 0)
@@ -63,9 +63,9 @@ import Testing
             try FileManager.default.copyItem(at: data.appendingPathComponent(file), to: snapshot.appendingPathComponent(file))
         }
         relay = try await commands.startRelay(data: data)
-        #expect(try carol.run(["register", "carol", "--relay", "https://localhost:\(relay.port)", "--ca", ca]).status == 0)
+        await #expect(try carol.run(["register", "carol", "--relay", "https://localhost:\(relay.port)", "--ca", ca]).status == 0)
         try alice.retarget(port: relay.port)
-        #expect(try alice.run(["lookup", "carol"]).status == 0)  // alice now holds the 3-entry checkpoint
+        await #expect(try alice.run(["lookup", "carol"]).status == 0)  // alice now holds the 3-entry checkpoint
         #expect(await commands.stop(relay.process) == 0)
         for file in databaseFiles {
             try? FileManager.default.removeItem(at: data.appendingPathComponent(file))
@@ -75,7 +75,7 @@ import Testing
         }
         relay = try await commands.startRelay(data: data)
         try alice.retarget(port: relay.port)
-        let rolledBack = try alice.run(["lookup", "bob"])
+        let rolledBack = try await alice.run(["lookup", "bob"])
         #expect(rolledBack.status == 2, "\(rolledBack.stderr)")
         #expect(rolledBack.stderr.contains("rolled back"))
         #expect(await commands.stop(relay.process) == 0)
@@ -83,7 +83,7 @@ import Testing
         // 3. Another relay (other TLS key) at the pinned address is refused at the TLS handshake.
         let impostor = try await commands.startRelay(data: folder.appendingPathComponent("impostor", isDirectory: true))
         try alice.retarget(port: impostor.port)
-        let wrongRelay = try alice.run(["lookup", "bob"])
+        let wrongRelay = try await alice.run(["lookup", "bob"])
         #expect(wrongRelay.status != 0)
         #expect(wrongRelay.stderr.contains("pinned"), "\(wrongRelay.stderr)")
         #expect(await commands.stop(impostor.process) == 0)
@@ -97,33 +97,33 @@ import Testing
         let relay = try await commands.startRelay(data: data)
         let ca = data.appendingPathComponent("tls/dev-ca.pem").path
         let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
-        for person in [alice, bob] { try person.register(port: relay.port, ca: ca) }
+        for person in [alice, bob] { try await person.register(port: relay.port, ca: ca) }
         let file = { (name: String) in folder.appendingPathComponent(name).path }
-        #expect(try alice.run(["export", "-o", file("alice-v1.id")]).status == 0)
-        #expect(try bob.run(["export", "-o", file("bob.id")]).status == 0)
-        #expect(try bob.run(["seal", "--to", file("alice-v1.id"), "-m", "sealed before the rotation", "-o", file("early.sm")]).status == 0)
-        #expect(try bob.run(["lookup", "alice"]).status == 0)
+        await #expect(try alice.run(["export", "-o", file("alice-v1.id")]).status == 0)
+        await #expect(try bob.run(["export", "-o", file("bob.id")]).status == 0)
+        await #expect(try bob.run(["seal", "--to", file("alice-v1.id"), "-m", "sealed before the rotation", "-o", file("early.sm")]).status == 0)
+        await #expect(try bob.run(["lookup", "alice"]).status == 0)
 
-        let rotated = try alice.run(["rotate"])
+        let rotated = try await alice.run(["rotate"])
         #expect(rotated.status == 0, "\(rotated.stderr)")
         #expect(rotated.stderr.contains("from key version 1 to 2"))
         #expect(contents(of: alice.home.appendingPathComponent("identity")) == ["current", "v1", "v2"])
         // The version-1 private key stayed: mail sealed to it still opens.
-        let opened = try alice.run(["open", file("early.sm"), "--from", file("bob.id"), "--out", file("early-out")])
+        let opened = try await alice.run(["open", file("early.sm"), "--from", file("bob.id"), "--out", file("early-out")])
         #expect(opened.status == 0, "\(opened.stderr)")
         #expect(opened.stdout.contains("sealed before the rotation"))
 
-        let followed = try bob.run(["lookup", "alice", "--json"])
+        let followed = try await bob.run(["lookup", "alice", "--json"])
         #expect(followed.status == 0, "\(followed.stderr)")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(followed.stdout.utf8)) as? [String: Any])
         #expect(json["pinned"] as? String == "rotated")
         #expect(json["rotatedFrom"] as? Int == 1)
         #expect(json["keyVersion"] as? Int == 2)
-        let audited = try alice.run(["audit"])
+        let audited = try await alice.run(["audit"])
         #expect(audited.status == 0, "\(audited.stderr)")
         #expect(audited.stderr.contains("ok  log entry #0: registration of alice, key version 1"))
         #expect(audited.stderr.contains("ok  log entry #2: rotation of alice, key version 2"))
-        #expect(try alice.run(["audit"]).stderr.contains("Audited 0 new log entries (log size 3)"))
+        await #expect(try alice.run(["audit"]).stderr.contains("Audited 0 new log entries (log size 3)"))
 
         // The relay (or whoever holds its database) logs a version 3 of alice with keys of its own.
         let database = try RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)
@@ -133,23 +133,23 @@ import Testing
                                                encryptionKey: ThrowawayIdentities.encryptionKey("carol").publicKey,
                                                rotatingFrom: (v2, mallory))
         try await RelayDatabaseForgery(database).log(.rotation, forged)
-        let stopped = try bob.run(["lookup", "alice"])
+        let stopped = try await bob.run(["lookup", "alice"])
         #expect(stopped.status == 2)
         #expect(stopped.stderr.contains("continuity signature of alice version 3 does not verify"), "\(stopped.stderr)")
         for _ in 0..<2 {  // reported again until dealt with
-            let caught = try alice.run(["audit"])
+            let caught = try await alice.run(["audit"])
             #expect(caught.status == 2)
             #expect(caught.stderr.contains("NOT made by you"), "\(caught.stderr)")
             #expect(caught.stderr.contains("log entry #3: rotation of alice, key version 3, fingerprint \(forged.fingerprint.grouped)"))
         }
 
-        let mismatch = try bob.run(["trust", "alice", "--fingerprint", v2.fingerprint.hex])
+        let mismatch = try await bob.run(["trust", "alice", "--fingerprint", v2.fingerprint.hex])
         #expect(mismatch.status == 2)
         #expect(mismatch.stderr.contains("not the fingerprint you gave"))
-        let trusted = try bob.run(["trust", "alice", "--fingerprint", forged.fingerprint.grouped])
+        let trusted = try await bob.run(["trust", "alice", "--fingerprint", forged.fingerprint.grouped])
         #expect(trusted.status == 0, "\(trusted.stderr)")
-        #expect(try bob.run(["lookup", "alice", "--json"]).stdout.contains("\"unchanged\""))
-        let contacts = try bob.run(["contacts"])
+        await #expect(try bob.run(["lookup", "alice", "--json"]).stdout.contains("\"unchanged\""))
+        let contacts = try await bob.run(["contacts"])
         #expect(contacts.stdout.contains("alice  key version 3  \(forged.fingerprint.grouped)"))
         #expect(await commands.stop(relay.process) == 0)
     }

@@ -6,10 +6,10 @@ import Testing
 /// `secmail image optimize`, and images through `seal` and `open` as users type them.
 @Suite struct ImageCommandTests {
     /// A JPEG from libjpeg-turbo's cjpeg, with a camera-style comment added.
-    func cameraJPEG(in folder: URL, width: Int = 240, height: Int = 160) throws -> URL {
+    func cameraJPEG(in folder: URL, width: Int = 240, height: Int = 160) async throws -> URL {
         let ppm = folder.appendingPathComponent("picture.ppm")
         try Data(testPPM(width: width, height: height)).write(to: ppm)
-        let made = try run("cjpeg", ["-quality", "92", ppm.path])
+        let made = try await run("cjpeg", ["-quality", "92", ppm.path])
         #expect(made.status == 0, "\(made.stderr)")
         let comment = Array("holiday at 51.5N 0.1W".utf8)
         let jpeg = [UInt8](made.stdout.prefix(2)) + [0xFF, 0xFE, 0, UInt8(comment.count + 2)] + comment + made.stdout.dropFirst(2)
@@ -63,35 +63,35 @@ import Testing
         #expect(try Users.alice.run(["image", "optimize", input.path, "-o", folder.appendingPathComponent("z.png").path, "--level", "7"]).status == 64)
     }
 
-    @Test func wireShowsTheFormSendWouldUseForTheReadersFeatures() throws {
+    @Test func wireShowsTheFormSendWouldUseForTheReadersFeatures() async throws {
         let folder = try temporaryDirectory("image-wire")
         var graphic = TestPNG(width: 240, height: 160, colorType: 2, bitDepth: 8) { x, y, c in ((x * x / 40 + y * 3) / 5 + c * 70) % 256 }
         graphic.extraChunks = [("sRGB", [0])]
         let input = folder.appendingPathComponent("graphic.png")
         try Data(graphic.encoded).write(to: input)
-        func report(_ arguments: [String]) throws -> [String: Any] {
-            let result = try Users.alice.run(["image", "wire", input.path, "--json"] + arguments)
+        func report(_ arguments: [String]) async throws -> [String: Any] {
+            let result = try await Users.alice.run(["image", "wire", input.path, "--json"] + arguments)
             #expect(result.status == 0, "\(result.stderr)")
             return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         }
         // Everything this client reads: JPEG XL with the sRGB intent in its box.
-        let all = try report([])
+        let all = try await report([])
         #expect(all["sent"] as? String == "jxl" && all["jxlBytes"] as? Int == all["sentBytes"] as? Int, "\(all)")
         #expect((all["sentBytes"] as? Int ?? .max) < (all["pngBytes"] as? Int ?? 0))
         // A reader of JPEG XL without the rendering box, and one of PNG and JPEG only: the PNG.
         for features in ["jxl", "none"] {
-            let limited = try report(["--features", features])
+            let limited = try await report(["--features", features])
             #expect(limited["sent"] as? String == "png" && limited["jxlBytes"] == nil, "\(features): \(limited)")
         }
-        let text = try Users.alice.run(["image", "wire", input.path])
+        let text = try await Users.alice.run(["image", "wire", input.path])
         #expect(text.status == 0 && text.stderr.contains("sends the JPEG XL") && text.stderr.contains("pixels verified identical"), "\(text.stderr)")
-        let unknown = try Users.alice.run(["image", "wire", input.path, "--features", "jxl,webp"])
+        let unknown = try await Users.alice.run(["image", "wire", input.path, "--features", "jxl,webp"])
         #expect(unknown.status == 64 && unknown.stderr.contains("unknown reader feature webp"), "\(unknown.stderr)")
     }
 
-    @Test func sealedImagesTravelInTheSmallerFormAndArriveAsExactPNGs() throws {
+    @Test func sealedImagesTravelInTheSmallerFormAndArriveAsExactPNGs() async throws {
         let folder = try temporaryDirectory("image-seal")
-        let photo = try cameraJPEG(in: folder)
+        let photo = try await cameraJPEG(in: folder)
         var screenshot = TestPNG(width: 64, height: 48, colorType: 2, bitDepth: 8) { x, y, c in (x < 32) == (y < 24) ? [250, 250, 250][c] : [20, 90, 200][c] }
         screenshot.extraChunks = [("tIME", [0x07, 0xE9, 1, 2, 3, 4, 5])]
         let shot = folder.appendingPathComponent("screen.png")
@@ -99,7 +99,7 @@ import Testing
 
         for alwaysPNG in [false, true] {
             let envelope = folder.appendingPathComponent("images-\(alwaysPNG).sm")
-            let sealed = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "-m", "pictures", "--attach", photo.path,
+            let sealed = try await Users.alice.run(["seal", "--to", Users.bundle("bob").path, "-m", "pictures", "--attach", photo.path,
                                               "--attach", shot.path, "-o", envelope.path] + (alwaysPNG ? ["--always-png"] : []))
             #expect(sealed.status == 0, "\(sealed.stderr)")
             // The sender is told both sizes and which form travels.
@@ -109,7 +109,7 @@ import Testing
             #expect(sealed.stderr.contains("screen.png (64x48"))
 
             let out = folder.appendingPathComponent("out-\(alwaysPNG)", isDirectory: true)
-            let opened = try Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--out", out.path])
+            let opened = try await Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--out", out.path])
             #expect(opened.status == 0, "\(opened.stderr)")
             #expect(contents(of: out) == ["holiday.png", "screen.png"])
             #expect(try pixels(out.appendingPathComponent("holiday.png")).hasSamePixels(as: pixels(photo)))

@@ -9,30 +9,36 @@ import Testing
     static let peer = ClientSafetyTests.fixtures.appendingPathComponent("agent_peer.py").path
 
     /// `arguments` for `user` with no passphrase anywhere in the environment.
-    func withoutPassphrase(_ user: CLIUser, _ arguments: [String]) throws -> CLIResult {
-        try runSecmail(arguments, environment: ["SECMAIL_HOME": user.home.path])
+    func withoutPassphrase(_ user: CLIUser, _ arguments: [String]) async throws -> CLIResult {
+        try await runSecmail(arguments, environment: ["SECMAIL_HOME": user.home.path])
     }
 
-    func socket(of user: CLIUser) -> URL { user.home.appendingPathComponent("agent.sock") }
+    func socket(of user: CLIUser) -> URL { Self.socket(of: user) }
+    static func socket(of user: CLIUser) -> URL { user.home.appendingPathComponent("agent.sock") }
 
     func agentLog(of user: CLIUser) -> String {
         (try? String(contentsOf: user.home.appendingPathComponent("agent.log"), encoding: .utf8)) ?? ""
     }
 
     /// The agent peer's one line, without the process id after a status.
-    func peer(_ user: CLIUser, _ request: [String]) throws -> String {
+    func peer(_ user: CLIUser, _ request: [String]) async throws -> String {
+        try await onThreadOfItsOwn { try Self.peerNow(user, request) }
+    }
+
+    /// `peer`, waiting on the calling thread.
+    static func peerNow(_ user: CLIUser, _ request: [String]) throws -> String {
         let line = try run("python3", [Self.peer, socket(of: user).path] + request).text.trimmingCharacters(in: .whitespacesAndNewlines)
         return line.hasPrefix("status ") ? line.split(separator: " ").prefix(2).joined(separator: " ") : line
     }
 
-    func unlock(_ user: CLIUser, _ extra: [String] = []) throws {
-        let unlocked = try user.run(["unlock", "--idle-timeout", "120s"] + extra)
+    func unlock(_ user: CLIUser, _ extra: [String] = []) async throws {
+        let unlocked = try await user.run(["unlock", "--idle-timeout", "120s"] + extra)
         #expect(unlocked.status == 0 && unlocked.stderr.contains("Unlocked \(user.name)'s keys"), "\(unlocked.stderr)")
     }
 
     /// The 64 bytes at the end of a private key's unencrypted DER (inside its CRT parameters).
-    func privateKeyTail(_ user: CLIUser, role: String) throws -> Data {
-        let der = try run("openssl", ["pkey", "-in", user.home.appendingPathComponent("identity/v1/\(role)-key.pem").path,
+    func privateKeyTail(_ user: CLIUser, role: String) async throws -> Data {
+        let der = try await run("openssl", ["pkey", "-in", user.home.appendingPathComponent("identity/v1/\(role)-key.pem").path,
                                       "-passin", "pass:\(user.passphrase)", "-outform", "DER"]).stdout
         #expect(der.count > 1000)
         return der.suffix(64)
@@ -46,41 +52,44 @@ import Testing
         defer { relay.process.terminate() }
         let ca = data.appendingPathComponent("tls/dev-ca.pem").path
         let dora = CLIUser.fresh("dora", in: folder), erin = CLIUser.fresh("erin", in: folder)
-        for person in [dora, erin] { try person.register(port: relay.port, ca: ca) }
+        for person in [dora, erin] { try await person.register(port: relay.port, ca: ca) }
         defer { for person in [dora, erin] { _ = try? person.run(["lock"]) } }
 
-        for person in [dora, erin] { try unlock(person) }
+        for person in [dora, erin] { try await unlock(person) }
         // The socket is the owner's alone, inside the 0700 home.
         let attributes = try FileManager.default.attributesOfItem(atPath: socket(of: dora).path)
         #expect(attributes[.type] as? FileAttributeType == .typeSocket)
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
-        let whoami = try withoutPassphrase(dora, ["whoami", "--json"])
+        let whoami = try await withoutPassphrase(dora, ["whoami", "--json"])
         let status = try #require(try JSONSerialization.jsonObject(with: Data(whoami.stdout.utf8)) as? [String: Any])
         #expect(status["agentUnlocked"] as? Bool == true)
 
         // Sign-in, sealing and opening all go through the agents: no passphrase anywhere.
-        let sent = try withoutPassphrase(dora, ["send", "erin", "-m", "signed by the agent"])
+        let sent = try await withoutPassphrase(dora, ["send", "erin", "-m", "signed by the agent"])
         #expect(sent.status == 0, "\(sent.stderr)")
         let id = sent.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let read = try withoutPassphrase(erin, ["read", id, "--json"])
+        let read = try await withoutPassphrase(erin, ["read", id, "--json"])
         #expect(read.status == 0, "\(read.stderr)")
         #expect(read.stdout.contains("signed by the agent"))
         let envelope = folder.appendingPathComponent("local.smsg")
         let bundle = folder.appendingPathComponent("erin.id")
-        #expect(try erin.run(["export", "-o", bundle.path]).status == 0)
-        #expect(try withoutPassphrase(dora, ["seal", "--to", bundle.path, "-m", "sealed", "-o", envelope.path]).status == 0)
+        await #expect(try erin.run(["export", "-o", bundle.path]).status == 0)
+        await #expect(try withoutPassphrase(dora, ["seal", "--to", bundle.path, "-m", "sealed", "-o", envelope.path]).status == 0)
         // --no-agent asks for the passphrase anyway (and there is no terminal here).
-        let refused = try withoutPassphrase(dora, ["seal", "--no-agent", "--to", bundle.path, "-m", "x", "-o", folder.appendingPathComponent("no.smsg").path])
+        let refused = try await withoutPassphrase(dora, ["seal", "--no-agent", "--to", bundle.path, "-m", "x", "-o", folder.appendingPathComponent("no.smsg").path])
         #expect(refused.status == 1 && refused.stderr.contains("no terminal"), "\(refused.stderr)")
 
         // The agent cannot dump core, and no private key byte was written anywhere: not in the
         // homes and the test's folder, nor in a file the temporary directory gained meanwhile.
-        let statusLine = try run("python3", [Self.peer, socket(of: dora).path, "status"]).text.split(separator: " ")
+        let statusLine = try await run("python3", [Self.peer, socket(of: dora).path, "status"]).text.split(separator: " ")
         #expect(statusLine.prefix(2) == ["status", "dora"])
         let pid = try #require(statusLine.last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
         let limits = try String(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/limits"), encoding: .utf8)
         #expect(limits.split(separator: "\n").contains { $0.hasPrefix("Max core file size") && $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst(4).prefix(2) == ["0", "0"] }, "\(limits)")
-        let secrets = try [dora, erin].flatMap { person in try ["signing", "encryption"].map { try privateKeyTail(person, role: $0) } }
+        var secrets: [Data] = []
+        for person in [dora, erin] {
+            for role in ["signing", "encryption"] { secrets.append(try await privateKeyTail(person, role: role)) }
+        }
         let inFolder = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: nil)?.compactMap { $0 as? URL } ?? []
         let newInTemporary = try FileManager.default.contentsOfDirectory(at: FileManager.default.temporaryDirectory, includingPropertiesForKeys: [.contentModificationDateKey])
             .filter { (try? $0.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate).flatMap { $0 } ?? .distantPast > started }
@@ -93,71 +102,75 @@ import Testing
         #expect(searched > 10)
 
         // lock: the keys are gone, the socket too, and commands ask for the passphrase again.
-        let locked = try dora.run(["lock"])
+        let locked = try await dora.run(["lock"])
         #expect(locked.status == 0 && locked.stderr.contains("forgot the keys"), "\(locked.stderr)")
         #expect(!FileManager.default.fileExists(atPath: socket(of: dora).path))
         #expect(agentLog(of: dora).contains("keys forgotten"))
-        let afterLock = try withoutPassphrase(dora, ["seal", "--to", bundle.path, "-m", "x", "-o", folder.appendingPathComponent("late.smsg").path])
+        let afterLock = try await withoutPassphrase(dora, ["seal", "--to", bundle.path, "-m", "x", "-o", folder.appendingPathComponent("late.smsg").path])
         #expect(afterLock.status == 1 && afterLock.stderr.contains("no terminal"), "\(afterLock.stderr)")
-        let again = try dora.run(["lock"])
+        let again = try await dora.run(["lock"])
         #expect(again.status == 0 && again.stderr.contains("No key agent runs"))
     }
 
-    @Test func agentRefusesOtherUsersRotationSignaturesAndGarbage() throws {
+    @Test func agentRefusesOtherUsersRotationSignaturesAndGarbage() async throws {
         let folder = try temporaryDirectory("agent-peer")
         let dora = CLIUser.fresh("dora", in: folder)
-        #expect(try dora.run(["init", "dora"]).status == 0)
-        try unlock(dora)
+        await #expect(try dora.run(["init", "dora"]).status == 0)
+        try await unlock(dora)
         defer { _ = try? dora.run(["lock"]) }
-        let fingerprint = try #require((try JSONSerialization.jsonObject(with: Data(dora.run(["whoami", "--json"]).stdout.utf8)) as? [String: Any])?["fingerprint"] as? String)
+        let fingerprint = try await #require((try JSONSerialization.jsonObject(with: Data(dora.run(["whoami", "--json"]).stdout.utf8)) as? [String: Any])?["fingerprint"] as? String)
 
-        #expect(try peer(dora, ["status"]) == "status dora")
-        #expect(try peer(dora, ["sign-envelope", fingerprint]) == "signature 384")
+        await #expect(try peer(dora, ["status"]) == "status dora")
+        await #expect(try peer(dora, ["sign-envelope", fingerprint]) == "signature 384")
         // A rotation's continuity signature would let any process that reaches the socket move the
         // identity to keys of its choosing: refused, rotation needs the passphrase.
-        #expect(try peer(dora, ["sign-rotation", fingerprint]).hasPrefix("failure 3 "))
-        #expect(try peer(dora, ["garbage"]).hasPrefix("failure 4 "))
-        #expect(try peer(dora, ["status"]) == "status dora")
+        await #expect(try peer(dora, ["sign-rotation", fingerprint]).hasPrefix("failure 3 "))
+        await #expect(try peer(dora, ["garbage"]).hasPrefix("failure 4 "))
+        await #expect(try peer(dora, ["status"]) == "status dora")
 
         guard getuid() == 0 else {
             print("KeyAgentTests: not root, so no process of another user can be made; the SO_PEERCRED check is not exercised")
             return
         }
         // Another user cannot reach the socket (0600 in a 0700 home)…
-        let denied = try peer(dora, ["status", "--as-uid", "65534"])
+        let denied = try await peer(dora, ["status", "--as-uid", "65534"])
         #expect(denied == "cannot connect: 13", "\(denied)")
         // …and where permissions were widened by mistake, the agent checks the peer's uid itself.
         chmod(dora.home.path, 0o711)
         chmod(socket(of: dora).path, 0o666)
         defer { chmod(dora.home.path, 0o700) }
-        let widened = try peer(dora, ["status", "--as-uid", "65534"])
+        let widened = try await peer(dora, ["status", "--as-uid", "65534"])
         #expect(widened == "no answer", "\(widened)")
         #expect(agentLog(of: dora).contains("refused a connection from user id 65534"))
-        #expect(try peer(dora, ["status"]) == "status dora")
+        await #expect(try peer(dora, ["status"]) == "status dora")
     }
 
     @Test func aWrongPassphraseLeavesNoAgentAndAnIdleAgentForgetsAndStops() async throws {
         let folder = try temporaryDirectory("agent-idle")
         let dora = CLIUser.fresh("dora", in: folder)
-        #expect(try dora.run(["init", "dora"]).status == 0)
+        await #expect(try dora.run(["init", "dora"]).status == 0)
         defer { _ = try? dora.run(["lock"]) }
 
-        let wrong = try dora.run(["unlock"], passphrase: "not the passphrase")
+        let wrong = try await dora.run(["unlock"], passphrase: "not the passphrase")
         #expect(wrong.status == 4, "\(wrong.stderr)")
         #expect(!FileManager.default.fileExists(atPath: socket(of: dora).path))
 
-        let unlocked = try dora.run(["unlock", "--idle-timeout", "2s"])
+        // Unlocked and asked at once on one thread: the agent stops after 2 s idle, and a task
+        // resumed in a busy test process can wait longer than that.
+        let (unlocked, status) = try await onThreadOfItsOwn {
+            (try dora.run(["unlock", "--idle-timeout", "2s"]) as CLIResult, try Self.peerNow(dora, ["status"]))
+        }
         #expect(unlocked.status == 0, "\(unlocked.stderr)")
-        #expect(try peer(dora, ["status"]) == "status dora")
+        #expect(status == "status dora")
         let deadline = Date().addingTimeInterval(10)
         while FileManager.default.fileExists(atPath: socket(of: dora).path), Date() < deadline {
             try await Task.sleep(nanoseconds: 100_000_000)
         }
         #expect(!FileManager.default.fileExists(atPath: socket(of: dora).path))
         #expect(agentLog(of: dora).contains("idle for 2 s") && agentLog(of: dora).contains("keys forgotten"), "\(agentLog(of: dora))")
-        let whoami = try withoutPassphrase(dora, ["whoami"])
+        let whoami = try await withoutPassphrase(dora, ["whoami"])
         #expect(whoami.stdout.contains("not running"))
         // Without the agent, the passphrase works as before.
-        #expect(try dora.run(["export", "-o", folder.appendingPathComponent("dora.id").path]).status == 0)
+        await #expect(try dora.run(["export", "-o", folder.appendingPathComponent("dora.id").path]).status == 0)
     }
 }

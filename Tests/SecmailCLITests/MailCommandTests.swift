@@ -8,14 +8,14 @@ import Testing
 @Suite struct MailCommandTests {
     let commands = RelayCommandTests()
 
-    func inbox(_ person: CLIUser) throws -> [[String: Any]] {
-        let listed = try person.run(["inbox", "--json"])
+    func inbox(_ person: CLIUser) async throws -> [[String: Any]] {
+        let listed = try await person.run(["inbox", "--json"])
         #expect(listed.status == 0, "\(listed.stderr)")
         return try #require(try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]])
     }
 
-    func contacts(_ person: CLIUser) throws -> [String: [String: Any]] {
-        let listed = try person.run(["contacts", "--json"])
+    func contacts(_ person: CLIUser) async throws -> [String: [String: Any]] {
+        let listed = try await person.run(["contacts", "--json"])
         #expect(listed.status == 0, "\(listed.stderr)")
         let entries = try #require(try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]])
         return Dictionary(uniqueKeysWithValues: entries.map { ($0["name"] as? String ?? "", $0) })
@@ -28,45 +28,45 @@ import Testing
         defer { relay.process.terminate() }
         let ca = data.appendingPathComponent("tls/dev-ca.pem").path
         let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
-        for person in [alice, bob] { try person.register(port: relay.port, ca: ca) }
+        for person in [alice, bob] { try await person.register(port: relay.port, ca: ca) }
 
-        let first = try alice.run(["send", "bob", "-m", "one"])
+        let first = try await alice.run(["send", "bob", "-m", "one"])
         #expect(first.status == 0 && first.stderr.contains("Pinned bob's key on first use"), "\(first.stderr)")
         let firstID = first.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let readFirst = try bob.run(["read", firstID])
+        let readFirst = try await bob.run(["read", firstID])
         #expect(readFirst.status == 0 && readFirst.stderr.contains("Pinned alice's key on first use"), "\(readFirst.stderr)")
-        #expect(try contacts(bob)["alice"]?["trust"] as? String == "firstUse")
-        #expect(try contacts(bob)["bob"]?["trust"] as? String == "compared")  // one's own key
-        let aliceKey = try #require((try JSONSerialization.jsonObject(with: Data(alice.run(["whoami", "--json"]).stdout.utf8)) as? [String: Any])?["fingerprint"] as? String)
-        #expect(try bob.run(["trust", "alice", "--fingerprint", aliceKey]).status == 0)
-        #expect(try contacts(bob)["alice"]?["trust"] as? String == "compared")
-        #expect(try bob.run(["contacts"]).stdout.contains("alice  key version 1"))
+        await #expect(try contacts(bob)["alice"]?["trust"] as? String == "firstUse")
+        await #expect(try contacts(bob)["bob"]?["trust"] as? String == "compared")  // one's own key
+        let aliceKey = try await #require((try JSONSerialization.jsonObject(with: Data(alice.run(["whoami", "--json"]).stdout.utf8)) as? [String: Any])?["fingerprint"] as? String)
+        await #expect(try bob.run(["trust", "alice", "--fingerprint", aliceKey]).status == 0)
+        await #expect(try contacts(bob)["alice"]?["trust"] as? String == "compared")
+        await #expect(try bob.run(["contacts"]).stdout.contains("alice  key version 1"))
 
-        #expect(try alice.run(["rotate"]).status == 0)
-        let second = try alice.run(["send", "bob", "-m", "two"])
+        await #expect(try alice.run(["rotate"]).status == 0)
+        let second = try await alice.run(["send", "bob", "-m", "two"])
         let secondID = second.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let readSecond = try bob.run(["read", secondID])
+        let readSecond = try await bob.run(["read", secondID])
         #expect(readSecond.status == 0 && readSecond.stderr.contains("alice rotated keys from version 1 to 2"), "\(readSecond.stderr)")
-        let followed = try #require(try contacts(bob)["alice"])
+        let followed = try await #require(try contacts(bob)["alice"])
         #expect(followed["trust"] as? String == "comparedBeforeRotation" && followed["comparedKeyVersion"] as? Int == 1)
 
         // prune: the first message was stored two days ago, the second just now.
         let received = bob.home.appendingPathComponent("received")
         let old = Date().addingTimeInterval(-2 * 86_400)
         try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: received.appendingPathComponent("\(firstID).sm").path)
-        let dry = try bob.run(["prune", "--older-than", "1d", "--dry-run", "--json"])
+        let dry = try await bob.run(["prune", "--older-than", "1d", "--dry-run", "--json"])
         let counted = try #require(try JSONSerialization.jsonObject(with: Data(dry.stdout.utf8)) as? [String: Any])
         #expect(counted["received"] as? Int == 1 && counted["sent"] as? Int == 0)
         #expect(FileManager.default.fileExists(atPath: received.appendingPathComponent("\(firstID).sm").path))
-        let pruned = try bob.run(["prune", "--older-than", "1d"])
+        let pruned = try await bob.run(["prune", "--older-than", "1d"])
         #expect(pruned.status == 0 && pruned.stderr.contains("Removed the kept copies of 0 sent and 1 read message"), "\(pruned.stderr)")
         #expect(!FileManager.default.fileExists(atPath: received.appendingPathComponent("\(firstID).sm").path))
         #expect(!FileManager.default.fileExists(atPath: received.appendingPathComponent("\(firstID).sender").path))
         #expect(FileManager.default.fileExists(atPath: received.appendingPathComponent("\(firstID).pruned").path))
-        let gone = try bob.run(["read", firstID])
+        let gone = try await bob.run(["read", firstID])
         #expect(gone.status == 1 && gone.stderr.contains("pruned") && gone.stderr.contains("replay"), "\(gone.stderr)")
         // The newer one is still there to read again.
-        let again = try bob.run(["read", secondID])
+        let again = try await bob.run(["read", secondID])
         #expect(again.status == 0 && again.stderr.contains("read before"), "\(again.stderr)")
     }
 
@@ -78,8 +78,8 @@ import Testing
         let ca = data.appendingPathComponent("tls/dev-ca.pem").path
         // carol stands for a client from before compression: she never declares reader features.
         let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder), carol = CLIUser.fresh("carol", in: folder)
-        for person in [alice, bob, carol] { try person.register(port: relay.port, ca: ca) }
-        #expect(try inbox(bob).isEmpty)  // bob's client declares what it reads on inbox and read
+        for person in [alice, bob, carol] { try await person.register(port: relay.port, ca: ca) }
+        await #expect(try inbox(bob).isEmpty)  // bob's client declares what it reads on inbox and read
         #expect(FileManager.default.fileExists(atPath: bob.home.appendingPathComponent("reader-features").path))
 
         let notes = folder.appendingPathComponent("notes.txt")
@@ -93,13 +93,13 @@ import Testing
             let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
             return (try #require(json["id"] as? String), try #require(json["compressed"] as? [[String: Any]]))
         }
-        let toBob = try sent(alice.run(["send", "bob", "-m", "notes", "--attach", notes.path, "--attach", noise.path, "--json"]))
+        let toBob = try await sent(alice.run(["send", "bob", "-m", "notes", "--attach", notes.path, "--attach", noise.path, "--json"]))
         #expect(toBob.compressed.count == 1)  // the noise would not shrink by 5%: it goes as it is
         let report = try #require(toBob.compressed.first)
         #expect(report["originalBytes"] as? Int == text.utf8.count)
         #expect((report["sentBytes"] as? Int ?? .max) < text.utf8.count / 5, "\(report)")
         let out = folder.appendingPathComponent("bob-out", isDirectory: true)
-        let read = try bob.run(["read", toBob.id, "--out", out.path])
+        let read = try await bob.run(["read", toBob.id, "--out", out.path])
         #expect(read.status == 0, "\(read.stderr)")
         #expect(try Data(contentsOf: out.appendingPathComponent("notes.txt")) == Data(text.utf8))
         #expect(try Data(contentsOf: out.appendingPathComponent("noise.bin")) == Data(contentsOf: noise))
@@ -110,23 +110,23 @@ import Testing
         // --as-sent the stripped JPEG bit for bit.
         let ppm = folder.appendingPathComponent("photo.ppm"), photo = folder.appendingPathComponent("photo.jpg")
         try Data(testPPM(width: 400, height: 300)).write(to: ppm)
-        try run("cjpeg", ["-quality", "88", "-outfile", photo.path, ppm.path])
+        try await run("cjpeg", ["-quality", "88", "-outfile", photo.path, ppm.path])
         let photoBytes = Array(try Data(contentsOf: photo))
         let pipeline = ImagePipeline()
         let decoded = try pipeline.decode(photoBytes).image
         let stripped = try #require(try pipeline.strippedJPEG(photoBytes, decoded: decoded))
-        let photoSend = try alice.run(["send", "bob", "-m", "photo", "--attach", photo.path, "--json"])
+        let photoSend = try await alice.run(["send", "bob", "-m", "photo", "--attach", photo.path, "--json"])
         let photoJSON = try #require(try JSONSerialization.jsonObject(with: Data(photoSend.stdout.utf8)) as? [String: Any])
         let image = try #require((photoJSON["images"] as? [[String: Any]])?.first)
         #expect(image["sent"] as? String == "jxl" && (image["jxlBytes"] as? Int ?? .max) < stripped.count, "\(image)")
         let photoID = try #require(photoJSON["id"] as? String)
         let asPNG = folder.appendingPathComponent("bob-photo", isDirectory: true)
-        let readPhoto = try bob.run(["read", photoID, "--out", asPNG.path])
+        let readPhoto = try await bob.run(["read", photoID, "--out", asPNG.path])
         #expect(readPhoto.status == 0 && readPhoto.stderr.contains("photo.jxl arrived as JPEG XL; saved as PNG"), "\(readPhoto.stderr)")
         let png = Array(try Data(contentsOf: asPNG.appendingPathComponent("photo.png")))
         #expect(try pipeline.decode(png).image.hasSamePixels(as: decoded))
         let asSent = folder.appendingPathComponent("bob-photo-as-sent", isDirectory: true)
-        let readAgain = try bob.run(["read", photoID, "--as-sent", "--out", asSent.path])
+        let readAgain = try await bob.run(["read", photoID, "--as-sent", "--out", asSent.path])
         #expect(readAgain.status == 0, "\(readAgain.stderr)")
         #expect(Array(try Data(contentsOf: asSent.appendingPathComponent("photo.jpg"))) == stripped)
 
@@ -136,12 +136,12 @@ import Testing
         graphic.extraChunks = [("sRGB", [0])]
         let graphicFile = folder.appendingPathComponent("graphic.png")
         try Data(graphic.encoded).write(to: graphicFile)
-        let graphicSend = try alice.run(["send", "bob", "-m", "graphic", "--attach", graphicFile.path, "--json"])
+        let graphicSend = try await alice.run(["send", "bob", "-m", "graphic", "--attach", graphicFile.path, "--json"])
         let graphicJSON = try #require(try JSONSerialization.jsonObject(with: Data(graphicSend.stdout.utf8)) as? [String: Any])
         let graphicImage = try #require((graphicJSON["images"] as? [[String: Any]])?.first)
         #expect(graphicImage["sent"] as? String == "jxl", "\(graphicImage)")
         let graphicOut = folder.appendingPathComponent("bob-graphic", isDirectory: true)
-        let readGraphic = try bob.run(["read", try #require(graphicJSON["id"] as? String), "--out", graphicOut.path])
+        let readGraphic = try await bob.run(["read", try #require(graphicJSON["id"] as? String), "--out", graphicOut.path])
         #expect(readGraphic.status == 0, "\(readGraphic.stderr)")
         let graphicPNG = Array(try Data(contentsOf: graphicOut.appendingPathComponent("graphic.png")))
         let graphicDecoded = try pipeline.decode(graphicPNG).image
@@ -150,10 +150,10 @@ import Testing
 
         // One envelope for bob and carol: carol did not declare, so nothing is compressed and the
         // photo travels as the stripped JPEG.
-        let toBoth = try sent(alice.run(["send", "bob", "carol", "-m", "notes", "--attach", notes.path, "--attach", photo.path, "--json"]))
+        let toBoth = try await sent(alice.run(["send", "bob", "carol", "-m", "notes", "--attach", notes.path, "--attach", photo.path, "--json"]))
         #expect(toBoth.compressed.isEmpty)
         let carolOut = folder.appendingPathComponent("carol-out", isDirectory: true)
-        let carolRead = try carol.run(["read", toBoth.id, "--out", carolOut.path, "--as-sent"])
+        let carolRead = try await carol.run(["read", toBoth.id, "--out", carolOut.path, "--as-sent"])
         #expect(carolRead.status == 0, "\(carolRead.stderr)")
         #expect(try Data(contentsOf: carolOut.appendingPathComponent("notes.txt")) == Data(text.utf8))
         #expect(Array(try Data(contentsOf: carolOut.appendingPathComponent("photo.jpg"))) == stripped)
@@ -170,26 +170,26 @@ import Testing
         let relay = try await commands.startRelay(data: data)
         let ca = data.appendingPathComponent("tls/dev-ca.pem").path
         let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
-        for person in [alice, bob] { try person.register(port: relay.port, ca: ca) }
+        for person in [alice, bob] { try await person.register(port: relay.port, ca: ca) }
         let ppm = folder.appendingPathComponent("photo.ppm")
         try Data(testPPM(width: 200, height: 150)).write(to: ppm)
         let photo = folder.appendingPathComponent("photo.jpg")
-        #expect(try run("cjpeg", ["-quality", "90", "-outfile", photo.path, ppm.path]).status == 0)
+        await #expect(try run("cjpeg", ["-quality", "90", "-outfile", photo.path, ppm.path]).status == 0)
 
         // 1. Alice sends bob a message with a photo; bob lists and reads it.
-        let sent = try alice.run(["send", "bob", "-m", "Hello Bob", "--attach", photo.path])
+        let sent = try await alice.run(["send", "bob", "-m", "Hello Bob", "--attach", photo.path])
         #expect(sent.status == 0, "\(sent.stderr)")
         let id = sent.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(id.count == 32)
         #expect(sent.stderr.contains("sending the JPEG"))
-        let listed = try inbox(bob)
+        let listed = try await inbox(bob)
         #expect(listed.count == 1)
         #expect(listed.first?["id"] as? String == id)
         #expect(listed.first?["from"] as? String == "alice")
         #expect((listed.first?["size"] as? Int ?? 0) > 0 && listed.first?["time"] is Int)
 
         let out = folder.appendingPathComponent("bob-out", isDirectory: true)
-        let read = try bob.run(["read", id, "--out", out.path, "--json"])
+        let read = try await bob.run(["read", id, "--out", out.path, "--json"])
         #expect(read.status == 0, "\(read.stderr)")
         let result = try #require(try JSONSerialization.jsonObject(with: Data(read.stdout.utf8)) as? [String: Any])
         #expect(result["from"] as? String == "alice")
@@ -199,20 +199,20 @@ import Testing
         #expect(received.hasSamePixels(as: try ImagePipeline().decode(Array(try Data(contentsOf: photo))).image))
         // Read, stored locally, gone from the relay; reading it again opens the kept copy with the
         // key that verified it (the relay is not asked: a replay from it never gets in).
-        #expect(try inbox(bob).isEmpty)
+        await #expect(try inbox(bob).isEmpty)
         #expect(FileManager.default.fileExists(atPath: bob.home.appendingPathComponent("received/\(id).sm").path))
-        let again = try bob.run(["read", id, "--out", out.path, "--json"])
+        let again = try await bob.run(["read", id, "--out", out.path, "--json"])
         #expect(again.status == 0, "\(again.stderr)")
         let reread = try #require(try JSONSerialization.jsonObject(with: Data(again.stdout.utf8)) as? [String: Any])
         #expect(reread["readBefore"] as? Bool == true && reread["text"] as? String == "Hello Bob")
         #expect((reread["files"] as? [String])?.map { URL(fileURLWithPath: $0).lastPathComponent } == ["photo (2).png"])
 
         // 2. Sent before alice rotates, read after: verified with her logged earlier key.
-        let early = try alice.run(["send", "bob", "-m", "signed with version 1"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(try alice.run(["rotate"]).status == 0)
-        let late = try alice.run(["send", "bob", "-m", "signed with version 2"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let early = try await alice.run(["send", "bob", "-m", "signed with version 1"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        await #expect(try alice.run(["rotate"]).status == 0)
+        let late = try await alice.run(["send", "bob", "-m", "signed with version 2"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         for (messageID, text, version) in [(early, "signed with version 1", 1), (late, "signed with version 2", 2)] {
-            let opened = try bob.run(["read", messageID, "--out", out.path, "--json"])
+            let opened = try await bob.run(["read", messageID, "--out", out.path, "--json"])
             #expect(opened.status == 0, "\(opened.stderr)")
             let json = try #require(try JSONSerialization.jsonObject(with: Data(opened.stdout.utf8)) as? [String: Any])
             #expect(json["text"] as? String == text)
@@ -221,7 +221,7 @@ import Testing
 
         // 3. One byte of a stored envelope changed on the relay: refused, nothing written, and
         //    the message stays on the relay.
-        let tampered = try alice.run(["send", "bob", "-m", "do not change me", "--attach", photo.path]).stdout
+        let tampered = try await alice.run(["send", "bob", "-m", "do not change me", "--attach", photo.path]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
         // A small envelope lives in the relay's database, where the change is made.
         #expect(contents(of: data.appendingPathComponent("envelopes", isDirectory: true)).isEmpty)
@@ -232,14 +232,14 @@ import Testing
             try db.execute("UPDATE envelopes SET inline_data = ? WHERE message_id = ?", [Data(bytes), Data(hexBytes(tampered))])
         }
         let tamperedOut = folder.appendingPathComponent("tampered-out", isDirectory: true)
-        let refused = try bob.run(["read", tampered, "--out", tamperedOut.path])
+        let refused = try await bob.run(["read", tampered, "--out", tamperedOut.path])
         #expect(refused.status == 2, "\(refused.stderr)")
         #expect(contents(of: tamperedOut).isEmpty)
-        #expect(try inbox(bob).map { $0["id"] as? String } == [tampered])
+        await #expect(try inbox(bob).map { $0["id"] as? String } == [tampered])
         #expect(!FileManager.default.fileExists(atPath: bob.home.appendingPathComponent("received/\(tampered).sm").path))
 
         // 4. Unknown recipients are refused before anything is sent.
-        let unknown = try alice.run(["send", "nobody", "-m", "hi"])
+        let unknown = try await alice.run(["send", "nobody", "-m", "hi"])
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("no one is registered as nobody"))
         #expect(await commands.stop(relay.process) == 0)

@@ -18,8 +18,8 @@ import Testing
         let relay = try await commands.startRelay(data: data)
         let ca = data.appendingPathComponent("tls/dev-ca.pem").path
         let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
-        try alice.register(port: relay.port, ca: ca)
-        try bob.register(port: relay.port, ca: ca)
+        try await alice.register(port: relay.port, ca: ca)
+        try await bob.register(port: relay.port, ca: ca)
         let ids = try texts.map { text in
             let sent = try alice.run(["send", "bob", "-m", text, "--json"])
             return try #require((try JSONSerialization.jsonObject(with: Data(sent.stdout.utf8)) as? [String: Any])?["id"] as? String, "\(sent.stderr)")
@@ -31,13 +31,13 @@ import Testing
         var (_, data, relay, bob, ids) = try await mailbox("mailbox-control", texts: ["one", "two"])
 
         // Delete without reading: both go, nothing is kept locally.
-        let deleted = try bob.run(["delete"] + ids)
+        let deleted = try await bob.run(["delete"] + ids)
         #expect(deleted.status == 0, "\(deleted.stderr)")
-        #expect(try bob.run(["inbox"]).stderr.contains("No messages."))
+        await #expect(try bob.run(["inbox"]).stderr.contains("No messages."))
         #expect(!FileManager.default.fileExists(atPath: bob.home.appendingPathComponent("received/\(ids[0]).sm").path))
-        let again = try bob.run(["delete", ids[0]])
+        let again = try await bob.run(["delete", ids[0]])
         #expect(again.status == 1 && again.stderr.contains(ids[0]), "\(again.stderr)")
-        let malformed = try bob.run(["delete", "not-an-id"])
+        let malformed = try await bob.run(["delete", "not-an-id"])
         #expect(malformed.status == 1 && malformed.stderr.contains("a message id is 32 hex digits"), "\(malformed.stderr)")
 
         // 10,000 listed messages (rows written straight into the relay's database: listing reads
@@ -56,7 +56,7 @@ import Testing
         }
         relay = try await commands.startRelay(data: data)
         try bob.retarget(port: relay.port)
-        let listed = try bob.run(["inbox", "--json"])
+        let listed = try await bob.run(["inbox", "--json"])
         #expect(listed.status == 0, "\(listed.stderr)")
         let messages = try #require(try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]])
         #expect(messages.count == 10_000)
@@ -90,12 +90,12 @@ import Testing
         }
         relay = try await commands.startRelay(data: data)
         try bob.retarget(port: relay.port)
-        let purged = try bob.run(["inbox", "--purge-unverifiable", "--json"])
+        let purged = try await bob.run(["inbox", "--purge-unverifiable", "--json"])
         #expect(purged.status == 0, "\(purged.stderr)")
         #expect(purged.stderr.contains("Deleted 2 unverifiable messages; 1 verified."), "\(purged.stderr)")
         let left = try #require(try JSONSerialization.jsonObject(with: Data(purged.stdout.utf8)) as? [[String: Any]])
         #expect(left.compactMap { $0["id"] as? String } == [ids[0]])
-        let read = try bob.run(["read", ids[0]], in: folder)
+        let read = try await bob.run(["read", ids[0]], in: folder)
         #expect(read.status == 0 && read.stdout.contains("keep me"), "\(read.stderr) \(read.stdout)")
         #expect(await commands.stop(relay.process) == 0)
     }

@@ -62,7 +62,7 @@ import Testing
         relay = try await commands.startRelay(data: invited, options: ["--require-invite", "--registrations-per-hour-per-address", "1"])
         ca = invited.appendingPathComponent("tls/dev-ca.pem").path
         for (name, owner) in [("erin", "alice"), ("frank", "bob"), ("grace", "carol")] {
-            let code = try runSecmail(["relay", "invite", "--data", invited.path], environment: [:]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let code = try await runSecmail(["relay", "invite", "--data", invited.path], environment: [:]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(try await register(name, keys: Self.throwawayKeys(owner), port: relay.port, ca: ca, invite: code).status == 201)
         }
         #expect(await commands.stop(relay.process) == 0)

@@ -11,10 +11,10 @@ import Testing
         let relay = try await relays.startRelay(data: data)
         let ca = data.appendingPathComponent("tls/dev-ca.pem").path
         let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
-        for person in [alice, bob] { try person.register(port: relay.port, ca: ca) }
+        for person in [alice, bob] { try await person.register(port: relay.port, ca: ca) }
 
-        func send(_ arguments: [String]) throws -> String {
-            let result = try alice.run(["send", "bob", "--json"] + arguments)
+        func send(_ arguments: [String]) async throws -> String {
+            let result = try await alice.run(["send", "bob", "--json"] + arguments)
             #expect(result.status == 0, "\(result.stderr)")
             let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
             return try #require(json["id"] as? String)
@@ -26,9 +26,9 @@ import Testing
             return url
         }
         let photo = try noise("large.bin"), gone = try noise("gone.bin")
-        _ = try send(["-m", "a short note"])
-        let largeID = try send(["-m", "a large one", "--attach", photo.path])
-        let goneID = try send(["-m", "deleted while the backup runs", "--attach", gone.path])
+        _ = try await send(["-m", "a short note"])
+        let largeID = try await send(["-m", "a large one", "--attach", photo.path])
+        let goneID = try await send(["-m", "deleted while the backup runs", "--attach", gone.path])
         // The last one's file disappears before the backup copies it, as when its recipient
         // deletes it after the snapshot: the backup must not list a message it cannot hold.
         let envelopes = data.appendingPathComponent("envelopes", isDirectory: true)
@@ -41,16 +41,16 @@ import Testing
         try FileManager.default.removeItem(at: newest)
 
         let backup = folder.appendingPathComponent("backup", isDirectory: true)
-        let made = try runSecmail(["relay", "backup", "--data", data.path, "--to", backup.path], environment: [:])
+        let made = try await runSecmail(["relay", "backup", "--data", data.path, "--to", backup.path], environment: [:])
         #expect(made.status == 0, "\(made.stderr)")
         #expect(made.stderr.contains("2 identities") && made.stderr.contains("2 messages (1 envelope file,"), "\(made.stderr)")
         #expect(made.stderr.contains("1 message deleted by its recipient during the backup is not in it"), "\(made.stderr)")
         #expect(permissions(backup) == 0o700 && permissions(backup.appendingPathComponent("log-key.ed25519")) == 0o600)
-        let again = try runSecmail(["relay", "backup", "--data", data.path, "--to", backup.path], environment: [:])
+        let again = try await runSecmail(["relay", "backup", "--data", data.path, "--to", backup.path], environment: [:])
         #expect(again.status == 1 && again.stderr.contains("exists already"), "\(again.stderr)")
         // The backup was made beside its name and renamed when whole: nothing else is left there.
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.contains("incomplete") }.isEmpty)
-        let notARelay = try runSecmail(["relay", "backup", "--data", folder.path, "--to", folder.appendingPathComponent("nothing").path], environment: [:])
+        let notARelay = try await runSecmail(["relay", "backup", "--data", folder.path, "--to", folder.appendingPathComponent("nothing").path], environment: [:])
         #expect(notARelay.status == 1 && notARelay.stderr.contains("holds no relay database"), "\(notARelay.stderr)")
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("nothing").path))
 
@@ -63,10 +63,10 @@ import Testing
         defer { restored.process.terminate() }
         #expect(lines(restored.output.text, "log key:") == logKey && lines(restored.output.text, "TLS key pin:") == pin)
         try bob.retarget(port: restored.port)
-        let inbox = try bob.run(["inbox", "--json"])
+        let inbox = try await bob.run(["inbox", "--json"])
         #expect(inbox.status == 0 && inbox.stdout.contains(largeID) && !inbox.stdout.contains(goneID), "\(inbox.stderr)")
         let out = folder.appendingPathComponent("bob-out", isDirectory: true)
-        let read = try bob.run(["read", largeID, "--out", out.path])
+        let read = try await bob.run(["read", largeID, "--out", out.path])
         #expect(read.status == 0, "\(read.stderr)")
         #expect(try Data(contentsOf: out.appendingPathComponent("large.bin")) == Data(contentsOf: photo))
         #expect(await relays.stop(restored.process) == 0)

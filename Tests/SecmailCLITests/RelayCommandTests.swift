@@ -70,10 +70,10 @@ import Testing
     /// other can be serving then) removes it.
     @Test func onlyAServingRelayRemovesUncommittedEnvelopeFiles() async throws {
         let data = try temporaryDirectory("relay-orphans").appendingPathComponent("relay", isDirectory: true)
-        #expect(try runSecmail(["relay", "invite", "--data", data.path], environment: [:]).status == 0)
+        await #expect(try runSecmail(["relay", "invite", "--data", data.path], environment: [:]).status == 0)
         let inFlight = data.appendingPathComponent("envelopes/0123456789abcdef0123456789abcdef")
         try Data("a deposit not yet committed".utf8).write(to: inFlight)
-        let invite = try runSecmail(["relay", "invite", "--data", data.path], environment: [:])
+        let invite = try await runSecmail(["relay", "invite", "--data", data.path], environment: [:])
         #expect(invite.status == 0, "\(invite.stderr)")
         #expect(FileManager.default.fileExists(atPath: inFlight.path), "invite removed a deposit in flight")
 

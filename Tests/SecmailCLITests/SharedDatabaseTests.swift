@@ -50,7 +50,7 @@ struct SharedDatabaseTests {
         let folder = try temporaryDirectory("shared-key")
         let url = TestPostgres.url(of: try TestPostgres.freshDatabase("sharedkey"))
         let first = try await commands.startRelay(data: folder.appendingPathComponent("relay-a"), options: ["--database", url] + Self.sharedCertificate)
-        let stranger = try runSecmail(["relay", "--data", folder.appendingPathComponent("relay-b").path, "--listen", "127.0.0.1:0",
+        let stranger = try await runSecmail(["relay", "--data", folder.appendingPathComponent("relay-b").path, "--listen", "127.0.0.1:0",
                                        "--database", url] + Self.sharedCertificate, environment: [:])
         #expect(stranger.status != 0)
         #expect(stranger.stderr.contains("copy log-key.ed25519 and origin"), "\(stranger.stderr)")
@@ -172,11 +172,11 @@ struct SharedDatabaseTests {
         // secmail monitor replays the whole log through one relay, then follows it through the other.
         let monitorHome = folder.appendingPathComponent("monitor", isDirectory: true)
         let environment = ["SECMAIL_HOME": monitorHome.path]
-        let firstRun = try runSecmail(["monitor", "--relay", "https://localhost:\(ports[0])", "--ca", Self.caFile.path], environment: environment)
+        let firstRun = try await runSecmail(["monitor", "--relay", "https://localhost:\(ports[0])", "--ca", Self.caFile.path], environment: environment)
         #expect(firstRun.status == 0, "\(firstRun.stderr)")
         #expect(firstRun.stdout.contains("\(finals[0].size)") || firstRun.stderr.contains("\(finals[0].size)"), "\(firstRun.stdout)\(firstRun.stderr)")
         try CLIUser(name: "monitor", home: monitorHome, passphrase: "").retarget(port: ports[1])
-        let secondRun = try runSecmail(["monitor"], environment: environment)
+        let secondRun = try await runSecmail(["monitor"], environment: environment)
         #expect(secondRun.status == 0, "\(secondRun.stderr)")
 
         // A name rotated through relay b is at version 2 through either relay.
@@ -210,20 +210,20 @@ struct SharedDatabaseTests {
         let folder = try temporaryDirectory("shared-mail")
         let relays = try await startPair(in: folder, database: TestPostgres.url(of: try TestPostgres.freshDatabase("sharedmail")))
         let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
-        try alice.register(port: relays[0].port, ca: Self.caFile.path)
-        try bob.register(port: relays[1].port, ca: Self.caFile.path)
+        try await alice.register(port: relays[0].port, ca: Self.caFile.path)
+        try await bob.register(port: relays[1].port, ca: Self.caFile.path)
         let attachment = folder.appendingPathComponent("data.bin")
         try Data(try SystemRandom().bytes(count: 2_500_000)).write(to: attachment)
-        let sent = try alice.run(["send", "bob", "--message", "through relay a", "--attach", attachment.path])
+        let sent = try await alice.run(["send", "bob", "--message", "through relay a", "--attach", attachment.path])
         #expect(sent.status == 0, "\(sent.stderr)")
         let id = try #require(sent.stdout.split(separator: "\n").last.map(String.init))
         let out = folder.appendingPathComponent("out", isDirectory: true)
-        let read = try bob.run(["read", id, "--out", out.path])
+        let read = try await bob.run(["read", id, "--out", out.path])
         #expect(read.status == 0, "\(read.stderr)")
         #expect(read.stdout.contains("through relay a"))
         #expect(try Data(contentsOf: out.appendingPathComponent("data.bin")) == Data(contentsOf: attachment))
         try bob.retarget(port: relays[0].port)
-        let inbox = try bob.run(["inbox"])
+        let inbox = try await bob.run(["inbox"])
         #expect(inbox.status == 0 && (inbox.stdout + inbox.stderr).contains("No messages"), "\(inbox.stdout)\(inbox.stderr)")
         for relay in relays { #expect(await commands.stop(relay.process) == 0) }
     }

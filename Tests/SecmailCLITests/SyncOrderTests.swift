@@ -92,7 +92,7 @@ struct TracedRelay {
     let port: Int
 
     static func start(data: URL, trace: URL, syscalls: String) async throws -> TracedRelay {
-        guard (try? run("strace", ["-V"]))?.status == 0 else {
+        guard await (try? run("strace", ["-V"]))?.status == 0 else {
             throw TestFailure("strace is needed to trace the relay's syncs (Debian package strace; .ci/run installs it)")
         }
         let launcher = ["strace", "-f", "--seccomp-bpf", "-qq", "-ttt", "-yy", "-o", trace.path, "-e", "trace=\(syscalls)", "--"]

@@ -52,24 +52,24 @@ enum DirectoryVectorsFile {
         let folder = try temporaryDirectory("transparency-stale")
         var relay = try await start(folder.appendingPathComponent("relay", isDirectory: true))
         let carol = CLIUser.fresh("carol", in: folder), dave = CLIUser.fresh("dave", in: folder), erin = CLIUser.fresh("erin", in: folder)
-        for user in [carol, dave, erin] { try user.register(port: relay.port, ca: relay.ca) }
-        #expect(try carol.run(["rotate"]).status == 0)
+        for user in [carol, dave, erin] { try await user.register(port: relay.port, ca: relay.ca) }
+        await #expect(try carol.run(["rotate"]).status == 0)
 
         // The relay serves carol's version 1 again, with its genuine leaf and inclusion proof.
         let forgery = RelayDatabaseForgery(try relay.database)
         try await restart(&relay, users: [dave, erin]) { try await forgery.hideVersions(of: "carol", above: 1) }
-        let stale = try dave.run(["lookup", "carol"])
+        let stale = try await dave.run(["lookup", "carol"])
         #expect(stale.status == 2)
         #expect(stale.stderr.contains("the relay may be hiding a newer key"), "\(stale.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dave.home.appendingPathComponent("contacts/carol.id").path))
 
         // Now it says carol does not exist.
         try await restart(&relay, users: [dave, erin]) { try await forgery.hideVersions(of: "carol", above: 0) }
-        let hidden = try erin.run(["lookup", "carol"])
+        let hidden = try await erin.run(["lookup", "carol"])
         #expect(hidden.status == 2)
         #expect(hidden.stderr.contains("may be hiding a registered name"), "\(hidden.stderr)")
         // A name no one registered is a proven, ordinary "not registered" (exit 1).
-        let unknown = try erin.run(["lookup", "nobody"])
+        let unknown = try await erin.run(["lookup", "nobody"])
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("no one is registered as nobody"), "\(unknown.stderr)")
         #expect(await commands.stop(relay.process) == 0)
@@ -79,14 +79,14 @@ enum DirectoryVectorsFile {
         let folder = try temporaryDirectory("transparency-map")
         var relay = try await start(folder.appendingPathComponent("relay", isDirectory: true))
         let carol = CLIUser.fresh("carol", in: folder), dave = CLIUser.fresh("dave", in: folder), frank = CLIUser.fresh("frank", in: folder)
-        try carol.register(port: relay.port, ca: relay.ca)
+        try await carol.register(port: relay.port, ca: relay.ca)
         let v1 = try Keystore(home: SecmailHome(url: carol.home)).currentBundle()
-        #expect(try carol.run(["rotate"]).status == 0)
-        #expect(try carol.run(["audit"]).status == 0)
+        await #expect(try carol.run(["rotate"]).status == 0)
+        await #expect(try carol.run(["audit"]).status == 0)
 
         // A clean log passes monitoring by someone with no identity at all.
         let watcher = CLIUser.fresh("watcher", in: folder)
-        let clean = try watcher.run(["monitor", "--relay", "https://localhost:\(relay.port)", "--ca", relay.ca, "--json"])
+        let clean = try await watcher.run(["monitor", "--relay", "https://localhost:\(relay.port)", "--ca", relay.ca, "--json"])
         #expect(clean.status == 0, "\(clean.stderr)")
         #expect(clean.stdout.contains("\"treeSize\" : 2") || clean.stdout.contains("\"treeSize\":2"), "\(clean.stdout)")
 
@@ -98,19 +98,19 @@ enum DirectoryVectorsFile {
             try await forgery.rewriteMap(v1, loggedAt: 0)
             try await forgery.hideVersions(of: "carol", above: 1)
         }
-        try dave.register(port: relay.port, ca: relay.ca)
-        let fooled = try dave.run(["lookup", "carol", "--json"])
+        try await dave.register(port: relay.port, ca: relay.ca)
+        let fooled = try await dave.run(["lookup", "carol", "--json"])
         #expect(fooled.status == 0)
         #expect(fooled.stdout.contains("\"keyVersion\" : 1") || fooled.stdout.contains("\"keyVersion\":1"), "\(fooled.stdout)")
 
         // Monitoring (resuming where it stopped) and carol's audit replay the log and catch it.
-        let monitored = try watcher.run(["monitor"])
+        let monitored = try await watcher.run(["monitor"])
         #expect(monitored.status == 2)
         #expect(monitored.stderr.contains("log entry #2 commits the name map root"), "\(monitored.stderr)")
         #expect(monitored.stderr.contains("does not follow from its log"))
-        let fresh = try frank.run(["monitor", "--relay", "https://localhost:\(relay.port)", "--ca", relay.ca])
+        let fresh = try await frank.run(["monitor", "--relay", "https://localhost:\(relay.port)", "--ca", relay.ca])
         #expect(fresh.status == 2)
-        let audited = try carol.run(["audit"])
+        let audited = try await carol.run(["audit"])
         #expect(audited.status == 2)
         #expect(audited.stderr.contains("does not follow from its log"), "\(audited.stderr)")
         #expect(await commands.stop(relay.process) == 0)
@@ -125,18 +125,18 @@ enum DirectoryVectorsFile {
         let dataB = folder.appendingPathComponent("relay-b", isDirectory: true)
         var relayA = try await start(dataA)
         let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
-        try alice.register(port: relayA.port, ca: relayA.ca)
-        try bob.register(port: relayA.port, ca: relayA.ca)
+        try await alice.register(port: relayA.port, ca: relayA.ca)
+        try await bob.register(port: relayA.port, ca: relayA.ca)
         #expect(await commands.stop(relayA.process) == 0)
         try FileManager.default.copyItem(at: dataA, to: dataB)
         relayA = try await start(dataA)
         let relayB = try await start(dataB)
-        try CLIUser.fresh("carol", in: folder).register(port: relayA.port, ca: relayA.ca)
-        try CLIUser.fresh("dave", in: folder).register(port: relayB.port, ca: relayB.ca)
+        try await CLIUser.fresh("carol", in: folder).register(port: relayA.port, ca: relayA.ca)
+        try await CLIUser.fresh("dave", in: folder).register(port: relayB.port, ca: relayB.ca)
         try alice.retarget(port: relayA.port)
         try bob.retarget(port: relayB.port)
 
-        let sent = try alice.run(["send", "bob", "-m", "which log do you see?", "--json"])
+        let sent = try await alice.run(["send", "bob", "-m", "which log do you see?", "--json"])
         #expect(sent.status == 0, "\(sent.stderr)")
         let id = try #require((try JSONSerialization.jsonObject(with: Data(sent.stdout.utf8)) as? [String: Any])?["id"] as? String)
         // The relay routes the envelope (as deposited, signed by alice) into bob's fork.
@@ -147,7 +147,7 @@ enum DirectoryVectorsFile {
             }
             try db.execute("INSERT OR REPLACE INTO main.mailbox_usage SELECT * FROM fork.mailbox_usage")
         }
-        let read = try bob.run(["read", id], in: folder)
+        let read = try await bob.run(["read", id], in: folder)
         #expect(read.status == 2)
         #expect(read.stderr.contains("split view"), "\(read.stderr)")
         #expect(!read.stdout.contains("which log do you see?"))
@@ -209,8 +209,8 @@ enum DirectoryVectorsFile {
         let data = folder.appendingPathComponent("relay", isDirectory: true)
         let relay = try await start(data)
         let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
-        try alice.register(port: relay.port, ca: relay.ca)
-        try bob.register(port: relay.port, ca: relay.ca)
+        try await alice.register(port: relay.port, ca: relay.ca)
+        try await bob.register(port: relay.port, ca: relay.ca)
         #expect(try String(contentsOf: data.appendingPathComponent("origin"), encoding: .utf8) == "localhost/secmail\n")
         #expect(await commands.stop(relay.process) == 0)
 
@@ -222,16 +222,16 @@ enum DirectoryVectorsFile {
             settings["url"] = "https://[::1]:\(moved.port)"
             try JSONSerialization.data(withJSONObject: settings).write(to: url)
         }
-        #expect(try alice.run(["lookup", "bob"]).status == 0)
-        let sent = try alice.run(["send", "bob", "-m", "still here"])
+        await #expect(try alice.run(["lookup", "bob"]).status == 0)
+        let sent = try await alice.run(["send", "bob", "-m", "still here"])
         #expect(sent.status == 0, "\(sent.stderr)")
-        let inbox = try bob.run(["inbox"])
+        let inbox = try await bob.run(["inbox"])
         #expect(inbox.status == 0, "\(inbox.stderr)")
         #expect(inbox.stdout.contains("alice"))
         #expect(await commands.stop(moved.process) == 0)
 
         // Another origin is refused with a clear sentence.
-        let refused = try runSecmail(["relay", "--data", data.path, "--listen", "127.0.0.1:0", "--origin", "other.example/secmail"], environment: [:])
+        let refused = try await runSecmail(["relay", "--data", data.path, "--listen", "127.0.0.1:0", "--origin", "other.example/secmail"], environment: [:])
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("cannot become \"other.example/secmail\""), "\(refused.stderr)")
     }
@@ -249,31 +249,31 @@ enum DirectoryVectorsFile {
     func aClientWrittenFromTheDocsVerifiesTheRelaysAnswers() async throws {
         let script = RelayConversationTests.fixtures.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("scripts/reference_lookup.py").path
-        let vectors = try run("python3", [script, "vectors", DirectoryVectorsFile.url.path])
+        let vectors = try await run("python3", [script, "vectors", DirectoryVectorsFile.url.path])
         #expect(vectors.status == 0, "\(vectors.stderr)")
         #expect(vectors.text.split(separator: "\n").count == 6)
 
         let folder = try temporaryDirectory("transparency-reference")
         var relay = try await start(folder.appendingPathComponent("relay", isDirectory: true))
         let carol = CLIUser.fresh("carol", in: folder)
-        try carol.register(port: relay.port, ca: relay.ca)
-        #expect(try carol.run(["rotate"]).status == 0)
-        func lookup(_ name: String) throws -> (status: Int32, json: [String: Any]?, stderr: String) {
+        try await carol.register(port: relay.port, ca: relay.ca)
+        await #expect(try carol.run(["rotate"]).status == 0)
+        func lookup(_ name: String) async throws -> (status: Int32, json: [String: Any]?, stderr: String) {
             let settings = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: carol.home.appendingPathComponent("relay.json"))) as? [String: Any])
-            let result = try run("python3", [script, "live", "https://localhost:\(relay.port)", relay.ca,
+            let result = try await run("python3", [script, "live", "https://localhost:\(relay.port)", relay.ca,
                                                     try #require(settings["logVerifierKey"] as? String), name])
             return (result.status, try? JSONSerialization.jsonObject(with: Data(result.text.utf8)) as? [String: Any], result.stderr)
         }
-        let found = try lookup("carol")
+        let found = try await lookup("carol")
         #expect(found.status == 0, "\(found.stderr)")
         #expect(found.json?["found"] as? Bool == true && found.json?["keyVersion"] as? Int == 2)
-        let absent = try lookup("nobody")
+        let absent = try await lookup("nobody")
         #expect(absent.status == 0, "\(absent.stderr)")
         #expect(absent.json?["found"] as? Bool == false)
 
         let forgery = RelayDatabaseForgery(try relay.database)
         try await restart(&relay, users: [carol]) { try await forgery.hideVersions(of: "carol", above: 1) }
-        let stale = try lookup("carol")
+        let stale = try await lookup("carol")
         #expect(stale.status == 2)
         #expect(stale.stderr.contains("does not hold this version of carol as current"), "\(stale.stderr)")
         #expect(await commands.stop(relay.process) == 0)
@@ -302,9 +302,9 @@ enum DirectoryVectorsFile {
         let folder = try temporaryDirectory("transparency-time")
         var relay = try await start(folder.appendingPathComponent("relay", isDirectory: true))
         let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
-        try alice.register(port: relay.port, ca: relay.ca)
-        try bob.register(port: relay.port, ca: relay.ca)
-        #expect(try bob.run(["lookup", "alice"]).status == 0)
+        try await alice.register(port: relay.port, ca: relay.ca)
+        try await bob.register(port: relay.port, ca: relay.ca)
+        await #expect(try bob.run(["lookup", "alice"]).status == 0)
         let now = Int64(Date().timeIntervalSince1970)
 
         let ahead = try await deposit(from: alice, to: bob, signedAt: now + 3600)
@@ -319,7 +319,7 @@ enum DirectoryVectorsFile {
         try await restart(&relay, users: [alice, bob], options: ["--max-clock-skew", "86400"])
         let future = try await deposit(from: alice, to: bob, signedAt: now + 7200)
         #expect(future.status == 201, "\(future.body)")
-        let refused = try bob.run(["read", future.id.hex], in: folder)
+        let refused = try await bob.run(["read", future.id.hex], in: folder)
         #expect(refused.status == 2)
         #expect(refused.stderr.contains("in the future"), "\(refused.stderr)")
 
@@ -333,7 +333,7 @@ enum DirectoryVectorsFile {
         try keystore.commitRotation(v2)
         let late = try await deposit(from: alice, to: bob, signedAt: now, with: v1)
         #expect(late.status == 201, "\(late.body)")
-        let retired = try bob.run(["read", late.id.hex], in: folder)
+        let retired = try await bob.run(["read", late.id.hex], in: folder)
         #expect(retired.status == 2)
         #expect(retired.stderr.contains("a retired key signs nothing new"), "\(retired.stderr)")
         #expect(retired.stderr.contains("key version 1, which was replaced by version 2 60 minutes before"), "\(retired.stderr)")

@@ -103,9 +103,9 @@ struct Golden: Sendable, CustomTestStringConvertible {
         return available
     }()
 
-    func runReferenceReader(_ envelope: URL) throws -> (status: Int32, output: String) {
+    func runReferenceReader(_ envelope: URL) async throws -> (status: Int32, output: String) {
         let root = Fixtures.directory.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let result = try run("python3", [root.appendingPathComponent("scripts/reference_open.py").path, envelope.path,
+        let result = try await run("python3", [root.appendingPathComponent("scripts/reference_open.py").path, envelope.path,
                                          Fixtures.directory.appendingPathComponent("alice.id").path,
                                          Fixtures.directory.appendingPathComponent("carol.id").path,
                                          Fixtures.keyDirectory.appendingPathComponent("carol-encryption.key.pem").path,
@@ -117,9 +117,9 @@ struct Golden: Sendable, CustomTestStringConvertible {
     /// `cryptography`, none of our code): it must open the golden envelope to the same content
     /// and refuse a changed one.
     @Test(.enabled(if: GoldenVectorTests.referenceReaderAvailable, "python3 with the cryptography package is absent"), arguments: Golden.all)
-    func independentReaderFromTheSpecificationAgrees(_ golden: Golden) throws {
+    func independentReaderFromTheSpecificationAgrees(_ golden: Golden) async throws {
         let expected = golden.expected
-        let (status, output) = try runReferenceReader(golden.file)
+        let (status, output) = try await runReferenceReader(golden.file)
         #expect(status == 0)
         let result = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
         #expect(result["text"] as? String == expected["text"] as? String)
@@ -134,6 +134,6 @@ struct Golden: Sendable, CustomTestStringConvertible {
         let tampered = FileManager.default.temporaryDirectory.appendingPathComponent("tampered-\(UUID().uuidString).smsg")
         try Data(changed).write(to: tampered)
         defer { try? FileManager.default.removeItem(at: tampered) }
-        #expect(try runReferenceReader(tampered).status == 2)
+        await #expect(try runReferenceReader(tampered).status == 2)
     }
 }

@@ -21,9 +21,9 @@ struct PostgresConnectionTests {
     }
 
     /// Runs `sql` as the cluster's superuser, from outside the relay.
-    private func psql(_ address: PostgresAddress, _ sql: String) throws -> String {
+    private func psql(_ address: PostgresAddress, _ sql: String) async throws -> String {
         let directory = try #require(TestPostgres.socketDirectory)
-        let result = try run("psql", ["-X", "-q", "-A", "-t", "-h", directory, "-U", "postgres", "-d", address.database, "-c", sql])
+        let result = try await run("psql", ["-X", "-q", "-A", "-t", "-h", directory, "-U", "postgres", "-d", address.database, "-c", sql])
         try #require(result.status == 0, "\(result.stderr)")
         return result.text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -62,10 +62,10 @@ struct PostgresConnectionTests {
         // On a thread of its own: the statement blocks its thread until it ends.
         let waiting = Task { try await onThreadOfItsOwn { try connection.answer(to: "SELECT pg_sleep(120)", logger: Self.logger) } }
         let deadline = Date().addingTimeInterval(60)
-        while try psql(address, "SELECT count(*) FROM pg_stat_activity WHERE pid = \(pid) AND query LIKE '%pg_sleep(120)%'") != "1", Date() < deadline {
+        while try await psql(address, "SELECT count(*) FROM pg_stat_activity WHERE pid = \(pid) AND query LIKE '%pg_sleep(120)%'") != "1", Date() < deadline {
             try await Task.sleep(nanoseconds: 50_000_000)
         }
-        #expect(try psql(address, "SELECT pg_terminate_backend(\(pid))") == "t")
+        await #expect(try psql(address, "SELECT pg_terminate_backend(\(pid))") == "t")
         do {
             _ = try await waiting.value
             Issue.record("the statement was answered although its connection ended")
@@ -88,7 +88,7 @@ struct PostgresConnectionTests {
             }
             try await group.waitForAll()
         }
-        let ended = try psql(address, """
+        let ended = try await psql(address, """
             SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM (SELECT pid FROM pg_stat_activity
             WHERE datname = current_database() AND pid <> pg_backend_pid() OFFSET 0) AS others
             """)
@@ -105,12 +105,5 @@ struct PostgresConnectionTests {
         #expect(failures <= 8)
         let answer = try await database.write { db in try db.fetchOne(Int64.self, "SELECT 41 + 1") }
         #expect(answer == 42)
-    }
-}
-
-/// `work` on a new thread, awaited without holding one of the test process's cooperative threads.
-private func onThreadOfItsOwn<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
     }
 }

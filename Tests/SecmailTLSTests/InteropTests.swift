@@ -121,12 +121,12 @@ final class ExternalProcess: @unchecked Sendable {
     @Test func curlFetchesOverOurServer() async throws {
         let server = try await TestServer.start(context: Certs.server(alpn: ["http/1.1"])) { HTTPHelloHandler() }
         defer { Task { await server.stop() } }
-        let result = try run("curl", ["--silent", "--show-error", "--max-time", "10", "--http1.1", "--tlsv1.3",
+        let result = try await run("curl", ["--silent", "--show-error", "--max-time", "10", "--http1.1", "--tlsv1.3",
                                       "--cacert", Certs.path("dev-ca.pem"), "https://localhost:\(server.port)/"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.text == "hello from secmail TLS\n")
         // curl without our CA refuses the server.
-        let refused = try run("curl", ["--silent", "--max-time", "10", "https://localhost:\(server.port)/"])
+        let refused = try await run("curl", ["--silent", "--max-time", "10", "https://localhost:\(server.port)/"])
         #expect(refused.status != 0)
     }
 }

@@ -41,8 +41,8 @@ import Testing
     /// Fails clearly when a committed certificate (other than the deliberately expired fixture)
     /// expires within 60 days: run certs/generate-dev-certs.sh and commit the result.
     @Test(arguments: ["dev-ca.pem", "relay.pem", "wrong-host.pem", "unknown-ca.pem", "unknown-ca-relay.pem"])
-    func committedCertificateIsValidForSixtyMoreDays(file: String) throws {
-        let result = try run("openssl", ["x509", "-in", Certs.path(file), "-noout", "-checkend", String(60 * 24 * 3600)])
+    func committedCertificateIsValidForSixtyMoreDays(file: String) async throws {
+        let result = try await run("openssl", ["x509", "-in", Certs.path(file), "-noout", "-checkend", String(60 * 24 * 3600)])
         #expect(result.status == 0, "certs/\(file) expires within 60 days: run certs/generate-dev-certs.sh and commit the new files")
     }
 

@@ -61,6 +61,30 @@ public func run(_ command: String, _ arguments: [String], input: Data? = nil) th
     try runProcess(URL(fileURLWithPath: "/usr/bin/env"), [command] + arguments, input: input)
 }
 
+/// `runProcess` for async code: the child is waited for on a thread of its own. A test process
+/// has as many cooperative threads as cores (two here); a test that held one while a child ran
+/// would stall every other test's requests, timers and relays' answers behind it, which under a
+/// full parallel run made connections sit idle past relays' timeouts.
+public func runProcess(
+    _ executable: URL, _ arguments: [String], environment: [String: String?] = [:],
+    directory: URL? = nil, input: Data? = nil
+) async throws -> ProcessResult {
+    try await onThreadOfItsOwn { try runProcess(executable, arguments, environment: environment, directory: directory, input: input) }
+}
+
+/// `run` for async code (see the async `runProcess`).
+@discardableResult
+public func run(_ command: String, _ arguments: [String], input: Data? = nil) async throws -> ProcessResult {
+    try await onThreadOfItsOwn { try run(command, arguments, input: input) }
+}
+
+/// `work`, which blocks, on a new thread, awaited without holding a cooperative thread.
+public func onThreadOfItsOwn<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
+    }
+}
+
 /// A fresh temporary directory; the caller removes it.
 public func makeTemporaryDirectory(_ label: String = "secmail-test") throws -> URL {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)", isDirectory: true)
