@@ -33,17 +33,6 @@ certs=(--cert certs/relay.pem --key certs/throwaway-relay.key.pem)
 ca=certs/dev-ca.pem
 flags="--rate-per-address 1000000 --rate-per-identity 1000000 $(load_test_flags "$bin/secmail")"
 
-# cpu_seconds PID...: user+system CPU seconds of the processes so far, with their children that
-# have ended (a PostgreSQL backend's CPU is its own while it runs, its postmaster's after).
-cpu_seconds() {
-  local total=0 pid ticks
-  for pid in "$@"; do
-    ticks=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$pid/stat" 2>/dev/null || echo 0)
-    total=$((total + ticks))
-  done
-  awk -v t="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
-}
-
 # The postmaster of the benchmark's cluster and its children (backends, writers) right now.
 postgres_pids() {
   local postmaster
@@ -51,16 +40,37 @@ postgres_pids() {
   echo "$postmaster $(pgrep -P "$postmaster" | tr '\n' ' ')"
 }
 
-# sample_cpu RELAY_PIDS EXTRA_PIDS: every 0.2 s, "time relays postgres extra" in CPU seconds.
+# add_ticks PID...: adds each process's user+system ticks, with its ended children's, to
+# `ticks`. Bash builtins only: a sampler that forked awk for every reading cost the relay several
+# percent of these two cores.
+add_ticks() {
+  local pid stat
+  for pid in "$@"; do
+    read -r stat < "/proc/$pid/stat" 2>/dev/null || continue
+    stat=${stat##*) }
+    set -- $stat
+    ticks=$((ticks + ${12} + ${13} + ${14} + ${15}))
+  done
+}
+
+# sample_cpu RELAY_PIDS EXTRA_PIDS: every 0.2 s, "time relays postgres extra" in hundredths of CPU seconds
+# (PostgreSQL's processes listed again every 2 s: its backends live as long as a relay's connections).
 sample_cpu() {
+  local hz pause n=0 pg="" relays extra postgres
+  hz=$(getconf CLK_TCK)
+  exec {pause}<> <(:)
   while :; do
-    echo "$(date +%s.%N) $(cpu_seconds $1) $(cpu_seconds $(postgres_pids)) $(cpu_seconds $2)"
-    sleep 0.2
+    if [ $((n++ % 10)) = 0 ]; then pg=$(postgres_pids); fi
+    ticks=0; add_ticks $1; relays=$ticks
+    ticks=0; add_ticks $pg; postgres=$ticks
+    ticks=0; add_ticks $2; extra=$ticks
+    echo "$EPOCHREALTIME $((relays * 100 / hz)) $((postgres * 100 / hz)) $((extra * 100 / hz))"
+    read -r -t 0.2 -u "$pause" || true
   done
 }
 
 # stamp: each line of standard input with the time it came.
-stamp() { while IFS= read -r line; do echo "$(date +%s.%N) $line"; done; }
+stamp() { while IFS= read -r line; do echo "$EPOCHREALTIME $line"; done; }
 
 # measure LABEL PORT "RELAY_PIDS" ["EXTRA_PIDS"]: the load against PORT, then for each measured
 # phase (a line with count=) the CPU milliseconds per request of the relays, PostgreSQL and the
@@ -69,7 +79,7 @@ measure() {
   local label=$1 port=$2 relays=$3 extra=${4:-}
   sample_cpu "$relays" "$extra" > "$work/$label.cpu" &
   local sampler=$!
-  echo "$(date +%s.%N) start" > "$work/$label.lines"
+  echo "$EPOCHREALTIME start" > "$work/$label.lines"
   "$bin/secmail-directory-bench" load "https://localhost:$port" "$ca" "$registrations" "$clients" "$seconds" | stamp >> "$work/$label.lines"
   "$bin/secmail-directory-bench" mail "https://localhost:$port" "$ca" "$clients" "$seconds" 16 "${relays%% *}" \
     | grep --line-buffered -v "^syncs\|strace" | stamp >> "$work/$label.lines"
@@ -82,7 +92,8 @@ measure() {
   python3 - "$label" "$work/$label.lines" "$work/$label.cpu" <<'PER_REQUEST'
 import bisect, re, sys
 label, lines_file, cpu_file = sys.argv[1:]
-samples = [tuple(map(float, l.split())) for l in open(cpu_file) if len(l.split()) == 4]
+rows = [l.split() for l in open(cpu_file)]
+samples = [(float(r[0]), int(r[1]) / 100, int(r[2]) / 100, int(r[3]) / 100) for r in rows if len(r) == 4]
 times = [s[0] for s in samples]
 def cpu_at(t):  # the last sample at or before t
     return samples[max(0, bisect.bisect_right(times, t) - 1)]

@@ -75,17 +75,16 @@ struct MailboxController: Sendable {
         guard (1...Self.maximumRecipients).contains(names.count) else {
             throw APIError(status: .badRequest, code: .malformedRequest, reason: "name 1 to \(Self.maximumRecipients) recipients as ?to=NAME&to=NAME")
         }
-        // Everything that can be refused is refused before a byte of the body is read: unknown
-        // recipients, a missing or oversized length, a mailbox without room (or without room for
+        // Everything that can be refused is refused before a byte of the body is read: a missing
+        // or oversized length, unknown recipients, a mailbox without room (or without room for
         // this sender), too many uploads at once.
-        try await mailboxes.checkRecipients(names)
         guard let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > 0 else {
             throw APIError(status: .lengthRequired, code: .malformedRequest, reason: "a deposit needs a Content-Length (the envelope's size)")
         }
         if declared > mailboxes.maximumEnvelopeSize {
             throw RelayError(.quotaExceeded, "the envelope is \(declared) bytes; this relay accepts at most \(mailboxes.maximumEnvelopeSize)")
         }
-        try await mailboxes.checkRoom(for: declared, in: names, from: depositor)
+        try await mailboxes.admit(declared, to: names, from: depositor)
         try uploads.reserve(declared, for: depositor.value)
         defer { uploads.release(declared, for: depositor.value) }
         let id: MessageID, total: Int

@@ -27,6 +27,16 @@ public struct MailboxStore: Sendable {
     public let timeWindow: EnvelopeTimeWindow
     let clock: @Sendable () -> Int64
     private let group: GroupCommit<PendingDeposit, Void>
+    /// Parsed bundles of logged key versions, by name and fingerprint. A logged key version never
+    /// changes or goes (the log is append-only and rows are never rewritten), so a cached one is
+    /// never stale; parsing its keys (OpenSSL's decoders) cost more than the rest of checking a
+    /// small deposit.
+    private let signers = BoundedCache<SignerKey, IdentityBundle>(capacity: 10_000)
+
+    private struct SignerKey: Hashable, Sendable {
+        let name: String
+        let fingerprint: [UInt8]
+    }
 
     public init(database: RelayDatabase, directory: URL, maximumEnvelopeSize: Int = 256 << 20, mailboxQuota: Int = 1 << 30,
                 senderShare: Double = 0.25, timeWindow: EnvelopeTimeWindow = .standard, clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) throws {
@@ -59,14 +69,6 @@ public struct MailboxStore: Sendable {
     }
 
     /// Checks that every recipient is registered, before any body is read.
-    public func checkRecipients(_ names: [IdentityName]) async throws {
-        let values = names.map(\.value)
-        if let unknown = try await database.read({ db in
-            try values.first { try db.fetchOne(Int.self, "SELECT 1 FROM identities WHERE name = ? LIMIT 1", [$0]) == nil }
-        }) {
-            throw RelayError(.notFound, "no one is registered as \(unknown) on this relay")
-        }
-    }
 
     /// A new file for an incoming envelope (0600); `deposit` moves it into place or it is removed.
     public func incomingFile() -> URL {
@@ -236,12 +238,16 @@ public struct MailboxStore: Sendable {
 
     /// The key version of `name` with `fingerprint`, as logged.
     private func loggedBundle(of name: IdentityName, fingerprint: Fingerprint) async throws -> IdentityBundle {
+        let key = SignerKey(name: name.value, fingerprint: fingerprint.bytes)
+        if let known = signers[key] { return known }
         guard let data = try await database.read({ db in
             try db.fetchOne(Data.self, "SELECT bundle FROM identities WHERE name = ? AND fingerprint = ?", [name.value, Data(fingerprint.bytes)])
         }) else {
             throw RelayError(.invalidRequest, "the envelope is signed with key \(fingerprint.grouped), which is not a logged key of \(name)")
         }
-        return try IdentityBundle(encoded: Array(data))
+        let bundle = try IdentityBundle(encoded: Array(data))
+        signers.keep(bundle, for: key)
+        return bundle
     }
 
     /// An envelope source handed to `offloaded` work: used there alone while the request waits.
@@ -256,11 +262,15 @@ public struct MailboxStore: Sendable {
         }
     }
 
-    /// Refuses, before a byte of the body is read, a deposit of `size` bytes that would not fit
-    /// every recipient's mailbox, or `depositor`'s share of it.
-    public func checkRoom(for size: Int, in recipients: [IdentityName], from depositor: IdentityName) async throws {
+    /// Refuses, before a byte of the body is read, a deposit of `size` bytes to a name no one
+    /// registered, or that would not fit every recipient's mailbox, or `depositor`'s share of it
+    /// (one read transaction for all of it).
+    public func admit(_ size: Int, to recipients: [IdentityName], from depositor: IdentityName) async throws {
         let quota = mailboxQuota, share = senderShare
         try await database.read { db in
+            for name in recipients where try db.fetchOne(Int.self, "SELECT 1 FROM identities WHERE name = ? LIMIT 1", [name.value]) == nil {
+                throw RelayError(.notFound, "no one is registered as \(name) on this relay")
+            }
             for name in recipients {
                 try DepositCommit.checkRoom(for: size, in: name.value, from: depositor.value, quota: quota, senderShare: share, db)
             }

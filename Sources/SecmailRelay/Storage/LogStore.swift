@@ -105,30 +105,24 @@ struct DatabaseNodes: MerkleNodeSource {
 /// Committed log nodes in memory. A node, once committed, never changes (it hashes a complete
 /// subtree of an append-only log), so a cached node is never stale. Bounded: when full it starts
 /// again empty, and the hot nodes (the upper levels every proof reads) come back first.
-public final class LogNodeCache: @unchecked Sendable {
-    // @unchecked: every access holds `lock`.
+public final class LogNodeCache: Sendable {
     private struct Key: Hashable {
         let level: Int
         let index: UInt64
     }
 
-    private let lock = NSLock()
-    private var nodes: [Key: [UInt8]] = [:]
-    private let capacity: Int
+    private let nodes: BoundedCache<Key, [UInt8]>
 
     /// At most `capacity` nodes (about 100 bytes each).
     public init(capacity: Int = 200_000) {
-        self.capacity = capacity
+        nodes = BoundedCache(capacity: capacity)
     }
 
     func node(level: Int, index: UInt64) -> [UInt8]? {
-        lock.withLock { nodes[Key(level: level, index: index)] }
+        nodes[Key(level: level, index: index)]
     }
 
     func keep(_ hash: [UInt8], level: Int, index: UInt64) {
-        lock.withLock {
-            if nodes.count >= capacity { nodes.removeAll(keepingCapacity: true) }
-            nodes[Key(level: level, index: index)] = hash
-        }
+        nodes.keep(hash, for: Key(level: level, index: index))
     }
 }
