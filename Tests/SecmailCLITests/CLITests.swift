@@ -72,8 +72,8 @@ import Testing
         try Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }).write(to: blob)
         let envelope = directory.appendingPathComponent("msg.smsg")
         let sealed = try await Users.alice.run(["seal", "--to", Users.bundle("bob").path, "--to", Users.bundle("carol").path,
-                                          "-m", "Hello from alice", "--attach", note.path, "--attach", blob.path,
-                                          "-o", envelope.path])
+                                                "-m", "Hello from alice", "--attach", note.path, "--attach", blob.path,
+                                                "-o", envelope.path])
         #expect(sealed.status == 0, "\(sealed.stderr)")
         #expect(sealed.stdout.trimmingCharacters(in: .whitespacesAndNewlines).count == 32)
         return (envelope, [note, blob])

@@ -42,8 +42,8 @@ import Testing
 
     /// The serial number of the certificate a new TLS connection to `port` is given (openssl s_client).
     func servedSerial(port: Int) async throws -> String {
-        let handshake = try await runAsync("openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-servername", "localhost"], input: Data())
-        let certificate = try await runAsync("openssl", ["x509", "-noout", "-serial"], input: Data(handshake.text.utf8))
+        let handshake = try await run("openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-servername", "localhost"], input: Data())
+        let certificate = try await run("openssl", ["x509", "-noout", "-serial"], input: Data(handshake.text.utf8))
         return certificate.text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
@@ -51,7 +51,7 @@ import Testing
         let folder = try temporaryDirectory("certificate-reload")
         let certificates = try Certificates(in: folder)
         let live = folder.appendingPathComponent("live.pem"), liveKey = folder.appendingPathComponent("live.key")
-        try await FileManager.default.copyItem(at: certificates.certificate(1), to: live)
+        try FileManager.default.copyItem(at: certificates.certificate(1), to: live)
         try FileManager.default.copyItem(at: certificates.key, to: liveKey)
         let relay = try await RelayCommandTests().startRelay(data: folder.appendingPathComponent("relay", isDirectory: true),
                                                              options: ["--cert", live.path, "--key", liveKey.path,
@@ -65,7 +65,7 @@ import Testing
         let connection = try await RelayHTTPConnection.open(host: "localhost", port: relay.port, tls: tls)
         #expect(try await connection.send(RelayRequest(.GET, Endpoint.health.path())).status == 200)
 
-        try await Data(contentsOf: certificates.certificate(2)).write(to: live)
+        try Data(contentsOf: certificates.certificate(2)).write(to: live)
         kill(relay.process.processIdentifier, SIGHUP)
         let deadline = Date().addingTimeInterval(10)
         var serial = ""
@@ -86,7 +86,7 @@ import Testing
             while Date() < deadline, !relay.output.text.contains(message) { try await Task.sleep(nanoseconds: 100_000_000) }
             #expect(relay.output.text.contains(message), "\(relay.output.text)")
         }
-        try await Data(contentsOf: certificates.certificate(3)).write(to: live)
+        try Data(contentsOf: certificates.certificate(3)).write(to: live)
         try await hangUpAndWait(for: "kept the certificate in use: cannot load the private key")
         try Data(contentsOf: certificates.otherKey).write(to: liveKey)
         try await hangUpAndWait(for: "for another public key; clients pinned the one in use")

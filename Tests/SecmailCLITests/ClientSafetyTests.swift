@@ -19,7 +19,7 @@ import Testing
     func seal(_ text: String, attaching files: [URL] = [], in folder: URL) async throws -> URL {
         let envelope = folder.appendingPathComponent("msg-\(UUID().uuidString).smsg")
         let sealed = try await Users.alice.run(["seal", "--to", Users.bundle("bob").path, "-m", text, "-o", envelope.path]
-                                         + files.flatMap { ["--attach", $0.path] })
+                                               + files.flatMap { ["--attach", $0.path] })
         #expect(sealed.status == 0, "\(sealed.stderr)")
         return envelope
     }
@@ -53,7 +53,7 @@ import Testing
         let bidi = folder.appendingPathComponent("invoice\u{202E}gnp.exe")
         try Data("x".utf8).write(to: bidi)
         let refused = try await Users.alice.run(["seal", "--to", Users.bundle("bob").path, "-m", "x", "--attach", bidi.path,
-                                           "-o", folder.appendingPathComponent("no.smsg").path])
+                                                 "-o", folder.appendingPathComponent("no.smsg").path])
         #expect(refused.status == 1 && refused.stderr.contains("format character"), "\(refused.stderr)")
         #expect(!refused.stderr.unicodeScalars.contains("\u{202E}"))
 
@@ -145,7 +145,7 @@ import Testing
 
         var damaged = stream
         damaged[damaged.count / 2] ^= 0x5A
-        for (label, stored) in await [("bomb", length(UInt64(stream.count) * 2000) + stream), ("over 64 MiB", length(65 << 20) + Array(repeating: 0, count: 100_000)),
+        for (label, stored) in [("bomb", length(UInt64(stream.count) * 2000) + stream), ("over 64 MiB", length(65 << 20) + Array(repeating: 0, count: 100_000)),
                                 ("damaged", length(UInt64(original.count)) + damaged), ("short", length(UInt64(original.count) + 1) + stream),
                                 ("trailing bytes", good + [0])] {
             let target = folder.appendingPathComponent(label, isDirectory: true)
@@ -313,7 +313,7 @@ import Testing
         let port = try #require(Int(String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
         let home = try temporaryDirectory("hostile-relay")
         let result = try await runSecmail(["monitor", "--relay", "https://localhost:\(port)", "--ca", certs.appendingPathComponent("dev-ca.pem").path],
-                                    environment: ["SECMAIL_HOME": home.path])
+                                          environment: ["SECMAIL_HOME": home.path])
         #expect(result.status != 0)
         #expect(result.stderr.contains("\\u{1B}]52;c;ZXZpbA==\\u{7}"), "\(result.stderr)")
         #expect(!result.stderr.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{07}" || $0 == "\u{202E}" || $0 == "\r" })

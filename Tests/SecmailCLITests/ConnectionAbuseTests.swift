@@ -22,7 +22,7 @@ import Testing
 
     /// Runs slow_client.py and returns its report.
     func slowClient(_ arguments: [String]) async throws -> Report {
-        let result = try await runAsync("python3", [Self.client] + arguments)
+        let result = try await run("python3", [Self.client] + arguments)
         do {
             return try JSONDecoder().decode(Report.self, from: Data(result.text.utf8))
         } catch {

@@ -36,7 +36,7 @@ import Testing
     }
 
     func slowClient(_ arguments: [String]) async throws -> Int? {
-        let result = try await runAsync("python3", [ConnectionAbuseTests.client] + arguments)
+        let result = try await run("python3", [ConnectionAbuseTests.client] + arguments)
         guard let object = try? JSONSerialization.jsonObject(with: Data(result.text.utf8)) as? [String: Any] else {
             throw TestFailure("slow_client.py \(arguments): \(result.text) \(result.stderr)")
         }

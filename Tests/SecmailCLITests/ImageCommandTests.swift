@@ -100,7 +100,7 @@ import Testing
         for alwaysPNG in [false, true] {
             let envelope = folder.appendingPathComponent("images-\(alwaysPNG).sm")
             let sealed = try await Users.alice.run(["seal", "--to", Users.bundle("bob").path, "-m", "pictures", "--attach", photo.path,
-                                              "--attach", shot.path, "-o", envelope.path] + (alwaysPNG ? ["--always-png"] : []))
+                                                    "--attach", shot.path, "-o", envelope.path] + (alwaysPNG ? ["--always-png"] : []))
             #expect(sealed.status == 0, "\(sealed.stderr)")
             // The sender is told both sizes and which form travels.
             #expect(sealed.stderr.contains("holiday.jpg (240x160"))

@@ -39,7 +39,7 @@ import Testing
     /// The 64 bytes at the end of a private key's unencrypted DER (inside its CRT parameters).
     func privateKeyTail(_ user: CLIUser, role: String) async throws -> Data {
         let der = try await run("openssl", ["pkey", "-in", user.home.appendingPathComponent("identity/v1/\(role)-key.pem").path,
-                                      "-passin", "pass:\(user.passphrase)", "-outform", "DER"]).stdout
+                                            "-passin", "pass:\(user.passphrase)", "-outform", "DER"]).stdout
         #expect(der.count > 1000)
         return der.suffix(64)
     }

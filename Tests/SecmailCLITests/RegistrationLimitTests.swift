@@ -22,9 +22,9 @@ import Testing
     func register(_ name: String, keys: Keys, port: Int, ca: String, from source: String = "127.0.0.1", invite: String? = nil) async throws -> (status: Int, body: String) {
         let bundle = try IdentityBundle.create(name: IdentityName(name), createdAt: 1, signingKey: keys.signing, encryptionKey: keys.encryption)
         let body = String(decoding: try JSONEncoder().encode(BundleRequest(bundle: Data(bundle.encoded).base64EncodedString(), invite: invite)), as: UTF8.self)
-        let result = try await runAsync("curl", ["--silent", "--show-error", "--max-time", "60", "--cacert", ca, "--interface", source,
-                                                 "--write-out", "\n%{http_code}", "-X", "POST", "-H", "content-type: application/json",
-                                                 "--data-binary", "@-", "https://localhost:\(port)/v1/directory/register"], input: Data(body.utf8))
+        let result = try await run("curl", ["--silent", "--show-error", "--max-time", "60", "--cacert", ca, "--interface", source,
+                                            "--write-out", "\n%{http_code}", "-X", "POST", "-H", "content-type: application/json",
+                                            "--data-binary", "@-", "https://localhost:\(port)/v1/directory/register"], input: Data(body.utf8))
         let split = try #require(result.text.lastIndex(of: "\n"), "\(result.stderr)")
         return (Int(result.text[result.text.index(after: split)...]) ?? 0, String(result.text[..<split]))
     }
@@ -70,8 +70,8 @@ import Testing
 
     /// The log's size from the relay's signed checkpoint (its second line).
     func logSize(port: Int, ca: String) async throws -> Int {
-        let result = try await runAsync("curl", ["--silent", "--show-error", "--max-time", "60", "--cacert", ca,
-                                                 "https://localhost:\(port)/v1/log/checkpoint"])
+        let result = try await run("curl", ["--silent", "--show-error", "--max-time", "60", "--cacert", ca,
+                                            "https://localhost:\(port)/v1/log/checkpoint"])
         let lines = result.text.split(separator: "\n")
         return try #require(lines.count > 1 ? Int(lines[1]) : nil, "\(result.text)")
     }

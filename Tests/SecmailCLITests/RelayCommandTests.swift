@@ -48,7 +48,7 @@ import Testing
         let logKeyLine = first.output.text.split(separator: "\n").first { $0.contains("log key:") }.map(String.init) ?? ""
         #expect(logKeyLine.contains("/secmail+"))
         let ca = data.appendingPathComponent("tls/dev-ca.pem").path
-        let health = try await runAsync("curl", ["--silent", "--max-time", "60", "--cacert", ca, "https://localhost:\(first.port)/v1/health"])
+        let health = try await run("curl", ["--silent", "--max-time", "60", "--cacert", ca, "https://localhost:\(first.port)/v1/health"])
         #expect(health.text == "ok\n", "\(health.stderr)")
         #expect(await stop(first.process) == 0)
         #expect(first.output.text.contains("secmail relay stopped"))
@@ -60,7 +60,7 @@ import Testing
         // A restart keeps the same log key and certificate.
         let second = try await startRelay(data: data)
         #expect(second.output.text.contains(logKeyLine))
-        let again = try await runAsync("curl", ["--silent", "--max-time", "60", "--cacert", ca, "https://localhost:\(second.port)/v1/health"])
+        let again = try await run("curl", ["--silent", "--max-time", "60", "--cacert", ca, "https://localhost:\(second.port)/v1/health"])
         #expect(again.text == "ok\n")
         #expect(await stop(second.process) == 0)
     }

@@ -51,7 +51,7 @@ struct SharedDatabaseTests {
         let url = TestPostgres.url(of: try TestPostgres.freshDatabase("sharedkey"))
         let first = try await commands.startRelay(data: folder.appendingPathComponent("relay-a"), options: ["--database", url] + Self.sharedCertificate)
         let stranger = try await runSecmail(["relay", "--data", folder.appendingPathComponent("relay-b").path, "--listen", "127.0.0.1:0",
-                                       "--database", url] + Self.sharedCertificate, environment: [:])
+                                             "--database", url] + Self.sharedCertificate, environment: [:])
         #expect(stranger.status != 0)
         #expect(stranger.stderr.contains("copy log-key.ed25519 and origin"), "\(stranger.stderr)")
         #expect(await commands.stop(first.process) == 0)
@@ -255,7 +255,7 @@ struct SharedDatabaseTests {
     private func outageUnderLoad(cluster: URL) async throws {
         let folder = try temporaryDirectory("shared-outage")
         let script = Self.clusterScript
-        #expect(try await runAsync("psql", ["-X", "-q", "-h", cluster.path, "-U", "postgres", "-d", "postgres", "-c", "CREATE DATABASE outage"]).status == 0)
+        #expect(try await run("psql", ["-X", "-q", "-h", cluster.path, "-U", "postgres", "-d", "postgres", "-c", "CREATE DATABASE outage"]).status == 0)
         let url = "postgres://postgres@/outage?host=\(cluster.path)"
         let relay = try await commands.startRelay(data: folder.appendingPathComponent("relay"), options: ["--database", url] + Self.sharedCertificate
                                                   + ["--rate-per-address", "100000", "--rate-per-identity", "100000", "--connection-rate-per-address", "100000"])

@@ -75,8 +75,8 @@ import Testing
     /// Runs Fixtures/paused_request.py: the TLS handshake, half a second of quiet, then the request.
     func pausedRequest(port: Int, caFile: URL, method: String, path: String, body: URL,
                        headers: [String]) async throws -> (sentAt: Double, status: Int, body: String) {
-        let result = try await runAsync("python3", [Self.fixtures.appendingPathComponent("paused_request.py").path,
-                                                    String(port), caFile.path, method, path, body.path] + headers)
+        let result = try await run("python3", [Self.fixtures.appendingPathComponent("paused_request.py").path,
+                                               String(port), caFile.path, method, path, body.path] + headers)
         let lines = result.text.split(separator: "\n", maxSplits: 2, omittingEmptySubsequences: false)
         guard result.status == 0, lines.count >= 2, let sentAt = Double(lines[0]), let status = Int(lines[1]) else {
             throw TestFailure("paused_request.py: \(result.text) \(result.stderr)")

@@ -106,10 +106,10 @@ struct Golden: Sendable, CustomTestStringConvertible {
     func runReferenceReader(_ envelope: URL) async throws -> (status: Int32, output: String) {
         let root = Fixtures.directory.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let result = try await run("python3", [root.appendingPathComponent("scripts/reference_open.py").path, envelope.path,
-                                         Fixtures.directory.appendingPathComponent("alice.id").path,
-                                         Fixtures.directory.appendingPathComponent("carol.id").path,
-                                         Fixtures.keyDirectory.appendingPathComponent("carol-encryption.key.pem").path,
-                                         "throwaway test passphrase"])
+                                               Fixtures.directory.appendingPathComponent("alice.id").path,
+                                               Fixtures.directory.appendingPathComponent("carol.id").path,
+                                               Fixtures.keyDirectory.appendingPathComponent("carol-encryption.key.pem").path,
+                                               "throwaway test passphrase"])
         return (result.status, result.text)
     }
 

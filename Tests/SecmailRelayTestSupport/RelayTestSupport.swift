@@ -116,7 +116,7 @@ public struct RelayCurl: Sendable {
         if let file { arguments += ["-H", "content-type: application/octet-stream", "--data-binary", "@\(file.path)"] }
         if let output { arguments += ["-o", output.path] }
         if json != nil { arguments += ["-H", "content-type: application/json", "--data-binary", "@-"] }
-        let result = try await runAsync("curl", arguments + ["https://localhost:\(port)\(path)"], input: json.map { Data($0.utf8) })
+        let result = try await run("curl", arguments + ["https://localhost:\(port)\(path)"], input: json.map { Data($0.utf8) })
         let text = result.text
         guard let split = text.lastIndex(of: "\n") else { return (0, result.stderr) }
         return (Int(text[text.index(after: split)...]) ?? 0, String(text[..<split]))

@@ -108,8 +108,8 @@ extension RelayHTTPTests {
         let issued = try await relay.curl("/v1/auth/token", method: "POST", json: body)
         #expect(issued.status == 200, "\(issued.body)")
         let token = try json(issued.body)["token"] as? String ?? ""
-        let whoami = try await runAsync("curl", ["--silent", "--max-time", "60", "--cacert", RunningRelay.certs.appendingPathComponent("dev-ca.pem").path,
-                                                 "-H", "Authorization: Bearer \(token)", "https://localhost:\(relay.port)/v1/auth/whoami"])
+        let whoami = try await run("curl", ["--silent", "--max-time", "60", "--cacert", RunningRelay.certs.appendingPathComponent("dev-ca.pem").path,
+                                            "-H", "Authorization: Bearer \(token)", "https://localhost:\(relay.port)/v1/auth/whoami"])
         #expect(try json(whoami.text)["name"] as? String == "alice")
         #expect(try await relay.curl("/v1/auth/whoami").status == 401)
         #expect(try await relay.curl("/v1/auth/token", method: "POST", json: body).status == 403)  // the nonce is spent

@@ -122,7 +122,7 @@ final class ExternalProcess: @unchecked Sendable {
         let server = try await TestServer.start(context: Certs.server(alpn: ["http/1.1"])) { HTTPHelloHandler() }
         defer { Task { await server.stop() } }
         let result = try await run("curl", ["--silent", "--show-error", "--max-time", "10", "--http1.1", "--tlsv1.3",
-                                      "--cacert", Certs.path("dev-ca.pem"), "https://localhost:\(server.port)/"])
+                                            "--cacert", Certs.path("dev-ca.pem"), "https://localhost:\(server.port)/"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.text == "hello from secmail TLS\n")
         // curl without our CA refuses the server.

@@ -92,43 +92,6 @@ public func makeTemporaryDirectory(_ label: String = "secmail-test") throws -> U
     return url
 }
 
-/// Like `run`, but waits without occupying a Swift concurrency thread: for tests whose server
-/// side (Hummingbird) runs its handlers on the same small cooperative pool.
-public func runAsync(_ command: String, _ arguments: [String], input: Data? = nil) async throws -> ProcessResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [command] + arguments
-    let out = Pipe(), err = Pipe(), inPipe = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = inPipe
-    return try await withCheckedThrowingContinuation { continuation in
-        let group = DispatchGroup()
-        nonisolated(unsafe) var stdoutData = Data()
-        nonisolated(unsafe) var stderrData = Data()
-        group.enter()
-        group.enter()
-        group.enter()
-        process.terminationHandler = { _ in group.leave() }
-        do {
-            try process.run()
-        } catch {
-            continuation.resume(throwing: error)
-            return
-        }
-        DispatchQueue.global().async {
-            if let input { inPipe.fileHandleForWriting.write(input) }
-            try? inPipe.fileHandleForWriting.close()
-        }
-        DispatchQueue.global().async { stdoutData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        DispatchQueue.global().async { stderrData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.notify(queue: .global()) {
-            continuation.resume(returning: ProcessResult(status: process.terminationStatus, stdout: stdoutData,
-                                                         stderr: String(decoding: stderrData, as: UTF8.self)))
-        }
-    }
-}
-
 /// Runs `arguments` (the first found on PATH) with no input or output and returns its exit
 /// status, waiting with waitpid on a thread of its own. For commands that start daemons
 /// (`pg_ctl start`), whose exit Foundation's `Process` was seen to miss (the child left a

@@ -15,6 +15,9 @@ public struct Directory: Sendable {
     private let heads = TreeHeadCache()
     /// Name map nodes of the latest tree, which every lookup's map proof reads.
     private let mapNodes = MapNodeCache()
+    /// Parsed bundles by their bytes: parsing a bundle's keys (OpenSSL's decoders) was a large
+    /// share of a lookup's CPU, and the same few bundles are served again and again.
+    private let bundles = BundleCache()
     /// When true, registration needs an invite code from `createInvite()`.
     public let requiresInvite: Bool
     /// When true, a key another name uses is accepted (load tests register thousands of names
@@ -211,7 +214,7 @@ public struct Directory: Sendable {
     /// read in one transaction.
     public func lookup(_ name: IdentityName) async throws -> Lookup {
         let cache = nodeCache
-        let heads = heads, mapNodes = mapNodes
+        let heads = heads, mapNodes = mapNodes, bundles = bundles
         return try await database.read { db in
             let size = try LogStore.currentSize(db)
             let computation = MerkleComputation(source: DatabaseNodes(db: db, cache: cache), size: size)
@@ -230,8 +233,8 @@ public struct Directory: Sendable {
                 """, [name.value]) else {
                 return .absent(evidence)
             }
-            let bundle = try IdentityBundle(encoded: Array(try row.get("bundle") as Data))
             let index = UInt64(try row.get("log_index") as Int64)
+            let bundle = try bundles.bundle(encoded: try row.get("bundle"))
             let entry = Entry(bundle: bundle, leafData: try Self.leafData(at: index, db), logIndex: index, treeSize: size, rootHash: root,
                               inclusionProof: try computation.inclusionProof(index: index, size: size))
             let features = try db.fetchOne(String.self, "SELECT features FROM reader_features WHERE name = ?", [name.value])
@@ -260,7 +263,7 @@ public struct Directory: Sendable {
     /// Every key version of `name` logged within the first `treeSize` leaves (the whole log when
     /// nil), oldest first, each with its inclusion proof in the tree of that size.
     public func history(_ name: IdentityName, treeSize: UInt64? = nil) async throws -> [Entry] {
-        let cache = nodeCache
+        let cache = nodeCache, bundles = bundles
         return try await database.read { db in
             let currentSize = try LogStore.currentSize(db)
             let size = treeSize ?? currentSize
@@ -278,7 +281,7 @@ public struct Directory: Sendable {
             let root = try computation.root(size: size)
             return try rows.map { row in
                 let index = UInt64(try row.get("log_index") as Int64)
-                return Entry(bundle: try IdentityBundle(encoded: Array(try row.get("bundle") as Data)), leafData: Array(try row.get("leaf_data") as Data),
+                return Entry(bundle: try bundles.bundle(encoded: try row.get("bundle")), leafData: Array(try row.get("leaf_data") as Data),
                              logIndex: index, treeSize: size, rootHash: root,
                              inclusionProof: try computation.inclusionProof(index: index, size: size))
             }
@@ -451,5 +454,21 @@ final class TreeHeadCache: @unchecked Sendable {
         let head = try compute()
         lock.withLock { if (latest?.size ?? 0) <= size { latest = head } }
         return head
+    }
+}
+
+/// Parsed bundles, by the SHA-256 of their encoding: a memo of `IdentityBundle(encoded:)`, so a
+/// bundle is parsed once however often it is served, and whatever bytes the database holds are
+/// what is served.
+final class BundleCache: Sendable {
+    private let parsed = BoundedCache<[UInt8], IdentityBundle>(capacity: 10_000)
+
+    func bundle(encoded: Data) throws -> IdentityBundle {
+        let bytes = Array(encoded)
+        let digest = SHA256.hash(bytes)
+        if let known = parsed[digest] { return known }
+        let bundle = try IdentityBundle(encoded: bytes)
+        parsed.keep(bundle, for: digest)
+        return bundle
     }
 }

@@ -40,6 +40,7 @@ public final class RelayDatabase: Sendable {
     /// Runs `body` in a write transaction on the engine's own threads, suspending (never
     /// blocking) the calling task; writes of every relay process sharing the database run one at
     /// a time. Database errors become `RelayError`s. What request handlers use.
+    @discardableResult
     public func write<T: Sendable>(_ body: @escaping @Sendable (any StorageTransaction) throws -> T) async throws -> T {
         try await engine.write(body)
     }
@@ -51,6 +52,7 @@ public final class RelayDatabase: Sendable {
 
     /// Runs `body` in a write transaction, blocking the calling thread: for start-up,
     /// administrative commands and tools, never for request handlers.
+    @discardableResult
     public func write<T>(_ body: (any StorageTransaction) throws -> T) throws -> T {
         try engine.write(body)
     }
