@@ -255,7 +255,7 @@ struct SharedDatabaseTests {
     private func outageUnderLoad(cluster: URL) async throws {
         let folder = try temporaryDirectory("shared-outage")
         let script = Self.clusterScript
-        #expect(try await run("psql", ["-X", "-q", "-h", cluster.path, "-U", "postgres", "-d", "postgres", "-c", "CREATE DATABASE outage"]).status == 0)
+        #expect(try await run("psql", TestPostgres.psqlArguments("CREATE DATABASE outage", socketDirectory: cluster.path)).status == 0)
         let url = "postgres://postgres@/outage?host=\(cluster.path)"
         let relay = try await commands.startRelay(data: folder.appendingPathComponent("relay"), options: ["--database", url] + Self.sharedCertificate
                                                   + ["--rate-per-address", "100000", "--rate-per-identity", "100000", "--connection-rate-per-address", "100000"])

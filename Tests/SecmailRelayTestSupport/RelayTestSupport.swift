@@ -245,9 +245,15 @@ public enum TestPostgres {
             throw TestFailure("SECMAIL_TEST_POSTGRES is not set: run the tests through scripts/test.sh")
         }
         let name = "\(label.lowercased().filter { $0.isLetter || $0.isNumber })_\(UUID().uuidString.prefix(8).lowercased())"
-        let created = try run("psql", ["-X", "-q", "-h", socketDirectory, "-U", "postgres", "-d", "postgres", "-c", "CREATE DATABASE \(name)"])
+        let created = try run("psql", psqlArguments("CREATE DATABASE \(name)", socketDirectory: socketDirectory))
         guard created.status == 0 else { throw TestFailure("cannot create a test database: \(created.stderr)") }
         return PostgresAddress(endpoint: .unixSocket(path: "\(socketDirectory)/.s.PGSQL.5432"), user: "postgres", password: nil, database: name)
+    }
+
+    /// psql's arguments to run `sql` in `database` as the superuser of the cluster whose socket
+    /// is in `socketDirectory`, printing bare values (unaligned, rows only).
+    public static func psqlArguments(_ sql: String, database: String = "postgres", socketDirectory: String) -> [String] {
+        ["-X", "-q", "-A", "-t", "-h", socketDirectory, "-U", "postgres", "-d", database, "-c", sql]
     }
 
     /// `--database` for a relay process.

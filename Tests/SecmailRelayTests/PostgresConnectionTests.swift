@@ -14,22 +14,16 @@ import Testing
 struct PostgresConnectionTests {
     private static let logger = Logger(label: "secmail-tests.postgres")
 
-    private func connect(_ address: PostgresAddress, timeLimit: TimeAmount) throws -> GuardedConnection {
-        GuardedConnection(try PostgresConnection.connect(on: PostgresConnection.defaultEventLoopGroup.any(),
-                                                         configuration: address.connectionConfiguration,
-                                                         id: 1, logger: Self.logger).wait(), timeLimit: timeLimit)
-    }
-
     /// Runs `sql` as the cluster's superuser, from outside the relay.
     private func psql(_ address: PostgresAddress, _ sql: String) async throws -> String {
         let directory = try #require(TestPostgres.socketDirectory)
-        let result = try await run("psql", ["-X", "-q", "-A", "-t", "-h", directory, "-U", "postgres", "-d", address.database, "-c", sql])
+        let result = try await run("psql", TestPostgres.psqlArguments(sql, database: address.database, socketDirectory: directory))
         try #require(result.status == 0, "\(result.stderr)")
         return result.text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     @Test func aStatementPastTheTimeLimitFailsWithoutWaitingForTheAnswer() throws {
-        let connection = try connect(try TestPostgres.freshDatabase("silent"), timeLimit: .seconds(1))
+        let connection = try GuardedConnection.open(try TestPostgres.freshDatabase("silent"), id: 1, timeLimit: .seconds(1))
         defer { connection.close() }
         // The answer would come after 20 s; the time limit ends the wait after one.
         #expect {
@@ -41,7 +35,7 @@ struct PostgresConnectionTests {
     }
 
     @Test func aStatementOnAClosedConnectionFails() throws {
-        let connection = try connect(try TestPostgres.freshDatabase("closed"), timeLimit: .seconds(60))
+        let connection = try GuardedConnection.open(try TestPostgres.freshDatabase("closed"), id: 1, timeLimit: .seconds(60))
         connection.close()
         #expect {
             _ = try connection.answer(to: "SELECT 1", logger: Self.logger)
@@ -55,7 +49,7 @@ struct PostgresConnectionTests {
     /// does): the statement fails because the connection closed, not at the time limit.
     @Test func aStatementWhoseConnectionTheServerEndsFails() async throws {
         let address = try TestPostgres.freshDatabase("ended")
-        let connection = try connect(address, timeLimit: .seconds(60))
+        let connection = try GuardedConnection.open(address, id: 1, timeLimit: .seconds(60))
         defer { connection.close() }
         let backend = try connection.answer(to: "SELECT pg_backend_pid()", logger: Self.logger).rows.first?.decode(Int32.self)
         let pid = try #require(backend)

@@ -68,8 +68,6 @@ public struct MailboxStore: Sendable {
         public let receivedAt: Int64
     }
 
-    /// Checks that every recipient is registered, before any body is read.
-
     /// A new file for an incoming envelope (0600); `deposit` moves it into place or it is removed.
     public func incomingFile() -> URL {
         directory.appendingPathComponent(".incoming-\(UUID().uuidString)")

@@ -26,6 +26,13 @@ final class GuardedConnection: @unchecked Sendable {
         connection.closeFuture.whenComplete { [weak self] _ in self?.failPending(with: .closed) }
     }
 
+    /// A new connection to `address` (`id` names it in PostgresNIO's log).
+    static func open(_ address: PostgresAddress, id: Int, timeLimit: TimeAmount = .seconds(60)) throws -> GuardedConnection {
+        GuardedConnection(try PostgresConnection.connect(on: PostgresConnection.defaultEventLoopGroup.any(),
+                                                         configuration: address.connectionConfiguration,
+                                                         id: id, logger: PostgresTransaction.logger).wait(), timeLimit: timeLimit)
+    }
+
     var isClosed: Bool { connection.isClosed }
 
     /// The answer to `query`; one statement at a time (the connection's transaction runs on one

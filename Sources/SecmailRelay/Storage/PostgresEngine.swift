@@ -128,9 +128,7 @@ final class ConnectionSlots: @unchecked Sendable {
         if let connection = lock.withLock({ connections[slot] }), !connection.isClosed { return connection }
         let connection: GuardedConnection
         do {
-            connection = GuardedConnection(try PostgresConnection.connect(
-                on: PostgresConnection.defaultEventLoopGroup.any(), configuration: address.connectionConfiguration,
-                id: slot, logger: PostgresTransaction.logger).wait())
+            connection = try GuardedConnection.open(address, id: slot)
         } catch {
             throw RelayError(.storage, "cannot reach the PostgreSQL database \(address)", databaseMessage: PostgresTransaction.message(of: error, address: address))
         }
