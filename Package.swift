@@ -44,8 +44,9 @@ let package = Package(
             linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("deflate"), .linkedLibrary("zopfli"),
                              .linkedLibrary("m")]
         ),
-        // Lossless image normalisation: decoding, an optimising PNG encoder, JPEG metadata stripping.
-        .target(name: "SecmailImages", dependencies: ["CImageCodecs"]),
+        // Lossless image normalisation: decoding, an optimising PNG encoder, JPEG metadata stripping
+        // (SecmailCrypto for `concurrently`, which runs two encodings at once).
+        .target(name: "SecmailImages", dependencies: ["CImageCodecs", "SecmailCrypto"]),
         // Linux calls the Glibc module leaves out (SO_PEERCRED, accept4, O_PATH, prctl), for the key agent.
         .target(name: "CSystemCalls"),
         // Identity bundles, envelopes and their canonical binary encoding; the system calls they need.

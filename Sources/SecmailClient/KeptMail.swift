@@ -62,9 +62,8 @@ public struct KeptMail: Sendable {
         return names.sorted().compactMap { name in
             guard name.hasSuffix(".sm"), let id = try? MessageID(hex: String(name.dropLast(3))) else { return nil }
             let url = directory.appendingPathComponent(name)
-            guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
-                  let modified = attributes[.modificationDate] as? Date, modified < cutoff else { return nil }
-            return (id, url, (attributes[.size] as? NSNumber)?.uint64Value ?? 0)
+            guard let status = FileStatus.of(url.path), Double(status.modified) < cutoff.timeIntervalSince1970 else { return nil }
+            return (id, url, status.size)
         }
     }
 

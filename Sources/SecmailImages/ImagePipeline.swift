@@ -1,3 +1,5 @@
+import SecmailCrypto
+
 /// The lossless image pipeline (DESIGN section 6): decode by magic bytes within limits, optimise
 /// to PNG, and choose the smaller lossless form for the wire.
 public struct ImagePipeline: Sendable {

@@ -23,7 +23,7 @@ struct ShownMessage {
         }
         for (info, url) in saved {
             // The file as saved: a compressed attachment inflated, a JPEG converted to PNG.
-            let size = ((try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? NSNumber)?.uint64Value ?? info.length
+            let size = FileStatus.of(url.path)?.size ?? info.length
             Terminal.info("Saved \(info.name) (\(info.mediaType), \(formatBytes(size))) to \(url.path)")
         }
         for note in notes { Terminal.info(note) }
@@ -37,15 +37,5 @@ struct ShownMessage {
         ]
         if let keyVersion { result["keyVersion"] = keyVersion }
         return result
-    }
-}
-
-/// The one time format for people: local time, ISO 8601 with the offset. JSON carries epoch
-/// seconds everywhere.
-enum HumanTime {
-    static func describe(_ epochSeconds: Int64) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.timeZone = .current
-        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(epochSeconds)))
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import SecmailAPI
+import SecmailCrypto
 
 @main
 struct SecmailCommand: AsyncParsableCommand {
@@ -25,9 +26,11 @@ struct SecmailCommand: AsyncParsableCommand {
         ]
     )
 
-    /// Parses and runs the command; client commands get `Interruption`'s handling of Ctrl-C (the
-    /// relay and the key agent shut down gracefully on their own).
+    /// Parses and runs the command, with OpenSSL warming up on the other core meanwhile; client
+    /// commands get `Interruption`'s handling of Ctrl-C (the relay and the key agent shut down
+    /// gracefully on their own).
     static func main() async {
+        CryptoWarmUp.begin()
         do {
             var command = try parseAsRoot()
             if !(command is RelayServeCommand || command is AgentCommand) { Interruption.install() }

@@ -91,8 +91,7 @@ enum FileSystem {
 
     /// Refuses a secret file that group or others may read, as ssh does.
     static func checkPrivate(_ url: URL) throws {
-        let attributes = try? FileManager.default.attributesOfItem(atPath: url.path)
-        guard let mode = (attributes?[.posixPermissions] as? NSNumber)?.intValue else {
+        guard let mode = FileStatus.of(url.path)?.permissions else {
             throw ClientError(.io, "cannot read the permissions of \(url.path)")
         }
         guard mode & 0o077 == 0 else {

@@ -173,11 +173,20 @@ public enum EnvelopeOpener {
         guard let (key, entry) = mine.first else {
             throw FormatError(.notARecipient, "this message was not encrypted to your key; it lists \(header.recipients.count) other recipient key(s)")
         }
-        try checkSignature(header, payloadOffset: payloadOffset, source: source, sender: sender, payloadDigest: nil, progress: progress)
-
+        // The private-key operation (often a round trip to the key agent) does not depend on the
+        // payload, so it runs on the other core while the payload is hashed for the signature
+        // check. Its outcome is looked at only once the signature verified: a forged envelope is
+        // reported as forged, and nothing is decrypted with a key from an unverified header.
+        let unwrapper = key.unwrapper, wrappedKey = entry.wrappedKey
+        let (signatureCheck, unwrapped) = try concurrently({
+            Result { try checkSignature(header, payloadOffset: payloadOffset, source: source, sender: sender, payloadDigest: nil, progress: progress) }
+        }, {
+            Result { try unwrapper.unwrapContentKey(wrappedKey) }
+        })
+        try signatureCheck.get()
         let contentKey: SymmetricKey
         do {
-            contentKey = try key.unwrapper.unwrapContentKey(entry.wrappedKey)
+            contentKey = try unwrapped.get()
         } catch {
             throw FormatError(.authenticationFailed, "the content key wrapped for you could not be decrypted with your key")
         }

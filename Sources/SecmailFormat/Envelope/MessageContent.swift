@@ -58,16 +58,13 @@ public struct OutgoingAttachment: Sendable {
     /// An attachment read from `url`, named after the file unless `name` is given; the media
     /// type is detected from the first bytes unless given.
     public init(file url: URL, name: String? = nil, mediaType: String? = nil) throws {
-        let attributes: [FileAttributeKey: Any]
-        do {
-            attributes = try FileManager.default.attributesOfItem(atPath: url.path)
-        } catch {
-            throw FormatError(.io, "cannot read attachment \(url.path): \(error.localizedDescription)")
+        guard let status = FileStatus.of(url.path) else {
+            throw FormatError(.io, "cannot read attachment \(url.path): \(String(cString: strerror(errno)))")
         }
-        guard (attributes[.type] as? FileAttributeType) == .typeRegular,
-              let size = (attributes[.size] as? NSNumber)?.uint64Value else {
+        guard status.kind == .regular else {
             throw FormatError(.io, "attachment \(url.path) is not a regular file")
         }
+        let size = status.size
         let prefix: [UInt8]
         do {
             let handle = try FileHandle(forReadingFrom: url)

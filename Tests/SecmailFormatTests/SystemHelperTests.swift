@@ -1,0 +1,51 @@
+import Foundation
+import Glibc
+import SecmailFormat
+import Testing
+
+@Suite struct HumanTimeTests {
+    @Test func formatsTheZoneOffsetAsISO8601() {
+        #expect(HumanTime.iso8601(year: 2026, month: 11, day: 29, hour: 3, minute: 8, second: 56, offsetSeconds: 3600)
+            == "2026-11-29T03:08:56+01:00")
+        #expect(HumanTime.iso8601(year: 2026, month: 1, day: 2, hour: 0, minute: 0, second: 5, offsetSeconds: 0) == "2026-01-02T00:00:05Z")
+        #expect(HumanTime.iso8601(year: 1999, month: 12, day: 31, hour: 23, minute: 59, second: 59, offsetSeconds: -(3 * 3600 + 30 * 60))
+            == "1999-12-31T23:59:59-03:30")
+        #expect(HumanTime.iso8601(year: 2024, month: 6, day: 1, hour: 12, minute: 0, second: 0, offsetSeconds: 5 * 3600 + 45 * 60)
+            == "2024-06-01T12:00:00+05:45")
+    }
+
+    /// The line people read says what Foundation's ISO 8601 formatter says in the same zone.
+    @Test func agreesWithFoundationsFormatterInTheLocalZone() {
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = .current
+        for seconds: Int64 in [0, 86_399, 951_782_400, 1_711_846_800, 1_795_000_000, 1_800_000_123, 4_102_444_800] {
+            #expect(HumanTime.describe(seconds) == formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds))))
+        }
+    }
+
+    @Test func aTimeNoCalendarHoldsIsShownAsSeconds() {
+        #expect(HumanTime.describe(Int64.max) == "\(Int64.max) seconds after 1970")
+    }
+}
+
+@Suite struct FileStatusTests {
+    @Test func reportsKindSizePermissionsAndTime() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("filestatus-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("f")
+        try Data(repeating: 7, count: 1234).write(to: file)
+        #expect(chmod(file.path, 0o640) == 0)
+        let status = try #require(FileStatus.of(file.path))
+        #expect(status.kind == .regular)
+        #expect(status.size == 1234)
+        #expect(status.permissions == 0o640)
+        #expect(abs(status.modified - Int64(Date().timeIntervalSince1970)) < 60)
+
+        #expect(FileStatus.of(folder.path)?.kind == .directory)
+        let link = folder.appendingPathComponent("link")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: file)
+        #expect(FileStatus.of(link.path)?.kind == .symbolicLink)
+        #expect(FileStatus.of(folder.appendingPathComponent("missing").path) == nil)
+    }
+}
