@@ -31,7 +31,11 @@ import Testing
         let folder = try temporaryDirectory("one-connection")
         let data = folder.appendingPathComponent("relay", isDirectory: true)
         let trace = folder.appendingPathComponent("accepts.strace")
-        let relay = try await TracedRelay.start(data: data, trace: trace, syscalls: "accept,accept4")
+        // Long idle timeouts: under a loaded test run, `register`'s key generation can outlast most
+        // of the default 15 s, and the client then replaces the idle connection on purpose (what
+        // anIdleConnectionIsReplacedTransparently tests); here each command's own count matters.
+        let relay = try await TracedRelay.start(data: data, trace: trace, syscalls: "accept,accept4",
+                                                options: ["--idle-timeout", "300", "--idle-timeout-before-sign-in", "300"])
         let ca = data.appendingPathComponent("tls/dev-ca.pem").path
         let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
         let carol = CLIUser.fresh("carol", in: folder)

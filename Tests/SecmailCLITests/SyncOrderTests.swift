@@ -91,12 +91,12 @@ struct TracedRelay {
     let strace: Process
     let port: Int
 
-    static func start(data: URL, trace: URL, syscalls: String) async throws -> TracedRelay {
+    static func start(data: URL, trace: URL, syscalls: String, options: [String] = []) async throws -> TracedRelay {
         guard await (try? run("strace", ["-V"]))?.status == 0 else {
             throw TestFailure("strace is needed to trace the relay's syncs (Debian package strace; .ci/run installs it)")
         }
         let launcher = ["strace", "-f", "--seccomp-bpf", "-qq", "-ttt", "-yy", "-o", trace.path, "-e", "trace=\(syscalls)", "--"]
-        let started = try await RelayCommandTests().startRelay(data: data, launcher: launcher)
+        let started = try await RelayCommandTests().startRelay(data: data, launcher: launcher, options: options)
         return TracedRelay(strace: started.process, port: started.port)
     }
 

@@ -96,6 +96,16 @@ import Testing
         #expect(throws: FormatError.self) { try IdentityBundle(armoredOrBinary: Array(armored.replacingOccurrences(of: "-----END", with: "-----XND").utf8)) }
         #expect(throws: FormatError.self) { try IdentityBundle(armoredOrBinary: Array(armored.replacingOccurrences(of: "A", with: "*").utf8)) }
         #expect(throws: FormatError.self) { try IdentityBundle(armoredOrBinary: []) }
+        let second = armored.replacingOccurrences(of: "-----BEGIN", with: "x\n-----BEGIN")
+        #expect((#expect(throws: FormatError.self) { try IdentityBundle(armoredOrBinary: Array(second.utf8)) })?.code == .badMagic)
+    }
+
+    /// A bundle pasted through a mail client or a Windows editor: CRLF line ends, indentation,
+    /// trailing spaces and blank lines around the block.
+    @Test func armorToleratesCRLFAndSurroundingBlanks() throws {
+        let lines = alice.bundle.armored.split(separator: "\n").map { "  \($0)\t " }
+        let pasted = "\r\n\n" + lines.joined(separator: "\r\n") + "\r\n\r\n"
+        #expect(try IdentityBundle(armoredOrBinary: Array(pasted.utf8)) == alice.bundle)
     }
 }
 

@@ -24,10 +24,12 @@ public enum Armor {
     }
 
     /// Extracts the bytes inside the one block labelled `label`. Text outside the block is not
-    /// allowed except blank lines, so a pasted bundle cannot smuggle a second one.
+    /// allowed except blank lines, so a pasted bundle cannot smuggle a second one. Lines end in
+    /// LF or CRLF; spaces and tabs around them are ignored. (Read as ASCII bytes: going through
+    /// Foundation's Unicode trimming cost a visible part of every command that reads a bundle.)
     public static func decode(_ text: String, label: String) throws -> [UInt8] {
-        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
-            .map { $0.trimmingCharacters(in: .whitespaces) }
+        let lines = text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+            .map(trimmedLine)
             .filter { !$0.isEmpty }
         guard lines.first == "-----BEGIN \(label)-----" else {
             throw FormatError(.badMagic, "expected a -----BEGIN \(label)----- block")
@@ -40,6 +42,13 @@ public enum Armor {
             throw FormatError(.invalidField, "the \(label) block is not valid base64")
         }
         return Array(data)
+    }
+
+    /// A line without its CR and the spaces and tabs around it.
+    private static func trimmedLine(_ line: Substring.UTF8View.SubSequence) -> String {
+        let isBlank: (UInt8) -> Bool = { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }
+        guard let first = line.firstIndex(where: { !isBlank($0) }), let last = line.lastIndex(where: { !isBlank($0) }) else { return "" }
+        return String(decoding: line[first...last], as: UTF8.self)
     }
 }
 
