@@ -112,4 +112,39 @@ import Testing
                                            "-in", message.path, "-sigfile", signature.path])
         #expect(verified.status == 0 && verified.text.contains("Signature Verified Successfully"), "\(verified.text) \(verified.stderr)")
     }
+
+    /// RSA public keys are read as openssl reads them, whichever way we read them (a canonical
+    /// rsaEncryption SubjectPublicKeyInfo through OpenSSL's legacy RSA decoder, anything else
+    /// through d2i_PUBKEY): the same key from an encoding openssl accepts, and RSA-PSS keys and
+    /// damage refused as before.
+    @Test func rsaPublicKeysAreReadAsOpenSSLReadsThem() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let canonical = try SharedKeys.rsa.publicKey.derRepresentation
+        #expect(try RSAPublicKey(derRepresentation: canonical).derRepresentation == canonical)
+
+        // The rsaEncryption algorithm without its NULL parameters (RFC 3279 asks for NULL;
+        // openssl takes both): read through d2i_PUBKEY, the same key as the canonical form.
+        #expect(Array(canonical[4..<6]) == [0x30, 0x0D] && Array(canonical[17..<19]) == [0x05, 0x00])
+        let length = (Int(canonical[2]) << 8 | Int(canonical[3])) - 2
+        let withoutNull = Array(canonical[0..<2]) + [UInt8(length >> 8), UInt8(length & 0xFF), 0x30, 0x0B]
+            + Array(canonical[6..<17]) + Array(canonical[19...])
+        let variantFile = directory.appendingPathComponent("without-null.der")
+        try Data(withoutNull).write(to: variantFile)
+        #expect(try run("openssl", ["pkey", "-pubin", "-inform", "DER", "-in", variantFile.path, "-noout"]).status == 0)
+        #expect(try RSAPublicKey(derRepresentation: withoutNull).derRepresentation == canonical)
+
+        // An RSA-PSS key is not an rsaEncryption key, read either way.
+        let pssFile = directory.appendingPathComponent("pss.der")
+        let generated = try run("sh", ["-c", "openssl genpkey -algorithm RSA-PSS -pkeyopt rsa_keygen_bits:2048 | openssl pkey -pubout -outform DER -out '\(pssFile.path)'"])
+        #expect(generated.status == 0, "\(generated.stderr)")
+        let error = #expect(throws: CryptoError.self) { try RSAPublicKey(derRepresentation: Array(Data(contentsOf: pssFile))) }
+        #expect(error?.code == .unsupportedKey)
+
+        // A changed length byte or a trailing byte is refused on both paths.
+        var damaged = canonical
+        damaged[3] ^= 0x01
+        #expect(throws: CryptoError.self) { try RSAPublicKey(derRepresentation: damaged) }
+        #expect(throws: CryptoError.self) { try RSAPublicKey(derRepresentation: withoutNull + [0]) }
+    }
 }
