@@ -128,7 +128,11 @@ extension MailboxDurabilityTests {
     @Test func aKilledRelayDuringABurstOfGroupCommitsKeepsEveryAcknowledgedMessage() async throws {
         let folder = try temporaryDirectory("group-commit-crash")
         let data = folder.appendingPathComponent("relay", isDirectory: true)
-        let relay = try await commands.startRelay(data: data, options: ["--rate-per-address", "100000", "--rate-per-identity", "100000"] + Self.manyConnections)
+        // Room for all 16 of alice's connections to upload at once: under the default 4 uploads
+        // per identity most deposits were refused (429), and a slow CI run once got only 78 of
+        // the 80 acknowledgements this test waits for before all 320 were tried.
+        let relay = try await commands.startRelay(data: data, options: ["--rate-per-address", "100000", "--rate-per-identity", "100000",
+                                                                        "--uploads-per-identity", "32"] + Self.manyConnections)
         let caFile = data.appendingPathComponent("tls/dev-ca.pem")
         let curl = RelayCurl(port: relay.port, caFile: caFile)
         let alice = try await curl.registerAndAuthenticate("alice")
