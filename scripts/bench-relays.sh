@@ -46,7 +46,7 @@ postgres_pids() {
 add_ticks() {
   local pid stat
   for pid in "$@"; do
-    read -r stat < "/proc/$pid/stat" 2>/dev/null || continue
+    { read -r stat < "/proc/$pid/stat"; } 2>/dev/null || continue  # a backend that just ended
     stat=${stat##*) }
     set -- $stat
     ticks=$((ticks + ${12} + ${13} + ${14} + ${15}))
