@@ -62,7 +62,7 @@ public struct KeptMail: Sendable {
         return names.sorted().compactMap { name in
             guard name.hasSuffix(".sm"), let id = try? MessageID(hex: String(name.dropLast(3))) else { return nil }
             let url = directory.appendingPathComponent(name)
-            guard let status = FileStatus.of(url.path), Double(status.modified) < cutoff.timeIntervalSince1970 else { return nil }
+            guard let status = try? FileStatus(path: url.path), Double(status.modified) < cutoff.timeIntervalSince1970 else { return nil }
             return (id, url, status.size)
         }
     }

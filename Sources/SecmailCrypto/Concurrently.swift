@@ -2,7 +2,7 @@ import Foundation
 
 /// Runs two independent pieces of work at once and returns both results: `first` on the calling
 /// thread, `second` on a thread of its own (never a pool thread that other blocked work could be
-/// holding). The first error either throws is rethrown once both have finished. Used where a
+/// holding). Once both have finished, `first`'s error is rethrown, else `second`'s. Used where a
 /// command waits on two things that do not depend on each other: two image encodings; the
 /// hashing of a payload and a private-key operation.
 public func concurrently<First, Second: Sendable>(_ first: () throws -> First,
@@ -10,7 +10,8 @@ public func concurrently<First, Second: Sendable>(_ first: () throws -> First,
     let other = ResultSlot<Second>()
     Thread.detachNewThread { other.fill(Result { try second() }) }
     let firstResult = Result { try first() }
-    return (try firstResult.get(), try other.waitForValue())
+    let secondResult = other.waitForResult()
+    return (try firstResult.get(), try secondResult.get())
 }
 
 private final class ResultSlot<Value: Sendable>: @unchecked Sendable {
@@ -23,9 +24,9 @@ private final class ResultSlot<Value: Sendable>: @unchecked Sendable {
         filled.signal()
     }
 
-    func waitForValue() throws -> Value {
+    func waitForResult() -> Result<Value, Error> {
         filled.wait()
         guard let result else { preconditionFailure("the slot was signalled before it was filled") }
-        return try result.get()
+        return result
     }
 }

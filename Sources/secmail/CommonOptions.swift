@@ -75,7 +75,7 @@ struct PassphraseOptions: ParsableArguments {
     func givenPassphrase() throws -> Passphrase? {
         if let passphraseFile {
             let url = URL(fileURLWithPath: passphraseFile)
-            let mode = FileStatus.of(url.path)?.permissions ?? 0
+            let mode = (try? FileStatus(path: url.path))?.permissions ?? 0
             if mode & 0o077 != 0 {
                 throw CLIFailure(.failure, "the passphrase file \(passphraseFile) can be read by other users (mode \(String(mode & 0o777, radix: 8))); run `chmod 600 \(passphraseFile)` first")
             }

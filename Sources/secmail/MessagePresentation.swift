@@ -23,7 +23,7 @@ struct ShownMessage {
         }
         for (info, url) in saved {
             // The file as saved: a compressed attachment inflated, a JPEG converted to PNG.
-            let size = FileStatus.of(url.path)?.size ?? info.length
+            let size = (try? FileStatus(path: url.path))?.size ?? info.length
             Terminal.info("Saved \(info.name) (\(info.mediaType), \(formatBytes(size))) to \(url.path)")
         }
         for note in notes { Terminal.info(note) }

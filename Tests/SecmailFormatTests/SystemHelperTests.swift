@@ -36,16 +36,18 @@ import Testing
         let file = folder.appendingPathComponent("f")
         try Data(repeating: 7, count: 1234).write(to: file)
         #expect(chmod(file.path, 0o640) == 0)
-        let status = try #require(FileStatus.of(file.path))
+        let status = try FileStatus(path: file.path)
         #expect(status.kind == .regular)
         #expect(status.size == 1234)
         #expect(status.permissions == 0o640)
         #expect(abs(status.modified - Int64(Date().timeIntervalSince1970)) < 60)
 
-        #expect(FileStatus.of(folder.path)?.kind == .directory)
+        #expect(try FileStatus(path: folder.path).kind == .directory)
         let link = folder.appendingPathComponent("link")
         try FileManager.default.createSymbolicLink(at: link, withDestinationURL: file)
-        #expect(FileStatus.of(link.path)?.kind == .symbolicLink)
-        #expect(FileStatus.of(folder.appendingPathComponent("missing").path) == nil)
+        #expect(try FileStatus(path: link.path).kind == .symbolicLink)
+        let missing = folder.appendingPathComponent("missing").path
+        let error = #expect(throws: FormatError.self) { try FileStatus(path: missing) }
+        #expect(error?.reason == "\(missing): No such file or directory")
     }
 }

@@ -91,7 +91,7 @@ enum FileSystem {
 
     /// Refuses a secret file that group or others may read, as ssh does.
     static func checkPrivate(_ url: URL) throws {
-        guard let mode = FileStatus.of(url.path)?.permissions else {
+        guard let mode = (try? FileStatus(path: url.path))?.permissions else {
             throw ClientError(.io, "cannot read the permissions of \(url.path)")
         }
         guard mode & 0o077 == 0 else {

@@ -178,12 +178,11 @@ public enum EnvelopeOpener {
         // check. Its outcome is looked at only once the signature verified: a forged envelope is
         // reported as forged, and nothing is decrypted with a key from an unverified header.
         let unwrapper = key.unwrapper, wrappedKey = entry.wrappedKey
-        let (signatureCheck, unwrapped) = try concurrently({
-            Result { try checkSignature(header, payloadOffset: payloadOffset, source: source, sender: sender, payloadDigest: nil, progress: progress) }
+        let (_, unwrapped) = try concurrently({
+            try checkSignature(header, payloadOffset: payloadOffset, source: source, sender: sender, payloadDigest: nil, progress: progress)
         }, {
             Result { try unwrapper.unwrapContentKey(wrappedKey) }
         })
-        try signatureCheck.get()
         let contentKey: SymmetricKey
         do {
             contentKey = try unwrapped.get()

@@ -58,8 +58,11 @@ public struct OutgoingAttachment: Sendable {
     /// An attachment read from `url`, named after the file unless `name` is given; the media
     /// type is detected from the first bytes unless given.
     public init(file url: URL, name: String? = nil, mediaType: String? = nil) throws {
-        guard let status = FileStatus.of(url.path) else {
-            throw FormatError(.io, "cannot read attachment \(url.path): \(String(cString: strerror(errno)))")
+        let status: FileStatus
+        do {
+            status = try FileStatus(path: url.path)
+        } catch let error as FormatError {
+            throw FormatError(.io, "cannot read attachment \(error.reason)")
         }
         guard status.kind == .regular else {
             throw FormatError(.io, "attachment \(url.path) is not a regular file")

@@ -15,18 +15,22 @@ public struct FileStatus: Sendable, Equatable {
     /// Seconds since 1970 of the last modification.
     public let modified: Int64
 
-    /// The status of `path` itself (a symbolic link is reported as one, not followed), or nil when
-    /// there is nothing at `path` or it cannot be examined.
-    public static func of(_ path: String) -> FileStatus? {
+    /// The status of `path` itself (a symbolic link is reported as one, not followed). Throws a
+    /// `FormatError(.io)` whose reason is the path and the system's word for why (`/x: No such
+    /// file or directory`), read where the call failed.
+    public init(path: String) throws {
         var info = stat()
-        guard lstat(path, &info) == 0 else { return nil }
-        let kind: Kind = switch info.st_mode & S_IFMT {
+        guard lstat(path, &info) == 0 else {
+            throw FormatError(.io, "\(path): \(String(cString: strerror(errno)))")
+        }
+        kind = switch info.st_mode & S_IFMT {
         case S_IFREG: .regular
         case S_IFDIR: .directory
         case S_IFLNK: .symbolicLink
         default: .other
         }
-        return FileStatus(kind: kind, size: UInt64(info.st_size), permissions: Int(info.st_mode & 0o7777),
-                          modified: Int64(info.st_mtim.tv_sec))
+        size = UInt64(info.st_size)
+        permissions = Int(info.st_mode & 0o7777)
+        modified = Int64(info.st_mtim.tv_sec)
     }
 }
