@@ -9,7 +9,10 @@
 # With ATTACH=FILE every timed message also carries that file (an image travels in its wire form:
 # `send` does the image work, `read` the conversion to PNG).
 #
-# Usage: [BASELINE_BIN=…] [ATTACH=FILE] scripts/bench-commands.sh [RUNS]   (default 20)
+# With AGENT=1 both users' keys are in their key agents (`secmail unlock`) for the timed runs, as
+# after a day's first command; otherwise every command derives its key from the passphrase (scrypt).
+#
+# Usage: [BASELINE_BIN=…] [ATTACH=FILE] [AGENT=1] scripts/bench-commands.sh [RUNS]   (default 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/relay-lib.sh
@@ -31,7 +34,11 @@ stop_relay() {
   if $traced && [ -n "$children" ]; then kill -INT $children; else kill -INT "$pid"; fi
   wait "$pid" || true
 }
-cleanup() { for label in "${!relay_pids[@]}"; do stop_relay "${relay_pids[$label]}" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  for home in "$work"/*-alice "$work"/*-bob; do [ -d "$home" ] && SECMAIL_HOME="$home" "${secmail[current]}" lock >/dev/null 2>&1 || true; done
+  for label in "${!relay_pids[@]}"; do stop_relay "${relay_pids[$label]}" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 now() { date +%s.%N; }
@@ -60,6 +67,9 @@ for label in "${labels[@]}"; do
   # what his client reads (reader features), as a reader's first command does.
   SECMAIL_HOME="$work/$label-alice" "${secmail[$label]}" send bob -m "$text" > /dev/null 2>&1
   SECMAIL_HOME="$work/$label-bob" "${secmail[$label]}" inbox > /dev/null 2>&1
+  if [ "${AGENT:-}" = 1 ]; then
+    for name in alice bob; do SECMAIL_HOME="$work/$label-$name" "${secmail[$label]}" unlock > /dev/null 2>&1; done
+  fi
 done
 
 for _ in $(seq "$runs"); do
@@ -84,5 +94,5 @@ for label in "${labels[@]}"; do
   unset "relay_pids[$label]"
   read -r s e < "$work/$label.send.window"; send_connections=$(accepts_between "$work/$label.accepts" "$s" "$e")
   read -r s e < "$work/$label.read.window"; read_connections=$(accepts_between "$work/$label.accepts" "$s" "$e")
-  echo "$label commands runs=$runs send_ms_median=$(median_ms "$work/$label.send") read_ms_median=$(median_ms "$work/$label.read") send_connections=$send_connections read_connections=$read_connections"
+  echo "$label commands runs=$runs agent=${AGENT:-0} send_ms_median=$(median_ms "$work/$label.send") read_ms_median=$(median_ms "$work/$label.read") send_connections=$send_connections read_connections=$read_connections"
 done

@@ -37,11 +37,10 @@ public struct ImagePipeline: Sendable {
         try ImageCodecs.decode(stripped, format: .jpeg, limits: limits).hasSamePixels(as: decoded) ? stripped : nil
     }
 
-    /// JPEG XL efforts, chosen by measurement (README, "Images"): recompressing a JPEG is fast at
-    /// any effort; lossless coding of the tuning corpus's PNGs gave 7.6% more than the level-2
-    /// PNGs at effort 3, 15.5% less at 5 and 21.4% less at 7, which took 14% longer than 5.
+    /// Recompressing a JPEG takes about the same time at efforts 3 to 7 (a 4-megapixel photo:
+    /// 0.15 s, most of it libjxl's own start and memory), 1 and 2 gave 7% more bytes and 9 ten
+    /// times the time. Pixels: `JXLPixelCoding`, by a time model.
     static let jxlJPEGEffort = 7
-    static let jxlPixelEffort = 7
 
     /// What travels for an image attachment: the smallest lossless form — the optimised PNG,
     /// for a JPEG the metadata-stripped JPEG, and with `allowJXL` (every recipient reads it)
@@ -56,15 +55,22 @@ public struct ImagePipeline: Sendable {
         let (format, image) = try decode(bytes)
         if format != .jpeg || alwaysPNG {
             let original = format == .png ? bytes : nil
-            let jxl = allowJXL && !alwaysPNG ? losslessJXL(image, withRendering: allowJXLRendering) : nil
-            // Lossless JPEG XL beat the level-2 PNG by 21% on the tuning corpus: with one in hand,
-            // a fast PNG decides, and the PNG search runs only when that came within 10%.
-            var png = try PNGOptimizer(effort: jxl == nil ? effort : .fast).optimize(image, original: original)
-            if let jxl, effort != .fast, png.bytes.count < jxl.count + jxl.count / 10 {
+            let jpeg = format == .jpeg ? try strippedJPEG(bytes, decoded: image) : nil
+            guard allowJXL, !alwaysPNG, mayCodeAsJXL(image, withRendering: allowJXLRendering) else {
+                let png = try PNGOptimizer(effort: effort).optimize(image, original: original)
+                return WireImage(png: png.bytes, jpeg: jpeg, jxl: nil, sendPNGOnly: alwaysPNG, originalSize: bytes.count, image: image)
+            }
+            // Lossless JPEG XL beat the level-2 PNG by 21% on the tuning corpus: a fast PNG
+            // decides, and the PNG search runs only when that came within 10%. The fast PNG's size
+            // also says how hard libjxl may work (a sample of rows, as for a JPEG, overestimated
+            // graphics by a third and more, which sent them to a lower effort).
+            var png = try PNGOptimizer(effort: .fast).optimize(image, original: original)
+            let jxl = losslessJXL(image, withRendering: allowJXLRendering,
+                                  coding: jxlCoding(pixels: image.pixelCount, pngBytes: png.bytes.count))
+            if effort != .fast, png.bytes.count < (jxl.map { $0.count + $0.count / 10 } ?? .max) {
                 png = try PNGOptimizer(effort: effort).optimize(image, original: original)
             }
-            let jpeg = format == .jpeg ? try strippedJPEG(bytes, decoded: image) : nil
-            return WireImage(png: png.bytes, jpeg: jpeg, jxl: jxl, sendPNGOnly: alwaysPNG, originalSize: bytes.count, image: image)
+            return WireImage(png: png.bytes, jpeg: jpeg, jxl: jxl, sendPNGOnly: false, originalSize: bytes.count, image: image)
         }
         // The stripped JPEG's check and the PNG estimate need the pixels, the JPEG XL only the
         // stripped JPEG: they run side by side (a 4-megapixel photo: about 0.24 s instead of
@@ -77,7 +83,7 @@ public struct ImagePipeline: Sendable {
         guard let jpeg = checked else {
             // The JPEG XL came from a JPEG whose pixels differ: it goes with it.
             let png = try PNGOptimizer(effort: effort).optimize(image)
-            let pixels = allowJXL ? losslessJXL(image, withRendering: allowJXLRendering) : nil
+            let pixels = allowJXL ? losslessJXL(image, withRendering: allowJXLRendering, coding: jxlCoding(pixels: image.pixelCount, pngBytes: estimate)) : nil
             return WireImage(png: png.bytes, jpeg: nil, jxl: pixels, sendPNGOnly: false, originalSize: bytes.count, image: image)
         }
         // A photo's PNG is several times its JPEG: the estimate from a sample of rows decides
@@ -101,18 +107,29 @@ public struct ImagePipeline: Sendable {
         return jxl
     }
 
-    /// Lossless JPEG XL of the pixels, their rendering information (ICC profile, gamma,
-    /// chromaticities, sRGB intent, EXIF orientation, as an optimised PNG would carry it) in the
-    /// rendering box, kept only when it decodes to exactly both; nil for an image that has
-    /// rendering information unless `withRendering` (every reader takes the box).
-    func losslessJXL(_ image: RGBAImage, withRendering: Bool) -> [UInt8]? {
+    /// Whether the pixels may travel as JPEG XL: always when they carry no rendering information
+    /// (ICC profile, gamma, chromaticities, sRGB intent, EXIF orientation, as an optimised PNG
+    /// would), else only `withRendering` (every reader takes the rendering box).
+    func mayCodeAsJXL(_ image: RGBAImage, withRendering: Bool) -> Bool {
+        withRendering || JXLRenderingBox.encode(image.rendering.forOptimizedPNG, orientation: image.orientation ?? 1) == nil
+    }
+
+    /// The JPEG XL coding of an image's pixels at this pipeline's effort: within the time model's
+    /// budget, or the most thorough at the thorough level.
+    func jxlCoding(pixels: Int, pngBytes: Int) -> JXLPixelCoding {
+        effort == .thorough ? .thorough : .within(pixels: pixels, pngBytes: pngBytes)
+    }
+
+    /// Lossless JPEG XL of the pixels, their rendering information in the rendering box, kept
+    /// only when it decodes to exactly both; nil when `mayCodeAsJXL` says no.
+    func losslessJXL(_ image: RGBAImage, withRendering: Bool, coding: JXLPixelCoding) -> [UInt8]? {
+        guard mayCodeAsJXL(image, withRendering: withRendering) else { return nil }
         let rendering = image.rendering.forOptimizedPNG
         let orientation = image.orientation ?? 1
         let box = JXLRenderingBox.encode(rendering, orientation: orientation)
-        guard box == nil || withRendering else { return nil }
         let packed = JXLSamples(image)
         guard let jxl = try? ImageCodecs.jxl(samples: packed.samples, width: image.width, height: image.height, bitDepth: packed.bitDepth,
-                                             channels: packed.channels, renderingBox: box, effort: Self.jxlPixelEffort),
+                                             channels: packed.channels, renderingBox: box, coding: coding),
               let decoded = try? ImageCodecs.decode(jxl, format: .jxl, limits: limits), decoded.hasSamePixels(as: image),
               decoded.rendering == rendering, decoded.orientation ?? 1 == orientation else { return nil }
         return jxl

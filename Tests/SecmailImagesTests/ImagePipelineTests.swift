@@ -274,19 +274,48 @@ import Testing
             #expect(try pipeline.jpegAsSent(wire.bytes) == stripped)
             #expect(try pipeline.decode(pipeline.readerPNG(wire.bytes)).image.samples == (try djpegPixels(input)))
         }
-        // Pixels: every colour type and depth, coded losslessly, decode to exactly themselves.
+        // Pixels: every colour type and depth, coded losslessly by every coding the time model
+        // chooses from, decode to exactly themselves.
+        let codings = [JXLPixelCoding(effort: 3, patches: false), JXLPixelCoding(effort: 4, patches: false),
+                       JXLPixelCoding(effort: 7, patches: false), .thorough]
         for (label, png) in PNGPipelineTests.generatedSet {
             let image = try pipeline.decode(png.encoded).image
-            let jxl = try #require(pipeline.losslessJXL(image, withRendering: false), "\(label)")
-            #expect(try ImageCodecs.decode(jxl, format: .jxl, limits: .standard).hasSamePixels(as: image), "\(label)")
-            #expect(try pipeline.jpegAsSent(jxl) == nil, "\(label): no JPEG to give back")
-            #expect(try pipeline.decode(pipeline.readerPNG(jxl)).image.hasSamePixels(as: image), "\(label)")
+            for coding in codings {
+                let jxl = try #require(pipeline.losslessJXL(image, withRendering: false, coding: coding), "\(label), \(coding)")
+                #expect(try ImageCodecs.decode(jxl, format: .jxl, limits: .standard).hasSamePixels(as: image), "\(label), \(coding)")
+                #expect(try pipeline.jpegAsSent(jxl) == nil, "\(label), \(coding): no JPEG to give back")
+                #expect(try pipeline.decode(pipeline.readerPNG(jxl)).image.hasSamePixels(as: image), "\(label), \(coding)")
+            }
         }
         // Rendering information goes only to readers of the rendering box.
         var profiled = try pipeline.decode(PNGPipelineTests.generatedSet[0].1.encoded).image
         profiled.rendering.gamma = 45455
-        #expect(pipeline.losslessJXL(profiled, withRendering: false) == nil)
-        #expect(pipeline.losslessJXL(profiled, withRendering: true) != nil)
+        #expect(pipeline.losslessJXL(profiled, withRendering: false, coding: .thorough) == nil)
+        #expect(pipeline.losslessJXL(profiled, withRendering: true, coding: .thorough) != nil)
+    }
+
+    @Test func theJPEGXLCodingFitsTheTimeBudgetAndIsThoroughWhereItCosts() {
+        func coding(megapixels: Double, pngBytesPerPixel: Double) -> JXLPixelCoding {
+            let pixels = Int(megapixels * 1_000_000)
+            return .within(pixels: pixels, pngBytes: Int(Double(pixels) * pngBytesPerPixel))
+        }
+        // An icon, a screenshot, a small photograph: everything libjxl has.
+        #expect(coding(megapixels: 0.07, pngBytesPerPixel: 0.5) == .thorough)
+        #expect(coding(megapixels: 0.35, pngBytesPerPixel: 0.2) == .thorough)
+        #expect(coding(megapixels: 0.26, pngBytesPerPixel: 1.8) == .thorough)
+        // Flat graphics of 2-3 megapixels: effort 7 without the patch search (it gained nothing there).
+        #expect(coding(megapixels: 2.07, pngBytesPerPixel: 0.08) == JXLPixelCoding(effort: 7, patches: false))
+        #expect(coding(megapixels: 3.16, pngBytesPerPixel: 0.03) == JXLPixelCoding(effort: 7, patches: false))
+        // Photographs: effort 4 for half a megapixel, effort 3 for 2-3 megapixels.
+        #expect(coding(megapixels: 0.64, pngBytesPerPixel: 1.6) == JXLPixelCoding(effort: 4, patches: false))
+        #expect(coding(megapixels: 3.0, pngBytesPerPixel: 1.6) == JXLPixelCoding(effort: 3, patches: false))
+        // A large image that is neither flat nor photographic keeps effort 7, past the budget
+        // (the lower efforts may lose to the PNG there).
+        #expect(coding(megapixels: 2.07, pngBytesPerPixel: 0.3) == JXLPixelCoding(effort: 7, patches: false))
+        #expect(coding(megapixels: 5.0, pngBytesPerPixel: 0.5) == JXLPixelCoding(effort: 7, patches: false))
+        // The thorough level has no budget.
+        #expect(ImagePipeline(effort: .thorough).jxlCoding(pixels: 12_000_000, pngBytes: 20_000_000) == .thorough)
+        #expect(ImagePipeline(effort: .normal).jxlCoding(pixels: 12_000_000, pngBytes: 20_000_000) == JXLPixelCoding(effort: 3, patches: false))
     }
 
     @Test func jpegXLCarriesRenderingInformationAndOrientationToTheReadersPNG() throws {
@@ -302,7 +331,7 @@ import Testing
             var image = base
             image.rendering = rendering
             image.orientation = orientation
-            let jxl = try #require(pipeline.losslessJXL(image, withRendering: true), "\(label)")
+            let jxl = try #require(pipeline.losslessJXL(image, withRendering: true, coding: .thorough), "\(label)")
             let decoded = try pipeline.decode(jxl).image
             #expect(decoded.hasSamePixels(as: image) && decoded.rendering == rendering && decoded.orientation == orientation, "\(label)")
             let png = try pipeline.readerPNG(jxl)
@@ -323,7 +352,7 @@ import Testing
         let packed = JXLSamples(image)
         func jxl(box: [UInt8]) throws -> [UInt8] {
             try ImageCodecs.jxl(samples: packed.samples, width: image.width, height: image.height, bitDepth: packed.bitDepth,
-                                channels: packed.channels, renderingBox: box, effort: 3)
+                                channels: packed.channels, renderingBox: box, coding: JXLPixelCoding(effort: 3, patches: false))
         }
         func entry(_ tag: UInt8, _ value: [UInt8]) -> [UInt8] { [tag] + be32(value.count) + value }
         let malformed: [(String, [UInt8])] = [
@@ -346,7 +375,7 @@ import Testing
     @Test func damagedTruncatedAndOversizedJPEGXLGetClearErrors() throws {
         let pipeline = ImagePipeline()
         let image = try pipeline.decode(PNGPipelineTests.generatedSet[10].1.encoded).image
-        let good = try #require(pipeline.losslessJXL(image, withRendering: false))
+        let good = try #require(pipeline.losslessJXL(image, withRendering: false, coding: .thorough))
         let source = try jpeg()
         let stripped = try #require(try pipeline.strippedJPEG(source, decoded: pipeline.decode(source).image))
         let fromJPEG = try #require(pipeline.recompressedJXL(stripped))

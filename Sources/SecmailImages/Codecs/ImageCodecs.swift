@@ -162,7 +162,8 @@ enum ImageCodecs {
 
     /// Lossless JPEG XL of `samples` (`channels` interleaved samples a pixel, 8 or 16 bits), with
     /// `renderingBox` (JXLRenderingBox) when there is one.
-    static func jxl(samples: [UInt8], width: Int, height: Int, bitDepth: Int, channels: Int, renderingBox: [UInt8]?, effort: Int) throws -> [UInt8] {
+    static func jxl(samples: [UInt8], width: Int, height: Int, bitDepth: Int, channels: Int, renderingBox: [UInt8]?,
+                    coding: JXLPixelCoding) throws -> [UInt8] {
         var bounds = jxlBounds
         var out: UnsafeMutablePointer<UInt8>?
         var size = 0
@@ -170,7 +171,7 @@ enum ImageCodecs {
         let status = samples.withUnsafeBufferPointer { pixels in
             box.withUnsafeBufferPointer {
                 smimg_jxl_encode_pixels(pixels.baseAddress, UInt32(width), UInt32(height), UInt32(bitDepth), UInt32(channels),
-                                        $0.baseAddress, $0.count, &bounds, Int32(effort), &out, &size)
+                                        $0.baseAddress, $0.count, &bounds, Int32(coding.effort), coding.patches ? 1 : 0, &out, &size)
             }
         }
         return try taken(status, out, size, doing: "JPEG XL coding")
