@@ -4,6 +4,28 @@
 #include <string.h>
 #include "CImageCodecs.h"
 
+void smimg_gather_channels(const uint8_t *rgba, size_t pixel_count, size_t sample_bytes, const uint8_t *channels,
+                           size_t channel_count, size_t out_sample_bytes, uint8_t *out) {
+    size_t pixel_bytes = 4 * sample_bytes;
+    if (sample_bytes == 1 && channel_count == 3 && channels[0] == 0 && channels[1] == 1 && channels[2] == 2) {
+        // RGB from RGBA, the common case (every opaque colour image): a loop the compiler unrolls.
+        for (size_t i = 0; i < pixel_count; i++) {
+            out[3 * i] = rgba[4 * i];
+            out[3 * i + 1] = rgba[4 * i + 1];
+            out[3 * i + 2] = rgba[4 * i + 2];
+        }
+        return;
+    }
+    for (size_t i = 0; i < pixel_count; i++) {
+        const uint8_t *pixel = rgba + i * pixel_bytes;
+        for (size_t c = 0; c < channel_count; c++) {
+            const uint8_t *sample = pixel + channels[c] * sample_bytes;
+            *out++ = sample[0];
+            if (out_sample_bytes == 2) *out++ = sample[1];
+        }
+    }
+}
+
 static inline uint8_t paeth(uint8_t a, uint8_t b, uint8_t c) {
     int p = (int)a + b - c;
     int pa = abs(p - a), pb = abs(p - b), pc = abs(p - c);

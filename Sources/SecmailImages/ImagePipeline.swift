@@ -67,7 +67,7 @@ public struct ImagePipeline: Sendable {
             var png = try PNGOptimizer(effort: .fast).optimize(image, original: original)
             let jxl = losslessJXL(image, withRendering: allowJXLRendering,
                                   coding: jxlCoding(pixels: image.pixelCount, pngBytes: png.bytes.count))
-            if effort != .fast, png.bytes.count < (jxl.map { $0.count + $0.count / 10 } ?? .max) {
+            if effort > .fast, png.bytes.count < (jxl.map { $0.count + $0.count / 10 } ?? .max) {
                 png = try PNGOptimizer(effort: effort).optimize(image, original: original)
             }
             return WireImage(png: png.bytes, jpeg: jpeg, jxl: jxl, sendPNGOnly: false, originalSize: bytes.count, image: image)
@@ -93,7 +93,7 @@ public struct ImagePipeline: Sendable {
             return WireImage(png: nil, pngEstimate: estimate, jpeg: jpeg, jxl: jxl, sendPNGOnly: false, originalSize: bytes.count, image: image)
         }
         var png = try PNGOptimizer(effort: .fast).optimize(image)
-        if effort != .fast, png.bytes.count < best + best / 4 {
+        if effort > .fast, png.bytes.count < best + best / 4 {
             png = try PNGOptimizer(effort: effort).optimize(image)
         }
         return WireImage(png: png.bytes, jpeg: jpeg, jxl: jxl, sendPNGOnly: false, originalSize: bytes.count, image: image)
@@ -145,7 +145,7 @@ public struct ImagePipeline: Sendable {
         if format == .jxl, let jpeg = try? ImageCodecs.jpeg(reconstructedFrom: bytes, limits: limits) {
             return try readerPNG(jpeg)
         }
-        return try PNGOptimizer(effort: .fast).optimize(try decode(bytes).image).bytes
+        return try PNGOptimizer(effort: .conversion).optimize(try decode(bytes).image).bytes
     }
 
     /// The JPEG a JPEG XL attachment was made from, bit for bit, or nil when it was made from
@@ -169,29 +169,13 @@ struct JXLSamples {
     init(_ image: RGBAImage) {
         let stats = PNGLayout.statistics(of: image)
         let depth = image.bitDepth == 16 && !stats.fitsEightBits ? 16 : 8
-        let kept: [Int] = switch (stats.isGrey, stats.isOpaque) {
+        let kept: [UInt8] = switch (stats.isGrey, stats.isOpaque) {
         case (true, true): [0]
         case (true, false): [0, 3]
         case (false, true): [0, 1, 2]
         case (false, false): [0, 1, 2, 3]
         }
-        let step = image.bitDepth / 8, outStep = depth / 8
-        var out = [UInt8](repeating: 0, count: image.pixelCount * kept.count * outStep)
-        image.samples.withUnsafeBufferPointer { source in
-            out.withUnsafeMutableBufferPointer { target in
-                var index = 0
-                for pixel in 0..<image.pixelCount {
-                    let base = pixel * 4 * step
-                    for channel in kept {
-                        let sample = base + channel * step
-                        target[index] = source[sample]
-                        if outStep == 2 { target[index + 1] = source[sample + 1] }
-                        index += outStep
-                    }
-                }
-            }
-        }
-        samples = out
+        samples = ImageCodecs.gather(image, channels: kept, outputBitDepth: depth)
         channels = kept.count
         bitDepth = depth
     }

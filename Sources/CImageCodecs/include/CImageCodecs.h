@@ -59,6 +59,13 @@ enum {
     SMIMG_FILTER_BRUTE = 8,    // per row, the filter that deflates shortest after the rows before it
 };
 
+// The samples of channels `channels[0..channel_count)` (0 red or grey, 1 green, 2 blue, 3 alpha)
+// of `pixel_count` RGBA pixels whose samples have `sample_bytes` bytes (1, or 2 big-endian), in
+// pixel order into `out`: whole (`out_sample_bytes` 2) or their first byte only (1, for 16-bit
+// samples that are all v·257).
+void smimg_gather_channels(const uint8_t *rgba, size_t pixel_count, size_t sample_bytes, const uint8_t *channels,
+                           size_t channel_count, size_t out_sample_bytes, uint8_t *out);
+
 // PNG filtering of `height` rows of `row_bytes` raw bytes each (`bpp` bytes per complete pixel,
 // at least 1) into `out` (height * (row_bytes + 1) bytes). filter 0-4 applies that filter to
 // every row; SMIMG_FILTER_* picks one per row by that heuristic.

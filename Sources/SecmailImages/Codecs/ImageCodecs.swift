@@ -79,6 +79,23 @@ enum ImageCodecs {
         return out
     }
 
+    /// The samples of `channels` (0 red or grey, 1 green, 2 blue, 3 alpha) of every pixel of
+    /// `image`, in order, with `outputBitDepth` bits a sample (8 from a 16-bit image only when its
+    /// samples are all v·257: the high byte is kept).
+    static func gather(_ image: RGBAImage, channels: [UInt8], outputBitDepth: Int) -> [UInt8] {
+        let outSampleBytes = outputBitDepth / 8
+        var out = [UInt8](repeating: 0, count: image.pixelCount * channels.count * outSampleBytes)
+        image.samples.withUnsafeBufferPointer { samples in
+            channels.withUnsafeBufferPointer { channelList in
+                out.withUnsafeMutableBufferPointer { output in
+                    smimg_gather_channels(samples.baseAddress, image.pixelCount, image.bitDepth / 8, channelList.baseAddress,
+                                          channelList.count, outSampleBytes, output.baseAddress)
+                }
+            }
+        }
+        return out
+    }
+
     /// The DEFLATE stream kinds: zlib (PNG) or bare (attachments).
     enum StreamFormat {
         case zlib, raw

@@ -182,6 +182,16 @@ struct PNGLayout: Sendable, CustomStringConvertible {
 
     /// The raw (unfiltered) scanlines of `image` in this layout.
     func pack(_ image: RGBAImage) -> [UInt8] {
+        if colorType != .palette, bitDepth >= 8 {
+            // Whole bytes, no padding between rows: the layout's channels of every pixel in turn.
+            let channels: [UInt8] = switch colorType {
+            case .grey: [0]
+            case .greyAlpha: [0, 3]
+            case .rgb: [0, 1, 2]
+            default: [0, 1, 2, 3]
+            }
+            return ImageCodecs.gather(image, channels: channels, outputBitDepth: bitDepth)
+        }
         let samples = image.samples
         let width = image.width, height = image.height
         let rowBytes = rowBytes(width: width)
@@ -210,34 +220,11 @@ struct PNGLayout: Sendable, CustomStringConvertible {
                 }
                 continue
             }
-            var out = targetRow
-            let channelOffsets: [Int] = switch colorType {
-            case .grey: [0]
-            case .greyAlpha: [0, 3]
-            case .rgb: [0, 1, 2]
-            default: [0, 1, 2, 3]
-            }
             for x in 0..<width {
                 let base = sourceRow + x * 4 * step
-                switch colorType {
-                case .palette:
-                    let key = UInt32(samples[base]) << 24 | UInt32(samples[base + step]) << 16
-                        | UInt32(samples[base + 2 * step]) << 8 | UInt32(samples[base + 3 * step])
-                    raw[out] = indexOf[key]!
-                    out += 1
-                default:
-                    for channel in channelOffsets {
-                        let sample = base + channel * step
-                        if bitDepth == 16 {
-                            raw[out] = samples[sample]
-                            raw[out + 1] = samples[sample + 1]
-                            out += 2
-                        } else {
-                            raw[out] = samples[sample]  // the high byte; equal to the low one when 16 → 8
-                            out += 1
-                        }
-                    }
-                }
+                let key = UInt32(samples[base]) << 24 | UInt32(samples[base + step]) << 16
+                    | UInt32(samples[base + 2 * step]) << 8 | UInt32(samples[base + 3 * step])
+                raw[targetRow + x] = indexOf[key]!
             }
         }
         return raw

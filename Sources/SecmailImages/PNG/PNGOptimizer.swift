@@ -2,6 +2,10 @@ import Foundation
 
 /// How much work the optimiser spends. Figures from scripts/bench-images.sh are in README.md.
 public enum PNGEffort: Int, Sendable, CaseIterable {
+    /// The reader's copy of an image that travelled as JPEG or JPEG XL, which need not be the
+    /// smallest PNG: the fast trial at libdeflate level 1 (a 4-megapixel photograph: 10% more
+    /// bytes than `fast`, its deflate 40% quicker). Not one of `image optimize`'s levels.
+    case conversion = 0
     /// One trial: the up filter (none for palettes and packed grey) at libdeflate level 2.
     case fast = 1
     /// The filters and heuristics ranked at a quick libdeflate level, then the best (and a
@@ -11,6 +15,13 @@ public enum PNGEffort: Int, Sendable, CaseIterable {
     /// included) at libdeflate level 12, then zopfli's optimal parser (30 iterations) over the
     /// two best.
     case thorough = 3
+
+    /// The levels `image optimize --level` and `image wire --level` take.
+    public static let levels = [PNGEffort.fast, .normal, .thorough]
+}
+
+extension PNGEffort: Comparable {
+    public static func < (lhs: PNGEffort, rhs: PNGEffort) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
 /// The filter choices of the encoder: one of PNG's five filters for every row, or a heuristic
@@ -146,13 +157,14 @@ public struct PNGOptimizer: Sendable {
         }
 
         switch effort {
-        case .fast:
+        case .conversion, .fast:
             let direct = usedLayouts[0].colorType != .palette && usedLayouts[0].bitDepth >= 8
             // On the tuning corpus: 2.9% more bytes than the entropy heuristic at level 7, in 39%
             // less time. libdeflate 2 rather than 4: 0.1% more bytes on the tuning corpus (0.2%
-            // held out), and a 4-megapixel photo's PNG (what a reader's conversion makes) 3.4%
-            // larger in 0.1 s less; level 1 gave 1.3% more held out.
-            _ = try run([Trial(layout: 0, filter: direct ? .up : .none, deflater: .libdeflate(level: 2))], ranking: true)
+            // held out), and a 4-megapixel photo's PNG 3.4% larger in 0.1 s less; level 1 gave
+            // 1.3% more held out, and is the reader's conversion.
+            let level = effort == .conversion ? 1 : 2
+            _ = try run([Trial(layout: 0, filter: direct ? .up : .none, deflater: .libdeflate(level: level))], ranking: true)
         case .normal:
             // A quick level ranks the filters nearly the way level 11 does, at a tenth of the
             // cost. The filters that never won on the tuning corpus (sub, average, paeth) sit

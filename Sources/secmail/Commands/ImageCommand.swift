@@ -37,7 +37,7 @@ struct ImageOptimizeCommand: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        guard PNGEffort(rawValue: level) != nil else { throw ValidationError("--level is 1, 2 or 3") }
+        guard PNGEffort.levels.map(\.rawValue).contains(level) else { throw ValidationError("--level is 1, 2 or 3") }
     }
 
     func run() async throws {
@@ -91,7 +91,7 @@ struct ImageWireCommand: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        guard PNGEffort(rawValue: level) != nil else { throw ValidationError("--level is 1, 2 or 3") }
+        guard PNGEffort.levels.map(\.rawValue).contains(level) else { throw ValidationError("--level is 1, 2 or 3") }
         _ = try readerFeatures()
     }
 
