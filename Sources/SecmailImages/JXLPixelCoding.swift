@@ -17,7 +17,7 @@ struct JXLPixelCoding: Equatable, Sendable, CustomStringConvertible {
     let effort: Int
     let patches: Bool
 
-    /// The most effort libjxl gets, for `image optimize --level 3` style work with no time limit.
+    /// The most effort libjxl gets: the thorough level's (`image wire --level 3`), with no time limit.
     static let thorough = JXLPixelCoding(effort: 7, patches: true)
 
     /// The encode time the model lets an image's coding take.
@@ -26,15 +26,14 @@ struct JXLPixelCoding: Equatable, Sendable, CustomStringConvertible {
     /// The coding for `pixels` pixels whose fast PNG is `pngBytes`: the most thorough whose
     /// predicted time fits `budgetSeconds`; past it, photographic pixels (a byte per pixel or
     /// more) go down to effort 4 or 3, others keep effort 7 without the patch search.
-    static func within(budget seconds: Double = budgetSeconds, pixels: Int, pngBytes: Int) -> JXLPixelCoding {
+    static func within(pixels: Int, pngBytes: Int) -> JXLPixelCoding {
         let perPixel = Double(pngBytes) / Double(max(pixels, 1))
         let megapixels = Double(pixels) / 1_000_000
         // Microseconds a pixel, from the measurements above (on the side of caution).
         let effort7 = 0.25 + 1.0 * perPixel, patchSearch = 0.2, effort4 = 0.3 + 0.45 * perPixel
-        if megapixels * (effort7 + patchSearch) <= seconds { return .thorough }
-        if megapixels * effort7 <= seconds { return JXLPixelCoding(effort: 7, patches: false) }
-        if perPixel < 1 { return JXLPixelCoding(effort: 7, patches: false) }
-        if megapixels * effort4 <= seconds { return JXLPixelCoding(effort: 4, patches: false) }
+        if megapixels * (effort7 + patchSearch) <= budgetSeconds { return .thorough }
+        if megapixels * effort7 <= budgetSeconds || perPixel < 1 { return JXLPixelCoding(effort: 7, patches: false) }
+        if megapixels * effort4 <= budgetSeconds { return JXLPixelCoding(effort: 4, patches: false) }
         return JXLPixelCoding(effort: 3, patches: false)
     }
 

@@ -220,6 +220,7 @@ struct PNGLayout: Sendable, CustomStringConvertible {
                 }
                 continue
             }
+            // A palette of 8-bit indices.
             for x in 0..<width {
                 let base = sourceRow + x * 4 * step
                 let key = UInt32(samples[base]) << 24 | UInt32(samples[base + step]) << 16
