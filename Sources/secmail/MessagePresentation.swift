@@ -1,4 +1,5 @@
 import Foundation
+import SecmailClient
 import SecmailFormat
 
 /// A verified, decrypted message as `open` and `read` show it.
@@ -22,9 +23,11 @@ struct ShownMessage {
             Terminal.output(TerminalText.framedMessage(text))
         }
         for (info, url) in saved {
-            // The file as saved: a compressed attachment inflated, a JPEG converted to PNG.
+            // The file as saved: a compressed attachment inflated, an image converted to PNG (its
+            // type is then no longer the one the attachment declared; a note says what it became).
             let size = (try? FileStatus(path: url.path))?.size ?? info.length
-            Terminal.info("Saved \(info.name) (\(info.mediaType), \(formatBytes(size))) to \(url.path)")
+            let converted = SavedFileName.split(info.name).ext.lowercased() != url.pathExtension.lowercased()
+            Terminal.info("Saved \(info.name) (\(converted ? "" : info.mediaType + ", ")\(formatBytes(size))) to \(url.path)")
         }
         for note in notes { Terminal.info(note) }
     }

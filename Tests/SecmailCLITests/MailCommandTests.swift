@@ -124,6 +124,9 @@ import Testing
         let readPhoto = try await bob.run(["read", photoID, "--out", asPNG.path])
         #expect(readPhoto.status == 0 && readPhoto.stderr.contains("photo.jxl arrived as JPEG XL; saved as PNG"), "\(readPhoto.stderr)")
         let png = Array(try Data(contentsOf: asPNG.appendingPathComponent("photo.png")))
+        // The saved line gives the PNG's size, not under the JPEG XL's media type.
+        #expect(readPhoto.stderr.contains("Saved photo.jxl (\(formatSize(png.count))) to \(asPNG.appendingPathComponent("photo.png").path)"),
+                "\(readPhoto.stderr)")
         #expect(try pipeline.decode(png).image.hasSamePixels(as: decoded))
         let asSent = folder.appendingPathComponent("bob-photo-as-sent", isDirectory: true)
         let readAgain = try await bob.run(["read", photoID, "--as-sent", "--out", asSent.path])
