@@ -41,6 +41,7 @@ public struct ImagePipeline: Sendable {
     /// 0.15 s, most of it libjxl's own start and memory), 1 and 2 gave 7% more bytes and 9 ten
     /// times the time. Pixels: `JXLPixelCoding`, by a time model.
     static let jxlJPEGEffort = 7
+    static let jxlJPEGMethod = "the JPEG recompressed, effort \(jxlJPEGEffort)"
 
     /// What travels for an image attachment: the smallest lossless form — the optimised PNG,
     /// for a JPEG the metadata-stripped JPEG, and with `allowJXL` (every recipient reads it)
@@ -58,19 +59,20 @@ public struct ImagePipeline: Sendable {
             let jpeg = format == .jpeg ? try strippedJPEG(bytes, decoded: image) : nil
             guard allowJXL, !alwaysPNG, mayCodeAsJXL(image, withRendering: allowJXLRendering) else {
                 let png = try PNGOptimizer(effort: effort).optimize(image, original: original)
-                return WireImage(png: png.bytes, jpeg: jpeg, jxl: nil, sendPNGOnly: alwaysPNG, originalSize: bytes.count, image: image)
+                return WireImage(png: png.bytes, jpeg: jpeg, jxl: nil, jxlMethod: nil, sendPNGOnly: alwaysPNG, originalSize: bytes.count, image: image)
             }
             // Lossless JPEG XL beat the level-2 PNG by 21% on the tuning corpus: a fast PNG
             // decides, and the PNG search runs only when that came within 10%. The fast PNG's size
             // also says how hard libjxl may work (a sample of rows, as for a JPEG, overestimated
             // graphics by a third and more, which sent them to a lower effort).
             var png = try PNGOptimizer(effort: .fast).optimize(image, original: original)
-            let jxl = losslessJXL(image, withRendering: allowJXLRendering,
-                                  coding: jxlCoding(pixels: image.pixelCount, pngBytes: png.bytes.count))
+            let coding = jxlCoding(pixels: image.pixelCount, pngBytes: png.bytes.count)
+            let jxl = losslessJXL(image, withRendering: allowJXLRendering, coding: coding)
             if effort > .fast, png.bytes.count < (jxl.map { $0.count + $0.count / 10 } ?? .max) {
                 png = try PNGOptimizer(effort: effort).optimize(image, original: original)
             }
-            return WireImage(png: png.bytes, jpeg: jpeg, jxl: jxl, sendPNGOnly: false, originalSize: bytes.count, image: image)
+            return WireImage(png: png.bytes, jpeg: jpeg, jxl: jxl, jxlMethod: "pixels, \(coding)", sendPNGOnly: false,
+                             originalSize: bytes.count, image: image)
         }
         // The stripped JPEG's check and the PNG estimate need the pixels, the JPEG XL only the
         // stripped JPEG: they run side by side (a 4-megapixel photo: about 0.24 s instead of
@@ -83,20 +85,24 @@ public struct ImagePipeline: Sendable {
         guard let jpeg = checked else {
             // The JPEG XL came from a JPEG whose pixels differ: it goes with it.
             let png = try PNGOptimizer(effort: effort).optimize(image)
-            let pixels = allowJXL ? losslessJXL(image, withRendering: allowJXLRendering, coding: jxlCoding(pixels: image.pixelCount, pngBytes: estimate)) : nil
-            return WireImage(png: png.bytes, jpeg: nil, jxl: pixels, sendPNGOnly: false, originalSize: bytes.count, image: image)
+            let coding = jxlCoding(pixels: image.pixelCount, pngBytes: estimate)
+            let pixels = allowJXL ? losslessJXL(image, withRendering: allowJXLRendering, coding: coding) : nil
+            return WireImage(png: png.bytes, jpeg: nil, jxl: pixels, jxlMethod: "pixels, \(coding)", sendPNGOnly: false,
+                             originalSize: bytes.count, image: image)
         }
         // A photo's PNG is several times its JPEG: the estimate from a sample of rows decides
         // whether a PNG is made at all, then a fast PNG whether the search is worth it.
         let best = min(jpeg.count, jxl?.count ?? .max)
         guard estimate < best + best / 4 else {
-            return WireImage(png: nil, pngEstimate: estimate, jpeg: jpeg, jxl: jxl, sendPNGOnly: false, originalSize: bytes.count, image: image)
+            return WireImage(png: nil, pngEstimate: estimate, jpeg: jpeg, jxl: jxl, jxlMethod: Self.jxlJPEGMethod, sendPNGOnly: false,
+                             originalSize: bytes.count, image: image)
         }
         var png = try PNGOptimizer(effort: .fast).optimize(image)
         if effort > .fast, png.bytes.count < best + best / 4 {
             png = try PNGOptimizer(effort: effort).optimize(image)
         }
-        return WireImage(png: png.bytes, jpeg: jpeg, jxl: jxl, sendPNGOnly: false, originalSize: bytes.count, image: image)
+        return WireImage(png: png.bytes, jpeg: jpeg, jxl: jxl, jxlMethod: Self.jxlJPEGMethod, sendPNGOnly: false,
+                         originalSize: bytes.count, image: image)
     }
 
     /// The JPEG XL recompression of a (stripped) JPEG, kept only when it gives the JPEG back bit
@@ -193,9 +199,12 @@ public struct WireImage: Sendable {
     public let jpegSize: Int?
     /// The JPEG XL's size, when JPEG XL was allowed and could be made.
     public let jxlSize: Int?
+    /// How the JPEG XL was made: "the JPEG recompressed, effort 7", or "pixels, effort 7, patches".
+    public let jxlMethod: String?
     let image: RGBAImage
 
-    init(png: [UInt8]?, pngEstimate: Int? = nil, jpeg: [UInt8]?, jxl: [UInt8]?, sendPNGOnly: Bool, originalSize: Int, image: RGBAImage) {
+    init(png: [UInt8]?, pngEstimate: Int? = nil, jpeg: [UInt8]?, jxl: [UInt8]?, jxlMethod: String?, sendPNGOnly: Bool, originalSize: Int,
+         image: RGBAImage) {
         var candidates: [(ImageFormat, [UInt8])] = png.map { [(.png, $0)] } ?? []
         if !sendPNGOnly {
             if let jpeg { candidates.append((.jpeg, jpeg)) }
@@ -210,6 +219,7 @@ public struct WireImage: Sendable {
         self.pngEstimate = pngEstimate
         jpegSize = jpeg?.count
         jxlSize = jxl?.count
+        self.jxlMethod = jxl == nil ? nil : jxlMethod
         self.image = image
     }
 

@@ -77,14 +77,17 @@ import Testing
         // Everything this client reads: JPEG XL with the sRGB intent in its box.
         let all = try await report([])
         #expect(all["sent"] as? String == "jxl" && all["jxlBytes"] as? Int == all["sentBytes"] as? Int, "\(all)")
+        // A small graphic: libjxl's most thorough coding fits the time budget.
+        #expect(all["jxlMethod"] as? String == "pixels, effort 7, patches", "\(all)")
         #expect((all["sentBytes"] as? Int ?? .max) < (all["pngBytes"] as? Int ?? 0))
         // A reader of JPEG XL without the rendering box, and one of PNG and JPEG only: the PNG.
         for features in ["jxl", "none"] {
             let limited = try await report(["--features", features])
-            #expect(limited["sent"] as? String == "png" && limited["jxlBytes"] == nil, "\(features): \(limited)")
+            #expect(limited["sent"] as? String == "png" && limited["jxlBytes"] == nil && limited["jxlMethod"] == nil, "\(features): \(limited)")
         }
         let text = try await Users.alice.run(["image", "wire", input.path])
-        #expect(text.status == 0 && text.stderr.contains("sends the JPEG XL") && text.stderr.contains("pixels verified identical"), "\(text.stderr)")
+        #expect(text.status == 0 && text.stderr.contains("sends the JPEG XL (pixels, effort 7, patches)") && text.stderr.contains("pixels verified identical"),
+                "\(text.stderr)")
         let unknown = try await Users.alice.run(["image", "wire", input.path, "--features", "jxl,webp"])
         #expect(unknown.status == 64 && unknown.stderr.contains("unknown reader feature webp"), "\(unknown.stderr)")
     }

@@ -119,6 +119,7 @@ import Testing
         let photoJSON = try #require(try JSONSerialization.jsonObject(with: Data(photoSend.stdout.utf8)) as? [String: Any])
         let image = try #require((photoJSON["images"] as? [[String: Any]])?.first)
         #expect(image["sent"] as? String == "jxl" && (image["jxlBytes"] as? Int ?? .max) < stripped.count, "\(image)")
+        #expect(image["jxlMethod"] as? String == "the JPEG recompressed, effort 7", "\(image)")
         let photoID = try #require(photoJSON["id"] as? String)
         let asPNG = folder.appendingPathComponent("bob-photo", isDirectory: true)
         let readPhoto = try await bob.run(["read", photoID, "--out", asPNG.path])

@@ -127,7 +127,8 @@ struct ImageWireCommand: AsyncParsableCommand {
             } else {
                 Terminal.info("\(input): \(wire.width)x\(wire.height), \(formatBytes(UInt64(wire.originalSize)))")
                 Terminal.info("  \(wire.sizes)")
-                Terminal.info("  sends the \(wire.format.displayName), \(formatBytes(UInt64(wire.bytes.count))), made in \(String(format: "%.2f", seconds)) s")
+                let method = wire.format == .jxl ? wire.jxlMethod.map { " (\($0))" } ?? "" : ""
+                Terminal.info("  sends the \(wire.format.displayName)\(method), \(formatBytes(UInt64(wire.bytes.count))), made in \(String(format: "%.2f", seconds)) s")
                 Terminal.info("  the reader's PNG: \(formatBytes(UInt64(png.count))) in \(String(format: "%.2f", readerSeconds)) s; pixels verified identical")
             }
         }

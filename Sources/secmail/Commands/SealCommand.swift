@@ -146,6 +146,7 @@ extension WireImage {
         if let estimate = pngEstimate { report["pngEstimatedBytes"] = estimate }
         if let jpeg = jpegSize { report["jpegBytes"] = jpeg }
         if let jxl = jxlSize { report["jxlBytes"] = jxl }
+        if let method = jxlMethod { report["jxlMethod"] = method }
         return report
     }
 }
