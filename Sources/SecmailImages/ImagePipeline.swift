@@ -71,7 +71,7 @@ public struct ImagePipeline: Sendable {
             if effort > .fast, png.bytes.count < (jxl.map { $0.count + $0.count / 10 } ?? .max) {
                 png = try PNGOptimizer(effort: effort).optimize(image, original: original)
             }
-            return WireImage(png: png.bytes, jpeg: jpeg, jxl: jxl, jxlMethod: "pixels, \(coding)", sendPNGOnly: false,
+            return WireImage(png: png.bytes, jpeg: jpeg, jxl: jxl, jxlMethod: coding.description, sendPNGOnly: false,
                              originalSize: bytes.count, image: image)
         }
         // The stripped JPEG's check and the PNG estimate need the pixels, the JPEG XL only the
@@ -87,7 +87,7 @@ public struct ImagePipeline: Sendable {
             let png = try PNGOptimizer(effort: effort).optimize(image)
             let coding = jxlCoding(pixels: image.pixelCount, pngBytes: estimate)
             let pixels = allowJXL ? losslessJXL(image, withRendering: allowJXLRendering, coding: coding) : nil
-            return WireImage(png: png.bytes, jpeg: nil, jxl: pixels, jxlMethod: "pixels, \(coding)", sendPNGOnly: false,
+            return WireImage(png: png.bytes, jpeg: nil, jxl: pixels, jxlMethod: coding.description, sendPNGOnly: false,
                              originalSize: bytes.count, image: image)
         }
         // A photo's PNG is several times its JPEG: the estimate from a sample of rows decides

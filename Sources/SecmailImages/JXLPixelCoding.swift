@@ -37,5 +37,6 @@ struct JXLPixelCoding: Equatable, Sendable, CustomStringConvertible {
         return JXLPixelCoding(effort: 3, patches: false)
     }
 
-    var description: String { "effort \(effort)\(patches ? ", patches" : "")" }
+    /// As `send --json` and `image wire` report it: "pixels, effort 7, patches".
+    var description: String { "pixels, effort \(effort)\(patches ? ", patches" : "")" }
 }
