@@ -24,6 +24,10 @@ int secmail_pipe_cloexec_nonblocking(int ends[2]) {
     return pipe2(ends, O_CLOEXEC | O_NONBLOCK);
 }
 
+int secmail_start_writeback(int descriptor, off_t offset, off_t length) {
+    return sync_file_range(descriptor, offset, length, SYNC_FILE_RANGE_WRITE);
+}
+
 int secmail_open_directory_path(const char *path) {
     return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 }

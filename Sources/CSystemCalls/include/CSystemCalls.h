@@ -1,5 +1,6 @@
 // Linux calls that Swift's Glibc module leaves out (they need _GNU_SOURCE or headers it does not
-// import), for the key agent's socket and process hardening. Each returns 0 on success and -1
+// import), for the key agent's socket, process hardening and
+// early writeback of large files. Each returns 0 on success and -1
 // with errno set on failure, like the calls it wraps.
 #ifndef SECMAIL_CSYSTEMCALLS_H
 #define SECMAIL_CSYSTEMCALLS_H
@@ -25,5 +26,9 @@ int secmail_forbid_core_dumps(void);
 /// Makes a spawned child close every descriptor from 3 up (posix_spawn_file_actions_addclosefrom_np,
 /// glibc 2.34+), so that a detached child keeps no pipe of its parent's parent open.
 int secmail_spawn_close_inherited(void *file_actions);
+
+/// sync_file_range(SYNC_FILE_RANGE_WRITE): starts writing a file's dirty pages in [offset,
+/// offset + length) to disk without waiting, so that a later fsync waits only for what came after.
+int secmail_start_writeback(int descriptor, off_t offset, off_t length);
 
 #endif

@@ -1,3 +1,4 @@
+internal import CSystemCalls
 import Foundation
 import Glibc
 
@@ -11,6 +12,12 @@ public final class PositionalFile: @unchecked Sendable {
     // and writers are used by one owner at a time.
     private let descriptor: Int32
     public let path: String
+    /// Bytes written so far, and up to where writeback was last started.
+    private var written: UInt64 = 0
+    private var writebackStarted: UInt64 = 0
+    /// How much newly written data starts a writeback: large enough for big disk writes, small
+    /// enough that the final fsync of a large file waits for little more than this.
+    static let writebackInterval: UInt64 = 8 << 20
 
     /// Opens an existing file for reading.
     public init(readingAtPath path: String) throws {
@@ -20,6 +27,11 @@ public final class PositionalFile: @unchecked Sendable {
     }
 
     /// Creates a new file (failing if it exists) with `permissions`, for writing.
+    ///
+    /// Every file the project writes ends in `synchronize()`, so writing starts the disk writes
+    /// as the file grows: every `writebackInterval` bytes the kernel is asked to begin writing
+    /// them (sync_file_range), and the final fsync of a 64 MiB file waits for the last few MiB
+    /// instead of all of it (20–25 ms at the end of every 64 MiB transfer on the test machine).
     public init(creatingAtPath path: String, permissions: UInt32 = 0o600) throws {
         self.path = path
         descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(permissions))
@@ -70,6 +82,12 @@ public final class PositionalFile: @unchecked Sendable {
                 throw Self.error("writing \(path) failed")
             }
             done += count
+        }
+        written += UInt64(bytes.count)
+        if written - writebackStarted >= Self.writebackInterval {
+            // Advisory: a failure here changes nothing that the final fsync would not report.
+            _ = secmail_start_writeback(descriptor, off_t(writebackStarted), off_t(written - writebackStarted))
+            writebackStarted = written
         }
     }
 

@@ -142,16 +142,22 @@ public final class RelayHTTPConnection {
         case .bytes(let data, _):
             try await channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: data)))).get()
         case .file(let file, let size):
-            // One piece in flight at a time: the socket's pace is the upload's pace.
+            // Two pieces in flight: the next is read and queued while the socket takes the one
+            // before, so the connection never waits for the file (and memory stays bounded, the
+            // socket's pace being the upload's pace).
             var buffer = [UInt8](repeating: 0, count: 256 * 1024)
             var offset: UInt64 = 0
+            var previous: EventLoopFuture<Void>?
             while offset < size {
                 let count = try file.read(at: offset, into: &buffer, range: 0..<buffer.count)
                 guard count > 0 else { throw RelayTransportError.cannotSave("\(file.path) shrank while it was being sent") }
-                try await channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: buffer[0..<count])))).get()
+                let written: EventLoopFuture<Void> = channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: buffer[0..<count]))))
+                try await previous?.get()
+                previous = written
                 offset += UInt64(count)
                 progress?(offset, size)
             }
+            try await previous?.get()
         }
     }
 }

@@ -13,7 +13,9 @@ final class ResponseReader: ChannelInboundHandler, @unchecked Sendable {
     /// Longest answer body kept in memory.
     static let maximumBodySize = 16 << 20
 
-    private struct Exchange {
+    /// One request's answer as it arrives. A class: the body grows in place, where a struct
+    /// copied out of `exchange` and written back would copy the whole body on every append.
+    private final class Exchange {
         let promise: EventLoopPromise<RelayResponse>
         let download: BackgroundWriter?
         let downloadProgress: (@Sendable (UInt64, UInt64) -> Void)?
@@ -22,9 +24,22 @@ final class ResponseReader: ChannelInboundHandler, @unchecked Sendable {
         var announcedLength: UInt64 = 0
         var received: UInt64 = 0
         var body: [UInt8] = []
+        /// Downloaded bytes not yet handed to `download`: TLS records (16 KiB) are gathered into
+        /// pieces of `downloadPiece`, one write and one queue hop each instead of one per record.
+        var pendingDownload: [UInt8] = []
         var keepAlive = true
         var hasHead = false
+
+        init(promise: EventLoopPromise<RelayResponse>, download: BackgroundWriter?,
+             downloadProgress: (@Sendable (UInt64, UInt64) -> Void)?, downloadLimit: UInt64?) {
+            self.promise = promise
+            self.download = download
+            self.downloadProgress = downloadProgress
+            self.downloadLimit = downloadLimit
+        }
     }
+
+    static let downloadPiece = 256 * 1024
 
     let tlsHandler: TLSHandler
     /// Completed when the TLS handshake finishes or fails.
@@ -51,7 +66,7 @@ final class ResponseReader: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard var current = exchange else {
+        guard let current = exchange else {
             // An answer nobody asked for: the conversation is out of step.
             isReusable = false
             context.close(promise: nil)
@@ -65,21 +80,17 @@ final class ResponseReader: ChannelInboundHandler, @unchecked Sendable {
             current.announcedLength = head.headers.first(name: "Content-Length").flatMap { UInt64($0) } ?? 0
             if current.status == 200, current.download != nil, let limit = current.downloadLimit, current.announcedLength > limit {
                 fail(RelayTransportError.downloadTooLarge(announced: current.announcedLength, limit: limit), context: context)
-                return
             }
-            exchange = current
         case .body(let buffer):
             current.received += UInt64(buffer.readableBytes)
-            if current.status == 200, let download = current.download {
+            if current.status == 200, current.download != nil {
                 if let limit = current.downloadLimit, current.received > limit {
                     fail(RelayTransportError.downloadTooLarge(announced: current.received, limit: limit), context: context)
                     return
                 }
-                do {
-                    try download.write(Array(buffer.readableBytesView)[...])
-                } catch {
-                    fail(RelayTransportError.cannotSave("\(error)"), context: context)
-                    return
+                current.pendingDownload.append(contentsOf: buffer.readableBytesView)
+                if current.pendingDownload.count >= Self.downloadPiece {
+                    guard writePendingDownload(of: current, context: context) else { return }
                 }
                 current.downloadProgress?(current.received, current.announcedLength)
             } else {
@@ -89,8 +100,10 @@ final class ResponseReader: ChannelInboundHandler, @unchecked Sendable {
                 }
                 current.body.append(contentsOf: buffer.readableBytesView)
             }
-            exchange = current
         case .end:
+            if current.status == 200, current.download != nil {
+                guard writePendingDownload(of: current, context: context) else { return }
+            }
             exchange = nil
             if !current.keepAlive {
                 isReusable = false
@@ -99,6 +112,20 @@ final class ResponseReader: ChannelInboundHandler, @unchecked Sendable {
             current.promise.succeed(RelayResponse(status: current.status, body: current.body, relayKeyPin: tlsHandler.peerPublicKeyPin,
                                                          relayDNSNames: tlsHandler.peerDNSNames))
         }
+    }
+
+    /// Hands the gathered download bytes to the file's writer; false (and the exchange failed)
+    /// when the file cannot take them.
+    private func writePendingDownload(of current: Exchange, context: ChannelHandlerContext) -> Bool {
+        guard let download = current.download, !current.pendingDownload.isEmpty else { return true }
+        do {
+            try download.write(current.pendingDownload[...])
+        } catch {
+            fail(RelayTransportError.cannotSave("\(error)"), context: context)
+            return false
+        }
+        current.pendingDownload.removeAll(keepingCapacity: true)
+        return true
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
