@@ -62,8 +62,8 @@ let package = Package(
                         .embedInCode("sqlite/V003__mailbox_usage.sql"), .embedInCode("sqlite/V004__inline_envelopes.sql"),
                         .embedInCode("sqlite/V005__name_map.sql"), .embedInCode("sqlite/V006__name_skeletons.sql"),
                         .embedInCode("sqlite/V007__key_owners.sql"), .embedInCode("sqlite/V008__reader_features.sql"),
-                        .embedInCode("sqlite/V009__sender_usage.sql"),
-                        .embedInCode("postgres/V001__relay.sql")]
+                        .embedInCode("sqlite/V009__sender_usage.sql"), .embedInCode("sqlite/V010__envelope_hash_dropped.sql"),
+                        .embedInCode("postgres/V001__relay.sql"), .embedInCode("postgres/V002__envelope_hash_dropped.sql")]
         ),
         // The relay: storage now; directory, log and mailboxes over HTTP next.
         .target(

@@ -50,6 +50,10 @@ public enum SchemaMigrations {
             name: "V009__sender_usage",
             sql: String(decoding: PackageResources.V009__sender_usage_sql, as: UTF8.self),
             sha256: "d43534392107dc3365aaf1a6725cc2714829cffc6e3fef3473fcb4a670286efa"),
+        Migration(
+            name: "V010__envelope_hash_dropped",
+            sql: String(decoding: PackageResources.V010__envelope_hash_dropped_sql, as: UTF8.self),
+            sha256: "b51f08e8fe9228dd866f0486f3faed55b6ad168b0f280b4b6afa20f5fbce48e8"),
     ]
 
     /// The PostgreSQL history (migrations/postgres): begins with SQLite's schema as of V009.
@@ -58,5 +62,9 @@ public enum SchemaMigrations {
             name: "V001__relay",
             sql: String(decoding: PackageResources.V001__relay_sql, as: UTF8.self),
             sha256: "7d8b9824677007a109e02ed4426c1cf7afdf2fa79535cd70eb5e46658e70a75b"),
+        Migration(
+            name: "V002__envelope_hash_dropped",
+            sql: String(decoding: PackageResources.V002__envelope_hash_dropped_sql, as: UTF8.self),
+            sha256: "bb8818b17ad74f16d92265b510312b05083c74aa476ff585a093bb02518c8cb2"),
     ]
 }

@@ -49,8 +49,8 @@ import Testing
                 let envelopeID = String(format: "%032x", index)
                 let messageID = Data((0..<16).map { UInt8(truncatingIfNeeded: index >> (8 * ($0 % 4))) ^ UInt8($0) })
                 try db.execute("""
-                    INSERT INTO envelopes (envelope_id, message_id, sender, size, sha256, received_at, inline_data) VALUES (?, ?, 'alice', 3, ?, ?, ?)
-                    """, [envelopeID, messageID, Data(repeating: 0, count: 32), 1_800_000_000 + index / 7, Data([1, 2, 3])])
+                    INSERT INTO envelopes (envelope_id, message_id, sender, size, received_at, inline_data) VALUES (?, ?, 'alice', 3, ?, ?)
+                    """, [envelopeID, messageID, 1_800_000_000 + index / 7, Data([1, 2, 3])])
                 try db.execute("INSERT INTO deliveries (recipient, message_id, envelope_id) VALUES ('bob', ?, ?)", [messageID, envelopeID])
             }
         }
@@ -81,9 +81,9 @@ import Testing
             bytes[bytes.count - 400] ^= 1
             try db.execute("UPDATE envelopes SET inline_data = ? WHERE envelope_id = ?", [bytes, altered])
             try db.execute("""
-                INSERT INTO envelopes (envelope_id, message_id, sender, size, sha256, received_at, inline_data)
-                VALUES ('0123456789abcdef0123456789abcdef', X'00112233445566778899AABBCCDDEEFF', 'alice', 5, ?, 1, X'6A756E6B21')
-                """, [Data(repeating: 0, count: 32)])
+                INSERT INTO envelopes (envelope_id, message_id, sender, size, received_at, inline_data)
+                VALUES ('0123456789abcdef0123456789abcdef', X'00112233445566778899AABBCCDDEEFF', 'alice', 5, 1, X'6A756E6B21')
+                """)
             try db.execute("INSERT INTO deliveries (recipient, message_id, envelope_id) VALUES ('bob', X'00112233445566778899AABBCCDDEEFF', '0123456789abcdef0123456789abcdef')")
             try db.execute("UPDATE mailbox_usage SET bytes = bytes + 5 WHERE recipient = 'bob'")
             try db.execute("UPDATE sender_usage SET bytes = bytes + 5 WHERE recipient = 'bob' AND sender = 'alice'")

@@ -37,7 +37,7 @@ import Testing
         func deposit(_ message: (url: URL, id: MessageID, bytes: [UInt8])) async throws -> MessageID {
             let incoming = store.incomingFile()
             try Data(message.bytes).write(to: incoming)
-            return try await store.deposit(file: incoming, sha256: SHA256.hash(message.bytes), recipients: [IdentityName("bob")],
+            return try await store.deposit(file: incoming, recipients: [IdentityName("bob")],
                                            depositor: IdentityName("alice"))
         }
 

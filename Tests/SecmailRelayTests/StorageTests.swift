@@ -99,6 +99,35 @@ import Testing
         }
         #expect(usage == ["bob alice 150", "bob dora 7", "carol alice 100"])
     }
+
+    /// V010 drops the envelopes' unused sha256 column from a database that has mail, keeping
+    /// every row, and the upgraded relay serves and accepts mail as before.
+    @Test func theEnvelopeHashColumnIsDroppedOnUpgradeKeepingTheMail() async throws {
+        let directory = try makeTemporaryDirectory("relay-db")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("relay.sqlite").path
+        let before = try DatabaseQueue(path: path)
+        let upToV009 = Array(SchemaMigrations.sqlite.prefix { $0.name != "V010__envelope_hash_dropped" })
+        #expect(upToV009.count == SchemaMigrations.sqlite.count - 1)
+        try await before.write { db in
+            let transaction = SQLiteTransaction(db: db)
+            try SchemaMigrator.migrate(transaction, migrations: upToV009, historyTable: SQLiteEngine.historyTable)
+            for index in 0..<3 {
+                try transaction.execute("""
+                    INSERT INTO envelopes (envelope_id, message_id, sender, size, sha256, received_at, inline_data) VALUES (?, ?, 'alice', 3, ?, ?, ?)
+                    """, ["envelope-\(index)", Data(repeating: UInt8(index), count: 16), Data(repeating: 7, count: 32), index, Data([1, 2, UInt8(index)])])
+            }
+        }
+        try before.close()
+        let upgraded = try RelayDatabase(path: path)
+        let (columns, rows) = try await upgraded.read { db in
+            (try db.fetchAll(String.self, "SELECT name FROM pragma_table_info('envelopes') ORDER BY cid"),
+             try db.fetchRows("SELECT envelope_id, received_at, inline_data FROM envelopes ORDER BY envelope_id")
+                .map { "\(try $0.get("envelope_id") as String) \(try $0.get("received_at") as Int) \(Array(try $0.get("inline_data") as Data))" })
+        }
+        #expect(columns == ["envelope_id", "message_id", "sender", "size", "received_at", "inline_data"])
+        #expect(rows == ["envelope-0 0 [1, 2, 0]", "envelope-1 1 [1, 2, 1]", "envelope-2 2 [1, 2, 2]"])
+    }
 }
 
 @Suite struct LogStoreTests {

@@ -96,7 +96,7 @@ struct MailboxController: Sendable {
             } catch {
                 throw RelayError(.invalidRequest, "the body is longer than its Content-Length of \(declared) bytes")
             }
-            id = try await mailboxes.deposit(bytes: bytes, sha256: SHA256.hash(bytes), recipients: names, depositor: depositor)
+            id = try await mailboxes.deposit(bytes: bytes, recipients: names, depositor: depositor)
             total = bytes.count
         } else {
             (id, total) = try await depositFile(request.body, declared: declared, recipients: names, depositor: depositor)
@@ -108,7 +108,7 @@ struct MailboxController: Sendable {
     /// bounded by its declared length, then deposits it. Returns its id and size.
     func depositFile(_ body: RequestBody, declared: Int, recipients: [IdentityName], depositor: IdentityName) async throws -> (MessageID, Int) {
         let incoming = try IncomingEnvelopeFile(url: mailboxes.incomingFile())
-        let hashes: IncomingEnvelopeFile.Hashes
+        let payloadDigest: EnvelopePayloadDigester.Digest?
         do {
             for try await buffer in body {
                 guard incoming.size + buffer.readableBytes <= declared else {
@@ -116,12 +116,12 @@ struct MailboxController: Sendable {
                 }
                 try await incoming.append(buffer.readableBytesView)
             }
-            hashes = try await incoming.finish()
+            payloadDigest = try await incoming.finish()
         } catch {
             try? FileManager.default.removeItem(at: incoming.url)
             throw error
         }
-        let id = try await mailboxes.deposit(file: incoming.url, sha256: hashes.sha256, payloadDigest: hashes.payload, recipients: recipients,
+        let id = try await mailboxes.deposit(file: incoming.url, payloadDigest: payloadDigest, recipients: recipients,
                                              depositor: depositor)
         return (id, incoming.size)
     }

@@ -21,7 +21,6 @@ struct PendingDeposit: Sendable {
     let fingerprints: Set<Fingerprint>
     let recipients: [String]
     let size: Int
-    let sha256: [UInt8]
     let receivedAt: Int64
 }
 
@@ -122,8 +121,8 @@ enum DepositCommit {
         }
         let inline: Data? = if case .inline(let bytes) = deposit.envelope { Data(bytes) } else { nil }
         try db.execute("""
-            INSERT INTO envelopes (envelope_id, message_id, sender, size, sha256, received_at, inline_data) VALUES (?, ?, ?, ?, ?, ?, ?)
-            """, [deposit.envelopeID, messageID, deposit.sender, deposit.size, Data(deposit.sha256), deposit.receivedAt, inline])
+            INSERT INTO envelopes (envelope_id, message_id, sender, size, received_at, inline_data) VALUES (?, ?, ?, ?, ?, ?)
+            """, [deposit.envelopeID, messageID, deposit.sender, deposit.size, deposit.receivedAt, inline])
         for name in deposit.recipients {
             try db.execute("INSERT INTO deliveries (recipient, message_id, envelope_id) VALUES (?, ?, ?)", [name, messageID, deposit.envelopeID])
             try db.execute("INSERT INTO accepted_messages (recipient, message_id) VALUES (?, ?)", [name, messageID])

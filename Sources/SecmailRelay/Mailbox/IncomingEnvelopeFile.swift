@@ -1,22 +1,20 @@
 import Dispatch
 import Foundation
-import SecmailCrypto
 import SecmailFormat
 
-/// An envelope arriving in a deposit, written to its file behind the request: the body's small
-/// pieces are gathered into 256 KiB batches, each batch is hashed on the request task while the
-/// file's own queue writes the one before, and neither write(2) nor fsync(2) ever blocks the
-/// request task (it waits for them without holding a thread). At most two batches are in memory;
-/// the request body's own backpressure bounds the rest. The payload hash the sender's signature
-/// covers is taken in the same pass (`EnvelopePayloadDigester`), so the signature check at deposit
-/// does not read the file again.
+/// An envelope arriving in a deposit, written to its file behind the request: the body's pieces
+/// are gathered into 256 KiB batches, and the file's own queue hashes and writes each batch while
+/// the request task gathers the next, so neither write(2) nor fsync(2) ever blocks the request
+/// task (it waits for them without holding a thread). At most two batches are in memory; the
+/// request body's own backpressure bounds the rest. The hash is the payload's, the one the
+/// sender's signature covers (`EnvelopePayloadDigester`), so the signature check at deposit does
+/// not read the file again.
 final class IncomingEnvelopeFile: @unchecked Sendable {
-    // @unchecked: `file`, `digester` and `failure` are touched only on `queue`; `hasher`, `batch`
-    // and `size` only by the one request task that owns this object.
+    // @unchecked: `file`, `digester` and `failure` are touched only on `queue`; `batch` and `size`
+    // only by the one request task that owns this object.
     let url: URL
     private let file: PositionalFile
     private let queue = DispatchQueue(label: "secmail.relay.incoming-envelope")
-    private let hasher: SHA256
     private let digester: EnvelopePayloadDigester
     private var failure: Error?
     private var batch: [UInt8] = []
@@ -28,7 +26,6 @@ final class IncomingEnvelopeFile: @unchecked Sendable {
     init(url: URL) throws {
         self.url = url
         file = try PositionalFile(creatingAtPath: url.path, permissions: 0o600)
-        hasher = try SHA256()
         digester = try EnvelopePayloadDigester()
     }
 
@@ -39,32 +36,24 @@ final class IncomingEnvelopeFile: @unchecked Sendable {
         if batch.count >= Self.batchSize { try await writeBatch() }
     }
 
-    /// Hashes the batch and queues it for writing once the previous one is written.
+    /// Queues the batch for hashing and writing once the previous one is written.
     private func writeBatch() async throws {
         let bytes = batch
         batch = []
         batch.reserveCapacity(Self.batchSize)
-        hasher.update(bytes)
         try await writesDone()
-        // The payload hash runs on the file's queue, beside the request task's hash of the whole.
         queue.async { [self] in
             digester.update(bytes)
             do { try file.write(bytes[...]) } catch { failure = error }
         }
     }
 
-    /// What a finished file's bytes hash to: the whole file, and the payload the signature covers
-    /// (nil when its header does not parse; the deposit's full check then says why).
-    struct Hashes {
-        let sha256: [UInt8]
-        let payload: EnvelopePayloadDigester.Digest?
-    }
-
-    /// Waits for every queued write, syncs the file, and returns its hashes.
-    func finish() async throws -> Hashes {
+    /// Waits for every queued write, syncs the file, and returns the hash of the payload the
+    /// signature covers (nil when the header does not parse; the deposit's full check then says why).
+    func finish() async throws -> EnvelopePayloadDigester.Digest? {
         if !batch.isEmpty { try await writeBatch() }
         try await writesDone()
-        let payload = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<EnvelopePayloadDigester.Digest?, Error>) in
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<EnvelopePayloadDigester.Digest?, Error>) in
             queue.async { [self] in
                 do {
                     try file.synchronize()
@@ -74,7 +63,6 @@ final class IncomingEnvelopeFile: @unchecked Sendable {
                 }
             }
         }
-        return Hashes(sha256: hasher.finalize(), payload: payload)
     }
 
     /// Suspends until every write queued so far has run; throws the first write error.

@@ -74,9 +74,9 @@ public struct MailboxStore: Sendable {
     }
 
     /// Stores the envelope in `file` (complete and fsynced) for `recipients`, deposited by
-    /// `depositor` (see `deposit(_:sha256:recipients:depositor:)`). `payloadDigest`, taken as the
+    /// `depositor` (see `deposit(_:source:payloadDigest:recipients:depositor:)`). `payloadDigest`, taken as the
     /// file was written, spares the signature check a second read of it.
-    public func deposit(file: URL, sha256: [UInt8], payloadDigest: EnvelopePayloadDigester.Digest? = nil, recipients: [IdentityName],
+    public func deposit(file: URL, payloadDigest: EnvelopePayloadDigester.Digest? = nil, recipients: [IdentityName],
                         depositor: IdentityName) async throws -> MessageID {
         let source: FileEnvelopeSource
         do {
@@ -85,21 +85,21 @@ public struct MailboxStore: Sendable {
             try? FileManager.default.removeItem(at: file)
             throw error
         }
-        return try await deposit(.file(file), source: source, sha256: sha256, payloadDigest: payloadDigest, recipients: recipients,
+        return try await deposit(.file(file), source: source, payloadDigest: payloadDigest, recipients: recipients,
                                  depositor: depositor)
     }
 
     /// Stores a small envelope (at most `inlineLimit` bytes) held in memory, in its database row.
-    public func deposit(bytes: [UInt8], sha256: [UInt8], recipients: [IdentityName], depositor: IdentityName) async throws -> MessageID {
+    public func deposit(bytes: [UInt8], recipients: [IdentityName], depositor: IdentityName) async throws -> MessageID {
         precondition(bytes.count <= Self.inlineLimit, "an envelope of \(bytes.count) bytes goes to a file")
-        return try await deposit(.inline(bytes), source: MemoryEnvelopeSource(bytes), sha256: sha256, payloadDigest: nil,
+        return try await deposit(.inline(bytes), source: MemoryEnvelopeSource(bytes), payloadDigest: nil,
                                  recipients: recipients, depositor: depositor)
     }
 
     /// Checks: a well-formed envelope of exactly its declared size, sent in the depositor's name,
     /// signed at a time within the window, encrypted to a key of every recipient, a message id not accepted for any of them before,
     /// and room in every mailbox. Returns the message id once the deposit is durable.
-    private func deposit(_ envelope: PendingDeposit.Envelope, source: EnvelopeSource, sha256: [UInt8],
+    private func deposit(_ envelope: PendingDeposit.Envelope, source: EnvelopeSource,
                          payloadDigest: EnvelopePayloadDigester.Digest?, recipients: [IdentityName],
                          depositor: IdentityName) async throws -> MessageID {
         let header: EnvelopeHeader
@@ -129,7 +129,7 @@ public struct MailboxStore: Sendable {
         let pending = PendingDeposit(envelope: envelope, envelopeID: hexEncoded(try SystemRandom().bytes(count: 16)),
                                      messageID: header.messageID, sender: header.senderName.value,
                                      fingerprints: Set(header.recipients.map(\.fingerprint)),
-                                     recipients: recipients.map(\.value), size: Int(source.byteCount), sha256: sha256,
+                                     recipients: recipients.map(\.value), size: Int(source.byteCount),
                                      receivedAt: clock())
         try await group.submit(pending)
         return header.messageID
