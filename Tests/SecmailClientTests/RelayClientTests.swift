@@ -58,6 +58,52 @@ import Testing
         #expect(error?.reason.contains("pinned") == true)
     }
 
+    /// An envelope of many TLS records and several 256 KiB pieces (and a remainder) goes up from
+    /// its file and comes back byte for byte, both into a file and into memory, on one connection.
+    @Test func aLargeEnvelopeIsDepositedAndFetchedIntact() async throws {
+        let relay = try await RunningRelay()
+        defer { Task { await relay.stop() } }
+        let connection = try await connect(relay)
+        for name in ["alice", "bob"] { #expect(try await register(name, on: connection).status == 201) }
+        let folder = try makeTemporaryDirectory("large-envelope")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let attachment = folder.appendingPathComponent("noise.bin")
+        try Data(try SystemRandom().bytes(count: 5 * 256 * 1024 + 12_345)).write(to: attachment)
+        let envelope = folder.appendingPathComponent("large.sm")
+        let sink = FileSink(file: try PositionalFile(creatingAtPath: envelope.path))
+        let alice = try SenderIdentity(bundle: ThrowawayIdentities.bundle("alice"), signingKey: ThrowawayIdentities.signingKey("alice"))
+        _ = try EnvelopeSealer().seal(text: "large", attachments: [OutgoingAttachment(file: attachment)], from: alice,
+                                      to: [ThrowawayIdentities.bundle("bob")], into: sink)
+        try sink.synchronize()
+        let sealed = try Data(contentsOf: envelope)
+
+        func token(_ name: String) async throws -> String {
+            let home = SecmailHome(url: try makeTemporaryDirectory("large-envelope-\(name)"))
+            let pin = try String(contentsOf: RunningRelay.certs.appendingPathComponent("relay.spki-sha256"), encoding: .utf8)
+            try RelaySettings(url: "https://localhost:\(relay.port)", caFile: RunningRelay.certs.appendingPathComponent("dev-ca.pem").path,
+                              relayKeyPin: pin.trimmingCharacters(in: .whitespacesAndNewlines),
+                              logVerifierKey: try relay.services.signer.verifier.verifierKey, checkpoint: nil).save(to: home)
+            let client = try RelayClient(home: home)
+            let token = try await client.token(for: try SenderIdentity(bundle: ThrowawayIdentities.bundle(name), signingKey: ThrowawayIdentities.signingKey(name)))
+            await client.close()
+            return token
+        }
+        let deposited = try await connection.send(RelayRequest(.POST, Endpoint.deposit.path(query: [(Endpoint.Query.recipient, "bob")]),
+                                                               body: .file(envelope), bearer: try await token("alice")))
+        #expect(deposited.status == 201, "\(String(decoding: deposited.body, as: UTF8.self))")
+        let id = try JSONDecoder().decode(DepositResponse.self, from: Data(deposited.body)).messageId
+
+        let bob = try await token("bob")
+        let saved = folder.appendingPathComponent("fetched.sm")
+        var toFile = RelayRequest(.GET, Endpoint.fetchMessage.path(id), bearer: bob)
+        toFile.saveBodyTo = saved
+        #expect(try await connection.send(toFile).status == 200)
+        #expect(try Data(contentsOf: saved) == sealed)
+        let inMemory = try await connection.send(RelayRequest(.GET, Endpoint.fetchMessage.path(id), bearer: bob))
+        #expect(inMemory.status == 200)
+        #expect(Data(inMemory.body) == sealed)
+    }
+
     /// A client whose challenge expired before its answer reached the relay (a laptop that slept
     /// mid sign-in, a starved process) asks for one new challenge; a second expiry is an error
     /// that says what is odd.
