@@ -25,6 +25,16 @@ import Testing
         try await connection.send(RelayRequest(.GET, Endpoint.lookup.path(name)))
     }
 
+    /// A new client home whose settings pin `relay` (its TLS key and log key), as after a first contact.
+    func pinnedHome(_ relay: RunningRelay, _ label: String) throws -> SecmailHome {
+        let home = SecmailHome(url: try makeTemporaryDirectory(label))
+        let pin = try String(contentsOf: RunningRelay.certs.appendingPathComponent("relay.spki-sha256"), encoding: .utf8)
+        try RelaySettings(url: "https://localhost:\(relay.port)", caFile: RunningRelay.certs.appendingPathComponent("dev-ca.pem").path,
+                          relayKeyPin: pin.trimmingCharacters(in: .whitespacesAndNewlines),
+                          logVerifierKey: try relay.services.signer.verifier.verifierKey, checkpoint: nil).save(to: home)
+        return home
+    }
+
     @Test(arguments: EngineUnderTest.available) func registrationAndAVerifiedLookupOverTLS(engine: EngineUnderTest) async throws {
         let relay = try await RunningRelay(engine: engine)
         defer { Task { await relay.stop() } }
@@ -78,12 +88,7 @@ import Testing
         let sealed = try Data(contentsOf: envelope)
 
         func token(_ name: String) async throws -> String {
-            let home = SecmailHome(url: try makeTemporaryDirectory("large-envelope-\(name)"))
-            let pin = try String(contentsOf: RunningRelay.certs.appendingPathComponent("relay.spki-sha256"), encoding: .utf8)
-            try RelaySettings(url: "https://localhost:\(relay.port)", caFile: RunningRelay.certs.appendingPathComponent("dev-ca.pem").path,
-                              relayKeyPin: pin.trimmingCharacters(in: .whitespacesAndNewlines),
-                              logVerifierKey: try relay.services.signer.verifier.verifierKey, checkpoint: nil).save(to: home)
-            let client = try RelayClient(home: home)
+            let client = try RelayClient(home: try pinnedHome(relay, "large-envelope-\(name)"))
             let token = try await client.token(for: try SenderIdentity(bundle: ThrowawayIdentities.bundle(name), signingKey: ThrowawayIdentities.signingKey(name)))
             await client.close()
             return token
@@ -113,12 +118,7 @@ import Testing
             let relay = try await RunningRelay(engine: engine, authenticationClock: { clock.read() })
             defer { Task { await relay.stop() } }
             #expect(try await register("alice", on: try await connect(relay)).status == 201)
-            let home = SecmailHome(url: try makeTemporaryDirectory("expired-challenge"))
-            let pin = try String(contentsOf: RunningRelay.certs.appendingPathComponent("relay.spki-sha256"), encoding: .utf8)
-            try RelaySettings(url: "https://localhost:\(relay.port)", caFile: RunningRelay.certs.appendingPathComponent("dev-ca.pem").path,
-                              relayKeyPin: pin.trimmingCharacters(in: .whitespacesAndNewlines),
-                              logVerifierKey: try relay.services.signer.verifier.verifierKey, checkpoint: nil).save(to: home)
-            let client = try RelayClient(home: home)
+            let client = try RelayClient(home: try pinnedHome(relay, "expired-challenge"))
             let alice = try SenderIdentity(bundle: ThrowawayIdentities.bundle("alice"), signingKey: ThrowawayIdentities.signingKey("alice"))
             if expiries == 1 {
                 let token = try await client.token(for: alice)

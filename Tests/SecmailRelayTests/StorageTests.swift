@@ -73,16 +73,26 @@ import Testing
         #expect(newer?.reason.contains("newer or different relay") == true)
     }
 
+    /// What an older relay left at `path`: a database migrated up to, not including, `migration`,
+    /// then filled by `fill`.
+    func olderDatabase(before migration: String, at path: String, _ fill: @escaping @Sendable (SQLiteTransaction) throws -> Void) async throws {
+        let history = Array(SchemaMigrations.sqlite.prefix { $0.name != migration })
+        #expect(history.count < SchemaMigrations.sqlite.count, "no migration named \(migration)")
+        let database = try DatabaseQueue(path: path)
+        try await database.write { db in
+            let transaction = SQLiteTransaction(db: db)
+            try SchemaMigrator.migrate(transaction, migrations: history, historyTable: SQLiteEngine.historyTable)
+            try fill(transaction)
+        }
+        try database.close()
+    }
+
     /// V009 fills the per-sender usage of existing mailboxes from their deliveries.
     @Test func senderUsageIsBackfilledFromTheMailboxesOnUpgrade() async throws {
         let directory = try makeTemporaryDirectory("relay-db")
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("relay.sqlite").path
-        let before = try DatabaseQueue(path: path)
-        let upToV008 = Array(SchemaMigrations.sqlite.prefix { $0.name != "V009__sender_usage" })
-        try await before.write { db in
-            let transaction = SQLiteTransaction(db: db)
-            try SchemaMigrator.migrate(transaction, migrations: upToV008, historyTable: SQLiteEngine.historyTable)
+        try await olderDatabase(before: "V009__sender_usage", at: path) { transaction in
             for (index, (sender, size, recipients)) in [("alice", 100, ["bob", "carol"]), ("alice", 50, ["bob"]), ("dora", 7, ["bob"])].enumerated() {
                 let envelopeID = "envelope-\(index)", messageID = Data(repeating: UInt8(index), count: 16)
                 try transaction.execute("INSERT INTO envelopes (envelope_id, message_id, sender, size, sha256, received_at) VALUES (?, ?, ?, ?, ?, 0)", [envelopeID, messageID, sender, size, Data(repeating: 0, count: 32)])
@@ -91,7 +101,6 @@ import Testing
                 }
             }
         }
-        try before.close()
         let upgraded = try RelayDatabase(path: path)
         let usage = try await upgraded.read { db in
             try db.fetchRows("SELECT recipient, sender, bytes FROM sender_usage ORDER BY recipient, sender")
@@ -106,19 +115,13 @@ import Testing
         let directory = try makeTemporaryDirectory("relay-db")
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("relay.sqlite").path
-        let before = try DatabaseQueue(path: path)
-        let upToV009 = Array(SchemaMigrations.sqlite.prefix { $0.name != "V010__envelope_hash_dropped" })
-        #expect(upToV009.count == SchemaMigrations.sqlite.count - 1)
-        try await before.write { db in
-            let transaction = SQLiteTransaction(db: db)
-            try SchemaMigrator.migrate(transaction, migrations: upToV009, historyTable: SQLiteEngine.historyTable)
+        try await olderDatabase(before: "V010__envelope_hash_dropped", at: path) { transaction in
             for index in 0..<3 {
                 try transaction.execute("""
                     INSERT INTO envelopes (envelope_id, message_id, sender, size, sha256, received_at, inline_data) VALUES (?, ?, 'alice', 3, ?, ?, ?)
                     """, ["envelope-\(index)", Data(repeating: UInt8(index), count: 16), Data(repeating: 7, count: 32), index, Data([1, 2, UInt8(index)])])
             }
         }
-        try before.close()
         let upgraded = try RelayDatabase(path: path)
         let (columns, rows) = try await upgraded.read { db in
             (try db.fetchAll(String.self, "SELECT name FROM pragma_table_info('envelopes') ORDER BY cid"),
