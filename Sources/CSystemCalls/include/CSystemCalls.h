@@ -1,7 +1,6 @@
 // Linux calls that Swift's Glibc module leaves out (they need _GNU_SOURCE or headers it does not
-// import), for the key agent's socket, process hardening and
-// early writeback of large files. Each returns 0 on success and -1
-// with errno set on failure, like the calls it wraps.
+// import), for the key agent's socket, process hardening and early writeback of large files.
+// Each returns 0 on success and -1 with errno set on failure, like the calls it wraps.
 #ifndef SECMAIL_CSYSTEMCALLS_H
 #define SECMAIL_CSYSTEMCALLS_H
 
