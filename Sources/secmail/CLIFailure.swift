@@ -34,6 +34,7 @@ func reportingFailures(_ body: () async throws -> Void) async throws {
     } catch let exit as ExitCode {
         throw exit
     } catch {
+        Interruption.waitIfInterrupted()
         let (status, message) = classify(error)
         Terminal.error(message)
         throw ExitCode(status.rawValue)

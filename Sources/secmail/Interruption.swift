@@ -9,12 +9,14 @@ import SecmailFormat
 /// for SIGTERM). The relay keeps its own graceful shutdown and does not install this.
 enum Interruption {
     nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
+    private static let state = InterruptionState()
 
     static func install() {
         for (signalNumber, status) in [(SIGINT, Int32(130)), (SIGTERM, Int32(143))] {
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global(qos: .userInteractive))
             source.setEventHandler {
+                state.begin()
                 TerminalInput.restoreAfterInterruption()
                 TemporaryFiles.removeAll()
                 let clear = Terminal.stderrIsTerminal ? "\r\u{1B}[K" : ""
@@ -25,4 +27,23 @@ enum Interruption {
             sources.append(source)
         }
     }
+
+    /// For a command about to report a failure: once an interruption is being handled, the
+    /// failure is most likely its doing (the clean-up removed the files the command was writing),
+    /// and the handler ends the process with 130 or 143 in a moment; so this waits for that
+    /// instead of reporting the failure and exiting 1 first.
+    static func waitIfInterrupted() {
+        guard state.hasBegun else { return }
+        while true { sleep(60) }
+    }
+}
+
+private final class InterruptionState: @unchecked Sendable {
+    // @unchecked: `begun` is touched under `lock` only.
+    private let lock = NSLock()
+    private var begun = false
+
+    var hasBegun: Bool { lock.withLock { begun } }
+
+    func begin() { lock.withLock { begun = true } }
 }
