@@ -38,7 +38,6 @@ int smimg_jpeg_decode(const uint8_t *data, size_t size, const smimg_limits *limi
     struct jpeg_decompress_struct cinfo;
     jpeg_failure failure;
     struct jpeg_progress_mgr progress;
-    uint8_t *volatile row = NULL;
     cinfo.err = jpeg_std_error(&failure.manager);
     failure.manager.error_exit = on_jpeg_error;
     failure.manager.emit_message = on_jpeg_message;
@@ -54,7 +53,6 @@ int smimg_jpeg_decode(const uint8_t *data, size_t size, const smimg_limits *limi
             (*cinfo.err->format_message)((j_common_ptr)&cinfo, text);
             snprintf(message, message_size, "%s", text);
         }
-        free(row);
         smimg_image_free(out);
         jpeg_destroy_decompress(&cinfo);
         return failure.status;
@@ -80,8 +78,9 @@ int smimg_jpeg_decode(const uint8_t *data, size_t size, const smimg_limits *limi
         jpeg_destroy_decompress(&cinfo);
         return SMIMG_UNSUPPORTED;
     }
-    int gray = cinfo.num_components == 1;
-    cinfo.out_color_space = gray ? JCS_GRAYSCALE : JCS_RGB;
+    // libjpeg-turbo writes RGBA rows itself (alpha 255; a grey sample in R, G and B), with the
+    // same colour conversion as for RGB output.
+    cinfo.out_color_space = JCS_EXT_RGBA;
     cinfo.dct_method = JDCT_ISLOW;
     out->width = cinfo.image_width;
     out->height = cinfo.image_height;
@@ -109,25 +108,34 @@ int smimg_jpeg_decode(const uint8_t *data, size_t size, const smimg_limits *limi
     size_t width = cinfo.output_width;
     out->pixels_size = width * 4 * cinfo.output_height;
     out->pixels = malloc(out->pixels_size);
-    row = malloc(width * (size_t)cinfo.output_components);
-    if (!out->pixels || !row) { failure.status = SMIMG_NO_MEMORY; longjmp(failure.jump, 1); }
+    if (!out->pixels) { failure.status = SMIMG_NO_MEMORY; longjmp(failure.jump, 1); }
     while (cinfo.output_scanline < cinfo.output_height) {
-        uint8_t *target = out->pixels + (size_t)cinfo.output_scanline * width * 4;
-        JSAMPROW rows[1] = {row};
-        jpeg_read_scanlines(&cinfo, rows, 1);
-        for (size_t x = 0; x < width; x++) {
-            if (gray) {
-                target[4 * x] = target[4 * x + 1] = target[4 * x + 2] = row[x];
-            } else {
-                target[4 * x] = row[3 * x];
-                target[4 * x + 1] = row[3 * x + 1];
-                target[4 * x + 2] = row[3 * x + 2];
-            }
-            target[4 * x + 3] = 255;
-        }
+        JSAMPROW rows[16];
+        JDIMENSION count = cinfo.output_height - cinfo.output_scanline;
+        if (count > 16) count = 16;
+        for (JDIMENSION i = 0; i < count; i++) rows[i] = out->pixels + (size_t)(cinfo.output_scanline + i) * width * 4;
+        jpeg_read_scanlines(&cinfo, rows, count);
     }
     jpeg_finish_decompress(&cinfo);
-    free(row);
+    jpeg_destroy_decompress(&cinfo);
+    return SMIMG_OK;
+}
+
+int smimg_jpeg_size(const uint8_t *data, size_t size, uint32_t *width, uint32_t *height) {
+    struct jpeg_decompress_struct cinfo;
+    jpeg_failure failure;
+    cinfo.err = jpeg_std_error(&failure.manager);
+    failure.manager.error_exit = on_jpeg_error;
+    failure.manager.emit_message = on_jpeg_message;
+    if (setjmp(failure.jump)) {
+        jpeg_destroy_decompress(&cinfo);
+        return SMIMG_ERROR;
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, data, (unsigned long)size);
+    jpeg_read_header(&cinfo, TRUE);
+    *width = cinfo.image_width;
+    *height = cinfo.image_height;
     jpeg_destroy_decompress(&cinfo);
     return SMIMG_OK;
 }

@@ -85,6 +85,10 @@ static int api_ready(void) {
     return api_loaded;
 }
 
+int smimg_jxl_load(void) {
+    return api_ready();
+}
+
 // libjxl's memory goes through this counter: past the budget an allocation fails, and libjxl
 // reports an error instead of taking the machine's memory.
 typedef struct {

@@ -43,8 +43,21 @@ void smimg_image_free(smimg_image *image) {
     memset(image, 0, sizeof *image);
 }
 
-int smimg_png_decode(const uint8_t *data, size_t size, const smimg_limits *limits,
-                     smimg_image *out, char *message, size_t message_size) {
+// Whether a row libpng gave (RGBA, `depth` bits) holds the same samples as `expected` (RGBA,
+// `expected_depth` bits): an 8-bit sample v equals the 16-bit sample v·257.
+static int same_row(const uint8_t *row, int depth, const uint8_t *expected, int expected_depth, size_t samples) {
+    if (depth == expected_depth) return memcmp(row, expected, samples * (size_t)(depth / 8)) == 0;
+    const uint8_t *narrow = depth == 8 ? row : expected, *wide = depth == 8 ? expected : row;
+    for (size_t i = 0; i < samples; i++) {
+        if (wide[2 * i] != narrow[i] || wide[2 * i + 1] != narrow[i]) return 0;
+    }
+    return 1;
+}
+
+// smimg_png_decode, or with `expected` (then `out` gets no pixels) the comparison of smimg_png_matches.
+static int decode_png(const uint8_t *data, size_t size, const smimg_limits *limits, smimg_image *out,
+                      const uint8_t *expected, uint32_t expected_width, uint32_t expected_height, int expected_depth,
+                      int *same, char *message, size_t message_size) {
     memset(out, 0, sizeof *out);
     out->srgb_intent = -1;
     png_source source = {data, size, 0, message, message_size};
@@ -56,6 +69,7 @@ int smimg_png_decode(const uint8_t *data, size_t size, const smimg_limits *limit
     if (!png) return SMIMG_NO_MEMORY;
     png_infop info = png_create_info_struct(png);
     png_bytep *volatile rows = NULL;
+    uint8_t *volatile scratch = NULL;
     volatile int status = SMIMG_ERROR;
     if (!info) {
         png_destroy_read_struct(&png, NULL, NULL);
@@ -63,6 +77,7 @@ int smimg_png_decode(const uint8_t *data, size_t size, const smimg_limits *limit
     }
     if (setjmp(png_jmpbuf(png))) {
         free(rows);
+        free(scratch);
         smimg_image_free(out);
         png_destroy_read_struct(&png, &info, NULL);
         return status;
@@ -138,6 +153,21 @@ int smimg_png_decode(const uint8_t *data, size_t size, const smimg_limits *limit
         png_error(png, "unexpected layout after expansion");
     }
     out->bit_depth = (uint32_t)depth;
+    if (expected && interlace == PNG_INTERLACE_NONE) {
+        // Row by row into one row's memory, each compared as it comes: no copy of the image.
+        *same = width == expected_width && height == expected_height;
+        scratch = malloc(row_bytes);
+        if (!scratch) { status = SMIMG_NO_MEMORY; png_error(png, "out of memory"); }
+        size_t expected_row_bytes = (size_t)width * 4 * (size_t)(expected_depth / 8);
+        for (png_uint_32 y = 0; y < height && *same; y++) {
+            png_read_row(png, scratch, NULL);
+            *same = same_row(scratch, depth, expected + (size_t)y * expected_row_bytes, expected_depth, (size_t)width * 4);
+        }
+        if (*same) png_read_end(png, NULL);
+        free(scratch);
+        png_destroy_read_struct(&png, &info, NULL);
+        return SMIMG_OK;
+    }
     out->pixels_size = row_bytes * height;
     out->pixels = malloc(out->pixels_size);
     rows = malloc(sizeof(png_bytep) * height);
@@ -147,5 +177,24 @@ int smimg_png_decode(const uint8_t *data, size_t size, const smimg_limits *limit
     png_read_end(png, NULL);
     free(rows);
     png_destroy_read_struct(&png, &info, NULL);
+    if (expected) {
+        // An interlaced file comes whole; compared in one go.
+        *same = width == expected_width && height == expected_height
+            && same_row(out->pixels, depth, expected, expected_depth, (size_t)width * height * 4);
+        smimg_image_free(out);
+    }
     return SMIMG_OK;
+}
+
+int smimg_png_decode(const uint8_t *data, size_t size, const smimg_limits *limits,
+                     smimg_image *out, char *message, size_t message_size) {
+    return decode_png(data, size, limits, out, NULL, 0, 0, 0, NULL, message, message_size);
+}
+
+int smimg_png_matches(const uint8_t *data, size_t size, const smimg_limits *limits, const uint8_t *expected,
+                      uint32_t width, uint32_t height, uint32_t bit_depth, int *same, char *message, size_t message_size) {
+    smimg_image unused;
+    int status = decode_png(data, size, limits, &unused, expected, width, height, (int)bit_depth, same, message, message_size);
+    smimg_image_free(&unused);
+    return status;
 }

@@ -26,6 +26,31 @@ void smimg_gather_channels(const uint8_t *rgba, size_t pixel_count, size_t sampl
     }
 }
 
+void smimg_sample_facts(const uint8_t *rgba, size_t pixel_count, size_t sample_bytes, smimg_sample_facts_result *facts) {
+    int fits = 1, opaque = 1, grey = 1;
+    if (sample_bytes == 1) {
+        // Branch-free per pixel, so the compiler vectorises it; a whole photo takes a few milliseconds.
+        uint8_t alpha = 0xFF, colour = 0;
+        for (size_t i = 0; i < pixel_count; i++) {
+            const uint8_t *p = rgba + 4 * i;
+            alpha &= p[3];
+            colour |= (uint8_t)(p[0] ^ p[1]) | (uint8_t)(p[0] ^ p[2]);
+        }
+        opaque = alpha == 0xFF;
+        grey = colour == 0;
+    } else {
+        for (size_t i = 0; i < pixel_count; i++) {
+            const uint8_t *p = rgba + 8 * i;
+            fits &= p[0] == p[1] && p[2] == p[3] && p[4] == p[5] && p[6] == p[7];
+            opaque &= p[6] == 0xFF && p[7] == 0xFF;
+            grey &= p[0] == p[2] && p[0] == p[4] && p[1] == p[3] && p[1] == p[5];
+        }
+    }
+    facts->fits_eight_bits = fits;
+    facts->opaque = opaque;
+    facts->grey = grey;
+}
+
 static inline uint8_t paeth(uint8_t a, uint8_t b, uint8_t c) {
     int p = (int)a + b - c;
     int pa = abs(p - a), pb = abs(p - b), pc = abs(p - c);

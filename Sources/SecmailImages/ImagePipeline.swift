@@ -1,3 +1,4 @@
+import Foundation
 import SecmailCrypto
 
 /// The lossless image pipeline (DESIGN section 6): decode by magic bytes within limits, optimise
@@ -9,6 +10,14 @@ public struct ImagePipeline: Sendable {
     public init(limits: ImageLimits = .standard, effort: PNGEffort = .normal) {
         self.limits = limits
         self.effort = effort
+    }
+
+    /// Loads libjxl on a thread of its own, for a command that will likely need it soon (one
+    /// sending an image, one reading a message): loading its shared libraries, and libhwy's
+    /// initialiser, which times the clock, take about 5 ms that the first JPEG XL work would
+    /// otherwise wait for, while the command is mostly waiting for its relay.
+    public static func loadJPEGXLInBackground() {
+        Thread.detachNewThread { _ = ImageCodecs.loadJXL() }
     }
 
     /// Decodes a PNG or JPEG file into canonical RGBA.
@@ -29,12 +38,13 @@ public struct ImagePipeline: Sendable {
     /// A JPEG file without metadata whose decoded pixels are verified identical to the input's,
     /// or nil when its structure could not be followed.
     public func strippedJPEG(_ bytes: [UInt8], decoded: RGBAImage) throws -> [UInt8]? {
-        try JPEGStripper.strip(bytes, orientation: decoded.orientation).flatMap { try verifiedJPEG($0, decoded: decoded) }
+        try JPEGStripper.strip(bytes).flatMap { try verifiedJPEG($0, decoded: decoded) }
     }
 
-    /// `stripped` when it decodes to exactly `decoded`'s pixels, else nil.
+    /// `stripped` when it decodes to exactly `decoded`'s pixels and orientation, else nil.
     func verifiedJPEG(_ stripped: [UInt8], decoded: RGBAImage) throws -> [UInt8]? {
-        try ImageCodecs.decode(stripped, format: .jpeg, limits: limits).hasSamePixels(as: decoded) ? stripped : nil
+        let check = try ImageCodecs.decode(stripped, format: .jpeg, limits: limits)
+        return check.hasSamePixels(as: decoded) && check.orientation ?? 1 == decoded.orientation ?? 1 ? stripped : nil
     }
 
     /// Recompressing a JPEG takes about the same time at efforts 3 to 7 (a 4-megapixel photo:
@@ -53,8 +63,8 @@ public struct ImagePipeline: Sendable {
     /// pixels and rendering information, exactly.
     public func wireForm(of bytes: [UInt8], alwaysPNG: Bool = false, allowJXL: Bool = false,
                          allowJXLRendering: Bool = false) throws -> WireImage {
-        let (format, image) = try decode(bytes)
-        if format != .jpeg || alwaysPNG {
+        guard ImageFormat.detect(bytes) == .jpeg, !alwaysPNG else {
+            let (format, image) = try decode(bytes)
             let original = format == .png ? bytes : nil
             let jpeg = format == .jpeg ? try strippedJPEG(bytes, decoded: image) : nil
             guard allowJXL, !alwaysPNG, mayCodeAsJXL(image, withRendering: allowJXLRendering) else {
@@ -74,13 +84,17 @@ public struct ImagePipeline: Sendable {
             return WireImage(png: png.bytes, jpeg: jpeg, jxl: jxl, jxlMethod: coding.description, sendPNGOnly: false,
                              originalSize: bytes.count, image: image)
         }
-        // The stripped JPEG's check and the PNG estimate need the pixels, the JPEG XL only the
-        // stripped JPEG: they run side by side (a 4-megapixel photo: about 0.24 s instead of
-        // 0.27 s; libjxl already uses both cores).
-        let stripped = JPEGStripper.strip(bytes, orientation: image.orientation)
+        // The JPEG XL needs only the stripped JPEG; the pixels' decode, the stripped JPEG's check
+        // and the PNG estimate run beside it (a 4-megapixel photo: the decode's 0.03 s no longer
+        // comes first; libjxl already uses both cores). A JPEG past the limits is not handed to
+        // libjxl: the decode refuses it.
+        let stripped = JPEGStripper.strip(bytes)
+        let withinLimits = ImageCodecs.jpegSize(bytes).map { limits.admits(width: $0.width, height: $0.height) } ?? false
+        let recompressing = allowJXL && withinLimits ? stripped : nil
         let pipeline = self
-        let (jxl, (checked, estimate)) = try concurrently({ allowJXL ? stripped.flatMap(pipeline.recompressedJXL) : nil }, {
-            (try stripped.flatMap { try pipeline.verifiedJPEG($0, decoded: image) }, try PNGOptimizer.estimatedSize(of: image))
+        let (jxl, (image, checked, estimate)) = try concurrently({ recompressing.flatMap(pipeline.recompressedJXL) }, {
+            let image = try pipeline.decode(bytes).image
+            return (image, try stripped.flatMap { try pipeline.verifiedJPEG($0, decoded: image) }, try PNGOptimizer.estimatedSize(of: image))
         })
         guard let jpeg = checked else {
             // The JPEG XL came from a JPEG whose pixels differ: it goes with it.

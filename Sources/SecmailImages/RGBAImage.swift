@@ -50,7 +50,7 @@ public struct RGBAImage: Sendable {
     /// sample v equals the 16-bit sample v·257 (the exact scaling every PNG decoder applies).
     public func hasSamePixels(as other: RGBAImage) -> Bool {
         guard width == other.width, height == other.height else { return false }
-        if bitDepth == other.bitDepth { return samples == other.samples }
+        if bitDepth == other.bitDepth { return ImageCodecs.sameBytes(samples, other.samples) }
         let (narrow, wide) = bitDepth == 8 ? (self, other) : (other, self)
         for index in 0..<narrow.samples.count {
             let value = narrow.samples[index]

@@ -74,6 +74,37 @@ import Testing
         }
     }
 
+    @Test func theOptimisersRowByRowCheckFindsAnyChangedSampleAndOnlyThat() throws {
+        for (label, png) in Self.generatedSet {
+            let image = try ImagePipeline().decode(png.encoded).image
+            #expect(try ImageCodecs.pngDecodes(png.encoded, toPixelsOf: image, limits: .standard), "\(label)")
+            // One sample changed, in the first row or the last: found, interlaced or not.
+            for index in [0, image.samples.count - 1] {
+                var samples = image.samples
+                samples[index] ^= 1
+                let changed = RGBAImage(width: image.width, height: image.height, bitDepth: image.bitDepth, samples: samples)
+                #expect(try !ImageCodecs.pngDecodes(png.encoded, toPixelsOf: changed, limits: .standard), "\(label), sample \(index)")
+            }
+            // Another size is another image.
+            let taller = RGBAImage(width: image.width, height: image.height + 1, bitDepth: image.bitDepth,
+                                   samples: image.samples + Array(image.samples.prefix(image.width * 4 * image.bitDepth / 8)))
+            #expect(try !ImageCodecs.pngDecodes(png.encoded, toPixelsOf: taller, limits: .standard), "\(label)")
+            // An 8-bit file holds a 16-bit image whose samples are all v·257 exactly.
+            if image.bitDepth == 8 {
+                let wide = RGBAImage(width: image.width, height: image.height, bitDepth: 16, samples: image.samples.flatMap { [$0, $0] })
+                #expect(try ImageCodecs.pngDecodes(png.encoded, toPixelsOf: wide, limits: .standard), "\(label) as 16-bit")
+                var off = wide.samples
+                off[off.count - 1] ^= 1
+                let almost = RGBAImage(width: image.width, height: image.height, bitDepth: 16, samples: off)
+                #expect(try !ImageCodecs.pngDecodes(png.encoded, toPixelsOf: almost, limits: .standard), "\(label) as 16-bit, one low byte off")
+            }
+        }
+        var damaged = PNGPipelineTests.generatedSet[0].1.encoded
+        damaged[damaged.count - 20] ^= 0xFF
+        let image = try ImagePipeline().decode(PNGPipelineTests.generatedSet[0].1.encoded).image
+        #expect { try ImageCodecs.pngDecodes(damaged, toPixelsOf: image, limits: .standard) } throws: { ($0 as? ImageError)?.code == .corrupt }
+    }
+
     @Test func compressedStreamsComeBackOnlyAtTheirDeclaredSize() throws {
         let text = Array(String(repeating: "secmail compresses what compresses ", count: 300).utf8)
         let stream = try #require(try ImageCodecs.deflate(text, level: 9, format: .raw, limit: text.count))
@@ -259,6 +290,40 @@ import Testing
         let forced = try pipeline.wireForm(of: camera, alwaysPNG: true)
         #expect(forced.format == .png)
         #expect(try pipeline.decode(forced.bytes).image.samples == (try djpegPixels(camera)))
+    }
+
+    /// An APP1 EXIF segment holding only an orientation (big-endian TIFF, one entry).
+    func exifSegment(orientation: UInt8) -> [UInt8] {
+        let app1 = Array("Exif".utf8) + [0, 0, 0x4D, 0x4D, 0x00, 0x2A, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, orientation, 0, 0, 0, 0, 0, 0]
+        return [0xFF, 0xE1, UInt8((app1.count + 2) >> 8), UInt8((app1.count + 2) & 0xFF)] + app1
+    }
+
+    @Test func theStrippedJPEGKeepsTheOrientationTheDecoderReadsWithoutNeedingThePixels() throws {
+        // Two EXIF blocks: libjpeg (and so the decoder) reports the first. The stripper finds
+        // it on its own, so the JPEG XL can be made while the pixels are being decoded.
+        let original = try jpeg(width: 160, height: 120)
+        let camera = [0xFF, 0xD8] + exifSegment(orientation: 6) + exifSegment(orientation: 3) + original.dropFirst(2)
+        let pipeline = ImagePipeline()
+        let decoded = try pipeline.decode(camera).image
+        #expect(decoded.orientation == 6)
+        let stripped = try #require(try pipeline.strippedJPEG(camera, decoded: decoded))
+        #expect(try pipeline.decode(stripped).image.orientation == 6)
+        // One orientation block is left, and the JPEG XL gives back exactly that file.
+        #expect(stripped.count == original.count + exifSegment(orientation: 6).count)
+        let wire = try pipeline.wireForm(of: camera, allowJXL: true)
+        #expect(wire.format == .jxl)
+        #expect(try pipeline.jpegAsSent(wire.bytes) == stripped)
+        #expect(try pipeline.decode(pipeline.readerPNG(wire.bytes)).image.orientation == 6)
+        // Orientation 1 needs no block at all.
+        let upright = [0xFF, 0xD8] + exifSegment(orientation: 1) + original.dropFirst(2)
+        #expect(try pipeline.strippedJPEG(upright, decoded: pipeline.decode(upright).image) == original)
+    }
+
+    @Test func aJPEGPastTheLimitsIsRefusedBeforeAnyImageWork() throws {
+        let input = try jpeg(width: 320, height: 240)
+        let small = ImagePipeline(limits: ImageLimits(maxPixels: 320 * 239))
+        #expect { try small.wireForm(of: input, allowJXL: true) } throws: { ($0 as? ImageError)?.code == .tooLarge }
+        #expect(try ImagePipeline(limits: ImageLimits(maxPixels: 320 * 240)).wireForm(of: input, allowJXL: true).format == .jxl)
     }
 
     @Test func jpegXLCarriesAJPEGBitForBitAndPixelsExactlyWhenEveryReaderTakesIt() throws {

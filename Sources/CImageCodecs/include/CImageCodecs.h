@@ -48,8 +48,16 @@ typedef struct {
 
 int smimg_png_decode(const uint8_t *data, size_t size, const smimg_limits *limits,
                      smimg_image *out, char *message, size_t message_size);
+// Decodes a PNG as smimg_png_decode does and compares its pixels, row by row as libpng gives
+// them (no copy of the image is kept), with `expected`: `width` x `height` RGBA pixels of
+// `bit_depth` (8 or 16) bits a sample, where an 8-bit sample v equals the 16-bit sample v·257.
+// SMIMG_OK with *same 1 or 0; otherwise the status smimg_png_decode would give.
+int smimg_png_matches(const uint8_t *data, size_t size, const smimg_limits *limits, const uint8_t *expected,
+                      uint32_t width, uint32_t height, uint32_t bit_depth, int *same, char *message, size_t message_size);
 int smimg_jpeg_decode(const uint8_t *data, size_t size, const smimg_limits *limits,
                       smimg_image *out, char *message, size_t message_size);
+// A JPEG's size from its headers alone (nothing decoded): SMIMG_ERROR when libjpeg cannot read them.
+int smimg_jpeg_size(const uint8_t *data, size_t size, uint32_t *width, uint32_t *height);
 void smimg_image_free(smimg_image *image);
 
 enum {
@@ -65,6 +73,16 @@ enum {
 // samples that are all v·257).
 void smimg_gather_channels(const uint8_t *rgba, size_t pixel_count, size_t sample_bytes, const uint8_t *channels,
                            size_t channel_count, size_t out_sample_bytes, uint8_t *out);
+
+// What decides a PNG layout, over `pixel_count` RGBA pixels of `sample_bytes` bytes a sample
+// (1, or 2 big-endian): every 16-bit sample is v·257 (always 1 for 8-bit samples), every pixel
+// is opaque, every pixel is grey (red = green = blue).
+typedef struct {
+    int fits_eight_bits;
+    int opaque;
+    int grey;
+} smimg_sample_facts_result;
+void smimg_sample_facts(const uint8_t *rgba, size_t pixel_count, size_t sample_bytes, smimg_sample_facts_result *facts);
 
 // PNG filtering of `height` rows of `row_bytes` raw bytes each (`bpp` bytes per complete pixel,
 // at least 1) into `out` (height * (row_bytes + 1) bytes). filter 0-4 applies that filter to
@@ -91,6 +109,10 @@ void smimg_free(void *pointer);
 // `out` (that many bytes): SMIMG_EXCEEDED when it would give more (a decompression bomb stops
 // at the bound), SMIMG_ERROR when it is damaged, shorter, or has bytes after its end.
 int smimg_inflate(const uint8_t *data, size_t size, int format, uint8_t *out, size_t expected_size);
+
+// Loads libjxl now, once (later calls return at once): 1 when it is there to use. Every JPEG XL
+// function loads it on first use otherwise.
+int smimg_jxl_load(void);
 
 // JPEG XL (libjxl): memory and threads bounded by the caller.
 typedef struct {

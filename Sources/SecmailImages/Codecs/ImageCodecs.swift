@@ -23,15 +23,7 @@ enum ImageCodecs {
             }
         }
         defer { smimg_image_free(&image) }
-        let reason = text(of: message)
-        let kind = format.displayName
-        switch Int(status) {
-        case Int(SMIMG_OK): break
-        case Int(SMIMG_TOO_LARGE): throw ImageError(.tooLarge, "the \(kind) image is too large: \(reason)")
-        case Int(SMIMG_UNSUPPORTED): throw ImageError(.unsupported, reason)
-        case Int(SMIMG_NO_MEMORY): throw ImageError(.outOfMemory, "not enough memory to decode the \(kind) image")
-        default: throw ImageError(.corrupt, "the \(kind) image is damaged: \(reason)")
-        }
+        try throwIfDecodingFailed(status, format: format, message: message)
         let samples = Array(UnsafeBufferPointer(start: image.pixels, count: image.pixels_size))
         var rendering = RenderingInfo()
         if let profile = image.icc_profile, image.icc_profile_size > 0 {
@@ -67,13 +59,54 @@ enum ImageCodecs {
                          rendering: rendering, orientation: orientation, sourceDescription: description)
     }
 
+    /// A JPEG's width and height from its headers (nothing decoded), or nil when libjpeg cannot read them.
+    static func jpegSize(_ bytes: [UInt8]) -> (width: Int, height: Int)? {
+        var width: UInt32 = 0, height: UInt32 = 0
+        let status = bytes.withUnsafeBufferPointer { smimg_jpeg_size($0.baseAddress, $0.count, &width, &height) }
+        return status == SMIMG_OK ? (Int(width), Int(height)) : nil
+    }
+
+    /// The error for a decoder's failure status, if it is one.
+    private static func throwIfDecodingFailed(_ status: Int32, format: ImageFormat, message: [CChar]) throws {
+        let reason = text(of: message)
+        let kind = format.displayName
+        switch Int(status) {
+        case Int(SMIMG_OK): return
+        case Int(SMIMG_TOO_LARGE): throw ImageError(.tooLarge, "the \(kind) image is too large: \(reason)")
+        case Int(SMIMG_UNSUPPORTED): throw ImageError(.unsupported, reason)
+        case Int(SMIMG_NO_MEMORY): throw ImageError(.outOfMemory, "not enough memory to decode the \(kind) image")
+        default: throw ImageError(.corrupt, "the \(kind) image is damaged: \(reason)")
+        }
+    }
+
+    /// Whether `png` decodes, by libpng, to exactly `image`'s pixels (an 8-bit sample v equals
+    /// the 16-bit sample v·257), compared row by row as libpng gives them: no copy of the image
+    /// is made. Throws what `decode` would for a PNG libpng cannot decode.
+    static func pngDecodes(_ png: [UInt8], toPixelsOf image: RGBAImage, limits: ImageLimits) throws -> Bool {
+        var cLimits = smimgLimits(limits)
+        var same: Int32 = 0
+        var message = [CChar](repeating: 0, count: 256)
+        let status = png.withUnsafeBufferPointer { input in
+            image.samples.withUnsafeBufferPointer { expected in
+                message.withUnsafeMutableBufferPointer { text in
+                    smimg_png_matches(input.baseAddress, input.count, &cLimits, expected.baseAddress, UInt32(image.width),
+                                      UInt32(image.height), UInt32(image.bitDepth), &same, text.baseAddress, text.count)
+                }
+            }
+        }
+        try throwIfDecodingFailed(status, format: .png, message: message)
+        return same != 0
+    }
+
     /// PNG-filters raw scanlines: filter 0-4 for every row, or a per-row heuristic (`PNGFilter`).
     static func filter(_ raw: [UInt8], height: Int, rowBytes: Int, bytesPerPixel: Int, filter: PNGFilter) throws -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: height * (rowBytes + 1))
-        let status = raw.withUnsafeBufferPointer { input in
-            out.withUnsafeMutableBufferPointer { output in
+        var status = Int32(SMIMG_OK)
+        // Every byte is written by the filter: no zero-filling first.
+        let out = [UInt8](unsafeUninitializedCapacity: height * (rowBytes + 1)) { output, count in
+            status = raw.withUnsafeBufferPointer { input in
                 smimg_png_filter(input.baseAddress, height, rowBytes, bytesPerPixel, Int32(filter.rawValue), output.baseAddress)
             }
+            count = status == SMIMG_OK ? output.count : 0
         }
         guard status == SMIMG_OK else { throw ImageError(.outOfMemory, "not enough memory to filter the image") }
         return out
@@ -84,16 +117,24 @@ enum ImageCodecs {
     /// samples are all v·257: the high byte is kept).
     static func gather(_ image: RGBAImage, channels: [UInt8], outputBitDepth: Int) -> [UInt8] {
         let outSampleBytes = outputBitDepth / 8
-        var out = [UInt8](repeating: 0, count: image.pixelCount * channels.count * outSampleBytes)
-        image.samples.withUnsafeBufferPointer { samples in
-            channels.withUnsafeBufferPointer { channelList in
-                out.withUnsafeMutableBufferPointer { output in
+        // Every byte is written by the gather: no zero-filling first.
+        return [UInt8](unsafeUninitializedCapacity: image.pixelCount * channels.count * outSampleBytes) { output, count in
+            image.samples.withUnsafeBufferPointer { samples in
+                channels.withUnsafeBufferPointer { channelList in
                     smimg_gather_channels(samples.baseAddress, image.pixelCount, image.bitDepth / 8, channelList.baseAddress,
                                           channelList.count, outSampleBytes, output.baseAddress)
                 }
             }
+            count = output.count
         }
-        return out
+    }
+
+    /// Whether every 16-bit sample of `image` is v·257 (always for 8-bit samples), every pixel
+    /// opaque, every pixel grey: one pass in C.
+    static func sampleFacts(of image: RGBAImage) -> (fitsEightBits: Bool, isOpaque: Bool, isGrey: Bool) {
+        var facts = smimg_sample_facts_result()
+        image.samples.withUnsafeBufferPointer { smimg_sample_facts($0.baseAddress, image.pixelCount, image.bitDepth / 8, &facts) }
+        return (facts.fits_eight_bits != 0, facts.opaque != 0, facts.grey != 0)
     }
 
     /// The DEFLATE stream kinds: zlib (PNG) or bare (attachments).
@@ -105,16 +146,17 @@ enum ImageCodecs {
 
     /// libdeflate's stream of `data` at `level` (1-12), or nil when it does not fit in `limit` bytes.
     static func deflate(_ data: [UInt8], level: Int, format: StreamFormat = .zlib, limit: Int) throws -> [UInt8]? {
-        var out = [UInt8](repeating: 0, count: max(limit, 0))
-        var size = 0
-        let status = data.withUnsafeBufferPointer { input in
-            out.withUnsafeMutableBufferPointer { output in
+        var status = Int32(SMIMG_OK)
+        // Room for `limit` bytes, of which only the pages the stream reaches are ever touched.
+        let out = [UInt8](unsafeUninitializedCapacity: max(limit, 0)) { output, count in
+            var size = 0
+            status = data.withUnsafeBufferPointer { input in
                 smimg_deflate(input.baseAddress, input.count, Int32(level), format.code, output.baseAddress, output.count, &size)
             }
+            count = status == SMIMG_OK ? size : 0
         }
         switch Int(status) {
         case Int(SMIMG_OK):
-            out.removeSubrange(size...)
             return out
         case Int(SMIMG_EXCEEDED):
             return nil
@@ -137,9 +179,13 @@ enum ImageCodecs {
     /// is ever produced (decompression bombs stop there), and a stream that ends early, goes on,
     /// or is damaged is refused.
     static func inflate(_ data: [UInt8], format: StreamFormat, expectedSize: Int) throws -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: expectedSize)
-        let status = data.withUnsafeBufferPointer { input in
-            out.withUnsafeMutableBufferPointer { smimg_inflate(input.baseAddress, input.count, format.code, $0.baseAddress, expectedSize) }
+        var status = Int32(SMIMG_OK)
+        // Filled whole on success; nothing of it is kept otherwise.
+        let out = [UInt8](unsafeUninitializedCapacity: expectedSize) { output, count in
+            status = data.withUnsafeBufferPointer { input in
+                smimg_inflate(input.baseAddress, input.count, format.code, output.baseAddress, expectedSize)
+            }
+            count = status == SMIMG_OK ? expectedSize : 0
         }
         switch Int(status) {
         case Int(SMIMG_OK): return out
@@ -166,6 +212,11 @@ enum ImageCodecs {
         case Int(SMIMG_NO_MEMORY), Int(SMIMG_TOO_LARGE): throw ImageError(.outOfMemory, "\(what) needs more memory than allowed")
         default: throw ImageError(.corrupt, "\(what) failed")
         }
+    }
+
+    /// Loads libjxl (once); false when it is not installed.
+    static func loadJXL() -> Bool {
+        smimg_jxl_load() != 0
     }
 
     /// The JPEG XL recompression of a JPEG file: same pixels, and the JPEG comes back bit for bit.
@@ -227,6 +278,13 @@ enum ImageCodecs {
     /// The message a C call wrote into `buffer` (NUL-terminated).
     private static func text(of buffer: [CChar]) -> String {
         String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Whether two byte arrays are equal, compared by memcmp (the pixels of an image are compared
+    /// after every encode; an element-by-element loop took several milliseconds a megapixel).
+    static func sameBytes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        return a.withUnsafeBytes { x in b.withUnsafeBytes { y in x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 } }
     }
 
     static func crc32(_ bytes: ArraySlice<UInt8>, continuing crc: UInt32 = 0) -> UInt32 {

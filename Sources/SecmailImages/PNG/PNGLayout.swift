@@ -52,8 +52,9 @@ struct PNGLayout: Sendable, CustomStringConvertible {
         var fitsEightBits: Bool
         var isOpaque: Bool
         var isGrey: Bool
-        /// Distinct RGBA8 colours with their counts, when there are at most 256.
-        var colours: [UInt32: Int]?
+        /// The distinct RGBA8 colours (of 16-bit samples that fit 8 bits, the high bytes), when
+        /// there are at most 256.
+        var colours: Set<UInt32>?
         /// The smallest grey bit depth (1, 2, 4, 8) that holds every grey value exactly.
         var greyDepth: Int
         /// Red, green, blue of every pixel that is not opaque, when all of them are fully
@@ -64,54 +65,48 @@ struct PNGLayout: Sendable, CustomStringConvertible {
 
     static func statistics(of image: RGBAImage) -> Statistics {
         let samples = image.samples
-        var fitsEightBits = true, isOpaque = true, isGrey = true
-        if image.bitDepth == 16 {
-            for index in stride(from: 0, to: samples.count, by: 2) where samples[index] != samples[index + 1] {
-                fitsEightBits = false
-                break
-            }
-        }
+        let (fitsEightBits, isOpaque, isGrey) = ImageCodecs.sampleFacts(of: image)
         let step = image.bitDepth / 8
         let pixelBytes = 4 * step
-        // One pass over the high bytes (or the only bytes) of every sample.
-        var colours: [UInt32: Int]? = fitsEightBits ? [:] : nil
         /// The full sample of channel `channel` of the pixel at `base`.
         func sample(_ base: Int, _ channel: Int) -> UInt16 {
             step == 2 ? UInt16(samples[base + 2 * channel]) << 8 | UInt16(samples[base + 2 * channel + 1]) : UInt16(samples[base + channel])
         }
-        var transparentColour: [UInt16]?
-        var keyable = true
-        for base in stride(from: 0, to: samples.count, by: pixelBytes) {
-            let r = samples[base], g = samples[base + step], b = samples[base + 2 * step], a = samples[base + 3 * step]
-            let opaque: Bool
-            if step == 2 {
-                opaque = a == 0xFF && samples[base + 7] == 0xFF
-                if isGrey, r != g || r != b || samples[base + 1] != samples[base + 3] || samples[base + 1] != samples[base + 5] { isGrey = false }
-            } else {
-                opaque = a == 0xFF
-                if isGrey, r != g || r != b { isGrey = false }
+        // The distinct colours (the high bytes), only up to the 257th: a photograph is done
+        // within a few rows. Runs of one colour, common in graphics, cost one comparison a pixel.
+        var colours: Set<UInt32>?
+        if fitsEightBits {
+            var found = Set<UInt32>()
+            var last: UInt32?
+            for base in stride(from: 0, to: samples.count, by: pixelBytes) {
+                let key = UInt32(samples[base]) << 24 | UInt32(samples[base + step]) << 16 | UInt32(samples[base + 2 * step]) << 8
+                    | UInt32(samples[base + 3 * step])
+                guard key != last else { continue }
+                last = key
+                found.insert(key)
+                if found.count > 256 { break }
             }
-            if !opaque {
-                isOpaque = false
-                if keyable {
-                    let colour = [sample(base, 0), sample(base, 1), sample(base, 2)]
-                    if sample(base, 3) != 0 || (transparentColour != nil && transparentColour != colour) {
-                        keyable = false
-                    } else {
-                        transparentColour = colour
-                    }
+            colours = found.count > 256 ? nil : found
+        }
+        // A colour key is possible when every pixel that is not opaque is fully transparent and
+        // of one colour.
+        var transparentColour: (UInt16, UInt16, UInt16)?
+        var keyable = !isOpaque
+        let opaqueAlpha = UInt16.max >> (16 - image.bitDepth)
+        if keyable {
+            for base in stride(from: 0, to: samples.count, by: pixelBytes) where sample(base, 3) != opaqueAlpha {
+                let colour = (sample(base, 0), sample(base, 1), sample(base, 2))
+                if sample(base, 3) != 0 || (transparentColour.map { $0 != colour } ?? false) {
+                    keyable = false
+                    break
                 }
-            }
-            if colours != nil {
-                let key = UInt32(r) << 24 | UInt32(g) << 16 | UInt32(b) << 8 | UInt32(a)
-                colours![key, default: 0] += 1
-                if colours!.count > 256 { colours = nil }
+                transparentColour = colour
             }
         }
         var greyDepth = 8
         if isGrey, fitsEightBits {
             // A depth-d grey value k decodes to k·(255 / (2^d − 1)); find the smallest exact d.
-            let values = Set(colours.map { $0.keys.map { Int($0 >> 24) } } ?? [])
+            let values = Set(colours.map { $0.map { Int($0 >> 24) } } ?? [])
             for depth in [1, 2, 4] where colours != nil {
                 let unit = 255 / ((1 << depth) - 1)
                 if values.allSatisfy({ $0 % unit == 0 }) {
@@ -122,15 +117,14 @@ struct PNGLayout: Sendable, CustomStringConvertible {
         }
         if keyable, let key = transparentColour {
             // A colour key makes every pixel of that colour transparent, opaque ones too.
-            let opaqueAlpha = UInt16.max >> (16 - image.bitDepth)
             for base in stride(from: 0, to: samples.count, by: pixelBytes)
-            where sample(base, 3) == opaqueAlpha && sample(base, 0) == key[0] && sample(base, 1) == key[1] && sample(base, 2) == key[2] {
+            where sample(base, 3) == opaqueAlpha && sample(base, 0) == key.0 && sample(base, 1) == key.1 && sample(base, 2) == key.2 {
                 keyable = false
                 break
             }
         }
         return Statistics(fitsEightBits: fitsEightBits, isOpaque: isOpaque, isGrey: isGrey, colours: colours, greyDepth: greyDepth,
-                          transparentColour: keyable ? transparentColour : nil)
+                          transparentColour: keyable ? transparentColour.map { [$0.0, $0.1, $0.2] } : nil)
     }
 
     /// The exact layouts worth trying, most promising first: the reduced direct layout, and a
@@ -162,7 +156,7 @@ struct PNGLayout: Sendable, CustomStringConvertible {
         // that touch most often (after Memon and Zeng) — 30 bytes less in 351 KB at level 2,
         // nothing at level 3, for 28% more time. With filter none, which wins most palette
         // images, deflate does not see the order at all.
-        let ordered = colours.keys.sorted { lhs, rhs in
+        let ordered = colours.sorted { lhs, rhs in
             let (lhsOpaque, rhsOpaque) = (lhs & 0xFF == 0xFF, rhs & 0xFF == 0xFF)
             return lhsOpaque != rhsOpaque ? !lhsOpaque : lhs < rhs
         }

@@ -200,8 +200,7 @@ public struct PNGOptimizer: Sendable {
             throw ImageError(.outOfMemory, "no PNG encoding of the image could be made")
         }
         // The promise: the output decodes to exactly the input's pixels. Checked every time.
-        let decoded = try ImageCodecs.decode(best.bytes, format: .png, limits: .standard)
-        guard decoded.hasSamePixels(as: image) else {
+        guard try ImageCodecs.pngDecodes(best.bytes, toPixelsOf: image, limits: .standard) else {
             throw ImageError(.pixelMismatch, "the optimised PNG (\(best.method)) does not decode to the original pixels; it was discarded")
         }
         return OptimizedPNG(bytes: best.bytes, method: best.method, trials: search.trials, abandoned: search.abandoned)
