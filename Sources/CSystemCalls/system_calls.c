@@ -2,6 +2,7 @@
 #include "CSystemCalls.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -28,6 +29,11 @@ int secmail_start_writeback(int descriptor, off_t offset, off_t length) {
     return sync_file_range(descriptor, offset, length, SYNC_FILE_RANGE_WRITE);
 }
 
+int secmail_keep_freed_memory(size_t mmap_threshold, size_t trim_threshold) {
+    // mallopt answers 1 on success and 0 on failure, without errno.
+    return mallopt(M_MMAP_THRESHOLD, (int)mmap_threshold) == 1 && mallopt(M_TRIM_THRESHOLD, (int)trim_threshold) == 1 ? 0 : -1;
+}
+
 int secmail_open_directory_path(const char *path) {
     return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
@@ -41,3 +47,4 @@ int secmail_forbid_core_dumps(void) {
 int secmail_spawn_close_inherited(void *file_actions) {
     return posix_spawn_file_actions_addclosefrom_np((posix_spawn_file_actions_t *)file_actions, 3);
 }
+

@@ -1,6 +1,7 @@
 import ArgumentParser
 import SecmailAPI
 import SecmailCrypto
+import SecmailFormat
 
 @main
 struct SecmailCommand: AsyncParsableCommand {
@@ -28,12 +29,15 @@ struct SecmailCommand: AsyncParsableCommand {
 
     /// Parses and runs the command, with OpenSSL warming up on the other core meanwhile; client
     /// commands get `Interruption`'s handling of Ctrl-C (the relay and the key agent shut down
-    /// gracefully on their own).
+    /// gracefully on their own) and an allocator that keeps freed memory for reuse.
     static func main() async {
         CryptoWarmUp.begin()
         do {
             var command = try parseAsRoot()
-            if !(command is RelayServeCommand || command is AgentCommand) { Interruption.install() }
+            if !(command is RelayServeCommand || command is AgentCommand) {
+                Interruption.install()
+                ProcessMemory.keepFreedMemoryForReuse()
+            }
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

@@ -1,5 +1,6 @@
 // Linux calls that Swift's Glibc module leaves out (they need _GNU_SOURCE or headers it does not
-// import), for the key agent's socket, process hardening and early writeback of large files.
+// import), for the key agent's socket, process hardening, early writeback of large files and the
+// allocator's handling of freed memory.
 // Each returns 0 on success and -1 with errno set on failure, like the calls it wraps.
 #ifndef SECMAIL_CSYSTEMCALLS_H
 #define SECMAIL_CSYSTEMCALLS_H
@@ -29,5 +30,11 @@ int secmail_spawn_close_inherited(void *file_actions);
 /// sync_file_range(SYNC_FILE_RANGE_WRITE): starts writing a file's dirty pages in [offset,
 /// offset + length) to disk without waiting, so that a later fsync waits only for what came after.
 int secmail_start_writeback(int descriptor, off_t offset, off_t length);
+
+/// mallopt(M_MMAP_THRESHOLD, M_TRIM_THRESHOLD): blocks up to `mmap_threshold` bytes come from
+/// the heap instead of mappings of their own, and the heap gives memory back to the kernel only
+/// past `trim_threshold` bytes free at its top; so freed memory is reused without the kernel
+/// zeroing fresh pages again (mallopt itself sets no errno).
+int secmail_keep_freed_memory(size_t mmap_threshold, size_t trim_threshold);
 
 #endif

@@ -3,6 +3,7 @@ import Foundation
 import SecmailClient
 import SecmailCrypto
 import SecmailFormat
+import SecmailImages
 
 struct SendCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -39,6 +40,7 @@ struct SendCommand: AsyncParsableCommand {
                 if !recipients.contains(parsed) { recipients.append(parsed) }
             }
             let checked = try compose.checkedAttachments()
+            if checked.contains(where: \.isImage) { ImagePipeline.loadJPEGXLInBackground() }
             let text = try compose.text()
             let keystore = Keystore(home: homeOptions.secmailHome)
             _ = try keystore.currentBundle()
@@ -193,6 +195,8 @@ struct ReadCommand: AsyncParsableCommand {
             let messageID = try userInput { try MessageID(hex: id) }
             let keystore = Keystore(home: homeOptions.secmailHome)
             _ = try keystore.currentBundle()
+            // Its images may have travelled as JPEG XL: libjxl loads while the message downloads.
+            ImagePipeline.loadJPEGXLInBackground()
             let read = try await withRelay(keystore.home) { relay in
                 _ = try await relay.info()
                 let (identity, keys) = try passphraseOptions.senderAndRecipientKeys(keystore)
