@@ -43,11 +43,10 @@ void smimg_image_free(smimg_image *image) {
     memset(image, 0, sizeof *image);
 }
 
-// Whether a row libpng gave (RGBA, `depth` bits) holds the same samples as `expected` (RGBA,
-// `expected_depth` bits): an 8-bit sample v equals the 16-bit sample v·257.
-static int same_row(const uint8_t *row, int depth, const uint8_t *expected, int expected_depth, size_t samples) {
-    if (depth == expected_depth) return memcmp(row, expected, samples * (size_t)(depth / 8)) == 0;
-    const uint8_t *narrow = depth == 8 ? row : expected, *wide = depth == 8 ? expected : row;
+int smimg_same_samples(const uint8_t *a, uint32_t depth_a, const uint8_t *b, uint32_t depth_b, size_t samples) {
+    if (samples == 0) return 1;
+    if (depth_a == depth_b) return memcmp(a, b, samples * (size_t)(depth_a / 8)) == 0;
+    const uint8_t *narrow = depth_a == 8 ? a : b, *wide = depth_a == 8 ? b : a;
     for (size_t i = 0; i < samples; i++) {
         if (wide[2 * i] != narrow[i] || wide[2 * i + 1] != narrow[i]) return 0;
     }
@@ -161,7 +160,8 @@ static int decode_png(const uint8_t *data, size_t size, const smimg_limits *limi
         size_t expected_row_bytes = (size_t)width * 4 * (size_t)(expected_depth / 8);
         for (png_uint_32 y = 0; y < height && *same; y++) {
             png_read_row(png, scratch, NULL);
-            *same = same_row(scratch, depth, expected + (size_t)y * expected_row_bytes, expected_depth, (size_t)width * 4);
+            *same = smimg_same_samples(scratch, (uint32_t)depth, expected + (size_t)y * expected_row_bytes, (uint32_t)expected_depth,
+                                       (size_t)width * 4);
         }
         if (*same) png_read_end(png, NULL);
         free(scratch);
@@ -180,7 +180,7 @@ static int decode_png(const uint8_t *data, size_t size, const smimg_limits *limi
     if (expected) {
         // An interlaced file comes whole; compared in one go.
         *same = width == expected_width && height == expected_height
-            && same_row(out->pixels, depth, expected, expected_depth, (size_t)width * height * 4);
+            && smimg_same_samples(out->pixels, (uint32_t)depth, expected, (uint32_t)expected_depth, (size_t)width * height * 4);
         smimg_image_free(out);
     }
     return SMIMG_OK;

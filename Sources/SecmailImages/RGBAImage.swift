@@ -49,13 +49,6 @@ public struct RGBAImage: Sendable {
     /// Whether `other` has the same size and, sample for sample, the same values. An 8-bit
     /// sample v equals the 16-bit sample v·257 (the exact scaling every PNG decoder applies).
     public func hasSamePixels(as other: RGBAImage) -> Bool {
-        guard width == other.width, height == other.height else { return false }
-        if bitDepth == other.bitDepth { return ImageCodecs.sameBytes(samples, other.samples) }
-        let (narrow, wide) = bitDepth == 8 ? (self, other) : (other, self)
-        for index in 0..<narrow.samples.count {
-            let value = narrow.samples[index]
-            if wide.samples[2 * index] != value || wide.samples[2 * index + 1] != value { return false }
-        }
-        return true
+        width == other.width && height == other.height && ImageCodecs.sameSamples(self, other)
     }
 }

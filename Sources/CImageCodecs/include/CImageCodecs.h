@@ -48,6 +48,11 @@ typedef struct {
 
 int smimg_png_decode(const uint8_t *data, size_t size, const smimg_limits *limits,
                      smimg_image *out, char *message, size_t message_size);
+// Whether `samples` samples of `a` (`depth_a` bits, 8 or 16; 16-bit big-endian) equal those of
+// `b` (`depth_b` bits): an 8-bit sample v equals the 16-bit sample v·257 (the exact scaling every
+// PNG decoder applies). 1 or 0.
+int smimg_same_samples(const uint8_t *a, uint32_t depth_a, const uint8_t *b, uint32_t depth_b, size_t samples);
+
 // Decodes a PNG as smimg_png_decode does and compares its pixels, row by row as libpng gives
 // them (no copy of the image is kept), with `expected`: `width` x `height` RGBA pixels of
 // `bit_depth` (8 or 16) bits a sample, where an 8-bit sample v equals the 16-bit sample v·257.
