@@ -35,14 +35,14 @@ let package = Package(
             name: "SecmailTLS",
             dependencies: ["COpenSSL", .product(name: "NIOCore", package: "swift-nio")]
         ),
-        // libpng, libjpeg-turbo, libdeflate, zopfli and libjxl (Debian: libpng-dev,
-        // libjpeg62-turbo-dev, libdeflate-dev, libzopfli-dev, libjxl-dev; zlib1g-dev for libpng)
+        // libpng, libjpeg-turbo, libdeflate, zopfli, zlib and libjxl (Debian: libpng-dev,
+        // libjpeg62-turbo-dev, libdeflate-dev, libzopfli-dev, zlib1g-dev, libjxl-dev)
         // behind status codes: all setjmp/longjmp error handling stays in C.
         .target(
             name: "CImageCodecs",
             // libjxl is not linked: CImageCodecs loads it when JPEG XL is first used (jxl.c).
             linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("deflate"), .linkedLibrary("zopfli"),
-                             .linkedLibrary("m")]
+                             .linkedLibrary("z"), .linkedLibrary("m")]
         ),
         // Lossless image normalisation: decoding, an optimising PNG encoder, JPEG metadata stripping
         // (SecmailCrypto for `concurrently`, which runs two encodings at once).

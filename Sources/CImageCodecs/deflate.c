@@ -1,8 +1,10 @@
 #include <libdeflate.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zopfli/zopfli.h>
 #include <zopfli/zlib_container.h>
+#include <zlib.h>
 #include "CImageCodecs.h"
 
 int smimg_deflate(const uint8_t *data, size_t size, int level, int format, uint8_t *out, size_t capacity, size_t *out_size) {
@@ -15,6 +17,27 @@ int smimg_deflate(const uint8_t *data, size_t size, int level, int format, uint8
     if (written == 0) return SMIMG_EXCEEDED;
     *out_size = written;
     return SMIMG_OK;
+}
+
+int smimg_zlib_leading_part(const uint8_t *data, size_t size, int level, uint8_t *out, size_t capacity, size_t *out_size) {
+    // zlib counts in uInt: a part is never that large here (images are bounded far below).
+    if (size > UINT_MAX) return SMIMG_EXCEEDED;
+    z_stream stream;
+    memset(&stream, 0, sizeof stream);
+    if (deflateInit2(&stream, level, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK) return SMIMG_NO_MEMORY;
+    stream.next_in = (Bytef *)data;
+    stream.avail_in = (uInt)size;
+    stream.next_out = out;
+    stream.avail_out = capacity > UINT_MAX ? UINT_MAX : (uInt)capacity;
+    // A sync flush: the part closes on a byte boundary with a non-final empty stored block, so
+    // another part's blocks may follow it in the same stream. With no room left the flush may be
+    // incomplete, so a full output counts as not fitting.
+    int result = deflate(&stream, Z_SYNC_FLUSH);
+    int status = result == Z_STREAM_ERROR ? SMIMG_ERROR
+        : stream.avail_in > 0 || stream.avail_out == 0 ? SMIMG_EXCEEDED : SMIMG_OK;
+    if (status == SMIMG_OK) *out_size = stream.total_out;
+    deflateEnd(&stream);
+    return status;
 }
 
 int smimg_zopfli(const uint8_t *data, size_t size, int iterations, uint8_t **out, size_t *out_size) {

@@ -134,10 +134,13 @@ public final class AttachmentDirectory: ContentSink {
                 notes.append("\(info.name) arrived as JPEG XL; saved as the JPEG it was made from, bit for bit")
                 return (stem + ImageFormat.jpeg.fileExtension, restored)
             }
-            let png = try pipeline.readerPNG(bytes)
+            // The PNG is staged while it is checked; a PNG that fails the check throws here, and
+            // its staged file goes with the staging folder.
+            var converted: URL?
+            let png = try pipeline.readerPNG(bytes) { converted = try self.staged($0, next: url, extension: "png") }
             // IHDR: width and height, big-endian, at bytes 16 and 20.
             pixelsConverted += png[16..<20].reduce(0) { $0 << 8 | Int($1) } * png[20..<24].reduce(0) { $0 << 8 | Int($1) }
-            let converted = try staged(png, next: url, extension: "png")
+            guard let converted else { preconditionFailure("readerPNG returned without staging its PNG") }
             notes.append("\(info.name) arrived as \(kind); saved as PNG with the same pixels")
             return (stem + ImageFormat.png.fileExtension, converted)
         } catch let error as ImageError where error.code == .tooLarge {

@@ -159,13 +159,17 @@ public struct ImagePipeline: Sendable {
     /// JPEG is decoded and encoded as PNG with the same pixels; a JPEG XL made from a JPEG gives
     /// that JPEG back, which is then decoded as any JPEG, so the pixels are libjpeg-turbo's as
     /// the sender's were; one made from pixels is decoded).
-    public func readerPNG(_ bytes: [UInt8]) throws -> [UInt8] {
+    /// `whileChecking` is given the PNG while it is checked (see `PNGOptimizer.optimize`).
+    public func readerPNG(_ bytes: [UInt8], whileChecking: (([UInt8]) throws -> Void)? = nil) throws -> [UInt8] {
         let format = ImageFormat.detect(bytes)
-        if format == .png { return bytes }
-        if format == .jxl, let jpeg = try? ImageCodecs.jpeg(reconstructedFrom: bytes, limits: limits) {
-            return try readerPNG(jpeg)
+        if format == .png {
+            try whileChecking?(bytes)
+            return bytes
         }
-        return try PNGOptimizer(effort: .conversion).optimize(try decode(bytes).image).bytes
+        if format == .jxl, let jpeg = try? ImageCodecs.jpeg(reconstructedFrom: bytes, limits: limits) {
+            return try readerPNG(jpeg, whileChecking: whileChecking)
+        }
+        return try PNGOptimizer(effort: .conversion).optimize(try decode(bytes).image, whileChecking: whileChecking).bytes
     }
 
     /// The JPEG a JPEG XL attachment was made from, bit for bit, or nil when it was made from

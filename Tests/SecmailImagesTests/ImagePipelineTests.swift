@@ -119,6 +119,31 @@ import Testing
         #expect(throws: ImageError.self) { try ImageCodecs.inflate(Array(stream.prefix(stream.count / 2)), format: .raw, expectedSize: text.count) }
     }
 
+    @Test func aStreamMadeOnTwoCoresIsOneZlibStreamOfAllTheData() throws {
+        // Text that repeats across the split (the second part may not refer back into the first)
+        // between runs of noise, 2 MiB: the leading part ends mid-pattern.
+        var generator = SystemRandomNumberGenerator()
+        var data: [UInt8] = []
+        while data.count < 2 << 20 {
+            data += Array("secmail compresses what compresses, \(data.count % 977) ".utf8)
+            data += (0..<61).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        }
+        for share in [0.0, 0.3, 0.999] {
+            let stream = try #require(try ImageCodecs.deflateOnTwoCores(data, level: 1, leadingShare: share))
+            // libdeflate reads it whole, checking the Adler-32 of all the data against the trailer.
+            #expect(try ImageCodecs.inflate(stream, format: .zlib, expectedSize: data.count) == data)
+            #expect(stream.count < data.count)
+        }
+        // The reader's conversion of a large image uses it, and libpng gives back the pixels.
+        let image = RGBAImage(width: 800, height: 600, bitDepth: 8, samples: (0..<800 * 600).flatMap { index -> [UInt8] in
+            let x = index % 800, y = index / 800
+            return [UInt8(truncatingIfNeeded: x * 3 + y), UInt8(truncatingIfNeeded: y * 5 ^ x), UInt8.random(in: 0...3, using: &generator) &+ UInt8(truncatingIfNeeded: x), 255]
+        })
+        let png = try PNGOptimizer(effort: .conversion).optimize(image)
+        #expect(png.method.contains("two cores"))
+        #expect(try ImagePipeline().decode(png.bytes).image.hasSamePixels(as: image))
+    }
+
     @Test func attachmentsAreCompressedOnlyWhenItSavesFivePerCentAndInflateOnlyToTheirLength() throws {
         let text = Array((0..<3000).map { "row \($0 % 17), column \($0 % 5)\n" }.joined().utf8)
         let stored = try #require(try AttachmentCompression.compress(text))

@@ -1,5 +1,6 @@
 import CImageCodecs
 import Foundation
+import SecmailCrypto
 
 /// The C boundary of the image pipeline: libpng, libjpeg-turbo, libdeflate, zopfli and libjxl through CImageCodecs.
 /// The only file of this module that imports a C module or touches unsafe pointers.
@@ -144,14 +145,16 @@ enum ImageCodecs {
         var code: Int32 { self == .zlib ? Int32(SMIMG_ZLIB) : Int32(SMIMG_RAW_DEFLATE) }
     }
 
-    /// libdeflate's stream of `data` at `level` (1-12), or nil when it does not fit in `limit` bytes.
-    static func deflate(_ data: [UInt8], level: Int, format: StreamFormat = .zlib, limit: Int) throws -> [UInt8]? {
+    /// libdeflate's stream of `data` (from `start` on) at `level` (1-12), or nil when it does not
+    /// fit in `limit` bytes.
+    static func deflate(_ data: [UInt8], from start: Int = 0, level: Int, format: StreamFormat = .zlib, limit: Int) throws -> [UInt8]? {
         var status = Int32(SMIMG_OK)
         // Room for `limit` bytes, of which only the pages the stream reaches are ever touched.
         let out = [UInt8](unsafeUninitializedCapacity: max(limit, 0)) { output, count in
             var size = 0
             status = data.withUnsafeBufferPointer { input in
-                smimg_deflate(input.baseAddress, input.count, Int32(level), format.code, output.baseAddress, output.count, &size)
+                smimg_deflate(input.baseAddress.map { $0 + start }, input.count - start, Int32(level), format.code, output.baseAddress,
+                              output.count, &size)
             }
             count = status == SMIMG_OK ? size : 0
         }
@@ -164,6 +167,50 @@ enum ImageCodecs {
             throw ImageError(.outOfMemory, "not enough memory to compress")
         }
     }
+
+    /// A zlib stream of `data` made on two cores: zlib compresses the leading part (a fraction
+    /// `leadingShare` of the bytes; it ends with a sync flush, so the stream goes on) on a thread of
+    /// its own while libdeflate compresses the rest as the final part. The parts are independent
+    /// (the second refers to nothing in the first); both are at `level`. zlib is about half as
+    /// fast as libdeflate at level 1, so on an up-filtered photograph a leading share of 0.3 ends
+    /// both parts together: 32 ms instead of libdeflate's 47 for 4 megapixels, in 3% more bytes.
+    /// Nil when a part does not fit in its bound.
+    static func deflateOnTwoCores(_ data: [UInt8], level: Int, leadingShare: Double = 0.3) throws -> [UInt8]? {
+        let split = Int(Double(data.count) * leadingShare)
+        let (final, leading) = try concurrently({
+            try deflate(data, from: split, level: level, format: .raw, limit: bound(data.count - split))
+        }, {
+            try zlibLeadingPart(data, upTo: split, level: level)
+        })
+        guard let final, let leading else { return nil }
+        // The zlib header of a fastest-level stream (RFC 1950: CMF 0x78, FLEVEL 0, FCHECK making
+        // it a multiple of 31), the parts, and the Adler-32 of all the data.
+        let adler = adler32(data)
+        return [0x78, 0x01] + leading + final + (0..<4).map { UInt8(truncatingIfNeeded: adler >> (24 - 8 * $0)) }
+    }
+
+    /// zlib's bare DEFLATE of `data[..<end]`, ended by a sync flush (`smimg_zlib_leading_part`).
+    private static func zlibLeadingPart(_ data: [UInt8], upTo end: Int, level: Int) throws -> [UInt8]? {
+        var status = Int32(SMIMG_OK)
+        let out = [UInt8](unsafeUninitializedCapacity: bound(end)) { output, count in
+            var size = 0
+            status = data.withUnsafeBufferPointer { input in
+                smimg_zlib_leading_part(input.baseAddress, end, Int32(level), output.baseAddress, output.count, &size)
+            }
+            count = status == SMIMG_OK ? size : 0
+        }
+        switch Int(status) {
+        case Int(SMIMG_OK):
+            return out
+        case Int(SMIMG_EXCEEDED):
+            return nil
+        default:
+            throw ImageError(.outOfMemory, "not enough memory to compress")
+        }
+    }
+
+    /// Room for any DEFLATE stream of `size` bytes (stored blocks cost 5 bytes per 64 KiB).
+    static func bound(_ size: Int) -> Int { size + size / 100 + 1024 }
 
     /// zopfli's zlib stream of `data`, `iterations` passes of its optimal parser.
     static func zopfli(_ data: [UInt8], iterations: Int) throws -> [UInt8] {
