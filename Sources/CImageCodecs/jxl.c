@@ -39,6 +39,7 @@
     X(JxlEncoderDestroy) \
     X(JxlEncoderFrameSettingsCreate) \
     X(JxlEncoderFrameSettingsSetOption) \
+    X(JxlEncoderFrameSettingsSetFloatOption) \
     X(JxlEncoderInitBasicInfo) \
     X(JxlEncoderProcessOutput) \
     X(JxlEncoderSetBasicInfo) \
@@ -195,12 +196,15 @@ int smimg_jxl_from_jpeg(const uint8_t *jpeg, size_t size, const smimg_jxl_bounds
 
 int smimg_jxl_encode_pixels(const uint8_t *pixels, uint32_t width, uint32_t height, uint32_t bit_depth, uint32_t channels,
                             const uint8_t *box, size_t box_size, const smimg_jxl_bounds *bounds, int effort, int patches,
-                            uint8_t **out, size_t *out_size) {
+                            int learning_percent, uint8_t **out, size_t *out_size) {
     if (!api_ready()) return SMIMG_UNSUPPORTED;
     encoding e;
     int status = encoding_begin(&e, bounds, effort);
     if (status == SMIMG_OK && !patches
         && api.JxlEncoderFrameSettingsSetOption(e.settings, JXL_ENC_FRAME_SETTING_PATCHES, 0) != JXL_ENC_SUCCESS) status = SMIMG_ERROR;
+    if (status == SMIMG_OK && learning_percent >= 0
+        && api.JxlEncoderFrameSettingsSetFloatOption(e.settings, JXL_ENC_FRAME_SETTING_MODULAR_MA_TREE_LEARNING_PERCENT,
+                                                     (float)learning_percent) != JXL_ENC_SUCCESS) status = SMIMG_ERROR;
     if (status == SMIMG_OK) {
         JxlBasicInfo info;
         api.JxlEncoderInitBasicInfo(&info);

@@ -366,8 +366,8 @@ import Testing
         }
         // Pixels: every colour type and depth, coded losslessly by every coding the time model
         // chooses from, decode to exactly themselves.
-        let codings = [JXLPixelCoding(effort: 3, patches: false), JXLPixelCoding(effort: 4, patches: false),
-                       JXLPixelCoding(effort: 7, patches: false), .thorough]
+        let codings = [JXLPixelCoding(effort: 3, patches: false), JXLPixelCoding(effort: 7, patches: false, learningPercent: 10),
+                       JXLPixelCoding(effort: 7, patches: false, learningPercent: 25), JXLPixelCoding(effort: 7, patches: false), .thorough]
         for (label, png) in PNGPipelineTests.generatedSet {
             let image = try pipeline.decode(png.encoded).image
             for coding in codings {
@@ -396,13 +396,15 @@ import Testing
         // Flat graphics of 2-3 megapixels: effort 7 without the patch search (it gained nothing there).
         #expect(coding(megapixels: 2.07, pngBytesPerPixel: 0.08) == JXLPixelCoding(effort: 7, patches: false))
         #expect(coding(megapixels: 3.16, pngBytesPerPixel: 0.03) == JXLPixelCoding(effort: 7, patches: false))
-        // Photographs: effort 4 for half a megapixel, effort 3 for 2-3 megapixels.
-        #expect(coding(megapixels: 0.64, pngBytesPerPixel: 1.6) == JXLPixelCoding(effort: 4, patches: false))
+        // Noisier 2-megapixel graphics: the context tree learnt from a quarter or a tenth of the pixels.
+        #expect(coding(megapixels: 2.07, pngBytesPerPixel: 0.2) == JXLPixelCoding(effort: 7, patches: false, learningPercent: 25))
+        #expect(coding(megapixels: 2.07, pngBytesPerPixel: 0.3) == JXLPixelCoding(effort: 7, patches: false, learningPercent: 10))
+        // Photographic pixels: a tenth for two thirds of a megapixel, effort 3 for 2-3 megapixels.
+        #expect(coding(megapixels: 0.64, pngBytesPerPixel: 1.6) == JXLPixelCoding(effort: 7, patches: false, learningPercent: 10))
         #expect(coding(megapixels: 3.0, pngBytesPerPixel: 1.6) == JXLPixelCoding(effort: 3, patches: false))
         // A large image that is neither flat nor photographic keeps effort 7, past the budget
-        // (the lower efforts may lose to the PNG there).
-        #expect(coding(megapixels: 2.07, pngBytesPerPixel: 0.3) == JXLPixelCoding(effort: 7, patches: false))
-        #expect(coding(megapixels: 5.0, pngBytesPerPixel: 0.5) == JXLPixelCoding(effort: 7, patches: false))
+        // (effort 3 may lose to the PNG there).
+        #expect(coding(megapixels: 5.0, pngBytesPerPixel: 0.5) == JXLPixelCoding(effort: 7, patches: false, learningPercent: 10))
         // The thorough level has no budget.
         #expect(ImagePipeline(effort: .thorough).jxlCoding(pixels: 12_000_000, pngBytes: 20_000_000) == .thorough)
         #expect(ImagePipeline(effort: .normal).jxlCoding(pixels: 12_000_000, pngBytes: 20_000_000) == JXLPixelCoding(effort: 3, patches: false))

@@ -145,10 +145,11 @@ int smimg_jxl_from_jpeg(const uint8_t *jpeg, size_t size, const smimg_jxl_bounds
 // Lossless (modular) coding of pixels: `channels` 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA, samples
 // of `bit_depth` 8 or 16 bits (16 big-endian), rows without padding, sRGB. With `box_size` > 0,
 // `box` goes in a Brotli-compressed SMIMG_JXL_RENDERING_BOX. `patches` 0 turns off the search for
-// repeated patches (text, icons), which libjxl otherwise runs from effort 7.
+// repeated patches (text, icons), which libjxl otherwise runs from effort 7. `learning_percent`
+// is the share of pixels libjxl learns its context tree from (its default, 50, when negative).
 int smimg_jxl_encode_pixels(const uint8_t *pixels, uint32_t width, uint32_t height, uint32_t bit_depth, uint32_t channels,
                             const uint8_t *box, size_t box_size, const smimg_jxl_bounds *bounds, int effort, int patches,
-                            uint8_t **out, size_t *out_size);
+                            int learning_percent, uint8_t **out, size_t *out_size);
 
 // Decodes a JPEG XL stream within `limits`: with `reconstruct_jpeg`, the JPEG it was made from
 // (`*jpeg`, freed with smimg_free; SMIMG_UNSUPPORTED when it was not made from one), else its

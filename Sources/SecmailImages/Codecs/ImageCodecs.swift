@@ -286,7 +286,8 @@ enum ImageCodecs {
         let status = samples.withUnsafeBufferPointer { pixels in
             box.withUnsafeBufferPointer {
                 smimg_jxl_encode_pixels(pixels.baseAddress, UInt32(width), UInt32(height), UInt32(bitDepth), UInt32(channels),
-                                        $0.baseAddress, $0.count, &bounds, Int32(coding.effort), coding.patches ? 1 : 0, &out, &size)
+                                        $0.baseAddress, $0.count, &bounds, Int32(coding.effort), coding.patches ? 1 : 0,
+                                        Int32(coding.learningPercent), &out, &size)
             }
         }
         return try taken(status, out, size, doing: "JPEG XL coding")
