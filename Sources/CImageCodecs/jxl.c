@@ -179,12 +179,14 @@ static void encoding_end(encoding *e) {
     if (e->runner) api.JxlThreadParallelRunnerDestroy(e->runner);
 }
 
-int smimg_jxl_from_jpeg(const uint8_t *jpeg, size_t size, const smimg_jxl_bounds *bounds, int effort,
+int smimg_jxl_from_jpeg(const uint8_t *jpeg, size_t size, const smimg_jxl_bounds *bounds, int effort, int chroma_from_luma,
                         uint8_t **out, size_t *out_size) {
     if (!api_ready()) return SMIMG_UNSUPPORTED;
     encoding e;
     int status = encoding_begin(&e, bounds, effort);
     if (status == SMIMG_OK && api.JxlEncoderStoreJPEGMetadata(e.encoder, JXL_TRUE) != JXL_ENC_SUCCESS) status = SMIMG_ERROR;
+    if (status == SMIMG_OK && !chroma_from_luma
+        && api.JxlEncoderFrameSettingsSetOption(e.settings, JXL_ENC_FRAME_SETTING_JPEG_RECON_CFL, 0) != JXL_ENC_SUCCESS) status = SMIMG_ERROR;
     if (status == SMIMG_OK && api.JxlEncoderAddJPEGFrame(e.settings, jpeg, size) != JXL_ENC_SUCCESS) status = SMIMG_UNSUPPORTED;
     if (status == SMIMG_OK) {
         api.JxlEncoderCloseInput(e.encoder);

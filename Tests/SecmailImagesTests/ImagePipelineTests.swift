@@ -360,6 +360,9 @@ import Testing
             let wire = try pipeline.wireForm(of: input, allowJXL: true)
             #expect(wire.format == .jxl, "grey \(grey) progressive \(progressive): \(wire.jxlSize ?? 0) vs \(wire.jpegSize ?? 0)")
             #expect((wire.jxlSize ?? .max) < stripped.count)
+            // Without chroma-from-luma (large JPEGs at the default level) it gives the JPEG back too.
+            let withoutCFL = try #require(pipeline.recompressedJXL(stripped, chromaFromLuma: false))
+            #expect(try pipeline.jpegAsSent(withoutCFL) == stripped)
             // --as-sent: the stripped JPEG, bit for bit; the PNG: libjpeg-turbo's pixels, as djpeg's.
             #expect(try pipeline.jpegAsSent(wire.bytes) == stripped)
             #expect(try pipeline.decode(pipeline.readerPNG(wire.bytes)).image.samples == (try djpegPixels(input)))
@@ -407,6 +410,10 @@ import Testing
         #expect(coding(megapixels: 5.0, pngBytesPerPixel: 0.5) == JXLPixelCoding(effort: 7, patches: false, learningPercent: 10))
         // The thorough level has no budget.
         #expect(ImagePipeline(effort: .thorough).jxlCoding(pixels: 12_000_000, pngBytes: 20_000_000) == .thorough)
+        // A JPEG's chroma is predicted from its luma below 2 megapixels, and always at the thorough level.
+        #expect(ImagePipeline(effort: .normal).jxlChromaFromLuma(pixels: 1_999_999))
+        #expect(!ImagePipeline(effort: .normal).jxlChromaFromLuma(pixels: 2560 * 1600))
+        #expect(ImagePipeline(effort: .thorough).jxlChromaFromLuma(pixels: 2560 * 1600))
         #expect(ImagePipeline(effort: .normal).jxlCoding(pixels: 12_000_000, pngBytes: 20_000_000) == JXLPixelCoding(effort: 3, patches: false))
     }
 

@@ -132,9 +132,10 @@ typedef struct {
 } smimg_jxl_bounds;
 
 // Lossless recompression of a JPEG file: the result decodes to the same pixels and reconstructs
-// the JPEG bit for bit. SMIMG_UNSUPPORTED for a JPEG libjxl cannot take as it is. `*out` is freed
-// with smimg_free.
-int smimg_jxl_from_jpeg(const uint8_t *jpeg, size_t size, const smimg_jxl_bounds *bounds, int effort,
+// the JPEG bit for bit. `chroma_from_luma` 0 turns off libjxl's prediction of the chroma DCT
+// coefficients from the luma ones. SMIMG_UNSUPPORTED for a JPEG libjxl cannot take as it is.
+// `*out` is freed with smimg_free.
+int smimg_jxl_from_jpeg(const uint8_t *jpeg, size_t size, const smimg_jxl_bounds *bounds, int effort, int chroma_from_luma,
                         uint8_t **out, size_t *out_size);
 
 // The box type of secmail's rendering information in a JPEG XL file (docs/PROTOCOL.md), and the

@@ -267,11 +267,13 @@ enum ImageCodecs {
     }
 
     /// The JPEG XL recompression of a JPEG file: same pixels, and the JPEG comes back bit for bit.
-    static func jxl(fromJPEG jpeg: [UInt8], effort: Int) throws -> [UInt8] {
+    static func jxl(fromJPEG jpeg: [UInt8], effort: Int, chromaFromLuma: Bool) throws -> [UInt8] {
         var bounds = jxlBounds
         var out: UnsafeMutablePointer<UInt8>?
         var size = 0
-        let status = jpeg.withUnsafeBufferPointer { smimg_jxl_from_jpeg($0.baseAddress, $0.count, &bounds, Int32(effort), &out, &size) }
+        let status = jpeg.withUnsafeBufferPointer {
+            smimg_jxl_from_jpeg($0.baseAddress, $0.count, &bounds, Int32(effort), chromaFromLuma ? 1 : 0, &out, &size)
+        }
         return try taken(status, out, size, doing: "JPEG XL recompression")
     }
 
