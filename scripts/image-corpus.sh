@@ -51,6 +51,26 @@ pick tune "scikit-image/skimage/data/astronaut.png"                   photo_skim
 pick tune "scikit-image/skimage/data/page.png"                        shot_skimage_page_grey.png
 pick tune "matplotlib/matplotlib/mpl-data/sample_data/logo2.png"      gfx_mpl_logo2.png
 for f in ../shared/corpus/*.png ../shared/corpus/*.jpg; do [ -e "$f" ] && cp "$f" "$out/tune/shared_$(basename "$f")"; done
+# A screen of 2560x1600 (4.1 megapixels, a laptop's) tiled with the tuning part's screenshots on a
+# grey desktop: the size of screenshot the default level's time target names.
+python3 -c "import PIL" 2>/dev/null || python3 -m pip install --quiet pillow
+python3 - "$out/tune" <<'PY'
+import glob, sys
+from PIL import Image
+shots = sorted(f for f in glob.glob(f"{sys.argv[1]}/*shot*.png") if "composed" not in f)
+screen = Image.new("RGB", (2560, 1600), (236, 236, 236))
+x = y = row = index = 0
+while True:
+    shot = Image.open(shots[index % len(shots)]).convert("RGB")
+    index += 1
+    if x + shot.width > screen.width:
+        x, y, row = 0, y + row + 8, 0
+    if y >= screen.height:
+        break
+    screen.paste(shot, (x, y))
+    x, row = x + shot.width + 8, max(row, shot.height)
+screen.save(f"{sys.argv[1]}/shot_composed_screen_2560x1600.png")
+PY
 
 pick heldout "gimp-data/usr/share/gimp/2.0/images/gimp-splash.png"    gfx_gimp_splash_rgba_1920x1080.png
 pick heldout "$d/plymouth/themes/emerald/logo+emerald.png"            gfx_emerald_logo_rgba_1689x1800.png

@@ -12,10 +12,11 @@
 /// 0.7–2.1% more bytes (a 2-megapixel wallpaper: 1.24 s → 0.75 s at 10%; a noisy 0.64-megapixel
 /// glow 1.75 s → 0.63 s). Effort 4 took 0.85 to 2 times as long as effort 7 learning from 10%,
 /// for 4–7% more bytes on noisy pixels and far more on graphics (up to 3.3 times), so it is not
-/// used; effort 3 takes 0.1–0.2 µs, +1% to +3% on photographs and noisy
-/// renderings, +11% on a glow, and up to 3.5 times the fast PNG on graphics: it is the last resort
-/// for photographic pixels (a byte per pixel or more) only; anything else keeps effort 7 learning
-/// from 10% even where that takes longer than the budget.
+/// used; effort 3 takes 0.1–0.2 µs, +1% to +3% on photographs and noisy renderings, +11% on a
+/// glow, +9% on a 4-megapixel screenshot (2.2 s of image work → 0.9 s; still 25% below its PNG),
+/// and up to 3.5 times the fast PNG on flat graphics: it is the last resort for all but flat
+/// pixels (under 0.15 bytes per pixel), which keep effort 7 learning from 10% even where that
+/// takes longer than the budget (it is quickest there, 0.25–0.3 µs).
 struct JXLPixelCoding: Equatable, Sendable, CustomStringConvertible {
     let effort: Int
     let patches: Bool
@@ -36,7 +37,7 @@ struct JXLPixelCoding: Equatable, Sendable, CustomStringConvertible {
 
     /// The coding for `pixels` pixels whose fast PNG is `pngBytes`: the first of effort 7 with
     /// patches, effort 7, effort 7 learning from 25% and from 10% of the pixels whose predicted
-    /// time fits `budgetSeconds`; past them photographic pixels go down to effort 3.
+    /// time fits `budgetSeconds`; past them all but flat pixels go down to effort 3.
     static func within(pixels: Int, pngBytes: Int) -> JXLPixelCoding {
         let perPixel = Double(pngBytes) / Double(max(pixels, 1))
         let megapixels = Double(pixels) / 1_000_000
@@ -49,7 +50,7 @@ struct JXLPixelCoding: Equatable, Sendable, CustomStringConvertible {
             (JXLPixelCoding(effort: 7, patches: false, learningPercent: 10), 0.25 + 0.5 * perPixel),
         ]
         if let fitting = ladder.first(where: { megapixels * $0.1 <= budgetSeconds }) { return fitting.0 }
-        return perPixel < 1 ? ladder.last!.0 : JXLPixelCoding(effort: 3, patches: false)
+        return perPixel < 0.15 ? ladder.last!.0 : JXLPixelCoding(effort: 3, patches: false)
     }
 
     /// As `send --json` and `image wire` report it: "pixels, effort 7, patches", or

@@ -405,9 +405,10 @@ import Testing
         // Photographic pixels: a tenth for two thirds of a megapixel, effort 3 for 2-3 megapixels.
         #expect(coding(megapixels: 0.64, pngBytesPerPixel: 1.6) == JXLPixelCoding(effort: 7, patches: false, learningPercent: 10))
         #expect(coding(megapixels: 3.0, pngBytesPerPixel: 1.6) == JXLPixelCoding(effort: 3, patches: false))
-        // A large image that is neither flat nor photographic keeps effort 7, past the budget
-        // (effort 3 may lose to the PNG there).
-        #expect(coding(megapixels: 5.0, pngBytesPerPixel: 0.5) == JXLPixelCoding(effort: 7, patches: false, learningPercent: 10))
+        // Past the budget: a 4-megapixel screenshot goes to effort 3, a flat 5-megapixel graphic
+        // keeps effort 7 (effort 3 may lose to the PNG there).
+        #expect(coding(megapixels: 4.1, pngBytesPerPixel: 0.39) == JXLPixelCoding(effort: 3, patches: false))
+        #expect(coding(megapixels: 5.0, pngBytesPerPixel: 0.05) == JXLPixelCoding(effort: 7, patches: false, learningPercent: 10))
         // The thorough level has no budget.
         #expect(ImagePipeline(effort: .thorough).jxlCoding(pixels: 12_000_000, pngBytes: 20_000_000) == .thorough)
         // A JPEG's chroma is predicted from its luma below 2 megapixels, and always at the thorough level.
