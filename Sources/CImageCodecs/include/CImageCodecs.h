@@ -1,4 +1,4 @@
-// secmail's only contact with libpng, libjpeg-turbo, libdeflate, zopfli and libjxl. Every function returns a status
+// secmail's only contact with libpng, libjpeg-turbo, libdeflate, zopfli, zlib (compression) and libjxl. Every function returns a status
 // code; libpng's and libjpeg's setjmp/longjmp error handling never leaves this target.
 #ifndef SECMAIL_IMAGE_CODECS_H
 #define SECMAIL_IMAGE_CODECS_H

@@ -2,7 +2,7 @@ import CImageCodecs
 import Foundation
 import SecmailCrypto
 
-/// The C boundary of the image pipeline: libpng, libjpeg-turbo, libdeflate, zopfli and libjxl through CImageCodecs.
+/// The C boundary of the image pipeline: libpng, libjpeg-turbo, libdeflate, zopfli, zlib and libjxl through CImageCodecs.
 /// The only file of this module that imports a C module or touches unsafe pointers.
 enum ImageCodecs {
     /// Decodes a PNG or JPEG file into canonical RGBA.

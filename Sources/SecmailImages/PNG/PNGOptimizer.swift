@@ -217,9 +217,14 @@ public struct PNGOptimizer: Sendable {
         }
         // The promise: the output decodes to exactly the input's pixels. Checked every time.
         let output = best.bytes
-        let (_, matches) = try concurrently({ try whileChecking?(output) }, {
-            try ImageCodecs.pngDecodes(output, toPixelsOf: image, limits: .standard)
-        })
+        let matches: Bool
+        if let whileChecking {
+            (_, matches) = try concurrently({ try whileChecking(output) }, {
+                try ImageCodecs.pngDecodes(output, toPixelsOf: image, limits: .standard)
+            })
+        } else {
+            matches = try ImageCodecs.pngDecodes(output, toPixelsOf: image, limits: .standard)
+        }
         guard matches else {
             throw ImageError(.pixelMismatch, "the optimised PNG (\(best.method)) does not decode to the original pixels; it was discarded")
         }
