@@ -148,14 +148,22 @@ enum ImageCodecs {
     /// libdeflate's stream of `data` (from `start` on) at `level` (1-12), or nil when it does not
     /// fit in `limit` bytes.
     static func deflate(_ data: [UInt8], from start: Int = 0, level: Int, format: StreamFormat = .zlib, limit: Int) throws -> [UInt8]? {
-        var status = Int32(SMIMG_OK)
-        // Room for `limit` bytes, of which only the pages the stream reaches are ever touched.
-        let out = [UInt8](unsafeUninitializedCapacity: max(limit, 0)) { output, count in
-            var size = 0
-            status = data.withUnsafeBufferPointer { input in
+        try compressed(capacity: limit) { output, size in
+            data.withUnsafeBufferPointer { input in
                 smimg_deflate(input.baseAddress.map { $0 + start }, input.count - start, Int32(level), format.code, output.baseAddress,
                               output.count, &size)
             }
+        }
+    }
+
+    /// The stream a C compressor writes into room for `capacity` bytes (of which only the pages
+    /// the stream reaches are ever touched), or nil when it did not fit.
+    private static func compressed(capacity: Int,
+                                   _ compress: (UnsafeMutableBufferPointer<UInt8>, inout Int) -> Int32) throws -> [UInt8]? {
+        var status = Int32(SMIMG_OK)
+        let out = [UInt8](unsafeUninitializedCapacity: max(capacity, 0)) { output, count in
+            var size = 0
+            status = compress(output, &size)
             count = status == SMIMG_OK ? size : 0
         }
         switch Int(status) {
@@ -191,21 +199,10 @@ enum ImageCodecs {
 
     /// zlib's bare DEFLATE of `data[..<end]`, ended by a sync flush (`smimg_zlib_leading_part`).
     private static func zlibLeadingPart(_ data: [UInt8], upTo end: Int, level: Int) throws -> [UInt8]? {
-        var status = Int32(SMIMG_OK)
-        let out = [UInt8](unsafeUninitializedCapacity: bound(end)) { output, count in
-            var size = 0
-            status = data.withUnsafeBufferPointer { input in
+        try compressed(capacity: bound(end)) { output, size in
+            data.withUnsafeBufferPointer { input in
                 smimg_zlib_leading_part(input.baseAddress, end, Int32(level), output.baseAddress, output.count, &size)
             }
-            count = status == SMIMG_OK ? size : 0
-        }
-        switch Int(status) {
-        case Int(SMIMG_OK):
-            return out
-        case Int(SMIMG_EXCEEDED):
-            return nil
-        default:
-            throw ImageError(.outOfMemory, "not enough memory to compress")
         }
     }
 
