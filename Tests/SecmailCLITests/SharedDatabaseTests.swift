@@ -21,8 +21,10 @@ struct SharedDatabaseTests {
                                     "--key", certs.appendingPathComponent("throwaway-relay.key.pem").path]
     /// Load tests register many names with a few key pairs, faster than one address may; their
     /// kept-alive connections belong to this process's tasks, which other tests can stall for
-    /// more than a minute, so they may stay idle for ten.
-    static let loadOptions = ["--idle-timeout-before-sign-in", "600", "--idle-timeout", "600", "--allow-shared-keys", "--registrations-per-hour-per-address", "1000000", "--registrations-per-hour", "1000000",
+    /// more than a minute, so they may stay idle for ten, and a request's head, body or answer
+    /// may be that slow too (in one CI run a worker's connection was closed before an answer).
+    static let loadOptions = ["--idle-timeout-before-sign-in", "600", "--idle-timeout", "600", "--header-timeout", "600", "--min-body-rate", "1",
+                              "--write-timeout", "600", "--allow-shared-keys", "--registrations-per-hour-per-address", "1000000", "--registrations-per-hour", "1000000",
                               "--rate-per-address", "100000", "--rate-per-identity", "100000", "--max-connections-per-address", "100000",
                               "--connection-rate-per-address", "100000"]
 
