@@ -2,6 +2,33 @@ import Foundation
 import SecmailTestSupport
 import Testing
 
+/// The relays `startRelay` started that `stop` has not stopped: killed when the test process
+/// exits, so a test that fails before it stops its relays leaves none serving behind it.
+enum StartedRelays {
+    private static let lock = NSLock()
+    // Guarded by `lock`.
+    nonisolated(unsafe) private static var running: Set<Int32> = []
+    nonisolated(unsafe) private static var exitHookInstalled = false
+
+    static func add(_ pid: Int32) {
+        lock.withLock {
+            if !exitHookInstalled {
+                atexit { StartedRelays.killRunning() }
+                exitHookInstalled = true
+            }
+            running.insert(pid)
+        }
+    }
+
+    static func remove(_ pid: Int32) {
+        _ = lock.withLock { running.remove(pid) }
+    }
+
+    private static func killRunning() {
+        lock.withLock { for pid in running { kill(pid, SIGKILL) } }
+    }
+}
+
 /// `secmail relay` as a real process: first start, what it prints, serving, graceful stop, restart.
 @Suite struct RelayCommandTests {
     /// Starts `secmail relay` (through `launcher`, e.g. strace and its options, when given; with
@@ -22,6 +49,7 @@ import Testing
         process.standardError = pipe
         pipe.fileHandleForReading.readabilityHandler = { handle in collector.append(handle.availableData) }
         try process.run()
+        StartedRelays.add(process.processIdentifier)
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline, !collector.text.contains("invites:"), process.isRunning {
             try await Task.sleep(nanoseconds: 50_000_000)
@@ -38,6 +66,7 @@ import Testing
         while process.isRunning, Date() < deadline { try? await Task.sleep(nanoseconds: 50_000_000) }
         if process.isRunning { process.interrupt() }
         process.waitUntilExit()
+        StartedRelays.remove(process.processIdentifier)
         return process.terminationStatus
     }
 
