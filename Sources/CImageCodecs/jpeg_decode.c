@@ -67,8 +67,7 @@ int smimg_jpeg_decode(const uint8_t *data, size_t size, const smimg_limits *limi
     jpeg_save_markers(&cinfo, JPEG_APP0 + 2, 0xffff);
     jpeg_read_header(&cinfo, TRUE);
 
-    if (cinfo.image_width > limits->max_width || cinfo.image_height > limits->max_height ||
-        (uint64_t)cinfo.image_width * cinfo.image_height > limits->max_pixels) {
+    if (!smimg_within_limits(limits, cinfo.image_width, cinfo.image_height)) {
         snprintf(message, message_size, "the image is %ux%u, beyond the allowed size", cinfo.image_width, cinfo.image_height);
         jpeg_destroy_decompress(&cinfo);
         return SMIMG_TOO_LARGE;

@@ -314,8 +314,7 @@ int smimg_jxl_decode(const uint8_t *data, size_t size, const smimg_limits *limit
         case JXL_DEC_BASIC_INFO: {
             JxlBasicInfo info;
             if (api.JxlDecoderGetBasicInfo(decoder, &info) != JXL_DEC_SUCCESS) { status = SMIMG_ERROR; break; }
-            if (info.xsize > limits->max_width || info.ysize > limits->max_height
-                || (uint64_t)info.xsize * info.ysize > limits->max_pixels) {
+            if (!smimg_within_limits(limits, info.xsize, info.ysize)) {
                 message_set(message, message_size, "its size is over the limits");
                 status = SMIMG_TOO_LARGE;
                 break;

@@ -91,7 +91,7 @@ static int decode_png(const uint8_t *data, size_t size, const smimg_limits *limi
     png_uint_32 width, height;
     int bit_depth, color_type, interlace;
     png_get_IHDR(png, info, &width, &height, &bit_depth, &color_type, &interlace, NULL, NULL);
-    if (width > limits->max_width || height > limits->max_height || (uint64_t)width * height > limits->max_pixels) {
+    if (!smimg_within_limits(limits, width, height)) {
         status = SMIMG_TOO_LARGE;
         snprintf(message, message_size, "%ux%u pixels, beyond the limit of %ux%u and %llu pixels", (unsigned)width,
                  (unsigned)height, limits->max_width, limits->max_height, (unsigned long long)limits->max_pixels);

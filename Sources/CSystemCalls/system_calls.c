@@ -47,4 +47,3 @@ int secmail_forbid_core_dumps(void) {
 int secmail_spawn_close_inherited(void *file_actions) {
     return posix_spawn_file_actions_addclosefrom_np((posix_spawn_file_actions_t *)file_actions, 3);
 }
-

@@ -58,11 +58,6 @@ public struct ImageLimits: Sendable {
         self.maxPixels = maxPixels
     }
 
-    /// Whether an image of this size may be decoded.
-    func admits(width: Int, height: Int) -> Bool {
-        width <= maxWidth && height <= maxHeight && width * height <= maxPixels
-    }
-
     /// 64 megapixels (a 16-bit RGBA image of that size decodes to 512 MiB), at most 16384 a side.
     public static let standard = ImageLimits()
 }

@@ -102,7 +102,7 @@ public struct ImagePipeline: Sendable {
         // libjxl: the decode refuses it.
         let stripped = JPEGStripper.strip(bytes)
         let size = ImageCodecs.jpegSize(bytes)
-        let withinLimits = size.map { limits.admits(width: $0.width, height: $0.height) } ?? false
+        let withinLimits = size.map { ImageCodecs.admits(limits, width: $0.width, height: $0.height) } ?? false
         let recompressing = allowJXL && withinLimits ? stripped : nil
         let chromaFromLuma = jxlChromaFromLuma(pixels: size.map { $0.width * $0.height } ?? 0)
         let jxlMethod = Self.jxlJPEGMethod(chromaFromLuma: chromaFromLuma)

@@ -21,6 +21,12 @@ typedef struct {
     uint64_t max_pixels;
 } smimg_limits;
 
+// Whether an image of `width` x `height` pixels may be decoded: each side and the pixel count
+// within `limits`. 1 or 0.
+static inline int smimg_within_limits(const smimg_limits *limits, uint64_t width, uint64_t height) {
+    return width <= limits->max_width && height <= limits->max_height && width * height <= limits->max_pixels;
+}
+
 // A decoded image: RGBA, 8 or 16 bits per sample (16-bit samples big-endian), rows top to bottom
 // without padding, plus what the source said about rendering. Free with smimg_image_free.
 typedef struct {

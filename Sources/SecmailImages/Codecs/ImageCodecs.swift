@@ -67,6 +67,12 @@ enum ImageCodecs {
         return status == SMIMG_OK ? (Int(width), Int(height)) : nil
     }
 
+    /// Whether an image of this size is within `limits`: the decoders' own rule.
+    static func admits(_ limits: ImageLimits, width: Int, height: Int) -> Bool {
+        var cLimits = smimgLimits(limits)
+        return smimg_within_limits(&cLimits, UInt64(width), UInt64(height)) != 0
+    }
+
     /// The error for a decoder's failure status, if it is one.
     private static func throwIfDecodingFailed(_ status: Int32, format: ImageFormat, message: [CChar]) throws {
         let reason = text(of: message)
