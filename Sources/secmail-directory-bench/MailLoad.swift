@@ -87,9 +87,7 @@ func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: I
         _ = try await setup.expect(201, RelayRequest(.POST, Endpoint.deposit.path(query: [(Endpoint.Query.recipient, name)]),
                                                      body: .file(envelopeURL), bearer: users[0].token))
         uploads.append(size / elapsed(since: t) / 1e6)
-        let listing = try JSONDecoder().decode(MailboxListResponse.self, from: Data(
-            try await setup.expect(200, RelayRequest(.GET, Endpoint.mailbox.path(), bearer: target.token)).body))
-        guard let id = listing.messages.first(where: { $0.size == Int(size) })?.id else { fail("the big message is not listed") }
+        guard let id = try await listedMessage(ofSize: Int(size), in: target, lane: setup) else { fail("the big message is not listed") }
         let fetched = folder.appendingPathComponent("fetched-\(name).sm")
         t = ContinuousClock.now
         var fetch = RelayRequest(.GET, Endpoint.fetchMessage.path(id), bearer: target.token)
@@ -102,6 +100,20 @@ func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: I
     report(String(format: "envelope_%dmib upload_mbps=%@ download_mbps=%@ relay_peak_rss_mib=%.1f", bigMiB,
                  uploads.map { String(format: "%.0f", $0) }.joined(separator: ","),
                  downloads.map { String(format: "%.0f", $0) }.joined(separator: ","), peakRSS(pid: relayPID)))
+}
+
+/// The id of the first message of `size` bytes in `user`'s mailbox, page by page (the timed
+/// phases leave each user about a thousand messages, a page's worth).
+func listedMessage(ofSize size: Int, in user: MailUser, lane: Lane) async throws -> String? {
+    var cursor: String?
+    repeat {
+        let query = cursor.map { [(Endpoint.Query.after, $0)] } ?? []
+        let page = try JSONDecoder().decode(MailboxListResponse.self, from: Data(
+            try await lane.expect(200, RelayRequest(.GET, Endpoint.mailbox.path(query: query), bearer: user.token)).body))
+        if let message = page.messages.first(where: { $0.size == size }) { return message.id }
+        cursor = page.next
+    } while cursor != nil
+    return nil
 }
 
 /// `senders` concurrent senders deposit pre-sealed 1 KiB messages for `seconds` (sealing is the
