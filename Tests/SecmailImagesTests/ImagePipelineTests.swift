@@ -74,6 +74,24 @@ import Testing
         }
     }
 
+    /// Level 3 ranks every filter, both brute forces included, at libdeflate 12 and gives the
+    /// best two to zopfli: an image with one layout (thousands of colours) makes 10 + 2 trials.
+    @Test func theThoroughLevelTriesBothBruteForcesThenZopfliOnTheBestTwo() throws {
+        var random = SystemRandomNumberGenerator()
+        let (width, height) = (48, 40)
+        let samples = (0..<width * height).flatMap { index -> [UInt8] in
+            let (x, y) = (index % width, index / width)
+            return [UInt8(x * 5), UInt8(y * 6), UInt8.random(in: 0...255, using: &random), UInt8(128 + x)]
+        }
+        let image = RGBAImage(width: width, height: height, bitDepth: 8, samples: samples)
+        #expect(PNGLayout.candidates(for: image).count == 1)
+        #expect(PNGFilter.allCases.contains(.quickBrute) && PNGFilter.allCases.contains(.brute))
+        let optimized = try PNGOptimizer(effort: .thorough).optimize(image)
+        #expect(optimized.trials == PNGFilter.allCases.count + 2)
+        #expect(optimized.method.contains("zopfli"))
+        #expect(try ImagePipeline().decode(optimized.bytes).image.hasSamePixels(as: image))
+    }
+
     @Test func theOptimisersRowByRowCheckFindsAnyChangedSampleAndOnlyThat() throws {
         for (label, png) in Self.generatedSet {
             let image = try ImagePipeline().decode(png.encoded).image

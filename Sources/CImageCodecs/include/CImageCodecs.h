@@ -76,6 +76,7 @@ enum {
     SMIMG_FILTER_ENTROPY = 6,  // per row, the filter whose bytes have the lowest Shannon entropy
     SMIMG_FILTER_BIGRAMS = 7,  // per row, the filter with the fewest distinct pairs of neighbouring bytes
     SMIMG_FILTER_BRUTE = 8,    // per row, the filter that deflates shortest after the rows before it
+    SMIMG_FILTER_QUICK_BRUTE = 9, // the same judged by libdeflate's fastest level after fewer rows
 };
 
 // The samples of channels `channels[0..channel_count)` (0 red or grey, 1 green, 2 blue, 3 alpha)
