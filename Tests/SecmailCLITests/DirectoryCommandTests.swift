@@ -24,7 +24,12 @@ import Testing
         #expect(first.status == 0, "\(first.stderr)")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any])
         #expect(json["pinned"] as? String == "new")
+        // Nothing was registered since: the relay shows the checkpoint alice stored, and her
+        // relay.json is left as it is (a rewrite is a new file renamed over it: a new inode).
+        let settingsFile = alice.home.appendingPathComponent("relay.json").path
+        let stored = try #require(try FileManager.default.attributesOfItem(atPath: settingsFile)[.systemFileNumber] as? Int)
         await #expect(try alice.run(["lookup", "bob", "--json"]).stdout.contains("\"unchanged\""))
+        #expect(try FileManager.default.attributesOfItem(atPath: settingsFile)[.systemFileNumber] as? Int == stored)
         let unknown = try await alice.run(["lookup", "nobody"])
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("no one is registered as nobody"))

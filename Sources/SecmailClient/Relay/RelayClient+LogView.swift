@@ -11,9 +11,14 @@ extension RelayClient {
         return try settings.logVerifier
     }
 
-    /// Writes the pins and the last accepted checkpoint to relay.json.
+    /// Writes the pins and the last accepted checkpoint to relay.json, when they changed: most
+    /// commands see the checkpoint they already stored, and an unchanged file is not rewritten
+    /// (each write is synced, a few milliseconds; nor is a newer checkpoint that another command
+    /// saved meanwhile put back to this one).
     public func saveLogView() throws {
-        try settings?.save(to: home)
+        guard let settings, settings != savedSettings else { return }
+        try settings.save(to: home)
+        savedSettings = settings
     }
 
     /// Takes the pins of a relay contacted for the first time: its TLS key as seen on this

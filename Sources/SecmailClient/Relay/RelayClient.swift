@@ -29,6 +29,8 @@ public final class RelayClient {
     private var cachedInfo: RelayInfo?
     /// relay.json: the pins and the last accepted checkpoint (nil before registration).
     public internal(set) var settings: RelaySettings?
+    /// What relay.json holds as far as this client knows (as loaded, or as it last saved).
+    var savedSettings: RelaySettings?
 
     /// The relay pinned in `home` (relay.json), trusted by its pinned TLS key only.
     public convenience init(home: SecmailHome) throws {
@@ -53,6 +55,7 @@ public final class RelayClient {
         address = "\(host.contains(":") ? "[\(host)]" : host):\(port)"
         self.trust = trust
         self.settings = settings
+        savedSettings = settings
         do {
             tls = try TLSContext(configuration: .client(trust: trust))
         } catch let error as TLSError {

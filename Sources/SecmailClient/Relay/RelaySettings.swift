@@ -4,7 +4,7 @@ import SecmailTLS
 
 /// What a client remembers about its relay ($SECMAIL_HOME/relay.json, 0600): where it is, the
 /// pins taken on first contact, and the last checkpoint it accepted (every later one must extend it).
-public struct RelaySettings: Codable, Sendable {
+public struct RelaySettings: Codable, Sendable, Equatable {
     public var url: String
     /// A CA file the user gave; without it the relay key pin alone is trusted.
     public var caFile: String?
