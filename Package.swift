@@ -94,7 +94,12 @@ let package = Package(
                 "SecmailAPI", "SecmailClient", "SecmailFormat", "SecmailCrypto", "SecmailRelay", "SecmailImages",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            // Linked with --static-swift-stdlib (as README installs it), Swift's link arguments
+            // export every symbol of the executable (48,000 here) to the dynamic table, and the
+            // runtime's start-up dladdr scans them: 0.5-0.9 ms of every command. Nothing looks
+            // our symbols up by name (backtraces read the symbol table in the file).
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"])]
         ),
         // Release-mode throughput and memory benchmark; see scripts/bench-envelope.sh.
         .executableTarget(name: "secmail-bench", dependencies: ["SecmailClient", "SecmailFormat", "SecmailCrypto"]),
