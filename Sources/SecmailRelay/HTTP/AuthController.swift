@@ -26,12 +26,17 @@ struct AuthController: Sendable {
     }
 }
 
-/// The name behind the request's `Authorization: Bearer <token>` header.
+/// The name behind the request's `Authorization: Bearer <token>` header, within its rate.
 func authenticatedName(_ request: Request, _ authenticator: Authenticator) async throws -> IdentityName {
+    let name = try await authenticator.authenticate(token: try bearerToken(request))
+    try authenticator.identityLimiter.take(name.value, what: name.value)
+    return name
+}
+
+/// The token of the request's `Authorization: Bearer <token>` header.
+func bearerToken(_ request: Request) throws -> String {
     guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
         throw RelayError(.unauthorized, "this route needs Authorization: Bearer <token> (POST /v1/auth/challenge, then /v1/auth/token)")
     }
-    let name = try await authenticator.authenticate(token: String(header.dropFirst("Bearer ".count)))
-    try authenticator.identityLimiter.take(name.value, what: name.value)
-    return name
+    return String(header.dropFirst("Bearer ".count))
 }

@@ -66,25 +66,34 @@ struct MailboxController: Sendable {
     /// Takes a small body into memory or streams a larger one to a file (bounded), then hands it
     /// to the store, which checks it all.
     func deposit(_ request: Request) async throws -> EditedResponse<DepositResponse> {
-        let depositor = try await authenticatedName(request, authenticator)
-        var names: [IdentityName] = []
-        for raw in request.uri.queryParameters.getAll(Endpoint.Query.recipient) {
-            let name = try IdentityName(normalised: String(raw))
-            if !names.contains(name) { names.append(name) }
-        }
-        guard (1...Self.maximumRecipients).contains(names.count) else {
-            throw APIError(status: .badRequest, code: .malformedRequest, reason: "name 1 to \(Self.maximumRecipients) recipients as ?to=NAME&to=NAME")
-        }
+        let token = try bearerToken(request)
+        let recipients = request.uri.queryParameters.getAll(Endpoint.Query.recipient).map { String($0) }
+        let contentLength = request.headers[.contentLength]
         // Everything that can be refused is refused before a byte of the body is read: a missing
         // or oversized length, unknown recipients, a mailbox without room (or without room for
-        // this sender), too many uploads at once.
-        guard let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > 0 else {
-            throw APIError(status: .lengthRequired, code: .malformedRequest, reason: "a deposit needs a Content-Length (the envelope's size)")
+        // this sender), too many uploads at once. The token and the mailboxes are read in one
+        // transaction (each trip to the database's thread and back costs a loaded relay more
+        // than the reads themselves).
+        let (depositor, names, declared): (IdentityName, [IdentityName], Int) = try await mailboxes.database.read { [authenticator, mailboxes] db in
+            let depositor = try authenticator.name(owning: token, in: db)
+            try authenticator.identityLimiter.take(depositor.value, what: depositor.value)
+            var names: [IdentityName] = []
+            for raw in recipients {
+                let name = try IdentityName(normalised: raw)
+                if !names.contains(name) { names.append(name) }
+            }
+            guard (1...Self.maximumRecipients).contains(names.count) else {
+                throw APIError(status: .badRequest, code: .malformedRequest, reason: "name 1 to \(Self.maximumRecipients) recipients as ?to=NAME&to=NAME")
+            }
+            guard let declared = contentLength.flatMap({ Int($0) }), declared > 0 else {
+                throw APIError(status: .lengthRequired, code: .malformedRequest, reason: "a deposit needs a Content-Length (the envelope's size)")
+            }
+            if declared > mailboxes.maximumEnvelopeSize {
+                throw RelayError(.quotaExceeded, "the envelope is \(declared) bytes; this relay accepts at most \(mailboxes.maximumEnvelopeSize)")
+            }
+            try mailboxes.admit(declared, to: names, from: depositor, in: db)
+            return (depositor, names, declared)
         }
-        if declared > mailboxes.maximumEnvelopeSize {
-            throw RelayError(.quotaExceeded, "the envelope is \(declared) bytes; this relay accepts at most \(mailboxes.maximumEnvelopeSize)")
-        }
-        try await mailboxes.admit(declared, to: names, from: depositor)
         try uploads.reserve(declared, for: depositor.value)
         defer { uploads.release(declared, for: depositor.value) }
         let id: MessageID, total: Int
