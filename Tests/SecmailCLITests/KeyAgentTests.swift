@@ -155,21 +155,17 @@ import Testing
         #expect(wrong.status == 4, "\(wrong.stderr)")
         #expect(!FileManager.default.fileExists(atPath: socket(of: dora).path))
 
-        // Unlocked and asked at once on one thread: the agent stops after 15 s idle. A task
-        // resumed in a busy test process can wait long (a full parallel run once stalled this
-        // thread past the 2 s this test used to give, and another one past 5 s between `unlock`
-        // returning and the question, on this very thread).
-        let (unlocked, status) = try await onThreadOfItsOwn {
-            (try dora.run(["unlock", "--idle-timeout", "15s"]) as CLIResult, try Self.peerNow(dora, ["status"]))
-        }
+        // Unlocked and left alone, the agent stops after 5 s idle. (That it answers while it runs
+        // is the test above; asking here as well raced the timeout: a full parallel run once
+        // stalled this test process for longer than 15 s between `unlock` and the question.)
+        let unlocked = try await dora.run(["unlock", "--idle-timeout", "5s"])
         #expect(unlocked.status == 0, "\(unlocked.stderr)")
-        #expect(status == "status dora")
-        let deadline = Date().addingTimeInterval(45)
+        let deadline = Date().addingTimeInterval(60)
         while FileManager.default.fileExists(atPath: socket(of: dora).path), Date() < deadline {
             try await Task.sleep(nanoseconds: 100_000_000)
         }
         #expect(!FileManager.default.fileExists(atPath: socket(of: dora).path))
-        #expect(agentLog(of: dora).contains("idle for 15 s") && agentLog(of: dora).contains("keys forgotten"), "\(agentLog(of: dora))")
+        #expect(agentLog(of: dora).contains("idle for 5 s") && agentLog(of: dora).contains("keys forgotten"), "\(agentLog(of: dora))")
         let whoami = try await withoutPassphrase(dora, ["whoami"])
         #expect(whoami.stdout.contains("not running"))
         // Without the agent, the passphrase works as before.
