@@ -181,7 +181,7 @@ import Testing
 
         // Interrupted once the work is seen under way: decrypted bytes staged, the JPEG staged
         // whole (its conversion follows), the envelope half written.
-        func staged(_ out: URL, file: String, minimumBytes: Int) -> () -> Bool {
+        func staged(_ out: URL, file: String, minimumBytes: Int) -> @Sendable () -> Bool {
             {
                 guard let staging = contents(of: out).first(where: { $0.hasPrefix(".secmail-staging") }) else { return false }
                 let url = out.appendingPathComponent(staging).appendingPathComponent(file)
@@ -191,21 +191,30 @@ import Testing
         let photoBytes = try Data(contentsOf: photo).count
         for (label, source, file, bytes) in [("decrypting", envelope, "0", 8 << 20), ("converting", photoEnvelope, "0", photoBytes)] {
             let out = folder.appendingPathComponent("out-\(label)", isDirectory: true)
-            let status = try interrupted(["open", source.path, "--from", Users.bundle("alice").path, "--out", out.path],
-                                               home: Users.bob, when: staged(out, file: file, minimumBytes: bytes))
+            let ready = staged(out, file: file, minimumBytes: bytes)
+            let status = try await interrupted(["open", source.path, "--from", Users.bundle("alice").path, "--out", out.path],
+                                               home: Users.bob, when: ready)
             #expect(status == 130, "\(label)")
             #expect(contents(of: out).isEmpty, "\(label): \(contents(of: out))")
         }
         let sealing = folder.appendingPathComponent("sealed-\(UUID().uuidString).smsg")
-        let status = try interrupted(["seal", "--to", Users.bundle("bob").path, "-m", "x", "--attach", big.path, "-o", sealing.path],
+        let status = try await interrupted(["seal", "--to", Users.bundle("bob").path, "-m", "x", "--attach", big.path, "-o", sealing.path],
                                            home: Users.alice, when: { contents(of: folder).contains { $0.hasPrefix(".secmail-partial") } })
         #expect(status == 130)
         #expect(!contents(of: folder).contains { $0.hasPrefix(".") || $0.hasPrefix("sealed-") }, "\(contents(of: folder))")
     }
 
-    /// Runs the CLI and sends SIGINT once `ready` holds; returns its exit status. Polls on this
-    /// thread (a task might wait seconds for a turn while other tests run).
-    func interrupted(_ arguments: [String], home user: CLIUser, when ready: () -> Bool) throws -> Int32 {
+    /// Runs the CLI and sends SIGINT once `ready` holds; returns its exit status. Polls on a
+    /// thread of its own (a task might wait seconds for a turn while other tests run, and the
+    /// polling, seconds of it, must not hold one of the few threads every test's tasks share).
+    func interrupted(_ arguments: [String], home user: CLIUser, when ready: @escaping @Sendable () -> Bool) async throws -> Int32 {
+        let (status, interruptedWhileRunning) = try await onThreadOfItsOwn { try Self.interruptedNow(arguments, home: user, when: ready) }
+        #expect(interruptedWhileRunning, "\(arguments[0]) finished before it could be interrupted")
+        return status
+    }
+
+    /// The exit status, and whether the command still ran when SIGINT was sent.
+    private static func interruptedNow(_ arguments: [String], home user: CLIUser, when ready: () -> Bool) throws -> (Int32, Bool) {
         let process = Process()
         process.executableURL = SecmailBinary.url
         process.arguments = arguments
@@ -226,11 +235,11 @@ import Testing
             kill(pid, SIGCONT)
             usleep(1000)
         }
-        #expect(process.isRunning, "\(arguments[0]) finished before it could be interrupted")
+        let wasRunning = process.isRunning
         kill(pid, SIGINT)
         kill(pid, SIGCONT)
         process.waitUntilExit()
-        return process.terminationStatus
+        return (process.terminationStatus, wasRunning)
     }
 
     /// The dialogue at the terminal (a pseudo-terminal): empty, short and mismatched entries are

@@ -2,8 +2,9 @@ import Foundation
 import SecmailTestSupport
 import Testing
 
-/// The relays `startRelay` started that `stop` has not stopped: killed when the test process
-/// exits, so a test that fails before it stops its relays leaves none serving behind it.
+/// The relays `startRelay` started (and the conversation tests' faulty relays) that have not
+/// been stopped: killed when the test process exits, so a test that fails before it stops its
+/// relays leaves none serving behind it.
 enum StartedRelays {
     private static let lock = NSLock()
     // Guarded by `lock`.

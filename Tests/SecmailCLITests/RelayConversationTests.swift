@@ -75,8 +75,9 @@ import Testing
 
         // A relay that stops in the middle of its first answer: the handshake (about 1.4 KB from
         // the relay) goes through, the answer is cut.
-        let cutter = try FaultyRelay(["cut", String(relay.port), "1600"])
-        let resetter = try FaultyRelay(["reset"])
+        // Started on threads of their own: waiting for Python to print its port blocks.
+        let cutter = try await onThreadOfItsOwn { try FaultyRelay(["cut", String(relay.port), "1600"]) }
+        let resetter = try await onThreadOfItsOwn { try FaultyRelay(["reset"]) }
         for (scenario, port) in [("cut mid-answer", cutter.port), ("reset", resetter.port), ("closed port", relay.port)] {
             if scenario == "closed port" { #expect(await commands.stop(relay.process) == 0) }
             try alice.retarget(port: port)
@@ -185,6 +186,7 @@ final class FaultyRelay: @unchecked Sendable {
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()
+        StartedRelays.add(process.processIdentifier)
         var line = Data()
         while let byte = try pipe.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line += byte }
         guard let port = Int(String(decoding: line, as: UTF8.self)) else { throw TestFailure("faulty_relay.py did not start") }
@@ -195,5 +197,6 @@ final class FaultyRelay: @unchecked Sendable {
     func stop() {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
+        StartedRelays.remove(process.processIdentifier)
     }
 }
