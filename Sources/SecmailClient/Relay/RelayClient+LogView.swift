@@ -13,8 +13,7 @@ extension RelayClient {
 
     /// Writes the pins and the last accepted checkpoint to relay.json, when they changed: most
     /// commands see the checkpoint they already stored, and an unchanged file is not rewritten
-    /// (each write is synced, a few milliseconds; nor is a newer checkpoint that another command
-    /// saved meanwhile put back to this one).
+    /// (nor is a newer checkpoint that another command saved meanwhile put back to this one).
     public func saveLogView() throws {
         guard let settings, settings != savedSettings else { return }
         try settings.save(to: home)

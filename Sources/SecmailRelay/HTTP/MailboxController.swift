@@ -77,20 +77,8 @@ struct MailboxController: Sendable {
         let (depositor, names, declared): (IdentityName, [IdentityName], Int) = try await mailboxes.database.read { [authenticator, mailboxes] db in
             let depositor = try authenticator.name(owning: token, in: db)
             try authenticator.identityLimiter.take(depositor.value, what: depositor.value)
-            var names: [IdentityName] = []
-            for raw in recipients {
-                let name = try IdentityName(normalised: raw)
-                if !names.contains(name) { names.append(name) }
-            }
-            guard (1...Self.maximumRecipients).contains(names.count) else {
-                throw APIError(status: .badRequest, code: .malformedRequest, reason: "name 1 to \(Self.maximumRecipients) recipients as ?to=NAME&to=NAME")
-            }
-            guard let declared = contentLength.flatMap({ Int($0) }), declared > 0 else {
-                throw APIError(status: .lengthRequired, code: .malformedRequest, reason: "a deposit needs a Content-Length (the envelope's size)")
-            }
-            if declared > mailboxes.maximumEnvelopeSize {
-                throw RelayError(.quotaExceeded, "the envelope is \(declared) bytes; this relay accepts at most \(mailboxes.maximumEnvelopeSize)")
-            }
+            let (names, declared) = try Self.depositTerms(recipients: recipients, contentLength: contentLength,
+                                                          maximumSize: mailboxes.maximumEnvelopeSize)
             try mailboxes.admit(declared, to: names, from: depositor, in: db)
             return (depositor, names, declared)
         }
@@ -111,6 +99,26 @@ struct MailboxController: Sendable {
             (id, total) = try await depositFile(request.body, declared: declared, recipients: names, depositor: depositor)
         }
         return EditedResponse(status: .created, response: DepositResponse(messageId: id.hex, size: total, recipients: names.map(\.value)))
+    }
+
+    /// The distinct recipients a deposit names and its declared length, refused when there are
+    /// none or too many, or the length is missing or over `maximumSize`.
+    static func depositTerms(recipients: [String], contentLength: String?, maximumSize: Int) throws -> ([IdentityName], Int) {
+        var names: [IdentityName] = []
+        for raw in recipients {
+            let name = try IdentityName(normalised: raw)
+            if !names.contains(name) { names.append(name) }
+        }
+        guard (1...maximumRecipients).contains(names.count) else {
+            throw APIError(status: .badRequest, code: .malformedRequest, reason: "name 1 to \(maximumRecipients) recipients as ?to=NAME&to=NAME")
+        }
+        guard let declared = contentLength.flatMap({ Int($0) }), declared > 0 else {
+            throw APIError(status: .lengthRequired, code: .malformedRequest, reason: "a deposit needs a Content-Length (the envelope's size)")
+        }
+        if declared > maximumSize {
+            throw RelayError(.quotaExceeded, "the envelope is \(declared) bytes; this relay accepts at most \(maximumSize)")
+        }
+        return (names, declared)
     }
 
     /// Streams a larger envelope to a file written behind the request (IncomingEnvelopeFile),
