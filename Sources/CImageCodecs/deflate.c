@@ -19,25 +19,68 @@ int smimg_deflate(const uint8_t *data, size_t size, int level, int format, uint8
     return SMIMG_OK;
 }
 
-int smimg_zlib_leading_part(const uint8_t *data, size_t size, int level, uint8_t *out, size_t capacity, size_t *out_size) {
+int smimg_deflate_unfinish(uint8_t *stream, size_t size, size_t capacity, size_t *out_size) {
     // zlib counts in uInt: a part is never that large here (images are bounded far below).
-    if (size > UINT_MAX) return SMIMG_EXCEEDED;
-    z_stream stream;
-    memset(&stream, 0, sizeof stream);
-    if (deflateInit2(&stream, level, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK) return SMIMG_NO_MEMORY;
-    stream.next_in = (Bytef *)data;
-    stream.avail_in = (uInt)size;
-    stream.next_out = out;
-    stream.avail_out = capacity > UINT_MAX ? UINT_MAX : (uInt)capacity;
-    // A sync flush: the part closes on a byte boundary with a non-final empty stored block, so
-    // another part's blocks may follow it in the same stream. With no room left the flush may be
-    // incomplete, so a full output counts as not fitting.
-    int result = deflate(&stream, Z_SYNC_FLUSH);
-    int status = result == Z_STREAM_ERROR ? SMIMG_ERROR
-        : stream.avail_in > 0 || stream.avail_out == 0 ? SMIMG_EXCEEDED : SMIMG_OK;
-    if (status == SMIMG_OK) *out_size = stream.total_out;
-    deflateEnd(&stream);
-    return status;
+    if (size == 0 || size > UINT_MAX) return SMIMG_ERROR;
+    if (capacity < size + 5) return SMIMG_EXCEEDED;
+    z_stream inflater;
+    memset(&inflater, 0, sizeof inflater);
+    if (inflateInit2(&inflater, -MAX_WBITS) != Z_OK) return SMIMG_NO_MEMORY;
+    inflater.next_in = stream;
+    inflater.avail_in = (uInt)size;
+    // Where the header of the block being decoded starts: its first bit is BFINAL. The walk
+    // (inflate with Z_BLOCK, which stops after every block, as zlib's examples/gzjoin.c does)
+    // keeps the output in a scratch buffer: only the block boundaries are wanted.
+    size_t header_byte = 0;
+    unsigned header_mask = 1;
+    // The unused bits of the last byte when the last block ended (inflate reports them there,
+    // not with the stream's end), and the bytes consumed by then.
+    unsigned end_unused = 0;
+    size_t end_consumed = 0;
+    uint8_t scratch[1 << 15];
+    int status = SMIMG_ERROR;
+    for (;;) {
+        inflater.next_out = scratch;
+        inflater.avail_out = sizeof scratch;
+        int result = inflate(&inflater, Z_BLOCK);
+        if (result == Z_STREAM_END) {
+            status = SMIMG_OK;
+            break;
+        }
+        if (result != Z_OK) break;  // damaged, or truncated (Z_BUF_ERROR with no input left)
+        if (inflater.data_type & 128) {
+            // At a block boundary: the next header, if any, starts at the first bit not yet used.
+            unsigned unused = inflater.data_type & 7;
+            size_t consumed = (size_t)(inflater.next_in - stream);
+            if (inflater.data_type & 64) {
+                // After the last block (inflate stops once more, with 64 set, before its end).
+                end_unused = unused;
+                end_consumed = consumed;
+            } else if (unused != 0) {
+                header_byte = consumed - 1;
+                header_mask = 0x100u >> unused;
+            } else {
+                header_byte = consumed;
+                header_mask = 1;
+            }
+        }
+    }
+    inflateEnd(&inflater);
+    // A stream with anything after its final block is not one stream.
+    if (status != SMIMG_OK || end_consumed != size) return SMIMG_ERROR;
+    stream[header_byte] &= (uint8_t)~header_mask;
+    // An empty non-final stored block after the last one: its three header bits (all zero) in
+    // the last byte's unused bits when they fit, else in one more byte; then the boundary and
+    // LEN 0, NLEN 0xffff. The stream now ends byte-aligned, open for more blocks.
+    size_t end = size;
+    stream[end - 1] &= (uint8_t)((0x100u >> end_unused) - 1);
+    if (end_unused < 3) stream[end++] = 0;
+    stream[end++] = 0x00;
+    stream[end++] = 0x00;
+    stream[end++] = 0xff;
+    stream[end++] = 0xff;
+    *out_size = end;
+    return SMIMG_OK;
 }
 
 int smimg_zopfli(const uint8_t *data, size_t size, int iterations, uint8_t **out, size_t *out_size) {

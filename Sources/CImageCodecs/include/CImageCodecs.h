@@ -112,11 +112,12 @@ enum {
 int smimg_deflate(const uint8_t *data, size_t size, int level, int format, uint8_t *out, size_t capacity,
                   size_t *out_size);
 
-// zlib's bare DEFLATE of `data` at `level` (1-9) as the leading part of a longer stream: it ends
-// with a sync flush (byte-aligned, no final block), so the blocks of another part, compressed on
-// its own, may follow it. SMIMG_EXCEEDED when it does not fit in `capacity` bytes.
-int smimg_zlib_leading_part(const uint8_t *data, size_t size, int level, uint8_t *out, size_t capacity,
-                            size_t *out_size);
+// Makes a complete bare DEFLATE stream (`size` bytes in `stream`) the leading part of a longer
+// one, in place: the final block's BFINAL bit is cleared and an empty stored block appended (at
+// most 5 more bytes, so `capacity` must be at least size + 5), so the stream ends byte-aligned
+// with no final block and another part's blocks may follow. SMIMG_ERROR when `stream` is not
+// exactly one valid DEFLATE stream.
+int smimg_deflate_unfinish(uint8_t *stream, size_t size, size_t capacity, size_t *out_size);
 
 // zopfli's zlib stream of `data` (`iterations` passes of its optimal parser), in `*out`, which
 // the caller frees with smimg_free. Slow: the thorough level's final stream only.
