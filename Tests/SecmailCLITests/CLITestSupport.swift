@@ -91,9 +91,7 @@ struct CLIResult {
 /// exported identities in `workspace`.
 enum Users {
     static let workspace: URL = {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("secmail-cli-\(UUID().uuidString)", isDirectory: true)
-        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
+        try! makeTemporaryDirectory("secmail-cli")
     }()
 
     static func make(_ name: String) -> CLIUser {

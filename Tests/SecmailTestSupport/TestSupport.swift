@@ -85,9 +85,28 @@ public func onThreadOfItsOwn<T: Sendable>(_ work: @escaping @Sendable () throws 
     }
 }
 
-/// A fresh temporary directory; the caller removes it.
+/// The folder that holds every test's temporary folders, one per test process, removed with
+/// everything in it when the process exits: a test that fails half-way (or never removes what it
+/// made) leaves nothing behind; a test process that crashes leaves this one folder, which the
+/// next process with the same id replaces. Created at the first use, which comes before the
+/// first relay starts, so its exit hook runs after theirs (atexit runs hooks in reverse order).
+public enum TestScratch {
+    public static let root: URL = {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("secmail-tests-\(getpid())", isDirectory: true)
+        try? FileManager.default.removeItem(at: url)
+        do {
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        } catch {
+            fatalError("cannot create the tests' temporary folder \(url.path): \(error)")
+        }
+        atexit { try? FileManager.default.removeItem(at: TestScratch.root) }
+        return url
+    }()
+}
+
+/// A fresh temporary directory in `TestScratch.root` (removed at the latest when the test process exits).
 public func makeTemporaryDirectory(_ label: String = "secmail-test") throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)", isDirectory: true)
+    let url = TestScratch.root.appendingPathComponent("\(label)-\(UUID().uuidString)", isDirectory: true)
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
 }
