@@ -51,6 +51,16 @@ public struct ReaderFeaturesBody: Codable, Sendable, Equatable {
 
     public static let maximumCount = 16
     public static let maximumLength = 32
+
+    /// At most `maximumCount` distinct names of 1 to `maximumLength` characters `a-z 0-9 -`.
+    public static func isWellFormed(_ features: [String]) -> Bool {
+        features.count <= maximumCount && Set(features).count == features.count && features.allSatisfy { feature in
+            (1...maximumLength).contains(feature.utf8.count)
+                && feature.utf8.allSatisfy { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "-") }
+        }
+    }
+
+    public static let malformedReason = "features are at most \(maximumCount) distinct names of 1 to \(maximumLength) characters a-z, 0-9 and -"
 }
 
 /// What the name map of a signed tree holds for one name: the tree's last leaf, which commits the
@@ -97,10 +107,14 @@ public struct BundleRequest: Codable, Sendable {
     public let bundle: String
     /// An invite code (32 hex digits), where the relay requires one to register.
     public let invite: String?
+    /// Registration only: what the registering client reads, stored as `PUT /v1/features` would
+    /// store it (`ReaderFeaturesBody`), so that the first message to a new name can use it.
+    public let readerFeatures: [String]?
 
-    public init(bundle: String, invite: String? = nil) {
+    public init(bundle: String, invite: String? = nil, readerFeatures: [String]? = nil) {
         self.bundle = bundle
         self.invite = invite
+        self.readerFeatures = readerFeatures
     }
 }
 

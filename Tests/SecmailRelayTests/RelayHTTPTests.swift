@@ -156,6 +156,18 @@ import Testing
         #expect(emptied.status == 200)
         let shownEmpty = try await relay.curl("/v1/directory/alice")
         #expect(try json(shownEmpty.body)["readerFeatures"] as? [String] == [])
+
+        // A registration may carry its client's list (the same rules): the first message to the
+        // new name can use it. A malformed list refuses the registration before anything is logged.
+        let bob = Data(try ThrowawayIdentities.bundle("bob").encoded).base64EncodedString()
+        for bad in [#"["Deflate"]"#, #"["jxl","jxl"]"#, #""jxl""#, "[" + (0..<17).map { "\"f\($0)\"" }.joined(separator: ",") + "]"] {
+            let refused = try await relay.curl("/v1/directory/register", method: "POST", json: #"{"bundle":"\#(bob)","readerFeatures":\#(bad)}"#)
+            #expect(refused.status == 400, "\(bad): \(refused.status) \(refused.body)")
+        }
+        #expect(try await relay.services.log.size() == 1)
+        let registered = try await relay.curl("/v1/directory/register", method: "POST", json: #"{"bundle":"\#(bob)","readerFeatures":["deflate","jxl"]}"#)
+        #expect(registered.status == 201, "\(registered.body)")
+        #expect(try json(try await relay.curl("/v1/directory/bob").body)["readerFeatures"] as? [String] == ["deflate", "jxl"])
     }
 
     @Test(arguments: EngineUnderTest.available) func invitesGateRegistration(engine: EngineUnderTest) async throws {

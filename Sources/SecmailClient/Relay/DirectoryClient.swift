@@ -35,12 +35,15 @@ public struct DirectoryClient {
     }
 
     /// Registers `bundle` on the relay `relay` was opened for (first contact, trusted through
-    /// `caFile`): pins the relay (`pinRelay`), registers, and proves with a verified lookup that
-    /// the log now holds exactly these keys as the name's current ones.
+    /// `caFile`) with the reader features of this client, so that even the first message to the
+    /// new name can use them: pins the relay (`pinRelay`), registers, and proves with a verified
+    /// lookup that the log now holds exactly these keys as the name's current ones.
     public func register(_ bundle: IdentityBundle, caFile: String, invite: String?) async throws -> RelaySettings {
         try await pinRelay(caFile: caFile)
+        let declaration = DeclaredReaderFeatures(home: home, relayAddress: relay.address)
         let request = try RelayRequest(.POST, Endpoint.register.path(),
-                                       json: BundleRequest(bundle: Data(bundle.encoded).base64EncodedString(), invite: invite))
+                                       json: BundleRequest(bundle: Data(bundle.encoded).base64EncodedString(), invite: invite,
+                                                           readerFeatures: declaration.features))
         do {
             try await relay.expect(201, request)
         } catch let error as ClientError where error.code == .nameTaken {
@@ -50,6 +53,9 @@ public struct DirectoryClient {
         guard lookup.bundle == bundle else {
             throw ClientError(.nameTaken, "the name \(bundle.name) is registered on this relay with other keys (fingerprint \(lookup.bundle.fingerprint.grouped))")
         }
+        // Remembered only when the lookup shows them: a relay from before features at
+        // registration ignores them, and the next `inbox` or `read` then declares them.
+        if lookup.readerFeatures.map(\.rawValue).sorted() == declaration.features.sorted() { try declaration.remember() }
         try relay.saveLogView()
         try ContactPins(home: home).pin(bundle, reason: .compared)
         guard let settings = relay.settings else { preconditionFailure("pinRelay sets the settings") }

@@ -103,18 +103,16 @@ public struct MailClient {
     }
 
     /// Tells the relay what this client reads beyond the base format (`ReaderFeature`), so that
-    /// senders use it for this user: once per relay and feature list, remembered in
-    /// `$SECMAIL_HOME/reader-features`, on the reading commands (a reader that upgraded declares
-    /// at its next `inbox` or `read`).
+    /// senders use it for this user, when the relay does not hold this client's list yet
+    /// (`DeclaredReaderFeatures`: registration declares it; a reader that upgraded, or registered
+    /// with an older client, declares at its next `inbox` or `read`).
     func declareReaderFeatures(token: String) async throws {
-        let record = home.url.appendingPathComponent("reader-features")
-        let features = ReaderFeature.supported.map(\.rawValue)
-        let declared = Array("\(relay.address)\n\(features.joined(separator: ","))\n".utf8)
-        if (try? FileSystem.read(record)) == declared { return }
-        let response = try await relay.send(try RelayRequest(.PUT, Endpoint.readerFeatures.path(), json: ReaderFeaturesBody(features: features),
-                                                             bearer: token))
+        let declaration = DeclaredReaderFeatures(home: home, relayAddress: relay.address)
+        if declaration.isCurrent { return }
+        let response = try await relay.send(try RelayRequest(.PUT, Endpoint.readerFeatures.path(),
+                                                             json: ReaderFeaturesBody(features: declaration.features), bearer: token))
         switch response.status {
-        case 200: try FileSystem.replaceFile(record, bytes: declared, permissions: 0o600)
+        case 200: try declaration.remember()
         case 404: return  // a relay from before the route: senders then use the base format only
         default: throw ClientError.refusal(response, relay: relay.address, notFound: .notRegistered)
         }

@@ -28,7 +28,9 @@ public struct Directory: Sendable {
 
     /// One registration or rotation, checked outside the transaction as far as it can be.
     enum Write: Sendable {
-        case register(IdentityBundle, inviteCode: String?, time: Int64)
+        /// `readerFeatures`: what the registering client reads (checked by the caller), stored
+        /// with the registration.
+        case register(IdentityBundle, inviteCode: String?, readerFeatures: [String]?, time: Int64)
         /// `replacing` is the version the continuity signature was verified against.
         case rotate(IdentityBundle, replacing: IdentityBundle, time: Int64)
     }
@@ -95,14 +97,14 @@ public struct Directory: Sendable {
 
     /// Registers key version 1 of a new name (first come, first served). Returns its log index.
     @discardableResult
-    public func register(_ bundle: IdentityBundle, inviteCode: String? = nil) async throws -> UInt64 {
+    public func register(_ bundle: IdentityBundle, inviteCode: String? = nil, readerFeatures: [String]? = nil) async throws -> UInt64 {
         guard bundle.keyVersion == 1, bundle.continuity == nil else {
             throw RelayError(.invalidRequest, "a registration carries key version 1 without continuity; use rotation for later versions")
         }
         guard !bundle.name.isReserved else {
             throw RelayError(.invalidRequest, "the name \(bundle.name) is reserved (or looks like a reserved name); choose another")
         }
-        return try await writes.submit(.register(bundle, inviteCode: inviteCode, time: clock()))
+        return try await writes.submit(.register(bundle, inviteCode: inviteCode, readerFeatures: readerFeatures, time: clock()))
     }
 
     /// Records a new key version of an existing name: it must carry a continuity signature by
@@ -157,7 +159,7 @@ public struct Directory: Sendable {
 
     private static func apply(_ write: Write, rules: WriteRules, in db: any StorageTransaction) throws -> UInt64 {
         switch write {
-        case .register(let bundle, let inviteCode, let time):
+        case .register(let bundle, let inviteCode, let readerFeatures, let time):
             guard try latest(name: bundle.name.value, db) == nil else {
                 throw RelayError(.nameTaken, "the name \(bundle.name) is already registered on this relay")
             }
@@ -176,7 +178,9 @@ public struct Directory: Sendable {
                     throw RelayError(.inviteRequired, "the invite code is unknown or already used")
                 }
             }
-            return try insert(.registration, bundle, time: time, in: db)
+            let index = try insert(.registration, bundle, time: time, in: db)
+            if let readerFeatures { try storeReaderFeatures(readerFeatures, for: bundle.name, time: time, in: db) }
+            return index
         case .rotate(let bundle, let current, let time):
             guard try latest(name: bundle.name.value, db) == current else {
                 throw RelayError(.conflict, "the keys of \(bundle.name) changed while this rotation was checked; look them up and try again")
@@ -245,12 +249,14 @@ public struct Directory: Sendable {
     /// Replaces what `name`'s client declared it reads (names already checked by the caller).
     public func setReaderFeatures(_ features: [String], for name: IdentityName) async throws {
         let time = clock()
-        try await database.write { db in
-            try db.execute("""
-                INSERT INTO reader_features (name, features, updated_at) VALUES (?, ?, ?)
-                ON CONFLICT (name) DO UPDATE SET features = excluded.features, updated_at = excluded.updated_at
-                """, [name.value, features.joined(separator: ","), time])
-        }
+        try await database.write { db in try Self.storeReaderFeatures(features, for: name, time: time, in: db) }
+    }
+
+    private static func storeReaderFeatures(_ features: [String], for name: IdentityName, time: Int64, in db: any StorageTransaction) throws {
+        try db.execute("""
+            INSERT INTO reader_features (name, features, updated_at) VALUES (?, ?, ?)
+            ON CONFLICT (name) DO UPDATE SET features = excluded.features, updated_at = excluded.updated_at
+            """, [name.value, features.joined(separator: ","), time])
     }
 
     private static func leafData(at index: UInt64, _ db: any StorageTransaction) throws -> [UInt8] {

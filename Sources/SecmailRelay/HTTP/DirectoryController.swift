@@ -32,9 +32,10 @@ struct DirectoryController: Sendable {
     func register(_ request: Request, from address: SocketAddress?) async throws -> EditedResponse<RegisteredResponse> {
         let body = try await decodeBody(BundleRequest.self, from: request, limit: Self.bodyLimit)
         let bundle = try Self.bundle(from: body.bundle)
+        if let features = body.readerFeatures { try Self.checkFeatures(features) }
         // An invite was given by the operator: it is not held to the limits meant for strangers.
         if !(directory.requiresInvite && body.invite != nil) { try registrations.take(for: address) }
-        let index = try await directory.register(bundle, inviteCode: body.invite)
+        let index = try await directory.register(bundle, inviteCode: body.invite, readerFeatures: body.readerFeatures)
         return EditedResponse(status: .created, response: Self.registered(bundle, index))
     }
 
@@ -54,19 +55,18 @@ struct DirectoryController: Sendable {
     func setReaderFeatures(_ request: Request) async throws -> ReaderFeaturesBody {
         let owner = try await authenticatedName(request, authenticator)
         let body = try await decodeBody(ReaderFeaturesBody.self, from: request, limit: 4096)
-        let wellFormed = body.features.allSatisfy { feature in
-            (1...ReaderFeaturesBody.maximumLength).contains(feature.utf8.count)
-                && feature.utf8.allSatisfy { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "-") }
-        }
-        guard body.features.count <= ReaderFeaturesBody.maximumCount, wellFormed, Set(body.features).count == body.features.count else {
-            throw APIError(status: .badRequest, code: .malformedRequest,
-                           reason: "features are at most \(ReaderFeaturesBody.maximumCount) distinct names of 1 to \(ReaderFeaturesBody.maximumLength) characters a-z, 0-9 and -")
-        }
+        try Self.checkFeatures(body.features)
         guard try await directory.lookup(owner).entry != nil else {
             throw RelayError(.notFound, "\(owner) is not registered on this relay")
         }
         try await directory.setReaderFeatures(body.features, for: owner)
         return body
+    }
+
+    static func checkFeatures(_ features: [String]) throws {
+        guard ReaderFeaturesBody.isWellFormed(features) else {
+            throw APIError(status: .badRequest, code: .malformedRequest, reason: ReaderFeaturesBody.malformedReason)
+        }
     }
 
     /// The current version with its map proof, or `404` with the map proof of absence.
