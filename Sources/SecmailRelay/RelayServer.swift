@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import SecmailCrypto
 import SecmailFormat
 import SecmailTLS
@@ -165,7 +166,24 @@ public struct PreparedRelay: Sendable {
         defer { hangups?.cancel() }
         let app = buildRelayApplication(services: services, certificate: certificate, host: configuration.host, port: configuration.port,
                                         logger: logger, onRunning: onRunning)
-        try await app.runService()
+        do {
+            try await app.runService()
+        } catch let error as IOError {
+            throw Self.listenFailure(error, host: configuration.host, port: configuration.port)
+        }
+    }
+
+    /// A socket error at start-up as one sentence for the operator instead of NIO's
+    /// "bind(descriptor:ptr:bytes:): Address already in use) (errno: 98)".
+    static func listenFailure(_ error: IOError, host: String, port: Int) -> RelayError {
+        let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let reason = switch error.errnoCode {
+        case EADDRINUSE: "the address is in use: is another relay (or another program) listening there? Choose another with --listen"
+        case EACCES: "permission denied (ports below 1024 need privileges): choose a port from 1024 up with --listen"
+        case EADDRNOTAVAIL: "no network interface of this machine has that address"
+        default: String(cString: strerror(error.errnoCode))
+        }
+        return RelayError(.storage, "cannot listen on \(address): \(reason)")
     }
 
     /// Reloads `certificate` at every SIGHUP until the returned source is cancelled.

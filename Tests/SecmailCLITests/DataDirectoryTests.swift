@@ -22,6 +22,12 @@ import Testing
         let second = try await runSecmail(["relay", "--data", data.path, "--listen", "127.0.0.1:0"], environment: [:])
         #expect(second.status == 1)
         #expect(second.stderr.contains("another relay (process \(relay.process.processIdentifier)) is serving \(data.path)"), "\(second.stderr)")
+        // Another directory on the port in use: one sentence, not NIO's bind error.
+        let other = try temporaryDirectory("data-directory-2").appendingPathComponent("relay", isDirectory: true)
+        let samePort = try await runSecmail(["relay", "--data", other.path, "--listen", "127.0.0.1:\(relay.port)"], environment: [:])
+        #expect(samePort.status == 1)
+        #expect(samePort.stderr == "secmail: error: cannot listen on 127.0.0.1:\(relay.port): the address is in use: is another relay (or another program) listening there? Choose another with --listen\n",
+                "\(samePort.stderr)")
         // Administrative commands still work beside the serving relay.
         let invite = try await runSecmail(["relay", "invite", "--data", data.path], environment: [:])
         #expect(invite.status == 0, "\(invite.stderr)")
