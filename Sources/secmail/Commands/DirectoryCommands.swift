@@ -51,7 +51,7 @@ struct RegisterCommand: AsyncParsableCommand {
                 throw CLIFailure(.failure, "this identity is at key version \(try keystore.currentBundle().keyVersion); a relay registers version 1 only, so it cannot be registered anew: use another SECMAIL_HOME for a new identity")
             }
             let relay = try RelayClient(home: keystore.home, firstContact: url, caFile: ca)
-            let (settings, bundle) = try await withRelay(keystore.home, client: relay) { relay in
+            let (settings, bundle, created) = try await withRelay(keystore.home, client: relay) { relay in
                 // The relay answers, and the name is free (or already ours), before any key is made.
                 _ = try await relay.info()
                 let existing = keystore.hasIdentity ? try keystore.currentBundle() : nil
@@ -62,10 +62,11 @@ struct RegisterCommand: AsyncParsableCommand {
                     throw ClientError(.nameTaken, "the name \(identityName) is already registered on the relay at \(relay.address); choose another name")
                 }
                 let bundle = try existing ?? InitCommand.createIdentity(identityName, in: keystore, passphraseOptions: passphraseOptions)
-                return (try await DirectoryClient(relay: relay).register(bundle, caFile: ca, invite: invite), bundle)
+                return (try await DirectoryClient(relay: relay).register(bundle, caFile: ca, invite: invite), bundle, existing == nil)
             }
             Terminal.info("Registered \(bundle.name) on \(settings.url)")
-            Terminal.info("Your fingerprint: \(bundle.fingerprint.grouped)")
+            // A new identity's fingerprint was shown as it was made.
+            if !created { Terminal.info("Your fingerprint: \(bundle.fingerprint.grouped)") }
             Terminal.info("Pinned relay TLS key sha256/\(settings.relayKeyPin) and log key \(settings.logVerifierKey)")
         }
     }
