@@ -83,6 +83,31 @@ import Testing
         }
         return (sentAt, status, lines.count > 2 ? String(lines[2]) : "")
     }
+
+    /// A client that accepts a newer checkpoint writes relay.json durably: the new file synced,
+    /// renamed over the old one, the home directory synced, in that order.
+    @Test func theClientSavesANewCheckpointDurably() async throws {
+        let folder = try temporaryDirectory("client-sync-order")
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        let relay = try await RelayCommandTests().startRelay(data: data)
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
+        for person in [alice, bob] { try await person.register(port: relay.port, ca: ca) }
+
+        // Bob registered after alice: her lookup sees a log that grew since her checkpoint.
+        let trace = folder.appendingPathComponent("lookup.strace")
+        let traced = try await run("strace", ["-f", "-qq", "-ttt", "-yy", "-o", trace.path, "-e", "trace=fsync,fdatasync,rename,renameat,renameat2",
+                                              "-E", "SECMAIL_HOME=\(alice.home.path)", "--", SecmailBinary.url.path, "lookup", "bob"])
+        #expect(traced.status == 0, "\(traced.stderr)")
+        #expect(await RelayCommandTests().stop(relay.process) == 0)
+
+        let settings = alice.home.appendingPathComponent("relay.json").path
+        let events = try SyscallTrace(contentsOf: trace).events.map(\.description)
+        let renamed = try #require(events.firstIndex { $0.hasPrefix("rename ") && $0.hasSuffix(" -> \(settings)") }, "\(events)")
+        let staged = String(events[renamed].dropFirst("rename ".count).prefix { $0 != " " })
+        #expect(events[..<renamed].contains("sync \(staged)"), "\(events)")
+        #expect(events[(renamed + 1)...].contains("sync \(alice.home.path)"), "\(events)")
+    }
 }
 
 /// `secmail relay` running under `strace -f -ttt -yy`, tracing `syscalls` (e.g. those that make

@@ -37,23 +37,14 @@ public struct RelaySettings: Codable, Sendable, Equatable {
         }
     }
 
+    /// Replaces relay.json durably (a new file synced, renamed over the old one, the directory
+    /// synced): a crash leaves the old settings or the new ones, never none, and never an older
+    /// checkpoint than the one a command reported accepting.
     public func save(to home: SecmailHome) throws {
         try home.ensureExists()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try encoder.encode(self)
-        let target = Self.url(in: home)
-        let temporary = home.url.appendingPathComponent(".relay.json.\(UUID().uuidString)")
-        guard FileManager.default.createFile(atPath: temporary.path, contents: data, attributes: [.posixPermissions: 0o600]) else {
-            throw ClientError(.io, "cannot write \(temporary.path)")
-        }
-        // A rename replaces the old file atomically: a crash leaves the old or the new settings.
-        do {
-            try AtomicRename.replace(target, with: temporary)
-        } catch {
-            try? FileManager.default.removeItem(at: temporary)
-            throw ClientError(.io, "cannot replace \(target.path): \(error)")
-        }
+        try FileSystem.replaceFile(Self.url(in: home), bytes: Array(try encoder.encode(self)), permissions: 0o600)
     }
 
     /// TLS trust for this relay: always the pinned key (so a CA cannot swap in another relay).
