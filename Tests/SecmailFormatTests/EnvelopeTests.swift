@@ -42,8 +42,7 @@ import Testing
     }
 
     @Test func attachmentsStreamFromFiles() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("secmail-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try makeTemporaryDirectory("attachments")
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("big.jpg")
         let bytes = [0xFF, 0xD8, 0xFF] + (try SystemRandom().bytes(count: 3_000_000))

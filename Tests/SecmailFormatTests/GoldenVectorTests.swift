@@ -131,7 +131,7 @@ struct Golden: Sendable, CustomTestStringConvertible {
 
         var changed = golden.bytes
         changed[changed.count - 100] ^= 1
-        let tampered = FileManager.default.temporaryDirectory.appendingPathComponent("tampered-\(UUID().uuidString).smsg")
+        let tampered = try makeTemporaryDirectory("tampered").appendingPathComponent("tampered.smsg")
         try Data(changed).write(to: tampered)
         defer { try? FileManager.default.removeItem(at: tampered) }
         await #expect(try runReferenceReader(tampered).status == 2)

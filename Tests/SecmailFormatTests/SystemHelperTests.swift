@@ -30,8 +30,7 @@ import Testing
 
 @Suite struct FileStatusTests {
     @Test func reportsKindSizePermissionsAndTime() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("filestatus-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = try makeTemporaryDirectory("filestatus")
         defer { try? FileManager.default.removeItem(at: folder) }
         let file = folder.appendingPathComponent("f")
         try Data(repeating: 7, count: 1234).write(to: file)
