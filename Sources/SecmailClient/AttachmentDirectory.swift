@@ -10,8 +10,9 @@ public typealias ImageConversionObserver = @Sendable (_ name: String) -> @Sendab
 /// moves them into place only on `commit()`: all of a message's files appear, or none (a move
 /// that fails takes back the ones before it). An interrupted open leaves nothing in the output
 /// directory (the staging folder is a registered temporary; a crashed run's is swept by the next
-/// one). Existing files are never overwritten: a clash gets a " (2)" style suffix. Names are made
-/// safe to create where people read mail (`SavedFileName`). Files are created 0600.
+/// one). Existing files are never overwritten: a clash gets a " (2)" style suffix, unless the file
+/// there is this very attachment (a message read again into the same folder adds no copies).
+/// Names are made safe to create where people read mail (`SavedFileName`). Files are created 0600.
 ///
 /// Images reach the reader as PNG (DESIGN section 6): an attachment that travelled as a JPEG or
 /// JPEG XL is decoded and saved as NAME.png with the very same pixels (a JPEG XL made from a JPEG
@@ -69,7 +70,9 @@ public final class AttachmentDirectory: ContentSink {
     /// Moves every staged attachment to its final name and returns the final paths; on failure
     /// none stays in the output directory.
     public func commit() throws -> [URL] {
-        var placed: [URL] = []
+        var saved: [URL] = []
+        // Only files this commit moved into place are taken back on failure, never one that was there.
+        var moved: [URL] = []
         defer {
             TemporaryFiles.remove(staging)
             isFinished = true
@@ -77,24 +80,52 @@ public final class AttachmentDirectory: ContentSink {
         do {
             for (info, url) in staged {
                 let (name, source) = convertedImage(info: info, staged: try inflated(info: info, staged: url))
-                placed.append(try place(source, as: name))
+                let (target, existed) = try place(source, as: name)
+                saved.append(target)
+                if !existed { moved.append(target) }
             }
         } catch {
-            for file in placed { try? FileManager.default.removeItem(at: file) }
+            for file in moved { try? FileManager.default.removeItem(at: file) }
             throw error
         }
-        return placed
+        return saved
     }
 
-    /// Moves a staged file into the output directory under `name` (or a free variant of it).
-    private func place(_ source: URL, as name: String) throws -> URL {
-        let target = Self.freeName(for: name, in: outputDirectory)
+    /// Moves a staged file into the output directory under `name` (or a free variant of it), or
+    /// finds it there already: a regular file with the same bytes under that name or a variant
+    /// of it. `existed` tells which.
+    private func place(_ source: URL, as name: String) throws -> (target: URL, existed: Bool) {
+        let (stem, ext) = SavedFileName.split(SavedFileName.safe(name))
+        var counter: Int? = nil
+        var target = outputDirectory.appendingPathComponent(SavedFileName.compose(stem: stem, counter: counter, ext: ext))
+        while let status = try? FileStatus(path: target.path) {
+            if status.kind == .regular, Self.sameBytes(target, source) { return (target, true) }
+            counter = (counter ?? 1) + 1
+            target = outputDirectory.appendingPathComponent(SavedFileName.compose(stem: stem, counter: counter, ext: ext))
+        }
         do {
             try FileManager.default.moveItem(at: source, to: target)
         } catch {
             throw ClientError(.io, "cannot save \(target.path): \(error.localizedDescription); no attachment of this message was saved")
         }
-        return target
+        return (target, false)
+    }
+
+    /// Whether two files hold the same bytes, read a megabyte at a time (false when either
+    /// cannot be read).
+    static func sameBytes(_ a: URL, _ b: URL) -> Bool {
+        guard let first = try? PositionalFile(readingAtPath: a.path), let second = try? PositionalFile(readingAtPath: b.path),
+              let size = try? first.size(), size == (try? second.size()) else { return false }
+        var left = [UInt8](repeating: 0, count: 1 << 20), right = left
+        var offset: UInt64 = 0
+        while offset < size {
+            let count = Int(min(UInt64(left.count), size - offset))
+            guard let read = try? first.read(at: offset, into: &left, range: 0..<count), read == count,
+                  (try? second.read(at: offset, into: &right, range: 0..<count)) == count,
+                  left[..<count] == right[..<count] else { return false }
+            offset += UInt64(count)
+        }
+        return true
     }
 
     /// The staged file as its sender had it: a compressed attachment (encoding 1) inflated,
@@ -204,18 +235,6 @@ public final class AttachmentDirectory: ContentSink {
         current = nil
         TemporaryFiles.remove(staging)
         isFinished = true
-    }
-
-    /// The safe form of `name` in `directory`, with " (N)" before the extension for the smallest
-    /// N that is free when the name is taken.
-    static func freeName(for name: String, in directory: URL) -> URL {
-        let (stem, ext) = SavedFileName.split(SavedFileName.safe(name))
-        var counter: Int? = nil
-        while true {
-            let candidate = directory.appendingPathComponent(SavedFileName.compose(stem: stem, counter: counter, ext: ext))
-            if !FileManager.default.fileExists(atPath: candidate.path) { return candidate }
-            counter = (counter ?? 1) + 1
-        }
     }
 }
 

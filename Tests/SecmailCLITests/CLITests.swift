@@ -109,14 +109,25 @@ import Testing
         #expect((json["id"] as? String)?.count == 32)
     }
 
-    @Test func openingTwiceNeverOverwritesSavedFiles() async throws {
+    @Test func openingAgainAddsNoCopiesAndNeverOverwrites() async throws {
         let directory = try temporaryDirectory("twice")
         let (envelope, _) = try await sealSample(into: directory)
         let out = directory.appendingPathComponent("out")
-        for _ in 0..<2 {
-            await #expect(try Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--out", out.path]).status == 0)
-        }
-        #expect(contents(of: out) == ["data (2).bin", "data.bin", "note (2).txt", "note.txt"])
+        let open = { try await Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--out", out.path, "--json"]) }
+        let first = try await open()
+        #expect(first.status == 0, "\(first.stderr)")
+        // The same attachments are already there: found, not copied again.
+        let second = try await open()
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(contents(of: out) == ["data.bin", "note.txt"])
+        let files = try #require(try JSONSerialization.jsonObject(with: Data(second.stdout.utf8)) as? [String: Any])["files"] as? [String]
+        #expect(files?.map { URL(fileURLWithPath: $0).lastPathComponent } == ["note.txt", "data.bin"])
+        // A file changed since is the reader's own: kept as it is, the attachment saved beside it.
+        let edited = out.appendingPathComponent("note.txt")
+        try Data("edited by bob".utf8).write(to: edited)
+        #expect(try await open().status == 0)
+        #expect(contents(of: out) == ["data.bin", "note (2).txt", "note.txt"])
+        #expect(try String(contentsOf: edited, encoding: .utf8) == "edited by bob")
     }
 
     /// Each refusal: the exit code, a message, and nothing at all in the output directory.

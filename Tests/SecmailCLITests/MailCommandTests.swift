@@ -212,7 +212,9 @@ import Testing
         #expect(again.status == 0, "\(again.stderr)")
         let reread = try #require(try JSONSerialization.jsonObject(with: Data(again.stdout.utf8)) as? [String: Any])
         #expect(reread["readBefore"] as? Bool == true && reread["text"] as? String == "Hello Bob")
-        #expect((reread["files"] as? [String])?.map { URL(fileURLWithPath: $0).lastPathComponent } == ["photo (2).png"])
+        // The same PNG is there already: no second copy.
+        #expect((reread["files"] as? [String])?.map { URL(fileURLWithPath: $0).lastPathComponent } == ["photo.png"])
+        #expect(contents(of: out).filter { $0.hasSuffix(".png") } == ["photo.png"])
 
         // 2. Sent before alice rotates, read after: verified with her logged earlier key.
         let early = try await alice.run(["send", "bob", "-m", "signed with version 1"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
