@@ -202,6 +202,9 @@ func withRelay<T>(_ home: SecmailHome, client: RelayClient? = nil, _ body: (Rela
     }
 }
 
+/// "1 message", "3 messages".
+func counted(_ count: Int, _ one: String, _ many: String) -> String { "\(count) \(count == 1 ? one : many)" }
+
 /// Formats a byte count for people.
 func formatBytes(_ count: UInt64) -> String {
     if count < 1024 { return "\(count) B" }

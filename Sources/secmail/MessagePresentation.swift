@@ -26,8 +26,12 @@ struct ShownMessage {
             // The file as saved: a compressed attachment inflated, an image converted to PNG (its
             // type is then no longer the one the attachment declared; a note says what it became).
             let size = (try? FileStatus(path: url.path))?.size ?? info.length
-            let converted = SavedFileName.split(info.name).ext.lowercased() != url.pathExtension.lowercased()
-            Terminal.info("Saved \(info.name) (\(converted ? "" : info.mediaType + ", ")\(formatBytes(size))) to \(url.path)")
+            let savedExtension = url.pathExtension.lowercased()
+            if SavedFileName.split(info.name).ext.lowercased() != savedExtension, !savedExtension.isEmpty {
+                Terminal.info("Saved \(info.name) as \(savedExtension.uppercased()) (\(formatBytes(size))) to \(url.path)")
+            } else {
+                Terminal.info("Saved \(info.name) (\(info.mediaType), \(formatBytes(size))) to \(url.path)")
+            }
         }
         for note in notes { Terminal.info(note) }
     }

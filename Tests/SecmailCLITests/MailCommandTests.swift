@@ -128,7 +128,7 @@ import Testing
         #expect(readPhoto.status == 0 && readPhoto.stderr.contains("photo.jxl arrived as JPEG XL; saved as PNG"), "\(readPhoto.stderr)")
         let png = Array(try Data(contentsOf: asPNG.appendingPathComponent("photo.png")))
         // The saved line gives the PNG's size, not under the JPEG XL's media type.
-        #expect(readPhoto.stderr.contains("Saved photo.jxl (\(formatSize(png.count))) to \(asPNG.appendingPathComponent("photo.png").path)"),
+        #expect(readPhoto.stderr.contains("Saved photo.jxl as PNG (\(formatSize(png.count))) to \(asPNG.appendingPathComponent("photo.png").path)"),
                 "\(readPhoto.stderr)")
         #expect(try pipeline.decode(png).image.hasSamePixels(as: decoded))
         let asSent = folder.appendingPathComponent("bob-photo-as-sent", isDirectory: true)

@@ -96,7 +96,7 @@ struct UnlockCommand: AsyncParsableCommand {
                     }
                     return try agent.load(passphrase)
                 }
-                Terminal.info("Unlocked \(bundle.name)'s keys (\(status.keys.count { $0.role == .encryption }) key version(s)) into the key agent (process \(status.processID)); it forgets them after \(IdleTimeout.minutes(status.secondsLeft)) without use, or at `secmail lock`.")
+                Terminal.info("Unlocked \(bundle.name)'s keys (\(counted(status.keys.count { $0.role == .encryption }, "key version", "key versions"))) into the key agent (process \(status.processID)); it forgets them after \(IdleTimeout.minutes(status.secondsLeft)) without use, or at `secmail lock`.")
             } catch {
                 if started { _ = try? agent.lock() }
                 throw error

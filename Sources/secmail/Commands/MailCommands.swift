@@ -106,7 +106,7 @@ struct InboxCommand: AsyncParsableCommand {
                 let mail = MailClient(relay: relay)
                 if purgeUnverifiable {
                     let purge = try await mail.purgeUnverifiable(identity)
-                    Terminal.info("Deleted \(purge.deleted.count) unverifiable \(purge.deleted.count == 1 ? "message" : "messages"); \(purge.kept) verified.")
+                    Terminal.info("Deleted \(counted(purge.deleted.count, "unverifiable message", "unverifiable messages")); \(purge.kept) verified.")
                     for (id, reason) in purge.undecided { Terminal.info("Kept \(id), not verified: \(reason)") }
                 }
                 return try await mail.inbox(identity)

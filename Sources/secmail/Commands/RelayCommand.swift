@@ -260,7 +260,6 @@ struct RelayBackupCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let summary = try await RelayBackup.make(from: dataOptions.dataDirectory, to: URL(fileURLWithPath: to, isDirectory: true))
-            func counted(_ count: Int, _ one: String, _ many: String) -> String { "\(count) \(count == 1 ? one : many)" }
             var lines = ["Backed up \(dataOptions.data) to \(to): \(counted(summary.identities, "identity", "identities")), "
                 + "\(counted(summary.logLeaves, "log entry", "log entries")), \(counted(summary.messages, "message", "messages")) "
                 + "(\(counted(summary.envelopeFiles, "envelope file", "envelope files")), \(formatBytes(UInt64(summary.envelopeBytes))))"]
