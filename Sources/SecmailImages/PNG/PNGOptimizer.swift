@@ -190,21 +190,25 @@ public struct PNGOptimizer: Sendable {
             // cost. The filters that never won on the tuning corpus (sub, average, paeth) sit
             // out; the runner-up is compressed too, on the other core, only when its quick
             // stream came within 3% of the best (further apart it did not win, and a graphic's
-            // level-11 pass can take far longer than the leader's).
+            // level-11 pass can take far longer than the leader's), and only below 8 MiB
+            // filtered: past that one core's pass takes over a second, and the leader alone on
+            // both cores halves it. On the tuning corpus that rule touched one image (a 2560x1600
+            // screenshot: its runner-up had won by 0.11%, 0.37 s less); held out, a 3-megapixel
+            // RGBA logo went from 2.43 to 1.24 s for 0.25% more bytes.
             let quickTrials = usedLayouts.indices.flatMap { layout in
                 [PNGFilter.none, .up, .minSum, .entropy, .bigrams].map { Trial(layout: layout, filter: $0, deflater: .libdeflate(level: 3)) }
             }
             let quick = try run(quickTrials, ranking: true)
             let ranked = ranked(quick)
             let leader = quick[ranked[0]] ?? .max
-            let finalists = ranked.prefix(2).filter { ($0 == ranked[0] || (quick[$0] ?? .max) <= leader + leader / 33) }
+            let filteredSize = image.height * (usedLayouts[quickTrials[ranked[0]].layout].rowBytes(width: image.width) + 1)
+            let finalists = ranked.prefix(filteredSize >= 8 << 20 ? 1 : 2).filter { ($0 == ranked[0] || (quick[$0] ?? .max) <= leader + leader / 33) }
             // libdeflate 12 beat 11 by 0.5% on the tuning corpus's PNGs, for 44% more time;
             // the time goes where long matches abound (a 3-megapixel palette graphic: 0.7 s
             // more), while data that deflates to a quarter or more of its size (photographs,
             // noisy renderings) costs a few per cent more, as does anything small (at most 256
             // KiB filtered). Level 12 is used there: 0.17% fewer bytes on the tuning corpus's PNGs
             // in the same time.
-            let filteredSize = image.height * (usedLayouts[quickTrials[ranked[0]].layout].rowBytes(width: image.width) + 1)
             let finalLevel = leader >= filteredSize / 4 || filteredSize <= 256 << 10 ? 12 : 11
             // A single finalist on a large image (a megabyte or more filtered) would keep one
             // core waiting: it is compressed in two halves at once. On the tuning corpus 18%
