@@ -205,10 +205,24 @@ func withRelay<T>(_ home: SecmailHome, client: RelayClient? = nil, _ body: (Rela
 /// "1 message", "3 messages".
 func counted(_ count: Int, _ one: String, _ many: String) -> String { "\(count) \(count == 1 ? one : many)" }
 
-/// Formats a byte count for people.
+/// Formats a byte count for people: "512 B", "41.1 KiB", "1.5 MiB", "2.25 GiB", rounded as
+/// printf's "%.1f" rounds (to nearest, ties to even). In integers rather than through
+/// String(format:), whose first use costs a short command a visible part of its run.
 func formatBytes(_ count: UInt64) -> String {
+    /// count / 2^shift in units of 10^-places, rounded to nearest, ties to even.
+    func scaled(_ shift: UInt64, places: Int) -> String {
+        let unit = UInt64(1) << shift, factor: UInt64 = places == 1 ? 10 : 100
+        let whole = count >> shift, rest = count & (unit - 1)
+        // rest * factor stays far below 2^64 (rest < 2^30).
+        var fraction = rest * factor / unit
+        let remainder = rest * factor % unit
+        if remainder * 2 > unit || (remainder * 2 == unit && fraction % 2 == 1) { fraction += 1 }
+        let (integer, decimals) = fraction == factor ? (whole + 1, UInt64(0)) : (whole, fraction)
+        let digits = String(decimals)
+        return "\(integer)." + String(repeating: "0", count: places - digits.count) + digits
+    }
     if count < 1024 { return "\(count) B" }
-    if count < 1 << 20 { return String(format: "%.1f KiB", Double(count) / 1024) }
-    if count < 1 << 30 { return String(format: "%.1f MiB", Double(count) / 1_048_576) }
-    return String(format: "%.2f GiB", Double(count) / 1_073_741_824)
+    if count < 1 << 20 { return scaled(10, places: 1) + " KiB" }
+    if count < 1 << 30 { return scaled(20, places: 1) + " MiB" }
+    return scaled(30, places: 2) + " GiB"
 }

@@ -8,6 +8,30 @@ import Testing
 
 /// What a reader's client does with a decrypted message's attachments.
 @Suite struct AttachmentDirectoryTests {
+    /// The output folder is made with its missing parents, 0700; a folder there already, or a
+    /// link to one, is used as it is; a file in the way is a clear error.
+    @Test func theOutputFolderIsMadeWithItsParentsOrUsedOrRefused() throws {
+        let root = try makeTemporaryDirectory("output-folder")
+        let nested = root.appendingPathComponent("a/b/c", isDirectory: true)
+        _ = try AttachmentDirectory(outputDirectory: nested).abort()
+        for folder in [root.appendingPathComponent("a"), root.appendingPathComponent("a/b"), nested] {
+            let status = try FileStatus(path: folder.path)
+            #expect(status.kind == .directory && status.permissions == 0o700, "\(folder.path)")
+        }
+        let link = root.appendingPathComponent("link")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: nested)
+        _ = try AttachmentDirectory(outputDirectory: link).abort()
+        _ = try AttachmentDirectory(outputDirectory: nested).abort()
+        let file = root.appendingPathComponent("file")
+        try Data("x".utf8).write(to: file)
+        #expect {
+            try AttachmentDirectory(outputDirectory: file.appendingPathComponent("inside"))
+        } throws: { ($0 as? ClientError)?.reason.contains("Not a directory") == true }
+        #expect {
+            try AttachmentDirectory(outputDirectory: file)
+        } throws: { ($0 as? ClientError)?.reason == "cannot create directory \(file.path): a file of that name is in the way" }
+    }
+
     @Test func eachReceivedImageConversionIsAnnouncedAndEnded() throws {
         let ppm = try makeTemporaryDirectory("conversion").appendingPathComponent("photo.ppm")
         try Data(testPPM(width: 160, height: 120)).write(to: ppm)

@@ -163,8 +163,13 @@ public struct Keystore: Sendable {
         guard hasIdentity else {
             throw ClientError(.noIdentity, "no identity in \(home.url.path); create one with: secmail init NAME")
         }
-        let text = String(decoding: try FileSystem.read(identityDirectory.appendingPathComponent("current")), as: UTF8.self)
-        guard let version = UInt32(text.trimmingCharacters(in: .whitespacesAndNewlines)), version >= 1 else {
+        // ASCII digits and a newline, read on every command: parsed without Foundation's string
+        // trimming, whose first use costs a visible part of a short command.
+        var text = try FileSystem.read(identityDirectory.appendingPathComponent("current"))[...]
+        let whitespace: Set<UInt8> = [0x20, 0x09, 0x0A, 0x0D]
+        while let first = text.first, whitespace.contains(first) { text = text.dropFirst() }
+        while let last = text.last, whitespace.contains(last) { text = text.dropLast() }
+        guard let version = UInt32(String(decoding: text, as: UTF8.self)), version >= 1 else {
             throw ClientError(.corruptState, "\(identityDirectory.path)/current does not hold a key version")
         }
         return version
