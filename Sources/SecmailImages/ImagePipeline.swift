@@ -89,11 +89,12 @@ public struct ImagePipeline: Sendable {
             // graphics by a third and more, which sent them to a lower effort).
             var png = try PNGOptimizer(effort: .fast).optimize(image, original: original)
             let coding = jxlCoding(pixels: image.pixelCount, pngBytes: png.bytes.count)
-            let jxl = try jxlMayWin(image, coding: coding) ? losslessJXL(image, withRendering: allowJXLRendering, coding: coding) : nil
+            let skipped = try jxlSkipReason(image, coding: coding)
+            let jxl = skipped == nil ? losslessJXL(image, withRendering: allowJXLRendering, coding: coding) : nil
             if effort > .fast, png.bytes.count < (jxl.map { $0.count + $0.count / 10 } ?? .max) {
                 png = try PNGOptimizer(effort: effort).optimize(image, original: original)
             }
-            return WireImage(png: png.bytes, jpeg: jpeg, jxl: jxl, jxlMethod: coding.description, sendPNGOnly: false,
+            return WireImage(png: png.bytes, jpeg: jpeg, jxl: jxl, jxlMethod: coding.description, jxlNotMade: skipped, sendPNGOnly: false,
                              originalSize: bytes.count, image: image)
         }
         // The JPEG XL needs only the stripped JPEG; the pixels' decode, the stripped JPEG's check
@@ -117,8 +118,9 @@ public struct ImagePipeline: Sendable {
             // The JPEG XL came from a JPEG whose pixels differ: it goes with it.
             let png = try PNGOptimizer(effort: effort).optimize(image)
             let coding = jxlCoding(pixels: image.pixelCount, pngBytes: estimate)
-            let pixels = try allowJXL && jxlMayWin(image, coding: coding) ? losslessJXL(image, withRendering: allowJXLRendering, coding: coding) : nil
-            return WireImage(png: png.bytes, jpeg: nil, jxl: pixels, jxlMethod: coding.description, sendPNGOnly: false,
+            let skipped = allowJXL ? try jxlSkipReason(image, coding: coding) : nil
+            let pixels = allowJXL && skipped == nil ? losslessJXL(image, withRendering: allowJXLRendering, coding: coding) : nil
+            return WireImage(png: png.bytes, jpeg: nil, jxl: pixels, jxlMethod: coding.description, jxlNotMade: skipped, sendPNGOnly: false,
                              originalSize: bytes.count, image: image)
         }
         // A photo's PNG is several times its JPEG: the estimate from a sample of rows decides
@@ -157,15 +159,15 @@ public struct ImagePipeline: Sendable {
         effort == .thorough ? .thorough : .within(pixels: pixels, pngBytes: pngBytes)
     }
 
-    /// Whether a JPEG XL coded as `coding` may beat the PNG. Effort 3 is the time model's last
+    /// Why a JPEG XL coded as `coding` is not worth making, or nil when it may beat the PNG. Effort 3 is the time model's last
     /// resort for large images that are neither flat nor photographic, and on such pixels it can
     /// lose to the PNG by far (a 3-megapixel RGBA logo: 3.4 MB against 1.4 MB, 0.85 s spent for
     /// nothing): there a sample of the image, 16 rows of every 128 stacked, is coded both ways
     /// first, and the whole image only when the sample's JPEG XL is within a fifth of its fast
     /// PNG (the PNG search then usually takes another 5–10% off the PNG). The sample costs about
     /// an eighth of the whole coding.
-    func jxlMayWin(_ image: RGBAImage, coding: JXLPixelCoding) throws -> Bool {
-        guard coding.effort == 3, image.height >= 512 else { return true }
+    func jxlSkipReason(_ image: RGBAImage, coding: JXLPixelCoding) throws -> String? {
+        guard coding.effort == 3, image.height >= 512 else { return nil }
         let rowBytes = image.width * 4 * image.bitDepth / 8
         var samples: [UInt8] = []
         var rows = 0
@@ -176,9 +178,11 @@ public struct ImagePipeline: Sendable {
         let sample = RGBAImage(width: image.width, height: rows, bitDepth: image.bitDepth, samples: samples)
         let packed = JXLSamples(sample)
         guard let jxl = try? ImageCodecs.jxl(samples: packed.samples, width: sample.width, height: sample.height, bitDepth: packed.bitDepth,
-                                             channels: packed.channels, renderingBox: nil, coding: coding) else { return true }
-        let png = try PNGOptimizer(effort: .fast).optimize(sample)
-        return jxl.count <= png.bytes.count + png.bytes.count / 5
+                                             channels: packed.channels, renderingBox: nil, coding: coding) else { return nil }
+        let png = try PNGOptimizer(effort: .fast).optimize(sample).bytes.count
+        guard jxl.count > png + png / 5 else { return nil }
+        let ratio = (Double(jxl.count) / Double(png) * 100).rounded() / 100
+        return "a sample of its rows came to \(ratio) times the PNG's size"
     }
 
     /// Lossless JPEG XL of the pixels, their rendering information in the rendering box, kept
@@ -260,10 +264,12 @@ public struct WireImage: Sendable {
     public let jxlSize: Int?
     /// How the JPEG XL was made: "the JPEG recompressed, effort 7", or "pixels, effort 7, patches".
     public let jxlMethod: String?
+    /// Why no JPEG XL was made although readers take it (a sample showed it losing to the PNG).
+    public let jxlNotMade: String?
     let image: RGBAImage
 
-    init(png: [UInt8]?, pngEstimate: Int? = nil, jpeg: [UInt8]?, jxl: [UInt8]?, jxlMethod: String?, sendPNGOnly: Bool, originalSize: Int,
-         image: RGBAImage) {
+    init(png: [UInt8]?, pngEstimate: Int? = nil, jpeg: [UInt8]?, jxl: [UInt8]?, jxlMethod: String?, jxlNotMade: String? = nil,
+         sendPNGOnly: Bool, originalSize: Int, image: RGBAImage) {
         var candidates: [(ImageFormat, [UInt8])] = png.map { [(.png, $0)] } ?? []
         if !sendPNGOnly {
             if let jpeg { candidates.append((.jpeg, jpeg)) }
@@ -279,6 +285,7 @@ public struct WireImage: Sendable {
         jpegSize = jpeg?.count
         jxlSize = jxl?.count
         self.jxlMethod = jxl == nil ? nil : jxlMethod
+        self.jxlNotMade = jxlNotMade
         self.image = image
     }
 

@@ -136,6 +136,7 @@ extension WireImage {
         var sizes = pngSize.map { "optimised PNG \(formatBytes(UInt64($0)))" } ?? "PNG not made (estimated \(formatBytes(UInt64(pngEstimate ?? 0))))"
         if let jpeg = jpegSize { sizes += ", metadata-stripped JPEG \(formatBytes(UInt64(jpeg)))" }
         if let jxl = jxlSize { sizes += ", JPEG XL \(formatBytes(UInt64(jxl)))" }
+        if let reason = jxlNotMade { sizes += ", JPEG XL not made (\(reason))" }
         return sizes
     }
 
@@ -147,6 +148,7 @@ extension WireImage {
         if let jpeg = jpegSize { report["jpegBytes"] = jpeg }
         if let jxl = jxlSize { report["jxlBytes"] = jxl }
         if let method = jxlMethod { report["jxlMethod"] = method }
+        if let reason = jxlNotMade { report["jxlNotMade"] = reason }
         return report
     }
 }
