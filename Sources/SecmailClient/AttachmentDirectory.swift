@@ -97,11 +97,10 @@ public final class AttachmentDirectory: ContentSink {
     private func place(_ source: URL, as name: String) throws -> (target: URL, existed: Bool) {
         let (stem, ext) = SavedFileName.split(SavedFileName.safe(name))
         var counter: Int? = nil
-        var target = outputDirectory.appendingPathComponent(SavedFileName.compose(stem: stem, counter: counter, ext: ext))
+        var target: URL { outputDirectory.appendingPathComponent(SavedFileName.compose(stem: stem, counter: counter, ext: ext)) }
         while let status = try? FileStatus(path: target.path) {
             if status.kind == .regular, Self.sameBytes(target, source) { return (target, true) }
             counter = (counter ?? 1) + 1
-            target = outputDirectory.appendingPathComponent(SavedFileName.compose(stem: stem, counter: counter, ext: ext))
         }
         do {
             try FileManager.default.moveItem(at: source, to: target)

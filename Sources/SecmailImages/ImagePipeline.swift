@@ -89,8 +89,7 @@ public struct ImagePipeline: Sendable {
             // graphics by a third and more, which sent them to a lower effort).
             var png = try PNGOptimizer(effort: .fast).optimize(image, original: original)
             let coding = jxlCoding(pixels: image.pixelCount, pngBytes: png.bytes.count)
-            let skipped = try jxlSkipReason(image, coding: coding)
-            let jxl = skipped == nil ? losslessJXL(image, withRendering: allowJXLRendering, coding: coding) : nil
+            let (jxl, skipped) = try pixelJXL(image, withRendering: allowJXLRendering, coding: coding)
             if effort > .fast, png.bytes.count < (jxl.map { $0.count + $0.count / 10 } ?? .max) {
                 png = try PNGOptimizer(effort: effort).optimize(image, original: original)
             }
@@ -118,8 +117,7 @@ public struct ImagePipeline: Sendable {
             // The JPEG XL came from a JPEG whose pixels differ: it goes with it.
             let png = try PNGOptimizer(effort: effort).optimize(image)
             let coding = jxlCoding(pixels: image.pixelCount, pngBytes: estimate)
-            let skipped = allowJXL ? try jxlSkipReason(image, coding: coding) : nil
-            let pixels = allowJXL && skipped == nil ? losslessJXL(image, withRendering: allowJXLRendering, coding: coding) : nil
+            let (pixels, skipped) = allowJXL ? try pixelJXL(image, withRendering: allowJXLRendering, coding: coding) : (nil, nil)
             return WireImage(png: png.bytes, jpeg: nil, jxl: pixels, jxlMethod: coding.description, jxlNotMade: skipped, sendPNGOnly: false,
                              originalSize: bytes.count, image: image)
         }
@@ -159,8 +157,17 @@ public struct ImagePipeline: Sendable {
         effort == .thorough ? .thorough : .within(pixels: pixels, pngBytes: pngBytes)
     }
 
-    /// Why a JPEG XL coded as `coding` is not worth making, or nil when it may beat the PNG. Effort 3 is the time model's last
-    /// resort for large images that are neither flat nor photographic, and on such pixels it can
+    /// The lossless JPEG XL of the pixels (`losslessJXL`), or why none was made although it may
+    /// be sent: a sample showed it losing to the PNG (`jxlSkipReason`).
+    func pixelJXL(_ image: RGBAImage, withRendering: Bool, coding: JXLPixelCoding) throws -> (jxl: [UInt8]?, notMade: String?) {
+        guard mayCodeAsJXL(image, withRendering: withRendering) else { return (nil, nil) }
+        if let reason = try jxlSkipReason(image, coding: coding) { return (nil, reason) }
+        return (losslessJXL(image, withRendering: withRendering, coding: coding), nil)
+    }
+
+    /// Why a JPEG XL coded as `coding` is not worth making, or nil when it may beat the PNG.
+    /// Effort 3 is the time model's last resort for large images that are neither flat nor
+    /// photographic, and on such pixels it can
     /// lose to the PNG by far (a 3-megapixel RGBA logo: 3.4 MB against 1.4 MB, 0.85 s spent for
     /// nothing): there a sample of the image, 16 rows of every 128 stacked, is coded both ways
     /// first, and the whole image only when the sample's JPEG XL is within a fifth of its fast
