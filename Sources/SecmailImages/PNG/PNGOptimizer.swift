@@ -190,11 +190,9 @@ public struct PNGOptimizer: Sendable {
             // cost. The filters that never won on the tuning corpus (sub, average, paeth) sit
             // out; the runner-up is compressed too, on the other core, only when its quick
             // stream came within 3% of the best (further apart it did not win, and a graphic's
-            // level-11 pass can take far longer than the leader's), and only below 8 MiB
-            // filtered: past that one core's pass takes over a second, and the leader alone on
-            // both cores halves it. On the tuning corpus that rule touched one image (a 2560x1600
-            // screenshot: its runner-up had won by 0.11%, 0.37 s less); held out, a 3-megapixel
-            // RGBA logo went from 2.43 to 1.24 s for 0.25% more bytes.
+            // level-11 pass can take far longer than the leader's), and only while one core's
+            // pass should stay under a second (`soloFrom` below); past that the leader alone on
+            // both cores halves it.
             let quickTrials = usedLayouts.indices.flatMap { layout in
                 [PNGFilter.none, .up, .minSum, .entropy, .bigrams].map { Trial(layout: layout, filter: $0, deflater: .libdeflate(level: 3)) }
             }
@@ -202,7 +200,6 @@ public struct PNGOptimizer: Sendable {
             let ranked = ranked(quick)
             let leader = quick[ranked[0]] ?? .max
             let filteredSize = image.height * (usedLayouts[quickTrials[ranked[0]].layout].rowBytes(width: image.width) + 1)
-            let finalists = ranked.prefix(filteredSize >= 8 << 20 ? 1 : 2).filter { ($0 == ranked[0] || (quick[$0] ?? .max) <= leader + leader / 33) }
             // libdeflate 12 beat 11 by 0.5% on the tuning corpus's PNGs, for 44% more time;
             // the time goes where long matches abound (a 3-megapixel palette graphic: 0.7 s
             // more), while data that deflates to a quarter or more of its size (photographs,
@@ -210,6 +207,15 @@ public struct PNGOptimizer: Sendable {
             // KiB filtered). Level 12 is used there: 0.17% fewer bytes on the tuning corpus's PNGs
             // in the same time.
             let finalLevel = leader >= filteredSize / 4 || filteredSize <= 256 << 10 ? 12 : 11
+            // One core's final pass, on the tuning corpus, took up to a quarter of a second per
+            // MiB filtered at level 11 (long matches: the 2-megapixel softwaves graphic's two
+            // passes of 5.9 MiB took 1.5 s, a 2.5 MiB RGBA graphic's 0.65 s) and about a tenth
+            // at level 12 (a 2.4 MiB RGBA glow 0.26 s). Hence a single finalist from 4 MiB at
+            // level 11 and from 8 MiB at level 12. On the tuning corpus the 8 MiB bound touched
+            // a 2560x1600 screenshot (its runner-up had won by 0.11%, 0.37 s less), the 4 MiB one
+            // the softwaves graphic (1.70 -> 1.05 s, its runner-up had won by 0.19%).
+            let soloFrom = finalLevel == 11 ? 4 << 20 : 8 << 20
+            let finalists = ranked.prefix(filteredSize >= soloFrom ? 1 : 2).filter { ($0 == ranked[0] || (quick[$0] ?? .max) <= leader + leader / 33) }
             // A single finalist on a large image (a megabyte or more filtered) would keep one
             // core waiting: it is compressed in two halves at once. On the tuning corpus 18%
             // less time at this level for 0.015% more bytes (the second half starts without the
