@@ -211,9 +211,9 @@ public struct PNGOptimizer: Sendable {
             // MiB filtered at level 11 (long matches: the 2-megapixel softwaves graphic's two
             // passes of 5.9 MiB took 1.5 s, a 2.5 MiB RGBA graphic's 0.65 s) and about a tenth
             // at level 12 (a 2.4 MiB RGBA glow 0.26 s). Hence a single finalist from 4 MiB at
-            // level 11 and from 8 MiB at level 12. On the tuning corpus the 8 MiB bound touched
-            // a 2560x1600 screenshot (its runner-up had won by 0.11%, 0.37 s less), the 4 MiB one
-            // the softwaves graphic (1.70 -> 1.05 s, its runner-up had won by 0.19%).
+            // level 11 and from 8 MiB at level 12. On the tuning corpus these bounds touched two
+            // images, both at level 11: a 2560x1600 screenshot of 12 MiB (its runner-up had won
+            // by 0.11%; 0.37 s less) and the softwaves graphic (1.70 -> 1.05 s; 0.19%).
             let soloFrom = finalLevel == 11 ? 4 << 20 : 8 << 20
             let finalists = ranked.prefix(filteredSize >= soloFrom ? 1 : 2).filter { ($0 == ranked[0] || (quick[$0] ?? .max) <= leader + leader / 33) }
             // A single finalist on a large image (a megabyte or more filtered) would keep one
