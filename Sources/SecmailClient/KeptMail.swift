@@ -53,7 +53,7 @@ public struct KeptMail: Sendable {
             try remove(url)
             try? FileManager.default.removeItem(at: receivedDirectory.appendingPathComponent("\(id.hex).sender"))
         }
-        if tombstoned { try FileSystem.synchronizeDirectory(receivedDirectory) }
+        if tombstoned { try FileSystem.synchronize(receivedDirectory) }
         return pruned
     }
 

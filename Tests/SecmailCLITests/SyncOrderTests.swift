@@ -108,6 +108,38 @@ import Testing
         #expect(events[..<renamed].contains("sync \(staged)"), "\(events)")
         #expect(events[(renamed + 1)...].contains("sync \(alice.home.path)"), "\(events)")
     }
+
+    /// `read` keeps the envelope before the relay's copy goes (P9): the download is synced, renamed
+    /// into received/, that directory synced, and only then does a request leave (the DELETE).
+    @Test func theReaderKeepsItsCopyDurablyBeforeTheRelayDeletesIt() async throws {
+        let folder = try temporaryDirectory("read-sync-order")
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        let relay = try await RelayCommandTests().startRelay(data: data)
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
+        for person in [alice, bob] { try await person.register(port: relay.port, ca: ca) }
+        let sent = try await alice.run(["send", "bob", "-m", "kept before deleted"])
+        #expect(sent.status == 0, "\(sent.stderr)")
+        let id = sent.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+
+        let trace = folder.appendingPathComponent("read.strace")
+        let traced = try await run("strace", ["-f", "-qq", "-ttt", "-yy", "-o", trace.path,
+                                              "-e", "trace=fsync,fdatasync,rename,renameat,renameat2,write,writev,sendmsg,sendto",
+                                              "-E", "SECMAIL_HOME=\(bob.home.path)", "-E", "SECMAIL_PASSPHRASE=\(bob.passphrase)",
+                                              "--", SecmailBinary.url.path, "read", id])
+        #expect(traced.status == 0, "\(traced.stderr)")
+        #expect(await RelayCommandTests().stop(relay.process) == 0)
+
+        let received = bob.home.appendingPathComponent("received")
+        let events = try SyscallTrace(contentsOf: trace).events
+        let kept = try #require(events.firstIndex { $0.kind == .rename && $0.target == received.appendingPathComponent("\(id).sm").path },
+                                "\(events.map(\.description))")
+        #expect(events[..<kept].contains { $0.kind == .sync && $0.path == events[kept].path }, "\(events.map(\.description))")
+        let directorySynced = try #require(events[kept...].firstIndex { $0.kind == .sync && $0.path == received.path },
+                                           "\(events.map(\.description))")
+        #expect(!events[kept..<directorySynced].contains { $0.kind == .answer }, "\(events.map(\.description))")
+        #expect(events[directorySynced...].contains { $0.kind == .answer }, "no request after the copy was kept: \(events.map(\.description))")
+    }
 }
 
 /// `secmail relay` running under `strace -f -ttt -yy`, tracing `syscalls` (e.g. those that make

@@ -80,7 +80,7 @@ public struct Keystore: Sendable {
         try writeVersion(bundle: bundle, signingKey: signingKey, encryptionKey: encryptionKey, passphrase: passphrase, into: staging)
         do {
             try FileManager.default.moveItem(at: versionDirectory(bundle.keyVersion, in: staging), to: versionDirectory(bundle.keyVersion))
-            try FileSystem.synchronizeDirectory(identityDirectory)
+            try FileSystem.synchronize(identityDirectory)
         } catch let error as ClientError {
             throw error
         } catch {
@@ -201,6 +201,6 @@ public struct Keystore: Sendable {
                                          bytes: Array(signingKey.encryptedPEM(passphrase: passphrase).utf8), permissions: 0o600)
         try FileSystem.createDurableFile(directory.appendingPathComponent("encryption-key.pem"),
                                          bytes: Array(encryptionKey.encryptedPEM(passphrase: passphrase).utf8), permissions: 0o600)
-        try FileSystem.synchronizeDirectory(directory)
+        try FileSystem.synchronize(directory)
     }
 }

@@ -70,8 +70,8 @@ enum FileSystem {
         }
     }
 
-    /// Flushes a directory's entries (new and renamed files) to stable storage.
-    static func synchronizeDirectory(_ url: URL) throws {
+    /// Flushes a file's data, or a directory's entries (new and renamed files), to stable storage.
+    static func synchronize(_ url: URL) throws {
         do {
             try PositionalFile(readingAtPath: url.path).synchronize()
         } catch let error as FormatError {
@@ -85,7 +85,7 @@ enum FileSystem {
         do {
             try createDurableFile(temporary, bytes: bytes, permissions: permissions)
             try AtomicRename.replace(url, with: temporary)
-            try synchronizeDirectory(url.deletingLastPathComponent())
+            try synchronize(url.deletingLastPathComponent())
         } catch {
             try? FileManager.default.removeItem(at: temporary)
             if let error = error as? FormatError { throw ClientError(.io, error.reason) }

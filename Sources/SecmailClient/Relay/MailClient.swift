@@ -266,9 +266,12 @@ public struct MailClient {
         try await relay.compareView(withSenderCheckpoint: header.senderCheckpoint, sender: header.senderName, messageID: id)
         try relay.saveLogView()
         let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: keepJPEG, progress: progress, converting: converting)
-        // The sender key first, then the envelope (whose presence marks the message read): the
-        // download was fsynced when it arrived (RelayHTTPConnection); the renames must be durable too.
+        // The sender key first, then the envelope (whose presence marks the message read), each
+        // synced before its rename and the renames synced too. The download is synced only now:
+        // the kernel began writing it as it arrived (PositionalFile), and wrote most of the rest
+        // while it was checked and decrypted.
         do {
+            try FileSystem.synchronize(download)
             let senderDraft = TemporaryFiles.path(in: receivedDirectory, prefix: "fetching")
             try FileSystem.createDurableFile(senderDraft, bytes: sender.encoded, permissions: 0o600)
             try AtomicRename.replace(senderFile(id), with: senderDraft)
@@ -278,7 +281,7 @@ public struct MailClient {
             throw ClientError(.io, error.reason)
         }
         TemporaryFiles.release(download)
-        try FileSystem.synchronizeDirectory(receivedDirectory)
+        try FileSystem.synchronize(receivedDirectory)
         // Stored and verified locally: now the relay's copy may go (P9).
         try await relay.expect(204, RelayRequest(.DELETE, Endpoint.deleteMessage.path(id.hex), bearer: token), notFound: .relayRefused)
         var notes = opened.notes

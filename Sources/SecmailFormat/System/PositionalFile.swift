@@ -28,8 +28,8 @@ public final class PositionalFile: @unchecked Sendable {
 
     /// Creates a new file (failing if it exists) with `permissions`, for writing.
     ///
-    /// Every file the project writes ends in `synchronize()`, so writing starts the disk writes
-    /// as the file grows: every `writebackInterval` bytes the kernel is asked to begin writing
+    /// Nearly every file the project writes is synced before it counts, so writing starts the
+    /// disk writes as the file grows: every `writebackInterval` bytes the kernel is asked to begin writing
     /// them (sync_file_range), and the final fsync of a 64 MiB file waits for the last few MiB
     /// instead of all of it (20–25 ms at the end of every 64 MiB transfer on the test machine).
     public init(creatingAtPath path: String, permissions: UInt32 = 0o600) throws {

@@ -108,7 +108,7 @@ public final class RelayHTTPConnection {
         if !wroteEverything { channel.close(promise: nil) }
         if let download, response.status == 200 {
             do {
-                try download.synchronize()
+                try download.finish()
             } catch {
                 throw RelayTransportError.cannotSave("\(error)")
             }

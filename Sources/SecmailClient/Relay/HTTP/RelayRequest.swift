@@ -17,8 +17,10 @@ public struct RelayRequest: Sendable {
     public var path: String
     public var body: Body?
     public var bearer: String?
-    /// Where a `200` answer's body goes instead of memory: a new file (0600), fsynced when done,
-    /// without the in-memory size limit.
+    /// Where a `200` answer's body goes instead of memory: a new file (0600), complete when the
+    /// answer returns, without the in-memory size limit. Not synced: whoever keeps the file makes
+    /// it durable (`read` does so once the message checked out, so the disk writes overlap the
+    /// checks; a file that is only checked and removed never waits for the disk).
     public var saveBodyTo: URL?
     /// How long the whole exchange may take; uploads get a minute plus a second per MiB more.
     public var timeout: TimeAmount = .seconds(30)
