@@ -167,9 +167,8 @@ public struct ImagePipeline: Sendable {
 
     /// Why a JPEG XL coded as `coding` is not worth making, or nil when it may beat the PNG.
     /// Effort 3 is the time model's last resort for large images that are neither flat nor
-    /// photographic, and on such pixels it can
-    /// lose to the PNG by far (a 3-megapixel RGBA logo: 3.4 MB against 1.4 MB, 0.85 s spent for
-    /// nothing): there a sample of the image, 16 rows of every 128 stacked, is coded both ways
+    /// photographic, and on such pixels it can lose to the PNG by far (a 3-megapixel RGBA logo:
+    /// 3.4 MB against 1.4 MB, 0.85 s spent for nothing): there a sample of the image, 16 rows of every 128 stacked, is coded both ways
     /// first, and the whole image only when the sample's JPEG XL is within a fifth of its fast
     /// PNG (the PNG search then usually takes another 5–10% off the PNG). The sample costs about
     /// an eighth of the whole coding.
