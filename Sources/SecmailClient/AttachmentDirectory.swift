@@ -2,6 +2,34 @@ import Foundation
 import SecmailFormat
 import SecmailImages
 
+/// An attachment as it was saved: where, and for an image, what became of it on the way.
+public struct SavedAttachment: Sendable {
+    public let info: AttachmentInfo
+    public let url: URL
+    /// How the file differs from what travelled, a phrase that follows its name ("arrived as
+    /// JPEG XL; saved as PNG with the same pixels"), or why an image was not converted; nil for
+    /// a file saved as it travelled (or inflated back to it).
+    public let note: String?
+
+    /// The note as a sentence, or nil.
+    public var sentence: String? { note.map { "\(info.name) \($0)" } }
+}
+
+/// How many pixels a reader converts to PNG: decoding takes 4 to 8 bytes a pixel, and a second
+/// or so per 3 megapixels, so a larger image (or the rest of a message past `perMessage`) is
+/// saved as it travelled.
+public struct ConversionBudget: Sendable {
+    public let perImage: Int
+    public let perMessage: Int
+
+    public init(perImage: Int, perMessage: Int) {
+        self.perImage = perImage
+        self.perMessage = perMessage
+    }
+
+    public static let standard = ConversionBudget(perImage: 24_000_000, perMessage: 100_000_000)
+}
+
 /// Told that the image attachment `name` starts converting to PNG; the closure it returns is
 /// called when that is done (a command shows a status line while a long conversion runs).
 public typealias ImageConversionObserver = @Sendable (_ name: String) -> @Sendable () -> Void
@@ -26,20 +54,17 @@ public final class AttachmentDirectory: ContentSink {
     private let staging: URL
     private let keepJPEG: Bool
     private let converting: ImageConversionObserver?
+    private let budget: ConversionBudget
     private var staged: [(info: AttachmentInfo, url: URL)] = []
     private var current: BackgroundWriter?
     private var isFinished = false
-    /// What `commit()` did beyond moving files (conversions, or why one was not made).
-    public private(set) var notes: [String] = []
-    /// The largest JPEG converted to PNG, and the most pixels converted for one message
-    /// (decoding takes 4 to 8 bytes a pixel, and a second or so per 3 megapixels).
-    public static let conversionPixelBudget = 24_000_000
-    public static let messagePixelBudget = 100_000_000
     private var pixelsConverted = 0
 
-    public init(outputDirectory: URL, keepJPEG: Bool = false, converting: ImageConversionObserver? = nil) throws {
+    public init(outputDirectory: URL, keepJPEG: Bool = false, budget: ConversionBudget = .standard,
+                converting: ImageConversionObserver? = nil) throws {
         self.outputDirectory = outputDirectory
         self.keepJPEG = keepJPEG
+        self.budget = budget
         self.converting = converting
         try FileSystem.createPrivateDirectory(outputDirectory)
         TemporaryFiles.sweep(outputDirectory, prefixes: ["secmail-staging"])
@@ -67,10 +92,10 @@ public final class AttachmentDirectory: ContentSink {
         current = nil
     }
 
-    /// Moves every staged attachment to its final name and returns the final paths; on failure
-    /// none stays in the output directory.
-    public func commit() throws -> [URL] {
-        var saved: [URL] = []
+    /// Moves every staged attachment to its final name and says where each went; on failure none
+    /// stays in the output directory.
+    public func commit() throws -> [SavedAttachment] {
+        var saved: [SavedAttachment] = []
         // Only files this commit moved into place are taken back on failure, never one that was there.
         var moved: [URL] = []
         defer {
@@ -79,9 +104,9 @@ public final class AttachmentDirectory: ContentSink {
         }
         do {
             for (info, url) in staged {
-                let (name, source) = convertedImage(info: info, staged: try inflated(info: info, staged: url))
+                let (name, source, note) = convertedImage(info: info, staged: try inflated(info: info, staged: url))
                 let (target, existed) = try place(source, as: name)
-                saved.append(target)
+                saved.append(SavedAttachment(info: info, url: target, note: note))
                 if !existed { moved.append(target) }
             }
         } catch {
@@ -141,28 +166,26 @@ public final class AttachmentDirectory: ContentSink {
     }
 
     /// For a JPEG or JPEG XL image: a staged PNG with the same pixels (or, with `keepJPEG`, the
-    /// JPEG a JPEG XL was made from, bit for bit) and the name to save it under.
-    private func convertedImage(info: AttachmentInfo, staged url: URL) -> (String, URL) {
+    /// JPEG a JPEG XL was made from, bit for bit), the name to save it under and a note on what
+    /// became of it.
+    private func convertedImage(info: AttachmentInfo, staged url: URL) -> (String, URL, note: String?) {
         guard let prefix = try? FileHandle(forReadingFrom: url).read(upToCount: ImageFormat.signatureLength),
               let format = ImageFormat.detect(prefix), format != .png, !(keepJPEG && format == .jpeg) else {
-            return (info.name, url)
+            return (info.name, url, nil)
         }
         let kind = format.displayName
         let stem = SavedFileName.split(info.name).stem
-        let budget = min(Self.conversionPixelBudget, Self.messagePixelBudget - pixelsConverted)
-        guard budget > 0 else {
-            notes.append("\(info.name) was not converted to PNG: this message's images passed \(Self.messagePixelBudget / 1_000_000) megapixels; saved as the \(kind) it travelled as")
-            return (info.name, url)
-        }
+        let messageFull = "was not converted to PNG: this message's images passed \(budget.perMessage / 1_000_000) megapixels; saved as the \(kind) it travelled as"
+        let allowed = min(budget.perImage, budget.perMessage - pixelsConverted)
+        guard allowed > 0 else { return (info.name, url, messageFull) }
         let finished = converting?(info.name)
         defer { finished?() }
         do {
             let bytes = Array(try Data(contentsOf: url))
-            let pipeline = ImagePipeline(limits: ImageLimits(maxPixels: budget))
+            let pipeline = ImagePipeline(limits: ImageLimits(maxPixels: allowed))
             if keepJPEG, format == .jxl, let jpeg = try pipeline.jpegAsSent(bytes) {
                 let restored = try staged(jpeg, next: url, extension: "jpg")
-                notes.append("\(info.name) arrived as JPEG XL; saved as the JPEG it was made from, bit for bit")
-                return (stem + ImageFormat.jpeg.fileExtension, restored)
+                return (stem + ImageFormat.jpeg.fileExtension, restored, "arrived as JPEG XL; saved as the JPEG it was made from, bit for bit")
             }
             // The PNG is staged while it is checked; a PNG that fails the check throws here, and
             // its staged file goes with the staging folder.
@@ -171,16 +194,12 @@ public final class AttachmentDirectory: ContentSink {
             // IHDR: width and height, big-endian, at bytes 16 and 20.
             pixelsConverted += png[16..<20].reduce(0) { $0 << 8 | Int($1) } * png[20..<24].reduce(0) { $0 << 8 | Int($1) }
             guard let converted else { preconditionFailure("readerPNG returned without staging its PNG") }
-            notes.append("\(info.name) arrived as \(kind); saved as PNG with the same pixels")
-            return (stem + ImageFormat.png.fileExtension, converted)
+            return (stem + ImageFormat.png.fileExtension, converted, "arrived as \(kind); saved as PNG with the same pixels")
         } catch let error as ImageError where error.code == .tooLarge {
-            notes.append(budget < Self.conversionPixelBudget
-                ? "\(info.name) was not converted to PNG: this message's images passed \(Self.messagePixelBudget / 1_000_000) megapixels; saved as the \(kind) it travelled as"
-                : "\(info.name) is larger than \(Self.conversionPixelBudget / 1_000_000) megapixels; saved as the \(kind) it travelled as")
-            return (info.name, url)
+            return (info.name, url, allowed < budget.perImage
+                ? messageFull : "is larger than \(budget.perImage / 1_000_000) megapixels; saved as the \(kind) it travelled as")
         } catch {
-            notes.append("\(info.name) could not be converted to PNG (\(error)); saved as received")
-            return (info.name, url)
+            return (info.name, url, "could not be converted to PNG (\(error)); saved as received")
         }
     }
 
@@ -196,24 +215,23 @@ public final class AttachmentDirectory: ContentSink {
     /// A verified message, decrypted, with what became of its attachments.
     public struct Decrypted: Sendable {
         public let message: OpenedMessage
-        public let saved: [URL]
+        public let saved: [SavedAttachment]
         /// Why no attachment was saved, when none could be; the text is good all the same.
         public let saveFailure: ClientError?
-        public let notes: [String]
     }
 
     /// Decrypts `verified` into a staging folder in `output` and moves its attachments into place.
     /// A failure to save leaves no attachment behind and is returned, not thrown: the message
     /// verified, and its text must reach the reader.
-    public static func decrypt(_ verified: VerifiedEnvelope, into output: URL, keepJPEG: Bool = false,
+    public static func decrypt(_ verified: VerifiedEnvelope, into output: URL, keepJPEG: Bool = false, budget: ConversionBudget = .standard,
                                progress: EnvelopeSealer.Progress? = nil, converting: ImageConversionObserver? = nil) throws -> Decrypted {
         let directory: AttachmentDirectory
         do {
-            directory = try AttachmentDirectory(outputDirectory: output, keepJPEG: keepJPEG, converting: converting)
+            directory = try AttachmentDirectory(outputDirectory: output, keepJPEG: keepJPEG, budget: budget, converting: converting)
         } catch let error as ClientError {
             // Nowhere to stage: the text still comes out of a decryption that keeps nothing.
             let message = try verified.decrypt(into: DiscardingContentSink(), progress: progress)
-            return Decrypted(message: message, saved: [], saveFailure: message.attachments.isEmpty ? nil : error, notes: [])
+            return Decrypted(message: message, saved: [], saveFailure: message.attachments.isEmpty ? nil : error)
         }
         let message: OpenedMessage
         do {
@@ -223,9 +241,9 @@ public final class AttachmentDirectory: ContentSink {
             throw error
         }
         do {
-            return Decrypted(message: message, saved: try directory.commit(), saveFailure: nil, notes: directory.notes)
+            return Decrypted(message: message, saved: try directory.commit(), saveFailure: nil)
         } catch let error as ClientError {
-            return Decrypted(message: message, saved: [], saveFailure: error, notes: directory.notes)
+            return Decrypted(message: message, saved: [], saveFailure: error)
         }
     }
 

@@ -125,16 +125,18 @@ import Testing
         let photoID = try #require(photoJSON["id"] as? String)
         let asPNG = folder.appendingPathComponent("bob-photo", isDirectory: true)
         let readPhoto = try await bob.run(["read", photoID, "--out", asPNG.path])
-        #expect(readPhoto.status == 0 && readPhoto.stderr.contains("photo.jxl arrived as JPEG XL; saved as PNG"), "\(readPhoto.stderr)")
         let png = Array(try Data(contentsOf: asPNG.appendingPathComponent("photo.png")))
-        // The saved line gives the PNG's size, not under the JPEG XL's media type.
-        #expect(readPhoto.stderr.contains("Saved photo.jxl as PNG (\(formatSize(png.count))) to \(asPNG.appendingPathComponent("photo.png").path)"),
+        // One line for the file: what it became, the PNG's size (not the JPEG XL's), where it is.
+        let savedLine = "photo.jxl arrived as JPEG XL; saved as PNG with the same pixels (\(formatSize(png.count))) to \(asPNG.appendingPathComponent("photo.png").path)"
+        #expect(readPhoto.status == 0 && readPhoto.stderr.components(separatedBy: "\n").filter { $0.contains("photo.") } == [savedLine],
                 "\(readPhoto.stderr)")
         #expect(try pipeline.decode(png).image.hasSamePixels(as: decoded))
         let asSent = folder.appendingPathComponent("bob-photo-as-sent", isDirectory: true)
         let readAgain = try await bob.run(["read", photoID, "--as-sent", "--out", asSent.path])
         #expect(readAgain.status == 0, "\(readAgain.stderr)")
         #expect(Array(try Data(contentsOf: asSent.appendingPathComponent("photo.jpg"))) == stripped)
+        #expect(readAgain.stderr.contains("photo.jxl arrived as JPEG XL; saved as the JPEG it was made from, bit for bit (\(formatSize(stripped.count))) to \(asSent.appendingPathComponent("photo.jpg").path)"),
+                "\(readAgain.stderr)")
 
         // A graphic with an sRGB chunk travels as JPEG XL as well (bob reads the rendering box),
         // and the PNG he gets says sRGB too.

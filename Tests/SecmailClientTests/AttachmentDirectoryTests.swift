@@ -55,7 +55,52 @@ import Testing
         })
         // Only the image converts, and its announcement is closed.
         #expect(events.all == ["start photo.jpg", "end photo.jpg"])
-        #expect(opened.saved.map(\.lastPathComponent).sorted() == ["note.txt", "photo.png"])
+        #expect(opened.saved.map(\.url.lastPathComponent).sorted() == ["note.txt", "photo.png"])
+    }
+    /// Received JPEGs become PNGs within a budget of pixels, per image and per message; past it
+    /// an image is saved as it travelled, byte for byte, with a note that says which limit it met.
+    @Test func imagesPastTheConversionBudgetAreSavedAsTheyTravelled() throws {
+        let folder = try makeTemporaryDirectory("conversion-budget")
+        func jpeg(_ name: String, width: Int, height: Int) throws -> (attachment: OutgoingAttachment, bytes: [UInt8]) {
+            let ppm = folder.appendingPathComponent("\(name).ppm")
+            try Data(testPPM(width: width, height: height)).write(to: ppm)
+            let encoded = try run("cjpeg", ["-quality", "90", ppm.path])
+            #expect(encoded.status == 0, "\(encoded.stderr)")
+            return (try OutgoingAttachment(name: "\(name).jpg", mediaType: "image/jpeg", bytes: Array(encoded.stdout)), Array(encoded.stdout))
+        }
+        let bob = try ThrowawayIdentities.bundle("bob")
+        func opened(_ attachments: [OutgoingAttachment], budget: ConversionBudget) throws -> [SavedAttachment] {
+            let sink = MemorySink()
+            _ = try EnvelopeSealer().seal(
+                text: "photos", attachments: attachments,
+                from: SenderIdentity(bundle: try ThrowawayIdentities.bundle("alice"), signingKey: try ThrowawayIdentities.signingKey("alice")),
+                to: [bob], into: sink)
+            let verified = try EnvelopeOpener.verify(MemoryEnvelopeSource(sink.bytes), sender: try ThrowawayIdentities.bundle("alice"),
+                                                     keys: [RecipientKey(fingerprint: bob.fingerprint, encryptionKey: try ThrowawayIdentities.encryptionKey("bob"))])
+            let decrypted = try AttachmentDirectory.decrypt(verified, into: try makeTemporaryDirectory("conversion-budget-out"), budget: budget)
+            #expect(decrypted.saveFailure == nil)
+            return decrypted.saved
+        }
+        let one = try jpeg("one", width: 1000, height: 1000), two = try jpeg("two", width: 1000, height: 1000)
+        let three = try jpeg("three", width: 2000, height: 1500), small = try jpeg("small", width: 1000, height: 600)
+
+        // A message's allowance used up exactly by the first image: the second is not tried.
+        let exhausted = try opened([one, two].map(\.attachment), budget: ConversionBudget(perImage: 2_000_000, perMessage: 1_000_000))
+        #expect(exhausted.map(\.url.lastPathComponent) == ["one.png", "two.jpg"])
+        #expect(exhausted[0].sentence == "one.jpg arrived as JPEG; saved as PNG with the same pixels")
+        #expect(exhausted[1].sentence == "two.jpg was not converted to PNG: this message's images passed 1 megapixels; saved as the JPEG it travelled as")
+
+        // Over the per-image limit; then two that fit; then one larger than what the message has left.
+        let mixed = try opened([three, one, two, small].map(\.attachment), budget: ConversionBudget(perImage: 2_000_000, perMessage: 2_500_000))
+        #expect(mixed.map(\.url.lastPathComponent) == ["three.jpg", "one.png", "two.png", "small.jpg"])
+        #expect(mixed[0].sentence == "three.jpg is larger than 2 megapixels; saved as the JPEG it travelled as")
+        #expect(mixed[3].sentence == "small.jpg was not converted to PNG: this message's images passed 2 megapixels; saved as the JPEG it travelled as")
+        for (saved, sent) in [(mixed[0], three), (mixed[3], small), (exhausted[1], two)] {
+            #expect(Array(try Data(contentsOf: saved.url)) == sent.bytes, "\(saved.url.lastPathComponent)")
+        }
+        // A file that is not an image is saved as it came, with no note.
+        let note = try OutgoingAttachment(name: "note.txt", bytes: Array("plain".utf8))
+        #expect(try opened([note], budget: .standard).map(\.note) == [nil])
     }
 }
 

@@ -194,7 +194,8 @@ public struct MailClient {
     public struct Read: Sendable {
         public let message: OpenedMessage
         public let sender: IdentityBundle
-        public let savedFiles: [URL]
+        public let saved: [SavedAttachment]
+        /// About the message as a whole (read before, signed long ago); each saved file has its own.
         public let notes: [String]
         /// The message was read before: this is its kept copy, opened with the sender key that
         /// verified it then; the relay was not asked for it.
@@ -284,11 +285,9 @@ public struct MailClient {
         try FileSystem.synchronize(receivedDirectory)
         // Stored and verified locally: now the relay's copy may go (P9).
         try await relay.expect(204, RelayRequest(.DELETE, Endpoint.deleteMessage.path(id.hex), bearer: token), notFound: .relayRefused)
-        var notes = opened.notes
-        if header.time < now - timeWindow.maximumAge {
-            notes.append("this message was signed \(EnvelopeTimeWindow.describe(now - header.time)) ago")
-        }
-        return Read(message: opened.message, sender: sender, savedFiles: opened.saved, notes: notes, readBefore: false,
+        let notes = header.time < now - timeWindow.maximumAge
+            ? ["this message was signed \(EnvelopeTimeWindow.describe(now - header.time)) ago"] : []
+        return Read(message: opened.message, sender: sender, saved: opened.saved, notes: notes, readBefore: false,
                     saveFailure: opened.saveFailure, senderContact: senderContact)
     }
 
@@ -313,8 +312,8 @@ public struct MailClient {
             throw ClientError(.verificationFailed, "the kept copy of message \(id) (\(stored.path)) no longer verifies: \(error.reason)")
         }
         let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: keepJPEG, progress: progress, converting: converting)
-        return Read(message: opened.message, sender: sender, savedFiles: opened.saved,
-                    notes: ["read before: this is the copy kept in \(stored.path)"] + opened.notes, readBefore: true,
+        return Read(message: opened.message, sender: sender, saved: opened.saved,
+                    notes: ["read before: this is the copy kept in \(stored.path)"], readBefore: true,
                     saveFailure: opened.saveFailure, senderContact: nil)
     }
 

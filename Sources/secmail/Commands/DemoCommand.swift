@@ -93,7 +93,7 @@ private struct DemoRun {
             try await MailClient(relay: $0).read(first.messageID, identity: bobIdentity, keys: bobKeys, into: received)
         }
         line("signed by \(read.sender.name) (\(short(read.sender.fingerprint))): \(read.message.text)")
-        for url in read.savedFiles {
+        for url in read.saved.map(\.url) {
             let same = try ImagePipeline().decode(Array(try Data(contentsOf: url))).image
                 .hasSamePixels(as: ImagePipeline().decode(Array(try Data(contentsOf: picture))).image)
             line("saved \(url.lastPathComponent): \(same ? "the same pixels as alice's original" : "DIFFERENT PIXELS")")

@@ -211,7 +211,7 @@ struct ReadCommand: AsyncParsableCommand {
             }
             if let contact = read.senderContact { Terminal.pinNote(contact) }
             let shown = ShownMessage(header: read.message.header, keyVersion: read.sender.keyVersion, text: read.message.text,
-                                     saved: Array(zip(read.message.attachments, read.savedFiles)), notes: read.notes)
+                                     saved: read.saved, notes: read.notes)
             if json {
                 var result = shown.json
                 result["readBefore"] = read.readBefore

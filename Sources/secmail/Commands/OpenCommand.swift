@@ -52,7 +52,7 @@ struct OpenCommand: AsyncParsableCommand {
                                                          converting: Terminal.imageConversionStatus)
             decrypting.finish()
             let shown = ShownMessage(header: opened.message.header, keyVersion: nil, text: opened.message.text,
-                                     saved: Array(zip(opened.message.attachments, opened.saved)), notes: opened.notes)
+                                     saved: opened.saved, notes: [])
             if json {
                 try Terminal.output(jsonText(shown.json))
             } else {
