@@ -97,12 +97,7 @@ import Testing
     /// Rotation as users do it, and a relay that forges a rotation: contacts stop at it, the
     /// owner's audit names it, and only `trust` with the compared fingerprint gets past it.
     @Test func rotationIsFollowedByContactsAndAForgedRotationIsCaught() async throws {
-        let folder = try temporaryDirectory("rotation-cli")
-        let data = folder.appendingPathComponent("relay", isDirectory: true)
-        let relay = try await commands.startRelay(data: data)
-        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
-        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
-        for person in [alice, bob] { try await person.register(port: relay.port, ca: ca) }
+        let (folder, data, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("rotation-cli")
         let file = { (name: String) in folder.appendingPathComponent(name).path }
         await #expect(try alice.run(["export", "-o", file("alice-v1.id")]).status == 0)
         await #expect(try bob.run(["export", "-o", file("bob.id")]).status == 0)

@@ -22,13 +22,8 @@ import Testing
     }
 
     @Test func readSaysWhenItPinsOrFollowsARotationContactsShowTrustAndPruneKeepsTombstones() async throws {
-        let folder = try temporaryDirectory("pins-prune")
-        let data = folder.appendingPathComponent("relay", isDirectory: true)
-        let relay = try await commands.startRelay(data: data)
+        let (_, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("pins-prune")
         defer { relay.process.terminate() }
-        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
-        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
-        for person in [alice, bob] { try await person.register(port: relay.port, ca: ca) }
 
         let first = try await alice.run(["send", "bob", "-m", "one"])
         #expect(first.status == 0 && first.stderr.contains("Pinned bob's key on first use"), "\(first.stderr)")
@@ -173,12 +168,7 @@ import Testing
     }
 
     @Test func sendInboxReadWithAnImageAcrossARotationAndTamperingIsCaught() async throws {
-        let folder = try temporaryDirectory("mail-cli")
-        let data = folder.appendingPathComponent("relay", isDirectory: true)
-        let relay = try await commands.startRelay(data: data)
-        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
-        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
-        for person in [alice, bob] { try await person.register(port: relay.port, ca: ca) }
+        let (folder, data, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("mail-cli")
         let ppm = folder.appendingPathComponent("photo.ppm")
         try Data(testPPM(width: 200, height: 150)).write(to: ppm)
         let photo = folder.appendingPathComponent("photo.jpg")

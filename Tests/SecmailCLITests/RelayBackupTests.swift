@@ -5,13 +5,8 @@ import Testing
 /// `secmail relay backup` of a serving relay, and a relay serving the backup.
 @Suite struct RelayBackupTests {
     @Test func aBackupTakenWhileServingServesTheSameLogKeysAndMail() async throws {
-        let folder = try temporaryDirectory("relay-backup")
-        let data = folder.appendingPathComponent("relay", isDirectory: true)
         let relays = RelayCommandTests()
-        let relay = try await relays.startRelay(data: data)
-        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
-        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
-        for person in [alice, bob] { try await person.register(port: relay.port, ca: ca) }
+        let (folder, data, relay, _, alice, bob) = try await relays.relayWithAliceAndBob("relay-backup")
 
         func send(_ arguments: [String]) async throws -> String {
             let result = try await alice.run(["send", "bob", "--json"] + arguments)

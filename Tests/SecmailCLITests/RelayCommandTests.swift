@@ -30,6 +30,11 @@ enum StartedRelays {
     }
 }
 
+/// What `relayWithAliceAndBob` sets up: the folder, the relay's data directory, the relay, its CA
+/// file, and the two registered users.
+typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Process, output: OutputCollector, port: Int), ca: String,
+                                  alice: CLIUser, bob: CLIUser)
+
 /// `secmail relay` as a real process: first start, what it prints, serving, graceful stop, restart.
 @Suite struct RelayCommandTests {
     /// Starts `secmail relay` (through `launcher`, e.g. strace and its options, when given; with
@@ -59,6 +64,18 @@ enum StartedRelays {
                                 "\(collector.text)")
         let port = try #require(Int(line.split(separator: ":").last ?? ""))
         return (process, collector, port)
+    }
+
+    /// A relay (with extra `options`) in a new temporary folder, and alice then bob registered on
+    /// it through the CLI. The relay's output collector is kept with it, so its pipes stay read.
+    func relayWithAliceAndBob(_ label: String, options: [String] = []) async throws -> RelayWithAliceAndBob {
+        let folder = try temporaryDirectory(label)
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        let relay = try await startRelay(data: data, options: options)
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
+        for person in [alice, bob] { try await person.register(port: relay.port, ca: ca) }
+        return (folder, data, relay, ca, alice, bob)
     }
 
     func stop(_ process: Process) async -> Int32 {

@@ -63,12 +63,7 @@ import Testing
     }
 
     @Test func aRelayThatIsDownResetsOrStopsMidAnswerGetsOneCleanSentence() async throws {
-        let folder = try temporaryDirectory("relay-failures")
-        let data = folder.appendingPathComponent("relay", isDirectory: true)
-        let relay = try await commands.startRelay(data: data)
-        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
-        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
-        for person in [alice, bob] { try await person.register(port: relay.port, ca: ca) }
+        let (folder, _, relay, ca, alice, _) = try await commands.relayWithAliceAndBob("relay-failures")
         await #expect(try alice.run(["lookup", "bob"]).status == 0)
         let messageID = String(repeating: "ab", count: 16)
         let fingerprint = String(repeating: "0", count: 64)
@@ -141,12 +136,7 @@ import Testing
     /// Mistakes a relay can tell cheaply are reported before the passphrase is asked for (none is
     /// given here: asking would fail differently) and before anything is sealed or sent.
     @Test func cheapChecksComeBeforeThePassphrase() async throws {
-        let folder = try temporaryDirectory("cheap-checks")
-        let data = folder.appendingPathComponent("relay", isDirectory: true)
-        let relay = try await commands.startRelay(data: data, options: ["--max-envelope-mib", "1"])
-        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
-        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
-        for person in [alice, bob] { try await person.register(port: relay.port, ca: ca) }
+        let (folder, _, relay, _, alice, _) = try await commands.relayWithAliceAndBob("cheap-checks", options: ["--max-envelope-mib", "1"])
         await #expect(try alice.run(["lookup", "bob"]).status == 0)
         let noPassphrase = ["SECMAIL_HOME": alice.home.path]
 

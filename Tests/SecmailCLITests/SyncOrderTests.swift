@@ -72,19 +72,6 @@ import Testing
         }
     }
 
-    /// A relay in a new temporary folder with alice and then bob registered through the CLI (the
-    /// relay's output collector is kept with it, so its pipes stay read).
-    func relayWithAliceAndBob(_ label: String) async throws
-        -> (folder: URL, relay: (process: Process, output: OutputCollector, port: Int), alice: CLIUser, bob: CLIUser) {
-        let folder = try temporaryDirectory(label)
-        let data = folder.appendingPathComponent("relay", isDirectory: true)
-        let relay = try await RelayCommandTests().startRelay(data: data)
-        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
-        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
-        for person in [alice, bob] { try await person.register(port: relay.port, ca: ca) }
-        return (folder, relay, alice, bob)
-    }
-
     /// Runs Fixtures/paused_request.py: the TLS handshake, half a second of quiet, then the request.
     func pausedRequest(port: Int, caFile: URL, method: String, path: String, body: URL,
                        headers: [String]) async throws -> (sentAt: Double, status: Int, body: String) {
@@ -100,7 +87,7 @@ import Testing
     /// A client that accepts a newer checkpoint writes relay.json durably: the new file synced,
     /// renamed over the old one, the home directory synced, in that order.
     @Test func theClientSavesANewCheckpointDurably() async throws {
-        let (folder, relay, alice, bob) = try await relayWithAliceAndBob("client-sync-order")
+        let (folder, _, relay, _, alice, _) = try await RelayCommandTests().relayWithAliceAndBob("client-sync-order")
 
         // Bob registered after alice: her lookup sees a log that grew since her checkpoint.
         let trace = folder.appendingPathComponent("lookup.strace")
@@ -120,7 +107,7 @@ import Testing
     /// `read` keeps the envelope before the relay's copy goes (P9): the download is synced, renamed
     /// into received/, that directory synced, and only then does a request leave (the DELETE).
     @Test func theReaderKeepsItsCopyDurablyBeforeTheRelayDeletesIt() async throws {
-        let (folder, relay, alice, bob) = try await relayWithAliceAndBob("read-sync-order")
+        let (folder, _, relay, _, alice, bob) = try await RelayCommandTests().relayWithAliceAndBob("read-sync-order")
         let sent = try await alice.run(["send", "bob", "-m", "kept before deleted"])
         #expect(sent.status == 0, "\(sent.stderr)")
         let id = sent.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
