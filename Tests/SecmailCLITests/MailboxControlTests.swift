@@ -13,13 +13,7 @@ import Testing
     /// returns the relay, bob, and the messages' ids.
     func mailbox(_ label: String, texts: [String]) async throws -> (folder: URL, data: URL, relay: (process: Process, output: OutputCollector, port: Int),
                                                                     bob: CLIUser, ids: [String]) {
-        let folder = try temporaryDirectory(label)
-        let data = folder.appendingPathComponent("relay", isDirectory: true)
-        let relay = try await commands.startRelay(data: data)
-        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
-        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
-        try await alice.register(port: relay.port, ca: ca)
-        try await bob.register(port: relay.port, ca: ca)
+        let (folder, data, relay, _, alice, bob) = try await commands.relayWithAliceAndBob(label)
         let ids = try texts.map { text in
             let sent = try alice.run(["send", "bob", "-m", text, "--json"])
             return try #require((try JSONSerialization.jsonObject(with: Data(sent.stdout.utf8)) as? [String: Any])?["id"] as? String, "\(sent.stderr)")
