@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Mail benchmark, release build, on 127.0.0.1: SENDERS concurrent senders deposit pre-sealed 1 KiB
-# messages for SECONDS (messages/s, p50/p99 latency; the pool of sealed messages is resized and the
-# run repeated if the relay empties it early, so any rate is measured over the whole time); then
-# 400 more deposits with strace attached to the relay, reporting the syncs per deposit it observed
-# (skipped where strace is missing); then one envelope with a BIG_MIB attachment is deposited and
-# fetched three times (MB/s, against the TLS bulk figure of scripts/bench-tls.sh as the limit); the
-# relay's peak RSS after each phase. Every request is a new TLS 1.3 connection, as the CLI makes
-# it; the relay's rate limits are raised for the run.
+# messages for SECONDS, first with a new TLS 1.3 connection per message, then over kept-alive
+# connections (messages/s, p50/p99 latency, KiB the relay wrote to storage per message; the pool
+# of sealed messages is resized and the run repeated if the relay empties it early, so any rate
+# is measured over the whole time); then 400 more deposits with strace attached to the relay,
+# reporting the syncs per deposit it observed (skipped where strace is missing); then one
+# envelope with a BIG_MIB attachment is deposited and fetched three times (MB/s, against the TLS
+# bulk figure of scripts/bench-tls.sh as the limit); the relay's peak RSS after each phase. The
+# relay's rate limits are raised for the run.
 #
 # With BASELINE_BIN=/path/to/an/older/secmail the same measurements run first against a relay of
 # that binary (before/after figures from one run); every line is prefixed by the relay measured.

@@ -50,6 +50,14 @@ func peakRSS(pid: Int32) -> Double {
     return kib / 1024
 }
 
+/// Bytes process `pid` has caused to be written to storage so far (`write_bytes` of
+/// /proc/PID/io: the WAL, checkpoints, envelope files), or nil where that is not readable.
+func storageBytesWritten(pid: Int32) -> Int? {
+    guard let io = try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8),
+          let line = io.split(separator: "\n").first(where: { $0.hasPrefix("write_bytes:") }) else { return nil }
+    return Int(line.split(separator: " ").last ?? "")
+}
+
 /// Real bundles for `count` names. RSA-3072 signing is the cost (about 2 ms a bundle), so a few
 /// key pairs are shared among the names; the relay checks each bundle's self-signature, not
 /// that keys are unique.

@@ -73,6 +73,46 @@ import Testing
         }
     }
 
+    /// A mailbox lists its messages in the order they arrived, also those received within one
+    /// second (envelope ids grow with time; with random ones six messages of the same second
+    /// came out in one of 720 orders).
+    @Test(arguments: EngineUnderTest.available) func aMailboxListsMessagesInTheOrderTheyArrived(engine: EngineUnderTest) async throws {
+        let folder = try makeTemporaryDirectory("arrival-order")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let database = try engine.database(in: folder)
+        let directory = Directory(database: database)
+        for name in ["alice", "bob"] { try await directory.register(try ThrowawayIdentities.bundle(name)) }
+        let second = Int64(Date().timeIntervalSince1970)
+        let store = try MailboxStore(database: database, directory: folder.appendingPathComponent("envelopes", isDirectory: true),
+                                     clock: { second })
+        var deposited: [MessageID] = []
+        for _ in 0..<6 {
+            let message = try envelope(from: "alice", to: ["bob"], in: folder)
+            deposited.append(try await store.deposit(bytes: message.bytes, recipients: [IdentityName("bob")], depositor: IdentityName("alice")))
+        }
+        let listed = try await store.list(IdentityName("bob"))
+        #expect(listed.messages.map(\.messageID) == deposited)
+        #expect(Set(listed.messages.map(\.receivedAt)) == [second])
+        // Paged two at a time, the same order.
+        var paged: [MessageID] = [], cursor: String?
+        repeat {
+            let page = try await store.list(IdentityName("bob"), after: cursor, limit: 2)
+            paged += page.messages.map(\.messageID)
+            cursor = page.next
+        } while cursor != nil
+        #expect(paged == deposited)
+    }
+
+    @Test func envelopeIDsAreHexThatGrowsWithTimeAndDiffersWithinAMicrosecond() throws {
+        let now = Date()
+        let earlier = try MailboxStore.newEnvelopeID(now: now), later = try MailboxStore.newEnvelopeID(now: now.addingTimeInterval(0.000_002))
+        #expect(earlier.count == 32 && earlier.allSatisfy { $0.isHexDigit && !$0.isUppercase })
+        #expect(earlier < later)
+        let sameInstant = try (0..<100).map { _ in try MailboxStore.newEnvelopeID(now: now) }
+        #expect(Set(sameInstant).count == 100)
+        #expect(Set(sameInstant.map { $0.prefix(16) }) == [earlier.prefix(16)])
+    }
+
     @Test(arguments: EngineUnderTest.available) func depositListFetchDeleteAndEveryRefusal(engine: EngineUnderTest) async throws {
         let relay = try await RunningRelay(engine: engine, maximumEnvelopeSize: 64 * 1024)
         defer { Task { await relay.stop() } }

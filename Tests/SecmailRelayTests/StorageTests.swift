@@ -45,6 +45,9 @@ import Testing
             // The writer is the connection whose commits are acknowledged; GRDB's WAL set-up
             // leaves it at NORMAL (1) unless RelayDatabase sets it back.
             let writerSynchronous = try await database.write { db in try db.fetchOne(Int.self, "PRAGMA synchronous") }
+            // Savepoint journals stay in memory, never spilled to a file in /var/tmp.
+            let writerTempStore = try await database.write { db in try db.fetchOne(Int.self, "PRAGMA temp_store") }
+            #expect(writerTempStore == 2)  // MEMORY
             #expect(journal == "wal")
             #expect(writerSynchronous == 2)  // FULL
             #expect(readerSynchronous == 2)

@@ -129,7 +129,7 @@ public struct MailboxStore: Sendable {
             if case .file(let url) = envelope { try? FileManager.default.removeItem(at: url) }
             throw error
         }
-        let pending = PendingDeposit(envelope: envelope, envelopeID: hexEncoded(try SystemRandom().bytes(count: 16)),
+        let pending = PendingDeposit(envelope: envelope, envelopeID: try Self.newEnvelopeID(),
                                      messageID: header.messageID, sender: header.senderName.value,
                                      fingerprints: Set(header.recipients.map(\.fingerprint)),
                                      recipients: recipients.map(\.value), size: Int(source.byteCount),
@@ -170,6 +170,17 @@ public struct MailboxStore: Sendable {
         let page = rows.prefix(limit)
         let next = rows.count > limit ? page.last.map { "\($0.0.receivedAt).\($0.1)" } : nil
         return (page.map(\.0), next)
+    }
+
+    /// A new envelope id: 32 hex digits, the time in microseconds (8 bytes, big-endian) then 8
+    /// random bytes. Ids that grow with time land at the right edge of the indexes that hold
+    /// them (the envelopes' key, deliveries by envelope) instead of on a random page each, so a
+    /// deposit dirties fewer pages for the WAL and the checkpoint to write; the random half keeps
+    /// ids of the same microsecond (and of relays sharing one database) apart.
+    static func newEnvelopeID(now: Date = Date()) throws -> String {
+        let microseconds = UInt64(max(0, now.timeIntervalSince1970 * 1_000_000))
+        let time = (0..<8).reversed().map { UInt8(truncatingIfNeeded: microseconds >> ($0 * 8)) }
+        return hexEncoded(time + (try SystemRandom().bytes(count: 8)))
     }
 
     /// Where a stored envelope's bytes are.

@@ -21,6 +21,10 @@ final class SQLiteEngine: StorageEngine {
         configuration.busyMode = .timeout(5)
         configuration.prepareDatabase { db in
             try Self.setFullSynchronous(db)
+            // A deposit's savepoint journals the pages it changes; past 64 KiB SQLite would spill
+            // that journal to a temporary file in /var/tmp, outside the data directory, and write
+            // every further page there as well.
+            try db.execute(sql: "PRAGMA temp_store = MEMORY")
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
