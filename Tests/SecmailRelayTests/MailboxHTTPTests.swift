@@ -23,16 +23,23 @@ import Testing
         return (url, sealed.header.messageID, sink.bytes)
     }
 
+    /// A database on `engine` in `folder` with alice and bob registered, and a mailbox store
+    /// keeping its envelopes in `folder`/envelopes.
+    func storeWithAliceAndBob(_ engine: EngineUnderTest, in folder: URL,
+                              clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) async throws -> (RelayDatabase, MailboxStore) {
+        let database = try engine.database(in: folder)
+        let directory = Directory(database: database)
+        for name in ["alice", "bob"] { try await directory.register(try ThrowawayIdentities.bundle(name)) }
+        return (database, try MailboxStore(database: database, directory: folder.appendingPathComponent("envelopes", isDirectory: true), clock: clock))
+    }
+
     /// Deposits that arrive while a commit is under way share the next one; a refused one (a
     /// replayed id) does not hold back the others in its group, and leaves no file.
     @Test(arguments: EngineUnderTest.available) func depositsThatArriveTogetherShareOneCommit(engine: EngineUnderTest) async throws {
         let folder = try makeTemporaryDirectory("group-commit")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let database = try engine.database(in: folder)
-        let directory = Directory(database: database)
-        for name in ["alice", "bob"] { try await directory.register(try ThrowawayIdentities.bundle(name)) }
-        let envelopes = folder.appendingPathComponent("envelopes", isDirectory: true)
-        let store = try MailboxStore(database: database, directory: envelopes)
+        let (database, store) = try await storeWithAliceAndBob(engine, in: folder)
+        let envelopes = store.directory
         let messages = try (0..<4).map { _ in try envelope(from: "alice", to: ["bob"], in: folder) }
         func deposit(_ message: (url: URL, id: MessageID, bytes: [UInt8])) async throws -> MessageID {
             let incoming = store.incomingFile()
@@ -79,12 +86,8 @@ import Testing
     @Test(arguments: EngineUnderTest.available) func aMailboxListsMessagesInTheOrderTheyArrived(engine: EngineUnderTest) async throws {
         let folder = try makeTemporaryDirectory("arrival-order")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let database = try engine.database(in: folder)
-        let directory = Directory(database: database)
-        for name in ["alice", "bob"] { try await directory.register(try ThrowawayIdentities.bundle(name)) }
         let second = Int64(Date().timeIntervalSince1970)
-        let store = try MailboxStore(database: database, directory: folder.appendingPathComponent("envelopes", isDirectory: true),
-                                     clock: { second })
+        let (_, store) = try await storeWithAliceAndBob(engine, in: folder, clock: { second })
         var deposited: [MessageID] = []
         for _ in 0..<6 {
             let message = try envelope(from: "alice", to: ["bob"], in: folder)
