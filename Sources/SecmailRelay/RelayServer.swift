@@ -116,14 +116,16 @@ public struct PreparedRelay: Sendable {
         }
         let signer = CheckpointSigner(origin: origin, key: logKey)
         if database.kind == .postgres { try checkSharedLogSigner(signer, in: database) }
-        let nodeCache = LogNodeCache()
+        let nodeCache = LogNodeCache(), sessions = SessionCache.forDatabase(database)
         return PreparedRelay(
             configuration: configuration, origin: origin,
-            services: RelayServices(directory: Directory(database: database, requiresInvite: configuration.requiresInvite, sharesKeys: configuration.sharesKeys, nodeCache: nodeCache),
+            services: RelayServices(directory: Directory(database: database, requiresInvite: configuration.requiresInvite, sharesKeys: configuration.sharesKeys,
+                                                                       nodeCache: nodeCache, sessions: sessions),
                                     log: LogStore(database: database, nodeCache: nodeCache), signer: signer,
                                     authenticator: Authenticator(database: database, origin: origin, relayKeyPin: publicKeyPin,
                                                                  perIdentity: .init(perSecond: configuration.requestsPerSecondPerIdentity,
-                                                                                    burst: 2 * configuration.requestsPerSecondPerIdentity)),
+                                                                                    burst: 2 * configuration.requestsPerSecondPerIdentity),
+                                                                 sessions: sessions),
                                     mailboxes: try MailboxStore(database: database, directory: data.appendingPathComponent("envelopes", isDirectory: true),
                                                                 maximumEnvelopeSize: configuration.maximumEnvelopeSize,
                                                                 mailboxQuota: configuration.mailboxQuota, senderShare: configuration.senderShare,

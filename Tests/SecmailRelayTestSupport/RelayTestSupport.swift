@@ -51,13 +51,13 @@ public final class RunningRelay: @unchecked Sendable {
                 authenticationClock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) async throws {
         folder = try makeTemporaryDirectory("relay-http")
         let database = try engine.database(in: folder)
-        let nodeCache = LogNodeCache()
+        let nodeCache = LogNodeCache(), sessions = SessionCache.forDatabase(database)
         let log = LogStore(database: database, nodeCache: nodeCache)
-        services = RelayServices(directory: Directory(database: database, requiresInvite: requiresInvite, nodeCache: nodeCache), log: log,
+        services = RelayServices(directory: Directory(database: database, requiresInvite: requiresInvite, nodeCache: nodeCache, sessions: sessions), log: log,
                                  signer: CheckpointSigner(origin: "localhost/secmail", key: try Ed25519PrivateKey.generate()),
                                  authenticator: Authenticator(database: database, origin: "localhost/secmail",
                                                               relayKeyPin: try DevelopmentCertificates.publicKeyPin(certificateFile: Self.certs.appendingPathComponent("relay.pem")),
-                                                              perIdentity: perIdentity, clock: authenticationClock),
+                                                              perIdentity: perIdentity, sessions: sessions, clock: authenticationClock),
                                  mailboxes: try MailboxStore(database: database, directory: folder.appendingPathComponent("envelopes", isDirectory: true),
                                                              maximumEnvelopeSize: maximumEnvelopeSize, mailboxQuota: mailboxQuota),
                                  limits: limits)

@@ -116,6 +116,66 @@ import Testing
         #expect(Set(sameInstant.map { $0.prefix(16) }) == [earlier.prefix(16)])
     }
 
+    /// A small deposit from a session the relay has found before goes to the database once (on
+    /// SQLite the session is then kept in memory; on PostgreSQL, which other relays also write,
+    /// never). The refusals are those of a first deposit, and the session still ends with its
+    /// lifetime and with a rotation of its name's keys.
+    @Test(arguments: EngineUnderTest.available) func aSessionSeenBeforeDepositsSmallEnvelopesAndStillEnds(engine: EngineUnderTest) async throws {
+        let clock = TestClock()
+        let relay = try await RunningRelay(engine: engine, authenticationClock: { clock.now })
+        defer { Task { await relay.stop() } }
+        let folder = try makeTemporaryDirectory("session-cache")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for name in ["alice", "bob"] { try await relay.services.directory.register(try ThrowawayIdentities.bundle(name)) }
+        let authenticator = relay.services.authenticator
+        func deposit(from sender: String, to name: String, token: String) async throws -> (status: Int, body: String) {
+            let message = try envelope(from: sender, to: [sender == "alice" ? "bob" : "alice"], in: folder)
+            return try await relay.curl("/v1/messages?to=\(name)", method: "POST", headers: ["Authorization: Bearer \(token)"], file: message.url)
+        }
+
+        let alice = try await relay.token("alice")
+        #expect(authenticator.cachedName(owning: alice) == nil)
+        #expect(try await deposit(from: "alice", to: "bob", token: alice).status == 201)
+        #expect(authenticator.cachedName(owning: alice) == (engine == .sqlite ? try IdentityName("alice") : nil))
+        let unknown = try await deposit(from: "alice", to: "nobody", token: alice)
+        #expect(unknown.status == 404)
+        #expect(try json(unknown.body)["reason"] as? String == "no one is registered as nobody on this relay")
+        #expect(try await deposit(from: "alice", to: "bob", token: alice).status == 201)
+
+        // Bob's session, once kept, ends with its lifetime.
+        let bob = try await relay.token("bob")
+        #expect(try await deposit(from: "bob", to: "alice", token: bob).status == 201)
+        clock.advance(Authenticator.tokenLifetime + 1)
+        #expect(authenticator.cachedName(owning: bob) == nil)
+        #expect(try await deposit(from: "bob", to: "alice", token: bob).status == 401)
+
+        // Alice's ends with the rotation of her keys, which also ended her token in the database.
+        clock.advance(-Authenticator.tokenLifetime - 1)
+        #expect(try await deposit(from: "alice", to: "bob", token: alice).status == 201)
+        let newSigning = try RSAPrivateKey.generate(bitCount: 3072), newEncryption = try RSAPrivateKey.generate(bitCount: 3072)
+        try await relay.services.directory.rotate(to: try IdentityBundle.create(
+            name: try IdentityName("alice"), keyVersion: 2, createdAt: 1, signingKey: newSigning, encryptionKey: newEncryption.publicKey,
+            rotatingFrom: (try ThrowawayIdentities.bundle("alice"), try ThrowawayIdentities.signingKey("alice"))))
+        #expect(authenticator.cachedName(owning: alice) == nil)
+        #expect(try await deposit(from: "alice", to: "bob", token: alice).status == 401)
+    }
+
+    /// A session a read found is kept only if no session ended after that read began.
+    @Test func aSessionReadBeforeARotationIsNotKeptAfterIt() throws {
+        let sessions = SessionCache()
+        let alice = try IdentityName("alice"), token = Data(repeating: 1, count: 32), other = Data(repeating: 2, count: 32)
+        let before = sessions.generation
+        sessions.end(sessionsOf: try IdentityName("bob"))  // any ending, committed while the read ran
+        sessions.keep(alice, expiresAt: 100, for: token, readAt: before)
+        #expect(sessions.name(for: token, now: 0) == nil)
+        sessions.keep(alice, expiresAt: 100, for: token, readAt: sessions.generation)
+        sessions.keep(alice, expiresAt: 100, for: other, readAt: sessions.generation)
+        #expect(sessions.name(for: token, now: 100) == alice)
+        #expect(sessions.name(for: token, now: 101) == nil)
+        sessions.end(sessionsOf: alice)
+        #expect(sessions.name(for: token, now: 0) == nil && sessions.name(for: other, now: 0) == nil)
+    }
+
     @Test(arguments: EngineUnderTest.available) func depositListFetchDeleteAndEveryRefusal(engine: EngineUnderTest) async throws {
         let relay = try await RunningRelay(engine: engine, maximumEnvelopeSize: 64 * 1024)
         defer { Task { await relay.stop() } }

@@ -15,13 +15,17 @@ public struct Authenticator: Sendable {
 
     /// Authenticated requests per identity.
     let identityLimiter: RateLimiter
+    /// Sessions found valid before (nil: every token is looked up; see `SessionCache`). The same
+    /// object must be given to the `Directory`, which ends a name's sessions when its keys rotate.
+    let sessions: SessionCache?
 
     public init(database: RelayDatabase, origin: String, relayKeyPin: [UInt8], perIdentity: RateLimiter.Limit = .init(perSecond: 50, burst: 100),
-                clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) {
+                sessions: SessionCache? = nil, clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) {
         self.database = database
         self.origin = origin
         self.relayKeyPin = relayKeyPin
         self.clock = clock
+        self.sessions = sessions
         identityLimiter = RateLimiter(perIdentity)
     }
 
@@ -81,7 +85,7 @@ public struct Authenticator: Sendable {
                 throw RelayError(.forbidden, "the keys of \(name) were rotated during sign-in; sign in with the current key")
             }
             try db.execute("DELETE FROM sessions WHERE expires_at < ?", [now])
-            try db.execute("INSERT INTO sessions (token_hash, name, expires_at) VALUES (?, ?, ?)", [Data(SHA256.hash(Array(token.utf8))), name.value, now + Self.tokenLifetime])
+            try db.execute("INSERT INTO sessions (token_hash, name, expires_at) VALUES (?, ?, ?)", [Self.hash(of: token), name.value, now + Self.tokenLifetime])
         }
         return (token, Self.tokenLifetime)
     }
@@ -97,13 +101,27 @@ public struct Authenticator: Sendable {
     }
 
     /// The name a valid, unexpired token belongs to, looked up within `db` (a route that reads
-    /// more in the same transaction saves a trip to the database's thread and back).
-    func name(owning token: String, in db: any StorageTransaction) throws -> IdentityName {
-        let tokenHash = Data(SHA256.hash(Array(token.utf8)))
+    /// more in the same transaction saves a trip to the database's thread and back). With
+    /// `keepingFrom`, the session cache's generation taken before the read began, the session
+    /// found is kept in the cache.
+    func name(owning token: String, in db: any StorageTransaction, keepingFrom generation: UInt64? = nil) throws -> IdentityName {
+        let tokenHash = Self.hash(of: token)
         guard let row = try db.fetchRow("SELECT name, expires_at FROM sessions WHERE token_hash = ?", [tokenHash]),
-              (try row.get("expires_at") as Int64) >= clock() else {
+              case let expiresAt: Int64 = try row.get("expires_at"), expiresAt >= clock() else {
             throw RelayError(.unauthorized, "missing, unknown or expired token; authenticate again")
         }
-        return try IdentityName(try row.get("name") as String)
+        let name = try IdentityName(try row.get("name") as String)
+        if let generation { sessions?.keep(name, expiresAt: expiresAt, for: tokenHash, readAt: generation) }
+        return name
+    }
+
+    /// The name an unexpired token belongs to, if the session cache holds it (nil: ask the database).
+    func cachedName(owning token: String) -> IdentityName? {
+        sessions?.name(for: Self.hash(of: token), now: clock())
+    }
+
+    /// What `sessions` stores for a token.
+    private static func hash(of token: String) -> Data {
+        Data(SHA256.hash(Array(token.utf8)))
     }
 }

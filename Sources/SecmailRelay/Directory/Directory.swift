@@ -25,6 +25,8 @@ public struct Directory: Sendable {
     public let sharesKeys: Bool
     /// Registrations and rotations waiting for, or in, a group commit.
     private let writes: GroupCommit<Write, UInt64>
+    /// The sessions the `Authenticator` keeps; a rotation ends its name's sessions there too.
+    private let sessions: SessionCache?
 
     /// One registration or rotation, checked outside the transaction as far as it can be.
     enum Write: Sendable {
@@ -36,8 +38,9 @@ public struct Directory: Sendable {
     }
 
     public init(database: RelayDatabase, requiresInvite: Bool = false, sharesKeys: Bool = false, nodeCache: LogNodeCache = LogNodeCache(),
-                clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) {
+                sessions: SessionCache? = nil, clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) {
         self.database = database
+        self.sessions = sessions
         self.requiresInvite = requiresInvite
         self.sharesKeys = sharesKeys
         let rules = WriteRules(requiresInvite: requiresInvite, sharesKeys: sharesKeys)
@@ -126,7 +129,9 @@ public struct Directory: Sendable {
         } catch let error as FormatError {
             throw RelayError(.invalidRequest, "rotation refused: \(error.reason)")
         }
-        return try await writes.submit(.rotate(bundle, replacing: current, time: now))
+        let index = try await writes.submit(.rotate(bundle, replacing: current, time: now))
+        sessions?.end(sessionsOf: name)
+        return index
     }
 
     /// What a write must satisfy beyond its own content.

@@ -69,18 +69,31 @@ struct MailboxController: Sendable {
         let token = try bearerToken(request)
         let recipients = request.uri.queryParameters.getAll(Endpoint.Query.recipient).map { String($0) }
         let contentLength = request.headers[.contentLength]
-        // Everything that can be refused is refused before a byte of the body is read: a missing
-        // or oversized length, unknown recipients, a mailbox without room (or without room for
-        // this sender), too many uploads at once. The token and the mailboxes are read in one
-        // transaction (each trip to the database's thread and back costs a loaded relay more
-        // than the reads themselves).
-        let (depositor, names, declared): (IdentityName, [IdentityName], Int) = try await mailboxes.database.read { [authenticator, mailboxes] db in
-            let depositor = try authenticator.name(owning: token, in: db)
-            try authenticator.identityLimiter.take(depositor.value, what: depositor.value)
-            let (names, declared) = try Self.depositTerms(recipients: recipients, contentLength: contentLength,
-                                                          maximumSize: mailboxes.maximumEnvelopeSize)
-            try mailboxes.admit(declared, to: names, from: depositor, in: db)
-            return (depositor, names, declared)
+        let depositor: IdentityName, names: [IdentityName], declared: Int
+        if let small = contentLength.flatMap({ Int($0) }), small <= MailboxStore.inlineLimit,
+           let signedIn = authenticator.cachedName(owning: token) {
+            // A small envelope from a session seen before: its recipients and their mailboxes'
+            // room are checked in the commit that stores it (as they are for every deposit), so
+            // the deposit goes to the database once. At most 64 KiB is read before a refusal.
+            try authenticator.identityLimiter.take(signedIn.value, what: signedIn.value)
+            depositor = signedIn
+            (names, declared) = try Self.depositTerms(recipients: recipients, contentLength: contentLength,
+                                                      maximumSize: mailboxes.maximumEnvelopeSize)
+        } else {
+            // Everything that can be refused is refused before a byte of the body is read: a
+            // missing or oversized length, unknown recipients, a mailbox without room (or without
+            // room for this sender), too many uploads at once. The token and the mailboxes are
+            // read in one transaction (each trip to the database's thread and back costs a
+            // loaded relay more than the reads themselves).
+            let generation = authenticator.sessions?.generation
+            (depositor, names, declared) = try await mailboxes.database.read { [authenticator, mailboxes] db in
+                let depositor = try authenticator.name(owning: token, in: db, keepingFrom: generation)
+                try authenticator.identityLimiter.take(depositor.value, what: depositor.value)
+                let (names, declared) = try Self.depositTerms(recipients: recipients, contentLength: contentLength,
+                                                              maximumSize: mailboxes.maximumEnvelopeSize)
+                try mailboxes.admit(declared, to: names, from: depositor, in: db)
+                return (depositor, names, declared)
+            }
         }
         try uploads.reserve(declared, for: depositor.value)
         defer { uploads.release(declared, for: depositor.value) }

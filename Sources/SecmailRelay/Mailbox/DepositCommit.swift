@@ -111,6 +111,7 @@ enum DepositCommit {
         let messageID = Data(deposit.messageID.bytes)
         for name in deposit.recipients {
             let fingerprints = try db.fetchAll(Data.self, "SELECT fingerprint FROM identities WHERE name = ?", [name])
+            guard !fingerprints.isEmpty else { throw MailboxStore.notRegistered(name) }
             guard fingerprints.contains(where: { (try? Fingerprint(bytes: Array($0))).map(deposit.fingerprints.contains) == true }) else {
                 throw RelayError(.invalidRequest, "the envelope is not encrypted to any key of \(name)")
             }

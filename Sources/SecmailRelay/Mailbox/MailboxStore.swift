@@ -279,11 +279,16 @@ public struct MailboxStore: Sendable {
     /// (within `db`, the read transaction that also checked the depositor's token).
     func admit(_ size: Int, to recipients: [IdentityName], from depositor: IdentityName, in db: any StorageTransaction) throws {
         for name in recipients where try db.fetchOne(Int.self, "SELECT 1 FROM identities WHERE name = ? LIMIT 1", [name.value]) == nil {
-            throw RelayError(.notFound, "no one is registered as \(name) on this relay")
+            throw Self.notRegistered(name.value)
         }
         for name in recipients {
             try DepositCommit.checkRoom(for: size, in: name.value, from: depositor.value, quota: mailboxQuota, senderShare: senderShare, db)
         }
+    }
+
+    /// The refusal of a deposit for a name no one registered (before its body is read, or in its commit).
+    static func notRegistered(_ name: String) -> RelayError {
+        RelayError(.notFound, "no one is registered as \(name) on this relay")
     }
 
     /// Removes files no committed envelope row names (deposits interrupted by a crash; with
