@@ -34,7 +34,7 @@ struct PassphraseOptions: ParsableArguments {
             if let sender = try agent.sender(from: keystore, status: status) { return sender }
             noteStaleAgent()
         }
-        return try unlock(keystore) { try keystore.unlockSender(passphrase: $0) }
+        return try unlock(keystore, agentCouldHelp: !noAgent) { try keystore.unlockSender(passphrase: $0) }
     }
 
     /// Every key version's encryption key, for opening mail: the agent's, else unlocked here.
@@ -43,7 +43,7 @@ struct PassphraseOptions: ParsableArguments {
             if let keys = try agent.recipientKeys(from: keystore, status: status) { return keys }
             noteStaleAgent()
         }
-        return try unlock(keystore) { try keystore.unlockRecipientKeys(passphrase: $0) }
+        return try unlock(keystore, agentCouldHelp: !noAgent) { try keystore.unlockRecipientKeys(passphrase: $0) }
     }
 
     /// Both, with at most one passphrase prompt.
@@ -55,7 +55,7 @@ struct PassphraseOptions: ParsableArguments {
             }
             noteStaleAgent()
         }
-        return try unlock(keystore) { (try keystore.unlockSender(passphrase: $0), try keystore.unlockRecipientKeys(passphrase: $0)) }
+        return try unlock(keystore, agentCouldHelp: !noAgent) { (try keystore.unlockSender(passphrase: $0), try keystore.unlockRecipientKeys(passphrase: $0)) }
     }
 
     /// The running agent of this home and what it holds, unless --no-agent.
@@ -124,12 +124,16 @@ struct PassphraseOptions: ParsableArguments {
     }
 
     /// Runs `body` with the passphrase of `keystore`'s identity; at the terminal, a wrong one is
-    /// asked for again, up to three tries in all.
-    func unlock<T>(_ keystore: Keystore, _ body: (Passphrase) throws -> T) throws -> T {
+    /// asked for again, up to three tries in all. `agentCouldHelp`: the key agent would have
+    /// served this command had it held the keys, so with no terminal `secmail unlock` is named
+    /// as a way out too.
+    func unlock<T>(_ keystore: Keystore, agentCouldHelp: Bool = false, _ body: (Passphrase) throws -> T) throws -> T {
         if let given = try givenPassphrase() { return try body(given) }
         let name = try keystore.currentBundle().name
+        let withoutTerminal = agentCouldHelp ? "give --passphrase-file, set SECMAIL_PASSPHRASE, or run `secmail unlock` once first"
+                                             : Self.withoutTerminal
         for attempt in 1...Self.tries {
-            guard let passphrase = try typed("Passphrase for \(name): ") else { continue }
+            guard let passphrase = try typed("Passphrase for \(name): ", withoutTerminal: withoutTerminal) else { continue }
             do {
                 return try body(passphrase)
             } catch let error as CryptoError where error.code == .wrongPassphrase && attempt < Self.tries {
@@ -139,13 +143,17 @@ struct PassphraseOptions: ParsableArguments {
         throw CryptoError(.wrongPassphrase, "no correct passphrase after \(Self.tries) tries")
     }
 
-    /// One entry at the terminal; nil (after saying why) when it is empty or not text.
-    private func typed(_ prompt: String) throws -> Passphrase? {
+    /// What to do where there is no terminal to ask at.
+    private static let withoutTerminal = "give --passphrase-file or set SECMAIL_PASSPHRASE"
+
+    /// One entry at the terminal; nil (after saying why) when it is empty or not text. With no
+    /// terminal, fails saying `withoutTerminal`.
+    private func typed(_ prompt: String, withoutTerminal: String = Self.withoutTerminal) throws -> Passphrase? {
         let bytes: [UInt8]?
         do {
             bytes = try TerminalInput.readSecret(prompt: prompt, maximumByteCount: Passphrase.maximumByteCount)
         } catch let error as FormatError {
-            throw CLIFailure(.failure, "\(error.reason); give --passphrase-file or set SECMAIL_PASSPHRASE")
+            throw CLIFailure(.failure, "\(error.reason); \(withoutTerminal)")
         }
         guard var bytes else { throw CLIFailure(.interrupted, "no passphrase entered (end of input)") }
         defer { for index in bytes.indices { bytes[index] = 0 } }

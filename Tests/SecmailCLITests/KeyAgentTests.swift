@@ -78,6 +78,7 @@ import Testing
         // --no-agent asks for the passphrase anyway (and there is no terminal here).
         let refused = try await withoutPassphrase(dora, ["seal", "--no-agent", "--to", bundle.path, "-m", "x", "-o", folder.appendingPathComponent("no.smsg").path])
         #expect(refused.status == 1 && refused.stderr.contains("no terminal"), "\(refused.stderr)")
+        #expect(!refused.stderr.contains("secmail unlock"), "--no-agent was asked for: \(refused.stderr)")
 
         // The agent cannot dump core, and no private key byte was written anywhere: not in the
         // homes and the test's folder, nor in a file the temporary directory gained meanwhile.
@@ -107,7 +108,8 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: socket(of: dora).path))
         #expect(agentLog(of: dora).contains("keys forgotten"))
         let afterLock = try await withoutPassphrase(dora, ["seal", "--to", bundle.path, "-m", "x", "-o", folder.appendingPathComponent("late.smsg").path])
-        #expect(afterLock.status == 1 && afterLock.stderr.contains("no terminal"), "\(afterLock.stderr)")
+        #expect(afterLock.status == 1 && afterLock.stderr.contains("no terminal") && afterLock.stderr.contains("run `secmail unlock` once first"),
+                "\(afterLock.stderr)")
         let again = try await dora.run(["lock"])
         #expect(again.status == 0 && again.stderr.contains("No key agent runs"))
     }
