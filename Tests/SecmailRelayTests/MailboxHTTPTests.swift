@@ -136,6 +136,10 @@ import Testing
         let alice = try await relay.token("alice")
         #expect(authenticator.cachedName(owning: alice) == nil)
         #expect(try await deposit(from: "alice", to: "bob", token: alice).status == 201)
+        // Every authenticated route keeps and uses the session the same way.
+        let bob = try await relay.token("bob")
+        #expect(try await relay.curl("/v1/mailbox", headers: ["Authorization: Bearer \(bob)"]).status == 200)
+        #expect(authenticator.cachedName(owning: bob) == (engine == .sqlite ? try IdentityName("bob") : nil))
         #expect(authenticator.cachedName(owning: alice) == (engine == .sqlite ? try IdentityName("alice") : nil))
         let unknown = try await deposit(from: "alice", to: "nobody", token: alice)
         #expect(unknown.status == 404)
@@ -143,11 +147,11 @@ import Testing
         #expect(try await deposit(from: "alice", to: "bob", token: alice).status == 201)
 
         // Bob's session, once kept, ends with its lifetime.
-        let bob = try await relay.token("bob")
         #expect(try await deposit(from: "bob", to: "alice", token: bob).status == 201)
         clock.advance(Authenticator.tokenLifetime + 1)
         #expect(authenticator.cachedName(owning: bob) == nil)
         #expect(try await deposit(from: "bob", to: "alice", token: bob).status == 401)
+        #expect(try await relay.curl("/v1/mailbox", headers: ["Authorization: Bearer \(bob)"]).status == 401)
 
         // Alice's ends with the rotation of her keys, which also ended her token in the database.
         clock.advance(-Authenticator.tokenLifetime - 1)
@@ -158,6 +162,7 @@ import Testing
             rotatingFrom: (try ThrowawayIdentities.bundle("alice"), try ThrowawayIdentities.signingKey("alice"))))
         #expect(authenticator.cachedName(owning: alice) == nil)
         #expect(try await deposit(from: "alice", to: "bob", token: alice).status == 401)
+        #expect(try await relay.curl("/v1/mailbox", headers: ["Authorization: Bearer \(alice)"]).status == 401)
     }
 
     /// A session a read found is kept only if no session ended after that read began.

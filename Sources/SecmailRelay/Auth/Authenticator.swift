@@ -95,9 +95,12 @@ public struct Authenticator: Sendable {
         try await database.write { db in try db.execute("DELETE FROM challenges WHERE nonce = ?", [Data(nonce)]) }
     }
 
-    /// The name a valid, unexpired token belongs to.
+    /// The name a valid, unexpired token belongs to: from the session cache when it holds the
+    /// session, else read (and then kept there).
     public func authenticate(token: String) async throws -> IdentityName {
-        try await database.read { db in try name(owning: token, in: db) }
+        if let cached = cachedName(owning: token) { return cached }
+        let generation = sessions?.generation
+        return try await database.read { db in try name(owning: token, in: db, keepingFrom: generation) }
     }
 
     /// The name a valid, unexpired token belongs to, looked up within `db` (a route that reads

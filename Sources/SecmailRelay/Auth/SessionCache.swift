@@ -2,9 +2,9 @@ import Foundation
 import SecmailFormat
 
 /// Sessions (bearer tokens) this relay has found valid in its database, by the SHA-256 stored for
-/// each token, so that a deposit of a small envelope goes to the database once (its commit)
-/// instead of twice. Under load the read before the commit, with its two trips between threads,
-/// cost a fifth of a deposit's CPU.
+/// each token, so that an authenticated request does not read its token again, and a deposit of
+/// a small envelope goes to the database once (its commit) instead of twice. Under load the read
+/// before the commit, with its two trips between threads, cost a fifth of a deposit's CPU.
 ///
 /// Only for a database this process alone writes (SQLite): a session ends early only when its
 /// name's keys rotate, and `Directory` tells this cache when that commits; a rotation committed by
