@@ -15,6 +15,25 @@ struct HomeOptions: ParsableArguments {
     }
 }
 
+/// How a relay contacted for the first time is trusted (`register`, a first `monitor`): what
+/// `secmail relay` prints when it starts.
+struct FirstContactOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("CA certificate file the relay's certificate must chain to.", valueName: "file"))
+    var ca: String?
+
+    @Option(name: .long, help: ArgumentHelp("The relay's TLS key pin as the relay prints it (sha256/ and 64 hex digits); with it, --ca is not needed.", valueName: "pin"))
+    var tlsPin: String?
+
+    @Option(name: .long, help: ArgumentHelp("The log key as the relay prints it; the relay must serve exactly this one.", valueName: "key"))
+    var logKey: String?
+
+    var isEmpty: Bool { ca == nil && tlsPin == nil && logKey == nil }
+
+    var firstContact: FirstContact {
+        get throws { try FirstContact(caFile: ca, relayKeyPin: tlsPin, logVerifierKey: logKey) }
+    }
+}
+
 /// How the passphrase is obtained: --passphrase-file, else $SECMAIL_PASSPHRASE, else the terminal.
 /// At the terminal a person gets three tries, a sentence for what was wrong (empty, too short, the
 /// two entries differ, wrong), and Ctrl-C ends the command at once (exit 130, echo restored).

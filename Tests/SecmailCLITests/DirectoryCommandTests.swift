@@ -96,6 +96,71 @@ import Testing
 
     /// Rotation as users do it, and a relay that forges a rotation: contacts stop at it, the
     /// owner's audit names it, and only `trust` with the compared fingerprint gets past it.
+    /// A first contact can rest on what `secmail relay` prints instead of a CA file: the register
+    /// line it prints (its TLS key pin, which openssl computes alike from the certificate, and its
+    /// log key) works as given, and a pin or log key that is not this relay's is refused with
+    /// exit 2 before any key is made or anything pinned.
+    @Test func registeringWithThePrintedPinAndLogKeyNeedsNoCAFileAndAnotherRelaysIsRefused() async throws {
+        let folder = try temporaryDirectory("first-contact")
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        let relay = try await commands.startRelay(data: data)
+        let other = try await commands.startRelay(data: folder.appendingPathComponent("other-relay", isDirectory: true))
+        defer { relay.process.terminate(); other.process.terminate() }
+        let printed = relay.output.text.split(separator: "\n").map(String.init)
+        let value = { (label: String, output: [String]) throws -> String in
+            let line = try #require(output.first { $0.hasPrefix("  \(label):") }, "\(output)")
+            return line.dropFirst(label.count + 3).trimmingCharacters(in: .whitespaces)
+        }
+        let pin = try value("TLS key pin", printed), logKey = try value("log key", printed)
+        let otherLogKey = try value("log key", other.output.text.split(separator: "\n").map(String.init))
+        let certificate = data.appendingPathComponent("tls/relay.pem").path
+        let opensslPin = try await run("sh", ["-c", "openssl x509 -in '\(certificate)' -pubkey -noout | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r"])
+        #expect(pin == "sha256/" + opensslPin.text.prefix(64), "\(pin) \(opensslPin.text)")
+
+        // The printed line, as a person would paste it.
+        let command = try #require(printed.firstIndex(of: "Clients register with:").map { printed[$0 + 1] }, "\(printed)")
+        let words = command.split(separator: " ").map(String.init)
+        #expect(words.first == "secmail" && words.contains("--tls-pin") && words.contains("--log-key") && !words.contains("--ca"), "\(command)")
+        let alice = CLIUser.fresh("alice", in: folder)
+        let registered = try await alice.run(Array(words.dropFirst()).map { $0 == "NAME" ? "alice" : $0 })
+        #expect(registered.status == 0, "\(registered.stderr)")
+        let settings = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: alice.home.appendingPathComponent("relay.json"))) as? [String: Any])
+        #expect(settings["caFile"] == nil && "sha256/" + (settings["relayKeyPin"] as? String ?? "") == pin && settings["logVerifierKey"] as? String == logKey)
+        let bob = CLIUser.fresh("bob", in: folder)
+        try await bob.register(port: relay.port, ca: data.appendingPathComponent("tls/dev-ca.pem").path)
+        await #expect(try alice.run(["lookup", "bob"]).status == 0)
+
+        // Another relay's pin or log key, alone or beside a CA file the relay does chain to.
+        let url = "https://localhost:\(relay.port)"
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        let otherPin = try value("TLS key pin", other.output.text.split(separator: "\n").map(String.init))
+        let refusals: [(arguments: [String], says: String)] = [
+            (["--tls-pin", otherPin], "presents another TLS key than the one given with --tls-pin"),
+            (["--ca", ca, "--tls-pin", otherPin], "not the one given with --tls-pin"),
+            (["--tls-pin", pin, "--log-key", otherLogKey], "serves the log key \(logKey), not the one given with --log-key"),
+        ]
+        for (index, refusal) in refusals.enumerated() {
+            let carol = CLIUser.fresh("carol\(index)", in: folder)
+            let refused = try await carol.run(["register", carol.name, "--relay", url] + refusal.arguments)
+            #expect(refused.status == 2, "\(refusal.arguments): \(refused.stderr)")
+            #expect(refused.stderr.contains(refusal.says), "\(refused.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: carol.home.appendingPathComponent("identity").path))
+            #expect(!FileManager.default.fileExists(atPath: carol.home.appendingPathComponent("relay.json").path))
+        }
+        // Malformed or missing trust is a usage error, said before anything else.
+        let dave = CLIUser.fresh("dave", in: folder)
+        let malformed = try await dave.run(["register", "dave", "--relay", url, "--tls-pin", "sha256/abc"])
+        #expect(malformed.status == 1 && malformed.stderr.contains("--tls-pin takes sha256/ and 64 hex digits"), "\(malformed.stderr)")
+        let none = try await dave.run(["register", "dave", "--relay", url])
+        #expect(none.status == 1 && none.stderr.contains("needs --ca CA.pem or --tls-pin"), "\(none.stderr)")
+        // `monitor` takes the same first-contact trust.
+        let watcher = CLIUser.fresh("watcher", in: folder)
+        let monitored = try await watcher.run(["monitor", "--relay", url, "--tls-pin", pin, "--log-key", logKey])
+        #expect(monitored.status == 0, "\(monitored.stderr)")
+        let misled = try await CLIUser.fresh("watcher2", in: folder).run(["monitor", "--relay", url, "--tls-pin", pin, "--log-key", otherLogKey])
+        #expect(misled.status == 2 && misled.stderr.contains("not the one given with --log-key"), "\(misled.stderr)")
+    }
+
     @Test func rotationIsFollowedByContactsAndAForgedRotationIsCaught() async throws {
         let (folder, data, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("rotation-cli")
         let file = { (name: String) in folder.appendingPathComponent(name).path }

@@ -17,9 +17,10 @@ import Testing
         let home = SecmailHome(url: try makeTemporaryDirectory("rotation-\(name)"))
         let keystore = Keystore(home: home)
         let bundle = try keystore.createIdentity(name: IdentityName(name), passphrase: passphrase)
-        let caFile = RunningRelay.certs.appendingPathComponent("dev-ca.pem").path
-        let client = try RelayClient(home: home, firstContact: URL(string: "https://localhost:\(relay.port)")!, caFile: caFile)
-        _ = try await DirectoryClient(relay: client).register(bundle, caFile: caFile, invite: nil)
+        let contact = try FirstContact(caFile: RunningRelay.certs.appendingPathComponent("dev-ca.pem").path, relayKeyPin: nil, logVerifierKey: nil)
+        let client = try RelayClient(home: home, firstContact: URL(string: "https://localhost:\(relay.port)")!, trusting: contact)
+        try await DirectoryClient(relay: client).pinRelay(contact)
+        _ = try await DirectoryClient(relay: client).register(bundle, invite: nil)
         await client.close()
         return keystore
     }

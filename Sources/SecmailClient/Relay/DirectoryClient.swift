@@ -34,12 +34,11 @@ public struct DirectoryClient {
         public var readerFeatures: Set<ReaderFeature> { lookup.readerFeatures }
     }
 
-    /// Registers `bundle` on the relay `relay` was opened for (first contact, trusted through
-    /// `caFile`) with the reader features of this client, so that even the first message to the
-    /// new name can use them: pins the relay (`pinRelay`), registers, and proves with a verified
+    /// Registers `bundle` on the relay `pinRelay` pinned, with the reader features of this client
+    /// (so that even the first message to the new name can use them), and proves with a verified
     /// lookup that the log now holds exactly these keys as the name's current ones.
-    public func register(_ bundle: IdentityBundle, caFile: String, invite: String?) async throws -> RelaySettings {
-        try await pinRelay(caFile: caFile)
+    public func register(_ bundle: IdentityBundle, invite: String?) async throws -> RelaySettings {
+        guard relay.settings != nil else { preconditionFailure("register follows pinRelay") }
         let declaration = DeclaredReaderFeatures(home: home, relayAddress: relay.address)
         let request = try RelayRequest(.POST, Endpoint.register.path(),
                                        json: BundleRequest(bundle: Data(bundle.encoded).base64EncodedString(), invite: invite,
@@ -64,22 +63,24 @@ public struct DirectoryClient {
 
     /// First contact (in memory until `saveLogView`): the relay's TLS key as seen on this
     /// connection, its log key, whose origin must name this relay (`checkOrigin`), and its
-    /// current signed checkpoint, which every later one must extend.
-    public func pinRelay(caFile: String) async throws {
+    /// current signed checkpoint, which every later one must extend. A pin or log key the user
+    /// gave (`contact`) must be the one the relay shows, or nothing is pinned.
+    public func pinRelay(_ contact: FirstContact) async throws {
         let info = try await relay.info()
         let keyAnswer = try await relay.expect(200, RelayRequest(.GET, Endpoint.logKey.path()))
         let verifierKey = String(decoding: keyAnswer.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let pin = keyAnswer.relayKeyPin else {
+            throw ClientError(.verificationFailed, "the relay's TLS key could not be read for pinning")
+        }
+        try contact.check(relayKeyPin: pin, logVerifierKey: verifierKey, relay: relay.address)
         let verifier: NoteVerifier
         do { verifier = try NoteVerifier(verifierKey: verifierKey) } catch {
             throw ClientError(.malformedAnswer, "the relay's log key is not a valid verifier key")
         }
         try Self.checkOrigin(verifier.name, announced: info.origin, relayHost: relay.url.host ?? "", certificateNames: keyAnswer.relayDNSNames)
-        guard let pin = keyAnswer.relayKeyPin else {
-            throw ClientError(.verificationFailed, "the relay's TLS key could not be read for pinning")
-        }
         let note = String(decoding: try await relay.expect(200, RelayRequest(.GET, Endpoint.checkpoint.path())).body, as: UTF8.self)
         _ = try DirectoryVerification.signedCheckpoint(note, logVerifier: verifier)
-        relay.pinFirstContact(logVerifierKey: verifierKey, relayKeyPin: pin, checkpointNote: note, caFile: caFile)
+        relay.pinFirstContact(logVerifierKey: verifierKey, relayKeyPin: pin, checkpointNote: note, caFile: contact.caFile)
     }
 
     /// The log key's origin must be the one the relay announces and must name this relay: its host

@@ -6,7 +6,7 @@ extension RelayClient {
     /// The pinned log key (relay.json).
     func logVerifier() throws -> NoteVerifier {
         guard let settings else {
-            throw ClientError(.noIdentity, "no relay is pinned in \(home.url.path) yet; run: secmail register NAME --relay https://HOST:PORT --ca CA.pem")
+            throw ClientError(.noIdentity, "no relay is pinned in \(home.url.path) yet; run: secmail register NAME --relay https://HOST:PORT --tls-pin sha256/… (or --ca CA.pem)")
         }
         return try settings.logVerifier
     }
@@ -22,7 +22,7 @@ extension RelayClient {
 
     /// Takes the pins of a relay contacted for the first time: its TLS key as seen on this
     /// connection, its log key, and the first checkpoint (not saved until `saveLogView`).
-    func pinFirstContact(logVerifierKey: String, relayKeyPin: [UInt8], checkpointNote: String, caFile: String) {
+    func pinFirstContact(logVerifierKey: String, relayKeyPin: [UInt8], checkpointNote: String, caFile: String?) {
         settings = RelaySettings(url: url.absoluteString, caFile: caFile, relayKeyPin: hexEncoded(relayKeyPin),
                                  logVerifierKey: logVerifierKey, checkpoint: checkpointNote)
     }

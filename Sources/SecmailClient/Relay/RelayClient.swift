@@ -20,7 +20,7 @@ public final class RelayClient {
     public let address: String
     let host: String
     let port: Int
-    private let trust: TLSConfiguration.Trust
+    private let keyTrust: RelayKeyTrust
     private let tls: TLSContext
     private var connection: RelayHTTPConnection?
     /// TLS connections this client has opened: one per command, unless the relay closed one.
@@ -36,15 +36,16 @@ public final class RelayClient {
     public convenience init(home: SecmailHome) throws {
         let settings = try RelaySettings.load(from: home)
         guard let url = URL(string: settings.url) else { throw ClientError(.corruptState, "the relay URL in relay.json is damaged") }
-        try self.init(home: home, url: url, trust: settings.trust, settings: settings)
+        try self.init(home: home, url: url, trust: settings.trust, keyTrust: .pinnedAtRegistration, settings: settings)
     }
 
-    /// A relay contacted for the first time (registration), trusted through a CA file.
-    public convenience init(home: SecmailHome, firstContact url: URL, caFile: String) throws {
-        try self.init(home: home, url: url, trust: .certificateAuthorities(file: caFile), settings: nil)
+    /// A relay contacted for the first time (registration, a first `monitor`), trusted through
+    /// the CA file or the key pin the user gave (`DirectoryClient.pinRelay` checks the rest).
+    public convenience init(home: SecmailHome, firstContact url: URL, trusting contact: FirstContact) throws {
+        try self.init(home: home, url: url, trust: contact.trust, keyTrust: contact.caFile == nil ? .givenPin : .certificateAuthority, settings: nil)
     }
 
-    private init(home: SecmailHome, url: URL, trust: TLSConfiguration.Trust, settings: RelaySettings?) throws {
+    private init(home: SecmailHome, url: URL, trust: TLSConfiguration.Trust, keyTrust: RelayKeyTrust, settings: RelaySettings?) throws {
         guard url.scheme == "https", let host = url.host, !host.isEmpty else {
             throw ClientError(.invalidInput, "a relay URL looks like https://host:port, not \(url.absoluteString)")
         }
@@ -53,7 +54,7 @@ public final class RelayClient {
         self.host = host
         port = url.port ?? 443
         address = "\(host.contains(":") ? "[\(host)]" : host):\(port)"
-        self.trust = trust
+        self.keyTrust = keyTrust
         self.settings = settings
         savedSettings = settings
         do {
@@ -86,7 +87,7 @@ public final class RelayClient {
             }
         } catch {
             connection = nil
-            throw ClientError.transport(error, relay: address, trustIsPinned: isPinned)
+            throw ClientError.transport(error, relay: address, trust: keyTrust)
         }
     }
 
@@ -159,11 +160,6 @@ public final class RelayClient {
         case 404: return false
         default: throw ClientError.refusal(response, relay: address, notFound: .notRegistered)
         }
-    }
-
-    private var isPinned: Bool {
-        if case .pinnedPublicKey = trust { return true }
-        return false
     }
 
     private func openConnection() async throws -> (connection: RelayHTTPConnection, isFresh: Bool) {

@@ -28,7 +28,7 @@ public struct RelaySettings: Codable, Sendable, Equatable {
     public static func load(from home: SecmailHome) throws -> RelaySettings {
         let url = url(in: home)
         guard FileManager.default.fileExists(atPath: url.path) else {
-            throw ClientError(.noIdentity, "no relay configured in \(home.url.path); run: secmail register NAME --relay https://HOST:PORT --ca CA.pem")
+            throw ClientError(.noIdentity, "no relay configured in \(home.url.path); run: secmail register NAME --relay https://HOST:PORT --tls-pin sha256/… (or --ca CA.pem)")
         }
         do {
             return try JSONDecoder().decode(RelaySettings.self, from: Data(contentsOf: url))

@@ -49,19 +49,21 @@ private struct DemoRun {
             port = bound
             break
         }
-        guard port > 0, let url = URL(string: "https://localhost:\(port)"), let ca = prepared.certificateAuthorityFile else {
+        guard port > 0, let url = URL(string: "https://localhost:\(port)") else {
             throw CLIFailure(.failure, "demo: the embedded relay did not start")
         }
         line("listening on \(url.absoluteString); log key \(prepared.logVerifierKey)")
 
-        step(2, "alice and bob create identities (two RSA-3072 keys each, scrypt-encrypted) and register")
+        step(2, "alice and bob create identities (two RSA-3072 keys each, scrypt-encrypted) and register, trusting the relay by the TLS key pin and log key it printed")
+        let contact = try FirstContact(caFile: nil, relayKeyPin: "sha256/" + hexEncoded(prepared.publicKeyPin), logVerifierKey: prepared.logVerifierKey)
         var stores: [String: Keystore] = [:]
         for name in ["alice", "bob"] {
             let keystore = Keystore(home: SecmailHome(url: root.appendingPathComponent(name, isDirectory: true)))
             let started = Date()
             let bundle = try keystore.createIdentity(name: IdentityName(name), passphrase: passphrase)
-            _ = try await withRelay(keystore.home, client: RelayClient(home: keystore.home, firstContact: url, caFile: ca.path)) {
-                try await DirectoryClient(relay: $0).register(bundle, caFile: ca.path, invite: nil)
+            _ = try await withRelay(keystore.home, client: RelayClient(home: keystore.home, firstContact: url, trusting: contact)) {
+                try await DirectoryClient(relay: $0).pinRelay(contact)
+                return try await DirectoryClient(relay: $0).register(bundle, invite: nil)
             }
             stores[name] = keystore
             line("\(name.padding(toLength: 6, withPad: " ", startingAt: 0)) \(short(bundle.fingerprint))  (\(String(format: "%.1f", Date().timeIntervalSince(started))) s)")

@@ -8,8 +8,10 @@ struct RegisterCommand: AsyncParsableCommand {
         commandName: "register",
         abstract: "Register your identity on a relay (creating it first if needed) and pin the relay.",
         discussion: """
-            The relay's certificate is checked against --ca on this first contact; its TLS key and its \
-            log key are then pinned in $SECMAIL_HOME/relay.json, and every later contact must match them.
+            On this first contact the relay is trusted through --tls-pin (its TLS key), --ca (a CA \
+            its certificate chains to) or both, as `secmail relay` prints them when it starts; with \
+            --log-key its log key must also be the one given. Its TLS key and its log key are then \
+            pinned in $SECMAIL_HOME/relay.json, and every later contact must match them.
             """)
 
     @Argument(help: "Your name: 1-64 characters from a-z, 0-9, '.', '_', '-'.")
@@ -18,8 +20,7 @@ struct RegisterCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The relay, e.g. https://localhost:8443.", valueName: "url"))
     var relay: String
 
-    @Option(name: .long, help: ArgumentHelp("CA certificate file the relay's certificate must chain to.", valueName: "file"))
-    var ca: String
+    @OptionGroup var firstContactOptions: FirstContactOptions
 
     @Option(name: .long, help: ArgumentHelp("Invite code, if the relay requires one.", valueName: "code"))
     var invite: String?
@@ -50,10 +51,12 @@ struct RegisterCommand: AsyncParsableCommand {
             if keystore.hasIdentity, try keystore.currentBundle().keyVersion > 1 {
                 throw CLIFailure(.failure, "this identity is at key version \(try keystore.currentBundle().keyVersion); a relay registers version 1 only, so it cannot be registered anew: use another SECMAIL_HOME for a new identity")
             }
-            let relay = try RelayClient(home: keystore.home, firstContact: url, caFile: ca)
+            let contact = try firstContactOptions.firstContact
+            let relay = try RelayClient(home: keystore.home, firstContact: url, trusting: contact)
             let (settings, bundle, created) = try await withRelay(keystore.home, client: relay) { relay in
-                // The relay answers, and the name is free (or already ours), before any key is made.
-                _ = try await relay.info()
+                // The relay answers and is the one the user means, and the name is free (or
+                // already ours), before any key is made.
+                try await DirectoryClient(relay: relay).pinRelay(contact)
                 let existing = keystore.hasIdentity ? try keystore.currentBundle() : nil
                 if let existing, existing.name != identityName {
                     throw CLIFailure(.failure, "this home's identity is \(existing.name), not \(identityName); use another SECMAIL_HOME for a second identity")
@@ -62,7 +65,7 @@ struct RegisterCommand: AsyncParsableCommand {
                     throw ClientError(.nameTaken, "the name \(identityName) is already registered on the relay at \(relay.address); choose another name")
                 }
                 let bundle = try existing ?? InitCommand.createIdentity(identityName, in: keystore, passphraseOptions: passphraseOptions)
-                return (try await DirectoryClient(relay: relay).register(bundle, caFile: ca, invite: invite), bundle, existing == nil)
+                return (try await DirectoryClient(relay: relay).register(bundle, invite: invite), bundle, existing == nil)
             }
             Terminal.info("Registered \(bundle.name) on \(settings.url)")
             // A new identity's fingerprint was shown as it was made.
@@ -294,14 +297,14 @@ struct MonitorCommand: AsyncParsableCommand {
             relay's signed checkpoint: every registration must be of a new name, every rotation must \
             continue the version before it, every name map root an entry commits must be the one the \
             log implies, and the entries must produce the checkpoint's root. Exits 2 naming the first \
-            entry that does not follow. Without a pinned relay, give --relay and --ca for the first run.
+            entry that does not follow. Without a pinned relay, give --relay and --tls-pin or --ca (and \
+            --log-key, as `secmail relay` prints them) for the first run.
             """)
 
     @Option(name: .long, help: ArgumentHelp("The relay to monitor on first use, e.g. https://localhost:8443.", valueName: "url"))
     var relay: String?
 
-    @Option(name: .long, help: ArgumentHelp("CA certificate file for the first contact with --relay.", valueName: "file"))
-    var ca: String?
+    @OptionGroup var firstContactOptions: FirstContactOptions
 
     @Flag(name: .long, help: "Print the result as JSON on standard output.")
     var json = false
@@ -312,20 +315,28 @@ struct MonitorCommand: AsyncParsableCommand {
         try await reportingFailures {
             let home = homeOptions.secmailHome
             let client: RelayClient
+            var firstContact: FirstContact?
+            let pinned = try? RelaySettings.load(from: home)
             if let relay {
-                guard let url = URL(string: relay), url.scheme == "https", url.host != nil, let ca else {
-                    throw CLIFailure(.failure, "--relay takes https://HOST:PORT and needs --ca CA.pem")
+                guard let url = URL(string: relay), url.scheme == "https", url.host != nil else {
+                    throw CLIFailure(.failure, "--relay takes https://HOST:PORT, not \(relay)")
                 }
-                if let pinned = try? RelaySettings.load(from: home), pinned.url != url.absoluteString {
+                if let pinned, pinned.url != url.absoluteString {
                     throw CLIFailure(.failure, "\(home.url.path) already monitors or uses \(pinned.url); use another SECMAIL_HOME for \(relay)")
                 }
-                client = (try? RelaySettings.load(from: home)) != nil ? try RelayClient(home: home) : try RelayClient(home: home, firstContact: url, caFile: ca)
+                if pinned != nil {
+                    client = try RelayClient(home: home)
+                } else {
+                    let contact = try firstContactOptions.firstContact
+                    client = try RelayClient(home: home, firstContact: url, trusting: contact)
+                    firstContact = contact
+                }
             } else {
                 client = try RelayClient(home: home)
             }
             let progress = Terminal.ProgressLine("monitoring", unit: .entries)
             let report = try await withRelay(home, client: client) { relay in
-                if relay.settings == nil, let ca { try await DirectoryClient(relay: relay).pinRelay(caFile: ca) }
+                if let firstContact { try await DirectoryClient(relay: relay).pinRelay(firstContact) }
                 return try await DirectoryClient(relay: relay).monitor(progress: progress.update)
             }
             progress.finish()

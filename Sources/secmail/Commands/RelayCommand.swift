@@ -208,10 +208,15 @@ struct RelayServeCommand: AsyncParsableCommand {
                 if let ca = relay.certificateAuthorityFile {
                     lines.append("  CA file:        \(ca.path)  (development certificate)")
                 }
-                lines.append("  TLS key pin:    sha256/\(relay.publicKeyPin.map { String(format: "%02x", $0) }.joined())")
+                let pin = "sha256/" + hexEncoded(relay.publicKeyPin)
+                lines.append("  TLS key pin:    \(pin)")
                 lines.append("  log origin:     \(relay.origin)")
                 lines.append("  log key:        \(relay.logVerifierKey)")
                 lines.append("  invites:        \(requireInvite ? "required (secmail relay invite --data \(dataOptions.data))" : "not required")")
+                // What a person carries to a client: with the pin and the log key checked on first
+                // contact, no other relay or log can stand in for this one, and no CA file is needed.
+                lines.append("Clients register with:")
+                lines.append("  secmail register NAME --relay https://\(urlHost):\(boundPort) --tls-pin \(pin) --log-key \(relay.logVerifierKey)\(requireInvite ? " --invite CODE" : "")")
                 Terminal.output(lines.joined(separator: "\n") + "\n")
             }
             Terminal.info("secmail relay stopped")

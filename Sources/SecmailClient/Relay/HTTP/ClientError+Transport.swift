@@ -4,10 +4,20 @@ import NIOPosix
 import SecmailAPI
 import SecmailTLS
 
+/// Where a client's trust in the relay's TLS key comes from, for saying why a handshake failed.
+enum RelayKeyTrust {
+    /// A CA file (a first contact with --ca).
+    case certificateAuthority
+    /// A pin the user gave for a first contact (--tls-pin).
+    case givenPin
+    /// The pin taken at registration (relay.json).
+    case pinnedAtRegistration
+}
+
 extension ClientError {
     /// One sentence for a person, naming the relay and what to do, for a transport failure
     /// (never a NIO type name or a raw status line).
-    static func transport(_ error: Error, relay: String, trustIsPinned: Bool) -> ClientError {
+    static func transport(_ error: Error, relay: String, trust: RelayKeyTrust) -> ClientError {
         switch error {
         case let error as ClientError:
             return error
@@ -26,7 +36,7 @@ extension ClientError {
         case RelayTransportError.cannotSave(let reason):
             return ClientError(.io, "cannot save what the relay at \(relay) sent: \(reason)")
         case let error as TLSError:
-            return tls(error, relay: relay, trustIsPinned: trustIsPinned)
+            return tls(error, relay: relay, trust: trust)
         case let error as IOError where [ECONNRESET, EPIPE].contains(error.errnoCode):
             return ClientError(.relayUnreachable, "the relay at \(relay) reset the connection: try again")
         case let error as IOError:
@@ -40,10 +50,12 @@ extension ClientError {
         ClientError(.relayUnreachable, "the relay at \(relay) closed the connection before answering: try again; if it keeps happening, the relay may be stopping or overloaded")
     }
 
-    private static func tls(_ error: TLSError, relay: String, trustIsPinned: Bool) -> ClientError {
+    private static func tls(_ error: TLSError, relay: String, trust: RelayKeyTrust) -> ClientError {
         switch error.code {
-        case .certificateVerificationFailed where trustIsPinned:
+        case .certificateVerificationFailed where trust == .pinnedAtRegistration:
             return ClientError(.pinMismatch, "the relay at \(relay) presents another TLS key than the one pinned when you registered: it may be an impostor (or a reinstalled relay); nothing was sent")
+        case .certificateVerificationFailed where trust == .givenPin:
+            return ClientError(.pinMismatch, "the relay at \(relay) presents another TLS key than the one given with --tls-pin: it may be an impostor, or the pin was copied wrongly; nothing was sent")
         case .certificateVerificationFailed:
             return ClientError(.verificationFailed, "the relay's certificate at \(relay) does not verify: \(error.reason)")
         case .uncleanShutdown, .closed:
