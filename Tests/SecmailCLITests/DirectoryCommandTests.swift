@@ -126,6 +126,11 @@ import Testing
         #expect(registered.status == 0, "\(registered.stderr)")
         let settings = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: alice.home.appendingPathComponent("relay.json"))) as? [String: Any])
         #expect(settings["caFile"] == nil && "sha256/" + (settings["relayKeyPin"] as? String ?? "") == pin && settings["logVerifierKey"] as? String == logKey)
+        // `whoami` shows what was pinned, for comparing with what the operator publishes.
+        let shown = try #require(try JSONSerialization.jsonObject(with: Data(try await alice.run(["whoami", "--json"]).stdout.utf8)) as? [String: Any])
+        #expect(shown["relayKeyPin"] as? String == pin && shown["logKey"] as? String == logKey, "\(shown)")
+        let shownText = try await alice.run(["whoami"]).stdout
+        #expect(shownText.contains("  TLS key    \(pin)\n  log key    \(logKey)\n"), "\(shownText)")
         let bob = CLIUser.fresh("bob", in: folder)
         try await bob.register(port: relay.port, ca: data.appendingPathComponent("tls/dev-ca.pem").path)
         await #expect(try alice.run(["lookup", "bob"]).status == 0)
