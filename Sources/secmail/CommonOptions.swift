@@ -211,8 +211,17 @@ struct ComposeOptions: ParsableArguments {
     }
 
     /// The text: -m, else standard input when something is piped in (`echo hi | secmail send
-    /// bob`), else none.
+    /// bob`), else none. A message with neither text nor attachment is refused: it would say
+    /// nothing, and is more likely a forgotten -m or an empty pipe.
     func text() throws -> String {
+        let text = try givenText()
+        guard !text.isEmpty || !attach.isEmpty else {
+            throw CLIFailure(.failure, "nothing to send: give the text with -m TEXT or on standard input, or attach a file with --attach FILE")
+        }
+        return text
+    }
+
+    private func givenText() throws -> String {
         if let message { return message }
         guard isatty(STDIN_FILENO) == 0 else { return "" }
         let bytes = FileHandle.standardInput.readDataToEndOfFile()

@@ -435,5 +435,15 @@ import Testing
         #expect(sealed.status == 0, "\(sealed.stderr)")
         let opened = try Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--raw", "--out", folder.path])
         #expect(opened.stdout == "piped text\nsecond line\n")
+        // An empty pipe, or an empty -m, with nothing attached is a message that says nothing:
+        // refused before anything is made.
+        for (extra, input) in [([String](), Data()), (["-m", ""], Data("ignored".utf8))] {
+            let nothing = folder.appendingPathComponent("nothing.smsg")
+            let refused = try runProcess(SecmailBinary.url, ["seal", "--to", Users.bundle("bob").path, "-o", nothing.path] + extra,
+                                         environment: ["SECMAIL_HOME": Users.alice.home.path, "SECMAIL_PASSPHRASE": Users.alice.passphrase],
+                                         input: input)
+            #expect(refused.status == 1 && refused.stderr.contains("nothing to send: give the text with -m TEXT"), "\(extra): \(refused.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: nothing.path))
+        }
     }
 }
