@@ -42,6 +42,8 @@ import Testing
         let secondID = second.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let readSecond = try await bob.run(["read", secondID])
         #expect(readSecond.status == 0 && readSecond.stderr.contains("alice rotated keys from version 1 to 2"), "\(readSecond.stderr)")
+        // Both read: the empty mailbox is an empty JSON array, on one line.
+        await #expect(try bob.run(["inbox", "--json"]).stdout == "[]\n")
         let followed = try await #require(try contacts(bob)["alice"])
         #expect(followed["trust"] as? String == "comparedBeforeRotation" && followed["comparedKeyVersion"] as? Int == 1)
 

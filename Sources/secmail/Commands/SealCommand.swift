@@ -188,7 +188,30 @@ func loadBundle(_ path: String) throws -> IdentityBundle {
 
 func jsonText(_ object: Any) throws -> String {
     let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-    return String(decoding: data, as: UTF8.self) + "\n"
+    return compactingEmptyContainers(String(decoding: data, as: UTF8.self)) + "\n"
+}
+
+/// Foundation pretty-prints an empty array or object over three lines (`[`, a blank line, `]`).
+/// A JSON string holds no raw line break, so a bracket followed by a line break, only spaces
+/// and line breaks, and its closing bracket is always an empty container: it becomes `[]` / `{}`.
+func compactingEmptyContainers(_ json: String) -> String {
+    var output: [UInt8] = []
+    let bytes = Array(json.utf8)
+    var index = 0
+    while index < bytes.count {
+        let byte = bytes[index]
+        output.append(byte)
+        index += 1
+        guard byte == UInt8(ascii: "[") || byte == UInt8(ascii: "{"), index < bytes.count, bytes[index] == UInt8(ascii: "\n") else { continue }
+        var end = index
+        while end < bytes.count, bytes[end] == UInt8(ascii: "\n") || bytes[end] == UInt8(ascii: " ") { end += 1 }
+        let closing = byte == UInt8(ascii: "[") ? UInt8(ascii: "]") : UInt8(ascii: "}")
+        if end < bytes.count, bytes[end] == closing {
+            output.append(closing)
+            index = end + 1
+        }
+    }
+    return String(decoding: output, as: UTF8.self)
 }
 
 /// Writes a file through a temporary sibling that is renamed into place only on success, so a
