@@ -215,8 +215,11 @@ struct RelayServeCommand: AsyncParsableCommand {
                 lines.append("  invites:        \(requireInvite ? "required (secmail relay invite --data \(dataOptions.data))" : "not required")")
                 // What a person carries to a client: with the pin and the log key checked on first
                 // contact, no other relay or log can stand in for this one, and no CA file is needed.
+                // A wildcard address is no address for clients; the origin's host is one the
+                // certificate covers (registration checks that the origin names the relay).
+                let clientHost = ["0.0.0.0", "::"].contains(host) ? String(relay.origin.prefix { $0 != "/" }) : urlHost
                 lines.append("Clients register with:")
-                lines.append("  secmail register NAME --relay https://\(urlHost):\(boundPort) --tls-pin \(pin) --log-key \(relay.logVerifierKey)\(requireInvite ? " --invite CODE" : "")")
+                lines.append("  secmail register NAME --relay https://\(clientHost):\(boundPort) --tls-pin \(pin) --log-key \(relay.logVerifierKey)\(requireInvite ? " --invite CODE" : "")")
                 Terminal.output(lines.joined(separator: "\n") + "\n")
             }
             Terminal.info("secmail relay stopped")
