@@ -27,8 +27,6 @@ struct FirstContactOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The log key as the relay prints it; the relay must serve exactly this one.", valueName: "key"))
     var logKey: String?
 
-    var isEmpty: Bool { ca == nil && tlsPin == nil && logKey == nil }
-
     var firstContact: FirstContact {
         get throws { try FirstContact(caFile: ca, relayKeyPin: tlsPin, logVerifierKey: logKey) }
     }
