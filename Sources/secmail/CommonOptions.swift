@@ -72,7 +72,7 @@ struct PassphraseOptions: ParsableArguments {
             }
             noteStaleAgent()
         }
-        return try unlock(keystore, agentCouldHelp: !noAgent) { (try keystore.unlockSender(passphrase: $0), try keystore.unlockRecipientKeys(passphrase: $0)) }
+        return try unlock(keystore, agentCouldHelp: !noAgent) { try keystore.unlockSenderAndRecipientKeys(passphrase: $0) }
     }
 
     /// The running agent of this home and what it holds, unless --no-agent.

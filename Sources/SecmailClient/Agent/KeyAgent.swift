@@ -165,9 +165,7 @@ public final class KeyAgent {
 
     /// Every key version of the home's identity, unlocked with `passphrase`.
     private func load(_ passphrase: Passphrase) throws -> HeldKeys {
-        let keystore = Keystore(home: home)
-        let sender = try keystore.unlockSender(passphrase: passphrase)
-        let recipients = try keystore.unlockRecipientKeys(passphrase: passphrase)
+        let (sender, recipients) = try Keystore(home: home).unlockSenderAndRecipientKeys(passphrase: passphrase)
         return HeldKeys(
             name: sender.bundle.name,
             signers: [sender.bundle.fingerprint: sender.signer],

@@ -85,8 +85,7 @@ private struct DemoRun {
         line("message \(first.messageID): \(formatBytes(first.size)) deposited for bob")
 
         step(5, "bob lists his inbox and reads the message: signature verified, then decrypted")
-        let bobIdentity = try bob.unlockSender(passphrase: passphrase)
-        let bobKeys = try bob.unlockRecipientKeys(passphrase: passphrase)
+        let (bobIdentity, bobKeys) = try bob.unlockSenderAndRecipientKeys(passphrase: passphrase)
         for message in try await withRelay(bob.home, { try await MailClient(relay: $0).inbox(bobIdentity) }) {
             line("\(message.id)  from \(message.from)  \(formatBytes(UInt64(message.size)))")
         }
