@@ -132,6 +132,10 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
     @Test func badRelayOptionsAreRefused() throws {
         let data = try temporaryDirectory("relay-bad")
         #expect(try runSecmail(["relay", "--data", data.path, "--listen", "nonsense"], environment: [:]).status == 64)
+        // `--port`, which people try first, points at --listen (the parser alone suggested --cert).
+        let port = try runSecmail(["relay", "--data", data.path, "--port", "8443"], environment: [:])
+        #expect(port.status == 64 && port.stderr.contains("there is no --port: give the address and port together, --listen 127.0.0.1:8443"), "\(port.stderr)")
+        #expect(!port.stderr.contains("--cert"))
         let halfTLS = try runSecmail(["relay", "--data", data.path, "--listen", "127.0.0.1:0", "--cert", "/nonexistent.pem"], environment: [:])
         #expect(halfTLS.status == 1)
         #expect(halfTLS.stderr.contains("--cert and --key"))

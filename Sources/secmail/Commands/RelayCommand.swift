@@ -66,6 +66,11 @@ struct RelayServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Address and port to listen on (port 0 picks a free one).", valueName: "host:port"))
     var listen: String = "127.0.0.1:8443"
 
+    /// Not an option: `--port` is what people try first, and the parser's own answer to an
+    /// unknown option suggested `--cert`.
+    @Option(name: .long, help: .hidden)
+    var port: String?
+
     @Option(name: .long, help: ArgumentHelp("PEM certificate chain (with --key).", valueName: "file"))
     var cert: String?
 
@@ -147,6 +152,7 @@ struct RelayServeCommand: AsyncParsableCommand {
     var maxEnvelopeAge: Int64 = EnvelopeTimeWindow.standard.maximumAge
 
     func validate() throws {
+        if let port { throw ValidationError("there is no --port: give the address and port together, --listen 127.0.0.1:\(port) (or [::1]:\(port))") }
         _ = try parseListen()
         guard maxEnvelopeMib > 0, mailboxQuotaMib > 0, ratePerAddress > 0, ratePerIdentity > 0, maxConnections > 0, idleTimeout > 0,
               maxClockSkew > 0, maxEnvelopeAge > 0, maxConnectionsPerAddress > 0, connectionRatePerAddress > 0, idleTimeoutBeforeSignIn > 0, headerTimeout > 0,
