@@ -55,12 +55,13 @@ struct PassphraseOptions: ParsableArguments {
     }
 
     /// Every key version's encryption key, for opening mail: the agent's, else unlocked here.
-    func recipientKeys(_ keystore: Keystore) throws -> [RecipientKey] {
+    /// With `only`, the passphrase unlocks just those key versions (the agent holds them all).
+    func recipientKeys(_ keystore: Keystore, only wanted: Set<Fingerprint>? = nil) throws -> [RecipientKey] {
         if let (agent, status) = try agentStatus(keystore) {
             if let keys = try agent.recipientKeys(from: keystore, status: status) { return keys }
             noteStaleAgent()
         }
-        return try unlock(keystore, agentCouldHelp: !noAgent) { try keystore.unlockRecipientKeys(passphrase: $0) }
+        return try unlock(keystore, agentCouldHelp: !noAgent) { try keystore.unlockRecipientKeys(passphrase: $0, only: wanted) }
     }
 
     /// Both, with at most one passphrase prompt.

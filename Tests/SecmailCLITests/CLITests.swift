@@ -160,6 +160,10 @@ import Testing
         try await expectRefusal(variant(of: envelope, "version") { $0[4] = 9 }, status: 5, message: "format version 9")
         try await expectRefusal(variant(of: envelope, "garbage") { $0 = Data("hello".utf8) }, status: 2, message: "not a secmail envelope")
         try await expectRefusal(envelope, by: Users.alice, status: 3, message: "not encrypted to your key")
+        // Said from the header, before a passphrase is needed: here there is none to be had.
+        let noPassphrase = try await runSecmail(["open", envelope.path, "--from", Users.bundle("alice").path, "--no-agent"],
+                                                environment: ["SECMAIL_HOME": Users.alice.home.path])
+        #expect(noPassphrase.status == 3 && noPassphrase.stderr.contains("not encrypted to your key"), "\(noPassphrase.stderr)")
         try await expectRefusal(envelope, from: "carol", status: 3, message: "not from the given bundle")
         try await expectRefusal(envelope, passphrase: "not bob's passphrase", status: 4, message: "wrong passphrase")
     }

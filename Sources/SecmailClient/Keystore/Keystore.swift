@@ -133,11 +133,14 @@ public struct Keystore: Sendable {
     /// The private encryption keys of every version, newest first, for opening mail.
     /// A pending rotation's keys are included: the relay may have published that version before
     /// this client recorded it as current.
-    public func unlockRecipientKeys(passphrase: Passphrase) throws -> [RecipientKey] {
-        try recipientVersions().map { version in
+    /// With `only`, just the versions whose bundle fingerprint is in it (each key is one scrypt).
+    public func unlockRecipientKeys(passphrase: Passphrase, only wanted: Set<Fingerprint>? = nil) throws -> [RecipientKey] {
+        try recipientVersions().compactMap { version in
+            let fingerprint = try bundle(version: version).fingerprint
+            guard wanted?.contains(fingerprint) ?? true else { return nil }
             let key = try RSAPrivateKey(
                 encryptedPEM: privateKeyPEM(version: version, role: "encryption"), passphrase: passphrase)
-            return RecipientKey(fingerprint: try bundle(version: version).fingerprint, encryptionKey: key)
+            return RecipientKey(fingerprint: fingerprint, encryptionKey: key)
         }
     }
 

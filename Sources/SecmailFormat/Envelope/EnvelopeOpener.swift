@@ -170,9 +170,7 @@ public enum EnvelopeOpener {
         let mine = keys.compactMap { key in
             header.recipients.first { $0.fingerprint == key.fingerprint }.map { (key, $0) }
         }
-        guard let (key, entry) = mine.first else {
-            throw FormatError(.notARecipient, "this message was not encrypted to your key; it lists \(header.recipients.count) other recipient key(s)")
-        }
+        guard let (key, entry) = mine.first else { throw notARecipient(header) }
         // The private-key operation (often a round trip to the key agent) does not depend on the
         // payload, so it runs on the other core while the payload is hashed for the signature
         // check. Its outcome is looked at only once the signature verified: a forged envelope is
@@ -195,6 +193,23 @@ public enum EnvelopeOpener {
         }
         return VerifiedEnvelope(header: header, sender: sender, openedAs: key.fingerprint, keys: keys,
                                 source: source, payloadOffset: payloadOffset)
+    }
+
+    /// What pass one checks before it needs a private key — the header parses, the file holds
+    /// exactly header, payload and signature, the header names `sender` — and which of
+    /// `fingerprints` (the reader's key versions) the envelope is sealed to, in that order. A
+    /// reader then unlocks only those keys, and hears that a message is not for them (or not from
+    /// `sender`) before any passphrase is asked. Nothing is verified yet.
+    public static func readerKeys(in source: EnvelopeSource, sender: IdentityBundle, among fingerprints: [Fingerprint]) throws -> [Fingerprint] {
+        let (header, payloadOffset) = try parseHeader(source)
+        try checkLayout(header, payloadOffset: payloadOffset, source: source, sender: sender)
+        let listed = fingerprints.filter { fingerprint in header.recipients.contains { $0.fingerprint == fingerprint } }
+        guard !listed.isEmpty else { throw notARecipient(header) }
+        return listed
+    }
+
+    private static func notARecipient(_ header: EnvelopeHeader) -> FormatError {
+        FormatError(.notARecipient, "this message was not encrypted to your key; it lists \(header.recipients.count) other recipient key(s)")
     }
 
     /// The sender's signature alone, without decrypting anything (what a relay checks at deposit,

@@ -40,7 +40,10 @@ struct OpenCommand: AsyncParsableCommand {
             let sender = try loadBundle(from)
             let source = try FileEnvelopeSource(url: URL(fileURLWithPath: input))
             let keystore = Keystore(home: homeOptions.secmailHome)
-            let keys = try passphraseOptions.recipientKeys(keystore)
+            // A message that is not for this identity, or not from `sender`, is said so before any
+            // passphrase is asked; and the passphrase unlocks only the key versions it is sealed to.
+            let listed = try EnvelopeOpener.readerKeys(in: source, sender: sender, among: keystore.recipientFingerprints())
+            let keys = try passphraseOptions.recipientKeys(keystore, only: Set(listed))
 
             let verifying = Terminal.ProgressLine("verifying")
             let verified = try EnvelopeOpener.verify(source, sender: sender, keys: keys, progress: verifying.update)
