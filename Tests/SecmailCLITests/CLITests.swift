@@ -210,7 +210,7 @@ import Testing
     @Test func demoRunsEndToEnd() throws {
         let result = try runSecmail(["demo"], environment: [:])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.contains("listening on https://localhost:"))
+        #expect(result.stdout.contains("listening on https://localhost:") && result.stdout.contains("TLS key pin sha256/"))
         #expect(result.stdout.contains("saved sunset.png: the same pixels as alice's original"))
         #expect(result.stdout.contains("alice, key version 2:"))
         #expect(result.stdout.contains("verified with alice's key version 2: New keys, same alice."))

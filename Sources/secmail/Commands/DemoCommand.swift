@@ -52,10 +52,11 @@ private struct DemoRun {
         guard port > 0, let url = URL(string: "https://localhost:\(port)") else {
             throw CLIFailure(.failure, "demo: the embedded relay did not start")
         }
-        line("listening on \(url.absoluteString); log key \(prepared.logVerifierKey)")
+        line("listening on \(url.absoluteString)")
+        line("TLS key pin sha256/\(hexEncoded(prepared.publicKeyPin)), log key \(prepared.logVerifierKey)")
 
         step(2, "alice and bob create identities (two RSA-3072 keys each, scrypt-encrypted) and register, trusting the relay by the TLS key pin and log key it printed")
-        let contact = try FirstContact(caFile: nil, relayKeyPin: "sha256/" + hexEncoded(prepared.publicKeyPin), logVerifierKey: prepared.logVerifierKey)
+        let contact = try FirstContact(caFile: nil, relayKeyPin: hexEncoded(prepared.publicKeyPin), logVerifierKey: prepared.logVerifierKey)
         var stores: [String: Keystore] = [:]
         for name in ["alice", "bob"] {
             let keystore = Keystore(home: SecmailHome(url: root.appendingPathComponent(name, isDirectory: true)))
