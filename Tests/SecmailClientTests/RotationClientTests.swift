@@ -16,7 +16,8 @@ import Testing
     func registeredHome(_ name: String, on relay: RunningRelay) async throws -> Keystore {
         let home = SecmailHome(url: try makeTemporaryDirectory("rotation-\(name)"))
         let keystore = Keystore(home: home)
-        let bundle = try keystore.createIdentity(name: IdentityName(name), passphrase: passphrase)
+        // Key generation off the cooperative threads, which the in-process relay needs.
+        let bundle = try await onThreadOfItsOwn { [passphrase] in try keystore.createIdentity(name: IdentityName(name), passphrase: passphrase) }
         let contact = try FirstContact(caFile: RunningRelay.certs.appendingPathComponent("dev-ca.pem").path, relayKeyPin: nil, logVerifierKey: nil)
         let client = try RelayClient(home: home, firstContact: URL(string: "https://localhost:\(relay.port)")!, trusting: contact)
         try await DirectoryClient(relay: client).pinRelay(contact)
@@ -31,7 +32,9 @@ import Testing
         let keystore = try await registeredHome("alice", on: relay)
         let v1 = try keystore.currentBundle()
         // The process dies after writing version 2, before the relay hears of it.
-        let pending = try keystore.prepareRotation(from: keystore.unlockSender(passphrase: passphrase), passphrase: passphrase)
+        let pending = try await onThreadOfItsOwn { [passphrase] in
+            try keystore.prepareRotation(from: keystore.unlockSender(passphrase: passphrase), passphrase: passphrase)
+        }
         #expect(try keystore.currentBundle() == v1)
         #expect(try keystore.allBundles() == [v1, pending])
         // Its keys already open mail, in case the relay published it.
