@@ -27,20 +27,6 @@ struct CLIFailure: Error, CustomStringConvertible {
     }
 }
 
-/// Runs a command body, turning any error into one line on stderr and a meaningful exit code.
-func reportingFailures(_ body: () async throws -> Void) async throws {
-    do {
-        try await body()
-    } catch let exit as ExitCode {
-        throw exit
-    } catch {
-        Interruption.waitIfInterrupted()
-        let (status, message) = classify(error)
-        Terminal.error(message)
-        throw ExitCode(status.rawValue)
-    }
-}
-
 /// Runs `body`, reporting any format error it throws as an input error (exit 1): for checks
 /// of what the user typed or named, as opposed to data received from someone else.
 func userInput<T>(_ body: () throws -> T) throws -> T {
@@ -51,6 +37,7 @@ func userInput<T>(_ body: () throws -> T) throws -> T {
     }
 }
 
+/// The exit status and the one line `SecmailCommand.main` reports for what a command threw.
 func classify(_ error: Error) -> (ExitStatus, String) {
     switch error {
     case let failure as CLIFailure:

@@ -29,22 +29,38 @@ struct SecmailCommand: AsyncParsableCommand {
 
     /// Parses and runs the command, with OpenSSL warming up on the other core meanwhile; client
     /// commands get `Interruption`'s handling of Ctrl-C (the relay and the key agent shut down
-    /// gracefully on their own) and an allocator that keeps freed memory for reuse.
+    /// gracefully on their own) and an allocator that keeps freed memory for reuse. Usage errors
+    /// are ArgumentParser's to report (exit 64); whatever a command throws is reported here, in
+    /// one place, as one line and an exit status that says what went wrong (`ExitStatus`).
     static func main() async {
         CryptoWarmUp.begin()
+        var command: ParsableCommand
         do {
-            var command = try parseAsRoot()
-            if !(command is RelayServeCommand || command is AgentCommand) {
-                Interruption.install()
-                ProcessMemory.keepFreedMemoryForReuse()
-            }
+            command = try parseAsRoot()
+        } catch {
+            exit(withError: error)
+        }
+        if !(command is RelayServeCommand || command is AgentCommand) {
+            Interruption.install()
+            ProcessMemory.keepFreedMemoryForReuse()
+        }
+        do {
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
                 try command.run()
             }
+        } catch let exitCode as ExitCode {
+            exit(withError: exitCode)
+        } catch let request where exitCode(for: request).isSuccess {
+            // `secmail help` and `--help` run ArgumentParser's own help command, which ends by
+            // throwing its request for the text.
+            exit(withError: request)
         } catch {
-            exit(withError: error)
+            Interruption.waitIfInterrupted()
+            let (status, message) = classify(error)
+            Terminal.error(message)
+            exit(withError: ExitCode(status.rawValue))
         }
     }
 }

@@ -38,24 +38,22 @@ struct AgentCommand: AsyncParsableCommand {
     @OptionGroup var homeOptions: HomeOptions
 
     func run() async throws {
-        try await reportingFailures {
-            let home = homeOptions.secmailHome
-            let agent = KeyAgent(home: home, idleTimeout: TimeInterval(idleTimeout.seconds)) { line in
-                FileHandle.standardError.write(Data("secmail agent[\(getpid())]: \(TerminalText.neutralised(line))\n".utf8))
-            }
-            var signalSources: [DispatchSourceSignal] = []
-            defer { signalSources.forEach { $0.cancel() } }
-            guard try AgentClient(home: home).status() == nil else {
-                throw CLIFailure(.failure, "a key agent already serves \(home.url.path); `secmail lock` stops it")
-            }
-            try agent.run { listener in
-                for signalNumber in [SIGINT, SIGTERM, SIGHUP] {
-                    signal(signalNumber, SIG_IGN)
-                    let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-                    source.setEventHandler { [weak listener] in listener?.wake() }
-                    source.resume()
-                    signalSources.append(source)
-                }
+        let home = homeOptions.secmailHome
+        let agent = KeyAgent(home: home, idleTimeout: TimeInterval(idleTimeout.seconds)) { line in
+            FileHandle.standardError.write(Data("secmail agent[\(getpid())]: \(TerminalText.neutralised(line))\n".utf8))
+        }
+        var signalSources: [DispatchSourceSignal] = []
+        defer { signalSources.forEach { $0.cancel() } }
+        guard try AgentClient(home: home).status() == nil else {
+            throw CLIFailure(.failure, "a key agent already serves \(home.url.path); `secmail lock` stops it")
+        }
+        try agent.run { listener in
+            for signalNumber in [SIGINT, SIGTERM, SIGHUP] {
+                signal(signalNumber, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+                source.setEventHandler { [weak listener] in listener?.wake() }
+                source.resume()
+                signalSources.append(source)
             }
         }
     }
@@ -79,28 +77,26 @@ struct UnlockCommand: AsyncParsableCommand {
     @OptionGroup var passphraseOptions: PassphraseOptions
 
     func run() async throws {
-        try await reportingFailures {
-            let keystore = Keystore(home: homeOptions.secmailHome)
-            let bundle = try keystore.currentBundle()
-            let agent = AgentClient(home: keystore.home)
-            if let status = try agent.status(), status.holds(.signing, for: bundle.fingerprint) {
-                Terminal.info("The key agent (process \(status.processID)) already holds \(bundle.name)'s keys; it forgets them after \(IdleTimeout.minutes(status.secondsLeft)) without use, or at `secmail lock`.")
-                return
-            }
-            var started = false
-            do {
-                let status = try passphraseOptions.unlock(keystore) { passphrase in
-                    if try agent.status() == nil {
-                        try Self.startAgent(for: keystore.home, idleTimeout: idleTimeout)
-                        started = true
-                    }
-                    return try agent.load(passphrase)
+        let keystore = Keystore(home: homeOptions.secmailHome)
+        let bundle = try keystore.currentBundle()
+        let agent = AgentClient(home: keystore.home)
+        if let status = try agent.status(), status.holds(.signing, for: bundle.fingerprint) {
+            Terminal.info("The key agent (process \(status.processID)) already holds \(bundle.name)'s keys; it forgets them after \(IdleTimeout.minutes(status.secondsLeft)) without use, or at `secmail lock`.")
+            return
+        }
+        var started = false
+        do {
+            let status = try passphraseOptions.unlock(keystore) { passphrase in
+                if try agent.status() == nil {
+                    try Self.startAgent(for: keystore.home, idleTimeout: idleTimeout)
+                    started = true
                 }
-                Terminal.info("Unlocked \(bundle.name)'s keys (\(counted(status.keys.count { $0.role == .encryption }, "key version", "key versions"))) into the key agent (process \(status.processID)); it forgets them after \(IdleTimeout.minutes(status.secondsLeft)) without use, or at `secmail lock`.")
-            } catch {
-                if started { _ = try? agent.lock() }
-                throw error
+                return try agent.load(passphrase)
             }
+            Terminal.info("Unlocked \(bundle.name)'s keys (\(counted(status.keys.count { $0.role == .encryption }, "key version", "key versions"))) into the key agent (process \(status.processID)); it forgets them after \(IdleTimeout.minutes(status.secondsLeft)) without use, or at `secmail lock`.")
+        } catch {
+            if started { _ = try? agent.lock() }
+            throw error
         }
     }
 
@@ -130,12 +126,10 @@ struct LockCommand: AsyncParsableCommand {
     @OptionGroup var homeOptions: HomeOptions
 
     func run() async throws {
-        try await reportingFailures {
-            if try AgentClient(home: homeOptions.secmailHome).lock() {
-                Terminal.info("The key agent forgot the keys and stopped.")
-            } else {
-                Terminal.info("No key agent runs for \(homeOptions.secmailHome.url.path).")
-            }
+        if try AgentClient(home: homeOptions.secmailHome).lock() {
+            Terminal.info("The key agent forgot the keys and stopped.")
+        } else {
+            Terminal.info("No key agent runs for \(homeOptions.secmailHome.url.path).")
         }
     }
 }

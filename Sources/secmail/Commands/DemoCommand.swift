@@ -16,14 +16,12 @@ struct DemoCommand: AsyncParsableCommand {
     var keep = false
 
     func run() async throws {
-        try await reportingFailures {
-            let root = FileManager.default.temporaryDirectory.appendingPathComponent("secmail-demo-\(UUID().uuidString)", isDirectory: true)
-            try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-            defer {
-                if keep { Terminal.info("\nKept \(root.path)") } else { try? FileManager.default.removeItem(at: root) }
-            }
-            try await DemoRun(root: root).run()
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("secmail-demo-\(UUID().uuidString)", isDirectory: true)
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer {
+            if keep { Terminal.info("\nKept \(root.path)") } else { try? FileManager.default.removeItem(at: root) }
         }
+        try await DemoRun(root: root).run()
     }
 }
 

@@ -32,46 +32,44 @@ struct RegisterCommand: AsyncParsableCommand {
     @OptionGroup var passphraseOptions: PassphraseOptions
 
     func run() async throws {
-        try await reportingFailures {
-            let identityName = try userInput { try IdentityName(name) }
-            guard let url = URL(string: relay), url.scheme == "https", url.host != nil else {
-                throw CLIFailure(.failure, "--relay takes https://HOST:PORT, not \(relay)")
-            }
-            let keystore = Keystore(home: homeOptions.secmailHome)
-            if keystore.hasIdentity, let pinned = try? RelaySettings.load(from: keystore.home) {
-                let bundle = try keystore.currentBundle()
-                if pinned.url == url.absoluteString || pinned.url == relay {
-                    Terminal.info("\(bundle.name) is already registered on \(pinned.url) (key version \(bundle.keyVersion), \(bundle.fingerprint.grouped)); nothing to do.")
-                    return
-                }
-                guard switchRelay else {
-                    throw CLIFailure(.failure, "this home is registered on \(pinned.url); registering on \(relay) replaces its pins, and mail waiting on \(pinned.url) can no longer be read from this home (read it first with `secmail inbox` and `secmail read`). Add --switch-relay to go ahead")
-                }
-            }
-            if keystore.hasIdentity, try keystore.currentBundle().keyVersion > 1 {
-                throw CLIFailure(.failure, "this identity is at key version \(try keystore.currentBundle().keyVersion); a relay registers version 1 only, so it cannot be registered anew: use another SECMAIL_HOME for a new identity")
-            }
-            let contact = try firstContactOptions.firstContact
-            let relay = try RelayClient(home: keystore.home, firstContact: url, trusting: contact)
-            let (settings, bundle, created) = try await withRelay(keystore.home, client: relay) { relay in
-                // The relay answers and is the one the user means, and the name is free (or
-                // already ours), before any key is made.
-                try await DirectoryClient(relay: relay).pinRelay(contact)
-                let existing = keystore.hasIdentity ? try keystore.currentBundle() : nil
-                if let existing, existing.name != identityName {
-                    throw CLIFailure(.failure, "this home's identity is \(existing.name), not \(identityName); use another SECMAIL_HOME for a second identity")
-                }
-                if existing == nil, try await relay.isRegistered(identityName) {
-                    throw ClientError(.nameTaken, "the name \(identityName) is already registered on the relay at \(relay.address); choose another name")
-                }
-                let bundle = try existing ?? InitCommand.createIdentity(identityName, in: keystore, passphraseOptions: passphraseOptions)
-                return (try await DirectoryClient(relay: relay).register(bundle, invite: invite), bundle, existing == nil)
-            }
-            Terminal.info("Registered \(bundle.name) on \(settings.url)")
-            // A new identity's fingerprint was shown as it was made.
-            if !created { Terminal.info("Your fingerprint: \(bundle.fingerprint.grouped)") }
-            Terminal.info("Pinned relay TLS key sha256/\(settings.relayKeyPin) and log key \(settings.logVerifierKey)")
+        let identityName = try userInput { try IdentityName(name) }
+        guard let url = URL(string: relay), url.scheme == "https", url.host != nil else {
+            throw CLIFailure(.failure, "--relay takes https://HOST:PORT, not \(relay)")
         }
+        let keystore = Keystore(home: homeOptions.secmailHome)
+        if keystore.hasIdentity, let pinned = try? RelaySettings.load(from: keystore.home) {
+            let bundle = try keystore.currentBundle()
+            if pinned.url == url.absoluteString || pinned.url == relay {
+                Terminal.info("\(bundle.name) is already registered on \(pinned.url) (key version \(bundle.keyVersion), \(bundle.fingerprint.grouped)); nothing to do.")
+                return
+            }
+            guard switchRelay else {
+                throw CLIFailure(.failure, "this home is registered on \(pinned.url); registering on \(relay) replaces its pins, and mail waiting on \(pinned.url) can no longer be read from this home (read it first with `secmail inbox` and `secmail read`). Add --switch-relay to go ahead")
+            }
+        }
+        if keystore.hasIdentity, try keystore.currentBundle().keyVersion > 1 {
+            throw CLIFailure(.failure, "this identity is at key version \(try keystore.currentBundle().keyVersion); a relay registers version 1 only, so it cannot be registered anew: use another SECMAIL_HOME for a new identity")
+        }
+        let contact = try firstContactOptions.firstContact
+        let relay = try RelayClient(home: keystore.home, firstContact: url, trusting: contact)
+        let (settings, bundle, created) = try await withRelay(keystore.home, client: relay) { relay in
+            // The relay answers and is the one the user means, and the name is free (or
+            // already ours), before any key is made.
+            try await DirectoryClient(relay: relay).pinRelay(contact)
+            let existing = keystore.hasIdentity ? try keystore.currentBundle() : nil
+            if let existing, existing.name != identityName {
+                throw CLIFailure(.failure, "this home's identity is \(existing.name), not \(identityName); use another SECMAIL_HOME for a second identity")
+            }
+            if existing == nil, try await relay.isRegistered(identityName) {
+                throw ClientError(.nameTaken, "the name \(identityName) is already registered on the relay at \(relay.address); choose another name")
+            }
+            let bundle = try existing ?? InitCommand.createIdentity(identityName, in: keystore, passphraseOptions: passphraseOptions)
+            return (try await DirectoryClient(relay: relay).register(bundle, invite: invite), bundle, existing == nil)
+        }
+        Terminal.info("Registered \(bundle.name) on \(settings.url)")
+        // A new identity's fingerprint was shown as it was made.
+        if !created { Terminal.info("Your fingerprint: \(bundle.fingerprint.grouped)") }
+        Terminal.info("Pinned relay TLS key sha256/\(settings.relayKeyPin) and log key \(settings.logVerifierKey)")
     }
 }
 
@@ -94,28 +92,26 @@ struct LookupCommand: AsyncParsableCommand {
     @OptionGroup var homeOptions: HomeOptions
 
     func run() async throws {
-        try await reportingFailures {
-            let identityName = try userInput { try IdentityName(name) }
-            let contact = try await withRelay(homeOptions.secmailHome) { try await DirectoryClient(relay: $0).lookup(identityName) }
-            let bundle = contact.bundle
-            if json {
-                let pin = switch contact.pin {
-                case .new: "new"
-                case .unchanged: "unchanged"
-                case .rotated: "rotated"
-                }
-                var fields: [String: Any] = [
-                    "name": bundle.name.value, "fingerprint": bundle.fingerprint.hex, "keyVersion": bundle.keyVersion, "pinned": pin,
-                ]
-                if case .rotated(let from) = contact.pin { fields["rotatedFrom"] = from }
-                try Terminal.output(jsonText(fields))
+        let identityName = try userInput { try IdentityName(name) }
+        let contact = try await withRelay(homeOptions.secmailHome) { try await DirectoryClient(relay: $0).lookup(identityName) }
+        let bundle = contact.bundle
+        if json {
+            let pin = switch contact.pin {
+            case .new: "new"
+            case .unchanged: "unchanged"
+            case .rotated: "rotated"
+            }
+            var fields: [String: Any] = [
+                "name": bundle.name.value, "fingerprint": bundle.fingerprint.hex, "keyVersion": bundle.keyVersion, "pinned": pin,
+            ]
+            if case .rotated(let from) = contact.pin { fields["rotatedFrom"] = from }
+            try Terminal.output(jsonText(fields))
+        } else {
+            Terminal.output("\(bundle.name)  key version \(bundle.keyVersion)\n\(bundle.fingerprint.grouped)\n")
+            if contact.pin == .unchanged {
+                Terminal.info("Matches the key pinned earlier.")
             } else {
-                Terminal.output("\(bundle.name)  key version \(bundle.keyVersion)\n\(bundle.fingerprint.grouped)\n")
-                if contact.pin == .unchanged {
-                    Terminal.info("Matches the key pinned earlier.")
-                } else {
-                    Terminal.pinNote(contact)
-                }
+                Terminal.pinNote(contact)
             }
         }
     }
@@ -138,17 +134,15 @@ struct TrustCommand: AsyncParsableCommand {
     @OptionGroup var homeOptions: HomeOptions
 
     func run() async throws {
-        try await reportingFailures {
-            let identityName = try userInput { try IdentityName(name) }
-            let expected = try userInput { try Fingerprint(hex: fingerprint) }
-            let result = try await withRelay(homeOptions.secmailHome) {
-                try await DirectoryClient(relay: $0).trust(identityName, fingerprint: expected)
-            }
-            if let replaced = result.replaced, replaced != result.bundle {
-                Terminal.info("Replaced the pin of \(identityName) (version \(replaced.keyVersion), \(replaced.fingerprint.grouped)).")
-            }
-            Terminal.info("Pinned \(identityName) key version \(result.bundle.keyVersion): \(result.bundle.fingerprint.grouped)")
+        let identityName = try userInput { try IdentityName(name) }
+        let expected = try userInput { try Fingerprint(hex: fingerprint) }
+        let result = try await withRelay(homeOptions.secmailHome) {
+            try await DirectoryClient(relay: $0).trust(identityName, fingerprint: expected)
         }
+        if let replaced = result.replaced, replaced != result.bundle {
+            Terminal.info("Replaced the pin of \(identityName) (version \(replaced.keyVersion), \(replaced.fingerprint.grouped)).")
+        }
+        Terminal.info("Pinned \(identityName) key version \(result.bundle.keyVersion): \(result.bundle.fingerprint.grouped)")
     }
 }
 
@@ -163,32 +157,30 @@ struct ContactsCommand: AsyncParsableCommand {
     @OptionGroup var homeOptions: HomeOptions
 
     func run() async throws {
-        try await reportingFailures {
-            let pins = ContactPins(home: homeOptions.secmailHome)
-            let contacts = try pins.all()
-            if json {
-                try Terminal.output(jsonText(contacts.map { contact in
-                    var entry: [String: Any] = ["name": contact.name.value, "keyVersion": contact.keyVersion, "fingerprint": contact.fingerprint.hex]
-                    switch pins.trust(of: contact) {
-                    case .firstUse: entry["trust"] = "firstUse"
-                    case .compared: entry["trust"] = "compared"
-                    case .comparedBeforeRotation(let version):
-                        entry["trust"] = "comparedBeforeRotation"
-                        entry["comparedKeyVersion"] = version
-                    }
-                    return entry
-                }))
-            } else if contacts.isEmpty {
-                Terminal.info("No pinned contacts yet; pin one with: secmail lookup NAME")
-            } else {
-                for contact in contacts {
-                    let trust = switch pins.trust(of: contact) {
-                    case .firstUse: "first use, not compared (compare, then: secmail trust \(contact.name) --fingerprint HEX)"
-                    case .compared: "compared"
-                    case .comparedBeforeRotation(let version): "compared at key version \(version), then signed rotations"
-                    }
-                    Terminal.output("\(contact.name)  key version \(contact.keyVersion)  \(contact.fingerprint.grouped)  \(trust)\n")
+        let pins = ContactPins(home: homeOptions.secmailHome)
+        let contacts = try pins.all()
+        if json {
+            try Terminal.output(jsonText(contacts.map { contact in
+                var entry: [String: Any] = ["name": contact.name.value, "keyVersion": contact.keyVersion, "fingerprint": contact.fingerprint.hex]
+                switch pins.trust(of: contact) {
+                case .firstUse: entry["trust"] = "firstUse"
+                case .compared: entry["trust"] = "compared"
+                case .comparedBeforeRotation(let version):
+                    entry["trust"] = "comparedBeforeRotation"
+                    entry["comparedKeyVersion"] = version
                 }
+                return entry
+            }))
+        } else if contacts.isEmpty {
+            Terminal.info("No pinned contacts yet; pin one with: secmail lookup NAME")
+        } else {
+            for contact in contacts {
+                let trust = switch pins.trust(of: contact) {
+                case .firstUse: "first use, not compared (compare, then: secmail trust \(contact.name) --fingerprint HEX)"
+                case .compared: "compared"
+                case .comparedBeforeRotation(let version): "compared at key version \(version), then signed rotations"
+                }
+                Terminal.output("\(contact.name)  key version \(contact.keyVersion)  \(contact.fingerprint.grouped)  \(trust)\n")
             }
         }
     }
@@ -206,29 +198,27 @@ struct RotateCommand: AsyncParsableCommand {
     @OptionGroup var passphraseOptions: PassphraseOptions
 
     func run() async throws {
-        try await reportingFailures {
-            let home = homeOptions.secmailHome
-            let keystore = Keystore(home: home)
-            let before = try keystore.currentBundle()
-            let rotated = try await withRelay(home) { relay in
-                _ = try await relay.info()
-                let passphrase = try passphraseOptions.unlock(keystore) { passphrase in
-                    _ = try keystore.unlockSender(passphrase: passphrase)
-                    return passphrase
-                }
-                Terminal.info("Generating new RSA-3072 signing and encryption keys…")
-                let rotated = try await DirectoryClient(relay: relay).rotate(keystore, passphrase: passphrase)
-                // A running agent gets the new keys at once, so the next command does not fall back to prompting.
-                let agent = AgentClient(home: home)
-                if try agent.status()?.name != nil {
-                    _ = try agent.load(passphrase)
-                    Terminal.info("The key agent now holds the new keys too.")
-                }
-                return rotated
+        let home = homeOptions.secmailHome
+        let keystore = Keystore(home: home)
+        let before = try keystore.currentBundle()
+        let rotated = try await withRelay(home) { relay in
+            _ = try await relay.info()
+            let passphrase = try passphraseOptions.unlock(keystore) { passphrase in
+                _ = try keystore.unlockSender(passphrase: passphrase)
+                return passphrase
             }
-            Terminal.info("Rotated \(rotated.name) from key version \(before.keyVersion) to \(rotated.keyVersion); the relay logged it.")
-            Terminal.info("New fingerprint: \(rotated.fingerprint.grouped)")
+            Terminal.info("Generating new RSA-3072 signing and encryption keys…")
+            let rotated = try await DirectoryClient(relay: relay).rotate(keystore, passphrase: passphrase)
+            // A running agent gets the new keys at once, so the next command does not fall back to prompting.
+            let agent = AgentClient(home: home)
+            if try agent.status()?.name != nil {
+                _ = try agent.load(passphrase)
+                Terminal.info("The key agent now holds the new keys too.")
+            }
+            return rotated
         }
+        Terminal.info("Rotated \(rotated.name) from key version \(before.keyVersion) to \(rotated.keyVersion); the relay logged it.")
+        Terminal.info("New fingerprint: \(rotated.fingerprint.grouped)")
     }
 }
 
@@ -249,30 +239,28 @@ struct AuditCommand: AsyncParsableCommand {
     @OptionGroup var homeOptions: HomeOptions
 
     func run() async throws {
-        try await reportingFailures {
-            let progress = Terminal.ProgressLine("auditing", unit: .entries)
-            let report = try await withRelay(homeOptions.secmailHome) {
-                try await DirectoryClient(relay: $0).audit(Keystore(home: homeOptions.secmailHome), progress: progress.update)
+        let progress = Terminal.ProgressLine("auditing", unit: .entries)
+        let report = try await withRelay(homeOptions.secmailHome) {
+            try await DirectoryClient(relay: $0).audit(Keystore(home: homeOptions.secmailHome), progress: progress.update)
+        }
+        progress.finish()
+        let foreign = report.foreignEntries
+        if json {
+            try Terminal.output(jsonText([
+                "treeSize": report.treeSize, "entriesRead": report.entriesRead,
+                "ownEntries": report.ownEntries.map(Self.describeJSON),
+                "foreignEntries": foreign.map(Self.describeJSON),
+            ]))
+        } else {
+            Terminal.info("Audited \(report.entriesRead) new log entries (log size \(report.treeSize)); every name map root follows from the log.")
+            for entry in report.ownEntries where entry.isMine {
+                Terminal.info("  ok  \(Self.describe(entry))")
             }
-            progress.finish()
-            let foreign = report.foreignEntries
-            if json {
-                try Terminal.output(jsonText([
-                    "treeSize": report.treeSize, "entriesRead": report.entriesRead,
-                    "ownEntries": report.ownEntries.map(Self.describeJSON),
-                    "foreignEntries": foreign.map(Self.describeJSON),
-                ]))
-            } else {
-                Terminal.info("Audited \(report.entriesRead) new log entries (log size \(report.treeSize)); every name map root follows from the log.")
-                for entry in report.ownEntries where entry.isMine {
-                    Terminal.info("  ok  \(Self.describe(entry))")
-                }
-            }
-            guard foreign.isEmpty else {
-                throw CLIFailure(.verificationFailed, (["\(foreign.count) log \(foreign.count == 1 ? "entry" : "entries") for your name \(foreign.count == 1 ? "was" : "were") NOT made by you (keys not in your keystore):"]
-                    + foreign.map { "  \(Self.describe($0))" }
-                    + ["Your name may be hijacked on this relay: tell your contacts to compare fingerprints with you in person."]).joined(separator: "\n"))
-            }
+        }
+        guard foreign.isEmpty else {
+            throw CLIFailure(.verificationFailed, (["\(foreign.count) log \(foreign.count == 1 ? "entry" : "entries") for your name \(foreign.count == 1 ? "was" : "were") NOT made by you (keys not in your keystore):"]
+                + foreign.map { "  \(Self.describe($0))" }
+                + ["Your name may be hijacked on this relay: tell your contacts to compare fingerprints with you in person."]).joined(separator: "\n"))
         }
     }
 
@@ -312,40 +300,38 @@ struct MonitorCommand: AsyncParsableCommand {
     @OptionGroup var homeOptions: HomeOptions
 
     func run() async throws {
-        try await reportingFailures {
-            let home = homeOptions.secmailHome
-            let client: RelayClient
-            var firstContact: FirstContact?
-            let pinned = try? RelaySettings.load(from: home)
-            if let relay {
-                guard let url = URL(string: relay), url.scheme == "https", url.host != nil else {
-                    throw CLIFailure(.failure, "--relay takes https://HOST:PORT, not \(relay)")
-                }
-                if let pinned, pinned.url != url.absoluteString {
-                    throw CLIFailure(.failure, "\(home.url.path) already monitors or uses \(pinned.url); use another SECMAIL_HOME for \(relay)")
-                }
-                if pinned != nil {
-                    client = try RelayClient(home: home)
-                } else {
-                    let contact = try firstContactOptions.firstContact
-                    client = try RelayClient(home: home, firstContact: url, trusting: contact)
-                    firstContact = contact
-                }
-            } else {
+        let home = homeOptions.secmailHome
+        let client: RelayClient
+        var firstContact: FirstContact?
+        let pinned = try? RelaySettings.load(from: home)
+        if let relay {
+            guard let url = URL(string: relay), url.scheme == "https", url.host != nil else {
+                throw CLIFailure(.failure, "--relay takes https://HOST:PORT, not \(relay)")
+            }
+            if let pinned, pinned.url != url.absoluteString {
+                throw CLIFailure(.failure, "\(home.url.path) already monitors or uses \(pinned.url); use another SECMAIL_HOME for \(relay)")
+            }
+            if pinned != nil {
                 client = try RelayClient(home: home)
-            }
-            let progress = Terminal.ProgressLine("monitoring", unit: .entries)
-            let report = try await withRelay(home, client: client) { relay in
-                if let firstContact { try await DirectoryClient(relay: relay).pinRelay(firstContact) }
-                return try await DirectoryClient(relay: relay).monitor(progress: progress.update)
-            }
-            progress.finish()
-            if json {
-                try Terminal.output(jsonText(["treeSize": report.treeSize, "entriesRead": report.entriesRead, "names": report.names,
-                                              "mapRoot": hexEncoded(report.mapRoot)]))
             } else {
-                Terminal.info("Checked \(report.entriesRead) new log entries (log size \(report.treeSize), \(report.names) names): every entry and name map root follows from the log.")
+                let contact = try firstContactOptions.firstContact
+                client = try RelayClient(home: home, firstContact: url, trusting: contact)
+                firstContact = contact
             }
+        } else {
+            client = try RelayClient(home: home)
+        }
+        let progress = Terminal.ProgressLine("monitoring", unit: .entries)
+        let report = try await withRelay(home, client: client) { relay in
+            if let firstContact { try await DirectoryClient(relay: relay).pinRelay(firstContact) }
+            return try await DirectoryClient(relay: relay).monitor(progress: progress.update)
+        }
+        progress.finish()
+        if json {
+            try Terminal.output(jsonText(["treeSize": report.treeSize, "entriesRead": report.entriesRead, "names": report.names,
+                                          "mapRoot": hexEncoded(report.mapRoot)]))
+        } else {
+            Terminal.info("Checked \(report.entriesRead) new log entries (log size \(report.treeSize), \(report.names) names): every entry and name map root follows from the log.")
         }
     }
 }

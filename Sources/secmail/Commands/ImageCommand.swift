@@ -41,27 +41,25 @@ struct ImageOptimizeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await reportingFailures {
-            let outputURL = URL(fileURLWithPath: output)
-            guard !FileManager.default.fileExists(atPath: outputURL.path) else {
-                throw CLIFailure(.failure, "\(output) exists already; choose another output file")
-            }
-            let bytes = try readImage(input)
-            let pipeline = ImagePipeline(effort: PNGEffort(rawValue: level) ?? .normal)
-            let (result, seconds) = try timed { try pipeline.optimizedPNG(bytes) }
-            try AtomicFile.write(to: outputURL) { sink in try sink.write(result.png.bytes[...]) }
-            let change = Double(result.png.bytes.count) / Double(max(bytes.count, 1)) * 100
-            if json {
-                try Terminal.output(jsonText([
-                    "input": input, "output": output, "inputBytes": bytes.count, "outputBytes": result.png.bytes.count,
-                    "seconds": (seconds * 1000).rounded() / 1000, "width": result.image.width, "height": result.image.height,
-                    "source": result.image.sourceDescription, "method": result.png.method, "trials": result.png.trials,
-                ]))
-            } else {
-                Terminal.info("\(input): \(result.image.width)x\(result.image.height), \(result.image.sourceDescription)")
-                Terminal.info("  \(formatBytes(UInt64(bytes.count))) -> \(formatBytes(UInt64(result.png.bytes.count))) (\(String(format: "%.1f", change))%) in \(String(format: "%.2f", seconds)) s; pixels verified identical")
-                Terminal.info("  \(result.png.method); \(result.png.trials) trials, \(result.png.abandoned) stopped early")
-            }
+        let outputURL = URL(fileURLWithPath: output)
+        guard !FileManager.default.fileExists(atPath: outputURL.path) else {
+            throw CLIFailure(.failure, "\(output) exists already; choose another output file")
+        }
+        let bytes = try readImage(input)
+        let pipeline = ImagePipeline(effort: PNGEffort(rawValue: level) ?? .normal)
+        let (result, seconds) = try timed { try pipeline.optimizedPNG(bytes) }
+        try AtomicFile.write(to: outputURL) { sink in try sink.write(result.png.bytes[...]) }
+        let change = Double(result.png.bytes.count) / Double(max(bytes.count, 1)) * 100
+        if json {
+            try Terminal.output(jsonText([
+                "input": input, "output": output, "inputBytes": bytes.count, "outputBytes": result.png.bytes.count,
+                "seconds": (seconds * 1000).rounded() / 1000, "width": result.image.width, "height": result.image.height,
+                "source": result.image.sourceDescription, "method": result.png.method, "trials": result.png.trials,
+            ]))
+        } else {
+            Terminal.info("\(input): \(result.image.width)x\(result.image.height), \(result.image.sourceDescription)")
+            Terminal.info("  \(formatBytes(UInt64(bytes.count))) -> \(formatBytes(UInt64(result.png.bytes.count))) (\(String(format: "%.1f", change))%) in \(String(format: "%.2f", seconds)) s; pixels verified identical")
+            Terminal.info("  \(result.png.method); \(result.png.trials) trials, \(result.png.abandoned) stopped early")
         }
     }
 }
@@ -106,31 +104,29 @@ struct ImageWireCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await reportingFailures {
-            let bytes = try readImage(input)
-            let readable = try readerFeatures()
-            let pipeline = ImagePipeline(effort: PNGEffort(rawValue: level) ?? .normal)
-            let (wire, seconds) = try timed {
-                try pipeline.wireForm(of: bytes, allowJXL: readable.contains(.jxl), allowJXLRendering: readable.contains(.jxlRendering))
-            }
-            let (png, readerSeconds) = try timed { try pipeline.readerPNG(wire.bytes) }
-            guard try pipeline.decode(png).image.hasSamePixels(as: try pipeline.decode(bytes).image) else {
-                throw CLIFailure(.failure, "the reader's PNG of \(input) does not have the image's pixels")
-            }
-            if json {
-                var report = wire.report
-                report["input"] = input
-                report["seconds"] = (seconds * 1000).rounded() / 1000
-                report["readerPNGBytes"] = png.count
-                report["readerSeconds"] = (readerSeconds * 1000).rounded() / 1000
-                try Terminal.output(jsonText(report))
-            } else {
-                Terminal.info("\(input): \(wire.width)x\(wire.height), \(formatBytes(UInt64(wire.originalSize)))")
-                Terminal.info("  \(wire.sizes)")
-                let method = wire.format == .jxl ? wire.jxlMethod.map { " (\($0))" } ?? "" : ""
-                Terminal.info("  sends the \(wire.format.displayName)\(method), \(formatBytes(UInt64(wire.bytes.count))), made in \(String(format: "%.2f", seconds)) s")
-                Terminal.info("  the reader's PNG: \(formatBytes(UInt64(png.count))) in \(String(format: "%.2f", readerSeconds)) s; pixels verified identical")
-            }
+        let bytes = try readImage(input)
+        let readable = try readerFeatures()
+        let pipeline = ImagePipeline(effort: PNGEffort(rawValue: level) ?? .normal)
+        let (wire, seconds) = try timed {
+            try pipeline.wireForm(of: bytes, allowJXL: readable.contains(.jxl), allowJXLRendering: readable.contains(.jxlRendering))
+        }
+        let (png, readerSeconds) = try timed { try pipeline.readerPNG(wire.bytes) }
+        guard try pipeline.decode(png).image.hasSamePixels(as: try pipeline.decode(bytes).image) else {
+            throw CLIFailure(.failure, "the reader's PNG of \(input) does not have the image's pixels")
+        }
+        if json {
+            var report = wire.report
+            report["input"] = input
+            report["seconds"] = (seconds * 1000).rounded() / 1000
+            report["readerPNGBytes"] = png.count
+            report["readerSeconds"] = (readerSeconds * 1000).rounded() / 1000
+            try Terminal.output(jsonText(report))
+        } else {
+            Terminal.info("\(input): \(wire.width)x\(wire.height), \(formatBytes(UInt64(wire.originalSize)))")
+            Terminal.info("  \(wire.sizes)")
+            let method = wire.format == .jxl ? wire.jxlMethod.map { " (\($0))" } ?? "" : ""
+            Terminal.info("  sends the \(wire.format.displayName)\(method), \(formatBytes(UInt64(wire.bytes.count))), made in \(String(format: "%.2f", seconds)) s")
+            Terminal.info("  the reader's PNG: \(formatBytes(UInt64(png.count))) in \(String(format: "%.2f", readerSeconds)) s; pixels verified identical")
         }
     }
 }

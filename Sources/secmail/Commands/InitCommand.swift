@@ -18,15 +18,13 @@ struct InitCommand: AsyncParsableCommand {
     static let minimumPassphraseLength = 8
 
     func run() async throws {
-        try await reportingFailures {
-            let identityName = try userInput { try IdentityName(name) }
-            let keystore = Keystore(home: homeOptions.secmailHome)
-            guard !keystore.hasIdentity else {
-                throw CLIFailure(.failure, "\(keystore.home.url.path) already holds an identity (\(try keystore.currentBundle().name)); keys are never overwritten")
-            }
-            let bundle = try Self.createIdentity(identityName, in: keystore, passphraseOptions: passphraseOptions)
-            Terminal.info("Share your public identity with: secmail export -o \(bundle.name).id")
+        let identityName = try userInput { try IdentityName(name) }
+        let keystore = Keystore(home: homeOptions.secmailHome)
+        guard !keystore.hasIdentity else {
+            throw CLIFailure(.failure, "\(keystore.home.url.path) already holds an identity (\(try keystore.currentBundle().name)); keys are never overwritten")
         }
+        let bundle = try Self.createIdentity(identityName, in: keystore, passphraseOptions: passphraseOptions)
+        Terminal.info("Share your public identity with: secmail export -o \(bundle.name).id")
     }
 
     /// Asks for a new passphrase (twice on a terminal), enforces its length, creates the identity.
@@ -51,19 +49,17 @@ struct ExportCommand: AsyncParsableCommand {
     @OptionGroup var homeOptions: HomeOptions
 
     func run() async throws {
-        try await reportingFailures {
-            let bundle = try Keystore(home: homeOptions.secmailHome).currentBundle()
-            guard let output else {
-                Terminal.output(bundle.armored)
-                return
-            }
-            let url = URL(fileURLWithPath: output)
-            do {
-                try Data(bundle.armored.utf8).write(to: url, options: .atomic)
-            } catch {
-                throw CLIFailure(.failure, "cannot write \(output): \(error.localizedDescription)")
-            }
-            Terminal.info("Wrote \(bundle.name)'s identity (fingerprint \(bundle.fingerprint.grouped)) to \(output)")
+        let bundle = try Keystore(home: homeOptions.secmailHome).currentBundle()
+        guard let output else {
+            Terminal.output(bundle.armored)
+            return
         }
+        let url = URL(fileURLWithPath: output)
+        do {
+            try Data(bundle.armored.utf8).write(to: url, options: .atomic)
+        } catch {
+            throw CLIFailure(.failure, "cannot write \(output): \(error.localizedDescription)")
+        }
+        Terminal.info("Wrote \(bundle.name)'s identity (fingerprint \(bundle.fingerprint.grouped)) to \(output)")
     }
 }

@@ -31,50 +31,48 @@ struct SendCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await reportingFailures {
-            // Cheap checks first: names, files, identity, relay, recipients, size; then the
-            // passphrase; then image work and sealing.
-            var recipients: [IdentityName] = []
-            for name in names {
-                let parsed = try userInput { try IdentityName(name) }
-                if !recipients.contains(parsed) { recipients.append(parsed) }
+        // Cheap checks first: names, files, identity, relay, recipients, size; then the
+        // passphrase; then image work and sealing.
+        var recipients: [IdentityName] = []
+        for name in names {
+            let parsed = try userInput { try IdentityName(name) }
+            if !recipients.contains(parsed) { recipients.append(parsed) }
+        }
+        let checked = try compose.checkedAttachments()
+        if checked.contains(where: \.isImage) { ImagePipeline.loadJPEGXLInBackground() }
+        let text = try compose.text()
+        let keystore = Keystore(home: homeOptions.secmailHome)
+        _ = try keystore.currentBundle()
+        let (sent, prepared, contacts) = try await withRelay(keystore.home) { relay in
+            let mail = MailClient(relay: relay)
+            let contacts = try await mail.verifiedRecipients(recipients)
+            try await mail.checkSize(atLeast: ComposeOptions.knownSize(text: text, checked))
+            let sender = try passphraseOptions.sender(keystore)
+            // Compressed files and JPEG XL images only when every recipient's client reads them.
+            let readable = contacts.map(\.readerFeatures).reduce(Set(ReaderFeature.allCases)) { $0.intersection($1) }
+            let prepared = try compose.preparedAttachments(checked, readable: readable)
+            let sealing = Terminal.ProgressLine("sealing"), uploading = Terminal.ProgressLine("sending")
+            let sent = try await mail.send(
+                to: contacts.map(\.bundle), text: text, attachments: prepared.map(\.attachment), sender: sender,
+                sealProgress: sealing.update, uploadProgress: { done, total in uploading.update(done, total) })
+            sealing.finish()
+            uploading.finish()
+            return (sent, prepared, contacts)
+        }
+        for contact in contacts { Terminal.pinNote(contact) }
+        if json {
+            try Terminal.output(jsonText([
+                "id": sent.messageID.hex, "bytes": sent.size, "images": prepared.compactMap(\.imageReport),
+                "compressed": prepared.compactMap(\.compressionReport),
+                "recipients": sent.recipients.map { ["name": $0.name.value, "fingerprint": $0.fingerprint.hex, "keyVersion": $0.keyVersion] },
+            ]))
+        } else {
+            for line in prepared.compactMap(\.summary) { Terminal.info(line) }
+            for bundle in sent.recipients {
+                Terminal.info("To \(bundle.name) (key version \(bundle.keyVersion), \(bundle.fingerprint.grouped))")
             }
-            let checked = try compose.checkedAttachments()
-            if checked.contains(where: \.isImage) { ImagePipeline.loadJPEGXLInBackground() }
-            let text = try compose.text()
-            let keystore = Keystore(home: homeOptions.secmailHome)
-            _ = try keystore.currentBundle()
-            let (sent, prepared, contacts) = try await withRelay(keystore.home) { relay in
-                let mail = MailClient(relay: relay)
-                let contacts = try await mail.verifiedRecipients(recipients)
-                try await mail.checkSize(atLeast: ComposeOptions.knownSize(text: text, checked))
-                let sender = try passphraseOptions.sender(keystore)
-                // Compressed files and JPEG XL images only when every recipient's client reads them.
-                let readable = contacts.map(\.readerFeatures).reduce(Set(ReaderFeature.allCases)) { $0.intersection($1) }
-                let prepared = try compose.preparedAttachments(checked, readable: readable)
-                let sealing = Terminal.ProgressLine("sealing"), uploading = Terminal.ProgressLine("sending")
-                let sent = try await mail.send(
-                    to: contacts.map(\.bundle), text: text, attachments: prepared.map(\.attachment), sender: sender,
-                    sealProgress: sealing.update, uploadProgress: { done, total in uploading.update(done, total) })
-                sealing.finish()
-                uploading.finish()
-                return (sent, prepared, contacts)
-            }
-            for contact in contacts { Terminal.pinNote(contact) }
-            if json {
-                try Terminal.output(jsonText([
-                    "id": sent.messageID.hex, "bytes": sent.size, "images": prepared.compactMap(\.imageReport),
-                    "compressed": prepared.compactMap(\.compressionReport),
-                    "recipients": sent.recipients.map { ["name": $0.name.value, "fingerprint": $0.fingerprint.hex, "keyVersion": $0.keyVersion] },
-                ]))
-            } else {
-                for line in prepared.compactMap(\.summary) { Terminal.info(line) }
-                for bundle in sent.recipients {
-                    Terminal.info("To \(bundle.name) (key version \(bundle.keyVersion), \(bundle.fingerprint.grouped))")
-                }
-                Terminal.info("Sent message \(sent.messageID): \(formatBytes(sent.size))")
-                Terminal.output(sent.messageID.hex + "\n")
-            }
+            Terminal.info("Sent message \(sent.messageID): \(formatBytes(sent.size))")
+            Terminal.output(sent.messageID.hex + "\n")
         }
     }
 }
@@ -97,29 +95,27 @@ struct InboxCommand: AsyncParsableCommand {
     @OptionGroup var passphraseOptions: PassphraseOptions
 
     func run() async throws {
-        try await reportingFailures {
-            let keystore = Keystore(home: homeOptions.secmailHome)
-            _ = try keystore.currentBundle()
-            let messages = try await withRelay(keystore.home) { relay in
-                _ = try await relay.info()
-                let identity = try passphraseOptions.sender(keystore)
-                let mail = MailClient(relay: relay)
-                if purgeUnverifiable {
-                    let purge = try await mail.purgeUnverifiable(identity)
-                    Terminal.info("Deleted \(counted(purge.deleted.count, "unverifiable message", "unverifiable messages")); \(purge.kept) verified.")
-                    for (id, reason) in purge.undecided { Terminal.info("Kept \(id), not verified: \(reason)") }
-                }
-                return try await mail.inbox(identity)
+        let keystore = Keystore(home: homeOptions.secmailHome)
+        _ = try keystore.currentBundle()
+        let messages = try await withRelay(keystore.home) { relay in
+            _ = try await relay.info()
+            let identity = try passphraseOptions.sender(keystore)
+            let mail = MailClient(relay: relay)
+            if purgeUnverifiable {
+                let purge = try await mail.purgeUnverifiable(identity)
+                Terminal.info("Deleted \(counted(purge.deleted.count, "unverifiable message", "unverifiable messages")); \(purge.kept) verified.")
+                for (id, reason) in purge.undecided { Terminal.info("Kept \(id), not verified: \(reason)") }
             }
-            if json {
-                try Terminal.output(jsonText(messages.map { ["id": $0.id, "from": $0.from, "time": $0.time, "size": $0.size] as [String: Any] }))
-            } else if messages.isEmpty {
-                Terminal.info("No messages.")
-            } else {
-                for message in messages {
-                    // The id and sender are the relay's words: shown neutralised.
-                    Terminal.output(TerminalText.neutralised("\(message.id)  \(message.from)  \(HumanTime.describe(Int64(message.time)))  \(formatBytes(UInt64(message.size)))") + "\n")
-                }
+            return try await mail.inbox(identity)
+        }
+        if json {
+            try Terminal.output(jsonText(messages.map { ["id": $0.id, "from": $0.from, "time": $0.time, "size": $0.size] as [String: Any] }))
+        } else if messages.isEmpty {
+            Terminal.info("No messages.")
+        } else {
+            for message in messages {
+                // The id and sender are the relay's words: shown neutralised.
+                Terminal.output(TerminalText.neutralised("\(message.id)  \(message.from)  \(HumanTime.describe(Int64(message.time)))  \(formatBytes(UInt64(message.size)))") + "\n")
             }
         }
     }
@@ -142,18 +138,16 @@ struct DeleteCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await reportingFailures {
-            let messageIDs = try userInput { try ids.map { try MessageID(hex: $0) } }
-            let keystore = Keystore(home: homeOptions.secmailHome)
-            _ = try keystore.currentBundle()
-            try await withRelay(keystore.home) { relay in
-                _ = try await relay.info()
-                let identity = try passphraseOptions.sender(keystore)
-                let mail = MailClient(relay: relay)
-                for id in messageIDs {
-                    try await mail.delete(id, identity: identity)
-                    Terminal.info("Deleted \(id).")
-                }
+        let messageIDs = try userInput { try ids.map { try MessageID(hex: $0) } }
+        let keystore = Keystore(home: homeOptions.secmailHome)
+        _ = try keystore.currentBundle()
+        try await withRelay(keystore.home) { relay in
+            _ = try await relay.info()
+            let identity = try passphraseOptions.sender(keystore)
+            let mail = MailClient(relay: relay)
+            for id in messageIDs {
+                try await mail.delete(id, identity: identity)
+                Terminal.info("Deleted \(id).")
             }
         }
     }
@@ -191,38 +185,36 @@ struct ReadCommand: AsyncParsableCommand {
     @OptionGroup var passphraseOptions: PassphraseOptions
 
     func run() async throws {
-        try await reportingFailures {
-            let messageID = try userInput { try MessageID(hex: id) }
-            let keystore = Keystore(home: homeOptions.secmailHome)
-            _ = try keystore.currentBundle()
-            // Its images may have travelled as JPEG XL: libjxl loads while the message downloads.
-            ImagePipeline.loadJPEGXLInBackground()
-            let read = try await withRelay(keystore.home) { relay in
-                _ = try await relay.info()
-                let (identity, keys) = try passphraseOptions.senderAndRecipientKeys(keystore)
-                let downloading = Terminal.ProgressLine("downloading"), progress = Terminal.ProgressLine("verifying and decrypting")
-                let read = try await MailClient(relay: relay).read(
-                    messageID, identity: identity, keys: keys, into: out.map { URL(fileURLWithPath: $0, isDirectory: true) }, keepJPEG: asSent,
-                    progress: progress.update, downloadProgress: { done, total in downloading.update(done, total) },
-                    converting: Terminal.imageConversionStatus)
-                downloading.finish()
-                progress.finish()
-                return read
-            }
-            if let contact = read.senderContact { Terminal.pinNote(contact) }
-            let shown = ShownMessage(header: read.message.header, keyVersion: read.sender.keyVersion, text: read.message.text,
-                                     saved: read.saved, notes: read.notes)
-            if json {
-                var result = shown.json
-                result["readBefore"] = read.readBefore
-                if let failure = read.saveFailure { result["saveError"] = failure.reason }
-                try Terminal.output(jsonText(result))
-            } else {
-                shown.show(raw: raw)
-            }
-            if let failure = read.saveFailure {
-                throw CLIFailure(.failure, "\(failure.reason). The message is kept: `secmail read \(messageID.hex) --out DIR` saves them elsewhere")
-            }
+        let messageID = try userInput { try MessageID(hex: id) }
+        let keystore = Keystore(home: homeOptions.secmailHome)
+        _ = try keystore.currentBundle()
+        // Its images may have travelled as JPEG XL: libjxl loads while the message downloads.
+        ImagePipeline.loadJPEGXLInBackground()
+        let read = try await withRelay(keystore.home) { relay in
+            _ = try await relay.info()
+            let (identity, keys) = try passphraseOptions.senderAndRecipientKeys(keystore)
+            let downloading = Terminal.ProgressLine("downloading"), progress = Terminal.ProgressLine("verifying and decrypting")
+            let read = try await MailClient(relay: relay).read(
+                messageID, identity: identity, keys: keys, into: out.map { URL(fileURLWithPath: $0, isDirectory: true) }, keepJPEG: asSent,
+                progress: progress.update, downloadProgress: { done, total in downloading.update(done, total) },
+                converting: Terminal.imageConversionStatus)
+            downloading.finish()
+            progress.finish()
+            return read
+        }
+        if let contact = read.senderContact { Terminal.pinNote(contact) }
+        let shown = ShownMessage(header: read.message.header, keyVersion: read.sender.keyVersion, text: read.message.text,
+                                 saved: read.saved, notes: read.notes)
+        if json {
+            var result = shown.json
+            result["readBefore"] = read.readBefore
+            if let failure = read.saveFailure { result["saveError"] = failure.reason }
+            try Terminal.output(jsonText(result))
+        } else {
+            shown.show(raw: raw)
+        }
+        if let failure = read.saveFailure {
+            throw CLIFailure(.failure, "\(failure.reason). The message is kept: `secmail read \(messageID.hex) --out DIR` saves them elsewhere")
         }
     }
 }
@@ -259,16 +251,14 @@ struct PruneCommand: AsyncParsableCommand {
     @OptionGroup var homeOptions: HomeOptions
 
     func run() async throws {
-        try await reportingFailures {
-            let keystore = Keystore(home: homeOptions.secmailHome)
-            _ = try keystore.currentBundle()
-            let pruned = try KeptMail(home: keystore.home).prune(olderThan: TimeInterval(olderThan.seconds), dryRun: dryRun)
-            if json {
-                try Terminal.output(jsonText(["sent": pruned.sent, "received": pruned.received, "bytes": pruned.bytes, "dryRun": dryRun]))
-            } else {
-                let verb = dryRun ? "Would remove" : "Removed"
-                Terminal.info("\(verb) the kept copies of \(pruned.sent) sent and \(pruned.received) read message(s), \(formatBytes(pruned.bytes)).")
-            }
+        let keystore = Keystore(home: homeOptions.secmailHome)
+        _ = try keystore.currentBundle()
+        let pruned = try KeptMail(home: keystore.home).prune(olderThan: TimeInterval(olderThan.seconds), dryRun: dryRun)
+        if json {
+            try Terminal.output(jsonText(["sent": pruned.sent, "received": pruned.received, "bytes": pruned.bytes, "dryRun": dryRun]))
+        } else {
+            let verb = dryRun ? "Would remove" : "Removed"
+            Terminal.info("\(verb) the kept copies of \(pruned.sent) sent and \(pruned.received) read message(s), \(formatBytes(pruned.bytes)).")
         }
     }
 }

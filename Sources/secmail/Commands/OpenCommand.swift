@@ -36,34 +36,32 @@ struct OpenCommand: AsyncParsableCommand {
     @OptionGroup var passphraseOptions: PassphraseOptions
 
     func run() async throws {
-        try await reportingFailures {
-            let sender = try loadBundle(from)
-            let source = try FileEnvelopeSource(url: URL(fileURLWithPath: input))
-            let keystore = Keystore(home: homeOptions.secmailHome)
-            // A message that is not for this identity, or not from `sender`, is said so before any
-            // passphrase is asked; and the passphrase unlocks only the key versions it is sealed to.
-            let listed = try EnvelopeOpener.readerKeys(in: source, sender: sender, among: keystore.recipientFingerprints())
-            let keys = try passphraseOptions.recipientKeys(keystore, only: Set(listed))
+        let sender = try loadBundle(from)
+        let source = try FileEnvelopeSource(url: URL(fileURLWithPath: input))
+        let keystore = Keystore(home: homeOptions.secmailHome)
+        // A message that is not for this identity, or not from `sender`, is said so before any
+        // passphrase is asked; and the passphrase unlocks only the key versions it is sealed to.
+        let listed = try EnvelopeOpener.readerKeys(in: source, sender: sender, among: keystore.recipientFingerprints())
+        let keys = try passphraseOptions.recipientKeys(keystore, only: Set(listed))
 
-            let verifying = Terminal.ProgressLine("verifying")
-            let verified = try EnvelopeOpener.verify(source, sender: sender, keys: keys, progress: verifying.update)
-            verifying.finish()
-            let output = out.map { URL(fileURLWithPath: $0, isDirectory: true) }
-                ?? keystore.home.url.appendingPathComponent("mail/\(verified.header.messageID.hex)", isDirectory: true)
-            let decrypting = Terminal.ProgressLine("decrypting")
-            let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: asSent, progress: decrypting.update,
-                                                         converting: Terminal.imageConversionStatus)
-            decrypting.finish()
-            let shown = ShownMessage(header: opened.message.header, keyVersion: nil, text: opened.message.text,
-                                     saved: opened.saved, notes: [])
-            if json {
-                try Terminal.output(jsonText(shown.json))
-            } else {
-                shown.show(raw: raw)
-            }
-            if let failure = opened.saveFailure {
-                throw CLIFailure(.failure, "\(failure.reason); give --out another folder to save them")
-            }
+        let verifying = Terminal.ProgressLine("verifying")
+        let verified = try EnvelopeOpener.verify(source, sender: sender, keys: keys, progress: verifying.update)
+        verifying.finish()
+        let output = out.map { URL(fileURLWithPath: $0, isDirectory: true) }
+            ?? keystore.home.url.appendingPathComponent("mail/\(verified.header.messageID.hex)", isDirectory: true)
+        let decrypting = Terminal.ProgressLine("decrypting")
+        let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: asSent, progress: decrypting.update,
+                                                     converting: Terminal.imageConversionStatus)
+        decrypting.finish()
+        let shown = ShownMessage(header: opened.message.header, keyVersion: nil, text: opened.message.text,
+                                 saved: opened.saved, notes: [])
+        if json {
+            try Terminal.output(jsonText(shown.json))
+        } else {
+            shown.show(raw: raw)
+        }
+        if let failure = opened.saveFailure {
+            throw CLIFailure(.failure, "\(failure.reason); give --out another folder to save them")
         }
     }
 }

@@ -179,57 +179,55 @@ struct RelayServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await reportingFailures {
-            let (host, port) = try parseListen()
-            var configuration = try dataOptions.configuration()
-            configuration.host = host
-            configuration.port = port
-            configuration.certificateFile = cert.map { URL(fileURLWithPath: $0) }
-            configuration.privateKeyFile = key.map { URL(fileURLWithPath: $0) }
-            configuration.requiresInvite = requireInvite
-            configuration.origin = origin
-            configuration.sharesKeys = allowSharedKeys
-            configuration.envelopeTimeWindow = EnvelopeTimeWindow(futureSkew: maxClockSkew, maximumAge: maxEnvelopeAge)
-            configuration.maximumEnvelopeSize = maxEnvelopeMib << 20
-            configuration.mailboxQuota = mailboxQuotaMib << 20
-            configuration.senderShare = Double(senderShare) / 100
-            configuration.uploadsPerIdentity = uploadsPerIdentity
-            configuration.registrationsPerHourPerAddress = Double(registrationsPerHourPerAddress)
-            configuration.registrationsPerHour = Double(registrationsPerHour)
-            configuration.requestsPerSecondPerAddress = ratePerAddress
-            configuration.requestsPerSecondPerIdentity = ratePerIdentity
-            configuration.maximumConnections = maxConnections
-            configuration.maximumConnectionsPerAddress = maxConnectionsPerAddress
-            configuration.connectionsPerSecondPerAddress = connectionRatePerAddress
-            configuration.addressGrouping = AddressGrouping(ipv4PrefixBits: ipv4Prefix, ipv6PrefixBits: ipv6Prefix)
-            configuration.deadlines = ConnectionDeadlines(
-                header: .seconds(Int64(headerTimeout)), minimumBodyRate: minBodyRate, write: .seconds(Int64(writeTimeout)),
-                idleBeforeSignIn: .seconds(Int64(idleTimeoutBeforeSignIn)), idle: .seconds(Int64(idleTimeout)))
-            let relay = try PreparedRelay.prepare(configuration)
-            try await relay.run(logLevel: Logger.Level(rawValue: logLevel) ?? .info, reloadsOnHangup: true) { boundPort in
-                let urlHost = host.contains(":") ? "[\(host)]" : host
-                var lines = ["secmail relay listening on https://\(urlHost):\(boundPort)",
-                             "  data directory: \(dataOptions.dataDirectory.path)",
-                             "  database:       \(relay.databaseLocation)"]
-                if let ca = relay.certificateAuthorityFile {
-                    lines.append("  CA file:        \(ca.path)  (development certificate)")
-                }
-                let pin = "sha256/" + hexEncoded(relay.publicKeyPin)
-                lines.append("  TLS key pin:    \(pin)")
-                lines.append("  log origin:     \(relay.origin)")
-                lines.append("  log key:        \(relay.logVerifierKey)")
-                lines.append("  invites:        \(requireInvite ? "required (secmail relay invite --data \(dataOptions.data))" : "not required")")
-                // What a person carries to a client: with the pin and the log key checked on first
-                // contact, no other relay or log can stand in for this one, and no CA file is needed.
-                // A wildcard address is no address for clients; the origin's host is one the
-                // certificate covers (registration checks that the origin names the relay).
-                let clientHost = ["0.0.0.0", "::"].contains(host) ? String(relay.origin.prefix { $0 != "/" }) : urlHost
-                lines.append("Clients register with:")
-                lines.append("  secmail register NAME --relay https://\(clientHost):\(boundPort) --tls-pin \(pin) --log-key \(relay.logVerifierKey)\(requireInvite ? " --invite CODE" : "")")
-                Terminal.output(lines.joined(separator: "\n") + "\n")
+        let (host, port) = try parseListen()
+        var configuration = try dataOptions.configuration()
+        configuration.host = host
+        configuration.port = port
+        configuration.certificateFile = cert.map { URL(fileURLWithPath: $0) }
+        configuration.privateKeyFile = key.map { URL(fileURLWithPath: $0) }
+        configuration.requiresInvite = requireInvite
+        configuration.origin = origin
+        configuration.sharesKeys = allowSharedKeys
+        configuration.envelopeTimeWindow = EnvelopeTimeWindow(futureSkew: maxClockSkew, maximumAge: maxEnvelopeAge)
+        configuration.maximumEnvelopeSize = maxEnvelopeMib << 20
+        configuration.mailboxQuota = mailboxQuotaMib << 20
+        configuration.senderShare = Double(senderShare) / 100
+        configuration.uploadsPerIdentity = uploadsPerIdentity
+        configuration.registrationsPerHourPerAddress = Double(registrationsPerHourPerAddress)
+        configuration.registrationsPerHour = Double(registrationsPerHour)
+        configuration.requestsPerSecondPerAddress = ratePerAddress
+        configuration.requestsPerSecondPerIdentity = ratePerIdentity
+        configuration.maximumConnections = maxConnections
+        configuration.maximumConnectionsPerAddress = maxConnectionsPerAddress
+        configuration.connectionsPerSecondPerAddress = connectionRatePerAddress
+        configuration.addressGrouping = AddressGrouping(ipv4PrefixBits: ipv4Prefix, ipv6PrefixBits: ipv6Prefix)
+        configuration.deadlines = ConnectionDeadlines(
+            header: .seconds(Int64(headerTimeout)), minimumBodyRate: minBodyRate, write: .seconds(Int64(writeTimeout)),
+            idleBeforeSignIn: .seconds(Int64(idleTimeoutBeforeSignIn)), idle: .seconds(Int64(idleTimeout)))
+        let relay = try PreparedRelay.prepare(configuration)
+        try await relay.run(logLevel: Logger.Level(rawValue: logLevel) ?? .info, reloadsOnHangup: true) { boundPort in
+            let urlHost = host.contains(":") ? "[\(host)]" : host
+            var lines = ["secmail relay listening on https://\(urlHost):\(boundPort)",
+                         "  data directory: \(dataOptions.dataDirectory.path)",
+                         "  database:       \(relay.databaseLocation)"]
+            if let ca = relay.certificateAuthorityFile {
+                lines.append("  CA file:        \(ca.path)  (development certificate)")
             }
-            Terminal.info("secmail relay stopped")
+            let pin = "sha256/" + hexEncoded(relay.publicKeyPin)
+            lines.append("  TLS key pin:    \(pin)")
+            lines.append("  log origin:     \(relay.origin)")
+            lines.append("  log key:        \(relay.logVerifierKey)")
+            lines.append("  invites:        \(requireInvite ? "required (secmail relay invite --data \(dataOptions.data))" : "not required")")
+            // What a person carries to a client: with the pin and the log key checked on first
+            // contact, no other relay or log can stand in for this one, and no CA file is needed.
+            // A wildcard address is no address for clients; the origin's host is one the
+            // certificate covers (registration checks that the origin names the relay).
+            let clientHost = ["0.0.0.0", "::"].contains(host) ? String(relay.origin.prefix { $0 != "/" }) : urlHost
+            lines.append("Clients register with:")
+            lines.append("  secmail register NAME --relay https://\(clientHost):\(boundPort) --tls-pin \(pin) --log-key \(relay.logVerifierKey)\(requireInvite ? " --invite CODE" : "")")
+            Terminal.output(lines.joined(separator: "\n") + "\n")
         }
+        Terminal.info("secmail relay stopped")
     }
 }
 
@@ -241,10 +239,8 @@ struct RelayInviteCommand: AsyncParsableCommand {
     @OptionGroup var dataOptions: RelayDataOptions
 
     func run() async throws {
-        try await reportingFailures {
-            let relay = try PreparedRelay.prepare(try dataOptions.configuration())
-            Terminal.output(try relay.services.directory.createInvite() + "\n")
-        }
+        let relay = try PreparedRelay.prepare(try dataOptions.configuration())
+        Terminal.output(try relay.services.directory.createInvite() + "\n")
     }
 }
 
@@ -272,17 +268,15 @@ struct RelayBackupCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await reportingFailures {
-            let summary = try await RelayBackup.make(from: dataOptions.dataDirectory, to: URL(fileURLWithPath: to, isDirectory: true))
-            var lines = ["Backed up \(dataOptions.data) to \(to): \(counted(summary.identities, "identity", "identities")), "
-                + "\(counted(summary.logLeaves, "log entry", "log entries")), \(counted(summary.messages, "message", "messages")) "
-                + "(\(counted(summary.envelopeFiles, "envelope file", "envelope files")), \(formatBytes(UInt64(summary.envelopeBytes))))"]
-            if summary.deletedDuringBackup > 0 {
-                let one = summary.deletedDuringBackup == 1
-                lines.append("\(counted(summary.deletedDuringBackup, "message", "messages")) deleted by \(one ? "its recipient" : "their recipients") "
-                    + "during the backup \(one ? "is" : "are") not in it")
-            }
-            Terminal.info(lines.joined(separator: "\n"))
+        let summary = try await RelayBackup.make(from: dataOptions.dataDirectory, to: URL(fileURLWithPath: to, isDirectory: true))
+        var lines = ["Backed up \(dataOptions.data) to \(to): \(counted(summary.identities, "identity", "identities")), "
+            + "\(counted(summary.logLeaves, "log entry", "log entries")), \(counted(summary.messages, "message", "messages")) "
+            + "(\(counted(summary.envelopeFiles, "envelope file", "envelope files")), \(formatBytes(UInt64(summary.envelopeBytes))))"]
+        if summary.deletedDuringBackup > 0 {
+            let one = summary.deletedDuringBackup == 1
+            lines.append("\(counted(summary.deletedDuringBackup, "message", "messages")) deleted by \(one ? "its recipient" : "their recipients") "
+                + "during the backup \(one ? "is" : "are") not in it")
         }
+        Terminal.info(lines.joined(separator: "\n"))
     }
 }

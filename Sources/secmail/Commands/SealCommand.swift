@@ -30,41 +30,39 @@ struct SealCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await reportingFailures {
-            let recipients = try to.map(loadBundle)
-            let checked = try compose.checkedAttachments()
-            let text = try compose.text()
-            let outputURL = URL(fileURLWithPath: output)
-            guard !FileManager.default.fileExists(atPath: outputURL.path) else {
-                throw CLIFailure(.failure, "\(output) exists already; choose another output file")
-            }
-            let keystore = Keystore(home: homeOptions.secmailHome)
-            // The passphrase before the image work, so nobody types into seconds of silence.
-            let sender = try passphraseOptions.sender(keystore)
-            // Compressed files and JPEG XL only through a relay, to readers that declared them.
-            let prepared = try compose.preparedAttachments(checked, readable: [])
-            let attachments = prepared.map(\.attachment)
+        let recipients = try to.map(loadBundle)
+        let checked = try compose.checkedAttachments()
+        let text = try compose.text()
+        let outputURL = URL(fileURLWithPath: output)
+        guard !FileManager.default.fileExists(atPath: outputURL.path) else {
+            throw CLIFailure(.failure, "\(output) exists already; choose another output file")
+        }
+        let keystore = Keystore(home: homeOptions.secmailHome)
+        // The passphrase before the image work, so nobody types into seconds of silence.
+        let sender = try passphraseOptions.sender(keystore)
+        // Compressed files and JPEG XL only through a relay, to readers that declared them.
+        let prepared = try compose.preparedAttachments(checked, readable: [])
+        let attachments = prepared.map(\.attachment)
 
-            let progress = Terminal.ProgressLine("sealing")
-            let sealed = try AtomicFile.write(to: outputURL) { sink in
-                try EnvelopeSealer().seal(
-                    text: text, attachments: attachments, from: sender, to: recipients,
-                    into: sink, progress: progress.update)
-            }
-            progress.finish()
-            let recipientNames = recipients.map(\.name.value).joined(separator: ", ")
-            if json {
-                let result: [String: Any] = [
-                    "id": sealed.header.messageID.hex, "file": output, "bytes": sealed.byteCount,
-                    "recipients": recipients.map { ["name": $0.name.value, "fingerprint": $0.fingerprint.hex] },
-                    "images": prepared.compactMap(\.imageReport),
-                ]
-                try Terminal.output(jsonText(result))
-            } else {
-                for line in prepared.compactMap(\.summary) { Terminal.info(line) }
-                Terminal.info("Sealed message \(sealed.header.messageID) for \(recipientNames): \(formatBytes(sealed.byteCount)) written to \(output)")
-                Terminal.output(sealed.header.messageID.hex + "\n")
-            }
+        let progress = Terminal.ProgressLine("sealing")
+        let sealed = try AtomicFile.write(to: outputURL) { sink in
+            try EnvelopeSealer().seal(
+                text: text, attachments: attachments, from: sender, to: recipients,
+                into: sink, progress: progress.update)
+        }
+        progress.finish()
+        let recipientNames = recipients.map(\.name.value).joined(separator: ", ")
+        if json {
+            let result: [String: Any] = [
+                "id": sealed.header.messageID.hex, "file": output, "bytes": sealed.byteCount,
+                "recipients": recipients.map { ["name": $0.name.value, "fingerprint": $0.fingerprint.hex] },
+                "images": prepared.compactMap(\.imageReport),
+            ]
+            try Terminal.output(jsonText(result))
+        } else {
+            for line in prepared.compactMap(\.summary) { Terminal.info(line) }
+            Terminal.info("Sealed message \(sealed.header.messageID) for \(recipientNames): \(formatBytes(sealed.byteCount)) written to \(output)")
+            Terminal.output(sealed.header.messageID.hex + "\n")
         }
     }
 }
