@@ -219,9 +219,13 @@ final class EnvelopeFixtures: Sendable {
             return (alice, [RecipientKey(fingerprint: bob.fingerprint, encryptionKey: bobKey)])
         } catch {
             FileHandle.standardError.write(Data("secmail-fuzz: no fixtures in \(folder.path) (\(error)); using fresh keys\n".utf8))
-            let signing = try! RSAPrivateKey.generate(bitCount: 3072), encryption = try! RSAPrivateKey.generate(bitCount: 3072)
-            let bundle = try! IdentityBundle.create(name: IdentityName("alice"), createdAt: 1, signingKey: signing, encryptionKey: encryption.publicKey)
-            return (bundle, [RecipientKey(fingerprint: bundle.fingerprint, encryptionKey: encryption)])
+            do {
+                let signing = try RSAPrivateKey.generate(bitCount: 3072), encryption = try RSAPrivateKey.generate(bitCount: 3072)
+                let bundle = try IdentityBundle.create(name: IdentityName("alice"), createdAt: 1, signingKey: signing, encryptionKey: encryption.publicKey)
+                return (bundle, [RecipientKey(fingerprint: bundle.fingerprint, encryptionKey: encryption)])
+            } catch {
+                preconditionFailure("secmail-fuzz: cannot make keys for the envelope harness: \(error)")
+            }
         }
     }
 }

@@ -107,135 +107,20 @@ public struct PNGOptimizer: Sendable {
     /// is given the output while libpng checks it on another core (a reader writes its file
     /// meanwhile); the result is returned, and the output may be used, only once the check passed.
     public func optimize(_ image: RGBAImage, original: [UInt8]? = nil, whileChecking: (([UInt8]) throws -> Void)? = nil) throws -> OptimizedPNG {
-        let rendering = image.rendering.forOptimizedPNG
-        let layouts = PNGLayout.candidates(for: image, profile: rendering.iccProfile.map(ICCProfile.init))
+        let layouts = PNGLayout.candidates(for: image, profile: image.rendering.forOptimizedPNG.iccProfile.map(ICCProfile.init))
         // Small images try both layouts at every effort above fast: it costs little, and there
         // the palette's PLTE/tRNS overhead can outweigh its smaller data.
         let bothLayouts = effort == .thorough || (effort == .normal && image.pixelCount <= 256 * 256)
-        let usedLayouts = bothLayouts ? layouts : Array(layouts.prefix(1))
-        // Raw scanlines per layout, made once and shared by the trials.
-        let raws = usedLayouts.map { $0.pack(image) }
-        let search = SearchState()
+        let trials = TrialRunner(image: image, layouts: bothLayouts ? layouts : Array(layouts.prefix(1)))
         if let original, image.orientation ?? 1 == 1, let stripped = PNGChunkReader.stripped(original) {
-            search.offer(bytes: stripped, method: "original data, metadata removed")
+            trials.search.offer(bytes: stripped, method: "original data, metadata removed")
         }
-
-        /// Runs `trials` on every core; returns each one's IDAT size (nil when it outgrew the
-        /// best file so far). `ranking` trials run to completion whatever the best is.
-        func run(_ trials: [Trial], ranking: Bool = false) throws -> [Int?] {
-            let failure = FailureBox()
-            let sizes = SizeBox(count: trials.count)
-            DispatchQueue.concurrentPerform(iterations: trials.count) { index in
-                let trial = trials[index]
-                let layout = usedLayouts[trial.layout]
-                do {
-                    // Filtering costs little beside deflate; redoing it keeps memory at a few copies of the image.
-                    let data = try ImageCodecs.filter(raws[trial.layout], height: image.height, rowBytes: layout.rowBytes(width: image.width),
-                                                      bytesPerPixel: layout.filterBytesPerPixel, filter: trial.filter)
-                    let idat: [UInt8]
-                    switch trial.deflater {
-                    case .libdeflate(let level):
-                        // Only a stream smaller than the best file so far (less the chunk overhead) can win.
-                        let bound = ImageCodecs.bound(data.count)
-                        let limit = ranking ? bound : search.bestSize.map { max(0, $0 - 64) } ?? bound
-                        guard let stream = try ImageCodecs.deflate(data, level: level, limit: limit) else {
-                            search.abandon()
-                            return
-                        }
-                        idat = stream
-                    case .twoCores(let level):
-                        guard let stream = try ImageCodecs.deflateOnTwoCores(data, level: level) else {
-                            throw ImageError(.outOfMemory, "the compressed image outgrew its bound")
-                        }
-                        idat = stream
-                    case .zopfli(let iterations):
-                        idat = try ImageCodecs.zopfli(data, iterations: iterations)
-                    }
-                    sizes.set(index, idat.count)
-                    let file = try PNGChunkWriter.file(width: image.width, height: image.height, layout: layout, idat: idat,
-                                                       rendering: rendering, orientation: image.orientation)
-                    search.offer(bytes: file, trial: trial, method: "\(layout), filter \(trial.filter.name), \(trial.deflater)")
-                } catch {
-                    failure.set(error)
-                }
-            }
-            if let error = failure.error { throw error }
-            return sizes.values
-        }
-
-        /// The trials of every filter on every used layout, with one deflater.
-        func everyFilter(_ deflater: Deflater) -> [Trial] {
-            usedLayouts.indices.flatMap { layout in PNGFilter.allCases.map { Trial(layout: layout, filter: $0, deflater: deflater) } }
-        }
-
-        /// The indices of `sizes`, smallest stream first (a trial that gave none last).
-        func ranked(_ sizes: [Int?]) -> [Int] {
-            sizes.indices.sorted { (sizes[$0] ?? .max) < (sizes[$1] ?? .max) }
-        }
-
         switch effort {
-        case .conversion, .fast:
-            let direct = usedLayouts[0].colorType != .palette && usedLayouts[0].bitDepth >= 8
-            // On the tuning corpus: 2.9% more bytes than the entropy heuristic at level 7, in 39%
-            // less time. libdeflate 2 rather than 4: 0.1% more bytes on the tuning corpus (0.2%
-            // held out), and a 4-megapixel photo's PNG 3.4% larger in 0.1 s less; level 1 gave
-            // 1.3% more held out, and is the reader's conversion.
-            // The reader waits for the conversion with the other core idle: a large image is
-            // compressed in two parts at once (a 4-megapixel photo: 47 → 32 ms).
-            let filteredSize = image.height * (usedLayouts[0].rowBytes(width: image.width) + 1)
-            let deflater: Deflater = effort == .fast ? .libdeflate(level: 2) : filteredSize >= 1 << 20 ? .twoCores(level: 1) : .libdeflate(level: 1)
-            _ = try run([Trial(layout: 0, filter: direct ? .up : .none, deflater: deflater)], ranking: true)
-        case .normal:
-            // A quick level ranks the filters nearly the way level 11 does, at a tenth of the
-            // cost. The filters that never won on the tuning corpus (sub, average, paeth) sit
-            // out; the runner-up is compressed too, on the other core, only when its quick
-            // stream came within 3% of the best (further apart it did not win, and a graphic's
-            // level-11 pass can take far longer than the leader's), and only while one core's
-            // pass should stay under a second (`soloFrom` below); past that the leader alone on
-            // both cores halves it.
-            let quickTrials = usedLayouts.indices.flatMap { layout in
-                [PNGFilter.none, .up, .minSum, .entropy, .bigrams].map { Trial(layout: layout, filter: $0, deflater: .libdeflate(level: 3)) }
-            }
-            let quick = try run(quickTrials, ranking: true)
-            let ranked = ranked(quick)
-            let leader = quick[ranked[0]] ?? .max
-            let filteredSize = image.height * (usedLayouts[quickTrials[ranked[0]].layout].rowBytes(width: image.width) + 1)
-            // libdeflate 12 beat 11 by 0.5% on the tuning corpus's PNGs, for 44% more time;
-            // the time goes where long matches abound (a 3-megapixel palette graphic: 0.7 s
-            // more), while data that deflates to a quarter or more of its size (photographs,
-            // noisy renderings) costs a few per cent more, as does anything small (at most 256
-            // KiB filtered). Level 12 is used there: 0.17% fewer bytes on the tuning corpus's PNGs
-            // in the same time.
-            let finalLevel = leader >= filteredSize / 4 || filteredSize <= 256 << 10 ? 12 : 11
-            // One core's final pass, on the tuning corpus, took up to a quarter of a second per
-            // MiB filtered at level 11 (long matches: the 2-megapixel softwaves graphic's two
-            // passes of 5.9 MiB took 1.5 s, a 2.5 MiB RGBA graphic's 0.65 s) and about a tenth
-            // at level 12 (a 2.4 MiB RGBA glow 0.26 s). Hence a single finalist from 4 MiB at
-            // level 11 and from 8 MiB at level 12. On the tuning corpus these bounds touched two
-            // images, both at level 11: a 2560x1600 screenshot of 12 MiB (its runner-up had won
-            // by 0.11%; 0.37 s less) and the softwaves graphic (1.70 -> 1.05 s; 0.19%).
-            let soloFrom = finalLevel == 11 ? 4 << 20 : 8 << 20
-            let finalists = ranked.prefix(filteredSize >= soloFrom ? 1 : 2).filter { ($0 == ranked[0] || (quick[$0] ?? .max) <= leader + leader / 33) }
-            // A single finalist on a large image (a megabyte or more filtered) would keep one
-            // core waiting: it is compressed in two halves at once. On the tuning corpus 18%
-            // less time at this level for 0.015% more bytes (the second half starts without the
-            // first's window: up to 1% on a highly compressible graphic, nothing measurable on
-            // photographs and screenshots).
-            let deflater: Deflater = finalists.count == 1 && filteredSize >= 1 << 20 ? .twoCores(level: finalLevel) : .libdeflate(level: finalLevel)
-            _ = try run(finalists.map { Trial(layout: quickTrials[$0].layout, filter: quickTrials[$0].filter, deflater: deflater) })
-        case .thorough:
-            let trials = everyFilter(.libdeflate(level: 12))
-            let sizes = try run(trials, ranking: true)
-            // The two brute-force filters (libdeflate 4 after four rows, 1 after three) are both
-            // tried: on the tuning corpus's small images the quick one won an RGBA icon by 1.9%
-            // (0.006% over them all), zopfli over the best three instead of two gained another
-            // 0.02% for 1.7 times the time, and zopfli over the best four gained nothing over
-            // the best two; 30 iterations gave 0.17% over 15 for 1.5 times the time, and 60
-            // another 0.06% over 30 for 1.6 times (level 3 still took 0.65 times oxipng's
-            // `-o max --zopfli` there, and is for when bytes matter most).
-            _ = try run(ranked(sizes).prefix(2).map { Trial(layout: trials[$0].layout, filter: trials[$0].filter, deflater: .zopfli(iterations: 60)) })
+        case .conversion, .fast: try searchOneTrial(trials)
+        case .normal: try searchRankedFilters(trials)
+        case .thorough: try searchEveryFilter(trials)
         }
-        guard let best = search.best else {
+        guard let best = trials.search.best else {
             throw ImageError(.outOfMemory, "no PNG encoding of the image could be made")
         }
         // The promise: the output decodes to exactly the input's pixels. Checked every time.
@@ -251,7 +136,148 @@ public struct PNGOptimizer: Sendable {
         guard matches else {
             throw ImageError(.pixelMismatch, "the optimised PNG (\(best.method)) does not decode to the original pixels; it was discarded")
         }
-        return OptimizedPNG(bytes: best.bytes, method: best.method, trials: search.trials, abandoned: search.abandoned)
+        return OptimizedPNG(bytes: best.bytes, method: best.method, trials: trials.search.trials, abandoned: trials.search.abandoned)
+    }
+
+    /// The fast level and the reader's conversion: one trial.
+    private func searchOneTrial(_ trials: TrialRunner) throws {
+        let direct = trials.layouts[0].colorType != .palette && trials.layouts[0].bitDepth >= 8
+        // On the tuning corpus: 2.9% more bytes than the entropy heuristic at level 7, in 39%
+        // less time. libdeflate 2 rather than 4: 0.1% more bytes on the tuning corpus (0.2%
+        // held out), and a 4-megapixel photo's PNG 3.4% larger in 0.1 s less; level 1 gave
+        // 1.3% more held out, and is the reader's conversion.
+        // The reader waits for the conversion with the other core idle: a large image is
+        // compressed in two parts at once (a 4-megapixel photo: 47 → 32 ms).
+        let filteredSize = trials.image.height * (trials.layouts[0].rowBytes(width: trials.image.width) + 1)
+        let deflater: Deflater = effort == .fast ? .libdeflate(level: 2) : filteredSize >= 1 << 20 ? .twoCores(level: 1) : .libdeflate(level: 1)
+        _ = try trials.run([Trial(layout: 0, filter: direct ? .up : .none, deflater: deflater)], ranking: true)
+    }
+
+    /// The default level: the filters ranked at a quick deflate level, then the best one or two at
+    /// libdeflate 11 or 12.
+    private func searchRankedFilters(_ trials: TrialRunner) throws {
+        // A quick level ranks the filters nearly the way level 11 does, at a tenth of the
+        // cost. The filters that never won on the tuning corpus (sub, average, paeth) sit
+        // out; the runner-up is compressed too, on the other core, only when its quick
+        // stream came within 3% of the best (further apart it did not win, and a graphic's
+        // level-11 pass can take far longer than the leader's), and only while one core's
+        // pass should stay under a second (`soloFrom` below); past that the leader alone on
+        // both cores halves it.
+        let quickTrials = trials.layouts.indices.flatMap { layout in
+            [PNGFilter.none, .up, .minSum, .entropy, .bigrams].map { Trial(layout: layout, filter: $0, deflater: .libdeflate(level: 3)) }
+        }
+        let quick = try trials.run(quickTrials, ranking: true)
+        let ranked = TrialRunner.ranked(quick)
+        let leader = quick[ranked[0]] ?? .max
+        let filteredSize = trials.image.height * (trials.layouts[quickTrials[ranked[0]].layout].rowBytes(width: trials.image.width) + 1)
+        // libdeflate 12 beat 11 by 0.5% on the tuning corpus's PNGs, for 44% more time;
+        // the time goes where long matches abound (a 3-megapixel palette graphic: 0.7 s
+        // more), while data that deflates to a quarter or more of its size (photographs,
+        // noisy renderings) costs a few per cent more, as does anything small (at most 256
+        // KiB filtered). Level 12 is used there: 0.17% fewer bytes on the tuning corpus's PNGs
+        // in the same time.
+        let finalLevel = leader >= filteredSize / 4 || filteredSize <= 256 << 10 ? 12 : 11
+        // One core's final pass, on the tuning corpus, took up to a quarter of a second per
+        // MiB filtered at level 11 (long matches: the 2-megapixel softwaves graphic's two
+        // passes of 5.9 MiB took 1.5 s, a 2.5 MiB RGBA graphic's 0.65 s) and about a tenth
+        // at level 12 (a 2.4 MiB RGBA glow 0.26 s). Hence a single finalist from 4 MiB at
+        // level 11 and from 8 MiB at level 12. On the tuning corpus these bounds touched two
+        // images, both at level 11: a 2560x1600 screenshot of 12 MiB (its runner-up had won
+        // by 0.11%; 0.37 s less) and the softwaves graphic (1.70 -> 1.05 s; 0.19%).
+        let soloFrom = finalLevel == 11 ? 4 << 20 : 8 << 20
+        let finalists = ranked.prefix(filteredSize >= soloFrom ? 1 : 2).filter { ($0 == ranked[0] || (quick[$0] ?? .max) <= leader + leader / 33) }
+        // A single finalist on a large image (a megabyte or more filtered) would keep one
+        // core waiting: it is compressed in two halves at once. On the tuning corpus 18%
+        // less time at this level for 0.015% more bytes (the second half starts without the
+        // first's window: up to 1% on a highly compressible graphic, nothing measurable on
+        // photographs and screenshots).
+        let deflater: Deflater = finalists.count == 1 && filteredSize >= 1 << 20 ? .twoCores(level: finalLevel) : .libdeflate(level: finalLevel)
+        _ = try trials.run(finalists.map { Trial(layout: quickTrials[$0].layout, filter: quickTrials[$0].filter, deflater: deflater) })
+    }
+
+    /// The thorough level: every filter on every layout at libdeflate 12, then zopfli over the best two.
+    private func searchEveryFilter(_ trials: TrialRunner) throws {
+        let everyFilter = trials.everyFilter(.libdeflate(level: 12))
+        let sizes = try trials.run(everyFilter, ranking: true)
+        // The two brute-force filters (libdeflate 4 after four rows, 1 after three) are both
+        // tried: on the tuning corpus's small images the quick one won an RGBA icon by 1.9%
+        // (0.006% over them all), zopfli over the best three instead of two gained another
+        // 0.02% for 1.7 times the time, and zopfli over the best four gained nothing over
+        // the best two; 30 iterations gave 0.17% over 15 for 1.5 times the time, and 60
+        // another 0.06% over 30 for 1.6 times (level 3 still took 0.65 times oxipng's
+        // `-o max --zopfli` there, and is for when bytes matter most).
+        _ = try trials.run(TrialRunner.ranked(sizes).prefix(2).map { Trial(layout: everyFilter[$0].layout, filter: everyFilter[$0].filter, deflater: .zopfli(iterations: 60)) })
+    }
+}
+
+/// Carries out trials for one image: its candidate layouts, their raw scanlines (made once and
+/// shared by the trials) and the best encoding so far.
+private struct TrialRunner {
+    typealias Trial = PNGOptimizer.Trial
+    let image: RGBAImage
+    let layouts: [PNGLayout]
+    let rendering: RenderingInfo
+    let raws: [[UInt8]]
+    let search = SearchState()
+
+    init(image: RGBAImage, layouts: [PNGLayout]) {
+        self.image = image
+        self.layouts = layouts
+        rendering = image.rendering.forOptimizedPNG
+        raws = layouts.map { $0.pack(image) }
+    }
+
+    /// Runs `trials` on every core; returns each one's IDAT size (nil when it outgrew the best
+    /// file so far). `ranking` trials run to completion whatever the best is.
+    func run(_ trials: [Trial], ranking: Bool = false) throws -> [Int?] {
+        let failure = FailureBox()
+        let sizes = SizeBox(count: trials.count)
+        DispatchQueue.concurrentPerform(iterations: trials.count) { index in
+            let trial = trials[index]
+            let layout = layouts[trial.layout]
+            do {
+                // Filtering costs little beside deflate; redoing it keeps memory at a few copies of the image.
+                let data = try ImageCodecs.filter(raws[trial.layout], height: image.height, rowBytes: layout.rowBytes(width: image.width),
+                                                  bytesPerPixel: layout.filterBytesPerPixel, filter: trial.filter)
+                let idat: [UInt8]
+                switch trial.deflater {
+                case .libdeflate(let level):
+                    // Only a stream smaller than the best file so far (less the chunk overhead) can win.
+                    let bound = ImageCodecs.bound(data.count)
+                    let limit = ranking ? bound : search.bestSize.map { max(0, $0 - 64) } ?? bound
+                    guard let stream = try ImageCodecs.deflate(data, level: level, limit: limit) else {
+                        search.abandon()
+                        return
+                    }
+                    idat = stream
+                case .twoCores(let level):
+                    guard let stream = try ImageCodecs.deflateOnTwoCores(data, level: level) else {
+                        throw ImageError(.outOfMemory, "the compressed image outgrew its bound")
+                    }
+                    idat = stream
+                case .zopfli(let iterations):
+                    idat = try ImageCodecs.zopfli(data, iterations: iterations)
+                }
+                sizes.set(index, idat.count)
+                let file = try PNGChunkWriter.file(width: image.width, height: image.height, layout: layout, idat: idat,
+                                                   rendering: rendering, orientation: image.orientation)
+                search.offer(bytes: file, trial: trial, method: "\(layout), filter \(trial.filter.name), \(trial.deflater)")
+            } catch {
+                failure.set(error)
+            }
+        }
+        if let error = failure.error { throw error }
+        return sizes.values
+    }
+
+    /// The trials of every filter on every layout, with one deflater.
+    func everyFilter(_ deflater: PNGOptimizer.Deflater) -> [Trial] {
+        layouts.indices.flatMap { layout in PNGFilter.allCases.map { Trial(layout: layout, filter: $0, deflater: deflater) } }
+    }
+
+    /// The indices of `sizes`, smallest stream first (a trial that gave none last).
+    static func ranked(_ sizes: [Int?]) -> [Int] {
+        sizes.indices.sorted { (sizes[$0] ?? .max) < (sizes[$1] ?? .max) }
     }
 }
 
@@ -301,7 +327,7 @@ private final class SearchState: @unchecked Sendable {
     func offer(bytes: [UInt8], trial: PNGOptimizer.Trial? = nil, method: String) {
         lock.withLock {
             if trial != nil { trialCount += 1 }
-            if candidate == nil || bytes.count < candidate!.bytes.count {
+            if candidate.map({ bytes.count < $0.bytes.count }) ?? true {
                 candidate = Candidate(bytes: bytes, trial: trial, method: method)
             }
         }
