@@ -43,14 +43,15 @@ struct JXLPixelCoding: Equatable, Sendable, CustomStringConvertible {
         let megapixels = Double(pixels) / 1_000_000
         // Microseconds a pixel, from the measurements above (on the side of caution).
         let patchSearch = 0.2
+        let leastWork = JXLPixelCoding(effort: 7, patches: false, learningPercent: 10)
         let ladder: [(JXLPixelCoding, Double)] = [
             (.thorough, 0.25 + 1.55 * perPixel + patchSearch),
             (JXLPixelCoding(effort: 7, patches: false), 0.25 + 1.55 * perPixel),
             (JXLPixelCoding(effort: 7, patches: false, learningPercent: 25), 0.27 + 0.85 * perPixel),
-            (JXLPixelCoding(effort: 7, patches: false, learningPercent: 10), 0.25 + 0.5 * perPixel),
+            (leastWork, 0.25 + 0.5 * perPixel),
         ]
         if let fitting = ladder.first(where: { megapixels * $0.1 <= budgetSeconds }) { return fitting.0 }
-        return perPixel < 0.15 ? ladder.last!.0 : JXLPixelCoding(effort: 3, patches: false)
+        return perPixel < 0.15 ? leastWork : JXLPixelCoding(effort: 3, patches: false)
     }
 
     /// As `send --json` and `image wire` report it: "pixels, effort 7, patches", or

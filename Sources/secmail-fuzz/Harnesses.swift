@@ -236,6 +236,10 @@ final class NoteFixtures: Sendable {
     let verifier: NoteVerifier
 
     private init() {
-        verifier = try! NoteVerifier(name: "localhost/secmail", publicKey: Ed25519PrivateKey.generate().publicKey)
+        do {
+            verifier = try NoteVerifier(name: "localhost/secmail", publicKey: Ed25519PrivateKey.generate().publicKey)
+        } catch {
+            preconditionFailure("secmail-fuzz: cannot make a note verifier: \(error)")
+        }
     }
 }

@@ -121,8 +121,9 @@ public final class KeyAgent {
         case .load(var passphraseBytes):
             defer { SecretBytes.wipe(&passphraseBytes) }
             do {
-                held = try load(Passphrase(utf8Bytes: passphraseBytes))
-                log("holding the keys of \(held!.name) (\(held!.unwrappers.count) key version(s))")
+                let loaded = try load(Passphrase(utf8Bytes: passphraseBytes))
+                held = loaded
+                log("holding the keys of \(loaded.name) (\(loaded.unwrappers.count) key version(s))")
                 return .status(status)
             } catch let error as CryptoError where error.code == .wrongPassphrase {
                 return .failure(.wrongPassphrase, "wrong passphrase")

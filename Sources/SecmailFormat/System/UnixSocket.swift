@@ -51,7 +51,7 @@ public final class UnixSocketStream: @unchecked Sendable {
         var written = 0
         while written < bytes.count {
             let count = bytes.withUnsafeBytes { buffer in
-                send(descriptor, buffer.baseAddress! + written, buffer.count - written, Int32(MSG_NOSIGNAL))
+                send(descriptor, buffer.baseAddress.map { $0 + written }, buffer.count - written, Int32(MSG_NOSIGNAL))
             }
             if count < 0 {
                 if errno == EINTR { continue }
@@ -67,7 +67,7 @@ public final class UnixSocketStream: @unchecked Sendable {
         var received = 0
         while received < count {
             let result = bytes.withUnsafeMutableBytes { buffer in
-                recv(descriptor, buffer.baseAddress! + received, count - received, 0)
+                recv(descriptor, buffer.baseAddress.map { $0 + received }, count - received, 0)
             }
             if result < 0 {
                 if errno == EINTR { continue }

@@ -47,8 +47,8 @@ public struct NameMapReplay {
             let previous = values[key]
             switch entry.kind {
             case .registration:
-                guard previous == nil else {
-                    throw FormatError(.invalidField, "log entry #\(index) registers \(entry.bundle.name) again, which entry #\(previous!.logIndex) registered already")
+                if let previous {
+                    throw FormatError(.invalidField, "log entry #\(index) registers \(entry.bundle.name) again, which entry #\(previous.logIndex) registered already")
                 }
             case .rotation:
                 guard let previous else {

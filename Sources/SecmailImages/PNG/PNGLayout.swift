@@ -174,6 +174,13 @@ struct PNGLayout: Sendable, CustomStringConvertible {
         return layoutDepth < 8 ? eightBit / UInt16(255 / ((1 << layoutDepth) - 1)) : eightBit
     }
 
+    /// A colour's palette index. The layout's palette was made from every colour of the image it
+    /// packs, so a colour missing from it is a bug, not bad input.
+    private static func index(of colour: UInt32, in indexOf: [UInt32: UInt8]) -> UInt8 {
+        guard let index = indexOf[colour] else { preconditionFailure("a colour missing from the palette made for this image") }
+        return index
+    }
+
     /// The raw (unfiltered) scanlines of `image` in this layout.
     func pack(_ image: RGBAImage) -> [UInt8] {
         if colorType != .palette, bitDepth >= 8 {
@@ -205,7 +212,7 @@ struct PNGLayout: Sendable, CustomStringConvertible {
                     if colorType == .palette {
                         let key = UInt32(samples[base]) << 24 | UInt32(samples[base + step]) << 16
                             | UInt32(samples[base + 2 * step]) << 8 | UInt32(samples[base + 3 * step])
-                        value = indexOf[key]!
+                        value = Self.index(of: key, in: indexOf)
                     } else {
                         value = samples[base] / UInt8(255 / ((1 << bitDepth) - 1))
                     }
@@ -219,7 +226,7 @@ struct PNGLayout: Sendable, CustomStringConvertible {
                 let base = sourceRow + x * 4 * step
                 let key = UInt32(samples[base]) << 24 | UInt32(samples[base + step]) << 16
                     | UInt32(samples[base + 2 * step]) << 8 | UInt32(samples[base + 3 * step])
-                raw[targetRow + x] = indexOf[key]!
+                raw[targetRow + x] = Self.index(of: key, in: indexOf)
             }
         }
         return raw

@@ -34,7 +34,7 @@ public struct Authenticator: Sendable {
         let nonce = try SystemRandom().bytes(count: 32)
         let now = clock()
         try await database.write { db in
-            guard try db.fetchOne(Int.self, "SELECT 1 FROM identities WHERE name = ? LIMIT 1", [name.value]) != nil else {
+            guard try db.isRegistered(name.value) else {
                 throw RelayError(.notFound, "no one is registered as \(name) on this relay")
             }
             try db.execute("DELETE FROM challenges WHERE expires_at < ?", [now])
@@ -54,7 +54,7 @@ public struct Authenticator: Sendable {
             guard let row = try db.fetchRow("SELECT name, expires_at FROM challenges WHERE nonce = ?", [Data(nonce)]) else {
                 return nil
             }
-            let bundle = try db.fetchOne(Data.self, "SELECT bundle FROM identities WHERE name = ? ORDER BY key_version DESC LIMIT 1", [(try row.get("name") as String)])
+            let bundle = try db.latestBundleEncoding(of: try row.get("name"))
             return (try row.get("name"), try row.get("expires_at"), bundle)
         }
         do {
@@ -79,8 +79,8 @@ public struct Authenticator: Sendable {
         let verifiedBundle = stored?.bundle
         let token = hexEncoded(try SystemRandom().bytes(count: 32))
         try await database.write { db in
-            guard try db.execute("DELETE FROM challenges WHERE nonce = ?", [Data(nonce)]) == 1 else { throw RelayError(.forbidden, "unknown or already used challenge") }
-            let current = try db.fetchOne(Data.self, "SELECT bundle FROM identities WHERE name = ? ORDER BY key_version DESC LIMIT 1", [name.value])
+            guard try db.consumeChallenge(nonce) else { throw RelayError(.forbidden, "unknown or already used challenge") }
+            let current = try db.latestBundleEncoding(of: name.value)
             guard current == verifiedBundle else {
                 throw RelayError(.forbidden, "the keys of \(name) were rotated during sign-in; sign in with the current key")
             }
@@ -92,7 +92,7 @@ public struct Authenticator: Sendable {
 
     /// Removes a challenge after a failed answer: a nonce is good for one attempt.
     private func consume(_ nonce: [UInt8]) async throws {
-        try await database.write { db in try db.execute("DELETE FROM challenges WHERE nonce = ?", [Data(nonce)]) }
+        try await database.write { db in _ = try db.consumeChallenge(nonce) }
     }
 
     /// The name a valid, unexpired token belongs to: from the session cache when it holds the

@@ -265,7 +265,7 @@ public struct Directory: Sendable {
     }
 
     private static func leafData(at index: UInt64, _ db: any StorageTransaction) throws -> [UInt8] {
-        guard let leaf = try db.fetchOne(Data.self, "SELECT leaf_data FROM log_leaves WHERE leaf_index = ?", [Int64(index)]) else {
+        guard let leaf = try db.logLeafData(at: index) else {
             throw RelayError(.storage, "the log has no leaf \(index): the database is damaged")
         }
         return Array(leaf)
@@ -335,14 +335,14 @@ public struct Directory: Sendable {
     /// more than a few index probes would cost every start a scan of the directory.
     public func backfillRegistrationIndexes() throws {
         try database.write { db in
-            guard try db.fetchOne(Bool.self, "SELECT EXISTS (SELECT 1 FROM identities)")! else { return }
-            if try !db.fetchOne(Bool.self, "SELECT EXISTS (SELECT 1 FROM name_skeletons)")! {
+            guard try db.fetchOne(Bool.self, "SELECT EXISTS (SELECT 1 FROM identities)") == true else { return }
+            if try db.fetchOne(Bool.self, "SELECT EXISTS (SELECT 1 FROM name_skeletons)") != true {
                 let names = try db.fetchAll(String.self, "SELECT name FROM identities WHERE key_version = 1 ORDER BY log_index")
                 for name in names {
                     try db.execute("INSERT INTO name_skeletons (skeleton, name) VALUES (?, ?) ON CONFLICT DO NOTHING", [try IdentityName(name).skeleton, name])
                 }
             }
-            if try !db.fetchOne(Bool.self, "SELECT EXISTS (SELECT 1 FROM key_owners)")! {
+            if try db.fetchOne(Bool.self, "SELECT EXISTS (SELECT 1 FROM key_owners)") != true {
                 for data in try db.fetchAll(Data.self, "SELECT bundle FROM identities ORDER BY log_index") {
                     let bundle = try IdentityBundle(encoded: Array(data))
                     for keyHash in try Self.keyOwnerHashes(of: bundle) {
@@ -385,7 +385,7 @@ public struct Directory: Sendable {
     }
 
     private static func latest(name: String, _ db: any StorageTransaction) throws -> IdentityBundle? {
-        try db.fetchOne(Data.self, "SELECT bundle FROM identities WHERE name = ? ORDER BY key_version DESC LIMIT 1", [name])
+        try db.latestBundleEncoding(of: name)
             .map { try IdentityBundle(encoded: Array($0)) }
     }
 

@@ -107,8 +107,7 @@ public final class ConnectionLimiter: @unchecked Sendable {
             if entries.count >= capacity {
                 let candidate = entries.filter { !$0.value.authenticatedInFlight && now - $0.value.lastProgress >= minimumAge }
                     .min { $0.value.lastProgress < $1.value.lastProgress }
-                guard let candidate else { return (nil, nil, .relayFull) }
-                let removed = entries.removeValue(forKey: candidate.key)!
+                guard let candidate, let removed = entries.removeValue(forKey: candidate.key) else { return (nil, nil, .relayFull) }
                 let remaining = perGroupCount[removed.group, default: 1] - 1
                 perGroupCount[removed.group] = remaining > 0 ? remaining : nil
                 evicted += 1

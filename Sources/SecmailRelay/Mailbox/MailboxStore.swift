@@ -278,7 +278,7 @@ public struct MailboxStore: Sendable {
     /// registered, or that would not fit every recipient's mailbox, or `depositor`'s share of it
     /// (within `db`, the read transaction that also checked the depositor's token).
     func admit(_ size: Int, to recipients: [IdentityName], from depositor: IdentityName, in db: any StorageTransaction) throws {
-        for name in recipients where try db.fetchOne(Int.self, "SELECT 1 FROM identities WHERE name = ? LIMIT 1", [name.value]) == nil {
+        for name in recipients where try !db.isRegistered(name.value) {
             throw Self.notRegistered(name.value)
         }
         for name in recipients {

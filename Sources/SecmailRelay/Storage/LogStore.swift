@@ -40,7 +40,7 @@ public struct LogStore: Sendable {
     /// The data of leaf `index`.
     public func leaf(at index: UInt64) async throws -> [UInt8] {
         try await database.read { db in
-            guard let data = try db.fetchOne(Data.self, "SELECT leaf_data FROM log_leaves WHERE leaf_index = ?", [Int64(index)]) else {
+            guard let data = try db.logLeafData(at: index) else {
                 throw RelayError(.notFound, "the log has no leaf \(index)")
             }
             return Array(data)

@@ -28,7 +28,12 @@ struct DemoCommand: AsyncParsableCommand {
 /// The demo's steps, each printed with what a user would want to see: sizes and fingerprints.
 private struct DemoRun {
     let root: URL
-    let passphrase = try! Passphrase("demo passphrase \(UUID().uuidString)")
+    let passphrase: Passphrase
+
+    init(root: URL) throws {
+        self.root = root
+        passphrase = try Passphrase("demo passphrase \(UUID().uuidString)")
+    }
 
     func step(_ number: Int, _ text: String) { Terminal.output("\n[\(number)] \(text)\n") }
     func line(_ text: String) { Terminal.output("    \(text)\n") }
