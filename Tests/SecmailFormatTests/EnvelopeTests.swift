@@ -268,3 +268,16 @@ import Testing
         #expect(try streamedDigest(Array(large.prefix(large.count / 2)), piece: 4096) == nil)
     }
 }
+
+@Suite struct MessageIDTests {
+    @Test func hexRoundTripsAndAnythingElseIsRefused() throws {
+        let id = try MessageID(bytes: Array(0..<16).map { UInt8($0 * 17) })
+        #expect(id.hex == "00112233445566778899aabbccddeeff")
+        #expect(try MessageID(hex: id.hex) == id)
+        #expect(try MessageID(hex: id.hex.uppercased()) == id)
+        for bad in ["", String(id.hex.dropLast()), id.hex + "0", "zz" + id.hex.dropFirst(2), "+0" + id.hex.dropFirst(2),
+                    String(id.hex.dropLast(2)) + " f", "\u{FF10}" + id.hex.dropFirst()] {
+            #expect(throws: FormatError.self, "\(bad)") { try MessageID(hex: bad) }
+        }
+    }
+}

@@ -164,9 +164,7 @@ public struct MessageID: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses the 32 hex digits `hex` prints.
     public init(hex text: String) throws {
-        let digits = Array(text)
-        let bytes = stride(from: 0, to: digits.count - 1, by: 2).compactMap { UInt8(String(digits[$0...$0 + 1]), radix: 16) }
-        guard digits.count == 2 * Self.byteCount, bytes.count == Self.byteCount else {
+        guard let bytes = hexDecoded(text), bytes.count == Self.byteCount else {
             throw FormatError(.invalidField, "a message id is \(2 * Self.byteCount) hex digits")
         }
         try self.init(bytes: bytes)

@@ -35,22 +35,40 @@ public struct Fingerprint: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses 64 hex digits; spaces and colons are ignored, so a grouped form pastes back.
     public init(hex text: String) throws {
-        let digits = text.lowercased().filter { $0 != " " && $0 != ":" }
+        let digits = text.filter { $0 != " " && $0 != ":" }
         guard digits.count == 64 else {
             throw FormatError(.invalidField, "a fingerprint is 64 hex digits, got \(digits.count)")
         }
-        var bytes: [UInt8] = []
-        var iterator = digits.makeIterator()
-        while let high = iterator.next(), let low = iterator.next() {
-            guard let h = high.hexDigitValue, let l = low.hexDigitValue else {
-                throw FormatError(.invalidField, "a fingerprint has only hex digits 0-9 and a-f")
-            }
-            bytes.append(UInt8(h << 4 | l))
+        guard let bytes = hexDecoded(digits) else {
+            throw FormatError(.invalidField, "a fingerprint has only hex digits 0-9 and a-f")
         }
         try self.init(bytes: bytes)
     }
 
     public var description: String { grouped }
+}
+
+/// The bytes that the hexadecimal `text` spells (ASCII digits, either case), or nil when it holds
+/// anything else or an odd number of digits.
+public func hexDecoded(_ text: some StringProtocol) -> [UInt8]? {
+    var bytes: [UInt8] = []
+    var high: UInt8?
+    for unit in text.utf8 {
+        let value: UInt8
+        switch unit {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): value = unit - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): value = unit - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): value = unit - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+        if let first = high {
+            bytes.append(first << 4 | value)
+            high = nil
+        } else {
+            high = value
+        }
+    }
+    return high == nil ? bytes : nil
 }
 
 /// Lower-case hexadecimal of `bytes`.

@@ -391,7 +391,7 @@ public struct Directory: Sendable {
 
     private static func inviteHash(_ code: String) -> [UInt8]? {
         let trimmed = code.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
-        guard trimmed.count == 32, trimmed.allSatisfy(\.isHexDigit) else { return nil }
+        guard trimmed.count == 32, hexDecoded(trimmed) != nil else { return nil }
         return SHA256.hash(Array(trimmed.utf8))
     }
 }

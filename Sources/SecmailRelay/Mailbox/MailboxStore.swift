@@ -151,7 +151,7 @@ public struct MailboxStore: Sendable {
         var position: (time: Int64, envelope: String) = (Int64.min, "")
         if let cursor {
             let parts = cursor.split(separator: ".", maxSplits: 1)
-            guard parts.count == 2, let time = Int64(parts[0]), parts[1].count == 32, parts[1].allSatisfy(\.isHexDigit) else {
+            guard parts.count == 2, let time = Int64(parts[0]), parts[1].count == 32, hexDecoded(parts[1]) != nil else {
                 throw RelayError(.invalidRequest, "not a mailbox cursor: \(cursor)")
             }
             position = (time, String(parts[1]))
