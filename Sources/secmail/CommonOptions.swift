@@ -92,24 +92,17 @@ struct PassphraseOptions: ParsableArguments {
     /// The passphrase given without a prompt (file or environment), if any.
     func givenPassphrase() throws -> Passphrase? {
         if let passphraseFile {
-            let url = URL(fileURLWithPath: passphraseFile)
-            let mode = (try? FileStatus(path: url.path))?.permissions ?? 0
-            if mode & 0o077 != 0 {
-                throw CLIFailure(.failure, "the passphrase file \(passphraseFile) can be read by other users (mode \(String(mode & 0o777, radix: 8))); run `chmod 600 \(passphraseFile)` first")
-            }
-            let data: Data
+            var firstLine: [UInt8]
             do {
-                data = try Data(contentsOf: url)
-            } catch {
-                throw CLIFailure(.failure, "cannot read the passphrase file \(passphraseFile): \(error.localizedDescription)")
+                firstLine = try SecretFile.firstLine(at: passphraseFile)
+            } catch let error as FormatError {
+                throw CLIFailure(.failure, "cannot use the passphrase file \(passphraseFile): \(error.reason)")
             }
-            // The first line, without its line end (LF or CRLF).
-            var firstLine = Array(data.prefix { $0 != UInt8(ascii: "\n") })
-            if firstLine.last == UInt8(ascii: "\r") { firstLine.removeLast() }
-            guard let text = String(validating: firstLine, as: UTF8.self), !text.isEmpty else {
+            defer { SecretBytes.wipe(&firstLine) }
+            guard !firstLine.isEmpty, String(validating: firstLine, as: UTF8.self) != nil else {
                 throw CLIFailure(.failure, "the first line of the passphrase file \(passphraseFile) is empty or not UTF-8 text")
             }
-            return try Passphrase(text)
+            return try Passphrase(utf8Bytes: firstLine)
         }
         if let fromEnvironment = ProcessInfo.processInfo.environment["SECMAIL_PASSPHRASE"] {
             return try Passphrase(fromEnvironment)

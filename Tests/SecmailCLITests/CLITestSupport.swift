@@ -69,10 +69,10 @@ struct CLIUser {
 }
 
 /// Runs the secmail binary with a clean passphrase environment plus `environment`.
-func runSecmail(_ arguments: [String], environment: [String: String], in directory: URL? = nil) throws -> CLIResult {
+func runSecmail(_ arguments: [String], environment: [String: String], in directory: URL? = nil, input: Data? = nil) throws -> CLIResult {
     var overrides: [String: String?] = ["SECMAIL_PASSPHRASE": nil]
     for (key, value) in environment { overrides[key] = value }
-    let result = try runProcess(SecmailBinary.url, arguments, environment: overrides, directory: directory)
+    let result = try runProcess(SecmailBinary.url, arguments, environment: overrides, directory: directory, input: input)
     return CLIResult(status: result.status, stdout: result.text, stderr: result.stderr)
 }
 

@@ -280,18 +280,33 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("c.smsg").path))
     }
 
-    @Test func passphraseFilesMayEndInCRLFButMustBePrivate() throws {
+    /// A passphrase file may end in CRLF, be reached through a symbolic link or be a pipe
+    /// (`<(pass show secmail)`, /dev/stdin); a regular file others can read is refused, however
+    /// it is reached, before it is read.
+    @Test func passphraseFilesMayEndInCRLFOrBePipesButMustBePrivate() throws {
         let folder = try temporaryDirectory("passphrase-file")
-        let file = folder.appendingPathComponent("pass")
-        try Data("\(Users.alice.passphrase)\r\n".utf8).write(to: file)
+        let file = folder.appendingPathComponent("pass"), link = folder.appendingPathComponent("link")
+        try Data("\(Users.alice.passphrase)\r\nnot this line\n".utf8).write(to: file)
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: file)
+        func seal(_ passphraseFile: URL, input: Data? = nil) throws -> CLIResult {
+            let output = folder.appendingPathComponent("m\(UUID().uuidString).smsg")
+            return try runSecmail(["seal", "--to", Users.bundle("bob").path, "-m", "x", "-o", output.path, "--passphrase-file", passphraseFile.path],
+                                  environment: ["SECMAIL_HOME": Users.alice.home.path], input: input)
+        }
         chmod(file.path, 0o644)
-        let arguments = ["seal", "--to", Users.bundle("bob").path, "-m", "x", "-o", folder.appendingPathComponent("m.smsg").path,
-                         "--passphrase-file", file.path]
-        let refused = try runSecmail(arguments, environment: ["SECMAIL_HOME": Users.alice.home.path])
-        #expect(refused.status == 1 && refused.stderr.contains("chmod 600"), "\(refused.stderr)")
+        for path in [file, link] {
+            let refused = try seal(path)
+            #expect(refused.status == 1 && refused.stderr.contains("can be read by other users (mode 644)") && refused.stderr.contains("chmod 600"), "\(refused.stderr)")
+        }
         chmod(file.path, 0o600)
-        let sealed = try runSecmail(arguments, environment: ["SECMAIL_HOME": Users.alice.home.path])
-        #expect(sealed.status == 0, "\(sealed.stderr)")
+        for path in [file, link] {
+            let sealed = try seal(path)
+            #expect(sealed.status == 0, "\(path.lastPathComponent): \(sealed.stderr)")
+        }
+        let piped = try seal(URL(fileURLWithPath: "/dev/stdin"), input: Data("\(Users.alice.passphrase)\n".utf8))
+        #expect(piped.status == 0, "\(piped.stderr)")
+        let missing = try seal(folder.appendingPathComponent("absent"))
+        #expect(missing.status == 1 && missing.stderr.contains("No such file"), "\(missing.stderr)")
     }
 
     struct PTYResult: Decodable {
