@@ -94,7 +94,7 @@ struct PassphraseOptions: ParsableArguments {
         if let passphraseFile {
             var firstLine: [UInt8]
             do {
-                firstLine = try SecretFile.firstLine(at: passphraseFile)
+                firstLine = try NamedFile.firstLineOfSecret(at: passphraseFile)
             } catch let error as FormatError {
                 throw CLIFailure(.failure, "cannot use the passphrase file \(passphraseFile): \(error.reason)")
             }

@@ -191,6 +191,27 @@ import Testing
         #expect(usage.status == 64)
     }
 
+    /// Identity files and images may come through a pipe (`--to <(curl …)`, /dev/stdin); what
+    /// cannot be an identity or an image gets the system's reason or the bound, not Foundation's
+    /// "You don't have permission".
+    @Test func namedFilesMayBePipesAndAreBounded() throws {
+        let directory = try temporaryDirectory("namedfiles")
+        let environment = ["SECMAIL_HOME": Users.alice.home.path, "SECMAIL_PASSPHRASE": Users.alice.passphrase]
+        let piped = try runSecmail(["seal", "--to", "/dev/stdin", "-m", "x", "-o", directory.appendingPathComponent("p.smsg").path],
+                                   environment: environment, input: try Data(contentsOf: Users.bundle("bob")))
+        #expect(piped.status == 0, "\(piped.stderr)")
+        let oversized = directory.appendingPathComponent("huge.id")
+        try Data(count: 100_000).write(to: oversized)
+        let huge = try Users.alice.run(["seal", "--to", oversized.path, "-m", "x", "-o", directory.appendingPathComponent("h.smsg").path])
+        #expect(huge.status == 1 && huge.stderr.contains("cannot read identity file \(oversized.path): it is larger than 65536 bytes"), "\(huge.stderr)")
+        let folder = try Users.alice.run(["seal", "--to", directory.path, "-m", "x", "-o", directory.appendingPathComponent("f.smsg").path])
+        #expect(folder.status == 1 && folder.stderr.contains("Is a directory"), "\(folder.stderr)")
+        let image = try runSecmail(["image", "optimize", "/dev/stdin", "-o", directory.appendingPathComponent("out.png").path],
+                                   environment: environment, input: Data(TestPNG(width: 40, height: 30, colorType: 2, bitDepth: 8) { x, y, c in (x * 5 + y * 3 + c * 40) % 256 }.encoded))
+        #expect(image.status == 0, "\(image.stderr)")
+        #expect(contents(of: directory).sorted() == ["huge.id", "out.png", "p.smsg"])
+    }
+
     @Test func aKeyFileReadableByOthersIsRefused() async throws {
         // A reader of its own: widening a shared user's key would fail other tests running now.
         let directory = try temporaryDirectory("perms")

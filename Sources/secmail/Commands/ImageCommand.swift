@@ -134,9 +134,10 @@ struct ImageWireCommand: AsyncParsableCommand {
 /// The bytes of the image file at `path`, or a failure that names it.
 private func readImage(_ path: String) throws -> [UInt8] {
     do {
-        return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-    } catch {
-        throw CLIFailure(.failure, "cannot read \(path): \(error.localizedDescription)")
+        // An image within ImageLimits.standard is smaller than this even stored uncompressed.
+        return try NamedFile.contents(of: path, maximumByteCount: 1 << 30)
+    } catch let error as FormatError {
+        throw CLIFailure(.failure, "cannot read \(path): \(error.reason)")
     }
 }
 

@@ -171,14 +171,15 @@ extension WireAttachments {
 
 /// Reads an identity bundle file (armored or binary).
 func loadBundle(_ path: String) throws -> IdentityBundle {
-    let data: Data
+    let bytes: [UInt8]
     do {
-        data = try Data(contentsOf: URL(fileURLWithPath: path))
-    } catch {
-        throw CLIFailure(.failure, "cannot read identity file \(path): \(error.localizedDescription)")
+        // Far more than any identity bundle (two RSA-3072 keys armored: about 2 KiB).
+        bytes = try NamedFile.contents(of: path, maximumByteCount: 64 << 10)
+    } catch let error as FormatError {
+        throw CLIFailure(.failure, "cannot read identity file \(path): \(error.reason)")
     }
     do {
-        return try IdentityBundle(armoredOrBinary: Array(data))
+        return try IdentityBundle(armoredOrBinary: bytes)
     } catch let error as FormatError {
         throw FormatError(error.code, "\(path) is not a valid identity: \(error.reason)")
     }

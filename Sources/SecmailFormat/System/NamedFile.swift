@@ -1,0 +1,74 @@
+import Foundation
+import Glibc
+import SecmailCrypto
+
+/// Small files a user names on the command line — identity bundles, passphrase files — read
+/// whole and bounded. Each may be a regular file, a symbolic link to one, or a pipe
+/// (`<(pass show secmail)`, `<(curl …)`, /dev/stdin), which Foundation's `Data(contentsOf:)`
+/// refuses ("You don't have permission").
+public enum NamedFile {
+    /// Every byte of the file at `path`. Throws `FormatError(.io)` with the system's reason when
+    /// it cannot be read, and `FormatError(.tooLarge)` past `maximumByteCount` bytes.
+    public static func contents(of path: String, maximumByteCount: Int) throws -> [UInt8] {
+        try withOpenFile(path) { descriptor in
+            var bytes = try read(descriptor, upTo: maximumByteCount + 1) { _ in false }
+            guard bytes.count <= maximumByteCount else {
+                SecretBytes.wipe(&bytes)
+                throw FormatError(.tooLarge, "it is larger than \(maximumByteCount) bytes")
+            }
+            return bytes
+        }
+    }
+
+    /// A secret's first line, without its line end (LF or CRLF). A regular file that others can
+    /// read is refused before a byte is read (a link is judged by what it leads to); nothing
+    /// after the first line is read, and the read buffer is wiped.
+    public static func firstLineOfSecret(at path: String, maximumByteCount: Int = 4096) throws -> [UInt8] {
+        try withOpenFile(path) { descriptor in
+            // The open file's own status: what a symbolic link leads to.
+            var info = stat()
+            guard fstat(descriptor, &info) == 0 else { throw FormatError(.io, String(cString: strerror(errno))) }
+            let permissions = Int(info.st_mode & 0o777)
+            if info.st_mode & S_IFMT == S_IFREG, permissions & 0o077 != 0 {
+                throw FormatError(.io, "it can be read by other users (mode \(String(permissions, radix: 8))); run `chmod 600 \(path)` first")
+            }
+            var buffer = try read(descriptor, upTo: maximumByteCount) { $0.contains(UInt8(ascii: "\n")) }
+            defer { SecretBytes.wipe(&buffer) }
+            var line = Array(buffer.prefix { $0 != UInt8(ascii: "\n") })
+            if line.last == UInt8(ascii: "\r") {
+                line[line.count - 1] = 0
+                line.removeLast()
+            }
+            return line
+        }
+    }
+
+    private static func withOpenFile<T>(_ path: String, _ body: (Int32) throws -> T) throws -> T {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw FormatError(.io, String(cString: strerror(errno))) }
+        defer { close(descriptor) }
+        return try body(descriptor)
+    }
+
+    /// Reads until end of file, `limit` bytes, or `isEnough` says the bytes so far suffice.
+    private static func read(_ descriptor: Int32, upTo limit: Int, until isEnough: (ArraySlice<UInt8>) -> Bool) throws -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: min(limit, 64 << 10))
+        var filled = 0
+        while filled < limit, !isEnough(buffer[..<filled]) {
+            if filled == buffer.count { buffer += [UInt8](repeating: 0, count: min(limit, buffer.count * 2) - buffer.count) }
+            let count = buffer.withUnsafeMutableBytes { raw in
+                Glibc.read(descriptor, raw.baseAddress.map { $0 + filled }, raw.count - filled)
+            }
+            if count < 0 {
+                if errno == EINTR { continue }
+                SecretBytes.wipe(&buffer)
+                throw FormatError(.io, String(cString: strerror(errno)))
+            }
+            if count == 0 { break }
+            filled += count
+        }
+        let bytes = Array(buffer[..<filled])
+        SecretBytes.wipe(&buffer)
+        return bytes
+    }
+}
