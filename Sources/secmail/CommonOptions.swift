@@ -36,7 +36,7 @@ struct FirstContactOptions: ParsableArguments {
 /// At the terminal a person gets three tries, a sentence for what was wrong (empty, too short, the
 /// two entries differ, wrong), and Ctrl-C ends the command at once (exit 130, echo restored).
 struct PassphraseOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Read the passphrase from the first line of this file (readable by you alone).", valueName: "file"))
+    @Option(name: .long, help: ArgumentHelp("Read the passphrase from the first line of this file (readable by you alone) or pipe.", valueName: "file"))
     var passphraseFile: String?
 
     @Flag(name: .long, help: "Ask for the passphrase even when the key agent (secmail unlock) holds the keys.")
@@ -228,5 +228,32 @@ struct ComposeOptions: ParsableArguments {
     /// (images may shrink on the wire).
     static func knownSize(text: String, _ checked: [WireAttachments.Checked]) -> UInt64 {
         UInt64(text.utf8.count) + checked.filter { !$0.isImage }.reduce(0) { $0 + $1.plain.info.length }
+    }
+}
+
+/// Where `read` and `open` save a message's attachments and how they print it.
+struct MessageOutputOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Folder for the attachments (created if missing; default $SECMAIL_HOME/mail/ID).", valueName: "dir"))
+    var out: String?
+
+    @Flag(name: .long, help: "Keep JPEG images as they travelled instead of converting them to PNG.")
+    var asSent = false
+
+    @Flag(name: .long, help: "Print the result as JSON on standard output.")
+    var json = false
+
+    @Flag(name: .long, help: "Print the message text exactly as sent (for scripts; control characters included).")
+    var raw = false
+
+    /// The folder --out names, if any.
+    var folder: URL? { out.map { URL(fileURLWithPath: $0, isDirectory: true) } }
+
+    /// The message for people (its text neutralised unless --raw), or as JSON with `extra` fields.
+    func print(_ shown: ShownMessage, adding extra: [String: Any] = [:]) throws {
+        if json {
+            try Terminal.output(jsonText(shown.json.merging(extra) { _, added in added }))
+        } else {
+            shown.show(raw: raw)
+        }
     }
 }

@@ -169,17 +169,7 @@ struct ReadCommand: AsyncParsableCommand {
     @Argument(help: "The message id (from `secmail inbox`).")
     var id: String
 
-    @Option(name: .long, help: ArgumentHelp("Folder for the attachments (created if missing; default $SECMAIL_HOME/mail/ID).", valueName: "dir"))
-    var out: String?
-
-    @Flag(name: .long, help: "Keep JPEG images as they travelled instead of converting them to PNG.")
-    var asSent = false
-
-    @Flag(name: .long, help: "Print the result as JSON on standard output.")
-    var json = false
-
-    @Flag(name: .long, help: "Print the message text exactly as sent (for scripts; control characters included).")
-    var raw = false
+    @OptionGroup var outputOptions: MessageOutputOptions
 
     @OptionGroup var homeOptions: HomeOptions
     @OptionGroup var passphraseOptions: PassphraseOptions
@@ -195,7 +185,7 @@ struct ReadCommand: AsyncParsableCommand {
             let (identity, keys) = try passphraseOptions.senderAndRecipientKeys(keystore)
             let downloading = Terminal.ProgressLine("downloading"), progress = Terminal.ProgressLine("verifying and decrypting")
             let read = try await MailClient(relay: relay).read(
-                messageID, identity: identity, keys: keys, into: out.map { URL(fileURLWithPath: $0, isDirectory: true) }, keepJPEG: asSent,
+                messageID, identity: identity, keys: keys, into: outputOptions.folder, keepJPEG: outputOptions.asSent,
                 progress: progress.update, downloadProgress: { done, total in downloading.update(done, total) },
                 converting: Terminal.imageConversionStatus)
             downloading.finish()
@@ -205,14 +195,9 @@ struct ReadCommand: AsyncParsableCommand {
         if let contact = read.senderContact { Terminal.pinNote(contact) }
         let shown = ShownMessage(header: read.message.header, keyVersion: read.sender.keyVersion, text: read.message.text,
                                  saved: read.saved, notes: read.notes)
-        if json {
-            var result = shown.json
-            result["readBefore"] = read.readBefore
-            if let failure = read.saveFailure { result["saveError"] = failure.reason }
-            try Terminal.output(jsonText(result))
-        } else {
-            shown.show(raw: raw)
-        }
+        var extra: [String: Any] = ["readBefore": read.readBefore]
+        if let failure = read.saveFailure { extra["saveError"] = failure.reason }
+        try outputOptions.print(shown, adding: extra)
         if let failure = read.saveFailure {
             throw CLIFailure(.failure, "\(failure.reason). The message is kept: `secmail read \(messageID.hex) --out DIR` saves them elsewhere")
         }

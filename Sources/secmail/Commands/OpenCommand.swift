@@ -20,17 +20,7 @@ struct OpenCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The sender's identity file.", valueName: "bundle"))
     var from: String
 
-    @Option(name: .long, help: ArgumentHelp("Folder for the attachments (created if missing; default $SECMAIL_HOME/mail/ID).", valueName: "dir"))
-    var out: String?
-
-    @Flag(name: .long, help: "Keep JPEG images as they travelled instead of converting them to PNG.")
-    var asSent = false
-
-    @Flag(name: .long, help: "Print the result as JSON on standard output.")
-    var json = false
-
-    @Flag(name: .long, help: "Print the message text exactly as sent (for scripts; control characters included).")
-    var raw = false
+    @OptionGroup var outputOptions: MessageOutputOptions
 
     @OptionGroup var homeOptions: HomeOptions
     @OptionGroup var passphraseOptions: PassphraseOptions
@@ -47,19 +37,15 @@ struct OpenCommand: AsyncParsableCommand {
         let verifying = Terminal.ProgressLine("verifying")
         let verified = try EnvelopeOpener.verify(source, sender: sender, keys: keys, progress: verifying.update)
         verifying.finish()
-        let output = out.map { URL(fileURLWithPath: $0, isDirectory: true) }
+        let output = outputOptions.folder
             ?? keystore.home.url.appendingPathComponent("mail/\(verified.header.messageID.hex)", isDirectory: true)
         let decrypting = Terminal.ProgressLine("decrypting")
-        let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: asSent, progress: decrypting.update,
+        let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: outputOptions.asSent, progress: decrypting.update,
                                                      converting: Terminal.imageConversionStatus)
         decrypting.finish()
         let shown = ShownMessage(header: opened.message.header, keyVersion: nil, text: opened.message.text,
                                  saved: opened.saved, notes: [])
-        if json {
-            try Terminal.output(jsonText(shown.json))
-        } else {
-            shown.show(raw: raw)
-        }
+        try outputOptions.print(shown)
         if let failure = opened.saveFailure {
             throw CLIFailure(.failure, "\(failure.reason); give --out another folder to save them")
         }
