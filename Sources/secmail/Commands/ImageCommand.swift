@@ -31,14 +31,10 @@ struct ImageOptimizeCommand: AsyncParsableCommand {
     var output: String
 
     @Option(name: .long, help: ArgumentHelp("Effort: 1 fast, 2 normal, 3 thorough.", valueName: "n"))
-    var level: Int = PNGEffort.normal.rawValue
+    var level: PNGEffort = .normal
 
     @Flag(name: .long, help: "Print the result as JSON on standard output.")
     var json = false
-
-    func validate() throws {
-        guard PNGEffort.levels.map(\.rawValue).contains(level) else { throw ValidationError("--level is 1, 2 or 3") }
-    }
 
     func run() async throws {
         let outputURL = URL(fileURLWithPath: output)
@@ -46,7 +42,7 @@ struct ImageOptimizeCommand: AsyncParsableCommand {
             throw CLIFailure(.failure, "\(output) exists already; choose another output file")
         }
         let bytes = try readImage(input)
-        let pipeline = ImagePipeline(effort: PNGEffort(rawValue: level) ?? .normal)
+        let pipeline = ImagePipeline(effort: level)
         let (result, seconds) = try timed { try pipeline.optimizedPNG(bytes) }
         try AtomicFile.write(to: outputURL) { sink in try sink.write(result.png.bytes[...]) }
         let change = Double(result.png.bytes.count) / Double(max(bytes.count, 1)) * 100
@@ -83,13 +79,12 @@ struct ImageWireCommand: AsyncParsableCommand {
     var features: String = ReaderFeature.supported.map(\.rawValue).joined(separator: ",")
 
     @Option(name: .long, help: ArgumentHelp("PNG effort: 1 fast, 2 normal, 3 thorough.", valueName: "n"))
-    var level: Int = PNGEffort.normal.rawValue
+    var level: PNGEffort = .normal
 
     @Flag(name: .long, help: "Print the result as JSON on standard output.")
     var json = false
 
     func validate() throws {
-        guard PNGEffort.levels.map(\.rawValue).contains(level) else { throw ValidationError("--level is 1, 2 or 3") }
         _ = try readerFeatures()
     }
 
@@ -106,7 +101,7 @@ struct ImageWireCommand: AsyncParsableCommand {
     func run() async throws {
         let bytes = try readImage(input)
         let readable = try readerFeatures()
-        let pipeline = ImagePipeline(effort: PNGEffort(rawValue: level) ?? .normal)
+        let pipeline = ImagePipeline(effort: level)
         let (wire, seconds) = try timed {
             try pipeline.wireForm(of: bytes, allowJXL: readable.contains(.jxl), allowJXLRendering: readable.contains(.jxlRendering))
         }
@@ -147,4 +142,16 @@ private func timed<T>(_ body: () throws -> T) rethrows -> (T, Double) {
     let result = try body()
     let duration = ContinuousClock.now - start
     return (result, Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+}
+
+/// `--level 1|2|3`: the optimiser's efforts that people choose between.
+extension PNGEffort: ExpressibleByArgument {
+    public init?(argument: String) {
+        guard let number = Int(argument), let effort = PNGEffort(rawValue: number), PNGEffort.levels.contains(effort) else { return nil }
+        self = effort
+    }
+
+    public var defaultValueDescription: String { String(rawValue) }
+
+    public static var allValueStrings: [String] { levels.map { String($0.rawValue) } }
 }
