@@ -53,28 +53,47 @@ public enum RelayBackup {
 
     /// Writes a whole backup of `data` into the new directory `destination`.
     private static func fill(_ destination: URL, from data: URL) async throws -> Summary {
-        let fileManager = FileManager.default
-        let sourceDatabase = data.appendingPathComponent("relay.sqlite")
         let envelopes = destination.appendingPathComponent("envelopes", isDirectory: true)
         do {
-            try fileManager.createDirectory(at: envelopes, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            try fileManager.setAttributes([.posixPermissions: 0o700], ofItemAtPath: destination.path)
+            try FileManager.default.createDirectory(at: envelopes, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: destination.path)
         } catch {
             throw RelayError(.storage, "cannot create \(destination.path): \(error.localizedDescription)")
         }
         let backupDatabase = destination.appendingPathComponent("relay.sqlite")
+        try snapshotDatabase(data.appendingPathComponent("relay.sqlite"), to: backupDatabase)
+        try copyKeysAndCertificates(from: data, to: destination)
+        let database = try RelayDatabase(path: backupDatabase.path)
+        let copied = try await copyEnvelopeFiles(listedIn: database, from: data.appendingPathComponent("envelopes", isDirectory: true), to: envelopes)
+        let deleted = try await deleteMessages(of: copied.vanished, in: database, envelopes: envelopes)
+        let counts = try await checkedCounts(database)
+        for directory in [envelopes, destination.appendingPathComponent("tls", isDirectory: true), destination]
+        where FileManager.default.fileExists(atPath: directory.path) {
+            try synchronize(directory)
+        }
+        return Summary(identities: counts.identities, logLeaves: counts.leaves, messages: counts.messages,
+                       envelopeFiles: copied.files, envelopeBytes: copied.bytes, deletedDuringBackup: deleted)
+    }
+
+    /// A consistent copy of the live database, through SQLite's online backup.
+    private static func snapshotDatabase(_ source: URL, to copy: URL) throws {
         do {
             var configuration = Configuration()
             configuration.readonly = true
             configuration.busyMode = .timeout(5)
-            let source = try DatabasePool(path: sourceDatabase.path, configuration: configuration)
-            let copy = try DatabaseQueue(path: backupDatabase.path)
-            try source.backup(to: copy)
-            try copy.close()
-            try source.close()
+            let live = try DatabasePool(path: source.path, configuration: configuration)
+            let snapshot = try DatabaseQueue(path: copy.path)
+            try live.backup(to: snapshot)
+            try snapshot.close()
+            try live.close()
         } catch let error as DatabaseError {
             throw RelayError(.storage, "the database backup failed", databaseMessage: error.message)
         }
+    }
+
+    /// The log key, the origin and the TLS certificate and key, each synced.
+    private static func copyKeysAndCertificates(from data: URL, to destination: URL) throws {
+        let fileManager = FileManager.default
         for name in ["log-key.ed25519", "origin"] where fileManager.fileExists(atPath: data.appendingPathComponent(name).path) {
             try copySynced(data.appendingPathComponent(name), to: destination.appendingPathComponent(name))
         }
@@ -84,8 +103,12 @@ public enum RelayBackup {
             try fileManager.createDirectory(at: target, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             for file in files { try copySynced(tls.appendingPathComponent(file), to: target.appendingPathComponent(file)) }
         }
+    }
 
-        let database = try RelayDatabase(path: backupDatabase.path)
+    /// Copies the envelope files the snapshot lists; returns how many and their bytes, and the
+    /// ids whose files were gone (deleted since the snapshot).
+    private static func copyEnvelopeFiles(listedIn database: RelayDatabase, from live: URL, to envelopes: URL) async throws
+        -> (files: Int, bytes: Int64, vanished: [String]) {
         let fileBacked = try await database.read { db in
             try db.fetchRows("SELECT envelope_id, size FROM envelopes WHERE inline_data IS NULL")
                 .map { (try $0.get("envelope_id") as String, try $0.get("size") as Int64) }
@@ -93,16 +116,20 @@ public enum RelayBackup {
         var vanished: [String] = []
         var bytes: Int64 = 0
         for (envelopeID, size) in fileBacked {
-            let original = data.appendingPathComponent("envelopes", isDirectory: true).appendingPathComponent(envelopeID)
-            guard fileManager.fileExists(atPath: original.path) else {
+            let original = live.appendingPathComponent(envelopeID)
+            guard FileManager.default.fileExists(atPath: original.path) else {
                 vanished.append(envelopeID)
                 continue
             }
             try copySynced(original, to: envelopes.appendingPathComponent(envelopeID))
             bytes += size
         }
-        // A file gone since the snapshot belonged to messages deleted since: they go from the
-        // backup the way the relay deletes them.
+        return (fileBacked.count - vanished.count, bytes, vanished)
+    }
+
+    /// A file gone since the snapshot belonged to messages deleted since: they go from the
+    /// backup the way the relay deletes them. Returns how many.
+    private static func deleteMessages(of vanished: [String], in database: RelayDatabase, envelopes: URL) async throws -> Int {
         let mailboxes = try MailboxStore(database: database, directory: envelopes)
         var deleted = 0
         for envelopeID in vanished {
@@ -115,7 +142,12 @@ public enum RelayBackup {
                 deleted += 1
             }
         }
-        let counts = try await database.read { db -> (identities: Int, leaves: Int, messages: Int) in
+        return deleted
+    }
+
+    /// The backup's counts, once SQLite's integrity check passed.
+    private static func checkedCounts(_ database: RelayDatabase) async throws -> (identities: Int, leaves: Int, messages: Int) {
+        try await database.read { db in
             let check = try db.fetchAll(String.self, "PRAGMA integrity_check")
             guard check == ["ok"] else {
                 throw RelayError(.storage, "the backup's database fails its integrity check: \(check.prefix(3).joined(separator: "; "))")
@@ -124,12 +156,6 @@ public enum RelayBackup {
                     try db.fetchOne(Int.self, "SELECT count(*) FROM log_leaves") ?? 0,
                     try db.fetchOne(Int.self, "SELECT count(*) FROM deliveries") ?? 0)
         }
-        for directory in [envelopes, destination.appendingPathComponent("tls", isDirectory: true), destination]
-        where FileManager.default.fileExists(atPath: directory.path) {
-            try synchronize(directory)
-        }
-        return Summary(identities: counts.identities, logLeaves: counts.leaves, messages: counts.messages,
-                       envelopeFiles: fileBacked.count - vanished.count, envelopeBytes: bytes, deletedDuringBackup: deleted)
     }
 
     /// Copies `source` to `target` and syncs it to disk before returning.
