@@ -238,14 +238,36 @@ public struct MailClient {
         }
         let token = try await relay.token(for: identity)
         try await declareReaderFeatures(token: token)
-        let listedSize = try await listedSize(of: id, token: token)
         let download = TemporaryFiles.path(in: receivedDirectory, prefix: "fetching")
         defer { TemporaryFiles.remove(download) }
+        let (source, header) = try await fetch(id, into: download, token: token, progress: downloadProgress)
+        let (sender, senderContact) = try await senderBundle(for: header)
+        let verified = try EnvelopeOpener.verify(source, sender: sender, keys: keys, progress: progress)
+        let now = Int64(Date().timeIntervalSince1970)
+        guard header.time <= now + timeWindow.futureSkew else {
+            throw ClientError(.verificationFailed, "message \(id) is dated \(EnvelopeTimeWindow.describe(header.time - now)) in the future (at most \(EnvelopeTimeWindow.describe(timeWindow.futureSkew)) is allowed): refused")
+        }
+        try await relay.compareView(withSenderCheckpoint: header.senderCheckpoint, sender: header.senderName, messageID: id)
+        try relay.saveLogView()
+        let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: keepJPEG, progress: progress, converting: converting)
+        try keep(download, as: stored, sender: sender, id: id)
+        // Stored and verified locally: now the relay's copy may go (P9).
+        try await relay.expect(204, RelayRequest(.DELETE, Endpoint.deleteMessage.path(id.hex), bearer: token), notFound: .relayRefused)
+        let notes = header.time < now - timeWindow.maximumAge
+            ? ["this message was signed \(EnvelopeTimeWindow.describe(now - header.time)) ago"] : []
+        return Read(message: opened.message, sender: sender, saved: opened.saved, notes: notes, readBefore: false,
+                    saveFailure: opened.saveFailure, senderContact: senderContact)
+    }
+
+    /// Downloads message `id` into `download`, no more bytes than the mailbox lists for it, and
+    /// reads its header, which must name `id`. Nothing is verified yet.
+    private func fetch(_ id: MessageID, into download: URL, token: String,
+                       progress: (@Sendable (UInt64, UInt64) -> Void)?) async throws -> (FileEnvelopeSource, EnvelopeHeader) {
         var fetch = RelayRequest(.GET, Endpoint.fetchMessage.path(id.hex), bearer: token)
         fetch.saveBodyTo = download
         fetch.timeout = .seconds(600)
-        fetch.downloadProgress = downloadProgress
-        fetch.maximumDownloadSize = listedSize
+        fetch.downloadProgress = progress
+        fetch.maximumDownloadSize = try await listedSize(of: id, token: token)
         try await relay.expect(200, fetch, notFound: .relayRefused)
         let source: FileEnvelopeSource
         let header: EnvelopeHeader
@@ -258,19 +280,15 @@ public struct MailClient {
         guard header.messageID == id else {
             throw ClientError(.verificationFailed, "the relay served message \(header.messageID) when asked for \(id)")
         }
-        let (sender, senderContact) = try await senderBundle(for: header)
-        let verified = try EnvelopeOpener.verify(source, sender: sender, keys: keys, progress: progress)
-        let now = Int64(Date().timeIntervalSince1970)
-        guard header.time <= now + timeWindow.futureSkew else {
-            throw ClientError(.verificationFailed, "message \(id) is dated \(EnvelopeTimeWindow.describe(header.time - now)) in the future (at most \(EnvelopeTimeWindow.describe(timeWindow.futureSkew)) is allowed): refused")
-        }
-        try await relay.compareView(withSenderCheckpoint: header.senderCheckpoint, sender: header.senderName, messageID: id)
-        try relay.saveLogView()
-        let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: keepJPEG, progress: progress, converting: converting)
-        // The sender key first, then the envelope (whose presence marks the message read), each
-        // synced before its rename and the renames synced too. The download is synced only now:
-        // the kernel began writing it as it arrived (PositionalFile), and wrote most of the rest
-        // while it was checked and decrypted.
+        return (source, header)
+    }
+
+    /// Keeps a verified download as `stored`, with the sender key that verified it: the sender
+    /// key first, then the envelope (whose presence marks the message read), each synced before
+    /// its rename and the renames synced too. The download is synced only now: the kernel began
+    /// writing it as it arrived (PositionalFile), and wrote most of the rest while it was
+    /// checked and decrypted.
+    private func keep(_ download: URL, as stored: URL, sender: IdentityBundle, id: MessageID) throws {
         do {
             try FileSystem.synchronize(download)
             let senderDraft = TemporaryFiles.path(in: receivedDirectory, prefix: "fetching")
@@ -283,12 +301,6 @@ public struct MailClient {
         }
         TemporaryFiles.release(download)
         try FileSystem.synchronize(receivedDirectory)
-        // Stored and verified locally: now the relay's copy may go (P9).
-        try await relay.expect(204, RelayRequest(.DELETE, Endpoint.deleteMessage.path(id.hex), bearer: token), notFound: .relayRefused)
-        let notes = header.time < now - timeWindow.maximumAge
-            ? ["this message was signed \(EnvelopeTimeWindow.describe(now - header.time)) ago"] : []
-        return Read(message: opened.message, sender: sender, saved: opened.saved, notes: notes, readBefore: false,
-                    saveFailure: opened.saveFailure, senderContact: senderContact)
     }
 
     private func senderFile(_ id: MessageID) -> URL {
