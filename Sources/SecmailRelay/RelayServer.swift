@@ -94,19 +94,7 @@ public struct PreparedRelay: Sendable {
             ?? RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)
         let logKey = try loadOrCreateLogKey(at: data.appendingPathComponent("log-key.ed25519"))
 
-        let chain: URL, key: URL, ca: URL?
-        if let certificate = configuration.certificateFile, let privateKey = configuration.privateKeyFile {
-            (chain, key, ca) = (certificate, privateKey, nil)
-        } else if configuration.certificateFile != nil || configuration.privateKeyFile != nil {
-            throw RelayError(.invalidRequest, "give both --cert and --key, or neither for development certificates")
-        } else {
-            let tlsDirectory = data.appendingPathComponent("tls", isDirectory: true)
-            var files = DevelopmentCertificates.files(in: tlsDirectory)
-            if !FileManager.default.fileExists(atPath: files.certificateChain.path) {
-                files = try DevelopmentCertificates.generate(in: tlsDirectory)
-            }
-            (chain, key, ca) = (files.certificateChain, files.privateKey, files.certificateAuthority)
-        }
+        let (chain, key, ca) = try certificateFiles(configuration)
         let certificate = try ServingCertificate(chainFile: chain, keyFile: key)
         let publicKeyPin = certificate.publicKeyPin
         let listenHost = configuration.host == "::1" ? "localhost" : configuration.host
@@ -130,20 +118,26 @@ public struct PreparedRelay: Sendable {
                                                                 maximumEnvelopeSize: configuration.maximumEnvelopeSize,
                                                                 mailboxQuota: configuration.mailboxQuota, senderShare: configuration.senderShare,
                                                                 timeWindow: configuration.envelopeTimeWindow),
-                                    limits: RelayLimits(perAddress: .init(perSecond: configuration.requestsPerSecondPerAddress,
-                                                                          burst: 2 * configuration.requestsPerSecondPerAddress),
-                                                        maximumConnections: configuration.maximumConnections,
-                                                        maximumConnectionsPerAddress: configuration.maximumConnectionsPerAddress,
-                                                        connectionsPerSecondPerAddress: .init(perSecond: configuration.connectionsPerSecondPerAddress,
-                                                                                              burst: 2 * configuration.connectionsPerSecondPerAddress),
-                                                        grouping: configuration.addressGrouping, deadlines: configuration.deadlines,
-                                                        uploads: UploadBudget(perIdentity: configuration.uploadsPerIdentity,
-                                                                              totalBytes: max(1 << 30, 2 * configuration.maximumEnvelopeSize)),
-                                                        registrations: RegistrationLimits(perAddressPerHour: configuration.registrationsPerHourPerAddress,
-                                                                                          totalPerHour: configuration.registrationsPerHour,
-                                                                                          grouping: configuration.addressGrouping))),
+                                    limits: configuration.limits),
             certificate: certificate, certificateAuthorityFile: ca,
             logVerifierKey: try signer.verifier.verifierKey)
+    }
+
+    /// The certificate chain and key to serve, and the CA file clients need: the configured pair,
+    /// else development certificates under `tls/` (made on first start).
+    private static func certificateFiles(_ configuration: RelayConfiguration) throws -> (chain: URL, key: URL, certificateAuthority: URL?) {
+        if let certificate = configuration.certificateFile, let privateKey = configuration.privateKeyFile {
+            return (certificate, privateKey, nil)
+        }
+        if configuration.certificateFile != nil || configuration.privateKeyFile != nil {
+            throw RelayError(.invalidRequest, "give both --cert and --key, or neither for development certificates")
+        }
+        let tlsDirectory = configuration.dataDirectory.appendingPathComponent("tls", isDirectory: true)
+        var files = DevelopmentCertificates.files(in: tlsDirectory)
+        if !FileManager.default.fileExists(atPath: files.certificateChain.path) {
+            files = try DevelopmentCertificates.generate(in: tlsDirectory)
+        }
+        return (files.certificateChain, files.privateKey, files.certificateAuthority)
     }
 
     /// Serves until SIGINT or SIGTERM (graceful shutdown: open requests finish), logging at
@@ -254,5 +248,19 @@ public struct PreparedRelay: Sendable {
             throw RelayError(.storage, "cannot write the log key \(url.path)")
         }
         return key
+    }
+}
+
+extension RelayConfiguration {
+    /// The connection, request, upload and registration limits this configuration sets.
+    var limits: RelayLimits {
+        RelayLimits(perAddress: .init(perSecond: requestsPerSecondPerAddress, burst: 2 * requestsPerSecondPerAddress),
+                    maximumConnections: maximumConnections,
+                    maximumConnectionsPerAddress: maximumConnectionsPerAddress,
+                    connectionsPerSecondPerAddress: .init(perSecond: connectionsPerSecondPerAddress, burst: 2 * connectionsPerSecondPerAddress),
+                    grouping: addressGrouping, deadlines: deadlines,
+                    uploads: UploadBudget(perIdentity: uploadsPerIdentity, totalBytes: max(1 << 30, 2 * maximumEnvelopeSize)),
+                    registrations: RegistrationLimits(perAddressPerHour: registrationsPerHourPerAddress, totalPerHour: registrationsPerHour,
+                                                      grouping: addressGrouping))
     }
 }
