@@ -191,9 +191,20 @@ struct ComposeOptions: ParsableArguments {
     @Flag(name: .long, help: "Send images as optimised PNG even when the metadata-stripped JPEG is smaller.")
     var alwaysPNG = false
 
-    /// The attachment files, checked cheaply (no image work yet).
+    /// The attachment files, checked cheaply (no image work yet). A file given more than once
+    /// (by the same or another path to it) is sent once.
     func checkedAttachments() throws -> [WireAttachments.Checked] {
-        try attach.map(WireAttachments.check)
+        var seen = Set<String>()
+        var files: [String] = []
+        for path in attach {
+            let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path
+            if seen.insert(resolved).inserted {
+                files.append(path)
+            } else {
+                Terminal.info("\(path) is attached more than once; it is sent once.")
+            }
+        }
+        return try files.map(WireAttachments.check)
     }
 
     /// The attachments as they go on the wire (images in their smallest lossless form, other

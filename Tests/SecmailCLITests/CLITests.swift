@@ -191,6 +191,26 @@ import Testing
         #expect(usage.status == 64)
     }
 
+    /// The same file attached twice (by another path to it too) travels once; a copy under
+    /// another name is another attachment.
+    @Test func aFileAttachedTwiceIsSentOnce() throws {
+        let directory = try temporaryDirectory("attachtwice")
+        let file = directory.appendingPathComponent("notes.txt"), copy = directory.appendingPathComponent("copy.txt")
+        let link = directory.appendingPathComponent("link.txt")
+        try Data("the same notes\n".utf8).write(to: file)
+        try Data("the same notes\n".utf8).write(to: copy)
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: file)
+        let envelope = directory.appendingPathComponent("m.smsg")
+        let sealed = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "-m", "x", "-o", envelope.path,
+                                          "--attach", file.path, "--attach", directory.path + "/./notes.txt", "--attach", link.path, "--attach", copy.path])
+        #expect(sealed.status == 0, "\(sealed.stderr)")
+        #expect(sealed.stderr.components(separatedBy: "is attached more than once; it is sent once").count == 3, "\(sealed.stderr)")
+        let opened = try Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--out", directory.appendingPathComponent("out").path, "--json"])
+        #expect(opened.status == 0, "\(opened.stderr)")
+        let files = try #require(try JSONSerialization.jsonObject(with: Data(opened.stdout.utf8)) as? [String: Any])["files"] as? [String]
+        #expect(files?.map { URL(fileURLWithPath: $0).lastPathComponent } == ["notes.txt", "copy.txt"])
+    }
+
     /// Identity files and images may come through a pipe (`--to <(curl …)`, /dev/stdin); what
     /// cannot be an identity or an image gets the system's reason or the bound, not Foundation's
     /// "You don't have permission".
