@@ -13,6 +13,14 @@ struct HomeOptions: ParsableArguments {
         if let home { return SecmailHome(url: URL(fileURLWithPath: home, isDirectory: true)) }
         return SecmailHome.resolve()
     }
+
+    /// Shell completion of a contact's name (`secmail send b<Tab>`): the pinned contacts of the
+    /// home that the words typed so far name with --home, else the default one.
+    static let contactNames = CompletionKind.custom { words, _, prefix in
+        let given = words.firstIndex(of: "--home").flatMap { words.indices.contains($0 + 1) ? words[$0 + 1] : nil }
+        let home = given.map { SecmailHome(url: URL(fileURLWithPath: $0, isDirectory: true)) } ?? SecmailHome.resolve()
+        return ContactPins(home: home).names().map(\.value).filter { $0.hasPrefix(prefix) }
+    }
 }
 
 /// How a relay contacted for the first time is trusted (`register`, a first `monitor`): what

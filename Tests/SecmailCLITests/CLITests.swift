@@ -191,6 +191,36 @@ import Testing
         #expect(usage.status == 64)
     }
 
+    /// Tab completion (bash, as `--generate-completion-script bash` sets it up) offers the pinned
+    /// contacts' names for `send`, `lookup` and `trust`, from the home --home names.
+    @Test func bashCompletesContactNames() throws {
+        let home = try temporaryDirectory("completion")
+        let contacts = home.appendingPathComponent("contacts", isDirectory: true)
+        try FileManager.default.createDirectory(at: contacts, withIntermediateDirectories: true)
+        for file in ["bob.id", "bea.id", "carol.id", "bob.compared", "Not A Name.id", "bob.id~"] {
+            try Data().write(to: contacts.appendingPathComponent(file))
+        }
+        let script = try runSecmail(["--generate-completion-script", "bash"], environment: [:])
+        #expect(script.status == 0)
+        let scriptFile = home.appendingPathComponent("secmail.bash")
+        try Data(script.stdout.utf8).write(to: scriptFile)
+        func complete(_ words: [String]) throws -> [String] {
+            let line = words.joined(separator: " ")
+            let quoted = words.map { "'\($0)'" }.joined(separator: " ")
+            let program = """
+                source '\(scriptFile.path)'
+                COMP_WORDS=(\(quoted)); COMP_CWORD=\(words.count - 1); COMP_LINE='\(line)'; COMP_POINT=${#COMP_LINE}
+                _secmail; printf '%s\\n' "${COMPREPLY[@]}"
+                """
+            let result = try runProcess(URL(fileURLWithPath: "/bin/bash"), ["-c", program],
+                                        environment: ["PATH": SecmailBinary.url.deletingLastPathComponent().path + ":/usr/bin:/bin", "SECMAIL_HOME": "/nonexistent"])
+            return result.text.split(separator: "\n").map(String.init).sorted()
+        }
+        #expect(try complete(["secmail", "send", "--home", home.path, "b"]) == ["bea", "bob"])
+        #expect(try complete(["secmail", "lookup", "--home", home.path, ""]) == ["bea", "bob", "carol"])
+        #expect(try complete(["secmail", "trust", "--home", home.path, "c"]) == ["carol"])
+    }
+
     /// The same file attached twice (by another path to it too) travels once; a copy under
     /// another name is another attachment.
     @Test func aFileAttachedTwiceIsSentOnce() throws {

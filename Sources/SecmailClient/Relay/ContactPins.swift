@@ -24,11 +24,16 @@ public struct ContactPins: Sendable {
 
     /// Every pinned contact, by name.
     public func all() throws -> [IdentityBundle] {
+        try names().compactMap { try pinned($0) }
+    }
+
+    /// The names of the pinned contacts, sorted, from the file names alone (nothing is parsed).
+    public func names() -> [IdentityName] {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        return try files.filter { $0.hasSuffix(".id") }.sorted().compactMap { file in
+        return files.filter { $0.hasSuffix(".id") }.sorted().compactMap { file in
             // Files whose names are not identity names are not pins (e.g. an editor's backup).
             guard let name = try? IdentityName(String(file.dropLast(3))), name.value == String(file.dropLast(3)) else { return nil }
-            return try pinned(name)
+            return name
         }
     }
 

@@ -83,7 +83,7 @@ struct LookupCommand: AsyncParsableCommand {
             pinned key if there is one. A changed key is a hard stop (exit 2).
             """)
 
-    @Argument(help: "The contact's name.")
+    @Argument(help: "The contact's name.", completion: HomeOptions.contactNames)
     var name: String
 
     @Flag(name: .long, help: "Print the result as JSON on standard output.")
@@ -125,7 +125,7 @@ struct TrustCommand: AsyncParsableCommand {
             Records that you compared the fingerprint (`contacts` shows it), and is the explicit override after `lookup` stopped on a changed key. The key the relay serves must still pass every log check and have exactly the fingerprint you give (64 hex digits; spaces and colons are ignored).
             """)
 
-    @Argument(help: "The contact's name.")
+    @Argument(help: "The contact's name.", completion: HomeOptions.contactNames)
     var name: String
 
     @Option(name: .long, help: ArgumentHelp("The fingerprint you compared with the contact.", valueName: "hex"))

@@ -15,7 +15,7 @@ struct SendCommand: AsyncParsableCommand {
             smaller lossless form (see `secmail image optimize`). Prints the message id.
             """)
 
-    @Argument(help: "Recipient names.")
+    @Argument(help: "Recipient names.", completion: HomeOptions.contactNames)
     var names: [String]
 
     @OptionGroup var compose: ComposeOptions
