@@ -49,7 +49,8 @@ let package = Package(
         .target(name: "SecmailImages", dependencies: ["CImageCodecs", "SecmailCrypto"]),
         // Linux calls the Glibc module leaves out (SO_PEERCRED, accept4, O_PATH, prctl), for the key agent.
         .target(name: "CSystemCalls"),
-        // Identity bundles, envelopes and their canonical binary encoding; the system calls they need.
+        // Identity bundles, envelopes, the transparency log's formats and proofs, the key agent's
+        // messages, their canonical binary encoding; the file and socket calls they need.
         .target(name: "SecmailFormat", dependencies: ["SecmailCrypto", "CSystemCalls"]),
         // The relay's HTTP API as types: every request and response body, the error body and the
         // routes, shared by the relay and the client (docs/API.md describes exactly these).
@@ -65,7 +66,8 @@ let package = Package(
                         .embedInCode("sqlite/V009__sender_usage.sql"), .embedInCode("sqlite/V010__envelope_hash_dropped.sql"),
                         .embedInCode("postgres/V001__relay.sql"), .embedInCode("postgres/V002__envelope_hash_dropped.sql")]
         ),
-        // The relay: storage now; directory, log and mailboxes over HTTP next.
+        // The relay: key directory, transparency log and name map, mailboxes, sign-in and limits,
+        // as a Hummingbird app behind SecmailTLS; SQLite or PostgreSQL storage.
         .target(
             name: "SecmailRelay",
             dependencies: [
@@ -78,7 +80,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The user's side: keystore and (later) the relay client.
+        // The user's side: keystore, key agent, pins, RelayClient (HTTP/1.1 over SecmailTLS), the
+        // directory and mail clients, saving attachments.
         .target(
             name: "SecmailClient",
             dependencies: [
