@@ -72,16 +72,17 @@ struct PassphraseOptions: ParsableArguments {
         return try unlock(keystore, agentCouldHelp: !noAgent) { try keystore.unlockRecipientKeys(passphrase: $0, only: wanted) }
     }
 
-    /// Both, with at most one passphrase prompt.
-    func senderAndRecipientKeys(_ keystore: Keystore) throws -> (SenderIdentity, [RecipientKey]) {
+    /// Both, with at most one passphrase prompt: the agent's keys, or the sender and the
+    /// current version's key unlocked now and older versions when a message needs them.
+    func senderAndKeyring(_ keystore: Keystore) throws -> (SenderIdentity, RecipientKeyring) {
         if let (agent, status) = try agentStatus(keystore) {
             if let sender = try agent.sender(from: keystore, status: status),
                let keys = try agent.recipientKeys(from: keystore, status: status) {
-                return (sender, keys)
+                return (sender, RecipientKeyring(keys))
             }
             noteStaleAgent()
         }
-        return try unlock(keystore, agentCouldHelp: !noAgent) { try keystore.unlockSenderAndRecipientKeys(passphrase: $0) }
+        return try unlock(keystore, agentCouldHelp: !noAgent) { try keystore.unlockSenderAndKeyring(passphrase: $0) }
     }
 
     /// The running agent of this home and what it holds, unless --no-agent.
@@ -175,16 +176,16 @@ struct PassphraseOptions: ParsableArguments {
             throw CLIFailure(.failure, "\(error.reason); \(withoutTerminal)")
         }
         guard var bytes else { throw CLIFailure(.interrupted, "no passphrase entered (end of input)") }
-        defer { for index in bytes.indices { bytes[index] = 0 } }
+        defer { SecretBytes.wipe(&bytes) }
         guard !bytes.isEmpty else {
             Terminal.info("The passphrase is empty; type it (Ctrl-C to stop).")
             return nil
         }
-        guard bytes.count <= Passphrase.maximumByteCount, let text = String(validating: bytes, as: UTF8.self) else {
+        guard bytes.count <= Passphrase.maximumByteCount, String(validating: bytes, as: UTF8.self) != nil else {
             Terminal.info("That is not a passphrase (over \(Passphrase.maximumByteCount) bytes, or not UTF-8 text); again.")
             return nil
         }
-        return try Passphrase(text)
+        return try Passphrase(utf8Bytes: bytes)
     }
 }
 

@@ -169,6 +169,28 @@ import Testing
         String(format: "%.1f KiB", Double(bytes) / 1024)
     }
 
+    /// With the passphrase, `read` unlocks the reader's current key version at once and an
+    /// earlier one only for a message sealed to it: a damaged earlier key file does not stop
+    /// reading current mail, and mail sealed before a rotation is read with the key of then.
+    @Test func readUnlocksOnlyTheKeyVersionAMessageIsSealedTo() async throws {
+        let (_, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("keyring")
+        let early = try await alice.run(["send", "bob", "-m", "to version 1"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        await #expect(try bob.run(["rotate"]).status == 0)
+        let late = try await alice.run(["send", "bob", "-m", "to version 2"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let earlierKey = bob.home.appendingPathComponent("identity/v1/encryption-key.pem")
+        let intact = try Data(contentsOf: earlierKey)
+        try Data("damaged\n".utf8).write(to: earlierKey)
+        let current = try await bob.run(["read", late, "--json", "--no-agent"])
+        #expect(current.status == 0 && current.stdout.contains("to version 2"), "\(current.stderr)")
+        let refused = try await bob.run(["read", early, "--json", "--no-agent"])
+        #expect(refused.status == 1 && refused.stdout.isEmpty && refused.stderr.contains("the encryption key of key version 1 ("), "\(refused.stderr)")
+        await #expect(try inbox(bob).map { $0["id"] as? String } == [early])
+        try intact.write(to: earlierKey)
+        let earlier = try await bob.run(["read", early, "--json", "--no-agent"])
+        #expect(earlier.status == 0 && earlier.stdout.contains("to version 1"), "\(earlier.stderr)")
+        #expect(await commands.stop(relay.process) == 0)
+    }
+
     @Test func sendInboxReadWithAnImageAcrossARotationAndTamperingIsCaught() async throws {
         let (folder, data, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("mail-cli")
         let ppm = folder.appendingPathComponent("photo.ppm")

@@ -125,8 +125,7 @@ public struct Keystore: Sendable {
     /// The current bundle and its private signing key, for sealing.
     public func unlockSender(passphrase: Passphrase) throws -> SenderIdentity {
         let version = try currentVersion()
-        let signingKey = try RSAPrivateKey(
-            encryptedPEM: privateKeyPEM(version: version, role: "signing"), passphrase: passphrase)
+        let signingKey = try privateKey(version: version, role: "signing", passphrase: passphrase)
         return try SenderIdentity(bundle: bundle(version: version), signingKey: signingKey)
     }
 
@@ -138,8 +137,7 @@ public struct Keystore: Sendable {
         try recipientVersions().compactMap { version in
             let fingerprint = try bundle(version: version).fingerprint
             guard wanted?.contains(fingerprint) ?? true else { return nil }
-            let key = try RSAPrivateKey(
-                encryptedPEM: privateKeyPEM(version: version, role: "encryption"), passphrase: passphrase)
+            let key = try privateKey(version: version, role: "encryption", passphrase: passphrase)
             return RecipientKey(fingerprint: fingerprint, encryptionKey: key)
         }
     }
@@ -191,10 +189,17 @@ public struct Keystore: Sendable {
         }
     }
 
-    private func privateKeyPEM(version: UInt32, role: String) throws -> String {
+    /// A private key, decrypted with `passphrase`. A file that is not an encrypted key is named:
+    /// "not an encrypted PKCS#8 private key" alone does not say which of the files it is.
+    private func privateKey(version: UInt32, role: String, passphrase: Passphrase) throws -> RSAPrivateKey {
         let url = versionDirectory(version).appendingPathComponent("\(role)-key.pem")
         try FileSystem.checkPrivate(url)
-        return String(decoding: try FileSystem.read(url), as: UTF8.self)
+        let pem = String(decoding: try FileSystem.read(url), as: UTF8.self)
+        do {
+            return try RSAPrivateKey(encryptedPEM: pem, passphrase: passphrase)
+        } catch let error as CryptoError where error.code != .wrongPassphrase {
+            throw ClientError(.corruptState, "the \(role) key of key version \(version) (\(url.path)) cannot be used: \(error.description)")
+        }
     }
 
     private func writeVersion(

@@ -222,7 +222,7 @@ public struct MailClient {
     /// client's view of the log (split-view detection); nothing is written unless everything
     /// verified. Attachments that cannot be saved do not lose the message: it is kept, its text
     /// returned, and `saveFailure` says why (it can be read again into another folder).
-    public func read(_ id: MessageID, identity: SenderIdentity, keys: [RecipientKey], into outputDirectory: URL? = nil,
+    public func read(_ id: MessageID, identity: SenderIdentity, keyring: RecipientKeyring, into outputDirectory: URL? = nil,
                      keepJPEG: Bool = false, progress: EnvelopeSealer.Progress? = nil,
                      downloadProgress: (@Sendable (UInt64, UInt64) -> Void)? = nil,
                      converting: ImageConversionObserver? = nil) async throws -> Read {
@@ -231,7 +231,7 @@ public struct MailClient {
         let output = outputDirectory ?? defaultOutputDirectory(for: id)
         let stored = receivedDirectory.appendingPathComponent("\(id.hex).sm")
         if FileManager.default.fileExists(atPath: stored.path) {
-            return try readKeptCopy(id, keys: keys, into: output, keepJPEG: keepJPEG, progress: progress, converting: converting)
+            return try readKeptCopy(id, keyring: keyring, into: output, keepJPEG: keepJPEG, progress: progress, converting: converting)
         }
         if KeptMail(home: home).wasPruned(id) {
             throw ClientError(.noSuchMessage, "message \(id) was read before and its kept copy pruned (`secmail prune`); it is not fetched from the relay again (a replay is refused)")
@@ -242,7 +242,7 @@ public struct MailClient {
         defer { TemporaryFiles.remove(download) }
         let (source, header) = try await fetch(id, into: download, token: token, progress: downloadProgress)
         let (sender, senderContact) = try await senderBundle(for: header)
-        let verified = try EnvelopeOpener.verify(source, sender: sender, keys: keys, progress: progress)
+        let verified = try EnvelopeOpener.verify(source, sender: sender, keys: keyring.keys(for: source, from: sender), progress: progress)
         let now = Int64(Date().timeIntervalSince1970)
         guard header.time <= now + timeWindow.futureSkew else {
             throw ClientError(.verificationFailed, "message \(id) is dated \(EnvelopeTimeWindow.describe(header.time - now)) in the future (at most \(EnvelopeTimeWindow.describe(timeWindow.futureSkew)) is allowed): refused")
@@ -309,7 +309,7 @@ public struct MailClient {
 
     /// A message read before, from its kept copy and the sender bundle that verified it then:
     /// the same checks of signature, recipient and key commitment, no relay involved.
-    private func readKeptCopy(_ id: MessageID, keys: [RecipientKey], into output: URL, keepJPEG: Bool,
+    private func readKeptCopy(_ id: MessageID, keyring: RecipientKeyring, into output: URL, keepJPEG: Bool,
                               progress: EnvelopeSealer.Progress?, converting: ImageConversionObserver?) throws -> Read {
         let stored = receivedDirectory.appendingPathComponent("\(id.hex).sm")
         guard let senderBytes = try? Data(contentsOf: senderFile(id)) else {
@@ -319,7 +319,8 @@ public struct MailClient {
         let verified: VerifiedEnvelope
         do {
             sender = try IdentityBundle(encoded: Array(senderBytes))
-            verified = try EnvelopeOpener.verify(try FileEnvelopeSource(url: stored), sender: sender, keys: keys, progress: progress)
+            let source = try FileEnvelopeSource(url: stored)
+            verified = try EnvelopeOpener.verify(source, sender: sender, keys: keyring.keys(for: source, from: sender), progress: progress)
         } catch let error as FormatError {
             throw ClientError(.verificationFailed, "the kept copy of message \(id) (\(stored.path)) no longer verifies: \(error.reason)")
         }

@@ -91,18 +91,18 @@ extension DemoRun {
     struct Reader {
         let keystore: Keystore
         let identity: SenderIdentity
-        let keys: [RecipientKey]
+        let keyring: RecipientKeyring
         let folder: URL
 
         init(keystore: Keystore, passphrase: Passphrase, folder: URL) throws {
             self.keystore = keystore
-            (identity, keys) = try keystore.unlockSenderAndRecipientKeys(passphrase: passphrase)
+            (identity, keyring) = try keystore.unlockSenderAndKeyring(passphrase: passphrase)
             self.folder = folder
         }
 
         func read(_ id: MessageID, into folder: URL? = nil) async throws -> MailClient.Read {
             try await withRelay(keystore.home) {
-                try await MailClient(relay: $0).read(id, identity: identity, keys: keys, into: folder ?? self.folder)
+                try await MailClient(relay: $0).read(id, identity: identity, keyring: keyring, into: folder ?? self.folder)
             }
         }
     }

@@ -182,10 +182,10 @@ struct ReadCommand: AsyncParsableCommand {
         ImagePipeline.loadJPEGXLInBackground()
         let read = try await withRelay(keystore.home) { relay in
             _ = try await relay.info()
-            let (identity, keys) = try passphraseOptions.senderAndRecipientKeys(keystore)
+            let (identity, keyring) = try passphraseOptions.senderAndKeyring(keystore)
             let downloading = Terminal.ProgressLine("downloading"), progress = Terminal.ProgressLine("verifying and decrypting")
             let read = try await MailClient(relay: relay).read(
-                messageID, identity: identity, keys: keys, into: outputOptions.folder, keepJPEG: outputOptions.asSent,
+                messageID, identity: identity, keyring: keyring, into: outputOptions.folder, keepJPEG: outputOptions.asSent,
                 progress: progress.update, downloadProgress: { done, total in downloading.update(done, total) },
                 converting: Terminal.imageConversionStatus)
             downloading.finish()
