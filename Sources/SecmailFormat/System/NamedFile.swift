@@ -2,8 +2,8 @@ import Foundation
 import Glibc
 import SecmailCrypto
 
-/// Small files a user names on the command line — identity bundles, passphrase files — read
-/// whole and bounded. Each may be a regular file, a symbolic link to one, or a pipe
+/// Files a user names on the command line — identity bundles, passphrase files, images to
+/// optimise — read whole, up to a bound. Each may be a regular file, a symbolic link to one, or a pipe
 /// (`<(pass show secmail)`, `<(curl …)`, /dev/stdin), which Foundation's `Data(contentsOf:)`
 /// refuses ("You don't have permission").
 public enum NamedFile {
@@ -11,9 +11,8 @@ public enum NamedFile {
     /// it cannot be read, and `FormatError(.tooLarge)` past `maximumByteCount` bytes.
     public static func contents(of path: String, maximumByteCount: Int) throws -> [UInt8] {
         try withOpenFile(path) { descriptor in
-            var bytes = try read(descriptor, upTo: maximumByteCount + 1) { _ in false }
+            let bytes = try read(descriptor, upTo: maximumByteCount + 1) { _ in false }
             guard bytes.count <= maximumByteCount else {
-                SecretBytes.wipe(&bytes)
                 throw FormatError(.tooLarge, "it is larger than \(maximumByteCount) bytes")
             }
             return bytes
@@ -50,7 +49,9 @@ public enum NamedFile {
         return try body(descriptor)
     }
 
-    /// Reads until end of file, `limit` bytes, or `isEnough` says the bytes so far suffice.
+    /// Reads until end of file, `limit` bytes, or `isEnough` says the bytes so far suffice. The
+    /// buffer grows by doubling, so a secret's reader keeps `limit` within the first 64 KiB:
+    /// then there is one buffer, which it wipes.
     private static func read(_ descriptor: Int32, upTo limit: Int, until isEnough: (ArraySlice<UInt8>) -> Bool) throws -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: min(limit, 64 << 10))
         var filled = 0
@@ -67,8 +68,7 @@ public enum NamedFile {
             if count == 0 { break }
             filled += count
         }
-        let bytes = Array(buffer[..<filled])
-        SecretBytes.wipe(&buffer)
-        return bytes
+        buffer.removeSubrange(filled...)
+        return buffer
     }
 }
