@@ -90,10 +90,11 @@ public struct ImagePipeline: Sendable {
             var png = try PNGOptimizer(effort: .fast).optimize(image, original: original)
             let coding = jxlCoding(pixels: image.pixelCount, pngBytes: png.bytes.count)
             let (jxl, skipped) = try pixelJXL(image, withRendering: allowJXLRendering, coding: coding)
-            if effort > .fast, png.bytes.count < (jxl.map { $0.count + $0.count / 10 } ?? .max) {
+            let searched = effort > .fast && png.bytes.count < (jxl.map { $0.count + $0.count / 10 } ?? .max)
+            if searched {
                 png = try PNGOptimizer(effort: effort).optimize(image, original: original)
             }
-            return WireImage(png: png.bytes, jpeg: jpeg, jxl: jxl, jxlMethod: coding.description, jxlNotMade: skipped, sendPNGOnly: false,
+            return WireImage(png: png.bytes, pngIsFast: effort > .fast && !searched, jpeg: jpeg, jxl: jxl, jxlMethod: coding.description, jxlNotMade: skipped, sendPNGOnly: false,
                              originalSize: bytes.count, image: image)
         }
         // The JPEG XL needs only the stripped JPEG; the pixels' decode, the stripped JPEG's check
@@ -129,10 +130,11 @@ public struct ImagePipeline: Sendable {
                              originalSize: bytes.count, image: image)
         }
         var png = try PNGOptimizer(effort: .fast).optimize(image)
-        if effort > .fast, png.bytes.count < best + best / 4 {
+        let searched = effort > .fast && png.bytes.count < best + best / 4
+        if searched {
             png = try PNGOptimizer(effort: effort).optimize(image)
         }
-        return WireImage(png: png.bytes, jpeg: jpeg, jxl: jxl, jxlMethod: jxlMethod, sendPNGOnly: false,
+        return WireImage(png: png.bytes, pngIsFast: effort > .fast && !searched, jpeg: jpeg, jxl: jxl, jxlMethod: jxlMethod, sendPNGOnly: false,
                          originalSize: bytes.count, image: image)
     }
 
@@ -261,8 +263,10 @@ public struct WireImage: Sendable {
     public let format: ImageFormat
     public let bytes: [UInt8]
     public let originalSize: Int
-    /// The optimised PNG's size, or nil when an estimate (`pngEstimate`) showed it could not win.
+    /// The PNG's size, or nil when an estimate (`pngEstimate`) showed it could not win.
     public let pngSize: Int?
+    /// The PNG is the fast level's: it lost to another form by so much that no search was made.
+    public let pngIsFast: Bool
     public let pngEstimate: Int?
     /// The stripped JPEG's size, for JPEG input.
     public let jpegSize: Int?
@@ -274,19 +278,22 @@ public struct WireImage: Sendable {
     public let jxlNotMade: String?
     let image: RGBAImage
 
-    init(png: [UInt8]?, pngEstimate: Int? = nil, jpeg: [UInt8]?, jxl: [UInt8]?, jxlMethod: String?, jxlNotMade: String? = nil,
-         sendPNGOnly: Bool, originalSize: Int, image: RGBAImage) {
+    init(png: [UInt8]?, pngIsFast: Bool = false, pngEstimate: Int? = nil, jpeg: [UInt8]?, jxl: [UInt8]?, jxlMethod: String?,
+         jxlNotMade: String? = nil, sendPNGOnly: Bool, originalSize: Int, image: RGBAImage) {
         var candidates: [(ImageFormat, [UInt8])] = png.map { [(.png, $0)] } ?? []
         if !sendPNGOnly {
             if let jpeg { candidates.append((.jpeg, jpeg)) }
             if let jxl { candidates.append((.jxl, jxl)) }
         }
         // The first of the smallest: PNG on a tie (every reader takes it as it is).
-        let smallest = candidates.min { $0.1.count < $1.1.count }!
+        guard let smallest = candidates.min(by: { $0.1.count < $1.1.count }) else {
+            preconditionFailure("every image has a form to send: the PNG, or the JPEG it came as")
+        }
         format = smallest.0
         bytes = smallest.1
         self.originalSize = originalSize
         pngSize = png?.count
+        self.pngIsFast = pngIsFast
         self.pngEstimate = pngEstimate
         jpegSize = jpeg?.count
         jxlSize = jxl?.count

@@ -88,6 +88,11 @@ import Testing
         let text = try await Users.alice.run(["image", "wire", input.path])
         #expect(text.status == 0 && text.stderr.contains("sends the JPEG XL (pixels, effort 7, patches)") && text.stderr.contains("pixels verified identical"),
                 "\(text.stderr)")
+        // A PNG that lost to the JPEG XL by a tenth or more was not searched: it is called fast.
+        let pngBytes = all["pngBytes"] as? Int ?? 0, jxlBytes = all["jxlBytes"] as? Int ?? 0
+        #expect(text.stderr.contains(pngBytes >= jxlBytes + jxlBytes / 10 ? "fast PNG" : "optimised PNG"), "\(text.stderr)")
+        let pngOnly = try await Users.alice.run(["image", "wire", input.path, "--features", "none"])
+        #expect(pngOnly.status == 0 && pngOnly.stderr.contains("optimised PNG"), "\(pngOnly.stderr)")
         let unknown = try await Users.alice.run(["image", "wire", input.path, "--features", "jxl,webp"])
         #expect(unknown.status == 64 && unknown.stderr.contains("unknown reader feature webp"), "\(unknown.stderr)")
     }

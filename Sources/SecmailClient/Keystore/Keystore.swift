@@ -166,7 +166,7 @@ public struct Keystore: Sendable {
 
     func currentVersion() throws -> UInt32 {
         guard hasIdentity else {
-            throw ClientError(.noIdentity, "no identity in \(home.url.path); create one with: secmail init NAME")
+            throw ClientError(.noIdentity, "no identity in \(home.url.path); create one on a relay with the `secmail register NAME --relay …` line that `secmail relay` prints, or for files only with `secmail init NAME`")
         }
         // ASCII digits and a newline, read on every command: parsed without Foundation's string
         // trimming, whose first use costs a visible part of a short command.

@@ -129,9 +129,11 @@ enum WireAttachments {
 }
 
 extension WireImage {
-    /// Every form's size, for people: "optimised PNG 1.2 MiB, metadata-stripped JPEG 300.1 KiB".
+    /// Every form's size, for people: "optimised PNG 1.2 MiB, metadata-stripped JPEG 300.1 KiB"
+    /// ("fast PNG" where it lost by too much to be worth the search).
     var sizes: String {
-        var sizes = pngSize.map { "optimised PNG \(formatBytes(UInt64($0)))" } ?? "PNG not made (estimated \(formatBytes(UInt64(pngEstimate ?? 0))))"
+        var sizes = pngSize.map { "\(pngIsFast ? "fast" : "optimised") PNG \(formatBytes(UInt64($0)))" }
+            ?? "PNG not made (estimated \(formatBytes(UInt64(pngEstimate ?? 0))))"
         if let jpeg = jpegSize { sizes += ", metadata-stripped JPEG \(formatBytes(UInt64(jpeg)))" }
         if let jxl = jxlSize { sizes += ", JPEG XL \(formatBytes(UInt64(jxl)))" }
         if let reason = jxlNotMade { sizes += ", JPEG XL not made (\(reason))" }
