@@ -21,6 +21,12 @@ public struct KeptMail: Sendable {
         receivedDirectory.appendingPathComponent("\(id.hex).pruned")
     }
 
+    /// The ids of the messages read whose copies are kept (`secmail read` opens them again).
+    public func readIDs() -> [MessageID] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: receivedDirectory.path)) ?? []
+        return files.compactMap { $0.hasSuffix(".sm") ? try? MessageID(hex: String($0.dropLast(3))) : nil }
+    }
+
     /// Whether message `id` was read and its kept copy pruned since.
     public func wasPruned(_ id: MessageID) -> Bool {
         FileManager.default.fileExists(atPath: tombstone(id).path)

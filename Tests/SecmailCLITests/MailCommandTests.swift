@@ -169,6 +169,38 @@ import Testing
         String(format: "%.1f KiB", Double(bytes) / 1024)
     }
 
+    /// `read` and `delete` take the first 4 or more digits of an id, as git takes a commit's: one
+    /// match among the waiting messages (and for `read` those read before), else a clear refusal.
+    @Test func readAndDeleteTakeTheFirstDigitsOfAnID() async throws {
+        let (_, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("id-prefix")
+        let first = try await alice.run(["send", "bob", "-m", "first"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let second = try await alice.run(["send", "bob", "-m", "second"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let read = try await bob.run(["read", String(first.prefix(6)), "--json"])
+        #expect(read.status == 0 && read.stdout.contains("\"first\""), "\(read.stderr)")
+        let deleted = try await bob.run(["delete", String(second.prefix(5).uppercased())])
+        #expect(deleted.status == 0 && deleted.stderr.contains("Deleted \(second)"), "\(deleted.stderr)")
+        await #expect(try inbox(bob).isEmpty)
+        // Read before, by its first digits: the kept copy.
+        let again = try await bob.run(["read", String(first.prefix(8)), "--json"])
+        #expect(again.status == 0 && again.stdout.contains("\"readBefore\" : true"), "\(again.stderr)")
+        // Two kept ids that share their first digits (files made here, never read).
+        let received = bob.home.appendingPathComponent("received", isDirectory: true)
+        for fake in ["abcd0000000000000000000000000000", "abcd1111111111111111111111111111"] {
+            try Data().write(to: received.appendingPathComponent("\(fake).sm"))
+        }
+        let ambiguous = try await bob.run(["read", "abcd"])
+        #expect(ambiguous.status == 1 && ambiguous.stderr.contains("abcd starts 2 message ids (abcd0000000000000000000000000000, abcd1111111111111111111111111111)"),
+                "\(ambiguous.stderr)")
+        let unknownPrefix = ["0000", "1234", "ffff"].first { prefix in !([first, second].contains { $0.hasPrefix(prefix) }) } ?? "0000"
+        let none = try await bob.run(["read", unknownPrefix])
+        #expect(none.status == 1 && none.stderr.contains("no message waiting or read before has an id starting with \(unknownPrefix)"), "\(none.stderr)")
+        for bad in ["12", "zz12", String(repeating: "a", count: 33)] {
+            let refused = try await bob.run(["read", bad])
+            #expect(refused.status == 1 && refused.stderr.contains("is not a message id"), "\(bad): \(refused.stderr)")
+        }
+        #expect(await commands.stop(relay.process) == 0)
+    }
+
     /// With the passphrase, `read` unlocks the reader's current key version at once and an
     /// earlier one only for a message sealed to it: a damaged earlier key file does not stop
     /// reading current mail, and mail sealed before a rotation is read with the key of then.

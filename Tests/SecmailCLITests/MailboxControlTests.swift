@@ -32,7 +32,7 @@ import Testing
         let again = try await bob.run(["delete", ids[0]])
         #expect(again.status == 1 && again.stderr.contains(ids[0]), "\(again.stderr)")
         let malformed = try await bob.run(["delete", "not-an-id"])
-        #expect(malformed.status == 1 && malformed.stderr.contains("a message id is 32 hex digits"), "\(malformed.stderr)")
+        #expect(malformed.status == 1 && malformed.stderr.contains("not-an-id is not a message id: give its 32 hex digits"), "\(malformed.stderr)")
 
         // 10,000 listed messages (rows written straight into the relay's database: listing reads
         // only them), paged through by `inbox`.

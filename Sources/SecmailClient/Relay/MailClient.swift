@@ -132,6 +132,24 @@ public struct MailClient {
         } while cursor != nil
     }
 
+    /// The message whose id starts with `prefix` (hex digits, as `git` takes a commit's first
+    /// digits): among those waiting in the mailbox, and with `includingRead` those read before
+    /// and kept. Exactly one must match.
+    public func message(startingWith prefix: String, identity: SenderIdentity, includingRead: Bool) async throws -> MessageID {
+        let prefix = prefix.lowercased()
+        let waiting = try await inbox(identity).compactMap { try? MessageID(hex: $0.id) }
+        let read = includingRead ? KeptMail(home: home).readIDs() : []
+        let matches = Set((waiting + read).filter { $0.hex.hasPrefix(prefix) })
+        guard matches.count == 1, let match = matches.first else {
+            guard matches.isEmpty else {
+                let listed = matches.map(\.hex).sorted()
+                throw ClientError(.invalidInput, "\(prefix) starts \(matches.count) message ids (\(listed.prefix(4).joined(separator: ", "))\(listed.count > 4 ? ", …" : "")); give more of the id")
+            }
+            throw ClientError(.noSuchMessage, "no message \(includingRead ? "waiting or read before" : "waiting") has an id starting with \(prefix) (see `secmail inbox`)")
+        }
+        return match
+    }
+
     /// Deletes message `id` from this user's mailbox on the relay (the owner's explicit choice:
     /// unlike `read`, nothing is kept).
     public func delete(_ id: MessageID, identity: SenderIdentity) async throws {

@@ -127,7 +127,7 @@ struct DeleteCommand: AsyncParsableCommand {
         abstract: "Delete messages from your mailbox on the relay without reading them.",
         discussion: "For junk and for messages you do not want: nothing is fetched or kept. Ids come from `secmail inbox`.")
 
-    @Argument(help: "The message ids to delete.")
+    @Argument(help: "The ids of the messages to delete (or the first 4 or more digits of each).")
     var ids: [String]
 
     @OptionGroup var homeOptions: HomeOptions
@@ -138,14 +138,15 @@ struct DeleteCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let messageIDs = try userInput { try ids.map { try MessageID(hex: $0) } }
+        let typed = try ids.map(TypedMessageID.init)
         let keystore = Keystore(home: homeOptions.secmailHome)
         _ = try keystore.currentBundle()
         try await withRelay(keystore.home) { relay in
             _ = try await relay.info()
             let identity = try passphraseOptions.sender(keystore)
             let mail = MailClient(relay: relay)
-            for id in messageIDs {
+            for typedID in typed {
+                let id = try await typedID.resolved(by: mail, identity: identity, includingRead: false)
                 try await mail.delete(id, identity: identity)
                 Terminal.info("Deleted \(id).")
             }
@@ -166,7 +167,7 @@ struct ReadCommand: AsyncParsableCommand {
             it then; the relay is not asked for it again.
             """)
 
-    @Argument(help: "The message id (from `secmail inbox`).")
+    @Argument(help: "The message id (from `secmail inbox`), or its first 4 or more digits.")
     var id: String
 
     @OptionGroup var outputOptions: MessageOutputOptions
@@ -175,7 +176,7 @@ struct ReadCommand: AsyncParsableCommand {
     @OptionGroup var passphraseOptions: PassphraseOptions
 
     func run() async throws {
-        let messageID = try userInput { try MessageID(hex: id) }
+        let typedID = try TypedMessageID(id)
         let keystore = Keystore(home: homeOptions.secmailHome)
         _ = try keystore.currentBundle()
         // Its images may have travelled as JPEG XL: libjxl loads while the message downloads.
@@ -183,8 +184,10 @@ struct ReadCommand: AsyncParsableCommand {
         let read = try await withRelay(keystore.home) { relay in
             _ = try await relay.info()
             let (identity, keyring) = try passphraseOptions.senderAndKeyring(keystore)
+            let mail = MailClient(relay: relay)
+            let messageID = try await typedID.resolved(by: mail, identity: identity, includingRead: true)
             let downloading = Terminal.ProgressLine("downloading"), progress = Terminal.ProgressLine("verifying and decrypting")
-            let read = try await MailClient(relay: relay).read(
+            let read = try await mail.read(
                 messageID, identity: identity, keyring: keyring, into: outputOptions.folder, keepJPEG: outputOptions.asSent,
                 progress: progress.update, downloadProgress: { done, total in downloading.update(done, total) },
                 converting: Terminal.imageConversionStatus)
@@ -199,7 +202,7 @@ struct ReadCommand: AsyncParsableCommand {
         if let failure = read.saveFailure { extra["saveError"] = failure.reason }
         try outputOptions.print(shown, adding: extra)
         if let failure = read.saveFailure {
-            throw CLIFailure(.failure, "\(failure.reason). The message is kept: `secmail read \(messageID.hex) --out DIR` saves them elsewhere")
+            throw CLIFailure(.failure, "\(failure.reason). The message is kept: `secmail read \(read.message.header.messageID.hex) --out DIR` saves them elsewhere")
         }
     }
 }
@@ -244,6 +247,33 @@ struct PruneCommand: AsyncParsableCommand {
         } else {
             let verb = dryRun ? "Would remove" : "Removed"
             Terminal.info("\(verb) the kept copies of \(pruned.sent) sent and \(pruned.received) read message(s), \(formatBytes(pruned.bytes)).")
+        }
+    }
+}
+
+/// A message id as typed: all 32 hex digits, or (as git takes a commit's) the first 4 or more,
+/// which the mailbox (and for `read` the messages read before) must match exactly once.
+enum TypedMessageID {
+    case full(MessageID)
+    case prefix(String)
+
+    init(_ text: String) throws {
+        if let id = try? MessageID(hex: text) {
+            self = .full(id)
+            return
+        }
+        let digits = 2 * MessageID.byteCount
+        guard (4..<digits).contains(text.count), hexDecoded(text.count.isMultiple(of: 2) ? text : text + "0") != nil else {
+            throw CLIFailure(.failure, "\(text) is not a message id: give its \(digits) hex digits, or its first 4 or more (see `secmail inbox`)")
+        }
+        self = .prefix(text)
+    }
+
+    /// The id; a prefix is looked up (a mailbox listing, so after sign-in).
+    func resolved(by mail: MailClient, identity: SenderIdentity, includingRead: Bool) async throws -> MessageID {
+        switch self {
+        case .full(let id): id
+        case .prefix(let prefix): try await mail.message(startingWith: prefix, identity: identity, includingRead: includingRead)
         }
     }
 }
