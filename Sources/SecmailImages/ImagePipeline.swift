@@ -75,28 +75,38 @@ public struct ImagePipeline: Sendable {
     /// pixels and rendering information, exactly.
     public func wireForm(of bytes: [UInt8], alwaysPNG: Bool = false, allowJXL: Bool = false,
                          allowJXLRendering: Bool = false) throws -> WireImage {
-        guard ImageFormat.detect(bytes) == .jpeg, !alwaysPNG else {
-            let (format, image) = try decode(bytes)
-            let original = format == .png ? bytes : nil
-            let jpeg = format == .jpeg ? try strippedJPEG(bytes, decoded: image) : nil
-            guard allowJXL, !alwaysPNG, mayCodeAsJXL(image, withRendering: allowJXLRendering) else {
-                let png = try PNGOptimizer(effort: effort).optimize(image, original: original)
-                return WireImage(png: png.bytes, jpeg: jpeg, jxl: nil, jxlMethod: nil, sendPNGOnly: alwaysPNG, originalSize: bytes.count, image: image)
-            }
-            // Lossless JPEG XL beat the level-2 PNG by 21% on the tuning corpus: a fast PNG
-            // decides, and the PNG search runs only when that came within 10%. The fast PNG's size
-            // also says how hard libjxl may work (a sample of rows, as for a JPEG, overestimated
-            // graphics by a third and more, which sent them to a lower effort).
-            var png = try PNGOptimizer(effort: .fast).optimize(image, original: original)
-            let coding = jxlCoding(pixels: image.pixelCount, pngBytes: png.bytes.count)
-            let (jxl, skipped) = try pixelJXL(image, withRendering: allowJXLRendering, coding: coding)
-            let searched = effort > .fast && png.bytes.count < (jxl.map { $0.count + $0.count / 10 } ?? .max)
-            if searched {
-                png = try PNGOptimizer(effort: effort).optimize(image, original: original)
-            }
-            return WireImage(png: png.bytes, pngIsFast: effort > .fast && !searched, jpeg: jpeg, jxl: jxl, jxlMethod: coding.description, jxlNotMade: skipped, sendPNGOnly: false,
-                             originalSize: bytes.count, image: image)
+        if ImageFormat.detect(bytes) == .jpeg, !alwaysPNG {
+            return try wireForm(ofJPEG: bytes, allowJXL: allowJXL, allowJXLRendering: allowJXLRendering)
         }
+        return try wireForm(ofPixels: bytes, alwaysPNG: alwaysPNG, allowJXL: allowJXL, allowJXLRendering: allowJXLRendering)
+    }
+
+    /// A PNG (or a JPEG with `alwaysPNG`): the optimised PNG, or the pixels as JPEG XL.
+    private func wireForm(ofPixels bytes: [UInt8], alwaysPNG: Bool, allowJXL: Bool, allowJXLRendering: Bool) throws -> WireImage {
+        let (format, image) = try decode(bytes)
+        let original = format == .png ? bytes : nil
+        let jpeg = format == .jpeg ? try strippedJPEG(bytes, decoded: image) : nil
+        guard allowJXL, !alwaysPNG, mayCodeAsJXL(image, withRendering: allowJXLRendering) else {
+            let png = try PNGOptimizer(effort: effort).optimize(image, original: original)
+            return WireImage(png: png.bytes, jpeg: jpeg, jxl: nil, jxlMethod: nil, sendPNGOnly: alwaysPNG, originalSize: bytes.count, image: image)
+        }
+        // Lossless JPEG XL beat the level-2 PNG by 21% on the tuning corpus: a fast PNG
+        // decides, and the PNG search runs only when that came within 10%. The fast PNG's size
+        // also says how hard libjxl may work (a sample of rows, as for a JPEG, overestimated
+        // graphics by a third and more, which sent them to a lower effort).
+        var png = try PNGOptimizer(effort: .fast).optimize(image, original: original)
+        let coding = jxlCoding(pixels: image.pixelCount, pngBytes: png.bytes.count)
+        let (jxl, skipped) = try pixelJXL(image, withRendering: allowJXLRendering, coding: coding)
+        let searched = effort > .fast && png.bytes.count < (jxl.map { $0.count + $0.count / 10 } ?? .max)
+        if searched {
+            png = try PNGOptimizer(effort: effort).optimize(image, original: original)
+        }
+        return WireImage(png: png.bytes, pngIsFast: effort > .fast && !searched, jpeg: jpeg, jxl: jxl, jxlMethod: coding.description,
+                         jxlNotMade: skipped, sendPNGOnly: false, originalSize: bytes.count, image: image)
+    }
+
+    /// A JPEG: the stripped JPEG, its JPEG XL recompression, or a PNG when that is smaller.
+    private func wireForm(ofJPEG bytes: [UInt8], allowJXL: Bool, allowJXLRendering: Bool) throws -> WireImage {
         // The JPEG XL needs only the stripped JPEG; the pixels' decode, the stripped JPEG's check
         // and the PNG estimate run beside it (a 4-megapixel photo: the decode's 0.03 s no longer
         // comes first; libjxl already uses both cores). A JPEG past the limits is not handed to
