@@ -117,6 +117,9 @@ struct InboxCommand: AsyncParsableCommand {
                 // The id and sender are the relay's words: shown neutralised.
                 Terminal.output(TerminalText.neutralised("\(message.id)  \(message.from)  \(HumanTime.describe(Int64(message.time)))  \(formatBytes(UInt64(message.size)))") + "\n")
             }
+            if Terminal.stderrIsTerminal {
+                Terminal.info("Read one with `secmail read ID` (its first 4 or more digits will do).")
+            }
         }
     }
 }
