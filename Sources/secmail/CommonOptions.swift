@@ -268,10 +268,10 @@ struct MessageOutputOptions: ParsableArguments {
     /// The folder --out names, if any.
     var folder: URL? { out.map { URL(fileURLWithPath: $0, isDirectory: true) } }
 
-    /// The message for people (its text neutralised unless --raw), or as JSON with `extra` fields.
-    func print(_ shown: ShownMessage, adding extra: [String: Any] = [:]) throws {
+    /// The message for people (its text neutralised unless --raw), or as JSON.
+    func print(_ shown: ShownMessage) throws {
         if json {
-            try Terminal.output(jsonText(shown.json.merging(extra) { _, added in added }))
+            try Terminal.output(jsonText(shown.json))
         } else {
             shown.show(raw: raw)
         }

@@ -169,6 +169,36 @@ import Testing
         String(format: "%.1f KiB", Double(bytes) / 1024)
     }
 
+    /// `read --all` reads every waiting message, oldest first; one that fails verification is
+    /// said, stays on the relay and does not keep the others; the exit status is the failure's.
+    @Test func readAllReadsEveryWaitingMessageAndLeavesAFailingOneOnTheRelay() async throws {
+        let (_, data, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("read-all")
+        var sent: [String] = []
+        for text in ["one", "two", "three"] {
+            sent.append(try await alice.run(["send", "bob", "-m", text]).stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        let ids = sent
+        let database = try RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)
+        try await database.write { db in
+            var bytes = Array(try #require(try db.fetchOne(Data.self, "SELECT inline_data FROM envelopes WHERE message_id = ?", [Data(hexBytes(ids[1]))])))
+            bytes[bytes.count / 2] ^= 0x01
+            try db.execute("UPDATE envelopes SET inline_data = ? WHERE message_id = ?", [Data(bytes), Data(hexBytes(ids[1]))])
+        }
+        database.close()
+        let all = try await bob.run(["read", "--all", "--json"])
+        #expect(all.status == 2, "\(all.stderr)")
+        let results = try #require(try JSONSerialization.jsonObject(with: Data(all.stdout.utf8)) as? [[String: Any]])
+        #expect(results.compactMap { $0["text"] as? String } == ["one", "three"], "\(results)")
+        #expect(results.filter { $0["error"] != nil }.compactMap { $0["id"] as? String } == [ids[1]], "\(results)")
+        #expect(all.stderr.contains("message \(ids[1]): ") && all.stderr.contains("1 message of 3 could not be read or saved"), "\(all.stderr)")
+        await #expect(try inbox(bob).map { $0["id"] as? String } == [ids[1]])
+        let text = try await bob.run(["read", "--all"])
+        #expect(text.status == 2 && text.stdout.isEmpty, "\(text.stdout)")
+        #expect(try await bob.run(["read"]).status == 64)
+        #expect(try await bob.run(["read", ids[1], "--all"]).status == 64)
+        #expect(await commands.stop(relay.process) == 0)
+    }
+
     /// `read` and `delete` take the first 4 or more digits of an id, as git takes a commit's: one
     /// match among the waiting messages (and for `read` those read before), else a clear refusal.
     @Test func readAndDeleteTakeTheFirstDigitsOfAnID() async throws {

@@ -171,42 +171,89 @@ struct ReadCommand: AsyncParsableCommand {
             """)
 
     @Argument(help: "The message id (from `secmail inbox`), or its first 4 or more digits.")
-    var id: String
+    var id: String?
+
+    @Flag(name: .long, help: "Read every waiting message, oldest first; one that fails is said and stays on the relay.")
+    var all = false
 
     @OptionGroup var outputOptions: MessageOutputOptions
 
     @OptionGroup var homeOptions: HomeOptions
     @OptionGroup var passphraseOptions: PassphraseOptions
 
+    func validate() throws {
+        if all, id != nil { throw ValidationError("give a message id or --all, not both") }
+        if !all, id == nil { throw ValidationError("name the message to read (an id from `secmail inbox`, or its first digits), or give --all") }
+    }
+
     func run() async throws {
-        let typedID = try TypedMessageID(id)
+        let typedID = try id.map(TypedMessageID.init)
         let keystore = Keystore(home: homeOptions.secmailHome)
         _ = try keystore.currentBundle()
         // Its images may have travelled as JPEG XL: libjxl loads while the message downloads.
         ImagePipeline.loadJPEGXLInBackground()
-        let read = try await withRelay(keystore.home) { relay in
+        var results: [[String: Any]] = []
+        var failures: [Error] = []
+        try await withRelay(keystore.home) { relay in
             _ = try await relay.info()
             let (identity, keyring) = try passphraseOptions.senderAndKeyring(keystore)
             let mail = MailClient(relay: relay)
-            let messageID = try await typedID.resolved(by: mail, identity: identity, includingRead: true)
-            let downloading = Terminal.ProgressLine("downloading"), progress = Terminal.ProgressLine("verifying and decrypting")
-            let read = try await mail.read(
-                messageID, identity: identity, keyring: keyring, into: outputOptions.folder, keepJPEG: outputOptions.asSent,
-                progress: progress.update, downloadProgress: { done, total in downloading.update(done, total) },
-                converting: Terminal.imageConversionStatus)
-            downloading.finish()
-            progress.finish()
-            return read
+            let messageIDs = if let typedID {
+                [try await typedID.resolved(by: mail, identity: identity, includingRead: true)]
+            } else {
+                try await mail.inbox(identity).compactMap { try? MessageID(hex: $0.id) }
+            }
+            if messageIDs.isEmpty, !outputOptions.json { Terminal.info("No messages.") }
+            for (index, messageID) in messageIDs.enumerated() {
+                if index > 0, !outputOptions.json { Terminal.info("") }
+                do {
+                    let (result, saveFailure) = try await readAndShow(messageID, mail: mail, identity: identity, keyring: keyring)
+                    results.append(result)
+                    if let saveFailure {
+                        if all { Terminal.error("message \(messageID): \(saveFailure.description)") }
+                        failures.append(saveFailure)
+                    }
+                } catch {
+                    // One message that fails (tampered, not verifiable) does not keep the others.
+                    guard all else { throw error }
+                    let reason = classify(error).1
+                    Terminal.error("message \(messageID): \(reason)")
+                    results.append(["id": messageID.hex, "error": reason])
+                    failures.append(error)
+                }
+            }
         }
+        if outputOptions.json {
+            try Terminal.output(jsonText(all ? results as Any : results.first ?? [:]))
+        }
+        if let first = failures.first {
+            guard all else { throw first }
+            throw CLIFailure(classify(first).0, "\(counted(failures.count, "message", "messages")) of \(results.count) could not be read or saved, as said above")
+        }
+    }
+
+    /// Reads one message and shows it (for people at once; for --json, the object returned), with
+    /// the failure to report when its attachments could not be saved (the message is kept).
+    private func readAndShow(_ messageID: MessageID, mail: MailClient, identity: SenderIdentity,
+                             keyring: RecipientKeyring) async throws -> (json: [String: Any], saveFailure: CLIFailure?) {
+        let downloading = Terminal.ProgressLine("downloading"), progress = Terminal.ProgressLine("verifying and decrypting")
+        let read = try await mail.read(
+            messageID, identity: identity, keyring: keyring, into: outputOptions.folder, keepJPEG: outputOptions.asSent,
+            progress: progress.update, downloadProgress: { done, total in downloading.update(done, total) },
+            converting: Terminal.imageConversionStatus)
+        downloading.finish()
+        progress.finish()
         if let contact = read.senderContact { Terminal.pinNote(contact) }
         let shown = ShownMessage(header: read.message.header, keyVersion: read.sender.keyVersion, text: read.message.text,
                                  saved: read.saved, notes: read.notes)
-        var extra: [String: Any] = ["readBefore": read.readBefore]
-        if let failure = read.saveFailure { extra["saveError"] = failure.reason }
-        try outputOptions.print(shown, adding: extra)
-        if let failure = read.saveFailure {
-            throw CLIFailure(.failure, "\(failure.reason). The message is kept: `secmail read \(read.message.header.messageID.hex) --out DIR` saves them elsewhere")
+        var result = shown.json
+        result["readBefore"] = read.readBefore
+        if let failure = read.saveFailure { result["saveError"] = failure.reason }
+        if !outputOptions.json { shown.show(raw: outputOptions.raw) }
+        let saveFailure = read.saveFailure.map {
+            CLIFailure(.failure, "\($0.reason). The message is kept: `secmail read \(messageID.hex) --out DIR` saves them elsewhere")
         }
+        return (result, saveFailure)
     }
 }
 
