@@ -35,7 +35,9 @@ import Testing
         let aliceKey = try await #require((try JSONSerialization.jsonObject(with: Data(alice.run(["whoami", "--json"]).stdout.utf8)) as? [String: Any])?["fingerprint"] as? String)
         await #expect(try bob.run(["trust", "alice", "--fingerprint", aliceKey]).status == 0)
         await #expect(try contacts(bob)["alice"]?["trust"] as? String == "compared")
-        await #expect(try bob.run(["contacts"]).stdout.contains("alice  key version 1"))
+        // Names padded to the longest: the columns line up.
+        let listed = try await bob.run(["contacts"]).stdout
+        #expect(listed.contains("alice  key version 1") && listed.contains("bob    key version 1"), "\(listed)")
 
         await #expect(try alice.run(["rotate"]).status == 0)
         let second = try await alice.run(["send", "bob", "-m", "two"])

@@ -174,13 +174,16 @@ struct ContactsCommand: AsyncParsableCommand {
         } else if contacts.isEmpty {
             Terminal.info("No pinned contacts yet; pin one with: secmail lookup NAME")
         } else {
+            // Names padded to the longest, so that the columns line up.
+            let width = contacts.map(\.name.value.count).max() ?? 0
             for contact in contacts {
                 let trust = switch pins.trust(of: contact) {
                 case .firstUse: "first use, not compared (compare, then: secmail trust \(contact.name) --fingerprint HEX)"
                 case .compared: "compared"
                 case .comparedBeforeRotation(let version): "compared at key version \(version), then signed rotations"
                 }
-                Terminal.output("\(contact.name)  key version \(contact.keyVersion)  \(contact.fingerprint.grouped)  \(trust)\n")
+                let name = contact.name.value.padding(toLength: width, withPad: " ", startingAt: 0)
+                Terminal.output("\(name)  key version \(contact.keyVersion)  \(contact.fingerprint.grouped)  \(trust)\n")
             }
         }
     }
