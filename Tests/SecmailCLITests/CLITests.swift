@@ -109,6 +109,32 @@ import Testing
         #expect((json["id"] as? String)?.count == 32)
     }
 
+    /// Without --from, `open` uses the sender's key among the pinned contacts, if it is the key
+    /// the envelope names; else it says what to give.
+    @Test func openWithoutFromUsesThePinnedSenderKey() async throws {
+        let directory = try temporaryDirectory("open-pinned")
+        let (envelope, _) = try await sealSample(into: directory)
+        // A copy of bob's home, to pin into.
+        let home = directory.appendingPathComponent("bob-home", isDirectory: true)
+        try FileManager.default.copyItem(at: Users.bob.home, to: home)
+        try? FileManager.default.removeItem(at: home.appendingPathComponent("contacts"))
+        let bob = CLIUser(name: "bob", home: home, passphrase: Users.bob.passphrase)
+        let unpinned = try await bob.run(["open", envelope.path, "--out", directory.appendingPathComponent("a").path])
+        #expect(unpinned.status == 1 && unpinned.stderr.contains("alice is not among your pinned contacts: give their identity file with --from"),
+                "\(unpinned.stderr)")
+        let contacts = home.appendingPathComponent("contacts", isDirectory: true)
+        try FileManager.default.createDirectory(at: contacts, withIntermediateDirectories: true)
+        // Another key under alice's name: refused, and nothing is opened.
+        try Data(contentsOf: Users.bundle("carol")).write(to: contacts.appendingPathComponent("alice.id"))
+        let other = try await bob.run(["open", envelope.path, "--out", directory.appendingPathComponent("b").path])
+        #expect(other.status == 1 && other.stderr.contains("other than the pinned one"), "\(other.stderr)")
+        try Data(contentsOf: Users.bundle("alice")).write(to: contacts.appendingPathComponent("alice.id"))
+        let opened = try await bob.run(["open", envelope.path, "--out", directory.appendingPathComponent("c").path, "--json"])
+        #expect(opened.status == 0 && opened.stdout.contains("Hello from alice"), "\(opened.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("a").path)
+                && !FileManager.default.fileExists(atPath: directory.appendingPathComponent("b").path))
+    }
+
     @Test func openingAgainAddsNoCopiesAndNeverOverwrites() async throws {
         let directory = try temporaryDirectory("twice")
         let (envelope, _) = try await sealSample(into: directory)

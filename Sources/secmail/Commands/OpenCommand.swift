@@ -17,8 +17,8 @@ struct OpenCommand: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("The envelope file.", valueName: "envelope"))
     var input: String
 
-    @Option(name: .long, help: ArgumentHelp("The sender's identity file.", valueName: "bundle"))
-    var from: String
+    @Option(name: .long, help: ArgumentHelp("The sender's identity file (default: the sender's key among your pinned contacts).", valueName: "bundle"))
+    var from: String?
 
     @OptionGroup var outputOptions: MessageOutputOptions
 
@@ -26,9 +26,9 @@ struct OpenCommand: AsyncParsableCommand {
     @OptionGroup var passphraseOptions: PassphraseOptions
 
     func run() async throws {
-        let sender = try loadBundle(from)
         let source = try FileEnvelopeSource(url: URL(fileURLWithPath: input))
         let keystore = Keystore(home: homeOptions.secmailHome)
+        let sender = try from.map(loadBundle) ?? pinnedSender(of: source, in: keystore.home)
         // A message that is not for this identity, or not from `sender`, is said so before any
         // passphrase is asked; and the passphrase unlocks only the key versions it is sealed to.
         let listed = try EnvelopeOpener.readerKeys(in: source, sender: sender, among: keystore.recipientFingerprints())
@@ -49,5 +49,18 @@ struct OpenCommand: AsyncParsableCommand {
         if let failure = opened.saveFailure {
             throw CLIFailure(.failure, "\(failure.reason); give --out another folder to save them")
         }
+    }
+
+    /// Without --from: the key the envelope names, if it is the one pinned for its sender (as
+    /// `lookup`, `send` or `read` pinned it). Anything else needs the bundle given.
+    private func pinnedSender(of source: EnvelopeSource, in home: SecmailHome) throws -> IdentityBundle {
+        let header = try EnvelopeOpener.readHeader(source)
+        guard let pinned = try ContactPins(home: home).pinned(header.senderName) else {
+            throw CLIFailure(.failure, "\(header.senderName) is not among your pinned contacts: give their identity file with --from, or pin their key first (secmail lookup \(header.senderName))")
+        }
+        guard pinned.fingerprint == header.senderFingerprint else {
+            throw CLIFailure(.failure, "the envelope is signed with a key of \(header.senderName) (\(header.senderFingerprint.grouped)) other than the pinned one (key version \(pinned.keyVersion), \(pinned.fingerprint.grouped)): give the identity file it was signed with, with --from")
+        }
+        return pinned
     }
 }
