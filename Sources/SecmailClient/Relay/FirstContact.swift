@@ -42,6 +42,9 @@ public struct FirstContact: Sendable {
         return .pinnedPublicKey(sha256: relayKeyPin.bytes)
     }
 
+    /// Where `trust` comes from, for saying why a handshake failed.
+    var keyTrust: RelayKeyTrust { caFile == nil ? .givenPin : .certificateAuthority }
+
     /// Refuses a relay whose TLS key or log key is not the one given (`pinMismatch`, exit 2).
     func check(relayKeyPin seen: [UInt8], logVerifierKey served: String, relay: String) throws {
         if let relayKeyPin, relayKeyPin.bytes != seen {

@@ -42,7 +42,7 @@ public final class RelayClient {
     /// A relay contacted for the first time (registration, a first `monitor`), trusted through
     /// the CA file or the key pin the user gave (`DirectoryClient.pinRelay` checks the rest).
     public convenience init(home: SecmailHome, firstContact url: URL, trusting contact: FirstContact) throws {
-        try self.init(home: home, url: url, trust: contact.trust, keyTrust: contact.caFile == nil ? .givenPin : .certificateAuthority, settings: nil)
+        try self.init(home: home, url: url, trust: contact.trust, keyTrust: contact.keyTrust, settings: nil)
     }
 
     private init(home: SecmailHome, url: URL, trust: TLSConfiguration.Trust, keyTrust: RelayKeyTrust, settings: RelaySettings?) throws {
