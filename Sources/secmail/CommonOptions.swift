@@ -85,6 +85,14 @@ struct PassphraseOptions: ParsableArguments {
         return try unlock(keystore, agentCouldHelp: !noAgent) { try keystore.unlockSenderAndKeyring(passphrase: $0) }
     }
 
+    /// Whether the next command of this home would ask for the passphrase at the terminal although
+    /// the key agent could spare it: none is given (file or environment), --no-agent is not set, and
+    /// no agent holds the keys.
+    func nextCommandWouldAsk(_ keystore: Keystore) -> Bool {
+        guard passphraseFile == nil, ProcessInfo.processInfo.environment["SECMAIL_PASSPHRASE"] == nil, !noAgent else { return false }
+        return (try? agentStatus(keystore)) == nil
+    }
+
     /// The running agent of this home and what it holds, unless --no-agent.
     private func agentStatus(_ keystore: Keystore) throws -> (AgentClient, AgentStatus)? {
         guard !noAgent else { return nil }

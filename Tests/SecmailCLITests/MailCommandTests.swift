@@ -21,6 +21,24 @@ import Testing
         return Dictionary(uniqueKeysWithValues: entries.map { ($0["name"] as? String ?? "", $0) })
     }
 
+    /// At a terminal, `inbox` that had to ask for the passphrase says how to be asked once (inbox
+    /// then read is where a person types it twice in a row); with the key agent holding the keys
+    /// it asks nothing and says nothing of it.
+    @Test func inboxAtATerminalSuggestsUnlockOnlyWhenItAsked() async throws {
+        let (_, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("inbox-unlock-tip")
+        defer { relay.process.terminate() }
+        await #expect(try alice.run(["send", "bob", "-m", "hi"]).status == 0)
+        let terminal = ClientSafetyTests()
+        let asked = try await onThreadOfItsOwn { try terminal.pty([["Passphrase for bob", bob.passphrase + "\n"]], ["inbox"], home: bob.home) }
+        #expect(asked.status == 0 && asked.output.contains("Read one with") && asked.output.contains("Run `secmail unlock` first"), "\(asked.output)")
+
+        await #expect(try bob.run(["unlock"]).status == 0)
+        defer { _ = try? bob.run(["lock"]) }
+        let served = try await onThreadOfItsOwn { try terminal.pty([], ["inbox"], home: bob.home) }
+        #expect(served.status == 0 && served.output.contains("Read one with"), "\(served.output)")
+        #expect(!served.output.contains("Passphrase for") && !served.output.contains("secmail unlock"), "\(served.output)")
+    }
+
     @Test func readSaysWhenItPinsOrFollowsARotationContactsShowTrustAndPruneKeepsTombstones() async throws {
         let (_, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("pins-prune")
         defer { relay.process.terminate() }

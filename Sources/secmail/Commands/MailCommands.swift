@@ -119,6 +119,10 @@ struct InboxCommand: AsyncParsableCommand {
             }
             if Terminal.stderrIsTerminal {
                 Terminal.info("Read one with `secmail read ID` (its first 4 or more digits will do).")
+                // inbox then read is where a person types the passphrase twice in a row.
+                if passphraseOptions.nextCommandWouldAsk(keystore) {
+                    Terminal.info("Run `secmail unlock` first, and commands stop asking for the passphrase until \(IdleTimeout.minutes(UInt32(IdleTimeout.standard.seconds))) without use.")
+                }
             }
         }
     }
