@@ -5,9 +5,10 @@
 # of sealed messages is resized and the run repeated if the relay empties it early, so any rate
 # is measured over the whole time); then 400 more deposits with strace attached to the relay,
 # reporting the syncs per deposit it observed (skipped where strace is missing); then one
-# envelope with a BIG_MIB attachment is deposited and fetched three times (MB/s, against the TLS
-# bulk figure of scripts/bench-tls.sh as the limit); the relay's peak RSS after each phase. The
-# relay's rate limits are raised for the run.
+# envelope with a BIG_MIB attachment is deposited and fetched three times (MB/s), each time right
+# after scripts/bench-tls.sh's bulk measurement (our TLS client downloading 64 MiB bodies from
+# `secmail-tls-bench serve`, 2 s), and reported as a fraction of it; the relay's peak RSS after
+# each phase. The relay's rate limits are raised for the run.
 #
 # With BASELINE_BIN=/path/to/an/older/secmail the same measurements run first against a relay of
 # that binary (before/after figures from one run); every line is prefixed by the relay measured.
@@ -21,18 +22,29 @@ senders=${1:-32} seconds=${2:-10} big=${3:-64}
 
 swift build -c release --product secmail 2>/dev/null >/dev/null
 swift build -c release --product secmail-directory-bench 2>/dev/null >/dev/null
+swift build -c release --product secmail-tls-bench 2>/dev/null >/dev/null
 bin=$(swift build -c release --show-bin-path)
 work=$(mktemp -d)
-relay_pid=
-cleanup() { [ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+relay_pid= tls_pid=
+cleanup() {
+  for pid in $relay_pid $tls_pid; do kill "$pid" 2>/dev/null; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
+
+# The TLS bulk reference (scripts/bench-tls.sh's server, answering with 64 MiB bodies).
+"$bin/secmail-tls-bench" serve certs/relay.pem certs/throwaway-relay.key.pem 64 > "$work/tls.log" 2>&1 &
+tls_pid=$!
+for _ in $(seq 50); do grep -q "^PORT " "$work/tls.log" && break; sleep 0.1; done
+tls_port=$(grep -oE "^PORT [0-9]+" "$work/tls.log" | grep -oE "[0-9]+$")
 
 # run_mail LABEL SECMAIL_BINARY
 run_mail() {
   local label=$1 relay_bin=$2 data="$work/$1"
   start_relay "$work/$label.log" "$relay_bin" relay --data "$data" --listen 127.0.0.1:0 --rate-per-address 1000000 --rate-per-identity 1000000 $(load_test_flags "$relay_bin")
   "$bin/secmail-directory-bench" mail "https://localhost:$relay_port" "$data/tls/dev-ca.pem" "$senders" "$seconds" "$big" "$relay_pid" \
-    | sed -u "s/^/$label /"
+    "$bin/secmail-tls-bench" "$tls_port" certs/dev-ca.pem | sed -u "s/^/$label /"
   kill -INT "$relay_pid"; wait "$relay_pid" || true; relay_pid=
   rm -rf "$data"
 }

@@ -52,7 +52,7 @@ final class EnvelopePool: @unchecked Sendable {
     }
 }
 
-func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: Int, relayPID: Int32) async throws {
+func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: Int, relayPID: Int32, tlsReference: TLSBulkReference?) async throws {
     let relay = try RelayAddress(url: url, caFile: caFile)
     let setup = Lane(relay, mode: .keptAlive)
     let keyAnswer = try await setup.expect(200, RelayRequest(.GET, Endpoint.logKey.path()))
@@ -80,9 +80,10 @@ func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: I
                                   to: targets.map(\.identity.bundle), into: sink)
     try sink.synchronize()
     let size = Double(try file.size())
-    var uploads: [Double] = [], downloads: [Double] = []
+    var uploads: [Double] = [], downloads: [Double] = [], references: [Double] = []
     for target in targets {
         let name = target.identity.bundle.name.value
+        if let tlsReference { references.append(try await tlsReference.measure()) }
         var t = ContinuousClock.now
         _ = try await setup.expect(201, RelayRequest(.POST, Endpoint.deposit.path(query: [(Endpoint.Query.recipient, name)]),
                                                      body: .file(envelopeURL), bearer: users[0].token))
@@ -97,9 +98,48 @@ func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: I
         downloads.append(size / elapsed(since: t) / 1e6)
         try? FileManager.default.removeItem(at: fetched)
     }
+    let figures = { (values: [Double]) in values.map { String(format: "%.0f", $0) }.joined(separator: ",") }
     report(String(format: "envelope_%dmib upload_mbps=%@ download_mbps=%@ relay_peak_rss_mib=%.1f", bigMiB,
-                 uploads.map { String(format: "%.0f", $0) }.joined(separator: ","),
-                 downloads.map { String(format: "%.0f", $0) }.joined(separator: ","), peakRSS(pid: relayPID)))
+                 figures(uploads), figures(downloads), peakRSS(pid: relayPID)))
+    if !references.isEmpty {
+        // Each round against the bulk figure measured just before it: the machine's speed drifts
+        // by more than the margins being judged, so only figures from the same moment compare.
+        let fractions = { (values: [Double]) in zip(values, references).map { String(format: "%.2f", $0 / $1) }.joined(separator: ",") }
+        report("envelope_\(bigMiB)mib_vs_tls_bulk tls_bulk_mbps=\(figures(references)) upload_fraction=\(fractions(uploads)) download_fraction=\(fractions(downloads))")
+    }
+}
+
+/// scripts/bench-tls.sh's bulk measurement (our TLS client downloading 64 MiB bodies from
+/// `secmail-tls-bench serve` over new connections), run as a subprocess between the 64 MiB rounds.
+struct TLSBulkReference {
+    let benchmark: String
+    let port: String
+    let caFile: String
+
+    /// MB/s over two seconds of downloads.
+    func measure() async throws -> Double {
+        // On a thread of its own: waiting for the process must not hold a task executor thread.
+        let output = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String, Error>) in
+            Thread.detachNewThread {
+                continuation.resume(with: Result {
+                    let process = Process()
+                    process.executableURL = URL(fileURLWithPath: benchmark)
+                    process.arguments = ["download", port, caFile, "2"]
+                    let pipe = Pipe()
+                    process.standardOutput = pipe
+                    try process.run()
+                    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                    process.waitUntilExit()
+                    return String(decoding: data, as: UTF8.self)
+                })
+            }
+        }
+        guard let field = output.split(separator: " ").first(where: { $0.hasPrefix("mbps=") }),
+              let mbps = Double(field.dropFirst("mbps=".count).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw BenchFailure("secmail-tls-bench download gave no figure: \(output)")
+        }
+        return mbps
+    }
 }
 
 /// The id of the first message of `size` bytes in `user`'s mailbox, page by page (the timed

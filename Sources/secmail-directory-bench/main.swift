@@ -8,12 +8,15 @@
 //       Against a running `secmail relay`: registers REGISTRATIONS new identities over HTTPS
 //       (8 at a time), then runs CLIENTS concurrent clients for SECONDS, each looking up random
 //       registered names and verifying every answer as `secmail lookup` does.
-//   secmail-directory-bench mail URL CA SENDERS SECONDS BIG_MIB RELAY_PID
+//   secmail-directory-bench mail URL CA SENDERS SECONDS BIG_MIB RELAY_PID [TLS_BENCH PORT CA]
 //       Against a running `secmail relay`: SENDERS registered users deposit pre-sealed 1 KiB
 //       messages to each other for SECONDS (messages per second, latency; a pool of sealed
 //       messages that runs dry early is resized and the run repeated), then 400 more under strace
 //       (syncs per deposit), then one envelope with a BIG_MIB attachment is deposited and fetched
 //       three times (MB/s); the relay's peak RSS (VmHWM of RELAY_PID) is read after each phase.
+//       With TLS_BENCH (the secmail-tls-bench binary) and the PORT and CA of its `serve`, each of
+//       the three rounds begins with scripts/bench-tls.sh's bulk measurement (`download`, 2 s),
+//       and the 64 MiB figures are reported as fractions of it, round by round.
 //   secmail-directory-bench abuse URL CA FOLDER CLIENTS SECONDS
 //       The honest side of scripts/bench-abuse.sh (AbuseLoad.swift): registers CLIENTS users and
 //       an attacker account, writes the attacker's token and spam registrations to FOLDER, then,
@@ -34,19 +37,20 @@ do {
             fail("usage: load URL CA REGISTRATIONS CLIENTS SECONDS")
         }
         try await load(url: url, caFile: arguments[3], registrations: registrations, clients: clients, seconds: seconds)
-    case "mail" where arguments.count == 8:
+    case "mail" where arguments.count == 8 || arguments.count == 11:
         guard let url = URL(string: arguments[2]), let senders = Int(arguments[4]), let seconds = Double(arguments[5]),
               let big = Int(arguments[6]), let pid = Int32(arguments[7]), senders >= 4, seconds > 0, big > 0 else {
-            fail("usage: mail URL CA SENDERS SECONDS BIG_MIB RELAY_PID (SENDERS at least 4)")
+            fail("usage: mail URL CA SENDERS SECONDS BIG_MIB RELAY_PID [TLS_BENCH PORT CA] (SENDERS at least 4)")
         }
-        try await mailLoad(url: url, caFile: arguments[3], senders: senders, seconds: seconds, bigMiB: big, relayPID: pid)
+        let reference = arguments.count == 11 ? TLSBulkReference(benchmark: arguments[8], port: arguments[9], caFile: arguments[10]) : nil
+        try await mailLoad(url: url, caFile: arguments[3], senders: senders, seconds: seconds, bigMiB: big, relayPID: pid, tlsReference: reference)
     case "abuse" where arguments.count == 7:
         guard let url = URL(string: arguments[2]), let clients = Int(arguments[5]), let seconds = Double(arguments[6]), clients >= 2, seconds > 0 else {
             fail("usage: abuse URL CA FOLDER CLIENTS SECONDS (CLIENTS at least 2)")
         }
         try await abuseLoad(url: url, caFile: arguments[3], folder: URL(fileURLWithPath: arguments[4], isDirectory: true), clients: clients, seconds: seconds)
     default:
-        fail("usage: secmail-directory-bench build-log DB LEAVES | load URL CA REGISTRATIONS CLIENTS SECONDS | mail URL CA SENDERS SECONDS BIG_MIB RELAY_PID | abuse URL CA FOLDER CLIENTS SECONDS")
+        fail("usage: secmail-directory-bench build-log DB LEAVES | load URL CA REGISTRATIONS CLIENTS SECONDS | mail URL CA SENDERS SECONDS BIG_MIB RELAY_PID [TLS_BENCH PORT CA] | abuse URL CA FOLDER CLIENTS SECONDS")
     }
 } catch {
     fail("\(error)")
