@@ -41,6 +41,9 @@ public enum ErrorCode: String, Sendable, CaseIterable, Equatable {
     case forbidden
     /// The sign-in challenge outlived its minute (a client that slept, say): ask for a new one.
     case challengeExpired
+    /// A sign-in answer that the name's current signing key did not make: a key rotated away
+    /// (from another copy of the keystore, say), or someone else's.
+    case notCurrentKey
     /// The request repeats something accepted once only (a message id per recipient).
     case conflict
     /// A mailbox quota or the envelope size limit.

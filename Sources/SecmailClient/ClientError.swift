@@ -35,6 +35,9 @@ public struct ClientError: Error, Sendable, Equatable, CustomStringConvertible {
         case limitExceeded
         /// The relay asks to slow down.
         case rateLimited
+        /// The relay does not take this home's signing key as the identity's current one: its keys
+        /// were rotated elsewhere (another copy of the home), or by someone else.
+        case keyNotCurrent
         /// The relay answered something that is not its API (malformed JSON, a wrong status).
         case malformedAnswer
         /// The key agent failed or stopped in the middle of a command.

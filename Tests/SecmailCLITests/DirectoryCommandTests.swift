@@ -166,6 +166,27 @@ import Testing
         #expect(misled.status == 2 && misled.stderr.contains("not the one given with --log-key"), "\(misled.stderr)")
     }
 
+    /// Two copies of one home (two machines, a restored backup): after a rotation in one, the
+    /// other holds a retired key. Its sign-in is refused with a sentence that says what to copy,
+    /// and copying that folder makes it work again.
+    @Test func aCopyOfAHomeLeftBehindByARotationSaysWhatToCopy() async throws {
+        let (folder, _, relay, _, alice, _) = try await commands.relayWithAliceAndBob("stale-home-copy")
+        defer { relay.process.terminate() }
+        let copy = CLIUser(name: "alice", home: folder.appendingPathComponent("alice-copy"), passphrase: alice.passphrase)
+        await #expect(try run("cp", ["-a", alice.home.path, copy.home.path]).status == 0)
+        await #expect(try alice.run(["rotate"]).status == 0)
+
+        let behind = try await copy.run(["inbox"])
+        #expect(behind.status == 1, "\(behind.stderr)")
+        #expect(behind.stderr.contains("does not take this home's key version 1 as alice's current signing key")
+                    && behind.stderr.contains("copy that copy's identity folder over \(copy.home.appendingPathComponent("identity").path)"), "\(behind.stderr)")
+
+        await #expect(try run("rm", ["-rf", copy.home.appendingPathComponent("identity").path]).status == 0)
+        await #expect(try run("cp", ["-a", alice.home.appendingPathComponent("identity").path, copy.home.path]).status == 0)
+        let caughtUp = try await copy.run(["inbox"])
+        #expect(caughtUp.status == 0, "\(caughtUp.stderr)")
+    }
+
     @Test func rotationIsFollowedByContactsAndAForgedRotationIsCaught() async throws {
         let (folder, data, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("rotation-cli")
         let file = { (name: String) in folder.appendingPathComponent(name).path }

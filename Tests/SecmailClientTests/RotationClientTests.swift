@@ -68,7 +68,7 @@ import Testing
         let refused = await #expect(throws: ClientError.self) {
             try await DirectoryClient(relay: RelayClient(home: keystore.home)).rotate(keystore, passphrase: passphrase)
         }
-        #expect(refused?.code == .relayRefused, "\(refused?.code.rawValue ?? "")")
+        #expect(refused?.code == .keyNotCurrent, "\(refused?.code.rawValue ?? "")")
         #expect(refused?.reason.contains("current signing key") == true, "\(refused?.reason ?? "")")
         #expect(try keystore.currentBundle() == v1)
         #expect(try keystore.pendingRotation() == nil)

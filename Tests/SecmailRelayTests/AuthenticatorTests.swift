@@ -69,9 +69,9 @@ final class TestClock: @unchecked Sendable {
         defer { try? FileManager.default.removeItem(at: folder) }
         let alice = try IdentityName("alice"), bob = try IdentityName("bob")
 
-        // Bob's key cannot answer alice's challenge.
+        // Bob's key cannot answer alice's challenge: it is not alice's current key.
         let first = try await auth.challenge(for: alice)
-        #expect(await relayErrorCode { try await auth.redeem(name: alice, nonce: first, signature: sign(first, as: "bob", for: "alice")) } == .forbidden)
+        #expect(await relayErrorCode { try await auth.redeem(name: alice, nonce: first, signature: sign(first, as: "bob", for: "alice")) } == .notCurrentKey)
         // The nonce was consumed by that attempt: even alice cannot reuse it.
         #expect(await relayErrorCode { try await auth.redeem(name: alice, nonce: first, signature: sign(first, as: "alice", for: "alice")) } == .forbidden)
         // A challenge issued for bob cannot be redeemed as alice, even with alice's signature.

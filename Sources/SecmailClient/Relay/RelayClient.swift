@@ -143,7 +143,12 @@ public final class RelayClient {
                 if attempt == 1 { continue }
                 break
             }
-            guard response.status == 200 else { throw ClientError.refusal(response, relay: address, notFound: .notRegistered) }
+            guard response.status == 200 else {
+                let refusal = ClientError.refusal(response, relay: address, notFound: .notRegistered)
+                guard refusal.code == .keyNotCurrent else { throw refusal }
+                // Two copies of one home, one of them rotated: the other is left with a retired key.
+                throw ClientError(.keyNotCurrent, "the relay at \(address) does not take this home's key version \(identity.bundle.keyVersion) as \(name)'s current signing key. If \(name)'s keys were rotated from another copy of this home, copy that copy's identity folder over \(home.url.appendingPathComponent("identity").path); if not, `secmail audit` names the log entries for \(name) that this home did not make")
+            }
             let answer = try decode(TokenResponse.self, from: response, to: request)
             tokens[name] = answer.token
             return answer.token

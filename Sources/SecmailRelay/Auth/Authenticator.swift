@@ -70,7 +70,7 @@ public struct Authenticator: Sendable {
             let bundle = try IdentityBundle(encoded: Array(bundleData))
             let message = AuthChallenge.signedMessage(origin: origin, relayKeyPin: relayKeyPin, name: name, nonce: nonce)
             guard bundle.signingKey.isValidSignature(signature, for: message) else {
-                throw RelayError(.forbidden, "the signature does not verify with \(name)'s current signing key")
+                throw RelayError(.notCurrentKey, "the signature does not verify with \(name)'s current signing key (key version \(bundle.keyVersion))")
             }
         } catch {
             if stored != nil { try await consume(nonce) }
@@ -82,7 +82,7 @@ public struct Authenticator: Sendable {
             guard try db.consumeChallenge(nonce) else { throw RelayError(.forbidden, "unknown or already used challenge") }
             let current = try db.latestBundleEncoding(of: name.value)
             guard current == verifiedBundle else {
-                throw RelayError(.forbidden, "the keys of \(name) were rotated during sign-in; sign in with the current key")
+                throw RelayError(.notCurrentKey, "the keys of \(name) were rotated during sign-in; sign in with the current key")
             }
             try db.execute("DELETE FROM sessions WHERE expires_at < ?", [now])
             try db.execute("INSERT INTO sessions (token_hash, name, expires_at) VALUES (?, ?, ?)", [Self.hash(of: token), name.value, now + Self.tokenLifetime])

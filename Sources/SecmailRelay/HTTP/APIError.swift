@@ -42,7 +42,7 @@ struct APIError: HTTPResponseError {
             case .quotaExceeded, .tooLarge: .contentTooLarge
             case .rateLimited: .tooManyRequests
             case .invalidRequest, .malformedRequest, .http: .badRequest
-            case .inviteRequired, .forbidden, .challengeExpired: .forbidden
+            case .inviteRequired, .forbidden, .challengeExpired, .notCurrentKey: .forbidden
             case .unauthorized: .unauthorized
             case .storage, .schemaMismatch, .internalError: .internalServerError
             }

@@ -95,6 +95,7 @@ extension ClientError {
         case .nameTaken: .nameTaken
         case .quotaExceeded, .tooLarge: .limitExceeded
         case .rateLimited: .rateLimited
+        case .notCurrentKey: .keyNotCurrent
         default: .relayRefused
         }
         return ClientError(code, "the relay refused: \(body.reason)")
