@@ -166,6 +166,35 @@ import Testing
         #expect(misled.status == 2 && misled.stderr.contains("not the one given with --log-key"), "\(misled.stderr)")
     }
 
+    /// A relay that moved (same data, so the same TLS key and log key, at another port) is
+    /// followed by `register` with its new address alone, even after a rotation (a rotated
+    /// identity cannot register anew): nothing is registered again. Another relay is not taken
+    /// for it: that still needs --switch-relay, and relay.json stays as it was.
+    @Test func aRelayAtANewAddressIsFollowedAndAnotherIsNotTakenForIt() async throws {
+        let (folder, data, relay, _, alice, _) = try await commands.relayWithAliceAndBob("moved-relay")
+        await #expect(try alice.run(["rotate"]).status == 0)
+        #expect(await commands.stop(relay.process) == 0)
+        let moved = try await commands.startRelay(data: data)
+        defer { moved.process.terminate() }
+        await #expect(try alice.run(["inbox"]).status == 1)
+
+        let followed = try await alice.run(["register", "alice", "--relay", "https://localhost:\(moved.port)"])
+        #expect(followed.status == 0 && followed.stderr.contains("this home now uses that address") && followed.stderr.contains("key version 2"), "\(followed.stderr)")
+        let settings = alice.home.appendingPathComponent("relay.json")
+        #expect(try String(contentsOf: settings, encoding: .utf8).contains("localhost:\(moved.port)"))
+        await #expect(try alice.run(["inbox"]).status == 0)
+
+        let otherData = folder.appendingPathComponent("other-relay", isDirectory: true)
+        let other = try await commands.startRelay(data: otherData)
+        defer { other.process.terminate() }
+        let before = try Data(contentsOf: settings)
+        for extra in [[], ["--ca", otherData.appendingPathComponent("tls/dev-ca.pem").path]] {
+            let refused = try await alice.run(["register", "alice", "--relay", "https://localhost:\(other.port)"] + extra)
+            #expect(refused.status == 1 && refused.stderr.contains("Add --switch-relay"), "\(refused.stderr)")
+        }
+        #expect(try Data(contentsOf: settings) == before)
+    }
+
     /// Two copies of one home (two machines, a restored backup): after a rotation in one, the
     /// other holds a retired key. Its sign-in is refused with a sentence that says what to copy,
     /// and copying that folder makes it work again.

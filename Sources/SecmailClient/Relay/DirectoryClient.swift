@@ -83,6 +83,27 @@ public struct DirectoryClient {
         relay.pinFirstContact(logVerifierKey: verifierKey, relayKeyPin: pin, checkpointNote: note, caFile: contact.caFile)
     }
 
+    /// Confirms that the relay answering at a new address (`RelayClient(home:movedTo:)`) is the
+    /// one pinned in this home: the connection proved the pinned TLS key; the log key must be the
+    /// pinned one, the origin must name the relay at its new address, and the log must extend the
+    /// stored checkpoint and hold `identity` as its name's current key. Then relay.json takes the
+    /// new address; nothing is registered again.
+    public func confirmMovedRelay(holding identity: IdentityBundle) async throws {
+        let info = try await relay.info()
+        let keyAnswer = try await relay.expect(200, RelayRequest(.GET, Endpoint.logKey.path()))
+        let served = String(decoding: keyAnswer.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let verifier = try relay.logVerifier()
+        guard served == relay.settings?.logVerifierKey else {
+            throw ClientError(.verificationFailed, "the relay at \(relay.address) presents the pinned TLS key but serves another log key (\(served)) than the pinned one")
+        }
+        try Self.checkOrigin(verifier.name, announced: info.origin, relayHost: relay.url.host ?? "", certificateNames: keyAnswer.relayDNSNames)
+        let own = try await verifiedContact(identity.name)
+        guard own.bundle.fingerprint == identity.fingerprint else {
+            throw ClientError(.keyNotCurrent, "the relay's log holds key version \(own.bundle.keyVersion) of \(identity.name), not this home's key version \(identity.keyVersion)")
+        }
+        try relay.saveLogView()
+    }
+
     /// The log key's origin must be the one the relay announces and must name this relay: its host
     /// part (before the first '/') is the host in the relay's URL or a DNS name its certificate
     /// is issued for. So a client never pins, for relay A, a log that calls itself another relay.

@@ -39,6 +39,17 @@ public final class RelayClient {
         try self.init(home: home, url: url, trust: settings.trust, keyTrust: .pinnedAtRegistration, settings: settings)
     }
 
+    /// The relay pinned in `home`, looked for at another address (a new host name or port):
+    /// trusted by its pinned TLS key only, as ever. relay.json takes the new address when
+    /// `saveLogView()` runs (`DirectoryClient.confirmMovedRelay`).
+    public convenience init(home: SecmailHome, movedTo url: URL) throws {
+        let saved = try RelaySettings.load(from: home)
+        var moved = saved
+        moved.url = url.absoluteString
+        try self.init(home: home, url: url, trust: saved.trust, keyTrust: .pinnedAtRegistration, settings: moved)
+        savedSettings = saved
+    }
+
     /// A relay contacted for the first time (registration, a first `monitor`), trusted through
     /// the CA file or the key pin the user gave (`DirectoryClient.pinRelay` checks the rest).
     public convenience init(home: SecmailHome, firstContact url: URL, trusting contact: FirstContact) throws {

@@ -11,7 +11,10 @@ struct RegisterCommand: AsyncParsableCommand {
             On this first contact the relay is trusted through --tls-pin (its TLS key), --ca (a CA \
             its certificate chains to) or both, as `secmail relay` prints them when it starts; with \
             --log-key its log key must also be the one given. Its TLS key and its log key are then \
-            pinned in $SECMAIL_HOME/relay.json, and every later contact must match them.
+            pinned in $SECMAIL_HOME/relay.json, and every later contact must match them. When the \
+            relay this home uses has moved (a new host name or port), give its new address: it is \
+            followed if it presents the pinned keys and its log holds your current key, and nothing \
+            is registered again.
             """)
 
     @Argument(help: "Your name: 1-64 characters from a-z, 0-9, '.', '_', '-'.")
@@ -43,6 +46,10 @@ struct RegisterCommand: AsyncParsableCommand {
                 Terminal.info("\(bundle.name) is already registered on \(pinned.url) (key version \(bundle.keyVersion), \(bundle.fingerprint.grouped)); nothing to do.")
                 return
             }
+            if try await followedMove(of: pinned, to: url, holding: bundle, in: keystore.home) {
+                Terminal.info("The relay this home uses answers at \(url.absoluteString) with its pinned TLS key and log key, and its log holds \(bundle.name)'s key version \(bundle.keyVersion): this home now uses that address (it was \(pinned.url)); nothing was registered again.")
+                return
+            }
             guard switchRelay else {
                 throw CLIFailure(.failure, "this home is registered on \(pinned.url); registering on \(relay) replaces its pins, and mail waiting on \(pinned.url) can no longer be read from this home (read it first with `secmail inbox` and `secmail read`). Add --switch-relay to go ahead")
             }
@@ -70,6 +77,24 @@ struct RegisterCommand: AsyncParsableCommand {
         // A new identity's fingerprint was shown as it was made.
         if !created { Terminal.info("Your fingerprint: \(bundle.fingerprint.grouped)") }
         Terminal.info("Pinned relay TLS key sha256/\(settings.relayKeyPin) and log key \(settings.logVerifierKey)")
+    }
+
+    /// Whether `url` is the relay pinned in `home` at a new address (a new host name or port),
+    /// which relay.json then takes. False when it is another relay: the pins given on the command
+    /// line are not the pinned ones, or it presents another TLS key.
+    private func followedMove(of pinned: RelaySettings, to url: URL, holding bundle: IdentityBundle, in home: SecmailHome) async throws -> Bool {
+        if let given = try? firstContactOptions.firstContact,
+           given.relayKeyPin.map({ $0.hex != pinned.relayKeyPin }) == true || given.logVerifierKey.map({ $0 != pinned.logVerifierKey }) == true {
+            return false
+        }
+        do {
+            try await withRelay(home, client: try RelayClient(home: home, movedTo: url)) {
+                try await DirectoryClient(relay: $0).confirmMovedRelay(holding: bundle)
+            }
+            return true
+        } catch let error as ClientError where error.code == .pinMismatch {
+            return false
+        }
     }
 }
 
