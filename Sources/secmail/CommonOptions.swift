@@ -109,17 +109,7 @@ struct PassphraseOptions: ParsableArguments {
     /// The passphrase given without a prompt (file or environment), if any.
     func givenPassphrase() throws -> Passphrase? {
         if let passphraseFile {
-            var firstLine: [UInt8]
-            do {
-                firstLine = try NamedFile.firstLineOfSecret(at: passphraseFile)
-            } catch let error as FormatError {
-                throw CLIFailure(.failure, "cannot use the passphrase file \(passphraseFile): \(error.reason)")
-            }
-            defer { SecretBytes.wipe(&firstLine) }
-            guard !firstLine.isEmpty, String(validating: firstLine, as: UTF8.self) != nil else {
-                throw CLIFailure(.failure, "the first line of the passphrase file \(passphraseFile) is empty or not UTF-8 text")
-            }
-            return try Passphrase(utf8Bytes: firstLine)
+            return try Self.passphrase(inFile: passphraseFile)
         }
         if let fromEnvironment = ProcessInfo.processInfo.environment["SECMAIL_PASSPHRASE"] {
             return try Passphrase(fromEnvironment)
@@ -127,9 +117,25 @@ struct PassphraseOptions: ParsableArguments {
         return nil
     }
 
-    /// A new passphrase: given, or typed twice at the terminal, at least `minimumLength` characters.
-    func newPassphrase(for name: String, minimumLength: Int) throws -> Passphrase {
-        if let given = try givenPassphrase() {
+    /// The first line of `path` (a file readable by its owner alone, or a pipe), as a passphrase.
+    static func passphrase(inFile path: String) throws -> Passphrase {
+        var firstLine: [UInt8]
+        do {
+            firstLine = try NamedFile.firstLineOfSecret(at: path)
+        } catch let error as FormatError {
+            throw CLIFailure(.failure, "cannot use the passphrase file \(path): \(error.reason)")
+        }
+        defer { SecretBytes.wipe(&firstLine) }
+        guard !firstLine.isEmpty, String(validating: firstLine, as: UTF8.self) != nil else {
+            throw CLIFailure(.failure, "the first line of the passphrase file \(path) is empty or not UTF-8 text")
+        }
+        return try Passphrase(utf8Bytes: firstLine)
+    }
+
+    /// A new passphrase: `given` (a file or the environment), else typed twice at the terminal;
+    /// at least `minimumLength` characters.
+    func newPassphrase(for name: String, minimumLength: Int, given: Passphrase?) throws -> Passphrase {
+        if let given {
             guard given.characterCount >= minimumLength else {
                 throw CLIFailure(.failure, "the passphrase must have at least \(minimumLength) characters")
             }

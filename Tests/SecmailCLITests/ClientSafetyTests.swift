@@ -280,6 +280,34 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("c.smsg").path))
     }
 
+    /// `secmail passphrase` at a terminal: the current passphrase first (a wrong one asked again),
+    /// then the new one twice; afterwards only the new one opens the keys. From files, a new
+    /// passphrase equal to the old one is refused.
+    @Test func thePassphraseIsChangedAtATerminalOrFromFiles() throws {
+        let folder = try temporaryDirectory("passphrase-change")
+        let home = folder.appendingPathComponent("home")
+        let environment = ["SECMAIL_HOME": home.path]
+        #expect(try runSecmail(["init", "erin"], environment: environment.merging(["SECMAIL_PASSPHRASE": "the first passphrase"]) { $1 }).status == 0)
+        let changed = try pty([["Passphrase for erin", "not it\n"], ["Wrong passphrase", "the first passphrase\n"],
+                               ["New passphrase for erin", "short\n"], ["too short", "the second passphrase\n"], ["Repeat", "the second passphrase\n"]],
+                              ["passphrase"], home: home)
+        #expect(changed.status == 0 && changed.output.contains("Changed the passphrase of erin: 2 private keys"), "\(changed.output)")
+        #expect(!changed.output.contains("the second passphrase"), "the passphrase was echoed")
+
+        let sealWith = { (passphrase: String) in
+            try runSecmail(["seal", "--to", Users.bundle("bob").path, "-m", "x", "-o", folder.appendingPathComponent("\(UUID().uuidString).smsg").path],
+                           environment: environment.merging(["SECMAIL_PASSPHRASE": passphrase]) { $1 })
+        }
+        #expect(try sealWith("the first passphrase").status == 4)
+        #expect(try sealWith("the second passphrase").status == 0)
+
+        let same = folder.appendingPathComponent("same")
+        try Data("the second passphrase\n".utf8).write(to: same)
+        chmod(same.path, 0o600)
+        let refused = try runSecmail(["passphrase", "--passphrase-file", same.path, "--new-passphrase-file", same.path], environment: environment)
+        #expect(refused.status == 1 && refused.stderr.contains("the new passphrase is the one in use"), "\(refused.stderr)")
+    }
+
     /// A passphrase file may end in CRLF, be reached through a symbolic link or be a pipe
     /// (`<(pass show secmail)`, /dev/stdin); a regular file others can read is refused, however
     /// it is reached, before it is read.

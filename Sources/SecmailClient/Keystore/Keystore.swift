@@ -13,6 +13,7 @@ import SecmailFormat
 /// A rotation writes `v(N+1)` completely (and durably) before the relay hears of it, and moves
 /// `current` to it only once the relay has logged it; until then `v(N+1)` is a pending rotation
 /// that the next `rotate` resumes. No private key is ever deleted, so old mail stays readable.
+/// A passphrase change re-encrypts every key file (Keystore+PassphraseChange.swift).
 public struct Keystore: Sendable {
     public let home: SecmailHome
 
@@ -125,7 +126,7 @@ public struct Keystore: Sendable {
     /// The current bundle and its private signing key, for sealing.
     public func unlockSender(passphrase: Passphrase) throws -> SenderIdentity {
         let version = try currentVersion()
-        let signingKey = try privateKey(version: version, role: "signing", passphrase: passphrase)
+        let signingKey = try privateKey(version: version, role: .signing, passphrase: passphrase)
         return try SenderIdentity(bundle: bundle(version: version), signingKey: signingKey)
     }
 
@@ -137,7 +138,7 @@ public struct Keystore: Sendable {
         try recipientVersions().compactMap { version in
             let fingerprint = try bundle(version: version).fingerprint
             guard wanted?.contains(fingerprint) ?? true else { return nil }
-            let key = try privateKey(version: version, role: "encryption", passphrase: passphrase)
+            let key = try privateKey(version: version, role: .encryption, passphrase: passphrase)
             return RecipientKey(fingerprint: fingerprint, encryptionKey: key)
         }
     }
@@ -153,14 +154,15 @@ public struct Keystore: Sendable {
         try recipientVersions().map { try bundle(version: $0).fingerprint }
     }
 
-    private func recipientVersions() throws -> [UInt32] {
+    /// Every key version with private keys in the keystore, newest first (a pending rotation's too).
+    func recipientVersions() throws -> [UInt32] {
         let newest = try currentVersion() + (pendingRotation() == nil ? 0 : 1)
         return (1...newest).reversed()
     }
 
     // MARK: Files
 
-    private func versionDirectory(_ version: UInt32, in root: URL? = nil) -> URL {
+    func versionDirectory(_ version: UInt32, in root: URL? = nil) -> URL {
         (root ?? identityDirectory).appendingPathComponent("v\(version)", isDirectory: true)
     }
 
@@ -191,15 +193,26 @@ public struct Keystore: Sendable {
 
     /// A private key, decrypted with `passphrase`. A file that is not an encrypted key is named:
     /// "not an encrypted PKCS#8 private key" alone does not say which of the files it is.
-    private func privateKey(version: UInt32, role: String, passphrase: Passphrase) throws -> RSAPrivateKey {
-        let url = versionDirectory(version).appendingPathComponent("\(role)-key.pem")
+    /// A passphrase change interrupted after its commit point is finished first.
+    func privateKey(version: UInt32, role: KeyRole, passphrase: Passphrase) throws -> RSAPrivateKey {
+        try finishInterruptedPassphraseChange()
+        let url = keyFile(version: version, role: role)
         try FileSystem.checkPrivate(url)
         let pem = String(decoding: try FileSystem.read(url), as: UTF8.self)
         do {
             return try RSAPrivateKey(encryptedPEM: pem, passphrase: passphrase)
         } catch let error as CryptoError where error.code != .wrongPassphrase {
-            throw ClientError(.corruptState, "the \(role) key of key version \(version) (\(url.path)) cannot be used: \(error.description)")
+            throw ClientError(.corruptState, "the \(role.rawValue) key of key version \(version) (\(url.path)) cannot be used: \(error.description)")
         }
+    }
+
+    /// The two private keys of a key version: one signs, the other unwraps content keys.
+    enum KeyRole: String, CaseIterable {
+        case signing, encryption
+    }
+
+    func keyFile(version: UInt32, role: KeyRole) -> URL {
+        versionDirectory(version).appendingPathComponent("\(role.rawValue)-key.pem")
     }
 
     private func writeVersion(
@@ -212,8 +225,8 @@ public struct Keystore: Sendable {
         // Each key's scrypt is a separate ~50 ms of one core: both at once.
         let (signingPEM, encryptionPEM) = try concurrently({ try signingKey.encryptedPEM(passphrase: passphrase) },
                                                            { try encryptionKey.encryptedPEM(passphrase: passphrase) })
-        try FileSystem.createDurableFile(directory.appendingPathComponent("signing-key.pem"), bytes: Array(signingPEM.utf8), permissions: 0o600)
-        try FileSystem.createDurableFile(directory.appendingPathComponent("encryption-key.pem"), bytes: Array(encryptionPEM.utf8), permissions: 0o600)
+        try FileSystem.createDurableFile(directory.appendingPathComponent("\(KeyRole.signing.rawValue)-key.pem"), bytes: Array(signingPEM.utf8), permissions: 0o600)
+        try FileSystem.createDurableFile(directory.appendingPathComponent("\(KeyRole.encryption.rawValue)-key.pem"), bytes: Array(encryptionPEM.utf8), permissions: 0o600)
         try FileSystem.synchronize(directory)
     }
 

@@ -29,7 +29,8 @@ struct InitCommand: AsyncParsableCommand {
 
     /// Asks for a new passphrase (twice on a terminal), enforces its length, creates the identity.
     static func createIdentity(_ name: IdentityName, in keystore: Keystore, passphraseOptions: PassphraseOptions) throws -> IdentityBundle {
-        let passphrase = try passphraseOptions.newPassphrase(for: name.value, minimumLength: minimumPassphraseLength)
+        let passphrase = try passphraseOptions.newPassphrase(for: name.value, minimumLength: minimumPassphraseLength,
+                                                             given: passphraseOptions.givenPassphrase())
         Terminal.info("Generating two RSA-3072 keys for \(name)...")
         let bundle = try keystore.createIdentity(name: name, passphrase: passphrase)
         Terminal.info("Created identity \(bundle.name) (key version \(bundle.keyVersion)) in \(keystore.home.url.path)")
