@@ -21,6 +21,26 @@ import Testing
         return Dictionary(uniqueKeysWithValues: entries.map { ($0["name"] as? String ?? "", $0) })
     }
 
+    /// A message to several recipients is one deposit: refused for one (a full mailbox), it
+    /// reaches none, and `send` says so and what to do; no copy is kept as sent.
+    @Test func aRefusedDepositReachesNoRecipientAndSendSaysSo() async throws {
+        let (folder, _, relay, ca, alice, _) = try await commands.relayWithAliceAndBob("refused-deposit", options: ["--mailbox-quota-mib", "1"])
+        defer { relay.process.terminate() }
+        let carol = CLIUser.fresh("carol", in: folder)
+        try await carol.register(port: relay.port, ca: ca)
+        let filler = folder.appendingPathComponent("filler.bin")
+        // Incompressible, so that it takes most of bob's 1 MiB.
+        try Data((0..<900_000).map { _ in UInt8.random(in: 0...255) }).write(to: filler)
+        await #expect(try alice.run(["send", "bob", "-m", "fill", "--attach", filler.path]).status == 0)
+        let sentBefore = contents(of: alice.home.appendingPathComponent("sent"))
+
+        let refused = try await alice.run(["send", "bob", "carol", "-m", "to both", "--attach", filler.path])
+        #expect(refused.status == 1 && refused.stderr.contains("the mailbox of bob is full")
+                    && refused.stderr.contains("nothing was sent: a message reaches all its recipients or none"), "\(refused.stderr)")
+        await #expect(try carol.run(["inbox", "--json"]).stdout == "[]\n")
+        #expect(contents(of: alice.home.appendingPathComponent("sent")) == sentBefore)
+    }
+
     /// At a terminal, `inbox` that had to ask for the passphrase says how to be asked once (inbox
     /// then read is where a person types it twice in a row); with the key agent holding the keys
     /// it asks nothing and says nothing of it.

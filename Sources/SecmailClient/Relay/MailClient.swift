@@ -84,7 +84,15 @@ public struct MailClient {
         var request = RelayRequest(.POST, Endpoint.deposit.path(query: recipients.map { (Endpoint.Query.recipient, $0.name.value) }),
                                    body: .file(staging), bearer: token)
         request.uploadProgress = uploadProgress
-        try await relay.expect(201, request)
+        let response = try await relay.send(request)
+        guard response.status == 201 else {
+            // One deposit names every recipient: refused, it reached none of them. (A connection
+            // lost before the answer is another matter: the relay may have committed it.)
+            let refusal = ClientError.refusal(response, relay: relay.address, notFound: .notRegistered)
+            let advice = recipients.count > 1 && refusal.code == .limitExceeded
+                ? ": a message reaches all its recipients or none, so send it to the others without the one named" : ""
+            throw ClientError(refusal.code, "\(refusal.reason); nothing was sent\(advice)")
+        }
         // The relay holds it now; keep the sealed copy as the record of what was sent.
         try? AtomicRename.replace(sentDirectory.appendingPathComponent("\(sealed.header.messageID.hex).sm"), with: staging)
         return Sent(messageID: sealed.header.messageID, size: sealed.byteCount, recipients: recipients)
