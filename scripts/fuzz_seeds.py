@@ -109,7 +109,8 @@ put("agent", "lock", b"\x05")
 put("agent", "answer-status", b"\x81\x05alice\x00\x01\x01" + fingerprint + b"\x00\x00\x03\x84\x00\x00\x10\x00")
 put("agent", "answer-failure", b"\x80\x01\x00\x10wrong passphrase")
 put("json", "error", json.dumps({"error": "notFound", "reason": "no such message"}))
-put("json", "mailbox", json.dumps({"messages": [{"id": "00" * 16, "from": "alice", "size": 1234, "receivedAt": 1800000000}], "next": None}))
+put("json", "mailbox", json.dumps({"messages": [{"id": "00" * 16, "from": "alice", "size": 1234, "time": 1800000000}], "next": None,
+                                   "usage": {"bytes": 1234, "quota": 1 << 30}}))
 
 
 # PNG, written by hand: every colour type and depth the decoder takes, one interlaced.

@@ -32,15 +32,31 @@ public struct MailboxListResponse: Codable, Sendable {
         }
     }
 
+    /// How full the owner's mailbox is, on every page.
+    public struct Usage: Codable, Sendable, Equatable {
+        /// Bytes the waiting messages take.
+        public let bytes: Int
+        /// The most they may take: a deposit that would pass it is refused.
+        public let quota: Int
+
+        public init(bytes: Int, quota: Int) {
+            self.bytes = bytes
+            self.quota = quota
+        }
+    }
+
     public let messages: [Message]
     /// Pass as `after` for the next page; nil when this page is the last.
     public let next: String?
+    /// Absent from relays that predate it.
+    public let usage: Usage?
 
     /// Most messages one page holds (and the default).
     public static let pageLimit = 1000
 
-    public init(messages: [Message], next: String?) {
+    public init(messages: [Message], next: String?, usage: Usage?) {
         self.messages = messages
         self.next = next
+        self.usage = usage
     }
 }

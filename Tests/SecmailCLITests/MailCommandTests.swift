@@ -22,9 +22,10 @@ import Testing
     }
 
     /// A message to several recipients is one deposit: refused for one (a full mailbox), it
-    /// reaches none, and `send` says so and what to do; no copy is kept as sent.
+    /// reaches none, and `send` says so and what to do; no copy is kept as sent. The owner of the
+    /// nearly full mailbox is told by `inbox` (from 80% of the quota), the others are not.
     @Test func aRefusedDepositReachesNoRecipientAndSendSaysSo() async throws {
-        let (folder, _, relay, ca, alice, _) = try await commands.relayWithAliceAndBob("refused-deposit", options: ["--mailbox-quota-mib", "1"])
+        let (folder, _, relay, ca, alice, bob) = try await commands.relayWithAliceAndBob("refused-deposit", options: ["--mailbox-quota-mib", "1"])
         defer { relay.process.terminate() }
         let carol = CLIUser.fresh("carol", in: folder)
         try await carol.register(port: relay.port, ca: ca)
@@ -39,6 +40,10 @@ import Testing
                     && refused.stderr.contains("nothing was sent: a message reaches all its recipients or none"), "\(refused.stderr)")
         await #expect(try carol.run(["inbox", "--json"]).stdout == "[]\n")
         #expect(contents(of: alice.home.appendingPathComponent("sent")) == sentBefore)
+
+        let full = try await bob.run(["inbox"])
+        #expect(full.status == 0 && full.stderr.contains("Your mailbox on the relay is 8") && full.stderr.contains("of 1.0 MiB"), "\(full.stderr)")
+        await #expect(try !carol.run(["inbox"]).stderr.contains("Your mailbox"))
     }
 
     /// At a terminal, `inbox` that had to ask for the passphrase says how to be asked once (inbox

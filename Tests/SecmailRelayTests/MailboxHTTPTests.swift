@@ -96,6 +96,10 @@ import Testing
         let listed = try await store.list(IdentityName("bob"))
         #expect(listed.messages.map(\.messageID) == deposited)
         #expect(Set(listed.messages.map(\.receivedAt)) == [second])
+        // Every page says how many bytes the mailbox holds: all of its messages, not the page's.
+        #expect(listed.usedBytes == listed.messages.map(\.size).reduce(0, +))
+        #expect(try await store.list(IdentityName("bob"), limit: 1).usedBytes == listed.usedBytes)
+        #expect(try await store.list(IdentityName("alice")).usedBytes == 0)
         // Paged two at a time, the same order.
         var paged: [MessageID] = [], cursor: String?
         repeat {

@@ -99,15 +99,28 @@ public struct MailClient {
     }
 
     /// The messages waiting in this user's mailbox, every page of them.
-    public func inbox(_ identity: SenderIdentity) async throws -> [MailboxListResponse.Message] {
+    public func inbox(_ identity: SenderIdentity) async throws -> Inbox {
         let token = try await relay.token(for: identity)
         try await declareReaderFeatures(token: token)
-        var messages: [MailboxListResponse.Message] = []
+        var messages: [MailboxListResponse.Message] = [], usage: MailboxListResponse.Usage?
         try await forEachMailboxPage(token: token) { page in
-            messages += page
+            messages += page.messages
+            usage = usage ?? page.usage
             return true
         }
-        return messages
+        return Inbox(messages: messages, usage: usage)
+    }
+
+    /// A mailbox as listed: its messages, oldest first, and how full it is (nil from a relay
+    /// that does not say).
+    public struct Inbox: Sendable {
+        public let messages: [MailboxListResponse.Message]
+        public let usage: MailboxListResponse.Usage?
+
+        /// The share of the quota in use, from 0; nil when the relay did not say.
+        public var fullness: Double? {
+            usage.map { Double($0.bytes) / Double(max($0.quota, 1)) }
+        }
     }
 
     /// Tells the relay what this client reads beyond the base format (`ReaderFeature`), so that
@@ -127,7 +140,7 @@ public struct MailClient {
     }
 
     /// Hands the mailbox's pages to `body`, oldest first, until it returns false or the last page.
-    private func forEachMailboxPage(token: String, _ body: ([MailboxListResponse.Message]) throws -> Bool) async throws {
+    private func forEachMailboxPage(token: String, _ body: (MailboxListResponse) throws -> Bool) async throws {
         var cursor: String?
         repeat {
             let query = cursor.map { [(Endpoint.Query.after, $0)] } ?? []
@@ -135,7 +148,7 @@ public struct MailClient {
             guard page.next != cursor || page.next == nil else {
                 throw ClientError(.malformedAnswer, "the relay at \(relay.address) answered the same mailbox page twice")
             }
-            guard try body(page.messages) else { return }
+            guard try body(page) else { return }
             cursor = page.next
         } while cursor != nil
     }
@@ -145,7 +158,7 @@ public struct MailClient {
     /// and kept. Exactly one must match.
     public func message(startingWith prefix: String, identity: SenderIdentity, includingRead: Bool) async throws -> MessageID {
         let prefix = prefix.lowercased()
-        let waiting = try await inbox(identity).compactMap { try? MessageID(hex: $0.id) }
+        let waiting = try await inbox(identity).messages.compactMap { try? MessageID(hex: $0.id) }
         let read = includingRead ? KeptMail(home: home).readIDs() : []
         let matches = Set((waiting + read).filter { $0.hex.hasPrefix(prefix) })
         guard matches.count == 1, let match = matches.first else {
@@ -184,7 +197,7 @@ public struct MailClient {
         let token = try await relay.token(for: identity)
         try FileSystem.createPrivateDirectory(receivedDirectory)
         var deleted: [MessageID] = [], kept = 0, undecided: [(String, String)] = []
-        for message in try await inbox(identity) {
+        for message in try await inbox(identity).messages {
             guard let id = try? MessageID(hex: message.id) else {
                 undecided.append((message.id, "the relay lists it under a malformed id"))
                 continue
@@ -360,7 +373,7 @@ public struct MailClient {
     private func listedSize(of id: MessageID, token: String) async throws -> UInt64 {
         var size: UInt64?
         try await forEachMailboxPage(token: token) { page in
-            size = page.first(where: { $0.id == id.hex }).map { UInt64(max($0.size, 0)) }
+            size = page.messages.first(where: { $0.id == id.hex }).map { UInt64(max($0.size, 0)) }
             return size == nil
         }
         if let size { return size }

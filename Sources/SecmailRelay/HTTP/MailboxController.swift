@@ -28,7 +28,7 @@ struct MailboxController: Sendable {
             let page = try await mailboxes.list(owner, after: query[Endpoint.Query.after[...]].map(String.init), limit: limit)
             return MailboxListResponse(messages: page.messages.map {
                 .init(id: $0.messageID.hex, from: $0.sender, time: $0.receivedAt, size: $0.size)
-            }, next: page.next)
+            }, next: page.next, usage: .init(bytes: page.usedBytes, quota: mailboxes.mailboxQuota))
         }
         router.on(.fetchMessage) { request, context in
             let owner = try await authenticatedName(request, authenticator)

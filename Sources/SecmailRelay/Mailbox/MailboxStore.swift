@@ -144,10 +144,10 @@ public struct MailboxStore: Sendable {
     }
 
     /// Up to `limit` messages of `owner`'s mailbox, oldest first, after the one `cursor` names
-    /// (from the start when nil), and the cursor of the last one listed when more may follow.
-    /// A cursor is "<received time>.<envelope id>": the listing's order, stable as messages are
-    /// added and deleted.
-    public func list(_ owner: IdentityName, after cursor: String? = nil, limit: Int = 1000) async throws -> (messages: [Listing], next: String?) {
+    /// (from the start when nil), the cursor of the last one listed when more may follow, and the
+    /// bytes the mailbox holds (read in the same snapshot). A cursor is "<received time>.<envelope
+    /// id>": the listing's order, stable as messages are added and deleted.
+    public func list(_ owner: IdentityName, after cursor: String? = nil, limit: Int = 1000) async throws -> (messages: [Listing], next: String?, usedBytes: Int) {
         var position: (time: Int64, envelope: String) = (Int64.min, "")
         if let cursor {
             let parts = cursor.split(separator: ".", maxSplits: 1)
@@ -156,8 +156,8 @@ public struct MailboxStore: Sendable {
             }
             position = (time, String(parts[1]))
         }
-        let rows = try await database.read { [position] db in
-            try db.fetchRows("""
+        let (rows, used) = try await database.read { [position] db in
+            let rows = try db.fetchRows("""
                 SELECT d.message_id, e.sender, e.size, e.received_at, e.envelope_id FROM deliveries d
                 JOIN envelopes e ON e.envelope_id = d.envelope_id
                 WHERE d.recipient = ? AND (e.received_at, e.envelope_id) > (?, ?)
@@ -166,10 +166,11 @@ public struct MailboxStore: Sendable {
                 (Listing(messageID: try MessageID(bytes: Array(try row.get("message_id") as Data)), sender: try row.get("sender"),
                          size: try row.get("size"), receivedAt: try row.get("received_at")), try row.get("envelope_id") as String)
             }
+            return (rows, try db.fetchOne(Int.self, "SELECT bytes FROM mailbox_usage WHERE recipient = ?", [owner.value]) ?? 0)
         }
         let page = rows.prefix(limit)
         let next = rows.count > limit ? page.last.map { "\($0.0.receivedAt).\($0.1)" } : nil
-        return (page.map(\.0), next)
+        return (page.map(\.0), next, used)
     }
 
     /// A new envelope id: 32 hex digits, the time in microseconds (8 bytes, big-endian) then 8

@@ -60,7 +60,7 @@ private struct DemoRun {
 
         step(5, "bob lists his inbox and reads the message: signature verified, then decrypted")
         let reader = try Reader(keystore: bob, passphrase: passphrase, folder: root.appendingPathComponent("bob-received", isDirectory: true))
-        for message in try await withRelay(bob.home, { try await MailClient(relay: $0).inbox(reader.identity) }) {
+        for message in try await withRelay(bob.home, { try await MailClient(relay: $0).inbox(reader.identity) }).messages {
             line("\(message.id)  from \(message.from)  \(formatBytes(UInt64(message.size)))")
         }
         let read = try await reader.read(first.messageID)

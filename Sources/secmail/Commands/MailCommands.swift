@@ -94,10 +94,13 @@ struct InboxCommand: AsyncParsableCommand {
     @OptionGroup var homeOptions: HomeOptions
     @OptionGroup var passphraseOptions: PassphraseOptions
 
+    /// From this share of the quota on, `inbox` says how full the mailbox is.
+    static let fullnessWarning = 0.8
+
     func run() async throws {
         let keystore = Keystore(home: homeOptions.secmailHome)
         _ = try keystore.currentBundle()
-        let messages = try await withRelay(keystore.home) { relay in
+        let inbox = try await withRelay(keystore.home) { relay in
             _ = try await relay.info()
             let identity = try passphraseOptions.sender(keystore)
             let mail = MailClient(relay: relay)
@@ -107,6 +110,11 @@ struct InboxCommand: AsyncParsableCommand {
                 for (id, reason) in purge.undecided { Terminal.info("Kept \(id), not verified: \(reason)") }
             }
             return try await mail.inbox(identity)
+        }
+        let messages = inbox.messages
+        // Senders are refused once the mailbox is full, and only its owner can make room.
+        if let usage = inbox.usage, let fullness = inbox.fullness, fullness >= Self.fullnessWarning {
+            Terminal.info("Your mailbox on the relay is \(Int(fullness * 100))% full (\(formatBytes(UInt64(max(usage.bytes, 0)))) of \(formatBytes(UInt64(max(usage.quota, 0))))): messages that would not fit are refused to their senders. Read or delete messages to make room.")
         }
         if json {
             try Terminal.output(jsonText(messages.map { ["id": $0.id, "from": $0.from, "time": $0.time, "size": $0.size] as [String: Any] }))
@@ -205,7 +213,7 @@ struct ReadCommand: AsyncParsableCommand {
             let messageIDs = if let typedID {
                 [try await typedID.resolved(by: mail, identity: identity, includingRead: true)]
             } else {
-                try await mail.inbox(identity).compactMap { try? MessageID(hex: $0.id) }
+                try await mail.inbox(identity).messages.compactMap { try? MessageID(hex: $0.id) }
             }
             if messageIDs.isEmpty, !outputOptions.json { Terminal.info("No messages.") }
             for (index, messageID) in messageIDs.enumerated() {
