@@ -211,8 +211,8 @@ public struct Keystore: Sendable {
         case signing, encryption
     }
 
-    func keyFile(version: UInt32, role: KeyRole) -> URL {
-        versionDirectory(version).appendingPathComponent("\(role.rawValue)-key.pem")
+    func keyFile(version: UInt32, role: KeyRole, in root: URL? = nil) -> URL {
+        versionDirectory(version, in: root).appendingPathComponent("\(role.rawValue)-key.pem")
     }
 
     private func writeVersion(
@@ -225,8 +225,8 @@ public struct Keystore: Sendable {
         // Each key's scrypt is a separate ~50 ms of one core: both at once.
         let (signingPEM, encryptionPEM) = try concurrently({ try signingKey.encryptedPEM(passphrase: passphrase) },
                                                            { try encryptionKey.encryptedPEM(passphrase: passphrase) })
-        try FileSystem.createDurableFile(directory.appendingPathComponent("\(KeyRole.signing.rawValue)-key.pem"), bytes: Array(signingPEM.utf8), permissions: 0o600)
-        try FileSystem.createDurableFile(directory.appendingPathComponent("\(KeyRole.encryption.rawValue)-key.pem"), bytes: Array(encryptionPEM.utf8), permissions: 0o600)
+        try FileSystem.createDurableFile(keyFile(version: bundle.keyVersion, role: .signing, in: root), bytes: Array(signingPEM.utf8), permissions: 0o600)
+        try FileSystem.createDurableFile(keyFile(version: bundle.keyVersion, role: .encryption, in: root), bytes: Array(encryptionPEM.utf8), permissions: 0o600)
         try FileSystem.synchronize(directory)
     }
 

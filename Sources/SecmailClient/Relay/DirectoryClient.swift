@@ -67,8 +67,7 @@ public struct DirectoryClient {
     /// gave (`contact`) must be the one the relay shows, or nothing is pinned.
     public func pinRelay(_ contact: FirstContact) async throws {
         let info = try await relay.info()
-        let keyAnswer = try await relay.expect(200, RelayRequest(.GET, Endpoint.logKey.path()))
-        let verifierKey = String(decoding: keyAnswer.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let (verifierKey, keyAnswer) = try await servedLogKey()
         guard let pin = keyAnswer.relayKeyPin else {
             throw ClientError(.verificationFailed, "the relay's TLS key could not be read for pinning")
         }
@@ -90,8 +89,7 @@ public struct DirectoryClient {
     /// new address; nothing is registered again.
     public func confirmMovedRelay(holding identity: IdentityBundle) async throws {
         let info = try await relay.info()
-        let keyAnswer = try await relay.expect(200, RelayRequest(.GET, Endpoint.logKey.path()))
-        let served = String(decoding: keyAnswer.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let (served, keyAnswer) = try await servedLogKey()
         let verifier = try relay.logVerifier()
         guard served == relay.settings?.logVerifierKey else {
             throw ClientError(.verificationFailed, "the relay at \(relay.address) presents the pinned TLS key but serves another log key (\(served)) than the pinned one")
@@ -102,6 +100,13 @@ public struct DirectoryClient {
             throw ClientError(.keyNotCurrent, "the relay's log holds key version \(own.bundle.keyVersion) of \(identity.name), not this home's key version \(identity.keyVersion)")
         }
         try relay.saveLogView()
+    }
+
+    /// The log verifier key the relay serves, and the answer that carried it (with the TLS key and
+    /// certificate names of the connection).
+    private func servedLogKey() async throws -> (key: String, answer: RelayResponse) {
+        let answer = try await relay.expect(200, RelayRequest(.GET, Endpoint.logKey.path()))
+        return (String(decoding: answer.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines), answer)
     }
 
     /// The log key's origin must be the one the relay announces and must name this relay: its host
