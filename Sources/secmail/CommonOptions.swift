@@ -133,8 +133,9 @@ struct PassphraseOptions: ParsableArguments {
     }
 
     /// A new passphrase: `given` (a file or the environment), else typed twice at the terminal;
-    /// at least `minimumLength` characters.
-    func newPassphrase(for name: String, minimumLength: Int, given: Passphrase?) throws -> Passphrase {
+    /// at least `minimumLength` characters. `withoutTerminal` says how to give it otherwise.
+    func newPassphrase(for name: String, minimumLength: Int, given: Passphrase?,
+                       withoutTerminal: String = Self.withoutTerminal) throws -> Passphrase {
         if let given {
             guard given.characterCount >= minimumLength else {
                 throw CLIFailure(.failure, "the passphrase must have at least \(minimumLength) characters")
@@ -142,12 +143,12 @@ struct PassphraseOptions: ParsableArguments {
             return given
         }
         for _ in 1...Self.tries {
-            guard let first = try typed("New passphrase for \(name): ") else { continue }
+            guard let first = try typed("New passphrase for \(name): ", withoutTerminal: withoutTerminal) else { continue }
             guard first.characterCount >= minimumLength else {
                 Terminal.info("That passphrase is too short: use at least \(minimumLength) characters (a few words are easy to remember).")
                 continue
             }
-            guard let second = try typed("Repeat the passphrase: ") else { continue }
+            guard let second = try typed("Repeat the passphrase: ", withoutTerminal: withoutTerminal) else { continue }
             guard first.bytesEqual(second) else {
                 Terminal.info("The two entries differ; again.")
                 continue
@@ -178,7 +179,7 @@ struct PassphraseOptions: ParsableArguments {
     }
 
     /// What to do where there is no terminal to ask at.
-    private static let withoutTerminal = "give --passphrase-file or set SECMAIL_PASSPHRASE"
+    static let withoutTerminal = "give --passphrase-file or set SECMAIL_PASSPHRASE"
 
     /// One entry at the terminal; nil (after saying why) when it is empty or not text. With no
     /// terminal, fails saying `withoutTerminal`.

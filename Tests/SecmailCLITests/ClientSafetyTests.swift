@@ -306,6 +306,9 @@ import Testing
         chmod(same.path, 0o600)
         let refused = try runSecmail(["passphrase", "--passphrase-file", same.path, "--new-passphrase-file", same.path], environment: environment)
         #expect(refused.status == 1 && refused.stderr.contains("the new passphrase is the one in use"), "\(refused.stderr)")
+        // No terminal and no new passphrase given: the way to give it is named.
+        let untold = try runSecmail(["passphrase", "--passphrase-file", same.path], environment: environment)
+        #expect(untold.status == 1 && untold.stderr.contains("give the new one with --new-passphrase-file"), "\(untold.stderr)")
     }
 
     /// A passphrase file may end in CRLF, be reached through a symbolic link or be a pipe

@@ -32,7 +32,8 @@ struct PassphraseCommand: AsyncParsableCommand {
             return passphrase
         }
         let new = try passphraseOptions.newPassphrase(for: bundle.name.value, minimumLength: InitCommand.minimumPassphraseLength,
-                                                      given: newPassphraseFile.map(PassphraseOptions.passphrase(inFile:)))
+                                                      given: newPassphraseFile.map(PassphraseOptions.passphrase(inFile:)),
+                                                      withoutTerminal: "give the new one with --new-passphrase-file")
         guard !new.bytesEqual(old) else {
             throw CLIFailure(.failure, "the new passphrase is the one in use; nothing changed")
         }
