@@ -222,14 +222,14 @@ struct ReadCommand: AsyncParsableCommand {
                     let (result, saveFailure) = try await readAndShow(messageID, mail: mail, identity: identity, keyring: keyring)
                     results.append(result)
                     if let saveFailure {
-                        if all { Terminal.error("message \(messageID): \(saveFailure.description)") }
+                        if all { Terminal.error(Self.naming(messageID, saveFailure.description)) }
                         failures.append(saveFailure)
                     }
                 } catch {
                     // One message that fails (tampered, not verifiable) does not keep the others.
                     guard all else { throw error }
                     let reason = classify(error).1
-                    Terminal.error("message \(messageID): \(reason)")
+                    Terminal.error(Self.naming(messageID, reason))
                     results.append(["id": messageID.hex, "error": reason])
                     failures.append(error)
                 }
@@ -242,6 +242,11 @@ struct ReadCommand: AsyncParsableCommand {
             guard all else { throw first }
             throw CLIFailure(classify(first).0, "\(counted(failures.count, "message", "messages")) of \(results.count) could not be read or saved, as said above")
         }
+    }
+
+    /// `reason`, said of message `id` (most reasons name it already).
+    static func naming(_ id: MessageID, _ reason: String) -> String {
+        reason.contains(id.hex) ? reason : "message \(id): \(reason)"
     }
 
     /// Reads one message and shows it (for people at once; for --json, the object returned), with
