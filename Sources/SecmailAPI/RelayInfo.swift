@@ -22,9 +22,14 @@ public struct RelayInfo: Codable, Sendable, Equatable {
         /// Seconds an idle connection stays open before that (shorter: unauthenticated
         /// connections are cheap to open and the first thing an attacker holds).
         public let idleTimeoutBeforeSignInSeconds: Int
+        /// How far ahead of the relay's clock, and how long before it, a deposited envelope may be
+        /// dated (absent from relays that predate them).
+        public let maximumClockSkewSeconds: Int?
+        public let maximumEnvelopeAgeSeconds: Int?
 
         public init(maximumEnvelopeSize: Int, mailboxQuota: Int, maximumRecipients: Int, requestsPerSecondPerAddress: Double,
-                    requestsPerSecondPerIdentity: Double, idleTimeoutSeconds: Int, idleTimeoutBeforeSignInSeconds: Int) {
+                    requestsPerSecondPerIdentity: Double, idleTimeoutSeconds: Int, idleTimeoutBeforeSignInSeconds: Int,
+                    maximumClockSkewSeconds: Int?, maximumEnvelopeAgeSeconds: Int?) {
             self.maximumEnvelopeSize = maximumEnvelopeSize
             self.mailboxQuota = mailboxQuota
             self.maximumRecipients = maximumRecipients
@@ -32,6 +37,8 @@ public struct RelayInfo: Codable, Sendable, Equatable {
             self.requestsPerSecondPerIdentity = requestsPerSecondPerIdentity
             self.idleTimeoutSeconds = idleTimeoutSeconds
             self.idleTimeoutBeforeSignInSeconds = idleTimeoutBeforeSignInSeconds
+            self.maximumClockSkewSeconds = maximumClockSkewSeconds
+            self.maximumEnvelopeAgeSeconds = maximumEnvelopeAgeSeconds
         }
     }
 

@@ -38,6 +38,9 @@ public struct ClientError: Error, Sendable, Equatable, CustomStringConvertible {
         /// The relay does not take this home's signing key as the identity's current one: its keys
         /// were rotated elsewhere (another copy of the home), or by someone else.
         case keyNotCurrent
+        /// This computer's clock is too far from the relay's for the relay to take what this
+        /// client dates and signs.
+        case clockSkewed
         /// The relay answered something that is not its API (malformed JSON, a wrong status).
         case malformedAnswer
         /// The key agent failed or stopped in the middle of a command.

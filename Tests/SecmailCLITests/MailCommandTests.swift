@@ -21,6 +21,30 @@ import Testing
         return Dictionary(uniqueKeysWithValues: entries.map { ($0["name"] as? String ?? "", $0) })
     }
 
+    /// A sender whose clock is far ahead of the relay's (or behind it by more than the envelope
+    /// age the relay takes) is told so before the passphrase or any sealing, by the relay's Date
+    /// header; a reader whose slow clock makes honest mail look future-dated is told to check it.
+    @Test func aWrongClockIsSaidBeforeSendingAndWhenReading() async throws {
+        let (_, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("wrong-clock")
+        defer { relay.process.terminate() }
+        let faketime = try #require(["/usr/bin/faketime", "/usr/local/bin/faketime"].first { FileManager.default.isExecutableFile(atPath: $0) },
+                                    "faketime is needed (Debian: apt-get install faketime)")
+        func run(_ person: CLIUser, shiftedBy shift: String, _ arguments: [String], passphrase: String?) async throws -> ProcessResult {
+            try await runProcess(URL(fileURLWithPath: faketime), ["-f", shift, SecmailBinary.url.path] + arguments,
+                                 environment: ["SECMAIL_HOME": person.home.path, "SECMAIL_PASSPHRASE": passphrase])
+        }
+        for (shift, words) in [("+20m", "minutes ahead of the relay"), ("-8d", "days behind the relay")] {
+            // No passphrase and no terminal: the clock is what stops it, first.
+            let refused = try await run(alice, shiftedBy: shift, ["send", "bob", "-m", "hi"], passphrase: nil)
+            #expect(refused.status == 1 && refused.stderr.contains(words) && refused.stderr.contains("nothing was sent"), "\(refused.stderr)")
+        }
+        await #expect(try bob.run(["inbox", "--json"]).stdout == "[]\n")
+
+        await #expect(try alice.run(["send", "bob", "-m", "on time"]).status == 0)
+        let early = try await run(bob, shiftedBy: "-1h", ["read", "--all"], passphrase: bob.passphrase)
+        #expect(early.status == 2 && early.stderr.contains("in the future") && early.stderr.contains("behind the relay's, so check it first"), "\(early.stderr)")
+    }
+
     /// A message to several recipients is one deposit: refused for one (a full mailbox), it
     /// reaches none, and `send` says so and what to do; no copy is kept as sent. The owner of the
     /// nearly full mailbox is told by `inbox` (from 80% of the quota), the others are not.

@@ -55,6 +55,27 @@ public struct MailClient {
         }
     }
 
+    /// Refuses, before anything is sealed, a message that this computer's clock would date
+    /// outside what the relay accepts (against the relay's clock as its `Date` header showed it):
+    /// the relay would refuse it only after the upload. Only clear cases: a message the relay
+    /// might take (the header has whole seconds) is left for the relay to judge.
+    public func checkClock() async throws {
+        let limits = try await relay.info().limits
+        guard let offset = relay.clockOffset else { return }
+        let ahead = Int64(limits.maximumClockSkewSeconds ?? Int(EnvelopeTimeWindow.standard.futureSkew))
+        let behind = Int64(limits.maximumEnvelopeAgeSeconds ?? Int(EnvelopeTimeWindow.standard.maximumAge))
+        let advice = "set this computer's clock right (for instance with `timedatectl set-ntp true`); nothing was sent"
+        if offset > ahead + Self.clockTolerance {
+            throw ClientError(.clockSkewed, "this computer's clock is \(EnvelopeTimeWindow.describe(offset)) ahead of the relay at \(relay.address), which takes messages dated at most \(EnvelopeTimeWindow.describe(ahead)) ahead of its own: \(advice)")
+        }
+        if -offset > behind + Self.clockTolerance {
+            throw ClientError(.clockSkewed, "this computer's clock is \(EnvelopeTimeWindow.describe(-offset)) behind the relay at \(relay.address), which takes messages dated at most \(EnvelopeTimeWindow.describe(behind)) before its own time: \(advice)")
+        }
+    }
+
+    /// Seconds of clock difference that a relay's `Date` header cannot tell apart from none.
+    static let clockTolerance: Int64 = 2
+
     /// Seals one envelope to every recipient (verified by `verifiedRecipients`), checks its size
     /// against the relay's limit before sending a byte, signs in and deposits it.
     public func send(to recipients: [IdentityBundle], text: String, attachments: [OutgoingAttachment], sender: SenderIdentity,
@@ -284,7 +305,9 @@ public struct MailClient {
         let verified = try EnvelopeOpener.verify(source, sender: sender, keys: keyring.keys(for: source, from: sender), progress: progress)
         let now = Int64(Date().timeIntervalSince1970)
         guard header.time <= now + timeWindow.futureSkew else {
-            throw ClientError(.verificationFailed, "message \(id) is dated \(EnvelopeTimeWindow.describe(header.time - now)) in the future (at most \(EnvelopeTimeWindow.describe(timeWindow.futureSkew)) is allowed): refused")
+            // A reader whose clock is slow sees honest mail from the future: said when it is so.
+            let slowClock = relay.clockOffset.flatMap { $0 < -60 ? "; this computer's clock is \(EnvelopeTimeWindow.describe(-$0)) behind the relay's, so check it first" : nil } ?? ""
+            throw ClientError(.verificationFailed, "message \(id) is dated \(EnvelopeTimeWindow.describe(header.time - now)) in the future (at most \(EnvelopeTimeWindow.describe(timeWindow.futureSkew)) is allowed): refused\(slowClock)")
         }
         try await relay.compareView(withSenderCheckpoint: header.senderCheckpoint, sender: header.senderName, messageID: id)
         try relay.saveLogView()

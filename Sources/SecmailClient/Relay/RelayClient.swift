@@ -27,6 +27,9 @@ public final class RelayClient {
     public private(set) var connectionsOpened = 0
     private var tokens: [IdentityName: String] = [:]
     private var cachedInfo: RelayInfo?
+    /// This computer's clock minus the relay's, in seconds, as the relay's answer to `info()`
+    /// showed it (its `Date` header: to the second, plus the answer's transit); nil before.
+    public private(set) var clockOffset: Int64?
     /// relay.json: the pins and the last accepted checkpoint (nil before registration).
     public internal(set) var settings: RelaySettings?
     /// What relay.json holds as far as this client knows (as loaded, or as it last saved).
@@ -129,7 +132,10 @@ public final class RelayClient {
     /// request of most commands: it proves the relay is there before any expensive work.
     public func info() async throws -> RelayInfo {
         if let cachedInfo { return cachedInfo }
-        let info = try await call(RelayRequest(.GET, Endpoint.relayInfo.path()), as: RelayInfo.self)
+        let request = RelayRequest(.GET, Endpoint.relayInfo.path())
+        let response = try await expect(200, request)
+        let info = try decode(RelayInfo.self, from: response, to: request)
+        if let date = response.date { clockOffset = Int64(Date().timeIntervalSince1970) - date }
         cachedInfo = info
         return info
     }

@@ -34,7 +34,8 @@ extension RelayServices {
             requestsPerSecondPerAddress: limits.perAddress.perSecond,
             requestsPerSecondPerIdentity: authenticator.identityLimiter.limit.perSecond,
             idleTimeoutSeconds: Int(limits.deadlines.idle.seconds),
-            idleTimeoutBeforeSignInSeconds: Int(limits.deadlines.idleBeforeSignIn.seconds)))
+            idleTimeoutBeforeSignInSeconds: Int(limits.deadlines.idleBeforeSignIn.seconds),
+            maximumClockSkewSeconds: Int(mailboxes.timeWindow.futureSkew), maximumEnvelopeAgeSeconds: Int(mailboxes.timeWindow.maximumAge)))
     }
 }
 

@@ -47,6 +47,7 @@ struct SendCommand: AsyncParsableCommand {
             let mail = MailClient(relay: relay)
             let contacts = try await mail.verifiedRecipients(recipients)
             try await mail.checkSize(atLeast: ComposeOptions.knownSize(text: text, checked))
+            try await mail.checkClock()
             let sender = try passphraseOptions.sender(keystore)
             // Compressed files and JPEG XL images only when every recipient's client reads them.
             let readable = contacts.map(\.readerFeatures).reduce(Set(ReaderFeature.allCases)) { $0.intersection($1) }

@@ -58,4 +58,6 @@ public struct RelayResponse: Sendable {
     public let relayKeyPin: [UInt8]?
     /// The DNS names the relay's certificate is issued for (from the same handshake).
     public var relayDNSNames: [String] = []
+    /// The relay's clock when it answered (its `Date` header), in seconds since 1970.
+    public var date: Int64?
 }

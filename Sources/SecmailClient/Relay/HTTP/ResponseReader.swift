@@ -22,6 +22,7 @@ final class ResponseReader: ChannelInboundHandler, @unchecked Sendable {
         let downloadLimit: UInt64?
         var status = 0
         var announcedLength: UInt64 = 0
+        var date: Int64?
         var received: UInt64 = 0
         var body: [UInt8] = []
         /// Downloaded bytes not yet handed to `download`: TLS records (16 KiB) are gathered into
@@ -78,6 +79,7 @@ final class ResponseReader: ChannelInboundHandler, @unchecked Sendable {
             current.keepAlive = head.isKeepAlive
             current.hasHead = true
             current.announcedLength = head.headers.first(name: "Content-Length").flatMap { UInt64($0) } ?? 0
+            current.date = head.headers.first(name: "Date").flatMap(HTTPDate.seconds)
             if current.status == 200, current.download != nil, let limit = current.downloadLimit, current.announcedLength > limit {
                 fail(RelayTransportError.downloadTooLarge(announced: current.announcedLength, limit: limit), context: context)
             }
@@ -110,7 +112,7 @@ final class ResponseReader: ChannelInboundHandler, @unchecked Sendable {
                 context.close(promise: nil)
             }
             current.promise.succeed(RelayResponse(status: current.status, body: current.body, relayKeyPin: tlsHandler.peerPublicKeyPin,
-                                                         relayDNSNames: tlsHandler.peerDNSNames))
+                                                         relayDNSNames: tlsHandler.peerDNSNames, date: current.date))
         }
     }
 
