@@ -98,4 +98,21 @@ import Testing
             #expect(try keystore.unlockSender(passphrase: passphrase).bundle == bundle)
         }
     }
+
+    /// Keys change one command at a time: while another holds the home's key lock (a rotation
+    /// under way), a passphrase change is refused, naming the holder; once released, it runs.
+    @Test func keysChangeOneCommandAtATime() async throws {
+        try await onThreadOfItsOwn { [passphrase] in
+            let keystore = Keystore(home: SecmailHome(url: try makeTemporaryDirectory("keystore-lock")))
+            _ = try keystore.createIdentity(name: IdentityName("dana"), passphrase: passphrase)
+            let renewed = try Passphrase("the renewed keystore passphrase")
+            do {
+                let held = try keystore.lockForKeyChange()
+                let refused = #expect(throws: ClientError.self) { try keystore.changePassphrase(from: passphrase, to: renewed) }
+                #expect(refused?.code == .keystoreBusy && refused?.reason.contains("process \(getpid())") == true, "\(refused?.reason ?? "")")
+                withExtendedLifetime(held) {}
+            }
+            #expect(try keystore.changePassphrase(from: passphrase, to: renewed) == 2)
+        }
+    }
 }

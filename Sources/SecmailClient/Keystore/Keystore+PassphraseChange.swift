@@ -21,6 +21,8 @@ extension Keystore {
     /// - Returns: how many key files were encrypted anew.
     @discardableResult
     public func changePassphrase(from old: Passphrase, to new: Passphrase) throws -> Int {
+        let keyChange = try lockForKeyChange()
+        defer { withExtendedLifetime(keyChange) {} }
         try finishInterruptedPassphraseChange()
         try removeAbandonedPassphraseChanges()
         // Each key's scrypt is a separate ~50 ms of one core: a version's two keys at once.

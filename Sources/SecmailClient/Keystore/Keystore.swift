@@ -103,6 +103,26 @@ public struct Keystore: Sendable {
         try FileSystem.replaceFile(identityDirectory.appendingPathComponent("current"), bytes: Array("\(bundle.keyVersion)\n".utf8), permissions: 0o600)
     }
 
+    /// Holds `keys.lock` in the home while its keys change (a rotation, a passphrase change), so
+    /// that two commands never change them at once: a rotation writing its new version under the
+    /// old passphrase while a passphrase change re-encrypts the others would leave a keystore
+    /// under two passphrases. Released when the returned lock goes, or the process ends.
+    public func lockForKeyChange() throws -> ExclusiveFileLock {
+        try home.ensureExists()
+        let path = home.url.appendingPathComponent("keys.lock").path
+        let acquired: (lock: ExclusiveFileLock?, holder: Int32?)
+        do {
+            acquired = try ExclusiveFileLock.acquire(path)
+        } catch let error as FormatError {
+            throw ClientError(.io, error.reason)
+        }
+        guard let lock = acquired.lock else {
+            let holder = acquired.holder.map { " (process \($0))" } ?? ""
+            throw ClientError(.keystoreBusy, "another secmail command\(holder) is changing the keys of \(home.url.path); run this again once it has finished")
+        }
+        return lock
+    }
+
     /// Removes a pending version the relay refused (it never became current or public).
     public func discardPendingRotation() throws {
         guard let pending = try pendingRotation() else { return }

@@ -192,6 +192,8 @@ public struct DirectoryClient {
     /// proves ownership with the current key (P8), has the relay log it, verifies the logged
     /// result, and only then makes it current. A refused rotation leaves the keystore as it was.
     public func rotate(_ keystore: Keystore, passphrase: Passphrase) async throws -> IdentityBundle {
+        let keyChange = try keystore.lockForKeyChange()
+        defer { withExtendedLifetime(keyChange) {} }
         let current = try keystore.unlockSender(passphrase: passphrase)
         let next = try keystore.prepareRotation(from: current, passphrase: passphrase)
         // A definite refusal by the relay; a network failure instead keeps the pending version,
