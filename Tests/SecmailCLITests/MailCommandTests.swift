@@ -21,6 +21,21 @@ import Testing
         return Dictionary(uniqueKeysWithValues: entries.map { ($0["name"] as? String ?? "", $0) })
     }
 
+    /// A message read before opens from its kept copy without the relay: with the relay stopped,
+    /// `read ID` shows it again (its whole id; a prefix still needs the mailbox listing).
+    @Test func aMessageReadBeforeOpensWithTheRelayDown() async throws {
+        let (_, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("read-offline")
+        let sent = try await alice.run(["send", "bob", "-m", "worth reading twice"])
+        let id = sent.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        await #expect(try bob.run(["read", id]).status == 0)
+        #expect(await commands.stop(relay.process) == 0)
+
+        let again = try await bob.run(["read", id])
+        #expect(again.status == 0 && again.stdout.contains("worth reading twice") && again.stderr.contains("read before"), "\(again.stderr)")
+        let byPrefix = try await bob.run(["read", String(id.prefix(6))])
+        #expect(byPrefix.status == 1 && byPrefix.stderr.contains("cannot reach the relay"), "\(byPrefix.stderr)")
+    }
+
     /// A sender whose clock is far ahead of the relay's (or behind it by more than the envelope
     /// age the relay takes) is told so before the passphrase or any sealing, by the relay's Date
     /// header; a reader whose slow clock makes honest mail look future-dated is told to check it.

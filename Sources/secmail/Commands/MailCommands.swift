@@ -180,7 +180,8 @@ struct ReadCommand: AsyncParsableCommand {
             or none, in $SECMAIL_HOME/mail/ID unless --out names a folder (images as PNG). The \
             envelope is kept in $SECMAIL_HOME/received, and only then deleted on the relay. A \
             message read before is opened again from that copy, with the sender key that verified \
-            it then; the relay is not asked for it again.
+            it then; the relay is not asked for it again (given its whole id, it need not be \
+            reachable).
             """)
 
     @Argument(help: "The message id (from `secmail inbox`), or its first 4 or more digits.")
@@ -208,10 +209,15 @@ struct ReadCommand: AsyncParsableCommand {
         var results: [[String: Any]] = []
         var failures: [Error] = []
         try await withRelay(keystore.home) { relay in
-            _ = try await relay.info()
+            // A message read before opens from its kept copy, and the relay is not asked for it
+            // again: it need not even be reachable (on a train, say).
+            let keptCopy = typedID?.keptCopy(in: KeptMail(home: keystore.home))
+            if keptCopy == nil { _ = try await relay.info() }
             let (identity, keyring) = try passphraseOptions.senderAndKeyring(keystore)
             let mail = MailClient(relay: relay)
-            let messageIDs = if let typedID {
+            let messageIDs = if let keptCopy {
+                [keptCopy]
+            } else if let typedID {
                 [try await typedID.resolved(by: mail, identity: identity, includingRead: true)]
             } else {
                 try await mail.inbox(identity).messages.compactMap { try? MessageID(hex: $0.id) }
@@ -335,6 +341,12 @@ enum TypedMessageID {
             throw CLIFailure(.failure, "\(text) is not a message id: give its \(digits) hex digits, or its first 4 or more (see `secmail inbox`)")
         }
         self = .prefix(text)
+    }
+
+    /// The id when it names, in full, a message read before (its kept copy is in received/).
+    func keptCopy(in kept: KeptMail) -> MessageID? {
+        guard case .full(let id) = self, kept.readIDs().contains(id) else { return nil }
+        return id
     }
 
     /// The id; a prefix is looked up (a mailbox listing, so after sign-in).
