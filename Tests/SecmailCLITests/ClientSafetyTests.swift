@@ -283,31 +283,35 @@ import Testing
     /// `secmail passphrase` at a terminal: the current passphrase first (a wrong one asked again),
     /// then the new one twice; afterwards only the new one opens the keys. From files, a new
     /// passphrase equal to the old one is refused.
-    @Test func thePassphraseIsChangedAtATerminalOrFromFiles() throws {
+    @Test func thePassphraseIsChangedAtATerminalOrFromFiles() async throws {
         let folder = try temporaryDirectory("passphrase-change")
         let home = folder.appendingPathComponent("home")
         let environment = ["SECMAIL_HOME": home.path]
-        #expect(try runSecmail(["init", "erin"], environment: environment.merging(["SECMAIL_PASSPHRASE": "the first passphrase"]) { $1 }).status == 0)
-        let changed = try pty([["Passphrase for erin", "not it\n"], ["Wrong passphrase", "the first passphrase\n"],
-                               ["New passphrase for erin", "short\n"], ["too short", "the second passphrase\n"], ["Repeat", "the second passphrase\n"]],
-                              ["passphrase"], home: home)
+        await #expect(try runSecmail(["init", "erin"], environment: environment.merging(["SECMAIL_PASSPHRASE": "the first passphrase"]) { $1 }).status == 0)
+        // The dialogue takes seconds of waiting: on a thread of its own, not a cooperative one
+        // that the in-process relays of tests running alongside need.
+        let changed = try await onThreadOfItsOwn { [self] in
+            try pty([["Passphrase for erin", "not it\n"], ["Wrong passphrase", "the first passphrase\n"],
+                     ["New passphrase for erin", "short\n"], ["too short", "the second passphrase\n"], ["Repeat", "the second passphrase\n"]],
+                    ["passphrase"], home: home)
+        }
         #expect(changed.status == 0 && changed.output.contains("Changed the passphrase of erin: 2 private keys"), "\(changed.output)")
         #expect(!changed.output.contains("the second passphrase"), "the passphrase was echoed")
 
-        let sealWith = { (passphrase: String) in
-            try runSecmail(["seal", "--to", Users.bundle("bob").path, "-m", "x", "-o", folder.appendingPathComponent("\(UUID().uuidString).smsg").path],
-                           environment: environment.merging(["SECMAIL_PASSPHRASE": passphrase]) { $1 })
+        let sealWith = { (passphrase: String) async throws -> CLIResult in
+            try await runSecmail(["seal", "--to", Users.bundle("bob").path, "-m", "x", "-o", folder.appendingPathComponent("\(UUID().uuidString).smsg").path],
+                                 environment: environment.merging(["SECMAIL_PASSPHRASE": passphrase]) { $1 })
         }
-        #expect(try sealWith("the first passphrase").status == 4)
-        #expect(try sealWith("the second passphrase").status == 0)
+        await #expect(try sealWith("the first passphrase").status == 4)
+        await #expect(try sealWith("the second passphrase").status == 0)
 
         let same = folder.appendingPathComponent("same")
         try Data("the second passphrase\n".utf8).write(to: same)
         chmod(same.path, 0o600)
-        let refused = try runSecmail(["passphrase", "--passphrase-file", same.path, "--new-passphrase-file", same.path], environment: environment)
+        let refused = try await runSecmail(["passphrase", "--passphrase-file", same.path, "--new-passphrase-file", same.path], environment: environment)
         #expect(refused.status == 1 && refused.stderr.contains("the new passphrase is the one in use"), "\(refused.stderr)")
         // No terminal and no new passphrase given: the way to give it is named.
-        let untold = try runSecmail(["passphrase", "--passphrase-file", same.path], environment: environment)
+        let untold = try await runSecmail(["passphrase", "--passphrase-file", same.path], environment: environment)
         #expect(untold.status == 1 && untold.stderr.contains("give the new one with --new-passphrase-file"), "\(untold.stderr)")
     }
 

@@ -106,21 +106,27 @@ public struct Keystore: Sendable {
     /// Holds `keys.lock` in the home while its keys change (a rotation, a passphrase change), so
     /// that two commands never change them at once: a rotation writing its new version under the
     /// old passphrase while a passphrase change re-encrypts the others would leave a keystore
-    /// under two passphrases. Released when the returned lock goes, or the process ends.
+    /// under two passphrases. Released when the returned lock goes, or the process ends. A lock
+    /// held elsewhere is waited for up to two seconds: a lock just released may still be held a
+    /// moment by a child process that is starting (it shares the lock until its exec closes it).
     public func lockForKeyChange() throws -> ExclusiveFileLock {
         try home.ensureExists()
         let path = home.url.appendingPathComponent("keys.lock").path
-        let acquired: (lock: ExclusiveFileLock?, holder: Int32?)
-        do {
-            acquired = try ExclusiveFileLock.acquire(path)
-        } catch let error as FormatError {
-            throw ClientError(.io, error.reason)
+        let deadline = ContinuousClock.now + .seconds(2)
+        while true {
+            let acquired: (lock: ExclusiveFileLock?, holder: Int32?)
+            do {
+                acquired = try ExclusiveFileLock.acquire(path)
+            } catch let error as FormatError {
+                throw ClientError(.io, error.reason)
+            }
+            if let lock = acquired.lock { return lock }
+            guard ContinuousClock.now < deadline else {
+                let holder = acquired.holder.map { " (process \($0))" } ?? ""
+                throw ClientError(.keystoreBusy, "another secmail command\(holder) is changing the keys of \(home.url.path); run this again once it has finished")
+            }
+            usleep(20_000)
         }
-        guard let lock = acquired.lock else {
-            let holder = acquired.holder.map { " (process \($0))" } ?? ""
-            throw ClientError(.keystoreBusy, "another secmail command\(holder) is changing the keys of \(home.url.path); run this again once it has finished")
-        }
-        return lock
     }
 
     /// Removes a pending version the relay refused (it never became current or public).
