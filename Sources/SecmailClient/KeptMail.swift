@@ -21,6 +21,16 @@ public struct KeptMail: Sendable {
         receivedDirectory.appendingPathComponent("\(id.hex).pruned")
     }
 
+    /// The kept copy of received message `id`.
+    func receivedCopy(_ id: MessageID) -> URL {
+        receivedDirectory.appendingPathComponent("\(id.hex).sm")
+    }
+
+    /// Whether message `id` was read and its copy is kept (`secmail read` opens it again).
+    public func hasReceivedCopy(of id: MessageID) -> Bool {
+        FileManager.default.fileExists(atPath: receivedCopy(id).path)
+    }
+
     /// The ids of the messages read whose copies are kept (`secmail read` opens them again).
     public func readIDs() -> [MessageID] {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: receivedDirectory.path)) ?? []

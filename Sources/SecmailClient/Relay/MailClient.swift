@@ -289,11 +289,12 @@ public struct MailClient {
         try FileSystem.createPrivateDirectory(receivedDirectory)
         TemporaryFiles.sweep(receivedDirectory, prefixes: ["fetching", "checking"])
         let output = outputDirectory ?? defaultOutputDirectory(for: id)
-        let stored = receivedDirectory.appendingPathComponent("\(id.hex).sm")
-        if FileManager.default.fileExists(atPath: stored.path) {
+        let kept = KeptMail(home: home)
+        let stored = kept.receivedCopy(id)
+        if kept.hasReceivedCopy(of: id) {
             return try readKeptCopy(id, keyring: keyring, into: output, keepJPEG: keepJPEG, progress: progress, converting: converting)
         }
-        if KeptMail(home: home).wasPruned(id) {
+        if kept.wasPruned(id) {
             throw ClientError(.noSuchMessage, "message \(id) was read before and its kept copy pruned (`secmail prune`); it is not fetched from the relay again (a replay is refused)")
         }
         let token = try await relay.token(for: identity)
@@ -373,7 +374,7 @@ public struct MailClient {
     /// the same checks of signature, recipient and key commitment, no relay involved.
     private func readKeptCopy(_ id: MessageID, keyring: RecipientKeyring, into output: URL, keepJPEG: Bool,
                               progress: EnvelopeSealer.Progress?, converting: ImageConversionObserver?) throws -> Read {
-        let stored = receivedDirectory.appendingPathComponent("\(id.hex).sm")
+        let stored = KeptMail(home: home).receivedCopy(id)
         guard let senderBytes = try? Data(contentsOf: senderFile(id)) else {
             throw ClientError(.io, "message \(id) was read before, by a secmail that kept no record of the sender's key; open \(stored.path) with `secmail open --from` and the sender's identity file")
         }

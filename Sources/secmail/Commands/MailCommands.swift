@@ -345,7 +345,7 @@ enum TypedMessageID {
 
     /// The id when it names, in full, a message read before (its kept copy is in received/).
     func keptCopy(in kept: KeptMail) -> MessageID? {
-        guard case .full(let id) = self, kept.readIDs().contains(id) else { return nil }
+        guard case .full(let id) = self, kept.hasReceivedCopy(of: id) else { return nil }
         return id
     }
 
