@@ -24,6 +24,7 @@
 //
 // Output: one `key=value ...` line per measurement.
 import Foundation
+import SecmailFormat
 
 let arguments = CommandLine.arguments
 do {
@@ -43,6 +44,8 @@ do {
             fail("usage: mail URL CA SENDERS SECONDS BIG_MIB RELAY_PID [TLS_BENCH PORT CA] (SENDERS at least 4)")
         }
         let reference = arguments.count == 11 ? TLSBulkReference(benchmark: arguments[8], port: arguments[9], caFile: arguments[10]) : nil
+        // This process stands in for `secmail send` and `read`, which keep freed memory for reuse.
+        ProcessMemory.keepFreedMemoryForReuse()
         try await mailLoad(url: url, caFile: arguments[3], senders: senders, seconds: seconds, bigMiB: big, relayPID: pid, tlsReference: reference)
     case "abuse" where arguments.count == 7:
         guard let url = URL(string: arguments[2]), let clients = Int(arguments[5]), let seconds = Double(arguments[6]), clients >= 2, seconds > 0 else {
