@@ -87,8 +87,10 @@ import Testing
         #expect(result.eof == true, "\(result)")
         let received = try #require(result.bytes)
         #expect(received < 40 * 500_000 / 2, "the relay kept writing \(received) bytes nobody read")
-        // Cut off before the client's own 40 s (34 s were seen on a loaded 2-core CI run).
-        #expect(Date().timeIntervalSince(started) < 40)
+        // The cut-off is what the two checks above assert (EOF, and far less than was asked
+        // for); this bound only catches a hang. The client reads through a 4 KiB window, so on
+        // a loaded 2-core run its reading alone took 34 s once and 43 s another time.
+        #expect(Date().timeIntervalSince(started) < 90)
         #expect(try await honestRequest(RelayCurl(port: relay.port, caFile: URL(fileURLWithPath: ca))) != nil)
         #expect(await commands.stop(relay.process) == 0)
     }
