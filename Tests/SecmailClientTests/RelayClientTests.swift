@@ -69,7 +69,9 @@ import Testing
     }
 
     /// An envelope of many TLS records and several 256 KiB pieces (and a remainder) goes up from
-    /// its file and comes back byte for byte, both into a file and into memory, on one connection.
+    /// its file and comes back byte for byte, both into a file and into memory, on one connection;
+    /// bytes appended to the file while it is being sent are not sent (the body is the size that
+    /// Content-Length announced).
     @Test func aLargeEnvelopeIsDepositedAndFetchedIntact() async throws {
         let relay = try await RunningRelay()
         defer { Task { await relay.stop() } }
@@ -93,8 +95,13 @@ import Testing
             await client.close()
             return token
         }
-        let deposited = try await connection.send(RelayRequest(.POST, Endpoint.deposit.path(query: [(Endpoint.Query.recipient, "bob")]),
-                                                               body: .file(envelope), bearer: try await token("alice")))
+        var deposit = RelayRequest(.POST, Endpoint.deposit.path(query: [(Endpoint.Query.recipient, "bob")]),
+                                   body: .file(envelope), bearer: try await token("alice"))
+        let growth = FileGrowth(envelope, by: 300 * 1024)
+        // After the first piece, the file grows by more than a piece while it is being sent.
+        deposit.uploadProgress = { _, _ in growth.growOnce() }
+        let deposited = try await connection.send(deposit)
+        #expect(growth.grown)
         #expect(deposited.status == 201, "\(String(decoding: deposited.body, as: UTF8.self))")
         let id = try JSONDecoder().decode(DepositResponse.self, from: Data(deposited.body)).messageId
 
@@ -107,6 +114,29 @@ import Testing
         let inMemory = try await connection.send(RelayRequest(.GET, Endpoint.fetchMessage.path(id), bearer: bob))
         #expect(inMemory.status == 200)
         #expect(Data(inMemory.body) == sealed)
+    }
+
+    /// Appends bytes to a file once, from whichever thread reports an upload's progress first.
+    final class FileGrowth: @unchecked Sendable {
+        // @unchecked: `grown` is read and written under `lock`.
+        private let lock = NSLock()
+        private let file: URL
+        private let count: Int
+        private var done = false
+
+        init(_ file: URL, by count: Int) { self.file = file; self.count = count }
+
+        var grown: Bool { lock.withLock { done } }
+
+        func growOnce() {
+            lock.withLock {
+                guard !done, let handle = try? FileHandle(forWritingTo: file) else { return }
+                _ = try? handle.seekToEnd()
+                try? handle.write(contentsOf: Data(repeating: 0x5A, count: count))
+                try? handle.close()
+                done = true
+            }
+        }
     }
 
     /// A client whose challenge expired before its answer reached the relay (a laptop that slept

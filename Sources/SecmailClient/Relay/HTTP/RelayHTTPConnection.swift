@@ -151,9 +151,11 @@ public final class RelayHTTPConnection {
             var offset: UInt64 = 0
             var previous: EventLoopFuture<Void>?
             while offset < size {
-                var piece = channel.allocator.buffer(capacity: pieceSize)
-                let count = try piece.writeWithUnsafeMutableBytes(minimumWritableBytes: pieceSize) { free in
-                    try file.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: free.prefix(pieceSize)))
+                // Never past the size announced in Content-Length, even if the file has grown.
+                let wanted = Int(min(UInt64(pieceSize), size - offset))
+                var piece = channel.allocator.buffer(capacity: wanted)
+                let count = try piece.writeWithUnsafeMutableBytes(minimumWritableBytes: wanted) { free in
+                    try file.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: free.prefix(wanted)))
                 }
                 guard count > 0 else { throw RelayTransportError.cannotSave("\(file.path) shrank while it was being sent") }
                 let written: EventLoopFuture<Void> = channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(piece)))
