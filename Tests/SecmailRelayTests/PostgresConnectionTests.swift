@@ -14,11 +14,11 @@ import Testing
 struct PostgresConnectionTests {
     private static let logger = Logger(label: "secmail-tests.postgres")
 
-    /// Runs `sql` as the cluster's superuser, from outside the relay.
-    private func psql(_ address: PostgresAddress, _ sql: String) async throws -> String {
-        let directory = try #require(TestPostgres.socketDirectory)
-        let result = try await run("psql", TestPostgres.psqlArguments(sql, database: address.database, socketDirectory: directory))
-        try #require(result.status == 0, "\(result.stderr)")
+    /// Runs `sql` as the cluster's superuser, from outside the relay; blocks until psql ends.
+    private static func psql(_ address: PostgresAddress, _ sql: String) throws -> String {
+        guard let directory = TestPostgres.socketDirectory else { throw TestFailure("SECMAIL_TEST_POSTGRES is not set") }
+        let result = try run("psql", TestPostgres.psqlArguments(sql, database: address.database, socketDirectory: directory))
+        guard result.status == 0 else { throw TestFailure("psql failed: \(result.stderr)") }
         return result.text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
@@ -49,17 +49,28 @@ struct PostgresConnectionTests {
     /// does): the statement fails because the connection closed, not at the time limit.
     @Test func aStatementWhoseConnectionTheServerEndsFails() async throws {
         let address = try TestPostgres.freshDatabase("ended")
-        let connection = try GuardedConnection.open(address, id: 1, timeLimit: .seconds(60))
+        // The time limit is far beyond the wait for the statement below: in a full parallel run on
+        // two cores this test has waited 40 s at a time for a cooperative thread, and the backend
+        // must be ended well before the limit could end the statement instead.
+        let connection = try GuardedConnection.open(address, id: 1, timeLimit: .seconds(300))
         defer { connection.close() }
         let backend = try connection.answer(to: "SELECT pg_backend_pid()", logger: Self.logger).rows.first?.decode(Int32.self)
         let pid = try #require(backend)
         // On a thread of its own: the statement blocks its thread until it ends.
-        let waiting = Task { try await onThreadOfItsOwn { try connection.answer(to: "SELECT pg_sleep(120)", logger: Self.logger) } }
-        let deadline = Date().addingTimeInterval(60)
-        while try await psql(address, "SELECT count(*) FROM pg_stat_activity WHERE pid = \(pid) AND query LIKE '%pg_sleep(120)%'") != "1", Date() < deadline {
-            try await Task.sleep(nanoseconds: 50_000_000)
+        let waiting = Task { try await onThreadOfItsOwn { try connection.answer(to: "SELECT pg_sleep(600)", logger: Self.logger) } }
+        // Watching for the statement and ending its backend on one thread of their own: no wait for
+        // a cooperative thread between seeing the statement and ending it (with one psql call per
+        // await, a loaded run ended the backend more than 60 s after the statement was sent).
+        let ended = try await onThreadOfItsOwn { () throws -> Bool in
+            let deadline = Date().addingTimeInterval(120)
+            let running = "SELECT count(*) FROM pg_stat_activity WHERE pid = \(pid) AND state = 'active' AND query LIKE '%pg_sleep(600)%'"
+            while try Self.psql(address, running) != "1" {
+                guard Date() < deadline else { throw TestFailure("the statement did not start within 120 s") }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            return try Self.psql(address, "SELECT pg_terminate_backend(\(pid))") == "t"
         }
-        await #expect(try psql(address, "SELECT pg_terminate_backend(\(pid))") == "t")
+        #expect(ended, "PostgreSQL did not end the backend")
         do {
             _ = try await waiting.value
             Issue.record("the statement was answered although its connection ended")
@@ -82,10 +93,10 @@ struct PostgresConnectionTests {
             }
             try await group.waitForAll()
         }
-        let ended = try await psql(address, """
+        let ended = try await onThreadOfItsOwn { try Self.psql(address, """
             SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM (SELECT pid FROM pg_stat_activity
             WHERE datname = current_database() AND pid <> pg_backend_pid() OFFSET 0) AS others
-            """)
+            """) }
         #expect((Int(ended) ?? 0) >= 2, "the engine had \(ended) connections")
         var failures = 0
         for _ in 0..<24 {
