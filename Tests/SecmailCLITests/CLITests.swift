@@ -2,7 +2,7 @@ import Foundation
 import SecmailTestSupport
 import Testing
 
-@Suite struct InitAndExportTests {
+@Suite(.threadsOfTheirOwn) struct InitAndExportTests {
     @Test func initStoresPassphraseEncryptedKeysWithPrivatePermissions() throws {
         let alice = Users.alice
         let version = alice.home.appendingPathComponent("identity/v1")
@@ -63,7 +63,7 @@ import Testing
     }
 }
 
-@Suite struct SealAndOpenTests {
+@Suite(.threadsOfTheirOwn) struct SealAndOpenTests {
     /// alice seals a message with two attachments to bob and carol.
     func sealSample(into directory: URL) async throws -> (envelope: URL, attachments: [URL]) {
         let note = directory.appendingPathComponent("note.txt")
@@ -303,7 +303,7 @@ import Testing
     }
 }
 
-@Suite struct DemoTests {
+@Suite(.threadsOfTheirOwn) struct DemoTests {
     @Test func demoRunsEndToEnd() throws {
         let result = try runSecmail(["demo"], environment: [:])
         #expect(result.status == 0, "\(result.stderr)")

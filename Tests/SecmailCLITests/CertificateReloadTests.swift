@@ -17,23 +17,23 @@ import Testing
         var otherKey: URL { folder.appendingPathComponent("throwaway-other.key") }
         func certificate(_ serial: Int) -> URL { folder.appendingPathComponent("serial-\(serial).pem") }
 
-        init(in folder: URL) throws {
+        init(in folder: URL) async throws {
             self.folder = folder
-            func openssl(_ arguments: [String]) throws {
-                let result = try run("openssl", arguments)
+            func openssl(_ arguments: [String]) async throws {
+                let result = try await run("openssl", arguments)
                 #expect(result.status == 0, "openssl \(arguments.joined(separator: " ")): \(result.stderr)")
             }
             let extensions = folder.appendingPathComponent("san.cnf")
             try Data("subjectAltName=DNS:localhost\n".utf8).write(to: extensions)
-            try openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+            try await openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
                          folder.appendingPathComponent("throwaway-ca.key").path, "-out", folder.appendingPathComponent("throwaway-ca.pem").path,
                          "-subj", "/CN=secmail test CA", "-days", "2"])
             for (serial, keyFile) in [(1, key), (2, key), (3, otherKey)] {
                 let request = folder.appendingPathComponent("request-\(serial).csr")
                 let keyOptions = FileManager.default.fileExists(atPath: keyFile.path)
                     ? ["-key", keyFile.path] : ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", keyFile.path]
-                try openssl(["req", "-new"] + keyOptions + ["-out", request.path, "-subj", "/CN=localhost"])
-                try openssl(["x509", "-req", "-in", request.path, "-CA", folder.appendingPathComponent("throwaway-ca.pem").path,
+                try await openssl(["req", "-new"] + keyOptions + ["-out", request.path, "-subj", "/CN=localhost"])
+                try await openssl(["x509", "-req", "-in", request.path, "-CA", folder.appendingPathComponent("throwaway-ca.pem").path,
                              "-CAkey", folder.appendingPathComponent("throwaway-ca.key").path, "-set_serial", "\(serial)", "-days", "2",
                              "-extfile", extensions.path, "-out", certificate(serial).path])
             }
@@ -49,7 +49,7 @@ import Testing
 
     @Test func aHangupServesTheRenewedCertificateKeepsOpenConnectionsAndRefusesAnotherKey() async throws {
         let folder = try temporaryDirectory("certificate-reload")
-        let certificates = try Certificates(in: folder)
+        let certificates = try await Certificates(in: folder)
         let live = folder.appendingPathComponent("live.pem"), liveKey = folder.appendingPathComponent("live.key")
         try FileManager.default.copyItem(at: certificates.certificate(1), to: live)
         try FileManager.default.copyItem(at: certificates.key, to: liveKey)

@@ -11,7 +11,7 @@ import Testing
 /// Issue 13: the client as people use it. Untrusted text never reaches the terminal raw, received
 /// files land only where they should and all together, Ctrl-C leaves nothing behind, prompts
 /// behave. Real `secmail` processes (a real relay where one is needed).
-@Suite struct ClientSafetyTests {
+@Suite(.threadsOfTheirOwn) struct ClientSafetyTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures", isDirectory: true)
     let commands = RelayCommandTests()
 
@@ -427,7 +427,7 @@ import Testing
 
 /// Every command's help reads as sentences: no gaps left by source line breaks inside a text,
 /// checked on the real binary's output.
-@Suite struct HelpTextTests {
+@Suite(.threadsOfTheirOwn) struct HelpTextTests {
     /// The subcommand paths listed by `secmail --help` (and `secmail relay --help`).
     func commands() throws -> [[String]] {
         func listed(_ path: [String]) throws -> [String] {

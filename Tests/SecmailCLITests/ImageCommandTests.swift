@@ -4,7 +4,7 @@ import SecmailTestSupport
 import Testing
 
 /// `secmail image optimize`, and images through `seal` and `open` as users type them.
-@Suite struct ImageCommandTests {
+@Suite(.threadsOfTheirOwn) struct ImageCommandTests {
     /// A JPEG from libjpeg-turbo's cjpeg, with a camera-style comment added.
     func cameraJPEG(in folder: URL, width: Int = 240, height: Int = 160) async throws -> URL {
         let ppm = folder.appendingPathComponent("picture.ppm")

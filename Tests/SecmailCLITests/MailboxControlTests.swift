@@ -14,9 +14,10 @@ import Testing
     func mailbox(_ label: String, texts: [String]) async throws -> (folder: URL, data: URL, relay: (process: Process, output: OutputCollector, port: Int),
                                                                     bob: CLIUser, ids: [String]) {
         let (folder, data, relay, _, alice, bob) = try await commands.relayWithAliceAndBob(label)
-        let ids = try texts.map { text in
-            let sent = try alice.run(["send", "bob", "-m", text, "--json"])
-            return try #require((try JSONSerialization.jsonObject(with: Data(sent.stdout.utf8)) as? [String: Any])?["id"] as? String, "\(sent.stderr)")
+        var ids: [String] = []
+        for text in texts {
+            let sent = try await alice.run(["send", "bob", "-m", text, "--json"])
+            ids.append(try #require((try JSONSerialization.jsonObject(with: Data(sent.stdout.utf8)) as? [String: Any])?["id"] as? String, "\(sent.stderr)"))
         }
         return (folder, data, relay, bob, ids)
     }

@@ -82,7 +82,7 @@ import Testing
     func aKilledRelayKeepsEveryAcknowledgedMessageAndListsNothingPartial(engine: EngineUnderTest) async throws {
         let folder = try temporaryDirectory("mail-crash")
         let data = folder.appendingPathComponent("relay", isDirectory: true)
-        let database = try engine == .postgres ? ["--database", TestPostgres.url(of: TestPostgres.freshDatabase("crash"))] : []
+        let database = engine == .postgres ? ["--database", TestPostgres.url(of: try await TestPostgres.freshDatabase("crash"))] : []
         let relay = try await commands.startRelay(data: data, options: Self.manyConnections + database)
         let curl = RelayCurl(port: relay.port, caFile: data.appendingPathComponent("tls/dev-ca.pem"))
         let alice = try await curl.registerAndAuthenticate("alice")

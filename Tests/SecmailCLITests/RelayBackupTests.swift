@@ -17,7 +17,7 @@ import Testing
         // A small envelope (stored in the database) and two large ones (stored as files).
         let noise = { (name: String) throws -> URL in
             let url = folder.appendingPathComponent(name)
-            try Data((0..<150_000).map { _ in UInt8.random(in: 0...255) }).write(to: url)
+            try Data(randomBytes(150_000)).write(to: url)
             return url
         }
         let photo = try noise("large.bin"), gone = try noise("gone.bin")

@@ -36,7 +36,7 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
                                   alice: CLIUser, bob: CLIUser)
 
 /// `secmail relay` as a real process: first start, what it prints, serving, graceful stop, restart.
-@Suite struct RelayCommandTests {
+@Suite(.threadsOfTheirOwn) struct RelayCommandTests {
     /// Starts `secmail relay` (through `launcher`, e.g. strace and its options, when given; with
     /// extra relay `options`) and waits for its startup lines.
     func startRelay(data: URL, launcher: [String] = [], options: [String] = []) async throws -> (process: Process, output: OutputCollector, port: Int) {

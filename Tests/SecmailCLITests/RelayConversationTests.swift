@@ -14,16 +14,16 @@ import Testing
 
     /// Every relay command, run by alice (registered, with bob as a contact) in `folder`.
     func everyCommand(alice: CLIUser, carol: CLIUser, port: Int, ca: String, messageID: String,
-                      bobFingerprint: String) -> [(name: String, run: () throws -> CLIResult)] {
+                      bobFingerprint: String) -> [(name: String, run: @Sendable () async throws -> CLIResult)] {
         [
-            ("register", { try carol.run(["register", "carol", "--relay", "https://localhost:\(port)", "--ca", ca]) }),
-            ("lookup", { try alice.run(["lookup", "bob"]) }),
-            ("send", { try alice.run(["send", "bob", "-m", "hello"]) }),
-            ("inbox", { try alice.run(["inbox"]) }),
-            ("read", { try alice.run(["read", messageID, "--out", alice.home.appendingPathComponent("out").path]) }),
-            ("trust", { try alice.run(["trust", "bob", "--fingerprint", bobFingerprint]) }),
-            ("audit", { try alice.run(["audit"]) }),
-            ("rotate", { try alice.run(["rotate"]) }),
+            ("register", { try await carol.run(["register", "carol", "--relay", "https://localhost:\(port)", "--ca", ca]) }),
+            ("lookup", { try await alice.run(["lookup", "bob"]) }),
+            ("send", { try await alice.run(["send", "bob", "-m", "hello"]) }),
+            ("inbox", { try await alice.run(["inbox"]) }),
+            ("read", { try await alice.run(["read", messageID, "--out", alice.home.appendingPathComponent("out").path]) }),
+            ("trust", { try await alice.run(["trust", "bob", "--fingerprint", bobFingerprint]) }),
+            ("audit", { try await alice.run(["audit"]) }),
+            ("rotate", { try await alice.run(["rotate"]) }),
         ]
     }
 
@@ -49,7 +49,7 @@ import Testing
         for command in everyCommand(alice: alice, carol: carol, port: relay.port, ca: ca, messageID: messageID,
                                     bobFingerprint: fingerprint ?? "") {
             let start = Date().timeIntervalSince1970
-            let result = try command.run()
+            let result = try await command.run()
             #expect(result.status == 0, "\(command.name): \(result.stderr)")
             windows.append((command.name, start, Date().timeIntervalSince1970))
         }
@@ -79,7 +79,7 @@ import Testing
             let carol = CLIUser.fresh("carol-\(port)", in: folder)
             for command in everyCommand(alice: alice, carol: carol, port: port, ca: ca, messageID: messageID, bobFingerprint: fingerprint) {
                 let started = Date()
-                let result = try command.run()
+                let result = try await command.run()
                 let seconds = Date().timeIntervalSince(started)
                 let context = "\(scenario), \(command.name) (\(String(format: "%.1f", seconds)) s): \(result.status) \(result.stderr)"
                 #expect(result.status == 1, "\(context)")

@@ -50,7 +50,7 @@ struct SharedDatabaseTests {
 
     @Test func aRelayWithAnotherLogKeyIsRefusedBeforeItSigns() async throws {
         let folder = try temporaryDirectory("shared-key")
-        let url = TestPostgres.url(of: try TestPostgres.freshDatabase("sharedkey"))
+        let url = TestPostgres.url(of: try await TestPostgres.freshDatabase("sharedkey"))
         let first = try await commands.startRelay(data: folder.appendingPathComponent("relay-a"), options: ["--database", url] + Self.sharedCertificate)
         let stranger = try await runSecmail(["relay", "--data", folder.appendingPathComponent("relay-b").path, "--listen", "127.0.0.1:0",
                                              "--database", url] + Self.sharedCertificate, environment: [:])

@@ -7,7 +7,7 @@ import SecmailTestSupport
 import Testing
 
 /// What a reader's client does with a decrypted message's attachments.
-@Suite struct AttachmentDirectoryTests {
+@Suite(.threadsOfTheirOwn) struct AttachmentDirectoryTests {
     /// The output folder is made with its missing parents, 0700; a folder there already, or a
     /// link to one, is used as it is; a file in the way is a clear error.
     @Test func theOutputFolderIsMadeWithItsParentsOrUsedOrRefused() throws {

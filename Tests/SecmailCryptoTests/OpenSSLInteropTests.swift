@@ -4,7 +4,7 @@ import SecmailTestSupport
 import Testing
 
 /// Our keys, ciphertexts and signatures against the `openssl` command line, both directions.
-@Suite struct OpenSSLInteropTests {
+@Suite(.threadsOfTheirOwn) struct OpenSSLInteropTests {
     let passphrase = "interop passphrase"
     let oaepOptions = ["-pkeyopt", "rsa_padding_mode:oaep", "-pkeyopt", "rsa_oaep_md:sha256", "-pkeyopt", "rsa_mgf1_md:sha256"]
     let pssOptions = ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32", "-sigopt", "rsa_mgf1_md:sha256"]

@@ -1,6 +1,7 @@
 import Foundation
 @testable import SecmailFormat
 import SecmailCrypto
+import SecmailTestSupport
 import Testing
 
 @Suite struct EnvelopeRoundTripTests {
@@ -65,7 +66,7 @@ import Testing
     }
 }
 
-@Suite struct EnvelopeRejectionTests {
+@Suite(.threadsOfTheirOwn) struct EnvelopeRejectionTests {
     static let envelope = try! seal(
         text: "rejection tests",
         attachments: [try! OutgoingAttachment(name: "x.bin", bytes: Array(repeating: 0x5A, count: 300))])

@@ -1,9 +1,10 @@
 import Foundation
 @testable import SecmailFormat
 import SecmailCrypto
+import SecmailTestSupport
 import Testing
 
-@Suite struct IdentityBundleTests {
+@Suite(.threadsOfTheirOwn) struct IdentityBundleTests {
     let alice = Fixtures.alice
 
     @Test func committedBundleParsesAndReencodesIdentically() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import SecmailCrypto
+import SecmailTestSupport
 @testable import SecmailFormat
 import Testing
 
@@ -28,7 +29,7 @@ enum ReferenceMerkle {
     }
 }
 
-@Suite struct MerkleTreeTests {
+@Suite(.threadsOfTheirOwn) struct MerkleTreeTests {
     let vectors = try! JSONSerialization.jsonObject(
         with: Data(contentsOf: Fixtures.directory.appendingPathComponent("transparency-vectors.json"))) as! [String: Any]
     var rfc: [String: Any] { vectors["rfc6962"] as! [String: Any] }

@@ -3,7 +3,7 @@ import Foundation
 import SecmailTestSupport
 import Testing
 
-@Suite struct PNGPipelineTests {
+@Suite(.threadsOfTheirOwn) struct PNGPipelineTests {
     /// Every PNG colour type and bit depth, plain and interlaced, with and without tRNS.
     static var generatedSet: [(String, TestPNG)] {
         var set: [(String, TestPNG)] = []
@@ -314,7 +314,7 @@ import Testing
     }
 }
 
-@Suite struct JPEGPipelineTests {
+@Suite(.threadsOfTheirOwn) struct JPEGPipelineTests {
     /// A JPEG made by libjpeg-turbo's cjpeg (a peer no one here wrote) from a generated picture.
     func jpeg(grey: Bool = false, progressive: Bool = false, width: Int = 120, height: Int = 80) throws -> [UInt8] {
         let ppm = try temporaryFile(testPPM(width: width, height: height, grey: grey), suffix: grey ? ".pgm" : ".ppm")
@@ -577,7 +577,7 @@ import Testing
     }
 }
 
-@Suite struct JXLSampleTests {
+@Suite(.threadsOfTheirOwn) struct JXLSampleTests {
     /// 800x640 pixels from `pixel`, opaque unless it says otherwise.
     func image(_ pixel: (Int, Int) -> (UInt8, UInt8, UInt8, UInt8)) -> RGBAImage {
         let width = 800, height = 640

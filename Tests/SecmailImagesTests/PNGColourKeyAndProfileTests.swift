@@ -3,7 +3,7 @@ import Foundation
 import SecmailTestSupport
 import Testing
 
-@Suite struct PNGColourKeyTests {
+@Suite(.threadsOfTheirOwn) struct PNGColourKeyTests {
     func optimized(_ png: TestPNG, effort: PNGEffort = .normal) throws -> [UInt8] {
         let bytes = try ImagePipeline(effort: effort).optimizedPNG(png.encoded).png.bytes
         #expect(try ImagePipeline().decode(bytes).image.hasSamePixels(as: png.expected))
@@ -71,7 +71,7 @@ import Testing
     }
 }
 
-@Suite struct PNGProfileTests {
+@Suite(.threadsOfTheirOwn) struct PNGProfileTests {
     /// The smallest ICC profile libpng accepts: a 132-byte header and an empty tag table.
     static func minimalProfile(colourSpace: String) -> [UInt8] {
         var header = [UInt8](repeating: 0, count: 132)

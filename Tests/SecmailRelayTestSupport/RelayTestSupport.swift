@@ -6,6 +6,7 @@ import SecmailFormat
 import SecmailRelay
 import SecmailTLS
 import SecmailTestSupport
+import Synchronization
 
 /// The committed throw-away identities of the format tests (keys encrypted, passphrase below).
 public enum ThrowawayIdentities {
@@ -18,14 +19,25 @@ public enum ThrowawayIdentities {
     }
 
     public static func signingKey(_ name: String) throws -> RSAPrivateKey {
-        try RSAPrivateKey(encryptedPEM: String(contentsOf: directory.appendingPathComponent("throwaway-test-keys/\(name)-signing.key.pem"), encoding: .utf8),
-                          passphrase: passphrase)
+        try key("\(name)-signing")
     }
 
     public static func encryptionKey(_ name: String) throws -> RSAPrivateKey {
-        try RSAPrivateKey(encryptedPEM: String(contentsOf: directory.appendingPathComponent("throwaway-test-keys/\(name)-encryption.key.pem"), encoding: .utf8),
-                          passphrase: passphrase)
+        try key("\(name)-encryption")
     }
+
+    /// Each key file decrypted once: scrypt makes decrypting slow on purpose, and the relay and
+    /// CLI tests ask for these keys dozens of times, mostly from the cooperative threads that the
+    /// whole test process shares.
+    private static func key(_ file: String) throws -> RSAPrivateKey {
+        if let known = decrypted.withLock({ $0[file] }) { return known }
+        let key = try RSAPrivateKey(encryptedPEM: String(contentsOf: directory.appendingPathComponent("throwaway-test-keys/\(file).key.pem"), encoding: .utf8),
+                                    passphrase: passphrase)
+        decrypted.withLock { $0[file] = key }
+        return key
+    }
+
+    private static let decrypted = Mutex<[String: RSAPrivateKey]>([:])
 }
 
 /// A relay application on 127.0.0.1 behind secmail's TLS, with a temporary database.
@@ -50,7 +62,7 @@ public final class RunningRelay: @unchecked Sendable {
                 perIdentity: RateLimiter.Limit = .init(perSecond: 50, burst: 100),
                 authenticationClock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) async throws {
         folder = try makeTemporaryDirectory("relay-http")
-        let database = try engine.database(in: folder)
+        let database = try await engine.database(in: folder)
         let nodeCache = LogNodeCache(), sessions = SessionCache.forDatabase(database)
         let log = LogStore(database: database, nodeCache: nodeCache)
         services = RelayServices(directory: Directory(database: database, requiresInvite: requiresInvite, nodeCache: nodeCache, sessions: sessions), log: log,
@@ -247,12 +259,12 @@ public enum TestPostgres {
     }()
 
     /// A new, empty database.
-    public static func freshDatabase(_ label: String) throws -> PostgresAddress {
+    public static func freshDatabase(_ label: String) async throws -> PostgresAddress {
         guard let socketDirectory else {
             throw TestFailure("SECMAIL_TEST_POSTGRES is not set: run the tests through scripts/test.sh")
         }
         let name = "\(label.lowercased().filter { $0.isLetter || $0.isNumber })_\(UUID().uuidString.prefix(8).lowercased())"
-        let created = try run("psql", psqlArguments("CREATE DATABASE \(name)", socketDirectory: socketDirectory))
+        let created = try await run("psql", psqlArguments("CREATE DATABASE \(name)", socketDirectory: socketDirectory))
         guard created.status == 0 else { throw TestFailure("cannot create a test database: \(created.stderr)") }
         return PostgresAddress(endpoint: .unixSocket(path: "\(socketDirectory)/.s.PGSQL.5432"), user: "postgres", password: nil, database: name)
     }
@@ -279,19 +291,20 @@ public enum EngineUnderTest: String, Sendable, CaseIterable, CustomStringConvert
 
     public var description: String { rawValue }
 
-    /// A new, empty relay database on this engine (SQLite's file in `folder`).
-    public func database(in folder: URL) throws -> RelayDatabase {
-        try opener(in: folder)()
+    /// A new, empty relay database on this engine (SQLite's file in `folder`), opened on a thread
+    /// of its own (opening blocks: migrations, fsyncs, PostgreSQL connections).
+    public func database(in folder: URL) async throws -> RelayDatabase {
+        try await onThreadOfItsOwn(try await opener(in: folder))
     }
 
     /// Opens one new relay database on this engine, again each time it is called (a restart).
-    public func opener(in folder: URL) throws -> @Sendable () throws -> RelayDatabase {
+    public func opener(in folder: URL) async throws -> @Sendable () throws -> RelayDatabase {
         switch self {
         case .sqlite:
             let path = folder.appendingPathComponent("relay.sqlite").path
             return { try RelayDatabase(path: path) }
         case .postgres:
-            let address = try TestPostgres.freshDatabase(String(folder.lastPathComponent.prefix(20)))
+            let address = try await TestPostgres.freshDatabase(String(folder.lastPathComponent.prefix(20)))
             return { try RelayDatabase(postgres: address) }
         }
     }

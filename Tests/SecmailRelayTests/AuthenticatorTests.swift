@@ -23,7 +23,7 @@ final class TestClock: @unchecked Sendable {
 
     func setUp(_ engine: EngineUnderTest) async throws -> (Authenticator, TestClock, URL) {
         let folder = try makeTemporaryDirectory("relay-auth")
-        let database = try engine.database(in: folder)
+        let database = try await engine.database(in: folder)
         let clock = TestClock()
         let directory = Directory(database: database, clock: { clock.now })
         try await directory.register(ThrowawayIdentities.bundle("alice"))

@@ -7,15 +7,15 @@ import SecmailRelayTestSupport
 import Testing
 
 @Suite struct DirectoryTests {
-    func makeDirectory(_ engine: EngineUnderTest, requiresInvite: Bool = false, sharesKeys: Bool = false) throws -> (Directory, LogStore, URL) {
+    func makeDirectory(_ engine: EngineUnderTest, requiresInvite: Bool = false, sharesKeys: Bool = false) async throws -> (Directory, LogStore, URL) {
         let folder = try makeTemporaryDirectory("relay-directory")
-        let database = try engine.database(in: folder)
+        let database = try await engine.database(in: folder)
         return (Directory(database: database, requiresInvite: requiresInvite, sharesKeys: sharesKeys, clock: { 1_800_000_000 }),
                 LogStore(database: database), folder)
     }
 
     @Test(arguments: EngineUnderTest.available) func registrationIsLoggedAndLookupProvesIt(engine: EngineUnderTest) async throws {
-        let (directory, log, folder) = try makeDirectory(engine)
+        let (directory, log, folder) = try await makeDirectory(engine)
         defer { try? FileManager.default.removeItem(at: folder) }
         let alice = try ThrowawayIdentities.bundle("alice"), bob = try ThrowawayIdentities.bundle("bob")
         #expect(try await directory.register(alice) == 0)
@@ -34,7 +34,7 @@ import Testing
     /// map root, and replaying the log gives the same map; a lookup proves the current version
     /// and a miss proves absence.
     @Test(arguments: EngineUnderTest.available) func theLogCommitsTheNameMapAndLookupsProveIt(engine: EngineUnderTest) async throws {
-        let (directory, log, folder) = try makeDirectory(engine)
+        let (directory, log, folder) = try await makeDirectory(engine)
         defer { try? FileManager.default.removeItem(at: folder) }
         let alice = try ThrowawayIdentities.bundle("alice")
         try await directory.register(alice)
@@ -65,7 +65,7 @@ import Testing
     /// A log written before the name map (version 1 leaves) gets one map head at start-up,
     /// committing the map of its names; nothing else changes.
     @Test(arguments: EngineUnderTest.available) func aLogWithoutAMapGetsOneMapHeadLeaf(engine: EngineUnderTest) async throws {
-        let (directory, log, folder) = try makeDirectory(engine)
+        let (directory, log, folder) = try await makeDirectory(engine)
         defer { try? FileManager.default.removeItem(at: folder) }
         let bundles = try ["alice", "bob"].map(ThrowawayIdentities.bundle)
         try await directory.database.write { db in
@@ -95,7 +95,7 @@ import Testing
     /// once, one taken name among them is refused alone, and the log and map still agree.
     @Test(arguments: EngineUnderTest.available) func concurrentRegistrationsShareCommitsAndKeepTheLogAndMapInStep(engine: EngineUnderTest) async throws {
         // Many names need many keys; shared keys are allowed here as in the load tests.
-        let (directory, log, folder) = try makeDirectory(engine, sharesKeys: true)
+        let (directory, log, folder) = try await makeDirectory(engine, sharesKeys: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let signing = try ThrowawayIdentities.signingKey("alice"), encryption = try ThrowawayIdentities.encryptionKey("alice").publicKey
         let bundles = try (0..<24).map { index in
@@ -121,7 +121,7 @@ import Testing
     }
 
     @Test(arguments: EngineUnderTest.available) func aTakenNameCannotBeRegisteredAgainAndNothingIsLogged(engine: EngineUnderTest) async throws {
-        let (directory, log, folder) = try makeDirectory(engine)
+        let (directory, log, folder) = try await makeDirectory(engine)
         defer { try? FileManager.default.removeItem(at: folder) }
         try await directory.register(ThrowawayIdentities.bundle("alice"))
         // Mallory's own keys under the name alice.
@@ -138,7 +138,7 @@ import Testing
     /// to it (either key of the pair), while a name may keep one of its own keys in a rotation.
     /// A relay whose names predate the rule learns their keys at start-up.
     @Test(arguments: EngineUnderTest.available) func aKeyBelongsToOneName(engine: EngineUnderTest) async throws {
-        let (directory, log, folder) = try makeDirectory(engine)
+        let (directory, log, folder) = try await makeDirectory(engine)
         defer { try? FileManager.default.removeItem(at: folder) }
         let alice = try ThrowawayIdentities.bundle("alice"), bob = try ThrowawayIdentities.bundle("bob")
         try await directory.register(alice)
@@ -172,7 +172,7 @@ import Testing
     }
 
     @Test(arguments: EngineUnderTest.available) func rotationNeedsTheContinuitySignatureOfTheCurrentKey(engine: EngineUnderTest) async throws {
-        let (directory, log, folder) = try makeDirectory(engine)
+        let (directory, log, folder) = try await makeDirectory(engine)
         defer { try? FileManager.default.removeItem(at: folder) }
         let alice = try ThrowawayIdentities.bundle("alice")
         try await directory.register(alice)
@@ -218,7 +218,7 @@ import Testing
     }
 
     @Test(arguments: EngineUnderTest.available) func invitesAreRequiredWhenConfiguredAndUsableOnce(engine: EngineUnderTest) async throws {
-        let (directory, log, folder) = try makeDirectory(engine, requiresInvite: true)
+        let (directory, log, folder) = try await makeDirectory(engine, requiresInvite: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let alice = try ThrowawayIdentities.bundle("alice"), bob = try ThrowawayIdentities.bundle("bob")
         #expect(await relayErrorCode { try await directory.register(alice) } == .inviteRequired)
@@ -230,7 +230,7 @@ import Testing
     }
 
     @Test(arguments: EngineUnderTest.available) func checkpointsAreSignedNotesClientsCanVerify(engine: EngineUnderTest) async throws {
-        let (directory, log, folder) = try makeDirectory(engine)
+        let (directory, log, folder) = try await makeDirectory(engine)
         defer { try? FileManager.default.removeItem(at: folder) }
         try await directory.register(ThrowawayIdentities.bundle("alice"))
         let signer = CheckpointSigner(origin: "localhost/secmail", key: try Ed25519PrivateKey.generate())

@@ -27,7 +27,7 @@ import Testing
     /// keeping its envelopes in `folder`/envelopes.
     func storeWithAliceAndBob(_ engine: EngineUnderTest, in folder: URL,
                               clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) async throws -> (RelayDatabase, MailboxStore) {
-        let database = try engine.database(in: folder)
+        let database = try await engine.database(in: folder)
         let directory = Directory(database: database)
         for name in ["alice", "bob"] { try await directory.register(try ThrowawayIdentities.bundle(name)) }
         return (database, try MailboxStore(database: database, directory: folder.appendingPathComponent("envelopes", isDirectory: true), clock: clock))

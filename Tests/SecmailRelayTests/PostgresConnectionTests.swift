@@ -10,7 +10,7 @@ import Testing
 /// Every statement the PostgreSQL engine sends ends, with an answer or an error, whatever the
 /// server or the connection does: a relay whose transactions waited for ever would stop answering
 /// once its eight connections were stuck.
-@Suite(.enabled(if: TestPostgres.isAvailable, "no PostgreSQL cluster (scripts/test.sh starts one)"))
+@Suite(.enabled(if: TestPostgres.isAvailable, "no PostgreSQL cluster (scripts/test.sh starts one)"), .threadsOfTheirOwn)
 struct PostgresConnectionTests {
     private static let logger = Logger(label: "secmail-tests.postgres")
 
@@ -22,8 +22,8 @@ struct PostgresConnectionTests {
         return result.text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    @Test func aStatementPastTheTimeLimitFailsWithoutWaitingForTheAnswer() throws {
-        let connection = try GuardedConnection.open(try TestPostgres.freshDatabase("silent"), id: 1, timeLimit: .seconds(1))
+    @Test func aStatementPastTheTimeLimitFailsWithoutWaitingForTheAnswer() async throws {
+        let connection = try GuardedConnection.open(try await TestPostgres.freshDatabase("silent"), id: 1, timeLimit: .seconds(1))
         defer { connection.close() }
         // The answer would come after 20 s; the time limit ends the wait after one.
         #expect {
@@ -34,8 +34,8 @@ struct PostgresConnectionTests {
         }
     }
 
-    @Test func aStatementOnAClosedConnectionFails() throws {
-        let connection = try GuardedConnection.open(try TestPostgres.freshDatabase("closed"), id: 1, timeLimit: .seconds(60))
+    @Test func aStatementOnAClosedConnectionFails() async throws {
+        let connection = try GuardedConnection.open(try await TestPostgres.freshDatabase("closed"), id: 1, timeLimit: .seconds(60))
         connection.close()
         #expect {
             _ = try connection.answer(to: "SELECT 1", logger: Self.logger)
@@ -48,7 +48,7 @@ struct PostgresConnectionTests {
     /// The server ends the connection while a statement waits for its answer (what a restart
     /// does): the statement fails because the connection closed, not at the time limit.
     @Test func aStatementWhoseConnectionTheServerEndsFails() async throws {
-        let address = try TestPostgres.freshDatabase("ended")
+        let address = try await TestPostgres.freshDatabase("ended")
         // The time limit is far beyond the wait for the statement below: in a full parallel run on
         // two cores this test has waited 40 s at a time for a cooperative thread, and the backend
         // must be ended well before the limit could end the statement instead.
@@ -83,7 +83,7 @@ struct PostgresConnectionTests {
     /// transaction afterwards ends, at most one per connection fails with a storage error, and
     /// the engine works again without being reopened.
     @Test func theEngineReplacesConnectionsTheServerEnded() async throws {
-        let address = try TestPostgres.freshDatabase("replaced")
+        let address = try await TestPostgres.freshDatabase("replaced")
         let database = try RelayDatabase(postgres: address)
         defer { database.close() }
         // Open several connections: concurrent reads each take a slot of their own.

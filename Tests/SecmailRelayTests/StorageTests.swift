@@ -141,7 +141,7 @@ import Testing
     func storedLogMatchesTheInMemoryTreeAndSurvivesARestart(engine: EngineUnderTest) async throws {
         let directory = try makeTemporaryDirectory("relay-log")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let open = try engine.opener(in: directory)
+        let open = try await engine.opener(in: directory)
         let leaves = (0..<100).map { Array("leaf \($0)".utf8) }
         var memory = MerkleTree()
         do {
@@ -182,7 +182,7 @@ import Testing
     func aFailedTransactionAppendsNothing(engine: EngineUnderTest) async throws {
         let directory = try makeTemporaryDirectory("relay-log")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let database = try engine.database(in: directory)
+        let database = try await engine.database(in: directory)
         let log = LogStore(database: database)
         try await log.append(Array("first".utf8))
         struct Abort: Error {}

@@ -2,14 +2,10 @@ import Foundation
 import NIOCore
 import NIOPosix
 import SecmailTLS
+import SecmailTestSupport
 import Testing
 
 @Suite struct SocketTests {
-    func randomBytes(_ count: Int) -> [UInt8] {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
-    }
-
     /// After a refused connection the server must hold no connection and still serve a good one.
     func expectServerHealthy(_ server: TestServer) async throws {
         #expect(await server.record.wait { $0.open == 0 }, "a connection leaked: \(server.record.open) open")
