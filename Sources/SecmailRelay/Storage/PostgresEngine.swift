@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import PostgresNIO
 import SecmailMigrations
 
@@ -10,15 +11,16 @@ import SecmailMigrations
 /// sequence, and quota, replay and sign-in checks see every earlier commit. Reads run
 /// concurrently on REPEATABLE READ snapshots (a log size and its nodes from one moment).
 ///
-/// Transactions run on threads of the engine's own (`connections` of them at once, one
-/// connection each), which wait for PostgresNIO's answers as GRDB's queues wait for SQLite:
+/// Transactions run on threads of the engine's own (`connections` of them, one connection each),
+/// which wait for PostgresNIO's answers as GRDB's queues wait for SQLite (an OperationQueue,
+/// which runs on Dispatch's shared workers, ran only four at once on two cores):
 /// the log and map algorithms compute over one synchronous node source on both engines, and no
 /// request task's thread ever waits. A connection that fails is replaced on its next use, so a
 /// restarted server is used again as soon as it is back.
 final class PostgresEngine: StorageEngine {
     let address: PostgresAddress
     private let slots: ConnectionSlots
-    private let queue: OperationQueue
+    private let threads: NIOThreadPool
     /// The `pg_advisory_xact_lock` key every write takes ("secmail" in ASCII).
     static let writeLockKey: Int64 = 0x7365_636D_6169_6C
     static let historyTable = """
@@ -29,11 +31,15 @@ final class PostgresEngine: StorageEngine {
     init(address: PostgresAddress, connections: Int = 8) throws {
         self.address = address
         slots = ConnectionSlots(address: address, count: connections)
-        queue = OperationQueue()
-        queue.name = "secmail-relay.postgres"
-        queue.maxConcurrentOperationCount = connections
-        try assertDurableCommits()
-        try write { db in try SchemaMigrator.migrate(db, migrations: SchemaMigrations.postgres, historyTable: Self.historyTable) }
+        threads = NIOThreadPool(numberOfThreads: connections)
+        threads.start()
+        do {
+            try assertDurableCommits()
+            try write { db in try SchemaMigrator.migrate(db, migrations: SchemaMigrations.postgres, historyTable: Self.historyTable) }
+        } catch {
+            close()
+            throw error
+        }
     }
 
     /// Refuses a server that could acknowledge a commit before it is on disk.
@@ -65,11 +71,17 @@ final class PostgresEngine: StorageEngine {
 
     func close() {
         slots.closeAll()
+        try? threads.syncShutdownGracefully()
     }
 
     private func offloaded<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            queue.addOperation { continuation.resume(with: Result { try work() }) }
+            threads.submit { state in
+                switch state {
+                case .active: continuation.resume(with: Result { try work() })
+                case .cancelled: continuation.resume(throwing: RelayError(.storage, "the relay's database connections are closed"))
+                }
+            }
         }
     }
 
