@@ -140,7 +140,7 @@ let package = Package(
         .testTarget(
             name: "SecmailTLSTests",
             dependencies: [
-                "SecmailTLS", "SecmailTestSupport",
+                "SecmailTLS", "SecmailCrypto", "SecmailTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import Foundation
+import SecmailCrypto
 import SecmailRelay
 import SecmailImages
 import SecmailTestSupport
@@ -70,7 +71,7 @@ import Testing
         try await carol.register(port: relay.port, ca: ca)
         let filler = folder.appendingPathComponent("filler.bin")
         // Incompressible, so that it takes most of bob's 1 MiB.
-        try Data(randomBytes(900_000)).write(to: filler)
+        try Data(SystemRandom().bytes(count: 900_000)).write(to: filler)
         await #expect(try alice.run(["send", "bob", "-m", "fill", "--attach", filler.path]).status == 0)
         let sentBefore = contents(of: alice.home.appendingPathComponent("sent"))
 
@@ -169,7 +170,7 @@ import Testing
         let text = (0..<4000).map { "line \($0): the quarterly figures, once more, with feeling\n" }.joined()
         try Data(text.utf8).write(to: notes)
         let noise = folder.appendingPathComponent("noise.bin")
-        try Data(randomBytes(200_000)).write(to: noise)
+        try Data(SystemRandom().bytes(count: 200_000)).write(to: noise)
 
         func sent(_ result: CLIResult) throws -> (id: String, compressed: [[String: Any]]) {
             #expect(result.status == 0, "\(result.stderr)")

@@ -1,4 +1,5 @@
 import Foundation
+import SecmailCrypto
 import SecmailTestSupport
 import Testing
 
@@ -17,7 +18,7 @@ import Testing
         // A small envelope (stored in the database) and two large ones (stored as files).
         let noise = { (name: String) throws -> URL in
             let url = folder.appendingPathComponent(name)
-            try Data(randomBytes(150_000)).write(to: url)
+            try Data(SystemRandom().bytes(count: 150_000)).write(to: url)
             return url
         }
         let photo = try noise("large.bin"), gone = try noise("gone.bin")

@@ -184,15 +184,10 @@ public struct RelayCurl: Sendable {
         return (sealed.header.messageID, sink.bytes)
     }
 
+    /// A throw-away identity as a sender (`ThrowawayIdentities` unlocks each key once per process).
     static func sender(_ name: String) throws -> SenderIdentity {
-        guard let identity = senders[name] else { throw TestFailure("no throw-away identity \(name)") }
-        return identity
+        try SenderIdentity(bundle: ThrowawayIdentities.bundle(name), signingKey: ThrowawayIdentities.signingKey(name))
     }
-
-    /// The throw-away identities unlocked once (scrypt makes unlocking slow on purpose).
-    static let senders: [String: SenderIdentity] = Dictionary(uniqueKeysWithValues: ["alice", "bob", "carol"].map { name in
-        (name, try! SenderIdentity(bundle: ThrowawayIdentities.bundle(name), signingKey: ThrowawayIdentities.signingKey(name)))
-    })
 }
 
 public struct TestFailure: Error, CustomStringConvertible {

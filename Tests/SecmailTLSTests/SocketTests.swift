@@ -1,4 +1,5 @@
 import Foundation
+import SecmailCrypto
 import NIOCore
 import NIOPosix
 import SecmailTLS
@@ -16,7 +17,7 @@ import Testing
     @Test func echoOverLoopbackVerifiesTheChainAndHostName() async throws {
         let server = try await TestServer.start(context: Certs.server())
         defer { Task { await server.stop() } }
-        let payload = randomBytes(100_000)
+        let payload = try SystemRandom().bytes(count: 100_000)
         #expect(try await tlsEcho(port: server.port, payload: payload, context: Certs.client()) == payload)
         // The certificate also names 127.0.0.1, so an IP-address client verifies too.
         #expect(try await tlsEcho(port: server.port, payload: payload, context: Certs.client(), host: "127.0.0.1") == payload)
@@ -62,7 +63,7 @@ import Testing
         defer { Task { await server.stop() } }
         // A plaintext HTTP client, and random bytes that are not a TLS record (first byte 0x00).
         try await rawExchange(port: server.port, bytes: Array("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8))
-        try await rawExchange(port: server.port, bytes: [0x00] + randomBytes(4095))
+        try await rawExchange(port: server.port, bytes: [0x00] + SystemRandom().bytes(count: 4095))
         // A truncated handshake: the first bytes of a real ClientHello, then the client hangs up.
         let pair = try InMemoryPair()
         let hello = Array(try pair.drainOutbound(pair.client).readableBytesView)
@@ -75,7 +76,7 @@ import Testing
         // A record header promising 16 KiB that never comes: the handshake timeout ends it.
         let impatient = try await TestServer.start(context: Certs.server(handshakeTimeout: .seconds(2)))
         defer { Task { await impatient.stop() } }
-        try await rawExchange(port: impatient.port, bytes: [0x16, 0x03, 0x01, 0x40, 0x00] + randomBytes(100))
+        try await rawExchange(port: impatient.port, bytes: [0x16, 0x03, 0x01, 0x40, 0x00] + SystemRandom().bytes(count: 100))
         #expect(await impatient.record.wait { !$0.tlsErrors.isEmpty })
         #expect(impatient.record.tlsErrors.map(\.code) == [.handshakeTimeout], "\(impatient.record.tlsErrors)")
         #expect(await impatient.record.wait { $0.open == 0 })
@@ -84,7 +85,7 @@ import Testing
     @Test func autoReadOffOnBothSidesStillHandshakesAndEchoes() async throws {
         let server = try await TestServer.start(context: Certs.server(), autoRead: false) { ManualReadEchoHandler() }
         defer { Task { await server.stop() } }
-        let payload = randomBytes(300_000)
+        let payload = try SystemRandom().bytes(count: 300_000)
         #expect(try await tlsEcho(port: server.port, payload: payload, context: Certs.client(), autoRead: false) == payload)
     }
 
@@ -104,7 +105,7 @@ import Testing
             }
             .connect(host: "127.0.0.1", port: server.port).get()
         _ = try await collector.handshake.futureResult.get()
-        let chunk = channel.allocator.buffer(bytes: randomBytes(64 * 1024))
+        let chunk = try channel.allocator.buffer(bytes: SystemRandom().bytes(count: 64 * 1024))
         var written = 0
         while channel.isWritable, written < 256 * 1024 * 1024 {
             channel.writeAndFlush(chunk, promise: nil)

@@ -1,4 +1,5 @@
 import Foundation
+import SecmailCrypto
 import SecmailTLS
 import SecmailTestSupport
 import Testing
@@ -13,7 +14,7 @@ import Testing
                 group.addTask {
                     // Random bytes, with the connection and block number stamped into every
                     // 4 KiB block, so crossed, dropped or reordered data would be caught.
-                    var payload = randomBytes(4 << 20)
+                    var payload = try SystemRandom().bytes(count: 4 << 20)
                     for block in stride(from: 0, to: payload.count, by: 4096) {
                         withUnsafeBytes(of: (UInt32(index), UInt32(block / 4096))) { payload.replaceSubrange(block..<block + 8, with: $0) }
                     }

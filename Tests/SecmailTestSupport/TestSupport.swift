@@ -1,14 +1,4 @@
 import Foundation
-import Glibc
-
-/// `count` random bytes, filled in one call (glibc's `arc4random_buf`, seeded by the kernel). Drawn
-/// a word at a time, in the debug build the tests run in, 256 MiB took 27 s of CPU (half of it
-/// `getrandom` calls) on the threads that every async test and in-process relay shares.
-public func randomBytes(_ count: Int) -> [UInt8] {
-    var bytes = [UInt8](repeating: 0, count: count)
-    bytes.withUnsafeMutableBytes { arc4random_buf($0.baseAddress!, $0.count) }
-    return bytes
-}
 
 /// Hex decoding for test vectors and fixtures.
 public func hexBytes(_ hex: String) -> [UInt8] {
