@@ -79,6 +79,40 @@ struct PostgresConnectionTests {
         }
     }
 
+    /// The engine runs as many transactions at once as it has connections: eight reads each wait
+    /// inside PostgreSQL until eight sessions have arrived (or 30 s pass). No read leaves before
+    /// the eighth arrives, so eight reports of eight mean all eight were inside at once; an engine
+    /// that ran fewer at once would have its first reads give up and report fewer. No timing is
+    /// asserted.
+    @Test func theEngineRunsEightTransactionsAtOnce() async throws {
+        let address = try await TestPostgres.freshDatabase("concurrent")
+        _ = try await onThreadOfItsOwn { try Self.psql(address, """
+            CREATE FUNCTION wait_for_peers(wanted int) RETURNS int LANGUAGE plpgsql AS $$
+            DECLARE arrived int; deadline timestamptz := clock_timestamp() + interval '30 seconds';
+            BEGIN
+              -- A session-level mark, so a read that has left still counts as having arrived.
+              PERFORM set_config('application_name', 'arrived', false);
+              LOOP
+                PERFORM pg_stat_clear_snapshot();
+                SELECT count(*) INTO arrived FROM pg_stat_activity
+                  WHERE datname = current_database() AND application_name = 'arrived';
+                EXIT WHEN arrived >= wanted OR clock_timestamp() > deadline;
+                PERFORM pg_sleep(0.01);
+              END LOOP;
+              RETURN arrived;
+            END $$;
+            """) }
+        let database = try RelayDatabase(postgres: address)
+        defer { database.close() }
+        let arrivals = try await withThrowingTaskGroup(of: Int64.self) { group in
+            for _ in 0..<8 {
+                group.addTask { try await database.read { db in try db.fetchOne(Int64.self, "SELECT wait_for_peers(8)") } ?? 0 }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(arrivals == Array(repeating: 8, count: 8), "arrivals seen by each read: \(arrivals)")
+    }
+
     /// The server ends every connection of an idle engine (a restart between requests): each
     /// transaction afterwards ends, at most one per connection fails with a storage error, and
     /// the engine works again without being reopened.
@@ -86,9 +120,9 @@ struct PostgresConnectionTests {
         let address = try await TestPostgres.freshDatabase("replaced")
         let database = try RelayDatabase(postgres: address)
         defer { database.close() }
-        // Open several connections: concurrent reads each take a slot of their own. How many run
-        // at once depends on how soon the engine's queue gets threads, which a loaded run slows
-        // (a CI run once kept all eight on one connection), so rounds go on until two are open.
+        // Open several connections: concurrent reads each take a slot of their own. A read that
+        // finishes before the next starts hands its connection on, so rounds go on until two are
+        // open.
         let engineConnections = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         for _ in 0..<10 {
             try await withThrowingTaskGroup(of: Void.self) { group in
