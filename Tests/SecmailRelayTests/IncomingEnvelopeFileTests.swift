@@ -1,0 +1,40 @@
+import Foundation
+import SecmailCrypto
+import SecmailFormat
+@testable import SecmailRelay
+import SecmailRelayTestSupport
+import SecmailTestSupport
+import Testing
+
+/// The deposit's file written behind the request: batches hashed on one queue and written on
+/// another, several queued at once, must still give the file every byte in order and the digest
+/// of exactly those bytes.
+@Suite struct IncomingEnvelopeFileTests {
+    @Test func piecesOfEverySizeArriveInOrderWithTheirDigest() async throws {
+        // Larger than batchesInFlight full batches, so that queueing waits for the oldest.
+        let extra = (IncomingEnvelopeFile.batchesInFlight + 3) * IncomingEnvelopeFile.batchSize + 12_345
+        let (_, envelope) = try RelayCurl.envelope(from: "alice", to: ["bob"], extra: extra)
+        let whole = try EnvelopePayloadDigester()
+        whole.update(envelope)
+        let expected = try #require(whole.finalize())
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("incoming-\(UUID().uuidString)", isDirectory: true)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+
+        // Pieces as a TLS connection hands them over: odd sizes, some larger than a batch.
+        for (round, sizes) in [[1, 16_384, 7], [300_000], [16_384], [65_537, 3, 1_000_000]].enumerated() {
+            let file = try IncomingEnvelopeFile(url: folder.appendingPathComponent("\(round).sm"))
+            var offset = 0, index = 0
+            while offset < envelope.count {
+                let end = min(envelope.count, offset + sizes[index % sizes.count])
+                try await file.append(envelope[offset..<end])
+                offset = end
+                index += 1
+            }
+            let digest = try await file.finish()
+            #expect(file.size == envelope.count)
+            #expect(digest == expected, "pieces of \(sizes)")
+            #expect(try Data(contentsOf: file.url) == Data(envelope), "pieces of \(sizes)")
+        }
+    }
+}
