@@ -23,7 +23,8 @@ import Testing
     }
 
     /// A message read before opens from its kept copy without the relay: with the relay stopped,
-    /// `read ID` shows it again (its whole id; a prefix still needs the mailbox listing).
+    /// `read ID` shows it again (its whole id; a prefix still needs the mailbox listing, and the
+    /// refusal names the whole id of the one message read before that the prefix matches).
     @Test func aMessageReadBeforeOpensWithTheRelayDown() async throws {
         let (_, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("read-offline")
         let sent = try await alice.run(["send", "bob", "-m", "worth reading twice"])
@@ -34,7 +35,11 @@ import Testing
         let again = try await bob.run(["read", id])
         #expect(again.status == 0 && again.stdout.contains("worth reading twice") && again.stderr.contains("read before"), "\(again.stderr)")
         let byPrefix = try await bob.run(["read", String(id.prefix(6))])
-        #expect(byPrefix.status == 1 && byPrefix.stderr.contains("cannot reach the relay"), "\(byPrefix.stderr)")
+        #expect(byPrefix.status == 1 && byPrefix.stderr.contains("cannot reach the relay")
+                && byPrefix.stderr.contains("`secmail read \(id)` opens its kept copy without the relay"), "\(byPrefix.stderr)")
+        let otherPrefix = id.hasPrefix("0000") ? "ffff" : "0000"
+        let unmatched = try await bob.run(["read", otherPrefix])
+        #expect(unmatched.status == 1 && unmatched.stderr.contains("cannot reach the relay") && !unmatched.stderr.contains("kept copy"), "\(unmatched.stderr)")
     }
 
     /// A sender whose clock is far ahead of the relay's (or behind it by more than the envelope

@@ -211,8 +211,18 @@ struct ReadCommand: AsyncParsableCommand {
         try await withRelay(keystore.home) { relay in
             // A message read before opens from its kept copy, and the relay is not asked for it
             // again: it need not even be reachable (on a train, say).
-            let keptCopy = typedID?.keptCopy(in: KeptMail(home: keystore.home))
-            if keptCopy == nil { _ = try await relay.info() }
+            let kept = KeptMail(home: keystore.home)
+            let keptCopy = typedID?.keptCopy(in: kept)
+            if keptCopy == nil {
+                do {
+                    _ = try await relay.info()
+                } catch let error as ClientError where error.code == .relayUnreachable {
+                    // Only a whole id opens a kept copy without the relay (a prefix might also
+                    // match unread mail there); say which one, if the digits name one.
+                    guard let readBefore = typedID?.matchingKeptCopy(in: kept) else { throw error }
+                    throw ClientError(.relayUnreachable, "\(error.reason); message \(readBefore.hex) was read before, and `secmail read \(readBefore.hex)` opens its kept copy without the relay")
+                }
+            }
             let (identity, keyring) = try passphraseOptions.senderAndKeyring(keystore)
             let mail = MailClient(relay: relay)
             let messageIDs = if let keptCopy {
@@ -347,6 +357,13 @@ enum TypedMessageID {
     func keptCopy(in kept: KeptMail) -> MessageID? {
         guard case .full(let id) = self, kept.hasReceivedCopy(of: id) else { return nil }
         return id
+    }
+
+    /// The one message read before whose id starts with these digits, if exactly one does.
+    func matchingKeptCopy(in kept: KeptMail) -> MessageID? {
+        guard case .prefix(let prefix) = self else { return nil }
+        let matches = kept.readIDs().filter { $0.hex.hasPrefix(prefix.lowercased()) }
+        return matches.count == 1 ? matches[0] : nil
     }
 
     /// The id; a prefix is looked up (a mailbox listing, so after sign-in).
