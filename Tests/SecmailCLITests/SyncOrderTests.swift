@@ -1,4 +1,5 @@
 import Foundation
+import SecmailCrypto
 import SecmailRelay
 import SecmailRelayTestSupport
 import SecmailTestSupport
@@ -129,6 +130,34 @@ import Testing
                                            "\(events.map(\.description))")
         #expect(!events[kept..<directorySynced].contains { $0.kind == .answer }, "\(events.map(\.description))")
         #expect(events[directorySynced...].contains { $0.kind == .answer }, "no request after the copy was kept: \(events.map(\.description))")
+    }
+
+    /// `seal` starts the payload's disk writes before it signs (which may wait for the key agent),
+    /// so that its fsync waits for little more than the signature: a sync_file_range over the
+    /// written payload (from 0, short of the signature trailer) completes before the staged file's
+    /// fsync, and that before the rename to the output.
+    @Test func sealStartsThePayloadForDiskBeforeItsSignatureAndSync() async throws {
+        let folder = try temporaryDirectory("seal-writeback")
+        let attachment = folder.appendingPathComponent("data.bin")
+        try Data(SystemRandom().bytes(count: 600_000)).write(to: attachment)
+        let output = folder.appendingPathComponent("sealed.smsg")
+        let trace = folder.appendingPathComponent("seal.strace")
+        let alice = Users.alice
+        let traced = try await run("strace", ["-f", "-qq", "-yy", "-o", trace.path, "-e", "trace=sync_file_range,fsync,rename,renameat,renameat2",
+                                              "-E", "SECMAIL_HOME=\(alice.home.path)", "-E", "SECMAIL_PASSPHRASE=\(alice.passphrase)",
+                                              "--", SecmailBinary.url.path, "seal", "--to", Users.bundle("bob").path,
+                                              "-m", "written early", "--attach", attachment.path, "-o", output.path])
+        #expect(traced.status == 0, "\(traced.stderr)")
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: output.path)[.size] as? Int)
+
+        let lines = try String(contentsOf: trace, encoding: .utf8).split(separator: "\n").map(String.init)
+        let renamed = try #require(lines.firstIndex { $0.contains("rename") && $0.contains(output.path) && $0.hasSuffix("= 0") }, "\(lines)")
+        let staged = try #require(lines[renamed].firstMatch(of: /rename[a-z0-9]*\((?:AT_FDCWD, )?"([^"]+)"/)?.1, "\(lines[renamed])")
+        let synced = try #require(lines.firstIndex { $0.contains("fsync(") && $0.contains("<\(staged)>") }, "\(lines)")
+        let started = try #require(lines.firstIndex { $0.contains("sync_file_range(") && $0.contains("<\(staged)>") }, "\(lines)")
+        let range = try #require(lines[started].firstMatch(of: /sync_file_range\([^,]*, (\d+), (\d+),/), "\(lines[started])")
+        #expect(Int(range.1) == 0 && (size - 1024..<size).contains(Int(range.2) ?? -1), "range \(range.1)+\(range.2) of \(size) bytes")
+        #expect(started < synced && synced < renamed, "\(lines)")
     }
 }
 

@@ -24,6 +24,9 @@ public protocol ByteSink {
     func write(_ bytes: ArraySlice<UInt8>) throws
     /// Called once after the last write: everything must be written (not necessarily synced).
     func finish() throws
+    /// Called once the payload is written and before the signature is made, which may wait for
+    /// the key agent: a sink bound for disk can start writing meanwhile.
+    func payloadWritten()
 }
 
 extension ByteSink {
@@ -32,6 +35,7 @@ extension ByteSink {
     }
 
     public func finish() throws {}
+    public func payloadWritten() {}
 }
 
 /// An envelope held in memory.
@@ -75,6 +79,10 @@ public final class FileSink: ByteSink {
     public init(file: PositionalFile) { writer = BackgroundWriter(file: file) }
     public func write(_ bytes: ArraySlice<UInt8>) throws { try writer.write(bytes) }
     public func finish() throws { try writer.finish() }
+    /// The payload's disk writes start while the signature is made, so that the fsync after it
+    /// waits for little more than the signature (1 MiB sealed with the key agent: the fsync took
+    /// 1.7–2.1 ms, most of it writing the payload).
+    public func payloadWritten() { writer.startWriteback() }
     /// Waits for every write, then fsyncs.
     public func synchronize() throws { try writer.synchronize() }
 }

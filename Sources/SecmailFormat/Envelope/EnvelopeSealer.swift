@@ -104,6 +104,7 @@ public struct EnvelopeSealer: Sendable {
         }
         let ciphertextHash = try writer.finish()
         progress?(payloadLength, payloadLength)
+        sink.payloadWritten()
 
         let signature = try sender.signer.sign(Self.signatureContext + header.encoded + ciphertextHash)
         var trailer = ByteWriter()

@@ -35,6 +35,12 @@ public final class BackgroundWriter: @unchecked Sendable {
         }
     }
 
+    /// Starts the disk writes of everything queued so far, once it is written, without waiting
+    /// for either (`PositionalFile.startWriteback`).
+    public func startWriteback() {
+        queue.async { [file] in file.startWriteback() }
+    }
+
     /// Waits until everything queued is written; throws the first write error.
     public func finish() throws {
         queue.sync {}

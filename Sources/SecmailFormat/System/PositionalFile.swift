@@ -91,11 +91,16 @@ public final class PositionalFile: @unchecked Sendable {
             done += count
         }
         written += UInt64(bytes.count)
-        if written - writebackStarted >= Self.writebackInterval {
-            // Advisory: a failure here changes nothing that the final fsync would not report.
-            _ = secmail_start_writeback(descriptor, off_t(writebackStarted), off_t(written - writebackStarted))
-            writebackStarted = written
-        }
+        if written - writebackStarted >= Self.writebackInterval { startWriteback() }
+    }
+
+    /// Asks the kernel to begin writing to disk what was written since the last such request,
+    /// without waiting: a later fsync then waits only for what came after.
+    public func startWriteback() {
+        guard written > writebackStarted else { return }
+        // Advisory: a failure here changes nothing that the final fsync would not report.
+        _ = secmail_start_writeback(descriptor, off_t(writebackStarted), off_t(written - writebackStarted))
+        writebackStarted = written
     }
 
     /// Flushes written data to stable storage.
