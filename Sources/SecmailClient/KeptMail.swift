@@ -37,6 +37,12 @@ public struct KeptMail: Sendable {
         return files.compactMap { $0.hasSuffix(".sm") ? try? MessageID(hex: String($0.dropLast(3))) : nil }
     }
 
+    /// The ids of the messages read and kept that start with `prefix` (hex digits, any case).
+    public func readIDs(startingWith prefix: String) -> [MessageID] {
+        let prefix = prefix.lowercased()
+        return readIDs().filter { $0.hex.hasPrefix(prefix) }
+    }
+
     /// Whether message `id` was read and its kept copy pruned since.
     public func wasPruned(_ id: MessageID) -> Bool {
         FileManager.default.fileExists(atPath: tombstone(id).path)

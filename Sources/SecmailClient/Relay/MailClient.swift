@@ -179,9 +179,9 @@ public struct MailClient {
     /// and kept. Exactly one must match.
     public func message(startingWith prefix: String, identity: SenderIdentity, includingRead: Bool) async throws -> MessageID {
         let prefix = prefix.lowercased()
-        let waiting = try await inbox(identity).messages.compactMap { try? MessageID(hex: $0.id) }
-        let read = includingRead ? KeptMail(home: home).readIDs() : []
-        let matches = Set((waiting + read).filter { $0.hex.hasPrefix(prefix) })
+        let waiting = try await inbox(identity).messages.compactMap { try? MessageID(hex: $0.id) }.filter { $0.hex.hasPrefix(prefix) }
+        let read = includingRead ? KeptMail(home: home).readIDs(startingWith: prefix) : []
+        let matches = Set(waiting + read)
         guard matches.count == 1, let match = matches.first else {
             guard matches.isEmpty else {
                 let listed = matches.map(\.hex).sorted()

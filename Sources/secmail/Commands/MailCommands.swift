@@ -362,7 +362,7 @@ enum TypedMessageID {
     /// The one message read before whose id starts with these digits, if exactly one does.
     func matchingKeptCopy(in kept: KeptMail) -> MessageID? {
         guard case .prefix(let prefix) = self else { return nil }
-        let matches = kept.readIDs().filter { $0.hex.hasPrefix(prefix.lowercased()) }
+        let matches = kept.readIDs(startingWith: prefix)
         return matches.count == 1 ? matches[0] : nil
     }
 
