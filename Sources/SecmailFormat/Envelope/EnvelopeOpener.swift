@@ -284,7 +284,9 @@ public enum EnvelopeOpener {
     }
 
     private static func parseHeader(_ source: EnvelopeSource) throws -> (header: EnvelopeHeader, payloadOffset: UInt64) {
-        let prefix = try source.read(at: 0, count: EnvelopeHeader.maximumEncodedLength)
+        // No header is longer than its envelope: a small envelope needs no buffer of the largest
+        // header's size (275 KB for 256 recipients, which the relay zeroed twice per deposit).
+        let prefix = try source.read(at: 0, count: Int(min(UInt64(EnvelopeHeader.maximumEncodedLength), source.byteCount)))
         var reader = ByteReader(prefix, subject: "envelope header")
         let header = try EnvelopeHeader(reading: &reader)
         return (header, UInt64(reader.offset))
