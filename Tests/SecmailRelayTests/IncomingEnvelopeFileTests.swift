@@ -1,5 +1,4 @@
 import Foundation
-import SecmailCrypto
 import SecmailFormat
 @testable import SecmailRelay
 import SecmailRelayTestSupport
