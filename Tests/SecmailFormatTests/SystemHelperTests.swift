@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import SecmailFormat
+@testable import SecmailFormat
 import Testing
 
 @Suite struct HumanTimeTests {
@@ -48,5 +48,25 @@ import Testing
         let missing = folder.appendingPathComponent("missing").path
         let error = #expect(throws: FormatError.self) { try FileStatus(path: missing) }
         #expect(error?.reason == "\(missing): No such file or directory")
+    }
+}
+
+@Suite struct WritebackScheduleTests {
+    /// Writebacks start every 256 KiB, then every quarter of what is under way, up to 8 MiB at a
+    /// time: a 1 MiB file is on its way to disk in four steps before its fsync, a 64 MiB one in
+    /// two dozen, the later ones 8 MiB each.
+    @Test func writebacksStartEvery256KiBThenEveryQuarterUpTo8MiB() {
+        let kib: UInt64 = 1 << 10, mib: UInt64 = 1 << 20
+        var started: UInt64 = 0
+        var steps: [(from: UInt64, size: UInt64)] = []
+        while started < 64 * mib {
+            let size = PositionalFile.writebackInterval(after: started)
+            steps.append((started, size))
+            started += size
+        }
+        #expect(steps.prefix(4).map(\.size) == [256 * kib, 256 * kib, 256 * kib, 256 * kib])
+        #expect(steps.allSatisfy { $0.size == max(256 * kib, min(8 * mib, $0.from / 4)) })
+        #expect(steps.filter { $0.from >= 32 * mib }.allSatisfy { $0.size == 8 * mib })
+        #expect(steps.count < 30, "\(steps.count) writebacks for 64 MiB")
     }
 }
