@@ -1,11 +1,19 @@
+import Dispatch
 import SecmailCrypto
 
 /// Cuts plaintext into 64 KiB chunks, seals each (STREAM nonces), writes the ciphertext and
-/// hashes it for the signature. Works in two fixed buffers: nothing is allocated per chunk.
+/// hashes it for the signature. The plaintext and ciphertext live in two fixed buffers; each
+/// chunk's ciphertext is copied once more for the hash, which runs on a queue of its own: SHA-256
+/// runs at about half AES-GCM's speed (1.56 against 2.89 GB/s here), and on the sealing thread
+/// it took some 170 ms of the 417 that sealing 256 MiB took.
 final class ChunkWriter {
     private let cipher: AESGCM
     private let sink: ByteSink
     private let hasher: SHA256
+    private let hashing = DispatchQueue(label: "secmail.seal.hash")
+    /// Chunks that may wait for the hash at once (256 KiB), so memory stays bounded when hashing
+    /// falls behind.
+    private let hashSlots = DispatchSemaphore(value: 4)
     private let totalLength: UInt64
     private var plaintext: [UInt8]
     private var filled = 0
@@ -63,6 +71,7 @@ final class ChunkWriter {
             throw FormatError(.invalidField, "the content shrank while it was being sealed (a file changed?)")
         }
         try emit(isFinal: true)
+        hashing.sync {}
         return hasher.finalize()
     }
 
@@ -84,7 +93,12 @@ final class ChunkWriter {
     private func emit(isFinal: Bool) throws {
         let count = try cipher.seal(plaintext[0..<filled], nonce: PayloadKeys.nonce(chunk: chunkIndex, isFinal: isFinal),
                                     into: &sealed)
-        hasher.update(sealed[0..<count])
+        let ciphertext = Array(sealed[0..<count])
+        hashSlots.wait()
+        hashing.async { [hasher, hashSlots] in
+            hasher.update(ciphertext)
+            hashSlots.signal()
+        }
         try sink.write(sealed[0..<count])
         ciphertextBytesWritten += UInt64(count)
         chunkIndex += 1
