@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 @testable import SecmailFormat
 import Testing
 
@@ -68,5 +69,35 @@ import Testing
         #expect(steps.allSatisfy { $0.size == max(256 * kib, min(8 * mib, $0.from / 4)) })
         #expect(steps.filter { $0.from >= 32 * mib }.allSatisfy { $0.size == 8 * mib })
         #expect(steps.count < 30, "\(steps.count) writebacks for 64 MiB")
+    }
+}
+
+@Suite struct BoundedSerialQueueTests {
+    /// Work runs in the order it was queued, and `async` holds its caller back while `depth`
+    /// items are queued (the one running counts): with the first item held, a third `async` on a
+    /// queue of depth 2 has not returned 200 ms after the second did, and returns once the first
+    /// item finishes.
+    @Test func runsInOrderAndHoldsTheProducerBackAtItsDepth() async throws {
+        let queue = BoundedSerialQueue(label: "test.bounded", depth: 2)
+        let gate = DispatchSemaphore(value: 0)
+        let state = Mutex<(ran: [Int], queued: Int)>(([], 0))
+        let producer = Thread {
+            for item in 0..<3 {
+                queue.async {
+                    if item == 0 { gate.wait() }
+                    state.withLock { $0.ran.append(item) }
+                }
+                state.withLock { $0.queued += 1 }
+            }
+        }
+        producer.start()
+        for _ in 0..<1000 where state.withLock({ $0.queued }) < 2 { try await Task.sleep(for: .milliseconds(10)) }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(state.withLock { $0.queued } == 2)
+        gate.signal()
+        for _ in 0..<500 where state.withLock({ $0.queued }) < 3 { try await Task.sleep(for: .milliseconds(10)) }
+        queue.waitUntilEmpty()
+        #expect(state.withLock { $0.queued } == 3)
+        #expect(state.withLock { $0.ran } == [0, 1, 2])
     }
 }

@@ -1,4 +1,3 @@
-import Dispatch
 import SecmailCrypto
 
 /// Cuts plaintext into 64 KiB chunks, seals each (STREAM nonces), writes the ciphertext and
@@ -10,10 +9,8 @@ final class ChunkWriter {
     private let cipher: AESGCM
     private let sink: ByteSink
     private let hasher: SHA256
-    private let hashing = DispatchQueue(label: "secmail.seal.hash")
-    /// Chunks that may wait for the hash at once (256 KiB), so memory stays bounded when hashing
-    /// falls behind.
-    private let hashSlots = DispatchSemaphore(value: 4)
+    /// At most four chunks (256 KiB) wait for the hash.
+    private let hashing = BoundedSerialQueue(label: "secmail.seal.hash", depth: 4)
     private let totalLength: UInt64
     private var plaintext: [UInt8]
     private var filled = 0
@@ -71,7 +68,7 @@ final class ChunkWriter {
             throw FormatError(.invalidField, "the content shrank while it was being sealed (a file changed?)")
         }
         try emit(isFinal: true)
-        hashing.sync {}
+        hashing.waitUntilEmpty()
         return hasher.finalize()
     }
 
@@ -94,11 +91,7 @@ final class ChunkWriter {
         let count = try cipher.seal(plaintext[0..<filled], nonce: PayloadKeys.nonce(chunk: chunkIndex, isFinal: isFinal),
                                     into: &sealed)
         let ciphertext = Array(sealed[0..<count])
-        hashSlots.wait()
-        hashing.async { [hasher, hashSlots] in
-            hasher.update(ciphertext)
-            hashSlots.signal()
-        }
+        hashing.async { [hasher] in hasher.update(ciphertext) }
         try sink.write(sealed[0..<count])
         ciphertextBytesWritten += UInt64(count)
         chunkIndex += 1

@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 
 /// Writes to a `PositionalFile` on a background queue so that encryption and hashing on the
@@ -9,23 +8,20 @@ import Foundation
 public final class BackgroundWriter: @unchecked Sendable {
     // @unchecked: `failure` is guarded by `lock`; `file` is only written from the serial queue.
     public let file: PositionalFile
-    private let queue = DispatchQueue(label: "secmail.background-writer")
-    private let slots: DispatchSemaphore
+    private let queue: BoundedSerialQueue
     private let lock = NSLock()
     private var failure: Error?
 
     public init(file: PositionalFile, depth: Int = 8) {
         self.file = file
-        slots = DispatchSemaphore(value: depth)
+        queue = BoundedSerialQueue(label: "secmail.background-writer", depth: depth)
     }
 
     /// Queues a copy of `bytes` for writing.
     public func write(_ bytes: ArraySlice<UInt8>) throws {
         try rethrowFailure()
         let copy = Array(bytes)
-        slots.wait()
         queue.async { [self] in
-            defer { slots.signal() }
             guard currentFailure() == nil else { return }
             do {
                 try file.write(copy[...])
@@ -43,7 +39,7 @@ public final class BackgroundWriter: @unchecked Sendable {
 
     /// Waits until everything queued is written; throws the first write error.
     public func finish() throws {
-        queue.sync {}
+        queue.waitUntilEmpty()
         try rethrowFailure()
     }
 
