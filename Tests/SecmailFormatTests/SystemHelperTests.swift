@@ -79,7 +79,7 @@ import Testing
     /// item finishes.
     @Test func runsInOrderAndHoldsTheProducerBackAtItsDepth() async throws {
         let queue = BoundedSerialQueue(label: "test.bounded", depth: 2)
-        let gate = DispatchSemaphore(value: 0)
+        let gate = DispatchSemaphore(value: 0), produced = DispatchSemaphore(value: 0)
         let state = Mutex<(ran: [Int], queued: Int)>(([], 0))
         let producer = Thread {
             for item in 0..<3 {
@@ -89,13 +89,14 @@ import Testing
                 }
                 state.withLock { $0.queued += 1 }
             }
+            produced.signal()
         }
         producer.start()
         for _ in 0..<1000 where state.withLock({ $0.queued }) < 2 { try await Task.sleep(for: .milliseconds(10)) }
         try await Task.sleep(for: .milliseconds(200))
         #expect(state.withLock { $0.queued } == 2)
         gate.signal()
-        for _ in 0..<500 where state.withLock({ $0.queued }) < 3 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(produced.wait(timeout: .now() + 30) == .success)
         queue.waitUntilEmpty()
         #expect(state.withLock { $0.queued } == 3)
         #expect(state.withLock { $0.ran } == [0, 1, 2])
