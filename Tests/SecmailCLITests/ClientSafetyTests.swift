@@ -466,6 +466,25 @@ import Testing
         #expect(version.status == 0 && version.stdout.range(of: #"^\d+\.\d+\.\d+\n$"#, options: .regularExpression) != nil, "\(version.stdout)")
     }
 
+    /// A length of time that cannot be used is a usage error that says why, not only that the
+    /// value is invalid.
+    @Test func refusedDurationsSayWhy() throws {
+        let home = ["SECMAIL_HOME": Users.alice.home.path]
+        for (arguments, reason) in [(["prune", "--older-than", "0d"], "it must be longer than zero"),
+                                    (["prune", "--older-than", "40000d"], "it must be at most 36500 days"),
+                                    (["prune", "--older-than", "5x"], "a plain number is in days"),
+                                    (["unlock", "--idle-timeout", "8d"], "it must be at most 7 days"),
+                                    (["agent", "--idle-timeout", "0"], "it must be longer than zero"),
+                                    (["unlock", "--idle-timeout", "1.5h"], "a plain number is in minutes")] {
+            let result = try runSecmail(arguments, environment: home)
+            #expect(result.status == 64, "\(arguments)")
+            #expect(result.stderr.contains("The value '\(arguments[2])' is invalid for '\(arguments[1]) <") && result.stderr.contains(reason),
+                    "\(arguments): \(result.stderr)")
+        }
+        let accepted = try runSecmail(["prune", "--older-than", "36500d", "--dry-run", "--json"], environment: home)
+        #expect(accepted.status == 0, "\(accepted.stderr)")
+    }
+
     @Test func whoamiShowsTheIdentityWithoutUnlockingIt() throws {
         let shown = try runSecmail(["whoami", "--json"], environment: ["SECMAIL_HOME": Users.alice.home.path])
         #expect(shown.status == 0, "\(shown.stderr)")

@@ -5,19 +5,17 @@ import SecmailClient
 import SecmailFormat
 
 /// How long the agent keeps keys without use: `90s`, `15m`, `2h`, or plain minutes.
-struct IdleTimeout: ExpressibleByArgument {
+struct IdleTimeout {
     let seconds: Int
 
     static let standard = IdleTimeout(seconds: 15 * 60)
 
     private init(seconds: Int) { self.seconds = seconds }
 
-    init?(argument: String) {
-        guard let seconds = DurationArgument.seconds(argument, plainUnit: "m", maximum: 7 * 86_400) else { return nil }
-        self.seconds = seconds
+    /// The `transform` of the `--idle-timeout` options: a failed parse says why.
+    static func parse(_ argument: String) throws -> IdleTimeout {
+        IdleTimeout(seconds: try DurationArgument.seconds(argument, plainUnit: "m", maximum: 7 * 86_400))
     }
-
-    var defaultValueDescription: String { "15m" }
 }
 
 struct AgentCommand: AsyncParsableCommand {
@@ -32,7 +30,7 @@ struct AgentCommand: AsyncParsableCommand {
             It signs messages and sign-in answers only; rotating keys still asks for the passphrase.
             """)
 
-    @Option(name: .long, help: ArgumentHelp("Stop after this long without use (90s, 15m, 2h).", valueName: "duration"))
+    @Option(name: .long, help: ArgumentHelp("Stop after this long without use (90s, 15m, 2h; default 15m).", valueName: "duration"), transform: IdleTimeout.parse)
     var idleTimeout: IdleTimeout = .standard
 
     @OptionGroup var homeOptions: HomeOptions
@@ -70,7 +68,7 @@ struct UnlockCommand: AsyncParsableCommand {
             again after `secmail rotate` on another terminal, or to restart the idle timer.
             """)
 
-    @Option(name: .long, help: ArgumentHelp("When starting the agent: forget the keys after this long without use (90s, 15m, 2h).", valueName: "duration"))
+    @Option(name: .long, help: ArgumentHelp("When starting the agent: forget the keys after this long without use (90s, 15m, 2h; default 15m).", valueName: "duration"), transform: IdleTimeout.parse)
     var idleTimeout: IdleTimeout = .standard
 
     @OptionGroup var homeOptions: HomeOptions

@@ -302,17 +302,14 @@ struct PruneCommand: AsyncParsableCommand {
             yours and not touched.
             """)
 
-    /// An age as typed: 30d, 12h, 4w; a plain number is in days.
-    struct Age: ExpressibleByArgument {
-        let seconds: Int
-        init?(argument: String) {
-            guard let seconds = DurationArgument.seconds(argument, plainUnit: "d", maximum: 100 * 365 * 86_400) else { return nil }
-            self.seconds = seconds
-        }
+    /// An age as typed: 30d, 12h, 4w; a plain number is in days. A failed parse says why.
+    static func parseAge(_ argument: String) throws -> Int {
+        try DurationArgument.seconds(argument, plainUnit: "d", maximum: 100 * 365 * 86_400)
     }
 
-    @Option(name: .long, help: ArgumentHelp("Prune what was stored longer ago than this (30d, 12h, 4w; plain days).", valueName: "age"))
-    var olderThan: Age
+    @Option(name: .customLong("older-than"), help: ArgumentHelp("Prune what was stored longer ago than this (30d, 12h, 4w; plain days).", valueName: "age"),
+            transform: parseAge)
+    var olderThanSeconds: Int
 
     @Flag(name: .long, help: "Only say what would be removed.")
     var dryRun = false
@@ -325,7 +322,7 @@ struct PruneCommand: AsyncParsableCommand {
     func run() async throws {
         let keystore = Keystore(home: homeOptions.secmailHome)
         _ = try keystore.currentBundle()
-        let pruned = try KeptMail(home: keystore.home).prune(olderThan: TimeInterval(olderThan.seconds), dryRun: dryRun)
+        let pruned = try KeptMail(home: keystore.home).prune(olderThan: TimeInterval(olderThanSeconds), dryRun: dryRun)
         if json {
             try Terminal.output(jsonText(["sent": pruned.sent, "received": pruned.received, "bytes": pruned.bytes, "dryRun": dryRun]))
         } else {
