@@ -52,6 +52,9 @@ public typealias ImageConversionObserver = @Sendable (_ name: String) -> @Sendab
 public final class AttachmentDirectory: ContentSink {
     public let outputDirectory: URL
     private let staging: URL
+    /// Whether this object made the output directory, and so takes it away again when no file
+    /// was saved in it (a message without attachments leaves no empty mail/ID/ behind).
+    private let createdOutputDirectory: Bool
     private let keepJPEG: Bool
     private let converting: ImageConversionObserver?
     private let budget: ConversionBudget
@@ -66,7 +69,7 @@ public final class AttachmentDirectory: ContentSink {
         self.keepJPEG = keepJPEG
         self.budget = budget
         self.converting = converting
-        try FileSystem.createPrivateDirectory(outputDirectory)
+        createdOutputDirectory = try FileSystem.createPrivateDirectory(outputDirectory)
         TemporaryFiles.sweep(outputDirectory, prefixes: ["secmail-staging"])
         staging = TemporaryFiles.path(in: outputDirectory, prefix: "secmail-staging", isDirectory: true)
         try FileSystem.createPrivateDirectory(staging)
@@ -98,10 +101,7 @@ public final class AttachmentDirectory: ContentSink {
         var saved: [SavedAttachment] = []
         // Only files this commit moved into place are taken back on failure, never one that was there.
         var moved: [URL] = []
-        defer {
-            TemporaryFiles.remove(staging)
-            isFinished = true
-        }
+        defer { finish() }
         do {
             for (info, url) in staged {
                 let (name, source, note) = convertedImage(info: info, staged: try inflated(info: info, staged: url))
@@ -250,7 +250,12 @@ public final class AttachmentDirectory: ContentSink {
     /// Deletes everything staged.
     public func abort() {
         current = nil
+        finish()
+    }
+
+    private func finish() {
         TemporaryFiles.remove(staging)
+        if createdOutputDirectory { FileSystem.removeDirectoryIfEmpty(outputDirectory) }
         isFinished = true
     }
 }

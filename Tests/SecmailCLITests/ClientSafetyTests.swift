@@ -106,6 +106,26 @@ import Testing
         #expect((result["files"] as? [String]) == [Users.bob.home.appendingPathComponent("mail/\(id)/note.txt").path])
     }
 
+    /// A message without attachments leaves no empty folder behind, in the home or at --out; a
+    /// folder that was there already stays.
+    @Test func aMessageWithoutAttachmentsLeavesNoFolder() async throws {
+        let folder = try temporaryDirectory("text-only")
+        let envelope = try await seal("only text", attaching: [], in: folder)
+        let opened = try await open(envelope, ["--json"])
+        #expect(opened.status == 0, "\(opened.stderr)")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(opened.stdout.utf8)) as? [String: Any])
+        let id = try #require(result["id"] as? String)
+        #expect((result["files"] as? [String]) == [])
+        #expect(!FileManager.default.fileExists(atPath: Users.bob.home.appendingPathComponent("mail/\(id)").path))
+        let named = folder.appendingPathComponent("new-folder")
+        #expect(try await open(envelope, ["--out", named.path]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: named.path))
+        let existing = folder.appendingPathComponent("existing")
+        try FileManager.default.createDirectory(at: existing, withIntermediateDirectories: false)
+        #expect(try await open(envelope, ["--out", existing.path]).status == 0)
+        #expect(FileManager.default.fileExists(atPath: existing.path))
+    }
+
     @Test func textIsShownWhenTheAttachmentsCannotBeSaved() async throws {
         let folder = try temporaryDirectory("unsaveable")
         let note = folder.appendingPathComponent("note.txt")

@@ -28,23 +28,29 @@ public struct SecmailHome: Sendable {
 enum FileSystem {
     /// Creates `url` and any missing parents, 0700; an existing directory (or a link to one) is
     /// left as it is. With mkdir(2) directly: FileManager's createDirectory costs a short command
-    /// about half a millisecond on first use.
-    static func createPrivateDirectory(_ url: URL) throws {
+    /// about half a millisecond on first use. Returns whether `url` itself was created.
+    @discardableResult
+    static func createPrivateDirectory(_ url: URL) throws -> Bool {
         let path = url.path
         func isDirectory() -> Bool {
             var info = stat()
             return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
         }
-        if mkdir(path, 0o700) == 0 { return }
+        if mkdir(path, 0o700) == 0 { return true }
         var failure = errno
         if failure == ENOENT, url.pathComponents.count > 1 {
             try createPrivateDirectory(url.deletingLastPathComponent())
-            if mkdir(path, 0o700) == 0 { return }
+            if mkdir(path, 0o700) == 0 { return true }
             failure = errno
         }
-        if failure == EEXIST, isDirectory() { return }
+        if failure == EEXIST, isDirectory() { return false }
         let reason = failure == EEXIST ? "a file of that name is in the way" : String(cString: strerror(failure))
         throw ClientError(.io, "cannot create directory \(path): \(reason)")
+    }
+
+    /// Removes the directory `url` if nothing is in it (rmdir(2) refuses one that is not empty).
+    static func removeDirectoryIfEmpty(_ url: URL) {
+        _ = rmdir(url.path)
     }
 
     /// Writes `bytes` to a new file with `permissions`, failing if it exists.
