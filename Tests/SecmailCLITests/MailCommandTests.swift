@@ -128,6 +128,9 @@ import Testing
         #expect(listed.contains("alice  key version 1") && listed.contains("bob    key version 1"), "\(listed)")
 
         await #expect(try alice.run(["rotate"]).status == 0)
+        // One's own rotated key is listed as compared, not as a pin that followed a rotation.
+        await #expect(try contacts(alice)["alice"]?["trust"] as? String == "compared")
+        await #expect(try contacts(alice)["alice"]?["keyVersion"] as? Int == 2)
         let second = try await alice.run(["send", "bob", "-m", "two"])
         let secondID = second.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let readSecond = try await bob.run(["read", secondID])

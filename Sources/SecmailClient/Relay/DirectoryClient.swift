@@ -218,7 +218,8 @@ public struct DirectoryClient {
             throw ClientError(.verificationFailed, "the relay accepted key version \(next.keyVersion) of \(next.name) but serves version \(logged.bundle.keyVersion) (\(logged.bundle.fingerprint.grouped))")
         }
         try keystore.commitRotation(next)
-        try ContactPins(home: home).pin(next, reason: .rotation)
+        // One's own new key needs no comparing: this home made it (as at registration).
+        try ContactPins(home: home).pin(next, reason: .compared)
         try relay.saveLogView()
         return next
     }
