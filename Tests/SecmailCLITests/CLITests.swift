@@ -55,6 +55,28 @@ import Testing
         #expect(result.stderr.contains("secmail init"))
     }
 
+    /// `export -o` replaces an earlier export of the same identity (refreshing it after a
+    /// rotation) and leaves any other file alone.
+    @Test func exportReplacesOnlyAnEarlierExportOfTheSameIdentity() throws {
+        let directory = try temporaryDirectory("export-over")
+        let precious = directory.appendingPathComponent("notes.txt")
+        try Data("keep me".utf8).write(to: precious)
+        let refused = try Users.alice.run(["export", "-o", precious.path])
+        #expect(refused.status == 1 && refused.stderr.contains("is not an earlier export of alice's identity"), "\(refused.stderr)")
+        #expect(try String(contentsOf: precious, encoding: .utf8) == "keep me")
+        let others = directory.appendingPathComponent("bob.id")
+        try Data(contentsOf: Users.bundle("bob")).write(to: others)
+        #expect(try Users.alice.run(["export", "-o", others.path]).status == 1)
+        #expect(try Data(contentsOf: others) == Data(contentsOf: Users.bundle("bob")))
+        let earlier = directory.appendingPathComponent("alice.id")
+        try Data("-----BEGIN SECMAIL IDENTITY-----\n".utf8).write(to: earlier)
+        #expect(try Users.alice.run(["export", "-o", earlier.path]).status == 1)
+        try Data(contentsOf: Users.bundle("alice")).write(to: earlier)
+        let replaced = try Users.alice.run(["export", "-o", earlier.path])
+        #expect(replaced.status == 0, "\(replaced.stderr)")
+        #expect(try Data(contentsOf: earlier) == Data(contentsOf: Users.bundle("alice")))
+    }
+
     @Test func exportPrintsTheArmoredBundle() throws {
         let result = try Users.alice.run(["export"])
         #expect(result.status == 0)
@@ -111,6 +133,21 @@ import Testing
 
     /// Without --from, `open` uses the sender's key among the pinned contacts, if it is the key
     /// the envelope names; else it says what to give.
+    /// A note sealed to oneself opens without --from and without any pin: the home's own key
+    /// signed it.
+    @Test func aNoteSealedToOneselfOpensWithoutFrom() async throws {
+        let directory = try temporaryDirectory("note-to-self")
+        let home = directory.appendingPathComponent("alice-home", isDirectory: true)
+        try FileManager.default.copyItem(at: Users.alice.home, to: home)
+        try? FileManager.default.removeItem(at: home.appendingPathComponent("contacts"))
+        let alice = CLIUser(name: "alice", home: home, passphrase: Users.alice.passphrase)
+        let envelope = directory.appendingPathComponent("self.smsg")
+        #expect(try await alice.run(["seal", "--to", Users.bundle("alice").path, "-m", "remember the milk", "-o", envelope.path]).status == 0)
+        let opened = try await alice.run(["open", envelope.path])
+        #expect(opened.status == 0 && opened.stdout == "│ remember the milk\n" && opened.stderr.contains("Verified: signed by alice"),
+                "\(opened.stdout) \(opened.stderr)")
+    }
+
     @Test func openWithoutFromUsesThePinnedSenderKey() async throws {
         let directory = try temporaryDirectory("open-pinned")
         let (envelope, _) = try await sealSample(into: directory)

@@ -44,7 +44,7 @@ struct ExportCommand: AsyncParsableCommand {
         commandName: "export",
         abstract: "Write your public identity bundle in armored text form.")
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("Write to this file instead of standard output.", valueName: "file"))
+    @Option(name: .shortAndLong, help: ArgumentHelp("Write to this file instead of standard output (an earlier export of yours there is replaced; any other file is left alone).", valueName: "file"))
     var output: String?
 
     @OptionGroup var homeOptions: HomeOptions
@@ -56,6 +56,11 @@ struct ExportCommand: AsyncParsableCommand {
             return
         }
         let url = URL(fileURLWithPath: output)
+        // Refreshing an earlier export (after a rotation, say) is the common case; anything else
+        // there is someone's data.
+        if FileManager.default.fileExists(atPath: output), (try? loadBundle(output))?.name != bundle.name {
+            throw CLIFailure(.failure, "\(output) exists and is not an earlier export of \(bundle.name)'s identity; choose another file")
+        }
         do {
             try Data(bundle.armored.utf8).write(to: url, options: .atomic)
         } catch {

@@ -28,7 +28,7 @@ struct OpenCommand: AsyncParsableCommand {
     func run() async throws {
         let source = try FileEnvelopeSource(url: URL(fileURLWithPath: input))
         let keystore = Keystore(home: homeOptions.secmailHome)
-        let sender = try from.map(loadBundle) ?? pinnedSender(of: source, in: keystore.home)
+        let sender = try from.map(loadBundle) ?? knownSender(of: source, in: keystore)
         // A message that is not for this identity, or not from `sender`, is said so before any
         // passphrase is asked; and the passphrase unlocks only the key versions it is sealed to.
         let listed = try EnvelopeOpener.readerKeys(in: source, sender: sender, among: keystore.recipientFingerprints())
@@ -51,11 +51,15 @@ struct OpenCommand: AsyncParsableCommand {
         }
     }
 
-    /// Without --from: the key the envelope names, if it is the one pinned for its sender (as
-    /// `lookup`, `send` or `read` pinned it). Anything else needs the bundle given.
-    private func pinnedSender(of source: EnvelopeSource, in home: SecmailHome) throws -> IdentityBundle {
+    /// Without --from: the key the envelope names, if it is one of this home's own key versions
+    /// (a note sealed to oneself) or the one pinned for its sender (as `lookup`, `send` or `read`
+    /// pinned it). Anything else needs the bundle given.
+    private func knownSender(of source: EnvelopeSource, in keystore: Keystore) throws -> IdentityBundle {
         let header = try EnvelopeOpener.readHeader(source)
-        guard let pinned = try ContactPins(home: home).pinned(header.senderName) else {
+        if let own = try? keystore.allBundles().first(where: { $0.fingerprint == header.senderFingerprint }) {
+            return own
+        }
+        guard let pinned = try ContactPins(home: keystore.home).pinned(header.senderName) else {
             throw CLIFailure(.failure, "\(header.senderName) is not among your pinned contacts: give their identity file with --from, or pin their key first (secmail lookup \(header.senderName))")
         }
         guard pinned.fingerprint == header.senderFingerprint else {
