@@ -17,7 +17,7 @@ struct OpenCommand: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("The envelope file.", valueName: "envelope"))
     var input: String
 
-    @Option(name: .long, help: ArgumentHelp("The sender's identity file (default: the sender's key among your pinned contacts).", valueName: "bundle"))
+    @Option(name: .long, help: ArgumentHelp("The sender's identity file (default: your own key, or the sender's among your pinned contacts).", valueName: "bundle"))
     var from: String?
 
     @OptionGroup var outputOptions: MessageOutputOptions
