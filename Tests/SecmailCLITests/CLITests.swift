@@ -252,6 +252,10 @@ import Testing
         #expect(try String(contentsOf: output, encoding: .utf8) == "keep me")
         let usage = try Users.alice.run(["seal", "-m", "x", "-o", directory.appendingPathComponent("u.smsg").path])
         #expect(usage.status == 64)
+        // A missing output folder is said before the passphrase is asked for (none is given here).
+        let noFolder = try runSecmail(["seal", "--to", Users.bundle("bob").path, "-m", "x", "-o", directory.appendingPathComponent("gone/u.smsg").path],
+                                      environment: ["SECMAIL_HOME": Users.alice.home.path])
+        #expect(noFolder.status == 1 && noFolder.stderr.contains("there is no folder \(directory.appendingPathComponent("gone").path)"), "\(noFolder.stderr)")
     }
 
     /// Tab completion (bash, as `--generate-completion-script bash` sets it up) offers the pinned

@@ -37,10 +37,7 @@ struct ImageOptimizeCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let outputURL = URL(fileURLWithPath: output)
-        guard !FileManager.default.fileExists(atPath: outputURL.path) else {
-            throw CLIFailure(.failure, "\(output) exists already; choose another output file")
-        }
+        let outputURL = try AtomicFile.checkCanCreate(output)
         let bytes = try readImage(input)
         let pipeline = ImagePipeline(effort: level)
         let (result, seconds) = try timed { try pipeline.optimizedPNG(bytes) }

@@ -33,10 +33,7 @@ struct SealCommand: AsyncParsableCommand {
         let recipients = try to.map(loadBundle)
         let checked = try compose.checkedAttachments()
         let text = try compose.text()
-        let outputURL = URL(fileURLWithPath: output)
-        guard !FileManager.default.fileExists(atPath: outputURL.path) else {
-            throw CLIFailure(.failure, "\(output) exists already; choose another output file")
-        }
+        let outputURL = try AtomicFile.checkCanCreate(output)
         let keystore = Keystore(home: homeOptions.secmailHome)
         // The passphrase before the image work, so nobody types into seconds of silence.
         let sender = try passphraseOptions.sender(keystore)
@@ -218,6 +215,24 @@ func compactingEmptyContainers(_ json: String) -> String {
 /// Writes a file through a temporary sibling that is renamed into place only on success, so a
 /// failed or interrupted write never leaves a partial file under the final name.
 enum AtomicFile {
+    /// The output file as typed, checked before any work it would waste (the passphrase, image
+    /// work, sealing): it must not exist, and its folder must exist and be writable.
+    static func checkCanCreate(_ output: String) throws -> URL {
+        let url = URL(fileURLWithPath: output)
+        guard !FileManager.default.fileExists(atPath: url.path) else {
+            throw CLIFailure(.failure, "\(output) exists already; choose another output file")
+        }
+        let folder = url.deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CLIFailure(.failure, "cannot write \(output): there is no folder \(folder)")
+        }
+        guard FileManager.default.isWritableFile(atPath: folder) else {
+            throw CLIFailure(.failure, "cannot write \(output): the folder \(folder) is not writable for you")
+        }
+        return url
+    }
+
     static func write<R>(to url: URL, _ body: (ByteSink) throws -> R) throws -> R {
         // A registered temporary: removed on failure, on Ctrl-C, or (after a crash) by a later run.
         TemporaryFiles.sweep(url.deletingLastPathComponent(), prefixes: ["secmail-partial"])
