@@ -122,6 +122,9 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
         try Data("a deposit not yet committed".utf8).write(to: inFlight)
         let invite = try await runSecmail(["relay", "invite", "--data", data.path], environment: [:])
         #expect(invite.status == 0, "\(invite.stderr)")
+        // The code alone on standard output (for scripts); how to use it on standard error.
+        let code = invite.stdout.trimmingCharacters(in: .newlines)
+        #expect(code.count == 32 && invite.stderr.contains("secmail register NAME --invite \(code)"), "\(invite.stdout) \(invite.stderr)")
         #expect(FileManager.default.fileExists(atPath: inFlight.path), "invite removed a deposit in flight")
 
         let relay = try await startRelay(data: data)

@@ -7,7 +7,7 @@ import SecmailRelay
 struct RelayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay",
-        abstract: "Run a relay: the key directory and its transparency log over TLS 1.3.",
+        abstract: "Run a relay: the key directory with its transparency log, and the mailboxes, over TLS 1.3.",
         subcommands: [RelayServeCommand.self, RelayInviteCommand.self, RelayBackupCommand.self],
         defaultSubcommand: RelayServeCommand.self)
 }
@@ -240,7 +240,9 @@ struct RelayInviteCommand: AsyncParsableCommand {
 
     func run() async throws {
         let relay = try PreparedRelay.prepare(try dataOptions.configuration())
-        Terminal.output(try relay.services.directory.createInvite() + "\n")
+        let code = try relay.services.directory.createInvite()
+        Terminal.output(code + "\n")
+        Terminal.info("Single use; the person registers with: secmail register NAME --invite \(code) --relay … (as the relay prints it)")
     }
 }
 
