@@ -20,6 +20,25 @@ import Testing
         }
     }
 
+    /// A header longer than the 16 KiB read first for it (48 recipients, about 20 KB) is read in
+    /// full and opens; so does one that fits.
+    @Test func aHeaderPastTheFirstReadOpens() throws {
+        let bob = Fixtures.bob
+        let others = try (2...48).map { number in
+            try IdentityBundle.create(name: IdentityName("bob\(number)"), createdAt: Fixtures.createdAt, signingKey: bob.signingKey,
+                                      encryptionKey: bob.encryptionKey.publicKey)
+        }
+        let sink = MemorySink()
+        _ = try EnvelopeSealer().seal(text: "to many", attachments: [], from: Fixtures.alice.sender,
+                                      to: others + [bob.bundle], into: sink)
+        let header = try EnvelopeOpener.readHeader(MemoryEnvelopeSource(sink.bytes))
+        #expect(header.encoded.count > Int(EnvelopeOpener.headerReadAhead), "\(header.encoded.count)")
+        #expect(header.recipients.count == 48)
+        let (message, _) = try open(sink.bytes, as: bob)
+        #expect(message.text == "to many")
+        #expect(try open(try seal(text: "to one"), as: bob).0.text == "to one")
+    }
+
     /// Plaintext overhead of one attachment named "a" typed application/octet-stream with empty text.
     static let overhead = 4 + 2 + (2 + 1 + 1 + 24 + 1 + 8)
 

@@ -284,11 +284,26 @@ public enum EnvelopeOpener {
     }
 
     private static func parseHeader(_ source: EnvelopeSource) throws -> (header: EnvelopeHeader, payloadOffset: UInt64) {
-        // No header is longer than its envelope: a small envelope needs no buffer of the largest
-        // header's size (275 KB for 256 recipients, which the relay zeroed twice per deposit).
-        let prefix = try source.read(at: 0, count: Int(min(UInt64(EnvelopeHeader.maximumEncodedLength), source.byteCount)))
-        var reader = ByteReader(prefix, subject: "envelope header")
+        // No header is longer than its envelope, nor than the largest header (275 KB, for 256
+        // recipients); most fit in a few KiB (about 1 KB a recipient). So the first 16 KiB are
+        // read, and the bound only for a header that runs past them: opening a 1 MiB envelope
+        // zeroed and read 275 KB three times.
+        let bound = min(UInt64(EnvelopeHeader.maximumEncodedLength), source.byteCount)
+        let readAhead = min(bound, Self.headerReadAhead)
+        if readAhead < bound {
+            var reader = ByteReader(try source.read(at: 0, count: Int(readAhead)), subject: "envelope header")
+            do {
+                let header = try EnvelopeHeader(reading: &reader)
+                return (header, UInt64(reader.offset))
+            } catch let error as FormatError where error.code == .truncated {
+                // A longer header: read up to the bound below.
+            }
+        }
+        var reader = ByteReader(try source.read(at: 0, count: Int(bound)), subject: "envelope header")
         let header = try EnvelopeHeader(reading: &reader)
         return (header, UInt64(reader.offset))
     }
+
+    /// How much of an envelope is read first for its header.
+    static let headerReadAhead: UInt64 = 16 << 10
 }
