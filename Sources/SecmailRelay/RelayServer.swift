@@ -228,7 +228,7 @@ public struct PreparedRelay: Sendable {
         } catch {
             throw RelayError(.storage, "\(directory.path) is readable by others (mode \(String(mode, radix: 8))) and cannot be made private: \(error.localizedDescription)")
         }
-        FileHandle.standardError.write(Data("secmail relay: \(directory.path) was open to others (mode \(String(mode, radix: 8))); it is now 700\n".utf8))
+        StandardStreams.writeError("secmail relay: \(directory.path) was open to others (mode \(String(mode, radix: 8))); it is now 700\n")
     }
 
     private static func loadOrCreateLogKey(at url: URL) throws -> Ed25519PrivateKey {

@@ -75,18 +75,18 @@ func classify(_ error: Error) -> (ExitStatus, String) {
 /// through `TerminalText`: they may quote what a sender or a relay chose.
 enum Terminal {
     static func info(_ message: String) {
-        FileHandle.standardError.write(Data((TerminalText.neutralised(message, keepingLineBreaks: true) + "\n").utf8))
+        StandardStreams.writeError(TerminalText.neutralised(message, keepingLineBreaks: true) + "\n")
     }
 
     /// One line: an error may carry a relay's reason, which must not start lines of its own.
     static func error(_ message: String) {
         // A progress line may be half drawn: the error starts on a cleared line.
         let clear = stderrIsTerminal ? "\r\u{1B}[K" : ""
-        FileHandle.standardError.write(Data((clear + "secmail: error: " + TerminalText.neutralised(message) + "\n").utf8))
+        StandardStreams.writeError(clear + "secmail: error: " + TerminalText.neutralised(message) + "\n")
     }
 
     static func output(_ text: String) {
-        FileHandle.standardOutput.write(Data(text.utf8))
+        StandardStreams.writeOutput(text)
     }
 
     /// Whether stderr is a terminal (progress lines are for people, not logs).
@@ -123,12 +123,12 @@ enum Terminal {
             case .entries: "\r\(label) \(String(format: "%3d", percent))%  \(done) / \(total) entries"
             }
             // Erase what a longer earlier line left to the right of this one.
-            FileHandle.standardError.write(Data((line + "\u{1B}[K").utf8))
+            StandardStreams.writeError(line + "\u{1B}[K")
             isVisible = true
         }
 
         func finish() {
-            if isVisible { FileHandle.standardError.write(Data("\n".utf8)) }
+            if isVisible { StandardStreams.writeError("\n") }
             isVisible = false
         }
     }
@@ -152,7 +152,7 @@ enum Terminal {
             timer.schedule(deadline: .now() + 1, repeating: 0.5)
             timer.setEventHandler { [unowned self] in
                 let seconds = Int(Date().timeIntervalSince(start))
-                FileHandle.standardError.write(Data("\r\(label)… \(seconds) s\u{1B}[K".utf8))
+                StandardStreams.writeError("\r\(label)… \(seconds) s\u{1B}[K")
                 isVisible = true
             }
             timer.resume()
@@ -162,7 +162,7 @@ enum Terminal {
             guard let timer else { return }
             timer.cancel()
             queue.sync {
-                if isVisible { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+                if isVisible { StandardStreams.writeError("\r\u{1B}[K") }
                 isVisible = false
             }
         }

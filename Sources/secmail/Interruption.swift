@@ -20,7 +20,7 @@ enum Interruption {
                 TerminalInput.restoreAfterInterruption()
                 TemporaryFiles.removeAll()
                 let clear = Terminal.stderrIsTerminal ? "\r\u{1B}[K" : ""
-                FileHandle.standardError.write(Data("\(clear)secmail: interrupted; nothing decrypted or half-written was kept\n".utf8))
+                StandardStreams.writeError("\(clear)secmail: interrupted; nothing decrypted or half-written was kept\n")
                 _exit(status)
             }
             source.resume()

@@ -135,4 +135,30 @@ public enum AtomicRename {
 public enum StandardStreams {
     /// Whether standard error is a terminal (progress lines are for people, not logs).
     public static var isStandardErrorTerminal: Bool { isatty(STDERR_FILENO) == 1 }
+
+    /// Writes all of `text` to standard output (write(2), again after a signal or a short write).
+    /// A failure is dropped: there is nowhere left to say it. Foundation's FileHandle and Data
+    /// cost a short command about half a millisecond on first use.
+    public static func writeOutput(_ text: String) { write(text, to: STDOUT_FILENO) }
+
+    /// As `writeOutput`, to standard error.
+    public static func writeError(_ text: String) { write(text, to: STDERR_FILENO) }
+
+    private static func write(_ text: String, to descriptor: Int32) {
+        var text = text
+        text.withUTF8 { bytes in
+            guard let start = bytes.baseAddress else { return }
+            var offset = 0
+            while offset < bytes.count {
+                let written = Glibc.write(descriptor, start + offset, bytes.count - offset)
+                if written > 0 {
+                    offset += written
+                } else if written < 0, errno == EINTR {
+                    continue
+                } else {
+                    return
+                }
+            }
+        }
+    }
 }

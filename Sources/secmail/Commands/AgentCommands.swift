@@ -38,7 +38,7 @@ struct AgentCommand: AsyncParsableCommand {
     func run() async throws {
         let home = homeOptions.secmailHome
         let agent = KeyAgent(home: home, idleTimeout: TimeInterval(idleTimeout.seconds)) { line in
-            FileHandle.standardError.write(Data("secmail agent[\(getpid())]: \(TerminalText.neutralised(line))\n".utf8))
+            StandardStreams.writeError("secmail agent[\(getpid())]: \(TerminalText.neutralised(line))\n")
         }
         var signalSources: [DispatchSourceSignal] = []
         defer { signalSources.forEach { $0.cancel() } }
