@@ -62,5 +62,10 @@ struct SecmailCommand: AsyncParsableCommand {
             Terminal.error(message)
             exit(withError: ExitCode(status.rawValue))
         }
+        // As coreutils do: a result that did not reach a full disk or a closed pipe fails the command.
+        if let failure = StandardStreams.outputFailure {
+            Terminal.error("cannot write to standard output: \(failure)")
+            exit(withError: ExitCode(ExitStatus.failure.rawValue))
+        }
     }
 }

@@ -77,6 +77,17 @@ import Testing
         #expect(try Data(contentsOf: earlier) == Data(contentsOf: Users.bundle("alice")))
     }
 
+    /// A result that cannot be written (a full disk, a closed standard output) fails the command
+    /// with a sentence, instead of exit 0 or a trap.
+    @Test func aResultThatCannotBeWrittenFailsTheCommand() throws {
+        for redirect in ["> /dev/full", ">&-"] {
+            let result = try runProcess(URL(fileURLWithPath: "/bin/sh"), ["-c", "exec \"$0\" export \(redirect)", SecmailBinary.url.path],
+                                        environment: ["SECMAIL_HOME": Users.alice.home.path])
+            #expect(result.status == 1, "\(redirect): \(result.status)")
+            #expect(result.stderr.contains("secmail: error: cannot write to standard output"), "\(redirect): \(result.stderr)")
+        }
+    }
+
     @Test func exportPrintsTheArmoredBundle() throws {
         let result = try Users.alice.run(["export"])
         #expect(result.status == 0)

@@ -137,17 +137,29 @@ public enum StandardStreams {
     public static var isStandardErrorTerminal: Bool { isatty(STDERR_FILENO) == 1 }
 
     /// Writes all of `text` to standard output (write(2), again after a signal or a short write).
-    /// A failure is dropped: there is nowhere left to say it. Foundation's FileHandle and Data
-    /// cost a short command about half a millisecond on first use.
-    public static func writeOutput(_ text: String) { write(text, to: STDOUT_FILENO) }
+    /// The first failure is kept in `outputFailure`, for the command to end with it (a result
+    /// that did not reach a full disk or a closed pipe is a failed command). Foundation's
+    /// FileHandle, which this replaces, stopped the process with a trap on such a failure.
+    public static func writeOutput(_ text: String) {
+        if let failure = write(text, to: STDOUT_FILENO) {
+            lock.withLock { if outputFailureStorage == nil { outputFailureStorage = failure } }
+        }
+    }
 
-    /// As `writeOutput`, to standard error.
-    public static func writeError(_ text: String) { write(text, to: STDERR_FILENO) }
+    /// Why something written to standard output did not get there, if it did not.
+    public static var outputFailure: String? { lock.withLock { outputFailureStorage } }
 
-    private static func write(_ text: String, to descriptor: Int32) {
+    /// As `writeOutput`, to standard error; a failure there has nowhere to be said.
+    public static func writeError(_ text: String) { _ = write(text, to: STDERR_FILENO) }
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var outputFailureStorage: String?
+
+    /// nil, or the reason the write failed.
+    private static func write(_ text: String, to descriptor: Int32) -> String? {
         var text = text
-        text.withUTF8 { bytes in
-            guard let start = bytes.baseAddress else { return }
+        return text.withUTF8 { bytes -> String? in
+            guard let start = bytes.baseAddress else { return nil }
             var offset = 0
             while offset < bytes.count {
                 let written = Glibc.write(descriptor, start + offset, bytes.count - offset)
@@ -156,9 +168,10 @@ public enum StandardStreams {
                 } else if written < 0, errno == EINTR {
                     continue
                 } else {
-                    return
+                    return written < 0 ? String(cString: strerror(errno)) : "nothing was written"
                 }
             }
+            return nil
         }
     }
 }
