@@ -39,6 +39,9 @@ import Testing
         #expect(weak.status == 1)
         #expect(weak.stderr.contains("at least 8 characters"))
         #expect(!FileManager.default.fileExists(atPath: home.appendingPathComponent("identity").path))
+        // Capitals are accepted and lowered, and init says so.
+        let capital = try runSecmail(["init", "Dave"], environment: ["SECMAIL_HOME": home.path, "SECMAIL_PASSPHRASE": "long enough passphrase"])
+        #expect(capital.status == 0 && capital.stderr.contains("Names are lower-case: you are dave."), "\(capital.stderr)")
     }
 
     @Test func noPassphraseAndNoTerminalFailsClearly() throws {

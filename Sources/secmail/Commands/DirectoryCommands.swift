@@ -70,7 +70,7 @@ struct RegisterCommand: AsyncParsableCommand {
             if existing == nil, try await relay.isRegistered(identityName) {
                 throw ClientError(.nameTaken, "the name \(identityName) is already registered on the relay at \(relay.address); choose another name")
             }
-            let bundle = try existing ?? InitCommand.createIdentity(identityName, in: keystore, passphraseOptions: passphraseOptions)
+            let bundle = try existing ?? InitCommand.createIdentity(identityName, typed: name, in: keystore, passphraseOptions: passphraseOptions)
             return (try await DirectoryClient(relay: relay).register(bundle, invite: invite), bundle, existing == nil)
         }
         Terminal.info("Registered \(bundle.name) on \(settings.url)")

@@ -23,14 +23,17 @@ struct InitCommand: AsyncParsableCommand {
         guard !keystore.hasIdentity else {
             throw CLIFailure(.failure, "\(keystore.home.url.path) already holds an identity (\(try keystore.currentBundle().name)); keys are never overwritten")
         }
-        let bundle = try Self.createIdentity(identityName, in: keystore, passphraseOptions: passphraseOptions)
+        let bundle = try Self.createIdentity(identityName, typed: name, in: keystore, passphraseOptions: passphraseOptions)
         Terminal.info("Share your public identity with: secmail export -o \(bundle.name).id")
     }
 
-    /// Asks for a new passphrase (twice on a terminal), enforces its length, creates the identity.
-    static func createIdentity(_ name: IdentityName, in keystore: Keystore, passphraseOptions: PassphraseOptions) throws -> IdentityBundle {
+    /// Asks for a new passphrase (twice on a terminal), enforces its length, creates the identity;
+    /// says so when the name was typed with capitals (names are lower-case).
+    static func createIdentity(_ name: IdentityName, typed: String, in keystore: Keystore,
+                               passphraseOptions: PassphraseOptions) throws -> IdentityBundle {
         let passphrase = try passphraseOptions.newPassphrase(for: name.value, minimumLength: minimumPassphraseLength,
                                                              given: passphraseOptions.givenPassphrase())
+        if typed != name.value { Terminal.info("Names are lower-case: you are \(name).") }
         Terminal.info("Generating two RSA-3072 keys for \(name)...")
         let bundle = try keystore.createIdentity(name: name, passphrase: passphrase)
         Terminal.info("Created identity \(bundle.name) (key version \(bundle.keyVersion)) in \(keystore.home.url.path)")
