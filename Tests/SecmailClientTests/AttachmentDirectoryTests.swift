@@ -8,20 +8,25 @@ import Testing
 
 /// What a reader's client does with a decrypted message's attachments.
 @Suite(.threadsOfTheirOwn) struct AttachmentDirectoryTests {
-    /// The output folder is made with its missing parents, 0700; a folder there already, or a
-    /// link to one, is used as it is; a file in the way is a clear error.
+    /// The output folder is made with its missing parents, 0700, and taken away again when
+    /// nothing was saved in it; a folder there already, or a link to one, is used as it is and
+    /// stays; a file in the way is a clear error.
     @Test func theOutputFolderIsMadeWithItsParentsOrUsedOrRefused() throws {
         let root = try makeTemporaryDirectory("output-folder")
         let nested = root.appendingPathComponent("a/b/c", isDirectory: true)
-        _ = try AttachmentDirectory(outputDirectory: nested).abort()
+        let made = try AttachmentDirectory(outputDirectory: nested)
         for folder in [root.appendingPathComponent("a"), root.appendingPathComponent("a/b"), nested] {
             let status = try FileStatus(path: folder.path)
             #expect(status.kind == .directory && status.permissions == 0o700, "\(folder.path)")
         }
+        made.abort()
+        #expect(!FileManager.default.fileExists(atPath: nested.path))
+        try FileManager.default.createDirectory(at: nested, withIntermediateDirectories: false)
         let link = root.appendingPathComponent("link")
         try FileManager.default.createSymbolicLink(at: link, withDestinationURL: nested)
         _ = try AttachmentDirectory(outputDirectory: link).abort()
         _ = try AttachmentDirectory(outputDirectory: nested).abort()
+        #expect(FileManager.default.fileExists(atPath: nested.path))
         let file = root.appendingPathComponent("file")
         try Data("x".utf8).write(to: file)
         #expect {
