@@ -286,8 +286,8 @@ public enum EnvelopeOpener {
     private static func parseHeader(_ source: EnvelopeSource) throws -> (header: EnvelopeHeader, payloadOffset: UInt64) {
         // No header is longer than its envelope, nor than the largest header (275 KB, for 256
         // recipients); most fit in a few KiB (about 1 KB a recipient). So the first 16 KiB are
-        // read, and the bound only for a header that runs past them: opening a 1 MiB envelope
-        // zeroed and read 275 KB three times.
+        // read, and up to the bound only for a header that runs past them: `open` reads the
+        // header three times (readHeader, readerKeys, verify), each into a zeroed buffer.
         let bound = min(UInt64(EnvelopeHeader.maximumEncodedLength), source.byteCount)
         let readAhead = min(bound, Self.headerReadAhead)
         if readAhead < bound {

@@ -138,8 +138,8 @@ public enum StandardStreams {
 
     /// Writes all of `text` to standard output (write(2), again after a signal or a short write).
     /// The first failure is kept in `outputFailure`, for the command to end with it (a result
-    /// that did not reach a full disk or a closed pipe is a failed command). Foundation's
-    /// FileHandle, which this replaces, stopped the process with a trap on such a failure.
+    /// that did not reach a full disk or a closed pipe is a failed command; Foundation's
+    /// FileHandle traps on such a failure).
     public static func writeOutput(_ text: String) {
         if let failure = write(text, to: STDOUT_FILENO) {
             lock.withLock { if outputFailureStorage == nil { outputFailureStorage = failure } }
