@@ -52,9 +52,10 @@ public typealias ImageConversionObserver = @Sendable (_ name: String) -> @Sendab
 public final class AttachmentDirectory: ContentSink {
     public let outputDirectory: URL
     private let staging: URL
-    /// Whether this object made the output directory, and so takes it away again when no file
-    /// was saved in it (a message without attachments leaves no empty mail/ID/ behind).
-    private let createdOutputDirectory: Bool
+    /// The outermost folder this object made for the output directory (it or a parent), which
+    /// it takes away again when no file was saved (a message without attachments leaves no
+    /// empty mail/ID/ behind); nil when the output directory was there.
+    private let createdFolder: URL?
     private let keepJPEG: Bool
     private let converting: ImageConversionObserver?
     private let budget: ConversionBudget
@@ -69,7 +70,7 @@ public final class AttachmentDirectory: ContentSink {
         self.keepJPEG = keepJPEG
         self.budget = budget
         self.converting = converting
-        createdOutputDirectory = try FileSystem.createPrivateDirectory(outputDirectory)
+        createdFolder = try FileSystem.createPrivateDirectory(outputDirectory)
         TemporaryFiles.sweep(outputDirectory, prefixes: ["secmail-staging"])
         staging = TemporaryFiles.path(in: outputDirectory, prefix: "secmail-staging", isDirectory: true)
         try FileSystem.createPrivateDirectory(staging)
@@ -255,7 +256,7 @@ public final class AttachmentDirectory: ContentSink {
 
     private func finish() {
         TemporaryFiles.remove(staging)
-        if createdOutputDirectory { FileSystem.removeDirectoryIfEmpty(outputDirectory) }
+        if let createdFolder { FileSystem.removeEmptyDirectories(from: outputDirectory, upTo: createdFolder) }
         isFinished = true
     }
 }

@@ -20,7 +20,11 @@ import Testing
             #expect(status.kind == .directory && status.permissions == 0o700, "\(folder.path)")
         }
         made.abort()
-        #expect(!FileManager.default.fileExists(atPath: nested.path))
+        #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("a").path))
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("a/b"), withIntermediateDirectories: true)
+        // Only what it made goes: a/b was there, so a/b/c goes and a/b stays.
+        try AttachmentDirectory(outputDirectory: nested).abort()
+        #expect(!FileManager.default.fileExists(atPath: nested.path) && FileManager.default.fileExists(atPath: root.appendingPathComponent("a/b").path))
         try FileManager.default.createDirectory(at: nested, withIntermediateDirectories: false)
         let link = root.appendingPathComponent("link")
         try FileManager.default.createSymbolicLink(at: link, withDestinationURL: nested)

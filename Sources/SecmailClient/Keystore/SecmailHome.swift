@@ -28,29 +28,34 @@ public struct SecmailHome: Sendable {
 enum FileSystem {
     /// Creates `url` and any missing parents, 0700; an existing directory (or a link to one) is
     /// left as it is. With mkdir(2) directly: FileManager's createDirectory costs a short command
-    /// about half a millisecond on first use. Returns whether `url` itself was created.
+    /// about half a millisecond on first use. Returns the outermost directory it created (`url`
+    /// or a parent of it), nil when `url` was there.
     @discardableResult
-    static func createPrivateDirectory(_ url: URL) throws -> Bool {
+    static func createPrivateDirectory(_ url: URL) throws -> URL? {
         let path = url.path
         func isDirectory() -> Bool {
             var info = stat()
             return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
         }
-        if mkdir(path, 0o700) == 0 { return true }
+        if mkdir(path, 0o700) == 0 { return url }
         var failure = errno
         if failure == ENOENT, url.pathComponents.count > 1 {
-            try createPrivateDirectory(url.deletingLastPathComponent())
-            if mkdir(path, 0o700) == 0 { return true }
+            let outermost = try createPrivateDirectory(url.deletingLastPathComponent())
+            if mkdir(path, 0o700) == 0 { return outermost ?? url }
             failure = errno
         }
-        if failure == EEXIST, isDirectory() { return false }
+        if failure == EEXIST, isDirectory() { return nil }
         let reason = failure == EEXIST ? "a file of that name is in the way" : String(cString: strerror(failure))
         throw ClientError(.io, "cannot create directory \(path): \(reason)")
     }
 
-    /// Removes the directory `url` if nothing is in it (rmdir(2) refuses one that is not empty).
-    static func removeDirectoryIfEmpty(_ url: URL) {
-        _ = rmdir(url.path)
+    /// Removes the empty directory `url`, then each empty parent up to and including `outermost`
+    /// (rmdir(2) refuses a directory that is not empty, which ends the walk).
+    static func removeEmptyDirectories(from url: URL, upTo outermost: URL) {
+        var folder = url
+        while rmdir(folder.path) == 0, folder.path != outermost.path {
+            folder = folder.deletingLastPathComponent()
+        }
     }
 
     /// Writes `bytes` to a new file with `permissions`, failing if it exists.
