@@ -51,20 +51,20 @@ struct OpenCommand: AsyncParsableCommand {
         }
     }
 
-    /// Without --from: the key the envelope names, if it is one of this home's own key versions
-    /// (a note sealed to oneself) or the one pinned for its sender (as `lookup`, `send` or `read`
-    /// pinned it). Anything else needs the bundle given.
+    /// Without --from: the key the envelope names, if it is the one pinned for its sender (as
+    /// `lookup`, `send` or `read` pinned it) or one of this home's own key versions (a note sealed
+    /// to oneself). Anything else needs the bundle given. The own bundles (each read and its
+    /// self-signature checked) are looked at only when the pin does not answer.
     private func knownSender(of source: EnvelopeSource, in keystore: Keystore) throws -> IdentityBundle {
         let header = try EnvelopeOpener.readHeader(source)
+        let pinned = try ContactPins(home: keystore.home).pinned(header.senderName)
+        if let pinned, pinned.fingerprint == header.senderFingerprint { return pinned }
         if let own = try? keystore.allBundles().first(where: { $0.fingerprint == header.senderFingerprint }) {
             return own
         }
-        guard let pinned = try ContactPins(home: keystore.home).pinned(header.senderName) else {
+        guard let pinned else {
             throw CLIFailure(.failure, "\(header.senderName) is not among your pinned contacts: give their identity file with --from, or pin their key first (secmail lookup \(header.senderName))")
         }
-        guard pinned.fingerprint == header.senderFingerprint else {
-            throw CLIFailure(.failure, "the envelope is signed with a key of \(header.senderName) (\(header.senderFingerprint.grouped)) other than the pinned one (key version \(pinned.keyVersion), \(pinned.fingerprint.grouped)): give the identity file it was signed with, with --from")
-        }
-        return pinned
+        throw CLIFailure(.failure, "the envelope is signed with a key of \(header.senderName) (\(header.senderFingerprint.grouped)) other than the pinned one (key version \(pinned.keyVersion), \(pinned.fingerprint.grouped)): give the identity file it was signed with, with --from")
     }
 }
