@@ -292,6 +292,33 @@ import Testing
         #expect(await commands.stop(relay.process) == 0)
     }
 
+    /// Two `read --all` of one home at once (two terminals, or a script beside a person) both
+    /// succeed: a message the other one fetched, kept and removed from the relay in the meantime
+    /// opens from its kept copy, and a removal the other one made first is as good as its own.
+    /// Before, the second said "no message … in the mailbox" for each such message and exited 1.
+    @Test func twoReadAllOfOneHomeAtOnceBothSucceed() async throws {
+        let (_, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("read-all-twice")
+        let texts = (1...8).map { "message \($0)" }
+        for text in texts {
+            let sent = try await alice.run(["send", "bob", "-m", text])
+            #expect(sent.status == 0, "\(sent.stderr)")
+        }
+        async let first = bob.run(["read", "--all", "--json"])
+        async let second = bob.run(["read", "--all", "--json"])
+        var shown: [[String]] = []
+        for result in try await [first, second] {
+            #expect(result.status == 0, "\(result.stderr)")
+            let read = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+            #expect(read.allSatisfy { $0["error"] == nil }, "\(read)")
+            shown.append(read.compactMap { $0["text"] as? String })
+        }
+        // Nothing is removed before a listing, so whichever listed first saw all eight.
+        #expect(shown.map(\.count).max() == texts.count, "\(shown)")
+        #expect(Set(shown.joined()) == Set(texts), "\(shown)")
+        await #expect(try inbox(bob).isEmpty)
+        #expect(await commands.stop(relay.process) == 0)
+    }
+
     /// `read` and `delete` take the first 4 or more digits of an id, as git takes a commit's: one
     /// match among the waiting messages (and for `read` those read before), else a clear refusal.
     @Test func readAndDeleteTakeTheFirstDigitsOfAnID() async throws {

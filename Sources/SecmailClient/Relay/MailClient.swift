@@ -301,7 +301,14 @@ public struct MailClient {
         try await declareReaderFeatures(token: token)
         let download = TemporaryFiles.path(in: receivedDirectory, prefix: "fetching")
         defer { TemporaryFiles.remove(download) }
-        let (source, header) = try await fetch(id, into: download, token: token, progress: downloadProgress)
+        let source: FileEnvelopeSource, header: EnvelopeHeader
+        do {
+            (source, header) = try await fetch(id, into: download, token: token, progress: downloadProgress)
+        } catch let error as ClientError where error.code == .noSuchMessage && kept.hasReceivedCopy(of: id) {
+            // Another command of this home read it since the check above (two `read --all` at
+            // once): it was kept before the relay's copy went, so it opens from that copy.
+            return try readKeptCopy(id, keyring: keyring, into: output, keepJPEG: keepJPEG, progress: progress, converting: converting)
+        }
         let (sender, senderContact) = try await senderBundle(for: header)
         let verified = try EnvelopeOpener.verify(source, sender: sender, keys: keyring.keys(for: source, from: sender), progress: progress)
         let now = Int64(Date().timeIntervalSince1970)
@@ -315,7 +322,11 @@ public struct MailClient {
         let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: keepJPEG, progress: progress, converting: converting)
         try keep(download, as: stored, sender: sender, id: id)
         // Stored and verified locally: now the relay's copy may go (P9).
-        try await relay.expect(204, RelayRequest(.DELETE, Endpoint.deleteMessage.path(id.hex), bearer: token), notFound: .relayRefused)
+        do {
+            try await relay.expect(204, RelayRequest(.DELETE, Endpoint.deleteMessage.path(id.hex), bearer: token), notFound: .noSuchMessage)
+        } catch let error as ClientError where error.code == .noSuchMessage {
+            // Gone already is as good: another command of this home read it at the same time.
+        }
         let notes = header.time < now - timeWindow.maximumAge
             ? ["this message was signed \(EnvelopeTimeWindow.describe(now - header.time)) ago"] : []
         return Read(message: opened.message, sender: sender, saved: opened.saved, notes: notes, readBefore: false,
@@ -331,7 +342,7 @@ public struct MailClient {
         fetch.timeout = .seconds(600)
         fetch.downloadProgress = progress
         fetch.maximumDownloadSize = try await listedSize(of: id, token: token)
-        try await relay.expect(200, fetch, notFound: .relayRefused)
+        try await relay.expect(200, fetch, notFound: .noSuchMessage)
         let source: FileEnvelopeSource
         let header: EnvelopeHeader
         do {
