@@ -63,10 +63,10 @@ struct PassphraseOptions: ParsableArguments {
     }
 
     /// Every key version's encryption key, for opening mail: the agent's, else unlocked here.
-    /// With `only`, the passphrase unlocks just those key versions (the agent holds them all).
+    /// With `only`, just those key versions (the passphrase unlocks no others).
     func recipientKeys(_ keystore: Keystore, only wanted: Set<Fingerprint>? = nil) throws -> [RecipientKey] {
         if let (agent, status) = try agentStatus(keystore) {
-            if let keys = try agent.recipientKeys(from: keystore, status: status) { return keys }
+            if let keys = try agent.recipientKeys(from: keystore, status: status, only: wanted) { return keys }
             noteStaleAgent()
         }
         return try unlock(keystore, agentCouldHelp: !noAgent) { try keystore.unlockRecipientKeys(passphrase: $0, only: wanted) }

@@ -64,9 +64,10 @@ public struct AgentClient: Sendable {
         return try SenderIdentity(bundle: bundle, signer: AgentSigner(agent: self, fingerprint: bundle.fingerprint))
     }
 
-    /// Every key version's encryption key, held by the agent; nil unless it holds them all.
-    public func recipientKeys(from keystore: Keystore, status: AgentStatus) throws -> [RecipientKey]? {
-        let fingerprints = try keystore.recipientFingerprints()
+    /// Every key version's encryption key, or only the versions `wanted` names (which the caller
+    /// read from the keystore already), held by the agent; nil unless it holds them all.
+    public func recipientKeys(from keystore: Keystore, status: AgentStatus, only wanted: Set<Fingerprint>? = nil) throws -> [RecipientKey]? {
+        let fingerprints = try wanted.map(Array.init) ?? keystore.recipientFingerprints()
         guard fingerprints.allSatisfy({ status.holds(.encryption, for: $0) }) else { return nil }
         return fingerprints.map { RecipientKey(fingerprint: $0, unwrapper: AgentUnwrapper(agent: self, fingerprint: $0)) }
     }
