@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Mail benchmark, release build, on 127.0.0.1: SENDERS concurrent senders deposit pre-sealed 1 KiB
 # messages for SECONDS, first with a new TLS 1.3 connection per message, then over kept-alive
-# connections (messages/s, p50/p99 latency, KiB the relay wrote to storage per message; the pool
-# of sealed messages is resized and the run repeated if the relay empties it early, so any rate
-# is measured over the whole time); then 400 more deposits with strace attached to the relay,
+# connections (messages/s, p50/p99 latency, the relay's CPU time and the KiB it wrote to storage
+# per message, the CPU time varying less with how busy the machine is than the rate; the pool of
+# sealed messages is resized and the run repeated if the relay empties it early, so any rate is
+# measured over the whole time); then 400 more deposits with strace attached to the relay,
 # reporting the syncs per deposit it observed (skipped where strace is missing); then one
 # envelope with a BIG_MIB attachment is deposited and fetched three times (MB/s), each time right
 # after scripts/bench-tls.sh's bulk measurement (our TLS client downloading 64 MiB bodies from

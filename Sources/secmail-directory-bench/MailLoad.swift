@@ -165,11 +165,14 @@ func timedMessages(relay: RelayAddress, mode: ConnectionMode, users: [MailUser],
     var poolSize = senders * 200
     for round in 1...4 {
         let pool = EnvelopePool(sealMessages(count: poolSize, users: users))
-        let writtenBefore = storageBytesWritten(pid: relayPID)
+        let writtenBefore = storageBytesWritten(pid: relayPID), cpuBefore = cpuSeconds(pid: relayPID)
         let run = try await timedDeposits(pool: pool, users: users, senders: senders, seconds: seconds, relay: relay, mode: mode)
-        var written = "unknown"
+        var written = "unknown", cpu = "unknown"
         if let before = writtenBefore, let after = storageBytesWritten(pid: relayPID) {
             written = String(format: "%.1f", Double(after - before) / 1024 / Double(max(1, run.latencies.count)))
+        }
+        if let before = cpuBefore, let after = cpuSeconds(pid: relayPID) {
+            cpu = String(format: "%.3f", (after - before) * 1000 / Double(max(1, run.latencies.count)))
         }
         let latencies = run.latencies.sorted()
         if run.ranDry, round < 4 {
@@ -179,9 +182,9 @@ func timedMessages(relay: RelayAddress, mode: ConnectionMode, users: [MailUser],
             poolSize = Int(rate * seconds * 1.5) + senders
             continue
         }
-        report(String(format: "messages_1kib mode=%@ senders=%d count=%d failures=%d seconds=%.2f per_second=%.1f latency_ms_p50=%.1f latency_ms_p99=%.1f relay_storage_kib_per_message=%@ pool=%d ran_dry=%@ relay_peak_rss_mib=%.1f",
+        report(String(format: "messages_1kib mode=%@ senders=%d count=%d failures=%d seconds=%.2f per_second=%.1f latency_ms_p50=%.1f latency_ms_p99=%.1f relay_cpu_ms_per_message=%@ relay_storage_kib_per_message=%@ pool=%d ran_dry=%@ relay_peak_rss_mib=%.1f",
                      mode.rawValue, senders, latencies.count, run.failures, run.seconds, Double(latencies.count) / run.seconds,
-                     percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, written, poolSize, run.ranDry ? "yes" : "no",
+                     percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, cpu, written, poolSize, run.ranDry ? "yes" : "no",
                      peakRSS(pid: relayPID)))
         if let first = run.firstFailure { fail("deposit failed: \(first)") }
         return

@@ -50,6 +50,18 @@ func peakRSS(pid: Int32) -> Double {
     return kib / 1024
 }
 
+/// The CPU time process `pid` has used so far, user and system, in seconds (fields 14 and 15 of
+/// /proc/PID/stat, in clock ticks), or nil where that is not readable. Per message it says what
+/// a deposit costs the relay, which varies less than a rate with how busy the machine is.
+func cpuSeconds(pid: Int32) -> Double? {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let end = stat.lastIndex(of: ")") else { return nil }
+    // After the command name in parentheses: field 3 (state) onwards.
+    let fields = stat[stat.index(after: end)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
 /// Bytes process `pid` has caused to be written to storage so far (`write_bytes` of
 /// /proc/PID/io: the WAL, checkpoints, envelope files), or nil where that is not readable.
 func storageBytesWritten(pid: Int32) -> Int? {

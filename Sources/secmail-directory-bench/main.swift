@@ -10,7 +10,8 @@
 //       registered names and verifying every answer as `secmail lookup` does.
 //   secmail-directory-bench mail URL CA SENDERS SECONDS BIG_MIB RELAY_PID [TLS_BENCH PORT CA]
 //       Against a running `secmail relay`: SENDERS registered users deposit pre-sealed 1 KiB
-//       messages to each other for SECONDS (messages per second, latency; a pool of sealed
+//       messages to each other for SECONDS (messages per second, latency, RELAY_PID's CPU time
+//       and storage writes per message; a pool of sealed
 //       messages that runs dry early is resized and the run repeated), then 400 more under strace
 //       (syncs per deposit), then one envelope with a BIG_MIB attachment is deposited and fetched
 //       three times (MB/s); the relay's peak RSS (VmHWM of RELAY_PID) is read after each phase.
