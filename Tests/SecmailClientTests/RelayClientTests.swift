@@ -1,6 +1,6 @@
 import Foundation
 import SecmailAPI
-import SecmailClient
+@testable import SecmailClient
 import SecmailCrypto
 import SecmailFormat
 @testable import SecmailRelay
@@ -235,6 +235,44 @@ import Testing
         let forkedEarlier = try Checkpoint(origin: first.origin, size: first.size, rootHash: otherRoot)
         let fork = #expect(throws: ClientError.self) { try DirectoryVerification.verifyExtension(of: forkedEarlier, to: second, proof: proof) }
         #expect(fork?.reason.contains("forked") == true)
+    }
+
+    /// Two commands of one home at once each save the log view they verified. The one that saves
+    /// last does not put relay.json back to its older checkpoint: the two are proven consistent
+    /// by the relay and the newer is kept. A checkpoint saved meanwhile that is not consistent
+    /// with this command's view is a fork: refused, with both kept as evidence.
+    @Test func aViewSavedMeanwhileByAnotherCommandIsNeitherRolledBackNorForked() async throws {
+        let relay = try await RunningRelay()
+        defer { Task { await relay.stop() } }
+        let connection = try await connect(relay)
+        _ = try await register("alice", on: connection)
+        let home = try pinnedHome(relay, "views-at-once")
+        func storedSize() throws -> UInt64? {
+            try RelaySettings.load(from: home).checkpoint.map { try Checkpoint(text: SignedNote.open($0, verifier: relay.services.signer.verifier)).size }
+        }
+        // The slower command verifies alice in a log of one entry, and saves last.
+        let slower = try RelayClient(home: home)
+        _ = try await slower.verifiedLookup(IdentityName("alice"))
+        _ = try await register("bob", on: connection)
+        let faster = try RelayClient(home: home)
+        _ = try await faster.verifiedLookup(IdentityName("bob"))
+        try await faster.saveLogView()
+        #expect(try storedSize() == 2)
+        try await slower.saveLogView()
+        #expect(try storedSize() == 2, "the slower command put the view back")
+
+        // A third command saves a checkpoint of three entries whose root is not the log's: a
+        // fork of what the others were shown (signed with the log key, as a lying relay can).
+        let third = try RelayClient(home: home)
+        _ = try await third.verifiedLookup(IdentityName("alice"))
+        _ = try await register("carol", on: connection)
+        _ = try await third.verifiedLookup(IdentityName("carol"))
+        var forged = try RelaySettings.load(from: home)
+        forged.checkpoint = try relay.services.signer.sign(size: 3, rootHash: [UInt8](repeating: 7, count: 32))
+        try forged.save(to: home)
+        let fork = await #expect(throws: ClientError.self) { try await third.saveLogView() }
+        #expect(fork?.code == .logInconsistent, "\(String(describing: fork))")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: home.url.appendingPathComponent("evidence").path).count == 1)
     }
 }
 

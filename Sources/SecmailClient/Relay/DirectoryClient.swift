@@ -55,7 +55,7 @@ public struct DirectoryClient {
         // Remembered only when the lookup shows them: a relay from before features at
         // registration ignores them, and the next `inbox` or `read` then declares them.
         if lookup.readerFeatures.map(\.rawValue).sorted() == declaration.features.sorted() { try declaration.remember() }
-        try relay.saveLogView()
+        try await relay.saveLogView()
         try ContactPins(home: home).pin(bundle, reason: .compared)
         guard let settings = relay.settings else { preconditionFailure("pinRelay sets the settings") }
         return settings
@@ -99,7 +99,7 @@ public struct DirectoryClient {
         guard own.bundle.fingerprint == identity.fingerprint else {
             throw ClientError(.keyNotCurrent, "the relay's log holds key version \(own.bundle.keyVersion) of \(identity.name), not this home's key version \(identity.keyVersion)")
         }
-        try relay.saveLogView()
+        try await relay.saveLogView()
     }
 
     /// The log verifier key the relay serves, and the answer that carried it (with the TLS key and
@@ -127,7 +127,7 @@ public struct DirectoryClient {
     /// advanced log view.
     public func lookup(_ name: IdentityName) async throws -> Contact {
         let contact = try await verifiedContact(name)
-        try relay.saveLogView()
+        try await relay.saveLogView()
         return contact
     }
 
@@ -184,7 +184,7 @@ public struct DirectoryClient {
         let pins = ContactPins(home: home)
         let earlier = try pins.pinned(name)
         try pins.pin(lookup.bundle, reason: .compared)
-        try relay.saveLogView()
+        try await relay.saveLogView()
         return (lookup.bundle, earlier)
     }
 
@@ -220,7 +220,7 @@ public struct DirectoryClient {
         try keystore.commitRotation(next)
         // One's own new key needs no comparing: this home made it (as at registration).
         try ContactPins(home: home).pin(next, reason: .compared)
-        try relay.saveLogView()
+        try await relay.saveLogView()
         return next
     }
 
@@ -271,7 +271,7 @@ public struct DirectoryClient {
         }
         if report.foreignEntries.isEmpty {
             try state.save(.audit, to: home)
-            try relay.saveLogView()
+            try await relay.saveLogView()
         }
         return report
     }
@@ -294,7 +294,7 @@ public struct DirectoryClient {
         let first = state.frontier.size
         try await relay.replayLog(&state, to: checkpoint, progress: progress) { _, _ in }
         try state.save(.monitor, to: home)
-        try relay.saveLogView()
+        try await relay.saveLogView()
         return MonitorReport(treeSize: checkpoint.size, entriesRead: checkpoint.size - first, names: state.replay.values.count,
                              mapRoot: try state.replay.root())
     }

@@ -42,7 +42,7 @@ public struct MailClient {
         let directory = DirectoryClient(relay: relay)
         var contacts: [DirectoryClient.Contact] = []
         for name in names { contacts.append(try await directory.verifiedContact(name)) }
-        try relay.saveLogView()
+        try await relay.saveLogView()
         return contacts
     }
 
@@ -247,7 +247,7 @@ public struct MailClient {
             try await relay.expect(204, RelayRequest(.DELETE, Endpoint.deleteMessage.path(id.hex), bearer: token), notFound: .relayRefused)
             deleted.append(id)
         }
-        try relay.saveLogView()
+        try await relay.saveLogView()
         return Purge(deleted: deleted, kept: kept, undecided: undecided)
     }
 
@@ -318,7 +318,7 @@ public struct MailClient {
             throw ClientError(.verificationFailed, "message \(id) is dated \(EnvelopeTimeWindow.describe(header.time - now)) in the future (at most \(EnvelopeTimeWindow.describe(timeWindow.futureSkew)) is allowed): refused\(slowClock)")
         }
         try await relay.compareView(withSenderCheckpoint: header.senderCheckpoint, sender: header.senderName, messageID: id)
-        try relay.saveLogView()
+        try await relay.saveLogView()
         let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: keepJPEG, progress: progress, converting: converting)
         try keep(download, as: stored, sender: sender, id: id)
         // Stored and verified locally: now the relay's copy may go (P9).
@@ -421,7 +421,7 @@ public struct MailClient {
     /// replaced (beyond the allowed skew): a retired key, perhaps stolen, signs nothing new.
     private func senderBundle(for header: EnvelopeHeader) async throws -> (IdentityBundle, DirectoryClient.Contact) {
         let contact = try await DirectoryClient(relay: relay).verifiedContact(header.senderName)
-        try relay.saveLogView()
+        try await relay.saveLogView()
         if contact.bundle.fingerprint == header.senderFingerprint { return (contact.bundle, contact) }
         let history = try await relay.verifiedHistory(header.senderName, at: contact.lookup)
         guard let index = history.firstIndex(where: { $0.bundle.fingerprint == header.senderFingerprint }) else {

@@ -12,12 +12,54 @@ extension RelayClient {
     }
 
     /// Writes the pins and the last accepted checkpoint to relay.json, when they changed: most
-    /// commands see the checkpoint they already stored, and an unchanged file is not rewritten
-    /// (nor is a newer checkpoint that another command saved meanwhile put back to this one).
-    public func saveLogView() throws {
-        guard let settings, settings != savedSettings else { return }
+    /// commands see the checkpoint they already stored, and an unchanged file is not rewritten.
+    /// Another command of this home may have saved a checkpoint since this one read relay.json
+    /// (two commands at once): the two must be consistent, checked as a sender's checkpoint is,
+    /// and the newer is written, so the stored view never goes back to an older tree, nor to a
+    /// fork of the other command's, unnoticed.
+    public func saveLogView() async throws {
+        guard settings != nil, settings != savedSettings else { return }
+        if let onDisk = try? RelaySettings.load(from: home), let saved = savedSettings,
+           onDisk.logVerifierKey == saved.logVerifierKey, let note = onDisk.checkpoint,
+           note != saved.checkpoint, note != settings?.checkpoint {
+            try await reconcile(withCheckpointSavedMeanwhile: note)
+        }
+        guard let settings else { return }
         try settings.save(to: home)
         savedSettings = settings
+    }
+
+    /// `note`, which another command of this home saved while this one ran, against this
+    /// command's view: the newer of the two becomes this command's view; a fork is refused.
+    private func reconcile(withCheckpointSavedMeanwhile note: String) async throws {
+        let theirs: Checkpoint
+        do {
+            theirs = try Checkpoint(text: SignedNote.open(note, verifier: try logVerifier()))
+        } catch {
+            throw ClientError(.corruptState, "the checkpoint another secmail command saved in relay.json meanwhile does not verify with the pinned log key")
+        }
+        let ours = try storedCheckpoint()
+        guard try await isConsistentWithView(theirs, note: note) else {
+            let path = try keepForkEvidence(note, from: "saved meanwhile by another secmail command of this home", label: "home",
+                                            finding: "the checkpoint another command saved (\(theirs.size) entries) and this command's (\(ours?.size ?? 0) entries) are not consistent")
+            throw ClientError(.logInconsistent, "the relay showed two secmail commands of this home logs that are not consistent (\(theirs.size) and \(ours?.size ?? 0) entries): it shows different views of its log. Do not trust keys from it; both signed checkpoints are kept as evidence in \(path)")
+        }
+    }
+
+    /// Whether `theirs`, a checkpoint of this relay's log, and this client's view are consistent
+    /// (a proof asked of the relay from the smaller tree to the larger, which it cannot make
+    /// between two forks); when they are and `theirs` is newer, it becomes this client's view.
+    private func isConsistentWithView(_ theirs: Checkpoint, note: String) async throws -> Bool {
+        guard let ours = try storedCheckpoint(), ours.size > 0 else {
+            settings?.checkpoint = note
+            return true
+        }
+        let (older, newer) = theirs.size <= ours.size ? (theirs, ours) : (ours, theirs)
+        let proof = newer.size > older.size ? try await consistencyProof(from: older.size, to: newer.size) : []
+        guard older.size == 0 || MerkleProof.verifyConsistency(oldSize: older.size, newSize: newer.size, oldRoot: older.rootHash,
+                                                               newRoot: newer.rootHash, proof: proof) else { return false }
+        if theirs.size > ours.size { settings?.checkpoint = note }
+        return true
     }
 
     /// Takes the pins of a relay contacted for the first time: its TLS key as seen on this
@@ -88,22 +130,18 @@ extension RelayClient {
         do {
             theirs = try Checkpoint(text: SignedNote.open(note, verifier: verifier))
         } catch {
-            let path = try keepForkEvidence(note, sender: sender, messageID: messageID, finding: "the sender's checkpoint names this log but is not signed by the pinned log key")
+            let path = try keepForkEvidence(note, from: "signed by \(sender) with the message", message: "\(messageID) from \(sender)",
+                                            label: String(messageID.hex.prefix(8)),
+                                            finding: "the sender's checkpoint names this log but is not signed by the pinned log key")
             throw ClientError(.logInconsistent, "the checkpoint \(sender) signed with message \(messageID) names this relay's log but is not signed by the log key you pinned: someone shows \(sender) a different log. Both views are kept as evidence in \(path)")
         }
-        guard let ours = try storedCheckpoint(), ours.size > 0 else {
-            settings?.checkpoint = note
-            return
+        let ours = try storedCheckpoint()
+        guard try await isConsistentWithView(theirs, note: note) else {
+            let path = try keepForkEvidence(note, from: "signed by \(sender) with the message", message: "\(messageID) from \(sender)",
+                                            label: String(messageID.hex.prefix(8)),
+                                            finding: "the sender's checkpoint (\(theirs.size) entries) and this client's (\(ours?.size ?? 0) entries) are not consistent")
+            throw ClientError(.logInconsistent, "the relay's log that \(sender) saw (\(theirs.size) entries) and the one you saw (\(ours?.size ?? 0) entries) are not consistent: the relay shows different users different logs (a split view). Do not trust keys from it; both signed checkpoints are kept as evidence in \(path)")
         }
-        let (older, newer) = theirs.size <= ours.size ? (theirs, ours) : (ours, theirs)
-        let proof = newer.size > older.size ? try await consistencyProof(from: older.size, to: newer.size) : []
-        guard older.size == 0 || MerkleProof.verifyConsistency(oldSize: older.size, newSize: newer.size, oldRoot: older.rootHash,
-                                                               newRoot: newer.rootHash, proof: proof) else {
-            let path = try keepForkEvidence(note, sender: sender, messageID: messageID,
-                                            finding: "the sender's checkpoint (\(theirs.size) entries) and this client's (\(ours.size) entries) are not consistent")
-            throw ClientError(.logInconsistent, "the relay's log that \(sender) saw (\(theirs.size) entries) and the one you saw (\(ours.size) entries) are not consistent: the relay shows different users different logs (a split view). Do not trust keys from it; both signed checkpoints are kept as evidence in \(path)")
-        }
-        if theirs.size > ours.size { settings?.checkpoint = note }
     }
 
     /// The checkpoint stored in relay.json, verified with the pinned log key.
@@ -123,18 +161,19 @@ extension RelayClient {
         return try answer.proof.map(DirectoryVerification.decode)
     }
 
-    /// Writes both checkpoints of a fork to $SECMAIL_HOME/evidence/ and returns the file's path.
-    private func keepForkEvidence(_ theirs: String, sender: IdentityName, messageID: MessageID, finding: String) throws -> String {
+    /// Writes both checkpoints of a fork to $SECMAIL_HOME/evidence/ and returns the file's path;
+    /// `source` says where `theirs` came from (`message`: the one that carried it), `label` ends
+    /// the file's name.
+    private func keepForkEvidence(_ theirs: String, from source: String, message: String? = nil, label: String, finding: String) throws -> String {
         let directory = home.url.appendingPathComponent("evidence", isDirectory: true)
         try FileSystem.createPrivateDirectory(directory)
-        let file = directory.appendingPathComponent("fork-\(Int64(Date().timeIntervalSince1970))-\(messageID.hex.prefix(8)).txt")
+        let file = directory.appendingPathComponent("fork-\(Int64(Date().timeIntervalSince1970))-\(label).txt")
         let text = """
             secmail split-view evidence
             finding: \(finding)
-            relay: \(url.absoluteString)
-            message: \(messageID) from \(sender)
+            relay: \(url.absoluteString)\(message.map { "\nmessage: \($0)" } ?? "")
 
-            checkpoint signed by \(sender) with the message:
+            checkpoint \(source):
             \(theirs)
             checkpoint this client had accepted:
             \(settings?.checkpoint ?? "(none)")
