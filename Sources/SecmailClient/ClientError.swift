@@ -41,8 +41,9 @@ public struct ClientError: Error, Sendable, Equatable, CustomStringConvertible {
         /// This computer's clock is too far from the relay's for the relay to take what this
         /// client dates and signs.
         case clockSkewed
-        /// Another command is changing this home's keys (a rotation, a passphrase change).
-        case keystoreBusy
+        /// Another command holds a lock of this home: it is changing the keys (a rotation, a
+        /// passphrase change), or saving the relay's log view.
+        case homeBusy
         /// The relay answered something that is not its API (malformed JSON, a wrong status).
         case malformedAnswer
         /// The key agent failed or stopped in the middle of a command.

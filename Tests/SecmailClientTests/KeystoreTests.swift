@@ -109,7 +109,7 @@ import Testing
             do {
                 let held = try keystore.lockForKeyChange()
                 let refused = #expect(throws: ClientError.self) { try keystore.changePassphrase(from: passphrase, to: renewed) }
-                #expect(refused?.code == .keystoreBusy && refused?.reason.contains("process \(getpid())") == true, "\(refused?.reason ?? "")")
+                #expect(refused?.code == .homeBusy && refused?.reason.contains("process \(getpid())") == true, "\(refused?.reason ?? "")")
                 withExtendedLifetime(held) {}
             }
             #expect(try keystore.changePassphrase(from: passphrase, to: renewed) == 2)

@@ -274,6 +274,26 @@ import Testing
         #expect(fork?.code == .logInconsistent, "\(String(describing: fork))")
         #expect(try FileManager.default.contentsOfDirectory(atPath: home.url.appendingPathComponent("evidence").path).count == 1)
     }
+
+    /// Saving the view takes `relay.lock` in the home from its second reading of relay.json to
+    /// its write, so that two commands saving at once take turns: a save waits while another
+    /// holder has the lock, and writes once it is released.
+    @Test func commandsSavingTheViewAtOnceTakeTurns() async throws {
+        let relay = try await RunningRelay()
+        defer { Task { await relay.stop() } }
+        _ = try await register("alice", on: try await connect(relay))
+        let home = try pinnedHome(relay, "views-in-turn")
+        let client = try RelayClient(home: home)
+        _ = try await client.verifiedLookup(IdentityName("alice"))
+        var other: ExclusiveFileLock? = try #require(try ExclusiveFileLock.acquire(home.url.appendingPathComponent("relay.lock").path).lock)
+        let saving = Task { try await client.saveLogView() }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try RelaySettings.load(from: home).checkpoint == nil, "saved while another command held relay.lock")
+        #expect(other != nil)
+        other = nil
+        try await saving.value
+        #expect(try RelaySettings.load(from: home).checkpoint != nil)
+    }
 }
 
 /// A relay clock on which each of the first `lateAnswers` sign-in answers arrives a second after

@@ -111,22 +111,17 @@ public struct Keystore: Sendable {
     /// moment by a child process that is starting (it shares the lock until its exec closes it).
     public func lockForKeyChange() throws -> ExclusiveFileLock {
         try home.ensureExists()
-        let path = home.url.appendingPathComponent("keys.lock").path
-        let deadline = ContinuousClock.now + .seconds(2)
-        while true {
-            let acquired: (lock: ExclusiveFileLock?, holder: Int32?)
-            do {
-                acquired = try ExclusiveFileLock.acquire(path)
-            } catch let error as FormatError {
-                throw ClientError(.io, error.reason)
-            }
-            if let lock = acquired.lock { return lock }
-            guard ContinuousClock.now < deadline else {
-                let holder = acquired.holder.map { " (process \($0))" } ?? ""
-                throw ClientError(.keystoreBusy, "another secmail command\(holder) is changing the keys of \(home.url.path); run this again once it has finished")
-            }
-            usleep(20_000)
+        let acquired: (lock: ExclusiveFileLock?, holder: Int32?)
+        do {
+            acquired = try ExclusiveFileLock.acquire(home.url.appendingPathComponent("keys.lock").path, waitingUpTo: .seconds(2))
+        } catch let error as FormatError {
+            throw ClientError(.io, error.reason)
         }
+        guard let lock = acquired.lock else {
+            let holder = acquired.holder.map { " (process \($0))" } ?? ""
+            throw ClientError(.homeBusy, "another secmail command\(holder) is changing the keys of \(home.url.path); run this again once it has finished")
+        }
+        return lock
     }
 
     /// Removes a pending version the relay refused (it never became current or public).

@@ -28,6 +28,16 @@ public final class ExclusiveFileLock: @unchecked Sendable {
         return (ExclusiveFileLock(descriptor: descriptor), nil)
     }
 
+    /// `acquire`, trying again every 20 ms for up to `patience` while another process holds it.
+    public static func acquire(_ path: String, waitingUpTo patience: Duration) throws -> (lock: ExclusiveFileLock?, holder: Int32?) {
+        let deadline = ContinuousClock.now + patience
+        while true {
+            let acquired = try acquire(path)
+            if acquired.lock != nil || ContinuousClock.now >= deadline { return acquired }
+            usleep(20_000)
+        }
+    }
+
     private init(descriptor: Int32) {
         self.descriptor = descriptor
     }
