@@ -110,18 +110,7 @@ public struct Keystore: Sendable {
     /// held elsewhere is waited for up to two seconds: a lock just released may still be held a
     /// moment by a child process that is starting (it shares the lock until its exec closes it).
     public func lockForKeyChange() throws -> ExclusiveFileLock {
-        try home.ensureExists()
-        let acquired: (lock: ExclusiveFileLock?, holder: Int32?)
-        do {
-            acquired = try ExclusiveFileLock.acquire(home.url.appendingPathComponent("keys.lock").path, waitingUpTo: .seconds(2))
-        } catch let error as FormatError {
-            throw ClientError(.io, error.reason)
-        }
-        guard let lock = acquired.lock else {
-            let holder = acquired.holder.map { " (process \($0))" } ?? ""
-            throw ClientError(.homeBusy, "another secmail command\(holder) is changing the keys of \(home.url.path); run this again once it has finished")
-        }
-        return lock
+        try home.lock("keys.lock", waitingUpTo: .seconds(2), holderIs: "changing the keys of")
     }
 
     /// Removes a pending version the relay refused (it never became current or public).

@@ -21,6 +21,24 @@ public struct SecmailHome: Sendable {
     func ensureExists() throws {
         try FileSystem.createPrivateDirectory(url)
     }
+
+    /// Takes the lock file `name` in the home (flock; released when the returned lock goes, or
+    /// the process ends), waiting up to `patience` for another command to let go of it; then
+    /// `homeBusy`, saying what the holder is `doing` ("changing the keys of", with the home's path).
+    func lock(_ name: String, waitingUpTo patience: Duration, holderIs doing: String) throws -> ExclusiveFileLock {
+        try ensureExists()
+        let acquired: (lock: ExclusiveFileLock?, holder: Int32?)
+        do {
+            acquired = try ExclusiveFileLock.acquire(url.appendingPathComponent(name).path, waitingUpTo: patience)
+        } catch let error as FormatError {
+            throw ClientError(.io, error.reason)
+        }
+        guard let lock = acquired.lock else {
+            let holder = acquired.holder.map { " (process \($0))" } ?? ""
+            throw ClientError(.homeBusy, "another secmail command\(holder) is \(doing) \(url.path); run this again once it has finished")
+        }
+        return lock
+    }
 }
 
 /// File operations with the permissions secmail promises: directories 0700, secrets 0600,

@@ -19,7 +19,9 @@ extension RelayClient {
     /// fork of the other command's, unnoticed.
     public func saveLogView() async throws {
         guard settings != nil, settings != savedSettings else { return }
-        let turn = try lockRelaySettings()
+        // Held from reading relay.json again to writing it, so that two commands saving at once
+        // take turns (a holder keeps it for one consistency proof at most).
+        let turn = try home.lock("relay.lock", waitingUpTo: .seconds(10), holderIs: "saving the relay's log view in")
         defer { withExtendedLifetime(turn) {} }
         if let onDisk = try? RelaySettings.load(from: home), let saved = savedSettings,
            onDisk.logVerifierKey == saved.logVerifierKey, let note = onDisk.checkpoint,
@@ -29,23 +31,6 @@ extension RelayClient {
         guard let settings else { return }
         try settings.save(to: home)
         savedSettings = settings
-    }
-
-    /// `relay.lock` in the home, held from reading relay.json again to writing it, so that two
-    /// commands saving at once take turns (a holder keeps it for one consistency proof at most).
-    private func lockRelaySettings() throws -> ExclusiveFileLock {
-        try home.ensureExists()
-        let acquired: (lock: ExclusiveFileLock?, holder: Int32?)
-        do {
-            acquired = try ExclusiveFileLock.acquire(home.url.appendingPathComponent("relay.lock").path, waitingUpTo: .seconds(10))
-        } catch let error as FormatError {
-            throw ClientError(.io, error.reason)
-        }
-        guard let lock = acquired.lock else {
-            let holder = acquired.holder.map { " (process \($0))" } ?? ""
-            throw ClientError(.homeBusy, "another secmail command\(holder) has been saving the relay's log view in \(home.url.path) for 10 seconds; run this again once it has finished")
-        }
-        return lock
     }
 
     /// `note`, which another command of this home saved while this one ran, against this
