@@ -288,20 +288,20 @@ public enum EnvelopeOpener {
         // recipients); most fit in a few KiB (about 1 KB a recipient). So the first 16 KiB are
         // read, and up to the bound only for a header that runs past them: `open` reads the
         // header three times (readHeader, readerKeys, verify), each into a zeroed buffer.
+        func parse(first count: UInt64) throws -> (header: EnvelopeHeader, payloadOffset: UInt64) {
+            var reader = ByteReader(try source.read(at: 0, count: Int(count)), subject: "envelope header")
+            return (try EnvelopeHeader(reading: &reader), UInt64(reader.offset))
+        }
         let bound = min(UInt64(EnvelopeHeader.maximumEncodedLength), source.byteCount)
         let readAhead = min(bound, Self.headerReadAhead)
         if readAhead < bound {
-            var reader = ByteReader(try source.read(at: 0, count: Int(readAhead)), subject: "envelope header")
             do {
-                let header = try EnvelopeHeader(reading: &reader)
-                return (header, UInt64(reader.offset))
+                return try parse(first: readAhead)
             } catch let error as FormatError where error.code == .truncated {
                 // A longer header: read up to the bound below.
             }
         }
-        var reader = ByteReader(try source.read(at: 0, count: Int(bound)), subject: "envelope header")
-        let header = try EnvelopeHeader(reading: &reader)
-        return (header, UInt64(reader.offset))
+        return try parse(first: bound)
     }
 
     /// How much of an envelope is read first for its header.
