@@ -132,21 +132,21 @@ import Testing
         #expect(events[directorySynced...].contains { $0.kind == .answer }, "no request after the copy was kept: \(events.map(\.description))")
     }
 
-    /// `seal` starts the payload's disk writes before it signs (which may wait for the key agent),
-    /// so that its fsync waits for little more than the signature: sync_file_range calls over the
-    /// written payload (one after another from 0, the last ending short of the signature trailer)
-    /// complete before the staged file's fsync, and that before the rename to the output.
-    @Test func sealStartsThePayloadForDiskBeforeItsSignatureAndSync() async throws {
-        let folder = try temporaryDirectory("seal-writeback")
+    /// `seal` starts syncing the payload before it signs (which may wait for the key agent), so
+    /// that its fsync waits for little more than the signature: a data sync of the staged file
+    /// starts once the payload (all but the last KiB, the signature's trailer) is written, and
+    /// ends before the staged file's fsync, which comes before the rename to the output.
+    @Test func sealSyncsThePayloadBeforeItsSignatureAndFinalSync() async throws {
+        let folder = try temporaryDirectory("seal-early-sync")
         let attachment = folder.appendingPathComponent("data.bin")
         try Data(SystemRandom().bytes(count: 600_000)).write(to: attachment)
         let output = folder.appendingPathComponent("sealed.smsg")
         let trace = folder.appendingPathComponent("seal.strace")
         let alice = Users.alice
-        let traced = try await run("strace", ["-f", "-qq", "-yy", "-o", trace.path, "-e", "trace=sync_file_range,fsync,rename,renameat,renameat2",
+        let traced = try await run("strace", ["-f", "-qq", "-yy", "-o", trace.path, "-e", "trace=write,fdatasync,fsync,rename,renameat,renameat2",
                                               "-E", "SECMAIL_HOME=\(alice.home.path)", "-E", "SECMAIL_PASSPHRASE=\(alice.passphrase)",
                                               "--", SecmailBinary.url.path, "seal", "--to", Users.bundle("bob").path,
-                                              "-m", "written early", "--attach", attachment.path, "-o", output.path])
+                                              "-m", "synced early", "--attach", attachment.path, "-o", output.path])
         #expect(traced.status == 0, "\(traced.stderr)")
         let size = try #require(try FileManager.default.attributesOfItem(atPath: output.path)[.size] as? Int)
 
@@ -154,15 +154,28 @@ import Testing
         let renamed = try #require(lines.firstIndex { $0.contains("rename") && $0.contains(output.path) && $0.hasSuffix("= 0") }, "\(lines)")
         let staged = try #require(lines[renamed].firstMatch(of: /rename[a-z0-9]*\((?:AT_FDCWD, )?"([^"]+)"/)?.1, "\(lines[renamed])")
         let synced = try #require(lines.firstIndex { $0.contains("fsync(") && $0.contains("<\(staged)>") }, "\(lines)")
-        let writebacks = lines.indices.filter { lines[$0].contains("sync_file_range(") && lines[$0].contains("<\(staged)>") }
-        var covered = 0
-        for index in writebacks {
-            let range = try #require(lines[index].firstMatch(of: /sync_file_range\([^,]*, (\d+), (\d+),/), "\(lines[index])")
-            #expect(Int(range.1) == covered, "writeback from \(range.1), after \(covered) bytes: \(lines)")
-            covered = (Int(range.1) ?? 0) + (Int(range.2) ?? 0)
+        // The bytes asked to be written to the staged file before each line (a write's count is
+        // on the line where it starts, finished or not).
+        var writtenBefore: [Int] = []
+        var written = 0
+        for line in lines {
+            writtenBefore.append(written)
+            if line.contains("write(") && line.contains("<\(staged)>"),
+               let count = line.firstMatch(of: /.*, (\d+)(?:\)| <unfinished)/)?.1 {
+                written += Int(count) ?? 0
+            }
         }
-        #expect((size - 1024..<size).contains(covered), "writebacks cover \(covered) of \(size) bytes: \(lines)")
-        #expect(writebacks.last.map { $0 < synced } == true && synced < renamed, "\(lines)")
+        #expect(written == size, "\(written) bytes written to the staged file, \(size) in the output: \(lines)")
+        // The data sync that covers the payload: started after the payload's last write, finished
+        // (on its line or where the same process resumes it) before the fsync.
+        let payloadSync = try #require(lines.indices.first { index in
+            lines[index].contains("fdatasync(") && lines[index].contains("<\(staged)>") && writtenBefore[index] >= size - 1024
+        }, "no data sync after the payload was written: \(lines)")
+        let process = lines[payloadSync].prefix { $0 != " " }
+        let finished = lines[payloadSync].hasSuffix("= 0") ? payloadSync
+            : lines.indices.first { $0 > payloadSync && lines[$0].hasPrefix("\(process) <... fdatasync resumed>") }
+        #expect(finished.map { $0 < synced } == true, "\(lines)")
+        #expect(synced < renamed, "\(lines)")
     }
 }
 

@@ -79,10 +79,9 @@ public final class FileSink: ByteSink {
     public init(file: PositionalFile) { writer = BackgroundWriter(file: file) }
     public func write(_ bytes: ArraySlice<UInt8>) throws { try writer.write(bytes) }
     public func finish() throws { try writer.finish() }
-    /// The payload's disk writes start while the signature is made, so that the fsync after it
-    /// waits for little more than the signature (1 MiB sealed with the key agent: the fsync took
-    /// 1.7–2.1 ms, most of it writing the payload).
-    public func payloadWritten() { writer.startWriteback() }
+    /// The payload's data sync runs while the signature is made, so that the fsync after it
+    /// waits for little more than the signature.
+    public func payloadWritten() { writer.syncInBackground() }
     /// Waits for every write, then fsyncs.
     public func synchronize() throws { try writer.synchronize() }
 }

@@ -31,10 +31,10 @@ public final class BackgroundWriter: @unchecked Sendable {
         }
     }
 
-    /// Starts the disk writes of everything queued so far, once it is written, without waiting
-    /// for either (`PositionalFile.startWriteback`).
-    public func startWriteback() {
-        queue.async { [file] in file.startWriteback() }
+    /// Starts a data sync of everything queued so far, once it is written, without waiting for
+    /// either (`PositionalFile.syncInBackground`).
+    public func syncInBackground() {
+        queue.async { [file] in file.syncInBackground() }
     }
 
     /// Waits until everything queued is written; throws the first write error.
