@@ -171,9 +171,11 @@ import Testing
         let payloadSync = try #require(lines.indices.first { index in
             lines[index].contains("fdatasync(") && lines[index].contains("<\(staged)>") && writtenBefore[index] >= size - 1024
         }, "no data sync after the payload was written: \(lines)")
-        let process = lines[payloadSync].prefix { $0 != " " }
+        let process = { (line: String) in line.split(separator: " ", maxSplits: 1).first }
         let finished = lines[payloadSync].hasSuffix("= 0") ? payloadSync
-            : lines.indices.first { $0 > payloadSync && lines[$0].hasPrefix("\(process) <... fdatasync resumed>") }
+            : lines.indices.first { index in
+                index > payloadSync && process(lines[index]) == process(lines[payloadSync]) && lines[index].contains("<... fdatasync resumed>")
+            }
         #expect(finished.map { $0 < synced } == true, "\(lines)")
         #expect(synced < renamed, "\(lines)")
     }
