@@ -25,6 +25,10 @@ int secmail_pipe_cloexec_nonblocking(int ends[2]) {
     return pipe2(ends, O_CLOEXEC | O_NONBLOCK);
 }
 
+int secmail_start_writeback(int descriptor, off_t offset, off_t length) {
+    return sync_file_range(descriptor, offset, length, SYNC_FILE_RANGE_WRITE);
+}
+
 int secmail_keep_freed_memory(size_t mmap_threshold, size_t trim_threshold) {
     // mallopt answers 1 on success and 0 on failure, without errno.
     return mallopt(M_MMAP_THRESHOLD, (int)mmap_threshold) == 1 && mallopt(M_TRIM_THRESHOLD, (int)trim_threshold) == 1 ? 0 : -1;

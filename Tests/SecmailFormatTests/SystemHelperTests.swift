@@ -52,50 +52,52 @@ import Testing
     }
 }
 
-@Suite struct BackgroundSyncTests {
-    /// Background syncs start every 256 KiB, then every quarter of what was synced, up to 8 MiB
-    /// at a time: a 1 MiB file is synced in four steps before its fsync, a 64 MiB one in two
+@Suite struct WriteToDiskScheduleTests {
+    /// Steps come every 256 KiB, then every quarter of what was scheduled, up to 8 MiB at a time:
+    /// a 1 MiB file is on its way to disk in four steps before its fsync, a 64 MiB one in two
     /// dozen, the later ones 8 MiB each.
-    @Test func backgroundSyncsStartEvery256KiBThenEveryQuarterUpTo8MiB() {
+    @Test func stepsComeEvery256KiBThenEveryQuarterUpTo8MiB() {
         let kib: UInt64 = 1 << 10, mib: UInt64 = 1 << 20
-        var synced: UInt64 = 0
+        var scheduled: UInt64 = 0
         var steps: [(from: UInt64, size: UInt64)] = []
-        while synced < 64 * mib {
-            let size = PositionalFile.backgroundSyncInterval(after: synced)
-            steps.append((synced, size))
-            synced += size
+        while scheduled < 64 * mib {
+            let size = PositionalFile.stepInterval(after: scheduled)
+            steps.append((scheduled, size))
+            scheduled += size
         }
         #expect(steps.prefix(4).map(\.size) == [256 * kib, 256 * kib, 256 * kib, 256 * kib])
         #expect(steps.allSatisfy { $0.size == max(256 * kib, min(8 * mib, $0.from / 4)) })
         #expect(steps.filter { $0.from >= 32 * mib }.allSatisfy { $0.size == 8 * mib })
-        #expect(steps.count < 30, "\(steps.count) background syncs for 64 MiB")
+        #expect(steps.count < 30, "\(steps.count) steps for 64 MiB")
     }
 
-    /// A created file syncs in the background as it grows, and `synchronize()` waits for those
-    /// syncs: 4 MiB written in 64 KiB pieces have been synced at least once, and no more often
-    /// than the schedule asks (a request while one waits is folded into it), by the time `synchronize()` returns; the file holds every byte.
-    /// Writing one piece below the first step starts none.
-    @Test func aCreatedFileSyncsAsItGrowsAndSynchronizeWaitsForIt() throws {
+    /// Past its first MiB a created file syncs in the background as it grows, and `synchronize()`
+    /// waits for those syncs: 4 MiB written in 64 KiB pieces have been synced at least once, and
+    /// no more often than there are steps past the first MiB (a request while one waits is folded
+    /// into it), by the time `synchronize()` returns; the file holds every byte. A file of 1 MiB,
+    /// which only has the kernel start its writes, is synced by `synchronize()` alone.
+    @Test func aCreatedFileSyncsAsItGrowsPastItsFirstMiB() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("secmail-sync-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let piece = [UInt8](repeating: 0x5a, count: 64 << 10)
 
         let small = try PositionalFile(creatingAtPath: folder.appendingPathComponent("small").path)
-        try small.write(piece[...])
+        for _ in 0..<16 { try small.write(piece[...]) }
         try small.synchronize()
         #expect(small.completedBackgroundSyncs == 0)
 
         let large = try PositionalFile(creatingAtPath: folder.appendingPathComponent("large").path)
         for _ in 0..<64 { try large.write(piece[...]) }
         try large.synchronize()
-        var scheduled = 0, synced: UInt64 = 0
-        while synced + PositionalFile.backgroundSyncInterval(after: synced) <= 4 << 20 {
-            synced += PositionalFile.backgroundSyncInterval(after: synced)
-            scheduled += 1
+        var stepsPastFirstMiB = 0, scheduled: UInt64 = 0
+        while scheduled + PositionalFile.stepInterval(after: scheduled) <= 4 << 20 {
+            if scheduled >= PositionalFile.backgroundSyncStart { stepsPastFirstMiB += 1 }
+            scheduled += PositionalFile.stepInterval(after: scheduled)
         }
         #expect(large.completedBackgroundSyncs >= 1)
-        #expect(large.completedBackgroundSyncs <= scheduled, "\(large.completedBackgroundSyncs) syncs for 4 MiB, \(scheduled) scheduled")
+        #expect(large.completedBackgroundSyncs <= stepsPastFirstMiB,
+                "\(large.completedBackgroundSyncs) syncs for 4 MiB, \(stepsPastFirstMiB) steps past the first MiB")
         #expect(try large.size() == 4 << 20)
     }
 }

@@ -27,6 +27,10 @@ int secmail_forbid_core_dumps(void);
 /// glibc 2.34+), so that a detached child keeps no pipe of its parent's parent open.
 int secmail_spawn_close_inherited(void *file_actions);
 
+/// sync_file_range(SYNC_FILE_RANGE_WRITE): starts writing a file's dirty pages in [offset,
+/// offset + length) to disk without waiting, so that a later fsync waits only for what came after.
+int secmail_start_writeback(int descriptor, off_t offset, off_t length);
+
 /// mallopt(M_MMAP_THRESHOLD, M_TRIM_THRESHOLD): blocks up to `mmap_threshold` bytes come from
 /// the heap instead of mappings of their own, and the heap gives memory back to the kernel only
 /// past `trim_threshold` bytes free at its top; so freed memory is reused without the kernel
