@@ -43,18 +43,19 @@ extension RelayClient {
             throw ClientError(.corruptState, "the checkpoint another secmail command saved in relay.json meanwhile does not verify with the pinned log key")
         }
         let ours = try storedCheckpoint()
-        guard try await isConsistentWithView(theirs, note: note) else {
+        guard try await isConsistentWithView(theirs, note: note, ours: ours) else {
             let path = try keepForkEvidence(note, from: "saved meanwhile by another secmail command of this home", label: "home",
                                             finding: "the checkpoint another command saved (\(theirs.size) entries) and this command's (\(ours?.size ?? 0) entries) are not consistent")
             throw ClientError(.logInconsistent, "the relay showed two secmail commands of this home logs that are not consistent (\(theirs.size) and \(ours?.size ?? 0) entries): it shows different views of its log. Do not trust keys from it; both signed checkpoints are kept as evidence in \(path)")
         }
     }
 
-    /// Whether `theirs`, a checkpoint of this relay's log, and this client's view are consistent
-    /// (a proof asked of the relay from the smaller tree to the larger, which it cannot make
-    /// between two forks); when they are and `theirs` is newer, it becomes this client's view.
-    private func isConsistentWithView(_ theirs: Checkpoint, note: String) async throws -> Bool {
-        guard let ours = try storedCheckpoint(), ours.size > 0 else {
+    /// Whether `theirs`, a checkpoint of this relay's log, and this client's view `ours` (its
+    /// `storedCheckpoint()`) are consistent (a proof asked of the relay from the smaller tree to
+    /// the larger, which it cannot make between two forks); when they are and `theirs` is newer,
+    /// it becomes this client's view.
+    private func isConsistentWithView(_ theirs: Checkpoint, note: String, ours: Checkpoint?) async throws -> Bool {
+        guard let ours, ours.size > 0 else {
             settings?.checkpoint = note
             return true
         }
@@ -130,20 +131,21 @@ extension RelayClient {
     func compareView(withSenderCheckpoint note: String?, sender: IdentityName, messageID: MessageID) async throws {
         guard let note, let verifier = try? logVerifier() else { return }
         guard note.hasPrefix(verifier.name + "\n") else { return }
+        // Evidence of a fork keeps the sender's checkpoint with the message that carried it.
+        let keepEvidence = { (finding: String) throws -> String in
+            try self.keepForkEvidence(note, from: "signed by \(sender) with the message", message: "\(messageID) from \(sender)",
+                                      label: String(messageID.hex.prefix(8)), finding: finding)
+        }
         let theirs: Checkpoint
         do {
             theirs = try Checkpoint(text: SignedNote.open(note, verifier: verifier))
         } catch {
-            let path = try keepForkEvidence(note, from: "signed by \(sender) with the message", message: "\(messageID) from \(sender)",
-                                            label: String(messageID.hex.prefix(8)),
-                                            finding: "the sender's checkpoint names this log but is not signed by the pinned log key")
+            let path = try keepEvidence("the sender's checkpoint names this log but is not signed by the pinned log key")
             throw ClientError(.logInconsistent, "the checkpoint \(sender) signed with message \(messageID) names this relay's log but is not signed by the log key you pinned: someone shows \(sender) a different log. Both views are kept as evidence in \(path)")
         }
         let ours = try storedCheckpoint()
-        guard try await isConsistentWithView(theirs, note: note) else {
-            let path = try keepForkEvidence(note, from: "signed by \(sender) with the message", message: "\(messageID) from \(sender)",
-                                            label: String(messageID.hex.prefix(8)),
-                                            finding: "the sender's checkpoint (\(theirs.size) entries) and this client's (\(ours?.size ?? 0) entries) are not consistent")
+        guard try await isConsistentWithView(theirs, note: note, ours: ours) else {
+            let path = try keepEvidence("the sender's checkpoint (\(theirs.size) entries) and this client's (\(ours?.size ?? 0) entries) are not consistent")
             throw ClientError(.logInconsistent, "the relay's log that \(sender) saw (\(theirs.size) entries) and the one you saw (\(ours?.size ?? 0) entries) are not consistent: the relay shows different users different logs (a split view). Do not trust keys from it; both signed checkpoints are kept as evidence in \(path)")
         }
     }
