@@ -21,6 +21,9 @@ public struct ClientError: Error, Sendable, Equatable, CustomStringConvertible {
         case relayRefused
         /// The relay could not be reached, or the connection broke before the answer was complete.
         case relayUnreachable
+        /// The connection broke after a request the relay carries out once went out (a deposit),
+        /// and no answer said whether the relay carried it out.
+        case outcomeUnknown
         /// The relay presented another TLS key than the one pinned at registration.
         case pinMismatch
         /// The relay's log does not extend what this client saw before (rolled back or forked).

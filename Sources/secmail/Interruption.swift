@@ -20,12 +20,19 @@ enum Interruption {
                 TerminalInput.restoreAfterInterruption()
                 TemporaryFiles.removeAll()
                 let clear = Terminal.stderrIsTerminal ? "\r\u{1B}[K" : ""
-                StandardStreams.writeError("\(clear)secmail: interrupted; nothing decrypted or half-written was kept\n")
+                let outcome = state.outcome ?? "nothing decrypted or half-written was kept"
+                StandardStreams.writeError("\(clear)secmail: interrupted; \(outcome)\n")
                 _exit(status)
             }
             source.resume()
             sources.append(source)
         }
+    }
+
+    /// What an interruption from now on leaves behind, said instead of the general "nothing
+    /// decrypted or half-written was kept" (`send` says whether its message may have gone).
+    static func wouldLeave(_ outcome: String) {
+        state.setOutcome(outcome)
     }
 
     /// For a command about to report a failure: once an interruption is being handled, the
@@ -39,11 +46,14 @@ enum Interruption {
 }
 
 private final class InterruptionState: @unchecked Sendable {
-    // @unchecked: `begun` is touched under `lock` only.
+    // @unchecked: `begun` and `stored` are touched under `lock` only.
     private let lock = NSLock()
     private var begun = false
+    private var stored: String?
 
     var hasBegun: Bool { lock.withLock { begun } }
+    var outcome: String? { lock.withLock { stored } }
 
     func begin() { lock.withLock { begun = true } }
+    func setOutcome(_ outcome: String) { lock.withLock { stored = outcome } }
 }

@@ -98,6 +98,104 @@ import Testing
         resetter.stop()
     }
 
+    /// A deposit whose answer is lost (the relay stored it, and the connection broke before its
+    /// `201` arrived) is offered once more on a new connection: the relay, taking a message id
+    /// once, refuses it as accepted already, and `send` reports the message sent, which the
+    /// recipient has once. When the relay cannot be reached again, `send` cannot know and says
+    /// so, without advising a new send, which would be a second message.
+    @Test func aDepositWhoseAnswerIsLostIsOfferedAgainAndArrivesOnce() async throws {
+        let (folder, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("lost-answer")
+        await #expect(try alice.run(["lookup", "bob"]).status == 0)
+        let attachment = folder.appendingPathComponent("photo.bin")
+        // Random: compression leaves it as large, well past the requests before the deposit.
+        try Data((0..<300_000).map { _ in UInt8.random(in: 0...255) }).write(to: attachment)
+
+        for stopsAfterwards in [false, true] {
+            let proxy = try await onThreadOfItsOwn {
+                try FaultyRelay(["lose-answer", String(relay.port), "200000"] + (stopsAfterwards ? ["stop"] : []))
+            }
+            try alice.retarget(port: proxy.port)
+            let sent = try await alice.run(["send", "bob", "-m", "lost answer", "--attach", attachment.path])
+            proxy.stop()
+            let inbox = try await bob.run(["inbox", "--json"])
+            let listed = try #require(try JSONSerialization.jsonObject(with: Data(inbox.stdout.utf8)) as? [[String: Any]])
+            #expect(listed.count == 1, "\(inbox.stdout)")
+            let id = try #require(listed.first?["id"] as? String)
+            if stopsAfterwards {
+                #expect(sent.status == 1, "\(sent.stderr)")
+                let lines = sent.stderr.split(separator: "\n")
+                #expect(lines.count == 1 && lines[0].hasPrefix("secmail: error: "), "\(sent.stderr)")
+                #expect(sent.stderr.contains("connection refused") && sent.stderr.contains("message \(id) went out") && sent.stderr.contains("may have reached bob all the same"), "\(sent.stderr)")
+                #expect(!sent.stderr.contains("try again"), "\(sent.stderr)")
+            } else {
+                #expect(sent.status == 0, "\(sent.stderr)")
+                #expect(sent.stdout == id + "\n")
+                #expect(FileManager.default.fileExists(atPath: alice.home.appendingPathComponent("sent/\(id).sm").path))
+            }
+            await #expect(try bob.run(["delete", id]).status == 0)
+        }
+        #expect(await commands.stop(relay.process) == 0)
+    }
+
+    /// Ctrl-C during `send` says what became of the message: while the envelope is still going
+    /// out, nothing was sent (the relay drops a deposit cut short); once all of it went and the
+    /// answer is awaited, it may have arrived, and so it has here.
+    @Test func ctrlCDuringSendSaysWhetherTheMessageMayHaveGone() async throws {
+        let (folder, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("interrupted-send")
+        await #expect(try alice.run(["lookup", "bob"]).status == 0)
+        let attachment = folder.appendingPathComponent("large.bin")
+        // Random, and larger than the socket buffers between sender and proxy can hold.
+        let random = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/dev/urandom"))
+        try random.read(upToCount: 40 << 20)?.write(to: attachment)
+
+        for hold in ["upload", "answer"] {
+            let marker = folder.appendingPathComponent("held-\(hold)")
+            let proxy = try await onThreadOfItsOwn {
+                try FaultyRelay(["hold-\(hold)", String(relay.port), String(20 << 20), marker.path])
+            }
+            try alice.retarget(port: proxy.port)
+            let (status, stderr) = try await onThreadOfItsOwn {
+                try Self.interruptedOnce(["send", "bob", "-m", "interrupted", "--attach", attachment.path], user: alice,
+                                         when: { FileManager.default.fileExists(atPath: marker.path) })
+            }
+            proxy.stop()
+            #expect(status == 130, "\(hold): \(stderr)")
+            let listed = try await bob.run(["inbox", "--json"])
+            let messages = try #require(try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]])
+            if hold == "upload" {
+                #expect(stderr.hasSuffix("secmail: interrupted; nothing was sent, and nothing half-written was kept\n"), "\(stderr)")
+                #expect(messages.isEmpty, "\(listed.stdout)")
+            } else {
+                #expect(stderr.contains("secmail: interrupted; the whole message had gone to the relay: it may have reached bob all the same"), "\(stderr)")
+                #expect(messages.count == 1, "\(listed.stdout)")
+            }
+            #expect(!contents(of: alice.home.appendingPathComponent("sent")).contains { $0.hasPrefix(".") }, "\(hold)")
+        }
+        #expect(await commands.stop(relay.process) == 0)
+    }
+
+    /// Runs the CLI as `user`, sends SIGINT once `ready` holds (polled every 10 ms, for at most
+    /// two minutes), and returns its exit status and standard error.
+    static func interruptedOnce(_ arguments: [String], user: CLIUser, when ready: () -> Bool) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = SecmailBinary.url
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["SECMAIL_HOME"] = user.home.path
+        environment["SECMAIL_PASSPHRASE"] = user.passphrase
+        process.environment = environment
+        let errors = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errors
+        try process.run()
+        let deadline = Date().addingTimeInterval(120)
+        while process.isRunning, !ready(), Date() < deadline { usleep(10_000) }
+        kill(process.processIdentifier, SIGINT)
+        let stderr = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stderr, as: UTF8.self))
+    }
+
     /// One connection serves a command's requests; when the relay closed it while idle, the next
     /// request opens another, without the caller noticing; and once the relay's idle time (from
     /// `GET /v1/relay`) is mostly spent, the client does not wait to be cut off. The relay is a

@@ -105,18 +105,38 @@ public struct MailClient {
         var request = RelayRequest(.POST, Endpoint.deposit.path(query: recipients.map { (Endpoint.Query.recipient, $0.name.value) }),
                                    body: .file(staging), bearer: token)
         request.uploadProgress = uploadProgress
-        let response = try await relay.send(request)
-        guard response.status == 201 else {
-            // One deposit names every recipient: refused, it reached none of them. (A connection
-            // lost before the answer is another matter: the relay may have committed it.)
+        // The relay accepts a message id once per recipient: sent again after a broken
+        // connection, the envelope cannot arrive twice.
+        request.relayCarriesOutOnce = true
+        let messageID = sealed.header.messageID
+        let names = recipients.map(\.name.value).joined(separator: ", ")
+        let mayHaveArrived = "it may have reached \(names) all the same, so a new `secmail send` would be a second message"
+        let response: RelayResponse
+        do {
+            response = try await relay.send(request)
+        } catch let error as ClientError where error.code == .outcomeUnknown {
+            throw ClientError(.outcomeUnknown, "message \(messageID) went out, but \(error.reason); \(mayHaveArrived)")
+        }
+        if response.status != 201 {
             let refusal = ClientError.refusal(response, relay: relay.address, notFound: .notRegistered)
-            let advice = recipients.count > 1 && refusal.code == .limitExceeded
-                ? ": a message reaches all its recipients or none, so send it to the others without the one named" : ""
-            throw ClientError(refusal.code, "\(refusal.reason); nothing was sent\(advice)")
+            if response.answersARepeat {
+                // Offered again because the first answer was lost: refused as a message id
+                // accepted already, the first deposit went through; refused otherwise (a mailbox
+                // the first filled, say), it may have.
+                let body = try? JSONDecoder().decode(ErrorResponse.self, from: Data(response.body))
+                if body?.code != .conflict {
+                    throw ClientError(.outcomeUnknown, "message \(messageID) went out, but the connection to the relay at \(relay.address) broke before its answer, and offered again, \(refusal.reason); \(mayHaveArrived)")
+                }
+            } else {
+                // One deposit names every recipient: refused, it reached none of them.
+                let advice = recipients.count > 1 && refusal.code == .limitExceeded
+                    ? ": a message reaches all its recipients or none, so send it to the others without the one named" : ""
+                throw ClientError(refusal.code, "\(refusal.reason); nothing was sent\(advice)")
+            }
         }
         // The relay holds it now; keep the sealed copy as the record of what was sent.
-        try? AtomicRename.replace(sentDirectory.appendingPathComponent("\(sealed.header.messageID.hex).sm"), with: staging)
-        return Sent(messageID: sealed.header.messageID, size: sealed.byteCount, recipients: recipients)
+        try? AtomicRename.replace(sentDirectory.appendingPathComponent("\(messageID.hex).sm"), with: staging)
+        return Sent(messageID: messageID, size: sealed.byteCount, recipients: recipients)
     }
 
     /// The messages waiting in this user's mailbox, every page of them.

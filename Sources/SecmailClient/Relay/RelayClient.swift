@@ -86,23 +86,44 @@ public final class RelayClient {
 
     // MARK: Requests
 
-    /// Sends `request` on the kept-alive connection, opening it first if needed. A connection the
-    /// relay closed while idle is replaced once; the request is then sent again only if that
-    /// cannot do anything twice (idempotent, or never written). Transport failures become one
-    /// sentence (`ClientError.transport`).
+    /// Sends `request` on the kept-alive connection, opening it first if needed. When the
+    /// connection ends before the answer, the request goes once more on a new one if that cannot
+    /// do anything twice (`RelayRequest.maySendAgain`). Transport failures become one sentence
+    /// (`ClientError.transport`); for a request the relay carries out once that failed after it
+    /// went out, a sentence of what happened, with the code `.outcomeUnknown`.
     public func send(_ request: RelayRequest) async throws -> RelayResponse {
+        let current: RelayHTTPConnection, isFresh: Bool
         do {
-            let (current, isFresh) = try await openConnection()
-            do {
-                return try await current.send(request)
-            } catch let error where !isFresh && request.isIdempotent && RelayTransportError.meansClosedBeforeAnswer(error) {
-                connection = nil
-                return try await openConnection().connection.send(request)
-            }
+            (current, isFresh) = try await openConnection()
         } catch {
             connection = nil
             throw ClientError.transport(error, relay: address, trust: keyTrust)
         }
+        do {
+            return try await current.send(request)
+        } catch let error where request.maySendAgain(after: error, onFreshConnection: isFresh) {
+            connection = nil
+            do {
+                var response = try await openConnection().connection.send(request)
+                response.answersARepeat = true
+                return response
+            } catch let again {
+                connection = nil
+                guard request.relayCarriesOutOnce else { throw ClientError.transport(again, relay: address, trust: keyTrust) }
+                throw ClientError(.outcomeUnknown, "\(fact(error)), and sending it again failed (\(fact(again)))")
+            }
+        } catch {
+            connection = nil
+            let failure = ClientError.transport(error, relay: address, trust: keyTrust)
+            // A time-out, say: the relay may yet carry it out. (A refused answer is not an error here.)
+            guard request.relayCarriesOutOnce, failure.code == .relayUnreachable else { throw failure }
+            throw ClientError(.outcomeUnknown, fact(error))
+        }
+    }
+
+    /// What `error` did, naming the relay, without advice: the first part of its sentence.
+    private func fact(_ error: Error) -> String {
+        (error as? ClientError)?.reason ?? TransportFailure(error, relay: address, trust: keyTrust).fact
     }
 
     /// Sends `request` and decodes the answer, which must have `status`; any other status is the

@@ -53,9 +53,18 @@ struct SendCommand: AsyncParsableCommand {
             let readable = contacts.map(\.readerFeatures).reduce(Set(ReaderFeature.allCases)) { $0.intersection($1) }
             let prepared = try compose.preparedAttachments(checked, readable: readable)
             let sealing = Terminal.ProgressLine("sealing"), uploading = Terminal.ProgressLine("sending")
+            // A deposit cut short is dropped by the relay; once all of it went out, the relay may
+            // have taken it whatever happens here.
+            Interruption.wouldLeave("nothing was sent, and nothing half-written was kept")
+            let names = contacts.map(\.bundle.name.value).joined(separator: ", ")
             let sent = try await mail.send(
                 to: contacts.map(\.bundle), text: text, attachments: prepared.map(\.attachment), sender: sender,
-                sealProgress: sealing.update, uploadProgress: { done, total in uploading.update(done, total) })
+                sealProgress: sealing.update, uploadProgress: { done, total in
+                    uploading.update(done, total)
+                    if done == total {
+                        Interruption.wouldLeave("the whole message had gone to the relay: it may have reached \(names) all the same, so a new `secmail send` would be a second message")
+                    }
+                })
             sealing.finish()
             uploading.finish()
             return (sent, prepared, contacts)

@@ -7,6 +7,18 @@ Usage: faulty_relay.py reset
        faulty_relay.py cut UPSTREAM_PORT BYTES
            Forwards to a real relay on UPSTREAM_PORT, but closes each connection once the relay has
            sent BYTES bytes toward the client: a relay that stops in the middle of an answer.
+       faulty_relay.py lose-answer UPSTREAM_PORT BYTES [stop]
+           Forwards to a real relay on UPSTREAM_PORT; on the first connection whose client has sent
+           more than BYTES bytes, closes both ends as the relay's next answer begins, without
+           passing it on: a relay that carried out a request and went away before its answer
+           arrived. Later connections are forwarded whole, or, with `stop`, refused (the port is
+           closed).
+       faulty_relay.py hold-answer UPSTREAM_PORT BYTES MARKER
+       faulty_relay.py hold-upload UPSTREAM_PORT BYTES MARKER
+           Forward as lose-answer does, but once the client has sent more than BYTES bytes, keep the
+           connection open and pass nothing more on: not the relay's answer (hold-answer: the
+           relay carried the request out), or not the rest of the client's request (hold-upload:
+           the relay is still waiting for it). MARKER, a file, is created at that moment.
 Prints the port it listens on, then serves."""
 import socket
 import struct
@@ -60,13 +72,83 @@ def cut(client, upstream_port, limit):
         end.close()
 
 
+answer_lost = threading.Event()
+
+
+def withhold(client, upstream_port, limit, hold=None, marker=None):
+    try:
+        upstream = socket.create_connection(("127.0.0.1", upstream_port))
+    except OSError:
+        client.close()
+        return
+    uploaded = [0]
+    done = threading.Event()
+
+    def held():
+        open(marker, "w").close()
+        done.wait(60)
+
+    def upload():
+        try:
+            while True:
+                data = client.recv(65536)
+                if not data:
+                    break
+                if hold == "upload" and uploaded[0] + len(data) > limit:
+                    held()
+                    break
+                uploaded[0] += len(data)
+                upstream.sendall(data)
+        except OSError:
+            pass
+        done.set()
+
+    def download():
+        try:
+            while True:
+                data = upstream.recv(65536)
+                if not data:
+                    break
+                if uploaded[0] > limit and hold == "answer":
+                    held()
+                    break
+                if uploaded[0] > limit and hold is None and not answer_lost.is_set():
+                    answer_lost.set()
+                    if sys.argv[4:] == ["stop"]:
+                        # Refuse new connections before this one ends.
+                        server.shutdown(socket.SHUT_RDWR)
+                    break
+                client.sendall(data)
+        except OSError:
+            pass
+        done.set()
+
+    threading.Thread(target=upload, daemon=True).start()
+    threading.Thread(target=download, daemon=True).start()
+    done.wait(60)
+    for end in (client, upstream):
+        try:
+            end.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        end.close()
+
+
 server.settimeout(1)
 while time.time() < deadline:
     try:
         client, _ = server.accept()
     except socket.timeout:
         continue
+    except OSError:
+        # Shut down after a lost answer (`stop`): keep the connections under way until the end.
+        time.sleep(max(0, deadline - time.time()))
+        break
     if mode == "reset":
         reset(client)
+    elif mode == "lose-answer":
+        threading.Thread(target=withhold, args=(client, int(sys.argv[2]), int(sys.argv[3])), daemon=True).start()
+    elif mode in ("hold-answer", "hold-upload"):
+        threading.Thread(target=withhold, args=(client, int(sys.argv[2]), int(sys.argv[3]), mode[5:], sys.argv[4]), daemon=True).start()
     else:
         threading.Thread(target=cut, args=(client, int(sys.argv[2]), int(sys.argv[3])), daemon=True).start()

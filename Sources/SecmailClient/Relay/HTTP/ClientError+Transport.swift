@@ -18,52 +18,70 @@ extension ClientError {
     /// One sentence for a person, naming the relay and what to do, for a transport failure
     /// (never a NIO type name or a raw status line).
     static func transport(_ error: Error, relay: String, trust: RelayKeyTrust) -> ClientError {
+        if let error = error as? ClientError { return error }
+        let failure = TransportFailure(error, relay: relay, trust: trust)
+        return ClientError(failure.code, failure.advice.map { "\(failure.fact): \($0)" } ?? failure.fact)
+    }
+}
+
+/// A transport failure in words: what happened, naming the relay, and what to do about it.
+struct TransportFailure {
+    var code: ClientError.Code
+    var fact: String
+    var advice: String?
+
+    init(_ code: ClientError.Code, _ fact: String, advice: String? = nil) {
+        self.code = code
+        self.fact = fact
+        self.advice = advice
+    }
+
+    init(_ error: Error, relay: String, trust: RelayKeyTrust) {
         switch error {
-        case let error as ClientError:
-            return error
         case RelayTransportError.cannotConnect(let cause):
-            return ClientError(.relayUnreachable, "cannot reach the relay at \(relay) (\(connectFailure(cause))): is it running, and is the address right?")
+            self.init(.relayUnreachable, "cannot reach the relay at \(relay) (\(Self.connectFailure(cause)))", advice: "is it running, and is the address right?")
         case _ where RelayTransportError.meansClosedBeforeAnswer(error):
-            return closedBeforeAnswer(relay)
+            self = Self.closedBeforeAnswer(relay)
         case RelayTransportError.closedDuringAnswer:
-            return ClientError(.relayUnreachable, "the relay at \(relay) closed the connection in the middle of its answer: try again")
+            self.init(.relayUnreachable, "the relay at \(relay) closed the connection in the middle of its answer", advice: "try again")
         case RelayTransportError.timedOut(let seconds):
-            return ClientError(.relayUnreachable, "the relay at \(relay) did not answer within \(seconds) s: try again later")
+            self.init(.relayUnreachable, "the relay at \(relay) did not answer within \(seconds) s", advice: "try again later")
         case RelayTransportError.answerTooLarge(let limit):
-            return ClientError(.malformedAnswer, "the relay at \(relay) sent an answer larger than \(limit >> 20) MiB; it was refused")
+            self.init(.malformedAnswer, "the relay at \(relay) sent an answer larger than \(limit >> 20) MiB; it was refused")
         case RelayTransportError.downloadTooLarge(let announced, let limit):
-            return ClientError(.malformedAnswer, "the relay at \(relay) sent \(announced) bytes or more for a message it listed at \(limit) bytes; the download was stopped")
+            self.init(.malformedAnswer, "the relay at \(relay) sent \(announced) bytes or more for a message it listed at \(limit) bytes; the download was stopped")
         case RelayTransportError.cannotSave(let reason):
-            return ClientError(.io, "cannot save what the relay at \(relay) sent: \(reason)")
+            self.init(.io, "cannot save what the relay at \(relay) sent: \(reason)")
         case let error as TLSError:
-            return tls(error, relay: relay, trust: trust)
+            self = Self.tls(error, relay: relay, trust: trust)
         case let error as IOError where [ECONNRESET, EPIPE].contains(error.errnoCode):
-            return ClientError(.relayUnreachable, "the relay at \(relay) reset the connection: try again")
+            self.init(.relayUnreachable, "the relay at \(relay) reset the connection", advice: "try again")
         case let error as IOError:
-            return ClientError(.relayUnreachable, "the connection to the relay at \(relay) failed (\(String(cString: strerror(error.errnoCode)).lowercased())): try again")
+            self.init(.relayUnreachable, "the connection to the relay at \(relay) failed (\(String(cString: strerror(error.errnoCode)).lowercased()))", advice: "try again")
         default:
-            return ClientError(.relayUnreachable, "the connection to the relay at \(relay) failed: try again")
+            self.init(.relayUnreachable, "the connection to the relay at \(relay) failed", advice: "try again")
         }
     }
 
-    private static func closedBeforeAnswer(_ relay: String) -> ClientError {
-        ClientError(.relayUnreachable, "the relay at \(relay) closed the connection before answering: try again; if it keeps happening, the relay may be stopping or overloaded")
+    private static func closedBeforeAnswer(_ relay: String) -> TransportFailure {
+        TransportFailure(.relayUnreachable, "the relay at \(relay) closed the connection before answering",
+                         advice: "try again; if it keeps happening, the relay may be stopping or overloaded")
     }
 
-    private static func tls(_ error: TLSError, relay: String, trust: RelayKeyTrust) -> ClientError {
+    private static func tls(_ error: TLSError, relay: String, trust: RelayKeyTrust) -> TransportFailure {
         switch error.code {
         case .certificateVerificationFailed where trust == .pinnedAtRegistration:
-            return ClientError(.pinMismatch, "the relay at \(relay) presents another TLS key than the one pinned when you registered: it may be an impostor (or a reinstalled relay); nothing was sent")
+            TransportFailure(.pinMismatch, "the relay at \(relay) presents another TLS key than the one pinned when you registered", advice: "it may be an impostor (or a reinstalled relay); nothing was sent")
         case .certificateVerificationFailed where trust == .givenPin:
-            return ClientError(.pinMismatch, "the relay at \(relay) presents another TLS key than the one given with --tls-pin: it may be an impostor, or the pin was copied wrongly; nothing was sent")
+            TransportFailure(.pinMismatch, "the relay at \(relay) presents another TLS key than the one given with --tls-pin", advice: "it may be an impostor, or the pin was copied wrongly; nothing was sent")
         case .certificateVerificationFailed:
-            return ClientError(.verificationFailed, "the relay's certificate at \(relay) does not verify: \(error.reason)")
+            TransportFailure(.verificationFailed, "the relay's certificate at \(relay) does not verify: \(error.reason)")
         case .uncleanShutdown, .closed:
-            return closedBeforeAnswer(relay)
+            closedBeforeAnswer(relay)
         case .handshakeTimeout:
-            return ClientError(.relayUnreachable, "the relay at \(relay) did not complete the TLS handshake in time: is it a secmail relay, and is it overloaded?")
+            TransportFailure(.relayUnreachable, "the relay at \(relay) did not complete the TLS handshake in time", advice: "is it a secmail relay, and is it overloaded?")
         case .handshakeFailed, .protocolError, .invalidConfiguration:
-            return ClientError(.relayUnreachable, "TLS with the relay at \(relay) failed (\(error.reason)): is it a secmail relay speaking TLS 1.3?")
+            TransportFailure(.relayUnreachable, "TLS with the relay at \(relay) failed (\(error.reason))", advice: "is it a secmail relay speaking TLS 1.3?")
         }
     }
 
@@ -83,7 +101,9 @@ extension ClientError {
             return "the connection failed"
         }
     }
+}
 
+extension ClientError {
     /// The relay's refusal (`ErrorResponse`) as a client error with a code tests can match;
     /// `notFound` is what a `404` means for the route asked (a name, a message).
     static func refusal(_ response: RelayResponse, relay: String, notFound: Code) -> ClientError {
@@ -110,6 +130,18 @@ extension RelayTransportError {
         switch error {
         case RelayTransportError.closedBeforeAnswer, ChannelError.ioOnClosedChannel, ChannelError.alreadyClosed, ChannelError.eof: true
         case let error as TLSError: error.code == .uncleanShutdown || error.code == .closed
+        default: false
+        }
+    }
+
+    /// Whether `error` means the connection broke before the relay's answer was complete: closed
+    /// or reset by the relay (or a relay that stopped), before or during its answer. Not a time-out:
+    /// the relay may still be working on the request.
+    static func meansConnectionBroke(_ error: Error) -> Bool {
+        switch error {
+        case _ where meansClosedBeforeAnswer(error): true
+        case RelayTransportError.closedDuringAnswer: true
+        case let error as IOError: [ECONNRESET, EPIPE].contains(error.errnoCode)
         default: false
         }
     }

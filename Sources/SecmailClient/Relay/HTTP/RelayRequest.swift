@@ -31,6 +31,11 @@ public struct RelayRequest: Sendable {
     /// The most a download to a file may bring (a message's listed size): a longer answer, or
     /// one announced longer, is cut off and refused.
     public var maximumDownloadSize: UInt64?
+    /// Set for a request the relay carries out at most once however often it arrives (a deposit:
+    /// each message id is accepted once per recipient). When its connection breaks after it
+    /// went out, it is sent once more on a new connection (`RelayResponse.answersARepeat`), and a
+    /// failure that leaves unknown whether the relay carried it out says so (`.outcomeUnknown`).
+    public var relayCarriesOutOnce = false
 
     public init(_ method: HTTPMethod, _ path: String, body: Body? = nil, bearer: String? = nil) {
         self.method = method
@@ -44,9 +49,15 @@ public struct RelayRequest: Sendable {
         self.init(method, path, body: .json(try JSONEncoder().encode(value)), bearer: bearer)
     }
 
-    /// Whether sending it twice does what sending it once does, so that a connection the relay
-    /// closed while it was idle may be replaced and the request sent again.
-    var isIdempotent: Bool { method == .GET || method == .HEAD || method == .DELETE }
+    /// Whether to send it once more, on a new connection, after `error` ended the connection it
+    /// went out on. One the relay carries out once: whenever the connection broke. One that does
+    /// the same when sent twice (GET, HEAD, DELETE): when the relay closed a kept-alive connection
+    /// before answering (its idle timeout). Anything else: never.
+    func maySendAgain(after error: Error, onFreshConnection isFresh: Bool) -> Bool {
+        if relayCarriesOutOnce { return RelayTransportError.meansConnectionBroke(error) }
+        let isIdempotent = method == .GET || method == .HEAD || method == .DELETE
+        return !isFresh && isIdempotent && RelayTransportError.meansClosedBeforeAnswer(error)
+    }
 }
 
 /// A relay's answer.
@@ -60,4 +71,7 @@ public struct RelayResponse: Sendable {
     public var relayDNSNames: [String] = []
     /// The relay's clock when it answered (its `Date` header), in seconds since 1970.
     public var date: Int64?
+    /// Whether this answers the request sent a second time, after the connection of the first
+    /// broke (`RelayRequest.relayCarriesOutOnce`): the relay may have carried out the first.
+    public var answersARepeat = false
 }
