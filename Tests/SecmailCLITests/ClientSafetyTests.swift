@@ -427,7 +427,8 @@ import Testing
     }
 
     /// A relay that lists a message at one size and streams more: the download stops at the
-    /// listed size, nothing is kept, and the message stays on the relay.
+    /// listed size, nothing is kept, and the message stays on the relay; the same for the
+    /// downloads `inbox --purge-unverifiable` checks.
     @Test func downloadsStopPastTheListedSize() async throws {
         let control = MailboxControlTests()
         let (_, data, relay, bob, ids) = try await control.mailbox("download-cap", texts: ["a message of some length"])
@@ -441,6 +442,12 @@ import Testing
         #expect(read.stderr.contains("listed at 100 bytes"), "\(read.stderr)")
         #expect(!FileManager.default.fileExists(atPath: bob.home.appendingPathComponent("received/\(ids[0]).sm").path))
         #expect(!contents(of: bob.home.appendingPathComponent("received")).contains { $0.hasPrefix(".") })
+        let purge = try await bob.run(["inbox", "--purge-unverifiable"])
+        #expect(purge.status != 0)
+        #expect(purge.stderr.contains("listed at 100 bytes"), "\(purge.stderr)")
+        #expect(!contents(of: bob.home.appendingPathComponent("received")).contains { $0.hasPrefix(".") })
+        let listed = try await bob.run(["inbox", "--json"])
+        #expect(listed.stdout.contains(ids[0]), "\(listed.stdout)")
         #expect(await commands.stop(restarted.process) == 0)
     }
 }

@@ -75,7 +75,8 @@ import Testing
     /// waits for those syncs: 4 MiB written in 64 KiB pieces have been synced at least once, and
     /// no more often than there are steps past the first MiB (a request while one waits is folded
     /// into it), by the time `synchronize()` returns; the file holds every byte. A file of 1 MiB,
-    /// which only has the kernel start its writes, is synced by `synchronize()` alone.
+    /// which only has the kernel start its writes, is synced by `synchronize()` alone, and so is
+    /// a scratch file of 4 MiB.
     @Test func aCreatedFileSyncsAsItGrowsPastItsFirstMiB() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("secmail-sync-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -99,6 +100,13 @@ import Testing
         #expect(large.completedBackgroundSyncs <= stepsPastFirstMiB,
                 "\(large.completedBackgroundSyncs) syncs for 4 MiB, \(stepsPastFirstMiB) steps past the first MiB")
         #expect(try large.size() == 4 << 20)
+
+        // A scratch file (a download only checked and removed) is left to the page cache.
+        let scratch = try PositionalFile(creatingAtPath: folder.appendingPathComponent("scratch").path, scratch: true)
+        for _ in 0..<64 { try scratch.write(piece[...]) }
+        try scratch.synchronize()
+        #expect(scratch.completedBackgroundSyncs == 0)
+        #expect(try scratch.size() == 4 << 20)
     }
 }
 

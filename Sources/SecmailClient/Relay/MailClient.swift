@@ -247,6 +247,8 @@ public struct MailClient {
             defer { TemporaryFiles.remove(file) }
             var fetch = RelayRequest(.GET, Endpoint.fetchMessage.path(id.hex), bearer: token)
             fetch.saveBodyTo = file
+            fetch.savedBodyIsScratch = true
+            fetch.maximumDownloadSize = UInt64(max(message.size, 0))
             fetch.timeout = .seconds(600)
             try await relay.expect(200, fetch, notFound: .relayRefused)
             do {

@@ -20,7 +20,8 @@ public final class PositionalFile: @unchecked Sendable {
     private var written: UInt64 = 0
     private var writebackStarted: UInt64 = 0
     private var dataSyncRequested: UInt64 = 0
-    /// The queue a created file's background syncs run on (one at a time), whether one is
+    /// The queue a created file's background syncs run on (one at a time; nil for a file only
+    /// read or a scratch file, which are never written to disk ahead of time), whether one is
     /// waiting to start, how many ran, and the first one's failure.
     private let backgroundSyncs: DispatchQueue?
     private let backgroundSync = Mutex<(queued: Bool, completed: Int, failure: String?)>((false, 0, nil))
@@ -53,10 +54,11 @@ public final class PositionalFile: @unchecked Sendable {
     /// Nearly every file the project writes is synced before it counts, so a created file is
     /// written to disk as it grows (at each `stepInterval`; past the first MiB also synced, on a
     /// queue of its own that never holds up the writer), and the final `synchronize()` waits for
-    /// the last few MiB instead of all of it.
-    public init(creatingAtPath path: String, permissions: UInt32 = 0o600) throws {
+    /// the last few MiB instead of all of it. A `scratch` file, only read back and removed, is
+    /// left to the page cache.
+    public init(creatingAtPath path: String, permissions: UInt32 = 0o600, scratch: Bool = false) throws {
         self.path = path
-        backgroundSyncs = DispatchQueue(label: "secmail.positional-file.sync")
+        backgroundSyncs = scratch ? nil : DispatchQueue(label: "secmail.positional-file.sync")
         descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(permissions))
         guard descriptor >= 0 else { throw Self.error("cannot create \(path)") }
     }
@@ -114,7 +116,7 @@ public final class PositionalFile: @unchecked Sendable {
             done += count
         }
         written += UInt64(bytes.count)
-        if written - writebackStarted >= Self.stepInterval(after: writebackStarted) {
+        if backgroundSyncs != nil, written - writebackStarted >= Self.stepInterval(after: writebackStarted) {
             if writebackStarted >= Self.backgroundSyncStart { syncInBackground() } else { startWriteback() }
         }
     }

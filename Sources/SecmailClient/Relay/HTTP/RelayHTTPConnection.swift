@@ -77,7 +77,7 @@ public final class RelayHTTPConnection {
     public func send(_ request: RelayRequest) async throws -> RelayResponse {
         let upload = try UploadSource(request.body)
         let download = try request.saveBodyTo.map { url in
-            BackgroundWriter(file: try PositionalFile(creatingAtPath: url.path, permissions: 0o600))
+            BackgroundWriter(file: try PositionalFile(creatingAtPath: url.path, permissions: 0o600, scratch: request.savedBodyIsScratch))
         }
         let loop = channel.eventLoop
         let answer = try await loop.submit { [reader] in

@@ -18,10 +18,12 @@ public struct RelayRequest: Sendable {
     public var body: Body?
     public var bearer: String?
     /// Where a `200` answer's body goes instead of memory: a new file (0600), complete when the
-    /// answer returns, without the in-memory size limit. Not synced: whoever keeps the file makes
-    /// it durable (`read` does so once the message checked out, so the disk writes overlap the
-    /// checks; a file that is only checked and removed never waits for the disk).
+    /// answer returns, without the in-memory size limit. Written to disk as it arrives but not
+    /// synced: whoever keeps the file makes it durable (`read` does so once the message checked
+    /// out, so the disk writes overlap the checks).
     public var saveBodyTo: URL?
+    /// The saved body is only checked and removed (a scratch file): left to the page cache.
+    public var savedBodyIsScratch = false
     /// How long the whole exchange may take; uploads get a minute plus a second per MiB more.
     public var timeout: TimeAmount = .seconds(30)
     /// Bytes sent so far and in all, during a file upload.
