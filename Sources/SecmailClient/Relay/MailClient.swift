@@ -109,8 +109,7 @@ public struct MailClient {
         // connection, the envelope cannot arrive twice.
         request.relayCarriesOutOnce = true
         let messageID = sealed.header.messageID
-        let names = recipients.map(\.name.value).joined(separator: ", ")
-        let mayHaveArrived = "it may have reached \(names) all the same, so a new `secmail send` would be a second message"
+        let mayHaveArrived = Self.mayHaveArrived(at: recipients.map(\.name))
         let response: RelayResponse
         do {
             response = try await relay.send(request)
@@ -137,6 +136,12 @@ public struct MailClient {
         // The relay holds it now; keep the sealed copy as the record of what was sent.
         try? AtomicRename.replace(sentDirectory.appendingPathComponent("\(messageID.hex).sm"), with: staging)
         return Sent(messageID: messageID, size: sealed.byteCount, recipients: recipients)
+    }
+
+    /// What to tell the sender of a message that went out whole to the relay, whose answer never
+    /// came: the relay may have taken it.
+    public static func mayHaveArrived(at recipients: [IdentityName]) -> String {
+        "it may have reached \(recipients.map(\.value).joined(separator: ", ")) all the same, so a new `secmail send` would be a second message"
     }
 
     /// The messages waiting in this user's mailbox, every page of them.

@@ -56,13 +56,13 @@ struct SendCommand: AsyncParsableCommand {
             // A deposit cut short is dropped by the relay; once all of it went out, the relay may
             // have taken it whatever happens here.
             Interruption.wouldLeave("nothing was sent, and nothing half-written was kept")
-            let names = contacts.map(\.bundle.name.value).joined(separator: ", ")
+            let mayHaveArrived = MailClient.mayHaveArrived(at: contacts.map(\.bundle.name))
             let sent = try await mail.send(
                 to: contacts.map(\.bundle), text: text, attachments: prepared.map(\.attachment), sender: sender,
                 sealProgress: sealing.update, uploadProgress: { done, total in
                     uploading.update(done, total)
                     if done == total {
-                        Interruption.wouldLeave("the whole message had gone to the relay: it may have reached \(names) all the same, so a new `secmail send` would be a second message")
+                        Interruption.wouldLeave("the whole message had gone to the relay: \(mayHaveArrived)")
                     }
                 })
             sealing.finish()
