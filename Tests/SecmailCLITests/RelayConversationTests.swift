@@ -137,6 +137,37 @@ import Testing
         #expect(await commands.stop(relay.process) == 0)
     }
 
+    /// A message that verified and was kept is read, text shown and exit 0, even when deleting
+    /// the relay's copy then fails (here the relay goes away as the delete is asked): a note
+    /// says so and how to delete it; once the relay is back, `read --all` shows it as read
+    /// before and deletes the copy left there.
+    @Test func aReadWhoseDeleteFailsStillShowsTheMessage() async throws {
+        let (_, data, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("read-delete-fails")
+        let sent = try await alice.run(["send", "bob", "-m", "read me once"])
+        #expect(sent.status == 0, "\(sent.stderr)")
+        let id = sent.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let tls = data.appendingPathComponent("tls")
+        let proxy = try await onThreadOfItsOwn {
+            try FaultyRelay(["tls-cut", String(relay.port), tls.appendingPathComponent("relay.pem").path,
+                             tls.appendingPathComponent("relay.key.pem").path, "DELETE /v1/mailbox/"])
+        }
+        try bob.retarget(port: proxy.port)
+        let read = try await bob.run(["read", id])
+        proxy.stop()
+        #expect(read.status == 0, "\(read.stderr)")
+        #expect(read.stdout.contains("read me once"), "\(read.stdout)")
+        #expect(read.stderr.contains("its copy on the relay is not deleted yet; `secmail delete \(id)` or `secmail read --all` deletes it"), "\(read.stderr)")
+        #expect(FileManager.default.fileExists(atPath: bob.home.appendingPathComponent("received/\(id).sm").path))
+
+        try bob.retarget(port: relay.port)
+        #expect(try await bob.run(["inbox", "--json"]).stdout.contains(id))
+        let again = try await bob.run(["read", "--all"])
+        #expect(again.status == 0 && again.stdout.contains("read me once"), "\(again.stderr)")
+        #expect(again.stderr.contains("read before") && again.stderr.contains("its copy left on the relay is deleted now"), "\(again.stderr)")
+        #expect(try await bob.run(["inbox", "--json"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[]")
+        #expect(await commands.stop(relay.process) == 0)
+    }
+
     /// Ctrl-C during `send` says what became of the message: while the envelope is still going
     /// out, nothing was sent (the relay drops a deposit cut short); once all of it went and the
     /// answer is awaited, it may have arrived, and so it has here.

@@ -282,8 +282,9 @@ public struct MailClient {
         public let message: OpenedMessage
         public let sender: IdentityBundle
         public let saved: [SavedAttachment]
-        /// About the message as a whole (read before, signed long ago); each saved file has its own.
-        public let notes: [String]
+        /// About the message as a whole (read before, signed long ago, a copy left on the relay);
+        /// each saved file has its own.
+        public var notes: [String]
         /// The message was read before: this is its kept copy, opened with the sender key that
         /// verified it then; the relay was not asked for it.
         public let readBefore: Bool
@@ -308,9 +309,12 @@ public struct MailClient {
     /// clock is refused, and the checkpoint the sender signed with it must be consistent with this
     /// client's view of the log (split-view detection); nothing is written unless everything
     /// verified. Attachments that cannot be saved do not lose the message: it is kept, its text
-    /// returned, and `saveFailure` says why (it can be read again into another folder).
+    /// returned, and `saveFailure` says why (it can be read again into another folder). Nor does a
+    /// failed delete on the relay: a note says so, and when the relay lists a message read before
+    /// (`listedOnRelay`: its delete failed then, or the relay serves it again), that copy is
+    /// deleted now.
     public func read(_ id: MessageID, identity: SenderIdentity, keyring: RecipientKeyring, into outputDirectory: URL? = nil,
-                     keepJPEG: Bool = false, progress: EnvelopeSealer.Progress? = nil,
+                     listedOnRelay: Bool = false, keepJPEG: Bool = false, progress: EnvelopeSealer.Progress? = nil,
                      downloadProgress: (@Sendable (UInt64, UInt64) -> Void)? = nil,
                      converting: ImageConversionObserver? = nil) async throws -> Read {
         try FileSystem.createPrivateDirectory(receivedDirectory)
@@ -319,7 +323,12 @@ public struct MailClient {
         let kept = KeptMail(home: home)
         let stored = kept.receivedCopy(id)
         if kept.hasReceivedCopy(of: id) {
-            return try readKeptCopy(id, keyring: keyring, into: output, keepJPEG: keepJPEG, progress: progress, converting: converting)
+            var read = try readKeptCopy(id, keyring: keyring, into: output, keepJPEG: keepJPEG, progress: progress, converting: converting)
+            if listedOnRelay {
+                let note = await deleteRelayCopy(of: id, token: try await relay.token(for: identity))
+                read.notes.append(note ?? "its copy left on the relay is deleted now")
+            }
+            return read
         }
         if kept.wasPruned(id) {
             throw ClientError(.noSuchMessage, "message \(id) was read before and its kept copy pruned (`secmail prune`); it is not fetched from the relay again (a replay is refused)")
@@ -348,16 +357,24 @@ public struct MailClient {
         try await relay.saveLogView()
         let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: keepJPEG, progress: progress, converting: converting)
         try keep(download, as: stored, sender: sender, id: id)
-        // Stored and verified locally: now the relay's copy may go (P9).
-        do {
-            try await relay.expect(204, RelayRequest(.DELETE, Endpoint.deleteMessage.path(id.hex), bearer: token), notFound: .noSuchMessage)
-        } catch let error as ClientError where error.code == .noSuchMessage {
-            // Gone already is as good: another command of this home read it at the same time.
-        }
-        let notes = header.time < now - timeWindow.maximumAge
+        var notes = header.time < now - timeWindow.maximumAge
             ? ["this message was signed \(EnvelopeTimeWindow.describe(now - header.time)) ago"] : []
+        // Stored and verified locally: now the relay's copy may go (P9).
+        if let note = await deleteRelayCopy(of: id, token: token) { notes.append(note) }
         return Read(message: opened.message, sender: sender, saved: opened.saved, notes: notes, readBefore: false,
                     saveFailure: opened.saveFailure, senderContact: senderContact)
+    }
+
+    /// Deletes the relay's copy of message `id`, read and kept here. The message is read whatever
+    /// happens to that request: a failure is a note to show (nil when deleted, or gone already,
+    /// as when another command of this home read it at the same time), never an error.
+    private func deleteRelayCopy(of id: MessageID, token: String) async -> String? {
+        do {
+            try await relay.expect(204, RelayRequest(.DELETE, Endpoint.deleteMessage.path(id.hex), bearer: token), notFound: .noSuchMessage)
+        } catch let error as ClientError where error.code != .noSuchMessage {
+            return "its copy on the relay is not deleted yet; `secmail delete \(id.hex)` or `secmail read --all` deletes it (this time: \(error.reason))"
+        } catch {}
+        return nil
     }
 
     /// Downloads message `id` into `download`, no more bytes than the mailbox lists for it, and

@@ -281,7 +281,7 @@ struct ReadCommand: AsyncParsableCommand {
                              keyring: RecipientKeyring) async throws -> (json: [String: Any], saveFailure: CLIFailure?) {
         let downloading = Terminal.ProgressLine("downloading"), progress = Terminal.ProgressLine("verifying and decrypting")
         let read = try await mail.read(
-            messageID, identity: identity, keyring: keyring, into: outputOptions.folder, keepJPEG: outputOptions.asSent,
+            messageID, identity: identity, keyring: keyring, into: outputOptions.folder, listedOnRelay: all, keepJPEG: outputOptions.asSent,
             progress: progress.update, downloadProgress: { done, total in downloading.update(done, total) },
             converting: Terminal.imageConversionStatus)
         downloading.finish()

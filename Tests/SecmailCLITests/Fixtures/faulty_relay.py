@@ -19,8 +19,14 @@ Usage: faulty_relay.py reset
            connection open and pass nothing more on: not the relay's answer (hold-answer: the
            relay carried the request out), or not the rest of the client's request (hold-upload:
            the relay is still waiting for it). MARKER, a file, is created at that moment.
+       faulty_relay.py tls-cut UPSTREAM_PORT CERT KEY REQUEST
+           Terminates TLS with the relay's own certificate and key (so the client's pin holds),
+           passes each HTTP request to the relay on UPSTREAM_PORT and its answer back, one at a
+           time, until a request whose first line starts with REQUEST (`DELETE /v1/mailbox/`):
+           then it closes the connection and refuses new ones, as a relay that stopped would.
 Prints the port it listens on, then serves."""
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -134,6 +140,71 @@ def withhold(client, upstream_port, limit, hold=None, marker=None):
         end.close()
 
 
+def read_message(stream, buffered):
+    """One HTTP/1.1 message (head and body, by Content-Length or chunked) from `stream`, whose
+    bytes read ahead are `buffered`; returns (message, bytes read past it), or (None, b"") at the
+    end of the stream."""
+    data = buffered
+    while b"\r\n\r\n" not in data:
+        more = stream.recv(65536)
+        if not more:
+            return None, b""
+        data += more
+    head, _, rest = data.partition(b"\r\n\r\n")
+    fields = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        fields[name.strip().lower()] = value.strip()
+    if fields.get(b"transfer-encoding", b"").lower() == b"chunked":
+        body = b""
+        while True:
+            while b"\r\n" not in rest:
+                rest += stream.recv(65536)
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            while len(rest) < size + 2:
+                rest += stream.recv(65536)
+            body += size_line + b"\r\n" + rest[:size + 2]
+            rest = rest[size + 2:]
+            if size == 0:
+                return head + b"\r\n\r\n" + body, rest
+    length = int(fields.get(b"content-length", b"0"))
+    while len(rest) < length:
+        more = stream.recv(65536)
+        if not more:
+            return None, b""
+        rest += more
+    return head + b"\r\n\r\n" + rest[:length], rest[length:]
+
+
+def tls_cut(client, upstream_port, cert, key, request_prefix):
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.minimum_version = ssl.TLSVersion.TLSv1_3
+    server_side.load_cert_chain(cert, key)
+    client_side = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_side.check_hostname = False
+    client_side.verify_mode = ssl.CERT_NONE
+    try:
+        client = server_side.wrap_socket(client, server_side=True)
+        upstream = client_side.wrap_socket(socket.create_connection(("127.0.0.1", upstream_port)))
+        from_client, from_upstream = b"", b""
+        while True:
+            request, from_client = read_message(client, from_client)
+            if request is None:
+                break
+            if request.startswith(request_prefix):
+                server.shutdown(socket.SHUT_RDWR)
+                break
+            upstream.sendall(request)
+            answer, from_upstream = read_message(upstream, from_upstream)
+            if answer is None:
+                break
+            client.sendall(answer)
+    except (OSError, ValueError):
+        pass
+    client.close()
+
+
 server.settimeout(1)
 while time.time() < deadline:
     try:
@@ -148,6 +219,8 @@ while time.time() < deadline:
         reset(client)
     elif mode == "lose-answer":
         threading.Thread(target=withhold, args=(client, int(sys.argv[2]), int(sys.argv[3])), daemon=True).start()
+    elif mode == "tls-cut":
+        threading.Thread(target=tls_cut, args=(client, int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5].encode()), daemon=True).start()
     elif mode in ("hold-answer", "hold-upload"):
         threading.Thread(target=withhold, args=(client, int(sys.argv[2]), int(sys.argv[3]), mode[5:], sys.argv[4]), daemon=True).start()
     else:
