@@ -160,7 +160,11 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: bob.home.appendingPathComponent("received/\(id).sm").path))
 
         try bob.retarget(port: relay.port)
-        #expect(try await bob.run(["inbox", "--json"]).stdout.contains(id))
+        let listed = try await bob.run(["inbox", "--json"])
+        let messages = try #require(try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]])
+        #expect(messages.count == 1 && messages.first?["id"] as? String == id && messages.first?["readBefore"] as? Bool == true, "\(listed.stdout)")
+        #expect(try await bob.run(["inbox"]).stdout.contains("\(id)  alice"))
+        #expect(try await bob.run(["inbox"]).stdout.contains("(read before)"))
         let again = try await bob.run(["read", "--all"])
         #expect(again.status == 0 && again.stdout.contains("read me once"), "\(again.stderr)")
         #expect(again.stderr.contains("read before") && again.stderr.contains("its copy left on the relay is deleted now"), "\(again.stderr)")

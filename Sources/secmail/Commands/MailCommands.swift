@@ -92,7 +92,7 @@ struct InboxCommand: AsyncParsableCommand {
         commandName: "inbox",
         abstract: "List the messages waiting for you on your relay.")
 
-    @Flag(name: .long, help: "Print a JSON array of {id, from, time, size} on standard output.")
+    @Flag(name: .long, help: "Print a JSON array of {id, from, time, size, readBefore} on standard output.")
     var json = false
 
     @Flag(name: .long, help: """
@@ -126,14 +126,24 @@ struct InboxCommand: AsyncParsableCommand {
         if let usage = inbox.usage, let fullness = inbox.fullness, fullness >= Self.fullnessWarning {
             Terminal.info("Your mailbox on the relay is \(Int(fullness * 100))% full (\(formatBytes(UInt64(max(usage.bytes, 0)))) of \(formatBytes(UInt64(max(usage.quota, 0))))): messages that would not fit are refused to their senders. Read or delete messages to make room.")
         }
+        // Listed again after an earlier read kept it (its delete on the relay failed, or the relay
+        // serves it again): `read` opens the kept copy, and `read --all` deletes the relay's.
+        let kept = KeptMail(home: keystore.home)
+        let readBefore = Set(messages.map(\.id).filter { id in (try? MessageID(hex: id)).map(kept.hasReceivedCopy) ?? false })
         if json {
-            try Terminal.output(jsonText(messages.map { ["id": $0.id, "from": $0.from, "time": $0.time, "size": $0.size] as [String: Any] }))
+            try Terminal.output(jsonText(messages.map {
+                ["id": $0.id, "from": $0.from, "time": $0.time, "size": $0.size, "readBefore": readBefore.contains($0.id)] as [String: Any]
+            }))
         } else if messages.isEmpty {
             Terminal.info("No messages.")
         } else {
             for message in messages {
                 // The id and sender are the relay's words: shown neutralised.
-                Terminal.output(TerminalText.neutralised("\(message.id)  \(message.from)  \(HumanTime.describe(Int64(message.time)))  \(formatBytes(UInt64(message.size)))") + "\n")
+                let line = "\(message.id)  \(message.from)  \(HumanTime.describe(Int64(message.time)))  \(formatBytes(UInt64(message.size)))"
+                Terminal.output(TerminalText.neutralised(line) + (readBefore.contains(message.id) ? "  (read before)" : "") + "\n")
+            }
+            if !readBefore.isEmpty {
+                Terminal.info("A message read before is opened from its kept copy; `secmail read --all` deletes the relay's copy.")
             }
             if Terminal.stderrIsTerminal {
                 Terminal.info("Read one with `secmail read ID` (its first 4 or more digits will do).")
