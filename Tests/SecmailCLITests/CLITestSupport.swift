@@ -63,6 +63,45 @@ struct CLIUser {
         try await runSecmail(arguments, environment: environment(passphrase: override), in: directory)
     }
 
+    /// Runs the CLI as this user and sends SIGINT once `ready` holds; returns its exit status and
+    /// standard error. Polls on a thread of its own (a task might wait seconds for a turn while
+    /// other tests run, and the polling, seconds of it, must not hold one of the few threads
+    /// every test's tasks share).
+    func runInterrupted(_ arguments: [String], when ready: @escaping @Sendable () -> Bool,
+                        sourceLocation: SourceLocation = #_sourceLocation) async throws -> (status: Int32, stderr: String) {
+        let (status, stderr, wasRunning) = try await onThreadOfItsOwn { try runInterruptedNow(arguments, when: ready) }
+        #expect(wasRunning, "\(arguments[0]) finished before it could be interrupted", sourceLocation: sourceLocation)
+        return (status, stderr)
+    }
+
+    /// The exit status, standard error, and whether the command still ran when SIGINT was sent.
+    private func runInterruptedNow(_ arguments: [String], when ready: () -> Bool) throws -> (Int32, String, Bool) {
+        let process = Process()
+        process.executableURL = SecmailBinary.url
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment(passphrase: nil)) { $1 }
+        let errors = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errors
+        try process.run()
+        // The command runs a millisecond at a time and is looked at while stopped, so that the
+        // moment is caught however busy the machine is.
+        let pid = process.processIdentifier, deadline = Date().addingTimeInterval(300)
+        while process.isRunning, Date() < deadline {
+            kill(pid, SIGSTOP)
+            usleep(200)
+            if ready() { break }
+            kill(pid, SIGCONT)
+            usleep(1000)
+        }
+        let wasRunning = process.isRunning
+        kill(pid, SIGINT)
+        kill(pid, SIGCONT)
+        let stderr = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stderr, as: UTF8.self), wasRunning)
+    }
+
     private func environment(passphrase override: String?) -> [String: String] {
         ["SECMAIL_HOME": home.path, "SECMAIL_PASSPHRASE": override ?? passphrase]
     }

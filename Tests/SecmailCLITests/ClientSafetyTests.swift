@@ -217,54 +217,16 @@ import Testing
         for (label, source, file, bytes) in [("decrypting", envelope, "0", 8 << 20), ("converting", photoEnvelope, "0", photoBytes)] {
             let out = folder.appendingPathComponent("out-\(label)", isDirectory: true)
             let ready = staged(out, file: file, minimumBytes: bytes)
-            let status = try await interrupted(["open", source.path, "--from", Users.bundle("alice").path, "--out", out.path],
-                                               home: Users.bob, when: ready)
+            let status = try await Users.bob.runInterrupted(["open", source.path, "--from", Users.bundle("alice").path, "--out", out.path],
+                                                            when: ready).status
             #expect(status == 130, "\(label)")
             #expect(contents(of: out).isEmpty, "\(label): \(contents(of: out))")
         }
         let sealing = folder.appendingPathComponent("sealed-\(UUID().uuidString).smsg")
-        let status = try await interrupted(["seal", "--to", Users.bundle("bob").path, "-m", "x", "--attach", big.path, "-o", sealing.path],
-                                           home: Users.alice, when: { contents(of: folder).contains { $0.hasPrefix(".secmail-partial") } })
+        let status = try await Users.alice.runInterrupted(["seal", "--to", Users.bundle("bob").path, "-m", "x", "--attach", big.path, "-o", sealing.path],
+                                                          when: { contents(of: folder).contains { $0.hasPrefix(".secmail-partial") } }).status
         #expect(status == 130)
         #expect(!contents(of: folder).contains { $0.hasPrefix(".") || $0.hasPrefix("sealed-") }, "\(contents(of: folder))")
-    }
-
-    /// Runs the CLI and sends SIGINT once `ready` holds; returns its exit status. Polls on a
-    /// thread of its own (a task might wait seconds for a turn while other tests run, and the
-    /// polling, seconds of it, must not hold one of the few threads every test's tasks share).
-    func interrupted(_ arguments: [String], home user: CLIUser, when ready: @escaping @Sendable () -> Bool) async throws -> Int32 {
-        let (status, interruptedWhileRunning) = try await onThreadOfItsOwn { try Self.interruptedNow(arguments, home: user, when: ready) }
-        #expect(interruptedWhileRunning, "\(arguments[0]) finished before it could be interrupted")
-        return status
-    }
-
-    /// The exit status, and whether the command still ran when SIGINT was sent.
-    private static func interruptedNow(_ arguments: [String], home user: CLIUser, when ready: () -> Bool) throws -> (Int32, Bool) {
-        let process = Process()
-        process.executableURL = SecmailBinary.url
-        process.arguments = arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["SECMAIL_HOME"] = user.home.path
-        environment["SECMAIL_PASSPHRASE"] = user.passphrase
-        process.environment = environment
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        // The command runs a millisecond at a time and is looked at while stopped, so that the
-        // moment is caught however busy the machine is.
-        let pid = process.processIdentifier, deadline = Date().addingTimeInterval(300)
-        while process.isRunning, Date() < deadline {
-            kill(pid, SIGSTOP)
-            usleep(200)
-            if ready() { break }
-            kill(pid, SIGCONT)
-            usleep(1000)
-        }
-        let wasRunning = process.isRunning
-        kill(pid, SIGINT)
-        kill(pid, SIGCONT)
-        process.waitUntilExit()
-        return (process.terminationStatus, wasRunning)
     }
 
     /// The dialogue at the terminal (a pseudo-terminal): empty, short and mismatched entries are

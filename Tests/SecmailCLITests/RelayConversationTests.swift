@@ -189,10 +189,8 @@ import Testing
                 try FaultyRelay(["hold-\(hold)", String(relay.port), String(20 << 20), marker.path])
             }
             try alice.retarget(port: proxy.port)
-            let (status, stderr) = try await onThreadOfItsOwn {
-                try Self.interruptedOnce(["send", "bob", "-m", "interrupted", "--attach", attachment.path], user: alice,
-                                         when: { FileManager.default.fileExists(atPath: marker.path) })
-            }
+            let (status, stderr) = try await alice.runInterrupted(["send", "bob", "-m", "interrupted", "--attach", attachment.path],
+                                                                  when: { FileManager.default.fileExists(atPath: marker.path) })
             proxy.stop()
             #expect(status == 130, "\(hold): \(stderr)")
             let listed = try await bob.run(["inbox", "--json"])
@@ -207,28 +205,6 @@ import Testing
             #expect(!contents(of: alice.home.appendingPathComponent("sent")).contains { $0.hasPrefix(".") }, "\(hold)")
         }
         #expect(await commands.stop(relay.process) == 0)
-    }
-
-    /// Runs the CLI as `user`, sends SIGINT once `ready` holds (polled every 10 ms, for at most
-    /// two minutes), and returns its exit status and standard error.
-    static func interruptedOnce(_ arguments: [String], user: CLIUser, when ready: () -> Bool) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = SecmailBinary.url
-        process.arguments = arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["SECMAIL_HOME"] = user.home.path
-        environment["SECMAIL_PASSPHRASE"] = user.passphrase
-        process.environment = environment
-        let errors = Pipe()
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = errors
-        try process.run()
-        let deadline = Date().addingTimeInterval(120)
-        while process.isRunning, !ready(), Date() < deadline { usleep(10_000) }
-        kill(process.processIdentifier, SIGINT)
-        let stderr = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stderr, as: UTF8.self))
     }
 
     /// One connection serves a command's requests; when the relay closed it while idle, the next

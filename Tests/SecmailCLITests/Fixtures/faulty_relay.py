@@ -60,15 +60,17 @@ def pump(source, target, limit, done):
     done.set()
 
 
-def cut(client, upstream_port, limit):
+def between(client, upstream_port, upload, download):
+    """Connects to the relay and runs upload(client, upstream, done) and download(client, upstream,
+    done) on threads of their own until one sets done (or a minute passes), then closes both ends."""
     try:
         upstream = socket.create_connection(("127.0.0.1", upstream_port))
     except OSError:
         client.close()
         return
     done = threading.Event()
-    threading.Thread(target=pump, args=(client, upstream, None, done), daemon=True).start()
-    threading.Thread(target=pump, args=(upstream, client, limit, done), daemon=True).start()
+    for direction in (upload, download):
+        threading.Thread(target=direction, args=(client, upstream, done), daemon=True).start()
     done.wait(60)
     for end in (client, upstream):
         try:
@@ -78,30 +80,30 @@ def cut(client, upstream_port, limit):
         end.close()
 
 
+def cut(client, upstream_port, limit):
+    between(client, upstream_port,
+            lambda client, upstream, done: pump(client, upstream, None, done),
+            lambda client, upstream, done: pump(upstream, client, limit, done))
+
+
 answer_lost = threading.Event()
 
 
 def withhold(client, upstream_port, limit, hold=None, marker=None):
-    try:
-        upstream = socket.create_connection(("127.0.0.1", upstream_port))
-    except OSError:
-        client.close()
-        return
     uploaded = [0]
-    done = threading.Event()
 
-    def held():
+    def held(done):
         open(marker, "w").close()
         done.wait(60)
 
-    def upload():
+    def upload(client, upstream, done):
         try:
             while True:
                 data = client.recv(65536)
                 if not data:
                     break
                 if hold == "upload" and uploaded[0] + len(data) > limit:
-                    held()
+                    held(done)
                     break
                 uploaded[0] += len(data)
                 upstream.sendall(data)
@@ -109,14 +111,14 @@ def withhold(client, upstream_port, limit, hold=None, marker=None):
             pass
         done.set()
 
-    def download():
+    def download(client, upstream, done):
         try:
             while True:
                 data = upstream.recv(65536)
                 if not data:
                     break
                 if uploaded[0] > limit and hold == "answer":
-                    held()
+                    held(done)
                     break
                 if uploaded[0] > limit and hold is None and not answer_lost.is_set():
                     answer_lost.set()
@@ -129,15 +131,7 @@ def withhold(client, upstream_port, limit, hold=None, marker=None):
             pass
         done.set()
 
-    threading.Thread(target=upload, daemon=True).start()
-    threading.Thread(target=download, daemon=True).start()
-    done.wait(60)
-    for end in (client, upstream):
-        try:
-            end.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        end.close()
+    between(client, upstream_port, upload, download)
 
 
 def read_message(stream, buffered):
