@@ -230,6 +230,53 @@ struct SharedDatabaseTests {
         for relay in relays { #expect(await commands.stop(relay.process) == 0) }
     }
 
+    /// The same envelope deposited through both relays at once, as a client offering it again
+    /// after a lost answer may: one deposit is taken (201) and the other refused as a message id
+    /// accepted already (409 conflict; the relays' write transactions take turns, so the second
+    /// sees the first's row), never a storage error; bob has each message once.
+    @Test func theSameEnvelopeThroughBothRelaysAtOnceIsTakenOnce() async throws {
+        let folder = try temporaryDirectory("shared-repeat")
+        let relays = try await startPair(in: folder, database: TestPostgres.url(of: try await TestPostgres.freshDatabase("sharedrepeat")))
+        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
+        try await alice.register(port: relays[0].port, ca: Self.caFile.path)
+        try await bob.register(port: relays[1].port, ca: Self.caFile.path)
+        let sender = try Keystore(home: SecmailHome(url: alice.home)).unlockSender(passphrase: Passphrase(alice.passphrase))
+        let bobBundle = try Keystore(home: SecmailHome(url: bob.home)).currentBundle()
+        // Sign-ins live in the shared database: a token from relay a serves at relay b too.
+        let client = try RelayClient(home: SecmailHome(url: alice.home))
+        let token = try await client.token(for: sender)
+        await client.close()
+        let tls = try TLSContext(configuration: .client(trust: .certificateAuthorities(file: Self.caFile.path)))
+        let attachment = folder.appendingPathComponent("data.bin")
+        try Data(try SystemRandom().bytes(count: 2_000_000)).write(to: attachment)
+
+        let rounds = 6
+        for round in 0..<rounds {
+            let envelope = folder.appendingPathComponent("round-\(round).sm")
+            let sink = FileSink(file: try PositionalFile(creatingAtPath: envelope.path, permissions: 0o600))
+            _ = try EnvelopeSealer().seal(text: "round \(round)", attachments: [try OutgoingAttachment(file: attachment)],
+                                          from: sender, to: [bobBundle], into: sink)
+            try sink.synchronize()
+            let deposit = RelayRequest(.POST, Endpoint.deposit.path(query: [(Endpoint.Query.recipient, "bob")]), body: .file(envelope), bearer: token)
+            async let first = Self.send(deposit, port: relays[0].port, tls: tls)
+            async let second = Self.send(deposit, port: relays[1].port, tls: tls)
+            let answers = try await [first, second]
+            #expect(answers.map(\.status).sorted() == [201, 409], "round \(round): \(answers.map { "\($0.status) \(String(decoding: $0.body, as: UTF8.self))" })")
+        }
+        let inbox = try await bob.run(["inbox", "--json"])
+        let listed = try #require(try JSONSerialization.jsonObject(with: Data(inbox.stdout.utf8)) as? [[String: Any]])
+        #expect(listed.count == rounds, "\(inbox.stdout)")
+        for relay in relays { #expect(await commands.stop(relay.process) == 0) }
+    }
+
+    /// `request` on a connection of its own to the relay on `port`.
+    static func send(_ request: RelayRequest, port: Int, tls: TLSContext) async throws -> RelayResponse {
+        let connection = try await RelayHTTPConnection.open(host: "localhost", port: port, tls: tls)
+        let answer = try await connection.send(request)
+        await connection.close()
+        return answer
+    }
+
     /// The database stops under a stream of deposits and lookups and starts again: while it is
     /// down every request gets a clean `500 storage` answer (no hang, no crash), every deposit
     /// acknowledged before or after is listed, and the relay serves again without a restart.
