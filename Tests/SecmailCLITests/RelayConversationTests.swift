@@ -172,6 +172,34 @@ import Testing
         #expect(await commands.stop(relay.process) == 0)
     }
 
+    /// Ctrl-C during `read`, once the message was saved and kept and its delete is under way
+    /// (here held by the relay), says what is true then: nothing half-saved, and how to see the
+    /// message again, which then opens from the kept copy.
+    @Test func ctrlCDuringReadSaysHowToSeeTheMessage() async throws {
+        let (folder, data, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("interrupted-read")
+        let attachment = folder.appendingPathComponent("notes.txt")
+        try Data("attached notes".utf8).write(to: attachment)
+        let sent = try await alice.run(["send", "bob", "-m", "read me", "--attach", attachment.path])
+        #expect(sent.status == 0, "\(sent.stderr)")
+        let id = sent.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let tls = data.appendingPathComponent("tls"), marker = folder.appendingPathComponent("delete-held")
+        let proxy = try await onThreadOfItsOwn {
+            try FaultyRelay(["tls-cut", String(relay.port), tls.appendingPathComponent("relay.pem").path,
+                             tls.appendingPathComponent("relay.key.pem").path, "DELETE /v1/mailbox/", marker.path])
+        }
+        try bob.retarget(port: proxy.port)
+        let (status, stderr) = try await bob.runInterrupted(["read", String(id.prefix(6))],
+                                                            when: { FileManager.default.fileExists(atPath: marker.path) })
+        proxy.stop()
+        #expect(status == 130)
+        #expect(stderr.hasSuffix("secmail: interrupted; nothing half-saved was left; `secmail read \(id)` shows the message\n"), "\(stderr)")
+        #expect(try Data(contentsOf: bob.home.appendingPathComponent("mail/\(id)/notes.txt")) == Data("attached notes".utf8))
+        try bob.retarget(port: relay.port)
+        let again = try await bob.run(["read", id])
+        #expect(again.status == 0 && again.stdout.contains("read me") && again.stderr.contains("read before"), "\(again.stderr)")
+        #expect(await commands.stop(relay.process) == 0)
+    }
+
     /// Ctrl-C during `send` says what became of the message: while the envelope is still going
     /// out, nothing was sent (the relay drops a deposit cut short); once all of it went and the
     /// answer is awaited, it may have arrived, and so it has here.

@@ -254,6 +254,10 @@ struct ReadCommand: AsyncParsableCommand {
             if messageIDs.isEmpty, !outputOptions.json { Terminal.info("No messages.") }
             for (index, messageID) in messageIDs.enumerated() {
                 if index > 0, !outputOptions.json { Terminal.info("") }
+                // A message is saved whole or not at all, and kept before the relay's copy goes.
+                let before = index == 0 ? "" : "the \(counted(index, "message", "messages")) shown above were read and kept, "
+                Interruption.wouldLeave(all ? "\(before)nothing half-saved was left; `secmail read --all` goes on from where this stopped"
+                                            : "nothing half-saved was left; `secmail read \(messageID.hex)` shows the message")
                 do {
                     let (result, saveFailure) = try await readAndShow(messageID, mail: mail, identity: identity, keyring: keyring)
                     results.append(result)

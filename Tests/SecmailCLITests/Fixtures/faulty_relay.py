@@ -19,11 +19,12 @@ Usage: faulty_relay.py reset
            connection open and pass nothing more on: not the relay's answer (hold-answer: the
            relay carried the request out), or not the rest of the client's request (hold-upload:
            the relay is still waiting for it). MARKER, a file, is created at that moment.
-       faulty_relay.py tls-cut UPSTREAM_PORT CERT KEY REQUEST
+       faulty_relay.py tls-cut UPSTREAM_PORT CERT KEY REQUEST [MARKER]
            Terminates TLS with the relay's own certificate and key (so the client's pin holds),
            passes each HTTP request to the relay on UPSTREAM_PORT and its answer back, one at a
            time, until a request whose first line starts with REQUEST (`DELETE /v1/mailbox/`):
-           then it closes the connection and refuses new ones, as a relay that stopped would.
+           then it closes the connection and refuses new ones, as a relay that stopped would; or,
+           given MARKER, creates that file and holds the request, answering nothing.
 Prints the port it listens on, then serves."""
 import socket
 import ssl
@@ -171,7 +172,7 @@ def read_message(stream, buffered):
     return head + b"\r\n\r\n" + rest[:length], rest[length:]
 
 
-def tls_cut(client, upstream_port, cert, key, request_prefix):
+def tls_cut(client, upstream_port, cert, key, request_prefix, marker=None):
     server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_side.minimum_version = ssl.TLSVersion.TLSv1_3
     server_side.load_cert_chain(cert, key)
@@ -187,7 +188,11 @@ def tls_cut(client, upstream_port, cert, key, request_prefix):
             if request is None:
                 break
             if request.startswith(request_prefix):
-                server.shutdown(socket.SHUT_RDWR)
+                if marker:
+                    open(marker, "w").close()
+                    time.sleep(60)
+                else:
+                    server.shutdown(socket.SHUT_RDWR)
                 break
             upstream.sendall(request)
             answer, from_upstream = read_message(upstream, from_upstream)
@@ -214,7 +219,8 @@ while time.time() < deadline:
     elif mode == "lose-answer":
         threading.Thread(target=withhold, args=(client, int(sys.argv[2]), int(sys.argv[3])), daemon=True).start()
     elif mode == "tls-cut":
-        threading.Thread(target=tls_cut, args=(client, int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5].encode()), daemon=True).start()
+        threading.Thread(target=tls_cut, args=(client, int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5].encode()) + tuple(sys.argv[6:7]),
+                         daemon=True).start()
     elif mode in ("hold-answer", "hold-upload"):
         threading.Thread(target=withhold, args=(client, int(sys.argv[2]), int(sys.argv[3]), mode[5:], sys.argv[4]), daemon=True).start()
     else:
