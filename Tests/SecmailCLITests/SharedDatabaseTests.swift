@@ -236,7 +236,9 @@ struct SharedDatabaseTests {
     /// sees the first's row), never a storage error; bob has each message once.
     @Test func theSameEnvelopeThroughBothRelaysAtOnceIsTakenOnce() async throws {
         let folder = try temporaryDirectory("shared-repeat")
-        let relays = try await startPair(in: folder, database: TestPostgres.url(of: try await TestPostgres.freshDatabase("sharedrepeat")))
+        // Patient relays: this process's tasks, connections included, can be stalled by other tests.
+        let relays = try await startPair(in: folder, database: TestPostgres.url(of: try await TestPostgres.freshDatabase("sharedrepeat")),
+                                         options: Self.loadOptions)
         let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
         try await alice.register(port: relays[0].port, ca: Self.caFile.path)
         try await bob.register(port: relays[1].port, ca: Self.caFile.path)
