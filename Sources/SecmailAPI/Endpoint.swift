@@ -50,6 +50,10 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         public static let treeSize = "treeSize"
         /// `deposit`: a recipient (repeated for several).
         public static let recipient = "to"
+        /// `deposit`, optional: the envelope's message id (32 hex digits). An id accepted before
+        /// for a recipient is then refused before the body is read (a repeated deposit), and the
+        /// envelope must carry this id.
+        public static let messageID = "message"
         /// `consistency`: the two log sizes.
         public static let from = "from", to = "to"
         /// `entries`: the first leaf index and the end (exclusive).

@@ -279,6 +279,45 @@ import Testing
         #expect(after == [201, 413], "\(after)")
     }
 
+    /// A deposit that names its message id (`?message=`, as `secmail send` does) is refused as a
+    /// repeat before its body is read, so before the mailbox's room is checked: a repeat into the
+    /// mailbox its first deposit filled is told `409 conflict`, not `413`. The envelope must carry
+    /// the id named.
+    @Test(arguments: EngineUnderTest.available) func aDepositNamingItsIDIsRefusedAsARepeatBeforeTheMailboxIsFull(engine: EngineUnderTest) async throws {
+        let relay = try await RunningRelay(engine: engine, mailboxQuota: 150 * 1024)
+        defer { Task { await relay.stop() } }
+        let folder = try makeTemporaryDirectory("mailbox-repeat")
+        for name in ["alice", "bob"] { try await relay.services.directory.register(try ThrowawayIdentities.bundle(name)) }
+        let alice = try await relay.token("alice")
+        // Larger than 64 KiB: admitted before its body, and more than half the quota.
+        func envelope() throws -> (id: MessageID, file: URL) {
+            let (id, bytes) = try RelayCurl.envelope(from: "alice", to: ["bob"], extra: 100_000)
+            let file = folder.appendingPathComponent("\(id.hex).sm")
+            try Data(bytes).write(to: file)
+            return (id, file)
+        }
+        func deposit(_ file: URL, naming id: MessageID?) async throws -> (status: Int, body: String) {
+            try await relay.curl("/v1/messages?to=bob" + (id.map { "&message=\($0.hex)" } ?? ""), method: "POST",
+                                 headers: ["Authorization: Bearer \(alice)"], file: file)
+        }
+        let first = try envelope()
+        #expect(try await deposit(first.file, naming: first.id).status == 201)
+        #expect(try await deposit(first.file, naming: nil).status == 413)
+        let repeated = try await deposit(first.file, naming: first.id)
+        #expect(repeated.status == 409, "\(repeated.body)")
+        #expect(try json(repeated.body)["error"] as? String == "conflict")
+
+        try await relay.services.mailboxes.delete(IdentityName("bob"), first.id)
+        let second = try envelope()
+        let misnamed = try await deposit(second.file, naming: try MessageID(bytes: Array(repeating: 7, count: 16)))
+        #expect(misnamed.status == 400)
+        #expect((try json(misnamed.body)["reason"] as? String)?.contains("carries message id \(second.id)") == true, "\(misnamed.body)")
+        #expect(try await relay.curl("/v1/messages?to=bob&message=nothex", method: "POST", headers: ["Authorization: Bearer \(alice)"],
+                                     file: second.file).status == 400)
+        #expect(try await deposit(second.file, naming: second.id).status == 201)
+        #expect(try await relay.services.mailboxes.list(IdentityName("bob")).messages.map(\.messageID) == [second.id])
+    }
+
     /// A client that connects and then says nothing is cut off after the idle timeout.
     @Test(arguments: EngineUnderTest.available) func anIdleConnectionIsClosed(engine: EngineUnderTest) async throws {
         let relay = try await RunningRelay(engine: engine, limits: RelayLimits(deadlines: ConnectionDeadlines(idleBeforeSignIn: .seconds(1), idle: .seconds(1))))

@@ -102,13 +102,14 @@ public struct MailClient {
             throw ClientError(.limitExceeded, "the sealed message is \(sealed.byteCount) bytes; the relay at \(relay.address) accepts envelopes of at most \(limit) bytes, so nothing was sent")
         }
         let token = try await relay.token(for: sender)
-        var request = RelayRequest(.POST, Endpoint.deposit.path(query: recipients.map { (Endpoint.Query.recipient, $0.name.value) }),
-                                   body: .file(staging), bearer: token)
+        let messageID = sealed.header.messageID
+        // Named in the request, the id lets the relay refuse a repeat before its body.
+        let query = recipients.map { (Endpoint.Query.recipient, $0.name.value) } + [(Endpoint.Query.messageID, messageID.hex)]
+        var request = RelayRequest(.POST, Endpoint.deposit.path(query: query), body: .file(staging), bearer: token)
         request.uploadProgress = uploadProgress
         // The relay accepts a message id once per recipient: sent again after a broken
         // connection, the envelope cannot arrive twice.
         request.relayCarriesOutOnce = true
-        let messageID = sealed.header.messageID
         let mayHaveArrived = Self.mayHaveArrived(at: recipients.map(\.name))
         let response: RelayResponse
         do {
@@ -120,8 +121,8 @@ public struct MailClient {
             let refusal = ClientError.refusal(response, relay: relay.address, notFound: .notRegistered)
             if response.answersARepeat {
                 // Offered again because the first answer was lost: refused as a message id
-                // accepted already, the first deposit went through; refused otherwise (a mailbox
-                // the first filled, say), it may have.
+                // accepted already (checked before the mailboxes' room), the first deposit went
+                // through; refused otherwise, it may have.
                 let body = try? JSONDecoder().decode(ErrorResponse.self, from: Data(response.body))
                 if body?.code != .conflict {
                     throw ClientError(.outcomeUnknown, "message \(messageID) went out, but the connection to the relay at \(relay.address) broke before its answer, and offered again, \(refusal.reason); \(mayHaveArrived)")

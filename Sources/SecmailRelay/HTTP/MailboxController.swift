@@ -68,6 +68,7 @@ struct MailboxController: Sendable {
     func deposit(_ request: Request) async throws -> EditedResponse<DepositResponse> {
         let token = try bearerToken(request)
         let recipients = request.uri.queryParameters.getAll(Endpoint.Query.recipient).map { String($0) }
+        let claimed = try request.uri.queryParameters[Endpoint.Query.messageID[...]].map { try Self.messageID(String($0)) }
         let contentLength = request.headers[.contentLength]
         let depositor: IdentityName, names: [IdentityName], declared: Int
         if let small = contentLength.flatMap({ Int($0) }), small <= MailboxStore.inlineLimit,
@@ -91,7 +92,7 @@ struct MailboxController: Sendable {
                 try authenticator.identityLimiter.take(depositor.value, what: depositor.value)
                 let (names, declared) = try Self.depositTerms(recipients: recipients, contentLength: contentLength,
                                                               maximumSize: mailboxes.maximumEnvelopeSize)
-                try mailboxes.admit(declared, to: names, from: depositor, in: db)
+                try mailboxes.admit(declared, to: names, from: depositor, claimed: claimed, in: db)
                 return (depositor, names, declared)
             }
         }
@@ -106,10 +107,10 @@ struct MailboxController: Sendable {
             } catch {
                 throw RelayError(.invalidRequest, "the body is longer than its Content-Length of \(declared) bytes")
             }
-            id = try await mailboxes.deposit(bytes: bytes, recipients: names, depositor: depositor)
+            id = try await mailboxes.deposit(bytes: bytes, recipients: names, depositor: depositor, claimed: claimed)
             total = bytes.count
         } else {
-            (id, total) = try await depositFile(request.body, declared: declared, recipients: names, depositor: depositor)
+            (id, total) = try await depositFile(request.body, declared: declared, recipients: names, depositor: depositor, claimed: claimed)
         }
         return EditedResponse(status: .created, response: DepositResponse(messageId: id.hex, size: total, recipients: names.map(\.value)))
     }
@@ -136,7 +137,8 @@ struct MailboxController: Sendable {
 
     /// Streams a larger envelope to a file written behind the request (IncomingEnvelopeFile),
     /// bounded by its declared length, then deposits it. Returns its id and size.
-    func depositFile(_ body: RequestBody, declared: Int, recipients: [IdentityName], depositor: IdentityName) async throws -> (MessageID, Int) {
+    func depositFile(_ body: RequestBody, declared: Int, recipients: [IdentityName], depositor: IdentityName,
+                     claimed: MessageID?) async throws -> (MessageID, Int) {
         let incoming = try IncomingEnvelopeFile(url: mailboxes.incomingFile())
         let payloadDigest: EnvelopePayloadDigester.Digest?
         do {
@@ -152,7 +154,7 @@ struct MailboxController: Sendable {
             throw error
         }
         let id = try await mailboxes.deposit(file: incoming.url, payloadDigest: payloadDigest, recipients: recipients,
-                                             depositor: depositor)
+                                             depositor: depositor, claimed: claimed)
         return (id, incoming.size)
     }
 

@@ -106,6 +106,14 @@ enum DepositCommit {
         }
     }
 
+    /// Refuses message `id` for `recipient` when it was accepted for them before (P4: a message id
+    /// is accepted once per recipient, even after the message was deleted).
+    static func refuseIfAccepted(_ id: MessageID, for recipient: String, _ db: any StorageTransaction) throws {
+        if try db.fetchOne(Int.self, "SELECT 1 FROM accepted_messages WHERE recipient = ? AND message_id = ?", [recipient, Data(id.bytes)]) != nil {
+            throw RelayError(.conflict, "message \(id) was already delivered to \(recipient); a message id is accepted once")
+        }
+    }
+
     /// Checks one deposit against the mailboxes (room, and the sender's share) and inserts its rows.
     private static func insert(_ deposit: PendingDeposit, quota: Int, senderShare: Int, in db: any StorageTransaction) throws {
         let messageID = Data(deposit.messageID.bytes)
@@ -115,9 +123,7 @@ enum DepositCommit {
             guard fingerprints.contains(where: { (try? Fingerprint(bytes: Array($0))).map(deposit.fingerprints.contains) == true }) else {
                 throw RelayError(.invalidRequest, "the envelope is not encrypted to any key of \(name)")
             }
-            if try db.fetchOne(Int.self, "SELECT 1 FROM accepted_messages WHERE recipient = ? AND message_id = ?", [name, messageID]) != nil {
-                throw RelayError(.conflict, "message \(deposit.messageID) was already delivered to \(name); a message id is accepted once")
-            }
+            try refuseIfAccepted(deposit.messageID, for: name, db)
             try checkRoom(for: deposit.size, in: name, from: deposit.sender, quota: quota, senderShare: senderShare, db)
         }
         let inline: Data? = if case .inline(let bytes) = deposit.envelope { Data(bytes) } else { nil }

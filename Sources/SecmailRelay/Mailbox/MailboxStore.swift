@@ -77,7 +77,7 @@ public struct MailboxStore: Sendable {
     /// `depositor` (see `deposit(_:source:payloadDigest:recipients:depositor:)`). `payloadDigest`, taken as the
     /// file was written, spares the signature check a second read of it.
     public func deposit(file: URL, payloadDigest: EnvelopePayloadDigester.Digest? = nil, recipients: [IdentityName],
-                        depositor: IdentityName) async throws -> MessageID {
+                        depositor: IdentityName, claimed: MessageID? = nil) async throws -> MessageID {
         let source: FileEnvelopeSource
         do {
             source = try FileEnvelopeSource(url: file)
@@ -86,27 +86,31 @@ public struct MailboxStore: Sendable {
             throw error
         }
         return try await deposit(.file(file), source: source, payloadDigest: payloadDigest, recipients: recipients,
-                                 depositor: depositor)
+                                 depositor: depositor, claimed: claimed)
     }
 
     /// Stores a small envelope (at most `inlineLimit` bytes) held in memory, in its database row.
-    public func deposit(bytes: [UInt8], recipients: [IdentityName], depositor: IdentityName) async throws -> MessageID {
+    public func deposit(bytes: [UInt8], recipients: [IdentityName], depositor: IdentityName, claimed: MessageID? = nil) async throws -> MessageID {
         precondition(bytes.count <= Self.inlineLimit, "an envelope of \(bytes.count) bytes goes to a file")
         return try await deposit(.inline(bytes), source: MemoryEnvelopeSource(bytes), payloadDigest: nil,
-                                 recipients: recipients, depositor: depositor)
+                                 recipients: recipients, depositor: depositor, claimed: claimed)
     }
 
     /// Checks: a well-formed envelope of exactly its declared size, sent in the depositor's name,
-    /// signed at a time within the window, encrypted to a key of every recipient, a message id not accepted for any of them before,
-    /// and room in every mailbox. Returns the message id once the deposit is durable.
+    /// carrying the message id its request named (`claimed`, if any), signed at a time within the
+    /// window, encrypted to a key of every recipient, a message id not accepted for any of them
+    /// before, and room in every mailbox. Returns the message id once the deposit is durable.
     private func deposit(_ envelope: PendingDeposit.Envelope, source: EnvelopeSource,
                          payloadDigest: EnvelopePayloadDigester.Digest?, recipients: [IdentityName],
-                         depositor: IdentityName) async throws -> MessageID {
+                         depositor: IdentityName, claimed: MessageID?) async throws -> MessageID {
         let header: EnvelopeHeader
         do {
             header = try Self.parseHeader(source)
             guard header.senderName == depositor else {
                 throw RelayError(.forbidden, "the envelope is signed in the name of \(header.senderName), but the token belongs to \(depositor)")
+            }
+            if let claimed, claimed != header.messageID {
+                throw RelayError(.invalidRequest, "the envelope carries message id \(header.messageID), not the \(claimed) its request names")
             }
             if let refusal = timeWindow.refusal(signedAt: header.time, now: clock()) {
                 throw RelayError(.invalidRequest, refusal)
@@ -276,11 +280,17 @@ public struct MailboxStore: Sendable {
     }
 
     /// Refuses, before a byte of the body is read, a deposit of `size` bytes to a name no one
-    /// registered, or that would not fit every recipient's mailbox, or `depositor`'s share of it
-    /// (within `db`, the read transaction that also checked the depositor's token).
-    func admit(_ size: Int, to recipients: [IdentityName], from depositor: IdentityName, in db: any StorageTransaction) throws {
+    /// registered, of a message id (`claimed`, when the request names it) accepted for a recipient
+    /// before, or that would not fit every recipient's mailbox, or `depositor`'s share of it
+    /// (within `db`, the read transaction that also checked the depositor's token). The id comes
+    /// before the room: a repeated deposit is told it arrived, not that the mailbox it filled is full.
+    func admit(_ size: Int, to recipients: [IdentityName], from depositor: IdentityName, claimed: MessageID?,
+               in db: any StorageTransaction) throws {
         for name in recipients where try !db.isRegistered(name.value) {
             throw Self.notRegistered(name.value)
+        }
+        if let claimed {
+            for name in recipients { try DepositCommit.refuseIfAccepted(claimed, for: name.value, db) }
         }
         for name in recipients {
             try DepositCommit.checkRoom(for: size, in: name.value, from: depositor.value, quota: mailboxQuota, senderShare: senderShare, db)
