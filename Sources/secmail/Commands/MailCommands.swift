@@ -252,14 +252,17 @@ struct ReadCommand: AsyncParsableCommand {
                 try await mail.inbox(identity).messages.compactMap { try? MessageID(hex: $0.id) }
             }
             if messageIDs.isEmpty, !outputOptions.json { Terminal.info("No messages.") }
+            // Messages read and kept so far (one that failed to verify is neither).
+            var readAndKept = 0
             for (index, messageID) in messageIDs.enumerated() {
                 if index > 0, !outputOptions.json { Terminal.info("") }
                 // A message is saved whole or not at all, and kept before the relay's copy goes.
-                let before = index == 0 ? "" : "the \(counted(index, "message", "messages")) shown above were read and kept, "
+                let before = readAndKept == 0 ? "" : "the \(counted(readAndKept, "message", "messages")) shown above were read and kept, "
                 Interruption.wouldLeave(all ? "\(before)nothing half-saved was left; `secmail read --all` goes on from where this stopped"
                                             : "nothing half-saved was left; `secmail read \(messageID.hex)` shows the message")
                 do {
                     let (result, saveFailure) = try await readAndShow(messageID, mail: mail, identity: identity, keyring: keyring)
+                    readAndKept += 1
                     results.append(result)
                     if let saveFailure {
                         if all { Terminal.error(Self.naming(messageID, saveFailure.description)) }
