@@ -1,9 +1,11 @@
 #define _GNU_SOURCE
 #include "CSystemCalls.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -27,6 +29,16 @@ int secmail_pipe_cloexec_nonblocking(int ends[2]) {
 
 int secmail_start_writeback(int descriptor, off_t offset, off_t length) {
     return sync_file_range(descriptor, offset, length, SYNC_FILE_RANGE_WRITE);
+}
+
+int secmail_rename_no_replace(const char *from, const char *to) {
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0) return 0;
+    if (errno != EINVAL) return -1;
+    // link(2) fails with EEXIST when `to` exists, as atomically as the flag would have.
+    if (link(from, to) != 0) return -1;
+    // `to` is in place: a `from` that stays behind (in a staging folder) is swept with it.
+    unlink(from);
+    return 0;
 }
 
 int secmail_keep_freed_memory(size_t mmap_threshold, size_t trim_threshold) {

@@ -120,20 +120,25 @@ public final class AttachmentDirectory: ContentSink {
     /// Moves a staged file into the output directory under `name` (or a free variant of it), or
     /// finds it there already: a regular file with the same bytes under that name or a variant
     /// of it. `existed` tells which.
+    /// Another process saving into the same folder at the same moment (two `read`s of one home)
+    /// cannot make a file replace one it saved: the move refuses a name taken meanwhile, and the
+    /// file there is compared like any other.
     private func place(_ source: URL, as name: String) throws -> (target: URL, existed: Bool) {
         let (stem, ext) = SavedFileName.split(SavedFileName.safe(name))
         var counter: Int? = nil
-        var target: URL { outputDirectory.appendingPathComponent(SavedFileName.compose(stem: stem, counter: counter, ext: ext)) }
-        while let status = try? FileStatus(path: target.path) {
-            if status.kind == .regular, Self.sameBytes(target, source) { return (target, true) }
-            counter = (counter ?? 1) + 1
+        while true {
+            let target = outputDirectory.appendingPathComponent(SavedFileName.compose(stem: stem, counter: counter, ext: ext))
+            if let status = try? FileStatus(path: target.path) {
+                if status.kind == .regular, Self.sameBytes(target, source) { return (target, true) }
+                counter = (counter ?? 1) + 1
+                continue
+            }
+            do {
+                if try AtomicRename.moveWithoutReplacing(source, to: target) { return (target, false) }
+            } catch {
+                throw ClientError(.io, "cannot save \(target.path) (\(error)); no attachment of this message was saved")
+            }
         }
-        do {
-            try FileManager.default.moveItem(at: source, to: target)
-        } catch {
-            throw ClientError(.io, "cannot save \(target.path): \(error.localizedDescription); no attachment of this message was saved")
-        }
-        return (target, false)
     }
 
     /// Whether two files hold the same bytes, read a megabyte at a time (false when either

@@ -49,6 +49,13 @@ import Testing
         #expect(again.status == 1)
         #expect(again.stderr.contains("exists already"))
         #expect(Array(try Data(contentsOf: output)) == outputBytes)
+        // A link to nothing is there too: refused up front, and the link stays a link to nothing.
+        let link = folder.appendingPathComponent("link.png"), nowhere = folder.appendingPathComponent("nowhere.png")
+        try FileManager.default.createSymbolicLink(atPath: link.path, withDestinationPath: nowhere.path)
+        let overLink = try Users.alice.run(["image", "optimize", input.path, "-o", link.path])
+        #expect(overLink.status == 1 && overLink.stderr.contains("exists already"), "\(overLink.stderr)")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link.path) == nowhere.path)
+        #expect(!FileManager.default.fileExists(atPath: nowhere.path))
         let garbage = folder.appendingPathComponent("notes.png")
         try Data("not an image at all".utf8).write(to: garbage)
         let refused = try Users.alice.run(["image", "optimize", garbage.path, "-o", folder.appendingPathComponent("x.png").path])

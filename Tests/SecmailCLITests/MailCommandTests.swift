@@ -296,11 +296,15 @@ import Testing
     /// succeed: a message the other one fetched, kept and removed from the relay in the meantime
     /// opens from its kept copy, and a removal the other one made first is as good as its own.
     /// Before, the second said "no message … in the mailbox" for each such message and exited 1.
+    /// Both save each message's attachment into the same folder, which ends with one copy (the
+    /// race of two saves of one file is pinned down by AttachmentDirectoryTests).
     @Test func twoReadAllOfOneHomeAtOnceBothSucceed() async throws {
-        let (_, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("read-all-twice")
+        let (folder, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("read-all-twice")
         let texts = (1...8).map { "message \($0)" }
+        let attachment = folder.appendingPathComponent("notes.bin")
+        try Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }).write(to: attachment)
         for text in texts {
-            let sent = try await alice.run(["send", "bob", "-m", text])
+            let sent = try await alice.run(["send", "bob", "-m", text, "--attach", attachment.path])
             #expect(sent.status == 0, "\(sent.stderr)")
         }
         async let first = bob.run(["read", "--all", "--json"])
@@ -315,6 +319,12 @@ import Testing
         // Nothing is removed before a listing, so whichever listed first saw all eight.
         #expect(shown.map(\.count).max() == texts.count, "\(shown)")
         #expect(Set(shown.joined()) == Set(texts), "\(shown)")
+        let mail = bob.home.appendingPathComponent("mail")
+        let folders = try FileManager.default.contentsOfDirectory(atPath: mail.path)
+        #expect(folders.count == texts.count)
+        for id in folders {
+            #expect(try FileManager.default.contentsOfDirectory(atPath: mail.appendingPathComponent(id).path) == ["notes.bin"], "\(id)")
+        }
         await #expect(try inbox(bob).isEmpty)
         #expect(await commands.stop(relay.process) == 0)
     }

@@ -66,6 +66,41 @@ import Testing
         #expect(events.all == ["start photo.jpg", "end photo.jpg"])
         #expect(opened.saved.map(\.url.lastPathComponent).sorted() == ["note.txt", "photo.png"])
     }
+    /// Two `read`s of one message into one folder at once (two terminals on one home): both
+    /// save it, the folder ends with one copy of each attachment, and neither fails or replaces
+    /// what the other saved (a name checked free and then taken by the other was "already
+    /// exists", or replaced).
+    @Test func decryptsIntoOneFolderAtOnceAllSucceedWithOneCopy() throws {
+        let bob = try ThrowawayIdentities.bundle("bob")
+        let sink = MemorySink()
+        let attachments = try (0..<4).map { try OutgoingAttachment(name: "part\($0).bin", bytes: Array(repeating: UInt8($0), count: 50_000)) }
+        _ = try EnvelopeSealer().seal(
+            text: "four parts", attachments: attachments,
+            from: SenderIdentity(bundle: try ThrowawayIdentities.bundle("alice"), signingKey: try ThrowawayIdentities.signingKey("alice")),
+            to: [bob], into: sink)
+        let envelope = sink.bytes
+        let root = try makeTemporaryDirectory("decrypt-at-once")
+        for round in 0..<10 {
+            let output = root.appendingPathComponent("round-\(round)")
+            let failures = Events()
+            DispatchQueue.concurrentPerform(iterations: 4) { _ in
+                do {
+                    // Each reader verifies its own copy, as each process would.
+                    let verified = try EnvelopeOpener.verify(
+                        MemoryEnvelopeSource(envelope), sender: try ThrowawayIdentities.bundle("alice"),
+                        keys: [RecipientKey(fingerprint: bob.fingerprint, encryptionKey: try ThrowawayIdentities.encryptionKey("bob"))])
+                    let opened = try AttachmentDirectory.decrypt(verified, into: output)
+                    if let failure = opened.saveFailure { failures.add(failure.reason) }
+                } catch {
+                    failures.add("\(error)")
+                }
+            }
+            #expect(failures.all == [], "round \(round)")
+            let saved = try FileManager.default.contentsOfDirectory(atPath: output.path).sorted()
+            #expect(saved == ["part0.bin", "part1.bin", "part2.bin", "part3.bin"], "round \(round)")
+        }
+    }
+
     /// Received JPEGs become PNGs within a budget of pixels, per image and per message; past it
     /// an image is saved as it travelled, byte for byte, with a note that says which limit it met.
     @Test func imagesPastTheConversionBudgetAreSavedAsTheyTravelled() throws {

@@ -52,6 +52,55 @@ import Testing
     }
 }
 
+/// A move into place that never replaces what is there, even what appeared an instant before.
+@Suite struct MoveWithoutReplacingTests {
+    @Test func movesToAFreeNameAndLeavesATakenOneAlone() throws {
+        let folder = try makeTemporaryDirectory("move-no-replace")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let source = folder.appendingPathComponent("source"), target = folder.appendingPathComponent("target")
+        try Data("new".utf8).write(to: source)
+        #expect(try AtomicRename.moveWithoutReplacing(source, to: target))
+        #expect(!FileManager.default.fileExists(atPath: source.path))
+        #expect(try Data(contentsOf: target) == Data("new".utf8))
+
+        // A file there, or a link to nowhere (which a move must not follow or replace): false, and both stay.
+        try Data("newer".utf8).write(to: source)
+        #expect(try !AtomicRename.moveWithoutReplacing(source, to: target))
+        #expect(try Data(contentsOf: target) == Data("new".utf8) && Data(contentsOf: source) == Data("newer".utf8))
+        let link = folder.appendingPathComponent("link")
+        try FileManager.default.createSymbolicLink(atPath: link.path, withDestinationPath: folder.appendingPathComponent("nowhere").path)
+        #expect(try !AtomicRename.moveWithoutReplacing(source, to: link))
+        #expect(try FileStatus(path: link.path).kind == .symbolicLink)
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("nowhere").path))
+
+        let missing = folder.appendingPathComponent("missing/target")
+        let error = #expect(throws: FormatError.self) { try AtomicRename.moveWithoutReplacing(source, to: missing) }
+        #expect(error?.reason == "cannot move \(source.path) to \(missing.path): No such file or directory")
+    }
+
+    /// Eight threads move their own files to one name at the same moment, a hundred times: exactly
+    /// one move succeeds each time, and the name holds that one's bytes.
+    @Test func ofMovesToOneNameAtOnceExactlyOneWins() throws {
+        let folder = try makeTemporaryDirectory("move-no-replace-race")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for round in 0..<100 {
+            let target = folder.appendingPathComponent("target-\(round)")
+            let sources = try (0..<8).map { index in
+                let source = folder.appendingPathComponent("source-\(round)-\(index)")
+                try Data("from \(index)".utf8).write(to: source)
+                return source
+            }
+            let winners = Mutex<[Int]>([])
+            DispatchQueue.concurrentPerform(iterations: sources.count) { index in
+                if (try? AtomicRename.moveWithoutReplacing(sources[index], to: target)) == true { winners.withLock { $0.append(index) } }
+            }
+            let won = winners.withLock { $0 }
+            #expect(won.count == 1, "round \(round): \(won)")
+            if let winner = won.first { #expect(try Data(contentsOf: target) == Data("from \(winner)".utf8)) }
+        }
+    }
+}
+
 @Suite struct WriteToDiskScheduleTests {
     /// Steps come every 256 KiB, then every quarter of what was scheduled, up to 8 MiB at a time:
     /// a 1 MiB file is on its way to disk in four steps before its fsync, a 64 MiB one in two

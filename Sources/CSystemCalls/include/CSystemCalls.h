@@ -1,6 +1,6 @@
 // Linux calls that Swift's Glibc module leaves out (they need _GNU_SOURCE or headers it does not
-// import), for the key agent's socket, process hardening, early writeback of large files and the
-// allocator's handling of freed memory.
+// import), for the key agent's socket, process hardening, early writeback of large files, moves
+// that never replace a file, and the allocator's handling of freed memory.
 // Each returns 0 on success and -1 with errno set on failure, like the calls it wraps.
 #ifndef SECMAIL_CSYSTEMCALLS_H
 #define SECMAIL_CSYSTEMCALLS_H
@@ -30,6 +30,12 @@ int secmail_spawn_close_inherited(void *file_actions);
 /// sync_file_range(SYNC_FILE_RANGE_WRITE): starts writing a file's dirty pages in [offset,
 /// offset + length) to disk without waiting, so that a later fsync waits only for what came after.
 int secmail_start_writeback(int descriptor, off_t offset, off_t length);
+
+/// Moves `from` to `to` only if `to` does not exist, in one step: renameat2 with
+/// RENAME_NOREPLACE, or on a filesystem without it (EINVAL) link(2) and then unlink(2) of `from`
+/// (whose failure is not reported: `to` is in place by then).
+/// A `to` that exists, even one created an instant before, fails with EEXIST and is left alone.
+int secmail_rename_no_replace(const char *from, const char *to);
 
 /// mallopt(M_MMAP_THRESHOLD, M_TRIM_THRESHOLD): blocks up to `mmap_threshold` bytes come from
 /// the heap instead of mappings of their own, and the heap gives memory back to the kernel only

@@ -170,8 +170,17 @@ public final class PositionalFile: @unchecked Sendable {
     }
 }
 
-/// Atomic file replacement.
+/// Moving files into place in one step.
 public enum AtomicRename {
+    /// Moves `source` to `target` unless something is there, even something created an instant
+    /// before (a check and then a rename(2) would replace that); answers false, moving nothing,
+    /// when `target` exists.
+    public static func moveWithoutReplacing(_ source: URL, to target: URL) throws -> Bool {
+        if secmail_rename_no_replace(source.path, target.path) == 0 { return true }
+        if errno == EEXIST { return false }
+        throw FormatError(.io, "cannot move \(source.path) to \(target.path): \(String(cString: strerror(errno)))")
+    }
+
     /// Moves `source` over `target` in one step (rename(2)): readers see the old file or the new
     /// one, never a missing or partial one. (Foundation's replaceItemAt on Linux can fail after
     /// removing the target.)

@@ -216,10 +216,11 @@ func compactingEmptyContainers(_ json: String) -> String {
 /// failed or interrupted write never leaves a partial file under the final name.
 enum AtomicFile {
     /// The output file as typed, checked before any work it would waste (the passphrase, image
-    /// work, sealing): it must not exist, and its folder must exist and be writable.
+    /// work, sealing): it must not exist (not even as a link to nothing), and its folder must
+    /// exist and be writable.
     static func checkCanCreate(_ output: String) throws -> URL {
         let url = URL(fileURLWithPath: output)
-        guard !FileManager.default.fileExists(atPath: url.path) else {
+        guard (try? FileStatus(path: url.path)) == nil else {
             throw CLIFailure(.failure, "\(output) exists already; choose another output file")
         }
         let folder = url.deletingLastPathComponent().path
@@ -243,10 +244,10 @@ enum AtomicFile {
         let sink = FileSink(file: file)
         let result = try body(sink)
         try sink.synchronize()
-        do {
-            try FileManager.default.moveItem(at: temporary, to: url)
-        } catch {
-            throw CLIFailure(.failure, "cannot create \(url.path): \(error.localizedDescription)")
+        // Checked before any work (`checkCanCreate`), the name may still be taken meanwhile: then
+        // that file stays as it is.
+        guard try AtomicRename.moveWithoutReplacing(temporary, to: url) else {
+            throw CLIFailure(.failure, "\(url.path) was created by something else meanwhile; it is left as it is: choose another output file")
         }
         moved = true
         return result
