@@ -51,6 +51,8 @@ public enum ErrorCode: String, Sendable, CaseIterable, Equatable {
     case rateLimited
     /// The database cannot be used (details stay in the relay's log).
     case storage
+    /// The relay's disk or database is full: nothing was stored; a later try may succeed.
+    case storageFull
     /// The database's schema history does not match the relay's migrations.
     case schemaMismatch
     case internalError = "internal"

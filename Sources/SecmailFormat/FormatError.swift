@@ -22,6 +22,8 @@ public struct FormatError: Error, Sendable, Equatable, CustomStringConvertible {
         case authenticationFailed
         /// Reading or writing the underlying file failed.
         case io
+        /// Writing failed because the disk is full (no space left, or a disk quota reached).
+        case noSpace
         /// An input exceeds a size limit of the format.
         case tooLarge
     }

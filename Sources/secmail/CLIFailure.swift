@@ -50,7 +50,7 @@ func classify(_ error: Error) -> (ExitStatus, String) {
             return (.wrongKey, error.reason)
         case .unsupportedVersion, .unsupportedSuite:
             return (.unsupported, error.reason)
-        case .io:
+        case .io, .noSpace:
             return (.failure, error.reason)
         }
     case let error as CryptoError:

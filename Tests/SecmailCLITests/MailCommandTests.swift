@@ -292,6 +292,53 @@ import Testing
         #expect(await commands.stop(relay.process) == 0)
     }
 
+    /// A relay whose disk is full (its data on an 8 MiB tmpfs here) refuses a deposit with `507
+    /// storageFull` and a sentence that names no file of the relay's, removes the deposit's
+    /// partial file, keeps serving, and loses nothing it had acknowledged. Before, the write's
+    /// failure was the format's `io` error, answered `400` (the request's fault) with the
+    /// relay's own path in it. Skipped where the test cannot mount a tmpfs (not root).
+    @Test func aRelayWhoseDiskIsFullRefusesTheDepositAndKeepsServing() async throws {
+        let folder = try temporaryDirectory("disk-full")
+        let small = folder.appendingPathComponent("small", isDirectory: true)
+        try FileManager.default.createDirectory(at: small, withIntermediateDirectories: false)
+        let mounted = try await run("mount", ["-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", small.path])
+        guard mounted.status == 0 else {
+            print("skipped aRelayWhoseDiskIsFullRefusesTheDepositAndKeepsServing: cannot mount a tmpfs (\(mounted.stderr.trimmingCharacters(in: .whitespacesAndNewlines)))")
+            return
+        }
+        defer { _ = try? run("umount", ["-l", small.path]) }
+        let data = small.appendingPathComponent("relay", isDirectory: true)
+        let relay = try await commands.startRelay(data: data)
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
+        for person in [alice, bob] { try await person.register(port: relay.port, ca: ca) }
+        let attachment = folder.appendingPathComponent("five.bin")
+        // Random bytes: sent as they are (a compressible file would travel deflated).
+        try FileHandle(forReadingAtPath: "/dev/urandom")?.readData(ofLength: 5_000_000).write(to: attachment)
+
+        let first = try await alice.run(["send", "bob", "-m", "fits", "--attach", attachment.path])
+        #expect(first.status == 0, "\(first.stderr)")
+        let second = try await alice.run(["send", "bob", "-m", "does not fit", "--attach", attachment.path])
+        #expect(second.status == 1)
+        #expect(second.stderr.contains("the relay's storage is full, so nothing was stored; try again later, or tell the relay's operator"), "\(second.stderr)")
+        #expect(!second.stderr.contains(data.path), "\(second.stderr)")
+        #expect(relay.output.text.contains("No space left on device"), "the relay's log says what failed")
+        let envelopes = try FileManager.default.contentsOfDirectory(atPath: data.appendingPathComponent("envelopes").path)
+        #expect(envelopes.allSatisfy { !$0.hasPrefix(".") } && envelopes.count == 1, "\(envelopes)")
+
+        // Still serving: a small message goes, and both acknowledged messages read back whole.
+        let third = try await alice.run(["send", "bob", "-m", "small"])
+        #expect(third.status == 0, "\(third.stderr)")
+        let read = try await bob.run(["read", "--all", "--json"])
+        #expect(read.status == 0, "\(read.stderr)")
+        let texts = try #require(try JSONSerialization.jsonObject(with: Data(read.stdout.utf8)) as? [[String: Any]]).compactMap { $0["text"] as? String }
+        #expect(Set(texts) == ["fits", "small"])
+        let saved = try Data(contentsOf: bob.home.appendingPathComponent("mail").appendingPathComponent(
+            try FileManager.default.contentsOfDirectory(atPath: bob.home.appendingPathComponent("mail").path).first ?? "").appendingPathComponent("five.bin"))
+        #expect(saved == (try Data(contentsOf: attachment)))
+        #expect(await commands.stop(relay.process) == 0)
+    }
+
     /// Two `read --all` of one home at once (two terminals, or a script beside a person) both
     /// succeed: a message the other one fetched, kept and removed from the relay in the meantime
     /// opens from its kept copy, and a removal the other one made first is as good as its own.

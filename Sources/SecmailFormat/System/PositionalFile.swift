@@ -24,7 +24,7 @@ public final class PositionalFile: @unchecked Sendable {
     /// read or a scratch file, which are never written to disk ahead of time), whether one is
     /// waiting to start, how many ran, and the first one's failure.
     private let backgroundSyncs: DispatchQueue?
-    private let backgroundSync = Mutex<(queued: Bool, completed: Int, failure: String?)>((false, 0, nil))
+    private let backgroundSync = Mutex<(queued: Bool, completed: Int, failure: FormatError?)>((false, 0, nil))
 
     /// How much newly written data makes a step, once `scheduled` bytes were: a quarter of that,
     /// from 256 KiB up to 8 MiB. At each step the kernel starts writing what came since
@@ -146,10 +146,10 @@ public final class PositionalFile: @unchecked Sendable {
         guard !alreadyQueued else { return }
         backgroundSyncs.async { [self] in
             backgroundSync.withLock { $0.queued = false }
-            let reason = fdatasync(descriptor) == 0 ? nil : "fsync of \(path) failed: \(String(cString: strerror(errno)))"
+            let failure = fdatasync(descriptor) == 0 ? nil : Self.error("fsync of \(path) failed")
             backgroundSync.withLock { state in
                 state.completed += 1
-                state.failure = state.failure ?? reason
+                state.failure = state.failure ?? failure
             }
         }
     }
@@ -161,12 +161,15 @@ public final class PositionalFile: @unchecked Sendable {
     /// the kernel tells a failed writeback to one sync call only, which may have been that one.
     public func synchronize() throws {
         backgroundSyncs?.sync {}
-        if let failure = backgroundSync.withLock({ $0.failure }) { throw FormatError(.io, failure) }
+        if let failure = backgroundSync.withLock({ $0.failure }) { throw failure }
         guard fsync(descriptor) == 0 else { throw Self.error("fsync of \(path) failed") }
     }
 
+    /// `what` failed, with errno's explanation; a full disk (which a write, or only the sync
+    /// after it, reports) has a code of its own.
     private static func error(_ what: String) -> FormatError {
-        FormatError(.io, "\(what): \(String(cString: strerror(errno)))")
+        let number = errno
+        return FormatError(number == ENOSPC || number == EDQUOT ? .noSpace : .io, "\(what): \(String(cString: strerror(number)))")
     }
 }
 

@@ -45,12 +45,22 @@ struct APIError: HTTPResponseError {
             case .inviteRequired, .forbidden, .challengeExpired, .notCurrentKey: .forbidden
             case .unauthorized: .unauthorized
             case .storage, .schemaMismatch, .internalError: .internalServerError
+            case .storageFull: .insufficientStorage
             }
             // Storage details stay in the relay's log, not in responses.
-            guard status != .internalServerError else {
+            switch status {
+            case .internalServerError:
                 return APIError(status: status, code: error.code, reason: "the relay could not complete the request", internalDetail: error.description)
+            case .insufficientStorage:
+                return storageFull(internalDetail: error.description)
+            default:
+                return APIError(status: status, code: error.code, reason: error.reason)
             }
-            return APIError(status: status, code: error.code, reason: error.reason)
+        // The relay's own files (a deposit being written, say): its failure, not the request's.
+        case let error as FormatError where error.code == .noSpace:
+            return storageFull(internalDetail: error.reason)
+        case let error as FormatError where error.code == .io:
+            return APIError(status: .internalServerError, code: .storage, reason: "the relay could not complete the request", internalDetail: error.reason)
         case let error as FormatError:
             return APIError(status: .badRequest, code: error.code.rawValue, reason: error.reason)
         case let error as HTTPError where error.status == .notFound:
@@ -62,6 +72,21 @@ struct APIError: HTTPResponseError {
                             internalDetail: String(describing: error))
         }
     }
+}
+
+extension APIError {
+    /// The relay's disk or database is full: the request stored nothing (a deposit's partial file
+    /// is removed), and the same request may succeed once there is room.
+    static func storageFull(internalDetail: String) -> APIError {
+        APIError(status: .insufficientStorage, code: .storageFull,
+                 reason: "the relay's storage is full, so nothing was stored; try again later, or tell the relay's operator",
+                 internalDetail: internalDetail)
+    }
+}
+
+extension HTTPResponse.Status {
+    /// 507 (RFC 4918): the server cannot store what the request needs stored.
+    static let insufficientStorage = HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
 }
 
 /// Runs a route body, turning any error into an `APIError`.
@@ -90,8 +115,8 @@ func decodeBody<T: Decodable>(_ type: T.Type, from request: Request, limit: Int)
 
 /// One log line per request at `info`: the client's address group, the method, the path
 /// without its query (which names recipients), the status, the time taken and the bytes declared
-/// in and sent out where known; never a header value, a token or any content. A `500` is logged
-/// at `error` with what failed, which its answer does not say.
+/// in and sent out where known; never a header value, a token or any content. A `500` or `507`
+/// is logged at `error` with what failed, which its answer does not say.
 struct RequestLogMiddleware: RouterMiddleware {
     typealias Context = RelayRequestContext
     let grouping: AddressGrouping

@@ -102,7 +102,8 @@ final class PostgresEngine: StorageEngine {
             }
         } catch where PostgresTransaction.isDatabaseError(error) {
             if !PostgresTransaction.leavesConnectionUsable(error) { slots.discard(slot) }
-            throw RelayError(.storage, "a database \(kind) failed", databaseMessage: PostgresTransaction.message(of: error, address: address))
+            throw RelayError(PostgresTransaction.meansDiskFull(error) ? .storageFull : .storage, "a database \(kind) failed",
+                             databaseMessage: PostgresTransaction.message(of: error, address: address))
         }
     }
 }

@@ -96,6 +96,11 @@ struct PostgresTransaction: StorageTransaction {
             || error is ConnectionFailure
     }
 
+    /// Whether PostgreSQL refused for want of disk space (SQLSTATE 53100, disk_full).
+    static func meansDiskFull(_ error: any Error) -> Bool {
+        (error as? PSQLError)?.serverInfo?[.sqlState] == "53100"
+    }
+
     /// Whether the connection is still usable after `error`: the server refused a statement, or
     /// an answer did not decode.
     static func leavesConnectionUsable(_ error: any Error) -> Bool {

@@ -99,7 +99,7 @@ final class SQLiteEngine: StorageEngine {
     }
 
     private static func storageError(_ kind: String, _ error: DatabaseError) -> RelayError {
-        RelayError(.storage, "a database \(kind) failed", databaseMessage: error.message)
+        RelayError(error.resultCode == .SQLITE_FULL ? .storageFull : .storage, "a database \(kind) failed", databaseMessage: error.message)
     }
 }
 
