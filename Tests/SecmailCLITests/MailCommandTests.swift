@@ -339,6 +339,43 @@ import Testing
         #expect(await commands.stop(relay.process) == 0)
     }
 
+    /// A reader whose own disk is full: `read` says so with what to do, leaves no partial file,
+    /// and the message stays on the relay; with room again (the tmpfs remounted larger) it reads.
+    /// Skipped where the test cannot mount a tmpfs (not root).
+    @Test func aReaderWhoseDiskIsFullIsToldToMakeRoomAndLosesNothing() async throws {
+        let folder = try temporaryDirectory("reader-disk-full")
+        let small = folder.appendingPathComponent("small", isDirectory: true)
+        try FileManager.default.createDirectory(at: small, withIntermediateDirectories: false)
+        let mounted = try await run("mount", ["-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", small.path])
+        guard mounted.status == 0 else {
+            print("skipped aReaderWhoseDiskIsFullIsToldToMakeRoomAndLosesNothing: cannot mount a tmpfs (\(mounted.stderr.trimmingCharacters(in: .whitespacesAndNewlines)))")
+            return
+        }
+        defer { _ = try? run("umount", ["-l", small.path]) }
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        let relay = try await commands.startRelay(data: data)
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: small)
+        for person in [alice, bob] { try await person.register(port: relay.port, ca: ca) }
+        let attachment = folder.appendingPathComponent("three.bin")
+        try FileHandle(forReadingAtPath: "/dev/urandom")?.readData(ofLength: 3_000_000).write(to: attachment)
+        let sent = try await alice.run(["send", "bob", "-m", "three megabytes", "--attach", attachment.path])
+        #expect(sent.status == 0, "\(sent.stderr)")
+
+        let full = try await bob.run(["read", "--all"])
+        #expect(full.status == 1)
+        #expect(full.stderr.contains("No space left on device: free some disk space and try again"), "\(full.stderr)")
+        let leftovers = try FileManager.default.subpathsOfDirectory(atPath: bob.home.path).filter { $0.split(separator: "/").contains { $0.hasPrefix(".") } }
+        #expect(leftovers.isEmpty, "\(leftovers)")
+        await #expect(try inbox(bob).count == 1)
+
+        #expect(try await run("mount", ["-o", "remount,size=16m", small.path]).status == 0)
+        let roomy = try await bob.run(["read", "--all", "--json"])
+        #expect(roomy.status == 0 && roomy.stdout.contains("three megabytes"), "\(roomy.stderr)")
+        await #expect(try inbox(bob).isEmpty)
+        #expect(await commands.stop(relay.process) == 0)
+    }
+
     /// Two `read --all` of one home at once (two terminals, or a script beside a person) both
     /// succeed: a message the other one fetched, kept and removed from the relay in the meantime
     /// opens from its kept copy, and a removal the other one made first is as good as its own.

@@ -50,8 +50,8 @@ struct TransportFailure {
             self.init(.malformedAnswer, "the relay at \(relay) sent an answer larger than \(limit >> 20) MiB; it was refused")
         case RelayTransportError.downloadTooLarge(let announced, let limit):
             self.init(.malformedAnswer, "the relay at \(relay) sent \(announced) bytes or more for a message it listed at \(limit) bytes; the download was stopped")
-        case RelayTransportError.cannotSave(let reason):
-            self.init(.io, "cannot save what the relay at \(relay) sent: \(reason)")
+        case RelayTransportError.cannotSave(let reason, let diskFull):
+            self.init(.io, "cannot save what the relay at \(relay) sent: \(reason)", advice: diskFull ? "free some disk space and try again" : nil)
         case let error as TLSError:
             self = Self.tls(error, relay: relay, trust: trust)
         case let error as IOError where [ECONNRESET, EPIPE].contains(error.errnoCode):

@@ -110,7 +110,7 @@ public final class RelayHTTPConnection {
             do {
                 try download.finish()
             } catch {
-                throw RelayTransportError.cannotSave("\(error)")
+                throw RelayTransportError.cannotSave(error)
             }
         }
         return response
@@ -157,7 +157,7 @@ public final class RelayHTTPConnection {
                 let count = try piece.writeWithUnsafeMutableBytes(minimumWritableBytes: wanted) { free in
                     try file.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: free.prefix(wanted)))
                 }
-                guard count > 0 else { throw RelayTransportError.cannotSave("\(file.path) shrank while it was being sent") }
+                guard count > 0 else { throw RelayTransportError.cannotSave("\(file.path) shrank while it was being sent", diskFull: false) }
                 let written: EventLoopFuture<Void> = channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(piece)))
                 try await previous?.get()
                 previous = written

@@ -123,7 +123,7 @@ final class ResponseReader: ChannelInboundHandler, @unchecked Sendable {
         do {
             try download.write(current.pendingDownload[...])
         } catch {
-            fail(RelayTransportError.cannotSave("\(error)"), context: context)
+            fail(RelayTransportError.cannotSave(error), context: context)
             return false
         }
         current.pendingDownload.removeAll(keepingCapacity: true)
@@ -183,6 +183,11 @@ enum RelayTransportError: Error {
     case timedOut(seconds: Int64)
     /// An answer body held in memory grew past the limit.
     case answerTooLarge(limit: Int)
-    /// A downloaded body could not be written.
-    case cannotSave(String)
+    /// A downloaded body could not be written (`diskFull`: for want of space).
+    case cannotSave(String, diskFull: Bool)
+
+    /// A downloaded body could not be written, for `error`'s reason.
+    static func cannotSave(_ error: Error) -> RelayTransportError {
+        .cannotSave("\(error)", diskFull: (error as? FormatError)?.code == .noSpace)
+    }
 }
