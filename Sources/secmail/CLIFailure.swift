@@ -50,8 +50,10 @@ func classify(_ error: Error) -> (ExitStatus, String) {
             return (.wrongKey, error.reason)
         case .unsupportedVersion, .unsupportedSuite:
             return (.unsupported, error.reason)
-        case .io, .noSpace:
+        case .io:
             return (.failure, error.reason)
+        case .noSpace:
+            return (.failure, "\(error.reason): free some disk space and try again")
         }
     case let error as CryptoError:
         if error.code == .wrongPassphrase {

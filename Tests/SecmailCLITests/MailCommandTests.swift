@@ -340,7 +340,8 @@ import Testing
     }
 
     /// A reader whose own disk is full: `read` says so with what to do, leaves no partial file,
-    /// and the message stays on the relay; with room again (the tmpfs remounted larger) it reads.
+    /// and the message stays on the relay; `seal` into that disk says the same and leaves nothing;
+    /// with room again (the tmpfs remounted larger) the message reads.
     /// Skipped where the test cannot mount a tmpfs (not root).
     @Test func aReaderWhoseDiskIsFullIsToldToMakeRoomAndLosesNothing() async throws {
         let folder = try temporaryDirectory("reader-disk-full")
@@ -368,6 +369,11 @@ import Testing
         let leftovers = try FileManager.default.subpathsOfDirectory(atPath: bob.home.path).filter { $0.split(separator: "/").contains { $0.hasPrefix(".") } }
         #expect(leftovers.isEmpty, "\(leftovers)")
         await #expect(try inbox(bob).count == 1)
+        let bundle = folder.appendingPathComponent("bob.id"), sealed = small.appendingPathComponent("sealed.sm")
+        #expect(try await bob.run(["export", "-o", bundle.path]).status == 0)
+        let seal = try await bob.run(["seal", "--to", bundle.path, "-m", "too big", "--attach", attachment.path, "-o", sealed.path])
+        #expect(seal.status == 1 && seal.stderr.contains("No space left on device: free some disk space and try again"), "\(seal.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: small.path) == ["bob-home"])
 
         #expect(try await run("mount", ["-o", "remount,size=16m", small.path]).status == 0)
         let roomy = try await bob.run(["read", "--all", "--json"])
