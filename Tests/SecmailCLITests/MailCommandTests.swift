@@ -299,14 +299,8 @@ import Testing
     /// relay's own path in it. Skipped where the test cannot mount a tmpfs (not root).
     @Test func aRelayWhoseDiskIsFullRefusesTheDepositAndKeepsServing() async throws {
         let folder = try temporaryDirectory("disk-full")
-        let small = folder.appendingPathComponent("small", isDirectory: true)
-        try FileManager.default.createDirectory(at: small, withIntermediateDirectories: false)
-        let mounted = try await run("mount", ["-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", small.path])
-        guard mounted.status == 0 else {
-            print("skipped aRelayWhoseDiskIsFullRefusesTheDepositAndKeepsServing: cannot mount a tmpfs (\(mounted.stderr.trimmingCharacters(in: .whitespacesAndNewlines)))")
-            return
-        }
-        defer { _ = try? run("umount", ["-l", small.path]) }
+        guard let small = try await SmallDisk.mount(size: "8m", in: folder) else { return }
+        defer { SmallDisk.unmount(small) }
         let data = small.appendingPathComponent("relay", isDirectory: true)
         let relay = try await commands.startRelay(data: data)
         let ca = data.appendingPathComponent("tls/dev-ca.pem").path
@@ -345,14 +339,8 @@ import Testing
     /// Skipped where the test cannot mount a tmpfs (not root).
     @Test func aReaderWhoseDiskIsFullIsToldToMakeRoomAndLosesNothing() async throws {
         let folder = try temporaryDirectory("reader-disk-full")
-        let small = folder.appendingPathComponent("small", isDirectory: true)
-        try FileManager.default.createDirectory(at: small, withIntermediateDirectories: false)
-        let mounted = try await run("mount", ["-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", small.path])
-        guard mounted.status == 0 else {
-            print("skipped aReaderWhoseDiskIsFullIsToldToMakeRoomAndLosesNothing: cannot mount a tmpfs (\(mounted.stderr.trimmingCharacters(in: .whitespacesAndNewlines)))")
-            return
-        }
-        defer { _ = try? run("umount", ["-l", small.path]) }
+        guard let small = try await SmallDisk.mount(size: "2m", in: folder) else { return }
+        defer { SmallDisk.unmount(small) }
         let data = folder.appendingPathComponent("relay", isDirectory: true)
         let relay = try await commands.startRelay(data: data)
         let ca = data.appendingPathComponent("tls/dev-ca.pem").path
@@ -550,5 +538,26 @@ import Testing
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("no one is registered as nobody"))
         #expect(await commands.stop(relay.process) == 0)
+    }
+}
+
+/// A small disk for the tests of a full one: a tmpfs mounted on a new folder.
+enum SmallDisk {
+    /// A tmpfs of `size` (mount's `size=`, e.g. "8m") on a new folder in `folder`; nil, with the
+    /// skip printed for the calling test, where the test process cannot mount one (not root).
+    static func mount(size: String, in folder: URL, test: String = #function) async throws -> URL? {
+        let small = folder.appendingPathComponent("small", isDirectory: true)
+        try FileManager.default.createDirectory(at: small, withIntermediateDirectories: false)
+        let mounted = try await run("mount", ["-t", "tmpfs", "-o", "size=\(size),mode=0700", "tmpfs", small.path])
+        guard mounted.status == 0 else {
+            print("skipped \(test): cannot mount a tmpfs (\(mounted.stderr.trimmingCharacters(in: .whitespacesAndNewlines)))")
+            return nil
+        }
+        return small
+    }
+
+    /// Unmounts it (lazily: a relay being stopped may still hold a file there).
+    static func unmount(_ small: URL) {
+        _ = try? run("umount", ["-l", small.path])
     }
 }
