@@ -152,7 +152,7 @@ import Testing
 
         let lines = try String(contentsOf: trace, encoding: .utf8).split(separator: "\n").map(String.init)
         let renamed = try #require(lines.firstIndex { $0.contains("rename") && $0.contains(output.path) && $0.hasSuffix("= 0") }, "\(lines)")
-        let staged = try #require(lines[renamed].firstMatch(of: /rename[a-z0-9]*\((?:AT_FDCWD, )?"([^"]+)"/)?.1, "\(lines[renamed])")
+        let staged = try #require(lines[renamed].firstMatch(of: /rename[a-z0-9]*\((?:AT_FDCWD(?:<[^>]*>)?, )?"([^"]+)"/)?.1, "\(lines[renamed])")
         let synced = try #require(lines.firstIndex { $0.contains("fsync(") && $0.contains("<\(staged)>") }, "\(lines)")
         // The bytes asked to be written to the staged file before each line (a write's count is
         // on the line where it starts, finished or not).
