@@ -46,7 +46,7 @@ public final class PositionalFile: @unchecked Sendable {
         self.path = path
         backgroundSyncs = nil
         descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw Self.error("cannot open \(path)") }
+        guard descriptor >= 0 else { throw systemCallError("cannot open \(path)") }
     }
 
     /// Creates a new file (failing if it exists) with `permissions`, for writing.
@@ -60,7 +60,7 @@ public final class PositionalFile: @unchecked Sendable {
         self.path = path
         backgroundSyncs = scratch ? nil : DispatchQueue(label: "secmail.positional-file.sync")
         descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(permissions))
-        guard descriptor >= 0 else { throw Self.error("cannot create \(path)") }
+        guard descriptor >= 0 else { throw systemCallError("cannot create \(path)") }
     }
 
     deinit {
@@ -70,7 +70,7 @@ public final class PositionalFile: @unchecked Sendable {
     /// Current size in bytes.
     public func size() throws -> UInt64 {
         var info = stat()
-        guard fstat(descriptor, &info) == 0 else { throw Self.error("cannot stat \(path)") }
+        guard fstat(descriptor, &info) == 0 else { throw systemCallError("cannot stat \(path)") }
         return UInt64(info.st_size)
     }
 
@@ -94,7 +94,7 @@ public final class PositionalFile: @unchecked Sendable {
             if count == 0 { break }
             if count < 0 {
                 if errno == EINTR { continue }
-                throw Self.error("reading \(path) failed")
+                throw systemCallError("reading \(path) failed")
             }
             done += count
         }
@@ -111,7 +111,7 @@ public final class PositionalFile: @unchecked Sendable {
             }
             if count < 0 {
                 if errno == EINTR { continue }
-                throw Self.error("writing \(path) failed")
+                throw systemCallError("writing \(path) failed")
             }
             done += count
         }
@@ -146,7 +146,7 @@ public final class PositionalFile: @unchecked Sendable {
         guard !alreadyQueued else { return }
         backgroundSyncs.async { [self] in
             backgroundSync.withLock { $0.queued = false }
-            let failure = fdatasync(descriptor) == 0 ? nil : Self.error("fsync of \(path) failed")
+            let failure = fdatasync(descriptor) == 0 ? nil : systemCallError("fsync of \(path) failed")
             backgroundSync.withLock { state in
                 state.completed += 1
                 state.failure = state.failure ?? failure
@@ -162,15 +162,15 @@ public final class PositionalFile: @unchecked Sendable {
     public func synchronize() throws {
         backgroundSyncs?.sync {}
         if let failure = backgroundSync.withLock({ $0.failure }) { throw failure }
-        guard fsync(descriptor) == 0 else { throw Self.error("fsync of \(path) failed") }
+        guard fsync(descriptor) == 0 else { throw systemCallError("fsync of \(path) failed") }
     }
+}
 
-    /// `what` failed, with errno's explanation; a full disk (which a write, or only the sync
-    /// after it, reports) has a code of its own.
-    private static func error(_ what: String) -> FormatError {
-        let number = errno
-        return FormatError(number == ENOSPC || number == EDQUOT ? .noSpace : .io, "\(what): \(String(cString: strerror(number)))")
-    }
+/// `what` failed, with errno's explanation; a full disk (which a write, or only the sync after
+/// it, reports) has a code of its own.
+private func systemCallError(_ what: String) -> FormatError {
+    let number = errno
+    return FormatError(number == ENOSPC || number == EDQUOT ? .noSpace : .io, "\(what): \(String(cString: strerror(number)))")
 }
 
 /// Moving files into place in one step.
@@ -181,7 +181,7 @@ public enum AtomicRename {
     public static func moveWithoutReplacing(_ source: URL, to target: URL) throws -> Bool {
         if secmail_rename_no_replace(source.path, target.path) == 0 { return true }
         if errno == EEXIST { return false }
-        throw FormatError(.io, "cannot move \(source.path) to \(target.path): \(String(cString: strerror(errno)))")
+        throw systemCallError("cannot move \(source.path) to \(target.path)")
     }
 
     /// Moves `source` over `target` in one step (rename(2)): readers see the old file or the new
@@ -189,7 +189,7 @@ public enum AtomicRename {
     /// removing the target.)
     public static func replace(_ target: URL, with source: URL) throws {
         guard rename(source.path, target.path) == 0 else {
-            throw FormatError(.io, "cannot move \(source.path) to \(target.path): \(String(cString: strerror(errno)))")
+            throw systemCallError("cannot move \(source.path) to \(target.path)")
         }
     }
 }

@@ -50,7 +50,7 @@ struct APIError: HTTPResponseError {
             // Storage details stay in the relay's log, not in responses.
             switch status {
             case .internalServerError:
-                return APIError(status: status, code: error.code, reason: "the relay could not complete the request", internalDetail: error.description)
+                return couldNotComplete(error.code, internalDetail: error.description)
             case .insufficientStorage:
                 return storageFull(internalDetail: error.description)
             default:
@@ -60,7 +60,7 @@ struct APIError: HTTPResponseError {
         case let error as FormatError where error.code == .noSpace:
             return storageFull(internalDetail: error.reason)
         case let error as FormatError where error.code == .io:
-            return APIError(status: .internalServerError, code: .storage, reason: "the relay could not complete the request", internalDetail: error.reason)
+            return couldNotComplete(.storage, internalDetail: error.reason)
         case let error as FormatError:
             return APIError(status: .badRequest, code: error.code.rawValue, reason: error.reason)
         case let error as HTTPError where error.status == .notFound:
@@ -68,13 +68,17 @@ struct APIError: HTTPResponseError {
         case let error as HTTPError:
             return APIError(status: error.status, code: .http, reason: error.body ?? "\(error.status)")
         default:
-            return APIError(status: .internalServerError, code: .internalError, reason: "the relay could not complete the request",
-                            internalDetail: String(describing: error))
+            return couldNotComplete(.internalError, internalDetail: String(describing: error))
         }
     }
 }
 
 extension APIError {
+    /// A `500`: the relay's own failure, whose details (`internalDetail`) go to its log only.
+    static func couldNotComplete(_ code: ErrorCode, internalDetail: String) -> APIError {
+        APIError(status: .internalServerError, code: code, reason: "the relay could not complete the request", internalDetail: internalDetail)
+    }
+
     /// The relay's disk or database is full: the request stored nothing (a deposit's partial file
     /// is removed), and the same request may succeed once there is room.
     static func storageFull(internalDetail: String) -> APIError {
