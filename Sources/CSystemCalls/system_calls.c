@@ -4,11 +4,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <termios.h>
 #include <unistd.h>
 
 int secmail_peer_uid(int descriptor, uid_t *uid) {
@@ -39,6 +43,102 @@ int secmail_rename_no_replace(const char *from, const char *to) {
     // `to` is in place: a `from` that stays behind (in a staging folder) is swept with it.
     unlink(from);
     return 0;
+}
+
+// The secret being read: its terminal, the settings before and with echo off, the prompt, and
+// the signal handling before. Written only while `quiet_active` is 0; the handlers read them only
+// while it is 1.
+static atomic_int quiet_active;
+static int quiet_descriptor = -1;
+static struct termios quiet_normal, quiet_silent;
+static char quiet_prompt[512];
+static size_t quiet_prompt_length;
+static struct sigaction earlier_stop, earlier_continue;
+
+static void quiet_on_stop(int signal_number);
+
+static void install_quiet_stop_handler(void) {
+    struct sigaction stop;
+    memset(&stop, 0, sizeof stop);
+    stop.sa_handler = quiet_on_stop;
+    stop.sa_flags = SA_RESTART;
+    sigemptyset(&stop.sa_mask);
+    sigaction(SIGTSTP, &stop, NULL);
+}
+
+// Whether a stop signal would stop this process: the kernel ignores one for a process group
+// that no shell could continue (no parent in the same session but another group).
+static int stop_would_stop(void) {
+    pid_t parent = getppid();
+    return getpgid(parent) != getpgrp() && getsid(parent) == getsid(0);
+}
+
+static void quiet_on_stop(int signal_number) {
+    (void)signal_number;
+    int saved_errno = errno;
+    if (atomic_load(&quiet_active) && stop_would_stop()) {
+        tcsetattr(quiet_descriptor, TCSAFLUSH, &quiet_normal);
+        struct sigaction stop;
+        memset(&stop, 0, sizeof stop);
+        stop.sa_handler = SIG_DFL;
+        sigemptyset(&stop.sa_mask);
+        sigaction(SIGTSTP, &stop, NULL);
+        // Blocked while this handler runs: it stops the process as the handler returns.
+        raise(SIGTSTP);
+    }
+    errno = saved_errno;
+}
+
+static void quiet_on_continue(int signal_number) {
+    (void)signal_number;
+    int saved_errno = errno;
+    if (atomic_load(&quiet_active)) {
+        install_quiet_stop_handler();
+        tcsetattr(quiet_descriptor, TCSAFLUSH, &quiet_silent);
+        ssize_t ignored = write(quiet_descriptor, quiet_prompt, quiet_prompt_length);
+        (void)ignored;
+    }
+    errno = saved_errno;
+}
+
+int secmail_terminal_quiet_begin(int descriptor, const char *prompt) {
+    if (atomic_load(&quiet_active)) { errno = EBUSY; return -1; }
+    if (tcgetattr(descriptor, &quiet_normal) != 0) return -1;
+    quiet_silent = quiet_normal;
+    quiet_silent.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK | ECHONL);
+    quiet_descriptor = descriptor;
+    quiet_prompt_length = strnlen(prompt, sizeof quiet_prompt);
+    memcpy(quiet_prompt, prompt, quiet_prompt_length);
+    sigaction(SIGTSTP, NULL, &earlier_stop);
+    struct sigaction resume;
+    memset(&resume, 0, sizeof resume);
+    resume.sa_handler = quiet_on_continue;
+    resume.sa_flags = SA_RESTART;
+    sigemptyset(&resume.sa_mask);
+    sigaction(SIGCONT, &resume, &earlier_continue);
+    atomic_store(&quiet_active, 1);
+    install_quiet_stop_handler();
+    // TCSAFLUSH also drops anything typed before the prompt appeared.
+    if (tcsetattr(descriptor, TCSAFLUSH, &quiet_silent) != 0) {
+        int failure = errno;
+        atomic_store(&quiet_active, 0);
+        sigaction(SIGTSTP, &earlier_stop, NULL);
+        sigaction(SIGCONT, &earlier_continue, NULL);
+        errno = failure;
+        return -1;
+    }
+    ssize_t ignored = write(descriptor, quiet_prompt, quiet_prompt_length);
+    (void)ignored;
+    return 0;
+}
+
+void secmail_terminal_quiet_end(void) {
+    if (!atomic_exchange(&quiet_active, 0)) return;
+    sigaction(SIGTSTP, &earlier_stop, NULL);
+    sigaction(SIGCONT, &earlier_continue, NULL);
+    tcsetattr(quiet_descriptor, TCSAFLUSH, &quiet_normal);
+    ssize_t ignored = write(quiet_descriptor, "\n", 1);
+    (void)ignored;
 }
 
 int secmail_keep_freed_memory(size_t mmap_threshold, size_t trim_threshold) {

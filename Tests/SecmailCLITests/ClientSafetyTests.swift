@@ -262,6 +262,30 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("c.smsg").path))
     }
 
+    /// Ctrl-Z at the passphrase prompt: the terminal has its echo back while the command is
+    /// stopped (a shell that does not set its own would otherwise take commands unseen), and after
+    /// `fg` the echo is off again and the prompt is shown again, so the passphrase typed then does
+    /// not show; Ctrl-C after a resume still ends at once with the echo on. Before, the command
+    /// stopped with the echo off, and after `fg` the passphrase showed as it was typed.
+    @Test func ctrlZAtThePromptGivesTheEchoBackAndFgAsksAgainUnseen() throws {
+        let folder = try temporaryDirectory("prompt-stopped")
+        let home = folder.appendingPathComponent("home")
+        #expect(try runSecmail(["init", "dora"], environment: ["SECMAIL_HOME": home.path, "SECMAIL_PASSPHRASE": "a good long passphrase"]).status == 0)
+        let output = folder.appendingPathComponent("a.smsg")
+        let sealing = ["seal", "--no-agent", "--to", Users.bundle("bob").path, "-m", "hi", "-o", output.path]
+        let resumed = try pty([["Passphrase for dora", "\u{1A}"], ["[continued]", ""], ["Passphrase for dora", "a good long passphrase\n"]],
+                              sealing, home: home, jobControl: true)
+        #expect(resumed.status == 0, "\(resumed.output)")
+        #expect(resumed.output.contains("[stopped echo=on]"), "\(resumed.output)")
+        #expect(resumed.output.components(separatedBy: "Passphrase for dora").count == 3, "asked again after fg: \(resumed.output)")
+        #expect(!resumed.output.contains("a good long passphrase"), "the passphrase was echoed: \(resumed.output)")
+        #expect(FileManager.default.fileExists(atPath: output.path))
+
+        let interrupted = try pty([["Passphrase for dora", "\u{1A}"], ["[continued]", ""], ["Passphrase for dora", "half\u{03}"]],
+                                  sealing.dropLast() + [folder.appendingPathComponent("b.smsg").path], home: home, jobControl: true)
+        #expect(interrupted.status == 130 && interrupted.echo == true, "\(interrupted.output)")
+    }
+
     /// `secmail passphrase` at a terminal: the current passphrase first (a wrong one asked again),
     /// then the new one twice; afterwards only the new one opens the keys. From files, a new
     /// passphrase equal to the old one is refused.
@@ -332,10 +356,13 @@ import Testing
         let echo: Bool?
     }
 
-    func pty(_ steps: [[String]], _ arguments: [String], home: URL) throws -> PTYResult {
+    /// Plays `steps` with `secmail ARGUMENTS` on a pseudo-terminal; `jobControl`: under a small
+    /// shell with job control, so that Ctrl-Z stops the command and it is continued as `fg` would.
+    func pty(_ steps: [[String]], _ arguments: [String], home: URL, jobControl: Bool = false) throws -> PTYResult {
         let script = String(decoding: try JSONSerialization.data(withJSONObject: steps), as: UTF8.self)
+        let driver = ["python3", Self.fixtures.appendingPathComponent("pty_driver.py").path] + (jobControl ? ["--job-control"] : [])
         let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"),
-                                    ["python3", Self.fixtures.appendingPathComponent("pty_driver.py").path, script, SecmailBinary.url.path] + arguments,
+                                    driver + [script, SecmailBinary.url.path] + arguments,
                                     environment: ["SECMAIL_HOME": home.path, "SECMAIL_PASSPHRASE": nil])
         return try JSONDecoder().decode(PTYResult.self, from: result.stdout)
     }

@@ -1,6 +1,7 @@
 // Linux calls that Swift's Glibc module leaves out (they need _GNU_SOURCE or headers it does not
 // import), for the key agent's socket, process hardening, early writeback of large files, moves
-// that never replace a file, and the allocator's handling of freed memory.
+// that never replace a file, reading a secret at the terminal, and the allocator's handling of
+// freed memory.
 // Each returns 0 on success and -1 with errno set on failure, like the calls it wraps.
 #ifndef SECMAIL_CSYSTEMCALLS_H
 #define SECMAIL_CSYSTEMCALLS_H
@@ -36,6 +37,19 @@ int secmail_start_writeback(int descriptor, off_t offset, off_t length);
 /// (whose failure is not reported: `to` is in place by then).
 /// A `to` that exists, even one created an instant before, fails with EEXIST and is left alone.
 int secmail_rename_no_replace(const char *from, const char *to);
+
+/// Turns the echo of the terminal `descriptor` off (dropping what was typed before) and writes
+/// `prompt`, for a secret to be read; until `secmail_terminal_quiet_end`, Ctrl-Z (SIGTSTP) gives
+/// the terminal its settings back before the process stops, and when the process is continued
+/// (SIGCONT, `fg`) the echo goes off again and the prompt is written again, so that nothing typed
+/// after a resume shows. (A process group with no shell to continue it, where the kernel would not
+/// stop the process either, ignores Ctrl-Z and keeps the echo off.) One secret at a time.
+int secmail_terminal_quiet_begin(int descriptor, const char *prompt);
+
+/// Puts back the terminal's settings and the signals' earlier handling, and ends the line; does
+/// nothing when no secret is being read. Safe to call from another thread than the reader's (an
+/// interruption's handler) and more than once.
+void secmail_terminal_quiet_end(void);
 
 /// mallopt(M_MMAP_THRESHOLD, M_TRIM_THRESHOLD): blocks up to `mmap_threshold` bytes come from
 /// the heap instead of mappings of their own, and the heap gives memory back to the kernel only

@@ -1,19 +1,13 @@
+internal import CSystemCalls
 import Foundation
 import Glibc
 
 /// Secrets read from the controlling terminal (/dev/tty, not standard input) with echo off. The
 /// terminal's settings are restored however the read ends: normally, at end of input, or by an
-/// interruption, whose handler calls `restoreAfterInterruption()` before the process exits.
+/// interruption, whose handler calls `restoreAfterInterruption()` before the process exits. Ctrl-Z
+/// at the prompt gives the terminal its settings back before the process stops, and `fg` turns the
+/// echo off again and asks again (CSystemCalls keeps that state, for its signal handlers).
 public enum TerminalInput {
-    /// The terminal being read with echo off, and its settings before.
-    private struct Suspended {
-        let descriptor: Int32
-        let settings: termios
-    }
-
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var suspended: Suspended?
-
     /// What the reader typed, as UTF-8 bytes without the line end; nil at end of input (Ctrl-D on
     /// an empty line). Throws when there is no terminal to ask.
     public static func readSecret(prompt: String, maximumByteCount: Int) throws -> [UInt8]? {
@@ -22,26 +16,10 @@ public enum TerminalInput {
             throw FormatError(.io, "there is no terminal to ask for the passphrase")
         }
         defer { close(descriptor) }
-        var settings = termios()
-        guard tcgetattr(descriptor, &settings) == 0 else {
-            throw FormatError(.io, "cannot read the terminal's settings: \(String(cString: strerror(errno)))")
-        }
-        var quiet = settings
-        quiet.c_lflag &= ~tcflag_t(ECHO | ECHOE | ECHOK | ECHONL)
-        lock.withLock { suspended = Suspended(descriptor: descriptor, settings: settings) }
-        // TCSAFLUSH also drops anything typed before the prompt appeared.
-        guard tcsetattr(descriptor, TCSAFLUSH, &quiet) == 0 else {
-            lock.withLock { suspended = nil }
+        guard secmail_terminal_quiet_begin(descriptor, prompt) == 0 else {
             throw FormatError(.io, "cannot turn the terminal's echo off: \(String(cString: strerror(errno)))")
         }
-        defer {
-            lock.withLock {
-                _ = tcsetattr(descriptor, TCSAFLUSH, &settings)
-                suspended = nil
-            }
-            _ = write(descriptor, "\n", 1)
-        }
-        _ = prompt.withCString { write(descriptor, $0, strlen($0)) }
+        defer { secmail_terminal_quiet_end() }
         var line: [UInt8] = []
         var byte: UInt8 = 0
         while true {
@@ -57,12 +35,6 @@ public enum TerminalInput {
 
     /// Puts back the settings of a terminal being read (for an interruption's handler).
     public static func restoreAfterInterruption() {
-        lock.withLock {
-            guard let state = suspended else { return }
-            var settings = state.settings
-            _ = tcsetattr(state.descriptor, TCSAFLUSH, &settings)
-            _ = write(state.descriptor, "\n", 1)
-            suspended = nil
-        }
+        secmail_terminal_quiet_end()
     }
 }
