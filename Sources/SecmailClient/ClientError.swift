@@ -63,6 +63,16 @@ public struct ClientError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { reason }
 
+    /// The relay signs its log under `origin`, not the pinned `pinned`: a new log (`secmail relay
+    /// new-log`), which a user follows only deliberately, with the key its operator publishes.
+    static func newLog(_ origin: String, pinned: String, relayURL: String?) -> ClientError {
+        ClientError(.logInconsistent, """
+            the relay now signs its log as \(origin), not as \(pinned), the log you pinned: its operator started a new log \
+            (after restoring the relay from a backup, say). Do not trust keys from it until you have its new log key from \
+            the operator; then follow it with: secmail register NAME --relay \(relayURL ?? "URL") --new-log --log-key KEY
+            """)
+    }
+
     /// Whether the failure means that data did not verify (a forged proof, a swapped key, a forked
     /// log), as opposed to something that may work when tried again.
     public var isVerificationFailure: Bool {

@@ -90,6 +90,7 @@ public struct PreparedRelay: Sendable {
             throw RelayError(.storage, "cannot create the data directory \(data.path): \(error.localizedDescription)")
         }
         try restrictToOwner(data)
+        try refuseBackupMark(in: data)
         let database = try configuration.database.map { try RelayDatabase(postgres: $0) }
             ?? RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)
         let logKey = try loadOrCreateLogKey(at: data.appendingPathComponent("log-key.ed25519"))
@@ -216,6 +217,21 @@ public struct PreparedRelay: Sendable {
                     """)
             }
         }
+    }
+
+    /// A backup is served only with a log of its own (`NewLog`): with the key that went on
+    /// signing the original after the backup, its log would go back for every client that saw
+    /// more, and that key would have signed two different trees of one size.
+    private static func refuseBackupMark(in data: URL) throws {
+        let mark = data.appendingPathComponent(RelayBackup.markName)
+        guard let text = FileManager.default.contents(atPath: mark.path) else { return }
+        let what = String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        throw RelayError(.invalidRequest, """
+            \(data.path) is \(what). Its log would go back for every client that saw the relay after that: run \
+            `secmail relay new-log --data \(data.path)` to serve it under a new log key, which users then follow \
+            (docs/DEPLOY.md, "Restore"). If no relay served that log after the backup (a move to another \
+            host with the relay stopped), remove \(mark.path) to serve it as it is
+            """)
     }
 
     /// A data directory others can read or enter exposes identities, envelope metadata and token

@@ -3,9 +3,10 @@ import SecmailCrypto
 import SecmailTestSupport
 import Testing
 
-/// `secmail relay backup` of a serving relay, and a relay serving the backup.
+/// `secmail relay backup` of a serving relay, and a relay serving the backup under a new log
+/// (`secmail relay new-log`), which its users follow with `register --new-log`.
 @Suite struct RelayBackupTests {
-    @Test func aBackupTakenWhileServingServesTheSameLogKeysAndMail() async throws {
+    @Test func aRestoredBackupServesItsMailUnderANewLogThatUsersFollow() async throws {
         let relays = RelayCommandTests()
         let (folder, data, relay, _, alice, bob) = try await relays.relayWithAliceAndBob("relay-backup")
 
@@ -52,13 +53,54 @@ import Testing
 
         let lines = { (output: String, label: String) in output.split(separator: "\n").first { $0.contains(label) }.map(String.init) ?? "" }
         let logKey = lines(relay.output.text, "log key:"), pin = lines(relay.output.text, "TLS key pin:")
+        // After the backup, carol registers and alice sees her: their views pass the backup's log.
+        let carol = CLIUser.fresh("carol", in: folder)
+        try await carol.register(port: relay.port, ca: data.appendingPathComponent("tls/dev-ca.pem").path)
+        #expect(try await alice.run(["lookup", "carol"]).status == 0)
+        let whileServing = try await runSecmail(["relay", "new-log", "--data", data.path], environment: [:])
+        #expect(whileServing.status == 1 && whileServing.stderr.contains("stop it first"), "\(whileServing.stderr)")
         #expect(await relays.stop(relay.process) == 0)
 
-        // Served from the backup: the same log key and TLS key, and the mail.
+        // A backup is not served as it is: its log would go back for alice and carol.
+        let refused = try await runSecmail(["relay", "--data", backup.path, "--listen", "127.0.0.1:0"], environment: [:])
+        #expect(refused.status == 1 && refused.stderr.contains("is a backup of \(data.path)") && refused.stderr.contains("secmail relay new-log"),
+                "\(refused.stderr)")
+        let renewed = try await runSecmail(["relay", "new-log", "--data", backup.path], environment: [:])
+        #expect(renewed.status == 0 && renewed.stdout.contains("2 entries") && renewed.stdout.contains("log origin:     localhost/secmail/2"),
+                "\(renewed.stdout)\(renewed.stderr)")
+        let newKey = try #require(lines(renewed.stdout, "log key:").split(separator: " ").last.map(String.init))
+        #expect(!logKey.contains(newKey) && !FileManager.default.fileExists(atPath: backup.appendingPathComponent("backup-of").path))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: backup.path).contains { $0.hasPrefix("log-key.ed25519.retired-") })
+
+        // Served from the backup: the same TLS key, the new log key, and the mail.
         let restored = try await relays.startRelay(data: backup)
         defer { restored.process.terminate() }
-        #expect(lines(restored.output.text, "log key:") == logKey && lines(restored.output.text, "TLS key pin:") == pin)
-        try bob.retarget(port: restored.port)
+        #expect(lines(restored.output.text, "log key:").hasSuffix(newKey) && lines(restored.output.text, "TLS key pin:") == pin)
+        let url = "https://localhost:\(restored.port)"
+        for person in [alice, bob] { try person.retarget(port: restored.port) }
+        // Until a user follows the new log, every command says what happened and what to do.
+        for (person, command) in [(alice, ["lookup", "bob"]), (bob, ["inbox"])] {
+            let stopped = try await person.run(command)
+            #expect(stopped.status == 2 && stopped.stderr.contains("now signs its log as localhost/secmail/2") && stopped.stderr.contains("--new-log"),
+                    "\(command) \(stopped.stderr)")
+        }
+        let sameKey = try await alice.run(["register", "alice", "--relay", url, "--new-log", "--log-key", try #require(logKey.split(separator: " ").last.map(String.init))])
+        #expect(sameKey.status == 1 && sameKey.stderr.contains("pinned already"), "\(sameKey.stderr)")
+        let withoutKey = try await alice.run(["register", "alice", "--relay", url, "--new-log"])
+        #expect(withoutKey.status == 64 && withoutKey.stderr.contains("--new-log needs --log-key"), "\(withoutKey.stderr)")
+        for person in [alice, bob] {
+            let followed = try await person.run(["register", person.name, "--relay", url, "--new-log", "--log-key", newKey])
+            #expect(followed.status == 0 && followed.stderr.contains("now follows the relay's new log") && followed.stderr.contains("evidence/retired-log-"),
+                    "\(followed.stderr)")
+        }
+        let found = try await alice.run(["lookup", "bob"])
+        #expect(found.status == 0 && found.stderr.contains("Matches the key pinned earlier"), "\(found.stderr)")
+        // Carol registered after the backup: the new log does not hold her, and following it registers her again.
+        let carolFollows = try await carol.run(["register", "carol", "--relay", url, "--new-log", "--log-key", newKey])
+        #expect(carolFollows.status == 0 && carolFollows.stderr.contains("registered again"), "\(carolFollows.stderr)")
+        let seen = try await alice.run(["lookup", "carol"])
+        #expect(seen.status == 0 && seen.stderr.contains("Matches the key pinned earlier"), "\(seen.stderr)")
+
         let inbox = try await bob.run(["inbox", "--json"])
         #expect(inbox.status == 0 && inbox.stdout.contains(largeID) && !inbox.stdout.contains(goneID), "\(inbox.stderr)")
         let out = folder.appendingPathComponent("bob-out", isDirectory: true)

@@ -59,6 +59,43 @@ struct SharedDatabaseTests {
         #expect(await commands.stop(first.process) == 0)
     }
 
+    /// `secmail relay new-log` on a relay of the shared database records the new log key and
+    /// origin there: the other relay, still holding the old key, is refused at start until it
+    /// has copies of the new files, and then both sign the new log, which a user follows.
+    @Test func aNewLogOnTheSharedDatabaseIsSignedByEveryRelayOnceCopied() async throws {
+        let folder = try temporaryDirectory("shared-new-log")
+        let url = TestPostgres.url(of: try await TestPostgres.freshDatabase("sharednewlog"))
+        let relays = try await startPair(in: folder, database: url)
+        let alice = CLIUser.fresh("alice", in: folder)
+        try await alice.register(port: relays[0].port, ca: Self.caFile.path)
+        for relay in relays { #expect(await commands.stop(relay.process) == 0) }
+
+        let renewed = try await runSecmail(["relay", "new-log", "--data", relays[0].data.path, "--database", url], environment: [:])
+        #expect(renewed.status == 0 && renewed.stdout.contains("log origin:     localhost/secmail/2") && renewed.stdout.contains("Copy log-key.ed25519 and origin"),
+                "\(renewed.stdout)\(renewed.stderr)")
+        let newKey = try #require(renewed.stdout.split(separator: "\n").first { $0.contains("log key:") }?.split(separator: " ").last.map(String.init))
+        let options = ["--database", url] + Self.sharedCertificate
+        let stale = try await runSecmail(["relay", "--data", relays[1].data.path, "--listen", "127.0.0.1:0"] + options, environment: [:])
+        #expect(stale.status != 0 && stale.stderr.contains("localhost/secmail/2") && stale.stderr.contains("copy log-key.ed25519 and origin"), "\(stale.stderr)")
+
+        for file in ["log-key.ed25519", "origin"] {
+            let copy = relays[1].data.appendingPathComponent(file)
+            try FileManager.default.removeItem(at: copy)
+            try FileManager.default.copyItem(at: relays[0].data.appendingPathComponent(file), to: copy)
+        }
+        let first = try await commands.startRelay(data: relays[0].data, options: options)
+        let second = try await commands.startRelay(data: relays[1].data, options: options)
+        for relay in [first, second] {
+            #expect(relay.output.text.contains(newKey), "\(relay.output.text)")
+        }
+        let followed = try await alice.run(["register", "alice", "--relay", "https://localhost:\(second.port)", "--new-log", "--log-key", newKey])
+        #expect(followed.status == 0 && followed.stderr.contains("now follows the relay's new log"), "\(followed.stderr)")
+        try alice.retarget(port: first.port)
+        let found = try await alice.run(["lookup", "alice"])
+        #expect(found.status == 0, "\(found.stderr)")
+        for relay in [first, second] { #expect(await commands.stop(relay.process) == 0) }
+    }
+
     /// 2 × 500 registrations, and 2 × 50 rotations each through the relay the name did not
     /// register with, all at once: one linear log. Checkpoints sampled from both relays during
     /// the load are each consistent with the final tree (proofs asked of the other relay), both

@@ -82,12 +82,12 @@ public struct DirectoryClient {
         relay.pinFirstContact(logVerifierKey: verifierKey, relayKeyPin: pin, checkpointNote: note, caFile: contact.caFile)
     }
 
-    /// Confirms that the relay answering at a new address (`RelayClient(home:movedTo:)`) is the
-    /// one pinned in this home: the connection proved the pinned TLS key; the log key must be the
-    /// pinned one, the origin must name the relay at its new address, and the log must extend the
-    /// stored checkpoint and hold `identity` as its name's current key. Then relay.json takes the
-    /// new address; nothing is registered again.
-    public func confirmMovedRelay(holding identity: IdentityBundle) async throws {
+    /// Confirms that the relay answering at its address, or at a new one (`RelayClient(home:at:)`),
+    /// is the one pinned in this home and still holds `identity`: the connection proved the pinned
+    /// TLS key; the log key must be the pinned one, the origin must name the relay at that address,
+    /// and the log must extend the stored checkpoint and hold `identity` as its name's current
+    /// key. Then relay.json takes the address; nothing is registered again.
+    public func confirmRegistration(holding identity: IdentityBundle) async throws {
         let info = try await relay.info()
         let (served, keyAnswer) = try await servedLogKey()
         let verifier = try relay.logVerifier()
@@ -100,6 +100,50 @@ public struct DirectoryClient {
             throw ClientError(.keyNotCurrent, "the relay's log holds key version \(own.bundle.keyVersion) of \(identity.name), not this home's key version \(identity.keyVersion)")
         }
         try await relay.saveLogView()
+    }
+
+    /// How a home followed its relay's new log.
+    public enum FollowedLog: Sendable {
+        /// The new log holds the home's current key.
+        case found
+        /// It did not (the registration was made after the backup the relay was restored from),
+        /// and the identity was registered again.
+        case registeredAgain
+    }
+
+    /// Follows the new log of the pinned relay (`RelayClient(home:at:newLogKey:)`): the relay must
+    /// serve exactly the new log key, whose origin names it; the view starts at its current
+    /// checkpoint, and the log must hold `identity`, or else `identity` (key version 1 only: a
+    /// relay registers nothing later) is registered again. relay.json then pins the new log key;
+    /// the old view is kept in evidence/ (returned), contact pins stay as they are.
+    public func followNewLog(holding identity: IdentityBundle, invite: String?) async throws -> (FollowedLog, retiredView: String) {
+        guard let retired = relay.savedSettings, let given = relay.settings?.logVerifierKey else {
+            preconditionFailure("followNewLog follows RelayClient(home:at:newLogKey:)")
+        }
+        let info = try await relay.info()
+        let (served, keyAnswer) = try await servedLogKey()
+        guard served == given else {
+            throw ClientError(.pinMismatch, "the relay at \(relay.address) serves the log key \(served), not the one given (\(given)): nothing was changed")
+        }
+        try Self.checkOrigin(try relay.logVerifier().name, announced: info.origin, relayHost: relay.url.host ?? "", certificateNames: keyAnswer.relayDNSNames)
+        _ = try await relay.verifiedCurrentCheckpoint()
+        let evidence = try relay.keepRetiredLogView(retired)
+        let outcome: FollowedLog
+        do {
+            let own = try await relay.verifiedLookup(identity.name)
+            guard own.bundle.fingerprint == identity.fingerprint else {
+                throw ClientError(.keyNotCurrent, "the new log holds key version \(own.bundle.keyVersion) of \(identity.name) (fingerprint \(own.bundle.fingerprint.grouped)), not this home's key version \(identity.keyVersion): nothing was changed")
+            }
+            outcome = .found
+        } catch let error as ClientError where error.code == .notRegistered {
+            guard identity.keyVersion == 1 else {
+                throw ClientError(.keyNotCurrent, "the new log does not hold \(identity.name), and this identity, at key version \(identity.keyVersion), cannot be registered anew (a relay registers version 1 only): nothing was changed; ask the relay's operator")
+            }
+            _ = try await register(identity, invite: invite)
+            outcome = .registeredAgain
+        }
+        try await relay.saveLogView()
+        return (outcome, evidence)
     }
 
     /// The log verifier key the relay serves, and the answer that carried it (with the TLS key and

@@ -118,14 +118,16 @@ public enum DirectoryVerification {
         }
     }
 
-    /// Opens a checkpoint note with the pinned log key; it must be this log's and, when `size` is
-    /// given, of that many leaves (the size a proof came with).
+    /// Opens a checkpoint note with the pinned log key; it must be this log's (another origin is a
+    /// new log, `ClientError.newLog`) and, when `size` is given, of that many leaves (the size a
+    /// proof came with).
     static func signedCheckpoint(_ note: String, size: UInt64? = nil, logVerifier: NoteVerifier) throws -> Checkpoint {
+        let origin = note.prefix { $0 != "\n" }
+        guard origin == logVerifier.name || origin.isEmpty else {
+            throw ClientError.newLog(String(origin), pinned: logVerifier.name, relayURL: nil)
+        }
         let text = try verified("checkpoint") { try SignedNote.open(note, verifier: logVerifier) }
         let checkpoint = try verified("checkpoint") { try Checkpoint(text: text) }
-        guard checkpoint.origin == logVerifier.name else {
-            throw ClientError(.verificationFailed, "the relay's checkpoint is for the log \(checkpoint.origin), not \(logVerifier.name)")
-        }
         guard size.map({ checkpoint.size == $0 }) ?? true else {
             throw ClientError(.verificationFailed, "the checkpoint is for another size than the proof")
         }
@@ -198,7 +200,11 @@ public enum DirectoryVerification {
             throw ClientError(.logInconsistent, "the relay's log changed its origin from \(stored.origin) to \(new.origin)")
         }
         guard new.size >= stored.size else {
-            throw ClientError(.logInconsistent, "the relay's log went back from \(stored.size) to \(new.size) entries: it was rolled back")
+            throw ClientError(.logInconsistent, """
+                the relay's log went back from \(stored.size) to \(new.size) entries: it was rolled back. Do not trust keys from it, \
+                and tell its operator: a relay restored from a backup must start a new log (secmail relay new-log), which you \
+                then follow with secmail register --new-log
+                """)
         }
         guard MerkleProof.verifyConsistency(oldSize: stored.size, newSize: new.size, oldRoot: stored.rootHash,
                                             newRoot: new.rootHash, proof: proof) else {

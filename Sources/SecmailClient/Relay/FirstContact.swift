@@ -28,10 +28,15 @@ public struct FirstContact: Sendable {
             }
             return pin
         }
-        if let logVerifierKey, (try? NoteVerifier(verifierKey: logVerifierKey)) == nil {
+        if let logVerifierKey { try Self.checkLogKeyForm(logVerifierKey) }
+        self.logVerifierKey = logVerifierKey
+    }
+
+    /// Refuses a `--log-key` that is not a note verifier key (ORIGIN+HASH+KEY).
+    public static func checkLogKeyForm(_ logVerifierKey: String) throws {
+        if (try? NoteVerifier(verifierKey: logVerifierKey)) == nil {
             throw ClientError(.invalidInput, "--log-key takes the log key as secmail relay prints it (ORIGIN+HASH+KEY); got \(logVerifierKey)")
         }
-        self.logVerifierKey = logVerifierKey
     }
 
     /// The CA file when there is one (the pin, if also given, is compared once connected);

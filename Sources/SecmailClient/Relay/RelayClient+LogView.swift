@@ -24,7 +24,7 @@ extension RelayClient {
         let turn = try home.lock("relay.lock", waitingUpTo: .seconds(10), holderIs: "saving the relay's log view in")
         defer { withExtendedLifetime(turn) {} }
         if let onDisk = try? RelaySettings.load(from: home), let saved = savedSettings,
-           onDisk.logVerifierKey == saved.logVerifierKey, let note = onDisk.checkpoint,
+           onDisk.logVerifierKey == saved.logVerifierKey, onDisk.logVerifierKey == settings?.logVerifierKey, let note = onDisk.checkpoint,
            note != saved.checkpoint, note != settings?.checkpoint {
             try await reconcile(withCheckpointSavedMeanwhile: note)
         }
@@ -165,6 +165,24 @@ extension RelayClient {
             (Endpoint.Query.from, String(oldSize)), (Endpoint.Query.to, String(newSize)),
         ])), as: ConsistencyResponse.self)
         return try answer.proof.map(DirectoryVerification.decode)
+    }
+
+    /// Keeps the view of a log this home no longer follows (its last checkpoint, under its key)
+    /// in $SECMAIL_HOME/evidence/, what this client can show of that log later; returns the path.
+    func keepRetiredLogView(_ retired: RelaySettings) throws -> String {
+        let directory = home.url.appendingPathComponent("evidence", isDirectory: true)
+        try FileSystem.createPrivateDirectory(directory)
+        let file = directory.appendingPathComponent("retired-log-\(Int64(Date().timeIntervalSince1970)).txt")
+        let text = """
+            secmail retired log view
+            relay: \(retired.url)
+            log key: \(retired.logVerifierKey)
+
+            last checkpoint this client had accepted:
+            \(retired.checkpoint ?? "(none)")
+            """
+        try FileSystem.createDurableFile(file, bytes: Array(text.utf8), permissions: 0o600)
+        return file.path
     }
 
     /// Writes both checkpoints of a fork to $SECMAIL_HOME/evidence/ and returns the file's path;

@@ -42,13 +42,18 @@ public final class RelayClient {
         try self.init(home: home, url: url, trust: settings.trust, keyTrust: .pinnedAtRegistration, settings: settings)
     }
 
-    /// The relay pinned in `home`, looked for at another address (a new host name or port):
-    /// trusted by its pinned TLS key only, as ever. relay.json takes the new address when
-    /// `saveLogView()` runs (`DirectoryClient.confirmMovedRelay`).
-    public convenience init(home: SecmailHome, movedTo url: URL) throws {
+    /// The relay pinned in `home`, looked for at `url` (its address, or a new host name or port):
+    /// trusted by its pinned TLS key only, as ever. With `newLogKey`, its log is the new one that
+    /// key signs (`secmail relay new-log`), seen from its start. relay.json takes the address and
+    /// the log key when `saveLogView()` runs (`DirectoryClient.confirmRegistration`, `followNewLog`).
+    public convenience init(home: SecmailHome, at url: URL, newLogKey: String? = nil) throws {
         let saved = try RelaySettings.load(from: home)
         var moved = saved
         moved.url = url.absoluteString
+        if let newLogKey {
+            moved.logVerifierKey = newLogKey
+            moved.checkpoint = nil
+        }
         try self.init(home: home, url: url, trust: saved.trust, keyTrust: .pinnedAtRegistration, settings: moved)
         savedSettings = saved
     }
@@ -157,6 +162,11 @@ public final class RelayClient {
         let response = try await expect(200, request)
         let info = try decode(RelayInfo.self, from: response, to: request)
         if let date = response.date { clockOffset = Int64(Date().timeIntervalSince1970) - date }
+        // Mail commands ask this first: a relay that started a new log is said as such, before
+        // the sign-in fails on the origin it signs.
+        if settings != nil, case let pinned = try logVerifier().name, info.origin != pinned {
+            throw ClientError.newLog(info.origin, pinned: pinned, relayURL: url.absoluteString)
+        }
         cachedInfo = info
         return info
     }

@@ -2,9 +2,14 @@ import Foundation
 import GRDB
 import SecmailFormat
 
-/// An online backup of a relay's data directory: a directory that `secmail relay --data` serves
-/// as it is, taken while the relay may be serving (docs/DEPLOY.md).
+/// An online backup of a relay's data directory, taken while the relay may be serving: a data
+/// directory that a relay serves once its log was given a new key (`NewLog`, docs/DEPLOY.md).
 public enum RelayBackup {
+    /// The file that marks a data directory as a backup. A relay refuses to serve it until
+    /// `NewLog.start` (which removes it): serving the restored log with the key that went on
+    /// signing the original would show clients a log that went back.
+    public static let markName = "backup-of"
+
     /// What a backup holds.
     public struct Summary: Sendable {
         public let identities: Int
@@ -67,6 +72,10 @@ public enum RelayBackup {
         let copied = try await copyEnvelopeFiles(listedIn: database, from: data.appendingPathComponent("envelopes", isDirectory: true), to: envelopes)
         let deleted = try await deleteMessages(of: copied.vanished, in: database, envelopes: envelopes)
         let counts = try await checkedCounts(database)
+        let mark = "a backup of \(data.path), taken \(HumanTime.describe(Int64(Date().timeIntervalSince1970))) with \(counts.leaves) log entries\n"
+        guard FileManager.default.createFile(atPath: destination.appendingPathComponent(markName).path, contents: Data(mark.utf8)) else {
+            throw RelayError(.storage, "cannot write \(destination.appendingPathComponent(markName).path)")
+        }
         for directory in [envelopes, destination.appendingPathComponent("tls", isDirectory: true), destination]
         where FileManager.default.fileExists(atPath: directory.path) {
             try synchronize(directory)

@@ -31,8 +31,23 @@ struct RegisterCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Register on another relay than the one this home uses (its pins are replaced; mail waiting there is left behind).")
     var switchRelay = false
 
+    @Flag(name: .long, help: "Follow the new log of the relay this home uses (its operator restored it from a backup and ran secmail relay new-log): pin the log key given with --log-key; contact pins stay.")
+    var newLog = false
+
     @OptionGroup var homeOptions: HomeOptions
     @OptionGroup var passphraseOptions: PassphraseOptions
+
+    func validate() throws {
+        if newLog {
+            guard let key = firstContactOptions.logKey else {
+                throw ValidationError("--new-log needs --log-key KEY: the new log key, as the relay's operator publishes it")
+            }
+            guard firstContactOptions.ca == nil, firstContactOptions.tlsPin == nil else {
+                throw ValidationError("--new-log keeps the relay's pinned TLS key: give --log-key alone")
+            }
+            do { try FirstContact.checkLogKeyForm(key) } catch let error as ClientError { throw ValidationError(error.reason) }
+        }
+    }
 
     func run() async throws {
         let identityName = try userInput { try IdentityName(name) }
@@ -42,8 +57,13 @@ struct RegisterCommand: AsyncParsableCommand {
         let keystore = Keystore(home: homeOptions.secmailHome)
         if keystore.hasIdentity, let pinned = try? RelaySettings.load(from: keystore.home) {
             let bundle = try keystore.currentBundle()
+            if let newLogKey = firstContactOptions.logKey, newLog {
+                try await followNewLog(newLogKey, of: pinned, at: url, holding: bundle, in: keystore.home)
+                return
+            }
             if pinned.url == url.absoluteString || pinned.url == relay {
-                Terminal.info("\(bundle.name) is already registered on \(pinned.url) (key version \(bundle.keyVersion), \(bundle.fingerprint.grouped)); nothing to do.")
+                try await withRelay(keystore.home) { try await DirectoryClient(relay: $0).confirmRegistration(holding: bundle) }
+                Terminal.info("\(bundle.name) is already registered on \(pinned.url) (key version \(bundle.keyVersion), \(bundle.fingerprint.grouped)), as its log shows; nothing to do.")
                 return
             }
             if try await followedMove(of: pinned, to: url, holding: bundle, in: keystore.home) {
@@ -53,6 +73,9 @@ struct RegisterCommand: AsyncParsableCommand {
             guard switchRelay else {
                 throw CLIFailure(.failure, "this home is registered on \(pinned.url); registering on \(relay) replaces its pins, and mail waiting on \(pinned.url) can no longer be read from this home (read it first with `secmail inbox` and `secmail read`). Add --switch-relay to go ahead")
             }
+        }
+        guard !newLog else {
+            throw CLIFailure(.failure, "--new-log follows the new log of the relay this home is registered on, and this home is registered nowhere yet: register without --new-log")
         }
         if keystore.hasIdentity, try keystore.currentBundle().keyVersion > 1 {
             throw CLIFailure(.failure, "this identity is at key version \(try keystore.currentBundle().keyVersion); a relay registers version 1 only, so it cannot be registered anew: use another SECMAIL_HOME for a new identity")
@@ -79,6 +102,25 @@ struct RegisterCommand: AsyncParsableCommand {
         Terminal.info("Pinned relay TLS key sha256/\(settings.relayKeyPin) and log key \(settings.logVerifierKey)")
     }
 
+    /// Follows the new log of the relay pinned in `home` (reached at `url`, its address or a new
+    /// one) that `newLogKey` signs; the log key was checked by `validate`.
+    private func followNewLog(_ newLogKey: String, of pinned: RelaySettings, at url: URL, holding bundle: IdentityBundle,
+                              in home: SecmailHome) async throws {
+        guard newLogKey != pinned.logVerifierKey else {
+            throw CLIFailure(.failure, "\(newLogKey) is the log key this home has pinned already: there is no new log to follow")
+        }
+        let (outcome, evidence) = try await withRelay(home, client: try RelayClient(home: home, at: url, newLogKey: newLogKey)) {
+            try await DirectoryClient(relay: $0).followNewLog(holding: bundle, invite: invite)
+        }
+        switch outcome {
+        case .found:
+            Terminal.info("This home now follows the relay's new log, signed by \(newLogKey); it holds \(bundle.name)'s key version \(bundle.keyVersion).")
+        case .registeredAgain:
+            Terminal.info("This home now follows the relay's new log, signed by \(newLogKey). It did not hold \(bundle.name) (registered after the backup the relay was restored from): registered again, with the same keys.")
+        }
+        Terminal.info("The last checkpoint of the old log is kept in \(evidence). Contacts stay pinned: a contact whose key the new log shows otherwise is refused until you compare it (secmail trust).")
+    }
+
     /// Whether `url` is the relay pinned in `home` at a new address (a new host name or port),
     /// which relay.json then takes. False when it is another relay: the pins given on the command
     /// line are not the pinned ones, or it presents another TLS key.
@@ -88,8 +130,8 @@ struct RegisterCommand: AsyncParsableCommand {
             return false
         }
         do {
-            try await withRelay(home, client: try RelayClient(home: home, movedTo: url)) {
-                try await DirectoryClient(relay: $0).confirmMovedRelay(holding: bundle)
+            try await withRelay(home, client: try RelayClient(home: home, at: url)) {
+                try await DirectoryClient(relay: $0).confirmRegistration(holding: bundle)
             }
             return true
         } catch let error as ClientError where error.code == .pinMismatch {

@@ -8,7 +8,7 @@ struct RelayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay",
         abstract: "Run a relay: the key directory with its transparency log, and the mailboxes, over TLS 1.3.",
-        subcommands: [RelayServeCommand.self, RelayInviteCommand.self, RelayBackupCommand.self],
+        subcommands: [RelayServeCommand.self, RelayInviteCommand.self, RelayBackupCommand.self, RelayNewLogCommand.self],
         defaultSubcommand: RelayServeCommand.self)
 }
 
@@ -254,7 +254,8 @@ struct RelayBackupCommand: AsyncParsableCommand {
             Writes into a new directory one consistent snapshot of the database (SQLite's online \
             backup), the envelope files it names, the log key, the origin and the development TLS \
             files, each synced to disk, and checks the copy's integrity. The backup holds the relay's \
-            secrets and is made its owner's alone. To restore, serve it: secmail relay --data DIR. \
+            secrets and is made its owner's alone. To restore, give it a new log key (secmail relay \
+            new-log --data DIR) and serve it. \
             A relay on PostgreSQL is backed up with pg_dump instead (docs/DEPLOY.md).
             """)
 
@@ -280,5 +281,38 @@ struct RelayBackupCommand: AsyncParsableCommand {
                 + "during the backup \(one ? "is" : "are") not in it")
         }
         Terminal.info(lines.joined(separator: "\n"))
+    }
+}
+
+struct RelayNewLogCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "new-log",
+        abstract: "Give a restored relay a new log key and origin (the relay stopped), for clients to follow.",
+        discussion: """
+            A relay restored from a backup must not sign with the log key that went on signing the \
+            original: every client that saw the log after the backup would see it go back, and \
+            refuse it. This keeps the directory's entries and starts a new log over them, with a new \
+            key and a new origin (by default the old one with /2 appended, or its number counted \
+            up). The old key is kept beside it and signs nothing more. Publish the new log key; each \
+            user follows it with: secmail register NAME --relay URL --new-log --log-key KEY. With \
+            --database, copy log-key.ed25519 and origin to every relay sharing the database.
+            """)
+
+    @OptionGroup var dataOptions: RelayDataOptions
+
+    @Option(name: .long, help: ArgumentHelp("The new log's origin (default: the old one with /2 appended, or its number counted up).", valueName: "name"))
+    var origin: String?
+
+    func run() async throws {
+        let started = try NewLog.start(in: dataOptions.dataDirectory, postgres: try dataOptions.postgresAddress(), origin: origin)
+        Terminal.output("""
+            New log for \(dataOptions.data): \(counted(Int(started.size), "entry", "entries")) of the restored directory, signed from now on as
+              log origin:     \(started.origin)  (was \(started.previousOrigin))
+              log key:        \(started.logVerifierKey)
+            The old log key is kept in \(started.retiredKey.path) and signs nothing more.
+            Start the relay, publish the new log key, and tell users to run:
+              secmail register NAME --relay URL --new-log --log-key \(started.logVerifierKey)
+            \(dataOptions.database == nil ? "" : "Copy log-key.ed25519 and origin from \(dataOptions.data) into the data directory of every other relay sharing the database before it starts again.\n")
+            """)
     }
 }
