@@ -69,7 +69,8 @@ public struct ClientError: Error, Sendable, Equatable, CustomStringConvertible {
         ClientError(.logInconsistent, """
             the relay now signs its log as \(origin), not as \(pinned), the log you pinned: its operator started a new log \
             (after restoring the relay from a backup, say). Do not trust keys from it until you have its new log key from \
-            the operator; then follow it with: secmail register NAME --relay \(relayURL ?? "URL") --new-log --log-key KEY
+            the operator; then follow it with: secmail register NAME --relay \(relayURL ?? "URL") --new-log --log-key KEY \
+            (secmail monitor --new-log --log-key KEY in a home that only monitors)
             """)
     }
 

@@ -57,6 +57,11 @@ import Testing
         let carol = CLIUser.fresh("carol", in: folder)
         try await carol.register(port: relay.port, ca: data.appendingPathComponent("tls/dev-ca.pem").path)
         #expect(try await alice.run(["lookup", "carol"]).status == 0)
+        // Bob audits his name and a home with no identity monitors the log: both have replayed 3 entries.
+        #expect(try await bob.run(["audit"]).status == 0)
+        let watcher = CLIUser.fresh("watcher", in: folder)
+        let monitored = try await watcher.run(["monitor", "--relay", "https://localhost:\(relay.port)", "--ca", data.appendingPathComponent("tls/dev-ca.pem").path])
+        #expect(monitored.status == 0 && monitored.stderr.contains("Checked 3 new log entries"), "\(monitored.stderr)")
         let whileServing = try await runSecmail(["relay", "new-log", "--data", data.path], environment: [:])
         #expect(whileServing.status == 1 && whileServing.stderr.contains("stop it first"), "\(whileServing.stderr)")
         #expect(await relays.stop(relay.process) == 0)
@@ -77,9 +82,9 @@ import Testing
         defer { restored.process.terminate() }
         #expect(lines(restored.output.text, "log key:").hasSuffix(newKey) && lines(restored.output.text, "TLS key pin:") == pin)
         let url = "https://localhost:\(restored.port)"
-        for person in [alice, bob] { try person.retarget(port: restored.port) }
+        for person in [alice, bob, watcher] { try person.retarget(port: restored.port) }
         // Until a user follows the new log, every command says what happened and what to do.
-        for (person, command) in [(alice, ["lookup", "bob"]), (bob, ["inbox"])] {
+        for (person, command) in [(alice, ["lookup", "bob"]), (bob, ["inbox"]), (bob, ["audit"]), (watcher, ["monitor"])] {
             let stopped = try await person.run(command)
             #expect(stopped.status == 2 && stopped.stderr.contains("now signs its log as localhost/secmail/2") && stopped.stderr.contains("--new-log"),
                     "\(command) \(stopped.stderr)")
@@ -100,6 +105,15 @@ import Testing
         #expect(carolFollows.status == 0 && carolFollows.stderr.contains("registered again"), "\(carolFollows.stderr)")
         let seen = try await alice.run(["lookup", "carol"])
         #expect(seen.status == 0 && seen.stderr.contains("Matches the key pinned earlier"), "\(seen.stderr)")
+        // Audit and monitor replay the new log from its start; their old positions are evidence.
+        let audited = try await bob.run(["audit"])
+        #expect(audited.status == 0 && audited.stderr.contains("3 new log entries"), "\(audited.stderr)")
+        let evidence = bob.home.appendingPathComponent("evidence", isDirectory: true)
+        let retired = try #require(try FileManager.default.contentsOfDirectory(atPath: evidence.path).first { $0.hasPrefix("retired-log-") })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: evidence.appendingPathComponent(retired).path).sorted() == ["audit.state", "checkpoint.txt"])
+        let watching = try await watcher.run(["monitor", "--new-log", "--log-key", newKey])
+        #expect(watching.status == 0 && watching.stderr.contains("now follows the relay's new log") && watching.stderr.contains("Checked 3 new log entries"),
+                "\(watching.stderr)")
 
         let inbox = try await bob.run(["inbox", "--json"])
         #expect(inbox.status == 0 && inbox.stdout.contains(largeID) && !inbox.stdout.contains(goneID), "\(inbox.stderr)")

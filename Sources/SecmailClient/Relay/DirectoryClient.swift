@@ -109,14 +109,17 @@ public struct DirectoryClient {
         /// It did not (the registration was made after the backup the relay was restored from),
         /// and the identity was registered again.
         case registeredAgain
+        /// The home holds no identity: it monitors the log only.
+        case monitoredOnly
     }
 
     /// Follows the new log of the pinned relay (`RelayClient(home:at:newLogKey:)`): the relay must
     /// serve exactly the new log key, whose origin names it; the view starts at its current
     /// checkpoint, and the log must hold `identity`, or else `identity` (key version 1 only: a
     /// relay registers nothing later) is registered again. relay.json then pins the new log key;
-    /// the old view is kept in evidence/ (returned), contact pins stay as they are.
-    public func followNewLog(holding identity: IdentityBundle, invite: String?) async throws -> (FollowedLog, retiredView: String) {
+    /// the old view and the audit and monitor positions in it are kept in an evidence folder
+    /// (returned); contact pins stay as they are.
+    public func followNewLog(holding identity: IdentityBundle?, invite: String?) async throws -> (FollowedLog, retiredView: String) {
         guard let retired = relay.savedSettings, let given = relay.settings?.logVerifierKey else {
             preconditionFailure("followNewLog follows RelayClient(home:at:newLogKey:)")
         }
@@ -127,23 +130,30 @@ public struct DirectoryClient {
         }
         try Self.checkOrigin(try relay.logVerifier().name, announced: info.origin, relayHost: relay.url.host ?? "", certificateNames: keyAnswer.relayDNSNames)
         _ = try await relay.verifiedCurrentCheckpoint()
+        let outcome = try await findOrRegisterAgain(identity, invite: invite)
         let evidence = try relay.keepRetiredLogView(retired)
-        let outcome: FollowedLog
+        try await relay.saveLogView()
+        try relay.retireReplayStates(into: evidence)
+        return (outcome, evidence.path)
+    }
+
+    /// Whether the (verified) new log holds `identity` as its name's current key; registers it
+    /// again when it holds no key for the name and `identity` is at version 1.
+    private func findOrRegisterAgain(_ identity: IdentityBundle?, invite: String?) async throws -> FollowedLog {
+        guard let identity else { return .monitoredOnly }
         do {
             let own = try await relay.verifiedLookup(identity.name)
             guard own.bundle.fingerprint == identity.fingerprint else {
                 throw ClientError(.keyNotCurrent, "the new log holds key version \(own.bundle.keyVersion) of \(identity.name) (fingerprint \(own.bundle.fingerprint.grouped)), not this home's key version \(identity.keyVersion): nothing was changed")
             }
-            outcome = .found
+            return .found
         } catch let error as ClientError where error.code == .notRegistered {
             guard identity.keyVersion == 1 else {
                 throw ClientError(.keyNotCurrent, "the new log does not hold \(identity.name), and this identity, at key version \(identity.keyVersion), cannot be registered anew (a relay registers version 1 only): nothing was changed; ask the relay's operator")
             }
             _ = try await register(identity, invite: invite)
-            outcome = .registeredAgain
+            return .registeredAgain
         }
-        try await relay.saveLogView()
-        return (outcome, evidence)
     }
 
     /// The log verifier key the relay serves, and the answer that carried it (with the TLS key and

@@ -168,11 +168,15 @@ extension RelayClient {
     }
 
     /// Keeps the view of a log this home no longer follows (its last checkpoint, under its key)
-    /// in $SECMAIL_HOME/evidence/, what this client can show of that log later; returns the path.
-    func keepRetiredLogView(_ retired: RelaySettings) throws -> String {
-        let directory = home.url.appendingPathComponent("evidence", isDirectory: true)
-        try FileSystem.createPrivateDirectory(directory)
-        let file = directory.appendingPathComponent("retired-log-\(Int64(Date().timeIntervalSince1970)).txt")
+    /// in a new folder $SECMAIL_HOME/evidence/retired-log-TIME/, what this client can show of
+    /// that log later; returns the folder.
+    func keepRetiredLogView(_ retired: RelaySettings) throws -> URL {
+        let evidence = home.url.appendingPathComponent("evidence", isDirectory: true)
+        try FileSystem.createPrivateDirectory(evidence)
+        let folder = evidence.appendingPathComponent("retired-log-\(Int64(Date().timeIntervalSince1970))", isDirectory: true)
+        guard try FileSystem.createPrivateDirectory(folder) != nil else {
+            throw ClientError(.io, "\(folder.path) exists already; try again in a second")
+        }
         let text = """
             secmail retired log view
             relay: \(retired.url)
@@ -181,8 +185,25 @@ extension RelayClient {
             last checkpoint this client had accepted:
             \(retired.checkpoint ?? "(none)")
             """
-        try FileSystem.createDurableFile(file, bytes: Array(text.utf8), permissions: 0o600)
-        return file.path
+        try FileSystem.createDurableFile(folder.appendingPathComponent("checkpoint.txt"), bytes: Array(text.utf8), permissions: 0o600)
+        try FileSystem.synchronize(evidence)
+        return folder
+    }
+
+    /// Moves how far `audit` and `monitor` replayed the retired log into its evidence `folder`:
+    /// the new log is replayed from its start.
+    func retireReplayStates(into folder: URL) throws {
+        for kind in [LogReplayState.Kind.audit, .monitor] {
+            let state = LogReplayState.url(kind, in: home)
+            guard FileManager.default.fileExists(atPath: state.path) else { continue }
+            do {
+                try FileManager.default.moveItem(at: state, to: folder.appendingPathComponent(state.lastPathComponent))
+            } catch {
+                throw ClientError(.io, "cannot move \(state.path) into \(folder.path) (\(error.localizedDescription)): move it yourself, or audit and monitor refuse the new log")
+            }
+        }
+        try FileSystem.synchronize(folder)
+        try FileSystem.synchronize(home.url)
     }
 
     /// Writes both checkpoints of a fork to $SECMAIL_HOME/evidence/ and returns the file's path;

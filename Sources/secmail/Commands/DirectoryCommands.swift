@@ -38,15 +38,7 @@ struct RegisterCommand: AsyncParsableCommand {
     @OptionGroup var passphraseOptions: PassphraseOptions
 
     func validate() throws {
-        if newLog {
-            guard let key = firstContactOptions.logKey else {
-                throw ValidationError("--new-log needs --log-key KEY: the new log key, as the relay's operator publishes it")
-            }
-            guard firstContactOptions.ca == nil, firstContactOptions.tlsPin == nil else {
-                throw ValidationError("--new-log keeps the relay's pinned TLS key: give --log-key alone")
-            }
-            do { try FirstContact.checkLogKeyForm(key) } catch let error as ClientError { throw ValidationError(error.reason) }
-        }
+        if newLog { try validateNewLog(firstContactOptions) }
     }
 
     func run() async throws {
@@ -58,7 +50,7 @@ struct RegisterCommand: AsyncParsableCommand {
         if keystore.hasIdentity, let pinned = try? RelaySettings.load(from: keystore.home) {
             let bundle = try keystore.currentBundle()
             if let newLogKey = firstContactOptions.logKey, newLog {
-                try await followNewLog(newLogKey, of: pinned, at: url, holding: bundle, in: keystore.home)
+                try await followNewLog(newLogKey, of: pinned, at: url, holding: bundle, invite: invite, in: keystore.home)
                 return
             }
             if pinned.url == url.absoluteString || pinned.url == relay {
@@ -100,25 +92,6 @@ struct RegisterCommand: AsyncParsableCommand {
         // A new identity's fingerprint was shown as it was made.
         if !created { Terminal.info("Your fingerprint: \(bundle.fingerprint.grouped)") }
         Terminal.info("Pinned relay TLS key sha256/\(settings.relayKeyPin) and log key \(settings.logVerifierKey)")
-    }
-
-    /// Follows the new log of the relay pinned in `home` (reached at `url`, its address or a new
-    /// one) that `newLogKey` signs; the log key was checked by `validate`.
-    private func followNewLog(_ newLogKey: String, of pinned: RelaySettings, at url: URL, holding bundle: IdentityBundle,
-                              in home: SecmailHome) async throws {
-        guard newLogKey != pinned.logVerifierKey else {
-            throw CLIFailure(.failure, "\(newLogKey) is the log key this home has pinned already: there is no new log to follow")
-        }
-        let (outcome, evidence) = try await withRelay(home, client: try RelayClient(home: home, at: url, newLogKey: newLogKey)) {
-            try await DirectoryClient(relay: $0).followNewLog(holding: bundle, invite: invite)
-        }
-        switch outcome {
-        case .found:
-            Terminal.info("This home now follows the relay's new log, signed by \(newLogKey); it holds \(bundle.name)'s key version \(bundle.keyVersion).")
-        case .registeredAgain:
-            Terminal.info("This home now follows the relay's new log, signed by \(newLogKey). It did not hold \(bundle.name) (registered after the backup the relay was restored from): registered again, with the same keys.")
-        }
-        Terminal.info("The last checkpoint of the old log is kept in \(evidence). Contacts stay pinned: a contact whose key the new log shows otherwise is refused until you compare it (secmail trust).")
     }
 
     /// Whether `url` is the relay pinned in `home` at a new address (a new host name or port),
@@ -364,16 +337,33 @@ struct MonitorCommand: AsyncParsableCommand {
 
     @OptionGroup var firstContactOptions: FirstContactOptions
 
+    @Flag(name: .long, help: "Follow the new log of the monitored relay (restored from a backup; secmail relay new-log): pin the log key given with --log-key, then replay the new log from its start.")
+    var newLog = false
+
     @Flag(name: .long, help: "Print the result as JSON on standard output.")
     var json = false
 
     @OptionGroup var homeOptions: HomeOptions
+
+    func validate() throws {
+        if newLog { try validateNewLog(firstContactOptions) }
+    }
 
     func run() async throws {
         let home = homeOptions.secmailHome
         let client: RelayClient
         var firstContact: FirstContact?
         let pinned = try? RelaySettings.load(from: home)
+        if newLog, let newLogKey = firstContactOptions.logKey {
+            guard let pinned, let url = URL(string: pinned.url) else {
+                throw CLIFailure(.failure, "--new-log follows the new log of the relay this home monitors, and it monitors none yet: run without --new-log")
+            }
+            if let relay, relay != pinned.url, URL(string: relay)?.absoluteString != pinned.url {
+                throw CLIFailure(.failure, "\(home.url.path) monitors \(pinned.url); --new-log follows that relay's new log, not \(relay)'s")
+            }
+            let keystore = Keystore(home: home)
+            try await followNewLog(newLogKey, of: pinned, at: url, holding: keystore.hasIdentity ? try keystore.currentBundle() : nil, invite: nil, in: home)
+        }
         if let relay {
             guard let url = URL(string: relay), url.scheme == "https", url.host != nil else {
                 throw CLIFailure(.failure, "--relay takes https://HOST:PORT, not \(relay)")
@@ -419,4 +409,38 @@ extension Terminal {
             info("\(bundle.name) rotated keys from version \(from) to \(bundle.keyVersion): the new key is signed by the pinned one and logged. Pin updated.")
         }
     }
+}
+
+/// Follows the new log of the relay pinned in `home` (reached at `url`, its address or a new one)
+/// that `newLogKey` signs (`register --new-log`, `monitor --new-log`); its form was checked by
+/// the command's validate().
+func followNewLog(_ newLogKey: String, of pinned: RelaySettings, at url: URL, holding bundle: IdentityBundle?, invite: String?,
+                  in home: SecmailHome) async throws {
+    guard newLogKey != pinned.logVerifierKey else {
+        throw CLIFailure(.failure, "\(newLogKey) is the log key this home has pinned already: there is no new log to follow")
+    }
+    let (outcome, evidence) = try await withRelay(home, client: try RelayClient(home: home, at: url, newLogKey: newLogKey)) {
+        try await DirectoryClient(relay: $0).followNewLog(holding: bundle, invite: invite)
+    }
+    let followed = "This home now follows the relay's new log, signed by \(newLogKey)"
+    switch (outcome, bundle) {
+    case (.found, let bundle?):
+        Terminal.info("\(followed); it holds \(bundle.name)'s key version \(bundle.keyVersion).")
+    case (.registeredAgain, let bundle?):
+        Terminal.info("\(followed). It did not hold \(bundle.name) (registered after the backup the relay was restored from): registered again, with the same keys.")
+    default:
+        Terminal.info("\(followed).")
+    }
+    Terminal.info("The old log's last checkpoint, and how far audit and monitor had replayed it, are kept in \(evidence); they replay the new log from its start. Contacts stay pinned: a contact whose key the new log shows otherwise is refused until you compare it (secmail trust).")
+}
+
+/// `--new-log` needs `--log-key` alone (the relay's TLS key stays pinned), in the form the relay prints.
+func validateNewLog(_ options: FirstContactOptions) throws {
+    guard let key = options.logKey else {
+        throw ValidationError("--new-log needs --log-key KEY: the new log key, as the relay's operator publishes it")
+    }
+    guard options.ca == nil, options.tlsPin == nil else {
+        throw ValidationError("--new-log keeps the relay's pinned TLS key: give --log-key alone")
+    }
+    do { try FirstContact.checkLogKeyForm(key) } catch let error as ClientError { throw ValidationError(error.reason) }
 }
