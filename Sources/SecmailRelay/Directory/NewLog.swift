@@ -48,15 +48,15 @@ public enum NewLog {
         let database = try postgres.map { try RelayDatabase(postgres: $0) } ?? RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)
         let size = try database.read { db in try LogStore.currentSize(db) }
 
-        // Staged first, so that a failure before the renames leaves the old log as it was.
+        // Staged first, so that a failure before the renames leaves the old log as it was; and the
+        // directory marked until both files are in place, so that no relay serves half of the change.
+        let mark = data.appendingPathComponent(RelayBackup.markName)
+        if !FileManager.default.fileExists(atPath: mark.path) {
+            try writeSynced(Array("a data directory whose log secmail relay new-log was changing when it stopped\n".utf8), to: mark)
+        }
         let stagedKey = data.appendingPathComponent(".log-key.ed25519.new"), stagedOrigin = data.appendingPathComponent(".origin.new")
         try writeSynced(try signer.key.seed, to: stagedKey)
         try writeSynced(Array((origin + "\n").utf8), to: stagedOrigin)
-        if postgres != nil {
-            try database.write { db in
-                try db.execute("UPDATE log_signer SET origin = ?, verifier_key = ?", [origin, verifierKey])
-            }
-        }
         let retiredKey = data.appendingPathComponent("log-key.ed25519.retired-\(Int64(Date().timeIntervalSince1970))")
         do {
             // A link, not a move: at every instant log-key.ed25519 exists (a relay started on a
@@ -65,13 +65,22 @@ public enum NewLog {
         } catch {
             throw RelayError(.storage, "cannot keep the old log key as \(retiredKey.path): \(error.localizedDescription)")
         }
+        // Then the shared database, which refuses every relay still holding the old key.
+        if postgres != nil {
+            try database.write { db in
+                try db.execute("UPDATE log_signer SET origin = ?, verifier_key = ?", [origin, verifierKey])
+            }
+        }
         do {
             try AtomicRename.replace(keyFile, with: stagedKey)
             try AtomicRename.replace(originFile, with: stagedOrigin)
-            try? FileManager.default.removeItem(at: data.appendingPathComponent(RelayBackup.markName))
+            try PositionalFile(readingAtPath: data.path).synchronize()
+            try FileManager.default.removeItem(at: mark)
             try PositionalFile(readingAtPath: data.path).synchronize()
         } catch let error as FormatError {
             throw RelayError(.storage, error.reason)
+        } catch {
+            throw RelayError(.storage, "cannot remove \(mark.path) (\(error.localizedDescription)): remove it before starting the relay")
         }
         return Started(previousOrigin: previousOrigin, origin: origin, logVerifierKey: verifierKey, retiredKey: retiredKey, size: size)
     }
