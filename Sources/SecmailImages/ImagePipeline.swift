@@ -232,7 +232,8 @@ public struct ImagePipeline: Sendable {
         if format == .jxl, let jpeg = try? ImageCodecs.jpeg(reconstructedFrom: bytes, limits: limits) {
             return try readerPNG(jpeg, whileChecking: whileChecking)
         }
-        return try PNGOptimizer(effort: .conversion).optimize(try decode(bytes).image, whileChecking: whileChecking).bytes
+        return try PNGOptimizer(effort: .conversion, isDecodedJPEG: format == .jpeg)
+            .optimize(try decode(bytes).image, whileChecking: whileChecking).bytes
     }
 
     /// The JPEG a JPEG XL attachment was made from, bit for bit, or nil when it was made from

@@ -194,13 +194,13 @@ import Testing
             #expect(try ImageCodecs.inflate(stream, format: .zlib, expectedSize: input.count) == input)
             if input == data { #expect(stream.count < data.count) }
         }
-        // The reader's conversion of a large image uses it, and libpng gives back the pixels.
+        // The reader's conversion of a large photograph uses it, and libpng gives back the pixels.
         let image = RGBAImage(width: 800, height: 600, bitDepth: 8, samples: (0..<800 * 600).flatMap { index -> [UInt8] in
             let x = index % 800, y = index / 800
             return [UInt8(truncatingIfNeeded: x * 3 + y), UInt8(truncatingIfNeeded: y * 5 ^ x), UInt8.random(in: 0...3, using: &generator) &+ UInt8(truncatingIfNeeded: x), 255]
         })
-        let png = try PNGOptimizer(effort: .conversion).optimize(image)
-        #expect(png.method.contains("two cores"))
+        let png = try PNGOptimizer(effort: .conversion, isDecodedJPEG: true).optimize(image)
+        #expect(png.method.contains("two cores") && png.trials == 1)
         #expect(try ImagePipeline().decode(png.bytes).image.hasSamePixels(as: image))
         // So does the normal level's final pass when one filter leads the rest by far.
         let normal = try PNGOptimizer(effort: .normal).optimize(image)
@@ -300,6 +300,46 @@ import Testing
         flipped[good.count / 2] ^= 0x40  // inside IDAT: the CRC no longer matches
         #expect((#expect(throws: ImageError.self) { try pipeline.decode(flipped) })?.code == .corrupt)
         #expect((#expect(throws: ImageError.self) { try pipeline.decode(Array("GIF89a....".utf8)) })?.code == .unknownFormat)
+    }
+
+    /// The reader's PNG of pixels that travelled as JPEG XL (a PNG's; here a page of coloured
+    /// text, as in a screenshot) takes the none filter where it deflates smaller than up; a
+    /// decoded JPEG keeps the single trial with the up filter.
+    @Test func theReadersConversionOfAGraphicTriesTheNoneFilterToo() throws {
+        let image = Self.textPage()
+        let pipeline = ImagePipeline()
+        let jxl = try #require(pipeline.losslessJXL(image, withRendering: false, coding: JXLPixelCoding(effort: 7, patches: false)))
+        let png = try pipeline.readerPNG(jxl)
+        #expect(try pipeline.decode(png).image.hasSamePixels(as: image))
+        let graphic = try PNGOptimizer(effort: .conversion).optimize(image)
+        #expect(graphic.trials == 2 && graphic.method.contains("filter none"), "\(graphic.method)")
+        #expect(png.count == graphic.bytes.count)
+        let photograph = try PNGOptimizer(effort: .conversion, isDecodedJPEG: true).optimize(image)
+        #expect(photograph.trials == 1 && photograph.method.contains("filter up"), "\(photograph.method)")
+        #expect(png.count < photograph.bytes.count * 95 / 100, "\(png.count) against \(photograph.bytes.count)")
+    }
+
+    /// 240x156 pixels of 13 lines of "text": 20 glyphs of 8x12 pixels, each ink pixel of its own
+    /// colour (hundreds in all, so no palette), on white; fixed, from a linear congruential generator.
+    static func textPage() -> RGBAImage {
+        var state: UInt64 = 12345
+        func next(_ bound: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int((state >> 33) % UInt64(bound))
+        }
+        let white: [UInt8] = [255, 255, 255, 255]
+        let glyphs = (0..<20).map { _ in
+            (0..<12).map { _ in (0..<8).map { _ in next(10) < 3 ? [UInt8(next(200)), UInt8(next(200)), UInt8(next(200)), 255] : white } }
+        }
+        let width = 240, height = 156
+        let lines = (0..<height / 12).map { _ in (0..<width / 8).map { _ in next(10) < 8 ? next(20) : nil } }
+        var samples: [UInt8] = []
+        for y in 0..<height {
+            for glyph in lines[y / 12] {
+                for x in 0..<8 { samples += glyph.map { glyphs[$0][y % 12][x] } ?? white }
+            }
+        }
+        return RGBAImage(width: width, height: height, bitDepth: 8, samples: samples)
     }
 
     @Test func theFrontierOfEffortsKeepsPixelsAndOrdersSizes() throws {
