@@ -138,6 +138,13 @@ import Testing
         let denied = try await peer(dora, ["status", "--as-uid", "65534"])
         #expect(denied == "cannot connect: 13", "\(denied)")
         // …and where permissions were widened by mistake, the agent checks the peer's uid itself.
+        // The folders above the home are made passable too: they were made with the test
+        // process's umask, which another test's keystore call may have set to 077 meanwhile.
+        var above = dora.home.deletingLastPathComponent()
+        while above.path.hasPrefix(TestScratch.root.path) {
+            chmod(above.path, 0o711)
+            above = above.deletingLastPathComponent()
+        }
         chmod(dora.home.path, 0o711)
         chmod(socket(of: dora).path, 0o666)
         defer { chmod(dora.home.path, 0o700) }
