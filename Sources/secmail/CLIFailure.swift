@@ -170,6 +170,13 @@ enum Terminal {
         }
     }
 
+    /// Runs `body` under a `StatusLine` labelled `label`, erased when `body` ends, however it ends.
+    static func withStatus<T>(_ label: String, _ body: () throws -> T) rethrows -> T {
+        let line = StatusLine(label)
+        defer { line.finish() }
+        return try body()
+    }
+
     /// "converting NAME to PNG… N s" while a received image converts for longer than a second.
     static let imageConversionStatus: ImageConversionObserver = { name in
         let line = StatusLine("converting \(TerminalText.neutralised(name)) to PNG")

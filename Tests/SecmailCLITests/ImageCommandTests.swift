@@ -70,6 +70,28 @@ import Testing
         #expect(try Users.alice.run(["image", "optimize", input.path, "-o", folder.appendingPathComponent("z.png").path, "--level", "7"]).status == 64)
     }
 
+    /// Level 3 runs zopfli for minutes on a large image: at a terminal, after a second, a line says
+    /// what is being optimised, that it can take minutes, and for how long it has run; it is
+    /// erased before the result is shown. Not on a pipe.
+    @Test func optimizeAtATerminalSaysWhatRunsAndForHowLong() async throws {
+        let folder = try temporaryDirectory("image-status")
+        // A pattern zopfli's 60 iterations take seconds over (about 2.5 s).
+        let noise = TestPNG(width: 100, height: 80, colorType: 2, bitDepth: 8) { x, y, c in
+            Int((UInt32(x * 3 + c) &* 2_654_435_761 ^ UInt32(y) &* 40_503) >> 20) % 64
+        }
+        let input = folder.appendingPathComponent("noise.png")
+        try Data(noise.encoded).write(to: input)
+        let arguments = ["image", "optimize", input.path, "-o", folder.appendingPathComponent("out.png").path, "--level", "3"]
+        let terminal = ClientSafetyTests()
+        let shown = try await onThreadOfItsOwn { try terminal.pty([], arguments, home: folder) }
+        #expect(shown.status == 0, "\(shown.output)")
+        #expect(shown.output.contains("\roptimizing noise.png at level 3, which can take minutes (Ctrl-C stops)… 1 s\u{1B}[K"), "\(shown.output)")
+        // Erased (a carriage return and erase to the end of the line), then the result.
+        #expect(shown.output.contains(" s\u{1B}[K\r\u{1B}[K\(input.path): 100x80"), "\(shown.output)")
+        let piped = try await Users.alice.run(["image", "optimize", input.path, "-o", folder.appendingPathComponent("piped.png").path, "--level", "3"])
+        #expect(piped.status == 0 && !piped.stderr.contains("optimizing") && !piped.stderr.contains("\r"), "\(piped.stderr)")
+    }
+
     @Test func wireShowsTheFormSendWouldUseForTheReadersFeatures() async throws {
         let folder = try temporaryDirectory("image-wire")
         var graphic = TestPNG(width: 240, height: 160, colorType: 2, bitDepth: 8) { x, y, c in ((x * x / 40 + y * 3) / 5 + c * 70) % 256 }

@@ -40,7 +40,9 @@ struct ImageOptimizeCommand: AsyncParsableCommand {
         let outputURL = try AtomicFile.checkCanCreate(output)
         let bytes = try readImage(input)
         let pipeline = ImagePipeline(effort: level)
-        let (result, seconds) = try timed { try pipeline.optimizedPNG(bytes) }
+        let (result, seconds) = try Terminal.withStatus(imageWorkLabel("optimizing", input, level: level)) {
+            try timed { try pipeline.optimizedPNG(bytes) }
+        }
         try AtomicFile.write(to: outputURL) { sink in try sink.write(result.png.bytes[...]) }
         let change = Double(result.png.bytes.count) / Double(max(bytes.count, 1)) * 100
         if json {
@@ -99,10 +101,14 @@ struct ImageWireCommand: AsyncParsableCommand {
         let bytes = try readImage(input)
         let readable = try readerFeatures()
         let pipeline = ImagePipeline(effort: level)
-        let (wire, seconds) = try timed {
-            try pipeline.wireForm(of: bytes, allowJXL: readable.contains(.jxl), allowJXLRendering: readable.contains(.jxlRendering))
+        let (wire, seconds) = try Terminal.withStatus(imageWorkLabel("making the wire forms of", input, level: level)) {
+            try timed {
+                try pipeline.wireForm(of: bytes, allowJXL: readable.contains(.jxl), allowJXLRendering: readable.contains(.jxlRendering))
+            }
         }
-        let (png, readerSeconds) = try timed { try pipeline.readerPNG(wire.bytes) }
+        let (png, readerSeconds) = try Terminal.withStatus("making the reader's PNG of \(TerminalText.neutralised(fileName(input)))") {
+            try timed { try pipeline.readerPNG(wire.bytes) }
+        }
         guard try pipeline.decode(png).image.hasSamePixels(as: try pipeline.decode(bytes).image) else {
             throw CLIFailure(.failure, "the reader's PNG of \(input) does not have the image's pixels")
         }
@@ -131,6 +137,17 @@ private func readImage(_ path: String) throws -> [UInt8] {
     } catch let error as FormatError {
         throw CLIFailure(.failure, "cannot read \(path): \(error.reason)")
     }
+}
+
+/// What a status line says while image work runs: the file's name, and at level 3, whose zopfli
+/// passes take minutes on a large image (a 1300x900 screenshot: two), that it may take long.
+private func imageWorkLabel(_ doing: String, _ path: String, level: PNGEffort) -> String {
+    let label = "\(doing) \(TerminalText.neutralised(fileName(path)))"
+    return level == .thorough ? label + " at level 3, which can take minutes (Ctrl-C stops)" : label
+}
+
+private func fileName(_ path: String) -> String {
+    URL(fileURLWithPath: path).lastPathComponent
 }
 
 /// The result of `body` and the seconds it took.
