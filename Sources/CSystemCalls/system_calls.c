@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -89,16 +90,67 @@ static void quiet_on_stop(int signal_number) {
     errno = saved_errno;
 }
 
+// Whether this process is the terminal's foreground job (not sent to the background by `bg`).
+static int in_foreground(int descriptor) {
+    return tcgetpgrp(descriptor) == getpgrp();
+}
+
 static void quiet_on_continue(int signal_number) {
     (void)signal_number;
     int saved_errno = errno;
     if (atomic_load(&quiet_active)) {
         install_quiet_stop_handler();
-        tcsetattr(quiet_descriptor, TCSAFLUSH, &quiet_silent);
-        ssize_t ignored = write(quiet_descriptor, quiet_prompt, quiet_prompt_length);
-        (void)ignored;
+        // Continued in the background (`bg`), the terminal is the shell's: left as it is. The
+        // reader's next read stops the process again (secmail_terminal_read_byte), and `fg`
+        // comes back here in the foreground.
+        if (in_foreground(quiet_descriptor)) {
+            tcsetattr(quiet_descriptor, TCSAFLUSH, &quiet_silent);
+            ssize_t ignored = write(quiet_descriptor, quiet_prompt, quiet_prompt_length);
+            (void)ignored;
+        }
     }
     errno = saved_errno;
+}
+
+// Sends `signal_number` (SIGTTIN or SIGTTOU) to the calling thread with it unblocked, so that its
+// default action stops the process at once, as the kernel's own job control would.
+static void stop_as(int signal_number) {
+    sigset_t only, previous;
+    sigemptyset(&only);
+    sigaddset(&only, signal_number);
+    pthread_sigmask(SIG_UNBLOCK, &only, &previous);
+    raise(signal_number);
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+}
+
+int secmail_terminal_wait_for_foreground(int descriptor) {
+    while (!in_foreground(descriptor)) {
+        struct sigaction output;
+        sigaction(SIGTTOU, NULL, &output);
+        // Nobody could bring the process to the foreground: a process group no shell could
+        // continue, or SIGTTOU ignored (the kernel then lets background writes through too).
+        if (!stop_would_stop() || output.sa_handler == SIG_IGN) {
+            errno = EIO;
+            return -1;
+        }
+        stop_as(SIGTTOU);
+    }
+    return 0;
+}
+
+ssize_t secmail_terminal_read_byte(int descriptor, unsigned char *byte) {
+    // The Swift runtime's threads block every signal, and a read of the terminal from the
+    // background by a thread that blocks SIGTTIN fails with EIO; unblocked, the kernel stops
+    // the process instead ("Stopped (tty input)"), and the read goes on after `fg`.
+    sigset_t only, previous;
+    sigemptyset(&only);
+    sigaddset(&only, SIGTTIN);
+    pthread_sigmask(SIG_UNBLOCK, &only, &previous);
+    ssize_t count = read(descriptor, byte, 1);
+    int saved_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    errno = saved_errno;
+    return count;
 }
 
 int secmail_terminal_quiet_begin(int descriptor, const char *prompt) {

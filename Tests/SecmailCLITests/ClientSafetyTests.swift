@@ -274,16 +274,49 @@ import Testing
         let output = folder.appendingPathComponent("a.smsg")
         let sealing = ["seal", "--no-agent", "--to", Users.bundle("bob").path, "-m", "hi", "-o", output.path]
         let resumed = try pty([["Passphrase for dora", "\u{1A}"], ["[continued]", ""], ["Passphrase for dora", "a good long passphrase\n"]],
-                              sealing, home: home, jobControl: true)
+                              sealing, home: home, jobControl: .foreground)
         #expect(resumed.status == 0, "\(resumed.output)")
-        #expect(resumed.output.contains("[stopped echo=on]"), "\(resumed.output)")
+        #expect(resumed.output.contains("[stopped by SIGTSTP echo=on]"), "\(resumed.output)")
         #expect(resumed.output.components(separatedBy: "Passphrase for dora").count == 3, "asked again after fg: \(resumed.output)")
         #expect(!resumed.output.contains("a good long passphrase"), "the passphrase was echoed: \(resumed.output)")
         #expect(FileManager.default.fileExists(atPath: output.path))
 
         let interrupted = try pty([["Passphrase for dora", "\u{1A}"], ["[continued]", ""], ["Passphrase for dora", "half\u{03}"]],
-                                  sealing.dropLast() + [folder.appendingPathComponent("b.smsg").path], home: home, jobControl: true)
+                                  sealing.dropLast() + [folder.appendingPathComponent("b.smsg").path], home: home, jobControl: .foreground)
         #expect(interrupted.status == 130 && interrupted.echo == true, "\(interrupted.output)")
+    }
+
+    /// In the background the prompt waits, as any program's use of its terminal from there does:
+    /// after Ctrl-Z and `bg` the command leaves the terminal alone (its echo stays on for the
+    /// shell) and stops again at its read (SIGTTIN); started with `&` it stops before it asks
+    /// (SIGTTOU). After `fg` it asks, unseen. Before, both ended at once with "no passphrase
+    /// entered (end of input)", exit 130: the kernel answers a thread that blocks SIGTTIN, as the
+    /// Swift runtime's do, with EIO instead of stopping it.
+    @Test func inTheBackgroundThePromptWaitsForFg() throws {
+        let folder = try temporaryDirectory("prompt-background")
+        let home = folder.appendingPathComponent("home")
+        #expect(try runSecmail(["init", "dora"], environment: ["SECMAIL_HOME": home.path, "SECMAIL_PASSPHRASE": "a good long passphrase"]).status == 0)
+        let sealing = { (name: String) in ["seal", "--no-agent", "--to", Users.bundle("bob").path, "-m", "hi", "-o", folder.appendingPathComponent(name).path] }
+
+        let sentBack = try pty([["Passphrase for dora", "\u{1A}"], ["[continued]", ""], ["Passphrase for dora", "a good long passphrase\n"]],
+                               sealing("a.smsg"), home: home, jobControl: .background)
+        #expect(sentBack.status == 0, "\(sentBack.output)")
+        let stops = ["[stopped by SIGTSTP echo=on]", "[continued in the background]", "[stopped by SIGTTIN echo=on]", "[continued]"]
+        let positions = stops.map { sentBack.output.range(of: $0)?.lowerBound }
+        #expect(positions.allSatisfy { $0 != nil } && positions.map { $0! } == positions.map { $0! }.sorted(), "\(sentBack.output)")
+        // Asked before Ctrl-Z and after fg, not in the background.
+        #expect(sentBack.output.components(separatedBy: "Passphrase for dora").count == 3, "\(sentBack.output)")
+        #expect(!sentBack.output.contains("a good long passphrase"), "the passphrase was echoed: \(sentBack.output)")
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("a.smsg").path))
+
+        let startedBack = try pty([["[continued]", ""], ["Passphrase for dora", "a good long passphrase\n"]],
+                                  sealing("b.smsg"), home: home, jobControl: .startedInBackground)
+        #expect(startedBack.status == 0, "\(startedBack.output)")
+        let stopped = try #require(startedBack.output.range(of: "[stopped by SIGTTOU echo=on]"), "\(startedBack.output)")
+        // Asked once, after fg.
+        #expect(startedBack.output.components(separatedBy: "Passphrase for dora").count == 2, "\(startedBack.output)")
+        #expect(startedBack.output.range(of: "Passphrase for dora").map { $0.lowerBound > stopped.upperBound } == true, "\(startedBack.output)")
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("b.smsg").path))
     }
 
     /// `secmail passphrase` at a terminal: the current passphrase first (a wrong one asked again),
@@ -356,11 +389,18 @@ import Testing
         let echo: Bool?
     }
 
+    /// How pty_driver.py's small shell runs the command: in the foreground, continuing it as `fg`
+    /// would whenever it stops; the same, but the first stop continued in the background as `bg`
+    /// would; or started in the background, as with `&`.
+    enum JobControl: String {
+        case foreground = "fg", background = "bg", startedInBackground = "started-in-background"
+    }
+
     /// Plays `steps` with `secmail ARGUMENTS` on a pseudo-terminal; `jobControl`: under a small
-    /// shell with job control, so that Ctrl-Z stops the command and it is continued as `fg` would.
-    func pty(_ steps: [[String]], _ arguments: [String], home: URL, jobControl: Bool = false) throws -> PTYResult {
+    /// shell with job control, so that Ctrl-Z stops the command and it is continued as it says.
+    func pty(_ steps: [[String]], _ arguments: [String], home: URL, jobControl: JobControl? = nil) throws -> PTYResult {
         let script = String(decoding: try JSONSerialization.data(withJSONObject: steps), as: UTF8.self)
-        let driver = ["python3", Self.fixtures.appendingPathComponent("pty_driver.py").path] + (jobControl ? ["--job-control"] : [])
+        let driver = ["python3", Self.fixtures.appendingPathComponent("pty_driver.py").path] + (jobControl.map { ["--job-control=\($0.rawValue)"] } ?? [])
         let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"),
                                     driver + [script, SecmailBinary.url.path] + arguments,
                                     environment: ["SECMAIL_HOME": home.path, "SECMAIL_PASSPHRASE": nil])

@@ -40,11 +40,22 @@ int secmail_rename_no_replace(const char *from, const char *to);
 
 /// Turns the echo of the terminal `descriptor` off (dropping what was typed before) and writes
 /// `prompt`, for a secret to be read; until `secmail_terminal_quiet_end`, Ctrl-Z (SIGTSTP) gives
-/// the terminal its settings back before the process stops, and when the process is continued
-/// (SIGCONT, `fg`) the echo goes off again and the prompt is written again, so that nothing typed
-/// after a resume shows. (A process group with no shell to continue it, where the kernel would not
+/// the terminal its settings back before the process stops, and when the process is continued in
+/// the foreground (SIGCONT, `fg`) the echo goes off again and the prompt is written again, so that
+/// nothing typed after a resume shows (continued in the background, `bg`, it leaves the terminal
+/// alone). (A process group with no shell to continue it, where the kernel would not
 /// stop the process either, ignores Ctrl-Z and keeps the echo off.) One secret at a time.
 int secmail_terminal_quiet_begin(int descriptor, const char *prompt);
+
+/// Returns 0 once this process is the foreground job of the terminal `descriptor`: in the
+/// background (started with `&`, or sent there by `bg`) it stops as a program writing to its
+/// terminal from the background is stopped (SIGTTOU) until a shell's `fg` continues it. -1 with
+/// EIO where no shell could (a process group without one, or SIGTTOU ignored).
+int secmail_terminal_wait_for_foreground(int descriptor);
+
+/// read(2) of one byte from the terminal `descriptor`, such that a read from the background stops
+/// the process until `fg` (SIGTTIN, as for any program) instead of failing with EIO.
+ssize_t secmail_terminal_read_byte(int descriptor, unsigned char *byte);
 
 /// Puts back the terminal's settings and the signals' earlier handling, and ends the line; does
 /// nothing when no secret is being read. Safe to call from another thread than the reader's (an
