@@ -58,6 +58,16 @@ import Testing
         #expect(result.stderr.contains("secmail init"))
     }
 
+    /// A home made with `init` has no relay: relay commands say so, and the line to type names
+    /// the identity.
+    @Test func relayCommandsInAHomeWithoutARelaySayHowToRegisterIt() throws {
+        for arguments in [["send", "bob", "-m", "hi"], ["inbox"], ["lookup", "bob"], ["rotate"]] {
+            let result = try Users.alice.run(arguments)
+            #expect(result.status == 1 && result.stderr.contains("no relay configured")
+                    && result.stderr.contains("run: secmail register alice --relay https://HOST:PORT"), "\(arguments): \(result.stderr)")
+        }
+    }
+
     /// `export -o` replaces an earlier export of the same identity (refreshing it after a
     /// rotation) and leaves any other file alone.
     @Test func exportReplacesOnlyAnEarlierExportOfTheSameIdentity() throws {
