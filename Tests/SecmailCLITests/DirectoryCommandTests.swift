@@ -172,6 +172,9 @@ import Testing
     /// for it: that still needs --switch-relay, and relay.json stays as it was.
     @Test func aRelayAtANewAddressIsFollowedAndAnotherIsNotTakenForIt() async throws {
         let (folder, data, relay, _, alice, _) = try await commands.relayWithAliceAndBob("moved-relay")
+        let watcher = CLIUser.fresh("watcher", in: folder)
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        await #expect(try watcher.run(["monitor", "--relay", "https://localhost:\(relay.port)", "--ca", ca]).status == 0)
         await #expect(try alice.run(["rotate"]).status == 0)
         #expect(await commands.stop(relay.process) == 0)
         let moved = try await commands.startRelay(data: data)
@@ -192,6 +195,22 @@ import Testing
             let refused = try await alice.run(["register", "alice", "--relay", "https://localhost:\(other.port)"] + extra)
             #expect(refused.status == 1 && refused.stderr.contains("Add --switch-relay"), "\(refused.stderr)")
         }
+        #expect(try Data(contentsOf: settings) == before)
+
+        // `monitor` follows the move the same way, replaying the rotation made before it, and
+        // does not take another relay for it; a home with an identity is sent to `register`.
+        let watched = try await watcher.run(["monitor", "--relay", "https://localhost:\(moved.port)"])
+        #expect(watched.status == 0 && watched.stderr.contains("this home now monitors that address") && watched.stderr.contains("Checked 1 new log entries"),
+                "\(watched.stderr)")
+        let watcherSettings = watcher.home.appendingPathComponent("relay.json")
+        #expect(try String(contentsOf: watcherSettings, encoding: .utf8).contains("localhost:\(moved.port)"))
+        await #expect(try watcher.run(["monitor"]).status == 0)
+        let watcherBefore = try Data(contentsOf: watcherSettings)
+        let misled = try await watcher.run(["monitor", "--relay", "https://localhost:\(other.port)"])
+        #expect(misled.status == 1 && misled.stderr.contains("is not the one this home monitors") && misled.stderr.contains("another TLS key"), "\(misled.stderr)")
+        #expect(try Data(contentsOf: watcherSettings) == watcherBefore)
+        let sent = try await alice.run(["monitor", "--relay", "https://localhost:\(other.port)"])
+        #expect(sent.status == 1 && sent.stderr.contains("secmail register NAME --relay https://localhost:\(other.port)"), "\(sent.stderr)")
         #expect(try Data(contentsOf: settings) == before)
     }
 

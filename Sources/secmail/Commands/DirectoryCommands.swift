@@ -329,7 +329,9 @@ struct MonitorCommand: AsyncParsableCommand {
             continue the version before it, every name map root an entry commits must be the one the \
             log implies, and the entries must produce the checkpoint's root. Exits 2 naming the first \
             entry that does not follow. Without a pinned relay, give --relay and --tls-pin or --ca (and \
-            --log-key, as `secmail relay` prints them) for the first run.
+            --log-key, as `secmail relay` prints them) for the first run. When the monitored relay has \
+            moved (a new host name or port), give its new address with --relay: it is followed if it \
+            presents the pinned keys and its log extends the last checkpoint seen.
             """)
 
     @Option(name: .long, help: ArgumentHelp("The relay to monitor on first use, e.g. https://localhost:8443.", valueName: "url"))
@@ -351,48 +353,74 @@ struct MonitorCommand: AsyncParsableCommand {
 
     func run() async throws {
         let home = homeOptions.secmailHome
-        let client: RelayClient
-        var firstContact: FirstContact?
-        let pinned = try? RelaySettings.load(from: home)
-        if newLog, let newLogKey = firstContactOptions.logKey {
-            guard let pinned, let url = URL(string: pinned.url) else {
-                throw CLIFailure(.failure, "--new-log follows the new log of the relay this home monitors, and it monitors none yet: run without --new-log")
-            }
-            if let relay, relay != pinned.url, URL(string: relay)?.absoluteString != pinned.url {
-                throw CLIFailure(.failure, "\(home.url.path) monitors \(pinned.url); --new-log follows that relay's new log, not \(relay)'s")
-            }
-            let keystore = Keystore(home: home)
-            try await followNewLog(newLogKey, of: pinned, at: url, holding: keystore.hasIdentity ? try keystore.currentBundle() : nil, invite: nil, in: home)
-        }
-        if let relay {
+        let address = try relay.map { relay in
             guard let url = URL(string: relay), url.scheme == "https", url.host != nil else {
                 throw CLIFailure(.failure, "--relay takes https://HOST:PORT, not \(relay)")
             }
-            if let pinned, pinned.url != url.absoluteString {
-                throw CLIFailure(.failure, "\(home.url.path) already monitors or uses \(pinned.url); use another SECMAIL_HOME for \(relay)")
+            return url
+        }
+        var pinned = try? RelaySettings.load(from: home)
+        if newLog, let newLogKey = firstContactOptions.logKey {
+            guard let followed = pinned, let pinnedURL = URL(string: followed.url) else {
+                throw CLIFailure(.failure, "--new-log follows the new log of the relay this home monitors, and it monitors none yet: run without --new-log")
             }
-            if pinned != nil {
-                client = try RelayClient(home: home)
-            } else {
-                let contact = try firstContactOptions.firstContact
-                client = try RelayClient(home: home, firstContact: url, trusting: contact)
-                firstContact = contact
-            }
-        } else {
+            let keystore = Keystore(home: home)
+            try await followNewLog(newLogKey, of: followed, at: address ?? pinnedURL, holding: keystore.hasIdentity ? try keystore.currentBundle() : nil,
+                                   invite: nil, in: home)
+            pinned = try RelaySettings.load(from: home)
+        }
+        let client: RelayClient
+        var firstContact: FirstContact?
+        var move: (from: String, to: String)?
+        switch (address, pinned) {
+        case let (address?, pinned?) where pinned.url != address.absoluteString:
+            client = try movedRelay(pinned, to: address, in: home)
+            move = (pinned.url, address.absoluteString)
+        case (let address?, nil):
+            let contact = try firstContactOptions.firstContact
+            client = try RelayClient(home: home, firstContact: address, trusting: contact)
+            firstContact = contact
+        default:
             client = try RelayClient(home: home)
         }
         let progress = Terminal.ProgressLine("monitoring", unit: .entries)
-        let report = try await withRelay(home, client: client) { relay in
-            if let firstContact { try await DirectoryClient(relay: relay).pinRelay(firstContact) }
-            return try await DirectoryClient(relay: relay).monitor(progress: progress.update)
+        let report: DirectoryClient.MonitorReport
+        do {
+            report = try await withRelay(home, client: client) { relay in
+                if let firstContact { try await DirectoryClient(relay: relay).pinRelay(firstContact) }
+                return try await DirectoryClient(relay: relay).monitor(progress: progress.update)
+            }
+        } catch let error as ClientError where error.code == .pinMismatch {
+            guard let move else { throw error }
+            throw CLIFailure(.failure, "the relay at \(move.to) is not the one this home monitors (\(move.from)): it presents another TLS key; use another SECMAIL_HOME to monitor it")
         }
         progress.finish()
+        if let move {
+            Terminal.info("The relay this home monitors answers at \(move.to) with its pinned TLS key and log key, and its log extends the last checkpoint seen: this home now monitors that address (it was \(move.from)).")
+        }
         if json {
             try Terminal.output(jsonText(["treeSize": report.treeSize, "entriesRead": report.entriesRead, "names": report.names,
                                           "mapRoot": hexEncoded(report.mapRoot)]))
         } else {
             Terminal.info("Checked \(report.entriesRead) new log entries (log size \(report.treeSize), \(report.names) names): every entry and name map root follows from the log.")
         }
+    }
+}
+
+extension MonitorCommand {
+    /// The monitored relay at a new address (a new host name or port, the same data), trusted by
+    /// the pinned TLS key and log key as ever; the replay then checks that its log extends the
+    /// last checkpoint seen, and relay.json takes the address. A home with an identity follows
+    /// its relay with `register` instead, which also checks that the log holds its key.
+    private func movedRelay(_ pinned: RelaySettings, to address: URL, in home: SecmailHome) throws -> RelayClient {
+        if Keystore(home: home).hasIdentity {
+            throw CLIFailure(.failure, "this home uses the relay at \(pinned.url): if it moved to \(address.absoluteString), follow it with `secmail register NAME --relay \(address.absoluteString)`; to monitor another relay, use another SECMAIL_HOME")
+        }
+        if let given = try? firstContactOptions.firstContact,
+           given.relayKeyPin.map({ $0.hex != pinned.relayKeyPin }) == true || given.logVerifierKey.map({ $0 != pinned.logVerifierKey }) == true {
+            throw CLIFailure(.failure, "this home monitors \(pinned.url), whose pinned keys are not the ones given for \(address.absoluteString); use another SECMAIL_HOME to monitor another relay")
+        }
+        return try RelayClient(home: home, at: address)
     }
 }
 
