@@ -82,9 +82,10 @@ import Testing
         defer { restored.process.terminate() }
         #expect(lines(restored.output.text, "log key:").hasSuffix(newKey) && lines(restored.output.text, "TLS key pin:") == pin)
         let url = "https://localhost:\(restored.port)"
-        for person in [alice, bob, watcher] { try person.retarget(port: restored.port) }
-        // Until a user follows the new log, every command says what happened and what to do.
-        for (person, command) in [(alice, ["lookup", "bob"]), (bob, ["inbox"]), (bob, ["audit"]), (watcher, ["monitor"])] {
+        for person in [alice, bob] { try person.retarget(port: restored.port) }
+        // Until a user follows the new log, every command says what happened and what to do (the
+        // watcher gives the new address itself, as for a relay that moved).
+        for (person, command) in [(alice, ["lookup", "bob"]), (bob, ["inbox"]), (bob, ["audit"]), (watcher, ["monitor", "--relay", url])] {
             let stopped = try await person.run(command)
             #expect(stopped.status == 2 && stopped.stderr.contains("now signs its log as localhost/secmail/2") && stopped.stderr.contains("--new-log"),
                     "\(command) \(stopped.stderr)")
@@ -111,9 +112,10 @@ import Testing
         let evidence = bob.home.appendingPathComponent("evidence", isDirectory: true)
         let retired = try #require(try FileManager.default.contentsOfDirectory(atPath: evidence.path).first { $0.hasPrefix("retired-log-") })
         #expect(try FileManager.default.contentsOfDirectory(atPath: evidence.appendingPathComponent(retired).path).sorted() == ["audit.state", "checkpoint.txt"])
-        let watching = try await watcher.run(["monitor", "--new-log", "--log-key", newKey])
+        let watching = try await watcher.run(["monitor", "--new-log", "--log-key", newKey, "--relay", url])
         #expect(watching.status == 0 && watching.stderr.contains("now follows the relay's new log") && watching.stderr.contains("Checked 3 new log entries"),
                 "\(watching.stderr)")
+        #expect(try String(contentsOf: watcher.home.appendingPathComponent("relay.json"), encoding: .utf8).contains("localhost:\(restored.port)"))
 
         let inbox = try await bob.run(["inbox", "--json"])
         #expect(inbox.status == 0 && inbox.stdout.contains(largeID) && !inbox.stdout.contains(goneID), "\(inbox.stderr)")
