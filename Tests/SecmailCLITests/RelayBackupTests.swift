@@ -6,6 +6,22 @@ import Testing
 /// `secmail relay backup` of a serving relay, and a relay serving the backup under a new log
 /// (`secmail relay new-log`), which its users follow with `register --new-log`.
 @Suite struct RelayBackupTests {
+    /// At a terminal `relay backup` shows how far it has copied the envelope files (from 8 MiB, as
+    /// every transfer's progress line).
+    @Test func aBackupAtATerminalShowsHowFarItIs() async throws {
+        let relays = RelayCommandTests()
+        let (folder, data, relay, _, alice, _) = try await relays.relayWithAliceAndBob("relay-backup-progress")
+        let big = folder.appendingPathComponent("big.bin")
+        try Data(SystemRandom().bytes(count: 9 << 20)).write(to: big)
+        await #expect(try alice.run(["send", "bob", "-m", "big", "--attach", big.path]).status == 0)
+        let backup = folder.appendingPathComponent("backup", isDirectory: true)
+        let terminal = ClientSafetyTests()
+        let shown = try await onThreadOfItsOwn { try terminal.pty([], ["relay", "backup", "--data", data.path, "--to", backup.path], home: folder) }
+        #expect(shown.status == 0 && shown.output.contains("\rcopying envelope files 100%  9.0 / 9.0 MiB") && shown.output.contains("Backed up"),
+                "\(shown.output)")
+        #expect(await relays.stop(relay.process) == 0)
+    }
+
     @Test func aRestoredBackupServesItsMailUnderANewLogThatUsersFollow() async throws {
         let relays = RelayCommandTests()
         let (folder, data, relay, _, alice, bob) = try await relays.relayWithAliceAndBob("relay-backup")

@@ -23,6 +23,14 @@ public enum RelayBackup {
         public let deletedDuringBackup: Int
     }
 
+    /// Where a backup is, for a progress display: the database snapshot has begun (one step, so
+    /// that the serving relay's commits cannot restart it: no progress of its own), or so many of
+    /// the envelope files' bytes are copied.
+    public enum Progress: Sendable {
+        case database
+        case envelopeFiles(copied: UInt64, total: UInt64)
+    }
+
     /// Backs `data` up into `destination`, which must not exist: the database as one consistent
     /// snapshot (SQLite's online backup, which the serving relay's commits do not disturb), then
     /// the envelope files that snapshot names, the log key, the origin and the development TLS
@@ -30,7 +38,7 @@ public enum RelayBackup {
     /// Secrets are in it (the log key, the TLS key): it is made its owner's alone. The backup is
     /// made in a hidden directory beside `destination` and renamed to it only once complete, so
     /// a directory by that name is always a whole backup; a failed one leaves nothing.
-    public static func make(from data: URL, to destination: URL) async throws -> Summary {
+    public static func make(from data: URL, to destination: URL, progress: (Progress) -> Void = { _ in }) async throws -> Summary {
         let fileManager = FileManager.default
         guard fileManager.fileExists(atPath: data.appendingPathComponent("relay.sqlite").path) else {
             throw RelayError(.storage, "\(data.path) holds no relay database (relay.sqlite)")
@@ -42,7 +50,7 @@ public enum RelayBackup {
         let parent = destination.deletingLastPathComponent()
         let working = parent.appendingPathComponent(".\(destination.lastPathComponent).incomplete-\(UUID().uuidString)", isDirectory: true)
         do {
-            let summary = try await fill(working, from: data)
+            let summary = try await fill(working, from: data, progress: progress)
             do {
                 try fileManager.moveItem(at: working, to: destination)
             } catch {
@@ -57,7 +65,7 @@ public enum RelayBackup {
     }
 
     /// Writes a whole backup of `data` into the new directory `destination`.
-    private static func fill(_ destination: URL, from data: URL) async throws -> Summary {
+    private static func fill(_ destination: URL, from data: URL, progress: (Progress) -> Void) async throws -> Summary {
         let envelopes = destination.appendingPathComponent("envelopes", isDirectory: true)
         do {
             try FileManager.default.createDirectory(at: envelopes, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -66,10 +74,12 @@ public enum RelayBackup {
             throw RelayError(.storage, "cannot create \(destination.path): \(error.localizedDescription)")
         }
         let backupDatabase = destination.appendingPathComponent("relay.sqlite")
+        progress(.database)
         try snapshotDatabase(data.appendingPathComponent("relay.sqlite"), to: backupDatabase)
         try copyKeysAndCertificates(from: data, to: destination)
         let database = try RelayDatabase(path: backupDatabase.path)
-        let copied = try await copyEnvelopeFiles(listedIn: database, from: data.appendingPathComponent("envelopes", isDirectory: true), to: envelopes)
+        let copied = try await copyEnvelopeFiles(listedIn: database, from: data.appendingPathComponent("envelopes", isDirectory: true), to: envelopes,
+                                                 progress: progress)
         let deleted = try await deleteMessages(of: copied.vanished, in: database, envelopes: envelopes)
         let counts = try await checkedCounts(database)
         let mark = "a backup of \(data.path), taken \(HumanTime.describe(Int64(Date().timeIntervalSince1970))) with \(counts.leaves) log entries\n"
@@ -116,15 +126,23 @@ public enum RelayBackup {
 
     /// Copies the envelope files the snapshot lists; returns how many and their bytes, and the
     /// ids whose files were gone (deleted since the snapshot).
-    private static func copyEnvelopeFiles(listedIn database: RelayDatabase, from live: URL, to envelopes: URL) async throws
-        -> (files: Int, bytes: Int64, vanished: [String]) {
+    private static func copyEnvelopeFiles(listedIn database: RelayDatabase, from live: URL, to envelopes: URL,
+                                          progress: (Progress) -> Void) async throws -> (files: Int, bytes: Int64, vanished: [String]) {
         let fileBacked = try await database.read { db in
             try db.fetchRows("SELECT envelope_id, size FROM envelopes WHERE inline_data IS NULL")
                 .map { (try $0.get("envelope_id") as String, try $0.get("size") as Int64) }
         }
+        let total = UInt64(fileBacked.reduce(0) { $0 + max($1.1, 0) })
         var vanished: [String] = []
         var bytes: Int64 = 0
+        // Copied or found gone: what the progress counts.
+        var done: UInt64 = 0
+        progress(.envelopeFiles(copied: 0, total: total))
         for (envelopeID, size) in fileBacked {
+            defer {
+                done += UInt64(max(size, 0))
+                progress(.envelopeFiles(copied: done, total: total))
+            }
             let original = live.appendingPathComponent(envelopeID)
             guard FileManager.default.fileExists(atPath: original.path) else {
                 vanished.append(envelopeID)

@@ -271,7 +271,27 @@ struct RelayBackupCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let summary = try await RelayBackup.make(from: dataOptions.dataDirectory, to: URL(fileURLWithPath: to, isDirectory: true))
+        // At a terminal: how long the database snapshot takes, then the envelope files' bytes.
+        var snapshotStatus: Terminal.StatusLine?
+        let copying = Terminal.ProgressLine("copying envelope files")
+        let summary: RelayBackup.Summary
+        do {
+            summary = try await RelayBackup.make(from: dataOptions.dataDirectory, to: URL(fileURLWithPath: to, isDirectory: true)) { progress in
+                switch progress {
+                case .database:
+                    snapshotStatus = Terminal.StatusLine("backing up the database")
+                case let .envelopeFiles(copied, total):
+                    snapshotStatus?.finish()
+                    snapshotStatus = nil
+                    copying.update(copied, total)
+                }
+            }
+        } catch {
+            snapshotStatus?.finish()
+            copying.finish()
+            throw error
+        }
+        copying.finish()
         var lines = ["Backed up \(dataOptions.data) to \(to): \(counted(summary.identities, "identity", "identities")), "
             + "\(counted(summary.logLeaves, "log entry", "log entries")), \(counted(summary.messages, "message", "messages")) "
             + "(\(counted(summary.envelopeFiles, "envelope file", "envelope files")), \(formatBytes(UInt64(summary.envelopeBytes))))"]
