@@ -258,8 +258,12 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        guard mode == .all else {
-            // Half-closure is not offered over TLS here: close_notify ends both directions.
+        // Closing the output is how NIOAsyncChannel ends a connection whose last response is
+        // written (Hummingbird after a `Connection: close` request): it sends close_notify like a
+        // whole close, and the connection then ends when the peer answers with its own or the
+        // shutdown timeout passes. Refused, the connection stayed open until an idle timeout.
+        // Closing the input alone has no TLS meaning.
+        guard mode != .input else {
             promise?.fail(ChannelError.operationUnsupported)
             return
         }

@@ -112,6 +112,41 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
         #expect(await stop(second.process) == 0)
     }
 
+    /// A request that says `Connection: close` is answered and its connection ended at once by
+    /// the relay, as HTTP/1.1 asks (RFC 9112, 9.6), and so is one the HTTP layer refuses as
+    /// malformed (400); before, the relay answered and then held the connection until its idle
+    /// timeout (15 s), so a client reading to the end waited that long, and the connection
+    /// counted against its address's cap meanwhile. Seen by `openssl s_client`, which stays
+    /// until the server closes.
+    @Test func aConnectionCloseRequestEndsTheConnectionOnceAnswered() async throws {
+        let data = try temporaryDirectory("relay-connection-close").appendingPathComponent("relay", isDirectory: true)
+        let relay = try await startRelay(data: data)
+        for (request, status) in [("GET /v1/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", "200"),
+                                  ("GET /v1/he alth HTTP/1.1\r\nHost: localhost\r\n\r\n", "400")] {
+            let client = Process()
+            client.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            client.arguments = ["openssl", "s_client", "-connect", "127.0.0.1:\(relay.port)", "-quiet", "-ign_eof",
+                                "-CAfile", data.appendingPathComponent("tls/dev-ca.pem").path]
+            let input = Pipe(), output = Pipe()
+            client.standardInput = input
+            client.standardOutput = output
+            client.standardError = FileHandle.nullDevice
+            let started = Date()
+            try client.run()
+            // Kept open: only the relay's closing can end s_client.
+            input.fileHandleForWriting.write(Data(request.utf8))
+            while client.isRunning, Date().timeIntervalSince(started) < 30 { try await Task.sleep(nanoseconds: 50_000_000) }
+            let closedAfter = Date().timeIntervalSince(started)
+            if client.isRunning { client.terminate() }
+            client.waitUntilExit()
+            let answer = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(answer.hasPrefix("HTTP/1.1 \(status)"), "\(answer)")
+            #expect(closedAfter < 8, "the relay kept the connection open for \(closedAfter) s after answering \(request.debugDescription)")
+            try? input.fileHandleForWriting.close()
+        }
+        #expect(await stop(relay.process) == 0)
+    }
+
     /// A file in envelopes/ without a committed row may be a deposit between its rename and its
     /// commit on the running relay: `invite` must leave it; only a relay starting to serve (no
     /// other can be serving then) removes it.
