@@ -210,7 +210,7 @@ import Testing
         #expect(misled.status == 1 && misled.stderr.contains("is not the one this home monitors") && misled.stderr.contains("another TLS key"), "\(misled.stderr)")
         #expect(try Data(contentsOf: watcherSettings) == watcherBefore)
         let sent = try await alice.run(["monitor", "--relay", "https://localhost:\(other.port)"])
-        #expect(sent.status == 1 && sent.stderr.contains("secmail register NAME --relay https://localhost:\(other.port)"), "\(sent.stderr)")
+        #expect(sent.status == 1 && sent.stderr.contains("secmail register alice --relay https://localhost:\(other.port)"), "\(sent.stderr)")
         #expect(try Data(contentsOf: settings) == before)
     }
 

@@ -369,20 +369,7 @@ struct MonitorCommand: AsyncParsableCommand {
                                    invite: nil, in: home)
             pinned = try RelaySettings.load(from: home)
         }
-        let client: RelayClient
-        var firstContact: FirstContact?
-        var move: (from: String, to: String)?
-        switch (address, pinned) {
-        case let (address?, pinned?) where pinned.url != address.absoluteString:
-            client = try movedRelay(pinned, to: address, in: home)
-            move = (pinned.url, address.absoluteString)
-        case (let address?, nil):
-            let contact = try firstContactOptions.firstContact
-            client = try RelayClient(home: home, firstContact: address, trusting: contact)
-            firstContact = contact
-        default:
-            client = try RelayClient(home: home)
-        }
+        let (client, firstContact, move) = try connection(to: address, pinned: pinned, in: home)
         let progress = Terminal.ProgressLine("monitoring", unit: .entries)
         let report: DirectoryClient.MonitorReport
         do {
@@ -408,13 +395,31 @@ struct MonitorCommand: AsyncParsableCommand {
 }
 
 extension MonitorCommand {
+    /// The relay to replay: the pinned one; the pinned one at the new `address` (`move` says
+    /// from where); or, in a home that monitors none yet, the one at `address` trusted as the
+    /// first-contact options say.
+    private func connection(to address: URL?, pinned: RelaySettings?, in home: SecmailHome) throws
+        -> (client: RelayClient, firstContact: FirstContact?, move: (from: String, to: String)?) {
+        switch (address, pinned) {
+        case let (address?, pinned?) where pinned.url != address.absoluteString:
+            return (try movedRelay(pinned, to: address, in: home), nil, (pinned.url, address.absoluteString))
+        case (let address?, nil):
+            let contact = try firstContactOptions.firstContact
+            return (try RelayClient(home: home, firstContact: address, trusting: contact), contact, nil)
+        default:
+            return (try RelayClient(home: home), nil, nil)
+        }
+    }
+
     /// The monitored relay at a new address (a new host name or port, the same data), trusted by
     /// the pinned TLS key and log key as ever; the replay then checks that its log extends the
     /// last checkpoint seen, and relay.json takes the address. A home with an identity follows
     /// its relay with `register` instead, which also checks that the log holds its key.
     private func movedRelay(_ pinned: RelaySettings, to address: URL, in home: SecmailHome) throws -> RelayClient {
-        if Keystore(home: home).hasIdentity {
-            throw CLIFailure(.failure, "this home uses the relay at \(pinned.url): if it moved to \(address.absoluteString), follow it with `secmail register NAME --relay \(address.absoluteString)`; to monitor another relay, use another SECMAIL_HOME")
+        let keystore = Keystore(home: home)
+        if keystore.hasIdentity {
+            let name = (try? keystore.currentBundle().name.value) ?? "NAME"
+            throw CLIFailure(.failure, "this home uses the relay at \(pinned.url): if it moved to \(address.absoluteString), follow it with `secmail register \(name) --relay \(address.absoluteString)`; to monitor another relay, use another SECMAIL_HOME")
         }
         if let given = try? firstContactOptions.firstContact,
            given.relayKeyPin.map({ $0.hex != pinned.relayKeyPin }) == true || given.logVerifierKey.map({ $0 != pinned.logVerifierKey }) == true {
