@@ -8,7 +8,12 @@ import Foundation
 public func concurrently<First, Second: Sendable>(_ first: () throws -> First,
                                                   _ second: @escaping @Sendable () throws -> Second) throws -> (First, Second) {
     let other = ResultSlot<Second>()
-    Thread.detachNewThread { other.fill(Result { try second() }) }
+    Thread.detachNewThread {
+        let result = Result { try second() }
+        // Before the caller goes on (and the process perhaps ends): see `releaseThreadState`.
+        OpenSSLErrorQueue.releaseThreadState()
+        other.fill(result)
+    }
     let firstResult = Result { try first() }
     let secondResult = other.waitForResult()
     return (try firstResult.get(), try secondResult.get())

@@ -31,6 +31,7 @@ public enum CryptoWarmUp {
         EVP_KEYMGMT_free(EVP_KEYMGMT_fetch(nil, "RSA", nil))
         EVP_SIGNATURE_free(EVP_SIGNATURE_fetch(nil, "RSA", nil))
         EVP_ASYM_CIPHER_free(EVP_ASYM_CIPHER_fetch(nil, "RSA", nil))
-        ERR_clear_error()
+        // The thread ends here; its error queue (anything the fetches left in it) goes with the rest.
+        OpenSSLErrorQueue.releaseThreadState()
     }
 }
