@@ -107,11 +107,11 @@ enum WireAttachments {
             throw CLIFailure(.failure, "cannot read attachment \(path): \(error.localizedDescription)")
         }
         let wire: WireImage
-        let status = Terminal.StatusLine("preparing \(TerminalText.neutralised(url.lastPathComponent))")
-        defer { status.finish() }
         do {
-            wire = try ImagePipeline().wireForm(of: bytes, alwaysPNG: alwaysPNG, allowJXL: readable.contains(.jxl),
-                                                allowJXLRendering: readable.contains(.jxlRendering))
+            wire = try Terminal.withStatus("preparing \(TerminalText.neutralised(url.lastPathComponent))") {
+                try ImagePipeline().wireForm(of: bytes, alwaysPNG: alwaysPNG, allowJXL: readable.contains(.jxl),
+                                             allowJXLRendering: readable.contains(.jxlRendering))
+            }
         } catch let error as ImageError {
             throw CLIFailure(.failure, "\(path) looks like an image but cannot be used: \(error.reason)")
         }
