@@ -107,8 +107,11 @@ func decodeBody<T: Decodable>(_ type: T.Type, from request: Request, limit: Int)
     let buffer: ByteBuffer
     do {
         buffer = try await request.body.collect(upTo: limit)
-    } catch {
+    } catch is NIOTooManyBytesError {
         throw APIError(status: .contentTooLarge, code: .tooLarge, reason: "the request body is larger than \(limit) bytes")
+    } catch {
+        // Not a size: the body is not valid HTTP (a malformed chunk) or broke off.
+        throw APIError(status: .badRequest, code: .malformedRequest, reason: "the request body could not be read: it is not valid HTTP/1.1, or it ended early")
     }
     do {
         return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
