@@ -55,6 +55,10 @@ static struct termios quiet_normal, quiet_silent;
 static char quiet_prompt[512];
 static size_t quiet_prompt_length;
 static struct sigaction earlier_stop, earlier_continue;
+// Whether the prompt has been written since the process last came to the foreground: a
+// continuation's handler can run late (after `bg` the process may be stopped again, at its read,
+// before the handler ran), and then two handlers run at the next `fg`; the prompt is written once.
+static atomic_int prompt_shown;
 
 static void quiet_on_stop(int signal_number);
 
@@ -78,6 +82,7 @@ static void quiet_on_stop(int signal_number) {
     (void)signal_number;
     int saved_errno = errno;
     if (atomic_load(&quiet_active) && stop_would_stop()) {
+        atomic_store(&prompt_shown, 0);
         tcsetattr(quiet_descriptor, TCSAFLUSH, &quiet_normal);
         struct sigaction stop;
         memset(&stop, 0, sizeof stop);
@@ -105,8 +110,10 @@ static void quiet_on_continue(int signal_number) {
         // comes back here in the foreground.
         if (in_foreground(quiet_descriptor)) {
             tcsetattr(quiet_descriptor, TCSAFLUSH, &quiet_silent);
-            ssize_t ignored = write(quiet_descriptor, quiet_prompt, quiet_prompt_length);
-            (void)ignored;
+            if (!atomic_exchange(&prompt_shown, 1)) {
+                ssize_t ignored = write(quiet_descriptor, quiet_prompt, quiet_prompt_length);
+                (void)ignored;
+            }
         }
     }
     errno = saved_errno;
@@ -168,6 +175,7 @@ int secmail_terminal_quiet_begin(int descriptor, const char *prompt) {
     resume.sa_flags = SA_RESTART;
     sigemptyset(&resume.sa_mask);
     sigaction(SIGCONT, &resume, &earlier_continue);
+    atomic_store(&prompt_shown, 1);
     atomic_store(&quiet_active, 1);
     install_quiet_stop_handler();
     // TCSAFLUSH also drops anything typed before the prompt appeared.
