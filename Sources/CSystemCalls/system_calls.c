@@ -95,9 +95,18 @@ static void quiet_on_stop(int signal_number) {
     errno = saved_errno;
 }
 
-// Whether this process is the terminal's foreground job (not sent to the background by `bg`).
-static int in_foreground(int descriptor) {
+int secmail_terminal_is_foreground(int descriptor) {
     return tcgetpgrp(descriptor) == getpgrp();
+}
+
+// Unblocks `signal_number` for the calling thread (the Swift runtime's threads block every
+// signal); returns the mask to put back.
+static sigset_t unblock_for_thread(int signal_number) {
+    sigset_t only, previous;
+    sigemptyset(&only);
+    sigaddset(&only, signal_number);
+    pthread_sigmask(SIG_UNBLOCK, &only, &previous);
+    return previous;
 }
 
 static void quiet_on_continue(int signal_number) {
@@ -108,7 +117,7 @@ static void quiet_on_continue(int signal_number) {
         // Continued in the background (`bg`), the terminal is the shell's: left as it is. The
         // reader's next read stops the process again (secmail_terminal_read_byte), and `fg`
         // comes back here in the foreground.
-        if (in_foreground(quiet_descriptor)) {
+        if (secmail_terminal_is_foreground(quiet_descriptor)) {
             tcsetattr(quiet_descriptor, TCSAFLUSH, &quiet_silent);
             if (!atomic_exchange(&prompt_shown, 1)) {
                 ssize_t ignored = write(quiet_descriptor, quiet_prompt, quiet_prompt_length);
@@ -122,16 +131,13 @@ static void quiet_on_continue(int signal_number) {
 // Sends `signal_number` (SIGTTIN or SIGTTOU) to the calling thread with it unblocked, so that its
 // default action stops the process at once, as the kernel's own job control would.
 static void stop_as(int signal_number) {
-    sigset_t only, previous;
-    sigemptyset(&only);
-    sigaddset(&only, signal_number);
-    pthread_sigmask(SIG_UNBLOCK, &only, &previous);
+    sigset_t previous = unblock_for_thread(signal_number);
     raise(signal_number);
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
 }
 
 int secmail_terminal_wait_for_foreground(int descriptor) {
-    while (!in_foreground(descriptor)) {
+    while (!secmail_terminal_is_foreground(descriptor)) {
         struct sigaction output;
         sigaction(SIGTTOU, NULL, &output);
         // Nobody could bring the process to the foreground: a process group no shell could
@@ -146,13 +152,10 @@ int secmail_terminal_wait_for_foreground(int descriptor) {
 }
 
 ssize_t secmail_terminal_read_byte(int descriptor, unsigned char *byte) {
-    // The Swift runtime's threads block every signal, and a read of the terminal from the
-    // background by a thread that blocks SIGTTIN fails with EIO; unblocked, the kernel stops
-    // the process instead ("Stopped (tty input)"), and the read goes on after `fg`.
-    sigset_t only, previous;
-    sigemptyset(&only);
-    sigaddset(&only, SIGTTIN);
-    pthread_sigmask(SIG_UNBLOCK, &only, &previous);
+    // A read of the terminal from the background by a thread that blocks SIGTTIN fails with
+    // EIO; unblocked, the kernel stops the process instead ("Stopped (tty input)"), and the read
+    // goes on after `fg`.
+    sigset_t previous = unblock_for_thread(SIGTTIN);
     ssize_t count = read(descriptor, byte, 1);
     int saved_errno = errno;
     pthread_sigmask(SIG_SETMASK, &previous, NULL);

@@ -47,6 +47,10 @@ int secmail_rename_no_replace(const char *from, const char *to);
 /// stop the process either, ignores Ctrl-Z and keeps the echo off.) One secret at a time.
 int secmail_terminal_quiet_begin(int descriptor, const char *prompt);
 
+/// 1 when this process is the foreground job of the terminal `descriptor` (not sent to the
+/// background by `&` or `bg`), else 0.
+int secmail_terminal_is_foreground(int descriptor);
+
 /// Returns 0 once this process is the foreground job of the terminal `descriptor`: in the
 /// background (started with `&`, or sent there by `bg`) it stops as a program writing to its
 /// terminal from the background is stopped (SIGTTOU) until a shell's `fg` continues it. -1 with

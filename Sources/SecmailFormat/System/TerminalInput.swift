@@ -31,7 +31,7 @@ public enum TerminalInput {
                 if errno == EINTR { continue }
                 // Not what was typed so far taken for the passphrase: the read failed.
                 let failure = errno
-                throw failure == EIO && tcgetpgrp(descriptor) != getpgrp()
+                throw failure == EIO && secmail_terminal_is_foreground(descriptor) == 0
                     ? inBackground : FormatError(.io, "cannot read the terminal: \(String(cString: strerror(failure)))")
             }
             guard count == 1 else { return line.isEmpty ? nil : line }
