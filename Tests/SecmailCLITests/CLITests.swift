@@ -1,4 +1,5 @@
 import Foundation
+import SecmailFormat
 import SecmailTestSupport
 import Testing
 
@@ -261,6 +262,8 @@ import Testing
         let missing = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "--attach", "/nonexistent.png", "-o", output.path])
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("/nonexistent.png"))
+        let procFile = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "--attach", "/proc/self/status", "-o", output.path])
+        #expect(procFile.status == 1 && procFile.stderr.contains("holds more than the 0 bytes its size says"), "\(procFile.stderr)")
         let badBundle = directory.appendingPathComponent("bad.id")
         try Data("-----BEGIN SECMAIL IDENTITY-----\nAAAA\n-----END SECMAIL IDENTITY-----\n".utf8).write(to: badBundle)
         let invalid = try Users.alice.run(["seal", "--to", badBundle.path, "-m", "x", "-o", output.path])
@@ -351,6 +354,36 @@ import Testing
                                    environment: environment, input: Data(TestPNG(width: 40, height: 30, colorType: 2, bitDepth: 8) { x, y, c in (x * 5 + y * 3 + c * 40) % 256 }.encoded))
         #expect(image.status == 0, "\(image.stderr)")
         #expect(contents(of: directory).sorted() == ["huge.id", "out.png", "p.smsg"])
+    }
+
+    /// An envelope may come through a pipe too (`curl … | secmail open /dev/stdin`, `<(…)`): it
+    /// is copied to a scratch file first (opening reads it twice), gone afterwards. A stream that
+    /// is no envelope, or goes on past its envelope's signature, is refused there, not read to its
+    /// end. (A pipe used to be read as an empty file: "not a secmail envelope".)
+    @Test func anEnvelopeMayComeThroughAPipe() async throws {
+        let directory = try temporaryDirectory("pipedopen")
+        let (envelope, attachments) = try await sealSample(into: directory)
+        let size = try FileStatus(path: envelope.path).size
+        #expect(size > UInt64(EnvelopeHeader.maximumEncodedLength), "the copy stops by what the header says only past the largest header")
+        func open(_ shell: String, out: String) async throws -> ProcessResult {
+            let command = "\(shell) '\(SecmailBinary.url.path)' open \(out == "fifo" ? "<(cat '\(envelope.path)')" : "/dev/stdin")"
+                + " --from '\(Users.bundle("alice").path)' --out '\(directory.appendingPathComponent(out).path)'"
+            return try await runProcess(URL(fileURLWithPath: "/bin/bash"), ["-c", command],
+                                        environment: ["SECMAIL_HOME": Users.bob.home.path, "SECMAIL_PASSPHRASE": Users.bob.passphrase])
+        }
+        for (shell, out) in [("cat '\(envelope.path)' |", "piped"), ("", "fifo")] {
+            let opened = try await open(shell, out: out)
+            #expect(opened.status == 0 && opened.text.contains("Hello from alice"), "\(opened.stderr)")
+            #expect(try Data(contentsOf: directory.appendingPathComponent("\(out)/data.bin")) == Data(contentsOf: attachments[1]))
+        }
+        let longer = try await open("(cat '\(envelope.path)'; head -c 100000000 /dev/zero) |", out: "longer")
+        #expect(longer.status == 2 && longer.stderr.contains("the envelope goes on after its signature, which ends at byte \(size)"), "\(longer.stderr)")
+        let endless = try await open("yes |", out: "endless")
+        #expect(endless.status == 2 && endless.stderr.contains("not a secmail envelope"), "\(endless.stderr)")
+        let cut = try await open("head -c \(size - 1) '\(envelope.path)' |", out: "cut")
+        #expect(cut.status == 2 && cut.stderr.contains("truncated"), "\(cut.stderr)")
+        #expect(contents(of: directory).sorted() == ["data.bin", "fifo", "msg.smsg", "note.txt", "piped"])
+        #expect(contents(of: Users.bob.home).allSatisfy { !$0.hasPrefix(".opening-") }, "\(contents(of: Users.bob.home))")
     }
 
     @Test func aKeyFileReadableByOthersIsRefused() async throws {

@@ -75,6 +75,15 @@ import Testing
         #expect(opened.first?.info.name == "big.jpg")
     }
 
+    @Test func aFileHoldingMoreThanItsSizeSaysIsRefused() throws {
+        // /proc/self/status says it is empty and holds a page of text: sealed by its size, it
+        // went out as an empty attachment.
+        let status = URL(fileURLWithPath: "/proc/self/status")
+        #expect(try FileStatus(path: status.path).size == 0)
+        let error = #expect(throws: FormatError.self) { try OutgoingAttachment(file: status) }
+        #expect(error?.reason.contains("holds more than the 0 bytes its size says") == true)
+    }
+
     @Test func sealRejectsBadInput() throws {
         #expect(throws: FormatError.self) { try seal(to: []) }
         #expect(throws: FormatError.self) { try OutgoingAttachment(name: "../etc/passwd", bytes: []) }

@@ -45,7 +45,7 @@ public struct EnvelopeHeader: Sendable, Equatable {
     /// Largest payload: 2^40 bytes (1 TiB).
     public static let maximumPayloadLength: UInt64 = 1 << 40
     /// Upper bound on an encoded header, used to read it from a file's start in one go.
-    static let maximumEncodedLength = 64 + 1 + IdentityName.maximumLength + 32 + 4 + 8 + 32 + 2
+    public static let maximumEncodedLength = 64 + 1 + IdentityName.maximumLength + 32 + 4 + 8 + 32 + 2
         + maximumRecipients * (Fingerprint.byteCount + 2 + maximumWrappedKeyLength) + 2 + maximumCheckpointLength
 
     init(

@@ -76,6 +76,11 @@ public struct OutgoingAttachment: Sendable {
         } catch {
             throw FormatError(.io, "cannot read attachment \(url.path): \(error.localizedDescription)")
         }
+        // A file under /proc or /sys says it is empty (or 4096 bytes) whatever it holds; sealed
+        // by its size, it would arrive empty or cut off without a word.
+        guard UInt64(prefix.count) <= size else {
+            throw FormatError(.io, "attachment \(url.path) holds more than the \(size) bytes its size says (a file under /proc or /sys?); copy it to a regular file and attach that")
+        }
         info = try AttachmentInfo(
             name: name ?? url.lastPathComponent,
             mediaType: mediaType ?? MediaType.detect(prefix: prefix),

@@ -15,12 +15,13 @@ public struct FileStatus: Sendable, Equatable {
     /// Seconds since 1970 of the last modification.
     public let modified: Int64
 
-    /// The status of `path` itself (a symbolic link is reported as one, not followed). Throws a
+    /// The status of `path` itself (a symbolic link is reported as one, not followed), or with
+    /// `followingLinks` of what it leads to (`/dev/stdin`, `/dev/fd/63` for a pipe). Throws a
     /// `FormatError(.io)` whose reason is the path and the system's word for why (`/x: No such
     /// file or directory`), read where the call failed.
-    public init(path: String) throws {
+    public init(path: String, followingLinks: Bool = false) throws {
         var info = stat()
-        guard lstat(path, &info) == 0 else {
+        guard (followingLinks ? stat(path, &info) : lstat(path, &info)) == 0 else {
             throw FormatError(.io, "\(path): \(String(cString: strerror(errno)))")
         }
         kind = switch info.st_mode & S_IFMT {

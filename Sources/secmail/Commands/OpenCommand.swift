@@ -14,7 +14,7 @@ struct OpenCommand: AsyncParsableCommand {
             and attachments appear in the output directory only after every chunk decrypted.
             """)
 
-    @Argument(help: ArgumentHelp("The envelope file.", valueName: "envelope"))
+    @Argument(help: ArgumentHelp("The envelope file (or a pipe: /dev/stdin, <(…)).", valueName: "envelope"))
     var input: String
 
     @Option(name: .long, help: ArgumentHelp("The sender's identity file (default: your own key, or the sender's among your pinned contacts).", valueName: "bundle"))
@@ -26,8 +26,9 @@ struct OpenCommand: AsyncParsableCommand {
     @OptionGroup var passphraseOptions: PassphraseOptions
 
     func run() async throws {
-        let source = try FileEnvelopeSource(url: URL(fileURLWithPath: input))
         let keystore = Keystore(home: homeOptions.secmailHome)
+        let envelope = try EnvelopeInput(path: input, home: keystore.home.url)
+        let source = envelope.source
         let sender = try from.map(loadBundle) ?? knownSender(of: source, in: keystore)
         // A message that is not for this identity, or not from `sender`, is said so before any
         // passphrase is asked; and the passphrase unlocks only the key versions it is sealed to.
