@@ -89,6 +89,10 @@ import Testing
         let replaced = try Users.alice.run(["export", "-o", earlier.path])
         #expect(replaced.status == 0, "\(replaced.stderr)")
         #expect(try Data(contentsOf: earlier) == Data(contentsOf: Users.bundle("alice")))
+        // A pipe is not read to tell whether it holds an earlier export: that waited for ever.
+        let piped = try runProcess(URL(fileURLWithPath: "/bin/sh"), ["-c", "timeout 20 \"$0\" export -o /dev/stdout | cat", SecmailBinary.url.path],
+                                   environment: ["SECMAIL_HOME": Users.alice.home.path])
+        #expect(piped.stderr.contains("/dev/stdout is not a regular file; without -o the identity goes to standard output"), "\(piped.stderr)")
     }
 
     /// A result that cannot be written (a full disk, a closed standard output) fails the command

@@ -60,7 +60,11 @@ struct ExportCommand: AsyncParsableCommand {
         }
         let url = URL(fileURLWithPath: output)
         // Refreshing an earlier export (after a rotation, say) is the common case; anything else
-        // there is someone's data.
+        // there is someone's data. Only a regular file is read to tell: reading /dev/stdout (a
+        // pipe) waited for ever.
+        if let existing = try? FileStatus(path: output, followingLinks: true), existing.kind != .regular {
+            throw CLIFailure(.failure, "\(output) is not a regular file; without -o the identity goes to standard output")
+        }
         if FileManager.default.fileExists(atPath: output), (try? loadBundle(output))?.name != bundle.name {
             throw CLIFailure(.failure, "\(output) exists and is not an earlier export of \(bundle.name)'s identity; choose another file")
         }
