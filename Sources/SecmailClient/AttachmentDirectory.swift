@@ -81,19 +81,32 @@ public final class AttachmentDirectory: ContentSink {
     }
 
     public func beginAttachment(_ info: AttachmentInfo, index: Int) throws {
-        let url = staging.appendingPathComponent(String(index))
-        current = BackgroundWriter(file: try PositionalFile(creatingAtPath: url.path, permissions: 0o600))
-        staged.append((info, url))
+        try recordingWriteFailure {
+            let url = staging.appendingPathComponent(String(index))
+            current = BackgroundWriter(file: try PositionalFile(creatingAtPath: url.path, permissions: 0o600))
+            staged.append((info, url))
+        }
     }
 
     public func write(_ bytes: ArraySlice<UInt8>) throws {
-        try current?.write(bytes)
+        try recordingWriteFailure { try current?.write(bytes) }
     }
 
     public func endAttachment() throws {
         // Durable before it is moved into place (and, later, before the relay copy is deleted).
-        try current?.synchronize()
+        try recordingWriteFailure { try current?.synchronize() }
         current = nil
+    }
+
+    /// The first error in writing a staged file (a full disk), which stops a decryption that has
+    /// nothing wrong with it.
+    private var writeFailure: Error?
+
+    private func recordingWriteFailure(_ body: () throws -> Void) throws {
+        do { try body() } catch {
+            if writeFailure == nil { writeFailure = error }
+            throw error
+        }
     }
 
     /// Moves every staged attachment to its final name and says where each went; on failure none
@@ -244,7 +257,13 @@ public final class AttachmentDirectory: ContentSink {
             message = try verified.decrypt(into: directory, progress: progress)
         } catch {
             directory.abort()
-            throw error
+            guard let failure = directory.writeFailure else { throw error }
+            // The attachments could not be written (a full disk): the text comes out of a second
+            // decryption that keeps nothing.
+            let message = try verified.decrypt(into: DiscardingContentSink(), progress: progress)
+            let reason = (failure as? FormatError)?.reason ?? "\(failure)"
+            return Decrypted(message: message, saved: [],
+                             saveFailure: ClientError(.io, "no attachment of this message was saved in \(output.path): \(reason)"))
         }
         do {
             return Decrypted(message: message, saved: try directory.commit(), saveFailure: nil)

@@ -360,6 +360,30 @@ import Testing
         #expect(contents(of: directory).sorted() == ["huge.id", "out.png", "p.smsg"])
     }
 
+    /// Attachments that cannot be saved (their folder's disk is full) do not hide a message that
+    /// verified: its text is shown, nothing of it is left on that disk, and the exit status and
+    /// one line say why. (The disk-full error used to end the command before the text was shown.)
+    /// Skipped where the test cannot mount a tmpfs (not root).
+    @Test func aFullOutputDiskStillShowsTheText() async throws {
+        let directory = try temporaryDirectory("open-disk-full")
+        guard let small = try await SmallDisk.mount(size: "512k", in: directory) else { return }
+        defer { SmallDisk.unmount(small) }
+        let attachment = directory.appendingPathComponent("large.bin")
+        try FileHandle(forReadingAtPath: "/dev/urandom")?.readData(ofLength: 1_000_000).write(to: attachment)
+        let envelope = directory.appendingPathComponent("large.smsg")
+        let sealed = try await Users.alice.run(["seal", "--to", Users.bundle("bob").path, "-m", "a megabyte for you",
+                                                "--attach", attachment.path, "-o", envelope.path])
+        #expect(sealed.status == 0, "\(sealed.stderr)")
+        let full = try await Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--out", small.appendingPathComponent("out").path])
+        #expect(full.status == 1 && full.stdout.contains("a megabyte for you"), "\(full.stdout) \(full.stderr)")
+        #expect(full.stderr.contains("no attachment of this message was saved in \(small.path)/out: ") && full.stderr.contains("No space left on device"),
+                "\(full.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: small.path).isEmpty)
+        let roomy = try await Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--out", directory.appendingPathComponent("out").path])
+        #expect(roomy.status == 0, "\(roomy.stderr)")
+        #expect(try Data(contentsOf: directory.appendingPathComponent("out/large.bin")) == Data(contentsOf: attachment))
+    }
+
     /// An envelope may come through a pipe too (`curl … | secmail open /dev/stdin`, `<(…)`): it
     /// is copied to a scratch file first (opening reads it twice), gone afterwards. A stream that
     /// is no envelope, or goes on past its envelope's signature, is refused there, not read to its
