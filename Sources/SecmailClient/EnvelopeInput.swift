@@ -6,7 +6,8 @@ import SecmailFormat
 /// envelope twice — the signature over every byte before anything is decrypted, then the
 /// decryption — which a pipe cannot give. The copy holds only ciphertext. It goes in the home
 /// (or the system's temporary folder when there is none yet), is removed when this object goes
-/// away or the command is interrupted, and one left by a crash is removed by the next `open`.
+/// away (the source keeps the file open, so it reads on after that) or the command is
+/// interrupted, and one left by a crash is removed by the next `open`.
 public final class EnvelopeInput {
     public let source: FileEnvelopeSource
     private let copy: URL?
