@@ -228,6 +228,10 @@ struct ComposeOptions: ParsableArguments {
                 Terminal.info("\(path) is attached more than once; it is sent once.")
             }
         }
+        // Said before any file is looked at, let alone an image optimised.
+        guard files.count <= MessageContent.maximumAttachments else {
+            throw CLIFailure(.failure, "at most \(MessageContent.maximumAttachments) attachments fit in one message, and \(files.count) are given")
+        }
         return try files.map(WireAttachments.check)
     }
 

@@ -287,6 +287,21 @@ import Testing
         let noFolder = try runSecmail(["seal", "--to", Users.bundle("bob").path, "-m", "x", "-o", directory.appendingPathComponent("gone/u.smsg").path],
                                       environment: ["SECMAIL_HOME": Users.alice.home.path])
         #expect(noFolder.status == 1 && noFolder.stderr.contains("there is no folder \(directory.appendingPathComponent("gone").path)"), "\(noFolder.stderr)")
+        // Too many attachments are refused before any file is read or a passphrase asked (none
+        // is given here); they were refused when sealing, after every image was optimised.
+        let many = directory.appendingPathComponent("many", isDirectory: true)
+        try FileManager.default.createDirectory(at: many, withIntermediateDirectories: false)
+        var attachments: [String] = []
+        for index in 1...1001 {
+            let file = many.appendingPathComponent("f\(index).txt")
+            try Data("\(index)\n".utf8).write(to: file)
+            attachments += ["--attach", file.path]
+        }
+        let tooManyOutput = directory.appendingPathComponent("many.smsg")
+        let tooMany = try runSecmail(["seal", "--to", Users.bundle("bob").path, "-m", "x", "-o", tooManyOutput.path] + attachments,
+                                     environment: ["SECMAIL_HOME": Users.alice.home.path])
+        #expect(tooMany.status == 1 && tooMany.stderr.contains("at most 1000 attachments fit in one message, and 1001 are given"), "\(tooMany.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: tooManyOutput.path))
     }
 
     /// Tab completion (bash, as `--generate-completion-script bash` sets it up) offers the pinned

@@ -113,7 +113,7 @@ public enum MediaType {
 /// (u16-prefixed name, u8-prefixed media type, u8 encoding, u64 length) and its bytes.
 public enum MessageContent {
     static let maximumTextLength = 16 << 20
-    static let maximumAttachments = 1000
+    public static let maximumAttachments = 1000
     static let maximumNameLength = 255
     static let maximumMediaTypeLength = 127
 
