@@ -352,6 +352,15 @@ import Testing
         #expect(opened.status == 0, "\(opened.stderr)")
         let files = try #require(try JSONSerialization.jsonObject(with: Data(opened.stdout.utf8)) as? [String: Any])["files"] as? [String]
         #expect(files?.map { URL(fileURLWithPath: $0).lastPathComponent } == ["notes.txt", "copy.txt"])
+        // A symbolic link alone is the file it leads to, under the link's name (it was refused as
+        // "not a regular file").
+        let linked = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "-m", "x", "-o", directory.appendingPathComponent("l.smsg").path,
+                                          "--attach", link.path])
+        #expect(linked.status == 0, "\(linked.stderr)")
+        let openedLink = try Users.bob.run(["open", directory.appendingPathComponent("l.smsg").path, "--from", Users.bundle("alice").path,
+                                            "--out", directory.appendingPathComponent("linked").path])
+        #expect(openedLink.status == 0, "\(openedLink.stderr)")
+        #expect(try String(contentsOf: directory.appendingPathComponent("linked/link.txt"), encoding: .utf8) == "the same notes\n")
     }
 
     /// Identity files and images may come through a pipe (`--to <(curl …)`, /dev/stdin); what

@@ -60,7 +60,7 @@ public struct OutgoingAttachment: Sendable {
     public init(file url: URL, name: String? = nil, mediaType: String? = nil) throws {
         let status: FileStatus
         do {
-            status = try FileStatus(path: url.path)
+            status = try FileStatus(path: url.path, followingLinks: true)
         } catch let error as FormatError {
             throw FormatError(.io, "cannot read attachment \(error.reason)")
         }
