@@ -38,7 +38,7 @@ struct SecmailCommand: AsyncParsableCommand {
         do {
             command = try parseAsRoot()
         } catch {
-            exit(withError: error)
+            exit(withError: misspelledCommand().map { ValidationError($0) } ?? error)
         }
         if !(command is RelayServeCommand || command is AgentCommand) {
             Interruption.install()
@@ -67,5 +67,34 @@ struct SecmailCommand: AsyncParsableCommand {
             Terminal.error("cannot write to standard output: \(failure)")
             exit(withError: ExitCode(ExitStatus.failure.rawValue))
         }
+    }
+
+    /// For a first word that is no command but nearly one (`sned`, `inbx`), the usage error that
+    /// names it: ArgumentParser suggests near options, not commands ("2 unexpected arguments").
+    static func misspelledCommand(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> String? {
+        guard let word = arguments.first, !word.hasPrefix("-") else { return nil }
+        let names = configuration.subcommands.map { $0.configuration.commandName ?? "" } + ["help"]
+        guard !names.contains(word) else { return nil }
+        let distances = names.map { (name: $0, edits: editDistance(word, $0)) }.filter { $0.edits <= min(2, $0.name.count / 2) }
+        guard let fewest = distances.map(\.edits).min() else { return nil }
+        let near = distances.filter { $0.edits == fewest }.map(\.name)
+        return "'\(word)' is not a secmail command. Did you mean \(near.map { "'\($0)'" }.joined(separator: " or "))?"
+    }
+
+    /// Edits (insertions, deletions, substitutions, swaps of neighbours) that make `a` into `b`.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        guard !a.isEmpty, !b.isEmpty else { return max(a.count, b.count) }
+        var distance = (0...a.count).map { i in (0...b.count).map { j in i == 0 ? j : (j == 0 ? i : 0) } }
+        for i in 1...a.count {
+            for j in 1...b.count {
+                distance[i][j] = min(distance[i - 1][j] + 1, distance[i][j - 1] + 1,
+                                     distance[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
+                    distance[i][j] = min(distance[i][j], distance[i - 2][j - 2] + 1)
+                }
+            }
+        }
+        return distance[a.count][b.count]
     }
 }

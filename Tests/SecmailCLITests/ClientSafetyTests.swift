@@ -541,6 +541,18 @@ import Testing
         #expect(accepted.status == 0, "\(accepted.stderr)")
     }
 
+    /// A mistyped command is named with the nearest ones, as git does; ArgumentParser said only
+    /// "2 unexpected arguments: 'sned', 'bob'".
+    @Test func aMistypedCommandGetsTheNearestOnes() throws {
+        for (arguments, message) in [(["sned", "bob"], "'sned' is not a secmail command. Did you mean 'send'?"),
+                                     (["inbx"], "'inbx' is not a secmail command. Did you mean 'inbox'?"),
+                                     (["rleay", "serve"], "'rleay' is not a secmail command. Did you mean 'relay'?"),
+                                     (["zzzz"], "Unexpected argument 'zzzz'")] {
+            let result = try runSecmail(arguments, environment: [:])
+            #expect(result.status == 64 && result.stderr.contains(message), "\(arguments): \(result.stderr)")
+        }
+    }
+
     @Test func whoamiShowsTheIdentityWithoutUnlockingIt() throws {
         let shown = try runSecmail(["whoami", "--json"], environment: ["SECMAIL_HOME": Users.alice.home.path])
         #expect(shown.status == 0, "\(shown.stderr)")
