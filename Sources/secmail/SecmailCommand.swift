@@ -69,16 +69,28 @@ struct SecmailCommand: AsyncParsableCommand {
         }
     }
 
-    /// For a first word that is no command but nearly one (`sned`, `inbx`), the usage error that
-    /// names it: ArgumentParser suggests near options, not commands ("2 unexpected arguments").
+    /// For a word where a command is expected that is none but nearly one (`sned`, `inbx`,
+    /// `relay bakcup`), the usage error that names it: ArgumentParser suggests near options, not
+    /// commands ("2 unexpected arguments").
     static func misspelledCommand(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> String? {
-        guard let word = arguments.first, !word.hasPrefix("-") else { return nil }
-        let names = configuration.subcommands.map { $0.configuration.commandName ?? "" } + ["help"]
-        guard !names.contains(word) else { return nil }
-        let distances = names.map { (name: $0, edits: editDistance(word, $0)) }.filter { $0.edits <= min(2, $0.name.count / 2) }
-        guard let fewest = distances.map(\.edits).min() else { return nil }
-        let near = distances.filter { $0.edits == fewest }.map(\.name)
-        return "'\(word)' is not a secmail command. Did you mean \(near.map { "'\($0)'" }.joined(separator: " or "))?"
+        var command: ParsableCommand.Type = SecmailCommand.self
+        var path = ["secmail"]
+        for word in arguments {
+            let subcommands = command.configuration.subcommands
+            guard !word.hasPrefix("-"), !subcommands.isEmpty else { return nil }
+            let names = subcommands.map { $0.configuration.commandName ?? "" } + (path.count == 1 ? ["help"] : [])
+            if let index = names.firstIndex(of: word) {
+                guard index < subcommands.count else { return nil }
+                command = subcommands[index]
+                path.append(word)
+                continue
+            }
+            let near = names.map { (name: $0, edits: editDistance(word, $0)) }.filter { $0.edits <= min(2, $0.name.count / 2) }
+            guard let fewest = near.map(\.edits).min() else { return nil }
+            let nearest = near.filter { $0.edits == fewest }.map { "'\($0.name)'" }
+            return "'\(word)' is not a \(path.joined(separator: " ")) command. Did you mean \(nearest.joined(separator: " or "))?"
+        }
+        return nil
     }
 
     /// Edits (insertions, deletions, substitutions, swaps of neighbours) that make `a` into `b`.
