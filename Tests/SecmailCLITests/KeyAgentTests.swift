@@ -154,6 +154,47 @@ import Testing
         await #expect(try peer(dora, ["status"]) == "status dora")
     }
 
+    /// The process ids of the agents serving `user`'s home, from /proc.
+    static func agentProcesses(of user: CLIUser) -> Set<String> {
+        let wanted = "agent\0--home\0\(user.home.path)\0"
+        let processes = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return Set(processes.filter { pid in
+            pid.allSatisfy(\.isNumber)
+                && (FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map { String(decoding: $0, as: UTF8.self).contains(wanted) } ?? false)
+        })
+    }
+
+    /// One agent serves a home. An agent that no command can reach (its socket file removed by
+    /// someone else) is stopped, forgetting its keys, when the next `unlock` starts a new one: it
+    /// used to run on, holding the keys, where `lock` could not stop it. (The same lock keeps two
+    /// agents started at once from both binding the socket.)
+    @Test func anAgentNoCommandCanReachIsStoppedByTheNext() async throws {
+        let folder = try temporaryDirectory("agent-unreached")
+        let dora = CLIUser.fresh("dora", in: folder)
+        await #expect(try dora.run(["init", "dora"]).status == 0)
+        defer { _ = try? dora.run(["lock"]) }
+        try await unlock(dora)
+        let first = Self.agentProcesses(of: dora)
+        #expect(first.count == 1)
+        try FileManager.default.removeItem(at: socket(of: dora))
+        try await unlock(dora)
+        let deadline = Date().addingTimeInterval(10)
+        while !Self.agentProcesses(of: dora).isDisjoint(with: first), Date() < deadline {
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        let now = Self.agentProcesses(of: dora)
+        #expect(now.count == 1 && now.isDisjoint(with: first), "\(first) \(now) \(agentLog(of: dora))")
+        #expect(agentLog(of: dora).contains("does not answer on its socket; stopping it") && agentLog(of: dora).contains("stopped by a signal"),
+                "\(agentLog(of: dora))")
+        let locked = try await dora.run(["lock"])
+        #expect(locked.status == 0 && locked.stderr.contains("The key agent forgot the keys and stopped."), "\(locked.stderr)")
+        let stopped = Date().addingTimeInterval(10)
+        while !Self.agentProcesses(of: dora).isEmpty, Date() < stopped {
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        #expect(Self.agentProcesses(of: dora).isEmpty, "\(agentLog(of: dora))")
+    }
+
     @Test func aWrongPassphraseLeavesNoAgentAndAnIdleAgentForgetsAndStops() async throws {
         let folder = try temporaryDirectory("agent-idle")
         let dora = CLIUser.fresh("dora", in: folder)

@@ -42,6 +42,29 @@ public final class KeyAgent {
         home.url.appendingPathComponent("agent.sock").path
     }
 
+    /// The home's agent lock, held by the one agent that serves it, taken before the socket is
+    /// looked at. Without it two agents started at once (two `unlock`s) both found no one
+    /// listening and both bound the socket, the later replacing the earlier's file; the earlier
+    /// ran on unreached, and on leaving removed the later's socket, whose keys `lock` could then
+    /// no longer reach. An agent that holds the lock but does not answer on the socket (its file
+    /// removed by someone else) can be reached by no command: it is told to stop (SIGTERM: it
+    /// forgets its keys) and this one takes its place.
+    private func takeAgentLock() throws -> ExclusiveFileLock {
+        let path = home.url.appendingPathComponent("agent.lock").path
+        let busy = { (holder: Int32?) in
+            ClientError(.homeBusy, "a key agent\(holder.map { " (process \($0))" } ?? "") already serves \(self.home.url.path); `secmail lock` stops it")
+        }
+        let (lock, holder) = try ExclusiveFileLock.acquire(path)
+        if let lock { return lock }
+        guard let holder, try UnixSocketStream.connect(toPath: Self.socketPath(for: home), timeoutSeconds: 1) == nil else {
+            throw busy(holder)
+        }
+        log("the agent process \(holder) holds this home but does not answer on its socket; stopping it")
+        kill(holder, SIGTERM)
+        guard let taken = try ExclusiveFileLock.acquire(path, waitingUpTo: .seconds(5)).lock else { throw busy(holder) }
+        return taken
+    }
+
     /// Serves until idle, locked or stopped (`stop` is called from a signal handler's queue).
     /// Throws when it cannot listen (e.g. another agent serves this home).
     public func run(listeningStarted: (UnixSocketListener) -> Void = { _ in }) throws {
@@ -52,6 +75,9 @@ public final class KeyAgent {
         case .unavailable: log("OpenSSL's secure heap is unavailable; keys are held in ordinary memory")
         }
         try home.ensureExists()
+        let lock = try takeAgentLock()
+        // Held until the socket is gone (the listener's `defer` below runs first).
+        defer { withExtendedLifetime(lock) {} }
         let listener = try UnixSocketListener(path: Self.socketPath(for: home))
         listeningStarted(listener)
         log("serving \(listener.path), stopping after \(Int(idleTimeout)) s without use")
