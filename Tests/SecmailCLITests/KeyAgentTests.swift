@@ -166,8 +166,8 @@ import Testing
 
     /// One agent serves a home. An agent that no command can reach (its socket file removed by
     /// someone else) is stopped, forgetting its keys, when the next `unlock` starts a new one: it
-    /// used to run on, holding the keys, where `lock` could not stop it. (The same lock keeps two
-    /// agents started at once from both binding the socket.)
+    /// used to run on, holding the keys, where `lock` could not stop it; `lock` stops one too.
+    /// (The same lock keeps two agents started at once from both binding the socket.)
     @Test func anAgentNoCommandCanReachIsStoppedByTheNext() async throws {
         let folder = try temporaryDirectory("agent-unreached")
         let dora = CLIUser.fresh("dora", in: folder)
@@ -184,10 +184,12 @@ import Testing
         }
         let now = Self.agentProcesses(of: dora)
         #expect(now.count == 1 && now.isDisjoint(with: first), "\(first) \(now) \(agentLog(of: dora))")
-        #expect(agentLog(of: dora).contains("does not answer on its socket; stopping it") && agentLog(of: dora).contains("stopped by a signal"),
+        #expect(agentLog(of: dora).contains("does not answer on its socket; it was told to stop") && agentLog(of: dora).contains("stopped by a signal"),
                 "\(agentLog(of: dora))")
+        // `lock` reaches such an agent too.
+        try FileManager.default.removeItem(at: socket(of: dora))
         let locked = try await dora.run(["lock"])
-        #expect(locked.status == 0 && locked.stderr.contains("The key agent forgot the keys and stopped."), "\(locked.stderr)")
+        #expect(locked.status == 0 && locked.stderr.contains("no longer answered on its socket; it was told to forget the keys and stop"), "\(locked.stderr)")
         let stopped = Date().addingTimeInterval(10)
         while !Self.agentProcesses(of: dora).isEmpty, Date() < stopped {
             try await Task.sleep(nanoseconds: 50_000_000)

@@ -46,23 +46,38 @@ public final class KeyAgent {
     /// looked at. Without it two agents started at once (two `unlock`s) both found no one
     /// listening and both bound the socket, the later replacing the earlier's file; the earlier
     /// ran on unreached, and on leaving removed the later's socket, whose keys `lock` could then
-    /// no longer reach. An agent that holds the lock but does not answer on the socket (its file
-    /// removed by someone else) can be reached by no command: it is told to stop (SIGTERM: it
-    /// forgets its keys) and this one takes its place.
+    /// no longer reach. An agent that holds the lock but no longer answers is stopped first
+    /// (`stopUnreachable`), and this one takes its place.
     private func takeAgentLock() throws -> ExclusiveFileLock {
-        let path = home.url.appendingPathComponent("agent.lock").path
+        let path = Self.lockPath(for: home)
+        let (lock, holder) = try ExclusiveFileLock.acquire(path)
+        if let lock { return lock }
         let busy = { (holder: Int32?) in
             ClientError(.homeBusy, "a key agent\(holder.map { " (process \($0))" } ?? "") already serves \(self.home.url.path); `secmail lock` stops it")
         }
-        let (lock, holder) = try ExclusiveFileLock.acquire(path)
-        if let lock { return lock }
-        guard let holder, try UnixSocketStream.connect(toPath: Self.socketPath(for: home), timeoutSeconds: 1) == nil else {
-            throw busy(holder)
-        }
-        log("the agent process \(holder) holds this home but does not answer on its socket; stopping it")
-        kill(holder, SIGTERM)
-        guard let taken = try ExclusiveFileLock.acquire(path, waitingUpTo: .seconds(5)).lock else { throw busy(holder) }
+        guard let stopped = try Self.stopUnreachable(in: home) else { throw busy(holder) }
+        log("the agent process \(stopped) holds this home but does not answer on its socket; it was told to stop")
+        guard let taken = try ExclusiveFileLock.acquire(path, waitingUpTo: .seconds(5)).lock else { throw busy(stopped) }
         return taken
+    }
+
+    static func lockPath(for home: SecmailHome) -> String {
+        home.url.appendingPathComponent("agent.lock").path
+    }
+
+    /// An agent that holds `home`'s agent lock but does not answer on its socket (its file
+    /// removed by someone else) can be reached by no command, not even `lock`: it is told to stop
+    /// (SIGTERM, on which it forgets its keys, as on `lock`). Returns its process id; nil when no
+    /// agent holds the home, or the one that does answers.
+    public static func stopUnreachable(in home: SecmailHome) throws -> Int32? {
+        let path = lockPath(for: home)
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let (lock, holder) = try ExclusiveFileLock.acquire(path)
+        guard lock == nil, let holder, try UnixSocketStream.connect(toPath: socketPath(for: home), timeoutSeconds: 1) == nil else {
+            return nil
+        }
+        kill(holder, SIGTERM)
+        return holder
     }
 
     /// Serves until idle, locked or stopped (`stop` is called from a signal handler's queue).

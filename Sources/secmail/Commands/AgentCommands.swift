@@ -126,6 +126,8 @@ struct LockCommand: AsyncParsableCommand {
     func run() async throws {
         if try AgentClient(home: homeOptions.secmailHome).lock() {
             Terminal.info("The key agent forgot the keys and stopped.")
+        } else if let stopped = try KeyAgent.stopUnreachable(in: homeOptions.secmailHome) {
+            Terminal.info("The key agent (process \(stopped)) no longer answered on its socket; it was told to forget the keys and stop.")
         } else {
             Terminal.info("No key agent runs for \(homeOptions.secmailHome.url.path).")
         }
