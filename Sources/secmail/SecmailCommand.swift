@@ -1,5 +1,6 @@
 import ArgumentParser
 import SecmailAPI
+import SecmailClient
 import SecmailCrypto
 import SecmailFormat
 
@@ -85,28 +86,11 @@ struct SecmailCommand: AsyncParsableCommand {
                 path.append(word)
                 continue
             }
-            let near = names.map { (name: $0, edits: editDistance(word, $0)) }.filter { $0.edits <= min(2, $0.name.count / 2) }
+            let near = names.map { (name: $0, edits: editDistance(word, $0, swapsCountOnce: true)) }.filter { $0.edits <= min(2, $0.name.count / 2) }
             guard let fewest = near.map(\.edits).min() else { return nil }
             let nearest = near.filter { $0.edits == fewest }.map { "'\($0.name)'" }
             return "'\(word)' is not a \(path.joined(separator: " ")) command. Did you mean \(nearest.joined(separator: " or "))?"
         }
         return nil
-    }
-
-    /// Edits (insertions, deletions, substitutions, swaps of neighbours) that make `a` into `b`.
-    static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
-        guard !a.isEmpty, !b.isEmpty else { return max(a.count, b.count) }
-        var distance = (0...a.count).map { i in (0...b.count).map { j in i == 0 ? j : (j == 0 ? i : 0) } }
-        for i in 1...a.count {
-            for j in 1...b.count {
-                distance[i][j] = min(distance[i - 1][j] + 1, distance[i][j - 1] + 1,
-                                     distance[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
-                    distance[i][j] = min(distance[i][j], distance[i - 2][j - 2] + 1)
-                }
-            }
-        }
-        return distance[a.count][b.count]
     }
 }

@@ -354,16 +354,22 @@ public struct DirectoryClient {
     }
 }
 
-/// The number of single-character insertions, deletions and substitutions between two strings.
-func editDistance(_ a: String, _ b: String) -> Int {
+/// The number of single-character insertions, deletions and substitutions between two strings,
+/// for "did you mean" hints (a near contact's name, a near command); with `swapsCountOnce`, two
+/// neighbours typed in the wrong order are one edit, not two.
+public func editDistance(_ a: String, _ b: String, swapsCountOnce: Bool = false) -> Int {
     let a = Array(a), b = Array(b)
-    var previous = Array(0...b.count)
+    var beforePrevious: [Int] = [], previous = Array(0...b.count)
     for (i, x) in a.enumerated() {
         var current = [i + 1]
         for (j, y) in b.enumerated() {
-            current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
+            var edits = min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1))
+            if swapsCountOnce, i > 0, j > 0, x == b[j - 1], a[i - 1] == y {
+                edits = min(edits, beforePrevious[j - 1] + 1)
+            }
+            current.append(edits)
         }
-        previous = current
+        (beforePrevious, previous) = (previous, current)
     }
     return previous[b.count]
 }
