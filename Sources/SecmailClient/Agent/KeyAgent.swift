@@ -55,9 +55,9 @@ public final class KeyAgent {
         let busy = { (holder: Int32?) in
             ClientError(.homeBusy, "a key agent\(holder.map { " (process \($0))" } ?? "") already serves \(self.home.url.path); `secmail lock` stops it")
         }
-        guard let stopped = try Self.stopUnreachable(in: home) else { throw busy(holder) }
-        log("the agent process \(stopped) holds this home but does not answer on its socket; it was told to stop")
-        guard let taken = try ExclusiveFileLock.acquire(path, waitingUpTo: .seconds(5)).lock else { throw busy(stopped) }
+        guard let holder, try Self.stop(holder, ifUnreachableIn: home) else { throw busy(holder) }
+        log("the agent process \(holder) holds this home but does not answer on its socket; it was told to stop")
+        guard let taken = try ExclusiveFileLock.acquire(path, waitingUpTo: .seconds(5)).lock else { throw busy(holder) }
         return taken
     }
 
@@ -73,11 +73,16 @@ public final class KeyAgent {
         let path = lockPath(for: home)
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         let (lock, holder) = try ExclusiveFileLock.acquire(path)
-        guard lock == nil, let holder, try UnixSocketStream.connect(toPath: socketPath(for: home), timeoutSeconds: 1) == nil else {
-            return nil
-        }
+        guard lock == nil, let holder else { return nil }
+        return try stop(holder, ifUnreachableIn: home) ? holder : nil
+    }
+
+    /// Sends SIGTERM to `holder`, the agent holding `home`'s lock, when nothing answers on the
+    /// home's socket; whether it did.
+    private static func stop(_ holder: Int32, ifUnreachableIn home: SecmailHome) throws -> Bool {
+        guard try UnixSocketStream.connect(toPath: socketPath(for: home), timeoutSeconds: 1) == nil else { return false }
         kill(holder, SIGTERM)
-        return holder
+        return true
     }
 
     /// Serves until idle, locked or stopped (`stop` is called from a signal handler's queue).

@@ -42,9 +42,6 @@ struct AgentCommand: AsyncParsableCommand {
         }
         var signalSources: [DispatchSourceSignal] = []
         defer { signalSources.forEach { $0.cancel() } }
-        guard try AgentClient(home: home).status() == nil else {
-            throw CLIFailure(.failure, "a key agent already serves \(home.url.path); `secmail lock` stops it")
-        }
         try agent.run { listener in
             for signalNumber in [SIGINT, SIGTERM, SIGHUP] {
                 signal(signalNumber, SIG_IGN)
