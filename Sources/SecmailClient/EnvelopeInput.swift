@@ -27,8 +27,7 @@ public final class EnvelopeInput {
         case .directory:
             throw ClientError(.invalidInput, "\(path) is a folder, not an envelope")
         default:
-            var isFolder: ObjCBool = false
-            let folder = FileManager.default.fileExists(atPath: home.path, isDirectory: &isFolder) && isFolder.boolValue
+            let folder = (try? FileStatus(path: home.path, followingLinks: true))?.kind == .directory
                 ? home : FileManager.default.temporaryDirectory
             TemporaryFiles.sweep(folder, prefixes: [Self.copyPrefix])
             let copy = TemporaryFiles.path(in: folder, prefix: Self.copyPrefix)
