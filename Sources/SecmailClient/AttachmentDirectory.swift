@@ -142,7 +142,7 @@ public final class AttachmentDirectory: ContentSink {
         while true {
             let target = outputDirectory.appendingPathComponent(SavedFileName.compose(stem: stem, counter: counter, ext: ext))
             if let status = try? FileStatus(path: target.path) {
-                if status.kind == .regular, Self.sameBytes(target, source) { return (target, true) }
+                if status.kind == .regular, PositionalFile.sameContent(target.path, source.path) { return (target, true) }
                 counter = (counter ?? 1) + 1
                 continue
             }
@@ -152,23 +152,6 @@ public final class AttachmentDirectory: ContentSink {
                 throw ClientError(.io, "cannot save \(target.path) (\(error)); no attachment of this message was saved")
             }
         }
-    }
-
-    /// Whether two files hold the same bytes, read a megabyte at a time (false when either
-    /// cannot be read).
-    static func sameBytes(_ a: URL, _ b: URL) -> Bool {
-        guard let first = try? PositionalFile(readingAtPath: a.path), let second = try? PositionalFile(readingAtPath: b.path),
-              let size = try? first.size(), size == (try? second.size()) else { return false }
-        var left = [UInt8](repeating: 0, count: 1 << 20), right = left
-        var offset: UInt64 = 0
-        while offset < size {
-            let count = Int(min(UInt64(left.count), size - offset))
-            guard let read = try? first.read(at: offset, into: &left, range: 0..<count), read == count,
-                  (try? second.read(at: offset, into: &right, range: 0..<count)) == count,
-                  left[..<count] == right[..<count] else { return false }
-            offset += UInt64(count)
-        }
-        return true
     }
 
     /// The staged file as its sender had it: a compressed attachment (encoding 1) inflated,

@@ -159,6 +159,34 @@ import Testing
     }
 }
 
+@Suite struct SameContentTests {
+    /// Files of 2.5 MiB (three reads of a megabyte): the same bytes are the same content; one
+    /// byte changed in the last, partial megabyte, or in the first byte, or one byte more, or a
+    /// file that is not there, is not. Two empty files are the same.
+    @Test func comparesEveryByteAcrossReadsOfAMegabyte() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("secmail-same-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        func file(_ name: String, _ bytes: [UInt8]) throws -> String {
+            let path = folder.appendingPathComponent(name).path
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let bytes = (0..<(5 << 19)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 11) }
+        let original = try file("original", bytes)
+        var lastChanged = bytes, firstChanged = bytes
+        lastChanged[bytes.count - 1] ^= 1
+        firstChanged[0] ^= 0x80
+
+        #expect(PositionalFile.sameContent(original, try file("copy", bytes)))
+        #expect(!PositionalFile.sameContent(original, try file("last", lastChanged)))
+        #expect(!PositionalFile.sameContent(original, try file("first", firstChanged)))
+        #expect(!PositionalFile.sameContent(original, try file("longer", bytes + [0])))
+        #expect(!PositionalFile.sameContent(original, folder.appendingPathComponent("absent").path))
+        #expect(PositionalFile.sameContent(try file("empty", []), try file("empty too", [])))
+    }
+}
+
 @Suite struct BoundedSerialQueueTests {
     /// Work runs in the order it was queued, and `async` holds its caller back while `depth`
     /// items are queued (the one running counts): with the first item held, a third `async` on a

@@ -83,6 +83,32 @@ public final class PositionalFile: @unchecked Sendable {
         }
     }
 
+    /// Whether the files at `first` and `second` hold the same bytes, read a megabyte at a time
+    /// and compared with memcmp (false when either cannot be read). The comparison is here, with
+    /// the other raw buffers: in a debug build, `==` on two array slices of 57 MiB took 4 s
+    /// (generic code, element by element).
+    public static func sameContent(_ first: String, _ second: String) -> Bool {
+        guard let left = try? PositionalFile(readingAtPath: first), let right = try? PositionalFile(readingAtPath: second),
+              let size = try? left.size(), size == (try? right.size()) else { return false }
+        let chunk = 1 << 20
+        let leftBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
+        let rightBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
+        defer {
+            leftBuffer.deallocate()
+            rightBuffer.deallocate()
+        }
+        guard let leftBase = leftBuffer.baseAddress, let rightBase = rightBuffer.baseAddress else { return false }
+        var offset: UInt64 = 0
+        while offset < size {
+            let count = Int(min(UInt64(chunk), size - offset))
+            guard (try? left.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: leftBuffer[..<count]))) == count,
+                  (try? right.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: rightBuffer[..<count]))) == count,
+                  memcmp(leftBase, rightBase, count) == 0 else { return false }
+            offset += UInt64(count)
+        }
+        return true
+    }
+
     /// Reads into memory another owner lends (a network buffer being filled, so that the bytes
     /// are not copied once more), from `offset`, stopping early only at end of file. Returns the
     /// number of bytes read.
