@@ -101,6 +101,31 @@ import Testing
         #expect(await commands.stop(setup.relay.process) == 0)
     }
 
+    /// A client that goes away in the middle of its upload (here after 100,000 of 300,000 bytes,
+    /// a body streamed to a file, and after 1,000 of 50,000, one kept in memory) is the
+    /// request's failure: the relay logs a `400`, as it logs any refusal, not a `500` "request
+    /// failed" at error level (which an operator is told to look into), and keeps nothing of it.
+    @Test func anUploadThatBreaksOffIsTheClientsFailure() async throws {
+        let data = try temporaryDirectory("deposit-broken").appendingPathComponent("relay", isDirectory: true)
+        let relay = try await commands.startRelay(data: data)
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        let curl = RelayCurl(port: relay.port, caFile: URL(fileURLWithPath: ca))
+        let alice = try await curl.registerAndAuthenticate("alice")
+        _ = try await curl.registerAndAuthenticate("bob")
+        let port = String(relay.port)
+        #expect(try await slowClient(["post-head", port, ca, "/v1/messages?to=bob", alice, "300000", "100000", "0"]) == nil)
+        #expect(try await slowClient(["post-head", port, ca, "/v1/messages?to=bob", alice, "50000", "1000", "0"]) == nil)
+
+        func deposits() -> [Substring] { relay.output.text.split(separator: "\n").filter { $0.contains("path=/v1/messages") } }
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, deposits().count < 2 { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(deposits().count == 2 && deposits().allSatisfy { $0.contains(" info ") && $0.contains("status=400") }, "\(relay.output.text)")
+        #expect(!relay.output.text.contains("request failed"), "\(relay.output.text)")
+        let envelopes = try FileManager.default.contentsOfDirectory(atPath: data.appendingPathComponent("envelopes").path)
+        #expect(envelopes.isEmpty, "\(envelopes)")
+        #expect(await commands.stop(relay.process) == 0)
+    }
+
     @Test func oneSenderCannotFillAMailbox() async throws {
         let setup = try await setUp("deposit-share", options: ["--max-envelope-mib", "1", "--mailbox-quota-mib", "4", "--sender-share", "25"])
         var statuses: [Int] = []

@@ -104,8 +104,10 @@ struct MailboxController: Sendable {
             let bytes: [UInt8]
             do {
                 bytes = Array(try await request.body.collect(upTo: MailboxStore.inlineLimit).readableBytesView)
-            } catch {
+            } catch is NIOTooManyBytesError {
                 throw RelayError(.invalidRequest, "the body is longer than its Content-Length of \(declared) bytes")
+            } catch {
+                throw Self.brokenOff(declared: declared, received: nil)
             }
             id = try await mailboxes.deposit(bytes: bytes, recipients: names, depositor: depositor, claimed: claimed)
             total = bytes.count
@@ -113,6 +115,14 @@ struct MailboxController: Sendable {
             (id, total) = try await depositFile(request.body, declared: declared, recipients: names, depositor: depositor, claimed: claimed)
         }
         return EditedResponse(status: .created, response: DepositResponse(messageId: id.hex, size: total, recipients: names.map(\.value)))
+    }
+
+    /// A body that stopped coming: the client went away (closed or reset its connection) or sent
+    /// what is not HTTP/1.1 in the middle of it. The request's failure, not the relay's, so it is
+    /// a `400` logged like any refusal; nothing of it is kept.
+    static func brokenOff(declared: Int, received: Int?) -> RelayError {
+        let got = received.map { "after \($0) of its \(declared) bytes" } ?? "before its Content-Length of \(declared) bytes"
+        return RelayError(.invalidRequest, "the body broke off \(got): the connection closed or failed")
     }
 
     /// The distinct recipients a deposit names and its declared length, refused when there are
@@ -142,7 +152,11 @@ struct MailboxController: Sendable {
         let incoming = try IncomingEnvelopeFile(url: mailboxes.incomingFile())
         let payloadDigest: EnvelopePayloadDigester.Digest?
         do {
-            for try await buffer in body {
+            var pieces = body.makeAsyncIterator()
+            while true {
+                let next: ByteBuffer?
+                do { next = try await pieces.next() } catch { throw Self.brokenOff(declared: declared, received: incoming.size) }
+                guard let buffer = next else { break }
                 guard incoming.size + buffer.readableBytes <= declared else {
                     throw RelayError(.invalidRequest, "the body is longer than its Content-Length of \(declared) bytes")
                 }
