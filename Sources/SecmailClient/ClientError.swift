@@ -7,7 +7,7 @@ public struct ClientError: Error, Sendable, Equatable, CustomStringConvertible {
         case identityExists
         /// A file or directory could not be read or written.
         case io
-        /// A key file is readable by others.
+        /// A key file is readable by others, or the home is open to them or not the user's.
         case insecurePermissions
         /// A stored file is damaged.
         case corruptState

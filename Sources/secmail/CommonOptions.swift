@@ -9,9 +9,13 @@ struct HomeOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("State directory (default: $SECMAIL_HOME, else ~/.secmail).", valueName: "dir"))
     var home: String?
 
+    /// The home these options name, refused when it is open to others (`SecmailHome.checkPrivate`).
     var secmailHome: SecmailHome {
-        if let home { return SecmailHome(url: URL(fileURLWithPath: home, isDirectory: true)) }
-        return SecmailHome.resolve()
+        get throws {
+            let resolved = home.map { SecmailHome(url: URL(fileURLWithPath: $0, isDirectory: true)) } ?? SecmailHome.resolve()
+            try resolved.checkPrivate()
+            return resolved
+        }
     }
 
     /// Shell completion of a contact's name (`secmail send b<Tab>`): the pinned contacts of the

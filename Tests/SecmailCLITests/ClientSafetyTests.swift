@@ -383,6 +383,46 @@ import Testing
         #expect(missing.status == 1 && missing.stderr.contains("No such file"), "\(missing.stderr)")
     }
 
+    /// A home others may enter (755), or that belongs to another user, is refused by every
+    /// command before it reads or writes anything there, with the chmod that fixes it; `init`
+    /// does not create an identity in a folder made with the usual 755. The same home at 700,
+    /// also reached through a symbolic link, serves. (The other owner needs root to chown.)
+    @Test func aHomeOpenToOthersOrNotYoursIsRefused() throws {
+        let folder = try temporaryDirectory("home-permissions")
+        let home = folder.appendingPathComponent("home"), link = folder.appendingPathComponent("link")
+        let environment = ["SECMAIL_HOME": home.path, "SECMAIL_PASSPHRASE": "a good long passphrase"]
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o755])
+        let refusedInit = try runSecmail(["init", "dora"], environment: environment)
+        #expect(refusedInit.status == 1 && refusedInit.stderr.contains("\(home.path) has permissions 755")
+                && refusedInit.stderr.contains("chmod 700 '\(home.path)'"), "\(refusedInit.stderr)")
+        #expect(contents(of: home).isEmpty)
+
+        chmod(home.path, 0o700)
+        #expect(try runSecmail(["init", "dora"], environment: environment).status == 0)
+        let before = contents(of: home)
+        chmod(home.path, 0o755)
+        let output = folder.appendingPathComponent("m.smsg").path
+        for arguments in [["whoami"], ["contacts"], ["lock"], ["seal", "--to", Users.bundle("bob").path, "-m", "x", "-o", output]] {
+            let refused = try runSecmail(arguments, environment: environment)
+            #expect(refused.status == 1 && refused.stderr.contains("has permissions 755"), "\(arguments): \(refused.stderr)")
+        }
+        #expect(contents(of: home) == before && !FileManager.default.fileExists(atPath: output))
+
+        chmod(home.path, 0o700)
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: home)
+        let throughLink = try runSecmail(["whoami"], environment: ["SECMAIL_HOME": link.path])
+        #expect(throughLink.status == 0 && throughLink.stdout.hasPrefix("dora"), "\(throughLink.stderr)")
+
+        guard geteuid() == 0 else {
+            print("skipped the other owner in aHomeOpenToOthersOrNotYoursIsRefused: chown needs root")
+            return
+        }
+        chown(home.path, 4242, 4242)
+        let foreign = try runSecmail(["whoami"], environment: environment)
+        #expect(foreign.status == 1 && foreign.stderr.contains("belongs to another user (uid 4242), not to you (uid 0)"), "\(foreign.stderr)")
+        chown(home.path, 0, 0)
+    }
+
     struct PTYResult: Decodable {
         let status: Int32
         let output: String

@@ -17,6 +17,22 @@ public struct SecmailHome: Sendable {
         return SecmailHome(url: FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".secmail", isDirectory: true))
     }
 
+    /// Refuses a home that another user owns, or that group or others may enter (gpg warns of
+    /// the same, ssh refuses such key files): whoever may enter it sees whom you write to and
+    /// which mail you have, and whoever may also write there can replace the keys you pinned.
+    /// secmail creates its home 700; one that is not there yet is created so. The check follows
+    /// a symbolic link to the folder it names.
+    public func checkPrivate() throws {
+        guard let status = try? FileStatus(path: url.path, followingLinks: true), status.kind == .directory else { return }
+        let you = geteuid()
+        guard status.owner == you else {
+            throw ClientError(.insecurePermissions, "\(url.path) belongs to another user (uid \(status.owner)), not to you (uid \(you)): a secmail home is used by its owner only")
+        }
+        guard status.permissions & 0o077 == 0 else {
+            throw ClientError(.insecurePermissions, "\(url.path) has permissions \(String(status.permissions, radix: 8)): others may see your contacts and mail, and where they may write, replace the keys you pinned; a secmail home must be 700 (run: chmod 700 '\(url.path)')")
+        }
+    }
+
     /// Creates the home (mode 0700) if it does not exist.
     func ensureExists() throws {
         try FileSystem.createPrivateDirectory(url)

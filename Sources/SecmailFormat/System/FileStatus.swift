@@ -14,6 +14,8 @@ public struct FileStatus: Sendable, Equatable {
     public let permissions: Int
     /// Seconds since 1970 of the last modification.
     public let modified: Int64
+    /// The owner's user id.
+    public let owner: UInt32
 
     /// The status of `path` itself (a symbolic link is reported as one, not followed), or with
     /// `followingLinks` of what it leads to (`/dev/stdin`, `/dev/fd/63` for a pipe). Throws a
@@ -33,5 +35,6 @@ public struct FileStatus: Sendable, Equatable {
         size = UInt64(info.st_size)
         permissions = Int(info.st_mode & 0o7777)
         modified = Int64(info.st_mtim.tv_sec)
+        owner = info.st_uid
     }
 }

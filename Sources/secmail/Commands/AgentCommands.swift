@@ -36,7 +36,7 @@ struct AgentCommand: AsyncParsableCommand {
     @OptionGroup var homeOptions: HomeOptions
 
     func run() async throws {
-        let home = homeOptions.secmailHome
+        let home = try homeOptions.secmailHome
         let agent = KeyAgent(home: home, idleTimeout: TimeInterval(idleTimeout.seconds)) { line in
             StandardStreams.writeError("secmail agent[\(getpid())]: \(TerminalText.neutralised(line))\n")
         }
@@ -72,7 +72,7 @@ struct UnlockCommand: AsyncParsableCommand {
     @OptionGroup var passphraseOptions: PassphraseOptions
 
     func run() async throws {
-        let keystore = Keystore(home: homeOptions.secmailHome)
+        let keystore = try Keystore(home: homeOptions.secmailHome)
         let bundle = try keystore.currentBundle()
         let agent = AgentClient(home: keystore.home)
         if let status = try agent.status(), status.holds(.signing, for: bundle.fingerprint) {
@@ -121,12 +121,13 @@ struct LockCommand: AsyncParsableCommand {
     @OptionGroup var homeOptions: HomeOptions
 
     func run() async throws {
-        if try AgentClient(home: homeOptions.secmailHome).lock() {
+        let home = try homeOptions.secmailHome
+        if try AgentClient(home: home).lock() {
             Terminal.info("The key agent forgot the keys and stopped.")
-        } else if let stopped = try KeyAgent.stopUnreachable(in: homeOptions.secmailHome) {
+        } else if let stopped = try KeyAgent.stopUnreachable(in: home) {
             Terminal.info("The key agent (process \(stopped)) no longer answered on its socket; it was told to forget the keys and stop.")
         } else {
-            Terminal.info("No key agent runs for \(homeOptions.secmailHome.url.path).")
+            Terminal.info("No key agent runs for \(home.url.path).")
         }
     }
 }

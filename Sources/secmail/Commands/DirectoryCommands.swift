@@ -46,7 +46,7 @@ struct RegisterCommand: AsyncParsableCommand {
         guard let url = URL(string: relay), url.scheme == "https", url.host != nil else {
             throw CLIFailure(.failure, "--relay takes https://HOST:PORT, not \(relay)")
         }
-        let keystore = Keystore(home: homeOptions.secmailHome)
+        let keystore = try Keystore(home: homeOptions.secmailHome)
         if keystore.hasIdentity, let pinned = try? RelaySettings.load(from: keystore.home) {
             let bundle = try keystore.currentBundle()
             if let newLogKey = firstContactOptions.logKey, newLog {
@@ -197,7 +197,7 @@ struct ContactsCommand: AsyncParsableCommand {
     @OptionGroup var homeOptions: HomeOptions
 
     func run() async throws {
-        let pins = ContactPins(home: homeOptions.secmailHome)
+        let pins = try ContactPins(home: homeOptions.secmailHome)
         let contacts = try pins.all()
         if json {
             try Terminal.output(jsonText(contacts.map { contact in
@@ -241,7 +241,7 @@ struct RotateCommand: AsyncParsableCommand {
     @OptionGroup var passphraseOptions: PassphraseOptions
 
     func run() async throws {
-        let home = homeOptions.secmailHome
+        let home = try homeOptions.secmailHome
         let keystore = Keystore(home: home)
         let before = try keystore.currentBundle()
         let rotated = try await withRelay(home) { relay in
@@ -283,8 +283,9 @@ struct AuditCommand: AsyncParsableCommand {
 
     func run() async throws {
         let progress = Terminal.ProgressLine("auditing", unit: .entries)
-        let report = try await withRelay(homeOptions.secmailHome) {
-            try await DirectoryClient(relay: $0).audit(Keystore(home: homeOptions.secmailHome), progress: progress.update)
+        let home = try homeOptions.secmailHome
+        let report = try await withRelay(home) {
+            try await DirectoryClient(relay: $0).audit(Keystore(home: home), progress: progress.update)
         }
         progress.finish()
         let foreign = report.foreignEntries
@@ -352,7 +353,7 @@ struct MonitorCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let home = homeOptions.secmailHome
+        let home = try homeOptions.secmailHome
         let address = try relay.map { relay in
             guard let url = URL(string: relay), url.scheme == "https", url.host != nil else {
                 throw CLIFailure(.failure, "--relay takes https://HOST:PORT, not \(relay)")

@@ -41,7 +41,7 @@ struct SendCommand: AsyncParsableCommand {
         let checked = try compose.checkedAttachments()
         if checked.contains(where: \.isImage) { ImagePipeline.loadJPEGXLInBackground() }
         let text = try compose.text()
-        let keystore = Keystore(home: homeOptions.secmailHome)
+        let keystore = try Keystore(home: homeOptions.secmailHome)
         _ = try keystore.currentBundle()
         let (sent, prepared, contacts) = try await withRelay(keystore.home) { relay in
             let mail = MailClient(relay: relay)
@@ -108,7 +108,7 @@ struct InboxCommand: AsyncParsableCommand {
     static let fullnessWarning = 0.8
 
     func run() async throws {
-        let keystore = Keystore(home: homeOptions.secmailHome)
+        let keystore = try Keystore(home: homeOptions.secmailHome)
         _ = try keystore.currentBundle()
         let inbox = try await withRelay(keystore.home) { relay in
             _ = try await relay.info()
@@ -174,7 +174,7 @@ struct DeleteCommand: AsyncParsableCommand {
 
     func run() async throws {
         let typed = try ids.map(TypedMessageID.init)
-        let keystore = Keystore(home: homeOptions.secmailHome)
+        let keystore = try Keystore(home: homeOptions.secmailHome)
         _ = try keystore.currentBundle()
         try await withRelay(keystore.home) { relay in
             _ = try await relay.info()
@@ -221,7 +221,7 @@ struct ReadCommand: AsyncParsableCommand {
 
     func run() async throws {
         let typedID = try id.map(TypedMessageID.init)
-        let keystore = Keystore(home: homeOptions.secmailHome)
+        let keystore = try Keystore(home: homeOptions.secmailHome)
         _ = try keystore.currentBundle()
         // Its images may have travelled as JPEG XL: libjxl loads while the message downloads.
         ImagePipeline.loadJPEGXLInBackground()
@@ -346,7 +346,7 @@ struct PruneCommand: AsyncParsableCommand {
     @OptionGroup var homeOptions: HomeOptions
 
     func run() async throws {
-        let keystore = Keystore(home: homeOptions.secmailHome)
+        let keystore = try Keystore(home: homeOptions.secmailHome)
         _ = try keystore.currentBundle()
         let pruned = try KeptMail(home: keystore.home).prune(olderThan: TimeInterval(olderThanSeconds), dryRun: dryRun)
         if json {

@@ -26,7 +26,7 @@ struct OpenCommand: AsyncParsableCommand {
     @OptionGroup var passphraseOptions: PassphraseOptions
 
     func run() async throws {
-        let keystore = Keystore(home: homeOptions.secmailHome)
+        let keystore = try Keystore(home: homeOptions.secmailHome)
         let envelope = try EnvelopeInput(path: input, home: keystore.home.url)
         let source = envelope.source
         let sender = try from.map(loadBundle) ?? knownSender(of: source, in: keystore)

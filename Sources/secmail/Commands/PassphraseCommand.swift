@@ -23,7 +23,7 @@ struct PassphraseCommand: AsyncParsableCommand {
     @OptionGroup var passphraseOptions: PassphraseOptions
 
     func run() async throws {
-        let keystore = Keystore(home: homeOptions.secmailHome)
+        let keystore = try Keystore(home: homeOptions.secmailHome)
         let bundle = try keystore.currentBundle()
         // The current passphrase is checked (on the current signing key) before the new one is
         // asked for: nothing is typed twice in vain.

@@ -34,7 +34,7 @@ struct SealCommand: AsyncParsableCommand {
         let checked = try compose.checkedAttachments()
         let text = try compose.text()
         let outputURL = try AtomicFile.checkCanCreate(output)
-        let keystore = Keystore(home: homeOptions.secmailHome)
+        let keystore = try Keystore(home: homeOptions.secmailHome)
         // The passphrase before the image work, so nobody types into seconds of silence.
         let sender = try passphraseOptions.sender(keystore)
         // Compressed files and JPEG XL only through a relay, to readers that declared them.

@@ -18,7 +18,7 @@ struct WhoAmICommand: AsyncParsableCommand {
     @OptionGroup var homeOptions: HomeOptions
 
     func run() async throws {
-        let home = homeOptions.secmailHome
+        let home = try homeOptions.secmailHome
         let bundle = try Keystore(home: home).currentBundle()
         let relay = try? RelaySettings.load(from: home)
         let agent = (try? AgentClient(home: home).status()).flatMap { $0 }
