@@ -32,7 +32,7 @@ import Testing
     }
 
     @Test func initRejectsBadNamesAndWeakPassphrases() throws {
-        let home = try temporaryDirectory("init")
+        let home = try temporaryDirectory("init").appendingPathComponent("home")
         let badName = try runSecmail(["init", "Bad Name!"], environment: ["SECMAIL_HOME": home.path, "SECMAIL_PASSPHRASE": "long enough passphrase"])
         #expect(badName.status == 1)
         #expect(badName.stderr.contains("use only a-z"))
@@ -46,14 +46,14 @@ import Testing
     }
 
     @Test func noPassphraseAndNoTerminalFailsClearly() throws {
-        let home = try temporaryDirectory("notty")
+        let home = try temporaryDirectory("notty").appendingPathComponent("home")
         let result = try runSecmail(["init", "erin"], environment: ["SECMAIL_HOME": home.path])
         #expect(result.status == 1)
         #expect(result.stderr.contains("SECMAIL_PASSPHRASE"))
     }
 
     @Test func exportWithoutIdentityExplainsWhatToDo() throws {
-        let home = try temporaryDirectory("empty")
+        let home = try temporaryDirectory("empty").appendingPathComponent("home")
         let result = try runSecmail(["export"], environment: ["SECMAIL_HOME": home.path])
         #expect(result.status == 1)
         #expect(result.stderr.contains("secmail init"))

@@ -464,7 +464,7 @@ import Testing
             server.waitUntilExit()
         }
         let port = try #require(Int(String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
-        let home = try temporaryDirectory("hostile-relay")
+        let home = try temporaryDirectory("hostile-relay").appendingPathComponent("home")
         let result = try await runSecmail(["monitor", "--relay", "https://localhost:\(port)", "--ca", certs.appendingPathComponent("dev-ca.pem").path],
                                           environment: ["SECMAIL_HOME": home.path])
         #expect(result.status != 0)
