@@ -1,6 +1,7 @@
 import Foundation
 import SecmailAPI
 import SecmailRelayTestSupport
+import SecmailTestSupport
 import Testing
 
 /// docs/API.md, the shared `Endpoint` list and the running relay agree: every documented route
@@ -63,6 +64,25 @@ import Testing
             let answer = try await relay.curl(path, method: method)
             #expect(answer.status == 404, "\(method) \(path): \(answer.status)")
             #expect(try JSONDecoder().decode(ErrorResponse.self, from: Data(answer.body.utf8)).code == .noSuchRoute, "\(answer.body)")
+        }
+    }
+
+    /// What the document says of a request that is not HTTP/1.1 (a `Content-Length` that is not
+    /// one decimal number, here), sent by `openssl s_client`: a `400` with an empty body, and the
+    /// connection closed.
+    @Test func aRequestThatIsNotHTTPGetsABare400() async throws {
+        let document = try String(contentsOf: Self.document, encoding: .utf8)
+        #expect(document.contains("`400` with an empty body and `Connection: close`"))
+        let relay = try await RunningRelay(engine: .sqlite)
+        defer { Task { await relay.stop() } }
+        for length in ["abc", "-1", "1, 2"] {
+            let request = "POST /v1/messages?to=bob HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(length)\r\n\r\n"
+            let answer = try await run("openssl", ["s_client", "-connect", "127.0.0.1:\(relay.port)", "-quiet", "-ign_eof",
+                                                   "-CAfile", RunningRelay.certs.appendingPathComponent("dev-ca.pem").path],
+                                       input: Data(request.utf8))
+            let lines = answer.text.components(separatedBy: "\r\n")
+            #expect(lines.first == "HTTP/1.1 400 Bad Request" && lines.contains("Connection: close") && lines.contains("Content-Length: 0")
+                    && answer.text.hasSuffix("\r\n\r\n"), "Content-Length: \(length): \(answer.text)")
         }
     }
 }
