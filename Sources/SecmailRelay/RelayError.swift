@@ -10,11 +10,15 @@ public struct RelayError: Error, Sendable, Equatable, CustomStringConvertible {
     public var reason: String
     /// The database's own message (SQLite's, PostgreSQL's), where it gave one.
     public var databaseMessage: String?
+    /// For `rateLimited` by a request rate: whole seconds until the same request is let through
+    /// (the answer's `Retry-After`).
+    public var retryAfter: Int?
 
-    public init(_ code: Code, _ reason: String, databaseMessage: String? = nil) {
+    public init(_ code: Code, _ reason: String, databaseMessage: String? = nil, retryAfter: Int? = nil) {
         self.code = code
         self.reason = reason
         self.databaseMessage = databaseMessage
+        self.retryAfter = retryAfter
     }
 
     public var description: String {

@@ -64,6 +64,26 @@ import Testing
     /// Junk that reached a mailbox before the relay verified deposits (here: written into its
     /// database, and one genuine message altered there) is deleted without being decrypted;
     /// genuine mail stays.
+    /// A relay that lets an identity make 2 requests a second (bursts of 4): alice's eight sends
+    /// and bob's `read --all` of them (a fetch and a delete each) go past that, are refused
+    /// `429` with a Retry-After, wait and go again: every message is sent and read, exit 0, and
+    /// nothing is left on the relay. (Before, `read --all` of 600 messages at the relay's
+    /// default rate failed 382 of them.)
+    @Test func sendAndReadAllKeepToTheRelaysRequestRate() async throws {
+        let (_, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("request-rate", options: ["--rate-per-identity", "2"])
+        for index in 0..<8 {
+            let sent = try await alice.run(["send", "bob", "-m", "message \(index)"])
+            #expect(sent.status == 0, "\(index): \(sent.stderr)")
+        }
+        let read = try await bob.run(["read", "--all"])
+        #expect(read.status == 0, "\(read.stderr)")
+        for index in 0..<8 { #expect(read.stdout.contains("message \(index)\n") || read.stderr.contains("message \(index)\n"), "\(index): \(read.stdout)") }
+        await #expect(try bob.run(["inbox"]).stderr.contains("No messages."))
+        let refusals = relay.output.text.split(separator: "\n").filter { $0.contains("status=429") }
+        #expect(refusals.count >= 2, "the relay's rate was never reached: \(relay.output.text)")
+        #expect(await commands.stop(relay.process) == 0)
+    }
+
     @Test func purgeUnverifiableDeletesJunkAndKeepsGenuineMail() async throws {
         var (folder, data, relay, bob, ids) = try await mailbox("mailbox-purge", texts: ["keep me", "alter me"])
         #expect(await commands.stop(relay.process) == 0)

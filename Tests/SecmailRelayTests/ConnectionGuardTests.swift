@@ -125,4 +125,24 @@ import Testing
         #expect(limiter.keyCount == 1, "only the bucket in use stays")
         #expect(throws: RelayError.self) { try limiter.take("busy", what: "x") }
     }
+
+    /// A refusal carries the whole seconds until the bucket holds a request again (the answer's
+    /// Retry-After), at least one.
+    @Test func aRefusalSaysWhenTheNextRequestGoesThrough() throws {
+        let clock = Clock()
+        func refusal(_ limiter: RateLimiter) -> RelayError? {
+            do { try limiter.take("a", what: "a") } catch let error as RelayError { return error } catch { return nil }
+            return nil
+        }
+        let fast = RateLimiter(.init(perSecond: 50, burst: 100), clock: { clock.now })
+        for _ in 0..<100 { try fast.take("a", what: "a") }
+        let refused = refusal(fast)
+        #expect(refused?.code == .rateLimited && refused?.retryAfter == 1)
+
+        let hourly = RateLimiter(.init(perSecond: 3.0 / 3600, burst: 3), clock: { clock.now })
+        for _ in 0..<3 { try hourly.take("a", what: "a") }
+        #expect(refusal(hourly)?.retryAfter == 1200)
+        clock.now += 200
+        #expect(refusal(hourly)?.retryAfter == 1000)
+    }
 }

@@ -91,12 +91,33 @@ public final class RelayClient {
 
     // MARK: Requests
 
+    /// The longest `Retry-After` a refused request waits for before it goes again, and how many
+    /// times it goes again: a relay's request rates (50 a second per identity, bursts of 100)
+    /// ask for a second or two, which `read --all` of hundreds of messages meets; a limit counted
+    /// in hours (registrations per address) is the user's to hear about at once.
+    static let longestRateLimitWait = 5
+    static let rateLimitRetries = 30
+
+    /// Sends `request` (`sendOnce`); a `429` that says, with `Retry-After`, that the same request
+    /// goes through within `longestRateLimitWait` seconds is sent again after that wait. Nothing
+    /// was done for a refused request, so sending it again is safe whatever it is.
+    public func send(_ request: RelayRequest) async throws -> RelayResponse {
+        var response = try await sendOnce(request)
+        var retries = 0
+        while response.status == 429, let wait = response.retryAfter, wait <= Self.longestRateLimitWait, retries < Self.rateLimitRetries {
+            try await Task.sleep(for: .seconds(wait))
+            response = try await sendOnce(request)
+            retries += 1
+        }
+        return response
+    }
+
     /// Sends `request` on the kept-alive connection, opening it first if needed. When the
     /// connection ends before the answer, the request goes once more on a new one if that cannot
     /// do anything twice (`RelayRequest.maySendAgain`). Transport failures become one sentence
     /// (`ClientError.transport`); for a request the relay carries out once that failed after it
     /// went out, a sentence of what happened, with the code `.outcomeUnknown`.
-    public func send(_ request: RelayRequest) async throws -> RelayResponse {
+    private func sendOnce(_ request: RelayRequest) async throws -> RelayResponse {
         let current: RelayHTTPConnection, isFresh: Bool
         do {
             (current, isFresh) = try await openConnection()

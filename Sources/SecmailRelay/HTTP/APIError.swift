@@ -14,6 +14,8 @@ struct APIError: HTTPResponseError {
     let reason: String
     /// For a `500`: what actually failed (SQLite's message, say), for the relay's log only.
     let internalDetail: String?
+    /// Seconds for the `Retry-After` header of a `429` that a request rate refused.
+    var retryAfter: Int?
 
     init(status: HTTPResponse.Status, code: ErrorCode, reason: String, internalDetail: String? = nil) {
         self.init(status: status, code: code.rawValue, reason: reason, internalDetail: internalDetail)
@@ -27,7 +29,9 @@ struct APIError: HTTPResponseError {
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        try jsonResponse(status, ErrorResponse(error: code, reason: reason))
+        var response = try jsonResponse(status, ErrorResponse(error: code, reason: reason))
+        if let retryAfter { response.headers[.retryAfter] = String(retryAfter) }
+        return response
     }
 
     /// Maps the relay's and the format's errors to HTTP.
@@ -54,7 +58,9 @@ struct APIError: HTTPResponseError {
             case .insufficientStorage:
                 return storageFull(internalDetail: error.description)
             default:
-                return APIError(status: status, code: error.code, reason: error.reason)
+                var answer = APIError(status: status, code: error.code, reason: error.reason)
+                answer.retryAfter = error.retryAfter
+                return answer
             }
         // The relay's own files (a deposit being written, say): its failure, not the request's.
         case let error as FormatError where error.code == .noSpace:

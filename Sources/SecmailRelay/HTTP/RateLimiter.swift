@@ -35,15 +35,17 @@ public final class RateLimiter: @unchecked Sendable {
     /// Buckets held (tests).
     var keyCount: Int { lock.withLock { buckets.count } }
 
-    /// Takes one token for `key`, or throws `rateLimited` (with `refusal` as its reason, when given).
+    /// Takes one token for `key`, or throws `rateLimited` (with `refusal` as its reason, when
+    /// given) saying in `retryAfter` how many whole seconds until the bucket holds one again.
     func take(_ key: String, what: String, refusal: String? = nil) throws {
         let now = clock()
-        let allowed: Bool = lock.withLock {
+        let tokensLeft: Double? = lock.withLock {
             var bucket = buckets[key] ?? Bucket(tokens: limit.burst, updated: now)
             bucket.tokens = min(limit.burst, bucket.tokens + (now - bucket.updated) * limit.perSecond)
             bucket.updated = now
             let allowed = bucket.tokens >= 1
             if allowed { bucket.tokens -= 1 }
+            let left = allowed ? nil : bucket.tokens
             buckets[key] = bucket
             // A bucket that has refilled to full carries no information: once the table is large,
             // drop those (at most once a second, so a flood of keys does not make every request
@@ -53,11 +55,12 @@ public final class RateLimiter: @unchecked Sendable {
                 let limit = limit
                 buckets = buckets.filter { min(limit.burst, $0.value.tokens + (now - $0.value.updated) * limit.perSecond) < limit.burst }
             }
-            return allowed
+            return left
         }
-        guard allowed else {
-            if let refusal { throw RelayError(.rateLimited, refusal) }
-            throw RelayError(.rateLimited, "too many requests from \(what); at most \(Int(limit.perSecond)) a second (bursts of \(Int(limit.burst))), try again shortly")
+        if let tokensLeft {
+            let retryAfter = max(1, Int(((1 - tokensLeft) / limit.perSecond).rounded(.up)))
+            throw RelayError(.rateLimited, refusal ?? "too many requests from \(what); at most \(Int(limit.perSecond)) a second (bursts of \(Int(limit.burst))), try again shortly",
+                             retryAfter: retryAfter)
         }
     }
 }

@@ -74,10 +74,22 @@ public final class RelayHTTPConnection {
 
     /// Sends `request` and returns the relay's answer (any status). Transport failures throw
     /// `RelayTransportError`, `TLSError` or the channel's own error, for `ClientError.transport`.
+    /// `saveBodyTo` is there afterwards only when the answer is a `200`: what this attempt
+    /// created is removed otherwise, so that the request may go again (after a `429`, or on a
+    /// new connection).
     public func send(_ request: RelayRequest) async throws -> RelayResponse {
         let upload = try UploadSource(request.body)
-        let download = try request.saveBodyTo.map { url in
-            BackgroundWriter(file: try PositionalFile(creatingAtPath: url.path, permissions: 0o600, scratch: request.savedBodyIsScratch))
+        let download: BackgroundWriter?
+        do {
+            download = try request.saveBodyTo.map { url in
+                BackgroundWriter(file: try PositionalFile(creatingAtPath: url.path, permissions: 0o600, scratch: request.savedBodyIsScratch))
+            }
+        } catch {
+            throw RelayTransportError.cannotSave(error)
+        }
+        var downloadSaved = false
+        defer {
+            if download != nil, !downloadSaved, let url = request.saveBodyTo { try? FileManager.default.removeItem(at: url) }
         }
         let loop = channel.eventLoop
         let answer = try await loop.submit { [reader] in
@@ -112,6 +124,7 @@ public final class RelayHTTPConnection {
             } catch {
                 throw RelayTransportError.cannotSave(error)
             }
+            downloadSaved = true
         }
         return response
     }

@@ -73,6 +73,9 @@ public struct RelayResponse: Sendable {
     public var relayDNSNames: [String] = []
     /// The relay's clock when it answered (its `Date` header), in seconds since 1970.
     public var date: Int64?
+    /// For a `429`: the seconds the relay asked to wait before the same request (`Retry-After`,
+    /// in seconds; nil when it gave none, or a date).
+    public var retryAfter: Int?
     /// Whether this answers the request sent a second time, after the connection of the first
     /// broke (`RelayRequest.relayCarriesOutOnce`): the relay may have carried out the first.
     public var answersARepeat = false

@@ -23,6 +23,7 @@ final class ResponseReader: ChannelInboundHandler, @unchecked Sendable {
         var status = 0
         var announcedLength: UInt64 = 0
         var date: Int64?
+        var retryAfter: Int?
         var received: UInt64 = 0
         var body: [UInt8] = []
         /// Downloaded bytes not yet handed to `download`: TLS records (16 KiB) are gathered into
@@ -80,6 +81,7 @@ final class ResponseReader: ChannelInboundHandler, @unchecked Sendable {
             current.hasHead = true
             current.announcedLength = head.headers.first(name: "Content-Length").flatMap { UInt64($0) } ?? 0
             current.date = head.headers.first(name: "Date").flatMap(HTTPDate.seconds)
+            current.retryAfter = head.headers.first(name: "Retry-After").flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
             if current.status == 200, current.download != nil, let limit = current.downloadLimit, current.announcedLength > limit {
                 fail(RelayTransportError.downloadTooLarge(announced: current.announcedLength, limit: limit), context: context)
             }
@@ -112,7 +114,7 @@ final class ResponseReader: ChannelInboundHandler, @unchecked Sendable {
                 context.close(promise: nil)
             }
             current.promise.succeed(RelayResponse(status: current.status, body: current.body, relayKeyPin: tlsHandler.peerPublicKeyPin,
-                                                         relayDNSNames: tlsHandler.peerDNSNames, date: current.date))
+                                                         relayDNSNames: tlsHandler.peerDNSNames, date: current.date, retryAfter: current.retryAfter))
         }
     }
 
