@@ -10,8 +10,9 @@ struct SecmailCommand: AsyncParsableCommand {
         commandName: "secmail",
         abstract: "End-to-end encrypted, signed mail.",
         discussion: """
-            Identities live in $SECMAIL_HOME (default ~/.secmail). Private keys come from the key \
-            agent when `secmail unlock` gave it them; otherwise the passphrase comes from \
+            Identities live in $SECMAIL_HOME (default ~/.secmail), a folder only you may enter \
+            (700). Private keys come from the key agent when `secmail unlock` gave it them; \
+            otherwise the passphrase comes from \
             --passphrase-file, else $SECMAIL_PASSPHRASE, else a prompt on the terminal (three \
             tries; Ctrl-C stops at once).
 
