@@ -259,8 +259,12 @@ struct ComposeOptions: ParsableArguments {
     private func givenText() throws -> String {
         if let message { return message }
         guard isatty(STDIN_FILENO) == 0 else { return "" }
-        let bytes = FileHandle.standardInput.readDataToEndOfFile()
-        guard bytes.count <= 16 << 20 else { throw CLIFailure(.failure, "the message text on standard input is over 16 MiB") }
+        // At most one byte past the limit is read: a larger input is refused without being held.
+        let limit = MessageContent.maximumTextLength
+        let bytes = try FileHandle.standardInput.read(upToCount: limit + 1) ?? Data()
+        guard bytes.count <= limit else {
+            throw CLIFailure(.failure, "the message text on standard input is over \(limit >> 20) MiB; attach it as a file instead")
+        }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw CLIFailure(.failure, "the message text on standard input is not UTF-8")
         }

@@ -624,5 +624,13 @@ import Testing
             #expect(refused.status == 1 && refused.stderr.contains("nothing to send: give the text with -m TEXT"), "\(extra): \(refused.stderr)")
             #expect(!FileManager.default.fileExists(atPath: nothing.path))
         }
+        // Text over the format's 16 MiB is refused as it is read (a byte past the limit is read,
+        // no more), and nothing is made.
+        let long = folder.appendingPathComponent("long.smsg")
+        let tooLong = try runProcess(SecmailBinary.url, ["seal", "--to", Users.bundle("bob").path, "-o", long.path],
+                                     environment: ["SECMAIL_HOME": Users.alice.home.path, "SECMAIL_PASSPHRASE": Users.alice.passphrase],
+                                     input: Data(repeating: UInt8(ascii: "a"), count: MessageContent.maximumTextLength + 1))
+        #expect(tooLong.status == 1 && tooLong.stderr.contains("over 16 MiB; attach it as a file instead"), "\(tooLong.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: long.path))
     }
 }

@@ -112,7 +112,7 @@ public enum MediaType {
 /// u32 text length, UTF-8 text, u16 attachment count, then per attachment a header
 /// (u16-prefixed name, u8-prefixed media type, u8 encoding, u64 length) and its bytes.
 public enum MessageContent {
-    static let maximumTextLength = 16 << 20
+    public static let maximumTextLength = 16 << 20
     public static let maximumAttachments = 1000
     static let maximumNameLength = 255
     static let maximumMediaTypeLength = 127
