@@ -442,6 +442,26 @@ static inline int secmail_x509_spki_sha256(X509 *cert, unsigned char *out) {
     return ok;
 }
 
+/// The certificate's validity, notBefore and notAfter, in seconds since 1970; 0 when either
+/// time cannot be read.
+static inline int secmail_x509_validity(X509 *cert, int64_t *not_before, int64_t *not_after) {
+    ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
+    if (epoch == NULL) return 0;
+    int days = 0, seconds = 0, ok = 1;
+    if (ASN1_TIME_diff(&days, &seconds, epoch, X509_get0_notBefore(cert)) == 1) {
+        *not_before = (int64_t)days * 86400 + seconds;
+    } else {
+        ok = 0;
+    }
+    if (ok && ASN1_TIME_diff(&days, &seconds, epoch, X509_get0_notAfter(cert)) == 1) {
+        *not_after = (int64_t)days * 86400 + seconds;
+    } else {
+        ok = 0;
+    }
+    ASN1_TIME_free(epoch);
+    return ok;
+}
+
 /// The `index`-th DNS name (from 0) among the certificate's subject alternative names,
 /// NUL-terminated in `buffer`; 0 when there is no such name (or it does not fit).
 static inline int secmail_x509_dns_name(X509 *cert, int index, char *buffer, size_t length) {

@@ -159,6 +159,7 @@ public struct PreparedRelay: Sendable {
         try services.directory.backfillRegistrationIndexes()
         var logger = Logger(label: "secmail-relay")
         logger.logLevel = quiet ? .critical : logLevel
+        if let warning = certificate.validityWarning() { logger.warning("\(warning)") }
         let hangups = reloadsOnHangup ? Self.reloadOnHangup(certificate, logger: logger) : nil
         defer { hangups?.cancel() }
         let app = buildRelayApplication(services: services, certificate: certificate, host: configuration.host, port: configuration.port,
@@ -190,7 +191,8 @@ public struct PreparedRelay: Sendable {
         source.setEventHandler {
             do {
                 try certificate.reload()
-                logger.notice("SIGHUP: new connections get the certificate now in \(certificate.chainFile.path)")
+                logger.notice("SIGHUP: new connections get the certificate now in \(certificate.chainFile.path), valid until \(ServingCertificate.time(certificate.notAfter))")
+                if let warning = certificate.validityWarning() { logger.warning("\(warning)") }
             } catch {
                 logger.error("SIGHUP: kept the certificate in use: \(error)")
             }

@@ -47,6 +47,38 @@ import Testing
         return certificate.text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// The end of a certificate's validity as openssl reads it, in the relay's ISO 8601 form.
+    func notAfter(_ certificate: URL) async throws -> String {
+        let dates = try await run("openssl", ["x509", "-in", certificate.path, "-noout", "-enddate", "-dateopt", "iso_8601"])
+        return dates.text.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "notAfter=", with: "")
+            .replacingOccurrences(of: " ", with: "T")
+    }
+
+    /// A certificate that has expired (made by openssl with its clock in 2020, under faketime)
+    /// is served, since pinned clients do not look at its dates, but the relay says at start that
+    /// it expired and what that means; openssl s_client, checking it against itself as a CA,
+    /// refuses it as expired.
+    @Test func anExpiredCertificateIsSaidAtStart() async throws {
+        let folder = try temporaryDirectory("certificate-expired")
+        let certificate = folder.appendingPathComponent("throwaway-expired.pem"), key = folder.appendingPathComponent("throwaway-expired.key")
+        let made = try await run("faketime", ["2020-01-01 00:00:00", "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                                              "-nodes", "-keyout", key.path, "-out", certificate.path, "-days", "30", "-subj", "/CN=localhost",
+                                              "-addext", "subjectAltName=DNS:localhost"])
+        #expect(made.status == 0, "\(made.stderr)")
+        let relay = try await RelayCommandTests().startRelay(data: folder.appendingPathComponent("relay", isDirectory: true),
+                                                             options: ["--cert", certificate.path, "--key", key.path])
+        defer { relay.process.terminate() }
+        #expect(try await notAfter(certificate) == "2020-01-31T00:00:00Z")
+        #expect(relay.output.text.contains("  certificate:    expired on 2020-01-31T00:00:00Z\n"), "\(relay.output.text)")
+        #expect(relay.output.text.contains("warning") && relay.output.text.contains(
+            "the certificate in \(certificate.path) expired on 2020-01-31T00:00:00Z: clients that check it against a CA (--ca) refuse this relay"),
+                "\(relay.output.text)")
+        let handshake = try await run("openssl", ["s_client", "-connect", "127.0.0.1:\(relay.port)", "-servername", "localhost",
+                                                  "-CAfile", certificate.path, "-verify_return_error"], input: Data())
+        #expect((handshake.text + handshake.stderr).contains("certificate has expired"), "\(handshake.text) \(handshake.stderr)")
+        #expect(await RelayCommandTests().stop(relay.process) == 0)
+    }
+
     @Test func aHangupServesTheRenewedCertificateKeepsOpenConnectionsAndRefusesAnotherKey() async throws {
         let folder = try temporaryDirectory("certificate-reload")
         let certificates = try await Certificates(in: folder)
@@ -59,6 +91,10 @@ import Testing
                                                                        "--idle-timeout-before-sign-in", "600", "--idle-timeout", "600"])
         defer { relay.process.terminate() }
         #expect(try await servedSerial(port: relay.port) == "serial=01")
+        // Valid for two days: the start says until when (as openssl reads it) and that it needs renewing.
+        let firstEnd = try await notAfter(certificates.certificate(1))
+        #expect(relay.output.text.contains("  certificate:    valid until \(firstEnd)\n"), "\(relay.output.text)")
+        #expect(relay.output.text.contains("warning") && relay.output.text.contains("\(live.path) expires on \(firstEnd), "), "\(relay.output.text)")
 
         // A connection opened before the renewal, kept alive across it.
         let tls = try TLSContext(configuration: .client(trust: .certificateAuthorities(file: certificates.ca.path)))
@@ -86,7 +122,7 @@ import Testing
         }
         #expect(serial == "serial=02", "\(relay.output.text)")
         #expect(try await keptConnectionHealth() == 200)
-        #expect(relay.output.text.contains("SIGHUP: new connections get the certificate now in \(live.path)"))
+        #expect(relay.output.text.contains("SIGHUP: new connections get the certificate now in \(live.path), valid until \(try await notAfter(certificates.certificate(2)))"))
 
         // A certificate whose key is not the key file's, then another key with its certificate:
         // both refused, the renewed certificate stays, the relay serves on.

@@ -7,23 +7,56 @@ import SecmailTLS
 /// (`publicKeyPin`), so a renewal must keep the key; one that does not is refused and the
 /// certificate in use stays.
 public final class ServingCertificate: @unchecked Sendable {
-    // @unchecked: `context` is only read and replaced while holding `lock`.
+    // @unchecked: `context` and `currentValidity` are only read and replaced while holding `lock`.
     private let lock = NSLock()
     private var context: TLSContext
+    private var currentValidity: (notBefore: Int64, notAfter: Int64)
     public let chainFile: URL
     public let keyFile: URL
     /// SHA-256 of the certificate's public key, as clients pin it.
     public let publicKeyPin: [UInt8]
+
+    /// How long before its end a certificate is said to need renewing.
+    public static let renewalNotice: Int64 = 30 * 86_400
 
     public init(chainFile: URL, keyFile: URL) throws {
         self.chainFile = chainFile
         self.keyFile = keyFile
         context = try TLSContext(configuration: .server(certificateChainFile: chainFile.path, privateKeyFile: keyFile.path))
         publicKeyPin = try DevelopmentCertificates.publicKeyPin(certificateFile: chainFile)
+        currentValidity = try DevelopmentCertificates.validity(certificateFile: chainFile)
     }
 
     /// The context for a connection opening now.
     var current: TLSContext { lock.withLock { context } }
+
+    /// When the certificate served now stops being valid, in seconds since 1970.
+    public var notAfter: Int64 { lock.withLock { currentValidity.notAfter } }
+
+    /// What the operator must hear about the certificate served now, at `now` (seconds since
+    /// 1970): that it has expired, is not valid yet, or expires within `renewalNotice`; nil when
+    /// none of these holds. Clients that trust the relay through a CA (`--ca`) check these dates
+    /// and refuse an expired certificate; clients that pinned its key do not look at them.
+    public func validityWarning(at now: Int64 = Int64(Date().timeIntervalSince1970)) -> String? {
+        let validity = lock.withLock { currentValidity }
+        let renew = "renew it with the same key (e.g. certbot --reuse-key) and send the relay SIGHUP"
+        if now >= validity.notAfter {
+            return "the certificate in \(chainFile.path) expired on \(Self.time(validity.notAfter)): clients that check it against a CA (--ca) refuse this relay, those that pinned its key still connect; \(renew)"
+        }
+        if now < validity.notBefore {
+            return "the certificate in \(chainFile.path) is valid only from \(Self.time(validity.notBefore)) (is this machine's clock right?): clients that check it against a CA (--ca) refuse this relay until then"
+        }
+        if validity.notAfter - now < Self.renewalNotice {
+            let days = (validity.notAfter - now) / 86_400
+            return "the certificate in \(chainFile.path) expires on \(Self.time(validity.notAfter)), \(days == 0 ? "within a day" : "in \(days) day\(days == 1 ? "" : "s")"); \(renew)"
+        }
+        return nil
+    }
+
+    /// `seconds` since 1970 in ISO 8601, UTC.
+    public static func time(_ seconds: Int64) -> String {
+        ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
+    }
 
     /// Reads the chain and key files again and serves them to new connections, when they load,
     /// match each other and carry the pinned public key; otherwise throws and changes nothing.
@@ -36,6 +69,10 @@ public final class ServingCertificate: @unchecked Sendable {
                 (renew with the same key, e.g. certbot --reuse-key, or restart the relay to change keys on purpose)
                 """)
         }
-        lock.withLock { context = renewed }
+        let validity = try DevelopmentCertificates.validity(certificateFile: chainFile)
+        lock.withLock {
+            context = renewed
+            currentValidity = validity
+        }
     }
 }

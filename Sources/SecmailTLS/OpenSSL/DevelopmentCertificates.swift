@@ -61,6 +61,18 @@ public enum DevelopmentCertificates {
         }
     }
 
+    /// When the first certificate in a PEM file becomes valid and stops being valid, in seconds
+    /// since 1970.
+    public static func validity(certificateFile: URL) throws -> (notBefore: Int64, notAfter: Int64) {
+        try withFirstCertificate(in: certificateFile) { cert in
+            var notBefore: Int64 = 0, notAfter: Int64 = 0
+            guard secmail_x509_validity(cert, &notBefore, &notAfter) == 1 else {
+                throw OpenSSLErrors.error(.invalidConfiguration, "could not read the validity of the certificate in \(certificateFile.path)")
+            }
+            return (notBefore, notAfter)
+        }
+    }
+
     /// The DNS names the first certificate in a PEM file is issued for (subject alternative names).
     public static func dnsNames(certificateFile: URL) throws -> [String] {
         try withFirstCertificate(in: certificateFile) { dnsNames(of: $0) }

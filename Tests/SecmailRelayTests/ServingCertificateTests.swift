@@ -1,0 +1,38 @@
+import Foundation
+import SecmailRelay
+import SecmailRelayTestSupport
+import SecmailTLS
+import SecmailTestSupport
+import Testing
+
+/// What the relay tells its operator about the dates of the certificate it serves.
+@Suite struct ServingCertificateTests {
+    func certificate(_ chain: String, _ key: String) throws -> ServingCertificate {
+        try ServingCertificate(chainFile: RunningRelay.certs.appendingPathComponent(chain), keyFile: RunningRelay.certs.appendingPathComponent(key))
+    }
+
+    /// The end of validity is the one openssl reads; a warning comes from 30 days before it
+    /// ("in 10 days", "within a day"), another once it has passed, and one before the start.
+    @Test func warnsBeforeAndAfterTheCertificatesValidity() async throws {
+        let serving = try certificate("relay.pem", "throwaway-relay.key.pem")
+        let dates = try await run("openssl", ["x509", "-in", serving.chainFile.path, "-noout", "-startdate", "-enddate", "-dateopt", "iso_8601"])
+        let lines = dates.text.split(separator: "\n").map { $0.split(separator: "=", maxSplits: 1).last.map { $0.replacingOccurrences(of: " ", with: "T") } ?? "" }
+        #expect(lines.count == 2 && lines[1] == ServingCertificate.time(serving.notAfter), "\(dates.text)")
+        let end = serving.notAfter, day: Int64 = 86_400
+        let start = try DevelopmentCertificates.validity(certificateFile: serving.chainFile).notBefore
+        #expect(ServingCertificate.time(start) == lines.first)
+
+        #expect(serving.validityWarning(at: end - 31 * day) == nil)
+        #expect(serving.validityWarning(at: end - 10 * day - 60)?.hasSuffix("expires on \(lines[1]), in 10 days; renew it with the same key (e.g. certbot --reuse-key) and send the relay SIGHUP") == true)
+        #expect(serving.validityWarning(at: end - 3600)?.contains("expires on \(lines[1]), within a day;") == true)
+        #expect(serving.validityWarning(at: end)?.contains("expired on \(lines[1]): clients that check it against a CA (--ca) refuse this relay, those that pinned its key still connect") == true)
+        #expect(serving.validityWarning(at: start - 1)?.contains("is valid only from \(ServingCertificate.time(start)) (is this machine's clock right?)") == true)
+    }
+
+    /// certs/expired.pem (a throw-away certificate whose time has passed) is said to be expired now.
+    @Test func anExpiredCertificateIsSaidToBeExpired() throws {
+        let expired = try certificate("expired.pem", "throwaway-expired.key.pem")
+        #expect(expired.notAfter < Int64(Date().timeIntervalSince1970))
+        #expect(expired.validityWarning()?.contains("\(expired.chainFile.path) expired on \(ServingCertificate.time(expired.notAfter))") == true)
+    }
+}
