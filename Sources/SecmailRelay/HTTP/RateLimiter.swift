@@ -39,6 +39,7 @@ public final class RateLimiter: @unchecked Sendable {
     /// given) saying in `retryAfter` how many whole seconds until the bucket holds one again.
     func take(_ key: String, what: String, refusal: String? = nil) throws {
         let now = clock()
+        // nil when a token was taken; otherwise the part of one the bucket holds.
         let tokensLeft: Double? = lock.withLock {
             var bucket = buckets[key] ?? Bucket(tokens: limit.burst, updated: now)
             bucket.tokens = min(limit.burst, bucket.tokens + (now - bucket.updated) * limit.perSecond)
