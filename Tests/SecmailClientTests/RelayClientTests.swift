@@ -53,10 +53,10 @@ import Testing
 
     /// A download to a file that the relay refuses (`429`, its request rate, with its
     /// Retry-After) leaves no file, so the same request to the same path may go again: before,
-    /// the refused attempt's empty file made the next one fail with "File exists". (One request
-    /// per connection: the test's pace on a loaded machine must not meet the idle timeout.)
+    /// the refused attempt's empty file made the next one fail with "File exists". (The relay
+    /// keeps the tests' patient deadlines: under the whole suite its handshakes take seconds.)
     @Test func aRefusedDownloadLeavesNoFileAndMayGoAgain() async throws {
-        let relay = try await RunningRelay(limits: RelayLimits(perAddress: .init(perSecond: 0.001, burst: 1)))
+        let relay = try await RunningRelay(limits: RelayLimits(perAddress: .init(perSecond: 0.001, burst: 1), deadlines: RunningRelay.patientDeadlines))
         defer { Task { await relay.stop() } }
         let folder = try makeTemporaryDirectory("refused-download")
         func download(to name: String) async throws -> RelayResponse {
