@@ -191,7 +191,7 @@ public struct PreparedRelay: Sendable {
         source.setEventHandler {
             do {
                 try certificate.reload()
-                logger.notice("SIGHUP: new connections get the certificate now in \(certificate.chainFile.path), valid until \(ServingCertificate.time(certificate.notAfter))")
+                logger.notice("SIGHUP: new connections get the certificate now in \(certificate.chainFile.path), \(certificate.validitySummary())")
                 if let warning = certificate.validityWarning() { logger.warning("\(warning)") }
             } catch {
                 logger.error("SIGHUP: kept the certificate in use: \(error)")

@@ -1,6 +1,7 @@
 import Foundation
 import SecmailAPI
 import SecmailClient
+import SecmailFormat
 import SecmailTLS
 import SecmailTestSupport
 import Testing
@@ -47,11 +48,17 @@ import Testing
         return certificate.text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// The end of a certificate's validity as openssl reads it, in the relay's ISO 8601 form.
-    func notAfter(_ certificate: URL) async throws -> String {
+    /// The end of a certificate's validity as openssl reads it (in UTC), in seconds since 1970.
+    func notAfterSeconds(_ certificate: URL) async throws -> Int64 {
         let dates = try await run("openssl", ["x509", "-in", certificate.path, "-noout", "-enddate", "-dateopt", "iso_8601"])
-        return dates.text.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "notAfter=", with: "")
+        let text = dates.text.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "notAfter=", with: "")
             .replacingOccurrences(of: " ", with: "T")
+        return Int64(try #require(ISO8601DateFormatter().date(from: text), "\(dates.text)").timeIntervalSince1970)
+    }
+
+    /// The same, as the relay shows times to people (HumanTime, in the local zone the relay inherits).
+    func notAfter(_ certificate: URL) async throws -> String {
+        HumanTime.describe(try await notAfterSeconds(certificate))
     }
 
     /// A certificate that has expired (made by openssl with its clock in 2020, under faketime)
@@ -61,7 +68,7 @@ import Testing
     @Test func anExpiredCertificateIsSaidAtStart() async throws {
         let folder = try temporaryDirectory("certificate-expired")
         let certificate = folder.appendingPathComponent("throwaway-expired.pem"), key = folder.appendingPathComponent("throwaway-expired.key")
-        let made = try await run("faketime", ["2020-01-01 00:00:00", "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        let made = try await run("env", ["TZ=UTC", "faketime", "2020-01-01 00:00:00", "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
                                               "-nodes", "-keyout", key.path, "-out", certificate.path, "-days", "30", "-subj", "/CN=localhost",
                                               "-addext", "subjectAltName=DNS:localhost"])
         #expect(made.status == 0, "\(made.stderr)")
@@ -69,8 +76,9 @@ import Testing
                                                              options: ["--cert", certificate.path, "--key", key.path])
         defer { relay.process.terminate() }
         // faketime's clock runs on from its start: the end is 30 days after the moment openssl ran.
-        let end = try await notAfter(certificate)
-        #expect(end.hasPrefix("2020-01-31T00:00:"), "\(end)")
+        let endSeconds = try await notAfterSeconds(certificate), end = HumanTime.describe(endSeconds)
+        // 2020-01-31T00:00:00Z, give or take the seconds faketime's clock ran.
+        #expect((1_580_428_800..<1_580_428_860).contains(endSeconds), "\(end)")
         #expect(relay.output.text.contains("  certificate:    expired on \(end)\n"), "\(relay.output.text)")
         #expect(relay.output.text.contains("warning") && relay.output.text.contains(
             "the certificate in \(certificate.path) expired on \(end): clients that check it against a CA (--ca) refuse this relay"),

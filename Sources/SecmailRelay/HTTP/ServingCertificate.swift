@@ -1,4 +1,5 @@
 import Foundation
+import SecmailFormat
 import SecmailTLS
 
 /// The TLS certificate the relay serves, read from its chain and key files and read again on
@@ -33,6 +34,12 @@ public final class ServingCertificate: @unchecked Sendable {
     /// When the certificate served now stops being valid, in seconds since 1970.
     public var notAfter: Int64 { lock.withLock { currentValidity.notAfter } }
 
+    /// "valid until TIME", or "expired on TIME" once that has passed (at `now`, seconds since 1970).
+    public func validitySummary(at now: Int64 = Int64(Date().timeIntervalSince1970)) -> String {
+        let end = notAfter
+        return "\(now < end ? "valid until" : "expired on") \(HumanTime.describe(end))"
+    }
+
     /// What the operator must hear about the certificate served now, at `now` (seconds since
     /// 1970): that it has expired, is not valid yet, or expires within `renewalNotice`; nil when
     /// none of these holds. Clients that trust the relay through a CA (`--ca`) check these dates
@@ -41,21 +48,16 @@ public final class ServingCertificate: @unchecked Sendable {
         let validity = lock.withLock { currentValidity }
         let renew = "renew it with the same key (e.g. certbot --reuse-key) and send the relay SIGHUP"
         if now >= validity.notAfter {
-            return "the certificate in \(chainFile.path) expired on \(Self.time(validity.notAfter)): clients that check it against a CA (--ca) refuse this relay, those that pinned its key still connect; \(renew)"
+            return "the certificate in \(chainFile.path) expired on \(HumanTime.describe(validity.notAfter)): clients that check it against a CA (--ca) refuse this relay, those that pinned its key still connect; \(renew)"
         }
         if now < validity.notBefore {
-            return "the certificate in \(chainFile.path) is valid only from \(Self.time(validity.notBefore)) (is this machine's clock right?): clients that check it against a CA (--ca) refuse this relay until then"
+            return "the certificate in \(chainFile.path) is valid only from \(HumanTime.describe(validity.notBefore)) (is this machine's clock right?): clients that check it against a CA (--ca) refuse this relay until then"
         }
         if validity.notAfter - now < Self.renewalNotice {
             let days = (validity.notAfter - now) / 86_400
-            return "the certificate in \(chainFile.path) expires on \(Self.time(validity.notAfter)), \(days == 0 ? "within a day" : "in \(days) day\(days == 1 ? "" : "s")"); \(renew)"
+            return "the certificate in \(chainFile.path) expires on \(HumanTime.describe(validity.notAfter)), \(days == 0 ? "within a day" : "in \(days) day\(days == 1 ? "" : "s")"); \(renew)"
         }
         return nil
-    }
-
-    /// `seconds` since 1970 in ISO 8601, UTC.
-    public static func time(_ seconds: Int64) -> String {
-        ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
     }
 
     /// Reads the chain and key files again and serves them to new connections, when they load,

@@ -215,8 +215,7 @@ struct RelayServeCommand: AsyncParsableCommand {
             }
             let pin = "sha256/" + hexEncoded(relay.publicKeyPin)
             lines.append("  TLS key pin:    \(pin)")
-            let notAfter = relay.certificate.notAfter
-            lines.append("  certificate:    \(notAfter > Int64(Date().timeIntervalSince1970) ? "valid until" : "expired on") \(ServingCertificate.time(notAfter))")
+            lines.append("  certificate:    \(relay.certificate.validitySummary())")
             lines.append("  log origin:     \(relay.origin)")
             lines.append("  log key:        \(relay.logVerifierKey)")
             lines.append("  invites:        \(requireInvite ? "required (secmail relay invite --data \(dataOptions.data))" : "not required")")
