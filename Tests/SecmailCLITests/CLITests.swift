@@ -1,4 +1,6 @@
 import Foundation
+import SecmailClient
+import SecmailCrypto
 import SecmailFormat
 import SecmailTestSupport
 import Testing
@@ -199,6 +201,43 @@ import Testing
         #expect(opened.status == 0 && opened.stdout.contains("Hello from alice"), "\(opened.stderr)")
         #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("a").path)
                 && !FileManager.default.fileExists(atPath: directory.appendingPathComponent("b").path))
+    }
+
+    /// A pinned key that is not the one the envelope names: `open` (offline) says what helps.
+    /// Signed with a newer key, the sender may have rotated: `lookup` follows a signed rotation.
+    /// Signed with the key the pinned one replaced: only the relay's log says whether it was
+    /// still current then (`read` checks), so `open` needs that key's file.
+    @Test func openSaysWhatToDoWhenTheSenderRotated() async throws {
+        let directory = try temporaryDirectory("open-rotated")
+        let aliceHome = directory.appendingPathComponent("alice-home", isDirectory: true)
+        try FileManager.default.copyItem(at: Users.alice.home, to: aliceHome)
+        let keystore = Keystore(home: SecmailHome(url: aliceHome))
+        let passphrase = try Passphrase(Users.alice.passphrase)
+        try keystore.commitRotation(try keystore.prepareRotation(from: try keystore.unlockSender(passphrase: passphrase), passphrase: passphrase))
+        let rotatedAlice = CLIUser(name: "alice", home: aliceHome, passphrase: Users.alice.passphrase)
+        let file = { (name: String) in directory.appendingPathComponent(name) }
+        await #expect(try rotatedAlice.run(["export", "-o", file("alice-v2.id").path]).status == 0)
+        await #expect(try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "-m", "from version 1", "-o", file("v1.smsg").path]).status == 0)
+        await #expect(try rotatedAlice.run(["seal", "--to", Users.bundle("bob").path, "-m", "from version 2", "-o", file("v2.smsg").path]).status == 0)
+
+        let bobHome = directory.appendingPathComponent("bob-home", isDirectory: true)
+        try FileManager.default.copyItem(at: Users.bob.home, to: bobHome)
+        let contacts = bobHome.appendingPathComponent("contacts", isDirectory: true)
+        try? FileManager.default.removeItem(at: contacts)
+        try FileManager.default.createDirectory(at: contacts, withIntermediateDirectories: true)
+        let bob = CLIUser(name: "bob", home: bobHome, passphrase: Users.bob.passphrase)
+
+        try Data(contentsOf: Users.bundle("alice")).write(to: contacts.appendingPathComponent("alice.id"))
+        let newer = try await bob.run(["open", file("v2.smsg").path, "--out", file("a").path])
+        #expect(newer.status == 1 && newer.stderr.contains("if alice has rotated keys since, `secmail lookup alice` follows the signed rotation"),
+                "\(newer.stderr)")
+        try Data(contentsOf: file("alice-v2.id")).write(to: contacts.appendingPathComponent("alice.id"))
+        let older = try await bob.run(["open", file("v1.smsg").path, "--out", file("b").path])
+        #expect(older.status == 1 && older.stderr.contains("other than the pinned one (key version 2")
+                && older.stderr.contains("the one it replaced. To open it anyway, give the identity file of that key with --from"), "\(older.stderr)")
+        let opened = try await bob.run(["open", file("v2.smsg").path, "--out", file("c").path])
+        #expect(opened.status == 0 && opened.stdout.contains("from version 2"), "\(opened.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: file("a").path) && !FileManager.default.fileExists(atPath: file("b").path))
     }
 
     @Test func openingAgainAddsNoCopiesAndNeverOverwrites() async throws {

@@ -66,6 +66,12 @@ struct OpenCommand: AsyncParsableCommand {
         guard let pinned else {
             throw CLIFailure(.failure, "\(header.senderName) is not among your pinned contacts: give their identity file with --from, or pin their key first (secmail lookup \(header.senderName))")
         }
-        throw CLIFailure(.failure, "the envelope is signed with a key of \(header.senderName) (\(header.senderFingerprint.grouped)) other than the pinned one (key version \(pinned.keyVersion), \(pinned.fingerprint.grouped)): give the identity file it was signed with, with --from")
+        let signedWith = "the envelope is signed with a key of \(header.senderName) (\(header.senderFingerprint.grouped)) other than the pinned one (key version \(pinned.keyVersion), \(pinned.fingerprint.grouped))"
+        if pinned.continuity?.previousFingerprint == header.senderFingerprint {
+            // A retired key: only the relay's log says when it was replaced, after which it signs
+            // nothing (`read` checks that); offline, the user must vouch for the file.
+            throw CLIFailure(.failure, "\(signedWith): the one it replaced. To open it anyway, give the identity file of that key with --from")
+        }
+        throw CLIFailure(.failure, "\(signedWith): if \(header.senderName) has rotated keys since, `secmail lookup \(header.senderName)` follows the signed rotation; otherwise give the identity file it was signed with, with --from")
     }
 }
