@@ -29,7 +29,12 @@ public struct ImagePipeline: Sendable {
     }
 
     /// The optimised PNG of a PNG or JPEG file; its pixels are verified identical to the input's.
+    /// An animated PNG is refused: a PNG of its pixels would be its first frame alone.
     public func optimizedPNG(_ bytes: [UInt8]) throws -> (format: ImageFormat, image: RGBAImage, png: OptimizedPNG) {
+        if let frames = PNGChunkReader.animationFrames(of: bytes) {
+            throw ImageError(.unsupported, "it is an animated PNG (\(frames) frames), and an optimised PNG would keep only the first; "
+                             + "`secmail send` sends it with every frame, metadata removed")
+        }
         let (format, image) = try decode(bytes)
         let png = try PNGOptimizer(effort: effort).optimize(image, original: format == .png ? bytes : nil)
         return (format, image, png)
@@ -73,8 +78,12 @@ public struct ImagePipeline: Sendable {
     /// `allowJXLRendering` (every recipient reads the rendering box). Every form is checked before
     /// it may win: the JPEG decodes to the same pixels, the JPEG XL gives back the JPEG, or the
     /// pixels and rendering information, exactly.
+    /// An animated PNG travels as it is, but for its metadata (see `animatedWireForm`).
     public func wireForm(of bytes: [UInt8], alwaysPNG: Bool = false, allowJXL: Bool = false,
                          allowJXLRendering: Bool = false) throws -> WireImage {
+        if let frames = PNGChunkReader.animationFrames(of: bytes) {
+            return try animatedWireForm(bytes, frames: frames)
+        }
         if ImageFormat.detect(bytes) == .jpeg, !alwaysPNG {
             return try wireForm(ofJPEG: bytes, allowJXL: allowJXL, allowJXLRendering: allowJXLRendering)
         }
@@ -103,6 +112,21 @@ public struct ImagePipeline: Sendable {
         }
         return WireImage(png: png.bytes, pngIsFast: effort > .fast && !searched, jpeg: jpeg, jxl: jxl, jxlMethod: coding.description,
                          jxlNotMade: skipped, sendPNGOnly: false, originalSize: bytes.count, image: image)
+    }
+
+    /// An animated PNG: every optimised form would hold its first frame alone (the one libpng
+    /// and non-APNG readers show), so the file travels with its frames as they are and every
+    /// other ancillary chunk (text, time, EXIF…) removed; the first frame's pixels are checked.
+    private func animatedWireForm(_ bytes: [UInt8], frames: Int) throws -> WireImage {
+        guard let stripped = PNGChunkReader.stripped(bytes, keepingAnimation: true) else {
+            throw ImageError(.corrupt, "its chunks cannot be followed")
+        }
+        let image = try decode(bytes).image
+        guard try decode(stripped).image.hasSamePixels(as: image) else {
+            throw ImageError(.pixelMismatch, "without its metadata, its first frame has other pixels")
+        }
+        return WireImage(png: stripped, jpeg: nil, jxl: nil, jxlMethod: nil, sendPNGOnly: true, animationFrames: frames,
+                         originalSize: bytes.count, image: image)
     }
 
     /// A JPEG: the stripped JPEG, its JPEG XL recompression, or a PNG when that is smaller.
@@ -287,10 +311,13 @@ public struct WireImage: Sendable {
     public let jxlMethod: String?
     /// Why no JPEG XL was made although readers take it (a sample showed it losing to the PNG).
     public let jxlNotMade: String?
+    /// For an animated PNG, the frames it announces: the PNG is the file as it came, metadata
+    /// removed, not optimised.
+    public let animationFrames: Int?
     let image: RGBAImage
 
     init(png: [UInt8]?, pngIsFast: Bool = false, pngEstimate: Int? = nil, jpeg: [UInt8]?, jxl: [UInt8]?, jxlMethod: String?,
-         jxlNotMade: String? = nil, sendPNGOnly: Bool, originalSize: Int, image: RGBAImage) {
+         jxlNotMade: String? = nil, sendPNGOnly: Bool, animationFrames: Int? = nil, originalSize: Int, image: RGBAImage) {
         var candidates: [(ImageFormat, [UInt8])] = png.map { [(.png, $0)] } ?? []
         if !sendPNGOnly {
             if let jpeg { candidates.append((.jpeg, jpeg)) }
@@ -310,6 +337,7 @@ public struct WireImage: Sendable {
         jxlSize = jxl?.count
         self.jxlMethod = jxl == nil ? nil : jxlMethod
         self.jxlNotMade = jxlNotMade
+        self.animationFrames = animationFrames
         self.image = image
     }
 

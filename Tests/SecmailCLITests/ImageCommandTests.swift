@@ -68,6 +68,13 @@ import Testing
         #expect(damaged.stderr.contains("damaged"))
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("y.png").path))
         #expect(try Users.alice.run(["image", "optimize", input.path, "-o", folder.appendingPathComponent("z.png").path, "--level", "7"]).status == 64)
+        // An animated PNG: an optimised PNG would be its first frame alone.
+        animate(&png, laterFrames: [Array(repeating: 0, count: 90 * (1 + 120 * 4))])
+        let animation = folder.appendingPathComponent("anim.png")
+        try Data(png.encoded).write(to: animation)
+        let animated = try Users.alice.run(["image", "optimize", animation.path, "-o", folder.appendingPathComponent("a.png").path])
+        #expect(animated.status == 5 && animated.stderr.contains("\(animation.path): it is an animated PNG (2 frames)"), "\(animated.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("a.png").path))
     }
 
     /// Level 3 runs zopfli for minutes on a large image: at a terminal, after a second, a line says
@@ -156,5 +163,25 @@ import Testing
             #expect(!String(decoding: received, as: UTF8.self).contains("holiday at"))
             #expect(!chunkTypes(Array(try Data(contentsOf: out.appendingPathComponent("screen.png")))).contains("tIME"))
         }
+    }
+
+    /// An animated PNG reaches the reader with every frame (before, as its first frame alone)
+    /// and without its metadata; the sender is told.
+    @Test func anAnimatedPNGArrivesWithEveryFrame() async throws {
+        let folder = try temporaryDirectory("image-animated")
+        var animation = TestPNG(width: 20, height: 10, colorType: 2, bitDepth: 8) { x, y, c in (x * 12 + y * 20 + c * 80) % 256 }
+        animate(&animation, laterFrames: [Array(repeating: 0, count: 10 * (1 + 20 * 3))])
+        let sent = animation
+        animation.extraChunks.insert(("tEXt", Array("Comment\0private".utf8)), at: 0)
+        let file = folder.appendingPathComponent("wave.png")
+        try Data(animation.encoded).write(to: file)
+        let envelope = folder.appendingPathComponent("wave.sm")
+        let sealed = try await Users.alice.run(["seal", "--to", Users.bundle("bob").path, "--attach", file.path, "-o", envelope.path])
+        #expect(sealed.status == 0 && sealed.stderr.contains("wave.png (20x10") && sealed.stderr.contains("animated PNG (2 frames)")
+                && sealed.stderr.contains("the reader gets every frame"), "\(sealed.stderr)")
+        let out = folder.appendingPathComponent("out", isDirectory: true)
+        let opened = try await Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--out", out.path])
+        #expect(opened.status == 0, "\(opened.stderr)")
+        #expect(Array(try Data(contentsOf: out.appendingPathComponent("wave.png"))) == sent.encoded)
     }
 }

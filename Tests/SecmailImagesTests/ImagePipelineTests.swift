@@ -281,6 +281,42 @@ import Testing
         #expect(try ImagePipeline().decode(out).image.orientation == 6)
     }
 
+    /// An animated PNG (APNG): libpng shows its first frame alone, so neither an optimised PNG
+    /// nor JPEG XL may stand for it (before, the other frames were lost without a word). It
+    /// travels as it came but for its metadata, every frame chunk byte for byte, and reaches the
+    /// reader as it is; `image optimize` refuses it. An `acTL` after the image data animates
+    /// nothing (APNG decoders ignore it) and goes with the other metadata.
+    @Test func anAnimatedPNGTravelsWithEveryFrameAndWithoutItsMetadata() throws {
+        let still = TestPNG(width: 16, height: 8, colorType: 6, bitDepth: 8) { x, y, c in c == 3 ? 255 : (x * 16 + y * 7 + c * 60) % 256 }
+        var animated = still
+        animate(&animated, laterFrames: [Array(repeating: 0, count: 8 * (1 + 16 * 4)), Array(repeating: 0x80, count: 8 * (1 + 16 * 4))])
+        var bare = animated
+        animated.extraChunks.insert(("tEXt", Array("Author\0Someone Private".utf8)), at: 0)
+        animated.trailingChunks.append(("tIME", [0x07, 0xEA, 12, 2, 18, 0, 0]))
+        #expect(chunkTypes(animated.encoded) == ["IHDR", "tEXt", "acTL", "fcTL", "IDAT", "fcTL", "fdAT", "fcTL", "fdAT", "tIME", "IEND"])
+
+        for alwaysPNG in [false, true] {
+            let wire = try ImagePipeline().wireForm(of: animated.encoded, alwaysPNG: alwaysPNG, allowJXL: true, allowJXLRendering: true)
+            #expect(wire.format == .png && wire.animationFrames == 3 && wire.jxlSize == nil)
+            bare.extraChunks = animated.extraChunks.filter { $0.0 != "tEXt" }
+            bare.trailingChunks = animated.trailingChunks.filter { $0.0 != "tIME" }
+            #expect(wire.bytes == bare.encoded)
+            #expect(try ImagePipeline().readerPNG(wire.bytes) == wire.bytes)
+        }
+        do {
+            _ = try ImagePipeline().optimizedPNG(animated.encoded)
+            Issue.record("an animated PNG was optimised into its first frame")
+        } catch let error as ImageError {
+            #expect(error.code == .unsupported && error.reason.contains("animated PNG (3 frames)"), "\(error)")
+        }
+
+        var late = still
+        late.trailingChunks = [("acTL", be32(2) + be32(0))]
+        let optimised = try ImagePipeline().wireForm(of: late.encoded)
+        #expect(optimised.animationFrames == nil && !chunkTypes(optimised.bytes).contains("acTL"))
+        #expect(try ImagePipeline().optimizedPNG(late.encoded).image.hasSamePixels(as: ImagePipeline().decode(still.encoded).image))
+    }
+
     @Test func bombsTruncationAndCorruptionGetClearErrors() throws {
         let pipeline = ImagePipeline()
         // IHDR claiming 100000 x 100000 (and 9000 x 9000 = 81 megapixels), with a tiny body.

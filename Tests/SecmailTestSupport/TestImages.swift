@@ -17,6 +17,8 @@ public struct TestPNG {
     public var transparency: [Int]?
     /// Extra chunks (type, data) written before IDAT.
     public var extraChunks: [(String, [UInt8])] = []
+    /// Chunks written after IDAT (an APNG's later frames, say).
+    public var trailingChunks: [(String, [UInt8])] = []
 
     public init(width: Int, height: Int, colorType: UInt8, bitDepth: Int, interlaced: Bool = false,
                 sample: @escaping (_ x: Int, _ y: Int, _ channel: Int) -> Int) {
@@ -45,6 +47,7 @@ public struct TestPNG {
             chunk("tRNS", colorType == 3 ? transparency.map { UInt8($0) } : transparency.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] })
         }
         chunk("IDAT", zlibStored(scanlines))
+        for (type, data) in trailingChunks { chunk(type, data) }
         chunk("IEND", [])
         return out
     }
@@ -123,6 +126,21 @@ public func chunkTypes(_ png: [UInt8]) -> [String] {
         offset += 12 + length
     }
     return types
+}
+
+/// An APNG animation: `frames` (each the unfiltered scanlines of a full-size frame), the first
+/// the PNG's own image data: the `acTL` and first `fcTL` before IDAT, the other frames' `fcTL`
+/// and `fdAT` after it, with sequence numbers as the APNG specification orders them.
+public func animate(_ png: inout TestPNG, laterFrames: [[UInt8]]) {
+    func frameControl(_ sequence: Int) -> [UInt8] {
+        be32(sequence) + be32(png.width) + be32(png.height) + be32(0) + be32(0) + [0, 1, 0, 10, 0, 0]
+    }
+    png.extraChunks += [("acTL", be32(laterFrames.count + 1) + be32(0)), ("fcTL", frameControl(0))]
+    var sequence = 1
+    for frame in laterFrames {
+        png.trailingChunks += [("fcTL", frameControl(sequence)), ("fdAT", be32(sequence + 1) + zlibStored(frame))]
+        sequence += 2
+    }
 }
 
 /// IHDR's colour type and bit depth.

@@ -89,11 +89,25 @@ struct PNGChunkReader {
         Set((chunks(of: bytes) ?? []).prefix { $0.type != "IDAT" }.map(\.type))
     }
 
-    /// The file with only the chunks that decide the pixels and their rendering: the original
-    /// compressed data kept byte for byte, every other ancillary chunk dropped.
-    static func stripped(_ bytes: [UInt8]) -> [UInt8]? {
+    /// The number of frames an animated PNG (APNG) announces in its `acTL` chunk, or nil for a
+    /// still image. Decoders without APNG support (libpng among them) show the `IDAT` image
+    /// alone; the other frames are in `fdAT` chunks. An `acTL` after the first `IDAT` is invalid,
+    /// ignored by APNG decoders too.
+    static func animationFrames(of bytes: [UInt8]) -> Int? {
+        guard let chunks = chunks(of: bytes),
+              let control = chunks.prefix(while: { $0.type != "IDAT" }).first(where: { $0.type == "acTL" }),
+              control.range.count == 12 + 8 else { return nil }
+        let data = control.range.lowerBound + 8
+        return bytes[data..<data + 4].reduce(0) { $0 << 8 | Int($1) }
+    }
+
+    /// The file with only the chunks that decide the pixels and their rendering (and, with
+    /// `animation`, an APNG's frames: `acTL`, `fcTL`, `fdAT`): the original compressed data kept
+    /// byte for byte, every other ancillary chunk dropped.
+    static func stripped(_ bytes: [UInt8], keepingAnimation animation: Bool = false) -> [UInt8]? {
         guard let chunks = chunks(of: bytes) else { return nil }
-        let kept: Set<String> = ["IHDR", "PLTE", "tRNS", "IDAT", "IEND", "gAMA", "cHRM", "sRGB", "iCCP"]
+        var kept: Set<String> = ["IHDR", "PLTE", "tRNS", "IDAT", "IEND", "gAMA", "cHRM", "sRGB", "iCCP"]
+        if animation { kept.formUnion(["acTL", "fcTL", "fdAT"]) }
         var out = ImageFormat.pngSignature
         for chunk in chunks where kept.contains(chunk.type) {
             out += bytes[chunk.range]

@@ -18,7 +18,8 @@ struct ImageOptimizeCommand: AsyncParsableCommand {
             Colour type and bit depth are reduced when no pixel changes (palette, grey, no alpha, \
             8 instead of 16 bits), filters and deflaters (libdeflate, zopfli) are searched, and every \
             ancillary chunk but colour rendering information (and an EXIF orientation) is dropped. \
-            The result is decoded again and compared pixel for pixel with the input before it is written.
+            The result is decoded again and compared pixel for pixel with the input before it is written. \
+            An animated PNG is refused: the result would hold its first frame alone.
 
             Levels: 1 one quick trial (fastest); 2 the filters ranked quickly, the best at libdeflate \
             level 11, or 12 for small or poorly compressible images (default); 3 every filter, brute force too, at level 12, then zopfli over the two best (slowest).
@@ -40,8 +41,8 @@ struct ImageOptimizeCommand: AsyncParsableCommand {
         let outputURL = try AtomicFile.checkCanCreate(output)
         let bytes = try readImage(input)
         let pipeline = ImagePipeline(effort: level)
-        let (result, seconds) = try Terminal.withStatus(imageWorkLabel("optimizing", input, level: level)) {
-            try timed { try pipeline.optimizedPNG(bytes) }
+        let (result, seconds) = try imageWork(on: input, imageWorkLabel("optimizing", input, level: level)) {
+            try pipeline.optimizedPNG(bytes)
         }
         try AtomicFile.write(to: outputURL) { sink in try sink.write(result.png.bytes[...]) }
         let change = Double(result.png.bytes.count) / Double(max(bytes.count, 1)) * 100
@@ -101,15 +102,16 @@ struct ImageWireCommand: AsyncParsableCommand {
         let bytes = try readImage(input)
         let readable = try readerFeatures()
         let pipeline = ImagePipeline(effort: level)
-        let (wire, seconds) = try Terminal.withStatus(imageWorkLabel("making the wire forms of", input, level: level)) {
-            try timed {
-                try pipeline.wireForm(of: bytes, allowJXL: readable.contains(.jxl), allowJXLRendering: readable.contains(.jxlRendering))
-            }
+        let (wire, seconds) = try imageWork(on: input, imageWorkLabel("making the wire forms of", input, level: level)) {
+            try pipeline.wireForm(of: bytes, allowJXL: readable.contains(.jxl), allowJXLRendering: readable.contains(.jxlRendering))
         }
-        let (png, readerSeconds) = try Terminal.withStatus("making the reader's PNG of \(TerminalText.neutralised(fileName(input)))") {
-            try timed { try pipeline.readerPNG(wire.bytes) }
+        let (png, readerSeconds) = try imageWork(on: input, "making the reader's PNG of \(TerminalText.neutralised(fileName(input)))") {
+            try pipeline.readerPNG(wire.bytes)
         }
-        guard try pipeline.decode(png).image.hasSamePixels(as: try pipeline.decode(bytes).image) else {
+        let (same, _) = try imageWork(on: input, "comparing the pixels") {
+            try pipeline.decode(png).image.hasSamePixels(as: try pipeline.decode(bytes).image)
+        }
+        guard same else {
             throw CLIFailure(.failure, "the reader's PNG of \(input) does not have the image's pixels")
         }
         if json {
@@ -151,6 +153,17 @@ private func fileName(_ path: String) -> String {
 }
 
 /// The result of `body` and the seconds it took.
+/// `body`, image work on the file at `path`, timed and under the status line `label`; an image
+/// error names the file.
+private func imageWork<T>(on path: String, _ label: String, _ body: () throws -> T) throws -> (T, Double) {
+    do {
+        return try Terminal.withStatus(label) { try timed(body) }
+    } catch let error as ImageError {
+        let (status, reason) = classify(error)
+        throw CLIFailure(status, "\(path): \(reason)")
+    }
+}
+
 private func timed<T>(_ body: () throws -> T) rethrows -> (T, Double) {
     let start = ContinuousClock.now
     let result = try body()

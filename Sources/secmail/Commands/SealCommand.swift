@@ -118,7 +118,8 @@ enum WireAttachments {
         let name = url.lastPathComponent
         let wireName = SavedFileName.split(name).stem + wire.format.fileExtension
         let attachment = try userInput { try OutgoingAttachment(name: wireName, mediaType: wire.format.mediaType, bytes: wire.bytes) }
-        let summary = "\(name) (\(wire.width)x\(wire.height), \(formatBytes(UInt64(wire.originalSize)))): \(wire.sizes); sending the \(wire.format.displayName) (the reader gets a PNG)"
+        let sending = wire.animationFrames == nil ? "sending the \(wire.format.displayName) (the reader gets a PNG)" : "the reader gets every frame"
+        let summary = "\(name) (\(wire.width)x\(wire.height), \(formatBytes(UInt64(wire.originalSize)))): \(wire.sizes); \(sending)"
         var report = wire.report
         report["file"] = path
         return Prepared(attachment: attachment, summary: summary, imageReport: report, compressionReport: nil)
@@ -129,6 +130,9 @@ extension WireImage {
     /// Every form's size, for people: "optimised PNG 1.2 MiB, metadata-stripped JPEG 300.1 KiB"
     /// ("fast PNG" where it lost by too much to be worth the search).
     var sizes: String {
+        if let frames = animationFrames, let png = pngSize {
+            return "animated PNG (\(frames) frames) \(formatBytes(UInt64(png))) with its metadata removed; its frames travel as they are"
+        }
         var sizes = pngSize.map { "\(pngIsFast ? "fast" : "optimised") PNG \(formatBytes(UInt64($0)))" }
             ?? "PNG not made (estimated \(formatBytes(UInt64(pngEstimate ?? 0))))"
         if let jpeg = jpegSize { sizes += ", metadata-stripped JPEG \(formatBytes(UInt64(jpeg)))" }
@@ -146,6 +150,7 @@ extension WireImage {
         if let jxl = jxlSize { report["jxlBytes"] = jxl }
         if let method = jxlMethod { report["jxlMethod"] = method }
         if let reason = jxlNotMade { report["jxlNotMade"] = reason }
+        if let frames = animationFrames { report["animationFrames"] = frames }
         return report
     }
 }
