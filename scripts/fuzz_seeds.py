@@ -134,6 +134,21 @@ put("png", "palette", png(8, 8, 4, 3, lambda y: bytes(((2 * x) % 16) << 4 | (2 *
 put("png", "gray-alpha", png(8, 8, 8, 4, lambda y: bytes((x * y + c) % 256 for x in range(8) for c in range(2))))
 put("png", "interlaced", png(9, 9, 8, 2, lambda y: bytes((x + y + c) % 256 for x in range(9) for c in range(3)), interlace=1))
 
+
+# An animated PNG (APNG): acTL and the first fcTL before IDAT, a second frame in fdAT, and a
+# text chunk the wire form drops.
+def apng():
+    still = png(4, 4, 8, 6, lambda y: bytes((x * 40 + y * 9 + c * 70) % 256 for x in range(4) for c in range(4)))
+    control = lambda sequence: struct.pack(">IIIIIHHBB", sequence, 4, 4, 0, 0, 1, 10, 0, 0)
+    ihdr_end = 8 + 25
+    idat_start = still.index(b"IDAT") - 4
+    frame = struct.pack(">I", 2) + zlib.compress(b"".join(b"\x00" + bytes(16) for _ in range(4)))
+    return (still[:ihdr_end] + chunk(b"tEXt", b"Comment\x00fuzz") + chunk(b"acTL", struct.pack(">II", 2, 0)) + chunk(b"fcTL", control(0))
+            + still[ihdr_end:idat_start] + still[idat_start:-12] + chunk(b"fcTL", control(1)) + chunk(b"fdAT", frame) + still[-12:])
+
+
+put("png", "animated", apng())
+
 # JPEG, by cjpeg from a small PPM/PGM: baseline, progressive, greyscale, restart markers, and one
 # with an EXIF orientation segment spliced in after SOI.
 with tempfile.TemporaryDirectory() as work:
