@@ -40,6 +40,17 @@ import Testing
         #expect(taken.stderr.contains("the name alice is already registered on the relay at localhost:\(relay.port)"), "\(taken.stderr)")
         // Said before any key was made: the home holds no identity to get stuck with.
         #expect(!FileManager.default.fileExists(atPath: mallory.home.appendingPathComponent("identity").path))
+        // A look-alike of a registered name and a reserved name: the relay's own reason (before,
+        // "no one is registered as a1ice"), and the keys made for the refused name are
+        // discarded (before, the home was tied to it), so the same home registers another name.
+        for (name, reason) in [("a1ice", "the name a1ice looks too much like alice, which is registered"), ("postmaster", "reserved")] {
+            let refused = try await mallory.run(["register", name, "--relay", "https://localhost:\(relay.port)", "--ca", ca])
+            #expect(refused.status == 1 && refused.stderr.contains(reason)
+                    && refused.stderr.contains("The keys made for \(name) were registered nowhere and are discarded"), "\(refused.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: mallory.home.appendingPathComponent("identity").path))
+        }
+        let registered = try await mallory.run(["register", "mallory", "--relay", "https://localhost:\(relay.port)", "--ca", ca])
+        #expect(registered.status == 0, "\(registered.stderr)")
 
         // 1. The relay's database is edited to serve other keys for bob.
         let database = try RelayDatabase(path: data.appendingPathComponent("relay.sqlite").path)

@@ -123,6 +123,23 @@ public struct Keystore: Sendable {
         }
     }
 
+    /// Removes the identity `bundle` (key version 1, as `createIdentity` just made it) after a
+    /// relay refused to register it, for its name: its keys never left this computer, and a
+    /// home holding them could register no other name.
+    public func discardUnregisteredIdentity(_ bundle: IdentityBundle) throws {
+        guard bundle.keyVersion == 1, try allBundles() == [bundle] else {
+            preconditionFailure("only a new identity that was never registered is discarded")
+        }
+        // Out of the way in one step, so that no half-removed identity is ever seen.
+        let discarded = home.url.appendingPathComponent("identity.partial-\(UUID().uuidString)", isDirectory: true)
+        do {
+            try FileManager.default.moveItem(at: identityDirectory, to: discarded)
+            try FileManager.default.removeItem(at: discarded)
+        } catch {
+            throw ClientError(.io, "cannot remove the unregistered identity in \(identityDirectory.path): \(error.localizedDescription)")
+        }
+    }
+
     /// The current key version's public bundle (no passphrase needed).
     public func currentBundle() throws -> IdentityBundle {
         try bundle(version: currentVersion())

@@ -43,12 +43,20 @@ public struct DirectoryClient {
         let request = try RelayRequest(.POST, Endpoint.register.path(),
                                        json: BundleRequest(bundle: Data(bundle.encoded).base64EncodedString(), invite: invite,
                                                            readerFeatures: declaration.features))
+        var refusal: ClientError?
         do {
             try await relay.expect(201, request)
         } catch let error as ClientError where error.code == .nameTaken {
             // Registering again with the same keys is fine: the lookup below proves they are ours.
+            refusal = error
         }
-        let lookup = try await relay.verifiedLookup(bundle.name)
+        let lookup: VerifiedLookup
+        do {
+            lookup = try await relay.verifiedLookup(bundle.name)
+        } catch let error as ClientError where error.code == .notRegistered && refusal != nil {
+            // Taken by a look-alike (`b0b` for `bob`): the relay's refusal names it.
+            throw refusal ?? error
+        }
         guard lookup.bundle == bundle else {
             throw ClientError(.nameTaken, "the name \(bundle.name) is registered on this relay with other keys (fingerprint \(lookup.bundle.fingerprint.grouped))")
         }

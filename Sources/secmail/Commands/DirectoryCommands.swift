@@ -86,7 +86,15 @@ struct RegisterCommand: AsyncParsableCommand {
                 throw ClientError(.nameTaken, "the name \(identityName) is already registered on the relay at \(relay.address); choose another name")
             }
             let bundle = try existing ?? InitCommand.createIdentity(identityName, typed: name, in: keystore, passphraseOptions: passphraseOptions)
-            return (try await DirectoryClient(relay: relay).register(bundle, invite: invite), bundle, existing == nil)
+            do {
+                return (try await DirectoryClient(relay: relay).register(bundle, invite: invite), bundle, existing == nil)
+            } catch let error as ClientError where existing == nil && [.nameTaken, .relayRefused, .rateLimited].contains(error.code) {
+                // The relay answered no (a look-alike of a registered name, a reserved name, no
+                // invite, too many registrations): the keys just made are registered nowhere, and kept they would tie
+                // this home to a name it cannot have. A lost answer is another code: kept then.
+                try keystore.discardUnregisteredIdentity(bundle)
+                throw ClientError(error.code, "\(error.reason). The keys made for \(identityName) were registered nowhere and are discarded; this home can register another name")
+            }
         }
         Terminal.info("Registered \(bundle.name) on \(settings.url)")
         // A new identity's fingerprint was shown as it was made.
