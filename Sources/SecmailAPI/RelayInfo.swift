@@ -6,6 +6,9 @@ public struct RelayInfo: Codable, Sendable, Equatable {
     /// The transparency log's origin (first line of its checkpoints, name of its key).
     public let origin: String
     public let limits: Limits
+    /// Whether registering needs an invite code from the operator (absent from relays that
+    /// predate it), so that a client can say so before it makes any key.
+    public let invitesRequired: Bool?
 
     public struct Limits: Codable, Sendable, Equatable {
         /// Largest envelope a deposit may carry, in bytes.
@@ -42,10 +45,11 @@ public struct RelayInfo: Codable, Sendable, Equatable {
         }
     }
 
-    public init(version: String, origin: String, limits: Limits) {
+    public init(version: String, origin: String, limits: Limits, invitesRequired: Bool?) {
         self.version = version
         self.origin = origin
         self.limits = limits
+        self.invitesRequired = invitesRequired
     }
 
     /// This build's version, announced by the relay and shown by the client.

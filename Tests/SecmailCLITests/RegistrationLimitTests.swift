@@ -61,6 +61,20 @@ import Testing
         let invited = folder.appendingPathComponent("invited", isDirectory: true)
         relay = try await commands.startRelay(data: invited, options: ["--require-invite", "--registrations-per-hour-per-address", "1"])
         ca = invited.appendingPathComponent("tls/dev-ca.pem").path
+        // Without a code, `register` says so before it makes any key (the relay announces that
+        // it needs one); a wrong code is the relay's refusal, and the keys made for it go.
+        let heidi = CLIUser.fresh("heidi", in: folder)
+        let registering = ["register", "heidi", "--relay", "https://localhost:\(relay.port)", "--ca", ca]
+        let uninvited = try await heidi.run(registering)
+        #expect(uninvited.status == 1 && uninvited.stderr.contains("registers only with an invite code") && uninvited.stderr.contains("--invite CODE")
+                && !uninvited.stderr.contains("Generating"), "\(uninvited.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: heidi.home.appendingPathComponent("identity").path))
+        let wrongCode = try await heidi.run(registering + ["--invite", String(repeating: "0", count: 32)])
+        #expect(wrongCode.status == 1 && wrongCode.stderr.contains("were registered nowhere and are discarded"), "\(wrongCode.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: heidi.home.appendingPathComponent("identity").path))
+        let heidisCode = try await runSecmail(["relay", "invite", "--data", invited.path], environment: [:]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let welcome = try await heidi.run(registering + ["--invite", heidisCode])
+        #expect(welcome.status == 0, "\(welcome.stderr)")
         for (name, owner) in [("erin", "alice"), ("frank", "bob"), ("grace", "carol")] {
             let code = try await runSecmail(["relay", "invite", "--data", invited.path], environment: [:]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(try await register(name, keys: Self.throwawayKeys(owner), port: relay.port, ca: ca, invite: code).status == 201)

@@ -35,7 +35,8 @@ extension RelayServices {
             requestsPerSecondPerIdentity: authenticator.identityLimiter.limit.perSecond,
             idleTimeoutSeconds: Int(limits.deadlines.idle.seconds),
             idleTimeoutBeforeSignInSeconds: Int(limits.deadlines.idleBeforeSignIn.seconds),
-            maximumClockSkewSeconds: Int(mailboxes.timeWindow.futureSkew), maximumEnvelopeAgeSeconds: Int(mailboxes.timeWindow.maximumAge)))
+            maximumClockSkewSeconds: Int(mailboxes.timeWindow.futureSkew), maximumEnvelopeAgeSeconds: Int(mailboxes.timeWindow.maximumAge)),
+            invitesRequired: directory.requiresInvite)
     }
 }
 

@@ -85,13 +85,17 @@ struct RegisterCommand: AsyncParsableCommand {
             if existing == nil, try await relay.isRegistered(identityName) {
                 throw ClientError(.nameTaken, "the name \(identityName) is already registered on the relay at \(relay.address); choose another name")
             }
+            if invite == nil, try await relay.info().invitesRequired == true {
+                throw CLIFailure(.failure, "the relay at \(relay.address) registers only with an invite code: ask its operator for one (secmail relay invite), then give it with --invite CODE")
+            }
             let bundle = try existing ?? InitCommand.createIdentity(identityName, typed: name, in: keystore, passphraseOptions: passphraseOptions)
             do {
                 return (try await DirectoryClient(relay: relay).register(bundle, invite: invite), bundle, existing == nil)
             } catch let error as ClientError where existing == nil && [.nameTaken, .relayRefused, .rateLimited].contains(error.code) {
-                // The relay answered no (a look-alike of a registered name, a reserved name, no
-                // invite, too many registrations): the keys just made are registered nowhere, and kept they would tie
-                // this home to a name it cannot have. A lost answer is another code: kept then.
+                // The relay answered no (a look-alike of a registered name, a reserved name, a
+                // wrong invite, too many registrations): the keys just made are registered
+                // nowhere, and kept they would tie this home to a name it cannot have. A lost
+                // answer is another code: kept then.
                 try keystore.discardUnregisteredIdentity(bundle)
                 throw ClientError(error.code, "\(error.reason). The keys made for \(identityName) were registered nowhere and are discarded; this home can register another name")
             }
