@@ -497,6 +497,8 @@ import Testing
         let result = try runSecmail(["demo"], environment: [:])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("listening on https://localhost:") && result.stdout.contains("TLS key pin sha256/"))
+        // bob's client declared that it reads JPEG XL, which is smaller here; he gets a PNG.
+        #expect(result.stdout.contains("sending the JPEG XL (the reader gets a PNG)"), "\(result.stdout)")
         #expect(result.stdout.contains("saved sunset.png: the same pixels as alice's original"))
         #expect(result.stdout.contains("alice, key version 2:"))
         #expect(result.stdout.contains("verified with alice's key version 2: New keys, same alice."))

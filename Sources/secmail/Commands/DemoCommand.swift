@@ -50,10 +50,13 @@ private struct DemoRun {
         let found = try await withRelay(bob.home) { try await DirectoryClient(relay: $0).lookup(IdentityName("alice")) }
         line("alice, key version \(found.bundle.keyVersion): \(found.bundle.fingerprint.grouped)")
 
-        step(4, "alice sends bob a message with an image (optimised losslessly before encryption)")
+        step(4, "alice sends bob a message with an image, in the smallest lossless form bob's client reads, before encryption")
         let picture = root.appendingPathComponent("sunset.png")
         try Data(try DemoImage.png()).write(to: picture)
-        let image = try WireAttachments.prepare(WireAttachments.check(path: picture.path), alwaysPNG: false, readable: [])
+        // What bob's client reads, as his registration declared it: `send` decides the same way.
+        let bobReads = try await withRelay(alice.home) { try await MailClient(relay: $0).verifiedRecipients([bobName]) }
+            .map(\.readerFeatures).reduce(Set(ReaderFeature.allCases)) { $0.intersection($1) }
+        let image = try WireAttachments.prepare(WireAttachments.check(path: picture.path), alwaysPNG: false, readable: bobReads)
         if let summary = image.summary { line(summary) }
         let first = try await send(from: alice, to: bobName, text: "Hi Bob, the sunset from last night. — Alice", attachments: [image.attachment])
         line("message \(first.messageID): \(formatBytes(first.size)) deposited for bob")
