@@ -148,8 +148,10 @@ import Testing
         let port = String(relay.port)
 
         // Ten at once from 127.0.0.5: the burst (twice the rate) gets in, the rest are refused.
+        // "At once" may take a second or two on a loaded machine (a whole run once opened 3 and
+        // refused 7): each second refills one opening, no more.
         let fast = try await slowClient(["hold", port, ca, "127.0.0.5", "10"])
-        #expect(fast.open == 2 && fast.refused == 8, "\(fast)")
+        #expect(fast.open.map { (2...4).contains($0) } == true && fast.refused.map { $0 + (fast.open ?? 0) } == 10, "\(fast)")
         try await Task.sleep(for: .seconds(2))
 
         // Six idle connections from three addresses fill the relay for a minute…
