@@ -240,6 +240,32 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: file("a").path) && !FileManager.default.fileExists(atPath: file("b").path))
     }
 
+    /// `open` judges the signed time as `read` does (P4): past the allowed clock skew in the
+    /// future, refused before anything is written (before, any date opened silently); older
+    /// than a relay would take, opened with a note.
+    @Test func openRefusesMailFromTheFutureAndNotesOldMail() async throws {
+        let directory = try temporaryDirectory("open-dates")
+        let faketime = try #require(["/usr/bin/faketime", "/usr/local/bin/faketime"].first { FileManager.default.isExecutableFile(atPath: $0) },
+                                    "faketime is needed (Debian: apt-get install faketime)")
+        var opened: [String: CLIResult] = [:]
+        for shift in ["+1d", "+5m", "-30d"] {
+            let envelope = directory.appendingPathComponent("sealed\(shift).sm")
+            let sealed = try await runProcess(URL(fileURLWithPath: faketime), ["-f", shift, SecmailBinary.url.path, "seal", "--to", Users.bundle("bob").path,
+                                                                               "-m", "sealed at \(shift)", "--attach", Users.bundle("carol").path, "-o", envelope.path],
+                                              environment: ["SECMAIL_HOME": Users.alice.home.path, "SECMAIL_PASSPHRASE": Users.alice.passphrase])
+            #expect(sealed.status == 0, "\(sealed.stderr)")
+            let out = directory.appendingPathComponent("out\(shift)")
+            opened[shift] = try await Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--out", out.path])
+        }
+        let future = try #require(opened["+1d"])
+        #expect(future.status == 2 && future.stderr.contains("is dated 24 hours in the future (at most 10 minutes is allowed): refused"), "\(future.stderr)")
+        #expect(!future.stdout.contains("sealed at") && !FileManager.default.fileExists(atPath: directory.appendingPathComponent("out+1d").path))
+        let skewed = try #require(opened["+5m"])
+        #expect(skewed.status == 0 && skewed.stdout.contains("sealed at +5m") && !skewed.stderr.contains(" ago"), "\(skewed.stderr)")
+        let old = try #require(opened["-30d"])
+        #expect(old.status == 0 && old.stdout.contains("sealed at -30d") && old.stderr.contains("this message was signed 30 days ago"), "\(old.stderr)")
+    }
+
     @Test func openingAgainAddsNoCopiesAndNeverOverwrites() async throws {
         let directory = try temporaryDirectory("twice")
         let (envelope, _) = try await sealSample(into: directory)

@@ -349,17 +349,16 @@ public struct MailClient {
         let (sender, senderContact) = try await senderBundle(for: header)
         let verified = try EnvelopeOpener.verify(source, sender: sender, keys: keyring.keys(for: source, from: sender), progress: progress)
         let now = Int64(Date().timeIntervalSince1970)
-        guard header.time <= now + timeWindow.futureSkew else {
+        if let refusal = timeWindow.readerRefusal(signedAt: header.time, now: now) {
             // A reader whose clock is slow sees honest mail from the future: said when it is so.
             let slowClock = relay.clockOffset.flatMap { $0 < -60 ? "; this computer's clock is \(EnvelopeTimeWindow.describe(-$0)) behind the relay's, so check it first" : nil } ?? ""
-            throw ClientError(.verificationFailed, "message \(id) is dated \(EnvelopeTimeWindow.describe(header.time - now)) in the future (at most \(EnvelopeTimeWindow.describe(timeWindow.futureSkew)) is allowed): refused\(slowClock)")
+            throw ClientError(.verificationFailed, "message \(id) is \(refusal)\(slowClock)")
         }
         try await relay.compareView(withSenderCheckpoint: header.senderCheckpoint, sender: header.senderName, messageID: id)
         try await relay.saveLogView()
         let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: keepJPEG, progress: progress, converting: converting)
         try keep(download, as: stored, sender: sender, id: id)
-        var notes = header.time < now - timeWindow.maximumAge
-            ? ["this message was signed \(EnvelopeTimeWindow.describe(now - header.time)) ago"] : []
+        var notes = [timeWindow.readerNote(signedAt: header.time, now: now)].compactMap { $0 }
         // Stored and verified locally: now the relay's copy may go (P9).
         if let note = await deleteRelayCopy(of: id, token: token) { notes.append(note) }
         return Read(message: opened.message, sender: sender, saved: opened.saved, notes: notes, readBefore: false,

@@ -1,5 +1,6 @@
 /// Which signed envelope times are acceptable (DESIGN P4): at most `futureSkew` seconds ahead of
-/// the checking clock, and (at the relay, on deposit) at most `maximumAge` seconds old. The same
+/// the checking clock, and (at the relay, on deposit) at most `maximumAge` seconds old; a reader
+/// refuses the first and notes the second. The same
 /// skew also bounds how long after a key version was replaced a message signed with it may be
 /// dated.
 public struct EnvelopeTimeWindow: Sendable, Equatable {
@@ -23,6 +24,19 @@ public struct EnvelopeTimeWindow: Sendable, Equatable {
             return "the envelope is dated \(Self.describe(now - time)) ago (at most \(Self.describe(maximumAge)) is allowed): an old message cannot be deposited again"
         }
         return nil
+    }
+
+    /// For a reader (`read`, `open`): why a verified message signed at `time` is refused by a
+    /// clock showing `now` (dated past `futureSkew` ahead), or nil.
+    public func readerRefusal(signedAt time: Int64, now: Int64) -> String? {
+        guard time > now + futureSkew else { return nil }
+        return "dated \(Self.describe(time - now)) in the future (at most \(Self.describe(futureSkew)) is allowed): refused"
+    }
+
+    /// For a reader: a note for a message signed longer than `maximumAge` before `now` (old mail
+    /// is read, but it is not what a relay would take today), or nil.
+    public func readerNote(signedAt time: Int64, now: Int64) -> String? {
+        time < now - maximumAge ? "this message was signed \(Self.describe(now - time)) ago" : nil
     }
 
     /// "12 minutes", "3 days", "45 seconds".

@@ -38,6 +38,11 @@ struct OpenCommand: AsyncParsableCommand {
         let verifying = Terminal.ProgressLine("verifying")
         let verified = try EnvelopeOpener.verify(source, sender: sender, keys: keys, progress: verifying.update)
         verifying.finish()
+        // As `read` does (P4): mail from the future is refused, old mail noted.
+        let now = Int64(Date().timeIntervalSince1970), window = EnvelopeTimeWindow.standard
+        if let refusal = window.readerRefusal(signedAt: verified.header.time, now: now) {
+            throw CLIFailure(.verificationFailed, "message \(verified.header.messageID) is \(refusal); if this computer's clock is behind, set it right and open it again")
+        }
         let output = outputOptions.folder
             ?? keystore.home.url.appendingPathComponent("mail/\(verified.header.messageID.hex)", isDirectory: true)
         let decrypting = Terminal.ProgressLine("decrypting")
@@ -45,7 +50,7 @@ struct OpenCommand: AsyncParsableCommand {
                                                      converting: Terminal.imageConversionStatus)
         decrypting.finish()
         let shown = ShownMessage(header: opened.message.header, keyVersion: nil, text: opened.message.text,
-                                 saved: opened.saved, notes: [])
+                                 saved: opened.saved, notes: [window.readerNote(signedAt: verified.header.time, now: now)].compactMap { $0 })
         try outputOptions.print(shown)
         if let failure = opened.saveFailure {
             throw CLIFailure(.failure, "\(failure.reason); give --out another folder to save them")
