@@ -78,6 +78,12 @@ import Testing
         let watcher = CLIUser.fresh("watcher", in: folder)
         let monitored = try await watcher.run(["monitor", "--relay", "https://localhost:\(relay.port)", "--ca", data.appendingPathComponent("tls/dev-ca.pem").path])
         #expect(monitored.status == 0 && monitored.stderr.contains("Checked 3 new log entries"), "\(monitored.stderr)")
+        // Bob and carol rotate after the backup too, and alice follows: she pins their key versions 2.
+        for person in [bob, carol] {
+            #expect(try await person.run(["rotate"]).status == 0)
+            let rotated = try await alice.run(["lookup", person.name])
+            #expect(rotated.status == 0 && rotated.stderr.contains("rotated keys from version 1 to 2"), "\(rotated.stderr)")
+        }
         let whileServing = try await runSecmail(["relay", "new-log", "--data", data.path], environment: [:])
         #expect(whileServing.status == 1 && whileServing.stderr.contains("stop it first"), "\(whileServing.stderr)")
         #expect(await relays.stop(relay.process) == 0)
@@ -114,22 +120,28 @@ import Testing
             let followed = try await person.run(["register", person.name, "--relay", url, "--new-log", "--log-key", newKey])
             #expect(followed.status == 0 && followed.stderr.contains("now follows the relay's new log") && followed.stderr.contains("evidence/retired-log-"),
                     "\(followed.stderr)")
+            #expect(followed.stderr.contains("It held bob's key version 1") == (person.name == "bob")
+                    && followed.stderr.contains("logged again up to key version 2") == (person.name == "bob"), "\(followed.stderr)")
         }
+        // The new log held bob's key version 1: following it logged his rotation again (before,
+        // he was refused, and alice, who pinned version 2, could not take his key any more).
         let found = try await alice.run(["lookup", "bob"])
         #expect(found.status == 0 && found.stderr.contains("Matches the key pinned earlier"), "\(found.stderr)")
-        // Carol registered after the backup: the new log does not hold her, and following it registers her again.
+        // Carol registered (and rotated) after the backup: the new log does not hold her, and
+        // following it registers her again and logs her rotation again.
         let carolFollows = try await carol.run(["register", "carol", "--relay", url, "--new-log", "--log-key", newKey])
-        #expect(carolFollows.status == 0 && carolFollows.stderr.contains("registered again"), "\(carolFollows.stderr)")
+        #expect(carolFollows.status == 0 && carolFollows.stderr.contains("registered again and rotations logged again up to key version 2"),
+                "\(carolFollows.stderr)")
         let seen = try await alice.run(["lookup", "carol"])
         #expect(seen.status == 0 && seen.stderr.contains("Matches the key pinned earlier"), "\(seen.stderr)")
         // Audit and monitor replay the new log from its start; their old positions are evidence.
         let audited = try await bob.run(["audit"])
-        #expect(audited.status == 0 && audited.stderr.contains("3 new log entries"), "\(audited.stderr)")
+        #expect(audited.status == 0 && audited.stderr.contains("5 new log entries") && audited.stderr.contains("rotation of bob, key version 2"), "\(audited.stderr)")
         let evidence = bob.home.appendingPathComponent("evidence", isDirectory: true)
         let retired = try #require(try FileManager.default.contentsOfDirectory(atPath: evidence.path).first { $0.hasPrefix("retired-log-") })
         #expect(try FileManager.default.contentsOfDirectory(atPath: evidence.appendingPathComponent(retired).path).sorted() == ["audit.state", "checkpoint.txt"])
         let watching = try await watcher.run(["monitor", "--new-log", "--log-key", newKey, "--relay", url])
-        #expect(watching.status == 0 && watching.stderr.contains("now follows the relay's new log") && watching.stderr.contains("Checked 3 new log entries"),
+        #expect(watching.status == 0 && watching.stderr.contains("now follows the relay's new log") && watching.stderr.contains("Checked 5 new log entries"),
                 "\(watching.stderr)")
         #expect(try String(contentsOf: watcher.home.appendingPathComponent("relay.json"), encoding: .utf8).contains("localhost:\(restored.port)"))
 

@@ -151,8 +151,10 @@ public struct Keystore: Sendable {
     }
 
     /// The current bundle and its private signing key, for sealing.
-    public func unlockSender(passphrase: Passphrase) throws -> SenderIdentity {
-        let version = try currentVersion()
+    /// `version`: an earlier key version's, to log again a rotation it signed (a relay restored
+    /// from a backup made before it); the current one's by default.
+    public func unlockSender(passphrase: Passphrase, version wanted: UInt32? = nil) throws -> SenderIdentity {
+        let version = try wanted ?? currentVersion()
         let signingKey = try privateKey(version: version, role: .signing, passphrase: passphrase)
         return try SenderIdentity(bundle: bundle(version: version), signingKey: signingKey)
     }
@@ -209,7 +211,7 @@ public struct Keystore: Sendable {
         return version
     }
 
-    private func bundle(version: UInt32) throws -> IdentityBundle {
+    func bundle(version: UInt32) throws -> IdentityBundle {
         let url = versionDirectory(version).appendingPathComponent("bundle.smid")
         do {
             return try IdentityBundle(encoded: FileSystem.read(url))

@@ -117,6 +117,10 @@ public struct DirectoryClient {
         /// It did not (the registration was made after the backup the relay was restored from),
         /// and the identity was registered again.
         case registeredAgain
+        /// It held an earlier key version of this home, `from` (the rotations after it were made
+        /// after the backup), or none (nil: registered and rotated after the backup), and what it
+        /// lacked was registered and logged again.
+        case rotationsLoggedAgain(from: UInt32?)
         /// The home holds no identity: it monitors the log only.
         case monitoredOnly
     }
@@ -126,8 +130,11 @@ public struct DirectoryClient {
     /// checkpoint, and the log must hold `identity`, or else `identity` (key version 1 only: a
     /// relay registers nothing later) is registered again. relay.json then pins the new log key;
     /// the old view and the audit and monitor positions in it are kept in an evidence folder
-    /// (returned); contact pins stay as they are.
-    public func followNewLog(holding identity: IdentityBundle?, invite: String?) async throws -> (FollowedLog, retiredView: String) {
+    /// (returned); contact pins stay as they are. When the log holds an earlier key version of
+    /// this home (`keystore`), the rotations since are logged again, each signed in with the
+    /// version before it (`signer` unlocks a version's signing key).
+    public func followNewLog(holding identity: IdentityBundle?, invite: String?,
+                             keystore: Keystore? = nil, signer: ((UInt32) throws -> SenderIdentity)? = nil) async throws -> (FollowedLog, retiredView: String) {
         guard let retired = relay.savedSettings, let given = relay.settings?.logVerifierKey else {
             preconditionFailure("followNewLog follows RelayClient(home:at:newLogKey:)")
         }
@@ -138,7 +145,7 @@ public struct DirectoryClient {
         }
         try Self.checkOrigin(try relay.logVerifier().name, announced: info.origin, relayHost: relay.url.host ?? "", certificateNames: keyAnswer.relayDNSNames)
         _ = try await relay.verifiedCurrentCheckpoint()
-        let outcome = try await findOrRegisterAgain(identity, invite: invite)
+        let outcome = try await findOrRegisterAgain(identity, invite: invite, keystore: keystore, signer: signer)
         let evidence = try relay.keepRetiredLogView(retired)
         try await relay.saveLogView()
         try relay.retireReplayStates(into: evidence)
@@ -146,21 +153,50 @@ public struct DirectoryClient {
     }
 
     /// Whether the (verified) new log holds `identity` as its name's current key; registers it
-    /// again when it holds no key for the name and `identity` is at version 1.
-    private func findOrRegisterAgain(_ identity: IdentityBundle?, invite: String?) async throws -> FollowedLog {
+    /// again when it holds no key for the name, and logs again the rotations it lacks.
+    private func findOrRegisterAgain(_ identity: IdentityBundle?, invite: String?, keystore: Keystore?,
+                                     signer: ((UInt32) throws -> SenderIdentity)?) async throws -> FollowedLog {
         guard let identity else { return .monitoredOnly }
         do {
             let own = try await relay.verifiedLookup(identity.name)
-            guard own.bundle.fingerprint == identity.fingerprint else {
-                throw ClientError(.keyNotCurrent, "the new log holds key version \(own.bundle.keyVersion) of \(identity.name) (fingerprint \(own.bundle.fingerprint.grouped)), not this home's key version \(identity.keyVersion): nothing was changed")
+            if own.bundle.fingerprint == identity.fingerprint { return .found }
+            let mine = own.bundle.keyVersion < identity.keyVersion && (try? keystore?.bundle(version: own.bundle.keyVersion)) == own.bundle
+            guard mine, let keystore, let signer else {
+                let advice = mine ? ": `secmail register \(identity.name) --relay URL --new-log --log-key KEY` logs the rotations since again" : ""
+                throw ClientError(.keyNotCurrent, "the new log holds key version \(own.bundle.keyVersion) of \(identity.name) (fingerprint \(own.bundle.fingerprint.grouped)), not this home's key version \(identity.keyVersion): nothing was changed\(advice)")
             }
-            return .found
+            try await logRotationsAgain(from: own.bundle.keyVersion, to: identity, keystore: keystore, signer: signer)
+            return .rotationsLoggedAgain(from: own.bundle.keyVersion)
         } catch let error as ClientError where error.code == .notRegistered {
-            guard identity.keyVersion == 1 else {
-                throw ClientError(.keyNotCurrent, "the new log does not hold \(identity.name), and this identity, at key version \(identity.keyVersion), cannot be registered anew (a relay registers version 1 only): nothing was changed; ask the relay's operator")
+            guard identity.keyVersion > 1 else {
+                _ = try await register(identity, invite: invite)
+                return .registeredAgain
             }
-            _ = try await register(identity, invite: invite)
-            return .registeredAgain
+            // Registered and rotated after the backup: version 1 again, then the rotations.
+            guard let keystore, let signer, let first = try? keystore.bundle(version: 1) else {
+                throw ClientError(.keyNotCurrent, "the new log does not hold \(identity.name), and this identity is at key version \(identity.keyVersion) (a relay registers version 1 only): nothing was changed; `secmail register \(identity.name) --relay URL --new-log --log-key KEY` registers version 1 again and logs the rotations since")
+            }
+            _ = try await register(first, invite: invite)
+            try await logRotationsAgain(from: 1, to: identity, keystore: keystore, signer: signer)
+            return .rotationsLoggedAgain(from: nil)
+        }
+    }
+
+    /// Logs this home's rotations from key version `first` up to `current` again, in order, each
+    /// signed in with the version it replaces (the relay takes a rotation from the current key's
+    /// token only), and checks that the log then holds `current`. Each bundle carries its
+    /// continuity signature already: nothing new is signed but the sign-ins.
+    private func logRotationsAgain(from first: UInt32, to current: IdentityBundle, keystore: Keystore,
+                                   signer: (UInt32) throws -> SenderIdentity) async throws {
+        for version in first..<current.keyVersion {
+            let next = try keystore.bundle(version: version + 1)
+            let token = try await relay.token(for: try signer(version))
+            try await relay.expect(200, try RelayRequest(.POST, Endpoint.rotate.path(),
+                                                         json: BundleRequest(bundle: Data(next.encoded).base64EncodedString()), bearer: token))
+        }
+        let logged = try await relay.verifiedLookup(current.name)
+        guard logged.bundle == current else {
+            throw ClientError(.verificationFailed, "the relay took the rotations of \(current.name) up to key version \(current.keyVersion) but serves version \(logged.bundle.keyVersion) (\(logged.bundle.fingerprint.grouped))")
         }
     }
 

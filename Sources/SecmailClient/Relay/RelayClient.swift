@@ -25,7 +25,8 @@ public final class RelayClient {
     private var connection: RelayHTTPConnection?
     /// TLS connections this client has opened: one per command, unless the relay closed one.
     public private(set) var connectionsOpened = 0
-    private var tokens: [IdentityName: String] = [:]
+    /// By the signing key's bundle: a rotation ends the tokens of the key it replaced.
+    private var tokens: [Fingerprint: String] = [:]
     private var cachedInfo: RelayInfo?
     /// This computer's clock minus the relay's, in seconds, as the relay's answer to `info()`
     /// showed it (its `Date` header: to the second, plus the answer's transit); nil before.
@@ -197,7 +198,7 @@ public final class RelayClient {
     /// (the machine slept, say) is replaced by a new one, once.
     public func token(for identity: SenderIdentity) async throws -> String {
         let name = identity.bundle.name
-        if let token = tokens[name] { return token }
+        if let token = tokens[identity.bundle.fingerprint] { return token }
         guard let pin = try settings.map({ try Fingerprint(hex: $0.relayKeyPin).bytes }) else {
             throw ClientError(.noIdentity, "no relay is pinned in \(home.url.path) yet")
         }
@@ -219,7 +220,7 @@ public final class RelayClient {
                 throw ClientError(.keyNotCurrent, "the relay at \(address) does not take this home's key version \(identity.bundle.keyVersion) as \(name)'s current signing key. If \(name)'s keys were rotated from another copy of this home, copy that copy's identity folder over \(home.url.appendingPathComponent("identity").path); if not, `secmail audit` names the log entries for \(name) that this home did not make")
             }
             let answer = try decode(TokenResponse.self, from: response, to: request)
-            tokens[name] = answer.token
+            tokens[identity.bundle.fingerprint] = answer.token
             return answer.token
         }
         throw ClientError(.relayRefused, "the relay at \(address) let two sign-in challenges for \(name) expire before they were answered; is this machine's clock or the relay's jumping?")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SecmailClient
+import SecmailCrypto
 import SecmailFormat
 
 struct RegisterCommand: AsyncParsableCommand {
@@ -50,7 +51,8 @@ struct RegisterCommand: AsyncParsableCommand {
         if keystore.hasIdentity, let pinned = try? RelaySettings.load(from: keystore.home) {
             let bundle = try keystore.currentBundle()
             if let newLogKey = firstContactOptions.logKey, newLog {
-                try await followNewLog(newLogKey, of: pinned, at: url, holding: bundle, invite: invite, in: keystore.home)
+                try await followNewLog(newLogKey, of: pinned, at: url, holding: bundle, invite: invite, in: keystore.home,
+                                       passphraseOptions: passphraseOptions)
                 return
             }
             if pinned.url == url.absoluteString || pinned.url == relay {
@@ -461,12 +463,26 @@ extension Terminal {
 /// that `newLogKey` signs (`register --new-log`, `monitor --new-log`); its form was checked by
 /// the command's validate().
 func followNewLog(_ newLogKey: String, of pinned: RelaySettings, at url: URL, holding bundle: IdentityBundle?, invite: String?,
-                  in home: SecmailHome) async throws {
+                  in home: SecmailHome, passphraseOptions: PassphraseOptions? = nil) async throws {
     guard newLogKey != pinned.logVerifierKey else {
         throw CLIFailure(.failure, "\(newLogKey) is the log key this home has pinned already: there is no new log to follow")
     }
+    // Earlier key versions' signing keys, should the new log lack rotations of this home: the
+    // passphrase is asked once, and only then.
+    let keystore = Keystore(home: home)
+    var passphrase: Passphrase?
+    let signer = passphraseOptions.map { options in
+        { (version: UInt32) throws -> SenderIdentity in
+            if let passphrase { return try keystore.unlockSender(passphrase: passphrase, version: version) }
+            return try options.unlock(keystore) { given in
+                let signer = try keystore.unlockSender(passphrase: given, version: version)
+                passphrase = given
+                return signer
+            }
+        }
+    }
     let (outcome, evidence) = try await withRelay(home, client: try RelayClient(home: home, at: url, newLogKey: newLogKey)) {
-        try await DirectoryClient(relay: $0).followNewLog(holding: bundle, invite: invite)
+        try await DirectoryClient(relay: $0).followNewLog(holding: bundle, invite: invite, keystore: keystore, signer: signer)
     }
     let followed = "This home now follows the relay's new log, signed by \(newLogKey)"
     switch (outcome, bundle) {
@@ -474,6 +490,10 @@ func followNewLog(_ newLogKey: String, of pinned: RelaySettings, at url: URL, ho
         Terminal.info("\(followed); it holds \(bundle.name)'s key version \(bundle.keyVersion).")
     case (.registeredAgain, let bundle?):
         Terminal.info("\(followed). It did not hold \(bundle.name) (registered after the backup the relay was restored from): registered again, with the same keys.")
+    case (.rotationsLoggedAgain(let from?), let bundle?):
+        Terminal.info("\(followed). It held \(bundle.name)'s key version \(from) (the rotations since were made after the backup the relay was restored from): logged again up to key version \(bundle.keyVersion), with the same keys.")
+    case (.rotationsLoggedAgain(nil), let bundle?):
+        Terminal.info("\(followed). It did not hold \(bundle.name) (registered and rotated after the backup the relay was restored from): registered again and rotations logged again up to key version \(bundle.keyVersion), with the same keys.")
     default:
         Terminal.info("\(followed).")
     }
