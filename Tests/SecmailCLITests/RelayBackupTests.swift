@@ -132,6 +132,9 @@ import Testing
         let carolFollows = try await carol.run(["register", "carol", "--relay", url, "--new-log", "--log-key", newKey])
         #expect(carolFollows.status == 0 && carolFollows.stderr.contains("registered again and rotations logged again up to key version 2"),
                 "\(carolFollows.stderr)")
+        // Her own pin is her current key, not the version 1 registered again.
+        let ownPin = try await carol.run(["contacts"])
+        #expect(ownPin.stdout.contains("carol  key version 2") && !ownPin.stdout.contains("key version 1"), "\(ownPin.stdout)")
         let seen = try await alice.run(["lookup", "carol"])
         #expect(seen.status == 0 && seen.stderr.contains("Matches the key pinned earlier"), "\(seen.stderr)")
         // Audit and monitor replay the new log from its start; their old positions are evidence.

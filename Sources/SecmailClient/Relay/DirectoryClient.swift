@@ -157,8 +157,13 @@ public struct DirectoryClient {
     private func findOrRegisterAgain(_ identity: IdentityBundle?, invite: String?, keystore: Keystore?,
                                      signer: ((UInt32) throws -> SenderIdentity)?) async throws -> FollowedLog {
         guard let identity else { return .monitoredOnly }
+        let own: VerifiedLookup?
         do {
-            let own = try await relay.verifiedLookup(identity.name)
+            own = try await relay.verifiedLookup(identity.name)
+        } catch let error as ClientError where error.code == .notRegistered {
+            own = nil
+        }
+        if let own {
             if own.bundle.fingerprint == identity.fingerprint { return .found }
             let mine = own.bundle.keyVersion < identity.keyVersion && (try? keystore?.bundle(version: own.bundle.keyVersion)) == own.bundle
             guard mine, let keystore, let signer else {
@@ -167,19 +172,18 @@ public struct DirectoryClient {
             }
             try await logRotationsAgain(from: own.bundle.keyVersion, to: identity, keystore: keystore, signer: signer)
             return .rotationsLoggedAgain(from: own.bundle.keyVersion)
-        } catch let error as ClientError where error.code == .notRegistered {
-            guard identity.keyVersion > 1 else {
-                _ = try await register(identity, invite: invite)
-                return .registeredAgain
-            }
-            // Registered and rotated after the backup: version 1 again, then the rotations.
-            guard let keystore, let signer, let first = try? keystore.bundle(version: 1) else {
-                throw ClientError(.keyNotCurrent, "the new log does not hold \(identity.name), and this identity is at key version \(identity.keyVersion) (a relay registers version 1 only): nothing was changed; `secmail register \(identity.name) --relay URL --new-log --log-key KEY` registers version 1 again and logs the rotations since")
-            }
-            _ = try await register(first, invite: invite)
-            try await logRotationsAgain(from: 1, to: identity, keystore: keystore, signer: signer)
-            return .rotationsLoggedAgain(from: nil)
         }
+        guard identity.keyVersion > 1 else {
+            _ = try await register(identity, invite: invite)
+            return .registeredAgain
+        }
+        // Registered and rotated after the backup: version 1 again, then the rotations.
+        guard let keystore, let signer, let first = try? keystore.bundle(version: 1) else {
+            throw ClientError(.keyNotCurrent, "the new log does not hold \(identity.name), and this identity is at key version \(identity.keyVersion) (a relay registers version 1 only): nothing was changed; `secmail register \(identity.name) --relay URL --new-log --log-key KEY` registers version 1 again and logs the rotations since")
+        }
+        _ = try await register(first, invite: invite)
+        try await logRotationsAgain(from: 1, to: identity, keystore: keystore, signer: signer)
+        return .rotationsLoggedAgain(from: nil)
     }
 
     /// Logs this home's rotations from key version `first` up to `current` again, in order, each
@@ -198,6 +202,8 @@ public struct DirectoryClient {
         guard logged.bundle == current else {
             throw ClientError(.verificationFailed, "the relay took the rotations of \(current.name) up to key version \(current.keyVersion) but serves version \(logged.bundle.keyVersion) (\(logged.bundle.fingerprint.grouped))")
         }
+        // One's own key, pinned as at a rotation (registering version 1 again pinned that one).
+        try ContactPins(home: home).pin(current, reason: .compared)
     }
 
     /// The log verifier key the relay serves, and the answer that carried it (with the TLS key and
