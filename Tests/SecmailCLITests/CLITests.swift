@@ -258,7 +258,8 @@ import Testing
             opened[shift] = try await Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--out", out.path])
         }
         let future = try #require(opened["+1d"])
-        #expect(future.status == 2 && future.stderr.contains("is dated 24 hours in the future (at most 10 minutes is allowed): refused"), "\(future.stderr)")
+        // 24 hours ahead when sealed; a loaded machine may take minutes to come to the opening.
+        #expect(future.status == 2 && future.stderr.contains(" hours in the future (at most 10 minutes is allowed): refused"), "\(future.stderr)")
         #expect(!future.stdout.contains("sealed at") && !FileManager.default.fileExists(atPath: directory.appendingPathComponent("out+1d").path))
         let skewed = try #require(opened["+5m"])
         #expect(skewed.status == 0 && skewed.stdout.contains("sealed at +5m") && !skewed.stderr.contains(" ago"), "\(skewed.stderr)")
