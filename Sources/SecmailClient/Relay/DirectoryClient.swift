@@ -32,6 +32,12 @@ public struct DirectoryClient {
 
         /// What the contact's client reads beyond the base format.
         public var readerFeatures: Set<ReaderFeature> { lookup.readerFeatures }
+
+        /// What every one of `contacts` reads (all this client knows, for none): what a message
+        /// to all of them may use.
+        public static func commonReaderFeatures(_ contacts: [Contact]) -> Set<ReaderFeature> {
+            contacts.map(\.readerFeatures).reduce(Set(ReaderFeature.allCases)) { $0.intersection($1) }
+        }
     }
 
     /// Registers `bundle` on the relay `pinRelay` pinned, with the reader features of this client
@@ -186,6 +192,12 @@ public struct DirectoryClient {
         return .rotationsLoggedAgain(from: nil)
     }
 
+    /// `POST /v1/directory/rotate` of `next`, with the token of the key version it replaces.
+    private func postRotation(_ next: IdentityBundle, token: String) async throws {
+        try await relay.expect(200, try RelayRequest(.POST, Endpoint.rotate.path(),
+                                                     json: BundleRequest(bundle: Data(next.encoded).base64EncodedString()), bearer: token))
+    }
+
     /// Logs this home's rotations from key version `first` up to `current` again, in order, each
     /// signed in with the version it replaces (the relay takes a rotation from the current key's
     /// token only), and checks that the log then holds `current`. Each bundle carries its
@@ -194,9 +206,7 @@ public struct DirectoryClient {
                                    signer: (UInt32) throws -> SenderIdentity) async throws {
         for version in first..<current.keyVersion {
             let next = try keystore.bundle(version: version + 1)
-            let token = try await relay.token(for: try signer(version))
-            try await relay.expect(200, try RelayRequest(.POST, Endpoint.rotate.path(),
-                                                         json: BundleRequest(bundle: Data(next.encoded).base64EncodedString()), bearer: token))
+            try await postRotation(next, token: try await relay.token(for: try signer(version)))
         }
         let logged = try await relay.verifiedLookup(current.name)
         guard logged.bundle == current else {
@@ -304,9 +314,7 @@ public struct DirectoryClient {
         // since the relay may have logged it without this client hearing the answer.
         var refusal: ClientError?
         do {
-            let token = try await relay.token(for: current)
-            try await relay.expect(200, try RelayRequest(.POST, Endpoint.rotate.path(),
-                                                         json: BundleRequest(bundle: Data(next.encoded).base64EncodedString()), bearer: token))
+            try await postRotation(next, token: try await relay.token(for: current))
         } catch let error as ClientError where error.code == .relayUnreachable {
             throw ClientError(.relayUnreachable, "\(error.reason); key version \(next.keyVersion) is prepared but not confirmed: run secmail rotate again to finish")
         } catch let error as ClientError where !error.isVerificationFailure {

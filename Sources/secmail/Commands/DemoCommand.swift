@@ -54,8 +54,8 @@ private struct DemoRun {
         let picture = root.appendingPathComponent("sunset.png")
         try Data(try DemoImage.png()).write(to: picture)
         // What bob's client reads, as his registration declared it: `send` decides the same way.
-        let bobReads = try await withRelay(alice.home) { try await MailClient(relay: $0).verifiedRecipients([bobName]) }
-            .map(\.readerFeatures).reduce(Set(ReaderFeature.allCases)) { $0.intersection($1) }
+        let bobReads = DirectoryClient.Contact.commonReaderFeatures(
+            try await withRelay(alice.home) { try await MailClient(relay: $0).verifiedRecipients([bobName]) })
         let image = try WireAttachments.prepare(WireAttachments.check(path: picture.path), alwaysPNG: false, readable: bobReads)
         if let summary = image.summary { line(summary) }
         let first = try await send(from: alice, to: bobName, text: "Hi Bob, the sunset from last night. — Alice", attachments: [image.attachment])

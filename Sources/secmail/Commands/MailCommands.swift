@@ -50,7 +50,7 @@ struct SendCommand: AsyncParsableCommand {
             try await mail.checkClock()
             let sender = try passphraseOptions.sender(keystore)
             // Compressed files and JPEG XL images only when every recipient's client reads them.
-            let readable = contacts.map(\.readerFeatures).reduce(Set(ReaderFeature.allCases)) { $0.intersection($1) }
+            let readable = DirectoryClient.Contact.commonReaderFeatures(contacts)
             let prepared = try compose.preparedAttachments(checked, readable: readable)
             let sealing = Terminal.ProgressLine("sealing"), uploading = Terminal.ProgressLine("sending")
             // A deposit cut short is dropped by the relay; once all of it went out, the relay may
