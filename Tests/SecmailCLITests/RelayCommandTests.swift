@@ -125,6 +125,9 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
         // when the machine is busy (s_client alone took 9 s to finish once under the whole suite).
         let relay = try await startRelay(data: data, options: ["--idle-timeout-before-sign-in", "120"])
         for (request, status) in [("GET /v1/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", "200"),
+                                  // HTTP/1.0 ends with the answer unless asked to keep alive; a close token in any case.
+                                  ("GET /v1/health HTTP/1.0\r\nHost: localhost\r\n\r\n", "200"),
+                                  ("GET /v1/health HTTP/1.1\r\nHost: localhost\r\nConnection: Keep-Alive, Close\r\n\r\n", "200"),
                                   ("GET /v1/he alth HTTP/1.1\r\nHost: localhost\r\n\r\n", "400"),
                                   ("POST /v1/auth/challenge HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "400"),
                                   // Well-formed chunks past the 8 KiB a JSON body may have: too large, still.
@@ -149,6 +152,7 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
             let answer = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             #expect(answer.hasPrefix("HTTP/1.1 \(status)"), "\(answer)")
             if request.hasPrefix("POST") { #expect(answer.contains(status == "400" ? "\"malformedRequest\"" : "\"tooLarge\""), "\(answer)") }
+            if status == "200" { #expect(answer.lowercased().contains("\r\nconnection: close\r\n"), "the answer does not say the connection ends: \(answer)") }
             #expect(closedAfter < 45, "the relay kept the connection open for \(closedAfter) s after answering \(request.prefix(120).debugDescription)")
             try? input.fileHandleForWriting.close()
         }

@@ -1,12 +1,13 @@
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTPTypesHTTP1
 import SecmailTLS
 
 /// Puts our OpenSSL `TLSHandler` in front of Hummingbird's HTTP/1.1 child channel (DESIGN:
 /// HummingbirdTLS is not used, since it brings a second TLS stack), after a per-address
 /// connection cap, with the `RequestByteObserver` of the connection's deadlines between TLS and
-/// HTTP.
+/// HTTP, and `ConnectionCloseRequests` before Hummingbird's HTTP codec.
 struct SecmailTLSChannel<BaseChannel: ServerChildChannel>: ServerChildChannel {
     typealias Value = BaseChannel.Value
 
@@ -37,6 +38,11 @@ struct SecmailTLSChannel<BaseChannel: ServerChildChannel>: ServerChildChannel {
             try channel.pipeline.syncOperations.addHandler(RequestByteObserver(activity: activity))
         }.flatMap {
             baseChannel.setup(channel: channel, logger: logger)
+        }.flatMapThrowing { value in
+            // Before Hummingbird's codec, where the request head still has its HTTP version.
+            let codec = try channel.pipeline.syncOperations.handler(type: HTTP1ToHTTPServerCodec.self)
+            try channel.pipeline.syncOperations.addHandler(ConnectionCloseRequests(), position: .before(codec))
+            return value
         }
     }
 
