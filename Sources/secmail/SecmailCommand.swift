@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SecmailAPI
 import SecmailClient
 import SecmailCrypto
@@ -19,7 +20,8 @@ struct SecmailCommand: AsyncParsableCommand {
             Exit codes: 0 success; 1 error (input, file or system); 2 verification failed \
             (changed, truncated, forged or malformed data); 3 wrong key (not a recipient, or \
             signed by someone other than the given sender); 4 wrong passphrase; 5 unsupported \
-            format version or suite; 64 usage error; 130 interrupted (Ctrl-C).
+            format version or suite; 64 usage error; 130 interrupted (Ctrl-C); 141 the reader \
+            of standard output stopped early (as `| head` does).
             """,
         version: RelayInfo.currentVersion,
         subcommands: [
@@ -64,7 +66,13 @@ struct SecmailCommand: AsyncParsableCommand {
             Terminal.error(message)
             exit(withError: ExitCode(status.rawValue))
         }
-        // As coreutils do: a result that did not reach a full disk or a closed pipe fails the command.
+        // A reader that stopped early (`| head`) ends the command as it ends `cat`: by the signal a
+        // closed pipe sends, without a word (the shell shows 141). The command itself finished.
+        if StandardStreams.outputReaderLeft {
+            signal(SIGPIPE, SIG_DFL)
+            raise(SIGPIPE)
+        }
+        // As coreutils do: a result that did not reach a full disk or a closed descriptor fails the command.
         if let failure = StandardStreams.outputFailure {
             Terminal.error("cannot write to standard output: \(failure)")
             exit(withError: ExitCode(ExitStatus.failure.rawValue))

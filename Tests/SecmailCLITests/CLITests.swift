@@ -108,6 +108,19 @@ import Testing
         }
     }
 
+    /// A reader that stops early (`secmail read ID | head`) is no failure to report: the command
+    /// ends as `cat` does then, by SIGPIPE (141 in the shell), without an error line.
+    @Test func aReaderThatStopsEarlyEndsTheCommandQuietly() throws {
+        // `true` has long exited, and closed the pipe, when the export writes a second later.
+        // SIGPIPE is ignored as every command that talks to the relay has it (SwiftNIO ignores it
+        // process-wide with its first socket): the write fails with EPIPE instead of the signal
+        // ending the process, and the command must then end as the signal would have.
+        let result = try runProcess(URL(fileURLWithPath: "/bin/bash"), ["-c", "{ sleep 1; trap '' PIPE; exec \"$0\" export; } | true; echo \"status ${PIPESTATUS[0]}\" >&2",
+                                                                         SecmailBinary.url.path],
+                                    environment: ["SECMAIL_HOME": Users.alice.home.path])
+        #expect(result.stderr == "status 141\n", "\(result.stderr)")
+    }
+
     @Test func exportPrintsTheArmoredBundle() throws {
         let result = try Users.alice.run(["export"])
         #expect(result.status == 0)

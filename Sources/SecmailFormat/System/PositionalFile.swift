@@ -236,18 +236,28 @@ public enum StandardStreams {
     }
 
     /// Why something written to standard output did not get there, if it did not.
-    public static var outputFailure: String? { lock.withLock { outputFailureStorage } }
+    public static var outputFailure: String? { lock.withLock { outputFailureStorage?.reason } }
+
+    /// Whether standard output failed because its reader had gone (`secmail read ID | head`):
+    /// a reader that stops early, not a result lost.
+    public static var outputReaderLeft: Bool { lock.withLock { outputFailureStorage?.errorNumber == EPIPE } }
 
     /// As `writeOutput`, to standard error; a failure there has nowhere to be said.
     public static func writeError(_ text: String) { _ = write(text, to: STDERR_FILENO) }
 
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var outputFailureStorage: String?
+    private struct WriteFailure {
+        let reason: String
+        /// errno, or 0 for a write that wrote nothing without an error.
+        let errorNumber: Int32
+    }
 
-    /// nil, or the reason the write failed.
-    private static func write(_ text: String, to descriptor: Int32) -> String? {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var outputFailureStorage: WriteFailure?
+
+    /// nil, or why the write failed.
+    private static func write(_ text: String, to descriptor: Int32) -> WriteFailure? {
         var text = text
-        return text.withUTF8 { bytes -> String? in
+        return text.withUTF8 { bytes -> WriteFailure? in
             guard let start = bytes.baseAddress else { return nil }
             var offset = 0
             while offset < bytes.count {
@@ -256,8 +266,11 @@ public enum StandardStreams {
                     offset += written
                 } else if written < 0, errno == EINTR {
                     continue
+                } else if written < 0 {
+                    let errorNumber = errno
+                    return WriteFailure(reason: String(cString: strerror(errorNumber)), errorNumber: errorNumber)
                 } else {
-                    return written < 0 ? String(cString: strerror(errno)) : "nothing was written"
+                    return WriteFailure(reason: "nothing was written", errorNumber: 0)
                 }
             }
             return nil
