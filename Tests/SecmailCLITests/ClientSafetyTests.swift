@@ -48,6 +48,19 @@ import Testing
         #expect((try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])?["text"] as? String == hostile)
     }
 
+    /// An image whose 255-byte name has no extension gains one on the wire: the name gives way
+    /// rather than the image being refused for a name the sender never chose.
+    @Test func anImageNamedWith255BytesAndNoExtensionIsSent() async throws {
+        let folder = try temporaryDirectory("long-image-name")
+        let image = folder.appendingPathComponent(String(repeating: "b", count: 255))
+        try Data(TestPNG(width: 24, height: 16, colorType: 2, bitDepth: 8) { x, y, c in (x * 9 + y * 5 + c * 70) % 256 }.encoded).write(to: image)
+        let envelope = try await seal("a long name", attaching: [image], in: folder)
+        let out = folder.appendingPathComponent("out", isDirectory: true)
+        let opened = try await open(envelope, ["--out", out.path])
+        #expect(opened.status == 0, "\(opened.stderr)")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: out.path)) == [String(repeating: "b", count: 251) + ".png"])
+    }
+
     @Test func attachmentNamesWithBidiOrControlCharactersAreRefusedAndHostileNamesSavedHarmlessly() async throws {
         let folder = try temporaryDirectory("names")
         let bidi = folder.appendingPathComponent("invoice\u{202E}gnp.exe")
@@ -55,6 +68,7 @@ import Testing
         let refused = try await Users.alice.run(["seal", "--to", Users.bundle("bob").path, "-m", "x", "--attach", bidi.path,
                                                  "-o", folder.appendingPathComponent("no.smsg").path])
         #expect(refused.status == 1 && refused.stderr.contains("format character"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("attachment \(folder.path)/invoice"), "the refusal does not say which file: \(refused.stderr)")
         #expect(!refused.stderr.unicodeScalars.contains("\u{202E}"))
 
         // A dotfile, a name that reads as an option, trailing dots, and a 250-byte JPEG name that

@@ -81,10 +81,15 @@ public struct OutgoingAttachment: Sendable {
         guard UInt64(prefix.count) <= size else {
             throw FormatError(.io, "attachment \(url.path) holds more than the \(size) bytes its size says (a file under /proc or /sys?); copy it to a regular file and attach that")
         }
-        info = try AttachmentInfo(
-            name: name ?? url.lastPathComponent,
-            mediaType: mediaType ?? MediaType.detect(prefix: prefix),
-            length: size)
+        do {
+            info = try AttachmentInfo(
+                name: name ?? url.lastPathComponent,
+                mediaType: mediaType ?? MediaType.detect(prefix: prefix),
+                length: size)
+        } catch let error as FormatError {
+            // Among several attachments, say which one.
+            throw FormatError(error.code, "attachment \(url.path): \(error.reason)")
+        }
         source = .file(url)
     }
 

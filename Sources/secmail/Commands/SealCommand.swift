@@ -116,7 +116,9 @@ enum WireAttachments {
             throw CLIFailure(.failure, "\(path) looks like an image but cannot be used: \(error.reason)")
         }
         let name = url.lastPathComponent
-        let wireName = SavedFileName.split(name).stem + wire.format.fileExtension
+        // The new extension may be longer than the old (a 255-byte name without one): the stem
+        // gives way, as it does for names saved on the reader's side.
+        let wireName = SavedFileName.compose(stem: SavedFileName.split(name).stem, counter: nil, ext: String(wire.format.fileExtension.dropFirst()))
         let attachment = try userInput { try OutgoingAttachment(name: wireName, mediaType: wire.format.mediaType, bytes: wire.bytes) }
         let sending = wire.animationFrames == nil ? "sending the \(wire.format.displayName) (the reader gets a PNG)" : "the reader gets every frame"
         let summary = "\(name) (\(wire.width)x\(wire.height), \(formatBytes(UInt64(wire.originalSize)))): \(wire.sizes); \(sending)"
