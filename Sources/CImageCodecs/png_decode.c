@@ -53,6 +53,37 @@ int smimg_same_samples(const uint8_t *a, uint32_t depth_a, const uint8_t *b, uin
     return 1;
 }
 
+// Whether every chunk up to IEND fits in the file, else a message naming the first that does not.
+// libpng 1.6.39 allocates an ancillary chunk's declared length before reading it, past its
+// chunk_malloc_max (which only warns for those): a 284-byte file declaring a 512 MiB tEXt made it
+// allocate 512 MiB. Such a file fails as truncated either way; this fails it before the allocation.
+static int chunks_fit(const uint8_t *data, size_t size, char *message, size_t message_size) {
+    size_t offset = 8;
+    while (size - offset >= 8) {
+        const uint8_t *header = data + offset;
+        uint32_t length = (uint32_t)header[0] << 24 | (uint32_t)header[1] << 16 | (uint32_t)header[2] << 8 | header[3];
+        size_t remaining = size - offset - 8;
+        // The data and its 4-byte CRC.
+        if ((size_t)length > remaining || remaining - length < 4) {
+            int named = 1;
+            for (int i = 4; i < 8; i++) {
+                if (!((header[i] >= 'A' && header[i] <= 'Z') || (header[i] >= 'a' && header[i] <= 'z'))) named = 0;
+            }
+            if (named) {
+                snprintf(message, message_size, "the PNG file is truncated: its %.4s chunk declares %u bytes, and %zu follow",
+                         (const char *)header + 4, (unsigned)length, remaining);
+            } else {
+                snprintf(message, message_size, "the PNG file is truncated: a chunk declares %u bytes, and %zu follow",
+                         (unsigned)length, remaining);
+            }
+            return 0;
+        }
+        if (memcmp(header + 4, "IEND", 4) == 0) break;
+        offset += 12 + (size_t)length;
+    }
+    return 1;
+}
+
 // smimg_png_decode, or with `expected` (then `out` gets no pixels) the comparison of smimg_png_matches.
 static int decode_png(const uint8_t *data, size_t size, const smimg_limits *limits, smimg_image *out,
                       const uint8_t *expected, uint32_t expected_width, uint32_t expected_height, int expected_depth,
@@ -64,6 +95,7 @@ static int decode_png(const uint8_t *data, size_t size, const smimg_limits *limi
         snprintf(message, message_size, "not a PNG file");
         return SMIMG_ERROR;
     }
+    if (!chunks_fit(data, size, message, message_size)) return SMIMG_ERROR;
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &source, on_png_error, on_png_warning);
     if (!png) return SMIMG_NO_MEMORY;
     png_infop info = png_create_info_struct(png);

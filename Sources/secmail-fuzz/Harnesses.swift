@@ -164,6 +164,11 @@ enum FuzzTarget: String, CaseIterable {
         guard let (_, image) = try? pipeline.decode(bytes) else { return }
         precondition(image.samples.count == image.width * image.height * 4 * (image.bitDepth / 8), "a decoded image's samples do not fill it")
         if format == .jpeg { _ = try? pipeline.strippedJPEG(bytes, decoded: image) }
+        // A small PNG's wire form at the fast level: the chunk walks (metadata stripping, an
+        // APNG's frames kept) and the optimiser's own decode-and-compare, at fuzzing speed.
+        if format == .png, image.pixelCount <= 64 * 64 {
+            _ = try? ImagePipeline(limits: ImageLimits(maxWidth: 64, maxHeight: 64, maxPixels: 64 * 64), effort: .fast).wireForm(of: bytes)
+        }
     }
 }
 

@@ -332,6 +332,12 @@ import Testing
         let good = TestPNG(width: 64, height: 64, colorType: 2, bitDepth: 8) { x, y, c in (x + y + c) % 256 }.encoded
         let truncated = Array(good.prefix(good.count / 2))
         #expect((#expect(throws: ImageError.self) { try pipeline.decode(truncated) })?.code == .corrupt)
+        // A chunk declaring 512 MiB in a file of a few hundred bytes (a fuzzer's find): refused by
+        // the walk over the chunks before libpng, which allocated the declared length first.
+        let longText = Array(good.prefix(33)) + be32(0x2000_000C) + Array("tEXtComment\0fuzz".utf8) + Array(good.dropFirst(33))
+        let declared = #expect(throws: ImageError.self) { try pipeline.decode(longText) }
+        #expect(declared?.code == .corrupt)
+        #expect(declared?.description.contains("its tEXt chunk declares 536870924 bytes, and \(longText.count - 41) follow") == true, "\(String(describing: declared))")
         var flipped = good
         flipped[good.count / 2] ^= 0x40  // inside IDAT: the CRC no longer matches
         #expect((#expect(throws: ImageError.self) { try pipeline.decode(flipped) })?.code == .corrupt)
