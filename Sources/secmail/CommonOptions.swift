@@ -213,21 +213,25 @@ struct ComposeOptions: ParsableArguments {
     @Option(name: [.customShort("m"), .long], help: "The message text (default: standard input, when it is not a terminal).")
     var message: String?
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A file to attach; repeat for several.", valueName: "file"))
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A file to attach; repeat for several. Images travel in their smallest lossless form, their metadata removed.", valueName: "file"))
     var attach: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A file to attach exactly as it is, even an image (no conversion; its metadata stays): for an image the pipeline cannot use (CMYK, damaged, too large); repeat for several.", valueName: "file"))
+    var attachAsIs: [String] = []
 
     @Flag(name: .long, help: "Send images as optimised PNG even when the metadata-stripped JPEG is smaller.")
     var alwaysPNG = false
 
-    /// The attachment files, checked cheaply (no image work yet). A file given more than once
-    /// (by the same or another path to it) is sent once.
+    /// The attachment files, checked cheaply (no image work yet): those of --attach, then those
+    /// of --attach-as-is. A file given more than once (by the same or another path to it) is sent
+    /// once, as it was first given.
     func checkedAttachments() throws -> [WireAttachments.Checked] {
         var seen = Set<String>()
-        var files: [String] = []
-        for path in attach {
+        var files: [(path: String, asIs: Bool)] = []
+        for (path, asIs) in attach.map({ ($0, false) }) + attachAsIs.map({ ($0, true) }) {
             let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path
             if seen.insert(resolved).inserted {
-                files.append(path)
+                files.append((path, asIs))
             } else {
                 Terminal.info("\(path) is attached more than once; it is sent once.")
             }
@@ -236,7 +240,7 @@ struct ComposeOptions: ParsableArguments {
         guard files.count <= MessageContent.maximumAttachments else {
             throw CLIFailure(.failure, "at most \(MessageContent.maximumAttachments) attachments fit in one message, and \(files.count) are given")
         }
-        return try files.map(WireAttachments.check)
+        return try files.map { try WireAttachments.check(path: $0.path, asIs: $0.asIs) }
     }
 
     /// The attachments as they go on the wire (images in their smallest lossless form, other
@@ -250,7 +254,7 @@ struct ComposeOptions: ParsableArguments {
     /// nothing, and is more likely a forgotten -m or an empty pipe.
     func text() throws -> String {
         let text = try givenText()
-        guard !text.isEmpty || !attach.isEmpty else {
+        guard !text.isEmpty || !attach.isEmpty || !attachAsIs.isEmpty else {
             throw CLIFailure(.failure, "nothing to send: give the text with -m TEXT or on standard input, or attach a file with --attach FILE")
         }
         return text

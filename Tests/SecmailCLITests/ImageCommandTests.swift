@@ -165,6 +165,31 @@ import Testing
         }
     }
 
+    /// An image the pipeline cannot use (here a truncated JPEG) is refused by --attach, with the
+    /// way out named; --attach-as-is sends it unchanged, and the reader gets those very bytes.
+    @Test func anImageThatCannotBeUsedTravelsUnchangedWithAttachAsIs() async throws {
+        let folder = try temporaryDirectory("image-as-is")
+        let photo = Array(try Data(contentsOf: try await cameraJPEG(in: folder)))
+        let damaged = Array(photo.prefix(photo.count * 2 / 3))
+        let scan = folder.appendingPathComponent("scan.jpg")
+        try Data(damaged).write(to: scan)
+
+        let refusedEnvelope = folder.appendingPathComponent("refused.sm")
+        let refused = try await Users.alice.run(["seal", "--to", Users.bundle("bob").path, "--attach", scan.path, "-o", refusedEnvelope.path])
+        #expect(refused.status == 1 && refused.stderr.contains("\(scan.path) looks like an image but cannot be used")
+                && refused.stderr.contains("attach it with --attach-as-is"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: refusedEnvelope.path))
+
+        let envelope = folder.appendingPathComponent("as-is.sm")
+        let sealed = try await Users.alice.run(["seal", "--to", Users.bundle("bob").path, "-m", "the scan", "--attach-as-is", scan.path, "-o", envelope.path])
+        #expect(sealed.status == 0, "\(sealed.stderr)")
+        let out = folder.appendingPathComponent("out", isDirectory: true)
+        let opened = try await Users.bob.run(["open", envelope.path, "--from", Users.bundle("alice").path, "--out", out.path])
+        #expect(opened.status == 0, "\(opened.stderr)")
+        #expect(contents(of: out) == ["scan.jpg"])
+        #expect(Array(try Data(contentsOf: out.appendingPathComponent("scan.jpg"))) == damaged)
+    }
+
     /// An animated PNG reaches the reader with every frame (before, as its first frame alone)
     /// and without its metadata; the sender is told.
     @Test func anAnimatedPNGArrivesWithEveryFrame() async throws {

@@ -56,7 +56,7 @@ private struct DemoRun {
         // What bob's client reads, as his registration declared it: `send` decides the same way.
         let bobReads = DirectoryClient.Contact.commonReaderFeatures(
             try await withRelay(alice.home) { try await MailClient(relay: $0).verifiedRecipients([bobName]) })
-        let image = try WireAttachments.prepare(WireAttachments.check(path: picture.path), alwaysPNG: false, readable: bobReads)
+        let image = try WireAttachments.prepare(WireAttachments.check(path: picture.path, asIs: false), alwaysPNG: false, readable: bobReads)
         if let summary = image.summary { line(summary) }
         let first = try await send(from: alice, to: bobName, text: "Hi Bob, the sunset from last night. — Alice", attachments: [image.attachment])
         line("message \(first.messageID): \(formatBytes(first.size)) deposited for bob")

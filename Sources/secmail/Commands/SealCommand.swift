@@ -83,9 +83,11 @@ enum WireAttachments {
         let isImage: Bool
     }
 
-    static func check(path: String) throws -> Checked {
+    /// `asIs`: the file travels as it is even if it is an image (--attach-as-is).
+    static func check(path: String, asIs: Bool) throws -> Checked {
         let url = URL(fileURLWithPath: path)
         let plain = try userInput { try OutgoingAttachment(file: url) }
+        guard !asIs else { return Checked(path: path, plain: plain, isImage: false) }
         let prefix = try? FileHandle(forReadingFrom: url).read(upToCount: 8)
         return Checked(path: path, plain: plain, isImage: prefix.map { ImageFormat.detect($0) != nil } ?? false)
     }
@@ -113,7 +115,7 @@ enum WireAttachments {
                                              allowJXLRendering: readable.contains(.jxlRendering))
             }
         } catch let error as ImageError {
-            throw CLIFailure(.failure, "\(path) looks like an image but cannot be used: \(error.reason)")
+            throw CLIFailure(.failure, "\(path) looks like an image but cannot be used: \(error.reason). To send it unchanged, its metadata included, attach it with --attach-as-is")
         }
         let name = url.lastPathComponent
         // The new extension may be longer than the old (a 255-byte name without one): the stem
