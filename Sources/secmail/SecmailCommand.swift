@@ -62,21 +62,26 @@ struct SecmailCommand: AsyncParsableCommand {
             exit(withError: request)
         } catch {
             Interruption.waitIfInterrupted()
+            endIfOutputReaderLeft()
             let (status, message) = classify(error)
             Terminal.error(message)
             exit(withError: ExitCode(status.rawValue))
         }
-        // A reader that stopped early (`| head`) ends the command as it ends `cat`: by the signal a
-        // closed pipe sends, without a word (the shell shows 141). The command itself finished.
-        if StandardStreams.outputReaderLeft {
-            signal(SIGPIPE, SIG_DFL)
-            raise(SIGPIPE)
-        }
+        endIfOutputReaderLeft()
         // As coreutils do: a result that did not reach a full disk or a closed descriptor fails the command.
         if let failure = StandardStreams.outputFailure {
             Terminal.error("cannot write to standard output: \(failure)")
             exit(withError: ExitCode(ExitStatus.failure.rawValue))
         }
+    }
+
+    /// A reader that stopped early (`| head`) ends the command as it ends `cat`: by the signal a
+    /// closed pipe sends, without a word (the shell shows 141), whether the command had finished
+    /// or stopped at the write that found the pipe closed (`seal -o -`).
+    static func endIfOutputReaderLeft() {
+        guard StandardStreams.outputReaderLeft else { return }
+        signal(SIGPIPE, SIG_DFL)
+        raise(SIGPIPE)
     }
 
     /// For a word where a command is expected that is none but nearly one (`sned`, `inbx`,

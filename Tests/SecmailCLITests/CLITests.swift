@@ -517,6 +517,31 @@ import Testing
         #expect(contents(of: Users.bob.home).allSatisfy { !$0.hasPrefix(".opening-") }, "\(contents(of: Users.bob.home))")
     }
 
+    /// `seal -o -` puts the envelope alone on standard output (`… | secmail open /dev/stdin`,
+    /// `| ssh …`); never on a terminal, and not beside --json.
+    @Test func anEnvelopeMayGoToStandardOutput() async throws {
+        let directory = try temporaryDirectory("sealstdout")
+        let blob = directory.appendingPathComponent("data.bin")
+        try Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 13) }).write(to: blob)
+        let secmail = SecmailBinary.url.path
+        let seal = "SECMAIL_HOME='\(Users.alice.home.path)' SECMAIL_PASSPHRASE='\(Users.alice.passphrase)' '\(secmail)' seal"
+            + " --to '\(Users.bundle("bob").path)' -m 'Through a pipe' --attach '\(blob.path)' -o -"
+        let open = "SECMAIL_HOME='\(Users.bob.home.path)' SECMAIL_PASSPHRASE='\(Users.bob.passphrase)' '\(secmail)' open /dev/stdin"
+            + " --from '\(Users.bundle("alice").path)' --out '\(directory.appendingPathComponent("out").path)'"
+        let piped = try await runProcess(URL(fileURLWithPath: "/bin/bash"), ["-c", "\(seal) | \(open); echo \"statuses ${PIPESTATUS[*]}\" >&2"])
+        #expect(piped.stderr.contains("statuses 0 0") && piped.stderr.contains("written to standard output"), "\(piped.stderr)")
+        #expect(piped.text.contains("Through a pipe"))
+        #expect(try Data(contentsOf: directory.appendingPathComponent("out/data.bin")) == Data(contentsOf: blob))
+        #expect(contents(of: directory).sorted() == ["data.bin", "out"], "nothing is left beside the attachment")
+
+        let withJSON = try await Users.alice.run(["seal", "--to", Users.bundle("bob").path, "-m", "x", "-o", "-", "--json"])
+        #expect(withJSON.status == 64 && withJSON.stdout.isEmpty, "\(withJSON.stderr)")
+        // util-linux's script gives the command a terminal for its standard output.
+        let atTerminal = try await runProcess(URL(fileURLWithPath: "/usr/bin/script"), ["-qec", "\(seal); echo \"status $?\"", "/dev/null"])
+        #expect(atTerminal.text.contains("standard output is a terminal, and an envelope is binary") && atTerminal.text.contains("status 1"),
+                "\(atTerminal.text)")
+    }
+
     @Test func aKeyFileReadableByOthersIsRefused() async throws {
         // A reader of its own: widening a shared user's key would fail other tests running now.
         let directory = try temporaryDirectory("perms")

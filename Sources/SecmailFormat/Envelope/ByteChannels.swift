@@ -73,6 +73,19 @@ public final class FileEnvelopeSource: EnvelopeSource {
     }
 }
 
+/// Writes to standard output (`secmail seal -o -`), as it comes: a pipe has nothing to sync, and
+/// a reader that stopped or a full disk stops the sealing at the next write.
+public final class StandardOutputSink: ByteSink {
+    public init() {}
+
+    public func write(_ bytes: ArraySlice<UInt8>) throws {
+        StandardStreams.writeOutput(bytes)
+        if let failure = StandardStreams.outputFailure {
+            throw FormatError(.io, "cannot write to standard output: \(failure)")
+        }
+    }
+}
+
 /// Writes to a file created for the purpose, behind a `BackgroundWriter`.
 public final class FileSink: ByteSink {
     public let writer: BackgroundWriter

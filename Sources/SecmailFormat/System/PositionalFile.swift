@@ -225,12 +225,25 @@ public enum StandardStreams {
     /// Whether standard error is a terminal (progress lines are for people, not logs).
     public static var isStandardErrorTerminal: Bool { isatty(STDERR_FILENO) == 1 }
 
+    /// Whether standard output is a terminal (where binary output does not belong).
+    public static var isStandardOutputTerminal: Bool { isatty(STDOUT_FILENO) == 1 }
+
     /// Writes all of `text` to standard output (write(2), again after a signal or a short write).
     /// The first failure is kept in `outputFailure`, for the command to end with it (a result
     /// that did not reach a full disk or a closed pipe is a failed command; Foundation's
     /// FileHandle traps on such a failure).
     public static func writeOutput(_ text: String) {
-        if let failure = write(text, to: STDOUT_FILENO) {
+        var text = text
+        text.withUTF8 { keepFailure(of: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// As `writeOutput(_:)`, for binary output (`secmail seal -o -`).
+    public static func writeOutput(_ bytes: ArraySlice<UInt8>) {
+        bytes.withUnsafeBytes { keepFailure(of: $0) }
+    }
+
+    private static func keepFailure(of bytes: UnsafeRawBufferPointer) {
+        if let failure = write(bytes, to: STDOUT_FILENO) {
             lock.withLock { if outputFailureStorage == nil { outputFailureStorage = failure } }
         }
     }
@@ -243,7 +256,10 @@ public enum StandardStreams {
     public static var outputReaderLeft: Bool { lock.withLock { outputFailureStorage?.errorNumber == EPIPE } }
 
     /// As `writeOutput`, to standard error; a failure there has nowhere to be said.
-    public static func writeError(_ text: String) { _ = write(text, to: STDERR_FILENO) }
+    public static func writeError(_ text: String) {
+        var text = text
+        _ = text.withUTF8 { write(UnsafeRawBufferPointer($0), to: STDERR_FILENO) }
+    }
 
     private struct WriteFailure {
         let reason: String
@@ -255,25 +271,22 @@ public enum StandardStreams {
     nonisolated(unsafe) private static var outputFailureStorage: WriteFailure?
 
     /// nil, or why the write failed.
-    private static func write(_ text: String, to descriptor: Int32) -> WriteFailure? {
-        var text = text
-        return text.withUTF8 { bytes -> WriteFailure? in
-            guard let start = bytes.baseAddress else { return nil }
-            var offset = 0
-            while offset < bytes.count {
-                let written = Glibc.write(descriptor, start + offset, bytes.count - offset)
-                if written > 0 {
-                    offset += written
-                } else if written < 0, errno == EINTR {
-                    continue
-                } else if written < 0 {
-                    let errorNumber = errno
-                    return WriteFailure(reason: String(cString: strerror(errorNumber)), errorNumber: errorNumber)
-                } else {
-                    return WriteFailure(reason: "nothing was written", errorNumber: 0)
-                }
+    private static func write(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32) -> WriteFailure? {
+        guard let start = bytes.baseAddress else { return nil }
+        var offset = 0
+        while offset < bytes.count {
+            let written = Glibc.write(descriptor, start + offset, bytes.count - offset)
+            if written > 0 {
+                offset += written
+            } else if written < 0, errno == EINTR {
+                continue
+            } else if written < 0 {
+                let errorNumber = errno
+                return WriteFailure(reason: String(cString: strerror(errorNumber)), errorNumber: errorNumber)
+            } else {
+                return WriteFailure(reason: "nothing was written", errorNumber: 0)
             }
-            return nil
         }
+        return nil
     }
 }

@@ -16,7 +16,7 @@ struct SealCommand: AsyncParsableCommand {
 
     @OptionGroup var compose: ComposeOptions
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("Where to write the envelope (must not exist).", valueName: "file"))
+    @Option(name: .shortAndLong, help: ArgumentHelp("Where to write the envelope (must not exist); - for standard output.", valueName: "file"))
     var output: String
 
     @Flag(name: .long, help: "Print the result as JSON on standard output.")
@@ -27,13 +27,26 @@ struct SealCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard !to.isEmpty else { throw ValidationError("name at least one recipient with --to BUNDLE") }
+        if writesToStandardOutput, json {
+            throw ValidationError("-o - puts the envelope on standard output, where --json would go too; give -o FILE with --json")
+        }
     }
+
+    private var writesToStandardOutput: Bool { output == "-" }
 
     func run() async throws {
         let recipients = try to.map(loadBundle)
         let checked = try compose.checkedAttachments()
         let text = try compose.text()
-        let outputURL = try AtomicFile.checkCanCreate(output)
+        let outputURL: URL?
+        if writesToStandardOutput {
+            guard !StandardStreams.isStandardOutputTerminal else {
+                throw CLIFailure(.failure, "standard output is a terminal, and an envelope is binary: redirect it (> FILE, | COMMAND) or give -o FILE")
+            }
+            outputURL = nil
+        } else {
+            outputURL = try AtomicFile.checkCanCreate(output)
+        }
         let keystore = try Keystore(home: homeOptions.secmailHome)
         // The passphrase before the image work, so nobody types into seconds of silence.
         let sender = try passphraseOptions.sender(keystore)
@@ -42,11 +55,10 @@ struct SealCommand: AsyncParsableCommand {
         let attachments = prepared.map(\.attachment)
 
         let progress = Terminal.ProgressLine("sealing")
-        let sealed = try AtomicFile.write(to: outputURL) { sink in
-            try EnvelopeSealer().seal(
-                text: text, attachments: attachments, from: sender, to: recipients,
-                into: sink, progress: progress.update)
+        func seal(into sink: ByteSink) throws -> SealedEnvelope {
+            try EnvelopeSealer().seal(text: text, attachments: attachments, from: sender, to: recipients, into: sink, progress: progress.update)
         }
+        let sealed = try outputURL.map { try AtomicFile.write(to: $0, seal) } ?? seal(into: StandardOutputSink())
         progress.finish()
         let recipientNames = recipients.map(\.name.value).joined(separator: ", ")
         if json {
@@ -58,8 +70,10 @@ struct SealCommand: AsyncParsableCommand {
             try Terminal.output(jsonText(result))
         } else {
             for line in prepared.compactMap(\.summary) { Terminal.info(line) }
-            Terminal.info("Sealed message \(sealed.header.messageID) for \(recipientNames): \(formatBytes(sealed.byteCount)) written to \(output)")
-            Terminal.output(sealed.header.messageID.hex + "\n")
+            let destination = writesToStandardOutput ? "standard output" : output
+            Terminal.info("Sealed message \(sealed.header.messageID) for \(recipientNames): \(formatBytes(sealed.byteCount)) written to \(destination)")
+            // Standard output holds the envelope alone.
+            if !writesToStandardOutput { Terminal.output(sealed.header.messageID.hex + "\n") }
         }
     }
 }
