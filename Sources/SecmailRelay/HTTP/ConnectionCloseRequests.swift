@@ -8,7 +8,7 @@ import NIOHTTP1
 /// head; so this sits before that codec and rewrites such a head to say exactly that, and tells
 /// the client in the answer (`Connection: close`). Without it an HTTP/1.0 client that reads to
 /// the end of the connection waited the whole idle timeout for an answer it already had.
-final class ConnectionCloseRequests: ChannelDuplexHandler, RemovableChannelHandler {
+final class ConnectionCloseRequests: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
