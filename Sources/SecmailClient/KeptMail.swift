@@ -1,8 +1,9 @@
 import Foundation
 import SecmailFormat
 
-/// The envelopes a home keeps: every message sent (sent/ID.sm) and read (received/ID.sm with the
-/// sender's bundle, ID.sender), so that mail can be read again. `prune` removes old ones. A pruned
+/// The envelopes a home keeps: every message sent (sent/ID.sm with the content key wrapped for
+/// the sender, ID.key) and read (received/ID.sm with the sender's bundle, ID.sender), so that
+/// mail can be read again. `prune` removes old ones. A pruned
 /// received message leaves a tombstone (received/ID.pruned), because received/ is also the record
 /// of the message ids already read (P4): a relay that serves a pruned message again is still
 /// refused.
@@ -26,6 +27,68 @@ public struct KeptMail: Sendable {
         receivedDirectory.appendingPathComponent("\(id.hex).sm")
     }
 
+    /// The kept copy of sent message `id`.
+    func sentCopy(_ id: MessageID) -> URL {
+        sentDirectory.appendingPathComponent("\(id.hex).sm")
+    }
+
+    /// The key that opens the kept copy of sent message `id` for the sender (`SentCopyKey`).
+    func sentCopyKeyFile(_ id: MessageID) -> URL {
+        sentDirectory.appendingPathComponent("\(id.hex).key")
+    }
+
+    /// Whether this home sent message `id` and kept its copy and the key to it.
+    public func hasSentCopy(of id: MessageID) -> Bool {
+        FileManager.default.fileExists(atPath: sentCopy(id).path) && FileManager.default.fileExists(atPath: sentCopyKeyFile(id).path)
+    }
+
+    /// The key to the kept copy of message `id`, when this home sent it and kept both; an error
+    /// when the key file cannot be read, does not parse or names another message.
+    public func sentCopyKey(for id: MessageID) throws -> SentCopyKey? {
+        guard hasSentCopy(of: id) else { return nil }
+        let file = sentCopyKeyFile(id)
+        let key: SentCopyKey
+        do {
+            key = try SentCopyKey(encoded: FileSystem.read(file))
+        } catch let error as FormatError {
+            throw ClientError(.verificationFailed, "the key to your kept copy of message \(id) (\(file.path)) is damaged: \(error.reason)")
+        }
+        guard key.messageID == id else {
+            throw ClientError(.verificationFailed, "the key to your kept copy of message \(id) (\(file.path)) is the key to message \(key.messageID)")
+        }
+        return key
+    }
+
+    /// The header of the kept copy of sent message `id` when there is no key to it (it was sent
+    /// by a secmail that kept none).
+    func sentCopyWithoutKey(_ id: MessageID) -> EnvelopeHeader? {
+        guard !FileManager.default.fileExists(atPath: sentCopyKeyFile(id).path),
+              let source = try? FileEnvelopeSource(url: sentCopy(id)) else { return nil }
+        return try? EnvelopeOpener.readHeader(source)
+    }
+
+    /// Keeps the sealed copy of message `id`, just sent (`staging`, synced), as sent/ID.sm, with
+    /// the key that lets the sender read it (ID.key) written and synced first.
+    func keepSentCopy(_ staging: URL, id: MessageID, key: SentCopyKey?) throws {
+        if let key {
+            let draft = TemporaryFiles.path(in: sentDirectory, prefix: "sending")
+            defer { TemporaryFiles.remove(draft) }
+            try FileSystem.createDurableFile(draft, bytes: key.encoded, permissions: 0o600)
+            try AtomicRename.replace(sentCopyKeyFile(id), with: draft)
+            TemporaryFiles.release(draft)
+        }
+        try AtomicRename.replace(sentCopy(id), with: staging)
+        TemporaryFiles.release(staging)
+        try FileSystem.synchronize(sentDirectory)
+    }
+
+    /// The ids of the messages sent whose copies this home can read again, starting with
+    /// `prefix` (hex digits, any case).
+    public func sentIDs(startingWith prefix: String) -> [MessageID] {
+        let prefix = prefix.lowercased()
+        return copies(in: sentDirectory).map(\.id).filter { $0.hex.hasPrefix(prefix) && hasSentCopy(of: $0) }
+    }
+
     /// Whether message `id` was read and its copy is kept (`secmail read` opens it again).
     public func hasReceivedCopy(of id: MessageID) -> Bool {
         FileManager.default.fileExists(atPath: receivedCopy(id).path)
@@ -33,8 +96,7 @@ public struct KeptMail: Sendable {
 
     /// The ids of the messages read whose copies are kept (`secmail read` opens them again).
     public func readIDs() -> [MessageID] {
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: receivedDirectory.path)) ?? []
-        return files.compactMap { $0.hasSuffix(".sm") ? try? MessageID(hex: String($0.dropLast(3))) : nil }
+        copies(in: receivedDirectory).map(\.id)
     }
 
     /// The ids of the messages read and kept that start with `prefix` (hex digits, any case).
@@ -48,6 +110,54 @@ public struct KeptMail: Sendable {
         FileManager.default.fileExists(atPath: tombstone(id).path)
     }
 
+    /// One kept copy, as its header and key file tell (both written or verified by this home).
+    public struct Entry: Sendable {
+        public let id: MessageID
+        /// Sent from this home (sent/), or read here (received/).
+        public let wasSent: Bool
+        /// Who signed it (this home's name, for a message sent).
+        public let sender: IdentityName
+        /// Whom a message sent went to (none listed when its key is missing); empty for one read.
+        public let recipients: [IdentityName]
+        /// When it was signed.
+        public let time: Int64
+        public let size: UInt64
+        /// Whether `secmail read ID` opens it: a copy sent before secmail kept the sender a key
+        /// to it cannot be.
+        public let opens: Bool
+    }
+
+    /// Every kept copy, newest first. A file whose header does not parse is left out.
+    public func entries() -> [Entry] {
+        func header(_ url: URL) -> (EnvelopeHeader, UInt64)? {
+            guard let source = try? FileEnvelopeSource(url: url), let header = try? EnvelopeOpener.readHeader(source),
+                  let status = try? FileStatus(path: url.path) else { return nil }
+            return (header, status.size)
+        }
+        var entries: [Entry] = []
+        for (id, url) in copies(in: sentDirectory) {
+            guard let (header, size) = header(url) else { continue }
+            let key = try? sentCopyKey(for: id)
+            entries.append(Entry(id: id, wasSent: true, sender: header.senderName, recipients: key?.recipientNames ?? [],
+                                 time: header.time, size: size, opens: key != nil))
+        }
+        for (id, url) in copies(in: receivedDirectory) {
+            guard let (header, size) = header(url) else { continue }
+            entries.append(Entry(id: id, wasSent: false, sender: header.senderName, recipients: [],
+                                 time: header.time, size: size, opens: true))
+        }
+        return entries.sorted { ($0.time, $0.id.hex) > ($1.time, $1.id.hex) }
+    }
+
+    /// The kept envelopes (ID.sm) in `directory`.
+    private func copies(in directory: URL) -> [(id: MessageID, url: URL)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return names.compactMap { name in
+            guard name.hasSuffix(".sm"), let id = try? MessageID(hex: String(name.dropLast(3))) else { return nil }
+            return (id, directory.appendingPathComponent(name))
+        }
+    }
+
     public struct Pruned: Sendable {
         public var sent = 0
         public var received = 0
@@ -59,10 +169,12 @@ public struct KeptMail: Sendable {
     public func prune(olderThan age: TimeInterval, now: Date = Date(), dryRun: Bool = false) throws -> Pruned {
         let cutoff = now.addingTimeInterval(-age)
         var pruned = Pruned()
-        for (_, url, size) in try envelopes(in: sentDirectory, storedBefore: cutoff) {
+        for (id, url, size) in try envelopes(in: sentDirectory, storedBefore: cutoff) {
             pruned.sent += 1
             pruned.bytes += size
-            if !dryRun { try remove(url) }
+            guard !dryRun else { continue }
+            try remove(url)
+            try? FileManager.default.removeItem(at: sentCopyKeyFile(id))
         }
         var tombstoned = false
         for (id, url, size) in try envelopes(in: receivedDirectory, storedBefore: cutoff) {
@@ -80,10 +192,7 @@ public struct KeptMail: Sendable {
     }
 
     private func envelopes(in directory: URL, storedBefore cutoff: Date) throws -> [(MessageID, URL, UInt64)] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        return names.sorted().compactMap { name in
-            guard name.hasSuffix(".sm"), let id = try? MessageID(hex: String(name.dropLast(3))) else { return nil }
-            let url = directory.appendingPathComponent(name)
+        copies(in: directory).sorted { $0.id.hex < $1.id.hex }.compactMap { id, url in
             guard let status = try? FileStatus(path: url.path), Double(status.modified) < cutoff.timeIntervalSince1970 else { return nil }
             return (id, url, status.size)
         }

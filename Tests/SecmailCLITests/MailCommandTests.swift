@@ -36,10 +36,10 @@ import Testing
         #expect(again.status == 0 && again.stdout.contains("worth reading twice") && again.stderr.contains("read before"), "\(again.stderr)")
         let byPrefix = try await bob.run(["read", String(id.prefix(6))])
         #expect(byPrefix.status == 1 && byPrefix.stderr.contains("cannot reach the relay")
-                && byPrefix.stderr.contains("`secmail read \(id)` opens its kept copy without the relay"), "\(byPrefix.stderr)")
+                && byPrefix.stderr.contains("is kept here, and `secmail read \(id)` opens its copy without the relay"), "\(byPrefix.stderr)")
         let otherPrefix = id.hasPrefix("0000") ? "ffff" : "0000"
         let unmatched = try await bob.run(["read", otherPrefix])
-        #expect(unmatched.status == 1 && unmatched.stderr.contains("cannot reach the relay") && !unmatched.stderr.contains("kept copy"), "\(unmatched.stderr)")
+        #expect(unmatched.status == 1 && unmatched.stderr.contains("cannot reach the relay") && !unmatched.stderr.contains("is kept here"), "\(unmatched.stderr)")
     }
 
     /// A sender whose clock is far ahead of the relay's (or behind it by more than the envelope
@@ -431,7 +431,7 @@ import Testing
                 "\(ambiguous.stderr)")
         let unknownPrefix = ["0000", "1234", "ffff"].first { prefix in !([first, second].contains { $0.hasPrefix(prefix) }) } ?? "0000"
         let none = try await bob.run(["read", unknownPrefix])
-        #expect(none.status == 1 && none.stderr.contains("no message waiting or read before has an id starting with \(unknownPrefix)"), "\(none.stderr)")
+        #expect(none.status == 1 && none.stderr.contains("no message waiting, read before or sent has an id starting with \(unknownPrefix)"), "\(none.stderr)")
         for bad in ["12", "zz12", String(repeating: "a", count: 33)] {
             let refused = try await bob.run(["read", bad])
             #expect(refused.status == 1 && refused.stderr.contains("is not a message id"), "\(bad): \(refused.stderr)")

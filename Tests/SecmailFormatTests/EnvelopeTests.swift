@@ -310,3 +310,66 @@ import Testing
         }
     }
 }
+
+/// The sender's kept key (sent/ID.key): the content key wrapped for her own key, outside the
+/// envelope, which lists the recipients alone.
+@Suite struct SentCopyKeyTests {
+    func sealKeeping(_ text: String) throws -> (envelope: [UInt8], key: SentCopyKey) {
+        let sink = MemorySink()
+        let sealed = try EnvelopeSealer().seal(text: text, from: Fixtures.alice.sender, to: [Fixtures.bob.bundle],
+                                               keepingCopyFor: Fixtures.alice.bundle, into: sink)
+        return (sink.bytes, try #require(sealed.sentCopyKey))
+    }
+
+    func openAsSender(_ envelope: [UInt8], key: SentCopyKey) throws -> OpenedMessage {
+        let source = MemoryEnvelopeSource(envelope)
+        let listed = try EnvelopeOpener.readerKeys(in: source, sender: Fixtures.alice.bundle,
+                                                   among: [Fixtures.alice.bundle.fingerprint], sentCopyKey: key)
+        #expect(listed == [Fixtures.alice.bundle.fingerprint])
+        let verified = try EnvelopeOpener.verify(source, sender: Fixtures.alice.bundle, keys: [Fixtures.alice.recipientKey], sentCopyKey: key)
+        return try verified.decrypt(into: MemoryContentSink())
+    }
+
+    @Test func theSenderOpensHerCopyWithTheKeptKeyAndTheEnvelopeListsOnlyTheRecipients() throws {
+        let (envelope, key) = try sealKeeping("for bob, and for me to read again")
+        let header = try EnvelopeOpener.readHeader(MemoryEnvelopeSource(envelope))
+        #expect(header.recipients.map(\.fingerprint) == [Fixtures.bob.bundle.fingerprint])
+        #expect(key.messageID == header.messageID && key.wrapped.fingerprint == Fixtures.alice.bundle.fingerprint)
+        #expect(key.recipientNames.map(\.value) == ["bob"])
+        #expect(try SentCopyKey(encoded: key.encoded) == key)
+
+        #expect(try openAsSender(envelope, key: key).text == "for bob, and for me to read again")
+        #expect(try open(envelope, as: Fixtures.bob).0.text == "for bob, and for me to read again")
+        // Without the kept key the sender is no recipient.
+        let refused = #expect(throws: FormatError.self) { try open(envelope, as: Fixtures.alice) }
+        #expect(refused?.code == .notARecipient)
+    }
+
+    @Test func aKeyOfAnotherMessageOpensNothing() throws {
+        let (envelope, key) = try sealKeeping("one")
+        let (_, otherKey) = try sealKeeping("two")
+        // Kept for another message: not used at all.
+        #expect(throws: FormatError.self) { try openAsSender(envelope, key: otherKey) }
+        // Another message's content key under this message's id: the key commitment refuses it.
+        var relabelled = otherKey.encoded
+        relabelled.replaceSubrange(5..<(5 + MessageID.byteCount), with: key.messageID.bytes)
+        let forged = try SentCopyKey(encoded: relabelled)
+        let error = #expect(throws: FormatError.self) { try openAsSender(envelope, key: forged) }
+        #expect(error?.code == .authenticationFailed, "\(String(describing: error))")
+    }
+
+    @Test func aDamagedKeyFileIsRefused() throws {
+        let (_, key) = try sealKeeping("x")
+        let bytes = key.encoded
+        #expect(throws: FormatError.self) { try SentCopyKey(encoded: bytes + [0]) }
+        for length in [0, 4, 5, 21, 53, bytes.count - 1] {
+            #expect(throws: FormatError.self, "\(length)") { try SentCopyKey(encoded: Array(bytes.prefix(length))) }
+        }
+        var wrongMagic = bytes
+        wrongMagic[0] ^= 1
+        #expect(throws: FormatError.self) { try SentCopyKey(encoded: wrongMagic) }
+        var upperCaseName = bytes
+        upperCaseName[upperCaseName.count - 3] = UInt8(ascii: "B")
+        #expect(throws: FormatError.self) { try SentCopyKey(encoded: upperCaseName) }
+    }
+}

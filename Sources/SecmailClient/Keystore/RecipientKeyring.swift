@@ -36,10 +36,11 @@ public final class RecipientKeyring: @unchecked Sendable {
         return lock.withLock { atHand.filter { listed.contains($0.fingerprint) } }
     }
 
-    /// The keys of the versions `source`'s header lists, from `sender` (read from the header
-    /// before anything is verified: a message not for this reader unlocks nothing).
-    public func keys(for source: EnvelopeSource, from sender: IdentityBundle) throws -> [RecipientKey] {
-        try keys(for: EnvelopeOpener.readerKeys(in: source, sender: sender, among: fingerprints))
+    /// The keys of the versions `source`'s header lists (or the sender's `sentCopyKey`), from
+    /// `sender` (read from the header before anything is verified: a message not for this reader
+    /// unlocks nothing).
+    public func keys(for source: EnvelopeSource, from sender: IdentityBundle, sentCopyKey: SentCopyKey? = nil) throws -> [RecipientKey] {
+        try keys(for: EnvelopeOpener.readerKeys(in: source, sender: sender, among: fingerprints, sentCopyKey: sentCopyKey))
     }
 }
 

@@ -92,7 +92,8 @@ public struct MailClient {
             // The latest checkpoint this client verified (the recipients' lookups advanced it):
             // readers compare it with theirs to detect a split view.
             sealed = try EnvelopeSealer().seal(text: text, attachments: attachments, from: sender, to: recipients,
-                                               senderCheckpoint: relay.settings?.checkpoint, into: sink, progress: sealProgress)
+                                               keepingCopyFor: sender.bundle, senderCheckpoint: relay.settings?.checkpoint,
+                                               into: sink, progress: sealProgress)
             try sink.synchronize()
         } catch let error as FormatError where error.code == .io {
             throw ClientError(.io, error.reason)
@@ -134,8 +135,9 @@ public struct MailClient {
                 throw ClientError(refusal.code, "\(refusal.reason); nothing was sent\(advice)")
             }
         }
-        // The relay holds it now; keep the sealed copy as the record of what was sent.
-        try? AtomicRename.replace(sentDirectory.appendingPathComponent("\(messageID.hex).sm"), with: staging)
+        // The relay holds it now; keep the sealed copy, which the sender can read again, as the
+        // record of what was sent. A failure here does not unsend it.
+        try? KeptMail(home: home).keepSentCopy(staging, id: messageID, key: sealed.sentCopyKey)
         return Sent(messageID: messageID, size: sealed.byteCount, recipients: recipients)
     }
 
@@ -202,18 +204,19 @@ public struct MailClient {
 
     /// The message whose id starts with `prefix` (hex digits, as `git` takes a commit's first
     /// digits): among those waiting in the mailbox, and with `includingRead` those read before
-    /// and kept. Exactly one must match.
+    /// or sent, and kept. Exactly one must match.
     public func message(startingWith prefix: String, identity: SenderIdentity, includingRead: Bool) async throws -> MessageID {
         let prefix = prefix.lowercased()
         let waiting = try await inbox(identity).messages.compactMap { try? MessageID(hex: $0.id) }.filter { $0.hex.hasPrefix(prefix) }
-        let read = includingRead ? KeptMail(home: home).readIDs(startingWith: prefix) : []
+        let kept = KeptMail(home: home)
+        let read = includingRead ? kept.readIDs(startingWith: prefix) + kept.sentIDs(startingWith: prefix) : []
         let matches = Set(waiting + read)
         guard matches.count == 1, let match = matches.first else {
             guard matches.isEmpty else {
                 let listed = matches.map(\.hex).sorted()
                 throw ClientError(.invalidInput, "\(prefix) starts \(matches.count) message ids (\(listed.prefix(4).joined(separator: ", "))\(listed.count > 4 ? ", …" : "")); give more of the id")
             }
-            throw ClientError(.noSuchMessage, "no message \(includingRead ? "waiting or read before" : "waiting") has an id starting with \(prefix) (see `secmail inbox`)")
+            throw ClientError(.noSuchMessage, "no message \(includingRead ? "waiting, read before or sent" : "waiting") has an id starting with \(prefix) (see `secmail inbox`)")
         }
         return match
     }
@@ -289,6 +292,9 @@ public struct MailClient {
         /// The message was read before: this is its kept copy, opened with the sender key that
         /// verified it then; the relay was not asked for it.
         public let readBefore: Bool
+        /// For a message this home sent (its kept copy, opened with the key kept for the sender):
+        /// the names it went to.
+        public var sentTo: [IdentityName]? = nil
         /// Why the attachments could not be saved (none was); the text is good all the same.
         public let saveFailure: ClientError?
         /// The sender as this read verified them: whether their key was pinned now for the first
@@ -330,6 +336,15 @@ public struct MailClient {
                 read.notes.append(note ?? "its copy left on the relay is deleted now")
             }
             return read
+        }
+        // A message sent from this home opens from its kept copy; one sent to oneself as well
+        // is read from the relay like any other.
+        if let sentCopyKey = try kept.sentCopyKey(for: id), !sentCopyKey.recipientNames.contains(identity.bundle.name) {
+            return try readSentCopy(id, key: sentCopyKey, keyring: keyring, into: output, keepJPEG: keepJPEG,
+                                    progress: progress, converting: converting)
+        }
+        if let header = kept.sentCopyWithoutKey(id), !header.recipients.contains(where: { keyring.fingerprints.contains($0.fingerprint) }) {
+            throw ClientError(.noSuchMessage, "message \(id) is one you sent before secmail kept you the key to your own copy (\(kept.sentCopy(id).path)); only its recipients can open it")
         }
         if kept.wasPruned(id) {
             throw ClientError(.noSuchMessage, "message \(id) was read before and its kept copy pruned (`secmail prune`); it is not fetched from the relay again (a replay is refused)")
@@ -446,6 +461,34 @@ public struct MailClient {
         return Read(message: opened.message, sender: sender, saved: opened.saved,
                     notes: ["read before: this is the copy kept in \(stored.path)"], readBefore: true,
                     saveFailure: opened.saveFailure, senderContact: nil)
+    }
+
+    /// A message this home sent, from its kept copy: verified with the sender's own key version
+    /// that signed it (this home's), decrypted with the content key kept for her.
+    private func readSentCopy(_ id: MessageID, key: SentCopyKey, keyring: RecipientKeyring, into output: URL, keepJPEG: Bool,
+                              progress: EnvelopeSealer.Progress?, converting: ImageConversionObserver?) throws -> Read {
+        let stored = KeptMail(home: home).sentCopy(id)
+        let sender: IdentityBundle
+        let verified: VerifiedEnvelope
+        do {
+            let source = try FileEnvelopeSource(url: stored)
+            let header = try EnvelopeOpener.readHeader(source)
+            guard let own = try Keystore(home: home).allBundles().first(where: { $0.fingerprint == header.senderFingerprint }) else {
+                throw ClientError(.verificationFailed, "the kept copy of message \(id) (\(stored.path)) is not signed by a key of yours")
+            }
+            sender = own
+            verified = try EnvelopeOpener.verify(source, sender: own, keys: keyring.keys(for: source, from: own, sentCopyKey: key),
+                                                 sentCopyKey: key, progress: progress)
+        } catch let error as FormatError {
+            throw ClientError(.verificationFailed, "the kept copy of message \(id) (\(stored.path)) no longer verifies: \(error.reason)")
+        }
+        let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: keepJPEG, progress: progress, converting: converting)
+        let recipients = key.recipientNames.map(\.value).joined(separator: ", ")
+        var read = Read(message: opened.message, sender: sender, saved: opened.saved,
+                        notes: ["sent by you to \(recipients): this is the copy kept in \(stored.path)"], readBefore: true,
+                        saveFailure: opened.saveFailure, senderContact: nil)
+        read.sentTo = key.recipientNames
+        return read
     }
 
     /// The size the mailbox lists for `id` (pages through the listing until it is found).

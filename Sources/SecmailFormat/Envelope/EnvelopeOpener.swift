@@ -158,17 +158,20 @@ public enum EnvelopeOpener {
     }
 
     /// Pass one. `sender` is the bundle the reader trusts for the claimed sender; `keys` are
-    /// the reader's private keys (every version).
+    /// the reader's private keys (every version). The sender of a message reads her kept copy
+    /// with its `sentCopyKey`, which stands in for a recipient entry.
     public static func verify(
         _ source: EnvelopeSource,
         sender: IdentityBundle,
         keys: [RecipientKey],
+        sentCopyKey: SentCopyKey? = nil,
         progress: EnvelopeSealer.Progress? = nil
     ) throws -> VerifiedEnvelope {
         let (header, payloadOffset) = try parseHeader(source)
         try checkLayout(header, payloadOffset: payloadOffset, source: source, sender: sender)
+        let entries = wrappedKeys(header, sentCopyKey: sentCopyKey)
         let mine = keys.compactMap { key in
-            header.recipients.first { $0.fingerprint == key.fingerprint }.map { (key, $0) }
+            entries.first { $0.fingerprint == key.fingerprint }.map { (key, $0) }
         }
         guard let (key, entry) = mine.first else { throw notARecipient(header) }
         // The private-key operation (often a round trip to the key agent) does not depend on the
@@ -200,12 +203,22 @@ public enum EnvelopeOpener {
     /// `fingerprints` (the reader's key versions) the envelope is sealed to, in that order. A
     /// reader then unlocks only those keys, and hears that a message is not for them (or not from
     /// `sender`) before any passphrase is asked. Nothing is verified yet.
-    public static func readerKeys(in source: EnvelopeSource, sender: IdentityBundle, among fingerprints: [Fingerprint]) throws -> [Fingerprint] {
+    public static func readerKeys(in source: EnvelopeSource, sender: IdentityBundle, among fingerprints: [Fingerprint],
+                                  sentCopyKey: SentCopyKey? = nil) throws -> [Fingerprint] {
         let (header, payloadOffset) = try parseHeader(source)
         try checkLayout(header, payloadOffset: payloadOffset, source: source, sender: sender)
-        let listed = fingerprints.filter { fingerprint in header.recipients.contains { $0.fingerprint == fingerprint } }
+        let entries = wrappedKeys(header, sentCopyKey: sentCopyKey)
+        let listed = fingerprints.filter { fingerprint in entries.contains { $0.fingerprint == fingerprint } }
         guard !listed.isEmpty else { throw notARecipient(header) }
         return listed
+    }
+
+    /// The content key's wraps a reader may use: the envelope's recipient entries, and the
+    /// sender's kept key when it is this message's (a key kept for another message is ignored;
+    /// a wrong key under the right id fails the key commitment).
+    private static func wrappedKeys(_ header: EnvelopeHeader, sentCopyKey: SentCopyKey?) -> [EnvelopeHeader.Recipient] {
+        guard let sentCopyKey, sentCopyKey.messageID == header.messageID else { return header.recipients }
+        return header.recipients + [sentCopyKey.wrapped]
     }
 
     private static func notARecipient(_ header: EnvelopeHeader) -> FormatError {

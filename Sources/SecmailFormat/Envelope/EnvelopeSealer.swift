@@ -26,6 +26,9 @@ public struct SealedEnvelope: Sendable {
     public let header: EnvelopeHeader
     /// Total bytes written to the sink.
     public let byteCount: UInt64
+    /// The content key wrapped for the sender's own key, when she asked to keep a copy she can
+    /// read (`keepingCopyFor`); it is not in the envelope.
+    public let sentCopyKey: SentCopyKey?
 }
 
 /// Seals a message for one or more recipients: a fresh content key wrapped for each of them,
@@ -51,11 +54,14 @@ public struct EnvelopeSealer: Sendable {
 
     /// Seals `text` and `attachments` from `sender` to `recipients` into `sink`, with the
     /// sender's latest verified log checkpoint (`senderCheckpoint`, a signed note) when it has one.
+    /// With `keeper` (the sender's own bundle), the content key is also wrapped for that key,
+    /// outside the envelope: `SealedEnvelope.sentCopyKey`, for the sender's kept copy.
     public func seal(
         text: String,
         attachments: [OutgoingAttachment] = [],
         from sender: SenderIdentity,
         to recipients: [IdentityBundle],
+        keepingCopyFor keeper: IdentityBundle? = nil,
         senderCheckpoint: String? = nil,
         into sink: ByteSink,
         progress: Progress? = nil
@@ -111,9 +117,15 @@ public struct EnvelopeSealer: Sendable {
         trailer.append(u16Prefixed: signature)
         try sink.write(trailer.bytes)
         try sink.finish()
+        let sentCopyKey = try keeper.map { keeper in
+            try SentCopyKey(messageID: messageID,
+                            wrapped: EnvelopeHeader.Recipient(fingerprint: keeper.fingerprint, wrappedKey: try keeper.encryptionKey.wrap(contentKey)),
+                            recipientNames: unique.map(\.name))
+        }
         return SealedEnvelope(
             header: header,
-            byteCount: UInt64(header.encoded.count) + writer.ciphertextBytesWritten + UInt64(trailer.bytes.count))
+            byteCount: UInt64(header.encoded.count) + writer.ciphertextBytesWritten + UInt64(trailer.bytes.count),
+            sentCopyKey: sentCopyKey)
     }
 
     private func stream(_ attachment: OutgoingAttachment, into writer: ChunkWriter, onBlock: () -> Void) throws {

@@ -200,10 +200,10 @@ struct ReadCommand: AsyncParsableCommand {
             envelope is kept in $SECMAIL_HOME/received, and only then deleted on the relay. A \
             message read before is opened again from that copy, with the sender key that verified \
             it then; the relay is not asked for it again (given its whole id, it need not be \
-            reachable).
+            reachable). So is a message you sent, from its copy in $SECMAIL_HOME/sent.
             """)
 
-    @Argument(help: "The message id (from `secmail inbox`), or its first 4 or more digits.")
+    @Argument(help: "The message id (from `secmail inbox`, or one you sent), or its first 4 or more digits.")
     var id: String?
 
     @Flag(name: .long, help: "Read every waiting message, oldest first; one that fails is said and stays on the relay.")
@@ -239,7 +239,7 @@ struct ReadCommand: AsyncParsableCommand {
                     // Only a whole id opens a kept copy without the relay (a prefix might also
                     // match unread mail there); say which one, if the digits name one.
                     guard let readBefore = typedID?.matchingKeptCopy(in: kept) else { throw error }
-                    throw ClientError(.relayUnreachable, "\(error.reason); message \(readBefore.hex) was read before, and `secmail read \(readBefore.hex)` opens its kept copy without the relay")
+                    throw ClientError(.relayUnreachable, "\(error.reason); message \(readBefore.hex) is kept here, and `secmail read \(readBefore.hex)` opens its copy without the relay")
                 }
             }
             let (identity, keyring) = try passphraseOptions.senderAndKeyring(keystore)
@@ -308,6 +308,7 @@ struct ReadCommand: AsyncParsableCommand {
                                  saved: read.saved, notes: read.notes)
         var result = shown.json
         result["readBefore"] = read.readBefore
+        if let sentTo = read.sentTo { result["to"] = sentTo.map(\.value) }
         if let failure = read.saveFailure { result["saveError"] = failure.reason }
         if !outputOptions.json { shown.show(raw: outputOptions.raw) }
         let saveFailure = read.saveFailure.map {
@@ -376,17 +377,18 @@ enum TypedMessageID {
         self = .prefix(text)
     }
 
-    /// The id when it names, in full, a message read before (its kept copy is in received/).
+    /// The id when it names, in full, a message read before or sent from this home (its kept
+    /// copy is in received/ or sent/).
     func keptCopy(in kept: KeptMail) -> MessageID? {
-        guard case .full(let id) = self, kept.hasReceivedCopy(of: id) else { return nil }
+        guard case .full(let id) = self, kept.hasReceivedCopy(of: id) || kept.hasSentCopy(of: id) else { return nil }
         return id
     }
 
-    /// The one message read before whose id starts with these digits, if exactly one does.
+    /// The one message read before or sent whose id starts with these digits, if exactly one does.
     func matchingKeptCopy(in kept: KeptMail) -> MessageID? {
         guard case .prefix(let prefix) = self else { return nil }
-        let matches = kept.readIDs(startingWith: prefix)
-        return matches.count == 1 ? matches[0] : nil
+        let matches = Set(kept.readIDs(startingWith: prefix) + kept.sentIDs(startingWith: prefix))
+        return matches.count == 1 ? matches.first : nil
     }
 
     /// The id; a prefix is looked up (a mailbox listing, so after sign-in).

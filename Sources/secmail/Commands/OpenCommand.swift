@@ -30,13 +30,16 @@ struct OpenCommand: AsyncParsableCommand {
         let envelope = try EnvelopeInput(path: input, home: keystore.home.url)
         let source = envelope.source
         let sender = try from.map(loadBundle) ?? knownSender(of: source, in: keystore)
+        // A copy of a message this home sent opens with the content key kept for the sender.
+        let sentCopyKey = try KeptMail(home: keystore.home).sentCopyKey(for: EnvelopeOpener.readHeader(source).messageID)
         // A message that is not for this identity, or not from `sender`, is said so before any
         // passphrase is asked; and the passphrase unlocks only the key versions it is sealed to.
-        let listed = try EnvelopeOpener.readerKeys(in: source, sender: sender, among: keystore.recipientFingerprints())
+        let listed = try EnvelopeOpener.readerKeys(in: source, sender: sender, among: keystore.recipientFingerprints(),
+                                                   sentCopyKey: sentCopyKey)
         let keys = try passphraseOptions.recipientKeys(keystore, only: Set(listed))
 
         let verifying = Terminal.ProgressLine("verifying")
-        let verified = try EnvelopeOpener.verify(source, sender: sender, keys: keys, progress: verifying.update)
+        let verified = try EnvelopeOpener.verify(source, sender: sender, keys: keys, sentCopyKey: sentCopyKey, progress: verifying.update)
         verifying.finish()
         // As `read` does (P4): mail from the future is refused, old mail noted.
         let now = Int64(Date().timeIntervalSince1970), window = EnvelopeTimeWindow.standard

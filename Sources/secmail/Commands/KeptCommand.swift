@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import SecmailClient
+import SecmailFormat
+
+struct KeptCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kept",
+        abstract: "List the mail kept in your home: messages you sent and messages you read.",
+        discussion: """
+            Newest first: the id, whom it went to or came from, when it was signed, its size. \
+            `secmail read ID` shows any of them again, without the relay; `secmail prune` removes \
+            old ones. Nothing is decrypted to list them, and no passphrase is asked.
+            """)
+
+    @Flag(name: .long, help: "Only the messages you sent.")
+    var sent = false
+
+    @Flag(name: .long, help: "Only the messages you read.")
+    var read = false
+
+    @Flag(name: .long, help: "Print a JSON array of {id, sent, from, to, time, size, opens} on standard output.")
+    var json = false
+
+    @OptionGroup var homeOptions: HomeOptions
+
+    func validate() throws {
+        if sent, read { throw ValidationError("give --sent or --read, not both (neither lists both)") }
+    }
+
+    func run() throws {
+        let keystore = try Keystore(home: homeOptions.secmailHome)
+        _ = try keystore.currentBundle()
+        let entries = KeptMail(home: keystore.home).entries().filter { !(sent && !$0.wasSent) && !(read && $0.wasSent) }
+        if json {
+            try Terminal.output(jsonText(entries.map { entry in
+                ["id": entry.id.hex, "sent": entry.wasSent, "from": entry.sender.value, "to": entry.recipients.map(\.value),
+                 "time": entry.time, "size": entry.size, "opens": entry.opens] as [String: Any]
+            }))
+            return
+        }
+        guard !entries.isEmpty else {
+            Terminal.info(sent ? "No messages sent." : read ? "No messages read." : "No mail kept.")
+            return
+        }
+        var unopenable = 0
+        for entry in entries {
+            let who = entry.wasSent
+                ? (entry.opens ? "to \(entry.recipients.map(\.value).joined(separator: ", "))" : "sent")
+                : "from \(entry.sender.value)"
+            if !entry.opens { unopenable += 1 }
+            Terminal.output("\(entry.id.hex)  \(who)  \(HumanTime.describe(entry.time))  \(formatBytes(entry.size))\(entry.opens ? "" : "  (cannot be opened)")\n")
+        }
+        if unopenable > 0 {
+            Terminal.info("\(counted(unopenable, "message", "messages")) marked so went out before secmail kept you the key to your own copy; only their recipients can open them.")
+        }
+        if Terminal.stderrIsTerminal {
+            Terminal.info("Show one again with `secmail read ID` (its first 4 or more digits will do).")
+        }
+    }
+}
