@@ -119,11 +119,13 @@ public struct KeptMail: Sendable {
         public let sender: IdentityName
         /// Whom a message sent went to (none listed when its key is missing); empty for one read.
         public let recipients: [IdentityName]
+        /// How many recipient keys the envelope lists.
+        public let recipientKeyCount: Int
         /// When it was signed.
         public let time: Int64
         public let size: UInt64
         /// Whether `secmail read ID` opens it: a copy sent before secmail kept the sender a key
-        /// to it cannot be.
+        /// to it cannot be, unless the sender was among its recipients.
         public let opens: Bool
     }
 
@@ -134,17 +136,20 @@ public struct KeptMail: Sendable {
                   let status = try? FileStatus(path: url.path) else { return nil }
             return (header, status.size)
         }
+        let ownKeys = Set((try? Keystore(home: home).recipientFingerprints()) ?? [])
         var entries: [Entry] = []
         for (id, url) in copies(in: sentDirectory) {
             guard let (header, size) = header(url) else { continue }
             let key = try? sentCopyKey(for: id)
+            let sentToSelf = header.recipients.contains { ownKeys.contains($0.fingerprint) }
             entries.append(Entry(id: id, wasSent: true, sender: header.senderName, recipients: key?.recipientNames ?? [],
-                                 time: header.time, size: size, opens: key != nil))
+                                 recipientKeyCount: header.recipients.count, time: header.time, size: size,
+                                 opens: key != nil || sentToSelf))
         }
         for (id, url) in copies(in: receivedDirectory) {
             guard let (header, size) = header(url) else { continue }
             entries.append(Entry(id: id, wasSent: false, sender: header.senderName, recipients: [],
-                                 time: header.time, size: size, opens: true))
+                                 recipientKeyCount: header.recipients.count, time: header.time, size: size, opens: true))
         }
         return entries.sorted { ($0.time, $0.id.hex) > ($1.time, $1.id.hex) }
     }

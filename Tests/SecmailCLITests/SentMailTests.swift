@@ -66,6 +66,14 @@ import Testing
         let truncated = try await alice.run(["read", id])
         #expect(truncated.status == 2 && truncated.stderr.contains("is damaged"), "\(truncated.stderr)")
 
+        // A copy kept without a key (sent by an older secmail) is listed as one that does not open.
+        try FileManager.default.removeItem(at: keyFile)
+        let withoutKey = try #require(try json(await alice.run(["kept", "--json"])) as? [[String: Any]])
+        #expect(withoutKey.count == 1 && withoutKey[0]["opens"] as? Bool == false && withoutKey[0]["to"] as? [String] == [], "\(withoutKey)")
+        let human = try await alice.run(["kept"])
+        #expect(human.stdout.contains("\(id)  to 1 recipient key  ") && human.stdout.contains("(cannot be opened)"), "\(human.stdout)")
+        try Data(key).write(to: keyFile)
+
         // prune takes the key with the copy.
         try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-2 * 86_400)], ofItemAtPath: sentCopy.path)
         await #expect(try alice.run(["prune", "--older-than", "1d"]).status == 0)

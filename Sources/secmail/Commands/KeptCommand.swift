@@ -46,7 +46,8 @@ struct KeptCommand: ParsableCommand {
         var unopenable = 0
         for entry in entries {
             let who = entry.wasSent
-                ? (entry.opens ? "to \(entry.recipients.map(\.value).joined(separator: ", "))" : "sent")
+                ? (entry.recipients.isEmpty ? "to \(counted(entry.recipientKeyCount, "recipient key", "recipient keys"))"
+                                            : "to \(entry.recipients.map(\.value).joined(separator: ", "))")
                 : "from \(entry.sender.value)"
             if !entry.opens { unopenable += 1 }
             Terminal.output("\(entry.id.hex)  \(who)  \(HumanTime.describe(entry.time))  \(formatBytes(entry.size))\(entry.opens ? "" : "  (cannot be opened)")\n")
