@@ -49,6 +49,7 @@ enum FuzzTarget: String, CaseIterable {
 
     private static func envelope(_ bytes: [UInt8]) {
         _ = try? EnvelopeHeader(encoded: bytes)
+        _ = try? SentCopyKey(encoded: bytes)
         let source = MemoryEnvelopeSource(bytes)
         guard (try? EnvelopeOpener.readHeader(source)) != nil else { return }
         let fixtures = EnvelopeFixtures.shared

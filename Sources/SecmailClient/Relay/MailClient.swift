@@ -29,6 +29,8 @@ public struct MailClient {
         public let messageID: MessageID
         public let size: UInt64
         public let recipients: [IdentityBundle]
+        /// Why the copy to read again could not be kept in sent/ (the message went all the same).
+        public let keepingFailure: String?
     }
 
     /// The cheap checks before a message is composed: the relay answers and takes this many
@@ -136,9 +138,14 @@ public struct MailClient {
             }
         }
         // The relay holds it now; keep the sealed copy, which the sender can read again, as the
-        // record of what was sent. A failure here does not unsend it.
-        try? KeptMail(home: home).keepSentCopy(staging, id: messageID, key: sealed.sentCopyKey)
-        return Sent(messageID: messageID, size: sealed.byteCount, recipients: recipients)
+        // record of what was sent. A failure here does not unsend it: it is said.
+        var keepingFailure: String?
+        do {
+            try KeptMail(home: home).keepSentCopy(staging, id: messageID, key: sealed.sentCopyKey)
+        } catch {
+            keepingFailure = (error as? ClientError)?.reason ?? (error as? FormatError)?.reason ?? "\(error)"
+        }
+        return Sent(messageID: messageID, size: sealed.byteCount, recipients: recipients, keepingFailure: keepingFailure)
     }
 
     /// What to tell the sender of a message that went out whole to the relay, whose answer never

@@ -70,12 +70,17 @@ struct SendCommand: AsyncParsableCommand {
             return (sent, prepared, contacts)
         }
         for contact in contacts { Terminal.pinNote(contact) }
+        if let failure = sent.keepingFailure {
+            Terminal.info("The message went, but no copy of it is kept for you to read again: \(failure)")
+        }
         if json {
-            try Terminal.output(jsonText([
+            var result: [String: Any] = [
                 "id": sent.messageID.hex, "bytes": sent.size, "images": prepared.compactMap(\.imageReport),
                 "compressed": prepared.compactMap(\.compressionReport),
                 "recipients": sent.recipients.map { ["name": $0.name.value, "fingerprint": $0.fingerprint.hex, "keyVersion": $0.keyVersion] },
-            ]))
+            ]
+            if let failure = sent.keepingFailure { result["keepingError"] = failure }
+            try Terminal.output(jsonText(result))
         } else {
             for line in prepared.compactMap(\.summary) { Terminal.info(line) }
             for bundle in sent.recipients {
