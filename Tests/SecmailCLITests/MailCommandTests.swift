@@ -539,6 +539,22 @@ import Testing
         #expect(unknown.stderr.contains("no one is registered as nobody"))
         #expect(await commands.stop(relay.process) == 0)
     }
+
+    /// `read --all` lists the mailbox once: each message's size, which bounds its download,
+    /// comes from that listing rather than from one more listing per message.
+    @Test func readAllListsTheMailboxOnce() async throws {
+        let (_, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("read-all-listing")
+        defer { relay.process.terminate() }
+        for number in 1...3 { await #expect(try alice.run(["send", "bob", "-m", "message \(number)"]).status == 0) }
+        func listings() -> Int {
+            relay.output.text.split(separator: "\n").filter { $0.contains("method=GET") && $0.contains("path=/v1/mailbox ") }.count
+        }
+        let before = listings()
+        let read = try await bob.run(["read", "--all"])
+        #expect(read.status == 0 && read.stdout.contains("message 1") && read.stdout.contains("message 3"), "\(read.stderr)")
+        #expect(listings() - before == 1, "\(relay.output.text)")
+        await #expect(try bob.run(["inbox", "--json"]).stdout == "[]\n")
+    }
 }
 
 /// A small disk for the tests of a full one: a tmpfs mounted on a new folder.

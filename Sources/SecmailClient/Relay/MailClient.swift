@@ -325,10 +325,11 @@ public struct MailClient {
     /// verified. Attachments that cannot be saved do not lose the message: it is kept, its text
     /// returned, and `saveFailure` says why (it can be read again into another folder). Nor does a
     /// failed delete on the relay: a note says so, and when the relay lists a message read before
-    /// (`listedOnRelay`: its delete failed then, or the relay serves it again), that copy is
-    /// deleted now.
+    /// (`listedSize`, the size the caller's mailbox listing gave it: its delete failed then, or
+    /// the relay serves it again), that copy is deleted now. Without `listedSize`, the mailbox
+    /// is listed to learn it.
     public func read(_ id: MessageID, identity: SenderIdentity, keyring: RecipientKeyring, into outputDirectory: URL? = nil,
-                     listedOnRelay: Bool = false, keepJPEG: Bool = false, progress: EnvelopeSealer.Progress? = nil,
+                     listedSize: UInt64? = nil, keepJPEG: Bool = false, progress: EnvelopeSealer.Progress? = nil,
                      downloadProgress: (@Sendable (UInt64, UInt64) -> Void)? = nil,
                      converting: ImageConversionObserver? = nil) async throws -> Read {
         try FileSystem.createPrivateDirectory(receivedDirectory)
@@ -338,7 +339,7 @@ public struct MailClient {
         let stored = kept.receivedCopy(id)
         if kept.hasReceivedCopy(of: id) {
             var read = try readKeptCopy(id, keyring: keyring, into: output, keepJPEG: keepJPEG, progress: progress, converting: converting)
-            if listedOnRelay {
+            if listedSize != nil {
                 let note = await deleteRelayCopy(of: id, token: try await relay.token(for: identity))
                 read.notes.append(note ?? "its copy left on the relay is deleted now")
             }
@@ -362,7 +363,7 @@ public struct MailClient {
         defer { TemporaryFiles.remove(download) }
         let source: FileEnvelopeSource, header: EnvelopeHeader
         do {
-            (source, header) = try await fetch(id, into: download, token: token, progress: downloadProgress)
+            (source, header) = try await fetch(id, into: download, token: token, listedSize: listedSize, progress: downloadProgress)
         } catch let error as ClientError where error.code == .noSuchMessage && kept.hasReceivedCopy(of: id) {
             // Another command of this home read it since the check above (two `read --all` at
             // once): it was kept before the relay's copy went, so it opens from that copy.
@@ -401,13 +402,17 @@ public struct MailClient {
 
     /// Downloads message `id` into `download`, no more bytes than the mailbox lists for it, and
     /// reads its header, which must name `id`. Nothing is verified yet.
-    private func fetch(_ id: MessageID, into download: URL, token: String,
+    private func fetch(_ id: MessageID, into download: URL, token: String, listedSize: UInt64?,
                        progress: (@Sendable (UInt64, UInt64) -> Void)?) async throws -> (FileEnvelopeSource, EnvelopeHeader) {
         var fetch = RelayRequest(.GET, Endpoint.fetchMessage.path(id.hex), bearer: token)
         fetch.saveBodyTo = download
         fetch.timeout = .seconds(600)
         fetch.downloadProgress = progress
-        fetch.maximumDownloadSize = try await listedSize(of: id, token: token)
+        if let listedSize {
+            fetch.maximumDownloadSize = listedSize
+        } else {
+            fetch.maximumDownloadSize = try await self.listedSize(of: id, token: token)
+        }
         try await relay.expect(200, fetch, notFound: .noSuchMessage)
         let source: FileEnvelopeSource
         let header: EnvelopeHeader

@@ -249,12 +249,18 @@ struct ReadCommand: AsyncParsableCommand {
             }
             let (identity, keyring) = try passphraseOptions.senderAndKeyring(keystore)
             let mail = MailClient(relay: relay)
+            // With --all, each message's size as the listing gave it: not asked for again.
+            var listedSizes: [MessageID: UInt64] = [:]
             let messageIDs = if let keptCopy {
                 [keptCopy]
             } else if let typedID {
                 [try await typedID.resolved(by: mail, identity: identity, includingRead: true)]
             } else {
-                try await mail.inbox(identity).messages.compactMap { try? MessageID(hex: $0.id) }
+                try await mail.inbox(identity).messages.compactMap { listed in
+                    let id = try? MessageID(hex: listed.id)
+                    if let id { listedSizes[id] = UInt64(max(listed.size, 0)) }
+                    return id
+                }
             }
             if messageIDs.isEmpty, !outputOptions.json { Terminal.info("No messages.") }
             // Messages read and kept so far (one that failed to verify is neither).
@@ -266,7 +272,8 @@ struct ReadCommand: AsyncParsableCommand {
                 Interruption.wouldLeave(all ? "\(before)nothing half-saved was left; `secmail read --all` goes on from where this stopped"
                                             : "nothing half-saved was left; `secmail read \(messageID.hex)` shows the message")
                 do {
-                    let (result, saveFailure) = try await readAndShow(messageID, mail: mail, identity: identity, keyring: keyring)
+                    let (result, saveFailure) = try await readAndShow(messageID, listedSize: listedSizes[messageID], mail: mail,
+                                                                      identity: identity, keyring: keyring)
                     readAndKept += 1
                     results.append(result)
                     if let saveFailure {
@@ -299,11 +306,12 @@ struct ReadCommand: AsyncParsableCommand {
 
     /// Reads one message and shows it (for people at once; for --json, the object returned), with
     /// the failure to report when its attachments could not be saved (the message is kept).
-    private func readAndShow(_ messageID: MessageID, mail: MailClient, identity: SenderIdentity,
+    /// `listedSize`: the size the mailbox listing gave it, when this command listed it.
+    private func readAndShow(_ messageID: MessageID, listedSize: UInt64?, mail: MailClient, identity: SenderIdentity,
                              keyring: RecipientKeyring) async throws -> (json: [String: Any], saveFailure: CLIFailure?) {
         let downloading = Terminal.ProgressLine("downloading"), progress = Terminal.ProgressLine("verifying and decrypting")
         let read = try await mail.read(
-            messageID, identity: identity, keyring: keyring, into: outputOptions.folder, listedOnRelay: all, keepJPEG: outputOptions.asSent,
+            messageID, identity: identity, keyring: keyring, into: outputOptions.folder, listedSize: listedSize, keepJPEG: outputOptions.asSent,
             progress: progress.update, downloadProgress: { done, total in downloading.update(done, total) },
             converting: Terminal.imageConversionStatus)
         downloading.finish()
