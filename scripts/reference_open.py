@@ -5,7 +5,8 @@ It uses Python's `cryptography` package (OpenSSL underneath, but none of secmail
 that the specification and the Swift implementation agree. Prints a JSON summary on success;
 exits 2 with a reason on any verification failure.
 
-usage: reference_open.py ENVELOPE SENDER_ID RECIPIENT_ID RECIPIENT_ENCRYPTION_KEY_PEM PASSPHRASE
+usage: reference_open.py ENVELOPE SENDER_ID RECIPIENT_ID RECIPIENT_ENCRYPTION_KEY_PEM PASSPHRASE [SENT_COPY_KEY]
+(with SENT_COPY_KEY, the reader is the sender, opening her own copy)
 """
 import base64, hashlib, json, struct, sys
 from cryptography.hazmat.primitives import hashes, serialization
@@ -66,8 +67,24 @@ def hkdf(key, salt, info):
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(key)
 
 
+def parse_sent_copy_key(data, message_id):
+    """docs/PROTOCOL.md, "Sent-copy key": the content key wrapped for the sender, kept beside her copy."""
+    r = Reader(data)
+    if r.take(4) != b"SMSK" or r.u8() != 1:
+        fail("not a sent-copy key v1")
+    if r.take(16) != message_id:
+        fail("the sent-copy key is another message's")
+    fingerprint = r.take(32)
+    wrapped = r.bytes16()
+    names = [r.bytes8().decode() for _ in range(r.u16())]
+    if not names or r.pos != len(data):
+        fail("malformed sent-copy key")
+    return fingerprint, wrapped
+
+
 def main():
     envelope_path, sender_path, recipient_path, key_path, passphrase = sys.argv[1:6]
+    sent_copy_key_path = sys.argv[6] if len(sys.argv) > 6 else None
     data = open(envelope_path, "rb").read()
     sender_name, sender_key, sender_fp = parse_bundle(open(sender_path).read())
     _, _, my_fp = parse_bundle(open(recipient_path).read())
@@ -99,6 +116,9 @@ def main():
         fail("bad chunk size")
     if (name, fingerprint) != (sender_name, sender_fp):
         fail("sender mismatch")
+    if sent_copy_key_path:
+        fp, wrapped = parse_sent_copy_key(open(sent_copy_key_path, "rb").read(), message_id)
+        recipients[fp] = wrapped
     if my_fp not in recipients:
         fail("not a recipient")
     chunks = max(1, -(-payload_length // chunk_size))
@@ -111,7 +131,10 @@ def main():
                           PSS, hashes.SHA256())
     except Exception:
         fail("bad signature")
-    content_key = my_key.decrypt(recipients[my_fp], OAEP)
+    try:
+        content_key = my_key.decrypt(recipients[my_fp], OAEP)
+    except Exception:
+        fail("the content key does not unwrap with this key")
     if hkdf(content_key, message_id, b"secmail v1 key commitment") != commitment:
         fail("key commitment mismatch")
     aead = AESGCM(hkdf(content_key, message_id, b"secmail v1 payload key"))

@@ -58,3 +58,22 @@ struct GoldenGenerator {
         try json.write(to: Fixtures.publishedVectors.appendingPathComponent("golden-envelope-v2.json"))
     }
 }
+
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["SECMAIL_WRITE_FIXTURES"] == "3"))
+struct SentCopyKeyGenerator {
+    /// Writes docs/test-vectors/golden-envelope-v2.sent-key: the golden envelope's content key
+    /// wrapped for its sender, alice, as `secmail send` keeps it beside her copy. Only the wrap is
+    /// random (RSA-OAEP); the envelope is left as committed.
+    @Test func writeGoldenSentCopyKey() throws {
+        let golden = Golden.v2
+        let header = try EnvelopeOpener.readHeader(MemoryEnvelopeSource(golden.bytes))
+        let contentKeyHex = try #require(golden.expected["contentKey"] as? String)
+        let contentKey = SymmetricKey(bytes: try #require(hexDecoded(contentKeyHex)))
+        let key = try SentCopyKey(
+            messageID: header.messageID,
+            wrapped: EnvelopeHeader.Recipient(fingerprint: Fixtures.alice.bundle.fingerprint,
+                                              wrappedKey: try Fixtures.alice.bundle.encryptionKey.wrap(contentKey)),
+            recipientNames: [Fixtures.bob.bundle.name, Fixtures.carol.bundle.name])
+        try Data(key.encoded).write(to: Golden.sentCopyKeyFile)
+    }
+}

@@ -20,6 +20,8 @@ struct Golden: Sendable, CustomTestStringConvertible {
     static let v1 = Golden(Fixtures.directory.appendingPathComponent("golden-envelope-v1.smsg"))
     static let v2 = Golden(Fixtures.publishedVectors.appendingPathComponent("golden-envelope-v2.smsg"))
     static let all = [v1, v2]
+    /// The key that opens v2 for its sender, alice (docs/PROTOCOL.md, "Sent-copy key").
+    static let sentCopyKeyFile = Fixtures.publishedVectors.appendingPathComponent("golden-envelope-v2.sent-key")
 
     var testDescription: String { file.lastPathComponent }
 }
@@ -103,14 +105,45 @@ struct Golden: Sendable, CustomTestStringConvertible {
         return available
     }()
 
-    func runReferenceReader(_ envelope: URL) async throws -> (status: Int32, output: String) {
+    /// Runs the reference reader on `envelope` from alice, as carol, or with `sentCopyKey` as
+    /// alice, its sender.
+    func runReferenceReader(_ envelope: URL, sentCopyKey: URL? = nil) async throws -> (status: Int32, output: String) {
         let root = Fixtures.directory.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let reader = sentCopyKey == nil ? "carol" : "alice"
         let result = try await run("python3", [root.appendingPathComponent("scripts/reference_open.py").path, envelope.path,
                                                Fixtures.directory.appendingPathComponent("alice.id").path,
-                                               Fixtures.directory.appendingPathComponent("carol.id").path,
-                                               Fixtures.keyDirectory.appendingPathComponent("carol-encryption.key.pem").path,
-                                               "throwaway test passphrase"])
+                                               Fixtures.directory.appendingPathComponent("\(reader).id").path,
+                                               Fixtures.keyDirectory.appendingPathComponent("\(reader)-encryption.key.pem").path,
+                                               "throwaway test passphrase"] + (sentCopyKey.map { [$0.path] } ?? []))
         return (result.status, result.text)
+    }
+
+    /// The committed sent-copy key parses to what it was made from, encodes back to its bytes,
+    /// and opens the golden envelope for its sender, with our opener and with the reference
+    /// reader; a key with one byte of its wrap changed opens nothing.
+    @Test func goldenSentCopyKeyOpensTheGoldenEnvelopeForItsSender() async throws {
+        let golden = Golden.v2
+        let bytes = Array(try Data(contentsOf: Golden.sentCopyKeyFile))
+        let key = try SentCopyKey(encoded: bytes)
+        #expect(key.messageID.hex == golden.expected["messageId"] as? String)
+        #expect(key.wrapped.fingerprint == Fixtures.alice.bundle.fingerprint)
+        #expect(key.recipientNames.map(\.value) == ["bob", "carol"])
+        #expect(try SentCopyKey(messageID: key.messageID, wrapped: key.wrapped, recipientNames: key.recipientNames).encoded == bytes)
+        let verified = try EnvelopeOpener.verify(MemoryEnvelopeSource(golden.bytes), sender: Fixtures.alice.bundle,
+                                                 keys: [Fixtures.alice.recipientKey], sentCopyKey: key)
+        #expect(try verified.decrypt(into: MemoryContentSink()).text == golden.expected["text"] as? String)
+
+        guard Self.referenceReaderAvailable else { return }
+        let (status, output) = try await runReferenceReader(golden.file, sentCopyKey: Golden.sentCopyKeyFile)
+        #expect(status == 0, "\(output)")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+        #expect(result["text"] as? String == golden.expected["text"] as? String)
+        var changed = bytes
+        changed[60] ^= 1
+        let damaged = try makeTemporaryDirectory("sent-key").appendingPathComponent("damaged.sent-key")
+        try Data(changed).write(to: damaged)
+        defer { try? FileManager.default.removeItem(at: damaged) }
+        await #expect(try runReferenceReader(golden.file, sentCopyKey: damaged).status == 2)
     }
 
     /// scripts/reference_open.py implements docs/PROTOCOL.md independently (Python's
