@@ -43,15 +43,19 @@ struct KeptCommand: ParsableCommand {
             Terminal.info(sent ? "No messages sent." : read ? "No messages read." : "No mail kept.")
             return
         }
-        var unopenable = 0
-        for entry in entries {
-            let who = entry.wasSent
+        let correspondents = entries.map { entry in
+            entry.wasSent
                 ? (entry.recipients.isEmpty ? "to \(counted(entry.recipientKeyCount, "recipient key", "recipient keys"))"
                                             : "to \(entry.recipients.map(\.value).joined(separator: ", "))")
                 : "from \(entry.sender.value)"
-            if !entry.opens { unopenable += 1 }
-            Terminal.output("\(entry.id.hex)  \(who)  \(HumanTime.describe(entry.time))  \(formatBytes(entry.size))\(entry.opens ? "" : "  (cannot be opened)")\n")
         }
+        // Padded to the longest, so that the columns line up.
+        let width = correspondents.map(\.count).max() ?? 0
+        for (entry, who) in zip(entries, correspondents) {
+            let padded = who.padding(toLength: width, withPad: " ", startingAt: 0)
+            Terminal.output("\(entry.id.hex)  \(padded)  \(HumanTime.describe(entry.time))  \(formatBytes(entry.size))\(entry.opens ? "" : "  (cannot be opened)")\n")
+        }
+        let unopenable = entries.filter { !$0.opens }.count
         if unopenable > 0 {
             Terminal.info("\(counted(unopenable, "message", "messages")) marked so went out before secmail kept you the key to your own copy; only their recipients can open them.")
         }
