@@ -12,10 +12,27 @@ struct HomeOptions: ParsableArguments {
     /// The home these options name, refused when it is open to others (`SecmailHome.checkPrivate`).
     var secmailHome: SecmailHome {
         get throws {
-            let resolved = home.map { SecmailHome(url: URL(fileURLWithPath: $0, isDirectory: true)) } ?? SecmailHome.resolve()
+            let resolved = named
             try resolved.checkPrivate()
             return resolved
         }
+    }
+
+    /// The home for a command that creates an identity (`init`, `register`): as `secmailHome`,
+    /// but an empty folder made beforehand (`mkdir`, 755) is made private first, and said so.
+    var homeForNewIdentity: SecmailHome {
+        get throws {
+            let resolved = named
+            if let was = try resolved.makePrivateIfEmpty() {
+                Terminal.info("Made \(resolved.url.path) private (permissions 700; it was \(String(was, radix: 8))): whoever may enter a secmail home sees your contacts and mail")
+            }
+            try resolved.checkPrivate()
+            return resolved
+        }
+    }
+
+    private var named: SecmailHome {
+        home.map { SecmailHome(url: URL(fileURLWithPath: $0, isDirectory: true)) } ?? SecmailHome.resolve()
     }
 
     /// Shell completion of a contact's name (`secmail send b<Tab>`): the pinned contacts of the

@@ -399,20 +399,26 @@ import Testing
 
     /// A home others may enter (755), or that belongs to another user, is refused by every
     /// command before it reads or writes anything there, with the chmod that fixes it; `init`
-    /// does not create an identity in a folder made with the usual 755. The same home at 700,
-    /// also reached through a symbolic link, serves. (The other owner needs root to chown.)
+    /// does not create an identity in a folder made with the usual 755 that holds anything, and
+    /// makes an empty one 700 first, saying so. The same home at 700, also reached through a
+    /// symbolic link, serves. (The other owner needs root to chown.)
     @Test func aHomeOpenToOthersOrNotYoursIsRefused() throws {
         let folder = try temporaryDirectory("home-permissions")
         let home = folder.appendingPathComponent("home"), link = folder.appendingPathComponent("link")
         let environment = ["SECMAIL_HOME": home.path, "SECMAIL_PASSPHRASE": "a good long passphrase"]
         try FileManager.default.createDirectory(at: home, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o755])
+        let stray = home.appendingPathComponent("stray")
+        try Data().write(to: stray)
         let refusedInit = try runSecmail(["init", "dora"], environment: environment)
         #expect(refusedInit.status == 1 && refusedInit.stderr.contains("\(home.path) has permissions 755")
                 && refusedInit.stderr.contains("chmod 700 '\(home.path)'"), "\(refusedInit.stderr)")
-        #expect(contents(of: home).isEmpty)
+        #expect(contents(of: home) == ["stray"])
 
-        chmod(home.path, 0o700)
-        #expect(try runSecmail(["init", "dora"], environment: environment).status == 0)
+        try FileManager.default.removeItem(at: stray)
+        let madePrivate = try runSecmail(["init", "dora"], environment: environment)
+        #expect(madePrivate.status == 0 && madePrivate.stderr.contains("Made \(home.path) private (permissions 700; it was 755)"),
+                "\(madePrivate.stderr)")
+        #expect((try FileManager.default.attributesOfItem(atPath: home.path)[.posixPermissions] as? Int) == 0o700)
         let before = contents(of: home)
         chmod(home.path, 0o755)
         let output = folder.appendingPathComponent("m.smsg").path

@@ -33,6 +33,21 @@ public struct SecmailHome: Sendable {
         }
     }
 
+    /// For a command that creates an identity here: a home that is there, yours, empty and open
+    /// to others (made with mkdir under the usual umask, 755) becomes 700, since nothing in it
+    /// was exposed, and is looked at again, so that anything planted in it through a group- or
+    /// world-writable mode before the change is refused. Returns the permissions it had when it
+    /// changed them; anything else is left to `checkPrivate`.
+    public func makePrivateIfEmpty() throws -> Int? {
+        func isEmpty() -> Bool { (try? FileManager.default.contentsOfDirectory(atPath: url.path))?.isEmpty == true }
+        guard let status = try? FileStatus(path: url.path, followingLinks: true), status.kind == .directory,
+              status.owner == geteuid(), status.permissions & 0o077 != 0, isEmpty(), chmod(url.path, 0o700) == 0 else { return nil }
+        guard isEmpty() else {
+            throw ClientError(.insecurePermissions, "\(url.path) was open to others (permissions \(String(status.permissions, radix: 8))) and something appeared in it as it was made private: start again with a new empty folder")
+        }
+        return status.permissions
+    }
+
     /// Creates the home (mode 0700) if it does not exist.
     func ensureExists() throws {
         try FileSystem.createPrivateDirectory(url)

@@ -47,7 +47,7 @@ struct RegisterCommand: AsyncParsableCommand {
         guard let url = URL(string: relay), url.scheme == "https", url.host != nil else {
             throw CLIFailure(.failure, "--relay takes https://HOST:PORT, not \(relay)")
         }
-        let keystore = try Keystore(home: homeOptions.secmailHome)
+        let keystore = try Keystore(home: homeOptions.homeForNewIdentity)
         if keystore.hasIdentity, let pinned = try? RelaySettings.load(from: keystore.home) {
             let bundle = try keystore.currentBundle()
             if let newLogKey = firstContactOptions.logKey, newLog {

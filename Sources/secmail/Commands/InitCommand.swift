@@ -19,7 +19,7 @@ struct InitCommand: AsyncParsableCommand {
 
     func run() async throws {
         let identityName = try userInput { try IdentityName(name) }
-        let keystore = try Keystore(home: homeOptions.secmailHome)
+        let keystore = try Keystore(home: homeOptions.homeForNewIdentity)
         guard !keystore.hasIdentity else {
             throw CLIFailure(.failure, "\(keystore.home.url.path) already holds an identity (\(try keystore.currentBundle().name)); keys are never overwritten")
         }
