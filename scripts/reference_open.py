@@ -118,6 +118,8 @@ def main():
         fail("sender mismatch")
     if sent_copy_key_path:
         fp, wrapped = parse_sent_copy_key(open(sent_copy_key_path, "rb").read(), message_id)
+        if fp != fingerprint:
+            fail("the sent-copy key is kept for another key than the one that signed the envelope")
         recipients[fp] = wrapped
     if my_fp not in recipients:
         fail("not a recipient")

@@ -358,6 +358,26 @@ import Testing
         #expect(error?.code == .authenticationFailed, "\(String(describing: error))")
     }
 
+    /// A recipient of alice's message knows its content key and id, and can seal something of
+    /// theirs under both (the same randomness gives both envelopes one id and content key here).
+    /// Alice's kept key does not open that envelope: it is kept for envelopes she signed.
+    @Test func aKeptKeyOpensOnlyWhatItsKeeperSigned() throws {
+        let aliceSink = MemorySink(), bobSink = MemorySink()
+        let kept = try #require(try EnvelopeSealer(random: CountingRandom()).seal(
+            text: "from alice", from: Fixtures.alice.sender, to: [Fixtures.bob.bundle], keepingCopyFor: Fixtures.alice.bundle,
+            into: aliceSink).sentCopyKey)
+        _ = try EnvelopeSealer(random: CountingRandom()).seal(text: "from bob, with alice's key", from: Fixtures.bob.sender,
+                                                              to: [Fixtures.carol.bundle], into: bobSink)
+        let bobsHeader = try EnvelopeOpener.readHeader(MemoryEnvelopeSource(bobSink.bytes))
+        #expect(bobsHeader.messageID == kept.messageID)
+        let refused = #expect(throws: FormatError.self) {
+            try EnvelopeOpener.verify(MemoryEnvelopeSource(bobSink.bytes), sender: Fixtures.bob.bundle,
+                                      keys: [Fixtures.alice.recipientKey], sentCopyKey: kept)
+        }
+        #expect(refused?.code == .notARecipient, "\(String(describing: refused))")
+        #expect(try openAsSender(aliceSink.bytes, key: kept).text == "from alice")
+    }
+
     @Test func aDamagedKeyFileIsRefused() throws {
         let (_, key) = try sealKeeping("x")
         let bytes = key.encoded

@@ -214,10 +214,13 @@ public enum EnvelopeOpener {
     }
 
     /// The content key's wraps a reader may use: the envelope's recipient entries, and the
-    /// sender's kept key when it is this message's (a key kept for another message is ignored;
-    /// a wrong key under the right id fails the key commitment).
+    /// sender's kept key when it is this message's and was kept for the key version that signed
+    /// it. A key kept for another message is ignored, and so is one under this id in an
+    /// envelope someone else signed (a recipient of the sender's message knows its content key,
+    /// and could seal something of theirs with it); a wrong key fails the key commitment.
     private static func wrappedKeys(_ header: EnvelopeHeader, sentCopyKey: SentCopyKey?) -> [EnvelopeHeader.Recipient] {
-        guard let sentCopyKey, sentCopyKey.messageID == header.messageID else { return header.recipients }
+        guard let sentCopyKey, sentCopyKey.messageID == header.messageID,
+              sentCopyKey.wrapped.fingerprint == header.senderFingerprint else { return header.recipients }
         return header.recipients + [sentCopyKey.wrapped]
     }
 
