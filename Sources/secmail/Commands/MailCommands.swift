@@ -141,6 +141,9 @@ struct InboxCommand: AsyncParsableCommand {
             }))
         } else if messages.isEmpty {
             Terminal.info("No messages.")
+            if Terminal.stderrIsTerminal, !kept.readIDs().isEmpty || !kept.sentIDs(startingWith: "").isEmpty {
+                Terminal.info("`secmail kept` lists the mail you sent and read; `secmail read ID` shows one again.")
+            }
         } else {
             for message in messages {
                 // The id and sender are the relay's words: shown neutralised.
