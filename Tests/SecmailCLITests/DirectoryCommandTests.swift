@@ -303,4 +303,16 @@ import Testing
         #expect(contacts.stdout.contains("alice  key version 3  \(forged.fingerprint.grouped)"))
         #expect(await commands.stop(relay.process) == 0)
     }
+
+    /// A home folder made beforehand with mkdir (755) and empty: `register` makes it private,
+    /// says so, and registers (as `init` does; ClientSafetyTests checks the refusals).
+    @Test func registerMakesAnEmptyHomeMadeBeforehandPrivate() async throws {
+        let (folder, _, relay, ca, _, _) = try await commands.relayWithAliceAndBob("register-mkdir-home")
+        defer { relay.process.terminate() }
+        let carol = CLIUser.fresh("carol", in: folder)
+        try FileManager.default.createDirectory(at: carol.home, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o755])
+        let registered = try await carol.register(port: relay.port, ca: ca)
+        #expect(registered.stderr.contains("Made \(carol.home.path) private (permissions 700; it was 755)"), "\(registered.stderr)")
+        #expect((try FileManager.default.attributesOfItem(atPath: carol.home.path)[.posixPermissions] as? Int) == 0o700)
+    }
 }
