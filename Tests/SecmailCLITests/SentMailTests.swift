@@ -36,6 +36,12 @@ import Testing
         let bobsList = try #require(try json(await bob.run(["kept", "--read", "--json"])) as? [[String: Any]])
         #expect(bobsList.count == 1 && bobsList[0]["from"] as? String == "alice" && bobsList[0]["sent"] as? Bool == false, "\(bobsList)")
         await #expect(try bob.run(["kept", "--sent", "--json"]).stdout == "[]\n")
+        // Only the mail exchanged with one contact: any case of the name, none with another.
+        let withBob = try #require(try json(await alice.run(["kept", "Bob", "--json"])) as? [[String: Any]])
+        #expect(withBob.map { $0["id"] as? String } == [id], "\(withBob)")
+        let withAlice = try #require(try json(await bob.run(["kept", "alice", "--json"])) as? [[String: Any]])
+        #expect(withAlice.map { $0["id"] as? String } == [id], "\(withAlice)")
+        await #expect(try alice.run(["kept", "carol", "--json"]).stdout == "[]\n")
 
         // After a rotation, the copy opens with the key version it was kept for.
         await #expect(try alice.run(["rotate"]).status == 0)

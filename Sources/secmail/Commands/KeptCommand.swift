@@ -8,10 +8,15 @@ struct KeptCommand: ParsableCommand {
         commandName: "kept",
         abstract: "List the mail kept in your home: messages you sent and messages you read.",
         discussion: """
-            Newest first: the id, whom it went to or came from, when it was signed, its size. \
+            Newest first: the id, whom it went to or came from, when it was signed, its size; with a \
+            name, only the mail sent to or read from that contact. \
             `secmail read ID` shows any of them again, without the relay; `secmail prune` removes \
             old ones. Nothing is decrypted to list them, and no passphrase is asked.
             """)
+
+    @Argument(help: ArgumentHelp("Only the mail exchanged with this contact (sent to or read from).", valueName: "name"),
+              completion: HomeOptions.contactNames)
+    var contact: String?
 
     @Flag(name: .long, help: "Only the messages you sent.")
     var sent = false
@@ -31,7 +36,12 @@ struct KeptCommand: ParsableCommand {
     func run() throws {
         let keystore = try Keystore(home: homeOptions.secmailHome)
         _ = try keystore.currentBundle()
-        let entries = KeptMail(home: keystore.home).entries().filter { !(sent && !$0.wasSent) && !(read && $0.wasSent) }
+        let name = try contact.map { text in try userInput { try IdentityName(text) } }
+        let entries = KeptMail(home: keystore.home).entries().filter { entry in
+            guard !(sent && !entry.wasSent), !(read && entry.wasSent) else { return false }
+            guard let name else { return true }
+            return entry.wasSent ? entry.recipients.contains(name) : entry.sender == name
+        }
         if json {
             try Terminal.output(jsonText(entries.map { entry in
                 ["id": entry.id.hex, "sent": entry.wasSent, "from": entry.sender.value, "to": entry.recipients.map(\.value),
@@ -40,7 +50,8 @@ struct KeptCommand: ParsableCommand {
             return
         }
         guard !entries.isEmpty else {
-            Terminal.info(sent ? "No messages sent." : read ? "No messages read." : "No mail kept.")
+            let with = name.map { " \(sent ? "to" : read ? "from" : "with") \($0)" } ?? ""
+            Terminal.info(sent ? "No messages sent\(with)." : read ? "No messages read\(with)." : "No mail kept\(with).")
             return
         }
         let correspondents = entries.map { entry in
