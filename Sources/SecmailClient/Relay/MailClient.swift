@@ -120,23 +120,7 @@ public struct MailClient {
         } catch let error as ClientError where error.code == .outcomeUnknown {
             throw ClientError(.outcomeUnknown, "message \(messageID) went out, but \(error.reason); \(mayHaveArrived)")
         }
-        if response.status != 201 {
-            let refusal = ClientError.refusal(response, relay: relay.address, notFound: .notRegistered)
-            if response.answersARepeat {
-                // Offered again because the first answer was lost: refused as a message id
-                // accepted already (checked before the mailboxes' room), the first deposit went
-                // through; refused otherwise, it may have.
-                let body = try? JSONDecoder().decode(ErrorResponse.self, from: Data(response.body))
-                if body?.code != .conflict {
-                    throw ClientError(.outcomeUnknown, "message \(messageID) went out, but the connection to the relay at \(relay.address) broke before its answer, and offered again, \(refusal.reason); \(mayHaveArrived)")
-                }
-            } else {
-                // One deposit names every recipient: refused, it reached none of them.
-                let advice = recipients.count > 1 && refusal.code == .limitExceeded
-                    ? ": a message reaches all its recipients or none, so send it to the others without the one named" : ""
-                throw ClientError(refusal.code, "\(refusal.reason); nothing was sent\(advice)")
-            }
-        }
+        try checkDeposited(response, messageID: messageID, recipients: recipients, mayHaveArrived: mayHaveArrived)
         // The relay holds it now; keep the sealed copy, which the sender can read again, as the
         // record of what was sent. A failure here does not unsend it: it is said.
         var keepingFailure: String?
@@ -146,6 +130,26 @@ public struct MailClient {
             keepingFailure = (error as? ClientError)?.reason ?? (error as? FormatError)?.reason ?? "\(error)"
         }
         return Sent(messageID: messageID, size: sealed.byteCount, recipients: recipients, keepingFailure: keepingFailure)
+    }
+
+    /// The relay's answer to a deposit: 201, or a refusal said for what it means. One deposit
+    /// names every recipient, so a refusal reached none of them; but a deposit offered again
+    /// because the first answer was lost went through when the repeat is refused as a message id
+    /// accepted already (checked before the mailboxes' room), and may have when refused otherwise.
+    private func checkDeposited(_ response: RelayResponse, messageID: MessageID, recipients: [IdentityBundle],
+                                mayHaveArrived: String) throws {
+        guard response.status != 201 else { return }
+        let refusal = ClientError.refusal(response, relay: relay.address, notFound: .notRegistered)
+        if response.answersARepeat {
+            let body = try? JSONDecoder().decode(ErrorResponse.self, from: Data(response.body))
+            guard body?.code == .conflict else {
+                throw ClientError(.outcomeUnknown, "message \(messageID) went out, but the connection to the relay at \(relay.address) broke before its answer, and offered again, \(refusal.reason); \(mayHaveArrived)")
+            }
+            return
+        }
+        let advice = recipients.count > 1 && refusal.code == .limitExceeded
+            ? ": a message reaches all its recipients or none, so send it to the others without the one named" : ""
+        throw ClientError(refusal.code, "\(refusal.reason); nothing was sent\(advice)")
     }
 
     /// What to tell the sender of a message that went out whole to the relay, whose answer never

@@ -67,20 +67,7 @@ public struct EnvelopeSealer: Sendable {
         progress: Progress? = nil
     ) throws -> SealedEnvelope {
         let textBytes = Array(text.utf8)
-        guard textBytes.count <= MessageContent.maximumTextLength else {
-            throw FormatError(.tooLarge, "the message text is over \(MessageContent.maximumTextLength >> 20) MiB; attach it as a file instead")
-        }
-        guard attachments.count <= MessageContent.maximumAttachments else {
-            throw FormatError(.tooLarge, "at most \(MessageContent.maximumAttachments) attachments fit in one message")
-        }
-        var unique: [IdentityBundle] = []
-        for bundle in recipients where !unique.contains(where: { $0.fingerprint == bundle.fingerprint }) {
-            unique.append(bundle)
-        }
-        guard !unique.isEmpty else {
-            throw FormatError(.invalidField, "a message needs at least one recipient")
-        }
-
+        let unique = try Self.checked(textByteCount: textBytes.count, attachmentCount: attachments.count, recipients: recipients)
         let infos = attachments.map(\.info)
         let payloadLength = MessageContent.plaintextLength(textByteCount: textBytes.count, attachments: infos)
         let messageID = try MessageID(bytes: random.bytes(count: MessageID.byteCount))
@@ -118,14 +105,33 @@ public struct EnvelopeSealer: Sendable {
         try sink.write(trailer.bytes)
         try sink.finish()
         let sentCopyKey = try keeper.map { keeper in
-            try SentCopyKey(messageID: messageID,
-                            wrapped: EnvelopeHeader.Recipient(fingerprint: keeper.fingerprint, wrappedKey: try keeper.encryptionKey.wrap(contentKey)),
+            try SentCopyKey(messageID: messageID, wrapped: EnvelopeHeader.Recipient(fingerprint: keeper.fingerprint,
+                                                                                   wrappedKey: try keeper.encryptionKey.wrap(contentKey)),
                             recipientNames: unique.map(\.name))
         }
         return SealedEnvelope(
             header: header,
             byteCount: UInt64(header.encoded.count) + writer.ciphertextBytesWritten + UInt64(trailer.bytes.count),
             sentCopyKey: sentCopyKey)
+    }
+
+    /// What a message may hold, checked before anything is sealed; returns the recipients with
+    /// each key named once.
+    private static func checked(textByteCount: Int, attachmentCount: Int, recipients: [IdentityBundle]) throws -> [IdentityBundle] {
+        guard textByteCount <= MessageContent.maximumTextLength else {
+            throw FormatError(.tooLarge, "the message text is over \(MessageContent.maximumTextLength >> 20) MiB; attach it as a file instead")
+        }
+        guard attachmentCount <= MessageContent.maximumAttachments else {
+            throw FormatError(.tooLarge, "at most \(MessageContent.maximumAttachments) attachments fit in one message")
+        }
+        var unique: [IdentityBundle] = []
+        for bundle in recipients where !unique.contains(where: { $0.fingerprint == bundle.fingerprint }) {
+            unique.append(bundle)
+        }
+        guard !unique.isEmpty else {
+            throw FormatError(.invalidField, "a message needs at least one recipient")
+        }
+        return unique
     }
 
     private func stream(_ attachment: OutgoingAttachment, into writer: ChunkWriter, onBlock: () -> Void) throws {

@@ -238,44 +238,22 @@ struct ReadCommand: AsyncParsableCommand {
         try await withRelay(keystore.home) { relay in
             // A message read before opens from its kept copy, and the relay is not asked for it
             // again: it need not even be reachable (on a train, say).
-            let kept = KeptMail(home: keystore.home)
-            let keptCopy = typedID?.keptCopy(in: kept)
-            if keptCopy == nil {
-                do {
-                    _ = try await relay.info()
-                } catch let error as ClientError where error.code == .relayUnreachable {
-                    // Only a whole id opens a kept copy without the relay (a prefix might also
-                    // match unread mail there); say which one, if the digits name one.
-                    guard let readBefore = typedID?.matchingKeptCopy(in: kept) else { throw error }
-                    throw ClientError(.relayUnreachable, "\(error.reason); message \(readBefore.hex) is kept here, and `secmail read \(readBefore.hex)` opens its copy without the relay")
-                }
-            }
+            let keptCopy = typedID?.keptCopy(in: KeptMail(home: keystore.home))
+            if keptCopy == nil { try await Self.checkReachable(relay, for: typedID, kept: KeptMail(home: keystore.home)) }
             let (identity, keyring) = try passphraseOptions.senderAndKeyring(keystore)
             let mail = MailClient(relay: relay)
-            // With --all, each message's size as the listing gave it: not asked for again.
-            var listedSizes: [MessageID: UInt64] = [:]
-            let messageIDs = if let keptCopy {
-                [keptCopy]
-            } else if let typedID {
-                [try await typedID.resolved(by: mail, identity: identity, includingRead: true)]
-            } else {
-                try await mail.inbox(identity).messages.compactMap { listed in
-                    let id = try? MessageID(hex: listed.id)
-                    if let id { listedSizes[id] = UInt64(max(listed.size, 0)) }
-                    return id
-                }
-            }
-            if messageIDs.isEmpty, !outputOptions.json { Terminal.info("No messages.") }
+            let messages = try await Self.messagesToRead(keptCopy: keptCopy, typedID: typedID, mail: mail, identity: identity)
+            if messages.isEmpty, !outputOptions.json { Terminal.info("No messages.") }
             // Messages read and kept so far (one that failed to verify is neither).
             var readAndKept = 0
-            for (index, messageID) in messageIDs.enumerated() {
+            for (index, (messageID, listedSize)) in messages.enumerated() {
                 if index > 0, !outputOptions.json { Terminal.info("") }
                 // A message is saved whole or not at all, and kept before the relay's copy goes.
                 let before = readAndKept == 0 ? "" : "the \(counted(readAndKept, "message", "messages")) shown above were read and kept, "
                 Interruption.wouldLeave(all ? "\(before)nothing half-saved was left; `secmail read --all` goes on from where this stopped"
                                             : "nothing half-saved was left; `secmail read \(messageID.hex)` shows the message")
                 do {
-                    let (result, saveFailure) = try await readAndShow(messageID, listedSize: listedSizes[messageID], mail: mail,
+                    let (result, saveFailure) = try await readAndShow(messageID, listedSize: listedSize, mail: mail,
                                                                       identity: identity, keyring: keyring)
                     readAndKept += 1
                     results.append(result)
@@ -299,6 +277,29 @@ struct ReadCommand: AsyncParsableCommand {
         if let first = failures.first {
             guard all else { throw first }
             throw CLIFailure(classify(first).0, "\(counted(failures.count, "message", "messages")) of \(results.count) could not be read or saved, as said above")
+        }
+    }
+
+    /// The relay answers; when it is out of reach and the digits typed name a kept copy, the
+    /// error says which whole id opens it without the relay (a prefix might also match unread
+    /// mail there, so only a whole id skips the relay).
+    static func checkReachable(_ relay: RelayClient, for typedID: TypedMessageID?, kept: KeptMail) async throws {
+        do {
+            _ = try await relay.info()
+        } catch let error as ClientError where error.code == .relayUnreachable {
+            guard let readBefore = typedID?.matchingKeptCopy(in: kept) else { throw error }
+            throw ClientError(.relayUnreachable, "\(error.reason); message \(readBefore.hex) is kept here, and `secmail read \(readBefore.hex)` opens its copy without the relay")
+        }
+    }
+
+    /// The messages to read, each with its size when this command listed the mailbox (--all):
+    /// that size bounds its download and is not asked for again.
+    static func messagesToRead(keptCopy: MessageID?, typedID: TypedMessageID?, mail: MailClient,
+                               identity: SenderIdentity) async throws -> [(id: MessageID, listedSize: UInt64?)] {
+        if let keptCopy { return [(keptCopy, nil)] }
+        if let typedID { return [(try await typedID.resolved(by: mail, identity: identity, includingRead: true), nil)] }
+        return try await mail.inbox(identity).messages.compactMap { listed in
+            (try? MessageID(hex: listed.id)).map { ($0, UInt64(max(listed.size, 0))) }
         }
     }
 
