@@ -62,20 +62,15 @@ public struct KeptMail: Sendable {
     /// The header of the kept copy of sent message `id` when there is no key to it (it was sent
     /// by a secmail that kept none).
     func sentCopyWithoutKey(_ id: MessageID) -> EnvelopeHeader? {
-        guard !FileManager.default.fileExists(atPath: sentCopyKeyFile(id).path),
-              let source = try? FileEnvelopeSource(url: sentCopy(id)) else { return nil }
-        return try? EnvelopeOpener.readHeader(source)
+        guard !FileManager.default.fileExists(atPath: sentCopyKeyFile(id).path) else { return nil }
+        return header(of: sentCopy(id))
     }
 
     /// Keeps the sealed copy of message `id`, just sent (`staging`, synced), as sent/ID.sm, with
     /// the key that lets the sender read it (ID.key) written and synced first.
     func keepSentCopy(_ staging: URL, id: MessageID, key: SentCopyKey?) throws {
         if let key {
-            let draft = TemporaryFiles.path(in: sentDirectory, prefix: "sending")
-            defer { TemporaryFiles.remove(draft) }
-            try FileSystem.createDurableFile(draft, bytes: key.encoded, permissions: 0o600)
-            try AtomicRename.replace(sentCopyKeyFile(id), with: draft)
-            TemporaryFiles.release(draft)
+            try FileSystem.placeDurably(key.encoded, at: sentCopyKeyFile(id), temporaryPrefix: "sending")
         }
         try AtomicRename.replace(sentCopy(id), with: staging)
         TemporaryFiles.release(staging)
@@ -87,6 +82,12 @@ public struct KeptMail: Sendable {
     public func sentIDs(startingWith prefix: String) -> [MessageID] {
         let prefix = prefix.lowercased()
         return copies(in: sentDirectory).map(\.id).filter { $0.hex.hasPrefix(prefix) && hasSentCopy(of: $0) }
+    }
+
+    /// The ids of the messages read or sent whose copies `secmail read` opens, starting with
+    /// `prefix` (hex digits, any case); a message sent to oneself and read is named once.
+    public func keptIDs(startingWith prefix: String) -> [MessageID] {
+        Array(Set(readIDs(startingWith: prefix) + sentIDs(startingWith: prefix)))
     }
 
     /// Whether message `id` was read and its copy is kept (`secmail read` opens it again).
@@ -131,15 +132,14 @@ public struct KeptMail: Sendable {
 
     /// Every kept copy, newest first. A file whose header does not parse is left out.
     public func entries() -> [Entry] {
-        func header(_ url: URL) -> (EnvelopeHeader, UInt64)? {
-            guard let source = try? FileEnvelopeSource(url: url), let header = try? EnvelopeOpener.readHeader(source),
-                  let status = try? FileStatus(path: url.path) else { return nil }
+        func headerAndSize(_ url: URL) -> (EnvelopeHeader, UInt64)? {
+            guard let header = header(of: url), let status = try? FileStatus(path: url.path) else { return nil }
             return (header, status.size)
         }
         let ownKeys = Set((try? Keystore(home: home).recipientFingerprints()) ?? [])
         var entries: [Entry] = []
         for (id, url) in copies(in: sentDirectory) {
-            guard let (header, size) = header(url) else { continue }
+            guard let (header, size) = headerAndSize(url) else { continue }
             let key = try? sentCopyKey(for: id)
             let sentToSelf = header.recipients.contains { ownKeys.contains($0.fingerprint) }
             entries.append(Entry(id: id, wasSent: true, sender: header.senderName, recipients: key?.recipientNames ?? [],
@@ -147,11 +147,17 @@ public struct KeptMail: Sendable {
                                  opens: key != nil || sentToSelf))
         }
         for (id, url) in copies(in: receivedDirectory) {
-            guard let (header, size) = header(url) else { continue }
+            guard let (header, size) = headerAndSize(url) else { continue }
             entries.append(Entry(id: id, wasSent: false, sender: header.senderName, recipients: [],
                                  recipientKeyCount: header.recipients.count, time: header.time, size: size, opens: true))
         }
         return entries.sorted { ($0.time, $0.id.hex) > ($1.time, $1.id.hex) }
+    }
+
+    /// The header of the kept envelope at `url`, nil when it cannot be read or does not parse.
+    private func header(of url: URL) -> EnvelopeHeader? {
+        guard let source = try? FileEnvelopeSource(url: url) else { return nil }
+        return try? EnvelopeOpener.readHeader(source)
     }
 
     /// The kept envelopes (ID.sm) in `directory`.

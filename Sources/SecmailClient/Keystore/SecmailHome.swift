@@ -130,6 +130,20 @@ enum FileSystem {
         }
     }
 
+    /// Puts `bytes` (0600) at `url` in one step: through a synced temporary file named with
+    /// `temporaryPrefix` (so that one left by a crash is swept, `TemporaryFiles`), renamed over
+    /// `url`. The directory itself is not synced.
+    static func placeDurably(_ bytes: [UInt8], at url: URL, temporaryPrefix: String) throws {
+        let draft = TemporaryFiles.path(in: url.deletingLastPathComponent(), prefix: temporaryPrefix)
+        defer { TemporaryFiles.remove(draft) }
+        try createDurableFile(draft, bytes: bytes, permissions: 0o600)
+        do {
+            try AtomicRename.replace(url, with: draft)
+        } catch let error as FormatError {
+            throw ClientError(.io, error.reason)
+        }
+    }
+
     /// Flushes a file's data, or a directory's entries (new and renamed files), to stable storage.
     static func synchronize(_ url: URL) throws {
         do {

@@ -219,8 +219,7 @@ public struct MailClient {
     public func message(startingWith prefix: String, identity: SenderIdentity, includingRead: Bool) async throws -> MessageID {
         let prefix = prefix.lowercased()
         let waiting = try await inbox(identity).messages.compactMap { try? MessageID(hex: $0.id) }.filter { $0.hex.hasPrefix(prefix) }
-        let kept = KeptMail(home: home)
-        let read = includingRead ? kept.readIDs(startingWith: prefix) + kept.sentIDs(startingWith: prefix) : []
+        let read = includingRead ? KeptMail(home: home).keptIDs(startingWith: prefix) : []
         let matches = Set(waiting + read)
         guard matches.count == 1, let match = matches.first else {
             guard matches.isEmpty else {
@@ -440,10 +439,7 @@ public struct MailClient {
     private func keep(_ download: URL, as stored: URL, sender: IdentityBundle, id: MessageID) throws {
         do {
             try FileSystem.synchronize(download)
-            let senderDraft = TemporaryFiles.path(in: receivedDirectory, prefix: "fetching")
-            try FileSystem.createDurableFile(senderDraft, bytes: sender.encoded, permissions: 0o600)
-            try AtomicRename.replace(senderFile(id), with: senderDraft)
-            TemporaryFiles.release(senderDraft)
+            try FileSystem.placeDurably(sender.encoded, at: senderFile(id), temporaryPrefix: "fetching")
             try AtomicRename.replace(stored, with: download)
         } catch let error as FormatError {
             throw ClientError(.io, error.reason)

@@ -141,7 +141,7 @@ struct InboxCommand: AsyncParsableCommand {
             }))
         } else if messages.isEmpty {
             Terminal.info("No messages.")
-            if Terminal.stderrIsTerminal, !kept.readIDs().isEmpty || !kept.sentIDs(startingWith: "").isEmpty {
+            if Terminal.stderrIsTerminal, !kept.keptIDs(startingWith: "").isEmpty {
                 Terminal.info("`secmail kept` lists the mail you sent and read; `secmail read ID` shows one again.")
             }
         } else {
@@ -238,8 +238,9 @@ struct ReadCommand: AsyncParsableCommand {
         try await withRelay(keystore.home) { relay in
             // A message read before opens from its kept copy, and the relay is not asked for it
             // again: it need not even be reachable (on a train, say).
-            let keptCopy = typedID?.keptCopy(in: KeptMail(home: keystore.home))
-            if keptCopy == nil { try await Self.checkReachable(relay, for: typedID, kept: KeptMail(home: keystore.home)) }
+            let kept = KeptMail(home: keystore.home)
+            let keptCopy = typedID?.keptCopy(in: kept)
+            if keptCopy == nil { try await Self.checkReachable(relay, for: typedID, kept: kept) }
             let (identity, keyring) = try passphraseOptions.senderAndKeyring(keystore)
             let mail = MailClient(relay: relay)
             let messages = try await Self.messagesToRead(keptCopy: keptCopy, typedID: typedID, mail: mail, identity: identity)
@@ -404,8 +405,8 @@ enum TypedMessageID {
     /// The one message read before or sent whose id starts with these digits, if exactly one does.
     func matchingKeptCopy(in kept: KeptMail) -> MessageID? {
         guard case .prefix(let prefix) = self else { return nil }
-        let matches = Set(kept.readIDs(startingWith: prefix) + kept.sentIDs(startingWith: prefix))
-        return matches.count == 1 ? matches.first : nil
+        let matches = kept.keptIDs(startingWith: prefix)
+        return matches.count == 1 ? matches[0] : nil
     }
 
     /// The id; a prefix is looked up (a mailbox listing, so after sign-in).

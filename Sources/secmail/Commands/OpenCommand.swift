@@ -29,9 +29,11 @@ struct OpenCommand: AsyncParsableCommand {
         let keystore = try Keystore(home: homeOptions.secmailHome)
         let envelope = try EnvelopeInput(path: input, home: keystore.home.url)
         let source = envelope.source
-        let sender = try from.map(loadBundle) ?? knownSender(of: source, in: keystore)
+        let given = try from.map(loadBundle)
+        let header = try EnvelopeOpener.readHeader(source)
+        let sender = try given ?? knownSender(of: header, in: keystore)
         // A copy of a message this home sent opens with the content key kept for the sender.
-        let sentCopyKey = try KeptMail(home: keystore.home).sentCopyKey(for: EnvelopeOpener.readHeader(source).messageID)
+        let sentCopyKey = try KeptMail(home: keystore.home).sentCopyKey(for: header.messageID)
         // A message that is not for this identity, or not from `sender`, is said so before any
         // passphrase is asked; and the passphrase unlocks only the key versions it is sealed to.
         let listed = try EnvelopeOpener.readerKeys(in: source, sender: sender, among: keystore.recipientFingerprints(),
@@ -64,8 +66,7 @@ struct OpenCommand: AsyncParsableCommand {
     /// `lookup`, `send` or `read` pinned it) or one of this home's own key versions (a note sealed
     /// to oneself). Anything else needs the bundle given. The own bundles (each read and its
     /// self-signature checked) are looked at only when the pin does not answer.
-    private func knownSender(of source: EnvelopeSource, in keystore: Keystore) throws -> IdentityBundle {
-        let header = try EnvelopeOpener.readHeader(source)
+    private func knownSender(of header: EnvelopeHeader, in keystore: Keystore) throws -> IdentityBundle {
         let pinned = try ContactPins(home: keystore.home).pinned(header.senderName)
         if let pinned, pinned.fingerprint == header.senderFingerprint { return pinned }
         if let own = try? keystore.allBundles().first(where: { $0.fingerprint == header.senderFingerprint }) {
