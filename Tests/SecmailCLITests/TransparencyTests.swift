@@ -236,6 +236,31 @@ enum DirectoryVectorsFile {
         #expect(refused.stderr.contains("cannot become \"other.example/secmail\""), "\(refused.stderr)")
     }
 
+    /// A first start that failed (its port in use) has written an origin but signed nothing: the
+    /// next start may still choose another. Once the log has an entry the origin is fixed.
+    @Test func anEmptyLogMayStillChangeItsOrigin() async throws {
+        let folder = try temporaryDirectory("transparency-origin-retry")
+        let busy = try await start(folder.appendingPathComponent("busy", isDirectory: true))
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        let failed = try await runSecmail(["relay", "--data", data.path, "--listen", "127.0.0.1:\(busy.port)", "--origin", "localhost/typo"],
+                                          environment: [:])
+        #expect(await commands.stop(busy.process) == 0)
+        #expect(failed.status != 0)
+        #expect(failed.stderr.contains("the address is in use"), "\(failed.stderr)")
+
+        let relay = try await start(data, options: ["--origin", "localhost/mail"])
+        #expect(relay.output.text.contains("localhost/mail"), "\(relay.output.text)")
+        #expect(try String(contentsOf: data.appendingPathComponent("origin"), encoding: .utf8) == "localhost/mail\n")
+        try await CLIUser.fresh("alice", in: folder).register(port: relay.port, ca: relay.ca)
+        #expect(await commands.stop(relay.process) == 0)
+
+        let refused = try await runSecmail(["relay", "--data", data.path, "--listen", "127.0.0.1:0", "--origin", "localhost/typo"],
+                                           environment: [:])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("every client pinned the log under its origin"), "\(refused.stderr)")
+        #expect(try String(contentsOf: data.appendingPathComponent("origin"), encoding: .utf8) == "localhost/mail\n")
+    }
+
     static let python3WithCryptography: Bool = {
         let available = (try? run("python3", ["-c", "import cryptography"]))?.status == 0
         if !available { print("python3 with the cryptography package is absent: skipping the reference-lookup test") }

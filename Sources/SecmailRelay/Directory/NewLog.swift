@@ -52,11 +52,11 @@ public enum NewLog {
         // directory marked until both files are in place, so that no relay serves half of the change.
         let mark = data.appendingPathComponent(RelayBackup.markName)
         if !FileManager.default.fileExists(atPath: mark.path) {
-            try writeSynced(Array("a data directory whose log secmail relay new-log was changing when it stopped\n".utf8), to: mark)
+            try DataDirectoryFile.writeSynced(Array("a data directory whose log secmail relay new-log was changing when it stopped\n".utf8), to: mark)
         }
         let stagedKey = data.appendingPathComponent(".log-key.ed25519.new"), stagedOrigin = data.appendingPathComponent(".origin.new")
-        try writeSynced(try signer.key.seed, to: stagedKey)
-        try writeSynced(Array((origin + "\n").utf8), to: stagedOrigin)
+        try DataDirectoryFile.writeSynced(try signer.key.seed, to: stagedKey)
+        try DataDirectoryFile.writeSynced(Array((origin + "\n").utf8), to: stagedOrigin)
         let retiredKey = data.appendingPathComponent("log-key.ed25519.retired-\(Int64(Date().timeIntervalSince1970))")
         do {
             // A link, not a move: at every instant log-key.ed25519 exists (a relay started on a
@@ -92,16 +92,5 @@ public enum NewLog {
             return "\(origin[..<slash])/\(number + 1)"
         }
         return origin + "/2"
-    }
-
-    private static func writeSynced(_ bytes: [UInt8], to url: URL) throws {
-        do {
-            try? FileManager.default.removeItem(at: url)
-            let file = try PositionalFile(creatingAtPath: url.path, permissions: 0o600)
-            try file.write(bytes[...])
-            try file.synchronize()
-        } catch let error as FormatError {
-            throw RelayError(.storage, error.reason)
-        }
     }
 }

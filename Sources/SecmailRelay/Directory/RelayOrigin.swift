@@ -1,4 +1,5 @@
 import Foundation
+import SecmailFormat
 
 /// The log's origin: the name in every checkpoint and the log key's name, which clients pin. It is
 /// chosen once, at the first start, and kept in the data directory's `origin` file, so restarting
@@ -6,30 +7,46 @@ import Foundation
 enum RelayOrigin {
     /// The persisted origin; on first start, `requested` (from `--origin`) or `defaultOrigin()`.
     /// A log created before origins were persisted keeps `legacyOrigin`, the one it was signed
-    /// with (then always `<listen host>/secmail`). A request for another origin than the persisted one is
-    /// refused: it would make every client refuse the log.
+    /// with (then always `<listen host>/secmail`). A request for another origin than the persisted
+    /// one is refused once the log has an entry (every client pinned the log under its origin);
+    /// before that, on a relay of its own database, nothing was signed for anyone to pin, so a first
+    /// start that failed (say, on a port in use) does not fix the origin it was given.
     static func resolve(in dataDirectory: URL, requested: String?, database: RelayDatabase, legacyOrigin: String,
                         defaultOrigin: () -> String) throws -> String {
         let file = dataDirectory.appendingPathComponent("origin")
+        let logExists = try database.read { db in try LogStore.currentSize(db) > 0 }
         if let stored = FileManager.default.contents(atPath: file.path) {
             let origin = String(decoding: stored, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             try validate(origin, source: file.path)
-            if let requested, requested != origin {
+            guard let requested, requested != origin else { return origin }
+            guard !logExists, database.kind != .postgres else {
                 throw RelayError(.invalidRequest, """
                     this relay's log origin is "\(origin)" (chosen at its first start, kept in \(file.path)); \
-                    it cannot become "\(requested)": every client pinned the log under its origin. Start without --origin, \
-                    or use a new data directory for a new log
+                    it cannot become "\(requested)": \(logExists ? "every client pinned the log under its origin" : "the relays sharing \(database.location) sign under it"). \
+                    Start without --origin, or use a new data directory for a new log
                     """)
             }
-            return origin
+            try validate(requested, source: "--origin")
+            try store(requested, in: file)
+            return requested
         }
-        let logExists = try database.read { db in try LogStore.currentSize(db) > 0 }
         let origin = requested ?? (logExists ? legacyOrigin : defaultOrigin())
         try validate(origin, source: requested == nil ? "the default origin" : "--origin")
-        guard FileManager.default.createFile(atPath: file.path, contents: Data((origin + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw RelayError(.storage, "cannot write \(file.path)")
-        }
+        try store(origin, in: file)
         return origin
+    }
+
+    /// Writes `origin` to `file` through a synced temporary renamed over it: a crash leaves the old
+    /// origin or the new one, never an empty file that a restart would take for no origin at all.
+    private static func store(_ origin: String, in file: URL) throws {
+        let staged = file.deletingLastPathComponent().appendingPathComponent(".origin.new")
+        try DataDirectoryFile.writeSynced(Array((origin + "\n").utf8), to: staged)
+        do {
+            try AtomicRename.replace(file, with: staged)
+            try PositionalFile(readingAtPath: file.deletingLastPathComponent().path).synchronize()
+        } catch let error as FormatError {
+            throw RelayError(.storage, error.reason)
+        }
     }
 
     /// A C2SP origin that is also a valid note key name: printable ASCII without spaces or '+'.

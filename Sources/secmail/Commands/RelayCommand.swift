@@ -138,7 +138,7 @@ struct RelayServeCommand: AsyncParsableCommand {
     var writeTimeout = 30
 
     @Option(name: .long, help: ArgumentHelp("""
-        The log's origin, chosen once at the first start and kept in the data directory (default: the certificate's first DNS name, else the listen host, followed by /secmail).
+        The log's origin, kept in the data directory from the first start and fixed from the first registration (default: the certificate's first DNS name, else the listen host, followed by /secmail).
         """, valueName: "name"))
     var origin: String?
 
