@@ -32,4 +32,13 @@ enum TerminalText {
         return neutralised(body, keepingLineBreaks: true).split(separator: "\n", omittingEmptySubsequences: false)
             .map { "│ " + $0 + "\n" }.joined()
     }
+
+    /// `word` as one shell word, to be typed back: as it is when it holds only characters no shell
+    /// treats specially, else in single quotes; neutralised, for it may come from anywhere.
+    static func shellWord(_ word: String) -> String {
+        let plain = !word.isEmpty && word.unicodeScalars.allSatisfy {
+            $0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-/+=:,@%".unicodeScalars.contains($0)
+        }
+        return neutralised(plain ? word : "'" + word.replacingOccurrences(of: "'", with: #"'\''"#) + "'")
+    }
 }

@@ -30,14 +30,35 @@ struct SendCommand: AsyncParsableCommand {
         guard !names.isEmpty else { throw ValidationError("name at least one recipient") }
     }
 
+    /// The recipients named, each once. A file named where a recipient belongs (`secmail send bob
+    /// photo.jpg`, as scp and mail(1) take files) is pointed to --attach when no name can be it.
+    private func recipientNames() throws -> [IdentityName] {
+        var recipients: [IdentityName] = []
+        for name in names {
+            let parsed: IdentityName
+            do {
+                parsed = try IdentityName(name)
+            } catch let error as FormatError {
+                throw CLIFailure(.failure, Self.isFile(name) ? Self.attachHint(name) : error.reason)
+            }
+            if !recipients.contains(parsed) { recipients.append(parsed) }
+        }
+        return recipients
+    }
+
+    private static func isFile(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && !isDirectory.boolValue
+    }
+
+    private static func attachHint(_ file: String) -> String {
+        "\(TerminalText.shellWord(file)) is a file here: to send it, attach it with --attach \(TerminalText.shellWord(file))"
+    }
+
     func run() async throws {
         // Cheap checks first: names, files, identity, relay, recipients, size; then the
         // passphrase; then image work and sealing.
-        var recipients: [IdentityName] = []
-        for name in names {
-            let parsed = try userInput { try IdentityName(name) }
-            if !recipients.contains(parsed) { recipients.append(parsed) }
-        }
+        let recipients = try recipientNames()
         let checked = try compose.checkedAttachments()
         if checked.contains(where: \.isImage) { ImagePipeline.loadJPEGXLInBackground() }
         let text = try compose.text()
@@ -45,7 +66,15 @@ struct SendCommand: AsyncParsableCommand {
         _ = try keystore.currentBundle()
         let (sent, prepared, contacts) = try await withRelay(keystore.home) { relay in
             let mail = MailClient(relay: relay)
-            let contacts = try await mail.verifiedRecipients(recipients)
+            let contacts: [DirectoryClient.Contact]
+            do {
+                contacts = try await mail.verifiedRecipients(recipients)
+            } catch let error as ClientError where error.code == .notRegistered {
+                // Recipients are looked up (and pinned) in order: the first one unpinned is unknown.
+                let pins = ContactPins(home: keystore.home)
+                guard let unknown = recipients.first(where: { (try? pins.pinned($0)) == nil }), Self.isFile(unknown.value) else { throw error }
+                throw ClientError(.notRegistered, error.reason + "; " + Self.attachHint(unknown.value))
+            }
             try await mail.checkSize(atLeast: ComposeOptions.knownSize(text: text, checked))
             try await mail.checkClock()
             let sender = try passphraseOptions.sender(keystore)
