@@ -55,10 +55,14 @@ public struct ClientError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var code: Code
     public var reason: String
+    /// The name the error is about, where it is one a caller may say more of (the recipient that
+    /// no one is registered as).
+    public var subject: String?
 
-    public init(_ code: Code, _ reason: String) {
+    public init(_ code: Code, _ reason: String, subject: String? = nil) {
         self.code = code
         self.reason = reason
+        self.subject = subject
     }
 
     public var description: String { reason }

@@ -113,6 +113,15 @@ import Testing
         let (_, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("pins-prune")
         defer { relay.process.terminate() }
 
+        // Refused for one name, a send pins no other one unseen (nor after a wrong passphrase:
+        // then it says so).
+        let refused = try await alice.run(["send", "bob", "carol", "-m", "zero"])
+        #expect(refused.status == 1 && refused.stderr.contains("no one is registered as carol"), "\(refused.stderr)")
+        await #expect(try contacts(alice)["bob"] == nil)
+        let wrongPassphrase = try await runSecmail(["send", "bob", "-m", "zero"], environment: ["SECMAIL_HOME": alice.home.path, "SECMAIL_PASSPHRASE": "not it at all"])
+        #expect(wrongPassphrase.status == 4 && wrongPassphrase.stderr.contains("Pinned bob's key on first use"), "\(wrongPassphrase.stderr)")
+        try FileManager.default.removeItem(at: alice.home.appendingPathComponent("contacts/bob.id"))
+
         let first = try await alice.run(["send", "bob", "-m", "one"])
         #expect(first.status == 0 && first.stderr.contains("Pinned bob's key on first use"), "\(first.stderr)")
         let firstID = first.stdout.trimmingCharacters(in: .whitespacesAndNewlines)

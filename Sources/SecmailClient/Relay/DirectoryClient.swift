@@ -248,32 +248,42 @@ public struct DirectoryClient {
     /// Looks `name` up and verifies the answer: the pinned TLS key, the pinned log key, the
     /// inclusion proof, the consistency of the new checkpoint with the stored one, and the contact
     /// pin. A changed key is accepted only as a logged rotation whose continuity signatures lead
-    /// from the pinned version; anything else is a hard stop (P5). The pin is saved; the log view
-    /// is the caller's to save. An unknown name is reported with the pinned contacts it resembles.
-    public func verifiedContact(_ name: IdentityName) async throws -> Contact {
+    /// from the pinned version; anything else is a hard stop (P5). With `pinning`, the pin is saved
+    /// (else `savePin` saves it); the log view is the caller's to save. An unknown name is reported
+    /// with the pinned contacts it resembles.
+    public func verifiedContact(_ name: IdentityName, pinning: Bool = true) async throws -> Contact {
         let lookup: VerifiedLookup
         do {
             lookup = try await relay.verifiedLookup(name)
         } catch let error as ClientError where error.code == .notRegistered {
-            throw ClientError(.notRegistered, "no one is registered as \(name) on the relay at \(relay.address)" + suggestion(for: name))
+            throw ClientError(.notRegistered, "no one is registered as \(name) on the relay at \(relay.address)" + suggestion(for: name),
+                              subject: name.value)
         }
-        let pins = ContactPins(home: home)
         let change: Contact.PinChange
-        if let pinned = try pins.pinned(name) {
+        if let pinned = try ContactPins(home: home).pinned(name) {
             if pinned == lookup.bundle {
                 change = .unchanged
             } else {
                 guard lookup.bundle.keyVersion > pinned.keyVersion else { throw ContactPins.keyChanged(pinned: pinned, served: lookup.bundle) }
                 let history = try await relay.verifiedHistory(name, at: lookup)
                 try DirectoryVerification.verifyRotation(from: pinned, to: lookup.bundle, history: history)
-                try pins.pin(lookup.bundle, reason: .rotation)
                 change = .rotated(fromVersion: pinned.keyVersion)
             }
         } else {
-            try pins.pin(lookup.bundle, reason: .firstUse)
             change = .new
         }
-        return Contact(bundle: lookup.bundle, pin: change, lookup: lookup)
+        let contact = Contact(bundle: lookup.bundle, pin: change, lookup: lookup)
+        if pinning { try savePin(contact) }
+        return contact
+    }
+
+    /// Saves the pin change `contact` was verified with: a first use, or a rotation followed.
+    public func savePin(_ contact: Contact) throws {
+        switch contact.pin {
+        case .new: try ContactPins(home: home).pin(contact.bundle, reason: .firstUse)
+        case .rotated: try ContactPins(home: home).pin(contact.bundle, reason: .rotation)
+        case .unchanged: break
+        }
     }
 
     /// "; did you mean bob?" when a pinned contact's name is one or two edits from `name`.

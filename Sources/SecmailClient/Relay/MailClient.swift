@@ -35,7 +35,8 @@ public struct MailClient {
 
     /// The cheap checks before a message is composed: the relay answers and takes this many
     /// recipients, and every recipient is registered, with a key verified as `lookup` verifies it
-    /// (log, pins, rotations). The advanced log view is saved.
+    /// (log, pins, rotations). The pins and the advanced log view are saved only once every
+    /// recipient passed: a send refused for one name pins no other one unseen.
     public func verifiedRecipients(_ names: [IdentityName]) async throws -> [DirectoryClient.Contact] {
         let limits = try await relay.info().limits
         guard names.count <= limits.maximumRecipients else {
@@ -43,7 +44,8 @@ public struct MailClient {
         }
         let directory = DirectoryClient(relay: relay)
         var contacts: [DirectoryClient.Contact] = []
-        for name in names { contacts.append(try await directory.verifiedContact(name)) }
+        for name in names { contacts.append(try await directory.verifiedContact(name, pinning: false)) }
+        for contact in contacts { try directory.savePin(contact) }
         try await relay.saveLogView()
         return contacts
     }

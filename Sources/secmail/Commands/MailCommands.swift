@@ -64,17 +64,17 @@ struct SendCommand: AsyncParsableCommand {
         let text = try compose.text()
         let keystore = try Keystore(home: homeOptions.secmailHome)
         _ = try keystore.currentBundle()
-        let (sent, prepared, contacts) = try await withRelay(keystore.home) { relay in
+        let (sent, prepared) = try await withRelay(keystore.home) { relay in
             let mail = MailClient(relay: relay)
             let contacts: [DirectoryClient.Contact]
             do {
                 contacts = try await mail.verifiedRecipients(recipients)
             } catch let error as ClientError where error.code == .notRegistered {
-                // Recipients are looked up (and pinned) in order: the first one unpinned is unknown.
-                let pins = ContactPins(home: keystore.home)
-                guard let unknown = recipients.first(where: { (try? pins.pinned($0)) == nil }), Self.isFile(unknown.value) else { throw error }
-                throw ClientError(.notRegistered, error.reason + "; " + Self.attachHint(unknown.value))
+                guard let unknown = error.subject, Self.isFile(unknown) else { throw error }
+                throw ClientError(.notRegistered, error.reason + "; " + Self.attachHint(unknown))
             }
+            // Pinned now, whatever happens next (a wrong passphrase, a relay gone): said now.
+            for contact in contacts { Terminal.pinNote(contact) }
             try await mail.checkSize(atLeast: ComposeOptions.knownSize(text: text, checked))
             try await mail.checkClock()
             let sender = try passphraseOptions.sender(keystore)
@@ -96,9 +96,8 @@ struct SendCommand: AsyncParsableCommand {
                 })
             sealing.finish()
             uploading.finish()
-            return (sent, prepared, contacts)
+            return (sent, prepared)
         }
-        for contact in contacts { Terminal.pinNote(contact) }
         if let failure = sent.keepingFailure {
             Terminal.info("The message went, but no copy of it is kept for you to read again: \(failure)")
         }
