@@ -379,6 +379,39 @@ import Testing
         #expect(await commands.stop(relay.process) == 0)
     }
 
+    /// A sender whose home cannot take the copy kept of what she sent (no inode left on her
+    /// tmpfs once the sealed message is staged in `sent/`): the message goes all the same, `send` exits 0 and
+    /// says that no copy is kept (`keepingError` in JSON), nothing half-kept or staged remains, and
+    /// the recipient reads it. Skipped where the test cannot mount a tmpfs (not root).
+    @Test func aSentCopyThatCannotBeKeptIsSaidAndTheMessageStillGoes() async throws {
+        let folder = try temporaryDirectory("sender-disk-full")
+        guard let small = try await SmallDisk.mount(size: "16m", in: folder) else { return }
+        defer { SmallDisk.unmount(small) }
+        let data = folder.appendingPathComponent("relay", isDirectory: true)
+        let relay = try await commands.startRelay(data: data)
+        let ca = data.appendingPathComponent("tls/dev-ca.pem").path
+        let alice = CLIUser.fresh("alice", in: small), bob = CLIUser.fresh("bob", in: folder)
+        for person in [alice, bob] { try await person.register(port: relay.port, ca: ca) }
+        let first = try await alice.run(["send", "bob", "-m", "kept"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let keptID = first.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        // One inode free: the log view saved through a temporary takes and gives it back, the
+        // staged message keeps it, and the sent-copy key finds none.
+        let used = try await run("df", ["--output=iused", small.path]).text.split(separator: "\n").last.map { $0.trimmingCharacters(in: .whitespaces) }
+        let inodes = try #require(used.flatMap { Int($0) })
+        #expect(try await run("mount", ["-o", "remount,nr_inodes=\(inodes + 1)", small.path]).status == 0)
+
+        let sent = try await alice.run(["send", "bob", "-m", "gone but not kept", "--json"])
+        #expect(sent.status == 0, "\(sent.stderr)")
+        #expect(sent.stderr.contains("The message went, but no copy of it is kept for you to read again: "), "\(sent.stderr)")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(sent.stdout.utf8)) as? [String: Any])
+        #expect((result["keepingError"] as? String)?.contains("No space left on device") == true, "\(result)")
+        #expect(contents(of: alice.home.appendingPathComponent("sent")) == ["\(keptID).key", "\(keptID).sm"])
+        let read = try await bob.run(["read", "--all", "--json"])
+        #expect(read.status == 0 && read.stdout.contains("gone but not kept"), "\(read.stderr)")
+        #expect(await commands.stop(relay.process) == 0)
+    }
+
     /// Two `read --all` of one home at once (two terminals, or a script beside a person) both
     /// succeed: a message the other one fetched, kept and removed from the relay in the meantime
     /// opens from its kept copy, and a removal the other one made first is as good as its own.
