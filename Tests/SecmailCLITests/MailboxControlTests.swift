@@ -105,13 +105,20 @@ import Testing
         }
         relay = try await commands.startRelay(data: data)
         try bob.retarget(port: relay.port)
+        // Neither a message that fails to verify nor the purge pins the sender it names.
+        let pinned = bob.home.appendingPathComponent("contacts/alice.id")
+        let altered = try await bob.run(["read", ids[1]], in: folder)
+        #expect(altered.status == 2, "\(altered.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: pinned.path))
         let purged = try await bob.run(["inbox", "--purge-unverifiable", "--json"])
         #expect(purged.status == 0, "\(purged.stderr)")
         #expect(purged.stderr.contains("Deleted 2 unverifiable messages; 1 verified."), "\(purged.stderr)")
         let left = try #require(try JSONSerialization.jsonObject(with: Data(purged.stdout.utf8)) as? [[String: Any]])
         #expect(left.compactMap { $0["id"] as? String } == [ids[0]])
+        #expect(!FileManager.default.fileExists(atPath: pinned.path))
         let read = try await bob.run(["read", ids[0]], in: folder)
         #expect(read.status == 0 && read.stdout.contains("keep me"), "\(read.stderr) \(read.stdout)")
+        #expect(read.stderr.contains("Pinned alice's key on first use") && FileManager.default.fileExists(atPath: pinned.path), "\(read.stderr)")
         #expect(await commands.stop(relay.process) == 0)
     }
 }

@@ -383,6 +383,8 @@ public struct MailClient {
             throw ClientError(.verificationFailed, "message \(id) is \(refusal)\(slowClock)")
         }
         try await relay.compareView(withSenderCheckpoint: header.senderCheckpoint, sender: header.senderName, messageID: id)
+        // A sender is pinned for a message that verified, not for one that merely named her.
+        try DirectoryClient(relay: relay).savePin(senderContact)
         try await relay.saveLogView()
         let opened = try AttachmentDirectory.decrypt(verified, into: output, keepJPEG: keepJPEG, progress: progress, converting: converting)
         try keep(download, as: stored, sender: sender, id: id)
@@ -466,11 +468,11 @@ public struct MailClient {
     }
 
     /// The sender's bundle for the key version that signed `header`: the current one (verified
-    /// like `lookup`, pins included) or, for mail signed before a rotation, the logged earlier
+    /// like `lookup`, against the pins; the caller saves the pin change once the message verified) or, for mail signed before a rotation, the logged earlier
     /// version with that fingerprint, provided the message is not dated after that version was
     /// replaced (beyond the allowed skew): a retired key, perhaps stolen, signs nothing new.
     private func senderBundle(for header: EnvelopeHeader) async throws -> (IdentityBundle, DirectoryClient.Contact) {
-        let contact = try await DirectoryClient(relay: relay).verifiedContact(header.senderName)
+        let contact = try await DirectoryClient(relay: relay).verifiedContact(header.senderName, pinning: false)
         try await relay.saveLogView()
         if contact.bundle.fingerprint == header.senderFingerprint { return (contact.bundle, contact) }
         let history = try await relay.verifiedHistory(header.senderName, at: contact.lookup)
