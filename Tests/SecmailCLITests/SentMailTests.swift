@@ -42,6 +42,9 @@ import Testing
         let withAlice = try #require(try json(await bob.run(["kept", "alice", "--json"])) as? [[String: Any]])
         #expect(withAlice.map { $0["id"] as? String } == [id], "\(withAlice)")
         await #expect(try alice.run(["kept", "carol", "--json"]).stdout == "[]\n")
+        // A typo of a contact's name is pointed to the name.
+        await #expect(try alice.run(["kept", "bo"]).stderr == "No mail kept with bo; did you mean bob?\n")
+        await #expect(try alice.run(["kept", "carol", "--sent"]).stderr == "No messages sent to carol.\n")
 
         // After a rotation, the copy opens with the key version it was kept for.
         await #expect(try alice.run(["rotate"]).status == 0)

@@ -37,6 +37,14 @@ public struct ContactPins: Sendable {
         }
     }
 
+    /// "; did you mean bob?" when the names of pinned contacts other than `name` are one or two
+    /// edits from it (a typo), else "".
+    public func suggestion(for name: IdentityName) -> String {
+        let close = names().map(\.value).filter { $0 != name.value && editDistance($0, name.value) <= 2 }
+        guard !close.isEmpty else { return "" }
+        return "; did you mean \(close.joined(separator: " or "))?"
+    }
+
     /// Why a key is pinned.
     public enum PinReason: Sendable {
         /// Taken from the relay the first time the name was used (trust on first use).

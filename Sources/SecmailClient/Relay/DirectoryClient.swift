@@ -256,7 +256,7 @@ public struct DirectoryClient {
         do {
             lookup = try await relay.verifiedLookup(name)
         } catch let error as ClientError where error.code == .notRegistered {
-            throw ClientError(.notRegistered, "no one is registered as \(name) on the relay at \(relay.address)" + suggestion(for: name),
+            throw ClientError(.notRegistered, "no one is registered as \(name) on the relay at \(relay.address)" + ContactPins(home: home).suggestion(for: name),
                               subject: name.value)
         }
         let change: Contact.PinChange
@@ -284,14 +284,6 @@ public struct DirectoryClient {
         case .rotated: try ContactPins(home: home).pin(contact.bundle, reason: .rotation)
         case .unchanged: break
         }
-    }
-
-    /// "; did you mean bob?" when a pinned contact's name is one or two edits from `name`.
-    private func suggestion(for name: IdentityName) -> String {
-        let pinned = ((try? ContactPins(home: home).all()) ?? []).map(\.name.value)
-        let close = pinned.filter { $0 != name.value && editDistance($0, name.value) <= 2 }
-        guard !close.isEmpty else { return "" }
-        return "; did you mean \(close.sorted().joined(separator: " or "))?"
     }
 
     /// The explicit override of a hard stop: pins the key the relay serves for `name` if, and

@@ -51,7 +51,8 @@ struct KeptCommand: ParsableCommand {
         }
         guard !entries.isEmpty else {
             let with = name.map { " \(sent ? "to" : read ? "from" : "with") \($0)" } ?? ""
-            Terminal.info(sent ? "No messages sent\(with)." : read ? "No messages read\(with)." : "No mail kept\(with).")
+            let typo = name.map { ContactPins(home: keystore.home).suggestion(for: $0) } ?? ""
+            Terminal.info((sent ? "No messages sent\(with)" : read ? "No messages read\(with)" : "No mail kept\(with)") + (typo.isEmpty ? "." : typo))
             return
         }
         let correspondents = entries.map { entry in
