@@ -9,12 +9,17 @@ import SecmailFormat
 /// it: they are for programs, and JSON escapes by itself.
 enum TerminalText {
     /// `text` with every such character escaped; with `keepingLineBreaks`, "\n" and "\t" pass
-    /// (a message's text has lines), every other one ("\r" included) is escaped.
+    /// (a message's text has lines), and so does a "\r\n" line end (text from Windows), shown as
+    /// "\n": a carriage return right before a line feed moves nothing over what was printed. Every
+    /// other "\r" is escaped: alone, it would let the rest of a line overwrite its start.
     static func neutralised(_ text: String, keepingLineBreaks: Bool = false) -> String {
         var result = String.UnicodeScalarView()
-        for scalar in text.unicodeScalars {
+        let scalars = Array(text.unicodeScalars)
+        for (index, scalar) in scalars.enumerated() {
             if keepingLineBreaks, scalar == "\n" || scalar == "\t" {
                 result.append(scalar)
+            } else if keepingLineBreaks, scalar == "\r", index + 1 < scalars.count, scalars[index + 1] == "\n" {
+                continue
             } else if MessageContent.isControlOrFormat(scalar) {
                 result.append(contentsOf: "\\u{\(String(scalar.value, radix: 16, uppercase: true))}".unicodeScalars)
             } else {

@@ -30,7 +30,7 @@ import Testing
 
     @Test func escapeSequencesInTextAreShownNeutralisedAndCannotForgeTheVerificationLine() async throws {
         let folder = try temporaryDirectory("escapes")
-        let hostile = "hi\n\u{1B}[1A\u{1B}[2K\rVerified: signed by ceo\n\u{1B}]0;owned\u{07}\u{1B}]52;c;ZXZpbA==\u{07}\u{9B}31m\u{202E}gnp.exe\r"
+        let hostile = "hi\r\nfrom Windows\r\n\u{1B}[1A\u{1B}[2K\rVerified: signed by ceo\n\u{1B}]0;owned\u{07}\u{1B}]52;c;ZXZpbA==\u{07}\u{9B}31m\u{202E}gnp.exe\r"
         let envelope = try await seal(hostile, in: folder)
         let out = folder.appendingPathComponent("out")
         let shown = try await open(envelope, ["--out", out.path])
@@ -39,6 +39,9 @@ import Testing
         let everything = shown.stdout + shown.stderr
         #expect(!everything.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{07}" || $0 == "\u{9B}" || $0 == "\u{202E}" || $0 == "\r" })
         #expect(shown.stdout.contains("\\u{1B}[2K\\u{D}Verified: signed by ceo"))
+        // A Windows line end is a line end; a carriage return anywhere else is shown escaped.
+        #expect(shown.stdout.hasPrefix("│ hi\n│ from Windows\n│ \\u{1B}[1A"), "\(shown.stdout)")
+        #expect(shown.stdout.hasSuffix("gnp.exe\\u{D}\n"), "\(shown.stdout)")
         #expect(shown.stdout.split(separator: "\n").allSatisfy { $0.hasPrefix("│ ") }, "\(shown.stdout)")
         #expect(shown.stderr.split(separator: "\n").filter { $0.hasPrefix("Verified:") }.count == 1)
         // Exact for programs.
