@@ -2,8 +2,9 @@ import Foundation
 import SecmailFormat
 
 /// The log's origin: the name in every checkpoint and the log key's name, which clients pin. It is
-/// chosen once, at the first start, and kept in the data directory's `origin` file, so restarting
-/// with another `--listen` address changes nothing that clients check.
+/// chosen at the first start (and fixed from the log's first entry) and kept in the data
+/// directory's `origin` file, so restarting with another `--listen` address changes nothing that
+/// clients check.
 enum RelayOrigin {
     /// The persisted origin; on first start, `requested` (from `--origin`) or `defaultOrigin()`.
     /// A log created before origins were persisted keeps `legacyOrigin`, the one it was signed
