@@ -284,18 +284,18 @@ import Testing
         // A file where a recipient belongs (as scp and mail(1) take them): pointed to --attach,
         // whether it cannot be a name or could be one that is not registered.
         try Data("notes".utf8).write(to: folder.appendingPathComponent("my notes.txt"))
-        try Data("notes".utf8).write(to: folder.appendingPathComponent("notes.txt"))
+        try Data("notes".utf8).write(to: folder.appendingPathComponent("Notes.txt"))
         let spaced = try await runSecmail(["send", "bob", "my notes.txt", "-m", "hi"], environment: noPassphrase, in: folder)
         #expect(spaced.status == 1)
         #expect(spaced.stderr.contains("'my notes.txt' is a file here: to send it, attach it with --attach 'my notes.txt'"), "\(spaced.stderr)")
         try Data("notes".utf8).write(to: folder.appendingPathComponent("bob's notes"))
         let quoted = try await runSecmail(["send", "bob", "bob's notes", "-m", "hi"], environment: noPassphrase, in: folder)
         #expect(quoted.stderr.contains(#"attach it with --attach 'bob'\''s notes'"#), "\(quoted.stderr)")
-        let named = try await runSecmail(["send", "bob", "notes.txt", "-m", "hi"], environment: noPassphrase, in: folder)
+        let named = try await runSecmail(["send", "bob", "Notes.txt", "-m", "hi"], environment: noPassphrase, in: folder)
         #expect(named.status == 1)
-        #expect(named.stderr.contains("no one is registered as notes.txt on the relay at localhost:\(relay.port); notes.txt is a file here: to send it, attach it with --attach notes.txt"),
+        #expect(named.stderr.contains("no one is registered as notes.txt on the relay at localhost:\(relay.port); Notes.txt is a file here: to send it, attach it with --attach Notes.txt"),
                 "\(named.stderr)")
-        let unknownElsewhere = try await runSecmail(["send", "carol", "notes.txt", "-m", "hi"], environment: noPassphrase, in: folder)
+        let unknownElsewhere = try await runSecmail(["send", "carol", "Notes.txt", "-m", "hi"], environment: noPassphrase, in: folder)
         #expect(!unknownElsewhere.stderr.contains("is a file here"), "\(unknownElsewhere.stderr)")
 
         let big = folder.appendingPathComponent("big.bin")

@@ -468,9 +468,10 @@ public struct MailClient {
     }
 
     /// The sender's bundle for the key version that signed `header`: the current one (verified
-    /// like `lookup`, against the pins; the caller saves the pin change once the message verified) or, for mail signed before a rotation, the logged earlier
-    /// version with that fingerprint, provided the message is not dated after that version was
-    /// replaced (beyond the allowed skew): a retired key, perhaps stolen, signs nothing new.
+    /// like `lookup`, against the pins; the caller saves the pin change once the message verified)
+    /// or, for mail signed before a rotation, the logged earlier version with that fingerprint,
+    /// provided the message is not dated after that version was replaced (beyond the allowed
+    /// skew): a retired key, perhaps stolen, signs nothing new.
     private func senderBundle(for header: EnvelopeHeader) async throws -> (IdentityBundle, DirectoryClient.Contact) {
         let contact = try await DirectoryClient(relay: relay).verifiedContact(header.senderName, pinning: false)
         try await relay.saveLogView()

@@ -70,8 +70,9 @@ struct SendCommand: AsyncParsableCommand {
             do {
                 contacts = try await mail.verifiedRecipients(recipients)
             } catch let error as ClientError where error.code == .notRegistered {
-                guard let unknown = error.subject, Self.isFile(unknown) else { throw error }
-                throw ClientError(.notRegistered, error.reason + "; " + Self.attachHint(unknown))
+                // The name as typed: a file "Notes.txt" is named as such, not as "notes.txt".
+                guard let file = names.first(where: { (try? IdentityName($0))?.value == error.subject }), Self.isFile(file) else { throw error }
+                throw ClientError(.notRegistered, error.reason + "; " + Self.attachHint(file))
             }
             // Pinned now, whatever happens next (a wrong passphrase, a relay gone): said now.
             for contact in contacts { Terminal.pinNote(contact) }
