@@ -48,25 +48,9 @@ struct RegisterCommand: AsyncParsableCommand {
             throw CLIFailure(.failure, "--relay takes https://HOST:PORT, not \(relay)")
         }
         let keystore = try Keystore(home: homeOptions.homeForNewIdentity)
-        if keystore.hasIdentity, let pinned = try? RelaySettings.load(from: keystore.home) {
-            let bundle = try keystore.currentBundle()
-            if let newLogKey = firstContactOptions.logKey, newLog {
-                try await followNewLog(newLogKey, of: pinned, at: url, holding: bundle, invite: invite, in: keystore.home,
-                                       passphraseOptions: passphraseOptions)
-                return
-            }
-            if pinned.url == url.absoluteString || pinned.url == relay {
-                try await withRelay(keystore.home) { try await DirectoryClient(relay: $0).confirmRegistration(holding: bundle) }
-                Terminal.info("\(bundle.name) is already registered on \(pinned.url) (key version \(bundle.keyVersion), \(bundle.fingerprint.grouped)), as its log shows; nothing to do.")
-                return
-            }
-            if try await followedMove(of: pinned, to: url, holding: bundle, in: keystore.home) {
-                Terminal.info("The relay this home uses answers at \(url.absoluteString) with its pinned TLS key and log key, and its log holds \(bundle.name)'s key version \(bundle.keyVersion): this home now uses that address (it was \(pinned.url)); nothing was registered again.")
-                return
-            }
-            guard switchRelay else {
-                throw CLIFailure(.failure, "this home is registered on \(pinned.url); registering on \(relay) replaces its pins, and mail waiting on \(pinned.url) can no longer be read from this home (read it first with `secmail inbox` and `secmail read`). Add --switch-relay to go ahead")
-            }
+        if keystore.hasIdentity, let pinned = try? RelaySettings.load(from: keystore.home),
+           try await handledRegisteredHome(keystore, pinned: pinned, relayURL: url) {
+            return
         }
         guard !newLog else {
             throw CLIFailure(.failure, "--new-log follows the new log of the relay this home is registered on, and this home is registered nowhere yet: register without --new-log")
@@ -106,6 +90,32 @@ struct RegisterCommand: AsyncParsableCommand {
         // A new identity's fingerprint was shown as it was made.
         if !created { Terminal.info("Your fingerprint: \(bundle.fingerprint.grouped)") }
         Terminal.info("Pinned relay TLS key sha256/\(settings.relayKeyPin) and log key \(settings.logVerifierKey)")
+    }
+
+    /// For a home registered on the relay `pinned`: follows its new log (--new-log), confirms a
+    /// registration made before, or follows the relay to `url`, its new address — true when one of
+    /// these was done; false when the registration is to go ahead on another relay
+    /// (--switch-relay), refused without that flag.
+    private func handledRegisteredHome(_ keystore: Keystore, pinned: RelaySettings, relayURL url: URL) async throws -> Bool {
+        let bundle = try keystore.currentBundle()
+        if let newLogKey = firstContactOptions.logKey, newLog {
+            try await followNewLog(newLogKey, of: pinned, at: url, holding: bundle, invite: invite, in: keystore.home,
+                                   passphraseOptions: passphraseOptions)
+            return true
+        }
+        if pinned.url == url.absoluteString || pinned.url == relay {
+            try await withRelay(keystore.home) { try await DirectoryClient(relay: $0).confirmRegistration(holding: bundle) }
+            Terminal.info("\(bundle.name) is already registered on \(pinned.url) (key version \(bundle.keyVersion), \(bundle.fingerprint.grouped)), as its log shows; nothing to do.")
+            return true
+        }
+        if try await followedMove(of: pinned, to: url, holding: bundle, in: keystore.home) {
+            Terminal.info("The relay this home uses answers at \(url.absoluteString) with its pinned TLS key and log key, and its log holds \(bundle.name)'s key version \(bundle.keyVersion): this home now uses that address (it was \(pinned.url)); nothing was registered again.")
+            return true
+        }
+        guard switchRelay else {
+            throw CLIFailure(.failure, "this home is registered on \(pinned.url); registering on \(relay) replaces its pins, and mail waiting on \(pinned.url) can no longer be read from this home (read it first with `secmail inbox` and `secmail read`). Add --switch-relay to go ahead")
+        }
+        return false
     }
 
     /// Whether `url` is the relay pinned in `home` at a new address (a new host name or port),
