@@ -100,7 +100,7 @@ public struct Keystore: Sendable {
         guard try pendingRotation() == bundle else {
             throw ClientError(.corruptState, "key version \(bundle.keyVersion) is not the pending rotation in \(identityDirectory.path)")
         }
-        try FileSystem.replaceFile(identityDirectory.appendingPathComponent("current"), bytes: Array("\(bundle.keyVersion)\n".utf8), permissions: 0o600)
+        try FileSystem.replaceFile(identityDirectory.appendingPathComponent("current"), bytes: Array("\(bundle.keyVersion)\n".utf8))
     }
 
     /// Holds `keys.lock` in the home while its keys change (a rotation, a passphrase change), so

@@ -153,18 +153,10 @@ enum FileSystem {
         }
     }
 
-    /// Replaces `url` with `bytes` in one step (temporary file, fsync, rename(2)).
-    static func replaceFile(_ url: URL, bytes: [UInt8], permissions: Int) throws {
-        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString)")
-        do {
-            try createDurableFile(temporary, bytes: bytes, permissions: permissions)
-            try AtomicRename.replace(url, with: temporary)
-            try synchronize(url.deletingLastPathComponent())
-        } catch {
-            try? FileManager.default.removeItem(at: temporary)
-            if let error = error as? FormatError { throw ClientError(.io, error.reason) }
-            throw error
-        }
+    /// Replaces `url` with `bytes` (0600) in one step (`placeDurably`), its directory synced too.
+    static func replaceFile(_ url: URL, bytes: [UInt8]) throws {
+        try placeDurably(bytes, at: url, temporaryPrefix: "replacing")
+        try synchronize(url.deletingLastPathComponent())
     }
 
     static func read(_ url: URL) throws -> [UInt8] {

@@ -69,14 +69,14 @@ public struct ContactPins: Sendable {
     public func pin(_ bundle: IdentityBundle, reason: PinReason) throws {
         try FileSystem.createPrivateDirectory(directory)
         let url = directory.appendingPathComponent("\(bundle.name.value).id")
-        try FileSystem.replaceFile(url, bytes: Array(bundle.armored.utf8), permissions: 0o600)
+        try FileSystem.replaceFile(url, bytes: Array(bundle.armored.utf8))
         switch reason {
         case .firstUse:
             try? FileManager.default.removeItem(at: comparisonFile(bundle.name))
         case .rotation:
             break
         case .compared:
-            try FileSystem.replaceFile(comparisonFile(bundle.name), bytes: Array("\(bundle.fingerprint.hex) \(bundle.keyVersion)\n".utf8), permissions: 0o600)
+            try FileSystem.replaceFile(comparisonFile(bundle.name), bytes: Array("\(bundle.fingerprint.hex) \(bundle.keyVersion)\n".utf8))
         }
     }
 

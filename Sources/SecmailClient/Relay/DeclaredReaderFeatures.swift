@@ -21,6 +21,6 @@ struct DeclaredReaderFeatures {
 
     /// Records that the relay now holds this client's list.
     func remember() throws {
-        try FileSystem.replaceFile(record, bytes: contents, permissions: 0o600)
+        try FileSystem.replaceFile(record, bytes: contents)
     }
 }

@@ -48,7 +48,7 @@ struct LogReplayState {
         for hash in frontier.hashes { bytes += hash }
         bytes += replay.encodedState
         try home.ensureExists()
-        try FileSystem.replaceFile(Self.url(kind, in: home), bytes: bytes, permissions: 0o600)
+        try FileSystem.replaceFile(Self.url(kind, in: home), bytes: bytes)
     }
 }
 

@@ -46,7 +46,7 @@ public struct RelaySettings: Codable, Sendable, Equatable {
         try home.ensureExists()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try FileSystem.replaceFile(Self.url(in: home), bytes: Array(try encoder.encode(self)), permissions: 0o600)
+        try FileSystem.replaceFile(Self.url(in: home), bytes: Array(try encoder.encode(self)))
     }
 
     /// TLS trust for this relay: always the pinned key (so a CA cannot swap in another relay).
