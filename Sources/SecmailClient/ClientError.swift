@@ -28,6 +28,9 @@ public struct ClientError: Error, Sendable, Equatable, CustomStringConvertible {
         case pinMismatch
         /// The relay's log does not extend what this client saw before (rolled back or forked).
         case logInconsistent
+        /// The relay signs its log under another origin than the pinned one: its operator started
+        /// a new log, which a home follows only deliberately (`register --new-log`).
+        case newLog
         /// A name is not registered on the relay.
         case notRegistered
         /// A message the mailbox does not hold.
@@ -56,7 +59,7 @@ public struct ClientError: Error, Sendable, Equatable, CustomStringConvertible {
     public var code: Code
     public var reason: String
     /// The name the error is about, where it is one a caller may say more of (the recipient that
-    /// no one is registered as).
+    /// no one is registered as, the origin of a new log).
     public var subject: String?
 
     public init(_ code: Code, _ reason: String, subject: String? = nil) {
@@ -68,19 +71,22 @@ public struct ClientError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { reason }
 
     /// The relay signs its log under `origin`, not the pinned `pinned`: a new log (`secmail relay
-    /// new-log`), which a user follows only deliberately, with the key its operator publishes.
-    static func newLog(_ origin: String, pinned: String, relayURL: String?) -> ClientError {
-        ClientError(.logInconsistent, """
+    /// new-log`), which a user follows only deliberately, with the key its operator publishes. The
+    /// command to follow it names the relay and the home's identity, `name`, where they are known
+    /// (`RelayClient` says them; the pure checks of `DirectoryVerification` know neither). The
+    /// error's subject is the new origin.
+    static func newLog(_ origin: String, pinned: String, relayURL: String? = nil, name: String? = nil) -> ClientError {
+        ClientError(.newLog, """
             the relay now signs its log as \(origin), not as \(pinned), the log you pinned: its operator started a new log \
             (after restoring the relay from a backup, say). Do not trust keys from it until you have its new log key from \
-            the operator; then follow it with: secmail register NAME --relay \(relayURL ?? "URL") --new-log --log-key KEY \
+            the operator; then follow it with: secmail register \(name ?? "NAME") --relay \(relayURL ?? "URL") --new-log --log-key KEY \
             (secmail monitor --new-log --log-key KEY in a home that only monitors)
-            """)
+            """, subject: origin)
     }
 
     /// Whether the failure means that data did not verify (a forged proof, a swapped key, a forked
     /// log), as opposed to something that may work when tried again.
     public var isVerificationFailure: Bool {
-        [.verificationFailed, .pinMismatch, .logInconsistent].contains(code)
+        [.verificationFailed, .pinMismatch, .logInconsistent, .newLog].contains(code)
     }
 }

@@ -111,6 +111,9 @@ import Testing
             let stopped = try await person.run(command)
             #expect(stopped.status == 2 && stopped.stderr.contains("now signs its log as localhost/secmail/2") && stopped.stderr.contains("--new-log"),
                     "\(command) \(stopped.stderr)")
+            // The command to follow it names the home's own identity, ready to run once the key is in.
+            #expect(person.name == "watcher" || stopped.stderr.contains("secmail register \(person.name) --relay \(url) --new-log --log-key KEY"),
+                    "\(command) \(stopped.stderr)")
         }
         let sameKey = try await alice.run(["register", "alice", "--relay", url, "--new-log", "--log-key", try #require(logKey.split(separator: " ").last.map(String.init))])
         #expect(sameKey.status == 1 && sameKey.stderr.contains("pinned already"), "\(sameKey.stderr)")

@@ -308,7 +308,8 @@ import Testing
         let home = try pinnedHome(relay, "views-in-turn")
         let client = try RelayClient(home: home)
         _ = try await client.verifiedLookup(IdentityName("alice"))
-        var other: ExclusiveFileLock? = try #require(try ExclusiveFileLock.acquire(home.url.appendingPathComponent("relay.lock").path).lock)
+        var other = try ExclusiveFileLock.acquire(home.url.appendingPathComponent("relay.lock").path).lock
+        try #require(other != nil)
         let saving = Task { try await client.saveLogView() }
         try await Task.sleep(for: .milliseconds(300))
         #expect(try RelaySettings.load(from: home).checkpoint == nil, "saved while another command held relay.lock")

@@ -124,7 +124,7 @@ public enum DirectoryVerification {
     static func signedCheckpoint(_ note: String, size: UInt64? = nil, logVerifier: NoteVerifier) throws -> Checkpoint {
         let origin = note.prefix { $0 != "\n" }
         guard origin == logVerifier.name || origin.isEmpty else {
-            throw ClientError.newLog(String(origin), pinned: logVerifier.name, relayURL: nil)
+            throw ClientError.newLog(String(origin), pinned: logVerifier.name)
         }
         let text = try verified("checkpoint") { try SignedNote.open(note, verifier: logVerifier) }
         let checkpoint = try verified("checkpoint") { try Checkpoint(text: text) }

@@ -81,11 +81,11 @@ extension RelayClient {
         let answer = try await send(RelayRequest(.GET, Endpoint.lookup.path(name.value)))
         switch answer.status {
         case 200:
-            let lookup = try DirectoryVerification.verifyLookup(answer.body, name: name, logVerifier: try logVerifier())
+            let lookup = try underPinnedLog { try DirectoryVerification.verifyLookup(answer.body, name: name, logVerifier: $0) }
             try await advance(to: lookup.checkpoint, note: lookup.checkpointNote)
             return lookup
         case 404:
-            let absence = try DirectoryVerification.verifyAbsence(answer.body, name: name, logVerifier: try logVerifier())
+            let absence = try underPinnedLog { try DirectoryVerification.verifyAbsence(answer.body, name: name, logVerifier: $0) }
             try await advance(to: absence.checkpoint, note: absence.note)
             throw ClientError(.notRegistered, "no one is registered as \(name) on the relay at \(address)")
         default:
@@ -95,10 +95,9 @@ extension RelayClient {
 
     /// The relay's current signed checkpoint, verified and extending the stored one.
     func verifiedCurrentCheckpoint() async throws -> Checkpoint {
-        let verifier = try logVerifier()
         let answer = try await expect(200, RelayRequest(.GET, Endpoint.checkpoint.path()))
         let note = String(decoding: answer.body, as: UTF8.self)
-        let checkpoint = try DirectoryVerification.signedCheckpoint(note, logVerifier: verifier)
+        let checkpoint = try underPinnedLog { try DirectoryVerification.signedCheckpoint(note, logVerifier: $0) }
         try await advance(to: checkpoint, note: note)
         return checkpoint
     }
@@ -108,7 +107,25 @@ extension RelayClient {
     func verifiedHistory(_ name: IdentityName, at lookup: VerifiedLookup) async throws -> [LoggedKeyVersion] {
         let answer = try await expect(200, RelayRequest(
             .GET, Endpoint.history.path(name.value, query: [(Endpoint.Query.treeSize, String(lookup.checkpoint.size))])))
-        return try DirectoryVerification.verifyHistory(answer.body, name: name, logVerifier: try logVerifier(), checkpoint: lookup.checkpoint)
+        return try underPinnedLog { try DirectoryVerification.verifyHistory(answer.body, name: name, logVerifier: $0, checkpoint: lookup.checkpoint) }
+    }
+
+    /// `check` of what the relay served, under the pinned log key; a checkpoint of a new log is
+    /// said with the command that follows it from this home.
+    private func underPinnedLog<Checked>(_ check: (NoteVerifier) throws -> Checked) throws -> Checked {
+        let verifier = try logVerifier()
+        do {
+            return try check(verifier)
+        } catch let error as ClientError where error.code == .newLog {
+            throw newLog(error.subject ?? "another origin", pinned: verifier.name)
+        }
+    }
+
+    /// The relay signs its log as `origin`, not as the pinned `pinned`: said with the command that
+    /// follows the new log, naming this relay and the home's identity (when it has one).
+    func newLog(_ origin: String, pinned: String) -> ClientError {
+        let name = try? Keystore(home: home).currentBundle().name.value
+        return ClientError.newLog(origin, pinned: pinned, relayURL: url.absoluteString, name: name)
     }
 
     /// Checks that `checkpoint` extends the stored one (a consistency proof from the relay when

@@ -187,7 +187,7 @@ public final class RelayClient {
         // Mail commands ask this first: a relay that started a new log is said as such, before
         // the sign-in fails on the origin it signs.
         if settings != nil, case let pinned = try logVerifier().name, info.origin != pinned {
-            throw ClientError.newLog(info.origin, pinned: pinned, relayURL: url.absoluteString)
+            throw newLog(info.origin, pinned: pinned)
         }
         cachedInfo = info
         return info
