@@ -22,11 +22,11 @@ enum DurationArgument {
         ["s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"][unit] ?? String(unit)
     }
 
-    /// "7 days", "36500 days", "90 minutes": the largest of days, hours, minutes that divides.
-    private static func spelled(_ seconds: Int) -> String {
-        for (unit, name) in [(86_400, "days"), (3600, "hours"), (60, "minutes")] where seconds % unit == 0 {
-            return "\(seconds / unit) \(name)"
+    /// "7 days", "1 hour", "90 minutes": in the largest of days, hours, minutes that divides.
+    static func spelled(_ seconds: Int) -> String {
+        for (unit, name) in [(86_400, "day"), (3600, "hour"), (60, "minute"), (1, "second")] where seconds % unit == 0 {
+            return "\(seconds / unit) \(name)\(seconds == unit ? "" : "s")"
         }
-        return "\(seconds) seconds"
+        preconditionFailure("every whole number of seconds divides by one")
     }
 }

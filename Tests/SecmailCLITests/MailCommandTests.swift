@@ -157,6 +157,8 @@ import Testing
         let counted = try #require(try JSONSerialization.jsonObject(with: Data(dry.stdout.utf8)) as? [String: Any])
         #expect(counted["received"] as? Int == 1 && counted["sent"] as? Int == 0)
         #expect(FileManager.default.fileExists(atPath: received.appendingPathComponent("\(firstID).sm").path))
+        let nothing = try await bob.run(["prune", "--older-than", "3d"])
+        #expect(nothing.status == 0 && nothing.stderr.contains("No kept copy here was stored more than 3 days ago: nothing to remove"), "\(nothing.stderr)")
         let pruned = try await bob.run(["prune", "--older-than", "1d"])
         #expect(pruned.status == 0 && pruned.stderr.contains("Removed the kept copies of 0 sent and 1 read message"), "\(pruned.stderr)")
         #expect(!FileManager.default.fileExists(atPath: received.appendingPathComponent("\(firstID).sm").path))

@@ -399,6 +399,8 @@ struct PruneCommand: AsyncParsableCommand {
         let pruned = try KeptMail(home: keystore.home).prune(olderThan: TimeInterval(olderThanSeconds), dryRun: dryRun)
         if json {
             try Terminal.output(jsonText(["sent": pruned.sent, "received": pruned.received, "bytes": pruned.bytes, "dryRun": dryRun]))
+        } else if pruned.sent + pruned.received == 0 {
+            Terminal.info("No kept copy here was stored more than \(DurationArgument.spelled(olderThanSeconds)) ago: nothing to remove.")
         } else {
             let verb = dryRun ? "Would remove" : "Removed"
             Terminal.info("\(verb) the kept copies of \(pruned.sent) sent and \(pruned.received) read message(s), \(formatBytes(pruned.bytes)).")
