@@ -171,6 +171,9 @@ import Testing
         #expect(none.status == 1 && none.stderr.contains("needs --ca CA.pem or --tls-pin"), "\(none.stderr)")
         // `monitor` takes the same first-contact trust.
         let watcher = CLIUser.fresh("watcher", in: folder)
+        let unsaid = try await watcher.run(["monitor"])
+        #expect(unsaid.status == 1 && unsaid.stderr.contains("monitors no relay yet; give the first one with: secmail monitor --relay https://HOST:PORT"),
+                "\(unsaid.stderr)")
         let monitored = try await watcher.run(["monitor", "--relay", url, "--tls-pin", pin, "--log-key", logKey])
         #expect(monitored.status == 0, "\(monitored.stderr)")
         let misled = try await CLIUser.fresh("watcher2", in: folder).run(["monitor", "--relay", url, "--tls-pin", pin, "--log-key", otherLogKey])

@@ -148,6 +148,8 @@ extension MonitorCommand {
         case (let address?, nil):
             let contact = try firstContactOptions.firstContact
             return (try RelayClient(home: home, firstContact: address, trusting: contact), contact, nil)
+        case (nil, nil) where !Keystore(home: home).hasIdentity:
+            throw CLIFailure(.failure, "this home monitors no relay yet; give the first one with: secmail monitor --relay https://HOST:PORT --tls-pin sha256/… (or --ca CA.pem) [--log-key KEY], as the relay prints them")
         default:
             return (try RelayClient(home: home), nil, nil)
         }
