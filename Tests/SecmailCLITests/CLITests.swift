@@ -345,6 +345,9 @@ import Testing
         let missing = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "--attach", "/nonexistent.png", "-o", output.path])
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("/nonexistent.png"))
+        let folder = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "--attach", directory.path, "-o", output.path])
+        #expect(folder.status == 1 && folder.stderr.contains("\(directory.path) is a folder: attach the files in it one by one, or an archive of it"),
+                "\(folder.stderr)")
         let procFile = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "--attach", "/proc/self/status", "-o", output.path])
         #expect(procFile.status == 1 && procFile.stderr.contains("holds more than the 0 bytes its size says"), "\(procFile.stderr)")
         let badBundle = directory.appendingPathComponent("bad.id")

@@ -410,14 +410,14 @@ import Testing
         let home = folder.appendingPathComponent("home"), link = folder.appendingPathComponent("link")
         let environment = ["SECMAIL_HOME": home.path, "SECMAIL_PASSPHRASE": "a good long passphrase"]
         try FileManager.default.createDirectory(at: home, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o755])
-        let stray = home.appendingPathComponent("stray")
-        try Data().write(to: stray)
+        try Data().write(to: home.appendingPathComponent("stray"))
         let refusedInit = try runSecmail(["init", "dora"], environment: environment)
         #expect(refusedInit.status == 1 && refusedInit.stderr.contains("\(home.path) has permissions 755")
                 && refusedInit.stderr.contains("chmod 700 '\(home.path)'"), "\(refusedInit.stderr)")
         #expect(contents(of: home) == ["stray"])
 
-        try FileManager.default.removeItem(at: stray)
+        let stray = folder.appendingPathComponent("stray")
+        try FileManager.default.moveItem(at: home.appendingPathComponent("stray"), to: stray)
         let madePrivate = try runSecmail(["init", "dora"], environment: environment)
         #expect(madePrivate.status == 0 && madePrivate.stderr.contains("Made \(home.path) private (permissions 700; it was 755)"),
                 "\(madePrivate.stderr)")
@@ -435,6 +435,11 @@ import Testing
         try FileManager.default.createSymbolicLink(at: link, withDestinationURL: home)
         let throughLink = try runSecmail(["whoami"], environment: ["SECMAIL_HOME": link.path])
         #expect(throughLink.status == 0 && throughLink.stdout.hasPrefix("dora"), "\(throughLink.stderr)")
+        // A home that names a file is said to be one, for every command, before the file is read.
+        for arguments in [["whoami"], ["init", "dora"], ["seal", "--to", Users.bundle("bob").path, "-m", "x", "-o", output]] {
+            let file = try runSecmail(arguments, environment: ["SECMAIL_HOME": stray.path, "SECMAIL_PASSPHRASE": "a good long passphrase"])
+            #expect(file.status == 1 && file.stderr.contains("\(stray.path) is not a folder: a secmail home is a folder"), "\(arguments): \(file.stderr)")
+        }
 
         guard geteuid() == 0 else {
             print("skipped the other owner in aHomeOpenToOthersOrNotYoursIsRefused: chown needs root")

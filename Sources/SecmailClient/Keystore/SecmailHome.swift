@@ -20,10 +20,13 @@ public struct SecmailHome: Sendable {
     /// Refuses a home that another user owns, or that group or others may enter (gpg warns of
     /// the same, ssh refuses such key files): whoever may enter it sees whom you write to and
     /// which mail you have, and whoever may also write there can replace the keys you pinned.
-    /// secmail creates its home 700; one that is not there yet is created so. The check follows
-    /// a symbolic link to the folder it names.
+    /// secmail creates its home 700; one that is not there yet is created so, and a path that is
+    /// there but not a folder is refused. The check follows a symbolic link to what it names.
     public func checkPrivate() throws {
-        guard let status = try? FileStatus(path: url.path, followingLinks: true), status.kind == .directory else { return }
+        guard let status = try? FileStatus(path: url.path, followingLinks: true) else { return }
+        guard status.kind == .directory else {
+            throw ClientError(.invalidInput, "\(url.path) is not a folder: a secmail home is a folder (give SECMAIL_HOME or --home another path)")
+        }
         let you = geteuid()
         guard status.owner == you else {
             throw ClientError(.insecurePermissions, "\(url.path) belongs to another user (uid \(status.owner)), not to you (uid \(you)): a secmail home is used by its owner only")

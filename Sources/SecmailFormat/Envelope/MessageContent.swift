@@ -65,6 +65,9 @@ public struct OutgoingAttachment: Sendable {
             throw FormatError(.io, "cannot read attachment \(error.reason)")
         }
         guard status.kind == .regular else {
+            if status.kind == .directory {
+                throw FormatError(.io, "attachment \(url.path) is a folder: attach the files in it one by one, or an archive of it (made with tar or zip)")
+            }
             throw FormatError(.io, "attachment \(url.path) is not a regular file")
         }
         let size = status.size
