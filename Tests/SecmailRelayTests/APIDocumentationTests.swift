@@ -68,21 +68,35 @@ import Testing
     }
 
     /// What the document says of a request that is not HTTP/1.1 (a `Content-Length` that is not
-    /// one decimal number, here), sent by `openssl s_client`: a `400` with an empty body, and the
+    /// one decimal number, a request line that is not one), sent by `openssl s_client`: a `400`
+    /// with the JSON error body (code `http`, a reason that names what was wrong), and the
     /// connection closed.
-    @Test func aRequestThatIsNotHTTPGetsABare400() async throws {
+    @Test func aRequestThatIsNotHTTPGetsA400WithTheErrorBody() async throws {
         let document = try String(contentsOf: Self.document, encoding: .utf8)
-        #expect(document.contains("`400` with an empty body and `Connection: close`"))
+        #expect(document.contains("`400 http` with a reason that says what was wrong, and `Connection: close`"))
         let relay = try await RunningRelay(engine: .sqlite)
         defer { Task { await relay.stop() } }
-        for length in ["abc", "-1", "1, 2"] {
-            let request = "POST /v1/messages?to=bob HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(length)\r\n\r\n"
+        let requests = ["abc", "-1", "1, 2"].map { ("POST /v1/messages?to=bob HTTP/1.1\r\nHost: localhost\r\nContent-Length: \($0)\r\n\r\n", "Content-Length") }
+            + [("GARBAGE\r\n\r\n", "request line"), ("GET /v1/relay HTTP/1.1\r\nHost: localhost\r\nBad Header: x\r\n\r\n", "header"),
+               // Behind a good request, whose answer comes first and whole.
+               ("GET /v1/relay HTTP/1.1\r\nHost: localhost\r\n\r\nGARBAGE\r\n\r\n", "request line")]
+        for (request, named) in requests {
             let answer = try await run("openssl", ["s_client", "-connect", "127.0.0.1:\(relay.port)", "-quiet", "-ign_eof",
                                                    "-CAfile", RunningRelay.certs.appendingPathComponent("dev-ca.pem").path],
                                        input: Data(request.utf8))
-            let lines = answer.text.components(separatedBy: "\r\n")
-            #expect(lines.first == "HTTP/1.1 400 Bad Request" && lines.contains("Connection: close") && lines.contains("Content-Length: 0")
-                    && answer.text.hasSuffix("\r\n\r\n"), "Content-Length: \(length): \(answer.text)")
+            let answers = answer.text.components(separatedBy: "HTTP/1.1 ").filter { !$0.isEmpty }.map { "HTTP/1.1 " + $0 }
+            #expect(answers.count == (request.hasPrefix("GET /v1/relay HTTP/1.1\r\nHost: localhost\r\n\r\n") ? 2 : 1), "\(answer.text)")
+            if answers.count == 2 {
+                let info = answers[0].components(separatedBy: "\r\n\r\n")
+                #expect(info[0].hasPrefix("HTTP/1.1 200 OK") && (try? JSONDecoder().decode(RelayInfo.self, from: Data(info[1].utf8))) != nil, "\(answers[0])")
+            }
+            let parts = (answers.last ?? "").components(separatedBy: "\r\n\r\n")
+            let lines = parts[0].components(separatedBy: "\r\n")
+            let body = parts.count == 2 ? parts[1] : ""
+            #expect(lines.first == "HTTP/1.1 400 Bad Request" && lines.contains("Connection: close") && lines.contains("Content-Type: application/json")
+                    && lines.contains("Content-Length: \(body.utf8.count)"), "\(request.debugDescription): \(answer.text)")
+            let error = try? JSONDecoder().decode(ErrorResponse.self, from: Data(body.utf8))
+            #expect(error?.code == .http && error?.reason.contains(named) == true, "\(request.debugDescription): \(answer.text)")
         }
     }
 }

@@ -206,8 +206,8 @@ import Testing
         let earlier = try await directory.history(alice.name, treeSize: 1)
         #expect(earlier.map(\.bundle) == [alice])
         #expect(earlier[0].rootHash == (try await log.root(size: 1)))
-        #expect(await relayErrorCode { try await directory.history(alice.name, treeSize: 3) } == .invalidRequest)
-        #expect(await relayErrorCode { try await directory.history(alice.name, treeSize: 0) } == .notFound)
+        #expect(await relayErrorCode { _ = try await directory.history(alice.name, treeSize: 3) } == .invalidRequest)
+        #expect(await relayErrorCode { _ = try await directory.history(alice.name, treeSize: 0) } == .notFound)
         #expect(try DirectoryEntry(encoded: await log.leaf(at: 1)).kind == .rotation)
         // A version-2 bundle is no registration, and an unknown name cannot rotate.
         #expect(await relayErrorCode { try await directory.register(rotated) } == .invalidRequest)

@@ -7,7 +7,8 @@ import SecmailTLS
 /// Puts our OpenSSL `TLSHandler` in front of Hummingbird's HTTP/1.1 child channel (DESIGN:
 /// HummingbirdTLS is not used, since it brings a second TLS stack), after a per-address
 /// connection cap, with the `RequestByteObserver` of the connection's deadlines between TLS and
-/// HTTP, and `ConnectionCloseRequests` before Hummingbird's HTTP codec.
+/// HTTP, and `ConnectionCloseRequests` and `MalformedRequestAnswers` before Hummingbird's HTTP
+/// codec.
 struct SecmailTLSChannel<BaseChannel: ServerChildChannel>: ServerChildChannel {
     typealias Value = BaseChannel.Value
 
@@ -42,6 +43,7 @@ struct SecmailTLSChannel<BaseChannel: ServerChildChannel>: ServerChildChannel {
             // Before Hummingbird's codec, where the request head still has its HTTP version.
             let codec = try channel.pipeline.syncOperations.handler(type: HTTP1ToHTTPServerCodec.self)
             try channel.pipeline.syncOperations.addHandler(ConnectionCloseRequests(), position: .before(codec))
+            try channel.pipeline.syncOperations.addHandler(MalformedRequestAnswers(), position: .before(codec))
             return value
         }
     }
