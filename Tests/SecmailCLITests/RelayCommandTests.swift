@@ -164,7 +164,13 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
     /// other can be serving then) removes it.
     @Test func onlyAServingRelayRemovesUncommittedEnvelopeFiles() async throws {
         let data = try temporaryDirectory("relay-orphans").appendingPathComponent("relay", isDirectory: true)
-        await #expect(try runSecmail(["relay", "invite", "--data", data.path], environment: [:]).status == 0)
+        // No relay has been there: a mistyped --data is said, and nothing is made there.
+        let nowhere = try await runSecmail(["relay", "invite", "--data", data.path], environment: [:])
+        #expect(nowhere.status == 1 && nowhere.stdout.isEmpty && nowhere.stderr.contains("\(data.path) is not a relay's data directory (it holds no log key)"),
+                "\(nowhere.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: data.path))
+        let first = try await startRelay(data: data)
+        #expect(await stop(first.process) == 0)
         let inFlight = data.appendingPathComponent("envelopes/0123456789abcdef0123456789abcdef")
         try Data("a deposit not yet committed".utf8).write(to: inFlight)
         let invite = try await runSecmail(["relay", "invite", "--data", data.path], environment: [:])

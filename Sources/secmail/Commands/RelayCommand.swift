@@ -240,6 +240,11 @@ struct RelayInviteCommand: AsyncParsableCommand {
     @OptionGroup var dataOptions: RelayDataOptions
 
     func run() async throws {
+        // A mistyped --data would otherwise become a new relay's directory, and the code one that
+        // no serving relay knows.
+        guard FileManager.default.fileExists(atPath: dataOptions.dataDirectory.appendingPathComponent("log-key.ed25519").path) else {
+            throw CLIFailure(.failure, "\(dataOptions.data) is not a relay's data directory (it holds no log key): give the --data of the relay the code is for; a relay makes its directory when it first starts")
+        }
         let relay = try PreparedRelay.prepare(try dataOptions.configuration())
         let code = try relay.services.directory.createInvite()
         Terminal.output(code + "\n")
