@@ -44,7 +44,7 @@ final class TestClock: @unchecked Sendable {
         let nonce = try await auth.challenge(for: alice)
         let token = try await auth.redeem(name: alice, nonce: nonce, signature: sign(nonce, as: "alice", for: "alice")).token
         #expect(try await auth.authenticate(token: token) == alice)
-        #expect(await relayErrorCode { try await auth.authenticate(token: token + "0") } == .unauthorized)
+        #expect(await relayErrorCode { _ = try await auth.authenticate(token: token + "0") } == .unauthorized)
     }
 
     /// The signature is checked outside any transaction, so two valid answers to one nonce may
@@ -71,9 +71,9 @@ final class TestClock: @unchecked Sendable {
 
         // Bob's key cannot answer alice's challenge: it is not alice's current key.
         let first = try await auth.challenge(for: alice)
-        #expect(await relayErrorCode { try await auth.redeem(name: alice, nonce: first, signature: sign(first, as: "bob", for: "alice")) } == .notCurrentKey)
+        #expect(await relayErrorCode { _ = try await auth.redeem(name: alice, nonce: first, signature: sign(first, as: "bob", for: "alice")) } == .notCurrentKey)
         // The nonce was consumed by that attempt: even alice cannot reuse it.
-        #expect(await relayErrorCode { try await auth.redeem(name: alice, nonce: first, signature: sign(first, as: "alice", for: "alice")) } == .forbidden)
+        #expect(await relayErrorCode { _ = try await auth.redeem(name: alice, nonce: first, signature: sign(first, as: "alice", for: "alice")) } == .forbidden)
         // A challenge issued for bob cannot be redeemed as alice, even with alice's signature.
         let bobs = try await auth.challenge(for: bob)
         await #expect(throws: RelayError.self) { try await auth.redeem(name: alice, nonce: bobs, signature: sign(bobs, as: "alice", for: "alice")) }
@@ -83,13 +83,13 @@ final class TestClock: @unchecked Sendable {
         // An expired challenge, and an expired token.
         let late = try await auth.challenge(for: alice)
         clock.advance(Authenticator.challengeLifetime + 1)
-        #expect(await relayErrorCode { try await auth.redeem(name: alice, nonce: late, signature: sign(late, as: "alice", for: "alice")) } == .challengeExpired)
+        #expect(await relayErrorCode { _ = try await auth.redeem(name: alice, nonce: late, signature: sign(late, as: "alice", for: "alice")) } == .challengeExpired)
         let fresh = try await auth.challenge(for: alice)
         let token = try await auth.redeem(name: alice, nonce: fresh, signature: sign(fresh, as: "alice", for: "alice")).token
         clock.advance(Authenticator.tokenLifetime + 1)
-        #expect(await relayErrorCode { try await auth.authenticate(token: token) } == .unauthorized)
+        #expect(await relayErrorCode { _ = try await auth.authenticate(token: token) } == .unauthorized)
         // No challenge for an unknown name.
-        #expect(await relayErrorCode { try await auth.challenge(for: IdentityName("nobody")) } == .notFound)
+        #expect(await relayErrorCode { _ = try await auth.challenge(for: IdentityName("nobody")) } == .notFound)
     }
 }
 

@@ -98,9 +98,9 @@ import Testing
         try await olderDatabase(before: "V009__sender_usage", at: path) { transaction in
             for (index, (sender, size, recipients)) in [("alice", 100, ["bob", "carol"]), ("alice", 50, ["bob"]), ("dora", 7, ["bob"])].enumerated() {
                 let envelopeID = "envelope-\(index)", messageID = Data(repeating: UInt8(index), count: 16)
-                try transaction.execute("INSERT INTO envelopes (envelope_id, message_id, sender, size, sha256, received_at) VALUES (?, ?, ?, ?, ?, 0)", [envelopeID, messageID, sender, size, Data(repeating: 0, count: 32)])
+                _ = try transaction.execute("INSERT INTO envelopes (envelope_id, message_id, sender, size, sha256, received_at) VALUES (?, ?, ?, ?, ?, 0)", [envelopeID, messageID, sender, size, Data(repeating: 0, count: 32)])
                 for recipient in recipients {
-                    try transaction.execute("INSERT INTO deliveries (recipient, message_id, envelope_id) VALUES (?, ?, ?)", [recipient, messageID, envelopeID])
+                    _ = try transaction.execute("INSERT INTO deliveries (recipient, message_id, envelope_id) VALUES (?, ?, ?)", [recipient, messageID, envelopeID])
                 }
             }
         }
@@ -120,7 +120,7 @@ import Testing
         let path = directory.appendingPathComponent("relay.sqlite").path
         try await olderDatabase(before: "V010__envelope_hash_dropped", at: path) { transaction in
             for index in 0..<3 {
-                try transaction.execute("""
+                _ = try transaction.execute("""
                     INSERT INTO envelopes (envelope_id, message_id, sender, size, sha256, received_at, inline_data) VALUES (?, ?, 'alice', 3, ?, ?, ?)
                     """, ["envelope-\(index)", Data(repeating: UInt8(index), count: 16), Data(repeating: 7, count: 32), index, Data([1, 2, UInt8(index)])])
             }

@@ -106,8 +106,9 @@ final class HTTPHelloHandler: ChannelInboundHandler, Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let body = "hello from secmail TLS\n"
         let response = "HTTP/1.1 200 OK\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)"
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: response))).whenComplete { _ in
-            context.close(promise: nil)
+            bound.value.close(promise: nil)
         }
     }
 }
@@ -258,7 +259,8 @@ final class RawSender: ChannelInboundHandler, Sendable {
         // The server may refuse and reset the connection while this is still being written.
         let written = context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: bytes)))
         if closeAfterSending {
-            written.whenComplete { _ in context.close(promise: nil) }
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            written.whenComplete { _ in bound.value.close(promise: nil) }
         }
         context.fireChannelActive()
     }
