@@ -1,5 +1,7 @@
 import Foundation
+import SecmailClient
 import SecmailCrypto
+import SecmailFormat
 import SecmailRelay
 import SecmailImages
 import SecmailTestSupport
@@ -585,19 +587,56 @@ import Testing
     }
 
     /// `read --all` lists the mailbox once: each message's size, which bounds its download,
-    /// comes from that listing rather than from one more listing per message.
-    @Test func readAllListsTheMailboxOnce() async throws {
+    /// comes from that listing rather than from one more listing per message; and it looks each
+    /// sender up once (and proves their key history once), not once a message: here two messages
+    /// signed before alice's rotation and two after.
+    @Test func readAllListsTheMailboxOnceAndLooksEachSenderUpOnce() async throws {
         let (_, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("read-all-listing")
         defer { relay.process.terminate() }
-        for number in 1...3 { await #expect(try alice.run(["send", "bob", "-m", "message \(number)"]).status == 0) }
-        func listings() -> Int {
-            relay.output.text.split(separator: "\n").filter { $0.contains("method=GET") && $0.contains("path=/v1/mailbox ") }.count
+        for number in 1...4 {
+            if number == 3 { await #expect(try alice.run(["rotate"]).status == 0) }
+            await #expect(try alice.run(["send", "bob", "-m", "message \(number)"]).status == 0)
         }
-        let before = listings()
+        func requests(_ method: String, _ path: String) -> Int {
+            relay.output.text.split(separator: "\n").filter { $0.contains("method=\(method)") && $0.contains("path=\(path) ") }.count
+        }
+        let before = (listings: requests("GET", "/v1/mailbox"), lookups: requests("GET", "/v1/directory/alice"),
+                      histories: requests("GET", "/v1/directory/alice/history"))
         let read = try await bob.run(["read", "--all"])
-        #expect(read.status == 0 && read.stdout.contains("message 1") && read.stdout.contains("message 3"), "\(read.stderr)")
-        #expect(listings() - before == 1, "\(relay.output.text)")
+        #expect(read.status == 0 && read.stdout.contains("message 1") && read.stdout.contains("message 4"), "\(read.stderr)")
+        #expect(read.stderr.contains("key version 1") && read.stderr.contains("key version 2"), "\(read.stderr)")
+        #expect(requests("GET", "/v1/mailbox") - before.listings == 1, "\(relay.output.text)")
+        #expect(requests("GET", "/v1/directory/alice") - before.lookups == 1, "\(relay.output.text)")
+        #expect(requests("GET", "/v1/directory/alice/history") - before.histories == 1, "\(relay.output.text)")
         await #expect(try bob.run(["inbox", "--json"]).stdout == "[]\n")
+    }
+
+    /// A sender's lookup from an earlier message of the same command serves the next one, unless
+    /// the sender rotated meanwhile: a message signed with a key that lookup does not list has
+    /// the sender looked up again (and verifies), rather than being refused as signed by an
+    /// unlisted key. One `MailClient` stands for one `read --all`.
+    @Test func aSenderWhoRotatedDuringACommandIsLookedUpAgain() async throws {
+        let (folder, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("rotated-meanwhile")
+        defer { relay.process.terminate() }
+        func lookups() -> Int {
+            relay.output.text.split(separator: "\n").filter { $0.contains("method=GET") && $0.contains("path=/v1/directory/alice ") }.count
+        }
+        let first = try await alice.run(["send", "bob", "-m", "before"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let keystore = Keystore(home: SecmailHome(url: bob.home))
+        let (identity, keyring) = try keystore.unlockSenderAndKeyring(passphrase: try Passphrase(bob.passphrase))
+        let mail = MailClient(relay: try RelayClient(home: keystore.home))
+        let lookupsBefore = lookups()
+        let read = try await mail.read(try MessageID(hex: first), identity: identity, keyring: keyring, into: folder.appendingPathComponent("out-1"))
+        #expect(read.message.text == "before" && read.sender.keyVersion == 1)
+        #expect(lookups() - lookupsBefore == 1, "\(relay.output.text)")
+
+        await #expect(try alice.run(["rotate"]).status == 0)
+        let second = try await alice.run(["send", "bob", "-m", "after"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let lookupsBetween = lookups()
+        let again = try await mail.read(try MessageID(hex: second), identity: identity, keyring: keyring, into: folder.appendingPathComponent("out-2"))
+        #expect(again.message.text == "after" && again.sender.keyVersion == 2)
+        #expect(lookups() - lookupsBetween == 1, "\(relay.output.text)")
+        await mail.relay.close()
     }
 }
 

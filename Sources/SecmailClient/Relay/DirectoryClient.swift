@@ -250,11 +250,13 @@ public struct DirectoryClient {
     /// pin. A changed key is accepted only as a logged rotation whose continuity signatures lead
     /// from the pinned version; anything else is a hard stop (P5). With `pinning`, the pin is saved
     /// (else `savePin` saves it); the log view is the caller's to save. An unknown name is reported
-    /// with the pinned contacts it resembles.
-    public func verifiedContact(_ name: IdentityName, pinning: Bool = true) async throws -> Contact {
+    /// with the pinned contacts it resembles. With `reusingLookup`, a lookup of `name` verified
+    /// earlier in this command serves (`RelayClient.verifiedLookup(_:reusing:)`); the pins are
+    /// compared anew.
+    public func verifiedContact(_ name: IdentityName, pinning: Bool = true, reusingLookup: Bool = false) async throws -> Contact {
         let lookup: VerifiedLookup
         do {
-            lookup = try await relay.verifiedLookup(name)
+            lookup = try await relay.verifiedLookup(name, reusing: reusingLookup)
         } catch let error as ClientError where error.code == .notRegistered {
             throw ClientError(.notRegistered, "no one is registered as \(name) on the relay at \(relay.address)" + ContactPins(home: home).suggestion(for: name),
                               subject: name.value)

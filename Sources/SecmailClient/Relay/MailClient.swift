@@ -471,15 +471,34 @@ public struct MailClient {
     /// like `lookup`, against the pins; the caller saves the pin change once the message verified)
     /// or, for mail signed before a rotation, the logged earlier version with that fingerprint,
     /// provided the message is not dated after that version was replaced (beyond the allowed
-    /// skew): a retired key, perhaps stolen, signs nothing new.
+    /// skew): a retired key, perhaps stolen, signs nothing new. The sender's lookup (and history)
+    /// from an earlier message of this command serves, unless it lists no such key: then the
+    /// sender is looked up again, since they may have rotated meanwhile.
     private func senderBundle(for header: EnvelopeHeader) async throws -> (IdentityBundle, DirectoryClient.Contact) {
-        let contact = try await DirectoryClient(relay: relay).verifiedContact(header.senderName, pinning: false)
-        try await relay.saveLogView()
-        if contact.bundle.fingerprint == header.senderFingerprint { return (contact.bundle, contact) }
-        let history = try await relay.verifiedHistory(header.senderName, at: contact.lookup)
-        guard let index = history.firstIndex(where: { $0.bundle.fingerprint == header.senderFingerprint }) else {
+        func lookUp(reusing: Bool) async throws -> DirectoryClient.Contact {
+            let contact = try await DirectoryClient(relay: relay).verifiedContact(header.senderName, pinning: false, reusingLookup: reusing)
+            try await relay.saveLogView()
+            return contact
+        }
+        let lookedUpBefore = relay.latestLookups[header.senderName] != nil
+        var contact = try await lookUp(reusing: true)
+        var version = try await keyVersion(signing: header, among: contact)
+        if version == nil, lookedUpBefore {
+            contact = try await lookUp(reusing: false)
+            version = try await keyVersion(signing: header, among: contact)
+        }
+        guard let version else {
             throw ClientError(.verificationFailed, "the message claims to be signed by \(header.senderName) with key \(header.senderFingerprint.grouped), which the log does not list for \(header.senderName)")
         }
+        return (version, contact)
+    }
+
+    /// The version of `contact`'s keys that signed `header`, from the lookup or else the history
+    /// proven in the same tree; nil when the log lists no such key.
+    private func keyVersion(signing header: EnvelopeHeader, among contact: DirectoryClient.Contact) async throws -> IdentityBundle? {
+        if contact.bundle.fingerprint == header.senderFingerprint { return contact.bundle }
+        let history = try await relay.verifiedHistory(header.senderName, at: contact.lookup)
+        guard let index = history.firstIndex(where: { $0.bundle.fingerprint == header.senderFingerprint }) else { return nil }
         let version = history[index].bundle
         if index + 1 < history.count {
             let replacedAt = history[index + 1].loggedAt
@@ -490,6 +509,6 @@ public struct MailClient {
                     + "(it may have been stolen). Refused")
             }
         }
-        return (version, contact)
+        return version
     }
 }

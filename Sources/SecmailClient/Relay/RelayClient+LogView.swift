@@ -76,13 +76,18 @@ extension RelayClient {
 
     /// The current key version of `name`, verified (DirectoryVerification.verifyLookup) under a
     /// checkpoint that extends the stored one. A `404` must prove that `name` is not registered
-    /// (DirectoryVerification.verifyAbsence); it is then `ClientError.notRegistered`.
-    func verifiedLookup(_ name: IdentityName) async throws -> VerifiedLookup {
+    /// (DirectoryVerification.verifyAbsence); it is then `ClientError.notRegistered`. With
+    /// `reusing`, a lookup of `name` verified earlier in this command is taken instead of asking
+    /// again: for the senders of the mail one command reads, so that `read --all` looks each
+    /// sender up once, not once a message.
+    func verifiedLookup(_ name: IdentityName, reusing: Bool = false) async throws -> VerifiedLookup {
+        if reusing, let earlier = latestLookups[name] { return earlier }
         let answer = try await send(RelayRequest(.GET, Endpoint.lookup.path(name.value)))
         switch answer.status {
         case 200:
             let lookup = try underPinnedLog { try DirectoryVerification.verifyLookup(answer.body, name: name, logVerifier: $0) }
             try await advance(to: lookup.checkpoint, note: lookup.checkpointNote)
+            latestLookups[name] = lookup
             return lookup
         case 404:
             let absence = try underPinnedLog { try DirectoryVerification.verifyAbsence(answer.body, name: name, logVerifier: $0) }
@@ -105,9 +110,12 @@ extension RelayClient {
     /// Every key version of `name`, proven in the same tree as `lookup` and forming one
     /// continuity chain (DirectoryVerification.verifyHistory).
     func verifiedHistory(_ name: IdentityName, at lookup: VerifiedLookup) async throws -> [LoggedKeyVersion] {
+        if let proven = provenHistories[name], proven.checkpoint == lookup.checkpoint { return proven.chain }
         let answer = try await expect(200, RelayRequest(
             .GET, Endpoint.history.path(name.value, query: [(Endpoint.Query.treeSize, String(lookup.checkpoint.size))])))
-        return try underPinnedLog { try DirectoryVerification.verifyHistory(answer.body, name: name, logVerifier: $0, checkpoint: lookup.checkpoint) }
+        let chain = try underPinnedLog { try DirectoryVerification.verifyHistory(answer.body, name: name, logVerifier: $0, checkpoint: lookup.checkpoint) }
+        provenHistories[name] = (lookup.checkpoint, chain)
+        return chain
     }
 
     /// `check` of what the relay served, under the pinned log key; a checkpoint of a new log is

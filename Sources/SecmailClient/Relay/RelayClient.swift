@@ -35,6 +35,11 @@ public final class RelayClient {
     public internal(set) var settings: RelaySettings?
     /// What relay.json holds as far as this client knows (as loaded, or as it last saved).
     var savedSettings: RelaySettings?
+    /// The last verified lookup of each name in this command, for `verifiedLookup(_:reusing:)`.
+    var latestLookups: [IdentityName: VerifiedLookup] = [:]
+    /// Key histories proven in this command, by name, with the checkpoint they were proven under:
+    /// the same tree proves the same history.
+    var provenHistories: [IdentityName: (checkpoint: Checkpoint, chain: [LoggedKeyVersion])] = [:]
 
     /// The relay pinned in `home` (relay.json), trusted by its pinned TLS key only.
     public convenience init(home: SecmailHome) throws {
