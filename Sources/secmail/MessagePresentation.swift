@@ -11,6 +11,9 @@ struct ShownMessage {
     let saved: [SavedAttachment]
     /// About the message as a whole (read before, signed long ago).
     let notes: [String]
+    /// Whom it was sealed to, as far as this home can tell; nil where a note says it (a copy of
+    /// a message this home sent, read again).
+    var recipients: MessageRecipients? = nil
 
     /// For people: the verification line on stderr, the text framed on stdout (exact with `raw`),
     /// then one line for each saved file (what became of it, if it changed on the way) and each
@@ -19,6 +22,9 @@ struct ShownMessage {
     func show(raw: Bool) {
         let version = keyVersion.map { "key version \($0), " } ?? ""
         Terminal.info("Verified: signed by \(header.senderName) (\(version)\(header.senderFingerprint.grouped)) at \(HumanTime.describe(header.time))")
+        if let recipients, let others = recipients.others {
+            Terminal.info("\(recipients.you == nil ? "To" : "Also to"): \(others)")
+        }
         if raw {
             Terminal.output(text.hasSuffix("\n") || text.isEmpty ? text : text + "\n")
         } else {
@@ -43,6 +49,10 @@ struct ShownMessage {
             "time": header.time, "text": text, "files": saved.map(\.url.path), "notes": notes + saved.compactMap(\.sentence),
         ]
         if let keyVersion { result["keyVersion"] = keyVersion }
+        if let recipients {
+            result["to"] = recipients.names.map(\.value)
+            result["unnamedRecipients"] = recipients.unnamed
+        }
         return result
     }
 }

@@ -611,6 +611,31 @@ import Testing
         await #expect(try bob.run(["inbox", "--json"]).stdout == "[]\n")
     }
 
+    /// The reader is told whom else a message went to: the envelope names its recipients by key,
+    /// so a pinned contact's key is said by name and any other is counted; nothing is said of a
+    /// message to the reader alone; the sender opening the kept copy sees all of them.
+    @Test func theReaderIsToldWhomElseAMessageWentTo() async throws {
+        let (folder, _, relay, ca, alice, bob) = try await commands.relayWithAliceAndBob("other-recipients")
+        defer { relay.process.terminate() }
+        let carol = CLIUser.fresh("carol", in: folder)
+        try await carol.register(port: relay.port, ca: ca)
+        let both = try await alice.run(["send", "bob", "carol", "-m", "to both"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let alone = try await alice.run(["send", "bob", "-m", "to bob alone"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+
+        let unknown = try await bob.run(["read", both])
+        #expect(unknown.status == 0 && unknown.stderr.contains("Also to: 1 recipient not among your contacts"), "\(unknown.stderr)")
+        let json = try await bob.run(["read", both, "--json"])
+        let fields = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(fields["to"] as? [String] == ["bob"] && fields["unnamedRecipients"] as? Int == 1, "\(json.stdout)")
+        await #expect(try bob.run(["lookup", "carol"]).status == 0)
+        let named = try await bob.run(["read", both])
+        #expect(named.stderr.contains("Also to: carol\n"), "\(named.stderr)")
+        let single = try await bob.run(["read", alone])
+        #expect(single.status == 0 && !single.stderr.contains("Also to") && !single.stderr.contains("To:"), "\(single.stderr)")
+        let sentCopy = try await alice.run(["open", alice.home.appendingPathComponent("sent/\(both).sm").path])
+        #expect(sentCopy.status == 0 && sentCopy.stderr.contains("To: bob and carol\n"), "\(sentCopy.stderr)")
+    }
+
     /// A sender's lookup from an earlier message of the same command serves the next one, unless
     /// the sender rotated meanwhile: a message signed with a key that lookup does not list has
     /// the sender looked up again (and verifies), rather than being refused as signed by an

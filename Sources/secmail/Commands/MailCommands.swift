@@ -351,8 +351,10 @@ struct ReadCommand: AsyncParsableCommand {
         downloading.finish()
         progress.finish()
         if let contact = read.senderContact { Terminal.pinNote(contact) }
+        // A copy of what this home sent says its recipients in a note, by the names it was sent to.
+        let recipients = read.sentTo == nil ? try? MessageRecipients(of: read.message.header, keystore: Keystore(home: mail.home)) : nil
         let shown = ShownMessage(header: read.message.header, keyVersion: read.sender.keyVersion, text: read.message.text,
-                                 saved: read.saved, notes: read.notes)
+                                 saved: read.saved, notes: read.notes, recipients: recipients)
         var result = shown.json
         result["readBefore"] = read.readBefore
         if let sentTo = read.sentTo { result["to"] = sentTo.map(\.value) }

@@ -55,7 +55,8 @@ struct OpenCommand: AsyncParsableCommand {
                                                      converting: Terminal.imageConversionStatus)
         decrypting.finish()
         let shown = ShownMessage(header: opened.message.header, keyVersion: nil, text: opened.message.text,
-                                 saved: opened.saved, notes: [window.readerNote(signedAt: verified.header.time, now: now)].compactMap { $0 })
+                                 saved: opened.saved, notes: [window.readerNote(signedAt: verified.header.time, now: now)].compactMap { $0 },
+                                 recipients: try? MessageRecipients(of: opened.message.header, keystore: keystore))
         try outputOptions.print(shown)
         if let failure = opened.saveFailure {
             throw CLIFailure(.failure, "\(failure.reason); give --out another folder to save them")
