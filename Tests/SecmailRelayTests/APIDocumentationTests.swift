@@ -84,7 +84,11 @@ import Testing
             let answer = try await run("openssl", ["s_client", "-connect", "127.0.0.1:\(relay.port)", "-quiet", "-ign_eof",
                                                    "-CAfile", RunningRelay.certs.appendingPathComponent("dev-ca.pem").path],
                                        input: Data(request.utf8))
-            let answers = answer.text.components(separatedBy: "HTTP/1.1 ").filter { !$0.isEmpty }.map { "HTTP/1.1 " + $0 }
+            // Split at each status line (a reason may itself say "HTTP/1.1").
+            let text = answer.text
+            let starts = text.ranges(of: try Regex("HTTP/1\\.1 [0-9]{3} ")).map(\.lowerBound)
+            let ends = Array(starts.dropFirst()) + [text.endIndex]
+            let answers = zip(starts, ends).map { start, end in String(text[start..<end]) }
             #expect(answers.count == (request.hasPrefix("GET /v1/relay HTTP/1.1\r\nHost: localhost\r\n\r\n") ? 2 : 1), "\(answer.text)")
             if answers.count == 2 {
                 let info = answers[0].components(separatedBy: "\r\n\r\n")
