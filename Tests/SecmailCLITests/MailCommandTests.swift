@@ -641,7 +641,11 @@ import Testing
     /// the sender looked up again (and verifies), rather than being refused as signed by an
     /// unlisted key. One `MailClient` stands for one `read --all`.
     @Test func aSenderWhoRotatedDuringACommandIsLookedUpAgain() async throws {
-        let (folder, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("rotated-meanwhile")
+        // Long idle timeouts: this client runs in the test process, whose tasks can wait many
+        // seconds for a thread under a full parallel run, past the relay's default 15 s before
+        // sign-in (twice in CI: "closed the connection before answering").
+        let (folder, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob(
+            "rotated-meanwhile", options: ["--idle-timeout", "600", "--idle-timeout-before-sign-in", "600"])
         defer { relay.process.terminate() }
         func lookups() -> Int {
             relay.output.text.split(separator: "\n").filter { $0.contains("method=GET") && $0.contains("path=/v1/directory/alice ") }.count
@@ -655,8 +659,8 @@ import Testing
         #expect(read.message.text == "before" && read.sender.keyVersion == 1)
         #expect(lookups() - lookupsBefore == 1, "\(relay.output.text)")
 
-        // Closed while alice rotates and sends, which under a full parallel run can outlast the
-        // relay's idle timeout; the lookups this client verified stay with it.
+        // Closed while alice rotates and sends, as a long pause would have the client do; the
+        // lookups this client verified stay with it.
         await mail.relay.close()
         await #expect(try alice.run(["rotate"]).status == 0)
         let second = try await alice.run(["send", "bob", "-m", "after"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
