@@ -145,6 +145,12 @@ public struct Keystore: Sendable {
         try bundle(version: currentVersion())
     }
 
+    /// The identity's name for a command line that an error message offers to type, "NAME"
+    /// where the home holds no (readable) identity.
+    public var nameToType: String {
+        (try? currentBundle().name.value) ?? "NAME"
+    }
+
     /// Every key version's bundle, oldest first, with a pending rotation last.
     public func allBundles() throws -> [IdentityBundle] {
         try (1...currentVersion()).map { try bundle(version: $0) } + [pendingRotation()].compactMap { $0 }

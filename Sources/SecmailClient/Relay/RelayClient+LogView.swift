@@ -132,8 +132,7 @@ extension RelayClient {
     /// The relay signs its log as `origin`, not as the pinned `pinned`: said with the command that
     /// follows the new log, naming this relay and the home's identity (when it has one).
     func newLog(_ origin: String, pinned: String) -> ClientError {
-        let name = try? Keystore(home: home).currentBundle().name.value
-        return ClientError.newLog(origin, pinned: pinned, relayURL: url.absoluteString, name: name)
+        ClientError.newLog(origin, pinned: pinned, relayURL: url.absoluteString, name: Keystore(home: home).nameToType)
     }
 
     /// Checks that `checkpoint` extends the stored one (a consistency proof from the relay when

@@ -29,8 +29,7 @@ public struct RelaySettings: Codable, Sendable, Equatable {
         let url = url(in: home)
         guard FileManager.default.fileExists(atPath: url.path) else {
             // The name of an identity made with `init` goes into the line to type.
-            let name = (try? Keystore(home: home).currentBundle().name.value) ?? "NAME"
-            throw ClientError(.noIdentity, "no relay configured in \(home.url.path); run: secmail register \(name) --relay https://HOST:PORT --tls-pin sha256/… (or --ca CA.pem)")
+            throw ClientError(.noIdentity, "no relay configured in \(home.url.path); run: secmail register \(Keystore(home: home).nameToType) --relay https://HOST:PORT --tls-pin sha256/… (or --ca CA.pem)")
         }
         do {
             return try JSONDecoder().decode(RelaySettings.self, from: Data(contentsOf: url))

@@ -162,8 +162,7 @@ extension MonitorCommand {
     private func movedRelay(_ pinned: RelaySettings, to address: URL, in home: SecmailHome) throws -> RelayClient {
         let keystore = Keystore(home: home)
         if keystore.hasIdentity {
-            let name = (try? keystore.currentBundle().name.value) ?? "NAME"
-            throw CLIFailure(.failure, "this home uses the relay at \(pinned.url): if it moved to \(address.absoluteString), follow it with `secmail register \(name) --relay \(address.absoluteString)`; to monitor another relay, use another SECMAIL_HOME")
+            throw CLIFailure(.failure, "this home uses the relay at \(pinned.url): if it moved to \(address.absoluteString), follow it with `secmail register \(keystore.nameToType) --relay \(address.absoluteString)`; to monitor another relay, use another SECMAIL_HOME")
         }
         if let given = try? firstContactOptions.firstContact,
            given.relayKeyPin.map({ $0.hex != pinned.relayKeyPin }) == true || given.logVerifierKey.map({ $0 != pinned.logVerifierKey }) == true {
