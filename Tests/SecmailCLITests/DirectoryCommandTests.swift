@@ -105,6 +105,30 @@ import Testing
         #expect(await commands.stop(impostor.process) == 0)
     }
 
+    /// `lookup` of several names (as `send` takes several): each verified and pinned, one given
+    /// twice looked up once, and none pinned when one of them fails.
+    @Test func severalNamesAreLookedUpTogetherAndPinnedOnlyIfAllPass() async throws {
+        let (folder, _, relay, ca, alice, _) = try await commands.relayWithAliceAndBob("lookup-several")
+        let carol = CLIUser.fresh("carol", in: folder)
+        try await carol.register(port: relay.port, ca: ca)
+        let contacts = alice.home.appendingPathComponent("contacts", isDirectory: true)
+
+        let unknown = try await alice.run(["lookup", "bob", "nobody"])
+        #expect(unknown.status == 1 && unknown.stderr.contains("no one is registered as nobody"), "\(unknown.stderr)")
+        #expect(unknown.stdout.isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: contacts.appendingPathComponent("bob.id").path))
+
+        let found = try await alice.run(["lookup", "bob", "carol", "bob", "--json"])
+        #expect(found.status == 0, "\(found.stderr)")
+        let entries = try #require(try JSONSerialization.jsonObject(with: Data(found.stdout.utf8)) as? [[String: Any]])
+        #expect(entries.map { $0["name"] as? String } == ["bob", "carol"])
+        #expect(entries.allSatisfy { $0["pinned"] as? String == "new" })
+        for name in ["bob", "carol"] { #expect(FileManager.default.fileExists(atPath: contacts.appendingPathComponent("\(name).id").path)) }
+        let again = try await alice.run(["lookup", "carol", "bob"])
+        #expect(again.status == 0 && again.stdout.hasPrefix("carol  key version 1\n") && again.stdout.contains("\nbob  key version 1\n"), "\(again.stdout)")
+        #expect(await commands.stop(relay.process) == 0)
+    }
+
     /// Rotation as users do it, and a relay that forges a rotation: contacts stop at it, the
     /// owner's audit names it, and only `trust` with the compared fingerprint gets past it.
     /// A first contact can rest on what `secmail relay` prints instead of a CA file: the register

@@ -17,7 +17,7 @@ import Testing
                       bobFingerprint: String) -> [(name: String, run: @Sendable () async throws -> CLIResult)] {
         [
             ("register", { try await carol.run(["register", "carol", "--relay", "https://localhost:\(port)", "--ca", ca]) }),
-            ("lookup", { try await alice.run(["lookup", "bob"]) }),
+            ("lookup", { try await alice.run(["lookup", "bob", "carol"]) }),
             ("send", { try await alice.run(["send", "bob", "-m", "hello"]) }),
             ("inbox", { try await alice.run(["inbox"]) }),
             ("read", { try await alice.run(["read", messageID, "--out", alice.home.appendingPathComponent("out").path]) }),
@@ -252,11 +252,11 @@ import Testing
         // Closed by the relay: noticed when the next request is due.
         let client = try RelayClient(home: SecmailHome(url: alice.home))
         let directory = DirectoryClient(relay: client)
-        _ = try await directory.lookup(name)
-        _ = try await directory.lookup(name)
+        _ = try await directory.lookup([name])
+        _ = try await directory.lookup([name])
         #expect(client.connectionsOpened == 1)
         try await Task.sleep(for: .milliseconds(10_000))
-        #expect(try await directory.lookup(name).pin == .unchanged)
+        #expect(try await directory.lookup([name])[0].pin == .unchanged)
         #expect(client.connectionsOpened == 2)
 
         // Idle for most of the announced eight seconds before sign-in (over six): replaced before
@@ -264,7 +264,7 @@ import Testing
         // resume, and a connection opened just before such a wait must not time out unused.)
         #expect(try await client.info().limits.idleTimeoutBeforeSignInSeconds == 8)
         try await Task.sleep(for: .milliseconds(7000))
-        #expect(try await directory.lookup(name).pin == .unchanged)
+        #expect(try await directory.lookup([name])[0].pin == .unchanged)
         #expect(client.connectionsOpened == 3)
         await client.close()
         #expect(await commands.stop(relay.process) == 0)

@@ -237,12 +237,15 @@ public struct DirectoryClient {
         }
     }
 
-    /// Looks `name` up on the pinned relay, verifies the answer (`verifiedContact`) and saves the
-    /// advanced log view.
-    public func lookup(_ name: IdentityName) async throws -> Contact {
-        let contact = try await verifiedContact(name)
+    /// Looks each of `names` up on the pinned relay and verifies the answers (`verifiedContact`);
+    /// only when all of them passed are their pins and the advanced log view saved, so that a
+    /// list with one unknown or changed key pins none of the others behind the user's back.
+    public func lookup(_ names: [IdentityName]) async throws -> [Contact] {
+        var contacts: [Contact] = []
+        for name in names { contacts.append(try await verifiedContact(name, pinning: false)) }
+        for contact in contacts { try savePin(contact) }
         try await relay.saveLogView()
-        return contact
+        return contacts
     }
 
     /// Looks `name` up and verifies the answer: the pinned TLS key, the pinned log key, the

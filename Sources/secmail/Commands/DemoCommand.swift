@@ -47,7 +47,7 @@ private struct DemoRun {
         let bobName = try IdentityName("bob")
 
         step(3, "bob looks alice up: her key is proven in the log, proven current by the log's name map, and pinned on first use")
-        let found = try await withRelay(bob.home) { try await DirectoryClient(relay: $0).lookup(IdentityName("alice")) }
+        let found = try await withRelay(bob.home) { try await DirectoryClient(relay: $0).lookup([IdentityName("alice")]) }[0]
         line("alice, key version \(found.bundle.keyVersion): \(found.bundle.fingerprint.grouped)")
 
         step(4, "alice sends bob a message with an image, in the smallest lossless form bob's client reads, before encryption")

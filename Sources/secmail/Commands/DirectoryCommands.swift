@@ -140,15 +140,17 @@ struct RegisterCommand: AsyncParsableCommand {
 struct LookupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lookup",
-        abstract: "Look up a contact's key on your relay, verify it against the transparency log, and pin it.",
+        abstract: "Look up contacts' keys on your relay, verify them against the transparency log, and pin them.",
         discussion: """
-            The answer must come from the pinned relay key, be proven in the log under a checkpoint \
+            Each answer must come from the pinned relay key, be proven in the log under a checkpoint \
             signed by the pinned log key, extend the last checkpoint you saw, and match the contact's \
-            pinned key if there is one. A changed key is a hard stop (exit 2).
+            pinned key if there is one. A changed key is a hard stop (exit 2). With several names, \
+            nothing is pinned unless every one of them passed; --json then prints an array.
             """)
 
-    @Argument(help: "The contact's name.", completion: HomeOptions.contactNames)
-    var name: String
+    @Argument(help: ArgumentHelp("The contact's name; several look up several contacts.", valueName: "name"),
+              completion: HomeOptions.contactNames)
+    var names: [String]
 
     @Flag(name: .long, help: "Print the result as JSON on standard output.")
     var json = false
@@ -156,21 +158,20 @@ struct LookupCommand: AsyncParsableCommand {
     @OptionGroup var homeOptions: HomeOptions
 
     func run() async throws {
-        let identityName = try userInput { try IdentityName(name) }
-        let contact = try await withRelay(homeOptions.secmailHome) { try await DirectoryClient(relay: $0).lookup(identityName) }
-        let bundle = contact.bundle
+        // Every name is checked before the relay is asked; one given twice is looked up once.
+        var identityNames: [IdentityName] = []
+        for name in names {
+            let identityName = try userInput { try IdentityName(name) }
+            if !identityNames.contains(identityName) { identityNames.append(identityName) }
+        }
+        let contacts = try await withRelay(homeOptions.secmailHome) { try await DirectoryClient(relay: $0).lookup(identityNames) }
         if json {
-            let pin = switch contact.pin {
-            case .new: "new"
-            case .unchanged: "unchanged"
-            case .rotated: "rotated"
-            }
-            var fields: [String: Any] = [
-                "name": bundle.name.value, "fingerprint": bundle.fingerprint.hex, "keyVersion": bundle.keyVersion, "pinned": pin,
-            ]
-            if case .rotated(let from) = contact.pin { fields["rotatedFrom"] = from }
-            try Terminal.output(jsonText(fields))
-        } else {
+            let objects = contacts.map(Self.jsonObject)
+            try Terminal.output(jsonText(objects.count == 1 ? objects[0] : objects))
+            return
+        }
+        for contact in contacts {
+            let bundle = contact.bundle
             Terminal.output("\(bundle.name)  key version \(bundle.keyVersion)\n\(bundle.fingerprint.grouped)\n")
             if contact.pin == .unchanged {
                 Terminal.info("Matches the key pinned earlier.")
@@ -178,6 +179,20 @@ struct LookupCommand: AsyncParsableCommand {
                 Terminal.pinNote(contact)
             }
         }
+    }
+
+    private static func jsonObject(_ contact: DirectoryClient.Contact) -> [String: Any] {
+        let bundle = contact.bundle
+        let pin = switch contact.pin {
+        case .new: "new"
+        case .unchanged: "unchanged"
+        case .rotated: "rotated"
+        }
+        var fields: [String: Any] = [
+            "name": bundle.name.value, "fingerprint": bundle.fingerprint.hex, "keyVersion": bundle.keyVersion, "pinned": pin,
+        ]
+        if case .rotated(let from) = contact.pin { fields["rotatedFrom"] = from }
+        return fields
     }
 }
 
