@@ -130,17 +130,18 @@ import Testing
         let readFirst = try await bob.run(["read", firstID])
         #expect(readFirst.status == 0 && readFirst.stderr.contains("Pinned alice's key on first use"), "\(readFirst.stderr)")
         await #expect(try contacts(bob)["alice"]?["trust"] as? String == "firstUse")
-        await #expect(try contacts(bob)["bob"]?["trust"] as? String == "compared")  // one's own key
+        await #expect(try contacts(bob)["bob"]?["trust"] as? String == "own")
         let aliceKey = try await #require((try JSONSerialization.jsonObject(with: Data(alice.run(["whoami", "--json"]).stdout.utf8)) as? [String: Any])?["fingerprint"] as? String)
         await #expect(try bob.run(["trust", "alice", "--fingerprint", aliceKey]).status == 0)
         await #expect(try contacts(bob)["alice"]?["trust"] as? String == "compared")
         // Names padded to the longest: the columns line up.
         let listed = try await bob.run(["contacts"]).stdout
         #expect(listed.contains("alice  key version 1") && listed.contains("bob    key version 1"), "\(listed)")
+        #expect(listed.contains("your own key") && listed.split(separator: "\n").first { $0.hasPrefix("bob ") }?.hasSuffix("your own key") == true, "\(listed)")
 
         await #expect(try alice.run(["rotate"]).status == 0)
-        // One's own rotated key is listed as compared, not as a pin that followed a rotation.
-        await #expect(try contacts(alice)["alice"]?["trust"] as? String == "compared")
+        // One's own rotated key is listed as one's own, not as a pin that followed a rotation.
+        await #expect(try contacts(alice)["alice"]?["trust"] as? String == "own")
         await #expect(try contacts(alice)["alice"]?["keyVersion"] as? Int == 2)
         let second = try await alice.run(["send", "bob", "-m", "two"])
         let secondID = second.stdout.trimmingCharacters(in: .whitespacesAndNewlines)

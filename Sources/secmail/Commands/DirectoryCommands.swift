@@ -238,10 +238,14 @@ struct ContactsCommand: AsyncParsableCommand {
     func run() async throws {
         let pins = try ContactPins(home: homeOptions.secmailHome)
         let contacts = try pins.all()
+        // One's own key is pinned at registration (so that mail to oneself verifies): listed as
+        // such, not as a contact whose fingerprint someone compared.
+        let own = try? Keystore(home: homeOptions.secmailHome).currentBundle().name
         if json {
             try Terminal.output(jsonText(contacts.map { contact in
                 var entry: [String: Any] = ["name": contact.name.value, "keyVersion": contact.keyVersion, "fingerprint": contact.fingerprint.hex]
                 switch pins.trust(of: contact) {
+                case _ where contact.name == own: entry["trust"] = "own"
                 case .firstUse: entry["trust"] = "firstUse"
                 case .compared: entry["trust"] = "compared"
                 case .comparedBeforeRotation(let version):
@@ -257,6 +261,7 @@ struct ContactsCommand: AsyncParsableCommand {
             let width = contacts.map(\.name.value.count).max() ?? 0
             for contact in contacts {
                 let trust = switch pins.trust(of: contact) {
+                case _ where contact.name == own: "your own key"
                 case .firstUse: "first use, not compared (compare, then: secmail trust \(contact.name) --fingerprint HEX)"
                 case .compared: "compared"
                 case .comparedBeforeRotation(let version): "compared at key version \(version), then signed rotations"
