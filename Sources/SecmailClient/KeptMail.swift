@@ -118,10 +118,12 @@ public struct KeptMail: Sendable {
         public let wasSent: Bool
         /// Who signed it (this home's name, for a message sent).
         public let sender: IdentityName
-        /// Whom a message sent went to (none listed when its key is missing); empty for one read.
+        /// Whom it went to by name: a message sent, as its key file names them; one read (or one
+        /// sent whose key file is missing), as far as this home can tell (`MessageRecipients`:
+        /// this home first, then pinned contacts).
         public let recipients: [IdentityName]
-        /// How many recipient keys the envelope lists.
-        public let recipientKeyCount: Int
+        /// The recipients besides `recipients` (keys this home cannot name).
+        public let unnamedRecipients: Int
         /// When it was signed.
         public let time: Int64
         public let size: UInt64
@@ -136,20 +138,35 @@ public struct KeptMail: Sendable {
             guard let header = header(of: url), let status = try? FileStatus(path: url.path) else { return nil }
             return (header, status.size)
         }
-        let ownKeys = Set((try? Keystore(home: home).recipientFingerprints()) ?? [])
+        let keystore = Keystore(home: home)
+        let ownKeys = Set((try? keystore.recipientFingerprints()) ?? [])
+        // Read once, and only if some message has recipients to name; where they cannot be read
+        // (a damaged home), a message's recipients are counted, not named.
+        var ownName: Result<IdentityName, any Error>?, pinned: Result<[Fingerprint: IdentityName], any Error>?
+        func named(_ header: EnvelopeHeader) -> (names: [IdentityName], unnamed: Int) {
+            let recipients = try? MessageRecipients(of: header, ownKeys: ownKeys, ownName: {
+                if ownName == nil { ownName = Result { try keystore.currentBundle().name } }
+                return try ownName!.get()
+            }, pinnedNames: {
+                if pinned == nil { pinned = Result { try MessageRecipients.pinnedNames(in: home) } }
+                return try pinned!.get()
+            })
+            return recipients.map { ($0.names, $0.unnamed) } ?? ([], header.recipients.count)
+        }
         var entries: [Entry] = []
         for (id, url) in copies(in: sentDirectory) {
             guard let (header, size) = headerAndSize(url) else { continue }
             let key = try? sentCopyKey(for: id)
             let sentToSelf = header.recipients.contains { ownKeys.contains($0.fingerprint) }
-            entries.append(Entry(id: id, wasSent: true, sender: header.senderName, recipients: key?.recipientNames ?? [],
-                                 recipientKeyCount: header.recipients.count, time: header.time, size: size,
-                                 opens: key != nil || sentToSelf))
+            let (names, unnamed) = key.map { ($0.recipientNames, 0) } ?? named(header)
+            entries.append(Entry(id: id, wasSent: true, sender: header.senderName, recipients: names, unnamedRecipients: unnamed,
+                                 time: header.time, size: size, opens: key != nil || sentToSelf))
         }
         for (id, url) in copies(in: receivedDirectory) {
             guard let (header, size) = headerAndSize(url) else { continue }
-            entries.append(Entry(id: id, wasSent: false, sender: header.senderName, recipients: [],
-                                 recipientKeyCount: header.recipients.count, time: header.time, size: size, opens: true))
+            let (names, unnamed) = named(header)
+            entries.append(Entry(id: id, wasSent: false, sender: header.senderName, recipients: names, unnamedRecipients: unnamed,
+                                 time: header.time, size: size, opens: true))
         }
         return entries.sorted { ($0.time, $0.id.hex) > ($1.time, $1.id.hex) }
     }

@@ -16,17 +16,30 @@ public struct MessageRecipients: Sendable, Equatable {
     /// The recipients of `header`, told with the own keys of `keystore` and the pins of its home.
     /// The pins are read only when the message has recipients besides this home.
     public init(of header: EnvelopeHeader, keystore: Keystore) throws {
-        let own = Set(try keystore.recipientFingerprints())
-        let others = header.recipients.map(\.fingerprint).filter { !own.contains($0) }
-        you = others.count < header.recipients.count ? try keystore.currentBundle().name : nil
+        try self.init(of: header, ownKeys: Set(keystore.recipientFingerprints()), ownName: { try keystore.currentBundle().name },
+                      pinnedNames: { try Self.pinnedNames(in: keystore.home) })
+    }
+
+    /// The recipients of `header`, told with `ownKeys` (this home's key versions, named
+    /// `ownName`) and `pinnedNames` (`pinnedNames(in:)`), each asked for only when needed: a
+    /// caller naming the recipients of many messages reads them once.
+    public init(of header: EnvelopeHeader, ownKeys: Set<Fingerprint>, ownName: () throws -> IdentityName,
+                pinnedNames: () throws -> [Fingerprint: IdentityName]) rethrows {
+        let others = header.recipients.map(\.fingerprint).filter { !ownKeys.contains($0) }
+        you = others.count < header.recipients.count ? try ownName() : nil
         guard !others.isEmpty else {
             contacts = []
             unnamed = 0
             return
         }
-        let pinned = Dictionary(try ContactPins(home: keystore.home).all().map { ($0.fingerprint, $0.name) }) { first, _ in first }
+        let pinned = try pinnedNames()
         contacts = others.compactMap { pinned[$0] }
         unnamed = others.count - contacts.count
+    }
+
+    /// The pinned contacts of `home` by the fingerprint of their pinned key.
+    public static func pinnedNames(in home: SecmailHome) throws -> [Fingerprint: IdentityName] {
+        Dictionary(try ContactPins(home: home).all().map { ($0.fingerprint, $0.name) }) { first, _ in first }
     }
 
     /// The recipients known by name, this home's first.

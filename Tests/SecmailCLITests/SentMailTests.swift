@@ -34,7 +34,8 @@ import Testing
         #expect(listed.count == 1 && listed[0]["id"] as? String == id && listed[0]["sent"] as? Bool == true
                 && listed[0]["to"] as? [String] == ["bob"] && listed[0]["opens"] as? Bool == true, "\(listed)")
         let bobsList = try #require(try json(await bob.run(["kept", "--read", "--json"])) as? [[String: Any]])
-        #expect(bobsList.count == 1 && bobsList[0]["from"] as? String == "alice" && bobsList[0]["sent"] as? Bool == false, "\(bobsList)")
+        #expect(bobsList.count == 1 && bobsList[0]["from"] as? String == "alice" && bobsList[0]["sent"] as? Bool == false
+                && bobsList[0]["to"] as? [String] == ["bob"] && bobsList[0]["unnamedRecipients"] as? Int == 0, "\(bobsList)")
         await #expect(try bob.run(["kept", "--sent", "--json"]).stdout == "[]\n")
         // Only the mail exchanged with one contact: any case of the name, none with another.
         let withBob = try #require(try json(await alice.run(["kept", "Bob", "--json"])) as? [[String: Any]])
@@ -75,12 +76,21 @@ import Testing
         let truncated = try await alice.run(["read", id])
         #expect(truncated.status == 2 && truncated.stderr.contains("is damaged"), "\(truncated.stderr)")
 
-        // A copy kept without a key (sent by an older secmail) is listed as one that does not open.
+        // A copy kept without a key (sent by an older secmail) is listed as one that does not open,
+        // its recipients named by the pins, else counted.
         try FileManager.default.removeItem(at: keyFile)
         let withoutKey = try #require(try json(await alice.run(["kept", "--json"])) as? [[String: Any]])
-        #expect(withoutKey.count == 1 && withoutKey[0]["opens"] as? Bool == false && withoutKey[0]["to"] as? [String] == [], "\(withoutKey)")
+        #expect(withoutKey.count == 1 && withoutKey[0]["opens"] as? Bool == false && withoutKey[0]["to"] as? [String] == ["bob"]
+                && withoutKey[0]["unnamedRecipients"] as? Int == 0, "\(withoutKey)")
+        await #expect(try alice.run(["kept"]).stdout.contains("\(id)  to bob  "))
+        let bobsPin = alice.home.appendingPathComponent("contacts/bob.id")
+        let pin = try Data(contentsOf: bobsPin)
+        try FileManager.default.removeItem(at: bobsPin)
+        let unpinned = try #require(try json(await alice.run(["kept", "--json"])) as? [[String: Any]])
+        #expect(unpinned[0]["to"] as? [String] == [] && unpinned[0]["unnamedRecipients"] as? Int == 1, "\(unpinned)")
         let human = try await alice.run(["kept"])
         #expect(human.stdout.contains("\(id)  to 1 recipient key  ") && human.stdout.contains("(cannot be opened)"), "\(human.stdout)")
+        try pin.write(to: bobsPin)
         try Data(key).write(to: keyFile)
 
         // prune takes the key with the copy.

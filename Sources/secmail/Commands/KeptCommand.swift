@@ -24,7 +24,7 @@ struct KeptCommand: ParsableCommand {
     @Flag(name: .long, help: "Only the messages you read.")
     var read = false
 
-    @Flag(name: .long, help: "Print a JSON array of {id, sent, from, to, time, size, opens} on standard output.")
+    @Flag(name: .long, help: "Print a JSON array of {id, sent, from, to, unnamedRecipients, time, size, opens} on standard output.")
     var json = false
 
     @OptionGroup var homeOptions: HomeOptions
@@ -45,7 +45,7 @@ struct KeptCommand: ParsableCommand {
         if json {
             try Terminal.output(jsonText(entries.map { entry in
                 ["id": entry.id.hex, "sent": entry.wasSent, "from": entry.sender.value, "to": entry.recipients.map(\.value),
-                 "time": entry.time, "size": entry.size, "opens": entry.opens] as [String: Any]
+                 "unnamedRecipients": entry.unnamedRecipients, "time": entry.time, "size": entry.size, "opens": entry.opens] as [String: Any]
             }))
             return
         }
@@ -56,10 +56,9 @@ struct KeptCommand: ParsableCommand {
             return
         }
         let correspondents = entries.map { entry in
-            entry.wasSent
-                ? (entry.recipients.isEmpty ? "to \(counted(entry.recipientKeyCount, "recipient key", "recipient keys"))"
-                                            : "to \(entry.recipients.map(\.value).joined(separator: ", "))")
-                : "from \(entry.sender.value)"
+            guard entry.wasSent else { return "from \(entry.sender.value)" }
+            let unnamed = entry.unnamedRecipients > 0 ? [counted(entry.unnamedRecipients, "recipient key", "recipient keys")] : []
+            return "to " + (entry.recipients.map(\.value) + unnamed).joined(separator: ", ")
         }
         // Padded to the longest, so that the columns line up.
         let width = correspondents.map(\.count).max() ?? 0
