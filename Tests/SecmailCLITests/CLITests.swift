@@ -216,6 +216,41 @@ import Testing
                 && !FileManager.default.fileExists(atPath: directory.appendingPathComponent("b").path))
     }
 
+    /// `seal --to NAME` takes a pinned contact's key (the one `lookup` verified), as `open`
+    /// takes the sender's; a name that is also a file here with another key is refused.
+    @Test func sealTakesPinnedContactsByName() async throws {
+        let directory = try temporaryDirectory("seal-to-contact")
+        let home = directory.appendingPathComponent("alice-home", isDirectory: true)
+        try FileManager.default.copyItem(at: Users.alice.home, to: home)
+        let contacts = home.appendingPathComponent("contacts", isDirectory: true)
+        try? FileManager.default.removeItem(at: contacts)
+        try FileManager.default.createDirectory(at: contacts, withIntermediateDirectories: true)
+        try Data(contentsOf: Users.bundle("bob")).write(to: contacts.appendingPathComponent("bob.id"))
+        let alice = CLIUser(name: "alice", home: home, passphrase: Users.alice.passphrase)
+
+        let unknown = try await alice.run(["seal", "--to", "bbo", "-m", "hi", "-o", "x.smsg"], in: directory)
+        #expect(unknown.status == 1 && unknown.stderr.contains("bbo is not among your pinned contacts") && unknown.stderr.contains("did you mean bob?"),
+                "\(unknown.stderr)")
+        let sealed = try await alice.run(["seal", "--to", "Bob", "-m", "to the pinned bob", "-o", "pinned.smsg"], in: directory)
+        #expect(sealed.status == 0, "\(sealed.stderr)")
+        let header = try EnvelopeOpener.readHeader(FileEnvelopeSource(url: directory.appendingPathComponent("pinned.smsg")))
+        let bobsKey = try IdentityBundle(armoredOrBinary: Array(Data(contentsOf: Users.bundle("bob"))))
+        #expect(header.recipients.map(\.fingerprint) == [bobsKey.fingerprint])
+        let opened = try await Users.bob.run(["open", directory.appendingPathComponent("pinned.smsg").path, "--from", Users.bundle("alice").path,
+                                              "--out", directory.appendingPathComponent("opened").path])
+        #expect(opened.status == 0 && opened.stdout == "│ to the pinned bob\n", "\(opened.stderr)")
+
+        // A file named bob here: the same key is no ambiguity; another key is refused, and ./bob
+        // names the file.
+        try Data(contentsOf: Users.bundle("bob")).write(to: directory.appendingPathComponent("bob"))
+        await #expect(try alice.run(["seal", "--to", "bob", "-m", "hi", "-o", "same.smsg"], in: directory).status == 0)
+        try Data(contentsOf: Users.bundle("carol")).write(to: directory.appendingPathComponent("bob"))
+        let ambiguous = try await alice.run(["seal", "--to", "bob", "-m", "hi", "-o", "ambiguous.smsg"], in: directory)
+        #expect(ambiguous.status == 1 && ambiguous.stderr.contains("give ./bob to seal to the file's key"), "\(ambiguous.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("ambiguous.smsg").path))
+        await #expect(try alice.run(["seal", "--to", "./bob", "-m", "hi", "-o", "file.smsg"], in: directory).status == 0)
+    }
+
     /// A pinned key that is not the one the envelope names: `open` (offline) says what helps.
     /// Signed with a newer key, the sender may have rotated: `lookup` follows a signed rotation.
     /// Signed with the key the pinned one replaced: only the relay's log says whether it was

@@ -9,9 +9,15 @@ struct SealCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "seal",
         abstract: "Encrypt and sign a message for one or more recipients, into a file.",
-        discussion: "Recipients are given by their exported identity files (secmail export).")
+        discussion: """
+            Each recipient is a pinned contact, by name (the key `lookup`, `send` or `read` verified \
+            against the relay's log and pinned; see `secmail contacts`), or an identity file \
+            (`secmail export`). A name that is also a file here holding another key is refused: \
+            give ./NAME for the file.
+            """)
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A recipient's identity file; repeat for several.", valueName: "bundle"))
+    @Option(name: .long, parsing: .singleValue,
+            help: ArgumentHelp("A recipient: a pinned contact's name or an identity file; repeat for several.", valueName: "name|file"))
     var to: [String] = []
 
     @OptionGroup var compose: ComposeOptions
@@ -26,7 +32,7 @@ struct SealCommand: AsyncParsableCommand {
     @OptionGroup var passphraseOptions: PassphraseOptions
 
     func validate() throws {
-        guard !to.isEmpty else { throw ValidationError("name at least one recipient with --to BUNDLE") }
+        guard !to.isEmpty else { throw ValidationError("name at least one recipient with --to NAME (a pinned contact) or --to FILE (an identity file)") }
         if writesToStandardOutput, json {
             throw ValidationError("-o - puts the envelope on standard output, where --json would go too; give -o FILE with --json")
         }
@@ -34,8 +40,30 @@ struct SealCommand: AsyncParsableCommand {
 
     private var writesToStandardOutput: Bool { output == "-" }
 
+    /// The key of recipient `value`: the pinned contact's when `value` is a pinned contact's name,
+    /// else the identity file at that path. A name that is also a file here holding another key
+    /// is refused rather than guessed at.
+    private func recipient(_ value: String, pins: ContactPins) throws -> IdentityBundle {
+        let name = try? IdentityName(value)
+        var isFolder: ObjCBool = false
+        let isFile = FileManager.default.fileExists(atPath: value, isDirectory: &isFolder) && !isFolder.boolValue
+        guard let name, let pinned = try pins.pinned(name) else {
+            if let name, !isFile, !FileManager.default.fileExists(atPath: value) {
+                throw CLIFailure(.failure, "\(name) is not among your pinned contacts, and there is no identity file \(value) here: pin \(name)'s key with `secmail lookup \(name)`, or give the file \(name)'s `secmail export` wrote\(pins.suggestion(for: name))")
+            }
+            return try loadBundle(value)
+        }
+        guard isFile else { return pinned }
+        let file = try loadBundle(value)
+        guard file == pinned else {
+            throw CLIFailure(.failure, "--to \(value) names your pinned contact \(name) and also the file \(value) here, which holds another key (\(file.fingerprint.grouped)): give ./\(value) to seal to the file's key, or move the file away to seal to the contact")
+        }
+        return pinned
+    }
+
     func run() async throws {
-        let recipients = try to.map(loadBundle)
+        let pins = ContactPins(home: try homeOptions.secmailHome)
+        let recipients = try to.map { try recipient($0, pins: pins) }
         let checked = try compose.checkedAttachments()
         let text = try compose.text()
         let outputURL: URL?
