@@ -250,22 +250,26 @@ public struct PreparedRelay: Sendable {
     }
 
     private static func loadOrCreateLogKey(at url: URL) throws -> Ed25519PrivateKey {
-        if FileManager.default.fileExists(atPath: url.path) {
-            let attributes = try? FileManager.default.attributesOfItem(atPath: url.path)
-            let mode = (attributes?[.posixPermissions] as? NSNumber)?.intValue ?? 0o777
-            guard mode & 0o077 == 0 else {
-                throw RelayError(.storage, "\(url.path) is readable by others (mode \(String(mode, radix: 8))); run: chmod 600 '\(url.path)'")
-            }
-            guard let seed = FileManager.default.contents(atPath: url.path), seed.count == 32 else {
-                throw RelayError(.storage, "\(url.path) is not a 32-byte Ed25519 seed; the log key is damaged")
-            }
-            return try Ed25519PrivateKey(seed: Array(seed))
-        }
+        if let key = try loadLogKey(at: url) { return key }
         let key = try Ed25519PrivateKey.generate()
         guard FileManager.default.createFile(atPath: url.path, contents: Data(try key.seed), attributes: [.posixPermissions: 0o600]) else {
             throw RelayError(.storage, "cannot write the log key \(url.path)")
         }
         return key
+    }
+
+    /// The log key at `url`, nil when there is none; refused when others may read it or it is damaged.
+    static func loadLogKey(at url: URL) throws -> Ed25519PrivateKey? {
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        let attributes = try? FileManager.default.attributesOfItem(atPath: url.path)
+        let mode = (attributes?[.posixPermissions] as? NSNumber)?.intValue ?? 0o777
+        guard mode & 0o077 == 0 else {
+            throw RelayError(.storage, "\(url.path) is readable by others (mode \(String(mode, radix: 8))); run: chmod 600 '\(url.path)'")
+        }
+        guard let seed = FileManager.default.contents(atPath: url.path), seed.count == 32 else {
+            throw RelayError(.storage, "\(url.path) is not a 32-byte Ed25519 seed; the log key is damaged")
+        }
+        return try Ed25519PrivateKey(seed: Array(seed))
     }
 }
 

@@ -159,6 +159,33 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
         #expect(await stop(relay.process) == 0)
     }
 
+    /// `relay status` while the relay serves: its log key as the relay printed it, the names, the
+    /// mail waiting and the invites, read from the database; a folder that is no relay's is
+    /// refused and left untouched.
+    @Test func relayStatusShowsTheLogMailAndInvitesWhileItServes() async throws {
+        let (folder, data, relay, _, alice, _) = try await relayWithAliceAndBob("relay-status")
+        let nowhere = folder.appendingPathComponent("no-relay", isDirectory: true)
+        let refused = try await runSecmail(["relay", "status", "--data", nowhere.path], environment: [:])
+        #expect(refused.status == 1 && refused.stderr.contains("is not a relay's data directory"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: nowhere.path))
+
+        let sent = try await alice.run(["send", "bob", "-m", "waiting for bob"])
+        #expect(sent.status == 0, "\(sent.stderr)")
+        await #expect(try runSecmail(["relay", "invite", "--data", data.path], environment: [:]).status == 0)
+        let status = try await runSecmail(["relay", "status", "--data", data.path, "--json"], environment: [:])
+        let fields = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any], "\(status.stderr)")
+        let printedKey = relay.output.text.split(separator: "\n").first { $0.contains("log key:") }?.split(separator: " ").last.map(String.init)
+        #expect(fields["logKey"] as? String == printedKey && printedKey != nil, "\(fields)")
+        #expect(fields["names"] as? Int == 2 && fields["keyVersions"] as? Int == 2 && fields["logEntries"] as? Int == 2, "\(fields)")
+        #expect(fields["messages"] as? Int == 1 && fields["waiting"] as? Int == 1 && fields["mailboxesHoldingMail"] as? Int == 1
+                && (fields["fullestMailbox"] as? [String: Any])?["name"] as? String == "bob", "\(fields)")
+        #expect(fields["unusedInvites"] as? Int == 1 && (fields["databaseBytes"] as? Int ?? 0) > 0 && (fields["availableBytes"] as? Int ?? 0) > 0, "\(fields)")
+        let human = try await runSecmail(["relay", "status", "--data", data.path], environment: [:])
+        #expect(human.status == 0 && human.stdout.contains("identities  2 names (2 key versions)")
+                && human.stdout.contains("1 message (") && human.stdout.contains("fullest: bob"), "\(human.stdout)")
+        #expect(await stop(relay.process) == 0)
+    }
+
     /// A file in envelopes/ without a committed row may be a deposit between its rename and its
     /// commit on the running relay: `invite` must leave it; only a relay starting to serve (no
     /// other can be serving then) removes it.

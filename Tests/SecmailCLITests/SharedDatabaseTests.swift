@@ -246,7 +246,8 @@ struct SharedDatabaseTests {
     /// removes the message, and relay a no longer lists it.
     @Test func mailDepositedThroughOneRelayIsReadThroughTheOther() async throws {
         let folder = try temporaryDirectory("shared-mail")
-        let relays = try await startPair(in: folder, database: TestPostgres.url(of: try TestPostgres.freshDatabase("sharedmail")))
+        let database = TestPostgres.url(of: try await TestPostgres.freshDatabase("sharedmail"))
+        let relays = try await startPair(in: folder, database: database)
         let alice = CLIUser.fresh("alice", in: folder), bob = CLIUser.fresh("bob", in: folder)
         try await alice.register(port: relays[0].port, ca: Self.caFile.path)
         try await bob.register(port: relays[1].port, ca: Self.caFile.path)
@@ -255,6 +256,12 @@ struct SharedDatabaseTests {
         let sent = try await alice.run(["send", "bob", "--message", "through relay a", "--attach", attachment.path])
         #expect(sent.status == 0, "\(sent.stderr)")
         let id = try #require(sent.stdout.split(separator: "\n").last.map(String.init))
+        // Either relay's status shows the one database: the message alice deposited through a.
+        let status = try await runSecmail(["relay", "status", "--data", relays[1].data.path, "--database", database, "--json"], environment: [:])
+        let fields = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any], "\(status.stderr)")
+        #expect(fields["names"] as? Int == 2 && fields["logEntries"] as? Int == 2 && fields["messages"] as? Int == 1
+                && fields["waiting"] as? Int == 1 && (fields["messageBytes"] as? Int ?? 0) > 2_500_000
+                && (fields["fullestMailbox"] as? [String: Any])?["name"] as? String == "bob" && fields["databaseBytes"] == nil, "\(fields)")
         let out = folder.appendingPathComponent("out", isDirectory: true)
         let read = try await bob.run(["read", id, "--out", out.path])
         #expect(read.status == 0, "\(read.stderr)")

@@ -8,7 +8,7 @@ struct RelayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay",
         abstract: "Run a relay: the key directory with its transparency log, and the mailboxes, over TLS 1.3.",
-        subcommands: [RelayServeCommand.self, RelayInviteCommand.self, RelayBackupCommand.self, RelayNewLogCommand.self],
+        subcommands: [RelayServeCommand.self, RelayStatusCommand.self, RelayInviteCommand.self, RelayBackupCommand.self, RelayNewLogCommand.self],
         defaultSubcommand: RelayServeCommand.self)
 }
 
@@ -229,6 +229,62 @@ struct RelayServeCommand: AsyncParsableCommand {
             Terminal.output(lines.joined(separator: "\n") + "\n")
         }
         Terminal.info("secmail relay stopped")
+    }
+}
+
+struct RelayStatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show a relay's log, identities, waiting mail and free space (while it serves, too).",
+        discussion: """
+            Read from one consistent snapshot of the database; nothing is written. The log key is \
+            the one clients pin (--log-key of `secmail register`).
+            """)
+
+    @OptionGroup var dataOptions: RelayDataOptions
+
+    @Flag(name: .long, help: "Print the status as JSON on standard output (times in seconds since the epoch, sizes in bytes).")
+    var json = false
+
+    func run() async throws {
+        let status = try RelayStatus.read(dataDirectory: dataOptions.dataDirectory, postgres: try dataOptions.postgresAddress())
+        if json {
+            var fields: [String: Any] = [
+                "origin": status.origin, "logKey": status.logVerifierKey, "database": status.databaseLocation,
+                "logEntries": status.logEntries, "names": status.names, "keyVersions": status.keyVersions,
+                "messages": status.messages, "messageBytes": status.messageBytes, "waiting": status.waiting,
+                "mailboxesHoldingMail": status.mailboxesHoldingMail, "unusedInvites": status.unusedInvites,
+                "activeSessions": status.activeSessions,
+            ]
+            fields["databaseBytes"] = status.databaseBytes
+            fields["availableBytes"] = status.availableBytes
+            fields["lastLogEntryTime"] = status.lastLogEntryAt
+            fields["oldestMessageTime"] = status.oldestMessageAt
+            fields["fullestMailbox"] = status.fullestMailbox.map { ["name": $0.name, "bytes": $0.bytes] as [String: Any] }
+            try Terminal.output(jsonText(fields))
+            return
+        }
+        var database = status.databaseLocation + (status.databaseBytes.map { " (\(formatBytes($0)))" } ?? "")
+        if let free = status.availableBytes, dataOptions.database == nil { database += "; \(formatBytes(free)) free" }
+        let newest = status.lastLogEntryAt.map { ", the newest \(HumanTime.describe($0))" } ?? ""
+        var mail = status.messages == 0 ? "none waiting"
+            : "\(counted(status.messages, "message", "messages")) (\(formatBytes(status.messageBytes))), "
+                + "\(status.waiting) waiting in \(counted(status.mailboxesHoldingMail, "mailbox", "mailboxes"))"
+        if let oldest = status.oldestMessageAt, status.messages > 0 { mail += "; the oldest from \(HumanTime.describe(oldest))" }
+        if let fullest = status.fullestMailbox { mail += "; fullest: \(fullest.name) (\(formatBytes(fullest.bytes)))" }
+        let rows = [
+            ("data", dataOptions.data),
+            ("database", database),
+            ("log", "\(status.origin): \(counted(Int(status.logEntries), "entry", "entries"))\(newest)"),
+            ("log key", status.logVerifierKey),
+            ("identities", "\(counted(status.names, "name", "names")) (\(counted(status.keyVersions, "key version", "key versions")))"),
+            ("mail", mail),
+            ("invites", "\(status.unusedInvites) unused"),
+            ("signed in", counted(status.activeSessions, "session", "sessions")),
+        ]
+        for (label, value) in rows {
+            Terminal.output(label.padding(toLength: 12, withPad: " ", startingAt: 0) + value + "\n")
+        }
     }
 }
 

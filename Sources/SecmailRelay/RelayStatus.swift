@@ -1,0 +1,84 @@
+import Foundation
+import SecmailCrypto
+
+/// What an operator asks of a relay's data while it serves (`secmail relay status`): its log,
+/// who is registered, the mail waiting and the room left, read from one consistent snapshot of
+/// the database. Nothing is written, and no key is created: a folder that is not a relay's data
+/// directory is refused.
+public struct RelayStatus: Sendable {
+    /// The log's origin and the log key in verifier-key form, as clients pin them.
+    public let origin: String
+    public let logVerifierKey: String
+    /// The SQLite file, or the PostgreSQL server and database (never a password).
+    public let databaseLocation: String
+    /// The SQLite files' bytes (database and write-ahead log); nil on PostgreSQL.
+    public let databaseBytes: UInt64?
+    /// Bytes free for the relay on the data directory's file system.
+    public let availableBytes: UInt64?
+    public let logEntries: UInt64
+    /// When the newest log entry was added (seconds since the epoch).
+    public let lastLogEntryAt: Int64?
+    /// Registered names, and their key versions (one more per rotation).
+    public let names: Int
+    public let keyVersions: Int
+    /// Messages stored (one envelope however many recipients) and their bytes.
+    public let messages: Int
+    public let messageBytes: UInt64
+    /// Messages waiting in mailboxes (one per recipient who has not read it), and in how many.
+    public let waiting: Int
+    public let mailboxesHoldingMail: Int
+    /// When the oldest message still stored arrived.
+    public let oldestMessageAt: Int64?
+    /// The mailbox holding the most bytes.
+    public let fullestMailbox: (name: String, bytes: UInt64)?
+    public let unusedInvites: Int
+    /// Sign-ins whose tokens have not expired.
+    public let activeSessions: Int
+
+    /// Reads the status of the relay whose data directory is `dataDirectory` (and whose database
+    /// is `postgres`, when given, else SQLite in that directory).
+    public static func read(dataDirectory: URL, postgres: PostgresAddress?) throws -> RelayStatus {
+        guard let logKey = try PreparedRelay.loadLogKey(at: dataDirectory.appendingPathComponent("log-key.ed25519")),
+              let storedOrigin = FileManager.default.contents(atPath: dataDirectory.appendingPathComponent("origin").path) else {
+            throw RelayError(.invalidRequest, "\(dataDirectory.path) is not a relay's data directory (it holds no log key or origin): give the --data the relay serves; a relay makes its directory when it first starts")
+        }
+        let origin = String(decoding: storedOrigin, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let sqliteFile = dataDirectory.appendingPathComponent("relay.sqlite")
+        if postgres == nil, !FileManager.default.fileExists(atPath: sqliteFile.path) {
+            throw RelayError(.invalidRequest, "\(dataDirectory.path) holds no relay.sqlite: its relay keeps its database elsewhere (give --database)")
+        }
+        let database = try postgres.map { try RelayDatabase(postgres: $0) } ?? RelayDatabase(path: sqliteFile.path)
+        defer { database.close() }
+        let now = Int64(Date().timeIntervalSince1970)
+        return try database.read { db in
+            let fullest = try db.fetchRow("SELECT recipient, bytes FROM mailbox_usage WHERE bytes > 0 ORDER BY bytes DESC, recipient LIMIT 1")
+            return RelayStatus(
+                origin: origin,
+                logVerifierKey: try CheckpointSigner(origin: origin, key: logKey).verifier.verifierKey,
+                databaseLocation: database.location,
+                databaseBytes: postgres == nil ? ["", "-wal"].map { fileSize(URL(fileURLWithPath: sqliteFile.path + $0)) }.reduce(0, +) : nil,
+                availableBytes: (try? FileManager.default.attributesOfFileSystem(forPath: dataDirectory.path))?[.systemFreeSize] as? UInt64,
+                logEntries: try LogStore.currentSize(db),
+                lastLogEntryAt: try db.fetchOne(Int64.self, "SELECT MAX(added_at) FROM log_leaves"),
+                names: try count(db, "SELECT COUNT(DISTINCT name) FROM identities"),
+                keyVersions: try count(db, "SELECT COUNT(*) FROM identities"),
+                messages: try count(db, "SELECT COUNT(*) FROM envelopes"),
+                // PostgreSQL sums BIGINTs as NUMERIC.
+                messageBytes: UInt64(try db.fetchOne(Int64.self, "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM envelopes") ?? 0),
+                waiting: try count(db, "SELECT COUNT(*) FROM deliveries"),
+                mailboxesHoldingMail: try count(db, "SELECT COUNT(DISTINCT recipient) FROM deliveries"),
+                oldestMessageAt: try db.fetchOne(Int64.self, "SELECT MIN(received_at) FROM envelopes"),
+                fullestMailbox: try fullest.map { (try $0.get("recipient"), UInt64(try $0.get("bytes") as Int64)) },
+                unusedInvites: try count(db, "SELECT COUNT(*) FROM invites WHERE used_by IS NULL"),
+                activeSessions: try count(db, "SELECT COUNT(*) FROM sessions WHERE expires_at > ?", [now]))
+        }
+    }
+
+    private static func count(_ db: any StorageTransaction, _ sql: String, _ arguments: [any StorageArgument] = []) throws -> Int {
+        Int(try db.fetchOne(Int64.self, sql, arguments) ?? 0)
+    }
+
+    private static func fileSize(_ url: URL) -> UInt64 {
+        ((try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? NSNumber)?.uint64Value ?? 0
+    }
+}
