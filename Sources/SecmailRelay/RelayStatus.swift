@@ -47,7 +47,7 @@ public struct RelayStatus: Sendable {
         if postgres == nil, !FileManager.default.fileExists(atPath: sqliteFile.path) {
             throw RelayError(.invalidRequest, "\(dataDirectory.path) holds no relay.sqlite: its relay keeps its database elsewhere (give --database)")
         }
-        let database = try postgres.map { try RelayDatabase(postgres: $0) } ?? RelayDatabase(path: sqliteFile.path)
+        let database = try postgres.map { try RelayDatabase(postgres: $0, migrating: false) } ?? RelayDatabase(path: sqliteFile.path, migrating: false)
         defer { database.close() }
         let now = Int64(Date().timeIntervalSince1970)
         return try database.read { db in

@@ -1,4 +1,5 @@
 import Foundation
+import SecmailRelay
 import SecmailTestSupport
 import Testing
 
@@ -184,6 +185,18 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
         #expect(human.status == 0 && human.stdout.contains("identities  2 names (2 key versions)")
                 && human.stdout.contains("1 message (") && human.stdout.contains("fullest: bob"), "\(human.stdout)")
         #expect(await stop(relay.process) == 0)
+
+        // A database without this build's last migration (as an older relay serving it left it)
+        // is refused, not migrated under that relay.
+        let file = data.appendingPathComponent("relay.sqlite").path
+        let last = try #require(try await RelayDatabase(path: file).write { db in
+            let last = try db.fetchOne(String.self, "SELECT MAX(name) FROM schema_migrations")
+            try db.execute("DELETE FROM schema_migrations WHERE name = ?", [last ?? ""])
+            return last
+        })
+        let older = try await runSecmail(["relay", "status", "--data", data.path], environment: [:])
+        #expect(older.status == 1 && older.stderr.contains("lacks migration \(last)") && older.stdout.isEmpty, "\(older.stderr)")
+        #expect(throws: RelayError.self) { try RelayDatabase(path: file, migrating: false) }
     }
 
     /// A file in envelopes/ without a committed row may be a deposit between its rename and its

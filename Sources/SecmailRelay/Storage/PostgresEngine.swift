@@ -28,14 +28,18 @@ final class PostgresEngine: StorageEngine {
             name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, applied_at BIGINT NOT NULL)
         """
 
-    init(address: PostgresAddress, connections: Int = 8) throws {
+    init(address: PostgresAddress, connections: Int = 8, migrating: Bool = true) throws {
         self.address = address
         slots = ConnectionSlots(address: address, count: connections)
         threads = NIOThreadPool(numberOfThreads: connections)
         threads.start()
         do {
             try assertDurableCommits()
-            try write { db in try SchemaMigrator.migrate(db, migrations: SchemaMigrations.postgres, historyTable: Self.historyTable) }
+            if migrating {
+                try write { db in try SchemaMigrator.migrate(db, migrations: SchemaMigrations.postgres, historyTable: Self.historyTable) }
+            } else {
+                try read { db in try SchemaMigrator.check(db, migrations: SchemaMigrations.postgres) }
+            }
         } catch {
             close()
             throw error

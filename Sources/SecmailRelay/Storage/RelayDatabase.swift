@@ -13,16 +13,18 @@ public final class RelayDatabase: Sendable {
     /// The SQLite file's path, or the PostgreSQL server and database (never a password).
     public let location: String
 
-    /// Opens (creating if needed) the SQLite database at `path` and applies pending migrations.
-    public init(path: String) throws {
-        engine = try SQLiteEngine(path: path)
+    /// Opens (creating if needed) the SQLite database at `path` and applies pending migrations;
+    /// with `migrating` false, refuses one that has migrations pending instead (`SchemaMigrator.check`).
+    public init(path: String, migrating: Bool = true) throws {
+        engine = try SQLiteEngine(path: path, migrating: migrating)
         kind = .sqlite
         location = path
     }
 
-    /// Connects to the PostgreSQL database `address` names and applies pending migrations.
-    public init(postgres address: PostgresAddress) throws {
-        engine = try PostgresEngine(address: address)
+    /// Connects to the PostgreSQL database `address` names and applies pending migrations (or,
+    /// with `migrating` false, refuses a database that has some).
+    public init(postgres address: PostgresAddress, migrating: Bool = true) throws {
+        engine = try PostgresEngine(address: address, migrating: migrating)
         kind = .postgres
         location = address.description
     }
@@ -87,6 +89,31 @@ extension StorageEngine {
 enum SchemaMigrator {
     static func migrate(_ db: any StorageTransaction, migrations: [SchemaMigrations.Migration], historyTable: String) throws {
         try db.executeScript(historyTable)
+        let applied = try checkedHistory(db, migrations: migrations)
+        for migration in migrations.dropFirst(applied) {
+            let actual = hexEncoded(SHA256.hash(Array(migration.sql.utf8)))
+            guard actual == migration.sha256 else {
+                throw RelayError(.schemaMismatch, "migration \(migration.name) does not match its recorded checksum; shipped migrations must never change")
+            }
+            try db.executeScript(migration.sql)
+            try db.execute("INSERT INTO schema_migrations (name, sha256, applied_at) VALUES (?, ?, ?)",
+                           [migration.name, migration.sha256, Int64(Date().timeIntervalSince1970)])
+        }
+    }
+
+    /// Checks, changing nothing, that the database has exactly this build's migrations: for a tool
+    /// that reads a database a relay serves (`relay status`), which must not migrate it under a
+    /// relay of an older version.
+    static func check(_ db: any StorageTransaction, migrations: [SchemaMigrations.Migration]) throws {
+        let applied = try checkedHistory(db, migrations: migrations)
+        guard applied == migrations.count else {
+            throw RelayError(.schemaMismatch, "the database lacks migration \(migrations[applied].name) of this secmail: a relay of an older version serves it; start the relay with this version first (it migrates the database)")
+        }
+    }
+
+    /// How many of `migrations` the database has applied, after checking that its history is a
+    /// prefix of them.
+    private static func checkedHistory(_ db: any StorageTransaction, migrations: [SchemaMigrations.Migration]) throws -> Int {
         let applied = try db.fetchRows("SELECT name, sha256 FROM schema_migrations ORDER BY name")
         for (position, row) in applied.enumerated() {
             let name: String = try row.get("name"), sha256: String = try row.get("sha256")
@@ -97,14 +124,6 @@ enum SchemaMigrator {
                 throw RelayError(.schemaMismatch, "migration \(name) in the database differs from the one in this relay (checksum \(sha256.prefix(12))… vs \(migrations[position].sha256.prefix(12))…); shipped migrations must never change")
             }
         }
-        for migration in migrations.dropFirst(applied.count) {
-            let actual = hexEncoded(SHA256.hash(Array(migration.sql.utf8)))
-            guard actual == migration.sha256 else {
-                throw RelayError(.schemaMismatch, "migration \(migration.name) does not match its recorded checksum; shipped migrations must never change")
-            }
-            try db.executeScript(migration.sql)
-            try db.execute("INSERT INTO schema_migrations (name, sha256, applied_at) VALUES (?, ?, ?)",
-                           [migration.name, migration.sha256, Int64(Date().timeIntervalSince1970)])
-        }
+        return applied.count
     }
 }
