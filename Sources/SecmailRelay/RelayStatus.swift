@@ -3,8 +3,7 @@ import SecmailCrypto
 
 /// What an operator asks of a relay's data while it serves (`secmail relay status`): its log,
 /// who is registered, the mail waiting and the room left, read from one consistent snapshot of
-/// the database. Nothing is written, and no key is created: a folder that is not a relay's data
-/// directory is refused.
+/// the database (`ServedRelayData`: nothing is written or created).
 public struct RelayStatus: Sendable {
     /// The log's origin and the log key in verifier-key form, as clients pin them.
     public let origin: String
@@ -35,29 +34,19 @@ public struct RelayStatus: Sendable {
     /// Sign-ins whose tokens have not expired.
     public let activeSessions: Int
 
-    /// Reads the status of the relay whose data directory is `dataDirectory` (and whose database
-    /// is `postgres`, when given, else SQLite in that directory).
-    public static func read(dataDirectory: URL, postgres: PostgresAddress?) throws -> RelayStatus {
-        guard let logKey = try PreparedRelay.loadLogKey(at: dataDirectory.appendingPathComponent("log-key.ed25519")),
-              let storedOrigin = FileManager.default.contents(atPath: dataDirectory.appendingPathComponent("origin").path) else {
-            throw RelayError(.invalidRequest, "\(dataDirectory.path) is not a relay's data directory (it holds no log key or origin): give the --data the relay serves; a relay makes its directory when it first starts")
-        }
-        let origin = String(decoding: storedOrigin, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        let sqliteFile = dataDirectory.appendingPathComponent("relay.sqlite")
-        if postgres == nil, !FileManager.default.fileExists(atPath: sqliteFile.path) {
-            throw RelayError(.invalidRequest, "\(dataDirectory.path) holds no relay.sqlite: its relay keeps its database elsewhere (give --database)")
-        }
-        let database = try postgres.map { try RelayDatabase(postgres: $0, migrating: false) } ?? RelayDatabase(path: sqliteFile.path, migrating: false)
-        defer { database.close() }
+    /// Reads the status of the relay whose data directory and database `data` names.
+    public static func read(_ data: ServedRelayData) throws -> RelayStatus {
+        let database = data.database
+        let sqliteFile = database.kind == .sqlite ? database.location : nil
         let now = Int64(Date().timeIntervalSince1970)
         return try database.read { db in
             let fullest = try db.fetchRow("SELECT recipient, bytes FROM mailbox_usage WHERE bytes > 0 ORDER BY bytes DESC, recipient LIMIT 1")
             return RelayStatus(
-                origin: origin,
-                logVerifierKey: try CheckpointSigner(origin: origin, key: logKey).verifier.verifierKey,
+                origin: data.origin,
+                logVerifierKey: try data.logVerifierKey,
                 databaseLocation: database.location,
-                databaseBytes: postgres == nil ? ["", "-wal"].map { fileSize(URL(fileURLWithPath: sqliteFile.path + $0)) }.reduce(0, +) : nil,
-                availableBytes: (try? FileManager.default.attributesOfFileSystem(forPath: dataDirectory.path))?[.systemFreeSize] as? UInt64,
+                databaseBytes: sqliteFile.map { file in ["", "-wal"].map { fileSize(URL(fileURLWithPath: file + $0)) }.reduce(0, +) },
+                availableBytes: (try? FileManager.default.attributesOfFileSystem(forPath: data.directory.path))?[.systemFreeSize] as? UInt64,
                 logEntries: try LogStore.currentSize(db),
                 lastLogEntryAt: try db.fetchOne(Int64.self, "SELECT MAX(added_at) FROM log_leaves"),
                 names: try count(db, "SELECT COUNT(DISTINCT name) FROM identities"),

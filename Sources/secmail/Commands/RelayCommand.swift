@@ -247,7 +247,9 @@ struct RelayStatusCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let status = try RelayStatus.read(dataDirectory: dataOptions.dataDirectory, postgres: try dataOptions.postgresAddress())
+        let data = try ServedRelayData(directory: dataOptions.dataDirectory, postgres: try dataOptions.postgresAddress())
+        defer { data.database.close() }
+        let status = try RelayStatus.read(data)
         if json {
             var fields: [String: Any] = [
                 "origin": status.origin, "logKey": status.logVerifierKey, "database": status.databaseLocation,
@@ -296,13 +298,11 @@ struct RelayInviteCommand: AsyncParsableCommand {
     @OptionGroup var dataOptions: RelayDataOptions
 
     func run() async throws {
-        // A mistyped --data would otherwise become a new relay's directory, and the code one that
-        // no serving relay knows.
-        guard FileManager.default.fileExists(atPath: dataOptions.dataDirectory.appendingPathComponent("log-key.ed25519").path) else {
-            throw CLIFailure(.failure, "\(dataOptions.data) is not a relay's data directory (it holds no log key): give the --data of the relay the code is for; a relay makes its directory when it first starts")
-        }
-        let relay = try PreparedRelay.prepare(try dataOptions.configuration())
-        let code = try relay.services.directory.createInvite()
+        // A mistyped --data is refused (it would otherwise become a new relay's directory, and the
+        // code one that no serving relay knows), and the relay's files are left as they are.
+        let data = try ServedRelayData(directory: dataOptions.dataDirectory, postgres: try dataOptions.postgresAddress())
+        defer { data.database.close() }
+        let code = try Directory(database: data.database).createInvite()
         Terminal.output(code + "\n")
         Terminal.info("Single use; the person registers with: secmail register NAME --invite \(code) --relay … (as the relay prints it)")
     }
