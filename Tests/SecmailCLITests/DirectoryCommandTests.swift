@@ -106,9 +106,9 @@ import Testing
     }
 
     /// `lookup` of several names (as `send` takes several): each verified and pinned, one given
-    /// twice looked up once, and none pinned when one of them fails.
+    /// twice looked up once, and none pinned when one of them fails; `--all` for every contact.
     @Test func severalNamesAreLookedUpTogetherAndPinnedOnlyIfAllPass() async throws {
-        let (folder, _, relay, ca, alice, _) = try await commands.relayWithAliceAndBob("lookup-several")
+        let (folder, _, relay, ca, alice, bob) = try await commands.relayWithAliceAndBob("lookup-several")
         let carol = CLIUser.fresh("carol", in: folder)
         try await carol.register(port: relay.port, ca: ca)
         let contacts = alice.home.appendingPathComponent("contacts", isDirectory: true)
@@ -126,6 +126,13 @@ import Testing
         for name in ["bob", "carol"] { #expect(FileManager.default.fileExists(atPath: contacts.appendingPathComponent("\(name).id").path)) }
         let again = try await alice.run(["lookup", "carol", "bob"])
         #expect(again.status == 0 && again.stdout.hasPrefix("carol  key version 1\n") && again.stdout.contains("\nbob  key version 1\n"), "\(again.stdout)")
+
+        // --all: every pinned contact but oneself, bob's rotation followed.
+        await #expect(try bob.run(["rotate"]).status == 0)
+        let everyone = try await alice.run(["lookup", "--all", "--json"])
+        let followed = try #require(try JSONSerialization.jsonObject(with: Data(everyone.stdout.utf8)) as? [[String: Any]], "\(everyone.stderr)")
+        #expect(followed.map { $0["name"] as? String } == ["bob", "carol"], "\(followed)")
+        #expect(followed.map { $0["pinned"] as? String } == ["rotated", "unchanged"] && followed[0]["keyVersion"] as? Int == 2, "\(followed)")
         #expect(await commands.stop(relay.process) == 0)
     }
 

@@ -145,29 +145,48 @@ struct LookupCommand: AsyncParsableCommand {
             Each answer must come from the pinned relay key, be proven in the log under a checkpoint \
             signed by the pinned log key, extend the last checkpoint you saw, and match the contact's \
             pinned key if there is one. A changed key is a hard stop (exit 2). With several names, \
-            nothing is pinned unless every one of them passed; --json then prints an array.
+            nothing is pinned unless every one of them passed; --json then prints an array. --all \
+            looks up every pinned contact again (following their rotations), as `secmail audit` \
+            does for your own name.
             """)
 
     @Argument(help: ArgumentHelp("The contact's name; several look up several contacts.", valueName: "name"),
               completion: HomeOptions.contactNames)
-    var names: [String]
+    var names: [String] = []
+
+    @Flag(name: .long, help: "Look up every pinned contact (see `secmail contacts`).")
+    var all = false
 
     @Flag(name: .long, help: "Print the result as JSON on standard output.")
     var json = false
 
     @OptionGroup var homeOptions: HomeOptions
 
+    func validate() throws {
+        if all, !names.isEmpty { throw ValidationError("give names or --all, not both") }
+        if !all, names.isEmpty { throw ValidationError("give the name of the contact to look up (or several), or --all for every pinned contact") }
+    }
+
     func run() async throws {
+        let home = try homeOptions.secmailHome
         // Every name is checked before the relay is asked; one given twice is looked up once.
         var identityNames: [IdentityName] = []
+        if all {
+            let own = try? Keystore(home: home).currentBundle().name
+            identityNames = ContactPins(home: home).names().filter { $0 != own }
+            guard !identityNames.isEmpty else {
+                if json { try Terminal.output(jsonText([Any]())) } else { Terminal.info("No pinned contacts yet; pin one with: secmail lookup NAME") }
+                return
+            }
+        }
         for name in names {
             let identityName = try userInput { try IdentityName(name) }
             if !identityNames.contains(identityName) { identityNames.append(identityName) }
         }
-        let contacts = try await withRelay(homeOptions.secmailHome) { try await DirectoryClient(relay: $0).lookup(identityNames) }
+        let contacts = try await withRelay(home) { try await DirectoryClient(relay: $0).lookup(identityNames) }
         if json {
             let objects = contacts.map(Self.jsonObject)
-            try Terminal.output(jsonText(objects.count == 1 ? objects[0] : objects))
+            try Terminal.output(jsonText(objects.count == 1 && !all ? objects[0] : objects))
             return
         }
         for contact in contacts {
