@@ -238,6 +238,11 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
         let halfTLS = try runSecmail(["relay", "--data", data.path, "--listen", "127.0.0.1:0", "--cert", "/nonexistent.pem"], environment: [:])
         #expect(halfTLS.status == 1)
         #expect(halfTLS.stderr.contains("--cert and --key"))
+        // A PostgreSQL server that is not there: said in words, not in NIO's.
+        let noServer = try runSecmail(["relay", "--data", data.path, "--listen", "127.0.0.1:0", "--database", "postgres://secmail@127.0.0.1:1/secmail"],
+                                      environment: [:])
+        #expect(noServer.status == 1 && noServer.stderr.contains("cannot reach the PostgreSQL database postgres://secmail@127.0.0.1:1/secmail")
+                && noServer.stderr.contains("(connection refused)") && !noServer.stderr.contains("SingleConnectionFailure"), "\(noServer.stderr)")
         // That start stopped before serving: no invite is made for a relay that never served.
         let invite = try runSecmail(["relay", "invite", "--data", data.path], environment: [:])
         #expect(invite.status == 1 && invite.stdout.isEmpty && invite.stderr.contains("no relay has served from it yet"), "\(invite.stderr)")

@@ -85,8 +85,24 @@ struct PostgresTransaction: StorageTransaction {
             let state = info[.sqlState].map { " (\($0))" } ?? ""
             return (info[.message] ?? "an error") + state
         }
-        let underlying = error.underlying.map { ": \($0)" } ?? ""
-        return "the connection to \(address) failed (\(error.code)\(underlying))"
+        guard let underlying = error.underlying else { return "the connection to \(address) failed (\(error.code))" }
+        return "the connection to \(address) failed (\(connectFailure(underlying)))"
+    }
+
+    /// Why a connection could not be made, in words: "connection refused", not NIO's
+    /// `SingleConnectionFailure(target: …) (errno: 111)`.
+    private static func connectFailure(_ error: any Error) -> String {
+        switch error {
+        case let error as NIOConnectionError:
+            guard let failure = error.connectionErrors.first else { return "the host name does not resolve" }
+            return connectFailure(failure.error)
+        case ChannelError.connectTimeout(let timeout):
+            return "no answer within \(timeout.nanoseconds / 1_000_000_000) s"
+        case let error as IOError:
+            return String(cString: strerror(error.errnoCode)).lowercased()
+        default:
+            return "\(error)"
+        }
     }
 
     /// Whether `error` came from PostgreSQL or the connection to it (not from the transaction's
