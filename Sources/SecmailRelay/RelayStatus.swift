@@ -1,5 +1,4 @@
 import Foundation
-import SecmailCrypto
 
 /// What an operator asks of a relay's data while it serves (`secmail relay status`): its log,
 /// who is registered, the mail waiting and the room left, read from one consistent snapshot of
