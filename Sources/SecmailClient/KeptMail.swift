@@ -90,6 +90,32 @@ public struct KeptMail: Sendable {
         Array(Set(readIDs(startingWith: prefix) + sentIDs(startingWith: prefix)))
     }
 
+    /// Whom a reply to message `id` goes to, from its kept copy: for a message read, its sender,
+    /// and with `all` its other recipients this home can name (this home left out); for a message
+    /// sent from here, its recipients again (this home left out). `leftOut` counts the
+    /// recipients a reply to all cannot name (their keys are no pinned contact's). Nil when no
+    /// copy of `id` is kept here.
+    public func replyRecipients(to id: MessageID, all: Bool) throws -> (names: [IdentityName], leftOut: Int)? {
+        let keystore = Keystore(home: home)
+        let own = try keystore.currentBundle().name
+        func others(_ names: [IdentityName]) -> [IdentityName] {
+            names.reduce(into: []) { kept, name in if name != own, !kept.contains(name) { kept.append(name) } }
+        }
+        if hasReceivedCopy(of: id), let header = header(of: receivedCopy(id)) {
+            guard all else { return ([header.senderName], 0) }
+            let recipients = try MessageRecipients(of: header, keystore: keystore)
+            // The sender first, even when it is this home (a note to oneself and others).
+            let rest = others(recipients.contacts).filter { $0 != header.senderName }
+            return ([header.senderName] + rest, recipients.unnamed)
+        }
+        if let key = try sentCopyKey(for: id) { return (others(key.recipientNames), 0) }
+        if let header = sentCopyWithoutKey(id) {
+            let recipients = try MessageRecipients(of: header, keystore: keystore)
+            return (others(recipients.contacts), recipients.unnamed)
+        }
+        return nil
+    }
+
     /// Whether message `id` was read and its copy is kept (`secmail read` opens it again).
     public func hasReceivedCopy(of id: MessageID) -> Bool {
         FileManager.default.fileExists(atPath: receivedCopy(id).path)

@@ -26,7 +26,7 @@ struct SecmailCommand: AsyncParsableCommand {
         version: RelayInfo.currentVersion,
         subcommands: [
             InitCommand.self, WhoAmICommand.self, PassphraseCommand.self, UnlockCommand.self, LockCommand.self, AgentCommand.self, ExportCommand.self, SealCommand.self, OpenCommand.self,
-            RegisterCommand.self, LookupCommand.self, SendCommand.self, InboxCommand.self, ReadCommand.self, KeptCommand.self, DeleteCommand.self, PruneCommand.self, TrustCommand.self, ContactsCommand.self, RotateCommand.self, AuditCommand.self, MonitorCommand.self,
+            RegisterCommand.self, LookupCommand.self, SendCommand.self, ReplyCommand.self, InboxCommand.self, ReadCommand.self, KeptCommand.self, DeleteCommand.self, PruneCommand.self, TrustCommand.self, ContactsCommand.self, RotateCommand.self, AuditCommand.self, MonitorCommand.self,
             ImageCommand.self, RelayCommand.self, DemoCommand.self,
         ]
     )

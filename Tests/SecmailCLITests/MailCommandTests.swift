@@ -637,6 +637,40 @@ import Testing
         #expect(sentCopy.status == 0 && sentCopy.stderr.contains("To: bob and carol\n"), "\(sentCopy.stderr)")
     }
 
+    /// `reply` sends to the sender of a message read (with --all, to its other recipients this
+    /// home can name, and says how many it leaves out), and to the recipients of a message sent.
+    @Test func aReplyGoesToTheSenderOrToEveryoneItCanName() async throws {
+        let (folder, _, relay, ca, alice, bob) = try await commands.relayWithAliceAndBob("reply")
+        defer { relay.process.terminate() }
+        let carol = CLIUser.fresh("carol", in: folder)
+        try await carol.register(port: relay.port, ca: ca)
+        func id(_ result: CLIResult) -> String { result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
+        func senders(_ person: CLIUser) async throws -> [String] { try await inbox(person).compactMap { $0["from"] as? String } }
+
+        let nothing = try await bob.run(["reply", "abcd", "-m", "too early"])
+        #expect(nothing.status == 1 && nothing.stderr.contains("no message abcd is kept here to reply to"), "\(nothing.stderr)")
+        let both = id(try await alice.run(["send", "bob", "carol", "-m", "to both"]))
+        await #expect(try bob.run(["read", both]).status == 0)
+
+        let toSender = try await bob.run(["reply", String(both.prefix(6)), "-m", "to alice alone"])
+        #expect(toSender.status == 0 && toSender.stderr.contains("To alice (") && !toSender.stderr.contains("To carol"), "\(toSender.stderr)")
+        // carol's key is no contact of bob's yet: left out of a reply to all, and said.
+        let leftOut = try await bob.run(["reply", both, "--all", "-m", "to all bob knows"])
+        #expect(leftOut.status == 0 && leftOut.stderr.contains("1 recipient of message \(both) is not among your contacts and is left out")
+                && !leftOut.stderr.contains("To carol"), "\(leftOut.stderr)")
+        await #expect(try bob.run(["lookup", "carol"]).status == 0)
+        let toAll = try await bob.run(["reply", both, "--all", "-m", "to all"])
+        #expect(toAll.status == 0 && toAll.stderr.contains("To alice (") && toAll.stderr.contains("To carol (")
+                && !toAll.stderr.contains("To bob") && !toAll.stderr.contains("left out"), "\(toAll.stderr)")
+        await #expect(try senders(alice) == ["bob", "bob", "bob"])
+        await #expect(try senders(carol).filter { $0 == "bob" }.count == 1)
+
+        // A reply to a message sent goes to its recipients again, not to oneself.
+        let again = try await alice.run(["reply", both, "-m", "a follow-up"])
+        #expect(again.status == 0 && again.stderr.contains("To bob (") && again.stderr.contains("To carol (") && !again.stderr.contains("To alice"),
+                "\(again.stderr)")
+    }
+
     /// A sender's lookup from an earlier message of the same command serves the next one, unless
     /// the sender rotated meanwhile: a message signed with a key that lookup does not list has
     /// the sender looked up again (and verifies), rather than being refused as signed by an

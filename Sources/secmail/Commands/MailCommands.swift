@@ -56,9 +56,77 @@ struct SendCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        // Cheap checks first: names, files, identity, relay, recipients, size; then the
-        // passphrase; then image work and sealing.
         let recipients = try recipientNames()
+        try await MessageDelivery(compose: compose, json: json, homeOptions: homeOptions, passphraseOptions: passphraseOptions)
+            .send(to: recipients) { error in
+                // The name as typed: a file "Notes.txt" is named as such, not as "notes.txt".
+                guard let file = names.first(where: { (try? IdentityName($0))?.value == error.subject }), Self.isFile(file) else { return error }
+                return ClientError(.notRegistered, error.reason + "; " + Self.attachHint(file))
+            }
+    }
+}
+
+struct ReplyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reply",
+        abstract: "Send a message to the sender of a message you read (with --all, to its other recipients too).",
+        discussion: """
+            The message is one kept here (`secmail kept` lists them): one you read, whose sender \
+            the reply goes to, or one you sent, whose recipients it goes to again. --all adds the \
+            other recipients of a message you read whose keys are your pinned contacts'; the \
+            envelope names recipients by key alone, so any other is left out, and said so. \
+            Otherwise the reply is sent as `secmail send` sends.
+            """)
+
+    @Argument(help: ArgumentHelp("The message's id, or its first 4 or more digits.", valueName: "id"))
+    var id: String
+
+    @Flag(name: .long, help: "Reply to every recipient of the message this home can name, not only its sender.")
+    var all = false
+
+    @OptionGroup var compose: ComposeOptions
+
+    @Flag(name: .long, help: "Print the result as JSON on standard output.")
+    var json = false
+
+    @OptionGroup var homeOptions: HomeOptions
+    @OptionGroup var passphraseOptions: PassphraseOptions
+
+    func run() async throws {
+        let kept = KeptMail(home: try homeOptions.secmailHome)
+        let typed = try TypedMessageID(id)
+        guard let messageID = typed.keptCopy(in: kept) ?? typed.matchingKeptCopy(in: kept) else {
+            var many = 0
+            if case .prefix(let prefix) = typed { many = kept.keptIDs(startingWith: prefix).count }
+            throw CLIFailure(.failure, many > 1
+                ? "\(id) starts the ids of \(many) messages kept here; give more of its digits (see `secmail kept`)"
+                : "no message \(id) is kept here to reply to: read it first (`secmail read \(id)`), or see `secmail kept`")
+        }
+        guard let (names, leftOut) = try kept.replyRecipients(to: messageID, all: all) else {
+            throw CLIFailure(.failure, "no message \(id) is kept here to reply to: read it first (`secmail read \(id)`)")
+        }
+        guard !names.isEmpty else {
+            throw CLIFailure(.failure, "message \(messageID) went to no one but you that this home can name: there is no one to reply to")
+        }
+        if leftOut > 0 {
+            Terminal.info("\(counted(leftOut, "recipient", "recipients")) of message \(messageID) \(leftOut == 1 ? "is" : "are") not among your contacts and \(leftOut == 1 ? "is" : "are") left out of the reply.")
+        }
+        try await MessageDelivery(compose: compose, json: json, homeOptions: homeOptions, passphraseOptions: passphraseOptions).send(to: names)
+    }
+}
+
+/// One message sent through the relay to named recipients, as `send` and `reply` send it.
+struct MessageDelivery {
+    let compose: ComposeOptions
+    let json: Bool
+    let homeOptions: HomeOptions
+    let passphraseOptions: PassphraseOptions
+
+    /// Looks up and verifies `recipients`, seals one envelope to all of them and deposits it.
+    /// `unregistered` may put a recipient the relay does not know in other words.
+    func send(to recipients: [IdentityName], unregistered: (ClientError) -> ClientError = { $0 }) async throws {
+        // Cheap checks first (the names were checked): files, identity, relay, recipients, size;
+        // then the passphrase; then image work and sealing.
         let checked = try compose.checkedAttachments()
         if checked.contains(where: \.isImage) { ImagePipeline.loadJPEGXLInBackground() }
         let text = try compose.text()
@@ -70,9 +138,7 @@ struct SendCommand: AsyncParsableCommand {
             do {
                 contacts = try await mail.verifiedRecipients(recipients)
             } catch let error as ClientError where error.code == .notRegistered {
-                // The name as typed: a file "Notes.txt" is named as such, not as "notes.txt".
-                guard let file = names.first(where: { (try? IdentityName($0))?.value == error.subject }), Self.isFile(file) else { throw error }
-                throw ClientError(.notRegistered, error.reason + "; " + Self.attachHint(file))
+                throw unregistered(error)
             }
             // Pinned now, whatever happens next (a wrong passphrase, a relay gone): said now.
             for contact in contacts { Terminal.pinNote(contact) }
