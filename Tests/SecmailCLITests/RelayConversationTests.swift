@@ -13,7 +13,7 @@ import Testing
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures", isDirectory: true)
 
     /// Every relay command, run by alice (registered, with bob as a contact) in `folder`.
-    func everyCommand(alice: CLIUser, carol: CLIUser, port: Int, ca: String, messageID: String,
+    func everyCommand(alice: CLIUser, carol: CLIUser, port: Int, ca: String, messageID: String, replyTo: String,
                       bobFingerprint: String) -> [(name: String, run: @Sendable () async throws -> CLIResult)] {
         [
             ("register", { try await carol.run(["register", "carol", "--relay", "https://localhost:\(port)", "--ca", ca]) }),
@@ -21,6 +21,7 @@ import Testing
             ("send", { try await alice.run(["send", "bob", "-m", "hello"]) }),
             ("inbox", { try await alice.run(["inbox"]) }),
             ("read", { try await alice.run(["read", messageID, "--out", alice.home.appendingPathComponent("out").path]) }),
+            ("reply", { try await alice.run(["reply", replyTo, "-m", "thanks"]) }),
             ("trust", { try await alice.run(["trust", "bob", "--fingerprint", bobFingerprint]) }),
             ("audit", { try await alice.run(["audit"]) }),
             ("rotate", { try await alice.run(["rotate"]) }),
@@ -46,7 +47,7 @@ import Testing
         let fingerprint = try #require(try JSONSerialization.jsonObject(with: Data(lookup.stdout.utf8)) as? [String: Any])["fingerprint"] as? String
 
         var windows: [(name: String, start: Double, end: Double)] = []
-        for command in everyCommand(alice: alice, carol: carol, port: relay.port, ca: ca, messageID: messageID,
+        for command in everyCommand(alice: alice, carol: carol, port: relay.port, ca: ca, messageID: messageID, replyTo: messageID,
                                     bobFingerprint: fingerprint ?? "") {
             let start = Date().timeIntervalSince1970
             let result = try await command.run()
@@ -66,6 +67,8 @@ import Testing
         let (folder, _, relay, ca, alice, _) = try await commands.relayWithAliceAndBob("relay-failures")
         await #expect(try alice.run(["lookup", "bob"]).status == 0)
         let messageID = String(repeating: "ab", count: 16)
+        // A message alice sent, kept: replying to it needs the relay.
+        let sent = try await alice.run(["send", "bob", "-m", "to reply to"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let fingerprint = String(repeating: "0", count: 64)
 
         // A relay that stops in the middle of its first answer: the handshake (about 1.4 KB from
@@ -77,7 +80,7 @@ import Testing
             if scenario == "closed port" { #expect(await commands.stop(relay.process) == 0) }
             try alice.retarget(port: port)
             let carol = CLIUser.fresh("carol-\(port)", in: folder)
-            for command in everyCommand(alice: alice, carol: carol, port: port, ca: ca, messageID: messageID, bobFingerprint: fingerprint) {
+            for command in everyCommand(alice: alice, carol: carol, port: port, ca: ca, messageID: messageID, replyTo: sent, bobFingerprint: fingerprint) {
                 let started = Date()
                 let result = try await command.run()
                 let seconds = Date().timeIntervalSince(started)
