@@ -1,4 +1,6 @@
 import Foundation
+import SecmailFormat
+import SecmailTLS
 
 /// What an operator asks of a relay's data while it serves (`secmail relay status`): its log,
 /// who is registered, the mail waiting and the room left, read from one consistent snapshot of
@@ -32,9 +34,23 @@ public struct RelayStatus: Sendable {
     public let unusedInvites: Int
     /// Sign-ins whose tokens have not expired.
     public let activeSessions: Int
+    /// The certificate looked at (the one given, else the development certificate in `tls/`), the
+    /// SHA-256 of its public key as clients pin it (`--tls-pin sha256/HEX`), and when it ends.
+    public let certificate: (file: String, keyPin: String, notAfter: Int64)?
 
-    /// Reads the status of the relay whose data directory and database `data` names.
-    public static func read(_ data: ServedRelayData) throws -> RelayStatus {
+    /// Reads the status of the relay whose data directory and database `data` names, with
+    /// `certificateFile` (default: the development certificate in its `tls/`, if any).
+    public static func read(_ data: ServedRelayData, certificateFile: URL? = nil) throws -> RelayStatus {
+        let development = DevelopmentCertificates.files(in: data.directory.appendingPathComponent("tls", isDirectory: true)).certificateChain
+        let served = certificateFile ?? (FileManager.default.fileExists(atPath: development.path) ? development : nil)
+        let certificate = try served.map { file in
+            do {
+                return (file.path, "sha256/" + hexEncoded(try DevelopmentCertificates.publicKeyPin(certificateFile: file)),
+                        try DevelopmentCertificates.validity(certificateFile: file).notAfter)
+            } catch let error as TLSError {
+                throw RelayError(.invalidRequest, error.reason)
+            }
+        }
         let database = data.database
         let sqliteFile = database.kind == .sqlite ? database.location : nil
         let now = Int64(Date().timeIntervalSince1970)
@@ -58,7 +74,8 @@ public struct RelayStatus: Sendable {
                 oldestMessageAt: try db.fetchOne(Int64.self, "SELECT MIN(received_at) FROM envelopes"),
                 fullestMailbox: try fullest.map { (try $0.get("recipient"), UInt64(try $0.get("bytes") as Int64)) },
                 unusedInvites: try count(db, "SELECT COUNT(*) FROM invites WHERE used_by IS NULL"),
-                activeSessions: try count(db, "SELECT COUNT(*) FROM sessions WHERE expires_at > ?", [now]))
+                activeSessions: try count(db, "SELECT COUNT(*) FROM sessions WHERE expires_at > ?", [now]),
+                certificate: certificate)
         }
     }
 

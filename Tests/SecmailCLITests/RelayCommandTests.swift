@@ -178,6 +178,9 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
         let fields = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any], "\(status.stderr)")
         let printedKey = relay.output.text.split(separator: "\n").first { $0.contains("log key:") }?.split(separator: " ").last.map(String.init)
         #expect(fields["logKey"] as? String == printedKey && printedKey != nil, "\(fields)")
+        // The TLS key pin of the development certificate it serves, as the relay printed it too.
+        let printedPin = relay.output.text.split(separator: "\n").first { $0.contains("TLS key pin:") }?.split(separator: " ").last.map(String.init)
+        #expect((fields["certificate"] as? [String: Any])?["tlsKeyPin"] as? String == printedPin && printedPin != nil, "\(fields)")
         #expect(fields["names"] as? Int == 2 && fields["keyVersions"] as? Int == 2 && fields["logEntries"] as? Int == 2, "\(fields)")
         #expect(fields["messages"] as? Int == 1 && fields["waiting"] as? Int == 1 && fields["mailboxesHoldingMail"] as? Int == 1
                 && (fields["fullestMailbox"] as? [String: Any])?["name"] as? String == "bob", "\(fields)")
@@ -185,6 +188,8 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
         let human = try await runSecmail(["relay", "status", "--data", data.path], environment: [:])
         #expect(human.status == 0 && human.stdout.contains("identities  2 names (2 key versions)")
                 && human.stdout.contains("1 message (") && human.stdout.contains("fullest: bob"), "\(human.stdout)")
+        #expect(human.stderr.contains("secmail register NAME --relay https://HOST:PORT --tls-pin \(printedPin ?? "") --log-key \(printedKey ?? "")"),
+                "\(human.stderr)")
         #expect(await stop(relay.process) == 0)
 
         // A database without this build's last migration (as an older relay serving it left it)

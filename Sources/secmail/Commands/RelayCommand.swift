@@ -243,13 +243,16 @@ struct RelayStatusCommand: AsyncParsableCommand {
 
     @OptionGroup var dataOptions: RelayDataOptions
 
+    @Option(name: .long, help: ArgumentHelp("The certificate the relay serves (--cert of `secmail relay`), for the TLS key pin clients give; default: its development certificate.", valueName: "file"))
+    var cert: String?
+
     @Flag(name: .long, help: "Print the status as JSON on standard output (times in seconds since the epoch, sizes in bytes).")
     var json = false
 
     func run() async throws {
         let data = try ServedRelayData(directory: dataOptions.dataDirectory, postgres: try dataOptions.postgresAddress())
         defer { data.database.close() }
-        let status = try RelayStatus.read(data)
+        let status = try RelayStatus.read(data, certificateFile: cert.map { URL(fileURLWithPath: $0) })
         if json {
             var fields: [String: Any] = [
                 "origin": status.origin, "logKey": status.logVerifierKey, "database": status.databaseLocation,
@@ -263,6 +266,7 @@ struct RelayStatusCommand: AsyncParsableCommand {
             fields["lastLogEntryTime"] = status.lastLogEntryAt
             fields["oldestMessageTime"] = status.oldestMessageAt
             fields["fullestMailbox"] = status.fullestMailbox.map { ["name": $0.name, "bytes": $0.bytes] as [String: Any] }
+            fields["certificate"] = status.certificate.map { ["file": $0.file, "tlsKeyPin": $0.keyPin, "notAfter": $0.notAfter] as [String: Any] }
             try Terminal.output(jsonText(fields))
             return
         }
@@ -279,6 +283,8 @@ struct RelayStatusCommand: AsyncParsableCommand {
             ("database", database),
             ("log", "\(status.origin): \(counted(Int(status.logEntries), "entry", "entries"))\(newest)"),
             ("log key", status.logVerifierKey),
+            ("TLS key", status.certificate.map { "\($0.keyPin) (\($0.file), \(Int64(Date().timeIntervalSince1970) < $0.notAfter ? "valid until" : "expired on") \(HumanTime.describe($0.notAfter)))" }
+                ?? "give the certificate the relay serves with --cert for its pin"),
             ("identities", "\(counted(status.names, "name", "names")) (\(counted(status.keyVersions, "key version", "key versions")))"),
             ("mail", mail),
             ("invites", "\(status.unusedInvites) unused"),
@@ -286,6 +292,9 @@ struct RelayStatusCommand: AsyncParsableCommand {
         ]
         for (label, value) in rows {
             Terminal.output(label.padding(toLength: 12, withPad: " ", startingAt: 0) + value + "\n")
+        }
+        if let pin = status.certificate?.keyPin {
+            Terminal.info("Clients register with: secmail register NAME --relay https://HOST:PORT --tls-pin \(pin) --log-key \(status.logVerifierKey)")
         }
     }
 }
