@@ -212,6 +212,13 @@ import Testing
         try Data(contentsOf: Users.bundle("alice")).write(to: contacts.appendingPathComponent("alice.id"))
         let opened = try await bob.run(["open", envelope.path, "--out", directory.appendingPathComponent("c").path, "--json"])
         #expect(opened.status == 0 && opened.stdout.contains("Hello from alice"), "\(opened.stderr)")
+        // --from names the sender by her pin as well as by her file; another pinned contact is
+        // not the sender.
+        let byName = try await bob.run(["open", envelope.path, "--from", "alice", "--out", directory.appendingPathComponent("d").path], in: directory)
+        #expect(byName.status == 0 && byName.stdout.contains("Hello from alice"), "\(byName.stderr)")
+        try Data(contentsOf: Users.bundle("carol")).write(to: contacts.appendingPathComponent("carol.id"))
+        let notFrom = try await bob.run(["open", envelope.path, "--from", "carol", "--out", directory.appendingPathComponent("e").path], in: directory)
+        #expect(notFrom.status == 3, "\(notFrom.stderr)")
         #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("a").path)
                 && !FileManager.default.fileExists(atPath: directory.appendingPathComponent("b").path))
     }
@@ -246,7 +253,7 @@ import Testing
         await #expect(try alice.run(["seal", "--to", "bob", "-m", "hi", "-o", "same.smsg"], in: directory).status == 0)
         try Data(contentsOf: Users.bundle("carol")).write(to: directory.appendingPathComponent("bob"))
         let ambiguous = try await alice.run(["seal", "--to", "bob", "-m", "hi", "-o", "ambiguous.smsg"], in: directory)
-        #expect(ambiguous.status == 1 && ambiguous.stderr.contains("give ./bob to seal to the file's key"), "\(ambiguous.stderr)")
+        #expect(ambiguous.status == 1 && ambiguous.stderr.contains("give ./bob for the file's key"), "\(ambiguous.stderr)")
         #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("ambiguous.smsg").path))
         await #expect(try alice.run(["seal", "--to", "./bob", "-m", "hi", "-o", "file.smsg"], in: directory).status == 0)
     }

@@ -17,7 +17,7 @@ struct OpenCommand: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("The envelope file (or a pipe: /dev/stdin, <(…)).", valueName: "envelope"))
     var input: String
 
-    @Option(name: .long, help: ArgumentHelp("The sender's identity file (default: your own key, or the sender's among your pinned contacts).", valueName: "bundle"))
+    @Option(name: .long, help: ArgumentHelp("The sender: a pinned contact's name or an identity file (default: your own key, or the sender's among your pinned contacts).", valueName: "name|file"))
     var from: String?
 
     @OptionGroup var outputOptions: MessageOutputOptions
@@ -29,7 +29,7 @@ struct OpenCommand: AsyncParsableCommand {
         let keystore = try Keystore(home: homeOptions.secmailHome)
         let envelope = try EnvelopeInput(path: input, home: keystore.home.url)
         let source = envelope.source
-        let given = try from.map(loadBundle)
+        let given = try from.map { try contactOrFile($0, option: "--from", pins: ContactPins(home: keystore.home)) }
         let header = try EnvelopeOpener.readHeader(source)
         let sender = try given ?? knownSender(of: header, in: keystore)
         // A copy of a message this home sent opens with the content key kept for the sender.

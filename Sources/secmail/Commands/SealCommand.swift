@@ -40,30 +40,10 @@ struct SealCommand: AsyncParsableCommand {
 
     private var writesToStandardOutput: Bool { output == "-" }
 
-    /// The key of recipient `value`: the pinned contact's when `value` is a pinned contact's name,
-    /// else the identity file at that path. A name that is also a file here holding another key
-    /// is refused rather than guessed at.
-    private func recipient(_ value: String, pins: ContactPins) throws -> IdentityBundle {
-        let name = try? IdentityName(value)
-        var isFolder: ObjCBool = false
-        let isFile = FileManager.default.fileExists(atPath: value, isDirectory: &isFolder) && !isFolder.boolValue
-        guard let name, let pinned = try pins.pinned(name) else {
-            if let name, !isFile, !FileManager.default.fileExists(atPath: value) {
-                throw CLIFailure(.failure, "\(name) is not among your pinned contacts, and there is no identity file \(value) here: pin \(name)'s key with `secmail lookup \(name)`, or give the file \(name)'s `secmail export` wrote\(pins.suggestion(for: name))")
-            }
-            return try loadBundle(value)
-        }
-        guard isFile else { return pinned }
-        let file = try loadBundle(value)
-        guard file == pinned else {
-            throw CLIFailure(.failure, "--to \(value) names your pinned contact \(name) and also the file \(value) here, which holds another key (\(file.fingerprint.grouped)): give ./\(value) to seal to the file's key, or move the file away to seal to the contact")
-        }
-        return pinned
-    }
 
     func run() async throws {
         let pins = ContactPins(home: try homeOptions.secmailHome)
-        let recipients = try to.map { try recipient($0, pins: pins) }
+        let recipients = try to.map { try contactOrFile($0, option: "--to", pins: pins) }
         let checked = try compose.checkedAttachments()
         let text = try compose.text()
         let outputURL: URL?
@@ -217,6 +197,27 @@ extension WireAttachments {
                         summary: "\(info.name) (\(formatBytes(UInt64(bytes.count)))): compressed to \(formatBytes(UInt64(stored.count)))",
                         imageReport: nil, compressionReport: ["file": checked.path, "originalBytes": bytes.count, "sentBytes": stored.count])
     }
+}
+
+/// The key `value` names, as `seal --to` and `open --from` take it: the pinned contact's when it
+/// is a pinned contact's name, else the identity file at that path. A name that is also a file
+/// here holding another key is refused rather than guessed at.
+func contactOrFile(_ value: String, option: String, pins: ContactPins) throws -> IdentityBundle {
+    let name = try? IdentityName(value)
+    var isFolder: ObjCBool = false
+    let isFile = FileManager.default.fileExists(atPath: value, isDirectory: &isFolder) && !isFolder.boolValue
+    guard let name, let pinned = try pins.pinned(name) else {
+        if let name, !isFile, !FileManager.default.fileExists(atPath: value) {
+            throw CLIFailure(.failure, "\(name) is not among your pinned contacts, and there is no identity file \(value) here: pin \(name)'s key with `secmail lookup \(name)`, or give the file \(name)'s `secmail export` wrote\(pins.suggestion(for: name))")
+        }
+        return try loadBundle(value)
+    }
+    guard isFile else { return pinned }
+    let file = try loadBundle(value)
+    guard file == pinned else {
+        throw CLIFailure(.failure, "\(option) \(value) names your pinned contact \(name) and also the file \(value) here, which holds another key (\(file.fingerprint.grouped)): give ./\(value) for the file's key, or move the file away for the contact's")
+    }
+    return pinned
 }
 
 /// Reads an identity bundle file (armored or binary).
