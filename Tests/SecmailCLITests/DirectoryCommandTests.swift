@@ -136,6 +136,30 @@ import Testing
         #expect(await commands.stop(relay.process) == 0)
     }
 
+    /// `contacts --forget` removes a pin and its comparison, after checking every name; one's own
+    /// key stays. The next lookup pins on first use again.
+    @Test func aForgottenContactIsPinnedAfreshOnFirstUse() async throws {
+        let (_, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("forget")
+        defer { relay.process.terminate() }
+        await #expect(try alice.run(["lookup", "bob"]).status == 0)
+        let fingerprint = try #require(try JSONSerialization.jsonObject(with: Data(try await bob.run(["whoami", "--json"]).stdout.utf8)) as? [String: Any])["fingerprint"] as? String
+        await #expect(try alice.run(["trust", "bob", "--fingerprint", fingerprint ?? ""]).status == 0)
+        let contacts = alice.home.appendingPathComponent("contacts", isDirectory: true)
+
+        let own = try await alice.run(["contacts", "--forget", "bob", "--forget", "alice"])
+        #expect(own.status == 1 && own.stderr.contains("alice is you: your own key stays pinned"), "\(own.stderr)")
+        let typo = try await alice.run(["contacts", "--forget", "bobb"])
+        #expect(typo.status == 1 && typo.stderr.contains("bobb is not among your pinned contacts, so nothing was removed; did you mean bob?"), "\(typo.stderr)")
+        #expect(FileManager.default.fileExists(atPath: contacts.appendingPathComponent("bob.id").path))
+
+        let forgotten = try await alice.run(["contacts", "--forget", "bob"])
+        #expect(forgotten.status == 0 && forgotten.stderr.contains("Forgot the pin of bob (key version 1"), "\(forgotten.stderr)")
+        for file in ["bob.id", "bob.compared"] { #expect(!FileManager.default.fileExists(atPath: contacts.appendingPathComponent(file).path)) }
+        #expect(FileManager.default.fileExists(atPath: contacts.appendingPathComponent("alice.id").path))
+        let again = try await alice.run(["lookup", "bob", "--json"])
+        #expect(again.stdout.contains("\"pinned\" : \"new\""), "\(again.stdout) \(again.stderr)")
+    }
+
     /// Rotation as users do it, and a relay that forges a rotation: contacts stop at it, the
     /// owner's audit names it, and only `trust` with the compared fingerprint gets past it.
     /// A first contact can rest on what `secmail relay` prints instead of a CA file: the register

@@ -80,6 +80,23 @@ public struct ContactPins: Sendable {
         }
     }
 
+    /// Removes the pin of `name` and the record of its comparison (that first: a crash in between
+    /// leaves a pin taken on first use, never a comparison without its pin); returns the key that
+    /// was pinned, nil when none was.
+    public func forget(_ name: IdentityName) throws -> IdentityBundle? {
+        guard let pinned = try pinned(name) else { return nil }
+        for file in [comparisonFile(name), directory.appendingPathComponent("\(name.value).id")]
+        where FileManager.default.fileExists(atPath: file.path) {
+            do {
+                try FileManager.default.removeItem(at: file)
+            } catch {
+                throw ClientError(.io, "cannot remove \(file.path): \(error.localizedDescription)")
+            }
+        }
+        try FileSystem.synchronize(directory)
+        return pinned
+    }
+
     /// Whether the pinned `bundle`'s fingerprint, or one it rotated from, was compared.
     public func trust(of bundle: IdentityBundle) -> Trust {
         guard let data = try? FileSystem.read(comparisonFile(bundle.name)) else { return .firstUse }

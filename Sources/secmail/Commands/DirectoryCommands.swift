@@ -247,15 +247,28 @@ struct TrustCommand: AsyncParsableCommand {
 struct ContactsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "contacts",
-        abstract: "List the contacts whose keys you have pinned, and whether you compared each fingerprint.")
+        abstract: "List the contacts whose keys you have pinned, and whether you compared each fingerprint.",
+        discussion: """
+            --forget removes a contact's pin (and the record that you compared it): the next \
+            `lookup`, `send` or `read` of that name pins the key the relay's log shows then, on \
+            first use. Mail kept from them still opens with the key that verified it.
+            """)
 
     @Flag(name: .long, help: "Print the list as JSON on standard output.")
     var json = false
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Remove this contact's pin; repeat for several.", valueName: "name"),
+            completion: HomeOptions.contactNames)
+    var forget: [String] = []
 
     @OptionGroup var homeOptions: HomeOptions
 
     func run() async throws {
         let pins = try ContactPins(home: homeOptions.secmailHome)
+        if !forget.isEmpty {
+            try forgetPins(pins)
+            return
+        }
         let contacts = try pins.all()
         // One's own key is pinned at registration (so that mail to oneself verifies): listed as
         // such, not as a contact whose fingerprint someone compared.
@@ -288,6 +301,29 @@ struct ContactsCommand: AsyncParsableCommand {
                 let name = contact.name.value.padding(toLength: width, withPad: " ", startingAt: 0)
                 Terminal.output("\(name)  key version \(contact.keyVersion)  \(contact.fingerprint.grouped)  \(trust)\n")
             }
+        }
+    }
+}
+
+extension ContactsCommand {
+    /// Removes the pins `--forget` names, after checking every name: one's own key, or a name not
+    /// pinned, removes nothing.
+    private func forgetPins(_ pins: ContactPins) throws {
+        let own = try? Keystore(home: pins.home).currentBundle().name
+        var names: [IdentityName] = []
+        for text in forget {
+            let name = try userInput { try IdentityName(text) }
+            guard name != own else {
+                throw CLIFailure(.failure, "\(name) is you: your own key stays pinned (mail you send yourself verifies with it); nothing was removed")
+            }
+            guard try pins.pinned(name) != nil else {
+                throw CLIFailure(.failure, "\(name) is not among your pinned contacts, so nothing was removed\(pins.suggestion(for: name))")
+            }
+            if !names.contains(name) { names.append(name) }
+        }
+        for name in names {
+            guard let forgotten = try pins.forget(name) else { continue }
+            Terminal.info("Forgot the pin of \(name) (key version \(forgotten.keyVersion), \(forgotten.fingerprint.grouped)); the next lookup, send or read of \(name) pins the key the log shows then, on first use.")
         }
     }
 }
