@@ -38,9 +38,18 @@ struct HomeOptions: ParsableArguments {
     /// Shell completion of a contact's name (`secmail send b<Tab>`): the pinned contacts of the
     /// home that the words typed so far name with --home, else the default one.
     static let contactNames = CompletionKind.custom { words, _, prefix in
+        ContactPins(home: completionHome(words)).names().map(\.value).filter { $0.hasPrefix(prefix) }
+    }
+
+    /// Shell completion of the id of a message kept in the home (`secmail reply 9f<Tab>`).
+    static let keptMessageIDs = CompletionKind.custom { words, _, prefix in
+        KeptMail(home: completionHome(words)).keptIDs(startingWith: prefix).map(\.hex).sorted()
+    }
+
+    /// The home the words typed so far name with --home, else the default one.
+    private static func completionHome(_ words: [String]) -> SecmailHome {
         let given = words.firstIndex(of: "--home").flatMap { words.indices.contains($0 + 1) ? words[$0 + 1] : nil }
-        let home = given.map { SecmailHome(url: URL(fileURLWithPath: $0, isDirectory: true)) } ?? SecmailHome.resolve()
-        return ContactPins(home: home).names().map(\.value).filter { $0.hasPrefix(prefix) }
+        return given.map { SecmailHome(url: URL(fileURLWithPath: $0, isDirectory: true)) } ?? SecmailHome.resolve()
     }
 }
 

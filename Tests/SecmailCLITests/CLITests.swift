@@ -456,6 +456,12 @@ import Testing
         #expect(try complete(["secmail", "send", "--home", home.path, "b"]) == ["bea", "bob"])
         #expect(try complete(["secmail", "lookup", "--home", home.path, ""]) == ["bea", "bob", "carol"])
         #expect(try complete(["secmail", "trust", "--home", home.path, "c"]) == ["carol"])
+        // reply completes the ids of the messages kept in the home.
+        let received = home.appendingPathComponent("received", isDirectory: true)
+        try FileManager.default.createDirectory(at: received, withIntermediateDirectories: true)
+        let ids = ["9f" + String(repeating: "0", count: 30), "9e" + String(repeating: "1", count: 30), "12" + String(repeating: "2", count: 30)]
+        for id in ids { try Data().write(to: received.appendingPathComponent("\(id).sm")) }
+        #expect(try complete(["secmail", "reply", "--home", home.path, "9"]) == [ids[1], ids[0]])
     }
 
     /// The same file attached twice (by another path to it too) travels once; a copy under

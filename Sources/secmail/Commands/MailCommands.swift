@@ -78,7 +78,7 @@ struct ReplyCommand: AsyncParsableCommand {
             Otherwise the reply is sent as `secmail send` sends.
             """)
 
-    @Argument(help: ArgumentHelp("The message's id, or its first 4 or more digits.", valueName: "id"))
+    @Argument(help: ArgumentHelp("The message's id, or its first 4 or more digits.", valueName: "id"), completion: HomeOptions.keptMessageIDs)
     var id: String
 
     @Flag(name: .long, help: "Reply to every recipient of the message this home can name, not only its sender.")
