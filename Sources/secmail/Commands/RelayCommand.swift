@@ -254,22 +254,30 @@ struct RelayStatusCommand: AsyncParsableCommand {
         defer { data.database.close() }
         let status = try RelayStatus.read(data, certificateFile: cert.map { URL(fileURLWithPath: $0) })
         if json {
-            var fields: [String: Any] = [
-                "origin": status.origin, "logKey": status.logVerifierKey, "database": status.databaseLocation,
-                "logEntries": status.logEntries, "names": status.names, "keyVersions": status.keyVersions,
-                "messages": status.messages, "messageBytes": status.messageBytes, "waiting": status.waiting,
-                "mailboxesHoldingMail": status.mailboxesHoldingMail, "unusedInvites": status.unusedInvites,
-                "activeSessions": status.activeSessions,
-            ]
-            fields["databaseBytes"] = status.databaseBytes
-            fields["availableBytes"] = status.availableBytes
-            fields["lastLogEntryTime"] = status.lastLogEntryAt
-            fields["oldestMessageTime"] = status.oldestMessageAt
-            fields["fullestMailbox"] = status.fullestMailbox.map { ["name": $0.name, "bytes": $0.bytes] as [String: Any] }
-            fields["certificate"] = status.certificate.map { ["file": $0.file, "tlsKeyPin": $0.keyPin, "notAfter": $0.notAfter] as [String: Any] }
-            try Terminal.output(jsonText(fields))
-            return
+            try printJSON(status)
+        } else {
+            printTable(status)
         }
+    }
+
+    private func printJSON(_ status: RelayStatus) throws {
+        var fields: [String: Any] = [
+            "origin": status.origin, "logKey": status.logVerifierKey, "database": status.databaseLocation,
+            "logEntries": status.logEntries, "names": status.names, "keyVersions": status.keyVersions,
+            "messages": status.messages, "messageBytes": status.messageBytes, "waiting": status.waiting,
+            "mailboxesHoldingMail": status.mailboxesHoldingMail, "unusedInvites": status.unusedInvites,
+            "activeSessions": status.activeSessions,
+        ]
+        fields["databaseBytes"] = status.databaseBytes
+        fields["availableBytes"] = status.availableBytes
+        fields["lastLogEntryTime"] = status.lastLogEntryAt
+        fields["oldestMessageTime"] = status.oldestMessageAt
+        fields["fullestMailbox"] = status.fullestMailbox.map { ["name": $0.name, "bytes": $0.bytes] as [String: Any] }
+        fields["certificate"] = status.certificate.map { ["file": $0.file, "tlsKeyPin": $0.keyPin, "notAfter": $0.notAfter] as [String: Any] }
+        try Terminal.output(jsonText(fields))
+    }
+
+    private func printTable(_ status: RelayStatus) {
         var database = status.databaseLocation + (status.databaseBytes.map { " (\(formatBytes($0)))" } ?? "")
         if let free = status.availableBytes, dataOptions.database == nil { database += "; \(formatBytes(free)) free" }
         let newest = status.lastLogEntryAt.map { ", the newest \(HumanTime.describe($0))" } ?? ""
