@@ -127,6 +127,10 @@ import Testing
         let first = try await alice.run(["send", "bob", "-m", "one"])
         #expect(first.status == 0 && first.stderr.contains("Pinned bob's key on first use"), "\(first.stderr)")
         let firstID = first.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        // Mail from someone not yet pinned stands out in the inbox.
+        await #expect(try inbox(bob).map { $0["contact"] as? Bool } == [false])
+        let unknownSender = try await bob.run(["inbox"]).stdout
+        #expect(unknownSender.contains("  alice  ") && unknownSender.hasSuffix("  (not among your contacts)\n"), "\(unknownSender)")
         let readFirst = try await bob.run(["read", firstID])
         #expect(readFirst.status == 0 && readFirst.stderr.contains("Pinned alice's key on first use"), "\(readFirst.stderr)")
         await #expect(try contacts(bob)["alice"]?["trust"] as? String == "firstUse")
@@ -145,6 +149,8 @@ import Testing
         await #expect(try contacts(alice)["alice"]?["keyVersion"] as? Int == 2)
         let second = try await alice.run(["send", "bob", "-m", "two"])
         let secondID = second.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        await #expect(try inbox(bob).map { $0["contact"] as? Bool } == [true])
+        await #expect(try !bob.run(["inbox"]).stdout.contains("not among your contacts"))
         let readSecond = try await bob.run(["read", secondID])
         #expect(readSecond.status == 0 && readSecond.stderr.contains("alice rotated keys from version 1 to 2"), "\(readSecond.stderr)")
         // Both read: the empty mailbox is an empty JSON array, on one line.

@@ -192,7 +192,7 @@ struct InboxCommand: AsyncParsableCommand {
         commandName: "inbox",
         abstract: "List the messages waiting for you on your relay.")
 
-    @Flag(name: .long, help: "Print a JSON array of {id, from, time, size, readBefore} on standard output.")
+    @Flag(name: .long, help: "Print a JSON array of {id, from, time, size, readBefore, contact} on standard output.")
     var json = false
 
     @Flag(name: .long, help: """
@@ -230,9 +230,12 @@ struct InboxCommand: AsyncParsableCommand {
         // serves it again): `read` opens the kept copy, and `read --all` deletes the relay's.
         let kept = KeptMail(home: keystore.home)
         let readBefore = Set(messages.map(\.id).filter { id in (try? MessageID(hex: id)).map(kept.hasReceivedCopy) ?? false })
+        // Mail from someone whose key is not pinned here stands out before it is read.
+        let contacts = Set(ContactPins(home: keystore.home).names().map(\.value))
         if json {
             try Terminal.output(jsonText(messages.map {
-                ["id": $0.id, "from": $0.from, "time": $0.time, "size": $0.size, "readBefore": readBefore.contains($0.id)] as [String: Any]
+                ["id": $0.id, "from": $0.from, "time": $0.time, "size": $0.size, "readBefore": readBefore.contains($0.id),
+                 "contact": contacts.contains($0.from)] as [String: Any]
             }))
         } else if messages.isEmpty {
             Terminal.info("No messages.")
@@ -243,7 +246,8 @@ struct InboxCommand: AsyncParsableCommand {
             for message in messages {
                 // The id and sender are the relay's words: shown neutralised.
                 let line = "\(message.id)  \(message.from)  \(HumanTime.describe(Int64(message.time)))  \(formatBytes(UInt64(message.size)))"
-                Terminal.output(TerminalText.neutralised(line) + (readBefore.contains(message.id) ? "  (read before)" : "") + "\n")
+                let mark = readBefore.contains(message.id) ? "  (read before)" : contacts.contains(message.from) ? "" : "  (not among your contacts)"
+                Terminal.output(TerminalText.neutralised(line) + mark + "\n")
             }
             if !readBefore.isEmpty {
                 Terminal.info("A message read before is opened from its kept copy; `secmail read --all` deletes the relay's copy.")
