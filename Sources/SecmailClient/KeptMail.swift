@@ -94,7 +94,7 @@ public struct KeptMail: Sendable {
     /// and with `all` its other recipients this home can name (this home left out); for a message
     /// sent from here, its recipients again (this home left out). `leftOut` counts the
     /// recipients a reply to all cannot name (their keys are no pinned contact's). Nil when no
-    /// copy of `id` is kept here.
+    /// copy of `id` that `read` opens is kept here.
     public func replyRecipients(to id: MessageID, all: Bool) throws -> (names: [IdentityName], leftOut: Int)? {
         let keystore = Keystore(home: home)
         let own = try keystore.currentBundle().name
@@ -109,10 +109,6 @@ public struct KeptMail: Sendable {
             return ([header.senderName] + rest, recipients.unnamed)
         }
         if let key = try sentCopyKey(for: id) { return (others(key.recipientNames), 0) }
-        if let header = sentCopyWithoutKey(id) {
-            let recipients = try MessageRecipients(of: header, keystore: keystore)
-            return (others(recipients.contacts), recipients.unnamed)
-        }
         return nil
     }
 
