@@ -33,7 +33,7 @@ let package = Package(
         // TLS 1.3 on the system OpenSSL as a SwiftNIO channel handler, client and server.
         .target(
             name: "SecmailTLS",
-            dependencies: ["COpenSSL", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["COpenSSL", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
         // libpng, libjpeg-turbo, libdeflate, zopfli, zlib and libjxl (Debian: libpng-dev,
         // libjpeg62-turbo-dev, libdeflate-dev, libzopfli-dev, zlib1g-dev, libjxl-dev)

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import PostgresNIO
+import SecmailTLS
 
 /// One PostgreSQL transaction as a `StorageTransaction`, on a thread of `PostgresEngine` that
 /// waits for each answer. Portable statements' `?` placeholders become `$1`, `$2`, …; integers
@@ -86,23 +87,7 @@ struct PostgresTransaction: StorageTransaction {
             return (info[.message] ?? "an error") + state
         }
         guard let underlying = error.underlying else { return "the connection to \(address) failed (\(error.code))" }
-        return "the connection to \(address) failed (\(connectFailure(underlying)))"
-    }
-
-    /// Why a connection could not be made, in words: "connection refused", not NIO's
-    /// `SingleConnectionFailure(target: …) (errno: 111)`.
-    private static func connectFailure(_ error: any Error) -> String {
-        switch error {
-        case let error as NIOConnectionError:
-            guard let failure = error.connectionErrors.first else { return "the host name does not resolve" }
-            return connectFailure(failure.error)
-        case ChannelError.connectTimeout(let timeout):
-            return "no answer within \(timeout.nanoseconds / 1_000_000_000) s"
-        case let error as IOError:
-            return String(cString: strerror(error.errnoCode)).lowercased()
-        default:
-            return "\(error)"
-        }
+        return "the connection to \(address) failed (\(ConnectFailure.describe(underlying) ?? "\(underlying)"))"
     }
 
     /// Whether `error` came from PostgreSQL or the connection to it (not from the transaction's

@@ -1,6 +1,5 @@
 import Foundation
 import NIOCore
-import NIOPosix
 import SecmailAPI
 import SecmailTLS
 
@@ -39,7 +38,7 @@ struct TransportFailure {
     init(_ error: Error, relay: String, trust: RelayKeyTrust) {
         switch error {
         case RelayTransportError.cannotConnect(let cause):
-            self.init(.relayUnreachable, "cannot reach the relay at \(relay) (\(Self.connectFailure(cause)))", advice: "is it running, and is the address right?")
+            self.init(.relayUnreachable, "cannot reach the relay at \(relay) (\(ConnectFailure.describe(cause) ?? "the connection failed"))", advice: "is it running, and is the address right?")
         case _ where RelayTransportError.meansClosedBeforeAnswer(error):
             self = Self.closedBeforeAnswer(relay)
         case RelayTransportError.closedDuringAnswer:
@@ -57,7 +56,7 @@ struct TransportFailure {
         case let error as IOError where [ECONNRESET, EPIPE].contains(error.errnoCode):
             self.init(.relayUnreachable, "the relay at \(relay) reset the connection", advice: "try again")
         case let error as IOError:
-            self.init(.relayUnreachable, "the connection to the relay at \(relay) failed (\(String(cString: strerror(error.errnoCode)).lowercased()))", advice: "try again")
+            self.init(.relayUnreachable, "the connection to the relay at \(relay) failed (\(ConnectFailure.describe(error) ?? "\(error.errnoCode)"))", advice: "try again")
         default:
             self.init(.relayUnreachable, "the connection to the relay at \(relay) failed", advice: "try again")
         }
@@ -82,23 +81,6 @@ struct TransportFailure {
             TransportFailure(.relayUnreachable, "the relay at \(relay) did not complete the TLS handshake in time", advice: "is it a secmail relay, and is it overloaded?")
         case .handshakeFailed, .protocolError, .invalidConfiguration:
             TransportFailure(.relayUnreachable, "TLS with the relay at \(relay) failed (\(error.reason))", advice: "is it a secmail relay speaking TLS 1.3?")
-        }
-    }
-
-    /// Why a connection could not be made, in a few words (`connection refused`).
-    private static func connectFailure(_ error: Error) -> String {
-        switch error {
-        case let error as NIOConnectionError:
-            if let failure = error.connectionErrors.first {
-                return connectFailure(failure.error)
-            }
-            return "its name does not resolve"
-        case ChannelError.connectTimeout:
-            return "no answer within 10 s"
-        case let error as IOError:
-            return String(cString: strerror(error.errnoCode)).lowercased()
-        default:
-            return "the connection failed"
         }
     }
 }
