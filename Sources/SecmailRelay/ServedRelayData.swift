@@ -17,7 +17,7 @@ public struct ServedRelayData: Sendable {
         guard let logKey = try PreparedRelay.loadLogKey(at: directory.appendingPathComponent("log-key.ed25519")) else {
             throw RelayError(.invalidRequest, "\(directory.path) is not a relay's data directory (it holds no log key): give the --data the relay serves; a relay makes its directory when it first starts")
         }
-        guard let storedOrigin = FileManager.default.contents(atPath: directory.appendingPathComponent("origin").path) else {
+        guard let origin = try RelayOrigin.stored(in: directory) else {
             throw RelayError(.invalidRequest, "\(directory.path) holds no origin file: no relay has served from it yet (a relay records its log origin there when it starts)")
         }
         let sqliteFile = directory.appendingPathComponent("relay.sqlite")
@@ -26,7 +26,7 @@ public struct ServedRelayData: Sendable {
         }
         self.directory = directory
         self.logKey = logKey
-        origin = String(decoding: storedOrigin, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        self.origin = origin
         database = try postgres.map { try RelayDatabase(postgres: $0, migrating: false) } ?? RelayDatabase(path: sqliteFile.path, migrating: false)
     }
 

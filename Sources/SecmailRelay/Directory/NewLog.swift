@@ -28,7 +28,7 @@ public enum NewLog {
     /// must be stopped (its `relay.lock` is taken). Ends the data directory's backup mark.
     public static func start(in data: URL, postgres: PostgresAddress?, origin requested: String?) throws -> Started {
         let originFile = data.appendingPathComponent("origin"), keyFile = data.appendingPathComponent("log-key.ed25519")
-        guard let stored = FileManager.default.contents(atPath: originFile.path), FileManager.default.fileExists(atPath: keyFile.path) else {
+        guard let previousOrigin = try RelayOrigin.stored(in: data), FileManager.default.fileExists(atPath: keyFile.path) else {
             throw RelayError(.invalidRequest, "\(data.path) holds no relay log yet (no origin and log-key.ed25519): a relay starts its first log itself")
         }
         let (lock, holder) = try ExclusiveFileLock.acquire(data.appendingPathComponent("relay.lock").path)
@@ -37,7 +37,6 @@ public enum NewLog {
         }
         defer { withExtendedLifetime(lock) {} }
         ExclusiveFileLock.restrictNewFilesToOwner()
-        let previousOrigin = String(decoding: stored, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         let origin = requested ?? successor(of: previousOrigin)
         try RelayOrigin.validate(origin, source: requested == nil ? "the next origin" : "--origin")
         guard origin != previousOrigin else {

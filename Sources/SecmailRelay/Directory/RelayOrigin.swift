@@ -16,9 +16,7 @@ enum RelayOrigin {
                         defaultOrigin: () -> String) throws -> String {
         let file = dataDirectory.appendingPathComponent("origin")
         let logExists = try database.read { db in try LogStore.currentSize(db) > 0 }
-        if let stored = FileManager.default.contents(atPath: file.path) {
-            let origin = String(decoding: stored, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            try validate(origin, source: file.path)
+        if let origin = try stored(in: dataDirectory) {
             guard let requested, requested != origin else { return origin }
             guard !logExists, database.kind != .postgres else {
                 throw RelayError(.invalidRequest, """
@@ -34,6 +32,15 @@ enum RelayOrigin {
         let origin = requested ?? (logExists ? legacyOrigin : defaultOrigin())
         try validate(origin, source: requested == nil ? "the default origin" : "--origin")
         try store(origin, in: file)
+        return origin
+    }
+
+    /// The origin kept in `dataDirectory`'s `origin` file, checked; nil when there is no file.
+    static func stored(in dataDirectory: URL) throws -> String? {
+        let file = dataDirectory.appendingPathComponent("origin")
+        guard let stored = FileManager.default.contents(atPath: file.path) else { return nil }
+        let origin = String(decoding: stored, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        try validate(origin, source: file.path)
         return origin
     }
 
