@@ -76,6 +76,11 @@ public struct PreparedRelay: Sendable {
     public let logVerifierKey: String
     /// The SQLite file, or the PostgreSQL database (without its password).
     public var databaseLocation: String { services.directory.database.location }
+    /// The migrations this start applied to a database an older relay left (none for a new one).
+    public var upgradeMigrations: [String] {
+        let database = services.directory.database
+        return database.isNew ? [] : database.appliedMigrations
+    }
 
     /// Creates on first start (and reuses afterwards) the data directory (0700), the database,
     /// the Ed25519 log key (`log-key.ed25519`, 0600), the log origin (`origin`) and, without a

@@ -192,19 +192,32 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
                 "\(human.stderr)")
         #expect(await stop(relay.process) == 0)
 
-        // A database without this build's last migration (as an older relay serving it left it)
-        // is refused, not migrated under that relay.
+        // The database as a relay from before V010 left it (the column V010 drops, and no record
+        // of V010) is refused, not migrated under that relay.
         let file = data.appendingPathComponent("relay.sqlite").path
-        let last = try #require(try await RelayDatabase(path: file).write { db in
-            let last = try db.fetchOne(String.self, "SELECT MAX(name) FROM schema_migrations")
-            try db.execute("DELETE FROM schema_migrations WHERE name = ?", [last ?? ""])
-            return last
-        })
+        let last = "V010__envelope_hash_dropped"
+        try await RelayDatabase(path: file).write { db in
+            try db.execute("ALTER TABLE envelopes ADD COLUMN sha256 BLOB")
+            try db.execute("DELETE FROM schema_migrations WHERE name = ?", [last])
+        }
         let older = try await runSecmail(["relay", "status", "--data", data.path], environment: [:])
         #expect(older.status == 1 && older.stderr.contains("lacks migration \(last)") && older.stdout.isEmpty, "\(older.stderr)")
         let inviteForOlder = try await runSecmail(["relay", "invite", "--data", data.path], environment: [:])
         #expect(inviteForOlder.status == 1 && inviteForOlder.stderr.contains("lacks migration \(last)"), "\(inviteForOlder.stderr)")
         #expect(throws: RelayError.self) { try RelayDatabase(path: file, migrating: false) }
+
+        // The relay of this version migrates it when it starts, and says so (an operator
+        // upgrading learns that there is no going back to the older relay); then status reads it.
+        let upgraded = try await startRelay(data: data)
+        #expect(upgraded.output.text.contains("migrated:       \(last) (an older relay cannot serve it now)"), "\(upgraded.output.text)")
+        let afterUpgrade = try await runSecmail(["relay", "status", "--data", data.path], environment: [:])
+        #expect(afterUpgrade.status == 0 && afterUpgrade.stdout.contains("1 message ("), "\(afterUpgrade.stderr)")
+        #expect(await stop(upgraded.process) == 0)
+        // A start that migrated nothing says nothing of migrations; neither did the first start,
+        // which created the database.
+        let again = try await startRelay(data: data)
+        #expect(!again.output.text.contains("migrated:") && !relay.output.text.contains("migrated:"), "\(again.output.text)")
+        #expect(await stop(again.process) == 0)
     }
 
     /// A file in envelopes/ without a committed row may be a deposit between its rename and its

@@ -35,8 +35,11 @@ import Testing
         let directory = try makeTemporaryDirectory("relay-db")
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("relay.sqlite").path
-        for _ in 0..<2 {
+        for opening in 0..<2 {
             let database = try RelayDatabase(path: path)
+            // The first opening creates every table; the second has nothing to apply.
+            #expect(database.appliedMigrations == (opening == 0 ? SchemaMigrations.sqlite.map(\.name) : []))
+            #expect(database.isNew == (opening == 0))
             let (journal, readerSynchronous, applied, hasNodes) = try await database.read { db in
                 (try db.fetchOne(String.self, "PRAGMA journal_mode"), try db.fetchOne(Int.self, "PRAGMA synchronous"),
                  try db.fetchOne(Int.self, "SELECT COUNT(*) FROM schema_migrations"),
@@ -126,6 +129,7 @@ import Testing
             }
         }
         let upgraded = try RelayDatabase(path: path)
+        #expect(upgraded.appliedMigrations == ["V010__envelope_hash_dropped"] && !upgraded.isNew)
         let (columns, rows) = try await upgraded.read { db in
             (try db.fetchAll(String.self, "SELECT name FROM pragma_table_info('envelopes') ORDER BY cid"),
              try db.fetchRows("SELECT envelope_id, received_at, inline_data FROM envelopes ORDER BY envelope_id")

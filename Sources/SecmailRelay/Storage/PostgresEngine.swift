@@ -3,7 +3,6 @@ import Logging
 import NIOCore
 import NIOPosix
 import PostgresNIO
-import SecmailMigrations
 
 /// PostgreSQL (through PostgresNIO) shared by any number of relay processes. Every write
 /// transaction first takes one transaction-scoped advisory lock, so the writes of all relays
@@ -28,18 +27,15 @@ final class PostgresEngine: StorageEngine {
             name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, applied_at BIGINT NOT NULL)
         """
 
-    init(address: PostgresAddress, connections: Int = 8, migrating: Bool = true) throws {
+    /// Connects to the database `address` names and checks that its commits are durable;
+    /// `RelayDatabase` migrates it.
+    init(address: PostgresAddress, connections: Int = 8) throws {
         self.address = address
         slots = ConnectionSlots(address: address, count: connections)
         threads = NIOThreadPool(numberOfThreads: connections)
         threads.start()
         do {
             try assertDurableCommits()
-            if migrating {
-                try write { db in try SchemaMigrator.migrate(db, migrations: SchemaMigrations.postgres, historyTable: Self.historyTable) }
-            } else {
-                try read { db in try SchemaMigrator.check(db, migrations: SchemaMigrations.postgres) }
-            }
         } catch {
             close()
             throw error

@@ -12,21 +12,43 @@ public final class RelayDatabase: Sendable {
     public let kind: Kind
     /// The SQLite file's path, or the PostgreSQL server and database (never a password).
     public let location: String
+    /// The migrations this opening applied, oldest first: all of them for a new database, the
+    /// newer ones for a database an older relay left, none otherwise (or when not `migrating`).
+    public let appliedMigrations: [String]
+    /// Whether this opening created the schema (a new database: every migration applied).
+    public let isNew: Bool
 
     /// Opens (creating if needed) the SQLite database at `path` and applies pending migrations;
     /// with `migrating` false, refuses one that has migrations pending instead (`SchemaMigrator.check`).
-    public init(path: String, migrating: Bool = true) throws {
-        engine = try SQLiteEngine(path: path, migrating: migrating)
-        kind = .sqlite
-        location = path
+    public convenience init(path: String, migrating: Bool = true) throws {
+        try self.init(engine: SQLiteEngine(path: path), kind: .sqlite, location: path, migrations: SchemaMigrations.sqlite,
+                      historyTable: SQLiteEngine.historyTable, migrating: migrating)
     }
 
     /// Connects to the PostgreSQL database `address` names and applies pending migrations (or,
     /// with `migrating` false, refuses a database that has some).
-    public init(postgres address: PostgresAddress, migrating: Bool = true) throws {
-        engine = try PostgresEngine(address: address, migrating: migrating)
-        kind = .postgres
-        location = address.description
+    public convenience init(postgres address: PostgresAddress, migrating: Bool = true) throws {
+        try self.init(engine: PostgresEngine(address: address), kind: .postgres, location: address.description,
+                      migrations: SchemaMigrations.postgres, historyTable: PostgresEngine.historyTable, migrating: migrating)
+    }
+
+    private init(engine: any StorageEngine, kind: Kind, location: String, migrations: [SchemaMigrations.Migration],
+                 historyTable: String, migrating: Bool) throws {
+        do {
+            if migrating {
+                appliedMigrations = try engine.write { db in try SchemaMigrator.migrate(db, migrations: migrations, historyTable: historyTable) }
+            } else {
+                try engine.read { db in try SchemaMigrator.check(db, migrations: migrations) }
+                appliedMigrations = []
+            }
+        } catch {
+            engine.close()
+            throw error
+        }
+        isNew = appliedMigrations.count == migrations.count
+        self.engine = engine
+        self.kind = kind
+        self.location = location
     }
 
     public enum Kind: String, Sendable {
@@ -87,10 +109,13 @@ extension StorageEngine {
 /// database whose recorded history is not a prefix of this build's (an edited migration, or a
 /// database written by a newer relay).
 enum SchemaMigrator {
-    static func migrate(_ db: any StorageTransaction, migrations: [SchemaMigrations.Migration], historyTable: String) throws {
+    /// Returns the names of the migrations it applied.
+    @discardableResult
+    static func migrate(_ db: any StorageTransaction, migrations: [SchemaMigrations.Migration], historyTable: String) throws -> [String] {
         try db.executeScript(historyTable)
         let applied = try checkedHistory(db, migrations: migrations)
-        for migration in migrations.dropFirst(applied) {
+        let pending = migrations.dropFirst(applied)
+        for migration in pending {
             let actual = hexEncoded(SHA256.hash(Array(migration.sql.utf8)))
             guard actual == migration.sha256 else {
                 throw RelayError(.schemaMismatch, "migration \(migration.name) does not match its recorded checksum; shipped migrations must never change")
@@ -99,6 +124,7 @@ enum SchemaMigrator {
             try db.execute("INSERT INTO schema_migrations (name, sha256, applied_at) VALUES (?, ?, ?)",
                            [migration.name, migration.sha256, Int64(Date().timeIntervalSince1970)])
         }
+        return pending.map(\.name)
     }
 
     /// Checks, changing nothing, that the database has exactly this build's migrations: for a tool

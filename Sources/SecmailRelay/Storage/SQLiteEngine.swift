@@ -1,7 +1,6 @@
 import Foundation
 import GRDB
 import SecmailCrypto
-import SecmailMigrations
 
 /// The embedded engine: one SQLite file (system libsqlite3 through GRDB) in WAL mode, with
 /// synchronous=FULL on every connection so that a commit is on disk before the relay
@@ -14,9 +13,8 @@ final class SQLiteEngine: StorageEngine {
     /// syncs it only at checkpoints, so the last commits may be lost on power failure).
     static let fullSynchronous = 2
 
-    /// Opens (creating if needed) the database at `path` and applies pending migrations, or with
-    /// `migrating` false checks that none are pending.
-    init(path: String, migrating: Bool) throws {
+    /// Opens (creating if needed) the database at `path`; `RelayDatabase` migrates it.
+    init(path: String) throws {
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(5)
@@ -40,11 +38,6 @@ final class SQLiteEngine: StorageEngine {
         try assertFullSynchronous()
         // Only the relay reads its database (SQLite gives the -wal and -shm files the same mode).
         try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
-        if migrating {
-            try write { db in try SchemaMigrator.migrate(db, migrations: SchemaMigrations.sqlite, historyTable: Self.historyTable) }
-        } else {
-            try read { db in try SchemaMigrator.check(db, migrations: SchemaMigrations.sqlite) }
-        }
     }
 
     /// The table of applied migrations (STRICT, as every table of this engine).

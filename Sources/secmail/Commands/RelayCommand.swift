@@ -210,6 +210,9 @@ struct RelayServeCommand: AsyncParsableCommand {
             var lines = ["secmail relay listening on https://\(urlHost):\(boundPort)",
                          "  data directory: \(dataOptions.dataDirectory.path)",
                          "  database:       \(relay.databaseLocation)"]
+            if !relay.upgradeMigrations.isEmpty {
+                lines.append("  migrated:       \(relay.upgradeMigrations.joined(separator: ", ")) (an older relay cannot serve it now)")
+            }
             if let ca = relay.certificateAuthorityFile {
                 lines.append("  CA file:        \(ca.path)  (development certificate)")
             }
