@@ -159,6 +159,47 @@ import Testing
     }
 }
 
+@Suite struct DiskReservationTests {
+    /// Disk bytes allocated to the file at `path` (st_blocks), whatever its size says.
+    func allocated(_ path: String) -> UInt64 {
+        var info = stat()
+        #expect(stat(path, &info) == 0)
+        return UInt64(info.st_blocks) * 512
+    }
+
+    /// A file created with the length it will reach has its disk blocks reserved ahead of the
+    /// writes, one step (8 MiB) at a time: the first step at once, the next as the writes reach
+    /// it, never past the expected length; its size is always what was written. One created
+    /// without an expected length has nothing allocated before it is written (on a filesystem
+    /// that preallocates, as the test machine's ext4 and tmpfs do).
+    @Test func blocksAreReservedAheadOfTheWritesOneStepAtATime() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("secmail-reserve-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let mib: UInt64 = 1 << 20, step = PositionalFile.reservationStep
+        let path = folder.appendingPathComponent("upload").path
+        let file = try PositionalFile(creatingAtPath: path, expectedLength: 20 * mib)
+        #expect(try file.size() == 0)
+        #expect(allocated(path) >= step && allocated(path) < 2 * step, "\(allocated(path)) bytes allocated at creation")
+
+        let piece = [UInt8](repeating: 0x5a, count: 1 << 20)
+        for _ in 0..<9 { try file.write(piece[...]) }  // 9 MiB: into the second step
+        #expect(try file.size() == 9 * mib)
+        #expect(allocated(path) >= 2 * step && allocated(path) < 20 * mib, "\(allocated(path)) bytes allocated after 9 MiB")
+        for _ in 9..<20 { try file.write(piece[...]) }
+        try file.synchronize()
+        #expect(try file.size() == 20 * mib)
+        #expect(allocated(path) >= 20 * mib && allocated(path) < 21 * mib, "\(allocated(path)) bytes allocated for 20 MiB")
+
+        let plainPath = folder.appendingPathComponent("plain").path
+        let plain = try PositionalFile(creatingAtPath: plainPath)
+        #expect(allocated(plainPath) == 0)
+        try plain.write(piece[...])
+        try plain.synchronize()
+        #expect(try plain.size() == mib)
+    }
+}
+
 @Suite struct SameContentTests {
     /// Files of 2.5 MiB (three reads of a megabyte): the same bytes are the same content; one
     /// byte changed in the last, partial megabyte, or in the first byte, or one byte more, or a

@@ -22,7 +22,7 @@ import Testing
 
         // Pieces as a TLS connection hands them over: odd sizes, some larger than a batch.
         for (round, sizes) in [[1, 16_384, 7], [300_000], [16_384], [65_537, 3, 1_000_000]].enumerated() {
-            let file = try IncomingEnvelopeFile(url: folder.appendingPathComponent("\(round).sm"))
+            let file = try IncomingEnvelopeFile(url: folder.appendingPathComponent("\(round).sm"), declared: envelope.count)
             var offset = 0, index = 0
             while offset < envelope.count {
                 let end = min(envelope.count, offset + sizes[index % sizes.count])

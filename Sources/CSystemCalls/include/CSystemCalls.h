@@ -1,7 +1,7 @@
 // Linux calls that Swift's Glibc module leaves out (they need _GNU_SOURCE or headers it does not
-// import), for the key agent's socket, process hardening, early writeback of large files, moves
-// that never replace a file, reading a secret at the terminal, and the allocator's handling of
-// freed memory.
+// import), for the key agent's socket, process hardening, early writeback and preallocation of
+// large files, moves that never replace a file, reading a secret at the terminal, and the
+// allocator's handling of freed memory.
 // Each returns 0 on success and -1 with errno set on failure, like the calls it wraps.
 #ifndef SECMAIL_CSYSTEMCALLS_H
 #define SECMAIL_CSYSTEMCALLS_H
@@ -31,6 +31,11 @@ int secmail_spawn_close_inherited(void *file_actions);
 /// sync_file_range(SYNC_FILE_RANGE_WRITE): starts writing a file's dirty pages in [offset,
 /// offset + length) to disk without waiting, so that a later fsync waits only for what came after.
 int secmail_start_writeback(int descriptor, off_t offset, off_t length);
+
+/// fallocate(FALLOC_FL_KEEP_SIZE) of [offset, offset + length): allocates the disk blocks of a
+/// part of a file about to be written, leaving its size alone. EOPNOTSUPP where the filesystem
+/// cannot.
+int secmail_reserve_blocks(int descriptor, off_t offset, off_t length);
 
 /// Moves `from` to `to` only if `to` does not exist, in one step: renameat2 with
 /// RENAME_NOREPLACE, or on a filesystem without it (EINVAL) link(2) and then unlink(2) of `from`

@@ -11,8 +11,8 @@ import Synchronization
 /// (page faults on every large buffer) cost more than the cryptography itself.
 public final class PositionalFile: @unchecked Sendable {
     // @unchecked: the descriptor is fixed for the object's life; pread carries its own offset;
-    // the counters of what was written and scheduled belong to the one writer at a time; what
-    // background syncs share with the writer is behind `backgroundSync`.
+    // the counters of what was written, reserved and scheduled belong to the one writer at a
+    // time; what background syncs share with the writer is behind `backgroundSync`.
     private let descriptor: Int32
     public let path: String
     /// Bytes written so far, up to where the kernel was last asked to start writing them to
@@ -20,6 +20,9 @@ public final class PositionalFile: @unchecked Sendable {
     private var written: UInt64 = 0
     private var writebackStarted: UInt64 = 0
     private var dataSyncRequested: UInt64 = 0
+    /// The length the file is expected to reach, and where the disk blocks reserved for it end.
+    private let expectedLength: UInt64
+    private var reservedEnd: UInt64 = 0
     /// The queue a created file's background syncs run on (one at a time; nil for a file only
     /// read or a scratch file, which are never written to disk ahead of time), whether one is
     /// waiting to start, how many ran, and the first one's failure.
@@ -44,6 +47,7 @@ public final class PositionalFile: @unchecked Sendable {
     /// Opens an existing file for reading.
     public init(readingAtPath path: String) throws {
         self.path = path
+        expectedLength = 0
         backgroundSyncs = nil
         descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw systemCallError("cannot open \(path)") }
@@ -56,11 +60,49 @@ public final class PositionalFile: @unchecked Sendable {
     /// queue of its own that never holds up the writer), and the final `synchronize()` waits for
     /// the last few MiB instead of all of it. A `scratch` file, only read back and removed, is
     /// left to the page cache.
-    public init(creatingAtPath path: String, permissions: UInt32 = 0o600, scratch: Bool = false) throws {
+    ///
+    /// With the `expectedLength` the file will reach (a download's or an upload's declared
+    /// length), its disk blocks are reserved ahead of the writes (`reservationStep` at a time,
+    /// the first one here), so that a disk too full for the file fails at once or early, and
+    /// the filesystem finds blocks once a step instead of page by page. Measured on the test
+    /// machine's ext4, 64 MiB written in 256 KiB pieces (writeback started every MiB, then a
+    /// data sync) cost the whole machine 28 ms of CPU, 23–25 with 8 MiB reserved at a time and
+    /// 22–26 with all 64 reserved at once. Step by step, so that a declared length never holds
+    /// more disk than the bytes that came plus one step: a client that declares 256 MiB and
+    /// sends slowly cannot hold the relay's disk with bytes it never sends.
+    public init(creatingAtPath path: String, permissions: UInt32 = 0o600, scratch: Bool = false, expectedLength: UInt64 = 0) throws {
         self.path = path
+        self.expectedLength = expectedLength
         backgroundSyncs = scratch ? nil : DispatchQueue(label: "secmail.positional-file.sync")
         descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(permissions))
         guard descriptor >= 0 else { throw systemCallError("cannot create \(path)") }
+        do {
+            try reserve(through: 0)
+        } catch {
+            unlink(path)  // deinit closes the descriptor
+            throw error
+        }
+    }
+
+    /// How far ahead of the writes disk blocks are reserved, at most.
+    static let reservationStep: UInt64 = 8 << 20
+
+    /// Reserves the disk blocks from where the reservation ends up to the next step past
+    /// `offset`, within `expectedLength`. A filesystem that cannot preallocate is left to
+    /// allocate as it writes.
+    private func reserve(through offset: UInt64) throws {
+        guard reservedEnd < expectedLength, offset >= reservedEnd else { return }
+        let end = min(expectedLength, max(offset, reservedEnd) + Self.reservationStep)
+        while secmail_reserve_blocks(descriptor, off_t(reservedEnd), off_t(end - reservedEnd)) != 0 {
+            switch errno {
+            case EINTR: continue
+            case EOPNOTSUPP, ENOSYS:
+                reservedEnd = expectedLength
+                return
+            default: throw systemCallError("cannot reserve disk space for \(path)")
+            }
+        }
+        reservedEnd = end
     }
 
     deinit {
@@ -129,6 +171,7 @@ public final class PositionalFile: @unchecked Sendable {
 
     /// Writes every byte of `bytes` at the current end of what was written.
     public func write(_ bytes: ArraySlice<UInt8>) throws {
+        if !bytes.isEmpty { try reserve(through: written + UInt64(bytes.count) - 1) }
         var done = 0
         while done < bytes.count {
             let count = bytes.withUnsafeBytes { raw -> Int in

@@ -149,7 +149,7 @@ struct MailboxController: Sendable {
     /// bounded by its declared length, then deposits it. Returns its id and size.
     func depositFile(_ body: RequestBody, declared: Int, recipients: [IdentityName], depositor: IdentityName,
                      claimed: MessageID?) async throws -> (MessageID, Int) {
-        let incoming = try IncomingEnvelopeFile(url: mailboxes.incomingFile())
+        let incoming = try IncomingEnvelopeFile(url: mailboxes.incomingFile(), declared: declared)
         let payloadDigest: EnvelopePayloadDigester.Digest?
         do {
             var pieces = body.makeAsyncIterator()

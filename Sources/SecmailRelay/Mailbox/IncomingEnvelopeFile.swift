@@ -32,10 +32,11 @@ final class IncomingEnvelopeFile: @unchecked Sendable {
     /// Bytes received so far.
     private(set) var size = 0
 
-    /// Creates `url` (0600, failing if it exists).
-    init(url: URL) throws {
+    /// Creates `url` (0600, failing if it exists) for an envelope of the `declared` length, whose
+    /// disk blocks are reserved ahead of the bytes (`PositionalFile`).
+    init(url: URL, declared: Int) throws {
         self.url = url
-        file = try PositionalFile(creatingAtPath: url.path, permissions: 0o600)
+        file = try PositionalFile(creatingAtPath: url.path, permissions: 0o600, expectedLength: UInt64(declared))
         digester = try EnvelopePayloadDigester()
     }
 
