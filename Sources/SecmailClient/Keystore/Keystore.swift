@@ -145,10 +145,16 @@ public struct Keystore: Sendable {
         try bundle(version: currentVersion())
     }
 
+    /// The identity's name, nil where the home holds no (readable) identity: for what only
+    /// sets one's own name apart (one's own pin among the contacts).
+    public var ownName: IdentityName? {
+        try? currentBundle().name
+    }
+
     /// The identity's name for a command line that an error message offers to type, "NAME"
     /// where the home holds no (readable) identity.
     public var nameToType: String {
-        (try? currentBundle().name.value) ?? "NAME"
+        ownName?.value ?? "NAME"
     }
 
     /// Every key version's bundle, oldest first, with a pending rotation last.

@@ -172,7 +172,7 @@ struct LookupCommand: AsyncParsableCommand {
         // Every name is checked before the relay is asked; one given twice is looked up once.
         var identityNames: [IdentityName] = []
         if all {
-            let own = try? Keystore(home: home).currentBundle().name
+            let own = Keystore(home: home).ownName
             identityNames = ContactPins(home: home).names().filter { $0 != own }
             guard !identityNames.isEmpty else {
                 if json { try Terminal.output(jsonText([Any]())) } else { Terminal.info("No pinned contacts yet; pin one with: secmail lookup NAME") }
@@ -272,7 +272,7 @@ struct ContactsCommand: AsyncParsableCommand {
         let contacts = try pins.all()
         // One's own key is pinned at registration (so that mail to oneself verifies): listed as
         // such, not as a contact whose fingerprint someone compared.
-        let own = try? Keystore(home: homeOptions.secmailHome).currentBundle().name
+        let own = Keystore(home: pins.home).ownName
         if json {
             try Terminal.output(jsonText(contacts.map { contact in
                 var entry: [String: Any] = ["name": contact.name.value, "keyVersion": contact.keyVersion, "fingerprint": contact.fingerprint.hex]
@@ -309,7 +309,7 @@ extension ContactsCommand {
     /// Removes the pins `--forget` names, after checking every name: one's own key, or a name not
     /// pinned, removes nothing.
     private func forgetPins(_ pins: ContactPins) throws {
-        let own = try? Keystore(home: pins.home).currentBundle().name
+        let own = Keystore(home: pins.home).ownName
         var names: [IdentityName] = []
         for text in forget {
             let name = try userInput { try IdentityName(text) }
