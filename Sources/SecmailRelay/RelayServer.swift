@@ -154,7 +154,8 @@ public struct PreparedRelay: Sendable {
     public func run(quiet: Bool = false, logLevel: Logger.Level = .info, reloadsOnHangup: Bool = false,
                     onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let lockFile = configuration.dataDirectory.appendingPathComponent("relay.lock").path
-        let (lock, holder) = try ExclusiveFileLock.acquire(lockFile)
+        // A little patience: `relay status` takes the lock for an instant to see whether a relay serves.
+        let (lock, holder) = try ExclusiveFileLock.acquire(lockFile, waitingUpTo: .milliseconds(500))
         guard let lock else {
             throw RelayError(.storage, "another relay\(holder.map { " (process \($0))" } ?? "") is serving \(configuration.dataDirectory.path); stop it first, or give another --data")
         }

@@ -6,6 +6,8 @@ import SecmailTLS
 /// who is registered, the mail waiting and the room left, read from one consistent snapshot of
 /// the database (`ServedRelayData`: nothing is written or created).
 public struct RelayStatus: Sendable {
+    /// Whether a relay serves this data directory now (holds its `relay.lock`), and its process id.
+    public let serving: (running: Bool, process: Int32?)
     /// The log's origin and the log key in verifier-key form, as clients pin them.
     public let origin: String
     public let logVerifierKey: String
@@ -54,9 +56,11 @@ public struct RelayStatus: Sendable {
         let database = data.database
         let sqliteFile = database.kind == .sqlite ? database.location : nil
         let now = Int64(Date().timeIntervalSince1970)
+        let serving = try relayServing(data.directory)
         return try database.read { db in
             let fullest = try db.fetchRow("SELECT recipient, bytes FROM mailbox_usage WHERE bytes > 0 ORDER BY bytes DESC, recipient LIMIT 1")
             return RelayStatus(
+                serving: serving,
                 origin: data.origin,
                 logVerifierKey: try data.logVerifierKey,
                 databaseLocation: database.location,
@@ -85,5 +89,17 @@ public struct RelayStatus: Sendable {
 
     private static func fileSize(_ url: URL) -> UInt64 {
         ((try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? NSNumber)?.uint64Value ?? 0
+    }
+}
+
+extension RelayStatus {
+    /// Whether a relay holds the data directory's `relay.lock` (`PreparedRelay.run`).
+    static func relayServing(_ directory: URL) throws -> (running: Bool, process: Int32?) {
+        do {
+            let state = try ExclusiveFileLock.holder(of: directory.appendingPathComponent("relay.lock").path)
+            return (state.held, state.holder)
+        } catch let error as FormatError {
+            throw RelayError(.storage, error.reason)
+        }
     }
 }

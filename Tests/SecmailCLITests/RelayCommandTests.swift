@@ -185,12 +185,17 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
         #expect(fields["messages"] as? Int == 1 && fields["waiting"] as? Int == 1 && fields["mailboxesHoldingMail"] as? Int == 1
                 && (fields["fullestMailbox"] as? [String: Any])?["name"] as? String == "bob", "\(fields)")
         #expect(fields["unusedInvites"] as? Int == 1 && (fields["databaseBytes"] as? Int ?? 0) > 0 && (fields["availableBytes"] as? Int ?? 0) > 0, "\(fields)")
+        #expect(fields["serving"] as? Bool == true && fields["relayProcess"] as? Int == Int(relay.process.processIdentifier), "\(fields)")
         let human = try await runSecmail(["relay", "status", "--data", data.path], environment: [:])
         #expect(human.status == 0 && human.stdout.contains("identities  2 names (2 key versions)")
                 && human.stdout.contains("1 message (") && human.stdout.contains("fullest: bob"), "\(human.stdout)")
         #expect(human.stderr.contains("secmail register NAME --relay https://HOST:PORT --tls-pin \(printedPin ?? "") --log-key \(printedKey ?? "")"),
                 "\(human.stderr)")
+        #expect(human.stdout.contains("\(data.path): serving (process \(relay.process.processIdentifier))"), "\(human.stdout)")
         #expect(await stop(relay.process) == 0)
+        let stopped = try await runSecmail(["relay", "status", "--data", data.path, "--json"], environment: [:])
+        let stoppedFields = try #require(try JSONSerialization.jsonObject(with: Data(stopped.stdout.utf8)) as? [String: Any], "\(stopped.stderr)")
+        #expect(stoppedFields["serving"] as? Bool == false && stoppedFields["relayProcess"] == nil, "\(stoppedFields)")
 
         // The database as a relay from before V010 left it (the column V010 drops, and no record
         // of V010) is refused, not migrated under that relay.

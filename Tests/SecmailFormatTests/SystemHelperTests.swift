@@ -200,6 +200,26 @@ import Testing
     }
 }
 
+@Suite struct ExclusiveFileLockTests {
+    /// `holder(of:)` tells a held lock and its holder's process id, and a free or missing one,
+    /// without keeping the lock from the next process that takes it.
+    @Test func tellsWhetherTheLockIsHeldWithoutHoldingIt() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("secmail-lock-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("relay.lock").path
+        #expect(try ExclusiveFileLock.holder(of: path) == (false, nil))
+        var lock = try ExclusiveFileLock.acquire(path).lock
+        #expect(lock != nil)
+        let held = try ExclusiveFileLock.holder(of: path)
+        #expect(held.held && held.holder == getpid())
+        lock = nil
+        #expect(try ExclusiveFileLock.holder(of: path) == (false, nil))
+        // Asking left nothing behind: the lock is free for the next one.
+        #expect(try ExclusiveFileLock.acquire(path).lock != nil)
+    }
+}
+
 @Suite struct SameContentTests {
     /// Files of 2.5 MiB (three reads of a megabyte): the same bytes are the same content; one
     /// byte changed in the last, partial megabyte, or in the first byte, or one byte more, or a

@@ -38,6 +38,28 @@ public final class ExclusiveFileLock: @unchecked Sendable {
         }
     }
 
+    /// Whether a process holds the lock on `path` now, and its process id (nil if unknown),
+    /// without holding it against a process that takes it next: a shared lock taken for an
+    /// instant and let go, which a holder's exclusive lock refuses. A missing file was never
+    /// locked. (A process taking the lock in that instant is refused once; `acquire` with a
+    /// little patience is not.)
+    public static func holder(of path: String) throws -> (held: Bool, holder: Int32?) {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            if errno == ENOENT { return (false, nil) }
+            throw FormatError(.io, "cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        guard flock(descriptor, LOCK_SH | LOCK_NB) == 0 else {
+            var buffer = [UInt8](repeating: 0, count: 32)
+            let count = pread(descriptor, &buffer, buffer.count, 0)
+            let text = String(decoding: buffer.prefix(max(0, count)), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            return (true, Int32(text))
+        }
+        flock(descriptor, LOCK_UN)
+        return (false, nil)
+    }
+
     private init(descriptor: Int32) {
         self.descriptor = descriptor
     }

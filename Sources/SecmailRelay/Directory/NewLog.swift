@@ -31,7 +31,7 @@ public enum NewLog {
         guard let previousOrigin = try RelayOrigin.stored(in: data), FileManager.default.fileExists(atPath: keyFile.path) else {
             throw RelayError(.invalidRequest, "\(data.path) holds no relay log yet (no origin and log-key.ed25519): a relay starts its first log itself")
         }
-        let (lock, holder) = try ExclusiveFileLock.acquire(data.appendingPathComponent("relay.lock").path)
+        let (lock, holder) = try ExclusiveFileLock.acquire(data.appendingPathComponent("relay.lock").path, waitingUpTo: .milliseconds(500))
         guard let lock else {
             throw RelayError(.storage, "a relay\(holder.map { " (process \($0))" } ?? "") is serving \(data.path); stop it first")
         }

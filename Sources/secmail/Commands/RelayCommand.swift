@@ -269,8 +269,9 @@ struct RelayStatusCommand: AsyncParsableCommand {
             "logEntries": status.logEntries, "names": status.names, "keyVersions": status.keyVersions,
             "messages": status.messages, "messageBytes": status.messageBytes, "waiting": status.waiting,
             "mailboxesHoldingMail": status.mailboxesHoldingMail, "unusedInvites": status.unusedInvites,
-            "activeSessions": status.activeSessions,
+            "activeSessions": status.activeSessions, "serving": status.serving.running,
         ]
+        fields["relayProcess"] = status.serving.process
         fields["databaseBytes"] = status.databaseBytes
         fields["availableBytes"] = status.availableBytes
         fields["lastLogEntryTime"] = status.lastLogEntryAt
@@ -289,8 +290,9 @@ struct RelayStatusCommand: AsyncParsableCommand {
                 + "\(status.waiting) waiting in \(counted(status.mailboxesHoldingMail, "mailbox", "mailboxes"))"
         if let oldest = status.oldestMessageAt, status.messages > 0 { mail += "; the oldest from \(HumanTime.describe(oldest))" }
         if let fullest = status.fullestMailbox { mail += "; fullest: \(fullest.name) (\(formatBytes(fullest.bytes)))" }
+        let serving = status.serving.running ? "serving\(status.serving.process.map { " (process \($0))" } ?? "")" : "not serving"
         let rows = [
-            ("data", dataOptions.data),
+            ("data", "\(dataOptions.data): \(serving)"),
             ("database", database),
             ("log", "\(status.origin): \(counted(Int(status.logEntries), "entry", "entries"))\(newest)"),
             ("log key", status.logVerifierKey),
