@@ -169,7 +169,8 @@ import Testing
 
     /// A file created with the length it will reach has its disk blocks reserved ahead of the
     /// writes, one step (8 MiB) at a time: the first step at once, the next as the writes reach
-    /// it, never past the expected length; its size is always what was written. One created
+    /// it, never past the expected length; its size is always what was written, and what was
+    /// reserved but not written is given back when it is synchronised. One created
     /// without an expected length has nothing allocated before it is written (on a filesystem
     /// that preallocates, as the test machine's ext4 and tmpfs do).
     @Test func blocksAreReservedAheadOfTheWritesOneStepAtATime() throws {
@@ -190,6 +191,16 @@ import Testing
         try file.synchronize()
         #expect(try file.size() == 20 * mib)
         #expect(allocated(path) >= 20 * mib && allocated(path) < 21 * mib, "\(allocated(path)) bytes allocated for 20 MiB")
+
+        // A file that comes shorter than expected (a download the relay listed larger) keeps
+        // no disk past its end once synchronised.
+        let shortPath = folder.appendingPathComponent("short").path
+        let short = try PositionalFile(creatingAtPath: shortPath, expectedLength: 20 * mib)
+        try short.write(piece[...])
+        #expect(allocated(shortPath) >= step)
+        try short.synchronize()
+        #expect(try short.size() == mib)
+        #expect(allocated(shortPath) >= mib && allocated(shortPath) < 2 * mib, "\(allocated(shortPath)) bytes allocated for 1 MiB")
 
         let plainPath = folder.appendingPathComponent("plain").path
         let plain = try PositionalFile(creatingAtPath: plainPath)

@@ -82,7 +82,8 @@ public final class RelayHTTPConnection {
         let download: BackgroundWriter?
         do {
             download = try request.saveBodyTo.map { url in
-                BackgroundWriter(file: try PositionalFile(creatingAtPath: url.path, permissions: 0o600, scratch: request.savedBodyIsScratch))
+                BackgroundWriter(file: try PositionalFile(creatingAtPath: url.path, permissions: 0o600, scratch: request.savedBodyIsScratch,
+                                                          expectedLength: request.maximumDownloadSize ?? 0))
             }
         } catch {
             throw RelayTransportError.cannotSave(error)
