@@ -82,22 +82,31 @@ import Testing
 
         // One upload under way for alice (half of 200 KB sent, then held): her next is refused,
         // carol's goes through.
-        async let held = slowClient(["post-head", port, ca, "/v1/messages?to=bob", alice, "200000", "100000", "8"])
-        // Asked again until refused rather than once after a fixed wait: on a loaded machine (CI
-        // runs the suites side by side) the held upload has been seen to reach the relay after
-        // the second deposit. One accepted before it does is fine; none refused within 12 s is not.
-        try await Task.sleep(for: .seconds(3))
-        var second = (status: 0, body: "")
-        let deadline = Date().addingTimeInterval(9)
-        while true {
-            second = try await deposit(try RelayCurl.envelope(from: "alice", to: ["bob"]).bytes, from: "alice", setup)
-            guard second.status == 201, Date() < deadline else { break }
-            try await Task.sleep(for: .seconds(1))
+        for attempt in 1...3 {
+            async let held = slowClient(["post-head", port, ca, "/v1/messages?to=bob", alice, "200000", "100000", "8"])
+            // Asked again until refused rather than once after a fixed wait: on a loaded machine
+            // (CI runs the suites side by side) the held upload has been seen to reach the relay
+            // after the second deposit. One accepted before it does is fine; none refused within
+            // 12 s is not.
+            try await Task.sleep(for: .seconds(3))
+            var second = (status: 0, body: "")
+            let deadline = Date().addingTimeInterval(9)
+            while true {
+                second = try await deposit(try RelayCurl.envelope(from: "alice", to: ["bob"]).bytes, from: "alice", setup)
+                guard second.status == 201, Date() < deadline else { break }
+                try await Task.sleep(for: .seconds(1))
+            }
+            let heldStatus = try await held
+            // Later still, the held upload reached the relay while one of those deposits was under
+            // way, and was itself the one refused (seen once in CI, with the suites taking 200 s):
+            // the limit worked, the other way round; the round is played again.
+            if heldStatus == 429, second.status == 201, attempt < 3 { continue }
+            #expect(second.status == 429 && second.body.contains("deposits under way"), "\(second)")
+            #expect(try await deposit(try RelayCurl.envelope(from: "carol", to: ["bob"]).bytes, from: "carol", setup).status == 201)
+            // The held upload got no answer: it stayed under way, its body incomplete.
+            #expect(heldStatus == nil)
+            break
         }
-        #expect(second.status == 429 && second.body.contains("deposits under way"), "\(second)")
-        #expect(try await deposit(try RelayCurl.envelope(from: "carol", to: ["bob"]).bytes, from: "carol", setup).status == 201)
-        // The held upload got no answer: it stayed under way, its body incomplete.
-        #expect(try await held == nil)
         #expect(await commands.stop(setup.relay.process) == 0)
     }
 
