@@ -160,10 +160,11 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
         #expect(await stop(relay.process) == 0)
     }
 
-    /// `relay status` while the relay serves: its log key as the relay printed it, the names, the
-    /// mail waiting and the invites, read from the database; a folder that is no relay's is
-    /// refused and left untouched, and so is a database an older relay serves (`status` and
-    /// `invite` alike).
+    /// `relay status` while the relay serves (and says so, with its process id) and after it
+    /// stopped: its log key as the relay printed it, the names, the mail waiting and the invites,
+    /// read from the database; a folder that is no relay's is refused and left untouched, and so
+    /// is a database an older relay serves (`status` and `invite` alike), which this relay
+    /// migrates when it starts, saying so.
     @Test func relayStatusShowsTheLogMailAndInvitesWhileItServes() async throws {
         let (folder, data, relay, _, alice, _) = try await relayWithAliceAndBob("relay-status")
         let nowhere = folder.appendingPathComponent("no-relay", isDirectory: true)
