@@ -213,7 +213,8 @@ import Testing
 
 @Suite struct ExclusiveFileLockTests {
     /// `holder(of:)` tells a held lock and its holder's process id, and a free or missing one,
-    /// without keeping the lock from the next process that takes it.
+    /// without keeping the lock from the next process that takes it; `acquire` of a held lock
+    /// names the holder too.
     @Test func tellsWhetherTheLockIsHeldWithoutHoldingIt() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("secmail-lock-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -224,6 +225,9 @@ import Testing
         #expect(lock != nil)
         let held = try ExclusiveFileLock.holder(of: path)
         #expect(held.held && held.holder == getpid())
+        // A second taker (another open file, as another process has) is refused and told who holds it.
+        let refused = try ExclusiveFileLock.acquire(path)
+        #expect(refused.lock == nil && refused.holder == getpid())
         lock = nil
         #expect(try ExclusiveFileLock.holder(of: path) == (false, nil))
         // Asking left nothing behind: the lock is free for the next one.

@@ -16,11 +16,8 @@ public final class ExclusiveFileLock: @unchecked Sendable {
             throw FormatError(.io, "cannot open \(path): \(String(cString: strerror(errno)))")
         }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
-            var buffer = [UInt8](repeating: 0, count: 32)
-            let count = pread(descriptor, &buffer, buffer.count, 0)
-            close(descriptor)
-            let text = String(decoding: buffer.prefix(max(0, count)), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            return (nil, Int32(text))
+            defer { close(descriptor) }
+            return (nil, writtenHolder(descriptor))
         }
         let pid = Array("\(getpid())\n".utf8)
         _ = ftruncate(descriptor, 0)
@@ -51,13 +48,19 @@ public final class ExclusiveFileLock: @unchecked Sendable {
         }
         defer { close(descriptor) }
         guard flock(descriptor, LOCK_SH | LOCK_NB) == 0 else {
-            var buffer = [UInt8](repeating: 0, count: 32)
-            let count = pread(descriptor, &buffer, buffer.count, 0)
-            let text = String(decoding: buffer.prefix(max(0, count)), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            return (true, Int32(text))
+            return (true, writtenHolder(descriptor))
         }
         flock(descriptor, LOCK_UN)
         return (false, nil)
+    }
+
+    /// The process id the holder wrote into the open lock file, nil if it is not one (the
+    /// holder may be between truncating and writing it).
+    private static func writtenHolder(_ descriptor: Int32) -> Int32? {
+        var buffer = [UInt8](repeating: 0, count: 32)
+        let count = pread(descriptor, &buffer, buffer.count, 0)
+        let text = String(decoding: buffer.prefix(max(0, count)), as: UTF8.self)
+        return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     private init(descriptor: Int32) {
