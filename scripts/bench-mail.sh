@@ -8,8 +8,9 @@
 # reporting the syncs per deposit it observed (skipped where strace is missing); then one
 # envelope with a BIG_MIB attachment is deposited and fetched three times (MB/s), each time right
 # after scripts/bench-tls.sh's bulk measurement (our TLS client downloading 64 MiB bodies from
-# `secmail-tls-bench serve`, 2 s), and reported as a fraction of it; the relay's peak RSS after
-# each phase. The relay's rate limits are raised for the run.
+# `secmail-tls-bench serve`, 2 s), and reported as a fraction of it, with what each round cost
+# the relay (CPU ms, and minor page faults: pages it touched for the first time); the relay's
+# peak RSS after each phase. The relay's rate limits are raised for the run.
 #
 # With BASELINE_BIN=/path/to/an/older/secmail the same measurements run first against a relay of
 # that binary (before/after figures from one run); every line is prefixed by the relay measured.

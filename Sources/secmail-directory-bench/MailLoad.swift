@@ -81,26 +81,34 @@ func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: I
     try sink.synchronize()
     let size = Double(try file.size())
     var uploads: [Double] = [], downloads: [Double] = [], references: [Double] = []
+    // What each round cost the relay: CPU milliseconds and pages it touched for the first time.
+    var uploadCosts: [RelayCost] = [], downloadCosts: [RelayCost] = []
     for target in targets {
         let name = target.identity.bundle.name.value
         if let tlsReference { references.append(try await tlsReference.measure()) }
         var t = ContinuousClock.now
+        var cost = RelayCost.Mark(pid: relayPID)
         _ = try await setup.expect(201, RelayRequest(.POST, Endpoint.deposit.path(query: [(Endpoint.Query.recipient, name)]),
                                                      body: .file(envelopeURL), bearer: users[0].token))
         uploads.append(size / elapsed(since: t) / 1e6)
+        uploadCosts.append(cost.since())
         guard let id = try await listedMessage(ofSize: Int(size), in: target, lane: setup) else { fail("the big message is not listed") }
         let fetched = folder.appendingPathComponent("fetched-\(name).sm")
         t = ContinuousClock.now
+        cost = RelayCost.Mark(pid: relayPID)
         var fetch = RelayRequest(.GET, Endpoint.fetchMessage.path(id), bearer: target.token)
         fetch.saveBodyTo = fetched
         fetch.timeout = .seconds(600)
         _ = try await setup.expect(200, fetch)
         downloads.append(size / elapsed(since: t) / 1e6)
+        downloadCosts.append(cost.since())
         try? FileManager.default.removeItem(at: fetched)
     }
     let figures = { (values: [Double]) in values.map { String(format: "%.0f", $0) }.joined(separator: ",") }
     report(String(format: "envelope_%dmib upload_mbps=%@ download_mbps=%@ relay_peak_rss_mib=%.1f", bigMiB,
                  figures(uploads), figures(downloads), peakRSS(pid: relayPID)))
+    report("envelope_\(bigMiB)mib_relay_cost upload_cpu_ms=\(RelayCost.cpu(uploadCosts)) download_cpu_ms=\(RelayCost.cpu(downloadCosts)) "
+           + "upload_minor_faults=\(RelayCost.faults(uploadCosts)) download_minor_faults=\(RelayCost.faults(downloadCosts))")
     if !references.isEmpty {
         // Each round against the bulk figure measured just before it: the machine's speed drifts
         // by more than the margins being judged, so only figures from the same moment compare.
@@ -274,3 +282,36 @@ final class EnvelopeSlots: @unchecked Sendable {
     func all() -> [(sender: Int, recipient: Int, bytes: Data)] { lock.withLock { slots.compactMap { $0 } } }
 }
 
+/// What one large deposit or fetch cost the relay process, from /proc (nil where unreadable).
+struct RelayCost {
+    let cpuMilliseconds: Double?
+    let minorFaults: Int?
+
+    /// The relay's counters at the start of a round.
+    struct Mark {
+        let pid: Int32
+        let cpu: Double?
+        let faults: Int?
+
+        init(pid: Int32) {
+            self.pid = pid
+            cpu = cpuSeconds(pid: pid)
+            faults = minorPageFaults(pid: pid)
+        }
+
+        /// The cost from this mark until now.
+        func since() -> RelayCost {
+            let cpuNow = cpuSeconds(pid: pid), faultsNow = minorPageFaults(pid: pid)
+            return RelayCost(cpuMilliseconds: cpu.flatMap { before in cpuNow.map { ($0 - before) * 1000 } },
+                             minorFaults: faults.flatMap { before in faultsNow.map { $0 - before } })
+        }
+    }
+
+    static func cpu(_ costs: [RelayCost]) -> String {
+        costs.map { $0.cpuMilliseconds.map { String(format: "%.0f", $0) } ?? "unknown" }.joined(separator: ",")
+    }
+
+    static func faults(_ costs: [RelayCost]) -> String {
+        costs.map { $0.minorFaults.map(String.init) ?? "unknown" }.joined(separator: ",")
+    }
+}

@@ -54,12 +54,24 @@ func peakRSS(pid: Int32) -> Double {
 /// /proc/PID/stat, in clock ticks), or nil where that is not readable. Per message it says what
 /// a deposit costs the relay, which varies less than a rate with how busy the machine is.
 func cpuSeconds(pid: Int32) -> Double? {
+    guard let fields = statFields(pid: pid), let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// The minor page faults process `pid` has taken so far (field 10 of /proc/PID/stat), or nil where
+/// that is not readable: each is a page of memory the process touched for the first time since
+/// it was mapped, zeroed by the kernel (buffers allocated afresh instead of reused).
+func minorPageFaults(pid: Int32) -> Int? {
+    statFields(pid: pid).flatMap { Int($0[7]) }
+}
+
+/// /proc/PID/stat from field 3 (the state) on, after the command name in parentheses (which may
+/// hold spaces), or nil where that is not readable.
+private func statFields(pid: Int32) -> [Substring]? {
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
           let end = stat.lastIndex(of: ")") else { return nil }
-    // After the command name in parentheses: field 3 (state) onwards.
     let fields = stat[stat.index(after: end)...].split(separator: " ")
-    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    return fields.count > 12 ? fields : nil
 }
 
 /// Bytes process `pid` has caused to be written to storage so far (`write_bytes` of
