@@ -208,8 +208,9 @@ void secmail_terminal_quiet_end(void) {
     (void)ignored;
 }
 
-int secmail_keep_freed_memory(size_t mmap_threshold, size_t trim_threshold) {
+int secmail_keep_freed_memory(size_t mmap_threshold, size_t trim_threshold, int arena_max) {
     // mallopt answers 1 on success and 0 on failure, without errno.
+    if (arena_max > 0 && mallopt(M_ARENA_MAX, arena_max) != 1) return -1;
     return mallopt(M_MMAP_THRESHOLD, (int)mmap_threshold) == 1 && mallopt(M_TRIM_THRESHOLD, (int)trim_threshold) == 1 ? 0 : -1;
 }
 

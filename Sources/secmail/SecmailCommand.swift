@@ -33,7 +33,8 @@ struct SecmailCommand: AsyncParsableCommand {
 
     /// Parses and runs the command, with OpenSSL warming up on the other core meanwhile; client
     /// commands get `Interruption`'s handling of Ctrl-C (the relay and the key agent shut down
-    /// gracefully on their own) and an allocator that keeps freed memory for reuse. Usage errors
+    /// gracefully on their own) and an allocator that keeps freed memory for reuse (the relay a
+    /// bounded form of it, the key agent glibc's defaults). Usage errors
     /// are ArgumentParser's to report (exit 64); whatever a command throws is reported here, in
     /// one place, as one line and an exit status that says what went wrong (`ExitStatus`).
     static func main() async {
@@ -44,7 +45,9 @@ struct SecmailCommand: AsyncParsableCommand {
         } catch {
             exit(withError: misspelledCommand().map { ValidationError($0) } ?? error)
         }
-        if !(command is RelayServeCommand || command is AgentCommand) {
+        if command is RelayServeCommand {
+            ProcessMemory.keepStreamingBuffersForReuse()
+        } else if !(command is AgentCommand) {
             Interruption.install()
             ProcessMemory.keepFreedMemoryForReuse()
         }

@@ -1,6 +1,6 @@
 internal import CSystemCalls
 
-/// How a short-lived command's allocator treats freed memory.
+/// How the process's allocator treats freed memory.
 public enum ProcessMemory {
     /// Keeps freed memory for reuse: image work passes buffers of many megabytes from stage to
     /// stage (decoded pixels, filtered rows, compressed streams), and glibc by default unmaps
@@ -8,8 +8,19 @@ public enum ProcessMemory {
     /// `read` of a 4-megapixel photo took 18,000 page faults instead of 22,600 and about 10 ms
     /// less, `send` about 15 ms less (scripts/bench-commands.sh, interleaved). Blocks up to
     /// 32 MiB (glibc's largest threshold) come from the heap, which is trimmed only past 1 GiB
-    /// free. For commands that end soon; the relay and the key agent keep glibc's defaults.
+    /// free. For commands that end soon; the key agent keeps glibc's defaults.
     public static func keepFreedMemoryForReuse() {
-        _ = secmail_keep_freed_memory(32 << 20, 1 << 30)
+        _ = secmail_keep_freed_memory(32 << 20, 1 << 30, 0)
+    }
+
+    /// The relay's bounded form of the same: a fetch streams the envelope file in 256 KiB chunks
+    /// and TLS records, a deposit gathers received buffers, and with glibc's defaults each such
+    /// block came from pages the kernel had to zero again (a 64 MiB fetch took 9,300–16,900
+    /// first-touch page faults and 90–130 ms of relay CPU; kept, 1,500–12,100 and 70–90 ms;
+    /// scripts/bench-mail.sh, two runs, each before and after). Blocks up to 1 MiB come from the
+    /// heaps, each heap keeps up to 64 MiB free, and there are at most 4 heaps: at most 256 MiB
+    /// kept for reuse however many threads the relay runs (its peak RSS rose by 18–32 MiB).
+    public static func keepStreamingBuffersForReuse() {
+        _ = secmail_keep_freed_memory(1 << 20, 64 << 20, 4)
     }
 }
