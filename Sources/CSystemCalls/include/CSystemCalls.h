@@ -74,8 +74,9 @@ void secmail_terminal_quiet_end(void);
 /// mallopt(M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_ARENA_MAX): blocks up to `mmap_threshold` bytes
 /// come from the heap instead of mappings of their own, and each heap gives memory back to the
 /// kernel only past `trim_threshold` bytes free at its top; so freed memory is reused without the
-/// kernel zeroing fresh pages again. `arena_max` above 0 caps the number of heaps (one per thread
-/// by default, up to 8 per core), which bounds what is kept; 0 leaves glibc's default. Returns 0,
+/// kernel zeroing fresh pages again. `arena_max` above 0 caps the number of heaps (glibc adds
+/// one when threads contend for those there are, up to 8 per core), which bounds what is kept; 0
+/// leaves glibc's default. Returns 0,
 /// or -1 where glibc refused a setting (mallopt itself sets no errno).
 int secmail_keep_freed_memory(size_t mmap_threshold, size_t trim_threshold, int arena_max);
 
