@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import SecmailFormat
 @testable import SecmailRelay
 import SecmailRelayTestSupport
@@ -26,7 +27,7 @@ import Testing
             var offset = 0, index = 0
             while offset < envelope.count {
                 let end = min(envelope.count, offset + sizes[index % sizes.count])
-                try await file.append(envelope[offset..<end])
+                try await file.append(ByteBuffer(bytes: envelope[offset..<end]))
                 offset = end
                 index += 1
             }

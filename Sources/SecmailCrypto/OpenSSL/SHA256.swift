@@ -55,10 +55,15 @@ public final class SHA256: @unchecked Sendable {
     }
 }
 
-/// Anything whose bytes can be read contiguously ([UInt8], ArraySlice, Data, ...).
+/// Anything whose bytes can be read contiguously ([UInt8], ArraySlice, memory another owner lends, ...).
 public protocol ContiguousByteStorage {
     func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R
 }
 
 extension Array: ContiguousByteStorage where Element == UInt8 {}
 extension ArraySlice: ContiguousByteStorage where Element == UInt8 {}
+
+/// Memory lent for the length of a call (a network buffer's bytes), used where it lies.
+extension UnsafeRawBufferPointer: ContiguousByteStorage {
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try body(self) }
+}

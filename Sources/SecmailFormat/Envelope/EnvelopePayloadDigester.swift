@@ -28,16 +28,18 @@ public final class EnvelopePayloadDigester: @unchecked Sendable {
     }
 
     /// Feeds the next bytes of the envelope.
-    public func update(_ bytes: [UInt8]) {
+    public func update(_ bytes: some ContiguousByteStorage) {
         guard !isUnusable else { return }
-        let start = received
-        received += UInt64(bytes.count)
-        guard let payload else {
-            prefix += bytes
-            if prefix.count >= EnvelopeHeader.maximumEncodedLength { locatePayload() }
-            return
+        bytes.withUnsafeBytes { bytes in
+            let start = received
+            received += UInt64(bytes.count)
+            guard let payload else {
+                prefix.append(contentsOf: bytes)
+                if prefix.count >= EnvelopeHeader.maximumEncodedLength { locatePayload() }
+                return
+            }
+            hash(bytes, at: start, within: payload)
         }
-        hash(bytes, at: start, within: payload)
     }
 
     /// The digest, once every byte was fed; nil when the header did not parse or the payload is
@@ -57,15 +59,15 @@ public final class EnvelopePayloadDigester: @unchecked Sendable {
         let start = UInt64(reader.offset)
         let range = start..<start + header.ciphertextLength
         payload = range
-        hash(prefix, at: 0, within: range)
+        prefix.withUnsafeBytes { hash($0, at: 0, within: range) }
         prefix = []
     }
 
     /// Hashes the part of `bytes` (which begin at envelope offset `start`) inside `range`.
-    private func hash(_ bytes: [UInt8], at start: UInt64, within range: Range<UInt64>) {
+    private func hash(_ bytes: UnsafeRawBufferPointer, at start: UInt64, within range: Range<UInt64>) {
         let end = start + UInt64(bytes.count)
         let lower = max(start, range.lowerBound), upper = min(end, range.upperBound)
         guard lower < upper else { return }
-        hasher.update(bytes[Int(lower - start)..<Int(upper - start)])
+        hasher.update(UnsafeRawBufferPointer(rebasing: bytes[Int(lower - start)..<Int(upper - start)]))
     }
 }

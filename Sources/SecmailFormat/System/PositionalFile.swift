@@ -2,6 +2,7 @@ internal import CSystemCalls
 import Dispatch
 import Foundation
 import Glibc
+import SecmailCrypto
 import Synchronization
 
 /// A file read with `pread` and written with `write` into and from buffers the caller reuses.
@@ -170,23 +171,28 @@ public final class PositionalFile: @unchecked Sendable {
     }
 
     /// Writes every byte of `bytes` at the current end of what was written.
-    public func write(_ bytes: ArraySlice<UInt8>) throws {
-        if !bytes.isEmpty { try reserve(through: written + UInt64(bytes.count) - 1) }
+    public func write(_ bytes: some ContiguousByteStorage) throws {
+        let count = try bytes.withUnsafeBytes { raw in
+            try writeAll(raw)
+            return raw.count
+        }
+        written += UInt64(count)
+        if backgroundSyncs != nil, written - writebackStarted >= Self.stepInterval(after: writebackStarted) {
+            if writebackStarted >= Self.backgroundSyncStart { syncInBackground() } else { startWriteback() }
+        }
+    }
+
+    private func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        try reserve(through: written + UInt64(bytes.count) - 1)
         var done = 0
         while done < bytes.count {
-            let count = bytes.withUnsafeBytes { raw -> Int in
-                guard let base = raw.baseAddress else { return 0 }
-                return Glibc.write(descriptor, base + done, raw.count - done)
-            }
+            let count = Glibc.write(descriptor, base + done, bytes.count - done)
             if count < 0 {
                 if errno == EINTR { continue }
                 throw systemCallError("writing \(path) failed")
             }
             done += count
-        }
-        written += UInt64(bytes.count)
-        if backgroundSyncs != nil, written - writebackStarted >= Self.stepInterval(after: writebackStarted) {
-            if writebackStarted >= Self.backgroundSyncStart { syncInBackground() } else { startWriteback() }
         }
     }
 

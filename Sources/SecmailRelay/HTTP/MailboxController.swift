@@ -160,7 +160,7 @@ struct MailboxController: Sendable {
                 guard incoming.size + buffer.readableBytes <= declared else {
                     throw RelayError(.invalidRequest, "the body is longer than its Content-Length of \(declared) bytes")
                 }
-                try await incoming.append(buffer.readableBytesView)
+                try await incoming.append(buffer)
             }
             payloadDigest = try await incoming.finish()
         } catch {
