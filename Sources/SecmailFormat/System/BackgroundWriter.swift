@@ -1,4 +1,5 @@
 import Foundation
+import SecmailCrypto
 
 /// Writes to a `PositionalFile` on a background queue so that encryption and hashing on the
 /// caller's thread overlap with the kernel's copy into the page cache (the largest single cost
@@ -17,14 +18,19 @@ public final class BackgroundWriter: @unchecked Sendable {
         queue = BoundedSerialQueue(label: "secmail.background-writer", depth: depth)
     }
 
-    /// Queues a copy of `bytes` for writing.
-    public func write(_ bytes: ArraySlice<UInt8>) throws {
+    /// Queues `bytes` for writing. Nothing is copied: the queue holds the bytes until they are
+    /// written (a caller that then changes the array they came from changes its own copy).
+    public func write(_ bytes: some ContiguousByteStorage & Sendable) throws {
+        try write(contentsOf: CollectionOfOne(bytes))
+    }
+
+    /// Queues `pieces` for writing one after another, in one queue hop.
+    public func write<Piece: ContiguousByteStorage & Sendable>(contentsOf pieces: some Collection<Piece> & Sendable) throws {
         try rethrowFailure()
-        let copy = Array(bytes)
         queue.async { [self] in
             guard currentFailure() == nil else { return }
             do {
-                try file.write(copy[...])
+                for piece in pieces { try file.write(piece) }
             } catch {
                 lock.withLock { failure = error }
             }

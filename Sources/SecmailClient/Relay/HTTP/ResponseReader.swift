@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import SecmailCrypto
 import SecmailFormat
 import SecmailTLS
 
@@ -26,9 +27,11 @@ final class ResponseReader: ChannelInboundHandler, @unchecked Sendable {
         var retryAfter: Int?
         var received: UInt64 = 0
         var body: [UInt8] = []
-        /// Downloaded bytes not yet handed to `download`: TLS records (16 KiB) are gathered into
-        /// pieces of `downloadPiece`, one write and one queue hop each instead of one per record.
-        var pendingDownload: [UInt8] = []
+        /// Downloaded buffers not yet handed to `download`, as the TLS layer filled them (never
+        /// copied: the writer writes them where they lie), gathered up to `downloadPiece` bytes
+        /// for one queue hop instead of one per read.
+        var pendingDownload: [ByteBuffer] = []
+        var pendingDownloadBytes = 0
         var keepAlive = true
         var hasHead = false
 
@@ -92,8 +95,9 @@ final class ResponseReader: ChannelInboundHandler, @unchecked Sendable {
                     fail(RelayTransportError.downloadTooLarge(announced: current.received, limit: limit), context: context)
                     return
                 }
-                current.pendingDownload.append(contentsOf: buffer.readableBytesView)
-                if current.pendingDownload.count >= Self.downloadPiece {
+                current.pendingDownload.append(buffer)
+                current.pendingDownloadBytes += buffer.readableBytes
+                if current.pendingDownloadBytes >= Self.downloadPiece {
                     guard writePendingDownload(of: current, context: context) else { return }
                 }
                 current.downloadProgress?(current.received, current.announcedLength)
@@ -123,12 +127,13 @@ final class ResponseReader: ChannelInboundHandler, @unchecked Sendable {
     private func writePendingDownload(of current: Exchange, context: ChannelHandlerContext) -> Bool {
         guard let download = current.download, !current.pendingDownload.isEmpty else { return true }
         do {
-            try download.write(current.pendingDownload[...])
+            try download.write(contentsOf: current.pendingDownload)
         } catch {
             fail(RelayTransportError.cannotSave(error), context: context)
             return false
         }
         current.pendingDownload.removeAll(keepingCapacity: true)
+        current.pendingDownloadBytes = 0
         return true
     }
 
@@ -191,5 +196,12 @@ enum RelayTransportError: Error {
     /// A downloaded body could not be written, for `error`'s reason.
     static func cannotSave(_ error: Error) -> RelayTransportError {
         .cannotSave("\(error)", diskFull: (error as? FormatError)?.code == .noSpace)
+    }
+}
+
+/// A received buffer's bytes, written to a file where they lie (`BackgroundWriter`).
+extension ByteBuffer: ContiguousByteStorage {
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeReadableBytes(body)
     }
 }
