@@ -293,3 +293,28 @@ import Testing
         #expect(state.withLock { $0.ran } == [0, 1, 2])
     }
 }
+
+/// The writer queues what it is given without copying it: a caller that reuses its array right
+/// after handing over a slice of it must still find the bytes it handed over in the file.
+@Suite struct BackgroundWriterTests {
+    @Test func aReusedArrayDoesNotChangeWhatWasQueued() throws {
+        let folder = try makeTemporaryDirectory("background-writer")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("out").path
+        let writer = BackgroundWriter(file: try PositionalFile(creatingAtPath: path), depth: 4)
+        var reused = [UInt8](repeating: 0, count: 64 * 1024)
+        var expected: [UInt8] = []
+        for round in 0..<200 {
+            let length = 1 + (round * 7919) % reused.count
+            for index in 0..<length { reused[index] = UInt8(truncatingIfNeeded: round &* 31 &+ index) }
+            try writer.write(reused[0..<length])
+            expected += reused[0..<length]
+        }
+        // Several pieces in one hop, as downloads hand them over.
+        let pieces = (0..<5).map { piece in [UInt8](repeating: UInt8(piece), count: 1000 + piece) }
+        try writer.write(contentsOf: pieces)
+        expected += pieces.joined()
+        try writer.synchronize()
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(expected))
+    }
+}
