@@ -6,17 +6,18 @@
 # sealed messages is resized and the run repeated if the relay empties it early, so any rate is
 # measured over the whole time); then 400 more deposits with strace attached to the relay,
 # reporting the syncs per deposit it observed (skipped where strace is missing); then one
-# envelope with a BIG_MIB attachment is deposited and fetched three times (MB/s), each time right
-# after scripts/bench-tls.sh's bulk measurement (our TLS client downloading 64 MiB bodies from
-# `secmail-tls-bench serve`, 2 s), and reported as a fraction of it, with what each round cost
-# the relay (CPU ms, and minor page faults: pages it touched for the first time); the relay's
-# peak RSS after each phase. The relay's rate limits are raised for the run.
+# envelope with a BIG_MIB attachment is deposited, fetched and deleted three times, or BIG_ROUNDS
+# times (MB/s), each time right after scripts/bench-tls.sh's bulk measurement (our TLS client
+# downloading 64 MiB bodies from `secmail-tls-bench serve`, 2 s), and reported as a fraction of it
+# (each round's and the median), with what each round cost the relay (CPU ms, and minor page
+# faults: pages it touched for the first time); the relay's peak RSS after each phase. The relay's
+# rate limits are raised for the run.
 #
 # With BASELINE_BIN=/path/to/an/older/secmail the same measurements run first against a relay of
 # that binary (before/after figures from one run); every line is prefixed by the relay measured.
 # RELAY_BIN=/path/to/secmail measures that binary's relay as "current" instead of this tree's.
 #
-# Usage: [BASELINE_BIN=…] scripts/bench-mail.sh [SENDERS] [SECONDS] [BIG_MIB]   (defaults 32 10 64)
+# Usage: [BASELINE_BIN=…] [BIG_ROUNDS=N] scripts/bench-mail.sh [SENDERS] [SECONDS] [BIG_MIB]   (defaults 32 10 64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/relay-lib.sh

@@ -47,7 +47,10 @@ do {
         let reference = arguments.count == 11 ? TLSBulkReference(benchmark: arguments[8], port: arguments[9], caFile: arguments[10]) : nil
         // This process stands in for `secmail send` and `read`, which keep freed memory for reuse.
         ProcessMemory.keepFreedMemoryForReuse()
-        try await mailLoad(url: url, caFile: arguments[3], senders: senders, seconds: seconds, bigMiB: big, relayPID: pid, tlsReference: reference)
+        // BIG_ROUNDS: how many times the large envelope is deposited and fetched (3 unless set).
+        let bigRounds = ProcessInfo.processInfo.environment["BIG_ROUNDS"].flatMap { Int($0) }.map { max(1, $0) } ?? 3
+        try await mailLoad(url: url, caFile: arguments[3], senders: senders, seconds: seconds, bigMiB: big, bigRounds: bigRounds, relayPID: pid,
+                           tlsReference: reference)
     case "abuse" where arguments.count == 7:
         guard let url = URL(string: arguments[2]), let clients = Int(arguments[5]), let seconds = Double(arguments[6]), clients >= 2, seconds > 0 else {
             fail("usage: abuse URL CA FOLDER CLIENTS SECONDS (CLIENTS at least 2)")
