@@ -6,9 +6,9 @@ import SecmailRelayTestSupport
 import SecmailTestSupport
 import Testing
 
-/// The deposit's file written behind the request: batches hashed on one queue and written on
-/// another, several queued at once, must still give the file every byte in order and the digest
-/// of exactly those bytes.
+/// The deposit's file written behind the request: batches hashed as they fill and written on a
+/// queue, several queued at once, must still give the file every byte in order and the digest of
+/// exactly those bytes.
 @Suite struct IncomingEnvelopeFileTests {
     @Test func piecesOfEverySizeArriveInOrderWithTheirDigest() async throws {
         // Larger than batchesInFlight full batches, so that queueing waits for the oldest.
