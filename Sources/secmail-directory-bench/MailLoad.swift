@@ -123,8 +123,9 @@ func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: I
     if !references.isEmpty {
         // Each round against the bulk figure measured just before it: the machine's speed drifts
         // by more than the margins being judged, so only figures from the same moment compare.
-        let fractions = { (values: [Double]) in zip(values, references).map { String(format: "%.2f", $0 / $1) }.joined(separator: ",") }
-        let median = { (values: [Double]) in String(format: "%.2f", percentile(zip(values, references).map { $0 / $1 }.sorted(), 0.5)) }
+        let ratios = { (values: [Double]) in zip(values, references).map { $0 / $1 } }
+        let fractions = { (values: [Double]) in ratios(values).map { String(format: "%.2f", $0) }.joined(separator: ",") }
+        let median = { (values: [Double]) in String(format: "%.2f", percentile(ratios(values).sorted(), 0.5)) }
         report("envelope_\(bigMiB)mib_vs_tls_bulk tls_bulk_mbps=\(figures(references)) upload_fraction=\(fractions(uploads)) download_fraction=\(fractions(downloads)) "
                + "upload_fraction_median=\(median(uploads)) download_fraction_median=\(median(downloads))")
     }
