@@ -103,7 +103,8 @@ import Testing
         let folder = try makeTemporaryDirectory("large-envelope")
         defer { try? FileManager.default.removeItem(at: folder) }
         let attachment = folder.appendingPathComponent("noise.bin")
-        try Data(try SystemRandom().bytes(count: 5 * 256 * 1024 + 12_345)).write(to: attachment)
+        let piece = RelayHTTPConnection.uploadPieceSize
+        try Data(try SystemRandom().bytes(count: 5 * piece + 12_345)).write(to: attachment)
         let envelope = folder.appendingPathComponent("large.sm")
         let sink = FileSink(file: try PositionalFile(creatingAtPath: envelope.path))
         let alice = try SenderIdentity(bundle: ThrowawayIdentities.bundle("alice"), signingKey: ThrowawayIdentities.signingKey("alice"))
@@ -120,7 +121,7 @@ import Testing
         }
         var deposit = RelayRequest(.POST, Endpoint.deposit.path(query: [(Endpoint.Query.recipient, "bob")]),
                                    body: .file(envelope), bearer: try await token("alice"))
-        let growth = FileGrowth(envelope, by: 300 * 1024)
+        let growth = FileGrowth(envelope, by: piece + 44 * 1024)
         // After the first piece, the file grows by more than a piece while it is being sent.
         deposit.uploadProgress = { _, _ in growth.growOnce() }
         let deposited = try await connection.send(deposit)
