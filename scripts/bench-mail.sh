@@ -16,6 +16,9 @@
 # With BASELINE_BIN=/path/to/an/older/secmail the same measurements run first against a relay of
 # that binary (before/after figures from one run); every line is prefixed by the relay measured.
 # RELAY_BIN=/path/to/secmail measures that binary's relay as "current" instead of this tree's.
+# CLIENT_BIN=/path/to/secmail-directory-bench drives the relay with that build's load client (its
+# upload and download code is the client library's), to compare client-side changes in runs
+# interleaved with the tree's own.
 #
 # Usage: [BASELINE_BIN=…] [BIG_ROUNDS=N] scripts/bench-mail.sh [SENDERS] [SECONDS] [BIG_MIB]   (defaults 32 10 64)
 set -euo pipefail
@@ -46,7 +49,7 @@ tls_port=$(grep -oE "^PORT [0-9]+" "$work/tls.log" | grep -oE "[0-9]+$")
 run_mail() {
   local label=$1 relay_bin=$2 data="$work/$1"
   start_relay "$work/$label.log" "$relay_bin" relay --data "$data" --listen 127.0.0.1:0 --rate-per-address 1000000 --rate-per-identity 1000000 $(load_test_flags "$relay_bin")
-  "$bin/secmail-directory-bench" mail "https://localhost:$relay_port" "$data/tls/dev-ca.pem" "$senders" "$seconds" "$big" "$relay_pid" \
+  "${CLIENT_BIN:-$bin/secmail-directory-bench}" mail "https://localhost:$relay_port" "$data/tls/dev-ca.pem" "$senders" "$seconds" "$big" "$relay_pid" \
     "$bin/secmail-tls-bench" "$tls_port" certs/dev-ca.pem | sed -u "s/^/$label /"
   kill -INT "$relay_pid"; wait "$relay_pid" || true; relay_pid=
   rm -rf "$data"
