@@ -120,6 +120,25 @@ import Testing
         #expect(steps.count < 30, "\(steps.count) steps for 64 MiB")
     }
 
+    /// With the file's expected length known, the steps shrink towards its end, so the final fsync
+    /// has little left to wait for: none of the last 2 MiB of a 64 MiB file is scheduled in a step
+    /// over 512 KiB, every step is still at least 256 KiB, and up to the file's middle the steps
+    /// are those of a file of unknown length.
+    @Test func stepsShrinkTowardsAKnownEnd() {
+        let kib: UInt64 = 1 << 10, mib: UInt64 = 1 << 20
+        var scheduled: UInt64 = 0
+        var steps: [(from: UInt64, size: UInt64)] = []
+        while scheduled < 64 * mib {
+            let size = PositionalFile.stepInterval(after: scheduled, expectedLength: 64 * mib)
+            steps.append((scheduled, size))
+            scheduled += size
+        }
+        #expect(steps.allSatisfy { $0.size >= 256 * kib })
+        #expect(steps.filter { $0.from >= 62 * mib }.allSatisfy { $0.size <= 512 * kib })
+        #expect(steps.filter { $0.from + 32 * mib <= 64 * mib }.allSatisfy { $0.size == PositionalFile.stepInterval(after: $0.from) })
+        #expect(steps.count < 60, "\(steps.count) steps for 64 MiB")
+    }
+
     /// Past its first MiB a created file syncs in the background as it grows, and `synchronize()`
     /// waits for those syncs: 4 MiB written in 64 KiB pieces have been synced at least once, and
     /// no more often than there are steps past the first MiB (a request while one waits is folded

@@ -39,8 +39,13 @@ public final class PositionalFile: @unchecked Sendable {
     /// step, 1.8, 0.9 and 7.9 ms with data syncs from the first MiB on; written as fast as the
     /// page cache takes it, a data sync at every step of a small file cost 0.2–0.6 ms more than
     /// writeback alone (the syncs queue up behind each other), from the first MiB on nothing.
-    static func stepInterval(after scheduled: UInt64) -> UInt64 {
-        min(8 << 20, max(256 << 10, scheduled / 4))
+    /// When the file's `expectedLength` is known, steps also shrink to a quarter of what is left
+    /// (not below 256 KiB), so that the final fsync waits for the last few hundred KiB instead of
+    /// up to 8 MiB (6.4 ms at the end of a 64 MiB deposit, traced).
+    static func stepInterval(after scheduled: UInt64, expectedLength: UInt64 = 0) -> UInt64 {
+        let step = min(8 << 20, max(256 << 10, scheduled / 4))
+        guard expectedLength > scheduled else { return step }
+        return min(step, max(256 << 10, (expectedLength - scheduled) / 4))
     }
 
     static let backgroundSyncStart: UInt64 = 1 << 20
@@ -177,7 +182,7 @@ public final class PositionalFile: @unchecked Sendable {
             return raw.count
         }
         written += UInt64(count)
-        if backgroundSyncs != nil, written - writebackStarted >= Self.stepInterval(after: writebackStarted) {
+        if backgroundSyncs != nil, written - writebackStarted >= Self.stepInterval(after: writebackStarted, expectedLength: expectedLength) {
             if writebackStarted >= Self.backgroundSyncStart { syncInBackground() } else { startWriteback() }
         }
     }
