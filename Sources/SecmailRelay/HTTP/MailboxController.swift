@@ -14,7 +14,7 @@ struct MailboxController: Sendable {
     static let maximumRecipients = 64
 
     func addRoutes(to router: Router<RelayRequestContext>) {
-        router.on(.deposit) { request, _ in try await deposit(request) }
+        router.on(.deposit) { request, context in try await deposit(request, context: context) }
         router.on(.mailbox) { request, _ in
             let owner = try await authenticatedName(request, authenticator)
             let query = request.uri.queryParameters
@@ -65,7 +65,7 @@ struct MailboxController: Sendable {
 
     /// Takes a small body into memory or streams a larger one to a file (bounded), then hands it
     /// to the store, which checks it all.
-    func deposit(_ request: Request) async throws -> EditedResponse<DepositResponse> {
+    func deposit(_ request: Request, context: RelayRequestContext) async throws -> EditedResponse<DepositResponse> {
         let token = try bearerToken(request)
         let recipients = request.uri.queryParameters.getAll(Endpoint.Query.recipient).map { String($0) }
         let claimed = try request.uri.queryParameters[Endpoint.Query.messageID[...]].map { try Self.messageID(String($0)) }
@@ -112,7 +112,11 @@ struct MailboxController: Sendable {
             id = try await mailboxes.deposit(bytes: bytes, recipients: names, depositor: depositor, claimed: claimed)
             total = bytes.count
         } else {
-            (id, total) = try await depositFile(request.body, declared: declared, recipients: names, depositor: depositor, claimed: claimed)
+            let hashed = try await context.channel.pipeline.handler(type: DepositBodyHasher.self).map(\.digests).get()
+            let serial = request.headers[DepositBodyHasher.serialField].flatMap { Int($0) }
+            (id, total) = try await depositFile(request.body, declared: declared, recipients: names, depositor: depositor, claimed: claimed) {
+                serial.flatMap { hashed.claim(serial: $0) }
+            }
         }
         return EditedResponse(status: .created, response: DepositResponse(messageId: id.hex, size: total, recipients: names.map(\.value)))
     }
@@ -146,9 +150,11 @@ struct MailboxController: Sendable {
     }
 
     /// Streams a larger envelope to a file written behind the request (IncomingEnvelopeFile),
-    /// bounded by its declared length, then deposits it. Returns its id and size.
+    /// bounded by its declared length, then deposits it, its signature checked against the hash
+    /// `arrivedDigest` gives once the body has ended (the connection's `DepositBodyHasher`), or
+    /// read from the file when that gives none. Returns its id and size.
     func depositFile(_ body: RequestBody, declared: Int, recipients: [IdentityName], depositor: IdentityName,
-                     claimed: MessageID?) async throws -> (MessageID, Int) {
+                     claimed: MessageID?, arrivedDigest: () -> EnvelopePayloadDigester.Digest?) async throws -> (MessageID, Int) {
         let incoming = try IncomingEnvelopeFile(url: mailboxes.incomingFile(), declared: declared)
         let payloadDigest: EnvelopePayloadDigester.Digest?
         do {
@@ -162,7 +168,8 @@ struct MailboxController: Sendable {
                 }
                 try await incoming.append(buffer)
             }
-            payloadDigest = try await incoming.finish()
+            payloadDigest = arrivedDigest()
+            try await incoming.finish()
         } catch {
             try? FileManager.default.removeItem(at: incoming.url)
             throw error

@@ -5,26 +5,20 @@ import SecmailFormat
 import Synchronization
 
 /// An envelope arriving in a deposit, written to its file behind the request: the body's pieces
-/// are gathered into 256 KiB batches; the request task hashes each batch and hands it to a queue
-/// that writes it, while the connection's thread decrypts the next ones. A batch holds the pieces
-/// themselves (buffers the TLS layer filled and hands on), hashed and written where they lie:
-/// copying them into one array took 7% of the relay's CPU in a 64 MiB deposit. Hashing on the
-/// request task rather than on a queue of its own saves a hand-over between threads per batch
-/// (four same-run comparisons of nine 64 MiB rounds each: median deposit rates 0.55 → 0.59, 0.58 →
-/// 0.61, 0.56 → 0.63 and 0.60 → 0.64 of the TLS bulk figure). Neither write(2) nor fsync(2) ever
-/// blocks the request task (it waits for them without holding a thread). Up to `batchesInFlight`
-/// batches may wait on the queue, so that a moment's delay there does not stop the connection
-/// from being read; the request body's own backpressure bounds the rest. The hash is the
-/// payload's, the one the sender's signature covers (`EnvelopePayloadDigester`), so the signature
-/// check at deposit does not read the file again.
+/// are gathered into 256 KiB batches, each handed to a queue that writes it, while the
+/// connection's thread decrypts (and hashes, `DepositBodyHasher`) the next ones. A batch holds the
+/// pieces themselves (buffers the TLS layer filled and hands on), written where they lie: copying
+/// them into one array took 7% of the relay's CPU in a 64 MiB deposit. Neither write(2) nor
+/// fsync(2) ever blocks the request task (it waits for them without holding a thread). Up to
+/// `batchesInFlight` batches may wait on the queue, so that a moment's delay there does not stop
+/// the connection from being read; the request body's own backpressure bounds the rest.
 final class IncomingEnvelopeFile: @unchecked Sendable {
     // @unchecked: `file` is used only on `writing` until `finish` has waited for it; `failure` and
-    // `written` are behind their mutexes; `digester`, `batch`, `batchBytes`, `size` and `queued`
-    // are touched only by the one request task that owns this object.
+    // `written` are behind their mutexes; `batch`, `batchBytes`, `size` and `queued` are touched
+    // only by the one request task that owns this object.
     let url: URL
     private let file: PositionalFile
     private let writing = DispatchQueue(label: "secmail.relay.incoming-envelope.write")
-    private let digester: EnvelopePayloadDigester
     private let failure = Mutex<(any Error)?>(nil)
     private var batch: [ByteBuffer] = []
     private var batchBytes = 0
@@ -47,7 +41,6 @@ final class IncomingEnvelopeFile: @unchecked Sendable {
     init(url: URL, declared: Int) throws {
         self.url = url
         file = try PositionalFile(creatingAtPath: url.path, permissions: 0o600, expectedLength: UInt64(declared))
-        digester = try EnvelopePayloadDigester()
     }
 
     /// Adds `piece` (of the request body) to the current batch, queueing it once full.
@@ -58,7 +51,7 @@ final class IncomingEnvelopeFile: @unchecked Sendable {
         if batchBytes >= Self.batchSize { try await queueBatch() }
     }
 
-    /// Hashes the batch and queues it for writing, first waiting for the oldest queued batch when
+    /// Queues the batch for writing, first waiting for the oldest queued batch when
     /// `batchesInFlight` are queued already; throws the first write error.
     private func queueBatch() async throws {
         await waitUntilWritten(queued - Self.batchesInFlight + 1)
@@ -66,7 +59,6 @@ final class IncomingEnvelopeFile: @unchecked Sendable {
         let pieces = batch
         batch = []
         batchBytes = 0
-        for piece in pieces { piece.withUnsafeReadableBytes { digester.update($0) } }
         queued += 1
         writing.async { [self] in
             defer { batchWritten() }
@@ -77,9 +69,8 @@ final class IncomingEnvelopeFile: @unchecked Sendable {
         }
     }
 
-    /// Waits for every queued batch, syncs the file, and returns the hash of the payload the
-    /// signature covers (nil when the header does not parse; the deposit's full check then says why).
-    func finish() async throws -> EnvelopePayloadDigester.Digest? {
+    /// Waits for every queued batch and syncs the file.
+    func finish() async throws {
         if !batch.isEmpty { try await queueBatch() }
         await waitUntilWritten(queued)
         try rethrowFailure()
@@ -88,7 +79,6 @@ final class IncomingEnvelopeFile: @unchecked Sendable {
                 continuation.resume(with: Result { try file.synchronize() })
             }
         }
-        return digester.finalize()
     }
 
     private func rethrowFailure() throws {
