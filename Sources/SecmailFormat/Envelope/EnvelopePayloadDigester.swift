@@ -6,7 +6,7 @@ import SecmailCrypto
 /// (`EnvelopeOpener.verifySignature(_:sender:payloadDigest:)`). It needs nothing but the bytes:
 /// it parses the header from the first ones to learn where the payload lies.
 public final class EnvelopePayloadDigester: @unchecked Sendable {
-    // @unchecked: one owner feeds it in order (the request task of a deposit).
+    // @unchecked: one owner feeds it in order (in the relay, the deposit's connection handler).
     /// What the digest covers, and the digest.
     public struct Digest: Sendable, Equatable {
         public let payloadOffset: UInt64
