@@ -8,7 +8,8 @@ Modes (each prints one JSON object and exits 0):
   trickle-head     a request head sent one byte a second: seconds until the relay closes
   trickle-body     a request head, then its 1,000-byte body one byte a second: seconds until closed
   unread-pipeline  COUNT pipelined requests for large answers, none read for a while: bytes received before EOF
-  hold             COUNT connections from SOURCE_ADDRESS, idle: how many the relay closed at once
+  hold             COUNT connections from SOURCE_ADDRESS, idle: how many the relay closed at once;
+                   then, given HOLD_SECONDS [MARKER], creates MARKER and keeps them open that long
 
     slow_client.py post-head PORT CA_FILE PATH TOKEN LENGTH SEND HOLD
   a POST whose head declares LENGTH bytes ("none": chunked, no length), then SEND body bytes;
@@ -146,6 +147,8 @@ def main():
         refused += sum(1 for connection in connections if closed_by_peer(connection, 1.0))
         print(json.dumps({"refused": refused, "open": count - refused}))
         sys.stdout.flush()
+        if len(sys.argv) > 7:
+            open(sys.argv[7], "w").close()
         if len(sys.argv) > 6:
             time.sleep(float(sys.argv[6]))
     else:
