@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailFormat
 import SecmailImages
 
@@ -171,7 +172,7 @@ public final class AttachmentDirectory: ContentSink {
     /// JPEG a JPEG XL was made from, bit for bit), the name to save it under and a note on what
     /// became of it.
     private func convertedImage(info: AttachmentInfo, staged url: URL) -> (String, URL, note: String?) {
-        guard let prefix = try? FileHandle(forReadingFrom: url).read(upToCount: ImageFormat.signatureLength),
+        guard let prefix = try? NamedFile.prefix(of: url.path, count: ImageFormat.signatureLength),
               let format = ImageFormat.detect(prefix), format != .png, !(keepJPEG && format == .jpeg) else {
             return (info.name, url, nil)
         }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailFormat
 
 /// An envelope to open: a regular file as it is; a pipe, a FIFO or a terminal device
@@ -51,14 +52,13 @@ public final class EnvelopeInput {
     /// read, and one that goes on past its envelope's signature is refused there, instead of being
     /// copied to the disk without end.
     private static func copyEnvelope(from url: URL, to copy: URL) throws {
-        let input: FileHandle
-        do { input = try FileHandle(forReadingFrom: url) } catch {
-            throw ClientError(.io, "cannot open \(url.path): \(error.localizedDescription)")
+        let input: NamedFile.Stream
+        do { input = try NamedFile.Stream(path: url.path) } catch {
+            throw ClientError(.io, "cannot open \(url.path): \(error)")
         }
-        defer { try? input.close() }
-        func read(upTo count: UInt64) throws -> Data {
-            do { return try input.read(upToCount: Int(min(count, 1 << 20))) ?? Data() } catch {
-                throw ClientError(.io, "cannot read \(url.path): \(error.localizedDescription)")
+        func read(upTo count: UInt64) throws -> [UInt8] {
+            do { return try input.read(upTo: Int(min(count, 1 << 20))) } catch {
+                throw ClientError(.io, "cannot read \(url.path): \(error)")
             }
         }
         let file = try PositionalFile(creatingAtPath: copy.path, permissions: 0o600, scratch: true)
@@ -69,7 +69,7 @@ public final class EnvelopeInput {
         while copied < envelopeEnd ?? payloadEnd ?? UInt64.max {
             let piece = try read(upTo: (envelopeEnd ?? payloadEnd ?? UInt64.max) - copied)
             if piece.isEmpty { return }
-            try file.write(Array(piece)[...])
+            try file.write(piece[...])
             copied += UInt64(piece.count)
             if payloadEnd == nil, copied >= UInt64(EnvelopeHeader.maximumEncodedLength) {
                 let header = try EnvelopeOpener.readHeader(try FileEnvelopeSource(url: copy))

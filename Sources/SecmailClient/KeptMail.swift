@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailFormat
 
 /// The envelopes a home keeps: every message sent (sent/ID.sm with the content key wrapped for
@@ -252,7 +253,7 @@ public struct KeptMail: Sendable {
         do {
             try FileManager.default.removeItem(at: url)
         } catch {
-            throw ClientError(.io, "cannot remove \(url.path): \(error.localizedDescription)")
+            throw ClientError(.io, "cannot remove \(url.path): \(String(describing: error))")
         }
     }
 }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailFormat
 
 /// Whom a message was sealed to, as far as this home can tell: the envelope names its recipients

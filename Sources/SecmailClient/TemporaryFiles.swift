@@ -1,4 +1,6 @@
-import Foundation
+import FoundationEssentials
+import Glibc
+import Synchronization
 
 /// Temporary files and staging folders that hold plaintext or half-transferred envelopes. Each
 /// carries this process's id in its name (`.PREFIX-PID-UUID`), is registered while it exists, and
@@ -6,19 +8,18 @@ import Foundation
 /// SIGTERM). One left by a process that died anyway (SIGKILL, a crash, a power cut) is found by
 /// `sweep` at a later run: its process is gone.
 public enum TemporaryFiles {
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var registered: Set<String> = []
+    private static let registered = Mutex<Set<String>>([])
 
     /// A new temporary path in `directory`, registered for removal on interruption.
     public static func path(in directory: URL, prefix: String, isDirectory: Bool = false) -> URL {
         let url = directory.appendingPathComponent(".\(prefix)-\(getpid())-\(UUID().uuidString)", isDirectory: isDirectory)
-        lock.withLock { _ = registered.insert(url.path) }
+        registered.withLock { _ = $0.insert(url.path) }
         return url
     }
 
     /// `url` is gone or kept for good: no longer removed on interruption.
     public static func release(_ url: URL) {
-        lock.withLock { _ = registered.remove(url.path) }
+        registered.withLock { _ = $0.remove(url.path) }
     }
 
     /// Removes `url` and releases it.
@@ -29,7 +30,7 @@ public enum TemporaryFiles {
 
     /// Removes every registered path (on interruption; called from a signal handler's queue).
     public static func removeAll() {
-        let paths = lock.withLock { registered }
+        let paths = registered.withLock { $0 }
         for path in paths { try? FileManager.default.removeItem(atPath: path) }
     }
 

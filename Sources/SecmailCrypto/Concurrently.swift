@@ -1,4 +1,5 @@
-import Foundation
+import Dispatch
+import Glibc
 
 /// Runs two independent pieces of work at once and returns both results: `first` on the calling
 /// thread, `second` on a thread of its own (never a pool thread that other blocked work could be
@@ -8,7 +9,7 @@ import Foundation
 public func concurrently<First, Second: Sendable>(_ first: () throws -> First,
                                                   _ second: @escaping @Sendable () throws -> Second) throws -> (First, Second) {
     let other = ResultSlot<Second>()
-    Thread.detachNewThread {
+    detachThread {
         let result = Result { try second() }
         // Before the caller goes on (and the process perhaps ends): see `releaseThreadState`.
         OpenSSLErrorQueue.releaseThreadState()
@@ -17,6 +18,29 @@ public func concurrently<First, Second: Sendable>(_ first: () throws -> First,
     let firstResult = Result { try first() }
     let secondResult = other.waitForResult()
     return (try firstResult.get(), try secondResult.get())
+}
+
+/// Runs `work` on a new thread of its own, detached: it ends when `work` returns. (Foundation's
+/// `Thread.detachNewThread`, without Foundation's Thread, which the client program leaves out
+/// for its start-up cost.) Should the system refuse a thread, `work` runs on the caller's.
+public func detachThread(_ work: @escaping @Sendable () -> Void) {
+    let context = Unmanaged.passRetained(ThreadWork(work)).toOpaque()
+    var thread = pthread_t()
+    let status = pthread_create(&thread, nil, { context in
+        guard let context else { return nil }
+        Unmanaged<ThreadWork>.fromOpaque(context).takeRetainedValue().body()
+        return nil
+    }, context)
+    guard status == 0 else {
+        Unmanaged<ThreadWork>.fromOpaque(context).takeRetainedValue().body()
+        return
+    }
+    pthread_detach(thread)
+}
+
+private final class ThreadWork: Sendable {
+    let body: @Sendable () -> Void
+    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
 }
 
 private final class ResultSlot<Value: Sendable>: @unchecked Sendable {

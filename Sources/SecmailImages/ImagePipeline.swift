@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailCrypto
 
 /// The lossless image pipeline (DESIGN section 6): decode by magic bytes within limits, optimise
@@ -17,7 +18,7 @@ public struct ImagePipeline: Sendable {
     /// initialiser, which times the clock, take about 5 ms that the first JPEG XL work would
     /// otherwise wait for, while the command is mostly waiting for its relay.
     public static func loadJPEGXLInBackground() {
-        Thread.detachNewThread { _ = ImageCodecs.loadJXL() }
+        detachThread { _ = ImageCodecs.loadJXL() }
     }
 
     /// Decodes a PNG or JPEG file into canonical RGBA.

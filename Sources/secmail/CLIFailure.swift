@@ -1,5 +1,7 @@
 import ArgumentParser
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 import SecmailClient
 import SecmailCrypto
 import SecmailFormat
@@ -121,8 +123,8 @@ enum Terminal {
             lastDraw = now
             let percent = Int(Double(done) / Double(max(total, 1)) * 100)
             let line = switch unit {
-            case .bytes: String(format: "\r%@ %3d%%  %.1f / %.1f MiB", label, percent, Double(done) / 1_048_576, Double(total) / 1_048_576)
-            case .entries: "\r\(label) \(String(format: "%3d", percent))%  \(done) / \(total) entries"
+            case .bytes: "\r\(label) \(rightAligned(percent, width: 3))%  \(decimal(Double(done) / 1_048_576, places: 1)) / \(decimal(Double(total) / 1_048_576, places: 1)) MiB"
+            case .entries: "\r\(label) \(rightAligned(percent, width: 3))%  \(done) / \(total) entries"
             }
             // Erase what a longer earlier line left to the right of this one.
             StandardStreams.writeError(line + "\u{1B}[K")
@@ -200,6 +202,31 @@ func withRelay<T>(_ home: SecmailHome, client: RelayClient? = nil, _ body: (Rela
 
 /// "1 message", "3 messages".
 func counted(_ count: Int, _ one: String, _ many: String) -> String { "\(count) \(count == 1 ? one : many)" }
+
+/// `value` with `places` decimals, rounded to nearest, as printf's "%.1f" shows it (without
+/// String(format:), which is Foundation's and not FoundationEssentials').
+func decimal(_ value: Double, places: Int) -> String {
+    var factor: UInt64 = 1
+    for _ in 0..<places { factor *= 10 }
+    let scaled = (abs(value) * Double(factor)).rounded()
+    guard scaled.isFinite, scaled < 1e18 else { return "\(value)" }
+    let units = UInt64(scaled)
+    let sign = value < 0 && units > 0 ? "-" : ""
+    guard places > 0 else { return sign + String(units) }
+    let fraction = String(units % factor)
+    return sign + String(units / factor) + "." + String(repeating: "0", count: places - fraction.count) + fraction
+}
+
+/// `value` right-aligned in `width` columns, as printf's "%3d".
+func rightAligned(_ value: Int, width: Int) -> String {
+    let digits = String(value)
+    return String(repeating: " ", count: max(0, width - digits.count)) + digits
+}
+
+/// `text` padded with spaces (or cut) to `width` characters, as a column of a table.
+func leftAligned(_ text: String, width: Int) -> String {
+    text.count >= width ? String(text.prefix(width)) : text + String(repeating: " ", count: width - text.count)
+}
 
 /// Formats a byte count for people: "512 B", "41.1 KiB", "1.5 MiB", "2.25 GiB", rounded as
 /// printf's "%.1f" rounds (to nearest, ties to even). In integers rather than through

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailClient
 import SecmailCrypto
 import SecmailFormat
@@ -291,7 +292,7 @@ struct ComposeOptions: ParsableArguments {
         guard isatty(STDIN_FILENO) == 0 else { return "" }
         // At most one byte past the limit is read: a larger input is refused without being held.
         let limit = MessageContent.maximumTextLength
-        let bytes = try FileHandle.standardInput.read(upToCount: limit + 1) ?? Data()
+        let bytes = try NamedFile.standardInput(upTo: limit + 1)
         guard bytes.count <= limit else {
             throw CLIFailure(.failure, "the message text on standard input is over \(limit >> 20) MiB; attach it as a file instead")
         }

@@ -1,5 +1,7 @@
 import Dispatch
-import Foundation
+import FoundationEssentials
+import Glibc
+import Synchronization
 import SecmailClient
 import SecmailFormat
 
@@ -9,18 +11,18 @@ import SecmailFormat
 /// for SIGTERM). The relay keeps its own graceful shutdown and does not install this.
 enum Interruption {
     nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
-    private static let state = InterruptionState()
+    private static let state = Mutex(InterruptionState())
 
     static func install() {
         for (signalNumber, status) in [(SIGINT, Int32(130)), (SIGTERM, Int32(143))] {
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global(qos: .userInteractive))
             source.setEventHandler {
-                state.begin()
+                state.withLock { $0.begun = true }
                 TerminalInput.restoreAfterInterruption()
                 TemporaryFiles.removeAll()
                 let clear = Terminal.stderrIsTerminal ? "\r\u{1B}[K" : ""
-                let outcome = state.outcome ?? "nothing decrypted or half-written was kept"
+                let outcome = state.withLock { $0.outcome } ?? "nothing decrypted or half-written was kept"
                 StandardStreams.writeError("\(clear)secmail: interrupted; \(outcome)\n")
                 _exit(status)
             }
@@ -32,7 +34,7 @@ enum Interruption {
     /// What an interruption from now on leaves behind, said instead of the general "nothing
     /// decrypted or half-written was kept" (`send` says whether its message may have gone).
     static func wouldLeave(_ outcome: String) {
-        state.setOutcome(outcome)
+        state.withLock { $0.outcome = outcome }
     }
 
     /// For a command about to report a failure: once an interruption is being handled, the
@@ -40,20 +42,12 @@ enum Interruption {
     /// and the handler ends the process with 130 or 143 in a moment; so this waits for that
     /// instead of reporting the failure and exiting 1 first.
     static func waitIfInterrupted() {
-        guard state.hasBegun else { return }
+        guard state.withLock({ $0.begun }) else { return }
         while true { sleep(60) }
     }
 }
 
-private final class InterruptionState: @unchecked Sendable {
-    // @unchecked: `begun` and `stored` are touched under `lock` only.
-    private let lock = NSLock()
-    private var begun = false
-    private var stored: String?
-
-    var hasBegun: Bool { lock.withLock { begun } }
-    var outcome: String? { lock.withLock { stored } }
-
-    func begin() { lock.withLock { begun = true } }
-    func setOutcome(_ outcome: String) { lock.withLock { stored = outcome } }
+private struct InterruptionState {
+    var begun = false
+    var outcome: String?
 }

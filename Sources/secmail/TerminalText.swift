@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailFormat
 
 /// The one way untrusted text (message text, attachment names, relay answers, anything a sender or
@@ -44,6 +45,6 @@ enum TerminalText {
         let plain = !word.isEmpty && word.unicodeScalars.allSatisfy {
             $0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-/+=:,@%".unicodeScalars.contains($0)
         }
-        return neutralised(plain ? word : "'" + word.replacingOccurrences(of: "'", with: #"'\''"#) + "'")
+        return neutralised(plain ? word : "'" + word.replacing("'", with: #"'\''"#) + "'")
     }
 }

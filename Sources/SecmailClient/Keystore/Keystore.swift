@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailCrypto
 import SecmailFormat
 
@@ -53,7 +54,7 @@ public struct Keystore: Sendable {
         do {
             try FileManager.default.moveItem(at: staging, to: identityDirectory)
         } catch {
-            throw ClientError(.io, "cannot install the identity in \(identityDirectory.path): \(error.localizedDescription)")
+            throw ClientError(.io, "cannot install the identity in \(identityDirectory.path): \(String(describing: error))")
         }
         return bundle
     }
@@ -83,7 +84,7 @@ public struct Keystore: Sendable {
         } catch let error as ClientError {
             throw error
         } catch {
-            throw ClientError(.io, "cannot install key version \(bundle.keyVersion) in \(identityDirectory.path): \(error.localizedDescription)")
+            throw ClientError(.io, "cannot install key version \(bundle.keyVersion) in \(identityDirectory.path): \(String(describing: error))")
         }
         return bundle
     }
@@ -119,7 +120,7 @@ public struct Keystore: Sendable {
         do {
             try FileManager.default.removeItem(at: versionDirectory(pending.keyVersion))
         } catch {
-            throw ClientError(.io, "cannot remove the refused key version in \(versionDirectory(pending.keyVersion).path): \(error.localizedDescription)")
+            throw ClientError(.io, "cannot remove the refused key version in \(versionDirectory(pending.keyVersion).path): \(String(describing: error))")
         }
     }
 
@@ -136,7 +137,7 @@ public struct Keystore: Sendable {
             try FileManager.default.moveItem(at: identityDirectory, to: discarded)
             try FileManager.default.removeItem(at: discarded)
         } catch {
-            throw ClientError(.io, "cannot remove the unregistered identity in \(identityDirectory.path): \(error.localizedDescription)")
+            throw ClientError(.io, "cannot remove the unregistered identity in \(identityDirectory.path): \(String(describing: error))")
         }
     }
 

@@ -1,4 +1,6 @@
-import Foundation
+import FoundationEssentials
+import Glibc
+import Synchronization
 import SecmailCrypto
 import SecmailFormat
 
@@ -6,13 +8,11 @@ import SecmailFormat
 /// sealed to that version needs it. Unlocked with the passphrase, every version costs one scrypt
 /// (about 50 ms of a core), and someone who rotated N times would otherwise pay N of them to read
 /// any message; the key agent's keys are all at hand from the start.
-public final class RecipientKeyring: @unchecked Sendable {
-    // @unchecked: `atHand` is read and written under `lock` only.
+public final class RecipientKeyring: Sendable {
     /// Every key version's bundle fingerprint, newest first.
     public let fingerprints: [Fingerprint]
     private let unlock: @Sendable (Set<Fingerprint>) throws -> [RecipientKey]
-    private let lock = NSLock()
-    private var atHand: [RecipientKey]
+    private let atHand: Mutex<[RecipientKey]>
 
     /// Keys that are all at hand (the key agent's, or every version unlocked).
     public convenience init(_ keys: [RecipientKey]) {
@@ -22,18 +22,18 @@ public final class RecipientKeyring: @unchecked Sendable {
     /// `atHand` now; `unlock` gives the keys of the versions asked for when a message needs them.
     public init(fingerprints: [Fingerprint], atHand: [RecipientKey], unlock: @escaping @Sendable (Set<Fingerprint>) throws -> [RecipientKey]) {
         self.fingerprints = fingerprints
-        self.atHand = atHand
+        self.atHand = Mutex(atHand)
         self.unlock = unlock
     }
 
     /// The keys of the `listed` versions (those a message is sealed to), unlocking any not at hand.
     public func keys(for listed: [Fingerprint]) throws -> [RecipientKey] {
-        let missing = Set(listed).subtracting(lock.withLock { atHand.map(\.fingerprint) })
+        let missing = Set(listed).subtracting(atHand.withLock { $0.map(\.fingerprint) })
         if !missing.isEmpty {
             let unlocked = try unlock(missing)
-            lock.withLock { atHand += unlocked }
+            atHand.withLock { $0 += unlocked }
         }
-        return lock.withLock { atHand.filter { listed.contains($0.fingerprint) } }
+        return atHand.withLock { $0.filter { listed.contains($0.fingerprint) } }
     }
 
     /// The keys of the versions `source`'s header lists (or the sender's `sentCopyKey`), from

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailFormat
 
 /// The client's state directory: `$SECMAIL_HOME`, or `~/.secmail` when unset.
@@ -166,7 +167,7 @@ enum FileSystem {
         do {
             return Array(try Data(contentsOf: url))
         } catch {
-            throw ClientError(.io, "cannot read \(url.path): \(error.localizedDescription)")
+            throw ClientError(.io, "cannot read \(url.path): \(String(describing: error))")
         }
     }
 

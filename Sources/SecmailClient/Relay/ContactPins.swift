@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailFormat
 
 /// Contact keys pinned on first use ($SECMAIL_HOME/contacts/NAME.id, the armored bundle), and
@@ -90,7 +91,7 @@ public struct ContactPins: Sendable {
             do {
                 try FileManager.default.removeItem(at: file)
             } catch {
-                throw ClientError(.io, "cannot remove \(file.path): \(error.localizedDescription)")
+                throw ClientError(.io, "cannot remove \(file.path): \(String(describing: error))")
             }
         }
         try FileSystem.synchronize(directory)

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailFormat
 
 /// `$SECMAIL_HOME/reader-features`: the relay and the list of reader features (`ReaderFeature`)

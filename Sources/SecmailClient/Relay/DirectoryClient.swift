@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailAPI
 import SecmailCrypto
 import SecmailFormat
@@ -220,7 +221,7 @@ public struct DirectoryClient {
     /// certificate names of the connection).
     private func servedLogKey() async throws -> (key: String, answer: RelayResponse) {
         let answer = try await relay.expect(200, RelayRequest(.GET, Endpoint.logKey.path()))
-        return (String(decoding: answer.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines), answer)
+        return (String(String(decoding: answer.body, as: UTF8.self).trimmingPrefix(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed()), answer)
     }
 
     /// The log key's origin must be the one the relay announces and must name this relay: its host
@@ -231,7 +232,7 @@ public struct DirectoryClient {
             throw ClientError(.verificationFailed, "the relay announces the log origin \(announced) but its log key is named \(origin)")
         }
         let host = String(origin.prefix { $0 != "/" }).lowercased()
-        let relayHost = relayHost.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
+        let relayHost = String(relayHost.trimmingPrefix("[").reversed().drop { $0 == "]" }.reversed()).lowercased()
         guard host == relayHost || certificateNames.contains(where: { $0.lowercased() == host }) else {
             throw ClientError(.verificationFailed, "the relay's log origin \(origin) does not name this relay (\(relayHost), certificate for \(certificateNames.joined(separator: ", "))): refusing to pin it")
         }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailFormat
 
 /// Reading the copies this home keeps (`KeptMail`): of a message read before, and of one sent.

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailAPI
 import SecmailFormat
 
@@ -223,7 +224,7 @@ extension RelayClient {
             do {
                 try FileManager.default.moveItem(at: state, to: folder.appendingPathComponent(state.lastPathComponent))
             } catch {
-                throw ClientError(.io, "cannot move \(state.path) into \(folder.path) (\(error.localizedDescription)): move it yourself, or audit and monitor refuse the new log")
+                throw ClientError(.io, "cannot move \(state.path) into \(folder.path) (\(String(describing: error))): move it yourself, or audit and monitor refuse the new log")
             }
         }
         try FileSystem.synchronize(folder)

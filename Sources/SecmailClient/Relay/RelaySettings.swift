@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailFormat
 import SecmailTLS
 
@@ -34,7 +35,7 @@ public struct RelaySettings: Codable, Sendable, Equatable {
         do {
             return try JSONDecoder().decode(RelaySettings.self, from: Data(contentsOf: url))
         } catch {
-            throw ClientError(.corruptState, "\(url.path) is damaged: \(error.localizedDescription)")
+            throw ClientError(.corruptState, "\(url.path) is damaged: \(String(describing: error))")
         }
     }
 

@@ -1,5 +1,4 @@
 internal import COpenSSL
-import Foundation
 
 /// Starts OpenSSL on a second thread while the command line is still being parsed.
 ///
@@ -18,7 +17,7 @@ public enum CryptoWarmUp {
         // The base initialisation is cheap and takes the flags of its first caller, so it runs
         // here, before any other thread can reach OpenSSL.
         _ = OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_ATEXIT), nil)
-        Thread.detachNewThread { warm() }
+        detachThread { warm() }
     }
 
     /// Loads the configuration and fetches what the commands use: SHA-256, AES-256-GCM, HKDF and

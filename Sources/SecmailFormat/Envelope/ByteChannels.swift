@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Random-access input for opening an envelope in two passes (verify, then decrypt).
 public protocol EnvelopeSource {

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailCrypto
 
 /// The sender's side of sealing: the published bundle and its signing key (in this process or

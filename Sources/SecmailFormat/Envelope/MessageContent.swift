@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// How an attachment's bytes are stored inside the payload.
 public enum AttachmentEncoding: UInt8, Sendable {
@@ -73,11 +74,9 @@ public struct OutgoingAttachment: Sendable {
         let size = status.size
         let prefix: [UInt8]
         do {
-            let handle = try FileHandle(forReadingFrom: url)
-            defer { try? handle.close() }
-            prefix = Array(try handle.read(upToCount: 16) ?? Data())
+            prefix = try NamedFile.prefix(of: url.path, count: 16)
         } catch {
-            throw FormatError(.io, "cannot read attachment \(url.path): \(error.localizedDescription)")
+            throw FormatError(.io, "cannot read attachment \(url.path): \(error)")
         }
         // A file under /proc or /sys says it is empty (or 4096 bytes) whatever it holds; sealed
         // by its size, it would arrive empty or cut off without a word.

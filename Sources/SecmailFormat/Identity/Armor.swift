@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The text-safe form of binary objects: PEM-like, base64 in 64-character lines.
 ///

@@ -44,7 +44,7 @@ public struct IdentityName: Sendable, Hashable, CustomStringConvertible {
     /// as l; '.', '_' and '-' as one mark, doubled marks as one, trailing marks dropped. Two
     /// names with one skeleton are too easily mistaken for each other to both be registered.
     public var skeleton: String {
-        var folded = value.replacingOccurrences(of: "rn", with: "m").replacingOccurrences(of: "vv", with: "w")
+        var folded = value.replacing("rn", with: "m").replacing("vv", with: "w")
         folded = String(folded.map { character -> Character in
             switch character {
             case "0": "o"
@@ -53,7 +53,7 @@ public struct IdentityName: Sendable, Hashable, CustomStringConvertible {
             default: character
             }
         })
-        while folded.contains("..") { folded = folded.replacingOccurrences(of: "..", with: ".") }
+        while folded.contains("..") { folded = folded.replacing("..", with: ".") }
         while folded.hasSuffix(".") { folded.removeLast() }
         return folded
     }

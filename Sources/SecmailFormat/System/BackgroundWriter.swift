@@ -1,4 +1,6 @@
-import Foundation
+import FoundationEssentials
+import Glibc
+import Synchronization
 import SecmailCrypto
 
 /// Writes to a `PositionalFile` on a background queue so that encryption and hashing on the
@@ -6,12 +8,10 @@ import SecmailCrypto
 /// of sealing to a new file). At most `depth` chunks are in flight, so memory stays bounded and a
 /// slow disk applies backpressure. The first write error is reported by the next `write` or by
 /// `finish()`.
-public final class BackgroundWriter: @unchecked Sendable {
-    // @unchecked: `failure` is guarded by `lock`; `file` is only written from the serial queue.
+public final class BackgroundWriter: Sendable {
     public let file: PositionalFile
     private let queue: BoundedSerialQueue
-    private let lock = NSLock()
-    private var failure: Error?
+    private let failure = Mutex<(any Error)?>(nil)
 
     public init(file: PositionalFile, depth: Int = 8) {
         self.file = file
@@ -32,7 +32,7 @@ public final class BackgroundWriter: @unchecked Sendable {
             do {
                 for piece in pieces { try file.write(piece) }
             } catch {
-                lock.withLock { failure = error }
+                failure.withLock { if $0 == nil { $0 = error } }
             }
         }
     }
@@ -56,7 +56,7 @@ public final class BackgroundWriter: @unchecked Sendable {
     }
 
     private func currentFailure() -> Error? {
-        lock.withLock { failure }
+        failure.withLock { $0 }
     }
 
     private func rethrowFailure() throws {

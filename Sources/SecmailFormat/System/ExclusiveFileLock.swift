@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Glibc
 
 /// An exclusive advisory lock (flock) on a file, held while this object lives and released by
@@ -60,7 +60,7 @@ public final class ExclusiveFileLock: @unchecked Sendable {
         var buffer = [UInt8](repeating: 0, count: 32)
         let count = pread(descriptor, &buffer, buffer.count, 0)
         let text = String(decoding: buffer.prefix(max(0, count)), as: UTF8.self)
-        return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        return Int32(text.filter { !$0.isWhitespace })
     }
 
     private init(descriptor: Int32) {

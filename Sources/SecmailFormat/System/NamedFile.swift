@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Glibc
 import SecmailCrypto
 
@@ -39,6 +39,34 @@ public enum NamedFile {
                 line.removeLast()
             }
             return line
+        }
+    }
+
+    /// Up to `count` bytes from the start of the file at `path` (fewer when it is shorter):
+    /// enough to tell its format.
+    public static func prefix(of path: String, count: Int) throws -> [UInt8] {
+        try withOpenFile(path) { try read($0, upTo: count) { _ in false } }
+    }
+
+    /// Standard input to its end, up to `limit` bytes.
+    public static func standardInput(upTo limit: Int) throws -> [UInt8] {
+        try read(STDIN_FILENO, upTo: limit) { _ in false }
+    }
+
+    /// A file read from its start in pieces, a pipe as well as a regular file.
+    public final class Stream {
+        private let descriptor: Int32
+
+        public init(path: String) throws {
+            descriptor = open(path, O_RDONLY | O_CLOEXEC)
+            guard descriptor >= 0 else { throw FormatError(.io, String(cString: strerror(errno))) }
+        }
+
+        deinit { close(descriptor) }
+
+        /// The next `count` bytes, fewer only at the end of the file (none there).
+        public func read(upTo count: Int) throws -> [UInt8] {
+            try NamedFile.read(descriptor, upTo: count) { _ in false }
         }
     }
 

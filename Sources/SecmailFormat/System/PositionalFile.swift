@@ -1,6 +1,6 @@
 internal import CSystemCalls
 import Dispatch
-import Foundation
+import FoundationEssentials
 import Glibc
 import SecmailCrypto
 import Synchronization
@@ -308,16 +308,16 @@ public enum StandardStreams {
 
     private static func keepFailure(of bytes: UnsafeRawBufferPointer) {
         if let failure = write(bytes, to: STDOUT_FILENO) {
-            lock.withLock { if outputFailureStorage == nil { outputFailureStorage = failure } }
+            outputFailureStorage.withLock { if $0 == nil { $0 = failure } }
         }
     }
 
     /// Why something written to standard output did not get there, if it did not.
-    public static var outputFailure: String? { lock.withLock { outputFailureStorage?.reason } }
+    public static var outputFailure: String? { outputFailureStorage.withLock { $0?.reason } }
 
     /// Whether standard output failed because its reader had gone (`secmail read ID | head`):
     /// a reader that stops early, not a result lost.
-    public static var outputReaderLeft: Bool { lock.withLock { outputFailureStorage?.errorNumber == EPIPE } }
+    public static var outputReaderLeft: Bool { outputFailureStorage.withLock { $0?.errorNumber == EPIPE } }
 
     /// As `writeOutput`, to standard error; a failure there has nowhere to be said.
     public static func writeError(_ text: String) {
@@ -331,8 +331,7 @@ public enum StandardStreams {
         let errorNumber: Int32
     }
 
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var outputFailureStorage: WriteFailure?
+    private static let outputFailureStorage = Mutex<WriteFailure?>(nil)
 
     /// nil, or why the write failed.
     private static func write(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32) -> WriteFailure? {

@@ -1,5 +1,5 @@
 internal import CSystemCalls
-import Foundation
+import FoundationEssentials
 import Glibc
 
 /// Secrets read from the controlling terminal (/dev/tty, not standard input) with echo off. The

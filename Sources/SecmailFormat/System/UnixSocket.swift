@@ -1,5 +1,5 @@
 internal import CSystemCalls
-import Foundation
+import FoundationEssentials
 import Glibc
 
 /// A connected Unix stream socket: the key agent's side of one client, or a client's connection to

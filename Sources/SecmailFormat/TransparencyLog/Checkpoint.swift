@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A transparency log checkpoint in the C2SP tlog-checkpoint format (c2sp.org/tlog-checkpoint):
 ///

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Replays the directory log leaf by leaf and recomputes the name map, checking everything a leaf
 /// claims that follows from the leaves before it: a registration is of a new name; a rotation

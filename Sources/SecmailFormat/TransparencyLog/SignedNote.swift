@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailCrypto
 
 /// Signed notes (c2sp.org/signed-note, as Go's golang.org/x/mod/sumdb/note) with Ed25519 keys:
@@ -30,11 +31,13 @@ public enum SignedNote {
     /// Returns the text of `note` if it carries a valid signature by `verifier`. Signature lines
     /// by other keys are ignored; a line that names this key but does not verify is an error.
     public static func open(_ note: String, verifier: NoteVerifier) throws -> String {
-        guard let separator = note.range(of: "\n\n", options: .backwards) else {
+        // The last blank line: the signatures follow it.
+        let utf8 = note.utf8
+        guard let blank = utf8.indices.dropLast().last(where: { utf8[$0] == 10 && utf8[utf8.index(after: $0)] == 10 }) else {
             throw FormatError(.truncated, "not a signed note: no blank line before the signatures")
         }
-        let text = String(note[note.startIndex...separator.lowerBound])
-        let signatureBlock = note[separator.upperBound...]
+        let text = String(note[note.startIndex...blank])
+        let signatureBlock = note[utf8.index(blank, offsetBy: 2)...]
         try checkText(text)
         guard signatureBlock.hasSuffix("\n") else {
             throw FormatError(.truncated, "the signed note's last line has no newline")

@@ -1,5 +1,6 @@
 import CImageCodecs
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailCrypto
 
 /// The C boundary of the image pipeline: libpng, libjpeg-turbo, libdeflate, zopfli, zlib and libjxl through CImageCodecs.

@@ -1,4 +1,7 @@
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
+import Synchronization
 import SecmailCrypto
 
 /// How much work the optimiser spends. Figures from scripts/bench-images.sh are in README.md.
@@ -323,59 +326,57 @@ extension PNGOptimizer {
 }
 
 /// The best encoding so far, shared by concurrent trials.
-private final class SearchState: @unchecked Sendable {
-    // @unchecked: every access holds `lock`.
+private final class SearchState: Sendable {
     struct Candidate {
         let bytes: [UInt8]
         let trial: PNGOptimizer.Trial?
         let method: String
     }
 
-    private let lock = NSLock()
-    private var candidate: Candidate?
-    private var trialCount = 0
-    private var abandonedCount = 0
+    private struct Progress {
+        var candidate: Candidate?
+        var trialCount = 0
+        var abandonedCount = 0
+    }
 
-    var best: Candidate? { lock.withLock { candidate } }
-    var bestSize: Int? { lock.withLock { candidate?.bytes.count } }
-    var trials: Int { lock.withLock { trialCount } }
-    var abandoned: Int { lock.withLock { abandonedCount } }
+    private let progress = Mutex(Progress())
+
+    var best: Candidate? { progress.withLock { $0.candidate } }
+    var bestSize: Int? { progress.withLock { $0.candidate?.bytes.count } }
+    var trials: Int { progress.withLock { $0.trialCount } }
+    var abandoned: Int { progress.withLock { $0.abandonedCount } }
 
     func offer(bytes: [UInt8], trial: PNGOptimizer.Trial? = nil, method: String) {
-        lock.withLock {
-            if trial != nil { trialCount += 1 }
-            if candidate.map({ bytes.count < $0.bytes.count }) ?? true {
-                candidate = Candidate(bytes: bytes, trial: trial, method: method)
+        progress.withLock {
+            if trial != nil { $0.trialCount += 1 }
+            if $0.candidate.map({ bytes.count < $0.bytes.count }) ?? true {
+                $0.candidate = Candidate(bytes: bytes, trial: trial, method: method)
             }
         }
     }
 
     func abandon() {
-        lock.withLock {
-            trialCount += 1
-            abandonedCount += 1
+        progress.withLock {
+            $0.trialCount += 1
+            $0.abandonedCount += 1
         }
     }
 }
 
-private final class SizeBox: @unchecked Sendable {
-    // @unchecked: every access holds `lock`.
-    private let lock = NSLock()
-    private var stored: [Int?]
+private final class SizeBox: Sendable {
+    private let stored: Mutex<[Int?]>
 
-    init(count: Int) { stored = Array(repeating: nil, count: count) }
+    init(count: Int) { stored = Mutex(Array(repeating: nil, count: count)) }
 
-    var values: [Int?] { lock.withLock { stored } }
+    var values: [Int?] { stored.withLock { $0 } }
 
-    func set(_ index: Int, _ size: Int) { lock.withLock { stored[index] = size } }
+    func set(_ index: Int, _ size: Int) { stored.withLock { $0[index] = size } }
 }
 
-private final class FailureBox: @unchecked Sendable {
-    // @unchecked: every access holds `lock`.
-    private let lock = NSLock()
-    private var stored: Error?
+private final class FailureBox: Sendable {
+    private let stored = Mutex<(any Error)?>(nil)
 
-    var error: Error? { lock.withLock { stored } }
+    var error: Error? { stored.withLock { $0 } }
 
-    func set(_ error: Error) { lock.withLock { if stored == nil { stored = error } } }
+    func set(_ error: Error) { stored.withLock { if $0 == nil { $0 = error } } }
 }

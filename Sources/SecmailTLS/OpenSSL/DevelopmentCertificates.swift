@@ -1,5 +1,6 @@
 internal import COpenSSL
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Development TLS material made at a relay's first start when no certificate is configured:
 /// a private CA and a server certificate for localhost, 127.0.0.1 and ::1 (ECDSA P-256).

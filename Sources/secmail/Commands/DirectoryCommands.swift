@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailClient
 import SecmailCrypto
 import SecmailFormat
@@ -298,7 +299,7 @@ struct ContactsCommand: AsyncParsableCommand {
                 case .compared: "compared"
                 case .comparedBeforeRotation(let version): "compared at key version \(version), then signed rotations"
                 }
-                let name = contact.name.value.padding(toLength: width, withPad: " ", startingAt: 0)
+                let name = leftAligned(contact.name.value, width: width)
                 Terminal.output("\(name)  key version \(contact.keyVersion)  \(contact.fingerprint.grouped)  \(trust)\n")
             }
         }

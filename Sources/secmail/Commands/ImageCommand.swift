@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailFormat
 import SecmailImages
 
@@ -54,7 +55,7 @@ struct ImageOptimizeCommand: AsyncParsableCommand {
             ]))
         } else {
             Terminal.info("\(input): \(result.image.width)x\(result.image.height), \(result.image.sourceDescription)")
-            Terminal.info("  \(formatBytes(UInt64(bytes.count))) -> \(formatBytes(UInt64(result.png.bytes.count))) (\(String(format: "%.1f", change))%) in \(String(format: "%.2f", seconds)) s; pixels verified identical")
+            Terminal.info("  \(formatBytes(UInt64(bytes.count))) -> \(formatBytes(UInt64(result.png.bytes.count))) (\(decimal(change, places: 1))%) in \(decimal(seconds, places: 2)) s; pixels verified identical")
             Terminal.info("  \(result.png.method); \(result.png.trials) trials, \(result.png.abandoned) stopped early")
         }
     }
@@ -125,8 +126,8 @@ struct ImageWireCommand: AsyncParsableCommand {
             Terminal.info("\(input): \(wire.width)x\(wire.height), \(formatBytes(UInt64(wire.originalSize)))")
             Terminal.info("  \(wire.sizes)")
             let method = wire.format == .jxl ? wire.jxlMethod.map { " (\($0))" } ?? "" : ""
-            Terminal.info("  sends the \(wire.format.displayName)\(method), \(formatBytes(UInt64(wire.bytes.count))), made in \(String(format: "%.2f", seconds)) s")
-            Terminal.info("  the reader's PNG: \(formatBytes(UInt64(png.count))) in \(String(format: "%.2f", readerSeconds)) s; pixels verified identical")
+            Terminal.info("  sends the \(wire.format.displayName)\(method), \(formatBytes(UInt64(wire.bytes.count))), made in \(decimal(seconds, places: 2)) s")
+            Terminal.info("  the reader's PNG: \(formatBytes(UInt64(png.count))) in \(decimal(readerSeconds, places: 2)) s; pixels verified identical")
         }
     }
 }

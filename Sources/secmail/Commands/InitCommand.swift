@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailClient
 import SecmailCrypto
 import SecmailFormat
@@ -71,7 +72,7 @@ struct ExportCommand: AsyncParsableCommand {
         do {
             try Data(bundle.armored.utf8).write(to: url, options: .atomic)
         } catch {
-            throw CLIFailure(.failure, "cannot write \(output): \(error.localizedDescription)")
+            throw CLIFailure(.failure, "cannot write \(output): \(String(describing: error))")
         }
         Terminal.info("Wrote \(bundle.name)'s identity (fingerprint \(bundle.fingerprint.grouped)) to \(output)")
     }

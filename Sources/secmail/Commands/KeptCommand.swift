@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailClient
 import SecmailFormat
 
@@ -63,7 +64,7 @@ struct KeptCommand: ParsableCommand {
         // Padded to the longest, so that the columns line up.
         let width = correspondents.map(\.count).max() ?? 0
         for (entry, who) in zip(entries, correspondents) {
-            let padded = who.padding(toLength: width, withPad: " ", startingAt: 0)
+            let padded = leftAligned(who, width: width)
             Terminal.output("\(entry.id.hex)  \(padded)  \(HumanTime.describe(entry.time))  \(formatBytes(entry.size))\(entry.opens ? "" : "  (cannot be opened)")\n")
         }
         let unopenable = entries.filter { !$0.opens }.count

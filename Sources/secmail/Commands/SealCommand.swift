@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import SecmailClient
 import SecmailCrypto
 import SecmailFormat
@@ -110,7 +111,7 @@ enum WireAttachments {
         let url = URL(fileURLWithPath: path)
         let plain = try userInput { try OutgoingAttachment(file: url) }
         guard !asIs else { return Checked(path: path, plain: plain, isImage: false) }
-        let prefix = try? FileHandle(forReadingFrom: url).read(upToCount: 8)
+        let prefix = try? NamedFile.prefix(of: path, count: 8)
         return Checked(path: path, plain: plain, isImage: prefix.map { ImageFormat.detect($0) != nil } ?? false)
     }
 
@@ -128,7 +129,7 @@ enum WireAttachments {
         let path = checked.path, url = URL(fileURLWithPath: path)
         let bytes: [UInt8]
         do { bytes = Array(try Data(contentsOf: url)) } catch {
-            throw CLIFailure(.failure, "cannot read attachment \(path): \(error.localizedDescription)")
+            throw CLIFailure(.failure, "cannot read attachment \(path): \(String(describing: error))")
         }
         let wire: WireImage
         do {
@@ -186,7 +187,7 @@ extension WireAttachments {
     static func compressed(_ checked: Checked) throws -> Prepared {
         let bytes: [UInt8]
         do { bytes = Array(try Data(contentsOf: URL(fileURLWithPath: checked.path))) } catch {
-            throw CLIFailure(.failure, "cannot read attachment \(checked.path): \(error.localizedDescription)")
+            throw CLIFailure(.failure, "cannot read attachment \(checked.path): \(String(describing: error))")
         }
         guard let stored = try AttachmentCompression.compress(bytes) else {
             return Prepared(attachment: checked.plain, summary: nil, imageReport: nil, compressionReport: nil)
@@ -204,8 +205,8 @@ extension WireAttachments {
 /// here holding another key is refused rather than guessed at.
 func contactOrFile(_ value: String, option: String, pins: ContactPins) throws -> IdentityBundle {
     let name = try? IdentityName(value)
-    var isFolder: ObjCBool = false
-    let isFile = FileManager.default.fileExists(atPath: value, isDirectory: &isFolder) && !isFolder.boolValue
+    var isFolder = false
+    let isFile = FileManager.default.fileExists(atPath: value, isDirectory: &isFolder) && !isFolder
     guard let name, let pinned = try pins.pinned(name) else {
         if let name, !isFile, !FileManager.default.fileExists(atPath: value) {
             throw CLIFailure(.failure, "\(name) is not among your pinned contacts, and there is no identity file \(value) here: pin \(name)'s key with `secmail lookup \(name)`, or give the file \(name)'s `secmail export` wrote\(pins.suggestion(for: name))")
@@ -236,34 +237,6 @@ func loadBundle(_ path: String) throws -> IdentityBundle {
     }
 }
 
-func jsonText(_ object: Any) throws -> String {
-    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-    return compactingEmptyContainers(String(decoding: data, as: UTF8.self)) + "\n"
-}
-
-/// Foundation pretty-prints an empty array or object over three lines (`[`, a blank line, `]`).
-/// A JSON string holds no raw line break, so a bracket followed by a line break, only spaces
-/// and line breaks, and its closing bracket is always an empty container: it becomes `[]` / `{}`.
-func compactingEmptyContainers(_ json: String) -> String {
-    var output: [UInt8] = []
-    let bytes = Array(json.utf8)
-    var index = 0
-    while index < bytes.count {
-        let byte = bytes[index]
-        output.append(byte)
-        index += 1
-        guard byte == UInt8(ascii: "[") || byte == UInt8(ascii: "{"), index < bytes.count, bytes[index] == UInt8(ascii: "\n") else { continue }
-        var end = index
-        while end < bytes.count, bytes[end] == UInt8(ascii: "\n") || bytes[end] == UInt8(ascii: " ") { end += 1 }
-        let closing = byte == UInt8(ascii: "[") ? UInt8(ascii: "]") : UInt8(ascii: "}")
-        if end < bytes.count, bytes[end] == closing {
-            output.append(closing)
-            index = end + 1
-        }
-    }
-    return String(decoding: output, as: UTF8.self)
-}
-
 /// Writes a file through a temporary sibling that is renamed into place only on success, so a
 /// failed or interrupted write never leaves a partial file under the final name.
 enum AtomicFile {
@@ -276,8 +249,8 @@ enum AtomicFile {
             throw CLIFailure(.failure, "\(output) exists already; choose another output file")
         }
         let folder = url.deletingLastPathComponent().path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+        var isDirectory = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory else {
             throw CLIFailure(.failure, "cannot write \(output): there is no folder \(folder)")
         }
         guard FileManager.default.isWritableFile(atPath: folder) else {
