@@ -23,7 +23,7 @@ enum JSONText {
             guard !object.isEmpty else { text += "{}"; return }
             let inner = indent + "  "
             text += "{\n"
-            for (index, key) in object.keys.sorted().enumerated() {
+            for (index, key) in object.keys.sorted(by: keyPrecedes).enumerated() {
                 text += inner
                 appendString(key, to: &text)
                 text += " : "
@@ -44,6 +44,34 @@ enum JSONText {
         default:
             throw CLIFailure(.failure, "no JSON form for a value of type \(type(of: value))")
         }
+    }
+
+    /// The order of JSONSerialization's sorted keys, which compares as Foundation's `compare` with
+    /// numeric, case-insensitive options does: other characters before digits, digits before
+    /// letters, a run of digits by its value, letters without regard to case (and only then by
+    /// their code points).
+    static func keyPrecedes(_ first: String, _ second: String) -> Bool {
+        enum Piece: Comparable {
+            case other(UInt32), number(UInt64, digits: Int), letter(Character)
+        }
+        func pieces(_ key: String) -> [Piece] {
+            var result: [Piece] = []
+            var scalars = key.unicodeScalars[...]
+            while let scalar = scalars.first {
+                if ("0"..."9").contains(scalar) {
+                    let run = scalars.prefix { ("0"..."9").contains($0) }
+                    scalars = scalars.dropFirst(run.count)
+                    result.append(.number(UInt64(String(String.UnicodeScalarView(run)).suffix(18)) ?? 0, digits: run.count))
+                } else {
+                    scalars = scalars.dropFirst()
+                    let isLetter = scalar.properties.isAlphabetic
+                    result.append(isLetter ? .letter(Character(String(scalar).lowercased())) : .other(scalar.value))
+                }
+            }
+            return result
+        }
+        let (left, right) = (pieces(first), pieces(second))
+        return left == right ? first < second : left.lexicographicallyPrecedes(right)
     }
 
     private static func appendString(_ string: String, to text: inout String) {

@@ -11,6 +11,13 @@ import Testing
         // Nothing a caller passes can add a path segment or a query parameter.
         #expect(Endpoint.lookup.path("a/b?c=d") == "/v1/directory/a%2Fb%3Fc%3Dd")
         #expect(Endpoint.entries.path(query: [("start", "1&end=2")]) == "/v1/log/entries?start=1%26end%3D2")
+        // Every UTF-8 byte outside RFC 3986's unreserved set is encoded, as Foundation's
+        // addingPercentEncoding does with that set.
+        #expect(Endpoint.lookup.path("é ~-._%+") == "/v1/directory/%C3%A9%20~-._%25%2B")
+        let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+        for value in ["Zoë", "a b", "日本", "x\u{0}y", "%41", "#frag", "🙂", "[::1]"] {
+            #expect(Endpoint.lookup.path(value) == "/v1/directory/" + value.addingPercentEncoding(withAllowedCharacters: unreserved)!, "\(value)")
+        }
     }
 
     @Test func everyEndpointIsListedOnceWithAValidMethod() {
