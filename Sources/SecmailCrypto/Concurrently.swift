@@ -21,8 +21,9 @@ public func concurrently<First, Second: Sendable>(_ first: () throws -> First,
 }
 
 /// Runs `work` on a new thread of its own, detached: it ends when `work` returns. (Foundation's
-/// `Thread.detachNewThread`, without Foundation's Thread, which the client program leaves out
-/// for its start-up cost.) Should the system refuse a thread, `work` runs on the caller's.
+/// `Thread.detachNewThread` without Foundation: the client-side modules use FoundationEssentials
+/// only, for the client's start-up cost.) Should the system refuse a thread, `work` runs on the
+/// caller's.
 public func detachThread(_ work: @escaping @Sendable () -> Void) {
     let context = Unmanaged.passRetained(ThreadWork(work)).toOpaque()
     var thread = pthread_t()
