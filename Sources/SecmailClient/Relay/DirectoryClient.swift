@@ -221,7 +221,7 @@ public struct DirectoryClient {
     /// certificate names of the connection).
     private func servedLogKey() async throws -> (key: String, answer: RelayResponse) {
         let answer = try await relay.expect(200, RelayRequest(.GET, Endpoint.logKey.path()))
-        return (String(String(decoding: answer.body, as: UTF8.self).trimmingPrefix(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed()), answer)
+        return (String(decoding: answer.body, as: UTF8.self).trimmed(\.isWhitespace), answer)
     }
 
     /// The log key's origin must be the one the relay announces and must name this relay: its host
@@ -232,7 +232,7 @@ public struct DirectoryClient {
             throw ClientError(.verificationFailed, "the relay announces the log origin \(announced) but its log key is named \(origin)")
         }
         let host = String(origin.prefix { $0 != "/" }).lowercased()
-        let relayHost = String(relayHost.trimmingPrefix("[").reversed().drop { $0 == "]" }.reversed()).lowercased()
+        let relayHost = relayHost.trimmed { $0 == "[" || $0 == "]" }.lowercased()
         guard host == relayHost || certificateNames.contains(where: { $0.lowercased() == host }) else {
             throw ClientError(.verificationFailed, "the relay's log origin \(origin) does not name this relay (\(relayHost), certificate for \(certificateNames.joined(separator: ", "))): refusing to pin it")
         }
@@ -438,4 +438,13 @@ public func editDistance(_ a: String, _ b: String, swapsCountOnce: Bool = false)
         (beforePrevious, previous) = (previous, current)
     }
     return previous[b.count]
+}
+
+private extension String {
+    /// Without the characters `isTrimmed` accepts at either end (Foundation's
+    /// `trimmingCharacters(in:)`, which FoundationEssentials does not have).
+    func trimmed(_ isTrimmed: (Character) -> Bool) -> String {
+        guard let first = firstIndex(where: { !isTrimmed($0) }), let last = lastIndex(where: { !isTrimmed($0) }) else { return "" }
+        return String(self[first...last])
+    }
 }
