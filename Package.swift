@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "secmail", targets: ["secmail"]),
+        .executable(name: "secmail-relay", targets: ["secmail-relay"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -94,18 +95,40 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // What both programs share from start to exit: parsing and reporting (one line, an exit
+        // status), output for people (progress, untrusted text made safe), Ctrl-C, `--json`
+        // answers, attachments in their wire form.
+        .target(
+            name: "SecmailCommandLine",
+            dependencies: [
+                "SecmailClient", "SecmailFormat", "SecmailCrypto", "SecmailImages",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // The client: every command but `relay` and `demo`, which it hands to secmail-relay. It
+        // links neither the relay nor Foundation (FoundationEssentials only), which makes each
+        // command start in about half the time.
         .executableTarget(
             name: "secmail",
             dependencies: [
-                "SecmailAPI", "SecmailClient", "SecmailFormat", "SecmailCrypto", "SecmailRelay", "SecmailImages",
+                "SecmailAPI", "SecmailClient", "SecmailCommandLine", "SecmailFormat", "SecmailCrypto", "SecmailImages",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             // Linked with --static-swift-stdlib (as README installs it), Swift's link arguments
-            // export every symbol of the executable (48,000 here) to the dynamic table, and the
-            // runtime's start-up dladdr scans them: 0.5-0.9 ms of every command. Nothing looks
-            // our symbols up by name (backtraces read the symbol table in the file).
+            // export every symbol of the executable to the dynamic table, and the runtime's
+            // start-up dladdr scans them: 0.5-0.9 ms of every command. Nothing looks our symbols
+            // up by name (backtraces read the symbol table in the file).
             linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"])]
+        ),
+        // The relay's program: `serve` (the default), `status`, `invite`, `backup`, `new-log`,
+        // and the end-to-end `demo` with an embedded relay.
+        .executableTarget(
+            name: "secmail-relay",
+            dependencies: [
+                "SecmailAPI", "SecmailClient", "SecmailCommandLine", "SecmailFormat", "SecmailCrypto", "SecmailRelay", "SecmailImages",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // Release-mode throughput and memory benchmark; see scripts/bench-envelope.sh.
         .executableTarget(name: "secmail-bench", dependencies: ["SecmailClient", "SecmailFormat", "SecmailCrypto"]),
@@ -159,8 +182,8 @@ let package = Package(
         .testTarget(
             name: "SecmailCLITests",
             dependencies: [
-                "secmail", "SecmailTestSupport", "SecmailRelayTestSupport", "SecmailRelay", "SecmailClient", "SecmailFormat", "SecmailCrypto",
-                "SecmailImages", "SecmailTLS", "SecmailAPI",
+                "secmail", "secmail-relay", "SecmailCommandLine", "SecmailTestSupport", "SecmailRelayTestSupport", "SecmailRelay", "SecmailClient",
+                "SecmailFormat", "SecmailCrypto", "SecmailImages", "SecmailTLS", "SecmailAPI",
             ],
             exclude: ["Fixtures"]
         ),

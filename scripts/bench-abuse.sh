@@ -19,6 +19,7 @@ source scripts/relay-lib.sh
 seconds=${1:-30} clients=${2:-16} slow=${3:-600}
 
 swift build -c release --product secmail 2>/dev/null >/dev/null
+swift build -c release --product secmail-relay 2>/dev/null >/dev/null
 swift build -c release --product secmail-directory-bench 2>/dev/null >/dev/null
 bin=$(swift build -c release --show-bin-path)
 work=$(mktemp -d)

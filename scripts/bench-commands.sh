@@ -18,6 +18,7 @@ cd "$(dirname "$0")/.."
 source scripts/relay-lib.sh
 runs=${1:-20}
 swift build -c release --product secmail 2>/dev/null >/dev/null
+swift build -c release --product secmail-relay 2>/dev/null >/dev/null
 bin=$(swift build -c release --show-bin-path)
 work=$(mktemp -d)
 declare -A secmail relay_pids
@@ -28,6 +29,8 @@ labels=()
 fresh_copy() { cp "$1" "$work/secmail-$2"; echo "$work/secmail-$2"; }
 if [ -n "${BASELINE_BIN:-}" ]; then labels+=(baseline); secmail[baseline]=$(fresh_copy "$BASELINE_BIN" baseline); fi
 labels+=(current); secmail[current]=$(fresh_copy "${RELAY_BIN:-$bin/secmail}" current)
+# `secmail relay` starts the secmail-relay beside it (an older single program serves by itself).
+cp "$bin/secmail-relay" "$work/secmail-relay"
 traced=false
 command -v strace >/dev/null && traced=true
 

@@ -24,6 +24,7 @@ source scripts/relay-lib.sh
 leaves=${1:-100000} registrations=${2:-1000} clients=${3:-32} seconds=${4:-10}
 
 swift build -c release --product secmail 2>/dev/null >/dev/null
+swift build -c release --product secmail-relay 2>/dev/null >/dev/null
 swift build -c release --product secmail-directory-bench 2>/dev/null >/dev/null
 bin=$(swift build -c release --show-bin-path)
 work=$(mktemp -d)

@@ -27,6 +27,7 @@ source scripts/relay-lib.sh
 senders=${1:-32} seconds=${2:-10} big=${3:-64}
 
 swift build -c release --product secmail 2>/dev/null >/dev/null
+swift build -c release --product secmail-relay 2>/dev/null >/dev/null
 swift build -c release --product secmail-directory-bench 2>/dev/null >/dev/null
 swift build -c release --product secmail-tls-bench 2>/dev/null >/dev/null
 bin=$(swift build -c release --show-bin-path)

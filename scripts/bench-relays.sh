@@ -16,6 +16,7 @@ registrations=${1:-2000} clients=${2:-32} seconds=${3:-6}
 command -v haproxy >/dev/null || { echo "bench-relays.sh: apt-get install haproxy" >&2; exit 1; }
 
 swift build -c release --product secmail 2>/dev/null >/dev/null
+swift build -c release --product secmail-relay 2>/dev/null >/dev/null
 swift build -c release --product secmail-directory-bench 2>/dev/null >/dev/null
 bin=$(swift build -c release --show-bin-path)
 work=$(mktemp -d)

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import SecmailClient
+import SecmailCommandLine
 import SecmailFormat
 
 /// A verified, decrypted message as `open` and `read` show it.

@@ -615,7 +615,7 @@ import Testing
         for (arguments, message) in [(["sned", "bob"], "'sned' is not a secmail command. Did you mean 'send'?"),
                                      (["inbx"], "'inbx' is not a secmail command. Did you mean 'inbox'?"),
                                      (["rleay", "serve"], "'rleay' is not a secmail command. Did you mean 'relay'?"),
-                                     (["relay", "bakcup", "--to", "x"], "'bakcup' is not a secmail relay command. Did you mean 'backup'?"),
+                                     (["relay", "bakcup", "--to", "x"], "'bakcup' is not a secmail-relay command. Did you mean 'backup'?"),
                                      (["image", "optimze", "a.png"], "'optimze' is not a secmail image command. Did you mean 'optimize'?"),
                                      (["zzzz"], "Unexpected argument 'zzzz'")] {
             let result = try runSecmail(arguments, environment: [:])

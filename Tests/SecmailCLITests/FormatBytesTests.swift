@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import secmail
+import SecmailCommandLine
 
 /// `formatBytes` computes in integers what printf's "%.1f" / "%.2f" would print.
 @Suite struct FormatBytesTests {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import secmail
+import SecmailCommandLine
 
 /// `jsonText` writes what Foundation's JSONSerialization wrote for the CLI's `--json` answers
 /// (pretty-printed, sorted keys, slashes unescaped), with empty containers on one line.

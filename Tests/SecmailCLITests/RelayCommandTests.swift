@@ -271,6 +271,31 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
         let invite = try runSecmail(["relay", "invite", "--data", data.path], environment: [:])
         #expect(invite.status == 1 && invite.stdout.isEmpty && invite.stderr.contains("no relay has served from it yet"), "\(invite.stderr)")
     }
+
+    /// `secmail relay …` and `secmail demo` are the secmail-relay program's: the client starts it
+    /// in its place with the rest of the command line, `--help` included, and says what to do
+    /// where it is missing.
+    @Test func relayAndDemoAreHandedToTheRelayProgram() throws {
+        let help = try runSecmail(["relay", "--help"], environment: [:])
+        #expect(help.status == 0 && help.stdout.contains("USAGE: secmail-relay <subcommand>") && help.stdout.contains("new-log"), "\(help.stdout)")
+        let demoHelp = try runSecmail(["demo", "--help"], environment: [:])
+        #expect(demoHelp.status == 0 && demoHelp.stdout.contains("USAGE: secmail-relay demo") && demoHelp.stdout.contains("--keep"), "\(demoHelp.stdout)")
+        // The same process: what the client started with ends as the relay's program.
+        let status = try runSecmail(["relay", "status", "--data", "/nonexistent-secmail-relay-data"], environment: [:])
+        #expect(status.status == 1 && status.stderr.hasPrefix("secmail: error: ") && !status.stderr.contains("runs the secmail-relay program"), "\(status.stderr)")
+
+        // A client installed alone, with no secmail-relay on PATH either.
+        let alone = try temporaryDirectory("client-alone")
+        let client = alone.appendingPathComponent("secmail")
+        try FileManager.default.copyItem(at: SecmailBinary.url, to: client)
+        for arguments in [["relay", "--data", alone.path], ["demo"]] {
+            let result = try runProcess(client, arguments, environment: ["PATH": "/usr/bin:/bin"])
+            #expect(result.status == 1, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains("`secmail \(arguments[0])` runs the secmail-relay program, and the secmail-relay program is neither next to this one (in \(alone.path)) nor on PATH"),
+                    "\(result.stderr)")
+            #expect(result.stderr.contains("swift run secmail-relay \(arguments[0] == "demo" ? "demo …" : "…")"), "\(result.stderr)")
+        }
+    }
 }
 
 /// Collects a child's output from the readability handler's thread.

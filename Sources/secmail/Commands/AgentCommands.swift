@@ -3,6 +3,7 @@ import Dispatch
 import FoundationEssentials
 import Glibc
 import SecmailClient
+import SecmailCommandLine
 import SecmailFormat
 
 /// How long the agent keeps keys without use: `90s`, `15m`, `2h`, or plain minutes.

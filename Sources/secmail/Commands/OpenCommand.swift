@@ -2,6 +2,7 @@ import ArgumentParser
 import FoundationEssentials
 import Glibc
 import SecmailClient
+import SecmailCommandLine
 import SecmailCrypto
 import SecmailFormat
 

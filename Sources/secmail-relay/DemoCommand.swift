@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SecmailClient
+import SecmailCommandLine
 import SecmailCrypto
 import SecmailFormat
 import SecmailImages

@@ -8,7 +8,7 @@ import SecmailFormat
 import SecmailImages
 
 /// Exit statuses, documented in `secmail --help` and README.md.
-enum ExitStatus: Int32 {
+package enum ExitStatus: Int32 {
     case failure = 1
     case verificationFailed = 2
     case wrongKey = 3
@@ -19,11 +19,11 @@ enum ExitStatus: Int32 {
 }
 
 /// An error the CLI reports itself.
-struct CLIFailure: Error, CustomStringConvertible {
-    let status: ExitStatus
-    let description: String
+package struct CLIFailure: Error, CustomStringConvertible {
+    package let status: ExitStatus
+    package let description: String
 
-    init(_ status: ExitStatus, _ description: String) {
+    package init(_ status: ExitStatus, _ description: String) {
         self.status = status
         self.description = description
     }
@@ -31,7 +31,7 @@ struct CLIFailure: Error, CustomStringConvertible {
 
 /// Runs `body`, reporting any format error it throws as an input error (exit 1): for checks
 /// of what the user typed or named, as opposed to data received from someone else.
-func userInput<T>(_ body: () throws -> T) throws -> T {
+package func userInput<T>(_ body: () throws -> T) throws -> T {
     do {
         return try body()
     } catch let error as FormatError {
@@ -40,7 +40,7 @@ func userInput<T>(_ body: () throws -> T) throws -> T {
 }
 
 /// The exit status and the one line `SecmailCommand.main` reports for what a command threw.
-func classify(_ error: Error) -> (ExitStatus, String) {
+package func classify(_ error: Error) -> (ExitStatus, String) {
     switch error {
     case let failure as CLIFailure:
         return (failure.status, failure.description)
@@ -77,30 +77,30 @@ func classify(_ error: Error) -> (ExitStatus, String) {
 
 /// Output conventions: results on stdout, everything for people on stderr. Lines for people go
 /// through `TerminalText`: they may quote what a sender or a relay chose.
-enum Terminal {
-    static func info(_ message: String) {
+package enum Terminal {
+    package static func info(_ message: String) {
         StandardStreams.writeError(TerminalText.neutralised(message, keepingLineBreaks: true) + "\n")
     }
 
     /// One line: an error may carry a relay's reason, which must not start lines of its own.
-    static func error(_ message: String) {
+    package static func error(_ message: String) {
         // A progress line may be half drawn: the error starts on a cleared line.
         let clear = stderrIsTerminal ? "\r\u{1B}[K" : ""
         StandardStreams.writeError(clear + "secmail: error: " + TerminalText.neutralised(message) + "\n")
     }
 
-    static func output(_ text: String) {
+    package static func output(_ text: String) {
         StandardStreams.writeOutput(text)
     }
 
     /// Whether stderr is a terminal (progress lines are for people, not logs).
-    static let stderrIsTerminal = StandardStreams.isStandardErrorTerminal
+    package static let stderrIsTerminal = StandardStreams.isStandardErrorTerminal
 
     /// A progress line on stderr for long work (transfers of 8 MiB and more, log walks of 5,000
     /// entries and more), redrawn at most 10 times a second, and only when stderr is a terminal.
-    final class ProgressLine: @unchecked Sendable {
+    package final class ProgressLine: @unchecked Sendable {
         // @unchecked: one operation reports at a time (sealing, then uploading), never concurrently.
-        enum Unit {
+        package enum Unit {
             case bytes, entries
 
             var threshold: UInt64 { self == .bytes ? 8 << 20 : 5000 }
@@ -111,12 +111,12 @@ enum Terminal {
         private var lastDraw = Date.distantPast
         private var isVisible = false
 
-        init(_ label: String, unit: Unit = .bytes) {
+        package init(_ label: String, unit: Unit = .bytes) {
             self.label = label
             self.unit = unit
         }
 
-        func update(_ done: UInt64, _ total: UInt64) {
+        package func update(_ done: UInt64, _ total: UInt64) {
             guard total >= unit.threshold, Terminal.stderrIsTerminal else { return }
             let now = Date()
             guard done == total || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
@@ -131,7 +131,7 @@ enum Terminal {
             isVisible = true
         }
 
-        func finish() {
+        package func finish() {
             if isVisible { StandardStreams.writeError("\n") }
             isVisible = false
         }
@@ -139,13 +139,13 @@ enum Terminal {
 
     /// For work that reports no progress of its own (image work): on a terminal, after one
     /// second "label… 3 s", counted up each half second, and erased when `finish` is called.
-    final class StatusLine: @unchecked Sendable {
+    package final class StatusLine: @unchecked Sendable {
         // @unchecked: `isVisible` is touched on `queue` only.
         private let queue = DispatchQueue(label: "secmail.status-line")
         private let timer: DispatchSourceTimer?
         private var isVisible = false
 
-        init(_ label: String) {
+        package init(_ label: String) {
             guard Terminal.stderrIsTerminal else {
                 timer = nil
                 return
@@ -162,7 +162,7 @@ enum Terminal {
             timer.resume()
         }
 
-        func finish() {
+        package func finish() {
             guard let timer else { return }
             timer.cancel()
             queue.sync {
@@ -173,14 +173,14 @@ enum Terminal {
     }
 
     /// Runs `body` under a `StatusLine` labelled `label`, erased when `body` ends, however it ends.
-    static func withStatus<T>(_ label: String, _ body: () throws -> T) rethrows -> T {
+    package static func withStatus<T>(_ label: String, _ body: () throws -> T) rethrows -> T {
         let line = StatusLine(label)
         defer { line.finish() }
         return try body()
     }
 
     /// "converting NAME to PNG… N s" while a received image converts for longer than a second.
-    static let imageConversionStatus: ImageConversionObserver = { name in
+    package static let imageConversionStatus: ImageConversionObserver = { name in
         let line = StatusLine("converting \(TerminalText.neutralised(name)) to PNG")
         return { line.finish() }
     }
@@ -188,7 +188,7 @@ enum Terminal {
 
 /// Runs `body` with one `RelayClient` for the relay pinned in `home` (or `client`, when given),
 /// closing its connection afterwards whatever happens.
-func withRelay<T>(_ home: SecmailHome, client: RelayClient? = nil, _ body: (RelayClient) async throws -> T) async throws -> T {
+package func withRelay<T>(_ home: SecmailHome, client: RelayClient? = nil, _ body: (RelayClient) async throws -> T) async throws -> T {
     let relay = try client ?? RelayClient(home: home)
     do {
         let result = try await body(relay)
@@ -201,11 +201,11 @@ func withRelay<T>(_ home: SecmailHome, client: RelayClient? = nil, _ body: (Rela
 }
 
 /// "1 message", "3 messages".
-func counted(_ count: Int, _ one: String, _ many: String) -> String { "\(count) \(count == 1 ? one : many)" }
+package func counted(_ count: Int, _ one: String, _ many: String) -> String { "\(count) \(count == 1 ? one : many)" }
 
 /// `value` with `places` decimals, rounded to nearest, as printf's "%.1f" shows it (without
 /// String(format:), which is Foundation's and not FoundationEssentials').
-func decimal(_ value: Double, places: Int) -> String {
+package func decimal(_ value: Double, places: Int) -> String {
     var factor: UInt64 = 1
     for _ in 0..<places { factor *= 10 }
     let scaled = (abs(value) * Double(factor)).rounded()
@@ -218,20 +218,20 @@ func decimal(_ value: Double, places: Int) -> String {
 }
 
 /// `value` right-aligned in `width` columns, as printf's "%3d".
-func rightAligned(_ value: Int, width: Int) -> String {
+package func rightAligned(_ value: Int, width: Int) -> String {
     let digits = String(value)
     return String(repeating: " ", count: max(0, width - digits.count)) + digits
 }
 
 /// `text` padded with spaces (or cut) to `width` characters, as a column of a table.
-func leftAligned(_ text: String, width: Int) -> String {
+package func leftAligned(_ text: String, width: Int) -> String {
     text.count >= width ? String(text.prefix(width)) : text + String(repeating: " ", count: width - text.count)
 }
 
 /// Formats a byte count for people: "512 B", "41.1 KiB", "1.5 MiB", "2.25 GiB", rounded as
 /// printf's "%.1f" rounds (to nearest, ties to even). In integers rather than through
 /// String(format:), whose first use costs a short command a visible part of its run.
-func formatBytes(_ count: UInt64) -> String {
+package func formatBytes(_ count: UInt64) -> String {
     /// count / 2^shift in units of 10^-places, rounded to nearest, ties to even.
     func scaled(_ shift: UInt64, places: Int) -> String {
         let unit = UInt64(1) << shift, factor: UInt64 = places == 1 ? 10 : 100

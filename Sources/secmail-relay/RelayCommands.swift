@@ -1,16 +1,9 @@
 import ArgumentParser
 import Foundation
 import Logging
+import SecmailCommandLine
 import SecmailFormat
 import SecmailRelay
-
-struct RelayCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "relay",
-        abstract: "Run a relay: the key directory with its transparency log, and the mailboxes, over TLS 1.3.",
-        subcommands: [RelayServeCommand.self, RelayStatusCommand.self, RelayInviteCommand.self, RelayBackupCommand.self, RelayNewLogCommand.self],
-        defaultSubcommand: RelayServeCommand.self)
-}
 
 /// Options shared by the relay subcommands.
 struct RelayDataOptions: ParsableArguments {

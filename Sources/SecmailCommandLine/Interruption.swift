@@ -9,11 +9,11 @@ import SecmailFormat
 /// passphrase was being read, every registered temporary file (staged plaintext attachments,
 /// half-fetched or half-sealed envelopes) is removed, and the command ends at once with 130 (143
 /// for SIGTERM). The relay keeps its own graceful shutdown and does not install this.
-enum Interruption {
+package enum Interruption {
     nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
     private static let state = Mutex(InterruptionState())
 
-    static func install() {
+    package static func install() {
         for (signalNumber, status) in [(SIGINT, Int32(130)), (SIGTERM, Int32(143))] {
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global(qos: .userInteractive))
@@ -33,7 +33,7 @@ enum Interruption {
 
     /// What an interruption from now on leaves behind, said instead of the general "nothing
     /// decrypted or half-written was kept" (`send` says whether its message may have gone).
-    static func wouldLeave(_ outcome: String) {
+    package static func wouldLeave(_ outcome: String) {
         state.withLock { $0.outcome = outcome }
     }
 
@@ -41,7 +41,7 @@ enum Interruption {
     /// failure is most likely its doing (the clean-up removed the files the command was writing),
     /// and the handler ends the process with 130 or 143 in a moment; so this waits for that
     /// instead of reporting the failure and exiting 1 first.
-    static func waitIfInterrupted() {
+    package static func waitIfInterrupted() {
         guard state.withLock({ $0.begun }) else { return }
         while true { sleep(60) }
     }

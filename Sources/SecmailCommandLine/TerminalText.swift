@@ -8,12 +8,12 @@ import SecmailFormat
 /// shown escaped as `\u{…}`, so text cannot move the cursor, recolour, retitle the window, write the
 /// clipboard, reorder what is shown, or forge secmail's own lines. `--raw` and `--json` output bypass
 /// it: they are for programs, and JSON escapes by itself.
-enum TerminalText {
+package enum TerminalText {
     /// `text` with every such character escaped; with `keepingLineBreaks`, "\n" and "\t" pass
     /// (a message's text has lines), and so does a "\r\n" line end (text from Windows), shown as
     /// "\n": a carriage return right before a line feed moves nothing over what was printed. Every
     /// other "\r" is escaped: alone, it would let the rest of a line overwrite its start.
-    static func neutralised(_ text: String, keepingLineBreaks: Bool = false) -> String {
+    package static func neutralised(_ text: String, keepingLineBreaks: Bool = false) -> String {
         var result = String.UnicodeScalarView()
         let scalars = Array(text.unicodeScalars)
         for (index, scalar) in scalars.enumerated() {
@@ -32,7 +32,7 @@ enum TerminalText {
 
     /// A message's text as shown to people: neutralised, every line behind "│ " so that no line of
     /// it can pass for one of secmail's (such as the "Verified: …" line), ending with a newline.
-    static func framedMessage(_ text: String) -> String {
+    package static func framedMessage(_ text: String) -> String {
         guard !text.isEmpty else { return "" }
         let body = text.hasSuffix("\n") ? String(text.dropLast()) : text
         return neutralised(body, keepingLineBreaks: true).split(separator: "\n", omittingEmptySubsequences: false)
@@ -41,7 +41,7 @@ enum TerminalText {
 
     /// `word` as one shell word, to be typed back: as it is when it holds only characters no shell
     /// treats specially, else in single quotes; neutralised, for it may come from anywhere.
-    static func shellWord(_ word: String) -> String {
+    package static func shellWord(_ word: String) -> String {
         let plain = !word.isEmpty && word.unicodeScalars.allSatisfy {
             $0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-/+=:,@%".unicodeScalars.contains($0)
         }

@@ -1,14 +1,14 @@
 /// A command's `--json` answer: objects (keys sorted), arrays, strings, integers, fractions and
 /// booleans, indented by two spaces, one value to a line, empty containers as `[]` and `{}`;
 /// slashes and non-ASCII characters as they are, other control characters escaped.
-func jsonText(_ value: Any) throws -> String {
+package func jsonText(_ value: Any) throws -> String {
     var text = ""
     try JSONText.append(value, to: &text, indent: "")
     return text + "\n"
 }
 
-enum JSONText {
-    static func append(_ value: Any, to text: inout String, indent: String) throws {
+package enum JSONText {
+    package static func append(_ value: Any, to text: inout String, indent: String) throws {
         switch value {
         case let string as String:
             appendString(string, to: &text)
@@ -50,7 +50,7 @@ enum JSONText {
     /// numeric, case-insensitive options does: other characters before digits, digits before
     /// letters, a run of digits by its value, letters without regard to case (and only then by
     /// their code points).
-    static func keyPrecedes(_ first: String, _ second: String) -> Bool {
+    package static func keyPrecedes(_ first: String, _ second: String) -> Bool {
         enum Piece: Comparable {
             case other(UInt32), number(UInt64, digits: Int), letter(Character)
         }
