@@ -121,7 +121,7 @@ struct PassphraseOptions: ParsableArguments {
     /// the key agent could spare it: none is given (file or environment), --no-agent is not set, and
     /// no agent holds the keys.
     func nextCommandWouldAsk(_ keystore: Keystore) -> Bool {
-        guard passphraseFile == nil, ProcessInfo.processInfo.environment["SECMAIL_PASSPHRASE"] == nil, !noAgent else { return false }
+        guard passphraseFile == nil, ProcessEnvironment.value("SECMAIL_PASSPHRASE") == nil, !noAgent else { return false }
         return (try? agentStatus(keystore)) == nil
     }
 
@@ -143,7 +143,7 @@ struct PassphraseOptions: ParsableArguments {
         if let passphraseFile {
             return try Self.passphrase(inFile: passphraseFile)
         }
-        if let fromEnvironment = ProcessInfo.processInfo.environment["SECMAIL_PASSPHRASE"] {
+        if let fromEnvironment = ProcessEnvironment.value("SECMAIL_PASSPHRASE") {
             return try Passphrase(fromEnvironment)
         }
         return nil

@@ -61,6 +61,15 @@ import Testing
         #expect(result.stderr.contains("secmail init"))
     }
 
+    /// Without SECMAIL_HOME the home is `.secmail` in $HOME (not the user database's home: a
+    /// sandbox or a test that sets HOME gets its own).
+    @Test func withoutSECMAILHOMETheHomeIsInHOME() throws {
+        let home = try temporaryDirectory("home-variable")
+        let result = try runProcess(SecmailBinary.url, ["export"], environment: ["SECMAIL_HOME": nil, "HOME": home.path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("no identity in \(home.path)/.secmail;"), "\(result.stderr)")
+    }
+
     /// A home made with `init` has no relay: relay commands say so, and the line to type names
     /// the identity.
     @Test func relayCommandsInAHomeWithoutARelaySayHowToRegisterIt() throws {

@@ -10,12 +10,15 @@ public struct SecmailHome: Sendable {
         self.url = url
     }
 
-    /// The home named by `SECMAIL_HOME`, else `~/.secmail`.
-    public static func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) -> SecmailHome {
-        if let path = environment["SECMAIL_HOME"], !path.isEmpty {
+    /// The home named by `SECMAIL_HOME`, else `~/.secmail`: `$HOME`'s, or where the user database
+    /// puts your home when HOME is unset (HOME is what a login shell sets, and what gpg reads).
+    public static func resolve() -> SecmailHome {
+        if let path = ProcessEnvironment.value("SECMAIL_HOME"), !path.isEmpty {
             return SecmailHome(url: URL(fileURLWithPath: path, isDirectory: true))
         }
-        return SecmailHome(url: FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".secmail", isDirectory: true))
+        let yours = ProcessEnvironment.value("HOME").flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0, isDirectory: true) }
+            ?? FileManager.default.homeDirectoryForCurrentUser
+        return SecmailHome(url: yours.appendingPathComponent(".secmail", isDirectory: true))
     }
 
     /// Refuses a home that another user owns, or that group or others may enter (gpg warns of
