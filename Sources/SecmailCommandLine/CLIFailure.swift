@@ -1,4 +1,3 @@
-import ArgumentParser
 import Dispatch
 import FoundationEssentials
 import Glibc
@@ -39,7 +38,7 @@ package func userInput<T>(_ body: () throws -> T) throws -> T {
     }
 }
 
-/// The exit status and the one line `SecmailCommand.main` reports for what a command threw.
+/// The exit status and the one line `CommandLineProgram.run` reports for what a command threw.
 package func classify(_ error: Error) -> (ExitStatus, String) {
     switch error {
     case let failure as CLIFailure:
