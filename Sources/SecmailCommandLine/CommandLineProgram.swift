@@ -82,3 +82,9 @@ package enum CommandLineProgram {
         return nil
     }
 }
+
+/// What `secmail relay` and `secmail demo` are, in the words both programs' help shows.
+package enum RelayProgramAbstract {
+    package static let relay = "Run a relay: the key directory with its transparency log, and the mailboxes, over TLS 1.3."
+    package static let demo = "Show secmail end to end: an embedded relay, two users, a message with an image, a key rotation, tampering refused."
+}

@@ -10,7 +10,7 @@ import SecmailRelay
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Show secmail end to end: an embedded relay, two users, a message with an image, a key rotation, tampering refused.",
+        abstract: RelayProgramAbstract.demo,
         discussion: "Everything happens in a temporary directory, with a relay on 127.0.0.1 that stops when the demo ends.")
 
     @Flag(name: .long, help: "Keep the temporary directory instead of deleting it.")

@@ -7,7 +7,7 @@ import SecmailFormat
 struct SecmailRelayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "secmail-relay",
-        abstract: "Run a relay: the key directory with its transparency log, and the mailboxes, over TLS 1.3.",
+        abstract: RelayProgramAbstract.relay,
         discussion: """
             `secmail relay …` runs this program with the same arguments, and `secmail demo` runs \
             `secmail-relay demo`: the relay is a program of its own so that the client's commands \

@@ -26,7 +26,7 @@ extension RelayProgramCommand {
 struct RelayCommand: RelayProgramCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay",
-        abstract: "Run a relay: the key directory with its transparency log, and the mailboxes, over TLS 1.3.",
+        abstract: RelayProgramAbstract.relay,
         discussion: "The same as `secmail-relay …`; `secmail relay --help` lists its commands (serve, status, invite, backup, new-log).")
 
     @Argument(parsing: .captureForPassthrough, help: "A relay command and its options (serve when none is named).")
@@ -38,7 +38,7 @@ struct RelayCommand: RelayProgramCommand {
 struct DemoCommand: RelayProgramCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Show secmail end to end: an embedded relay, two users, a message with an image, a key rotation, tampering refused.",
+        abstract: RelayProgramAbstract.demo,
         discussion: "The same as `secmail-relay demo`.")
 
     @Argument(parsing: .captureForPassthrough, help: "The demo's options (--keep; --help lists them).")
