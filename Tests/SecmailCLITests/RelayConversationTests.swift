@@ -210,7 +210,8 @@ import Testing
         let (folder, _, relay, _, alice, bob) = try await commands.relayWithAliceAndBob("interrupted-send")
         await #expect(try alice.run(["lookup", "bob"]).status == 0)
         let attachment = folder.appendingPathComponent("large.bin")
-        // Random, and larger than the socket buffers between sender and proxy can hold.
+        // Random, and larger than the socket buffers between sender and proxy can hold (the proxy
+        // fixes its receive buffer: autotuning would let it grow to 32 MiB).
         let random = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/dev/urandom"))
         try random.read(upToCount: 40 << 20)?.write(to: attachment)
 

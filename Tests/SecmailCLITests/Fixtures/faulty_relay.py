@@ -36,6 +36,11 @@ import time
 mode = sys.argv[1]
 server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+if mode == "hold-upload":
+    # A fixed receive buffer (inherited by accepted connections): autotuned, as net.ipv4.tcp_rmem
+    # allows up to 32 MiB here, the kernel took in all of a 40 MiB upload the relay never got, and
+    # the client rightly saw its whole message leave.
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 << 10)
 server.bind(("127.0.0.1", 0))
 server.listen(64)
 print(server.getsockname()[1], flush=True)
