@@ -14,6 +14,6 @@ command -v age >/dev/null || apt-get install -y -qq age >/dev/null
 command -v gpg >/dev/null || apt-get install -y -qq gnupg >/dev/null
 [ -x /usr/bin/time ] || apt-get install -y -qq time >/dev/null
 swift build -c release --product secmail >/dev/null 2>&1
-swift build -c release --product secmail --static-swift-stdlib --scratch-path .build-static >/dev/null 2>&1
+swift build -c release --product secmail --static-swift-stdlib --disable-local-rpath --scratch-path .build-static >/dev/null 2>&1
 python3 scripts/bench_seal.py --runs "$runs" --sizes "$sizes" \
   "static=.build-static/release/secmail" "shared=.build/release/secmail"
