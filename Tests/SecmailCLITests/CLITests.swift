@@ -100,10 +100,21 @@ import Testing
         let replaced = try Users.alice.run(["export", "-o", earlier.path])
         #expect(replaced.status == 0, "\(replaced.stderr)")
         #expect(try Data(contentsOf: earlier) == Data(contentsOf: Users.bundle("alice")))
-        // A pipe is not read to tell whether it holds an earlier export: that waited for ever.
+        // A pipe is not read to tell whether it holds an earlier export (that waited for ever),
+        // nor is /dev/stdout replaced: it is a symbolic link.
         let piped = try runProcess(URL(fileURLWithPath: "/bin/sh"), ["-c", "timeout 20 \"$0\" export -o /dev/stdout | cat", SecmailBinary.url.path],
                                    environment: ["SECMAIL_HOME": Users.alice.home.path])
-        #expect(piped.stderr.contains("/dev/stdout is not a regular file; without -o the identity goes to standard output"), "\(piped.stderr)")
+        #expect(piped.stderr.contains("/dev/stdout is a symbolic link, which the export would replace"), "\(piped.stderr)")
+        let device = try Users.alice.run(["export", "-o", "/dev/null"])
+        #expect(device.status == 1 && device.stderr.contains("/dev/null is not a regular file; without -o the identity goes to standard output"), "\(device.stderr)")
+        // A link to an earlier export: the export would take the link's place, so it is refused
+        // and both stay as they were.
+        let link = directory.appendingPathComponent("alice-link.id")
+        try FileManager.default.createSymbolicLink(atPath: link.path, withDestinationPath: earlier.path)
+        let linked = try Users.alice.run(["export", "-o", link.path])
+        #expect(linked.status == 1 && linked.stderr.contains("is a symbolic link, which the export would replace; give the file it names"), "\(linked.stderr)")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link.path) == earlier.path)
+        #expect(try Data(contentsOf: earlier) == Data(contentsOf: Users.bundle("alice")))
     }
 
     /// A result that cannot be written (a full disk, a closed standard output) fails the command
