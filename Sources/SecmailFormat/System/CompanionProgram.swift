@@ -10,14 +10,15 @@ public enum CompanionProgram {
     public static func replaceProcess(with name: String, arguments: [String]) -> String {
         let argv: [UnsafeMutablePointer<CChar>?] = ([name] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
-        if let sibling = ownFolder().map({ $0 + "/" + name }), access(sibling, X_OK) == 0 {
+        let folder = ownFolder()
+        if let sibling = folder.map({ $0 + "/" + name }), access(sibling, X_OK) == 0 {
             execv(sibling, argv)
             return "cannot start \(sibling): \(String(cString: strerror(errno)))"
         }
         execvp(name, argv)
         let failure = errno
         guard failure == ENOENT else { return "cannot start \(name): \(String(cString: strerror(failure)))" }
-        return "the \(name) program is neither next to this one\(ownFolder().map { " (in \($0))" } ?? "") nor on PATH"
+        return "the \(name) program is neither next to this one\(folder.map { " (in \($0))" } ?? "") nor on PATH"
     }
 
     /// The folder that holds this process's program file (/proc/self/exe).

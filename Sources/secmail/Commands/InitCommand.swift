@@ -64,13 +64,15 @@ struct ExportCommand: AsyncParsableCommand {
         // The export takes the path's place (a new file renamed over it): given a symbolic link,
         // that replaces the link, not what it names: `-o /dev/stdout` with standard output going
         // to an earlier export would replace /dev/stdout itself (as root), for every process.
-        if let path = try? FileStatus(path: output), path.kind == .symbolicLink {
-            throw CLIFailure(.failure, "\(output) is a symbolic link, which the export would replace; give the file it names, or leave out -o for standard output")
-        }
         // Refreshing an earlier export (after a rotation, say) is the common case; anything else
         // there is someone's data. Only a regular file is read to tell.
-        if let existing = try? FileStatus(path: output, followingLinks: true), existing.kind != .regular {
-            throw CLIFailure(.failure, "\(output) is not a regular file; without -o the identity goes to standard output")
+        if let existing = try? FileStatus(path: output) {
+            if existing.kind == .symbolicLink {
+                throw CLIFailure(.failure, "\(output) is a symbolic link, which the export would replace; give the file it names, or leave out -o for standard output")
+            }
+            if existing.kind != .regular {
+                throw CLIFailure(.failure, "\(output) is not a regular file; without -o the identity goes to standard output")
+            }
         }
         if FileManager.default.fileExists(atPath: output), (try? loadBundle(output))?.name != bundle.name {
             throw CLIFailure(.failure, "\(output) exists and is not an earlier export of \(bundle.name)'s identity; choose another file")
