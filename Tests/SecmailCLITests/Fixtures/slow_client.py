@@ -7,7 +7,8 @@ Modes (each prints one JSON object and exits 0):
   bare-fin         one request, then a TCP FIN without TLS close_notify: seconds until the relay closes
   trickle-head     a request head sent one byte a second: seconds until the relay closes
   trickle-body     a request head, then its 1,000-byte body one byte a second: seconds until closed
-  unread-pipeline  COUNT pipelined requests for large answers, none read for a while: bytes received before EOF
+  unread-pipeline  COUNT pipelined requests for large answers, none read for WAIT seconds (or, given
+                   [MARKER], until MARKER exists, at most WAIT seconds): bytes received before EOF
   hold             COUNT connections from SOURCE_ADDRESS, idle: how many the relay closed at once;
                    then, given HOLD_SECONDS [MARKER], creates MARKER and keeps them open that long
 
@@ -16,6 +17,7 @@ Modes (each prints one JSON object and exits 0):
   the answer's status if one comes within 5 s (else null), then the connection is held HOLD s
 """
 import json
+import os
 import socket
 import ssl
 import sys
@@ -120,7 +122,12 @@ def main():
         except (socket.timeout, ssl.SSLError, ConnectionError, OSError):
             pass
         wait = float(sys.argv[6]) if len(sys.argv) > 6 else 10
-        time.sleep(wait)
+        if len(sys.argv) > 7:
+            deadline = time.time() + wait
+            while not os.path.exists(sys.argv[7]) and time.time() < deadline:
+                time.sleep(0.1)
+        else:
+            time.sleep(wait)
         received = 0
         eof = False
         connection.settimeout(5)
