@@ -26,6 +26,7 @@ extension RelayProgramCommand {
 struct RelayCommand: RelayProgramCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay",
+        _superCommandName: "secmail",
         abstract: RelayProgramAbstract.relay,
         discussion: "The same as `secmail-relay …`; `secmail relay --help` lists its commands (serve, status, invite, backup, new-log).")
 
@@ -38,6 +39,7 @@ struct RelayCommand: RelayProgramCommand {
 struct DemoCommand: RelayProgramCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
+        _superCommandName: "secmail",
         abstract: RelayProgramAbstract.demo,
         discussion: "The same as `secmail-relay demo`.")
 
