@@ -16,7 +16,7 @@ package enum CommandLineProgram {
         CryptoWarmUp.begin()
         var command: ParsableCommand
         do {
-            command = try parse(root)
+            command = try root.parseAsRoot()
         } catch {
             root.exit(withError: misspelledCommand(root: root).map { ValidationError($0) } ?? error)
         }
@@ -47,35 +47,6 @@ package enum CommandLineProgram {
             root.exit(withError: ExitCode(ExitStatus.failure.rawValue))
         }
         root.exit()
-    }
-
-    /// The command `arguments` name, parsed. ArgumentParser parses from the root: it first reads
-    /// the arguments as a request for a completion script (two parses that fail), then the root's
-    /// options, then the command's; half a millisecond of every client command's start (1.65 ms
-    /// against 1.1 ms for `seal`, timed with uprobes on `parseAsRoot`). A command that names its
-    /// place under the root as its super-command (`_superCommandName: "secmail"`, which also
-    /// skips the completion-script check) is parsed on its own. Whatever that parse does not turn
-    /// into the command itself (help, a usage error, a completion-script request) is parsed again
-    /// from the root, so that what a person reads is ArgumentParser's own, naming the whole command.
-    package static func parse(_ root: ParsableCommand.Type, _ arguments: [String] = Array(CommandLine.arguments.dropFirst())) throws -> ParsableCommand {
-        if let (command, depth) = namedLeafCommand(root, arguments), command.configuration._superCommandName != nil,
-           let parsed = try? command.parseAsRoot(Array(arguments.dropFirst(depth))), type(of: parsed) == command {
-            return parsed
-        }
-        return try root.parseAsRoot(arguments)
-    }
-
-    /// The command without subcommands that the leading words of `arguments` name under `root`,
-    /// and how many words named it.
-    static func namedLeafCommand(_ root: ParsableCommand.Type, _ arguments: [String]) -> (ParsableCommand.Type, Int)? {
-        var command = root
-        var depth = 0
-        while depth < arguments.count,
-              let next = command.configuration.subcommands.first(where: { $0.configuration.commandName == arguments[depth] }) {
-            command = next
-            depth += 1
-        }
-        return depth > 0 && command.configuration.subcommands.isEmpty ? (command, depth) : nil
     }
 
     /// A reader that stopped early (`| head`) ends the command as it ends `cat`: by the signal a

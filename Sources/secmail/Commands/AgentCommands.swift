@@ -23,7 +23,6 @@ struct IdleTimeout {
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
-        _superCommandName: "secmail",
         abstract: "Run the key agent in the foreground (secmail unlock starts it in the background).",
         discussion: """
             The agent holds your unlocked private keys in memory only and signs and decrypts content \
@@ -60,7 +59,6 @@ struct AgentCommand: AsyncParsableCommand {
 struct UnlockCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unlock",
-        _superCommandName: "secmail",
         abstract: "Unlock your keys once into the key agent, so that commands stop asking for the passphrase.",
         discussion: """
             Starts the agent for this home if it is not running (in the background, detached from \
@@ -120,7 +118,6 @@ struct UnlockCommand: AsyncParsableCommand {
 struct LockCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lock",
-        _superCommandName: "secmail",
         abstract: "Make the key agent forget your keys and stop.")
 
     @OptionGroup var homeOptions: HomeOptions

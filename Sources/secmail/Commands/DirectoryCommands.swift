@@ -9,7 +9,6 @@ import SecmailFormat
 struct RegisterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "register",
-        _superCommandName: "secmail",
         abstract: "Register your identity on a relay (creating it first if needed) and pin the relay.",
         discussion: """
             On this first contact the relay is trusted through --tls-pin (its TLS key), --ca (a CA \
@@ -143,7 +142,6 @@ struct RegisterCommand: AsyncParsableCommand {
 struct LookupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lookup",
-        _superCommandName: "secmail",
         abstract: "Look up contacts' keys on your relay, verify them against the transparency log, and pin them.",
         discussion: """
             Each answer must come from the pinned relay key, be proven in the log under a checkpoint \
@@ -222,7 +220,6 @@ struct LookupCommand: AsyncParsableCommand {
 struct TrustCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trust",
-        _superCommandName: "secmail",
         abstract: "Pin a contact's current key after comparing its fingerprint out of band.",
         discussion: """
             Records that you compared the fingerprint (`contacts` shows it), and is the explicit override after `lookup` stopped on a changed key. The key the relay serves must still pass every log check and have exactly the fingerprint you give (64 hex digits; spaces and colons are ignored).
@@ -252,7 +249,6 @@ struct TrustCommand: AsyncParsableCommand {
 struct ContactsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "contacts",
-        _superCommandName: "secmail",
         abstract: "List the contacts whose keys you have pinned, and whether you compared each fingerprint.",
         discussion: """
             --forget removes a contact's pin (and the record that you compared it): the next \
@@ -337,7 +333,6 @@ extension ContactsCommand {
 struct RotateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rotate",
-        _superCommandName: "secmail",
         abstract: "Replace your keys with new ones, signed by the current ones and logged by the relay.",
         discussion: """
             Contacts accept the new keys because the current signing key signs them (continuity) and the relay's log records them. Earlier private keys stay in your keystore, so earlier mail stays readable. An interrupted rotation is resumed by running it again.

@@ -15,7 +15,6 @@ struct ImageCommand: AsyncParsableCommand {
 struct ImageOptimizeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "optimize",
-        _superCommandName: "secmail image",
         abstract: "Convert a PNG or JPEG to the smallest PNG with exactly the same pixels, metadata removed.",
         discussion: """
             Colour type and bit depth are reduced when no pixel changes (palette, grey, no alpha, \
@@ -66,7 +65,6 @@ struct ImageOptimizeCommand: AsyncParsableCommand {
 struct ImageWireCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wire",
-        _superCommandName: "secmail image",
         abstract: "Show what `send` puts on the wire for an image, and what the reader then gets.",
         discussion: """
             Makes the forms `send` compares (the optimised PNG, for a JPEG the stripped JPEG, and \

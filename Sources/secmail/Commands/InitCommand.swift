@@ -9,7 +9,6 @@ import SecmailFormat
 struct InitCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "init",
-        _superCommandName: "secmail",
         abstract: "Create your identity: RSA-3072 signing and encryption keys, encrypted with a passphrase.")
 
     @Argument(help: "Your name: 1-64 characters from a-z, 0-9, '.', '_', '-'.")
@@ -48,7 +47,6 @@ struct InitCommand: AsyncParsableCommand {
 struct ExportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
-        _superCommandName: "secmail",
         abstract: "Write your public identity bundle in armored text form.")
 
     @Option(name: .shortAndLong, help: ArgumentHelp("Write to this file instead of standard output (an earlier export of yours there is replaced; any other file is left alone).", valueName: "file"))

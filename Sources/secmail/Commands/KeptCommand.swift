@@ -8,7 +8,6 @@ import SecmailFormat
 struct KeptCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kept",
-        _superCommandName: "secmail",
         abstract: "List the mail kept in your home: messages you sent and messages you read.",
         discussion: """
             Newest first: the id, whom it went to or came from, when it was signed, its size; with a \

@@ -11,7 +11,6 @@ import SecmailFormat
 struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
-        _superCommandName: "secmail",
         abstract: "Check the relay's log for key entries under your name that you did not make.",
         discussion: """
             Replays the log entries added since the last audit: they must produce the root of the \
@@ -67,7 +66,6 @@ struct AuditCommand: AsyncParsableCommand {
 struct MonitorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "monitor",
-        _superCommandName: "secmail",
         abstract: "Check the relay's whole log and name map; anyone can, no identity needed.",
         discussion: """
             Replays the log from where the last run stopped ($SECMAIL_HOME/monitor.state) to the \

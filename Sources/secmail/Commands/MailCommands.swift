@@ -10,7 +10,6 @@ import SecmailImages
 struct SendCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "send",
-        _superCommandName: "secmail",
         abstract: "Send a signed, encrypted message through your relay to registered users.",
         discussion: """
             Every recipient's key is looked up and verified as `secmail lookup` does (log, pins, \
@@ -72,7 +71,6 @@ struct SendCommand: AsyncParsableCommand {
 struct ReplyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reply",
-        _superCommandName: "secmail",
         abstract: "Send a message to the sender of a message you read (with --all, to its other recipients too).",
         discussion: """
             The message is one kept here (`secmail kept` lists them): one you read, whose sender \
@@ -194,7 +192,6 @@ struct MessageDelivery {
 struct InboxCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inbox",
-        _superCommandName: "secmail",
         abstract: "List the messages waiting for you on your relay.")
 
     @Flag(name: .long, help: "Print a JSON array of {id, from, time, size, readBefore, contact} on standard output.")
@@ -271,7 +268,6 @@ struct InboxCommand: AsyncParsableCommand {
 struct DeleteCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "delete",
-        _superCommandName: "secmail",
         abstract: "Delete messages from your mailbox on the relay without reading them.",
         discussion: "For junk and for messages you do not want: nothing is fetched or kept. Ids come from `secmail inbox`.")
 
@@ -305,7 +301,6 @@ struct DeleteCommand: AsyncParsableCommand {
 struct ReadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "read",
-        _superCommandName: "secmail",
         abstract: "Fetch, verify and decrypt a message; save its attachments; then remove it from the relay.",
         discussion: """
             The sender's signature is checked with the sender's key as verified in the log before \
@@ -447,7 +442,6 @@ struct ReadCommand: AsyncParsableCommand {
 struct PruneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune",
-        _superCommandName: "secmail",
         abstract: "Remove the kept copies of mail sent and read more than a given time ago.",
         discussion: """
             Kept copies (sent/ and received/ in the home) let `secmail read ID` show a message again. \

@@ -9,7 +9,6 @@ import SecmailFormat
 struct OpenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "open",
-        _superCommandName: "secmail",
         abstract: "Verify an envelope, then decrypt it: print the text and save the attachments.",
         discussion: """
             Nothing is printed or written unless the whole envelope verifies: the sender's \

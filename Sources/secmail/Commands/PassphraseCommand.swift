@@ -8,7 +8,6 @@ import SecmailCrypto
 struct PassphraseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "passphrase",
-        _superCommandName: "secmail",
         abstract: "Change the passphrase that encrypts your private keys.",
         discussion: """
             Asks for the current passphrase, then for the new one twice (or reads them from \

@@ -26,7 +26,6 @@ extension RelayProgramCommand {
 struct RelayCommand: RelayProgramCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay",
-        _superCommandName: "secmail",
         abstract: RelayProgramAbstract.relay,
         discussion: "The same as `secmail-relay …`; `secmail relay --help` lists its commands (serve, status, invite, backup, new-log).")
 
@@ -39,7 +38,6 @@ struct RelayCommand: RelayProgramCommand {
 struct DemoCommand: RelayProgramCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        _superCommandName: "secmail",
         abstract: RelayProgramAbstract.demo,
         discussion: "The same as `secmail-relay demo`.")
 

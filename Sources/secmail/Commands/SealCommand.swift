@@ -10,7 +10,6 @@ import SecmailImages
 struct SealCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "seal",
-        _superCommandName: "secmail",
         abstract: "Encrypt and sign a message for one or more recipients, into a file.",
         discussion: """
             Each recipient is a pinned contact, by name (the key `lookup`, `send` or `read` verified \

@@ -7,7 +7,6 @@ import SecmailCommandLine
 struct WhoAmICommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "whoami",
-        _superCommandName: "secmail",
         abstract: "Show your identity: name, key version, fingerprint, relay and home.",
         discussion: """
             Read your fingerprint to a contact who compares it with what `secmail lookup` shows them. \
