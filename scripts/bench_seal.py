@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Times sealing and opening one file with secmail (with and without the key agent) beside gpg
 (sign + encrypt, RSA-3072 keys without a passphrase, so its agent is never asked) and age
-(encryption only: it does not sign) on the same files in the same run. Medians of RUNS wall times
-and the peak RSS of the runs (GNU time's %M). Every output is checked once against its input.
+(encryption only: it does not sign) on the same files in the same run. Medians of RUNS wall times,
+the tools taking turns (each round runs every tool once), the median and quartiles of the
+round-by-round ratio of secmail with the agent to age, and the peak RSS of one more run (GNU
+time's %M). Every output is checked once against its input.
 
 usage: bench_seal.py SECMAIL_BINARY [LABEL=BINARY ...] [--runs N] [--sizes 1,256]  (MiB)
 """
@@ -46,26 +48,41 @@ def sh(command, **kw):
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=kw.pop("env", env), **kw)
 
 
-def measure(command, prepare=None):
-    """Median wall seconds over `runs` runs (after one warm-up run), and the peak RSS (KiB) of one
-    more run under GNU time: a child forked from this Python would report Python's own RSS."""
-    times = []
-    for index in range(runs + 1):
-        if prepare:
-            prepare()
-        start = time.perf_counter()
-        result = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        elapsed = time.perf_counter() - start
-        if result.returncode != 0:
-            sys.exit(f"failed: {' '.join(command)}: {result.stderr.decode()}")
-        if index > 0:
-            times.append(elapsed)
+def run_once(command, prepare=None):
+    """Wall seconds of one run of `command` (after `prepare`), failing the benchmark on an error."""
+    if prepare:
+        prepare()
+    start = time.perf_counter()
+    result = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"failed: {' '.join(command)}: {result.stderr.decode()}")
+    return elapsed
+
+
+def peak_rss(command, prepare=None):
+    """The peak RSS (KiB) of one run under GNU time: a child forked from this Python would report
+    Python's own RSS."""
     if prepare:
         prepare()
     report = os.path.join(work, "rss")
     subprocess.run(["/usr/bin/time", "-f", "%M", "-o", report] + command, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    return statistics.median(times), int(open(report).read().split()[-1])
+    return int(open(report).read().split()[-1])
+
+
+def measure_interleaved(jobs):
+    """`jobs`: name -> (command, prepare). Runs every job once per round, `runs` rounds after one
+    warm-up round, so that a slow stretch of this shared machine (medians of the same build moved
+    by 30% between runs minutes apart) falls on every tool alike. Returns name -> (the median wall
+    seconds, the peak RSS in KiB, the list of wall seconds by round)."""
+    times = {name: [] for name in jobs}
+    for index in range(runs + 1):
+        for name, (command, prepare) in jobs.items():
+            elapsed = run_once(command, prepare)
+            if index > 0:
+                times[name].append(elapsed)
+    return {name: (statistics.median(times[name]), peak_rss(*jobs[name]), times[name]) for name in jobs}
 
 
 def remove(*paths):
@@ -115,29 +132,37 @@ try:
         with open(source, "wb") as f:
             for _ in range(size):
                 f.write(os.urandom(1 << 20))
-        rows = []
         out_sealed, out_dir, out_plain = os.path.join(work, "sealed"), os.path.join(work, "opened"), os.path.join(work, "plain")
+        # Sealing first, each tool into its own file, then opening those: a round runs every tool.
+        seals, opens = {}, {}
         for label, binary in binaries:
             a, b = homes[(label, "alice")], homes[(label, "bob")]
             bob_id, alice_id = os.path.join(work, f"{label}-bob.id"), os.path.join(work, f"{label}-alice.id")
             for mode, extra in [("agent", []), ("passphrase", ["--no-agent", "--passphrase-file", passfile])]:
-                seal = [binary, "seal", "--home", a, "--to", bob_id, "-m", "x", "--attach", source, "-o", out_sealed] + extra
-                opener = [binary, "open", out_sealed, "--home", b, "--from", alice_id, "--out", out_dir] + extra
-                s = measure(seal, remove(out_sealed))  # the last run's envelope is opened below
-                o = measure(opener, remove(out_dir))
-                assert same(source, os.path.join(out_dir, os.path.basename(source))), "secmail output differs"
-                rows.append((f"{label} ({mode})", s, o))
-        s = measure([GPG, "--batch", "-q", "--yes", "-se", "-u", "alice@bench.invalid", "-r", "bob@bench.invalid", "-o", out_sealed, source], remove(out_sealed))
-        o = measure([GPG, "--batch", "-q", "--yes", "-d", "-o", out_plain, out_sealed], remove(out_plain))
-        assert same(source, out_plain), "gpg output differs"
-        rows.append(("gpg -se / -d", s, o))
-        s = measure([AGE, "-r", recipient, "-o", out_sealed, source], remove(out_sealed))
-        o = measure([AGE, "-d", "-i", age_key, "-o", out_plain, out_sealed], remove(out_plain))
-        assert same(source, out_plain), "age output differs"
-        rows.append(("age (no signature)", s, o))
-        for tool, (st, sr), (ot, orss) in rows:
+                sealed, opened = f"{out_sealed}-{label}-{mode}", f"{out_dir}-{label}-{mode}"
+                seals[f"{label} ({mode})"] = ([binary, "seal", "--home", a, "--to", bob_id, "-m", "x", "--attach", source, "-o", sealed] + extra, remove(sealed))
+                opens[f"{label} ({mode})"] = ([binary, "open", sealed, "--home", b, "--from", alice_id, "--out", opened] + extra, remove(opened))
+        seals["gpg -se / -d"] = ([GPG, "--batch", "-q", "--yes", "-se", "-u", "alice@bench.invalid", "-r", "bob@bench.invalid", "-o", out_sealed + "-gpg", source], remove(out_sealed + "-gpg"))
+        opens["gpg -se / -d"] = ([GPG, "--batch", "-q", "--yes", "-d", "-o", out_plain + "-gpg", out_sealed + "-gpg"], remove(out_plain + "-gpg"))
+        seals["age (no signature)"] = ([AGE, "-r", recipient, "-o", out_sealed + "-age", source], remove(out_sealed + "-age"))
+        opens["age (no signature)"] = ([AGE, "-d", "-i", age_key, "-o", out_plain + "-age", out_sealed + "-age"], remove(out_plain + "-age"))
+        sealed_results = measure_interleaved(seals)  # the last round's envelopes are opened below
+        opened_results = measure_interleaved(opens)
+        for label, _ in binaries:
+            for mode in ["agent", "passphrase"]:
+                assert same(source, os.path.join(f"{out_dir}-{label}-{mode}", os.path.basename(source))), "secmail output differs"
+        assert same(source, out_plain + "-gpg"), "gpg output differs"
+        assert same(source, out_plain + "-age"), "age output differs"
+        for tool in seals:
+            (st, sr, _), (ot, orss, _) = sealed_results[tool], opened_results[tool]
             print(f"{size:>5}Mi {tool:<26} {st * 1000:>9.1f} {ot * 1000:>9.1f} {sr / 1024:>13.1f} {orss / 1024:>13.1f}")
             results[(size, tool)] = (st, ot)
+        # Ratios to age round by round (each round ran both within a second or so).
+        for label, _ in binaries:
+            for kind, table in [("seal", sealed_results), ("open", opened_results)]:
+                ratios = sorted(m / a for m, a in zip(table[f"{label} (agent)"][2], table["age (no signature)"][2]))
+                print(f"{size:>5}Mi {label} (agent) / age, {kind}, by round: median {statistics.median(ratios):.2f}, "
+                      f"quartiles {ratios[len(ratios) // 4]:.2f}-{ratios[(3 * len(ratios)) // 4]:.2f}")
         sys.stdout.flush()
     # The targets of issue 13, for each secmail build with the agent.
     for size in sizes:
