@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -226,4 +227,14 @@ int secmail_forbid_core_dumps(void) {
 
 int secmail_spawn_close_inherited(void *file_actions) {
     return posix_spawn_file_actions_addclosefrom_np((posix_spawn_file_actions_t *)file_actions, 3);
+}
+
+// The linker's marks around the program's zero-initialised data.
+extern char __bss_start[], _end[];
+
+int secmail_populate_program_bss(void) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)__bss_start & ~(page - 1);
+    uintptr_t end = ((uintptr_t)_end + page - 1) & ~(page - 1);
+    return madvise((void *)start, end - start, MADV_POPULATE_WRITE);
 }

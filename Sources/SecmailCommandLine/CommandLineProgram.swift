@@ -13,6 +13,7 @@ package enum CommandLineProgram {
     /// Parses the arguments as commands of `root`, lets `prepare` set up the process for the
     /// command found (signal handling, the allocator), runs it, and exits.
     package static func run(_ root: ParsableCommand.Type, prepare: @Sendable (ParsableCommand) -> Void) async -> Never {
+        ProcessMemory.mapProgramDataBeforeThreadsStart()
         CryptoWarmUp.begin()
         var command: ParsableCommand
         do {

@@ -80,4 +80,9 @@ void secmail_terminal_quiet_end(void);
 /// or -1 where glibc refused a setting (mallopt itself sets no errno).
 int secmail_keep_freed_memory(size_t mmap_threshold, size_t trim_threshold, int arena_max);
 
+/// madvise(MADV_POPULATE_WRITE) over the program's zero-initialised data (.bss), from the page
+/// holding `__bss_start` to `_end`: every page mapped writable at once. -1 with EINVAL on kernels
+/// before 5.14, which do not know the advice (nothing is changed then).
+int secmail_populate_program_bss(void);
+
 #endif

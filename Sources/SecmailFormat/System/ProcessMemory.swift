@@ -23,4 +23,15 @@ public enum ProcessMemory {
     public static func keepStreamingBuffersForReuse() {
         _ = secmail_keep_freed_memory(1 << 20, 64 << 20, 4)
     }
+
+    /// Maps all of the program's zero-initialised data (.bss, where the Swift runtime and the
+    /// libraries keep their caches) writable in one call, to be made while no other thread runs.
+    /// Otherwise each such page is mapped to the shared zero page when first read and copied when
+    /// first written, and while another thread of the process runs on the other core (OpenSSL's
+    /// warm-up during parsing) every such copy interrupts that core to flush its TLB: 42 of those
+    /// interrupts in a `seal`, 5 after this call. The call maps 168 pages (0.2 ms); `seal` of
+    /// 1 MiB with the agent took 0.33 ms less (median of 60 paired runs).
+    public static func mapProgramDataBeforeThreadsStart() {
+        _ = secmail_populate_program_bss()
+    }
 }
