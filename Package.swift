@@ -41,9 +41,9 @@ let package = Package(
         // behind status codes: all setjmp/longjmp error handling stays in C.
         .target(
             name: "CImageCodecs",
-            // libjxl is not linked: CImageCodecs loads it when JPEG XL is first used (jxl.c).
-            linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("deflate"), .linkedLibrary("zopfli"),
-                             .linkedLibrary("z"), .linkedLibrary("m")]
+            // None of them is linked: CImageCodecs loads them when images are first handled
+            // (libraries.c, jxl.c), so that commands without images do not pay for their loading.
+            linkerSettings: [.linkedLibrary("m")]
         ),
         // Lossless image normalisation: decoding, an optimising PNG encoder, JPEG metadata stripping
         // (SecmailCrypto for `concurrently`, which runs two encodings at once).

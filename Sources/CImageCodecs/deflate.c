@@ -6,6 +6,7 @@
 #include <zopfli/zlib_container.h>
 #include <zlib.h>
 #include "CImageCodecs.h"
+#include "libraries.h"
 
 int smimg_deflate(const uint8_t *data, size_t size, int level, int format, uint8_t *out, size_t capacity, size_t *out_size) {
     struct libdeflate_compressor *compressor = libdeflate_alloc_compressor(level);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <jpeglib.h>
 #include "CImageCodecs.h"
+#include "libraries.h"
 
 typedef struct {
     struct jpeg_error_mgr manager;

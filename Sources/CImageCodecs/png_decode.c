@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "CImageCodecs.h"
+#include "libraries.h"
 
 typedef struct {
     const uint8_t *data;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "CImageCodecs.h"
+#include "libraries.h"
 
 void smimg_gather_channels(const uint8_t *rgba, size_t pixel_count, size_t sample_bytes, const uint8_t *channels,
                            size_t channel_count, size_t out_sample_bytes, uint8_t *out) {

@@ -12,6 +12,8 @@ public struct ImageError: Error, Sendable, Equatable, CustomStringConvertible {
         /// An optimised form did not decode to the very same pixels; it is never used.
         case pixelMismatch
         case outOfMemory
+        /// libpng, libjpeg-turbo, libdeflate, zopfli or zlib is not installed.
+        case librariesMissing
     }
 
     public let code: Code

@@ -15,6 +15,12 @@ enum {
     SMIMG_EXCEEDED = 5,       // smimg_deflate/inflate: the output would not fit the given capacity
 };
 
+// Loads libpng, libjpeg-turbo, libdeflate, zopfli and zlib (once, for the whole process) and
+// answers 1; or 0, with the loader's reason in `message` (when given), if one of them is missing.
+// The functions below that decode, filter, compress, decompress or check-sum use them, and are
+// called only after this answered 1; smimg_jxl_* load libjxl themselves.
+int smimg_libraries_load(char *message, size_t message_size);
+
 typedef struct {
     uint32_t max_width;
     uint32_t max_height;

@@ -6,8 +6,26 @@ import SecmailCrypto
 /// The C boundary of the image pipeline: libpng, libjpeg-turbo, libdeflate, zopfli, zlib and libjxl through CImageCodecs.
 /// The only file of this module that imports a C module or touches unsafe pointers.
 enum ImageCodecs {
+    /// Nil once libpng, libjpeg-turbo, libdeflate, zopfli and zlib are loaded (on first use, for
+    /// the whole process: CImageCodecs' libraries.h says why), else the loader's reason.
+    private static let librariesMissing: String? = {
+        var message = [CChar](repeating: 0, count: 512)
+        let loaded = message.withUnsafeMutableBufferPointer { smimg_libraries_load($0.baseAddress, $0.count) } != 0
+        return loaded ? nil : text(of: message)
+    }()
+
+    /// Loads the image libraries, or throws why they cannot be. Every function here that calls
+    /// into them starts with this.
+    static func loadLibraries() throws {
+        if let reason = librariesMissing {
+            throw ImageError(.librariesMissing, "the image libraries could not be loaded (\(reason)); "
+                             + "install libpng16-16, libjpeg62-turbo, libdeflate0, libzopfli1 and zlib1g")
+        }
+    }
+
     /// Decodes a PNG or JPEG file into canonical RGBA.
     static func decode(_ bytes: [UInt8], format: ImageFormat, limits: ImageLimits) throws -> RGBAImage {
+        try loadLibraries()
         var cLimits = smimgLimits(limits)
         var image = smimg_image()
         var message = [CChar](repeating: 0, count: 256)
@@ -62,7 +80,8 @@ enum ImageCodecs {
     }
 
     /// A JPEG's width and height from its headers (nothing decoded), or nil when libjpeg cannot read them.
-    static func jpegSize(_ bytes: [UInt8]) -> (width: Int, height: Int)? {
+    static func jpegSize(_ bytes: [UInt8]) throws -> (width: Int, height: Int)? {
+        try loadLibraries()
         var width: UInt32 = 0, height: UInt32 = 0
         let status = bytes.withUnsafeBufferPointer { smimg_jpeg_size($0.baseAddress, $0.count, &width, &height) }
         return status == SMIMG_OK ? (Int(width), Int(height)) : nil
@@ -91,6 +110,7 @@ enum ImageCodecs {
     /// the 16-bit sample v·257), compared row by row as libpng gives them: no copy of the image
     /// is made. Throws what `decode` would for a PNG libpng cannot decode.
     static func pngDecodes(_ png: [UInt8], toPixelsOf image: RGBAImage, limits: ImageLimits) throws -> Bool {
+        try loadLibraries()
         var cLimits = smimgLimits(limits)
         var same: Int32 = 0
         var message = [CChar](repeating: 0, count: 256)
@@ -108,6 +128,7 @@ enum ImageCodecs {
 
     /// PNG-filters raw scanlines: filter 0-4 for every row, or a per-row heuristic (`PNGFilter`).
     static func filter(_ raw: [UInt8], height: Int, rowBytes: Int, bytesPerPixel: Int, filter: PNGFilter) throws -> [UInt8] {
+        try loadLibraries()
         var status = Int32(SMIMG_OK)
         // Every byte is written by the filter: no zero-filling first.
         let out = [UInt8](unsafeUninitializedCapacity: height * (rowBytes + 1)) { output, count in
@@ -167,6 +188,7 @@ enum ImageCodecs {
     /// the stream reaches are ever touched), or nil when it did not fit.
     private static func compressed(capacity: Int,
                                    _ compress: (UnsafeMutableBufferPointer<UInt8>, inout Int) -> Int32) throws -> [UInt8]? {
+        try loadLibraries()
         var status = Int32(SMIMG_OK)
         let out = [UInt8](unsafeUninitializedCapacity: max(capacity, 0)) { output, count in
             var size = 0
@@ -229,6 +251,7 @@ enum ImageCodecs {
 
     /// zopfli's zlib stream of `data`, `iterations` passes of its optimal parser.
     static func zopfli(_ data: [UInt8], iterations: Int) throws -> [UInt8] {
+        try loadLibraries()
         var result: UnsafeMutablePointer<UInt8>?
         var size = 0
         let status = data.withUnsafeBufferPointer { smimg_zopfli($0.baseAddress, $0.count, Int32(iterations), &result, &size) }
@@ -241,6 +264,7 @@ enum ImageCodecs {
     /// is ever produced (decompression bombs stop there), and a stream that ends early, goes on,
     /// or is damaged is refused.
     static func inflate(_ data: [UInt8], format: StreamFormat, expectedSize: Int) throws -> [UInt8] {
+        try loadLibraries()
         var status = Int32(SMIMG_OK)
         // Filled whole on success; nothing of it is kept otherwise.
         let out = [UInt8](unsafeUninitializedCapacity: expectedSize) { output, count in
@@ -356,11 +380,16 @@ enum ImageCodecs {
         }
     }
 
+    /// The CRC-32 and Adler-32 of `bytes`, by libdeflate. They are taken only of what the
+    /// libraries gave or are about to be given (a decoded image's profile, a PNG's chunks beside
+    /// its compressed data), so the libraries were loaded before; missing, they stop the program.
     static func crc32(_ bytes: ArraySlice<UInt8>, continuing crc: UInt32 = 0) -> UInt32 {
-        bytes.withUnsafeBufferPointer { smimg_crc32(crc, $0.baseAddress, $0.count) }
+        precondition(librariesMissing == nil, librariesMissing ?? "")
+        return bytes.withUnsafeBufferPointer { smimg_crc32(crc, $0.baseAddress, $0.count) }
     }
 
     static func adler32(_ bytes: [UInt8]) -> UInt32 {
-        bytes.withUnsafeBufferPointer { smimg_adler32(1, $0.baseAddress, $0.count) }
+        precondition(librariesMissing == nil, librariesMissing ?? "")
+        return bytes.withUnsafeBufferPointer { smimg_adler32(1, $0.baseAddress, $0.count) }
     }
 }

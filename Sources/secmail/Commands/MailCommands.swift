@@ -130,7 +130,7 @@ struct MessageDelivery {
         // Cheap checks first (the names were checked): files, identity, relay, recipients, size;
         // then the passphrase; then image work and sealing.
         let checked = try compose.checkedAttachments()
-        if checked.contains(where: \.isImage) { ImagePipeline.loadJPEGXLInBackground() }
+        if checked.contains(where: \.isImage) { ImagePipeline.loadLibrariesInBackground() }
         let text = try compose.text()
         let keystore = try Keystore(home: homeOptions.secmailHome)
         _ = try keystore.currentBundle()
@@ -333,7 +333,7 @@ struct ReadCommand: AsyncParsableCommand {
         let keystore = try Keystore(home: homeOptions.secmailHome)
         _ = try keystore.currentBundle()
         // Its images may have travelled as JPEG XL: libjxl loads while the message downloads.
-        ImagePipeline.loadJPEGXLInBackground()
+        ImagePipeline.loadLibrariesInBackground()
         var results: [[String: Any]] = []
         var failures: [Error] = []
         try await withRelay(keystore.home) { relay in
