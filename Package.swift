@@ -23,18 +23,21 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
-        // The system OpenSSL 3 (Debian: libssl-dev), found through pkg-config.
+        // The system OpenSSL 3 (Debian: libssl-dev), found through pkg-config: libcrypto linked,
+        // libssl loaded when TLS is first used (CLibSSL).
         .systemLibrary(
             name: "COpenSSL",
-            pkgConfig: "openssl",
+            pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        // libssl's functions under their own names, each loading libssl on first use.
+        .target(name: "CLibSSL"),
         // Keys, AEAD, signatures, KDF, randomness and key files over the OpenSSL EVP API.
         .target(name: "SecmailCrypto", dependencies: ["COpenSSL"]),
         // TLS 1.3 on the system OpenSSL as a SwiftNIO channel handler, client and server.
         .target(
             name: "SecmailTLS",
-            dependencies: ["COpenSSL", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
+            dependencies: ["COpenSSL", "CLibSSL", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
         // libpng, libjpeg-turbo, libdeflate, zopfli, zlib and libjxl (Debian: libpng-dev,
         // libjpeg62-turbo-dev, libdeflate-dev, libzopfli-dev, zlib1g-dev, libjxl-dev)

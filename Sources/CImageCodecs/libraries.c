@@ -12,14 +12,14 @@ struct smimg_library_functions smimg_library;
 
 // The shared objects of the versions the headers belong to (Debian: libpng16-16, libjpeg62-turbo,
 // libdeflate0, libzopfli1, zlib1g). libdeflate's and zopfli's headers do not say their soname.
-static const char *const library_names[] = {
-    "libpng" SMIMG_NUMBER_TEXT(PNG_LIBPNG_VER_DLLNUM) ".so." SMIMG_NUMBER_TEXT(PNG_LIBPNG_VER_SONUM),
-    "libjpeg.so." SMIMG_NUMBER_TEXT(JPEG_LIB_VERSION),
-    "libdeflate.so.0",
-    "libzopfli.so.1",
-    "libz.so.1",
+enum { LIBRARY_PNG, LIBRARY_JPEG, LIBRARY_DEFLATE, LIBRARY_ZOPFLI, LIBRARY_ZLIB, SMIMG_LIBRARY_COUNT };
+static const char *const library_names[SMIMG_LIBRARY_COUNT] = {
+    [LIBRARY_PNG] = "libpng" SMIMG_NUMBER_TEXT(PNG_LIBPNG_VER_DLLNUM) ".so." SMIMG_NUMBER_TEXT(PNG_LIBPNG_VER_SONUM),
+    [LIBRARY_JPEG] = "libjpeg.so." SMIMG_NUMBER_TEXT(JPEG_LIB_VERSION),
+    [LIBRARY_DEFLATE] = "libdeflate.so.0",
+    [LIBRARY_ZOPFLI] = "libzopfli.so.1",
+    [LIBRARY_ZLIB] = "libz.so.1",
 };
-#define SMIMG_LIBRARY_COUNT (sizeof library_names / sizeof library_names[0])
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static int loaded;
@@ -27,7 +27,7 @@ static char failure[512];
 
 static void load(void) {
     void *handles[SMIMG_LIBRARY_COUNT];
-    for (size_t index = 0; index < SMIMG_LIBRARY_COUNT; index++) {
+    for (int index = 0; index < SMIMG_LIBRARY_COUNT; index++) {
         handles[index] = dlopen(library_names[index], RTLD_NOW | RTLD_LOCAL);
         if (!handles[index]) {
             const char *reason = dlerror();
@@ -35,18 +35,23 @@ static void load(void) {
             return;
         }
     }
-    // Each function from the first library that has it (each is in exactly one); POSIX's way to
-    // store dlsym's answer in a function pointer.
-#define SMIMG_RESOLVE(name) \
-    for (size_t index = 0; index < SMIMG_LIBRARY_COUNT && !smimg_library.name; index++) \
-        *(void **)&smimg_library.name = dlsym(handles[index], #name); \
+    // Each function from its own library; POSIX's way to store dlsym's answer in a function pointer.
+#define SMIMG_RESOLVE(library, name) \
+    *(void **)&smimg_library.name = dlsym(handles[library], #name); \
     if (!smimg_library.name) { \
-        snprintf(failure, sizeof failure, "no function %s in %s, %s, %s, %s or %s", #name, library_names[0], library_names[1], \
-                 library_names[2], library_names[3], library_names[4]); \
+        snprintf(failure, sizeof failure, "no function %s in %s", #name, library_names[library]); \
         return; \
     }
-    SMIMG_LIBRARY_FUNCTIONS(SMIMG_RESOLVE)
-#undef SMIMG_RESOLVE
+#define SMIMG_RESOLVE_PNG(name) SMIMG_RESOLVE(LIBRARY_PNG, name)
+#define SMIMG_RESOLVE_JPEG(name) SMIMG_RESOLVE(LIBRARY_JPEG, name)
+#define SMIMG_RESOLVE_DEFLATE(name) SMIMG_RESOLVE(LIBRARY_DEFLATE, name)
+#define SMIMG_RESOLVE_ZOPFLI(name) SMIMG_RESOLVE(LIBRARY_ZOPFLI, name)
+#define SMIMG_RESOLVE_ZLIB(name) SMIMG_RESOLVE(LIBRARY_ZLIB, name)
+    SMIMG_PNG_FUNCTIONS(SMIMG_RESOLVE_PNG)
+    SMIMG_JPEG_FUNCTIONS(SMIMG_RESOLVE_JPEG)
+    SMIMG_DEFLATE_FUNCTIONS(SMIMG_RESOLVE_DEFLATE)
+    SMIMG_ZOPFLI_FUNCTIONS(SMIMG_RESOLVE_ZOPFLI)
+    SMIMG_ZLIB_FUNCTIONS(SMIMG_RESOLVE_ZLIB)
     loaded = 1;
 }
 

@@ -165,6 +165,31 @@ import Testing
         return (envelope, [note, blob])
     }
 
+    /// The libraries a command may not need are loaded when first used, not at every start:
+    /// sealing a text file loads neither libssl nor libpng, libjpeg-turbo, libdeflate, zopfli and
+    /// zlib; sealing a PNG loads the image libraries and still not libssl (as the dynamic loader
+    /// reports with LD_DEBUG=files). The relay suites use libssl through the same stubs.
+    @Test func librariesAreLoadedOnlyWhenACommandUsesThem() async throws {
+        let folder = try temporaryDirectory("libraries")
+        let notes = folder.appendingPathComponent("notes.txt")
+        try Data("no pixels here".utf8).write(to: notes)
+        let shot = folder.appendingPathComponent("screen.png")
+        try Data(TestPNG(width: 8, height: 8, colorType: 2, bitDepth: 8) { x, y, c in (x * 30 + y * 7 + c * 50) % 256 }.encoded).write(to: shot)
+        let imageLibraries = ["libpng16.so.16", "libjpeg.so.62", "libdeflate.so.0", "libzopfli.so.1", "libz.so.1"]
+        for (attachment, imagesLoaded) in [(notes, false), (shot, true)] {
+            let envelope = folder.appendingPathComponent("\(attachment.lastPathComponent).sm")
+            let sealed = try await runSecmail(["seal", "--to", Users.bundle("bob").path, "--attach", attachment.path, "-o", envelope.path],
+                                              environment: ["SECMAIL_HOME": Users.alice.home.path, "SECMAIL_PASSPHRASE": Users.alice.passphrase,
+                                                            "LD_DEBUG": "files"])
+            #expect(sealed.status == 0, "\(sealed.stderr)")
+            #expect(sealed.stderr.contains("file=libcrypto.so.3 "), "the loader's report is missing")
+            #expect(!sealed.stderr.contains("file=libssl.so.3 "), "\(attachment.lastPathComponent): libssl")
+            for library in imageLibraries {
+                #expect(sealed.stderr.contains("file=\(library) ") == imagesLoaded, "\(attachment.lastPathComponent): \(library)")
+            }
+        }
+    }
+
     @Test func sealThenOpenDeliversTextAndIdenticalAttachments() async throws {
         let directory = try temporaryDirectory("roundtrip")
         let (envelope, attachments) = try await sealSample(into: directory)

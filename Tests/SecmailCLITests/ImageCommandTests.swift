@@ -165,29 +165,6 @@ import Testing
         }
     }
 
-    /// libpng, libjpeg-turbo, libdeflate, zopfli and zlib are loaded when an image is handled,
-    /// not at every start: sealing a text file leaves them out, sealing a PNG loads them (as the
-    /// dynamic loader reports with LD_DEBUG=files).
-    @Test func theImageLibrariesAreLoadedOnlyWhenAnImageIsHandled() async throws {
-        let folder = try temporaryDirectory("image-libraries")
-        let notes = folder.appendingPathComponent("notes.txt")
-        try Data("no pixels here".utf8).write(to: notes)
-        let shot = folder.appendingPathComponent("screen.png")
-        try Data(TestPNG(width: 8, height: 8, colorType: 2, bitDepth: 8) { x, y, c in (x * 30 + y * 7 + c * 50) % 256 }.encoded).write(to: shot)
-        let libraries = ["libpng16.so.16", "libjpeg.so.62", "libdeflate.so.0", "libzopfli.so.1", "libz.so.1"]
-        for (attachment, loaded) in [(notes, false), (shot, true)] {
-            let envelope = folder.appendingPathComponent("\(attachment.lastPathComponent).sm")
-            let sealed = try await runSecmail(["seal", "--to", Users.bundle("bob").path, "--attach", attachment.path, "-o", envelope.path],
-                                              environment: ["SECMAIL_HOME": Users.alice.home.path, "SECMAIL_PASSPHRASE": Users.alice.passphrase,
-                                                            "LD_DEBUG": "files"])
-            #expect(sealed.status == 0, "\(sealed.stderr)")
-            #expect(sealed.stderr.contains("file=libssl.so.3 "), "the loader's report is missing")
-            for library in libraries {
-                #expect(sealed.stderr.contains("file=\(library) ") == loaded, "\(attachment.lastPathComponent): \(library)")
-            }
-        }
-    }
-
     /// An image the pipeline cannot use (here a truncated JPEG) is refused by --attach, with the
     /// way out named; --attach-as-is sends it unchanged, and the reader gets those very bytes.
     @Test func anImageThatCannotBeUsedTravelsUnchangedWithAttachAsIs() async throws {

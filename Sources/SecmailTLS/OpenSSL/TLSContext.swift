@@ -1,3 +1,4 @@
+internal import CLibSSL
 internal import COpenSSL
 
 /// An `SSL_CTX` built from a `TLSConfiguration`; shared by every connection of one endpoint.
@@ -11,6 +12,10 @@ public final class TLSContext: @unchecked Sendable {
     /// Validates and applies `configuration`; throws `.invalidConfiguration` with a reason.
     public init(configuration: TLSConfiguration) throws {
         self.configuration = configuration
+        var reason = [CChar](repeating: 0, count: 512)
+        guard secmail_libssl_load(&reason, reason.count) == 1 else {
+            throw TLSError(.invalidConfiguration, "cannot load libssl (\(String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))); install libssl3")
+        }
         OpenSSLErrors.clear()
         let method = configuration.role == .server ? TLS_server_method() : TLS_client_method()
         guard let pointer = SSL_CTX_new(method), let callbackData = secmail_tls_context_data_new() else {
