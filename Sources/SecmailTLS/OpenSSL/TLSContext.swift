@@ -12,9 +12,11 @@ public final class TLSContext: @unchecked Sendable {
     /// Validates and applies `configuration`; throws `.invalidConfiguration` with a reason.
     public init(configuration: TLSConfiguration) throws {
         self.configuration = configuration
+        // libssl is loaded on first use (CLibSSL); a missing one is this context's error.
         var reason = [CChar](repeating: 0, count: 512)
         guard secmail_libssl_load(&reason, reason.count) == 1 else {
-            throw TLSError(.invalidConfiguration, "cannot load libssl (\(String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))); install libssl3")
+            let text = String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw TLSError(.invalidConfiguration, "cannot load libssl (\(text)); install libssl3")
         }
         OpenSSLErrors.clear()
         let method = configuration.role == .server ? TLS_server_method() : TLS_client_method()

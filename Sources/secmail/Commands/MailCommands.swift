@@ -332,7 +332,8 @@ struct ReadCommand: AsyncParsableCommand {
         let typedID = try id.map(TypedMessageID.init)
         let keystore = try Keystore(home: homeOptions.secmailHome)
         _ = try keystore.currentBundle()
-        // Its images may have travelled as JPEG XL: libjxl loads while the message downloads.
+        // Its images are converted to PNG, and may have travelled as JPEG XL: the image
+        // libraries and libjxl load while the message downloads.
         ImagePipeline.loadLibrariesInBackground()
         var results: [[String: Any]] = []
         var failures: [Error] = []
