@@ -135,7 +135,8 @@ import Testing
     /// `seal` starts syncing the payload before it signs (which may wait for the key agent), so
     /// that its fsync waits for little more than the signature: a data sync of the staged file
     /// starts once the payload (all but the last KiB, the signature's trailer) is written, and
-    /// ends before the staged file's fsync, which comes before the rename to the output.
+    /// ends before the staged file's fsync, which comes before the rename to the output, after
+    /// which the output's folder is synced.
     @Test func sealSyncsThePayloadBeforeItsSignatureAndFinalSync() async throws {
         let folder = try temporaryDirectory("seal-early-sync")
         let attachment = folder.appendingPathComponent("data.bin")
@@ -178,6 +179,9 @@ import Testing
             }
         #expect(finished.map { $0 < synced } == true, "\(lines)")
         #expect(synced < renamed, "\(lines)")
+        // Then the folder, so that the output's name survives a crash as well as its bytes.
+        let folderPath = folder.resolvingSymlinksInPath().path
+        #expect(lines.indices.contains { $0 > renamed && lines[$0].contains("fsync(") && lines[$0].contains("<\(folderPath)>") }, "\(lines)")
     }
 }
 
