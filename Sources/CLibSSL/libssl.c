@@ -4,8 +4,10 @@
 // of every such command's start (an empty C program linked with libssl and libcrypto against one
 // with libcrypto alone, 400 paired runs). The callers, the Swift TLS layer and COpenSSL's shim,
 // call SSL_read and the rest as declared in <openssl/ssl.h>; the definitions below are checked
-// against those declarations. They are not exported from the program (it is linked with
-// --no-export-dynamic), so libssl's own calls to these names stay inside libssl.
+// against those declarations. `secmail` does not export them (it is linked with
+// --no-export-dynamic), so libssl's own calls to these names stay inside libssl; a program that
+// exports them (secmail-relay, the test runners) has such a call come through the stub, which
+// hands it straight back to libssl's own definition (dlsym on libssl's handle).
 #include <dlfcn.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
