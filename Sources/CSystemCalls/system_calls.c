@@ -41,6 +41,12 @@ int secmail_reserve_blocks(int descriptor, off_t offset, off_t length) {
     return fallocate(descriptor, FALLOC_FL_KEEP_SIZE, offset, length);
 }
 
+int secmail_set_direct_io(int descriptor, int on) {
+    int flags = fcntl(descriptor, F_GETFL);
+    if (flags < 0) return -1;
+    return fcntl(descriptor, F_SETFL, on ? (flags | O_DIRECT) : (flags & ~O_DIRECT));
+}
+
 int secmail_rename_no_replace(const char *from, const char *to) {
     if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0) return 0;
     if (errno != EINVAL) return -1;

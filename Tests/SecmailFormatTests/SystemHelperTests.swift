@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SecmailCrypto
 import Synchronization
 @testable import SecmailFormat
 import Testing
@@ -335,5 +336,111 @@ import Testing
         expected += pieces.joined()
         try writer.synchronize()
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(expected))
+    }
+}
+
+@Suite struct DirectIOTests {
+    /// How many of the pages of the file at `path` are in the page cache (mincore over a mapping).
+    func cachedPages(_ path: String) throws -> Int {
+        let descriptor = open(path, O_RDONLY)
+        #expect(descriptor >= 0)
+        defer { close(descriptor) }
+        var info = stat()
+        #expect(fstat(descriptor, &info) == 0)
+        let length = Int(info.st_size)
+        guard let mapping = mmap(nil, length, PROT_READ, MAP_SHARED, descriptor, 0), mapping != MAP_FAILED else {
+            Issue.record("cannot map \(path)")
+            return -1
+        }
+        defer { munmap(mapping, length) }
+        var residency = [UInt8](repeating: 0, count: (length + 4095) / 4096)
+        #expect(mincore(mapping, length, &residency) == 0)
+        return residency.filter { $0 & 1 == 1 }.count
+    }
+
+    /// Whether the folder is on tmpfs, whose files live in the page cache whatever way they are
+    /// written.
+    func isMemoryFilesystem(_ folder: URL) throws -> Bool {
+        // /proc/self/mountinfo: "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS... - FSTYPE SOURCE ...";
+        // the folder is on the mount with the longest mount point that contains it.
+        let path = folder.resolvingSymlinksInPath().path
+        var best: (point: String, type: String)?
+        for line in try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n") {
+            let fields = line.split(separator: " ").map(String.init)
+            guard fields.count > 4, let dash = fields.firstIndex(of: "-"), dash + 1 < fields.count else { continue }
+            let point = fields[4]
+            guard path == point || path.hasPrefix(point == "/" ? "/" : point + "/"), point.count >= (best?.point.count ?? 0) else { continue }
+            best = (point, fields[dash + 1])
+        }
+        return best?.type == "tmpfs"
+    }
+
+    /// A file written around the page cache through `AlignedBlockWriter`, from pieces of odd sizes
+    /// at odd addresses, holds every byte in order, and none of its pages but the last, partial
+    /// one went through the page cache; the same bytes written the ordinary way are cached (so
+    /// the check can tell).
+    @Test func aFileWrittenAroundThePageCacheHoldsEveryByteAndLeavesNoneCached() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("secmail-direct-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let bytes = try SystemRandom().bytes(count: 3 * AlignedBlockWriter.blockSize + 12_345)
+        let sizes = [1, 4_095, 70_001, 600_000, 4_096, 333]
+
+        let direct = folder.appendingPathComponent("direct").path
+        let file = try PositionalFile(creatingAtPath: direct, expectedLength: UInt64(bytes.count))
+        #expect(file.writeAroundPageCache(), "ext4 and tmpfs, where the tests run, take direct I/O")
+        let writer = AlignedBlockWriter(file: file)
+        var offset = 0, index = 0
+        while offset < bytes.count {
+            let end = min(bytes.count, offset + sizes[index % sizes.count])
+            try writer.write(bytes[offset..<end])
+            offset = end
+            index += 1
+        }
+        try writer.flush()
+        try file.synchronize()
+        let ordinary = folder.appendingPathComponent("ordinary").path
+        let control = try PositionalFile(creatingAtPath: ordinary)
+        try control.write(bytes)
+        try control.synchronize()
+
+        if try !isMemoryFilesystem(folder) {
+            #expect(try cachedPages(direct) <= 1)
+            #expect(try cachedPages(ordinary) > bytes.count / 4096 / 2)
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: direct)) == Data(bytes))
+    }
+
+    /// `readAligned` reads whole pages into the aligned part of any buffer, up to the end of the
+    /// file (its last read comes short), for a file read around the page cache and for one read
+    /// the ordinary way alike.
+    @Test func alignedReadsGiveEveryByteIntoBuffersAtAnyAddress() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("secmail-direct-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let bytes = try SystemRandom().bytes(count: 5 * 65_536 + 777)
+        let path = folder.appendingPathComponent("envelope").path
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+
+        for aroundPageCache in [true, false] {
+            let file = try PositionalFile(readingAtPath: path)
+            if aroundPageCache { #expect(file.readAroundPageCache()) }
+            var read: [UInt8] = [], offset: UInt64 = 0, misalignment = 1
+            var buffer = [UInt8](repeating: 0, count: 65_536 + 2 * PositionalFile.directIOAlignment)
+            while true {
+                let (skipped, count) = try buffer.withUnsafeMutableBytes { raw in
+                    try file.readAligned(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: raw[misalignment...]))
+                }
+                if count == 0 { break }
+                buffer.withUnsafeBytes { raw in
+                    #expect(UInt(bitPattern: raw.baseAddress! + misalignment + skipped) % UInt(PositionalFile.directIOAlignment) == 0)
+                }
+                read += buffer[(misalignment + skipped)..<(misalignment + skipped + count)]
+                offset += UInt64(count)
+                misalignment = (misalignment * 7 + 3) % PositionalFile.directIOAlignment
+                if count % PositionalFile.directIOAlignment != 0 { break }  // the end of the file
+            }
+            #expect(read == bytes, "around the page cache: \(aroundPageCache)")
+        }
     }
 }

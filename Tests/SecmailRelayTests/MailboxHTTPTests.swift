@@ -279,6 +279,36 @@ import Testing
         #expect(after == [201, 413], "\(after)")
     }
 
+    /// An envelope too large for its database row goes to a file written around the page cache
+    /// and comes back from it the same way (`IncomingEnvelopeFile`, `OutgoingEnvelopeFile`): every
+    /// byte in order, for a length that is no multiple of the blocks, the pages or the chunks
+    /// either way; its signature is checked against the hash taken as it arrived, so a copy with
+    /// one payload byte changed is refused.
+    @Test(arguments: EngineUnderTest.available) func aLargeEnvelopeIsStoredInItsFileAndFetchedByteForByte(engine: EngineUnderTest) async throws {
+        let relay = try await RunningRelay(engine: engine)
+        defer { Task { await relay.stop() } }
+        let folder = try makeTemporaryDirectory("mailbox-large")
+        for name in ["alice", "bob"] { try await relay.services.directory.register(try ThrowawayIdentities.bundle(name)) }
+        let alice = try await relay.token("alice"), bob = try await relay.token("bob")
+        let (id, bytes) = try RelayCurl.envelope(from: "alice", to: ["bob"], extra: 3 * OutgoingEnvelopeFile.chunkLength + 12_345)
+        let file = folder.appendingPathComponent("large.sm")
+        try Data(bytes).write(to: file)
+
+        var changed = bytes
+        changed[changed.count - 5_000] ^= 1
+        let changedFile = folder.appendingPathComponent("changed.sm")
+        try Data(changed).write(to: changedFile)
+        let refused = try await relay.curl("/v1/messages?to=bob", method: "POST", headers: ["Authorization: Bearer \(alice)"], file: changedFile)
+        #expect(refused.status == 400, "\(refused.body)")
+
+        let stored = try await relay.curl("/v1/messages?to=bob", method: "POST", headers: ["Authorization: Bearer \(alice)"], file: file)
+        #expect(stored.status == 201, "\(stored.body)")
+        let fetched = folder.appendingPathComponent("fetched.sm")
+        let fetch = try await relay.curl("/v1/mailbox/\(id.hex)", headers: ["Authorization: Bearer \(bob)"], output: fetched)
+        #expect(fetch.status == 200)
+        #expect(PositionalFile.sameContent(fetched.path, file.path))
+    }
+
     /// A deposit that names its message id (`?message=`, as `secmail send` does) is refused as a
     /// repeat before its body is read, so before the mailbox's room is checked: a repeat into the
     /// mailbox its first deposit filled is told `409 conflict`, not `413`. The envelope must carry

@@ -37,6 +37,11 @@ int secmail_start_writeback(int descriptor, off_t offset, off_t length);
 /// cannot.
 int secmail_reserve_blocks(int descriptor, off_t offset, off_t length);
 
+/// Turns O_DIRECT on (`on` nonzero) or off for an open file: its writes then go from the caller's
+/// memory to the device, around the page cache, and must be aligned to the device's block size
+/// in address, offset and length. EINVAL where the filesystem has no direct I/O.
+int secmail_set_direct_io(int descriptor, int on);
+
 /// Moves `from` to `to` only if `to` does not exist, in one step: renameat2 with
 /// RENAME_NOREPLACE, or on a filesystem without it (EINVAL) link(2) and then unlink(2) of `from`
 /// (whose failure is not reported: `to` is in place by then).

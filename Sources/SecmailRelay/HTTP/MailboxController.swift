@@ -37,11 +37,11 @@ struct MailboxController: Sendable {
             switch try await mailboxes.storedEnvelope(owner, id) {
             case .inline(let bytes):
                 body = ResponseBody(byteBuffer: ByteBuffer(bytes: bytes))
-            case .file(let url, _):
-                // Streamed in 256 KiB pieces read on NIO's thread pool straight into the buffers
-                // that go out: no copy, no blocked request task, never the whole envelope in memory.
+            case .file(let url, let size):
+                // Streamed in pieces read on NIO's thread pool straight into the buffers that go
+                // out: no blocked request task, never the whole envelope in memory.
                 do {
-                    body = try await FileIO().loadFile(path: url.path, context: context, chunkLength: 256 * 1024)
+                    body = try OutgoingEnvelopeFile(url: url, size: size).body
                 } catch {
                     throw RelayError(.notFound, "message \(id) was deleted while it was being fetched")
                 }
@@ -112,11 +112,7 @@ struct MailboxController: Sendable {
             id = try await mailboxes.deposit(bytes: bytes, recipients: names, depositor: depositor, claimed: claimed)
             total = bytes.count
         } else {
-            let hashed = try? await context.channel.pipeline.handler(type: DepositBodyHasher.self).map(\.digests).get()
-            let serial = request.headers[DepositBodyHasher.serialField].flatMap { Int($0) }
-            (id, total) = try await depositFile(request.body, declared: declared, recipients: names, depositor: depositor, claimed: claimed) {
-                serial.flatMap { hashed?.claim(serial: $0) }
-            }
+            (id, total) = try await depositFile(request.body, declared: declared, recipients: names, depositor: depositor, claimed: claimed)
         }
         return EditedResponse(status: .created, response: DepositResponse(messageId: id.hex, size: total, recipients: names.map(\.value)))
     }
@@ -151,10 +147,9 @@ struct MailboxController: Sendable {
 
     /// Streams a larger envelope to a file written behind the request (IncomingEnvelopeFile),
     /// bounded by its declared length, then deposits it, its signature checked against the hash
-    /// `arrivedDigest` gives once the body has ended (the connection's `DepositBodyHasher`), or
-    /// read from the file when that gives none. Returns its id and size.
+    /// taken as it arrived. Returns its id and size.
     func depositFile(_ body: RequestBody, declared: Int, recipients: [IdentityName], depositor: IdentityName,
-                     claimed: MessageID?, arrivedDigest: () -> EnvelopePayloadDigester.Digest?) async throws -> (MessageID, Int) {
+                     claimed: MessageID?) async throws -> (MessageID, Int) {
         let incoming = try IncomingEnvelopeFile(url: mailboxes.incomingFile(), declared: declared)
         let payloadDigest: EnvelopePayloadDigester.Digest?
         do {
@@ -168,8 +163,7 @@ struct MailboxController: Sendable {
                 }
                 try await incoming.append(buffer)
             }
-            payloadDigest = arrivedDigest()
-            try await incoming.finish()
+            payloadDigest = try await incoming.finish()
         } catch {
             try? FileManager.default.removeItem(at: incoming.url)
             throw error

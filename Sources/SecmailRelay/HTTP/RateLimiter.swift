@@ -70,13 +70,10 @@ public final class RateLimiter: @unchecked Sendable {
 public struct RelayRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
-    /// The connection, whose `DepositBodyHasher` a large deposit takes its digest from.
-    let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
-        channel = source.channel
     }
 }
 

@@ -63,7 +63,7 @@ extension HTTPServerBuilder {
     static func secmailTLS(certificate: ServingCertificate, deadlines: ConnectionDeadlines, connections: ConnectionLimiter) -> HTTPServerBuilder {
         .init { responder in
             SecmailTLSChannel(baseChannel: HTTP1Channel(responder: responder,
-                                                        configuration: .init(additionalChannelHandlers: [ConnectionGuard(deadlines: deadlines), DepositBodyHasher()],
+                                                        configuration: .init(additionalChannelHandlers: [ConnectionGuard(deadlines: deadlines)],
                                                                              idleTimeout: deadlines.idle)),
                               certificate: certificate, connections: connections)
         }

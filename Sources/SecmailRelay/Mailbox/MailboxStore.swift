@@ -75,7 +75,7 @@ public struct MailboxStore: Sendable {
 
     /// Stores the envelope in `file` (complete and fsynced) for `recipients`, deposited by
     /// `depositor` (see `deposit(_:source:payloadDigest:recipients:depositor:)`). `payloadDigest`, taken as its
-    /// bytes arrived (`DepositBodyHasher`), spares the signature check a second read of the file.
+    /// bytes arrived (`IncomingEnvelopeFile`), spares the signature check a second read of the file.
     public func deposit(file: URL, payloadDigest: EnvelopePayloadDigester.Digest? = nil, recipients: [IdentityName],
                         depositor: IdentityName, claimed: MessageID? = nil) async throws -> MessageID {
         let source: FileEnvelopeSource
