@@ -13,6 +13,9 @@
 # faults: pages it touched for the first time); the relay's peak RSS after each phase. The relay's
 # rate limits are raised for the run.
 #
+# COLD_FETCH=1 drops the page cache before each fetch (root only), as for an envelope deposited
+# long before, the usual case, instead of fetching it right after its deposit.
+#
 # With BASELINE_BIN=/path/to/an/older/secmail the same measurements run first against a relay of
 # that binary (before/after figures from one run); every line is prefixed by the relay measured.
 # RELAY_BIN=/path/to/secmail measures that binary's relay as "current" instead of this tree's.

@@ -86,6 +86,9 @@ func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: I
         try sink.synchronize()
         return Double(try file.size())
     }
+    // COLD_FETCH=1: the page cache is dropped before each fetch, as for an envelope deposited
+    // long before (a relay's usual case), instead of fetched right after its deposit.
+    let coldFetch = ProcessInfo.processInfo.environment["COLD_FETCH"] == "1"
     var size = 0.0
     var uploads: [Double] = [], downloads: [Double] = [], references: [Double] = []
     // What each round cost the relay: CPU milliseconds and pages it touched for the first time.
@@ -103,6 +106,7 @@ func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: I
         uploadCosts.append(cost.since())
         guard let id = try await listedMessage(ofSize: Int(size), in: target, lane: setup) else { fail("the big message is not listed") }
         let fetched = folder.appendingPathComponent("fetched-\(name).sm")
+        if coldFetch { try dropPageCache() }
         t = ContinuousClock.now
         cost = RelayCost.Mark(pid: relayPID)
         var fetch = RelayRequest(.GET, Endpoint.fetchMessage.path(id), bearer: target.token)
@@ -128,6 +132,16 @@ func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: I
         let median = { (values: [Double]) in String(format: "%.2f", percentile(ratios(values).sorted(), 0.5)) }
         report("envelope_\(bigMiB)mib_vs_tls_bulk tls_bulk_mbps=\(figures(references)) upload_fraction=\(fractions(uploads)) download_fraction=\(fractions(downloads)) "
                + "upload_fraction_median=\(median(uploads)) download_fraction_median=\(median(downloads))")
+    }
+}
+
+/// Writes dirty pages out and drops the clean ones from the page cache (root only).
+func dropPageCache() throws {
+    sync()
+    do {
+        try "1\n".write(toFile: "/proc/sys/vm/drop_caches", atomically: false, encoding: .utf8)
+    } catch {
+        throw BenchFailure("COLD_FETCH needs root to write /proc/sys/vm/drop_caches: \(error)")
     }
 }
 

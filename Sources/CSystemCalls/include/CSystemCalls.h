@@ -1,6 +1,6 @@
 // Linux calls that Swift's Glibc module leaves out (they need _GNU_SOURCE or headers it does not
-// import), for the key agent's socket, process hardening, early writeback and preallocation of
-// large files, moves that never replace a file, reading a secret at the terminal, and the
+// import), for the key agent's socket, process hardening, early writeback, preallocation and direct
+// I/O of large files, moves that never replace a file, reading a secret at the terminal, and the
 // allocator's handling of freed memory.
 // Each returns 0 on success and -1 with errno set on failure, like the calls it wraps.
 #ifndef SECMAIL_CSYSTEMCALLS_H

@@ -10,8 +10,9 @@ import Synchronization
 /// gathers the pieces into 256 KiB batches, each handed to a queue that copies it into page-aligned
 /// blocks written around the page cache (`AlignedBlockWriter`), while the connection's thread
 /// decrypts the next ones. Three threads share the work that the connection's thread did alone
-/// when it also hashed, and no page-cache page is filled: 64 MiB deposits, interleaved runs on the
-/// 2-core test machine, median 0.56–0.59 of the TLS bulk figure before, 0.61–0.72 after. A batch
+/// when it also hashed, and no page-cache page is filled: 64 MiB deposits, three interleaved pairs
+/// of runs on the 2-core test machine, median 0.54–0.57 of the TLS bulk figure before, 0.62–0.66
+/// after. A batch
 /// holds the pieces themselves (buffers the TLS layer filled and hands on). Neither write(2) nor
 /// fsync(2) ever blocks the request task (it waits for them without holding a thread). Up to
 /// `batchesInFlight` batches may wait on the queue, so that a moment's delay there does not stop

@@ -6,15 +6,19 @@ import SecmailFormat
 
 /// A stored envelope file sent as a response body: read around the page cache
 /// (`PositionalFile.readAroundPageCache()`) in `chunkLength` pieces on NIO's thread pool, each
-/// straight into the buffer that goes to the connection, the next read under way while the
-/// connection takes the one before. The page-cache reads this replaces (Hummingbird's FileIO)
-/// cost a relay thread more CPU than the TLS layer sending the bytes: every fetch filled new
-/// page-cache pages and copied them once more.
+/// straight into the buffer that goes to the connection, `readsInFlight` reads under way while
+/// the connection takes the chunk before. The page-cache reads this replaces (Hummingbird's
+/// FileIO) cost a relay thread more CPU than the TLS layer sending the bytes for an envelope not
+/// in the cache, the usual case (64 MiB fetches after the cache was dropped, two interleaved
+/// pairs of runs: median 0.49 and 0.66 of the TLS bulk figure before, 0.67 and 0.67 after; one
+/// read in flight instead of four, 0.52–0.53 for fetches right after the deposit).
 struct OutgoingEnvelopeFile: Sendable {
     /// 512 KiB (a multiple of the alignment direct reads need): with its alignment slack the
     /// buffer stays under the 1 MiB the relay's allocator keeps for reuse
     /// (`ProcessMemory.keepStreamingBuffersForReuse`), so it is memory touched before.
     static let chunkLength = (1 << 20) - 2 * PositionalFile.directIOAlignment
+    /// Four: the device's latency hidden behind the sending (see above).
+    static let readsInFlight = 4
     let file: PositionalFile
     let size: Int
 
@@ -27,12 +31,18 @@ struct OutgoingEnvelopeFile: Sendable {
 
     var body: ResponseBody {
         ResponseBody(contentLength: size) { writer in
-            var sent = 0
-            var next: Task<ByteBuffer, any Error>? = read(at: 0)
-            while let pending = next {
-                let chunk = try await pending.value
-                sent += chunk.readableBytes
-                next = sent < size ? read(at: sent) : nil
+            var reading: [Task<ByteBuffer, any Error>] = []
+            var requested = 0
+            func readAhead() {
+                while reading.count < Self.readsInFlight, requested < size {
+                    reading.append(read(at: requested))
+                    requested += Self.chunkLength
+                }
+            }
+            readAhead()
+            while !reading.isEmpty {
+                let chunk = try await reading.removeFirst().value
+                readAhead()
                 try await writer.write(chunk)
             }
             try await writer.finish(nil)
