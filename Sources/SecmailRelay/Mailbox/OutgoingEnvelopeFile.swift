@@ -9,15 +9,14 @@ import SecmailFormat
 /// straight into the buffer that goes to the connection, `readsInFlight` reads under way while
 /// the connection takes the chunk before. The page-cache reads this replaces (Hummingbird's
 /// FileIO) cost a relay thread more CPU than the TLS layer sending the bytes for an envelope not
-/// in the cache, the usual case (64 MiB fetches after the cache was dropped, two interleaved
-/// pairs of runs: median 0.49 and 0.66 of the TLS bulk figure before, 0.67 and 0.67 after; one
-/// read in flight instead of four, 0.52–0.53 for fetches right after the deposit).
+/// in the cache, the usual case (120 ms per 64 MiB fetch, perf). An envelope fetched right after
+/// its deposit was a page-cache hit before and is a device read now (see README's figures).
 struct OutgoingEnvelopeFile: Sendable {
     /// 512 KiB (a multiple of the alignment direct reads need): with its alignment slack the
     /// buffer stays under the 1 MiB the relay's allocator keeps for reuse
     /// (`ProcessMemory.keepStreamingBuffersForReuse`), so it is memory touched before.
     static let chunkLength = (1 << 20) - 2 * PositionalFile.directIOAlignment
-    /// Four: the device's latency hidden behind the sending (see above).
+    /// Reads under way at once, so that the device's latency hides behind the sending.
     static let readsInFlight = 4
     let file: PositionalFile
     let size: Int
@@ -56,7 +55,9 @@ struct OutgoingEnvelopeFile: Sendable {
                 var buffer = ByteBufferAllocator().buffer(capacity: Self.chunkLength + PositionalFile.directIOAlignment)
                 var skipped = 0
                 _ = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.chunkLength + PositionalFile.directIOAlignment) { free in
-                    let read = try file.readAligned(at: UInt64(offset), into: free)
+                    // The buffer may have room for more than a chunk; the next read starts after this one.
+                    let read = try file.readAligned(at: UInt64(offset), into: UnsafeMutableRawBufferPointer(
+                        rebasing: free.prefix(Self.chunkLength + PositionalFile.directIOAlignment - 1)))
                     skipped = read.skipped
                     return read.skipped + min(read.count, size - offset)
                 }
