@@ -23,7 +23,7 @@ public final class PositionalFile: @unchecked Sendable {
     private var dataSyncRequested: UInt64 = 0
     /// Whether reads and writes go between the caller's memory and the device
     /// (`writeAroundPageCache()`, `readAroundPageCache()`).
-    public private(set) var bypassesPageCache = false
+    private var bypassesPageCache = false
     /// The length the file is expected to reach, and where the disk blocks reserved for it end.
     private let expectedLength: UInt64
     private var reservedEnd: UInt64 = 0

@@ -12,11 +12,11 @@ import Synchronization
 /// decrypts the next ones. Three threads share the work that the connection's thread did alone
 /// when it also hashed, and no page-cache page is filled: 64 MiB deposits, three interleaved pairs
 /// of runs on the 2-core test machine, median 0.54–0.57 of the TLS bulk figure before, 0.62–0.66
-/// after. A batch
-/// holds the pieces themselves (buffers the TLS layer filled and hands on). Neither write(2) nor
-/// fsync(2) ever blocks the request task (it waits for them without holding a thread). Up to
-/// `batchesInFlight` batches may wait on the queue, so that a moment's delay there does not stop
-/// the connection from being read; the request body's own backpressure bounds the rest.
+/// after. A batch holds the pieces themselves (buffers the TLS layer filled and hands on). Neither
+/// write(2) nor fsync(2) ever blocks the request task (it waits for them without holding a
+/// thread). Up to `batchesInFlight` batches may wait on the queue, so that a moment's delay there
+/// does not stop the connection from being read; the request body's own backpressure bounds the
+/// rest.
 final class IncomingEnvelopeFile: @unchecked Sendable {
     // @unchecked: `file` is used only on `writing` until `finish` has waited for it; `failure` and
     // `written` are behind their mutexes; `digester`, `batch`, `batchBytes`, `size` and `queued`
