@@ -283,7 +283,9 @@ import Testing
     /// and comes back from it the same way (`IncomingEnvelopeFile`, `OutgoingEnvelopeFile`): every
     /// byte in order, for a length that is no multiple of the blocks, the pages or the chunks
     /// either way; its signature is checked against the hash taken as it arrived, so a copy with
-    /// one payload byte changed is refused.
+    /// one payload byte changed is refused. A stored file found shorter than its recorded size
+    /// cuts the answer off at once (curl: partial transfer), instead of leaving the client
+    /// waiting for bytes the Content-Length promised.
     @Test(arguments: EngineUnderTest.available) func aLargeEnvelopeIsStoredInItsFileAndFetchedByteForByte(engine: EngineUnderTest) async throws {
         let relay = try await RunningRelay(engine: engine)
         defer { Task { await relay.stop() } }
@@ -307,6 +309,15 @@ import Testing
         let fetch = try await relay.curl("/v1/mailbox/\(id.hex)", headers: ["Authorization: Bearer \(bob)"], output: fetched)
         #expect(fetch.status == 200)
         #expect(PositionalFile.sameContent(fetched.path, file.path))
+
+        guard case .file(let stored, let size) = try await relay.services.mailboxes.storedEnvelope(IdentityName("bob"), id) else {
+            #expect(engine == .postgres, "SQLite keeps a large envelope in a file of its own")
+            return
+        }
+        #expect(truncate(stored.path, off_t(size - 100)) == 0)
+        let cutOff = try await run("curl", ["--silent", "--max-time", "60", "--cacert", RunningRelay.certs.appendingPathComponent("dev-ca.pem").path, "-o", "/dev/null",
+                                            "-H", "Authorization: Bearer \(bob)", "https://localhost:\(relay.port)/v1/mailbox/\(id.hex)"])
+        #expect(cutOff.status == 18, "curl's exit status for a transfer closed with bytes outstanding")
     }
 
     /// A deposit that names its message id (`?message=`, as `secmail send` does) is refused as a

@@ -50,10 +50,13 @@ struct OutgoingEnvelopeFile: Sendable {
         }
     }
 
-    /// Starts reading the chunk at `offset`, at most what is left of `size`.
+    /// Starts reading the chunk at `offset`, at most what is left of `size`; fails unless all of
+    /// it is there. (A short chunk would leave the client waiting for bytes the Content-Length
+    /// promised; a failure closes the connection, which the client reports.)
     private func read(at offset: Int) -> Task<ByteBuffer, any Error> {
         Task { [file, size] in
-            try await NIOThreadPool.singleton.runIfActive {
+            let expected = min(Self.chunkLength, size - offset)
+            return try await NIOThreadPool.singleton.runIfActive {
                 var buffer = ByteBufferAllocator().buffer(capacity: Self.chunkLength + PositionalFile.directIOAlignment)
                 var skipped = 0
                 _ = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.chunkLength + PositionalFile.directIOAlignment) { free in
@@ -61,11 +64,11 @@ struct OutgoingEnvelopeFile: Sendable {
                     let read = try file.readAligned(at: UInt64(offset), into: UnsafeMutableRawBufferPointer(
                         rebasing: free.prefix(Self.chunkLength + PositionalFile.directIOAlignment - 1)))
                     skipped = read.skipped
-                    return read.skipped + min(read.count, size - offset)
+                    return read.skipped + min(read.count, expected)
                 }
                 buffer.moveReaderIndex(forwardBy: skipped)
-                guard buffer.readableBytes > 0 else {
-                    throw RelayError(.storage, "the envelope file ended at \(offset) of its \(size) bytes")
+                guard buffer.readableBytes == expected else {
+                    throw RelayError(.storage, "the envelope file ended at \(offset + buffer.readableBytes) of its \(size) bytes")
                 }
                 return buffer
             }
