@@ -2,6 +2,13 @@
 # The project's tests: every suite (the relay's against SQLite and, where PostgreSQL's server is
 # installed, against a throw-away cluster started here and removed afterwards), then each fuzz
 # target for a few seconds.
+#
+# The suites run under a watchdog: a run that hangs must fail with a trail rather than use up CI's
+# time in silence (one CI run once went quiet for over an hour; here they take about 4 minutes).
+# Past SECMAIL_TEST_TIME_LIMIT seconds (default 1500) it prints the tests that started and did not
+# end, every thread's stack in the test process (where gdb is installed) and the processes it
+# waits for, stops it and fails. The output is line-buffered, so that a log cut short ends at the
+# last line written, not at the last 4 KiB block.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
@@ -11,5 +18,46 @@ if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
 else
   echo "PostgreSQL's server is not installed (apt-get install postgresql): the relay suites run on SQLite only"
 fi
-swift test
+
+# The build is outside the time limit: a first build takes 10 minutes or more on 2 cores.
+swift build --build-tests
+
+log=$(mktemp /tmp/secmail-test-log.XXXXXX)
+limit=${SECMAIL_TEST_TIME_LIMIT:-1500}
+stdbuf -oL -eL swift test --skip-build > >(tee "$log") 2>&1 &
+suites=$!
+
+report_hang() {
+  echo
+  echo "test.sh: the suites are still running after $limit s (SECMAIL_TEST_TIME_LIMIT). Tests started and not ended:"
+  comm -23 <(sed -nE 's/^◇ Test ([^ ]+) started\.$/\1/p' "$log" | sort -u) \
+           <(sed -nE 's/^[^◇] Test ([^ ]+) .*/\1/p' "$log" | sort -u) | sed 's/^/  /'
+  local process
+  for process in $(pgrep -f '\.xctest' || true); do
+    echo "Threads of the test process $process:"
+    if command -v gdb >/dev/null; then
+      timeout 120 gdb -p "$process" -batch -ex "thread apply all bt 30" 2>&1 | grep -E '^(Thread|#)' | head -n 4000 || true
+    else
+      echo "  (gdb is not installed)"
+    fi
+  done
+  echo "Processes:"
+  ps --ppid 2 -p 2 --deselect -o pid,ppid,etimes,stat,args --forest | cut -c1-220 | head -n 200 || true
+}
+
+waited=0
+while kill -0 "$suites" 2>/dev/null; do
+  if [ "$waited" -ge "$limit" ]; then
+    report_hang
+    pkill -KILL -f '\.xctest' || true
+    # What the tests started, which their exit hooks would have stopped.
+    pkill -KILL -f '/secmail-tests-[0-9]+/' || true
+    wait "$suites" || true
+    exit 1
+  fi
+  sleep 5
+  waited=$((waited + 5))
+done
+wait "$suites"
+rm -f "$log"
 scripts/fuzz.sh --seconds 3 --jobs 2
