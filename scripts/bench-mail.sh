@@ -9,9 +9,11 @@
 # envelope with a BIG_MIB attachment is deposited, fetched and deleted three times, or BIG_ROUNDS
 # times (MB/s), each time right after scripts/bench-tls.sh's bulk measurement (our TLS client
 # downloading 64 MiB bodies from `secmail-tls-bench serve`, 2 s), and reported as a fraction of it
-# (each round's and the median), with what each round cost the relay (CPU ms, and minor page
-# faults: pages it touched for the first time); the relay's peak RSS after each phase. The relay's
-# rate limits are raised for the run.
+# (each round's and the median), with what each round cost the relay and the client (CPU ms; minor
+# page faults: pages touched for the first time; context switches: threads waiting on one
+# another) and how busy the machine's cores were (busy over total ticks, also during each bulk
+# measurement: a round that keeps them busier can only get faster by costing less CPU); the
+# relay's peak RSS after each phase. The relay's rate limits are raised for the run.
 #
 # COLD_FETCH=1 drops the page cache before each fetch (root only), as for an envelope deposited
 # long before, the usual case, instead of fetching it right after its deposit.

@@ -91,30 +91,46 @@ func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: I
     let coldFetch = ProcessInfo.processInfo.environment["COLD_FETCH"] == "1"
     var size = 0.0
     var uploads: [Double] = [], downloads: [Double] = [], references: [Double] = []
-    // What each round cost the relay: CPU milliseconds and pages it touched for the first time.
-    var uploadCosts: [RelayCost] = [], downloadCosts: [RelayCost] = []
+    // What each round cost the relay (CPU milliseconds and pages it touched for the first time)
+    // and this client: on two cores the two share, a deposit is as fast as their CPU time allows.
+    var uploadCosts: [ProcessCost] = [], downloadCosts: [ProcessCost] = []
+    var clientUploadCosts: [ProcessCost] = [], clientDownloadCosts: [ProcessCost] = []
+    let clientPID = getpid()
+    // How busy the machine's cores were during each deposit and fetch, and the bulk reference.
+    var uploadBusy: [Double] = [], downloadBusy: [Double] = [], referenceBusy: [Double] = []
     for round in 0..<bigRounds {
         if round % targets.count == 0 { size = try sealBigEnvelope() }
         let target = targets[round % targets.count]
         let name = target.identity.bundle.name.value
-        if let tlsReference { references.append(try await tlsReference.measure()) }
+        if let tlsReference {
+            let reference = try await tlsReference.measure()
+            references.append(reference.mbps)
+            referenceBusy.append(reference.machineBusy)
+        }
         var t = ContinuousClock.now
-        var cost = RelayCost.Mark(pid: relayPID)
+        var cost = ProcessCost.Mark(pid: relayPID), clientCost = ProcessCost.Mark(pid: clientPID)
+        var machine = machineCPUTicks()
         _ = try await setup.expect(201, RelayRequest(.POST, Endpoint.deposit.path(query: [(Endpoint.Query.recipient, name)]),
                                                      body: .file(envelopeURL), bearer: users[0].token))
         uploads.append(size / elapsed(since: t) / 1e6)
         uploadCosts.append(cost.since())
+        clientUploadCosts.append(clientCost.since())
+        uploadBusy.append(busyFraction(since: machine))
         guard let id = try await listedMessage(ofSize: Int(size), in: target, lane: setup) else { fail("the big message is not listed") }
         let fetched = folder.appendingPathComponent("fetched-\(name).sm")
         if coldFetch { try dropPageCache() }
         t = ContinuousClock.now
-        cost = RelayCost.Mark(pid: relayPID)
+        cost = ProcessCost.Mark(pid: relayPID)
+        clientCost = ProcessCost.Mark(pid: clientPID)
+        machine = machineCPUTicks()
         var fetch = RelayRequest(.GET, Endpoint.fetchMessage.path(id), bearer: target.token)
         fetch.saveBodyTo = fetched
         fetch.timeout = .seconds(600)
         _ = try await setup.expect(200, fetch)
         downloads.append(size / elapsed(since: t) / 1e6)
         downloadCosts.append(cost.since())
+        clientDownloadCosts.append(clientCost.since())
+        downloadBusy.append(busyFraction(since: machine))
         try? FileManager.default.removeItem(at: fetched)
         // Acknowledged, so that the next round's listing finds the new one and no mailbox fills.
         _ = try await setup.expect(204, RelayRequest(.DELETE, Endpoint.deleteMessage.path(id), bearer: target.token))
@@ -122,8 +138,15 @@ func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: I
     let figures = { (values: [Double]) in values.map { String(format: "%.0f", $0) }.joined(separator: ",") }
     report(String(format: "envelope_%dmib upload_mbps=%@ download_mbps=%@ relay_peak_rss_mib=%.1f", bigMiB,
                  figures(uploads), figures(downloads), peakRSS(pid: relayPID)))
-    report("envelope_\(bigMiB)mib_relay_cost upload_cpu_ms=\(RelayCost.cpu(uploadCosts)) download_cpu_ms=\(RelayCost.cpu(downloadCosts)) "
-           + "upload_minor_faults=\(RelayCost.faults(uploadCosts)) download_minor_faults=\(RelayCost.faults(downloadCosts))")
+    let fractionsOf = { (values: [Double]) in values.map { String(format: "%.2f", $0) }.joined(separator: ",") }
+    report("envelope_\(bigMiB)mib_machine_busy upload=\(fractionsOf(uploadBusy)) download=\(fractionsOf(downloadBusy))"
+           + (referenceBusy.isEmpty ? "" : " tls_bulk=\(fractionsOf(referenceBusy))"))
+    report("envelope_\(bigMiB)mib_relay_cost upload_cpu_ms=\(ProcessCost.cpu(uploadCosts)) download_cpu_ms=\(ProcessCost.cpu(downloadCosts)) "
+           + "upload_minor_faults=\(ProcessCost.faults(uploadCosts)) download_minor_faults=\(ProcessCost.faults(downloadCosts)) "
+           + "upload_context_switches=\(ProcessCost.switches(uploadCosts)) download_context_switches=\(ProcessCost.switches(downloadCosts))")
+    report("envelope_\(bigMiB)mib_client_cost upload_cpu_ms=\(ProcessCost.cpu(clientUploadCosts)) download_cpu_ms=\(ProcessCost.cpu(clientDownloadCosts)) "
+           + "upload_minor_faults=\(ProcessCost.faults(clientUploadCosts)) download_minor_faults=\(ProcessCost.faults(clientDownloadCosts)) "
+           + "upload_context_switches=\(ProcessCost.switches(clientUploadCosts)) download_context_switches=\(ProcessCost.switches(clientDownloadCosts))")
     if !references.isEmpty {
         // Each round against the bulk figure measured just before it: the machine's speed drifts
         // by more than the margins being judged, so only figures from the same moment compare.
@@ -152,8 +175,9 @@ struct TLSBulkReference {
     let port: String
     let caFile: String
 
-    /// MB/s over two seconds of downloads.
-    func measure() async throws -> Double {
+    /// MB/s over two seconds of downloads, and how busy the machine's cores were meanwhile.
+    func measure() async throws -> (mbps: Double, machineBusy: Double) {
+        let start = machineCPUTicks()
         // On a thread of its own: waiting for the process must not hold a task executor thread.
         let output = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String, Error>) in
             Thread.detachNewThread {
@@ -174,7 +198,7 @@ struct TLSBulkReference {
               let mbps = Double(field.dropFirst("mbps=".count).trimmingCharacters(in: .whitespacesAndNewlines)) else {
             throw BenchFailure("secmail-tls-bench download gave no figure: \(output)")
         }
-        return mbps
+        return (mbps, busyFraction(since: start))
     }
 }
 
@@ -310,36 +334,45 @@ final class EnvelopeSlots: @unchecked Sendable {
     func all() -> [(sender: Int, recipient: Int, bytes: Data)] { lock.withLock { slots.compactMap { $0 } } }
 }
 
-/// What one large deposit or fetch cost the relay process, from /proc (nil where unreadable).
-struct RelayCost {
+/// What one large deposit or fetch cost a process (the relay, this client), from /proc (nil where
+/// unreadable).
+struct ProcessCost {
     let cpuMilliseconds: Double?
     let minorFaults: Int?
+    let switchCount: Int?
 
-    /// The relay's counters at the start of a round.
+    /// The process's counters at the start of a round.
     struct Mark {
         let pid: Int32
         let cpu: Double?
         let faults: Int?
+        let switches: Int?
 
         init(pid: Int32) {
             self.pid = pid
             cpu = cpuSeconds(pid: pid)
             faults = minorPageFaults(pid: pid)
+            switches = contextSwitches(pid: pid)
         }
 
         /// The cost from this mark until now.
-        func since() -> RelayCost {
-            let cpuNow = cpuSeconds(pid: pid), faultsNow = minorPageFaults(pid: pid)
-            return RelayCost(cpuMilliseconds: cpu.flatMap { before in cpuNow.map { ($0 - before) * 1000 } },
-                             minorFaults: faults.flatMap { before in faultsNow.map { $0 - before } })
+        func since() -> ProcessCost {
+            let cpuNow = cpuSeconds(pid: pid), faultsNow = minorPageFaults(pid: pid), switchesNow = contextSwitches(pid: pid)
+            return ProcessCost(cpuMilliseconds: cpu.flatMap { before in cpuNow.map { ($0 - before) * 1000 } },
+                               minorFaults: faults.flatMap { before in faultsNow.map { $0 - before } },
+                               switchCount: switches.flatMap { before in switchesNow.map { $0 - before } })
         }
     }
 
-    static func cpu(_ costs: [RelayCost]) -> String {
+    static func cpu(_ costs: [ProcessCost]) -> String {
         costs.map { $0.cpuMilliseconds.map { String(format: "%.0f", $0) } ?? "unknown" }.joined(separator: ",")
     }
 
-    static func faults(_ costs: [RelayCost]) -> String {
+    static func faults(_ costs: [ProcessCost]) -> String {
         costs.map { $0.minorFaults.map(String.init) ?? "unknown" }.joined(separator: ",")
+    }
+
+    static func switches(_ costs: [ProcessCost]) -> String {
+        costs.map { $0.switchCount.map(String.init) ?? "unknown" }.joined(separator: ",")
     }
 }

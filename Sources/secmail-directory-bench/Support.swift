@@ -65,6 +65,40 @@ func minorPageFaults(pid: Int32) -> Int? {
     statFields(pid: pid).flatMap { Int($0[7]) }
 }
 
+/// The context switches of process `pid`'s live threads so far, voluntary and not (summed over
+/// /proc/PID/task/*/status), or nil where that is not readable: each is a thread handing its core
+/// on, most of them a wait for another thread's work.
+func contextSwitches(pid: Int32) -> Int? {
+    guard let threads = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return nil }
+    return threads.reduce(0) { total, thread in
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/task/\(thread)/status", encoding: .utf8) else { return total }
+        return total + status.split(separator: "\n").reduce(0) { sum, line in
+            guard line.hasPrefix("voluntary_ctxt_switches:") || line.hasPrefix("nonvoluntary_ctxt_switches:") else { return sum }
+            return sum + (Int(line.split(separator: "\t").last ?? "") ?? 0)
+        }
+    }
+}
+
+/// The machine's busy and total CPU time so far, in clock ticks summed over its cores (the first
+/// line of /proc/stat: all but idle and iowait is busy), or nil where that is not readable.
+/// Between two readings, busy over total says how much of the machine a phase kept working: near
+/// 1 only CPU time saved makes it faster; well below, its threads waited for one another.
+func machineCPUTicks() -> (busy: Int, total: Int)? {
+    guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+          let line = stat.split(separator: "\n").first, line.hasPrefix("cpu ") else { return nil }
+    let ticks = line.split(separator: " ").dropFirst().compactMap { Int($0) }
+    guard ticks.count >= 5 else { return nil }
+    // Fields: user nice system idle iowait irq softirq steal (guest time is counted in user).
+    let total = ticks.prefix(8).reduce(0, +)
+    return (total - ticks[3] - ticks[4], total)
+}
+
+/// Busy over total CPU ticks of the machine since `start` (`machineCPUTicks`), NaN where unknown.
+func busyFraction(since start: (busy: Int, total: Int)?) -> Double {
+    guard let start, let now = machineCPUTicks(), now.total > start.total else { return .nan }
+    return Double(now.busy - start.busy) / Double(now.total - start.total)
+}
+
 /// /proc/PID/stat from field 3 (the state) on, after the command name in parentheses (which may
 /// hold spaces), or nil where that is not readable.
 private func statFields(pid: Int32) -> [Substring]? {
