@@ -79,14 +79,21 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
         return (folder, data, relay, ca, alice, bob)
     }
 
+    /// SIGTERM; SIGINT if the relay still runs 15 s later; SIGKILL 5 s after that, so that a relay
+    /// ignoring both fails its test (status 9) instead of holding the whole run.
     func stop(_ process: Process) async -> Int32 {
-        process.terminate()  // SIGTERM
-        let deadline = Date().addingTimeInterval(15)
-        while process.isRunning, Date() < deadline { try? await Task.sleep(nanoseconds: 50_000_000) }
-        if process.isRunning { process.interrupt() }
+        process.terminate()
+        if await !exited(process, within: 15) { process.interrupt() }
+        if await !exited(process, within: 5) { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         StartedRelays.remove(process.processIdentifier)
         return process.terminationStatus
+    }
+
+    private func exited(_ process: Process, within seconds: Double) async -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning, Date() < deadline { try? await Task.sleep(nanoseconds: 50_000_000) }
+        return !process.isRunning
     }
 
     @Test func relayCreatesItsDataServesAndStopsGracefully() async throws {
