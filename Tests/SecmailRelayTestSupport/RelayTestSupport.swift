@@ -122,16 +122,27 @@ public struct RelayCurl: Sendable {
     /// Returns (HTTP status, body); status 0 when no answer came (the relay died, say).
     public func call(_ path: String, method: String = "GET", json: String? = nil,
                      headers: [String] = [], file: URL? = nil, output: URL? = nil) async throws -> (status: Int, body: String) {
-        var arguments = ["--silent", "--show-error", "--max-time", "60", "--cacert", caFile.path,
-                         "--write-out", "\n%{http_code}", "-X", method]
+        let curlArguments = arguments(path, method: method, json: json, headers: headers, file: file, output: output) + ["--write-out", "\n%{http_code}"]
+        let result = try await run("curl", curlArguments, input: json.map { Data($0.utf8) })
+        let text = result.text
+        guard let split = text.lastIndex(of: "\n") else { return (0, result.stderr) }
+        return (Int(text[text.index(after: split)...]) ?? 0, String(text[..<split]))
+    }
+
+    /// curl's own exit status for a GET whose body goes to `output`: for an answer that breaks
+    /// off, which `call` reports only by what arrived (18: the transfer closed with bytes
+    /// outstanding; 28: it timed out).
+    public func exitStatus(_ path: String, headers: [String] = [], output: URL) async throws -> Int32 {
+        try await run("curl", arguments(path, method: "GET", json: nil, headers: headers, file: nil, output: output)).status
+    }
+
+    private func arguments(_ path: String, method: String, json: String?, headers: [String], file: URL?, output: URL?) -> [String] {
+        var arguments = ["--silent", "--show-error", "--max-time", "60", "--cacert", caFile.path, "-X", method]
         for header in headers { arguments += ["-H", header] }
         if let file { arguments += ["-H", "content-type: application/octet-stream", "--data-binary", "@\(file.path)"] }
         if let output { arguments += ["-o", output.path] }
         if json != nil { arguments += ["-H", "content-type: application/json", "--data-binary", "@-"] }
-        let result = try await run("curl", arguments + ["https://localhost:\(port)\(path)"], input: json.map { Data($0.utf8) })
-        let text = result.text
-        guard let split = text.lastIndex(of: "\n") else { return (0, result.stderr) }
-        return (Int(text[text.index(after: split)...]) ?? 0, String(text[..<split]))
+        return arguments + ["https://localhost:\(port)\(path)"]
     }
 
     /// Registers a throw-away identity (if it is not yet) and returns a bearer token for it.
