@@ -23,9 +23,28 @@ fi
 swift build --build-tests
 
 log=$(mktemp /tmp/secmail-test-log.XXXXXX)
+trap 'rm -f "$log"; [ -z "${cluster:-}" ] || scripts/test-postgres.sh stop "$cluster"' EXIT
 limit=${SECMAIL_TEST_TIME_LIMIT:-1500}
-stdbuf -oL -eL swift test --skip-build > >(tee "$log") 2>&1 &
+# In a session of its own (setsid execs in place here: a background job of a script leads no
+# process group), so that whatever the tests started and left behind can be stopped with it: a
+# child still holding the output pipe would keep the run from ending. (Foundation's Process puts
+# each child in a process group of its own, the test process included, but in the same session.)
+stdbuf -oL -eL setsid swift test --skip-build > >(tee "$log") 2>&1 &
 suites=$!
+stop_leftovers() {
+  local tests pid folder
+  tests=$(pgrep -s "$suites" -f '\.xctest' || true)
+  pkill -KILL -s "$suites" 2>/dev/null || true
+  # What a test process killed here leaves behind: its folder, with the small filesystems that
+  # its disk-full tests mount.
+  for pid in $tests; do
+    folder=${TMPDIR:-/tmp}/secmail-tests-$pid
+    grep -o " $folder/[^ ]*" /proc/mounts | sort -r | xargs -r -n 1 umount 2>/dev/null || true
+    rm -rf "$folder"
+  done
+}
+# Out of the terminal's session, the suites no longer get its Ctrl-C themselves.
+trap 'stop_leftovers; exit 130' INT TERM
 
 report_hang() {
   echo
@@ -49,15 +68,16 @@ waited=0
 while kill -0 "$suites" 2>/dev/null; do
   if [ "$waited" -ge "$limit" ]; then
     report_hang
-    pkill -KILL -f '\.xctest' || true
-    # What the tests started, which their exit hooks would have stopped.
-    pkill -KILL -f '/secmail-tests-[0-9]+/' || true
+    # The test process and what it started, which its exit hooks would have stopped.
+    stop_leftovers
     wait "$suites" || true
     exit 1
   fi
   sleep 5
   waited=$((waited + 5))
 done
-wait "$suites"
-rm -f "$log"
+status=0
+wait "$suites" || status=$?
+stop_leftovers
+[ "$status" -eq 0 ] || exit "$status"
 scripts/fuzz.sh --seconds 3 --jobs 2

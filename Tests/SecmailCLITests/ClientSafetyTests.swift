@@ -486,11 +486,7 @@ import Testing
         // Not the runner's stderr: a child holding it open would keep the test run from ending.
         server.standardError = FileHandle.nullDevice
         try server.run()
-        defer {
-            // SIGKILL: a child of the test runner may inherit SIGTERM ignored.
-            kill(server.processIdentifier, SIGKILL)
-            server.waitUntilExit()
-        }
+        defer { killAndReap(server) }
         let port = try #require(Int(String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
         let home = try temporaryDirectory("hostile-relay").appendingPathComponent("home")
         let result = try await runSecmail(["monitor", "--relay", "https://localhost:\(port)", "--ca", certs.appendingPathComponent("dev-ca.pem").path],

@@ -84,8 +84,8 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
     func stop(_ process: Process) async -> Int32 {
         process.terminate()
         if await !exited(process, within: 15) { process.interrupt() }
-        if await !exited(process, within: 5) { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        _ = await exited(process, within: 5)
+        killAndReap(process)  // at once if it exited
         StartedRelays.remove(process.processIdentifier)
         return process.terminationStatus
     }
@@ -155,8 +155,7 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
             input.fileHandleForWriting.write(Data(request.utf8))
             while client.isRunning, Date().timeIntervalSince(started) < 60 { try await Task.sleep(nanoseconds: 50_000_000) }
             let closedAfter = Date().timeIntervalSince(started)
-            if client.isRunning { client.terminate() }
-            client.waitUntilExit()
+            killAndReap(client)
             let answer = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             #expect(answer.hasPrefix("HTTP/1.1 \(status)"), "\(answer)")
             if request.hasPrefix("POST") { #expect(answer.contains(status == "400" ? "\"malformedRequest\"" : "\"tooLarge\""), "\(answer)") }

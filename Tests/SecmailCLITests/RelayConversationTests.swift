@@ -333,6 +333,9 @@ final class FaultyRelay: @unchecked Sendable {
         process.arguments = ["python3", RelayConversationTests.fixtures.appendingPathComponent("faulty_relay.py").path] + arguments
         let pipe = Pipe()
         process.standardOutput = pipe
+        // Not the runner's stderr: a child holding it open would keep the test run from ending
+        // should the test process die before it could stop the child.
+        process.standardError = FileHandle.nullDevice
         try process.run()
         StartedRelays.add(process.processIdentifier)
         var line = Data()
@@ -341,10 +344,9 @@ final class FaultyRelay: @unchecked Sendable {
         self.port = port
     }
 
-    /// SIGKILL: the test process's children may inherit SIGTERM blocked.
+    /// SIGKILL (`killAndReap`): SIGTERM would be blocked in it.
     func stop() {
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        killAndReap(process)
         StartedRelays.remove(process.processIdentifier)
     }
 }

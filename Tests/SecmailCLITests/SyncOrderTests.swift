@@ -200,15 +200,17 @@ struct TracedRelay {
         return TracedRelay(strace: started.process, port: started.port)
     }
 
-    /// SIGTERM to the relay (strace's child); strace exits with it once the trace is written.
+    /// SIGTERM to the relay (strace's child); strace exits with it once the trace is written. If
+    /// it has not within 20 s, both are killed (status 9, a failure for the caller).
     func stop() async -> Int32 {
         let pid = strace.processIdentifier
         let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
-        for child in children.split(separator: " ").compactMap({ Int32($0) }) { kill(child, SIGTERM) }
+        let relays = children.split(separator: " ").compactMap { Int32($0) }
+        for relay in relays { kill(relay, SIGTERM) }
         let deadline = Date().addingTimeInterval(20)
         while strace.isRunning, Date() < deadline { try? await Task.sleep(nanoseconds: 50_000_000) }
-        if strace.isRunning { strace.interrupt() }
-        strace.waitUntilExit()
+        if strace.isRunning { for relay in relays { kill(relay, SIGKILL) } }
+        killAndReap(strace)
         return strace.terminationStatus
     }
 }

@@ -201,11 +201,6 @@ public struct RelayCurl: Sendable {
     }
 }
 
-public struct TestFailure: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
-
 /// What a relay that lies could do to its own database, for tests of the clients' checks. Each
 /// method writes in one transaction, bypassing every check of `Directory`.
 public struct RelayDatabaseForgery {

@@ -47,8 +47,7 @@ final class ExternalProcess: @unchecked Sendable {
     func finish(seconds: Double = 10) async -> Int32 {
         let deadline = Date().addingTimeInterval(seconds)
         while process.isRunning, Date() < deadline { try? await Task.sleep(nanoseconds: 20_000_000) }
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
+        killAndReap(process)
         return process.terminationStatus
     }
 }

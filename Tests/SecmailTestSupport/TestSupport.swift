@@ -23,8 +23,21 @@ public struct ProcessResult: Sendable {
     public var text: String { String(decoding: stdout, as: UTF8.self) }
 }
 
+/// A test's own failure, said in a sentence (a child that hung, a fixture that did not start).
+public struct TestFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// How long a child that `runProcess` started may run (or hold its output open) before it is
+/// killed and its test fails: far beyond any command's time in a full parallel run (the slowest
+/// take a few minutes on a loaded CI machine) and inside scripts/test.sh's watchdog, so that a
+/// hung child fails one test by name instead of holding the whole run.
+public let childProcessTimeLimit: TimeInterval = 600
+
 /// Runs `executable` with `arguments`; `environment` entries override (nil removes) the test
 /// process's own. Both output pipes are drained concurrently so a chatty child cannot block.
+/// Throws `TestFailure` for a child still running after `childProcessTimeLimit`.
 public func runProcess(
     _ executable: URL, _ arguments: [String], environment: [String: String?] = [:],
     directory: URL? = nil, input: Data? = nil
@@ -50,7 +63,10 @@ public func runProcess(
     DispatchQueue.global().async { stdoutData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
     group.enter()
     DispatchQueue.global().async { stderrData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    group.wait()
+    if group.wait(timeout: .now() + childProcessTimeLimit) == .timedOut {
+        killAndReap(process)
+        throw TestFailure("\(([executable.lastPathComponent] + arguments).joined(separator: " ")) did not end within \(Int(childProcessTimeLimit)) s; killed")
+    }
     process.waitUntilExit()
     return ProcessResult(status: process.terminationStatus, stdout: stdoutData, stderr: String(decoding: stderrData, as: UTF8.self))
 }
@@ -76,6 +92,16 @@ public func runProcess(
 @discardableResult
 public func run(_ command: String, _ arguments: [String], input: Data? = nil) async throws -> ProcessResult {
     try await onThreadOfItsOwn { try run(command, arguments, input: input) }
+}
+
+/// Ends a child of the test process for sure and reaps it. A child inherits the signal mask of the
+/// thread that started it, and the test process's threads block SIGTERM and SIGINT (seen on an
+/// `openssl s_client` started by a test: both blocked), so `terminate()` and `interrupt()` do
+/// nothing to a program that does not unblock them itself (openssl, strace, python, unlike the
+/// relay): waiting for it after them waited forever.
+public func killAndReap(_ process: Process) {
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    process.waitUntilExit()
 }
 
 /// `work`, which blocks, on a new thread, awaited without holding a cooperative thread.
