@@ -91,13 +91,10 @@ func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: I
     let coldFetch = ProcessInfo.processInfo.environment["COLD_FETCH"] == "1"
     var size = 0.0
     var uploads: [Double] = [], downloads: [Double] = [], references: [Double] = []
-    // What each round cost the relay (CPU milliseconds and pages it touched for the first time)
-    // and this client: on two cores the two share, a deposit is as fast as their CPU time allows.
-    var uploadCosts: [ProcessCost] = [], downloadCosts: [ProcessCost] = []
-    var clientUploadCosts: [ProcessCost] = [], clientDownloadCosts: [ProcessCost] = []
-    let clientPID = getpid()
-    // How busy the machine's cores were during each deposit and fetch, and the bulk reference.
-    var uploadBusy: [Double] = [], downloadBusy: [Double] = [], referenceBusy: [Double] = []
+    // What each deposit and fetch cost the relay and this client, and how busy the machine's cores
+    // were meanwhile (during each bulk reference too): on two cores the two share, a deposit is as
+    // fast as their CPU time allows.
+    var uploadCosts: [RoundCost] = [], downloadCosts: [RoundCost] = [], referenceBusy: [Double] = []
     for round in 0..<bigRounds {
         if round % targets.count == 0 { size = try sealBigEnvelope() }
         let target = targets[round % targets.count]
@@ -108,29 +105,22 @@ func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: I
             referenceBusy.append(reference.machineBusy)
         }
         var t = ContinuousClock.now
-        var cost = ProcessCost.Mark(pid: relayPID), clientCost = ProcessCost.Mark(pid: clientPID)
-        var machine = machineCPUTicks()
+        var cost = RoundCost.Mark(relayPID: relayPID)
         _ = try await setup.expect(201, RelayRequest(.POST, Endpoint.deposit.path(query: [(Endpoint.Query.recipient, name)]),
                                                      body: .file(envelopeURL), bearer: users[0].token))
         uploads.append(size / elapsed(since: t) / 1e6)
         uploadCosts.append(cost.since())
-        clientUploadCosts.append(clientCost.since())
-        uploadBusy.append(busyFraction(since: machine))
         guard let id = try await listedMessage(ofSize: Int(size), in: target, lane: setup) else { fail("the big message is not listed") }
         let fetched = folder.appendingPathComponent("fetched-\(name).sm")
         if coldFetch { try dropPageCache() }
         t = ContinuousClock.now
-        cost = ProcessCost.Mark(pid: relayPID)
-        clientCost = ProcessCost.Mark(pid: clientPID)
-        machine = machineCPUTicks()
+        cost = RoundCost.Mark(relayPID: relayPID)
         var fetch = RelayRequest(.GET, Endpoint.fetchMessage.path(id), bearer: target.token)
         fetch.saveBodyTo = fetched
         fetch.timeout = .seconds(600)
         _ = try await setup.expect(200, fetch)
         downloads.append(size / elapsed(since: t) / 1e6)
         downloadCosts.append(cost.since())
-        clientDownloadCosts.append(clientCost.since())
-        downloadBusy.append(busyFraction(since: machine))
         try? FileManager.default.removeItem(at: fetched)
         // Acknowledged, so that the next round's listing finds the new one and no mailbox fills.
         _ = try await setup.expect(204, RelayRequest(.DELETE, Endpoint.deleteMessage.path(id), bearer: target.token))
@@ -139,14 +129,10 @@ func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: I
     report(String(format: "envelope_%dmib upload_mbps=%@ download_mbps=%@ relay_peak_rss_mib=%.1f", bigMiB,
                  figures(uploads), figures(downloads), peakRSS(pid: relayPID)))
     let fractionsOf = { (values: [Double]) in values.map { String(format: "%.2f", $0) }.joined(separator: ",") }
-    report("envelope_\(bigMiB)mib_machine_busy upload=\(fractionsOf(uploadBusy)) download=\(fractionsOf(downloadBusy))"
+    report("envelope_\(bigMiB)mib_machine_busy upload=\(fractionsOf(uploadCosts.map(\.machineBusy))) download=\(fractionsOf(downloadCosts.map(\.machineBusy)))"
            + (referenceBusy.isEmpty ? "" : " tls_bulk=\(fractionsOf(referenceBusy))"))
-    report("envelope_\(bigMiB)mib_relay_cost upload_cpu_ms=\(ProcessCost.cpu(uploadCosts)) download_cpu_ms=\(ProcessCost.cpu(downloadCosts)) "
-           + "upload_minor_faults=\(ProcessCost.faults(uploadCosts)) download_minor_faults=\(ProcessCost.faults(downloadCosts)) "
-           + "upload_context_switches=\(ProcessCost.switches(uploadCosts)) download_context_switches=\(ProcessCost.switches(downloadCosts))")
-    report("envelope_\(bigMiB)mib_client_cost upload_cpu_ms=\(ProcessCost.cpu(clientUploadCosts)) download_cpu_ms=\(ProcessCost.cpu(clientDownloadCosts)) "
-           + "upload_minor_faults=\(ProcessCost.faults(clientUploadCosts)) download_minor_faults=\(ProcessCost.faults(clientDownloadCosts)) "
-           + "upload_context_switches=\(ProcessCost.switches(clientUploadCosts)) download_context_switches=\(ProcessCost.switches(clientDownloadCosts))")
+    report("envelope_\(bigMiB)mib_relay_cost " + ProcessCost.figures(uploads: uploadCosts.map(\.relay), downloads: downloadCosts.map(\.relay)))
+    report("envelope_\(bigMiB)mib_client_cost " + ProcessCost.figures(uploads: uploadCosts.map(\.client), downloads: downloadCosts.map(\.client)))
     if !references.isEmpty {
         // Each round against the bulk figure measured just before it: the machine's speed drifts
         // by more than the margins being judged, so only figures from the same moment compare.
@@ -364,15 +350,39 @@ struct ProcessCost {
         }
     }
 
-    static func cpu(_ costs: [ProcessCost]) -> String {
-        costs.map { $0.cpuMilliseconds.map { String(format: "%.0f", $0) } ?? "unknown" }.joined(separator: ",")
+    /// `upload_cpu_ms=… download_cpu_ms=… upload_minor_faults=…`: each figure round by round.
+    static func figures(uploads: [ProcessCost], downloads: [ProcessCost]) -> String {
+        let list = { (costs: [ProcessCost], figure: (ProcessCost) -> String?) in costs.map { figure($0) ?? "unknown" }.joined(separator: ",") }
+        let columns: [(String, (ProcessCost) -> String?)] = [
+            ("cpu_ms", { $0.cpuMilliseconds.map { String(format: "%.0f", $0) } }),
+            ("minor_faults", { $0.minorFaults.map(String.init) }),
+            ("context_switches", { $0.switchCount.map(String.init) }),
+        ]
+        return columns.map { name, figure in "upload_\(name)=\(list(uploads, figure)) download_\(name)=\(list(downloads, figure))" }
+            .joined(separator: " ")
     }
+}
 
-    static func faults(_ costs: [ProcessCost]) -> String {
-        costs.map { $0.minorFaults.map(String.init) ?? "unknown" }.joined(separator: ",")
-    }
+/// What one large deposit or fetch cost the relay and this client, and how busy the machine's
+/// cores were meanwhile (busy over total ticks).
+struct RoundCost {
+    let relay: ProcessCost
+    let client: ProcessCost
+    let machineBusy: Double
 
-    static func switches(_ costs: [ProcessCost]) -> String {
-        costs.map { $0.switchCount.map(String.init) ?? "unknown" }.joined(separator: ",")
+    struct Mark {
+        let relay: ProcessCost.Mark
+        let client: ProcessCost.Mark
+        let machine: (busy: Int, total: Int)?
+
+        init(relayPID: Int32) {
+            relay = ProcessCost.Mark(pid: relayPID)
+            client = ProcessCost.Mark(pid: getpid())
+            machine = machineCPUTicks()
+        }
+
+        func since() -> RoundCost {
+            RoundCost(relay: relay.since(), client: client.since(), machineBusy: busyFraction(since: machine))
+        }
     }
 }
