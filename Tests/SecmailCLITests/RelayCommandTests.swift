@@ -83,17 +83,11 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
     /// ignoring both fails its test (status 9) instead of holding the whole run.
     func stop(_ process: Process) async -> Int32 {
         process.terminate()
-        if await !exited(process, within: 15) { process.interrupt() }
-        _ = await exited(process, within: 5)
+        if await !exits(process, within: 15) { process.interrupt() }
+        _ = await exits(process, within: 5)
         killAndReap(process)  // at once if it exited
         StartedRelays.remove(process.processIdentifier)
         return process.terminationStatus
-    }
-
-    private func exited(_ process: Process, within seconds: Double) async -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning, Date() < deadline { try? await Task.sleep(nanoseconds: 50_000_000) }
-        return !process.isRunning
     }
 
     @Test func relayCreatesItsDataServesAndStopsGracefully() async throws {
@@ -153,7 +147,7 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
             try client.run()
             // Kept open: only the relay's closing can end s_client.
             input.fileHandleForWriting.write(Data(request.utf8))
-            while client.isRunning, Date().timeIntervalSince(started) < 60 { try await Task.sleep(nanoseconds: 50_000_000) }
+            _ = await exits(client, within: 60)
             let closedAfter = Date().timeIntervalSince(started)
             killAndReap(client)
             let answer = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

@@ -207,9 +207,7 @@ struct TracedRelay {
         let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
         let relays = children.split(separator: " ").compactMap { Int32($0) }
         for relay in relays { kill(relay, SIGTERM) }
-        let deadline = Date().addingTimeInterval(20)
-        while strace.isRunning, Date() < deadline { try? await Task.sleep(nanoseconds: 50_000_000) }
-        if strace.isRunning { for relay in relays { kill(relay, SIGKILL) } }
+        if await !exits(strace, within: 20) { for relay in relays { kill(relay, SIGKILL) } }
         killAndReap(strace)
         return strace.terminationStatus
     }

@@ -380,8 +380,7 @@ import Testing
         client.terminationHandler = { _ in exited.mark() }
         let started = Date()
         try client.run()
-        while client.isRunning, Date().timeIntervalSince(started) < 60 { try await Task.sleep(nanoseconds: 50_000_000) }
-        let closedByRelay = !client.isRunning
+        let closedByRelay = await exits(client, within: 60)
         killAndReap(client)
         let closedAfter = (exited.time ?? Date()).timeIntervalSince(started)
         #expect(closedByRelay, "the relay kept an idle connection open for \(closedAfter) s")

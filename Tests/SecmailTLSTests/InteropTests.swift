@@ -45,8 +45,7 @@ final class ExternalProcess: @unchecked Sendable {
 
     /// Waits for the process to end, killing it after `seconds`; returns its exit status.
     func finish(seconds: Double = 10) async -> Int32 {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning, Date() < deadline { try? await Task.sleep(nanoseconds: 20_000_000) }
+        _ = await exits(process, within: seconds)
         killAndReap(process)
         return process.terminationStatus
     }

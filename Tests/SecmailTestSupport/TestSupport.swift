@@ -94,6 +94,14 @@ public func run(_ command: String, _ arguments: [String], input: Data? = nil) as
     try await onThreadOfItsOwn { try run(command, arguments, input: input) }
 }
 
+/// Whether `process` has ended, waiting for it up to `seconds` (looked at every 50 ms, without
+/// holding a thread).
+public func exits(_ process: Process, within seconds: Double) async -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while process.isRunning, Date() < deadline { try? await Task.sleep(nanoseconds: 50_000_000) }
+    return !process.isRunning
+}
+
 /// Ends a child of the test process for sure and reaps it. A child inherits the signal mask of the
 /// thread that started it, and the test process's threads block SIGTERM and SIGINT (seen on an
 /// `openssl s_client` started by a test: both blocked), so `terminate()` and `interrupt()` do
