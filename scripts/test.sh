@@ -52,7 +52,7 @@ report_hang() {
   comm -23 <(sed -nE 's/^◇ Test ([^ ]+) started\.$/\1/p' "$log" | sort -u) \
            <(sed -nE 's/^[^◇] Test ([^ ]+) .*/\1/p' "$log" | sort -u) | sed 's/^/  /'
   local process
-  for process in $(pgrep -f '\.xctest' || true); do
+  for process in $(pgrep -s "$suites" -f '\.xctest' || true); do
     echo "Threads of the test process $process:"
     if command -v gdb >/dev/null; then
       timeout 120 gdb -p "$process" -batch -ex "thread apply all bt 30" 2>&1 | grep -E '^(Thread|#)' | head -n 4000 || true
