@@ -26,8 +26,8 @@ struct SecmailTLSChannel: ServerChildChannel, HTTPChannelHandler {
     /// ahead of its route handler before it stops reading, and how few let it read again. With
     /// NIO's default, 10 and 2 (640 KiB), the connection's thread stopped whenever the deposit's
     /// request task, hashing, fell a little behind, and both then waited for the other: 64 MiB
-    /// deposits on the 2-core test machine, interleaved runs of 10 rounds, median 0.62–0.66 of
-    /// the TLS bulk figure with the default, 0.68 with 16, 0.68–0.71 with 32, 0.67–0.71 with 64,
+    /// deposits on the 2-core test machine, interleaved runs of 10–15 rounds, median 0.61–0.66 of
+    /// the TLS bulk figure with the default, 0.68 with 16, 0.67–0.71 with 32, 0.67–0.71 with 64,
     /// the cores busier (0.78 to 0.83). 32 bounds what one connection holds waiting at 2 MiB.
     static let requestPartsWaiting = NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark(lowWatermark: 8, highWatermark: 32)
 
