@@ -115,6 +115,12 @@ import Testing
         #expect(linked.status == 1 && linked.stderr.contains("is a symbolic link, which the export would replace; give the file it names"), "\(linked.stderr)")
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link.path) == earlier.path)
         #expect(try Data(contentsOf: earlier) == Data(contentsOf: Users.bundle("alice")))
+        // A folder that is not there is named as such (not the temporary file the export goes
+        // through).
+        let nowhere = directory.appendingPathComponent("missing/alice.id")
+        let lost = try Users.alice.run(["export", "-o", nowhere.path])
+        #expect(lost.status == 1 && lost.stderr.contains("cannot write \(nowhere.path): there is no folder"), "\(lost.stderr)")
+        #expect(!lost.stderr.contains("partial"), "\(lost.stderr)")
     }
 
     /// A result that cannot be written (a full disk, a closed standard output) fails the command

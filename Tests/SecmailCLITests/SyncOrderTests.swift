@@ -1,5 +1,6 @@
 import Foundation
 import SecmailCrypto
+import SecmailFormat
 import SecmailRelay
 import SecmailRelayTestSupport
 import SecmailTestSupport
@@ -130,6 +131,38 @@ import Testing
                                            "\(events.map(\.description))")
         #expect(!events[kept..<directorySynced].contains { $0.kind == .answer }, "\(events.map(\.description))")
         #expect(events[directorySynced...].contains { $0.kind == .answer }, "no request after the copy was kept: \(events.map(\.description))")
+    }
+
+    /// `export -o` over an earlier export replaces it durably: the new file is synced, renamed
+    /// over the old one (0644 less the umask: it is public), and the folder synced; nothing
+    /// temporary is left.
+    @Test func exportReplacesAnEarlierExportDurably() async throws {
+        let folder = try temporaryDirectory("export-sync-order")
+        let output = folder.appendingPathComponent("alice.id")
+        let alice = Users.alice
+        #expect(try await alice.run(["export", "-o", output.path]).status == 0)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: output.path)
+
+        let trace = folder.appendingPathComponent("export.strace")
+        let traced = try await run("strace", ["-f", "-qq", "-ttt", "-yy", "-o", trace.path, "-e", "trace=fsync,fdatasync,rename,renameat,renameat2",
+                                              "-E", "SECMAIL_HOME=\(alice.home.path)", "--", "/bin/sh", "-c",
+                                              "umask 022; exec \"$0\" export -o \"$1\"", SecmailBinary.url.path, output.path])
+        #expect(traced.status == 0, "\(traced.stderr)")
+
+        // A sync names its file as the kernel resolves it, a rename as the program gave it.
+        let folderPath = folder.resolvingSymlinksInPath().path
+        let events = try SyscallTrace(contentsOf: trace).events
+        let renamed = try #require(events.firstIndex { $0.kind == .rename && $0.target == output.path }, "\(events.map(\.description))")
+        let staged = folderPath + "/" + URL(fileURLWithPath: events[renamed].path).lastPathComponent
+        #expect(events[..<renamed].contains { $0.kind == .sync && $0.path == staged }, "\(events.map(\.description))")
+        #expect(events[renamed...].contains { $0.kind == .sync && $0.path == folderPath }, "\(events.map(\.description))")
+
+        let status = try FileStatus(path: output.path)
+        #expect(status.permissions == 0o644)
+        let printed = try await alice.run(["export"]).stdout
+        #expect(try String(contentsOf: output, encoding: .utf8) == printed)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasPrefix(".") }
+        #expect(leftovers.isEmpty, "\(leftovers)")
     }
 
     /// `seal` starts syncing the payload before it signs (which may wait for the key agent), so

@@ -77,10 +77,16 @@ struct ExportCommand: AsyncParsableCommand {
         if FileManager.default.fileExists(atPath: output), (try? loadBundle(output))?.name != bundle.name {
             throw CLIFailure(.failure, "\(output) exists and is not an earlier export of \(bundle.name)'s identity; choose another file")
         }
+        try AtomicFile.checkFolder(of: output)
+        // Synced, and its folder too, before it is reported written: the file is what others
+        // import, and a crash must not leave it empty. Public, so readable by others (0644 less
+        // the umask).
         do {
-            try Data(bundle.armored.utf8).write(to: url, options: .atomic)
-        } catch {
-            throw CLIFailure(.failure, "cannot write \(output): \(String(describing: error))")
+            try AtomicFile.write(to: url, permissions: 0o644, placement: .replacingCheckedFile) { sink in
+                try sink.write(Array(bundle.armored.utf8)[...])
+            }
+        } catch let error as FormatError {
+            throw CLIFailure(.failure, "cannot write \(output): \(error.reason)")
         }
         Terminal.info("Wrote \(bundle.name)'s identity (fingerprint \(bundle.fingerprint.grouped)) to \(output)")
     }

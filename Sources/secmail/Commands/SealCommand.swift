@@ -126,9 +126,19 @@ func loadBundle(_ path: String) throws -> IdentityBundle {
 }
 
 /// Writes a file through a temporary sibling that is renamed into place only on success, so a
-/// failed or interrupted write never leaves a partial file under the final name; the file and then
-/// its folder are synced before the command reports it written.
+/// failed or interrupted write never leaves a partial file under the final name (nor destroys the
+/// file it replaces); the file and then its folder are synced before the command reports it
+/// written.
 enum AtomicFile {
+    /// What may be at the output's name when the new file is moved there.
+    enum Placement {
+        /// Nothing: a file created there meanwhile stays, and the write fails.
+        case newName
+        /// A file the caller checked may be replaced (an earlier export), which the new one
+        /// takes the place of in one step.
+        case replacingCheckedFile
+    }
+
     /// The output file as typed, checked before any work it would waste (the passphrase, image
     /// work, sealing): it must not exist (not even as a link to nothing), and its folder must
     /// exist and be writable.
@@ -137,7 +147,13 @@ enum AtomicFile {
         guard (try? FileStatus(path: url.path)) == nil else {
             throw CLIFailure(.failure, "\(output) exists already; choose another output file")
         }
-        let folder = url.deletingLastPathComponent().path
+        try checkFolder(of: output)
+        return url
+    }
+
+    /// The output's folder must exist and be writable (where the temporary file goes).
+    static func checkFolder(of output: String) throws {
+        let folder = URL(fileURLWithPath: output).deletingLastPathComponent().path
         var isDirectory = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory else {
             throw CLIFailure(.failure, "cannot write \(output): there is no folder \(folder)")
@@ -145,23 +161,29 @@ enum AtomicFile {
         guard FileManager.default.isWritableFile(atPath: folder) else {
             throw CLIFailure(.failure, "cannot write \(output): the folder \(folder) is not writable for you")
         }
-        return url
     }
 
-    static func write<R>(to url: URL, _ body: (ByteSink) throws -> R) throws -> R {
+    /// Writes what `body` puts in the sink to `url`, created with `permissions` (less the umask).
+    static func write<R>(to url: URL, permissions: UInt32 = 0o600, placement: Placement = .newName,
+                         _ body: (ByteSink) throws -> R) throws -> R {
         // A registered temporary: removed on failure, on Ctrl-C, or (after a crash) by a later run.
         TemporaryFiles.sweep(url.deletingLastPathComponent(), prefixes: ["secmail-partial"])
         let temporary = TemporaryFiles.path(in: url.deletingLastPathComponent(), prefix: "secmail-partial")
-        let file = try PositionalFile(creatingAtPath: temporary.path, permissions: 0o600)
+        let file = try PositionalFile(creatingAtPath: temporary.path, permissions: permissions)
         var moved = false
         defer { if moved { TemporaryFiles.release(temporary) } else { TemporaryFiles.remove(temporary) } }
         let sink = FileSink(file: file)
         let result = try body(sink)
         try sink.synchronize()
-        // Checked before any work (`checkCanCreate`), the name may still be taken meanwhile: then
-        // that file stays as it is.
-        guard try AtomicRename.moveWithoutReplacing(temporary, to: url) else {
-            throw CLIFailure(.failure, "\(url.path) was created by something else meanwhile; it is left as it is: choose another output file")
+        switch placement {
+        case .newName:
+            // Checked before any work (`checkCanCreate`), the name may still be taken meanwhile:
+            // then that file stays as it is.
+            guard try AtomicRename.moveWithoutReplacing(temporary, to: url) else {
+                throw CLIFailure(.failure, "\(url.path) was created by something else meanwhile; it is left as it is: choose another output file")
+            }
+        case .replacingCheckedFile:
+            try AtomicRename.replace(url, with: temporary)
         }
         moved = true
         // The new name is durable only once the folder is synced: until the filesystem commits
