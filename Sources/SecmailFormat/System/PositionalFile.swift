@@ -156,20 +156,9 @@ public final class PositionalFile: @unchecked Sendable {
         let alignment = UInt(Self.directIOAlignment)
         let skipped = Int((alignment - UInt(bitPattern: base) % alignment) % alignment)
         let usable = max(0, destination.count - skipped) / Self.directIOAlignment * Self.directIOAlignment
-        var done = 0
-        while done < usable {
-            let count = pread(descriptor, base + skipped + done, usable - done, off_t(offset) + off_t(done))
-            if count == 0 { break }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw systemCallError("reading \(path) failed")
-            }
-            done += count
-            // Only the end of the file ends a read within a block; a read from there would start
-            // unaligned, which direct I/O refuses.
-            if count % Self.directIOAlignment != 0 { break }
-        }
-        return (skipped, done)
+        guard usable > 0 else { return (skipped, 0) }
+        let aligned = UnsafeMutableRawBufferPointer(start: base + skipped, count: usable)
+        return (skipped, try readRepeatedly(at: offset, into: aligned, stoppingWithinABlock: true))
     }
 
     /// Back to writes through the page cache; what was written around it is on the device already,
@@ -227,6 +216,14 @@ public final class PositionalFile: @unchecked Sendable {
     /// are not copied once more), from `offset`, stopping early only at end of file. Returns the
     /// number of bytes read.
     public func read(at offset: UInt64, into destination: UnsafeMutableRawBufferPointer) throws -> Int {
+        try readRepeatedly(at: offset, into: destination, stoppingWithinABlock: false)
+    }
+
+    /// pread(2) until `destination` is full or the file ends, again after a signal or a short
+    /// read; with `stoppingWithinABlock`, also after a read that ended within a direct-I/O block:
+    /// only the end of the file does that, and a read from there would start unaligned, which
+    /// direct I/O refuses.
+    private func readRepeatedly(at offset: UInt64, into destination: UnsafeMutableRawBufferPointer, stoppingWithinABlock: Bool) throws -> Int {
         guard let base = destination.baseAddress else { return 0 }
         var done = 0
         while done < destination.count {
@@ -237,6 +234,7 @@ public final class PositionalFile: @unchecked Sendable {
                 throw systemCallError("reading \(path) failed")
             }
             done += count
+            if stoppingWithinABlock, count % Self.directIOAlignment != 0 { break }
         }
         return done
     }
