@@ -19,6 +19,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -259,10 +260,6 @@ static inline int secmail_ssl_set_sni(SSL *ssl, const char *name) {
     return (int)SSL_set_tlsext_host_name(ssl, name);
 }
 
-static inline size_t secmail_bio_pending(BIO *bio) {
-    return BIO_ctrl_pending(bio);
-}
-
 // MARK: Inbound BIO reading straight from the caller's buffers (no copy into a memory BIO)
 
 /// Up to two byte ranges OpenSSL reads from in order: the unconsumed tail of an earlier network
@@ -366,6 +363,133 @@ static inline void secmail_input_bio_take(BIO *bio, size_t *first_consumed, size
     *first_consumed = input->offset[0];
     *second_consumed = input->offset[1];
     memset(input, 0, sizeof(*input));
+}
+
+// MARK: Outbound BIO writing straight into the caller's buffer (no copy out of a memory BIO)
+
+/// Where OpenSSL's output goes: into the buffer the Swift side lends for one SSL_write (the
+/// records go to the network from there), or, when none is lent or it is full, into `overflow`,
+/// which the Swift side copies out (handshake messages, alerts, close_notify). Once anything is in
+/// `overflow`, later output goes there too until it is taken, so that the order holds.
+typedef struct {
+    unsigned char *target;
+    size_t capacity;
+    size_t used;
+    unsigned char *overflow;
+    size_t overflow_length;
+    size_t overflow_capacity;
+} secmail_output;
+
+static int secmail_output_bio_write(BIO *bio, const char *in, int size) {
+    secmail_output *output = (secmail_output *)BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    if (output == NULL || in == NULL || size < 0) return -1;
+    size_t count = (size_t)size;
+    if (output->overflow_length == 0 && output->target != NULL && output->capacity - output->used >= count) {
+        memcpy(output->target + output->used, in, count);
+        output->used += count;
+        return size;
+    }
+    if (output->overflow_capacity - output->overflow_length < count) {
+        size_t capacity = output->overflow_capacity > 0 ? output->overflow_capacity : 16384;
+        while (capacity - output->overflow_length < count) {
+            if (capacity > SIZE_MAX / 2) return -1;
+            capacity *= 2;
+        }
+        unsigned char *grown = (unsigned char *)realloc(output->overflow, capacity);
+        if (grown == NULL) return -1;
+        output->overflow = grown;
+        output->overflow_capacity = capacity;
+    }
+    memcpy(output->overflow + output->overflow_length, in, count);
+    output->overflow_length += count;
+    return size;
+}
+
+static int secmail_output_bio_read(BIO *bio, char *out, int size) {
+    (void)bio; (void)out; (void)size;
+    return -1;
+}
+
+static long secmail_output_bio_ctrl(BIO *bio, int command, long number, void *pointer) {
+    (void)number; (void)pointer;
+    secmail_output *output = (secmail_output *)BIO_get_data(bio);
+    switch (command) {
+    case BIO_CTRL_PENDING:
+    case BIO_CTRL_WPENDING:
+        return output == NULL ? 0 : (long)(output->used + output->overflow_length);
+    case BIO_CTRL_FLUSH:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int secmail_output_bio_create(BIO *bio) {
+    secmail_output *output = (secmail_output *)calloc(1, sizeof(secmail_output));
+    if (output == NULL) return 0;
+    BIO_set_data(bio, output);
+    BIO_set_init(bio, 1);
+    return 1;
+}
+
+static int secmail_output_bio_destroy(BIO *bio) {
+    secmail_output *output = (secmail_output *)BIO_get_data(bio);
+    if (output != NULL) free(output->overflow);
+    free(output);
+    BIO_set_data(bio, NULL);
+    return 1;
+}
+
+static BIO_METHOD *secmail_output_bio_method_value = NULL;
+static CRYPTO_ONCE secmail_output_bio_method_once = CRYPTO_ONCE_STATIC_INIT;
+
+static void secmail_output_bio_method_init(void) {
+    BIO_METHOD *method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "secmail output");
+    if (method == NULL) return;
+    BIO_meth_set_write(method, secmail_output_bio_write);
+    BIO_meth_set_read(method, secmail_output_bio_read);
+    BIO_meth_set_ctrl(method, secmail_output_bio_ctrl);
+    BIO_meth_set_create(method, secmail_output_bio_create);
+    BIO_meth_set_destroy(method, secmail_output_bio_destroy);
+    secmail_output_bio_method_value = method;
+}
+
+/// A new output BIO (freed by SSL_free once given to SSL_set_bio).
+static inline BIO *secmail_output_bio_new(void) {
+    if (!CRYPTO_THREAD_run_once(&secmail_output_bio_method_once, secmail_output_bio_method_init)) return NULL;
+    if (secmail_output_bio_method_value == NULL) return NULL;
+    return BIO_new(secmail_output_bio_method_value);
+}
+
+/// Lends `capacity` bytes at `target` for the output of the calls until `secmail_output_bio_return`.
+static inline void secmail_output_bio_lend(BIO *bio, unsigned char *target, size_t capacity) {
+    secmail_output *output = (secmail_output *)BIO_get_data(bio);
+    output->target = target;
+    output->capacity = capacity;
+    output->used = 0;
+}
+
+/// How many bytes of the lent buffer were filled; then forgets it.
+static inline size_t secmail_output_bio_return(BIO *bio) {
+    secmail_output *output = (secmail_output *)BIO_get_data(bio);
+    size_t used = output->used;
+    output->target = NULL;
+    output->capacity = 0;
+    output->used = 0;
+    return used;
+}
+
+/// The output that went to the overflow buffer (valid until the next call on the BIO).
+static inline size_t secmail_output_bio_overflow(BIO *bio, const unsigned char **bytes) {
+    secmail_output *output = (secmail_output *)BIO_get_data(bio);
+    *bytes = output->overflow;
+    return output->overflow_length;
+}
+
+/// Forgets the overflow's bytes, once copied out (its memory is kept for reuse).
+static inline void secmail_output_bio_clear_overflow(BIO *bio) {
+    ((secmail_output *)BIO_get_data(bio))->overflow_length = 0;
 }
 
 // MARK: Development certificates (a CA and a server certificate for a relay's first start)

@@ -240,9 +240,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             do {
                 repeat {
                     let slice = data.readSlice(length: min(Self.writeSlice, data.readableBytes)) ?? data
-                    try session.write(slice.readableBytesView)
+                    let sealed = try session.seal(slice.readableBytesView, allocator: context.channel.allocator)
                     let isLast = data.readableBytes == 0
-                    if let output = session.takeOutput(allocator: context.channel.allocator) {
+                    if let output = sealed {
                         context.write(wrapOutboundOut(output), promise: isLast ? write.promise : nil)
                     } else if isLast {
                         write.promise?.succeed()

@@ -1,8 +1,9 @@
 internal import COpenSSL
 import NIOCore
 
-/// One TLS connection's OpenSSL state: an `SSL` reading ciphertext from one memory BIO and
-/// writing ciphertext to another. It does no I/O; `TLSHandler` moves the bytes.
+/// One TLS connection's OpenSSL state: an `SSL` reading ciphertext from buffers it is lent and
+/// writing ciphertext into buffers it is lent (or one of its own). It does no I/O; `TLSHandler`
+/// moves the bytes.
 final class TLSSession {
     enum HandshakeResult {
         case complete
@@ -27,7 +28,10 @@ final class TLSSession {
     private let inbound: OpaquePointer
     /// Received bytes OpenSSL has not consumed yet (the start of an incomplete record).
     private var unconsumed: ByteBuffer?
-    /// Ciphertext produced by OpenSSL, for the network.
+    /// Ciphertext produced by OpenSSL, for the network: a BIO that writes the records of
+    /// application data straight into the buffer `seal` sends (one copy fewer than through a
+    /// memory BIO, which they were copied into and then out of), and anything else (handshake,
+    /// alerts, close_notify) into a buffer of its own that `takeOutput` copies out.
     private let outbound: OpaquePointer
     private let isClient: Bool
     private let expectedHost: String?
@@ -42,7 +46,7 @@ final class TLSSession {
         guard let ssl = SSL_new(context.pointer) else {
             throw OpenSSLErrors.error(.invalidConfiguration, "could not create a TLS connection")
         }
-        guard let inbound = secmail_input_bio_new(), let outbound = BIO_new(BIO_s_mem()) else {
+        guard let inbound = secmail_input_bio_new(), let outbound = secmail_output_bio_new() else {
             SSL_free(ssl)
             throw OpenSSLErrors.error(.invalidConfiguration, "could not create the connection's BIOs")
         }
@@ -152,16 +156,35 @@ final class TLSSession {
         }
     }
 
-    /// Encrypts all of `bytes` into the outbound BIO.
-    func write(_ bytes: ByteBufferView) throws {
-        guard !bytes.isEmpty else { return }
+    /// Encrypts all of `bytes`; returns the ciphertext to send (with any output that was waiting
+    /// before it), nil if there is none.
+    func seal(_ bytes: ByteBufferView, allocator: ByteBufferAllocator) throws -> ByteBuffer? {
+        guard !bytes.isEmpty else { return takeOutput(allocator: allocator) }
         OpenSSLErrors.clear()
-        let written = bytes.withContiguousStorageIfAvailable { storage -> Int32 in
-            SSL_write(ssl, storage.baseAddress, Int32(storage.count))
-        } ?? -1
+        var buffer = allocator.buffer(capacity: Self.sealedCapacity(bytes.count))
+        var written: Int32 = -1
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: buffer.capacity) { target in
+            secmail_output_bio_lend(outbound, target.baseAddress?.assumingMemoryBound(to: UInt8.self), target.count)
+            written = bytes.withContiguousStorageIfAvailable { storage -> Int32 in
+                SSL_write(ssl, storage.baseAddress, Int32(storage.count))
+            } ?? -1
+            return Int(secmail_output_bio_return(outbound))
+        }
         guard written == Int32(bytes.count) else {
             throw OpenSSLErrors.error(.protocolError, "TLS encryption failed")
         }
+        // What went to the BIO's own buffer follows what was written in place: records that
+        // did not fit, or (when output was waiting there already, so that none was written in
+        // place) that output and all of this write's.
+        appendOverflow(to: &buffer)
+        return buffer.readableBytes > 0 ? buffer : nil
+    }
+
+    /// Room for the records of `count` bytes of plaintext (each record adds a 5-byte header, a
+    /// content-type byte and a 16-byte tag) and a little more.
+    static func sealedCapacity(_ count: Int) -> Int {
+        let records = (count + maximumRecordPlaintext - 1) / maximumRecordPlaintext
+        return count + records * 22 + 64
     }
 
     /// Sends close_notify (once); returns true when the peer's close_notify has also arrived.
@@ -185,15 +208,20 @@ final class TLSSession {
         _ = OpenSSLErrors.drain()
     }
 
-    /// Ciphertext waiting to be sent, if any.
+    /// Ciphertext waiting to be sent (handshake messages, alerts, close_notify), if any.
     func takeOutput(allocator: ByteBufferAllocator) -> ByteBuffer? {
-        let pending = secmail_bio_pending(outbound)
-        guard pending > 0 else { return nil }
-        var buffer = allocator.buffer(capacity: pending)
-        _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: pending) { target in
-            Int(max(0, BIO_read(outbound, target.baseAddress, Int32(pending))))
-        }
-        return buffer
+        var buffer = allocator.buffer(capacity: 0)
+        appendOverflow(to: &buffer)
+        return buffer.readableBytes > 0 ? buffer : nil
+    }
+
+    /// Moves what the outbound BIO holds in its own buffer to the end of `buffer`.
+    private func appendOverflow(to buffer: inout ByteBuffer) {
+        var bytes: UnsafePointer<UInt8>?
+        let count = secmail_output_bio_overflow(outbound, &bytes)
+        guard count > 0, let bytes else { return }
+        buffer.writeBytes(UnsafeRawBufferPointer(start: bytes, count: count))
+        secmail_output_bio_clear_overflow(outbound)
     }
 
     /// The protocol chosen by ALPN.
