@@ -260,6 +260,30 @@ static inline int secmail_ssl_set_sni(SSL *ssl, const char *name) {
     return (int)SSL_set_tlsext_host_name(ssl, name);
 }
 
+// MARK: BIOs over the caller's buffers
+
+/// A BIO method of our own named `name`, or NULL.
+static BIO_METHOD *secmail_bio_method(const char *name, int (*read)(BIO *, char *, int), int (*write)(BIO *, const char *, int),
+                                      long (*ctrl)(BIO *, int, long, void *), int (*create)(BIO *), int (*destroy)(BIO *)) {
+    BIO_METHOD *method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, name);
+    if (method == NULL) return NULL;
+    BIO_meth_set_read(method, read);
+    BIO_meth_set_write(method, write);
+    BIO_meth_set_ctrl(method, ctrl);
+    BIO_meth_set_create(method, create);
+    BIO_meth_set_destroy(method, destroy);
+    return method;
+}
+
+/// Gives a new BIO `size` bytes of zeroed state; 0 when out of memory.
+static int secmail_bio_attach_state(BIO *bio, size_t size) {
+    void *state = calloc(1, size);
+    if (state == NULL) return 0;
+    BIO_set_data(bio, state);
+    BIO_set_init(bio, 1);
+    return 1;
+}
+
 // MARK: Inbound BIO reading straight from the caller's buffers (no copy into a memory BIO)
 
 /// Up to two byte ranges OpenSSL reads from in order: the unconsumed tail of an earlier network
@@ -311,11 +335,7 @@ static long secmail_input_bio_ctrl(BIO *bio, int command, long number, void *poi
 }
 
 static int secmail_input_bio_create(BIO *bio) {
-    secmail_input *input = (secmail_input *)calloc(1, sizeof(secmail_input));
-    if (input == NULL) return 0;
-    BIO_set_data(bio, input);
-    BIO_set_init(bio, 1);
-    return 1;
+    return secmail_bio_attach_state(bio, sizeof(secmail_input));
 }
 
 static int secmail_input_bio_destroy(BIO *bio) {
@@ -328,14 +348,8 @@ static BIO_METHOD *secmail_input_bio_method_value = NULL;
 static CRYPTO_ONCE secmail_input_bio_method_once = CRYPTO_ONCE_STATIC_INIT;
 
 static void secmail_input_bio_method_init(void) {
-    BIO_METHOD *method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "secmail input");
-    if (method == NULL) return;
-    BIO_meth_set_read(method, secmail_input_bio_read);
-    BIO_meth_set_write(method, secmail_input_bio_write);
-    BIO_meth_set_ctrl(method, secmail_input_bio_ctrl);
-    BIO_meth_set_create(method, secmail_input_bio_create);
-    BIO_meth_set_destroy(method, secmail_input_bio_destroy);
-    secmail_input_bio_method_value = method;
+    secmail_input_bio_method_value = secmail_bio_method("secmail input", secmail_input_bio_read, secmail_input_bio_write,
+                                                        secmail_input_bio_ctrl, secmail_input_bio_create, secmail_input_bio_destroy);
 }
 
 /// A new input BIO (freed by SSL_free once given to SSL_set_bio).
@@ -426,11 +440,7 @@ static long secmail_output_bio_ctrl(BIO *bio, int command, long number, void *po
 }
 
 static int secmail_output_bio_create(BIO *bio) {
-    secmail_output *output = (secmail_output *)calloc(1, sizeof(secmail_output));
-    if (output == NULL) return 0;
-    BIO_set_data(bio, output);
-    BIO_set_init(bio, 1);
-    return 1;
+    return secmail_bio_attach_state(bio, sizeof(secmail_output));
 }
 
 static int secmail_output_bio_destroy(BIO *bio) {
@@ -445,14 +455,8 @@ static BIO_METHOD *secmail_output_bio_method_value = NULL;
 static CRYPTO_ONCE secmail_output_bio_method_once = CRYPTO_ONCE_STATIC_INIT;
 
 static void secmail_output_bio_method_init(void) {
-    BIO_METHOD *method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "secmail output");
-    if (method == NULL) return;
-    BIO_meth_set_write(method, secmail_output_bio_write);
-    BIO_meth_set_read(method, secmail_output_bio_read);
-    BIO_meth_set_ctrl(method, secmail_output_bio_ctrl);
-    BIO_meth_set_create(method, secmail_output_bio_create);
-    BIO_meth_set_destroy(method, secmail_output_bio_destroy);
-    secmail_output_bio_method_value = method;
+    secmail_output_bio_method_value = secmail_bio_method("secmail output", secmail_output_bio_read, secmail_output_bio_write,
+                                                         secmail_output_bio_ctrl, secmail_output_bio_create, secmail_output_bio_destroy);
 }
 
 /// A new output BIO (freed by SSL_free once given to SSL_set_bio).
