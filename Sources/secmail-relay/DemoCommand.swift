@@ -43,7 +43,19 @@ private struct DemoRun {
     func run() async throws {
         Terminal.output("secmail demo: everything happens under \(root.path)\n")
         let relay = try await startRelay()
-        defer { relay.server.cancel() }
+        // The relay's task ends before the demo does, so that its files are closed before the
+        // demo's folder is removed (a relay still closing its database while the folder was
+        // removed could leave both behind).
+        do {
+            try await runSteps(with: relay)
+        } catch {
+            await relay.stop()
+            throw error
+        }
+        await relay.stop()
+    }
+
+    func runSteps(with relay: Relay) async throws {
         let (alice, bob) = try await registerAliceAndBob(at: relay)
         let bobName = try IdentityName("bob")
 
@@ -89,6 +101,12 @@ extension DemoRun {
         let server: Task<Void, Error>
         let url: URL
         let contact: FirstContact
+
+        /// Stops the relay and waits for its task to end.
+        func stop() async {
+            server.cancel()
+            _ = await server.result
+        }
     }
 
     /// Bob's side of reading: his keys, unlocked once, and the folder his attachments go to.

@@ -660,9 +660,13 @@ import Testing
 }
 
 @Suite(.threadsOfTheirOwn) struct DemoTests {
-    @Test func demoRunsEndToEnd() throws {
-        let result = try runSecmail(["demo"], environment: [:])
+    @Test func demoRunsEndToEndAndLeavesNothingBehind() throws {
+        let temporary = try temporaryDirectory("demo-tmp")
+        let result = try runSecmail(["demo"], environment: ["TMPDIR": temporary.path])
         #expect(result.status == 0, "\(result.stderr)")
+        // Its folder (relay, keys, mail) is gone once it ends: the relay stopped first.
+        #expect(result.stdout.contains("everything happens under \(temporary.path)/secmail-demo-"), "\(result.stdout)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: temporary.path).isEmpty)
         #expect(result.stdout.contains("listening on https://localhost:") && result.stdout.contains("TLS key pin sha256/"))
         // bob's client declared that it reads JPEG XL, which is smaller here; he gets a PNG.
         #expect(result.stdout.contains("sending the JPEG XL (the reader gets a PNG)"), "\(result.stdout)")
