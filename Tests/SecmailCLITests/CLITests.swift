@@ -441,6 +441,8 @@ import Testing
         let folder = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "--attach", directory.path, "-o", output.path])
         #expect(folder.status == 1 && folder.stderr.contains("\(directory.path) is a folder: attach the files in it one by one, or an archive of it"),
                 "\(folder.stderr)")
+        let empty = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "--attach", "", "-o", output.path])
+        #expect(empty.status == 1 && empty.stderr.contains("an attachment was given as an empty path"), "\(empty.stderr)")
         let procFile = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "--attach", "/proc/self/status", "-o", output.path])
         #expect(procFile.status == 1 && procFile.stderr.contains("holds more than the 0 bytes its size says"), "\(procFile.stderr)")
         let badBundle = directory.appendingPathComponent("bad.id")
