@@ -28,6 +28,14 @@ package struct CLIFailure: Error, CustomStringConvertible {
     }
 }
 
+/// `value` as given on the command line for `what` (an option, an argument), refused when empty:
+/// an empty path names the current folder to the calls that take it, so `--attach "$UNSET"`
+/// would otherwise be read as the folder, and `-o ""` as a file in the folder above.
+package func nonEmptyArgument(_ value: String, _ what: String, expected: String = "a file") throws -> String {
+    guard !value.isEmpty else { throw CLIFailure(.failure, "\(what) is empty: give \(expected)") }
+    return value
+}
+
 /// Runs `body`, reporting any format error it throws as an input error (exit 1): for checks
 /// of what the user typed or named, as opposed to data received from someone else.
 package func userInput<T>(_ body: () throws -> T) throws -> T {

@@ -25,9 +25,7 @@ package enum WireAttachments {
 
     /// `asIs`: the file travels as it is even if it is an image (--attach-as-is).
     package static func check(path: String, asIs: Bool) throws -> Checked {
-        // An empty path would name the current folder (`--attach "$UNSET"`).
-        guard !path.isEmpty else { throw CLIFailure(.failure, "an attachment was given as an empty path: name a file") }
-        let url = URL(fileURLWithPath: path)
+        let url = URL(fileURLWithPath: try nonEmptyArgument(path, "an --attach path"))
         let plain = try userInput { try OutgoingAttachment(file: url) }
         guard !asIs else { return Checked(path: path, plain: plain, isImage: false) }
         let prefix = try? NamedFile.prefix(of: path, count: 8)

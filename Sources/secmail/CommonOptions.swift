@@ -324,6 +324,10 @@ struct MessageOutputOptions: ParsableArguments {
     @Flag(name: .long, help: "Print the message text exactly as sent (for scripts; control characters included).")
     var raw = false
 
+    func validate() throws {
+        if out?.isEmpty == true { throw ValidationError("--out is empty: give a folder, or leave it out for $SECMAIL_HOME/mail/ID") }
+    }
+
     /// The folder --out names, if any.
     var folder: URL? { out.map { URL(fileURLWithPath: $0, isDirectory: true) } }
 

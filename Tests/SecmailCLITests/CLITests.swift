@@ -442,7 +442,17 @@ import Testing
         #expect(folder.status == 1 && folder.stderr.contains("\(directory.path) is a folder: attach the files in it one by one, or an archive of it"),
                 "\(folder.stderr)")
         let empty = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "--attach", "", "-o", output.path])
-        #expect(empty.status == 1 && empty.stderr.contains("an attachment was given as an empty path"), "\(empty.stderr)")
+        #expect(empty.status == 1 && empty.stderr.contains("an --attach path is empty: give a file"), "\(empty.stderr)")
+        // Nor any other path given empty.
+        for (arguments, message) in [(["seal", "--to", "", "-m", "x", "-o", output.path], "--to is empty: give a pinned contact's name or an identity file"),
+                                     (["seal", "--to", Users.bundle("bob").path, "-m", "x", "-o", ""], "the output file (-o) is empty: give a file"),
+                                     (["export", "-o", ""], "the output file (-o) is empty: give a file"),
+                                     (["open", ""], "the envelope file is empty: give a file"),
+                                     (["open", "--out", "", output.path], "--out is empty: give a folder"),
+                                     (["image", "optimize", "", "-o", output.path], "the image file is empty: give a file")] {
+            let refused = try Users.alice.run(arguments)
+            #expect(refused.status != 0 && refused.stderr.contains(message), "\(arguments): \(refused.stderr)")
+        }
         let procFile = try Users.alice.run(["seal", "--to", Users.bundle("bob").path, "--attach", "/proc/self/status", "-o", output.path])
         #expect(procFile.status == 1 && procFile.stderr.contains("holds more than the 0 bytes its size says"), "\(procFile.stderr)")
         let badBundle = directory.appendingPathComponent("bad.id")

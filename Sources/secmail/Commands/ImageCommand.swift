@@ -137,7 +137,7 @@ struct ImageWireCommand: AsyncParsableCommand {
 private func readImage(_ path: String) throws -> [UInt8] {
     do {
         // An image within ImageLimits.standard is smaller than this even stored uncompressed.
-        return try NamedFile.contents(of: path, maximumByteCount: 1 << 30)
+        return try NamedFile.contents(of: nonEmptyArgument(path, "the image file"), maximumByteCount: 1 << 30)
     } catch let error as FormatError {
         throw CLIFailure(.failure, "cannot read \(path): \(error.reason)")
     }

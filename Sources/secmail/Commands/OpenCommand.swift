@@ -29,7 +29,7 @@ struct OpenCommand: AsyncParsableCommand {
 
     func run() async throws {
         let keystore = try Keystore(home: homeOptions.secmailHome)
-        let envelope = try EnvelopeInput(path: input, home: keystore.home.url)
+        let envelope = try EnvelopeInput(path: nonEmptyArgument(input, "the envelope file"), home: keystore.home.url)
         let source = envelope.source
         let given = try from.map { try contactOrFile($0, option: "--from", pins: ContactPins(home: keystore.home)) }
         let header = try EnvelopeOpener.readHeader(source)

@@ -92,6 +92,7 @@ struct SealCommand: AsyncParsableCommand {
 /// is a pinned contact's name, else the identity file at that path. A name that is also a file
 /// here holding another key is refused rather than guessed at.
 func contactOrFile(_ value: String, option: String, pins: ContactPins) throws -> IdentityBundle {
+    _ = try nonEmptyArgument(value, option, expected: "a pinned contact's name or an identity file")
     let name = try? IdentityName(value)
     var isFolder = false
     let isFile = FileManager.default.fileExists(atPath: value, isDirectory: &isFolder) && !isFolder
@@ -143,7 +144,7 @@ enum AtomicFile {
     /// work, sealing): it must not exist (not even as a link to nothing), and its folder must
     /// exist and be writable.
     static func checkCanCreate(_ output: String) throws -> URL {
-        let url = URL(fileURLWithPath: output)
+        let url = URL(fileURLWithPath: try nonEmptyArgument(output, "the output file (-o)"))
         guard (try? FileStatus(path: url.path)) == nil else {
             throw CLIFailure(.failure, "\(output) exists already; choose another output file")
         }
@@ -153,6 +154,7 @@ enum AtomicFile {
 
     /// The output's folder must exist and be writable (where the temporary file goes).
     static func checkFolder(of output: String) throws {
+        _ = try nonEmptyArgument(output, "the output file (-o)")
         let folder = URL(fileURLWithPath: output).deletingLastPathComponent().path
         var isDirectory = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory else {
