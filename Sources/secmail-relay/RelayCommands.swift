@@ -19,6 +19,9 @@ struct RelayDataOptions: ParsableArguments {
     var dataDirectory: URL { URL(fileURLWithPath: data, isDirectory: true) }
 
     func validate() throws {
+        // An empty path names the current folder, which the relay would make private (700)
+        // and fill.
+        guard !data.isEmpty else { throw ValidationError("--data is empty: give the relay's data directory") }
         _ = try postgresAddress()
     }
 
@@ -342,6 +345,7 @@ struct RelayBackupCommand: AsyncParsableCommand {
     var to: String
 
     func validate() throws {
+        guard !to.isEmpty else { throw ValidationError("--to is empty: give the backup directory to create") }
         guard dataOptions.database == nil else {
             throw ValidationError("relay backup copies an SQLite data directory; back up a PostgreSQL database with pg_dump (docs/DEPLOY.md)")
         }

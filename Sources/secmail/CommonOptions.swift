@@ -11,6 +11,11 @@ struct HomeOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("State directory (default: $SECMAIL_HOME, else ~/.secmail).", valueName: "dir"))
     var home: String?
 
+    func validate() throws {
+        // An empty path names the current folder, which would be taken for a secmail home.
+        if home?.isEmpty == true { throw ValidationError("--home is empty: give a folder, or leave it out for $SECMAIL_HOME or ~/.secmail") }
+    }
+
     /// The home these options name, refused when it is open to others (`SecmailHome.checkPrivate`).
     var secmailHome: SecmailHome {
         get throws {
@@ -81,6 +86,10 @@ struct PassphraseOptions: ParsableArguments {
 
     @Flag(name: .long, help: "Ask for the passphrase even when the key agent (secmail unlock) holds the keys.")
     var noAgent = false
+
+    func validate() throws {
+        if passphraseFile?.isEmpty == true { throw ValidationError("--passphrase-file is empty: give the file, or leave it out to be asked") }
+    }
 
     static let tries = 3
 

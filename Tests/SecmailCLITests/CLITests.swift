@@ -449,7 +449,9 @@ import Testing
                                      (["export", "-o", ""], "the output file (-o) is empty: give a file"),
                                      (["open", ""], "the envelope file is empty: give a file"),
                                      (["open", "--out", "", output.path], "--out is empty: give a folder"),
-                                     (["image", "optimize", "", "-o", output.path], "the image file is empty: give a file")] {
+                                     (["image", "optimize", "", "-o", output.path], "the image file is empty: give a file"),
+                                     (["inbox", "--home", ""], "--home is empty: give a folder"),
+                                     (["open", "--passphrase-file", "", output.path], "--passphrase-file is empty: give the file")] {
             let refused = try Users.alice.run(arguments)
             #expect(refused.status != 0 && refused.stderr.contains(message), "\(arguments): \(refused.stderr)")
         }

@@ -171,6 +171,13 @@ typealias RelayWithAliceAndBob = (folder: URL, data: URL, relay: (process: Proce
         let refused = try await runSecmail(["relay", "status", "--data", nowhere.path], environment: [:])
         #expect(refused.status == 1 && refused.stderr.contains("is not a relay's data directory"), "\(refused.stderr)")
         #expect(!FileManager.default.fileExists(atPath: nowhere.path))
+        // An empty --data (an unset variable) would name the current folder: refused before
+        // anything is made or changed.
+        for arguments in [["relay", "--data", "", "--listen", "127.0.0.1:0"], ["relay", "status", "--data", ""],
+                          ["relay", "backup", "--data", data.path, "--to", ""]] {
+            let empty = try await runSecmail(arguments, environment: [:])
+            #expect(empty.status != 0 && empty.stderr.contains("is empty: give the"), "\(arguments): \(empty.stderr)")
+        }
 
         let sent = try await alice.run(["send", "bob", "-m", "waiting for bob"])
         #expect(sent.status == 0, "\(sent.stderr)")
