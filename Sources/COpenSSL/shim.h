@@ -275,6 +275,13 @@ static BIO_METHOD *secmail_bio_method(const char *name, int (*read)(BIO *, char 
     return method;
 }
 
+/// A new BIO of the method `*method`, which `init` makes the first time (`once`); NULL when
+/// either fails.
+static BIO *secmail_bio_new_of(CRYPTO_ONCE *once, void (*init)(void), BIO_METHOD *const *method) {
+    if (!CRYPTO_THREAD_run_once(once, init) || *method == NULL) return NULL;
+    return BIO_new(*method);
+}
+
 /// Gives a new BIO `size` bytes of zeroed state; 0 when out of memory.
 static int secmail_bio_attach_state(BIO *bio, size_t size) {
     void *state = calloc(1, size);
@@ -354,9 +361,7 @@ static void secmail_input_bio_method_init(void) {
 
 /// A new input BIO (freed by SSL_free once given to SSL_set_bio).
 static inline BIO *secmail_input_bio_new(void) {
-    if (!CRYPTO_THREAD_run_once(&secmail_input_bio_method_once, secmail_input_bio_method_init)) return NULL;
-    if (secmail_input_bio_method_value == NULL) return NULL;
-    return BIO_new(secmail_input_bio_method_value);
+    return secmail_bio_new_of(&secmail_input_bio_method_once, secmail_input_bio_method_init, &secmail_input_bio_method_value);
 }
 
 /// Points the BIO at the segments (either may be empty).
@@ -461,9 +466,7 @@ static void secmail_output_bio_method_init(void) {
 
 /// A new output BIO (freed by SSL_free once given to SSL_set_bio).
 static inline BIO *secmail_output_bio_new(void) {
-    if (!CRYPTO_THREAD_run_once(&secmail_output_bio_method_once, secmail_output_bio_method_init)) return NULL;
-    if (secmail_output_bio_method_value == NULL) return NULL;
-    return BIO_new(secmail_output_bio_method_value);
+    return secmail_bio_new_of(&secmail_output_bio_method_once, secmail_output_bio_method_init, &secmail_output_bio_method_value);
 }
 
 /// Lends `capacity` bytes at `target` for the output of the calls until `secmail_output_bio_return`.
