@@ -10,9 +10,9 @@ public final class AlignedBlockWriter: @unchecked Sendable {
     private let block: UnsafeMutableRawBufferPointer
     private var filled = 0
     /// 512 KiB: one request to the test machine's virtual disk (about 0.25 ms there), few enough
-    /// system calls, and under the 1 MiB from which the relay's allocator maps fresh memory for
-    /// every block (`ProcessMemory.keepStreamingBuffersForReuse`): 257 first-touch page faults per
-    /// deposit with 1 MiB.
+    /// system calls, and memory the relay's allocator keeps for reuse
+    /// (`ProcessMemory.keepStreamingBuffersForReuse`); with blocks the allocator mapped afresh
+    /// each time, a deposit took 257 more first-touch page faults.
     public static let blockSize = 512 << 10
 
     public init(file: PositionalFile) {

@@ -13,15 +13,16 @@ public enum ProcessMemory {
         _ = secmail_keep_freed_memory(32 << 20, 1 << 30, 0)
     }
 
-    /// The relay's bounded form of the same: a fetch streams the envelope file in 256 KiB chunks
+    /// The relay's bounded form of the same: a fetch streams the envelope file in 1 MiB chunks
     /// and TLS records, a deposit gathers received buffers, and with glibc's defaults each such
     /// block came from pages the kernel had to zero again (a 64 MiB fetch took 9,300–16,900
     /// first-touch page faults and 90–130 ms of relay CPU; kept, 1,500–12,100 and 70–90 ms;
-    /// scripts/bench-mail.sh, two runs, each before and after). Blocks up to 1 MiB come from the
-    /// heaps, each heap keeps up to 64 MiB free, and there are at most 4 heaps: at most 256 MiB
-    /// kept for reuse however many threads the relay runs (its peak RSS rose by 18–32 MiB).
+    /// scripts/bench-mail.sh, two runs, each before and after). Blocks under 2 MiB (so a 1 MiB
+    /// buffer, whose request to malloc is a little over 1 MiB) come from the heaps, each heap
+    /// keeps up to 64 MiB free, and there are at most 4 heaps: at most 256 MiB kept for reuse
+    /// however many threads the relay runs (its peak RSS rose by 18–32 MiB).
     public static func keepStreamingBuffersForReuse() {
-        _ = secmail_keep_freed_memory(1 << 20, 64 << 20, 4)
+        _ = secmail_keep_freed_memory(2 << 20, 64 << 20, 4)
     }
 
     /// Maps all of the program's zero-initialised data (.bss, where the Swift runtime and the
