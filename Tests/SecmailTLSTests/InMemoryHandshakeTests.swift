@@ -117,6 +117,27 @@ final class InMemoryPair {
         #expect(try pair.readAll(pair.server) == large)
     }
 
+    @Test func plaintextIsHandedUpInPiecesOfSixteenRecordsInBuffersSizedToTheInput() throws {
+        let pair = try InMemoryPair()
+        try pair.interact()
+        func piecesReceived(_ plaintext: ByteBuffer) throws -> [ByteBuffer] {
+            try pair.client.writeAndFlush(plaintext).wait()
+            try pair.server.writeInbound(pair.drainOutbound(pair.client))
+            var pieces: [ByteBuffer] = []
+            while let piece = try pair.server.readInbound(as: ByteBuffer.self) { pieces.append(piece) }
+            return pieces
+        }
+        // 1 MiB in one read: four pieces of sixteen full records, not sixteen of four.
+        let large = ByteBuffer(repeating: 0x5A, count: 1 << 20)
+        let pieces = try piecesReceived(large)
+        #expect(pieces.map(\.readableBytes) == Array(repeating: 256 * 1024, count: 4))
+        #expect(pieces.reduce(into: ByteBuffer()) { joined, piece in var piece = piece; joined.writeBuffer(&piece) } == large)
+        // A short message gets a buffer of about a record, not one for sixteen.
+        let short = try piecesReceived(ByteBuffer(string: "ping"))
+        #expect(short.map { String(buffer: $0) } == ["ping"])
+        #expect(short.allSatisfy { $0.capacity <= 32 * 1024 })
+    }
+
     @Test func closeNotifyTravelsBothWaysAndBothSidesClose() throws {
         let pair = try InMemoryPair()
         try pair.interact()

@@ -22,14 +22,16 @@ struct SecmailTLSChannel: ServerChildChannel, HTTPChannelHandler {
     let connections: ConnectionLimiter
     let deadlines: ConnectionDeadlines
 
-    /// Request parts (each at most `TLSHandler.readGather`, 64 KiB, of body) the connection reads
-    /// ahead of its route handler before it stops reading, and how few let it read again. With
-    /// NIO's default, 10 and 2 (640 KiB), the connection's thread stopped whenever the deposit's
-    /// request task, hashing, fell a little behind, and both then waited for the other: 64 MiB
-    /// deposits on the 2-core test machine, interleaved runs of 10–15 rounds, median 0.61–0.66 of
-    /// the TLS bulk figure with the default, 0.68 with 16, 0.67–0.71 with 32, 0.67–0.71 with 64,
-    /// the cores busier (0.78 to 0.83). 32 bounds what one connection holds waiting at 2 MiB.
-    static let requestPartsWaiting = NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark(lowWatermark: 8, highWatermark: 32)
+    /// Request parts (each at most `TLSHandler.readGather`, 256 KiB, of body) the connection
+    /// reads ahead of its route handler before it stops reading, and how few let it read again.
+    /// With NIO's default, 10 and 2 (640 KiB of 64 KiB parts, as they were then), the connection's
+    /// thread stopped whenever the deposit's request task, hashing, fell a little behind, and both
+    /// then waited for the other: 64 MiB deposits on the 2-core test machine, interleaved runs of
+    /// 10–15 rounds, median 0.61–0.66 of the TLS bulk figure with the default, 0.68 with 16,
+    /// 0.67–0.71 with 32, 0.67–0.71 with 64 (64 KiB parts), the cores busier (0.78 to 0.83). With
+    /// 256 KiB parts, 8 and 2 hold as many bytes as 32 and 8 did, and bound what one connection
+    /// holds waiting at 2 MiB.
+    static let requestPartsWaiting = NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark(lowWatermark: 2, highWatermark: 8)
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let admission = connections.acquireOrRefuse(channel.remoteAddress, close: { channel.close(promise: nil) })

@@ -136,6 +136,11 @@ final class TLSSession {
         }
     }
 
+    /// Received bytes OpenSSL has not read yet (during `withInput`).
+    var unreadInput: Int {
+        Int(BIO_ctrl_pending(inbound))
+    }
+
     /// Decrypts at most one record's worth of plaintext into `buffer`.
     func read(into buffer: inout ByteBuffer) -> ReadResult {
         OpenSSLErrors.clear()
