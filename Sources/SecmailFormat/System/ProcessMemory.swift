@@ -18,7 +18,7 @@ public enum ProcessMemory {
     /// block came from pages the kernel had to zero again (a 64 MiB fetch took 9,300–16,900
     /// first-touch page faults and 90–130 ms of relay CPU; kept, 1,500–12,100 and 70–90 ms;
     /// scripts/bench-mail.sh, two runs, each before and after). Blocks under 2 MiB (so a 1 MiB
-    /// buffer, whose request to malloc is a little over 1 MiB) come from the heaps, each heap
+    /// buffer, a little over 1 MiB with malloc's own header) come from the heaps, each heap
     /// keeps up to 64 MiB free, and there are at most 4 heaps: at most 256 MiB kept for reuse
     /// however many threads the relay runs (its peak RSS rose by 18–32 MiB).
     public static func keepStreamingBuffersForReuse() {
