@@ -23,13 +23,11 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
-        // The system OpenSSL 3 (Debian: libssl-dev), found through pkg-config: libcrypto linked,
-        // libssl loaded when TLS is first used (CLibSSL).
-        .systemLibrary(
-            name: "COpenSSL",
-            pkgConfig: "libcrypto",
-            providers: [.apt(["libssl-dev"])]
-        ),
+        // The system OpenSSL 3 (Debian: libssl-dev): libcrypto linked, libssl loaded when TLS is
+        // first used (CLibSSL); our C shims over it (include/shim.h, bios.c). A C target rather
+        // than a system library, whose headers SwiftPM assumes never change: a changed shim now
+        // rebuilds the Swift that calls it.
+        .target(name: "COpenSSL", linkerSettings: [.linkedLibrary("crypto")]),
         // libssl's functions under their own names, each loading libssl on first use.
         .target(name: "CLibSSL"),
         // Keys, AEAD, signatures, KDF, randomness and key files over the OpenSSL EVP API.
