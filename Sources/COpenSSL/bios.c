@@ -16,13 +16,6 @@ static BIO_METHOD *secmail_bio_method(const char *name, int (*read)(BIO *, char 
     return method;
 }
 
-/// A new BIO of the method `*method`, which `init` makes the first time (`once`); NULL when
-/// either fails.
-static BIO *secmail_bio_new_of(CRYPTO_ONCE *once, void (*init)(void), BIO_METHOD *const *method) {
-    if (!CRYPTO_THREAD_run_once(once, init) || *method == NULL) return NULL;
-    return BIO_new(*method);
-}
-
 /// Gives a new BIO `size` bytes of zeroed state; 0 when out of memory.
 static int secmail_bio_attach_state(BIO *bio, size_t size) {
     void *state = calloc(1, size);
@@ -92,22 +85,8 @@ static int secmail_input_bio_destroy(BIO *bio) {
     return 1;
 }
 
-static BIO_METHOD *secmail_input_bio_method_value = NULL;
-static CRYPTO_ONCE secmail_input_bio_method_once = CRYPTO_ONCE_STATIC_INIT;
-
-static void secmail_input_bio_method_init(void) {
-    secmail_input_bio_method_value = secmail_bio_method("secmail input", secmail_input_bio_read, secmail_input_bio_write,
-                                                        secmail_input_bio_ctrl, secmail_input_bio_create, secmail_input_bio_destroy);
-}
-
-/// A new input BIO (freed by SSL_free once given to SSL_set_bio).
-BIO *secmail_input_bio_new(void) {
-    return secmail_bio_new_of(&secmail_input_bio_method_once, secmail_input_bio_method_init, &secmail_input_bio_method_value);
-}
-
-/// Points the BIO at the segments (either may be empty).
 void secmail_input_bio_set(BIO *bio, const unsigned char *first, size_t first_length,
-                                         const unsigned char *second, size_t second_length) {
+                           const unsigned char *second, size_t second_length) {
     secmail_input *input = (secmail_input *)BIO_get_data(bio);
     input->segment[0] = first;
     input->length[0] = first_length;
@@ -117,7 +96,6 @@ void secmail_input_bio_set(BIO *bio, const unsigned char *first, size_t first_le
     input->offset[1] = 0;
 }
 
-/// How many bytes of each segment OpenSSL consumed; then forgets the pointers.
 void secmail_input_bio_take(BIO *bio, size_t *first_consumed, size_t *second_consumed) {
     secmail_input *input = (secmail_input *)BIO_get_data(bio);
     *first_consumed = input->offset[0];
@@ -197,20 +175,6 @@ static int secmail_output_bio_destroy(BIO *bio) {
     return 1;
 }
 
-static BIO_METHOD *secmail_output_bio_method_value = NULL;
-static CRYPTO_ONCE secmail_output_bio_method_once = CRYPTO_ONCE_STATIC_INIT;
-
-static void secmail_output_bio_method_init(void) {
-    secmail_output_bio_method_value = secmail_bio_method("secmail output", secmail_output_bio_read, secmail_output_bio_write,
-                                                         secmail_output_bio_ctrl, secmail_output_bio_create, secmail_output_bio_destroy);
-}
-
-/// A new output BIO (freed by SSL_free once given to SSL_set_bio).
-BIO *secmail_output_bio_new(void) {
-    return secmail_bio_new_of(&secmail_output_bio_method_once, secmail_output_bio_method_init, &secmail_output_bio_method_value);
-}
-
-/// Lends `capacity` bytes at `target` for the output of the calls until `secmail_output_bio_return`.
 void secmail_output_bio_lend(BIO *bio, unsigned char *target, size_t capacity) {
     secmail_output *output = (secmail_output *)BIO_get_data(bio);
     output->target = target;
@@ -218,7 +182,6 @@ void secmail_output_bio_lend(BIO *bio, unsigned char *target, size_t capacity) {
     output->used = 0;
 }
 
-/// How many bytes of the lent buffer were filled; then forgets it.
 size_t secmail_output_bio_return(BIO *bio) {
     secmail_output *output = (secmail_output *)BIO_get_data(bio);
     size_t used = output->used;
@@ -228,14 +191,39 @@ size_t secmail_output_bio_return(BIO *bio) {
     return used;
 }
 
-/// The output that went to the overflow buffer (valid until the next call on the BIO).
 size_t secmail_output_bio_overflow(BIO *bio, const unsigned char **bytes) {
     secmail_output *output = (secmail_output *)BIO_get_data(bio);
     *bytes = output->overflow;
     return output->overflow_length;
 }
 
-/// Forgets the overflow's bytes, once copied out (its memory is kept for reuse).
 void secmail_output_bio_clear_overflow(BIO *bio) {
     ((secmail_output *)BIO_get_data(bio))->overflow_length = 0;
+}
+
+// MARK: The two methods, made once for the process
+
+static BIO_METHOD *secmail_input_bio_method = NULL;
+static BIO_METHOD *secmail_output_bio_method = NULL;
+static CRYPTO_ONCE secmail_bio_methods_once = CRYPTO_ONCE_STATIC_INIT;
+
+static void secmail_bio_methods_init(void) {
+    secmail_input_bio_method = secmail_bio_method("secmail input", secmail_input_bio_read, secmail_input_bio_write,
+                                                  secmail_input_bio_ctrl, secmail_input_bio_create, secmail_input_bio_destroy);
+    secmail_output_bio_method = secmail_bio_method("secmail output", secmail_output_bio_read, secmail_output_bio_write,
+                                                   secmail_output_bio_ctrl, secmail_output_bio_create, secmail_output_bio_destroy);
+}
+
+/// A new BIO of the method `*method`, once the methods are made; NULL when either fails.
+static BIO *secmail_bio_new_of(BIO_METHOD *const *method) {
+    if (!CRYPTO_THREAD_run_once(&secmail_bio_methods_once, secmail_bio_methods_init) || *method == NULL) return NULL;
+    return BIO_new(*method);
+}
+
+BIO *secmail_input_bio_new(void) {
+    return secmail_bio_new_of(&secmail_input_bio_method);
+}
+
+BIO *secmail_output_bio_new(void) {
+    return secmail_bio_new_of(&secmail_output_bio_method);
 }
