@@ -21,10 +21,17 @@ struct OutgoingEnvelopeFile: Sendable {
     /// of the TLS bulk figure to 0.74 and 0.78 (two interleaved pairs of runs, 12 rounds each),
     /// the relay's CPU per fetch 50 → 40 ms and its context switches 1,000 → 350.
     static let chunkLength = (1 << 20) - PositionalFile.directIOAlignment
-    /// Reads under way at once: one, while the connection takes the chunk before, hides the
-    /// device's latency behind the sending; two were no faster (64 MiB fetches 990–996 against
-    /// 1,060–1,068 MB/s, two interleaved pairs of runs) and held twice the memory per fetch.
-    static let readsInFlight = 1
+    /// Reads under way at once while the connection takes the chunk before. A fetch is bound by
+    /// the device (perf, 64 MiB fetches on the 2-core test machine's virtual disk: its reads took
+    /// 68 ms of a 78 ms fetch with one under way, each 1 MiB read 0.78 ms against 0.58 ms with
+    /// the cores idle), and more requests queued keep it busier. Measured in paired rounds (one
+    /// relay alternating the two settings fetch by fetch, 24 fetches a run, so that the device's
+    /// drift from run to run, larger than the difference, falls on both): three against one,
+    /// medians 0.765/0.650 of the TLS bulk figure (11 of 12 pairs faster); three against two,
+    /// 0.76/0.715, 0.745/0.70, 0.77/0.71; four no faster than three (0.69/0.70, 0.68/0.67);
+    /// three against one in blocks of four fetches, 0.69/0.63 (32 fetches).
+    /// Costs 4 MiB of buffers per fetch under way instead of 2.
+    static let readsInFlight = 3
     let file: PositionalFile
     let size: Int
 
