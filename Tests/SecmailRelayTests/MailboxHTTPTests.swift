@@ -320,6 +320,42 @@ import Testing
         #expect(cutOff == 18, "curl's exit status for a transfer closed with bytes outstanding")
     }
 
+    /// Fetches read ahead from a budget the relay's fetches share, and a fetch that stalls gives
+    /// its part back when its connection goes: a client that reads slowly holds the budget (here
+    /// two chunks) while the relay waits for it; a fetch meanwhile finds the budget spent and
+    /// still arrives byte for byte, reading one chunk ahead; once the slow client is killed the
+    /// whole budget is there again.
+    @Test func fetchesReadAheadFromASharedBudgetAndAStalledFetchGivesItsPartBack() async throws {
+        let budget = FetchReadAhead(chunks: 2)
+        let relay = try await RunningRelay(limits: RelayLimits(deadlines: RunningRelay.patientDeadlines, fetchReadAhead: budget))
+        defer { Task { await relay.stop() } }
+        let folder = try makeTemporaryDirectory("mailbox-read-ahead")
+        for name in ["alice", "bob"] { try await relay.services.directory.register(try ThrowawayIdentities.bundle(name)) }
+        let alice = try await relay.token("alice"), bob = try await relay.token("bob")
+        // More than the socket buffers between the relay and a stalled client can take.
+        let (id, bytes) = try RelayCurl.envelope(from: "alice", to: ["bob"], extra: 24 * OutgoingEnvelopeFile.chunkLength)
+        let file = folder.appendingPathComponent("large.sm")
+        try Data(bytes).write(to: file)
+        #expect(try await relay.curl("/v1/messages?to=bob", method: "POST", headers: ["Authorization: Bearer \(alice)"], file: file).status == 201)
+
+        let slowReader = Process()
+        slowReader.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        slowReader.arguments = ["curl", "--silent", "--limit-rate", "64k", "--cacert", RunningRelay.certs.appendingPathComponent("dev-ca.pem").path,
+                                "-H", "Authorization: Bearer \(bob)", "-o", "/dev/null", "https://localhost:\(relay.port)/v1/mailbox/\(id.hex)"]
+        slowReader.standardError = FileHandle.nullDevice
+        try slowReader.run()
+        defer { killAndReap(slowReader) }
+        #expect(await eventually(within: 30) { budget.unused == 0 }, "the slow fetch took no read-ahead")
+
+        let fetched = folder.appendingPathComponent("fetched.sm")
+        #expect(try await relay.curl("/v1/mailbox/\(id.hex)", headers: ["Authorization: Bearer \(bob)"], output: fetched).status == 200)
+        #expect(PositionalFile.sameContent(fetched.path, file.path))
+        #expect(budget.unused == 0, "the slow fetch still holds its read-ahead")
+
+        killAndReap(slowReader)
+        #expect(await eventually(within: 30) { budget.unused == 2 }, "the stalled fetch kept \(2 - budget.unused) chunks of the budget")
+    }
+
     /// A deposit that names its message id (`?message=`, as `secmail send` does) is refused as a
     /// repeat before its body is read, so before the mailbox's room is checked: a repeat into the
     /// mailbox its first deposit filled is told `409 conflict`, not `413`. The envelope must carry

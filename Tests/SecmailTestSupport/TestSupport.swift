@@ -102,6 +102,16 @@ public func exits(_ process: Process, within seconds: Double) async -> Bool {
     return !process.isRunning
 }
 
+/// Whether `condition` holds, looking every 50 ms for up to `seconds` (without holding a thread).
+public func eventually(within seconds: Double, _ condition: () -> Bool) async -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while !condition() {
+        guard Date() < deadline else { return false }
+        try? await Task.sleep(nanoseconds: 50_000_000)
+    }
+    return true
+}
+
 /// Ends a child of the test process for sure and reaps it. A child inherits the signal mask of the
 /// thread that started it, and the test process's threads block SIGTERM and SIGINT (seen on an
 /// `openssl s_client` started by a test: both blocked), so `terminate()` and `interrupt()` do

@@ -11,6 +11,7 @@ struct MailboxController: Sendable {
     let mailboxes: MailboxStore
     let authenticator: Authenticator
     let uploads: UploadBudget
+    let fetchReadAhead: FetchReadAhead
     static let maximumRecipients = 64
 
     func addRoutes(to router: Router<RelayRequestContext>) {
@@ -41,7 +42,7 @@ struct MailboxController: Sendable {
                 // Streamed in pieces read on NIO's thread pool straight into the buffers that go
                 // out: no blocked request task, never the whole envelope in memory.
                 do {
-                    body = try OutgoingEnvelopeFile(url: url, size: size).body
+                    body = try OutgoingEnvelopeFile(url: url, size: size, readAhead: fetchReadAhead).body
                 } catch {
                     throw RelayError(.notFound, "message \(id) was deleted while it was being fetched")
                 }

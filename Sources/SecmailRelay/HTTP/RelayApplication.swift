@@ -58,6 +58,8 @@ public struct RelayLimits: Sendable {
     public var deadlines: ConnectionDeadlines
     /// Deposits under way at once, per depositor and in bytes.
     public var uploads: UploadBudget
+    /// Device reads all fetches may keep under way beyond one each.
+    public var fetchReadAhead: FetchReadAhead
     /// Registrations per address group and in all, per hour.
     public var registrations: RegistrationLimits
 
@@ -65,7 +67,7 @@ public struct RelayLimits: Sendable {
                 maximumConnectionsPerAddress: Int = 32, connectionsPerSecondPerAddress: RateLimiter.Limit = .init(perSecond: 20, burst: 40),
                 grouping: AddressGrouping = AddressGrouping(),
                 deadlines: ConnectionDeadlines = ConnectionDeadlines(), uploads: UploadBudget = UploadBudget(),
-                registrations: RegistrationLimits = RegistrationLimits()) {
+                fetchReadAhead: FetchReadAhead = FetchReadAhead(), registrations: RegistrationLimits = RegistrationLimits()) {
         self.perAddress = perAddress
         self.maximumConnections = maximumConnections
         self.maximumConnectionsPerAddress = maximumConnectionsPerAddress
@@ -73,6 +75,7 @@ public struct RelayLimits: Sendable {
         self.grouping = grouping
         self.deadlines = deadlines
         self.uploads = uploads
+        self.fetchReadAhead = fetchReadAhead
         self.registrations = registrations
     }
 }
@@ -94,7 +97,8 @@ public func buildRelayApplication(
                         registrations: services.limits.registrations).addRoutes(to: router)
     LogController(log: services.log, signer: services.signer).addRoutes(to: router)
     AuthController(authenticator: services.authenticator).addRoutes(to: router)
-    MailboxController(mailboxes: services.mailboxes, authenticator: services.authenticator, uploads: services.limits.uploads).addRoutes(to: router)
+    MailboxController(mailboxes: services.mailboxes, authenticator: services.authenticator, uploads: services.limits.uploads,
+                      fetchReadAhead: services.limits.fetchReadAhead).addRoutes(to: router)
     return Application(
         router: router,
         server: .secmailTLS(certificate: certificate, deadlines: services.limits.deadlines,

@@ -30,32 +30,39 @@ struct OutgoingEnvelopeFile: Sendable {
     /// medians 0.765/0.650 of the TLS bulk figure (11 of 12 pairs faster); three against two,
     /// 0.76/0.715, 0.745/0.70, 0.77/0.71; four no faster than three (0.69/0.70, 0.68/0.67);
     /// three against one in blocks of four fetches, 0.69/0.63 (32 fetches).
-    /// Costs 4 MiB of buffers per fetch under way instead of 2.
+    /// Costs 4 MiB of buffers per fetch under way instead of 2; the reads beyond the first come
+    /// from the relay's `FetchReadAhead`.
     static let readsInFlight = 3
     let file: PositionalFile
     let size: Int
+    let readAhead: FetchReadAhead
 
     /// Opens the file at `url` of `size` bytes (as the mailbox recorded it).
-    init(url: URL, size: Int) throws {
+    init(url: URL, size: Int, readAhead: FetchReadAhead) throws {
         file = try PositionalFile(readingAtPath: url.path)
         _ = file.readAroundPageCache()
         self.size = size
+        self.readAhead = readAhead
     }
 
     var body: ResponseBody {
-        ResponseBody(contentLength: size) { writer in
+        ResponseBody(contentLength: size) { [readAhead] writer in
+            let chunks = (size + Self.chunkLength - 1) / Self.chunkLength
+            let extraReads = readAhead.take(upTo: min(Self.readsInFlight, chunks) - 1)
+            defer { readAhead.giveBack(extraReads) }
+            let readsInFlight = 1 + extraReads
             var reading: [Task<ByteBuffer, any Error>] = []
             var requested = 0
-            func readAhead() {
-                while reading.count < Self.readsInFlight, requested < size {
+            func keepReadsUnderWay() {
+                while reading.count < readsInFlight, requested < size {
                     reading.append(read(at: requested))
                     requested += Self.chunkLength
                 }
             }
-            readAhead()
+            keepReadsUnderWay()
             while !reading.isEmpty {
                 let chunk = try await reading.removeFirst().value
-                readAhead()
+                keepReadsUnderWay()
                 try await writer.write(chunk)
             }
             try await writer.finish(nil)
