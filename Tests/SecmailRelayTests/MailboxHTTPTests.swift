@@ -327,14 +327,22 @@ import Testing
     /// the whole budget is there again.
     @Test func fetchesReadAheadFromASharedBudgetAndAStalledFetchGivesItsPartBack() async throws {
         let budget = FetchReadAhead(chunks: 2)
-        let relay = try await RunningRelay(limits: RelayLimits(deadlines: RunningRelay.patientDeadlines, fetchReadAhead: budget))
+        // Only the kill may end the stalled fetch: with the usual patient write deadline (120 s)
+        // a CI run slow enough to take more than that between the stall and the second fetch's
+        // end had the relay close the stalled connection, and give its budget back, too early.
+        var deadlines = RunningRelay.patientDeadlines
+        deadlines.write = .seconds(3600)
+        let relay = try await RunningRelay(limits: RelayLimits(deadlines: deadlines, fetchReadAhead: budget))
         defer { Task { await relay.stop() } }
         let folder = try makeTemporaryDirectory("mailbox-read-ahead")
         for name in ["alice", "bob"] { try await relay.services.directory.register(try ThrowawayIdentities.bundle(name)) }
         let alice = try await relay.token("alice"), bob = try await relay.token("bob")
-        // More than the socket buffers between the relay and the stalled client hold (the
-        // relay's send buffer grows to 4 MiB here; the client's receive buffer is fixed small).
-        let (id, bytes) = try RelayCurl.envelope(from: "alice", to: ["bob"], extra: 10 * OutgoingEnvelopeFile.chunkLength)
+        // More than the socket buffers between the relay and the stalled client hold: the
+        // relay's send buffer grows to the kernel's limit (4 MiB here), the client's receive
+        // buffer is fixed small.
+        let sendBufferLimit = (try? String(contentsOfFile: "/proc/sys/net/ipv4/tcp_wmem", encoding: .utf8))?
+            .split(whereSeparator: \.isWhitespace).last.flatMap { Int($0) } ?? 4 << 20
+        let (id, bytes) = try RelayCurl.envelope(from: "alice", to: ["bob"], extra: sendBufferLimit + 6 * OutgoingEnvelopeFile.chunkLength)
         let file = folder.appendingPathComponent("large.sm")
         try Data(bytes).write(to: file)
         #expect(try await relay.curl("/v1/messages?to=bob", method: "POST", headers: ["Authorization: Bearer \(alice)"], file: file).status == 201)
