@@ -42,15 +42,16 @@ struct MailboxController: Sendable {
                 // Streamed in pieces read on NIO's thread pool straight into the buffers that go
                 // out: no blocked request task, never the whole envelope in memory.
                 do {
-                    body = try OutgoingEnvelopeFile(url: url, size: size, readAhead: fetchReadAhead).body
+                    body = try OutgoingEnvelopeFile(url: url, size: size, readAhead: fetchReadAhead, connectionLoop: context.connectionLoop).body
                 } catch {
                     throw RelayError(.notFound, "message \(id) was deleted while it was being fetched")
                 }
             case .chunks(let envelopeID, let size, let count):
                 // One chunk (1 MiB) per read transaction, written out before the next is read.
-                body = ResponseBody(contentLength: size) { writer in
+                body = ResponseBody(contentLength: size) { [connectionLoop = context.connectionLoop] writer in
                     for index in 0..<count {
                         try await writer.write(ByteBuffer(bytes: try await mailboxes.chunk(index, of: envelopeID)))
+                        try await connectionLoop.runQueuedWork()
                     }
                     try await writer.finish(nil)
                 }

@@ -66,14 +66,17 @@ public final class RateLimiter: @unchecked Sendable {
     }
 }
 
-/// The relay's request context: Hummingbird's core storage plus the client's address.
+/// The relay's request context: Hummingbird's core storage plus the client's address and the
+/// event loop of its connection (which streamed response bodies pace themselves by).
 public struct RelayRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
+    let connectionLoop: any EventLoop
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
+        connectionLoop = source.channel.eventLoop
     }
 }
 
