@@ -1,6 +1,8 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
+import NIOPosix
 import SecmailCrypto
 import SecmailFormat
 import SecmailRelay
@@ -60,7 +62,8 @@ public final class RunningRelay: @unchecked Sendable {
     public init(engine: EngineUnderTest = .sqlite, requiresInvite: Bool = false, maximumEnvelopeSize: Int = 256 << 20, mailboxQuota: Int = 1 << 30,
                 limits: RelayLimits = RelayLimits(deadlines: RunningRelay.patientDeadlines),
                 perIdentity: RateLimiter.Limit = .init(perSecond: 50, burst: 100),
-                authenticationClock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) async throws {
+                authenticationClock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
+                eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws {
         folder = try makeTemporaryDirectory("relay-http")
         let database = try await engine.database(in: folder)
         let nodeCache = LogNodeCache(), sessions = SessionCache.forDatabase(database)
@@ -79,7 +82,8 @@ public final class RunningRelay: @unchecked Sendable {
         // Warnings only: a line per request would bury the test output.
         var logger = Logger(label: "secmail-relay")
         logger.logLevel = .warning
-        let app = buildRelayApplication(services: services, certificate: certificate, host: "127.0.0.1", port: 0, logger: logger) { port in
+        let app = buildRelayApplication(services: services, certificate: certificate, host: "127.0.0.1", port: 0, logger: logger,
+                                        eventLoopGroup: eventLoopGroup) { port in
             continuation.yield(port)
         }
         task = Task { try await app.runService(gracefulShutdownSignals: []) }

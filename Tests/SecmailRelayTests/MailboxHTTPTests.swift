@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import SecmailCrypto
 import SecmailFormat
 @testable import SecmailRelay
@@ -324,16 +325,15 @@ import Testing
     /// its part back when its connection goes: a client that stops reading holds the budget (here
     /// two chunks) while the relay waits for it; a fetch meanwhile finds the budget spent and
     /// still arrives byte for byte, reading one chunk ahead; once the stalled client is killed
-    /// the whole budget is there again.
+    /// the whole budget is there again. All the while the connections' event loop is busy, as a
+    /// loaded relay's are (50 ms at a time): a fetch that wrote on without waiting for the loop
+    /// queued the whole envelope for the stalled client during one such stretch, and gave its
+    /// read-ahead back.
     @Test func fetchesReadAheadFromASharedBudgetAndAStalledFetchGivesItsPartBack() async throws {
         let budget = FetchReadAhead(chunks: 2)
-        // Only the kill may end the stalled fetch: with the usual patient write deadline (120 s)
-        // a CI run slow enough to take more than that between the stall and the second fetch's
-        // end had the relay close the stalled connection, and give its budget back, too early.
-        var deadlines = RunningRelay.patientDeadlines
-        deadlines.write = .seconds(3600)
-        let relay = try await RunningRelay(limits: RelayLimits(deadlines: deadlines, fetchReadAhead: budget))
-        defer { Task { await relay.stop() } }
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let relay = try await RunningRelay(limits: RelayLimits(deadlines: RunningRelay.patientDeadlines, fetchReadAhead: budget), eventLoopGroup: loops)
+        defer { Task { await relay.stop(); try? await loops.shutdownGracefully() } }
         let folder = try makeTemporaryDirectory("mailbox-read-ahead")
         for name in ["alice", "bob"] { try await relay.services.directory.register(try ThrowawayIdentities.bundle(name)) }
         let alice = try await relay.token("alice"), bob = try await relay.token("bob")
@@ -362,6 +362,10 @@ import Testing
             time.sleep(600)
             """, String(relay.port), RunningRelay.certs.appendingPathComponent("dev-ca.pem").path, bob, "/v1/mailbox/\(id.hex)"]
         stalledReader.standardError = FileHandle.nullDevice
+        let loop = loops.next()
+        let keepLoopBusy = Task.detached {
+            while !Task.isCancelled { try? await loop.submit { usleep(50_000) }.get() }
+        }
         try stalledReader.run()
         defer { killAndReap(stalledReader) }
         #expect(await eventually(within: 60) { budget.unused == 0 }, "the stalled fetch took no read-ahead")
@@ -369,6 +373,8 @@ import Testing
         let fetched = folder.appendingPathComponent("fetched.sm")
         #expect(try await relay.curl("/v1/mailbox/\(id.hex)", headers: ["Authorization: Bearer \(bob)"], output: fetched).status == 200)
         #expect(PositionalFile.sameContent(fetched.path, file.path))
+        keepLoopBusy.cancel()
+        await keepLoopBusy.value
         #expect(budget.unused == 0, "the stalled fetch no longer holds its read-ahead")
 
         killAndReap(stalledReader)

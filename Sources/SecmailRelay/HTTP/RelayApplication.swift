@@ -2,6 +2,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOPosix
 import SecmailAPI
 import SecmailTLS
 
@@ -81,10 +82,11 @@ public struct RelayLimits: Sendable {
 }
 
 /// Builds the relay's HTTP/1.1 application behind secmail's TLS, listening on `host:port`
-/// (port 0 picks a free one; `onRunning` is told the port).
+/// (port 0 picks a free one; `onRunning` is told the port), its connections served by the event
+/// loops of `eventLoopGroup` (NIO's process-wide group unless a test gives it loops of its own).
 public func buildRelayApplication(
     services: RelayServices, certificate: ServingCertificate, host: String, port: Int, logger: Logger = Logger(label: "secmail-relay"),
-    onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let router = Router(context: RelayRequestContext.self)
     router.add(middleware: RequestLogMiddleware(grouping: services.limits.grouping))
@@ -111,5 +113,6 @@ public func buildRelayApplication(
         configuration: .init(address: .hostname(host, port: port), serverName: "secmail-relay",
                              availableConnectionsDelegate: MaximumAvailableConnections(services.limits.maximumConnections + 64)),
         onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
+        eventLoopGroupProvider: .shared(eventLoopGroup),
         logger: logger)
 }
