@@ -49,9 +49,9 @@ struct MailboxController: Sendable {
             case .chunks(let envelopeID, let size, let count):
                 // One chunk (1 MiB) per read transaction, written out before the next is read.
                 body = ResponseBody(contentLength: size) { [connectionLoop = context.connectionLoop] writer in
+                    var paced = PacedBodyWriter(loop: connectionLoop)
                     for index in 0..<count {
-                        try await writer.write(ByteBuffer(bytes: try await mailboxes.chunk(index, of: envelopeID)))
-                        try await connectionLoop.runQueuedWork()
+                        try await paced.write(ByteBuffer(bytes: try await mailboxes.chunk(index, of: envelopeID)), to: &writer)
                     }
                     try await writer.finish(nil)
                 }

@@ -63,11 +63,11 @@ struct OutgoingEnvelopeFile: Sendable {
                 }
             }
             keepReadsUnderWay()
+            var paced = PacedBodyWriter(loop: connectionLoop)
             while !reading.isEmpty {
                 let chunk = try await reading.removeFirst().value
                 keepReadsUnderWay()
-                try await writer.write(chunk)
-                try await connectionLoop.runQueuedWork()
+                try await paced.write(chunk, to: &writer)
             }
             try await writer.finish(nil)
         }
@@ -96,17 +96,5 @@ struct OutgoingEnvelopeFile: Sendable {
                 return buffer
             }
         }
-    }
-}
-
-extension EventLoop {
-    /// Returns once the loop has run what was queued on it before the call. A response body's
-    /// write is queued on its connection's loop, and the writer counts the connection writable
-    /// until the loop has run the write and found the socket full; a body that writes again
-    /// without waiting for the loop can hand over all of it first. Seen in the full test run, its
-    /// loop busy with other connections: a 10 MiB envelope to a client that had stopped reading
-    /// was all queued in 14 ms, held in the connection's buffers instead of two chunks.
-    func runQueuedWork() async throws {
-        try await submit {}.get()
     }
 }
