@@ -366,6 +366,9 @@ import Testing
         let keepLoopBusy = Task.detached {
             while !Task.isCancelled { try? await loop.submit { usleep(50_000) }.get() }
         }
+        // Also when a step below throws: once the loop is shut down, its submissions fail at once
+        // and this would spin for the rest of the test run.
+        defer { keepLoopBusy.cancel() }
         try stalledReader.run()
         defer { killAndReap(stalledReader) }
         #expect(await eventually(within: 60) { budget.unused == 0 }, "the stalled fetch took no read-ahead")
