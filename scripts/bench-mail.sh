@@ -12,7 +12,9 @@
 # (each round's and the median), with what each round cost the relay and the client (CPU ms; minor
 # page faults: pages touched for the first time; context switches: threads waiting on one
 # another) and how busy the machine's cores were (busy over total ticks, also during each bulk
-# measurement: a round that keeps them busier can only get faster by costing less CPU); the
+# measurement: a round that keeps them busier can only get faster by costing less CPU), and the
+# fraction each round would reach with every core busy on the CPU time relay and client took
+# (its ceiling: no scheduling gets a round above it, only spending less CPU does); the
 # relay's peak RSS after each phase. The relay's rate limits are raised for the run.
 #
 # COLD_FETCH=1 drops the page cache before each fetch (root only), as for an envelope deposited

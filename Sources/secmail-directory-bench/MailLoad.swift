@@ -141,6 +141,20 @@ func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: I
         let median = { (values: [Double]) in String(format: "%.2f", percentile(ratios(values).sorted(), 0.5)) }
         report("envelope_\(bigMiB)mib_vs_tls_bulk tls_bulk_mbps=\(figures(references)) upload_fraction=\(fractions(uploads)) download_fraction=\(fractions(downloads)) "
                + "upload_fraction_median=\(median(uploads)) download_fraction_median=\(median(downloads))")
+        // The most each round could have reached on the CPU time it took: relay and client
+        // together, spread over every core with none idle. A round can beat this ceiling only by
+        // costing less CPU, not by waiting less (the CPU times are in 10 ms ticks).
+        let ceilings = { (costs: [RoundCost]) -> [Double]? in
+            let cores = Double(ProcessInfo.processInfo.activeProcessorCount)
+            let rates = costs.map { cost in
+                cost.relay.cpuMilliseconds.flatMap { relay in cost.client.cpuMilliseconds.map { size / ((relay + $0) / 1000 / cores) / 1e6 } }
+            }
+            return rates.contains(nil) ? nil : rates.compactMap { $0 }
+        }
+        if let uploadCeilings = ceilings(uploadCosts), let downloadCeilings = ceilings(downloadCosts) {
+            report("envelope_\(bigMiB)mib_cpu_ceiling_vs_tls_bulk upload=\(fractions(uploadCeilings)) download=\(fractions(downloadCeilings)) "
+                   + "upload_median=\(median(uploadCeilings)) download_median=\(median(downloadCeilings))")
+        }
     }
 }
 
