@@ -52,7 +52,6 @@ struct OutgoingEnvelopeFile: Sendable {
         ResponseBody(contentLength: size) { [readAhead, connectionLoop] writer in
             let chunks = (size + Self.chunkLength - 1) / Self.chunkLength
             let extraReads = readAhead.take(upTo: min(Self.readsInFlight, chunks) - 1)
-            defer { readAhead.giveBack(extraReads) }
             let readsInFlight = 1 + extraReads
             var reading: [Task<ByteBuffer, any Error>] = []
             var requested = 0
@@ -62,13 +61,22 @@ struct OutgoingEnvelopeFile: Sendable {
                     requested += Self.chunkLength
                 }
             }
-            keepReadsUnderWay()
-            var paced = PacedBodyWriter(loop: connectionLoop)
-            while !reading.isEmpty {
-                let chunk = try await reading.removeFirst().value
+            do {
                 keepReadsUnderWay()
-                try await paced.write(chunk, to: &writer)
+                var paced = PacedBodyWriter(loop: connectionLoop)
+                while !reading.isEmpty {
+                    let chunk = try await reading.removeFirst().value
+                    keepReadsUnderWay()
+                    try await paced.write(chunk, to: &writer)
+                }
+            } catch {
+                // Reads still under way (the client went away, say) fill their buffers all the
+                // same: the budget comes back once they are done, not while they still hold them.
+                for read in reading { _ = try? await read.value }
+                readAhead.giveBack(extraReads)
+                throw error
             }
+            readAhead.giveBack(extraReads)
             try await writer.finish(nil)
         }
     }
