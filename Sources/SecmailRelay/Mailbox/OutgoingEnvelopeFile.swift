@@ -52,6 +52,7 @@ struct OutgoingEnvelopeFile: Sendable {
         ResponseBody(contentLength: size) { [readAhead, connectionLoop] writer in
             let chunks = (size + Self.chunkLength - 1) / Self.chunkLength
             let extraReads = readAhead.take(upTo: min(Self.readsInFlight, chunks) - 1)
+            defer { readAhead.giveBack(extraReads) }
             let readsInFlight = 1 + extraReads
             var reading: [Task<ByteBuffer, any Error>] = []
             var requested = 0
@@ -71,12 +72,11 @@ struct OutgoingEnvelopeFile: Sendable {
                 }
             } catch {
                 // Reads still under way (the client went away, say) fill their buffers all the
-                // same: the budget comes back once they are done, not while they still hold them.
+                // same: the budget comes back (the defer) once they are done, not while they
+                // still hold them.
                 for read in reading { _ = try? await read.value }
-                readAhead.giveBack(extraReads)
                 throw error
             }
-            readAhead.giveBack(extraReads)
             try await writer.finish(nil)
         }
     }
