@@ -146,10 +146,12 @@ func mailLoad(url: URL, caFile: String, senders: Int, seconds: Double, bigMiB: I
         // costing less CPU, not by waiting less (the CPU times are in 10 ms ticks).
         let ceilings = { (costs: [RoundCost]) -> [Double]? in
             let cores = Double(ProcessInfo.processInfo.activeProcessorCount)
-            let rates = costs.map { cost in
-                cost.relay.cpuMilliseconds.flatMap { relay in cost.client.cpuMilliseconds.map { size / ((relay + $0) / 1000 / cores) / 1e6 } }
+            var rates: [Double] = []
+            for cost in costs {
+                guard let relay = cost.relay.cpuMilliseconds, let client = cost.client.cpuMilliseconds else { return nil }
+                rates.append(size / ((relay + client) / 1000 / cores) / 1e6)
             }
-            return rates.contains(nil) ? nil : rates.compactMap { $0 }
+            return rates
         }
         if let uploadCeilings = ceilings(uploadCosts), let downloadCeilings = ceilings(downloadCosts) {
             report("envelope_\(bigMiB)mib_cpu_ceiling_vs_tls_bulk upload=\(fractions(uploadCeilings)) download=\(fractions(downloadCeilings)) "
