@@ -56,8 +56,14 @@ struct PostgresConnectionTests {
         defer { connection.close() }
         let backend = try connection.answer(to: "SELECT pg_backend_pid()", logger: Self.logger).rows.first?.decode(Int32.self)
         let pid = try #require(backend)
-        // On a thread of its own: the statement blocks its thread until it ends.
-        let waiting = Task { try await onThreadOfItsOwn { try connection.answer(to: "SELECT pg_sleep(600)", logger: Self.logger) } }
+        // On a thread of its own: the statement blocks its thread until it ends. Started from a
+        // child task, which keeps the suite's thread-per-job preference: an unstructured `Task`
+        // runs on the cooperative threads instead, and in a full parallel run one had not sent
+        // its statement 120 s later.
+        async let waiting = onThreadOfItsOwn { try connection.answer(to: "SELECT pg_sleep(600)", logger: Self.logger) }
+        // Before the implicit wait for `waiting` when this scope ends early (cleanups run in
+        // reverse order): closing ends the statement, which would otherwise wait for the limit.
+        defer { connection.close() }
         // Watching for the statement and ending its backend on one thread of their own: no wait for
         // a cooperative thread between seeing the statement and ending it (with one psql call per
         // await, a loaded run ended the backend more than 60 s after the statement was sent).
@@ -72,7 +78,7 @@ struct PostgresConnectionTests {
         }
         #expect(ended, "PostgreSQL did not end the backend")
         do {
-            _ = try await waiting.value
+            _ = try await waiting
             Issue.record("the statement was answered although its connection ended")
         } catch {
             if case .silent = error as? ConnectionFailure { Issue.record("the statement waited for the time limit: \(error)") }
