@@ -49,9 +49,8 @@ struct PostgresConnectionTests {
     /// does): the statement fails because the connection closed, not at the time limit.
     @Test func aStatementWhoseConnectionTheServerEndsFails() async throws {
         let address = try await TestPostgres.freshDatabase("ended")
-        // The time limit is far beyond the wait for the statement below: in a full parallel run on
-        // two cores this test has waited 40 s at a time for a cooperative thread, and the backend
-        // must be ended well before the limit could end the statement instead.
+        // The time limit is far beyond the watch for the statement below (120 s): the backend must
+        // be ended well before the limit could end the statement instead.
         let connection = try GuardedConnection.open(address, id: 1, timeLimit: .seconds(300))
         defer { connection.close() }
         let backend = try connection.answer(to: "SELECT pg_backend_pid()", logger: Self.logger).rows.first?.decode(Int32.self)
